@@ -1,0 +1,162 @@
+/* acl: the policy language. Parses policy text and domain lists, compiles rules into an
+ * immutable rule set, and answers "may this request pass, and which rule says so".
+ *
+ * Pure: no sockets, no globals, no logging, no I/O. A compiled struct acl_set is immutable:
+ * any number of threads may call acl_eval on it at once, each with its own struct
+ * acl_scratch. Errors are reported into a struct acl_error, never printed.
+ *
+ * Rule text (one rule; see docs/policy.md):
+ *   ACTION MATCH ARG [CONDITION ARG]...
+ *   ACTION    allow | deny
+ *   MATCH     domain D | host-regex RE | url-regex RE | client CIDR | user NAME
+ *             | method M | port N | list NAME | any
+ *   CONDITION clients CIDR[,CIDR...] | users NAME[,NAME...] | schedule DAYS HH:MM-HH:MM
+ * A policy file is rules one per line; '#' starts a comment; a line that starts with white
+ * space continues the rule above it.
+ */
+#ifndef PX_ACL_H
+#define PX_ACL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum acl_action {
+    ACL_ALLOW,
+    ACL_DENY,
+    ACL_AUTH, /* a rule needs a user and the request carries none: answer 407 */
+    ACL_ACTION_COUNT
+};
+
+/* "allow", "deny", "auth" */
+const char *acl_action_str(enum acl_action a);
+
+struct acl_error {
+    int rule_id; /* id of the offending rule (0 if not about one rule) */
+    int line;    /* line in the policy/list text (0 if not from text) */
+    char msg[256]; /* "rule 12: url-regex: missing ) at offset 4" */
+};
+
+/* One rule as stored by the policy store or read from a file. */
+struct acl_rule_src {
+    int id;           /* policy store id; for a file, the line number of its first line */
+    bool enabled;     /* disabled rules are validated but never match */
+    const char *text; /* rule text, borrowed */
+};
+
+/* A named domain list (hosts file, plain list or adblock '||d^' entries), already parsed. */
+struct acl_list_src {
+    const char *name;            /* borrowed */
+    const char *const *domains;  /* borrowed, normalised by acl_list_parse */
+    size_t count;
+};
+
+struct acl_config {
+    const struct acl_rule_src *rules; /* in priority order: first match wins */
+    size_t nrules;
+    const struct acl_list_src *lists;
+    size_t nlists;
+    /* Clients that the default action allows: comma-separated CIDRs. NULL means loopback and
+     * private networks (127/8, ::1, 10/8, 172.16/12, 192.168/16, fc00::/7). Requests from
+     * elsewhere that no rule allows are denied (rule id 0). */
+    const char *allowed_clients;
+};
+
+struct acl_set; /* compiled, immutable */
+
+/* Compiles cfg into a rule set. Returns it (owned by the caller, free with acl_set_free),
+ * or NULL with *err naming the first bad rule and the reason; nothing is kept on error.
+ * Regexes are compiled with PCRE2 JIT and a match limit. Borrowed strings in cfg may be
+ * freed once this returns. */
+struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *err);
+void acl_set_free(struct acl_set *set);
+/* Approximate heap bytes held by the set (for stats and the benchmark). */
+size_t acl_set_memory(const struct acl_set *set);
+
+/* Checks one rule's text in isolation (syntax, regex, CIDR, schedule). 0 or -1 with *err. */
+int acl_rule_check(const char *text, struct acl_error *err);
+
+/* Per-thread scratch space: PCRE2 match data and the URL normalisation buffer. */
+struct acl_scratch *acl_scratch_new(void);
+void acl_scratch_free(struct acl_scratch *s);
+
+/* Day and minute in local time, computed by the caller (once a second, not per request). */
+struct acl_clock {
+    int wday;   /* 0 = Sunday .. 6 = Saturday */
+    int minute; /* 0 .. 1439 */
+};
+
+struct acl_request {
+    const char *scheme; /* "http", or "https" for CONNECT; NUL-terminated */
+    const char *host;   /* as received (any case, maybe trailing dot, IPv6 without []) */
+    size_t host_len;
+    uint16_t port;
+    const char *path; /* path and query as received; "" for CONNECT */
+    size_t path_len;
+    const char *method; /* "GET", "CONNECT", ... */
+    size_t method_len;
+    const struct sockaddr *client; /* AF_INET or AF_INET6 */
+    const char *user;              /* authenticated proxy user, or NULL */
+    struct acl_clock clock;
+};
+
+struct acl_decision {
+    enum acl_action action;
+    int rule_id;      /* deciding rule, 0 for the default action */
+    char reason[160]; /* "rule 7: deny domain facebook.com" / "default: client allowed" */
+};
+
+/* Evaluates req against set. Never fails: a regex that hits its match limit counts as no
+ * match (and says so in the reason if it decides). Allocates nothing. */
+void acl_eval(const struct acl_set *set, const struct acl_request *req, struct acl_scratch *s,
+              struct acl_decision *out);
+
+/* ---- Policy text ---- */
+
+struct acl_policy {
+    struct acl_rule_src *rules; /* owned; texts owned (continuation lines joined by a space) */
+    size_t nrules;
+};
+
+/* Splits policy text into rules and checks each with acl_rule_check. Returns 0, or -1 with
+ * *err naming the line and reason (and *out left empty). */
+int acl_policy_parse(const char *text, size_t len, struct acl_policy *out, struct acl_error *err);
+void acl_policy_free(struct acl_policy *p);
+
+/* ---- Domain lists ---- */
+
+struct acl_list_stats {
+    size_t added;       /* distinct valid domains */
+    size_t duplicates;  /* valid but already present */
+    size_t skipped;     /* lines that are neither comment nor a usable domain */
+    int first_skipped_line;
+    char first_skipped_reason[128];
+};
+
+/* Parses a hosts file ("0.0.0.0 ads.example.com"), a plain domain list, or the domain-only
+ * subset of adblock syntax ("||ads.example.com^"), in any mix. Domains are lower-cased and
+ * stripped of a trailing dot. Returns 0 with *domains (owned array of owned strings; free
+ * with acl_list_free) or -1 on allocation failure. */
+int acl_list_parse(const char *text, size_t len, char ***domains, size_t *count,
+                   struct acl_list_stats *stats);
+void acl_list_free(char **domains, size_t count);
+
+/* ---- Publication of the rule set in force ---- */
+
+/* Holds the rule set in force. Readers on hot paths keep a reference and refresh it only
+ * when the generation moves, so reading costs one relaxed atomic load per request. */
+struct acl_live;
+
+struct acl_live *acl_live_new(struct acl_set *initial); /* takes ownership of initial */
+void acl_live_free(struct acl_live *live);               /* all references must be released */
+/* Replaces the set in force (takes ownership). The old set is freed when its last reference
+ * is released. Any thread. */
+void acl_live_publish(struct acl_live *live, struct acl_set *set);
+/* Current generation; changes on every publish. Any thread, lock-free. */
+uint64_t acl_live_generation(const struct acl_live *live);
+/* Returns a reference to the set in force and its generation; release it when done. */
+const struct acl_set *acl_live_acquire(struct acl_live *live, uint64_t *generation);
+void acl_live_release(struct acl_live *live, const struct acl_set *set);
+
+#endif

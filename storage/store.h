@@ -1,0 +1,210 @@
+/* storage: the SQLite database of proxyd. Schema and migrations, the access-log writer
+ * thread fed by lock-free per-worker queues, the policy store (rules, lists, users, admins,
+ * settings, audit) and the queries the admin side needs.
+ *
+ * One struct store wraps one SQLite connection and is used by one thread at a time (open
+ * one per thread that needs it; WAL mode lets them read while the writer writes). Every
+ * statement is prepared; errors are returned with a message in the caller's buffer, never
+ * printed. Never includes proxy/ headers.
+ */
+#ifndef PX_STORE_H
+#define PX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Opening ---- */
+
+struct store;
+
+/* Opens (creating if needed) the database at path, sets WAL mode and a busy timeout, and
+ * runs migrations up to the current schema version. Returns the store, or NULL with err
+ * filled ("var/proxyd.db: unable to open database file"). */
+struct store *store_open(const char *path, char *err, size_t errlen);
+void store_close(struct store *st);
+int store_schema_version(struct store *st);
+
+/* ---- Access log ---- */
+
+enum store_decision { STORE_ALLOW, STORE_DENY, STORE_AUTH, STORE_DECISION_COUNT };
+const char *store_decision_str(enum store_decision d); /* "allow", "deny", "auth" */
+
+/* One finished request or tunnel. Fixed size, filled on a worker without formatting;
+ * over-long strings are truncated by the filler. */
+struct store_access {
+    int64_t time_ms;      /* wall clock at request start, ms since the epoch */
+    uint32_t duration_ms;
+    uint16_t status;      /* HTTP status sent to the client; 200 for an established tunnel */
+    uint16_t port;
+    uint64_t bytes_up;    /* client -> origin, body and tunnel bytes */
+    uint64_t bytes_down;  /* origin -> client */
+    int32_t rule_id;      /* deciding rule, 0 = default */
+    uint8_t decision;     /* enum store_decision */
+    char client[46];      /* textual IP address */
+    char user[64];
+    char method[16];
+    char scheme[8];       /* "http" or "https" (CONNECT) */
+    char host[256];
+    char path[1024];      /* path and query; "" for CONNECT */
+    char error[48];       /* why it failed or closed early ("connect-refused"), "" if fine */
+};
+
+struct store_log_opts {
+    const char *db_path;
+    size_t producers;        /* number of per-worker queues */
+    size_t queue_capacity;   /* records per producer queue (rounded up to a power of two) */
+    int flush_interval_ms;   /* longest a record waits before its batch is written */
+    const char *squid_log_path; /* also append Squid native-format lines here, or NULL */
+    int64_t retention_days;  /* 0 = keep forever */
+    int64_t retention_rows;  /* 0 = no row limit */
+};
+
+struct store_log_counters {
+    uint64_t queued;   /* records accepted by store_log_push */
+    uint64_t written;  /* rows committed */
+    uint64_t dropped_queue_full;
+    uint64_t dropped_db_error; /* batches' rows lost to a database that refused them */
+    uint64_t pending;  /* accepted, not yet committed */
+    bool db_ok;        /* last write succeeded */
+    char last_error[128];
+};
+
+struct store_log;
+
+/* Opens its own connection and starts the writer thread. Returns NULL with err filled. */
+struct store_log *store_log_start(const struct store_log_opts *opts, char *err, size_t errlen);
+/* Hands a record to producer queue `producer` (0 .. producers-1; one thread per queue).
+ * Never blocks, never allocates: returns false and counts a drop when the queue is full.
+ * The record is copied. */
+bool store_log_push(struct store_log *log, size_t producer, const struct store_access *rec);
+void store_log_counters(struct store_log *log, struct store_log_counters *out);
+/* Writes everything queued, stops the thread, frees. */
+void store_log_stop(struct store_log *log);
+
+/* ---- Policy store ---- */
+
+/* Bumped by every change to rules, lists or users; proxyd recompiles when it moves. */
+int64_t store_policy_version(struct store *st);
+
+struct store_rule {
+    int id;
+    int position;  /* 1-based priority, first match wins */
+    bool enabled;
+    char *text;    /* rule text in policy syntax, owned */
+    char *comment; /* owned, maybe "" */
+    int64_t hits;  /* access_log rows decided by this rule */
+};
+
+/* Rules in priority order. *rules is owned by the caller: free with store_rules_free. */
+int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, char *err, size_t errlen);
+void store_rules_free(struct store_rule *rules, size_t n);
+int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, size_t errlen);
+/* Adds a rule before before_id (0: at the end; -1: at the top). The caller validated text.
+ * Writes an audit row with actor. Sets *id. */
+int store_rule_add(struct store *st, const char *text, const char *comment, int before_id,
+                   const char *actor, int *id, char *err, size_t errlen);
+/* NULL text/comment and enabled < 0 leave that field unchanged. Returns -1 if no such id. */
+int store_rule_update(struct store *st, int id, const char *text, const char *comment, int enabled,
+                      const char *actor, char *err, size_t errlen);
+int store_rule_delete(struct store *st, int id, const char *actor, char *err, size_t errlen);
+/* Moves rule id before before_id (0: to the end). */
+int store_rule_move(struct store *st, int id, int before_id, const char *actor, char *err,
+                    size_t errlen);
+/* Replaces all rules at once, in one transaction (policy import). */
+int store_rules_replace(struct store *st, const char *const *texts, size_t n, const char *actor,
+                        char *err, size_t errlen);
+
+struct store_list_info {
+    char name[64];
+    int64_t entries;
+    int64_t updated_ms;
+};
+int store_lists(struct store *st, struct store_list_info **lists, size_t *n, char *err, size_t errlen);
+/* Creates or replaces list `name` with the given domains, in one transaction. */
+int store_list_replace(struct store *st, const char *name, const char *const *domains, size_t n,
+                       const char *actor, char *err, size_t errlen);
+int store_list_delete(struct store *st, const char *name, const char *actor, char *err, size_t errlen);
+/* All entries of a list; *domains is owned (free each and the array). */
+int store_list_entries(struct store *st, const char *name, char ***domains, size_t *n, char *err,
+                       size_t errlen);
+
+/* ---- Proxy users and admins (passwords hashed with libsodium's crypto_pwhash_str) ---- */
+
+enum store_account { STORE_PROXY_USER, STORE_ADMIN };
+int store_account_set(struct store *st, enum store_account kind, const char *name,
+                      const char *password, const char *actor, char *err, size_t errlen);
+int store_account_delete(struct store *st, enum store_account kind, const char *name,
+                         const char *actor, char *err, size_t errlen);
+/* Returns 1 if the password matches, 0 if not or no such account, -1 on error. Slow by
+ * design (Argon2id): callers cache positive answers. */
+int store_account_verify(struct store *st, enum store_account kind, const char *name,
+                         const char *password);
+/* Names, owned array of owned strings. */
+int store_account_names(struct store *st, enum store_account kind, char ***names, size_t *n);
+
+/* ---- Settings and audit ---- */
+
+/* Returns an owned string, or NULL if unset. */
+char *store_setting_get(struct store *st, const char *key);
+int store_setting_set(struct store *st, const char *key, const char *value, const char *actor,
+                      char *err, size_t errlen);
+
+struct store_audit {
+    int64_t time_ms;
+    char actor[64];
+    char action[32];   /* "rule.add", "rule.delete", "list.replace", "user.set", ... */
+    char detail[512];
+};
+int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct store_audit **rows,
+                     size_t *n, char *err, size_t errlen);
+
+/* ---- Queries for the admin side ---- */
+
+struct store_log_filter {
+    int64_t since_ms, until_ms; /* 0 = open */
+    const char *client;         /* exact address, or NULL */
+    const char *host_like;      /* substring of host, or NULL */
+    const char *text_like;      /* substring of host or path, or NULL */
+    int decision;               /* enum store_decision, or -1 for any */
+    int status;                 /* exact, or 0 for any */
+    int64_t before_id;          /* paging: rows with id < before_id (0 = newest) */
+    int64_t after_id;           /* follow: rows with id > after_id (0 = unused) */
+    size_t limit;
+};
+struct store_log_row {
+    int64_t id;
+    struct store_access a;
+};
+int store_log_search(struct store *st, const struct store_log_filter *f, struct store_log_row **rows,
+                     size_t *n, char *err, size_t errlen);
+
+enum store_top_kind { STORE_TOP_HOSTS, STORE_TOP_CLIENTS, STORE_TOP_BLOCKED, STORE_TOP_COUNT };
+struct store_top_row {
+    char key[256];
+    int64_t requests;
+    int64_t bytes;
+};
+int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int64_t until_ms,
+              size_t limit, struct store_top_row **rows, size_t *n, char *err, size_t errlen);
+
+struct store_series_point {
+    int64_t bucket_ms;
+    int64_t requests;
+    int64_t blocked;
+    int64_t bytes;
+};
+int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
+                 struct store_series_point **points, size_t *n, char *err, size_t errlen);
+
+struct store_totals {
+    int64_t requests, blocked, bytes_up, bytes_down, clients, hosts;
+};
+int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct store_totals *out,
+                 char *err, size_t errlen);
+
+/* Deletes rows older than days and/or beyond the newest max_rows, at most batch rows per
+ * call; returns rows deleted or -1. The writer thread calls it between batches. */
+int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, int64_t batch);
+
+#endif

@@ -1,0 +1,59 @@
+/* web-admin: the admin HTTP server (libmicrohttpd, its own threads inside proxyd): JSON API
+ * under /api/, the pages and static assets, /proxy.pac, login sessions and the proxyctl
+ * bearer token. proxyctl's source lives beside it (ctl_*.c), as a client of that API.
+ *
+ * Reads and writes the database through its own struct store connections; asks the live
+ * ACL set to explain decisions; tells proxyd about policy changes through a hook. Never
+ * includes proxy/ headers.
+ */
+#ifndef PX_WA_H
+#define PX_WA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "acl/acl.h"
+#include "storage/store.h"
+
+/* Counters proxyd exposes to the admin side (filled by a hook, any thread). */
+struct wa_proxy_stats {
+    int64_t started_ms;
+    uint64_t connections_active;
+    uint64_t connections_total;
+    uint64_t requests_total;
+    uint64_t requests_denied;
+    uint64_t tunnels_active;
+    uint64_t bytes_up, bytes_down;
+    uint64_t errors_parse;      /* 400/414/431 answered */
+    uint64_t errors_upstream;   /* 502/504 answered */
+    uint64_t dns_cache_entries;
+    uint64_t acl_generation;
+    unsigned workers;
+    struct store_log_counters log;
+};
+
+struct wa_options {
+    const char *listen;      /* "127.0.0.1:8080" or "[::1]:8080" */
+    bool allow_remote;       /* permit a non-loopback listen address (no TLS: say so loudly) */
+    const char *data_dir;    /* holds admin.token (mode 0600) */
+    const char *db_path;
+    const char *static_dir;  /* web-admin/static */
+    const char *pac_proxy;   /* "host:port" handed out by /proxy.pac */
+    struct acl_live *acl;    /* borrowed: rule set in force, for /api/test */
+    /* Called after any committed policy change, so proxyd recompiles at once. */
+    void (*policy_changed)(void *arg);
+    void (*proxy_stats)(void *arg, struct wa_proxy_stats *out);
+    void *hook_arg;
+};
+
+struct wa_server;
+
+/* Starts the server. On first run (no admin account) creates admin "admin" with a random
+ * password and stores it in *first_password (caller prints it once; "" otherwise). Creates
+ * the bearer token file if missing. Returns NULL with err filled. */
+struct wa_server *wa_start(const struct wa_options *opts, char first_password[64], char *err,
+                           size_t errlen);
+void wa_stop(struct wa_server *srv);
+
+#endif
