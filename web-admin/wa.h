@@ -41,8 +41,11 @@ struct wa_options {
     const char *static_dir;  /* web-admin/static */
     const char *pac_proxy;   /* "host:port" handed out by /proxy.pac */
     struct acl_live *acl;    /* borrowed: rule set in force, for /api/test */
-    /* Called after any committed policy change, so proxyd recompiles at once. */
-    void (*policy_changed)(void *arg);
+    /* Called after any committed policy change: proxyd recompiles from the database and
+     * publishes the new set at once. Returns 0 if the new policy is in force, or -1 with
+     * err filled (e.g. "rule 9: list ads: no such list"); the old set then stays in force
+     * and the admin server undoes its change and reports the error. */
+    int (*policy_changed)(void *arg, char *err, size_t errlen);
     void (*proxy_stats)(void *arg, struct wa_proxy_stats *out);
     void *hook_arg;
 };
