@@ -158,6 +158,11 @@ static void run_deferred(struct ev_loop *loop)
     loop->ndeferred = 0;
 }
 
+void ev_flush_deferred(struct ev_loop *loop)
+{
+    run_deferred(loop);
+}
+
 int ev_run(struct ev_loop *loop)
 {
     while (!atomic_load_explicit(&loop->stop, memory_order_relaxed)) {

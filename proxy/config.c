@@ -1,0 +1,353 @@
+/* config: one table of settings, read from flags and from the config file. */
+#include "proxy/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/log.h"
+
+enum opt_kind { OPT_STR, OPT_LIST, OPT_BOOL, OPT_UINT, OPT_MS, OPT_INT64, OPT_PORTS, OPT_LEVEL };
+
+struct opt {
+    const char *name;
+    enum opt_kind kind;
+    size_t offset;
+    size_t count_offset; /* OPT_LIST: where the count lives */
+    size_t max;          /* OPT_LIST: capacity; OPT_UINT: upper bound */
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct px_config, f)
+static const struct opt opts[] = {
+    {"listen", OPT_LIST, OFF(listen), OFF(nlisten), CONFIG_MAX_LISTEN,
+     "ADDR:PORT  proxy listener, repeatable (default 0.0.0.0:3128 and [::]:3128)"},
+    {"admin", OPT_STR, OFF(admin), 0, 0, "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
+    {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,
+     "          allow a non-loopback admin address (no TLS: put it behind one)"},
+    {"data-dir", OPT_STR, OFF(data_dir), 0, 0, "DIR  database and admin token (default ./var)"},
+    {"log-db", OPT_STR, OFF(db_path), 0, 0, "FILE  SQLite database (default DATA-DIR/proxyd.db)"},
+    {"workers", OPT_UINT, OFF(workers), 0, 256, "N  worker threads (default: number of CPUs)"},
+    {"policy", OPT_STR, OFF(policy_file), 0, 0, "FILE  load this policy file into the store at start"},
+    {"connect-ports", OPT_PORTS, OFF(connect_ports), OFF(nconnect_ports), CONFIG_MAX_PORTS,
+     "LIST  ports CONNECT may reach (default 443)"},
+    {"allow-loopback-targets", OPT_BOOL, OFF(allow_loopback_targets), 0, 0,
+     "          let requests reach loopback origins (tests and benchmarks)"},
+    {"dns-server", OPT_LIST, OFF(dns_servers), OFF(ndns_servers), CONFIG_MAX_DNS,
+     "ADDR[:PORT]  DNS server, repeatable (default: /etc/resolv.conf)"},
+    {"log-level", OPT_LEVEL, OFF(log_level), 0, 0, "LEVEL  error, warn, info, debug (default info)"},
+    {"allow-clients", OPT_STR, OFF(allow_clients), 0, 0,
+     "CIDRS  clients allowed by default (default: loopback and private networks)"},
+    {"via", OPT_STR, OFF(via), 0, 0, "NAME  pseudonym in Via headers (default proxyd)"},
+    {"contact", OPT_STR, OFF(contact), 0, 0, "TEXT  contact line on block pages"},
+    {"pac-proxy", OPT_STR, OFF(pac_proxy), 0, 0, "HOST:PORT  proxy address in /proxy.pac"},
+    {"squid-log", OPT_STR, OFF(squid_log), 0, 0, "FILE  also write a Squid-format access.log"},
+    {"access-log", OPT_BOOL, OFF(access_log), 0, 0, "yes|no  SQLite access log (default yes)"},
+    {"retention-days", OPT_INT64, OFF(retention_days), 0, 0, "N  delete log rows older (default 90)"},
+    {"retention-rows", OPT_INT64, OFF(retention_rows), 0, 0, "N  keep at most N log rows (default 0: no limit)"},
+    {"max-request-line", OPT_UINT, OFF(max_request_line), 0, 16384, "BYTES  (default 8192)"},
+    {"max-head-bytes", OPT_UINT, OFF(max_head_bytes), 0, 24576, "BYTES  request head limit (default 16384)"},
+    {"max-headers", OPT_UINT, OFF(max_headers), 0, 256, "N  (default 100)"},
+    {"max-connections", OPT_UINT, OFF(max_connections), 0, 1000000, "N  per worker (default 16384)"},
+    {"header-timeout", OPT_MS, OFF(header_timeout_ms), 0, 0, "MS  to receive a request head (default 10000)"},
+    {"idle-timeout", OPT_MS, OFF(idle_timeout_ms), 0, 0, "MS  idle keep-alive client (default 60000)"},
+    {"connect-timeout", OPT_MS, OFF(connect_timeout_ms), 0, 0, "MS  origin connect (default 5000)"},
+    {"origin-timeout", OPT_MS, OFF(origin_timeout_ms), 0, 0, "MS  origin silence mid-response (default 60000)"},
+    {"tunnel-idle", OPT_MS, OFF(tunnel_idle_ms), 0, 0, "MS  idle CONNECT/WebSocket tunnel (default 600000)"},
+    {"dns-timeout", OPT_MS, OFF(dns_timeout_ms), 0, 0, "MS  one name lookup (default 4000)"},
+};
+#undef OFF
+
+void config_defaults(struct px_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->admin = strdup("127.0.0.1:8080");
+    cfg->data_dir = strdup("var");
+    cfg->connect_ports[0] = 443;
+    cfg->nconnect_ports = 1;
+    cfg->log_level = LOG_LEVEL_INFO;
+    cfg->via = strdup("proxyd");
+    cfg->access_log = true;
+    cfg->retention_days = 90;
+    cfg->max_request_line = 8192;
+    cfg->max_head_bytes = 16384;
+    cfg->max_headers = 100;
+    cfg->max_connections = 16384;
+    cfg->header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->connect_timeout_ms = 5000;
+    cfg->origin_timeout_ms = 60000;
+    cfg->tunnel_idle_ms = 600000;
+    cfg->dns_timeout_ms = 4000;
+}
+
+void config_free(struct px_config *cfg)
+{
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        char *base = (char *)cfg + opts[i].offset;
+        if (opts[i].kind == OPT_STR) {
+            free(*(char **)base);
+        } else if (opts[i].kind == OPT_LIST) {
+            size_t n = *(size_t *)((char *)cfg + opts[i].count_offset);
+            for (size_t j = 0; j < n; j++)
+                free(((char **)base)[j]);
+        }
+    }
+    free(cfg->config_file);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!v || !strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") ||
+        !strcmp(v, "1"))
+        *out = true;
+    else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
+             !strcmp(v, "0"))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+static bool parse_u64(const char *v, uint64_t max, uint64_t *out)
+{
+    if (!v || !*v || *v == '-')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+/* Sets one option; value is NULL for a bare boolean flag. "where" prefixes errors. */
+static int config_set(struct px_config *cfg, const char *name, const char *value,
+                      const char *where, char *err, size_t errlen)
+{
+    const struct opt *o = NULL;
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        if (strcmp(opts[i].name, name) == 0)
+            o = &opts[i];
+    if (!o) {
+        snprintf(err, errlen, "%sunknown option '%s' (see --help)", where, name);
+        return -1;
+    }
+    char *base = (char *)cfg + o->offset;
+    if (!value && o->kind != OPT_BOOL) {
+        snprintf(err, errlen, "%s%s needs a value", where, name);
+        return -1;
+    }
+    uint64_t u;
+    switch (o->kind) {
+    case OPT_STR:
+        free(*(char **)base);
+        *(char **)base = strdup(value);
+        return 0;
+    case OPT_LIST: {
+        size_t *n = (size_t *)((char *)cfg + o->count_offset);
+        if (*n >= o->max) {
+            snprintf(err, errlen, "%s%s given more than %zu times", where, name, o->max);
+            return -1;
+        }
+        ((char **)base)[(*n)++] = strdup(value);
+        return 0;
+    }
+    case OPT_BOOL:
+        if (!parse_bool(value, (bool *)base)) {
+            snprintf(err, errlen, "%s%s: expected yes or no, got '%s'", where, name, value);
+            return -1;
+        }
+        return 0;
+    case OPT_UINT:
+        if (!parse_u64(value, o->max, &u)) {
+            snprintf(err, errlen, "%s%s: expected a number up to %zu, got '%s'", where, name,
+                     o->max, value);
+            return -1;
+        }
+        *(unsigned *)base = (unsigned)u;
+        return 0;
+    case OPT_MS:
+        if (!parse_u64(value, 86400000, &u) || u == 0) {
+            snprintf(err, errlen, "%s%s: expected milliseconds (1..86400000), got '%s'", where,
+                     name, value);
+            return -1;
+        }
+        *(int *)base = (int)u;
+        return 0;
+    case OPT_INT64:
+        if (!parse_u64(value, INT64_MAX, &u)) {
+            snprintf(err, errlen, "%s%s: expected a number, got '%s'", where, name, value);
+            return -1;
+        }
+        *(int64_t *)base = (int64_t)u;
+        return 0;
+    case OPT_LEVEL: {
+        int level = log_level_parse(value);
+        if (level < 0) {
+            snprintf(err, errlen, "%s%s: expected error, warn, info or debug, got '%s'", where,
+                     name, value);
+            return -1;
+        }
+        *(int *)base = level;
+        return 0;
+    }
+    case OPT_PORTS: {
+        size_t *n = (size_t *)((char *)cfg + o->count_offset);
+        *n = 0;
+        char *copy = strdup(value), *save = NULL;
+        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            if (!parse_u64(tok, 65535, &u) || u == 0 || *n >= o->max) {
+                snprintf(err, errlen, "%s%s: bad port '%s' (1..65535, at most %zu)", where, name,
+                         tok, o->max);
+                free(copy);
+                return -1;
+            }
+            ((uint16_t *)base)[(*n)++] = (uint16_t)u;
+        }
+        free(copy);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static int config_read_file(struct px_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096], where[512];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *key = line + strspn(line, " \t\r\n");
+        if (!*key)
+            continue;
+        char *end = key + strcspn(key, " \t\r\n");
+        char *value = NULL;
+        if (*end) {
+            *end++ = '\0';
+            value = end + strspn(end, " \t");
+            size_t len = strlen(value);
+            while (len && strchr(" \t\r\n", value[len - 1]))
+                value[--len] = '\0';
+            if (!*value)
+                value = NULL;
+        }
+        snprintf(where, sizeof(where), "%s:%d: ", path, lineno);
+        rc = config_set(cfg, key, value, where, err, errlen);
+    }
+    fclose(f);
+    return rc;
+}
+
+const char *config_usage(void)
+{
+    static char text[8192];
+    if (text[0])
+        return text;
+    size_t n = (size_t)snprintf(text, sizeof(text),
+                                "usage: proxyd [options]\n"
+                                "A filtering HTTP/1.1 forward proxy.\n\n"
+                                "  --config FILE  read settings from FILE (\"key value\" lines, "
+                                "keys as below without --)\n"
+                                "  --help, --version\n");
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]) && n < sizeof(text); i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "  --%s %s\n", opts[i].name,
+                              opts[i].help);
+    return text;
+}
+
+/* A flag's value is the next argument unless the flag is boolean and the next argument
+ * does not read as a boolean. */
+static const char *flag_value(const char *name, int argc, char **argv, int *i)
+{
+    char *eq = strchr(argv[*i], '=');
+    if (eq)
+        return eq + 1;
+    bool is_bool = false;
+    for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+        if (strcmp(opts[k].name, name) == 0 && opts[k].kind == OPT_BOOL)
+            is_bool = true;
+    bool dummy;
+    if (is_bool && !(*i + 1 < argc && parse_bool(argv[*i + 1], &dummy)))
+        return NULL;
+    if (*i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+enum config_parse config_from_args(struct px_config *cfg, int argc, char **argv, char *err,
+                                   size_t errlen)
+{
+    /* The file first, so flags override it. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            snprintf(err, errlen, "%s", config_usage());
+            return CONFIG_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            snprintf(err, errlen, "proxyd %s\n", PX_VERSION);
+            return CONFIG_EXIT_OK;
+        }
+        if (!strncmp(argv[i], "--config", 8) && (argv[i][8] == '\0' || argv[i][8] == '=')) {
+            const char *v = argv[i][8] == '=' ? argv[i] + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v) {
+                snprintf(err, errlen, "--config needs a file");
+                return CONFIG_EXIT_USAGE;
+            }
+            free(cfg->config_file);
+            cfg->config_file = strdup(v);
+        }
+    }
+    if (cfg->config_file && config_read_file(cfg, cfg->config_file, err, errlen) < 0)
+        return CONFIG_EXIT_USAGE;
+    char name[64];
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return CONFIG_EXIT_USAGE;
+        }
+        size_t len = strcspn(arg + 2, "=");
+        if (len >= sizeof(name)) {
+            snprintf(err, errlen, "unknown option '%s'", arg);
+            return CONFIG_EXIT_USAGE;
+        }
+        memcpy(name, arg + 2, len);
+        name[len] = '\0';
+        if (!strcmp(name, "config")) {
+            if (!strchr(arg, '='))
+                i++;
+            continue;
+        }
+        const char *value = flag_value(name, argc, argv, &i);
+        if (config_set(cfg, name, value, "", err, errlen) < 0)
+            return CONFIG_EXIT_USAGE;
+    }
+    if (cfg->nlisten == 0) {
+        cfg->listen[cfg->nlisten++] = strdup("0.0.0.0:3128");
+        cfg->listen[cfg->nlisten++] = strdup("[::]:3128");
+    }
+    if (cfg->max_head_bytes < cfg->max_request_line)
+        cfg->max_head_bytes = cfg->max_request_line;
+    return CONFIG_RUN;
+}
+
+bool config_connect_port_allowed(const struct px_config *cfg, uint16_t port)
+{
+    for (size_t i = 0; i < cfg->nconnect_ports; i++)
+        if (cfg->connect_ports[i] == port)
+            return true;
+    return false;
+}

@@ -1,0 +1,67 @@
+/* config: proxyd's settings. Every command-line flag has a config-file twin ("key value",
+ * one per line, '#' comments), both parsed by one table so they cannot drift apart.
+ * Parse errors come back as "file:line: what is wrong" in the caller's buffer. */
+#ifndef PX_CONFIG_H
+#define PX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_DNS 4
+#define CONFIG_MAX_PORTS 32
+
+struct px_config {
+    char *config_file;
+    char *listen[CONFIG_MAX_LISTEN]; /* "127.0.0.1:3128", "[::1]:3128" */
+    size_t nlisten;
+    char *admin;                     /* "127.0.0.1:8080" or "off" */
+    bool admin_allow_remote;
+    char *data_dir;
+    char *db_path;                   /* default <data_dir>/proxyd.db */
+    unsigned workers;                /* 0 = number of CPUs */
+    char *policy_file;
+    uint16_t connect_ports[CONFIG_MAX_PORTS];
+    size_t nconnect_ports;
+    bool allow_loopback_targets;
+    char *dns_servers[CONFIG_MAX_DNS];
+    size_t ndns_servers;
+    int log_level;
+    char *allow_clients;             /* CIDR list for the default action; NULL = private nets */
+    char *via;                       /* pseudonym in Via headers */
+    char *contact;                   /* contact line on block pages */
+    char *pac_proxy;                 /* address /proxy.pac hands out */
+    char *squid_log;                 /* classic access.log path, or NULL */
+    bool access_log;                 /* SQLite access log on */
+    int64_t retention_days;
+    int64_t retention_rows;
+    /* limits */
+    unsigned max_request_line;
+    unsigned max_head_bytes;
+    unsigned max_headers;
+    unsigned max_connections;        /* per worker */
+    /* timeouts, milliseconds */
+    int header_timeout_ms;
+    int idle_timeout_ms;
+    int connect_timeout_ms;
+    int origin_timeout_ms;
+    int tunnel_idle_ms;
+    int dns_timeout_ms;
+};
+
+enum config_parse { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
+
+/* Fills cfg with the embedded defaults. */
+void config_defaults(struct px_config *cfg);
+/* Applies argv (and the --config file it names, flags winning over the file). Returns
+ * CONFIG_RUN, CONFIG_EXIT_OK after --help/--version (text in out), or CONFIG_EXIT_USAGE
+ * with err filled. */
+enum config_parse config_from_args(struct px_config *cfg, int argc, char **argv, char *err,
+                                   size_t errlen);
+void config_free(struct px_config *cfg);
+/* Text of --help. */
+const char *config_usage(void);
+bool config_connect_port_allowed(const struct px_config *cfg, uint16_t port);
+
+#endif

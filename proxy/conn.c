@@ -1,0 +1,1318 @@
+/* conn: the life of a client connection: read and parse a request, ask the ACL, resolve,
+ * connect (or reuse an idle origin connection), relay the request up and the response down
+ * with exact framing, tunnel CONNECT and WebSocket, answer errors and blocks with a page,
+ * and hand one access record per request to storage.
+ *
+ * Every handler runs on the worker's thread. conn_run() is the pump: it advances the
+ * current state until the sockets would block, then sets the epoll interest from what the
+ * state still needs. Bytes are never interpreted twice: a direction's "ready" count is the
+ * framed prefix of its buffer that may be sent as it is. */
+#include "proxy/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+static const char *const state_names[CONN_STATE_COUNT] = {
+    "idle", "read-head", "resolve", "connect", "relay", "tunnel", "reply", "linger", "closed",
+};
+
+const char *conn_state_str(enum conn_state s)
+{
+    return (unsigned)s < CONN_STATE_COUNT ? state_names[s] : "?";
+}
+
+static const char *const close_names[CLOSE_COUNT] = {
+#define X(e, s) s,
+    CONN_CLOSE_TABLE
+#undef X
+};
+
+const char *conn_close_str(enum conn_close why)
+{
+    return (unsigned)why < CLOSE_COUNT ? close_names[why] : "?";
+}
+
+static void on_client(struct ev_loop *loop, int fd, unsigned events, void *arg);
+static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg);
+static void conn_run(struct conn *c);
+static void conn_close(struct conn *c, enum conn_close why);
+static void start_connect(struct conn *c);
+
+#define STAT_ADD(c, field, n) atomic_fetch_add_explicit(&(c)->w->stats.field, (n), memory_order_relaxed)
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static void set_deadline(struct conn *c, int ms)
+{
+    c->deadline_ms = ev_now_ms(c->w->loop) + ms;
+}
+
+/* ---- the access record ---- */
+
+static bool request_in_flight(const struct conn *c)
+{
+    return c->rec.time_ms != 0;
+}
+
+/* Hands the record of the request in flight to storage, exactly once. */
+static void finish_request(struct conn *c)
+{
+    if (!request_in_flight(c))
+        return;
+    struct worker *w = c->w;
+    int64_t now = ev_now_ms(w->loop);
+    c->rec.duration_ms = (uint32_t)(now > c->start_ms ? now - c->start_ms : 0);
+    if (c->why != CLOSE_NONE && !c->rec.error[0])
+        copy_field(c->rec.error, sizeof(c->rec.error), conn_close_str(c->why),
+                   strlen(conn_close_str(c->why)));
+    if (w->shared->log)
+        store_log_push(w->shared->log, w->index, &c->rec);
+    if (c->rec.decision != STORE_ALLOW)
+        STAT_ADD(c, requests_denied, 1);
+    c->rec.time_ms = 0;
+}
+
+/* ---- sockets and interest ---- */
+
+static void update_interest(struct conn *c)
+{
+    unsigned cev = 0, oev = 0;
+    switch (c->state) {
+    case CONN_IDLE:
+    case CONN_READ_HEAD:
+    case CONN_LINGER:
+        cev = EV_READ;
+        break;
+    case CONN_RESOLVE:
+        break;
+    case CONN_CONNECT:
+        oev = EV_WRITE;
+        break;
+    case CONN_RELAY:
+        if (!c->upf.done && c->up.len < BUF_SIZE)
+            cev |= EV_READ;
+        if (c->downf.ready > 0)
+            cev |= EV_WRITE;
+        if (c->upf.ready > 0)
+            oev |= EV_WRITE;
+        if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE)
+            oev |= EV_READ;
+        break;
+    case CONN_TUNNEL:
+        if (!c->upf.eof && c->up.len < BUF_SIZE)
+            cev |= EV_READ;
+        if (c->down.len > 0)
+            cev |= EV_WRITE;
+        if (c->up.len > 0)
+            oev |= EV_WRITE;
+        if (!c->downf.eof && c->down.len < BUF_SIZE)
+            oev |= EV_READ;
+        break;
+    case CONN_REPLY:
+        cev = EV_WRITE;
+        break;
+    case CONN_CLOSED:
+    case CONN_STATE_COUNT:
+        return;
+    }
+    if (ev_io_set(c->w->loop, c->cfd, cev, on_client, c) < 0) {
+        conn_close(c, CLOSE_CLIENT_ERROR);
+        return;
+    }
+    if (c->ofd >= 0 && ev_io_set(c->w->loop, c->ofd, oev, on_origin, c) < 0)
+        conn_close(c, CLOSE_ORIGIN_ERROR);
+}
+
+static void close_origin(struct conn *c)
+{
+    if (c->ofd < 0)
+        return;
+    ev_io_del(c->w->loop, c->ofd);
+    close(c->ofd);
+    c->ofd = -1;
+}
+
+/* Keeps a healthy origin connection for the next request to the same address. */
+static void release_origin(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (c->ofd < 0)
+        return;
+    if (!c->origin_keep_alive || c->down.len > 0 || w->norigins >= WORKER_ORIGIN_POOL ||
+        atomic_load_explicit(&w->draining, memory_order_relaxed)) {
+        close_origin(c);
+        return;
+    }
+    ev_io_del(w->loop, c->ofd);
+    struct origin_idle *o = &w->origins[w->norigins++];
+    o->addr = c->addrs.addrs[c->addr_next - 1];
+    o->fd = c->ofd;
+    o->since_ms = ev_now_ms(w->loop);
+    c->ofd = -1;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
+/* Takes an idle origin connection to addr that the origin has not closed meanwhile. */
+static int take_origin(struct worker *w, const struct sockaddr_storage *addr)
+{
+    for (size_t i = w->norigins; i-- > 0;) {
+        if (!same_addr(&w->origins[i].addr, addr))
+            continue;
+        int fd = w->origins[i].fd;
+        w->origins[i] = w->origins[--w->norigins];
+        char probe;
+        ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fd;
+        close(fd); /* closed by the origin, or it sent something unasked */
+    }
+    return -1;
+}
+
+/* ---- our own responses ---- */
+
+static size_t html_escape(char *out, size_t cap, const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 7 < cap; i++) {
+        const char *rep = NULL;
+        switch (s[i]) {
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '&': rep = "&amp;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
+        }
+        if (rep) {
+            size_t r = strlen(rep);
+            memcpy(out + n, rep, r);
+            n += r;
+        } else if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            out[n++] = '?';
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+/* Answers the request in flight with a page of our own and ends it. keep says whether the
+ * client connection may carry another request afterwards. */
+static void reply(struct conn *c, int status, const char *detail, bool keep)
+{
+    struct worker *w = c->w;
+    close_origin(c);
+    if (buf_attach(&w->bufs, &c->down) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return;
+    }
+    c->down.off = c->down.len = 0;
+    c->rec.status = (uint16_t)status;
+    if (status >= 500)
+        STAT_ADD(c, errors_upstream, 1);
+    else if (status == 400 || status == 414 || status == 431 || status == 501)
+        STAT_ADD(c, errors_parse, 1);
+
+    char url[1200], what[400], when[64], contact[300];
+    char rawurl[1100];
+    int rl;
+    if (c->is_connect)
+        rl = snprintf(rawurl, sizeof(rawurl), "%s:%u", c->rec.host, c->rec.port);
+    else if (c->rec.host[0])
+        rl = snprintf(rawurl, sizeof(rawurl), "%s://%s:%u%s", c->rec.scheme, c->rec.host,
+                      c->rec.port, c->rec.path);
+    else
+        rl = snprintf(rawurl, sizeof(rawurl), "(unparsed request)");
+    html_escape(url, sizeof(url), rawurl, rl < 0 ? 0 : (size_t)rl < sizeof(rawurl) ? (size_t)rl : sizeof(rawurl) - 1);
+    html_escape(what, sizeof(what), detail, strlen(detail));
+    html_escape(contact, sizeof(contact), w->tun.contact, strlen(w->tun.contact));
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+
+    char *body = w->scratch;
+    int blen = snprintf(body, sizeof(w->scratch),
+                        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                        "<meta name=\"viewport\" content=\"width=device-width\">"
+                        "<title>%d %s</title><style>body{font-family:sans-serif;max-width:40em;"
+                        "margin:3em auto;padding:0 1em;color:#222}code{word-break:break-all}"
+                        "</style></head><body>\n<h1>%d %s</h1>\n<p>%s</p>\n"
+                        "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s"
+                        "<hr><p><small>proxyd</small></p></body></html>\n",
+                        status, status_text(status), status, status_text(status), what, url,
+                        when, contact[0] ? "<p>Contact: " : "", contact,
+                        contact[0] ? "</p>\n" : "");
+    if (blen < 0 || (size_t)blen >= sizeof(w->scratch))
+        blen = 0;
+    const char *extra = status == 407 ? "Proxy-Authenticate: Basic realm=\"proxyd\"\r\n" : "";
+    int hlen = snprintf(c->down.data, BUF_SIZE,
+                        "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
+                        "Content-Length: %d\r\nCache-Control: no-store\r\n%s%s\r\n",
+                        status, status_text(status), blen, extra,
+                        keep ? "" : "Connection: close\r\n");
+    size_t total = (size_t)hlen + (c->request_head ? 0 : (size_t)blen);
+    if (hlen < 0 || total > BUF_SIZE) {
+        conn_close(c, CLOSE_CLIENT_ERROR);
+        return;
+    }
+    if (!c->request_head)
+        memcpy(c->down.data + hlen, body, (size_t)blen);
+    c->down.len = total;
+    c->client_keep_alive = keep && !atomic_load_explicit(&w->draining, memory_order_relaxed);
+    c->state = CONN_REPLY;
+    set_deadline(c, w->tun.header_timeout_ms);
+}
+
+static void reply_denied(struct conn *c, const char *reason, int rule_id)
+{
+    c->rec.decision = STORE_DENY;
+    c->rec.rule_id = rule_id;
+    c->why = CLOSE_DENIED;
+    char detail[256];
+    snprintf(detail, sizeof(detail), "This request was blocked by the office's access policy (%s).",
+             reason);
+    /* A request body we have not read would be taken for the next request. */
+    reply(c, 403, detail, c->upf.body == H1_BODY_NONE && !c->is_connect);
+}
+
+/* ---- reading a request ---- */
+
+static bool host_fits(const char *host, size_t len)
+{
+    return len > 0 && len < sizeof(((struct store_access *)0)->host);
+}
+
+static void acl_refresh(struct worker *w)
+{
+    uint64_t gen = acl_live_generation(w->shared->acl);
+    if (w->acl && gen == w->acl_gen)
+        return;
+    if (w->acl)
+        acl_live_release(w->shared->acl, w->acl);
+    w->acl = acl_live_acquire(w->shared->acl, &w->acl_gen);
+}
+
+static void start_request_record(struct conn *c)
+{
+    memset(&c->rec, 0, sizeof(c->rec));
+    c->rec.time_ms = wall_ms();
+    c->start_ms = ev_now_ms(c->w->loop);
+    c->why = CLOSE_NONE;
+    const struct sockaddr *sa = (const struct sockaddr *)&c->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->rec.client,
+                  sizeof(c->rec.client));
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->rec.client,
+                  sizeof(c->rec.client));
+}
+
+static void reset_request(struct conn *c)
+{
+    memset(&c->upf, 0, sizeof(c->upf));
+    memset(&c->downf, 0, sizeof(c->downf));
+    c->head_sent = c->request_head = c->websocket = c->is_connect = false;
+    c->origin_reused = c->origin_keep_alive = false;
+    c->resp_head_done = false;
+    c->addr_next = 0;
+    c->addrs.naddrs = 0;
+    c->head_len = 0;
+}
+
+static void handle_bad_request(struct conn *c, const struct h1_error *err)
+{
+    if (!request_in_flight(c))
+        start_request_record(c);
+    copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
+    copy_field(c->rec.error, sizeof(c->rec.error), err->reason, strlen(err->reason));
+    c->rec.decision = STORE_DENY;
+    c->why = CLOSE_BAD_REQUEST;
+    c->head_len = 0;
+    reply(c, err->status, err->reason, false);
+}
+
+static bool flow_start(struct conn_flow *f, enum h1_body body, uint64_t length)
+{
+    memset(f, 0, sizeof(*f));
+    f->body = body;
+    f->remaining = length;
+    f->done = body == H1_BODY_NONE || (body == H1_BODY_LENGTH && length == 0);
+    return true;
+}
+
+/* Acts on a complete request head at the front of c->up. */
+static void handle_request(struct conn *c, struct h1_request *req, size_t head_len)
+{
+    struct worker *w = c->w;
+    STAT_ADD(c, requests_total, 1);
+    start_request_record(c);
+    c->head_len = head_len;
+    copy_field(c->rec.method, sizeof(c->rec.method), req->method.p, req->method.len);
+    c->client_keep_alive = req->keep_alive;
+    c->request_head = req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
+    c->is_connect = req->form == H1_FORM_AUTHORITY;
+    c->websocket = req->upgrade_websocket;
+    flow_start(&c->upf, req->body, req->content_length);
+
+    if (req->form == H1_FORM_ORIGIN || req->form == H1_FORM_ASTERISK) {
+        copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
+        c->rec.decision = STORE_DENY;
+        c->why = CLOSE_BAD_REQUEST;
+        reply(c, 400,
+              "This is a proxy server: configure it as your browser's HTTP proxy "
+              "instead of opening it as a web site.",
+              false);
+        return;
+    }
+    if (!host_fits(req->host.p, req->host.len)) {
+        struct h1_error e = {400, "bad host"};
+        handle_bad_request(c, &e);
+        return;
+    }
+    copy_field(c->rec.host, sizeof(c->rec.host), req->host.p, req->host.len);
+    for (char *p = c->rec.host; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    c->rec.port = req->port;
+    copy_field(c->rec.scheme, sizeof(c->rec.scheme), c->is_connect ? "https" : "http",
+               c->is_connect ? 5 : 4);
+    copy_field(c->rec.path, sizeof(c->rec.path), req->path.p, req->path.len);
+
+    if (c->is_connect) {
+        bool port_ok = false;
+        for (size_t i = 0; i < w->tun.nconnect_ports; i++)
+            port_ok |= w->tun.connect_ports[i] == req->port;
+        if (!port_ok) {
+            char why[96];
+            snprintf(why, sizeof(why), "CONNECT to port %u is not allowed", req->port);
+            reply_denied(c, why, 0);
+            return;
+        }
+    }
+
+    acl_refresh(w);
+    struct acl_request ar = {
+        .scheme = c->rec.scheme,
+        .host = req->host.p,
+        .host_len = req->host.len,
+        .port = req->port,
+        .path = req->path.p ? req->path.p : "",
+        .path_len = req->path.len,
+        .method = req->method.p,
+        .method_len = req->method.len,
+        .client = (const struct sockaddr *)&c->client_addr,
+        .user = NULL,
+        .clock = w->clock,
+    };
+    struct acl_decision d;
+    acl_eval(w->acl, &ar, w->acl_scratch, &d);
+    c->rec.rule_id = d.rule_id;
+    if (d.action == ACL_DENY) {
+        reply_denied(c, d.reason, d.rule_id);
+        return;
+    }
+    if (d.action == ACL_AUTH) {
+        c->rec.decision = STORE_AUTH;
+        c->why = CLOSE_AUTH_REQUIRED;
+        reply(c, 407, "This address needs a proxy user name and password.",
+              c->upf.body == H1_BODY_NONE);
+        return;
+    }
+    c->rec.decision = STORE_ALLOW;
+
+    if (c->is_connect) {
+        buf_consume(&c->up, head_len);
+        c->head_len = 0;
+    } else {
+        long n = h1_request_rewrite(req, w->tun.via, w->scratch, sizeof(w->scratch));
+        size_t rest = c->up.len - head_len;
+        if (n < 0 || (size_t)n + rest > BUF_SIZE) {
+            struct h1_error e = {431, "request head too large to forward"};
+            handle_bad_request(c, &e);
+            return;
+        }
+        /* The rewritten head replaces the original in place; req's slices die here. */
+        memmove(c->up.data + n, c->up.data + c->up.off + head_len, rest);
+        memcpy(c->up.data, w->scratch, (size_t)n);
+        c->up.off = 0;
+        c->up.len = (size_t)n + rest;
+        c->upf.ready = (size_t)n;
+        c->head_len = (size_t)n;
+    }
+
+    /* The pump starts the lookup (begin_resolve) on its next round. */
+    c->state = CONN_RESOLVE;
+}
+
+static bool step_read_head(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (buf_attach(&w->bufs, &c->up) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return false;
+    }
+    for (;;) {
+        if (c->up.len > 0) {
+            struct h1_request req = {.headers = w->headers};
+            struct h1_error err = {0};
+            int n = h1_parse_request(buf_head(&c->up), c->up.len, &w->tun.limits, &req, &err);
+            if (n > 0) {
+                handle_request(c, &req, (size_t)n);
+                return true;
+            }
+            if (n == H1_ERROR) {
+                handle_bad_request(c, &err);
+                return true;
+            }
+        }
+        size_t room = buf_room(&c->up);
+        if (room == 0) {
+            struct h1_error e = {431, "request head too large"};
+            handle_bad_request(c, &e);
+            return true;
+        }
+        ssize_t n = recv(c->cfd, buf_tail(&c->up), room, 0);
+        if (n > 0) {
+            if (c->state == CONN_IDLE) {
+                c->state = CONN_READ_HEAD;
+                set_deadline(c, w->tun.header_timeout_ms);
+            }
+            c->up.len += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            conn_close(c, c->up.len ? CLOSE_CLIENT_EOF : CLOSE_NONE);
+            return false;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (c->up.len == 0) {
+                /* Nothing pending: an idle connection holds no buffer. */
+                buf_detach(&w->bufs, &c->up);
+                buf_detach(&w->bufs, &c->down);
+            }
+            return false;
+        }
+        if (errno == EINTR)
+            continue;
+        conn_close(c, CLOSE_CLIENT_ERROR);
+        return false;
+    }
+}
+
+/* ---- resolve and connect ---- */
+
+static bool addr_is_local(const struct worker *w, const struct sockaddr_storage *ss)
+{
+    for (size_t i = 0; i < w->shared->nlocal_addrs; i++) {
+        const struct sockaddr_storage *l = &w->shared->local_addrs[i];
+        if (l->ss_family != ss->ss_family)
+            continue;
+        if (ss->ss_family == AF_INET &&
+            ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
+                ((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+            return true;
+        if (ss->ss_family == AF_INET6 &&
+            !memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
+                    &((const struct sockaddr_in6 *)ss)->sin6_addr, 16))
+            return true;
+    }
+    return false;
+}
+
+/* The second ACL check, on every resolved address (defeats DNS rebinding): never a
+ * link-local, unspecified or multicast target; loopback and this machine's own addresses
+ * only when allowed, and never proxyd's own ports there. */
+static const char *target_refusal(const struct worker *w, const struct sockaddr_storage *ss)
+{
+    uint16_t port;
+    bool loopback = false, linklocal = false, unspec = false, multicast = false;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)ss;
+        uint32_t a = ntohl(s4->sin_addr.s_addr);
+        port = ntohs(s4->sin_port);
+        loopback = (a >> 24) == 127;
+        linklocal = (a >> 16) == 0xa9fe;
+        unspec = (a >> 24) == 0;
+        multicast = (a >> 28) >= 0xe;
+    } else {
+        const struct sockaddr_in6 *s6 = (const void *)ss;
+        const uint8_t *b = s6->sin6_addr.s6_addr;
+        port = ntohs(s6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            struct sockaddr_storage v4 = {0};
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&v4;
+            s4->sin_family = AF_INET;
+            s4->sin_port = s6->sin6_port;
+            memcpy(&s4->sin_addr, b + 12, 4);
+            return target_refusal(w, &v4);
+        }
+        loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+        linklocal = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr);
+        unspec = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        multicast = IN6_IS_ADDR_MULTICAST(&s6->sin6_addr);
+    }
+    if (linklocal)
+        return "link-local target address";
+    if (unspec || multicast)
+        return "invalid target address";
+    bool local = loopback || addr_is_local(w, ss);
+    if (!local)
+        return NULL;
+    for (size_t i = 0; i < w->shared->nown_ports; i++)
+        if (w->shared->own_ports[i] == port)
+            return "target is the proxy itself";
+    if (!w->tun.allow_loopback_targets)
+        return loopback ? "loopback target address" : "target is this machine";
+    return NULL;
+}
+
+static void origin_connected(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (buf_attach(&w->bufs, &c->down) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return;
+    }
+    if (c->is_connect) {
+        static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+        memcpy(c->down.data, established, sizeof(established) - 1);
+        c->down.off = 0;
+        c->down.len = sizeof(established) - 1;
+        c->rec.status = 200;
+        memset(&c->upf, 0, sizeof(c->upf));
+        memset(&c->downf, 0, sizeof(c->downf));
+        c->state = CONN_TUNNEL;
+        c->counted_tunnel = true;
+        STAT_ADD(c, tunnels_active, 1);
+        set_deadline(c, w->tun.tunnel_idle_ms);
+        return;
+    }
+    c->state = CONN_RELAY;
+    set_deadline(c, w->tun.origin_timeout_ms);
+}
+
+/* Tries the resolved addresses in turn, starting at c->addr_next. */
+static void start_connect(struct conn *c)
+{
+    struct worker *w = c->w;
+    const char *refusal = NULL;
+    while (c->addr_next < c->addrs.naddrs) {
+        const struct sockaddr_storage *ss = &c->addrs.addrs[c->addr_next++];
+        const char *why = target_refusal(w, ss);
+        if (why) {
+            refusal = why;
+            continue;
+        }
+        int fd = take_origin(w, ss);
+        if (fd >= 0) {
+            c->ofd = fd;
+            c->origin_reused = true;
+            origin_connected(c);
+            return;
+        }
+        fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0) {
+            log_warn("while connecting to %s: socket", c->rec.host);
+            break;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                 : sizeof(struct sockaddr_in6);
+        c->ofd = fd;
+        if (connect(fd, (const struct sockaddr *)ss, len) == 0) {
+            origin_connected(c);
+            return;
+        }
+        if (errno == EINPROGRESS) {
+            c->state = CONN_CONNECT;
+            set_deadline(c, w->tun.connect_timeout_ms);
+            return;
+        }
+        close(fd);
+        c->ofd = -1;
+    }
+    if (refusal && c->addr_next == c->addrs.naddrs && c->ofd < 0 && !c->rec.error[0]) {
+        c->why = CLOSE_TARGET_FORBIDDEN;
+        copy_field(c->rec.error, sizeof(c->rec.error), refusal, strlen(refusal));
+        reply_denied(c, refusal, c->rec.rule_id);
+        return;
+    }
+    c->why = CLOSE_CONNECT_FAILED;
+    reply(c, 502, "The proxy could not connect to the web site's server.",
+          c->upf.body == H1_BODY_NONE);
+}
+
+static void use_resolved(struct conn *c, const struct dns_result *res)
+{
+    if (res->status != DNS_OK) {
+        c->why = res->status == DNS_NXDOMAIN  ? CLOSE_DNS_NXDOMAIN
+                 : res->status == DNS_TIMEOUT ? CLOSE_DNS_TIMEOUT
+                                              : CLOSE_DNS_FAILED;
+        reply(c, 502,
+              res->status == DNS_NXDOMAIN ? "The web site's name does not exist."
+                                          : "The web site's name could not be resolved.",
+              c->upf.body == H1_BODY_NONE);
+    } else {
+        if (res != &c->addrs)
+            c->addrs = *res;
+        c->addr_next = 0;
+        start_connect(c);
+    }
+}
+
+static void on_resolved(void *arg, const struct dns_result *res)
+{
+    struct conn *c = arg;
+    c->dnsq = NULL;
+    use_resolved(c, res);
+    conn_run(c);
+}
+
+static void begin_resolve(struct conn *c)
+{
+    struct worker *w = c->w;
+    int r = dns_resolve(w->dns, c->rec.host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
+    if (r == 1) {
+        use_resolved(c, &c->addrs);
+    } else if (r < 0) {
+        c->why = CLOSE_DNS_FAILED;
+        reply(c, 502, "The web site's name could not be resolved.", false);
+    }
+}
+
+static void finish_connect(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->ofd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == 0) {
+        origin_connected(c);
+        return;
+    }
+    close_origin(c);
+    start_connect(c);
+}
+
+/* ---- relaying ---- */
+
+/* Frames the unframed bytes at the head of b: how many may be sent as they are. Returns
+ * false on a malformed chunked body. */
+static bool flow_frame(struct conn_flow *f, struct buf *b, struct h1_error *err)
+{
+    if (f->done || f->ready > 0 || b->len == 0)
+        return true;
+    switch (f->body) {
+    case H1_BODY_LENGTH: {
+        size_t n = b->len < f->remaining ? b->len : (size_t)f->remaining;
+        f->remaining -= n;
+        f->ready = n;
+        f->done = f->remaining == 0;
+        return true;
+    }
+    case H1_BODY_CHUNKED: {
+        size_t used = 0;
+        int r = h1_chunked_feed(&f->chunked, buf_head(b), b->len, &used, err);
+        if (r == H1_ERROR)
+            return false;
+        f->ready = used;
+        f->done = r == 1;
+        return true;
+    }
+    case H1_BODY_CLOSE:
+        f->ready = b->len;
+        return true;
+    case H1_BODY_NONE:
+    case H1_BODY_COUNT:
+        f->done = true;
+        return true;
+    }
+    return true;
+}
+
+/* Sends up to f->ready bytes of b to fd. Returns bytes sent, 0 if it would block, -1 on
+ * error. */
+static ssize_t flow_send(int fd, struct buf *b, size_t *ready)
+{
+    ssize_t n = send(fd, buf_head(b), *ready, MSG_NOSIGNAL);
+    if (n > 0) {
+        buf_consume(b, (size_t)n);
+        *ready -= (size_t)n;
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+/* Reads from fd into b. Returns bytes read, 0 if it would block, -1 on EOF or error
+ * (*eof says which). */
+static ssize_t fill(int fd, struct buf *b, bool *eof)
+{
+    size_t room = buf_room(b);
+    if (room == 0)
+        return 0;
+    ssize_t n = recv(fd, buf_tail(b), room, 0);
+    if (n > 0) {
+        b->len += (size_t)n;
+        return n;
+    }
+    if (n == 0) {
+        *eof = true;
+        return -1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return 0;
+    return -1;
+}
+
+/* Fails the request in flight: with a page if the client has seen nothing yet, else by
+ * closing (a half-sent response cannot be taken back). */
+static void relay_fail(struct conn *c, enum conn_close why, int status, const char *detail)
+{
+    c->why = why;
+    if (!c->head_sent && !c->resp_head_done) {
+        reply(c, status, detail, false);
+        return;
+    }
+    conn_close(c, why);
+}
+
+/* Parses the response head at the front of c->down and puts the rewritten head there. */
+static bool relay_response_head(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct h1_response resp = {.headers = w->headers};
+    struct h1_error err = {0};
+    struct h1_limits lim = w->tun.limits;
+    lim.max_head_bytes = BUF_SIZE - 1024;
+    lim.max_request_line = BUF_SIZE - 1024;
+    int n = h1_parse_response(buf_head(&c->down), c->down.len, &lim, c->request_head, &resp, &err);
+    if (n == H1_INCOMPLETE) {
+        if (c->down.len >= BUF_SIZE - 1024) {
+            relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a response head too large.");
+            return true;
+        }
+        return false;
+    }
+    if (n == H1_ERROR) {
+        copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
+        relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a malformed response.");
+        return true;
+    }
+    bool interim = resp.status >= 100 && resp.status < 200;
+    bool upgrade = resp.status == 101 && c->websocket && resp.upgrade_websocket;
+    if (resp.status == 101 && !upgrade) {
+        relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site switched protocols unasked.");
+        return true;
+    }
+    bool keep = c->client_keep_alive && resp.body != H1_BODY_CLOSE &&
+                !atomic_load_explicit(&w->draining, memory_order_relaxed);
+    long len = h1_response_rewrite(&resp, w->tun.via, keep || interim, w->scratch,
+                                   sizeof(w->scratch));
+    size_t rest = c->down.len - (size_t)n;
+    if (len < 0 || (size_t)len + rest > BUF_SIZE) {
+        relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a response head too large.");
+        return true;
+    }
+    memmove(c->down.data + len, c->down.data + c->down.off + n, rest);
+    memcpy(c->down.data, w->scratch, (size_t)len);
+    c->down.off = 0;
+    c->down.len = (size_t)len + rest;
+    if (interim && !upgrade) {
+        /* 100 Continue and friends go to the client as they are; the final head follows. */
+        c->downf.ready = (size_t)len;
+        return true;
+    }
+    c->rec.status = (uint16_t)resp.status;
+    if (upgrade) {
+        memset(&c->upf, 0, sizeof(c->upf));
+        memset(&c->downf, 0, sizeof(c->downf));
+        c->state = CONN_TUNNEL;
+        c->counted_tunnel = true;
+        STAT_ADD(c, tunnels_active, 1);
+        set_deadline(c, w->tun.tunnel_idle_ms);
+        return true;
+    }
+    c->client_keep_alive = keep;
+    c->origin_keep_alive = resp.keep_alive && resp.body != H1_BODY_CLOSE;
+    c->resp_head_done = true;
+    flow_start(&c->downf, resp.body, resp.content_length);
+    c->downf.ready = (size_t)len;
+    return true;
+}
+
+/* The request in flight is over: log it, then either wait for the next one or close. */
+static void relay_complete(struct conn *c)
+{
+    struct worker *w = c->w;
+    bool request_fully_sent = c->upf.done && c->upf.ready == 0;
+    finish_request(c);
+    if (!request_fully_sent)
+        c->origin_keep_alive = false;
+    release_origin(c);
+    if (!c->client_keep_alive || !request_fully_sent) {
+        conn_close(c, CLOSE_NONE);
+        return;
+    }
+    reset_request(c);
+    buf_detach(&w->bufs, &c->down);
+    c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
+    set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
+}
+
+static bool step_relay(struct conn *c)
+{
+    struct worker *w = c->w;
+    bool progress = false;
+    struct h1_error err = {0};
+    ssize_t n;
+
+    /* Up: client -> origin. */
+    if (!flow_frame(&c->upf, &c->up, &err)) {
+        c->why = CLOSE_BAD_REQUEST;
+        copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
+        relay_fail(c, CLOSE_BAD_REQUEST, 400, err.reason);
+        return true;
+    }
+    if (c->upf.ready > 0) {
+        n = flow_send(c->ofd, &c->up, &c->upf.ready);
+        if (n < 0) {
+            relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
+            return true;
+        }
+        if (n > 0) {
+            c->head_len -= (size_t)n < c->head_len ? (size_t)n : c->head_len;
+            c->rec.bytes_up += (uint64_t)n;
+            STAT_ADD(c, bytes_up, (uint64_t)n);
+            progress = true;
+        }
+    }
+    if (!c->upf.done && c->up.len < BUF_SIZE) {
+        bool eof = false;
+        n = fill(c->cfd, &c->up, &eof);
+        if (n < 0) {
+            conn_close(c, eof ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        progress |= n > 0;
+    }
+
+    /* Down: origin -> client. */
+    if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE) {
+        n = fill(c->ofd, &c->down, &c->downf.eof);
+        if (n < 0 && !c->downf.eof) {
+            relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
+            return true;
+        }
+        if (n > 0)
+            progress = true;
+        if (c->downf.eof) {
+            progress = true;
+            if (!c->resp_head_done && c->down.len == 0) {
+                relay_fail(c, CLOSE_ORIGIN_EOF, 502,
+                           "The web site closed the connection without answering.");
+                return true;
+            }
+        }
+    }
+    if (!c->resp_head_done && c->downf.ready == 0 && c->down.len > 0) {
+        if (relay_response_head(c))
+            return true;
+        if (c->downf.eof) {
+            relay_fail(c, CLOSE_ORIGIN_EOF, 502, "The web site's response was cut short.");
+            return true;
+        }
+    }
+    if (c->resp_head_done && c->downf.ready == 0) {
+        if (!flow_frame(&c->downf, &c->down, &err)) {
+            copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
+            conn_close(c, CLOSE_BAD_RESPONSE);
+            return false;
+        }
+    }
+    if (c->downf.ready > 0) {
+        n = flow_send(c->cfd, &c->down, &c->downf.ready);
+        if (n < 0) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        if (n > 0) {
+            c->head_sent = true;
+            c->rec.bytes_down += (uint64_t)n;
+            STAT_ADD(c, bytes_down, (uint64_t)n);
+            progress = true;
+        }
+    }
+    if (c->resp_head_done && c->downf.eof && !c->downf.done && c->downf.ready == 0) {
+        if (c->downf.body == H1_BODY_CLOSE && c->down.len == 0) {
+            c->downf.done = true;
+        } else if (c->down.len == 0 || c->downf.body != H1_BODY_CLOSE) {
+            conn_close(c, CLOSE_ORIGIN_EOF);
+            return false;
+        }
+    }
+    if (c->resp_head_done && c->downf.done && c->downf.ready == 0) {
+        relay_complete(c);
+        return true;
+    }
+    if (progress)
+        set_deadline(c, w->tun.origin_timeout_ms);
+    (void)w;
+    return progress;
+}
+
+static bool step_tunnel(struct conn *c)
+{
+    bool progress = false;
+    ssize_t n;
+    if (!c->upf.eof) {
+        bool eof = false;
+        n = fill(c->cfd, &c->up, &eof);
+        if (n < 0 && !eof) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        c->upf.eof = eof;
+        progress |= n > 0 || eof;
+    }
+    if (c->up.len > 0) {
+        size_t ready = c->up.len;
+        n = flow_send(c->ofd, &c->up, &ready);
+        if (n < 0) {
+            conn_close(c, CLOSE_ORIGIN_ERROR);
+            return false;
+        }
+        c->rec.bytes_up += (uint64_t)n;
+        STAT_ADD(c, bytes_up, (uint64_t)n);
+        progress |= n > 0;
+    }
+    if (c->upf.eof && c->up.len == 0 && !c->upf.done) {
+        shutdown(c->ofd, SHUT_WR);
+        c->upf.done = true;
+    }
+    if (!c->downf.eof) {
+        n = fill(c->ofd, &c->down, &c->downf.eof);
+        if (n < 0 && !c->downf.eof) {
+            conn_close(c, CLOSE_ORIGIN_ERROR);
+            return false;
+        }
+        progress |= n > 0 || c->downf.eof;
+    }
+    if (c->down.len > 0) {
+        size_t ready = c->down.len;
+        n = flow_send(c->cfd, &c->down, &ready);
+        if (n < 0) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        c->rec.bytes_down += (uint64_t)n;
+        STAT_ADD(c, bytes_down, (uint64_t)n);
+        progress |= n > 0;
+    }
+    if (c->downf.eof && c->down.len == 0 && !c->downf.done) {
+        shutdown(c->cfd, SHUT_WR);
+        c->downf.done = true;
+    }
+    if (c->upf.done && c->downf.done) {
+        conn_close(c, CLOSE_NONE);
+        return false;
+    }
+    if (progress)
+        set_deadline(c, c->w->tun.tunnel_idle_ms);
+    return progress;
+}
+
+static bool step_reply(struct conn *c)
+{
+    struct worker *w = c->w;
+    while (c->down.len > 0) {
+        size_t ready = c->down.len;
+        ssize_t n = flow_send(c->cfd, &c->down, &ready);
+        if (n < 0) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        if (n == 0)
+            return false;
+        c->rec.bytes_down += (uint64_t)n;
+    }
+    finish_request(c);
+    if (c->client_keep_alive) {
+        /* A request answered by us was never sent on: drop its head, keep what follows. */
+        buf_consume(&c->up, c->head_len < c->up.len ? c->head_len : c->up.len);
+        reset_request(c);
+        buf_detach(&w->bufs, &c->down);
+        c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
+        set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
+        return true;
+    }
+    /* Half-close and drain what the client still sends, so our answer is not lost to a
+     * reset caused by unread input. */
+    shutdown(c->cfd, SHUT_WR);
+    c->state = CONN_LINGER;
+    set_deadline(c, 2000);
+    return true;
+}
+
+static bool step_linger(struct conn *c)
+{
+    char sink[4096];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->cfd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return false;
+        break;
+    }
+    conn_close(c, CLOSE_NONE);
+    return false;
+}
+
+/* ---- the pump ---- */
+
+static void conn_run(struct conn *c)
+{
+    for (int rounds = 0; rounds < 64; rounds++) {
+        bool progress = false;
+        switch (c->state) {
+        case CONN_IDLE:
+        case CONN_READ_HEAD:
+            progress = step_read_head(c);
+            break;
+        case CONN_RESOLVE:
+            if (!c->dnsq && c->addrs.naddrs == 0 && c->ofd < 0) {
+                begin_resolve(c);
+                progress = c->state != CONN_RESOLVE;
+            }
+            break;
+        case CONN_CONNECT:
+            break;
+        case CONN_RELAY:
+            progress = step_relay(c);
+            break;
+        case CONN_TUNNEL:
+            progress = step_tunnel(c);
+            break;
+        case CONN_REPLY:
+            progress = step_reply(c);
+            break;
+        case CONN_LINGER:
+            progress = step_linger(c);
+            break;
+        case CONN_CLOSED:
+        case CONN_STATE_COUNT:
+            return;
+        }
+        if (!progress)
+            break;
+    }
+    if (c->state != CONN_CLOSED)
+        update_interest(c);
+}
+
+static void on_client(struct ev_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct conn *c = arg;
+    if ((events & EV_ERROR) && !(events & EV_READ) && c->state != CONN_REPLY) {
+        conn_close(c, CLOSE_CLIENT_ERROR);
+        return;
+    }
+    conn_run(c);
+}
+
+static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_CONNECT) {
+        finish_connect(c);
+    }
+    conn_run(c);
+}
+
+/* ---- birth, death, timeouts ---- */
+
+static void free_conn(struct ev_loop *loop, void *arg)
+{
+    struct conn *c = arg;
+    struct worker *w = c->w;
+    c->next = w->free_conns;
+    w->free_conns = c;
+}
+
+static void conn_close(struct conn *c, enum conn_close why)
+{
+    struct worker *w = c->w;
+    if (c->state == CONN_CLOSED)
+        return;
+    if (why != CLOSE_NONE && c->why == CLOSE_NONE)
+        c->why = why;
+    finish_request(c);
+    atomic_fetch_add_explicit(&w->stats.closes[c->why], 1, memory_order_relaxed);
+    if (c->dnsq) {
+        dns_cancel(c->dnsq);
+        c->dnsq = NULL;
+    }
+    if (c->counted_tunnel)
+        atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
+    close_origin(c);
+    ev_io_del(w->loop, c->cfd);
+    close(c->cfd);
+    c->cfd = -1;
+    buf_detach(&w->bufs, &c->up);
+    buf_detach(&w->bufs, &c->down);
+    c->state = CONN_CLOSED;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->active = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub_explicit(&w->stats.connections_active, 1, memory_order_relaxed);
+    /* Freed after this iteration: a later event in the same batch may still name c. */
+    if (ev_defer(w->loop, free_conn, c) < 0)
+        free_conn(w->loop, c);
+}
+
+void conn_abort(struct conn *c, enum conn_close why)
+{
+    conn_close(c, why);
+}
+
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr)
+{
+    struct conn *c = w->free_conns;
+    if (c) {
+        w->free_conns = c->next;
+    } else {
+        c = malloc(sizeof(*c));
+        if (!c) {
+            close(fd);
+            return -1;
+        }
+    }
+    memset(c, 0, offsetof(struct conn, rec));
+    c->rec.time_ms = 0;
+    c->w = w;
+    c->cfd = fd;
+    c->ofd = -1;
+    c->client_addr = *addr;
+    c->state = CONN_IDLE;
+    c->next = w->active;
+    c->prev = NULL;
+    if (w->active)
+        w->active->prev = c;
+    w->active = c;
+    w->nconns++;
+    atomic_fetch_add_explicit(&w->stats.connections_active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.connections_total, 1, memory_order_relaxed);
+    set_deadline(c, w->tun.header_timeout_ms);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn_run(c);
+    return 0;
+}
+
+void conn_check_timeout(struct conn *c, int64_t now_ms)
+{
+    if (c->state == CONN_CLOSED || now_ms < c->deadline_ms)
+        return;
+    switch (c->state) {
+    case CONN_IDLE:
+        conn_close(c, CLOSE_IDLE_TIMEOUT);
+        return;
+    case CONN_READ_HEAD:
+        if (c->up.len == 0) {
+            conn_close(c, CLOSE_IDLE_TIMEOUT);
+            return;
+        }
+        start_request_record(c);
+        copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
+        c->why = CLOSE_CLIENT_TIMEOUT;
+        reply(c, 408, "The request took too long to arrive.", false);
+        break;
+    case CONN_RESOLVE:
+        if (c->dnsq) {
+            dns_cancel(c->dnsq);
+            c->dnsq = NULL;
+        }
+        c->why = CLOSE_DNS_TIMEOUT;
+        reply(c, 504, "The web site's name could not be resolved in time.", false);
+        break;
+    case CONN_CONNECT:
+        c->why = CLOSE_CONNECT_TIMEOUT;
+        reply(c, 504, "The web site's server did not accept a connection in time.", false);
+        break;
+    case CONN_RELAY:
+        relay_fail(c, CLOSE_ORIGIN_TIMEOUT, 504, "The web site did not answer in time.");
+        break;
+    case CONN_TUNNEL:
+        conn_close(c, CLOSE_TUNNEL_IDLE);
+        return;
+    case CONN_REPLY:
+    case CONN_LINGER:
+        conn_close(c, c->state == CONN_REPLY ? CLOSE_CLIENT_TIMEOUT : CLOSE_NONE);
+        return;
+    case CONN_CLOSED:
+    case CONN_STATE_COUNT:
+        return;
+    }
+    conn_run(c);
+}

@@ -1,0 +1,84 @@
+/* conn: one client connection and everything it needs for the request in flight: both
+ * sockets, one buffer each way, the parse and framing state, the deadline, and the facts of
+ * the access record. A reader finds every state a connection can be in in enum conn_state;
+ * each state has one handler in conn.c. */
+#ifndef PX_CONN_H
+#define PX_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "proxy/buf.h"
+#include "proxy/conn_close.h"
+#include "proxy/dns.h"
+#include "proxy/h1_parse.h"
+#include "storage/store.h"
+
+struct worker;
+
+enum conn_state {
+    CONN_IDLE,      /* keep-alive between requests: no buffers held */
+    CONN_READ_HEAD, /* reading a request head */
+    CONN_RESOLVE,   /* waiting for the origin's addresses */
+    CONN_CONNECT,   /* origin connect in progress */
+    CONN_RELAY,     /* request going up, response coming down */
+    CONN_TUNNEL,    /* CONNECT or WebSocket: opaque bytes both ways */
+    CONN_REPLY,     /* sending a response of our own (error, block page, 407) */
+    CONN_LINGER,    /* answer sent, write side shut: draining input so it is not reset */
+    CONN_CLOSED,    /* waiting for the end of the loop iteration to be freed */
+    CONN_STATE_COUNT
+};
+
+const char *conn_state_str(enum conn_state s);
+
+/* Framing of one direction of a relayed message. */
+struct conn_flow {
+    enum h1_body body;
+    uint64_t remaining;     /* H1_BODY_LENGTH: body bytes not yet framed */
+    struct h1_chunked chunked;
+    size_t ready;           /* bytes at the buffer's head that are framed and may be sent */
+    bool done;              /* whole message framed */
+    bool eof;               /* the reading side reached EOF */
+};
+
+struct conn {
+    struct conn *next, *prev; /* worker's active list, or free list via next */
+    struct worker *w;         /* borrowed */
+    enum conn_state state;
+    int cfd;                  /* client socket, owned */
+    int ofd;                  /* origin socket, owned, -1 if none */
+    struct buf up;            /* client -> origin */
+    struct buf down;          /* origin -> client */
+    struct conn_flow upf, downf;
+    int64_t deadline_ms;
+    bool head_sent;           /* response bytes reached the client */
+    bool resp_head_done;      /* the final response head has been parsed */
+    bool client_keep_alive;
+    bool origin_keep_alive;
+    bool request_head;        /* HEAD: response has no body */
+    bool websocket;
+    bool is_connect;
+    bool origin_reused;
+    bool counted_tunnel;
+
+    struct sockaddr_storage client_addr;
+    struct dns_query *dnsq;   /* pending lookup, owned by the resolver */
+    struct dns_result addrs;
+    size_t addr_next;         /* next address to try */
+    size_t head_len;          /* bytes at the front of up that are the request's unsent head */
+
+    /* The access record of the request in flight, filled as facts become known. */
+    struct store_access rec;
+    int64_t start_ms;         /* monotonic */
+    enum conn_close why;
+};
+
+/* Accepts fd as a new client connection of w (fd non-blocking). Returns 0 or -1 (fd closed). */
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr);
+/* Checks the deadline of c against now; closes or answers 504 on expiry. */
+void conn_check_timeout(struct conn *c, int64_t now_ms);
+/* Closes c at once (shutdown, worker teardown), logging an unfinished request. */
+void conn_abort(struct conn *c, enum conn_close why);
+
+#endif

@@ -1,0 +1,370 @@
+/* main: proxyd's start-up and shutdown, in this order: settings, data folder, policy store
+ * and the rule set, access-log writer, DNS cache, workers, admin server. The main thread
+ * then only waits for signals and polls the policy version (changes made to the database
+ * by other means take effect within a second); SIGHUP re-reads the settings, SIGTERM and
+ * SIGINT drain and exit. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/policy.h"
+#include "proxy/worker.h"
+#include "web-admin/wa.h"
+
+#define DRAIN_GRACE_MS 10000
+#define POLICY_POLL_MS 250
+
+struct proxyd {
+    struct px_config cfg;
+    struct proxy_shared shared;
+    struct worker *workers;
+    unsigned nworkers;
+    struct policy_loader policy;
+    struct acl_live *acl;
+    struct store_log *log;
+    struct dns_cache *dns_cache;
+    struct wa_server *admin;
+    int64_t started_ms;
+};
+
+static void tunables_from_config(struct proxy_tunables *t, const struct px_config *cfg)
+{
+    memset(t, 0, sizeof(*t));
+    t->limits.max_request_line = cfg->max_request_line;
+    t->limits.max_head_bytes = cfg->max_head_bytes;
+    t->limits.max_headers = cfg->max_headers < WORKER_MAX_HEADERS ? cfg->max_headers
+                                                                  : WORKER_MAX_HEADERS;
+    t->header_timeout_ms = cfg->header_timeout_ms;
+    t->idle_timeout_ms = cfg->idle_timeout_ms;
+    t->connect_timeout_ms = cfg->connect_timeout_ms;
+    t->origin_timeout_ms = cfg->origin_timeout_ms;
+    t->tunnel_idle_ms = cfg->tunnel_idle_ms;
+    t->max_connections = cfg->max_connections;
+    memcpy(t->connect_ports, cfg->connect_ports, sizeof(t->connect_ports));
+    t->nconnect_ports = cfg->nconnect_ports;
+    t->allow_loopback_targets = cfg->allow_loopback_targets;
+    snprintf(t->via, sizeof(t->via), "%s", cfg->via ? cfg->via : "proxyd");
+    snprintf(t->contact, sizeof(t->contact), "%s", cfg->contact ? cfg->contact : "");
+}
+
+/* This machine's own addresses and proxyd's own ports, which requests may never target. */
+static void collect_own_addresses(struct proxyd *p)
+{
+    struct proxy_shared *s = &p->shared;
+    struct ifaddrs *ifa = NULL;
+    if (getifaddrs(&ifa) == 0) {
+        for (struct ifaddrs *i = ifa; i && s->nlocal_addrs < WORKER_MAX_LOCAL_ADDRS; i = i->ifa_next) {
+            if (!i->ifa_addr)
+                continue;
+            int fam = i->ifa_addr->sa_family;
+            if (fam != AF_INET && fam != AF_INET6)
+                continue;
+            struct sockaddr_storage *ss = &s->local_addrs[s->nlocal_addrs++];
+            memset(ss, 0, sizeof(*ss));
+            memcpy(ss, i->ifa_addr,
+                   fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+        }
+        freeifaddrs(ifa);
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    for (size_t i = 0; i < p->cfg.nlisten; i++)
+        if (worker_parse_addr(p->cfg.listen[i], &ss, &len) == 0)
+            s->own_ports[s->nown_ports++] =
+                ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (strcmp(p->cfg.admin, "off") != 0 && worker_parse_addr(p->cfg.admin, &ss, &len) == 0)
+        s->own_ports[s->nown_ports++] =
+            ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                          : ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static int hook_policy_changed(void *arg, char *err, size_t errlen)
+{
+    struct proxyd *p = arg;
+    int rc = policy_reload(&p->policy, true, err, errlen);
+    if (rc < 0)
+        log_warnx("new policy not in force, the previous one stays: %s", err);
+    return rc < 0 ? -1 : 0;
+}
+
+static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
+{
+    struct proxyd *p = arg;
+    memset(out, 0, sizeof(*out));
+    out->started_ms = p->started_ms;
+    out->workers = p->nworkers;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker_stats *s = &p->workers[i].stats;
+        out->connections_active += atomic_load(&s->connections_active);
+        out->connections_total += atomic_load(&s->connections_total);
+        out->requests_total += atomic_load(&s->requests_total);
+        out->requests_denied += atomic_load(&s->requests_denied);
+        out->tunnels_active += atomic_load(&s->tunnels_active);
+        out->bytes_up += atomic_load(&s->bytes_up);
+        out->bytes_down += atomic_load(&s->bytes_down);
+        out->errors_parse += atomic_load(&s->errors_parse);
+        out->errors_upstream += atomic_load(&s->errors_upstream);
+    }
+    out->dns_cache_entries = dns_cache_size(p->dns_cache);
+    out->acl_generation = acl_live_generation(p->acl);
+    if (p->log)
+        store_log_counters(p->log, &out->log);
+}
+
+static int make_data_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        return 0;
+    snprintf(err, errlen, "data folder %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* SIGHUP: re-read the settings; apply what can change live, warn about the rest. */
+static void reload_config(struct proxyd *p, int argc, char **argv)
+{
+    struct px_config fresh;
+    char err[1024];
+    config_defaults(&fresh);
+    if (config_from_args(&fresh, argc, argv, err, sizeof(err)) != CONFIG_RUN) {
+        log_warnx("SIGHUP: settings not reloaded: %s", err);
+        config_free(&fresh);
+        return;
+    }
+    log_threshold = (enum log_level)fresh.log_level;
+    pthread_mutex_lock(&p->shared.tunables_lock);
+    tunables_from_config(&p->shared.tunables, &fresh);
+    atomic_fetch_add(&p->shared.tunables_gen, 1);
+    pthread_mutex_unlock(&p->shared.tunables_lock);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        worker_notify(&p->workers[i]);
+    const char *old = p->cfg.allow_clients ? p->cfg.allow_clients : "";
+    const char *now = fresh.allow_clients ? fresh.allow_clients : "";
+    if (strcmp(old, now) != 0) {
+        pthread_mutex_lock(&p->policy.lock);
+        free(p->policy.allowed_clients);
+        p->policy.allowed_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
+        pthread_mutex_unlock(&p->policy.lock);
+        if (policy_reload(&p->policy, true, err, sizeof(err)) < 0)
+            log_warnx("SIGHUP: allow-clients not applied: %s", err);
+    }
+    if (fresh.nlisten != p->cfg.nlisten || fresh.workers != p->cfg.workers ||
+        strcmp(fresh.admin, p->cfg.admin) || strcmp(fresh.data_dir, p->cfg.data_dir))
+        log_warnx("SIGHUP: listen, workers, admin and data-dir changes need a restart");
+    free(p->cfg.allow_clients);
+    p->cfg.allow_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
+    config_free(&fresh);
+    log_info("settings reloaded");
+}
+
+int main(int argc, char **argv)
+{
+    static struct proxyd p;
+    char err[1024] = "";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p.started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+    config_defaults(&p.cfg);
+    switch (config_from_args(&p.cfg, argc, argv, err, sizeof(err))) {
+    case CONFIG_EXIT_OK:
+        fputs(err, stdout);
+        return 0;
+    case CONFIG_EXIT_USAGE:
+        fprintf(stderr, "proxyd: %s\n", err);
+        return 2;
+    case CONFIG_RUN:
+        break;
+    }
+    log_threshold = (enum log_level)p.cfg.log_level;
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    if (make_data_dir(p.cfg.data_dir, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (!p.cfg.db_path) {
+        size_t n = strlen(p.cfg.data_dir) + sizeof("/proxyd.db");
+        p.cfg.db_path = malloc(n);
+        snprintf(p.cfg.db_path, n, "%s/proxyd.db", p.cfg.data_dir);
+    }
+
+    /* Policy: the store is the source; --policy makes it equal to a file first. */
+    if (policy_loader_init(&p.policy, p.cfg.db_path, p.cfg.allow_clients, err, sizeof(err)) < 0) {
+        log_error("while opening the database: %s", err);
+        return 1;
+    }
+    if (p.cfg.policy_file &&
+        policy_import_file(&p.policy, p.cfg.policy_file, err, sizeof(err)) < 0) {
+        log_error("policy not loaded: %s", err);
+        return 1;
+    }
+    int64_t version;
+    struct acl_set *set = policy_compile(&p.policy, &version, err, sizeof(err));
+    if (!set) {
+        log_error("the stored policy does not compile: %s", err);
+        return 1;
+    }
+    p.acl = acl_live_new(set);
+    p.policy.live = p.acl;
+    p.policy.version = version;
+
+    if (p.cfg.access_log) {
+        p.cfg.workers = p.cfg.workers ? p.cfg.workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+        struct store_log_opts lo = {
+            .db_path = p.cfg.db_path,
+            .producers = p.cfg.workers,
+            .queue_capacity = 65536,
+            .flush_interval_ms = 100,
+            .squid_log_path = p.cfg.squid_log,
+            .retention_days = p.cfg.retention_days,
+            .retention_rows = p.cfg.retention_rows,
+        };
+        p.log = store_log_start(&lo, err, sizeof(err));
+        if (!p.log) {
+            log_error("while starting the access log: %s", err);
+            return 1;
+        }
+    }
+    p.dns_cache = dns_cache_new(65536, 30);
+    if (!p.dns_cache) {
+        log_error("out of memory");
+        return 1;
+    }
+
+    /* Signals are taken by the main thread alone, with sigtimedwait. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    p.shared.acl = p.acl;
+    p.shared.log = p.log;
+    p.shared.dns_cache = p.dns_cache;
+    p.shared.dns_servers = (const char *const *)p.cfg.dns_servers;
+    p.shared.ndns_servers = p.cfg.ndns_servers;
+    p.shared.dns_timeout_ms = p.cfg.dns_timeout_ms;
+    pthread_mutex_init(&p.shared.tunables_lock, NULL);
+    tunables_from_config(&p.shared.tunables, &p.cfg);
+    collect_own_addresses(&p);
+
+    p.nworkers = p.cfg.workers ? p.cfg.workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (p.nworkers == 0)
+        p.nworkers = 1;
+    p.workers = calloc(p.nworkers, sizeof(*p.workers));
+    for (unsigned i = 0; i < p.nworkers; i++) {
+        if (worker_init(&p.workers[i], i, &p.shared, &p.cfg, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return 1;
+        }
+    }
+    for (unsigned i = 0; i < p.nworkers; i++)
+        if (worker_start(&p.workers[i]) < 0) {
+            log_error("cannot start worker %u", i);
+            return 1;
+        }
+
+    if (strcmp(p.cfg.admin, "off") != 0) {
+        char pac[300];
+        if (p.cfg.pac_proxy)
+            snprintf(pac, sizeof(pac), "%s", p.cfg.pac_proxy);
+        else {
+            char host[256] = "";
+            gethostname(host, sizeof(host) - 1);
+            const char *port = strrchr(p.cfg.listen[0], ':');
+            snprintf(pac, sizeof(pac), "%s:%s", host[0] ? host : "127.0.0.1",
+                     port ? port + 1 : "3128");
+        }
+        struct wa_options wo = {
+            .listen = p.cfg.admin,
+            .allow_remote = p.cfg.admin_allow_remote,
+            .data_dir = p.cfg.data_dir,
+            .db_path = p.cfg.db_path,
+            .static_dir = NULL,
+            .pac_proxy = pac,
+            .acl = p.acl,
+            .policy_changed = hook_policy_changed,
+            .proxy_stats = hook_proxy_stats,
+            .hook_arg = &p,
+        };
+        char first_password[64] = "";
+        p.admin = wa_start(&wo, first_password, err, sizeof(err));
+        if (!p.admin) {
+            log_error("admin server: %s", err);
+            return 1;
+        }
+        if (first_password[0])
+            log_info("first run: admin user 'admin', password '%s' (shown once; change it with "
+                     "'proxyctl admin passwd')",
+                     first_password);
+    }
+    for (size_t i = 0; i < p.cfg.nlisten; i++)
+        log_info("proxy listening on %s", p.cfg.listen[i]);
+    log_info("proxyd %s: %u workers, admin %s, data in %s", PX_VERSION, p.nworkers, p.cfg.admin,
+             p.cfg.data_dir);
+
+    for (;;) {
+        struct timespec wait = {0, POLICY_POLL_MS * 1000000L};
+        int sig = sigtimedwait(&sigs, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP) {
+            reload_config(&p, argc, argv);
+            continue;
+        }
+        int rc = policy_reload(&p.policy, false, err, sizeof(err));
+        if (rc > 0)
+            log_info("policy reloaded (generation %llu)",
+                     (unsigned long long)acl_live_generation(p.acl));
+        else if (rc < 0)
+            log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
+    }
+
+    log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
+    if (p.admin)
+        wa_stop(p.admin);
+    for (unsigned i = 0; i < p.nworkers; i++)
+        worker_drain(&p.workers[i], DRAIN_GRACE_MS);
+    for (unsigned i = 0; i < p.nworkers; i++)
+        worker_join(&p.workers[i]);
+    for (unsigned i = 0; i < p.nworkers; i++)
+        worker_destroy(&p.workers[i]);
+    free(p.workers);
+    if (p.log) {
+        struct store_log_counters lc;
+        store_log_counters(p.log, &lc);
+        store_log_stop(p.log);
+        log_info("access log: %llu rows written, %llu dropped",
+                 (unsigned long long)lc.written,
+                 (unsigned long long)(lc.dropped_queue_full + lc.dropped_db_error));
+    }
+    dns_cache_free(p.dns_cache);
+    policy_loader_destroy(&p.policy);
+    acl_live_free(p.acl);
+    config_free(&p.cfg);
+    log_info("stopped");
+    return 0;
+}

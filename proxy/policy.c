@@ -1,0 +1,178 @@
+/* policy: store -> acl_config -> acl_set -> acl_live. */
+#include "proxy/policy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int policy_loader_init(struct policy_loader *pl, const char *db_path, const char *allowed_clients,
+                       char *err, size_t errlen)
+{
+    memset(pl, 0, sizeof(*pl));
+    pthread_mutex_init(&pl->lock, NULL);
+    pl->st = store_open(db_path, err, errlen);
+    if (!pl->st)
+        return -1;
+    pl->allowed_clients = allowed_clients ? strdup(allowed_clients) : NULL;
+    pl->version = -1;
+    return 0;
+}
+
+void policy_loader_destroy(struct policy_loader *pl)
+{
+    if (pl->st)
+        store_close(pl->st);
+    free(pl->allowed_clients);
+    pthread_mutex_destroy(&pl->lock);
+    memset(pl, 0, sizeof(*pl));
+}
+
+struct acl_set *policy_compile(struct policy_loader *pl, int64_t *version, char *err,
+                               size_t errlen)
+{
+    struct store_rule *rules = NULL;
+    size_t nrules = 0, nlists = 0;
+    struct store_list_info *infos = NULL;
+    struct acl_rule_src *srcs = NULL;
+    struct acl_list_src *lists = NULL;
+    char ***entries = NULL;
+    size_t *counts = NULL;
+    struct acl_set *set = NULL;
+
+    *version = store_policy_version(pl->st);
+    if (store_rules_list(pl->st, &rules, &nrules, err, errlen) < 0 ||
+        store_lists(pl->st, &infos, &nlists, err, errlen) < 0)
+        goto out;
+    srcs = calloc(nrules ? nrules : 1, sizeof(*srcs));
+    lists = calloc(nlists ? nlists : 1, sizeof(*lists));
+    entries = calloc(nlists ? nlists : 1, sizeof(*entries));
+    counts = calloc(nlists ? nlists : 1, sizeof(*counts));
+    if (!srcs || !lists || !entries || !counts) {
+        snprintf(err, errlen, "out of memory compiling the policy");
+        goto out;
+    }
+    for (size_t i = 0; i < nrules; i++)
+        srcs[i] = (struct acl_rule_src){rules[i].id, rules[i].enabled, rules[i].text};
+    for (size_t i = 0; i < nlists; i++) {
+        if (store_list_entries(pl->st, infos[i].name, &entries[i], &counts[i], err, errlen) < 0)
+            goto out;
+        lists[i] = (struct acl_list_src){infos[i].name, (const char *const *)entries[i], counts[i]};
+    }
+    struct acl_config cfg = {
+        .rules = srcs,
+        .nrules = nrules,
+        .lists = lists,
+        .nlists = nlists,
+        .allowed_clients = pl->allowed_clients,
+    };
+    struct acl_error aerr = {0};
+    set = acl_set_compile(&cfg, &aerr);
+    if (!set)
+        snprintf(err, errlen, "%s", aerr.msg);
+out:
+    for (size_t i = 0; entries && i < nlists; i++) {
+        for (size_t j = 0; j < counts[i]; j++)
+            free(entries[i][j]);
+        free(entries[i]);
+    }
+    free(entries);
+    free(counts);
+    free(lists);
+    free(srcs);
+    free(infos);
+    store_rules_free(rules, nrules);
+    return set;
+}
+
+int policy_reload(struct policy_loader *pl, bool force, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&pl->lock);
+    int rc = 0;
+    if (force || store_policy_version(pl->st) != pl->version) {
+        int64_t version;
+        struct acl_set *set = policy_compile(pl, &version, err, errlen);
+        if (set) {
+            acl_live_publish(pl->live, set);
+            pl->version = version;
+            rc = 1;
+        } else {
+            /* Remember the version so a broken policy is reported once, not every poll. */
+            pl->version = version;
+            rc = -1;
+        }
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return rc;
+}
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *text = malloc(cap);
+    while (text) {
+        n += fread(text + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *bigger = realloc(text, cap * 2);
+        if (!bigger) {
+            free(text);
+            text = NULL;
+            break;
+        }
+        text = bigger;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!text)
+        snprintf(err, errlen, "%s: out of memory", path);
+    *len = n;
+    return text;
+}
+
+int policy_import_file(struct policy_loader *pl, const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = read_file(path, &len, err, errlen);
+    if (!text)
+        return -1;
+    struct acl_policy pol = {0};
+    struct acl_error aerr = {0};
+    int rc = -1;
+    if (acl_policy_parse(text, len, &pol, &aerr) < 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, aerr.line, aerr.msg);
+        goto out;
+    }
+    struct store_rule *rules = NULL;
+    size_t nrules = 0;
+    if (store_rules_list(pl->st, &rules, &nrules, err, errlen) < 0)
+        goto out;
+    bool same = nrules == pol.nrules;
+    for (size_t i = 0; same && i < nrules; i++)
+        same = strcmp(rules[i].text, pol.rules[i].text) == 0;
+    store_rules_free(rules, nrules);
+    if (same) {
+        rc = 0;
+        goto out;
+    }
+    const char **texts = calloc(pol.nrules ? pol.nrules : 1, sizeof(*texts));
+    if (!texts) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < pol.nrules; i++)
+        texts[i] = pol.rules[i].text;
+    char actor[300];
+    snprintf(actor, sizeof(actor), "proxyd --policy %s", path);
+    rc = store_rules_replace(pl->st, texts, pol.nrules, actor, err, errlen);
+    free(texts);
+out:
+    acl_policy_free(&pol);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,290 @@
+/* worker: a thread, its loop, its listeners and the housekeeping tick (timeouts, the clock
+ * the ACL reads, tunables and ACL refresh, idle origin expiry, draining). */
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/conn.h"
+#include "proxy/log.h"
+
+#define TICK_MS 100
+#define ORIGIN_IDLE_MS 15000
+#define ACCEPT_BATCH 64
+
+int worker_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[128];
+    const char *port;
+    memset(ss, 0, sizeof(*ss));
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof(host))
+            return -1;
+        memcpy(host, text + 1, (size_t)(end - text - 1));
+        host[end - text - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon || (size_t)(colon - text) >= sizeof(host))
+            return -1;
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+        port = colon + 1;
+    }
+    char *endp;
+    long p = strtol(port, &endp, 10);
+    if (!*port || *endp || p < 0 || p > 65535)
+        return -1;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)p);
+        *len = sizeof(*s4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p);
+        *len = sizeof(*s6);
+        return 0;
+    }
+    return -1;
+}
+
+static int open_listener(const char *text, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (worker_parse_addr(text, &ss, &len) < 0) {
+        snprintf(err, errlen, "listen address '%s': expected IP:PORT or [IPv6]:PORT", text);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen %s: socket: %s", text, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "listen %s: %s", text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void refresh_clock(struct worker *w)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    w->clock.wday = tm.tm_wday;
+    w->clock.minute = tm.tm_hour * 60 + tm.tm_min;
+}
+
+static void refresh_tunables(struct worker *w)
+{
+    uint64_t gen = atomic_load_explicit(&w->shared->tunables_gen, memory_order_acquire);
+    if (gen == w->tun_gen)
+        return;
+    pthread_mutex_lock(&w->shared->tunables_lock);
+    w->tun = w->shared->tunables;
+    w->tun_gen = atomic_load(&w->shared->tunables_gen);
+    pthread_mutex_unlock(&w->shared->tunables_lock);
+}
+
+static void close_listeners(struct worker *w)
+{
+    for (size_t i = 0; i < w->nlisten; i++) {
+        if (w->listen_fds[i] < 0)
+            continue;
+        ev_io_del(w->loop, w->listen_fds[i]);
+        close(w->listen_fds[i]);
+        w->listen_fds[i] = -1;
+    }
+}
+
+static void on_tick(struct ev_loop *loop, void *arg)
+{
+    struct worker *w = arg;
+    int64_t now = ev_now_ms(loop);
+    refresh_clock(w);
+    refresh_tunables(w);
+    dns_resolver_tick(w->dns);
+    /* Let go of an old rule set even when no request comes to refresh it. */
+    if (w->acl && acl_live_generation(w->shared->acl) != w->acl_gen) {
+        acl_live_release(w->shared->acl, w->acl);
+        w->acl = acl_live_acquire(w->shared->acl, &w->acl_gen);
+    }
+    for (size_t i = 0; i < w->norigins;) {
+        if (now - w->origins[i].since_ms > ORIGIN_IDLE_MS) {
+            close(w->origins[i].fd);
+            w->origins[i] = w->origins[--w->norigins];
+        } else {
+            i++;
+        }
+    }
+    bool draining = atomic_load(&w->draining);
+    if (draining && w->nlisten && w->listen_fds[0] >= 0) {
+        close_listeners(w);
+        w->drain_deadline_ms = now + w->drain_grace_ms;
+    }
+    struct conn *next;
+    for (struct conn *c = w->active; c; c = next) {
+        next = c->next;
+        if (draining && (c->state == CONN_IDLE || now >= w->drain_deadline_ms))
+            conn_abort(c, CLOSE_SHUTDOWN);
+        else
+            conn_check_timeout(c, now);
+    }
+    if (draining && w->nconns == 0)
+        ev_stop(loop);
+}
+
+static void on_accept(struct ev_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                log_warn("worker %u: accept", w->index);
+            return;
+        }
+        if (w->nconns >= w->tun.max_connections) {
+            atomic_fetch_add_explicit(&w->stats.closes[CLOSE_OVERLOAD], 1, memory_order_relaxed);
+            close(cfd);
+            continue;
+        }
+        conn_accept(w, cfd, &ss);
+    }
+}
+
+static void on_wake(struct ev_loop *loop, void *arg)
+{
+    on_tick(loop, arg);
+}
+
+int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
+                const struct px_config *cfg, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->shared = shared;
+    for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
+        w->listen_fds[i] = -1;
+    pthread_mutex_lock(&shared->tunables_lock);
+    w->tun = shared->tunables;
+    w->tun_gen = atomic_load(&shared->tunables_gen);
+    pthread_mutex_unlock(&shared->tunables_lock);
+
+    int max_fds = (int)(w->tun.max_connections * 2 + 256);
+    w->loop = ev_loop_new(max_fds);
+    if (!w->loop) {
+        snprintf(err, errlen, "worker %u: event loop: %s", index, strerror(errno));
+        return -1;
+    }
+    if (buf_pool_init(&w->bufs, 256) < 0) {
+        snprintf(err, errlen, "worker %u: out of memory", index);
+        return -1;
+    }
+    w->acl_scratch = acl_scratch_new();
+    if (!w->acl_scratch) {
+        snprintf(err, errlen, "worker %u: out of memory", index);
+        return -1;
+    }
+    w->dns = dns_resolver_new(w->loop, shared->dns_cache, shared->dns_servers,
+                              shared->ndns_servers, shared->dns_timeout_ms, err, errlen);
+    if (!w->dns)
+        return -1;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        int fd = open_listener(cfg->listen[i], err, errlen);
+        if (fd < 0)
+            return -1;
+        w->listen_fds[w->nlisten++] = fd;
+        if (ev_io_set(w->loop, fd, EV_READ, on_accept, w) < 0) {
+            snprintf(err, errlen, "listen %s: epoll: %s", cfg->listen[i], strerror(errno));
+            return -1;
+        }
+    }
+    refresh_clock(w);
+    ev_tick_set(w->loop, TICK_MS, on_tick, w);
+    ev_wake_set(w->loop, on_wake, w);
+    w->acl = acl_live_acquire(shared->acl, &w->acl_gen);
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    if (ev_run(w->loop) < 0)
+        log_warn("worker %u: event loop stopped", w->index);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void worker_drain(struct worker *w, int grace_ms)
+{
+    /* The tick turns the grace period into a deadline on the worker's own clock. */
+    w->drain_grace_ms = grace_ms;
+    atomic_store(&w->draining, true);
+    ev_wake(w->loop);
+}
+
+void worker_notify(struct worker *w)
+{
+    ev_wake(w->loop);
+}
+
+void worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void worker_destroy(struct worker *w)
+{
+    if (w->loop) {
+        struct conn *next;
+        for (struct conn *c = w->active; c; c = next) {
+            next = c->next;
+            conn_abort(c, CLOSE_SHUTDOWN);
+        }
+        ev_flush_deferred(w->loop);
+    }
+    close_listeners(w);
+    for (size_t i = 0; i < w->norigins; i++)
+        close(w->origins[i].fd);
+    w->norigins = 0;
+    if (w->dns)
+        dns_resolver_free(w->dns);
+    if (w->acl)
+        acl_live_release(w->shared->acl, w->acl);
+    acl_scratch_free(w->acl_scratch);
+    while (w->free_conns) {
+        struct conn *c = w->free_conns;
+        w->free_conns = c->next;
+        free(c);
+    }
+    buf_pool_destroy(&w->bufs);
+    ev_loop_free(w->loop);
+    w->loop = NULL;
+}

@@ -1,0 +1,118 @@
+/* worker: one thread with its own event loop, its own SO_REUSEPORT listeners, its own c-ares
+ * channel, buffer pool, connection free list, idle origin connections and counters. Workers
+ * share only read-mostly state (struct proxy_shared): the live ACL, the DNS cache, the log
+ * queues (one producer queue each) and the tunables, which the main thread replaces under a
+ * mutex and workers copy when the generation moves. */
+#ifndef PX_WORKER_H
+#define PX_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "acl/acl.h"
+#include "proxy/buf.h"
+#include "proxy/config.h"
+#include "proxy/conn_close.h"
+#include "proxy/dns.h"
+#include "proxy/ev.h"
+#include "proxy/h1_parse.h"
+#include "storage/store.h"
+
+#define WORKER_MAX_HEADERS 256
+#define WORKER_ORIGIN_POOL 64
+#define WORKER_MAX_LOCAL_ADDRS 32
+
+/* Settings a worker reads on every request; replaced as a whole on SIGHUP. */
+struct proxy_tunables {
+    struct h1_limits limits;
+    int header_timeout_ms, idle_timeout_ms, connect_timeout_ms, origin_timeout_ms,
+        tunnel_idle_ms;
+    unsigned max_connections;
+    uint16_t connect_ports[CONFIG_MAX_PORTS];
+    size_t nconnect_ports;
+    bool allow_loopback_targets;
+    char via[64];
+    char contact[256];
+};
+
+struct proxy_shared {
+    struct acl_live *acl;        /* borrowed */
+    struct store_log *log;       /* borrowed, NULL when the access log is off */
+    struct dns_cache *dns_cache; /* borrowed */
+    const char *const *dns_servers;
+    size_t ndns_servers;
+    int dns_timeout_ms;
+    /* Addresses that are this machine's own (interfaces) and ports that are proxyd's own
+     * (listeners, admin): never proxied to. */
+    struct sockaddr_storage local_addrs[WORKER_MAX_LOCAL_ADDRS];
+    size_t nlocal_addrs;
+    uint16_t own_ports[CONFIG_MAX_LISTEN + 1];
+    size_t nown_ports;
+
+    pthread_mutex_t tunables_lock;
+    struct proxy_tunables tunables; /* under tunables_lock */
+    atomic_uint_fast64_t tunables_gen;
+};
+
+struct worker_stats {
+    atomic_uint_fast64_t connections_active, connections_total, requests_total, requests_denied,
+        tunnels_active, bytes_up, bytes_down, errors_parse, errors_upstream;
+    atomic_uint_fast64_t closes[CLOSE_COUNT];
+};
+
+struct origin_idle {
+    struct sockaddr_storage addr;
+    int fd;
+    int64_t since_ms;
+};
+
+struct conn;
+
+struct worker {
+    unsigned index;
+    pthread_t thread;
+    struct ev_loop *loop;           /* owned */
+    struct proxy_shared *shared;    /* borrowed */
+    struct proxy_tunables tun;      /* this worker's copy */
+    uint64_t tun_gen;
+    int listen_fds[CONFIG_MAX_LISTEN];
+    size_t nlisten;
+    struct dns_resolver *dns;       /* owned */
+    struct buf_pool bufs;
+    struct conn *free_conns;        /* owned free list */
+    struct conn *active;            /* intrusive list of live connections */
+    size_t nconns;
+    struct origin_idle origins[WORKER_ORIGIN_POOL];
+    size_t norigins;
+    const struct acl_set *acl;      /* reference held from shared->acl */
+    uint64_t acl_gen;
+    struct acl_scratch *acl_scratch; /* owned */
+    struct acl_clock clock;
+    atomic_bool draining;
+    int drain_grace_ms;
+    int64_t drain_deadline_ms;
+    struct worker_stats stats;
+    struct h1_header headers[WORKER_MAX_HEADERS]; /* parse scratch, one request at a time */
+    char scratch[BUF_SIZE];                       /* head rewrite scratch */
+};
+
+/* Creates the worker's loop, listeners (bound with SO_REUSEPORT, so every worker has its
+ * own accept queue) and resolver. Returns 0, or -1 with err filled. Main thread. */
+int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
+                const struct px_config *cfg, char *err, size_t errlen);
+int worker_start(struct worker *w); /* spawns the thread */
+/* Stops accepting, lets requests in flight finish for up to grace_ms, then closes the rest
+ * and ends the loop. Any thread. */
+void worker_drain(struct worker *w, int grace_ms);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+/* Tells the worker that shared->tunables changed. Any thread. */
+void worker_notify(struct worker *w);
+
+/* Parses "IP:PORT" / "[IPv6]:PORT" into ss. Returns 0 or -1. */
+int worker_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len);
+
+#endif

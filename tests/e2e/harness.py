@@ -1,0 +1,389 @@
+"""End-to-end harness: runs the real proxyd against scripted origins and a DNS stub, all on
+127.0.0.1 with ephemeral ports, and cleans up by PID.
+
+    with DnsStub(records={"allowed.test": "127.0.0.1"}) as dns, Origin() as origin, \
+         Proxyd(dns=dns) as px:
+        status, headers, body = px.get(f"http://allowed.test:{origin.port}/small")
+
+Origin paths (any method):
+  /small           1 KiB body
+  /big?n=N         N bytes of a repeating pattern (Content-Length)
+  /chunked?n=N     N bytes in chunks of 1000, with a trailer
+  /close?n=N       N bytes, no length: ends when the origin closes
+  /echo            echoes the request body back (Content-Length)
+  /status?code=C   empty response with status C (204, 304 send no body)
+  /slow?ms=M       waits M ms before answering
+  /continue        answers an Expect: 100-continue with 100 first
+  /ws              WebSocket upgrade (101), then echoes bytes until EOF
+  /drop            closes without answering
+Every request the origin receives is kept raw (head and body) in origin.requests.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import dnsstub  # noqa: E402  (tests/e2e/dnsstub.py)
+
+BUILD_DIR = os.environ.get("PX_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
+PROXYD = os.environ.get("PROXYD_BIN", os.path.join(BUILD_DIR, "proxy", "proxyd"))
+PROXYCTL = os.environ.get("PROXYCTL_BIN", os.path.join(BUILD_DIR, "web-admin", "proxyctl"))
+
+PATTERN = bytes(range(256))
+
+
+def pattern(n):
+    return (PATTERN * (n // 256 + 1))[:n]
+
+
+class DnsStub(dnsstub.DnsStub):
+    """dnsstub.DnsStub as a context manager; a record may be one address or a list."""
+
+    def __init__(self, records, **kw):
+        super().__init__({k: [v] if isinstance(v, str) else list(v) for k, v in records.items()},
+                         **kw)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_head(sock, buf=b""):
+    """Reads until CRLFCRLF. Returns (head, rest) or (None, buf) on EOF."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None, buf
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head + b"\r\n\r\n", rest
+
+
+def parse_headers(head):
+    lines = head.decode("latin-1").split("\r\n")
+    first = lines[0]
+    headers = []
+    for line in lines[1:]:
+        if line:
+            k, _, v = line.partition(":")
+            headers.append((k.strip(), v.strip()))
+    return first, headers
+
+
+def header(headers, name):
+    for k, v in headers:
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def read_exact(sock, n, buf):
+    while len(buf) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("eof after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf[:n], buf[n:]
+
+
+def read_chunked(sock, buf):
+    """Reads a chunked body; returns (raw, decoded, rest)."""
+    raw = b""
+    decoded = b""
+    while True:
+        while b"\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError("eof in chunk size")
+            buf += chunk
+        line, buf = buf.split(b"\r\n", 1)
+        raw += line + b"\r\n"
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            while True:
+                while b"\r\n" not in buf:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise EOFError("eof in trailers")
+                    buf += chunk
+                line, buf = buf.split(b"\r\n", 1)
+                raw += line + b"\r\n"
+                if line == b"":
+                    return raw, decoded, buf
+        data, buf = read_exact(sock, size + 2, buf)
+        raw += data
+        decoded += data[:-2]
+
+
+class Origin:
+    """A scripted HTTP/1.1 origin on 127.0.0.1 (threaded, keep-alive)."""
+
+    def __init__(self):
+        self.requests = []  # (head bytes, body bytes)
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            c.settimeout(30)
+            while True:
+                head, buf = read_head(c, buf)
+                if head is None:
+                    return
+                first, headers = parse_headers(head)
+                method, target, _ = first.split(" ", 2)
+                body = b""
+                te = header(headers, "Transfer-Encoding")
+                cl = header(headers, "Content-Length")
+                if header(headers, "Expect") and target.startswith("/continue"):
+                    c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                if te and "chunked" in te.lower():
+                    raw, body, buf = read_chunked(c, buf)
+                elif cl:
+                    body, buf = read_exact(c, int(cl), buf)
+                with self.lock:
+                    self.requests.append((head, body))
+                if not self._answer(c, method, target, headers, body):
+                    return
+        except (OSError, EOFError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def _answer(self, c, method, target, headers, body):
+        path, _, query = target.partition("?")
+        args = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
+        n = int(args.get("n", "1024"))
+        send_body = method != "HEAD"
+        if path == "/small":
+            data = b"x" * 1024
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1024\r\n\r\n"
+                      + (data if send_body else b""))
+        elif path == "/big":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+            if send_body:
+                c.sendall(pattern(n))
+        elif path == "/chunked":
+            out = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"]
+            data = pattern(n)
+            for i in range(0, len(data), 1000):
+                part = data[i:i + 1000]
+                out.append(b"%x\r\n" % len(part) + part + b"\r\n")
+            out.append(b"0\r\nX-Sum: %d\r\n\r\n" % len(data))
+            c.sendall(b"".join(out))
+        elif path == "/close":
+            c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + pattern(n))
+            return False
+        elif path == "/echo":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        elif path == "/status":
+            code = int(args.get("code", "200"))
+            if code in (204, 304):
+                c.sendall(b"HTTP/1.1 %d X\r\n\r\n" % code)
+            else:
+                c.sendall(b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % code)
+        elif path == "/slow":
+            time.sleep(int(args.get("ms", "1000")) / 1000)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+        elif path == "/continue":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        elif path == "/ws":
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return False
+                c.sendall(data)
+        elif path == "/drop":
+            return False
+        else:
+            c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        return header(headers, "Connection") != "close"
+
+
+class Proxyd:
+    """Runs proxyd on ephemeral ports; stops it by PID."""
+
+    def __init__(self, dns=None, extra_args=(), policy=None, workers=2, admin=True):
+        self.tmp = tempfile.mkdtemp(prefix="pxe2e.")
+        self.data_dir = os.path.join(self.tmp, "var")
+        self.proxy_port = free_port()
+        self.admin_port = free_port() if admin else None
+        self.admin_url = "http://127.0.0.1:%d" % self.admin_port if admin else None
+        self.args = [PROXYD, "--listen", "127.0.0.1:%d" % self.proxy_port,
+                     "--admin", "127.0.0.1:%d" % self.admin_port if admin else "off",
+                     "--data-dir", self.data_dir, "--workers", str(workers),
+                     "--allow-loopback-targets", "--log-level", "debug"]
+        if dns is not None:
+            self.args += ["--dns-server", "127.0.0.1:%d" % dns.port]
+        if policy is not None:
+            path = os.path.join(self.tmp, "test.policy")
+            with open(path, "w") as f:
+                f.write(policy)
+            self.args += ["--policy", path]
+        self.args += list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(self.tmp, "proxyd.log")
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        if exc[0] is None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            sys.stderr.write("proxyd log kept in %s; tail:\n%s\n" % (self.log_path, self.log()[-3000:]))
+
+    def start(self):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=self.logf)
+        deadline = time.monotonic() + 15
+        ports = [self.proxy_port] + ([self.admin_port] if self.admin_port else [])
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("proxyd exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            if all(self._listening(p) for p in ports):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("proxyd did not start listening:\n" + self.log())
+
+    @staticmethod
+    def _listening(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+        return self.proc.returncode if self.proc else None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def token(self):
+        with open(os.path.join(self.data_dir, "admin.token")) as f:
+            return f.read().strip()
+
+    @property
+    def db_path(self):
+        return os.path.join(self.data_dir, "proxyd.db")
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def connect(self, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.proxy_port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def request(self, raw, timeout=10):
+        """Sends raw bytes on a new connection; returns (status, headers, body) of one response."""
+        with self.connect(timeout) as s:
+            s.sendall(raw)
+            return read_response(s)[:3]
+
+    def get(self, url, headers=(), method="GET", body=None, timeout=10):
+        host = re.match(r"https?://([^/]+)", url).group(1)
+        lines = ["%s %s HTTP/1.1" % (method, url), "Host: " + host]
+        lines += list(headers)
+        if body is not None:
+            lines.append("Content-Length: %d" % len(body))
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+        return self.request(raw, timeout)
+
+
+def read_response(sock, buf=b"", head_request=False):
+    """Reads one response; returns (status, headers, body, rest)."""
+    head, buf = read_head(sock, buf)
+    if head is None:
+        raise EOFError("connection closed before a response")
+    first, headers = parse_headers(head)
+    status = int(first.split(" ")[1])
+    te = header(headers, "Transfer-Encoding")
+    cl = header(headers, "Content-Length")
+    if head_request or status in (204, 304) or 100 <= status < 200:
+        return status, headers, b"", buf
+    if te and "chunked" in te.lower():
+        raw, body, buf = read_chunked(sock, buf)
+        return status, headers, body, buf
+    if cl is not None:
+        body, buf = read_exact(sock, int(cl), buf)
+        return status, headers, body, buf
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return status, headers, buf, b""
+        buf += chunk
+
+
+def wait_for(predicate, timeout=5.0, interval=0.05):
+    """Polls predicate until it is true or timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)

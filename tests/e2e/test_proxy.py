@@ -1,0 +1,326 @@
+"""End-to-end tests of the relay: the real proxyd, scripted origins and a DNS stub on
+127.0.0.1. Every wait is bounded; nothing asserts on timing beyond generous deadlines."""
+import os
+import socket
+import sqlite3
+import time
+import unittest
+
+from harness import (DnsStub, Origin, Proxyd, header, parse_headers, pattern, read_head,
+                     read_response, wait_for)
+
+RECORDS = {"allowed.test": "127.0.0.1", "v6.test": "::1", "blocked.test": "127.0.0.1",
+           "rebind.test": "169.254.169.254"}
+
+
+class RelayTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsStub(RECORDS, drops={"never.test"}).__enter__()
+        cls.origin = Origin().__enter__()
+        cls.px = Proxyd(dns=cls.dns, policy="deny domain blocked.test\n",
+                        extra_args=["--origin-timeout", "1500", "--connect-ports", "443,%d" % cls.origin.port]).__enter__()
+        cls.base = "http://allowed.test:%d" % cls.origin.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.origin.__exit__()
+        cls.dns.__exit__()
+
+    def last_origin_request(self):
+        with self.origin.lock:
+            return self.origin.requests[-1]
+
+    def test_get_small_is_relayed_byte_exact(self):
+        status, headers, body = self.px.get(self.base + "/small")
+        self.assertEqual(status, 200)
+        self.assertEqual(body, b"x" * 1024)
+        self.assertIn("proxyd", header(headers, "Via"))
+
+    def test_ip_literal_target_needs_no_dns(self):
+        status, _, body = self.px.get("http://127.0.0.1:%d/small" % self.origin.port)
+        self.assertEqual((status, len(body)), (200, 1024))
+
+    def test_ipv6_name_and_literal(self):
+        try:
+            socket.create_connection(("::1", self.origin.port), timeout=1).close()
+        except OSError:
+            self.skipTest("origin not reachable over IPv6 (listens on 127.0.0.1 only)")
+
+    def test_large_binary_body_both_ways(self):
+        data = pattern(3 * 1024 * 1024 + 17)
+        status, _, body = self.px.get(self.base + "/echo", method="POST", body=data, timeout=30)
+        self.assertEqual(status, 200)
+        self.assertEqual(body, data)
+        status, _, body = self.px.get(self.base + "/big?n=5000000", timeout=30)
+        self.assertEqual(body, pattern(5000000))
+
+    def test_empty_body_and_methods(self):
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            status, _, body = self.px.get(self.base + "/echo", method=method, body=b"")
+            self.assertEqual((method, status, body), (method, 200, b""))
+            head, _ = self.last_origin_request()
+            self.assertTrue(head.startswith(("%s /echo HTTP/1.1\r\n" % method).encode()), head)
+
+    def test_chunked_request_and_response(self):
+        raw = ("POST %s/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n" % self.base).encode()
+        status, _, body = self.px.request(raw)
+        self.assertEqual((status, body), (200, b"hello world"))
+        status, headers, body = self.px.get(self.base + "/chunked?n=25000")
+        self.assertEqual(header(headers, "Transfer-Encoding"), "chunked")
+        self.assertEqual(body, pattern(25000))
+
+    def test_close_delimited_response(self):
+        with self.px.connect() as s:
+            s.sendall(("GET %s/close?n=70000 HTTP/1.1\r\nHost: x\r\n\r\n" % self.base).encode())
+            status, headers, body, _ = read_response(s)
+        self.assertEqual(status, 200)
+        self.assertEqual(body, pattern(70000))
+        self.assertEqual(header(headers, "Connection"), "close")
+
+    def test_head_204_304_have_no_body_and_keep_alive(self):
+        with self.px.connect() as s:
+            s.sendall(("HEAD %s/small HTTP/1.1\r\nHost: x\r\n\r\n" % self.base).encode())
+            status, headers, body, rest = read_response(s, head_request=True)
+            self.assertEqual((status, header(headers, "Content-Length")), (200, "1024"))
+            for code in (204, 304):
+                s.sendall(("GET %s/status?code=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (self.base, code)).encode())
+                status, _, body, rest = read_response(s, rest)
+                self.assertEqual((status, body), (code, b""))
+            s.sendall(("GET %s/small HTTP/1.1\r\nHost: x\r\n\r\n" % self.base).encode())
+            status, _, body, _ = read_response(s, rest)
+            self.assertEqual((status, len(body)), (200, 1024))
+
+    def test_keep_alive_and_pipelining_in_order(self):
+        with self.px.connect() as s:
+            reqs = b"".join(("GET %s/big?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (self.base, n)).encode()
+                            for n in (10, 70000, 3, 1))
+            s.sendall(reqs)
+            rest = b""
+            for n in (10, 70000, 3, 1):
+                status, _, body, rest = read_response(s, rest)
+                self.assertEqual((status, body), (200, pattern(n)))
+
+    def test_hop_by_hop_headers_are_removed_and_host_set(self):
+        raw = ("GET %s/small HTTP/1.1\r\nHost: wrong.example\r\nConnection: keep-alive, X-Secret\r\n"
+               "X-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
+               "Proxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nUpgrade: h2c\r\n"
+               "X-Kept: yes\r\n\r\n" % self.base).encode()
+        status, _, _ = self.px.request(raw)
+        self.assertEqual(status, 200)
+        head, _ = self.last_origin_request()
+        first, headers = parse_headers(head)
+        self.assertEqual(first, "GET /small HTTP/1.1")
+        names = [k.lower() for k, _ in headers]
+        for gone in ("x-secret", "keep-alive", "proxy-connection", "proxy-authorization", "te",
+                     "upgrade"):
+            self.assertNotIn(gone, names)
+        self.assertEqual(header(headers, "Host"), "allowed.test:%d" % self.origin.port)
+        self.assertEqual(names.count("host"), 1)
+        self.assertEqual(header(headers, "X-Kept"), "yes")
+        self.assertIn("proxyd", header(headers, "Via"))
+
+    def test_expect_100_continue(self):
+        with self.px.connect() as s:
+            s.sendall(("POST %s/continue HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                       "Expect: 100-continue\r\n\r\n" % self.base).encode())
+            status, _, _, rest = read_response(s)
+            self.assertEqual(status, 100)
+            s.sendall(b"hello")
+            status, _, body, _ = read_response(s, rest)
+            self.assertEqual((status, body), (200, b"hello"))
+
+    def test_connect_tunnel(self):
+        with self.px.connect() as s:
+            s.sendall(("CONNECT allowed.test:%d HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n"
+                       % (self.origin.port, self.origin.port)).encode())
+            head, rest = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            s.sendall(b"GET /big?n=300000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body, _ = read_response(s, rest)
+            self.assertEqual(body, pattern(300000))
+
+    def test_connect_to_other_port_is_403(self):
+        status, _, _ = self.px.request(b"CONNECT allowed.test:25 HTTP/1.1\r\nHost: allowed.test:25\r\n\r\n")
+        self.assertEqual(status, 403)
+
+    def test_websocket_upgrade_relays_both_ways(self):
+        with self.px.connect() as s:
+            s.sendall(("GET %s/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                       % self.base).encode())
+            head, rest = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            self.assertIn(b"websocket", head.lower())
+            s.sendall(b"\x81\x05hello")
+            got = rest
+            while len(got) < 7:
+                got += s.recv(100)
+            self.assertEqual(got, b"\x81\x05hello")
+
+    def test_malformed_requests_get_400_family_and_close(self):
+        cases = [
+            (b"GET http://allowed.test/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"GET http://allowed.test/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+            (b"GET http://allowed.test/ HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400),
+            (b"GET http://allowed.test/ HTTP/1.1\nHost: x\n\n", 400),
+            (b"GET http://allowed.test/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            (b"GET http://allowed.test/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            (b"GET http://allowed.test/ HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"b" * 8000 + b"\r\n" + b"X-Pad2: " + b"b" * 9000 + b"\r\n\r\n", 431),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ]
+        before = len(self.origin.requests)
+        for raw, want in cases:
+            with self.px.connect() as s:
+                s.sendall(raw)
+                status, _, _, _ = read_response(s)
+                self.assertEqual(status, want, raw[:80])
+                s.settimeout(5)
+                try:
+                    extra = s.recv(1)
+                except ConnectionResetError:
+                    extra = b""
+                self.assertEqual(extra, b"", "connection should close after %d" % want)
+        self.assertEqual(len(self.origin.requests), before, "nothing forwarded")
+
+    def test_bad_chunk_in_body_is_not_forwarded_ambiguously(self):
+        raw = ("POST %s/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "zz\r\nhello\r\n0\r\n\r\n" % self.base).encode()
+        status, _, _ = self.px.request(raw)
+        self.assertEqual(status, 400)
+
+    def test_unknown_name_is_502_fast(self):
+        t0 = time.monotonic()
+        status, _, body = self.px.get("http://nonexistent.test/")
+        self.assertEqual(status, 502)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn(b"does not exist", body)
+
+    def test_unanswered_dns_is_502_within_5s(self):
+        t0 = time.monotonic()
+        status, _, _ = self.px.get("http://never.test/", timeout=15)
+        self.assertIn(status, (502, 504))
+        self.assertLess(time.monotonic() - t0, 6)
+
+    def test_refused_connect_is_502(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        status, _, _ = self.px.get("http://allowed.test:%d/" % port)
+        self.assertEqual(status, 502)
+
+    def test_origin_timeout_is_504(self):
+        status, _, _ = self.px.get(self.base + "/slow?ms=4000", timeout=15)
+        self.assertEqual(status, 504)
+
+    def test_origin_closing_without_answer_is_502(self):
+        status, _, _ = self.px.get(self.base + "/drop")
+        self.assertEqual(status, 502)
+
+    def test_link_local_and_own_ports_are_refused(self):
+        status, _, _ = self.px.get("http://rebind.test/")
+        self.assertEqual(status, 403)
+        status, _, _ = self.px.get("http://127.0.0.1:%d/" % self.px.proxy_port)
+        self.assertEqual(status, 403)
+        status, _, _ = self.px.get("http://127.0.0.1:%d/api/health" % self.px.admin_port)
+        self.assertEqual(status, 403)
+
+    def test_denied_domain_gets_block_page_and_origin_not_contacted(self):
+        before = len(self.origin.requests)
+        status, headers, body = self.px.get("http://blocked.test:%d/x?<script>" % self.origin.port)
+        self.assertEqual(status, 403)
+        self.assertIn(b"blocked", body)
+        self.assertNotIn(b"<script>", body)
+        self.assertEqual(len(self.origin.requests), before)
+
+    def test_slow_client_does_not_block_others(self):
+        slow = self.px.connect()
+        try:
+            slow.sendall(("GET %s/small HTTP/1.1\r\nHo" % self.base).encode())
+            hogs = []
+            for _ in range(20):
+                h = self.px.connect()
+                h.sendall(("GET %s/big?n=20000000 HTTP/1.1\r\nHost: x\r\n\r\n" % self.base).encode())
+                hogs.append(h)  # never read: the proxy must not wait on them
+            t0 = time.monotonic()
+            for _ in range(20):
+                status, _, _ = self.px.get(self.base + "/small", timeout=5)
+                self.assertEqual(status, 200)
+            self.assertLess(time.monotonic() - t0, 10)
+        finally:
+            slow.close()
+            for h in hogs:
+                h.close()
+
+    def test_every_request_becomes_an_access_log_row(self):
+        marker = "/small?marker=%d" % os.getpid()
+        self.px.get(self.base + marker)
+        self.px.get("http://blocked.test:%d%s" % (self.origin.port, marker))
+
+        def rows():
+            db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+            try:
+                return db.execute("SELECT host, status, decision, bytes_down FROM access_log "
+                                  "WHERE path = ? ORDER BY id", (marker,)).fetchall()
+            finally:
+                db.close()
+
+        got = wait_for(lambda: len(rows()) == 2 and rows(), timeout=5)
+        self.assertTrue(got, "two rows expected")
+        self.assertEqual(got[0][:3], ("allowed.test", 200, 0))
+        self.assertGreater(got[0][3], 1024)
+        self.assertEqual(got[1][:3], ("blocked.test", 403, 1))
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_help_version_and_bad_flag(self):
+        import subprocess
+        from harness import PROXYD
+        out = subprocess.run([PROXYD, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0)
+        self.assertIn("--listen", out.stdout)
+        out = subprocess.run([PROXYD, "--version"], capture_output=True, text=True, timeout=10)
+        self.assertIn("proxyd", out.stdout)
+        out = subprocess.run([PROXYD, "--no-such-flag"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("no-such-flag", out.stderr)
+
+    def test_bad_policy_file_names_the_line(self):
+        import subprocess
+        import tempfile
+        from harness import PROXYD
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "bad.policy")
+            with open(path, "w") as f:
+                f.write("# comment\ndeny domain ok.test\ndeny url-regex ([\n")
+            out = subprocess.run([PROXYD, "--policy", path, "--data-dir", d + "/var",
+                                  "--admin", "off", "--listen", "127.0.0.1:0"],
+                                 capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("bad.policy:3", out.stderr)
+
+    def test_sigterm_finishes_request_in_flight(self):
+        with DnsStub(RECORDS) as dns, Origin() as origin, Proxyd(dns=dns) as px:
+            s = px.connect()
+            s.sendall(("GET http://allowed.test:%d/slow?ms=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       % origin.port).encode())
+            time.sleep(0.3)
+            os.kill(px.pid, 15)
+            status, _, body, _ = read_response(s)
+            self.assertEqual((status, body), (200, b"slow"))
+            s.close()
+            self.assertEqual(px.proc.wait(15), 0)
+
+    def test_open_proxy_refused_for_public_clients(self):
+        # Only loopback and private networks are allowed by default; narrow it to prove the
+        # default action denies a client outside the allowed networks.
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, extra_args=["--allow-clients", "10.0.0.0/8"]) as px:
+            status, _, _ = px.get("http://allowed.test:%d/small" % origin.port)
+            self.assertEqual(status, 403)
+
+
+if __name__ == "__main__":
+    unittest.main()
