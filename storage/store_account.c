@@ -1,0 +1,204 @@
+/* store_account: proxy users and admin accounts, passwords hashed with libsodium's
+ * crypto_pwhash_str (Argon2id, interactive limits). Changes to proxy users bump the policy
+ * version (proxyd's authentication reads them); admin changes do not.
+ */
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_impl.h"
+
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_status = -1;
+
+static void sodium_setup(void)
+{
+    sodium_status = sodium_init() < 0 ? -1 : 0;
+}
+
+static int crypto_ready(char *err, size_t errlen)
+{
+    pthread_once(&sodium_once, sodium_setup);
+    if (sodium_status < 0)
+        return store_errf(err, errlen, "libsodium: initialisation failed");
+    return 0;
+}
+
+/* Table names are chosen from this fixed pair, never from input. */
+static const char *const set_sql[] = {
+    [STORE_PROXY_USER] = "INSERT INTO users(name, hash, updated_ms) VALUES (?, ?, ?)"
+                         " ON CONFLICT(name) DO UPDATE SET hash = excluded.hash,"
+                         " updated_ms = excluded.updated_ms",
+    [STORE_ADMIN] = "INSERT INTO admins(name, hash, updated_ms) VALUES (?, ?, ?)"
+                    " ON CONFLICT(name) DO UPDATE SET hash = excluded.hash,"
+                    " updated_ms = excluded.updated_ms",
+};
+static const char *const delete_sql[] = {
+    [STORE_PROXY_USER] = "DELETE FROM users WHERE name = ?",
+    [STORE_ADMIN] = "DELETE FROM admins WHERE name = ?",
+};
+static const char *const hash_sql[] = {
+    [STORE_PROXY_USER] = "SELECT hash FROM users WHERE name = ?",
+    [STORE_ADMIN] = "SELECT hash FROM admins WHERE name = ?",
+};
+static const char *const names_sql[] = {
+    [STORE_PROXY_USER] = "SELECT name FROM users ORDER BY name",
+    [STORE_ADMIN] = "SELECT name FROM admins ORDER BY name",
+};
+static const char *const kind_name[] = {[STORE_PROXY_USER] = "user", [STORE_ADMIN] = "admin"};
+
+static bool kind_ok(enum store_account kind)
+{
+    return kind == STORE_PROXY_USER || kind == STORE_ADMIN;
+}
+
+/* Audit action, e.g. "user.set", "admin.delete". */
+static int audit_account(struct store *st, enum store_account kind, const char *verb,
+                         const char *name, const char *actor, char *err, size_t errlen)
+{
+    char action[32];
+
+    snprintf(action, sizeof(action), "%s.%s", kind_name[kind], verb);
+    return store_audit_add(st, actor, action, name, err, errlen);
+}
+
+int store_account_set(struct store *st, enum store_account kind, const char *name,
+                      const char *password, const char *actor, char *err, size_t errlen)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!kind_ok(kind))
+        return store_errf(err, errlen, "account: bad kind %d", (int)kind);
+    if (!name || !*name || strlen(name) > 63)
+        return store_errf(err, errlen, "%s name must be 1 to 63 bytes", kind_name[kind]);
+    if (!password || !*password)
+        return store_errf(err, errlen, "%s %s: empty password", kind_name[kind], name);
+    if (crypto_ready(err, errlen) < 0)
+        return -1;
+    /* Hashed before the transaction: Argon2 takes tens of ms and must not hold the lock. */
+    if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        return store_errf(err, errlen, "%s %s: out of memory while hashing", kind_name[kind],
+                          name);
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_prepare(st, set_sql[kind], &s, err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, store_now_ms());
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, kind_name[kind]);
+        goto fail;
+    }
+    if (audit_account(st, kind, "set", name, actor, err, errlen) < 0 ||
+        (kind == STORE_PROXY_USER && store_policy_bump(st, err, errlen) < 0))
+        goto fail;
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}
+
+int store_account_delete(struct store *st, enum store_account kind, const char *name,
+                         const char *actor, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!kind_ok(kind) || !name)
+        return store_errf(err, errlen, "account: bad arguments");
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_prepare(st, delete_sql[kind], &s, err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, kind_name[kind]);
+        goto fail;
+    }
+    if (sqlite3_changes(st->db) == 0) {
+        store_errf(err, errlen, "%s %s: no such account", kind_name[kind], name);
+        goto fail;
+    }
+    if (audit_account(st, kind, "delete", name, actor, err, errlen) < 0 ||
+        (kind == STORE_PROXY_USER && store_policy_bump(st, err, errlen) < 0))
+        goto fail;
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}
+
+int store_account_verify(struct store *st, enum store_account kind, const char *name,
+                         const char *password)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    sqlite3_stmt *s;
+    const char *h;
+    int rc;
+
+    if (!kind_ok(kind) || !name || !password || crypto_ready(NULL, 0) < 0)
+        return -1;
+    if (store_prepare(st, hash_sql[kind], &s, NULL, 0) < 0)
+        return -1;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        sqlite3_finalize(s);
+        return 0;
+    }
+    h = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+    if (!h || strlen(h) >= sizeof(hash)) {
+        sqlite3_finalize(s);
+        return rc == SQLITE_ROW ? 0 : -1; /* a malformed hash matches nothing */
+    }
+    memcpy(hash, h, strlen(h) + 1);
+    sqlite3_finalize(s);
+    return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0 ? 1 : 0;
+}
+
+int store_account_names(struct store *st, enum store_account kind, char ***names, size_t *n)
+{
+    sqlite3_stmt *s;
+    char **v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *names = NULL;
+    *n = 0;
+    if (!kind_ok(kind) || store_prepare(st, names_sql[kind], &s, NULL, 0) < 0)
+        return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            char **nv;
+
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof(*v));
+            if (!nv)
+                break;
+            v = nv;
+        }
+        if (!(v[len] = strdup((const char *)sqlite3_column_text(s, 0))))
+            break;
+        len++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < len; i++)
+            free(v[i]);
+        free(v);
+        return -1;
+    }
+    *names = v;
+    *n = len;
+    return 0;
+}

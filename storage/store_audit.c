@@ -1,0 +1,123 @@
+/* store_audit: the audit trail (who changed what policy when) and the key/value settings
+ * table; a setting change is itself audited.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_impl.h"
+
+#define AUDIT_DEFAULT_LIMIT 100
+#define AUDIT_MAX_LIMIT 1000
+
+int store_audit_add(struct store *st, const char *actor, const char *action, const char *detail,
+                    char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(st, "INSERT INTO audit(time_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, store_now_ms());
+    sqlite3_bind_text(s, 2, actor && *actor ? actor : "-", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, detail ? detail : "", -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, err, errlen, "audit");
+    return 0;
+}
+
+int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct store_audit **rows,
+                     size_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    struct store_audit *v;
+    size_t len = 0;
+    int rc;
+
+    *rows = NULL;
+    *n = 0;
+    if (limit == 0)
+        limit = AUDIT_DEFAULT_LIMIT;
+    if (limit > AUDIT_MAX_LIMIT)
+        limit = AUDIT_MAX_LIMIT;
+    v = calloc(limit, sizeof(*v));
+    if (!v)
+        return store_errf(err, errlen, "audit: out of memory");
+    /* Ids grow with time: walking the rowid backwards needs no index on time_ms. */
+    if (store_prepare(st,
+                      "SELECT time_ms, actor, action, detail FROM audit"
+                      " WHERE time_ms < ? ORDER BY id DESC LIMIT ?",
+                      &s, err, errlen) < 0) {
+        free(v);
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, before_ms > 0 ? before_ms : INT64_MAX);
+    sqlite3_bind_int64(s, 2, (int64_t)limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && len < limit) {
+        struct store_audit *a = &v[len++];
+
+        a->time_ms = sqlite3_column_int64(s, 0);
+        snprintf(a->actor, sizeof(a->actor), "%s", (const char *)sqlite3_column_text(s, 1));
+        snprintf(a->action, sizeof(a->action), "%s", (const char *)sqlite3_column_text(s, 2));
+        snprintf(a->detail, sizeof(a->detail), "%s", (const char *)sqlite3_column_text(s, 3));
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        free(v);
+        return store_sql_err(st, err, errlen, "audit");
+    }
+    *rows = v;
+    *n = len;
+    return 0;
+}
+
+char *store_setting_get(struct store *st, const char *key)
+{
+    sqlite3_stmt *s;
+    char *value = NULL;
+
+    if (!key || store_prepare(st, "SELECT value FROM settings WHERE key = ?", &s, NULL, 0) < 0)
+        return NULL;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        value = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return value;
+}
+
+int store_setting_set(struct store *st, const char *key, const char *value, const char *actor,
+                      char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    char detail[512];
+    int rc;
+
+    if (!key || !*key || !value)
+        return store_errf(err, errlen, "setting: key and value are required");
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_prepare(st,
+                      "INSERT INTO settings(key, value) VALUES (?, ?)"
+                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      &s, err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "setting");
+        goto fail;
+    }
+    snprintf(detail, sizeof(detail), "%s=%s", key, value);
+    if (store_audit_add(st, actor, "setting.set", detail, err, errlen) < 0)
+        goto fail;
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}

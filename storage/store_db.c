@@ -1,0 +1,291 @@
+/* store_db: opening a database, its PRAGMAs, the schema as ordered migration steps, and the
+ * small helpers (errors, transactions) every other store_*.c file uses.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/store_impl.h"
+
+/* Admin connections wait this long for the write lock: policy transactions are short. */
+#define ADMIN_BUSY_TIMEOUT_MS 2000
+
+const struct store_migration store_migrations[] = {
+    {1, "CREATE TABLE access_log("
+        " id INTEGER PRIMARY KEY,"
+        " time_ms INTEGER NOT NULL,"
+        " client TEXT NOT NULL,"
+        " user TEXT NOT NULL DEFAULT '',"
+        " method TEXT NOT NULL DEFAULT '',"
+        " scheme TEXT NOT NULL DEFAULT '',"
+        " host TEXT NOT NULL DEFAULT '',"
+        " port INTEGER NOT NULL DEFAULT 0,"
+        " path TEXT NOT NULL DEFAULT '',"
+        " status INTEGER NOT NULL DEFAULT 0,"
+        " bytes_up INTEGER NOT NULL DEFAULT 0,"
+        " bytes_down INTEGER NOT NULL DEFAULT 0,"
+        " duration_ms INTEGER NOT NULL DEFAULT 0,"
+        " decision INTEGER NOT NULL DEFAULT 0,"
+        " rule_id INTEGER NOT NULL DEFAULT 0,"
+        " error TEXT NOT NULL DEFAULT '');"
+        /* AUTOINCREMENT: a deleted rule's id is never reused, so old log rows never point
+         * at an unrelated new rule. */
+        "CREATE TABLE rules("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " position INTEGER NOT NULL,"
+        " enabled INTEGER NOT NULL DEFAULT 1,"
+        " text TEXT NOT NULL,"
+        " comment TEXT NOT NULL DEFAULT '',"
+        " created_ms INTEGER NOT NULL,"
+        " updated_ms INTEGER NOT NULL);"
+        "CREATE TABLE lists("
+        " name TEXT PRIMARY KEY,"
+        " updated_ms INTEGER NOT NULL);"
+        "CREATE TABLE list_entries("
+        " list TEXT NOT NULL REFERENCES lists(name) ON DELETE CASCADE,"
+        " domain TEXT NOT NULL,"
+        " PRIMARY KEY(list, domain)) WITHOUT ROWID;"
+        "CREATE TABLE users(name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+        " updated_ms INTEGER NOT NULL);"
+        "CREATE TABLE admins(name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+        " updated_ms INTEGER NOT NULL);"
+        "CREATE TABLE audit("
+        " id INTEGER PRIMARY KEY,"
+        " time_ms INTEGER NOT NULL,"
+        " actor TEXT NOT NULL,"
+        " action TEXT NOT NULL,"
+        " detail TEXT NOT NULL);"
+        "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE policy_version("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " version INTEGER NOT NULL);"
+        "INSERT INTO policy_version(id, version) VALUES (1, 0);"},
+    /* Only what the admin queries use (docs/storage.md): time ranges for top/series/totals
+     * and retention; the client filter of the log search, in id order (the index stores
+     * the rowid after the key, so `client = ? ORDER BY id DESC` needs no sort); denied rows
+     * for "top blocked". No index on host: the search is by substring, which no b-tree
+     * serves, and each index costs insert rate. */
+    {2, "CREATE INDEX access_log_time ON access_log(time_ms);"
+        "CREATE INDEX access_log_client ON access_log(client);"
+        "CREATE INDEX access_log_decision_time ON access_log(decision, time_ms);"},
+    /* Hits per rule, kept by the writer in the same transaction as each batch and by
+     * retention as it deletes: reading them is O(rules), and no index on rule_id slows
+     * every insert. Backfilled from the rows already there. */
+    {3, "CREATE TABLE rule_hits(rule_id INTEGER PRIMARY KEY, hits INTEGER NOT NULL);"
+        "INSERT INTO rule_hits(rule_id, hits)"
+        " SELECT rule_id, count(*) FROM access_log WHERE rule_id <> 0 GROUP BY rule_id;"},
+};
+const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
+
+int64_t store_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int store_sql_err(struct store *st, char *err, size_t errlen, const char *what)
+{
+    return store_errf(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err,
+                  size_t errlen)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK) {
+        *out = NULL;
+        return store_sql_err(st, err, errlen, "prepare");
+    }
+    return 0;
+}
+
+int store_exec(struct store *st, const char *sql, char *err, size_t errlen)
+{
+    sqlite3_stmt *stmt;
+    int rc;
+
+    if (store_prepare(st, sql, &stmt, err, errlen) < 0)
+        return -1;
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return store_sql_err(st, err, errlen, sql);
+    return 0;
+}
+
+int store_begin(struct store *st, char *err, size_t errlen)
+{
+    return store_exec(st, "BEGIN IMMEDIATE", err, errlen);
+}
+
+int store_commit(struct store *st, char *err, size_t errlen)
+{
+    if (store_exec(st, "COMMIT", err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return 0;
+}
+
+void store_rollback(struct store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int read_version(struct store *st, int *version, char *err, size_t errlen)
+{
+    sqlite3_stmt *stmt;
+    int rc;
+
+    /* A fresh file has no table yet: create it as version 0. */
+    if (store_exec(st, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
+                   err, errlen) < 0)
+        return -1;
+    if (store_prepare(st, "SELECT max(version) FROM schema_version", &stmt, err, errlen) < 0)
+        return -1;
+    rc = sqlite3_step(stmt);
+    *version = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW)
+        return store_sql_err(st, err, errlen, "schema_version");
+    return 0;
+}
+
+static int migrate(struct store *st, char *err, size_t errlen)
+{
+    int version;
+    char *msg = NULL;
+    sqlite3_stmt *stmt;
+
+    /* The version is read under the write lock so two processes opening a fresh file at
+     * once do not both run step 1. */
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (read_version(st, &version, err, errlen) < 0)
+        goto fail;
+    if (version > store_migrations[store_migrations_count - 1].version) {
+        store_errf(err, errlen, "%s: schema version %d is newer than this program (%d)",
+                   st->path, version, store_migrations[store_migrations_count - 1].version);
+        goto fail;
+    }
+    for (size_t i = 0; i < store_migrations_count; i++) {
+        if (store_migrations[i].version <= version)
+            continue;
+        /* Constant multi-statement DDL from the table above, never user input. */
+        if (sqlite3_exec(st->db, store_migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK) {
+            store_errf(err, errlen, "%s: migration to version %d: %s", st->path,
+                       store_migrations[i].version, msg ? msg : "failed");
+            sqlite3_free(msg);
+            goto fail;
+        }
+        version = store_migrations[i].version;
+    }
+    if (store_exec(st, "DELETE FROM schema_version", err, errlen) < 0 ||
+        store_prepare(st, "INSERT INTO schema_version(version) VALUES (?)", &stmt, err,
+                      errlen) < 0)
+        goto fail;
+    sqlite3_bind_int(stmt, 1, version);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+        sqlite3_finalize(stmt);
+        store_sql_err(st, err, errlen, "schema_version");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}
+
+struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen)
+{
+    struct store *st;
+    int rc;
+
+    st = calloc(1, sizeof(*st));
+    if (!st || !(st->path = strdup(path))) {
+        free(st);
+        store_errf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    /* NOMUTEX: one struct store is used by one thread at a time (store.h). */
+    rc = sqlite3_open_v2(path, &st->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        store_errf(err, errlen, "%s: %s", path,
+                   st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 0);
+    sqlite3_busy_timeout(st->db, busy_timeout_ms);
+    /* WAL lets admin readers run while the writer commits; synchronous=NORMAL syncs only at
+     * checkpoints, so a power cut loses at most the last commits, never the database. The
+     * journal cap keeps the WAL from staying huge after a burst. */
+    if (sqlite3_exec(st->db,
+                     "PRAGMA journal_mode=WAL;"
+                     "PRAGMA synchronous=NORMAL;"
+                     "PRAGMA foreign_keys=ON;"
+                     "PRAGMA secure_delete=OFF;"
+                     "PRAGMA journal_size_limit=67108864;"
+                     "PRAGMA cache_size=-16384;"
+                     "PRAGMA mmap_size=268435456;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        store_errf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    if (migrate(st, err, errlen) < 0)
+        goto fail;
+    return st;
+fail:
+    store_close(st);
+    return NULL;
+}
+
+struct store *store_open(const char *path, char *err, size_t errlen)
+{
+    return store_open_timeout(path, ADMIN_BUSY_TIMEOUT_MS, err, errlen);
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    /* sqlite3_close_v2 would leave a zombie if a statement leaked; every path finalizes. */
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+}
+
+int store_schema_version(struct store *st)
+{
+    int version;
+
+    if (read_version(st, &version, NULL, 0) < 0)
+        return -1;
+    return version;
+}
+
+const char *store_decision_str(enum store_decision d)
+{
+    static const char *const names[STORE_DECISION_COUNT] = {"allow", "deny", "auth"};
+
+    if ((unsigned)d >= STORE_DECISION_COUNT)
+        return "unknown";
+    return names[d];
+}

@@ -1,0 +1,70 @@
+/* storage internals shared by the store_*.c files: the definition of struct store, the
+ * migration steps, transaction and error helpers, the audit/policy-version hooks every policy
+ * change goes through, and the rule hit tally the writer and retention keep current.
+ *
+ * Not an interface: nothing outside storage/ includes this file, except the storage unit
+ * tests (to build an old-version database for the migration test).
+ */
+#ifndef PX_STORE_IMPL_H
+#define PX_STORE_IMPL_H
+
+#include <sqlite3.h>
+#include <stdarg.h>
+
+#include "storage/store.h"
+
+struct store {
+    sqlite3 *db;  /* owned */
+    char *path;   /* owned copy of the path given to store_open */
+};
+
+/* One schema step. Steps run in order inside one transaction at open; a database at version
+ * v gets every step with version > v. Never edit a released step: add a new one. */
+struct store_migration {
+    int version;
+    const char *sql; /* constant DDL, no user input */
+};
+extern const struct store_migration store_migrations[];
+extern const size_t store_migrations_count;
+
+/* Opens like store_open with a chosen busy timeout (the writer uses a short one). */
+struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen);
+
+int64_t store_now_ms(void);
+
+/* Formats into err (if any) and returns -1, so error paths read `return store_errf(...)`. */
+int store_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "what: <sqlite message>" into err; returns -1. */
+int store_sql_err(struct store *st, char *err, size_t errlen, const char *what);
+
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err,
+                  size_t errlen);
+/* BEGIN IMMEDIATE: policy writers take the write lock up front, so a transaction never fails
+ * half way on a lock upgrade. */
+int store_begin(struct store *st, char *err, size_t errlen);
+int store_commit(struct store *st, char *err, size_t errlen);
+void store_rollback(struct store *st);
+/* Runs one constant statement without results (inside a caller's transaction). */
+int store_exec(struct store *st, const char *sql, char *err, size_t errlen);
+
+/* Both run inside the caller's transaction. */
+int store_audit_add(struct store *st, const char *actor, const char *action, const char *detail,
+                    char *err, size_t errlen);
+int store_policy_bump(struct store *st, char *err, size_t errlen);
+
+/* Per-rule counts gathered in memory (a batch of inserted or deleted log rows), then added
+ * to table rule_hits in one upsert per rule. Rule 0 (the default) is not counted. */
+#define STORE_TALLY_SLOTS 512
+struct store_hit_tally {
+    int32_t rule_id[STORE_TALLY_SLOTS]; /* 0 = free slot */
+    int64_t count[STORE_TALLY_SLOTS];
+    size_t used;
+};
+void store_tally_reset(struct store_hit_tally *t);
+/* Returns false when the tally is full (flush it and add again). */
+bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t delta);
+/* Applies the tally inside the caller's transaction and resets it. */
+int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, size_t errlen);
+
+#endif

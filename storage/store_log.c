@@ -1,0 +1,626 @@
+/* store_log: the access-log writer. Each producer (proxy worker) owns one lock-free
+ * single-producer/single-consumer ring of fixed-size records; one writer thread drains all
+ * rings into SQLite, one transaction per batch, and optionally appends Squid native lines.
+ *
+ * Producers never block, lock or allocate: a push is a copy into the ring and a release
+ * store of the head. The writer wakes every flush interval, or early through a non-blocking
+ * eventfd write when a ring passes half full. When the database refuses a batch, the writer
+ * keeps draining (counting the rows as dropped_db_error) and retries once a second,
+ * reopening the connection when the file was removed or the connection broke.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/store_impl.h"
+
+#define DEFAULT_CAPACITY 4096
+#define MAX_CAPACITY (1u << 20)
+#define DEFAULT_FLUSH_MS 100
+#define WRITER_BUSY_TIMEOUT_MS 250 /* longer than a normal policy transaction */
+#define RETRY_MS 1000              /* after a failure, and for the file checks */
+#define MAX_BATCH 65536            /* rows per transaction, to bound its length */
+#define RETENTION_BATCH 5000
+#define RETENTION_IDLE_MS 2000     /* between retention steps once caught up */
+#define SQUID_LINE_MAX 1600        /* longest line format_squid can produce, with margin */
+
+struct ring {
+    _Alignas(64) _Atomic size_t head; /* records pushed; written by the producer only */
+    _Atomic uint64_t dropped;         /* producer only */
+    _Atomic bool kicked;              /* producer sets when it wakes the writer */
+    _Alignas(64) _Atomic size_t tail; /* records consumed; written by the writer only */
+    size_t mask;
+    struct store_access *slots;       /* owned, mask + 1 records */
+};
+
+struct store_log {
+    /* Shared with producers and store_log_counters callers. */
+    struct ring *rings; /* owned, nrings */
+    size_t nrings;
+    int efd;
+    _Atomic bool stopping;
+    _Atomic uint64_t written;
+    _Atomic uint64_t dropped_db;
+    _Atomic bool db_ok;
+    pthread_mutex_t err_lock; /* guards last_error only; never taken by producers */
+    char last_error[128];
+
+    /* Writer thread only. */
+    pthread_t thread;
+    char *db_path;        /* owned */
+    char *squid_path;     /* owned, or NULL */
+    int flush_ms;
+    int64_t retention_days, retention_rows;
+    struct store *st;     /* NULL while the database cannot be opened */
+    sqlite3_stmt *insert; /* prepared on st */
+    dev_t db_dev;
+    ino_t db_ino;
+    bool failing;
+    int64_t next_retry_ms;
+    int64_t next_check_ms;
+    int64_t next_retention_ms;
+    int squid_fd;
+    dev_t squid_dev;
+    ino_t squid_ino;
+    char *squid_buf;      /* owned, one batch of lines */
+    size_t squid_len, squid_cap;
+    struct store_hit_tally tally;
+};
+
+static void set_error(struct store_log *log, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_error(struct store_log *log, const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&log->err_lock);
+    va_start(ap, fmt);
+    vsnprintf(log->last_error, sizeof(log->last_error), fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&log->err_lock);
+}
+
+/* ---- Producer side ---- */
+
+bool store_log_push(struct store_log *log, size_t producer, const struct store_access *rec)
+{
+    struct ring *r = &log->rings[producer];
+    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    size_t fill = head - tail;
+    uint64_t one = 1;
+
+    if (fill > r->mask) {
+        atomic_store_explicit(&r->dropped,
+                              atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return false;
+    }
+    memcpy(&r->slots[head & r->mask], rec, sizeof(*rec));
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    /* Wake the writer early, once per fill-up; a write to a non-blocking eventfd never
+     * blocks (EAGAIN only if the counter would overflow, which a wake-up can ignore). */
+    if (fill + 1 >= (r->mask + 1) / 2 &&
+        !atomic_load_explicit(&r->kicked, memory_order_relaxed)) {
+        atomic_store_explicit(&r->kicked, true, memory_order_relaxed);
+        if (write(log->efd, &one, sizeof(one)) < 0) {
+            /* Nothing to do: the writer polls every flush interval anyway. */
+        }
+    }
+    return true;
+}
+
+void store_log_counters(struct store_log *log, struct store_log_counters *out)
+{
+    uint64_t written, dropped_db, queued = 0, dropped_full = 0;
+
+    memset(out, 0, sizeof(*out));
+    /* Committed counts first, heads after: heads only grow, so pending never underflows. */
+    written = atomic_load(&log->written);
+    dropped_db = atomic_load(&log->dropped_db);
+    for (size_t i = 0; i < log->nrings; i++) {
+        queued += atomic_load(&log->rings[i].head);
+        dropped_full += atomic_load(&log->rings[i].dropped);
+    }
+    out->queued = queued;
+    out->written = written;
+    out->dropped_queue_full = dropped_full;
+    out->dropped_db_error = dropped_db;
+    out->pending = queued - written - dropped_db;
+    out->db_ok = atomic_load(&log->db_ok);
+    pthread_mutex_lock(&log->err_lock);
+    memcpy(out->last_error, log->last_error, sizeof(out->last_error));
+    pthread_mutex_unlock(&log->err_lock);
+}
+
+/* ---- Squid native format ---- */
+
+/* Appends s, percent-encoding what would split a whitespace-separated field. */
+static char *put_field(char *p, const char *s, size_t max)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = strnlen(s, max);
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c <= 0x20 || c == 0x7f) {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    return p;
+}
+
+#define PUT(p, field) put_field((p), (field), sizeof(field))
+
+/* One line of Squid's native access.log format:
+ * time.ms elapsed client code/status bytes method URL user hierarchy/peer type */
+static size_t format_squid(char *buf, const struct store_access *a)
+{
+    int64_t end_ms = a->time_ms + a->duration_ms;
+    bool tunnel = strncmp(a->method, "CONNECT", sizeof(a->method)) == 0;
+    bool denied = a->decision != STORE_ALLOW;
+    bool v6 = memchr(a->host, ':', strnlen(a->host, sizeof(a->host))) != NULL;
+    const char *code = denied ? "TCP_DENIED" : tunnel ? "TCP_TUNNEL" : "TCP_MISS";
+    char *p = buf;
+
+    p += sprintf(p, "%lld.%03d %6u ", (long long)(end_ms / 1000), (int)(end_ms % 1000),
+                 (unsigned)a->duration_ms);
+    p = PUT(p, a->client);
+    p += sprintf(p, " %s/%03u %llu ", code, (unsigned)a->status,
+                 (unsigned long long)a->bytes_down);
+    p = a->method[0] ? PUT(p, a->method) : (*p++ = '-', p);
+    *p++ = ' ';
+    if (!tunnel) {
+        p = PUT(p, a->scheme[0] ? a->scheme : "http");
+        p = stpcpy(p, "://");
+    }
+    if (v6)
+        *p++ = '[';
+    p = PUT(p, a->host);
+    if (v6)
+        *p++ = ']';
+    if (tunnel || (a->port != 0 && a->port != 80))
+        p += sprintf(p, ":%u", (unsigned)a->port);
+    if (!tunnel)
+        p = a->path[0] ? PUT(p, a->path) : (*p++ = '/', p);
+    *p++ = ' ';
+    p = a->user[0] ? PUT(p, a->user) : (*p++ = '-', p);
+    if (denied || a->error[0]) {
+        p = stpcpy(p, " HIER_NONE/- -\n");
+    } else {
+        p = stpcpy(p, " HIER_DIRECT/");
+        p = PUT(p, a->host);
+        p = stpcpy(p, " -\n");
+    }
+    return (size_t)(p - buf);
+}
+
+static void squid_open(struct store_log *log)
+{
+    struct stat sb;
+
+    log->squid_fd = open(log->squid_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (log->squid_fd < 0) {
+        set_error(log, "%s: %s", log->squid_path, strerror(errno));
+        return;
+    }
+    if (fstat(log->squid_fd, &sb) == 0) {
+        log->squid_dev = sb.st_dev;
+        log->squid_ino = sb.st_ino;
+    }
+}
+
+static void squid_add(struct store_log *log, const struct store_access *a)
+{
+    if (!log->squid_path)
+        return;
+    if (log->squid_cap - log->squid_len < SQUID_LINE_MAX) {
+        size_t cap = log->squid_cap ? log->squid_cap * 2 : 256 * 1024;
+        char *nb = realloc(log->squid_buf, cap);
+
+        if (!nb)
+            return; /* this line is lost; the database still has the record */
+        log->squid_buf = nb;
+        log->squid_cap = cap;
+    }
+    log->squid_len += format_squid(log->squid_buf + log->squid_len, a);
+}
+
+/* One write per batch: lines are appended with O_APPEND, so other writers and rotation by
+ * rename both stay safe. */
+static void squid_flush(struct store_log *log)
+{
+    size_t off = 0;
+
+    if (!log->squid_path || log->squid_len == 0)
+        return;
+    if (log->squid_fd < 0)
+        squid_open(log);
+    while (log->squid_fd >= 0 && off < log->squid_len) {
+        ssize_t n = write(log->squid_fd, log->squid_buf + off, log->squid_len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            set_error(log, "%s: %s", log->squid_path, n < 0 ? strerror(errno) : "short write");
+            break;
+        }
+        off += (size_t)n;
+    }
+    log->squid_len = 0;
+}
+
+/* ---- Writer: database side ---- */
+
+static const char insert_sql[] =
+    "INSERT INTO access_log(time_ms, client, user, method, scheme, host, port, path, status,"
+    " bytes_up, bytes_down, duration_ms, decision, rule_id, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+static void db_close(struct store_log *log)
+{
+    sqlite3_finalize(log->insert);
+    log->insert = NULL;
+    store_close(log->st);
+    log->st = NULL;
+}
+
+static int db_open(struct store_log *log, char *err, size_t errlen)
+{
+    struct stat sb;
+
+    log->st = store_open_timeout(log->db_path, WRITER_BUSY_TIMEOUT_MS, err, errlen);
+    if (!log->st)
+        return -1;
+    if (store_prepare(log->st, insert_sql, &log->insert, err, errlen) < 0 ||
+        stat(log->db_path, &sb) < 0) {
+        if (log->insert)
+            store_errf(err, errlen, "%s: %s", log->db_path, strerror(errno));
+        db_close(log);
+        return -1;
+    }
+    log->db_dev = sb.st_dev;
+    log->db_ino = sb.st_ino;
+    return 0;
+}
+
+/* A connection keeps writing into a file that was deleted or replaced: compare what the
+ * path names now with what was opened. The same check reopens a rotated Squid log. */
+static void check_files(struct store_log *log)
+{
+    struct stat sb;
+
+    if (log->st && (stat(log->db_path, &sb) < 0 || sb.st_dev != log->db_dev ||
+                    sb.st_ino != log->db_ino)) {
+        char err[128];
+
+        set_error(log, "%s: database file removed or replaced; reopening", log->db_path);
+        db_close(log);
+        /* Reopen now (creating a fresh schema) rather than at the next batch, so records
+         * stop going to the unlinked file as soon as possible. */
+        if (db_open(log, err, sizeof(err)) < 0) {
+            set_error(log, "%s", err);
+            atomic_store(&log->db_ok, false);
+            log->failing = true;
+            log->next_retry_ms = store_now_ms() + RETRY_MS;
+        }
+    }
+    if (log->squid_fd >= 0 && (stat(log->squid_path, &sb) < 0 || sb.st_dev != log->squid_dev ||
+                               sb.st_ino != log->squid_ino)) {
+        close(log->squid_fd);
+        log->squid_fd = -1; /* reopened (created) by the next flush */
+    }
+}
+
+static void bind_text(sqlite3_stmt *s, int col, const char *field, size_t size)
+{
+    /* STATIC: the ring slot stays untouched until the tail moves past it, after the step. */
+    sqlite3_bind_text(s, col, field, (int)strnlen(field, size), SQLITE_STATIC);
+}
+
+#define BIND_TEXT(s, col, field) bind_text((s), (col), (field), sizeof(field))
+
+static int insert_row(struct store_log *log, const struct store_access *a)
+{
+    sqlite3_stmt *s = log->insert;
+    int rc;
+
+    sqlite3_bind_int64(s, 1, a->time_ms);
+    BIND_TEXT(s, 2, a->client);
+    BIND_TEXT(s, 3, a->user);
+    BIND_TEXT(s, 4, a->method);
+    BIND_TEXT(s, 5, a->scheme);
+    BIND_TEXT(s, 6, a->host);
+    sqlite3_bind_int(s, 7, a->port);
+    BIND_TEXT(s, 8, a->path);
+    sqlite3_bind_int(s, 9, a->status);
+    sqlite3_bind_int64(s, 10, (int64_t)a->bytes_up);
+    sqlite3_bind_int64(s, 11, (int64_t)a->bytes_down);
+    sqlite3_bind_int64(s, 12, a->duration_ms);
+    sqlite3_bind_int(s, 13, a->decision);
+    sqlite3_bind_int(s, 14, a->rule_id);
+    BIND_TEXT(s, 15, a->error);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static size_t rings_available(struct store_log *log)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < log->nrings; i++) {
+        struct ring *r = &log->rings[i];
+
+        n += atomic_load_explicit(&r->head, memory_order_acquire) -
+             atomic_load_explicit(&r->tail, memory_order_relaxed);
+    }
+    return n;
+}
+
+/* Takes up to max records out of the rings. With ok, inserts each (stopping the inserts at
+ * the first failure, *ok turns false); always formats Squid lines. Returns records taken. */
+static size_t drain(struct store_log *log, size_t max, bool *ok)
+{
+    size_t taken = 0;
+
+    for (size_t i = 0; i < log->nrings && taken < max; i++) {
+        struct ring *r = &log->rings[i];
+        size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+
+        atomic_store_explicit(&r->kicked, false, memory_order_relaxed);
+        for (; tail != head && taken < max; tail++, taken++) {
+            const struct store_access *a = &r->slots[tail & r->mask];
+
+            if (*ok) {
+                if (insert_row(log, a) < 0) {
+                    *ok = false;
+                } else if (a->rule_id != 0 && !store_tally_add(&log->tally, a->rule_id, 1)) {
+                    if (store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
+                        *ok = false;
+                    else
+                        store_tally_add(&log->tally, a->rule_id, 1);
+                }
+            }
+            squid_add(log, a);
+            /* Release the slot to the producer as soon as SQLite has copied it. */
+            if ((taken & 15) == 15)
+                atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+        }
+        atomic_store_explicit(&r->tail, tail, memory_order_release);
+    }
+    return taken;
+}
+
+/* Counts a lost batch and schedules the retry. Rolls back the open transaction, if any. */
+static void fail_batch(struct store_log *log, size_t rows, const char *why)
+{
+    int code = log->st ? sqlite3_errcode(log->st->db) : SQLITE_CANTOPEN;
+
+    atomic_fetch_add(&log->dropped_db, rows);
+    atomic_store(&log->db_ok, false);
+    if (log->st) {
+        set_error(log, "%s: %s: %s", log->db_path, why, sqlite3_errmsg(log->st->db));
+        store_rollback(log->st);
+    }
+    log->failing = true;
+    log->next_retry_ms = store_now_ms() + RETRY_MS;
+    /* A lock held by someone else passes; anything else may be a broken connection or a
+     * file that is gone: start from a fresh connection next time. */
+    if (log->st && code != SQLITE_BUSY && code != SQLITE_LOCKED)
+        db_close(log);
+}
+
+/* Writes one batch of at most MAX_BATCH rows. Returns rows taken from the rings. */
+static size_t write_batch(struct store_log *log)
+{
+    char err[128];
+    size_t n;
+    bool ok = true;
+
+    if (log->failing && store_now_ms() < log->next_retry_ms) {
+        /* Keep producers flowing while the database is away. */
+        ok = false;
+        n = drain(log, MAX_BATCH, &ok);
+        atomic_fetch_add(&log->dropped_db, n);
+        return n;
+    }
+    if (!log->st && db_open(log, err, sizeof(err)) < 0) {
+        set_error(log, "%s", err);
+        ok = false;
+        n = drain(log, MAX_BATCH, &ok);
+        fail_batch(log, n, "open");
+        return n;
+    }
+    if (store_begin(log->st, NULL, 0) < 0) {
+        ok = false;
+        n = drain(log, MAX_BATCH, &ok);
+        fail_batch(log, n, "begin");
+        return n;
+    }
+    store_tally_reset(&log->tally);
+    n = drain(log, MAX_BATCH, &ok);
+    if (ok)
+        ok = store_tally_flush(log->st, &log->tally, NULL, 0) == 0;
+    if (!ok || store_commit(log->st, NULL, 0) < 0) {
+        fail_batch(log, n, "insert");
+        return n;
+    }
+    atomic_fetch_add(&log->written, n);
+    if (log->failing) {
+        log->failing = false;
+        atomic_store(&log->db_ok, true);
+    }
+    return n;
+}
+
+static void housekeeping(struct store_log *log)
+{
+    int64_t now = store_now_ms();
+    int64_t deleted;
+
+    if (now >= log->next_check_ms) {
+        check_files(log);
+        log->next_check_ms = now + RETRY_MS;
+    }
+    if ((log->retention_days <= 0 && log->retention_rows <= 0) || !log->st || log->failing ||
+        now < log->next_retention_ms)
+        return;
+    deleted = store_retention_step(log->st, log->retention_days, log->retention_rows,
+                                   RETENTION_BATCH);
+    /* Still behind: go on after the next batch instead of waiting. */
+    log->next_retention_ms = now + (deleted == RETENTION_BATCH ? 0 : RETENTION_IDLE_MS);
+}
+
+static void *writer_main(void *arg)
+{
+    struct store_log *log = arg;
+    struct pollfd pfd = {.fd = log->efd, .events = POLLIN};
+    uint64_t v;
+
+    for (;;) {
+        /* Read before draining: everything pushed before store_log_stop is then written. */
+        bool stopping = atomic_load(&log->stopping);
+
+        if (stopping)
+            log->next_retry_ms = 0; /* one last attempt to write what is left */
+
+        if (!stopping && poll(&pfd, 1, log->flush_ms) > 0 && read(log->efd, &v, sizeof(v)) < 0) {
+            /* EAGAIN: another wake-up raced this one; nothing lost. */
+        }
+        while (rings_available(log) > 0) {
+            write_batch(log);
+            squid_flush(log);
+            if (!stopping && rings_available(log) < MAX_BATCH)
+                break; /* the rest waits for the next wake-up, with the next arrivals */
+        }
+        if (stopping)
+            break;
+        housekeeping(log);
+    }
+    return NULL;
+}
+
+/* ---- Start and stop ---- */
+
+static void log_free(struct store_log *log)
+{
+    if (!log)
+        return;
+    db_close(log);
+    if (log->rings) {
+        for (size_t i = 0; i < log->nrings; i++)
+            free(log->rings[i].slots);
+        free(log->rings);
+    }
+    if (log->efd >= 0)
+        close(log->efd);
+    if (log->squid_fd >= 0)
+        close(log->squid_fd);
+    pthread_mutex_destroy(&log->err_lock);
+    free(log->squid_buf);
+    free(log->db_path);
+    free(log->squid_path);
+    free(log);
+}
+
+struct store_log *store_log_start(const struct store_log_opts *opts, char *err, size_t errlen)
+{
+    struct store_log *log;
+    size_t cap = opts->queue_capacity ? opts->queue_capacity : DEFAULT_CAPACITY;
+    size_t pow2 = 2;
+
+    if (!opts->db_path || opts->producers == 0) {
+        store_errf(err, errlen, "store_log_start: db_path and producers are required");
+        return NULL;
+    }
+    if (cap > MAX_CAPACITY) {
+        store_errf(err, errlen, "store_log_start: queue_capacity %zu exceeds %u", cap,
+                   MAX_CAPACITY);
+        return NULL;
+    }
+    while (pow2 < cap)
+        pow2 <<= 1;
+    log = calloc(1, sizeof(*log));
+    if (!log) {
+        store_errf(err, errlen, "store_log_start: out of memory");
+        return NULL;
+    }
+    log->efd = -1;
+    log->squid_fd = -1;
+    pthread_mutex_init(&log->err_lock, NULL);
+    log->flush_ms = opts->flush_interval_ms > 0 ? opts->flush_interval_ms : DEFAULT_FLUSH_MS;
+    log->retention_days = opts->retention_days;
+    log->retention_rows = opts->retention_rows;
+    log->nrings = opts->producers;
+    log->db_path = strdup(opts->db_path);
+    log->squid_path = opts->squid_log_path ? strdup(opts->squid_log_path) : NULL;
+    log->rings = calloc(log->nrings, sizeof(*log->rings));
+    if (!log->db_path || (opts->squid_log_path && !log->squid_path) || !log->rings) {
+        store_errf(err, errlen, "store_log_start: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < log->nrings; i++) {
+        log->rings[i].mask = pow2 - 1;
+        log->rings[i].slots = calloc(pow2, sizeof(struct store_access));
+        if (!log->rings[i].slots) {
+            store_errf(err, errlen, "store_log_start: out of memory for %zu x %zu records",
+                       log->nrings, pow2);
+            goto fail;
+        }
+    }
+    log->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (log->efd < 0) {
+        store_errf(err, errlen, "store_log_start: eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    /* Open once here so a bad path is reported at start, not only in the counters. */
+    if (db_open(log, err, errlen) < 0)
+        goto fail;
+    if (log->squid_path) {
+        squid_open(log);
+        if (log->squid_fd < 0) {
+            store_errf(err, errlen, "%s: %s", log->squid_path, strerror(errno));
+            goto fail;
+        }
+    }
+    atomic_store(&log->db_ok, true);
+    log->next_check_ms = store_now_ms() + RETRY_MS;
+    if ((errno = pthread_create(&log->thread, NULL, writer_main, log)) != 0) {
+        store_errf(err, errlen, "store_log_start: pthread_create: %s", strerror(errno));
+        goto fail;
+    }
+    return log;
+fail:
+    log_free(log);
+    return NULL;
+}
+
+void store_log_stop(struct store_log *log)
+{
+    uint64_t one = 1;
+
+    if (!log)
+        return;
+    atomic_store(&log->stopping, true);
+    if (write(log->efd, &one, sizeof(one)) < 0) {
+        /* The writer still sees `stopping` within one flush interval. */
+    }
+    pthread_join(log->thread, NULL);
+    log_free(log);
+}

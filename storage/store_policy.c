@@ -1,0 +1,701 @@
+/* store_policy: rules (ordered by position), named domain lists, the policy version every
+ * change bumps, and the per-rule hit counters (table rule_hits) the writer keeps.
+ *
+ * Every change is one transaction holding the change, its audit row and the version bump,
+ * so proxyd never compiles a half-applied policy and the audit never misses a change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_impl.h"
+
+#define LIST_NAME_MAX 63
+
+int64_t store_policy_version(struct store *st)
+{
+    sqlite3_stmt *s;
+    int64_t v = -1;
+
+    if (store_prepare(st, "SELECT version FROM policy_version WHERE id = 1", &s, NULL, 0) < 0)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+int store_policy_bump(struct store *st, char *err, size_t errlen)
+{
+    return store_exec(st, "UPDATE policy_version SET version = version + 1 WHERE id = 1", err,
+                      errlen);
+}
+
+/* ---- Rule hit tally ---- */
+
+void store_tally_reset(struct store_hit_tally *t)
+{
+    if (t->used == 0)
+        return;
+    memset(t->rule_id, 0, sizeof(t->rule_id));
+    t->used = 0;
+}
+
+bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t delta)
+{
+    size_t i = ((uint32_t)rule_id * 2654435761u) % STORE_TALLY_SLOTS;
+
+    if (rule_id == 0)
+        return true;
+    /* Open addressing, kept at most 3/4 full so probes stay short. */
+    for (;; i = (i + 1) % STORE_TALLY_SLOTS) {
+        if (t->rule_id[i] == rule_id) {
+            t->count[i] += delta;
+            return true;
+        }
+        if (t->rule_id[i] == 0)
+            break;
+    }
+    if (t->used >= STORE_TALLY_SLOTS * 3 / 4)
+        return false;
+    t->rule_id[i] = rule_id;
+    t->count[i] = delta;
+    t->used++;
+    return true;
+}
+
+int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc = 0;
+
+    if (t->used == 0)
+        return 0;
+    if (store_prepare(st,
+                      "INSERT INTO rule_hits(rule_id, hits) VALUES (?, ?)"
+                      " ON CONFLICT(rule_id) DO UPDATE SET hits = hits + excluded.hits",
+                      &s, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < STORE_TALLY_SLOTS && rc == 0; i++) {
+        if (t->rule_id[i] == 0)
+            continue;
+        sqlite3_bind_int(s, 1, t->rule_id[i]);
+        sqlite3_bind_int64(s, 2, t->count[i]);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            rc = store_sql_err(st, err, errlen, "rule_hits");
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    store_tally_reset(t);
+    return rc;
+}
+
+/* ---- Rules ---- */
+
+#define RULE_COLUMNS \
+    "SELECT r.id, r.position, r.enabled, r.text, r.comment, coalesce(h.hits, 0)" \
+    " FROM rules r LEFT JOIN rule_hits h ON h.rule_id = r.id"
+
+static int rule_from_row(sqlite3_stmt *s, struct store_rule *r)
+{
+    const char *text = (const char *)sqlite3_column_text(s, 3);
+    const char *comment = (const char *)sqlite3_column_text(s, 4);
+
+    r->id = sqlite3_column_int(s, 0);
+    r->position = sqlite3_column_int(s, 1);
+    r->enabled = sqlite3_column_int(s, 2) != 0;
+    r->hits = sqlite3_column_int64(s, 5);
+    r->text = strdup(text ? text : "");
+    r->comment = strdup(comment ? comment : "");
+    if (!r->text || !r->comment) {
+        free(r->text);
+        free(r->comment);
+        r->text = r->comment = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void store_rules_free(struct store_rule *rules, size_t n)
+{
+    if (!rules)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(rules[i].text);
+        free(rules[i].comment);
+    }
+    free(rules);
+}
+
+int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, char *err,
+                     size_t errlen)
+{
+    sqlite3_stmt *s;
+    struct store_rule *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *rules = NULL;
+    *n = 0;
+    if (store_prepare(st, RULE_COLUMNS " ORDER BY r.position, r.id", &s, err, errlen) < 0)
+        return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            struct store_rule *nv;
+
+            cap = cap ? cap * 2 : 32;
+            nv = realloc(v, cap * sizeof(*v));
+            if (!nv)
+                goto oom;
+            v = nv;
+        }
+        if (rule_from_row(s, &v[len]) < 0)
+            goto oom;
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "rules");
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    *rules = v;
+    *n = len;
+    return 0;
+oom:
+    store_errf(err, errlen, "rules: out of memory");
+fail:
+    sqlite3_finalize(s);
+    store_rules_free(v, len);
+    return -1;
+}
+
+int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (store_prepare(st, RULE_COLUMNS " WHERE r.id = ?", &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        rc = rule_from_row(s, out) == 0 ? 0 : store_errf(err, errlen, "rule: out of memory");
+    else if (rc == SQLITE_DONE)
+        rc = store_errf(err, errlen, "rule %d: no such rule", id);
+    else
+        rc = store_sql_err(st, err, errlen, "rule");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Runs `sql` with the nargs integer parameters args. When out is given, stores the first
+ * column of the first row there. Returns 0, 1 when out was given but there was no row (or
+ * it was NULL), -1 on error. */
+static int exec_ints(struct store *st, const char *sql, const int64_t *args, int nargs,
+                     int64_t *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc, ret;
+
+    if (store_prepare(st, sql, &s, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < nargs; i++)
+        sqlite3_bind_int64(s, i + 1, args[i]);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        if (out)
+            *out = sqlite3_column_int64(s, 0);
+        ret = out && sqlite3_column_type(s, 0) == SQLITE_NULL ? 1 : 0;
+    } else if (rc == SQLITE_DONE) {
+        ret = out ? 1 : 0;
+    } else {
+        ret = store_sql_err(st, err, errlen, "rules");
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
+
+#define ARGS(...) (const int64_t[]){__VA_ARGS__}, (int)(sizeof((int64_t[]){__VA_ARGS__}) / 8)
+
+/* Position of rule id in *pos; 1 (with err) when there is no such rule. */
+static int rule_position(struct store *st, int id, int64_t *pos, char *err, size_t errlen)
+{
+    int rc = exec_ints(st, "SELECT position FROM rules WHERE id = ?", ARGS(id), pos, err, errlen);
+
+    if (rc == 1)
+        store_errf(err, errlen, "rule %d: no such rule", id);
+    return rc;
+}
+
+static int rule_count(struct store *st, int64_t *count, char *err, size_t errlen)
+{
+    return exec_ints(st, "SELECT count(*) FROM rules", NULL, 0, count, err, errlen) < 0 ? -1 : 0;
+}
+
+/* The position a rule placed "before before_id" gets: -1 top, 0 end (count + 1), else the
+ * position of before_id. */
+static int target_position(struct store *st, int before_id, int64_t *pos, char *err,
+                           size_t errlen)
+{
+    if (before_id == -1) {
+        *pos = 1;
+        return 0;
+    }
+    if (before_id == 0) {
+        if (rule_count(st, pos, err, errlen) < 0)
+            return -1;
+        (*pos)++;
+        return 0;
+    }
+    return rule_position(st, before_id, pos, err, errlen) == 0 ? 0 : -1;
+}
+
+static int audit_rule(struct store *st, const char *actor, const char *action, int id,
+                      const char *text, char *err, size_t errlen)
+{
+    char detail[512];
+
+    snprintf(detail, sizeof(detail), "rule %d: %s", id, text ? text : "");
+    return store_audit_add(st, actor, action, detail, err, errlen);
+}
+
+/* Text of rule id (owned) or NULL. */
+static char *rule_text(struct store *st, int id)
+{
+    sqlite3_stmt *s;
+    char *text = NULL;
+
+    if (store_prepare(st, "SELECT text FROM rules WHERE id = ?", &s, NULL, 0) < 0)
+        return NULL;
+    sqlite3_bind_int(s, 1, id);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        text = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return text;
+}
+
+int store_rule_add(struct store *st, const char *text, const char *comment, int before_id,
+                   const char *actor, int *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int64_t pos, now = store_now_ms();
+
+    if (!text || !*text)
+        return store_errf(err, errlen, "rule: empty text");
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (target_position(st, before_id, &pos, err, errlen) < 0 ||
+        exec_ints(st, "UPDATE rules SET position = position + 1 WHERE position >= ?", ARGS(pos), NULL, err, errlen) < 0 ||
+        store_prepare(st,
+                      "INSERT INTO rules(position, enabled, text, comment, created_ms,"
+                      " updated_ms) VALUES (?, 1, ?, ?, ?, ?)",
+                      &s, err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_int64(s, 1, pos);
+    sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, comment ? comment : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now);
+    sqlite3_bind_int64(s, 5, now);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "rule add");
+        sqlite3_finalize(s);
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    *id = (int)sqlite3_last_insert_rowid(st->db);
+    if (audit_rule(st, actor, "rule.add", *id, text, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}
+
+int store_rule_update(struct store *st, int id, const char *text, const char *comment, int enabled,
+                      const char *actor, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int64_t pos;
+    char *now_text = NULL;
+
+    if (text && !*text)
+        return store_errf(err, errlen, "rule %d: empty text", id);
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (rule_position(st, id, &pos, err, errlen) != 0)
+        goto fail;
+    /* Each field keeps its value when its parameter is NULL. */
+    if (store_prepare(st,
+                      "UPDATE rules SET text = coalesce(?1, text), comment = coalesce(?2, comment),"
+                      " enabled = coalesce(?3, enabled), updated_ms = ?4 WHERE id = ?5",
+                      &s, err, errlen) < 0)
+        goto fail;
+    if (text)
+        sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+    if (comment)
+        sqlite3_bind_text(s, 2, comment, -1, SQLITE_STATIC);
+    if (enabled >= 0)
+        sqlite3_bind_int(s, 3, enabled != 0);
+    sqlite3_bind_int64(s, 4, store_now_ms());
+    sqlite3_bind_int(s, 5, id);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "rule update");
+        sqlite3_finalize(s);
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    now_text = rule_text(st, id);
+    if (audit_rule(st, actor,
+                   enabled == 0 && !text   ? "rule.disable"
+                   : enabled > 0 && !text ? "rule.enable"
+                                          : "rule.update",
+                   id, now_text, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    free(now_text);
+    return store_commit(st, err, errlen);
+fail:
+    free(now_text);
+    store_rollback(st);
+    return -1;
+}
+
+int store_rule_delete(struct store *st, int id, const char *actor, char *err, size_t errlen)
+{
+    int64_t pos;
+    char *text = NULL;
+
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (rule_position(st, id, &pos, err, errlen) != 0)
+        goto fail;
+    text = rule_text(st, id);
+    if (exec_ints(st, "DELETE FROM rules WHERE id = ?", ARGS(id), NULL, err, errlen) < 0 ||
+        exec_ints(st, "UPDATE rules SET position = position - 1 WHERE position > ?", ARGS(pos), NULL, err, errlen) < 0 ||
+        audit_rule(st, actor, "rule.delete", id, text, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    free(text);
+    return store_commit(st, err, errlen);
+fail:
+    free(text);
+    store_rollback(st);
+    return -1;
+}
+
+int store_rule_move(struct store *st, int id, int before_id, const char *actor, char *err,
+                    size_t errlen)
+{
+    int64_t old, pos;
+    char *text = NULL;
+    char detail[512];
+
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (rule_position(st, id, &old, err, errlen) != 0)
+        goto fail;
+    if (before_id == id) /* before itself: already there */
+        return store_commit(st, err, errlen);
+    /* Take the rule out (close its gap), then open a gap where it goes. Position 0 parks it
+     * meanwhile so neither shift touches it. */
+    if (exec_ints(st, "UPDATE rules SET position = 0 WHERE id = ?", ARGS(id), NULL, err,
+                  errlen) < 0 ||
+        exec_ints(st, "UPDATE rules SET position = position - 1 WHERE position > ?", ARGS(old), NULL, err, errlen) < 0)
+        goto fail;
+    if (before_id == 0) {
+        if (rule_count(st, &pos, err, errlen) < 0)
+            goto fail;
+    } else if (target_position(st, before_id, &pos, err, errlen) < 0) {
+        goto fail;
+    }
+    if (exec_ints(st, "UPDATE rules SET position = position + 1 WHERE position >= ?", ARGS(pos), NULL, err, errlen) < 0 ||
+        exec_ints(st, "UPDATE rules SET position = ?, updated_ms = ? WHERE id = ?",
+                  ARGS(pos, store_now_ms(), id), NULL, err, errlen) < 0)
+        goto fail;
+    text = rule_text(st, id);
+    snprintf(detail, sizeof(detail), "rule %d: position %lld -> %lld: %s", id, (long long)old,
+             (long long)pos, text ? text : "");
+    if (store_audit_add(st, actor, "rule.move", detail, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    free(text);
+    return store_commit(st, err, errlen);
+fail:
+    free(text);
+    store_rollback(st);
+    return -1;
+}
+
+int store_rules_replace(struct store *st, const char *const *texts, size_t n, const char *actor,
+                        char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int64_t now = store_now_ms();
+    char detail[64];
+
+    for (size_t i = 0; i < n; i++)
+        if (!texts[i] || !*texts[i])
+            return store_errf(err, errlen, "rule %zu: empty text", i + 1);
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_exec(st, "DELETE FROM rules", err, errlen) < 0 ||
+        store_prepare(st,
+                      "INSERT INTO rules(position, enabled, text, comment, created_ms,"
+                      " updated_ms) VALUES (?, 1, ?, '', ?, ?)",
+                      &s, err, errlen) < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(s, 1, (int64_t)i + 1);
+        sqlite3_bind_text(s, 2, texts[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, now);
+        sqlite3_bind_int64(s, 4, now);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            store_sql_err(st, err, errlen, "rules replace");
+            sqlite3_finalize(s);
+            goto fail;
+        }
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    snprintf(detail, sizeof(detail), "%zu rules", n);
+    if (store_audit_add(st, actor, "rules.replace", detail, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}
+
+/* ---- Lists ---- */
+
+static int check_list_name(const char *name, char *err, size_t errlen)
+{
+    if (!name || !*name || strlen(name) > LIST_NAME_MAX)
+        return store_errf(err, errlen, "list name must be 1 to %d bytes", LIST_NAME_MAX);
+    return 0;
+}
+
+int store_lists(struct store *st, struct store_list_info **lists, size_t *n, char *err,
+                size_t errlen)
+{
+    sqlite3_stmt *s;
+    struct store_list_info *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *lists = NULL;
+    *n = 0;
+    if (store_prepare(st,
+                      "SELECT name, updated_ms,"
+                      " (SELECT count(*) FROM list_entries e WHERE e.list = l.name)"
+                      " FROM lists l ORDER BY name",
+                      &s, err, errlen) < 0)
+        return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+
+        if (len == cap) {
+            struct store_list_info *nv;
+
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof(*v));
+            if (!nv) {
+                store_errf(err, errlen, "lists: out of memory");
+                goto fail;
+            }
+            v = nv;
+        }
+        snprintf(v[len].name, sizeof(v[len].name), "%s", name ? name : "");
+        v[len].updated_ms = sqlite3_column_int64(s, 1);
+        v[len].entries = sqlite3_column_int64(s, 2);
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "lists");
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    *lists = v;
+    *n = len;
+    return 0;
+fail:
+    sqlite3_finalize(s);
+    free(v);
+    return -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int store_list_replace(struct store *st, const char *name, const char *const *domains, size_t n,
+                       const char *actor, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    const char **sorted;
+    char detail[128];
+    int64_t added = 0;
+
+    if (check_list_name(name, err, errlen) < 0)
+        return -1;
+    /* Inserting in key order appends to the b-tree instead of splitting pages all over it:
+     * several times faster for 100k entries. */
+    sorted = malloc((n ? n : 1) * sizeof(*sorted));
+    if (!sorted)
+        return store_errf(err, errlen, "list %s: out of memory", name);
+    memcpy(sorted, domains, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_str);
+    if (store_begin(st, err, errlen) < 0) {
+        free(sorted);
+        return -1;
+    }
+    if (store_prepare(st,
+                      "INSERT INTO lists(name, updated_ms) VALUES (?, ?)"
+                      " ON CONFLICT(name) DO UPDATE SET updated_ms = excluded.updated_ms",
+                      &s, err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, store_now_ms());
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto sql_fail;
+    sqlite3_finalize(s);
+    s = NULL;
+    if (store_prepare(st, "DELETE FROM list_entries WHERE list = ?", &s, err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto sql_fail;
+    sqlite3_finalize(s);
+    s = NULL;
+    if (store_prepare(st, "INSERT OR IGNORE INTO list_entries(list, domain) VALUES (?, ?)", &s,
+                      err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < n; i++) {
+        if (!sorted[i] || !*sorted[i])
+            continue;
+        if (i > 0 && sorted[i - 1] && strcmp(sorted[i - 1], sorted[i]) == 0)
+            continue;
+        sqlite3_bind_text(s, 2, sorted[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            goto sql_fail;
+        sqlite3_reset(s);
+        added++;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    snprintf(detail, sizeof(detail), "%s: %lld entries", name, (long long)added);
+    if (store_audit_add(st, actor, "list.replace", detail, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    free(sorted);
+    return store_commit(st, err, errlen);
+sql_fail:
+    store_sql_err(st, err, errlen, "list replace");
+fail:
+    sqlite3_finalize(s);
+    free(sorted);
+    store_rollback(st);
+    return -1;
+}
+
+int store_list_delete(struct store *st, const char *name, const char *actor, char *err,
+                      size_t errlen)
+{
+    sqlite3_stmt *s;
+    char detail[128];
+    int rc;
+
+    if (check_list_name(name, err, errlen) < 0 || store_begin(st, err, errlen) < 0)
+        return -1;
+    /* Entries go with it (ON DELETE CASCADE). */
+    if (store_prepare(st, "DELETE FROM lists WHERE name = ?", &s, err, errlen) < 0)
+        goto fail;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "list delete");
+        goto fail;
+    }
+    if (sqlite3_changes(st->db) == 0) {
+        store_errf(err, errlen, "list %s: no such list", name);
+        goto fail;
+    }
+    snprintf(detail, sizeof(detail), "%s", name);
+    if (store_audit_add(st, actor, "list.delete", detail, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}
+
+static bool list_exists(struct store *st, const char *name)
+{
+    sqlite3_stmt *s;
+    bool found;
+
+    if (store_prepare(st, "SELECT 1 FROM lists WHERE name = ?", &s, NULL, 0) < 0)
+        return false;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return found;
+}
+
+int store_list_entries(struct store *st, const char *name, char ***domains, size_t *n, char *err,
+                       size_t errlen)
+{
+    sqlite3_stmt *s;
+    char **v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *domains = NULL;
+    *n = 0;
+    if (store_prepare(st, "SELECT domain FROM list_entries WHERE list = ? ORDER BY domain", &s,
+                      err, errlen) < 0)
+        return -1;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (len == cap) {
+            char **nv;
+
+            cap = cap ? cap * 2 : 256;
+            nv = realloc(v, cap * sizeof(*v));
+            if (!nv)
+                goto oom;
+            v = nv;
+        }
+        if (!(v[len] = strdup((const char *)sqlite3_column_text(s, 0))))
+            goto oom;
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "list entries");
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (len == 0 && !list_exists(st, name)) {
+        store_errf(err, errlen, "list %s: no such list", name);
+        goto fail;
+    }
+    *domains = v;
+    *n = len;
+    return 0;
+oom:
+    store_errf(err, errlen, "list %s: out of memory", name);
+fail:
+    sqlite3_finalize(s);
+    for (size_t i = 0; i < len; i++)
+        free(v[i]);
+    free(v);
+    return -1;
+}

@@ -1,0 +1,91 @@
+/* store_retention: deleting old access-log rows in small steps, oldest first, by age and by
+ * row count, keeping the rule hit counters equal to the rows that remain.
+ */
+#include <stdlib.h>
+
+#include "storage/store_impl.h"
+
+#define DEFAULT_BATCH 5000
+#define DAY_MS (24 * 3600 * 1000LL)
+
+/* Deletes through `stmt` (a DELETE ... RETURNING rule_id) and takes the deleted rows off the
+ * hit counters. Returns rows deleted or -1. */
+static int64_t delete_counted(struct store *st, sqlite3_stmt *stmt, struct store_hit_tally *t)
+{
+    int64_t n = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int32_t rule_id = sqlite3_column_int(stmt, 0);
+
+        n++;
+        if (!store_tally_add(t, rule_id, -1)) {
+            /* RETURNING rows are computed before the first is returned: the delete is done,
+             * so another statement may run now. */
+            if (store_tally_flush(st, t, NULL, 0) < 0)
+                return -1;
+            store_tally_add(t, rule_id, -1);
+        }
+    }
+    return rc == SQLITE_DONE ? n : -1;
+}
+
+int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, int64_t batch)
+{
+    struct store_hit_tally *tally;
+    sqlite3_stmt *s = NULL;
+    int64_t deleted = 0, n;
+
+    if (days <= 0 && max_rows <= 0)
+        return 0;
+    if (batch <= 0)
+        batch = DEFAULT_BATCH;
+    tally = calloc(1, sizeof(*tally));
+    if (!tally || store_begin(st, NULL, 0) < 0) {
+        free(tally);
+        return -1;
+    }
+    if (max_rows > 0) {
+        /* Rows leave only from the old end, so ids are contiguous and "beyond the newest
+         * max_rows" is id <= max(id) - max_rows: two b-tree probes instead of a count. */
+        if (store_prepare(st,
+                          "DELETE FROM access_log WHERE id <= min("
+                          " (SELECT max(id) FROM access_log) - ?1,"
+                          " (SELECT min(id) FROM access_log) + ?2 - 1) RETURNING rule_id",
+                          &s, NULL, 0) < 0)
+            goto fail;
+        sqlite3_bind_int64(s, 1, max_rows);
+        sqlite3_bind_int64(s, 2, batch);
+        if ((n = delete_counted(st, s, tally)) < 0)
+            goto fail;
+        deleted += n;
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+    if (days > 0 && deleted < batch) {
+        /* Walks the time index from its old end: cost is the rows deleted, not the table. */
+        if (store_prepare(st,
+                          "DELETE FROM access_log WHERE id IN (SELECT id FROM access_log"
+                          " WHERE time_ms < ? ORDER BY time_ms LIMIT ?) RETURNING rule_id",
+                          &s, NULL, 0) < 0)
+            goto fail;
+        sqlite3_bind_int64(s, 1, store_now_ms() - days * DAY_MS);
+        sqlite3_bind_int64(s, 2, batch - deleted);
+        if ((n = delete_counted(st, s, tally)) < 0)
+            goto fail;
+        deleted += n;
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+    if (store_tally_flush(st, tally, NULL, 0) < 0 ||
+        store_exec(st, "DELETE FROM rule_hits WHERE hits <= 0", NULL, 0) < 0 ||
+        store_commit(st, NULL, 0) < 0)
+        goto fail;
+    free(tally);
+    return deleted;
+fail:
+    sqlite3_finalize(s);
+    store_rollback(st);
+    free(tally);
+    return -1;
+}

@@ -1,0 +1,217 @@
+/* test_store_db: opening, the fresh schema, reopening, and migrating an old database. */
+#include <check.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_impl.h"
+#include "test_tmpdir.h"
+
+static struct test_tmpdir tmp;
+
+static void setup(void)
+{
+    test_tmpdir_make(&tmp);
+}
+
+static void teardown(void)
+{
+    test_tmpdir_remove(&tmp);
+}
+
+static int current_version(void)
+{
+    return store_migrations[store_migrations_count - 1].version;
+}
+
+/* Runs sql on a raw connection to path (bypassing the store), returning the first integer. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int64_t v = -1;
+
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+START_TEST(test_fresh_database_has_every_table_at_current_version)
+{
+    static const char *const tables[] = {
+        "schema_version", "access_log", "rules", "lists", "list_entries", "users",
+        "admins", "audit", "settings", "policy_version", "rule_hits",
+    };
+    char err[256] = "";
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    sqlite3 *db;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_schema_version(st), current_version());
+    ck_assert_int_eq(store_policy_version(st), 0);
+    store_close(st);
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        sqlite3_stmt *s;
+
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?",
+                                            -1, &s, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(s, 1, tables[i], -1, SQLITE_STATIC);
+        ck_assert_msg(sqlite3_step(s) == SQLITE_ROW, "table %s missing", tables[i]);
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_database_is_in_wal_mode)
+{
+    char err[256] = "";
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    sqlite3 *db;
+    sqlite3_stmt *s;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_reopen_keeps_data_and_version)
+{
+    char err[256] = "";
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    char *v;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_setting_set(st, "retention_days", "30", "test", err, sizeof(err)), 0);
+    store_close(st);
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_schema_version(st), current_version());
+    v = store_setting_get(st, "retention_days");
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(v, "30");
+    free(v);
+    store_close(st);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM schema_version"), 1);
+}
+END_TEST
+
+START_TEST(test_version_1_database_migrates_and_backfills_rule_hits)
+{
+    char err[256] = "";
+    sqlite3 *db;
+    struct store *st;
+    struct store_rule *rules;
+    size_t n;
+
+    /* A database as the first release left it: step 1 only, with rules and log rows. */
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(store_migrations[0].version, 1);
+    ck_assert_int_eq(sqlite3_exec(db, store_migrations[0].sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db,
+                     "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version VALUES (1);"
+                     "INSERT INTO rules(id, position, text, created_ms, updated_ms)"
+                     " VALUES (7, 1, 'deny domain a.test', 0, 0), (9, 2, 'allow all', 0, 0);"
+                     "INSERT INTO access_log(time_ms, client, host, rule_id)"
+                     " VALUES (1, 'c', 'a.test', 7), (2, 'c', 'a.test', 7), (3, 'c', 'b', 9),"
+                     " (4, 'c', 'x', 0);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_schema_version(st), current_version());
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(rules[0].id, 7);
+    ck_assert_int_eq(rules[0].hits, 2);
+    ck_assert_int_eq(rules[1].id, 9);
+    ck_assert_int_eq(rules[1].hits, 1);
+    store_rules_free(rules, n);
+    store_close(st);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM access_log"), 4);
+    ck_assert_int_eq(
+        raw_int(tmp.db, "SELECT count(*) FROM sqlite_master WHERE name = 'access_log_time'"), 1);
+}
+END_TEST
+
+START_TEST(test_newer_schema_is_refused_with_message)
+{
+    char err[256] = "";
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    sqlite3 *db;
+
+    ck_assert_ptr_nonnull(st);
+    store_close(st);
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE schema_version SET version = 999", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_ptr_null(st);
+    ck_assert_msg(strstr(err, "999") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_unopenable_path_fills_err_with_path)
+{
+    char err[256] = "";
+    char path[160];
+
+    snprintf(path, sizeof(path), "%s/no/such/dir/x.db", tmp.dir);
+    ck_assert_ptr_null(store_open(path, err, sizeof(err)));
+    ck_assert_msg(strncmp(err, path, strlen(path)) == 0, "%s", err);
+}
+END_TEST
+
+START_TEST(test_decision_names)
+{
+    static const struct {
+        int d;
+        const char *name;
+    } cases[] = {
+        {STORE_ALLOW, "allow"}, {STORE_DENY, "deny"}, {STORE_AUTH, "auth"}, {42, "unknown"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_str_eq(store_decision_str((enum store_decision)cases[i].d), cases[i].name);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store_db");
+    TCase *tc = tcase_create("db");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_fresh_database_has_every_table_at_current_version);
+    tcase_add_test(tc, test_database_is_in_wal_mode);
+    tcase_add_test(tc, test_reopen_keeps_data_and_version);
+    tcase_add_test(tc, test_version_1_database_migrates_and_backfills_rule_hits);
+    tcase_add_test(tc, test_newer_schema_is_refused_with_message);
+    tcase_add_test(tc, test_unopenable_path_fills_err_with_path);
+    tcase_add_test(tc, test_decision_names);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

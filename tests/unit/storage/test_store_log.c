@@ -1,0 +1,385 @@
+/* test_store_log: the writer thread: batching, flush on stop, back-pressure, a locked or
+ * removed database, and the Squid native-format lines. */
+#include <check.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/store.h"
+#include "test_tmpdir.h"
+
+static struct test_tmpdir tmp;
+
+static void setup(void)
+{
+    test_tmpdir_make(&tmp);
+}
+
+static void teardown(void)
+{
+    test_tmpdir_remove(&tmp);
+}
+
+static struct store_access record(int64_t time_ms, const char *host, int rule_id)
+{
+    struct store_access a;
+
+    memset(&a, 0, sizeof(a));
+    a.time_ms = time_ms;
+    a.duration_ms = 45;
+    a.status = 200;
+    a.port = 80;
+    a.bytes_down = 1234;
+    a.rule_id = rule_id;
+    snprintf(a.client, sizeof(a.client), "10.0.0.5");
+    snprintf(a.method, sizeof(a.method), "GET");
+    snprintf(a.scheme, sizeof(a.scheme), "http");
+    snprintf(a.host, sizeof(a.host), "%s", host);
+    snprintf(a.path, sizeof(a.path), "/");
+    return a;
+}
+
+static int64_t count_rows(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int64_t n = -1;
+
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM access_log", -1, &s, NULL),
+                     SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+static struct store_log *start(size_t producers, size_t capacity, int flush_ms,
+                               const char *squid)
+{
+    struct store_log_opts o = {
+        .db_path = tmp.db,
+        .producers = producers,
+        .queue_capacity = capacity,
+        .flush_interval_ms = flush_ms,
+        .squid_log_path = squid,
+    };
+    char err[256] = "";
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+
+    ck_assert_msg(log != NULL, "%s", err);
+    return log;
+}
+
+/* Polls the counters until pred holds, for at most 5 s. */
+static bool wait_for(struct store_log *log, bool (*pred)(const struct store_log_counters *, uint64_t),
+                     uint64_t arg, struct store_log_counters *c)
+{
+    for (int i = 0; i < 500; i++) {
+        store_log_counters(log, c);
+        if (pred(c, arg))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static bool written_at_least(const struct store_log_counters *c, uint64_t n)
+{
+    return c->written >= n;
+}
+
+static bool db_dropped_at_least(const struct store_log_counters *c, uint64_t n)
+{
+    return c->dropped_db_error >= n && !c->db_ok;
+}
+
+static bool db_back(const struct store_log_counters *c, uint64_t n)
+{
+    return c->written >= n && c->db_ok;
+}
+
+/* Holds the write lock from another connection, as a long admin transaction would. */
+static sqlite3 *lock_db(void)
+{
+    sqlite3 *db;
+
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void unlock_db(sqlite3 *db)
+{
+    ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+START_TEST(test_records_from_two_producers_are_all_committed)
+{
+    struct store_log *log = start(2, 16384, 20, NULL);
+    struct store_log_counters c;
+    const size_t n = 10000;
+
+    for (size_t i = 0; i < n; i++) {
+        struct store_access a = record(1700000000000 + (int64_t)i, "example.com", 0);
+
+        ck_assert(store_log_push(log, i % 2, &a));
+    }
+    ck_assert(wait_for(log, written_at_least, n, &c));
+    ck_assert_uint_eq(c.queued, n);
+    ck_assert_uint_eq(c.pending, 0);
+    ck_assert_uint_eq(c.dropped_queue_full, 0);
+    ck_assert(c.db_ok);
+    store_log_stop(log);
+    ck_assert_int_eq(count_rows(tmp.db), (int64_t)n);
+}
+END_TEST
+
+START_TEST(test_stop_writes_everything_still_queued)
+{
+    /* A flush interval far longer than the test: only stop can write these. */
+    struct store_log *log = start(1, 4096, 60000, NULL);
+
+    for (int i = 0; i < 1000; i++) {
+        struct store_access a = record(1700000000000 + i, "example.com", 0);
+
+        ck_assert(store_log_push(log, 0, &a));
+    }
+    store_log_stop(log);
+    ck_assert_int_eq(count_rows(tmp.db), 1000);
+}
+END_TEST
+
+START_TEST(test_full_queue_push_fails_fast_and_counts_drops)
+{
+    struct store_log *log = start(1, 8, 60000, NULL);
+    struct store_log_counters c;
+    sqlite3 *lock = lock_db();
+    struct store_access a = record(1700000000000, "example.com", 0);
+    uint64_t refused = 0;
+    double worst = 0, t0 = test_now_s();
+
+    /* The writer, woken at half full, waits on the lock (its busy timeout) and drains
+     * nothing meanwhile: the ring fills and pushes must fail at once, not wait. */
+    for (int i = 0; i < 100000; i++) {
+        double t = test_now_s(), dt;
+
+        if (!store_log_push(log, 0, &a))
+            refused++;
+        dt = test_now_s() - t;
+        if (dt > worst)
+            worst = dt;
+    }
+    ck_assert_msg(test_now_s() - t0 < 1.0, "100k pushes took %.3f s", test_now_s() - t0);
+    ck_assert_msg(worst < 0.05, "slowest push %.3f s", worst);
+    store_log_counters(log, &c);
+    ck_assert_uint_gt(refused, 0);
+    ck_assert_uint_eq(c.dropped_queue_full, refused);
+    ck_assert_uint_eq(c.queued + refused, 100000);
+    unlock_db(lock);
+    store_log_stop(log);
+}
+END_TEST
+
+START_TEST(test_locked_database_drops_batches_then_resumes)
+{
+    struct store_log *log = start(1, 1024, 20, NULL);
+    struct store_log_counters c;
+    sqlite3 *lock = lock_db();
+    struct store_access a = record(1700000000000, "example.com", 0);
+
+    for (int i = 0; i < 10; i++)
+        ck_assert(store_log_push(log, 0, &a));
+    ck_assert(wait_for(log, db_dropped_at_least, 10, &c));
+    ck_assert_str_ne(c.last_error, "");
+    /* Producers keep going while the database is away: the writer drains and drops. */
+    for (int i = 0; i < 2000; i++) {
+        ck_assert(store_log_push(log, 0, &a));
+        if (i % 500 == 0)
+            usleep(30000);
+    }
+    ck_assert(wait_for(log, db_dropped_at_least, 2010, &c));
+    ck_assert_uint_eq(c.written, 0);
+    ck_assert_uint_eq(c.dropped_queue_full, 0);
+
+    unlock_db(lock);
+    for (int i = 0; i < 100 && !c.db_ok; i++) {
+        ck_assert(store_log_push(log, 0, &a));
+        usleep(30000);
+        store_log_counters(log, &c);
+    }
+    ck_assert(wait_for(log, db_back, 1, &c));
+    store_log_stop(log);
+    ck_assert_int_eq(count_rows(tmp.db), (int64_t)c.written);
+}
+END_TEST
+
+static bool file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+START_TEST(test_removed_database_file_is_recreated)
+{
+    struct store_log *log = start(1, 1024, 20, NULL);
+    struct store_log_counters c;
+    struct store_access a = record(1700000000000, "example.com", 0);
+    int i;
+
+    for (i = 0; i < 5; i++)
+        ck_assert(store_log_push(log, 0, &a));
+    ck_assert(wait_for(log, written_at_least, 5, &c));
+    ck_assert_int_eq(unlink(tmp.db), 0);
+    for (i = 0; i < 500 && !file_exists(tmp.db); i++)
+        usleep(10000);
+    ck_assert_msg(file_exists(tmp.db), "database not recreated");
+    for (i = 0; i < 5; i++)
+        ck_assert(store_log_push(log, 0, &a));
+    ck_assert(wait_for(log, written_at_least, 10, &c));
+    ck_assert(c.db_ok);
+    store_log_stop(log);
+    ck_assert_int_eq(count_rows(tmp.db), 5);
+}
+END_TEST
+
+START_TEST(test_squid_lines_in_native_format)
+{
+    static const struct {
+        const char *method, *scheme, *host, *path, *user, *error;
+        uint16_t port, status;
+        uint8_t decision;
+        const char *line;
+    } cases[] = {
+        {"GET", "http", "example.com", "/", "", "", 80, 200, STORE_ALLOW,
+         "1700000000.123     45 10.0.0.5 TCP_MISS/200 1234 GET http://example.com/ - "
+         "HIER_DIRECT/example.com -"},
+        {"GET", "http", "ads.test", "/x?a=1", "bob", "", 8080, 403, STORE_DENY,
+         "1700000000.123     45 10.0.0.5 TCP_DENIED/403 1234 GET http://ads.test:8080/x?a=1 bob "
+         "HIER_NONE/- -"},
+        {"CONNECT", "https", "secure.test", "", "", "", 443, 200, STORE_ALLOW,
+         "1700000000.123     45 10.0.0.5 TCP_TUNNEL/200 1234 CONNECT secure.test:443 - "
+         "HIER_DIRECT/secure.test -"},
+        {"GET", "http", "::1", "/a b", "", "connect-refused", 80, 502, STORE_ALLOW,
+         "1700000000.123     45 10.0.0.5 TCP_MISS/502 1234 GET http://[::1]/a%20b - HIER_NONE/- -"},
+    };
+    const size_t n = sizeof(cases) / sizeof(cases[0]);
+    char squid[160], line[512];
+    struct store_log *log;
+    FILE *f;
+    size_t i;
+
+    snprintf(squid, sizeof(squid), "%s/access.log", tmp.dir);
+    log = start(1, 64, 20, squid);
+    for (i = 0; i < n; i++) {
+        struct store_access a = record(1700000000078, cases[i].host, 0);
+
+        snprintf(a.method, sizeof(a.method), "%s", cases[i].method);
+        snprintf(a.scheme, sizeof(a.scheme), "%s", cases[i].scheme);
+        snprintf(a.path, sizeof(a.path), "%s", cases[i].path);
+        snprintf(a.user, sizeof(a.user), "%s", cases[i].user);
+        snprintf(a.error, sizeof(a.error), "%s", cases[i].error);
+        a.port = cases[i].port;
+        a.status = cases[i].status;
+        a.decision = cases[i].decision;
+        ck_assert(store_log_push(log, 0, &a));
+    }
+    store_log_stop(log);
+    f = fopen(squid, "r");
+    ck_assert_ptr_nonnull(f);
+    for (i = 0; i < n; i++) {
+        ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+        line[strcspn(line, "\n")] = '\0';
+        ck_assert_str_eq(line, cases[i].line);
+    }
+    ck_assert_ptr_null(fgets(line, sizeof(line), f));
+    fclose(f);
+}
+END_TEST
+
+START_TEST(test_rule_hits_follow_logged_records)
+{
+    static const struct {
+        int rule_id;
+        int records;
+    } cases[] = {{3, 5}, {8, 2}, {0, 7}};
+    struct store_log *log = start(1, 1024, 20, NULL);
+    char err[256] = "";
+    struct store *st;
+    struct store_rule *rules;
+    size_t n;
+    int id, ids[3] = {0};
+
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    /* Rules get ids 1.. in order; add enough that 3 and 8 exist. */
+    for (int i = 1; i <= 8; i++) {
+        char text[32];
+
+        snprintf(text, sizeof(text), "deny domain r%d.test", i);
+        ck_assert_int_eq(store_rule_add(st, text, "", 0, "t", &id, err, sizeof(err)), 0);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        for (int k = 0; k < cases[i].records; k++) {
+            struct store_access a = record(1700000000000, "x.test", cases[i].rule_id);
+
+            ck_assert(store_log_push(log, 0, &a));
+        }
+        ids[i] = cases[i].rule_id;
+    }
+    store_log_stop(log);
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    for (size_t r = 0; r < n; r++) {
+        int64_t want = 0;
+
+        for (size_t i = 0; i < 3; i++)
+            if (ids[i] == rules[r].id)
+                want = cases[i].records;
+        ck_assert_int_eq(rules[r].hits, want);
+    }
+    store_rules_free(rules, n);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_bad_options_are_refused_with_message)
+{
+    struct store_log_opts o = {.db_path = NULL, .producers = 1};
+    char err[256] = "";
+
+    ck_assert_ptr_null(store_log_start(&o, err, sizeof(err)));
+    ck_assert_str_ne(err, "");
+    o.db_path = "/nonexistent-dir/x.db";
+    err[0] = '\0';
+    ck_assert_ptr_null(store_log_start(&o, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "/nonexistent-dir/x.db") != NULL, "%s", err);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store_log");
+    TCase *tc = tcase_create("log");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_records_from_two_producers_are_all_committed);
+    tcase_add_test(tc, test_stop_writes_everything_still_queued);
+    tcase_add_test(tc, test_full_queue_push_fails_fast_and_counts_drops);
+    tcase_add_test(tc, test_locked_database_drops_batches_then_resumes);
+    tcase_add_test(tc, test_removed_database_file_is_recreated);
+    tcase_add_test(tc, test_squid_lines_in_native_format);
+    tcase_add_test(tc, test_rule_hits_follow_logged_records);
+    tcase_add_test(tc, test_bad_options_are_refused_with_message);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
