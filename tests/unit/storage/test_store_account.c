@@ -1,0 +1,135 @@
+/* test_store_account: proxy users and admins: set, verify, change, delete, wrong password,
+ * and the two kinds kept apart. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store.h"
+#include "test_tmpdir.h"
+
+static struct test_tmpdir tmp;
+static struct store *st;
+static char err[256];
+
+static void setup(void)
+{
+    test_tmpdir_make(&tmp);
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+}
+
+static void teardown(void)
+{
+    store_close(st);
+    test_tmpdir_remove(&tmp);
+}
+
+START_TEST(test_verify_answers_by_name_password_and_kind)
+{
+    static const struct {
+        enum store_account kind;
+        const char *name, *password;
+        int want;
+    } cases[] = {
+        {STORE_PROXY_USER, "alice", "s3cret", 1},
+        {STORE_PROXY_USER, "alice", "S3cret", 0},
+        {STORE_PROXY_USER, "alice", "", 0},
+        {STORE_PROXY_USER, "nobody", "s3cret", 0},
+        {STORE_ADMIN, "alice", "s3cret", 0}, /* a proxy user is not an admin */
+        {STORE_ADMIN, "root", "adminpw", 1},
+        {STORE_PROXY_USER, "root", "adminpw", 0},
+    };
+
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "alice", "s3cret", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "adminpw", "t", err, sizeof(err)), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_msg(store_account_verify(st, cases[i].kind, cases[i].name, cases[i].password) ==
+                          cases[i].want,
+                      "case %zu", i);
+}
+END_TEST
+
+START_TEST(test_password_change_and_delete)
+{
+    char **names;
+    size_t n;
+
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "one", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "amy", "x", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "two", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_verify(st, STORE_PROXY_USER, "bob", "one"), 0);
+    ck_assert_int_eq(store_account_verify(st, STORE_PROXY_USER, "bob", "two"), 1);
+    ck_assert_int_eq(store_account_names(st, STORE_PROXY_USER, &names, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(names[0], "amy");
+    ck_assert_str_eq(names[1], "bob");
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    ck_assert_int_eq(store_account_delete(st, STORE_PROXY_USER, "bob", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_verify(st, STORE_PROXY_USER, "bob", "two"), 0);
+    ck_assert_int_eq(store_account_delete(st, STORE_PROXY_USER, "bob", "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_account_names(st, STORE_ADMIN, &names, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    free(names);
+}
+END_TEST
+
+START_TEST(test_hash_is_argon2id_not_the_password)
+{
+    char path[160];
+    FILE *f;
+    char *buf = calloc(1, 1 << 20);
+    size_t len;
+
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "plaintext-marker", "t", err,
+                                       sizeof(err)),
+                     0);
+    store_close(st);
+    /* The password must appear nowhere in the files; the Argon2id tag must. */
+    len = 0;
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s%s", tmp.db, i ? "-wal" : "");
+        f = fopen(path, "rb");
+        if (!f)
+            continue;
+        len += fread(buf + len, 1, (1 << 20) - 1 - len, f);
+        fclose(f);
+    }
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_ptr_nonnull(st);
+    ck_assert_ptr_null(memmem(buf, len, "plaintext-marker", 16));
+    ck_assert_ptr_nonnull(memmem(buf, len, "$argon2id$", 10));
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_bad_input_is_refused)
+{
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "", "pw", "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "a", "", "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_account_set(st, (enum store_account)7, "a", "pw", "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_account_verify(st, (enum store_account)7, "a", "pw"), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store_account");
+    TCase *tc = tcase_create("account");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_verify_answers_by_name_password_and_kind);
+    tcase_add_test(tc, test_password_change_and_delete);
+    tcase_add_test(tc, test_hash_is_argon2id_not_the_password);
+    tcase_add_test(tc, test_bad_input_is_refused);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

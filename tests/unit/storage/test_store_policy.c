@@ -1,0 +1,348 @@
+/* test_store_policy: rule positions through add/move/delete/update, audit rows, the policy
+ * version, whole-policy and 100k-entry list replacement, settings. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store.h"
+#include "test_tmpdir.h"
+
+static struct test_tmpdir tmp;
+static struct store *st;
+static char err[256];
+
+static void setup(void)
+{
+    test_tmpdir_make(&tmp);
+    err[0] = '\0';
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+}
+
+static void teardown(void)
+{
+    store_close(st);
+    test_tmpdir_remove(&tmp);
+}
+
+/* Rule texts in priority order joined by ",", checking positions are 1..n. */
+static void order(char *out, size_t size)
+{
+    struct store_rule *rules;
+    size_t n;
+
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(rules[i].position, (int)i + 1);
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? "," : "", rules[i].text);
+    }
+    store_rules_free(rules, n);
+}
+
+enum op { ADD, MOVE, DELETE };
+
+START_TEST(test_positions_follow_add_move_delete)
+{
+    /* Targets name rules by text; "" means 0 (end), "top" means -1. */
+    static const struct {
+        enum op op;
+        const char *rule, *before;
+        const char *want;
+    } steps[] = {
+        {ADD, "a", "", "a"},
+        {ADD, "b", "", "a,b"},
+        {ADD, "c", "", "a,b,c"},
+        {ADD, "d", "top", "d,a,b,c"},
+        {ADD, "e", "b", "d,a,e,b,c"},
+        {MOVE, "d", "", "a,e,b,c,d"},
+        {MOVE, "c", "a", "c,a,e,b,d"},
+        {MOVE, "b", "e", "c,a,b,e,d"},
+        {MOVE, "a", "top", "a,c,b,e,d"},
+        {MOVE, "e", "e", "a,c,b,e,d"},
+        {DELETE, "c", NULL, "a,b,e,d"},
+        {DELETE, "d", NULL, "a,b,e"},
+        {DELETE, "a", NULL, "b,e"},
+    };
+    struct {
+        char text[8];
+        int id;
+    } ids[8];
+    size_t nids = 0;
+    char got[256];
+
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        int rule = 0, before = 0, id;
+
+        for (size_t k = 0; k < nids; k++) {
+            if (strcmp(ids[k].text, steps[i].rule) == 0)
+                rule = ids[k].id;
+            if (steps[i].before && strcmp(ids[k].text, steps[i].before) == 0)
+                before = ids[k].id;
+        }
+        if (steps[i].before && strcmp(steps[i].before, "top") == 0)
+            before = -1;
+        switch (steps[i].op) {
+        case ADD:
+            ck_assert_int_eq(store_rule_add(st, steps[i].rule, "", before, "alice", &id, err,
+                                            sizeof(err)),
+                             0);
+            snprintf(ids[nids].text, sizeof(ids[nids].text), "%s", steps[i].rule);
+            ids[nids++].id = id;
+            break;
+        case MOVE:
+            ck_assert_int_eq(store_rule_move(st, rule, before, "alice", err, sizeof(err)), 0);
+            break;
+        case DELETE:
+            ck_assert_int_eq(store_rule_delete(st, rule, "alice", err, sizeof(err)), 0);
+            break;
+        }
+        order(got, sizeof(got));
+        ck_assert_msg(strcmp(got, steps[i].want) == 0, "step %zu: got %s want %s", i, got,
+                      steps[i].want);
+    }
+}
+END_TEST
+
+START_TEST(test_each_change_bumps_version_and_writes_audit)
+{
+    static const struct {
+        const char *action;
+        const char *detail_part;
+    } want[] = {
+        /* newest first, as store_audit_list returns them */
+        {"user.set", "bob"},
+        {"list.delete", "ads"},
+        {"list.replace", "ads: 2 entries"},
+        {"rule.delete", "deny domain b.test"},
+        {"rule.move", "deny domain b.test"},
+        {"rule.disable", "deny domain a2.test"},
+        {"rule.update", "deny domain a2.test"},
+        {"rule.add", "deny domain b.test"},
+        {"rule.add", "deny domain a.test"},
+    };
+    const char *domains[] = {"x.test", "y.test"};
+    struct store_audit *rows;
+    size_t n;
+    int a, b;
+
+    ck_assert_int_eq(store_policy_version(st), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "alice", &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain b.test", "", 0, "alice", &b, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_update(st, a, "deny domain a2.test", NULL, -1, "alice", err,
+                                       sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_rule_update(st, a, NULL, NULL, 0, "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_move(st, b, -1, "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_delete(st, b, "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_list_replace(st, "ads", domains, 2, "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_list_delete(st, "ads", "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "pw", "alice", err,
+                                       sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_policy_version(st), 9);
+    /* Neither an admin account nor a setting is policy. */
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "pw", "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_setting_set(st, "k", "v", "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_policy_version(st), 9);
+
+    ck_assert_int_eq(store_audit_list(st, 0, 100, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 11);
+    ck_assert_str_eq(rows[0].action, "setting.set");
+    ck_assert_str_eq(rows[0].detail, "k=v");
+    ck_assert_str_eq(rows[1].action, "admin.set");
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        ck_assert_str_eq(rows[i + 2].action, want[i].action);
+        ck_assert_msg(strstr(rows[i + 2].detail, want[i].detail_part) != NULL, "%zu: %s", i,
+                      rows[i + 2].detail);
+        ck_assert_str_eq(rows[i + 2].actor, "alice");
+        ck_assert_int_gt(rows[i + 2].time_ms, 0);
+    }
+    free(rows);
+    /* Limit and before_ms page the trail. */
+    ck_assert_int_eq(store_audit_list(st, 0, 2, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    free(rows);
+    ck_assert_int_eq(store_audit_list(st, 1, 100, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 0);
+    free(rows);
+}
+END_TEST
+
+START_TEST(test_update_changes_only_given_fields)
+{
+    struct store_rule r;
+    int id;
+
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "why", 0, "t", &id, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_update(st, id, NULL, "new why", -1, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_get(st, id, &r, err, sizeof(err)), 0);
+    ck_assert_str_eq(r.text, "deny domain a.test");
+    ck_assert_str_eq(r.comment, "new why");
+    ck_assert(r.enabled);
+    store_rules_free(NULL, 0);
+    free(r.text);
+    free(r.comment);
+    ck_assert_int_eq(store_rule_update(st, id, NULL, NULL, 0, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_get(st, id, &r, err, sizeof(err)), 0);
+    ck_assert(!r.enabled);
+    ck_assert_str_eq(r.comment, "new why");
+    free(r.text);
+    free(r.comment);
+}
+END_TEST
+
+START_TEST(test_missing_rule_is_an_error_and_changes_nothing)
+{
+    struct store_rule r;
+    int id;
+
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "t", &id, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_policy_version(st), 1);
+    ck_assert_int_eq(store_rule_update(st, 999, "x", NULL, -1, "t", err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "999") != NULL, "%s", err);
+    ck_assert_int_eq(store_rule_delete(st, 999, "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_rule_move(st, 999, 0, "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_rule_move(st, id, 999, "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_rule_add(st, "x", "", 999, "t", &id, err, sizeof(err)), -1);
+    ck_assert_int_eq(store_rule_get(st, 999, &r, err, sizeof(err)), -1);
+    ck_assert_int_eq(store_policy_version(st), 1);
+}
+END_TEST
+
+START_TEST(test_rules_replace_100k_in_one_transaction)
+{
+    const size_t n = 100000;
+    char **texts = malloc(n * sizeof(*texts));
+    struct store_rule *rules;
+    size_t got;
+    int id;
+    double t0;
+
+    ck_assert_int_eq(store_rule_add(st, "deny domain old.test", "", 0, "t", &id, err, sizeof(err)), 0);
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = malloc(40);
+        snprintf(texts[i], 40, "deny domain d%zu.test", i);
+    }
+    t0 = test_now_s();
+    ck_assert_int_eq(store_rules_replace(st, (const char *const *)texts, n, "t", err, sizeof(err)), 0);
+    ck_assert_msg(test_now_s() - t0 < 1.0, "replace took %.3f s", test_now_s() - t0);
+    ck_assert_int_eq(store_rules_list(st, &rules, &got, err, sizeof(err)), 0);
+    ck_assert_uint_eq(got, n);
+    ck_assert_str_eq(rules[0].text, "deny domain d0.test");
+    ck_assert_str_eq(rules[n - 1].text, "deny domain d99999.test");
+    ck_assert_int_eq(rules[n - 1].position, (int)n);
+    store_rules_free(rules, got);
+    ck_assert_int_eq(store_policy_version(st), 2);
+    /* An empty text fails the whole import and leaves the rules as they were. */
+    free(texts[5]);
+    texts[5] = strdup("");
+    ck_assert_int_eq(store_rules_replace(st, (const char *const *)texts, n, "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_rules_list(st, &rules, &got, err, sizeof(err)), 0);
+    ck_assert_uint_eq(got, n);
+    store_rules_free(rules, got);
+    for (size_t i = 0; i < n; i++)
+        free(texts[i]);
+    free(texts);
+}
+END_TEST
+
+START_TEST(test_list_replace_100k_entries_in_one_transaction)
+{
+    const size_t n = 100000;
+    char **d = malloc((n + 1) * sizeof(*d));
+    struct store_list_info *lists;
+    char **entries;
+    size_t got;
+    double t0;
+
+    for (size_t i = 0; i < n; i++) {
+        d[i] = malloc(40);
+        /* Not in sorted order, as a hosts file would be. */
+        snprintf(d[i], 40, "host%zu.ads.test", (i * 7919) % n);
+    }
+    d[n] = strdup("host5.ads.test"); /* a duplicate is stored once */
+    t0 = test_now_s();
+    ck_assert_int_eq(store_list_replace(st, "ads", (const char *const *)d, n + 1, "t", err,
+                                        sizeof(err)),
+                     0);
+    ck_assert_msg(test_now_s() - t0 < 1.0, "replace took %.3f s", test_now_s() - t0);
+    ck_assert_int_eq(store_lists(st, &lists, &got, err, sizeof(err)), 0);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_str_eq(lists[0].name, "ads");
+    ck_assert_int_eq(lists[0].entries, (int64_t)n);
+    ck_assert_int_gt(lists[0].updated_ms, 0);
+    free(lists);
+
+    /* Replacing leaves exactly the new entries. */
+    ck_assert_int_eq(store_list_replace(st, "ads", (const char *const *)d, 3, "t", err,
+                                        sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_list_entries(st, "ads", &entries, &got, err, sizeof(err)), 0);
+    ck_assert_uint_eq(got, 3);
+    for (size_t i = 0; i < got; i++)
+        free(entries[i]);
+    free(entries);
+    ck_assert_int_eq(store_list_delete(st, "ads", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_list_entries(st, "ads", &entries, &got, err, sizeof(err)), -1);
+    ck_assert_int_eq(store_list_delete(st, "ads", "t", err, sizeof(err)), -1);
+    for (size_t i = 0; i <= n; i++)
+        free(d[i]);
+    free(d);
+}
+END_TEST
+
+START_TEST(test_bad_list_names_are_refused)
+{
+    static const char *const names[] = {"", "0123456789012345678901234567890123456789012345678901234567890123"};
+    const char *d[] = {"a.test"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        ck_assert_int_eq(store_list_replace(st, names[i], d, 1, "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_policy_version(st), 0);
+}
+END_TEST
+
+START_TEST(test_settings_round_trip)
+{
+    static const struct {
+        const char *key, *value;
+    } cases[] = {{"retention_days", "30"}, {"retention_days", "7"}, {"theme", ""}};
+    char *v;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(store_setting_set(st, cases[i].key, cases[i].value, "t", err, sizeof(err)), 0);
+        v = store_setting_get(st, cases[i].key);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(v, cases[i].value);
+        free(v);
+    }
+    ck_assert_ptr_null(store_setting_get(st, "unset"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store_policy");
+    TCase *tc = tcase_create("policy");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_positions_follow_add_move_delete);
+    tcase_add_test(tc, test_each_change_bumps_version_and_writes_audit);
+    tcase_add_test(tc, test_update_changes_only_given_fields);
+    tcase_add_test(tc, test_missing_rule_is_an_error_and_changes_nothing);
+    tcase_add_test(tc, test_rules_replace_100k_in_one_transaction);
+    tcase_add_test(tc, test_list_replace_100k_entries_in_one_transaction);
+    tcase_add_test(tc, test_bad_list_names_are_refused);
+    tcase_add_test(tc, test_settings_round_trip);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
