@@ -25,7 +25,9 @@ const char *dns_status_str(enum dns_status s); /* "ok", "nxdomain", "timeout", "
 
 struct dns_result {
     enum dns_status status;
-    size_t naddrs; /* IPv6 and IPv4 interleaved, IPv6 first, as c-ares sorts them */
+    /* IPv6 and IPv4 interleaved, IPv6 first whenever c-ares's RFC 6724 sort prefers it (it
+     * does for any IPv6 address this host can reach; not for ULA fc00::/7 against IPv4). */
+    size_t naddrs;
     struct sockaddr_storage addrs[DNS_MAX_ADDRS]; /* ports set to the requested port */
 };
 
@@ -55,5 +57,10 @@ int dns_resolve(struct dns_resolver *r, const char *host, uint16_t port, dns_cb 
                 struct dns_query **q, struct dns_result *now);
 /* The callback of q will not be called; q is invalid afterwards. */
 void dns_cancel(struct dns_query *q);
+
+/* Drives c-ares's retry timers and enforces timeout_ms: waiters of a lookup older than that
+ * get DNS_TIMEOUT. Call it from the loop's tick (every 50-100 ms) on the loop's thread; the
+ * tick interval is the resolution of every DNS timeout. May run callbacks. */
+void dns_resolver_tick(struct dns_resolver *r);
 
 #endif
