@@ -14,8 +14,9 @@ Line 1 of stdout is `PORT <n>` (flushed) once both sockets listen. Every query i
 stderr as `query <proto> <type> <name>` before it is answered. SIGTERM or SIGINT stops it.
 UDP answers larger than 512 bytes are truncated with TC set, so clients retry over TCP.
 
-As a module: `stub = DnsStub({'a.test': ['127.0.0.1']}); stub.start(); stub.port;
-stub.queries['a.test']; stub.stop()` runs it in background threads of the caller.
+As a module: `stub = DnsStub({'a.test': '127.0.0.1'}); stub.start(); stub.port;
+stub.queries['a.test']; stub.stop()` (or `with DnsStub(...) as stub:`) runs it in daemon
+threads of the caller.
 """
 
 import argparse
@@ -95,13 +96,15 @@ def truncate(resp, qend):
 
 
 class DnsStub:
-    """A DNS stub serving `records` ({name: [address strings]}, names may start with `*.`)
+    """A DNS stub serving `records` ({name: address or [addresses]}, names may start with `*.`)
     on 127.0.0.1. delays: {name: ms}; drops, servfails: sets of names; ttls: {name: s}."""
 
     def __init__(self, records, port=0, ttl=5, ttls=None, delays=None, drops=None,
                  servfails=None, log=None):
         self.records = {}
         for name, addrs in records.items():
+            if isinstance(addrs, str):
+                addrs = [addrs]
             self.records[name.lower().rstrip('.')] = [ipaddress.ip_address(a) for a in addrs]
         self.want_port = port
         self.ttl = ttl
@@ -270,6 +273,13 @@ class DnsStub:
         for s in (self._udp, self._tcp):
             if s:
                 s.close()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def split_pairs(items, what, conv):
