@@ -1,0 +1,201 @@
+/* acl_compile.c: turns rule texts and lists into an immutable struct acl_set: parses every
+ * rule, resolves list names, and builds the domain index, the regex literal indexes and the
+ * list of rules that are checked one by one.
+ */
+#include "acl/acl_set.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LITERAL_MAX 128
+
+static const char default_allowed[] =
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
+
+static const struct acl_list_src *list_find(const struct acl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nlists; i++) {
+        if (cfg->lists[i].name && strcmp(cfg->lists[i].name, name) == 0)
+            return &cfg->lists[i];
+    }
+    return NULL;
+}
+
+static int fail(struct acl_error *err, int rule_id, const char *what)
+{
+    err->rule_id = rule_id;
+    if (rule_id)
+        snprintf(err->msg, sizeof(err->msg), "rule %d: %.236s", rule_id, what);
+    else
+        snprintf(err->msg, sizeof(err->msg), "%.250s", what);
+    return -1;
+}
+
+static int parse_rules(struct acl_set *set, const struct acl_config *cfg, struct acl_error *err)
+{
+    char msg[256];
+    set->rules = calloc(cfg->nrules ? cfg->nrules : 1, sizeof(*set->rules));
+    if (!set->rules)
+        return fail(err, 0, "out of memory");
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const struct acl_rule_src *src = &cfg->rules[i];
+        struct acl_rule r;
+        if (!src->text || acl_rule_parse(src->text, src->enabled, &r, msg, sizeof(msg)) != 0)
+            return fail(err, src->id, src->text ? msg : "empty rule");
+        if (!src->enabled) {
+            acl_rule_clear(&r); /* validated; never matches */
+            continue;
+        }
+        r.id = src->id;
+        if (r.match == ACL_MATCH_LIST && !list_find(cfg, r.arg)) {
+            snprintf(msg, sizeof(msg), "list: no list named '%s'", r.arg);
+            acl_rule_clear(&r);
+            return fail(err, src->id, msg);
+        }
+        set->rules[set->nrules++] = r;
+    }
+    return 0;
+}
+
+static int build_domains(struct acl_set *set, const struct acl_config *cfg)
+{
+    size_t keys = 0;
+    for (uint32_t i = 0; i < set->nrules; i++) {
+        const struct acl_rule *r = &set->rules[i];
+        if (r->match == ACL_MATCH_DOMAIN)
+            keys++;
+        else if (r->match == ACL_MATCH_LIST)
+            keys += list_find(cfg, r->arg)->count;
+    }
+    if (acl_domain_index_init(&set->domains, keys) != 0)
+        return -1;
+    for (uint32_t i = 0; i < set->nrules; i++) {
+        const struct acl_rule *r = &set->rules[i];
+        if (r->match == ACL_MATCH_DOMAIN) {
+            if (acl_domain_index_add(&set->domains, r->arg, strlen(r->arg), i) != 0)
+                return -1;
+        } else if (r->match == ACL_MATCH_LIST) {
+            const struct acl_list_src *l = list_find(cfg, r->arg);
+            for (size_t k = 0; k < l->count; k++) {
+                /* Lists come from acl_list_parse or the store; normalise again all the same. */
+                char norm[ACL_HOST_MAX + 1];
+                bool is_ip;
+                const char *d = l->domains[k];
+                int n = d ? acl_domain_normalise(d, strlen(d), norm, &is_ip) : -1;
+                if (n > 0 && acl_domain_index_add(&set->domains, norm, (size_t)n, i) != 0)
+                    return -1;
+            }
+        }
+    }
+    return acl_domain_index_finish(&set->domains);
+}
+
+/* Files regexes with a usable literal into set->rx and everything left into set->linear. */
+static int build_regexes_and_linear(struct acl_set *set)
+{
+    int rc = -1;
+    uint32_t n = set->nrules;
+    uint32_t *rules = malloc((n ? n : 1) * sizeof(uint32_t));
+    const char **lits = malloc((n ? n : 1) * sizeof(char *));
+    size_t *lens = malloc((n ? n : 1) * sizeof(size_t));
+    char *arena = malloc((size_t)(n ? n : 1) * LITERAL_MAX);
+    bool *indexed = calloc(n ? n : 1, sizeof(bool));
+    set->linear = malloc((n ? n : 1) * sizeof(uint32_t));
+    if (!rules || !lits || !lens || !arena || !indexed || !set->linear)
+        goto out;
+
+    for (int kind = 0; kind < ACL_RX_COUNT; kind++) {
+        enum acl_match want = kind == ACL_RX_HOST ? ACL_MATCH_HOST_REGEX : ACL_MATCH_URL_REGEX;
+        size_t k = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            const struct acl_rule *r = &set->rules[i];
+            if (r->match != want)
+                continue;
+            if (want == ACL_MATCH_URL_REGEX)
+                set->has_url_regex = true;
+            char *lit = arena + (size_t)i * LITERAL_MAX;
+            size_t len = acl_regex_literal(r->arg, strlen(r->arg), lit, LITERAL_MAX);
+            if (len < 3)
+                continue;
+            rules[k] = i;
+            lits[k] = lit;
+            lens[k] = len;
+            indexed[i] = true;
+            k++;
+        }
+        if (acl_regex_index_build(&set->rx[kind], rules, lits, lens, k) != 0)
+            goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        enum acl_match m = set->rules[i].match;
+        if (m != ACL_MATCH_DOMAIN && m != ACL_MATCH_LIST && !indexed[i])
+            set->linear[set->nlinear++] = i;
+    }
+    rc = 0;
+out:
+    free(rules);
+    free(lits);
+    free(lens);
+    free(arena);
+    free(indexed);
+    return rc;
+}
+
+struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *err)
+{
+    char msg[200];
+    memset(err, 0, sizeof(*err));
+    struct acl_set *set = calloc(1, sizeof(*set));
+    if (!set) {
+        fail(err, 0, "out of memory");
+        return NULL;
+    }
+    const char *allowed = cfg->allowed_clients ? cfg->allowed_clients : default_allowed;
+    if (acl_cidr_parse_list(allowed, strlen(allowed), &set->allowed, &set->nallowed, msg,
+                            sizeof(msg)) != 0) {
+        char what[240];
+        snprintf(what, sizeof(what), "allowed clients: %s", msg);
+        fail(err, 0, what);
+        goto fail;
+    }
+    if (parse_rules(set, cfg, err) != 0)
+        goto fail;
+    if (build_domains(set, cfg) != 0 || build_regexes_and_linear(set) != 0) {
+        fail(err, 0, "out of memory");
+        goto fail;
+    }
+
+    size_t mem = sizeof(*set) + (size_t)set->nallowed * sizeof(*set->allowed) +
+                 (size_t)set->nlinear * sizeof(uint32_t);
+    for (uint32_t i = 0; i < set->nrules; i++)
+        mem += acl_rule_memory(&set->rules[i]);
+    mem += acl_domain_index_memory(&set->domains);
+    for (int k = 0; k < ACL_RX_COUNT; k++)
+        mem += acl_regex_index_memory(&set->rx[k]);
+    set->memory = mem;
+    return set;
+fail:
+    acl_set_free(set);
+    return NULL;
+}
+
+void acl_set_free(struct acl_set *set)
+{
+    if (!set)
+        return;
+    for (uint32_t i = 0; i < set->nrules; i++)
+        acl_rule_clear(&set->rules[i]);
+    free(set->rules);
+    free(set->linear);
+    acl_domain_index_free(&set->domains);
+    for (int k = 0; k < ACL_RX_COUNT; k++)
+        acl_regex_index_free(&set->rx[k]);
+    free(set->allowed);
+    free(set);
+}
+
+size_t acl_set_memory(const struct acl_set *set)
+{
+    return set ? set->memory : 0;
+}

@@ -1,0 +1,44 @@
+/* acl_set.h: the compiled rule set (struct acl_set) and the per-thread scratch, shared by
+ * acl_compile.c (builds), acl_eval.c (reads) and acl_live.c (counts references). Internal.
+ */
+#ifndef PX_ACL_SET_H
+#define PX_ACL_SET_H
+
+#include "acl/acl_domain.h"
+#include "acl/acl_regex.h"
+#include "acl/acl_rule.h"
+#include "acl/acl_url.h"
+
+enum acl_regex_kind { ACL_RX_HOST, ACL_RX_URL, ACL_RX_COUNT };
+
+struct acl_set {
+    struct acl_rule *rules; /* owned; enabled rules only, in priority order */
+    uint32_t nrules;
+    /* Rules evaluated one by one, ascending: everything not reached through an index
+     * (client, user, method, port, any, regexes without a literal). */
+    uint32_t *linear; /* owned */
+    uint32_t nlinear;
+    struct acl_domain_index domains;      /* domain and list rules */
+    struct acl_regex_index rx[ACL_RX_COUNT]; /* regexes with a literal */
+    bool has_url_regex; /* build the full URL only when some rule reads it */
+    struct acl_cidr *allowed; /* owned; the default action's networks */
+    uint32_t nallowed;
+    size_t memory;
+    /* Owned by acl_live and changed only under its mutex; not part of the rules. */
+    unsigned long live_refs;
+    bool live_retired;
+};
+
+#define ACL_SEEN_MAX 64
+
+struct acl_scratch {
+    pcre2_match_data *md;       /* owned */
+    pcre2_match_context *mctx;  /* owned; match and depth limits, jit stack */
+    pcre2_jit_stack *jit_stack; /* owned */
+    /* Regex buckets already visited during this evaluation. */
+    uint32_t seen[ACL_SEEN_MAX];
+    uint32_t nseen;
+    char url[ACL_URL_MAX];
+};
+
+#endif

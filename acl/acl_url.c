@@ -1,0 +1,138 @@
+/* acl_url.c: building the normalised host and URL of a request into a caller's buffer
+ * (the per-thread scratch), so evaluation allocates nothing.
+ */
+#include "acl/acl_url.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+static const char hex_upper[] = "0123456789ABCDEF";
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 32;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static bool is_unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static bool looks_ipv4(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
+            return false;
+    }
+    return len > 0;
+}
+
+int acl_url_begin(char *buf, size_t cap, const char *scheme, const char *host, size_t host_len,
+                  size_t *host_off, size_t *out_host_len, bool *is_ip)
+{
+    size_t pos = 0;
+    size_t slen = scheme ? strlen(scheme) : 0;
+    if (slen == 0) {
+        scheme = "http";
+        slen = 4;
+    }
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+    if (host_len > 0 && host[host_len - 1] == '.')
+        host_len--;
+    /* scheme, "://", "[" host "]" */
+    if (slen + 3 + host_len + 2 + INET6_ADDRSTRLEN >= cap)
+        return -1;
+    for (size_t i = 0; i < slen; i++) {
+        char c = scheme[i];
+        buf[pos++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    memcpy(buf + pos, "://", 3);
+    pos += 3;
+
+    *is_ip = false;
+    if (memchr(host, ':', host_len) && host_len < INET6_ADDRSTRLEN) {
+        char tmp[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        memcpy(tmp, host, host_len);
+        tmp[host_len] = '\0';
+        if (inet_pton(AF_INET6, tmp, &a6) == 1 &&
+            inet_ntop(AF_INET6, &a6, buf + pos + 1, INET6_ADDRSTRLEN)) {
+            buf[pos++] = '[';
+            *host_off = pos;
+            *out_host_len = strlen(buf + pos);
+            pos += *out_host_len;
+            buf[pos++] = ']';
+            *is_ip = true;
+            return (int)pos;
+        }
+    }
+    *host_off = pos;
+    for (size_t i = 0; i < host_len; i++) {
+        char c = host[i];
+        buf[pos++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    *out_host_len = host_len;
+    if (looks_ipv4(host, host_len) && host_len < INET_ADDRSTRLEN) {
+        char tmp[INET_ADDRSTRLEN];
+        struct in_addr a4;
+        memcpy(tmp, host, host_len);
+        tmp[host_len] = '\0';
+        *is_ip = inet_pton(AF_INET, tmp, &a4) == 1;
+    }
+    return (int)pos;
+}
+
+int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char *path,
+                   size_t path_len)
+{
+    /* Worst case: ":65535", every byte kept as is, "/" and the NUL. */
+    if (pos + 6 + path_len + 2 > cap)
+        return -1;
+    /* buf starts with the lower-cased scheme written by acl_url_begin. */
+    bool is_default = (port == 80 && strncmp(buf, "http:", 5) == 0) ||
+                      (port == 443 && strncmp(buf, "https:", 6) == 0);
+    if (port != 0 && !is_default) {
+        char digits[6];
+        int n = 0;
+        for (unsigned v = port; v > 0; v /= 10)
+            digits[n++] = (char)('0' + v % 10);
+        buf[pos++] = ':';
+        while (n > 0)
+            buf[pos++] = digits[--n];
+    }
+    if (path_len == 0) {
+        buf[pos++] = '/';
+    } else {
+        for (size_t i = 0; i < path_len; i++) {
+            unsigned char c = (unsigned char)path[i];
+            int hi, lo;
+            if (c == '%' && i + 2 < path_len &&
+                (hi = hex_value((unsigned char)path[i + 1])) >= 0 &&
+                (lo = hex_value((unsigned char)path[i + 2])) >= 0) {
+                unsigned char d = (unsigned char)(hi << 4 | lo);
+                if (is_unreserved(d)) {
+                    buf[pos++] = (char)d;
+                } else {
+                    buf[pos++] = '%';
+                    buf[pos++] = hex_upper[hi];
+                    buf[pos++] = hex_upper[lo];
+                }
+                i += 2;
+                continue;
+            }
+            buf[pos++] = (char)c;
+        }
+    }
+    buf[pos] = '\0';
+    return (int)pos;
+}

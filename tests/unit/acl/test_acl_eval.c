@@ -1,0 +1,490 @@
+/* test_acl_eval.c: decisions. A table of policies and requests with the expected action,
+ * deciding rule and reason; then a randomised check that the indexed evaluation picks the
+ * same rule as trying the rules one at a time in order. */
+#include "acl/acl.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SUN, MON, TUE, WED, THU, FRI, SAT };
+
+static const char *const p_domain[] = {
+    "deny domain example.com",
+    "deny domain xn--bcher-kva.example",
+    "deny domain 192.0.2.7",
+    "deny domain 2001:db8::1",
+    "deny domain bücher.test",
+    "deny domain Trailing.Test.",
+    NULL,
+};
+
+static const char *const p_url[] = {
+    "deny url-regex ^https?://[^/]+/ads/",
+    "deny host-regex ^tracker[0-9]*\\.",
+    "deny url-regex ^http://plain\\.test/$",
+    "deny url-regex ^https://tunnel\\.test:8443/$",
+    "deny url-regex ^https://tunnel\\.test/$",
+    "deny url-regex /a%2Fb",
+    "deny url-regex ^http://upper\\.test/~user/",
+    "deny url-regex \"^http://space\\.test/a b\"",
+    "deny url-regex (a+)+$",
+    "deny url-regex ^http://\\[2001:db8::5\\]/v6",
+    NULL,
+};
+
+static const char *const p_net[] = {
+    "allow client 192.0.2.0/24",
+    "deny client 10.9.0.0/16",
+    "deny method PUT,DELETE",
+    "deny port 25,8000-8999",
+    "deny client 2001:db8:1::/48",
+    "allow client 203.0.113.5",
+    NULL,
+};
+
+static const char *const p_sched[] = {
+    "deny domain night.test schedule mon-fri 22:00-06:00",
+    "deny domain work.test schedule mon-fri 09:00-17:00",
+    "deny domain weekend.test schedule sat,sun 00:00-24:00",
+    NULL,
+};
+
+static const char *const p_mixed[] = {
+    "allow url-regex ^http://ads\\.example\\.com/ok/",
+    "deny domain example.com",
+    "allow host-regex ^www\\.",
+    "deny list ads",
+    "deny any",
+    NULL,
+};
+
+static const char *const p_auth[] = {
+    "deny domain off.test", /* disabled below */
+    "deny domain social.test users bob,carol",
+    "deny domain video.test clients 10.1.0.0/16 users dave",
+    "allow user alice clients 10.2.0.0/16",
+    NULL,
+};
+
+static const char *const p_custom[] = {NULL};
+
+enum { P_DOMAIN, P_URL, P_NET, P_SCHED, P_MIXED, P_AUTH, P_CUSTOM, P_COUNT };
+
+static const char *const *const policies[P_COUNT] = {p_domain, p_url,  p_net,   p_sched,
+                                                     p_mixed,  p_auth, p_custom};
+static struct acl_set *sets[P_COUNT];
+static struct acl_scratch *scratch;
+
+static const char *const ads_domains[] = {"tracker.test", "www.adnet.test"};
+static const struct acl_list_src lists[] = {{"ads", ads_domains, 2}};
+
+static void setup(void)
+{
+    for (int p = 0; p < P_COUNT; p++) {
+        struct acl_rule_src rules[16];
+        size_t n = 0;
+        for (; policies[p][n]; n++) {
+            rules[n].id = (int)n + 1;
+            rules[n].enabled = !(p == P_AUTH && n == 0);
+            rules[n].text = policies[p][n];
+        }
+        struct acl_config cfg = {.rules = rules, .nrules = n, .lists = lists, .nlists = 1};
+        if (p == P_CUSTOM)
+            cfg.allowed_clients = "198.51.100.0/24";
+        struct acl_error err;
+        sets[p] = acl_set_compile(&cfg, &err);
+        ck_assert_msg(sets[p] != NULL, "policy %d: %s", p, err.msg);
+    }
+    scratch = acl_scratch_new();
+    ck_assert_ptr_nonnull(scratch);
+}
+
+static void teardown(void)
+{
+    for (int p = 0; p < P_COUNT; p++)
+        acl_set_free(sets[p]);
+    acl_scratch_free(scratch);
+}
+
+/* A request from text: "GET http://host:port/path" or "CONNECT host:port". */
+struct req_buf {
+    struct acl_request req;
+    struct sockaddr_storage ss;
+    char scheme[16], host[512], path[1024];
+};
+
+static void req_make(struct req_buf *rb, const char *line, const char *client, const char *user,
+                     int wday, int minute)
+{
+    memset(rb, 0, sizeof(*rb));
+    const char *sp = strchr(line, ' ');
+    ck_assert_ptr_nonnull(sp);
+    struct acl_request *r = &rb->req;
+    r->method = line;
+    r->method_len = (size_t)(sp - line);
+    const char *u = sp + 1;
+    const char *hs;
+    if (r->method_len == 7 && memcmp(line, "CONNECT", 7) == 0) {
+        strcpy(rb->scheme, "https");
+        hs = u;
+    } else {
+        const char *sep = strstr(u, "://");
+        ck_assert_ptr_nonnull(sep);
+        memcpy(rb->scheme, u, (size_t)(sep - u));
+        hs = sep + 3;
+    }
+    const char *pe = strchr(hs, '/');
+    const char *he = pe ? pe : hs + strlen(hs);
+    if (pe)
+        strcpy(rb->path, pe);
+    const char *colon = NULL;
+    if (*hs == '[') {
+        const char *rb_end = memchr(hs, ']', (size_t)(he - hs));
+        colon = (rb_end && rb_end + 1 < he && rb_end[1] == ':') ? rb_end + 1 : NULL;
+    } else {
+        colon = memchr(hs, ':', (size_t)(he - hs));
+    }
+    const char *hend = colon ? colon : he;
+    memcpy(rb->host, hs, (size_t)(hend - hs));
+    bool https = strcasecmp(rb->scheme, "https") == 0;
+    r->port = colon ? (uint16_t)atoi(colon + 1) : (https ? 443 : 80);
+    r->scheme = rb->scheme;
+    r->host = rb->host;
+    r->host_len = strlen(rb->host);
+    r->path = rb->path;
+    r->path_len = strlen(rb->path);
+    r->user = user;
+    r->clock.wday = wday;
+    r->clock.minute = minute;
+    if (strchr(client, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&rb->ss;
+        s6->sin6_family = AF_INET6;
+        ck_assert_int_eq(inet_pton(AF_INET6, client, &s6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&rb->ss;
+        s4->sin_family = AF_INET;
+        ck_assert_int_eq(inet_pton(AF_INET, client, &s4->sin_addr), 1);
+    }
+    r->client = (const struct sockaddr *)&rb->ss;
+}
+
+#define LAN "10.0.0.5"
+#define H(h, m) ((h) * 60 + (m))
+
+struct eval_case {
+    int policy;
+    const char *request;
+    const char *client;
+    const char *user;
+    int wday, minute;
+    enum acl_action want;
+    int want_rule;
+    const char *want_reason; /* substring, or NULL */
+};
+
+static const struct eval_case cases[] = {
+    /* domain: the domain and its subdomains, nothing that only looks alike */
+    {P_DOMAIN, "GET http://example.com/", LAN, NULL, MON, 600, ACL_DENY, 1,
+     "rule 1: deny domain example.com"},
+    {P_DOMAIN, "GET http://www.Example.COM./x", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_DOMAIN, "GET http://a.b.example.com/", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_DOMAIN, "GET http://notexample.com/", LAN, NULL, MON, 600, ACL_ALLOW, 0,
+     "default: client 10.0.0.5 allowed"},
+    {P_DOMAIN, "GET http://example.com.evil/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN, "GET http://xample.com/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN, "GET http://com/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN, "CONNECT example.com:443", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_DOMAIN, "GET http://xn--bcher-kva.example/", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_DOMAIN, "GET http://WWW.XN--BCHER-KVA.EXAMPLE/", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_DOMAIN, "GET http://bcher-kva.example/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN, "GET http://bücher.test/", LAN, NULL, MON, 600, ACL_DENY, 5, NULL},
+    {P_DOMAIN, "GET http://trailing.test/", LAN, NULL, MON, 600, ACL_DENY, 6,
+     "rule 6: deny domain trailing.test"},
+    {P_DOMAIN, "GET http://192.0.2.7/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_DOMAIN, "GET http://192.0.2.7:8080/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_DOMAIN, "GET http://192.0.2.70/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN, "GET http://1.192.0.2.7/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN, "GET http://[2001:DB8:0::1]:8080/", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_DOMAIN, "CONNECT [2001:db8::1]:443", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_DOMAIN, "GET http://[2001:db8::2]/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN,
+     "GET http://a.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com/",
+     LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    /* url-regex on the normalised URL, host-regex on the normalised host */
+    {P_URL, "GET http://x.test/%61ds/1", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/ads/", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET HTTP://X.TEST:80/ads/", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET https://x.test/ads/", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/adz/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_URL, "GET http://x.test/x/ads/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_URL, "GET http://Tracker12.test/", LAN, NULL, MON, 600, ACL_DENY, 2,
+     "rule 2: deny host-regex"},
+    {P_URL, "GET http://my.tracker12.test/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_URL, "GET http://plain.test:80/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_URL, "GET http://plain.test", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_URL, "GET http://plain.test:8080/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_URL, "CONNECT tunnel.test:8443", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_URL, "CONNECT tunnel.test:443", LAN, NULL, MON, 600, ACL_DENY, 5, NULL},
+    {P_URL, "GET http://enc.test/a%2fb", LAN, NULL, MON, 600, ACL_DENY, 6, NULL},
+    {P_URL, "GET http://enc.test/a/b", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_URL, "GET http://upper.test/%7euser/", LAN, NULL, MON, 600, ACL_DENY, 7, NULL},
+    {P_URL, "GET http://space.test/a b", LAN, NULL, MON, 600, ACL_DENY, 8, NULL},
+    {P_URL, "GET http://[2001:DB8::5]/v6", LAN, NULL, MON, 600, ACL_DENY, 10, NULL},
+    /* catastrophic backtracking: the limit turns it into "no match", and the reason says so */
+    {P_URL, "GET http://x.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", LAN, NULL, MON,
+     600, ACL_ALLOW, 0, "rule 9 hit the regex match limit"},
+    /* clients, methods, ports; IPv4-mapped clients match IPv4 CIDRs */
+    {P_NET, "GET http://a.test/", "192.0.2.9", NULL, MON, 600, ACL_ALLOW, 1,
+     "rule 1: allow client 192.0.2.0/24"},
+    {P_NET, "GET http://a.test/", "::ffff:192.0.2.9", NULL, MON, 600, ACL_ALLOW, 1, NULL},
+    {P_NET, "GET http://a.test/", "10.9.1.1", NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_NET, "GET http://a.test/", "::ffff:10.9.1.1", NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_NET, "GET http://a.test/", "10.8.1.1", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "PUT http://a.test/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_NET, "DELETE http://a.test/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_NET, "put http://a.test/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "GET http://a.test:8080/", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_NET, "GET http://a.test:8000/", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_NET, "GET http://a.test:8999/", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_NET, "GET http://a.test:9000/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "CONNECT mail.test:25", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_NET, "GET http://a.test/", "2001:db8:1::5", NULL, MON, 600, ACL_DENY, 5, NULL},
+    {P_NET, "GET http://a.test/", "2001:db8:2::5", NULL, MON, 600, ACL_DENY, 0,
+     "default: client 2001:db8:2::5 not in allowed networks"},
+    {P_NET, "GET http://a.test/", "203.0.113.5", NULL, MON, 600, ACL_ALLOW, 6, NULL},
+    {P_NET, "GET http://a.test/", "203.0.113.6", NULL, MON, 600, ACL_DENY, 0, NULL},
+    /* the default networks */
+    {P_NET, "GET http://a.test/", "::1", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "GET http://a.test/", "::2", NULL, MON, 600, ACL_DENY, 0, NULL},
+    {P_NET, "GET http://a.test/", "127.1.2.3", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "GET http://a.test/", "::ffff:127.0.0.1", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "GET http://a.test/", "fd00::1", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "GET http://a.test/", "fe80::1", NULL, MON, 600, ACL_DENY, 0, NULL},
+    {P_NET, "GET http://a.test/", "172.31.255.255", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "GET http://a.test/", "172.32.0.1", NULL, MON, 600, ACL_DENY, 0, NULL},
+    {P_NET, "GET http://a.test/", "192.168.7.7", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_NET, "GET http://a.test/", "8.8.8.8", NULL, MON, 600, ACL_DENY, 0,
+     "default: client 8.8.8.8 not in allowed networks"},
+    {P_CUSTOM, "GET http://a.test/", "198.51.100.7", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_CUSTOM, "GET http://a.test/", "10.0.0.1", NULL, MON, 600, ACL_DENY, 0, NULL},
+    /* schedules, across midnight and on day boundaries */
+    {P_SCHED, "GET http://night.test/", LAN, NULL, MON, H(23, 0), ACL_DENY, 1, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, MON, H(22, 0), ACL_DENY, 1, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, MON, H(21, 59), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, TUE, H(5, 59), ACL_DENY, 1, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, TUE, H(6, 0), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, MON, H(5, 0), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, SAT, H(3, 0), ACL_DENY, 1, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, SAT, H(23, 0), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, FRI, H(23, 30), ACL_DENY, 1, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, SUN, H(23, 30), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://night.test/", LAN, NULL, SUN, 0, ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://work.test/", LAN, NULL, MON, H(9, 0), ACL_DENY, 2, NULL},
+    {P_SCHED, "GET http://work.test/", LAN, NULL, FRI, H(16, 59), ACL_DENY, 2, NULL},
+    {P_SCHED, "GET http://work.test/", LAN, NULL, FRI, H(17, 0), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://work.test/", LAN, NULL, MON, H(8, 59), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://work.test/", LAN, NULL, SAT, H(10, 0), ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://weekend.test/", LAN, NULL, SUN, 0, ACL_DENY, 3, NULL},
+    {P_SCHED, "GET http://weekend.test/", LAN, NULL, SAT, H(23, 59), ACL_DENY, 3, NULL},
+    {P_SCHED, "GET http://weekend.test/", LAN, NULL, SAT, 0, ACL_DENY, 3, NULL},
+    {P_SCHED, "GET http://weekend.test/", LAN, NULL, MON, 0, ACL_ALLOW, 0, NULL},
+    {P_SCHED, "GET http://weekend.test/", LAN, NULL, FRI, H(23, 59), ACL_ALLOW, 0, NULL},
+    /* first match wins across kinds */
+    {P_MIXED, "GET http://ads.example.com/ok/x", LAN, NULL, MON, 600, ACL_ALLOW, 1, NULL},
+    {P_MIXED, "GET http://ads.example.com/no", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_MIXED, "GET http://www.example.com/", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_MIXED, "GET http://www.adnet.test/", LAN, NULL, MON, 600, ACL_ALLOW, 3, NULL},
+    {P_MIXED, "GET http://tracker.test/", LAN, NULL, MON, 600, ACL_DENY, 4,
+     "rule 4: deny list ads (tracker.test)"},
+    {P_MIXED, "GET http://sub.tracker.test/", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
+    {P_MIXED, "GET http://other.test/", LAN, NULL, MON, 600, ACL_DENY, 5, "rule 5: deny any"},
+    /* users: AUTH only when everything else about the rule holds; disabled rules skipped */
+    {P_AUTH, "GET http://off.test/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_AUTH, "GET http://social.test/", LAN, NULL, MON, 600, ACL_AUTH, 2,
+     "rule 2 requires an authenticated user"},
+    {P_AUTH, "GET http://social.test/", LAN, "bob", MON, 600, ACL_DENY, 2, NULL},
+    {P_AUTH, "GET http://social.test/", LAN, "eve", MON, 600, ACL_ALLOW, 0, NULL},
+    {P_AUTH, "GET http://video.test/", "10.1.2.3", NULL, MON, 600, ACL_AUTH, 3, NULL},
+    {P_AUTH, "GET http://video.test/", "10.5.0.1", NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_AUTH, "GET http://x.test/", "10.2.0.1", NULL, MON, 600, ACL_AUTH, 4, NULL},
+    {P_AUTH, "GET http://x.test/", "10.2.0.1", "alice", MON, 600, ACL_ALLOW, 4, NULL},
+    {P_AUTH, "GET http://x.test/", "10.3.0.1", "alice", MON, 600, ACL_ALLOW, 0, NULL},
+    {P_AUTH, "GET http://x.test/", "10.2.0.1", "Alice", MON, 600, ACL_ALLOW, 0, NULL},
+};
+
+START_TEST(test_decision_matches_table)
+{
+    const struct eval_case *c = &cases[_i];
+    struct req_buf rb;
+    struct acl_decision d;
+    req_make(&rb, c->request, c->client, c->user, c->wday, c->minute);
+    acl_eval(sets[c->policy], &rb.req, scratch, &d);
+    ck_assert_msg(d.action == c->want && d.rule_id == c->want_rule,
+                  "case %d '%s' from %s: got %s rule %d (%s), want %s rule %d", _i, c->request,
+                  c->client, acl_action_str(d.action), d.rule_id, d.reason,
+                  acl_action_str(c->want), c->want_rule);
+    if (c->want_reason)
+        ck_assert_msg(strstr(d.reason, c->want_reason), "case %d: reason '%s' lacks '%s'", _i,
+                      d.reason, c->want_reason);
+}
+END_TEST
+
+/* ---- Randomised: indexed evaluation == the first rule that decides on its own ---- */
+
+static unsigned rng_state = 12345;
+
+static unsigned rnd(unsigned n)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (rng_state >> 8) % n;
+}
+
+static const char *const words[] = {"ads", "img", "cdn", "www", "track", "pix", "video", "api"};
+static const char *const tlds[] = {"test", "example", "invalid"};
+
+static void random_rule(char *buf, size_t len)
+{
+    const char *act = rnd(2) ? "deny" : "allow";
+    const char *w = words[rnd(8)];
+    const char *t = tlds[rnd(3)];
+    char cond[96] = "";
+    switch (rnd(6)) {
+    case 0:
+        snprintf(cond, sizeof(cond), " clients 10.%u.0.0/16", rnd(3));
+        break;
+    case 1:
+        snprintf(cond, sizeof(cond), " schedule mon-fri %02u:00-%02u:00", rnd(24), rnd(24));
+        break;
+    case 2:
+        snprintf(cond, sizeof(cond), " users u%u", rnd(3));
+        break;
+    default:
+        break;
+    }
+    if (strstr(cond, "schedule") && strncmp(cond + 18, cond + 24, 2) == 0)
+        cond[0] = '\0'; /* empty range */
+    switch (rnd(10)) {
+    case 0:
+    case 1:
+    case 2:
+        snprintf(buf, len, "%s domain %s%u.%s%s", act, w, rnd(4), t, cond);
+        break;
+    case 3:
+        snprintf(buf, len, "%s url-regex ^https?://[^/]+/%s/v%u/%s", act, w, rnd(3), cond);
+        break;
+    case 4:
+        snprintf(buf, len, "%s url-regex /%s[0-9]+\\.gif%s", act, w, cond);
+        break;
+    case 5:
+        snprintf(buf, len, "%s host-regex ^%s[0-9]*\\.%s", act, w, cond);
+        break;
+    case 6:
+        snprintf(buf, len, "%s url-regex \\.(gif|png)$%s", act, cond);
+        break;
+    case 7:
+        snprintf(buf, len, "%s port %u%s", act, 8000 + rnd(3), cond);
+        break;
+    case 8:
+        snprintf(buf, len, "%s list l%u%s", act, rnd(2), cond);
+        break;
+    default:
+        snprintf(buf, len, "%s method %s%s", act, rnd(2) ? "POST" : "PUT", cond);
+        break;
+    }
+}
+
+START_TEST(test_indexed_eval_agrees_with_rule_by_rule)
+{
+    enum { NRULES = 150, NREQ = 1500 };
+    static char texts[NRULES][160];
+    struct acl_rule_src rules[NRULES];
+    const char *l0[] = {"ads1.test", "track2.example", "cdn0.invalid"};
+    const char *l1[] = {"www3.test", "pix1.example"};
+    struct acl_list_src ls[] = {{"l0", l0, 3}, {"l1", l1, 2}};
+    for (int i = 0; i < NRULES; i++) {
+        random_rule(texts[i], sizeof(texts[i]));
+        rules[i] = (struct acl_rule_src){.id = i + 1, .enabled = rnd(10) != 0, .text = texts[i]};
+    }
+    struct acl_error err;
+    struct acl_config cfg = {.rules = rules, .nrules = NRULES, .lists = ls, .nlists = 2};
+    struct acl_set *all = acl_set_compile(&cfg, &err);
+    ck_assert_msg(all != NULL, "%s", err.msg);
+    struct acl_set *one[NRULES];
+    for (int i = 0; i < NRULES; i++) {
+        struct acl_config c1 = {.rules = &rules[i], .nrules = 1, .lists = ls, .nlists = 2};
+        one[i] = acl_set_compile(&c1, &err);
+        ck_assert_msg(one[i] != NULL, "%s", err.msg);
+    }
+    for (int q = 0; q < NREQ; q++) {
+        char line[256], client[32];
+        const char *w = words[rnd(8)];
+        snprintf(line, sizeof(line), "%s http%s://%s%s%u.%s:%u/%s/%s%u%s", rnd(4) ? "GET" : "POST",
+                 rnd(2) ? "s" : "", rnd(3) ? "" : "sub.", w, rnd(5), tlds[rnd(3)],
+                 rnd(3) ? 80 : 8000 + rnd(3), words[rnd(8)], rnd(2) ? "v" : w, rnd(4),
+                 rnd(2) ? ".gif" : "/x");
+        snprintf(client, sizeof(client), "10.%u.0.9", rnd(4));
+        char user[8];
+        snprintf(user, sizeof(user), "u%u", rnd(4));
+        struct req_buf rb;
+        req_make(&rb, line, client, rnd(3) ? user : NULL, (int)rnd(7), (int)rnd(1440));
+        struct acl_decision got, ref = {.rule_id = 0};
+        acl_eval(all, &rb.req, scratch, &got);
+        for (int i = 0; i < NRULES; i++) {
+            acl_eval(one[i], &rb.req, scratch, &ref);
+            if (ref.rule_id != 0)
+                break;
+        }
+        if (ref.rule_id == 0)
+            acl_eval(one[0], &rb.req, scratch, &ref); /* any set gives the same default */
+        ck_assert_msg(got.rule_id == ref.rule_id && got.action == ref.action,
+                      "%s client %s: indexed %s rule %d, rule by rule %s rule %d", line, client,
+                      acl_action_str(got.action), got.rule_id, acl_action_str(ref.action),
+                      ref.rule_id);
+    }
+    for (int i = 0; i < NRULES; i++)
+        acl_set_free(one[i]);
+    acl_set_free(all);
+}
+END_TEST
+
+START_TEST(test_null_set_denies)
+{
+    struct req_buf rb;
+    struct acl_decision d;
+    req_make(&rb, "GET http://a.test/", LAN, NULL, MON, 600);
+    acl_eval(NULL, &rb.req, scratch, &d);
+    ck_assert_int_eq(d.action, ACL_DENY);
+    ck_assert_str_eq(d.reason, "no policy loaded");
+}
+END_TEST
+
+START_TEST(test_memory_grows_with_rules)
+{
+    ck_assert_uint_gt(acl_set_memory(sets[P_URL]), acl_set_memory(sets[P_CUSTOM]));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("acl_eval");
+    TCase *tc = tcase_create("eval");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_decision_matches_table, 0,
+                        (int)(sizeof(cases) / sizeof(cases[0])));
+    tcase_add_test(tc, test_indexed_eval_agrees_with_rule_by_rule);
+    tcase_add_test(tc, test_null_set_denies);
+    tcase_add_test(tc, test_memory_grows_with_rules);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

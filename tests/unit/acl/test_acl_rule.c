@@ -1,0 +1,197 @@
+/* test_acl_rule.c: the rule parser. Every bad rule must be refused with a message naming the
+ * keyword and the reason; every good rule must be accepted. */
+#include "acl/acl.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bad_case {
+    const char *text;
+    const char *want; /* substring of the message */
+};
+
+static const struct bad_case bad_rules[] = {
+    {"", "empty rule"},
+    {"   # only a comment", "empty rule"},
+    {"block domain a.com", "unknown action 'block'"},
+    {"deny", "missing match after 'deny'"},
+    {"deny website a.com", "unknown match 'website'"},
+    {"deny domain", "domain: missing argument"},
+    {"deny domain # comment", "domain: missing argument"},
+    {"deny domain exa mple.com", "unknown condition 'mple.com'"},
+    {"deny domain a..com", "domain: bad domain 'a..com'"},
+    {"deny domain *.example.com", "write 'example.com'"},
+    {"deny domain bad/char.com", "domain: bad domain"},
+    {"deny domain "
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
+     "domain: bad domain"},
+    {"deny url-regex ^(ads", "url-regex: missing closing parenthesis at offset 5"},
+    {"deny host-regex [a-", "host-regex: missing terminating ] for character class"},
+    {"deny url-regex \"^/ads", "unterminated quote"},
+    {"deny url-regex", "url-regex: missing argument"},
+    {"deny url-regex a{2,1}", "url-regex: numbers out of order"},
+    {"allow client 10.0.0.0/33", "client: bad CIDR '10.0.0.0/33'"},
+    {"allow client 10.0.0.1/8", "client: bad CIDR '10.0.0.1/8'"},
+    {"allow client 300.1.1.1", "client: bad CIDR '300.1.1.1'"},
+    {"allow client ::1/129", "client: bad CIDR '::1/129'"},
+    {"allow client 10.0.0.0/8,,192.168.0.0/16", "client: bad CIDR ''"},
+    {"allow client", "client: missing argument"},
+    {"allow user", "user: missing argument"},
+    {"allow user a,,b", "user: empty name"},
+    {"deny method GE(T", "method: bad method"},
+    {"deny port 0", "port: bad port '0'"},
+    {"deny port 70000", "port: bad port '70000'"},
+    {"deny port 9000-8000", "port: bad port '9000-8000'"},
+    {"deny port 80,x", "port: bad port 'x'"},
+    {"deny list bad/name", "list: bad list name"},
+    {"deny list", "list: missing argument"},
+    {"deny domain a.com clients 10.0.0.0/8 clients 10.0.0.0/8", "duplicate condition 'clients'"},
+    {"deny domain a.com users a users b", "duplicate condition 'users'"},
+    {"deny domain a.com schedule daily 09:00-10:00 schedule daily 11:00-12:00",
+     "duplicate condition 'schedule'"},
+    {"deny domain a.com clients 10.0.0.0/40", "clients: bad CIDR '10.0.0.0/40'"},
+    {"deny domain a.com clients", "clients: missing argument"},
+    {"deny domain a.com schedule mon-fri", "schedule: missing argument"},
+    {"deny domain a.com schedule mon-frx 09:00-17:00", "schedule: bad days 'mon-frx'"},
+    {"deny domain a.com schedule monday 09:00-17:00", "schedule: bad days 'monday'"},
+    {"deny domain a.com schedule mon-fri 09:00", "schedule: bad time range '09:00'"},
+    {"deny domain a.com schedule mon-fri 09:60-17:00", "schedule: bad time range"},
+    {"deny domain a.com schedule mon-fri 24:00-17:00", "schedule: bad time range"},
+    {"deny domain a.com schedule mon-fri 9-17", "schedule: bad time range '9-17'"},
+    {"deny domain a.com schedule daily 10:00-10:00", "schedule: empty time range"},
+    {"deny domain a.com weekdays", "unknown condition 'weekdays'"},
+    {"deny domain a.com port 80", "'port' after the match"},
+    {"deny any extra", "unknown condition 'extra'"},
+};
+
+START_TEST(test_bad_rule_is_refused_with_reason)
+{
+    const struct bad_case *c = &bad_rules[_i];
+    struct acl_error err;
+    ck_assert_msg(acl_rule_check(c->text, &err) == -1, "accepted: %s", c->text);
+    ck_assert_msg(strstr(err.msg, c->want) != NULL, "rule '%s': message '%s' lacks '%s'",
+                  c->text, err.msg, c->want);
+}
+END_TEST
+
+static const char *const good_rules[] = {
+    "deny domain facebook.com",
+    "deny domain FaceBook.COM.",
+    "deny domain xn--bcher-kva.example",
+    "deny domain bücher.example",
+    "deny domain 192.0.2.7",
+    "deny domain 2001:db8::1",
+    "deny domain [2001:db8::1]",
+    "deny url-regex ^https?://[^/]+/ads/",
+    "deny url-regex \"^https?://[^/]+/a b/#frag\"",
+    "deny url-regex \"say \\\"hi\\\"\"",
+    "deny url-regex /x#y",
+    "deny host-regex ^ad[0-9]+\\.",
+    "allow client 10.0.0.0/8",
+    "allow client 10.0.0.0/8,192.168.0.0/16",
+    "allow client 10.0.0.0/8, 192.168.0.0/16",
+    "allow client ::1/128",
+    "allow client 192.0.2.1",
+    "allow client fe80::/10",
+    "allow user alice",
+    "allow user alice,bob",
+    "deny method CONNECT",
+    "deny method PUT,DELETE",
+    "deny port 25",
+    "deny port 80,443,8000-8999",
+    "deny list ads",
+    "allow any",
+    "deny any # everything else",
+    "deny domain a.com clients 10.0.0.0/8,fc00::/7 users bob,carol schedule mon-fri "
+    "09:00-17:00",
+    "deny domain a.com schedule sat,sun 00:00-24:00",
+    "deny domain a.com schedule mon,wed-fri 22:00-06:00",
+    "deny domain a.com schedule fri-mon 9:30-10:00",
+    "deny domain a.com schedule daily 23:59-00:01",
+    "deny domain a.com schedule sat, sun 10:00-12:00",
+};
+
+START_TEST(test_good_rule_is_accepted)
+{
+    struct acl_error err;
+    ck_assert_msg(acl_rule_check(good_rules[_i], &err) == 0, "refused '%s': %s", good_rules[_i],
+                  err.msg);
+}
+END_TEST
+
+/* Through acl_set_compile, the message names the rule id. */
+START_TEST(test_compile_error_names_rule_id)
+{
+    struct acl_rule_src rules[] = {
+        {.id = 3, .enabled = true, .text = "deny domain a.com"},
+        {.id = 12, .enabled = true, .text = "deny url-regex ^(ads"},
+    };
+    struct acl_config cfg = {.rules = rules, .nrules = 2};
+    struct acl_error err;
+    ck_assert_ptr_null(acl_set_compile(&cfg, &err));
+    ck_assert_int_eq(err.rule_id, 12);
+    ck_assert_str_eq(err.msg, "rule 12: url-regex: missing closing parenthesis at offset 5");
+}
+END_TEST
+
+START_TEST(test_disabled_rule_is_still_validated)
+{
+    struct acl_rule_src rules[] = {
+        {.id = 4, .enabled = false, .text = "deny client 10.0.0.0/99"},
+    };
+    struct acl_config cfg = {.rules = rules, .nrules = 1};
+    struct acl_error err;
+    ck_assert_ptr_null(acl_set_compile(&cfg, &err));
+    ck_assert_str_eq(err.msg, "rule 4: client: bad CIDR '10.0.0.0/99'");
+}
+END_TEST
+
+START_TEST(test_unknown_list_is_refused)
+{
+    struct acl_rule_src rules[] = {{.id = 9, .enabled = true, .text = "deny list nope"}};
+    struct acl_config cfg = {.rules = rules, .nrules = 1};
+    struct acl_error err;
+    ck_assert_ptr_null(acl_set_compile(&cfg, &err));
+    ck_assert_str_eq(err.msg, "rule 9: list: no list named 'nope'");
+}
+END_TEST
+
+START_TEST(test_bad_allowed_clients_is_refused)
+{
+    struct acl_config cfg = {.allowed_clients = "10.0.0.0/8,banana"};
+    struct acl_error err;
+    ck_assert_ptr_null(acl_set_compile(&cfg, &err));
+    ck_assert_int_eq(err.rule_id, 0);
+    ck_assert_str_eq(err.msg, "allowed clients: bad CIDR 'banana'");
+}
+END_TEST
+
+START_TEST(test_action_str_names_every_action)
+{
+    ck_assert_str_eq(acl_action_str(ACL_ALLOW), "allow");
+    ck_assert_str_eq(acl_action_str(ACL_DENY), "deny");
+    ck_assert_str_eq(acl_action_str(ACL_AUTH), "auth");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("acl_rule");
+    TCase *tc = tcase_create("parse");
+    tcase_add_loop_test(tc, test_bad_rule_is_refused_with_reason, 0,
+                        (int)(sizeof(bad_rules) / sizeof(bad_rules[0])));
+    tcase_add_loop_test(tc, test_good_rule_is_accepted, 0,
+                        (int)(sizeof(good_rules) / sizeof(good_rules[0])));
+    tcase_add_test(tc, test_compile_error_names_rule_id);
+    tcase_add_test(tc, test_disabled_rule_is_still_validated);
+    tcase_add_test(tc, test_unknown_list_is_refused);
+    tcase_add_test(tc, test_bad_allowed_clients_is_refused);
+    tcase_add_test(tc, test_action_str_names_every_action);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
