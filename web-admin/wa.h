@@ -58,5 +58,7 @@ struct wa_server;
 struct wa_server *wa_start(const struct wa_options *opts, char first_password[64], char *err,
                            size_t errlen);
 void wa_stop(struct wa_server *srv);
+/* The TCP port the server listens on (useful after listening on port 0). Any thread. */
+uint16_t wa_port(const struct wa_server *srv);
 
 #endif

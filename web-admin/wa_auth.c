@@ -1,0 +1,417 @@
+/* web-admin authentication: the bearer token file, the first admin account, login sessions
+ * (in memory, 12 h), their CSRF tokens, and login throttling per client address.
+ *
+ * Secrets are compared with sodium_memcmp so timing says nothing about how much matched.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "web-admin/wa_internal.h"
+
+#define WA_SESSIONS 256
+#define WA_SESSION_MS (12LL * 3600 * 1000)
+#define WA_THROTTLE 256
+#define WA_THROTTLE_FAILS 5
+#define WA_THROTTLE_MS (5LL * 60 * 1000)
+#define WA_COOKIE_ATTRS "; HttpOnly; SameSite=Strict; Path=/"
+
+struct wa_session {
+    bool used;
+    char id[WA_TOKEN_HEX + 1];
+    char csrf[WA_TOKEN_HEX + 1];
+    char user[64];
+    int64_t expires_ms; /* monotonic */
+};
+
+struct wa_throttle {
+    bool used;
+    char addr[64];
+    int fails;
+    int64_t first_ms;         /* monotonic, first failure of the current window */
+    int64_t blocked_until_ms; /* monotonic */
+};
+
+struct wa_auth {
+    pthread_mutex_t mu; /* guards both tables */
+    struct wa_session sessions[WA_SESSIONS];
+    struct wa_throttle throttle[WA_THROTTLE];
+};
+
+struct wa_auth *wa_auth_new(void)
+{
+    struct wa_auth *a = calloc(1, sizeof(*a));
+
+    if (a)
+        pthread_mutex_init(&a->mu, NULL);
+    return a;
+}
+
+void wa_auth_free(struct wa_auth *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_destroy(&a->mu);
+    sodium_memzero(a, sizeof(*a));
+    free(a);
+}
+
+static void random_hex(char out[WA_TOKEN_HEX + 1])
+{
+    unsigned char raw[WA_TOKEN_HEX / 2];
+
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(out, WA_TOKEN_HEX + 1, raw, sizeof(raw));
+    sodium_memzero(raw, sizeof(raw));
+}
+
+static bool secret_eq(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+
+    return n > 0 && n == strlen(b) && sodium_memcmp(a, b, n) == 0;
+}
+
+/* ---- token file and first admin ---- */
+
+static bool token_char_ok(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '-' || c == '_';
+}
+
+int wa_token_load(struct wa_server *srv, char *err, size_t errlen)
+{
+    char path[4096], buf[256];
+    ssize_t n;
+    size_t len;
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/admin.token", srv->data_dir) >= (int)sizeof(path)) {
+        snprintf(err, errlen, "%s: data folder path too long", srv->data_dir);
+        return -1;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        char line[WA_TOKEN_HEX + 2];
+
+        random_hex(srv->token);
+        snprintf(line, sizeof(line), "%s\n", srv->token);
+        len = strlen(line);
+        n = write(fd, line, len);
+        sodium_memzero(line, sizeof(line));
+        if (n != (ssize_t)len || fsync(fd) < 0) {
+            snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+            close(fd);
+            unlink(path);
+            return -1;
+        }
+        close(fd);
+        return 0;
+    }
+    if (errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        return -1;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    buf[n] = '\0';
+    len = strcspn(buf, " \t\r\n");
+    buf[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (!token_char_ok(buf[i]))
+            len = 0;
+    if (len < 16 || len > WA_TOKEN_HEX) {
+        snprintf(err, errlen, "%s: expected one token of 16 to 64 letters, digits, '-' or '_'",
+                 path);
+        return -1;
+    }
+    memcpy(srv->token, buf, len + 1);
+    sodium_memzero(buf, sizeof(buf));
+    return 0;
+}
+
+int wa_first_admin(struct wa_server *srv, char first_password[64], char *err, size_t errlen)
+{
+    /* No look-alikes (0/O, 1/l/I) so the password survives being read off a terminal. */
+    static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    char pw[17];
+    char **names = NULL;
+    size_t n = 0;
+    struct store *st;
+    int rc;
+
+    first_password[0] = '\0';
+    st = wa_pool_get(srv, err, errlen);
+    if (!st)
+        return -1;
+    if (store_account_names(st, STORE_ADMIN, &names, &n) < 0) {
+        snprintf(err, errlen, "admin accounts: cannot read the database");
+        wa_pool_put(srv, st);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (n > 0) {
+        wa_pool_put(srv, st);
+        return 0;
+    }
+    for (size_t i = 0; i < 16; i++)
+        pw[i] = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
+    pw[16] = '\0';
+    rc = store_account_set(st, STORE_ADMIN, "admin", pw, "proxyd", err, errlen);
+    wa_pool_put(srv, st);
+    if (rc < 0)
+        return -1;
+    memcpy(first_password, pw, sizeof(pw));
+    sodium_memzero(pw, sizeof(pw));
+    return 0;
+}
+
+/* ---- sessions ---- */
+
+/* Finds a live session by id; caller holds mu. Expired ones are cleared on the way. */
+static struct wa_session *session_find(struct wa_auth *a, const char *id, int64_t now)
+{
+    for (size_t i = 0; i < WA_SESSIONS; i++) {
+        struct wa_session *s = &a->sessions[i];
+        if (!s->used)
+            continue;
+        if (s->expires_ms <= now) {
+            sodium_memzero(s, sizeof(*s));
+            continue;
+        }
+        if (secret_eq(id, s->id))
+            return s;
+    }
+    return NULL;
+}
+
+/* A free slot, or the one closest to expiry when all are taken; caller holds mu. */
+static struct wa_session *session_slot(struct wa_auth *a, int64_t now)
+{
+    struct wa_session *oldest = &a->sessions[0];
+
+    for (size_t i = 0; i < WA_SESSIONS; i++) {
+        struct wa_session *s = &a->sessions[i];
+        if (!s->used || s->expires_ms <= now)
+            return s;
+        if (s->expires_ms < oldest->expires_ms)
+            oldest = s;
+    }
+    return oldest;
+}
+
+void wa_sessions_drop_user(struct wa_auth *a, const char *user)
+{
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < WA_SESSIONS; i++)
+        if (a->sessions[i].used && strcmp(a->sessions[i].user, user) == 0)
+            sodium_memzero(&a->sessions[i], sizeof(a->sessions[i]));
+    pthread_mutex_unlock(&a->mu);
+}
+
+void wa_auth_check(struct wa_req *r)
+{
+    const char *h, *sid;
+    struct wa_session *s;
+
+    h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h) {
+        /* A presented but wrong token is a failure, never a fallback to the cookie. */
+        if (strncasecmp(h, "Bearer ", 7) == 0 && secret_eq(h + 7, r->srv->token)) {
+            r->authed = true;
+            snprintf(r->actor, sizeof(r->actor), "token");
+        }
+        return;
+    }
+    sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
+    if (!sid || strlen(sid) != WA_TOKEN_HEX)
+        return;
+    pthread_mutex_lock(&r->srv->auth->mu);
+    s = session_find(r->srv->auth, sid, wa_mono_ms());
+    if (s) {
+        r->authed = true;
+        r->via_session = true;
+        snprintf(r->actor, sizeof(r->actor), "%s", s->user);
+        memcpy(r->csrf, s->csrf, sizeof(r->csrf));
+    }
+    pthread_mutex_unlock(&r->srv->auth->mu);
+}
+
+bool wa_csrf_bad(struct wa_req *r)
+{
+    const char *h;
+
+    if (!r->via_session)
+        return false;
+    if (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") || !strcmp(r->method, "OPTIONS"))
+        return false;
+    h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+    return !h || !secret_eq(h, r->csrf);
+}
+
+/* ---- throttling ---- */
+
+static struct wa_throttle *throttle_find(struct wa_auth *a, const char *addr, bool create,
+                                         int64_t now)
+{
+    struct wa_throttle *slot = NULL;
+
+    for (size_t i = 0; i < WA_THROTTLE; i++) {
+        struct wa_throttle *t = &a->throttle[i];
+        if (t->used && strcmp(t->addr, addr) == 0)
+            return t;
+        if (!create)
+            continue;
+        /* Reuse free or stale entries first, else the oldest window. */
+        if (!t->used || (now - t->first_ms > WA_THROTTLE_MS && now >= t->blocked_until_ms)) {
+            if (!slot || slot->used)
+                slot = t;
+        } else if (!slot || (slot->used && t->first_ms < slot->first_ms)) {
+            slot = t;
+        }
+    }
+    if (!create || !slot)
+        return NULL;
+    memset(slot, 0, sizeof(*slot));
+    slot->used = true;
+    snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
+    slot->first_ms = now;
+    return slot;
+}
+
+static bool throttled(struct wa_auth *a, const char *addr)
+{
+    struct wa_throttle *t;
+    bool ret = false;
+    int64_t now = wa_mono_ms();
+
+    pthread_mutex_lock(&a->mu);
+    t = throttle_find(a, addr, false, now);
+    if (t && t->blocked_until_ms > now)
+        ret = true;
+    pthread_mutex_unlock(&a->mu);
+    return ret;
+}
+
+static void throttle_note(struct wa_auth *a, const char *addr, bool success)
+{
+    struct wa_throttle *t;
+    int64_t now = wa_mono_ms();
+
+    pthread_mutex_lock(&a->mu);
+    t = throttle_find(a, addr, !success, now);
+    if (t && success) {
+        memset(t, 0, sizeof(*t));
+    } else if (t) {
+        if (now - t->first_ms > WA_THROTTLE_MS) {
+            t->fails = 0;
+            t->first_ms = now;
+        }
+        if (++t->fails >= WA_THROTTLE_FAILS)
+            t->blocked_until_ms = now + WA_THROTTLE_MS;
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- handlers ---- */
+
+enum MHD_Result wa_api_login(struct wa_req *r)
+{
+    char cookie[160];
+    struct wa_auth *a = r->srv->auth;
+    struct wa_session *s;
+    json_t *body, *ans;
+    const char *user, *pw;
+    char csrf[WA_TOKEN_HEX + 1];
+    struct store *st;
+    int ok;
+
+    if (throttled(a, r->client))
+        return wa_reply_error(r, 429, NULL, "too many failed logins; try again in 5 minutes");
+    body = wa_body_json(r);
+    if (!body)
+        return MHD_YES;
+    user = json_string_value(json_object_get(body, "user"));
+    pw = json_string_value(json_object_get(body, "password"));
+    if (!user || !*user) {
+        json_decref(body);
+        return wa_reply_error(r, 400, "user", "user is required");
+    }
+    if (!pw) {
+        json_decref(body);
+        return wa_reply_error(r, 400, "password", "password is required");
+    }
+    st = wa_store(r);
+    if (!st) {
+        json_decref(body);
+        return MHD_YES;
+    }
+    ok = store_account_verify(st, STORE_ADMIN, user, pw);
+    if (ok < 0) {
+        json_decref(body);
+        return wa_reply_error(r, 500, NULL, "cannot check the password");
+    }
+    throttle_note(a, r->client, ok == 1);
+    if (ok != 1) {
+        json_decref(body);
+        return wa_reply_error(r, 401, NULL, "wrong user name or password");
+    }
+
+    pthread_mutex_lock(&a->mu);
+    s = session_slot(a, wa_mono_ms());
+    memset(s, 0, sizeof(*s));
+    s->used = true;
+    random_hex(s->id);
+    random_hex(s->csrf);
+    snprintf(s->user, sizeof(s->user), "%s", user);
+    s->expires_ms = wa_mono_ms() + WA_SESSION_MS;
+    snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "; Max-Age=%lld", s->id,
+             WA_SESSION_MS / 1000);
+    memcpy(csrf, s->csrf, sizeof(csrf));
+    pthread_mutex_unlock(&a->mu);
+
+    ans = json_pack("{s:s,s:s}", "user", user, "csrf", csrf);
+    json_decref(body);
+    r->set_cookie = cookie;
+    return wa_reply_json(r, 200, ans);
+}
+
+enum MHD_Result wa_api_logout(struct wa_req *r)
+{
+    const char *sid;
+
+    if (r->via_session) {
+        sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
+        pthread_mutex_lock(&r->srv->auth->mu);
+        struct wa_session *s = sid ? session_find(r->srv->auth, sid, wa_mono_ms()) : NULL;
+        if (s)
+            sodium_memzero(s, sizeof(*s));
+        pthread_mutex_unlock(&r->srv->auth->mu);
+        r->set_cookie = "pxsid=" WA_COOKIE_ATTRS "; Max-Age=0";
+    }
+    return wa_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+}
+
+enum MHD_Result wa_api_session(struct wa_req *r)
+{
+    return wa_reply_json(r, 200, json_pack("{s:s,s:s}", "user", r->actor, "csrf",
+                                           r->via_session ? r->csrf : ""));
+}

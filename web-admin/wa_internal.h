@@ -1,0 +1,146 @@
+/* web-admin internals shared by the wa_*.c files: the server struct, one HTTP request as
+ * the handlers see it, the reply helpers and the handler entry points. Not an interface:
+ * nothing outside web-admin/ includes this.
+ */
+#ifndef PX_WA_INTERNAL_H
+#define PX_WA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "web-admin/wa.h"
+
+#define WA_BODY_LIMIT (1u << 20)          /* JSON bodies */
+#define WA_IMPORT_LIMIT (64u << 20)       /* policy and list imports */
+#define WA_STORE_POOL 4                   /* idle connections kept */
+#define WA_TOKEN_HEX 64                   /* 32 random bytes, hex */
+
+struct wa_auth;
+struct wa_static;
+
+struct wa_server {
+    struct wa_options opts;   /* strings below are owned copies; the rest borrowed */
+    char *listen, *data_dir, *db_path, *static_dir, *pac_proxy;
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    char token[WA_TOKEN_HEX + 1];
+    pthread_mutex_t pool_mu;  /* guards pool[] */
+    struct store *pool[WA_STORE_POOL];
+    size_t npool;
+    /* Held across "commit, call the policy hook, undo on failure" so two admins' changes
+     * never interleave with each other's undo. */
+    pthread_mutex_t policy_mu;
+    struct wa_auth *auth;
+    struct wa_static *files;
+};
+
+/* One HTTP request, from its first header to its answer. Lives on the MHD thread that
+ * serves it; freed when MHD reports the request complete. */
+struct wa_req {
+    struct wa_server *srv;
+    struct MHD_Connection *conn;
+    const char *method; /* borrowed from MHD */
+    const char *url;    /* path, percent-decoded by MHD */
+    char *body;         /* owned, NUL-terminated */
+    size_t len, cap, limit;
+    bool too_big;
+    bool authed;        /* bearer token or live session */
+    bool via_session;
+    char actor[64];     /* admin name or "token" */
+    char client[64];    /* requester's textual address */
+    char csrf[WA_TOKEN_HEX + 1]; /* the session's CSRF token, when via_session */
+    const char *set_cookie; /* static or owned by the caller until the reply is queued */
+    struct store *st;   /* acquired lazily by wa_store(), released after the answer */
+    bool answered;
+};
+
+/* ---- wa_server.c ---- */
+
+/* The request's store connection (from the pool, opened if needed), or NULL after
+ * answering 500 itself; the caller then just returns. */
+struct store *wa_store(struct wa_req *r);
+struct store *wa_pool_get(struct wa_server *srv, char *err, size_t errlen);
+void wa_pool_put(struct wa_server *srv, struct store *st);
+
+/* Replies. Each queues exactly one answer and returns the MHD result to hand back. */
+enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj); /* steals obj */
+enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *field,
+                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *ctype,
+                              const char *cache, const void *data, size_t len);
+/* Adds the security headers every answer carries. */
+void wa_headers_add(struct MHD_Response *resp, const char *cache);
+
+/* Parses the body as a JSON object; NULL after answering 400. */
+json_t *wa_body_json(struct wa_req *r);
+/* Query parameter, or NULL. */
+const char *wa_query(struct wa_req *r, const char *key);
+/* Integer query parameter: 1 if present and valid (*out set), 0 if absent, -1 after
+ * answering 400 naming it. */
+int wa_query_int(struct wa_req *r, const char *key, int64_t *out);
+int64_t wa_now_ms(void);
+int64_t wa_mono_ms(void);
+
+/* Calls the policy hook under policy_mu (caller holds it). 0, or -1 with err filled. */
+int wa_policy_hook(struct wa_server *srv, char *err, size_t errlen);
+
+/* ---- wa_auth.c ---- */
+
+struct wa_auth *wa_auth_new(void);
+void wa_auth_free(struct wa_auth *a);
+/* Reads <data_dir>/admin.token, creating it (0600) if missing. */
+int wa_token_load(struct wa_server *srv, char *err, size_t errlen);
+/* Creates admin "admin" with a random password if no admin exists. */
+int wa_first_admin(struct wa_server *srv, char first_password[64], char *err, size_t errlen);
+/* Fills r->authed/actor/via_session from the bearer token or session cookie. */
+void wa_auth_check(struct wa_req *r);
+/* True if a state-changing request made with a session lacks the right X-CSRF-Token. */
+bool wa_csrf_bad(struct wa_req *r);
+enum MHD_Result wa_api_login(struct wa_req *r);
+enum MHD_Result wa_api_logout(struct wa_req *r);
+enum MHD_Result wa_api_session(struct wa_req *r);
+/* Drops every session of an admin (after its password changed or it was deleted). */
+void wa_sessions_drop_user(struct wa_auth *a, const char *user);
+
+/* ---- wa_rules.c ---- */
+
+enum MHD_Result wa_api_rules(struct wa_req *r, const char *rest);
+enum MHD_Result wa_api_block(struct wa_req *r, const char *action);
+enum MHD_Result wa_api_unblock(struct wa_req *r);
+enum MHD_Result wa_api_policy(struct wa_req *r);
+enum MHD_Result wa_api_test(struct wa_req *r);
+enum MHD_Result wa_api_reload(struct wa_req *r);
+json_t *wa_rule_json(const struct store_rule *rule);
+
+/* ---- wa_data.c ---- */
+
+enum MHD_Result wa_api_lists(struct wa_req *r, const char *name);
+enum MHD_Result wa_api_users(struct wa_req *r, const char *name, enum store_account kind);
+enum MHD_Result wa_api_logs(struct wa_req *r);
+enum MHD_Result wa_api_top(struct wa_req *r);
+enum MHD_Result wa_api_series(struct wa_req *r);
+enum MHD_Result wa_api_stats(struct wa_req *r);
+enum MHD_Result wa_api_settings(struct wa_req *r);
+enum MHD_Result wa_api_audit(struct wa_req *r);
+enum MHD_Result wa_api_health(struct wa_req *r);
+enum MHD_Result wa_pac(struct wa_req *r);
+/* True if name is a usable list/user name: [A-Za-z0-9._-], 1..63 chars. */
+bool wa_name_ok(const char *name);
+
+/* ---- wa_static.c ---- */
+
+/* Reads the whitelisted files of dir into memory. NULL with err filled. */
+struct wa_static *wa_static_load(const char *dir, char *err, size_t errlen);
+void wa_static_free(struct wa_static *s);
+/* Serves /static/NAME or a page path ("/", "/log", ...). Returns MHD_NO-free result after
+ * answering, or sets *found false without answering when the path is not a page/asset. */
+enum MHD_Result wa_static_serve(struct wa_req *r, bool *found);
+/* True if path names an HTML page (which unauthenticated browsers are redirected from). */
+bool wa_static_is_page(const char *path);
+
+#endif

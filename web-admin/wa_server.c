@@ -1,0 +1,620 @@
+/* web-admin server: start and stop of the libmicrohttpd daemon, the listen address and its
+ * loopback guard, request bodies and their limits, routing of /api/, /proxy.pac and the
+ * pages, the reply helpers (security headers on every answer) and the pool of store
+ * connections the MHD threads share.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "web-admin/wa_internal.h"
+
+#define WA_CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
+               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+int64_t wa_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t wa_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- store pool ---- */
+
+struct store *wa_pool_get(struct wa_server *srv, char *err, size_t errlen)
+{
+    struct store *st = NULL;
+
+    pthread_mutex_lock(&srv->pool_mu);
+    if (srv->npool > 0)
+        st = srv->pool[--srv->npool];
+    pthread_mutex_unlock(&srv->pool_mu);
+    if (!st)
+        st = store_open(srv->db_path, err, errlen);
+    return st;
+}
+
+void wa_pool_put(struct wa_server *srv, struct store *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&srv->pool_mu);
+    if (srv->npool < WA_STORE_POOL) {
+        srv->pool[srv->npool++] = st;
+        st = NULL;
+    }
+    pthread_mutex_unlock(&srv->pool_mu);
+    if (st)
+        store_close(st);
+}
+
+struct store *wa_store(struct wa_req *r)
+{
+    char err[256];
+
+    if (r->st)
+        return r->st;
+    r->st = wa_pool_get(r->srv, err, sizeof(err));
+    if (!r->st)
+        wa_reply_error(r, 500, NULL, "database: %s", err);
+    return r->st;
+}
+
+int wa_policy_hook(struct wa_server *srv, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    if (!srv->opts.policy_changed)
+        return 0;
+    if (srv->opts.policy_changed(srv->opts.hook_arg, err, errlen) == 0)
+        return 0;
+    if (!err[0])
+        snprintf(err, errlen, "the proxy refused the new policy");
+    return -1;
+}
+
+/* ---- replies ---- */
+
+void wa_headers_add(struct MHD_Response *resp, const char *cache)
+{
+    MHD_add_response_header(resp, "Content-Security-Policy", WA_CSP);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Cache-Control", cache ? cache : "no-store");
+}
+
+enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *ctype,
+                              const char *cache, const void *data, size_t len)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    wa_headers_add(resp, cache);
+    if (ctype)
+        MHD_add_response_header(resp, "Content-Type", ctype);
+    if (r->set_cookie)
+        MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+    ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    r->answered = true;
+    return ret;
+}
+
+/* JSON only has '<', '>' and '&' inside strings, so escaping them there keeps the document
+ * equal while making it inert if something ever sniffs it as HTML. */
+static char *json_html_safe(const char *s)
+{
+    size_t extra = 0;
+    const char *p;
+    char *out, *o;
+
+    for (p = s; *p; p++)
+        if (*p == '<' || *p == '>' || *p == '&')
+            extra += 5;
+    out = malloc(strlen(s) + extra + 1);
+    if (!out)
+        return NULL;
+    for (p = s, o = out; *p; p++) {
+        if (*p == '<' || *p == '>' || *p == '&') {
+            o += sprintf(o, "\\u%04x", (unsigned)*p);
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj)
+{
+    char *text, *safe;
+    enum MHD_Result ret;
+
+    if (!obj)
+        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}",
+                             25);
+    text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    safe = text ? json_html_safe(text) : NULL;
+    free(text);
+    if (!safe)
+        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}",
+                             25);
+    ret = wa_reply_data(r, status, "application/json", NULL, safe, strlen(safe));
+    free(safe);
+    return ret;
+}
+
+enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *field,
+                               const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    json_t *o;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    o = json_pack("{s:s}", "error", msg);
+    if (o && field)
+        json_object_set_new(o, "field", json_string(field));
+    return wa_reply_json(r, status, o);
+}
+
+/* ---- request helpers ---- */
+
+json_t *wa_body_json(struct wa_req *r)
+{
+    json_error_t jerr;
+    json_t *o;
+
+    if (r->len == 0) {
+        wa_reply_error(r, 400, NULL, "a JSON object body is required");
+        return NULL;
+    }
+    o = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!o) {
+        wa_reply_error(r, 400, NULL, "invalid JSON at line %d column %d: %s", jerr.line,
+                       jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        wa_reply_error(r, 400, NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+const char *wa_query(struct wa_req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int wa_query_int(struct wa_req *r, const char *key, int64_t *out)
+{
+    const char *v = wa_query(r, key);
+    char *end;
+    long long n;
+
+    if (!v || !*v)
+        return 0;
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno || *end) {
+        wa_reply_error(r, 400, key, "%s: not an integer", key);
+        return -1;
+    }
+    *out = n;
+    return 1;
+}
+
+/* ---- listen address ---- */
+
+/* "IP:PORT" or "[IPv6]:PORT" into ss. 0, or -1 with err filled. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *colon, *hs, *he;
+    char *end;
+    unsigned long port;
+
+    memset(ss, 0, sizeof(*ss));
+    if (s[0] == '[') {
+        hs = s + 1;
+        he = strchr(hs, ']');
+        if (!he || he[1] != ':')
+            goto bad;
+        colon = he + 1;
+    } else {
+        hs = s;
+        colon = strrchr(s, ':');
+        if (!colon)
+            goto bad;
+        he = colon;
+    }
+    if ((size_t)(he - hs) >= sizeof(host) || he == hs)
+        goto bad;
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    if (errno || *end || colon[1] == '\0' || port > 65535)
+        goto bad;
+    if (s[0] != '[') {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+            goto bad;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+            goto bad;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "admin listen address %s: expected IP:PORT or [IPv6]:PORT", s);
+    return -1;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    }
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+    if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+        return true;
+    return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127;
+}
+
+/* The peer's address as text, IPv4-mapped IPv6 shown as plain IPv4. */
+static void client_text(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *ci;
+    const struct sockaddr *sa;
+
+    snprintf(out, outlen, "unknown");
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)outlen);
+        else
+            inet_ntop(AF_INET6, a, out, (socklen_t)outlen);
+    }
+}
+
+/* ---- routing ---- */
+
+static bool is_method(struct wa_req *r, const char *m)
+{
+    return strcmp(r->method, m) == 0;
+}
+
+static enum MHD_Result not_allowed(struct wa_req *r)
+{
+    return wa_reply_error(r, 405, NULL, "method %s not allowed here", r->method);
+}
+
+/* path is the part after "/api/"; *rest is set to what follows name ("" or "/..."). */
+static bool seg_is(const char *path, const char *name, const char **rest)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(path, name, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+        return false;
+    *rest = path + n;
+    return true;
+}
+
+static bool is_import(const char *method, const char *url)
+{
+    return strcmp(method, "PUT") == 0 &&
+           (strcmp(url, "/api/policy") == 0 || strncmp(url, "/api/lists/", 11) == 0);
+}
+
+static bool needs_auth(const char *url)
+{
+    if (strncmp(url, "/api/", 5) != 0)
+        return false;
+    return strcmp(url, "/api/health") != 0 && strcmp(url, "/api/login") != 0;
+}
+
+static enum MHD_Result route_api(struct wa_req *r, const char *p)
+{
+    const char *rest;
+
+    if (strcmp(p, "health") == 0)
+        return is_method(r, "GET") ? wa_api_health(r) : not_allowed(r);
+    if (strcmp(p, "login") == 0)
+        return is_method(r, "POST") ? wa_api_login(r) : not_allowed(r);
+    if (!r->authed)
+        return wa_reply_error(r, 401, NULL, "authentication required");
+    if (wa_csrf_bad(r))
+        return wa_reply_error(r, 403, NULL, "missing or wrong X-CSRF-Token header");
+
+    if (strcmp(p, "logout") == 0)
+        return is_method(r, "POST") ? wa_api_logout(r) : not_allowed(r);
+    if (strcmp(p, "session") == 0)
+        return is_method(r, "GET") ? wa_api_session(r) : not_allowed(r);
+    if (seg_is(p, "rules", &rest))
+        return wa_api_rules(r, rest);
+    if (strcmp(p, "block") == 0)
+        return is_method(r, "POST") ? wa_api_block(r, "deny") : not_allowed(r);
+    if (strcmp(p, "allow") == 0)
+        return is_method(r, "POST") ? wa_api_block(r, "allow") : not_allowed(r);
+    if (strcmp(p, "unblock") == 0)
+        return is_method(r, "POST") ? wa_api_unblock(r) : not_allowed(r);
+    if (strcmp(p, "policy") == 0)
+        return wa_api_policy(r);
+    if (strcmp(p, "test") == 0)
+        return is_method(r, "POST") ? wa_api_test(r) : not_allowed(r);
+    if (strcmp(p, "reload") == 0)
+        return is_method(r, "POST") ? wa_api_reload(r) : not_allowed(r);
+    if (seg_is(p, "lists", &rest))
+        return wa_api_lists(r, *rest ? rest + 1 : NULL);
+    if (seg_is(p, "users", &rest))
+        return wa_api_users(r, *rest ? rest + 1 : NULL, STORE_PROXY_USER);
+    if (seg_is(p, "admins", &rest))
+        return wa_api_users(r, *rest ? rest + 1 : NULL, STORE_ADMIN);
+    if (strcmp(p, "logs") == 0)
+        return is_method(r, "GET") ? wa_api_logs(r) : not_allowed(r);
+    if (strcmp(p, "top") == 0)
+        return is_method(r, "GET") ? wa_api_top(r) : not_allowed(r);
+    if (strcmp(p, "series") == 0)
+        return is_method(r, "GET") ? wa_api_series(r) : not_allowed(r);
+    if (strcmp(p, "stats") == 0)
+        return is_method(r, "GET") ? wa_api_stats(r) : not_allowed(r);
+    if (strcmp(p, "settings") == 0)
+        return wa_api_settings(r);
+    if (strcmp(p, "audit") == 0)
+        return is_method(r, "GET") ? wa_api_audit(r) : not_allowed(r);
+    return wa_reply_error(r, 404, NULL, "no such endpoint");
+}
+
+static enum MHD_Result route(struct wa_req *r)
+{
+    enum MHD_Result ret;
+    bool found;
+
+    if (strncmp(r->url, "/api/", 5) == 0)
+        return route_api(r, r->url + 5);
+    if (strcmp(r->url, "/proxy.pac") == 0)
+        return is_method(r, "GET") || is_method(r, "HEAD") ? wa_pac(r) : not_allowed(r);
+    if (!is_method(r, "GET") && !is_method(r, "HEAD"))
+        return not_allowed(r);
+    ret = wa_static_serve(r, &found);
+    if (found)
+        return ret;
+    return wa_reply_data(r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct wa_server *srv = cls;
+    struct wa_req *r = *con_cls;
+
+    if (!r) {
+        const char *cl;
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->srv = srv;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        r->limit = is_import(method, url) ? WA_IMPORT_LIMIT : WA_BODY_LIMIT;
+        client_text(conn, r->client, sizeof(r->client));
+        wa_auth_check(r);
+        /* Answering before the body arrives makes MHD discard it and close. */
+        if (needs_auth(url) && !r->authed)
+            return wa_reply_error(r, 401, NULL, "authentication required");
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > r->limit)
+            return wa_reply_error(r, 413, NULL, "request body larger than %zu bytes", r->limit);
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+
+        *upload_size = 0;
+        if (r->too_big || r->len + n > r->limit) {
+            r->too_big = true;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            char *nb;
+            while (cap < r->len + n + 1)
+                cap *= 2;
+            nb = realloc(r->body, cap);
+            if (!nb)
+                return MHD_NO;
+            r->body = nb;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    if (r->too_big)
+        return wa_reply_error(r, 413, NULL, "request body larger than %zu bytes", r->limit);
+    if (!r->body) {
+        r->body = calloc(1, 1);
+        if (!r->body)
+            return MHD_NO;
+    }
+    return route(r);
+}
+
+static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    struct wa_req *r = *con_cls;
+
+    if (!r)
+        return;
+    wa_pool_put(r->srv, r->st);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* ---- start and stop ---- */
+
+static char *dup_opt(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void wa_stop(struct wa_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd);
+    while (srv->npool > 0)
+        store_close(srv->pool[--srv->npool]);
+    wa_auth_free(srv->auth);
+    wa_static_free(srv->files);
+    pthread_mutex_destroy(&srv->pool_mu);
+    pthread_mutex_destroy(&srv->policy_mu);
+    free(srv->listen);
+    free(srv->data_dir);
+    free(srv->db_path);
+    free(srv->static_dir);
+    free(srv->pac_proxy);
+    free(srv);
+}
+
+uint16_t wa_port(const struct wa_server *srv)
+{
+    return srv->port;
+}
+
+struct wa_server *wa_start(const struct wa_options *opts, char first_password[64], char *err,
+                           size_t errlen)
+{
+    struct sockaddr_storage ss;
+    struct wa_server *srv;
+    struct store *st;
+    const union MHD_DaemonInfo *di;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+
+    first_password[0] = '\0';
+    if (!opts->listen || !opts->data_dir || !opts->db_path) {
+        snprintf(err, errlen, "admin server: listen, data_dir and db_path are required");
+        return NULL;
+    }
+    if (parse_listen(opts->listen, &ss, err, errlen) < 0)
+        return NULL;
+    if (!is_loopback(&ss) && !opts->allow_remote) {
+        snprintf(err, errlen,
+                 "admin listen address %s is not loopback; set allow_remote "
+                 "(--admin-allow-remote) to expose it without TLS",
+                 opts->listen);
+        return NULL;
+    }
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "admin server: libsodium failed to initialise");
+        return NULL;
+    }
+    srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        snprintf(err, errlen, "admin server: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&srv->pool_mu, NULL);
+    pthread_mutex_init(&srv->policy_mu, NULL);
+    srv->opts = *opts;
+    srv->listen = dup_opt(opts->listen);
+    srv->data_dir = dup_opt(opts->data_dir);
+    srv->db_path = dup_opt(opts->db_path);
+    srv->static_dir = dup_opt(opts->static_dir ? opts->static_dir : PX_STATIC_DIR);
+    srv->pac_proxy = dup_opt(opts->pac_proxy ? opts->pac_proxy : "127.0.0.1:3128");
+    srv->auth = wa_auth_new();
+    if (!srv->listen || !srv->data_dir || !srv->db_path || !srv->static_dir || !srv->pac_proxy ||
+        !srv->auth) {
+        snprintf(err, errlen, "admin server: out of memory");
+        goto fail;
+    }
+    srv->opts.listen = srv->listen;
+    srv->opts.data_dir = srv->data_dir;
+    srv->opts.db_path = srv->db_path;
+    srv->opts.static_dir = srv->static_dir;
+    srv->opts.pac_proxy = srv->pac_proxy;
+
+    if (wa_token_load(srv, err, errlen) < 0)
+        goto fail;
+    st = wa_pool_get(srv, err, errlen); /* opens the database: migrations run here */
+    if (!st)
+        goto fail;
+    wa_pool_put(srv, st);
+    srv->files = wa_static_load(srv->static_dir, err, errlen);
+    if (!srv->files)
+        goto fail;
+
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_DUAL_STACK;
+    errno = 0;
+    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_done, srv,
+                                MHD_OPTION_END);
+    if (!srv->mhd) {
+        snprintf(err, errlen, "admin listen address %s: cannot listen%s%s", opts->listen,
+                 errno ? ": " : "", errno ? strerror(errno) : "");
+        goto fail;
+    }
+    di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : 0;
+    /* Last, so a start that fails never creates an admin whose password nobody saw. */
+    if (wa_first_admin(srv, first_password, err, errlen) < 0)
+        goto fail;
+    return srv;
+fail:
+    first_password[0] = '\0';
+    wa_stop(srv);
+    return NULL;
+}
