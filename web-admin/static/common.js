@@ -1,0 +1,145 @@
+/* proxyd admin: helpers shared by every page. Data from the server only ever reaches the
+ * page through textContent / createTextNode (PX.el), never through innerHTML: log rows hold
+ * attacker-chosen URLs. */
+'use strict';
+
+class ApiError extends Error {
+  constructor(message, status, field) {
+    super(message);
+    this.status = status;
+    this.field = field || null;
+  }
+}
+
+const PX = (() => {
+  let csrf = '';
+  let user = '';
+
+  /* el('td', {class: 'x', text: 'y', onclick: fn, 'data-testid': 'z'}, child, ...) */
+  function el(tag, attrs, ...kids) {
+    const svg = ['svg', 'polyline', 'line', 'text', 'g', 'rect', 'title'].includes(tag);
+    const e = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag)
+                  : document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'text') e.textContent = String(v);
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else if (k === 'class') e.setAttribute('class', v);
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of kids) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function $(id) { return document.getElementById(id); }
+
+  async function api(method, path, body, asText) {
+    const headers = {};
+    let payload;
+    if (body !== undefined) {
+      if (asText) {
+        headers['Content-Type'] = 'text/plain; charset=utf-8';
+        payload = body;
+      } else {
+        headers['Content-Type'] = 'application/json';
+        payload = JSON.stringify(body);
+      }
+    }
+    if (method !== 'GET') headers['X-CSRF-Token'] = csrf;
+    const r = await fetch(path, {method, headers, body: payload, credentials: 'same-origin'});
+    if (r.status === 401 && path !== '/api/login') {
+      location.href = '/login';
+      throw new ApiError('not logged in', 401);
+    }
+    const ct = r.headers.get('Content-Type') || '';
+    const data = ct.startsWith('application/json') ? await r.json() : await r.text();
+    if (!r.ok) {
+      const msg = data && data.error ? data.error : 'HTTP ' + r.status;
+      throw new ApiError(msg, r.status, data && data.field);
+    }
+    return data;
+  }
+
+  function flash(msg, isError) {
+    const f = $('flash');
+    if (!f) return;
+    f.textContent = msg || '';
+    f.className = msg ? (isError ? 'flash error' : 'flash ok') : 'flash';
+  }
+
+  function fmtTime(ms) {
+    if (!ms) return '';
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, '0');
+    return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' +
+           p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());
+  }
+
+  function fmtBytes(n) {
+    n = Number(n) || 0;
+    const u = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let i = 0;
+    while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+    return (i ? n.toFixed(1) : String(n)) + ' ' + u[i];
+  }
+
+  function fmtNum(n) { return Number(n || 0).toLocaleString('en-US'); }
+
+  function query(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params))
+      if (v !== '' && v !== null && v !== undefined) q.set(k, v);
+    const s = q.toString();
+    return s ? '?' + s : '';
+  }
+
+  /* A button that asks "sure?" on the first click and acts on the second (no confirm()
+   * dialogs: they block automation and are easy to click through). */
+  function confirmButton(label, testid, action) {
+    const b = el('button', {type: 'button', class: 'danger', 'data-testid': testid, text: label});
+    let armed = false;
+    b.addEventListener('click', async () => {
+      if (!armed) {
+        armed = true;
+        b.textContent = 'Sure?';
+        setTimeout(() => { armed = false; b.textContent = label; }, 4000);
+        return;
+      }
+      armed = false;
+      b.textContent = label;
+      await action();
+    });
+    return b;
+  }
+
+  function showError(e) { flash(e.message || String(e), true); }
+
+  async function start(main) {
+    try {
+      const s = await api('GET', '/api/session');
+      csrf = s.csrf;
+      user = s.user;
+      const who = $('whoami');
+      if (who) who.textContent = user;
+      const out = $('logout');
+      if (out) {
+        out.addEventListener('click', async () => {
+          try { await api('POST', '/api/logout'); } catch (e) { /* going anyway */ }
+          location.href = '/login';
+        });
+      }
+      const here = location.pathname;
+      for (const a of document.querySelectorAll('nav a'))
+        if (a.getAttribute('href') === here) a.classList.add('active');
+      await main();
+    } catch (e) {
+      if (e.status !== 401) showError(e);
+    }
+  }
+
+  return {el, $, api, flash, fmtTime, fmtBytes, fmtNum, query, confirmButton, showError, start,
+          get user() { return user; }};
+})();

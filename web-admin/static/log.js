@@ -1,0 +1,121 @@
+/* proxyd admin: the live log (filters, paging with "older", auto-refresh that polls
+ * after=<newest id>, one-click block/allow of a row's domain). */
+'use strict';
+
+(() => {
+  const {el, $, api, fmtTime, fmtBytes} = PX;
+  const PAGE = 100;
+  let newest = 0;       /* highest id shown: auto-refresh asks for rows after it */
+  let nextBefore = null;
+  let timer = null;
+  let shown = 0;
+
+  function filters() {
+    const f = {};
+    for (const k of ['client', 'host', 'q', 'decision', 'status']) f[k] = $('f-' + k).value.trim();
+    for (const k of ['since', 'until']) {
+      const v = $('f-' + k).value;
+      f[k] = v ? String(new Date(v).getTime()) : '';
+    }
+    return f;
+  }
+
+  function url(r) {
+    if (r.scheme === 'https' && !r.path) return r.host + ':' + r.port;
+    const port = (r.scheme === 'http' && r.port === 80) ? '' : ':' + r.port;
+    return r.scheme + '://' + r.host + port + r.path;
+  }
+
+  async function quick(action, host) {
+    try {
+      const res = await api('POST', '/api/' + action, {domain: host});
+      PX.flash('Added rule ' + res.rule.id + ': ' + res.rule.text);
+    } catch (e) {
+      PX.showError(e);
+    }
+  }
+
+  function row(r) {
+    return el('tr', {class: r.decision, 'data-id': r.id, 'data-testid': 'log-row'},
+      el('td', {text: fmtTime(r.time_ms)}),
+      el('td', {text: r.client}),
+      el('td', {text: r.user}),
+      el('td', {text: r.method}),
+      el('td', {class: 'url', text: url(r)}),
+      el('td', {class: 'num', text: r.status}),
+      el('td', {class: 'decision', text: r.decision}),
+      el('td', {class: 'num', text: r.rule_id || ''}),
+      el('td', {class: 'num', text: fmtBytes(r.bytes_down)}),
+      el('td', {class: 'num', text: r.duration_ms}),
+      el('td', {text: r.error}),
+      el('td', {class: 'actions'},
+        el('button', {type: 'button', class: 'small danger', 'data-testid': 'block-btn',
+                      text: 'Block domain', onclick: () => quick('block', r.host)}),
+        ' ',
+        el('button', {type: 'button', class: 'small secondary', 'data-testid': 'allow-btn',
+                      text: 'Allow domain', onclick: () => quick('allow', r.host)})));
+  }
+
+  function count() {
+    $('log-count').textContent = shown + ' rows shown';
+    $('older').disabled = nextBefore === null;
+  }
+
+  async function search() {
+    const res = await api('GET', '/api/logs' + PX.query({...filters(), limit: PAGE}));
+    const body = $('log-rows');
+    body.replaceChildren();
+    shown = 0;
+    newest = 0;
+    for (const r of res.rows) {
+      body.append(row(r));
+      newest = Math.max(newest, r.id);
+      shown++;
+    }
+    nextBefore = res.next_before;
+    count();
+  }
+
+  async function older() {
+    if (nextBefore === null) return;
+    const res = await api('GET', '/api/logs' + PX.query({...filters(), before: nextBefore, limit: PAGE}));
+    for (const r of res.rows) {
+      $('log-rows').append(row(r));
+      shown++;
+    }
+    nextBefore = res.next_before;
+    count();
+  }
+
+  /* Rows after `newest` come oldest first: put each on top. */
+  async function poll() {
+    const f = filters();
+    delete f.until;
+    const res = await api('GET', '/api/logs' + PX.query({...f, after: newest, limit: 1000}));
+    const body = $('log-rows');
+    for (const r of res.rows) {
+      body.prepend(row(r));
+      newest = Math.max(newest, r.id);
+      shown++;
+    }
+    count();
+  }
+
+  function auto() {
+    clearInterval(timer);
+    timer = null;
+    if ($('auto').checked)
+      timer = setInterval(() => poll().catch((e) => { PX.showError(e); }), 2000);
+  }
+
+  PX.start(async () => {
+    $('log-filters').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      PX.flash('');
+      search().catch(PX.showError);
+    });
+    $('older').addEventListener('click', () => older().catch(PX.showError));
+    $('auto').addEventListener('change', auto);
+    await search();
+  });
+})();

@@ -1,0 +1,192 @@
+/* proxyd admin: the policy editor (rules table, add with live checking, edit, enable,
+ * move, delete, test a URL, import/export of the policy file). */
+'use strict';
+
+(() => {
+  const {el, $, api, fmtNum} = PX;
+  let rules = [];
+
+  function editCell(rule, key, label) {
+    const td = el('td', {class: key === 'text' ? 'text mono url' : 'comment', text: rule[key]});
+    const edit = el('button', {type: 'button', class: 'small secondary', text: 'Edit',
+                               'data-testid': 'edit-' + key, title: 'Edit ' + label});
+    edit.addEventListener('click', () => {
+      const input = el('input', {class: 'wide' + (key === 'text' ? ' mono' : ''), value: rule[key],
+                                 'data-testid': 'edit-' + key + '-input'});
+      const err = el('div', {class: 'error-text', 'data-testid': 'edit-error'});
+      const save = el('button', {type: 'button', class: 'small', text: 'Save', 'data-testid': 'edit-save'});
+      const cancel = el('button', {type: 'button', class: 'small secondary', text: 'Cancel'});
+      save.addEventListener('click', async () => {
+        try {
+          await api('PATCH', '/api/rules/' + rule.id, {[key]: input.value});
+          await load();
+        } catch (e) {
+          err.textContent = e.message;
+        }
+      });
+      cancel.addEventListener('click', () => render());
+      td.replaceChildren(input, ' ', save, ' ', cancel, err);
+      input.focus();
+    });
+    td.append(' ', edit);
+    return td;
+  }
+
+  async function move(rule, before) {
+    try {
+      const res = await api('POST', '/api/rules/' + rule.id + '/move', {before});
+      rules = res.rules;
+      render();
+    } catch (e) {
+      PX.showError(e);
+    }
+  }
+
+  function render(highlight) {
+    const body = $('rules');
+    body.replaceChildren();
+    rules.forEach((r, i) => {
+      const on = el('input', {type: 'checkbox', 'data-testid': 'rule-enabled', checked: r.enabled,
+                              title: 'enabled'});
+      on.addEventListener('change', async () => {
+        try {
+          await api('PATCH', '/api/rules/' + r.id, {enabled: on.checked});
+          await load();
+        } catch (e) {
+          on.checked = !on.checked;
+          PX.showError(e);
+        }
+      });
+      const up = el('button', {type: 'button', class: 'small secondary', text: '\u2191', title: 'move up',
+                               'data-testid': 'rule-up', disabled: i === 0,
+                               onclick: () => move(r, rules[i - 1].id)});
+      const down = el('button', {type: 'button', class: 'small secondary', text: '\u2193', title: 'move down',
+                                 'data-testid': 'rule-down', disabled: i === rules.length - 1,
+                                 onclick: () => move(r, i + 2 < rules.length ? rules[i + 2].id : 0)});
+      const del = PX.confirmButton('Delete', 'rule-delete', async () => {
+        try {
+          await api('DELETE', '/api/rules/' + r.id);
+          await load();
+        } catch (e) {
+          PX.showError(e);
+        }
+      });
+      const cls = (r.enabled ? '' : 'disabled') + (r.id === highlight ? ' highlight' : '');
+      body.append(el('tr', {class: cls.trim() || null, 'data-id': r.id, 'data-testid': 'rule-row'},
+        el('td', {class: 'num', text: r.position}),
+        el('td', {class: 'num', text: r.id}),
+        el('td', null, on),
+        editCell(r, 'text', 'rule'),
+        editCell(r, 'comment', 'comment'),
+        el('td', {class: 'num', text: fmtNum(r.hits)}),
+        el('td', {class: 'actions'}, up, ' ', down, ' ', del)));
+    });
+    if (!rules.length)
+      body.append(el('tr', null, el('td', {colspan: 7, class: 'muted',
+        text: 'No rules: the default action decides (allow for local clients).'})));
+  }
+
+  async function load(highlight) {
+    const res = await api('GET', '/api/rules');
+    rules = res.rules;
+    render(highlight);
+  }
+
+  /* Live check of the rule being typed, against the same parser the server uses. */
+  let checkTimer = null;
+  function liveCheck() {
+    clearTimeout(checkTimer);
+    const text = $('rule-text').value.trim();
+    if (!text) { $('rule-error').textContent = ''; return; }
+    checkTimer = setTimeout(async () => {
+      try {
+        await api('POST', '/api/rules/check', {text});
+        if ($('rule-text').value.trim() === text) $('rule-error').textContent = '';
+      } catch (e) {
+        if ($('rule-text').value.trim() === text) $('rule-error').textContent = e.message;
+      }
+    }, 250);
+  }
+
+  async function add(ev) {
+    ev.preventDefault();
+    try {
+      const res = await api('POST', '/api/rules', {
+        text: $('rule-text').value.trim(),
+        comment: $('rule-comment').value,
+        before: Number($('rule-where').value),
+      });
+      $('rule-text').value = '';
+      $('rule-comment').value = '';
+      $('rule-error').textContent = '';
+      PX.flash('Added rule ' + res.rule.id);
+      await load(res.rule.id);
+    } catch (e) {
+      $('rule-error').textContent = e.message;
+    }
+  }
+
+  async function test(ev) {
+    ev.preventDefault();
+    const body = {url: $('test-url').value.trim()};
+    for (const k of ['client', 'user', 'method']) {
+      const v = $('test-' + k).value.trim();
+      if (v) body[k] = v;
+    }
+    const out = $('test-result');
+    try {
+      const res = await api('POST', '/api/test', body);
+      out.textContent = res.action.toUpperCase() + ' by ' +
+        (res.rule_id ? 'rule ' + res.rule_id + (res.rule ? ' (' + res.rule.text + ')' : '') : 'the default action') +
+        '\n' + res.reason;
+      out.setAttribute('data-action', res.action);
+      out.setAttribute('data-rule-id', String(res.rule_id));
+      render(res.rule_id);
+    } catch (e) {
+      out.textContent = e.message;
+      out.removeAttribute('data-action');
+    }
+  }
+
+  async function exportPolicy() {
+    $('policy-text').value = await api('GET', '/api/policy');
+  }
+
+  function download() {
+    const blob = new Blob([$('policy-text').value], {type: 'text/plain'});
+    const a = el('a', {href: URL.createObjectURL(blob), download: 'policy.txt'});
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }
+
+  async function importPolicy() {
+    const out = $('import-result');
+    out.textContent = '';
+    out.className = '';
+    try {
+      const res = await api('PUT', '/api/policy', $('policy-text').value, true);
+      out.textContent = 'Imported ' + res.rules + ' rules.';
+      out.className = 'flash ok';
+      await load();
+    } catch (e) {
+      out.textContent = e.message;
+      out.className = 'error-text';
+    }
+  }
+
+  PX.start(async () => {
+    $('add-rule').addEventListener('submit', add);
+    $('rule-text').addEventListener('input', liveCheck);
+    $('test-form').addEventListener('submit', test);
+    $('export').addEventListener('click', () => exportPolicy().catch(PX.showError));
+    $('download').addEventListener('click', download);
+    $('import').addEventListener('click', importPolicy);
+    $('policy-file').addEventListener('change', async () => {
+      const f = $('policy-file').files[0];
+      if (f) $('policy-text').value = await f.text();
+    });
+    await load();
+  });
+})();
