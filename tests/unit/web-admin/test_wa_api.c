@@ -1,0 +1,1290 @@
+/* Tests of the admin JSON API over real HTTP (libcurl against wa_start on 127.0.0.1 with an
+ * ephemeral port, in a temporary data folder).
+ *
+ * The server runs in the parent (an unchecked fixture per test case); each test is a
+ * forked child that talks to it, so the tests share one database: each uses its own
+ * domains and names. The policy hook compiles the store's rules and lists into an acl_live
+ * exactly as proxyd would, so compile errors and undo are real.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <curl/curl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "acl/acl.h"
+#include "storage/store.h"
+#include "web-admin/wa.h"
+
+#define CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+/* ---- the server under test (lives in the parent) ---- */
+
+static char data_dir[64];
+static char db_path[128];
+static char first_pw[64];
+static char token[128];
+static char base[64];
+static struct wa_server *srv;
+static struct acl_live *live;
+
+/* The hook proxyd would install: rebuild the set from the store and publish it. */
+static struct acl_set *compile_from_store(const char *path, char *err, size_t errlen)
+{
+    struct store *st = store_open(path, err, errlen);
+    struct store_rule *rules = NULL;
+    struct store_list_info *lists = NULL;
+    struct acl_rule_src *src = NULL;
+    struct acl_list_src *lsrc = NULL;
+    char ***doms = NULL;
+    size_t nrules = 0, nlists = 0;
+    struct acl_error aerr;
+    struct acl_set *set = NULL;
+
+    if (!st)
+        return NULL;
+    if (store_rules_list(st, &rules, &nrules, err, errlen) < 0 ||
+        store_lists(st, &lists, &nlists, err, errlen) < 0)
+        goto out;
+    src = calloc(nrules + 1, sizeof(*src));
+    lsrc = calloc(nlists + 1, sizeof(*lsrc));
+    doms = calloc(nlists + 1, sizeof(*doms));
+    for (size_t i = 0; i < nrules; i++) {
+        src[i].id = rules[i].id;
+        src[i].enabled = rules[i].enabled;
+        src[i].text = rules[i].text;
+    }
+    for (size_t i = 0; i < nlists; i++) {
+        lsrc[i].name = lists[i].name;
+        if (store_list_entries(st, lists[i].name, &doms[i], &lsrc[i].count, err, errlen) < 0)
+            goto out;
+        lsrc[i].domains = (const char *const *)doms[i];
+    }
+    struct acl_config cfg = {.rules = src, .nrules = nrules, .lists = lsrc, .nlists = nlists};
+    memset(&aerr, 0, sizeof(aerr));
+    set = acl_set_compile(&cfg, &aerr);
+    if (!set)
+        snprintf(err, errlen, "%s", aerr.msg);
+out:
+    for (size_t i = 0; doms && i < nlists; i++)
+        acl_list_free(doms[i], lsrc[i].count);
+    free(doms);
+    free(lsrc);
+    free(src);
+    free(lists);
+    store_rules_free(rules, nrules);
+    store_close(st);
+    return set;
+}
+
+static int hook_policy_changed(void *arg, char *err, size_t errlen)
+{
+    struct acl_set *set = compile_from_store(arg, err, errlen);
+
+    if (!set)
+        return -1;
+    acl_live_publish(live, set);
+    return 0;
+}
+
+static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->requests_total = 1234;
+    out->requests_denied = 56;
+    out->workers = 3;
+    out->log.written = 77;
+    out->log.db_ok = true;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void server_up(void)
+{
+    char err[256];
+    struct wa_options o;
+    FILE *f;
+
+    snprintf(data_dir, sizeof(data_dir), "/tmp/wa_test.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(data_dir));
+    snprintf(db_path, sizeof(db_path), "%s/proxyd.db", data_dir);
+    live = acl_live_new(compile_from_store(db_path, err, sizeof(err)));
+    ck_assert_ptr_nonnull(live);
+    memset(&o, 0, sizeof(o));
+    o.listen = "127.0.0.1:0";
+    o.data_dir = data_dir;
+    o.db_path = db_path;
+    o.static_dir = PX_TEST_STATIC_DIR;
+    o.pac_proxy = "proxy.test:3128";
+    o.acl = live;
+    o.policy_changed = hook_policy_changed;
+    o.proxy_stats = hook_proxy_stats;
+    o.hook_arg = db_path;
+    srv = wa_start(&o, first_pw, err, sizeof(err));
+    ck_assert_msg(srv != NULL, "wa_start: %s", err);
+    ck_assert_uint_gt(wa_port(srv), 0);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)wa_port(srv));
+    snprintf(err, sizeof(err), "%s/admin.token", data_dir);
+    f = fopen(err, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(token, sizeof(token), f));
+    fclose(f);
+    token[strcspn(token, "\n")] = '\0';
+}
+
+static void server_down(void)
+{
+    wa_stop(srv);
+    acl_live_free(live);
+    nftw(data_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- HTTP client ---- */
+
+struct res {
+    long status;
+    char body[1 << 20];
+    size_t len;
+    char headers[16384];
+    size_t hlen;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    struct res *r = arg;
+    size_t take = sz * n;
+
+    if (take > sizeof(r->body) - 1 - r->len)
+        take = sizeof(r->body) - 1 - r->len;
+    memcpy(r->body + r->len, p, take);
+    r->len += take;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+{
+    struct res *r = arg;
+    size_t take = sz * n;
+
+    if (take > sizeof(r->headers) - 1 - r->hlen)
+        take = sizeof(r->headers) - 1 - r->hlen;
+    memcpy(r->headers + r->hlen, p, take);
+    r->hlen += take;
+    r->headers[r->hlen] = '\0';
+    return sz * n;
+}
+
+enum auth { AUTH_NONE, AUTH_TOKEN };
+
+/* One request. hdrs: NULL-terminated extra header lines. body may be NULL. */
+static struct res *http_raw(const char *method, const char *path, const char *body, size_t blen,
+                            enum auth auth, const char *const *hdrs, bool path_as_is)
+{
+    static struct res r;
+    struct curl_slist *h = NULL;
+    char url[2048], bearer[256];
+    CURL *c = curl_easy_init();
+
+    memset(&r, 0, sizeof(r));
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (path_as_is)
+        curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    }
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (auth == AUTH_TOKEN) {
+        snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, bearer);
+    }
+    h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; hdrs && hdrs[i]; i++)
+        h = curl_slist_append(h, hdrs[i]);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return &r;
+}
+
+static struct res *http(const char *method, const char *path, const char *body, enum auth auth,
+                        const char *const *hdrs)
+{
+    return http_raw(method, path, body, body ? strlen(body) : 0, auth, hdrs, false);
+}
+
+/* With the bearer token; asserts the status and returns the parsed JSON (owned). */
+static json_t *api(const char *method, const char *path, const char *body, long want)
+{
+    struct res *r = http(method, path, body, AUTH_TOKEN, NULL);
+    json_error_t jerr;
+    json_t *j;
+
+    ck_assert_msg(r->status == want, "%s %s: status %ld, want %ld: %s", method, path, r->status,
+                  want, r->body);
+    j = json_loads(r->body, 0, &jerr);
+    ck_assert_msg(j != NULL, "%s %s: not JSON: %s", method, path, r->body);
+    return j;
+}
+
+/* The value of response header name (case-insensitive), or NULL. */
+static const char *header(struct res *r, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+
+    for (char *line = r->headers; *line;) {
+        char *eol = strstr(line, "\r\n");
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        if (len > n && !strncasecmp(line, name, n) && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                v++;
+            snprintf(out, outlen, "%.*s", (int)(len - (size_t)(v - line)), v);
+            return out;
+        }
+        if (!eol)
+            break;
+        line = eol + 2;
+    }
+    return NULL;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    ck_assert_msg(s != NULL, "no string %s", key);
+    return s;
+}
+
+static json_int_t jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    ck_assert_msg(json_is_integer(v), "no integer %s", key);
+    return json_integer_value(v);
+}
+
+/* Logs in and returns the pxsid cookie value and CSRF token. */
+static void login(const char *user, const char *pw, char *sid, size_t sidlen, char *csrf,
+                  size_t csrflen)
+{
+    char body[256], cookie[512];
+    struct res *r;
+    json_t *j;
+
+    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+    r = http("POST", "/api/login", body, AUTH_NONE, NULL);
+    ck_assert_msg(r->status == 200, "login: %ld %s", r->status, r->body);
+    ck_assert_ptr_nonnull(header(r, "Set-Cookie", cookie, sizeof(cookie)));
+    ck_assert_msg(!strncmp(cookie, "pxsid=", 6), "%s", cookie);
+    snprintf(sid, sidlen, "%.*s", (int)strcspn(cookie + 6, ";"), cookie + 6);
+    j = json_loads(r->body, 0, NULL);
+    snprintf(csrf, csrflen, "%s", jstr(j, "csrf"));
+    json_decref(j);
+}
+
+static int rule_count(void)
+{
+    char err[256];
+    struct store *st = store_open(db_path, err, sizeof(err));
+    struct store_rule *rules;
+    size_t n;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    store_rules_free(rules, n);
+    store_close(st);
+    return (int)n;
+}
+
+/* ---- authentication ---- */
+
+START_TEST(test_no_credentials_is_401)
+{
+    static const char *const paths[] = {"/api/rules", "/api/logs", "/api/stats", "/api/policy",
+                                        "/api/users", "/api/session", "/api/settings"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct res *r = http("GET", paths[i], NULL, AUTH_NONE, NULL);
+        ck_assert_msg(r->status == 401, "%s: %ld", paths[i], r->status);
+        ck_assert_ptr_nonnull(strstr(r->body, "\"error\""));
+    }
+    ck_assert_int_eq(http("POST", "/api/rules", "{\"text\":\"deny domain x.test\"}", AUTH_NONE,
+                          NULL)->status, 401);
+}
+END_TEST
+
+START_TEST(test_bearer_token_works_and_wrong_token_is_401)
+{
+    static const char *const wrong[] = {"Authorization: Bearer 0000", NULL};
+    static const char *const basic[] = {"Authorization: Basic YWRtaW46YWRtaW4=", NULL};
+    char path[128];
+    struct stat sb;
+
+    json_decref(api("GET", "/api/rules", NULL, 200));
+    ck_assert_int_eq(http("GET", "/api/rules", NULL, AUTH_NONE, wrong)->status, 401);
+    ck_assert_int_eq(http("GET", "/api/rules", NULL, AUTH_NONE, basic)->status, 401);
+    ck_assert_int_eq(strlen(token), 64);
+    snprintf(path, sizeof(path), "%s/admin.token", data_dir);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    json_t *j = api("GET", "/api/session", NULL, 200);
+    ck_assert_str_eq(jstr(j, "user"), "token");
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(test_login_sets_strict_httponly_cookie)
+{
+    char sid[128], csrf[128], cookie[512], hdr[256];
+    struct res *r;
+
+    ck_assert_int_eq(strlen(first_pw), 16);
+    snprintf(cookie, sizeof(cookie), "{\"user\":\"admin\",\"password\":\"%s\"}", first_pw);
+    r = http("POST", "/api/login", cookie, AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_ptr_nonnull(header(r, "Set-Cookie", cookie, sizeof(cookie)));
+    ck_assert_ptr_nonnull(strstr(cookie, "HttpOnly"));
+    ck_assert_ptr_nonnull(strstr(cookie, "SameSite=Strict"));
+    ck_assert_ptr_nonnull(strstr(cookie, "Path=/"));
+
+    login("admin", first_pw, sid, sizeof(sid), csrf, sizeof(csrf));
+    ck_assert_int_eq(strlen(sid), 64);
+    snprintf(hdr, sizeof(hdr), "Cookie: pxsid=%s", sid);
+    const char *const h[] = {hdr, NULL};
+    r = http("GET", "/api/session", NULL, AUTH_NONE, h);
+    ck_assert_int_eq(r->status, 200);
+    json_t *j = json_loads(r->body, 0, NULL);
+    ck_assert_str_eq(jstr(j, "user"), "admin");
+    ck_assert_str_eq(jstr(j, "csrf"), csrf);
+    json_decref(j);
+
+    /* logout ends the session */
+    char hcsrf[160];
+    snprintf(hcsrf, sizeof(hcsrf), "X-CSRF-Token: %s", csrf);
+    const char *const h2[] = {hdr, hcsrf, NULL};
+    ck_assert_int_eq(http("POST", "/api/logout", NULL, AUTH_NONE, h2)->status, 200);
+    ck_assert_int_eq(http("GET", "/api/session", NULL, AUTH_NONE, h)->status, 401);
+}
+END_TEST
+
+START_TEST(test_wrong_password_is_401)
+{
+    struct res *r = http("POST", "/api/login", "{\"user\":\"admin\",\"password\":\"nope\"}",
+                         AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 401);
+    ck_assert_int_eq(http("POST", "/api/login", "{\"user\":\"ghost\",\"password\":\"x\"}",
+                          AUTH_NONE, NULL)->status, 401);
+    ck_assert_int_eq(http("POST", "/api/login", "{\"user\":", AUTH_NONE, NULL)->status, 400);
+}
+END_TEST
+
+START_TEST(test_state_change_with_session_needs_csrf)
+{
+    char sid[128], csrf[128], hc[160], hx[160], hbad[160];
+
+    login("admin", first_pw, sid, sizeof(sid), csrf, sizeof(csrf));
+    snprintf(hc, sizeof(hc), "Cookie: pxsid=%s", sid);
+    snprintf(hx, sizeof(hx), "X-CSRF-Token: %s", csrf);
+    snprintf(hbad, sizeof(hbad), "X-CSRF-Token: %064d", 7);
+    const char *const no_csrf[] = {hc, NULL};
+    const char *const bad_csrf[] = {hc, hbad, NULL};
+    const char *const good[] = {hc, hx, NULL};
+    const char *body = "{\"text\":\"deny domain csrf.test\"}";
+
+    ck_assert_int_eq(http("POST", "/api/rules", body, AUTH_NONE, no_csrf)->status, 403);
+    ck_assert_int_eq(http("POST", "/api/rules", body, AUTH_NONE, bad_csrf)->status, 403);
+    ck_assert_int_eq(http("GET", "/api/rules", NULL, AUTH_NONE, no_csrf)->status, 200);
+    struct res *r = http("POST", "/api/rules", body, AUTH_NONE, good);
+    ck_assert_int_eq(r->status, 201);
+    json_t *j = json_loads(r->body, 0, NULL);
+    int id = (int)jint(json_object_get(j, "rule"), "id");
+    json_decref(j);
+    char path[64];
+    snprintf(path, sizeof(path), "/api/rules/%d", id);
+    ck_assert_int_eq(http("DELETE", path, NULL, AUTH_NONE, no_csrf)->status, 403);
+    ck_assert_int_eq(http("DELETE", path, NULL, AUTH_NONE, good)->status, 200);
+
+    /* the audit row names the admin */
+    j = api("GET", "/api/audit?limit=5", NULL, 200);
+    bool seen = false;
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(j, "rows"), i, row)
+        seen |= !strcmp(jstr(row, "actor"), "admin");
+    ck_assert(seen);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(test_login_throttled_after_5_failures)
+{
+    const char *bad = "{\"user\":\"admin\",\"password\":\"wrong-password\"}";
+    char good[128];
+
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(http("POST", "/api/login", bad, AUTH_NONE, NULL)->status, 401);
+    ck_assert_int_eq(http("POST", "/api/login", bad, AUTH_NONE, NULL)->status, 429);
+    /* even the right password waits out the block */
+    snprintf(good, sizeof(good), "{\"user\":\"admin\",\"password\":\"%s\"}", first_pw);
+    ck_assert_int_eq(http("POST", "/api/login", good, AUTH_NONE, NULL)->status, 429);
+    /* the token is unaffected */
+    json_decref(api("GET", "/api/rules", NULL, 200));
+}
+END_TEST
+
+/* ---- rules ---- */
+
+static int add_rule(const char *text, int before)
+{
+    char body[512];
+    json_t *j;
+    int id;
+
+    snprintf(body, sizeof(body), "{\"text\":\"%s\",\"comment\":\"c\",\"before\":%d}", text, before);
+    j = api("POST", "/api/rules", body, 201);
+    json_t *rule = json_object_get(j, "rule");
+    ck_assert_str_eq(jstr(rule, "text"), text);
+    id = (int)jint(rule, "id");
+    json_decref(j);
+    return id;
+}
+
+/* Position of rule id in GET /api/rules, 0 if absent; checks positions are 1..n. */
+static int position_of(int id)
+{
+    json_t *j = api("GET", "/api/rules", NULL, 200), *row;
+    size_t i;
+    int pos = 0;
+
+    ck_assert(json_is_integer(json_object_get(j, "version")));
+    json_array_foreach(json_object_get(j, "rules"), i, row) {
+        ck_assert_int_eq(jint(row, "position"), (json_int_t)i + 1);
+        if (jint(row, "id") == id)
+            pos = (int)i + 1;
+    }
+    json_decref(j);
+    return pos;
+}
+
+START_TEST(test_rules_crud_move_and_positions)
+{
+    int a = add_rule("deny domain crud-a.test", 0);
+    int b = add_rule("deny domain crud-b.test", 0);
+    int c = add_rule("deny domain crud-c.test", -1);
+    char path[64], body[128];
+    json_t *j;
+
+    ck_assert_int_eq(position_of(c), 1);
+    ck_assert_int_eq(position_of(b), position_of(a) + 1);
+
+    snprintf(path, sizeof(path), "/api/rules/%d", a);
+    j = api("GET", path, NULL, 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "rule"), "comment"), "c");
+    ck_assert(json_is_true(json_object_get(json_object_get(j, "rule"), "enabled")));
+    json_decref(j);
+
+    j = api("PATCH", path, "{\"text\":\"deny domain crud-a2.test\",\"enabled\":false}", 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "deny domain crud-a2.test");
+    ck_assert(json_is_false(json_object_get(json_object_get(j, "rule"), "enabled")));
+    json_decref(j);
+
+    /* move b before c (to the top), then a to the end */
+    snprintf(path, sizeof(path), "/api/rules/%d/move", b);
+    snprintf(body, sizeof(body), "{\"before\":%d}", c);
+    json_decref(api("POST", path, body, 200));
+    ck_assert_int_eq(position_of(b), 1);
+    ck_assert_int_eq(position_of(c), 2);
+    snprintf(path, sizeof(path), "/api/rules/%d/move", a);
+    j = api("POST", path, "{\"before\":0}", 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "rules")), (size_t)rule_count());
+    json_decref(j);
+    ck_assert_int_eq(position_of(a), rule_count());
+    snprintf(path, sizeof(path), "/api/rules/%d/move", a);
+    json_decref(api("POST", path, "{\"before\":99999}", 400));
+
+    for (int i = 0; i < 3; i++) {
+        int id = i == 0 ? a : i == 1 ? b : c;
+        snprintf(path, sizeof(path), "/api/rules/%d", id);
+        j = api("DELETE", path, NULL, 200);
+        ck_assert_int_eq(jint(j, "deleted"), id);
+        json_decref(j);
+        json_decref(api("GET", path, NULL, 404));
+        ck_assert_int_eq(position_of(id), 0);
+    }
+    json_decref(api("DELETE", "/api/rules/99999", NULL, 404));
+}
+END_TEST
+
+START_TEST(test_bad_rule_is_400_with_acl_message)
+{
+    static const char *const bad[] = {
+        "deny", "allow nothing x", "deny url-regex (", "deny client 10.0.0.0/99",
+        "deny domain x.test schedule funday 25:00-26:00", "permit domain x.test",
+    };
+    int before = rule_count();
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct acl_error aerr;
+        json_t *req = json_pack("{s:s}", "text", bad[i]);
+        char *body = json_dumps(req, 0);
+        memset(&aerr, 0, sizeof(aerr));
+        ck_assert_int_eq(acl_rule_check(bad[i], &aerr), -1);
+        json_t *j = api("POST", "/api/rules", body, 400);
+        ck_assert_str_eq(jstr(j, "field"), "text");
+        ck_assert_str_eq(jstr(j, "error"), aerr.msg);
+        json_decref(j);
+        j = api("POST", "/api/rules/check", body, 400);
+        ck_assert_str_eq(jstr(j, "error"), aerr.msg);
+        json_decref(j);
+        free(body);
+        json_decref(req);
+    }
+    json_decref(api("POST", "/api/rules/check", "{\"text\":\"deny domain fine.test\"}", 200));
+    json_decref(api("POST", "/api/rules", "{\"text\":\"deny domain a.test\\nallow any\"}", 400));
+    json_decref(api("POST", "/api/rules", "{\"text\":42}", 400));
+    json_decref(api("POST", "/api/rules", "not json", 400));
+    ck_assert_int_eq(rule_count(), before);
+}
+END_TEST
+
+START_TEST(test_rule_naming_missing_list_is_400_and_undone)
+{
+    int before = rule_count();
+    json_t *j = api("POST", "/api/rules", "{\"text\":\"deny list no-such-list\"}", 400);
+
+    ck_assert_str_eq(jstr(j, "field"), "text");
+    ck_assert_ptr_nonnull(strstr(jstr(j, "error"), "no-such-list"));
+    json_decref(j);
+    ck_assert_int_eq(rule_count(), before);
+
+    /* an edit into a bad rule is put back */
+    int id = add_rule("deny domain undo-edit.test", 0);
+    char path[64];
+    snprintf(path, sizeof(path), "/api/rules/%d", id);
+    json_decref(api("PATCH", path, "{\"text\":\"deny list no-such-list\"}", 400));
+    j = api("GET", path, NULL, 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "deny domain undo-edit.test");
+    json_decref(j);
+    json_decref(api("DELETE", path, NULL, 200));
+}
+END_TEST
+
+START_TEST(test_block_unblock_allow)
+{
+    static const struct {
+        const char *domain;
+        const char *text;
+    } ok[] = {
+        {"Ads.Example.TEST.", "deny domain ads.example.test"},
+        {"https://user@Tracker.test:8443/pixel?x=1", "deny domain tracker.test"},
+        {"*.wild.test", "deny domain wild.test"},
+    };
+    static const char *const bad[] = {"", "exa mple.test", "a..b", "http://[::1]/", "x;y.test", "a b"};
+    char body[256];
+    json_t *j;
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        json_t *req = json_pack("{s:s}", "domain", ok[i].domain);
+        char *b = json_dumps(req, 0);
+        j = api("POST", "/api/block", b, 201);
+        ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), ok[i].text);
+        ck_assert_int_eq(jint(json_object_get(j, "rule"), "position"), 1);
+        json_decref(j);
+        free(b);
+        json_decref(req);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(body, sizeof(body), "{\"domain\":\"%s\"}", bad[i]);
+        j = api("POST", "/api/block", body, 400);
+        ck_assert_str_eq(jstr(j, "field"), "domain");
+        json_decref(j);
+    }
+    /* a second identical rule: unblock removes both */
+    json_decref(api("POST", "/api/block", "{\"domain\":\"ads.example.test\"}", 201));
+    j = api("POST", "/api/unblock", "{\"domain\":\"ADS.example.test.\"}", 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "deleted")), 2);
+    json_decref(j);
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"ads.example.test\"}", 404));
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"tracker.test\"}", 200));
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"wild.test\"}", 200));
+
+    j = api("POST", "/api/allow", "{\"domain\":\"good.test\"}", 201);
+    ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "allow domain good.test");
+    /* unblock leaves allow rules alone */
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"good.test\"}", 404));
+    char path[64];
+    snprintf(path, sizeof(path), "/api/rules/%d", (int)jint(json_object_get(j, "rule"), "id"));
+    json_decref(j);
+    json_decref(api("DELETE", path, NULL, 200));
+}
+END_TEST
+
+/* ---- policy ---- */
+
+START_TEST(test_policy_put_get_round_trip)
+{
+    const char *policy = "# office policy\n"
+                         "deny domain social.test   # no social\n"
+                         "deny url-regex ^http://[^/]+/ads/\n"
+                         "allow client 10.0.0.0/8\n";
+    struct res *r;
+    json_t *j;
+
+    r = http("PUT", "/api/policy", policy, AUTH_TOKEN, NULL);
+    ck_assert_msg(r->status == 200, "%ld %s", r->status, r->body);
+    j = json_loads(r->body, 0, NULL);
+    ck_assert_int_eq(jint(j, "rules"), 3);
+    json_decref(j);
+    ck_assert_int_eq(rule_count(), 3);
+
+    r = http("GET", "/api/policy", NULL, AUTH_TOKEN, NULL);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_ptr_nonnull(strstr(r->body, "\ndeny domain social.test\n"));
+    ck_assert_ptr_nonnull(strstr(r->body, "\ndeny url-regex ^http://[^/]+/ads/\n"));
+    ck_assert_ptr_nonnull(strstr(r->body, "\nallow client 10.0.0.0/8\n"));
+
+    /* the export imports back to the same rules */
+    char *exported = strdup(r->body);
+    j = api("PUT", "/api/policy", exported, 200);
+    free(exported);
+    ck_assert_int_eq(jint(j, "rules"), 3);
+    json_decref(j);
+    r = http("GET", "/api/policy", NULL, AUTH_TOKEN, NULL);
+    ck_assert_ptr_nonnull(strstr(r->body, "\ndeny domain social.test\n"));
+
+    /* a bad line: 400 naming it, nothing changed */
+    j = api("PUT", "/api/policy", "deny domain ok.test\nallow any\ndeny url-regex (\n", 400);
+    ck_assert_ptr_nonnull(strstr(jstr(j, "error"), "3"));
+    ck_assert_int_eq(jint(j, "line"), 3);
+    json_decref(j);
+    ck_assert_int_eq(rule_count(), 3);
+
+    /* a policy that parses but does not compile (missing list): undone */
+    j = api("PUT", "/api/policy", "deny list not-there\n", 400);
+    ck_assert_ptr_nonnull(strstr(jstr(j, "error"), "not-there"));
+    json_decref(j);
+    ck_assert_int_eq(rule_count(), 3);
+
+    j = api("PUT", "/api/policy", "", 200);
+    ck_assert_int_eq(jint(j, "rules"), 0);
+    json_decref(j);
+    ck_assert_int_eq(rule_count(), 0);
+}
+END_TEST
+
+START_TEST(test_url_test_names_deciding_rule)
+{
+    static const struct {
+        const char *req;
+        const char *action;
+        int rule; /* index into ids, -1 = default */
+        const char *method;
+    } cases[] = {
+        {"{\"url\":\"http://www.blocked.test/x\"}", "deny", 0, "GET"},
+        {"{\"url\":\"https://blocked.test/\"}", "deny", 0, "CONNECT"},
+        {"{\"url\":\"http://other.test/ads/banner.png\"}", "deny", 1, "GET"},
+        {"{\"url\":\"http://other.test/\",\"client\":\"10.1.2.3\"}", "allow", 2, "GET"},
+        {"{\"url\":\"other.test/page\",\"client\":\"192.168.1.1\"}", "allow", -1, "GET"},
+    };
+    int ids[3];
+    json_t *j;
+
+    json_decref(api("PUT", "/api/policy",
+                    "deny domain blocked.test\ndeny url-regex ^http://[^/]+/ads/\n"
+                    "allow client 10.0.0.0/8\n", 200));
+    j = api("GET", "/api/rules", NULL, 200);
+    for (int i = 0; i < 3; i++)
+        ids[i] = (int)jint(json_array_get(json_object_get(j, "rules"), (size_t)i), "id");
+    json_decref(j);
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        j = api("POST", "/api/test", cases[i].req, 200);
+        ck_assert_msg(!strcmp(jstr(j, "action"), cases[i].action), "%s: %s", cases[i].req,
+                      jstr(j, "action"));
+        ck_assert_int_eq(jint(j, "rule_id"), cases[i].rule < 0 ? 0 : ids[cases[i].rule]);
+        ck_assert(strlen(jstr(j, "reason")) > 0);
+        if (cases[i].rule < 0)
+            ck_assert(json_is_null(json_object_get(j, "rule")));
+        else
+            ck_assert_int_eq(jint(json_object_get(j, "rule"), "id"), ids[cases[i].rule]);
+        ck_assert_str_eq(jstr(json_object_get(j, "request"), "method"), cases[i].method);
+        json_decref(j);
+    }
+    json_decref(api("POST", "/api/test", "{\"url\":\"ftp://x.test/\"}", 400));
+    json_decref(api("POST", "/api/test", "{\"url\":\"http://x.test/\",\"client\":\"nope\"}", 400));
+    json_decref(api("PUT", "/api/policy", "", 200));
+}
+END_TEST
+
+/* ---- lists, users ---- */
+
+START_TEST(test_list_import_summary_and_delete_guard)
+{
+    const char *list = "# ads\n0.0.0.0 a.ads.test\n||b.ads.test^\nc.ads.test\nC.ads.test.\n"
+                       "not_a_domain$\n";
+    json_t *j;
+
+    j = api("PUT", "/api/lists/ads", list, 200);
+    ck_assert_str_eq(jstr(j, "name"), "ads");
+    ck_assert_int_eq(jint(j, "added"), 3);
+    ck_assert_int_eq(jint(j, "duplicates"), 1);
+    ck_assert_int_eq(jint(j, "skipped"), 1);
+    ck_assert_int_eq(jint(j, "first_skipped_line"), 6);
+    ck_assert(strlen(jstr(j, "first_skipped_reason")) > 0);
+    json_decref(j);
+
+    j = api("GET", "/api/lists", NULL, 200);
+    json_t *row;
+    size_t i;
+    bool seen = false;
+    json_array_foreach(json_object_get(j, "lists"), i, row)
+        if (!strcmp(jstr(row, "name"), "ads")) {
+            seen = true;
+            ck_assert_int_eq(jint(row, "entries"), 3);
+            ck_assert_int_gt(jint(row, "updated_ms"), 0);
+        }
+    ck_assert(seen);
+    json_decref(j);
+    j = api("GET", "/api/lists/ads", NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "entries")), 3);
+    json_decref(j);
+
+    /* a rule may now use it, and the list cannot go while the rule needs it */
+    int id = add_rule("deny list ads", -1);
+    j = api("POST", "/api/test", "{\"url\":\"http://x.b.ads.test/\"}", 200);
+    ck_assert_int_eq(jint(j, "rule_id"), id);
+    json_decref(j);
+    json_decref(api("DELETE", "/api/lists/ads", NULL, 409));
+    j = api("GET", "/api/lists/ads", NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "entries")), 3);
+    json_decref(j);
+    char path[64];
+    snprintf(path, sizeof(path), "/api/rules/%d", id);
+    json_decref(api("DELETE", path, NULL, 200));
+    j = api("DELETE", "/api/lists/ads", NULL, 200);
+    ck_assert_str_eq(jstr(j, "deleted"), "ads");
+    json_decref(j);
+    json_decref(api("GET", "/api/lists/ads", NULL, 404));
+    json_decref(api("PUT", "/api/lists/..bad", "a.test\n", 400));
+}
+END_TEST
+
+static bool name_in(json_t *arr, const char *name)
+{
+    json_t *v;
+    size_t i;
+
+    json_array_foreach(arr, i, v)
+        if (!strcmp(json_string_value(v), name))
+            return true;
+    return false;
+}
+
+START_TEST(test_users_and_admins)
+{
+    json_t *j;
+
+    j = api("PUT", "/api/users/alice", "{\"password\":\"s3cret\"}", 200);
+    ck_assert_str_eq(jstr(j, "user"), "alice");
+    json_decref(j);
+    j = api("GET", "/api/users", NULL, 200);
+    ck_assert(name_in(json_object_get(j, "users"), "alice"));
+    json_decref(j);
+    json_decref(api("PUT", "/api/users/alice", "{\"password\":\"changed\"}", 200));
+    json_decref(api("PUT", "/api/users/alice", "{}", 400));
+    json_decref(api("PUT", "/api/users/bad%20name", "{\"password\":\"x\"}", 400));
+    j = api("DELETE", "/api/users/alice", NULL, 200);
+    ck_assert_str_eq(jstr(j, "deleted"), "alice");
+    json_decref(j);
+    json_decref(api("DELETE", "/api/users/alice", NULL, 404));
+    j = api("GET", "/api/users", NULL, 200);
+    ck_assert(!name_in(json_object_get(j, "users"), "alice"));
+    json_decref(j);
+
+    json_decref(api("PUT", "/api/admins/bob", "{\"password\":\"short\"}", 400));
+    j = api("PUT", "/api/admins/bob", "{\"password\":\"long-enough-pw\"}", 200);
+    ck_assert_str_eq(jstr(j, "admin"), "bob");
+    json_decref(j);
+    j = api("GET", "/api/admins", NULL, 200);
+    ck_assert(name_in(json_object_get(j, "admins"), "bob"));
+    ck_assert(name_in(json_object_get(j, "admins"), "admin"));
+    json_decref(j);
+    char sid[128], csrf[128];
+    login("bob", "long-enough-pw", sid, sizeof(sid), csrf, sizeof(csrf));
+    json_decref(api("DELETE", "/api/admins/bob", NULL, 200));
+    ck_assert_int_eq(http("POST", "/api/login", "{\"user\":\"bob\",\"password\":\"long-enough-pw\"}",
+                          AUTH_NONE, NULL)->status, 401);
+}
+END_TEST
+
+/* ---- logs, top, series, stats ---- */
+
+static void insert_rows(int64_t now)
+{
+    static const struct {
+        const char *client, *host, *path;
+        int status, decision, rule;
+    } rows[] = {
+        {"10.9.0.1", "logs-a.test", "/index.html", 200, STORE_ALLOW, 0},
+        {"10.9.0.1", "logs-a.test", "/img.png", 404, STORE_ALLOW, 0},
+        {"10.9.0.2", "logs-b.test", "/<script>alert(1)</script>", 403, STORE_DENY, 7},
+        {"10.9.0.2", "logs-b.test", "/second", 403, STORE_DENY, 7},
+        {"10.9.0.3", "logs-c.test", "/needle-path", 407, STORE_AUTH, 8},
+    };
+    struct store_log_opts o = {.db_path = db_path, .producers = 1, .queue_capacity = 64,
+                               .flush_interval_ms = 10};
+    char err[256];
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+
+    ck_assert_msg(log != NULL, "%s", err);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct store_access a;
+        memset(&a, 0, sizeof(a));
+        a.time_ms = now - 60000 + (int64_t)i;
+        a.duration_ms = 5;
+        a.status = (uint16_t)rows[i].status;
+        a.port = 80;
+        a.bytes_up = 10;
+        a.bytes_down = 100;
+        a.rule_id = rows[i].rule;
+        a.decision = (uint8_t)rows[i].decision;
+        snprintf(a.client, sizeof(a.client), "%s", rows[i].client);
+        snprintf(a.method, sizeof(a.method), "GET");
+        snprintf(a.scheme, sizeof(a.scheme), "http");
+        snprintf(a.host, sizeof(a.host), "%s", rows[i].host);
+        snprintf(a.path, sizeof(a.path), "%s", rows[i].path);
+        ck_assert(store_log_push(log, 0, &a));
+    }
+    store_log_stop(log);
+}
+
+static size_t log_count(const char *query)
+{
+    char path[512];
+    json_t *j;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/api/logs?%s", query);
+    j = api("GET", path, NULL, 200);
+    n = json_array_size(json_object_get(j, "rows"));
+    json_decref(j);
+    return n;
+}
+
+START_TEST(test_logs_search_filters_paging_and_escaping)
+{
+    static const struct {
+        const char *query;
+        size_t rows;
+    } cases[] = {
+        {"host=logs-", 5},
+        {"host=logs-a", 2},
+        {"client=10.9.0.2", 2},
+        {"client=10.9.0.2&decision=deny", 2},
+        {"host=logs-&decision=allow", 2},
+        {"host=logs-&decision=auth", 1},
+        {"host=logs-&status=404", 1},
+        {"q=needle", 1},
+        {"client=10.9.0.99", 0},
+    };
+    int64_t now = (int64_t)time(NULL) * 1000;
+    char q[256];
+    json_t *j;
+
+    insert_rows(now);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_msg(log_count(cases[i].query) == cases[i].rows, "%s: %zu rows", cases[i].query,
+                      log_count(cases[i].query));
+    snprintf(q, sizeof(q), "host=logs-&since=%lld&until=%lld", (long long)(now - 60000 + 2),
+             (long long)(now - 60000 + 4));
+    ck_assert_uint_eq(log_count(q), 2);
+    json_decref(api("GET", "/api/logs?decision=maybe", NULL, 400));
+    json_decref(api("GET", "/api/logs?limit=abc", NULL, 400));
+
+    /* paging: newest first, two at a time */
+    j = api("GET", "/api/logs?host=logs-&limit=2", NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "rows")), 2);
+    json_int_t next = jint(j, "next_before");
+    json_int_t newest = jint(json_array_get(json_object_get(j, "rows"), 0), "id");
+    json_decref(j);
+    snprintf(q, sizeof(q), "/api/logs?host=logs-&limit=10&before=%lld", (long long)next);
+    j = api("GET", q, NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "rows")), 3);
+    ck_assert(json_is_null(json_object_get(j, "next_before")));
+    json_decref(j);
+    snprintf(q, sizeof(q), "/api/logs?host=logs-&after=%lld", (long long)(newest - 2));
+    j = api("GET", q, NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "rows")), 2);
+    json_decref(j);
+
+    /* an attacker-chosen path stays data: escaped in the raw JSON, exact once parsed */
+    struct res *r = http("GET", "/api/logs?host=logs-b&q=script", NULL, AUTH_TOKEN, NULL);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_ptr_null(strstr(r->body, "<script>"));
+    ck_assert_ptr_null(strstr(r->body, "</script>"));
+    j = json_loads(r->body, 0, NULL);
+    json_t *row = json_array_get(json_object_get(j, "rows"), 0);
+    ck_assert_str_eq(jstr(row, "path"), "/<script>alert(1)</script>");
+    ck_assert_str_eq(jstr(row, "decision"), "deny");
+    ck_assert_int_eq(jint(row, "rule_id"), 7);
+    ck_assert_str_eq(jstr(row, "client"), "10.9.0.2");
+    ck_assert_int_eq(jint(row, "bytes_down"), 100);
+    json_decref(j);
+
+    /* top, series, stats over the same rows */
+    j = api("GET", "/api/top?kind=blocked&limit=50", NULL, 200);
+    ck_assert_str_eq(jstr(j, "kind"), "blocked");
+    json_t *t;
+    size_t i;
+    bool seen = false;
+    json_array_foreach(json_object_get(j, "rows"), i, t)
+        if (!strcmp(jstr(t, "key"), "logs-b.test")) {
+            seen = true;
+            ck_assert_int_eq(jint(t, "requests"), 2);
+        }
+    ck_assert(seen);
+    json_decref(j);
+    j = api("GET", "/api/top?kind=clients&limit=1000", NULL, 200);
+    ck_assert_int_ge(json_array_size(json_object_get(j, "rows")), 3);
+    json_decref(j);
+    json_decref(api("GET", "/api/top?kind=nonsense", NULL, 400));
+
+    snprintf(q, sizeof(q), "/api/series?since=%lld&until=%lld&bucket=60000",
+             (long long)(now - 120000), (long long)(now + 60000));
+    j = api("GET", q, NULL, 200);
+    json_int_t req = 0, blocked = 0;
+    json_array_foreach(json_object_get(j, "points"), i, t) {
+        req += jint(t, "requests");
+        blocked += jint(t, "blocked");
+        ck_assert(json_is_integer(json_object_get(t, "t")));
+    }
+    ck_assert_int_ge(req, 5);
+    ck_assert_int_ge(blocked, 2);
+    json_decref(j);
+    json_decref(api("GET", "/api/series?since=0&until=999999999999&bucket=1000", NULL, 400));
+
+    j = api("GET", "/api/stats", NULL, 200);
+    json_t *p = json_object_get(j, "proxy");
+    ck_assert_int_eq(jint(p, "requests_total"), 1234);
+    ck_assert_int_eq(jint(p, "requests_denied"), 56);
+    ck_assert_int_eq(jint(p, "workers"), 3);
+    ck_assert_int_eq(jint(json_object_get(p, "log"), "written"), 77);
+    ck_assert_int_ge(jint(json_object_get(j, "totals"), "requests"), 5);
+    ck_assert_int_ge(jint(json_object_get(j, "totals"), "blocked"), 2);
+    ck_assert_int_ge(jint(json_object_get(j, "totals"), "clients"), 3);
+    json_decref(j);
+}
+END_TEST
+
+/* ---- audit, settings, PAC, health, reload ---- */
+
+START_TEST(test_audit_rows_appear)
+{
+    int id = add_rule("deny domain audited.test", 0);
+    char path[64];
+    json_t *j, *row;
+    size_t i;
+    bool seen = false;
+
+    snprintf(path, sizeof(path), "/api/rules/%d", id);
+    json_decref(api("DELETE", path, NULL, 200));
+    j = api("GET", "/api/audit?limit=20", NULL, 200);
+    json_array_foreach(json_object_get(j, "rows"), i, row) {
+        ck_assert_int_gt(jint(row, "time_ms"), 0);
+        if (!strcmp(jstr(row, "actor"), "token") && strstr(jstr(row, "detail"), "audited.test"))
+            seen = true;
+        jstr(row, "action");
+    }
+    ck_assert(seen);
+    json_decref(j);
+    j = api("GET", "/api/audit?limit=1", NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "rows")), 1);
+    ck_assert(json_is_integer(json_object_get(j, "next_before")));
+    json_decref(j);
+}
+END_TEST
+
+static void pac_for(char *out, size_t outlen, const char *proxy)
+{
+    snprintf(out, outlen,
+             "function FindProxyForURL(url, host) {\n"
+             "    if (isPlainHostName(host) || host == \"localhost\" || "
+             "shExpMatch(host, \"127.*\"))\n"
+             "        return \"DIRECT\";\n"
+             "    return \"PROXY %s\";\n"
+             "}\n",
+             proxy);
+}
+
+START_TEST(test_proxy_pac_and_settings)
+{
+    char expect[512], ctype[128];
+    struct res *r;
+    json_t *j;
+
+    r = http("GET", "/proxy.pac", NULL, AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_str_eq(header(r, "Content-Type", ctype, sizeof(ctype)),
+                     "application/x-ns-proxy-autoconfig");
+    pac_for(expect, sizeof(expect), "proxy.test:3128");
+    ck_assert_str_eq(r->body, expect);
+
+    j = api("PUT", "/api/settings", "{\"pac_proxy\":\"gw.test:8080\"}", 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "settings"), "pac_proxy"), "gw.test:8080");
+    json_decref(j);
+    r = http("GET", "/proxy.pac", NULL, AUTH_NONE, NULL);
+    pac_for(expect, sizeof(expect), "gw.test:8080");
+    ck_assert_str_eq(r->body, expect);
+
+    j = api("PUT", "/api/settings", "{\"pac_proxy\":\"x\\\";alert(1)//:1\"}", 400);
+    ck_assert_str_eq(jstr(j, "field"), "pac_proxy");
+    json_decref(j);
+    json_decref(api("PUT", "/api/settings", "{\"no_such_key\":\"1\"}", 400));
+    j = api("GET", "/api/settings", NULL, 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "settings"), "pac_proxy"), "gw.test:8080");
+    json_decref(j);
+    json_decref(api("PUT", "/api/settings", "{\"pac_proxy\":null}", 200));
+    r = http("GET", "/proxy.pac", NULL, AUTH_NONE, NULL);
+    pac_for(expect, sizeof(expect), "proxy.test:3128");
+    ck_assert_str_eq(r->body, expect);
+}
+END_TEST
+
+START_TEST(test_health_and_reload)
+{
+    struct res *r = http("GET", "/api/health", NULL, AUTH_NONE, NULL);
+    json_t *j;
+
+    ck_assert_int_eq(r->status, 200);
+    j = json_loads(r->body, 0, NULL);
+    ck_assert(json_is_true(json_object_get(j, "ok")));
+    ck_assert(json_is_true(json_object_get(j, "db_ok")));
+    ck_assert_str_eq(jstr(j, "version"), PX_VERSION);
+    json_decref(j);
+    j = api("POST", "/api/reload", NULL, 200);
+    json_int_t g1 = jint(j, "generation");
+    json_decref(j);
+    j = api("POST", "/api/reload", NULL, 200);
+    ck_assert_int_gt(jint(j, "generation"), g1);
+    json_decref(j);
+    json_decref(api("GET", "/api/reload", NULL, 405));
+    json_decref(api("GET", "/api/nonsense", NULL, 404));
+}
+END_TEST
+
+START_TEST(test_bodies_are_bounded)
+{
+    size_t big = (1u << 20) + 100;
+    char *body = malloc(big);
+
+    memset(body, ' ', big);
+    body[0] = '{';
+    body[big - 1] = '}';
+    struct res *r = http_raw("POST", "/api/rules", body, big, AUTH_TOKEN, NULL, false);
+    ck_assert_int_eq(r->status, 413);
+    /* imports may be larger */
+    memset(body, '\n', big);
+    memcpy(body, "a.big.test", 10);
+    r = http_raw("PUT", "/api/lists/big", body, big, AUTH_TOKEN, NULL, false);
+    ck_assert_int_eq(r->status, 200);
+    free(body);
+    json_decref(api("DELETE", "/api/lists/big", NULL, 200));
+}
+END_TEST
+
+/* ---- static files and headers ---- */
+
+START_TEST(test_static_files_and_traversal)
+{
+    static const struct {
+        const char *path;
+        long status;
+        const char *ctype;
+        enum auth auth;
+    } cases[] = {
+        {"/static/app.css", 200, "text/css; charset=utf-8", AUTH_NONE},
+        {"/static/common.js", 200, "text/javascript; charset=utf-8", AUTH_NONE},
+        {"/login", 200, "text/html; charset=utf-8", AUTH_NONE},
+        {"/", 303, NULL, AUTH_NONE},
+        {"/policy", 303, NULL, AUTH_NONE},
+        {"/", 200, "text/html; charset=utf-8", AUTH_TOKEN},
+        {"/log", 200, "text/html; charset=utf-8", AUTH_TOKEN},
+        {"/static/../wa.h", 404, NULL, AUTH_TOKEN},
+        {"/static/%2e%2e/wa.h", 404, NULL, AUTH_TOKEN},
+        {"/static/%2e%2e%2fwa.h", 404, NULL, AUTH_TOKEN},
+        {"/static/..%2fwa.h", 404, NULL, AUTH_TOKEN},
+        {"/static/../../CMakeLists.txt", 404, NULL, AUTH_TOKEN},
+        {"/static/", 404, NULL, AUTH_TOKEN},
+        {"/static/nope.js", 404, NULL, AUTH_TOKEN},
+        {"/wa.h", 404, NULL, AUTH_TOKEN},
+        {"/static/%00app.css", 404, NULL, AUTH_TOKEN},
+    };
+    char ctype[128], loc[128];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct res *r = http_raw("GET", cases[i].path, NULL, 0, cases[i].auth, NULL, true);
+        ck_assert_msg(r->status == cases[i].status, "%s: %ld", cases[i].path, r->status);
+        if (cases[i].ctype)
+            ck_assert_str_eq(header(r, "Content-Type", ctype, sizeof(ctype)), cases[i].ctype);
+        if (r->status == 303)
+            ck_assert_str_eq(header(r, "Location", loc, sizeof(loc)), "/login");
+        if (r->status == 404)
+            ck_assert_ptr_null(strstr(r->body, "PX_WA_H"));
+    }
+}
+END_TEST
+
+START_TEST(test_security_headers_on_every_response)
+{
+    static const struct {
+        const char *method, *path;
+        enum auth auth;
+        bool api;
+    } cases[] = {
+        {"GET", "/api/rules", AUTH_TOKEN, true},    {"GET", "/api/rules", AUTH_NONE, true},
+        {"GET", "/api/health", AUTH_NONE, true},    {"POST", "/api/rules", AUTH_TOKEN, true},
+        {"GET", "/static/app.css", AUTH_NONE, false}, {"GET", "/login", AUTH_NONE, false},
+        {"GET", "/nothing", AUTH_NONE, false},      {"GET", "/proxy.pac", AUTH_NONE, false},
+        {"GET", "/", AUTH_NONE, false},
+    };
+    char v[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct res *r = http(cases[i].method, cases[i].path, NULL, cases[i].auth, NULL);
+        ck_assert_msg(header(r, "Content-Security-Policy", v, sizeof(v)), "%s", cases[i].path);
+        ck_assert_str_eq(v, CSP);
+        ck_assert_str_eq(header(r, "X-Content-Type-Options", v, sizeof(v)), "nosniff");
+        ck_assert_str_eq(header(r, "Referrer-Policy", v, sizeof(v)), "no-referrer");
+        if (cases[i].api)
+            ck_assert_str_eq(header(r, "Cache-Control", v, sizeof(v)), "no-store");
+    }
+}
+END_TEST
+
+/* ---- start-up ---- */
+
+START_TEST(test_non_loopback_listen_refused)
+{
+    static const struct {
+        const char *listen;
+        const char *err;
+    } cases[] = {
+        {"0.0.0.0:0", "admin listen address 0.0.0.0:0 is not loopback; set allow_remote "
+                      "(--admin-allow-remote) to expose it without TLS"},
+        {"192.0.2.1:8080", "admin listen address 192.0.2.1:8080 is not loopback; set allow_remote "
+                           "(--admin-allow-remote) to expose it without TLS"},
+        {"[::]:0", "admin listen address [::]:0 is not loopback; set allow_remote "
+                   "(--admin-allow-remote) to expose it without TLS"},
+        {"localhost:80", "admin listen address localhost:80: expected IP:PORT or [IPv6]:PORT"},
+        {"127.0.0.1", "admin listen address 127.0.0.1: expected IP:PORT or [IPv6]:PORT"},
+        {"127.0.0.1:99999", "admin listen address 127.0.0.1:99999: expected IP:PORT or "
+                            "[IPv6]:PORT"},
+    };
+    char dir[] = "/tmp/wa_start.XXXXXX", db[128], err[256], pw[64];
+    struct wa_options o;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/proxyd.db", dir);
+    memset(&o, 0, sizeof(o));
+    o.data_dir = dir;
+    o.db_path = db;
+    o.static_dir = PX_TEST_STATIC_DIR;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        o.listen = cases[i].listen;
+        ck_assert_ptr_null(wa_start(&o, pw, err, sizeof(err)));
+        ck_assert_str_eq(err, cases[i].err);
+        ck_assert_str_eq(pw, "");
+    }
+    /* nothing was created by the refusals; a loopback start then creates the admin */
+    ck_assert_int_eq(access(db, F_OK), -1);
+    o.listen = "127.0.0.1:0";
+    struct wa_server *s = wa_start(&o, pw, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(strlen(pw), 16);
+    ck_assert_int_eq(strcspn(pw, "0O1lI"), 16);
+    wa_stop(s);
+    s = wa_start(&o, pw, err, sizeof(err)); /* second run: no new password */
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_str_eq(pw, "");
+    wa_stop(s);
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
+static Suite *wa_suite(void)
+{
+    Suite *s = suite_create("wa_api");
+    TCase *api_tc = tcase_create("api");
+    TCase *throttle = tcase_create("throttle");
+    TCase *start = tcase_create("start");
+
+    tcase_add_unchecked_fixture(api_tc, server_up, server_down);
+    tcase_set_timeout(api_tc, 60);
+    tcase_add_test(api_tc, test_no_credentials_is_401);
+    tcase_add_test(api_tc, test_bearer_token_works_and_wrong_token_is_401);
+    tcase_add_test(api_tc, test_login_sets_strict_httponly_cookie);
+    tcase_add_test(api_tc, test_wrong_password_is_401);
+    tcase_add_test(api_tc, test_state_change_with_session_needs_csrf);
+    tcase_add_test(api_tc, test_rules_crud_move_and_positions);
+    tcase_add_test(api_tc, test_bad_rule_is_400_with_acl_message);
+    tcase_add_test(api_tc, test_rule_naming_missing_list_is_400_and_undone);
+    tcase_add_test(api_tc, test_block_unblock_allow);
+    tcase_add_test(api_tc, test_policy_put_get_round_trip);
+    tcase_add_test(api_tc, test_url_test_names_deciding_rule);
+    tcase_add_test(api_tc, test_list_import_summary_and_delete_guard);
+    tcase_add_test(api_tc, test_users_and_admins);
+    tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);
+    tcase_add_test(api_tc, test_audit_rows_appear);
+    tcase_add_test(api_tc, test_proxy_pac_and_settings);
+    tcase_add_test(api_tc, test_health_and_reload);
+    tcase_add_test(api_tc, test_bodies_are_bounded);
+    tcase_add_test(api_tc, test_static_files_and_traversal);
+    tcase_add_test(api_tc, test_security_headers_on_every_response);
+    suite_add_tcase(s, api_tc);
+
+    tcase_add_unchecked_fixture(throttle, server_up, server_down);
+    tcase_set_timeout(throttle, 60);
+    tcase_add_test(throttle, test_login_throttled_after_5_failures);
+    suite_add_tcase(s, throttle);
+
+    tcase_set_timeout(start, 60);
+    tcase_add_test(start, test_non_loopback_listen_refused);
+    suite_add_tcase(s, start);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    sr = srunner_create(wa_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
