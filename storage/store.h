@@ -108,7 +108,7 @@ int store_rule_add(struct store *st, const char *text, const char *comment, int 
 int store_rule_update(struct store *st, int id, const char *text, const char *comment, int enabled,
                       const char *actor, char *err, size_t errlen);
 int store_rule_delete(struct store *st, int id, const char *actor, char *err, size_t errlen);
-/* Moves rule id before before_id (0: to the end). */
+/* Moves rule id before before_id (0: to the end; -1: to the top). */
 int store_rule_move(struct store *st, int id, int before_id, const char *actor, char *err,
                     size_t errlen);
 /* Replaces all rules at once, in one transaction (policy import). */
@@ -194,6 +194,9 @@ struct store_series_point {
     int64_t blocked;
     int64_t bytes;
 };
+/* One point per bucket_ms bucket from since to until, empty buckets included (zeros);
+ * buckets align to multiples of bucket_ms since the epoch. An open bound (0) becomes the
+ * oldest/newest row's time. At most 100,000 points, else -1. "blocked" = decision deny. */
 int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
                  struct store_series_point **points, size_t *n, char *err, size_t errlen);
 

@@ -529,7 +529,9 @@ fail:
 
 static int cmp_str(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+
+    return strcmp(x ? x : "", y ? y : "");
 }
 
 int store_list_replace(struct store *st, const char *name, const char *const *domains, size_t n,
@@ -547,8 +549,10 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
     sorted = malloc((n ? n : 1) * sizeof(*sorted));
     if (!sorted)
         return store_errf(err, errlen, "list %s: out of memory", name);
-    memcpy(sorted, domains, n * sizeof(*sorted));
-    qsort(sorted, n, sizeof(*sorted), cmp_str);
+    if (n) {
+        memcpy(sorted, domains, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), cmp_str);
+    }
     if (store_begin(st, err, errlen) < 0) {
         free(sorted);
         return -1;

@@ -207,33 +207,182 @@ fail:
     return -1;
 }
 
-/* Open bounds (0) become the widest range. */
-static void range(int64_t since_ms, int64_t until_ms, int64_t *lo, int64_t *hi)
+/* ---- Aggregates over a time range ----
+ *
+ * top, series and totals read the rows of the range once and aggregate in C: SQLite's
+ * GROUP BY and count(DISTINCT) sort through a temporary b-tree, which costs about five
+ * times the scan itself over a million rows (docs/storage.md has the figures). */
+
+/* Open bounds (0) become the oldest and newest times in the log; *lo == *hi when empty.
+ * *wide says the range holds most of the log, so a plain scan beats the time index (each
+ * index hit costs a second b-tree lookup into the table, about 3.5 times a scanned row). */
+static int resolve_range(struct store *st, int64_t since_ms, int64_t until_ms, int64_t *lo,
+                         int64_t *hi, bool *wide, char *err, size_t errlen)
 {
-    *lo = since_ms > 0 ? since_ms : INT64_MIN;
-    *hi = until_ms > 0 ? until_ms : INT64_MAX;
+    sqlite3_stmt *s;
+    int64_t oldest = 0, newest = -1;
+    int rc;
+
+    /* Two subqueries, so each min/max is one probe of the time index. */
+    if (store_prepare(st,
+                      "SELECT (SELECT min(time_ms) FROM access_log),"
+                      " (SELECT max(time_ms) FROM access_log)",
+                      &s, err, errlen) < 0)
+        return -1;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        oldest = sqlite3_column_int64(s, 0);
+        newest = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return store_sql_err(st, err, errlen, "time range");
+    *lo = since_ms > 0 ? since_ms : oldest;
+    *hi = until_ms > 0 ? until_ms : newest + 1;
+    if (*hi < *lo)
+        *hi = *lo;
+    {
+        int64_t a = *lo > oldest ? *lo : oldest, b = *hi < newest + 1 ? *hi : newest + 1;
+        double all = (double)(newest + 1 - oldest), part = b > a ? (double)(b - a) : 0;
+
+        *wide = all > 0 && part / all > 0.25;
+    }
+    return 0;
+}
+
+/* Runs "SELECT <cols> FROM access_log WHERE [<filter> AND] time in [lo, hi)" and hands each
+ * row to fn. cols and filter are constants from this file. */
+static int scan_range(struct store *st, const char *cols, const char *filter, int64_t lo,
+                      int64_t hi, bool wide, void (*fn)(sqlite3_stmt *, void *), void *arg,
+                      char *err, size_t errlen)
+{
+    char sql[512];
+    sqlite3_stmt *s;
+    int rc;
+
+    snprintf(sql, sizeof(sql), "SELECT %s FROM access_log WHERE %s%s%s >= ?1 AND %s < ?2", cols,
+             filter ? filter : "", filter ? " AND " : "", wide ? "+time_ms" : "time_ms",
+             wide ? "+time_ms" : "time_ms");
+    if (store_prepare(st, sql, &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, lo);
+    sqlite3_bind_int64(s, 2, hi);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(s, arg);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, err, errlen, "scan");
+    return 0;
+}
+
+/* Open-addressing hash of keys (host or client) to counts. */
+struct agg_slot {
+    char *key; /* owned, NUL-terminated; NULL = free */
+    uint64_t hash;
+    int64_t requests;
+    int64_t bytes;
+};
+
+struct agg {
+    struct agg_slot *slots; /* owned, cap entries */
+    size_t cap, used;
+    bool oom;
+};
+
+static uint64_t hash_bytes(const unsigned char *p, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static bool agg_grow(struct agg *a)
+{
+    size_t cap = a->cap ? a->cap * 2 : 1024;
+    struct agg_slot *slots = calloc(cap, sizeof(*slots));
+
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < a->cap; i++) {
+        size_t j;
+
+        if (!a->slots[i].key)
+            continue;
+        for (j = a->slots[i].hash & (cap - 1); slots[j].key; j = (j + 1) & (cap - 1))
+            ;
+        slots[j] = a->slots[i];
+    }
+    free(a->slots);
+    a->slots = slots;
+    a->cap = cap;
+    return true;
+}
+
+/* Adds one row for key (column col of s). */
+static void agg_add(struct agg *a, sqlite3_stmt *s, int col, int64_t bytes)
+{
+    const unsigned char *key = sqlite3_column_text(s, col);
+    size_t len = (size_t)sqlite3_column_bytes(s, col), i;
+    uint64_t h;
+
+    if (!key || a->oom)
+        return;
+    if ((a->used + 1) * 2 > a->cap && !agg_grow(a)) {
+        a->oom = true;
+        return;
+    }
+    h = hash_bytes(key, len);
+    for (i = h & (a->cap - 1); a->slots[i].key; i = (i + 1) & (a->cap - 1)) {
+        if (a->slots[i].hash == h && strncmp(a->slots[i].key, (const char *)key, len) == 0 &&
+            a->slots[i].key[len] == '\0') {
+            a->slots[i].requests++;
+            a->slots[i].bytes += bytes;
+            return;
+        }
+    }
+    a->slots[i].key = strndup((const char *)key, len);
+    if (!a->slots[i].key) {
+        a->oom = true;
+        return;
+    }
+    a->slots[i].hash = h;
+    a->slots[i].requests = 1;
+    a->slots[i].bytes = bytes;
+    a->used++;
+}
+
+static void agg_free(struct agg *a)
+{
+    for (size_t i = 0; i < a->cap; i++)
+        free(a->slots[i].key);
+    free(a->slots);
+}
+
+static void top_row(sqlite3_stmt *s, void *arg)
+{
+    agg_add(arg, s, 0, sqlite3_column_int64(s, 1));
+}
+
+/* Most requests first; ties by key so the answer is stable. */
+static int cmp_top(const void *pa, const void *pb)
+{
+    const struct agg_slot *a = pa, *b = pb;
+
+    if (a->requests != b->requests)
+        return a->requests > b->requests ? -1 : 1;
+    return strcmp(a->key, b->key);
 }
 
 int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int64_t until_ms,
               size_t limit, struct store_top_row **rows, size_t *n, char *err, size_t errlen)
 {
-    /* Blocked hosts come through the (decision, time_ms) index: only denied rows are read. */
-    static const char *const sql[STORE_TOP_COUNT] = {
-        [STORE_TOP_HOSTS] = "SELECT host, count(*) AS c, sum(bytes_up + bytes_down)"
-                            " FROM access_log WHERE time_ms >= ? AND time_ms < ?"
-                            " GROUP BY host ORDER BY c DESC, host LIMIT ?",
-        [STORE_TOP_CLIENTS] = "SELECT client, count(*) AS c, sum(bytes_up + bytes_down)"
-                              " FROM access_log WHERE time_ms >= ? AND time_ms < ?"
-                              " GROUP BY client ORDER BY c DESC, client LIMIT ?",
-        [STORE_TOP_BLOCKED] = "SELECT host, count(*) AS c, sum(bytes_up + bytes_down)"
-                              " FROM access_log WHERE decision = 1 AND time_ms >= ?"
-                              " AND time_ms < ? GROUP BY host ORDER BY c DESC, host LIMIT ?",
-    };
-    sqlite3_stmt *s;
+    struct agg a = {0};
     struct store_top_row *v;
     int64_t lo, hi;
+    bool wide;
     size_t len = 0;
-    int rc;
 
     *rows = NULL;
     *n = 0;
@@ -241,140 +390,140 @@ int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int6
         return store_errf(err, errlen, "top: bad kind %d", (int)kind);
     if (limit == 0 || limit > TOP_MAX_LIMIT)
         limit = limit ? TOP_MAX_LIMIT : 10;
-    v = calloc(limit, sizeof(*v));
-    if (!v)
-        return store_errf(err, errlen, "top: out of memory");
-    if (store_prepare(st, sql[kind], &s, err, errlen) < 0) {
-        free(v);
+    if (resolve_range(st, since_ms, until_ms, &lo, &hi, &wide, err, errlen) < 0)
         return -1;
+    /* Blocked hosts come through the (decision, time_ms) index: only denied rows are read,
+     * whatever the range. */
+    if (scan_range(st,
+                   kind == STORE_TOP_CLIENTS ? "client, bytes_up + bytes_down"
+                                             : "host, bytes_up + bytes_down",
+                   kind == STORE_TOP_BLOCKED ? "decision = 1" : NULL, lo, hi,
+                   kind == STORE_TOP_BLOCKED ? false : wide, top_row, &a, err, errlen) < 0)
+        goto fail;
+    if (a.oom) {
+        store_errf(err, errlen, "top: out of memory");
+        goto fail;
     }
-    range(since_ms, until_ms, &lo, &hi);
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
-    sqlite3_bind_int64(s, 3, (int64_t)limit);
-    while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        COPY_COL(v[len].key, s, 0);
-        v[len].requests = sqlite3_column_int64(s, 1);
-        v[len].bytes = sqlite3_column_int64(s, 2);
-        len++;
+    /* Compact the used slots to the front, then sort only those. */
+    for (size_t i = 0; i < a.cap; i++)
+        if (a.slots[i].key)
+            a.slots[len++] = a.slots[i];
+    for (size_t i = len; i < a.cap; i++)
+        a.slots[i].key = NULL;
+    if (len > 1)
+        qsort(a.slots, len, sizeof(*a.slots), cmp_top);
+    if (len > limit)
+        len = limit;
+    v = calloc(len ? len : 1, sizeof(*v));
+    if (!v) {
+        store_errf(err, errlen, "top: out of memory");
+        goto fail;
     }
-    sqlite3_finalize(s);
-    if (len < limit && rc != SQLITE_DONE) {
-        free(v);
-        return store_sql_err(st, err, errlen, "top");
+    for (size_t i = 0; i < len; i++) {
+        snprintf(v[i].key, sizeof(v[i].key), "%s", a.slots[i].key);
+        v[i].requests = a.slots[i].requests;
+        v[i].bytes = a.slots[i].bytes;
     }
+    agg_free(&a);
     *rows = v;
     *n = len;
     return 0;
+fail:
+    agg_free(&a);
+    return -1;
+}
+
+struct series_acc {
+    struct store_series_point *v;
+    size_t len;
+    int64_t first; /* bucket number of v[0] */
+    int64_t bucket_ms;
+};
+
+static void series_row(sqlite3_stmt *s, void *arg)
+{
+    struct series_acc *acc = arg;
+    int64_t b = sqlite3_column_int64(s, 0) / acc->bucket_ms - acc->first;
+    struct store_series_point *pt;
+
+    if (b < 0 || b >= (int64_t)acc->len)
+        return;
+    pt = &acc->v[b];
+    pt->requests++;
+    pt->blocked += sqlite3_column_int(s, 1) == STORE_DENY;
+    pt->bytes += sqlite3_column_int64(s, 2);
 }
 
 int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
                  struct store_series_point **points, size_t *n, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
-    struct store_series_point *v = NULL;
-    size_t len = 0, cap = 0;
-    bool fill = since_ms > 0 && until_ms > since_ms;
-    int64_t lo, hi, first = 0;
-    int rc;
+    struct series_acc acc = {.bucket_ms = bucket_ms};
+    int64_t lo, hi, last;
+    bool wide;
 
     *points = NULL;
     *n = 0;
     if (bucket_ms <= 0)
         return store_errf(err, errlen, "series: bucket must be positive");
-    range(since_ms, until_ms, &lo, &hi);
-    /* A bounded range gets every bucket, empty ones as zeros, so a chart needs no gap
-     * logic; buckets align to multiples of bucket_ms since the epoch. */
-    if (fill) {
-        first = since_ms / bucket_ms;
-        cap = (size_t)((until_ms - 1) / bucket_ms - first + 1);
-        if (cap > SERIES_MAX_POINTS)
-            return store_errf(err, errlen, "series: more than %d buckets", SERIES_MAX_POINTS);
-        v = calloc(cap, sizeof(*v));
-        if (!v)
-            return store_errf(err, errlen, "series: out of memory");
-        for (size_t i = 0; i < cap; i++)
-            v[i].bucket_ms = (first + (int64_t)i) * bucket_ms;
-        len = cap;
-    }
-    if (store_prepare(st,
-                      "SELECT time_ms / ?3 AS b, count(*), sum(decision = 1),"
-                      " sum(bytes_up + bytes_down) FROM access_log"
-                      " WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY b ORDER BY b",
-                      &s, err, errlen) < 0) {
-        free(v);
+    if (resolve_range(st, since_ms, until_ms, &lo, &hi, &wide, err, errlen) < 0)
+        return -1;
+    if (hi <= lo)
+        return 0;
+    acc.first = lo / bucket_ms;
+    last = (hi - 1) / bucket_ms;
+    if (last - acc.first + 1 > SERIES_MAX_POINTS)
+        return store_errf(err, errlen, "series: more than %d buckets", SERIES_MAX_POINTS);
+    acc.len = (size_t)(last - acc.first + 1);
+    acc.v = calloc(acc.len, sizeof(*acc.v));
+    if (!acc.v)
+        return store_errf(err, errlen, "series: out of memory");
+    for (size_t i = 0; i < acc.len; i++)
+        acc.v[i].bucket_ms = (acc.first + (int64_t)i) * bucket_ms;
+    if (scan_range(st, "time_ms, decision, bytes_up + bytes_down", NULL, lo, hi, wide,
+                   series_row, &acc, err, errlen) < 0) {
+        free(acc.v);
         return -1;
     }
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
-    sqlite3_bind_int64(s, 3, bucket_ms);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(s, 0);
-        struct store_series_point *pt;
-
-        if (fill) {
-            if (b < first || b - first >= (int64_t)len)
-                continue;
-            pt = &v[b - first];
-        } else {
-            if (len == cap) {
-                struct store_series_point *nv;
-
-                cap = cap ? cap * 2 : 64;
-                nv = realloc(v, cap * sizeof(*v));
-                if (!nv) {
-                    sqlite3_finalize(s);
-                    free(v);
-                    return store_errf(err, errlen, "series: out of memory");
-                }
-                v = nv;
-            }
-            pt = &v[len++];
-            pt->bucket_ms = b * bucket_ms;
-        }
-        pt->requests = sqlite3_column_int64(s, 1);
-        pt->blocked = sqlite3_column_int64(s, 2);
-        pt->bytes = sqlite3_column_int64(s, 3);
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        free(v);
-        return store_sql_err(st, err, errlen, "series");
-    }
-    *points = v;
-    *n = len;
+    *points = acc.v;
+    *n = acc.len;
     return 0;
+}
+
+struct totals_acc {
+    struct store_totals *t;
+    struct agg clients, hosts;
+};
+
+static void totals_row(sqlite3_stmt *s, void *arg)
+{
+    struct totals_acc *acc = arg;
+
+    acc->t->requests++;
+    acc->t->blocked += sqlite3_column_int(s, 2) == STORE_DENY;
+    acc->t->bytes_up += sqlite3_column_int64(s, 3);
+    acc->t->bytes_down += sqlite3_column_int64(s, 4);
+    agg_add(&acc->clients, s, 0, 0);
+    agg_add(&acc->hosts, s, 1, 0);
 }
 
 int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct store_totals *out,
                  char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct totals_acc acc = {.t = out};
     int64_t lo, hi;
+    bool wide;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if (store_prepare(st,
-                      "SELECT count(*), coalesce(sum(decision = 1), 0), coalesce(sum(bytes_up), 0),"
-                      " coalesce(sum(bytes_down), 0),"
-                      " count(DISTINCT client), count(DISTINCT host) FROM access_log"
-                      " WHERE time_ms >= ? AND time_ms < ?",
-                      &s, err, errlen) < 0)
+    if (resolve_range(st, since_ms, until_ms, &lo, &hi, &wide, err, errlen) < 0)
         return -1;
-    range(since_ms, until_ms, &lo, &hi);
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        out->requests = sqlite3_column_int64(s, 0);
-        out->blocked = sqlite3_column_int64(s, 1);
-        out->bytes_up = sqlite3_column_int64(s, 2);
-        out->bytes_down = sqlite3_column_int64(s, 3);
-        out->clients = sqlite3_column_int64(s, 4);
-        out->hosts = sqlite3_column_int64(s, 5);
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW)
-        return store_sql_err(st, err, errlen, "totals");
-    return 0;
+    rc = scan_range(st, "client, host, decision, bytes_up, bytes_down", NULL, lo, hi, wide,
+                    totals_row, &acc, err, errlen);
+    if (rc == 0 && (acc.clients.oom || acc.hosts.oom))
+        rc = store_errf(err, errlen, "totals: out of memory");
+    out->clients = (int64_t)acc.clients.used;
+    out->hosts = (int64_t)acc.hosts.used;
+    agg_free(&acc.clients);
+    agg_free(&acc.hosts);
+    return rc;
 }

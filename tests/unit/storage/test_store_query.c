@@ -1,0 +1,326 @@
+/* test_store_query: log search filters (LIKE metacharacters taken literally), paging and
+ * following, top, series, totals, and retention by row count and by age. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store.h"
+#include "test_tmpdir.h"
+
+#define MIN_MS 60000LL
+#define DAY_MS (24 * 3600 * 1000LL)
+
+static struct test_tmpdir tmp;
+static struct store *st;
+static char err[256];
+static int64_t T; /* time of row 1, on a minute boundary */
+
+struct row {
+    int64_t dt_ms;
+    const char *client, *host, *path;
+    uint8_t decision;
+    uint16_t status;
+    uint64_t up, down;
+    int rule_id;
+};
+
+/* Ids 1..6 in this order. */
+static const struct row rows[] = {
+    {0, "10.0.0.1", "a%b_c.test", "/x", STORE_ALLOW, 200, 10, 100, 0},
+    {1000, "10.0.0.1", "axbyc.test", "/quarterly", STORE_ALLOW, 200, 20, 200, 0},
+    {2000, "10.0.0.2", "ads.test", "/banner", STORE_DENY, 403, 0, 0, 5},
+    {61000, "10.0.0.2", "ads.test", "/banner", STORE_DENY, 403, 0, 0, 5},
+    {62000, "10.0.0.3", "www.test", "/a_b", STORE_ALLOW, 200, 5, 50, 0},
+    {120000, "10.0.0.1", "www.test", "/", STORE_ALLOW, 404, 1, 1, 0},
+};
+
+static void push_rows(const struct row *r, size_t n, int64_t base)
+{
+    struct store_log_opts o = {.db_path = tmp.db, .producers = 1, .queue_capacity = 64,
+                               .flush_interval_ms = 10};
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+
+    ck_assert_msg(log != NULL, "%s", err);
+    for (size_t i = 0; i < n; i++) {
+        struct store_access a;
+
+        memset(&a, 0, sizeof(a));
+        a.time_ms = base + r[i].dt_ms;
+        a.decision = r[i].decision;
+        a.status = r[i].status;
+        a.bytes_up = r[i].up;
+        a.bytes_down = r[i].down;
+        a.rule_id = r[i].rule_id;
+        a.port = 80;
+        snprintf(a.client, sizeof(a.client), "%s", r[i].client);
+        snprintf(a.host, sizeof(a.host), "%s", r[i].host);
+        snprintf(a.path, sizeof(a.path), "%s", r[i].path);
+        snprintf(a.method, sizeof(a.method), "GET");
+        snprintf(a.scheme, sizeof(a.scheme), "http");
+        ck_assert(store_log_push(log, 0, &a));
+    }
+    store_log_stop(log);
+}
+
+static void setup(void)
+{
+    struct timespec ts;
+    int id;
+
+    test_tmpdir_make(&tmp);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    T = ((int64_t)ts.tv_sec * 1000 - 2 * 3600 * 1000) / MIN_MS * MIN_MS;
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    /* Rules 1..5 exist so rule 5's hits show in store_rules_list. */
+    for (int i = 1; i <= 5; i++)
+        ck_assert_int_eq(store_rule_add(st, "deny domain ads.test", "", 0, "t", &id, err,
+                                        sizeof(err)),
+                         0);
+}
+
+static void teardown(void)
+{
+    store_close(st);
+    test_tmpdir_remove(&tmp);
+}
+
+static int64_t hits_of(int rule_id)
+{
+    struct store_rule *rules;
+    size_t n;
+    int64_t hits = -1;
+
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    for (size_t i = 0; i < n; i++)
+        if (rules[i].id == rule_id)
+            hits = rules[i].hits;
+    store_rules_free(rules, n);
+    return hits;
+}
+
+/* Ids of the search result joined by ",". */
+static void search_ids(const struct store_log_filter *f, char *out, size_t size)
+{
+    struct store_log_row *r;
+    size_t n;
+
+    ck_assert_msg(store_log_search(st, f, &r, &n, err, sizeof(err)) == 0, "%s", err);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%lld", i ? "," : "", (long long)r[i].id);
+    free(r);
+}
+
+START_TEST(test_search_filters_paging_and_follow)
+{
+    const struct {
+        struct store_log_filter f;
+        const char *want;
+    } cases[] = {
+        {{.decision = -1}, "6,5,4,3,2,1"},
+        {{.client = "10.0.0.1", .decision = -1}, "6,2,1"},
+        {{.host_like = "a%b_c", .decision = -1}, "1"}, /* not axbyc.test */
+        {{.host_like = "A%B", .decision = -1}, "1"},   /* case-insensitive */
+        {{.host_like = "ads", .decision = -1}, "4,3"},
+        {{.host_like = "\\", .decision = -1}, ""},
+        {{.text_like = "a_b", .decision = -1}, "5"},
+        {{.text_like = "quarterly", .decision = -1}, "2"},
+        {{.text_like = "www", .decision = -1}, "6,5"},
+        {{.decision = STORE_DENY}, "4,3"},
+        {{.decision = STORE_AUTH}, ""},
+        {{.status = 404, .decision = -1}, "6"},
+        {{.since_ms = T + 1000, .until_ms = T + 62000, .decision = -1}, "4,3,2"},
+        {{.since_ms = T + 1000, .decision = -1}, "6,5,4,3,2"},
+        {{.until_ms = T + 2000, .decision = -1}, "2,1"},
+        {{.before_id = 4, .decision = -1}, "3,2,1"},
+        {{.before_id = 4, .decision = -1, .limit = 2}, "3,2"},
+        {{.after_id = 4, .decision = -1}, "5,6"},
+        {{.after_id = 1, .decision = -1, .limit = 2}, "2,3"},
+        {{.client = "10.0.0.2", .decision = STORE_DENY}, "4,3"},
+        {{.client = "10.0.0.2", .since_ms = T + 60000, .until_ms = T + 70000, .decision = -1},
+         "4"},
+        {{.decision = -1, .limit = 2}, "6,5"},
+    };
+    char got[128];
+
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        search_ids(&cases[i].f, got, sizeof(got));
+        ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu: got '%s' want '%s'", i, got,
+                      cases[i].want);
+    }
+}
+END_TEST
+
+START_TEST(test_search_returns_every_field)
+{
+    struct store_log_filter f = {.decision = -1, .limit = 1, .after_id = 2};
+    struct store_log_row *r;
+    size_t n;
+
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    ck_assert_int_eq(store_log_search(st, &f, &r, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(r[0].id, 3);
+    ck_assert_int_eq(r[0].a.time_ms, T + 2000);
+    ck_assert_str_eq(r[0].a.client, "10.0.0.2");
+    ck_assert_str_eq(r[0].a.host, "ads.test");
+    ck_assert_str_eq(r[0].a.path, "/banner");
+    ck_assert_str_eq(r[0].a.method, "GET");
+    ck_assert_int_eq(r[0].a.decision, STORE_DENY);
+    ck_assert_int_eq(r[0].a.status, 403);
+    ck_assert_int_eq(r[0].a.rule_id, 5);
+    ck_assert_int_eq(r[0].a.port, 80);
+    free(r);
+}
+END_TEST
+
+START_TEST(test_top_hosts_clients_blocked)
+{
+    const struct {
+        enum store_top_kind kind;
+        int64_t since;
+        const char *want; /* key:requests:bytes,... */
+    } cases[] = {
+        {STORE_TOP_HOSTS, 0, "ads.test:2:0,www.test:2:57,a%b_c.test:1:110,axbyc.test:1:220"},
+        {STORE_TOP_CLIENTS, 0, "10.0.0.1:3:332,10.0.0.2:2:0,10.0.0.3:1:55"},
+        {STORE_TOP_BLOCKED, 0, "ads.test:2:0"},
+        {STORE_TOP_HOSTS, T + 60000, "www.test:2:57,ads.test:1:0"},
+        {STORE_TOP_BLOCKED, T + 62000, ""},
+    };
+    struct store_top_row *r;
+    size_t n;
+    char got[2048];
+
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(store_top(st, cases[i].kind, cases[i].since, 0, 10, &r, &n, err,
+                                   sizeof(err)),
+                         0);
+        got[0] = '\0';
+        for (size_t k = 0; k < n; k++)
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s:%lld:%lld",
+                     k ? "," : "", r[k].key, (long long)r[k].requests, (long long)r[k].bytes);
+        free(r);
+        ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu: got '%s'", i, got);
+    }
+    ck_assert_int_eq(store_top(st, STORE_TOP_HOSTS, 0, 0, 1, &r, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    free(r);
+}
+END_TEST
+
+START_TEST(test_series_buckets_include_empty_ones)
+{
+    static const struct store_series_point want[] = {
+        {0, 3, 1, 330}, {MIN_MS, 2, 1, 55}, {2 * MIN_MS, 1, 0, 2}, {3 * MIN_MS, 0, 0, 0},
+    };
+    struct store_series_point *p;
+    size_t n;
+
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    ck_assert_int_eq(store_series(st, T, T + 4 * MIN_MS, MIN_MS, &p, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(p[i].bucket_ms, T + want[i].bucket_ms);
+        ck_assert_int_eq(p[i].requests, want[i].requests);
+        ck_assert_int_eq(p[i].blocked, want[i].blocked);
+        ck_assert_int_eq(p[i].bytes, want[i].bytes);
+    }
+    free(p);
+    /* Open bounds: from the oldest to the newest row. */
+    ck_assert_int_eq(store_series(st, 0, 0, MIN_MS, &p, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 3);
+    free(p);
+    ck_assert_int_eq(store_series(st, T, T + MIN_MS, 0, &p, &n, err, sizeof(err)), -1);
+}
+END_TEST
+
+START_TEST(test_totals_count_requests_bytes_and_distinct)
+{
+    struct store_totals t;
+
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 0);
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 6);
+    ck_assert_int_eq(t.blocked, 2);
+    ck_assert_int_eq(t.bytes_up, 36);
+    ck_assert_int_eq(t.bytes_down, 351);
+    ck_assert_int_eq(t.clients, 3);
+    ck_assert_int_eq(t.hosts, 4);
+    ck_assert_int_eq(store_totals(st, T + 60000, T + 120000, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 2);
+    ck_assert_int_eq(t.clients, 2);
+    ck_assert_int_eq(t.hosts, 2);
+}
+END_TEST
+
+START_TEST(test_retention_by_rows_keeps_newest_and_hits)
+{
+    struct store_totals t;
+
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    ck_assert_int_eq(hits_of(5), 2);
+    ck_assert_int_eq(store_retention_step(st, 0, 4, 100), 2);
+    ck_assert_int_eq(store_retention_step(st, 0, 4, 100), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 4);
+    ck_assert_int_eq(hits_of(5), 2);
+    /* A small batch deletes at most that many per step. */
+    ck_assert_int_eq(store_retention_step(st, 0, 1, 2), 2);
+    ck_assert_int_eq(hits_of(5), 0);
+    ck_assert_int_eq(store_retention_step(st, 0, 1, 2), 1);
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 1);
+}
+END_TEST
+
+START_TEST(test_retention_by_age_deletes_only_old_rows)
+{
+    static const struct row old[] = {
+        {0, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5},
+        {1, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5},
+        {2, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5},
+    };
+    struct store_totals t;
+
+    push_rows(old, 3, T - 10 * DAY_MS);
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    ck_assert_int_eq(hits_of(5), 5);
+    ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 2);
+    ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 1);
+    ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 0);
+    ck_assert_int_eq(hits_of(5), 2);
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 6);
+    ck_assert_int_eq(store_retention_step(st, 0, 0, 100), 0); /* nothing configured */
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store_query");
+    TCase *tc = tcase_create("query");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_search_filters_paging_and_follow);
+    tcase_add_test(tc, test_search_returns_every_field);
+    tcase_add_test(tc, test_top_hosts_clients_blocked);
+    tcase_add_test(tc, test_series_buckets_include_empty_ones);
+    tcase_add_test(tc, test_totals_count_requests_bytes_and_distinct);
+    tcase_add_test(tc, test_retention_by_rows_keeps_newest_and_hits);
+    tcase_add_test(tc, test_retention_by_age_deletes_only_old_rows);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
