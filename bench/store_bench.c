@@ -1,0 +1,376 @@
+/* store_bench: figures for storage/: (1) sustained access-log throughput through the real
+ * writer thread, (2) database size per million rows, (3) admin query latency over those
+ * rows spread across 24 hours. Prints tables; never passes or fails on timing.
+ *
+ * usage: store_bench [OUTDIR]   (default /tmp; files store_bench_*.db are replaced)
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/store.h"
+
+#define HOSTS 2000
+#define CLIENTS 200
+#define RULES 20
+#define QUERY_RUNS 5
+#define TPUT_SECONDS 4
+#define ROWS 1000000
+#define DAY_MS (24 * 3600 * 1000LL)
+#define HOUR_MS (3600 * 1000LL)
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* xorshift: cheap and reproducible per thread. */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Skewed pick in [0, n): popular hosts and clients dominate, as in an office. */
+static unsigned skewed(uint64_t *s, unsigned n)
+{
+    double u = (double)(rnd(s) % 1000000) / 1e6;
+
+    return (unsigned)(u * u * u * n);
+}
+
+static void fill(struct store_access *a, uint64_t *s, int64_t time_ms)
+{
+    static const char *const paths[] = {
+        "/", "/index.html", "/api/v1/items?page=2&sort=desc", "/static/js/app.4f3c2a.js",
+        "/images/logo.png", "/search?q=quarterly+report", "/ads/banner?id=18273",
+        "/watch?v=dQw4w9WgXcQ",
+    };
+    unsigned h = skewed(s, HOSTS), c = skewed(s, CLIENTS);
+    bool deny = rnd(s) % 100 < 5;
+    bool tunnel = !deny && rnd(s) % 100 < 60;
+
+    memset(a, 0, sizeof(*a));
+    a->time_ms = time_ms;
+    a->duration_ms = (uint32_t)(rnd(s) % 2000);
+    a->decision = deny ? STORE_DENY : STORE_ALLOW;
+    a->status = deny ? 403 : 200;
+    a->rule_id = deny ? (int32_t)(1 + rnd(s) % RULES) : (rnd(s) % 4 == 0 ? RULES + 1 : 0);
+    a->port = tunnel ? 443 : 80;
+    a->bytes_up = deny ? 0 : 300 + rnd(s) % 2000;
+    a->bytes_down = deny ? 0 : rnd(s) % 200000;
+    snprintf(a->client, sizeof(a->client), "10.0.%u.%u", c / 250, c % 250 + 1);
+    snprintf(a->method, sizeof(a->method), "%s", tunnel ? "CONNECT" : "GET");
+    snprintf(a->scheme, sizeof(a->scheme), "%s", tunnel ? "https" : "http");
+    snprintf(a->host, sizeof(a->host), "%s%u.example%u.com", h % 7 == 0 ? "ads" : "www", h,
+             h % 13);
+    if (!tunnel)
+        snprintf(a->path, sizeof(a->path), "%s", paths[rnd(s) % 8]);
+}
+
+/* ---- (1) throughput ---- */
+
+struct producer {
+    struct store_log *log;
+    size_t index;
+    _Atomic bool *stop;
+    uint64_t pushed, refused;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *p = arg;
+    struct store_access a;
+    uint64_t s = 0x9e3779b97f4a7c15ull + p->index;
+    int64_t t = wall_ms();
+
+    while (!atomic_load_explicit(p->stop, memory_order_relaxed)) {
+        fill(&a, &s, t++);
+        if (store_log_push(p->log, p->index, &a)) {
+            p->pushed++;
+        } else {
+            p->refused++;
+            sched_yield(); /* queue full: give the writer the CPU, as a busy worker would */
+        }
+    }
+    return NULL;
+}
+
+static void bench_throughput(const char *dir, size_t producers)
+{
+    char path[512], err[256];
+    struct store_log_opts o = {.producers = producers, .queue_capacity = 16384,
+                               .flush_interval_ms = 100};
+    struct producer p[2];
+    pthread_t th[2];
+    _Atomic bool stop = false;
+    struct store_log_counters c0, c1;
+    struct store_log *log;
+    double t0, t1;
+
+    snprintf(path, sizeof(path), "%s/store_bench_tput.db", dir);
+    unlink(path);
+    o.db_path = path;
+    log = store_log_start(&o, err, sizeof(err));
+    if (!log) {
+        fprintf(stderr, "store_log_start: %s\n", err);
+        exit(1);
+    }
+    for (size_t i = 0; i < producers; i++) {
+        p[i] = (struct producer){.log = log, .index = i, .stop = &stop};
+        pthread_create(&th[i], NULL, produce, &p[i]);
+    }
+    sleep(1); /* warm-up: the first second fills caches and the WAL */
+    store_log_counters(log, &c0);
+    t0 = now_s();
+    sleep(TPUT_SECONDS);
+    store_log_counters(log, &c1);
+    t1 = now_s();
+    atomic_store(&stop, true);
+    for (size_t i = 0; i < producers; i++)
+        pthread_join(th[i], NULL);
+    store_log_stop(log);
+    printf("  %zu producer%s  %10.0f rows/s committed  %8.0f pushes/s refused (queue full)"
+           "  db errors %llu\n",
+           producers, producers > 1 ? "s" : " ", (double)(c1.written - c0.written) / (t1 - t0),
+           (double)(c1.dropped_queue_full - c0.dropped_queue_full) / (t1 - t0),
+           (unsigned long long)c1.dropped_db_error);
+}
+
+/* ---- (2) size ---- */
+
+static long long file_size(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
+static int64_t build_day(const char *path, int64_t now)
+{
+    char err[256], wal[600];
+    struct store_log_opts o = {.db_path = path, .producers = 1, .queue_capacity = 16384,
+                               .flush_interval_ms = 100};
+    struct store_log *log;
+    struct store_log_counters c;
+    struct store_access a;
+    uint64_t s = 42;
+    double t0;
+    sqlite3 *db;
+
+    unlink(path);
+    log = store_log_start(&o, err, sizeof(err));
+    if (!log) {
+        fprintf(stderr, "store_log_start: %s\n", err);
+        exit(1);
+    }
+    t0 = now_s();
+    for (int64_t i = 0; i < ROWS; i++) {
+        /* Evenly over the last 24 h, with a little disorder as requests finish late. */
+        fill(&a, &s, now - DAY_MS + i * DAY_MS / ROWS - (int64_t)(rnd(&s) % 2000));
+        while (!store_log_push(log, 0, &a))
+            sched_yield();
+    }
+    store_log_stop(log);
+    printf("  inserted %d rows through store_log in %.1f s (%.0f rows/s)\n", ROWS,
+           now_s() - t0, ROWS / (now_s() - t0));
+    (void)c;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    printf("  database %.1f MB + WAL %.1f MB after checkpoint = %.0f bytes/row\n",
+           file_size(path) / 1e6, file_size(wal) / 1e6,
+           (double)(file_size(path) + file_size(wal)) / ROWS);
+    sqlite3_close(db);
+    return 0;
+}
+
+/* ---- (3) queries ---- */
+
+enum q_kind { Q_SEARCH, Q_TOP, Q_SERIES, Q_TOTALS, Q_RULES };
+
+struct query {
+    const char *name;
+    enum q_kind kind;
+    struct store_log_filter f;
+    enum store_top_kind top;
+    int64_t span_ms, bucket_ms;
+    size_t rows;
+};
+
+static double run_query(struct store *st, struct query *q, int64_t now)
+{
+    char err[256];
+    double t0 = now_s();
+    int rc = 0;
+
+    switch (q->kind) {
+    case Q_SEARCH: {
+        struct store_log_row *rows;
+
+        rc = store_log_search(st, &q->f, &rows, &q->rows, err, sizeof(err));
+        if (rc == 0)
+            free(rows);
+        break;
+    }
+    case Q_TOP: {
+        struct store_top_row *rows;
+
+        rc = store_top(st, q->top, now - q->span_ms, now, 10, &rows, &q->rows, err, sizeof(err));
+        if (rc == 0)
+            free(rows);
+        break;
+    }
+    case Q_SERIES: {
+        struct store_series_point *pts;
+
+        rc = store_series(st, now - q->span_ms, now, q->bucket_ms, &pts, &q->rows, err,
+                          sizeof(err));
+        if (rc == 0)
+            free(pts);
+        break;
+    }
+    case Q_TOTALS: {
+        struct store_totals t;
+
+        rc = store_totals(st, now - q->span_ms, now, &t, err, sizeof(err));
+        q->rows = (size_t)t.requests;
+        break;
+    }
+    case Q_RULES: {
+        struct store_rule *rules;
+
+        rc = store_rules_list(st, &rules, &q->rows, err, sizeof(err));
+        if (rc == 0)
+            store_rules_free(rules, q->rows);
+        break;
+    }
+    }
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", q->name, err);
+        exit(1);
+    }
+    return (now_s() - t0) * 1000;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void bench_queries(const char *path, int64_t now)
+{
+    struct query qs[] = {
+        {.name = "search: newest page", .kind = Q_SEARCH, .f = {.decision = -1, .limit = 100}},
+        {.name = "search: by client", .kind = Q_SEARCH, .f = {.client = "10.0.0.20", .decision = -1, .limit = 100}},
+        {.name = "search: host substring", .kind = Q_SEARCH, .f = {.host_like = "ads7", .decision = -1, .limit = 100}},
+        {.name = "search: text substring", .kind = Q_SEARCH, .f = {.text_like = "quarterly", .decision = -1,
+                                              .limit = 100}},
+        {.name = "search: denied only", .kind = Q_SEARCH, .f = {.decision = STORE_DENY, .limit = 100}},
+        {.name = "search: page 50 deep (before_id)", .kind = Q_SEARCH, .f = {.decision = -1, .limit = 100}},
+        {.name = "search: last hour, denied", .kind = Q_SEARCH, .f = {.since_ms = now - HOUR_MS, .until_ms = now,
+                                                 .decision = STORE_DENY, .limit = 100}},
+        {.name = "search: 1 h window 12 h ago", .kind = Q_SEARCH, .f = {.since_ms = now - 13 * HOUR_MS,
+                                                   .until_ms = now - 12 * HOUR_MS,
+                                                   .decision = -1, .limit = 100}},
+        {.name = "search: no match (full scan)", .kind = Q_SEARCH, .f = {.host_like = "nosuchhost", .decision = -1,
+                                                    .limit = 100}},
+        {.name = "top hosts 1 h", .kind = Q_TOP, .top = STORE_TOP_HOSTS, .span_ms = HOUR_MS},
+        {.name = "top hosts 24 h", .kind = Q_TOP, .top = STORE_TOP_HOSTS, .span_ms = DAY_MS},
+        {.name = "top clients 1 h", .kind = Q_TOP, .top = STORE_TOP_CLIENTS, .span_ms = HOUR_MS},
+        {.name = "top clients 24 h", .kind = Q_TOP, .top = STORE_TOP_CLIENTS, .span_ms = DAY_MS},
+        {.name = "top blocked 1 h", .kind = Q_TOP, .top = STORE_TOP_BLOCKED, .span_ms = HOUR_MS},
+        {.name = "top blocked 24 h", .kind = Q_TOP, .top = STORE_TOP_BLOCKED, .span_ms = DAY_MS},
+        {.name = "series 1 h per minute", .kind = Q_SERIES, .span_ms = HOUR_MS, .bucket_ms = 60000},
+        {.name = "series 24 h per hour", .kind = Q_SERIES, .span_ms = DAY_MS, .bucket_ms = HOUR_MS},
+        {.name = "totals 24 h", .kind = Q_TOTALS, .span_ms = DAY_MS},
+        {.name = "rules with hits", .kind = Q_RULES},
+    };
+    char err[256];
+    struct store *st = store_open(path, err, sizeof(err));
+    int id;
+
+    if (!st) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    for (int i = 0; i < RULES + 1; i++) {
+        char text[64];
+
+        snprintf(text, sizeof(text), "deny domain blocked%d.test", i);
+        store_rule_add(st, text, "", 0, "bench", &id, err, sizeof(err));
+    }
+    {
+        /* Id of the 5,000th newest row, for the deep-page query. */
+        sqlite3 *db;
+        sqlite3_stmt *s;
+
+        sqlite3_open(path, &db);
+        sqlite3_prepare_v2(db, "SELECT max(id) - 5000 FROM access_log", -1, &s, NULL);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            qs[5].f.before_id = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+    }
+    printf("  %-34s %9s %9s %9s %7s\n", "query", "median ms", "min ms", "max ms", "rows");
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        double t[QUERY_RUNS];
+
+        for (int r = 0; r < QUERY_RUNS; r++)
+            t[r] = run_query(st, &qs[i], now);
+        qsort(t, QUERY_RUNS, sizeof(t[0]), cmp_double);
+        printf("  %-34s %9.1f %9.1f %9.1f %7zu\n", qs[i].name, t[QUERY_RUNS / 2], t[0],
+               t[QUERY_RUNS - 1], qs[i].rows);
+    }
+    {
+        double t0 = now_s();
+        int64_t n = store_retention_step(st, 0, ROWS - 5000, 5000);
+
+        printf("  %-34s %9.1f %9s %9s %7lld\n", "retention step (5000 rows)",
+               (now_s() - t0) * 1000, "", "", (long long)n);
+    }
+    store_close(st);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "/tmp";
+    char path[512];
+    int64_t now = wall_ms();
+    double t0 = now_s();
+
+    printf("store_bench: SQLite %s, output in %s\n", sqlite3_libversion(), dir);
+    printf("(1) sustained writer throughput, %d s, flush 100 ms, queue 16384/producer\n",
+           TPUT_SECONDS);
+    bench_throughput(dir, 1);
+    bench_throughput(dir, 2);
+    printf("(2) size of %d realistic rows over 24 h\n", ROWS);
+    snprintf(path, sizeof(path), "%s/store_bench_day.db", dir);
+    build_day(path, now);
+    printf("(3) query latency over %d rows, median of %d runs\n", ROWS, QUERY_RUNS);
+    bench_queries(path, now);
+    printf("total %.0f s\n", now_s() - t0);
+    return 0;
+}
