@@ -62,8 +62,13 @@ static unsigned skewed(uint64_t *s, unsigned n)
 static void fill(struct store_access *a, uint64_t *s, int64_t time_ms)
 {
     static const char *const paths[] = {
-        "/", "/index.html", "/api/v1/items?page=2&sort=desc", "/static/js/app.4f3c2a.js",
-        "/images/logo.png", "/search?q=quarterly+report", "/ads/banner?id=18273",
+        "/",
+        "/index.html",
+        "/api/v1/items?page=2&sort=desc",
+        "/static/js/app.4f3c2a.js",
+        "/images/logo.png",
+        "/search?q=quarterly+report",
+        "/ads/banner?id=18273",
         "/watch?v=dQw4w9WgXcQ",
     };
     unsigned h = skewed(s, HOSTS), c = skewed(s, CLIENTS);
@@ -82,8 +87,7 @@ static void fill(struct store_access *a, uint64_t *s, int64_t time_ms)
     snprintf(a->client, sizeof(a->client), "10.0.%u.%u", c / 250, c % 250 + 1);
     snprintf(a->method, sizeof(a->method), "%s", tunnel ? "CONNECT" : "GET");
     snprintf(a->scheme, sizeof(a->scheme), "%s", tunnel ? "https" : "http");
-    snprintf(a->host, sizeof(a->host), "%s%u.example%u.com", h % 7 == 0 ? "ads" : "www", h,
-             h % 13);
+    snprintf(a->host, sizeof(a->host), "%s%u.example%u.com", h % 7 == 0 ? "ads" : "www", h, h % 13);
     if (!tunnel)
         snprintf(a->path, sizeof(a->path), "%s", paths[rnd(s) % 8]);
 }
@@ -119,8 +123,8 @@ static void *produce(void *arg)
 static void bench_throughput(const char *dir, size_t producers)
 {
     char path[512], err[256];
-    struct store_log_opts o = {.producers = producers, .queue_capacity = 16384,
-                               .flush_interval_ms = 100};
+    struct store_log_opts o = {
+        .producers = producers, .queue_capacity = 16384, .flush_interval_ms = 100};
     struct producer p[2];
     pthread_t th[2];
     _Atomic bool stop = false;
@@ -169,8 +173,8 @@ static long long file_size(const char *path)
 static int64_t build_day(const char *path, int64_t now)
 {
     char err[256], wal[600];
-    struct store_log_opts o = {.db_path = path, .producers = 1, .queue_capacity = 16384,
-                               .flush_interval_ms = 100};
+    struct store_log_opts o = {
+        .db_path = path, .producers = 1, .queue_capacity = 16384, .flush_interval_ms = 100};
     struct store_log *log;
     struct store_log_counters c;
     struct store_access a;
@@ -192,8 +196,8 @@ static int64_t build_day(const char *path, int64_t now)
             sched_yield();
     }
     store_log_stop(log);
-    printf("  inserted %d rows through store_log in %.1f s (%.0f rows/s)\n", ROWS,
-           now_s() - t0, ROWS / (now_s() - t0));
+    printf("  inserted %d rows through store_log in %.1f s (%.0f rows/s)\n", ROWS, now_s() - t0,
+           ROWS / (now_s() - t0));
     (void)c;
     sqlite3_open(path, &db);
     sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
@@ -244,8 +248,8 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     case Q_SERIES: {
         struct store_series_point *pts;
 
-        rc = store_series(st, now - q->span_ms, now, q->bucket_ms, &pts, &q->rows, err,
-                          sizeof(err));
+        rc =
+            store_series(st, now - q->span_ms, now, q->bucket_ms, &pts, &q->rows, err, sizeof(err));
         if (rc == 0)
             free(pts);
         break;
@@ -284,19 +288,33 @@ static void bench_queries(const char *path, int64_t now)
 {
     struct query qs[] = {
         {.name = "search: newest page", .kind = Q_SEARCH, .f = {.decision = -1, .limit = 100}},
-        {.name = "search: by client", .kind = Q_SEARCH, .f = {.client = "10.0.0.20", .decision = -1, .limit = 100}},
-        {.name = "search: host substring", .kind = Q_SEARCH, .f = {.host_like = "ads7", .decision = -1, .limit = 100}},
-        {.name = "search: text substring", .kind = Q_SEARCH, .f = {.text_like = "quarterly", .decision = -1,
-                                              .limit = 100}},
-        {.name = "search: denied only", .kind = Q_SEARCH, .f = {.decision = STORE_DENY, .limit = 100}},
-        {.name = "search: page 50 deep (before_id)", .kind = Q_SEARCH, .f = {.decision = -1, .limit = 100}},
-        {.name = "search: last hour, denied", .kind = Q_SEARCH, .f = {.since_ms = now - HOUR_MS, .until_ms = now,
-                                                 .decision = STORE_DENY, .limit = 100}},
-        {.name = "search: 1 h window 12 h ago", .kind = Q_SEARCH, .f = {.since_ms = now - 13 * HOUR_MS,
-                                                   .until_ms = now - 12 * HOUR_MS,
-                                                   .decision = -1, .limit = 100}},
-        {.name = "search: no match (full scan)", .kind = Q_SEARCH, .f = {.host_like = "nosuchhost", .decision = -1,
-                                                    .limit = 100}},
+        {.name = "search: by client",
+         .kind = Q_SEARCH,
+         .f = {.client = "10.0.0.20", .decision = -1, .limit = 100}},
+        {.name = "search: host substring",
+         .kind = Q_SEARCH,
+         .f = {.host_like = "ads7", .decision = -1, .limit = 100}},
+        {.name = "search: text substring",
+         .kind = Q_SEARCH,
+         .f = {.text_like = "quarterly", .decision = -1, .limit = 100}},
+        {.name = "search: denied only",
+         .kind = Q_SEARCH,
+         .f = {.decision = STORE_DENY, .limit = 100}},
+        {.name = "search: page 50 deep (before_id)",
+         .kind = Q_SEARCH,
+         .f = {.decision = -1, .limit = 100}},
+        {.name = "search: last hour, denied",
+         .kind = Q_SEARCH,
+         .f = {.since_ms = now - HOUR_MS, .until_ms = now, .decision = STORE_DENY, .limit = 100}},
+        {.name = "search: 1 h window 12 h ago",
+         .kind = Q_SEARCH,
+         .f = {.since_ms = now - 13 * HOUR_MS,
+               .until_ms = now - 12 * HOUR_MS,
+               .decision = -1,
+               .limit = 100}},
+        {.name = "search: no match (full scan)",
+         .kind = Q_SEARCH,
+         .f = {.host_like = "nosuchhost", .decision = -1, .limit = 100}},
         {.name = "top hosts 1 h", .kind = Q_TOP, .top = STORE_TOP_HOSTS, .span_ms = HOUR_MS},
         {.name = "top hosts 24 h", .kind = Q_TOP, .top = STORE_TOP_HOSTS, .span_ms = DAY_MS},
         {.name = "top clients 1 h", .kind = Q_TOP, .top = STORE_TOP_CLIENTS, .span_ms = HOUR_MS},
@@ -348,8 +366,8 @@ static void bench_queries(const char *path, int64_t now)
         double t0 = now_s();
         int64_t n = store_retention_step(st, 0, ROWS - 5000, 5000);
 
-        printf("  %-34s %9.1f %9s %9s %7lld\n", "retention step (5000 rows)",
-               (now_s() - t0) * 1000, "", "", (long long)n);
+        printf("  %-34s %9.1f %9s %9s %7lld\n", "retention step (5000 rows)", (now_s() - t0) * 1000,
+               "", "", (long long)n);
     }
     store_close(st);
 }

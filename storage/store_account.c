@@ -82,8 +82,7 @@ int store_account_set(struct store *st, enum store_account kind, const char *nam
     /* Hashed before the transaction: Argon2 takes tens of ms and must not hold the lock. */
     if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
                           crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        return store_errf(err, errlen, "%s %s: out of memory while hashing", kind_name[kind],
-                          name);
+        return store_errf(err, errlen, "%s %s: out of memory while hashing", kind_name[kind], name);
     if (store_begin(st, err, errlen) < 0)
         return -1;
     if (store_prepare(st, set_sql[kind], &s, err, errlen) < 0)

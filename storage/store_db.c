@@ -104,8 +104,7 @@ int store_sql_err(struct store *st, char *err, size_t errlen, const char *what)
     return store_errf(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
 }
 
-int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err,
-                  size_t errlen)
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err, size_t errlen)
 {
     if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK) {
         *out = NULL;
@@ -154,8 +153,8 @@ static int read_version(struct store *st, int *version, char *err, size_t errlen
     int rc;
 
     /* A fresh file has no table yet: create it as version 0. */
-    if (store_exec(st, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
-                   err, errlen) < 0)
+    if (store_exec(st, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", err,
+                   errlen) < 0)
         return -1;
     if (store_prepare(st, "SELECT max(version) FROM schema_version", &stmt, err, errlen) < 0)
         return -1;
@@ -180,8 +179,8 @@ static int migrate(struct store *st, char *err, size_t errlen)
     if (read_version(st, &version, err, errlen) < 0)
         goto fail;
     if (version > store_migrations[store_migrations_count - 1].version) {
-        store_errf(err, errlen, "%s: schema version %d is newer than this program (%d)",
-                   st->path, version, store_migrations[store_migrations_count - 1].version);
+        store_errf(err, errlen, "%s: schema version %d is newer than this program (%d)", st->path,
+                   version, store_migrations[store_migrations_count - 1].version);
         goto fail;
     }
     for (size_t i = 0; i < store_migrations_count; i++) {
@@ -197,8 +196,7 @@ static int migrate(struct store *st, char *err, size_t errlen)
         version = store_migrations[i].version;
     }
     if (store_exec(st, "DELETE FROM schema_version", err, errlen) < 0 ||
-        store_prepare(st, "INSERT INTO schema_version(version) VALUES (?)", &stmt, err,
-                      errlen) < 0)
+        store_prepare(st, "INSERT INTO schema_version(version) VALUES (?)", &stmt, err, errlen) < 0)
         goto fail;
     sqlite3_bind_int(stmt, 1, version);
     if (sqlite3_step(stmt) != SQLITE_DONE) {

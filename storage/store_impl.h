@@ -14,8 +14,8 @@
 #include "storage/store.h"
 
 struct store {
-    sqlite3 *db;  /* owned */
-    char *path;   /* owned copy of the path given to store_open */
+    sqlite3 *db; /* owned */
+    char *path;  /* owned copy of the path given to store_open */
 };
 
 /* One schema step. Steps run in order inside one transaction at open; a database at version
@@ -38,8 +38,7 @@ int store_errf(char *err, size_t errlen, const char *fmt, ...)
 /* "what: <sqlite message>" into err; returns -1. */
 int store_sql_err(struct store *st, char *err, size_t errlen, const char *what);
 
-int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err,
-                  size_t errlen);
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
 /* BEGIN IMMEDIATE: policy writers take the write lock up front, so a transaction never fails
  * half way on a lock upgrade. */
 int store_begin(struct store *st, char *err, size_t errlen);

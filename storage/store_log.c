@@ -29,8 +29,8 @@
 #define RETRY_MS 1000              /* after a failure, and for the file checks */
 #define MAX_BATCH 65536            /* rows per transaction, to bound its length */
 #define RETENTION_BATCH 5000
-#define RETENTION_IDLE_MS 2000     /* between retention steps once caught up */
-#define SQUID_LINE_MAX 1600        /* longest line format_squid can produce, with margin */
+#define RETENTION_IDLE_MS 2000 /* between retention steps once caught up */
+#define SQUID_LINE_MAX 1600    /* longest line format_squid can produce, with margin */
 
 struct ring {
     _Alignas(64) _Atomic size_t head; /* records pushed; written by the producer only */
@@ -38,7 +38,7 @@ struct ring {
     _Atomic bool kicked;              /* producer sets when it wakes the writer */
     _Alignas(64) _Atomic size_t tail; /* records consumed; written by the writer only */
     size_t mask;
-    struct store_access *slots;       /* owned, mask + 1 records */
+    struct store_access *slots; /* owned, mask + 1 records */
 };
 
 struct store_log {
@@ -55,8 +55,8 @@ struct store_log {
 
     /* Writer thread only. */
     pthread_t thread;
-    char *db_path;        /* owned */
-    char *squid_path;     /* owned, or NULL */
+    char *db_path;    /* owned */
+    char *squid_path; /* owned, or NULL */
     int flush_ms;
     int64_t retention_days, retention_rows;
     struct store *st;     /* NULL while the database cannot be opened */
@@ -70,7 +70,7 @@ struct store_log {
     int squid_fd;
     dev_t squid_dev;
     ino_t squid_ino;
-    char *squid_buf;      /* owned, one batch of lines */
+    char *squid_buf; /* owned, one batch of lines */
     size_t squid_len, squid_cap;
     struct store_hit_tally tally;
 };
@@ -93,12 +93,16 @@ static void set_error(struct store_log *log, const char *fmt, ...)
 
 bool store_log_push(struct store_log *log, size_t producer, const struct store_access *rec)
 {
-    struct ring *r = &log->rings[producer];
-    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    size_t fill = head - tail;
+    struct ring *r;
+    size_t head, tail, fill;
     uint64_t one = 1;
 
+    if (producer >= log->nrings)
+        return false;
+    r = &log->rings[producer];
+    head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    fill = head - tail;
     if (fill > r->mask) {
         atomic_store_explicit(&r->dropped,
                               atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
@@ -109,8 +113,7 @@ bool store_log_push(struct store_log *log, size_t producer, const struct store_a
     atomic_store_explicit(&r->head, head + 1, memory_order_release);
     /* Wake the writer early, once per fill-up; a write to a non-blocking eventfd never
      * blocks (EAGAIN only if the counter would overflow, which a wake-up can ignore). */
-    if (fill + 1 >= (r->mask + 1) / 2 &&
-        !atomic_load_explicit(&r->kicked, memory_order_relaxed)) {
+    if (fill + 1 >= (r->mask + 1) / 2 && !atomic_load_explicit(&r->kicked, memory_order_relaxed)) {
         atomic_store_explicit(&r->kicked, true, memory_order_relaxed);
         if (write(log->efd, &one, sizeof(one)) < 0) {
             /* Nothing to do: the writer polls every flush interval anyway. */
@@ -180,8 +183,7 @@ static size_t format_squid(char *buf, const struct store_access *a)
     p += sprintf(p, "%lld.%03d %6u ", (long long)(end_ms / 1000), (int)(end_ms % 1000),
                  (unsigned)a->duration_ms);
     p = PUT(p, a->client);
-    p += sprintf(p, " %s/%03u %llu ", code, (unsigned)a->status,
-                 (unsigned long long)a->bytes_down);
+    p += sprintf(p, " %s/%03u %llu ", code, (unsigned)a->status, (unsigned long long)a->bytes_down);
     p = a->method[0] ? PUT(p, a->method) : (*p++ = '-', p);
     *p++ = ' ';
     if (!tunnel) {
@@ -304,8 +306,8 @@ static void check_files(struct store_log *log)
 {
     struct stat sb;
 
-    if (log->st && (stat(log->db_path, &sb) < 0 || sb.st_dev != log->db_dev ||
-                    sb.st_ino != log->db_ino)) {
+    if (log->st &&
+        (stat(log->db_path, &sb) < 0 || sb.st_dev != log->db_dev || sb.st_ino != log->db_ino)) {
         char err[128];
 
         set_error(log, "%s: database file removed or replaced; reopening", log->db_path);
@@ -481,8 +483,8 @@ static void housekeeping(struct store_log *log)
     if ((log->retention_days <= 0 && log->retention_rows <= 0) || !log->st || log->failing ||
         now < log->next_retention_ms)
         return;
-    deleted = store_retention_step(log->st, log->retention_days, log->retention_rows,
-                                   RETENTION_BATCH);
+    deleted =
+        store_retention_step(log->st, log->retention_days, log->retention_rows, RETENTION_BATCH);
     /* Still behind: go on after the next batch instead of waiting. */
     log->next_retention_ms = now + (deleted == RETENTION_BATCH ? 0 : RETENTION_IDLE_MS);
 }

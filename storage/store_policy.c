@@ -92,8 +92,8 @@ int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, si
 
 /* ---- Rules ---- */
 
-#define RULE_COLUMNS \
-    "SELECT r.id, r.position, r.enabled, r.text, r.comment, coalesce(h.hits, 0)" \
+#define RULE_COLUMNS                                                                               \
+    "SELECT r.id, r.position, r.enabled, r.text, r.comment, coalesce(h.hits, 0)"                   \
     " FROM rules r LEFT JOIN rule_hits h ON h.rule_id = r.id"
 
 static int rule_from_row(sqlite3_stmt *s, struct store_rule *r)
@@ -235,8 +235,7 @@ static int rule_count(struct store *st, int64_t *count, char *err, size_t errlen
 
 /* The position a rule placed "before before_id" gets: -1 top, 0 end (count + 1), else the
  * position of before_id. */
-static int target_position(struct store *st, int before_id, int64_t *pos, char *err,
-                           size_t errlen)
+static int target_position(struct store *st, int before_id, int64_t *pos, char *err, size_t errlen)
 {
     if (before_id == -1) {
         *pos = 1;
@@ -286,7 +285,8 @@ int store_rule_add(struct store *st, const char *text, const char *comment, int 
     if (store_begin(st, err, errlen) < 0)
         return -1;
     if (target_position(st, before_id, &pos, err, errlen) < 0 ||
-        exec_ints(st, "UPDATE rules SET position = position + 1 WHERE position >= ?", ARGS(pos), NULL, err, errlen) < 0 ||
+        exec_ints(st, "UPDATE rules SET position = position + 1 WHERE position >= ?", ARGS(pos),
+                  NULL, err, errlen) < 0 ||
         store_prepare(st,
                       "INSERT INTO rules(position, enabled, text, comment, created_ms,"
                       " updated_ms) VALUES (?, 1, ?, ?, ?, ?)",
@@ -348,7 +348,7 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
     sqlite3_finalize(s);
     now_text = rule_text(st, id);
     if (audit_rule(st, actor,
-                   enabled == 0 && !text   ? "rule.disable"
+                   enabled == 0 && !text  ? "rule.disable"
                    : enabled > 0 && !text ? "rule.enable"
                                           : "rule.update",
                    id, now_text, err, errlen) < 0 ||
@@ -373,7 +373,8 @@ int store_rule_delete(struct store *st, int id, const char *actor, char *err, si
         goto fail;
     text = rule_text(st, id);
     if (exec_ints(st, "DELETE FROM rules WHERE id = ?", ARGS(id), NULL, err, errlen) < 0 ||
-        exec_ints(st, "UPDATE rules SET position = position - 1 WHERE position > ?", ARGS(pos), NULL, err, errlen) < 0 ||
+        exec_ints(st, "UPDATE rules SET position = position - 1 WHERE position > ?", ARGS(pos),
+                  NULL, err, errlen) < 0 ||
         audit_rule(st, actor, "rule.delete", id, text, err, errlen) < 0 ||
         store_policy_bump(st, err, errlen) < 0)
         goto fail;
@@ -400,9 +401,10 @@ int store_rule_move(struct store *st, int id, int before_id, const char *actor, 
         return store_commit(st, err, errlen);
     /* Take the rule out (close its gap), then open a gap where it goes. Position 0 parks it
      * meanwhile so neither shift touches it. */
-    if (exec_ints(st, "UPDATE rules SET position = 0 WHERE id = ?", ARGS(id), NULL, err,
-                  errlen) < 0 ||
-        exec_ints(st, "UPDATE rules SET position = position - 1 WHERE position > ?", ARGS(old), NULL, err, errlen) < 0)
+    if (exec_ints(st, "UPDATE rules SET position = 0 WHERE id = ?", ARGS(id), NULL, err, errlen) <
+            0 ||
+        exec_ints(st, "UPDATE rules SET position = position - 1 WHERE position > ?", ARGS(old),
+                  NULL, err, errlen) < 0)
         goto fail;
     if (before_id == 0) {
         if (rule_count(st, &pos, err, errlen) < 0)
@@ -410,7 +412,8 @@ int store_rule_move(struct store *st, int id, int before_id, const char *actor, 
     } else if (target_position(st, before_id, &pos, err, errlen) < 0) {
         goto fail;
     }
-    if (exec_ints(st, "UPDATE rules SET position = position + 1 WHERE position >= ?", ARGS(pos), NULL, err, errlen) < 0 ||
+    if (exec_ints(st, "UPDATE rules SET position = position + 1 WHERE position >= ?", ARGS(pos),
+                  NULL, err, errlen) < 0 ||
         exec_ints(st, "UPDATE rules SET position = ?, updated_ms = ? WHERE id = ?",
                   ARGS(pos, store_now_ms(), id), NULL, err, errlen) < 0)
         goto fail;
@@ -575,8 +578,8 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
         goto sql_fail;
     sqlite3_finalize(s);
     s = NULL;
-    if (store_prepare(st, "INSERT OR IGNORE INTO list_entries(list, domain) VALUES (?, ?)", &s,
-                      err, errlen) < 0)
+    if (store_prepare(st, "INSERT OR IGNORE INTO list_entries(list, domain) VALUES (?, ?)", &s, err,
+                      errlen) < 0)
         goto fail;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     for (size_t i = 0; i < n; i++) {
@@ -663,8 +666,8 @@ int store_list_entries(struct store *st, const char *name, char ***domains, size
 
     *domains = NULL;
     *n = 0;
-    if (store_prepare(st, "SELECT domain FROM list_entries WHERE list = ? ORDER BY domain", &s,
-                      err, errlen) < 0)
+    if (store_prepare(st, "SELECT domain FROM list_entries WHERE list = ? ORDER BY domain", &s, err,
+                      errlen) < 0)
         return -1;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -104,8 +104,8 @@ static void row_from_stmt(sqlite3_stmt *s, struct store_log_row *r)
     COPY_COL(a->error, s, 15);
 }
 
-int store_log_search(struct store *st, const struct store_log_filter *f, struct store_log_row **rows,
-                     size_t *n, char *err, size_t errlen)
+int store_log_search(struct store *st, const struct store_log_filter *f,
+                     struct store_log_row **rows, size_t *n, char *err, size_t errlen)
 {
     char sql[1024];
     struct params p = {0};
@@ -479,8 +479,8 @@ int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t b
         return store_errf(err, errlen, "series: out of memory");
     for (size_t i = 0; i < acc.len; i++)
         acc.v[i].bucket_ms = (acc.first + (int64_t)i) * bucket_ms;
-    if (scan_range(st, "time_ms, decision, bytes_up + bytes_down", NULL, lo, hi, wide,
-                   series_row, &acc, err, errlen) < 0) {
+    if (scan_range(st, "time_ms, decision, bytes_up + bytes_down", NULL, lo, hi, wide, series_row,
+                   &acc, err, errlen) < 0) {
         free(acc.v);
         return -1;
     }

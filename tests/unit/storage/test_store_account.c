@@ -31,17 +31,16 @@ START_TEST(test_verify_answers_by_name_password_and_kind)
         const char *name, *password;
         int want;
     } cases[] = {
-        {STORE_PROXY_USER, "alice", "s3cret", 1},
-        {STORE_PROXY_USER, "alice", "S3cret", 0},
-        {STORE_PROXY_USER, "alice", "", 0},
-        {STORE_PROXY_USER, "nobody", "s3cret", 0},
+        {STORE_PROXY_USER, "alice", "s3cret", 1}, {STORE_PROXY_USER, "alice", "S3cret", 0},
+        {STORE_PROXY_USER, "alice", "", 0},       {STORE_PROXY_USER, "nobody", "s3cret", 0},
         {STORE_ADMIN, "alice", "s3cret", 0}, /* a proxy user is not an admin */
-        {STORE_ADMIN, "root", "adminpw", 1},
-        {STORE_PROXY_USER, "root", "adminpw", 0},
+        {STORE_ADMIN, "root", "adminpw", 1},      {STORE_PROXY_USER, "root", "adminpw", 0},
     };
 
-    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "alice", "s3cret", "t", err, sizeof(err)), 0);
-    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "adminpw", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(
+        store_account_set(st, STORE_PROXY_USER, "alice", "s3cret", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "adminpw", "t", err, sizeof(err)),
+                     0);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         ck_assert_msg(store_account_verify(st, cases[i].kind, cases[i].name, cases[i].password) ==
                           cases[i].want,
@@ -54,9 +53,11 @@ START_TEST(test_password_change_and_delete)
     char **names;
     size_t n;
 
-    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "one", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "one", "t", err, sizeof(err)),
+                     0);
     ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "amy", "x", "t", err, sizeof(err)), 0);
-    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "two", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "two", "t", err, sizeof(err)),
+                     0);
     ck_assert_int_eq(store_account_verify(st, STORE_PROXY_USER, "bob", "one"), 0);
     ck_assert_int_eq(store_account_verify(st, STORE_PROXY_USER, "bob", "two"), 1);
     ck_assert_int_eq(store_account_names(st, STORE_PROXY_USER, &names, &n), 0);
@@ -82,9 +83,8 @@ START_TEST(test_hash_is_argon2id_not_the_password)
     char *buf = calloc(1, 1 << 20);
     size_t len;
 
-    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "plaintext-marker", "t", err,
-                                       sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        store_account_set(st, STORE_ADMIN, "root", "plaintext-marker", "t", err, sizeof(err)), 0);
     store_close(st);
     /* The password must appear nowhere in the files; the Argon2id tag must. */
     len = 0;
@@ -108,7 +108,8 @@ START_TEST(test_bad_input_is_refused)
 {
     ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "", "pw", "t", err, sizeof(err)), -1);
     ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "a", "", "t", err, sizeof(err)), -1);
-    ck_assert_int_eq(store_account_set(st, (enum store_account)7, "a", "pw", "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_account_set(st, (enum store_account)7, "a", "pw", "t", err, sizeof(err)),
+                     -1);
     ck_assert_int_eq(store_account_verify(st, (enum store_account)7, "a", "pw"), -1);
 }
 END_TEST

@@ -43,8 +43,8 @@ static int64_t raw_int(const char *path, const char *sql)
 START_TEST(test_fresh_database_has_every_table_at_current_version)
 {
     static const char *const tables[] = {
-        "schema_version", "access_log", "rules", "lists", "list_entries", "users",
-        "admins", "audit", "settings", "policy_version", "rule_hits",
+        "schema_version", "access_log", "rules",    "lists",          "list_entries", "users",
+        "admins",         "audit",      "settings", "policy_version", "rule_hits",
     };
     char err[256] = "";
     struct store *st = store_open(tmp.db, err, sizeof(err));
@@ -58,9 +58,9 @@ START_TEST(test_fresh_database_has_every_table_at_current_version)
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         sqlite3_stmt *s;
 
-        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?",
-                                            -1, &s, NULL),
-                         SQLITE_OK);
+        ck_assert_int_eq(
+            sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?", -1, &s, NULL),
+            SQLITE_OK);
         sqlite3_bind_text(s, 1, tables[i], -1, SQLITE_STATIC);
         ck_assert_msg(sqlite3_step(s) == SQLITE_ROW, "table %s missing", tables[i]);
         sqlite3_finalize(s);
@@ -185,7 +185,10 @@ START_TEST(test_decision_names)
         int d;
         const char *name;
     } cases[] = {
-        {STORE_ALLOW, "allow"}, {STORE_DENY, "deny"}, {STORE_AUTH, "auth"}, {42, "unknown"},
+        {STORE_ALLOW, "allow"},
+        {STORE_DENY, "deny"},
+        {STORE_AUTH, "auth"},
+        {42, "unknown"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

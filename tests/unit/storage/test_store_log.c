@@ -57,8 +57,7 @@ static int64_t count_rows(const char *path)
     return n;
 }
 
-static struct store_log *start(size_t producers, size_t capacity, int flush_ms,
-                               const char *squid)
+static struct store_log *start(size_t producers, size_t capacity, int flush_ms, const char *squid)
 {
     struct store_log_opts o = {
         .db_path = tmp.db,
@@ -75,8 +74,9 @@ static struct store_log *start(size_t producers, size_t capacity, int flush_ms,
 }
 
 /* Polls the counters until pred holds, for at most 5 s. */
-static bool wait_for(struct store_log *log, bool (*pred)(const struct store_log_counters *, uint64_t),
-                     uint64_t arg, struct store_log_counters *c)
+static bool wait_for(struct store_log *log,
+                     bool (*pred)(const struct store_log_counters *, uint64_t), uint64_t arg,
+                     struct store_log_counters *c)
 {
     for (int i = 0; i < 500; i++) {
         store_log_counters(log, c);

@@ -85,9 +85,8 @@ START_TEST(test_positions_follow_add_move_delete)
             before = -1;
         switch (steps[i].op) {
         case ADD:
-            ck_assert_int_eq(store_rule_add(st, steps[i].rule, "", before, "alice", &id, err,
-                                            sizeof(err)),
-                             0);
+            ck_assert_int_eq(
+                store_rule_add(st, steps[i].rule, "", before, "alice", &id, err, sizeof(err)), 0);
             snprintf(ids[nids].text, sizeof(ids[nids].text), "%s", steps[i].rule);
             ids[nids++].id = id;
             break;
@@ -128,22 +127,23 @@ START_TEST(test_each_change_bumps_version_and_writes_audit)
     int a, b;
 
     ck_assert_int_eq(store_policy_version(st), 0);
-    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "alice", &a, err, sizeof(err)), 0);
-    ck_assert_int_eq(store_rule_add(st, "deny domain b.test", "", 0, "alice", &b, err, sizeof(err)), 0);
-    ck_assert_int_eq(store_rule_update(st, a, "deny domain a2.test", NULL, -1, "alice", err,
-                                       sizeof(err)),
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "alice", &a, err, sizeof(err)),
                      0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain b.test", "", 0, "alice", &b, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(
+        store_rule_update(st, a, "deny domain a2.test", NULL, -1, "alice", err, sizeof(err)), 0);
     ck_assert_int_eq(store_rule_update(st, a, NULL, NULL, 0, "alice", err, sizeof(err)), 0);
     ck_assert_int_eq(store_rule_move(st, b, -1, "alice", err, sizeof(err)), 0);
     ck_assert_int_eq(store_rule_delete(st, b, "alice", err, sizeof(err)), 0);
     ck_assert_int_eq(store_list_replace(st, "ads", domains, 2, "alice", err, sizeof(err)), 0);
     ck_assert_int_eq(store_list_delete(st, "ads", "alice", err, sizeof(err)), 0);
-    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "bob", "pw", "alice", err,
-                                       sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        store_account_set(st, STORE_PROXY_USER, "bob", "pw", "alice", err, sizeof(err)), 0);
     ck_assert_int_eq(store_policy_version(st), 9);
     /* Neither an admin account nor a setting is policy. */
-    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "pw", "alice", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "pw", "alice", err, sizeof(err)),
+                     0);
     ck_assert_int_eq(store_setting_set(st, "k", "v", "alice", err, sizeof(err)), 0);
     ck_assert_int_eq(store_policy_version(st), 9);
 
@@ -175,7 +175,8 @@ START_TEST(test_update_changes_only_given_fields)
     struct store_rule r;
     int id;
 
-    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "why", 0, "t", &id, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "why", 0, "t", &id, err, sizeof(err)),
+                     0);
     ck_assert_int_eq(store_rule_update(st, id, NULL, "new why", -1, "t", err, sizeof(err)), 0);
     ck_assert_int_eq(store_rule_get(st, id, &r, err, sizeof(err)), 0);
     ck_assert_str_eq(r.text, "deny domain a.test");
@@ -198,7 +199,8 @@ START_TEST(test_missing_rule_is_an_error_and_changes_nothing)
     struct store_rule r;
     int id;
 
-    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "t", &id, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "t", &id, err, sizeof(err)),
+                     0);
     ck_assert_int_eq(store_policy_version(st), 1);
     ck_assert_int_eq(store_rule_update(st, 999, "x", NULL, -1, "t", err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, "999") != NULL, "%s", err);
@@ -220,13 +222,15 @@ START_TEST(test_rules_replace_100k_in_one_transaction)
     int id;
     double t0;
 
-    ck_assert_int_eq(store_rule_add(st, "deny domain old.test", "", 0, "t", &id, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain old.test", "", 0, "t", &id, err, sizeof(err)),
+                     0);
     for (size_t i = 0; i < n; i++) {
         texts[i] = malloc(40);
         snprintf(texts[i], 40, "deny domain d%zu.test", i);
     }
     t0 = test_now_s();
-    ck_assert_int_eq(store_rules_replace(st, (const char *const *)texts, n, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rules_replace(st, (const char *const *)texts, n, "t", err, sizeof(err)),
+                     0);
     ck_assert_msg(test_now_s() - t0 < 1.0, "replace took %.3f s", test_now_s() - t0);
     ck_assert_int_eq(store_rules_list(st, &rules, &got, err, sizeof(err)), 0);
     ck_assert_uint_eq(got, n);
@@ -238,7 +242,8 @@ START_TEST(test_rules_replace_100k_in_one_transaction)
     /* An empty text fails the whole import and leaves the rules as they were. */
     free(texts[5]);
     texts[5] = strdup("");
-    ck_assert_int_eq(store_rules_replace(st, (const char *const *)texts, n, "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_rules_replace(st, (const char *const *)texts, n, "t", err, sizeof(err)),
+                     -1);
     ck_assert_int_eq(store_rules_list(st, &rules, &got, err, sizeof(err)), 0);
     ck_assert_uint_eq(got, n);
     store_rules_free(rules, got);
@@ -264,9 +269,8 @@ START_TEST(test_list_replace_100k_entries_in_one_transaction)
     }
     d[n] = strdup("host5.ads.test"); /* a duplicate is stored once */
     t0 = test_now_s();
-    ck_assert_int_eq(store_list_replace(st, "ads", (const char *const *)d, n + 1, "t", err,
-                                        sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        store_list_replace(st, "ads", (const char *const *)d, n + 1, "t", err, sizeof(err)), 0);
     ck_assert_msg(test_now_s() - t0 < 1.0, "replace took %.3f s", test_now_s() - t0);
     ck_assert_int_eq(store_lists(st, &lists, &got, err, sizeof(err)), 0);
     ck_assert_uint_eq(got, 1);
@@ -276,9 +280,8 @@ START_TEST(test_list_replace_100k_entries_in_one_transaction)
     free(lists);
 
     /* Replacing leaves exactly the new entries. */
-    ck_assert_int_eq(store_list_replace(st, "ads", (const char *const *)d, 3, "t", err,
-                                        sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        store_list_replace(st, "ads", (const char *const *)d, 3, "t", err, sizeof(err)), 0);
     ck_assert_int_eq(store_list_entries(st, "ads", &entries, &got, err, sizeof(err)), 0);
     ck_assert_uint_eq(got, 3);
     for (size_t i = 0; i < got; i++)
@@ -295,7 +298,8 @@ END_TEST
 
 START_TEST(test_bad_list_names_are_refused)
 {
-    static const char *const names[] = {"", "0123456789012345678901234567890123456789012345678901234567890123"};
+    static const char *const names[] = {
+        "", "0123456789012345678901234567890123456789012345678901234567890123"};
     const char *d[] = {"a.test"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -312,7 +316,8 @@ START_TEST(test_settings_round_trip)
     char *v;
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ck_assert_int_eq(store_setting_set(st, cases[i].key, cases[i].value, "t", err, sizeof(err)), 0);
+        ck_assert_int_eq(store_setting_set(st, cases[i].key, cases[i].value, "t", err, sizeof(err)),
+                         0);
         v = store_setting_get(st, cases[i].key);
         ck_assert_ptr_nonnull(v);
         ck_assert_str_eq(v, cases[i].value);

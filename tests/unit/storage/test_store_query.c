@@ -37,8 +37,8 @@ static const struct row rows[] = {
 
 static void push_rows(const struct row *r, size_t n, int64_t base)
 {
-    struct store_log_opts o = {.db_path = tmp.db, .producers = 1, .queue_capacity = 64,
-                               .flush_interval_ms = 10};
+    struct store_log_opts o = {
+        .db_path = tmp.db, .producers = 1, .queue_capacity = 64, .flush_interval_ms = 10};
     struct store_log *log = store_log_start(&o, err, sizeof(err));
 
     ck_assert_msg(log != NULL, "%s", err);
@@ -75,9 +75,8 @@ static void setup(void)
     ck_assert_msg(st != NULL, "%s", err);
     /* Rules 1..5 exist so rule 5's hits show in store_rules_list. */
     for (int i = 1; i <= 5; i++)
-        ck_assert_int_eq(store_rule_add(st, "deny domain ads.test", "", 0, "t", &id, err,
-                                        sizeof(err)),
-                         0);
+        ck_assert_int_eq(
+            store_rule_add(st, "deny domain ads.test", "", 0, "t", &id, err, sizeof(err)), 0);
 }
 
 static void teardown(void)
@@ -139,8 +138,7 @@ START_TEST(test_search_filters_paging_and_follow)
         {{.after_id = 4, .decision = -1}, "5,6"},
         {{.after_id = 1, .decision = -1, .limit = 2}, "2,3"},
         {{.client = "10.0.0.2", .decision = STORE_DENY}, "4,3"},
-        {{.client = "10.0.0.2", .since_ms = T + 60000, .until_ms = T + 70000, .decision = -1},
-         "4"},
+        {{.client = "10.0.0.2", .since_ms = T + 60000, .until_ms = T + 70000, .decision = -1}, "4"},
         {{.decision = -1, .limit = 2}, "6,5"},
     };
     char got[128];
@@ -196,13 +194,12 @@ START_TEST(test_top_hosts_clients_blocked)
 
     push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ck_assert_int_eq(store_top(st, cases[i].kind, cases[i].since, 0, 10, &r, &n, err,
-                                   sizeof(err)),
-                         0);
+        ck_assert_int_eq(
+            store_top(st, cases[i].kind, cases[i].since, 0, 10, &r, &n, err, sizeof(err)), 0);
         got[0] = '\0';
         for (size_t k = 0; k < n; k++)
-            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s:%lld:%lld",
-                     k ? "," : "", r[k].key, (long long)r[k].requests, (long long)r[k].bytes);
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s:%lld:%lld", k ? "," : "",
+                     r[k].key, (long long)r[k].requests, (long long)r[k].bytes);
         free(r);
         ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu: got '%s'", i, got);
     }
@@ -215,7 +212,10 @@ END_TEST
 START_TEST(test_series_buckets_include_empty_ones)
 {
     static const struct store_series_point want[] = {
-        {0, 3, 1, 330}, {MIN_MS, 2, 1, 55}, {2 * MIN_MS, 1, 0, 2}, {3 * MIN_MS, 0, 0, 0},
+        {0, 3, 1, 330},
+        {MIN_MS, 2, 1, 55},
+        {2 * MIN_MS, 1, 0, 2},
+        {3 * MIN_MS, 0, 0, 0},
     };
     struct store_series_point *p;
     size_t n;
