@@ -142,6 +142,42 @@ out:
     return rc;
 }
 
+/* Joins the regexes of one kind that are checked one by one into set->group[kind]. */
+static int build_group(struct acl_set *set, enum acl_regex_kind kind)
+{
+    enum acl_match want = kind == ACL_RX_HOST ? ACL_MATCH_HOST_REGEX : ACL_MATCH_URL_REGEX;
+    size_t len = 0, count = 0;
+    for (uint32_t k = 0; k < set->nlinear; k++) {
+        const struct acl_rule *r = &set->rules[set->linear[k]];
+        if (r->match == want && acl_regex_joinable(r->re, r->arg, strlen(r->arg))) {
+            len += strlen(r->arg) + 6;
+            count++;
+        }
+    }
+    if (count < 2)
+        return 0;
+    char *pat = malloc(len + 1);
+    if (!pat)
+        return -1;
+    size_t n = 0;
+    for (uint32_t k = 0; k < set->nlinear; k++) {
+        const struct acl_rule *r = &set->rules[set->linear[k]];
+        if (r->match == want && acl_regex_joinable(r->re, r->arg, strlen(r->arg)))
+            n += (size_t)sprintf(pat + n, "%s(?:%s)", n ? "|" : "", r->arg);
+    }
+    char msg[200];
+    set->group[kind] = acl_regex_compile(pat, n, kind == ACL_RX_HOST, true, msg, sizeof(msg));
+    free(pat);
+    if (!set->group[kind])
+        return 0; /* only slower: each regex is still checked on its own */
+    for (uint32_t k = 0; k < set->nlinear; k++) {
+        struct acl_rule *r = &set->rules[set->linear[k]];
+        if (r->match == want && acl_regex_joinable(r->re, r->arg, strlen(r->arg)))
+            r->in_group = true;
+    }
+    return 0;
+}
+
 struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *err)
 {
     char msg[200];
@@ -161,7 +197,8 @@ struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *
     }
     if (parse_rules(set, cfg, err) != 0)
         goto fail;
-    if (build_domains(set, cfg) != 0 || build_regexes_and_linear(set) != 0) {
+    if (build_domains(set, cfg) != 0 || build_regexes_and_linear(set) != 0 ||
+        build_group(set, ACL_RX_HOST) != 0 || build_group(set, ACL_RX_URL) != 0) {
         fail(err, 0, "out of memory");
         goto fail;
     }
@@ -171,8 +208,14 @@ struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *
     for (uint32_t i = 0; i < set->nrules; i++)
         mem += acl_rule_memory(&set->rules[i]);
     mem += acl_domain_index_memory(&set->domains);
-    for (int k = 0; k < ACL_RX_COUNT; k++)
+    for (int k = 0; k < ACL_RX_COUNT; k++) {
         mem += acl_regex_index_memory(&set->rx[k]);
+        size_t size = 0, jit = 0;
+        if (set->group[k] && pcre2_pattern_info(set->group[k], PCRE2_INFO_SIZE, &size) == 0)
+            mem += size;
+        if (set->group[k] && pcre2_pattern_info(set->group[k], PCRE2_INFO_JITSIZE, &jit) == 0)
+            mem += jit;
+    }
     set->memory = mem;
     return set;
 fail:
@@ -189,8 +232,10 @@ void acl_set_free(struct acl_set *set)
     free(set->rules);
     free(set->linear);
     acl_domain_index_free(&set->domains);
-    for (int k = 0; k < ACL_RX_COUNT; k++)
+    for (int k = 0; k < ACL_RX_COUNT; k++) {
         acl_regex_index_free(&set->rx[k]);
+        pcre2_code_free(set->group[k]);
+    }
     free(set->allowed);
     free(set);
 }

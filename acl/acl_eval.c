@@ -33,6 +33,7 @@ struct eval {
     bool best_auth;
     const struct acl_domain_entry *best_key;
     int limit_rule_id; /* first rule whose regex gave up at its limit */
+    enum { GROUP_UNTRIED, GROUP_MATCHED, GROUP_MISSED } group[ACL_RX_COUNT];
 };
 
 struct acl_scratch *acl_scratch_new(void)
@@ -75,6 +76,22 @@ static bool regex_matches(struct eval *ev, const struct acl_rule *r, const char 
     return false;
 }
 
+/* False when the joined regexes of r's kind cannot match, so r cannot either. */
+static bool group_may_match(struct eval *ev, const struct acl_rule *r, const char *subj,
+                            size_t len)
+{
+    int kind = r->match == ACL_MATCH_HOST_REGEX ? ACL_RX_HOST : ACL_RX_URL;
+    if (!r->in_group)
+        return true;
+    if (ev->group[kind] == GROUP_UNTRIED) {
+        int rc = pcre2_match(ev->set->group[kind], (PCRE2_SPTR)subj, len, 0, 0, ev->s->md,
+                             ev->s->mctx);
+        /* At its limit the group proves nothing: then every regex runs on its own. */
+        ev->group[kind] = rc == PCRE2_ERROR_NOMATCH ? GROUP_MISSED : GROUP_MATCHED;
+    }
+    return ev->group[kind] == GROUP_MATCHED;
+}
+
 static bool port_in(const struct acl_rule *r, uint16_t port)
 {
     for (uint32_t i = 0; i < r->nports; i++) {
@@ -106,10 +123,12 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
         bool ok = false;
         switch (r->match) {
         case ACL_MATCH_HOST_REGEX:
-            ok = regex_matches(ev, r, ev->host, ev->host_len);
+            ok = group_may_match(ev, r, ev->host, ev->host_len) &&
+                 regex_matches(ev, r, ev->host, ev->host_len);
             break;
         case ACL_MATCH_URL_REGEX:
-            ok = ev->url && regex_matches(ev, r, ev->url, ev->url_len);
+            ok = ev->url && group_may_match(ev, r, ev->url, ev->url_len) &&
+                 regex_matches(ev, r, ev->url, ev->url_len);
             break;
         case ACL_MATCH_CLIENT:
             ok = ev->has_client && acl_cidr_list_contains(r->cidrs, r->ncidrs, ev->client);
@@ -174,14 +193,16 @@ static void eval_linear(struct eval *ev)
     }
 }
 
-static bool bucket_seen(struct acl_scratch *s, uint32_t b)
+/* Remembers the rules run through the regex index, so a literal that occurs twice in the
+ * subject does not run its regex twice. */
+static bool already_tried(struct acl_scratch *s, uint32_t rule)
 {
     for (uint32_t i = 0; i < s->nseen; i++) {
-        if (s->seen[i] == b)
+        if (s->seen[i] == rule)
             return true;
     }
     if (s->nseen < ACL_SEEN_MAX)
-        s->seen[s->nseen++] = b;
+        s->seen[s->nseen++] = rule;
     return false;
 }
 
@@ -192,13 +213,17 @@ static void eval_regex_index(struct eval *ev, const struct acl_regex_index *ix, 
         return;
     ev->s->nseen = 0;
     for (size_t i = 0; i + 3 <= len; i++) {
-        uint32_t b = acl_regex_bucket(subj + i);
-        uint32_t lo = ix->bucket_off[b], hi = ix->bucket_off[b + 1];
-        if (lo == hi || bucket_seen(ev->s, b))
-            continue;
-        for (uint32_t m = lo; m < hi && ix->members[m].rule < ev->best; m++) {
+        uint32_t tri = acl_regex_trigram(subj + i);
+        uint32_t b = acl_regex_bucket(tri);
+        for (uint32_t m = ix->bucket_off[b]; m < ix->bucket_off[b + 1]; m++) {
             const struct acl_regex_member *mb = &ix->members[m];
-            if (!acl_contains_nocase(subj, len, ix->lits + mb->lit_off, mb->lit_len))
+            if (mb->rule >= ev->best)
+                break;
+            /* The literal must be in the subject where this trigram sits in it. */
+            if (mb->tri != tri || i < mb->tri_off || i - mb->tri_off + mb->lit_len > len ||
+                !acl_equal_nocase(subj + i - mb->tri_off, ix->lits + mb->lit_off, mb->lit_len))
+                continue;
+            if (already_tried(ev->s, mb->rule))
                 continue;
             if (take(ev, mb->rule, false))
                 break;

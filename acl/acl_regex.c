@@ -139,6 +139,35 @@ static size_t quantifier_end(const char *p, size_t n, size_t i)
     return 0;
 }
 
+bool acl_regex_joinable(const pcre2_code *re, const char *p, size_t n)
+{
+    static const char *const refuse[] = {"(*", "\\Q", "\\g", "\\k", "(?R", "(?&", "(?P",
+                                         "(?(", "(?<", "(?'", "(?x", "(?|"};
+    uint32_t backrefs = 1;
+    if (pcre2_pattern_info(re, PCRE2_INFO_BACKREFMAX, &backrefs) != 0 || backrefs != 0)
+        return false;
+    for (size_t i = 0; i < sizeof(refuse) / sizeof(refuse[0]); i++) {
+        if (memmem(p, n, refuse[i], strlen(refuse[i])))
+            return false;
+    }
+    for (size_t i = 0; i + 2 < n; i++) {
+        if (p[i] != '(' || p[i + 1] != '?')
+            continue;
+        char c = p[i + 2];
+        /* (?1) (?+1) (?-1): calls by number; (?...x...): extended mode switched on. */
+        if (is_digit((unsigned char)c) || c == '+' ||
+            (c == '-' && i + 3 < n && is_digit((unsigned char)p[i + 3])))
+            return false;
+        for (size_t j = i + 2; j < n && (is_alnum((unsigned char)p[j]) || p[j] == '-' ||
+                                         p[j] == '^');
+             j++) {
+            if (p[j] == 'x')
+                return false;
+        }
+    }
+    return true;
+}
+
 size_t acl_regex_literal(const char *p, size_t n, char *out, size_t cap)
 {
     char run[256];
@@ -211,40 +240,23 @@ size_t acl_regex_literal(const char *p, size_t n, char *out, size_t cap)
     return best;
 }
 
-bool acl_contains_nocase(const char *hay, size_t hay_len, const char *needle, size_t needle_len)
-{
-    if (needle_len == 0)
-        return true;
-    if (needle_len > hay_len)
-        return false;
-    unsigned char first = (unsigned char)needle[0];
-    for (size_t i = 0; i + needle_len <= hay_len; i++) {
-        if (acl_lower((unsigned char)hay[i]) != first)
-            continue;
-        size_t k = 1;
-        while (k < needle_len && acl_lower((unsigned char)hay[i + k]) == (unsigned char)needle[k])
-            k++;
-        if (k == needle_len)
-            return true;
-    }
-    return false;
-}
-
 int acl_regex_index_build(struct acl_regex_index *ix, const uint32_t *rules,
                           const char *const *lits, const size_t *lens, size_t n)
 {
     memset(ix, 0, sizeof(*ix));
     uint32_t *freq = calloc(ACL_REGEX_BUCKETS, sizeof(uint32_t));
     uint32_t *chosen = malloc((n ? n : 1) * sizeof(uint32_t));
+    uint32_t *chosen_off = malloc((n ? n : 1) * sizeof(uint32_t));
     ix->bucket_off = calloc(ACL_REGEX_BUCKETS + 1, sizeof(uint32_t));
     ix->members = malloc((n ? n : 1) * sizeof(*ix->members));
     size_t lits_total = 0;
     for (size_t i = 0; i < n; i++)
         lits_total += lens[i];
     ix->lits = malloc(lits_total ? lits_total : 1);
-    if (!freq || !chosen || !ix->bucket_off || !ix->members || !ix->lits) {
+    if (!freq || !chosen || !chosen_off || !ix->bucket_off || !ix->members || !ix->lits) {
         free(freq);
         free(chosen);
+        free(chosen_off);
         acl_regex_index_free(ix);
         return -1;
     }
@@ -252,17 +264,18 @@ int acl_regex_index_build(struct acl_regex_index *ix, const uint32_t *rules,
     /* File each regex under the trigram of its literal that the fewest literals share. */
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k + 3 <= lens[i]; k++)
-            freq[acl_regex_bucket(lits[i] + k)]++;
+            freq[acl_regex_bucket(acl_regex_trigram(lits[i] + k))]++;
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t best = acl_regex_bucket(lits[i]);
+        uint32_t best = 0;
         for (size_t k = 1; k + 3 <= lens[i]; k++) {
-            uint32_t b = acl_regex_bucket(lits[i] + k);
-            if (freq[b] < freq[best])
-                best = b;
+            if (freq[acl_regex_bucket(acl_regex_trigram(lits[i] + k))] <
+                freq[acl_regex_bucket(acl_regex_trigram(lits[i] + best))])
+                best = (uint32_t)k;
         }
-        chosen[i] = best;
-        ix->bucket_off[best + 1]++;
+        chosen_off[i] = best;
+        chosen[i] = acl_regex_bucket(acl_regex_trigram(lits[i] + best));
+        ix->bucket_off[chosen[i] + 1]++;
     }
     for (uint32_t b = 0; b < ACL_REGEX_BUCKETS; b++)
         ix->bucket_off[b + 1] += ix->bucket_off[b];
@@ -274,12 +287,15 @@ int acl_regex_index_build(struct acl_regex_index *ix, const uint32_t *rules,
         m->rule = rules[i];
         m->lit_off = (uint32_t)ix->lits_len;
         m->lit_len = (uint32_t)lens[i];
+        m->tri = acl_regex_trigram(lits[i] + chosen_off[i]);
+        m->tri_off = chosen_off[i];
         memcpy(ix->lits + ix->lits_len, lits[i], lens[i]);
         ix->lits_len += lens[i];
     }
     ix->nmembers = n;
     free(freq);
     free(chosen);
+    free(chosen_off);
     return 0;
 }
 

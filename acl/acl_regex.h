@@ -1,9 +1,9 @@
 /* acl_regex.h: regexes of host-regex and url-regex rules: compiling them (PCRE2, JIT, limits)
  * and the literal prefilter. Running 1,000 regexes on every request costs far more than the
  * 2 us a decision may take, so each regex that must contain some literal of three or more
- * bytes ("/ads/v" in ^https?://[^/]+/ads/v[0-9]+/) is filed under one trigram of it; a request
- * runs only the regexes filed under trigrams its subject contains, and only if the whole
- * literal is there too. Regexes without such a literal are run one by one. Internal to acl/.
+ * bytes ("/ads/v" in ^https?://[^/]+/ads/v[0-9]+/) is filed under its rarest trigram; for each
+ * trigram of the subject, a request runs only the regexes filed under it whose whole literal
+ * is there at that place. Regexes without such a literal are run one by one. Internal to acl/.
  */
 #ifndef PX_ACL_REGEX_H
 #define PX_ACL_REGEX_H
@@ -16,7 +16,7 @@
 
 #define ACL_MATCH_LIMIT 100000
 #define ACL_DEPTH_LIMIT 10000
-#define ACL_REGEX_BUCKET_BITS 12
+#define ACL_REGEX_BUCKET_BITS 14
 #define ACL_REGEX_BUCKETS (1u << ACL_REGEX_BUCKET_BITS)
 
 /* Compiles pattern (caseless for host-regex), JIT-compiled if jit. Returns the code (owned by
@@ -29,10 +29,16 @@ pcre2_code *acl_regex_compile(const char *pattern, size_t len, bool caseless, bo
  * a shorter or missing literal only costs speed, never a wrong answer. */
 size_t acl_regex_literal(const char *pattern, size_t len, char *out, size_t cap);
 
+/* True if pattern still means the same as one alternative of a larger pattern: no verbs,
+ * backreferences, numbered or named subroutine calls, conditions, \Q or extended mode. */
+bool acl_regex_joinable(const pcre2_code *re, const char *pattern, size_t len);
+
 struct acl_regex_member {
     uint32_t rule;    /* rule index */
     uint32_t lit_off; /* into lits; lower-case */
     uint32_t lit_len;
+    uint32_t tri;     /* the trigram it is filed under (acl_regex_trigram) */
+    uint32_t tri_off; /* where that trigram starts in the literal */
 };
 
 struct acl_regex_index {
@@ -55,15 +61,26 @@ static inline unsigned char acl_lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
-/* Bucket of the trigram at s (3 bytes, any case). */
-static inline uint32_t acl_regex_bucket(const char *s)
+/* The trigram at s (3 bytes, any case) as a number, and its bucket. */
+static inline uint32_t acl_regex_trigram(const char *s)
 {
-    uint32_t k = (uint32_t)acl_lower((unsigned char)s[0]) << 16 |
-                 (uint32_t)acl_lower((unsigned char)s[1]) << 8 | acl_lower((unsigned char)s[2]);
-    return (k * 2654435761u) >> (32 - ACL_REGEX_BUCKET_BITS);
+    return (uint32_t)acl_lower((unsigned char)s[0]) << 16 |
+           (uint32_t)acl_lower((unsigned char)s[1]) << 8 | acl_lower((unsigned char)s[2]);
 }
 
-/* True if needle (lower-case) occurs in hay, ignoring ASCII case in hay. */
-bool acl_contains_nocase(const char *hay, size_t hay_len, const char *needle, size_t needle_len);
+static inline uint32_t acl_regex_bucket(uint32_t trigram)
+{
+    return (trigram * 2654435761u) >> (32 - ACL_REGEX_BUCKET_BITS);
+}
+
+/* True if s[0..len) equals lit (lower-case), ignoring ASCII case in s. */
+static inline bool acl_equal_nocase(const char *s, const char *lit, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (acl_lower((unsigned char)s[i]) != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
 
 #endif

@@ -58,6 +58,7 @@ struct acl_rule {
 
     /* The parsed match argument; which member is used depends on match. */
     pcre2_code *re; /* owned; host-regex, url-regex */
+    bool in_group;  /* re is also an alternative of its kind's prefilter (struct acl_set) */
     struct acl_cidr *cidrs; /* owned; client */
     uint32_t ncidrs;
     struct acl_names names; /* user, method */

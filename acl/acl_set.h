@@ -20,6 +20,9 @@ struct acl_set {
     uint32_t nlinear;
     struct acl_domain_index domains;      /* domain and list rules */
     struct acl_regex_index rx[ACL_RX_COUNT]; /* regexes with a literal */
+    /* Per kind, the regexes checked one by one joined as (?:re1)|(?:re2)|...: when it does
+     * not match, none of them can, and a request pays one match instead of many. */
+    pcre2_code *group[ACL_RX_COUNT]; /* owned; NULL if fewer than two could be joined */
     bool has_url_regex; /* build the full URL only when some rule reads it */
     struct acl_cidr *allowed; /* owned; the default action's networks */
     uint32_t nallowed;
@@ -35,7 +38,7 @@ struct acl_scratch {
     pcre2_match_data *md;       /* owned */
     pcre2_match_context *mctx;  /* owned; match and depth limits, jit stack */
     pcre2_jit_stack *jit_stack; /* owned */
-    /* Regex buckets already visited during this evaluation. */
+    /* Rules already tried through a regex index during this evaluation. */
     uint32_t seen[ACL_SEEN_MAX];
     uint32_t nseen;
     char url[ACL_URL_MAX];

@@ -33,6 +33,7 @@ static const char *const p_url[] = {
     "deny url-regex \"^http://space\\.test/a b\"",
     "deny url-regex (a+)+$",
     "deny url-regex ^http://\\[2001:db8::5\\]/v6",
+    "deny url-regex [0-9]$", /* joins (a+)+$ in the prefilter group */
     NULL,
 };
 
@@ -239,6 +240,7 @@ static const struct eval_case cases[] = {
     /* catastrophic backtracking: the limit turns it into "no match", and the reason says so */
     {P_URL, "GET http://x.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", LAN, NULL, MON,
      600, ACL_ALLOW, 0, "rule 9 hit the regex match limit"},
+    {P_URL, "GET http://x.test/page7", LAN, NULL, MON, 600, ACL_DENY, 11, NULL},
     /* clients, methods, ports; IPv4-mapped clients match IPv4 CIDRs */
     {P_NET, "GET http://a.test/", "192.0.2.9", NULL, MON, 600, ACL_ALLOW, 1,
      "rule 1: allow client 192.0.2.0/24"},
