@@ -50,6 +50,9 @@ static void conn_run(struct conn *c);
 static void conn_close(struct conn *c, enum conn_close why);
 static void start_connect(struct conn *c);
 
+/* Bytes kept free while a head is read, for what its rewrite adds. */
+#define HEAD_RESERVE 1024
+
 #define STAT_ADD(c, field, n) atomic_fetch_add_explicit(&(c)->w->stats.field, (n), memory_order_relaxed)
 
 static int64_t wall_ms(void)
@@ -114,11 +117,13 @@ static void update_interest(struct conn *c)
         oev = EV_WRITE;
         break;
     case CONN_RELAY:
+        /* Bytes not yet framed count as pending: the pump may stop (fairness cap) between
+         * reading them and framing them, and must be woken to go on. */
         if (!c->upf.done && c->up.len < BUF_SIZE)
             cev |= EV_READ;
-        if (c->downf.ready > 0)
+        if (c->downf.ready > 0 || (c->resp_head_done && !c->downf.done && c->down.len > 0))
             cev |= EV_WRITE;
-        if (c->upf.ready > 0)
+        if (c->upf.ready > 0 || (!c->upf.done && c->up.len > 0))
             oev |= EV_WRITE;
         if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE)
             oev |= EV_READ;
@@ -519,7 +524,9 @@ static bool step_read_head(struct conn *c)
                 return true;
             }
         }
+        /* Keep room for what the head rewrite adds (Host, Via). */
         size_t room = buf_room(&c->up);
+        room = room > HEAD_RESERVE ? room - HEAD_RESERVE : 0;
         if (room == 0) {
             struct h1_error e = {431, "request head too large"};
             handle_bad_request(c, &e);
@@ -800,13 +807,14 @@ static ssize_t flow_send(int fd, struct buf *b, size_t *ready)
     return -1;
 }
 
-/* Reads from fd into b. Returns bytes read, 0 if it would block, -1 on EOF or error
- * (*eof says which). */
-static ssize_t fill(int fd, struct buf *b, bool *eof)
+/* Reads from fd into b, leaving reserve bytes free. Returns bytes read, 0 if it would block,
+ * -1 on EOF or error (*eof says which). */
+static ssize_t fill(int fd, struct buf *b, size_t reserve, bool *eof)
 {
     size_t room = buf_room(b);
-    if (room == 0)
+    if (room <= reserve)
         return 0;
+    room -= reserve;
     ssize_t n = recv(fd, buf_tail(b), room, 0);
     if (n > 0) {
         b->len += (size_t)n;
@@ -840,11 +848,11 @@ static bool relay_response_head(struct conn *c)
     struct h1_response resp = {.headers = w->headers};
     struct h1_error err = {0};
     struct h1_limits lim = w->tun.limits;
-    lim.max_head_bytes = BUF_SIZE - 1024;
-    lim.max_request_line = BUF_SIZE - 1024;
+    lim.max_head_bytes = BUF_SIZE - HEAD_RESERVE;
+    lim.max_request_line = BUF_SIZE - HEAD_RESERVE;
     int n = h1_parse_response(buf_head(&c->down), c->down.len, &lim, c->request_head, &resp, &err);
     if (n == H1_INCOMPLETE) {
-        if (c->down.len >= BUF_SIZE - 1024) {
+        if (c->down.len >= BUF_SIZE - HEAD_RESERVE) {
             relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a response head too large.");
             return true;
         }
@@ -945,7 +953,7 @@ static bool step_relay(struct conn *c)
     }
     if (!c->upf.done && c->up.len < BUF_SIZE) {
         bool eof = false;
-        n = fill(c->cfd, &c->up, &eof);
+        n = fill(c->cfd, &c->up, 0, &eof);
         if (n < 0) {
             conn_close(c, eof ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
             return false;
@@ -955,7 +963,8 @@ static bool step_relay(struct conn *c)
 
     /* Down: origin -> client. */
     if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE) {
-        n = fill(c->ofd, &c->down, &c->downf.eof);
+        /* Until the head is rewritten, keep room for what the rewrite adds. */
+        n = fill(c->ofd, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE, &c->downf.eof);
         if (n < 0 && !c->downf.eof) {
             relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
             return true;
@@ -1023,7 +1032,7 @@ static bool step_tunnel(struct conn *c)
     ssize_t n;
     if (!c->upf.eof) {
         bool eof = false;
-        n = fill(c->cfd, &c->up, &eof);
+        n = fill(c->cfd, &c->up, 0, &eof);
         if (n < 0 && !eof) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;
@@ -1047,7 +1056,7 @@ static bool step_tunnel(struct conn *c)
         c->upf.done = true;
     }
     if (!c->downf.eof) {
-        n = fill(c->ofd, &c->down, &c->downf.eof);
+        n = fill(c->ofd, &c->down, 0, &c->downf.eof);
         if (n < 0 && !c->downf.eof) {
             conn_close(c, CLOSE_ORIGIN_ERROR);
             return false;
@@ -1249,7 +1258,8 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr)
         }
     }
     memset(c, 0, offsetof(struct conn, rec));
-    c->rec.time_ms = 0;
+    c->rec.time_ms = 0; /* the record itself is cleared when a request starts */
+    c->why = CLOSE_NONE;
     c->w = w;
     c->cfd = fd;
     c->ofd = -1;

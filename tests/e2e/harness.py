@@ -135,12 +135,13 @@ def read_chunked(sock, buf):
 class Origin:
     """A scripted HTTP/1.1 origin on 127.0.0.1 (threaded, keep-alive)."""
 
-    def __init__(self):
+    def __init__(self, address="127.0.0.1"):
         self.requests = []  # (head bytes, body bytes)
         self.lock = threading.Lock()
-        self.sock = socket.socket()
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self.sock = socket.socket(family)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((address, 0))
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
@@ -333,6 +334,19 @@ class Proxyd:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def api(self, method, path, body=None, token=None):
+        """Calls the admin API with the bearer token; returns the decoded JSON answer."""
+        import json
+        import urllib.request
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.admin_url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + (token or self.token))
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
 
     def connect(self, timeout=10):
         s = socket.create_connection(("127.0.0.1", self.proxy_port), timeout=timeout)

@@ -43,10 +43,13 @@ class RelayTest(unittest.TestCase):
         self.assertEqual((status, len(body)), (200, 1024))
 
     def test_ipv6_name_and_literal(self):
-        try:
-            socket.create_connection(("::1", self.origin.port), timeout=1).close()
-        except OSError:
-            self.skipTest("origin not reachable over IPv6 (listens on 127.0.0.1 only)")
+        with Origin("::1") as o6:
+            status, _, body = self.px.get("http://v6.test:%d/small" % o6.port)
+            self.assertEqual((status, len(body)), (200, 1024))
+            status, _, body = self.px.get("http://[::1]:%d/small" % o6.port)
+            self.assertEqual((status, len(body)), (200, 1024))
+            head, _ = o6.requests[-1]
+            self.assertIn(b"Host: [::1]:%d\r\n" % o6.port, head)
 
     def test_large_binary_body_both_ways(self):
         data = pattern(3 * 1024 * 1024 + 17)

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# proxy_bench.sh - proxyd against a direct connection, measured in the same run on loopback.
+#
+# Rows:    direct (wrk/curl straight to nginx), proxyd (SQLite access log on, one deny rule),
+#          proxyd-nolog (access log off), proxyd-bigpolicy (100,000 domain rules + 1,000
+#          url-regex rules, log on).
+# Columns: small c1 / c64 req/s (keep-alive), conn-close c16 req/s, p99 at c64, bulk MB/s
+#          (median of 3 downloads of 64 MiB), CONNECT MB/s (same through a tunnel), RSS KiB
+#          per idle keep-alive client connection (2000 held).
+# Ratios against direct (and proxyd-nolog / proxyd-bigpolicy against proxyd) follow.
+#
+# Usage: bench/proxy_bench.sh [--duration S] [--rows "direct proxyd ..."] [--no-pin]
+# Needs nginx-light, wrk, curl (../shared/bench/install-deps.sh installs them). As root it
+# runs in a private network namespace (loopback only). Prints figures; never pass/fail.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
+DUR=8
+ROWS="direct proxyd proxyd-nolog proxyd-bigpolicy"
+PIN=1
+ARGS=("$@")
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --duration) DUR="$2"; shift 2 ;;
+    --rows) ROWS="$2"; shift 2 ;;
+    --no-pin) PIN=0; shift ;;
+    *) echo "usage: $0 [--duration S] [--rows LIST] [--no-pin]" >&2; exit 2 ;;
+  esac
+done
+[[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
+for t in wrk curl nginx python3 taskset; do
+  command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (../shared/bench/install-deps.sh)" >&2; exit 1; }
+done
+if [[ $(id -u) == 0 && -z "${BENCH_IN_NETNS:-}" ]] && unshare -n true 2>/dev/null; then
+  exec unshare -n env BENCH_IN_NETNS=1 bash "$0" "${ARGS[@]}"
+fi
+[[ -n "${BENCH_IN_NETNS:-}" ]] && ip link set lo up
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy no_proxy
+ulimit -n 16384 2>/dev/null || true
+
+if [[ $PIN == 1 ]]; then CPU_PROXY=1; CPU_LOAD=0; WORKERS=1; else CPU_PROXY=0-1; CPU_LOAD=0-1; WORKERS=2; fi
+T="$(mktemp -d /tmp/pxbench.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+
+mkdir -p "$T/www" "$T/nginx"
+head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"
+head -c $((64 * 1024 * 1024)) /dev/urandom > "$T/www/big"
+cat > "$T/nginx/nginx.conf" <<EOF
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log error;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  sendfile on;
+  client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
+  uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
+  server { listen 127.0.0.1:18080; root $T/www; }
+}
+EOF
+taskset -c "$CPU_LOAD" /usr/sbin/nginx -c "$T/nginx/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+ORIGIN=http://127.0.0.1:18080
+for _ in $(seq 50); do curl -sf -o /dev/null $ORIGIN/small && break; sleep 0.1; done
+
+echo 'deny host-regex (^|\.)localhost$' > "$T/small.policy"
+python3 - "$T/big.policy" <<'EOF'
+import random, sys
+random.seed(7)
+with open(sys.argv[1], "w") as f:
+    f.write("deny host-regex (^|\\.)localhost$\n")
+    for i in range(1000):
+        f.write("deny url-regex ^https?://[^/]+/(ads|track|banner)%d/v[0-9]+/\n" % i)
+    for i in range(100000):
+        f.write("deny domain d%d.%s.example\n" % (i, random.choice(["ads", "cdn", "trk", "pix"])))
+EOF
+
+PX_PORT=18890
+start_proxyd() {  # NAME EXTRA-ARGS...
+  local name=$1; shift
+  taskset -c "$CPU_PROXY" "$PROXYD" --listen 127.0.0.1:$PX_PORT --admin off \
+    --data-dir "$T/var-$name" --allow-loopback-targets --connect-ports 443,18080 \
+    --workers $WORKERS --log-level warn "$@" 2>"$T/$name.log" &
+  PX_PID=$!
+  PIDS+=($PX_PID)
+  for _ in $(seq 300); do
+    curl -sf -o /dev/null -x 127.0.0.1:$PX_PORT $ORIGIN/small && return 0
+    kill -0 $PX_PID 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "proxyd ($name) did not start:" >&2; cat "$T/$name.log" >&2; return 1
+}
+stop_proxyd() { kill -TERM "$PX_PID" 2>/dev/null; wait "$PX_PID" 2>/dev/null || true; }
+
+wrk_run() {  # PORT CONNS CLOSE -> "req/s p99 errors"
+  local port=$1 conns=$2 close=$3 threads=1
+  [[ $conns -gt 1 ]] && threads=2
+  BENCH_URL=$ORIGIN/small BENCH_CLOSE=$close taskset -c "$CPU_LOAD" \
+    wrk -t$threads -c"$conns" -d"${DUR}s" --latency -s "$HERE/lib/absolute.lua" \
+    "http://127.0.0.1:$port/small" 2>/dev/null | awk '/^RESULT/ {print $2, $3, $4}'
+}
+download() {  # CURL-ARGS... -> median MB/s of 3
+  local i speeds=()
+  for i in 1 2 3; do
+    speeds+=("$(taskset -c "$CPU_LOAD" curl -s -o /dev/null -w '%{speed_download}' "$@" $ORIGIN/big)")
+  done
+  printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk '{printf "%.1f", $1 / 1e6}'
+}
+
+declare -A C1 C64 P99 CLOSE BULK TUNNEL RSS
+measure() {  # NAME PORT
+  local name=$1 port=$2 r
+  r=$(wrk_run "$port" 64 0); sleep 0.2  # warm-up
+  if [[ $name != direct ]]; then
+    RSS[$name]=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/idle_rss.py" --port "$port" --pid "$PX_PID" \
+      --url $ORIGIN/small -n 2000 | sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p')
+  fi
+  r=$(wrk_run "$port" 1 0); C1[$name]=${r%% *}
+  r=$(wrk_run "$port" 64 0); C64[$name]=${r%% *}; P99[$name]=$(echo "$r" | cut -d' ' -f2)
+  r=$(wrk_run "$port" 16 1); CLOSE[$name]=${r%% *}
+  if [[ $name == direct ]]; then
+    BULK[$name]=$(download); TUNNEL[$name]=-
+  else
+    BULK[$name]=$(download -x 127.0.0.1:$port); TUNNEL[$name]=$(download -p -x 127.0.0.1:$port)
+  fi
+}
+
+for row in $ROWS; do
+  echo "measuring $row ..." >&2
+  case $row in
+    direct) PX_PID=0; measure direct 18080 ;;
+    proxyd) start_proxyd proxyd --policy "$T/small.policy"; measure proxyd $PX_PORT; stop_proxyd ;;
+    proxyd-nolog) start_proxyd nolog --policy "$T/small.policy" --access-log no
+                  measure proxyd-nolog $PX_PORT; stop_proxyd ;;
+    proxyd-bigpolicy) start_proxyd big --policy "$T/big.policy"
+                      measure proxyd-bigpolicy $PX_PORT; stop_proxyd ;;
+  esac
+done
+
+printf '\n| row | small c1 req/s | small c64 req/s | p99 c64 ms | conn-close c16 req/s | bulk MB/s | CONNECT MB/s | RSS KiB/idle conn |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+for row in $ROWS; do
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$row" "${C1[$row]:-}" "${C64[$row]:-}" \
+    "${P99[$row]:-}" "${CLOSE[$row]:-}" "${BULK[$row]:-}" "${TUNNEL[$row]:-}" "${RSS[$row]:--}"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
+echo
+for row in $ROWS; do
+  [[ $row == direct ]] && continue
+  if [[ " $ROWS " == *" direct "* ]]; then
+    printf '%s / direct: c1 %s, c64 %s, conn-close %s, bulk %s, CONNECT vs direct bulk %s\n' "$row" \
+      "$(ratio "${C1[$row]}" "${C1[direct]}")" "$(ratio "${C64[$row]}" "${C64[direct]}")" \
+      "$(ratio "${CLOSE[$row]}" "${CLOSE[direct]}")" "$(ratio "${BULK[$row]}" "${BULK[direct]}")" \
+      "$(ratio "${TUNNEL[$row]}" "${BULK[direct]}")"
+  fi
+  if [[ $row != proxyd && " $ROWS " == *" proxyd "* ]]; then
+    printf '%s / proxyd: c64 %s, conn-close %s\n' "$row" "$(ratio "${C64[$row]}" "${C64[proxyd]}")" \
+      "$(ratio "${CLOSE[$row]}" "${CLOSE[proxyd]}")"
+  fi
+done
+echo "(pinning: proxy on CPU $CPU_PROXY, nginx/wrk/curl on CPU $CPU_LOAD; $DUR s per wrk run; workers $WORKERS)"
