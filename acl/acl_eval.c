@@ -77,15 +77,14 @@ static bool regex_matches(struct eval *ev, const struct acl_rule *r, const char 
 }
 
 /* False when the joined regexes of r's kind cannot match, so r cannot either. */
-static bool group_may_match(struct eval *ev, const struct acl_rule *r, const char *subj,
-                            size_t len)
+static bool group_may_match(struct eval *ev, const struct acl_rule *r, const char *subj, size_t len)
 {
     int kind = r->match == ACL_MATCH_HOST_REGEX ? ACL_RX_HOST : ACL_RX_URL;
     if (!r->in_group)
         return true;
     if (ev->group[kind] == GROUP_UNTRIED) {
-        int rc = pcre2_match(ev->set->group[kind], (PCRE2_SPTR)subj, len, 0, 0, ev->s->md,
-                             ev->s->mctx);
+        int rc =
+            pcre2_match(ev->set->group[kind], (PCRE2_SPTR)subj, len, 0, 0, ev->s->md, ev->s->mctx);
         /* At its limit the group proves nothing: then every regex runs on its own. */
         ev->group[kind] = rc == PCRE2_ERROR_NOMATCH ? GROUP_MISSED : GROUP_MATCHED;
     }
@@ -108,8 +107,7 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
     bool needs_user = false;
 
     if (r->has_clients &&
-        (!ev->has_client || !acl_cidr_list_contains(r->cond_clients, r->ncond_clients,
-                                                    ev->client)))
+        (!ev->has_client || !acl_cidr_list_contains(r->cond_clients, r->ncond_clients, ev->client)))
         return FIRE_NO;
     if (r->has_schedule && !acl_schedule_active(&r->schedule, &req->clock))
         return FIRE_NO;
@@ -295,8 +293,7 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
 
     size_t host_off;
     int pos = acl_url_begin(s->url, sizeof(s->url), req->scheme, req->host ? req->host : "",
-                            req->host ? req->host_len : 0, &host_off, &ev.host_len,
-                            &ev.host_is_ip);
+                            req->host ? req->host_len : 0, &host_off, &ev.host_len, &ev.host_is_ip);
     if (pos >= 0 && set->has_url_regex) {
         int len = acl_url_finish(s->url, sizeof(s->url), (size_t)pos, req->port,
                                  req->path ? req->path : "", req->path ? req->path_len : 0);
@@ -309,8 +306,7 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
     }
     if (pos < 0) {
         /* Failing open here would let a long URL slip past deny rules. */
-        snprintf(out->reason, sizeof(out->reason), "request URL longer than %d bytes",
-                 ACL_URL_MAX);
+        snprintf(out->reason, sizeof(out->reason), "request URL longer than %d bytes", ACL_URL_MAX);
         return;
     }
     ev.host = s->url + host_off;

@@ -15,9 +15,9 @@
 
 /* Names hosts files map to local addresses; never meant as blocked domains. */
 static const char *const hosts_reserved[] = {
-    "localhost", "localhost.localdomain", "broadcasthost", "local", "0.0.0.0",
-    "ip6-localhost", "ip6-loopback", "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes",
-    "ip6-allrouters", "ip6-allhosts",
+    "localhost",       "localhost.localdomain", "broadcasthost",  "local",
+    "0.0.0.0",         "ip6-localhost",         "ip6-loopback",   "ip6-localnet",
+    "ip6-mcastprefix", "ip6-allnodes",          "ip6-allrouters", "ip6-allhosts",
 };
 
 struct list_builder {
@@ -178,8 +178,7 @@ static int parse_line(struct list_builder *b, int line, const char *s, size_t n)
     }
     if (n >= 2 && s[0] == '|' && s[1] == '|')
         return adblock_line(b, line, s, n);
-    if (s[0] == '|' || s[0] == '/' || memchr(s, '*', n) || memchr(s, '^', n) ||
-        memchr(s, '$', n)) {
+    if (s[0] == '|' || s[0] == '/' || memchr(s, '*', n) || memchr(s, '^', n) || memchr(s, '$', n)) {
         skip(b, line, "adblock pattern rules not supported", s, n);
         return 0;
     }

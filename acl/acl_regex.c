@@ -141,8 +141,8 @@ static size_t quantifier_end(const char *p, size_t n, size_t i)
 
 bool acl_regex_joinable(const pcre2_code *re, const char *p, size_t n)
 {
-    static const char *const refuse[] = {"(*", "\\Q", "\\g", "\\k", "(?R", "(?&", "(?P",
-                                         "(?(", "(?<", "(?'", "(?x", "(?|"};
+    static const char *const refuse[] = {"(*",  "\\Q", "\\g", "\\k", "(?R", "(?&",
+                                         "(?P", "(?(", "(?<", "(?'", "(?x", "(?|"};
     uint32_t backrefs = 1;
     if (pcre2_pattern_info(re, PCRE2_INFO_BACKREFMAX, &backrefs) != 0 || backrefs != 0)
         return false;
@@ -158,9 +158,8 @@ bool acl_regex_joinable(const pcre2_code *re, const char *p, size_t n)
         if (is_digit((unsigned char)c) || c == '+' ||
             (c == '-' && i + 3 < n && is_digit((unsigned char)p[i + 3])))
             return false;
-        for (size_t j = i + 2; j < n && (is_alnum((unsigned char)p[j]) || p[j] == '-' ||
-                                         p[j] == '^');
-             j++) {
+        for (size_t j = i + 2;
+             j < n && (is_alnum((unsigned char)p[j]) || p[j] == '-' || p[j] == '^'); j++) {
             if (p[j] == 'x')
                 return false;
         }

@@ -42,7 +42,7 @@ struct acl_regex_member {
 };
 
 struct acl_regex_index {
-    uint32_t *bucket_off; /* owned; ACL_REGEX_BUCKETS + 1 offsets into members */
+    uint32_t *bucket_off;             /* owned; ACL_REGEX_BUCKETS + 1 offsets into members */
     struct acl_regex_member *members; /* owned; per bucket, ascending rule */
     size_t nmembers;
     char *lits; /* owned */

@@ -277,8 +277,8 @@ static int match_parse(struct parser *ps, struct acl_rule *r, bool jit)
     case ACL_MATCH_HOST_REGEX:
     case ACL_MATCH_URL_REGEX: {
         char why[200];
-        r->re = acl_regex_compile(t.s, t.len, r->match == ACL_MATCH_HOST_REGEX, jit, why,
-                                  sizeof(why));
+        r->re =
+            acl_regex_compile(t.s, t.len, r->match == ACL_MATCH_HOST_REGEX, jit, why, sizeof(why));
         if (!r->re) {
             snprintf(ps->msg, ps->msglen, "%s: %s", kw, why);
             return -1;
@@ -364,8 +364,8 @@ static int condition_parse(struct parser *ps, const struct token *kw, struct acl
         /* The days token may have been joined into ps->list; times goes after it there. */
         if (arg_next(ps, "schedule", false, &times) != 0)
             return -1;
-        if (acl_schedule_parse(t.s, t.len, times.s, times.len, &r->schedule, why,
-                               sizeof(why)) != 0) {
+        if (acl_schedule_parse(t.s, t.len, times.s, times.len, &r->schedule, why, sizeof(why)) !=
+            0) {
             snprintf(ps->msg, ps->msglen, "schedule: %s", why);
             return -1;
         }

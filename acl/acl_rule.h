@@ -57,11 +57,11 @@ struct acl_rule {
     char *arg; /* owned: the match argument (domain normalised), for reasons; "" for any */
 
     /* The parsed match argument; which member is used depends on match. */
-    pcre2_code *re; /* owned; host-regex, url-regex */
-    bool in_group;  /* re is also an alternative of its kind's prefilter (struct acl_set) */
+    pcre2_code *re;         /* owned; host-regex, url-regex */
+    bool in_group;          /* re is also an alternative of its kind's prefilter (struct acl_set) */
     struct acl_cidr *cidrs; /* owned; client */
     uint32_t ncidrs;
-    struct acl_names names; /* user, method */
+    struct acl_names names;       /* user, method */
     struct acl_port_range *ports; /* owned; port */
     uint32_t nports;
 

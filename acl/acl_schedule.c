@@ -92,8 +92,8 @@ int acl_schedule_parse(const char *days, size_t days_len, const char *times, siz
                        struct acl_schedule *out, char *msg, size_t msglen)
 {
     if (days_parse(days, days_len, &out->days) != 0) {
-        snprintf(msg, msglen, "bad days '%.*s' (want e.g. mon-fri, sat,sun, daily)",
-                 (int)days_len, days);
+        snprintf(msg, msglen, "bad days '%.*s' (want e.g. mon-fri, sat,sun, daily)", (int)days_len,
+                 days);
         return -1;
     }
     const char *dash = memchr(times, '-', times_len);
@@ -103,8 +103,7 @@ int acl_schedule_parse(const char *days, size_t days_len, const char *times, siz
         end = time_parse(dash + 1, (size_t)(times + times_len - dash - 1), true);
     }
     if (start < 0 || end < 0) {
-        snprintf(msg, msglen, "bad time range '%.*s' (want HH:MM-HH:MM)", (int)times_len,
-                 times);
+        snprintf(msg, msglen, "bad time range '%.*s' (want HH:MM-HH:MM)", (int)times_len, times);
         return -1;
     }
     if (start == end) {

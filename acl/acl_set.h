@@ -18,13 +18,13 @@ struct acl_set {
      * (client, user, method, port, any, regexes without a literal). */
     uint32_t *linear; /* owned */
     uint32_t nlinear;
-    struct acl_domain_index domains;      /* domain and list rules */
+    struct acl_domain_index domains;         /* domain and list rules */
     struct acl_regex_index rx[ACL_RX_COUNT]; /* regexes with a literal */
     /* Per kind, the regexes checked one by one joined as (?:re1)|(?:re2)|...: when it does
      * not match, none of them can, and a request pays one match instead of many. */
     pcre2_code *group[ACL_RX_COUNT]; /* owned; NULL if fewer than two could be joined */
-    bool has_url_regex; /* build the full URL only when some rule reads it */
-    struct acl_cidr *allowed; /* owned; the default action's networks */
+    bool has_url_regex;              /* build the full URL only when some rule reads it */
+    struct acl_cidr *allowed;        /* owned; the default action's networks */
     uint32_t nallowed;
     size_t memory;
     /* Owned by acl_live and changed only under its mutex; not part of the rules. */

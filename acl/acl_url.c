@@ -21,8 +21,8 @@ static int hex_value(unsigned char c)
 
 static bool is_unreserved(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 static bool looks_ipv4(const char *s, size_t len)
@@ -116,8 +116,7 @@ int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char 
         for (size_t i = 0; i < path_len; i++) {
             unsigned char c = (unsigned char)path[i];
             int hi, lo;
-            if (c == '%' && i + 2 < path_len &&
-                (hi = hex_value((unsigned char)path[i + 1])) >= 0 &&
+            if (c == '%' && i + 2 < path_len && (hi = hex_value((unsigned char)path[i + 1])) >= 0 &&
                 (lo = hex_value((unsigned char)path[i + 2])) >= 0) {
                 unsigned char d = (unsigned char)(hi << 4 | lo);
                 if (is_unreserved(d)) {

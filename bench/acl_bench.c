@@ -24,8 +24,8 @@
 #define NREQ 8192
 
 static const char *const words[] = {
-    "news", "shop", "mail", "video", "cloud", "photo", "game", "sport", "travel", "music",
-    "bank", "food", "auto", "home", "tech", "health", "book", "job", "film", "radio",
+    "news", "shop", "mail", "video", "cloud", "photo",  "game", "sport", "travel", "music",
+    "bank", "food", "auto", "home",  "tech",  "health", "book", "job",   "film",   "radio",
 };
 static const char *const tlds[] = {"com", "net", "org", "io", "de", "fr", "co.uk", "info"};
 #define NWORDS (sizeof(words) / sizeof(words[0]))
@@ -94,8 +94,13 @@ struct request {
 static void make_requests(struct request *rq, unsigned n)
 {
     static const char *const paths[] = {
-        "/", "/index.html", "/static/js/app.min.js?v=", "/images/photo.jpg?id=",
-        "/api/v2/items?sort=desc&page=", "/%7Euser/profile", "/search?q=weather+",
+        "/",
+        "/index.html",
+        "/static/js/app.min.js?v=",
+        "/images/photo.jpg?id=",
+        "/api/v2/items?sort=desc&page=",
+        "/%7Euser/profile",
+        "/search?q=weather+",
     };
     for (unsigned i = 0; i < n; i++) {
         struct request *r = &rq[i];
@@ -171,9 +176,15 @@ static int run(const char *label, const struct acl_config *cfg, const struct req
     for (unsigned long i = 0; i < evals; i++) {
         const struct request *r = &rq[i % NREQ];
         struct acl_request req = {
-            .scheme = r->scheme, .host = r->host, .host_len = strlen(r->host), .port = r->port,
-            .path = r->path, .path_len = strlen(r->path), .method = r->method,
-            .method_len = strlen(r->method), .client = (const struct sockaddr *)&client,
+            .scheme = r->scheme,
+            .host = r->host,
+            .host_len = strlen(r->host),
+            .port = r->port,
+            .path = r->path,
+            .path_len = strlen(r->path),
+            .method = r->method,
+            .method_len = strlen(r->method),
+            .client = (const struct sockaddr *)&client,
             .clock = {.wday = 2, .minute = 600},
         };
         struct timespec a, b;
@@ -195,8 +206,7 @@ static int run(const char *label, const struct acl_config *cfg, const struct req
     return 0;
 }
 
-static void print_row(const char *label, size_t nrules, const struct result *r,
-                      unsigned long evals)
+static void print_row(const char *label, size_t nrules, const struct result *r, unsigned long evals)
 {
     printf("%-26s %7zu %10.1f %9.1f %9.1f %9u %8u %8.0f %9u %6.1f%%\n", label, nrules,
            r->compile_ms, (double)r->set_bytes / (1024.0 * 1024.0),
@@ -227,8 +237,8 @@ int main(int argc, char **argv)
     /* Regex rules first, so every request walks past them before any domain decides. */
     size_t n = 0;
     for (unsigned i = 0; i < NREGEX; i++)
-        rules[n++] = (struct acl_rule_src){.id = (int)n + 1, .enabled = true,
-                                           .text = regex_rule(i)};
+        rules[n++] =
+            (struct acl_rule_src){.id = (int)n + 1, .enabled = true, .text = regex_rule(i)};
     size_t nregex = n;
 
     /* Timer cost, to read the per-call figures against. */
@@ -242,8 +252,8 @@ int main(int argc, char **argv)
             overhead = ns;
     }
 
-    printf("acl_bench: %d domains, %d regex rules, %lu evaluations over %d requests\n",
-           NDOMAINS, NREGEX, evals, NREQ);
+    printf("acl_bench: %d domains, %d regex rules, %lu evaluations over %d requests\n", NDOMAINS,
+           NREGEX, evals, NREQ);
     printf("(per-call times include one clock_gettime pair, about %u ns here)\n\n", overhead);
     printf("%-26s %7s %10s %9s %9s %9s %8s %8s %9s %7s\n", "variant", "rules", "compile_ms",
            "set_MiB", "rss_MiB", "median_ns", "p99_ns", "mean_ns", "max_ns", "denied");
@@ -252,8 +262,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < NDOMAINS; i++) {
         char buf[160];
         snprintf(buf, sizeof(buf), "deny domain %s", domains[i]);
-        rules[n++] = (struct acl_rule_src){.id = (int)n + 1, .enabled = true,
-                                           .text = strdup(buf)};
+        rules[n++] = (struct acl_rule_src){.id = (int)n + 1, .enabled = true, .text = strdup(buf)};
     }
     struct acl_config cfg = {.rules = rules, .nrules = n};
     struct result ra;

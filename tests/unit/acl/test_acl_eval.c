@@ -174,7 +174,7 @@ static void req_make(struct req_buf *rb, const char *line, const char *client, c
 }
 
 #define LAN "10.0.0.5"
-#define H(h, m) ((h) * 60 + (m))
+#define H(h, m) ((h)*60 + (m))
 
 struct eval_case {
     int policy;
@@ -213,7 +213,8 @@ static const struct eval_case cases[] = {
     {P_DOMAIN, "CONNECT [2001:db8::1]:443", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
     {P_DOMAIN, "GET http://[2001:db8::2]/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
     {P_DOMAIN,
-     "GET http://a.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "GET "
+     "http://a.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
      "aaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaa"
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com/",
      LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
@@ -329,8 +330,8 @@ START_TEST(test_decision_matches_table)
     acl_eval(sets[c->policy], &rb.req, scratch, &d);
     ck_assert_msg(d.action == c->want && d.rule_id == c->want_rule,
                   "case %d '%s' from %s: got %s rule %d (%s), want %s rule %d", _i, c->request,
-                  c->client, acl_action_str(d.action), d.rule_id, d.reason,
-                  acl_action_str(c->want), c->want_rule);
+                  c->client, acl_action_str(d.action), d.rule_id, d.reason, acl_action_str(c->want),
+                  c->want_rule);
     if (c->want_reason)
         ck_assert_msg(strstr(d.reason, c->want_reason), "case %d: reason '%s' lacks '%s'", _i,
                       d.reason, c->want_reason);

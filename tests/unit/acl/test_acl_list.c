@@ -9,34 +9,38 @@
 #include <time.h>
 
 static const char mixed[] =
-    "# hosts part\n"                          /* 1 */
-    "127.0.0.1 localhost\n"                   /* 2 */
-    "127.0.0.1\tlocalhost.localdomain local\n" /* 3 */
-    "255.255.255.255 broadcasthost\n"         /* 4 */
-    "0.0.0.0 0.0.0.0\n"                       /* 5 */
+    "# hosts part\n"                                              /* 1 */
+    "127.0.0.1 localhost\n"                                       /* 2 */
+    "127.0.0.1\tlocalhost.localdomain local\n"                    /* 3 */
+    "255.255.255.255 broadcasthost\n"                             /* 4 */
+    "0.0.0.0 0.0.0.0\n"                                           /* 5 */
     "0.0.0.0 Ads.Example.com. b.example.com # trailing comment\n" /* 6 */
-    "::1 ip6-localhost v6.example.com\n"      /* 7 */
-    "\n"                                      /* 8 */
-    "plain.example.org\n"                     /* 9 */
-    "  spaced.example.org  \r\n"              /* 10 */
-    "ads.example.com\n"                       /* 11: duplicate */
-    "! adblock comment\n"                     /* 12 */
-    "[Adblock Plus 2.0]\n"                    /* 13 */
-    "||adblock.example.net^\n"                /* 14 */
-    "||third.example.net^$third-party\n"      /* 15 */
-    "/ads/*\n"                                /* 16 */
-    "example.com##.banner\n"                  /* 17 */
-    "@@||good.example.net^\n"                 /* 18 */
-    "bad_but_ok_underscore.example\n"         /* 19 */
-    "bad..dots.example\n"                     /* 20 */
-    "two words\n"                             /* 21 */
-    "||path.example.net^/x\n"                 /* 22 */
-    "0.0.0.0\n"                               /* 23 */
+    "::1 ip6-localhost v6.example.com\n"                          /* 7 */
+    "\n"                                                          /* 8 */
+    "plain.example.org\n"                                         /* 9 */
+    "  spaced.example.org  \r\n"                                  /* 10 */
+    "ads.example.com\n"                                           /* 11: duplicate */
+    "! adblock comment\n"                                         /* 12 */
+    "[Adblock Plus 2.0]\n"                                        /* 13 */
+    "||adblock.example.net^\n"                                    /* 14 */
+    "||third.example.net^$third-party\n"                          /* 15 */
+    "/ads/*\n"                                                    /* 16 */
+    "example.com##.banner\n"                                      /* 17 */
+    "@@||good.example.net^\n"                                     /* 18 */
+    "bad_but_ok_underscore.example\n"                             /* 19 */
+    "bad..dots.example\n"                                         /* 20 */
+    "two words\n"                                                 /* 21 */
+    "||path.example.net^/x\n"                                     /* 22 */
+    "0.0.0.0\n"                                                   /* 23 */
     "x.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n"; /* 24 */
 
 static const char *const want_domains[] = {
-    "ads.example.com",   "b.example.com",         "v6.example.com",
-    "plain.example.org", "spaced.example.org",    "adblock.example.net",
+    "ads.example.com",
+    "b.example.com",
+    "v6.example.com",
+    "plain.example.org",
+    "spaced.example.org",
+    "adblock.example.net",
     "bad_but_ok_underscore.example",
 };
 
@@ -145,9 +149,14 @@ START_TEST(test_hundred_thousand_lines_parse_fast_and_dedupe)
                            "host509.list-15.example"};
     const int want[] = {1, 1, 0};
     for (int i = 0; i < 3; i++) {
-        struct acl_request req = {.scheme = "http", .host = hosts[i],
-                                  .host_len = strlen(hosts[i]), .port = 80, .path = "/",
-                                  .path_len = 1, .method = "GET", .method_len = 3};
+        struct acl_request req = {.scheme = "http",
+                                  .host = hosts[i],
+                                  .host_len = strlen(hosts[i]),
+                                  .port = 80,
+                                  .path = "/",
+                                  .path_len = 1,
+                                  .method = "GET",
+                                  .method_len = 3};
         struct acl_decision dec;
         acl_eval(set, &req, s, &dec);
         ck_assert_msg(dec.rule_id == want[i], "%s: %s", hosts[i], dec.reason);

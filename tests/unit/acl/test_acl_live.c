@@ -22,8 +22,13 @@ static struct acl_set *make_set(int version)
 
 static int decide_version(const struct acl_set *set, struct acl_scratch *s)
 {
-    struct acl_request req = {.scheme = "http", .host = "www.gen.test", .host_len = 12,
-                              .port = 80, .path = "/", .path_len = 1, .method = "GET",
+    struct acl_request req = {.scheme = "http",
+                              .host = "www.gen.test",
+                              .host_len = 12,
+                              .port = 80,
+                              .path = "/",
+                              .path_len = 1,
+                              .method = "GET",
                               .method_len = 3};
     struct acl_decision d;
     acl_eval(set, &req, s, &d);

@@ -38,8 +38,7 @@ static const struct policy_case cases[] = {
     {"deny domain a.com\n\ndeny url-regex ^(x\n", -1,
      "line 3: url-regex: missing closing parenthesis at offset 3", 3},
     {"deny domain a.com\n  schedule mon-fri\n", -1, "line 1: schedule: missing argument", 1},
-    {"deny domain a.com\ndeny url-regex \"abc\n", -1, "line 2: url-regex: unterminated quote",
-     2},
+    {"deny domain a.com\ndeny url-regex \"abc\n", -1, "line 2: url-regex: unterminated quote", 2},
 };
 
 START_TEST(test_policy_text_splits_into_rules)

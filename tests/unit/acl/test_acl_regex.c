@@ -56,10 +56,33 @@ END_TEST
 
 /* Property: whenever the pattern matches a subject, the literal is in the subject. */
 static const char *const subjects[] = {
-    "http://x/ads/v1/", "https://a.b/ads/v22/x", "/banner.gif", "/banner12.gif", ".DoubleClick.NET",
-    "abcefg", "abcdefg", "abcdddef", "abcddxy", "abcdddddxy", "ab{x}cd", "foo", "barbaz", "xybazq",
-    "xytrack", "]xyzd", "axyzd", "aqqq", "a.b", "abcd", "ABCD", "123abc", "ab.cd", "a1b2c",
-    "Track", "abcccccc", "bazq",
+    "http://x/ads/v1/",
+    "https://a.b/ads/v22/x",
+    "/banner.gif",
+    "/banner12.gif",
+    ".DoubleClick.NET",
+    "abcefg",
+    "abcdefg",
+    "abcdddef",
+    "abcddxy",
+    "abcdddddxy",
+    "ab{x}cd",
+    "foo",
+    "barbaz",
+    "xybazq",
+    "xytrack",
+    "]xyzd",
+    "axyzd",
+    "aqqq",
+    "a.b",
+    "abcd",
+    "ABCD",
+    "123abc",
+    "ab.cd",
+    "a1b2c",
+    "Track",
+    "abcccccc",
+    "bazq",
 };
 
 START_TEST(test_literal_is_in_every_match)
@@ -68,8 +91,8 @@ START_TEST(test_literal_is_in_every_match)
     char lit[128];
     char msg[128];
     size_t n = acl_regex_literal(c->pattern, strlen(c->pattern), lit, sizeof(lit));
-    pcre2_code *re = acl_regex_compile(c->pattern, strlen(c->pattern), true, false, msg,
-                                       sizeof(msg));
+    pcre2_code *re =
+        acl_regex_compile(c->pattern, strlen(c->pattern), true, false, msg, sizeof(msg));
     ck_assert_msg(re != NULL, "%s: %s", c->pattern, msg);
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
     for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
@@ -93,28 +116,18 @@ struct join_case {
 };
 
 static const struct join_case join_cases[] = {
-    {"\\.(gif|png)$", true},
-    {"^https?://[0-9.]+/", true},
-    {"(?i)abc", true},
-    {"(a)\\1", false},
-    {"(?<n>a)\\k<n>", false},
-    {"a(*COMMIT)b", false},
-    {"(a)(?1)", false},
-    {"(a)(?-1)", false},
-    {"(?R)?x", false},
-    {"(?x) a # b", false},
-    {"(?ix)a", false},
-    {"\\Qa|b", false},
-    {"(a)?(?(1)b|c)", false},
-    {"(?-i)abc", true},
+    {"\\.(gif|png)$", true},  {"^https?://[0-9.]+/", true}, {"(?i)abc", true},  {"(a)\\1", false},
+    {"(?<n>a)\\k<n>", false}, {"a(*COMMIT)b", false},       {"(a)(?1)", false}, {"(a)(?-1)", false},
+    {"(?R)?x", false},        {"(?x) a # b", false},        {"(?ix)a", false},  {"\\Qa|b", false},
+    {"(a)?(?(1)b|c)", false}, {"(?-i)abc", true},
 };
 
 START_TEST(test_joinable_refuses_what_would_change_meaning)
 {
     const struct join_case *c = &join_cases[_i];
     char msg[128];
-    pcre2_code *re = acl_regex_compile(c->pattern, strlen(c->pattern), false, false, msg,
-                                       sizeof(msg));
+    pcre2_code *re =
+        acl_regex_compile(c->pattern, strlen(c->pattern), false, false, msg, sizeof(msg));
     ck_assert_msg(re != NULL, "%s: %s", c->pattern, msg);
     ck_assert_msg(acl_regex_joinable(re, c->pattern, strlen(c->pattern)) == c->joinable,
                   "'%s' joinable should be %d", c->pattern, c->joinable);

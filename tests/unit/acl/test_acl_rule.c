@@ -70,8 +70,8 @@ START_TEST(test_bad_rule_is_refused_with_reason)
     const struct bad_case *c = &bad_rules[_i];
     struct acl_error err;
     ck_assert_msg(acl_rule_check(c->text, &err) == -1, "accepted: %s", c->text);
-    ck_assert_msg(strstr(err.msg, c->want) != NULL, "rule '%s': message '%s' lacks '%s'",
-                  c->text, err.msg, c->want);
+    ck_assert_msg(strstr(err.msg, c->want) != NULL, "rule '%s': message '%s' lacks '%s'", c->text,
+                  err.msg, c->want);
 }
 END_TEST
 
