@@ -82,8 +82,8 @@ static bool secret_eq(const char *a, const char *b)
 
 static bool token_char_ok(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '-' || c == '_';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+           c == '_';
 }
 
 int wa_token_load(struct wa_server *srv, char *err, size_t errlen)
@@ -269,6 +269,17 @@ bool wa_csrf_bad(struct wa_req *r)
 
 /* ---- throttling ---- */
 
+/* Rank for reuse when the table is full: free, then stale (window over, not blocked), then
+ * live entries oldest first. */
+static int throttle_rank(const struct wa_throttle *t, int64_t now)
+{
+    if (!t->used)
+        return 0;
+    if (now - t->first_ms > WA_THROTTLE_MS && now >= t->blocked_until_ms)
+        return 1;
+    return 2;
+}
+
 static struct wa_throttle *throttle_find(struct wa_auth *a, const char *addr, bool create,
                                          int64_t now)
 {
@@ -280,13 +291,9 @@ static struct wa_throttle *throttle_find(struct wa_auth *a, const char *addr, bo
             return t;
         if (!create)
             continue;
-        /* Reuse free or stale entries first, else the oldest window. */
-        if (!t->used || (now - t->first_ms > WA_THROTTLE_MS && now >= t->blocked_until_ms)) {
-            if (!slot || slot->used)
-                slot = t;
-        } else if (!slot || (slot->used && t->first_ms < slot->first_ms)) {
+        if (!slot || throttle_rank(t, now) < throttle_rank(slot, now) ||
+            (throttle_rank(t, now) == throttle_rank(slot, now) && t->first_ms < slot->first_ms))
             slot = t;
-        }
     }
     if (!create || !slot)
         return NULL;
@@ -412,6 +419,6 @@ enum MHD_Result wa_api_logout(struct wa_req *r)
 
 enum MHD_Result wa_api_session(struct wa_req *r)
 {
-    return wa_reply_json(r, 200, json_pack("{s:s,s:s}", "user", r->actor, "csrf",
-                                           r->via_session ? r->csrf : ""));
+    return wa_reply_json(
+        r, 200, json_pack("{s:s,s:s}", "user", r->actor, "csrf", r->via_session ? r->csrf : ""));
 }

@@ -85,8 +85,7 @@ static void list_restore(struct wa_req *r, struct store *st, const char *name, i
     char err[256];
 
     if (existed)
-        store_list_replace(st, name, (const char *const *)old, n_old, r->actor, err,
-                           sizeof(err));
+        store_list_replace(st, name, (const char *const *)old, n_old, r->actor, err, sizeof(err));
     else
         store_list_delete(st, name, r->actor, err, sizeof(err));
 }
@@ -111,8 +110,8 @@ static enum MHD_Result list_put(struct wa_req *r, struct store *st, const char *
         acl_list_free(domains, n);
         return wa_reply_error(r, 500, NULL, "cannot read list %s", name);
     }
-    if (store_list_replace(st, name, (const char *const *)domains, n, r->actor, err,
-                           sizeof(err)) < 0) {
+    if (store_list_replace(st, name, (const char *const *)domains, n, r->actor, err, sizeof(err)) <
+        0) {
         pthread_mutex_unlock(&srv->policy_mu);
         acl_list_free(domains, n);
         names_free(old, n_old);
@@ -128,9 +127,9 @@ static enum MHD_Result list_put(struct wa_req *r, struct store *st, const char *
     pthread_mutex_unlock(&srv->policy_mu);
     names_free(old, n_old);
     o = json_pack("{s:s,s:I,s:I,s:I,s:i,s:s}", "name", name, "added", (json_int_t)stats.added,
-                  "duplicates", (json_int_t)stats.duplicates, "skipped",
-                  (json_int_t)stats.skipped, "first_skipped_line", stats.first_skipped_line,
-                  "first_skipped_reason", stats.first_skipped_reason);
+                  "duplicates", (json_int_t)stats.duplicates, "skipped", (json_int_t)stats.skipped,
+                  "first_skipped_line", stats.first_skipped_line, "first_skipped_reason",
+                  stats.first_skipped_reason);
     return wa_reply_json(r, 200, o);
 }
 
@@ -266,8 +265,8 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
     return wa_reply_json(r, 200, json_pack("{s:s}", key, name));
 }
 
-static enum MHD_Result account_delete(struct wa_req *r, struct store *st,
-                                      enum store_account kind, const char *name)
+static enum MHD_Result account_delete(struct wa_req *r, struct store *st, enum store_account kind,
+                                      const char *name)
 {
     struct wa_server *srv = r->srv;
     size_t count = 0;
@@ -294,8 +293,7 @@ static enum MHD_Result account_delete(struct wa_req *r, struct store *st,
      * deleted password hash could not be restored anyway: report it, undo nothing. */
     if (kind == STORE_PROXY_USER && wa_policy_hook(srv, err, sizeof(err)) < 0) {
         pthread_mutex_unlock(&srv->policy_mu);
-        return wa_reply_error(r, 500, NULL, "user deleted, but the proxy did not reload: %s",
-                              err);
+        return wa_reply_error(r, 500, NULL, "user deleted, but the proxy did not reload: %s", err);
     }
     pthread_mutex_unlock(&srv->policy_mu);
     if (kind == STORE_ADMIN)
@@ -525,30 +523,28 @@ enum MHD_Result wa_api_series(struct wa_req *r)
                                              (json_int_t)pts[i].blocked, "bytes",
                                              (json_int_t)pts[i].bytes));
     free(pts);
-    return wa_reply_json(r, 200, json_pack("{s:o,s:I}", "points", arr, "bucket", (json_int_t)bucket));
+    return wa_reply_json(r, 200,
+                         json_pack("{s:o,s:I}", "points", arr, "bucket", (json_int_t)bucket));
 }
 
 static json_t *proxy_stats_json(const struct wa_proxy_stats *p)
 {
     const struct store_log_counters *l = &p->log;
 
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,"
-                     "s:{s:I,s:I,s:I,s:I,s:I,s:b,s:s}}",
-                     "started_ms", (json_int_t)p->started_ms, "connections_active",
-                     (json_int_t)p->connections_active, "connections_total",
-                     (json_int_t)p->connections_total, "requests_total",
-                     (json_int_t)p->requests_total, "requests_denied",
-                     (json_int_t)p->requests_denied, "tunnels_active",
-                     (json_int_t)p->tunnels_active, "bytes_up", (json_int_t)p->bytes_up,
-                     "bytes_down", (json_int_t)p->bytes_down, "errors_parse",
-                     (json_int_t)p->errors_parse, "errors_upstream",
-                     (json_int_t)p->errors_upstream, "dns_cache_entries",
-                     (json_int_t)p->dns_cache_entries, "acl_generation",
-                     (json_int_t)p->acl_generation, "workers", (int)p->workers, "log", "queued",
-                     (json_int_t)l->queued, "written", (json_int_t)l->written,
-                     "dropped_queue_full", (json_int_t)l->dropped_queue_full, "dropped_db_error",
-                     (json_int_t)l->dropped_db_error, "pending", (json_int_t)l->pending, "db_ok",
-                     l->db_ok, "last_error", l->last_error);
+    return json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,"
+        "s:{s:I,s:I,s:I,s:I,s:I,s:b,s:s}}",
+        "started_ms", (json_int_t)p->started_ms, "connections_active",
+        (json_int_t)p->connections_active, "connections_total", (json_int_t)p->connections_total,
+        "requests_total", (json_int_t)p->requests_total, "requests_denied",
+        (json_int_t)p->requests_denied, "tunnels_active", (json_int_t)p->tunnels_active, "bytes_up",
+        (json_int_t)p->bytes_up, "bytes_down", (json_int_t)p->bytes_down, "errors_parse",
+        (json_int_t)p->errors_parse, "errors_upstream", (json_int_t)p->errors_upstream,
+        "dns_cache_entries", (json_int_t)p->dns_cache_entries, "acl_generation",
+        (json_int_t)p->acl_generation, "workers", (int)p->workers, "log", "queued",
+        (json_int_t)l->queued, "written", (json_int_t)l->written, "dropped_queue_full",
+        (json_int_t)l->dropped_queue_full, "dropped_db_error", (json_int_t)l->dropped_db_error,
+        "pending", (json_int_t)l->pending, "db_ok", l->db_ok, "last_error", l->last_error);
 }
 
 enum MHD_Result wa_api_stats(struct wa_req *r)
@@ -583,9 +579,8 @@ enum MHD_Result wa_api_stats(struct wa_req *r)
                                    "totals", "requests", (json_int_t)t.requests, "blocked",
                                    (json_int_t)t.blocked, "bytes_up", (json_int_t)t.bytes_up,
                                    "bytes_down", (json_int_t)t.bytes_down, "clients",
-                                   (json_int_t)t.clients, "hosts", (json_int_t)t.hosts,
-                                   "since_ms", (json_int_t)(now - DAY_MS), "until_ms",
-                                   (json_int_t)now));
+                                   (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms",
+                                   (json_int_t)(now - DAY_MS), "until_ms", (json_int_t)now));
 }
 
 /* ---- settings ---- */
@@ -596,8 +591,8 @@ static bool hostport_ok(const char *s)
     const char *colon = strrchr(s, ':');
     size_t n = strlen(s);
 
-    if (!colon || colon == s || n > 255 || !colon[1] || strspn(colon + 1, "0123456789") !=
-                                                            strlen(colon + 1))
+    if (!colon || colon == s || n > 255 || !colon[1] ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
         return false;
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") == n;
 }
@@ -638,7 +633,8 @@ static enum MHD_Result settings_put(struct wa_req *r, struct store *st)
 
     if (!body)
         return MHD_YES;
-    json_object_foreach(body, key, val) {
+    json_object_foreach(body, key, val)
+    {
         size_t i;
         for (i = 0; i < NSETTINGS && strcmp(settings[i].key, key); i++)
             ;
@@ -732,13 +728,12 @@ enum MHD_Result wa_api_audit(struct wa_req *r)
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s}", "time_ms",
                                              (json_int_t)rows[i].time_ms, "actor", rows[i].actor,
-                                             "action", rows[i].action, "detail",
-                                             rows[i].detail));
+                                             "action", rows[i].action, "detail", rows[i].detail));
     o = json_pack("{s:o}", "rows", arr);
     if (o)
-        json_object_set_new(o, "next_before", n == (size_t)limit && n > 0
-                                                  ? json_integer(rows[n - 1].time_ms)
-                                                  : json_null());
+        json_object_set_new(o, "next_before",
+                            n == (size_t)limit && n > 0 ? json_integer(rows[n - 1].time_ms)
+                                                        : json_null());
     free(rows);
     return wa_reply_json(r, 200, o);
 }
@@ -750,8 +745,8 @@ enum MHD_Result wa_api_health(struct wa_req *r)
     bool db_ok = st && store_schema_version(st) > 0;
 
     wa_pool_put(r->srv, st);
-    return wa_reply_json(r, 200, json_pack("{s:b,s:s,s:b}", "ok", 1, "version", PX_VERSION,
-                                           "db_ok", db_ok));
+    return wa_reply_json(
+        r, 200, json_pack("{s:b,s:s,s:b}", "ok", 1, "version", PX_VERSION, "db_ok", db_ok));
 }
 
 enum MHD_Result wa_pac(struct wa_req *r)
@@ -776,7 +771,6 @@ enum MHD_Result wa_pac(struct wa_req *r)
              "}\n",
              proxy);
     free(set);
-    ret = wa_reply_data(r, 200, "application/x-ns-proxy-autoconfig", "no-cache", pac,
-                        strlen(pac));
+    ret = wa_reply_data(r, 200, "application/x-ns-proxy-autoconfig", "no-cache", pac, strlen(pac));
     return ret;
 }

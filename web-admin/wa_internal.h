@@ -15,21 +15,21 @@
 
 #include "web-admin/wa.h"
 
-#define WA_BODY_LIMIT (1u << 20)          /* JSON bodies */
-#define WA_IMPORT_LIMIT (64u << 20)       /* policy and list imports */
-#define WA_STORE_POOL 4                   /* idle connections kept */
-#define WA_TOKEN_HEX 64                   /* 32 random bytes, hex */
+#define WA_BODY_LIMIT (1u << 20)    /* JSON bodies */
+#define WA_IMPORT_LIMIT (64u << 20) /* policy and list imports */
+#define WA_STORE_POOL 4             /* idle connections kept */
+#define WA_TOKEN_HEX 64             /* 32 random bytes, hex */
 
 struct wa_auth;
 struct wa_static;
 
 struct wa_server {
-    struct wa_options opts;   /* strings below are owned copies; the rest borrowed */
+    struct wa_options opts; /* strings below are owned copies; the rest borrowed */
     char *listen, *data_dir, *db_path, *static_dir, *pac_proxy;
     struct MHD_Daemon *mhd;
     uint16_t port;
     char token[WA_TOKEN_HEX + 1];
-    pthread_mutex_t pool_mu;  /* guards pool[] */
+    pthread_mutex_t pool_mu; /* guards pool[] */
     struct store *pool[WA_STORE_POOL];
     size_t npool;
     /* Held across "commit, call the policy hook, undo on failure" so two admins' changes
@@ -49,13 +49,13 @@ struct wa_req {
     char *body;         /* owned, NUL-terminated */
     size_t len, cap, limit;
     bool too_big;
-    bool authed;        /* bearer token or live session */
+    bool authed; /* bearer token or live session */
     bool via_session;
-    char actor[64];     /* admin name or "token" */
-    char client[64];    /* requester's textual address */
+    char actor[64];              /* admin name or "token" */
+    char client[64];             /* requester's textual address */
     char csrf[WA_TOKEN_HEX + 1]; /* the session's CSRF token, when via_session */
-    const char *set_cookie; /* static or owned by the caller until the reply is queued */
-    struct store *st;   /* acquired lazily by wa_store(), released after the answer */
+    const char *set_cookie;      /* static or owned by the caller until the reply is queued */
+    struct store *st;            /* acquired lazily by wa_store(), released after the answer */
     bool answered;
 };
 

@@ -122,8 +122,8 @@ static void restore_deleted(struct store *st, const struct store_rule *old, size
             next_id = old[i].id;
             continue;
         }
-        if (store_rule_add(st, old[i].text, old[i].comment, next_id, actor, &id, err,
-                           sizeof(err)) < 0)
+        if (store_rule_add(st, old[i].text, old[i].comment, next_id, actor, &id, err, sizeof(err)) <
+            0)
             continue;
         if (!old[i].enabled)
             store_rule_update(st, id, NULL, NULL, 0, actor, err, sizeof(err));
@@ -132,8 +132,8 @@ static void restore_deleted(struct store *st, const struct store_rule *old, size
 }
 
 /* Validates, commits, runs the hook, undoes on refusal. Answers 201 with the rule. */
-static enum MHD_Result add_rule(struct wa_req *r, const char *text, const char *comment,
-                                int before, const char *field)
+static enum MHD_Result add_rule(struct wa_req *r, const char *text, const char *comment, int before,
+                                const char *field)
 {
     struct wa_server *srv = r->srv;
     struct store *st;
@@ -148,8 +148,8 @@ static enum MHD_Result add_rule(struct wa_req *r, const char *text, const char *
     if (before > 0 && !rule_exists(st, before))
         return wa_reply_error(r, 400, "before", "no rule %d", before);
     pthread_mutex_lock(&srv->policy_mu);
-    if (store_rule_add(st, text, comment ? comment : "", before, r->actor, &id, err,
-                       sizeof(err)) < 0) {
+    if (store_rule_add(st, text, comment ? comment : "", before, r->actor, &id, err, sizeof(err)) <
+        0) {
         pthread_mutex_unlock(&srv->policy_mu);
         return wa_reply_error(r, 500, NULL, "%s", err);
     }
@@ -288,14 +288,16 @@ static enum MHD_Result rule_move(struct wa_req *r, struct store *st, int id)
     jb = json_object_get(body, "before");
     if (!json_is_integer(jb)) {
         json_decref(body);
-        return wa_reply_error(r, 400, "before", "before (a rule id, 0 = end, -1 = top) is "
-                                                "required");
+        return wa_reply_error(r, 400, "before",
+                              "before (a rule id, 0 = end, -1 = top) is "
+                              "required");
     }
     before = (int)json_integer_value(jb);
     json_decref(body);
     if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    if (before == -1) /* the store knows "before a rule" and "at the end": top is before the first */
+    if (before ==
+        -1) /* the store knows "before a rule" and "at the end": top is before the first */
         before = n > 0 ? rules[0].id : 0;
     if (before > 0 && !rule_exists(st, before)) {
         store_rules_free(rules, n);
@@ -649,8 +651,8 @@ static enum MHD_Result policy_import(struct wa_req *r, struct store *st)
         if (store_rules_list(st, &now, &n_now, uerr, sizeof(uerr)) == 0) {
             for (size_t i = 0; i < n_now && i < n_old; i++)
                 if (old[i].comment[0] || !old[i].enabled)
-                    store_rule_update(st, now[i].id, NULL, old[i].comment, old[i].enabled,
-                                      r->actor, uerr, sizeof(uerr));
+                    store_rule_update(st, now[i].id, NULL, old[i].comment, old[i].enabled, r->actor,
+                                      uerr, sizeof(uerr));
             store_rules_free(now, n_now);
         }
         pthread_mutex_unlock(&srv->policy_mu);
@@ -846,10 +848,10 @@ enum MHD_Result wa_api_test(struct wa_req *r)
         }
     }
     o = json_pack("{s:s,s:i,s:s,s:o,s:I,s:{s:s,s:s,s:i,s:s,s:s,s:s?}}", "action",
-                  acl_action_str(dec.action), "rule_id", dec.rule_id, "reason", dec.reason,
-                  "rule", jrule ? jrule : json_null(), "generation", (json_int_t)gen, "request",
-                  "scheme", u.scheme, "host", u.host, "port", (int)u.port, "path", u.path,
-                  "method", method, "client", client, "user", req.user);
+                  acl_action_str(dec.action), "rule_id", dec.rule_id, "reason", dec.reason, "rule",
+                  jrule ? jrule : json_null(), "generation", (json_int_t)gen, "request", "scheme",
+                  u.scheme, "host", u.host, "port", (int)u.port, "path", u.path, "method", method,
+                  "client", client, "user", req.user);
     json_decref(body);
     return wa_reply_json(r, 200, o);
 }
@@ -865,8 +867,8 @@ enum MHD_Result wa_api_reload(struct wa_req *r)
     pthread_mutex_unlock(&srv->policy_mu);
     if (rc < 0)
         return wa_reply_error(r, 409, NULL, "%s", err);
-    return wa_reply_json(r, 200, json_pack("{s:I}", "generation",
-                                           (json_int_t)(srv->opts.acl
-                                                            ? acl_live_generation(srv->opts.acl)
-                                                            : 0)));
+    return wa_reply_json(
+        r, 200,
+        json_pack("{s:I}", "generation",
+                  (json_int_t)(srv->opts.acl ? acl_live_generation(srv->opts.acl) : 0)));
 }

@@ -17,8 +17,9 @@
 
 #include "web-admin/wa_internal.h"
 
-#define WA_CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
-               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+#define WA_CSP                                                                                     \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 int64_t wa_now_ms(void)
 {
@@ -149,15 +150,13 @@ enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj)
     enum MHD_Result ret;
 
     if (!obj)
-        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}",
-                             25);
+        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}", 25);
     text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     safe = text ? json_html_safe(text) : NULL;
     free(text);
     if (!safe)
-        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}",
-                             25);
+        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}", 25);
     ret = wa_reply_data(r, status, "application/json", NULL, safe, strlen(safe));
     free(safe);
     return ret;
@@ -418,8 +417,8 @@ static enum MHD_Result route(struct wa_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     struct wa_server *srv = cls;
     struct wa_req *r = *con_cls;
@@ -594,14 +593,11 @@ struct wa_server *wa_start(const struct wa_options *opts, char first_password[64
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_DUAL_STACK;
     errno = 0;
-    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_done, srv,
-                                MHD_OPTION_END);
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)256, MHD_OPTION_NOTIFY_COMPLETED, on_done, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "admin listen address %s: cannot listen%s%s", opts->listen,
                  errno ? ": " : "", errno ? strerror(errno) : "");

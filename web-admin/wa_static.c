@@ -44,9 +44,9 @@ static const struct {
 static const struct {
     const char *path, *file;
 } pages[] = {
-    {"/", "index.html"},         {"/login", "login.html"},   {"/log", "log.html"},
-    {"/policy", "policy.html"},  {"/lists", "lists.html"},   {"/users", "users.html"},
-    {"/audit", "audit.html"},    {"/settings", "settings.html"},
+    {"/", "index.html"},        {"/login", "login.html"},       {"/log", "log.html"},
+    {"/policy", "policy.html"}, {"/lists", "lists.html"},       {"/users", "users.html"},
+    {"/audit", "audit.html"},   {"/settings", "settings.html"},
 };
 
 static const char *type_of(const char *name)
@@ -69,8 +69,7 @@ static bool plain_name(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-static int read_file(int dirfd, const char *name, struct static_file *f, char *err,
-                     size_t errlen)
+static int read_file(int dirfd, const char *name, struct static_file *f, char *err, size_t errlen)
 {
     struct stat sb;
     ssize_t got;

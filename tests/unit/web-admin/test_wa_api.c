@@ -22,8 +22,9 @@
 #include "storage/store.h"
 #include "web-admin/wa.h"
 
-#define CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+#define CSP                                                                                        \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 /* ---- the server under test (lives in the parent) ---- */
 
@@ -323,15 +324,16 @@ static int rule_count(void)
 
 START_TEST(test_no_credentials_is_401)
 {
-    static const char *const paths[] = {"/api/rules", "/api/logs", "/api/stats", "/api/policy",
+    static const char *const paths[] = {"/api/rules", "/api/logs",    "/api/stats",   "/api/policy",
                                         "/api/users", "/api/session", "/api/settings"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         struct res *r = http("GET", paths[i], NULL, AUTH_NONE, NULL);
         ck_assert_msg(r->status == 401, "%s: %ld", paths[i], r->status);
         ck_assert_ptr_nonnull(strstr(r->body, "\"error\""));
     }
-    ck_assert_int_eq(http("POST", "/api/rules", "{\"text\":\"deny domain x.test\"}", AUTH_NONE,
-                          NULL)->status, 401);
+    ck_assert_int_eq(
+        http("POST", "/api/rules", "{\"text\":\"deny domain x.test\"}", AUTH_NONE, NULL)->status,
+        401);
 }
 END_TEST
 
@@ -391,11 +393,13 @@ END_TEST
 
 START_TEST(test_wrong_password_is_401)
 {
-    struct res *r = http("POST", "/api/login", "{\"user\":\"admin\",\"password\":\"nope\"}",
-                         AUTH_NONE, NULL);
+    struct res *r =
+        http("POST", "/api/login", "{\"user\":\"admin\",\"password\":\"nope\"}", AUTH_NONE, NULL);
     ck_assert_int_eq(r->status, 401);
-    ck_assert_int_eq(http("POST", "/api/login", "{\"user\":\"ghost\",\"password\":\"x\"}",
-                          AUTH_NONE, NULL)->status, 401);
+    ck_assert_int_eq(
+        http("POST", "/api/login", "{\"user\":\"ghost\",\"password\":\"x\"}", AUTH_NONE, NULL)
+            ->status,
+        401);
     ck_assert_int_eq(http("POST", "/api/login", "{\"user\":", AUTH_NONE, NULL)->status, 400);
 }
 END_TEST
@@ -431,8 +435,8 @@ START_TEST(test_state_change_with_session_needs_csrf)
     bool seen = false;
     size_t i;
     json_t *row;
-    json_array_foreach(json_object_get(j, "rows"), i, row)
-        seen |= !strcmp(jstr(row, "actor"), "admin");
+    json_array_foreach(json_object_get(j, "rows"), i, row) seen |=
+        !strcmp(jstr(row, "actor"), "admin");
     ck_assert(seen);
     json_decref(j);
 }
@@ -479,7 +483,8 @@ static int position_of(int id)
     int pos = 0;
 
     ck_assert(json_is_integer(json_object_get(j, "version")));
-    json_array_foreach(json_object_get(j, "rules"), i, row) {
+    json_array_foreach(json_object_get(j, "rules"), i, row)
+    {
         ck_assert_int_eq(jint(row, "position"), (json_int_t)i + 1);
         if (jint(row, "id") == id)
             pos = (int)i + 1;
@@ -540,8 +545,12 @@ END_TEST
 START_TEST(test_bad_rule_is_400_with_acl_message)
 {
     static const char *const bad[] = {
-        "deny", "allow nothing x", "deny url-regex (", "deny client 10.0.0.0/99",
-        "deny domain x.test schedule funday 25:00-26:00", "permit domain x.test",
+        "deny",
+        "allow nothing x",
+        "deny url-regex (",
+        "deny client 10.0.0.0/99",
+        "deny domain x.test schedule funday 25:00-26:00",
+        "permit domain x.test",
     };
     int before = rule_count();
 
@@ -601,7 +610,8 @@ START_TEST(test_block_unblock_allow)
         {"https://user@Tracker.test:8443/pixel?x=1", "deny domain tracker.test"},
         {"*.wild.test", "deny domain wild.test"},
     };
-    static const char *const bad[] = {"", "exa mple.test", "a..b", "http://[::1]/", "x;y.test", "a b"};
+    static const char *const bad[] = {"",   "exa mple.test", "a..b", "http://[::1]/", "x;y.test",
+                                      "a b"};
     char body[256];
     json_t *j;
 
@@ -713,7 +723,8 @@ START_TEST(test_url_test_names_deciding_rule)
 
     json_decref(api("PUT", "/api/policy",
                     "deny domain blocked.test\ndeny url-regex ^http://[^/]+/ads/\n"
-                    "allow client 10.0.0.0/8\n", 200));
+                    "allow client 10.0.0.0/8\n",
+                    200));
     j = api("GET", "/api/rules", NULL, 200);
     for (int i = 0; i < 3; i++)
         ids[i] = (int)jint(json_array_get(json_object_get(j, "rules"), (size_t)i), "id");
@@ -759,12 +770,12 @@ START_TEST(test_list_import_summary_and_delete_guard)
     json_t *row;
     size_t i;
     bool seen = false;
-    json_array_foreach(json_object_get(j, "lists"), i, row)
-        if (!strcmp(jstr(row, "name"), "ads")) {
-            seen = true;
-            ck_assert_int_eq(jint(row, "entries"), 3);
-            ck_assert_int_gt(jint(row, "updated_ms"), 0);
-        }
+    json_array_foreach(json_object_get(j, "lists"), i, row) if (!strcmp(jstr(row, "name"), "ads"))
+    {
+        seen = true;
+        ck_assert_int_eq(jint(row, "entries"), 3);
+        ck_assert_int_gt(jint(row, "updated_ms"), 0);
+    }
     ck_assert(seen);
     json_decref(j);
     j = api("GET", "/api/lists/ads", NULL, 200);
@@ -796,9 +807,7 @@ static bool name_in(json_t *arr, const char *name)
     json_t *v;
     size_t i;
 
-    json_array_foreach(arr, i, v)
-        if (!strcmp(json_string_value(v), name))
-            return true;
+    json_array_foreach(arr, i, v) if (!strcmp(json_string_value(v), name)) return true;
     return false;
 }
 
@@ -834,8 +843,10 @@ START_TEST(test_users_and_admins)
     char sid[128], csrf[128];
     login("bob", "long-enough-pw", sid, sizeof(sid), csrf, sizeof(csrf));
     json_decref(api("DELETE", "/api/admins/bob", NULL, 200));
-    ck_assert_int_eq(http("POST", "/api/login", "{\"user\":\"bob\",\"password\":\"long-enough-pw\"}",
-                          AUTH_NONE, NULL)->status, 401);
+    ck_assert_int_eq(http("POST", "/api/login",
+                          "{\"user\":\"bob\",\"password\":\"long-enough-pw\"}", AUTH_NONE, NULL)
+                         ->status,
+                     401);
 }
 END_TEST
 
@@ -853,8 +864,8 @@ static void insert_rows(int64_t now)
         {"10.9.0.2", "logs-b.test", "/second", 403, STORE_DENY, 7},
         {"10.9.0.3", "logs-c.test", "/needle-path", 407, STORE_AUTH, 8},
     };
-    struct store_log_opts o = {.db_path = db_path, .producers = 1, .queue_capacity = 64,
-                               .flush_interval_ms = 10};
+    struct store_log_opts o = {
+        .db_path = db_path, .producers = 1, .queue_capacity = 64, .flush_interval_ms = 10};
     char err[256];
     struct store_log *log = store_log_start(&o, err, sizeof(err));
 
@@ -959,11 +970,11 @@ START_TEST(test_logs_search_filters_paging_and_escaping)
     json_t *t;
     size_t i;
     bool seen = false;
-    json_array_foreach(json_object_get(j, "rows"), i, t)
-        if (!strcmp(jstr(t, "key"), "logs-b.test")) {
-            seen = true;
-            ck_assert_int_eq(jint(t, "requests"), 2);
-        }
+    json_array_foreach(json_object_get(j, "rows"), i, t) if (!strcmp(jstr(t, "key"), "logs-b.test"))
+    {
+        seen = true;
+        ck_assert_int_eq(jint(t, "requests"), 2);
+    }
     ck_assert(seen);
     json_decref(j);
     j = api("GET", "/api/top?kind=clients&limit=1000", NULL, 200);
@@ -975,7 +986,8 @@ START_TEST(test_logs_search_filters_paging_and_escaping)
              (long long)(now - 120000), (long long)(now + 60000));
     j = api("GET", q, NULL, 200);
     json_int_t req = 0, blocked = 0;
-    json_array_foreach(json_object_get(j, "points"), i, t) {
+    json_array_foreach(json_object_get(j, "points"), i, t)
+    {
         req += jint(t, "requests");
         blocked += jint(t, "blocked");
         ck_assert(json_is_integer(json_object_get(t, "t")));
@@ -1011,7 +1023,8 @@ START_TEST(test_audit_rows_appear)
     snprintf(path, sizeof(path), "/api/rules/%d", id);
     json_decref(api("DELETE", path, NULL, 200));
     j = api("GET", "/api/audit?limit=20", NULL, 200);
-    json_array_foreach(json_object_get(j, "rows"), i, row) {
+    json_array_foreach(json_object_get(j, "rows"), i, row)
+    {
         ck_assert_int_gt(jint(row, "time_ms"), 0);
         if (!strcmp(jstr(row, "actor"), "token") && strstr(jstr(row, "detail"), "audited.test"))
             seen = true;
@@ -1163,10 +1176,14 @@ START_TEST(test_security_headers_on_every_response)
         enum auth auth;
         bool api;
     } cases[] = {
-        {"GET", "/api/rules", AUTH_TOKEN, true},    {"GET", "/api/rules", AUTH_NONE, true},
-        {"GET", "/api/health", AUTH_NONE, true},    {"POST", "/api/rules", AUTH_TOKEN, true},
-        {"GET", "/static/app.css", AUTH_NONE, false}, {"GET", "/login", AUTH_NONE, false},
-        {"GET", "/nothing", AUTH_NONE, false},      {"GET", "/proxy.pac", AUTH_NONE, false},
+        {"GET", "/api/rules", AUTH_TOKEN, true},
+        {"GET", "/api/rules", AUTH_NONE, true},
+        {"GET", "/api/health", AUTH_NONE, true},
+        {"POST", "/api/rules", AUTH_TOKEN, true},
+        {"GET", "/static/app.css", AUTH_NONE, false},
+        {"GET", "/login", AUTH_NONE, false},
+        {"GET", "/nothing", AUTH_NONE, false},
+        {"GET", "/proxy.pac", AUTH_NONE, false},
         {"GET", "/", AUTH_NONE, false},
     };
     char v[512];
