@@ -472,9 +472,14 @@ size_t acl_rule_memory(const struct acl_rule *r)
     }
     n += r->ncidrs * sizeof(*r->cidrs) + r->nports * sizeof(*r->ports);
     n += r->ncond_clients * sizeof(*r->cond_clients);
-    /* Name buffers are at most the argument's length + 2. */
+    /* Name buffers are at most their argument's length + 2. */
     if (r->names.buf && r->arg)
         n += strlen(r->arg) + 2;
+    for (uint32_t i = 0, off = 0; r->cond_users.buf && i < r->cond_users.count; i++) {
+        size_t l = strlen(r->cond_users.buf + off) + 1;
+        n += l;
+        off += (uint32_t)l;
+    }
     return n;
 }
 
