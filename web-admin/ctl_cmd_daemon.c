@@ -1,0 +1,136 @@
+/* proxyctl verbs about the daemon itself: reload, version, health, settings. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web-admin/ctl_cmd.h"
+#include "web-admin/ctl_http.h"
+#include "web-admin/ctl_table.h"
+
+enum ctl_status ctl_cmd_reload(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "POST", "/api/reload", NULL, &out, NULL);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("reloaded: policy generation %lld in force\n",
+               (long long)json_integer_value(json_object_get(out, "generation")));
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_version(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *out = NULL;
+    if (!ctx->json)
+        printf("proxyctl %s\n", PX_VERSION);
+    fflush(stdout);
+    enum ctl_status st = ctl_api(ctx, "GET", "/api/health", NULL, &out, NULL);
+    if (st != CTL_OK)
+        return st;
+    const char *v = json_string_value(json_object_get(out, "version"));
+    if (ctx->json) {
+        json_t *both = json_pack("{s:s,s:O}", "proxyctl", PX_VERSION, "proxyd", out);
+        ctl_print_json(both);
+        json_decref(both);
+    } else {
+        printf("proxyd %s at %s\n", v ? v : "(version unknown)", ctx->url);
+    }
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_health(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "GET", "/api/health", NULL, &out, NULL);
+    if (st != CTL_OK)
+        return st;
+    bool ok = json_is_true(json_object_get(out, "ok"));
+    bool db_ok = json_is_true(json_object_get(out, "db_ok"));
+    const char *v = json_string_value(json_object_get(out, "version"));
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("proxyd %s at %s: %s, database %s\n", v ? v : "?", ctx->url, ok ? "ok" : "NOT OK",
+               db_ok ? "ok" : "NOT OK");
+    json_decref(out);
+    if (!ok || !db_ok)
+        return ctl_fail(ctx, CTL_REFUSED, "proxyd at %s reports a problem%s", ctx->url,
+                        db_ok ? "" : " with its database");
+    return CTL_OK;
+}
+
+static void print_settings(const json_t *settings, const struct ctl_call *call)
+{
+    static const struct ctl_column cols[] = {{"key", false, false}, {"value", false, true}};
+    struct ctl_table *t = ctl_table_new(cols, 2);
+    if (!t)
+        return;
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)settings, key, v)
+    {
+        /* After a change, show only the keys that were given. */
+        bool wanted = call->nwords == 0;
+        for (int i = 0; i < call->nwords && !wanted; i++) {
+            size_t n = strcspn(call->words[i], "=");
+            wanted = strlen(key) == n && strncmp(key, call->words[i], n) == 0;
+        }
+        if (!wanted)
+            continue;
+        char *s = json_is_string(v) ? strdup(json_string_value(v))
+                                    : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        const char *cells[] = {key, s ? s : "?"};
+        ctl_table_add(t, cells);
+        free(s);
+    }
+    if (ctl_table_rows(t) > 0)
+        ctl_table_flush(t, stdout, ctl_table_max_width());
+    ctl_table_free(t);
+}
+
+enum ctl_status ctl_cmd_settings(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *out = NULL;
+    enum ctl_status st;
+    if (call->nwords == 0) {
+        st = ctl_api(ctx, "GET", "/api/settings", NULL, &out, NULL);
+    } else {
+        json_t *body = json_object();
+        for (int i = 0; i < call->nwords; i++) {
+            const char *w = call->words[i];
+            const char *eq = strchr(w, '=');
+            if (!eq || eq == w) {
+                json_decref(body);
+                return ctl_usage(ctx, "expected KEY=VALUE, got '%s'", w);
+            }
+            char key[128];
+            if ((size_t)(eq - w) >= sizeof(key)) {
+                json_decref(body);
+                return ctl_usage(ctx, "key too long in '%s'", w);
+            }
+            memcpy(key, w, (size_t)(eq - w));
+            key[eq - w] = '\0';
+            json_t *val = json_string(eq + 1);
+            if (!val) {
+                json_decref(body);
+                return ctl_usage(ctx, "value of %s is not valid UTF-8", key);
+            }
+            json_object_set_new(body, key, val);
+        }
+        st = ctl_api(ctx, "PUT", "/api/settings", body, &out, NULL);
+        json_decref(body);
+    }
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        print_settings(json_object_get(out, "settings"), call);
+    json_decref(out);
+    return CTL_OK;
+}

@@ -1,0 +1,324 @@
+/* proxyctl verbs about rules: block, unblock, allow, rules (list, add, del, enable, disable,
+ * move) and test. After block/allow/unblock they ask /api/test how the proxy now decides
+ * about the domain, so "(in force)" is what the proxy says, not what proxyctl hopes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web-admin/ctl_cmd.h"
+#include "web-admin/ctl_http.h"
+#include "web-admin/ctl_table.h"
+
+/* Asks /api/test about http://DOMAIN/; returns the deciding rule's id (0: the default) and
+ * the action in `action`, or -1 if the daemon could not say (the error is dropped: the
+ * change itself succeeded). */
+static long long decided_by(struct ctl_ctx *ctx, const char *domain, char *action, size_t len)
+{
+    char url[600];
+    snprintf(url, sizeof(url), "http://%s/", domain);
+    json_t *body = json_pack("{s:s}", "url", url);
+    json_t *out = NULL;
+    char saved[sizeof(ctx->err)];
+    memcpy(saved, ctx->err, sizeof(saved));
+    enum ctl_status st = ctl_api(ctx, "POST", "/api/test", body, &out, NULL);
+    memcpy(ctx->err, saved, sizeof(saved));
+    json_decref(body);
+    if (st != CTL_OK)
+        return -1;
+    snprintf(action, len, "%s", ctl_json_str(out, "action"));
+    long long id = ctl_json_num(out, "rule_id");
+    json_decref(out);
+    return id;
+}
+
+/* POST /api/block or /api/allow, then say whether the new rule is the one deciding. */
+static enum ctl_status add_domain_rule(struct ctl_ctx *ctx, const struct ctl_call *call,
+                                       const char *path, const char *done)
+{
+    const char *domain = call->words[0];
+    json_t *body = json_pack("{s:s}", "domain", domain);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "POST", path, body, &out, NULL);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+        json_decref(out);
+        return CTL_OK;
+    }
+    long long id = ctl_json_num(json_object_get(out, "rule"), "id");
+    json_decref(out);
+    char action[16];
+    long long by = decided_by(ctx, domain, action, sizeof(action));
+    if (by == id)
+        printf("%s %s: rule %lld (in force)\n", done, domain, id);
+    else if (by > 0)
+        printf("%s %s: rule %lld (saved; the proxy still decides %s by rule %lld)\n", done, domain,
+               id, action, by);
+    else
+        printf("%s %s: rule %lld (saved)\n", done, domain, id);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_block(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return add_domain_rule(ctx, call, "/api/block", "blocked");
+}
+
+enum ctl_status ctl_cmd_allow(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return add_domain_rule(ctx, call, "/api/allow", "allowed");
+}
+
+enum ctl_status ctl_cmd_unblock(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    const char *domain = call->words[0];
+    char what[600];
+    snprintf(what, sizeof(what), "'deny domain' rule for %s", domain);
+    json_t *body = json_pack("{s:s}", "domain", domain);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "POST", "/api/unblock", body, &out, what);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+        json_decref(out);
+        return CTL_OK;
+    }
+    const json_t *ids = json_object_get(out, "deleted");
+    printf("unblocked %s: deleted rule%s", domain, json_array_size(ids) == 1 ? "" : "s");
+    size_t i;
+    const json_t *v;
+    json_array_foreach(ids, i, v) printf("%s %lld", i ? "," : "", (long long)json_integer_value(v));
+    putchar('\n');
+    json_decref(out);
+    char action[16];
+    long long by = decided_by(ctx, domain, action, sizeof(action));
+    if (by > 0 && strcmp(action, "allow") != 0)
+        printf("note: %s is still %s by rule %lld\n", domain,
+               strcmp(action, "deny") == 0 ? "denied" : action, by);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_rules(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "GET", "/api/rules", NULL, &out, NULL);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+        json_decref(out);
+        return CTL_OK;
+    }
+    static const struct ctl_column cols[] = {
+        {"id", true, false},   {"pos", true, false},  {"on", false, false},
+        {"hits", true, false}, {"text", false, true}, {"comment", false, true},
+    };
+    struct ctl_table *t = ctl_table_new(cols, 6);
+    if (!t) {
+        json_decref(out);
+        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
+    }
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(out, "rules"), i, r)
+    {
+        char id[24], pos[24], hits[24];
+        snprintf(id, sizeof(id), "%lld", ctl_json_num(r, "id"));
+        snprintf(pos, sizeof(pos), "%lld", ctl_json_num(r, "position"));
+        snprintf(hits, sizeof(hits), "%lld", ctl_json_num(r, "hits"));
+        const char *cells[] = {id,
+                               pos,
+                               json_is_false(json_object_get(r, "enabled")) ? "off" : "on",
+                               hits,
+                               ctl_json_str(r, "text"),
+                               ctl_json_str(r, "comment")};
+        ctl_table_add(t, cells);
+    }
+    if (ctl_table_rows(t) == 0)
+        fprintf(stderr, "no rules: every request gets the default action\n");
+    else
+        ctl_table_flush(t, stdout, ctl_table_max_width());
+    ctl_table_free(t);
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_rules_add(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    const struct ctl_value *comment = ctl_call_opt(call, "--comment");
+    const struct ctl_value *top = ctl_call_opt(call, "--top");
+    const struct ctl_value *before = ctl_call_opt(call, "--before");
+    if (top->set && before->set)
+        return ctl_usage(ctx, "--top and --before %s exclude each other", before->str);
+
+    char text[4096];
+    size_t n = 0;
+    for (int i = 0; i < call->nwords; i++) {
+        int w = snprintf(text + n, sizeof(text) - n, "%s%s", i ? " " : "", call->words[i]);
+        if (w < 0 || (size_t)w >= sizeof(text) - n)
+            return ctl_usage(ctx, "TEXT is longer than %zu bytes", sizeof(text) - 1);
+        n += (size_t)w;
+    }
+    json_t *body = json_pack("{s:s}", "text", text);
+    if (comment->set)
+        json_object_set_new(body, "comment", json_string(comment->str));
+    if (top->set)
+        json_object_set_new(body, "before", json_integer(-1));
+    else if (before->set)
+        json_object_set_new(body, "before", json_integer(before->num));
+    char what[64];
+    snprintf(what, sizeof(what), "rule %lld", before->num);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "POST", "/api/rules", body, &out, before->set ? what : NULL);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+    } else {
+        const json_t *r = json_object_get(out, "rule");
+        printf("added rule %lld at position %lld: %s\n", ctl_json_num(r, "id"),
+               ctl_json_num(r, "position"), ctl_json_str(r, "text"));
+    }
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_rules_del(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    char path[64], what[64];
+    snprintf(path, sizeof(path), "/api/rules/%lld", call->word_num[0]);
+    snprintf(what, sizeof(what), "rule %lld", call->word_num[0]);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("deleted rule %lld\n", call->word_num[0]);
+    json_decref(out);
+    return CTL_OK;
+}
+
+static enum ctl_status set_enabled(struct ctl_ctx *ctx, const struct ctl_call *call, bool on)
+{
+    char path[64], what[64];
+    snprintf(path, sizeof(path), "/api/rules/%lld", call->word_num[0]);
+    snprintf(what, sizeof(what), "rule %lld", call->word_num[0]);
+    json_t *body = json_pack("{s:b}", "enabled", on);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "PATCH", path, body, &out, what);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("%s rule %lld: %s\n", on ? "enabled" : "disabled", call->word_num[0],
+               ctl_json_str(json_object_get(out, "rule"), "text"));
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_rules_enable(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return set_enabled(ctx, call, true);
+}
+
+enum ctl_status ctl_cmd_rules_disable(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return set_enabled(ctx, call, false);
+}
+
+static const json_t *find_rule(const json_t *rules, long long id)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(rules, i, r) if (ctl_json_num(r, "id") == id) return r;
+    return NULL;
+}
+
+enum ctl_status ctl_cmd_rules_move(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    long long id = call->word_num[0];
+    const struct ctl_value *before = ctl_call_opt(call, "--before");
+    const struct ctl_value *end = ctl_call_opt(call, "--end");
+    if (before->set && end->set)
+        return ctl_usage(ctx, "--before and --end exclude each other");
+    if (!before->set && !end->set)
+        return ctl_usage(ctx, "needs --before ID or --end");
+    if (before->set && before->num == id)
+        return ctl_usage(ctx, "--before %lld: cannot move rule %lld before itself", id, id);
+
+    /* Look both rules up first, so a 404 can say which one is missing. */
+    json_t *list = NULL;
+    enum ctl_status st = ctl_api(ctx, "GET", "/api/rules", NULL, &list, NULL);
+    if (st != CTL_OK)
+        return st;
+    const json_t *rules = json_object_get(list, "rules");
+    long long missing = !find_rule(rules, id)                           ? id
+                        : before->set && !find_rule(rules, before->num) ? before->num
+                                                                        : 0;
+    json_decref(list);
+    if (missing)
+        return ctl_fail(ctx, CTL_REFUSED, "no such rule %lld", missing);
+
+    char path[80], what[64];
+    snprintf(path, sizeof(path), "/api/rules/%lld/move", id);
+    snprintf(what, sizeof(what), "rule %lld", id);
+    json_t *body = json_pack("{s:I}", "before", (json_int_t)(end->set ? 0 : before->num));
+    json_t *out = NULL;
+    st = ctl_api(ctx, "POST", path, body, &out, what);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+    } else {
+        const json_t *r = find_rule(json_object_get(out, "rules"), id);
+        printf("moved rule %lld to position %lld\n", id, r ? ctl_json_num(r, "position") : 0);
+    }
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_test(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *body = json_pack("{s:s}", "url", call->words[0]);
+    static const char *const keys[][2] = {
+        {"--client", "client"}, {"--user", "user"}, {"--method", "method"}};
+    for (size_t i = 0; i < 3; i++) {
+        const struct ctl_value *v = ctl_call_opt(call, keys[i][0]);
+        if (v->set)
+            json_object_set_new(body, keys[i][1], json_string(v->str));
+    }
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "POST", "/api/test", body, &out, NULL);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+        json_decref(out);
+        return CTL_OK;
+    }
+    const json_t *rule = json_object_get(out, "rule");
+    long long id = ctl_json_num(out, "rule_id");
+    printf("action: %s\n", ctl_json_str(out, "action"));
+    if (id > 0 && json_is_object(rule))
+        printf("rule:   %lld (position %lld%s): %s\n", id, ctl_json_num(rule, "position"),
+               json_is_false(json_object_get(rule, "enabled")) ? ", off" : "",
+               ctl_json_str(rule, "text"));
+    else if (id > 0)
+        printf("rule:   %lld\n", id);
+    else
+        printf("rule:   none (the default action)\n");
+    printf("reason: %s\n", ctl_json_str(out, "reason"));
+    json_decref(out);
+    return CTL_OK;
+}

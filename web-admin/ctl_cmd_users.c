@@ -1,0 +1,245 @@
+/* proxyctl verbs about accounts: proxy users (users, users add/passwd/del) and dashboard
+ * admins (admin passwd). Passwords come from the terminal without echo, typed twice, or
+ * from one line of standard input when it is not a terminal or with --password-stdin;
+ * never from the command line, where other local users could read them in ps. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "web-admin/ctl_cmd.h"
+#include "web-admin/ctl_http.h"
+
+#define PASSWORD_MAX 256
+
+static struct termios saved_tty;
+
+/* Ctrl-C at the prompt must not leave the terminal without echo. */
+static void restore_tty_and_die(int sig)
+{
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Reads one line into buf without the newline; false on EOF or a line too long. */
+static bool read_line(FILE *in, char *buf, size_t len, bool *too_long)
+{
+    *too_long = false;
+    if (!fgets(buf, (int)len, in))
+        return false;
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    else if (!feof(in)) {
+        *too_long = true;
+        return false;
+    }
+    if (n > 0 && buf[n - 1] == '\r')
+        buf[--n] = '\0';
+    return true;
+}
+
+static bool prompt_no_echo(const char *prompt, char *buf, size_t len, bool *too_long)
+{
+    struct termios t;
+    fputs(prompt, stderr);
+    fflush(stderr);
+    if (tcgetattr(STDIN_FILENO, &saved_tty) != 0)
+        return read_line(stdin, buf, len, too_long);
+    struct sigaction sa = {.sa_handler = restore_tty_and_die}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    t = saved_tty;
+    t.c_lflag &= ~(tcflag_t)ECHO;
+    t.c_lflag |= ECHONL;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+    bool ok = read_line(stdin, buf, len, too_long);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return ok;
+}
+
+static enum ctl_status read_password(struct ctl_ctx *ctx, const struct ctl_call *call,
+                                     const char *who, char *pw, size_t len)
+{
+    bool too_long = false;
+    bool from_stdin = ctl_call_opt(call, "--password-stdin")->set || !isatty(STDIN_FILENO);
+    if (from_stdin) {
+        if (!read_line(stdin, pw, len, &too_long))
+            return too_long ? ctl_usage(ctx, "password longer than %zu bytes", len - 2)
+                            : ctl_usage(ctx, "no password on standard input");
+    } else {
+        char prompt[400], again[PASSWORD_MAX + 2];
+        snprintf(prompt, sizeof(prompt), "new password for %s: ", who);
+        if (!prompt_no_echo(prompt, pw, len, &too_long))
+            return ctl_usage(ctx, too_long ? "password too long" : "no password given");
+        if (!prompt_no_echo("again: ", again, sizeof(again), &too_long)) {
+            explicit_bzero(again, sizeof(again));
+            return ctl_usage(ctx, "no password given");
+        }
+        bool same = strcmp(pw, again) == 0;
+        explicit_bzero(again, sizeof(again));
+        if (!same)
+            return ctl_usage(ctx, "the passwords do not match; nothing changed");
+    }
+    if (!*pw)
+        return ctl_usage(ctx, "the password is empty; nothing changed");
+    return CTL_OK;
+}
+
+/* PUT {"password"} to path (/api/users/NAME or /api/admins/NAME). */
+static enum ctl_status put_password(struct ctl_ctx *ctx, const struct ctl_call *call,
+                                    const char *kind, const char *name, json_t **out)
+{
+    char esc[256], path[300], who[300];
+    if (!ctl_path_escape(name, esc, sizeof(esc)))
+        return ctl_usage(ctx, "name too long");
+    snprintf(path, sizeof(path), "/api/%ss/%s", kind, esc);
+    snprintf(who, sizeof(who), "%s %s", kind, name);
+    char pw[PASSWORD_MAX + 2];
+    enum ctl_status st = read_password(ctx, call, who, pw, sizeof(pw));
+    if (st != CTL_OK) {
+        explicit_bzero(pw, sizeof(pw));
+        return st;
+    }
+    json_t *body = json_pack("{s:s}", "password", pw);
+    explicit_bzero(pw, sizeof(pw));
+    if (!body)
+        return ctl_usage(ctx, "the password is not valid UTF-8");
+    st = ctl_api(ctx, "PUT", path, body, out, who);
+    /* Jansson keeps its own copy of the string: wipe it before freeing. */
+    json_t *copy = json_object_get(body, "password");
+    const char *s = json_string_value(copy);
+    if (s)
+        explicit_bzero((char *)s, strlen(s));
+    json_decref(body);
+    return st;
+}
+
+/* Whether proxy user `name` exists; CTL_OK with *exists set, or an error status. */
+static enum ctl_status user_exists(struct ctl_ctx *ctx, const char *name, bool *exists)
+{
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "GET", "/api/users", NULL, &out, NULL);
+    if (st != CTL_OK)
+        return st;
+    *exists = false;
+    size_t i;
+    const json_t *u;
+    json_array_foreach(json_object_get(out, "users"), i, u)
+    {
+        const char *s = json_string_value(u);
+        if (!s && json_is_object(u))
+            s = json_string_value(json_object_get(u, "name"));
+        if (s && strcmp(s, name) == 0)
+            *exists = true;
+    }
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_users(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "GET", "/api/users", NULL, &out, NULL);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+        json_decref(out);
+        return CTL_OK;
+    }
+    const json_t *users = json_object_get(out, "users");
+    size_t i;
+    const json_t *u;
+    json_array_foreach(users, i, u)
+    {
+        const char *s = json_string_value(u);
+        if (!s && json_is_object(u))
+            s = json_string_value(json_object_get(u, "name"));
+        if (s && !strpbrk(s, "\n\r\x1b"))
+            puts(s);
+    }
+    if (json_array_size(users) == 0)
+        fprintf(stderr, "no proxy users (add one with: proxyctl users add NAME)\n");
+    json_decref(out);
+    return CTL_OK;
+}
+
+static enum ctl_status set_user_password(struct ctl_ctx *ctx, const struct ctl_call *call,
+                                         bool create)
+{
+    const char *name = call->words[0];
+    bool exists = false;
+    enum ctl_status st = user_exists(ctx, name, &exists);
+    if (st != CTL_OK)
+        return st;
+    if (create && exists)
+        return ctl_fail(ctx, CTL_REFUSED,
+                        "user %s already exists (change the password with: proxyctl users "
+                        "passwd %s)",
+                        name, name);
+    if (!create && !exists)
+        return ctl_fail(ctx, CTL_REFUSED, "no such user %s", name);
+    json_t *out = NULL;
+    st = put_password(ctx, call, "user", name, &out);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else if (create)
+        printf("added user %s\n", name);
+    else
+        printf("changed the password of user %s\n", name);
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_users_add(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return set_user_password(ctx, call, true);
+}
+
+enum ctl_status ctl_cmd_users_passwd(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return set_user_password(ctx, call, false);
+}
+
+enum ctl_status ctl_cmd_users_del(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    char esc[256], path[300], what[300];
+    if (!ctl_path_escape(call->words[0], esc, sizeof(esc)))
+        return ctl_usage(ctx, "name too long");
+    snprintf(path, sizeof(path), "/api/users/%s", esc);
+    snprintf(what, sizeof(what), "user %s", call->words[0]);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("deleted user %s\n", call->words[0]);
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_admin_passwd(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    const char *name = call->nwords > 0 ? call->words[0] : "admin";
+    json_t *out = NULL;
+    enum ctl_status st = put_password(ctx, call, "admin", name, &out);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("set the password of admin %s\n", name);
+    json_decref(out);
+    return CTL_OK;
+}
