@@ -26,91 +26,47 @@
 
 static const char *const top_kinds[] = {"domains", "clients", "blocked", NULL};
 
-#define P(m, t)                                                                                    \
-    {                                                                                              \
-        .metavar = m, .type = t                                                                    \
-    }
-#define P_OPT(m, t)                                                                                \
-    {                                                                                              \
-        .metavar = m, .type = t, .optional = true                                                  \
-    }
-#define P_REST(m, t)                                                                               \
-    {                                                                                              \
-        .metavar = m, .type = t, .repeated = true                                                  \
-    }
-#define P_OPT_REST(m, t)                                                                           \
-    {                                                                                              \
-        .metavar = m, .type = t, .optional = true, .repeated = true                                \
-    }
-#define O(n, t, m, h)                                                                              \
-    {                                                                                              \
-        .name = n, .type = t, .metavar = m, .help = h                                              \
-    }
-#define O_FLAG(n, h)                                                                               \
-    {                                                                                              \
-        .name = n, .type = ARG_FLAG, .help = h                                                     \
-    }
+/* The grammar reads best as a table, one verb per block. */
+/* clang-format off */
+#define P(m, t) {.metavar = m, .type = t}
+#define P_OPT(m, t) {.metavar = m, .type = t, .optional = true}
+#define P_REST(m, t) {.metavar = m, .type = t, .repeated = true}
+#define P_OPT_REST(m, t) {.metavar = m, .type = t, .optional = true, .repeated = true}
+#define O(n, t, m, h) {.name = n, .type = t, .metavar = m, .help = h}
+#define O_FLAG(n, h) {.name = n, .type = ARG_FLAG, .help = h}
 #define O_PASSWORD_STDIN O_FLAG("--password-stdin", "read the password from standard input")
+#define NO_PARAMS {{0}}
+#define NO_OPTS {{0}}
 
 static const struct ctl_verb verbs[] = {
-    {"block",
-     NULL,
-     {P("DOMAIN", ARG_DOMAIN)},
-     {{0}},
-     ctl_cmd_block,
+    {"block", NULL, {P("DOMAIN", ARG_DOMAIN)}, NO_OPTS, ctl_cmd_block,
      "deny DOMAIN and its subdomains (adds a rule at the top)"},
-    {"unblock",
-     NULL,
-     {P("DOMAIN", ARG_DOMAIN)},
-     {{0}},
-     ctl_cmd_unblock,
+    {"unblock", NULL, {P("DOMAIN", ARG_DOMAIN)}, NO_OPTS, ctl_cmd_unblock,
      "delete the 'deny domain DOMAIN' rules"},
-    {"allow",
-     NULL,
-     {P("DOMAIN", ARG_DOMAIN)},
-     {{0}},
-     ctl_cmd_allow,
+    {"allow", NULL, {P("DOMAIN", ARG_DOMAIN)}, NO_OPTS, ctl_cmd_allow,
      "allow DOMAIN and its subdomains (adds a rule at the top)"},
-    {"rules",
-     NULL,
-     {{0}},
-     {{0}},
-     ctl_cmd_rules,
+    {"rules", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_rules,
      "list the rules in priority order: id, position, on/off, hits, text, comment"},
-    {"rules",
-     "add",
-     {P_REST("TEXT", ARG_STRING)},
+    {"rules", "add", {P_REST("TEXT", ARG_STRING)},
      {O("--comment", ARG_STRING, "C", "a comment kept with the rule"),
       O_FLAG("--top", "put the rule first (default: last)"),
       O("--before", ARG_RULE_ID, "ID", "put the rule just before rule ID")},
-     ctl_cmd_rules_add,
-     "add a rule, e.g. 'deny url-regex ^https?://[^/]+/ads/'"},
-    {"rules", "del", {P("ID", ARG_RULE_ID)}, {{0}}, ctl_cmd_rules_del, "delete rule ID"},
-    {"rules", "enable", {P("ID", ARG_RULE_ID)}, {{0}}, ctl_cmd_rules_enable, "turn rule ID on"},
-    {"rules",
-     "disable",
-     {P("ID", ARG_RULE_ID)},
-     {{0}},
-     ctl_cmd_rules_disable,
+     ctl_cmd_rules_add, "add a rule, e.g. 'deny url-regex ^https?://[^/]+/ads/'"},
+    {"rules", "del", {P("ID", ARG_RULE_ID)}, NO_OPTS, ctl_cmd_rules_del, "delete rule ID"},
+    {"rules", "enable", {P("ID", ARG_RULE_ID)}, NO_OPTS, ctl_cmd_rules_enable,
+     "turn rule ID on"},
+    {"rules", "disable", {P("ID", ARG_RULE_ID)}, NO_OPTS, ctl_cmd_rules_disable,
      "turn rule ID off (kept, never matches)"},
-    {"rules",
-     "move",
-     {P("ID", ARG_RULE_ID)},
+    {"rules", "move", {P("ID", ARG_RULE_ID)},
      {O("--before", ARG_RULE_ID, "ID", "move the rule just before this rule"),
       O_FLAG("--end", "move the rule to the end")},
-     ctl_cmd_rules_move,
-     "change the priority of rule ID"},
-    {"test",
-     NULL,
-     {P("URL", ARG_URL)},
+     ctl_cmd_rules_move, "change the priority of rule ID"},
+    {"test", NULL, {P("URL", ARG_URL)},
      {O("--client", ARG_IP, "IP", "the client address to test as"),
       O("--user", ARG_STRING, "U", "the proxy user to test as"),
       O("--method", ARG_METHOD, "M", "the request method (default GET)")},
-     ctl_cmd_test,
-     "show which rule decides about URL, and why"},
-    {"logs",
-     NULL,
-     {{0}},
+     ctl_cmd_test, "show which rule decides about URL, and why"},
+    {"logs", NULL, NO_PARAMS,
      {O("--client", ARG_STRING, "IP", "only requests from this client"),
       O("--host", ARG_STRING, "H", "only requests to this host"),
       O("--grep", ARG_STRING, "TEXT", "only requests whose URL contains TEXT"),
@@ -119,72 +75,42 @@ static const struct ctl_verb verbs[] = {
       O("--since", ARG_DURATION, "DUR", "only the last DUR (30s, 15m, 1h, 2d)"),
       O("--limit", ARG_COUNT, "N", "at most N rows (default 100, at most 1000)"),
       O_FLAG("--follow", "keep printing new requests until interrupted")},
-     ctl_cmd_logs,
-     "show the access log, oldest first"},
-    {"top",
-     NULL,
+     ctl_cmd_logs, "show the access log, oldest first"},
+    {"top", NULL,
      {{.metavar = "KIND", .type = ARG_CHOICE, .optional = true, .choices = top_kinds}},
      {O("--since", ARG_DURATION, "DUR", "only the last DUR (30s, 15m, 1h, 2d)"),
       O("--limit", ARG_COUNT, "N", "at most N rows")},
-     ctl_cmd_top,
-     "busiest domains (default), clients, or most blocked domains"},
-    {"stats", NULL, {{0}}, {{0}}, ctl_cmd_stats, "proxy counters and totals of the last 24 h"},
-    {"import",
-     NULL,
-     {P("FILE", ARG_STRING)},
+     ctl_cmd_top, "busiest domains (default), clients, or most blocked domains"},
+    {"stats", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_stats,
+     "proxy counters and totals of the last 24 h"},
+    {"import", NULL, {P("FILE", ARG_STRING)},
      {O("--list", ARG_NAME, "NAME", "import FILE as the domain list NAME")},
      ctl_cmd_import,
      "replace the policy with a policy FILE, or load a domain list (hosts, plain, adblock)"},
-    {"export", NULL, {{0}}, {{0}}, ctl_cmd_export, "print the policy as a policy file"},
-    {"lists", NULL, {{0}}, {{0}}, ctl_cmd_lists, "list the domain lists"},
-    {"lists",
-     "show",
-     {P("NAME", ARG_NAME)},
-     {{0}},
-     ctl_cmd_lists_show,
+    {"export", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_export, "print the policy as a policy file"},
+    {"lists", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_lists, "list the domain lists"},
+    {"lists", "show", {P("NAME", ARG_NAME)}, NO_OPTS, ctl_cmd_lists_show,
      "print the entries of list NAME"},
-    {"lists", "del", {P("NAME", ARG_NAME)}, {{0}}, ctl_cmd_lists_del, "delete list NAME"},
-    {"users", NULL, {{0}}, {{0}}, ctl_cmd_users, "list the proxy users"},
-    {"users",
-     "add",
-     {P("NAME", ARG_NAME)},
-     {O_PASSWORD_STDIN},
-     ctl_cmd_users_add,
+    {"lists", "del", {P("NAME", ARG_NAME)}, NO_OPTS, ctl_cmd_lists_del, "delete list NAME"},
+    {"users", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_users, "list the proxy users"},
+    {"users", "add", {P("NAME", ARG_NAME)}, {O_PASSWORD_STDIN}, ctl_cmd_users_add,
      "create proxy user NAME (asks for the password)"},
-    {"users",
-     "passwd",
-     {P("NAME", ARG_NAME)},
-     {O_PASSWORD_STDIN},
-     ctl_cmd_users_passwd,
+    {"users", "passwd", {P("NAME", ARG_NAME)}, {O_PASSWORD_STDIN}, ctl_cmd_users_passwd,
      "change the password of proxy user NAME"},
-    {"users", "del", {P("NAME", ARG_NAME)}, {{0}}, ctl_cmd_users_del, "delete proxy user NAME"},
-    {"admin",
-     "passwd",
-     {P_OPT("NAME", ARG_NAME)},
-     {O_PASSWORD_STDIN},
-     ctl_cmd_admin_passwd,
+    {"users", "del", {P("NAME", ARG_NAME)}, NO_OPTS, ctl_cmd_users_del,
+     "delete proxy user NAME"},
+    {"admin", "passwd", {P_OPT("NAME", ARG_NAME)}, {O_PASSWORD_STDIN}, ctl_cmd_admin_passwd,
      "set the password of dashboard admin NAME (default admin)"},
-    {"reload", NULL, {{0}}, {{0}}, ctl_cmd_reload, "make proxyd recompile the policy"},
-    {"version", NULL, {{0}}, {{0}}, ctl_cmd_version, "versions of proxyctl and proxyd"},
-    {"health",
-     NULL,
-     {{0}},
-     {{0}},
-     ctl_cmd_health,
+    {"reload", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_reload, "make proxyd recompile the policy"},
+    {"version", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_version, "versions of proxyctl and proxyd"},
+    {"health", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_health,
      "check that proxyd answers and its database works"},
-    {"audit",
-     NULL,
-     {{0}},
-     {O("--limit", ARG_COUNT, "N", "at most N rows")},
-     ctl_cmd_audit,
+    {"audit", NULL, NO_PARAMS, {O("--limit", ARG_COUNT, "N", "at most N rows")}, ctl_cmd_audit,
      "who changed the policy, and when"},
-    {"settings",
-     NULL,
-     {P_OPT_REST("KEY=VALUE", ARG_STRING)},
-     {{0}},
-     ctl_cmd_settings,
+    {"settings", NULL, {P_OPT_REST("KEY=VALUE", ARG_STRING)}, NO_OPTS, ctl_cmd_settings,
      "show the settings, or change them"},
 };
+/* clang-format on */
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
 /* Global options: accepted before or after the verb. */
