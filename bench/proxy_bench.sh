@@ -41,6 +41,7 @@ ulimit -n 16384 2>/dev/null || true
 
 if [[ $PIN == 1 ]]; then CPU_PROXY=1; CPU_LOAD=0; WORKERS=1; else CPU_PROXY=0-1; CPU_LOAD=0-1; WORKERS=2; fi
 T="$(mktemp -d /tmp/pxbench.XXXXXX)"
+chmod 755 "$T"  # nginx workers run as nobody
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
@@ -93,7 +94,7 @@ start_proxyd() {  # NAME EXTRA-ARGS...
     kill -0 $PX_PID 2>/dev/null || break
     sleep 0.1
   done
-  echo "proxyd ($name) did not start:" >&2; cat "$T/$name.log" >&2; return 1
+  echo "proxyd ($name) did not start (exit: $(kill -0 $PX_PID 2>&1 && echo running || echo gone)):" >&2; cat "$T/$name.log" >&2; curl -sv -x 127.0.0.1:$PX_PORT $ORIGIN/small 2>&1 | tail -5 >&2; return 1
 }
 stop_proxyd() { kill -TERM "$PX_PID" 2>/dev/null; wait "$PX_PID" 2>/dev/null || true; }
 
