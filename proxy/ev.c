@@ -2,6 +2,7 @@
 #include "proxy/ev.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #define EV_BATCH 256
+#define EV_POSTED_MAX 4096
 
 struct ev_slot {
     ev_io_cb cb;
@@ -39,6 +41,9 @@ struct ev_loop {
     ev_fn wake_fn;
     void *wake_arg;
     atomic_bool stop;
+    pthread_mutex_t posted_lock;
+    struct ev_deferred posted[EV_POSTED_MAX]; /* under posted_lock */
+    int nposted;
     struct epoll_event ready[EV_BATCH];
     int nready;
 };
@@ -56,6 +61,7 @@ struct ev_loop *ev_loop_new(int max_fds)
     if (!loop)
         return NULL;
     loop->max_fds = max_fds;
+    pthread_mutex_init(&loop->posted_lock, NULL);
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     loop->slots = calloc((size_t)max_fds, sizeof(*loop->slots));
@@ -83,6 +89,7 @@ void ev_loop_free(struct ev_loop *loop)
         close(loop->wakefd);
     free(loop->slots);
     free(loop->deferred);
+    pthread_mutex_destroy(&loop->posted_lock);
     free(loop);
 }
 
@@ -158,6 +165,36 @@ static void run_deferred(struct ev_loop *loop)
     loop->ndeferred = 0;
 }
 
+static void run_posted(struct ev_loop *loop)
+{
+    struct ev_deferred batch[64];
+    for (;;) {
+        pthread_mutex_lock(&loop->posted_lock);
+        int n = loop->nposted < 64 ? loop->nposted : 64;
+        memcpy(batch, loop->posted, (size_t)n * sizeof(batch[0]));
+        memmove(loop->posted, loop->posted + n, (size_t)(loop->nposted - n) * sizeof(batch[0]));
+        loop->nposted -= n;
+        pthread_mutex_unlock(&loop->posted_lock);
+        if (n == 0)
+            return;
+        for (int i = 0; i < n; i++)
+            batch[i].fn(loop, batch[i].arg);
+    }
+}
+
+int ev_post(struct ev_loop *loop, ev_fn fn, void *arg)
+{
+    pthread_mutex_lock(&loop->posted_lock);
+    if (loop->nposted >= EV_POSTED_MAX) {
+        pthread_mutex_unlock(&loop->posted_lock);
+        return -1;
+    }
+    loop->posted[loop->nposted++] = (struct ev_deferred){fn, arg};
+    pthread_mutex_unlock(&loop->posted_lock);
+    ev_wake(loop);
+    return 0;
+}
+
 void ev_flush_deferred(struct ev_loop *loop)
 {
     run_deferred(loop);
@@ -184,6 +221,7 @@ int ev_run(struct ev_loop *loop)
                 uint64_t v;
                 while (read(loop->wakefd, &v, sizeof(v)) > 0) {
                 }
+                run_posted(loop);
                 if (loop->wake_fn)
                     loop->wake_fn(loop, loop->wake_arg);
                 continue;

@@ -48,6 +48,9 @@ int64_t ev_now_ms(const struct ev_loop *loop);
 /* Runs until ev_stop(). Returns 0, or -1 if epoll_wait failed for another reason than EINTR. */
 int ev_run(struct ev_loop *loop);
 void ev_stop(struct ev_loop *loop); /* any thread */
+/* Runs fn(loop, arg) on the loop's thread soon (any thread; e.g. to hand back the result of
+ * work done elsewhere). Returns -1 if the queue is full. */
+int ev_post(struct ev_loop *loop, ev_fn fn, void *arg);
 void ev_wake(struct ev_loop *loop); /* any thread */
 
 #endif
