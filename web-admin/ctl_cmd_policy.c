@@ -29,38 +29,40 @@ static char *read_file(struct ctl_ctx *ctx, const char *path, size_t *len, enum 
     }
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
-    while (buf) {
+    const char *why = NULL;
+    for (;;) {
+        if (!buf) {
+            why = "out of memory";
+            break;
+        }
+        if ((long long)n > IMPORT_MAX_BYTES) {
+            free(buf);
+            fclose(f);
+            *st = ctl_fail(ctx, CTL_REFUSED, "%s is larger than the 64 MiB the admin API accepts",
+                           path);
+            return NULL;
+        }
         if (n + 1 >= cap) {
-            if ((long long)cap > IMPORT_MAX_BYTES) {
-                free(buf);
-                fclose(f);
-                *st = ctl_fail(ctx, CTL_REFUSED,
-                               "%s is larger than the 64 MiB the admin API accepts", path);
-                return NULL;
-            }
             char *p = realloc(buf, cap * 2);
-            if (!p)
+            if (!p) {
+                why = "out of memory";
                 break;
+            }
             buf = p;
             cap *= 2;
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
-        if (got == 0)
+        if (got == 0) {
+            if (ferror(f))
+                why = strerror(errno);
             break;
-    }
-    if (!buf || ferror(f)) {
-        const char *why = buf ? strerror(errno) : "out of memory";
-        free(buf);
-        fclose(f);
-        *st = ctl_usage(ctx, "cannot read %s: %s", path, why);
-        return NULL;
+        }
     }
     fclose(f);
-    if ((long long)n > IMPORT_MAX_BYTES) {
+    if (why) {
         free(buf);
-        *st =
-            ctl_fail(ctx, CTL_REFUSED, "%s is larger than the 64 MiB the admin API accepts", path);
+        *st = ctl_usage(ctx, "cannot read %s: %s", path, why);
         return NULL;
     }
     buf[n] = '\0';

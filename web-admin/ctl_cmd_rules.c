@@ -91,7 +91,10 @@ enum ctl_status ctl_cmd_unblock(struct ctl_ctx *ctx, const struct ctl_call *call
     printf("unblocked %s: deleted rule%s", domain, json_array_size(ids) == 1 ? "" : "s");
     size_t i;
     const json_t *v;
-    json_array_foreach(ids, i, v) printf("%s %lld", i ? "," : "", (long long)json_integer_value(v));
+    json_array_foreach(ids, i, v)
+    {
+        printf("%s %lld", i ? "," : "", (long long)json_integer_value(v));
+    }
     putchar('\n');
     json_decref(out);
     char action[16];
@@ -239,7 +242,11 @@ static const json_t *find_rule(const json_t *rules, long long id)
 {
     size_t i;
     const json_t *r;
-    json_array_foreach(rules, i, r) if (ctl_json_num(r, "id") == id) return r;
+    json_array_foreach(rules, i, r)
+    {
+        if (ctl_json_num(r, "id") == id)
+            return r;
+    }
     return NULL;
 }
 
