@@ -13,6 +13,7 @@
  */
 #include "proxy/h1_parse.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* Character classes, one bit each, so every inner loop is one load and one test. */
@@ -610,12 +611,19 @@ static int syntax_fail(enum scan_rc rc, const char *reason, bool head_cut, bool 
     return fail(err, st_bad, reason);
 }
 
+/* The head's length is returned as an int, so no limit may let it grow past INT_MAX. */
+static size_t head_limit(const struct h1_limits *lim)
+{
+    return lim->max_head_bytes < (size_t)INT_MAX ? lim->max_head_bytes : (size_t)INT_MAX;
+}
+
 int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
                      struct h1_request *req, struct h1_error *err)
 {
     struct h1_header *hdrs = req->headers;
-    const bool head_cut = len >= lim->max_head_bytes;
-    const char *end = buf + (head_cut ? lim->max_head_bytes : len);
+    const size_t max_head = head_limit(lim);
+    const bool head_cut = len >= max_head;
+    const char *end = buf + (head_cut ? max_head : len);
     const char *p = buf, *reason = NULL;
     enum scan_rc rc;
 
@@ -712,8 +720,9 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
                       bool request_was_head, struct h1_response *resp, struct h1_error *err)
 {
     struct h1_header *hdrs = resp->headers;
-    const bool head_cut = len >= lim->max_head_bytes;
-    const char *end = buf + (head_cut ? lim->max_head_bytes : len);
+    const size_t max_head = head_limit(lim);
+    const bool head_cut = len >= max_head;
+    const char *end = buf + (head_cut ? max_head : len);
     const char *p = buf, *reason = NULL, *line_end = NULL;
     enum scan_rc rc;
 
@@ -828,6 +837,7 @@ enum chunk_state {
     CH_TRAILER_LF,
     CH_FINAL_LF,
     CH_DONE,
+    CH_FAILED, /* sticky: a broken body stays broken */
     CH_STATE_COUNT
 };
 
@@ -951,9 +961,10 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
     const char *p = buf, *end = buf + len, *reason = NULL;
     int s = st->state;
 
-    if (s < 0 || s >= CH_STATE_COUNT) {
+    if (s < 0 || s >= CH_FAILED) {
         *consumed = 0;
-        return fail(err, 400, "invalid chunked state");
+        return fail(err, 400, s == CH_FAILED ? "chunked body already failed"
+                                             : "invalid chunked state");
     }
     while (p < end && s != CH_DONE) {
         const char c = *p;
@@ -1026,7 +1037,7 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
     }
     *consumed = (size_t)(p - buf);
     if (reason) {
-        st->state = s;
+        st->state = CH_FAILED;
         return fail(err, 400, reason);
     }
     st->state = s;

@@ -707,6 +707,8 @@ static void check_chunked_invalid(const char *name, const char *in, size_t len)
     ck_assert_msg(rc == H1_ERROR && err.status == 400, "%s: rc %d", name, rc);
     ck_assert_msg(used <= len, "%s: consumed past the input", name);
     ck_assert(err.reason && *err.reason);
+    /* a broken body stays broken, whatever comes next */
+    ck_assert_int_eq(h1_chunked_feed(&st, "0\r\n\r\n", 5, &used, &err), H1_ERROR);
 
     /* fed a byte at a time, it must fail too, and never report the body complete */
     struct guard g;
