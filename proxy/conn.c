@@ -50,6 +50,9 @@ static void conn_run(struct conn *c);
 static void conn_close(struct conn *c, enum conn_close why);
 static void start_connect(struct conn *c);
 
+/* Idle origin connections a worker keeps attached to their clients. */
+#define WORKER_MAX_ATTACHED 1024
+
 /* Bytes kept free while a head is read, for what its rewrite adds. */
 #define HEAD_RESERVE 1024
 
@@ -102,83 +105,46 @@ static void finish_request(struct conn *c)
 
 /* ---- sockets and interest ---- */
 
-static void update_interest(struct conn *c)
+/* Sockets are registered once, edge-triggered, for both directions: the handlers record
+ * readiness in the connection and the pump acts on it, so a request costs no epoll_ctl. */
+static int watch(struct conn *c, int fd, ev_io_cb cb)
 {
-    unsigned cev = 0, oev = 0;
-    switch (c->state) {
-    case CONN_IDLE:
-    case CONN_READ_HEAD:
-    case CONN_LINGER:
-        cev = EV_READ;
-        break;
-    case CONN_RESOLVE:
-        break;
-    case CONN_CONNECT:
-        oev = EV_WRITE;
-        break;
-    case CONN_RELAY:
-        /* Bytes not yet framed count as pending: the pump may stop (fairness cap) between
-         * reading them and framing them, and must be woken to go on. */
-        if (!c->upf.done && c->up.len < BUF_SIZE)
-            cev |= EV_READ;
-        if (c->downf.ready > 0 || (c->resp_head_done && !c->downf.done && c->down.len > 0))
-            cev |= EV_WRITE;
-        if (c->upf.ready > 0 || (!c->upf.done && c->up.len > 0))
-            oev |= EV_WRITE;
-        if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE)
-            oev |= EV_READ;
-        break;
-    case CONN_TUNNEL:
-        if (!c->upf.eof && c->up.len < BUF_SIZE)
-            cev |= EV_READ;
-        if (c->down.len > 0)
-            cev |= EV_WRITE;
-        if (c->up.len > 0)
-            oev |= EV_WRITE;
-        if (!c->downf.eof && c->down.len < BUF_SIZE)
-            oev |= EV_READ;
-        break;
-    case CONN_REPLY:
-        cev = EV_WRITE;
-        break;
-    case CONN_CLOSED:
-    case CONN_STATE_COUNT:
-        return;
-    }
-    if (ev_io_set(c->w->loop, c->cfd, cev, on_client, c) < 0) {
-        conn_close(c, CLOSE_CLIENT_ERROR);
-        return;
-    }
-    if (c->ofd >= 0 && ev_io_set(c->w->loop, c->ofd, oev, on_origin, c) < 0)
-        conn_close(c, CLOSE_ORIGIN_ERROR);
+    return ev_io_set(c->w->loop, fd, EV_READ | EV_WRITE | EV_EDGE, cb, c);
 }
 
 static void close_origin(struct conn *c)
 {
     if (c->ofd < 0)
         return;
+    if (!c->origin_in_use)
+        c->w->nattached--;
     ev_io_del(c->w->loop, c->ofd);
     close(c->ofd);
     c->ofd = -1;
+    c->origin_in_use = false;
 }
 
-/* Keeps a healthy origin connection for the next request to the same address. */
-static void release_origin(struct conn *c)
+/* Puts a healthy origin connection in the worker's pool, for any client's next request to the
+ * same address; closes it otherwise. */
+static void release_origin(struct conn *c, bool healthy)
 {
     struct worker *w = c->w;
     if (c->ofd < 0)
         return;
-    if (!c->origin_keep_alive || c->down.len > 0 || w->norigins >= WORKER_ORIGIN_POOL ||
+    if (!healthy || w->norigins >= WORKER_ORIGIN_POOL ||
         atomic_load_explicit(&w->draining, memory_order_relaxed)) {
         close_origin(c);
         return;
     }
+    if (!c->origin_in_use)
+        w->nattached--;
     ev_io_del(w->loop, c->ofd);
     struct origin_idle *o = &w->origins[w->norigins++];
-    o->addr = c->addrs.addrs[c->addr_next - 1];
+    o->addr = c->origin_addr;
     o->fd = c->ofd;
     o->since_ms = ev_now_ms(w->loop);
     c->ofd = -1;
+    c->origin_in_use = false;
 }
 
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -260,7 +226,8 @@ static const char *status_text(int status)
 static void reply(struct conn *c, int status, const char *detail, bool keep)
 {
     struct worker *w = c->w;
-    close_origin(c);
+    if (c->origin_in_use)
+        close_origin(c);
     if (buf_attach(&w->bufs, &c->down) < 0) {
         conn_close(c, CLOSE_OVERLOAD);
         return;
@@ -506,6 +473,8 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
 static bool step_read_head(struct conn *c)
 {
     struct worker *w = c->w;
+    if (!c->c_readable && c->up.len == 0)
+        return false;
     if (buf_attach(&w->bufs, &c->up) < 0) {
         conn_close(c, CLOSE_OVERLOAD);
         return false;
@@ -532,8 +501,12 @@ static bool step_read_head(struct conn *c)
             handle_bad_request(c, &e);
             return true;
         }
+        if (!c->c_readable)
+            return false;
         ssize_t n = recv(c->cfd, buf_tail(&c->up), room, 0);
         if (n > 0) {
+            if ((size_t)n < room)
+                c->c_readable = false;
             if (c->state == CONN_IDLE) {
                 c->state = CONN_READ_HEAD;
                 set_deadline(c, w->tun.header_timeout_ms);
@@ -546,6 +519,7 @@ static bool step_read_head(struct conn *c)
             return false;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->c_readable = false;
             if (c->up.len == 0) {
                 /* Nothing pending: an idle connection holds no buffer. */
                 buf_detach(&w->bufs, &c->up);
@@ -630,6 +604,7 @@ static const char *target_refusal(const struct worker *w, const struct sockaddr_
 static void origin_connected(struct conn *c)
 {
     struct worker *w = c->w;
+    c->origin_in_use = true;
     if (buf_attach(&w->bufs, &c->down) < 0) {
         conn_close(c, CLOSE_OVERLOAD);
         return;
@@ -664,9 +639,27 @@ static void start_connect(struct conn *c)
             refusal = why;
             continue;
         }
-        int fd = take_origin(w, ss);
+        /* A tunnel gets a fresh connection: an HTTP keep-alive one is not its to take. */
+        if (c->ofd >= 0 && !c->origin_in_use) {
+            if (!c->is_connect && !c->o_readable && same_addr(&c->origin_addr, ss)) {
+                w->nattached--;
+                c->origin_reused = true;
+                origin_connected(c);
+                return;
+            }
+            release_origin(c, !c->o_readable);
+        }
+        int fd = c->is_connect ? -1 : take_origin(w, ss);
         if (fd >= 0) {
             c->ofd = fd;
+            c->origin_addr = *ss;
+            c->origin_in_use = true;
+            c->o_readable = false;
+            c->o_writable = true;
+            if (watch(c, fd, on_origin) < 0) {
+                close_origin(c);
+                continue;
+            }
             c->origin_reused = true;
             origin_connected(c);
             return;
@@ -681,7 +674,15 @@ static void start_connect(struct conn *c)
         socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
                                                  : sizeof(struct sockaddr_in6);
         c->ofd = fd;
+        c->origin_addr = *ss;
+        c->origin_in_use = true;
+        c->o_readable = c->o_writable = false;
+        if (watch(c, fd, on_origin) < 0) {
+            close_origin(c);
+            break;
+        }
         if (connect(fd, (const struct sockaddr *)ss, len) == 0) {
+            c->o_writable = true;
             origin_connected(c);
             return;
         }
@@ -690,10 +691,9 @@ static void start_connect(struct conn *c)
             set_deadline(c, w->tun.connect_timeout_ms);
             return;
         }
-        close(fd);
-        c->ofd = -1;
+        close_origin(c);
     }
-    if (refusal && c->addr_next == c->addrs.naddrs && c->ofd < 0 && !c->rec.error[0]) {
+    if (refusal && c->addr_next == c->addrs.naddrs && !c->origin_in_use && !c->rec.error[0]) {
         c->why = CLOSE_TARGET_FORBIDDEN;
         copy_field(c->rec.error, sizeof(c->rec.error), refusal, strlen(refusal));
         reply_denied(c, refusal, c->rec.rule_id);
@@ -749,6 +749,7 @@ static void finish_connect(struct conn *c)
     if (getsockopt(c->ofd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err == 0) {
+        c->o_writable = true;
         origin_connected(c);
         return;
     }
@@ -794,23 +795,34 @@ static bool flow_frame(struct conn_flow *f, struct buf *b, struct h1_error *err)
 
 /* Sends up to f->ready bytes of b to fd. Returns bytes sent, 0 if it would block, -1 on
  * error. */
-static ssize_t flow_send(int fd, struct buf *b, size_t *ready)
+static ssize_t flow_send(int fd, bool *writable, struct buf *b, size_t *ready)
 {
-    ssize_t n = send(fd, buf_head(b), *ready, MSG_NOSIGNAL);
+    if (!*writable)
+        return 0;
+    size_t want = *ready;
+    ssize_t n = send(fd, buf_head(b), want, MSG_NOSIGNAL);
     if (n > 0) {
         buf_consume(b, (size_t)n);
         *ready -= (size_t)n;
+        if ((size_t)n < want)
+            *writable = false;
         return n;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        *writable = false;
+        return 0;
+    }
+    if (n < 0 && errno == EINTR)
         return 0;
     return -1;
 }
 
 /* Reads from fd into b, leaving reserve bytes free. Returns bytes read, 0 if it would block,
  * -1 on EOF or error (*eof says which). */
-static ssize_t fill(int fd, struct buf *b, size_t reserve, bool *eof)
+static ssize_t fill(int fd, bool *readable, struct buf *b, size_t reserve, bool *eof)
 {
+    if (!*readable)
+        return 0;
     size_t room = buf_room(b);
     if (room <= reserve)
         return 0;
@@ -818,13 +830,19 @@ static ssize_t fill(int fd, struct buf *b, size_t reserve, bool *eof)
     ssize_t n = recv(fd, buf_tail(b), room, 0);
     if (n > 0) {
         b->len += (size_t)n;
+        if ((size_t)n < room)
+            *readable = false; /* drained: the next edge says when there is more */
         return n;
     }
     if (n == 0) {
         *eof = true;
         return -1;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        *readable = false;
+        return 0;
+    }
+    if (errno == EINTR)
         return 0;
     return -1;
 }
@@ -911,9 +929,15 @@ static void relay_complete(struct conn *c)
     struct worker *w = c->w;
     bool request_fully_sent = c->upf.done && c->upf.ready == 0;
     finish_request(c);
-    if (!request_fully_sent)
-        c->origin_keep_alive = false;
-    release_origin(c);
+    bool origin_healthy = c->origin_keep_alive && request_fully_sent && c->down.len == 0;
+    if (origin_healthy && c->client_keep_alive && w->nattached < WORKER_MAX_ATTACHED &&
+        !atomic_load_explicit(&w->draining, memory_order_relaxed)) {
+        /* The same client most likely asks the same origin next: keep it at hand. */
+        c->origin_in_use = false;
+        w->nattached++;
+    } else {
+        release_origin(c, origin_healthy);
+    }
     if (!c->client_keep_alive || !request_fully_sent) {
         conn_close(c, CLOSE_NONE);
         return;
@@ -939,7 +963,7 @@ static bool step_relay(struct conn *c)
         return true;
     }
     if (c->upf.ready > 0) {
-        n = flow_send(c->ofd, &c->up, &c->upf.ready);
+        n = flow_send(c->ofd, &c->o_writable, &c->up, &c->upf.ready);
         if (n < 0) {
             relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
             return true;
@@ -953,7 +977,7 @@ static bool step_relay(struct conn *c)
     }
     if (!c->upf.done && c->up.len < BUF_SIZE) {
         bool eof = false;
-        n = fill(c->cfd, &c->up, 0, &eof);
+        n = fill(c->cfd, &c->c_readable, &c->up, 0, &eof);
         if (n < 0) {
             conn_close(c, eof ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
             return false;
@@ -964,7 +988,7 @@ static bool step_relay(struct conn *c)
     /* Down: origin -> client. */
     if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE) {
         /* Until the head is rewritten, keep room for what the rewrite adds. */
-        n = fill(c->ofd, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE, &c->downf.eof);
+        n = fill(c->ofd, &c->o_readable, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE, &c->downf.eof);
         if (n < 0 && !c->downf.eof) {
             relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
             return true;
@@ -996,7 +1020,7 @@ static bool step_relay(struct conn *c)
         }
     }
     if (c->downf.ready > 0) {
-        n = flow_send(c->cfd, &c->down, &c->downf.ready);
+        n = flow_send(c->cfd, &c->c_writable, &c->down, &c->downf.ready);
         if (n < 0) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;
@@ -1032,7 +1056,7 @@ static bool step_tunnel(struct conn *c)
     ssize_t n;
     if (!c->upf.eof) {
         bool eof = false;
-        n = fill(c->cfd, &c->up, 0, &eof);
+        n = fill(c->cfd, &c->c_readable, &c->up, 0, &eof);
         if (n < 0 && !eof) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;
@@ -1042,7 +1066,7 @@ static bool step_tunnel(struct conn *c)
     }
     if (c->up.len > 0) {
         size_t ready = c->up.len;
-        n = flow_send(c->ofd, &c->up, &ready);
+        n = flow_send(c->ofd, &c->o_writable, &c->up, &ready);
         if (n < 0) {
             conn_close(c, CLOSE_ORIGIN_ERROR);
             return false;
@@ -1056,7 +1080,7 @@ static bool step_tunnel(struct conn *c)
         c->upf.done = true;
     }
     if (!c->downf.eof) {
-        n = fill(c->ofd, &c->down, 0, &c->downf.eof);
+        n = fill(c->ofd, &c->o_readable, &c->down, 0, &c->downf.eof);
         if (n < 0 && !c->downf.eof) {
             conn_close(c, CLOSE_ORIGIN_ERROR);
             return false;
@@ -1065,7 +1089,7 @@ static bool step_tunnel(struct conn *c)
     }
     if (c->down.len > 0) {
         size_t ready = c->down.len;
-        n = flow_send(c->cfd, &c->down, &ready);
+        n = flow_send(c->cfd, &c->c_writable, &c->down, &ready);
         if (n < 0) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;
@@ -1092,7 +1116,7 @@ static bool step_reply(struct conn *c)
     struct worker *w = c->w;
     while (c->down.len > 0) {
         size_t ready = c->down.len;
-        ssize_t n = flow_send(c->cfd, &c->down, &ready);
+        ssize_t n = flow_send(c->cfd, &c->c_writable, &c->down, &ready);
         if (n < 0) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;
@@ -1122,12 +1146,16 @@ static bool step_reply(struct conn *c)
 static bool step_linger(struct conn *c)
 {
     char sink[4096];
+    if (!c->c_readable)
+        return false;
     for (int i = 0; i < 16; i++) {
         ssize_t n = recv(c->cfd, sink, sizeof(sink), 0);
         if (n > 0)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->c_readable = false;
             return false;
+        }
         break;
     }
     conn_close(c, CLOSE_NONE);
@@ -1136,9 +1164,23 @@ static bool step_linger(struct conn *c)
 
 /* ---- the pump ---- */
 
+static void conn_rerun(struct ev_loop *loop, void *arg)
+{
+    struct conn *c = arg;
+    c->rerun_queued = false;
+    conn_run(c);
+}
+
 static void conn_run(struct conn *c)
 {
-    for (int rounds = 0; rounds < 64; rounds++) {
+    for (int rounds = 0;; rounds++) {
+        if (rounds == 64) {
+            /* Fair to the other connections: go on after this iteration's events. No new
+             * edge would come for bytes we already know about. */
+            if (!c->rerun_queued && ev_defer(c->w->loop, conn_rerun, c) == 0)
+                c->rerun_queued = true;
+            return;
+        }
         bool progress = false;
         switch (c->state) {
         case CONN_IDLE:
@@ -1146,7 +1188,8 @@ static void conn_run(struct conn *c)
             progress = step_read_head(c);
             break;
         case CONN_RESOLVE:
-            if (!c->dnsq && c->addrs.naddrs == 0 && c->ofd < 0) {
+            /* Every outcome of a lookup leaves this state, so no query means none started. */
+            if (!c->dnsq) {
                 begin_resolve(c);
                 progress = c->state != CONN_RESOLVE;
             }
@@ -1172,24 +1215,31 @@ static void conn_run(struct conn *c)
         if (!progress)
             break;
     }
-    if (c->state != CONN_CLOSED)
-        update_interest(c);
 }
 
+/* An error makes both directions "ready": the next recv or send reports it. */
 static void on_client(struct ev_loop *loop, int fd, unsigned events, void *arg)
 {
     struct conn *c = arg;
-    if ((events & EV_ERROR) && !(events & EV_READ) && c->state != CONN_REPLY) {
-        conn_close(c, CLOSE_CLIENT_ERROR);
-        return;
-    }
+    c->c_readable |= (events & (EV_READ | EV_ERROR)) != 0;
+    c->c_writable |= (events & (EV_WRITE | EV_ERROR)) != 0;
     conn_run(c);
 }
 
 static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg)
 {
     struct conn *c = arg;
+    c->o_readable |= (events & (EV_READ | EV_ERROR)) != 0;
+    c->o_writable |= (events & (EV_WRITE | EV_ERROR)) != 0;
+    if (!c->origin_in_use) {
+        /* A kept origin connection that speaks unasked or closes is of no more use. */
+        if (events & (EV_READ | EV_ERROR))
+            close_origin(c);
+        return;
+    }
     if (c->state == CONN_CONNECT) {
+        if (!(events & (EV_WRITE | EV_ERROR)))
+            return;
         finish_connect(c);
     }
     conn_run(c);
@@ -1276,6 +1326,11 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr)
     set_deadline(c, w->tun.header_timeout_ms);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->c_readable = c->c_writable = true; /* the request may be there already */
+    if (watch(c, fd, on_client) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return -1;
+    }
     conn_run(c);
     return 0;
 }

@@ -52,6 +52,11 @@ struct conn {
     struct buf down;          /* origin -> client */
     struct conn_flow upf, downf;
     int64_t deadline_ms;
+    /* Readiness as last reported by edge-triggered epoll; cleared by EAGAIN or a short read. */
+    bool c_readable, c_writable, o_readable, o_writable;
+    bool origin_in_use;       /* ofd serves the request in flight (else: kept idle, attached) */
+    bool rerun_queued;        /* the pump stopped at its fairness cap and continues later */
+    struct sockaddr_storage origin_addr; /* where ofd goes */
     bool head_sent;           /* response bytes reached the client */
     bool resp_head_done;      /* the final response head has been parsed */
     bool client_keep_alive;

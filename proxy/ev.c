@@ -106,6 +106,8 @@ int ev_io_set(struct ev_loop *loop, int fd, unsigned events, ev_io_cb cb, void *
         ee.events |= EPOLLIN | EPOLLRDHUP;
     if (events & EV_WRITE)
         ee.events |= EPOLLOUT;
+    if (events & EV_EDGE)
+        ee.events |= EPOLLET;
     if (!s->registered || s->events != events) {
         int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
         if (epoll_ctl(loop->epfd, op, fd, &ee) < 0)

@@ -15,6 +15,7 @@
 #define EV_READ 1u
 #define EV_WRITE 2u
 #define EV_ERROR 4u /* EPOLLERR or EPOLLHUP: reported with whatever else is ready */
+#define EV_EDGE 8u  /* edge-triggered: report changes of readiness, not readiness */
 
 struct ev_loop;
 typedef void (*ev_io_cb)(struct ev_loop *loop, int fd, unsigned events, void *arg);

@@ -87,6 +87,7 @@ struct worker {
     size_t nconns;
     struct origin_idle origins[WORKER_ORIGIN_POOL];
     size_t norigins;
+    size_t nattached;               /* idle origin connections kept by their client */
     const struct acl_set *acl;      /* reference held from shared->acl */
     uint64_t acl_gen;
     struct acl_scratch *acl_scratch; /* owned */
