@@ -10,6 +10,7 @@
 #include "proxy/conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -49,6 +50,11 @@ static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg);
 static void conn_run(struct conn *c);
 static void conn_close(struct conn *c, enum conn_close why);
 static void start_connect(struct conn *c);
+static void pipe_close(struct conn_pipe *p);
+
+/* Bodies at least this long (and tunnels) go through a pipe with splice(2). */
+#define SPLICE_MIN (64 * 1024)
+#define PIPE_SIZE (1024 * 1024)
 
 /* Idle origin connections a worker keeps attached to their clients. */
 #define WORKER_MAX_ATTACHED 1024
@@ -341,6 +347,8 @@ static void reset_request(struct conn *c)
     c->head_sent = c->request_head = c->websocket = c->is_connect = false;
     c->origin_reused = c->origin_keep_alive = false;
     c->resp_head_done = false;
+    c->down_splice = false;
+    pipe_close(&c->dpipe);
     c->addr_next = 0;
     c->addrs.naddrs = 0;
     c->head_len = 0;
@@ -757,6 +765,85 @@ static void finish_connect(struct conn *c)
     start_connect(c);
 }
 
+/* ---- splicing ---- */
+
+static int pipe_open(struct conn_pipe *p)
+{
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    p->rd = fds[0];
+    p->wr = fds[1];
+    p->bytes = 0;
+    p->open = true;
+    int size = fcntl(p->wr, F_SETPIPE_SZ, PIPE_SIZE);
+    p->cap = size > 0 ? (size_t)size : 65536;
+    return 0;
+}
+
+static void pipe_close(struct conn_pipe *p)
+{
+    if (!p->open)
+        return;
+    close(p->rd);
+    close(p->wr);
+    p->open = false;
+    p->bytes = 0;
+}
+
+/* Moves bytes from -> pipe -> to. Takes at most *limit bytes from `from` (and lowers it),
+ * sets *eof when `from` has ended. Returns the bytes delivered to `to`, -1 if reading
+ * failed, -2 if writing failed. EAGAIN on the read side only proves the socket empty when
+ * the pipe is empty too (a pipe can be full with fewer bytes than its size), so only then
+ * is the readable flag cleared. */
+static ssize_t splice_pump(int from, bool *readable, int to, bool *writable, struct conn_pipe *p,
+                           uint64_t *limit, bool *eof)
+{
+    if (!p->open && pipe_open(p) < 0)
+        return -1;
+    ssize_t delivered = 0;
+    for (int round = 0; round < 8; round++) {
+        bool moved = false;
+        if (p->bytes > 0 && *writable) {
+            size_t want = p->bytes;
+            ssize_t n = splice(p->rd, NULL, to, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p->bytes -= (size_t)n;
+                delivered += n;
+                moved = true;
+                if ((size_t)n < want)
+                    *writable = false;
+            } else if (n < 0 && errno == EAGAIN) {
+                *writable = false;
+            } else if (n < 0 && errno != EINTR) {
+                return -2;
+            }
+        }
+        if (*readable && !*eof && *limit > 0 && p->bytes < p->cap) {
+            size_t want = p->cap - p->bytes;
+            if (want > *limit)
+                want = (size_t)*limit;
+            ssize_t n = splice(from, NULL, p->wr, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p->bytes += (size_t)n;
+                *limit -= (uint64_t)n;
+                moved = true;
+            } else if (n == 0) {
+                *eof = true;
+                moved = true;
+            } else if (errno == EAGAIN) {
+                if (p->bytes == 0)
+                    *readable = false;
+            } else if (errno != EINTR) {
+                return -1;
+            }
+        }
+        if (!moved)
+            break;
+    }
+    return delivered;
+}
+
 /* ---- relaying ---- */
 
 /* Frames the unframed bytes at the head of b: how many may be sent as they are. Returns
@@ -986,6 +1073,38 @@ static bool step_relay(struct conn *c)
     }
 
     /* Down: origin -> client. */
+    if (c->down_splice) {
+        uint64_t limit = c->downf.body == H1_BODY_LENGTH ? c->downf.remaining : UINT64_MAX;
+        uint64_t before = limit;
+        bool was_eof = c->downf.eof;
+        n = splice_pump(c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->dpipe, &limit,
+                        &c->downf.eof);
+        if (n < 0) {
+            conn_close(c, n == -1 ? CLOSE_ORIGIN_ERROR : CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        if (c->downf.body == H1_BODY_LENGTH) {
+            c->downf.remaining = limit;
+            c->downf.done = limit == 0;
+        }
+        c->rec.bytes_down += (uint64_t)n;
+        STAT_ADD(c, bytes_down, (uint64_t)n);
+        progress |= n > 0 || limit != before || c->downf.eof != was_eof;
+        if (c->downf.eof && !c->downf.done) {
+            if (c->downf.body != H1_BODY_CLOSE) {
+                conn_close(c, CLOSE_ORIGIN_EOF);
+                return false;
+            }
+            c->downf.done = true;
+        }
+        if (c->downf.done && c->dpipe.bytes == 0) {
+            relay_complete(c);
+            return true;
+        }
+        if (progress)
+            set_deadline(c, w->tun.origin_timeout_ms);
+        return progress;
+    }
     if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE) {
         /* Until the head is rewritten, keep room for what the rewrite adds. */
         n = fill(c->ofd, &c->o_readable, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE, &c->downf.eof);
@@ -1044,71 +1163,81 @@ static bool step_relay(struct conn *c)
         relay_complete(c);
         return true;
     }
+    /* A long body, once the head and what came with it are out, bypasses user space. */
+    if (c->resp_head_done && !c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
+        (c->downf.body == H1_BODY_CLOSE ||
+         (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN))) {
+        c->down_splice = true;
+        return true;
+    }
     if (progress)
         set_deadline(c, w->tun.origin_timeout_ms);
     (void)w;
     return progress;
 }
 
-static bool step_tunnel(struct conn *c)
+/* One direction of a tunnel: bytes already buffered (sent along with the CONNECT or upgrade
+ * head) go first, then everything moves through a pipe. Returns 1 on progress, 0 if none,
+ * -1 after closing the connection. */
+static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bool *writable,
+                            struct buf *b, struct conn_pipe *p, struct conn_flow *f, bool up)
 {
     bool progress = false;
     ssize_t n;
-    if (!c->upf.eof) {
-        bool eof = false;
-        n = fill(c->cfd, &c->c_readable, &c->up, 0, &eof);
-        if (n < 0 && !eof) {
-            conn_close(c, CLOSE_CLIENT_ERROR);
-            return false;
-        }
-        c->upf.eof = eof;
-        progress |= n > 0 || eof;
-    }
-    if (c->up.len > 0) {
-        size_t ready = c->up.len;
-        n = flow_send(c->ofd, &c->o_writable, &c->up, &ready);
+    if (b->len > 0) {
+        size_t ready = b->len;
+        n = flow_send(to, writable, b, &ready);
         if (n < 0) {
-            conn_close(c, CLOSE_ORIGIN_ERROR);
-            return false;
+            conn_close(c, up ? CLOSE_ORIGIN_ERROR : CLOSE_CLIENT_ERROR);
+            return -1;
         }
-        c->rec.bytes_up += (uint64_t)n;
-        STAT_ADD(c, bytes_up, (uint64_t)n);
-        progress |= n > 0;
-    }
-    if (c->upf.eof && c->up.len == 0 && !c->upf.done) {
-        shutdown(c->ofd, SHUT_WR);
-        c->upf.done = true;
-    }
-    if (!c->downf.eof) {
-        n = fill(c->ofd, &c->o_readable, &c->down, 0, &c->downf.eof);
-        if (n < 0 && !c->downf.eof) {
-            conn_close(c, CLOSE_ORIGIN_ERROR);
-            return false;
-        }
-        progress |= n > 0 || c->downf.eof;
-    }
-    if (c->down.len > 0) {
-        size_t ready = c->down.len;
-        n = flow_send(c->cfd, &c->c_writable, &c->down, &ready);
+        progress = n > 0;
+    } else {
+        buf_detach(&c->w->bufs, b); /* an idle tunnel holds no buffer */
+        uint64_t limit = UINT64_MAX;
+        bool was_eof = f->eof;
+        n = splice_pump(from, readable, to, writable, p, &limit, &f->eof);
         if (n < 0) {
-            conn_close(c, CLOSE_CLIENT_ERROR);
-            return false;
+            bool reading = n == -1;
+            conn_close(c, reading == up ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
+            return -1;
         }
-        c->rec.bytes_down += (uint64_t)n;
-        STAT_ADD(c, bytes_down, (uint64_t)n);
-        progress |= n > 0;
+        progress = n > 0 || f->eof != was_eof;
     }
-    if (c->downf.eof && c->down.len == 0 && !c->downf.done) {
-        shutdown(c->cfd, SHUT_WR);
-        c->downf.done = true;
+    if (n > 0) {
+        if (up) {
+            c->rec.bytes_up += (uint64_t)n;
+            STAT_ADD(c, bytes_up, (uint64_t)n);
+        } else {
+            c->rec.bytes_down += (uint64_t)n;
+            STAT_ADD(c, bytes_down, (uint64_t)n);
+        }
     }
+    if (f->eof && b->len == 0 && p->bytes == 0 && !f->done) {
+        shutdown(to, SHUT_WR); /* pass the half-close on */
+        f->done = true;
+        progress = true;
+    }
+    return progress;
+}
+
+static bool step_tunnel(struct conn *c)
+{
+    int up = tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable, &c->up,
+                              &c->upipe, &c->upf, true);
+    if (up < 0)
+        return false;
+    int down = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
+                                &c->dpipe, &c->downf, false);
+    if (down < 0)
+        return false;
     if (c->upf.done && c->downf.done) {
         conn_close(c, CLOSE_NONE);
         return false;
     }
-    if (progress)
+    if (up || down)
         set_deadline(c, c->w->tun.tunnel_idle_ms);
-    return progress;
+    return up || down;
 }
 
 static bool step_reply(struct conn *c)
@@ -1271,6 +1400,8 @@ static void conn_close(struct conn *c, enum conn_close why)
     if (c->counted_tunnel)
         atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
     close_origin(c);
+    pipe_close(&c->dpipe);
+    pipe_close(&c->upipe);
     ev_io_del(w->loop, c->cfd);
     close(c->cfd);
     c->cfd = -1;

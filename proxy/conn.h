@@ -32,6 +32,14 @@ enum conn_state {
 
 const char *conn_state_str(enum conn_state s);
 
+/* A kernel pipe that moves bytes socket to socket with splice(2), never through user space. */
+struct conn_pipe {
+    int rd, wr;   /* owned when open */
+    size_t bytes; /* in the pipe, not yet delivered */
+    size_t cap;
+    bool open;
+};
+
 /* Framing of one direction of a relayed message. */
 struct conn_flow {
     enum h1_body body;
@@ -56,6 +64,9 @@ struct conn {
     bool c_readable, c_writable, o_readable, o_writable;
     bool origin_in_use;       /* ofd serves the request in flight (else: kept idle, attached) */
     bool rerun_queued;        /* the pump stopped at its fairness cap and continues later */
+    bool down_splice;         /* the response body goes origin -> client through dpipe */
+    struct conn_pipe dpipe;   /* origin -> client */
+    struct conn_pipe upipe;   /* client -> origin (tunnels) */
     struct sockaddr_storage origin_addr; /* where ofd goes */
     bool head_sent;           /* response bytes reached the client */
     bool resp_head_done;      /* the final response head has been parsed */
