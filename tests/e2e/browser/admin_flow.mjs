@@ -1,0 +1,360 @@
+// The admin UI in headless Chromium, driven by Playwright (playwright-core, the system's
+// /usr/bin/chromium; no browser downloads). Run by tests/e2e/test_browser.py, which starts
+// the DNS stub, the origin and proxyd and passes one JSON config as argv[2]:
+//   {admin, password, proxyPort, originPort, shots, xssPath, csrfPage}
+// Exits 0 when every expectation held; otherwise prints "FAIL: <what>" and exits 1.
+//
+// How the browser reaches what: Chromium is started with --proxy-server=proxyd and
+// --host-resolver-rules mapping every name to NOTFOUND (except 127.0.0.1), so the only way
+// it can reach a name such as news.test is through proxyd, which resolves it with the DNS
+// stub (with a fixed proxy Chromium never resolves the target name itself). The admin pages
+// are loaded from http://127.0.0.1:<admin port>, which Chromium sends DIRECT because it
+// bypasses loopback addresses by default. We do not pass --proxy-bypass-list=<-loopback>:
+// then the admin pages would go through proxyd too, which refuses to proxy to its own admin
+// port. test_browser.py checks proxyd's access log to show the name visits were proxied.
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const ADMIN = cfg.admin;
+const ORIGIN_PORT = cfg.originPort;
+const STEP_MS = 5000;
+
+class Failure extends Error {}
+
+function check(cond, what) {
+  if (!cond) throw new Failure(what);
+}
+
+function log(msg) {
+  process.stdout.write(`[admin_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
+}
+
+// Calls fn until it returns a truthy value or timeoutMs passes; returns the last value.
+async function poll(fn, timeoutMs, intervalMs = 50) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() >= deadline) return v;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+// The whole run is bounded even if something inside Playwright hangs.
+const watchdog = setTimeout(() => {
+  process.stderr.write('FAIL: admin_flow did not finish within 90 s\n');
+  process.exit(1);
+}, 90000);
+
+const proxied = (host, path = '/small') => `http://${host}:${ORIGIN_PORT}${path}`;
+
+// Visits url in tab; returns {status, text} of the page the browser shows.
+async function visit(tab, url) {
+  const r = await tab.goto(url, { timeout: STEP_MS });
+  check(r, `no response for ${url}`);
+  return { status: r.status(), text: await tab.locator('body').innerText({ timeout: STEP_MS }) };
+}
+
+async function login(page) {
+  await page.goto(ADMIN + '/', { timeout: STEP_MS });
+  // Without a session every page sends the browser to /login.
+  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.getByTestId('login-user').fill('admin');
+  await page.getByTestId('login-password').fill('not-the-password');
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('login-error').filter({ hasText: /./ }).waitFor({ timeout: STEP_MS });
+  check(page.url() === ADMIN + '/login', 'a wrong password left the login page');
+  await page.getByTestId('login-password').fill(cfg.password);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  await page.getByTestId('whoami').filter({ hasText: 'admin' }).waitFor({ timeout: STEP_MS });
+  log('logged in');
+}
+
+async function addRuleThroughForm(page) {
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  await page.getByTestId('rules').waitFor({ timeout: STEP_MS });
+  // The form checks the rule as it is typed, with the server's parser.
+  await page.getByTestId('rule-text').fill('deny nonsense news.test');
+  await page.getByTestId('rule-error').filter({ hasText: /./ }).waitFor({ timeout: STEP_MS });
+  await page.getByTestId('rule-text').fill('deny domain news.test');
+  await page.getByTestId('rule-comment').fill('added by the browser test');
+  await page.waitForFunction(() => document.getElementById('rule-error').textContent === '',
+                             null, { timeout: STEP_MS });
+  await page.getByTestId('rule-add').click();
+  const row = page.getByTestId('rule-row').filter({ hasText: 'deny domain news.test' });
+  await row.waitFor({ timeout: STEP_MS });
+  check(/added by the browser test/.test(await row.innerText()), 'the new rule row lacks its comment');
+  await page.getByTestId('flash').filter({ hasText: /^Added rule \d+/ }).waitFor({ timeout: STEP_MS });
+  log('rule added through the form: ' + (await row.innerText()).replace(/\s+/g, ' '));
+}
+
+async function checkBlockPage(tab) {
+  // Rule changes reach the running proxy within one second.
+  let last;
+  const blocked = await poll(async () => {
+    last = await visit(tab, proxied('news.test') + '?try=' + Date.now());
+    return last.status === 403;
+  }, 3000, 100);
+  check(blocked, `news.test through proxyd: status ${last.status}, wanted 403`);
+  check(last.text.includes('403 Forbidden'), 'the block page has no "403 Forbidden" title');
+  check(/blocked by the office's access policy \(rule \d+: deny domain news\.test\)/.test(last.text),
+        'the block page does not name the rule: ' + last.text.slice(0, 300));
+  check(last.text.includes(`http://news.test:${ORIGIN_PORT}/small`), 'the block page lacks the URL');
+  const ok = await visit(tab, proxied('allowed.test'));
+  check(ok.status === 200, `allowed.test through proxyd: status ${ok.status}, wanted 200`);
+  check(/^x{1024}$/.test(ok.text.trim()), 'allowed.test did not show the origin\'s body');
+  log('news.test blocked (403 page names the rule), allowed.test 200');
+}
+
+// Fills the log filters, searches, and waits until a row matching rowText shows up (the
+// access log is written by proxyd's storage thread in batches, so the first search may be
+// too early).
+async function searchLog(page, filters, rowText) {
+  await page.getByTestId('f-host').fill(filters.host || '');
+  await page.getByTestId('f-q').fill(filters.q || '');
+  const rows = page.getByTestId('log-row');
+  const found = await poll(async () => {
+    // A marker row that the search's replaceChildren() removes along with the old rows: once
+    // it is gone, the table holds exactly the new answer.
+    await page.evaluate(() => {
+      const tr = document.createElement('tr');
+      tr.setAttribute('data-stale', '');
+      document.getElementById('log-rows').append(tr);
+    });
+    await page.getByTestId('f-search').click();
+    await page.waitForFunction(() => !document.querySelector('#log-rows tr[data-stale]'), null,
+                               { timeout: STEP_MS });
+    return (await rows.filter({ hasText: rowText }).count()) > 0;
+  }, 5000, 300);
+  check(found, `no log row with ${JSON.stringify(rowText)} for filters ${JSON.stringify(filters)}`);
+  return rows;
+}
+
+async function checkLogPage(page) {
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await page.getByTestId('log-count').filter({ hasText: /rows shown/ }).waitFor({ timeout: STEP_MS });
+  const rows = await searchLog(page, { host: 'news.test' }, 'news.test');
+  const texts = await rows.allInnerTexts();
+  check(texts.every((t) => t.includes('news.test')), 'the host filter let other hosts through');
+  const denied = rows.filter({ hasText: `http://news.test:${ORIGIN_PORT}/small` }).first();
+  check(/\bdeny\b/.test(await denied.innerText()), 'the news.test row is not marked deny');
+  check(/\b403\b/.test(await denied.innerText()), 'the news.test row does not show status 403');
+  check((await denied.getAttribute('class')) === 'deny', 'the news.test row lacks class deny');
+  log(`log filtered by host: ${texts.length} news.test rows, first: ` +
+      texts[0].replace(/\s+/g, ' ').slice(0, 120));
+}
+
+// proxyd logged a URL with markup in it (test_browser.py requested it before the flow).
+async function checkLogXss(page) {
+  const marker = cfg.xssPath;
+  await searchLog(page, { q: '__xss' }, marker);
+  const probe = await page.evaluate((m) => ({
+    xss: typeof window.__xss,
+    injected: document.querySelectorAll('#log-rows img, #log-rows script, #log-rows b').length,
+    asText: [...document.querySelectorAll('#log-rows td.url')].some((td) => td.textContent.includes(m)),
+  }), marker);
+  check(probe.xss === 'undefined', 'logged markup ran as script (window.__xss is set)');
+  check(probe.injected === 0, `logged markup became ${probe.injected} element(s) in the log table`);
+  check(probe.asText, 'the logged URL is not shown as literal text');
+  log('logged markup shows as text; no elements, no script');
+}
+
+async function checkCsrf(page, ctx) {
+  const res = await page.evaluate(async () => {
+    const post = (headers, text) => fetch('/api/rules', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: JSON.stringify({ text }),
+    });
+    const s = await (await fetch('/api/session', { credentials: 'same-origin' })).json();
+    const without = await post({}, 'deny domain csrf-no-token.test');
+    const wrong = await post({ 'X-CSRF-Token': 'x' + s.csrf }, 'deny domain csrf-wrong-token.test');
+    // Control: the same request with the session's token is accepted, so the refusals above
+    // are about the token and nothing else.
+    const right = await post({ 'X-CSRF-Token': s.csrf }, 'deny domain csrf-control.test');
+    const rule = right.ok ? (await right.json()).rule : null;
+    if (rule) {
+      await fetch('/api/rules/' + rule.id, { method: 'DELETE', credentials: 'same-origin',
+                                             headers: { 'X-CSRF-Token': s.csrf } });
+    }
+    return { without: without.status, wrong: wrong.status, right: right.status };
+  });
+  check(res.without === 403, `POST /api/rules without X-CSRF-Token: ${res.without}, wanted 403`);
+  check(res.wrong === 403, `POST /api/rules with a wrong X-CSRF-Token: ${res.wrong}, wanted 403`);
+  check(res.right === 201, `POST /api/rules with the session's token: ${res.right}, wanted 201`);
+
+  // A page on another site (served by the origin, reached through proxyd) posts a form to
+  // the admin API, with a text/plain body that happens to be JSON: the classic CSRF.
+  const evil = await ctx.newPage();
+  await evil.goto(cfg.csrfPage, { timeout: STEP_MS });
+  const [resp] = await Promise.all([
+    evil.waitForResponse((r) => r.url() === ADMIN + '/api/rules', { timeout: STEP_MS }),
+    evil.locator('#go').click(),
+  ]);
+  check(resp.status() === 401 || resp.status() === 403,
+        `cross-site form POST to /api/rules: ${resp.status()}, wanted 401 or 403`);
+  await evil.close();
+  await page.bringToFront();
+  const rules = await page.evaluate(async () =>
+    (await (await fetch('/api/rules', { credentials: 'same-origin' })).json()).rules.map((r) => r.text));
+  check(!rules.some((t) => /csrf|evil/.test(t)), 'a CSRF attempt left a rule: ' + rules.join(' | '));
+  log(`CSRF: no token 403, wrong token 403, cross-site form ${resp.status()}, no rule added`);
+}
+
+async function checkOneClickBlock(page, tab) {
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  const rows = await searchLog(page, { host: 'allowed.test' }, 'allowed.test');
+  const row = rows.filter({ hasText: `http://allowed.test:${ORIGIN_PORT}/small` }).first();
+  await row.getByTestId('block-btn').click();
+  await page.getByTestId('flash').filter({ hasText: /^Added rule \d+: deny domain allowed\.test$/ })
+    .waitFor({ timeout: STEP_MS });
+  const t0 = Date.now();
+  let last;
+  const blocked = await poll(async () => {
+    last = await visit(tab, proxied('allowed.test') + '?try=' + Date.now());
+    return last.status === 403;
+  }, 1000, 20);
+  const ms = Date.now() - t0;
+  check(blocked, `allowed.test still ${last.status} 1 s after "Block domain"`);
+  check(last.text.includes('deny domain allowed.test'), 'the block page does not name the new rule');
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  const first = page.getByTestId('rule-row').first();
+  await first.waitFor({ timeout: STEP_MS });
+  check((await first.innerText()).includes('deny domain allowed.test'),
+        'the one-click rule is not at the top of the policy');
+  log(`"Block domain" on a log row: allowed.test got 403 after ${ms} ms`);
+}
+
+// No part of the page may be wider than the screen (a phone must not scroll sideways to see
+// the page itself; wide tables scroll inside their own box).
+async function checkNoOverflow(page, what) {
+  const r = await page.evaluate(() => {
+    const vw = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('header, main, section, .card, h1, h2, nav')]
+      .filter((e) => e.getBoundingClientRect().right > vw + 1)
+      .map((e) => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''));
+    return { vw, sw: document.documentElement.scrollWidth, wide };
+  });
+  check(r.sw <= r.vw + 1 && r.wide.length === 0,
+        `${what}: page wider than the ${r.vw} px screen (${r.sw} px; ${r.wide.join(', ')})`);
+}
+
+async function screenshots(page) {
+  mkdirSync(cfg.shots, { recursive: true });
+  const shot = (name) => page.screenshot({ path: join(cfg.shots, name), fullPage: true,
+                                           timeout: STEP_MS });
+  const dashboard = async () => {
+    await page.goto(ADMIN + '/', { timeout: STEP_MS });
+    await page.locator('#chart polyline.requests').waitFor({ timeout: STEP_MS });
+    await page.getByTestId('top-hosts').locator('td', { hasText: 'allowed.test' }).first()
+      .waitFor({ timeout: STEP_MS });
+    await page.locator('#proxy-stats tr').first().waitFor({ timeout: STEP_MS });
+    // On a phone too: the counters fit their panel (no sideways scrolling to read a value)
+    // and the chart is drawn at its own width (labels not squeezed).
+    const fit = await page.evaluate(() => {
+      const box = document.querySelector('[data-testid="proxy-stats"]').parentElement;
+      const svg = document.getElementById('chart');
+      return { over: box.scrollWidth - box.clientWidth, svg: svg.getBoundingClientRect().width,
+               viewBox: Number(svg.getAttribute('viewBox').split(' ')[2]) };
+    });
+    check(fit.over <= 1, `the proxy counters overflow their panel by ${fit.over} px`);
+    check(Math.abs(fit.svg - fit.viewBox) <= 1,
+          `the chart is drawn ${fit.viewBox} units wide but shown ${fit.svg} px wide`);
+    const n = Number(await page.getByTestId('chart').getAttribute('data-points'));
+    check(n === 24, `the chart has ${n} points, wanted 24 hourly buckets`);
+    const blocked = Number((await page.getByTestId('card-blocked').innerText()).replace(/,/g, ''));
+    check(blocked >= 2, `the Blocked card shows ${blocked}, wanted at least 2`);
+  };
+
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await dashboard();
+  await checkNoOverflow(page, 'dashboard 1280x800');
+  await shot('dashboard-desktop.png');
+
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await page.getByTestId('log-row').first().waitFor({ timeout: STEP_MS });
+  await shot('log-desktop.png');
+
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  await page.getByTestId('rule-row').first().waitFor({ timeout: STEP_MS });
+  await shot('policy-desktop.png');
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  await dashboard();
+  await checkNoOverflow(page, 'dashboard 390x844');
+  await shot('dashboard-phone.png');
+  for (const path of ['/log', '/policy']) {
+    await page.goto(ADMIN + path, { timeout: STEP_MS });
+    await page.getByTestId('nav').waitFor({ timeout: STEP_MS });
+    await page.waitForLoadState('networkidle', { timeout: STEP_MS });
+    await checkNoOverflow(page, path + ' 390x844');
+  }
+  await shot('policy-phone.png');
+  log('screenshots in ' + cfg.shots);
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    timeout: 20000,
+    // Playwright gives every launch a fresh temporary profile (--user-data-dir) and removes
+    // it on close.
+    args: [
+      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      `--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  });
+  let page;
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    ctx.setDefaultTimeout(STEP_MS);
+    page = await ctx.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    // Script errors only: refused requests (a wrong password, a bad rule, the CSRF probes)
+    // also log "Failed to load resource" and are expected.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+    });
+    const tab = await ctx.newPage();  // visits through the proxy, beside the admin pages
+    // The admin page stays in front: Chromium throttles a background page's timers and
+    // animation frames, which slowed every click there to about a second.
+    await page.bringToFront();
+
+    await login(page);
+    await addRuleThroughForm(page);
+    await checkBlockPage(tab);
+    await checkLogPage(page);
+    await checkLogXss(page);
+    await checkCsrf(page, ctx);
+    await checkOneClickBlock(page, tab);
+    await screenshots(page);
+    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
+  } catch (e) {
+    if (page && cfg.shots) {
+      mkdirSync(cfg.shots, { recursive: true });
+      await page.screenshot({ path: join(cfg.shots, 'failure.png'), timeout: 3000 })
+        .catch(() => {});
+      process.stderr.write(`page at failure: ${page.url()} (screenshot failure.png)\n`);
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => {
+  clearTimeout(watchdog);
+  log('all checks passed');
+}, (e) => {
+  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,160 @@
+"""The admin UI in a real browser: headless Chromium (/usr/bin/chromium, Debian's package)
+driven by playwright-core (tests/e2e/browser/admin_flow.mjs) against the real proxyd, with
+the DNS stub and a scripted origin on 127.0.0.1.
+
+What the browser does: logs in with the first-run password, adds `deny domain news.test`
+through the policy form, visits news.test (403 block page naming the rule) and allowed.test
+(200) through proxyd, finds the blocked request in the live log, sees a logged URL full of
+markup rendered as text, is refused state changes without the CSRF token and from a page on
+another site, blocks allowed.test with the log row's "Block domain" button (403 within 1 s),
+and takes screenshots of the dashboard (desktop and phone), log and policy pages.
+
+How Chromium is wired (admin_flow.mjs says more): --proxy-server=proxyd, and every name maps
+to NOTFOUND in Chromium's own resolver, so names only work through proxyd (which resolves
+them with the DNS stub); the admin pages on 127.0.0.1 go direct because Chromium bypasses
+loopback by default. test_flow checks proxyd's access log for the browser's visits.
+
+Screenshots go to $PX_BROWSER_SHOTS, else <build dir>/browser-shots.
+Needs /usr/bin/chromium (scripts/deps.sh test installs it) and
+tests/e2e/browser/node_modules/playwright-core (npm install in tests/e2e/browser;
+scripts/test.sh does it). CI installs both, so there the test runs.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import unittest
+
+from harness import BUILD_DIR, DnsStub, Origin, Proxyd, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BROWSER_DIR = os.path.join(HERE, "browser")
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))
+SCREENSHOTS = ("dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
+               "policy-desktop.png", "policy-phone.png")
+
+# A query with markup in it; proxyd's parser takes any VCHAR but '#' in a request-target,
+# so it arrives raw and is logged as is. Chromium would percent-encode it, so Python sends it.
+XSS_PATH = ("/small?q=<img/src=x/onerror=window.__xss=1><script>window.__xss=1</script>"
+            "<b>__xss</b>")
+
+
+class CsrfOrigin(Origin):
+    """The scripted origin plus /csrf-form: a page of another site whose form posts a JSON
+    body (as text/plain, which needs no CORS preflight) to the admin API."""
+
+    admin_url = None
+
+    def _answer(self, c, method, target, headers, body):
+        if not target.startswith("/csrf-form"):
+            return super()._answer(c, method, target, headers, body)
+        page = ("<!doctype html><html><body><h1>Win a prize</h1>"
+                "<form method=POST enctype=text/plain action=\"%s/api/rules\">"
+                "<input type=hidden name='{\"text\":\"deny domain evil.test\",\"comment\":\"' "
+                "value='x\"}'><button id=go type=submit>Claim</button></form></body></html>"
+                % self.admin_url).encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+                  % len(page) + page)
+        return True
+
+
+def first_run_password(px):
+    m = wait_for(lambda: re.search(r"first run: admin user 'admin', password '([^']+)'",
+                                   px.log()), timeout=5)
+    if not m:
+        raise AssertionError("no first-run password in proxyd's log:\n" + px.log()[-2000:])
+    return m.group(1)
+
+
+def run_node(args, timeout):
+    """Runs node; on timeout asks it to stop (Playwright closes Chromium on SIGTERM), then
+    kills it. Returns (returncode, output)."""
+    env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0")
+    proc = subprocess.Popen(args, cwd=BROWSER_DIR, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        return None, out
+    return proc.returncode, out
+
+
+class BrowserTest(unittest.TestCase):
+    def setUp(self):
+        if not os.access(CHROMIUM, os.X_OK):
+            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
+                          % CHROMIUM)
+        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+            self.skipTest("no playwright-core: run `npm install` in tests/e2e/browser "
+                          "(scripts/test.sh does)")
+
+    def test_flow(self):
+        os.makedirs(SHOTS, exist_ok=True)
+        for name in os.listdir(SHOTS):
+            if name.endswith(".png"):
+                os.unlink(os.path.join(SHOTS, name))
+        records = {"allowed.test": "127.0.0.1", "news.test": "127.0.0.1"}
+        with DnsStub(records=records) as dns, CsrfOrigin() as origin, Proxyd(dns=dns) as px:
+            origin.admin_url = px.admin_url
+            password = first_run_password(px)
+            # Traffic for the log and the dashboard, and the URL with markup in it.
+            status, _, _ = px.get("http://allowed.test:%d%s" % (origin.port, XSS_PATH))
+            self.assertEqual(status, 200)
+            cfg = {"admin": px.admin_url, "password": password, "proxyPort": px.proxy_port,
+                   "originPort": origin.port, "shots": SHOTS, "xssPath": XSS_PATH,
+                   "csrfPage": "http://allowed.test:%d/csrf-form" % origin.port}
+            code, out = run_node(["node", "admin_flow.mjs", json.dumps(cfg)], timeout=100)
+            print(out)
+            self.assertIsNotNone(code, "admin_flow.mjs did not finish in 100 s:\n" + out)
+            self.assertEqual(code, 0, "admin_flow.mjs failed:\n" + out)
+
+            for name in SCREENSHOTS:
+                path = os.path.join(SHOTS, name)
+                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
+                with open(path, "rb") as f:
+                    head = f.read(8)
+                self.assertEqual(head, b"\x89PNG\r\n\x1a\n", path + " is not a PNG")
+                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+
+            # What the browser did, seen from the server.
+            rules = [r["text"] for r in px.api("GET", "/api/rules")["rules"]]
+            self.assertEqual(rules[0], "deny domain allowed.test")  # the one-click block
+            self.assertIn("deny domain news.test", rules)
+            self.assertFalse([t for t in rules if "evil" in t or "csrf" in t], rules)
+            news = [r for r in px.api("GET", "/api/rules")["rules"]
+                    if r["text"] == "deny domain news.test"][0]
+            self.assertEqual(news["comment"], "added by the browser test")
+            self.assertGreaterEqual(news["hits"], 1)
+
+            # The browser's visits to names went through proxyd (Chromium could not resolve
+            # them itself), and its admin page loads did not.
+            rows = wait_for(lambda: px.api("GET", "/api/logs?limit=1000")["rows"], timeout=3)
+            hosts = {r["host"] for r in rows}
+            self.assertIn("news.test", hosts)
+            self.assertTrue(any(r["host"] == "allowed.test" and r["status"] == 403
+                                and r["rule_id"] for r in rows), "no blocked allowed.test row")
+            self.assertTrue(any("/csrf-form" in r["path"] for r in rows))
+            self.assertFalse([r for r in rows if r["port"] == int(px.admin_url.rsplit(":", 1)[1])])
+            # Chromium's own calls (autofill, accounts, updates) came to proxyd too and went
+            # nowhere: the DNS stub knows only the test names, so nothing else answered.
+            answered = {r["host"] for r in rows if r["status"] < 400}
+            self.assertEqual(answered, {"allowed.test"}, answered)
+
+            audit = px.api("GET", "/api/audit")["rows"]
+            self.assertTrue(any(a["actor"] == "admin" and "news.test" in a["detail"]
+                                for a in audit), audit[:5])
+
+            # A clean stop after all that (with sanitizers: no error or leak report).
+            self.assertEqual(px.stop(), 0, "proxyd did not stop cleanly:\n" + px.log()[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
