@@ -20,9 +20,16 @@
     return el('polyline', {class: cls, points: pts});
   }
 
-  function drawChart(points, since) {
+  let drawn = null;  /* the points last drawn, to redraw at a new width */
+
+  /* The drawing is as wide as the chart is on screen: with a fixed 800-unit viewBox and
+   * preserveAspectRatio="none", a phone squeezed the axis labels to a third of their width. */
+  function drawChart(points) {
     const svg = $('chart');
-    const W = 800, H = 220, L = 48, B = 24, T = 8, R = 8;
+    const H = 220, L = 48, B = 24, T = 8, R = 8;
+    const W = Math.max(200, Math.round(svg.getBoundingClientRect().width) || 800);
+    drawn = points;
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
     svg.replaceChildren();
     const max = Math.max(1, ...points.map((p) => p.requests));
     const n = Math.max(points.length, 2);
@@ -66,7 +73,7 @@
     $('card-clients').textContent = fmtNum(t.clients);
     $('card-hosts').textContent = fmtNum(t.hosts);
     $('card-bytes').textContent = fmtBytes(t.bytes_up + t.bytes_down);
-    drawChart(densify(series.points, since, until), since);
+    drawChart(densify(series.points, since, until));
     fillTop('top-hosts', hosts.rows);
     fillTop('top-clients', clients.rows);
     fillTop('top-blocked', blocked.rows);
@@ -87,6 +94,7 @@
   }
 
   PX.start(async () => {
+    window.addEventListener('resize', () => { if (drawn) drawChart(drawn); });
     await load();
     setInterval(() => load().catch(PX.showError), 30000);
   });
