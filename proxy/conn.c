@@ -75,7 +75,8 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
 {
     if (len >= cap)
         len = cap - 1;
-    memcpy(dst, src, len);
+    if (len) /* src may be NULL for an absent field */
+        memcpy(dst, src, len);
     dst[len] = '\0';
 }
 

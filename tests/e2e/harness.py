@@ -276,6 +276,13 @@ class Proxyd:
 
     def __exit__(self, *exc):
         self.stop()
+        # Sanitizer builds: a finding in proxyd fails the test that caused it.
+        findings = [l for l in self.log().splitlines()
+                    if "runtime error:" in l or "ERROR: AddressSanitizer" in l
+                    or "ERROR: LeakSanitizer" in l]
+        if findings and exc[0] is None:
+            raise AssertionError("sanitizer finding in proxyd (log kept in %s): %s"
+                                 % (self.log_path, findings[0]))
         if exc[0] is None:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
