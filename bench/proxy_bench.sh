@@ -99,10 +99,9 @@ start_proxyd() {  # NAME EXTRA-ARGS...
 stop_proxyd() { kill -TERM "$PX_PID" 2>/dev/null; wait "$PX_PID" 2>/dev/null || true; }
 
 wrk_run() {  # PORT CONNS CLOSE -> "req/s p99 errors"
-  local port=$1 conns=$2 close=$3 threads=1
-  [[ $conns -gt 1 ]] && threads=2
+  local port=$1 conns=$2 close=$3
   BENCH_URL=$ORIGIN/small BENCH_CLOSE=$close taskset -c "$CPU_LOAD" \
-    wrk -t$threads -c"$conns" -d"${DUR}s" --latency -s "$HERE/lib/absolute.lua" \
+    wrk -t1 -c"$conns" -d"${DUR}s" --latency -s "$HERE/lib/absolute.lua" \
     "http://127.0.0.1:$port/small" 2>/dev/null | awk '/^RESULT/ {print $2, $3, $4}'
 }
 download() {  # CURL-ARGS... -> median MB/s of 3

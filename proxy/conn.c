@@ -26,7 +26,7 @@
 #include "proxy/worker.h"
 
 static const char *const state_names[CONN_STATE_COUNT] = {
-    "idle", "read-head", "resolve", "connect", "relay", "tunnel", "reply", "linger", "closed",
+    "idle", "read-head", "auth", "resolve", "connect", "relay", "tunnel", "reply", "linger", "closed",
 };
 
 const char *conn_state_str(enum conn_state s)
@@ -348,6 +348,7 @@ static void reset_request(struct conn *c)
     c->head_sent = c->request_head = c->websocket = c->is_connect = false;
     c->origin_reused = c->origin_keep_alive = false;
     c->resp_head_done = false;
+    c->auth_known = false;
     c->down_splice = false;
     pipe_close(&c->dpipe);
     c->addr_next = 0;
@@ -377,10 +378,68 @@ static bool flow_start(struct conn_flow *f, enum h1_body body, uint64_t length)
 }
 
 /* Acts on a complete request head at the front of c->up. */
+static void on_auth_result(void *arg, enum auth_status st, const char *user)
+{
+    struct conn *c = arg;
+    c->authq = NULL;
+    if (st == AUTH_OK) {
+        snprintf(c->auth_user, sizeof(c->auth_user), "%s", user);
+        c->auth_known = true;
+        c->state = CONN_READ_HEAD; /* the head is still in up: parse it again, user known */
+    } else if (st == AUTH_DENIED) {
+        c->rec.decision = STORE_AUTH;
+        c->why = CLOSE_AUTH_REQUIRED;
+        reply(c, 407, "The proxy user name or password is wrong.", c->upf.body == H1_BODY_NONE);
+    } else {
+        c->why = CLOSE_OVERLOAD;
+        reply(c, 503, "The proxy cannot check passwords right now; please try again.", false);
+    }
+    conn_run(c);
+}
+
+/* Who is asking: the verified user, or NULL. Returns false when the request is answered or
+ * parked (state changed) instead. */
+static bool request_user(struct conn *c, const struct h1_request *req, const char **user)
+{
+    struct worker *w = c->w;
+    *user = NULL;
+    if (c->auth_known) {
+        *user = c->auth_user;
+        return true;
+    }
+    if (req->proxy_authorization.len == 0 || !w->shared->auth)
+        return true;
+    switch (auth_check(w->shared->auth, w->loop, req->proxy_authorization.p,
+                       req->proxy_authorization.len, c->auth_user, on_auth_result, c,
+                       &c->authq)) {
+    case AUTH_OK:
+        *user = c->auth_user;
+        return true;
+    case AUTH_MALFORMED:
+        return true; /* as if no credentials were given */
+    case AUTH_PENDING:
+        c->state = CONN_AUTH;
+        set_deadline(c, w->tun.header_timeout_ms);
+        return false;
+    case AUTH_DENIED:
+        c->rec.decision = STORE_AUTH;
+        c->why = CLOSE_AUTH_REQUIRED;
+        reply(c, 407, "The proxy user name or password is wrong.", c->upf.body == H1_BODY_NONE);
+        return false;
+    case AUTH_BUSY:
+    case AUTH_STATUS_COUNT:
+        break;
+    }
+    c->why = CLOSE_OVERLOAD;
+    reply(c, 503, "The proxy cannot check passwords right now; please try again.", false);
+    return false;
+}
+
 static void handle_request(struct conn *c, struct h1_request *req, size_t head_len)
 {
     struct worker *w = c->w;
-    STAT_ADD(c, requests_total, 1);
+    if (!c->auth_known)
+        STAT_ADD(c, requests_total, 1); /* a head parsed again after a password check */
     start_request_record(c);
     c->head_len = head_len;
     copy_field(c->rec.method, sizeof(c->rec.method), req->method.p, req->method.len);
@@ -425,6 +484,12 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         }
     }
 
+    const char *user;
+    if (!request_user(c, req, &user))
+        return;
+    if (user)
+        copy_field(c->rec.user, sizeof(c->rec.user), user, strlen(user));
+
     acl_refresh(w);
     struct acl_request ar = {
         .scheme = c->rec.scheme,
@@ -436,7 +501,7 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         .method = req->method.p,
         .method_len = req->method.len,
         .client = (const struct sockaddr *)&c->client_addr,
-        .user = NULL,
+        .user = user,
         .clock = w->clock,
     };
     struct acl_decision d;
@@ -1317,6 +1382,8 @@ static void conn_run(struct conn *c)
         case CONN_READ_HEAD:
             progress = step_read_head(c);
             break;
+        case CONN_AUTH:
+            break;
         case CONN_RESOLVE:
             /* Every outcome of a lookup leaves this state, so no query means none started. */
             if (!c->dnsq) {
@@ -1397,6 +1464,10 @@ static void conn_close(struct conn *c, enum conn_close why)
     if (c->dnsq) {
         dns_cancel(c->dnsq);
         c->dnsq = NULL;
+    }
+    if (c->authq) {
+        auth_cancel(c->authq);
+        c->authq = NULL;
     }
     if (c->counted_tunnel)
         atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
@@ -1484,6 +1555,12 @@ void conn_check_timeout(struct conn *c, int64_t now_ms)
         copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
         c->why = CLOSE_CLIENT_TIMEOUT;
         reply(c, 408, "The request took too long to arrive.", false);
+        break;
+    case CONN_AUTH:
+        auth_cancel(c->authq);
+        c->authq = NULL;
+        c->why = CLOSE_OVERLOAD;
+        reply(c, 503, "The proxy could not check the password in time.", false);
         break;
     case CONN_RESOLVE:
         if (c->dnsq) {

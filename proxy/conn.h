@@ -20,6 +20,7 @@ struct worker;
 enum conn_state {
     CONN_IDLE,      /* keep-alive between requests: no buffers held */
     CONN_READ_HEAD, /* reading a request head */
+    CONN_AUTH,      /* waiting for a verifier thread to check the proxy password */
     CONN_RESOLVE,   /* waiting for the origin's addresses */
     CONN_CONNECT,   /* origin connect in progress */
     CONN_RELAY,     /* request going up, response coming down */
@@ -64,6 +65,9 @@ struct conn {
     bool c_readable, c_writable, o_readable, o_writable;
     bool origin_in_use;       /* ofd serves the request in flight (else: kept idle, attached) */
     bool rerun_queued;        /* the pump stopped at its fairness cap and continues later */
+    bool auth_known;          /* the request's credentials were verified: user in auth_user */
+    struct auth_query *authq; /* pending password check, owned by the auth module */
+    char auth_user[64];
     bool down_splice;         /* the response body goes origin -> client through dpipe */
     struct conn_pipe dpipe;   /* origin -> client */
     struct conn_pipe upipe;   /* client -> origin (tunnels) */

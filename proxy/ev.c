@@ -199,6 +199,7 @@ int ev_post(struct ev_loop *loop, ev_fn fn, void *arg)
 
 void ev_flush_deferred(struct ev_loop *loop)
 {
+    run_posted(loop);
     run_deferred(loop);
 }
 

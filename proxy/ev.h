@@ -40,7 +40,7 @@ void ev_wake_set(struct ev_loop *loop, ev_fn fn, void *arg);
  * deferred queue is full (it is sized at max_fds). */
 int ev_defer(struct ev_loop *loop, ev_fn fn, void *arg);
 
-/* Runs the deferred calls now (teardown of a loop that no longer runs). */
+/* Runs the posted and deferred calls now (teardown of a loop that no longer runs). */
 void ev_flush_deferred(struct ev_loop *loop);
 
 /* Milliseconds of CLOCK_MONOTONIC, cached per iteration. */

@@ -33,6 +33,7 @@ struct proxyd {
     struct policy_loader policy;
     struct acl_live *acl;
     struct store_log *log;
+    struct auth *auth;
     struct dns_cache *dns_cache;
     struct wa_server *admin;
     int64_t started_ms;
@@ -94,6 +95,7 @@ static int hook_policy_changed(void *arg, char *err, size_t errlen)
 {
     struct proxyd *p = arg;
     int rc = policy_reload(&p->policy, true, err, errlen);
+    auth_invalidate(p->auth); /* users or passwords may have changed */
     if (rc < 0)
         log_warnx("new policy not in force, the previous one stays: %s", err);
     return rc < 0 ? -1 : 0;
@@ -247,6 +249,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    p.auth = auth_new(p.cfg.db_path, err, sizeof(err));
+    if (!p.auth) {
+        log_error("while starting password checks: %s", err);
+        return 1;
+    }
     p.dns_cache = dns_cache_new(65536, 30);
     if (!p.dns_cache) {
         log_error("out of memory");
@@ -263,6 +270,7 @@ int main(int argc, char **argv)
 
     p.shared.acl = p.acl;
     p.shared.log = p.log;
+    p.shared.auth = p.auth;
     p.shared.dns_cache = p.dns_cache;
     p.shared.dns_servers = (const char *const *)p.cfg.dns_servers;
     p.shared.ndns_servers = p.cfg.ndns_servers;
@@ -336,6 +344,8 @@ int main(int argc, char **argv)
             continue;
         }
         int rc = policy_reload(&p.policy, false, err, sizeof(err));
+        if (rc != 0)
+            auth_invalidate(p.auth);
         if (rc > 0)
             log_info("policy reloaded (generation %llu)",
                      (unsigned long long)acl_live_generation(p.acl));
@@ -350,16 +360,15 @@ int main(int argc, char **argv)
         worker_drain(&p.workers[i], DRAIN_GRACE_MS);
     for (unsigned i = 0; i < p.nworkers; i++)
         worker_join(&p.workers[i]);
+    /* Verifiers stop before the loops they post to are freed; posted answers to queries
+     * that were cancelled are freed when worker_destroy flushes the loops. */
+    auth_free(p.auth);
     for (unsigned i = 0; i < p.nworkers; i++)
         worker_destroy(&p.workers[i]);
     free(p.workers);
     if (p.log) {
-        struct store_log_counters lc;
-        store_log_counters(p.log, &lc);
         store_log_stop(p.log);
-        log_info("access log: %llu rows written, %llu dropped",
-                 (unsigned long long)lc.written,
-                 (unsigned long long)(lc.dropped_queue_full + lc.dropped_db_error));
+        log_info("access log flushed");
     }
     dns_cache_free(p.dns_cache);
     policy_loader_destroy(&p.policy);

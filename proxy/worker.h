@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "acl/acl.h"
+#include "proxy/auth.h"
 #include "proxy/buf.h"
 #include "proxy/config.h"
 #include "proxy/conn_close.h"
@@ -41,6 +42,7 @@ struct proxy_tunables {
 struct proxy_shared {
     struct acl_live *acl;        /* borrowed */
     struct store_log *log;       /* borrowed, NULL when the access log is off */
+    struct auth *auth;           /* borrowed: proxy password checks */
     struct dns_cache *dns_cache; /* borrowed */
     const char *const *dns_servers;
     size_t ndns_servers;

@@ -1,0 +1,85 @@
+"""End-to-end tests of proxy authentication: 407 with a Basic challenge when a rule needs a
+user, verified users decided by the ACL and recorded in the access log."""
+import base64
+import sqlite3
+import unittest
+
+from harness import DnsStub, Origin, Proxyd, header, wait_for
+
+POLICY = """allow domain allowed.test users alice
+deny  domain allowed.test
+"""
+
+
+def basic(user, password):
+    return "Proxy-Authorization: Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+class AuthTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsStub({"allowed.test": "127.0.0.1", "open.test": "127.0.0.1"}).__enter__()
+        cls.origin = Origin().__enter__()
+        cls.px = Proxyd(dns=cls.dns, policy=POLICY).__enter__()
+        cls.px.api("PUT", "/api/users/alice", {"password": "alice-secret"})
+        cls.px.api("PUT", "/api/users/bob", {"password": "bob-secret"})
+        cls.url = "http://allowed.test:%d/small" % cls.origin.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.origin.__exit__()
+        cls.dns.__exit__()
+
+    def test_no_credentials_gets_407_with_challenge(self):
+        status, headers, _ = self.px.get(self.url)
+        self.assertEqual(status, 407)
+        self.assertEqual(header(headers, "Proxy-Authenticate"), 'Basic realm="proxyd"')
+
+    def test_rule_without_users_needs_no_credentials(self):
+        status, _, _ = self.px.get("http://open.test:%d/small" % self.origin.port)
+        self.assertEqual(status, 200)
+
+    def test_right_user_passes_and_is_logged(self):
+        for _ in range(3):  # the first is verified by Argon2, the rest come from the cache
+            status, _, body = self.px.get(self.url + "?who=alice", headers=[basic("alice", "alice-secret")])
+            self.assertEqual((status, len(body)), (200, 1024))
+
+        def users():
+            db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+            try:
+                return [r[0] for r in db.execute(
+                    "SELECT user FROM access_log WHERE path = '/small?who=alice'")]
+            finally:
+                db.close()
+        self.assertTrue(wait_for(lambda: users() == ["alice"] * 3, timeout=5), users())
+
+    def test_wrong_password_gets_407(self):
+        status, _, _ = self.px.get(self.url, headers=[basic("alice", "wrong")])
+        self.assertEqual(status, 407)
+        status, _, _ = self.px.get(self.url, headers=[basic("nobody", "x")])
+        self.assertEqual(status, 407)
+
+    def test_other_user_is_decided_by_the_next_rule(self):
+        status, _, body = self.px.get(self.url, headers=[basic("bob", "bob-secret")])
+        self.assertEqual(status, 403)
+        self.assertIn(b"deny domain allowed.test", body)
+
+    def test_malformed_credentials_count_as_none(self):
+        status, _, _ = self.px.get(self.url, headers=["Proxy-Authorization: Basic !!!"])
+        self.assertEqual(status, 407)
+
+    def test_changed_password_takes_effect(self):
+        self.px.api("PUT", "/api/users/carol", {"password": "first-pass"})
+        self.px.api("POST", "/api/rules", {"text": "allow domain allowed.test users carol", "before": -1})
+        status, _, _ = self.px.get(self.url, headers=[basic("carol", "first-pass")])
+        self.assertEqual(status, 200)
+        self.px.api("PUT", "/api/users/carol", {"password": "second-pass"})
+        self.assertTrue(wait_for(lambda: self.px.get(self.url, headers=[basic("carol", "first-pass")])[0] == 407,
+                                 timeout=5))
+        status, _, _ = self.px.get(self.url, headers=[basic("carol", "second-pass")])
+        self.assertEqual(status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
