@@ -210,21 +210,27 @@ out:
 }
 
 static void credentials_key(const struct auth *a, const struct credentials *cr,
-                            uint8_t key[KEY_BYTES], uint64_t *user_hash)
+                            uint8_t key[KEY_BYTES])
 {
     crypto_generichash_state h;
-    uint8_t uh[8];
 
     /* The user has no NUL, so "user\0password" names one pair only. */
     crypto_generichash_init(&h, a->hash_key, sizeof(a->hash_key), KEY_BYTES);
     crypto_generichash_update(&h, (const unsigned char *)cr->user, strlen(cr->user) + 1);
     crypto_generichash_update(&h, (const unsigned char *)cr->password, cr->password_len);
     crypto_generichash_final(&h, key, KEY_BYTES);
+}
+
+/* The throttle's key: only needed on a cache miss. */
+static uint64_t credentials_user_hash(const struct auth *a, const struct credentials *cr)
+{
+    uint8_t uh[8];
+    uint64_t v;
+
     crypto_generichash(uh, sizeof(uh), (const unsigned char *)cr->user, strlen(cr->user),
                        a->hash_key, sizeof(a->hash_key));
-    memcpy(user_hash, uh, sizeof(uh));
-    if (*user_hash == 0)
-        *user_hash = 1;
+    memcpy(&v, uh, sizeof(v));
+    return v ? v : 1;
 }
 
 /* ---- Cache (under a->lock) ---- */
@@ -644,7 +650,7 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *va
         st = AUTH_DENIED;
         goto out;
     }
-    credentials_key(a, &cr, key, &user_hash);
+    credentials_key(a, &cr, key);
     now = monotonic_ms();
     pthread_mutex_lock(&a->lock);
     e = cache_find(a, key, now);
@@ -658,6 +664,7 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *va
         }
         goto unlock;
     }
+    user_hash = credentials_user_hash(a, &cr); /* misses only: hits skip this hash */
     if (throttle_blocked(a, user_hash, now)) {
         a->counters.throttled++;
         st = AUTH_DENIED;
