@@ -12,7 +12,9 @@
  * when a loop's post queue is full; the verifiers retry them every few ms.
  *
  * struct auth itself lives until auth_free() ran and the last posted query was delivered,
- * because a posted call still reads a->closed and a->posted.
+ * because a posted call still reads a->closed, a->freed and a->posted. auth_stop() ends the
+ * threads and the callbacks but keeps every handle valid, so connections torn down after it
+ * can still cancel theirs; auth_free() then releases what is left.
  */
 #include "proxy/auth.h"
 
@@ -126,7 +128,9 @@ struct auth {
     uint8_t hash_key[crypto_generichash_KEYBYTES]; /* random per process */
     uint64_t gen;                                  /* bumped by auth_invalidate */
     bool stopping;                                 /* verifiers must exit */
-    bool closed;   /* auth_free ran: posted calls do not call back */
+    bool stopped;                                  /* verifiers joined, stores closed */
+    bool closed;   /* auth_stop ran: posted calls do not call back */
+    bool freed;    /* auth_free ran: the last posted call frees struct auth */
     size_t posted; /* queries posted and not yet delivered */
     size_t njobs;
     struct link jobs;  /* struct auth_job, queued and running */
@@ -358,7 +362,7 @@ static void query_deliver(struct ev_loop *loop, void *arg)
     (void)loop;
     pthread_mutex_lock(&a->lock);
     call = !q->cancelled && !a->closed;
-    last = --a->posted == 0 && a->closed;
+    last = --a->posted == 0 && a->freed;
     pthread_mutex_unlock(&a->lock);
     if (call)
         q->cb(q->arg, q->result, q->result == AUTH_OK ? q->user : NULL);
@@ -512,7 +516,9 @@ static int64_t or_default(int64_t v, int64_t def)
     return v > 0 ? v : def;
 }
 
-static void auth_stop(struct auth *a)
+/* Ends the verifier threads (each finishes its check first) and closes their stores.
+ * Called once, from start-up's failure path or auth_stop. */
+static void verifiers_stop(struct auth *a)
 {
     pthread_mutex_lock(&a->lock);
     a->stopping = true;
@@ -574,8 +580,7 @@ struct auth *auth_new_opts(const struct auth_opts *opts, char *err, size_t errle
     }
     return a;
 fail:
-    a->closed = true;
-    auth_stop(a);
+    verifiers_stop(a);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->lock);
     free(a);
@@ -587,6 +592,17 @@ struct auth *auth_new(const char *db_path, char *err, size_t errlen)
     struct auth_opts opts = {.db_path = db_path};
 
     return auth_new_opts(&opts, err, errlen);
+}
+
+void auth_stop(struct auth *a)
+{
+    if (!a || a->stopped)
+        return;
+    verifiers_stop(a);
+    pthread_mutex_lock(&a->lock);
+    a->stopped = true;
+    a->closed = true;
+    pthread_mutex_unlock(&a->lock);
 }
 
 void auth_free(struct auth *a)
@@ -608,7 +624,7 @@ void auth_free(struct auth *a)
         link_del(&q->link);
         free(q);
     }
-    a->closed = true;
+    a->freed = true;
     last = a->posted == 0;
     pthread_mutex_unlock(&a->lock);
     if (last) {
@@ -670,6 +686,8 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *va
         st = AUTH_DENIED;
         goto unlock;
     }
+    if (a->stopping)
+        goto busy;
     job = job_find(a, key);
     if (!job && a->njobs >= a->opts.queue_max)
         goto busy;

@@ -12,8 +12,8 @@
  * Argon2 for block_ms (credentials already cached as good still work).
  *
  * Threads: auth_check() from any worker thread; auth_cancel() on the thread that runs the
- * query's loop; auth_invalidate() and auth_counters() from any thread; auth_new() and
- * auth_free() from the thread that owns proxyd's start-up and shutdown.
+ * query's loop; auth_invalidate() and auth_counters() from any thread; auth_new(),
+ * auth_stop() and auth_free() from the thread that owns proxyd's start-up and shutdown.
  */
 #ifndef PX_AUTH_H
 #define PX_AUTH_H
@@ -58,11 +58,19 @@ struct auth *auth_new_opts(const struct auth_opts *opts, char *err, size_t errle
 /* auth_new_opts() with the defaults above. */
 struct auth *auth_new(const char *db_path, char *err, size_t errlen);
 
-/* Stops and joins the verifier threads (waiting for a verification in progress, tens of
- * ms) and frees the module. No callback runs after auth_free() starts, not even one already
- * posted to a loop: a posted result is freed, silently, when its loop runs it (so run or
- * flush each worker's loop after, or do not free the loops before they drained). Every
- * auth_query handle is invalid afterwards: do not cancel them. NULL is ignored. */
+/* Shutdown, step 1: stops and joins the verifier threads (waiting for a check in progress,
+ * tens of ms). From its return on, no callback runs, not even one already posted to a loop,
+ * and auth_check() answers AUTH_BUSY instead of queueing; but every auth_query handle stays
+ * valid, so connections torn down afterwards still auth_cancel() theirs. Call it once the
+ * workers stopped calling auth_check(). Idempotent; NULL is ignored. */
+void auth_stop(struct auth *a);
+
+/* Shutdown, step 2 (runs auth_stop() first if needed): frees the module and every query
+ * not yet posted; every auth_query handle is invalid afterwards: do not cancel them. A result
+ * already posted to a loop is freed, silently, when that loop runs it (ev_post's queue: run
+ * or drain the loops afterwards, or it stays allocated until exit). NULL is ignored.
+ * Order at shutdown: join workers, auth_stop, abort connections (auth_cancel), drain the
+ * loops' posted calls, auth_free, free the loops. */
 void auth_free(struct auth *a);
 
 /* Forgets every cached answer (good and wrong) and stops sharing verifications started
@@ -96,10 +104,10 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *va
                             struct auth_query **q);
 
 /* The callback of q will not run (e.g. the connection went away); q is invalid afterwards.
- * Call on q's loop thread, before the callback ran and before auth_free(). Safe against a
- * verifier that already finished and posted the result: the posted call sees the
- * cancellation and only frees q. A verification nobody waits for any more is dropped if it
- * has not started. NULL is ignored. */
+ * Call on q's loop thread, before the callback ran and before auth_free() (after auth_stop()
+ * is fine). Safe against a verifier that already finished and posted the result: the posted
+ * call sees the cancellation and only frees q. A verification nobody waits for any more is
+ * dropped if it has not started. NULL is ignored. */
 void auth_cancel(struct auth_query *q);
 
 struct auth_counters {

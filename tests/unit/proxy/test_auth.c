@@ -595,6 +595,49 @@ START_TEST(test_free_with_posted_result_never_calls_back)
 }
 END_TEST
 
+START_TEST(test_stop_keeps_handles_cancellable)
+{
+    struct auth_opts o = {.threads = 1};
+    struct ev_loop *loop = loop_new();
+    struct result r[3];
+    struct auth_query *q[3];
+    char user[AUTH_USER_MAX];
+    static const char *const creds[] = {"alice:secret", "alice:a", "alice:b"};
+
+    auth_free(a);
+    auth_setup(&o);
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(check_creds(loop, creds[i], user, &r[i], &q[i]), AUTH_PENDING);
+    wait_posted(1); /* q[0] is in the loop's queue, q[1] waiting or answered, q[2] waiting */
+    auth_stop(a);
+    auth_stop(a);
+    ck_assert_int_eq(check_creds(loop, "alice:c", user, &r[0], NULL), AUTH_BUSY);
+    ck_assert_int_eq(check_creds(loop, "alice:secret", user, &r[0], NULL), AUTH_OK);
+    for (int i = 0; i < 3; i++)
+        auth_cancel(q[i]);
+    ck_assert_int_eq(loop_run(loop, 0, 50), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(r[i].calls, 0);
+}
+END_TEST
+
+START_TEST(test_stop_silences_posted_results)
+{
+    struct ev_loop *loop = loop_new();
+    struct result r = {0};
+    struct auth_query *q;
+    char user[AUTH_USER_MAX];
+
+    ck_assert_int_eq(check_creds(loop, "alice:secret", user, &r, &q), AUTH_PENDING);
+    wait_posted(1);
+    auth_stop(a);
+    ck_assert_int_eq(loop_run(loop, 0, 50), 0); /* delivered and dropped; a stays usable */
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_uint_eq(counters().posted, 1);
+}
+END_TEST
+
 START_TEST(test_full_loop_queue_is_retried)
 {
     struct ev_loop *loop = loop_new();
@@ -766,6 +809,8 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, test_cancel_race_with_verifier_never_calls_back);
     tcase_add_test(tc, test_free_with_pending_queries_never_calls_back);
     tcase_add_test(tc, test_free_with_posted_result_never_calls_back);
+    tcase_add_test(tc, test_stop_keeps_handles_cancellable);
+    tcase_add_test(tc, test_stop_silences_posted_results);
     tcase_add_test(tc, test_full_loop_queue_is_retried);
     tcase_add_test(tc, test_repeated_failures_block_unknown_passwords);
     tcase_add_test(tc, test_queued_checks_of_a_blocked_user_are_denied_unrun);
