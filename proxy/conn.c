@@ -382,14 +382,10 @@ static void on_auth_result(void *arg, enum auth_status st, const char *user)
 {
     struct conn *c = arg;
     c->authq = NULL;
-    if (st == AUTH_OK) {
-        snprintf(c->auth_user, sizeof(c->auth_user), "%s", user);
+    if (st == AUTH_OK || st == AUTH_DENIED) {
+        snprintf(c->auth_user, sizeof(c->auth_user), "%s", st == AUTH_OK ? user : "");
         c->auth_known = true;
         c->state = CONN_READ_HEAD; /* the head is still in up: parse it again, user known */
-    } else if (st == AUTH_DENIED) {
-        c->rec.decision = STORE_AUTH;
-        c->why = CLOSE_AUTH_REQUIRED;
-        reply(c, 407, "The proxy user name or password is wrong.", c->upf.body == H1_BODY_NONE);
     } else {
         c->why = CLOSE_OVERLOAD;
         reply(c, 503, "The proxy cannot check passwords right now; please try again.", false);
@@ -404,7 +400,7 @@ static bool request_user(struct conn *c, const struct h1_request *req, const cha
     struct worker *w = c->w;
     *user = NULL;
     if (c->auth_known) {
-        *user = c->auth_user;
+        *user = c->auth_user[0] ? c->auth_user : NULL;
         return true;
     }
     if (req->proxy_authorization.len == 0 || !w->shared->auth)
@@ -416,15 +412,13 @@ static bool request_user(struct conn *c, const struct h1_request *req, const cha
         *user = c->auth_user;
         return true;
     case AUTH_MALFORMED:
-        return true; /* as if no credentials were given */
+    case AUTH_DENIED:
+        /* Wrong credentials count as none: the ACL decides, and answers 407 where a rule
+         * needs a user. */
+        return true;
     case AUTH_PENDING:
         c->state = CONN_AUTH;
         set_deadline(c, w->tun.header_timeout_ms);
-        return false;
-    case AUTH_DENIED:
-        c->rec.decision = STORE_AUTH;
-        c->why = CLOSE_AUTH_REQUIRED;
-        reply(c, 407, "The proxy user name or password is wrong.", c->upf.body == H1_BODY_NONE);
         return false;
     case AUTH_BUSY:
     case AUTH_STATUS_COUNT:
@@ -514,7 +508,9 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
     if (d.action == ACL_AUTH) {
         c->rec.decision = STORE_AUTH;
         c->why = CLOSE_AUTH_REQUIRED;
-        reply(c, 407, "This address needs a proxy user name and password.",
+        reply(c, 407,
+              req->proxy_authorization.len ? "The proxy user name or password is wrong."
+                                           : "This address needs a proxy user name and password.",
               c->upf.body == H1_BODY_NONE);
         return;
     }

@@ -65,7 +65,8 @@ struct conn {
     bool c_readable, c_writable, o_readable, o_writable;
     bool origin_in_use;       /* ofd serves the request in flight (else: kept idle, attached) */
     bool rerun_queued;        /* the pump stopped at its fairness cap and continues later */
-    bool auth_known;          /* the request's credentials were verified: user in auth_user */
+    bool auth_known;          /* the request's credentials were checked: user in auth_user, or
+                                 "" when they were wrong (the request goes on anonymous) */
     struct auth_query *authq; /* pending password check, owned by the auth module */
     char auth_user[64];
     bool down_splice;         /* the response body goes origin -> client through dpipe */

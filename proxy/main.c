@@ -200,6 +200,14 @@ int main(int argc, char **argv)
     }
     log_threshold = (enum log_level)p.cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
+    /* Signals are taken by the main thread alone, with sigtimedwait: blocked before any
+     * thread starts, since threads inherit the mask (else SIGHUP's default kills). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     raise_fd_limit();
 
     if (make_data_dir(p.cfg.data_dir, err, sizeof(err)) < 0) {
@@ -259,14 +267,6 @@ int main(int argc, char **argv)
         log_error("out of memory");
         return 1;
     }
-
-    /* Signals are taken by the main thread alone, with sigtimedwait. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     p.shared.acl = p.acl;
     p.shared.log = p.log;

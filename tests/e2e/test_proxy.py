@@ -317,6 +317,44 @@ class LifecycleTest(unittest.TestCase):
             s.close()
             self.assertEqual(px.proc.wait(15), 0)
 
+    def test_sighup_rereads_settings_without_dropping_connections(self):
+        import tempfile
+        with DnsStub(RECORDS) as dns, Origin() as origin, tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "proxyd.conf")
+            with open(conf, "w") as f:
+                f.write("# test config\nmax-request-line 8192\n")
+            with Proxyd(dns=dns, extra_args=["--config", conf]) as px:
+                url = "http://allowed.test:%d/small" % origin.port
+                long_url = url + "?" + "q" * 3000
+                self.assertEqual(px.get(long_url)[0], 200)
+                kept = px.connect()
+                kept.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % url).encode())
+                status, _, _, rest = read_response(kept)
+                self.assertEqual(status, 200)
+                with open(conf, "w") as f:
+                    f.write("max-request-line 1000\n")
+                os.kill(px.pid, 1)
+                self.assertTrue(wait_for(lambda: "settings reloaded" in px.log(), timeout=5))
+                self.assertTrue(wait_for(lambda: px.get(long_url)[0] == 414, timeout=3))
+                # The connection opened before the reload still serves requests.
+                kept.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % url).encode())
+                status, _, body, _ = read_response(kept, rest)
+                self.assertEqual((status, len(body)), (200, 1024))
+                kept.close()
+
+    def test_ipv6_listener(self):
+        with DnsStub(RECORDS) as dns, Origin() as origin:
+            px = Proxyd(dns=dns)
+            port = px.proxy_port
+            px.args[px.args.index("--listen") + 1] = "[::1]:%d" % port
+            px.args += ["--listen", "127.0.0.1:%d" % port]
+            with px:
+                with socket.create_connection(("::1", port), timeout=5) as s:
+                    s.sendall(("GET http://allowed.test:%d/small HTTP/1.1\r\nHost: x\r\n\r\n"
+                               % origin.port).encode())
+                    status, _, body, _ = read_response(s)
+                self.assertEqual((status, len(body)), (200, 1024))
+
     def test_open_proxy_refused_for_public_clients(self):
         # Only loopback and private networks are allowed by default; narrow it to prove the
         # default action denies a client outside the allowed networks.
