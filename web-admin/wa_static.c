@@ -1,6 +1,9 @@
 /* web-admin static files: the pages, CSS and JS, read once at start from the static folder
  * into memory. Only files found then, with a known extension and a plain name, can ever be
  * served, so no request path reaches the file system (no traversal, no symlink games).
+ * The head, header and nav that every admin page shares live once, in _layout.html; a page file
+ * holds only what goes below the page title, and is wrapped in the layout at load time, so
+ * pages stay server-rendered and need no script to get their navigation.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,13 +43,22 @@ static const struct {
     {".txt", "text/plain; charset=utf-8"},
 };
 
-/* Page paths and the file behind each. */
+#define LAYOUT_FILE "_layout.html"
+
+/* Page paths and the file behind each. A page with an id is wrapped in the layout: the id names
+ * its script (/static/<id>.js), its nav item and body[data-page]; the title heads the page. The
+ * login page has no nav and is a whole document of its own. */
 static const struct {
-    const char *path, *file;
+    const char *path, *file, *id, *title;
 } pages[] = {
-    {"/", "index.html"},        {"/login", "login.html"},       {"/log", "log.html"},
-    {"/policy", "policy.html"}, {"/lists", "lists.html"},       {"/users", "users.html"},
-    {"/audit", "audit.html"},   {"/settings", "settings.html"},
+    {"/", "index.html", "dashboard", "Dashboard"},
+    {"/login", "login.html", NULL, NULL},
+    {"/log", "log.html", "log", "Live log"},
+    {"/policy", "policy.html", "policy", "Policy"},
+    {"/lists", "lists.html", "lists", "Lists"},
+    {"/users", "users.html", "users", "Users"},
+    {"/audit", "audit.html", "audit", "Audit"},
+    {"/settings", "settings.html", "settings", "Settings"},
 };
 
 static const char *type_of(const char *name)
@@ -105,6 +117,117 @@ static int read_file(int dirfd, const char *name, struct static_file *f, char *e
     return 1;
 }
 
+static struct static_file *find(struct wa_static *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->files[i].name, name))
+            return &s->files[i];
+    return NULL;
+}
+
+struct out {
+    char *p; /* owned */
+    size_t len, cap;
+};
+
+static bool out_put(struct out *o, const char *s, size_t n)
+{
+    if (o->len + n > o->cap) {
+        size_t cap = (o->len + n) * 2;
+        char *p = realloc(o->p, cap);
+        if (!p)
+            return false;
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    return true;
+}
+
+static bool is_name(const char *s, size_t n, const char *name)
+{
+    return strlen(name) == n && !memcmp(s, name, n);
+}
+
+/* Replaces a page file's body by the layout with the body, id and title filled into its
+ * {{main}}, {{page}} and {{title}}; {{active:<id>}} marks the nav item of this page. An unknown
+ * placeholder is an error, so a typo in the layout stops the start instead of showing. */
+static int wrap_page(const struct static_file *layout, struct static_file *page, const char *id,
+                     const char *title, char *err, size_t errlen)
+{
+    static const char active[] = " class=\"active\" aria-current=\"page\"";
+    const char *p = layout->data, *end = layout->data + layout->len;
+    struct out o = {0};
+    bool ok = true;
+
+    while (ok && p < end) {
+        const char *open = memmem(p, (size_t)(end - p), "{{", 2), *name, *close;
+        size_t n;
+
+        if (!open) {
+            ok = out_put(&o, p, (size_t)(end - p));
+            break;
+        }
+        close = memmem(open, (size_t)(end - open), "}}", 2);
+        if (!close) {
+            snprintf(err, errlen, "static file %s: unclosed {{", LAYOUT_FILE);
+            free(o.p);
+            return -1;
+        }
+        name = open + 2;
+        n = (size_t)(close - name);
+        ok = out_put(&o, p, (size_t)(open - p));
+        if (!ok)
+            break;
+        if (is_name(name, n, "main"))
+            ok = out_put(&o, page->data, page->len);
+        else if (is_name(name, n, "page"))
+            ok = out_put(&o, id, strlen(id));
+        else if (is_name(name, n, "title"))
+            ok = out_put(&o, title, strlen(title));
+        else if (n > 7 && !memcmp(name, "active:", 7)) {
+            if (is_name(name + 7, n - 7, id))
+                ok = out_put(&o, active, sizeof(active) - 1);
+        } else {
+            snprintf(err, errlen, "static file %s: unknown placeholder {{%.*s}}", LAYOUT_FILE,
+                     (int)n, name);
+            free(o.p);
+            return -1;
+        }
+        p = close + 2;
+    }
+    if (!ok) {
+        snprintf(err, errlen, "static file %s: out of memory", page->name);
+        free(o.p);
+        return -1;
+    }
+    free(page->data);
+    page->data = o.p;
+    page->len = o.len;
+    return 0;
+}
+
+static int wrap_pages(struct wa_static *s, char *err, size_t errlen)
+{
+    const struct static_file *layout = find(s, LAYOUT_FILE);
+
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        struct static_file *page = find(s, pages[i].file);
+
+        if (!pages[i].id || !page)
+            continue;
+        if (!layout) {
+            snprintf(err, errlen, "static file %s: not found, needed by %s", LAYOUT_FILE,
+                     pages[i].file);
+            return -1;
+        }
+        if (wrap_page(layout, page, pages[i].id, pages[i].title, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 struct wa_static *wa_static_load(const char *dir, char *err, size_t errlen)
 {
     struct wa_static *s = calloc(1, sizeof(*s));
@@ -135,6 +258,10 @@ struct wa_static *wa_static_load(const char *dir, char *err, size_t errlen)
         s->n += (size_t)rc;
     }
     closedir(d);
+    if (wrap_pages(s, err, errlen) < 0) {
+        wa_static_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -145,14 +272,6 @@ void wa_static_free(struct wa_static *s)
     for (size_t i = 0; i < s->n; i++)
         free(s->files[i].data);
     free(s);
-}
-
-static const struct static_file *find(const struct wa_static *s, const char *name)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->files[i].name, name))
-            return &s->files[i];
-    return NULL;
 }
 
 static const char *page_file(const char *path)
@@ -191,7 +310,8 @@ enum MHD_Result wa_static_serve(struct wa_req *r, bool *found)
             return ret;
         }
         f = find(r->srv->files, page);
-    } else if (!strncmp(r->url, "/static/", 8) && plain_name(r->url + 8)) {
+    } else if (!strncmp(r->url, "/static/", 8) && plain_name(r->url + 8) && r->url[8] != '_') {
+        /* _layout.html is only a part of pages, never served on its own */
         f = find(r->srv->files, r->url + 8);
     }
     if (!f)

@@ -131,9 +131,6 @@ const PX = (() => {
           location.href = '/login';
         });
       }
-      const here = location.pathname;
-      for (const a of document.querySelectorAll('nav a'))
-        if (a.getAttribute('href') === here) a.classList.add('active');
       await main();
     } catch (e) {
       if (e.status !== 401) showError(e);
