@@ -360,11 +360,12 @@ int main(int argc, char **argv)
         worker_drain(&p.workers[i], DRAIN_GRACE_MS);
     for (unsigned i = 0; i < p.nworkers; i++)
         worker_join(&p.workers[i]);
-    /* Verifiers stop before the loops they post to are freed; posted answers to queries
-     * that were cancelled are freed when worker_destroy flushes the loops. */
-    auth_free(p.auth);
+    /* Verifiers stop before the loops they post to are freed; queries stay cancellable
+     * until auth_free, and posted answers are freed when worker_destroy flushes the loops. */
+    auth_stop(p.auth);
     for (unsigned i = 0; i < p.nworkers; i++)
         worker_destroy(&p.workers[i]);
+    auth_free(p.auth);
     free(p.workers);
     if (p.log) {
         store_log_stop(p.log);
