@@ -596,43 +596,93 @@ static int fail(struct h1_error *err, int status, const char *reason)
     return H1_ERROR;
 }
 
+/* What a broken head is answered with: a request's own statuses, or 502 for every fault of a
+ * response (the origin broke it, not the client). */
+struct head_errs {
+    int line_status, head_status, bad_status; /* start line too long; head too large; else */
+    const char *line_too_long;
+};
+
+static const struct head_errs request_errs = {414, 431, 400, "request line too long"};
+static const struct head_errs response_errs = {502, 502, 502, "status line too long"};
+
 /* Turns a failed syntax pass into the return value: a position past a limit means the limit
  * was exceeded (whatever byte stopped the scan), running out of a window cut by a limit
  * too. */
 static int syntax_fail(enum scan_rc rc, const char *reason, bool head_cut, bool line_over,
-                       int st_line, int st_head, int st_bad, struct h1_error *err)
+                       const struct head_errs *e, struct h1_error *err)
 {
     if (line_over)
-        return fail(err, st_line, "start line too long");
+        return fail(err, e->line_status, "start line too long");
     if (rc == SCAN_TOO_MANY)
-        return fail(err, st_head, reason);
+        return fail(err, e->head_status, reason);
     if (rc == SCAN_NEED)
-        return head_cut ? fail(err, st_head, "header section too large") : H1_INCOMPLETE;
-    return fail(err, st_bad, reason);
+        return head_cut ? fail(err, e->head_status, "header section too large") : H1_INCOMPLETE;
+    return fail(err, e->bad_status, reason);
 }
 
-/* The head's length is returned as an int, so no limit may let it grow past INT_MAX. */
-static size_t head_limit(const struct h1_limits *lim)
+/* Where the head must end within buf: at len, or at the head limit when len reaches it
+ * (*head_cut). The head's length is returned as an int, so no limit may let it grow past
+ * INT_MAX. */
+static const char *head_window(const char *buf, size_t len, const struct h1_limits *lim,
+                               bool *head_cut)
 {
-    return lim->max_head_bytes < (size_t)INT_MAX ? lim->max_head_bytes : (size_t)INT_MAX;
+    const size_t max_head =
+        lim->max_head_bytes < (size_t)INT_MAX ? lim->max_head_bytes : (size_t)INT_MAX;
+
+    *head_cut = len >= max_head;
+    return buf + (*head_cut ? max_head : len);
+}
+
+/* Judges a scanned start line of line_len bytes. Returns 0 when it is complete and within
+ * its limit, else what the parser returns. */
+static int start_line_check(enum scan_rc rc, const char *reason, size_t line_len, bool head_cut,
+                            const struct h1_limits *lim, const struct head_errs *e,
+                            struct h1_error *err)
+{
+    const bool line_over = line_len > lim->max_request_line;
+
+    if (rc != SCAN_OK)
+        return syntax_fail(rc, reason, head_cut, line_over, e, err);
+    if (line_over)
+        return fail(err, e->line_status, e->line_too_long);
+    return 0;
+}
+
+/* Scans the header fields up to and including the empty line. Returns 0 with *pp past the
+ * head, else what the parser returns. */
+static int fields_scan(const char **pp, const char *end, bool head_cut,
+                       const struct h1_limits *lim, const struct head_errs *e,
+                       struct h1_header *hdrs, size_t *num_headers, struct h1_error *err)
+{
+    const char *reason = NULL;
+    enum scan_rc rc = scan_fields(pp, end, hdrs, lim->max_headers, num_headers, &reason);
+
+    return rc == SCAN_OK ? 0 : syntax_fail(rc, reason, head_cut, false, e, err);
+}
+
+/* HTTP/1.1 stays open unless told to close; HTTP/1.0 only when asked to stay open. */
+static bool keep_alive_of(const struct head_info *hi, int minor_version)
+{
+    return minor_version == 1 ? !hi->conn_close : hi->conn_keep_alive && !hi->conn_close;
 }
 
 int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
                      struct h1_request *req, struct h1_error *err)
 {
     struct h1_header *hdrs = req->headers;
-    const size_t max_head = head_limit(lim);
-    const bool head_cut = len >= max_head;
-    const char *end = buf + (head_cut ? max_head : len);
+    bool head_cut;
+    const char *end = head_window(buf, len, lim, &head_cut);
     const char *p = buf, *reason = NULL;
     enum scan_rc rc;
+    int ret;
 
     memset(req, 0, sizeof(*req));
     req->headers = hdrs;
 
     rc = skip_empty_lines(&p, end, &reason);
     if (rc != SCAN_OK)
-        return syntax_fail(rc, reason, head_cut, false, 414, 431, 400, err);
+        return syntax_fail(rc, reason, head_cut, false, &request_errs, err);
 
     /* request-line = method SP request-target SP HTTP-version CRLF */
     const char *line = p, *line_end = NULL;
@@ -666,16 +716,13 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
     }
     /* The line's length is known once the version is complete; until then, every byte
      * so far counts. */
-    size_t line_len = (size_t)((line_end ? line_end : p) - line);
-    if (rc != SCAN_OK)
-        return syntax_fail(rc, reason, head_cut, line_len > lim->max_request_line, 414, 431,
-                           400, err);
-    if (line_len > lim->max_request_line)
-        return fail(err, 414, "request line too long");
-
-    rc = scan_fields(&p, end, hdrs, lim->max_headers, &req->num_headers, &reason);
-    if (rc != SCAN_OK)
-        return syntax_fail(rc, reason, head_cut, false, 414, 431, 400, err);
+    ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - line), head_cut, lim,
+                           &request_errs, err);
+    if (ret)
+        return ret;
+    ret = fields_scan(&p, end, head_cut, lim, &request_errs, hdrs, &req->num_headers, err);
+    if (ret)
+        return ret;
 
     /* The head is complete: now what it means. */
     const char *why = parse_target(req);
@@ -704,8 +751,7 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
         req->body = H1_BODY_NONE;
     }
 
-    req->keep_alive = req->minor_version == 1 ? !hi.conn_close
-                                              : hi.conn_keep_alive && !hi.conn_close;
+    req->keep_alive = keep_alive_of(&hi, req->minor_version);
     req->expect_continue =
         hi.expect_idx >= 0 && EQ_CI(hdrs[hi.expect_idx].value, "100-continue");
     req->upgrade_websocket = req->minor_version == 1 && EQ(req->method, "GET") &&
@@ -720,11 +766,11 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
                       bool request_was_head, struct h1_response *resp, struct h1_error *err)
 {
     struct h1_header *hdrs = resp->headers;
-    const size_t max_head = head_limit(lim);
-    const bool head_cut = len >= max_head;
-    const char *end = buf + (head_cut ? max_head : len);
+    bool head_cut;
+    const char *end = head_window(buf, len, lim, &head_cut);
     const char *p = buf, *reason = NULL, *line_end = NULL;
     enum scan_rc rc;
+    int ret;
 
     memset(resp, 0, sizeof(*resp));
     resp->headers = hdrs;
@@ -767,18 +813,15 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
             }
         }
     }
-    size_t line_len = (size_t)((line_end ? line_end : p) - buf);
-    if (rc != SCAN_OK)
-        return syntax_fail(rc, reason, head_cut, line_len > lim->max_request_line, 502, 502,
-                           502, err);
-    if (line_len > lim->max_request_line)
-        return fail(err, 502, "status line too long");
+    ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - buf), head_cut, lim,
+                           &response_errs, err);
+    if (ret)
+        return ret;
     if (resp->status < 100 || resp->status > 599)
         return fail(err, 502, "invalid status code");
-
-    rc = scan_fields(&p, end, hdrs, lim->max_headers, &resp->num_headers, &reason);
-    if (rc != SCAN_OK)
-        return syntax_fail(rc, reason, head_cut, false, 502, 502, 502, err);
+    ret = fields_scan(&p, end, head_cut, lim, &response_errs, hdrs, &resp->num_headers, err);
+    if (ret)
+        return ret;
 
     struct head_info hi;
     int status;
@@ -803,8 +846,7 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
         resp->body = H1_BODY_CLOSE;
     }
 
-    resp->keep_alive = resp->minor_version == 1 ? !hi.conn_close
-                                                : hi.conn_keep_alive && !hi.conn_close;
+    resp->keep_alive = keep_alive_of(&hi, resp->minor_version);
     if (resp->body == H1_BODY_CLOSE)
         resp->keep_alive = false;
     resp->upgrade_websocket = resp->status == 101 && hi.upgrade_idx >= 0 &&
