@@ -54,14 +54,22 @@ static bool kind_ok(enum store_account kind)
     return kind == STORE_PROXY_USER || kind == STORE_ADMIN;
 }
 
-/* Audit action, e.g. "user.set", "admin.delete". */
-static int audit_account(struct store *st, enum store_account kind, const char *verb,
-                         const char *name, const char *actor, char *err, size_t errlen)
+/* Ends an account change inside its transaction: the audit row (action e.g. "user.set",
+ * "admin.delete"), a policy version bump for proxy users (they count as policy: a change to
+ * them is a policy change), the commit. Returns 0, or -1 with err set and the transaction
+ * rolled back. */
+static int account_change_commit(struct store *st, enum store_account kind, const char *verb,
+                                 const char *name, const char *actor, char *err, size_t errlen)
 {
     char action[32];
 
     snprintf(action, sizeof(action), "%s.%s", kind_name[kind], verb);
-    return store_audit_add(st, actor, action, name, err, errlen);
+    if (store_audit_add(st, actor, action, name, err, errlen) < 0 ||
+        (kind == STORE_PROXY_USER && store_policy_bump(st, err, errlen) < 0)) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st, err, errlen);
 }
 
 int store_account_set(struct store *st, enum store_account kind, const char *name,
@@ -96,10 +104,7 @@ int store_account_set(struct store *st, enum store_account kind, const char *nam
         store_sql_err(st, err, errlen, kind_name[kind]);
         goto fail;
     }
-    if (audit_account(st, kind, "set", name, actor, err, errlen) < 0 ||
-        (kind == STORE_PROXY_USER && store_policy_bump(st, err, errlen) < 0))
-        goto fail;
-    return store_commit(st, err, errlen);
+    return account_change_commit(st, kind, "set", name, actor, err, errlen);
 fail:
     store_rollback(st);
     return -1;
@@ -108,30 +113,17 @@ fail:
 int store_account_delete(struct store *st, enum store_account kind, const char *name,
                          const char *actor, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
-    int rc;
-
     if (!kind_ok(kind) || !name)
         return store_errf(err, errlen, "account: bad arguments");
     if (store_begin(st, err, errlen) < 0)
         return -1;
-    if (store_prepare(st, delete_sql[kind], &s, err, errlen) < 0)
+    if (store_exec_text(st, delete_sql[kind], name, kind_name[kind], err, errlen) < 0)
         goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        store_sql_err(st, err, errlen, kind_name[kind]);
-        goto fail;
-    }
     if (sqlite3_changes(st->db) == 0) {
         store_errf(err, errlen, "%s %s: no such account", kind_name[kind], name);
         goto fail;
     }
-    if (audit_account(st, kind, "delete", name, actor, err, errlen) < 0 ||
-        (kind == STORE_PROXY_USER && store_policy_bump(st, err, errlen) < 0))
-        goto fail;
-    return store_commit(st, err, errlen);
+    return account_change_commit(st, kind, "delete", name, actor, err, errlen);
 fail:
     store_rollback(st);
     return -1;
@@ -177,15 +169,8 @@ int store_account_names(struct store *st, enum store_account kind, char ***names
     if (!kind_ok(kind) || store_prepare(st, names_sql[kind], &s, NULL, 0) < 0)
         return -1;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            char **nv;
-
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof(*v));
-            if (!nv)
-                break;
-            v = nv;
-        }
+        if (store_array_reserve(&v, &cap, len, 16, sizeof(*v)) < 0)
+            break;
         if (!(v[len] = strdup((const char *)sqlite3_column_text(s, 0))))
             break;
         len++;

@@ -1,5 +1,6 @@
 /* store_db: opening a database, its PRAGMAs, the schema as ordered migration steps, and the
- * small helpers (errors, transactions) every other store_*.c file uses.
+ * small helpers (errors, statements, transactions, result arrays) every other store_*.c file
+ * uses.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -124,6 +125,38 @@ int store_exec(struct store *st, const char *sql, char *err, size_t errlen)
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return store_sql_err(st, err, errlen, sql);
+    return 0;
+}
+
+int store_exec_text(struct store *st, const char *sql, const char *arg, const char *what,
+                    char *err, size_t errlen)
+{
+    sqlite3_stmt *stmt;
+    int rc;
+
+    if (store_prepare(st, sql, &stmt, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_text(stmt, 1, arg, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, what);
+}
+
+int store_array_reserve(void *vp, size_t *cap, size_t len, size_t first, size_t elem)
+{
+    void *v, *nv;
+    size_t ncap;
+
+    if (len < *cap)
+        return 0;
+    /* vp is a T ** for some T: copied through memcpy, not cast to void **. */
+    memcpy(&v, vp, sizeof(v));
+    ncap = *cap ? *cap * 2 : first;
+    nv = realloc(v, ncap * elem);
+    if (!nv)
+        return -1;
+    memcpy(vp, &nv, sizeof(nv));
+    *cap = ncap;
     return 0;
 }
 

@@ -46,6 +46,15 @@ int store_commit(struct store *st, char *err, size_t errlen);
 void store_rollback(struct store *st);
 /* Runs one constant statement without results (inside a caller's transaction). */
 int store_exec(struct store *st, const char *sql, char *err, size_t errlen);
+/* Runs sql with one text parameter (?1) and no results. Returns 0, or -1 with "what: <sqlite
+ * message>" in err. sqlite3_changes() then tells how many rows it touched. */
+int store_exec_text(struct store *st, const char *sql, const char *arg, const char *what,
+                    char *err, size_t errlen);
+
+/* Makes room for element len in the growing array *vp of cap elements of elem bytes: the
+ * first allocation holds first elements, each next one twice as many. vp points to the
+ * caller's array pointer (any type). Returns 0, or -1 when out of memory (array untouched). */
+int store_array_reserve(void *vp, size_t *cap, size_t len, size_t first, size_t elem);
 
 /* Both run inside the caller's transaction. */
 int store_audit_add(struct store *st, const char *actor, const char *action, const char *detail,

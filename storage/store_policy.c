@@ -140,15 +140,8 @@ int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, cha
     if (store_prepare(st, RULE_COLUMNS " ORDER BY r.position, r.id", &s, err, errlen) < 0)
         return -1;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            struct store_rule *nv;
-
-            cap = cap ? cap * 2 : 32;
-            nv = realloc(v, cap * sizeof(*v));
-            if (!nv)
-                goto oom;
-            v = nv;
-        }
+        if (store_array_reserve(&v, &cap, len, 32, sizeof(*v)) < 0)
+            goto oom;
         if (rule_from_row(s, &v[len]) < 0)
             goto oom;
         len++;
@@ -250,13 +243,27 @@ static int target_position(struct store *st, int before_id, int64_t *pos, char *
     return rule_position(st, before_id, pos, err, errlen) == 0 ? 0 : -1;
 }
 
-static int audit_rule(struct store *st, const char *actor, const char *action, int id,
-                      const char *text, char *err, size_t errlen)
+/* Ends a policy change inside its transaction: the audit row, the version bump, the commit.
+ * Returns 0, or -1 with err set and the transaction rolled back. */
+static int change_commit(struct store *st, const char *actor, const char *action,
+                         const char *detail, char *err, size_t errlen)
+{
+    if (store_audit_add(st, actor, action, detail, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st, err, errlen);
+}
+
+/* change_commit for a change of one rule, audited with the rule's text. */
+static int rule_change_commit(struct store *st, const char *actor, const char *action, int id,
+                              const char *text, char *err, size_t errlen)
 {
     char detail[512];
 
     snprintf(detail, sizeof(detail), "rule %d: %s", id, text ? text : "");
-    return store_audit_add(st, actor, action, detail, err, errlen);
+    return change_commit(st, actor, action, detail, err, errlen);
 }
 
 /* Text of rule id (owned) or NULL. */
@@ -304,10 +311,7 @@ int store_rule_add(struct store *st, const char *text, const char *comment, int 
     }
     sqlite3_finalize(s);
     *id = (int)sqlite3_last_insert_rowid(st->db);
-    if (audit_rule(st, actor, "rule.add", *id, text, err, errlen) < 0 ||
-        store_policy_bump(st, err, errlen) < 0)
-        goto fail;
-    return store_commit(st, err, errlen);
+    return rule_change_commit(st, actor, "rule.add", *id, text, err, errlen);
 fail:
     store_rollback(st);
     return -1;
@@ -318,7 +322,8 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
 {
     sqlite3_stmt *s;
     int64_t pos;
-    char *now_text = NULL;
+    char *now_text;
+    int rc;
 
     if (text && !*text)
         return store_errf(err, errlen, "rule %d: empty text", id);
@@ -347,17 +352,14 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
     }
     sqlite3_finalize(s);
     now_text = rule_text(st, id);
-    if (audit_rule(st, actor,
-                   enabled == 0 && !text  ? "rule.disable"
-                   : enabled > 0 && !text ? "rule.enable"
-                                          : "rule.update",
-                   id, now_text, err, errlen) < 0 ||
-        store_policy_bump(st, err, errlen) < 0)
-        goto fail;
+    rc = rule_change_commit(st, actor,
+                            enabled == 0 && !text  ? "rule.disable"
+                            : enabled > 0 && !text ? "rule.enable"
+                                                   : "rule.update",
+                            id, now_text, err, errlen);
     free(now_text);
-    return store_commit(st, err, errlen);
+    return rc;
 fail:
-    free(now_text);
     store_rollback(st);
     return -1;
 }
@@ -365,32 +367,33 @@ fail:
 int store_rule_delete(struct store *st, int id, const char *actor, char *err, size_t errlen)
 {
     int64_t pos;
-    char *text = NULL;
+    char *text;
+    int rc;
 
     if (store_begin(st, err, errlen) < 0)
         return -1;
-    if (rule_position(st, id, &pos, err, errlen) != 0)
-        goto fail;
+    if (rule_position(st, id, &pos, err, errlen) != 0) {
+        store_rollback(st);
+        return -1;
+    }
     text = rule_text(st, id);
     if (exec_ints(st, "DELETE FROM rules WHERE id = ?", ARGS(id), NULL, err, errlen) < 0 ||
         exec_ints(st, "UPDATE rules SET position = position - 1 WHERE position > ?", ARGS(pos),
-                  NULL, err, errlen) < 0 ||
-        audit_rule(st, actor, "rule.delete", id, text, err, errlen) < 0 ||
-        store_policy_bump(st, err, errlen) < 0)
-        goto fail;
+                  NULL, err, errlen) < 0) {
+        store_rollback(st);
+        rc = -1;
+    } else {
+        rc = rule_change_commit(st, actor, "rule.delete", id, text, err, errlen);
+    }
     free(text);
-    return store_commit(st, err, errlen);
-fail:
-    free(text);
-    store_rollback(st);
-    return -1;
+    return rc;
 }
 
 int store_rule_move(struct store *st, int id, int before_id, const char *actor, char *err,
                     size_t errlen)
 {
     int64_t old, pos;
-    char *text = NULL;
+    char *text;
     char detail[512];
 
     if (store_begin(st, err, errlen) < 0)
@@ -420,13 +423,9 @@ int store_rule_move(struct store *st, int id, int before_id, const char *actor, 
     text = rule_text(st, id);
     snprintf(detail, sizeof(detail), "rule %d: position %lld -> %lld: %s", id, (long long)old,
              (long long)pos, text ? text : "");
-    if (store_audit_add(st, actor, "rule.move", detail, err, errlen) < 0 ||
-        store_policy_bump(st, err, errlen) < 0)
-        goto fail;
     free(text);
-    return store_commit(st, err, errlen);
+    return change_commit(st, actor, "rule.move", detail, err, errlen);
 fail:
-    free(text);
     store_rollback(st);
     return -1;
 }
@@ -463,10 +462,7 @@ int store_rules_replace(struct store *st, const char *const *texts, size_t n, co
     }
     sqlite3_finalize(s);
     snprintf(detail, sizeof(detail), "%zu rules", n);
-    if (store_audit_add(st, actor, "rules.replace", detail, err, errlen) < 0 ||
-        store_policy_bump(st, err, errlen) < 0)
-        goto fail;
-    return store_commit(st, err, errlen);
+    return change_commit(st, actor, "rules.replace", detail, err, errlen);
 fail:
     store_rollback(st);
     return -1;
@@ -500,16 +496,9 @@ int store_lists(struct store *st, struct store_list_info **lists, size_t *n, cha
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(s, 0);
 
-        if (len == cap) {
-            struct store_list_info *nv;
-
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof(*v));
-            if (!nv) {
-                store_errf(err, errlen, "lists: out of memory");
-                goto fail;
-            }
-            v = nv;
+        if (store_array_reserve(&v, &cap, len, 16, sizeof(*v)) < 0) {
+            store_errf(err, errlen, "lists: out of memory");
+            goto fail;
         }
         snprintf(v[len].name, sizeof(v[len].name), "%s", name ? name : "");
         v[len].updated_ms = sqlite3_column_int64(s, 1);
@@ -571,14 +560,9 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
         goto sql_fail;
     sqlite3_finalize(s);
     s = NULL;
-    if (store_prepare(st, "DELETE FROM list_entries WHERE list = ?", &s, err, errlen) < 0)
-        goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
-        goto sql_fail;
-    sqlite3_finalize(s);
-    s = NULL;
-    if (store_prepare(st, "INSERT OR IGNORE INTO list_entries(list, domain) VALUES (?, ?)", &s, err,
+    if (store_exec_text(st, "DELETE FROM list_entries WHERE list = ?", name, "list replace", err,
+                        errlen) < 0 ||
+        store_prepare(st, "INSERT OR IGNORE INTO list_entries(list, domain) VALUES (?, ?)", &s, err,
                       errlen) < 0)
         goto fail;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -596,11 +580,8 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
     sqlite3_finalize(s);
     s = NULL;
     snprintf(detail, sizeof(detail), "%s: %lld entries", name, (long long)added);
-    if (store_audit_add(st, actor, "list.replace", detail, err, errlen) < 0 ||
-        store_policy_bump(st, err, errlen) < 0)
-        goto fail;
     free(sorted);
-    return store_commit(st, err, errlen);
+    return change_commit(st, actor, "list.replace", detail, err, errlen);
 sql_fail:
     store_sql_err(st, err, errlen, "list replace");
 fail:
@@ -613,31 +594,20 @@ fail:
 int store_list_delete(struct store *st, const char *name, const char *actor, char *err,
                       size_t errlen)
 {
-    sqlite3_stmt *s;
     char detail[128];
-    int rc;
 
     if (check_list_name(name, err, errlen) < 0 || store_begin(st, err, errlen) < 0)
         return -1;
     /* Entries go with it (ON DELETE CASCADE). */
-    if (store_prepare(st, "DELETE FROM lists WHERE name = ?", &s, err, errlen) < 0)
+    if (store_exec_text(st, "DELETE FROM lists WHERE name = ?", name, "list delete", err, errlen) <
+        0)
         goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        store_sql_err(st, err, errlen, "list delete");
-        goto fail;
-    }
     if (sqlite3_changes(st->db) == 0) {
         store_errf(err, errlen, "list %s: no such list", name);
         goto fail;
     }
     snprintf(detail, sizeof(detail), "%s", name);
-    if (store_audit_add(st, actor, "list.delete", detail, err, errlen) < 0 ||
-        store_policy_bump(st, err, errlen) < 0)
-        goto fail;
-    return store_commit(st, err, errlen);
+    return change_commit(st, actor, "list.delete", detail, err, errlen);
 fail:
     store_rollback(st);
     return -1;
@@ -671,15 +641,8 @@ int store_list_entries(struct store *st, const char *name, char ***domains, size
         return -1;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            char **nv;
-
-            cap = cap ? cap * 2 : 256;
-            nv = realloc(v, cap * sizeof(*v));
-            if (!nv)
-                goto oom;
-            v = nv;
-        }
+        if (store_array_reserve(&v, &cap, len, 256, sizeof(*v)) < 0)
+            goto oom;
         if (!(v[len] = strdup((const char *)sqlite3_column_text(s, 0))))
             goto oom;
         len++;
