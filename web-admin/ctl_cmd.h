@@ -128,6 +128,11 @@ long long ctl_json_num(const json_t *obj, const char *key);
 const char *ctl_json_str(const json_t *obj, const char *key);
 /* Prints a JSON value pretty to stdout (--json). */
 void ctl_print_json(const json_t *v);
+/* ctl_api() for a verb that shows the answer: with --json the answer is printed here, freed,
+ * and *out is NULL; so is *out on failure. A caller returns the status when *out is NULL,
+ * else shows *out its own way and json_decref()s it. */
+enum ctl_status ctl_api_show(struct ctl_ctx *ctx, const char *method, const char *path,
+                             const json_t *body, json_t **out, const char *what);
 
 /* ctl_cmd_rules.c */
 enum ctl_status ctl_cmd_block(struct ctl_ctx *ctx, const struct ctl_call *call);

@@ -9,15 +9,12 @@
 
 enum ctl_status ctl_cmd_reload(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "POST", "/api/reload", NULL, &out, NULL);
-    if (st != CTL_OK)
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "POST", "/api/reload", NULL, &out, NULL);
+    if (!out)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("reloaded: policy generation %lld in force\n",
-               (long long)json_integer_value(json_object_get(out, "generation")));
+    printf("reloaded: policy generation %lld in force\n",
+           (long long)json_integer_value(json_object_get(out, "generation")));
     json_decref(out);
     return CTL_OK;
 }

@@ -214,15 +214,10 @@ enum ctl_status ctl_cmd_top(struct ctl_ctx *ctx, const struct ctl_call *call)
         ctl_query_add_num(&q, "limit", limit->num);
     char path[sizeof(q.buf) + 16];
     snprintf(path, sizeof(path), "/api/top%s", q.buf);
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "GET", path, NULL, &out, NULL);
-    if (st != CTL_OK)
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, &out, NULL);
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     const struct ctl_column cols[] = {
         {titles[k], false, true}, {"requests", true, false}, {"bytes", true, false}};
     struct ctl_table *t = ctl_table_new(cols, 3);
@@ -240,11 +235,7 @@ enum ctl_status ctl_cmd_top(struct ctl_ctx *ctx, const struct ctl_call *call)
         const char *cells[] = {ctl_json_str(r, "key"), req, bytes};
         ctl_table_add(t, cells);
     }
-    if (ctl_table_rows(t) == 0)
-        fprintf(stderr, "no requests in that time\n");
-    else
-        ctl_table_flush(t, stdout, ctl_table_max_width());
-    ctl_table_free(t);
+    ctl_table_print(t, "no requests in that time");
     json_decref(out);
     return CTL_OK;
 }
@@ -318,15 +309,10 @@ static void print_members(const json_t *obj, const char *prefix, int width)
 
 enum ctl_status ctl_cmd_stats(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "GET", "/api/stats", NULL, &out, NULL);
-    if (st != CTL_OK)
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/stats", NULL, &out, NULL);
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     int width = 0;
     const json_t *proxy = json_object_get(out, "proxy");
     const json_t *totals = json_object_get(out, "totals");
@@ -354,15 +340,10 @@ enum ctl_status ctl_cmd_audit(struct ctl_ctx *ctx, const struct ctl_call *call)
         ctl_query_add_num(&q, "limit", limit->num);
     char path[sizeof(q.buf) + 16];
     snprintf(path, sizeof(path), "/api/audit%s", q.buf);
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "GET", path, NULL, &out, NULL);
-    if (st != CTL_OK)
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, &out, NULL);
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     static const struct ctl_column cols[] = {{"time", false, false},
                                              {"actor", false, false},
                                              {"action", false, false},
@@ -382,11 +363,7 @@ enum ctl_status ctl_cmd_audit(struct ctl_ctx *ctx, const struct ctl_call *call)
                                ctl_json_str(r, "detail")};
         ctl_table_add(t, cells);
     }
-    if (ctl_table_rows(t) == 0)
-        fprintf(stderr, "no policy changes recorded\n");
-    else
-        ctl_table_flush(t, stdout, ctl_table_max_width());
-    ctl_table_free(t);
+    ctl_table_print(t, "no policy changes recorded");
     json_decref(out);
     return CTL_OK;
 }

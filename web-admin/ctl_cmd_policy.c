@@ -115,19 +115,27 @@ static bool list_name_from_path(const char *path, char *name, size_t len)
     return true;
 }
 
-static enum ctl_status import_policy(struct ctl_ctx *ctx, const char *path, const char *text,
-                                     size_t len)
+/* PUTs a file's text to an API path: with no total timeout (a large list takes a while to
+ * store) and a progress bar on a terminal. */
+static enum ctl_status put_text(struct ctl_ctx *ctx, const char *api_path, const char *text,
+                                size_t len, struct ctl_answer *ans)
 {
     struct ctl_request req = {
         .method = "PUT",
-        .path = "/api/policy",
+        .path = api_path,
         .body = text,
         .body_len = len,
         .content_type = "text/plain; charset=utf-8",
         .flags = CTL_API_NO_TIMEOUT | CTL_API_PROGRESS,
     };
+    return ctl_api_send(ctx, &req, ans);
+}
+
+static enum ctl_status import_policy(struct ctl_ctx *ctx, const char *path, const char *text,
+                                     size_t len)
+{
     struct ctl_answer ans;
-    enum ctl_status st = ctl_api_send(ctx, &req, &ans);
+    enum ctl_status st = put_text(ctx, "/api/policy", text, len, &ans);
     if (st != CTL_OK) {
         if (st == CTL_REFUSED) {
             char msg[sizeof(ctx->err)];
@@ -152,16 +160,8 @@ static enum ctl_status import_list(struct ctl_ctx *ctx, const char *path, const 
     if (!ctl_path_escape(name, esc, sizeof(esc)))
         return ctl_usage(ctx, "list name too long: %s", name);
     snprintf(url, sizeof(url), "/api/lists/%s", esc);
-    struct ctl_request req = {
-        .method = "PUT",
-        .path = url,
-        .body = text,
-        .body_len = len,
-        .content_type = "text/plain; charset=utf-8",
-        .flags = CTL_API_NO_TIMEOUT | CTL_API_PROGRESS,
-    };
     struct ctl_answer ans;
-    enum ctl_status st = ctl_api_send(ctx, &req, &ans);
+    enum ctl_status st = put_text(ctx, url, text, len, &ans);
     if (st != CTL_OK)
         return st;
     if (ctx->json && ans.json) {
@@ -236,15 +236,10 @@ enum ctl_status ctl_cmd_export(struct ctl_ctx *ctx, const struct ctl_call *call)
 
 enum ctl_status ctl_cmd_lists(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "GET", "/api/lists", NULL, &out, NULL);
-    if (st != CTL_OK)
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/lists", NULL, &out, NULL);
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     static const struct ctl_column cols[] = {
         {"name", false, true}, {"entries", true, false}, {"updated", false, false}};
     struct ctl_table *t = ctl_table_new(cols, 3);
@@ -264,11 +259,7 @@ enum ctl_status ctl_cmd_lists(struct ctl_ctx *ctx, const struct ctl_call *call)
         const char *cells[] = {json_string_value(json_object_get(r, "name")), entries, updated};
         ctl_table_add(t, cells);
     }
-    if (ctl_table_rows(t) == 0)
-        fprintf(stderr, "no lists (load one with: proxyctl import FILE --list NAME)\n");
-    else
-        ctl_table_flush(t, stdout, ctl_table_max_width());
-    ctl_table_free(t);
+    ctl_table_print(t, "no lists (load one with: proxyctl import FILE --list NAME)");
     json_decref(out);
     return CTL_OK;
 }

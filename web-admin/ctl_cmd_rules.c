@@ -37,16 +37,11 @@ static enum ctl_status add_domain_rule(struct ctl_ctx *ctx, const struct ctl_cal
 {
     const char *domain = call->words[0];
     json_t *body = json_pack("{s:s}", "domain", domain);
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "POST", path, body, &out, NULL);
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "POST", path, body, &out, NULL);
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     long long id = ctl_json_num(json_object_get(out, "rule"), "id");
     json_decref(out);
     char action[16];
@@ -77,16 +72,11 @@ enum ctl_status ctl_cmd_unblock(struct ctl_ctx *ctx, const struct ctl_call *call
     char what[600];
     snprintf(what, sizeof(what), "'deny domain' rule for %s", domain);
     json_t *body = json_pack("{s:s}", "domain", domain);
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "POST", "/api/unblock", body, &out, what);
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "POST", "/api/unblock", body, &out, what);
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     const json_t *ids = json_object_get(out, "deleted");
     printf("unblocked %s: deleted rule%s", domain, json_array_size(ids) == 1 ? "" : "s");
     size_t i;
@@ -107,15 +97,10 @@ enum ctl_status ctl_cmd_unblock(struct ctl_ctx *ctx, const struct ctl_call *call
 
 enum ctl_status ctl_cmd_rules(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "GET", "/api/rules", NULL, &out, NULL);
-    if (st != CTL_OK)
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/rules", NULL, &out, NULL);
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     static const struct ctl_column cols[] = {
         {"id", true, false},   {"pos", true, false},  {"on", false, false},
         {"hits", true, false}, {"text", false, true}, {"comment", false, true},
@@ -141,11 +126,7 @@ enum ctl_status ctl_cmd_rules(struct ctl_ctx *ctx, const struct ctl_call *call)
                                ctl_json_str(r, "comment")};
         ctl_table_add(t, cells);
     }
-    if (ctl_table_rows(t) == 0)
-        fprintf(stderr, "no rules: every request gets the default action\n");
-    else
-        ctl_table_flush(t, stdout, ctl_table_max_width());
-    ctl_table_free(t);
+    ctl_table_print(t, "no rules: every request gets the default action");
     json_decref(out);
     return CTL_OK;
 }
@@ -214,16 +195,13 @@ static enum ctl_status set_enabled(struct ctl_ctx *ctx, const struct ctl_call *c
     snprintf(path, sizeof(path), "/api/rules/%lld", call->word_num[0]);
     snprintf(what, sizeof(what), "rule %lld", call->word_num[0]);
     json_t *body = json_pack("{s:b}", "enabled", on);
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "PATCH", path, body, &out, what);
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "PATCH", path, body, &out, what);
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("%s rule %lld: %s\n", on ? "enabled" : "disabled", call->word_num[0],
-               ctl_json_str(json_object_get(out, "rule"), "text"));
+    printf("%s rule %lld: %s\n", on ? "enabled" : "disabled", call->word_num[0],
+           ctl_json_str(json_object_get(out, "rule"), "text"));
     json_decref(out);
     return CTL_OK;
 }
@@ -304,16 +282,11 @@ enum ctl_status ctl_cmd_test(struct ctl_ctx *ctx, const struct ctl_call *call)
         if (v->set)
             json_object_set_new(body, keys[i][1], json_string(v->str));
     }
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "POST", "/api/test", body, &out, NULL);
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "POST", "/api/test", body, &out, NULL);
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     const json_t *rule = json_object_get(out, "rule");
     long long id = ctl_json_num(out, "rule_id");
     printf("action: %s\n", ctl_json_str(out, "action"));

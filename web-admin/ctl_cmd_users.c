@@ -145,15 +145,10 @@ static enum ctl_status user_exists(struct ctl_ctx *ctx, const char *name, bool *
 
 enum ctl_status ctl_cmd_users(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "GET", "/api/users", NULL, &out, NULL);
-    if (st != CTL_OK)
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/users", NULL, &out, NULL);
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-        json_decref(out);
-        return CTL_OK;
-    }
     const json_t *users = json_object_get(out, "users");
     size_t i;
     const json_t *u;

@@ -239,6 +239,18 @@ void ctl_print_json(const json_t *v)
     }
 }
 
+enum ctl_status ctl_api_show(struct ctl_ctx *ctx, const char *method, const char *path,
+                             const json_t *body, json_t **out, const char *what)
+{
+    enum ctl_status st = ctl_api(ctx, method, path, body, out, what);
+    if (st == CTL_OK && ctx->json) {
+        ctl_print_json(*out);
+        json_decref(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* ---- argument checks ---- */
 
 static bool parse_number(const char *s, long long lo, long long hi, long long *out)

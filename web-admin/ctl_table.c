@@ -217,3 +217,12 @@ int ctl_table_max_width(void)
         return ws.ws_col;
     return 80;
 }
+
+void ctl_table_print(struct ctl_table *t, const char *empty_msg)
+{
+    if (ctl_table_rows(t) == 0)
+        fprintf(stderr, "%s\n", empty_msg);
+    else
+        ctl_table_flush(t, stdout, ctl_table_max_width());
+    ctl_table_free(t);
+}

@@ -32,4 +32,8 @@ void ctl_table_flush(struct ctl_table *t, FILE *out, int max_width);
 /* The width to cut to: $COLUMNS or the terminal's width if stdout is a terminal, else 0. */
 int ctl_table_max_width(void);
 
+/* Prints all of t to stdout cut to ctl_table_max_width(), or, when t has no rows, the line
+ * empty_msg to stderr (so a pipe gets no header without rows); then frees t. */
+void ctl_table_print(struct ctl_table *t, const char *empty_msg);
+
 #endif
