@@ -282,6 +282,11 @@ int main(int argc, char **argv)
     p.nworkers = p.cfg.workers ? p.cfg.workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (p.nworkers == 0)
         p.nworkers = 1;
+    for (size_t i = 0; i < p.cfg.nlisten; i++)
+        if (worker_listen_probe(p.cfg.listen[i], err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return 1;
+        }
     p.workers = calloc(p.nworkers, sizeof(*p.workers));
     for (unsigned i = 0; i < p.nworkers; i++) {
         if (worker_init(&p.workers[i], i, &p.shared, &p.cfg, err, sizeof(err)) < 0) {

@@ -60,6 +60,34 @@ int worker_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *
     return -1;
 }
 
+int worker_listen_probe(const char *text, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (worker_parse_addr(text, &ss, &len) < 0) {
+        snprintf(err, errlen, "listen address '%s': expected IP:PORT or [IPv6]:PORT", text);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen %s: socket: %s", text, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    int rc = bind(fd, (struct sockaddr *)&ss, len);
+    int saved = errno;
+    close(fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "listen %s: %s%s", text, strerror(saved),
+                 saved == EADDRINUSE ? " (is another proxyd or proxy running?)" : "");
+        return -1;
+    }
+    return 0;
+}
+
 static int open_listener(const char *text, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;

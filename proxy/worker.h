@@ -115,6 +115,11 @@ void worker_destroy(struct worker *w);
 /* Tells the worker that shared->tunables changed. Any thread. */
 void worker_notify(struct worker *w);
 
+/* Binds text once without SO_REUSEPORT and lets go: fails (err filled) if any other socket
+ * holds the address, since the workers' SO_REUSEPORT listeners would otherwise silently
+ * share the port with another process. Main thread, before worker_init. */
+int worker_listen_probe(const char *text, char *err, size_t errlen);
+
 /* Parses "IP:PORT" / "[IPv6]:PORT" into ss. Returns 0 or -1. */
 int worker_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len);
 

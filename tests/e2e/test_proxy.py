@@ -291,6 +291,17 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(out.returncode, 2)
         self.assertIn("no-such-flag", out.stderr)
 
+    def test_second_instance_on_the_same_port_refuses_to_start(self):
+        import subprocess
+        import tempfile
+        from harness import PROXYD
+        with DnsStub(RECORDS) as dns, Proxyd(dns=dns) as px, tempfile.TemporaryDirectory() as d:
+            out = subprocess.run([PROXYD, "--listen", "127.0.0.1:%d" % px.proxy_port,
+                                  "--admin", "off", "--data-dir", d + "/var"],
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("Address already in use", out.stderr)
+
     def test_bad_policy_file_names_the_line(self):
         import subprocess
         import tempfile
