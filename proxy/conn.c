@@ -1234,7 +1234,6 @@ static bool step_relay(struct conn *c)
     }
     if (progress)
         set_deadline(c, w->tun.origin_timeout_ms);
-    (void)w;
     return progress;
 }
 

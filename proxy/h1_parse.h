@@ -33,9 +33,9 @@ struct h1_header {
 };
 
 struct h1_limits {
-    size_t max_request_line; /* exceeded: 414 (requests) / 400 (responses) */
-    size_t max_head_bytes;   /* whole head incl. request/status line: exceeded: 431 / 502 */
-    size_t max_headers;      /* header count: exceeded: 431 */
+    size_t max_request_line; /* request/status line: exceeded: 414 (requests), 502 (responses) */
+    size_t max_head_bytes;   /* whole head incl. that line: exceeded: 431 / 502 */
+    size_t max_headers;      /* header count: exceeded: 431 / 502 */
 };
 
 struct h1_error {
