@@ -43,6 +43,8 @@ static const struct opt opts[] = {
     {"via", OPT_STR, OFF(via), 0, 0, "NAME  pseudonym in Via headers (default proxyd)"},
     {"contact", OPT_STR, OFF(contact), 0, 0, "TEXT  contact line on block pages"},
     {"pac-proxy", OPT_STR, OFF(pac_proxy), 0, 0, "HOST:PORT  proxy address in /proxy.pac"},
+    {"static-dir", OPT_STR, OFF(static_dir), 0, 0,
+     "DIR  admin pages and assets (default: the source tree's web-admin/static)"},
     {"squid-log", OPT_STR, OFF(squid_log), 0, 0, "FILE  also write a Squid-format access.log"},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, "yes|no  SQLite access log (default yes)"},
     {"retention-days", OPT_INT64, OFF(retention_days), 0, 0, "N  delete log rows older (default 90)"},

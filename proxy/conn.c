@@ -437,7 +437,9 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
     start_request_record(c);
     c->head_len = head_len;
     copy_field(c->rec.method, sizeof(c->rec.method), req->method.p, req->method.len);
-    c->client_keep_alive = req->keep_alive;
+    /* Keep-alive is offered to HTTP/1.1 clients only: a 1.0 client would need a
+     * "Connection: keep-alive" echo we do not promise. */
+    c->client_keep_alive = req->keep_alive && req->minor_version == 1;
     c->request_head = req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
     c->is_connect = req->form == H1_FORM_AUTHORITY;
     c->websocket = req->upgrade_websocket;
@@ -521,6 +523,12 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         c->head_len = 0;
     } else {
         long n = h1_request_rewrite(req, w->tun.via, w->scratch, sizeof(w->scratch));
+        if (n > 0 && req->minor_version == 0) {
+            /* Ask as 1.0 for a 1.0 client, so no origin answers it in chunks. */
+            char *eol = memmem(w->scratch, (size_t)n, "\r\n", 2);
+            if (eol && eol - w->scratch > 3 && !memcmp(eol - 3, "1.1", 3))
+                eol[-1] = '0';
+        }
         size_t rest = c->up.len - head_len;
         if (n < 0 || (size_t)n + rest > BUF_SIZE) {
             struct h1_error e = {431, "request head too large to forward"};

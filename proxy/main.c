@@ -316,7 +316,7 @@ int main(int argc, char **argv)
             .allow_remote = p.cfg.admin_allow_remote,
             .data_dir = p.cfg.data_dir,
             .db_path = p.cfg.db_path,
-            .static_dir = NULL,
+            .static_dir = p.cfg.static_dir,
             .pac_proxy = pac,
             .acl = p.acl,
             .policy_changed = hook_policy_changed,

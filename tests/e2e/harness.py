@@ -175,7 +175,7 @@ class Origin:
                 if head is None:
                     return
                 first, headers = parse_headers(head)
-                method, target, _ = first.split(" ", 2)
+                method, target, version = first.split(" ", 2)
                 body = b""
                 te = header(headers, "Transfer-Encoding")
                 cl = header(headers, "Content-Length")
@@ -187,14 +187,14 @@ class Origin:
                     body, buf = read_exact(c, int(cl), buf)
                 with self.lock:
                     self.requests.append((head, body))
-                if not self._answer(c, method, target, headers, body):
+                if not self._answer(c, method, target, headers, body, version):
                     return
         except (OSError, EOFError, ValueError):
             pass
         finally:
             c.close()
 
-    def _answer(self, c, method, target, headers, body):
+    def _answer(self, c, method, target, headers, body, version="HTTP/1.1"):
         path, _, query = target.partition("?")
         args = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
         n = int(args.get("n", "1024"))
@@ -207,6 +207,10 @@ class Origin:
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
             if send_body:
                 c.sendall(pattern(n))
+        elif path == "/chunked" and version == "HTTP/1.0":
+            # A 1.0 request must not get chunks: the body ends when the connection does.
+            c.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + pattern(n))
+            return False
         elif path == "/chunked":
             out = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"]
             data = pattern(n)

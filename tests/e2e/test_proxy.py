@@ -75,6 +75,19 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(header(headers, "Transfer-Encoding"), "chunked")
         self.assertEqual(body, pattern(25000))
 
+    def test_http10_client_is_asked_for_as_10_and_closed(self):
+        with self.px.connect() as s:
+            s.sendall(("GET %s/chunked?n=5000 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+                       % self.base).encode())
+            status, headers, body, _ = read_response(s)
+            self.assertEqual((status, body), (200, pattern(5000)))
+            self.assertIsNone(header(headers, "Transfer-Encoding"))
+            self.assertEqual(header(headers, "Connection"), "close")
+            s.settimeout(5)
+            self.assertEqual(s.recv(1), b"")  # closed after the response
+        head, _ = self.last_origin_request()
+        self.assertTrue(head.startswith(b"GET /chunked?n=5000 HTTP/1.0\r\n"), head[:60])
+
     def test_close_delimited_response(self):
         with self.px.connect() as s:
             s.sendall(("GET %s/close?n=70000 HTTP/1.1\r\nHost: x\r\n\r\n" % self.base).encode())
