@@ -291,6 +291,23 @@ static void bench_queries(const char *path, int64_t now)
         {.name = "search: by client",
          .kind = Q_SEARCH,
          .f = {.client = "10.0.0.20", .decision = -1, .limit = 100}},
+        {.name = "search: absent client (full scan)",
+         .kind = Q_SEARCH,
+         .f = {.client = "10.9.9.9", .decision = -1, .limit = 100}},
+        {.name = "search: client, 1 h 12 h ago",
+         .kind = Q_SEARCH,
+         .f = {.client = "10.0.0.20",
+               .since_ms = now - 13 * HOUR_MS,
+               .until_ms = now - 12 * HOUR_MS,
+               .decision = -1,
+               .limit = 100}},
+        {.name = "search: absent client, 24 h",
+         .kind = Q_SEARCH,
+         .f = {.client = "10.9.9.9",
+               .since_ms = now - DAY_MS,
+               .until_ms = now,
+               .decision = -1,
+               .limit = 100}},
         {.name = "search: host substring",
          .kind = Q_SEARCH,
          .f = {.host_like = "ads7", .decision = -1, .limit = 100}},
@@ -348,7 +365,9 @@ static void bench_queries(const char *path, int64_t now)
         sqlite3_open(path, &db);
         sqlite3_prepare_v2(db, "SELECT max(id) - 5000 FROM access_log", -1, &s, NULL);
         if (sqlite3_step(s) == SQLITE_ROW)
-            qs[5].f.before_id = sqlite3_column_int64(s, 0);
+            for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+                if (strstr(qs[i].name, "before_id"))
+                    qs[i].f.before_id = sqlite3_column_int64(s, 0);
         sqlite3_finalize(s);
         sqlite3_close(db);
     }

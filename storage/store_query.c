@@ -14,9 +14,10 @@
 
 #define SEARCH_DEFAULT_LIMIT 100
 #define SEARCH_MAX_LIMIT 1000
-/* A bounded window at most this long is read through the time index, then sorted by id;
- * longer or open windows walk the ids from the newest end, which meets the window at once
- * for the usual "last hour / last day" and needs no sort. */
+/* A bounded window at most this long is read through the time index, then sorted by id
+ * (also with a client filter: there is no client index); longer or open windows walk the
+ * ids from the newest end, which meets the window at once for the usual "last hour / last
+ * day" and needs no sort. */
 #define NARROW_WINDOW_MS (6 * 3600 * 1000LL)
 #define SERIES_MAX_POINTS 100000
 #define TOP_MAX_LIMIT 1000
@@ -113,7 +114,7 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     struct store_log_row *v = NULL;
     sqlite3_stmt *s = NULL;
     size_t limit = f->limit ? f->limit : SEARCH_DEFAULT_LIMIT, len = 0;
-    bool by_time = f->since_ms > 0 && f->until_ms > 0 && !f->client &&
+    bool by_time = f->since_ms > 0 && f->until_ms > 0 &&
                    f->until_ms - f->since_ms <= NARROW_WINDOW_MS;
     /* Unary + keeps an index out of the plan for that term. */
     const char *tcol = by_time ? "time_ms" : "+time_ms";

@@ -150,6 +150,40 @@ START_TEST(test_version_1_database_migrates_and_backfills_rule_hits)
 }
 END_TEST
 
+/* Step 4 drops the client index from databases that have it; new ones never keep it. */
+START_TEST(test_version_3_database_loses_client_index_keeps_rows)
+{
+    char err[256] = "";
+    sqlite3 *db;
+    struct store *st;
+
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    for (size_t i = 0; i < store_migrations_count && store_migrations[i].version <= 3; i++)
+        ck_assert_int_eq(sqlite3_exec(db, store_migrations[i].sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (3);"
+                                  "INSERT INTO access_log(time_ms, client, host)"
+                                  " VALUES (1, 'c1', 'a.test'), (2, 'c2', 'b.test');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(
+        raw_int(tmp.db, "SELECT count(*) FROM sqlite_master WHERE name = 'access_log_client'"), 1);
+
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_schema_version(st), current_version());
+    store_close(st);
+    ck_assert_int_eq(
+        raw_int(tmp.db, "SELECT count(*) FROM sqlite_master WHERE name = 'access_log_client'"), 0);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                     " AND name IN ('access_log_time', 'access_log_decision_time')"),
+                     2);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM access_log WHERE client = 'c2'"), 1);
+}
+END_TEST
+
 START_TEST(test_newer_schema_is_refused_with_message)
 {
     char err[256] = "";
@@ -208,6 +242,7 @@ int main(void)
     tcase_add_test(tc, test_database_is_in_wal_mode);
     tcase_add_test(tc, test_reopen_keeps_data_and_version);
     tcase_add_test(tc, test_version_1_database_migrates_and_backfills_rule_hits);
+    tcase_add_test(tc, test_version_3_database_loses_client_index_keeps_rows);
     tcase_add_test(tc, test_newer_schema_is_refused_with_message);
     tcase_add_test(tc, test_unopenable_path_fills_err_with_path);
     tcase_add_test(tc, test_decision_names);
