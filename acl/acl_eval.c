@@ -247,6 +247,10 @@ static void decide(struct eval *ev, struct acl_decision *out)
     if (ev->best != NO_RULE) {
         const struct acl_rule *r = &ev->set->rules[ev->best];
         out->rule_id = r->id;
+        if (ev->req->brief && !ev->best_auth && r->action == ACL_ALLOW) {
+            out->action = ACL_ALLOW;
+            return;
+        }
         if (ev->best_auth) {
             out->action = ACL_AUTH;
             n = (size_t)snprintf(out->reason, sizeof(out->reason),
@@ -267,9 +271,11 @@ static void decide(struct eval *ev, struct acl_decision *out)
         char who[INET6_ADDRSTRLEN];
         bool allowed = ev->has_client &&
                        acl_cidr_list_contains(ev->set->allowed, ev->set->nallowed, ev->client);
-        client_str(ev->req->client, who, sizeof(who));
         out->rule_id = 0;
         out->action = allowed ? ACL_ALLOW : ACL_DENY;
+        if (allowed && ev->req->brief)
+            return;
+        client_str(ev->req->client, who, sizeof(who));
         n = (size_t)snprintf(out->reason, sizeof(out->reason),
                              allowed ? "default: client %s allowed"
                                      : "default: client %s not in allowed networks",
@@ -284,7 +290,8 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
               struct acl_decision *out)
 {
     struct eval ev = {.set = set, .req = req, .s = s, .best = NO_RULE};
-    memset(out, 0, sizeof(*out));
+    out->rule_id = 0;
+    out->reason[0] = '\0';
     out->action = ACL_DENY;
     if (!set || !s) {
         snprintf(out->reason, sizeof(out->reason), "no policy loaded");

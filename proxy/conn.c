@@ -499,6 +499,7 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         .client = (const struct sockaddr *)&c->client_addr,
         .user = user,
         .clock = w->clock,
+        .brief = true, /* the reason is shown only on block pages */
     };
     struct acl_decision d;
     acl_eval(w->acl, &ar, w->acl_scratch, &d);

@@ -467,6 +467,35 @@ START_TEST(test_null_set_denies)
 }
 END_TEST
 
+START_TEST(test_brief_request_leaves_allow_reason_empty_but_explains_denials)
+{
+    struct acl_rule_src rules[] = {{1, true, "allow domain ok.test"},
+                                   {2, true, "deny domain bad.test"}};
+    struct acl_config cfg = {.rules = rules, .nrules = 2};
+    struct acl_error err;
+    struct acl_set *set = acl_set_compile(&cfg, &err);
+    ck_assert_ptr_nonnull(set);
+    struct req_buf rb;
+    struct acl_decision d;
+    const char *urls[] = {"GET http://ok.test/", "GET http://other.test/", "GET http://bad.test/"};
+    const enum acl_action want[] = {ACL_ALLOW, ACL_ALLOW, ACL_DENY};
+    for (int i = 0; i < 3; i++) {
+        for (int brief = 0; brief < 2; brief++) {
+            req_make(&rb, urls[i], LAN, NULL, MON, 600);
+            rb.req.brief = brief;
+            strcpy(d.reason, "stale");
+            acl_eval(set, &rb.req, scratch, &d);
+            ck_assert_int_eq(d.action, want[i]);
+            if (brief && want[i] == ACL_ALLOW)
+                ck_assert_str_eq(d.reason, "");
+            else
+                ck_assert_int_gt(strlen(d.reason), 10);
+        }
+    }
+    acl_set_free(set);
+}
+END_TEST
+
 START_TEST(test_memory_grows_with_rules)
 {
     ck_assert_uint_gt(acl_set_memory(sets[P_URL]), acl_set_memory(sets[P_CUSTOM]));
@@ -483,6 +512,7 @@ int main(void)
                         (int)(sizeof(cases) / sizeof(cases[0])));
     tcase_add_test(tc, test_indexed_eval_agrees_with_rule_by_rule);
     tcase_add_test(tc, test_null_set_denies);
+    tcase_add_test(tc, test_brief_request_leaves_allow_reason_empty_but_explains_denials);
     tcase_add_test(tc, test_memory_grows_with_rules);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
