@@ -251,6 +251,25 @@ class RelayTest(unittest.TestCase):
         self.assertNotIn(b"<script>", body)
         self.assertEqual(len(self.origin.requests), before)
 
+    def test_policy_change_applies_to_open_connections_without_dropping_them(self):
+        with self.px.connect() as s:
+            url = "http://news.test:%d/small" % self.origin.port
+            s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % url).encode())
+            status, _, _, rest = read_response(s)
+            self.assertEqual(status, 502)  # news.test is not in the DNS stub: proves it asked
+            rule = self.px.api("POST", "/api/rules", {"text": "deny domain news.test", "before": -1})
+            try:
+                t0 = time.monotonic()
+                s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % url).encode())
+                status, _, body, rest = read_response(s, rest)
+                self.assertEqual(status, 403)  # same connection, new policy
+                self.assertLess(time.monotonic() - t0, 1.0)
+                s.sendall(("GET %s/small HTTP/1.1\r\nHost: x\r\n\r\n" % self.base).encode())
+                status, _, body, _ = read_response(s, rest)
+                self.assertEqual((status, len(body)), (200, 1024))
+            finally:
+                self.px.api("DELETE", "/api/rules/%d" % rule["rule"]["id"])
+
     def test_slow_client_does_not_block_others(self):
         slow = self.px.connect()
         try:
