@@ -47,9 +47,9 @@ class CsrfOrigin(Origin):
 
     admin_url = None
 
-    def _answer(self, c, method, target, headers, body):
+    def _answer(self, c, method, target, headers, body, version="HTTP/1.1"):
         if not target.startswith("/csrf-form"):
-            return super()._answer(c, method, target, headers, body)
+            return super()._answer(c, method, target, headers, body, version)
         page = ("<!doctype html><html><body><h1>Win a prize</h1>"
                 "<form method=POST enctype=text/plain action=\"%s/api/rules\">"
                 "<input type=hidden name='{\"text\":\"deny domain evil.test\",\"comment\":\"' "
