@@ -346,7 +346,7 @@ static void reset_request(struct conn *c)
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
     c->head_sent = c->request_head = c->websocket = c->is_connect = false;
-    c->origin_reused = c->origin_keep_alive = false;
+    c->origin_keep_alive = false;
     c->resp_head_done = false;
     c->auth_known = false;
     c->down_splice = false;
@@ -524,12 +524,6 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         c->head_len = 0;
     } else {
         long n = h1_request_rewrite(req, w->tun.via, w->scratch, sizeof(w->scratch));
-        if (n > 0 && req->minor_version == 0) {
-            /* Ask as 1.0 for a 1.0 client, so no origin answers it in chunks. */
-            char *eol = memmem(w->scratch, (size_t)n, "\r\n", 2);
-            if (eol && eol - w->scratch > 3 && !memcmp(eol - 3, "1.1", 3))
-                eol[-1] = '0';
-        }
         size_t rest = c->up.len - head_len;
         if (n < 0 || (size_t)n + rest > BUF_SIZE) {
             struct h1_error e = {431, "request head too large to forward"};
@@ -722,7 +716,6 @@ static void start_connect(struct conn *c)
         if (c->ofd >= 0 && !c->origin_in_use) {
             if (!c->is_connect && !c->o_readable && same_addr(&c->origin_addr, ss)) {
                 w->nattached--;
-                c->origin_reused = true;
                 origin_connected(c);
                 return;
             }
@@ -739,7 +732,6 @@ static void start_connect(struct conn *c)
                 close_origin(c);
                 continue;
             }
-            c->origin_reused = true;
             origin_connected(c);
             return;
         }

@@ -80,7 +80,6 @@ struct conn {
     bool request_head;        /* HEAD: response has no body */
     bool websocket;
     bool is_connect;
-    bool origin_reused;
     bool counted_tunnel;
 
     struct sockaddr_storage client_addr;

@@ -1203,7 +1203,8 @@ long h1_request_rewrite(const struct h1_request *req, const char *via, char *out
     } else {
         put_slice(&o, req->target);
     }
-    PUT_LIT(&o, " HTTP/1.1\r\n");
+    /* A 1.0 client is asked for as 1.0, so no origin answers it in chunks. */
+    put(&o, req->minor_version == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11);
 
     if (host_from_target) {
         const bool v6 = memchr(req->host.p, ':', req->host.len) != NULL;

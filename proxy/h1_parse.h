@@ -122,7 +122,7 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
                     struct h1_error *err);
 
 /* Writes the request head to send to the origin into out[0..cap): origin-form request line
- * ("METHOD /path HTTP/1.1"), Host set from the target, hop-by-hop headers removed
+ * ("METHOD /path HTTP/1.x", x as the client sent it), Host set from the target, hop-by-hop headers removed
  * (Connection and every header it names, Keep-Alive, Proxy-Connection,
  * Proxy-Authorization, TE, Trailer, Upgrade unless req->upgrade_websocket), then
  * "Via: 1.1 <via>" appended and, for a WebSocket upgrade, "Connection: Upgrade".

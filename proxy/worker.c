@@ -203,9 +203,11 @@ static void on_accept(struct ev_loop *loop, int fd, unsigned events, void *arg)
     }
 }
 
+/* A wake (new settings, a drain, an answer posted by another thread) needs no sweep: the
+ * posted calls have run already, and timeouts and the drain are the tick's, 100 ms at most. */
 static void on_wake(struct ev_loop *loop, void *arg)
 {
-    on_tick(loop, arg);
+    refresh_tunables(arg);
 }
 
 int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,

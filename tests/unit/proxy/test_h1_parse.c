@@ -824,7 +824,7 @@ static const struct rewrite_case req_rewrite_cases[] = {
      "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nVia: 1.1 proxyd\r\n\r\n"},
     {"http10_client_empty_path",
      "GET http://a.test HTTP/1.0\r\nUser-Agent: x\r\n\r\n",
-     "GET / HTTP/1.1\r\nHost: a.test\r\nUser-Agent: x\r\nVia: 1.1 proxyd\r\n\r\n"},
+     "GET / HTTP/1.0\r\nHost: a.test\r\nUser-Agent: x\r\nVia: 1.1 proxyd\r\n\r\n"},
     {"options_empty_path_becomes_asterisk",
      "OPTIONS http://a.test:81 HTTP/1.1\r\nHost: a.test:81\r\n\r\n",
      "OPTIONS * HTTP/1.1\r\nHost: a.test:81\r\nVia: 1.1 proxyd\r\n\r\n"},
