@@ -35,7 +35,7 @@ import dnsstub  # noqa: E402  (tests/e2e/dnsstub.py)
 
 BUILD_DIR = os.environ.get("PX_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
 PROXYD = os.environ.get("PROXYD_BIN", os.path.join(BUILD_DIR, "proxy", "proxyd"))
-PROXYCTL = os.environ.get("PROXYCTL_BIN", os.path.join(BUILD_DIR, "web-admin", "proxyctl"))
+PROXYCTL = os.environ.get("PROXYCTL_BIN", os.path.join(BUILD_DIR, "proxyctl", "proxyctl"))
 
 PATTERN = bytes(range(256))
 

@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "web-admin/ctl_cmd.h"
-#include "web-admin/ctl_http.h"
+#include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_http.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define DEFAULT_DATA_DIR "./var"

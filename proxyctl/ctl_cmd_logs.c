@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "web-admin/ctl_cmd.h"
-#include "web-admin/ctl_http.h"
-#include "web-admin/ctl_table.h"
+#include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_http.h"
+#include "proxyctl/ctl_table.h"
 
 #define FOLLOW_POLL_MS 1000
 #define FOLLOW_BATCH 1000

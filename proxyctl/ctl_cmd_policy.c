@@ -7,9 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "web-admin/ctl_cmd.h"
-#include "web-admin/ctl_http.h"
-#include "web-admin/ctl_table.h"
+#include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_http.h"
+#include "proxyctl/ctl_table.h"
 
 #define IMPORT_MAX_BYTES (64LL * 1024 * 1024) /* the API's limit for imports */
 

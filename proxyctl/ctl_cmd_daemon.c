@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "web-admin/ctl_cmd.h"
-#include "web-admin/ctl_http.h"
-#include "web-admin/ctl_table.h"
+#include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_http.h"
+#include "proxyctl/ctl_table.h"
 
 enum ctl_status ctl_cmd_reload(struct ctl_ctx *ctx, const struct ctl_call *call)
 {

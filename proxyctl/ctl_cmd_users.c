@@ -9,8 +9,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "web-admin/ctl_cmd.h"
-#include "web-admin/ctl_http.h"
+#include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_http.h"
 
 #define PASSWORD_MAX 256
 

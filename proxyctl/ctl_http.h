@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "web-admin/ctl_cmd.h"
+#include "proxyctl/ctl_cmd.h"
 
 /* Request flags. */
 #define CTL_API_NO_AUTH 0x1    /* send no token (GET /api/health) */

@@ -1,7 +1,7 @@
 /* Table printing for proxyctl: rows of copied cells, widths in characters (UTF-8 code
  * points), cutting to the terminal width. Cells come from the daemon, and log cells from
  * arbitrary clients, so control characters are never written to the terminal as-is. */
-#include "web-admin/ctl_table.h"
+#include "proxyctl/ctl_table.h"
 
 #include <langinfo.h>
 #include <stdlib.h>

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "web-admin/ctl_cmd.h"
-#include "web-admin/ctl_http.h"
-#include "web-admin/ctl_table.h"
+#include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_http.h"
+#include "proxyctl/ctl_table.h"
 
 /* Asks /api/test about http://DOMAIN/; returns the deciding rule's id (0: the default) and
  * the action in `action`, or -1 if the daemon could not say (the error is dropped: the

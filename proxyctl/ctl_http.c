@@ -1,7 +1,7 @@
 /* proxyctl's HTTP client: one libcurl easy handle reused for every request of a run (so
  * --follow keeps its connection), the bearer token lookup, the upload progress bar, and the
  * translation of answers into statuses and messages. Never exits. */
-#include "web-admin/ctl_http.h"
+#include "proxyctl/ctl_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
