@@ -1,29 +1,25 @@
-/* store_log: the access-log writer. Each producer (proxy worker) owns one lock-free
- * single-producer/single-consumer ring of fixed-size records; one writer thread drains all
- * rings into SQLite, one transaction per batch, and optionally appends Squid native lines.
+/* store_log: the SQLite access-log writer. One thread drains the per-worker record queues
+ * (store_queue.c, backend-free) into SQLite, one transaction per batch, and optionally
+ * appends Squid native lines.
  *
- * Producers never block, lock or allocate: a push is a copy into the ring and a release
- * store of the head. The writer wakes every flush interval, or early through a non-blocking
- * eventfd write when a ring passes half full. When the database refuses a batch, the writer
- * keeps draining (counting the rows as dropped_db_error) and retries once a second,
- * reopening the connection when the file was removed or the connection broke.
+ * The writer wakes every flush interval, or early when a queue passes half full. When the
+ * database refuses a batch, the writer keeps draining (counting the rows as
+ * dropped_db_error) and retries once a second, reopening the connection when the file was
+ * removed or the connection broke.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/store_impl.h"
+#include "storage/store_queue.h"
 
-#define DEFAULT_CAPACITY 4096
-#define MAX_CAPACITY (1u << 20)
 #define DEFAULT_FLUSH_MS 100
 #define WRITER_BUSY_TIMEOUT_MS 250 /* longer than a normal policy transaction */
 #define RETRY_MS 1000              /* after a failure, and for the file checks */
@@ -32,20 +28,9 @@
 #define RETENTION_IDLE_MS 2000 /* between retention steps once caught up */
 #define SQUID_LINE_MAX 1600    /* longest line format_squid can produce, with margin */
 
-struct ring {
-    _Alignas(64) _Atomic size_t head; /* records pushed; written by the producer only */
-    _Atomic uint64_t dropped;         /* producer only */
-    _Atomic bool kicked;              /* producer sets when it wakes the writer */
-    _Alignas(64) _Atomic size_t tail; /* records consumed; written by the writer only */
-    size_t mask;
-    struct store_access *slots; /* owned, mask + 1 records */
-};
-
 struct store_log {
     /* Shared with producers and store_log_counters callers. */
-    struct ring *rings; /* owned, nrings */
-    size_t nrings;
-    int efd;
+    struct store_queue *queue; /* owned */
     _Atomic bool stopping;
     _Atomic uint64_t written;
     _Atomic uint64_t dropped_db;
@@ -73,6 +58,7 @@ struct store_log {
     char *squid_buf; /* owned, one batch of lines */
     size_t squid_len, squid_cap;
     struct store_hit_tally tally;
+    bool batch_ok; /* the current batch's inserts have all succeeded so far */
 };
 
 static void set_error(struct store_log *log, const char *fmt, ...)
@@ -93,47 +79,18 @@ static void set_error(struct store_log *log, const char *fmt, ...)
 
 bool store_log_push(struct store_log *log, size_t producer, const struct store_access *rec)
 {
-    struct ring *r;
-    size_t head, tail, fill;
-    uint64_t one = 1;
-
-    if (producer >= log->nrings)
-        return false;
-    r = &log->rings[producer];
-    head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    fill = head - tail;
-    if (fill > r->mask) {
-        atomic_store_explicit(&r->dropped,
-                              atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        return false;
-    }
-    memcpy(&r->slots[head & r->mask], rec, sizeof(*rec));
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
-    /* Wake the writer early, once per fill-up; a write to a non-blocking eventfd never
-     * blocks (EAGAIN only if the counter would overflow, which a wake-up can ignore). */
-    if (fill + 1 >= (r->mask + 1) / 2 && !atomic_load_explicit(&r->kicked, memory_order_relaxed)) {
-        atomic_store_explicit(&r->kicked, true, memory_order_relaxed);
-        if (write(log->efd, &one, sizeof(one)) < 0) {
-            /* Nothing to do: the writer polls every flush interval anyway. */
-        }
-    }
-    return true;
+    return store_queue_push(log->queue, producer, rec);
 }
 
 void store_log_counters(struct store_log *log, struct store_log_counters *out)
 {
-    uint64_t written, dropped_db, queued = 0, dropped_full = 0;
+    uint64_t written, dropped_db, queued, dropped_full;
 
     memset(out, 0, sizeof(*out));
-    /* Committed counts first, heads after: heads only grow, so pending never underflows. */
+    /* Committed counts first, pushes after: pushes only grow, so pending never underflows. */
     written = atomic_load(&log->written);
     dropped_db = atomic_load(&log->dropped_db);
-    for (size_t i = 0; i < log->nrings; i++) {
-        queued += atomic_load(&log->rings[i].head);
-        dropped_full += atomic_load(&log->rings[i].dropped);
-    }
+    store_queue_counts(log->queue, &queued, &dropped_full);
     out->queued = queued;
     out->written = written;
     out->dropped_queue_full = dropped_full;
@@ -330,7 +287,8 @@ static void check_files(struct store_log *log)
 
 static void bind_text(sqlite3_stmt *s, int col, const char *field, size_t size)
 {
-    /* STATIC: the ring slot stays untouched until the tail moves past it, after the step. */
+    /* STATIC: the queue slot stays untouched until store_queue_drain's callback returns,
+     * after the step. */
     sqlite3_bind_text(s, col, field, (int)strnlen(field, size), SQLITE_STATIC);
 }
 
@@ -361,52 +319,37 @@ static int insert_row(struct store_log *log, const struct store_access *a)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static size_t rings_available(struct store_log *log)
+/* store_queue_drain's callback: one record of the batch. After the first failed insert
+ * the rest of the batch is only taken (and counted lost by the caller); Squid lines are
+ * formatted either way. */
+static void take_record(void *arg, const struct store_access *a)
 {
-    size_t n = 0;
+    struct store_log *log = arg;
 
-    for (size_t i = 0; i < log->nrings; i++) {
-        struct ring *r = &log->rings[i];
-
-        n += atomic_load_explicit(&r->head, memory_order_acquire) -
-             atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (log->batch_ok) {
+        if (insert_row(log, a) < 0) {
+            log->batch_ok = false;
+        } else if (a->rule_id != 0 && !store_tally_add(&log->tally, a->rule_id, 1)) {
+            if (store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
+                log->batch_ok = false;
+            else
+                store_tally_add(&log->tally, a->rule_id, 1);
+        }
     }
-    return n;
+    squid_add(log, a);
 }
 
-/* Takes up to max records out of the rings. With ok, inserts each (stopping the inserts at
- * the first failure, *ok turns false); always formats Squid lines. Returns records taken. */
+/* Takes up to max records out of the queues. With ok, inserts each (stopping the inserts
+ * at the first failure, *ok turns false); always formats Squid lines. Returns records
+ * taken. */
 static size_t drain(struct store_log *log, size_t max, bool *ok)
 {
-    size_t taken = 0;
+    size_t n;
 
-    for (size_t i = 0; i < log->nrings && taken < max; i++) {
-        struct ring *r = &log->rings[i];
-        size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-
-        atomic_store_explicit(&r->kicked, false, memory_order_relaxed);
-        for (; tail != head && taken < max; tail++, taken++) {
-            const struct store_access *a = &r->slots[tail & r->mask];
-
-            if (*ok) {
-                if (insert_row(log, a) < 0) {
-                    *ok = false;
-                } else if (a->rule_id != 0 && !store_tally_add(&log->tally, a->rule_id, 1)) {
-                    if (store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
-                        *ok = false;
-                    else
-                        store_tally_add(&log->tally, a->rule_id, 1);
-                }
-            }
-            squid_add(log, a);
-            /* Release the slot to the producer as soon as SQLite has copied it. */
-            if ((taken & 15) == 15)
-                atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-        }
-        atomic_store_explicit(&r->tail, tail, memory_order_release);
-    }
-    return taken;
+    log->batch_ok = *ok;
+    n = store_queue_drain(log->queue, max, take_record, log);
+    *ok = log->batch_ok;
+    return n;
 }
 
 /* Counts a lost batch and schedules the retry. Rolls back the open transaction, if any. */
@@ -428,7 +371,7 @@ static void fail_batch(struct store_log *log, size_t rows, const char *why)
         db_close(log);
 }
 
-/* Writes one batch of at most MAX_BATCH rows. Returns rows taken from the rings. */
+/* Writes one batch of at most MAX_BATCH rows. Returns rows taken from the queues. */
 static size_t write_batch(struct store_log *log)
 {
     char err[128];
@@ -492,8 +435,6 @@ static void housekeeping(struct store_log *log)
 static void *writer_main(void *arg)
 {
     struct store_log *log = arg;
-    struct pollfd pfd = {.fd = log->efd, .events = POLLIN};
-    uint64_t v;
 
     for (;;) {
         /* Read before draining: everything pushed before store_log_stop is then written. */
@@ -502,13 +443,12 @@ static void *writer_main(void *arg)
         if (stopping)
             log->next_retry_ms = 0; /* one last attempt to write what is left */
 
-        if (!stopping && poll(&pfd, 1, log->flush_ms) > 0 && read(log->efd, &v, sizeof(v)) < 0) {
-            /* EAGAIN: another wake-up raced this one; nothing lost. */
-        }
-        while (rings_available(log) > 0) {
+        if (!stopping)
+            store_queue_wait(log->queue, log->flush_ms);
+        while (store_queue_len(log->queue) > 0) {
             write_batch(log);
             squid_flush(log);
-            if (!stopping && rings_available(log) < MAX_BATCH)
+            if (!stopping && store_queue_len(log->queue) < MAX_BATCH)
                 break; /* the rest waits for the next wake-up, with the next arrivals */
         }
         if (stopping)
@@ -525,13 +465,7 @@ static void log_free(struct store_log *log)
     if (!log)
         return;
     db_close(log);
-    if (log->rings) {
-        for (size_t i = 0; i < log->nrings; i++)
-            free(log->rings[i].slots);
-        free(log->rings);
-    }
-    if (log->efd >= 0)
-        close(log->efd);
+    store_queue_free(log->queue);
     if (log->squid_fd >= 0)
         close(log->squid_fd);
     pthread_mutex_destroy(&log->err_lock);
@@ -544,53 +478,30 @@ static void log_free(struct store_log *log)
 struct store_log *store_log_start(const struct store_log_opts *opts, char *err, size_t errlen)
 {
     struct store_log *log;
-    size_t cap = opts->queue_capacity ? opts->queue_capacity : DEFAULT_CAPACITY;
-    size_t pow2 = 2;
 
     if (!opts->db_path || opts->producers == 0) {
         store_errf(err, errlen, "store_log_start: db_path and producers are required");
         return NULL;
     }
-    if (cap > MAX_CAPACITY) {
-        store_errf(err, errlen, "store_log_start: queue_capacity %zu exceeds %u", cap,
-                   MAX_CAPACITY);
-        return NULL;
-    }
-    while (pow2 < cap)
-        pow2 <<= 1;
     log = calloc(1, sizeof(*log));
     if (!log) {
         store_errf(err, errlen, "store_log_start: out of memory");
         return NULL;
     }
-    log->efd = -1;
     log->squid_fd = -1;
     pthread_mutex_init(&log->err_lock, NULL);
     log->flush_ms = opts->flush_interval_ms > 0 ? opts->flush_interval_ms : DEFAULT_FLUSH_MS;
     log->retention_days = opts->retention_days;
     log->retention_rows = opts->retention_rows;
-    log->nrings = opts->producers;
     log->db_path = strdup(opts->db_path);
     log->squid_path = opts->squid_log_path ? strdup(opts->squid_log_path) : NULL;
-    log->rings = calloc(log->nrings, sizeof(*log->rings));
-    if (!log->db_path || (opts->squid_log_path && !log->squid_path) || !log->rings) {
+    if (!log->db_path || (opts->squid_log_path && !log->squid_path)) {
         store_errf(err, errlen, "store_log_start: out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < log->nrings; i++) {
-        log->rings[i].mask = pow2 - 1;
-        log->rings[i].slots = calloc(pow2, sizeof(struct store_access));
-        if (!log->rings[i].slots) {
-            store_errf(err, errlen, "store_log_start: out of memory for %zu x %zu records",
-                       log->nrings, pow2);
-            goto fail;
-        }
-    }
-    log->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (log->efd < 0) {
-        store_errf(err, errlen, "store_log_start: eventfd: %s", strerror(errno));
+    log->queue = store_queue_new(opts->producers, opts->queue_capacity, err, errlen);
+    if (!log->queue)
         goto fail;
-    }
     /* Open once here so a bad path is reported at start, not only in the counters. */
     if (db_open(log, err, errlen) < 0)
         goto fail;
@@ -615,14 +526,10 @@ fail:
 
 void store_log_stop(struct store_log *log)
 {
-    uint64_t one = 1;
-
     if (!log)
         return;
     atomic_store(&log->stopping, true);
-    if (write(log->efd, &one, sizeof(one)) < 0) {
-        /* The writer still sees `stopping` within one flush interval. */
-    }
+    store_queue_wake(log->queue);
     pthread_join(log->thread, NULL);
     log_free(log);
 }
