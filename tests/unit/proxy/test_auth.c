@@ -7,6 +7,7 @@
 #include "proxy/auth.h"
 #include "proxy/ev.h"
 #include "storage/store.h"
+#include "tests/unit/common.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -29,8 +30,7 @@ struct result {
     pthread_t thread;
 };
 
-static char dir[64];
-static char db_path[256];
+static struct test_tmpdir tmpdir;
 static struct store *st;
 static struct auth *a;
 static struct ev_loop *loops[LOOPS_MAX];
@@ -99,11 +99,7 @@ static void store_setup(void)
     char err[256];
 
     calls_total = 0;
-    snprintf(dir, sizeof(dir), "/tmp/test_auth_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(db_path, sizeof(db_path), "%s/proxyd.db", dir);
-    st = store_open(db_path, err, sizeof(err));
-    ck_assert_msg(st != NULL, "%s", err);
+    st = test_store_make(&tmpdir);
     ck_assert_int_eq(
         store_account_set(st, STORE_PROXY_USER, "alice", "secret", "test", err, sizeof(err)), 0);
 }
@@ -113,7 +109,7 @@ static void auth_setup(const struct auth_opts *opts)
     struct auth_opts o = opts ? *opts : (struct auth_opts){0};
     char err[256];
 
-    o.db_path = db_path;
+    o.db_path = tmpdir.db;
     a = auth_new_opts(&o, err, sizeof(err));
     ck_assert_msg(a != NULL, "%s", err);
 }
@@ -126,20 +122,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    char path[300];
-
     auth_free(a);
     a = NULL;
     for (int i = 0; i < nloops; i++)
         ev_loop_free(loops[i]);
     nloops = 0;
-    store_close(st);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(path, sizeof(path), "%s%s", db_path, suffixes[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    test_store_remove(&tmpdir, st);
 }
 
 /* "Basic " + base64(raw[0..raw_len)), in a buffer of exactly its length (owned). */
@@ -741,7 +729,7 @@ START_TEST(test_store_error_is_busy_and_not_cached)
     struct result r = {0};
     sqlite3 *db;
 
-    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_open(tmpdir.db, &db), SQLITE_OK);
     ck_assert_int_eq(sqlite3_exec(db, "ALTER TABLE users RENAME TO users_away", NULL, NULL, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(verify("alice:secret", &r), AUTH_BUSY);
@@ -762,8 +750,8 @@ START_TEST(test_new_reports_bad_arguments)
         const char *want; /* substring of the error */
     } cases[] = {
         {{.db_path = "/nonexistent-dir/x/proxyd.db"}, "/nonexistent-dir/x/proxyd.db"},
-        {{.db_path = db_path, .threads = 9}, "verifier threads"},
-        {{.db_path = db_path, .threads = -1}, "verifier threads"},
+        {{.db_path = tmpdir.db, .threads = 9}, "verifier threads"},
+        {{.db_path = tmpdir.db, .threads = -1}, "verifier threads"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "storage/store.h"
-#include "test_tmpdir.h"
+#include "tests/unit/common.h"
 
 static struct test_tmpdir tmp;
 static struct store *st;
@@ -13,15 +13,12 @@ static char err[256];
 
 static void setup(void)
 {
-    test_tmpdir_make(&tmp);
-    st = store_open(tmp.db, err, sizeof(err));
-    ck_assert_msg(st != NULL, "%s", err);
+    st = test_store_make(&tmp);
 }
 
 static void teardown(void)
 {
-    store_close(st);
-    test_tmpdir_remove(&tmp);
+    test_store_remove(&tmp, st);
 }
 
 START_TEST(test_verify_answers_by_name_password_and_kind)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "storage/store_impl.h"
-#include "test_tmpdir.h"
+#include "tests/unit/common.h"
 
 static struct test_tmpdir tmp;
 

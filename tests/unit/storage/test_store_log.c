@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "storage/store.h"
-#include "test_tmpdir.h"
+#include "tests/unit/common.h"
 
 static struct test_tmpdir tmp;
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "storage/store.h"
-#include "test_tmpdir.h"
+#include "tests/unit/common.h"
 
 static struct test_tmpdir tmp;
 static struct store *st;
@@ -14,16 +14,13 @@ static char err[256];
 
 static void setup(void)
 {
-    test_tmpdir_make(&tmp);
     err[0] = '\0';
-    st = store_open(tmp.db, err, sizeof(err));
-    ck_assert_msg(st != NULL, "%s", err);
+    st = test_store_make(&tmp);
 }
 
 static void teardown(void)
 {
-    store_close(st);
-    test_tmpdir_remove(&tmp);
+    test_store_remove(&tmp, st);
 }
 
 /* Rule texts in priority order joined by ",", checking positions are 1..n. */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "storage/store.h"
-#include "test_tmpdir.h"
+#include "tests/unit/common.h"
 
 #define MIN_MS 60000LL
 #define DAY_MS (24 * 3600 * 1000LL)
@@ -68,11 +68,9 @@ static void setup(void)
     struct timespec ts;
     int id;
 
-    test_tmpdir_make(&tmp);
     clock_gettime(CLOCK_REALTIME, &ts);
     T = ((int64_t)ts.tv_sec * 1000 - 2 * 3600 * 1000) / MIN_MS * MIN_MS;
-    st = store_open(tmp.db, err, sizeof(err));
-    ck_assert_msg(st != NULL, "%s", err);
+    st = test_store_make(&tmp);
     /* Rules 1..5 exist so rule 5's hits show in store_rules_list. */
     for (int i = 1; i <= 5; i++)
         ck_assert_int_eq(
@@ -81,8 +79,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    store_close(st);
-    test_tmpdir_remove(&tmp);
+    test_store_remove(&tmp, st);
 }
 
 static int64_t hits_of(int rule_id)

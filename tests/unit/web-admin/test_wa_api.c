@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 
 #include "acl/acl.h"
 #include "storage/store.h"
+#include "tests/unit/common.h"
 #include "web-admin/wa.h"
 
 #define CSP                                                                                        \
@@ -28,8 +28,7 @@
 
 /* ---- the server under test (lives in the parent) ---- */
 
-static char data_dir[64];
-static char db_path[128];
+static struct test_tmpdir tmp; /* the data folder; tmp.db is the server's database */
 static char first_pw[64];
 static char token[128];
 static char base[64];
@@ -105,37 +104,30 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
     out->log.db_ok = true;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 static void server_up(void)
 {
     char err[256];
     struct wa_options o;
     FILE *f;
 
-    snprintf(data_dir, sizeof(data_dir), "/tmp/wa_test.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(data_dir));
-    snprintf(db_path, sizeof(db_path), "%s/proxyd.db", data_dir);
-    live = acl_live_new(compile_from_store(db_path, err, sizeof(err)));
+    test_tmpdir_make(&tmp);
+    live = acl_live_new(compile_from_store(tmp.db, err, sizeof(err)));
     ck_assert_ptr_nonnull(live);
     memset(&o, 0, sizeof(o));
     o.listen = "127.0.0.1:0";
-    o.data_dir = data_dir;
-    o.db_path = db_path;
+    o.data_dir = tmp.dir;
+    o.db_path = tmp.db;
     o.static_dir = PX_TEST_STATIC_DIR;
     o.pac_proxy = "proxy.test:3128";
     o.acl = live;
     o.policy_changed = hook_policy_changed;
     o.proxy_stats = hook_proxy_stats;
-    o.hook_arg = db_path;
+    o.hook_arg = tmp.db;
     srv = wa_start(&o, first_pw, err, sizeof(err));
     ck_assert_msg(srv != NULL, "wa_start: %s", err);
     ck_assert_uint_gt(wa_port(srv), 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)wa_port(srv));
-    snprintf(err, sizeof(err), "%s/admin.token", data_dir);
+    snprintf(err, sizeof(err), "%s/admin.token", tmp.dir);
     f = fopen(err, "r");
     ck_assert_ptr_nonnull(f);
     ck_assert_ptr_nonnull(fgets(token, sizeof(token), f));
@@ -147,7 +139,7 @@ static void server_down(void)
 {
     wa_stop(srv);
     acl_live_free(live);
-    nftw(data_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(&tmp);
 }
 
 /* ---- HTTP client ---- */
@@ -309,7 +301,7 @@ static void login(const char *user, const char *pw, char *sid, size_t sidlen, ch
 static int rule_count(void)
 {
     char err[256];
-    struct store *st = store_open(db_path, err, sizeof(err));
+    struct store *st = store_open(tmp.db, err, sizeof(err));
     struct store_rule *rules;
     size_t n;
 
@@ -348,7 +340,7 @@ START_TEST(test_bearer_token_works_and_wrong_token_is_401)
     ck_assert_int_eq(http("GET", "/api/rules", NULL, AUTH_NONE, wrong)->status, 401);
     ck_assert_int_eq(http("GET", "/api/rules", NULL, AUTH_NONE, basic)->status, 401);
     ck_assert_int_eq(strlen(token), 64);
-    snprintf(path, sizeof(path), "%s/admin.token", data_dir);
+    snprintf(path, sizeof(path), "%s/admin.token", tmp.dir);
     ck_assert_int_eq(stat(path, &sb), 0);
     ck_assert_int_eq(sb.st_mode & 0777, 0600);
     json_t *j = api("GET", "/api/session", NULL, 200);
@@ -865,7 +857,7 @@ static void insert_rows(int64_t now)
         {"10.9.0.3", "logs-c.test", "/needle-path", 407, STORE_AUTH, 8},
     };
     struct store_log_opts o = {
-        .db_path = db_path, .producers = 1, .queue_capacity = 64, .flush_interval_ms = 10};
+        .db_path = tmp.db, .producers = 1, .queue_capacity = 64, .flush_interval_ms = 10};
     char err[256];
     struct store_log *log = store_log_start(&o, err, sizeof(err));
 
@@ -1219,14 +1211,14 @@ START_TEST(test_non_loopback_listen_refused)
         {"127.0.0.1:99999", "admin listen address 127.0.0.1:99999: expected IP:PORT or "
                             "[IPv6]:PORT"},
     };
-    char dir[] = "/tmp/wa_start.XXXXXX", db[128], err[256], pw[64];
+    struct test_tmpdir t;
+    char err[256], pw[64];
     struct wa_options o;
 
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(db, sizeof(db), "%s/proxyd.db", dir);
+    test_tmpdir_make(&t);
     memset(&o, 0, sizeof(o));
-    o.data_dir = dir;
-    o.db_path = db;
+    o.data_dir = t.dir;
+    o.db_path = t.db;
     o.static_dir = PX_TEST_STATIC_DIR;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         o.listen = cases[i].listen;
@@ -1235,7 +1227,7 @@ START_TEST(test_non_loopback_listen_refused)
         ck_assert_str_eq(pw, "");
     }
     /* nothing was created by the refusals; a loopback start then creates the admin */
-    ck_assert_int_eq(access(db, F_OK), -1);
+    ck_assert_int_eq(access(t.db, F_OK), -1);
     o.listen = "127.0.0.1:0";
     struct wa_server *s = wa_start(&o, pw, err, sizeof(err));
     ck_assert_msg(s != NULL, "%s", err);
@@ -1246,7 +1238,7 @@ START_TEST(test_non_loopback_listen_refused)
     ck_assert_msg(s != NULL, "%s", err);
     ck_assert_str_eq(pw, "");
     wa_stop(s);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(&t);
 }
 END_TEST
 
