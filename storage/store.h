@@ -1,11 +1,11 @@
 /* storage: the SQLite database of proxyd. Schema and migrations, the access-log writer
  * thread fed by lock-free per-worker queues, the policy store (rules, lists, users, admins,
- * settings, audit) and the queries the admin side needs.
+ * settings, audit), the queries the admin side needs and its connection pool.
  *
  * One struct store wraps one SQLite connection and is used by one thread at a time (open
- * one per thread that needs it; WAL mode lets them read while the writer writes). Every
- * statement is prepared; errors are returned with a message in the caller's buffer, never
- * printed. Never includes proxy/ headers.
+ * one per thread that needs it, or borrow one from a store_pool; WAL mode lets them read
+ * while the writer writes). Every statement is prepared; errors are returned with a message
+ * in the caller's buffer, never printed. Never includes proxy/ or web-admin/ headers.
  */
 #ifndef PX_STORE_H
 #define PX_STORE_H
@@ -24,6 +24,28 @@ struct store;
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *st);
 int store_schema_version(struct store *st);
+
+/* ---- Connection pool ----
+ *
+ * For threads that each need a connection for a short while (the admin server's request
+ * threads): a store is handed to one thread at a time and given back, so a request does not
+ * pay for an open (and its schema check) and idle connections stay few. */
+
+struct store_pool;
+
+/* A pool of connections to the database at path, keeping at most idle_max idle ones. Opens
+ * nothing yet. Returns NULL with err filled when out of memory. */
+struct store_pool *store_pool_new(const char *path, size_t idle_max, char *err, size_t errlen);
+/* An idle connection, or a new one (store_open: the first one runs migrations). It belongs
+ * to the caller until store_pool_put. Returns NULL with err filled when the database cannot
+ * be opened. Any thread. */
+struct store *store_pool_get(struct store_pool *pool, char *err, size_t errlen);
+/* Gives st back (NULL does nothing); it is closed instead when idle_max are already idle.
+ * The caller must not have a transaction open on it. Any thread. */
+void store_pool_put(struct store_pool *pool, struct store *st);
+/* Closes the idle connections and frees the pool (NULL does nothing). Every connection
+ * handed out must be back. */
+void store_pool_free(struct store_pool *pool);
 
 /* ---- Access log ---- */
 

@@ -157,26 +157,26 @@ int wa_first_admin(struct wa_server *srv, char first_password[64], char *err, si
     int rc;
 
     first_password[0] = '\0';
-    st = wa_pool_get(srv, err, errlen);
+    st = store_pool_get(srv->pool, err, errlen);
     if (!st)
         return -1;
     if (store_account_names(st, STORE_ADMIN, &names, &n) < 0) {
         snprintf(err, errlen, "admin accounts: cannot read the database");
-        wa_pool_put(srv, st);
+        store_pool_put(srv->pool, st);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
     if (n > 0) {
-        wa_pool_put(srv, st);
+        store_pool_put(srv->pool, st);
         return 0;
     }
     for (size_t i = 0; i < 16; i++)
         pw[i] = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
     pw[16] = '\0';
     rc = store_account_set(st, STORE_ADMIN, "admin", pw, "proxyd", err, errlen);
-    wa_pool_put(srv, st);
+    store_pool_put(srv->pool, st);
     if (rc < 0)
         return -1;
     memcpy(first_password, pw, sizeof(pw));

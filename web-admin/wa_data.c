@@ -741,10 +741,10 @@ enum MHD_Result wa_api_audit(struct wa_req *r)
 enum MHD_Result wa_api_health(struct wa_req *r)
 {
     char err[256];
-    struct store *st = wa_pool_get(r->srv, err, sizeof(err));
+    struct store *st = store_pool_get(r->srv->pool, err, sizeof(err));
     bool db_ok = st && store_schema_version(st) > 0;
 
-    wa_pool_put(r->srv, st);
+    store_pool_put(r->srv->pool, st);
     return wa_reply_json(
         r, 200, json_pack("{s:b,s:s,s:b}", "ok", 1, "version", PX_VERSION, "db_ok", db_ok));
 }
@@ -753,11 +753,11 @@ enum MHD_Result wa_pac(struct wa_req *r)
 {
     char pac[512], err[256];
     const char *proxy = r->srv->pac_proxy;
-    struct store *st = wa_pool_get(r->srv, err, sizeof(err));
+    struct store *st = store_pool_get(r->srv->pool, err, sizeof(err));
     char *set = st ? store_setting_get(st, "pac_proxy") : NULL;
     enum MHD_Result ret;
 
-    wa_pool_put(r->srv, st);
+    store_pool_put(r->srv->pool, st);
     if (set && hostport_ok(set))
         proxy = set;
     if (!hostport_ok(proxy))

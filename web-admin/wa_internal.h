@@ -17,7 +17,7 @@
 
 #define WA_BODY_LIMIT (1u << 20)    /* JSON bodies */
 #define WA_IMPORT_LIMIT (64u << 20) /* policy and list imports */
-#define WA_STORE_POOL 4             /* idle connections kept */
+#define WA_STORE_IDLE 4             /* idle store connections kept */
 #define WA_TOKEN_HEX 64             /* 32 random bytes, hex */
 
 struct wa_auth;
@@ -29,9 +29,7 @@ struct wa_server {
     struct MHD_Daemon *mhd;
     uint16_t port;
     char token[WA_TOKEN_HEX + 1];
-    pthread_mutex_t pool_mu; /* guards pool[] */
-    struct store *pool[WA_STORE_POOL];
-    size_t npool;
+    struct store_pool *pool; /* owned; the MHD threads share it */
     /* Held across "commit, call the policy hook, undo on failure" so two admins' changes
      * never interleave with each other's undo. */
     pthread_mutex_t policy_mu;
@@ -64,8 +62,6 @@ struct wa_req {
 /* The request's store connection (from the pool, opened if needed), or NULL after
  * answering 500 itself; the caller then just returns. */
 struct store *wa_store(struct wa_req *r);
-struct store *wa_pool_get(struct wa_server *srv, char *err, size_t errlen);
-void wa_pool_put(struct wa_server *srv, struct store *st);
 
 /* Replies. Each queues exactly one answer and returns the MHD result to hand back. */
 enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj); /* steals obj */

@@ -1,7 +1,6 @@
 /* web-admin server: start and stop of the libmicrohttpd daemon, the listen address and its
  * loopback guard, request bodies and their limits, routing of /api/, /proxy.pac and the
- * pages, the reply helpers (security headers on every answer) and the pool of store
- * connections the MHD threads share.
+ * pages and the reply helpers (security headers on every answer).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,42 +34,13 @@ int64_t wa_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- store pool ---- */
-
-struct store *wa_pool_get(struct wa_server *srv, char *err, size_t errlen)
-{
-    struct store *st = NULL;
-
-    pthread_mutex_lock(&srv->pool_mu);
-    if (srv->npool > 0)
-        st = srv->pool[--srv->npool];
-    pthread_mutex_unlock(&srv->pool_mu);
-    if (!st)
-        st = store_open(srv->db_path, err, errlen);
-    return st;
-}
-
-void wa_pool_put(struct wa_server *srv, struct store *st)
-{
-    if (!st)
-        return;
-    pthread_mutex_lock(&srv->pool_mu);
-    if (srv->npool < WA_STORE_POOL) {
-        srv->pool[srv->npool++] = st;
-        st = NULL;
-    }
-    pthread_mutex_unlock(&srv->pool_mu);
-    if (st)
-        store_close(st);
-}
-
 struct store *wa_store(struct wa_req *r)
 {
     char err[256];
 
     if (r->st)
         return r->st;
-    r->st = wa_pool_get(r->srv, err, sizeof(err));
+    r->st = store_pool_get(r->srv->pool, err, sizeof(err));
     if (!r->st)
         wa_reply_error(r, 500, NULL, "database: %s", err);
     return r->st;
@@ -490,7 +460,7 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 
     if (!r)
         return;
-    wa_pool_put(r->srv, r->st);
+    store_pool_put(r->srv->pool, r->st);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -509,11 +479,9 @@ void wa_stop(struct wa_server *srv)
         return;
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
-    while (srv->npool > 0)
-        store_close(srv->pool[--srv->npool]);
+    store_pool_free(srv->pool);
     wa_auth_free(srv->auth);
     wa_static_free(srv->files);
-    pthread_mutex_destroy(&srv->pool_mu);
     pthread_mutex_destroy(&srv->policy_mu);
     free(srv->listen);
     free(srv->data_dir);
@@ -560,7 +528,6 @@ struct wa_server *wa_start(const struct wa_options *opts, char first_password[64
         snprintf(err, errlen, "admin server: out of memory");
         return NULL;
     }
-    pthread_mutex_init(&srv->pool_mu, NULL);
     pthread_mutex_init(&srv->policy_mu, NULL);
     srv->opts = *opts;
     srv->listen = dup_opt(opts->listen);
@@ -582,10 +549,13 @@ struct wa_server *wa_start(const struct wa_options *opts, char first_password[64
 
     if (wa_token_load(srv, err, errlen) < 0)
         goto fail;
-    st = wa_pool_get(srv, err, errlen); /* opens the database: migrations run here */
+    srv->pool = store_pool_new(srv->db_path, WA_STORE_IDLE, err, errlen);
+    if (!srv->pool)
+        goto fail;
+    st = store_pool_get(srv->pool, err, errlen); /* opens the database: migrations run here */
     if (!st)
         goto fail;
-    wa_pool_put(srv, st);
+    store_pool_put(srv->pool, st);
     srv->files = wa_static_load(srv->static_dir, err, errlen);
     if (!srv->files)
         goto fail;
