@@ -2,7 +2,7 @@
  * under /api/, the pages and static assets, /proxy.pac, login sessions and the proxyctl
  * bearer token. proxyctl's source lives beside it (ctl_*.c), as a client of that API.
  *
- * Reads and writes the database through its own struct store connections; asks the live
+ * Reads and writes the database through connections borrowed from a store_pool; asks the live
  * ACL set to explain decisions; tells proxyd about policy changes through a hook. Never
  * includes proxy/ headers.
  */
