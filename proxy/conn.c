@@ -129,6 +129,7 @@ static void close_origin(struct conn *c)
     close(c->ofd);
     c->ofd = -1;
     c->origin_in_use = false;
+    c->o_hup = false;
 }
 
 /* Puts a healthy origin connection in the worker's pool, for any client's next request to the
@@ -578,7 +579,7 @@ static bool step_read_head(struct conn *c)
             return false;
         ssize_t n = recv(c->cfd, buf_tail(&c->up), room, 0);
         if (n > 0) {
-            if ((size_t)n < room)
+            if ((size_t)n < room && !c->c_hup)
                 c->c_readable = false;
             if (c->state == CONN_IDLE) {
                 c->state = CONN_READ_HEAD;
@@ -587,8 +588,16 @@ static bool step_read_head(struct conn *c)
             c->up.len += (size_t)n;
             continue;
         }
+        if (n == 0 && c->up.len > 0) {
+            /* The client ended in the middle of a head: say so rather than say nothing (it
+             * may still read), and do not wait for the header timeout. */
+            struct h1_error e = {400, "request head cut short by the client's close"};
+            c->why = CLOSE_CLIENT_EOF;
+            handle_bad_request(c, &e);
+            return true;
+        }
         if (n == 0) {
-            conn_close(c, c->up.len ? CLOSE_CLIENT_EOF : CLOSE_NONE);
+            conn_close(c, CLOSE_NONE);
             return false;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -726,7 +735,7 @@ static void start_connect(struct conn *c)
             c->ofd = fd;
             c->origin_addr = *ss;
             c->origin_in_use = true;
-            c->o_readable = false;
+            c->o_readable = c->o_hup = false;
             c->o_writable = true;
             if (watch(c, fd, on_origin) < 0) {
                 close_origin(c);
@@ -747,7 +756,7 @@ static void start_connect(struct conn *c)
         c->ofd = fd;
         c->origin_addr = *ss;
         c->origin_in_use = true;
-        c->o_readable = c->o_writable = false;
+        c->o_readable = c->o_writable = c->o_hup = false;
         if (watch(c, fd, on_origin) < 0) {
             close_origin(c);
             break;
@@ -967,9 +976,10 @@ static ssize_t flow_send(int fd, bool *writable, struct buf *b, size_t *ready)
     return -1;
 }
 
-/* Reads from fd into b, leaving reserve bytes free. Returns bytes read, 0 if it would block,
- * -1 on EOF or error (*eof says which). */
-static ssize_t fill(int fd, bool *readable, struct buf *b, size_t reserve, bool *eof)
+/* Reads from fd into b, leaving reserve bytes free. hup: the peer's end of stream was
+ * reported, so a short read leaves the socket readable (the 0 is still to come). Returns bytes
+ * read, 0 if it would block, -1 on EOF or error (*eof says which). */
+static ssize_t fill(int fd, bool *readable, bool hup, struct buf *b, size_t reserve, bool *eof)
 {
     if (!*readable)
         return 0;
@@ -980,7 +990,7 @@ static ssize_t fill(int fd, bool *readable, struct buf *b, size_t reserve, bool 
     ssize_t n = recv(fd, buf_tail(b), room, 0);
     if (n > 0) {
         b->len += (size_t)n;
-        if ((size_t)n < room)
+        if ((size_t)n < room && !hup)
             *readable = false; /* drained: the next edge says when there is more */
         return n;
     }
@@ -1127,7 +1137,7 @@ static bool step_relay(struct conn *c)
     }
     if (!c->upf.done && c->up.len < BUF_SIZE) {
         bool eof = false;
-        n = fill(c->cfd, &c->c_readable, &c->up, 0, &eof);
+        n = fill(c->cfd, &c->c_readable, c->c_hup, &c->up, 0, &eof);
         if (n < 0) {
             conn_close(c, eof ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
             return false;
@@ -1170,7 +1180,8 @@ static bool step_relay(struct conn *c)
     }
     if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE) {
         /* Until the head is rewritten, keep room for what the rewrite adds. */
-        n = fill(c->ofd, &c->o_readable, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE, &c->downf.eof);
+        n = fill(c->ofd, &c->o_readable, c->o_hup, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE,
+                 &c->downf.eof);
         if (n < 0 && !c->downf.eof) {
             relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
             return true;
@@ -1416,6 +1427,7 @@ static void on_client(struct ev_loop *loop, int fd, unsigned events, void *arg)
     struct conn *c = arg;
     c->c_readable |= (events & (EV_READ | EV_ERROR)) != 0;
     c->c_writable |= (events & (EV_WRITE | EV_ERROR)) != 0;
+    c->c_hup |= (events & (EV_HUP | EV_ERROR)) != 0;
     conn_run(c);
 }
 
@@ -1424,6 +1436,7 @@ static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg)
     struct conn *c = arg;
     c->o_readable |= (events & (EV_READ | EV_ERROR)) != 0;
     c->o_writable |= (events & (EV_WRITE | EV_ERROR)) != 0;
+    c->o_hup |= (events & (EV_HUP | EV_ERROR)) != 0;
     if (!c->origin_in_use) {
         /* A kept origin connection that speaks unasked or closes is of no more use. */
         if (events & (EV_READ | EV_ERROR))

@@ -63,6 +63,9 @@ struct conn {
     int64_t deadline_ms;
     /* Readiness as last reported by edge-triggered epoll; cleared by EAGAIN or a short read. */
     bool c_readable, c_writable, o_readable, o_writable;
+    /* The peer's end of stream (or an error) was reported: its edge is spent, so a short read
+     * no longer means "drained", and the socket stays readable until recv says 0. */
+    bool c_hup, o_hup;
     bool origin_in_use;       /* ofd serves the request in flight (else: kept idle, attached) */
     bool rerun_queued;        /* the pump stopped at its fairness cap and continues later */
     bool auth_known;          /* the request's credentials were checked: user in auth_user, or

@@ -240,6 +240,8 @@ int ev_run(struct ev_loop *loop)
                 events |= EV_WRITE;
             if (e & (EPOLLERR | EPOLLHUP))
                 events |= EV_ERROR;
+            if (e & (EPOLLRDHUP | EPOLLHUP))
+                events |= EV_HUP;
             s->cb(loop, fd, events, s->arg);
         }
         loop->nready = 0;

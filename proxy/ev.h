@@ -16,6 +16,11 @@
 #define EV_WRITE 2u
 #define EV_ERROR 4u /* EPOLLERR or EPOLLHUP: reported with whatever else is ready */
 #define EV_EDGE 8u  /* edge-triggered: report changes of readiness, not readiness */
+/* Reported with EV_READ when the peer has shut its sending side (EPOLLRDHUP, EPOLLHUP): reads
+ * now return what is left and then 0, never EAGAIN. Under EV_EDGE this is said once, often
+ * in the same event as the last bytes, so a reader that stops at a short read must remember
+ * it or never learn of the end. */
+#define EV_HUP 16u
 
 struct ev_loop;
 typedef void (*ev_io_cb)(struct ev_loop *loop, int fd, unsigned events, void *arg);

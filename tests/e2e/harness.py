@@ -9,7 +9,7 @@ Origin paths (any method):
   /small           1 KiB body
   /big?n=N         N bytes of a repeating pattern (Content-Length)
   /chunked?n=N     N bytes in chunks of 1000, with a trailer
-  /close?n=N       N bytes, no length: ends when the origin closes
+  /close?n=N       N bytes, no length: ends when the origin closes (FIN with the last bytes)
   /echo            echoes the request body back (Content-Length)
   /status?code=C   empty response with status C (204, 304 send no body)
   /slow?ms=M       waits M ms before answering
@@ -17,12 +17,18 @@ Origin paths (any method):
   /ws              WebSocket upgrade (101), then echoes bytes until EOF
   /drop            closes without answering
 Every request the origin receives is kept raw (head and body) in origin.requests.
+
+Origin(requests_per_connection=1) answers one request per connection and then, like a server
+whose keep-alive timeout ran out just as the next request was on its way, closes on the next
+one without answering (extra_request="reset" sends a reset instead); those requests go to
+origin.unanswered.
 """
 import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -135,8 +141,11 @@ def read_chunked(sock, buf):
 class Origin:
     """A scripted HTTP/1.1 origin on 127.0.0.1 (threaded, keep-alive)."""
 
-    def __init__(self, address="127.0.0.1"):
+    def __init__(self, address="127.0.0.1", requests_per_connection=None, extra_request="close"):
         self.requests = []  # (head bytes, body bytes)
+        self.unanswered = []  # heads of requests closed on (requests_per_connection)
+        self.requests_per_connection = requests_per_connection
+        self.extra_request = extra_request
         self.lock = threading.Lock()
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.sock = socket.socket(family)
@@ -168,12 +177,20 @@ class Origin:
 
     def _serve(self, c):
         buf = b""
+        served = 0
         try:
             c.settimeout(30)
             while True:
                 head, buf = read_head(c, buf)
                 if head is None:
                     return
+                if self.requests_per_connection is not None and served >= self.requests_per_connection:
+                    with self.lock:
+                        self.unanswered.append(head)
+                    if self.extra_request == "reset":
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+                served += 1
                 first, headers = parse_headers(head)
                 method, target, version = first.split(" ", 2)
                 body = b""
@@ -220,7 +237,10 @@ class Origin:
             out.append(b"0\r\nX-Sum: %d\r\n\r\n" % len(data))
             c.sendall(b"".join(out))
         elif path == "/close":
+            # Corked, the last bytes and the FIN leave in one segment, as they often do.
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + pattern(n))
+            c.shutdown(socket.SHUT_WR)
             return False
         elif path == "/echo":
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
@@ -253,7 +273,8 @@ class Origin:
 class Proxyd:
     """Runs proxyd on ephemeral ports; stops it by PID."""
 
-    def __init__(self, dns=None, extra_args=(), policy=None, workers=2, admin=True):
+    def __init__(self, dns=None, extra_args=(), policy=None, workers=2, admin=True,
+                 rlimit_nofile=None):
         self.tmp = tempfile.mkdtemp(prefix="pxe2e.")
         self.data_dir = os.path.join(self.tmp, "var")
         self.proxy_port = free_port()
@@ -273,6 +294,7 @@ class Proxyd:
         self.args += list(extra_args)
         self.proc = None
         self.log_path = os.path.join(self.tmp, "proxyd.log")
+        self.rlimit_nofile = rlimit_nofile  # soft = hard, so proxyd cannot raise it
 
     def __enter__(self):
         self.start()
@@ -294,7 +316,13 @@ class Proxyd:
 
     def start(self):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=self.logf)
+        preexec = None
+        if self.rlimit_nofile is not None:
+            import resource
+            n = self.rlimit_nofile
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # noqa: E731
+        self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=self.logf,
+                                     preexec_fn=preexec)
         deadline = time.monotonic() + 15
         ports = [self.proxy_port] + ([self.admin_port] if self.admin_port else [])
         while time.monotonic() < deadline:
@@ -329,6 +357,12 @@ class Proxyd:
     @property
     def pid(self):
         return self.proc.pid
+
+    def cpu_seconds(self):
+        """User plus system CPU time proxyd has used so far (from /proc/PID/stat)."""
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def token(self):
