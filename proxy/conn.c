@@ -230,10 +230,13 @@ static const char *status_text(int status)
 }
 
 /* Answers the request in flight with a page of our own and ends it. keep says whether the
- * client connection may carry another request afterwards. */
+ * client connection may carry another request afterwards as far as this answer goes (an
+ * unread body forbids it); the request's own decision (HTTP/1.0, "Connection: close") binds
+ * every answer, ours included (RFC 9112 9.6). */
 static void reply(struct conn *c, int status, const char *detail, bool keep)
 {
     struct worker *w = c->w;
+    keep = keep && c->client_keep_alive;
     if (c->origin_in_use)
         close_origin(c);
     if (buf_attach(&w->bufs, &c->down) < 0) {

@@ -101,5 +101,50 @@ class EndOfStreamTest(unittest.TestCase):
             self.assertNotIn(b"504", data[:12])
 
 
+class ReplyConnectionTest(unittest.TestCase):
+    """Item: our own pages follow the request's keep-alive decision."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsStub(RECORDS).__enter__()
+        cls.origin = Origin().__enter__()
+        cls.px = Proxyd(dns=cls.dns, policy="deny domain blocked.test\n",
+                        extra_args=["--idle-timeout", "60000"]).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.origin.__exit__()
+        cls.dns.__exit__()
+
+    def assert_answer_then_close(self, raw, status):
+        with self.px.connect(timeout=PROMPT_S) as s:
+            s.sendall(raw)
+            got, headers, _, rest = read_response(s)
+            self.assertEqual(got, status)
+            self.assertEqual(header(headers, "Connection"), "close")
+            self.assertEqual(read_to_eof(s, rest), b"")
+
+    def test_block_page_to_http10_client_closes(self):
+        self.assert_answer_then_close(get_raw("http://blocked.test/", "1.0"), 403)
+
+    def test_block_page_to_connection_close_request_closes(self):
+        self.assert_answer_then_close(get_raw("http://blocked.test/", "1.1", "Connection: close\r\n"),
+                                      403)
+
+    def test_502_to_http10_and_connection_close_requests_closes(self):
+        url = "http://nxdomain.test/"
+        self.assert_answer_then_close(get_raw(url, "1.0"), 502)
+        self.assert_answer_then_close(get_raw(url, "1.1", "Connection: close\r\n"), 502)
+
+    def test_block_page_keeps_a_keep_alive_connection(self):
+        with self.px.connect() as s:
+            s.sendall(get_raw("http://blocked.test/"))
+            status, headers, _, rest = read_response(s)
+            self.assertEqual((status, header(headers, "Connection")), (403, None))
+            s.sendall(get_raw("http://allowed.test:%d/small" % self.origin.port))
+            self.assertEqual(read_response(s, rest)[0], 200)
+
+
 if __name__ == "__main__":
     unittest.main()
