@@ -350,6 +350,8 @@ static void reset_request(struct conn *c)
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
     c->head_sent = c->request_head = c->websocket = c->is_connect = false;
+    c->retrying = c->up_intact = false;
+    c->up_sent = 0;
     c->origin_keep_alive = false;
     c->resp_head_done = false;
     c->auth_known = false;
@@ -436,8 +438,10 @@ static bool request_user(struct conn *c, const struct h1_request *req, const cha
 static void handle_request(struct conn *c, struct h1_request *req, size_t head_len)
 {
     struct worker *w = c->w;
-    if (!c->auth_known)
-        STAT_ADD(c, requests_total, 1); /* a head parsed again after a password check */
+    if (!c->auth_known) { /* else a head parsed again after a password check */
+        STAT_ADD(c, requests_total, 1);
+        c->requests++;
+    }
     start_request_record(c);
     c->head_len = head_len;
     copy_field(c->rec.method, sizeof(c->rec.method), req->method.p, req->method.len);
@@ -541,6 +545,9 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         c->up.len = (size_t)n + rest;
         c->upf.ready = (size_t)n;
         c->head_len = (size_t)n;
+        c->upf_start = c->upf;
+        c->up_sent = 0;
+        c->up_intact = true;
     }
 
     /* The pump starts the lookup (begin_resolve) on its next round. */
@@ -712,6 +719,28 @@ static void origin_connected(struct conn *c)
     set_deadline(c, w->tun.origin_timeout_ms);
 }
 
+/* RFC 9110 9.2.2: methods whose effect is the same when a request is repeated. */
+static bool method_idempotent(const char *method)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+        if (strcmp(method, idempotent[i]) == 0)
+            return true;
+    return false;
+}
+
+/* May the request go out on a connection another client left in the pool? Such a connection
+ * may turn out closed by the origin once the request is on its way (origin_lost). We then
+ * repeat an idempotent request ourselves and leave any other to the client, which repeats
+ * only what it sent on a connection it had used before (so browsers do, and HAProxy's
+ * "http-reuse safe" relies on it). A first request we could not repeat gets a connection of
+ * its own, so that it never fails for a reason the client cannot recover from. */
+static bool may_take_kept_origin(const struct conn *c)
+{
+    return !c->is_connect && !c->retrying &&
+           (c->requests > 1 || method_idempotent(c->rec.method));
+}
+
 /* Tries the resolved addresses in turn, starting at c->addr_next. */
 static void start_connect(struct conn *c)
 {
@@ -728,16 +757,18 @@ static void start_connect(struct conn *c)
         if (c->ofd >= 0 && !c->origin_in_use) {
             if (!c->is_connect && !c->o_readable && same_addr(&c->origin_addr, ss)) {
                 w->nattached--;
+                c->origin_reused = true;
                 origin_connected(c);
                 return;
             }
             release_origin(c, !c->o_readable);
         }
-        int fd = c->is_connect ? -1 : take_origin(w, ss);
+        int fd = may_take_kept_origin(c) ? take_origin(w, ss) : -1;
         if (fd >= 0) {
             c->ofd = fd;
             c->origin_addr = *ss;
             c->origin_in_use = true;
+            c->origin_reused = true;
             c->o_readable = c->o_hup = false;
             c->o_writable = true;
             if (watch(c, fd, on_origin) < 0) {
@@ -759,6 +790,7 @@ static void start_connect(struct conn *c)
         c->ofd = fd;
         c->origin_addr = *ss;
         c->origin_in_use = true;
+        c->origin_reused = false;
         c->o_readable = c->o_writable = c->o_hup = false;
         if (watch(c, fd, on_origin) < 0) {
             close_origin(c);
@@ -1022,6 +1054,54 @@ static void relay_fail(struct conn *c, enum conn_close why, int status, const ch
     conn_close(c, why);
 }
 
+/* Puts the request in flight back at the front of c->up as it was before any byte of it was
+ * sent, framing included. Returns false when that is no longer possible: bytes already sent
+ * were overwritten by more of its body. */
+static bool relay_rewind(struct conn *c)
+{
+    /* Sending consumes from the front: off has moved by exactly what was sent, or the buffer
+     * emptied and off went back to 0 with the bytes still in place. */
+    if (!c->up_intact || (c->up.off != c->up_sent && (c->up.len != 0 || c->up.off != 0)))
+        return false;
+    c->up.len += c->up_sent;
+    c->up.off = 0;
+    c->rec.bytes_up -= c->up_sent < c->rec.bytes_up ? c->up_sent : c->rec.bytes_up;
+    c->up_sent = 0;
+    c->upf = c->upf_start;
+    c->head_len = c->upf_start.ready;
+    return true;
+}
+
+/* The origin connection failed (end of stream, reset, failed send) before any byte of an
+ * answer. On a kept connection this is most likely the race of RFC 9112 9.3.1: the origin
+ * closed it as idle while the request was on its way, and never saw the request. An
+ * idempotent request is then sent again, once, on a connection of its own; any other is
+ * answered as the origin answered, by closing, so that the client repeats it if it may (a
+ * proxy MUST NOT). Everything else is a failure of the web site: 502. */
+static void origin_lost(struct conn *c, enum conn_close why, const char *detail)
+{
+    bool unanswered = !c->head_sent && !c->resp_head_done && c->down.len == 0;
+    if (unanswered && c->origin_reused) {
+        if (!c->retrying && method_idempotent(c->rec.method) && relay_rewind(c)) {
+            log_debug("%s %s:%u: kept origin connection closed by the origin; sending again",
+                      c->rec.method, c->rec.host, c->rec.port);
+            close_origin(c);
+            memset(&c->downf, 0, sizeof(c->downf));
+            c->down.off = c->down.len = 0;
+            c->origin_keep_alive = false;
+            c->retrying = true;
+            c->addr_next = 0;
+            start_connect(c);
+            return;
+        }
+        if (c->requests > 1) {
+            conn_close(c, why);
+            return;
+        }
+    }
+    relay_fail(c, why, 502, detail);
+}
+
 /* Parses the response head at the front of c->down and puts the rewritten head there. */
 static bool relay_response_head(struct conn *c)
 {
@@ -1111,6 +1191,18 @@ static void relay_complete(struct conn *c)
     set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
 }
 
+/* Frames the request bytes buffered so far. Returns false after failing the request (a
+ * malformed chunked body). */
+static bool relay_frame_up(struct conn *c)
+{
+    struct h1_error err = {0};
+    if (flow_frame(&c->upf, &c->up, &err))
+        return true;
+    copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
+    relay_fail(c, CLOSE_BAD_REQUEST, 400, err.reason);
+    return false;
+}
+
 static bool step_relay(struct conn *c)
 {
     struct worker *w = c->w;
@@ -1119,27 +1211,30 @@ static bool step_relay(struct conn *c)
     ssize_t n;
 
     /* Up: client -> origin. */
-    if (!flow_frame(&c->upf, &c->up, &err)) {
-        c->why = CLOSE_BAD_REQUEST;
-        copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
-        relay_fail(c, CLOSE_BAD_REQUEST, 400, err.reason);
+    if (!relay_frame_up(c))
         return true;
-    }
     if (c->upf.ready > 0) {
         n = flow_send(c->ofd, &c->o_writable, &c->up, &c->upf.ready);
         if (n < 0) {
-            relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
+            origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
             return true;
         }
         if (n > 0) {
+            c->up_sent += (size_t)n;
             c->head_len -= (size_t)n < c->head_len ? (size_t)n : c->head_len;
             c->rec.bytes_up += (uint64_t)n;
             STAT_ADD(c, bytes_up, (uint64_t)n);
             progress = true;
         }
     }
+    /* A body that came whole with the head is framed before any read, so nothing is read
+     * into the buffer and the request stays where a retry finds it (relay_rewind). */
+    if (!c->upf.done && c->upf.ready == 0 && !relay_frame_up(c))
+        return true;
     if (!c->upf.done && c->up.len < BUF_SIZE) {
         bool eof = false;
+        if (c->up_sent > 0)
+            c->up_intact = false; /* more body may land where the bytes already sent were */
         n = fill(c->cfd, &c->c_readable, c->c_hup, &c->up, 0, &eof);
         if (n < 0) {
             conn_close(c, eof ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
@@ -1186,7 +1281,7 @@ static bool step_relay(struct conn *c)
         n = fill(c->ofd, &c->o_readable, c->o_hup, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE,
                  &c->downf.eof);
         if (n < 0 && !c->downf.eof) {
-            relay_fail(c, CLOSE_ORIGIN_ERROR, 502, "The connection to the web site failed.");
+            origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
             return true;
         }
         if (n > 0)
@@ -1194,8 +1289,8 @@ static bool step_relay(struct conn *c)
         if (c->downf.eof) {
             progress = true;
             if (!c->resp_head_done && c->down.len == 0) {
-                relay_fail(c, CLOSE_ORIGIN_EOF, 502,
-                           "The web site closed the connection without answering.");
+                origin_lost(c, CLOSE_ORIGIN_EOF,
+                            "The web site closed the connection without answering.");
                 return true;
             }
         }

@@ -67,6 +67,16 @@ struct conn {
      * no longer means "drained", and the socket stays readable until recv says 0. */
     bool c_hup, o_hup;
     bool origin_in_use;       /* ofd serves the request in flight (else: kept idle, attached) */
+    bool origin_reused;       /* ofd carried an earlier request: the origin may have closed it
+                                 as idle while this one was on its way */
+    bool retrying;            /* the request goes out again, on a connection of its own */
+    unsigned requests;        /* requests begun on this client connection */
+    /* Sending the request again: up.data[0 .. up_sent) holds the bytes of it already sent
+     * while up_intact (reading more of its body may overwrite them), and upf_start is its
+     * framing as it began. */
+    size_t up_sent;
+    bool up_intact;
+    struct conn_flow upf_start;
     bool rerun_queued;        /* the pump stopped at its fairness cap and continues later */
     bool auth_known;          /* the request's credentials were checked: user in auth_user, or
                                  "" when they were wrong (the request goes on anonymous) */

@@ -101,6 +101,71 @@ class EndOfStreamTest(unittest.TestCase):
             self.assertNotIn(b"504", data[:12])
 
 
+class OriginClosesKeptConnectionTest(unittest.TestCase):
+    """Item: a kept origin connection that the origin closed is retried, not a 502."""
+
+    def run_sequence(self, extra_request):
+        with DnsStub(RECORDS) as dns, \
+                Origin(requests_per_connection=1, extra_request=extra_request) as origin, \
+                Proxyd(dns=dns) as px:
+            base = "http://allowed.test:%d" % origin.port
+            # One client connection: its origin connection is kept attached between requests.
+            with px.connect() as s:
+                rest = b""
+                for i in range(12):
+                    method = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "GET")[i % 6]
+                    body = b"put %d" % i if method == "PUT" else b""
+                    s.sendall(("%s %s/echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                               % (method, base, len(body))).encode() + body)
+                    status, _, got, rest = read_response(s, rest, head_request=method == "HEAD")
+                    self.assertEqual((i, method, status), (i, method, 200))
+                    self.assertEqual(got, body if method != "HEAD" else b"")
+            # New client connections one after another, each closed after its answer: the
+            # origin connection goes to the worker's pool and the next client takes it.
+            for i in range(8):
+                status, _, body = px.request(get_raw(base + "/small", "1.1",
+                                                     "Connection: close\r\n"))
+                self.assertEqual((i, status, len(body)), (i, 200, 1024))
+            self.assertGreater(len(origin.unanswered), 0, "the race was never exercised")
+            # Each retried request reached the origin once more, never more.
+            self.assertEqual(len(origin.requests), 20)
+
+    def test_origin_closing_kept_connections_gives_no_502(self):
+        self.run_sequence("close")
+
+    def test_origin_resetting_kept_connections_gives_no_502(self):
+        self.run_sequence("reset")
+
+    def test_post_is_not_retried_by_the_proxy_but_left_to_the_client(self):
+        # RFC 9112 9.3.1: a proxy MUST NOT retry a non-idempotent request. On a client
+        # connection that carried requests before, the proxy closes it without an answer,
+        # as the origin did, and the client (which knows whether repeating is safe) decides:
+        # browsers resend on a fresh connection. The first request of a client connection
+        # gets no kept connection of another client, so that one can always be answered.
+        with DnsStub(RECORDS) as dns, Origin(requests_per_connection=1) as origin, \
+                Proxyd(dns=dns) as px:
+            base = "http://allowed.test:%d" % origin.port
+            posted = []
+            for i in range(6):
+                body = b"order %d" % i
+                raw = ("POST %s/echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                       % (base, len(body))).encode() + body
+                with px.connect() as s:
+                    s.sendall(get_raw(base + "/small"))
+                    status, _, _, rest = read_response(s)
+                    self.assertEqual(status, 200)
+                    s.sendall(raw)  # goes out on the kept origin connection: lost
+                    self.assertTrue(closed_without_answer(s), "expected a close, not a 502")
+                # Leave a kept connection in the worker's pool for the retry to refuse.
+                status, _, _ = px.request(get_raw(base + "/small", "1.1", "Connection: close\r\n"))
+                self.assertEqual(status, 200)
+                status, _, got = px.request(raw)  # the client's own retry, on a new connection
+                self.assertEqual((i, status, got), (i, 200, body))
+                posted.append(body)
+            answered = [b for h, b in origin.requests if h.startswith(b"POST")]
+            self.assertEqual(answered, posted)  # each order reached the origin exactly once
+
+
 class ReplyConnectionTest(unittest.TestCase):
     """Item: our own pages follow the request's keep-alive decision."""
 
