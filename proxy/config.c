@@ -253,21 +253,16 @@ static int config_read_file(struct px_config *cfg, const char *path, char *err, 
     return rc;
 }
 
-const char *config_usage(void)
+void config_usage(FILE *out)
 {
-    static char text[8192];
-    if (text[0])
-        return text;
-    size_t n = (size_t)snprintf(text, sizeof(text),
-                                "usage: proxyd [options]\n"
-                                "A filtering HTTP/1.1 forward proxy.\n\n"
-                                "  --config FILE  read settings from FILE (\"key value\" lines, "
-                                "keys as below without --)\n"
-                                "  --help, --version\n");
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]) && n < sizeof(text); i++)
-        n += (size_t)snprintf(text + n, sizeof(text) - n, "  --%s %s\n", opts[i].name,
-                              opts[i].help);
-    return text;
+    fputs("usage: proxyd [options]\n"
+          "A filtering HTTP/1.1 forward proxy.\n\n"
+          "  --config FILE  read settings from FILE (\"key value\" lines, keys as below "
+          "without --)\n"
+          "  --help, --version\n",
+          out);
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        fprintf(out, "  --%s %s\n", opts[i].name, opts[i].help);
 }
 
 /* A flag's value is the next argument unless the flag is boolean and the next argument
@@ -294,14 +289,10 @@ enum config_parse config_from_args(struct px_config *cfg, int argc, char **argv,
 {
     /* The file first, so flags override it. */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            snprintf(err, errlen, "%s", config_usage());
-            return CONFIG_EXIT_OK;
-        }
-        if (!strcmp(argv[i], "--version")) {
-            snprintf(err, errlen, "proxyd %s\n", PX_VERSION);
-            return CONFIG_EXIT_OK;
-        }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return CONFIG_EXIT_HELP;
+        if (!strcmp(argv[i], "--version"))
+            return CONFIG_EXIT_VERSION;
         if (!strncmp(argv[i], "--config", 8) && (argv[i][8] == '\0' || argv[i][8] == '=')) {
             const char *v = argv[i][8] == '=' ? argv[i] + 9 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v) {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_DNS 4
@@ -51,18 +52,18 @@ struct px_config {
     int dns_timeout_ms;
 };
 
-enum config_parse { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
+enum config_parse { CONFIG_RUN, CONFIG_EXIT_HELP, CONFIG_EXIT_VERSION, CONFIG_EXIT_USAGE };
 
 /* Fills cfg with the embedded defaults. */
 void config_defaults(struct px_config *cfg);
 /* Applies argv (and the --config file it names, flags winning over the file). Returns
- * CONFIG_RUN, CONFIG_EXIT_OK after --help/--version (text in out), or CONFIG_EXIT_USAGE
- * with err filled. */
+ * CONFIG_RUN, CONFIG_EXIT_HELP or CONFIG_EXIT_VERSION when asked (the caller prints them),
+ * or CONFIG_EXIT_USAGE with err filled. */
 enum config_parse config_from_args(struct px_config *cfg, int argc, char **argv, char *err,
                                    size_t errlen);
 void config_free(struct px_config *cfg);
-/* Text of --help. */
-const char *config_usage(void);
+/* Writes --help to out: one line per entry of the option table, so no option is left out. */
+void config_usage(FILE *out);
 bool config_connect_port_allowed(const struct px_config *cfg, uint16_t port);
 
 #endif

@@ -189,8 +189,11 @@ int main(int argc, char **argv)
 
     config_defaults(&p.cfg);
     switch (config_from_args(&p.cfg, argc, argv, err, sizeof(err))) {
-    case CONFIG_EXIT_OK:
-        fputs(err, stdout);
+    case CONFIG_EXIT_HELP:
+        config_usage(stdout);
+        return 0;
+    case CONFIG_EXIT_VERSION:
+        printf("proxyd %s\n", PX_VERSION);
         return 0;
     case CONFIG_EXIT_USAGE:
         fprintf(stderr, "proxyd: %s\n", err);

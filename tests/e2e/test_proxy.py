@@ -1,6 +1,7 @@
 """End-to-end tests of the relay: the real proxyd, scripted origins and a DNS stub on
 127.0.0.1. Every wait is bounded; nothing asserts on timing beyond generous deadlines."""
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -322,6 +323,22 @@ class LifecycleTest(unittest.TestCase):
         out = subprocess.run([PROXYD, "--no-such-flag"], capture_output=True, text=True, timeout=10)
         self.assertEqual(out.returncode, 2)
         self.assertIn("no-such-flag", out.stderr)
+
+    def test_help_lists_every_option_of_the_table(self):
+        import subprocess
+        from harness import PROXYD
+        # The option table in proxy/config.c is the one list of settings: every entry must
+        # show in --help, however long the text grows.
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                               "proxy", "config.c")) as f:
+            names = re.findall(r'^\s*\{"([a-z0-9-]+)", OPT_', f.read(), re.M)
+        self.assertGreaterEqual(len(names), 30, names)
+        out = subprocess.run([PROXYD, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0)
+        shown = re.findall(r"^  --([a-z0-9-]+) +\S", out.stdout, re.M)
+        self.assertEqual([n for n in names if n not in shown], [])
+        self.assertTrue(out.stdout.endswith("\n"))
+        self.assertIn("--config FILE", out.stdout)
 
     def test_second_instance_on_the_same_port_refuses_to_start(self):
         import subprocess
