@@ -142,7 +142,33 @@ static void raise_fd_limit(void)
     }
 }
 
-/* SIGHUP: re-read the settings; apply what can change live, warn about the rest. */
+/* The worker count a setting means: 0 is one per CPU. Computed the same way at start and
+ * on SIGHUP, so an unchanged setting compares equal. */
+static unsigned workers_wanted(unsigned workers)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (workers)
+        return workers;
+    return cpus > 0 ? (unsigned)cpus : 1;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static bool same_listen(const struct px_config *a, const struct px_config *b)
+{
+    if (a->nlisten != b->nlisten)
+        return false;
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (strcmp(a->listen[i], b->listen[i]) != 0)
+            return false;
+    return true;
+}
+
+/* SIGHUP: re-read the settings; apply what can change live, name what needs a restart. */
 static void reload_config(struct proxyd *p, int argc, char **argv)
 {
     struct px_config fresh;
@@ -160,9 +186,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
     pthread_mutex_unlock(&p->shared.tunables_lock);
     for (unsigned i = 0; i < p->nworkers; i++)
         worker_notify(&p->workers[i]);
-    const char *old = p->cfg.allow_clients ? p->cfg.allow_clients : "";
-    const char *now = fresh.allow_clients ? fresh.allow_clients : "";
-    if (strcmp(old, now) != 0) {
+    if (!same_str(p->cfg.allow_clients, fresh.allow_clients)) {
         pthread_mutex_lock(&p->policy.lock);
         free(p->policy.allowed_clients);
         p->policy.allowed_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
@@ -170,11 +194,33 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         if (policy_reload(&p->policy, true, err, sizeof(err)) < 0)
             log_warnx("SIGHUP: allow-clients not applied: %s", err);
     }
-    if (fresh.nlisten != p->cfg.nlisten || fresh.workers != p->cfg.workers ||
-        strcmp(fresh.admin, p->cfg.admin) || strcmp(fresh.data_dir, p->cfg.data_dir))
-        log_warnx("SIGHUP: listen, workers, admin and data-dir changes need a restart");
+    if (p->log && (fresh.retention_days != p->cfg.retention_days ||
+                   fresh.retention_rows != p->cfg.retention_rows)) {
+        store_log_retention_set(p->log, fresh.retention_days, fresh.retention_rows);
+        log_info("access log retention now %lld days, %lld rows (0: no limit)",
+                 (long long)fresh.retention_days, (long long)fresh.retention_rows);
+    }
+    char restart[128] = "";
+    const struct {
+        bool changed;
+        const char *name;
+    } start_only[] = {
+        {!same_listen(&p->cfg, &fresh), "listen"},
+        {workers_wanted(fresh.workers) != p->nworkers, "workers"},
+        {!same_str(p->cfg.admin, fresh.admin), "admin"},
+        {!same_str(p->cfg.data_dir, fresh.data_dir), "data-dir"},
+        {fresh.access_log != p->cfg.access_log, "access-log"},
+    };
+    for (size_t i = 0; i < sizeof(start_only) / sizeof(start_only[0]); i++)
+        if (start_only[i].changed)
+            snprintf(restart + strlen(restart), sizeof(restart) - strlen(restart), "%s%s",
+                     restart[0] ? ", " : "", start_only[i].name);
+    if (restart[0])
+        log_warnx("SIGHUP: changed %s: needs a restart (the old value stays until then)", restart);
     free(p->cfg.allow_clients);
     p->cfg.allow_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
+    p->cfg.retention_days = fresh.retention_days;
+    p->cfg.retention_rows = fresh.retention_rows;
     config_free(&fresh);
     log_info("settings reloaded");
 }
@@ -243,11 +289,11 @@ int main(int argc, char **argv)
     p.policy.live = p.acl;
     p.policy.version = version;
 
+    p.nworkers = workers_wanted(p.cfg.workers);
     if (p.cfg.access_log) {
-        p.cfg.workers = p.cfg.workers ? p.cfg.workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
         struct store_log_opts lo = {
             .db_path = p.cfg.db_path,
-            .producers = p.cfg.workers,
+            .producers = p.nworkers,
             .queue_capacity = 65536,
             .flush_interval_ms = 100,
             .squid_log_path = p.cfg.squid_log,
@@ -282,9 +328,6 @@ int main(int argc, char **argv)
     tunables_from_config(&p.shared.tunables, &p.cfg);
     collect_own_addresses(&p);
 
-    p.nworkers = p.cfg.workers ? p.cfg.workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    if (p.nworkers == 0)
-        p.nworkers = 1;
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         if (worker_listen_probe(p.cfg.listen[i], err, sizeof(err)) < 0) {
             log_error("%s", err);

@@ -101,6 +101,9 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
  * The record is copied. */
 bool store_log_push(struct store_log *log, size_t producer, const struct store_access *rec);
 void store_log_counters(struct store_log *log, struct store_log_counters *out);
+/* Replaces the retention limits (as in store_log_opts; 0 = none) of a running writer, which
+ * applies them from its next wake-up on (SIGHUP). Any thread; never blocks. */
+void store_log_retention_set(struct store_log *log, int64_t days, int64_t rows);
 /* Writes everything queued, stops the thread, frees. */
 void store_log_stop(struct store_log *log);
 

@@ -37,6 +37,8 @@ struct store_log {
     _Atomic bool db_ok;
     pthread_mutex_t err_lock; /* guards last_error only; never taken by producers */
     char last_error[128];
+    /* Set by store_log_retention_set from any thread, read by the writer. */
+    _Atomic int64_t retention_days_set, retention_rows_set;
 
     /* Writer thread only. */
     pthread_t thread;
@@ -417,11 +419,18 @@ static size_t write_batch(struct store_log *log)
 static void housekeeping(struct store_log *log)
 {
     int64_t now = store_now_ms();
-    int64_t deleted;
+    int64_t deleted, days, rows;
 
     if (now >= log->next_check_ms) {
         check_files(log);
         log->next_check_ms = now + RETRY_MS;
+    }
+    days = atomic_load(&log->retention_days_set);
+    rows = atomic_load(&log->retention_rows_set);
+    if (days != log->retention_days || rows != log->retention_rows) {
+        log->retention_days = days;
+        log->retention_rows = rows;
+        log->next_retention_ms = 0; /* new limits: the next step runs now */
     }
     if ((log->retention_days <= 0 && log->retention_rows <= 0) || !log->st || log->failing ||
         now < log->next_retention_ms)
@@ -493,6 +502,8 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
     log->flush_ms = opts->flush_interval_ms > 0 ? opts->flush_interval_ms : DEFAULT_FLUSH_MS;
     log->retention_days = opts->retention_days;
     log->retention_rows = opts->retention_rows;
+    atomic_store(&log->retention_days_set, opts->retention_days);
+    atomic_store(&log->retention_rows_set, opts->retention_rows);
     log->db_path = strdup(opts->db_path);
     log->squid_path = opts->squid_log_path ? strdup(opts->squid_log_path) : NULL;
     if (!log->db_path || (opts->squid_log_path && !log->squid_path)) {
@@ -522,6 +533,13 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
 fail:
     log_free(log);
     return NULL;
+}
+
+void store_log_retention_set(struct store_log *log, int64_t days, int64_t rows)
+{
+    atomic_store(&log->retention_days_set, days);
+    atomic_store(&log->retention_rows_set, rows);
+    store_queue_wake(log->queue);
 }
 
 void store_log_stop(struct store_log *log)

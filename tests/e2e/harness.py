@@ -282,8 +282,10 @@ class Proxyd:
         self.admin_url = "http://127.0.0.1:%d" % self.admin_port if admin else None
         self.args = [PROXYD, "--listen", "127.0.0.1:%d" % self.proxy_port,
                      "--admin", "127.0.0.1:%d" % self.admin_port if admin else "off",
-                     "--data-dir", self.data_dir, "--workers", str(workers),
+                     "--data-dir", self.data_dir,
                      "--allow-loopback-targets", "--log-level", "debug"]
+        if workers is not None:  # None: proxyd's default, one per CPU
+            self.args += ["--workers", str(workers)]
         if dns is not None:
             self.args += ["--dns-server", "127.0.0.1:%d" % dns.port]
         if policy is not None:

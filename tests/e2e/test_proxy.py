@@ -402,6 +402,52 @@ class LifecycleTest(unittest.TestCase):
                 self.assertEqual((status, len(body)), (200, 1024))
                 kept.close()
 
+    def test_sighup_with_unchanged_settings_warns_about_nothing(self):
+        import tempfile
+        with DnsStub(RECORDS) as dns, tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "proxyd.conf")
+            with open(conf, "w") as f:
+                f.write("retention-days 90\n")
+            # No --workers: the default (one per CPU) must compare equal to itself.
+            with Proxyd(dns=dns, workers=None, extra_args=["--config", conf]) as px:
+                os.kill(px.pid, 1)
+                self.assertTrue(wait_for(lambda: "settings reloaded" in px.log(), timeout=10))
+                self.assertNotIn("SIGHUP:", px.log())
+                self.assertNotIn("restart", px.log())
+                # Control: a changed start-only setting is named.
+                with open(conf, "w") as f:
+                    f.write("workers 7\n")
+                os.kill(px.pid, 1)
+                self.assertTrue(wait_for(lambda: px.log().count("settings reloaded") == 2,
+                                         timeout=10))
+                self.assertIn("SIGHUP: changed workers: needs a restart", px.log())
+
+    def test_sighup_applies_retention_rows_live(self):
+        import tempfile
+        with DnsStub(RECORDS) as dns, Origin() as origin, tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "proxyd.conf")
+            with open(conf, "w") as f:
+                f.write("retention-rows 0\n")
+            with Proxyd(dns=dns, extra_args=["--config", conf]) as px:
+                for i in range(5):
+                    self.assertEqual(px.get("http://allowed.test:%d/small?i=%d"
+                                            % (origin.port, i))[0], 200)
+
+                def rows():
+                    db = sqlite3.connect("file:%s?mode=ro" % px.db_path, uri=True, timeout=5)
+                    try:
+                        return db.execute("SELECT count(*) FROM access_log").fetchone()[0]
+                    finally:
+                        db.close()
+
+                self.assertTrue(wait_for(lambda: rows() == 5, timeout=30))
+                with open(conf, "w") as f:
+                    f.write("retention-rows 2\n")
+                os.kill(px.pid, 1)
+                self.assertTrue(wait_for(lambda: rows() == 2, timeout=30), rows())
+                self.assertIn("access log retention now 90 days, 2 rows", px.log())
+                self.assertNotIn("SIGHUP:", px.log())
+
     def test_ipv6_listener(self):
         with DnsStub(RECORDS) as dns, Origin() as origin:
             px = Proxyd(dns=dns)

@@ -345,6 +345,38 @@ START_TEST(test_rule_hits_follow_logged_records)
 }
 END_TEST
 
+/* Polls the table until it holds at most n rows, for at most 10 s. */
+static bool rows_down_to(int64_t n)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (count_rows(tmp.db) <= n)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+START_TEST(test_retention_set_applies_to_a_running_writer)
+{
+    struct store_log *log = start(1, 4096, 20, NULL); /* started without retention */
+    struct store_log_counters c;
+
+    for (int i = 0; i < 10; i++) {
+        struct store_access a = record(1700000000000 + i, "example.com", 0);
+
+        ck_assert(store_log_push(log, 0, &a));
+    }
+    ck_assert(wait_for(log, written_at_least, 10, &c));
+    ck_assert_int_eq(count_rows(tmp.db), 10);
+    store_log_retention_set(log, 0, 3);
+    ck_assert(rows_down_to(3));
+    ck_assert_int_eq(count_rows(tmp.db), 3);
+    store_log_retention_set(log, 1, 0); /* the rows are from 2023 */
+    ck_assert(rows_down_to(0));
+    store_log_stop(log);
+}
+END_TEST
+
 START_TEST(test_bad_options_are_refused_with_message)
 {
     struct store_log_opts o = {.db_path = NULL, .producers = 1};
@@ -375,6 +407,7 @@ int main(void)
     tcase_add_test(tc, test_removed_database_file_is_recreated);
     tcase_add_test(tc, test_squid_lines_in_native_format);
     tcase_add_test(tc, test_rule_hits_follow_logged_records);
+    tcase_add_test(tc, test_retention_set_applies_to_a_running_writer);
     tcase_add_test(tc, test_bad_options_are_refused_with_message);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
