@@ -8,6 +8,8 @@
 Origin paths (any method):
   /small           1 KiB body
   /big?n=N         N bytes of a repeating pattern (Content-Length)
+  /stream?n=N      N bytes sent from one shared 1 MiB buffer: cheap for the origin however
+                   many run at once (origin.streaming counts those begun and not finished)
   /chunked?n=N     N bytes in chunks of 1000, with a trailer
   /close?n=N       N bytes, no length: ends when the origin closes (FIN with the last bytes)
   /echo            echoes the request body back (Content-Length)
@@ -48,6 +50,9 @@ PATTERN = bytes(range(256))
 
 def pattern(n):
     return (PATTERN * (n // 256 + 1))[:n]
+
+
+STREAM_CHUNK = memoryview(pattern(1 << 20))
 
 
 class DnsStub(dnsstub.DnsStub):
@@ -154,6 +159,8 @@ class Origin:
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
+        self.streaming = 0  # /stream bodies begun and not finished
+        self.streamed = 0   # /stream bodies finished or broken off
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
@@ -224,6 +231,22 @@ class Origin:
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
             if send_body:
                 c.sendall(pattern(n))
+        elif path == "/stream":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+            # A reader that stops leaves this thread blocked in sendall (GIL released).
+            c.settimeout(300)
+            with self.lock:
+                self.streaming += 1
+            try:
+                left = n if send_body else 0
+                while left > 0:
+                    k = min(left, len(STREAM_CHUNK))
+                    c.sendall(STREAM_CHUNK[:k])
+                    left -= k
+            finally:
+                with self.lock:
+                    self.streaming -= 1
+                    self.streamed += 1
         elif path == "/chunked" and version == "HTTP/1.0":
             # A 1.0 request must not get chunks: the body ends when the connection does.
             c.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + pattern(n))
