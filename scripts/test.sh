@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 dir=build; flags=(-DPX_WERROR=ON)
 if [[ "${PX_SANITIZE:-0}" == 1 ]]; then dir=build-san; flags+=(-DPX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug); fi
-if [[ -f tests/e2e/browser/package.json && ! -d tests/e2e/browser/node_modules ]]; then
-  (cd tests/e2e/browser && npm install --no-audit --no-fund --loglevel=error)
+# The browser test's packages, exactly as locked; again whenever the lock file changes.
+browser=tests/e2e/browser
+if [[ -f $browser/package-lock.json ]] &&
+   ! cmp -s $browser/package-lock.json $browser/node_modules/.proxyd-installed-lock; then
+  (cd $browser && npm ci --no-audit --no-fund --loglevel=error &&
+   cp package-lock.json node_modules/.proxyd-installed-lock)
 fi
 cmake -S . -B "$dir" "${flags[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"

@@ -16,8 +16,9 @@ loopback by default. test_flow checks proxyd's access log for the browser's visi
 
 Screenshots go to $PX_BROWSER_SHOTS, else <build dir>/browser-shots.
 Needs /usr/bin/chromium (scripts/deps.sh test installs it) and
-tests/e2e/browser/node_modules/playwright-core (npm install in tests/e2e/browser;
-scripts/test.sh does it). CI installs both, so there the test runs.
+tests/e2e/browser/node_modules/playwright-core (npm ci in tests/e2e/browser; scripts/test.sh
+does it). playwright-core is pinned to 1.61.1, the last release that runs on Debian 12's
+Node.js 18 (1.62 and later require Node.js 20). CI installs both, so there the test runs.
 """
 import json
 import os
@@ -93,7 +94,7 @@ class BrowserTest(unittest.TestCase):
             self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
                           % CHROMIUM)
         if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm install` in tests/e2e/browser "
+            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
                           "(scripts/test.sh does)")
 
     def test_flow(self):
