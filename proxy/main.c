@@ -369,16 +369,16 @@ int main(int argc, char **argv)
             .proxy_stats = hook_proxy_stats,
             .hook_arg = &p,
         };
-        char first_password[64] = "";
-        p.admin = wa_start(&wo, first_password, err, sizeof(err));
+        bool first_run;
+        p.admin = wa_start(&wo, &first_run, err, sizeof(err));
         if (!p.admin) {
             log_error("admin server: %s", err);
             return 1;
         }
-        if (first_password[0])
-            log_info("first run: admin user 'admin', password '%s' (shown once; change it with "
-                     "'proxyctl admin passwd')",
-                     first_password);
+        if (first_run)
+            log_info("first run: admin user '%s', its password is in %s/%s (deleted once the "
+                     "password is changed; the first login asks for a new one)",
+                     WA_FIRST_ADMIN, p.cfg.data_dir, WA_FIRST_PASSWORD_FILE);
     }
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         log_info("proxy listening on %s", p.cfg.listen[i]);

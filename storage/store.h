@@ -167,6 +167,14 @@ int store_account_verify(struct store *st, enum store_account kind, const char *
                          const char *password);
 /* Names, owned array of owned strings. */
 int store_account_names(struct store *st, enum store_account kind, char ***names, size_t *n);
+/* Creates admin name with password, marked as having to change it at the first login, if
+ * there is no admin yet (first run). Returns 1 if created, 0 if an admin exists (nothing
+ * changed), -1 with err set. Setting an admin's password later clears the mark. */
+int store_admin_first(struct store *st, const char *name, const char *password, char *err,
+                      size_t errlen);
+/* Returns 1 if admin name must change its password before anything else, 0 if not (or no
+ * such admin), -1 on error. */
+int store_admin_must_change(struct store *st, const char *name);
 
 /* ---- Settings and audit ---- */
 

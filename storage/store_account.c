@@ -33,7 +33,7 @@ static const char *const set_sql[] = {
                          " updated_ms = excluded.updated_ms",
     [STORE_ADMIN] = "INSERT INTO admins(name, hash, updated_ms) VALUES (?, ?, ?)"
                     " ON CONFLICT(name) DO UPDATE SET hash = excluded.hash,"
-                    " updated_ms = excluded.updated_ms",
+                    " updated_ms = excluded.updated_ms, must_change = 0",
 };
 static const char *const delete_sql[] = {
     [STORE_PROXY_USER] = "DELETE FROM users WHERE name = ?",
@@ -72,13 +72,11 @@ static int account_change_commit(struct store *st, enum store_account kind, cons
     return store_commit(st, err, errlen);
 }
 
-int store_account_set(struct store *st, enum store_account kind, const char *name,
-                      const char *password, const char *actor, char *err, size_t errlen)
+/* Argon2id of password into hash; done before any transaction: it takes tens of ms and must
+ * not hold the write lock. 0, or -1 with err set. */
+static int hash_password(enum store_account kind, const char *name, const char *password,
+                         char hash[crypto_pwhash_STRBYTES], char *err, size_t errlen)
 {
-    char hash[crypto_pwhash_STRBYTES];
-    sqlite3_stmt *s;
-    int rc;
-
     if (!kind_ok(kind))
         return store_errf(err, errlen, "account: bad kind %d", (int)kind);
     if (!name || !*name || strlen(name) > 63)
@@ -87,27 +85,94 @@ int store_account_set(struct store *st, enum store_account kind, const char *nam
         return store_errf(err, errlen, "%s %s: empty password", kind_name[kind], name);
     if (crypto_ready(err, errlen) < 0)
         return -1;
-    /* Hashed before the transaction: Argon2 takes tens of ms and must not hold the lock. */
     if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
                           crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
         return store_errf(err, errlen, "%s %s: out of memory while hashing", kind_name[kind], name);
-    if (store_begin(st, err, errlen) < 0)
+    return 0;
+}
+
+/* Runs sql (name, hash, now) inside the caller's transaction. 0, or -1 with err set. */
+static int account_write(struct store *st, enum store_account kind, const char *sql,
+                         const char *name, const char *hash, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(st, sql, &s, err, errlen) < 0)
         return -1;
-    if (store_prepare(st, set_sql[kind], &s, err, errlen) < 0)
-        goto fail;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, store_now_ms());
     rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        store_sql_err(st, err, errlen, kind_name[kind]);
-        goto fail;
+    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, kind_name[kind]);
+}
+
+int store_account_set(struct store *st, enum store_account kind, const char *name,
+                      const char *password, const char *actor, char *err, size_t errlen)
+{
+    char hash[crypto_pwhash_STRBYTES];
+
+    if (hash_password(kind, name, password, hash, err, errlen) < 0)
+        return -1;
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (account_write(st, kind, set_sql[kind], name, hash, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
     }
     return account_change_commit(st, kind, "set", name, actor, err, errlen);
+}
+
+int store_admin_first(struct store *st, const char *name, const char *password, char *err,
+                      size_t errlen)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    sqlite3_stmt *s;
+    int64_t admins = -1;
+
+    if (hash_password(STORE_ADMIN, name, password, hash, err, errlen) < 0)
+        return -1;
+    /* Counted under the write lock, so two processes starting on one database at once
+     * cannot both create a first admin. */
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_prepare(st, "SELECT count(*) FROM admins", &s, err, errlen) < 0)
+        goto fail;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        admins = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (admins < 0) {
+        store_sql_err(st, err, errlen, "admins");
+        goto fail;
+    }
+    if (admins > 0) {
+        store_rollback(st);
+        return 0;
+    }
+    if (account_write(st, STORE_ADMIN,
+                      "INSERT INTO admins(name, hash, updated_ms, must_change) VALUES (?, ?, ?, 1)",
+                      name, hash, err, errlen) < 0)
+        goto fail;
+    return account_change_commit(st, STORE_ADMIN, "set", name, "proxyd", err, errlen) < 0 ? -1 : 1;
 fail:
     store_rollback(st);
     return -1;
+}
+
+int store_admin_must_change(struct store *st, const char *name)
+{
+    sqlite3_stmt *s;
+    int rc, ret;
+
+    if (!name ||
+        store_prepare(st, "SELECT must_change FROM admins WHERE name = ?", &s, NULL, 0) < 0)
+        return -1;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    ret = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) != 0 : rc == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(s);
+    return ret;
 }
 
 int store_account_delete(struct store *st, enum store_account kind, const char *name,

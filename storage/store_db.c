@@ -82,6 +82,9 @@ const struct store_migration store_migrations[] = {
      * under its target without it: at most one table scan, about 50 ms over a million
      * rows, and a bounded window reads the time index (docs/storage.md). */
     {4, "DROP INDEX IF EXISTS access_log_client;"},
+    /* The first-run admin's password was generated and written to a file: its first login
+     * must replace it. Any password set clears the mark. */
+    {5, "ALTER TABLE admins ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

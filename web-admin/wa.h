@@ -52,10 +52,17 @@ struct wa_options {
 
 struct wa_server;
 
-/* Starts the server. On first run (no admin account) creates admin "admin" with a random
- * password and stores it in *first_password (caller prints it once; "" otherwise). Creates
- * the bearer token file if missing. Returns NULL with err filled. */
-struct wa_server *wa_start(const struct wa_options *opts, char first_password[64], char *err,
+/* The first-run admin, and the file in the data folder that holds its generated password
+ * (mode 0600) until that password is changed. */
+#define WA_FIRST_ADMIN "admin"
+#define WA_FIRST_PASSWORD_FILE "admin.password"
+
+/* Starts the server. Creates the bearer token file if missing. On first run (no admin
+ * account) creates admin WA_FIRST_ADMIN with a random password, written only to
+ * <data_dir>/WA_FIRST_PASSWORD_FILE, and sets *first_run (the caller says where the file
+ * is; false otherwise). That password must be replaced at its first login; the file is
+ * deleted when it is. Returns NULL with err filled. */
+struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char *err,
                            size_t errlen);
 void wa_stop(struct wa_server *srv);
 /* The TCP port the server listens on (useful after listening on port 0). Any thread. */

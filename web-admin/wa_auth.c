@@ -1,5 +1,6 @@
-/* web-admin authentication: the bearer token file, the first admin account, login sessions
- * (in memory, 12 h), their CSRF tokens, and login throttling per client address.
+/* web-admin authentication: the bearer token file, the first admin account and its password
+ * file, login sessions (in memory, 12 h), their CSRF tokens, and login throttling per client
+ * address.
  *
  * Secrets are compared with sodium_memcmp so timing says nothing about how much matched.
  */
@@ -27,6 +28,7 @@ struct wa_session {
     char id[WA_TOKEN_HEX + 1];
     char csrf[WA_TOKEN_HEX + 1];
     char user[64];
+    bool must_change;   /* logged in with a first-run password: may only replace it */
     int64_t expires_ms; /* monotonic */
 };
 
@@ -146,17 +148,58 @@ int wa_token_load(struct wa_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-int wa_first_admin(struct wa_server *srv, char first_password[64], char *err, size_t errlen)
+static int first_password_path(const struct wa_server *srv, char *path, size_t len)
+{
+    return snprintf(path, len, "%s/" WA_FIRST_PASSWORD_FILE, srv->data_dir) < (int)len ? 0 : -1;
+}
+
+/* Writes pw and a newline to path, readable by proxyd's user only. A file left from an
+ * earlier database is replaced, never followed if it is a link. 0, or -1 with err filled. */
+static int first_password_write(const char *path, const char *pw, char *err, size_t errlen)
+{
+    char line[32];
+    size_t len;
+    ssize_t n;
+    int fd;
+
+    if (unlink(path) < 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: cannot replace: %s", path, strerror(errno));
+        return -1;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        return -1;
+    }
+    snprintf(line, sizeof(line), "%s\n", pw);
+    len = strlen(line);
+    n = write(fd, line, len);
+    sodium_memzero(line, sizeof(line));
+    if (n != (ssize_t)len || fsync(fd) < 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int wa_first_admin(struct wa_server *srv, bool *created, char *err, size_t errlen)
 {
     /* No look-alikes (0/O, 1/l/I) so the password survives being read off a terminal. */
     static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    char pw[17];
+    char pw[17], path[4096];
     char **names = NULL;
     size_t n = 0;
     struct store *st;
     int rc;
 
-    first_password[0] = '\0';
+    *created = false;
+    if (first_password_path(srv, path, sizeof(path)) < 0) {
+        snprintf(err, errlen, "%s: data folder path too long", srv->data_dir);
+        return -1;
+    }
     st = store_pool_get(srv->pool, err, errlen);
     if (!st)
         return -1;
@@ -168,20 +211,31 @@ int wa_first_admin(struct wa_server *srv, char first_password[64], char *err, si
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    if (n > 0) {
+    if (n > 0) { /* not the first run: a password file still there is still wanted */
         store_pool_put(srv->pool, st);
         return 0;
     }
     for (size_t i = 0; i < 16; i++)
         pw[i] = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
     pw[16] = '\0';
-    rc = store_account_set(st, STORE_ADMIN, "admin", pw, "proxyd", err, errlen);
+    /* The file first: an account whose password nobody can read would lock the admin out. */
+    rc = first_password_write(path, pw, err, errlen);
+    if (rc == 0)
+        rc = store_admin_first(st, WA_FIRST_ADMIN, pw, err, errlen);
     store_pool_put(srv->pool, st);
-    if (rc < 0)
-        return -1;
-    memcpy(first_password, pw, sizeof(pw));
     sodium_memzero(pw, sizeof(pw));
-    return 0;
+    if (rc <= 0) /* failed, or another process created an admin meanwhile */
+        unlink(path);
+    *created = rc == 1;
+    return rc < 0 ? -1 : 0;
+}
+
+void wa_first_password_forget(struct wa_server *srv)
+{
+    char path[4096];
+
+    if (first_password_path(srv, path, sizeof(path)) == 0)
+        unlink(path);
 }
 
 /* ---- sessions ---- */
@@ -227,6 +281,15 @@ void wa_sessions_drop_user(struct wa_auth *a, const char *user)
     pthread_mutex_unlock(&a->mu);
 }
 
+void wa_sessions_password_changed(struct wa_auth *a, const char *user)
+{
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < WA_SESSIONS; i++)
+        if (a->sessions[i].used && strcmp(a->sessions[i].user, user) == 0)
+            a->sessions[i].must_change = false;
+    pthread_mutex_unlock(&a->mu);
+}
+
 void wa_auth_check(struct wa_req *r)
 {
     const char *h, *sid;
@@ -249,6 +312,7 @@ void wa_auth_check(struct wa_req *r)
     if (s) {
         r->authed = true;
         r->via_session = true;
+        r->must_change = s->must_change;
         snprintf(r->actor, sizeof(r->actor), "%s", s->user);
         memcpy(r->csrf, s->csrf, sizeof(r->csrf));
     }
@@ -349,7 +413,7 @@ enum MHD_Result wa_api_login(struct wa_req *r)
     const char *user, *pw;
     char csrf[WA_TOKEN_HEX + 1];
     struct store *st;
-    int ok;
+    int ok, must_change;
 
     if (throttled(a, r->client))
         return wa_reply_error(r, 429, NULL, "too many failed logins; try again in 5 minutes");
@@ -381,6 +445,11 @@ enum MHD_Result wa_api_login(struct wa_req *r)
         json_decref(body);
         return wa_reply_error(r, 401, NULL, "wrong user name or password");
     }
+    must_change = store_admin_must_change(st, user);
+    if (must_change < 0) {
+        json_decref(body);
+        return wa_reply_error(r, 500, NULL, "cannot read the account");
+    }
 
     pthread_mutex_lock(&a->mu);
     s = session_slot(a, wa_mono_ms());
@@ -389,13 +458,15 @@ enum MHD_Result wa_api_login(struct wa_req *r)
     random_hex(s->id);
     random_hex(s->csrf);
     snprintf(s->user, sizeof(s->user), "%s", user);
+    s->must_change = must_change == 1;
     s->expires_ms = wa_mono_ms() + WA_SESSION_MS;
     snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "; Max-Age=%lld", s->id,
              WA_SESSION_MS / 1000);
     memcpy(csrf, s->csrf, sizeof(csrf));
     pthread_mutex_unlock(&a->mu);
 
-    ans = json_pack("{s:s,s:s}", "user", user, "csrf", csrf);
+    ans = json_pack("{s:s,s:s,s:b}", "user", user, "csrf", csrf, "must_change_password",
+                    must_change == 1);
     json_decref(body);
     r->set_cookie = cookie;
     return wa_reply_json(r, 200, ans);
@@ -419,6 +490,8 @@ enum MHD_Result wa_api_logout(struct wa_req *r)
 
 enum MHD_Result wa_api_session(struct wa_req *r)
 {
-    return wa_reply_json(
-        r, 200, json_pack("{s:s,s:s}", "user", r->actor, "csrf", r->via_session ? r->csrf : ""));
+    return wa_reply_json(r, 200,
+                         json_pack("{s:s,s:s,s:b}", "user", r->actor, "csrf",
+                                   r->via_session ? r->csrf : "", "must_change_password",
+                                   r->must_change));
 }

@@ -262,6 +262,11 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
     /* Another admin's password changed: end their sessions (keep the caller's own). */
     if (kind == STORE_ADMIN && strcmp(name, r->actor) != 0)
         wa_sessions_drop_user(srv->auth, name);
+    else if (kind == STORE_ADMIN)
+        wa_sessions_password_changed(srv->auth, name);
+    /* The generated first-run password is void now: its file goes. */
+    if (kind == STORE_ADMIN && strcmp(name, WA_FIRST_ADMIN) == 0)
+        wa_first_password_forget(srv);
     return wa_reply_json(r, 200, json_pack("{s:s}", key, name));
 }
 
@@ -298,6 +303,8 @@ static enum MHD_Result account_delete(struct wa_req *r, struct store *st, enum s
     pthread_mutex_unlock(&srv->policy_mu);
     if (kind == STORE_ADMIN)
         wa_sessions_drop_user(srv->auth, name);
+    if (kind == STORE_ADMIN && strcmp(name, WA_FIRST_ADMIN) == 0)
+        wa_first_password_forget(srv);
     return wa_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
 }
 

@@ -49,6 +49,7 @@ struct wa_req {
     bool too_big;
     bool authed; /* bearer token or live session */
     bool via_session;
+    bool must_change;            /* the session's admin must replace a first-run password */
     char actor[64];              /* admin name or "token" */
     char client[64];             /* requester's textual address */
     char csrf[WA_TOKEN_HEX + 1]; /* the session's CSRF token, when via_session */
@@ -91,8 +92,12 @@ struct wa_auth *wa_auth_new(void);
 void wa_auth_free(struct wa_auth *a);
 /* Reads <data_dir>/admin.token, creating it (0600) if missing. */
 int wa_token_load(struct wa_server *srv, char *err, size_t errlen);
-/* Creates admin "admin" with a random password if no admin exists. */
-int wa_first_admin(struct wa_server *srv, char first_password[64], char *err, size_t errlen);
+/* Creates admin WA_FIRST_ADMIN with a random password, written to the first-password file,
+ * if no admin exists; sets *created. 0, or -1 with err filled (then no admin, no file). */
+int wa_first_admin(struct wa_server *srv, bool *created, char *err, size_t errlen);
+/* Deletes the first-password file (after the first admin's password changed or the admin
+ * was deleted). A missing file is fine. Any thread. */
+void wa_first_password_forget(struct wa_server *srv);
 /* Fills r->authed/actor/via_session from the bearer token or session cookie. */
 void wa_auth_check(struct wa_req *r);
 /* True if a state-changing request made with a session lacks the right X-CSRF-Token. */
@@ -102,6 +107,8 @@ enum MHD_Result wa_api_logout(struct wa_req *r);
 enum MHD_Result wa_api_session(struct wa_req *r);
 /* Drops every session of an admin (after its password changed or it was deleted). */
 void wa_sessions_drop_user(struct wa_auth *a, const char *user);
+/* The admin chose a new password: its sessions no longer have to. */
+void wa_sessions_password_changed(struct wa_auth *a, const char *user);
 
 /* ---- wa_rules.c ---- */
 

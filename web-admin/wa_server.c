@@ -317,6 +317,14 @@ static bool needs_auth(const char *url)
     return strcmp(url, "/api/health") != 0 && strcmp(url, "/api/login") != 0;
 }
 
+static bool is_own_password_change(struct wa_req *r, const char *p)
+{
+    const char *rest;
+
+    return is_method(r, "PUT") && seg_is(p, "admins", &rest) && rest[0] == '/' &&
+           strcmp(rest + 1, r->actor) == 0;
+}
+
 static enum MHD_Result route_api(struct wa_req *r, const char *p)
 {
     const char *rest;
@@ -329,6 +337,11 @@ static enum MHD_Result route_api(struct wa_req *r, const char *p)
         return wa_reply_error(r, 401, NULL, "authentication required");
     if (wa_csrf_bad(r))
         return wa_reply_error(r, 403, NULL, "missing or wrong X-CSRF-Token header");
+    /* A first-run password opens nothing but the way to replace it. */
+    if (r->must_change && strcmp(p, "logout") != 0 && strcmp(p, "session") != 0 &&
+        !is_own_password_change(r, p))
+        return wa_reply_error(r, 403, "password",
+                              "choose a new password first (PUT /api/admins/%s)", r->actor);
 
     if (strcmp(p, "logout") == 0)
         return is_method(r, "POST") ? wa_api_logout(r) : not_allowed(r);
@@ -496,8 +509,7 @@ uint16_t wa_port(const struct wa_server *srv)
     return srv->port;
 }
 
-struct wa_server *wa_start(const struct wa_options *opts, char first_password[64], char *err,
-                           size_t errlen)
+struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     struct wa_server *srv;
@@ -505,7 +517,7 @@ struct wa_server *wa_start(const struct wa_options *opts, char first_password[64
     const union MHD_DaemonInfo *di;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
 
-    first_password[0] = '\0';
+    *first_run = false;
     if (!opts->listen || !opts->data_dir || !opts->db_path) {
         snprintf(err, errlen, "admin server: listen, data_dir and db_path are required");
         return NULL;
@@ -576,11 +588,11 @@ struct wa_server *wa_start(const struct wa_options *opts, char first_password[64
     di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
     /* Last, so a start that fails never creates an admin whose password nobody saw. */
-    if (wa_first_admin(srv, first_password, err, errlen) < 0)
+    if (wa_first_admin(srv, first_run, err, errlen) < 0)
         goto fail;
     return srv;
 fail:
-    first_password[0] = '\0';
+    *first_run = false;
     wa_stop(srv);
     return NULL;
 }

@@ -294,8 +294,9 @@ enum MHD_Result wa_static_serve(struct wa_req *r, bool *found)
 
     *found = false;
     if (page) {
-        /* Pages hold no data, but a browser without a session belongs on the login page. */
-        if (!r->authed && strcmp(r->url, "/login") != 0) {
+        /* Pages hold no data, but a browser without a session belongs on the login page, and
+         * one that must replace a first-run password too (the page then asks for it). */
+        if ((!r->authed || r->must_change) && strcmp(r->url, "/login") != 0) {
             struct MHD_Response *resp =
                 MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
             enum MHD_Result ret;

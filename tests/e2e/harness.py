@@ -395,6 +395,19 @@ class Proxyd:
             return f.read().strip()
 
     @property
+    def first_password_path(self):
+        return os.path.join(self.data_dir, "admin.password")
+
+    @property
+    def first_password(self):
+        """The first-run admin password, from the file proxyd wrote it to (not its log). The
+        admin server listens before it creates the account; the log line says it is there."""
+        if not wait_for(lambda: "first run:" in self.log(), timeout=15):
+            raise AssertionError("no first-run line in proxyd's log:\n" + self.log()[-2000:])
+        with open(self.first_password_path) as f:
+            return f.read().strip()
+
+    @property
     def db_path(self):
         return os.path.join(self.data_dir, "proxyd.db")
 

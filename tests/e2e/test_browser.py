@@ -2,7 +2,9 @@
 driven by playwright-core (tests/e2e/browser/admin_flow.mjs) against the real proxyd, with
 the DNS stub and a scripted origin on 127.0.0.1.
 
-What the browser does: logs in with the first-run password, adds `deny domain news.test`
+What the browser does: logs in with the first-run password (read from the data folder's
+admin.password, as an admin would), is shown the change-password form before anything else,
+chooses a new password (the file is then gone), adds `deny domain news.test`
 through the policy form, visits news.test (403 block page naming the rule) and allowed.test
 (200) through proxyd, finds the blocked request in the live log, sees a logged URL full of
 markup rendered as text, is refused state changes without the CSRF token and from a page on
@@ -22,7 +24,6 @@ Node.js 18 (1.62 and later require Node.js 20). CI installs both, so there the t
 """
 import json
 import os
-import re
 import signal
 import subprocess
 import unittest
@@ -33,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER_DIR = os.path.join(HERE, "browser")
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))
-SCREENSHOTS = ("dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
+SCREENSHOTS = ("first-login-password.png", "dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
                "policy-desktop.png", "policy-phone.png")
 
 # A query with markup in it; proxyd's parser takes any VCHAR but '#' in a request-target,
@@ -61,12 +62,7 @@ class CsrfOrigin(Origin):
         return True
 
 
-def first_run_password(px):
-    m = wait_for(lambda: re.search(r"first run: admin user 'admin', password '([^']+)'",
-                                   px.log()), timeout=5)
-    if not m:
-        raise AssertionError("no first-run password in proxyd's log:\n" + px.log()[-2000:])
-    return m.group(1)
+NEW_PASSWORD = "browser-chose-this"
 
 
 def run_node(args, timeout):
@@ -105,11 +101,12 @@ class BrowserTest(unittest.TestCase):
         records = {"allowed.test": "127.0.0.1", "news.test": "127.0.0.1"}
         with DnsStub(records=records) as dns, CsrfOrigin() as origin, Proxyd(dns=dns) as px:
             origin.admin_url = px.admin_url
-            password = first_run_password(px)
+            password = px.first_password
             # Traffic for the log and the dashboard, and the URL with markup in it.
             status, _, _ = px.get("http://allowed.test:%d%s" % (origin.port, XSS_PATH))
             self.assertEqual(status, 200)
-            cfg = {"admin": px.admin_url, "password": password, "proxyPort": px.proxy_port,
+            cfg = {"admin": px.admin_url, "password": password, "newPassword": NEW_PASSWORD,
+                   "proxyPort": px.proxy_port,
                    "originPort": origin.port, "shots": SHOTS, "xssPath": XSS_PATH,
                    "csrfPage": "http://allowed.test:%d/csrf-form" % origin.port}
             code, out = run_node(["node", "admin_flow.mjs", json.dumps(cfg)], timeout=100)
@@ -125,7 +122,11 @@ class BrowserTest(unittest.TestCase):
                 self.assertEqual(head, b"\x89PNG\r\n\x1a\n", path + " is not a PNG")
                 self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
 
-            # What the browser did, seen from the server.
+            # What the browser did, seen from the server. The first-run password is void and
+            # its file gone; the chosen one logs in without being asked to change it.
+            self.assertFalse(os.path.exists(px.first_password_path))
+            self.assertNotIn(password, px.log())
+            self.assertEqual(px.api("GET", "/api/admins")["admins"], ["admin"])
             rules = [r["text"] for r in px.api("GET", "/api/rules")["rules"]]
             self.assertEqual(rules[0], "deny domain allowed.test")  # the one-click block
             self.assertIn("deny domain news.test", rules)

@@ -117,11 +117,20 @@ const PX = (() => {
 
   function showError(e) { flash(e.message || String(e), true); }
 
+  /* Takes the user and CSRF token of a session (the login page's, which has no start()). */
+  function useSession(s) {
+    csrf = s.csrf;
+    user = s.user;
+  }
+
   async function start(main) {
     try {
       const s = await api('GET', '/api/session');
-      csrf = s.csrf;
-      user = s.user;
+      if (s.must_change_password) {
+        location.href = '/login';
+        return;
+      }
+      useSession(s);
       const who = $('whoami');
       if (who) who.textContent = user;
       const out = $('logout');
@@ -138,5 +147,5 @@ const PX = (() => {
   }
 
   return {el, $, api, flash, fmtTime, fmtBytes, fmtNum, query, confirmButton, showError, start,
-          get user() { return user; }};
+          useSession, get user() { return user; }};
 })();

@@ -1,7 +1,7 @@
 // The admin UI in headless Chromium, driven by Playwright (playwright-core, the system's
 // /usr/bin/chromium; no browser downloads). Run by tests/e2e/test_browser.py, which starts
 // the DNS stub, the origin and proxyd and passes one JSON config as argv[2]:
-//   {admin, password, proxyPort, originPort, shots, xssPath, csrfPage}
+//   {admin, password, newPassword, proxyPort, originPort, shots, xssPath, csrfPage}
 // Exits 0 when every expectation held; otherwise prints "FAIL: <what>" and exits 1.
 //
 // How the browser reaches what: Chromium is started with --proxy-server=proxyd and
@@ -70,9 +70,34 @@ async function login(page) {
   check(page.url() === ADMIN + '/login', 'a wrong password left the login page');
   await page.getByTestId('login-password').fill(cfg.password);
   await page.getByTestId('login-submit').click();
+  // The first-run password opens only the form that replaces it.
+  await page.getByTestId('passwd-form').waitFor({ state: 'visible', timeout: STEP_MS });
+  check(await page.getByTestId('login-form').isHidden(), 'the login form is still shown');
+  check(page.url() === ADMIN + '/login', 'the first login left the login page');
+  mkdirSync(cfg.shots, { recursive: true });
+  await page.screenshot({ path: join(cfg.shots, 'first-login-password.png'), fullPage: true,
+                          timeout: STEP_MS });
+  // Other pages send this session back here, and the form is asked again.
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.getByTestId('passwd-form').waitFor({ state: 'visible', timeout: STEP_MS });
+  await page.getByTestId('passwd-new').fill(cfg.newPassword);
+  await page.getByTestId('passwd-repeat').fill(cfg.newPassword + 'x');
+  await page.getByTestId('passwd-submit').click();
+  await page.getByTestId('passwd-error').filter({ hasText: 'differ' }).waitFor({ timeout: STEP_MS });
+  await page.getByTestId('passwd-repeat').fill(cfg.newPassword);
+  await page.getByTestId('passwd-submit').click();
   await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
   await page.getByTestId('whoami').filter({ hasText: 'admin' }).waitFor({ timeout: STEP_MS });
-  log('logged in');
+  log('logged in with the first-run password, chose a new one through the form');
+  // The new password logs in straight to the dashboard.
+  await page.getByTestId('logout').click();
+  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.getByTestId('login-password').fill(cfg.newPassword);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  await page.getByTestId('whoami').filter({ hasText: 'admin' }).waitFor({ timeout: STEP_MS });
+  log('logged in again with the new password');
 }
 
 async function addRuleThroughForm(page) {

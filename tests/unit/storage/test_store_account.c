@@ -101,6 +101,27 @@ START_TEST(test_hash_is_argon2id_not_the_password)
 }
 END_TEST
 
+START_TEST(test_first_admin_must_change_until_a_password_is_set)
+{
+    ck_assert_int_eq(store_admin_first(st, "admin", "generated1", err, sizeof(err)), 1);
+    ck_assert_int_eq(store_account_verify(st, STORE_ADMIN, "admin", "generated1"), 1);
+    ck_assert_int_eq(store_admin_must_change(st, "admin"), 1);
+    ck_assert_int_eq(store_admin_must_change(st, "nobody"), 0);
+    /* Only the first run creates one. */
+    ck_assert_int_eq(store_admin_first(st, "other", "generated2", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_verify(st, STORE_ADMIN, "other", "generated2"), 0);
+    /* Another admin's account is not marked; setting the password clears the mark. */
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "adminpw", "t", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_admin_must_change(st, "root"), 0);
+    ck_assert_int_eq(store_admin_must_change(st, "admin"), 1);
+    ck_assert_int_eq(
+        store_account_set(st, STORE_ADMIN, "admin", "chosen-pw", "admin", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_admin_must_change(st, "admin"), 0);
+    ck_assert_int_eq(store_account_verify(st, STORE_ADMIN, "admin", "chosen-pw"), 1);
+}
+END_TEST
+
 START_TEST(test_bad_input_is_refused)
 {
     ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "", "pw", "t", err, sizeof(err)), -1);
@@ -123,6 +144,7 @@ int main(void)
     tcase_add_test(tc, test_verify_answers_by_name_password_and_kind);
     tcase_add_test(tc, test_password_change_and_delete);
     tcase_add_test(tc, test_hash_is_argon2id_not_the_password);
+    tcase_add_test(tc, test_first_admin_must_change_until_a_password_is_set);
     tcase_add_test(tc, test_bad_input_is_refused);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -29,7 +29,10 @@
 /* ---- the server under test (lives in the parent) ---- */
 
 static struct test_tmpdir tmp; /* the data folder; tmp.db is the server's database */
-static char first_pw[64];
+/* The first-run password is replaced through the store before the tests run (they share
+ * one server, and a first-run session may only change it): the shared tests log in with
+ * ADMIN_PW. test_first_login_must_change_password has a server of its own. */
+#define ADMIN_PW "admin-test-password"
 static char token[128];
 static char base[64];
 static struct wa_server *srv;
@@ -104,11 +107,29 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
     out->log.db_ok = true;
 }
 
+/* Reads the one line of a file in the data folder dir into out; false if it is missing. */
+static bool read_line(const char *dir, const char *name, char *out, size_t outlen)
+{
+    char path[256];
+    FILE *f;
+    bool ok;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "r");
+    if (!f)
+        return false;
+    ok = fgets(out, (int)outlen, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+    return ok;
+}
+
 static void server_up(void)
 {
     char err[256];
     struct wa_options o;
-    FILE *f;
+    struct store *st;
+    bool first_run;
 
     test_tmpdir_make(&tmp);
     live = acl_live_new(compile_from_store(tmp.db, err, sizeof(err)));
@@ -123,16 +144,17 @@ static void server_up(void)
     o.policy_changed = hook_policy_changed;
     o.proxy_stats = hook_proxy_stats;
     o.hook_arg = tmp.db;
-    srv = wa_start(&o, first_pw, err, sizeof(err));
+    srv = wa_start(&o, &first_run, err, sizeof(err));
     ck_assert_msg(srv != NULL, "wa_start: %s", err);
+    ck_assert(first_run);
     ck_assert_uint_gt(wa_port(srv), 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)wa_port(srv));
-    snprintf(err, sizeof(err), "%s/admin.token", tmp.dir);
-    f = fopen(err, "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_ptr_nonnull(fgets(token, sizeof(token), f));
-    fclose(f);
-    token[strcspn(token, "\n")] = '\0';
+    ck_assert(read_line(tmp.dir, "admin.token", token, sizeof(token)));
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(
+        store_account_set(st, STORE_ADMIN, "admin", ADMIN_PW, "test", err, sizeof(err)), 0);
+    store_close(st);
 }
 
 static void server_down(void)
@@ -354,8 +376,7 @@ START_TEST(test_login_sets_strict_httponly_cookie)
     char sid[128], csrf[128], cookie[512], hdr[256];
     struct res *r;
 
-    ck_assert_int_eq(strlen(first_pw), 16);
-    snprintf(cookie, sizeof(cookie), "{\"user\":\"admin\",\"password\":\"%s\"}", first_pw);
+    snprintf(cookie, sizeof(cookie), "{\"user\":\"admin\",\"password\":\"%s\"}", ADMIN_PW);
     r = http("POST", "/api/login", cookie, AUTH_NONE, NULL);
     ck_assert_int_eq(r->status, 200);
     ck_assert_ptr_nonnull(header(r, "Set-Cookie", cookie, sizeof(cookie)));
@@ -363,7 +384,7 @@ START_TEST(test_login_sets_strict_httponly_cookie)
     ck_assert_ptr_nonnull(strstr(cookie, "SameSite=Strict"));
     ck_assert_ptr_nonnull(strstr(cookie, "Path=/"));
 
-    login("admin", first_pw, sid, sizeof(sid), csrf, sizeof(csrf));
+    login("admin", ADMIN_PW, sid, sizeof(sid), csrf, sizeof(csrf));
     ck_assert_int_eq(strlen(sid), 64);
     snprintf(hdr, sizeof(hdr), "Cookie: pxsid=%s", sid);
     const char *const h[] = {hdr, NULL};
@@ -372,6 +393,7 @@ START_TEST(test_login_sets_strict_httponly_cookie)
     json_t *j = json_loads(r->body, 0, NULL);
     ck_assert_str_eq(jstr(j, "user"), "admin");
     ck_assert_str_eq(jstr(j, "csrf"), csrf);
+    ck_assert(json_is_false(json_object_get(j, "must_change_password")));
     json_decref(j);
 
     /* logout ends the session */
@@ -400,7 +422,7 @@ START_TEST(test_state_change_with_session_needs_csrf)
 {
     char sid[128], csrf[128], hc[160], hx[160], hbad[160];
 
-    login("admin", first_pw, sid, sizeof(sid), csrf, sizeof(csrf));
+    login("admin", ADMIN_PW, sid, sizeof(sid), csrf, sizeof(csrf));
     snprintf(hc, sizeof(hc), "Cookie: pxsid=%s", sid);
     snprintf(hx, sizeof(hx), "X-CSRF-Token: %s", csrf);
     snprintf(hbad, sizeof(hbad), "X-CSRF-Token: %064d", 7);
@@ -443,7 +465,7 @@ START_TEST(test_login_throttled_after_5_failures)
         ck_assert_int_eq(http("POST", "/api/login", bad, AUTH_NONE, NULL)->status, 401);
     ck_assert_int_eq(http("POST", "/api/login", bad, AUTH_NONE, NULL)->status, 429);
     /* even the right password waits out the block */
-    snprintf(good, sizeof(good), "{\"user\":\"admin\",\"password\":\"%s\"}", first_pw);
+    snprintf(good, sizeof(good), "{\"user\":\"admin\",\"password\":\"%s\"}", ADMIN_PW);
     ck_assert_int_eq(http("POST", "/api/login", good, AUTH_NONE, NULL)->status, 429);
     /* the token is unaffected */
     json_decref(api("GET", "/api/rules", NULL, 200));
@@ -1212,8 +1234,9 @@ START_TEST(test_non_loopback_listen_refused)
                             "[IPv6]:PORT"},
     };
     struct test_tmpdir t;
-    char err[256], pw[64];
+    char err[256], pw[64], again[64];
     struct wa_options o;
+    bool first_run;
 
     test_tmpdir_make(&t);
     memset(&o, 0, sizeof(o));
@@ -1222,21 +1245,110 @@ START_TEST(test_non_loopback_listen_refused)
     o.static_dir = PX_TEST_STATIC_DIR;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         o.listen = cases[i].listen;
-        ck_assert_ptr_null(wa_start(&o, pw, err, sizeof(err)));
+        ck_assert_ptr_null(wa_start(&o, &first_run, err, sizeof(err)));
         ck_assert_str_eq(err, cases[i].err);
-        ck_assert_str_eq(pw, "");
+        ck_assert(!first_run);
     }
     /* nothing was created by the refusals; a loopback start then creates the admin */
     ck_assert_int_eq(access(t.db, F_OK), -1);
+    ck_assert(!read_line(t.dir, "admin.password", pw, sizeof(pw)));
     o.listen = "127.0.0.1:0";
-    struct wa_server *s = wa_start(&o, pw, err, sizeof(err));
+    struct wa_server *s = wa_start(&o, &first_run, err, sizeof(err));
     ck_assert_msg(s != NULL, "%s", err);
+    ck_assert(first_run);
+    ck_assert(read_line(t.dir, "admin.password", pw, sizeof(pw)));
     ck_assert_int_eq(strlen(pw), 16);
     ck_assert_int_eq(strcspn(pw, "0O1lI"), 16);
     wa_stop(s);
-    s = wa_start(&o, pw, err, sizeof(err)); /* second run: no new password */
+    s = wa_start(&o, &first_run, err, sizeof(err)); /* second run: no new password */
     ck_assert_msg(s != NULL, "%s", err);
-    ck_assert_str_eq(pw, "");
+    ck_assert(!first_run);
+    ck_assert(read_line(t.dir, "admin.password", again, sizeof(again)));
+    ck_assert_str_eq(again, pw); /* not changed yet: still wanted */
+    wa_stop(s);
+    test_tmpdir_remove(&t);
+}
+END_TEST
+
+START_TEST(test_first_login_must_change_password)
+{
+    char err[256], path[128], pw[64], body[256];
+    char sid[128], csrf[128], hc[160], hx[160];
+    struct test_tmpdir t;
+    struct wa_options o;
+    struct stat sb;
+    struct res *r;
+    json_t *j;
+    bool first_run;
+
+    test_tmpdir_make(&t);
+    memset(&o, 0, sizeof(o));
+    o.listen = "127.0.0.1:0";
+    o.data_dir = t.dir;
+    o.db_path = t.db;
+    o.static_dir = PX_TEST_STATIC_DIR;
+    struct wa_server *s = wa_start(&o, &first_run, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert(first_run);
+    /* This child's own server: the helpers talk to it. */
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)wa_port(s));
+    ck_assert(read_line(t.dir, "admin.token", token, sizeof(token)));
+
+    /* The password is in a file only its owner reads. */
+    snprintf(path, sizeof(path), "%s/admin.password", t.dir);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    ck_assert(read_line(t.dir, "admin.password", pw, sizeof(pw)));
+    ck_assert_int_eq(strlen(pw), 16);
+
+    /* Its first login is told to change it, and may do nothing else. */
+    snprintf(body, sizeof(body), "{\"user\":\"admin\",\"password\":\"%s\"}", pw);
+    r = http("POST", "/api/login", body, AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 200);
+    j = json_loads(r->body, 0, NULL);
+    ck_assert(json_is_true(json_object_get(j, "must_change_password")));
+    json_decref(j);
+    login("admin", pw, sid, sizeof(sid), csrf, sizeof(csrf));
+    snprintf(hc, sizeof(hc), "Cookie: pxsid=%s", sid);
+    snprintf(hx, sizeof(hx), "X-CSRF-Token: %s", csrf);
+    const char *const h[] = {hc, hx, NULL};
+    r = http("GET", "/api/session", NULL, AUTH_NONE, h);
+    ck_assert_int_eq(r->status, 200);
+    j = json_loads(r->body, 0, NULL);
+    ck_assert(json_is_true(json_object_get(j, "must_change_password")));
+    json_decref(j);
+    ck_assert_int_eq(http("GET", "/api/rules", NULL, AUTH_NONE, h)->status, 403);
+    ck_assert_int_eq(
+        http("PUT", "/api/admins/eve", "{\"password\":\"long-enough-pw\"}", AUTH_NONE, h)->status,
+        403);
+    r = http("GET", "/", NULL, AUTH_NONE, h); /* pages send it to the login page */
+    ck_assert_int_eq(r->status, 303);
+    ck_assert_int_eq(http("GET", "/login", NULL, AUTH_NONE, h)->status, 200);
+    ck_assert_int_eq(
+        http("PUT", "/api/admins/admin", "{\"password\":\"short\"}", AUTH_NONE, h)->status, 400);
+    ck_assert_int_eq(access(path, F_OK), 0);
+
+    /* The new password: the file goes, the same session may do everything. */
+    r = http("PUT", "/api/admins/admin", "{\"password\":\"my-own-password\"}", AUTH_NONE, h);
+    ck_assert_msg(r->status == 200, "%ld %s", r->status, r->body);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    ck_assert_int_eq(http("GET", "/api/rules", NULL, AUTH_NONE, h)->status, 200);
+    ck_assert_int_eq(http("GET", "/", NULL, AUTH_NONE, h)->status, 200);
+    r = http("POST", "/api/login", body, AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 401); /* the generated one is void */
+    r = http("POST", "/api/login", "{\"user\":\"admin\",\"password\":\"my-own-password\"}",
+             AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 200);
+    j = json_loads(r->body, 0, NULL);
+    ck_assert(json_is_false(json_object_get(j, "must_change_password")));
+    json_decref(j);
+
+    /* A restart neither makes a new password nor brings the file back. */
+    wa_stop(s);
+    s = wa_start(&o, &first_run, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert(!first_run);
+    ck_assert_int_eq(access(path, F_OK), -1);
     wa_stop(s);
     test_tmpdir_remove(&t);
 }
@@ -1280,6 +1392,7 @@ static Suite *wa_suite(void)
 
     tcase_set_timeout(start, 60);
     tcase_add_test(start, test_non_loopback_listen_refused);
+    tcase_add_test(start, test_first_login_must_change_password);
     suite_add_tcase(s, start);
     return s;
 }

@@ -1,0 +1,109 @@
+"""The first-run admin password: proxyd writes it to <data-dir>/admin.password (mode 0600),
+never to its log; the first login with it may only choose a new password; the file is
+deleted once the password changes, through the API (as the web UI does) or proxyctl."""
+import json
+import os
+import stat
+import subprocess
+import tempfile
+import unittest
+import urllib.error
+import urllib.request
+
+from harness import PROXYCTL, Proxyd, wait_for
+
+
+class Admin:
+    """A browser-like client of the admin API: the session cookie and its CSRF token."""
+
+    def __init__(self, px):
+        self.px = px
+        self.cookie = None
+        self.csrf = ""
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(self, method, path, body=None):
+        """Returns (status, decoded JSON answer or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.px.admin_url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.cookie:
+            req.add_header("Cookie", self.cookie)
+        if method != "GET":
+            req.add_header("X-CSRF-Token", self.csrf)
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                status, raw, headers = r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            status, raw, headers = e.code, e.read(), e.headers
+        if path == "/api/login" and status == 200:
+            self.cookie = headers["Set-Cookie"].split(";")[0]
+        answer = json.loads(raw) if raw else None
+        if path == "/api/login" and status == 200:
+            self.csrf = answer["csrf"]
+        return status, answer
+
+    def login(self, password, user="admin"):
+        return self.call("POST", "/api/login", {"user": user, "password": password})
+
+
+class FirstRunTest(unittest.TestCase):
+    def test_password_is_in_a_0600_file_and_not_in_the_log(self):
+        with Proxyd() as px:
+            mode = os.stat(px.first_password_path).st_mode
+            self.assertEqual(stat.S_IMODE(mode), 0o600)
+            password = px.first_password
+            self.assertEqual(len(password), 16)
+            self.assertNotIn(password, px.log())
+            # The log says where it is (the line may follow the listening sockets).
+            self.assertTrue(wait_for(lambda: px.first_password_path in px.log(), timeout=10),
+                            px.log())
+            self.assertNotIn(password, px.log())
+
+    def test_first_login_must_change_the_password_then_the_file_goes(self):
+        with Proxyd() as px:
+            password = px.first_password
+            admin = Admin(px)
+            status, answer = admin.login(password)
+            self.assertEqual(status, 200)
+            self.assertTrue(answer["must_change_password"])
+            self.assertTrue(admin.call("GET", "/api/session")[1]["must_change_password"])
+            # Nothing else until then.
+            status, answer = admin.call("GET", "/api/rules")
+            self.assertEqual(status, 403)
+            self.assertEqual(answer["field"], "password")
+            self.assertEqual(admin.call("POST", "/api/block", {"domain": "x.test"})[0], 403)
+            self.assertTrue(os.path.exists(px.first_password_path))
+
+            status, _ = admin.call("PUT", "/api/admins/admin", {"password": "chosen-by-admin"})
+            self.assertEqual(status, 200)
+            self.assertFalse(os.path.exists(px.first_password_path))
+            self.assertEqual(admin.call("GET", "/api/rules")[0], 200)
+            self.assertFalse(admin.call("GET", "/api/session")[1]["must_change_password"])
+            self.assertEqual(Admin(px).login(password)[0], 401)
+            status, answer = Admin(px).login("chosen-by-admin")
+            self.assertEqual((status, answer["must_change_password"]), (200, False))
+
+            # A restart creates no new password and no file.
+            px.stop()
+            px.start()
+            self.assertEqual(Admin(px).login("chosen-by-admin")[0], 200)
+            self.assertFalse(os.path.exists(px.first_password_path))
+            self.assertEqual(px.log().count("first run"), 1)
+
+    def test_proxyctl_admin_passwd_deletes_the_file(self):
+        with Proxyd() as px:
+            self.assertEqual(len(px.first_password), 16)
+            r = subprocess.run([PROXYCTL, "--url", px.admin_url, "--data-dir", px.data_dir,
+                                "admin", "passwd", "admin", "--password-stdin"],
+                               input="set-by-proxyctl\n", capture_output=True, text=True,
+                               timeout=30, cwd=tempfile.gettempdir())
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertFalse(os.path.exists(px.first_password_path))
+            status, answer = Admin(px).login("set-by-proxyctl")
+            self.assertEqual((status, answer["must_change_password"]), (200, False))
+
+
+if __name__ == "__main__":
+    unittest.main()
