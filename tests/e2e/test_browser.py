@@ -33,7 +33,8 @@ from harness import BUILD_DIR, DnsStub, Origin, Proxyd, wait_for
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER_DIR = os.path.join(HERE, "browser")
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))
+# Absolute: node runs in tests/e2e/browser, where a relative build folder means elsewhere.
+SHOTS = os.path.abspath(os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots")))
 SCREENSHOTS = ("first-login-password.png", "dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
                "policy-desktop.png", "policy-phone.png")
 
