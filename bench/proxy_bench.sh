@@ -10,7 +10,7 @@
 # Ratios against direct (and proxyd-nolog / proxyd-bigpolicy against proxyd) follow.
 #
 # Usage: bench/proxy_bench.sh [--duration S] [--rows "direct proxyd ..."] [--no-pin]
-# Needs nginx-light, wrk, curl (../shared/bench/install-deps.sh installs them). As root it
+# Needs nginx-light, wrk, curl (apt-get install nginx-light wrk curl). As root it
 # runs in a private network namespace (loopback only). Prints figures; never pass/fail.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
 for t in wrk curl nginx python3 taskset; do
-  command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (../shared/bench/install-deps.sh)" >&2; exit 1; }
+  command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (apt-get install nginx-light wrk curl)" >&2; exit 1; }
 done
 if [[ $(id -u) == 0 && -z "${BENCH_IN_NETNS:-}" ]] && unshare -n true 2>/dev/null; then
   exec unshare -n env BENCH_IN_NETNS=1 bash "$0" "${ARGS[@]}"
