@@ -26,10 +26,10 @@ const char *log_level_str(enum log_level level)
     return (unsigned)level < LOG_LEVEL_COUNT ? level_names[level] : "?";
 }
 
-void log_emit(enum log_level level, int errnum, const char *fmt, ...)
+/* Formats and writes one line; suppressed > 0 adds how many similar lines were dropped. */
+static void log_vemit(enum log_level level, int errnum, uint64_t suppressed, const char *fmt,
+                      va_list ap)
 {
-    if (level > log_threshold)
-        return;
     char line[1024];
     struct timespec ts;
     struct tm tm;
@@ -38,17 +38,65 @@ void log_emit(enum log_level level, int errnum, const char *fmt, ...)
     int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
     n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld proxyd %s: ", ts.tv_nsec / 1000000,
                   level_names[level]);
-    va_list ap;
-    va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-    va_end(ap);
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     if (errnum)
         n += snprintf(line + n, sizeof(line) - (size_t)n, ": %s", strerror(errnum));
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
+    if (suppressed)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " (%llu similar suppressed)",
+                      (unsigned long long)suppressed);
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+void log_emit(enum log_level level, int errnum, const char *fmt, ...)
+{
+    if (level > log_threshold)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vemit(level, errnum, 0, fmt, ap);
+    va_end(ap);
+}
+
+bool log_ratelimit_pass(struct log_ratelimit *rl, int64_t now_ms, uint64_t *suppressed)
+{
+    bool pass;
+    pthread_mutex_lock(&rl->lock);
+    if (rl->in_window == 0 || now_ms - rl->window_start_ms >= rl->interval_ms) {
+        rl->window_start_ms = now_ms;
+        rl->in_window = 0;
+    }
+    pass = rl->in_window < rl->burst;
+    if (pass) {
+        rl->in_window++;
+        *suppressed = rl->suppressed;
+        rl->suppressed = 0;
+    } else {
+        rl->suppressed++;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return pass;
+}
+
+void log_emit_limited(struct log_ratelimit *rl, enum log_level level, int errnum, const char *fmt,
+                      ...)
+{
+    if (level > log_threshold)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t suppressed;
+    if (!log_ratelimit_pass(rl, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &suppressed))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vemit(level, errnum, suppressed, fmt, ap);
+    va_end(ap);
 }

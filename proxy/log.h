@@ -4,6 +4,11 @@
 #ifndef PX_LOG_H
 #define PX_LOG_H
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG, LOG_LEVEL_COUNT };
 
 extern enum log_level log_threshold;
@@ -36,6 +41,46 @@ void log_emit(enum log_level level, int errnum, const char *fmt, ...)
     do {                                                                                           \
         if (log_threshold >= LOG_LEVEL_DEBUG)                                                      \
             log_emit(LOG_LEVEL_DEBUG, 0, __VA_ARGS__);                                             \
+    } while (0)
+
+/* A budget for a message that can repeat without end (an accept that fails while descriptors
+ * are exhausted, a refused client that keeps trying): at most `burst` lines per `interval_ms`.
+ * Lines over budget are counted, not written; the next line written says how many there were.
+ * Declare one per message, static, with LOG_RATELIMIT_INIT; any thread may use it. */
+struct log_ratelimit {
+    pthread_mutex_t lock;
+    int64_t interval_ms;
+    unsigned burst;
+    int64_t window_start_ms; /* under lock */
+    unsigned in_window;      /* under lock: lines written in the current window */
+    uint64_t suppressed;     /* under lock: lines dropped since the last one written */
+};
+
+#define LOG_RATELIMIT_INIT(interval_ms, burst) {PTHREAD_MUTEX_INITIALIZER, (interval_ms), (burst), 0, 0, 0}
+
+/* Asks rl whether a line may be written at now_ms (any monotonic clock). Returns true, with
+ * *suppressed set to the lines dropped since the last one that passed, or false (the line is
+ * counted as dropped). Any thread. */
+bool log_ratelimit_pass(struct log_ratelimit *rl, int64_t now_ms, uint64_t *suppressed);
+
+/* log_emit under a budget: the line, if it passes, ends with "(N similar suppressed)". */
+void log_emit_limited(struct log_ratelimit *rl, enum log_level level, int errnum, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+
+#define log_warn_limited(rl, ...)                                                                  \
+    do {                                                                                           \
+        if (log_threshold >= LOG_LEVEL_WARN)                                                       \
+            log_emit_limited((rl), LOG_LEVEL_WARN, errno, __VA_ARGS__);                            \
+    } while (0)
+#define log_warnx_limited(rl, ...)                                                                 \
+    do {                                                                                           \
+        if (log_threshold >= LOG_LEVEL_WARN)                                                       \
+            log_emit_limited((rl), LOG_LEVEL_WARN, 0, __VA_ARGS__);                                \
+    } while (0)
+#define log_info_limited(rl, ...)                                                                  \
+    do {                                                                                           \
+        if (log_threshold >= LOG_LEVEL_INFO)                                                       \
+            log_emit_limited((rl), LOG_LEVEL_INFO, 0, __VA_ARGS__);                                \
     } while (0)
 
 #endif
