@@ -115,6 +115,13 @@ struct acl_decision {
 void acl_eval(const struct acl_set *set, const struct acl_request *req, struct acl_scratch *s,
               struct acl_decision *out);
 
+/* May any request from client be allowed? True when client is in the allowed networks or an
+ * allow rule may apply to it (one whose client match or clients condition, if any, includes
+ * it). Schedules and users are not weighed, so the answer errs toward true; false means every
+ * request from client would be denied, so a server may close its connection unread. NULL set:
+ * false. Allocates nothing; any thread. */
+bool acl_client_admitted(const struct acl_set *set, const struct sockaddr *client);
+
 /* ---- Policy text ---- */
 
 struct acl_policy {

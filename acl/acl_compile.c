@@ -178,6 +178,25 @@ static int build_group(struct acl_set *set, enum acl_regex_kind kind)
     return 0;
 }
 
+/* What acl_client_admitted reads: whether some allow rule applies to any client, and which
+ * allow rules apply only to some. */
+static int build_client_allows(struct acl_set *set)
+{
+    set->client_allows = calloc(set->nrules ? set->nrules : 1, sizeof(*set->client_allows));
+    if (!set->client_allows)
+        return -1;
+    for (uint32_t i = 0; i < set->nrules; i++) {
+        const struct acl_rule *r = &set->rules[i];
+        if (r->action != ACL_ALLOW)
+            continue;
+        if (r->match == ACL_MATCH_CLIENT || r->has_clients)
+            set->client_allows[set->nclient_allows++] = i;
+        else
+            set->open_allow = true;
+    }
+    return 0;
+}
+
 struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *err)
 {
     char msg[200];
@@ -197,14 +216,16 @@ struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *
     }
     if (parse_rules(set, cfg, err) != 0)
         goto fail;
-    if (build_domains(set, cfg) != 0 || build_regexes_and_linear(set) != 0 ||
+    if (build_domains(set, cfg) != 0 || build_client_allows(set) != 0 ||
+        build_regexes_and_linear(set) != 0 ||
         build_group(set, ACL_RX_HOST) != 0 || build_group(set, ACL_RX_URL) != 0) {
         fail(err, 0, "out of memory");
         goto fail;
     }
 
     size_t mem = sizeof(*set) + (size_t)set->nallowed * sizeof(*set->allowed) +
-                 (size_t)set->nlinear * sizeof(uint32_t);
+                 (size_t)set->nlinear * sizeof(uint32_t) +
+                 (size_t)set->nrules * sizeof(*set->client_allows);
     for (uint32_t i = 0; i < set->nrules; i++)
         mem += acl_rule_memory(&set->rules[i]);
     mem += acl_domain_index_memory(&set->domains);
@@ -237,6 +258,7 @@ void acl_set_free(struct acl_set *set)
         pcre2_code_free(set->group[k]);
     }
     free(set->allowed);
+    free(set->client_allows);
     free(set);
 }
 

@@ -325,3 +325,21 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
     eval_regex_index(&ev, &set->rx[ACL_RX_URL], ev.url, ev.url_len);
     decide(&ev, out);
 }
+
+bool acl_client_admitted(const struct acl_set *set, const struct sockaddr *client)
+{
+    uint8_t addr[16];
+    if (!set || !acl_addr_from_sockaddr(client, addr))
+        return false;
+    if (set->open_allow || acl_cidr_list_contains(set->allowed, set->nallowed, addr))
+        return true;
+    for (uint32_t k = 0; k < set->nclient_allows; k++) {
+        const struct acl_rule *r = &set->rules[set->client_allows[k]];
+        if (r->match == ACL_MATCH_CLIENT && !acl_cidr_list_contains(r->cidrs, r->ncidrs, addr))
+            continue;
+        if (r->has_clients && !acl_cidr_list_contains(r->cond_clients, r->ncond_clients, addr))
+            continue;
+        return true;
+    }
+    return false;
+}

@@ -26,6 +26,11 @@ struct acl_set {
     bool has_url_regex;              /* build the full URL only when some rule reads it */
     struct acl_cidr *allowed;        /* owned; the default action's networks */
     uint32_t nallowed;
+    /* For acl_client_admitted: some allow rule names no client at all (anyone may pass), and
+     * the allow rules that name clients, by index. */
+    bool open_allow;
+    uint32_t *client_allows; /* owned */
+    uint32_t nclient_allows;
     size_t memory;
     /* Owned by acl_live and changed only under its mutex; not part of the rules. */
     unsigned long live_refs;

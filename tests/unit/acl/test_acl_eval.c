@@ -496,6 +496,40 @@ START_TEST(test_brief_request_leaves_allow_reason_empty_but_explains_denials)
 }
 END_TEST
 
+/* Whether a client may be closed unread: only when no request of its could be allowed. */
+static const struct {
+    int policy;
+    const char *client;
+    bool admitted;
+} admit_cases[] = {
+    {P_DOMAIN, "10.1.2.3", true},         /* private network, deny rules only */
+    {P_DOMAIN, "127.0.0.1", true},
+    {P_DOMAIN, "::1", true},
+    {P_DOMAIN, "8.8.8.8", false},         /* elsewhere, and no rule allows anything */
+    {P_DOMAIN, "2001:db8::9", false},
+    {P_NET, "192.0.2.9", true},           /* allow client 192.0.2.0/24 */
+    {P_NET, "::ffff:192.0.2.9", true},    /* the same, IPv4-mapped */
+    {P_NET, "203.0.113.5", true},         /* allow client 203.0.113.5 */
+    {P_NET, "203.0.113.6", false},
+    {P_MIXED, "8.8.8.8", true},           /* allow url-regex: for anyone */
+    {P_AUTH, "10.2.0.1", true},
+    {P_AUTH, "8.8.8.8", false},           /* allow user alice clients 10.2.0.0/16 */
+    {P_CUSTOM, "198.51.100.7", true},     /* allowed networks replaced */
+    {P_CUSTOM, "10.0.0.1", false},
+    {P_CUSTOM, "127.0.0.1", false},
+};
+
+START_TEST(test_client_admitted_only_when_some_request_could_pass)
+{
+    struct req_buf rb;
+    req_make(&rb, "GET http://a.test/", admit_cases[_i].client, NULL, MON, 600);
+    ck_assert_msg(acl_client_admitted(sets[admit_cases[_i].policy], rb.req.client) ==
+                      admit_cases[_i].admitted,
+                  "case %d: %s", _i, admit_cases[_i].client);
+    ck_assert(!acl_client_admitted(NULL, rb.req.client));
+}
+END_TEST
+
 START_TEST(test_memory_grows_with_rules)
 {
     ck_assert_uint_gt(acl_set_memory(sets[P_URL]), acl_set_memory(sets[P_CUSTOM]));
@@ -514,6 +548,8 @@ int main(void)
     tcase_add_test(tc, test_null_set_denies);
     tcase_add_test(tc, test_brief_request_leaves_allow_reason_empty_but_explains_denials);
     tcase_add_test(tc, test_memory_grows_with_rules);
+    tcase_add_loop_test(tc, test_client_admitted_only_when_some_request_could_pass, 0,
+                        (int)(sizeof(admit_cases) / sizeof(admit_cases[0])));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
