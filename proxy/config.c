@@ -53,6 +53,8 @@ static const struct opt opts[] = {
     {"max-head-bytes", OPT_UINT, OFF(max_head_bytes), 0, 24576, "BYTES  request head limit (default 16384)"},
     {"max-headers", OPT_UINT, OFF(max_headers), 0, 256, "N  (default 100)"},
     {"max-connections", OPT_UINT, OFF(max_connections), 0, 1000000, "N  per worker (default 16384)"},
+    {"max-conns-per-client", OPT_UINT, OFF(max_conns_per_client), 0, 1000000,
+     "N  connections one client address may hold (default 256; 0: no limit)"},
     {"header-timeout", OPT_MS, OFF(header_timeout_ms), 0, 0, "MS  to receive a request head (default 10000)"},
     {"idle-timeout", OPT_MS, OFF(idle_timeout_ms), 0, 0, "MS  idle keep-alive client (default 60000)"},
     {"connect-timeout", OPT_MS, OFF(connect_timeout_ms), 0, 0, "MS  origin connect (default 5000)"},
@@ -77,6 +79,7 @@ void config_defaults(struct px_config *cfg)
     cfg->max_head_bytes = 16384;
     cfg->max_headers = 100;
     cfg->max_connections = 16384;
+    cfg->max_conns_per_client = 256;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
     cfg->connect_timeout_ms = 5000;

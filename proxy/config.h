@@ -43,6 +43,7 @@ struct px_config {
     unsigned max_head_bytes;
     unsigned max_headers;
     unsigned max_connections;        /* per worker */
+    unsigned max_conns_per_client;   /* per client address, all workers; 0: no limit */
     /* timeouts, milliseconds */
     int header_timeout_ms;
     int idle_timeout_ms;

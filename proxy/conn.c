@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "proxy/client_limit.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
 
@@ -320,16 +321,6 @@ static bool host_fits(const char *host, size_t len)
     return len > 0 && len < sizeof(((struct store_access *)0)->host);
 }
 
-static void acl_refresh(struct worker *w)
-{
-    uint64_t gen = acl_live_generation(w->shared->acl);
-    if (w->acl && gen == w->acl_gen)
-        return;
-    if (w->acl)
-        acl_live_release(w->shared->acl, w->acl);
-    w->acl = acl_live_acquire(w->shared->acl, &w->acl_gen);
-}
-
 static void start_request_record(struct conn *c)
 {
     memset(&c->rec, 0, sizeof(c->rec));
@@ -494,7 +485,7 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
     if (user)
         copy_field(c->rec.user, sizeof(c->rec.user), user, strlen(user));
 
-    acl_refresh(w);
+    worker_acl_refresh(w);
     struct acl_request ar = {
         .scheme = c->rec.scheme,
         .host = req->host.p,
@@ -780,8 +771,13 @@ static void start_connect(struct conn *c)
         }
         fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
         if (fd < 0) {
-            log_warn("while connecting to %s: socket", c->rec.host);
-            break;
+            /* Out of descriptors (or memory): every request fails alike until some free up. */
+            static struct log_ratelimit socket_rl = LOG_RATELIMIT_INIT(10000, 1);
+            log_warn_limited(&socket_rl, "while connecting to %s: socket", c->rec.host);
+            c->why = CLOSE_OVERLOAD;
+            reply(c, 503, "The proxy is short of resources right now; please try again.",
+                  c->upf.body == H1_BODY_NONE);
+            return;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1335,10 +1331,12 @@ static bool step_relay(struct conn *c)
         relay_complete(c);
         return true;
     }
-    /* A long body, once the head and what came with it are out, bypasses user space. */
+    /* A long body, once the head and what came with it are out, bypasses user space; without
+     * descriptors for a pipe it goes on through the buffer. */
     if (c->resp_head_done && !c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
         (c->downf.body == H1_BODY_CLOSE ||
-         (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN))) {
+         (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN)) &&
+        (c->dpipe.open || pipe_open(&c->dpipe) == 0)) {
         c->down_splice = true;
         return true;
     }
@@ -1363,6 +1361,20 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
             return -1;
         }
         progress = n > 0;
+    } else if (!p->open && pipe_open(p) < 0) {
+        /* No descriptors for a pipe: the bytes go through the buffer, counted when sent. */
+        if (buf_attach(&c->w->bufs, b) < 0) {
+            conn_close(c, CLOSE_OVERLOAD);
+            return -1;
+        }
+        bool was_eof = f->eof;
+        n = fill(from, readable, up ? c->c_hup : c->o_hup, b, 0, &f->eof);
+        if (n < 0 && !f->eof) {
+            conn_close(c, up ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
+            return -1;
+        }
+        progress = n > 0 || f->eof != was_eof;
+        n = 0;
     } else {
         buf_detach(&c->w->bufs, b); /* an idle tunnel holds no buffer */
         uint64_t limit = UINT64_MAX;
@@ -1584,6 +1596,9 @@ static void conn_close(struct conn *c, enum conn_close why)
     ev_io_del(w->loop, c->cfd);
     close(c->cfd);
     c->cfd = -1;
+    if (c->client_counted)
+        client_limit_release(w->shared->clients, (const struct sockaddr *)&c->client_addr);
+    c->client_counted = false;
     buf_detach(&w->bufs, &c->up);
     buf_detach(&w->bufs, &c->down);
     c->state = CONN_CLOSED;
@@ -1605,7 +1620,7 @@ void conn_abort(struct conn *c, enum conn_close why)
     conn_close(c, why);
 }
 
-int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr)
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr, bool counted)
 {
     struct conn *c = w->free_conns;
     if (c) {
@@ -1614,6 +1629,8 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr)
         c = malloc(sizeof(*c));
         if (!c) {
             close(fd);
+            if (counted)
+                client_limit_release(w->shared->clients, (const struct sockaddr *)addr);
             return -1;
         }
     }
@@ -1624,6 +1641,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr)
     c->cfd = fd;
     c->ofd = -1;
     c->client_addr = *addr;
+    c->client_counted = counted;
     c->state = CONN_IDLE;
     c->next = w->active;
     c->prev = NULL;

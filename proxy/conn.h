@@ -96,6 +96,7 @@ struct conn {
     bool counted_tunnel;
 
     struct sockaddr_storage client_addr;
+    bool client_counted;      /* holds a place in w->shared->clients */
     struct dns_query *dnsq;   /* pending lookup, owned by the resolver */
     struct dns_result addrs;
     size_t addr_next;         /* next address to try */
@@ -107,8 +108,10 @@ struct conn {
     enum conn_close why;
 };
 
-/* Accepts fd as a new client connection of w (fd non-blocking). Returns 0 or -1 (fd closed). */
-int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr);
+/* Accepts fd as a new client connection of w (fd non-blocking). counted: the connection is
+ * counted in w->shared->clients, and its close releases it. Returns 0 or -1 (fd closed,
+ * count released). */
+int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr, bool counted);
 /* Checks the deadline of c against now; closes or answers 504 on expiry. */
 void conn_check_timeout(struct conn *c, int64_t now_ms);
 /* Closes c at once (shutdown, worker teardown), logging an unfinished request. */

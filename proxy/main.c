@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/client_limit.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/policy.h"
@@ -24,6 +25,13 @@
 
 #define DRAIN_GRACE_MS 10000
 #define POLICY_POLL_MS 250
+/* The descriptor budget: a client connection holds two (client, origin), and a long body or
+ * a tunnel one or two pipes more when descriptors allow (else the bytes go through a buffer);
+ * the database, the admin server, the resolvers and the loops hold about this many. */
+#define FDS_PER_CONNECTION 2
+#define FDS_BASE 64
+/* Above this, descriptor numbers are not watched (the loops' tables would be too large). */
+#define FD_LIMIT_MAX (1 << 20)
 
 struct proxyd {
     struct px_config cfg;
@@ -35,6 +43,7 @@ struct proxyd {
     struct store_log *log;
     struct auth *auth;
     struct dns_cache *dns_cache;
+    struct client_limit *clients;
     struct wa_server *admin;
     int64_t started_ms;
 };
@@ -52,6 +61,7 @@ static void tunables_from_config(struct proxy_tunables *t, const struct px_confi
     t->origin_timeout_ms = cfg->origin_timeout_ms;
     t->tunnel_idle_ms = cfg->tunnel_idle_ms;
     t->max_connections = cfg->max_connections;
+    t->max_conns_per_client = cfg->max_conns_per_client;
     memcpy(t->connect_ports, cfg->connect_ports, sizeof(t->connect_ports));
     t->nconnect_ports = cfg->nconnect_ports;
     t->allow_loopback_targets = cfg->allow_loopback_targets;
@@ -118,7 +128,12 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
         out->bytes_down += atomic_load(&s->bytes_down);
         out->errors_parse += atomic_load(&s->errors_parse);
         out->errors_upstream += atomic_load(&s->errors_upstream);
+        for (int r = 0; r < REFUSE_COUNT && r < WA_MAX_COUNTERS; r++)
+            out->refused[r].value += atomic_load(&s->refused[r]);
     }
+    for (int r = 0; r < REFUSE_COUNT && r < WA_MAX_COUNTERS; r++)
+        out->refused[r].name = worker_refuse_str((enum worker_refuse)r);
+    out->nrefused = REFUSE_COUNT < WA_MAX_COUNTERS ? REFUSE_COUNT : WA_MAX_COUNTERS;
     out->dns_cache_entries = dns_cache_size(p->dns_cache);
     out->acl_generation = acl_live_generation(p->acl);
     if (p->log)
@@ -133,13 +148,34 @@ static int make_data_dir(const char *dir, char *err, size_t errlen)
     return -1;
 }
 
-static void raise_fd_limit(void)
+/* Raises the descriptor limit as far as the hard limit allows. Returns the limit in force. */
+static int raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FD_LIMIT_MAX ? FD_LIMIT_MAX
+                                                                        : (int)rl.rlim_cur;
+}
+
+/* Says at start when max-connections cannot all be served: past the limit, connections are
+ * refused as they come (worker.c) rather than failing later for want of an origin socket. */
+static void check_fd_budget(int fd_limit, unsigned workers, unsigned max_connections)
+{
+    uint64_t need = (uint64_t)workers * max_connections * FDS_PER_CONNECTION + FDS_BASE;
+    if (need <= (uint64_t)fd_limit)
+        return;
+    log_warnx("descriptor limit %d: room for about %d client connections, not %llu (%u workers "
+              "x max-connections %u); beyond that new ones are refused. Raise the hard limit "
+              "(ulimit -Hn, systemd LimitNOFILE=) or lower max-connections",
+              fd_limit, fd_limit > FDS_BASE ? (fd_limit - FDS_BASE) / FDS_PER_CONNECTION : 0,
+              (unsigned long long)workers * max_connections, workers, max_connections);
 }
 
 /* The worker count a setting means: 0 is one per CPU. Computed the same way at start and
@@ -257,7 +293,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    raise_fd_limit();
+    int fd_limit = raise_fd_limit();
 
     if (make_data_dir(p.cfg.data_dir, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -328,6 +364,16 @@ int main(int argc, char **argv)
     tunables_from_config(&p.shared.tunables, &p.cfg);
     collect_own_addresses(&p);
 
+    check_fd_budget(fd_limit, p.nworkers, p.cfg.max_connections);
+    /* Every client holds a descriptor, so the table never needs more places than there are. */
+    uint64_t most = (uint64_t)p.nworkers * p.cfg.max_connections;
+    p.clients = client_limit_new(most < (uint64_t)fd_limit ? (size_t)most : (size_t)fd_limit);
+    if (!p.clients) {
+        log_error("out of memory");
+        return 1;
+    }
+    p.shared.clients = p.clients;
+    p.shared.fd_limit = fd_limit;
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         if (worker_listen_probe(p.cfg.listen[i], err, sizeof(err)) < 0) {
             log_error("%s", err);
@@ -423,6 +469,7 @@ int main(int argc, char **argv)
         log_info("access log flushed");
     }
     dns_cache_free(p.dns_cache);
+    client_limit_free(p.clients);
     policy_loader_destroy(&p.policy);
     acl_live_free(p.acl);
     config_free(&p.cfg);

@@ -32,6 +32,7 @@ struct proxy_tunables {
     int header_timeout_ms, idle_timeout_ms, connect_timeout_ms, origin_timeout_ms,
         tunnel_idle_ms;
     unsigned max_connections;
+    unsigned max_conns_per_client;
     uint16_t connect_ports[CONFIG_MAX_PORTS];
     size_t nconnect_ports;
     bool allow_loopback_targets;
@@ -53,16 +54,36 @@ struct proxy_shared {
     size_t nlocal_addrs;
     uint16_t own_ports[CONFIG_MAX_LISTEN + 1];
     size_t nown_ports;
+    struct client_limit *clients; /* borrowed: connections per client address */
+    int fd_limit;                 /* RLIMIT_NOFILE as raised at start: no descriptor is above */
 
     pthread_mutex_t tunables_lock;
     struct proxy_tunables tunables; /* under tunables_lock */
     atomic_uint_fast64_t tunables_gen;
 };
 
+/* Why a connection was closed as soon as it was accepted, before a byte was read: the
+ * counter in worker stats and its name in /api/stats ("connections_refused"). X(ENUM, name) */
+#define WORKER_REFUSE_TABLE                                                                        \
+    X(REFUSE_NOT_ALLOWED, "not_allowed")         /* no request of this client could pass */    \
+    X(REFUSE_PER_CLIENT, "per_client")           /* --max-conns-per-client */                  \
+    X(REFUSE_MAX_CONNECTIONS, "max_connections") /* --max-connections */                       \
+    X(REFUSE_NO_DESCRIPTORS, "no_descriptors")   /* the process is out of descriptors */
+
+enum worker_refuse {
+#define X(e, s) e,
+    WORKER_REFUSE_TABLE
+#undef X
+    REFUSE_COUNT
+};
+
+const char *worker_refuse_str(enum worker_refuse why);
+
 struct worker_stats {
     atomic_uint_fast64_t connections_active, connections_total, requests_total, requests_denied,
         tunnels_active, bytes_up, bytes_down, errors_parse, errors_upstream;
     atomic_uint_fast64_t closes[CLOSE_COUNT];
+    atomic_uint_fast64_t refused[REFUSE_COUNT];
 };
 
 struct origin_idle {
@@ -72,6 +93,7 @@ struct origin_idle {
 };
 
 struct conn;
+struct client_limit;
 
 struct worker {
     unsigned index;
@@ -82,6 +104,8 @@ struct worker {
     uint64_t tun_gen;
     int listen_fds[CONFIG_MAX_LISTEN];
     size_t nlisten;
+    bool accept_paused;             /* listeners ask for nothing until the next tick */
+    int reserve_fd;                 /* owned: a descriptor kept to be let go when out of them */
     struct dns_resolver *dns;       /* owned */
     struct buf_pool bufs;
     struct conn *free_conns;        /* owned free list */
@@ -114,6 +138,8 @@ void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
 /* Tells the worker that shared->tunables changed. Any thread. */
 void worker_notify(struct worker *w);
+/* The rule set in force (w->acl), taken anew when its generation moved. Worker thread. */
+const struct acl_set *worker_acl_refresh(struct worker *w);
 
 /* Binds text once without SO_REUSEPORT and lets go: fails (err filled) if any other socket
  * holds the address, since the workers' SO_REUSEPORT listeners would otherwise silently

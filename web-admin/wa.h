@@ -16,6 +16,14 @@
 #include "acl/acl.h"
 #include "storage/store.h"
 
+#define WA_MAX_COUNTERS 8
+
+/* A counter proxyd names itself, so a new one needs no change here. */
+struct wa_counter {
+    const char *name; /* static, a JSON key */
+    uint64_t value;
+};
+
 /* Counters proxyd exposes to the admin side (filled by a hook, any thread). */
 struct wa_proxy_stats {
     int64_t started_ms;
@@ -27,6 +35,8 @@ struct wa_proxy_stats {
     uint64_t bytes_up, bytes_down;
     uint64_t errors_parse;      /* 400/414/431 answered */
     uint64_t errors_upstream;   /* 502/504 answered */
+    struct wa_counter refused[WA_MAX_COUNTERS]; /* connections closed unread, by reason */
+    unsigned nrefused;
     uint64_t dns_cache_entries;
     uint64_t acl_generation;
     unsigned workers;

@@ -537,9 +537,14 @@ enum MHD_Result wa_api_series(struct wa_req *r)
 static json_t *proxy_stats_json(const struct wa_proxy_stats *p)
 {
     const struct store_log_counters *l = &p->log;
+    json_t *refused = json_object();
+    for (unsigned i = 0; refused && i < p->nrefused && i < WA_MAX_COUNTERS; i++)
+        if (p->refused[i].name)
+            json_object_set_new(refused, p->refused[i].name,
+                                json_integer((json_int_t)p->refused[i].value));
 
     return json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,"
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o,"
         "s:{s:I,s:I,s:I,s:I,s:I,s:b,s:s}}",
         "started_ms", (json_int_t)p->started_ms, "connections_active",
         (json_int_t)p->connections_active, "connections_total", (json_int_t)p->connections_total,
@@ -548,7 +553,8 @@ static json_t *proxy_stats_json(const struct wa_proxy_stats *p)
         (json_int_t)p->bytes_up, "bytes_down", (json_int_t)p->bytes_down, "errors_parse",
         (json_int_t)p->errors_parse, "errors_upstream", (json_int_t)p->errors_upstream,
         "dns_cache_entries", (json_int_t)p->dns_cache_entries, "acl_generation",
-        (json_int_t)p->acl_generation, "workers", (int)p->workers, "log", "queued",
+        (json_int_t)p->acl_generation, "workers", (int)p->workers, "connections_refused",
+        refused ? refused : json_null(), "log", "queued",
         (json_int_t)l->queued, "written", (json_int_t)l->written, "dropped_queue_full",
         (json_int_t)l->dropped_queue_full, "dropped_db_error", (json_int_t)l->dropped_db_error,
         "pending", (json_int_t)l->pending, "db_ok", l->db_ok, "last_error", l->last_error);

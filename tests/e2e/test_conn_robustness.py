@@ -44,6 +44,94 @@ def get_raw(url, version="1.1", extra=""):
     return ("GET %s HTTP/%s\r\nHost: x\r\n%s\r\n" % (url, version, extra)).encode()
 
 
+class DescriptorTest(unittest.TestCase):
+    """Item: running out of descriptors, per-client limits, the allowlist at accept."""
+
+    def test_out_of_descriptors_neither_spins_nor_floods_the_log_and_recovers(self):
+        # proxyd starts with about 25 descriptors open; 64 (soft and hard) leaves room for
+        # a few dozen clients. Twice as many connect and stay silent.
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, rlimit_nofile=64,
+                       extra_args=["--header-timeout", "60000", "--log-level", "info"]) as px:
+            url = "http://allowed.test:%d/small" % origin.port
+            self.assertEqual(px.get(url)[0], 200)
+            log_before = len(px.log())
+            cpu_before = px.cpu_seconds()
+            held = []
+            try:
+                for _ in range(150):
+                    try:
+                        held.append(socket.create_connection(("127.0.0.1", px.proxy_port),
+                                                             timeout=5))
+                    except OSError:
+                        pass
+                time.sleep(3)  # a measuring window: a busy loop burns ~3 s of CPU per worker
+                cpu = px.cpu_seconds() - cpu_before
+                log_growth = len(px.log()) - log_before
+                self.assertLess(cpu, 1.5, "proxyd is spinning")
+                self.assertLess(log_growth, 20000, "proxyd floods its log")
+            finally:
+                for s in held:
+                    s.close()
+
+            def works():
+                try:
+                    return px.get(url)[0] == 200
+                except OSError:
+                    return False
+
+            self.assertTrue(wait_for(works, timeout=15), "no recovery once descriptors freed")
+            refused = px.api("GET", "/api/stats")["proxy"]["connections_refused"]
+            self.assertGreater(refused["no_descriptors"], 0)
+
+    def test_connections_over_the_per_client_limit_are_closed_at_once(self):
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, extra_args=["--max-conns-per-client", "4"]) as px:
+            url = "http://allowed.test:%d/small" % origin.port
+            kept = []
+            for _ in range(4):
+                s = px.connect()
+                s.sendall(get_raw(url))
+                self.assertEqual(read_response(s)[0], 200)  # accepted and counted
+                kept.append(s)
+            extra = px.connect()
+            extra.sendall(get_raw(url))
+            self.assertTrue(closed_without_answer(extra))
+            extra.close()
+            # One of the four goes away: its place is free again.
+            kept.pop().close()
+
+            def fifth_ok():
+                try:
+                    return px.get(url)[0] == 200
+                except OSError:
+                    return False
+
+            self.assertTrue(wait_for(fifth_ok, timeout=PROMPT_S))
+            for s in kept:
+                s.close()
+            refused = px.api("GET", "/api/stats")["proxy"]["connections_refused"]
+            self.assertGreaterEqual(refused["per_client"], 1)
+
+    def test_client_outside_the_allowed_networks_is_closed_without_reading(self):
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, extra_args=["--allow-clients", "10.0.0.0/8"]) as px:
+            with px.connect() as s:
+                s.sendall(get_raw("http://allowed.test:%d/small" % origin.port))
+                self.assertTrue(closed_without_answer(s))
+            self.assertEqual(origin.connections, 0)
+            refused = px.api("GET", "/api/stats")["proxy"]["connections_refused"]
+            self.assertGreaterEqual(refused["not_allowed"], 1)
+
+    def test_a_rule_that_allows_the_client_admits_it(self):
+        # Outside the allowed networks, but a rule names it: it must get through.
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, policy="allow client 127.0.0.1\n",
+                       extra_args=["--allow-clients", "10.0.0.0/8"]) as px:
+            status, _, body = px.get("http://allowed.test:%d/small" % origin.port)
+            self.assertEqual((status, len(body)), (200, 1024))
+
+
 class EndOfStreamTest(unittest.TestCase):
     """Item: an end of stream that arrives with the last bytes is seen at once."""
 

@@ -474,11 +474,18 @@ class LifecycleTest(unittest.TestCase):
 
     def test_open_proxy_refused_for_public_clients(self):
         # Only loopback and private networks are allowed by default; narrow it to prove the
-        # default action denies a client outside the allowed networks.
+        # default action refuses a client outside the allowed networks: with no rule that
+        # could allow it either, its connection is closed before a byte is read.
         with DnsStub(RECORDS) as dns, Origin() as origin, \
                 Proxyd(dns=dns, extra_args=["--allow-clients", "10.0.0.0/8"]) as px:
-            status, _, _ = px.get("http://allowed.test:%d/small" % origin.port)
-            self.assertEqual(status, 403)
+            with px.connect() as s:
+                s.sendall(("GET http://allowed.test:%d/small HTTP/1.1\r\nHost: x\r\n\r\n"
+                           % origin.port).encode())
+                try:
+                    self.assertEqual(s.recv(1), b"")
+                except ConnectionResetError:
+                    pass
+            self.assertEqual(origin.connections, 0)
 
 
 if __name__ == "__main__":
