@@ -82,11 +82,12 @@ with open(sys.argv[1], "w") as f:
 EOF
 
 PX_PORT=18890
+# Every benchmark client is 127.0.0.1 (2000 idle connections for the RSS row): no per-client limit.
 start_proxyd() {  # NAME EXTRA-ARGS...
   local name=$1; shift
   taskset -c "$CPU_PROXY" "$PROXYD" --listen 127.0.0.1:$PX_PORT --admin off \
     --data-dir "$T/var-$name" --allow-loopback-targets --connect-ports 443,18080 \
-    --workers $WORKERS --log-level warn "$@" 2>"$T/$name.log" &
+    --workers $WORKERS --log-level warn --max-conns-per-client 0 "$@" 2>"$T/$name.log" &
   PX_PID=$!
   PIDS+=($PX_PID)
   for _ in $(seq 300); do
