@@ -7,6 +7,7 @@ Waits are bounded well below the timeouts they tell apart from (an event that sh
 at once is given 10 s where the old behaviour took 30 or 60 s); CPU and log size are
 measured only to tell a busy loop from an idle one."""
 import socket
+import threading
 import time
 import unittest
 
@@ -38,6 +39,41 @@ def send_and_fin(sock, data):
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
     sock.sendall(data)
     sock.shutdown(socket.SHUT_WR)
+
+
+class EchoServer:
+    """A TCP origin that sends back what it reads and closes after the client's FIN."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        with c:
+            c.settimeout(60)
+            try:
+                while True:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    c.sendall(data)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
 
 
 def get_raw(url, version="1.1", extra=""):
@@ -139,16 +175,30 @@ class EndOfStreamTest(unittest.TestCase):
     def setUpClass(cls):
         cls.dns = DnsStub(RECORDS).__enter__()
         cls.origin = Origin().__enter__()
+        cls.echo = EchoServer()
         cls.px = Proxyd(dns=cls.dns, extra_args=[
             "--origin-timeout", "60000", "--header-timeout", "30000",
-            "--idle-timeout", "60000"]).__enter__()
+            "--idle-timeout", "60000", "--tunnel-idle", "60000",
+            "--connect-ports", str(cls.echo.port)]).__enter__()
         cls.base = "http://allowed.test:%d" % cls.origin.port
 
     @classmethod
     def tearDownClass(cls):
         cls.px.__exit__(None, None, None)
+        cls.echo.close()
         cls.origin.__exit__()
         cls.dns.__exit__()
+
+    def test_tunnel_passes_on_a_fin_that_came_with_the_connect(self):
+        # The CONNECT head, the first bytes and the FIN in one segment: the bytes go up, the
+        # FIN follows them, the echo answers and closes, and the tunnel ends.
+        with self.px.connect(timeout=PROMPT_S) as s:
+            time.sleep(0.2)  # accepted and watched before anything arrives
+            send_and_fin(s, ("CONNECT allowed.test:%d HTTP/1.1\r\nHost: x\r\n\r\nhello"
+                             % self.echo.port).encode())
+            data = read_to_eof(s)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:40])
+        self.assertTrue(data.endswith(b"\r\n\r\nhello"), data[-40:])
 
     def test_close_delimited_response_ends_when_the_origin_closes(self):
         # /close sends the whole response and closes at once: data and FIN arrive together.
