@@ -162,9 +162,14 @@ int store_account_set(struct store *st, enum store_account kind, const char *nam
 int store_account_delete(struct store *st, enum store_account kind, const char *name,
                          const char *actor, char *err, size_t errlen);
 /* Returns 1 if the password matches, 0 if not or no such account, -1 on error. Slow by
- * design (Argon2id): callers cache positive answers. */
+ * design (Argon2id): callers cache positive answers. A name without an account costs the
+ * same Argon2 run (against a dummy hash of the same limits), so timing does not reveal
+ * which names exist; the first call in a process also makes that dummy hash. */
 int store_account_verify(struct store *st, enum store_account kind, const char *name,
                          const char *password);
+/* Argon2 verifications store_account_verify ran in this process, real or dummy (tests and
+ * counters). Any thread. */
+uint64_t store_account_hash_runs(void);
 /* Names, owned array of owned strings. */
 int store_account_names(struct store *st, enum store_account kind, char ***names, size_t *n);
 /* Creates admin name with password, marked as having to change it at the first login, if
@@ -175,6 +180,39 @@ int store_admin_first(struct store *st, const char *name, const char *password, 
 /* Returns 1 if admin name must change its password before anything else, 0 if not (or no
  * such admin), -1 on error. */
 int store_admin_must_change(struct store *st, const char *name);
+
+/* ---- Login throttle (in memory, no database; for proxyd's 407s and the admin login) ----
+ *
+ * Says how long a password attempt for an account from a source address must wait before
+ * it may be verified. Each failed verification counts against the account and against the
+ * address; after fail_max failures of either, the next attempt waits delay_ms after the
+ * last failure, doubling with each further failure up to delay_max_ms; counts are
+ * forgotten forget_ms after the last failure. The account's delay does not apply from an
+ * address where that account logged in before (within 30 days), so a guesser cannot lock
+ * the real user out; the address's delay always applies. A success clears its address's
+ * count, never the account's (else a guesser on another address could wait for the real
+ * user to log in and start afresh). IPv6 addresses count by their /64.
+ *
+ * Callers check store_throttle_wait_ms() before verifying and refuse the attempt unverified
+ * while it is above 0 (the answer must not depend on whether the account exists: the
+ * throttle keeps counts for any name), then report the verification's outcome with
+ * store_throttle_note(). Any thread (one mutex inside). now_ms is a monotonic clock. */
+struct store_throttle_opts {
+    unsigned fail_max;    /* failures before delays start; 0 = 5 */
+    int64_t delay_ms;     /* first delay; 0 = 1 s */
+    int64_t delay_max_ms; /* longest delay; 0 = 5 minutes */
+    int64_t forget_ms;    /* counts reset this long after the last failure; 0 = 15 minutes */
+};
+struct store_throttle;
+/* NULL opts: the defaults. Returns NULL when out of memory. */
+struct store_throttle *store_throttle_new(const struct store_throttle_opts *opts);
+void store_throttle_free(struct store_throttle *t);
+/* Milliseconds until an attempt for user from addr may be verified; 0 = now. */
+int64_t store_throttle_wait_ms(struct store_throttle *t, const char *user, const char *addr,
+                               int64_t now_ms);
+/* The outcome of one verification of user's password from addr. */
+void store_throttle_note(struct store_throttle *t, const char *user, const char *addr, bool ok,
+                         int64_t now_ms);
 
 /* ---- Settings and audit ---- */
 

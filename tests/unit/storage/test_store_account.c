@@ -1,6 +1,7 @@
 /* test_store_account: proxy users and admins: set, verify, change, delete, wrong password,
  * and the two kinds kept apart. */
 #include <check.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,6 +123,51 @@ START_TEST(test_first_admin_must_change_until_a_password_is_set)
 }
 END_TEST
 
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A name without an account, or with a malformed hash, costs one Argon2 run like a wrong
+ * password of a real account does, so the time of the answer does not tell names apart.
+ * Counted by store_account_hash_runs(), and by this thread's CPU time (not wall clock, so a
+ * busy machine cannot fool it) with a factor of 4 to spare. */
+START_TEST(test_unknown_name_costs_one_argon2_run)
+{
+    static const char *const names[] = {"alice", "nobody", "broken"};
+    int64_t cpu_ns[3];
+
+    ck_assert_int_eq(
+        store_account_set(st, STORE_PROXY_USER, "alice", "s3cret", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(
+        store_account_set(st, STORE_PROXY_USER, "broken", "x", "t", err, sizeof(err)), 0);
+    store_close(st);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "UPDATE users SET hash = 'garbage' WHERE name = 'broken'", 0, 0, 0),
+        SQLITE_OK);
+    sqlite3_close(db);
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_ptr_nonnull(st);
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t before = store_account_hash_runs();
+        int64_t t0 = thread_cpu_ns();
+
+        ck_assert_int_eq(store_account_verify(st, STORE_PROXY_USER, names[i], "wrong"), 0);
+        cpu_ns[i] = thread_cpu_ns() - t0;
+        ck_assert_msg(store_account_hash_runs() == before + 1, "%s: %llu runs", names[i],
+                      (unsigned long long)(store_account_hash_runs() - before));
+    }
+    for (size_t i = 1; i < 3; i++)
+        ck_assert_msg(cpu_ns[i] * 4 > cpu_ns[0], "%s: %lld ns of CPU, alice %lld ns", names[i],
+                      (long long)cpu_ns[i], (long long)cpu_ns[0]);
+}
+END_TEST
+
 START_TEST(test_bad_input_is_refused)
 {
     ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "", "pw", "t", err, sizeof(err)), -1);
@@ -145,6 +191,7 @@ int main(void)
     tcase_add_test(tc, test_password_change_and_delete);
     tcase_add_test(tc, test_hash_is_argon2id_not_the_password);
     tcase_add_test(tc, test_first_admin_must_change_until_a_password_is_set);
+    tcase_add_test(tc, test_unknown_name_costs_one_argon2_run);
     tcase_add_test(tc, test_bad_input_is_refused);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
