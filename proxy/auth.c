@@ -1,8 +1,10 @@
 /* auth: Basic proxy authentication off the workers' threads. See auth.h.
  *
  * Everything shared sits under one mutex: the answer cache (set-associative, so a lookup is
- * eight compares and eviction is "oldest of the set", no pointers), the failure throttle,
- * the FIFO of verification jobs and the list of results waiting to be posted. A job is one
+ * eight compares and eviction is "oldest of the set", no pointers), the FIFO of
+ * verification jobs and the list of results waiting to be posted. The failure throttle is
+ * storage's store_throttle (its own mutex, taken inside ours), the same as the admin
+ * login's. A job is one
  * set of credentials; the queries of every connection asking for them hang off it, so one
  * Argon2 run answers them all.
  *
@@ -18,7 +20,9 @@
  */
 #include "proxy/auth.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -35,8 +39,6 @@
 #define VERIFIERS_MAX 4
 #define CACHE_SETS 512
 #define CACHE_WAYS 8
-#define THROTTLE_SETS 256
-#define THROTTLE_WAYS 4
 #define RETRY_POST_MS 5
 /* "Basic " + base64 of a 63-byte user, ':' and a 255-byte password. */
 #define DECODED_MAX (AUTH_USER_MAX - 1 + 1 + PASSWORD_MAX)
@@ -92,10 +94,10 @@ struct auth_job {
     struct link link;    /* in a->jobs, oldest first */
     struct link waiters; /* struct auth_query */
     uint8_t key[KEY_BYTES];
-    uint64_t user_hash;
     uint64_t gen; /* a->gen when queued: a later invalidation must not join it */
     bool running;
     char user[AUTH_USER_MAX];
+    char addr[INET6_ADDRSTRLEN]; /* the first asker's address, for the throttle */
     char password[PASSWORD_MAX + 1]; /* wiped as soon as it was checked */
 };
 
@@ -105,13 +107,6 @@ struct cache_entry {
     uint64_t gen;
     bool ok;
     char user[AUTH_USER_MAX];
-};
-
-struct throttle_entry {
-    uint64_t user_hash; /* 0 = empty */
-    int64_t window_start_ms;
-    int64_t blocked_until_ms;
-    uint32_t failures;
 };
 
 struct verifier {
@@ -138,8 +133,8 @@ struct auth {
     struct auth_counters counters;
     int nverifiers;
     struct verifier verifiers[VERIFIERS_MAX];
+    struct store_throttle *throttle; /* owned */
     struct cache_entry cache[CACHE_SETS][CACHE_WAYS];
-    struct throttle_entry throttle[THROTTLE_SETS][THROTTLE_WAYS];
 };
 
 static const char *const status_names[AUTH_STATUS_COUNT] = {
@@ -225,16 +220,14 @@ static void credentials_key(const struct auth *a, const struct credentials *cr,
     crypto_generichash_final(&h, key, KEY_BYTES);
 }
 
-/* The throttle's key: only needed on a cache miss. */
-static uint64_t credentials_user_hash(const struct auth *a, const struct credentials *cr)
+/* The client's address as text for the throttle ("" when unknown). */
+static void addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
 {
-    uint8_t uh[8];
-    uint64_t v;
-
-    crypto_generichash(uh, sizeof(uh), (const unsigned char *)cr->user, strlen(cr->user),
-                       a->hash_key, sizeof(a->hash_key));
-    memcpy(&v, uh, sizeof(v));
-    return v ? v : 1;
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, INET6_ADDRSTRLEN);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, INET6_ADDRSTRLEN);
 }
 
 /* ---- Cache (under a->lock) ---- */
@@ -293,64 +286,16 @@ static void cache_put(struct auth *a, const uint8_t key[KEY_BYTES], const char *
     snprintf(victim->user, sizeof(victim->user), "%s", user);
 }
 
-/* ---- Throttle (under a->lock) ---- */
-
-static struct throttle_entry *throttle_find(struct auth *a, uint64_t user_hash)
-{
-    struct throttle_entry *set = a->throttle[(user_hash >> 32) % THROTTLE_SETS];
-
-    for (int i = 0; i < THROTTLE_WAYS; i++)
-        if (set[i].user_hash == user_hash)
-            return &set[i];
-    return NULL;
-}
-
-static bool throttle_blocked(struct auth *a, uint64_t user_hash, int64_t now)
-{
-    const struct throttle_entry *t = throttle_find(a, user_hash);
-
-    return t && t->blocked_until_ms > now;
-}
-
-/* Counts one failed verification; takes the slot of an unblocked user with the oldest
- * window when the user has none (a blocked user's slot goes last). */
-static void throttle_fail(struct auth *a, uint64_t user_hash, int64_t now)
-{
-    struct throttle_entry *t = throttle_find(a, user_hash);
-
-    if (!t) {
-        struct throttle_entry *set = a->throttle[(user_hash >> 32) % THROTTLE_SETS];
-
-        for (int i = 0; i < THROTTLE_WAYS; i++) {
-            bool blocked = set[i].blocked_until_ms > now;
-            bool t_blocked = t && t->blocked_until_ms > now;
-
-            if (!t || (t_blocked && !blocked) ||
-                (t_blocked == blocked && set[i].window_start_ms < t->window_start_ms))
-                t = &set[i];
-        }
-        *t = (struct throttle_entry){.user_hash = user_hash, .window_start_ms = now};
-    }
-    if (now - t->window_start_ms >= a->opts.fail_window_ms) {
-        t->window_start_ms = now;
-        t->failures = 0;
-    }
-    if (++t->failures >= a->opts.fail_max) {
-        t->blocked_until_ms = now + a->opts.block_ms;
-        t->window_start_ms = now;
-        t->failures = 0;
-    }
-}
-
-static void throttle_success(struct auth *a, uint64_t user_hash)
-{
-    struct throttle_entry *t = throttle_find(a, user_hash);
-
-    if (t)
-        t->failures = 0;
-}
-
 /* ---- Queries and jobs ---- */
+
+/* The end of struct auth, once nothing refers to it any more. */
+static void auth_release(struct auth *a)
+{
+    store_throttle_free(a->throttle);
+    pthread_cond_destroy(&a->cond);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
 
 /* Runs on the query's loop thread. */
 static void query_deliver(struct ev_loop *loop, void *arg)
@@ -367,11 +312,8 @@ static void query_deliver(struct ev_loop *loop, void *arg)
     if (call)
         q->cb(q->arg, q->result, q->result == AUTH_OK ? q->user : NULL);
     free(q);
-    if (last) {
-        pthread_cond_destroy(&a->cond);
-        pthread_mutex_destroy(&a->lock);
-        free(a);
-    }
+    if (last)
+        auth_release(a);
 }
 
 /* Hands every answered query to its loop; those whose loop queue is full stay on a->ready
@@ -476,8 +418,8 @@ static void *verifier_main(void *arg)
             }
             continue;
         }
-        /* Jobs queued before the user was blocked are refused like later ones. */
-        if (throttle_blocked(a, job->user_hash, monotonic_ms())) {
+        /* Jobs queued before the user or address had to wait are refused like later ones. */
+        if (store_throttle_wait_ms(a->throttle, job->user, job->addr, monotonic_ms()) > 0) {
             a->counters.throttled++;
             job_finish(a, job, AUTH_DENIED);
             continue;
@@ -498,10 +440,7 @@ static void *verifier_main(void *arg)
             st = rc == 1 ? AUTH_OK : AUTH_DENIED;
             if (job->gen == a->gen)
                 cache_put(a, job->key, job->user, rc == 1, now);
-            if (rc == 1)
-                throttle_success(a, job->user_hash);
-            else
-                throttle_fail(a, job->user_hash, now);
+            store_throttle_note(a->throttle, job->user, job->addr, rc == 1, now);
         }
         job_finish(a, job, st);
     }
@@ -554,10 +493,21 @@ struct auth *auth_new_opts(const struct auth_opts *opts, char *err, size_t errle
     a->opts.ok_ttl_ms = or_default(opts->ok_ttl_ms, 10 * 60 * 1000);
     a->opts.denied_ttl_ms = or_default(opts->denied_ttl_ms, 30 * 1000);
     a->opts.fail_max = opts->fail_max ? opts->fail_max : 10;
-    a->opts.fail_window_ms = or_default(opts->fail_window_ms, 60 * 1000);
-    a->opts.block_ms = or_default(opts->block_ms, 60 * 1000);
+    a->opts.delay_ms = or_default(opts->delay_ms, 1000);
+    a->opts.delay_max_ms = or_default(opts->delay_max_ms, 60 * 1000);
+    a->opts.forget_ms = or_default(opts->forget_ms, 15 * 60 * 1000);
     a->opts.queue_max = opts->queue_max ? opts->queue_max : 1024;
     a->opts.db_path = NULL; /* borrowed, only needed below */
+    struct store_throttle_opts to = {.fail_max = a->opts.fail_max,
+                                     .delay_ms = a->opts.delay_ms,
+                                     .delay_max_ms = a->opts.delay_max_ms,
+                                     .forget_ms = a->opts.forget_ms};
+    a->throttle = store_throttle_new(&to);
+    if (!a->throttle) {
+        snprintf(err, errlen, "auth: out of memory");
+        free(a);
+        return NULL;
+    }
     randombytes_buf(a->hash_key, sizeof(a->hash_key));
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cond, NULL);
@@ -581,9 +531,7 @@ struct auth *auth_new_opts(const struct auth_opts *opts, char *err, size_t errle
     return a;
 fail:
     verifiers_stop(a);
-    pthread_cond_destroy(&a->cond);
-    pthread_mutex_destroy(&a->lock);
-    free(a);
+    auth_release(a);
     return NULL;
 }
 
@@ -627,11 +575,8 @@ void auth_free(struct auth *a)
     a->freed = true;
     last = a->posted == 0;
     pthread_mutex_unlock(&a->lock);
-    if (last) {
-        pthread_cond_destroy(&a->cond);
-        pthread_mutex_destroy(&a->lock);
-        free(a);
-    }
+    if (last)
+        auth_release(a);
 }
 
 void auth_invalidate(struct auth *a)
@@ -641,13 +586,13 @@ void auth_invalidate(struct auth *a)
     pthread_mutex_unlock(&a->lock);
 }
 
-enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *value, size_t len,
-                            char user_out[AUTH_USER_MAX], auth_cb cb, void *arg,
-                            struct auth_query **q)
+enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct sockaddr *client,
+                            const char *value, size_t len, char user_out[AUTH_USER_MAX], auth_cb cb,
+                            void *arg, struct auth_query **q)
 {
     struct credentials cr;
     uint8_t key[KEY_BYTES];
-    uint64_t user_hash;
+    char addr[INET6_ADDRSTRLEN];
     const struct cache_entry *e;
     struct auth_job *job;
     struct auth_query *nq;
@@ -680,8 +625,8 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *va
         }
         goto unlock;
     }
-    user_hash = credentials_user_hash(a, &cr); /* misses only: hits skip this hash */
-    if (throttle_blocked(a, user_hash, now)) {
+    addr_text(client, addr); /* misses only: hits skip the throttle */
+    if (store_throttle_wait_ms(a->throttle, cr.user, addr, now) > 0) {
         a->counters.throttled++;
         st = AUTH_DENIED;
         goto unlock;
@@ -704,7 +649,7 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *va
         }
         link_init(&job->waiters);
         memcpy(job->key, key, KEY_BYTES);
-        job->user_hash = user_hash;
+        memcpy(job->addr, addr, sizeof(job->addr));
         job->gen = a->gen;
         job->running = false;
         memcpy(job->user, cr.user, sizeof(job->user));

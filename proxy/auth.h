@@ -7,9 +7,17 @@
  * One struct auth is shared by all workers. Passwords are never stored in the cache (its key
  * is a keyed BLAKE2b of "user\0password" with a random per-process key) and never logged;
  * a password waiting for its verification is wiped once checked. Concurrent checks of the
- * same credentials share one verification. After fail_max failed verifications of a user
- * within fail_window_ms, further unknown passwords for that user are denied without running
- * Argon2 for block_ms (credentials already cached as good still work).
+ * same credentials share one verification.
+ *
+ * Guessing is slowed by storage's store_throttle, per user and per client address (IPv6 by
+ * its /64): after fail_max failed verifications of either, a new password for that user or
+ * from that address is denied without running Argon2 until delay_ms after the last failure,
+ * doubling with each further failure up to delay_max_ms; counts are forgotten forget_ms
+ * after the last failure. The user's delay does not apply from an address where the user
+ * logged in before, and credentials already cached as good always work: so guessing from
+ * many addresses slows down everyone's guesses for that user, but never locks the real user
+ * out where they usually are. A name without an account costs the same Argon2 run as a
+ * wrong password (store_account_verify), and is throttled the same way.
  *
  * Threads: auth_check() from any worker thread; auth_cancel() on the thread that runs the
  * query's loop; auth_invalidate() and auth_counters() from any thread; auth_new(),
@@ -22,6 +30,7 @@
 #include <stdint.h>
 
 struct ev_loop;
+struct sockaddr;
 
 /* The realm of the challenge; proxyd sends it with 407 as
  * "Proxy-Authenticate: Basic realm=\"proxyd\"". */
@@ -30,7 +39,7 @@ struct ev_loop;
 
 enum auth_status {
     AUTH_OK,        /* verified: the user name is in user_out (or the callback's user) */
-    AUTH_DENIED,    /* wrong user or password, or the user is throttled: answer 407 again */
+    AUTH_DENIED,    /* wrong user or password, or user or address throttled: 407 again */
     AUTH_MALFORMED, /* not Basic, or Basic but not well-formed: treat as no credentials */
     AUTH_PENDING,   /* verification queued: the callback will say (auth_check only) */
     AUTH_BUSY,      /* cannot verify now (queue full, out of memory, store error): 503 */
@@ -46,9 +55,10 @@ struct auth_opts {
     int threads;            /* verifier threads, 1 to 4; 0 = 2 (Argon2 uses 64 MiB each) */
     int64_t ok_ttl_ms;      /* how long a good answer is trusted; 0 = 10 minutes */
     int64_t denied_ttl_ms;  /* how long a wrong answer is repeated; 0 = 30 s */
-    unsigned fail_max;      /* failed verifications that block a user; 0 = 10 */
-    int64_t fail_window_ms; /* ... counted within this window; 0 = 60 s */
-    int64_t block_ms;       /* ... block the user's unknown passwords this long; 0 = 60 s */
+    unsigned fail_max;      /* failures of a user or an address before delays; 0 = 10 */
+    int64_t delay_ms;       /* first delay, doubling with each further failure; 0 = 1 s */
+    int64_t delay_max_ms;   /* longest delay; 0 = 60 s */
+    int64_t forget_ms;      /* failure counts reset this long after the last; 0 = 15 min */
     size_t queue_max;       /* distinct verifications queued or running; 0 = 1024 */
 };
 
@@ -87,21 +97,22 @@ typedef void (*auth_cb)(void *arg, enum auth_status st, const char *user);
 struct auth_query;
 
 /* Checks the value of a Proxy-Authorization header (value, len: a slice, OWS removed, not
- * NUL-terminated). Strict: scheme "Basic" (any case), exactly one space, base64 of the
+ * NUL-terminated) sent by client (its address, for the throttle; NULL if unknown). Strict: scheme "Basic" (any case), exactly one space, base64 of the
  * standard alphabet with its padding and nothing after, decoding to user ":" password with
  * a user of 1 to 63 printable non-space ASCII bytes and a password of 0 to 255 bytes
  * without NUL. Returns at once:
  *   AUTH_OK        good credentials cached; user_out holds the user name (NUL-terminated)
- *   AUTH_DENIED    wrong credentials cached, an empty password, or the user is throttled
+ *   AUTH_DENIED    wrong credentials cached, an empty password, or the user or the client's
+ *                  address must wait (throttled; nothing is verified)
  *   AUTH_MALFORMED anything else than well-formed Basic credentials (NTLM, Bearer, ...)
  *   AUTH_BUSY      too many verifications queued, or out of memory
  *   AUTH_PENDING   a verification is queued: *q is set, and cb(arg, ...) will run once on
  *                  loop's thread via ev_post(), unless auth_cancel(*q) is called first
  * On every answer but AUTH_OK, user_out is "". Any worker thread; never blocks on the
  * database (it takes the module's mutex for a hash-table lookup). */
-enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const char *value, size_t len,
-                            char user_out[AUTH_USER_MAX], auth_cb cb, void *arg,
-                            struct auth_query **q);
+enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct sockaddr *client,
+                            const char *value, size_t len, char user_out[AUTH_USER_MAX], auth_cb cb,
+                            void *arg, struct auth_query **q);
 
 /* The callback of q will not run (e.g. the connection went away); q is invalid afterwards.
  * Call on q's loop thread, before the callback ran and before auth_free() (after auth_stop()
@@ -117,7 +128,7 @@ struct auth_counters {
     uint64_t coalesced;     /* ... of which joined a verification already queued */
     uint64_t verifications; /* Argon2 checks run against the store */
     uint64_t store_errors;  /* ... of which the store could not answer (AUTH_BUSY) */
-    uint64_t throttled;     /* denied without a check because the user was blocked */
+    uint64_t throttled;     /* denied without a check: the user or the address must wait */
     uint64_t malformed;
     uint64_t busy;      /* AUTH_BUSY from auth_check: queue full or out of memory */
     uint64_t posted;    /* answers handed to a loop by ev_post() */

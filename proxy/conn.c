@@ -402,9 +402,9 @@ static bool request_user(struct conn *c, const struct h1_request *req, const cha
     }
     if (req->proxy_authorization.len == 0 || !w->shared->auth)
         return true;
-    switch (auth_check(w->shared->auth, w->loop, req->proxy_authorization.p,
-                       req->proxy_authorization.len, c->auth_user, on_auth_result, c,
-                       &c->authq)) {
+    switch (auth_check(w->shared->auth, w->loop, (const struct sockaddr *)&c->client_addr,
+                       req->proxy_authorization.p, req->proxy_authorization.len, c->auth_user,
+                       on_auth_result, c, &c->authq)) {
     case AUTH_OK:
         *user = c->auth_user;
         return true;

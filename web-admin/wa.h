@@ -51,6 +51,9 @@ struct wa_options {
     const char *static_dir;  /* web-admin/static */
     const char *pac_proxy;   /* "host:port" handed out by /proxy.pac */
     struct acl_live *acl;    /* borrowed: rule set in force, for /api/test */
+    /* Admin login throttle; NULL = 5 failures of an account or an address, then delays
+     * from 1 s doubling to 5 minutes (store_throttle's defaults). Copied at start. */
+    const struct store_throttle_opts *login_throttle;
     /* Called after any committed policy change: proxyd recompiles from the database and
      * publishes the new set at once. Returns 0 if the new policy is in force, or -1 with
      * err filled (e.g. "rule 9: list ads: no such list"); the old set then stays in force

@@ -1,6 +1,7 @@
 /* web-admin authentication: the bearer token file, the first admin account and its password
- * file, login sessions (in memory, 12 h), their CSRF tokens, and login throttling per client
- * address.
+ * file, login sessions (in memory, 12 h), their CSRF tokens, and login throttling per account
+ * and per client address (storage's store_throttle: delays that double after 5 failures, up
+ * to 5 minutes; an admin's own earlier addresses are spared the account's delay).
  *
  * Secrets are compared with sodium_memcmp so timing says nothing about how much matched.
  */
@@ -18,9 +19,6 @@
 
 #define WA_SESSIONS 256
 #define WA_SESSION_MS (12LL * 3600 * 1000)
-#define WA_THROTTLE 256
-#define WA_THROTTLE_FAILS 5
-#define WA_THROTTLE_MS (5LL * 60 * 1000)
 #define WA_COOKIE_ATTRS "; HttpOnly; SameSite=Strict; Path=/"
 
 struct wa_session {
@@ -32,26 +30,25 @@ struct wa_session {
     int64_t expires_ms; /* monotonic */
 };
 
-struct wa_throttle {
-    bool used;
-    char addr[64];
-    int fails;
-    int64_t first_ms;         /* monotonic, first failure of the current window */
-    int64_t blocked_until_ms; /* monotonic */
-};
-
 struct wa_auth {
-    pthread_mutex_t mu; /* guards both tables */
+    pthread_mutex_t mu; /* guards sessions and the counters */
     struct wa_session sessions[WA_SESSIONS];
-    struct wa_throttle throttle[WA_THROTTLE];
+    struct store_throttle *throttle; /* owned; locks itself */
+    uint64_t failed, throttled;
 };
 
-struct wa_auth *wa_auth_new(void)
+struct wa_auth *wa_auth_new(const struct store_throttle_opts *throttle)
 {
     struct wa_auth *a = calloc(1, sizeof(*a));
 
-    if (a)
-        pthread_mutex_init(&a->mu, NULL);
+    if (!a)
+        return NULL;
+    a->throttle = store_throttle_new(throttle); /* NULL: 5 failures, 1 s doubling to 5 min */
+    if (!a->throttle) {
+        free(a);
+        return NULL;
+    }
+    pthread_mutex_init(&a->mu, NULL);
     return a;
 }
 
@@ -59,6 +56,7 @@ void wa_auth_free(struct wa_auth *a)
 {
     if (!a)
         return;
+    store_throttle_free(a->throttle);
     pthread_mutex_destroy(&a->mu);
     sodium_memzero(a, sizeof(*a));
     free(a);
@@ -331,74 +329,11 @@ bool wa_csrf_bad(struct wa_req *r)
     return !h || !secret_eq(h, r->csrf);
 }
 
-/* ---- throttling ---- */
-
-/* Rank for reuse when the table is full: free, then stale (window over, not blocked), then
- * live entries oldest first. */
-static int throttle_rank(const struct wa_throttle *t, int64_t now)
+void wa_auth_counters(struct wa_auth *a, uint64_t *failed, uint64_t *throttled)
 {
-    if (!t->used)
-        return 0;
-    if (now - t->first_ms > WA_THROTTLE_MS && now >= t->blocked_until_ms)
-        return 1;
-    return 2;
-}
-
-static struct wa_throttle *throttle_find(struct wa_auth *a, const char *addr, bool create,
-                                         int64_t now)
-{
-    struct wa_throttle *slot = NULL;
-
-    for (size_t i = 0; i < WA_THROTTLE; i++) {
-        struct wa_throttle *t = &a->throttle[i];
-        if (t->used && strcmp(t->addr, addr) == 0)
-            return t;
-        if (!create)
-            continue;
-        if (!slot || throttle_rank(t, now) < throttle_rank(slot, now) ||
-            (throttle_rank(t, now) == throttle_rank(slot, now) && t->first_ms < slot->first_ms))
-            slot = t;
-    }
-    if (!create || !slot)
-        return NULL;
-    memset(slot, 0, sizeof(*slot));
-    slot->used = true;
-    snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
-    slot->first_ms = now;
-    return slot;
-}
-
-static bool throttled(struct wa_auth *a, const char *addr)
-{
-    struct wa_throttle *t;
-    bool ret = false;
-    int64_t now = wa_mono_ms();
-
     pthread_mutex_lock(&a->mu);
-    t = throttle_find(a, addr, false, now);
-    if (t && t->blocked_until_ms > now)
-        ret = true;
-    pthread_mutex_unlock(&a->mu);
-    return ret;
-}
-
-static void throttle_note(struct wa_auth *a, const char *addr, bool success)
-{
-    struct wa_throttle *t;
-    int64_t now = wa_mono_ms();
-
-    pthread_mutex_lock(&a->mu);
-    t = throttle_find(a, addr, !success, now);
-    if (t && success) {
-        memset(t, 0, sizeof(*t));
-    } else if (t) {
-        if (now - t->first_ms > WA_THROTTLE_MS) {
-            t->fails = 0;
-            t->first_ms = now;
-        }
-        if (++t->fails >= WA_THROTTLE_FAILS)
-            t->blocked_until_ms = now + WA_THROTTLE_MS;
-    }
+    *failed = a->failed;
+    *throttled = a->throttled;
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -413,10 +348,9 @@ enum MHD_Result wa_api_login(struct wa_req *r)
     const char *user, *pw;
     char csrf[WA_TOKEN_HEX + 1];
     struct store *st;
+    int64_t wait_ms;
     int ok, must_change;
 
-    if (throttled(a, r->client))
-        return wa_reply_error(r, 429, NULL, "too many failed logins; try again in 5 minutes");
     body = wa_body_json(r);
     if (!body)
         return MHD_YES;
@@ -430,6 +364,18 @@ enum MHD_Result wa_api_login(struct wa_req *r)
         json_decref(body);
         return wa_reply_error(r, 400, "password", "password is required");
     }
+    /* Refused unverified, the same for any name, so neither the answer nor its time tells
+     * whether the account exists. */
+    wait_ms = store_throttle_wait_ms(a->throttle, user, r->client, wa_mono_ms());
+    if (wait_ms > 0) {
+        pthread_mutex_lock(&a->mu);
+        a->throttled++;
+        pthread_mutex_unlock(&a->mu);
+        json_decref(body);
+        r->retry_after_s = (wait_ms + 999) / 1000;
+        return wa_reply_error(r, 429, NULL, "too many failed logins; try again in %lld s",
+                              (long long)r->retry_after_s);
+    }
     st = wa_store(r);
     if (!st) {
         json_decref(body);
@@ -440,8 +386,11 @@ enum MHD_Result wa_api_login(struct wa_req *r)
         json_decref(body);
         return wa_reply_error(r, 500, NULL, "cannot check the password");
     }
-    throttle_note(a, r->client, ok == 1);
+    store_throttle_note(a->throttle, user, r->client, ok == 1, wa_mono_ms());
     if (ok != 1) {
+        pthread_mutex_lock(&a->mu);
+        a->failed++;
+        pthread_mutex_unlock(&a->mu);
         json_decref(body);
         return wa_reply_error(r, 401, NULL, "wrong user name or password");
     }

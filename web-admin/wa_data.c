@@ -566,6 +566,7 @@ enum MHD_Result wa_api_stats(struct wa_req *r)
     struct store_totals t;
     struct store *st;
     int64_t now = wa_now_ms();
+    uint64_t failed, throttled;
     char err[256];
     json_t *proxy;
 
@@ -587,13 +588,17 @@ enum MHD_Result wa_api_stats(struct wa_req *r)
         json_decref(proxy);
         return wa_reply_error(r, 500, NULL, "%s", err);
     }
-    return wa_reply_json(r, 200,
-                         json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I}", "proxy", proxy,
-                                   "totals", "requests", (json_int_t)t.requests, "blocked",
-                                   (json_int_t)t.blocked, "bytes_up", (json_int_t)t.bytes_up,
-                                   "bytes_down", (json_int_t)t.bytes_down, "clients",
-                                   (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms",
-                                   (json_int_t)(now - DAY_MS), "until_ms", (json_int_t)now));
+    wa_auth_counters(r->srv->auth, &failed, &throttled);
+    return wa_reply_json(
+        r, 200,
+        json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:I,s:I,s:I}}", "proxy", proxy,
+                  "totals", "requests", (json_int_t)t.requests, "blocked", (json_int_t)t.blocked,
+                  "bytes_up", (json_int_t)t.bytes_up, "bytes_down", (json_int_t)t.bytes_down,
+                  "clients", (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms",
+                  (json_int_t)(now - DAY_MS), "until_ms", (json_int_t)now, "auth",
+                  "password_checks", (json_int_t)store_account_hash_runs(),
+                  "admin_logins_failed", (json_int_t)failed, "admin_logins_throttled",
+                  (json_int_t)throttled));
 }
 
 /* ---- settings ---- */

@@ -54,6 +54,7 @@ struct wa_req {
     char client[64];             /* requester's textual address */
     char csrf[WA_TOKEN_HEX + 1]; /* the session's CSRF token, when via_session */
     const char *set_cookie;      /* static or owned by the caller until the reply is queued */
+    int64_t retry_after_s;       /* > 0: the answer carries Retry-After */
     struct store *st;            /* acquired lazily by wa_store(), released after the answer */
     bool answered;
 };
@@ -88,7 +89,8 @@ int wa_policy_hook(struct wa_server *srv, char *err, size_t errlen);
 
 /* ---- wa_auth.c ---- */
 
-struct wa_auth *wa_auth_new(void);
+/* throttle: the login throttle's settings, NULL for store_throttle's defaults. */
+struct wa_auth *wa_auth_new(const struct store_throttle_opts *throttle);
 void wa_auth_free(struct wa_auth *a);
 /* Reads <data_dir>/admin.token, creating it (0600) if missing. */
 int wa_token_load(struct wa_server *srv, char *err, size_t errlen);
@@ -105,6 +107,8 @@ bool wa_csrf_bad(struct wa_req *r);
 enum MHD_Result wa_api_login(struct wa_req *r);
 enum MHD_Result wa_api_logout(struct wa_req *r);
 enum MHD_Result wa_api_session(struct wa_req *r);
+/* Admin logins refused for a wrong name or password, and refused unverified (429). */
+void wa_auth_counters(struct wa_auth *a, uint64_t *failed, uint64_t *throttled);
 /* Drops every session of an admin (after its password changed or it was deleted). */
 void wa_sessions_drop_user(struct wa_auth *a, const char *user);
 /* The admin chose a new password: its sessions no longer have to. */

@@ -83,6 +83,12 @@ enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *cty
         MHD_add_response_header(resp, "Content-Type", ctype);
     if (r->set_cookie)
         MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+    if (r->retry_after_s > 0) {
+        char secs[24];
+
+        snprintf(secs, sizeof(secs), "%lld", (long long)r->retry_after_s);
+        MHD_add_response_header(resp, "Retry-After", secs);
+    }
     ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->answered = true;
@@ -547,7 +553,7 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     srv->db_path = dup_opt(opts->db_path);
     srv->static_dir = dup_opt(opts->static_dir ? opts->static_dir : PX_STATIC_DIR);
     srv->pac_proxy = dup_opt(opts->pac_proxy ? opts->pac_proxy : "127.0.0.1:3128");
-    srv->auth = wa_auth_new();
+    srv->auth = wa_auth_new(opts->login_throttle);
     if (!srv->listen || !srv->data_dir || !srv->db_path || !srv->static_dir || !srv->pac_proxy ||
         !srv->auth) {
         snprintf(err, errlen, "admin server: out of memory");

@@ -9,7 +9,9 @@
 #include "storage/store.h"
 #include "tests/unit/common.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -38,6 +40,15 @@ static int nloops;
 static int calls_total;
 static int calls_want;
 static int64_t run_deadline_ms;
+static struct sockaddr_in client; /* where check_creds' credentials come from */
+
+/* Later checks come from this IPv4 address (nothing is sent to it). */
+static void client_set(const char *ip)
+{
+    memset(&client, 0, sizeof(client));
+    client.sin_family = AF_INET;
+    ck_assert_int_eq(inet_pton(AF_INET, ip, &client.sin_addr), 1);
+}
 
 static void on_result(void *arg, enum auth_status status, const char *user)
 {
@@ -116,6 +127,7 @@ static void auth_setup(const struct auth_opts *opts)
 
 static void setup(void)
 {
+    client_set("127.0.0.1");
     store_setup();
     auth_setup(NULL);
 }
@@ -158,8 +170,8 @@ static enum auth_status check_creds(struct ev_loop *loop, const char *creds, cha
     struct auth_query *dummy;
     enum auth_status status;
 
-    status =
-        auth_check(a, loop, value, len, user_out ? user_out : user, on_result, r, q ? q : &dummy);
+    status = auth_check(a, loop, (const struct sockaddr *)&client, value, len,
+                        user_out ? user_out : user, on_result, r, q ? q : &dummy);
     free(value);
     return status;
 }
@@ -232,7 +244,7 @@ START_TEST(test_scheme_is_case_insensitive)
         enum auth_status status;
 
         memcpy(value, schemes[i], 6);
-        status = auth_check(a, loop, value, len, user, on_result, &r, &q);
+        status = auth_check(a, loop, NULL, value, len, user, on_result, &r, &q);
         free(value);
         if (i == 0) {
             ck_assert_int_eq(status, AUTH_PENDING);
@@ -347,7 +359,7 @@ START_TEST(test_malformed_headers_are_malformed)
 
             value = basic(cases[i].raw, raw_len, &len);
         }
-        status = auth_check(a, loop, value, len, user, on_result, &r[i], &q);
+        status = auth_check(a, loop, NULL, value, len, user, on_result, &r[i], &q);
         free(value);
         ck_assert_msg(status == cases[i].want, "%s: %s, want %s", cases[i].name,
                       auth_status_str(status), auth_status_str(cases[i].want));
@@ -651,7 +663,7 @@ END_TEST
 
 START_TEST(test_repeated_failures_block_unknown_passwords)
 {
-    struct auth_opts o = {.fail_max = 3, .block_ms = 400};
+    struct auth_opts o = {.fail_max = 3, .delay_max_ms = 400};
     struct result r = {0};
     char user[AUTH_USER_MAX];
     static const char *const wrong[] = {"alice:w1", "alice:w2", "alice:w3"};
@@ -663,15 +675,18 @@ START_TEST(test_repeated_failures_block_unknown_passwords)
         memset(&r, 0, sizeof(r));
         ck_assert_int_eq(verify(wrong[i], &r), AUTH_DENIED);
     }
-    /* Blocked: a new password is refused without Argon2; the cached good one still works;
-     * other users are not affected. */
+    /* Throttled: a new password from this address is refused without Argon2; the cached
+     * good one still works; another user from another address is not affected. */
     ck_assert_int_eq(check_creds(loop_new(), "alice:w4", user, &r, NULL), AUTH_DENIED);
     ck_assert_uint_eq(counters().throttled, 1);
     ck_assert_uint_eq(counters().verifications, 4);
     ck_assert_int_eq(check_creds(loop_new(), "alice:secret", user, &r, NULL), AUTH_OK);
+    client_set("127.0.0.2");
     memset(&r, 0, sizeof(r));
     ck_assert_int_eq(verify("bob:secret", &r), AUTH_DENIED);
-    /* Even the right password, once not cached, waits for the block to end. */
+    /* From the address that failed, even the right password, once not cached, waits for the
+     * delay to end (400 ms here). */
+    client_set("127.0.0.1");
     auth_invalidate(a);
     ck_assert_int_eq(check_creds(loop_new(), "alice:secret", user, &r, NULL), AUTH_DENIED);
     usleep(450 * 1000);
@@ -682,7 +697,7 @@ END_TEST
 
 START_TEST(test_queued_checks_of_a_blocked_user_are_denied_unrun)
 {
-    struct auth_opts o = {.threads = 1, .fail_max = 2};
+    struct auth_opts o = {.threads = 1, .fail_max = 2, .delay_ms = 60000};
     struct ev_loop *loop = loop_new();
     struct result r[4];
     struct auth_query *q;
@@ -699,6 +714,89 @@ START_TEST(test_queued_checks_of_a_blocked_user_are_denied_unrun)
         ck_assert_int_eq(r[i].st, AUTH_DENIED);
     ck_assert_uint_eq(counters().verifications, 2);
     ck_assert_uint_eq(counters().throttled, 2);
+}
+END_TEST
+
+/* A name without an account costs an Argon2 run like a wrong password does, so the time of
+ * the 407 does not tell which names exist (issue 10 item 7). */
+START_TEST(test_unknown_user_runs_a_hash_verification)
+{
+    struct result r = {0};
+    uint64_t before = store_account_hash_runs();
+
+    ck_assert_int_eq(verify("mallory:secret", &r), AUTH_DENIED);
+    ck_assert_uint_eq(store_account_hash_runs(), before + 1);
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(verify("alice:wrong", &r), AUTH_DENIED);
+    ck_assert_uint_eq(store_account_hash_runs(), before + 2);
+}
+END_TEST
+
+/* Guesses for one user from ever new addresses: after fail_max, none is verified any more
+ * (the first delay is a minute here, so no timing matters). */
+START_TEST(test_guesses_from_rotating_addresses_are_throttled)
+{
+    struct auth_opts o = {.fail_max = 3, .delay_ms = 60000};
+    char ip[32], creds[32], user[AUTH_USER_MAX];
+    int denied_unrun = 0;
+
+    auth_free(a);
+    auth_setup(&o);
+    for (int i = 0; i < 12; i++) {
+        struct result r = {0};
+        struct auth_query *q;
+        struct ev_loop *loop = loop_new();
+        int before = calls_total;
+        enum auth_status status;
+
+        snprintf(ip, sizeof(ip), "127.0.1.%d", i + 1);
+        snprintf(creds, sizeof(creds), "alice:guess%d", i);
+        client_set(ip);
+        status = check_creds(loop, creds, user, &r, &q);
+        if (status == AUTH_PENDING) {
+            ck_assert_int_eq(loop_run(loop, before + 1, WAIT_MS), before + 1);
+            ck_assert_int_eq(r.st, AUTH_DENIED);
+        } else {
+            ck_assert_int_eq(status, AUTH_DENIED);
+            denied_unrun++;
+        }
+    }
+    ck_assert_uint_eq(counters().verifications, 3);
+    ck_assert_int_eq(denied_unrun, 9);
+    ck_assert_uint_eq(counters().throttled, 9);
+}
+END_TEST
+
+/* Guesses from elsewhere delay the user's new passwords, but the real user, from where she
+ * logged in before, still gets in with the right password (it used to be denied for a
+ * minute after 10 wrong ones). */
+START_TEST(test_real_user_is_not_locked_out_by_guesses)
+{
+    struct auth_opts o = {.fail_max = 3, .delay_ms = 60000};
+    char ip[32], creds[32], user[AUTH_USER_MAX];
+    struct result r = {0};
+
+    auth_free(a);
+    auth_setup(&o);
+    ck_assert_int_eq(verify("alice:secret", &r), AUTH_OK); /* from 127.0.0.1 */
+    for (int i = 0; i < 10; i++) {
+        snprintf(ip, sizeof(ip), "127.0.2.%d", i + 1);
+        snprintf(creds, sizeof(creds), "alice:guess%d", i);
+        client_set(ip);
+        memset(&r, 0, sizeof(r));
+        if (i < 3)
+            ck_assert_int_eq(verify(creds, &r), AUTH_DENIED);
+        else
+            ck_assert_int_eq(check_creds(loop_new(), creds, user, &r, NULL), AUTH_DENIED);
+    }
+    auth_invalidate(a); /* e.g. a policy change: the good answer must be verified again */
+    client_set("127.0.0.1");
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(verify("alice:secret", &r), AUTH_OK);
+    /* from a new address, the user's delay holds even for the right password */
+    client_set("127.0.2.99");
+    auth_invalidate(a);
+    ck_assert_int_eq(check_creds(loop_new(), "alice:secret", user, &r, NULL), AUTH_DENIED);
 }
 END_TEST
 
@@ -802,6 +900,9 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, test_full_loop_queue_is_retried);
     tcase_add_test(tc, test_repeated_failures_block_unknown_passwords);
     tcase_add_test(tc, test_queued_checks_of_a_blocked_user_are_denied_unrun);
+    tcase_add_test(tc, test_unknown_user_runs_a_hash_verification);
+    tcase_add_test(tc, test_guesses_from_rotating_addresses_are_throttled);
+    tcase_add_test(tc, test_real_user_is_not_locked_out_by_guesses);
     tcase_add_test(tc, test_full_queue_is_busy);
     tcase_add_test(tc, test_store_error_is_busy_and_not_cached);
     tcase_add_test(tc, test_new_reports_bad_arguments);

@@ -37,6 +37,8 @@ static char token[128];
 static char base[64];
 static struct wa_server *srv;
 static struct acl_live *live;
+/* The first delay is a minute, so no test depends on how fast requests follow each other. */
+static const struct store_throttle_opts login_throttle = {.delay_ms = 60000};
 
 /* The hook proxyd would install: rebuild the set from the store and publish it. */
 static struct acl_set *compile_from_store(const char *path, char *err, size_t errlen)
@@ -141,6 +143,7 @@ static void server_up(void)
     o.static_dir = PX_TEST_STATIC_DIR;
     o.pac_proxy = "proxy.test:3128";
     o.acl = live;
+    o.login_throttle = &login_throttle;
     o.policy_changed = hook_policy_changed;
     o.proxy_stats = hook_proxy_stats;
     o.hook_arg = tmp.db;
@@ -202,6 +205,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 
 enum auth { AUTH_NONE, AUTH_TOKEN };
 
+/* Source address of the requests that follow (any of 127.0.0.0/8), NULL for the default. */
+static const char *src_ip;
+
 /* One request. hdrs: NULL-terminated extra header lines. body may be NULL. */
 static struct res *http_raw(const char *method, const char *path, const char *body, size_t blen,
                             enum auth auth, const char *const *hdrs, bool path_as_is)
@@ -223,6 +229,12 @@ static struct res *http_raw(const char *method, const char *path, const char *bo
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     if (path_as_is)
         curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    if (src_ip) {
+        char iface[64];
+
+        snprintf(iface, sizeof(iface), "host!%s", src_ip);
+        curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
+    }
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
@@ -469,6 +481,89 @@ START_TEST(test_login_throttled_after_5_failures)
     ck_assert_int_eq(http("POST", "/api/login", good, AUTH_NONE, NULL)->status, 429);
     /* the token is unaffected */
     json_decref(api("GET", "/api/rules", NULL, 200));
+}
+END_TEST
+
+static json_int_t auth_stat(const char *key)
+{
+    json_t *j = api("GET", "/api/stats", NULL, 200);
+    json_int_t v = jint(json_object_get(j, "auth"), key);
+
+    json_decref(j);
+    return v;
+}
+
+/* A name without an account costs a password check like a wrong password does, so the time
+ * of the 401 does not tell which admin names exist. */
+START_TEST(test_unknown_admin_name_costs_a_password_check)
+{
+    json_int_t before = auth_stat("password_checks");
+
+    src_ip = "127.0.5.1";
+    ck_assert_int_eq(
+        http("POST", "/api/login", "{\"user\":\"ghost5\",\"password\":\"x\"}", AUTH_NONE, NULL)
+            ->status,
+        401);
+    ck_assert_int_eq(auth_stat("password_checks"), before + 1);
+    ck_assert_int_eq(
+        http("POST", "/api/login", "{\"user\":\"admin\",\"password\":\"x\"}", AUTH_NONE, NULL)
+            ->status,
+        401);
+    ck_assert_int_eq(auth_stat("password_checks"), before + 2);
+    src_ip = NULL;
+}
+END_TEST
+
+/* Guesses for one admin from ever new addresses (the attack that gave 460-656 guesses a
+ * minute): after 5 failures of the account, the rest are refused unverified (429); the real
+ * admin, from the address she logged in from before, still gets in. */
+START_TEST(test_login_guesses_from_rotating_addresses_are_throttled)
+{
+    char ip[32], sid[128], csrf[128];
+    int refused = 0, checked = 0;
+    json_int_t checks, throttled;
+
+    json_decref(api("PUT", "/api/admins/victim", "{\"password\":\"victim-password\"}", 200));
+    src_ip = "127.0.6.1";
+    login("victim", "victim-password", sid, sizeof(sid), csrf, sizeof(csrf));
+    checks = auth_stat("password_checks");
+    throttled = auth_stat("admin_logins_throttled");
+    for (int i = 0; i < 20; i++) {
+        snprintf(ip, sizeof(ip), "127.0.7.%d", i + 1);
+        src_ip = ip;
+        struct res *r = http("POST", "/api/login",
+                             "{\"user\":\"victim\",\"password\":\"guess\"}", AUTH_NONE, NULL);
+        char retry[32];
+        if (r->status == 429) {
+            refused++;
+            ck_assert_ptr_nonnull(header(r, "Retry-After", retry, sizeof(retry)));
+            ck_assert_int_gt(atoi(retry), 0);
+        } else {
+            ck_assert_int_eq(r->status, 401);
+            checked++;
+        }
+    }
+    src_ip = NULL;
+    ck_assert_int_eq(checked, 5);
+    ck_assert_int_eq(refused, 15);
+    ck_assert_int_eq(auth_stat("password_checks"), checks + 5);
+    ck_assert_int_eq(auth_stat("admin_logins_throttled"), throttled + 15);
+
+    /* not locked out: the right password from her usual address */
+    src_ip = "127.0.6.1";
+    login("victim", "victim-password", sid, sizeof(sid), csrf, sizeof(csrf));
+    /* from a new address the account's delay holds, right password or not */
+    src_ip = "127.0.8.1";
+    ck_assert_int_eq(http("POST", "/api/login",
+                          "{\"user\":\"victim\",\"password\":\"victim-password\"}", AUTH_NONE,
+                          NULL)
+                         ->status,
+                     429);
+    /* other admins are not affected */
+    char body[128];
+    snprintf(body, sizeof(body), "{\"user\":\"admin\",\"password\":\"%s\"}", ADMIN_PW);
+    ck_assert_int_eq(http("POST", "/api/login", body, AUTH_NONE, NULL)->status, 200);
+    src_ip = NULL;
 }
 END_TEST
 
@@ -1359,6 +1454,8 @@ static Suite *wa_suite(void)
     Suite *s = suite_create("wa_api");
     TCase *api_tc = tcase_create("api");
     TCase *throttle = tcase_create("throttle");
+    TCase *unknown = tcase_create("unknown_name");
+    TCase *rotating = tcase_create("rotating_addresses");
     TCase *start = tcase_create("start");
 
     tcase_add_unchecked_fixture(api_tc, server_up, server_down);
@@ -1389,6 +1486,15 @@ static Suite *wa_suite(void)
     tcase_set_timeout(throttle, 60);
     tcase_add_test(throttle, test_login_throttled_after_5_failures);
     suite_add_tcase(s, throttle);
+    /* A server each: throttle counts must start from zero. */
+    tcase_add_unchecked_fixture(unknown, server_up, server_down);
+    tcase_set_timeout(unknown, 60);
+    tcase_add_test(unknown, test_unknown_admin_name_costs_a_password_check);
+    suite_add_tcase(s, unknown);
+    tcase_add_unchecked_fixture(rotating, server_up, server_down);
+    tcase_set_timeout(rotating, 60);
+    tcase_add_test(rotating, test_login_guesses_from_rotating_addresses_are_throttled);
+    suite_add_tcase(s, rotating);
 
     tcase_set_timeout(start, 60);
     tcase_add_test(start, test_non_loopback_listen_refused);
