@@ -99,8 +99,7 @@ static size_t addr_bytes(const char *addr, unsigned char out[17])
 }
 
 /* Keyed hash of a tag byte ('u' account, 'a' address, 'k' pair) and the parts; never 0. */
-static uint64_t key_of(const struct store_throttle *t, char tag, const char *user,
-                       const char *addr)
+static uint64_t key_of(const struct store_throttle *t, char tag, const char *user, const char *addr)
 {
     crypto_generichash_state h;
     unsigned char ab[17], out[8];

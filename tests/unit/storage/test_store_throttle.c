@@ -12,8 +12,7 @@ static const struct store_throttle_opts opts = {
     .fail_max = 3, .delay_ms = 1000, .delay_max_ms = 8000, .forget_ms = 60000};
 
 /* n failures of user, each from a new address 127.0.<base>.<i>, at time now. */
-static void fail_from_many(struct store_throttle *t, const char *user, int base, int n,
-                           int64_t now)
+static void fail_from_many(struct store_throttle *t, const char *user, int base, int n, int64_t now)
 {
     char addr[32];
 
