@@ -51,9 +51,9 @@ class Admin:
 class FirstRunTest(unittest.TestCase):
     def test_password_is_in_a_0600_file_and_not_in_the_log(self):
         with Proxyd() as px:
+            password = px.first_password  # waits: the file comes after the port listens
             mode = os.stat(px.first_password_path).st_mode
             self.assertEqual(stat.S_IMODE(mode), 0o600)
-            password = px.first_password
             self.assertEqual(len(password), 16)
             self.assertNotIn(password, px.log())
             # The log says where it is (the line may follow the listening sockets).
