@@ -23,7 +23,8 @@ def free_port():
 def start(proxyd, data_dir, log):
     admin = free_port()
     args = [proxyd, "--listen", "127.0.0.1:%d" % free_port(), "--admin", "127.0.0.1:%d" % admin,
-            "--data-dir", data_dir, "--workers", "1", "--log-level", "warn"]
+            "--data-dir", data_dir, "--workers", "1", "--log-level", "warn",
+            "--static-dir", os.path.join(HERE, "..", "web-admin", "static")]
     p = subprocess.Popen(args, stdout=log, stderr=log)
     for _ in range(300):
         try:

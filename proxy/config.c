@@ -27,7 +27,8 @@ static const struct opt opts[] = {
     {"admin", OPT_STR, OFF(admin), 0, 0, "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,
      "          allow a non-loopback admin address (no TLS: put it behind one)"},
-    {"data-dir", OPT_STR, OFF(data_dir), 0, 0, "DIR  database and admin token (default ./var)"},
+    {"data-dir", OPT_STR, OFF(data_dir), 0, 0,
+     "DIR  database and admin token (default " PX_DATA_DIR ")"},
     {"log-db", OPT_STR, OFF(db_path), 0, 0, "FILE  SQLite database (default DATA-DIR/proxyd.db)"},
     {"workers", OPT_UINT, OFF(workers), 0, 256, "N  worker threads (default: number of CPUs)"},
     {"policy", OPT_STR, OFF(policy_file), 0, 0, "FILE  load this policy file into the store at start"},
@@ -44,7 +45,11 @@ static const struct opt opts[] = {
     {"contact", OPT_STR, OFF(contact), 0, 0, "TEXT  contact line on block pages"},
     {"pac-proxy", OPT_STR, OFF(pac_proxy), 0, 0, "HOST:PORT  proxy address in /proxy.pac"},
     {"static-dir", OPT_STR, OFF(static_dir), 0, 0,
-     "DIR  admin pages and assets (default: the source tree's web-admin/static)"},
+     "DIR  admin pages and assets (default " PX_STATIC_DIR ";\n"
+     "               in a source tree: web-admin/static)"},
+    {"user", OPT_STR, OFF(user), 0, 0,
+     "NAME  started as root: bind the listeners, then run as this user (not under systemd,\n"
+     "               whose unit sets the user)"},
     {"squid-log", OPT_STR, OFF(squid_log), 0, 0, "FILE  also write a Squid-format access.log"},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, "yes|no  SQLite access log (default yes)"},
     {"retention-days", OPT_INT64, OFF(retention_days), 0, 0, "N  delete log rows older (default 90)"},
@@ -68,7 +73,7 @@ void config_defaults(struct px_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->admin = strdup("127.0.0.1:8080");
-    cfg->data_dir = strdup("var");
+    cfg->data_dir = strdup(PX_DATA_DIR);
     cfg->connect_ports[0] = 443;
     cfg->nconnect_ports = 1;
     cfg->log_level = LOG_LEVEL_INFO;

@@ -33,7 +33,8 @@ struct px_config {
     char *via;                       /* pseudonym in Via headers */
     char *contact;                   /* contact line on block pages */
     char *pac_proxy;                 /* address /proxy.pac hands out */
-    char *static_dir;                /* admin pages and assets; NULL = where the build put them */
+    char *static_dir;                /* admin pages and assets; NULL = PX_STATIC_DIR */
+    char *user;                      /* run as this user after binding, or NULL */
     char *squid_log;                 /* classic access.log path, or NULL */
     bool access_log;                 /* SQLite access log on */
     int64_t retention_days;

@@ -20,6 +20,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/policy.h"
+#include "proxy/service.h"
 #include "proxy/worker.h"
 #include "web-admin/wa.h"
 
@@ -32,12 +33,14 @@
 #define FDS_BASE 64
 /* Above this, descriptor numbers are not watched (the loops' tables would be too large). */
 #define FD_LIMIT_MAX (1 << 20)
+#define STATUS_INTERVAL_MS 5000 /* systemd's status line */
 
 struct proxyd {
     struct px_config cfg;
     struct proxy_shared shared;
     struct worker *workers;
     unsigned nworkers;
+    int *listen_fds; /* nworkers x cfg.nlisten, opened before --user; then the workers' */
     struct policy_loader policy;
     struct acl_live *acl;
     struct store_log *log;
@@ -46,6 +49,7 @@ struct proxyd {
     struct client_limit *clients;
     struct wa_server *admin;
     int64_t started_ms;
+    int64_t next_status_ms; /* monotonic */
 };
 
 static void tunables_from_config(struct proxy_tunables *t, const struct px_config *cfg)
@@ -204,6 +208,74 @@ static bool same_listen(const struct px_config *a, const struct px_config *b)
     return true;
 }
 
+/* Every worker's listeners, opened before anything else and before root is given up
+ * (--user), so that a port below 1024 needs root only this long. */
+static int open_listeners(struct proxyd *p, char *err, size_t errlen)
+{
+    size_t n = p->cfg.nlisten;
+
+    p->nworkers = workers_wanted(p->cfg.workers);
+    for (size_t i = 0; i < n; i++)
+        if (worker_listen_probe(p->cfg.listen[i], err, errlen) < 0)
+            return -1;
+    p->listen_fds = calloc((size_t)p->nworkers * n, sizeof(*p->listen_fds));
+    if (!p->listen_fds) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (unsigned w = 0; w < p->nworkers; w++)
+        for (size_t i = 0; i < n; i++) {
+            int fd = worker_listen_open(p->cfg.listen[i], err, errlen);
+            if (fd < 0)
+                return -1;
+            p->listen_fds[w * n + i] = fd;
+        }
+    return 0;
+}
+
+/* --user: right after the listeners and before the data folder is opened, so that every file
+ * proxyd creates belongs to that user and no thread ever runs as root. */
+static int drop_root(struct proxyd *p, char *err, size_t errlen)
+{
+    struct service_user u;
+
+    if (!p->cfg.user)
+        return 0;
+    if (service_user_find(p->cfg.user, &u, err, errlen) < 0 ||
+        service_user_switch(&u, p->cfg.data_dir, err, errlen) < 0)
+        return -1;
+    log_info("running as user %s (uid %u, gid %u)", u.name, (unsigned)getuid(), (unsigned)getgid());
+    return 0;
+}
+
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* systemd's status line ("systemctl status proxyd"), with the counters the admin server
+ * shows; state ("READY=1\n" or "") goes in the same message. */
+static void notify_status(struct proxyd *p, const char *state)
+{
+    struct wa_proxy_stats st;
+
+    hook_proxy_stats(p, &st);
+    service_notify(
+        "%sSTATUS=%llu requests (%llu denied), %llu connections open, %llu tunnels", state,
+        (unsigned long long)st.requests_total, (unsigned long long)st.requests_denied,
+        (unsigned long long)st.connections_active, (unsigned long long)st.tunnels_active);
+    p->next_status_ms = monotonic_us() / 1000 + STATUS_INTERVAL_MS;
+}
+
+/* The signal loop's turn: the status line when it is due. */
+static void notify_tick(struct proxyd *p)
+{
+    if (monotonic_us() / 1000 >= p->next_status_ms)
+        notify_status(p, "");
+}
+
 /* SIGHUP: re-read the settings; apply what can change live, name what needs a restart. */
 static void reload_config(struct proxyd *p, int argc, char **argv)
 {
@@ -246,6 +318,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         {!same_str(p->cfg.admin, fresh.admin), "admin"},
         {!same_str(p->cfg.data_dir, fresh.data_dir), "data-dir"},
         {fresh.access_log != p->cfg.access_log, "access-log"},
+        {!same_str(p->cfg.user, fresh.user), "user"},
     };
     for (size_t i = 0; i < sizeof(start_only) / sizeof(start_only[0]); i++)
         if (start_only[i].changed)
@@ -294,6 +367,10 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     int fd_limit = raise_fd_limit();
+    if (open_listeners(&p, err, sizeof(err)) < 0 || drop_root(&p, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
 
     if (make_data_dir(p.cfg.data_dir, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -325,7 +402,6 @@ int main(int argc, char **argv)
     p.policy.live = p.acl;
     p.policy.version = version;
 
-    p.nworkers = workers_wanted(p.cfg.workers);
     if (p.cfg.access_log) {
         struct store_log_opts lo = {
             .db_path = p.cfg.db_path,
@@ -374,14 +450,10 @@ int main(int argc, char **argv)
     }
     p.shared.clients = p.clients;
     p.shared.fd_limit = fd_limit;
-    for (size_t i = 0; i < p.cfg.nlisten; i++)
-        if (worker_listen_probe(p.cfg.listen[i], err, sizeof(err)) < 0) {
-            log_error("%s", err);
-            return 1;
-        }
     p.workers = calloc(p.nworkers, sizeof(*p.workers));
     for (unsigned i = 0; i < p.nworkers; i++) {
-        if (worker_init(&p.workers[i], i, &p.shared, &p.cfg, err, sizeof(err)) < 0) {
+        if (worker_init(&p.workers[i], i, &p.shared, &p.cfg, p.listen_fds + i * p.cfg.nlisten, err,
+                        sizeof(err)) < 0) {
             log_error("%s", err);
             return 1;
         }
@@ -430,6 +502,7 @@ int main(int argc, char **argv)
         log_info("proxy listening on %s", p.cfg.listen[i]);
     log_info("proxyd %s: %u workers, admin %s, data in %s", PX_VERSION, p.nworkers, p.cfg.admin,
              p.cfg.data_dir);
+    notify_status(&p, "READY=1\n");
 
     for (;;) {
         struct timespec wait = {0, POLICY_POLL_MS * 1000000L};
@@ -437,9 +510,12 @@ int main(int argc, char **argv)
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP) {
+            service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)monotonic_us());
             reload_config(&p, argc, argv);
+            service_notify("READY=1");
             continue;
         }
+        notify_tick(&p);
         int rc = policy_reload(&p.policy, false, err, sizeof(err));
         if (rc != 0)
             auth_invalidate(p.auth);
@@ -450,6 +526,7 @@ int main(int argc, char **argv)
             log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
     }
 
+    service_notify("STOPPING=1");
     log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
     if (p.admin)
         wa_stop(p.admin);
@@ -464,6 +541,7 @@ int main(int argc, char **argv)
         worker_destroy(&p.workers[i]);
     auth_free(p.auth);
     free(p.workers);
+    free(p.listen_fds);
     if (p.log) {
         store_log_stop(p.log);
         log_info("access log flushed");

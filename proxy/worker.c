@@ -104,7 +104,7 @@ int worker_listen_probe(const char *text, char *err, size_t errlen)
     return 0;
 }
 
-static int open_listener(const char *text, char *err, size_t errlen)
+int worker_listen_open(const char *text, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -351,7 +351,7 @@ static void on_wake(struct ev_loop *loop, void *arg)
 }
 
 int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
-                const struct px_config *cfg, char *err, size_t errlen)
+                const struct px_config *cfg, const int *listen_fds, char *err, size_t errlen)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -388,9 +388,7 @@ int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
     if (!w->dns)
         return -1;
     for (size_t i = 0; i < cfg->nlisten; i++) {
-        int fd = open_listener(cfg->listen[i], err, errlen);
-        if (fd < 0)
-            return -1;
+        int fd = listen_fds[i];
         w->listen_fds[w->nlisten++] = fd;
         if (ev_io_set(w->loop, fd, EV_READ, on_accept, w) < 0) {
             snprintf(err, errlen, "listen %s: epoll: %s", cfg->listen[i], strerror(errno));

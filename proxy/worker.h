@@ -126,10 +126,12 @@ struct worker {
     char scratch[BUF_SIZE];                       /* head rewrite scratch */
 };
 
-/* Creates the worker's loop, listeners (bound with SO_REUSEPORT, so every worker has its
- * own accept queue) and resolver. Returns 0, or -1 with err filled. Main thread. */
+/* Creates the worker's loop and resolver and takes over its listeners: listen_fds holds one
+ * socket from worker_listen_open per cfg->listen address, owned by the worker from here on
+ * (closed by worker_destroy, or at exit if this fails). Returns 0, or -1 with err filled.
+ * Main thread. */
 int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
-                const struct px_config *cfg, char *err, size_t errlen);
+                const struct px_config *cfg, const int *listen_fds, char *err, size_t errlen);
 int worker_start(struct worker *w); /* spawns the thread */
 /* Stops accepting, lets requests in flight finish for up to grace_ms, then closes the rest
  * and ends the loop. Any thread. */
@@ -145,6 +147,11 @@ const struct acl_set *worker_acl_refresh(struct worker *w);
  * holds the address, since the workers' SO_REUSEPORT listeners would otherwise silently
  * share the port with another process. Main thread, before worker_init. */
 int worker_listen_probe(const char *text, char *err, size_t errlen);
+
+/* Opens a non-blocking listening socket on text with SO_REUSEPORT, so that every worker has
+ * its own accept queue. Returns the fd (caller owns it), or -1 with err filled. Opened by the
+ * main thread before it gives up root (--user), so ports below 1024 work. */
+int worker_listen_open(const char *text, char *err, size_t errlen);
 
 /* Parses "IP:PORT" / "[IPv6]:PORT" into ss. Returns 0 or -1. */
 int worker_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len);

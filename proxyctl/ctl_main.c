@@ -22,7 +22,7 @@
 #include "proxyctl/ctl_http.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
-#define DEFAULT_DATA_DIR "./var"
+#define DEFAULT_DATA_DIR PX_DATA_DIR /* "var", or /var/lib/proxyd in the package */
 
 static const char *const top_kinds[] = {"domains", "clients", "blocked", NULL};
 

@@ -44,6 +44,8 @@ import dnsstub  # noqa: E402  (tests/e2e/dnsstub.py)
 BUILD_DIR = os.environ.get("PX_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
 PROXYD = os.environ.get("PROXYD_BIN", os.path.join(BUILD_DIR, "proxy", "proxyd"))
 PROXYCTL = os.environ.get("PROXYCTL_BIN", os.path.join(BUILD_DIR, "proxyctl", "proxyctl"))
+# proxyd's compiled-in default is the installed copy; the tests use the source tree's.
+STATIC_DIR = os.path.join(HERE, "..", "..", "web-admin", "static")
 
 PATTERN = bytes(range(256))
 
@@ -305,7 +307,7 @@ class Proxyd:
         self.admin_url = "http://127.0.0.1:%d" % self.admin_port if admin else None
         self.args = [PROXYD, "--listen", "127.0.0.1:%d" % self.proxy_port,
                      "--admin", "127.0.0.1:%d" % self.admin_port if admin else "off",
-                     "--data-dir", self.data_dir,
+                     "--data-dir", self.data_dir, "--static-dir", STATIC_DIR,
                      "--allow-loopback-targets", "--log-level", "debug"]
         if workers is not None:  # None: proxyd's default, one per CPU
             self.args += ["--workers", str(workers)]
