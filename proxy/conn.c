@@ -1319,6 +1319,18 @@ static bool step_relay(struct conn *c)
             progress = true;
         }
     }
+    /* Bytes that came with the end of stream are framed and sent before the end is judged:
+     * the head may have gone out in this same pass, with them still unframed behind it. */
+    if (c->resp_head_done && c->downf.eof && !c->downf.done && c->downf.ready == 0 &&
+        c->down.len > 0) {
+        if (!flow_frame(&c->downf, &c->down, &err)) {
+            copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
+            conn_close(c, CLOSE_BAD_RESPONSE);
+            return false;
+        }
+        if (c->downf.ready > 0)
+            return true;
+    }
     if (c->resp_head_done && c->downf.eof && !c->downf.done && c->downf.ready == 0) {
         if (c->downf.body == H1_BODY_CLOSE && c->down.len == 0) {
             c->downf.done = true;

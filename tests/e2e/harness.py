@@ -12,6 +12,7 @@ Origin paths (any method):
                    many run at once (origin.streaming counts those begun and not finished)
   /chunked?n=N     N bytes in chunks of 1000, with a trailer
   /close?n=N       N bytes, no length: ends when the origin closes (FIN with the last bytes)
+  /length-close?n=N  N bytes with a length, the head and body sent apart, then the close
   /echo            echoes the request body back (Content-Length)
   /status?code=C   empty response with status C (204, 304 send no body)
   /slow?ms=M       waits M ms before answering
@@ -265,6 +266,12 @@ class Origin:
             # Corked, the last bytes and the FIN leave in one segment, as they often do.
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + pattern(n))
+            c.shutdown(socket.SHUT_WR)
+            return False
+        elif path == "/length-close":
+            # An HTTP/1.0 server's way: the head, then the body, then the close.
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+            c.sendall(pattern(n))
             c.shutdown(socket.SHUT_WR)
             return False
         elif path == "/echo":
