@@ -124,6 +124,8 @@ body=$(curl -sf -x "http://127.0.0.1:$px_port" "http://127.0.0.1:$origin/hello.t
 check "request relayed" test "$body" = "hello through proxyd"
 check "token in /var/lib/proxyd, proxyd's" \
   test "$(stat -c '%U %a' /var/lib/proxyd/admin.token)" = "proxyd 600"
+check "first-run password in /var/lib/proxyd, proxyd's" \
+  test "$(stat -c '%U %a' /var/lib/proxyd/admin.password)" = "proxyd 600"
 
 export PROXYCTL_URL="http://127.0.0.1:$admin_port"
 check "proxyctl block example.com" proxyctl block example.com

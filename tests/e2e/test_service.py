@@ -127,7 +127,7 @@ class UserTest(unittest.TestCase):
                 self.assertEqual(int(ids["CapEff"][0], 16), 0)
                 self.assertEqual(int(ids["CapPrm"][0], 16), 0)
                 # Everything proxyd created belongs to the user.
-                for name in ("", "proxyd.db", "admin.token"):
+                for name in ("", "proxyd.db", "admin.token", "admin.password"):
                     st = os.stat(os.path.join(px.data_dir, name))
                     self.assertEqual(st.st_uid, nobody.pw_uid, name)
                 status, _, body = px.get("http://allowed.test:%d/small" % origin.port)
