@@ -62,6 +62,8 @@ struct store_access {
     uint64_t bytes_up;    /* client -> origin, body and tunnel bytes */
     uint64_t bytes_down;  /* origin -> client */
     int32_t rule_id;      /* deciding rule, 0 = default */
+    int32_t undecided_rule_id; /* a regex rule that could not decide (match limit), 0 = none:
+                                  counted per rule (store_rule.undecided), not a column */
     uint8_t decision;     /* enum store_decision */
     char client[46];      /* textual IP address */
     char user[64];
@@ -119,6 +121,8 @@ struct store_rule {
     char *text;    /* rule text in policy syntax, owned */
     char *comment; /* owned, maybe "" */
     int64_t hits;  /* access_log rows decided by this rule */
+    int64_t undecided; /* requests its regex could not decide (match limit), ever: a deny
+                          rule denied them, an allow rule did not allow them */
 };
 
 /* Rules in priority order. *rules is owned by the caller: free with store_rules_free. */

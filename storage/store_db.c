@@ -85,6 +85,9 @@ const struct store_migration store_migrations[] = {
     /* The first-run admin's password was generated and written to a file: its first login
      * must replace it. Any password set clears the mark. */
     {5, "ALTER TABLE admins ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;"},
+    /* Times a rule's regex hit its match limit and could not decide: the admin sees a rule
+     * that denies (or fails to allow) by timing out rather than by matching. */
+    {6, "ALTER TABLE rule_hits ADD COLUMN undecided INTEGER NOT NULL DEFAULT 0;"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

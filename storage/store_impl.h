@@ -62,16 +62,19 @@ int store_audit_add(struct store *st, const char *actor, const char *action, con
 int store_policy_bump(struct store *st, char *err, size_t errlen);
 
 /* Per-rule counts gathered in memory (a batch of inserted or deleted log rows), then added
- * to table rule_hits in one upsert per rule. Rule 0 (the default) is not counted. */
+ * to table rule_hits in one upsert per rule: hits (rows the rule decided) and undecided
+ * (times its regex hit the match limit). Rule 0 (the default) is not counted. */
 #define STORE_TALLY_SLOTS 512
 struct store_hit_tally {
     int32_t rule_id[STORE_TALLY_SLOTS]; /* 0 = free slot */
     int64_t count[STORE_TALLY_SLOTS];
+    int64_t undecided[STORE_TALLY_SLOTS];
     size_t used;
 };
 void store_tally_reset(struct store_hit_tally *t);
-/* Returns false when the tally is full (flush it and add again). */
-bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t delta);
+/* Adds hits and undecided to rule_id's counts. Returns false when the tally is full (flush it
+ * and add again). */
+bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t hits, int64_t undecided);
 /* Applies the tally inside the caller's transaction and resets it. */
 int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, size_t errlen);
 

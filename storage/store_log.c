@@ -321,6 +321,17 @@ static int insert_row(struct store_log *log, const struct store_access *a)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Counts a row for rule_id (none for 0), flushing the tally when it is full. 0 or -1. */
+static int tally(struct store_log *log, int32_t rule_id, int64_t hits, int64_t undecided)
+{
+    if (rule_id == 0 || store_tally_add(&log->tally, rule_id, hits, undecided))
+        return 0;
+    if (store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
+        return -1;
+    store_tally_add(&log->tally, rule_id, hits, undecided);
+    return 0;
+}
+
 /* store_queue_drain's callback: one record of the batch. After the first failed insert
  * the rest of the batch is only taken (and counted lost by the caller); Squid lines are
  * formatted either way. */
@@ -328,16 +339,9 @@ static void take_record(void *arg, const struct store_access *a)
 {
     struct store_log *log = arg;
 
-    if (log->batch_ok) {
-        if (insert_row(log, a) < 0) {
-            log->batch_ok = false;
-        } else if (a->rule_id != 0 && !store_tally_add(&log->tally, a->rule_id, 1)) {
-            if (store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
-                log->batch_ok = false;
-            else
-                store_tally_add(&log->tally, a->rule_id, 1);
-        }
-    }
+    if (log->batch_ok && (insert_row(log, a) < 0 || tally(log, a->rule_id, 1, 0) < 0 ||
+                          tally(log, a->undecided_rule_id, 0, 1) < 0))
+        log->batch_ok = false;
     squid_add(log, a);
 }
 

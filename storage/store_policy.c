@@ -1,5 +1,6 @@
 /* store_policy: rules (ordered by position), named domain lists, the policy version every
- * change bumps, and the per-rule hit counters (table rule_hits) the writer keeps.
+ * change bumps, and the per-rule hit and undecided counters (table rule_hits) the writer
+ * keeps.
  *
  * Every change is one transaction holding the change, its audit row and the version bump,
  * so proxyd never compiles a half-applied policy and the audit never misses a change.
@@ -41,7 +42,7 @@ void store_tally_reset(struct store_hit_tally *t)
     t->used = 0;
 }
 
-bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t delta)
+bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t hits, int64_t undecided)
 {
     size_t i = ((uint32_t)rule_id * 2654435761u) % STORE_TALLY_SLOTS;
 
@@ -50,7 +51,8 @@ bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t delta)
     /* Open addressing, kept at most 3/4 full so probes stay short. */
     for (;; i = (i + 1) % STORE_TALLY_SLOTS) {
         if (t->rule_id[i] == rule_id) {
-            t->count[i] += delta;
+            t->count[i] += hits;
+            t->undecided[i] += undecided;
             return true;
         }
         if (t->rule_id[i] == 0)
@@ -59,7 +61,8 @@ bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t delta)
     if (t->used >= STORE_TALLY_SLOTS * 3 / 4)
         return false;
     t->rule_id[i] = rule_id;
-    t->count[i] = delta;
+    t->count[i] = hits;
+    t->undecided[i] = undecided;
     t->used++;
     return true;
 }
@@ -72,8 +75,9 @@ int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, si
     if (t->used == 0)
         return 0;
     if (store_prepare(st,
-                      "INSERT INTO rule_hits(rule_id, hits) VALUES (?, ?)"
-                      " ON CONFLICT(rule_id) DO UPDATE SET hits = hits + excluded.hits",
+                      "INSERT INTO rule_hits(rule_id, hits, undecided) VALUES (?, ?, ?)"
+                      " ON CONFLICT(rule_id) DO UPDATE SET hits = hits + excluded.hits,"
+                      " undecided = undecided + excluded.undecided",
                       &s, err, errlen) < 0)
         return -1;
     for (size_t i = 0; i < STORE_TALLY_SLOTS && rc == 0; i++) {
@@ -81,6 +85,7 @@ int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, si
             continue;
         sqlite3_bind_int(s, 1, t->rule_id[i]);
         sqlite3_bind_int64(s, 2, t->count[i]);
+        sqlite3_bind_int64(s, 3, t->undecided[i]);
         if (sqlite3_step(s) != SQLITE_DONE)
             rc = store_sql_err(st, err, errlen, "rule_hits");
         sqlite3_reset(s);
@@ -93,8 +98,8 @@ int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, si
 /* ---- Rules ---- */
 
 #define RULE_COLUMNS                                                                               \
-    "SELECT r.id, r.position, r.enabled, r.text, r.comment, coalesce(h.hits, 0)"                   \
-    " FROM rules r LEFT JOIN rule_hits h ON h.rule_id = r.id"
+    "SELECT r.id, r.position, r.enabled, r.text, r.comment, coalesce(h.hits, 0),"                  \
+    " coalesce(h.undecided, 0) FROM rules r LEFT JOIN rule_hits h ON h.rule_id = r.id"
 
 static int rule_from_row(sqlite3_stmt *s, struct store_rule *r)
 {
@@ -105,6 +110,7 @@ static int rule_from_row(sqlite3_stmt *s, struct store_rule *r)
     r->position = sqlite3_column_int(s, 1);
     r->enabled = sqlite3_column_int(s, 2) != 0;
     r->hits = sqlite3_column_int64(s, 5);
+    r->undecided = sqlite3_column_int64(s, 6);
     r->text = strdup(text ? text : "");
     r->comment = strdup(comment ? comment : "");
     if (!r->text || !r->comment) {

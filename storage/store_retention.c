@@ -19,12 +19,12 @@ static int64_t delete_counted(struct store *st, sqlite3_stmt *stmt, struct store
         int32_t rule_id = sqlite3_column_int(stmt, 0);
 
         n++;
-        if (!store_tally_add(t, rule_id, -1)) {
+        if (!store_tally_add(t, rule_id, -1, 0)) {
             /* RETURNING rows are computed before the first is returned: the delete is done,
              * so another statement may run now. */
             if (store_tally_flush(st, t, NULL, 0) < 0)
                 return -1;
-            store_tally_add(t, rule_id, -1);
+            store_tally_add(t, rule_id, -1, 0);
         }
     }
     return rc == SQLITE_DONE ? n : -1;
@@ -78,7 +78,7 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
         s = NULL;
     }
     if (store_tally_flush(st, tally, NULL, 0) < 0 ||
-        store_exec(st, "DELETE FROM rule_hits WHERE hits <= 0", NULL, 0) < 0 ||
+        store_exec(st, "DELETE FROM rule_hits WHERE hits <= 0 AND undecided <= 0", NULL, 0) < 0 ||
         store_commit(st, NULL, 0) < 0)
         goto fail;
     free(tally);

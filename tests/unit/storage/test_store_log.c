@@ -377,6 +377,54 @@ START_TEST(test_retention_set_applies_to_a_running_writer)
 }
 END_TEST
 
+/* A regex rule that could not decide is counted on that rule, apart from its hits: a deny
+ * rule that denied at its limit has both, an allow rule that did not allow only this. */
+START_TEST(test_undecided_rules_are_counted_per_rule)
+{
+    static const struct {
+        int rule_id, undecided_rule_id, records;
+    } cases[] = {{2, 2, 3}, {0, 1, 4}, {2, 0, 1}, {0, 0, 2}};
+    struct store_log *log = start(1, 1024, 20, NULL);
+    char err[256] = "";
+    struct store_rule *rules;
+    size_t n;
+    int id;
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(
+        store_rule_add(st, "allow url-regex (a+)+$", "", 0, "t", &id, err, sizeof(err)), 0);
+    ck_assert_int_eq(id, 1);
+    ck_assert_int_eq(store_rule_add(st, "deny url-regex (b+)+$", "", 0, "t", &id, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(id, 2);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int k = 0; k < cases[i].records; k++) {
+            struct store_access a = record(1700000000000, "x.test", cases[i].rule_id);
+            a.undecided_rule_id = cases[i].undecided_rule_id;
+            ck_assert(store_log_push(log, 0, &a));
+        }
+    }
+    store_log_stop(log);
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(rules[0].id, 1);
+    ck_assert_int_eq(rules[0].hits, 0);
+    ck_assert_int_eq(rules[0].undecided, 4);
+    ck_assert_int_eq(rules[1].hits, 4);
+    ck_assert_int_eq(rules[1].undecided, 3);
+    store_rules_free(rules, n);
+    /* Retention takes rows off the hits; the undecided count stays. */
+    ck_assert_int_eq(store_retention_step(st, 1, 0, 100), 10);
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(rules[0].undecided, 4);
+    ck_assert_int_eq(rules[1].hits, 0);
+    ck_assert_int_eq(rules[1].undecided, 3);
+    store_rules_free(rules, n);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_bad_options_are_refused_with_message)
 {
     struct store_log_opts o = {.db_path = NULL, .producers = 1};
@@ -408,6 +456,7 @@ int main(void)
     tcase_add_test(tc, test_squid_lines_in_native_format);
     tcase_add_test(tc, test_rule_hits_follow_logged_records);
     tcase_add_test(tc, test_retention_set_applies_to_a_running_writer);
+    tcase_add_test(tc, test_undecided_rules_are_counted_per_rule);
     tcase_add_test(tc, test_bad_options_are_refused_with_message);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
