@@ -8,8 +8,8 @@
  * Rule text (one rule; see docs/policy.md):
  *   ACTION MATCH ARG [CONDITION ARG]...
  *   ACTION    allow | deny
- *   MATCH     domain D | host-regex RE | url-regex RE | client CIDR | user NAME
- *             | method M | port N | list NAME | any
+ *   MATCH     domain D | host-regex RE | url-regex RE | client CIDR | dest CIDR
+ *             | user NAME | method M | port N | list NAME | any
  *   CONDITION clients CIDR[,CIDR...] | users NAME[,NAME...] | schedule DAYS HH:MM-HH:MM
  * A policy file is rules one per line; '#' starts a comment; a line that starts with white
  * space continues the rule above it.
@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include "acl/acl_host.h"
 
 enum acl_action {
     ACL_ALLOW,
@@ -74,7 +76,8 @@ void acl_set_free(struct acl_set *set);
 /* Approximate heap bytes held by the set (for stats and the benchmark). */
 size_t acl_set_memory(const struct acl_set *set);
 
-/* Checks one rule's text in isolation (syntax, regex, CIDR, schedule). 0 or -1 with *err. */
+/* Checks one rule's text in isolation (UTF-8, syntax, regex, CIDR, schedule). 0 or -1 with
+ * *err. */
 int acl_rule_check(const char *text, struct acl_error *err);
 
 /* Per-thread scratch space: PCRE2 match data and the URL normalisation buffer. */
@@ -88,9 +91,8 @@ struct acl_clock {
 };
 
 struct acl_request {
-    const char *scheme; /* "http", or "https" for CONNECT; NUL-terminated */
-    const char *host;   /* as received (any case, maybe trailing dot, IPv6 without []) */
-    size_t host_len;
+    const char *scheme;          /* "http", or "https" for CONNECT; NUL-terminated */
+    const struct acl_host *host; /* canonical (acl_host_parse), borrowed */
     uint16_t port;
     const char *path; /* path and query as received; "" for CONNECT */
     size_t path_len;
@@ -108,10 +110,19 @@ struct acl_decision {
     int rule_id;      /* deciding rule, 0 for the default action */
     char reason[160]; /* "rule 7: deny domain facebook.com" / "default: client allowed";
                          "" for ALLOW when the request asked to be brief */
+    /* A regex rule that could not decide (it hit the PCRE2 match or depth limit) at or above
+     * the deciding rule; 0 if none. A deny rule that cannot decide denies (it is then the
+     * deciding rule); an allow rule that cannot decide does not allow. */
+    int undecided_rule_id;
+    /* ALLOW of a host name only: a `deny dest` rule above the deciding rule holds for this
+     * request and its networks can only be checked against the name's addresses. Ask
+     * acl_eval_dest about each resolved address before connecting. */
+    bool dest_pending;
+    uint32_t order; /* private to acl_eval_dest: position of the deciding rule in the set */
 };
 
-/* Evaluates req against set. Never fails: a regex that hits its match limit counts as no
- * match (and says so in the reason if it decides). Allocates nothing. */
+/* Evaluates req against set. Never fails and allocates nothing. A literal address is
+ * matched by `domain IP` and `dest CIDR` rules on its binary form. */
 void acl_eval(const struct acl_set *set, const struct acl_request *req, struct acl_scratch *s,
               struct acl_decision *out);
 
@@ -122,6 +133,17 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
  * false. Allocates nothing; any thread. */
 bool acl_client_admitted(const struct acl_set *set, const struct sockaddr *client);
 
+/* Decides again for one resolved address addr (AF_INET or AF_INET6; the port is not read) of
+ * a request that acl_eval allowed with first->dest_pending: the first `deny dest` rule above
+ * the deciding rule whose networks hold addr and whose conditions hold for req (client,
+ * user, schedule; its host, path and method are not read) decides instead: out is DENY (or AUTH
+ * when that rule needs a user and req has none), else out is first. set must be the set
+ * first came from; when the set in force has changed since, pass a first whose order is
+ * UINT32_MAX and every `deny dest` rule of the new set applies. Allocates nothing. */
+void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,
+                   const struct acl_decision *first, const struct sockaddr *addr,
+                   struct acl_decision *out);
+
 /* ---- Policy text ---- */
 
 struct acl_policy {
@@ -129,8 +151,9 @@ struct acl_policy {
     size_t nrules;
 };
 
-/* Splits policy text into rules and checks each with acl_rule_check. Returns 0, or -1 with
- * *err naming the line and reason (and *out left empty). */
+/* Splits policy text into rules and checks each with acl_rule_check (so text that is not
+ * UTF-8 is refused, naming the line and the offset). Returns 0, or -1 with *err naming the
+ * line and reason (and *out left empty). */
 int acl_policy_parse(const char *text, size_t len, struct acl_policy *out, struct acl_error *err);
 void acl_policy_free(struct acl_policy *p);
 
@@ -145,12 +168,20 @@ struct acl_list_stats {
 };
 
 /* Parses a hosts file ("0.0.0.0 ads.example.com"), a plain domain list, or the domain-only
- * subset of adblock syntax ("||ads.example.com^"), in any mix. Domains are lower-cased and
- * stripped of a trailing dot. Returns 0 with *domains (owned array of owned strings; free
- * with acl_list_free) or -1 on allocation failure. */
+ * subset of adblock syntax ("||ads.example.com^"), in any mix. Entries are kept in canonical
+ * form (acl_host_parse). The skip reason quotes the line with bytes outside printable ASCII
+ * escaped as \xNN. Returns 0 with *domains (owned array of owned strings; free with
+ * acl_list_free) or -1 on allocation failure. */
 int acl_list_parse(const char *text, size_t len, char ***domains, size_t *count,
                    struct acl_list_stats *stats);
 void acl_list_free(char **domains, size_t count);
+
+/* ---- Text ---- */
+
+/* True if s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+ * past U+10FFFF). Otherwise false, with *bad_off (if not NULL) set to the offset of the first
+ * byte that does not start or continue a valid sequence. */
+bool acl_utf8_valid(const char *s, size_t len, size_t *bad_off);
 
 /* ---- Publication of the rule set in force ---- */
 

@@ -63,7 +63,7 @@ static int build_domains(struct acl_set *set, const struct acl_config *cfg)
     size_t keys = 0;
     for (uint32_t i = 0; i < set->nrules; i++) {
         const struct acl_rule *r = &set->rules[i];
-        if (r->match == ACL_MATCH_DOMAIN)
+        if (r->match == ACL_MATCH_DOMAIN && !r->cidrs)
             keys++;
         else if (r->match == ACL_MATCH_LIST)
             keys += list_find(cfg, r->arg)->count;
@@ -72,18 +72,18 @@ static int build_domains(struct acl_set *set, const struct acl_config *cfg)
         return -1;
     for (uint32_t i = 0; i < set->nrules; i++) {
         const struct acl_rule *r = &set->rules[i];
-        if (r->match == ACL_MATCH_DOMAIN) {
-            if (acl_domain_index_add(&set->domains, r->arg, strlen(r->arg), i) != 0)
+        if (r->match == ACL_MATCH_DOMAIN && !r->cidrs) {
+            if (acl_domain_index_add(&set->domains, r->arg, strlen(r->arg), false, i) != 0)
                 return -1;
         } else if (r->match == ACL_MATCH_LIST) {
             const struct acl_list_src *l = list_find(cfg, r->arg);
             for (size_t k = 0; k < l->count; k++) {
-                /* Lists come from acl_list_parse or the store; normalise again all the same. */
-                char norm[ACL_HOST_MAX + 1];
-                bool is_ip;
-                const char *d = l->domains[k];
-                int n = d ? acl_domain_normalise(d, strlen(d), norm, &is_ip) : -1;
-                if (n > 0 && acl_domain_index_add(&set->domains, norm, (size_t)n, i) != 0)
+                /* Lists come from acl_list_parse or the store: make sure they are canonical. */
+                struct acl_host h;
+                const char *why, *d = l->domains[k];
+                if (!d || acl_host_parse(d, strlen(d), &h, &why) != 0)
+                    continue;
+                if (acl_domain_index_add(&set->domains, h.text, h.len, acl_host_is_ip(&h), i) != 0)
                     return -1;
             }
         }
@@ -128,9 +128,13 @@ static int build_regexes_and_linear(struct acl_set *set)
             goto out;
     }
     for (uint32_t i = 0; i < n; i++) {
-        enum acl_match m = set->rules[i].match;
-        if (m != ACL_MATCH_DOMAIN && m != ACL_MATCH_LIST && !indexed[i])
+        const struct acl_rule *r = &set->rules[i];
+        /* Domain rules naming an address match on the binary address, one by one. */
+        bool in_domains = r->match == ACL_MATCH_LIST || (r->match == ACL_MATCH_DOMAIN && !r->cidrs);
+        if (!in_domains && !indexed[i])
             set->linear[set->nlinear++] = i;
+        if (r->match == ACL_MATCH_DEST && r->action == ACL_DENY)
+            set->has_deny_dest = true;
     }
     rc = 0;
 out:

@@ -1,10 +1,8 @@
-/* acl_domain.c: domain normalisation and validation, and the suffix hash index that lets one
- * request be checked against 100,000 domains with a handful of lookups.
+/* acl_domain.c: the suffix hash index that lets one request be checked against 100,000
+ * domains with a handful of lookups. Keys and hosts arrive canonical (acl_host.c).
  */
 #include "acl/acl_domain.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,80 +30,6 @@ static uint32_t key_hash(const char *s, size_t len)
     for (size_t i = len; i-- > 0;)
         h = fnv_step(h, (unsigned char)s[i]);
     return h;
-}
-
-static bool labels_valid(const char *s, size_t len, bool allow_high)
-{
-    if (len == 0 || len > 253)
-        return false;
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-            continue;
-        }
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || (allow_high && c >= 0x80);
-        if (!ok || ++label > 63)
-            return false;
-    }
-    return label > 0;
-}
-
-bool acl_domain_is_valid(const char *s, size_t len)
-{
-    return labels_valid(s, len, false);
-}
-
-int acl_domain_normalise(const char *in, size_t len, char *out, bool *is_ip)
-{
-    *is_ip = false;
-    if (len >= 2 && in[0] == '[' && in[len - 1] == ']') {
-        in++;
-        len -= 2;
-    }
-    if (len > 0 && in[len - 1] == '.')
-        len--;
-    if (len == 0 || len > ACL_HOST_MAX)
-        return -1;
-
-    char tmp[ACL_HOST_MAX + 1];
-    memcpy(tmp, in, len);
-    tmp[len] = '\0';
-    if (memchr(tmp, ':', len)) {
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, tmp, &a6) != 1 || !inet_ntop(AF_INET6, &a6, out, INET6_ADDRSTRLEN))
-            return -1;
-        *is_ip = true;
-        return (int)strlen(out);
-    }
-    struct in_addr a4;
-    if (inet_pton(AF_INET, tmp, &a4) == 1 && inet_ntop(AF_INET, &a4, out, INET_ADDRSTRLEN)) {
-        *is_ip = true;
-        return (int)strlen(out);
-    }
-    if (!labels_valid(tmp, len, true))
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        char c = tmp[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-    }
-    out[len] = '\0';
-    return (int)len;
-}
-
-static bool key_is_ip(const char *s, size_t len)
-{
-    char tmp[ACL_HOST_MAX + 1];
-    unsigned char a[16];
-    if (len > ACL_HOST_MAX)
-        return false;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    return inet_pton(AF_INET, tmp, a) == 1 || inet_pton(AF_INET6, tmp, a) == 1;
 }
 
 int acl_domain_index_init(struct acl_domain_index *ix, size_t max_keys)
@@ -148,7 +72,8 @@ static const struct acl_domain_entry *find(const struct acl_domain_index *ix, co
     }
 }
 
-int acl_domain_index_add(struct acl_domain_index *ix, const char *key, size_t len, uint32_t rule)
+int acl_domain_index_add(struct acl_domain_index *ix, const char *key, size_t len, bool exact,
+                         uint32_t rule)
 {
     if (ix->npairs >= ix->pairs_cap || len == 0 || len > ACL_HOST_MAX)
         return -1;
@@ -171,7 +96,7 @@ int acl_domain_index_add(struct acl_domain_index *ix, const char *key, size_t le
         e->hash = h;
         e->key_off = (uint32_t)ix->keys_len;
         e->key_len = (uint16_t)len;
-        e->exact = key_is_ip(key, len);
+        e->exact = exact;
         /* Until finish, rules_off holds the last rule counted, nrules the distinct count. */
         e->rules_off = rule;
         e->nrules = 1;

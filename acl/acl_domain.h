@@ -11,17 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ACL_HOST_MAX 255 /* longest host the domain index looks up */
-
-/* Normalises a `domain` rule argument into out (at least ACL_HOST_MAX + 1 bytes): ASCII
- * lower-cased, one trailing dot and IPv6 brackets dropped, IP literals in canonical form
- * (*is_ip set: they match only themselves). Bytes >= 0x80 (IDN as given) are kept. Returns the
- * length, or -1 if it is not a domain (bad character, empty or over-long label). */
-int acl_domain_normalise(const char *in, size_t len, char *out, bool *is_ip);
-
-/* True if s is a plain ASCII domain as lists carry them: letters, digits, '-', '_', '.',
- * labels of 1..63 bytes, at most 253 bytes. */
-bool acl_domain_is_valid(const char *s, size_t len);
+#include "acl/acl_host.h" /* ACL_HOST_MAX: keys and hosts are canonical hosts */
 
 struct acl_domain_entry {
     uint32_t hash;
@@ -48,17 +38,19 @@ struct acl_domain_index {
 
 /* Prepares an index for up to max_keys additions. 0 or -1 (no memory). */
 int acl_domain_index_init(struct acl_domain_index *ix, size_t max_keys);
-/* Adds key (already normalised) for rule index rule. Rules must be added in ascending order.
- * 0 or -1 (no memory, or more than max_keys additions). */
-int acl_domain_index_add(struct acl_domain_index *ix, const char *key, size_t len, uint32_t rule);
+/* Adds key (a canonical host) for rule index rule. exact: key is an IP literal, which matches
+ * only itself, never as a suffix. Rules must be added in ascending order. 0 or -1 (no memory,
+ * or more than max_keys additions). */
+int acl_domain_index_add(struct acl_domain_index *ix, const char *key, size_t len, bool exact,
+                         uint32_t rule);
 /* Builds the rule lists. 0 or -1 (no memory). */
 int acl_domain_index_finish(struct acl_domain_index *ix);
 void acl_domain_index_free(struct acl_domain_index *ix);
 size_t acl_domain_index_memory(const struct acl_domain_index *ix);
 
-/* Finds the keys that host (normalised: lower-case, no trailing dot) equals or ends with at a
- * label boundary. is_ip: the host is an IP literal, so only the whole host is looked up.
- * Writes up to cap entries to found; returns how many. Allocates nothing. */
+/* Finds the keys that host (canonical text) equals or ends with at a label boundary. is_ip: the
+ * host is an IP literal, so only the whole host is looked up. Writes up to cap entries to found;
+ * returns how many. Allocates nothing. */
 size_t acl_domain_index_match(const struct acl_domain_index *ix, const char *host, size_t len,
                               bool is_ip, const struct acl_domain_entry **found, size_t cap);
 

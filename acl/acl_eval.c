@@ -5,6 +5,10 @@
  * (one lookup per label suffix of the host), the regex literal indexes (only regexes whose
  * literal the subject contains), and the short list of rules checked one by one. The lowest
  * index over all sources is the first matching rule in policy order.
+ *
+ * A regex that hits its match or depth limit cannot say whether it matches. Such a rule is
+ * "undecided": a deny rule then denies (a crafted URL must not slip past it by being slow to
+ * match) and an allow rule does not allow. The decision names the rule, so it is counted.
  */
 #include "acl/acl_set.h"
 
@@ -22,17 +26,19 @@ struct eval {
     const struct acl_set *set;
     const struct acl_request *req;
     struct acl_scratch *s;
-    const char *host; /* normalised, inside s->url */
+    const char *host; /* canonical text */
     size_t host_len;
     bool host_is_ip;
-    const char *url; /* normalised; NULL unless the set has url-regex rules */
+    uint8_t host_addr[16]; /* when host_is_ip */
+    const char *url;       /* normalised; NULL unless the set has url-regex rules */
     size_t url_len;
     uint8_t client[16];
     bool has_client;
     uint32_t best;
     bool best_auth;
     const struct acl_domain_entry *best_key;
-    int limit_rule_id; /* first rule whose regex gave up at its limit */
+    uint32_t undecided;  /* lowest rule whose regex gave up at its limit */
+    uint32_t dest_later; /* lowest `deny dest` rule that holds but needs the resolved address */
     enum { GROUP_UNTRIED, GROUP_MATCHED, GROUP_MISSED } group[ACL_RX_COUNT];
 };
 
@@ -66,14 +72,19 @@ void acl_scratch_free(struct acl_scratch *s)
     free(s);
 }
 
+/* Does r's regex match? At a limit (match, depth, JIT stack) it cannot tell: then a deny
+ * rule counts as matching and an allow rule as not, and the rule is remembered. */
 static bool regex_matches(struct eval *ev, const struct acl_rule *r, const char *subj, size_t len)
 {
     int rc = pcre2_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, ev->s->md, ev->s->mctx);
     if (rc >= 0)
         return true;
-    if (rc != PCRE2_ERROR_NOMATCH && ev->limit_rule_id == 0)
-        ev->limit_rule_id = r->id;
-    return false;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return false;
+    uint32_t idx = (uint32_t)(r - ev->set->rules);
+    if (idx < ev->undecided)
+        ev->undecided = idx;
+    return r->action == ACL_DENY;
 }
 
 /* False when the joined regexes of r's kind cannot match, so r cannot either. */
@@ -131,6 +142,20 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
         case ACL_MATCH_CLIENT:
             ok = ev->has_client && acl_cidr_list_contains(r->cidrs, r->ncidrs, ev->client);
             break;
+        case ACL_MATCH_DOMAIN: /* naming an address; names are reached through the index */
+            ok = ev->host_is_ip && acl_cidr_list_contains(r->cidrs, r->ncidrs, ev->host_addr);
+            break;
+        case ACL_MATCH_DEST:
+            if (ev->host_is_ip) {
+                ok = acl_cidr_list_contains(r->cidrs, r->ncidrs, ev->host_addr);
+            } else if (r->action == ACL_DENY) {
+                /* Only the name's addresses can tell (acl_eval_dest); an allow never waits
+                 * for them: whoever answers for a name must not be able to allow it. */
+                uint32_t idx = (uint32_t)(r - ev->set->rules);
+                if (idx < ev->dest_later)
+                    ev->dest_later = idx;
+            }
+            break;
         case ACL_MATCH_USER:
             if (!req->user)
                 needs_user = ok = true;
@@ -146,7 +171,7 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
         case ACL_MATCH_ANY:
             ok = true;
             break;
-        default: /* domain and list rules are only reached through the index */
+        default: /* list rules are only reached through the index */
             break;
         }
         if (!ok)
@@ -243,26 +268,27 @@ static void client_str(const struct sockaddr *sa, char *buf, size_t len)
 
 static void decide(struct eval *ev, struct acl_decision *out)
 {
-    size_t n;
+    size_t n = 0;
+    bool undecided = ev->undecided != NO_RULE && ev->undecided <= ev->best;
+    out->order = ev->best;
+    if (undecided)
+        out->undecided_rule_id = ev->set->rules[ev->undecided].id;
     if (ev->best != NO_RULE) {
         const struct acl_rule *r = &ev->set->rules[ev->best];
         out->rule_id = r->id;
-        if (ev->req->brief && !ev->best_auth && r->action == ACL_ALLOW) {
-            out->action = ACL_ALLOW;
+        out->action = ev->best_auth ? ACL_AUTH : r->action;
+        out->dest_pending = out->action == ACL_ALLOW && ev->dest_later < ev->best;
+        if (ev->req->brief && out->action == ACL_ALLOW)
             return;
-        }
         if (ev->best_auth) {
-            out->action = ACL_AUTH;
             n = (size_t)snprintf(out->reason, sizeof(out->reason),
                                  "rule %d requires an authenticated user", r->id);
         } else if (ev->best_key && r->match == ACL_MATCH_LIST) {
-            out->action = r->action;
             const struct acl_domain_entry *k = ev->best_key;
             n = (size_t)snprintf(out->reason, sizeof(out->reason), "rule %d: %s list %s (%.*s)",
                                  r->id, acl_action_str(r->action), r->arg, (int)k->key_len,
                                  ev->set->domains.keys + k->key_off);
         } else {
-            out->action = r->action;
             n = (size_t)snprintf(out->reason, sizeof(out->reason), "rule %d: %s %s%s%s", r->id,
                                  acl_action_str(r->action), acl_match_str(r->match),
                                  r->arg[0] ? " " : "", r->arg);
@@ -273,6 +299,7 @@ static void decide(struct eval *ev, struct acl_decision *out)
                        acl_cidr_list_contains(ev->set->allowed, ev->set->nallowed, ev->client);
         out->rule_id = 0;
         out->action = allowed ? ACL_ALLOW : ACL_DENY;
+        out->dest_pending = allowed && ev->dest_later != NO_RULE;
         if (allowed && ev->req->brief)
             return;
         client_str(ev->req->client, who, sizeof(who));
@@ -281,26 +308,38 @@ static void decide(struct eval *ev, struct acl_decision *out)
                                      : "default: client %s not in allowed networks",
                              who);
     }
-    if (ev->limit_rule_id && ev->limit_rule_id != out->rule_id && n < sizeof(out->reason))
+    if (!undecided || n >= sizeof(out->reason))
+        return;
+    if (ev->undecided == ev->best)
         snprintf(out->reason + n, sizeof(out->reason) - n,
-                 "; rule %d hit the regex match limit (counted as no match)", ev->limit_rule_id);
+                 " (its regex hit the match limit: undecided, so it denies)");
+    else
+        snprintf(out->reason + n, sizeof(out->reason) - n,
+                 "; rule %d hit the regex match limit (undecided, so it does not allow)",
+                 out->undecided_rule_id);
 }
 
 void acl_eval(const struct acl_set *set, const struct acl_request *req, struct acl_scratch *s,
               struct acl_decision *out)
 {
-    struct eval ev = {.set = set, .req = req, .s = s, .best = NO_RULE};
-    out->rule_id = 0;
-    out->reason[0] = '\0';
+    struct eval ev = {
+        .set = set,
+        .req = req,
+        .s = s,
+        .best = NO_RULE,
+        .undecided = NO_RULE,
+        .dest_later = NO_RULE,
+    };
+    memset(out, 0, sizeof(*out));
     out->action = ACL_DENY;
+    out->order = NO_RULE;
     if (!set || !s) {
         snprintf(out->reason, sizeof(out->reason), "no policy loaded");
         return;
     }
 
     size_t host_off;
-    int pos = acl_url_begin(s->url, sizeof(s->url), req->scheme, req->host ? req->host : "",
-                            req->host ? req->host_len : 0, &host_off, &ev.host_len, &ev.host_is_ip);
+    int pos = acl_url_begin(s->url, sizeof(s->url), req->scheme, req->host, &host_off);
     if (pos >= 0 && set->has_url_regex) {
         int len = acl_url_finish(s->url, sizeof(s->url), (size_t)pos, req->port,
                                  req->path ? req->path : "", req->path ? req->path_len : 0);
@@ -317,6 +356,10 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
         return;
     }
     ev.host = s->url + host_off;
+    ev.host_len = req->host ? req->host->len : 0;
+    ev.host_is_ip = req->host && acl_host_is_ip(req->host);
+    if (ev.host_is_ip)
+        memcpy(ev.host_addr, req->host->addr, 16);
     ev.has_client = acl_addr_from_sockaddr(req->client, ev.client);
 
     eval_domains(&ev);
@@ -342,4 +385,46 @@ bool acl_client_admitted(const struct acl_set *set, const struct sockaddr *clien
         return true;
     }
     return false;
+}
+
+void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,
+                   const struct acl_decision *first, const struct sockaddr *sa,
+                   struct acl_decision *out)
+{
+    struct eval ev = {.set = set, .req = req, .best = NO_RULE};
+    uint8_t addr[16];
+    *out = *first;
+    out->dest_pending = false;
+    if (!set || !set->has_deny_dest || !acl_addr_from_sockaddr(sa, addr))
+        return;
+    ev.has_client = acl_addr_from_sockaddr(req->client, ev.client);
+    for (uint32_t k = 0; k < set->nlinear && set->linear[k] < first->order; k++) {
+        const struct acl_rule *r = &set->rules[set->linear[k]];
+        if (r->match != ACL_MATCH_DEST || r->action != ACL_DENY ||
+            !acl_cidr_list_contains(r->cidrs, r->ncidrs, addr))
+            continue;
+        enum fire f = rule_fires(&ev, r, true);
+        if (f == FIRE_NO)
+            continue;
+        char where[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        memcpy(&a6, addr, 16);
+        if (IN6_IS_ADDR_V4MAPPED(&a6))
+            inet_ntop(AF_INET, addr + 12, where, sizeof(where));
+        else
+            inet_ntop(AF_INET6, addr, where, sizeof(where));
+        out->rule_id = r->id;
+        out->order = set->linear[k];
+        out->undecided_rule_id = 0;
+        if (f == FIRE_AUTH) {
+            out->action = ACL_AUTH;
+            snprintf(out->reason, sizeof(out->reason), "rule %d requires an authenticated user",
+                     r->id);
+        } else {
+            out->action = ACL_DENY;
+            snprintf(out->reason, sizeof(out->reason), "rule %d: deny dest %s (address %s)", r->id,
+                     r->arg, where);
+        }
+        return;
+    }
 }

@@ -4,10 +4,7 @@
  * admin sees why an import brought fewer domains than lines.
  */
 #include "acl/acl.h"
-#include "acl/acl_domain.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,33 +52,54 @@ static int set_grow(struct list_builder *b)
     return 0;
 }
 
+/* Quotes at most 60 bytes of s into out, bytes outside printable ASCII as \xNN: the reason is
+ * shown and sent as JSON, and the line may be anything (not UTF-8, control bytes). */
+static void quote(char *out, size_t cap, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n && i < 60 && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
 static void skip(struct list_builder *b, int line, const char *reason, const char *s, size_t n)
 {
     b->stats->skipped++;
     if (b->stats->first_skipped_line == 0) {
+        char q[60 * 4 + 1];
         b->stats->first_skipped_line = line;
-        if (s)
+        if (s) {
+            quote(q, sizeof(q), s, n);
             snprintf(b->stats->first_skipped_reason, sizeof(b->stats->first_skipped_reason),
-                     "%s '%.*s'", reason, (int)(n > 60 ? 60 : n), s);
-        else
+                     "%s '%.80s'", reason, q);
+        } else {
             snprintf(b->stats->first_skipped_reason, sizeof(b->stats->first_skipped_reason), "%s",
                      reason);
+        }
     }
 }
 
-/* Validates, normalises and adds one domain. 0, or -1 on allocation failure. */
+/* Validates, turns canonical and adds one domain. 0, or -1 on allocation failure. */
 static int add_domain(struct list_builder *b, int line, const char *s, size_t n)
 {
-    char d[ACL_HOST_MAX + 1];
-    if (n > 0 && s[n - 1] == '.')
-        n--;
-    if (!acl_domain_is_valid(s, n)) {
+    struct acl_host h;
+    const char *why;
+    if (acl_host_parse(s, n, &h, &why) != 0) {
         skip(b, line, "invalid domain", s, n);
         return 0;
     }
-    for (size_t i = 0; i < n; i++)
-        d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
-    d[n] = '\0';
+    const char *d = h.text;
+    n = h.len;
 
     if (!b->set || (b->count + 1) * 2 > b->set_mask + 1) {
         if (set_grow(b) != 0)
@@ -120,13 +138,9 @@ static bool is_blank(char c)
 
 static bool is_address(const char *s, size_t n)
 {
-    char tmp[INET6_ADDRSTRLEN];
-    unsigned char a[16];
-    if (n == 0 || n >= sizeof(tmp))
-        return false;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    return inet_pton(AF_INET, tmp, a) == 1 || inet_pton(AF_INET6, tmp, a) == 1;
+    struct acl_host h;
+    const char *why;
+    return acl_host_parse(s, n, &h, &why) == 0 && acl_host_is_ip(&h);
 }
 
 static bool is_reserved(const char *s, size_t n)

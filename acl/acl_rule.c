@@ -4,7 +4,7 @@
  * keeps the next byte, so \" stays in the regex as \" (a literal quote to PCRE2).
  */
 #include "acl/acl_rule.h"
-#include "acl/acl_domain.h"
+#include "acl/acl_host.h"
 #include "acl/acl_regex.h"
 
 #include <stdio.h>
@@ -19,7 +19,7 @@ const char *acl_action_str(enum acl_action a)
 }
 
 static const char *const match_names[ACL_MATCH_COUNT] = {
-    "domain", "host-regex", "url-regex", "client", "user", "method", "port", "list", "any",
+    "domain", "host-regex", "url-regex", "client", "dest", "user", "method", "port", "list", "any",
 };
 
 const char *acl_match_str(enum acl_match m)
@@ -251,26 +251,47 @@ static int match_parse(struct parser *ps, struct acl_rule *r, bool jit)
         r->arg = strdup("");
         return r->arg ? 0 : -1;
     }
-    bool is_list = r->match == ACL_MATCH_CLIENT || r->match == ACL_MATCH_USER ||
-                   r->match == ACL_MATCH_METHOD || r->match == ACL_MATCH_PORT;
+    bool is_list = r->match == ACL_MATCH_CLIENT || r->match == ACL_MATCH_DEST ||
+                   r->match == ACL_MATCH_USER || r->match == ACL_MATCH_METHOD ||
+                   r->match == ACL_MATCH_PORT;
     if (arg_next(ps, kw, is_list, &t) != 0)
         return -1;
 
     switch (r->match) {
     case ACL_MATCH_DOMAIN: {
-        char norm[ACL_HOST_MAX + 1];
-        bool is_ip;
-        int n = acl_domain_normalise(t.s, t.len, norm, &is_ip);
-        if (n < 0) {
+        /* The same canonical form as every request's host, so the two compare equal. */
+        struct acl_host h;
+        const char *why;
+        if (acl_host_parse(t.s, t.len, &h, &why) != 0) {
+            bool high = false;
+            for (size_t i = 0; i < t.len; i++)
+                high |= (unsigned char)t.s[i] >= 0x80;
             if (t.len > 2 && t.s[0] == '*' && t.s[1] == '.')
                 snprintf(ps->msg, ps->msglen,
                          "domain: bad domain '%.*s' (write '%.*s': it covers subdomains)",
                          (int)t.len, t.s, (int)t.len - 2, t.s + 2);
+            else if (high)
+                snprintf(ps->msg, ps->msglen,
+                         "domain: bad domain '%.*s' (write an internationalised name in "
+                         "punycode, xn--...)",
+                         (int)t.len, t.s);
             else
-                snprintf(ps->msg, ps->msglen, "domain: bad domain '%.*s'", (int)t.len, t.s);
+                snprintf(ps->msg, ps->msglen, "domain: bad domain '%.*s' (%s)", (int)t.len, t.s,
+                         why);
             return -1;
         }
-        struct token nt = {norm, (size_t)n};
+        if (acl_host_is_ip(&h)) {
+            /* An address matches on its binary form: a host route. */
+            r->cidrs = calloc(1, sizeof(*r->cidrs));
+            if (!r->cidrs) {
+                snprintf(ps->msg, ps->msglen, "out of memory");
+                return -1;
+            }
+            memcpy(r->cidrs[0].addr, h.addr, 16);
+            r->cidrs[0].prefix = 128;
+            r->ncidrs = 1;
+        }
+        struct token nt = {h.text, h.len};
         r->arg = dup_token(&nt);
         break;
     }
@@ -286,10 +307,11 @@ static int match_parse(struct parser *ps, struct acl_rule *r, bool jit)
         r->arg = dup_token(&t);
         break;
     }
-    case ACL_MATCH_CLIENT: {
+    case ACL_MATCH_CLIENT:
+    case ACL_MATCH_DEST: {
         char why[160];
         if (acl_cidr_parse_list(t.s, t.len, &r->cidrs, &r->ncidrs, why, sizeof(why)) != 0) {
-            snprintf(ps->msg, ps->msglen, "client: %s", why);
+            snprintf(ps->msg, ps->msglen, "%s: %s", kw, why);
             return -1;
         }
         r->arg = dup_token(&t);
@@ -396,6 +418,13 @@ int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, si
 
     memset(r, 0, sizeof(*r));
     r->enabled = true;
+    size_t bad;
+    if (!acl_utf8_valid(text, strlen(text), &bad)) {
+        /* Such a rule would be enforced but could not be listed, shown or exported. */
+        snprintf(msg, msglen, "not valid UTF-8 (byte 0x%02x at offset %zu)",
+                 (unsigned char)text[bad], bad);
+        return -1;
+    }
     int rc = lex_next(&ps.lx, &t);
     if (rc <= 0) {
         snprintf(msg, msglen, rc < 0 ? "unterminated quote" : "empty rule");
@@ -422,8 +451,8 @@ int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, si
     }
     if (m == ACL_MATCH_COUNT) {
         snprintf(msg, msglen,
-                 "unknown match '%.*s' (want domain, host-regex, url-regex, client, user, "
-                 "method, port, list or any)",
+                 "unknown match '%.*s' (want domain, host-regex, url-regex, client, dest, "
+                 "user, method, port, list or any)",
                  (int)t.len, t.s);
         return -1;
     }

@@ -13,6 +13,7 @@ enum acl_match {
     ACL_MATCH_HOST_REGEX,
     ACL_MATCH_URL_REGEX,
     ACL_MATCH_CLIENT,
+    ACL_MATCH_DEST,
     ACL_MATCH_USER,
     ACL_MATCH_METHOD,
     ACL_MATCH_PORT,
@@ -54,12 +55,13 @@ struct acl_rule {
     bool enabled;
     enum acl_action action; /* ACL_ALLOW or ACL_DENY */
     enum acl_match match;
-    char *arg; /* owned: the match argument (domain normalised), for reasons; "" for any */
+    char *arg; /* owned: the match argument (domain canonical), for reasons; "" for any */
 
     /* The parsed match argument; which member is used depends on match. */
     pcre2_code *re;         /* owned; host-regex, url-regex */
     bool in_group;          /* re is also an alternative of its kind's prefilter (struct acl_set) */
-    struct acl_cidr *cidrs; /* owned; client */
+    struct acl_cidr *cidrs; /* owned; client, dest, and domain with an IP address (one host
+                               route: matched on the binary address, not in the domain index) */
     uint32_t ncidrs;
     struct acl_names names;       /* user, method */
     struct acl_port_range *ports; /* owned; port */
@@ -75,7 +77,8 @@ struct acl_rule {
 
 /* Parses one rule's text into *r (zeroed first). jit: also JIT-compile regexes (for a rule
  * set; a syntax check does not need it). Returns 0, or -1 with a message such as
- * "url-regex: missing closing parenthesis at offset 4" in msg (r left empty). */
+ * "url-regex: missing closing parenthesis at offset 4" or "not valid UTF-8 (byte 0xff at
+ * offset 12)" in msg (r left empty). */
 int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, size_t msglen);
 /* Frees what r owns and zeroes it. */
 void acl_rule_clear(struct acl_rule *r);

@@ -15,7 +15,8 @@ struct acl_set {
     struct acl_rule *rules; /* owned; enabled rules only, in priority order */
     uint32_t nrules;
     /* Rules evaluated one by one, ascending: everything not reached through an index
-     * (client, user, method, port, any, regexes without a literal). */
+     * (client, dest, user, method, port, any, domain with an address, regexes without a
+     * literal). */
     uint32_t *linear; /* owned */
     uint32_t nlinear;
     struct acl_domain_index domains;         /* domain and list rules */
@@ -24,6 +25,7 @@ struct acl_set {
      * not match, none of them can, and a request pays one match instead of many. */
     pcre2_code *group[ACL_RX_COUNT]; /* owned; NULL if fewer than two could be joined */
     bool has_url_regex;              /* build the full URL only when some rule reads it */
+    bool has_deny_dest;              /* some `deny dest` rule may wait for resolved addresses */
     struct acl_cidr *allowed;        /* owned; the default action's networks */
     uint32_t nallowed;
     /* For acl_client_admitted: some allow rule names no client at all (anyone may pass), and

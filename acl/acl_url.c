@@ -3,8 +3,6 @@
  */
 #include "acl/acl_url.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <string.h>
 
 static const char hex_upper[] = "0123456789ABCDEF";
@@ -25,32 +23,19 @@ static bool is_unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
-static bool looks_ipv4(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
-            return false;
-    }
-    return len > 0;
-}
-
-int acl_url_begin(char *buf, size_t cap, const char *scheme, const char *host, size_t host_len,
-                  size_t *host_off, size_t *out_host_len, bool *is_ip)
+int acl_url_begin(char *buf, size_t cap, const char *scheme, const struct acl_host *host,
+                  size_t *host_off)
 {
     size_t pos = 0;
     size_t slen = scheme ? strlen(scheme) : 0;
+    size_t hlen = host ? host->len : 0;
+    bool v6 = host && host->kind == ACL_HOST_IPV6;
     if (slen == 0) {
         scheme = "http";
         slen = 4;
     }
-    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
-        host++;
-        host_len -= 2;
-    }
-    if (host_len > 0 && host[host_len - 1] == '.')
-        host_len--;
     /* scheme, "://", "[" host "]" */
-    if (slen + 3 + host_len + 2 + INET6_ADDRSTRLEN >= cap)
+    if (slen + 3 + hlen + 2 >= cap)
         return -1;
     for (size_t i = 0; i < slen; i++) {
         char c = scheme[i];
@@ -58,37 +43,15 @@ int acl_url_begin(char *buf, size_t cap, const char *scheme, const char *host, s
     }
     memcpy(buf + pos, "://", 3);
     pos += 3;
-
-    *is_ip = false;
-    if (memchr(host, ':', host_len) && host_len < INET6_ADDRSTRLEN) {
-        char tmp[INET6_ADDRSTRLEN];
-        struct in6_addr a6;
-        memcpy(tmp, host, host_len);
-        tmp[host_len] = '\0';
-        if (inet_pton(AF_INET6, tmp, &a6) == 1 &&
-            inet_ntop(AF_INET6, &a6, buf + pos + 1, INET6_ADDRSTRLEN)) {
-            buf[pos++] = '[';
-            *host_off = pos;
-            *out_host_len = strlen(buf + pos);
-            pos += *out_host_len;
-            buf[pos++] = ']';
-            *is_ip = true;
-            return (int)pos;
-        }
-    }
+    if (v6)
+        buf[pos++] = '[';
     *host_off = pos;
-    for (size_t i = 0; i < host_len; i++) {
-        char c = host[i];
-        buf[pos++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-    }
-    *out_host_len = host_len;
-    if (looks_ipv4(host, host_len) && host_len < INET_ADDRSTRLEN) {
-        char tmp[INET_ADDRSTRLEN];
-        struct in_addr a4;
-        memcpy(tmp, host, host_len);
-        tmp[host_len] = '\0';
-        *is_ip = inet_pton(AF_INET, tmp, &a4) == 1;
-    }
+    if (hlen)
+        memcpy(buf + pos, host->text, hlen);
+    pos += hlen;
+    if (v6)
+        buf[pos++] = ']';
+    buf[pos] = '\0';
     return (int)pos;
 }
 

@@ -1,10 +1,10 @@
 /* acl_url.h: the normalised absolute URL that url-regex rules see, and the normalised host
  * inside it that domain and host-regex rules see. Internal to acl/.
  *
- *   scheme and host lower-cased; host without trailing dot; IPv6 in canonical form inside
- *   []; the port dropped when it is the scheme's default (80 for http, 443 for https);
- *   percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) decoded, other escapes kept
- *   with upper-case hex; an empty path (CONNECT) becomes "/".
+ *   scheme lower-cased; the host canonical (acl_host.h), IPv6 inside []; the port dropped when it
+ * is the scheme's default (80 for http, 443 for https); percent-encoded unreserved characters
+ * (ALPHA DIGIT - . _ ~) decoded, other escapes kept with upper-case hex; an empty path (CONNECT)
+ * becomes "/".
  */
 #ifndef PX_ACL_URL_H
 #define PX_ACL_URL_H
@@ -13,13 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acl/acl_host.h"
+
 #define ACL_URL_MAX 65536 /* normalised URL buffer, bytes */
 
-/* Writes "scheme://host" into buf. Sets *host_off and *out_host_len to the host within buf (without
- * brackets) and *is_ip if it is an IP literal. Returns the bytes written, or -1 if it does
+/* Writes "scheme://host" into buf. host NULL is an empty host. Sets *host_off to where the
+ * host's text starts within buf (after a '['). Returns the bytes written, or -1 if it does
  * not fit in cap. */
-int acl_url_begin(char *buf, size_t cap, const char *scheme, const char *host, size_t host_len,
-                  size_t *host_off, size_t *out_host_len, bool *is_ip);
+int acl_url_begin(char *buf, size_t cap, const char *scheme, const struct acl_host *host,
+                  size_t *host_off);
 
 /* Appends ":port" (unless default) and the normalised path at buf + pos. Returns the total
  * URL length, or -1 if it does not fit in cap. */

@@ -85,6 +85,7 @@ static char *regex_rule(unsigned i)
 
 struct request {
     char host[128];
+    struct acl_host canon; /* what proxyd's parser hands the ACL */
     char path[160];
     const char *method;
     const char *scheme;
@@ -134,6 +135,11 @@ static void make_requests(struct request *rq, unsigned n)
             snprintf(r->host, sizeof(r->host), "www.%s%u.%s-x%u.%s", words[rnd(NWORDS)],
                      rnd(1000000), words[rnd(NWORDS)], rnd(113), tlds[rnd(NTLDS)]);
         }
+        const char *why;
+        if (acl_host_parse(r->host, strlen(r->host), &r->canon, &why) != 0) {
+            fprintf(stderr, "bad host %s: %s\n", r->host, why);
+            exit(1);
+        }
     }
 }
 
@@ -177,8 +183,7 @@ static int run(const char *label, const struct acl_config *cfg, const struct req
         const struct request *r = &rq[i % NREQ];
         struct acl_request req = {
             .scheme = r->scheme,
-            .host = r->host,
-            .host_len = strlen(r->host),
+            .host = &r->canon,
             .port = r->port,
             .path = r->path,
             .path_len = strlen(r->path),

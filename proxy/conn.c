@@ -316,11 +316,6 @@ static void reply_denied(struct conn *c, const char *reason, int rule_id)
 
 /* ---- reading a request ---- */
 
-static bool host_fits(const char *host, size_t len)
-{
-    return len > 0 && len < sizeof(((struct store_access *)0)->host);
-}
-
 static void start_request_record(struct conn *c)
 {
     memset(&c->rec, 0, sizeof(c->rec));
@@ -351,6 +346,7 @@ static void reset_request(struct conn *c)
     c->addr_next = 0;
     c->addrs.naddrs = 0;
     c->head_len = 0;
+    c->dest_pending = false;
 }
 
 static void handle_bad_request(struct conn *c, const struct h1_error *err)
@@ -454,14 +450,9 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
               false);
         return;
     }
-    if (!host_fits(req->host.p, req->host.len)) {
-        struct h1_error e = {400, "bad host"};
-        handle_bad_request(c, &e);
-        return;
-    }
-    copy_field(c->rec.host, sizeof(c->rec.host), req->host.p, req->host.len);
-    for (char *p = c->rec.host; *p; p++)
-        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    /* The parser made the host canonical; everything after reads this one form. */
+    c->host = req->host;
+    copy_field(c->rec.host, sizeof(c->rec.host), c->host.text, c->host.len);
     c->rec.port = req->port;
     copy_field(c->rec.scheme, sizeof(c->rec.scheme), c->is_connect ? "https" : "http",
                c->is_connect ? 5 : 4);
@@ -488,8 +479,7 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
     worker_acl_refresh(w);
     struct acl_request ar = {
         .scheme = c->rec.scheme,
-        .host = req->host.p,
-        .host_len = req->host.len,
+        .host = &c->host,
         .port = req->port,
         .path = req->path.p ? req->path.p : "",
         .path_len = req->path.len,
@@ -503,6 +493,10 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
     struct acl_decision d;
     acl_eval(w->acl, &ar, w->acl_scratch, &d);
     c->rec.rule_id = d.rule_id;
+    c->rec.undecided_rule_id = d.undecided_rule_id;
+    c->dest_pending = d.dest_pending;
+    c->acl_order = d.order;
+    c->acl_gen = w->acl_gen;
     if (d.action == ACL_DENY) {
         reply_denied(c, d.reason, d.rule_id);
         return;
@@ -815,6 +809,45 @@ static void start_connect(struct conn *c)
           c->upf.body == H1_BODY_NONE);
 }
 
+/* Applies `deny dest` rules to the name's addresses (acl_eval_dest), all of them: a name
+ * that points into a denied network is denied, whichever address would be tried. Returns
+ * false when the request was answered instead. */
+static bool dest_allowed(struct conn *c, const struct dns_result *res)
+{
+    struct worker *w = c->w;
+    if (!c->dest_pending)
+        return true;
+    /* Another request on this worker may have moved to a newer set meanwhile: then every
+     * `deny dest` rule of that set applies. */
+    struct acl_decision first = {
+        .action = ACL_ALLOW,
+        .rule_id = c->rec.rule_id,
+        .order = c->acl_gen == w->acl_gen ? c->acl_order : UINT32_MAX,
+    };
+    struct acl_request ar = {
+        .client = (const struct sockaddr *)&c->client_addr,
+        .user = c->rec.user[0] ? c->rec.user : NULL,
+        .clock = w->clock,
+    };
+    for (size_t i = 0; i < res->naddrs; i++) {
+        struct acl_decision d;
+        acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&res->addrs[i], &d);
+        if (d.action == ACL_ALLOW)
+            continue;
+        c->rec.rule_id = d.rule_id;
+        if (d.action == ACL_DENY) {
+            reply_denied(c, d.reason, d.rule_id);
+        } else {
+            c->rec.decision = STORE_AUTH;
+            c->why = CLOSE_AUTH_REQUIRED;
+            reply(c, 407, "This address needs a proxy user name and password.",
+                  c->upf.body == H1_BODY_NONE && !c->is_connect);
+        }
+        return false;
+    }
+    return true;
+}
+
 static void use_resolved(struct conn *c, const struct dns_result *res)
 {
     if (res->status != DNS_OK) {
@@ -825,7 +858,7 @@ static void use_resolved(struct conn *c, const struct dns_result *res)
               res->status == DNS_NXDOMAIN ? "The web site's name does not exist."
                                           : "The web site's name could not be resolved.",
               c->upf.body == H1_BODY_NONE);
-    } else {
+    } else if (dest_allowed(c, res)) {
         if (res != &c->addrs)
             c->addrs = *res;
         c->addr_next = 0;
@@ -844,7 +877,7 @@ static void on_resolved(void *arg, const struct dns_result *res)
 static void begin_resolve(struct conn *c)
 {
     struct worker *w = c->w;
-    int r = dns_resolve(w->dns, c->rec.host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
+    int r = dns_resolve(w->dns, &c->host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
     if (r == 1) {
         use_resolved(c, &c->addrs);
     } else if (r < 0) {

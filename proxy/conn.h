@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "acl/acl.h"
 #include "proxy/buf.h"
 #include "proxy/conn_close.h"
 #include "proxy/dns.h"
@@ -97,6 +98,11 @@ struct conn {
 
     struct sockaddr_storage client_addr;
     bool client_counted;      /* holds a place in w->shared->clients */
+    struct acl_host host;     /* the target's host, canonical: what the resolver looks up */
+    bool dest_pending;        /* the policy allowed the name but a `deny dest` rule waits for
+                                 its addresses (acl_eval_dest) */
+    uint32_t acl_order;       /* the decision's position in the set of generation acl_gen */
+    uint64_t acl_gen;
     struct dns_query *dnsq;   /* pending lookup, owned by the resolver */
     struct dns_result addrs;
     size_t addr_next;         /* next address to try */

@@ -24,8 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-#define DNS_NAME_MAX 253 /* text form of a name, without the trailing dot */
-#define DNS_LABEL_MAX 63
 #define DNS_MAX_TTL_S 300 /* cap on positive answers, so a changed record is seen in time */
 #define DNS_TRIES 2       /* one retry: a lost UDP datagram should not cost the request */
 #define DNS_PENDING_BUCKETS 256
@@ -320,64 +318,19 @@ static int answer_from_ares(struct dns_answer *a, int status, const struct ares_
     return ttl_s < 1 ? 1 : ttl_s;
 }
 
-/* IP literals never reach c-ares or the cache: "1.2.3.4", "::1", "[::1]". Returns false for
- * anything else. */
-static bool literal_parse(const char *host, struct dns_answer *a)
+/* IP literals never reach c-ares or the cache: their binary address is the answer. */
+static void literal_answer(const struct acl_host *host, struct dns_answer *a)
 {
-    char buf[INET6_ADDRSTRLEN + 2];
-    size_t len = strlen(host);
     memset(a, 0, sizeof(*a));
-    if (host[0] == '[') {
-        if (len < 3 || len - 2 >= sizeof(buf) || host[len - 1] != ']')
-            return false;
-        memcpy(buf, host + 1, len - 2);
-        buf[len - 2] = '\0';
-        if (inet_pton(AF_INET6, buf, &a->addrs[0].ip.v6) != 1)
-            return false;
-        a->addrs[0].family = AF_INET6;
-    } else if (inet_pton(AF_INET, host, &a->addrs[0].ip.v4) == 1) {
+    if (host->kind == ACL_HOST_IPV4) {
         a->addrs[0].family = AF_INET;
-    } else if (inet_pton(AF_INET6, host, &a->addrs[0].ip.v6) == 1) {
-        a->addrs[0].family = AF_INET6;
+        memcpy(&a->addrs[0].ip.v4, host->addr + 12, 4);
     } else {
-        return false;
+        a->addrs[0].family = AF_INET6;
+        memcpy(&a->addrs[0].ip.v6, host->addr, 16);
     }
     a->status = DNS_OK;
     a->naddrs = 1;
-    return true;
-}
-
-/* Writes the cache key of host (lower case, one trailing dot dropped) into key. Returns
- * false if host cannot be a DNS name: empty or too long, an empty or over-long label, or a
- * byte outside letters, digits, '-' and '_' (names arrive as A-labels). */
-static bool name_key(const char *host, char key[DNS_NAME_MAX + 1])
-{
-    size_t len = strlen(host);
-    if (len > 0 && host[len - 1] == '.')
-        len--;
-    if (len == 0 || len > DNS_NAME_MAX)
-        return false;
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = host[i];
-        if (ch == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-        } else if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
-            label++;
-        } else if (ch >= 'A' && ch <= 'Z') {
-            ch = (char)(ch - 'A' + 'a');
-            label++;
-        } else {
-            return false;
-        }
-        if (label > DNS_LABEL_MAX)
-            return false;
-        key[i] = ch;
-    }
-    key[len] = '\0';
-    return true;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -740,17 +693,19 @@ void dns_resolver_tick(struct dns_resolver *r)
     }
 }
 
-int dns_resolve(struct dns_resolver *r, const char *host, uint16_t port, dns_cb cb, void *arg,
-                struct dns_query **q, struct dns_result *now)
+int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t port, dns_cb cb,
+                void *arg, struct dns_query **q, struct dns_result *now)
 {
     struct dns_answer a;
-    char key[DNS_NAME_MAX + 1];
+    /* Canonical already: the key is the name as c-ares will be asked for it. */
+    const char *key = host->text;
     *q = NULL;
-    if (literal_parse(host, &a)) {
+    if (acl_host_is_ip(host)) {
+        literal_answer(host, &a);
         result_fill(now, &a, port);
         return 1;
     }
-    if (!name_key(host, key)) {
+    if (host->len == 0) {
         answer_error(&a, DNS_FAILED);
         result_fill(now, &a, port);
         return 1;

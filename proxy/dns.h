@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "acl/acl_host.h"
 #include "proxy/ev.h"
 
 #define DNS_MAX_ADDRS 8
@@ -49,12 +50,13 @@ void dns_resolver_free(struct dns_resolver *r); /* cancels pending queries witho
 
 typedef void (*dns_cb)(void *arg, const struct dns_result *res);
 
-/* Resolves host (NUL-terminated, any case). If the answer is at hand (IP literal or cache
- * hit) fills *now and returns 1 without calling cb. Otherwise starts a query, stores a handle
+/* Resolves host, in canonical form (acl_host_parse: the parser's output): an IP literal is
+ * answered with its address, a name is looked up exactly as spelled there. If the answer is
+ * at hand (IP literal or cache hit) fills *now and returns 1 without calling cb. Otherwise starts a query, stores a handle
  * in *q and returns 0; cb(arg, res) is called later on the loop's thread, exactly once,
  * unless dns_cancel(*q) is called first. Returns -1 if the query could not start. */
-int dns_resolve(struct dns_resolver *r, const char *host, uint16_t port, dns_cb cb, void *arg,
-                struct dns_query **q, struct dns_result *now);
+int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t port, dns_cb cb,
+                void *arg, struct dns_query **q, struct dns_result *now);
 /* The callback of q will not be called; q is invalid afterwards. */
 void dns_cancel(struct dns_query *q);
 

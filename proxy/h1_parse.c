@@ -311,6 +311,7 @@ static bool is_token(struct h1_slice s)
 /* What the framing and connection headers of a head say, gathered in one pass. */
 struct head_info {
     size_t hosts;
+    int host_idx;
     size_t content_lengths;
     size_t proxy_auths;
     int content_length_idx;
@@ -369,7 +370,7 @@ static const char *head_info_collect(const struct h1_header *hdrs, size_t n,
 
     memset(hi, 0, sizeof(*hi));
     hi->content_length_idx = hi->te_idx = hi->expect_idx = -1;
-    hi->upgrade_idx = hi->proxy_auth_idx = -1;
+    hi->upgrade_idx = hi->proxy_auth_idx = hi->host_idx = -1;
     *status_hint = 400;
 
     /* Transfer codings across all Transfer-Encoding lines, in order. */
@@ -382,6 +383,7 @@ static const char *head_info_collect(const struct h1_header *hdrs, size_t n,
         switch (hdr_kind_of(hdrs[i].name)) {
         case HDR_HOST:
             hi->hosts++;
+            hi->host_idx = (int)i;
             break;
         case HDR_EXPECT:
             hi->expect_idx = (int)i;
@@ -475,11 +477,12 @@ static bool parse_content_length(struct h1_slice v, uint64_t *out)
 static const char root_path[] = "/";
 
 /* authority = host [ ":" port ]; host is a reg-name of unreserved characters or an IPv6
- * literal. Userinfo is refused: it is deprecated and a classic way to dress up a URL. */
+ * literal, then made canonical. Userinfo is refused: it is deprecated and a classic way to
+ * dress up a URL. */
 static const char *parse_authority(const char *p, const char *end, bool port_required,
                                    struct h1_request *req)
 {
-    const char *q;
+    const char *q, *why;
 
     if (p == end)
         return "empty host";
@@ -495,15 +498,17 @@ static const char *parse_authority(const char *p, const char *end, bool port_req
             return "empty host";
         if (!colon)
             return "invalid IPv6 literal";
-        req->host.p = p + 1;
-        req->host.len = (size_t)(q - p - 1);
+        if (acl_host_parse(p + 1, (size_t)(q - p - 1), &req->host, &why) != 0)
+            return why;
         q++;
     } else {
         q = scan(p, end, C_HOST);
         if (q == p)
             return q < end && *q == ':' ? "empty host" : "invalid host";
-        req->host.p = p;
-        req->host.len = (size_t)(q - p);
+        if (q < end && *q != ':')
+            return "invalid host";
+        if (acl_host_parse(p, (size_t)(q - p), &req->host, &why) != 0)
+            return why;
     }
 
     if (q == end) {
@@ -527,6 +532,37 @@ static const char *parse_authority(const char *p, const char *end, bool port_req
         return "invalid port";
     req->port = (uint16_t)port;
     return NULL;
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 7.2), the host as acl_host_parse takes it; empty
+ * is allowed. The target's host is what proxyd goes to and what it sends upstream; a Host
+ * header that is not even a host is refused rather than passed over (RFC 9112 3.2). */
+static bool host_header_ok(struct h1_slice v)
+{
+    const char *end = v.p + v.len, *host_end;
+    struct acl_host h;
+    const char *why;
+
+    if (v.len == 0)
+        return true;
+    if (v.p[0] == '[') {
+        host_end = memchr(v.p, ']', v.len);
+        if (!host_end)
+            return false;
+        host_end++;
+    } else {
+        host_end = memchr(v.p, ':', v.len);
+        if (!host_end)
+            host_end = end;
+    }
+    if (host_end < end) {
+        if (*host_end != ':' || end - host_end - 1 > 5)
+            return false;
+        for (const char *d = host_end + 1; d < end; d++)
+            if (!IS(*d, C_DIGIT))
+                return false;
+    }
+    return acl_host_parse(v.p, (size_t)(host_end - v.p), &h, &why) == 0;
 }
 
 /* Classifies and splits req->target. Returns NULL or the reason it is refused. */
@@ -738,6 +774,8 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
         return fail(err, 400, "multiple Host headers");
     if (hi.hosts == 0 && req->minor_version == 1)
         return fail(err, 400, "missing Host header");
+    if (hi.host_idx >= 0 && !host_header_ok(hdrs[hi.host_idx].value))
+        return fail(err, 400, "invalid Host header");
 
     if (hi.te_seen) {
         if (req->minor_version == 0)
@@ -1207,11 +1245,11 @@ long h1_request_rewrite(const struct h1_request *req, const char *via, char *out
     put(&o, req->minor_version == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11);
 
     if (host_from_target) {
-        const bool v6 = memchr(req->host.p, ':', req->host.len) != NULL;
+        const bool v6 = req->host.kind == ACL_HOST_IPV6;
         PUT_LIT(&o, "Host: ");
         if (v6)
             PUT_LIT(&o, "[");
-        put_slice(&o, req->host);
+        put(&o, req->host.text, req->host.len);
         if (v6)
             PUT_LIT(&o, "]");
         if (req->port != 80) {

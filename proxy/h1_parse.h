@@ -3,7 +3,9 @@
  *
  * Pure and zero-copy, in the manner of picohttpparser: input is a buffer and a length, output
  * is slices into that buffer and a caller-supplied header array. No allocation, no globals,
- * no hidden state; every function may be called from any thread.
+ * no hidden state; every function may be called from any thread. The one copy is the
+ * target's host, which the parser turns canonical (acl_host.h) once, so that the policy, the
+ * resolver, the log and the Host sent upstream all see the same host.
  *
  * Strictness is a security property here: anything a downstream server could read another
  * way (CL and TE together, differing duplicate Content-Length, unknown or repeated transfer
@@ -16,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "acl/acl_host.h"
 
 /* Return values of the parse functions besides "bytes consumed" (> 0). */
 #define H1_INCOMPLETE (-2) /* the head is not complete yet: read more and call again */
@@ -64,7 +68,8 @@ struct h1_request {
     struct h1_slice target; /* the request-target exactly as received */
     enum h1_target_form form;
     struct h1_slice scheme; /* absolute-form: "http" (lower-cased by the caller if needed); else empty */
-    struct h1_slice host;   /* absolute/authority-form: reg-name or IP literal, IPv6 without [] */
+    struct acl_host host;   /* absolute/authority-form: the host in canonical form (a copy);
+                               kind NAME and len 0 for origin/asterisk form */
     uint16_t port;          /* explicit port, else 80 for http; 0 for origin/asterisk form */
     struct h1_slice path;   /* absolute-form: path and query ("/" if empty); empty for others */
     int minor_version;      /* HTTP/1.x: 0 or 1 */
@@ -96,8 +101,9 @@ struct h1_response {
  * Returns the head's length in bytes (> 0; the body, if any, starts there), H1_INCOMPLETE
  * when buf holds only a prefix of a valid head that is within the limits, or H1_ERROR with
  * *err filled (414 for an over-long request line, 431 for too many or too large headers,
- * 501 for an unsupported transfer coding, 400 for everything else). req->headers must point
- * to an array of lim->max_headers entries. */
+ * 501 for an unsupported transfer coding, 400 for everything else, among it a target host
+ * acl_host_parse refuses and a Host header that is neither empty nor host[:port]).
+ * req->headers must point to an array of lim->max_headers entries. */
 int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
                      struct h1_request *req, struct h1_error *err);
 
@@ -122,7 +128,8 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
                     struct h1_error *err);
 
 /* Writes the request head to send to the origin into out[0..cap): origin-form request line
- * ("METHOD /path HTTP/1.x", x as the client sent it), Host set from the target, hop-by-hop headers removed
+ * ("METHOD /path HTTP/1.x", x as the client sent it), Host set from the target's canonical
+ * host (the client's Host header dropped: RFC 9112 3.2.2), hop-by-hop headers removed
  * (Connection and every header it names, Keep-Alive, Proxy-Connection,
  * Proxy-Authorization, TE, Trailer, Upgrade unless req->upgrade_websocket), then
  * "Via: 1.1 <via>" appended and, for a WebSocket upgrade, "Connection: Upgrade".

@@ -71,6 +71,11 @@ enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *fi
                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *ctype,
                               const char *cache, const void *data, size_t len);
+/* A JSON string of s: s itself when it is UTF-8, else a copy with every byte that is not
+ * part of a valid sequence written as the four characters \xNN, so stored text that is not
+ * UTF-8 (or a message cut inside a character) is shown, never dropped. NULL only when out of
+ * memory. */
+json_t *wa_json_text(const char *s);
 /* Adds the security headers every answer carries. */
 void wa_headers_add(struct MHD_Response *resp, const char *cache);
 

@@ -19,9 +19,12 @@
 
 json_t *wa_rule_json(const struct store_rule *rule)
 {
-    return json_pack("{s:i,s:i,s:b,s:s,s:s,s:I}", "id", rule->id, "position", rule->position,
-                     "enabled", rule->enabled, "text", rule->text ? rule->text : "", "comment",
-                     rule->comment ? rule->comment : "", "hits", (json_int_t)rule->hits);
+    /* Text that is not UTF-8 (stored before it was refused at input) is shown escaped: a
+     * rule in force must never be missing from the listing. */
+    return json_pack("{s:i,s:i,s:b,s:o,s:o,s:I,s:I}", "id", rule->id, "position", rule->position,
+                     "enabled", rule->enabled, "text", wa_json_text(rule->text ? rule->text : ""),
+                     "comment", wa_json_text(rule->comment ? rule->comment : ""), "hits",
+                     (json_int_t)rule->hits, "undecided", (json_int_t)rule->undecided);
 }
 
 static void rule_clear(struct store_rule *rule)
@@ -31,12 +34,20 @@ static void rule_clear(struct store_rule *rule)
     memset(rule, 0, sizeof(*rule));
 }
 
-static json_t *rules_json(struct store_rule *rules, size_t n)
+/* The rules as a JSON array, or NULL with *bad_id naming a rule that could not be encoded:
+ * a listing either holds every rule or fails, never leaves one out. */
+static json_t *rules_json(struct store_rule *rules, size_t n, int *bad_id)
 {
     json_t *arr = json_array();
 
-    for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, wa_rule_json(&rules[i]));
+    *bad_id = 0;
+    for (size_t i = 0; arr && i < n; i++) {
+        if (json_array_append_new(arr, wa_rule_json(&rules[i])) < 0) {
+            *bad_id = rules[i].id;
+            json_decref(arr);
+            return NULL;
+        }
+    }
     return arr;
 }
 
@@ -46,13 +57,16 @@ static enum MHD_Result reply_rules(struct wa_req *r, struct store *st)
     struct store_rule *rules;
     size_t n;
     char err[256];
-    json_t *o;
+    json_t *o, *arr;
+    int bad_id;
 
     if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    o = json_pack("{s:o,s:I}", "rules", rules_json(rules, n), "version",
-                  (json_int_t)store_policy_version(st));
+    arr = rules_json(rules, n, &bad_id);
     store_rules_free(rules, n);
+    if (!arr)
+        return wa_reply_error(r, 500, NULL, "cannot encode rule %d as JSON", bad_id);
+    o = json_pack("{s:o,s:I}", "rules", arr, "version", (json_int_t)store_policy_version(st));
     return wa_reply_json(r, 200, o);
 }
 
@@ -390,12 +404,13 @@ enum MHD_Result wa_api_rules(struct wa_req *r, const char *rest)
 
 /* ---- block, allow, unblock ---- */
 
-/* A domain, or a URL whose host is taken, into lower case without a trailing dot or a
- * leading "*.". 0, or -1 if it is not a domain name. */
+/* A domain, or a URL whose host is taken, in canonical form (acl_host_parse, as rules and
+ * requests are), without a leading "*.". 0, or -1 if it is not a host. */
 static int domain_norm(const char *in, char *out, size_t outlen)
 {
     const char *s = in, *e, *at, *p;
-    size_t len, label = 0;
+    struct acl_host h;
+    const char *why;
 
     while (isspace((unsigned char)*s))
         s++;
@@ -410,32 +425,19 @@ static int domain_norm(const char *in, char *out, size_t outlen)
         s = at + 1;
         at = memchr(s, '@', (size_t)(e - s));
     }
-    p = memchr(s, ':', (size_t)(e - s));
-    if (p)
-        e = p;
+    if (*s == '[') { /* [v6] or [v6]:port */
+        p = memchr(s, ']', (size_t)(e - s));
+        if (p)
+            e = p + 1;
+    } else if ((p = memchr(s, ':', (size_t)(e - s))) && !memchr(p + 1, ':', (size_t)(e - p - 1))) {
+        e = p; /* host:port; more than one ':' is a bare IPv6 address */
+    }
     if (e - s >= 2 && s[0] == '*' && s[1] == '.')
         s += 2;
-    len = (size_t)(e - s);
-    if (len > 0 && s[len - 1] == '.')
-        len--;
-    if (len == 0 || len > 253 || len >= outlen)
+    if (acl_host_parse(s, (size_t)(e - s), &h, &why) != 0 || h.len >= outlen)
         return -1;
-    for (size_t i = 0; i < len; i++) {
-        char c = (char)tolower((unsigned char)s[i]);
-        if (c == '.') {
-            if (label == 0)
-                return -1;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
-            if (++label > 63)
-                return -1;
-        } else {
-            return -1;
-        }
-        out[i] = c;
-    }
-    out[len] = '\0';
-    return label == 0 ? -1 : 0;
+    memcpy(out, h.text, (size_t)h.len + 1);
+    return 0;
 }
 
 static const char *body_domain(struct wa_req *r, json_t **body, char *dom, size_t domlen)
@@ -687,14 +689,14 @@ enum MHD_Result wa_api_policy(struct wa_req *r)
 
 struct test_url {
     const char *scheme;
-    char host[256];
+    struct acl_host host; /* canonical, as proxyd's parser makes it */
     uint16_t port;
     char path[4096];
 };
 
 /* http://host[:port]/path, https://host[:port]/..., or a bare host[:port][/path] (http).
- * 0, or -1 if it cannot be read. */
-static int parse_test_url(const char *url, struct test_url *u)
+ * 0, or -1 with *why if it cannot be read. */
+static int parse_test_url(const char *url, struct test_url *u, const char **why)
 {
     const char *s = url, *e, *hs, *he, *p;
     unsigned long port;
@@ -729,12 +731,8 @@ static int parse_test_url(const char *url, struct test_url *u)
             he = e;
         p = he;
     }
-    if (he == hs || (size_t)(he - hs) >= sizeof(u->host))
+    if (acl_host_parse(hs, (size_t)(he - hs), &u->host, why) != 0)
         return -1;
-    memcpy(u->host, hs, (size_t)(he - hs));
-    for (size_t i = 0; u->host[i]; i++)
-        if ((unsigned char)u->host[i] <= 0x20 || u->host[i] == 0x7f)
-            return -1;
     if (p < e) {
         if (*p != ':' || p + 1 == e)
             return -1;
@@ -792,8 +790,11 @@ enum MHD_Result wa_api_test(struct wa_req *r)
     client = json_string_value(json_object_get(body, "client"));
     user = json_string_value(json_object_get(body, "user"));
     method = json_string_value(json_object_get(body, "method"));
-    if (!url || parse_test_url(url, &u) < 0) {
+    const char *why = NULL;
+    if (!url || parse_test_url(url, &u, &why) < 0) {
         json_decref(body);
+        if (why) /* proxyd answers such a request 400 too */
+            return wa_reply_error(r, 400, "url", "bad host: %s", why);
         return wa_reply_error(r, 400, "url", "expected http://host[:port]/path or https://host");
     }
     if (!client || !*client)
@@ -817,8 +818,7 @@ enum MHD_Result wa_api_test(struct wa_req *r)
     localtime_r(&now, &tm);
     memset(&req, 0, sizeof(req));
     req.scheme = u.scheme;
-    req.host = u.host;
-    req.host_len = strlen(u.host);
+    req.host = &u.host;
     req.port = u.port;
     req.path = u.path;
     req.path_len = strlen(u.path);
@@ -847,11 +847,14 @@ enum MHD_Result wa_api_test(struct wa_req *r)
             rule_clear(&rule);
         }
     }
-    o = json_pack("{s:s,s:i,s:s,s:o,s:I,s:{s:s,s:s,s:i,s:s,s:s,s:s?}}", "action",
-                  acl_action_str(dec.action), "rule_id", dec.rule_id, "reason", dec.reason, "rule",
-                  jrule ? jrule : json_null(), "generation", (json_int_t)gen, "request", "scheme",
-                  u.scheme, "host", u.host, "port", (int)u.port, "path", u.path, "method", method,
-                  "client", client, "user", req.user);
+    /* The reason quotes rule text and may be cut inside a character; the path too. */
+    o = json_pack("{s:s,s:i,s:o,s:o,s:i,s:b,s:I,s:{s:s,s:s,s:i,s:o,s:s,s:s,s:s?}}", "action",
+                  acl_action_str(dec.action), "rule_id", dec.rule_id, "reason",
+                  wa_json_text(dec.reason), "rule", jrule ? jrule : json_null(),
+                  "undecided_rule_id", dec.undecided_rule_id, "dest_pending", dec.dest_pending,
+                  "generation", (json_int_t)gen, "request", "scheme", u.scheme, "host", u.host.text,
+                  "port", (int)u.port, "path", wa_json_text(u.path), "method", method, "client",
+                  client, "user", req.user);
     json_decref(body);
     return wa_reply_json(r, 200, o);
 }

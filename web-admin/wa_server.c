@@ -95,6 +95,39 @@ enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *cty
     return ret;
 }
 
+json_t *wa_json_text(const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = strlen(s), bad, o = 0;
+    json_t *j;
+    char *out;
+
+    if (acl_utf8_valid(s, len, &bad))
+        return json_string(s);
+    out = malloc(len * 4 + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        if (acl_utf8_valid(s + i, len - i, &bad)) {
+            memcpy(out + o, s + i, len - i);
+            o += len - i;
+            break;
+        }
+        memcpy(out + o, s + i, bad);
+        o += bad;
+        i += bad;
+        out[o++] = '\\';
+        out[o++] = 'x';
+        out[o++] = hex[(unsigned char)s[i] >> 4];
+        out[o++] = hex[(unsigned char)s[i] & 15];
+        i++;
+    }
+    out[o] = '\0';
+    j = json_string(out);
+    free(out);
+    return j;
+}
+
 /* JSON only has '<', '>' and '&' inside strings, so escaping them there keeps the document
  * equal while making it inert if something ever sniffs it as HTML. */
 static char *json_html_safe(const char *s)
@@ -148,7 +181,8 @@ enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *fi
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    o = json_pack("{s:s}", "error", msg);
+    /* msg may quote what a client sent, or be cut inside a character. */
+    o = json_pack("{s:o}", "error", wa_json_text(msg));
     if (o && field)
         json_object_set_new(o, "field", json_string(field));
     return wa_reply_json(r, status, o);

@@ -17,7 +17,7 @@ static const char *const p_domain[] = {
     "deny domain xn--bcher-kva.example",
     "deny domain 192.0.2.7",
     "deny domain 2001:db8::1",
-    "deny domain bücher.test",
+    "deny domain ::ffff:192.0.2.8",
     "deny domain Trailing.Test.",
     NULL,
 };
@@ -73,10 +73,30 @@ static const char *const p_auth[] = {
 
 static const char *const p_custom[] = {NULL};
 
-enum { P_DOMAIN, P_URL, P_NET, P_SCHED, P_MIXED, P_AUTH, P_CUSTOM, P_COUNT };
+/* A regex that cannot decide must not let a request through: not past a deny rule, and not
+ * by an allow rule. */
+static const char *const p_undecided[] = {
+    "allow url-regex ^http://allow\\.test/(a+)+$",
+    "deny url-regex ^http://deny\\.test/(a+)+$",
+    "deny host-regex ^(b+)+$",
+    NULL,
+};
 
-static const char *const *const policies[P_COUNT] = {p_domain, p_url,  p_net,   p_sched,
-                                                     p_mixed,  p_auth, p_custom};
+static const char *const p_dest[] = {
+    "allow domain intranet.test",
+    "deny dest 10.0.0.0/8,fd00::/8",
+    "deny dest 127.0.0.0/8 clients 10.9.0.0/16",
+    "allow dest 192.0.2.0/24",
+    "deny domain 127.0.0.1",
+    "deny url-regex ^http://[^/]+/deny-after/",
+    "deny dest 198.51.100.0/24 users bob",
+    NULL,
+};
+
+enum { P_DOMAIN, P_URL, P_NET, P_SCHED, P_MIXED, P_AUTH, P_CUSTOM, P_UNDECIDED, P_DEST, P_COUNT };
+
+static const char *const *const policies[P_COUNT] = {
+    p_domain, p_url, p_net, p_sched, p_mixed, p_auth, p_custom, p_undecided, p_dest};
 static struct acl_set *sets[P_COUNT];
 static struct acl_scratch *scratch;
 
@@ -115,7 +135,8 @@ static void teardown(void)
 struct req_buf {
     struct acl_request req;
     struct sockaddr_storage ss;
-    char scheme[16], host[512], path[1024];
+    struct acl_host host; /* canonical, as proxyd's parser hands it over */
+    char scheme[16], path[1024];
 };
 
 static void req_make(struct req_buf *rb, const char *line, const char *client, const char *user,
@@ -149,13 +170,13 @@ static void req_make(struct req_buf *rb, const char *line, const char *client, c
     } else {
         colon = memchr(hs, ':', (size_t)(he - hs));
     }
-    const char *hend = colon ? colon : he;
-    memcpy(rb->host, hs, (size_t)(hend - hs));
+    const char *hend = colon ? colon : he, *why;
+    ck_assert_msg(acl_host_parse(hs, (size_t)(hend - hs), &rb->host, &why) == 0, "%s: %s", line,
+                  why);
     bool https = strcasecmp(rb->scheme, "https") == 0;
     r->port = colon ? (uint16_t)atoi(colon + 1) : (https ? 443 : 80);
     r->scheme = rb->scheme;
-    r->host = rb->host;
-    r->host_len = strlen(rb->host);
+    r->host = &rb->host;
     r->path = rb->path;
     r->path_len = strlen(rb->path);
     r->user = user;
@@ -202,22 +223,21 @@ static const struct eval_case cases[] = {
     {P_DOMAIN, "GET http://xn--bcher-kva.example/", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
     {P_DOMAIN, "GET http://WWW.XN--BCHER-KVA.EXAMPLE/", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
     {P_DOMAIN, "GET http://bcher-kva.example/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
-    {P_DOMAIN, "GET http://bücher.test/", LAN, NULL, MON, 600, ACL_DENY, 5, NULL},
+    {P_DOMAIN, "GET http://192.0.2.8/", LAN, NULL, MON, 600, ACL_DENY, 5,
+     "rule 5: deny domain 192.0.2.8"},
+    {P_DOMAIN, "GET http://[::ffff:192.0.2.8]/", LAN, NULL, MON, 600, ACL_DENY, 5, NULL},
+    {P_DOMAIN, "GET http://[::ffff:c000:207]/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_DOMAIN, "GET http://[0:0:0:0:0:ffff:192.0.2.7]:81/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_DOMAIN, "GET http://trailing.test./", LAN, NULL, MON, 600, ACL_DENY, 6, NULL},
     {P_DOMAIN, "GET http://trailing.test/", LAN, NULL, MON, 600, ACL_DENY, 6,
      "rule 6: deny domain trailing.test"},
     {P_DOMAIN, "GET http://192.0.2.7/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
     {P_DOMAIN, "GET http://192.0.2.7:8080/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
     {P_DOMAIN, "GET http://192.0.2.70/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
-    {P_DOMAIN, "GET http://1.192.0.2.7/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DOMAIN, "GET http://192.0.2.7.example/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
     {P_DOMAIN, "GET http://[2001:DB8:0::1]:8080/", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
     {P_DOMAIN, "CONNECT [2001:db8::1]:443", LAN, NULL, MON, 600, ACL_DENY, 4, NULL},
     {P_DOMAIN, "GET http://[2001:db8::2]/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
-    {P_DOMAIN,
-     "GET "
-     "http://a.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-     "aaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaa"
-     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com/",
-     LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
     /* url-regex on the normalised URL, host-regex on the normalised host */
     {P_URL, "GET http://x.test/%61ds/1", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
     {P_URL, "GET http://x.test/ads/", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
@@ -238,9 +258,35 @@ static const struct eval_case cases[] = {
     {P_URL, "GET http://upper.test/%7euser/", LAN, NULL, MON, 600, ACL_DENY, 7, NULL},
     {P_URL, "GET http://space.test/a b", LAN, NULL, MON, 600, ACL_DENY, 8, NULL},
     {P_URL, "GET http://[2001:DB8::5]/v6", LAN, NULL, MON, 600, ACL_DENY, 10, NULL},
-    /* catastrophic backtracking: the limit turns it into "no match", and the reason says so */
+    /* catastrophic backtracking: a deny rule that cannot decide denies, and says why */
     {P_URL, "GET http://x.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", LAN, NULL, MON,
-     600, ACL_ALLOW, 0, "rule 9 hit the regex match limit"},
+     600, ACL_DENY, 9, "rule 9: deny url-regex (a+)+$ (its regex hit the match limit"},
+    {P_UNDECIDED, "GET http://deny.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", LAN, NULL,
+     MON, 600, ACL_DENY, 2, "undecided, so it denies"},
+    {P_UNDECIDED, "GET http://deny.test/aaaa", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_UNDECIDED, "GET http://deny.test/aaaab", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_UNDECIDED, "GET http://allow.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", LAN,
+     NULL, MON, 600, ACL_ALLOW, 0, "rule 1 hit the regex match limit (undecided, so it does not"},
+    {P_UNDECIDED, "GET http://allow.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+     "8.8.8.8", NULL, MON, 600, ACL_DENY, 0,
+     "not in allowed networks; rule 1 hit the regex match limit"},
+    {P_UNDECIDED, "GET http://allow.test/aaaa", "8.8.8.8", NULL, MON, 600, ACL_ALLOW, 1, NULL},
+    {P_UNDECIDED, "GET http://bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-/", LAN,
+     NULL, MON, 600, ACL_DENY, 3, "rule 3: deny host-regex"},
+    /* dest: literal addresses at decision time, on the binary address */
+    {P_DEST, "GET http://10.1.2.3/", LAN, NULL, MON, 600, ACL_DENY, 2,
+     "rule 2: deny dest 10.0.0.0/8,fd00::/8"},
+    {P_DEST, "CONNECT [::ffff:10.1.2.3]:443", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_DEST, "GET http://[fd00::5]/", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_DEST, "GET http://127.0.0.1/", LAN, NULL, MON, 600, ACL_DENY, 5, NULL},
+    {P_DEST, "GET http://127.0.0.1/", "10.9.1.1", NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_DEST, "GET http://127.0.0.2/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DEST, "GET http://192.0.2.5/deny-after/", LAN, NULL, MON, 600, ACL_ALLOW, 4,
+     "rule 4: allow dest 192.0.2.0/24"},
+    {P_DEST, "GET http://198.51.100.1/", LAN, NULL, MON, 600, ACL_AUTH, 7, NULL},
+    {P_DEST, "GET http://intranet.test/", LAN, NULL, MON, 600, ACL_ALLOW, 1, NULL},
+    {P_DEST, "GET http://name.test/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_DEST, "GET http://name.test/deny-after/", LAN, NULL, MON, 600, ACL_DENY, 6, NULL},
     {P_URL, "GET http://x.test/page7", LAN, NULL, MON, 600, ACL_DENY, 11, NULL},
     /* clients, methods, ports; IPv4-mapped clients match IPv4 CIDRs */
     {P_NET, "GET http://a.test/", "192.0.2.9", NULL, MON, 600, ACL_ALLOW, 1,
@@ -372,11 +418,18 @@ static void random_rule(char *buf, size_t len)
     }
     if (strstr(cond, "schedule") && strncmp(cond + 18, cond + 24, 2) == 0)
         cond[0] = '\0'; /* empty range */
-    switch (rnd(10)) {
+    switch (rnd(12)) {
     case 0:
     case 1:
     case 2:
         snprintf(buf, len, "%s domain %s%u.%s%s", act, w, rnd(4), t, cond);
+        break;
+    case 10:
+        snprintf(buf, len, "%s dest 10.%u.0.0/16%s", act, rnd(4), cond);
+        break;
+    case 11:
+        snprintf(buf, len, "%s domain %s10.%u.0.%u%s", act, rnd(2) ? "" : "::ffff:", rnd(4), rnd(3),
+                 cond);
         break;
     case 3:
         snprintf(buf, len, "%s url-regex ^https?://[^/]+/%s/v%u/%s", act, w, rnd(3), cond);
@@ -427,10 +480,15 @@ START_TEST(test_indexed_eval_agrees_with_rule_by_rule)
     for (int q = 0; q < NREQ; q++) {
         char line[256], client[32];
         const char *w = words[rnd(8)];
-        snprintf(line, sizeof(line), "%s http%s://%s%s%u.%s:%u/%s/%s%u%s", rnd(4) ? "GET" : "POST",
-                 rnd(2) ? "s" : "", rnd(3) ? "" : "sub.", w, rnd(5), tlds[rnd(3)],
-                 rnd(3) ? 80 : 8000 + rnd(3), words[rnd(8)], rnd(2) ? "v" : w, rnd(4),
-                 rnd(2) ? ".gif" : "/x");
+        char host[64];
+        if (rnd(4))
+            snprintf(host, sizeof(host), "%s%s%u.%s", rnd(3) ? "" : "sub.", w, rnd(5),
+                     tlds[rnd(3)]);
+        else
+            snprintf(host, sizeof(host), "10.%u.0.%u", rnd(4), rnd(3));
+        snprintf(line, sizeof(line), "%s http%s://%s:%u/%s/%s%u%s", rnd(4) ? "GET" : "POST",
+                 rnd(2) ? "s" : "", host, rnd(3) ? 80 : 8000 + rnd(3), words[rnd(8)],
+                 rnd(2) ? "v" : w, rnd(4), rnd(2) ? ".gif" : "/x");
         snprintf(client, sizeof(client), "10.%u.0.9", rnd(4));
         char user[8];
         snprintf(user, sizeof(user), "u%u", rnd(4));
@@ -453,6 +511,85 @@ START_TEST(test_indexed_eval_agrees_with_rule_by_rule)
     for (int i = 0; i < NRULES; i++)
         acl_set_free(one[i]);
     acl_set_free(all);
+}
+END_TEST
+
+/* A `deny dest` rule applies to a name's resolved addresses; an `allow dest` never allows a
+ * name by its addresses. */
+struct dest_case {
+    const char *request, *client, *user, *resolved;
+    bool pending; /* what acl_eval says */
+    bool new_set; /* the set changed while resolving: every deny dest rule applies */
+    enum acl_action want;
+    int want_rule;
+    const char *want_reason;
+};
+
+static const struct dest_case dest_cases[] = {
+    {"GET http://name.test/", LAN, NULL, "10.1.2.3", true, false, ACL_DENY, 2,
+     "rule 2: deny dest 10.0.0.0/8,fd00::/8 (address 10.1.2.3)"},
+    {"GET http://name.test/", LAN, NULL, "::ffff:10.1.2.3", true, false, ACL_DENY, 2,
+     "(address 10.1.2.3)"},
+    {"CONNECT name.test:443", LAN, NULL, "fd00::1", true, false, ACL_DENY, 2, NULL},
+    {"GET http://name.test/", LAN, NULL, "127.0.0.1", true, false, ACL_ALLOW, 0, NULL},
+    {"GET http://name.test/", "10.9.1.1", NULL, "127.0.0.1", true, false, ACL_DENY, 3, NULL},
+    {"GET http://name.test/", LAN, NULL, "192.0.2.5", true, false, ACL_ALLOW, 0, NULL},
+    {"GET http://name.test/", LAN, NULL, "198.51.100.9", true, false, ACL_AUTH, 7, NULL},
+    {"GET http://name.test/", LAN, "bob", "198.51.100.9", true, false, ACL_DENY, 7, NULL},
+    {"GET http://name.test/", LAN, "eve", "198.51.100.9", true, false, ACL_ALLOW, 0, NULL},
+    {"GET http://intranet.test/", LAN, NULL, "10.1.2.3", false, false, ACL_ALLOW, 1, NULL},
+    {"GET http://intranet.test/", LAN, NULL, "10.1.2.3", false, true, ACL_DENY, 2, NULL},
+};
+
+START_TEST(test_deny_dest_applies_to_resolved_addresses)
+{
+    const struct dest_case *c = &dest_cases[_i];
+    struct req_buf rb;
+    struct acl_decision first, d;
+    req_make(&rb, c->request, c->client, c->user, MON, 600);
+    acl_eval(sets[P_DEST], &rb.req, scratch, &first);
+    ck_assert_msg(first.action == ACL_ALLOW && first.dest_pending == c->pending,
+                  "case %d: first %s pending %d (%s)", _i, acl_action_str(first.action),
+                  first.dest_pending, first.reason);
+    if (c->new_set)
+        first.order = UINT32_MAX;
+    struct sockaddr_storage ss = {0};
+    if (strchr(c->resolved, ':')) {
+        ss.ss_family = AF_INET6;
+        inet_pton(AF_INET6, c->resolved, &((struct sockaddr_in6 *)&ss)->sin6_addr);
+    } else {
+        ss.ss_family = AF_INET;
+        inet_pton(AF_INET, c->resolved, &((struct sockaddr_in *)&ss)->sin_addr);
+    }
+    acl_eval_dest(sets[P_DEST], &rb.req, &first, (const struct sockaddr *)&ss, &d);
+    ck_assert_msg(d.action == c->want && d.rule_id == c->want_rule,
+                  "case %d '%s' -> %s: got %s rule %d (%s), want %s rule %d", _i, c->request,
+                  c->resolved, acl_action_str(d.action), d.rule_id, d.reason,
+                  acl_action_str(c->want), c->want_rule);
+    if (c->want_reason)
+        ck_assert_msg(strstr(d.reason, c->want_reason), "case %d: reason '%s' lacks '%s'", _i,
+                      d.reason, c->want_reason);
+}
+END_TEST
+
+START_TEST(test_undecided_rule_is_named)
+{
+    struct req_buf rb;
+    struct acl_decision d;
+    req_make(&rb, "GET http://allow.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", LAN,
+             NULL, MON, 600);
+    rb.req.brief = true;
+    acl_eval(sets[P_UNDECIDED], &rb.req, scratch, &d);
+    ck_assert_int_eq(d.action, ACL_ALLOW);
+    ck_assert_int_eq(d.rule_id, 0);
+    ck_assert_int_eq(d.undecided_rule_id, 1); /* counted even when the reason is skipped */
+    req_make(&rb, "GET http://deny.test/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", LAN,
+             NULL, MON, 600);
+    acl_eval(sets[P_UNDECIDED], &rb.req, scratch, &d);
+    ck_assert_int_eq(d.undecided_rule_id, 2);
+    req_make(&rb, "GET http://deny.test/aaaa", LAN, NULL, MON, 600);
+    acl_eval(sets[P_UNDECIDED], &rb.req, scratch, &d);
+    ck_assert_int_eq(d.undecided_rule_id, 0);
 }
 END_TEST
 
@@ -544,6 +681,9 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_decision_matches_table, 0,
                         (int)(sizeof(cases) / sizeof(cases[0])));
+    tcase_add_loop_test(tc, test_deny_dest_applies_to_resolved_addresses, 0,
+                        (int)(sizeof(dest_cases) / sizeof(dest_cases[0])));
+    tcase_add_test(tc, test_undecided_rule_is_named);
     tcase_add_test(tc, test_indexed_eval_agrees_with_rule_by_rule);
     tcase_add_test(tc, test_null_set_denies);
     tcase_add_test(tc, test_brief_request_leaves_allow_reason_empty_but_explains_denials);

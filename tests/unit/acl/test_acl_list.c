@@ -95,6 +95,15 @@ static const struct skip_case skip_cases[] = {
     {"10.0.0.1", "address without names"},
     {"0.0.0.0 *.wild.example", "adblock pattern rules not supported"},
     {"0.0.0.0 under%score.example", "invalid domain"},
+    /* the host forms proxyd's parser refuses never become entries either */
+    {"blocked.example..", "invalid domain"},
+    {".blocked.example", "invalid domain"},
+    {"0.0.0.0 ads.127", "invalid domain"},
+    {"0.0.0.0 0x7f.1", "invalid domain"},
+    {"0.0.0.0 0127.0.0.1", "invalid domain"},
+    /* a line that is not UTF-8 is quoted escaped: the reason goes out as JSON */
+    {"caf\xc3\xa9.example", "invalid domain 'caf\\xc3\\xa9.example'"},
+    {"bad\xff\x01.example", "invalid domain 'bad\\xff\\x01.example'"},
 };
 
 START_TEST(test_unusable_line_is_skipped_with_reason)
@@ -149,9 +158,11 @@ START_TEST(test_hundred_thousand_lines_parse_fast_and_dedupe)
                            "host509.list-15.example"};
     const int want[] = {1, 1, 0};
     for (int i = 0; i < 3; i++) {
+        struct acl_host h;
+        const char *why;
+        ck_assert_int_eq(acl_host_parse(hosts[i], strlen(hosts[i]), &h, &why), 0);
         struct acl_request req = {.scheme = "http",
-                                  .host = hosts[i],
-                                  .host_len = strlen(hosts[i]),
+                                  .host = &h,
                                   .port = 80,
                                   .path = "/",
                                   .path_len = 1,

@@ -22,9 +22,11 @@ static struct acl_set *make_set(int version)
 
 static int decide_version(const struct acl_set *set, struct acl_scratch *s)
 {
+    struct acl_host h;
+    const char *why;
+    ck_assert_int_eq(acl_host_parse("www.gen.test", 12, &h, &why), 0);
     struct acl_request req = {.scheme = "http",
-                              .host = "www.gen.test",
-                              .host_len = 12,
+                              .host = &h,
                               .port = 80,
                               .path = "/",
                               .path_len = 1,

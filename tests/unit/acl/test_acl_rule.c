@@ -63,6 +63,30 @@ static const struct bad_case bad_rules[] = {
     {"deny domain a.com weekdays", "unknown condition 'weekdays'"},
     {"deny domain a.com port 80", "'port' after the match"},
     {"deny any extra", "unknown condition 'extra'"},
+    /* domains take the one canonical host form requests are parsed into */
+    {"deny domain bücher.example", "write an internationalised name in punycode"},
+    {"deny domain a.com..", "bad domain 'a.com..' (empty label in host name)"},
+    {"deny domain .a.com", "(empty label in host name)"},
+    {"deny domain ..", "(empty label in host name)"},
+    {"deny domain a%2ecom", "(invalid character in host name)"},
+    {"deny domain 127.1", "ambiguous IPv4 address"},
+    {"deny domain 0x7f.0.0.1", "ambiguous IPv4 address"},
+    {"deny domain 127.000.000.001", "ambiguous IPv4 address"},
+    {"deny domain 2130706433", "ambiguous IPv4 address"},
+    {"deny domain [::ffff:127.0.0.01]", "(invalid IPv6 address)"},
+    /* dest takes CIDRs like client */
+    {"deny dest", "dest: missing argument"},
+    {"deny dest 10.0.0.1/8", "dest: bad CIDR '10.0.0.1/8'"},
+    {"deny dest example.com", "dest: bad CIDR 'example.com'"},
+    {"deny dest 127.1", "dest: bad CIDR '127.1'"},
+    /* text that is not UTF-8 would be enforced but could not be listed: refused, anywhere */
+    {"deny url-regex ^/\xff", "not valid UTF-8 (byte 0xff at offset 17)"},
+    {"deny domain a.com # caf\xe9", "not valid UTF-8 (byte 0xe9 at offset 23)"},
+    {"deny url-regex /\xc0\xaf", "not valid UTF-8 (byte 0xc0 at offset 16)"}, /* overlong */
+    {"deny url-regex /\xed\xa0\x80", "not valid UTF-8 (byte 0xed"},           /* surrogate */
+    {"deny url-regex /\xf4\x90\x80\x80", "not valid UTF-8 (byte 0xf4"},       /* > U+10FFFF */
+    {"deny url-regex /\xe2\x82", "not valid UTF-8 (byte 0xe2 at offset 16)"}, /* cut short */
+    {"deny url-regex /\x80", "not valid UTF-8 (byte 0x80 at offset 16)"},
 };
 
 START_TEST(test_bad_rule_is_refused_with_reason)
@@ -79,7 +103,11 @@ static const char *const good_rules[] = {
     "deny domain facebook.com",
     "deny domain FaceBook.COM.",
     "deny domain xn--bcher-kva.example",
-    "deny domain bücher.example",
+    "deny domain _dmarc.example",
+    "deny domain ::ffff:127.0.0.1",
+    "deny url-regex ^http://x/caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80",
+    "deny dest 10.0.0.0/8",
+    "deny dest 10.0.0.0/8, fd00::/8 clients 10.1.0.0/16",
     "deny domain 192.0.2.7",
     "deny domain 2001:db8::1",
     "deny domain [2001:db8::1]",
@@ -167,6 +195,78 @@ START_TEST(test_bad_allowed_clients_is_refused)
 }
 END_TEST
 
+/* A domain rule's argument is kept in canonical form, so it is what the reason shows. */
+START_TEST(test_domain_argument_is_canonical_in_reason)
+{
+    static const struct {
+        const char *rule, *host, *reason;
+    } cases[] = {
+        {"deny domain FaceBook.COM.", "www.facebook.com", "rule 1: deny domain facebook.com"},
+        {"deny domain ::FFFF:127.0.0.1", "127.0.0.1", "rule 1: deny domain 127.0.0.1"},
+        {"deny domain [2001:DB8:0::1]", "[2001:db8::1]", "rule 1: deny domain 2001:db8::1"},
+    };
+    struct acl_scratch *s = acl_scratch_new();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct acl_rule_src r = {1, true, cases[i].rule};
+        struct acl_config cfg = {.rules = &r, .nrules = 1};
+        struct acl_error err;
+        struct acl_set *set = acl_set_compile(&cfg, &err);
+        ck_assert_msg(set != NULL, "%s", err.msg);
+        struct acl_host h;
+        const char *why;
+        ck_assert_int_eq(acl_host_parse(cases[i].host, strlen(cases[i].host), &h, &why), 0);
+        struct acl_request req = {.scheme = "http",
+                                  .host = &h,
+                                  .port = 80,
+                                  .path = "/",
+                                  .path_len = 1,
+                                  .method = "GET",
+                                  .method_len = 3};
+        struct acl_decision d;
+        acl_eval(set, &req, s, &d);
+        ck_assert_str_eq(d.reason, cases[i].reason);
+        acl_set_free(set);
+    }
+    acl_scratch_free(s);
+}
+END_TEST
+
+struct utf8_case {
+    const char *s;
+    bool valid;
+    size_t bad_off;
+};
+
+static const struct utf8_case utf8_cases[] = {
+    {"", true, 0},
+    {"plain ascii", true, 0},
+    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", true, 0},
+    {"\xed\x9f\xbf", true, 0}, /* U+D7FF, just below the surrogates */
+    {"a\x80", false, 1},
+    {"ab\xc0\x80", false, 2},       /* overlong NUL */
+    {"\xc1\xbf", false, 0},         /* overlong */
+    {"\xe0\x9f\xbf", false, 0},     /* overlong */
+    {"\xf0\x8f\xbf\xbf", false, 0}, /* overlong */
+    {"x\xed\xa0\x80", false, 1},    /* surrogate */
+    {"\xf4\x90\x80\x80", false, 0}, /* past U+10FFFF */
+    {"\xf5\x80\x80\x80", false, 0},
+    {"\xff", false, 0},
+    {"\xe2\x82", false, 0},     /* cut short */
+    {"\xe2\x28\xa1", false, 0}, /* bad continuation */
+    {"ok \xc3\xa9\xc3", false, 5},
+};
+
+START_TEST(test_utf8_validation_finds_the_first_bad_byte)
+{
+    const struct utf8_case *c = &utf8_cases[_i];
+    size_t off = 12345;
+    bool ok = acl_utf8_valid(c->s, strlen(c->s), &off);
+    ck_assert_msg(ok == c->valid, "case %d: valid %d", _i, ok);
+    if (!ok)
+        ck_assert_msg(off == c->bad_off, "case %d: offset %zu, want %zu", _i, off, c->bad_off);
+}
+END_TEST
+
 START_TEST(test_action_str_names_every_action)
 {
     ck_assert_str_eq(acl_action_str(ACL_ALLOW), "allow");
@@ -188,6 +288,9 @@ int main(void)
     tcase_add_test(tc, test_unknown_list_is_refused);
     tcase_add_test(tc, test_bad_allowed_clients_is_refused);
     tcase_add_test(tc, test_action_str_names_every_action);
+    tcase_add_test(tc, test_domain_argument_is_canonical_in_reason);
+    tcase_add_loop_test(tc, test_utf8_validation_finds_the_first_bad_byte, 0,
+                        (int)(sizeof(utf8_cases) / sizeof(utf8_cases[0])));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -107,8 +107,33 @@ static const struct req_ok req_ok_cases[] = {
      0, NULL, "GET", H1_FORM_ABSOLUTE, "example.com", 8080, "/a/b?x=y", 1, 1, H1_BODY_NONE, 0,
      true, false, false, NULL},
     {"scheme_case_insensitive", IN("GET HTTP://Example.COM/ HTTP/1.1\r\nHost: x\r\n\r\n"), 0, NULL,
-     "GET", H1_FORM_ABSOLUTE, "Example.COM", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
+     "GET", H1_FORM_ABSOLUTE, "example.com", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
      false, NULL},
+    /* the host comes out canonical: one spelling per host, whatever the client wrote */
+    {"host_trailing_dot", IN("GET http://Blocked.Example./ HTTP/1.1\r\nHost: Blocked.Example.\r\n\r\n"),
+     0, NULL, "GET", H1_FORM_ABSOLUTE, "blocked.example", 80, "/", 1, 1, H1_BODY_NONE, 0, true,
+     false, false, NULL},
+    {"connect_trailing_dot", IN("CONNECT BLOCKED.example.:443 HTTP/1.1\r\nHost: x\r\n\r\n"), 0,
+     NULL, "CONNECT", H1_FORM_AUTHORITY, "blocked.example", 443, NULL, 1, 1, H1_BODY_NONE, 0,
+     true, false, false, NULL},
+    {"host_underscore", IN("GET http://_dmarc.a-b.test/ HTTP/1.1\r\nHost: _dmarc.a-b.test\r\n\r\n"),
+     0, NULL, "GET", H1_FORM_ABSOLUTE, "_dmarc.a-b.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true,
+     false, false, NULL},
+    {"ipv4_mapped_is_ipv4", IN("GET http://[::FFFF:127.0.0.1]:81/ HTTP/1.1\r\nHost: [::ffff:7f00:1]:81\r\n\r\n"),
+     0, NULL, "GET", H1_FORM_ABSOLUTE, "127.0.0.1", 81, "/", 1, 1, H1_BODY_NONE, 0, true, false,
+     false, NULL},
+    {"ipv6_canonical", IN("CONNECT [2001:DB8:0:0::0001]:443 HTTP/1.1\r\nHost: x\r\n\r\n"), 0, NULL,
+     "CONNECT", H1_FORM_AUTHORITY, "2001:db8::1", 443, NULL, 1, 1, H1_BODY_NONE, 0, true, false,
+     false, NULL},
+    {"ipv4_trailing_dot", IN("GET http://127.0.0.1./ HTTP/1.1\r\nHost: 127.0.0.1.\r\n\r\n"), 0,
+     NULL, "GET", H1_FORM_ABSOLUTE, "127.0.0.1", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
+     false, NULL},
+    {"digits_in_first_labels", IN("GET http://1.2.3.4.example/ HTTP/1.1\r\nHost: x\r\n\r\n"), 0,
+     NULL, "GET", H1_FORM_ABSOLUTE, "1.2.3.4.example", 80, "/", 1, 1, H1_BODY_NONE, 0, true,
+     false, false, NULL},
+    {"host_header_empty_and_port_empty", IN("GET http://a.test/ HTTP/1.1\r\nHost:\r\n\r\n"), 0,
+     NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false,
+     NULL},
     {"empty_path_is_slash", IN("GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n"), 0,
      NULL, "GET", H1_FORM_ABSOLUTE, "example.com", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
      false, NULL},
@@ -196,8 +221,9 @@ static void check_request_fields(const struct req_ok *c, const char *buf, const 
 {
     ck_assert_msg(slice_is(r->method, c->method), "%s: method", c->name);
     ck_assert_msg(r->form == c->form, "%s: form %s", c->name, form_names[r->form]);
-    ck_assert_msg(slice_is(r->host, c->host), "%s: host '%.*s'", c->name, (int)r->host.len,
-                  r->host.p);
+    ck_assert_msg(strcmp(r->host.text, c->host ? c->host : "") == 0 &&
+                      r->host.len == strlen(r->host.text),
+                  "%s: host '%s'", c->name, r->host.text);
     ck_assert_msg(r->port == c->port, "%s: port %u", c->name, r->port);
     ck_assert_msg(slice_is(r->path, c->path), "%s: path '%.*s'", c->name, (int)r->path.len,
                   r->path.p);
@@ -212,7 +238,7 @@ static void check_request_fields(const struct req_ok *c, const char *buf, const 
 
     /* every slice is a view into the input; the only exception is the "/" of an empty path */
     ck_assert(slice_in(r->method, buf, c->len) && slice_in(r->target, buf, c->len));
-    ck_assert(slice_in(r->host, buf, c->len) && slice_in(r->scheme, buf, c->len));
+    ck_assert(slice_in(r->scheme, buf, c->len));
     ck_assert(slice_in(r->path, buf, c->len) || slice_is(r->path, "/"));
     for (size_t i = 0; i < r->num_headers; i++)
         ck_assert(slice_in(r->headers[i].name, buf, c->len) &&
@@ -328,6 +354,40 @@ static const struct req_bad req_bad_cases[] = {
     {"unclosed_ipv6", IN("GET http://[::1/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"ipv6_zone", IN("GET http://[fe80::1%25eth0]/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"bad_host_char", IN("GET http://a!b.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    /* host spellings a rule could be bypassed with (issue 10, item 1) */
+    {"double_trailing_dot", IN("GET http://blocked.example../ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"connect_double_trailing_dot", IN("CONNECT blocked.example..:443 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"empty_label_inside", IN("GET http://blocked..example/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"leading_dot", IN("GET http://.blocked.example/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"only_dot", IN("GET http://./ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"only_dots", IN("CONNECT ...:443 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"percent_in_host", IN("GET http://blocked%2eexample/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"tilde_in_host", IN("GET http://a~b.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"label_64", IN("GET http://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"name_254", IN("GET http://"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    /* address spellings other parsers read as 127.0.0.1 (item 2) */
+    {"ipv4_leading_zero", IN("GET http://0127.0.0.1/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv4_zero_padded", IN("GET http://127.000.000.001/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv4_one_integer", IN("GET http://2130706433/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv4_hex", IN("GET http://0x7f.1/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv4_hex_whole", IN("CONNECT 0x7F000001:443 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv4_short", IN("GET http://127.1/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv4_five_parts", IN("GET http://1.2.3.4.5/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv4_part_over_255", IN("GET http://1.2.3.256/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"number_last_label", IN("GET http://example.123/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv6_mapped_leading_zero", IN("GET http://[::ffff:127.000.0.1]/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv6_too_many_groups", IN("GET http://[1:2:3:4:5:6:7:8:9]/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    /* a Host header must be a host too, though the target's host is the one used */
+    {"host_header_empty_label", IN(RL "Host: a..test\r\n\r\n"), NULL, 400},
+    {"host_header_legacy_ipv4", IN(RL "Host: 0x7f.1\r\n\r\n"), NULL, 400},
+    {"host_header_bad_port", IN(RL "Host: a.test:8o\r\n\r\n"), NULL, 400},
+    {"host_header_space", IN(RL "Host: a test\r\n\r\n"), NULL, 400},
+    {"host_header_unclosed_ipv6", IN(RL "Host: [::1\r\n\r\n"), NULL, 400},
+    {"host_header_userinfo", IN(RL "Host: u@a.test\r\n\r\n"), NULL, 400},
     {"fragment", IN("GET http://a.test/x#frag HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"fragment_origin_form", IN("GET /x#frag HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"https_scheme", IN("GET https://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
@@ -407,6 +467,10 @@ START_TEST(test_error_reasons_name_the_fault)
         {RL "Host : a\r\n\r\n", "whitespace before colon"},
         {RL "Host: a\nX: 1\r\n\r\n", "bare LF"},
         {RL "X: 1\r\n\r\n", "missing Host header"},
+        {RL "Host: a..b\r\n\r\n", "invalid Host header"},
+        {"GET http://a..b/ HTTP/1.1\r\nHost: a\r\n\r\n", "empty label in host name"},
+        {"GET http://127.1/ HTTP/1.1\r\nHost: a\r\n\r\n",
+         "ambiguous IPv4 address (write four decimal parts without leading zeros)"},
         {"GET http://a.test/ HTTP/1.2\r\n\r\n", "unsupported HTTP version"},
     };
     struct h1_header hdrs[8];
@@ -828,6 +892,12 @@ static const struct rewrite_case req_rewrite_cases[] = {
     {"options_empty_path_becomes_asterisk",
      "OPTIONS http://a.test:81 HTTP/1.1\r\nHost: a.test:81\r\n\r\n",
      "OPTIONS * HTTP/1.1\r\nHost: a.test:81\r\nVia: 1.1 proxyd\r\n\r\n"},
+    {"host_sent_canonical",
+     "GET http://WWW.Example.COM.:8080/ HTTP/1.1\r\nHost: other.example\r\n\r\n",
+     "GET / HTTP/1.1\r\nHost: www.example.com:8080\r\nVia: 1.1 proxyd\r\n\r\n"},
+    {"ipv4_mapped_sent_as_ipv4",
+     "GET http://[::ffff:10.1.2.3]/ HTTP/1.1\r\nHost: x\r\n\r\n",
+     "GET / HTTP/1.1\r\nHost: 10.1.2.3\r\nVia: 1.1 proxyd\r\n\r\n"},
     {"origin_form_keeps_host",
      "GET /proxy.pac HTTP/1.1\r\nAccept: */*\r\nHost: proxy:3128\r\n\r\n",
      "GET /proxy.pac HTTP/1.1\r\nAccept: */*\r\nHost: proxy:3128\r\nVia: 1.1 proxyd\r\n\r\n"},

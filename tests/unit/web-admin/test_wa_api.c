@@ -718,9 +718,13 @@ START_TEST(test_block_unblock_allow)
         {"Ads.Example.TEST.", "deny domain ads.example.test"},
         {"https://user@Tracker.test:8443/pixel?x=1", "deny domain tracker.test"},
         {"*.wild.test", "deny domain wild.test"},
+        /* the canonical form of requests: an address blocks its every spelling */
+        {"http://[::1]/", "deny domain ::1"},
+        {"[::FFFF:127.0.0.9]:80", "deny domain 127.0.0.9"},
     };
-    static const char *const bad[] = {"",   "exa mple.test", "a..b", "http://[::1]/", "x;y.test",
-                                      "a b"};
+    static const char *const bad[] = {"",      "exa mple.test",   "a..b",    "x;y.test",
+                                      "a b",   "a.test..",        ".a.test", "0x7f.0.0.1",
+                                      "127.1", "b\u00fccher.test"};
     char body[256];
     json_t *j;
 
@@ -748,6 +752,8 @@ START_TEST(test_block_unblock_allow)
     json_decref(api("POST", "/api/unblock", "{\"domain\":\"ads.example.test\"}", 404));
     json_decref(api("POST", "/api/unblock", "{\"domain\":\"tracker.test\"}", 200));
     json_decref(api("POST", "/api/unblock", "{\"domain\":\"wild.test\"}", 200));
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"::1\"}", 200));
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"127.0.0.9\"}", 200));
 
     j = api("POST", "/api/allow", "{\"domain\":\"good.test\"}", 201);
     ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "allow domain good.test");
@@ -858,6 +864,174 @@ START_TEST(test_url_test_names_deciding_rule)
 }
 END_TEST
 
+/* /api/test reads the URL's host as proxyd's parser does: one canonical form, or a 400. */
+START_TEST(test_url_test_uses_the_canonical_host)
+{
+    static const struct {
+        const char *url;
+        int rule; /* index into ids, -1 = default allow */
+        const char *host;
+        bool dest_pending;
+    } cases[] = {
+        {"http://CANON.test./x", 0, "canon.test", false},
+        {"https://www.canon.test.:443/", 0, "www.canon.test", false},
+        {"http://[::ffff:127.0.0.1]:8080/", 1, "127.0.0.1", false},
+        {"http://127.0.0.1./", 1, "127.0.0.1", false},
+        {"http://10.2.3.4/", 2, "10.2.3.4", false},
+        {"http://[::ffff:a02:304]/", 2, "10.2.3.4", false},
+        {"http://name.test/", -1, "name.test", true},
+    };
+    static const struct {
+        const char *url, *why;
+    } bad[] = {
+        {"http://canon.test../", "bad host: empty label in host name"},
+        {"http://.canon.test/", "bad host: empty label in host name"},
+        {"http://0x7f.1/", "bad host: ambiguous IPv4 address"},
+        {"http://2130706433/", "bad host: ambiguous IPv4 address"},
+        {"http://canon%2etest/", "bad host: invalid character in host name"},
+    };
+    int ids[3];
+    json_t *j;
+
+    json_decref(api("PUT", "/api/policy",
+                    "deny domain canon.test\ndeny domain 127.0.0.1\ndeny dest 10.0.0.0/8\n", 200));
+    j = api("GET", "/api/rules", NULL, 200);
+    for (int i = 0; i < 3; i++)
+        ids[i] = (int)jint(json_array_get(json_object_get(j, "rules"), (size_t)i), "id");
+    json_decref(j);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *req = json_pack("{s:s}", "url", cases[i].url);
+        char *body = json_dumps(req, 0);
+        j = api("POST", "/api/test", body, 200);
+        ck_assert_msg(jint(j, "rule_id") == (cases[i].rule < 0 ? 0 : ids[cases[i].rule]), "%s: %s",
+                      cases[i].url, jstr(j, "reason"));
+        ck_assert_str_eq(jstr(j, "action"), cases[i].rule < 0 ? "allow" : "deny");
+        ck_assert_str_eq(jstr(json_object_get(j, "request"), "host"), cases[i].host);
+        ck_assert(json_is_true(json_object_get(j, "dest_pending")) == cases[i].dest_pending);
+        json_decref(j);
+        free(body);
+        json_decref(req);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *req = json_pack("{s:s}", "url", bad[i].url);
+        char *body = json_dumps(req, 0);
+        j = api("POST", "/api/test", body, 400);
+        ck_assert_str_eq(jstr(j, "field"), "url");
+        ck_assert_msg(strstr(jstr(j, "error"), bad[i].why), "%s: %s", bad[i].url, jstr(j, "error"));
+        json_decref(j);
+        free(body);
+        json_decref(req);
+    }
+    json_decref(api("PUT", "/api/policy", "", 200));
+}
+END_TEST
+
+/* ---- text that is not UTF-8 ---- */
+
+START_TEST(test_policy_not_utf8_is_refused_naming_line_and_old_policy_stays)
+{
+    json_t *j;
+
+    json_decref(api("PUT", "/api/policy", "deny domain keep-utf8.test\n", 200));
+    j = api("PUT", "/api/policy", "deny domain a-utf8.test\ndeny url-regex ^http://x/\xff\n", 400);
+    ck_assert_str_eq(jstr(j, "error"), "line 2: not valid UTF-8 (byte 0xff at offset 25)");
+    ck_assert_int_eq(jint(j, "line"), 2);
+    json_decref(j);
+    j = api("GET", "/api/rules", NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "rules")), 1);
+    ck_assert_str_eq(jstr(json_array_get(json_object_get(j, "rules"), 0), "text"),
+                     "deny domain keep-utf8.test");
+    json_decref(j);
+    /* a JSON body with such bytes never reaches the rule parser */
+    json_decref(api("POST", "/api/rules", "{\"text\":\"deny url-regex \xff\"}", 400));
+    json_decref(api("POST", "/api/rules/check", "{\"text\":\"deny url-regex \xc3\"}", 400));
+    json_decref(api("PUT", "/api/policy", "", 200));
+}
+END_TEST
+
+/* A rule that reached the database before input was checked is listed escaped, never left
+ * out of the listing. */
+START_TEST(test_stored_rule_not_utf8_is_listed_escaped)
+{
+    char err[256], path[64];
+    int id;
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_rule_add(st, "deny url-regex ^http://old\\.test/\xff", "caf\xe9", 0,
+                                    "test", &id, err, sizeof(err)),
+                     0);
+    store_close(st);
+
+    json_t *j = api("GET", "/api/rules", NULL, 200), *row, *found = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(j, "rules"), i, row) if (jint(row, "id") == id) found = row;
+    ck_assert_msg(found != NULL, "rule %d missing from the listing", id);
+    ck_assert_str_eq(jstr(found, "text"), "deny url-regex ^http://old\\.test/\\xff");
+    ck_assert_str_eq(jstr(found, "comment"), "caf\\xe9");
+    ck_assert_int_eq(jint(found, "undecided"), 0);
+    json_decref(j);
+    snprintf(path, sizeof(path), "/api/rules/%d", id);
+    j = api("GET", path, NULL, 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"),
+                     "deny url-regex ^http://old\\.test/\\xff");
+    json_decref(j);
+    /* it cannot be compiled: the export still shows it, and it can be deleted */
+    json_decref(api("DELETE", path, NULL, 200));
+}
+END_TEST
+
+/* A reason cut inside a character (the rule is long and not ASCII) is still sent. */
+START_TEST(test_url_test_reason_cut_inside_a_character_is_json)
+{
+    char re[400], url[400], text[460], path[64], prefix[64];
+    json_t *j, *req;
+    char *body;
+    int id;
+    size_t n;
+
+    for (int pad = 0; pad < 2; pad++) {
+        n = (size_t)snprintf(re, sizeof(re), "^http://u8\\.test/%s", pad ? "a" : "");
+        snprintf(url, sizeof(url), "http://u8.test/%s", pad ? "a" : "");
+        for (int k = 0; k < 80; k++) {
+            strcat(re, "\xc3\xa9");
+            strcat(url, "\xc3\xa9");
+        }
+        snprintf(text, sizeof(text), "deny url-regex %s", re);
+        if (pad == 0) {
+            req = json_pack("{s:s,s:i}", "text", text, "before", -1);
+            body = json_dumps(req, 0);
+            j = api("POST", "/api/rules", body, 201);
+            id = (int)jint(json_object_get(j, "rule"), "id");
+        } else {
+            req = json_pack("{s:s}", "text", text);
+            body = json_dumps(req, 0);
+            j = api("PATCH", path, body, 200);
+        }
+        json_decref(j);
+        free(body);
+        json_decref(req);
+        snprintf(path, sizeof(path), "/api/rules/%d", id);
+        /* reason = "rule ID: deny url-regex " + re, cut to 159 bytes: the 2-byte characters
+         * must straddle that cut */
+        int plen = snprintf(prefix, sizeof(prefix), "rule %d: deny url-regex ", id);
+        if ((plen + (int)n) % 2 == 0)
+            break;
+    }
+    req = json_pack("{s:s}", "url", url);
+    body = json_dumps(req, 0);
+    j = api("POST", "/api/test", body, 200);
+    ck_assert_str_eq(jstr(j, "action"), "deny");
+    ck_assert_int_eq(jint(j, "rule_id"), id);
+    const char *reason = jstr(j, "reason");
+    ck_assert_msg(strlen(reason) > 4 && !strcmp(reason + strlen(reason) - 4, "\\xc3"), "%s",
+                  reason);
+    json_decref(j);
+    free(body);
+    json_decref(req);
+    json_decref(api("DELETE", path, NULL, 200));
+}
+END_TEST
+
 /* ---- lists, users ---- */
 
 START_TEST(test_list_import_summary_and_delete_guard)
@@ -908,6 +1082,19 @@ START_TEST(test_list_import_summary_and_delete_guard)
     json_decref(j);
     json_decref(api("GET", "/api/lists/ads", NULL, 404));
     json_decref(api("PUT", "/api/lists/..bad", "a.test\n", 400));
+}
+END_TEST
+
+/* A line that is not UTF-8 is skipped, and the reason quotes it escaped (the import is in
+ * force, so its answer must not fail). */
+START_TEST(test_list_import_not_utf8_line_is_quoted_escaped)
+{
+    json_t *j = api("PUT", "/api/lists/u8list", "ok.u8list.test\nbad\xff.u8list.test\n", 200);
+    ck_assert_int_eq(jint(j, "added"), 1);
+    ck_assert_int_eq(jint(j, "skipped"), 1);
+    ck_assert_str_eq(jstr(j, "first_skipped_reason"), "invalid domain 'bad\\xff.u8list.test'");
+    json_decref(j);
+    json_decref(api("DELETE", "/api/lists/u8list", NULL, 200));
 }
 END_TEST
 
@@ -1471,6 +1658,11 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_block_unblock_allow);
     tcase_add_test(api_tc, test_policy_put_get_round_trip);
     tcase_add_test(api_tc, test_url_test_names_deciding_rule);
+    tcase_add_test(api_tc, test_url_test_uses_the_canonical_host);
+    tcase_add_test(api_tc, test_policy_not_utf8_is_refused_naming_line_and_old_policy_stays);
+    tcase_add_test(api_tc, test_stored_rule_not_utf8_is_listed_escaped);
+    tcase_add_test(api_tc, test_url_test_reason_cut_inside_a_character_is_json);
+    tcase_add_test(api_tc, test_list_import_not_utf8_line_is_quoted_escaped);
     tcase_add_test(api_tc, test_list_import_summary_and_delete_guard);
     tcase_add_test(api_tc, test_users_and_admins);
     tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);

@@ -1,0 +1,163 @@
+/* acl_host.c: parsing a host into its canonical form (acl_host.h). */
+#include "acl/acl_host.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const kind_names[ACL_HOST_KIND_COUNT] = {"name", "ipv4", "ipv6"};
+
+const char *acl_host_kind_str(enum acl_host_kind k)
+{
+    return (unsigned)k < ACL_HOST_KIND_COUNT ? kind_names[k] : "?";
+}
+
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_hex(unsigned char c)
+{
+    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+static void set_ipv4(struct acl_host *out, const uint8_t a[4])
+{
+    out->kind = ACL_HOST_IPV4;
+    memcpy(out->addr, v4_mapped_prefix, 12);
+    memcpy(out->addr + 12, a, 4);
+    out->len =
+        (uint16_t)snprintf(out->text, sizeof(out->text), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+}
+
+static int refuse(struct acl_host *out, const char **why, const char *reason)
+{
+    memset(out, 0, sizeof(*out));
+    *why = reason;
+    return -1;
+}
+
+static int parse_v6(const char *in, size_t len, struct acl_host *out, const char **why)
+{
+    char tmp[INET6_ADDRSTRLEN];
+    struct in6_addr a6;
+
+    if (len == 0)
+        return refuse(out, why, "empty host");
+    if (len >= sizeof(tmp))
+        return refuse(out, why, "invalid IPv6 address");
+    memcpy(tmp, in, len);
+    tmp[len] = '\0';
+    if (inet_pton(AF_INET6, tmp, &a6) != 1)
+        return refuse(out, why, "invalid IPv6 address");
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+        set_ipv4(out, a6.s6_addr + 12);
+        return 0;
+    }
+    out->kind = ACL_HOST_IPV6;
+    memcpy(out->addr, a6.s6_addr, 16);
+    if (!inet_ntop(AF_INET6, &a6, out->text, sizeof(out->text)))
+        return refuse(out, why, "invalid IPv6 address");
+    out->len = (uint16_t)strlen(out->text);
+    return 0;
+}
+
+/* A number as the last label of a name makes URL parsers read the whole host as IPv4
+ * (WHATWG "ends in a number"): decimal digits, or "0x" and hex digits. */
+static bool is_number_label(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n >= 2 && s[0] == '0' && (s[1] | 0x20) == 'x') {
+        for (i = 2; i < n && is_hex((unsigned char)s[i]); i++)
+            ;
+        return i == n;
+    }
+    for (; i < n && is_digit((unsigned char)s[i]); i++)
+        ;
+    return n > 0 && i == n;
+}
+
+/* Exactly four decimal parts of 0..255 without leading zeros: the only IPv4 spelling every
+ * parser reads the same way. */
+static bool parse_dotted_quad(const char *s, size_t n, uint8_t a[4])
+{
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        size_t start = i;
+        unsigned v = 0;
+        while (i < n && is_digit((unsigned char)s[i]) && i - start < 3)
+            v = v * 10 + (unsigned)(s[i++] - '0');
+        size_t digits = i - start;
+        if (digits == 0 || v > 255 || (digits > 1 && s[start] == '0'))
+            return false;
+        a[part] = (uint8_t)v;
+        if (part < 3) {
+            if (i >= n || s[i] != '.')
+                return false;
+            i++;
+        }
+    }
+    return i == n;
+}
+
+static int parse_name(const char *in, size_t len, struct acl_host *out, const char **why)
+{
+    if (len > 0 && in[len - 1] == '.')
+        len--;
+    if (len == 0)
+        return refuse(out, why, "empty host");
+    if (len > ACL_HOST_MAX)
+        return refuse(out, why, "host name longer than 253 bytes");
+    size_t label = 0, last = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '.') {
+            if (label == 0)
+                return refuse(out, why, "empty label in host name");
+            label = 0;
+            last = i + 1;
+            out->text[i] = '.';
+            continue;
+        }
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        else if (!((c >= 'a' && c <= 'z') || is_digit(c) || c == '-' || c == '_'))
+            return refuse(out, why, "invalid character in host name");
+        if (++label > 63)
+            return refuse(out, why, "host name label longer than 63 bytes");
+        out->text[i] = (char)c;
+    }
+    if (label == 0)
+        return refuse(out, why, "empty label in host name");
+    if (is_number_label(out->text + last, len - last)) {
+        uint8_t a[4];
+        if (!parse_dotted_quad(out->text, len, a))
+            return refuse(out, why,
+                          "ambiguous IPv4 address (write four decimal parts without leading "
+                          "zeros)");
+        set_ipv4(out, a);
+        return 0;
+    }
+    out->kind = ACL_HOST_NAME;
+    out->text[len] = '\0';
+    out->len = (uint16_t)len;
+    return 0;
+}
+
+int acl_host_parse(const char *in, size_t len, struct acl_host *out, const char **why)
+{
+    /* Whole, so equal hosts are equal bytes (and nothing stale follows the text). */
+    memset(out, 0, sizeof(*out));
+    if (len >= 1 && in[0] == '[') {
+        if (len < 2 || in[len - 1] != ']')
+            return refuse(out, why, "invalid IPv6 address");
+        return parse_v6(in + 1, len - 2, out, why);
+    }
+    if (memchr(in, ':', len))
+        return parse_v6(in, len, out, why);
+    return parse_name(in, len, out, why);
+}
