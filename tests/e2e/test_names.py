@@ -1,0 +1,170 @@
+"""End-to-end tests of how proxyd reads a request's host: one canonical spelling per host,
+so a rule on a name or an address holds for every way of writing it (docs/security.md,
+"Host names and addresses"), `deny dest` on the addresses a name resolves to, and a regex
+that cannot decide denying rather than letting the request through ("Rule evaluation").
+Every refused request is also checked not to have reached the origin."""
+import sqlite3
+import time
+import unittest
+
+from harness import DnsStub, Origin, Proxyd, header, parse_headers, read_head, wait_for
+
+RECORDS = {
+    "blocked.example": "127.0.0.1",
+    "listed.example": "127.0.0.1",
+    "rx-blocked.example": "127.0.0.1",
+    "allowed.example": "127.0.0.1",
+    "slow.example": "127.0.0.1",
+    "internal.example": "127.0.0.3",
+    "exempt.example": "127.0.0.3",
+    "mixed.example": ["127.0.0.1", "127.0.0.3"],
+}
+
+POLICY = """\
+allow domain exempt.example
+deny dest 127.0.0.3/32
+deny domain blocked.example
+deny host-regex ^rx-blocked\\.
+deny domain 127.0.0.1
+deny url-regex ^http://slow\\.example[^/]*/(a+)+$
+"""
+
+
+class NamesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsStub(RECORDS).__enter__()
+        cls.origin = Origin().__enter__()
+        cls.origin3 = Origin("127.0.0.3").__enter__()
+        ports = "443,%d,%d" % (cls.origin.port, cls.origin3.port)
+        cls.px = Proxyd(dns=cls.dns, policy=POLICY, extra_args=["--connect-ports", ports]).__enter__()
+        cls.px.api("PUT", "/api/lists/bad", b"listed.example\n")
+        cls.px.api("POST", "/api/rules", {"text": "deny list bad", "before": -1})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.origin3.__exit__()
+        cls.origin.__exit__()
+        cls.dns.__exit__()
+
+    def origin_count(self):
+        with self.origin.lock, self.origin3.lock:
+            return len(self.origin.requests) + len(self.origin3.requests)
+
+    def status_of(self, raw):
+        status, _, _ = self.px.request(raw.encode())
+        return status
+
+    def get_status(self, host_port, path="/small"):
+        return self.status_of("GET http://%s%s HTTP/1.1\r\nHost: x\r\n\r\n" % (host_port, path))
+
+    def connect_status(self, authority):
+        with self.px.connect() as s:
+            s.sendall(("CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n" % authority).encode())
+            head, _ = read_head(s)
+            return int(parse_headers(head)[0].split(" ")[1])
+
+    def test_allowed_name_is_relayed(self):
+        p = self.origin.port
+        self.assertEqual(self.get_status("allowed.example:%d" % p), 200)
+        self.assertEqual(self.get_status("ALLOWED.Example.:%d" % p), 200)
+
+    def test_name_spellings_of_a_denied_domain_never_reach_it(self):
+        p = self.origin.port
+        before = self.origin_count()
+        # one trailing dot and any case: the same host, denied
+        for host in ("blocked.example", "Blocked.EXAMPLE.", "www.blocked.example.",
+                     "listed.example.", "sub.LISTED.example", "rx-blocked.example.",
+                     "RX-Blocked.example"):
+            self.assertEqual(self.get_status("%s:%d" % (host, p)), 403, host)
+            self.assertEqual(self.connect_status("%s:%d" % (host, p)), 403, host)
+        # spellings that are not one host: refused before any rule or lookup
+        for host in ("blocked.example..", "blocked.example...", ".blocked.example",
+                     "blocked..example", "listed.example..", "rx-blocked.example..",
+                     "blocked%2eexample", "blocked.example%2e", "..", "."):
+            self.assertEqual(self.get_status("%s:%d" % (host, p)), 400, host)
+            self.assertEqual(self.connect_status("%s:%d" % (host, p)), 400, host)
+        self.assertEqual(self.origin_count(), before)
+
+    def test_address_spellings_of_a_denied_address_never_reach_it(self):
+        p = self.origin.port
+        before = self.origin_count()
+        for host in ("127.0.0.1", "127.0.0.1.", "[::ffff:127.0.0.1]", "[::FFFF:7f00:1]",
+                     "[0:0:0:0:0:ffff:127.0.0.1]"):
+            self.assertEqual(self.get_status("%s:%d" % (host, p)), 403, host)
+            self.assertEqual(self.connect_status("%s:%d" % (host, p)), 403, host)
+        for host in ("0127.0.0.1", "127.000.000.001", "127.0.0.01", "2130706433", "0x7f.1",
+                     "0x7f.0.0.1", "0x7f000001", "017700000001", "127.1", "127.0.1",
+                     "[::ffff:127.000.0.1]"):
+            self.assertEqual(self.get_status("%s:%d" % (host, p)), 400, host)
+            self.assertEqual(self.connect_status("%s:%d" % (host, p)), 400, host)
+        self.assertEqual(self.origin_count(), before)
+
+    def test_host_header_is_checked_and_replaced_by_the_target(self):
+        p = self.origin.port
+        raw = "GET http://Allowed.Example.:%d/small HTTP/1.1\r\nHost: blocked.example\r\n\r\n" % p
+        self.assertEqual(self.status_of(raw), 200)
+        with self.origin.lock:
+            head, _ = self.origin.requests[-1]
+        _, headers = parse_headers(head)
+        self.assertEqual(header(headers, "Host"), "allowed.example:%d" % p)
+        before = self.origin_count()
+        for bad in ("a..b", "0x7f.1", "a b", "[::1", "x:8o"):
+            raw = "GET http://allowed.example:%d/small HTTP/1.1\r\nHost: %s\r\n\r\n" % (p, bad)
+            self.assertEqual(self.status_of(raw), 400, bad)
+        self.assertEqual(self.origin_count(), before)
+
+    def test_deny_dest_holds_for_the_addresses_a_name_resolves_to(self):
+        p3 = self.origin3.port
+        before = self.origin_count()
+        status, _, body = self.px.request(
+            ("GET http://internal.example:%d/small HTTP/1.1\r\nHost: x\r\n\r\n" % p3).encode())
+        self.assertEqual(status, 403)
+        self.assertIn(b"deny dest 127.0.0.3/32 (address 127.0.0.3)", body)
+        self.assertEqual(self.connect_status("internal.example:%d" % p3), 403)
+        self.assertEqual(self.get_status("127.0.0.3:%d" % p3), 403)
+        self.assertEqual(self.get_status("[::ffff:127.0.0.3]:%d" % p3), 403)
+        # one denied address among several denies the name, whichever would be tried first
+        self.assertEqual(self.get_status("mixed.example:%d" % p3), 403)
+        self.assertEqual(self.origin_count(), before)
+        # a rule above the dest rule still decides first
+        self.assertEqual(self.get_status("exempt.example:%d" % p3), 200)
+
+    def test_denied_request_is_logged_under_its_canonical_host(self):
+        marker = "/small?canon=%d" % time.monotonic_ns()
+        self.get_status("WWW.Blocked.Example.:%d" % self.origin.port, marker)
+
+        def rows():
+            db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+            try:
+                return db.execute("SELECT host, status FROM access_log WHERE path = ?",
+                                  (marker,)).fetchall()
+            finally:
+                db.close()
+
+        self.assertEqual(wait_for(rows, timeout=5), [("www.blocked.example", 403)])
+
+    def test_regex_at_its_match_limit_denies_and_is_counted(self):
+        before = self.origin_count()
+        path = "/" + "a" * 40 + "b"
+        status, _, body = self.px.request(
+            ("GET http://slow.example:%d%s HTTP/1.1\r\nHost: x\r\n\r\n"
+             % (self.origin.port, path)).encode())
+        self.assertEqual(status, 403)
+        self.assertIn(b"undecided", body)
+        self.assertEqual(self.origin_count(), before)
+        # a URL the regex can decide on is not held up by it
+        self.assertEqual(self.get_status("slow.example:%d" % self.origin.port, "/small"), 200)
+
+        def undecided():
+            for r in self.px.api("GET", "/api/rules")["rules"]:
+                if "slow" in r["text"]:
+                    return r["undecided"]
+            return None
+
+        self.assertTrue(wait_for(lambda: (undecided() or 0) >= 1, timeout=5))
+
+
+if __name__ == "__main__":
+    unittest.main()
