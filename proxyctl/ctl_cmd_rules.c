@@ -102,10 +102,11 @@ enum ctl_status ctl_cmd_rules(struct ctl_ctx *ctx, const struct ctl_call *call)
     if (!out)
         return st;
     static const struct ctl_column cols[] = {
-        {"id", true, false},   {"pos", true, false},  {"on", false, false},
-        {"hits", true, false}, {"text", false, true}, {"comment", false, true},
+        {"id", true, false},        {"pos", true, false},  {"on", false, false},
+        {"hits", true, false},      {"undecided", true, false},
+        {"text", false, true},      {"comment", false, true},
     };
-    struct ctl_table *t = ctl_table_new(cols, 6);
+    struct ctl_table *t = ctl_table_new(cols, 7);
     if (!t) {
         json_decref(out);
         return ctl_fail(ctx, CTL_REFUSED, "out of memory");
@@ -114,14 +115,16 @@ enum ctl_status ctl_cmd_rules(struct ctl_ctx *ctx, const struct ctl_call *call)
     const json_t *r;
     json_array_foreach(json_object_get(out, "rules"), i, r)
     {
-        char id[24], pos[24], hits[24];
+        char id[24], pos[24], hits[24], undecided[24];
         snprintf(id, sizeof(id), "%lld", ctl_json_num(r, "id"));
         snprintf(pos, sizeof(pos), "%lld", ctl_json_num(r, "position"));
         snprintf(hits, sizeof(hits), "%lld", ctl_json_num(r, "hits"));
+        snprintf(undecided, sizeof(undecided), "%lld", ctl_json_num(r, "undecided"));
         const char *cells[] = {id,
                                pos,
                                json_is_false(json_object_get(r, "enabled")) ? "off" : "on",
                                hits,
+                               undecided,
                                ctl_json_str(r, "text"),
                                ctl_json_str(r, "comment")};
         ctl_table_add(t, cells);

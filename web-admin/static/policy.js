@@ -78,7 +78,11 @@
         el('td', null, on),
         editCell(r, 'text', 'rule'),
         editCell(r, 'comment', 'comment'),
-        el('td', {class: 'num', text: fmtNum(r.hits)}),
+        el('td', {class: 'num'}, fmtNum(r.hits), r.undecided ? el('br') : null,
+          r.undecided ? el('span', {class: 'undecided', 'data-testid': 'rule-undecided',
+            title: 'Requests its regex could not decide (match limit): a deny rule denied them, ' +
+                   'an allow rule did not allow them. Simplify the regex.',
+            text: fmtNum(r.undecided) + ' undecided'}) : null),
         el('td', {class: 'actions'}, up, ' ', down, ' ', del)));
     });
     if (!rules.length)
