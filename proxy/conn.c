@@ -1420,6 +1420,8 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
         }
         progress = n > 0 || f->eof != was_eof;
         n = 0;
+        if (b->len == 0)
+            buf_detach(&c->w->bufs, b);
     } else {
         buf_detach(&c->w->bufs, b); /* an idle tunnel holds no buffer */
         uint64_t limit = UINT64_MAX;

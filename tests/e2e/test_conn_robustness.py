@@ -6,12 +6,14 @@ connections, and our own error pages on connections the client wants closed.
 Waits are bounded well below the timeouts they tell apart from (an event that should happen
 at once is given 10 s where the old behaviour took 30 or 60 s); CPU and log size are
 measured only to tell a busy loop from an idle one."""
+import os
 import socket
 import threading
 import time
 import unittest
 
-from harness import DnsStub, Origin, Proxyd, header, pattern, read_response, wait_for
+from harness import (DnsStub, Origin, Proxyd, header, pattern, read_head, read_response,
+                     wait_for)
 
 RECORDS = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1"}
 PROMPT_S = 10  # "at once", against timeouts of 30 s and more
@@ -119,6 +121,74 @@ class DescriptorTest(unittest.TestCase):
             self.assertTrue(wait_for(works, timeout=15), "no recovery once descriptors freed")
             refused = px.api("GET", "/api/stats")["proxy"]["connections_refused"]
             self.assertGreater(refused["no_descriptors"], 0)
+
+    def test_without_descriptors_for_pipes_tunnels_and_downloads_still_work(self):
+        # Every descriptor taken by idle clients; then one or two are freed for a download, and
+        # again for a tunnel: each gets its origin socket, and no pipe (two descriptors at
+        # once) is to be had. One worker, so that its reserve alone decides what is accepted.
+        limit = 64
+        echo = EchoServer()
+        try:
+            with DnsStub(RECORDS) as dns, Origin() as origin, \
+                    Proxyd(dns=dns, rlimit_nofile=limit, workers=1,
+                           extra_args=["--header-timeout", "60000", "--log-level", "info",
+                                       "--connect-ports", str(echo.port)]) as px:
+                fds = lambda: len(os.listdir("/proc/%d/fd" % px.pid))  # noqa: E731
+                download = px.connect()
+                tunnel = px.connect()
+                held = [socket.create_connection(("127.0.0.1", px.proxy_port), timeout=5)
+                        for _ in range(100)]
+
+                def closed(s):
+                    s.setblocking(False)
+                    try:
+                        return s.recv(1) == b""
+                    except BlockingIOError:
+                        return False
+                    except ConnectionResetError:
+                        return True
+
+                last = [len(held)]
+
+                def settled():
+                    # At the limit, some refused (there are more than descriptors), and none
+                    # since the last look: each connection is accepted or closed.
+                    for s in [s for s in held if closed(s)]:
+                        held.remove(s)
+                        s.close()
+                    steady = len(held) == last[0]
+                    last[0] = len(held)
+                    return fds() >= limit - 1 and len(held) < 100 and steady
+
+                self.assertTrue(wait_for(settled, timeout=PROMPT_S, interval=0.3),
+                                "descriptors were never exhausted")
+                alive = held
+
+                def free_one_or_two():
+                    if fds() == limit:
+                        alive.pop().close()
+                    self.assertTrue(wait_for(lambda: 1 <= limit - fds() <= 2, timeout=PROMPT_S))
+
+                free_one_or_two()
+                download.sendall(get_raw("http://127.0.0.1:%d/big?n=300000" % origin.port))
+                status, _, body, _ = read_response(download)
+                self.assertEqual((status, body), (200, pattern(300000)))
+
+                free_one_or_two()
+                tunnel.sendall(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n"
+                                % echo.port).encode())
+                head, got = read_head(tunnel)
+                self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+                tunnel.sendall(b"hello through a buffer")
+                while len(got) < 22:
+                    chunk = tunnel.recv(100)
+                    self.assertTrue(chunk)
+                    got += chunk
+                self.assertEqual(got, b"hello through a buffer")
+                for s in alive + [tunnel, download]:
+                    s.close()
+        finally:
+            echo.close()
 
     def test_connections_over_the_per_client_limit_are_closed_at_once(self):
         with DnsStub(RECORDS) as dns, Origin() as origin, \
