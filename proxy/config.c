@@ -27,6 +27,8 @@ static const struct opt opts[] = {
     {"admin", OPT_STR, OFF(admin), 0, 0, "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,
      "          allow a non-loopback admin address (no TLS: put it behind one)"},
+    {"admin-host", OPT_LIST, OFF(admin_hosts), OFF(nadmin_hosts), CONFIG_MAX_ADMIN_HOSTS,
+     "NAMES  more names the admin server answers to (Host; the /proxy.pac URL's), repeatable"},
     {"data-dir", OPT_STR, OFF(data_dir), 0, 0,
      "DIR  database and admin token (default " PX_DATA_DIR ")"},
     {"log-db", OPT_STR, OFF(db_path), 0, 0, "FILE  SQLite database (default DATA-DIR/proxyd.db)"},

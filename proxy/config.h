@@ -12,6 +12,7 @@
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_DNS 4
 #define CONFIG_MAX_PORTS 32
+#define CONFIG_MAX_ADMIN_HOSTS 16
 
 struct px_config {
     char *config_file;
@@ -19,6 +20,8 @@ struct px_config {
     size_t nlisten;
     char *admin;                     /* "127.0.0.1:8080" or "off" */
     bool admin_allow_remote;
+    char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */
+    size_t nadmin_hosts;
     char *data_dir;
     char *db_path;                   /* default <data_dir>/proxyd.db */
     unsigned workers;                /* 0 = number of CPUs */

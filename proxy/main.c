@@ -466,17 +466,27 @@ int main(int argc, char **argv)
 
     if (strcmp(p.cfg.admin, "off") != 0) {
         char pac[300];
+        char host[256] = "";
+        gethostname(host, sizeof(host) - 1);
         if (p.cfg.pac_proxy)
             snprintf(pac, sizeof(pac), "%s", p.cfg.pac_proxy);
         else {
-            char host[256] = "";
-            gethostname(host, sizeof(host) - 1);
             const char *port = strrchr(p.cfg.listen[0], ':');
             snprintf(pac, sizeof(pac), "%s:%s", host[0] ? host : "127.0.0.1",
                      port ? port + 1 : "3128");
         }
+        /* The Host names the admin server answers to: --admin-host and this machine's own
+         * name (no rebinding page can own it; browsers fetch /proxy.pac by it). */
+        const char *hosts[CONFIG_MAX_ADMIN_HOSTS + 1];
+        size_t nhosts = 0;
+        for (size_t i = 0; i < p.cfg.nadmin_hosts; i++)
+            hosts[nhosts++] = p.cfg.admin_hosts[i];
+        if (host[0])
+            hosts[nhosts++] = host;
         struct wa_options wo = {
             .listen = p.cfg.admin,
+            .hosts = hosts,
+            .nhosts = nhosts,
             .allow_remote = p.cfg.admin_allow_remote,
             .data_dir = p.cfg.data_dir,
             .db_path = p.cfg.db_path,

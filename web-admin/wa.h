@@ -45,6 +45,11 @@ struct wa_proxy_stats {
 
 struct wa_options {
     const char *listen;      /* "127.0.0.1:8080" or "[::1]:8080" */
+    /* Names the server answers to in the Host header, besides the listen address itself
+     * (any IP literal when it listens on 0.0.0.0 or ::) and localhost, 127.0.0.1 and [::1];
+     * every other Host gets 421, on every path. Each entry may be a comma list. Copied. */
+    const char *const *hosts;
+    size_t nhosts;
     bool allow_remote;       /* permit a non-loopback listen address (no TLS: say so loudly) */
     const char *data_dir;    /* holds admin.token (mode 0600) */
     const char *db_path;

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <sys/socket.h>
 
 #include "web-admin/wa.h"
 
@@ -28,6 +29,9 @@ struct wa_server {
     char *listen, *data_dir, *db_path, *static_dir, *pac_proxy;
     struct MHD_Daemon *mhd;
     uint16_t port;
+    struct sockaddr_storage listen_addr;
+    char **hosts; /* owned: names allowed in Host besides addresses, lower case, no final dot */
+    size_t nhosts;
     char token[WA_TOKEN_HEX + 1];
     struct store_pool *pool; /* owned; the MHD threads share it */
     /* Held across "commit, call the policy hook, undo on failure" so two admins' changes

@@ -1,8 +1,9 @@
 /* web-admin server: start and stop of the libmicrohttpd daemon, the listen address and its
- * loopback guard, request bodies and their limits, routing of /api/, /proxy.pac and the
+ * loopback guard, the Host check against DNS rebinding, request bodies and their limits, routing of /api/, /proxy.pac and the
  * pages and the reply helpers (security headers on every answer).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -299,6 +300,155 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127;
 }
 
+/* ---- Host header ----
+ *
+ * A page of another site whose name the attacker points at 127.0.0.1 (DNS rebinding) can
+ * make a browser talk to this server as if it were that site: the browser then sends that
+ * name in Host. So only our own names are answered: the names configured (--admin-host),
+ * the address we listen on, and the loopback names. An IP literal is never a rebinding
+ * vector, so when we listen on every address (0.0.0.0 or ::), any IP literal is ours. */
+
+static bool is_unspecified(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* True if name (no port, brackets kept around IPv6) is an IP literal of ours. */
+static bool host_ip_ok(const struct wa_server *srv, const char *name)
+{
+    const struct sockaddr_storage *ls = &srv->listen_addr;
+    unsigned char ip[sizeof(struct in6_addr)];
+    char v6[INET6_ADDRSTRLEN + 1];
+    size_t n = strlen(name);
+    int fam;
+
+    if (name[0] == '[' && n > 2 && n - 2 < sizeof(v6) && name[n - 1] == ']') {
+        memcpy(v6, name + 1, n - 2);
+        v6[n - 2] = '\0';
+        fam = AF_INET6;
+        if (inet_pton(AF_INET6, v6, ip) != 1)
+            return false;
+    } else {
+        fam = AF_INET;
+        if (inet_pton(AF_INET, name, ip) != 1)
+            return false;
+    }
+    if (is_unspecified(ls))
+        return true;
+    if (fam != ls->ss_family)
+        return false;
+    if (fam == AF_INET)
+        return memcmp(ip, &((const struct sockaddr_in *)ls)->sin_addr, 4) == 0;
+    return memcmp(ip, &((const struct sockaddr_in6 *)ls)->sin6_addr, 16) == 0;
+}
+
+/* Our port, from the daemon that took the connection: srv->port is only set once
+ * MHD_start_daemon returned, and a request can come before. */
+static unsigned conn_port(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    const union MHD_DaemonInfo *di =
+        ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+
+    return di ? di->port : 0;
+}
+
+/* True if host (the Host header's value, NULL when absent) names this server; the port, if
+ * given, must be ours (none: ours must be 80). Case and one final dot are ignored. */
+static bool host_allowed(const struct wa_server *srv, unsigned our_port, const char *host)
+{
+    static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]"};
+    char name[256];
+    const char *port;
+    size_t n;
+
+    if (!host || !*host)
+        return false;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (!end)
+            return false;
+        port = end + 1;
+    } else {
+        port = host + strcspn(host, ":");
+        if (*port && strchr(port + 1, ':'))
+            return false; /* IPv6 without brackets */
+    }
+    if (*port) {
+        char *end;
+        unsigned long p;
+
+        if (port[0] != ':' || port[1] < '0' || port[1] > '9')
+            return false;
+        p = strtoul(port + 1, &end, 10);
+        if (*end || p != our_port)
+            return false;
+    } else if (our_port != 80) {
+        return false;
+    }
+    n = (size_t)(port - host);
+    if (n > 0 && host[n - 1] == '.') /* "name." is "name" */
+        n--;
+    if (n == 0 || n >= sizeof(name))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        name[i] = (char)tolower((unsigned char)host[i]);
+    name[n] = '\0';
+    for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
+        if (strcmp(name, loopback[i]) == 0)
+            return true;
+    if (host_ip_ok(srv, name))
+        return true;
+    for (size_t i = 0; i < srv->nhosts; i++)
+        if (strcmp(name, srv->hosts[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Copies the configured names (each entry may be a comma list) in lower case without a
+ * final dot. 0, or -1 with err filled. */
+static int hosts_copy(struct wa_server *srv, const struct wa_options *opts, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < opts->nhosts; i++) {
+        const char *p = opts->hosts[i];
+
+        while (*p) {
+            size_t n = strcspn(p, ", \t");
+            char *name, **grown;
+
+            if (n == 0) {
+                p++;
+                continue;
+            }
+            if (n > 253 || memchr(p, '/', n) || memchr(p, ':', n) || memchr(p, '[', n)) {
+                snprintf(err, errlen,
+                         "admin host '%.*s': expected a host name, without port or scheme",
+                         (int)(n > 100 ? 100 : n), p);
+                return -1;
+            }
+            grown = realloc(srv->hosts, (srv->nhosts + 1) * sizeof(*grown));
+            name = strndup(p, n);
+            if (grown)
+                srv->hosts = grown;
+            if (!grown || !name) {
+                free(name);
+                snprintf(err, errlen, "admin server: out of memory");
+                return -1;
+            }
+            for (char *c = name; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+            if (n > 1 && name[n - 1] == '.')
+                name[n - 1] = '\0';
+            srv->hosts[srv->nhosts++] = name;
+            p += n;
+        }
+    }
+    return 0;
+}
+
 /* The peer's address as text, IPv4-mapped IPv6 shown as plain IPv4. */
 static void client_text(struct MHD_Connection *conn, char *out, size_t outlen)
 {
@@ -447,7 +597,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct wa_req *r = *con_cls;
 
     if (!r) {
-        const char *cl;
+        const char *cl, *host;
 
         r = calloc(1, sizeof(*r));
         if (!r)
@@ -459,6 +609,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->url = url;
         r->limit = is_import(method, url) ? WA_IMPORT_LIMIT : WA_BODY_LIMIT;
         client_text(conn, r->client, sizeof(r->client));
+        host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        if (!host_allowed(srv, conn_port(conn), host))
+            return wa_reply_error(r, 421, NULL,
+                                  "this admin server does not answer to the name '%.100s'; "
+                                  "add it with --admin-host",
+                                  host ? host : "");
         wa_auth_check(r);
         /* Answering before the body arrives makes MHD discard it and close. */
         if (needs_auth(url) && !r->authed)
@@ -541,6 +697,9 @@ void wa_stop(struct wa_server *srv)
     free(srv->db_path);
     free(srv->static_dir);
     free(srv->pac_proxy);
+    for (size_t i = 0; i < srv->nhosts; i++)
+        free(srv->hosts[i]);
+    free(srv->hosts);
     free(srv);
 }
 
@@ -598,6 +757,11 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     srv->opts.db_path = srv->db_path;
     srv->opts.static_dir = srv->static_dir;
     srv->opts.pac_proxy = srv->pac_proxy;
+    srv->opts.hosts = NULL; /* srv->hosts holds them */
+    srv->opts.nhosts = 0;
+    srv->listen_addr = ss;
+    if (hosts_copy(srv, opts, err, errlen) < 0)
+        goto fail;
 
     if (wa_token_load(srv, err, errlen) < 0)
         goto fail;

@@ -37,6 +37,8 @@ static char token[128];
 static char base[64];
 static struct wa_server *srv;
 static struct acl_live *live;
+/* Names the server answers to besides its address and the loopback names. */
+static const char *const admin_hosts[] = {"Admin.Test.", "pac.example, wpad.lan"};
 /* The first delay is a minute, so no test depends on how fast requests follow each other. */
 static const struct store_throttle_opts login_throttle = {.delay_ms = 60000};
 
@@ -144,6 +146,8 @@ static void server_up(void)
     o.pac_proxy = "proxy.test:3128";
     o.acl = live;
     o.login_throttle = &login_throttle;
+    o.hosts = admin_hosts;
+    o.nhosts = sizeof(admin_hosts) / sizeof(admin_hosts[0]);
     o.policy_changed = hook_policy_changed;
     o.proxy_stats = hook_proxy_stats;
     o.hook_arg = tmp.db;
@@ -330,6 +334,24 @@ static void login(const char *user, const char *pw, char *sid, size_t sidlen, ch
     j = json_loads(r->body, 0, NULL);
     snprintf(csrf, csrflen, "%s", jstr(j, "csrf"));
     json_decref(j);
+}
+
+/* Rules whose text mentions needle. */
+static int rule_count_of(const char *needle)
+{
+    char err[256];
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    struct store_rule *rules;
+    size_t n;
+    int found = 0;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    for (size_t i = 0; i < n; i++)
+        found += strstr(rules[i].text, needle) != NULL;
+    store_rules_free(rules, n);
+    store_close(st);
+    return found;
 }
 
 static int rule_count(void)
@@ -1347,6 +1369,67 @@ static void pac_for(char *out, size_t outlen, const char *proxy)
              proxy);
 }
 
+/* DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches this
+ * server with "Host: evil.example". Only our own names are answered, on every path. */
+START_TEST(test_foreign_host_is_421_on_every_path)
+{
+    static const struct {
+        const char *method, *path, *body;
+        enum auth auth;
+    } paths[] = {
+        {"GET", "/", NULL, AUTH_NONE},
+        {"GET", "/login", NULL, AUTH_NONE},
+        {"GET", "/static/app.js", NULL, AUTH_NONE},
+        {"GET", "/proxy.pac", NULL, AUTH_NONE},
+        {"GET", "/api/health", NULL, AUTH_NONE},
+        {"POST", "/api/login", "{\"user\":\"admin\",\"password\":\"" ADMIN_PW "\"}", AUTH_NONE},
+        {"GET", "/api/rules", NULL, AUTH_TOKEN},
+        {"POST", "/api/block", "{\"domain\":\"rebind.test\"}", AUTH_TOKEN},
+        {"GET", "/no-such-page", NULL, AUTH_NONE},
+    };
+    unsigned port = wa_port(srv);
+    char bad[8][96], good[9][96];
+
+    snprintf(bad[0], sizeof(bad[0]), "Host: evil.example:%u", port);
+    snprintf(bad[1], sizeof(bad[1]), "Host: evil.example");
+    snprintf(bad[2], sizeof(bad[2]), "Host: localhost.evil.example:%u", port);
+    snprintf(bad[3], sizeof(bad[3]), "Host: 127.0.0.1:%u", port + 1 == 65536 ? 1 : port + 1);
+    snprintf(bad[4], sizeof(bad[4]), "Host: 127.0.0.2:%u", port);
+    snprintf(bad[5], sizeof(bad[5]), "Host: admin.test.evil.example:%u", port);
+    snprintf(bad[6], sizeof(bad[6]), "Host: admin.test:%ux", port);
+    snprintf(bad[7], sizeof(bad[7]), "Host: ::1:%u", port);
+    snprintf(good[0], sizeof(good[0]), "Host: 127.0.0.1:%u", port);
+    snprintf(good[1], sizeof(good[1]), "Host: localhost:%u", port);
+    snprintf(good[2], sizeof(good[2]), "Host: LOCALHOST.:%u", port);
+    snprintf(good[3], sizeof(good[3]), "Host: [::1]:%u", port);
+    snprintf(good[4], sizeof(good[4]), "Host: admin.test:%u", port);
+    snprintf(good[5], sizeof(good[5]), "Host: ADMIN.test.:%u", port);
+    snprintf(good[6], sizeof(good[6]), "Host: pac.example:%u", port);
+    snprintf(good[7], sizeof(good[7]), "Host: wpad.lan:%u", port);
+    snprintf(good[8], sizeof(good[8]), "Host: 127.0.0.1:%u", port);
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+            const char *const h[] = {bad[b], NULL};
+            struct res *r = http(paths[i].method, paths[i].path, paths[i].body, paths[i].auth, h);
+
+            ck_assert_msg(r->status == 421, "%s %s with %s: %ld", paths[i].method, paths[i].path,
+                          bad[b], r->status);
+            ck_assert_ptr_nonnull(strstr(r->body, "--admin-host"));
+        }
+    }
+    ck_assert_int_eq(rule_count_of("rebind.test"), 0);
+    for (size_t g = 0; g < sizeof(good) / sizeof(good[0]); g++) {
+        const char *const h[] = {good[g], NULL};
+
+        ck_assert_msg(http("GET", "/proxy.pac", NULL, AUTH_NONE, h)->status == 200, "%s", good[g]);
+        ck_assert_msg(http("GET", "/login", NULL, AUTH_NONE, h)->status == 200, "%s", good[g]);
+        ck_assert_msg(http("GET", "/api/rules", NULL, AUTH_TOKEN, h)->status == 200, "%s",
+                      good[g]);
+    }
+}
+END_TEST
+
 START_TEST(test_proxy_pac_and_settings)
 {
     char expect[512], ctype[128];
@@ -1667,6 +1750,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_users_and_admins);
     tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);
     tcase_add_test(api_tc, test_audit_rows_appear);
+    tcase_add_test(api_tc, test_foreign_host_is_421_on_every_path);
     tcase_add_test(api_tc, test_proxy_pac_and_settings);
     tcase_add_test(api_tc, test_health_and_reload);
     tcase_add_test(api_tc, test_bodies_are_bounded);
