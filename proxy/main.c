@@ -152,6 +152,19 @@ static int make_data_dir(const char *dir, char *err, size_t errlen)
     return -1;
 }
 
+/* The data folder and the database hold password hashes and browsing history. What proxyd
+ * creates is private (umask 077, and the store makes its files 0600); what already existed
+ * keeps its mode, which is the admin's call, but a wider one is worth a warning. */
+static void warn_if_shared(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || (sb.st_mode & 077) == 0)
+        return;
+    log_warnx("%s is open to other users (mode %04o) and holds password hashes and browsing "
+              "history: chmod %s %s",
+              path, (unsigned)(sb.st_mode & 07777), S_ISDIR(sb.st_mode) ? "700" : "600", path);
+}
+
 /* Raises the descriptor limit as far as the hard limit allows. Returns the limit in force. */
 static int raise_fd_limit(void)
 {
@@ -367,6 +380,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     int fd_limit = raise_fd_limit();
+    umask(077);
     if (open_listeners(&p, err, sizeof(err)) < 0 || drop_root(&p, err, sizeof(err)) < 0) {
         log_error("%s", err);
         return 1;
@@ -386,6 +400,13 @@ int main(int argc, char **argv)
     if (policy_loader_init(&p.policy, p.cfg.db_path, p.cfg.allow_clients, err, sizeof(err)) < 0) {
         log_error("while opening the database: %s", err);
         return 1;
+    }
+    warn_if_shared(p.cfg.data_dir);
+    static const char *const db_suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof(db_suffixes) / sizeof(db_suffixes[0]); i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s%s", p.cfg.db_path, db_suffixes[i]);
+        warn_if_shared(path);
     }
     if (p.cfg.policy_file &&
         policy_import_file(&p.policy, p.cfg.policy_file, err, sizeof(err)) < 0) {

@@ -18,8 +18,9 @@
 
 struct store;
 
-/* Opens (creating if needed) the database at path, sets WAL mode and a busy timeout, and
- * runs migrations up to the current schema version. Returns the store, or NULL with err
+/* Opens (creating if needed, mode 0600, which its -wal and -shm files take over) the
+ * database at path, sets WAL mode and a busy timeout, and runs migrations up to the current
+ * schema version. Returns the store, or NULL with err
  * filled ("var/proxyd.db: unable to open database file"). */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *st);

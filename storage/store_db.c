@@ -3,10 +3,12 @@
  * uses.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "storage/store_impl.h"
 
@@ -255,6 +257,21 @@ fail:
     return -1;
 }
 
+/* The database holds password hashes and browsing history. SQLite would create it 0644 less
+ * the umask, and makes its -wal and -shm with the database file's own mode: creating the
+ * file 0600 first keeps all three private whatever the umask. A failure is left for SQLite
+ * to report in its own words. */
+static void create_private(const char *path)
+{
+    int fd;
+
+    if (!*path || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return;
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
 struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen)
 {
     struct store *st;
@@ -266,6 +283,7 @@ struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *er
         store_errf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
+    create_private(path);
     /* NOMUTEX: one struct store is used by one thread at a time (store.h). */
     rc = sqlite3_open_v2(path, &st->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

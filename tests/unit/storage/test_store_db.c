@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "storage/store_impl.h"
 #include "tests/unit/common.h"
@@ -83,6 +84,28 @@ START_TEST(test_database_is_in_wal_mode)
     ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
     sqlite3_close(db);
+    store_close(st);
+}
+END_TEST
+
+/* Password hashes and browsing history: the database and its -wal and -shm are 0600 even
+ * under a permissive umask (they were 0644). */
+START_TEST(test_database_files_are_private)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char err[256], path[160];
+    mode_t old = umask(022);
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    struct stat sb;
+
+    umask(old);
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_setting_set(st, "pac_proxy", "p.test:3128", "t", err, sizeof(err)), 0);
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(path, sizeof(path), "%s%s", tmp.db, suffixes[i]);
+        ck_assert_msg(stat(path, &sb) == 0, "%s missing", path);
+        ck_assert_msg((sb.st_mode & 0777) == 0600, "%s: mode %o", path, sb.st_mode & 0777);
+    }
     store_close(st);
 }
 END_TEST
@@ -240,6 +263,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_fresh_database_has_every_table_at_current_version);
     tcase_add_test(tc, test_database_is_in_wal_mode);
+    tcase_add_test(tc, test_database_files_are_private);
     tcase_add_test(tc, test_reopen_keeps_data_and_version);
     tcase_add_test(tc, test_version_1_database_migrates_and_backfills_rule_hits);
     tcase_add_test(tc, test_version_3_database_loses_client_index_keeps_rows);
