@@ -20,6 +20,9 @@
 #define WA_IMPORT_LIMIT (64u << 20) /* policy and list imports */
 #define WA_STORE_IDLE 4             /* idle store connections kept */
 #define WA_TOKEN_HEX 64             /* 32 random bytes, hex */
+#define WA_CONN_MAX 1024            /* HTTP connections at once, all addresses */
+#define WA_CONN_PER_ADDR 32         /* ... from one client address */
+#define WA_CONN_IDLE_S 10           /* a connection silent this long is closed */
 
 struct wa_auth;
 struct wa_static;

@@ -779,11 +779,14 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_DUAL_STACK;
     errno = 0;
+    /* Connections that say nothing for WA_CONN_IDLE_S are closed; one address holds at most
+     * WA_CONN_PER_ADDR, so it alone cannot take the WA_CONN_MAX that all share. */
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)256, MHD_OPTION_NOTIFY_COMPLETED, on_done, srv, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)WA_CONN_IDLE_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)WA_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)WA_CONN_PER_ADDR, MHD_OPTION_NOTIFY_COMPLETED, on_done, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "admin listen address %s: cannot listen%s%s", opts->listen,
                  errno ? ": " : "", errno ? strerror(errno) : "");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1430,6 +1431,35 @@ START_TEST(test_foreign_host_is_421_on_every_path)
 }
 END_TEST
 
+/* 300 connections that never send a byte used to take all 256 of the server's for 30 s and
+ * lock everyone out. Now one address holds at most a few: idle ones from 127.0.0.2 leave
+ * room for a request from 127.0.0.1 (all of 127.0.0.0/8 is this machine). */
+START_TEST(test_idle_connections_from_one_address_leave_room_for_others)
+{
+    enum { IDLE = 300 };
+    static int fds[IDLE];
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    int opened = 0;
+
+    inet_pton(AF_INET, "127.0.0.2", &from.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    to.sin_port = htons(wa_port(srv));
+    for (int i = 0; i < IDLE; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fds[i], 0);
+        ck_assert_int_eq(bind(fds[i], (struct sockaddr *)&from, sizeof(from)), 0);
+        /* The kernel completes the handshake whether or not the server accepts. */
+        if (connect(fds[i], (struct sockaddr *)&to, sizeof(to)) == 0)
+            opened++;
+    }
+    ck_assert_int_gt(opened, 256);
+    json_decref(api("GET", "/api/health", NULL, 200));
+    ck_assert_int_eq(http("GET", "/proxy.pac", NULL, AUTH_NONE, NULL)->status, 200);
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+}
+END_TEST
+
 START_TEST(test_proxy_pac_and_settings)
 {
     char expect[512], ctype[128];
@@ -1751,6 +1781,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);
     tcase_add_test(api_tc, test_audit_rows_appear);
     tcase_add_test(api_tc, test_foreign_host_is_421_on_every_path);
+    tcase_add_test(api_tc, test_idle_connections_from_one_address_leave_room_for_others);
     tcase_add_test(api_tc, test_proxy_pac_and_settings);
     tcase_add_test(api_tc, test_health_and_reload);
     tcase_add_test(api_tc, test_bodies_are_bounded);
