@@ -15,7 +15,6 @@
 #include "proxy/dns.h"
 
 #include <ares.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -23,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "base/addr.h"
+#include "base/status.h"
 
 #define DNS_MAX_TTL_S 300 /* cap on positive answers, so a changed record is seen in time */
 #define DNS_TRIES 2       /* one retry: a lost UDP datagram should not cost the request */
@@ -510,58 +512,27 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
     (void)ev_io_set(r->loop, fd, events, sock_ready, r);
 }
 
-/* Parses "IP", "IP:PORT" or "[IPv6]:PORT" into node. Returns false with err filled. */
+/* Parses "IP", "IP:PORT", "IPv6", "[IPv6]" or "[IPv6]:PORT" (port 53 by default) into node.
+ * Returns false with err filled. */
 static bool server_parse(const char *s, struct ares_addr_port_node *node, char *err, size_t errlen)
 {
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *port = NULL;
-    size_t hostlen;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || (end[1] != '\0' && end[1] != ':')) {
-            snprintf(err, errlen, "dns server '%s': expected [IPv6] or [IPv6]:PORT", s);
-            return false;
-        }
-        hostlen = (size_t)(end - s - 1);
-        s++;
-        port = end[1] == ':' ? end + 2 : NULL;
-    } else {
-        const char *colon = strchr(s, ':');
-        /* More than one colon is a bare IPv6 address without a port. */
-        if (colon && !strchr(colon + 1, ':')) {
-            hostlen = (size_t)(colon - s);
-            port = colon + 1;
-        } else {
-            hostlen = strlen(s);
-        }
-    }
-    if (hostlen == 0 || hostlen >= sizeof(host)) {
-        snprintf(err, errlen, "dns server '%s': bad address", s);
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    if (addr_parse(s, 53, &ss, &len) != PX_OK || addr_port(&ss) == 0) {
+        snprintf(err, errlen, "dns server '%s': expected IP, IP:PORT or [IPv6]:PORT (port 1-65535)",
+                 s);
         return false;
     }
-    memcpy(host, s, hostlen);
-    host[hostlen] = '\0';
     memset(node, 0, sizeof(*node));
-    if (inet_pton(AF_INET, host, &node->addr.addr4) == 1) {
-        node->family = AF_INET;
-    } else if (inet_pton(AF_INET6, host, &node->addr.addr6) == 1) {
-        node->family = AF_INET6;
-    } else {
-        snprintf(err, errlen, "dns server '%s': '%s' is not an IP address", s, host);
-        return false;
-    }
-    int portnum = 53;
-    if (port) {
-        char *end;
-        long v = strtol(port, &end, 10);
-        if (*port < '0' || *port > '9' || *end != '\0' || v < 1 || v > 65535) {
-            snprintf(err, errlen, "dns server '%s': bad port", s);
-            return false;
-        }
-        portnum = (int)v;
-    }
-    node->udp_port = portnum;
-    node->tcp_port = portnum;
+    node->family = ss.ss_family;
+    if (ss.ss_family == AF_INET)
+        node->addr.addr4 = ((struct sockaddr_in *)&ss)->sin_addr;
+    else
+        memcpy(&node->addr.addr6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+               sizeof(node->addr.addr6));
+    node->udp_port = addr_port(&ss);
+    node->tcp_port = node->udp_port;
     return true;
 }
 

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/addr.h"
+#include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
@@ -57,8 +59,8 @@ static void tunables_from_config(struct proxy_tunables *t, const struct px_confi
     memset(t, 0, sizeof(*t));
     t->limits.max_request_line = cfg->max_request_line;
     t->limits.max_head_bytes = cfg->max_head_bytes;
-    t->limits.max_headers = cfg->max_headers < WORKER_MAX_HEADERS ? cfg->max_headers
-                                                                  : WORKER_MAX_HEADERS;
+    t->limits.max_headers =
+        cfg->max_headers < WORKER_MAX_HEADERS ? cfg->max_headers : WORKER_MAX_HEADERS;
     t->header_timeout_ms = cfg->header_timeout_ms;
     t->idle_timeout_ms = cfg->idle_timeout_ms;
     t->connect_timeout_ms = cfg->connect_timeout_ms;
@@ -79,7 +81,8 @@ static void collect_own_addresses(struct proxyd *p)
     struct proxy_shared *s = &p->shared;
     struct ifaddrs *ifa = NULL;
     if (getifaddrs(&ifa) == 0) {
-        for (struct ifaddrs *i = ifa; i && s->nlocal_addrs < WORKER_MAX_LOCAL_ADDRS; i = i->ifa_next) {
+        for (struct ifaddrs *i = ifa; i && s->nlocal_addrs < WORKER_MAX_LOCAL_ADDRS;
+             i = i->ifa_next) {
             if (!i->ifa_addr)
                 continue;
             int fam = i->ifa_addr->sa_family;
@@ -95,14 +98,10 @@ static void collect_own_addresses(struct proxyd *p)
     struct sockaddr_storage ss;
     socklen_t len;
     for (size_t i = 0; i < p->cfg.nlisten; i++)
-        if (worker_parse_addr(p->cfg.listen[i], &ss, &len) == 0)
-            s->own_ports[s->nown_ports++] =
-                ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    if (strcmp(p->cfg.admin, "off") != 0 && worker_parse_addr(p->cfg.admin, &ss, &len) == 0)
-        s->own_ports[s->nown_ports++] =
-            ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                          : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (addr_parse(p->cfg.listen[i], 0, &ss, &len) == PX_OK)
+            s->own_ports[s->nown_ports++] = addr_port(&ss);
+    if (strcmp(p->cfg.admin, "off") != 0 && addr_parse(p->cfg.admin, 0, &ss, &len) == PX_OK)
+        s->own_ports[s->nown_ports++] = addr_port(&ss);
 }
 
 static int hook_policy_changed(void *arg, char *err, size_t errlen)
@@ -178,7 +177,7 @@ static int raise_fd_limit(void)
             getrlimit(RLIMIT_NOFILE, &rl);
     }
     return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FD_LIMIT_MAX ? FD_LIMIT_MAX
-                                                                        : (int)rl.rlim_cur;
+                                                                      : (int)rl.rlim_cur;
 }
 
 /* Says at start when max-connections cannot all be served: past the limit, connections are

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/addr.h"
+#include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
@@ -35,52 +37,11 @@ const char *worker_refuse_str(enum worker_refuse why)
     return (unsigned)why < REFUSE_COUNT ? refuse_names[why] : "?";
 }
 
-int worker_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[128];
-    const char *port;
-    memset(ss, 0, sizeof(*ss));
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof(host))
-            return -1;
-        memcpy(host, text + 1, (size_t)(end - text - 1));
-        host[end - text - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (!colon || (size_t)(colon - text) >= sizeof(host))
-            return -1;
-        memcpy(host, text, (size_t)(colon - text));
-        host[colon - text] = '\0';
-        port = colon + 1;
-    }
-    char *endp;
-    long p = strtol(port, &endp, 10);
-    if (!*port || *endp || p < 0 || p > 65535)
-        return -1;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)p);
-        *len = sizeof(*s4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)p);
-        *len = sizeof(*s6);
-        return 0;
-    }
-    return -1;
-}
-
 int worker_listen_probe(const char *text, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (worker_parse_addr(text, &ss, &len) < 0) {
+    if (addr_parse(text, 0, &ss, &len) != PX_OK) {
         snprintf(err, errlen, "listen address '%s': expected IP:PORT or [IPv6]:PORT", text);
         return -1;
     }
@@ -108,7 +69,7 @@ int worker_listen_open(const char *text, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (worker_parse_addr(text, &ss, &len) < 0) {
+    if (addr_parse(text, 0, &ss, &len) != PX_OK) {
         snprintf(err, errlen, "listen address '%s': expected IP:PORT or [IPv6]:PORT", text);
         return -1;
     }
@@ -383,8 +344,8 @@ int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
         snprintf(err, errlen, "worker %u: out of memory", index);
         return -1;
     }
-    w->dns = dns_resolver_new(w->loop, shared->dns_cache, shared->dns_servers,
-                              shared->ndns_servers, shared->dns_timeout_ms, err, errlen);
+    w->dns = dns_resolver_new(w->loop, shared->dns_cache, shared->dns_servers, shared->ndns_servers,
+                              shared->dns_timeout_ms, err, errlen);
     if (!w->dns)
         return -1;
     for (size_t i = 0; i < cfg->nlisten; i++) {

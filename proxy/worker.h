@@ -29,8 +29,7 @@
 /* Settings a worker reads on every request; replaced as a whole on SIGHUP. */
 struct proxy_tunables {
     struct h1_limits limits;
-    int header_timeout_ms, idle_timeout_ms, connect_timeout_ms, origin_timeout_ms,
-        tunnel_idle_ms;
+    int header_timeout_ms, idle_timeout_ms, connect_timeout_ms, origin_timeout_ms, tunnel_idle_ms;
     unsigned max_connections;
     unsigned max_conns_per_client;
     uint16_t connect_ports[CONFIG_MAX_PORTS];
@@ -65,16 +64,16 @@ struct proxy_shared {
 /* Why a connection was closed as soon as it was accepted, before a byte was read: the
  * counter in worker stats and its name in /api/stats ("connections_refused"). X(ENUM, name) */
 #define WORKER_REFUSE_TABLE                                                                        \
-    X(REFUSE_NOT_ALLOWED, "not_allowed")         /* no request of this client could pass */    \
-    X(REFUSE_PER_CLIENT, "per_client")           /* --max-conns-per-client */                  \
-    X(REFUSE_MAX_CONNECTIONS, "max_connections") /* --max-connections */                       \
+    X(REFUSE_NOT_ALLOWED, "not_allowed")         /* no request of this client could pass */        \
+    X(REFUSE_PER_CLIENT, "per_client")           /* --max-conns-per-client */                      \
+    X(REFUSE_MAX_CONNECTIONS, "max_connections") /* --max-connections */                           \
     X(REFUSE_NO_DESCRIPTORS, "no_descriptors")   /* the process is out of descriptors */
 
 enum worker_refuse {
 #define X(e, s) e,
     WORKER_REFUSE_TABLE
 #undef X
-    REFUSE_COUNT
+        REFUSE_COUNT
 };
 
 const char *worker_refuse_str(enum worker_refuse why);
@@ -98,23 +97,23 @@ struct client_limit;
 struct worker {
     unsigned index;
     pthread_t thread;
-    struct ev_loop *loop;           /* owned */
-    struct proxy_shared *shared;    /* borrowed */
-    struct proxy_tunables tun;      /* this worker's copy */
+    struct ev_loop *loop;        /* owned */
+    struct proxy_shared *shared; /* borrowed */
+    struct proxy_tunables tun;   /* this worker's copy */
     uint64_t tun_gen;
     int listen_fds[CONFIG_MAX_LISTEN];
     size_t nlisten;
-    bool accept_paused;             /* listeners ask for nothing until the next tick */
-    int reserve_fd;                 /* owned: a descriptor kept to be let go when out of them */
-    struct dns_resolver *dns;       /* owned */
+    bool accept_paused;       /* listeners ask for nothing until the next tick */
+    int reserve_fd;           /* owned: a descriptor kept to be let go when out of them */
+    struct dns_resolver *dns; /* owned */
     struct buf_pool bufs;
-    struct conn *free_conns;        /* owned free list */
-    struct conn *active;            /* intrusive list of live connections */
+    struct conn *free_conns; /* owned free list */
+    struct conn *active;     /* intrusive list of live connections */
     size_t nconns;
     struct origin_idle origins[WORKER_ORIGIN_POOL];
     size_t norigins;
-    size_t nattached;               /* idle origin connections kept by their client */
-    const struct acl_set *acl;      /* reference held from shared->acl */
+    size_t nattached;          /* idle origin connections kept by their client */
+    const struct acl_set *acl; /* reference held from shared->acl */
     uint64_t acl_gen;
     struct acl_scratch *acl_scratch; /* owned */
     struct acl_clock clock;
@@ -152,8 +151,5 @@ int worker_listen_probe(const char *text, char *err, size_t errlen);
  * its own accept queue. Returns the fd (caller owns it), or -1 with err filled. Opened by the
  * main thread before it gives up root (--user), so ports below 1024 work. */
 int worker_listen_open(const char *text, char *err, size_t errlen);
-
-/* Parses "IP:PORT" / "[IPv6]:PORT" into ss. Returns 0 or -1. */
-int worker_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

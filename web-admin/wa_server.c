@@ -15,6 +15,8 @@
 
 #include <sodium.h>
 
+#include "base/addr.h"
+#include "base/status.h"
 #include "web-admin/wa_internal.h"
 
 #define WA_CSP                                                                                     \
@@ -242,48 +244,10 @@ int wa_query_int(struct wa_req *r, const char *key, int64_t *out)
 /* "IP:PORT" or "[IPv6]:PORT" into ss. 0, or -1 with err filled. */
 static int parse_listen(const char *s, struct sockaddr_storage *ss, char *err, size_t errlen)
 {
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *colon, *hs, *he;
-    char *end;
-    unsigned long port;
+    socklen_t len;
 
-    memset(ss, 0, sizeof(*ss));
-    if (s[0] == '[') {
-        hs = s + 1;
-        he = strchr(hs, ']');
-        if (!he || he[1] != ':')
-            goto bad;
-        colon = he + 1;
-    } else {
-        hs = s;
-        colon = strrchr(s, ':');
-        if (!colon)
-            goto bad;
-        he = colon;
-    }
-    if ((size_t)(he - hs) >= sizeof(host) || he == hs)
-        goto bad;
-    memcpy(host, hs, (size_t)(he - hs));
-    host[he - hs] = '\0';
-    errno = 0;
-    port = strtoul(colon + 1, &end, 10);
-    if (errno || *end || colon[1] == '\0' || port > 65535)
-        goto bad;
-    if (s[0] != '[') {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-            goto bad;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-            goto bad;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-    }
-    return 0;
-bad:
+    if (addr_parse(s, 0, ss, &len) == PX_OK)
+        return 0;
     snprintf(err, errlen, "admin listen address %s: expected IP:PORT or [IPv6]:PORT", s);
     return -1;
 }
