@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "proxy/ev.h"
 #include "storage/store.h"
 
@@ -97,7 +98,7 @@ struct auth_job {
     uint64_t gen; /* a->gen when queued: a later invalidation must not join it */
     bool running;
     char user[AUTH_USER_MAX];
-    char addr[INET6_ADDRSTRLEN]; /* the first asker's address, for the throttle */
+    char addr[INET6_ADDRSTRLEN];     /* the first asker's address, for the throttle */
     char password[PASSWORD_MAX + 1]; /* wiped as soon as it was checked */
 };
 
@@ -145,14 +146,6 @@ static const char *const status_names[AUTH_STATUS_COUNT] = {
 const char *auth_status_str(enum auth_status st)
 {
     return (unsigned)st < AUTH_STATUS_COUNT ? status_names[st] : "?";
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- Decoding ---- */
@@ -419,7 +412,7 @@ static void *verifier_main(void *arg)
             continue;
         }
         /* Jobs queued before the user or address had to wait are refused like later ones. */
-        if (store_throttle_wait_ms(a->throttle, job->user, job->addr, monotonic_ms()) > 0) {
+        if (store_throttle_wait_ms(a->throttle, job->user, job->addr, clock_mono_ms()) > 0) {
             a->counters.throttled++;
             job_finish(a, job, AUTH_DENIED);
             continue;
@@ -435,7 +428,7 @@ static void *verifier_main(void *arg)
             a->counters.store_errors++;
             st = AUTH_BUSY;
         } else {
-            int64_t now = monotonic_ms();
+            int64_t now = clock_mono_ms();
 
             st = rc == 1 ? AUTH_OK : AUTH_DENIED;
             if (job->gen == a->gen)
@@ -612,7 +605,7 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct s
         goto out;
     }
     credentials_key(a, &cr, key);
-    now = monotonic_ms();
+    now = clock_mono_ms();
     pthread_mutex_lock(&a->lock);
     e = cache_find(a, key, now);
     if (e) {

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "base/addr.h"
+#include "base/clock.h"
 #include "base/status.h"
 
 #define DNS_MAX_TTL_S 300 /* cap on positive answers, so a changed record is seen in time */
@@ -66,14 +67,6 @@ struct dns_cache {
     struct dns_entry *oldest, *newest;
     int neg_ttl_s;
 };
-
-/* Coarse is enough for TTLs of whole seconds and costs no system call. */
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint32_t name_hash(const char *name)
 {
@@ -164,7 +157,7 @@ static struct dns_entry *cache_find(struct dns_cache *c, const char *name, uint3
 
 static bool cache_get(struct dns_cache *c, const char *name, uint32_t hash, struct dns_answer *out)
 {
-    int64_t now_ms = mono_ms();
+    int64_t now_ms = clock_mono_coarse_ms();
     pthread_mutex_lock(&c->lock);
     struct dns_entry *e = cache_find(c, name, hash, now_ms);
     if (e)
@@ -188,7 +181,7 @@ static void cache_put(struct dns_cache *c, const char *name, uint32_t hash,
     n->hnext = NULL;
     n->newer = NULL;
 
-    int64_t now_ms = mono_ms();
+    int64_t now_ms = clock_mono_coarse_ms();
     n->expires_ms = now_ms + (int64_t)ttl_s * 1000;
     pthread_mutex_lock(&c->lock);
     struct dns_entry *old = cache_find(c, name, hash, now_ms);
@@ -654,7 +647,7 @@ void dns_resolver_tick(struct dns_resolver *r)
         ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 
     /* The hard bound: the lookup stays with c-ares, its waiters get their answer now. */
-    int64_t now_ms = mono_ms();
+    int64_t now_ms = clock_mono_coarse_ms();
     struct dns_answer timeout;
     answer_error(&timeout, DNS_TIMEOUT);
     while (r->oldest && r->oldest->deadline_ms <= now_ms) {
@@ -704,7 +697,7 @@ int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t po
         memcpy(l->name, key, len + 1);
         l->r = r;
         l->hash = hash;
-        l->deadline_ms = mono_ms() + r->timeout_ms;
+        l->deadline_ms = clock_mono_coarse_ms() + r->timeout_ms;
         struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC};
         /* /etc/hosts answers, and some errors, arrive before ares_getaddrinfo() returns. */
         l->starting = true;

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 #define EV_BATCH 256
 #define EV_POSTED_MAX 4096
 
@@ -30,7 +32,7 @@ struct ev_loop {
     int epfd;
     int wakefd;
     int max_fds;
-    struct ev_slot *slots; /* owned, indexed by fd */
+    struct ev_slot *slots;        /* owned, indexed by fd */
     struct ev_deferred *deferred; /* owned ring of max_fds entries */
     int ndeferred;
     int64_t now_ms;
@@ -47,13 +49,6 @@ struct ev_loop {
     struct epoll_event ready[EV_BATCH];
     int nready;
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct ev_loop *ev_loop_new(int max_fds)
 {
@@ -75,7 +70,7 @@ struct ev_loop *ev_loop_new(int max_fds)
     }
     struct epoll_event ee = {.events = EPOLLIN, .data.fd = loop->wakefd};
     epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ee);
-    loop->now_ms = monotonic_ms();
+    loop->now_ms = clock_mono_ms();
     return loop;
 }
 
@@ -137,7 +132,7 @@ void ev_tick_set(struct ev_loop *loop, int interval_ms, ev_fn fn, void *arg)
     loop->tick_ms = interval_ms;
     loop->tick_fn = fn;
     loop->tick_arg = arg;
-    loop->next_tick_ms = monotonic_ms() + interval_ms;
+    loop->next_tick_ms = clock_mono_ms() + interval_ms;
 }
 
 void ev_wake_set(struct ev_loop *loop, ev_fn fn, void *arg)
@@ -208,14 +203,14 @@ int ev_run(struct ev_loop *loop)
     while (!atomic_load_explicit(&loop->stop, memory_order_relaxed)) {
         int timeout = -1;
         if (loop->tick_fn) {
-            int64_t wait = loop->next_tick_ms - monotonic_ms();
+            int64_t wait = loop->next_tick_ms - clock_mono_ms();
             timeout = wait < 0 ? 0 : (int)wait;
         }
         int n = epoll_wait(loop->epfd, loop->ready, EV_BATCH, timeout);
         if (n < 0 && errno != EINTR)
             return -1;
         loop->nready = n < 0 ? 0 : n;
-        loop->now_ms = monotonic_ms();
+        loop->now_ms = clock_mono_ms();
         for (int i = 0; i < loop->nready; i++) {
             int fd = loop->ready[i].data.fd;
             if (fd < 0)

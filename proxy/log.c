@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 enum log_level log_threshold = LOG_LEVEL_INFO;
 
 static const char *const level_names[LOG_LEVEL_COUNT] = {"error", "warn", "info", "debug"};
@@ -31,12 +33,12 @@ static void log_vemit(enum log_level level, int errnum, uint64_t suppressed, con
                       va_list ap)
 {
     char line[1024];
-    struct timespec ts;
+    int64_t now_ms = clock_wall_ms();
+    time_t secs = (time_t)(now_ms / 1000);
     struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    localtime_r(&ts.tv_sec, &tm);
+    localtime_r(&secs, &tm);
     int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-    n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ld proxyd %s: ", ts.tv_nsec / 1000000,
+    n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d proxyd %s: ", (int)(now_ms % 1000),
                   level_names[level]);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     if (n > (int)sizeof(line) - 2)
@@ -90,10 +92,8 @@ void log_emit_limited(struct log_ratelimit *rl, enum log_level level, int errnum
 {
     if (level > log_threshold)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     uint64_t suppressed;
-    if (!log_ratelimit_pass(rl, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &suppressed))
+    if (!log_ratelimit_pass(rl, clock_mono_coarse_ms(), &suppressed))
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/addr.h"
+#include "base/clock.h"
 #include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/config.h"
@@ -260,13 +261,6 @@ static int drop_root(struct proxyd *p, char *err, size_t errlen)
     return 0;
 }
 
-static int64_t monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* systemd's status line ("systemctl status proxyd"), with the counters the admin server
  * shows; state ("READY=1\n" or "") goes in the same message. */
 static void notify_status(struct proxyd *p, const char *state)
@@ -278,13 +272,13 @@ static void notify_status(struct proxyd *p, const char *state)
         "%sSTATUS=%llu requests (%llu denied), %llu connections open, %llu tunnels", state,
         (unsigned long long)st.requests_total, (unsigned long long)st.requests_denied,
         (unsigned long long)st.connections_active, (unsigned long long)st.tunnels_active);
-    p->next_status_ms = monotonic_us() / 1000 + STATUS_INTERVAL_MS;
+    p->next_status_ms = clock_mono_ms() + STATUS_INTERVAL_MS;
 }
 
 /* The signal loop's turn: the status line when it is due. */
 static void notify_tick(struct proxyd *p)
 {
-    if (monotonic_us() / 1000 >= p->next_status_ms)
+    if (clock_mono_ms() >= p->next_status_ms)
         notify_status(p, "");
 }
 
@@ -350,9 +344,7 @@ int main(int argc, char **argv)
 {
     static struct proxyd p;
     char err[1024] = "";
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    p.started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    p.started_ms = clock_wall_ms();
 
     config_defaults(&p.cfg);
     switch (config_from_args(&p.cfg, argc, argv, err, sizeof(err))) {
@@ -540,7 +532,7 @@ int main(int argc, char **argv)
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP) {
-            service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)monotonic_us());
+            service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
             reload_config(&p, argc, argv);
             service_notify("READY=1");
             continue;

@@ -4,21 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "proxyctl/ctl_cmd.h"
 #include "proxyctl/ctl_http.h"
 #include "proxyctl/ctl_table.h"
 
 #define FOLLOW_POLL_MS 1000
 #define FOLLOW_BATCH 1000
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- logs ---- */
 
@@ -146,7 +139,7 @@ enum ctl_status ctl_cmd_logs(struct ctl_ctx *ctx, const struct ctl_call *call)
         ctl_query_add_num(&q, "status", status->num);
     const struct ctl_value *since = ctl_call_opt(call, "--since");
     if (since->set)
-        ctl_query_add_num(&q, "since", now_ms() - since->num);
+        ctl_query_add_num(&q, "since", clock_wall_ms() - since->num);
     const struct ctl_value *limit = ctl_call_opt(call, "--limit");
     if (limit->set && limit->num > 1000)
         return ctl_usage(ctx, "--limit is at most 1000, got %lld", limit->num);
@@ -208,7 +201,7 @@ enum ctl_status ctl_cmd_top(struct ctl_ctx *ctx, const struct ctl_call *call)
     ctl_query_add(&q, "kind", kinds[k]);
     const struct ctl_value *since = ctl_call_opt(call, "--since");
     if (since->set)
-        ctl_query_add_num(&q, "since", now_ms() - since->num);
+        ctl_query_add_num(&q, "since", clock_wall_ms() - since->num);
     const struct ctl_value *limit = ctl_call_opt(call, "--limit");
     if (limit->set)
         ctl_query_add_num(&q, "limit", limit->num);
@@ -281,7 +274,7 @@ static void print_members(const json_t *obj, const char *prefix, int width)
             long long n = (long long)json_integer_value(v);
             if (klen > 3 && strcmp(key + klen - 3, "_ms") == 0 && n > 1000000000000LL) {
                 char t[32];
-                long long up = (now_ms() - n) / 1000;
+                long long up = (clock_wall_ms() - n) / 1000;
                 snprintf(val, sizeof(val), "%s (%lldd %02lld:%02lld:%02lld ago)",
                          ctl_time_str(n, t, sizeof(t)), up / 86400, up / 3600 % 24, up / 60 % 60,
                          up % 60);

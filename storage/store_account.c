@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "storage/store_impl.h"
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
@@ -121,7 +122,7 @@ static int account_write(struct store *st, enum store_account kind, const char *
         return -1;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, store_now_ms());
+    sqlite3_bind_int64(s, 3, clock_wall_ms());
     rc = sqlite3_step(s);
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, kind_name[kind]);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "storage/store_impl.h"
 
 #define AUDIT_DEFAULT_LIMIT 100
@@ -19,7 +20,7 @@ int store_audit_add(struct store *st, const char *actor, const char *action, con
     if (store_prepare(st, "INSERT INTO audit(time_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, store_now_ms());
+    sqlite3_bind_int64(s, 1, clock_wall_ms());
     sqlite3_bind_text(s, 2, actor && *actor ? actor : "-", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, action, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, detail ? detail : "", -1, SQLITE_STATIC);

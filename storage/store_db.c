@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "storage/store_impl.h"
@@ -93,14 +92,6 @@ const struct store_migration store_migrations[] = {
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 
-int64_t store_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int store_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -141,8 +132,8 @@ int store_exec(struct store *st, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-int store_exec_text(struct store *st, const char *sql, const char *arg, const char *what,
-                    char *err, size_t errlen)
+int store_exec_text(struct store *st, const char *sql, const char *arg, const char *what, char *err,
+                    size_t errlen)
 {
     sqlite3_stmt *stmt;
     int rc;

@@ -30,8 +30,6 @@ extern const size_t store_migrations_count;
 /* Opens like store_open with a chosen busy timeout (the writer uses a short one). */
 struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen);
 
-int64_t store_now_ms(void);
-
 /* Formats into err (if any) and returns -1, so error paths read `return store_errf(...)`. */
 int store_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -48,8 +46,8 @@ void store_rollback(struct store *st);
 int store_exec(struct store *st, const char *sql, char *err, size_t errlen);
 /* Runs sql with one text parameter (?1) and no results. Returns 0, or -1 with "what: <sqlite
  * message>" in err. sqlite3_changes() then tells how many rows it touched. */
-int store_exec_text(struct store *st, const char *sql, const char *arg, const char *what,
-                    char *err, size_t errlen);
+int store_exec_text(struct store *st, const char *sql, const char *arg, const char *what, char *err,
+                    size_t errlen);
 
 /* Makes room for element len in the growing array *vp of cap elements of elem bytes: the
  * first allocation holds first elements, each next one twice as many. vp points to the

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "storage/store_impl.h"
 #include "storage/store_queue.h"
 
@@ -277,7 +278,7 @@ static void check_files(struct store_log *log)
             set_error(log, "%s", err);
             atomic_store(&log->db_ok, false);
             log->failing = true;
-            log->next_retry_ms = store_now_ms() + RETRY_MS;
+            log->next_retry_ms = clock_wall_ms() + RETRY_MS;
         }
     }
     if (log->squid_fd >= 0 && (stat(log->squid_path, &sb) < 0 || sb.st_dev != log->squid_dev ||
@@ -370,7 +371,7 @@ static void fail_batch(struct store_log *log, size_t rows, const char *why)
         store_rollback(log->st);
     }
     log->failing = true;
-    log->next_retry_ms = store_now_ms() + RETRY_MS;
+    log->next_retry_ms = clock_wall_ms() + RETRY_MS;
     /* A lock held by someone else passes; anything else may be a broken connection or a
      * file that is gone: start from a fresh connection next time. */
     if (log->st && code != SQLITE_BUSY && code != SQLITE_LOCKED)
@@ -384,7 +385,7 @@ static size_t write_batch(struct store_log *log)
     size_t n;
     bool ok = true;
 
-    if (log->failing && store_now_ms() < log->next_retry_ms) {
+    if (log->failing && clock_wall_ms() < log->next_retry_ms) {
         /* Keep producers flowing while the database is away. */
         ok = false;
         n = drain(log, MAX_BATCH, &ok);
@@ -422,7 +423,7 @@ static size_t write_batch(struct store_log *log)
 
 static void housekeeping(struct store_log *log)
 {
-    int64_t now = store_now_ms();
+    int64_t now = clock_wall_ms();
     int64_t deleted, days, rows;
 
     if (now >= log->next_check_ms) {
@@ -528,7 +529,7 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
         }
     }
     atomic_store(&log->db_ok, true);
-    log->next_check_ms = store_now_ms() + RETRY_MS;
+    log->next_check_ms = clock_wall_ms() + RETRY_MS;
     if ((errno = pthread_create(&log->thread, NULL, writer_main, log)) != 0) {
         store_errf(err, errlen, "store_log_start: pthread_create: %s", strerror(errno));
         goto fail;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "storage/store_impl.h"
 
 #define LIST_NAME_MAX 63
@@ -291,7 +292,7 @@ int store_rule_add(struct store *st, const char *text, const char *comment, int 
                    const char *actor, int *id, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
-    int64_t pos, now = store_now_ms();
+    int64_t pos, now = clock_wall_ms();
 
     if (!text || !*text)
         return store_errf(err, errlen, "rule: empty text");
@@ -349,7 +350,7 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
         sqlite3_bind_text(s, 2, comment, -1, SQLITE_STATIC);
     if (enabled >= 0)
         sqlite3_bind_int(s, 3, enabled != 0);
-    sqlite3_bind_int64(s, 4, store_now_ms());
+    sqlite3_bind_int64(s, 4, clock_wall_ms());
     sqlite3_bind_int(s, 5, id);
     if (sqlite3_step(s) != SQLITE_DONE) {
         store_sql_err(st, err, errlen, "rule update");
@@ -424,7 +425,7 @@ int store_rule_move(struct store *st, int id, int before_id, const char *actor, 
     if (exec_ints(st, "UPDATE rules SET position = position + 1 WHERE position >= ?", ARGS(pos),
                   NULL, err, errlen) < 0 ||
         exec_ints(st, "UPDATE rules SET position = ?, updated_ms = ? WHERE id = ?",
-                  ARGS(pos, store_now_ms(), id), NULL, err, errlen) < 0)
+                  ARGS(pos, clock_wall_ms(), id), NULL, err, errlen) < 0)
         goto fail;
     text = rule_text(st, id);
     snprintf(detail, sizeof(detail), "rule %d: position %lld -> %lld: %s", id, (long long)old,
@@ -440,7 +441,7 @@ int store_rules_replace(struct store *st, const char *const *texts, size_t n, co
                         char *err, size_t errlen)
 {
     sqlite3_stmt *s;
-    int64_t now = store_now_ms();
+    int64_t now = clock_wall_ms();
     char detail[64];
 
     for (size_t i = 0; i < n; i++)
@@ -561,7 +562,7 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
                       &s, err, errlen) < 0)
         goto fail;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, store_now_ms());
+    sqlite3_bind_int64(s, 2, clock_wall_ms());
     if (sqlite3_step(s) != SQLITE_DONE)
         goto sql_fail;
     sqlite3_finalize(s);

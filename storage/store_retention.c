@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 
+#include "base/clock.h"
 #include "storage/store_impl.h"
 
 #define DEFAULT_BATCH 5000
@@ -69,7 +70,7 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
                           " WHERE time_ms < ? ORDER BY time_ms LIMIT ?) RETURNING rule_id",
                           &s, NULL, 0) < 0)
             goto fail;
-        sqlite3_bind_int64(s, 1, store_now_ms() - days * DAY_MS);
+        sqlite3_bind_int64(s, 1, clock_wall_ms() - days * DAY_MS);
         sqlite3_bind_int64(s, 2, batch - deleted);
         if ((n = delete_counted(st, s, tally)) < 0)
             goto fail;

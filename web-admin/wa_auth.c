@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "web-admin/wa_internal.h"
 
 #define WA_SESSIONS 256
@@ -306,7 +307,7 @@ void wa_auth_check(struct wa_req *r)
     if (!sid || strlen(sid) != WA_TOKEN_HEX)
         return;
     pthread_mutex_lock(&r->srv->auth->mu);
-    s = session_find(r->srv->auth, sid, wa_mono_ms());
+    s = session_find(r->srv->auth, sid, clock_mono_ms());
     if (s) {
         r->authed = true;
         r->via_session = true;
@@ -366,7 +367,7 @@ enum MHD_Result wa_api_login(struct wa_req *r)
     }
     /* Refused unverified, the same for any name, so neither the answer nor its time tells
      * whether the account exists. */
-    wait_ms = store_throttle_wait_ms(a->throttle, user, r->client, wa_mono_ms());
+    wait_ms = store_throttle_wait_ms(a->throttle, user, r->client, clock_mono_ms());
     if (wait_ms > 0) {
         pthread_mutex_lock(&a->mu);
         a->throttled++;
@@ -386,7 +387,7 @@ enum MHD_Result wa_api_login(struct wa_req *r)
         json_decref(body);
         return wa_reply_error(r, 500, NULL, "cannot check the password");
     }
-    store_throttle_note(a->throttle, user, r->client, ok == 1, wa_mono_ms());
+    store_throttle_note(a->throttle, user, r->client, ok == 1, clock_mono_ms());
     if (ok != 1) {
         pthread_mutex_lock(&a->mu);
         a->failed++;
@@ -401,14 +402,14 @@ enum MHD_Result wa_api_login(struct wa_req *r)
     }
 
     pthread_mutex_lock(&a->mu);
-    s = session_slot(a, wa_mono_ms());
+    s = session_slot(a, clock_mono_ms());
     memset(s, 0, sizeof(*s));
     s->used = true;
     random_hex(s->id);
     random_hex(s->csrf);
     snprintf(s->user, sizeof(s->user), "%s", user);
     s->must_change = must_change == 1;
-    s->expires_ms = wa_mono_ms() + WA_SESSION_MS;
+    s->expires_ms = clock_mono_ms() + WA_SESSION_MS;
     snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "; Max-Age=%lld", s->id,
              WA_SESSION_MS / 1000);
     memcpy(csrf, s->csrf, sizeof(csrf));
@@ -428,7 +429,7 @@ enum MHD_Result wa_api_logout(struct wa_req *r)
     if (r->via_session) {
         sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
         pthread_mutex_lock(&r->srv->auth->mu);
-        struct wa_session *s = sid ? session_find(r->srv->auth, sid, wa_mono_ms()) : NULL;
+        struct wa_session *s = sid ? session_find(r->srv->auth, sid, clock_mono_ms()) : NULL;
         if (s)
             sodium_memzero(s, sizeof(*s));
         pthread_mutex_unlock(&r->srv->auth->mu);

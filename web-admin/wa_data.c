@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "web-admin/wa_internal.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -453,7 +454,7 @@ enum MHD_Result wa_api_logs(struct wa_req *r)
 /* since/until query parameters: default the last 24 h. -1 after answering 400. */
 static int query_range(struct wa_req *r, int64_t *since, int64_t *until)
 {
-    *until = wa_now_ms();
+    *until = clock_wall_ms();
     *since = *until - DAY_MS;
     if (wa_query_int(r, "since", since) < 0 || wa_query_int(r, "until", until) < 0)
         return -1;
@@ -554,10 +555,10 @@ static json_t *proxy_stats_json(const struct wa_proxy_stats *p)
         (json_int_t)p->errors_parse, "errors_upstream", (json_int_t)p->errors_upstream,
         "dns_cache_entries", (json_int_t)p->dns_cache_entries, "acl_generation",
         (json_int_t)p->acl_generation, "workers", (int)p->workers, "connections_refused",
-        refused ? refused : json_null(), "log", "queued",
-        (json_int_t)l->queued, "written", (json_int_t)l->written, "dropped_queue_full",
-        (json_int_t)l->dropped_queue_full, "dropped_db_error", (json_int_t)l->dropped_db_error,
-        "pending", (json_int_t)l->pending, "db_ok", l->db_ok, "last_error", l->last_error);
+        refused ? refused : json_null(), "log", "queued", (json_int_t)l->queued, "written",
+        (json_int_t)l->written, "dropped_queue_full", (json_int_t)l->dropped_queue_full,
+        "dropped_db_error", (json_int_t)l->dropped_db_error, "pending", (json_int_t)l->pending,
+        "db_ok", l->db_ok, "last_error", l->last_error);
 }
 
 enum MHD_Result wa_api_stats(struct wa_req *r)
@@ -565,7 +566,7 @@ enum MHD_Result wa_api_stats(struct wa_req *r)
     struct wa_proxy_stats ps;
     struct store_totals t;
     struct store *st;
-    int64_t now = wa_now_ms();
+    int64_t now = clock_wall_ms();
     uint64_t failed, throttled;
     char err[256];
     json_t *proxy;
@@ -596,9 +597,8 @@ enum MHD_Result wa_api_stats(struct wa_req *r)
                   "bytes_up", (json_int_t)t.bytes_up, "bytes_down", (json_int_t)t.bytes_down,
                   "clients", (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms",
                   (json_int_t)(now - DAY_MS), "until_ms", (json_int_t)now, "auth",
-                  "password_checks", (json_int_t)store_account_hash_runs(),
-                  "admin_logins_failed", (json_int_t)failed, "admin_logins_throttled",
-                  (json_int_t)throttled));
+                  "password_checks", (json_int_t)store_account_hash_runs(), "admin_logins_failed",
+                  (json_int_t)failed, "admin_logins_throttled", (json_int_t)throttled));
 }
 
 /* ---- settings ---- */
@@ -733,7 +733,7 @@ enum MHD_Result wa_api_audit(struct wa_req *r)
     if (wa_query_int(r, "before", &before) < 0)
         return MHD_YES;
     if (before <= 0)
-        before = wa_now_ms() + 1;
+        before = clock_wall_ms() + 1;
     limit = query_limit(r, 100);
     if (limit < 0)
         return MHD_YES;

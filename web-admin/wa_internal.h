@@ -93,8 +93,6 @@ const char *wa_query(struct wa_req *r, const char *key);
 /* Integer query parameter: 1 if present and valid (*out set), 0 if absent, -1 after
  * answering 400 naming it. */
 int wa_query_int(struct wa_req *r, const char *key, int64_t *out);
-int64_t wa_now_ms(void);
-int64_t wa_mono_ms(void);
 
 /* Calls the policy hook under policy_mu (caller holds it). 0, or -1 with err filled. */
 int wa_policy_hook(struct wa_server *srv, char *err, size_t errlen);
