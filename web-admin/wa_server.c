@@ -1,6 +1,6 @@
 /* web-admin server: start and stop of the libmicrohttpd daemon, the listen address and its
- * loopback guard, the Host check against DNS rebinding, request bodies and their limits, routing of /api/, /proxy.pac and the
- * pages and the reply helpers (security headers on every answer).
+ * loopback guard, the Host check against DNS rebinding, request bodies and their limits, routing of
+ * /api/, /proxy.pac and the pages and the reply helpers (security headers on every answer).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
