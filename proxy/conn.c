@@ -557,7 +557,7 @@ static bool step_read_head(struct conn *c)
                 handle_request(c, &req, (size_t)n);
                 return true;
             }
-            if (n == H1_ERROR) {
+            if (n == PX_ERR) {
                 handle_bad_request(c, &err);
                 return true;
             }
@@ -878,9 +878,9 @@ static void begin_resolve(struct conn *c)
 {
     struct worker *w = c->w;
     int r = dns_resolve(w->dns, &c->host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
-    if (r == 1) {
+    if (r == PX_OK) {
         use_resolved(c, &c->addrs);
-    } else if (r < 0) {
+    } else if (r == PX_ERR) {
         c->why = CLOSE_DNS_FAILED;
         reply(c, 502, "The web site's name could not be resolved.", false);
     }
@@ -999,10 +999,10 @@ static bool flow_frame(struct conn_flow *f, struct buf *b, struct h1_error *err)
     case H1_BODY_CHUNKED: {
         size_t used = 0;
         int r = h1_chunked_feed(&f->chunked, buf_head(b), b->len, &used, err);
-        if (r == H1_ERROR)
+        if (r == PX_ERR)
             return false;
         f->ready = used;
-        f->done = r == 1;
+        f->done = r == PX_OK;
         return true;
     }
     case H1_BODY_CLOSE:
@@ -1141,14 +1141,14 @@ static bool relay_response_head(struct conn *c)
     lim.max_head_bytes = BUF_SIZE - HEAD_RESERVE;
     lim.max_request_line = BUF_SIZE - HEAD_RESERVE;
     int n = h1_parse_response(buf_head(&c->down), c->down.len, &lim, c->request_head, &resp, &err);
-    if (n == H1_INCOMPLETE) {
+    if (n == PX_AGAIN) {
         if (c->down.len >= BUF_SIZE - HEAD_RESERVE) {
             relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a response head too large.");
             return true;
         }
         return false;
     }
-    if (n == H1_ERROR) {
+    if (n == PX_ERR) {
         copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
         relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a malformed response.");
         return true;

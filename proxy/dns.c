@@ -667,22 +667,22 @@ int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t po
     if (acl_host_is_ip(host)) {
         literal_answer(host, &a);
         result_fill(now, &a, port);
-        return 1;
+        return PX_OK;
     }
     if (host->len == 0) {
         answer_error(&a, DNS_FAILED);
         result_fill(now, &a, port);
-        return 1;
+        return PX_OK;
     }
     uint32_t hash = name_hash(key);
     if (r->cache && cache_get(r->cache, key, hash, &a)) {
         result_fill(now, &a, port);
-        return 1;
+        return PX_OK;
     }
 
     struct dns_query *w = calloc(1, sizeof(*w));
     if (!w)
-        return -1;
+        return PX_ERR;
     w->cb = cb;
     w->arg = arg;
     w->port = port;
@@ -692,7 +692,7 @@ int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t po
         l = calloc(1, sizeof(*l) + len + 1);
         if (!l) {
             free(w);
-            return -1;
+            return PX_ERR;
         }
         memcpy(l->name, key, len + 1);
         l->r = r;
@@ -707,7 +707,7 @@ int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t po
             result_fill(now, &l->early, port);
             free(l);
             free(w);
-            return 1;
+            return PX_OK;
         }
         pending_link(r, l);
     }
@@ -719,7 +719,7 @@ int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t po
         l->waiters = w;
     l->last_waiter = w;
     *q = w;
-    return 0;
+    return PX_AGAIN;
 }
 
 void dns_cancel(struct dns_query *q)

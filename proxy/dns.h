@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "acl/acl_host.h"
+#include "base/status.h"
 #include "proxy/ev.h"
 
 #define DNS_MAX_ADDRS 8
@@ -44,17 +45,18 @@ struct dns_query;
 /* servers: "IP" or "IP:PORT" (IPv6 as "[::1]:53"); n == 0 uses /etc/resolv.conf.
  * timeout_ms bounds one whole lookup (all tries). Returns NULL with err filled. */
 struct dns_resolver *dns_resolver_new(struct ev_loop *loop, struct dns_cache *cache,
-                                      const char *const *servers, size_t nservers,
-                                      int timeout_ms, char *err, size_t errlen);
+                                      const char *const *servers, size_t nservers, int timeout_ms,
+                                      char *err, size_t errlen);
 void dns_resolver_free(struct dns_resolver *r); /* cancels pending queries without callbacks */
 
 typedef void (*dns_cb)(void *arg, const struct dns_result *res);
 
 /* Resolves host, in canonical form (acl_host_parse: the parser's output): an IP literal is
  * answered with its address, a name is looked up exactly as spelled there. If the answer is
- * at hand (IP literal or cache hit) fills *now and returns 1 without calling cb. Otherwise starts a query, stores a handle
- * in *q and returns 0; cb(arg, res) is called later on the loop's thread, exactly once,
- * unless dns_cancel(*q) is called first. Returns -1 if the query could not start. */
+ * at hand (IP literal or cache hit) fills *now and returns PX_OK without calling cb.
+ * Otherwise starts a query, stores a handle in *q and returns PX_AGAIN; cb(arg, res) is
+ * called later on the loop's thread, exactly once, unless dns_cancel(*q) is called first.
+ * Returns PX_ERR if the query could not start (out of memory). */
 int dns_resolve(struct dns_resolver *r, const struct acl_host *host, uint16_t port, dns_cb cb,
                 void *arg, struct dns_query **q, struct dns_result *now);
 /* The callback of q will not be called; q is invalid afterwards. */

@@ -8,7 +8,7 @@
  * head is complete.
  *
  * Limits are checked against positions, not against what arrived, so a prefix of a valid
- * head is always H1_INCOMPLETE and an over-long line or head is refused before its end
+ * head is always PX_AGAIN and an over-long line or head is refused before its end
  * arrives.
  */
 #include "proxy/h1_parse.h"
@@ -27,22 +27,20 @@
 
 /* Generated from the RFC grammar; row n holds bytes 16n..16n+15. */
 static const unsigned char cclass[256] = {
-    0,   0,   0,   0,   0,   0,   0,   0,   0,   66,  0,   0,   0,   0,   0,   0,
-    0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
-    66,  71,  6,   67,  71,  71,  71,  71,  70,  70,  71,  71,  70,  103, 103, 70,
-    127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 70,  70,  70,  70,  70,  70,
-    70,  111, 111, 111, 111, 111, 111, 103, 103, 103, 103, 103, 103, 103, 103, 103,
-    103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 70,  6,   70,  71,  103,
-    71,  111, 111, 111, 111, 111, 111, 103, 103, 103, 103, 103, 103, 103, 103, 103,
-    103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 70,  71,  70,  103, 0,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
-    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
+    0,   0,   0,   0,   0,   0,   0,   0,   0,   66,  0,   0,   0,   0,   0,   0,   0,   0,   0,
+    0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   66,  71,  6,   67,  71,  71,
+    71,  71,  70,  70,  71,  71,  70,  103, 103, 70,  127, 127, 127, 127, 127, 127, 127, 127, 127,
+    127, 70,  70,  70,  70,  70,  70,  70,  111, 111, 111, 111, 111, 111, 103, 103, 103, 103, 103,
+    103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 70,  6,   70,  71,
+    103, 71,  111, 111, 111, 111, 111, 111, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103, 103,
+    103, 103, 103, 103, 103, 103, 103, 103, 103, 70,  71,  70,  103, 0,   66,  66,  66,  66,  66,
+    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
+    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
+    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
+    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
+    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
+    66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,  66,
+    66,  66,  66,  66,  66,  66,  66,  66,  66,
 };
 
 #define IS(c, cls) ((cclass[(unsigned char)(c)] & (cls)) != 0)
@@ -166,8 +164,7 @@ static enum scan_rc skip_empty_lines(const char **pp, const char *end, const cha
 
 /* Checks "HTTP/1.x" at *pp. The version is checked byte by byte against what has arrived so
  * that "HTTX" fails at once while "HTT" waits. */
-static enum scan_rc scan_version(const char **pp, const char *end, int *minor,
-                                 const char **reason)
+static enum scan_rc scan_version(const char **pp, const char *end, int *minor, const char **reason)
 {
     static const char pat[] = "HTTP/d.d";
     const char *p = *pp;
@@ -362,8 +359,8 @@ static enum hdr_kind hdr_kind_of(struct h1_slice name)
 
 /* Semantic pass shared by requests and responses. Returns NULL or the reason the head
  * is malformed (*status_hint set to 501 for an unknown transfer coding). */
-static const char *head_info_collect(const struct h1_header *hdrs, size_t n,
-                                     struct head_info *hi, int *status_hint)
+static const char *head_info_collect(const struct h1_header *hdrs, size_t n, struct head_info *hi,
+                                     int *status_hint)
 {
     struct h1_slice tok;
     const char *p;
@@ -591,8 +588,8 @@ static const char *parse_target(struct h1_request *req)
     const char *p = t;
     if (!((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))
         return "invalid request-target";
-    while (p < end && (IS(*p, C_DIGIT) || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') ||
-                       *p == '+' || *p == '-' || *p == '.'))
+    while (p < end && (IS(*p, C_DIGIT) || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || *p == '+' ||
+                       *p == '-' || *p == '.'))
         p++;
     if (p == end || *p != ':')
         return "invalid request-target";
@@ -629,7 +626,7 @@ static int fail(struct h1_error *err, int status, const char *reason)
 {
     err->status = status;
     err->reason = reason;
-    return H1_ERROR;
+    return PX_ERR;
 }
 
 /* What a broken head is answered with: a request's own statuses, or 502 for every fault of a
@@ -653,7 +650,7 @@ static int syntax_fail(enum scan_rc rc, const char *reason, bool head_cut, bool 
     if (rc == SCAN_TOO_MANY)
         return fail(err, e->head_status, reason);
     if (rc == SCAN_NEED)
-        return head_cut ? fail(err, e->head_status, "header section too large") : H1_INCOMPLETE;
+        return head_cut ? fail(err, e->head_status, "header section too large") : PX_AGAIN;
     return fail(err, e->bad_status, reason);
 }
 
@@ -670,7 +667,7 @@ static const char *head_window(const char *buf, size_t len, const struct h1_limi
     return buf + (*head_cut ? max_head : len);
 }
 
-/* Judges a scanned start line of line_len bytes. Returns 0 when it is complete and within
+/* Judges a scanned start line of line_len bytes. Returns PX_OK when it is complete and within
  * its limit, else what the parser returns. */
 static int start_line_check(enum scan_rc rc, const char *reason, size_t line_len, bool head_cut,
                             const struct h1_limits *lim, const struct head_errs *e,
@@ -682,19 +679,19 @@ static int start_line_check(enum scan_rc rc, const char *reason, size_t line_len
         return syntax_fail(rc, reason, head_cut, line_over, e, err);
     if (line_over)
         return fail(err, e->line_status, e->line_too_long);
-    return 0;
+    return PX_OK;
 }
 
-/* Scans the header fields up to and including the empty line. Returns 0 with *pp past the
+/* Scans the header fields up to and including the empty line. Returns PX_OK with *pp past the
  * head, else what the parser returns. */
-static int fields_scan(const char **pp, const char *end, bool head_cut,
-                       const struct h1_limits *lim, const struct head_errs *e,
-                       struct h1_header *hdrs, size_t *num_headers, struct h1_error *err)
+static int fields_scan(const char **pp, const char *end, bool head_cut, const struct h1_limits *lim,
+                       const struct head_errs *e, struct h1_header *hdrs, size_t *num_headers,
+                       struct h1_error *err)
 {
     const char *reason = NULL;
     enum scan_rc rc = scan_fields(pp, end, hdrs, lim->max_headers, num_headers, &reason);
 
-    return rc == SCAN_OK ? 0 : syntax_fail(rc, reason, head_cut, false, e, err);
+    return rc == SCAN_OK ? PX_OK : syntax_fail(rc, reason, head_cut, false, e, err);
 }
 
 /* HTTP/1.1 stays open unless told to close; HTTP/1.0 only when asked to stay open. */
@@ -736,8 +733,8 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
         if (p == end) {
             rc = SCAN_NEED;
         } else if (*p != ' ' || p == target) {
-            reason = *p == '#' ? "fragment in request-target"
-                               : bad_byte(*p, "invalid request-target");
+            reason =
+                *p == '#' ? "fragment in request-target" : bad_byte(*p, "invalid request-target");
             rc = SCAN_BAD;
         } else {
             req->target.p = target;
@@ -754,10 +751,10 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
      * so far counts. */
     ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - line), head_cut, lim,
                            &request_errs, err);
-    if (ret)
+    if (ret != PX_OK)
         return ret;
     ret = fields_scan(&p, end, head_cut, lim, &request_errs, hdrs, &req->num_headers, err);
-    if (ret)
+    if (ret != PX_OK)
         return ret;
 
     /* The head is complete: now what it means. */
@@ -790,11 +787,9 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
     }
 
     req->keep_alive = keep_alive_of(&hi, req->minor_version);
-    req->expect_continue =
-        hi.expect_idx >= 0 && EQ_CI(hdrs[hi.expect_idx].value, "100-continue");
-    req->upgrade_websocket = req->minor_version == 1 && EQ(req->method, "GET") &&
-                             hi.conn_upgrade && hi.upgrade_idx >= 0 &&
-                             EQ_CI(hdrs[hi.upgrade_idx].value, "websocket");
+    req->expect_continue = hi.expect_idx >= 0 && EQ_CI(hdrs[hi.expect_idx].value, "100-continue");
+    req->upgrade_websocket = req->minor_version == 1 && EQ(req->method, "GET") && hi.conn_upgrade &&
+                             hi.upgrade_idx >= 0 && EQ_CI(hdrs[hi.upgrade_idx].value, "websocket");
     if (hi.proxy_auth_idx >= 0)
         req->proxy_authorization = hdrs[hi.proxy_auth_idx].value;
     return (int)(p - buf);
@@ -853,12 +848,12 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
     }
     ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - buf), head_cut, lim,
                            &response_errs, err);
-    if (ret)
+    if (ret != PX_OK)
         return ret;
     if (resp->status < 100 || resp->status > 599)
         return fail(err, 502, "invalid status code");
     ret = fields_scan(&p, end, head_cut, lim, &response_errs, hdrs, &resp->num_headers, err);
-    if (ret)
+    if (ret != PX_OK)
         return ret;
 
     struct head_info hi;
@@ -897,21 +892,21 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
 /* States of struct h1_chunked.state; 0 is the state of a zeroed struct. The size-line states
  * come first and the trailer states last so that line accounting is a range test. */
 enum chunk_state {
-    CH_SIZE_FIRST,      /* first hex digit of a chunk-size */
-    CH_SIZE,            /* further hex digits */
-    CH_SIZE_WS,         /* BWS after the size or after a complete extension */
-    CH_EXT_PRE_NAME,    /* after ';': BWS, then an extension name */
+    CH_SIZE_FIRST,   /* first hex digit of a chunk-size */
+    CH_SIZE,         /* further hex digits */
+    CH_SIZE_WS,      /* BWS after the size or after a complete extension */
+    CH_EXT_PRE_NAME, /* after ';': BWS, then an extension name */
     CH_EXT_NAME,
-    CH_EXT_AFTER_NAME,  /* BWS after a name: '=', ';' or CR may follow */
-    CH_EXT_PRE_VAL,     /* after '=': BWS, then a token or a quoted-string */
-    CH_EXT_VAL,         /* token value */
-    CH_EXT_QS,          /* inside a quoted-string */
-    CH_EXT_QS_ESC,      /* after a backslash inside a quoted-string */
-    CH_SIZE_LF,         /* CR seen at the end of the size line */
+    CH_EXT_AFTER_NAME, /* BWS after a name: '=', ';' or CR may follow */
+    CH_EXT_PRE_VAL,    /* after '=': BWS, then a token or a quoted-string */
+    CH_EXT_VAL,        /* token value */
+    CH_EXT_QS,         /* inside a quoted-string */
+    CH_EXT_QS_ESC,     /* after a backslash inside a quoted-string */
+    CH_SIZE_LF,        /* CR seen at the end of the size line */
     CH_DATA,
     CH_DATA_CR,
     CH_DATA_LF,
-    CH_TRAILER_START,   /* start of a trailer line, or the CR of the final CRLF */
+    CH_TRAILER_START, /* start of a trailer line, or the CR of the final CRLF */
     CH_TRAILER_NAME,
     CH_TRAILER_VALUE,
     CH_TRAILER_LF,
@@ -1043,8 +1038,8 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
 
     if (s < 0 || s >= CH_FAILED) {
         *consumed = 0;
-        return fail(err, 400, s == CH_FAILED ? "chunked body already failed"
-                                             : "invalid chunked state");
+        return fail(err, 400,
+                    s == CH_FAILED ? "chunked body already failed" : "invalid chunked state");
     }
     while (p < end && s != CH_DONE) {
         const char c = *p;
@@ -1084,8 +1079,7 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
                 break;
             }
             next = chunk_size_step(s, c, &st->remaining, &reason);
-        } else if (s == CH_SIZE_LF || s == CH_DATA_LF || s == CH_TRAILER_LF ||
-                   s == CH_FINAL_LF) {
+        } else if (s == CH_SIZE_LF || s == CH_DATA_LF || s == CH_TRAILER_LF || s == CH_FINAL_LF) {
             if (c != '\n') {
                 reason = "bare CR";
                 break;
@@ -1121,7 +1115,7 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
         return fail(err, 400, reason);
     }
     st->state = s;
-    return s == CH_DONE ? 1 : 0;
+    return s == CH_DONE ? PX_OK : PX_AGAIN;
 }
 
 /* ---- rewriting heads ---- */
@@ -1263,8 +1257,7 @@ long h1_request_rewrite(const struct h1_request *req, const char *via, char *out
         const struct h1_header *h = &req->headers[i];
         if (host_from_target && hdr_kind_of(h->name) == HDR_HOST)
             continue;
-        if (is_hop_by_hop(req->headers, req->num_headers, h->name, true,
-                          req->upgrade_websocket))
+        if (is_hop_by_hop(req->headers, req->num_headers, h->name, true, req->upgrade_websocket))
             continue;
         put_slice(&o, h->name);
         PUT_LIT(&o, ": ");

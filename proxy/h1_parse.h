@@ -20,10 +20,11 @@
 #include <stdint.h>
 
 #include "acl/acl_host.h"
+#include "base/status.h"
 
-/* Return values of the parse functions besides "bytes consumed" (> 0). */
-#define H1_INCOMPLETE (-2) /* the head is not complete yet: read more and call again */
-#define H1_ERROR (-1)      /* malformed: see struct h1_error; the connection must close */
+/* The parse functions return the bytes consumed (> 0) or, from base/status.h, PX_AGAIN (the
+ * head is not complete yet: read more and call again) or PX_ERR (malformed: see struct
+ * h1_error; the connection must close). */
 
 /* A borrowed view into the caller's buffer; valid as long as that buffer is. */
 struct h1_slice {
@@ -67,21 +68,22 @@ struct h1_request {
     struct h1_slice method;
     struct h1_slice target; /* the request-target exactly as received */
     enum h1_target_form form;
-    struct h1_slice scheme; /* absolute-form: "http" (lower-cased by the caller if needed); else empty */
-    struct acl_host host;   /* absolute/authority-form: the host in canonical form (a copy);
-                               kind NAME and len 0 for origin/asterisk form */
-    uint16_t port;          /* explicit port, else 80 for http; 0 for origin/asterisk form */
-    struct h1_slice path;   /* absolute-form: path and query ("/" if empty); empty for others */
-    int minor_version;      /* HTTP/1.x: 0 or 1 */
+    struct h1_slice
+        scheme; /* absolute-form: "http" (lower-cased by the caller if needed); else empty */
+    struct acl_host host; /* absolute/authority-form: the host in canonical form (a copy);
+                             kind NAME and len 0 for origin/asterisk form */
+    uint16_t port;        /* explicit port, else 80 for http; 0 for origin/asterisk form */
+    struct h1_slice path; /* absolute-form: path and query ("/" if empty); empty for others */
+    int minor_version;    /* HTTP/1.x: 0 or 1 */
 
     struct h1_header *headers; /* in: caller's array of max_headers entries; out: filled */
     size_t num_headers;        /* out */
 
-    enum h1_body body;       /* NONE, LENGTH or CHUNKED */
-    uint64_t content_length; /* when body == H1_BODY_LENGTH */
-    bool keep_alive;         /* per version and Connection header */
-    bool expect_continue;    /* Expect: 100-continue */
-    bool upgrade_websocket;  /* Connection: upgrade + Upgrade: websocket (GET only) */
+    enum h1_body body;                   /* NONE, LENGTH or CHUNKED */
+    uint64_t content_length;             /* when body == H1_BODY_LENGTH */
+    bool keep_alive;                     /* per version and Connection header */
+    bool expect_continue;                /* Expect: 100-continue */
+    bool upgrade_websocket;              /* Connection: upgrade + Upgrade: websocket (GET only) */
     struct h1_slice proxy_authorization; /* value of Proxy-Authorization, empty if absent */
 };
 
@@ -93,13 +95,13 @@ struct h1_response {
     size_t num_headers;
     enum h1_body body; /* derived with the request's method: HEAD, 1xx, 204, 304 -> NONE */
     uint64_t content_length;
-    bool keep_alive; /* false if the origin said close or is HTTP/1.0 without keep-alive */
+    bool keep_alive;        /* false if the origin said close or is HTTP/1.0 without keep-alive */
     bool upgrade_websocket; /* 101 with Upgrade: websocket */
 };
 
 /* Parses a request head from buf[0..len).
- * Returns the head's length in bytes (> 0; the body, if any, starts there), H1_INCOMPLETE
- * when buf holds only a prefix of a valid head that is within the limits, or H1_ERROR with
+ * Returns the head's length in bytes (> 0; the body, if any, starts there), PX_AGAIN
+ * when buf holds only a prefix of a valid head that is within the limits, or PX_ERR with
  * *err filled (414 for an over-long request line, 431 for too many or too large headers,
  * 501 for an unsupported transfer coding, 400 for everything else, among it a target host
  * acl_host_parse refuses and a Host header that is neither empty nor host[:port]).
@@ -121,8 +123,8 @@ struct h1_chunked {
 };
 
 /* Feeds buf[0..len) to the validator. Sets *consumed to the bytes that belong to the body
- * (never past its end). Returns 1 when the body (last chunk and trailers) is complete,
- * 0 when all of buf was consumed and more is needed, H1_ERROR on a malformed body
+ * (never past its end). Returns PX_OK when the body (last chunk and trailers) is complete,
+ * PX_AGAIN when all of buf was consumed and more is needed, PX_ERR on a malformed body
  * (bad hex, size overflow, missing CRLF, over-long line) with *err set (status 400). */
 int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *consumed,
                     struct h1_error *err);

@@ -77,17 +77,17 @@ static void fuzz_chunked(const char *buf, size_t len, size_t split)
     size_t used = len + 1, a = 0, b = 0;
 
     int rc = h1_chunked_feed(&st, buf, len, &used, &err);
-    CHECK(rc == 0 || rc == 1 || rc == H1_ERROR);
+    CHECK(rc == PX_AGAIN || rc == PX_OK || rc == PX_ERR);
     CHECK(used <= len);
-    if (rc == 0)
+    if (rc == PX_AGAIN)
         CHECK(used == len);
-    if (rc == H1_ERROR)
+    if (rc == PX_ERR)
         CHECK(err.status == 400 && err.reason != NULL);
 
     split = len ? split % (len + 1) : 0;
     int rc2 = h1_chunked_feed(&st2, buf, split, &a, &err);
     CHECK(a <= split);
-    if (rc2 == 0) {
+    if (rc2 == PX_AGAIN) {
         CHECK(a == split);
         rc2 = h1_chunked_feed(&st2, buf + split, len - split, &b, &err);
         CHECK(b <= len - split);
@@ -96,8 +96,8 @@ static void fuzz_chunked(const char *buf, size_t len, size_t split)
     CHECK(a + b == used);
 
     /* a finished body stays finished and takes nothing more */
-    if (rc == 1) {
-        CHECK(h1_chunked_feed(&st, buf, len, &used, &err) == 1 && used == 0);
+    if (rc == PX_OK) {
+        CHECK(h1_chunked_feed(&st, buf, len, &used, &err) == PX_OK && used == 0);
     }
 }
 
@@ -109,13 +109,13 @@ static void fuzz_request(const char *buf, size_t len, const struct h1_limits *li
     struct h1_error err = {0, NULL};
 
     int rc = h1_parse_request(buf, len, lim, &req, &err);
-    if (rc == H1_ERROR) {
+    if (rc == PX_ERR) {
         CHECK(err.status == 400 || err.status == 414 || err.status == 431 ||
               err.status == 501);
         CHECK(err.reason != NULL && err.reason[0] != '\0');
         return;
     }
-    if (rc == H1_INCOMPLETE) {
+    if (rc == PX_AGAIN) {
         CHECK(len < lim->max_head_bytes); /* a full window is either a head or an error */
         return;
     }
@@ -142,7 +142,7 @@ static void fuzz_request(const char *buf, size_t len, const struct h1_limits *li
 
     /* the parser is stateless: any strict prefix of this head is incomplete */
     size_t cut = head * (knob & 0xff) / 256;
-    CHECK(h1_parse_request(buf, cut, lim, &again, &err) == H1_INCOMPLETE);
+    CHECK(h1_parse_request(buf, cut, lim, &again, &err) == PX_AGAIN);
 
     if (req.body == H1_BODY_CHUNKED)
         fuzz_chunked(buf + head, len - head, knob);
@@ -165,8 +165,8 @@ static void fuzz_request(const char *buf, size_t len, const struct h1_limits *li
     if (req.form == H1_FORM_ABSOLUTE) {
         int rc2 = h1_parse_request(out, (size_t)n, &lim_reparse, &again, &err);
         if (rc2 != n)
-            fprintf(stderr, "rewrite reparse: %d (%s)\n%.*s", rc2,
-                    rc2 == H1_ERROR ? err.reason : "", (int)n, out);
+            fprintf(stderr, "rewrite reparse: %d (%s)\n%.*s", rc2, rc2 == PX_ERR ? err.reason : "",
+                    (int)n, out);
         CHECK(rc2 == n);
         /* "OPTIONS http://h" goes upstream as "OPTIONS *" (RFC 9112 3.2.4) */
         CHECK(again.form == H1_FORM_ORIGIN ||
@@ -197,11 +197,11 @@ static void fuzz_response(const char *buf, size_t len, const struct h1_limits *l
     struct h1_error err = {0, NULL};
 
     int rc = h1_parse_response(buf, len, lim, knob & 1, &resp, &err);
-    if (rc == H1_ERROR) {
+    if (rc == PX_ERR) {
         CHECK(err.status == 502 && err.reason != NULL);
         return;
     }
-    if (rc == H1_INCOMPLETE) {
+    if (rc == PX_AGAIN) {
         CHECK(len < lim->max_head_bytes);
         return;
     }

@@ -246,7 +246,7 @@ static struct dns_query *start(struct fixture *f, const char *name, uint16_t por
     struct dns_result now;
     a->f = f;
     int rc = resolve(f->r, name, port, a, &q, &now);
-    ck_assert_msg(rc == 0, "%s: dns_resolve returned %d, expected a query", name, rc);
+    ck_assert_msg(rc == PX_AGAIN, "%s: dns_resolve returned %d, expected a query", name, rc);
     ck_assert_ptr_nonnull(q);
     f->outstanding++;
     return q;
@@ -369,13 +369,13 @@ START_TEST(test_second_lookup_is_a_cache_hit)
     fixture_run(&f, 0, 3000);
     ck_assert_int_eq(a.calls, 1);
     expect_addrs("first", &a.res, "127.0.0.3", 80);
-    ck_assert_int_eq(resolve(f.r, "Cached.Test", 8443, &a, &q, &now), 1);
+    ck_assert_int_eq(resolve(f.r, "Cached.Test", 8443, &a, &q, &now), PX_OK);
     expect_addrs("cache hit", &now, "127.0.0.3", 8443);
     fixture_close(&f);
 
     /* Another worker's resolver sees the same cache. */
     fixture_open(&f, cache);
-    ck_assert_int_eq(resolve(f.r, "cached.test", 81, &a, &q, &now), 1);
+    ck_assert_int_eq(resolve(f.r, "cached.test", 81, &a, &q, &now), PX_OK);
     expect_addrs("other resolver", &now, "127.0.0.3", 81);
     fixture_close(&f);
     ck_assert_int_eq(stub_queries(NULL, "A", "cached.test"), 1);
@@ -396,7 +396,7 @@ START_TEST(test_expired_ttl_makes_a_new_query)
     start(&f, "short.test", 80, &a); /* TTL 1 s */
     fixture_run(&f, 0, 3000);
     ck_assert_int_eq(a.res.status, DNS_OK);
-    ck_assert_int_eq(resolve(f.r, "short.test", 80, &a, &q, &now), 1);
+    ck_assert_int_eq(resolve(f.r, "short.test", 80, &a, &q, &now), PX_OK);
     fixture_close(&f);
     usleep(1500 * 1000);
     fixture_open(&f, cache);
@@ -421,7 +421,7 @@ START_TEST(test_negative_answer_is_cached_briefly)
     start(&f, "negative.test", 80, &a);
     fixture_run(&f, 0, 3000);
     ck_assert_int_eq(a.res.status, DNS_NXDOMAIN);
-    ck_assert_int_eq(resolve(f.r, "negative.test", 80, &a, &q, &now), 1);
+    ck_assert_int_eq(resolve(f.r, "negative.test", 80, &a, &q, &now), PX_OK);
     ck_assert_int_eq(now.status, DNS_NXDOMAIN);
     ck_assert_uint_eq(now.naddrs, 0);
     ck_assert_int_eq(stub_queries(NULL, "A", "negative.test"), 1);
@@ -486,7 +486,7 @@ START_TEST(test_ip_literals_answer_at_once_from_their_address)
         struct dns_result now;
         struct dns_query *q = (struct dns_query *)&a; /* must be reset to NULL */
         int rc = resolve(f.r, cases[i].host, 3128, &a, &q, &now);
-        ck_assert_msg(rc == 1, "'%s': returned %d", cases[i].host, rc);
+        ck_assert_msg(rc == PX_OK, "'%s': returned %d", cases[i].host, rc);
         ck_assert_ptr_null(q);
         ck_assert_msg(now.status == DNS_OK, "'%s': %s", cases[i].host, dns_status_str(now.status));
         expect_addrs(cases[i].host, &now, cases[i].addrs, 3128);
@@ -495,7 +495,7 @@ START_TEST(test_ip_literals_answer_at_once_from_their_address)
     struct acl_host none = {0};
     struct dns_result now;
     struct dns_query *q;
-    ck_assert_int_eq(dns_resolve(f.r, &none, 80, on_answer, &a, &q, &now), 1);
+    ck_assert_int_eq(dns_resolve(f.r, &none, 80, on_answer, &a, &q, &now), PX_OK);
     ck_assert_int_eq(now.status, DNS_FAILED);
     ck_assert_int_eq(a.calls, 0);
     ck_assert_uint_eq(dns_cache_size(cache), 0);
@@ -513,7 +513,7 @@ START_TEST(test_localhost_comes_from_hosts_file)
     fixture_open(&f, NULL);
     a.f = &f;
     int rc = resolve(f.r, "localhost", 80, &a, &q, &now);
-    if (rc == 0) {
+    if (rc == PX_AGAIN) {
         f.outstanding++;
         fixture_run(&f, 0, 3000);
         now = a.res;
@@ -550,7 +550,7 @@ START_TEST(test_cancelled_query_never_calls_back)
     ck_assert_int_eq(c.calls, 1);
     expect_addrs("the other waiter", &c.res, "127.0.0.6", 81);
     /* The cancelled lookup still completed and filled the cache. */
-    ck_assert_int_eq(resolve(f.r, "slow.test", 80, &a, &q, &now), 1);
+    ck_assert_int_eq(resolve(f.r, "slow.test", 80, &a, &q, &now), PX_OK);
     expect_addrs("cache after cancel", &now, "127.0.0.6", 80);
     fixture_close(&f);
     dns_cache_free(cache);

@@ -265,8 +265,8 @@ START_TEST(test_valid_request_parses_to_expected_fields)
     for (size_t k = 0; k < (size_t)head_len; k++) {
         const char *b = guard_put(&g, c->in, k);
         rc = h1_parse_request(b, k, lim, &req, &err);
-        ck_assert_msg(rc == H1_INCOMPLETE, "%s: prefix %zu returned %d (%s)", c->name, k, rc,
-                      rc == H1_ERROR ? err.reason : "");
+        ck_assert_msg(rc == PX_AGAIN, "%s: prefix %zu returned %d (%s)", c->name, k, rc,
+                      rc == PX_ERR ? err.reason : "");
     }
     const char *b = guard_put(&g, c->in, (size_t)head_len);
     rc = h1_parse_request(b, (size_t)head_len, lim, &req, &err);
@@ -428,7 +428,7 @@ START_TEST(test_malformed_request_is_refused_with_status)
     struct guard g;
 
     int rc = h1_parse_request(c->in, c->len, lim, &req, &err);
-    ck_assert_msg(rc == H1_ERROR, "%s: returned %d, want error", c->name, rc);
+    ck_assert_msg(rc == PX_ERR, "%s: returned %d, want error", c->name, rc);
     ck_assert_msg(err.status == c->status, "%s: status %d (%s), want %d", c->name, err.status,
                   err.reason, c->status);
     ck_assert_msg(err.reason && *err.reason, "%s: no reason", c->name);
@@ -441,12 +441,12 @@ START_TEST(test_malformed_request_is_refused_with_status)
         const char *b = guard_put(&g, c->in, k);
         err.status = 0;
         rc = h1_parse_request(b, k, lim, &req, &err);
-        if (failed || rc == H1_ERROR) {
-            ck_assert_msg(rc == H1_ERROR && err.status == c->status,
+        if (failed || rc == PX_ERR) {
+            ck_assert_msg(rc == PX_ERR && err.status == c->status,
                           "%s: prefix %zu returned %d status %d", c->name, k, rc, err.status);
             failed = true;
         } else {
-            ck_assert_msg(rc == H1_INCOMPLETE, "%s: prefix %zu returned %d", c->name, k, rc);
+            ck_assert_msg(rc == PX_AGAIN, "%s: prefix %zu returned %d", c->name, k, rc);
         }
     }
     ck_assert(failed);
@@ -480,7 +480,7 @@ START_TEST(test_error_reasons_name_the_fault)
         struct h1_request req = {.headers = hdrs};
         struct h1_error err = {0, NULL};
         ck_assert_int_eq(h1_parse_request(cases[i].in, strlen(cases[i].in), &lim, &req, &err),
-                         H1_ERROR);
+                         PX_ERR);
         ck_assert_str_eq(err.reason, cases[i].reason);
     }
 }
@@ -575,11 +575,11 @@ START_TEST(test_response_parses_or_is_refused_with_502)
 
     int rc = h1_parse_response(c->in, c->len, &lim, c->head_request, &resp, &err);
     if (c->error_status) {
-        ck_assert_msg(rc == H1_ERROR && err.status == c->error_status, "%s: %d status %d",
-                      c->name, rc, err.status);
+        ck_assert_msg(rc == PX_ERR && err.status == c->error_status, "%s: %d status %d", c->name,
+                      rc, err.status);
     } else {
         ck_assert_msg(rc == (int)c->len, "%s: returned %d (%s)", c->name, rc,
-                      rc == H1_ERROR ? err.reason : "");
+                      rc == PX_ERR ? err.reason : "");
         ck_assert_msg(resp.status == c->status, "%s: status %d", c->name, resp.status);
         ck_assert_msg(slice_is(resp.reason, c->reason), "%s: reason", c->name);
         ck_assert_msg(resp.body == c->body, "%s: body %s", c->name, body_names[resp.body]);
@@ -596,12 +596,12 @@ START_TEST(test_response_parses_or_is_refused_with_502)
         rc = h1_parse_response(b, k, &lim, c->head_request, &resp, &err);
         if (k == c->len && !c->error_status) {
             ck_assert_int_eq(rc, (int)c->len);
-        } else if (failed || rc == H1_ERROR) {
-            ck_assert_msg(c->error_status && rc == H1_ERROR, "%s: prefix %zu returned %d",
-                          c->name, k, rc);
+        } else if (failed || rc == PX_ERR) {
+            ck_assert_msg(c->error_status && rc == PX_ERR, "%s: prefix %zu returned %d", c->name, k,
+                          rc);
             failed = true;
         } else {
-            ck_assert_msg(rc == H1_INCOMPLETE, "%s: prefix %zu returned %d", c->name, k, rc);
+            ck_assert_msg(rc == PX_AGAIN, "%s: prefix %zu returned %d", c->name, k, rc);
         }
     }
     guard_free(&g);
@@ -623,7 +623,7 @@ START_TEST(test_response_limits_are_502)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = h1_parse_response(cases[i], strlen(cases[i]), &lim, false, &resp, &err);
-        ck_assert_msg(rc == H1_ERROR && err.status == 502, "case %zu: %d %d", i, rc, err.status);
+        ck_assert_msg(rc == PX_ERR && err.status == 502, "case %zu: %d %d", i, rc, err.status);
     }
 }
 END_TEST
@@ -686,7 +686,7 @@ static int chunk_feed_split(const char *in, size_t len, size_t split, size_t *to
     *total = 0;
     int rc = h1_chunked_feed(&st, in, split, &used, &err);
     *total += used;
-    if (rc != 0)
+    if (rc != PX_AGAIN)
         return rc;
     ck_assert_uint_eq(used, split);
     rc = h1_chunked_feed(&st, in + split, len - split, &used, &err);
@@ -705,14 +705,14 @@ static void check_chunked_valid(const char *name, const char *in, size_t len)
     memcpy(buf, in, len);
     memcpy(buf + len, pipelined, sizeof(pipelined) - 1);
     int rc = h1_chunked_feed(&st, buf, len + sizeof(pipelined) - 1, &used, &err);
-    ck_assert_msg(rc == 1 && used == len, "%s: rc %d used %zu of %zu", name, rc, used, len);
+    ck_assert_msg(rc == PX_OK && used == len, "%s: rc %d used %zu of %zu", name, rc, used, len);
     rc = h1_chunked_feed(&st, buf + len, sizeof(pipelined) - 1, &used, &err);
-    ck_assert_msg(rc == 1 && used == 0, "%s: after the end: rc %d used %zu", name, rc, used);
+    ck_assert_msg(rc == PX_OK && used == 0, "%s: after the end: rc %d used %zu", name, rc, used);
 
     /* split at every position, the second piece followed by the next request */
     for (size_t k = 0; k <= len; k++) {
         rc = chunk_feed_split(buf, len + sizeof(pipelined) - 1, k, &total);
-        ck_assert_msg(rc == 1 && total == len, "%s: split %zu: rc %d total %zu", name, k, rc,
+        ck_assert_msg(rc == PX_OK && total == len, "%s: split %zu: rc %d total %zu", name, k, rc,
                       total);
     }
 
@@ -724,7 +724,8 @@ static void check_chunked_valid(const char *name, const char *in, size_t len)
         const char *b = guard_put(&g, in + k, 1);
         rc = h1_chunked_feed(&st, b, 1, &used, &err);
         ck_assert_msg(used == 1, "%s: byte %zu not consumed", name, k);
-        ck_assert_msg(rc == (k + 1 == len ? 1 : 0), "%s: byte %zu returned %d", name, k, rc);
+        ck_assert_msg(rc == (k + 1 == len ? PX_OK : PX_AGAIN), "%s: byte %zu returned %d", name, k,
+                      rc);
     }
     guard_free(&g);
     free(buf);
@@ -748,14 +749,14 @@ START_TEST(test_big_chunk_sizes_are_counted_not_read)
     struct h1_chunked st = {0};
     struct h1_error err;
     size_t used;
-    ck_assert_int_eq(h1_chunked_feed(&st, body, n, &used, &err), 1);
+    ck_assert_int_eq(h1_chunked_feed(&st, body, n, &used, &err), PX_OK);
     ck_assert_uint_eq(used, n);
     free(body);
 
     /* the largest size there is: 16 hex digits of F, then data keeps being accepted */
     static const char huge[] = "FFFFFFFFFFFFFFFF\r\n0123456789";
     memset(&st, 0, sizeof(st));
-    ck_assert_int_eq(h1_chunked_feed(&st, huge, sizeof(huge) - 1, &used, &err), 0);
+    ck_assert_int_eq(h1_chunked_feed(&st, huge, sizeof(huge) - 1, &used, &err), PX_AGAIN);
     ck_assert_uint_eq(used, sizeof(huge) - 1);
     ck_assert(st.remaining == UINT64_MAX - 10);
 }
@@ -768,20 +769,20 @@ static void check_chunked_invalid(const char *name, const char *in, size_t len)
     size_t used;
 
     int rc = h1_chunked_feed(&st, in, len, &used, &err);
-    ck_assert_msg(rc == H1_ERROR && err.status == 400, "%s: rc %d", name, rc);
+    ck_assert_msg(rc == PX_ERR && err.status == 400, "%s: rc %d", name, rc);
     ck_assert_msg(used <= len, "%s: consumed past the input", name);
     ck_assert(err.reason && *err.reason);
     /* a broken body stays broken, whatever comes next */
-    ck_assert_int_eq(h1_chunked_feed(&st, "0\r\n\r\n", 5, &used, &err), H1_ERROR);
+    ck_assert_int_eq(h1_chunked_feed(&st, "0\r\n\r\n", 5, &used, &err), PX_ERR);
 
     /* fed a byte at a time, it must fail too, and never report the body complete */
     struct guard g;
     guard_init(&g, 1);
     memset(&st, 0, sizeof(st));
-    rc = 0;
-    for (size_t k = 0; k < len && rc == 0; k++)
+    rc = PX_AGAIN;
+    for (size_t k = 0; k < len && rc == PX_AGAIN; k++)
         rc = h1_chunked_feed(&st, guard_put(&g, in + k, 1), 1, &used, &err);
-    ck_assert_msg(rc == H1_ERROR, "%s: bytewise rc %d", name, rc);
+    ck_assert_msg(rc == PX_ERR, "%s: bytewise rc %d", name, rc);
     guard_free(&g);
 }
 
