@@ -282,6 +282,7 @@ class EndOfStreamTest(unittest.TestCase):
     def test_request_then_half_close_gets_the_answer_then_the_close(self):
         for _ in range(3):
             with self.px.connect(timeout=PROMPT_S) as s:
+                time.sleep(0.2)  # accepted and watched before anything arrives
                 send_and_fin(s, get_raw(self.base + "/small"))
                 status, _, body, rest = read_response(s)
                 self.assertEqual((status, len(body)), (200, 1024))
