@@ -157,10 +157,11 @@ static void resume_accepting(struct worker *w)
     w->accept_paused = false;
 }
 
+/* Counted before the close: whoever sees the close and then asks /api/stats sees the count. */
 static void refuse(struct worker *w, int fd, enum worker_refuse why)
 {
-    close(fd);
     atomic_fetch_add_explicit(&w->stats.refused[why], 1, memory_order_relaxed);
+    close(fd);
 }
 
 static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
