@@ -221,8 +221,8 @@ struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *
     if (parse_rules(set, cfg, err) != 0)
         goto fail;
     if (build_domains(set, cfg) != 0 || build_client_allows(set) != 0 ||
-        build_regexes_and_linear(set) != 0 ||
-        build_group(set, ACL_RX_HOST) != 0 || build_group(set, ACL_RX_URL) != 0) {
+        build_regexes_and_linear(set) != 0 || build_group(set, ACL_RX_HOST) != 0 ||
+        build_group(set, ACL_RX_URL) != 0) {
         fail(err, 0, "out of memory");
         goto fail;
     }

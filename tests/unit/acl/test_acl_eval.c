@@ -639,19 +639,19 @@ static const struct {
     const char *client;
     bool admitted;
 } admit_cases[] = {
-    {P_DOMAIN, "10.1.2.3", true},         /* private network, deny rules only */
+    {P_DOMAIN, "10.1.2.3", true}, /* private network, deny rules only */
     {P_DOMAIN, "127.0.0.1", true},
     {P_DOMAIN, "::1", true},
-    {P_DOMAIN, "8.8.8.8", false},         /* elsewhere, and no rule allows anything */
+    {P_DOMAIN, "8.8.8.8", false}, /* elsewhere, and no rule allows anything */
     {P_DOMAIN, "2001:db8::9", false},
-    {P_NET, "192.0.2.9", true},           /* allow client 192.0.2.0/24 */
-    {P_NET, "::ffff:192.0.2.9", true},    /* the same, IPv4-mapped */
-    {P_NET, "203.0.113.5", true},         /* allow client 203.0.113.5 */
+    {P_NET, "192.0.2.9", true},        /* allow client 192.0.2.0/24 */
+    {P_NET, "::ffff:192.0.2.9", true}, /* the same, IPv4-mapped */
+    {P_NET, "203.0.113.5", true},      /* allow client 203.0.113.5 */
     {P_NET, "203.0.113.6", false},
-    {P_MIXED, "8.8.8.8", true},           /* allow url-regex: for anyone */
+    {P_MIXED, "8.8.8.8", true}, /* allow url-regex: for anyone */
     {P_AUTH, "10.2.0.1", true},
-    {P_AUTH, "8.8.8.8", false},           /* allow user alice clients 10.2.0.0/16 */
-    {P_CUSTOM, "198.51.100.7", true},     /* allowed networks replaced */
+    {P_AUTH, "8.8.8.8", false},       /* allow user alice clients 10.2.0.0/16 */
+    {P_CUSTOM, "198.51.100.7", true}, /* allowed networks replaced */
     {P_CUSTOM, "10.0.0.1", false},
     {P_CUSTOM, "127.0.0.1", false},
 };

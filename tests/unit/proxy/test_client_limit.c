@@ -37,17 +37,17 @@ static const struct step {
 } steps[] = {
     {TAKE, "10.0.0.1", 2, CLIENT_TAKEN, 1},
     {TAKE, "10.0.0.1", 2, CLIENT_TAKEN, 2},
-    {TAKE, "10.0.0.1", 2, CLIENT_OVER_LIMIT, 2},      /* the third is refused */
+    {TAKE, "10.0.0.1", 2, CLIENT_OVER_LIMIT, 2},        /* the third is refused */
     {TAKE, "::ffff:10.0.0.1", 2, CLIENT_OVER_LIMIT, 2}, /* IPv4-mapped is the same client */
-    {TAKE, "10.0.0.2", 2, CLIENT_TAKEN, 1},           /* another client is not affected */
+    {TAKE, "10.0.0.2", 2, CLIENT_TAKEN, 1},             /* another client is not affected */
     {RELEASE, "10.0.0.1", 0, 0, 1},
-    {TAKE, "10.0.0.1", 2, CLIENT_TAKEN, 2},           /* a freed place is free again */
-    {TAKE, "10.0.0.1", 0, CLIENT_TAKEN, 3},           /* max 0: counted, never refused */
+    {TAKE, "10.0.0.1", 2, CLIENT_TAKEN, 2}, /* a freed place is free again */
+    {TAKE, "10.0.0.1", 0, CLIENT_TAKEN, 3}, /* max 0: counted, never refused */
     {TAKE, "2001:db8::1", 1, CLIENT_TAKEN, 1},
     {TAKE, "2001:db8::2", 1, CLIENT_TAKEN, 1},
-    {TAKE, "2001:db8::3", 1, CLIENT_UNTRACKED, 0},    /* the table holds 4 clients */
+    {TAKE, "2001:db8::3", 1, CLIENT_UNTRACKED, 0}, /* the table holds 4 clients */
     {RELEASE, "2001:db8::1", 0, 0, 0},
-    {RELEASE, "2001:db8::1", 0, 0, 0},                /* releasing what is not there: no-op */
+    {RELEASE, "2001:db8::1", 0, 0, 0}, /* releasing what is not there: no-op */
     {TAKE, "2001:db8::3", 1, CLIENT_TAKEN, 1},
 };
 
@@ -85,9 +85,9 @@ START_TEST(test_random_run_agrees_with_an_array)
         struct sockaddr_storage ss = addr_of(text);
         const struct sockaddr *sa = (const struct sockaddr *)&ss;
         if (rand() % 2) {
-            enum client_take want = model[a] >= LIMIT ? CLIENT_OVER_LIMIT
+            enum client_take want = model[a] >= LIMIT                          ? CLIENT_OVER_LIMIT
                                     : model[a] == 0 && distinct >= MAX_CLIENTS ? CLIENT_UNTRACKED
-                                                                                : CLIENT_TAKEN;
+                                                                               : CLIENT_TAKEN;
             ck_assert_int_eq(client_limit_take(t, sa, LIMIT), want);
             if (want == CLIENT_TAKEN && model[a]++ == 0)
                 distinct++;

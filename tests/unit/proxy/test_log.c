@@ -8,11 +8,10 @@ static const struct {
     bool pass;
     uint64_t suppressed; /* reported with a line that passes */
 } steps[] = {
-    {1000, true, 0},  {1001, true, 0},  /* a burst of 2 */
+    {1000, true, 0},  {1001, true, 0}, /* a burst of 2 */
     {1002, false, 0}, {1500, false, 0}, {1999, false, 0},
-    {2000, true, 3},  /* a new window: the three dropped lines are reported */
-    {2001, true, 0},  {2002, false, 0},
-    {9000, true, 1},  /* long after: one dropped line */
+    {2000, true, 3}, /* a new window: the three dropped lines are reported */
+    {2001, true, 0},  {2002, false, 0}, {9000, true, 1}, /* long after: one dropped line */
     {9001, true, 0},  {9002, false, 0}, {9003, false, 0},
 };
 
