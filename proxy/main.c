@@ -499,6 +499,7 @@ int main(int argc, char **argv)
             .listen = p.cfg.admin,
             .hosts = hosts,
             .nhosts = nhosts,
+            .max_request_line = p.cfg.max_request_line,
             .allow_remote = p.cfg.admin_allow_remote,
             .data_dir = p.cfg.data_dir,
             .db_path = p.cfg.db_path,

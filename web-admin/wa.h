@@ -55,6 +55,7 @@ struct wa_options {
     const char *db_path;
     const char *static_dir;  /* web-admin/static */
     const char *pac_proxy;   /* "host:port" handed out by /proxy.pac */
+    unsigned max_request_line; /* the proxy's request-line limit (/api/test); 0 = 8192 */
     struct acl_live *acl;    /* borrowed: rule set in force, for /api/test */
     /* Admin login throttle; NULL = 5 failures of an account or an address, then delays
      * from 1 s doubling to 5 minutes (store_throttle's defaults). Copied at start. */

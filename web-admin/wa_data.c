@@ -10,6 +10,7 @@
 
 #define DAY_MS (24LL * 3600 * 1000)
 #define ROWS_MAX 1000
+#define WA_SEARCH_MAX 1024 /* bytes of a log search text */
 
 bool wa_name_ok(const char *name)
 {
@@ -394,6 +395,20 @@ static const char *nonempty(const char *s)
     return s && *s ? s : NULL;
 }
 
+/* Search text no longer than a logged host or path can match (the log keeps paths to 1 KB):
+ * longer would only reach SQLite's LIKE pattern limit (50,000 bytes) and fail. NULL when
+ * absent or empty; sets *bad after answering 400 naming key. */
+static const char *query_search(struct wa_req *r, const char *key, bool *bad)
+{
+    const char *v = nonempty(wa_query(r, key));
+
+    if (v && strlen(v) > WA_SEARCH_MAX) {
+        wa_reply_error(r, 400, key, "%s: search text longer than %d bytes", key, WA_SEARCH_MAX);
+        *bad = true;
+    }
+    return v;
+}
+
 enum MHD_Result wa_api_logs(struct wa_req *r)
 {
     struct store_log_filter f;
@@ -404,6 +419,7 @@ enum MHD_Result wa_api_logs(struct wa_req *r)
     size_t n;
     char err[256];
     json_t *arr, *o;
+    bool bad = false;
 
     memset(&f, 0, sizeof(f));
     f.decision = -1;
@@ -420,9 +436,13 @@ enum MHD_Result wa_api_logs(struct wa_req *r)
     if (limit < 0)
         return MHD_YES;
     f.limit = (size_t)limit;
-    f.client = nonempty(wa_query(r, "client"));
-    f.host_like = nonempty(wa_query(r, "host"));
-    f.text_like = nonempty(wa_query(r, "q"));
+    f.client = query_search(r, "client", &bad);
+    if (!bad)
+        f.host_like = query_search(r, "host", &bad);
+    if (!bad)
+        f.text_like = query_search(r, "q", &bad);
+    if (bad)
+        return MHD_YES;
     dec = nonempty(wa_query(r, "decision"));
     if (dec) {
         for (int d = 0; d < STORE_DECISION_COUNT; d++)

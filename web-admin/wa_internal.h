@@ -33,6 +33,7 @@ struct wa_server {
     struct MHD_Daemon *mhd;
     uint16_t port;
     struct sockaddr_storage listen_addr;
+    size_t max_request_line; /* the proxy's, for /api/test */
     char **hosts; /* owned: names allowed in Host besides addresses, lower case, no final dot */
     size_t nhosts;
     char token[WA_TOKEN_HEX + 1];

@@ -691,11 +691,12 @@ struct test_url {
     const char *scheme;
     struct acl_host host; /* canonical, as proxyd's parser makes it */
     uint16_t port;
-    char path[4096];
+    char *path;         /* owned, whole: path and query as the proxy would see them */
+    size_t target_len;  /* the request-target a browser would send: the URL with a scheme */
 };
 
 /* http://host[:port]/path, https://host[:port]/..., or a bare host[:port][/path] (http).
- * 0, or -1 with *why if it cannot be read. */
+ * 0 (free u->path afterwards), or -1 with *why if it cannot be read. */
 static int parse_test_url(const char *url, struct test_url *u, const char **why)
 {
     const char *s = url, *e, *hs, *he, *p;
@@ -718,6 +719,9 @@ static int parse_test_url(const char *url, struct test_url *u, const char **why)
     for (p = s; p < e; p++) /* userinfo */
         if (*p == '@')
             s = p + 1;
+    /* What a browser sends: "http://" + the URL from its host to its fragment, or for https
+     * a CONNECT to "host:port" */
+    u->target_len = strcmp(u->scheme, "https") ? 7 + strcspn(s, "#") : (size_t)(e - s) + 6;
     if (*s == '[') {
         hs = s + 1;
         he = memchr(hs, ']', (size_t)(e - hs));
@@ -741,16 +745,17 @@ static int parse_test_url(const char *url, struct test_url *u, const char **why)
             return -1;
         u->port = (uint16_t)port;
     }
-    if (!strcmp(u->scheme, "https"))
-        return 0; /* a CONNECT has no path */
+    if (!strcmp(u->scheme, "https")) {
+        u->path = strdup(""); /* a CONNECT has no path */
+        return u->path ? 0 : -1;
+    }
     p = e;
     e = p + strcspn(p, "#");
-    if (e == p)
-        snprintf(u->path, sizeof(u->path), "/");
-    else if (*p != '/')
-        snprintf(u->path, sizeof(u->path), "/%.*s", (int)(e - p), p);
-    else
-        snprintf(u->path, sizeof(u->path), "%.*s", (int)(e - p), p);
+    /* No cut: a rule may match at the very end of a long path. */
+    if (asprintf(&u->path, "%s%.*s", e > p && *p == '/' ? "" : "/", (int)(e - p), p) < 0) {
+        u->path = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -793,6 +798,7 @@ enum MHD_Result wa_api_test(struct wa_req *r)
     const char *why = NULL;
     if (!url || parse_test_url(url, &u, &why) < 0) {
         json_decref(body);
+        free(u.path);
         if (why) /* proxyd answers such a request 400 too */
             return wa_reply_error(r, 400, "url", "bad host: %s", why);
         return wa_reply_error(r, 400, "url", "expected http://host[:port]/path or https://host");
@@ -802,17 +808,30 @@ enum MHD_Result wa_api_test(struct wa_req *r)
     if (parse_client(client, &ss) < 0) {
         enum MHD_Result ret = wa_reply_error(r, 400, "client", "not an IP address: %.100s", client);
         json_decref(body);
+        free(u.path);
         return ret;
     }
     if (!method || !*method)
         method = strcmp(u.scheme, "https") ? "GET" : "CONNECT";
+    /* "METHOD target HTTP/1.1": longer than the proxy's limit, it never gets to the rules. */
+    size_t line_len = strlen(method) + 1 + u.target_len + 9, line_max = r->srv->max_request_line;
+    if (line_len > line_max) {
+        json_decref(body);
+        free(u.path);
+        return wa_reply_error(r, 414, "url",
+                              "the request line would be %zu bytes; the proxy answers longer "
+                              "than %zu (max-request-line) with 414 and applies no rule",
+                              line_len, line_max);
+    }
     if (!live) {
         json_decref(body);
+        free(u.path);
         return wa_reply_error(r, 503, NULL, "no rule set in force");
     }
     scratch = acl_scratch_new();
     if (!scratch) {
         json_decref(body);
+        free(u.path);
         return wa_reply_error(r, 500, NULL, "out of memory");
     }
     localtime_r(&now, &tm);
@@ -840,6 +859,7 @@ enum MHD_Result wa_api_test(struct wa_req *r)
         char err[256];
         if (!st) {
             json_decref(body);
+            free(u.path);
             return MHD_YES;
         }
         if (store_rule_get(st, dec.rule_id, &rule, err, sizeof(err)) == 0) {
@@ -856,6 +876,7 @@ enum MHD_Result wa_api_test(struct wa_req *r)
                   "port", (int)u.port, "path", wa_json_text(u.path), "method", method, "client",
                   client, "user", req.user);
     json_decref(body);
+    free(u.path);
     return wa_reply_json(r, 200, o);
 }
 

@@ -709,6 +709,7 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     srv->opts.hosts = NULL; /* srv->hosts holds them */
     srv->opts.nhosts = 0;
     srv->listen_addr = ss;
+    srv->max_request_line = opts->max_request_line ? opts->max_request_line : 8192;
     if (hosts_copy(srv, opts, err, errlen) < 0)
         goto fail;
 

@@ -887,6 +887,51 @@ START_TEST(test_url_test_names_deciding_rule)
 }
 END_TEST
 
+/* "GET http://host/<n bytes of path> HTTP/1.1" is 20 + strlen(host) + n bytes; the body
+ * of an /api/test request for it (owned). */
+static char *long_url_test(const char *host, size_t path_len, const char *tail)
+{
+    size_t fill = path_len - 1 - strlen(tail);
+    char *body = malloc(path_len + 256);
+
+    ck_assert_ptr_nonnull(body);
+    int n = snprintf(body, 256, "{\"url\":\"http://%s/", host);
+    memset(body + n, 'a', fill);
+    snprintf(body + n + fill, path_len + 256 - (size_t)n - fill, "%s\"}", tail);
+    return body;
+}
+
+/* The whole URL is judged, up to the proxy's request-line limit (8192 here): a rule that
+ * matches past 4 KB used to be missed, since the path was cut there. Longer is 414, as the
+ * proxy answers. */
+START_TEST(test_url_test_judges_the_whole_url_up_to_the_request_line_limit)
+{
+    char *body;
+    json_t *j;
+
+    json_decref(api("PUT", "/api/policy", "deny url-regex /deep-tail$\n", 200));
+    body = long_url_test("long.test", 6000, "/deep-tail");
+    j = api("POST", "/api/test", body, 200);
+    ck_assert_str_eq(jstr(j, "action"), "deny");
+    ck_assert_uint_eq(strlen(jstr(json_object_get(j, "request"), "path")), 6000);
+    json_decref(j);
+    free(body);
+    /* request line exactly at the limit: judged; one byte more: 414 */
+    body = long_url_test("edge.test", 8192 - 20 - 9, "/deep-tail");
+    j = api("POST", "/api/test", body, 200);
+    ck_assert_str_eq(jstr(j, "action"), "deny");
+    json_decref(j);
+    free(body);
+    body = long_url_test("edge.test", 8192 - 20 - 9 + 1, "/deep-tail");
+    j = api("POST", "/api/test", body, 414);
+    ck_assert_str_eq(jstr(j, "field"), "url");
+    ck_assert_ptr_nonnull(strstr(jstr(j, "error"), "max-request-line"));
+    json_decref(j);
+    free(body);
+    json_decref(api("PUT", "/api/policy", "", 200));
+}
+END_TEST
+
 /* /api/test reads the URL's host as proxyd's parser does: one canonical form, or a 400. */
 START_TEST(test_url_test_uses_the_canonical_host)
 {
@@ -1222,6 +1267,33 @@ static size_t log_count(const char *query)
     json_decref(j);
     return n;
 }
+
+/* A 60 KB search text used to reach SQLite's LIKE pattern limit and answer 500. Up to
+ * 1024 bytes is searched; longer is a 400 naming the parameter, for q, host and client. */
+START_TEST(test_long_log_search_text_is_400_not_500)
+{
+    static const char *const keys[] = {"q", "host", "client"};
+    static const size_t lens[] = {1024, 1025, 60000};
+    char *path = malloc(70000);
+    json_t *j;
+
+    ck_assert_ptr_nonnull(path);
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+            int n = snprintf(path, 64, "/api/logs?%s=", keys[k]);
+            memset(path + n, 'x', lens[i]);
+            path[n + lens[i]] = '\0';
+            j = api("GET", path, NULL, lens[i] <= 1024 ? 200 : 400);
+            if (lens[i] > 1024)
+                ck_assert_str_eq(jstr(j, "field"), keys[k]);
+            else
+                ck_assert_int_eq(json_array_size(json_object_get(j, "rows")), 0);
+            json_decref(j);
+        }
+    }
+    free(path);
+}
+END_TEST
 
 START_TEST(test_logs_search_filters_paging_and_escaping)
 {
@@ -1771,6 +1843,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_block_unblock_allow);
     tcase_add_test(api_tc, test_policy_put_get_round_trip);
     tcase_add_test(api_tc, test_url_test_names_deciding_rule);
+    tcase_add_test(api_tc, test_url_test_judges_the_whole_url_up_to_the_request_line_limit);
     tcase_add_test(api_tc, test_url_test_uses_the_canonical_host);
     tcase_add_test(api_tc, test_policy_not_utf8_is_refused_naming_line_and_old_policy_stays);
     tcase_add_test(api_tc, test_stored_rule_not_utf8_is_listed_escaped);
@@ -1779,6 +1852,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_list_import_summary_and_delete_guard);
     tcase_add_test(api_tc, test_users_and_admins);
     tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);
+    tcase_add_test(api_tc, test_long_log_search_text_is_400_not_500);
     tcase_add_test(api_tc, test_audit_rows_appear);
     tcase_add_test(api_tc, test_foreign_host_is_421_on_every_path);
     tcase_add_test(api_tc, test_idle_connections_from_one_address_leave_room_for_others);
