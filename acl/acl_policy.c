@@ -56,6 +56,11 @@ static int flush(struct builder *b, struct acl_error *err)
         p->rules = r;
         b->cap = cap;
     }
+    /* Gathered in a growing buffer (128 bytes at least): keep only what the rule needs, a
+     * large import holds hundreds of thousands of them at once. */
+    char *fit = realloc(b->text, b->len + 1);
+    if (fit)
+        b->text = fit;
     p->rules[p->nrules].id = b->line;
     p->rules[p->nrules].enabled = true;
     p->rules[p->nrules].text = b->text;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,6 +54,8 @@ struct proxyd {
     struct wa_server *admin;
     int64_t started_ms;
     int64_t next_status_ms; /* monotonic */
+    uint64_t trimmed_gen;   /* rule-set generation memory was last trimmed after */
+    int64_t gen_seen_ms;    /* monotonic: when a newer generation was first seen; 0 = none */
 };
 
 static void tunables_from_config(struct proxy_tunables *t, const struct px_config *cfg)
@@ -275,6 +278,28 @@ static void notify_status(struct proxyd *p, const char *state)
     p->next_status_ms = clock_mono_ms() + STATUS_INTERVAL_MS;
 }
 
+/* A replaced rule set is freed when the last worker lets go of it (at its next tick, 100 ms),
+ * and a large one leaves its pages in malloc's free lists, where the next one does not fit
+ * them exactly: RSS only grew with each big import. A second after each change, give the
+ * free pages of every arena back to the system. */
+static void trim_after_policy_change(struct proxyd *p)
+{
+    uint64_t gen = acl_live_generation(p->acl);
+    int64_t now = clock_mono_ms();
+
+    if (gen == p->trimmed_gen)
+        return;
+    if (p->gen_seen_ms == 0) {
+        p->gen_seen_ms = now;
+        return;
+    }
+    if (now - p->gen_seen_ms < 1000)
+        return;
+    malloc_trim(0);
+    p->trimmed_gen = gen;
+    p->gen_seen_ms = 0;
+}
+
 /* The signal loop's turn: the status line when it is due. */
 static void notify_tick(struct proxyd *p)
 {
@@ -411,6 +436,7 @@ int main(int argc, char **argv)
         return 1;
     }
     p.acl = acl_live_new(set);
+    p.trimmed_gen = acl_live_generation(p.acl);
     p.policy.live = p.acl;
     p.policy.version = version;
 
@@ -547,6 +573,7 @@ int main(int argc, char **argv)
                      (unsigned long long)acl_live_generation(p.acl));
         else if (rc < 0)
             log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
+        trim_after_policy_change(&p);
     }
 
     service_notify("STOPPING=1");

@@ -11,7 +11,7 @@
 #include "proxyctl/ctl_http.h"
 #include "proxyctl/ctl_table.h"
 
-#define IMPORT_MAX_BYTES (64LL * 1024 * 1024) /* the API's limit for imports */
+#define IMPORT_MAX_BYTES (32LL * 1024 * 1024) /* the API's limit for lists (policies: 8 MiB) */
 
 /* Reads the whole file; returns NULL with ctx->err filled. */
 static char *read_file(struct ctl_ctx *ctx, const char *path, size_t *len, enum ctl_status *st)
@@ -38,7 +38,9 @@ static char *read_file(struct ctl_ctx *ctx, const char *path, size_t *len, enum 
         if ((long long)n > IMPORT_MAX_BYTES) {
             free(buf);
             fclose(f);
-            *st = ctl_fail(ctx, CTL_REFUSED, "%s is larger than the 64 MiB the admin API accepts",
+            *st = ctl_fail(ctx, CTL_REFUSED,
+                           "%s is larger than the admin API accepts (32 MiB for a list, 8 MiB "
+                           "for a policy)",
                            path);
             return NULL;
         }

@@ -17,7 +17,8 @@
 #include "web-admin/wa.h"
 
 #define WA_BODY_LIMIT (1u << 20)    /* JSON bodies */
-#define WA_IMPORT_LIMIT (64u << 20) /* policy and list imports */
+#define WA_POLICY_LIMIT (8u << 20)  /* policy imports: about 250,000 rules */
+#define WA_LIST_LIMIT (32u << 20)   /* list imports: over a million domains */
 #define WA_STORE_IDLE 4             /* idle store connections kept */
 #define WA_TOKEN_HEX 64             /* 32 random bytes, hex */
 #define WA_CONN_MAX 1024            /* HTTP connections at once, all addresses */
@@ -54,6 +55,7 @@ struct wa_req {
     const char *url;    /* path, percent-decoded by MHD */
     char *body;         /* owned, NUL-terminated */
     size_t len, cap, limit;
+    const char *limit_hint; /* static: said with the 413 */
     bool too_big;
     bool authed; /* bearer token or live session */
     bool via_session;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -443,10 +444,20 @@ static bool seg_is(const char *path, const char *name, const char **rest)
     return true;
 }
 
-static bool is_import(const char *method, const char *url)
+/* The largest body a request may send, and what to say when it is larger. The whole body is
+ * held, parsed and compiled in memory, several times its size at the peak: imports are where
+ * that counts. */
+static size_t body_limit(const char *method, const char *url, const char **hint)
 {
-    return strcmp(method, "PUT") == 0 &&
-           (strcmp(url, "/api/policy") == 0 || strncmp(url, "/api/lists/", 11) == 0);
+    if (strcmp(method, "PUT") == 0 && strcmp(url, "/api/policy") == 0) {
+        *hint = "; put long lists of domains in a list (PUT /api/lists/NAME, up to 32 MiB) "
+                "and name it in one rule";
+        return WA_POLICY_LIMIT;
+    }
+    *hint = "";
+    if (strcmp(method, "PUT") == 0 && strncmp(url, "/api/lists/", 11) == 0)
+        return WA_LIST_LIMIT;
+    return WA_BODY_LIMIT;
 }
 
 static bool needs_auth(const char *url)
@@ -538,6 +549,12 @@ static enum MHD_Result route(struct wa_req *r)
     return wa_reply_data(r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
 }
 
+static enum MHD_Result too_large(struct wa_req *r)
+{
+    return wa_reply_error(r, 413, NULL, "request body larger than %zu MiB (%zu bytes)%s",
+                          r->limit >> 20, r->limit, r->limit_hint);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -556,7 +573,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->method = method;
         r->url = url;
-        r->limit = is_import(method, url) ? WA_IMPORT_LIMIT : WA_BODY_LIMIT;
+        r->limit = body_limit(method, url, &r->limit_hint);
         client_text(conn, r->client, sizeof(r->client));
         host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
         if (!host_allowed(srv, conn_port(conn), host))
@@ -570,7 +587,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return wa_reply_error(r, 401, NULL, "authentication required");
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->limit)
-            return wa_reply_error(r, 413, NULL, "request body larger than %zu bytes", r->limit);
+            return too_large(r);
+        /* Known length: one buffer of that size, not a doubling one (which copies the body
+         * a few times and leaves freed pieces behind). */
+        if (cl && strtoull(cl, NULL, 10) > 0) {
+            r->cap = (size_t)strtoull(cl, NULL, 10) + 1;
+            r->body = malloc(r->cap);
+            if (!r->body)
+                return MHD_NO;
+            r->body[0] = '\0';
+        }
         return MHD_YES;
     }
     if (r->answered) {
@@ -602,7 +628,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->too_big)
-        return wa_reply_error(r, 413, NULL, "request body larger than %zu bytes", r->limit);
+        return too_large(r);
     if (!r->body) {
         r->body = calloc(1, 1);
         if (!r->body)
@@ -620,6 +646,10 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     store_pool_put(r->srv->pool, r->st);
     free(r->body);
+    /* An import's parsing and compiling freed many times its size: hand the free pages back
+     * (proxyd trims again once the workers let go of the old rule set). */
+    if (r->cap >= WA_BODY_LIMIT)
+        malloc_trim(0);
     free(r);
     *con_cls = NULL;
 }

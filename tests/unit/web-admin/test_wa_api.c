@@ -1608,6 +1608,36 @@ START_TEST(test_bodies_are_bounded)
 }
 END_TEST
 
+/* A 28 MB policy held the admin server at 570 MB of RSS (476 MB after). A policy import is
+ * now at most 8 MiB, and a list 32 MiB; larger is a 413 that says what to do instead,
+ * before the body is read. */
+START_TEST(test_imports_are_bounded_with_a_clear_413)
+{
+    size_t policy = (8u << 20) + 1, list = (32u << 20) + 1;
+    char *body = malloc(list);
+    json_t *j;
+
+    ck_assert_ptr_nonnull(body);
+    for (size_t i = 0; i + 25 <= list; i += 25)
+        memcpy(body + i, "deny domain x0000.test\n\n\n", 25);
+    struct res *r = http_raw("PUT", "/api/policy", body, policy, AUTH_TOKEN, NULL, false);
+    ck_assert_int_eq(r->status, 413);
+    j = json_loads(r->body, 0, NULL);
+    ck_assert_ptr_nonnull(strstr(jstr(j, "error"), "8 MiB"));
+    ck_assert_ptr_nonnull(strstr(jstr(j, "error"), "/api/lists/NAME"));
+    json_decref(j);
+    r = http_raw("PUT", "/api/lists/huge", body, list, AUTH_TOKEN, NULL, false);
+    ck_assert_int_eq(r->status, 413);
+    ck_assert_ptr_nonnull(strstr(r->body, "32 MiB"));
+    /* at the limit, a policy is taken (one rule and blank lines: quick to compile) */
+    memset(body + 25, '\n', policy - 25);
+    r = http_raw("PUT", "/api/policy", body, policy - 1, AUTH_TOKEN, NULL, false);
+    ck_assert_msg(r->status == 200, "%ld %s", r->status, r->body);
+    free(body);
+    json_decref(api("PUT", "/api/policy", "", 200));
+}
+END_TEST
+
 /* ---- static files and headers ---- */
 
 START_TEST(test_static_files_and_traversal)
@@ -1859,6 +1889,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_proxy_pac_and_settings);
     tcase_add_test(api_tc, test_health_and_reload);
     tcase_add_test(api_tc, test_bodies_are_bounded);
+    tcase_add_test(api_tc, test_imports_are_bounded_with_a_clear_413);
     tcase_add_test(api_tc, test_static_files_and_traversal);
     tcase_add_test(api_tc, test_security_headers_on_every_response);
     suite_add_tcase(s, api_tc);
