@@ -11,7 +11,12 @@
 
 #include "base/clock.h"
 
-enum log_level log_threshold = LOG_LEVEL_INFO;
+_Atomic int log_threshold = LOG_LEVEL_INFO;
+
+void log_threshold_set(enum log_level level)
+{
+    atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
+}
 
 static const char *const level_names[LOG_LEVEL_COUNT] = {"error", "warn", "info", "debug"};
 
@@ -59,7 +64,7 @@ static void log_vemit(enum log_level level, int errnum, uint64_t suppressed, con
 
 void log_emit(enum log_level level, int errnum, const char *fmt, ...)
 {
-    if (level > log_threshold)
+    if (!log_enabled(level))
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -90,7 +95,7 @@ bool log_ratelimit_pass(struct log_ratelimit *rl, int64_t now_ms, uint64_t *supp
 void log_emit_limited(struct log_ratelimit *rl, enum log_level level, int errnum, const char *fmt,
                       ...)
 {
-    if (level > log_threshold)
+    if (!log_enabled(level))
         return;
     uint64_t suppressed;
     if (!log_ratelimit_pass(rl, clock_mono_coarse_ms(), &suppressed))

@@ -6,12 +6,31 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG, LOG_LEVEL_COUNT };
+enum log_level {
+    LOG_LEVEL_ERROR,
+    LOG_LEVEL_WARN,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_DEBUG,
+    LOG_LEVEL_COUNT
+};
 
-extern enum log_level log_threshold;
+/* The most verbose level written (an enum log_level). The main thread sets it at start and on
+ * SIGHUP while every thread reads it, so it is atomic; relaxed is enough: a line more or less
+ * around the change is all a late reader costs. */
+extern _Atomic int log_threshold;
+
+/* Sets the level in force. Any thread. */
+void log_threshold_set(enum log_level level);
+
+/* Whether a line of this level is written; the macros ask before formatting anything. */
+static inline bool log_enabled(enum log_level level)
+{
+    return (int)level <= atomic_load_explicit(&log_threshold, memory_order_relaxed);
+}
 
 /* Parses "error", "warn", "info", "debug"; returns -1 for anything else. */
 int log_level_parse(const char *name);
@@ -24,22 +43,22 @@ void log_emit(enum log_level level, int errnum, const char *fmt, ...)
 #define log_error(...) log_emit(LOG_LEVEL_ERROR, 0, __VA_ARGS__)
 #define log_warn(...)                                                                              \
     do {                                                                                           \
-        if (log_threshold >= LOG_LEVEL_WARN)                                                       \
+        if (log_enabled(LOG_LEVEL_WARN))                                                           \
             log_emit(LOG_LEVEL_WARN, errno, __VA_ARGS__);                                          \
     } while (0)
 #define log_warnx(...)                                                                             \
     do {                                                                                           \
-        if (log_threshold >= LOG_LEVEL_WARN)                                                       \
+        if (log_enabled(LOG_LEVEL_WARN))                                                           \
             log_emit(LOG_LEVEL_WARN, 0, __VA_ARGS__);                                              \
     } while (0)
 #define log_info(...)                                                                              \
     do {                                                                                           \
-        if (log_threshold >= LOG_LEVEL_INFO)                                                       \
+        if (log_enabled(LOG_LEVEL_INFO))                                                           \
             log_emit(LOG_LEVEL_INFO, 0, __VA_ARGS__);                                              \
     } while (0)
 #define log_debug(...)                                                                             \
     do {                                                                                           \
-        if (log_threshold >= LOG_LEVEL_DEBUG)                                                      \
+        if (log_enabled(LOG_LEVEL_DEBUG))                                                          \
             log_emit(LOG_LEVEL_DEBUG, 0, __VA_ARGS__);                                             \
     } while (0)
 
@@ -70,17 +89,17 @@ void log_emit_limited(struct log_ratelimit *rl, enum log_level level, int errnum
 
 #define log_warn_limited(rl, ...)                                                                  \
     do {                                                                                           \
-        if (log_threshold >= LOG_LEVEL_WARN)                                                       \
+        if (log_enabled(LOG_LEVEL_WARN))                                                           \
             log_emit_limited((rl), LOG_LEVEL_WARN, errno, __VA_ARGS__);                            \
     } while (0)
 #define log_warnx_limited(rl, ...)                                                                 \
     do {                                                                                           \
-        if (log_threshold >= LOG_LEVEL_WARN)                                                       \
+        if (log_enabled(LOG_LEVEL_WARN))                                                           \
             log_emit_limited((rl), LOG_LEVEL_WARN, 0, __VA_ARGS__);                                \
     } while (0)
 #define log_info_limited(rl, ...)                                                                  \
     do {                                                                                           \
-        if (log_threshold >= LOG_LEVEL_INFO)                                                       \
+        if (log_enabled(LOG_LEVEL_INFO))                                                           \
             log_emit_limited((rl), LOG_LEVEL_INFO, 0, __VA_ARGS__);                                \
     } while (0)
 

@@ -318,7 +318,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         config_free(&fresh);
         return;
     }
-    log_threshold = (enum log_level)fresh.log_level;
+    log_threshold_set((enum log_level)fresh.log_level);
     pthread_mutex_lock(&p->shared.tunables_lock);
     tunables_from_config(&p->shared.tunables, &fresh);
     atomic_fetch_add(&p->shared.tunables_gen, 1);
@@ -385,7 +385,7 @@ int main(int argc, char **argv)
     case CONFIG_RUN:
         break;
     }
-    log_threshold = (enum log_level)p.cfg.log_level;
+    log_threshold_set((enum log_level)p.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
     /* Signals are taken by the main thread alone, with sigtimedwait: blocked before any
      * thread starts, since threads inherit the mask (else SIGHUP's default kills). */
