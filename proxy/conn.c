@@ -1667,7 +1667,8 @@ void conn_abort(struct conn *c, enum conn_close why)
     conn_close(c, why);
 }
 
-int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr, bool counted)
+int conn_accept(struct worker *w, const struct listener *l, int fd,
+                const struct sockaddr_storage *addr, bool counted)
 {
     struct conn *c = w->free_conns;
     if (c) {
@@ -1685,6 +1686,7 @@ int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr, b
     c->rec.time_ms = 0; /* the record itself is cleared when a request starts */
     c->why = CLOSE_NONE;
     c->w = w;
+    c->listener = l;
     c->cfd = fd;
     c->ofd = -1;
     c->client_addr = *addr;

@@ -16,6 +16,7 @@
 #include "proxy/h1_parse.h"
 #include "storage/store.h"
 
+struct listener;
 struct worker;
 
 enum conn_state {
@@ -55,6 +56,7 @@ struct conn_flow {
 struct conn {
     struct conn *next, *prev; /* worker's active list, or free list via next */
     struct worker *w;         /* borrowed */
+    const struct listener *listener; /* borrowed: the one that accepted the connection */
     enum conn_state state;
     int cfd;                  /* client socket, owned */
     int ofd;                  /* origin socket, owned, -1 if none */
@@ -114,10 +116,11 @@ struct conn {
     enum conn_close why;
 };
 
-/* Accepts fd as a new client connection of w (fd non-blocking). counted: the connection is
- * counted in w->shared->clients, and its close releases it. Returns 0 or -1 (fd closed,
- * count released). */
-int conn_accept(struct worker *w, int fd, const struct sockaddr_storage *addr, bool counted);
+/* Accepts fd, taken by listener l of w, as a new client connection (fd non-blocking).
+ * counted: the connection is counted in w->shared->clients, and its close releases it.
+ * Returns 0 or -1 (fd closed, count released). */
+int conn_accept(struct worker *w, const struct listener *l, int fd,
+                const struct sockaddr_storage *addr, bool counted);
 /* Checks the deadline of c against now; closes or answers 504 on expiry. */
 void conn_check_timeout(struct conn *c, int64_t now_ms);
 /* Closes c at once (shutdown, worker teardown), logging an unfinished request. */

@@ -22,6 +22,7 @@
 #include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/config.h"
+#include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/policy.h"
 #include "proxy/service.h"
@@ -44,7 +45,8 @@ struct proxyd {
     struct proxy_shared shared;
     struct worker *workers;
     unsigned nworkers;
-    int *listen_fds; /* nworkers x cfg.nlisten, opened before --user; then the workers' */
+    struct listener *listeners; /* nworkers x cfg.nlisten, opened before --user; then the
+                                   workers' */
     struct policy_loader policy;
     struct acl_live *acl;
     struct store_log *log;
@@ -139,7 +141,7 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
             out->refused[r].value += atomic_load(&s->refused[r]);
     }
     for (int r = 0; r < REFUSE_COUNT && r < WA_MAX_COUNTERS; r++)
-        out->refused[r].name = worker_refuse_str((enum worker_refuse)r);
+        out->refused[r].name = listener_refuse_str((enum listener_refuse)r);
     out->nrefused = REFUSE_COUNT < WA_MAX_COUNTERS ? REFUSE_COUNT : WA_MAX_COUNTERS;
     out->dns_cache_entries = dns_cache_size(p->dns_cache);
     out->acl_generation = acl_live_generation(p->acl);
@@ -225,27 +227,26 @@ static bool same_listen(const struct px_config *a, const struct px_config *b)
 }
 
 /* Every worker's listeners, opened before anything else and before root is given up
- * (--user), so that a port below 1024 needs root only this long. */
+ * (--user), so that a port below 1024 needs root only this long. Every --listen is a forward
+ * listener; a later kind comes with a setting of its own (listener.h's table). */
 static int open_listeners(struct proxyd *p, char *err, size_t errlen)
 {
     size_t n = p->cfg.nlisten;
 
     p->nworkers = workers_wanted(p->cfg.workers);
     for (size_t i = 0; i < n; i++)
-        if (worker_listen_probe(p->cfg.listen[i], err, errlen) < 0)
+        if (listener_probe(p->cfg.listen[i], err, errlen) < 0)
             return -1;
-    p->listen_fds = calloc((size_t)p->nworkers * n, sizeof(*p->listen_fds));
-    if (!p->listen_fds) {
+    p->listeners = calloc((size_t)p->nworkers * n, sizeof(*p->listeners));
+    if (!p->listeners) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     for (unsigned w = 0; w < p->nworkers; w++)
-        for (size_t i = 0; i < n; i++) {
-            int fd = worker_listen_open(p->cfg.listen[i], err, errlen);
-            if (fd < 0)
+        for (size_t i = 0; i < n; i++)
+            if (listener_open(&p->listeners[w * n + i], LISTENER_FORWARD, p->cfg.listen[i], err,
+                              errlen) < 0)
                 return -1;
-            p->listen_fds[w * n + i] = fd;
-        }
     return 0;
 }
 
@@ -490,8 +491,8 @@ int main(int argc, char **argv)
     p.shared.fd_limit = fd_limit;
     p.workers = calloc(p.nworkers, sizeof(*p.workers));
     for (unsigned i = 0; i < p.nworkers; i++) {
-        if (worker_init(&p.workers[i], i, &p.shared, &p.cfg, p.listen_fds + i * p.cfg.nlisten, err,
-                        sizeof(err)) < 0) {
+        if (worker_init(&p.workers[i], i, &p.shared, p.listeners + i * p.cfg.nlisten, p.cfg.nlisten,
+                        err, sizeof(err)) < 0) {
             log_error("%s", err);
             return 1;
         }
@@ -591,7 +592,7 @@ int main(int argc, char **argv)
         worker_destroy(&p.workers[i]);
     auth_free(p.auth);
     free(p.workers);
-    free(p.listen_fds);
+    free(p.listeners);
     if (p.log) {
         store_log_stop(p.log);
         log_info("access log flushed");

@@ -1,5 +1,5 @@
-/* worker: one thread with its own event loop, its own SO_REUSEPORT listeners, its own c-ares
- * channel, buffer pool, connection free list, idle origin connections and counters. Workers
+/* worker: one thread with its own event loop, its own SO_REUSEPORT listeners (listener.h), its own
+ * c-ares channel, buffer pool, connection free list, idle origin connections and counters. Workers
  * share only read-mostly state (struct proxy_shared): the live ACL, the DNS cache, the log
  * queues (one producer queue each) and the tunables, which the main thread replaces under a
  * mutex and workers copy when the generation moves. */
@@ -20,6 +20,7 @@
 #include "proxy/dns.h"
 #include "proxy/ev.h"
 #include "proxy/h1_parse.h"
+#include "proxy/listener.h"
 #include "storage/store.h"
 
 #define WORKER_MAX_HEADERS 256
@@ -61,23 +62,6 @@ struct proxy_shared {
     atomic_uint_fast64_t tunables_gen;
 };
 
-/* Why a connection was closed as soon as it was accepted, before a byte was read: the
- * counter in worker stats and its name in /api/stats ("connections_refused"). X(ENUM, name) */
-#define WORKER_REFUSE_TABLE                                                                        \
-    X(REFUSE_NOT_ALLOWED, "not_allowed")         /* no request of this client could pass */        \
-    X(REFUSE_PER_CLIENT, "per_client")           /* --max-conns-per-client */                      \
-    X(REFUSE_MAX_CONNECTIONS, "max_connections") /* --max-connections */                           \
-    X(REFUSE_NO_DESCRIPTORS, "no_descriptors")   /* the process is out of descriptors */
-
-enum worker_refuse {
-#define X(e, s) e,
-    WORKER_REFUSE_TABLE
-#undef X
-        REFUSE_COUNT
-};
-
-const char *worker_refuse_str(enum worker_refuse why);
-
 struct worker_stats {
     atomic_uint_fast64_t connections_active, connections_total, requests_total, requests_denied,
         tunnels_active, bytes_up, bytes_down, errors_parse, errors_upstream;
@@ -101,7 +85,7 @@ struct worker {
     struct proxy_shared *shared; /* borrowed */
     struct proxy_tunables tun;   /* this worker's copy */
     uint64_t tun_gen;
-    int listen_fds[CONFIG_MAX_LISTEN];
+    struct listener listeners[CONFIG_MAX_LISTEN]; /* connections point at these */
     size_t nlisten;
     bool accept_paused;       /* listeners ask for nothing until the next tick */
     int reserve_fd;           /* owned: a descriptor kept to be let go when out of them */
@@ -125,12 +109,11 @@ struct worker {
     char scratch[BUF_SIZE];                       /* head rewrite scratch */
 };
 
-/* Creates the worker's loop and resolver and takes over its listeners: listen_fds holds one
- * socket from worker_listen_open per cfg->listen address, owned by the worker from here on
- * (closed by worker_destroy, or at exit if this fails). Returns 0, or -1 with err filled.
- * Main thread. */
+/* Creates the worker's loop and resolver and takes over its nlisten listeners (from
+ * listener_open; copied, their sockets owned by the worker from here on: closed by
+ * worker_destroy, or at exit if this fails). Returns 0, or -1 with err filled. Main thread. */
 int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
-                const struct px_config *cfg, const int *listen_fds, char *err, size_t errlen);
+                const struct listener *listeners, size_t nlisten, char *err, size_t errlen);
 int worker_start(struct worker *w); /* spawns the thread */
 /* Stops accepting, lets requests in flight finish for up to grace_ms, then closes the rest
  * and ends the loop. Any thread. */
@@ -141,15 +124,5 @@ void worker_destroy(struct worker *w);
 void worker_notify(struct worker *w);
 /* The rule set in force (w->acl), taken anew when its generation moved. Worker thread. */
 const struct acl_set *worker_acl_refresh(struct worker *w);
-
-/* Binds text once without SO_REUSEPORT and lets go: fails (err filled) if any other socket
- * holds the address, since the workers' SO_REUSEPORT listeners would otherwise silently
- * share the port with another process. Main thread, before worker_init. */
-int worker_listen_probe(const char *text, char *err, size_t errlen);
-
-/* Opens a non-blocking listening socket on text with SO_REUSEPORT, so that every worker has
- * its own accept queue. Returns the fd (caller owns it), or -1 with err filled. Opened by the
- * main thread before it gives up root (--user), so ports below 1024 work. */
-int worker_listen_open(const char *text, char *err, size_t errlen);
 
 #endif
