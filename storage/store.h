@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/status.h"
+
 /* ---- Opening ---- */
 
 struct store;
@@ -56,42 +58,42 @@ const char *store_decision_str(enum store_decision d); /* "allow", "deny", "auth
 /* One finished request or tunnel. Fixed size, filled on a worker without formatting;
  * over-long strings are truncated by the filler. */
 struct store_access {
-    int64_t time_ms;      /* wall clock at request start, ms since the epoch */
+    int64_t time_ms; /* wall clock at request start, ms since the epoch */
     uint32_t duration_ms;
-    uint16_t status;      /* HTTP status sent to the client; 200 for an established tunnel */
+    uint16_t status; /* HTTP status sent to the client; 200 for an established tunnel */
     uint16_t port;
-    uint64_t bytes_up;    /* client -> origin, body and tunnel bytes */
-    uint64_t bytes_down;  /* origin -> client */
-    int32_t rule_id;      /* deciding rule, 0 = default */
+    uint64_t bytes_up;         /* client -> origin, body and tunnel bytes */
+    uint64_t bytes_down;       /* origin -> client */
+    int32_t rule_id;           /* deciding rule, 0 = default */
     int32_t undecided_rule_id; /* a regex rule that could not decide (match limit), 0 = none:
                                   counted per rule (store_rule.undecided), not a column */
-    uint8_t decision;     /* enum store_decision */
-    char client[46];      /* textual IP address */
+    uint8_t decision;          /* enum store_decision */
+    char client[46];           /* textual IP address */
     char user[64];
     char method[16];
-    char scheme[8];       /* "http" or "https" (CONNECT) */
+    char scheme[8]; /* "http" or "https" (CONNECT) */
     char host[256];
-    char path[1024];      /* path and query; "" for CONNECT */
-    char error[48];       /* why it failed or closed early ("connect-refused"), "" if fine */
+    char path[1024]; /* path and query; "" for CONNECT */
+    char error[48];  /* why it failed or closed early ("connect-refused"), "" if fine */
 };
 
 struct store_log_opts {
     const char *db_path;
-    size_t producers;        /* number of per-worker queues */
-    size_t queue_capacity;   /* records per producer queue (rounded up to a power of two) */
-    int flush_interval_ms;   /* longest a record waits before its batch is written */
+    size_t producers;           /* number of per-worker queues */
+    size_t queue_capacity;      /* records per producer queue (rounded up to a power of two) */
+    int flush_interval_ms;      /* longest a record waits before its batch is written */
     const char *squid_log_path; /* also append Squid native-format lines here, or NULL */
-    int64_t retention_days;  /* 0 = keep forever */
-    int64_t retention_rows;  /* 0 = no row limit */
+    int64_t retention_days;     /* 0 = keep forever */
+    int64_t retention_rows;     /* 0 = no row limit */
 };
 
 struct store_log_counters {
-    uint64_t queued;   /* records accepted by store_log_push */
-    uint64_t written;  /* rows committed */
+    uint64_t queued;  /* records accepted by store_log_push */
+    uint64_t written; /* rows committed */
     uint64_t dropped_queue_full;
     uint64_t dropped_db_error; /* batches' rows lost to a database that refused them */
-    uint64_t pending;  /* accepted, not yet committed */
-    bool db_ok;        /* last write succeeded */
+    uint64_t pending;          /* accepted, not yet committed */
+    bool db_ok;                /* last write succeeded */
     char last_error[128];
 };
 
@@ -117,17 +119,18 @@ int64_t store_policy_version(struct store *st);
 
 struct store_rule {
     int id;
-    int position;  /* 1-based priority, first match wins */
+    int position; /* 1-based priority, first match wins */
     bool enabled;
-    char *text;    /* rule text in policy syntax, owned */
-    char *comment; /* owned, maybe "" */
-    int64_t hits;  /* access_log rows decided by this rule */
+    char *text;        /* rule text in policy syntax, owned */
+    char *comment;     /* owned, maybe "" */
+    int64_t hits;      /* access_log rows decided by this rule */
     int64_t undecided; /* requests its regex could not decide (match limit), ever: a deny
                           rule denied them, an allow rule did not allow them */
 };
 
 /* Rules in priority order. *rules is owned by the caller: free with store_rules_free. */
-int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, char *err, size_t errlen);
+int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, char *err,
+                     size_t errlen);
 void store_rules_free(struct store_rule *rules, size_t n);
 int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, size_t errlen);
 /* Adds a rule before before_id (0: at the end; -1: at the top). The caller validated text.
@@ -145,16 +148,52 @@ int store_rule_move(struct store *st, int id, int before_id, const char *actor, 
 int store_rules_replace(struct store *st, const char *const *texts, size_t n, const char *actor,
                         char *err, size_t errlen);
 
+/* Everything a rule set is compiled from, read at one moment (store_policy_read). */
+struct store_policy_list {
+    char name[64];
+    char **domains; /* owned, each owned */
+    size_t count;
+};
+struct store_policy {
+    int64_t version;          /* the policy version this is */
+    int next_rule_id;         /* the id the next rule added gets (ids are never reused) */
+    struct store_rule *rules; /* owned, in priority order */
+    size_t nrules;
+    struct store_policy_list *lists; /* owned, by name */
+    size_t nlists;
+};
+/* Reads rules, lists and the version in one read transaction, so no change committed
+ * meanwhile mixes in. 0, or -1 with err (out then empty). Free with store_policy_free. */
+int store_policy_read(struct store *st, struct store_policy *out, char *err, size_t errlen);
+void store_policy_free(struct store_policy *p);
+
+/* Several changes committed as one, or not at all. Between store_change_begin and
+ * store_change_commit every change function of this header (rules, lists, accounts,
+ * settings) joins the one transaction, each as a savepoint: its own failure undoes only
+ * itself, and the group's audit rows and version bumps commit or vanish together.
+ *
+ * store_change_begin takes the write lock. With if_version >= 0 it also checks the policy
+ * version is still if_version (the version a candidate policy was read and compiled at):
+ * PX_AGAIN if it moved, with nothing left open (read again). PX_OK, or PX_ERR with err. */
+int store_change_begin(struct store *st, int64_t if_version, char *err, size_t errlen);
+/* Commits the group; *version (if not NULL) gets the policy version it leaves. PX_OK, or
+ * PX_ERR with err (nothing of the group kept). */
+int store_change_commit(struct store *st, int64_t *version, char *err, size_t errlen);
+/* Drops the group: nothing of it is kept, no audit row, no version bump. */
+void store_change_rollback(struct store *st);
+
 struct store_list_info {
     char name[64];
     int64_t entries;
     int64_t updated_ms;
 };
-int store_lists(struct store *st, struct store_list_info **lists, size_t *n, char *err, size_t errlen);
+int store_lists(struct store *st, struct store_list_info **lists, size_t *n, char *err,
+                size_t errlen);
 /* Creates or replaces list `name` with the given domains, in one transaction. */
 int store_list_replace(struct store *st, const char *name, const char *const *domains, size_t n,
                        const char *actor, char *err, size_t errlen);
-int store_list_delete(struct store *st, const char *name, const char *actor, char *err, size_t errlen);
+int store_list_delete(struct store *st, const char *name, const char *actor, char *err,
+                      size_t errlen);
 /* All entries of a list; *domains is owned (free each and the array). */
 int store_list_entries(struct store *st, const char *name, char ***domains, size_t *n, char *err,
                        size_t errlen);
@@ -229,7 +268,7 @@ int store_setting_set(struct store *st, const char *key, const char *value, cons
 struct store_audit {
     int64_t time_ms;
     char actor[64];
-    char action[32];   /* "rule.add", "rule.delete", "list.replace", "user.set", ... */
+    char action[32]; /* "rule.add", "rule.delete", "list.replace", "user.set", ... */
     char detail[512];
 };
 int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct store_audit **rows,
@@ -252,8 +291,8 @@ struct store_log_row {
     int64_t id;
     struct store_access a;
 };
-int store_log_search(struct store *st, const struct store_log_filter *f, struct store_log_row **rows,
-                     size_t *n, char *err, size_t errlen);
+int store_log_search(struct store *st, const struct store_log_filter *f,
+                     struct store_log_row **rows, size_t *n, char *err, size_t errlen);
 
 enum store_top_kind { STORE_TOP_HOSTS, STORE_TOP_CLIENTS, STORE_TOP_BLOCKED, STORE_TOP_COUNT };
 struct store_top_row {

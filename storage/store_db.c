@@ -164,13 +164,34 @@ int store_array_reserve(void *vp, size_t *cap, size_t len, size_t first, size_t 
     return 0;
 }
 
+/* Open transaction levels on st: the outer BEGIN IMMEDIATE, then one savepoint per nested
+ * store_begin. SQLite may end a transaction by itself after some errors: then none is open. */
+static int tx_depth(struct store *st)
+{
+    if (sqlite3_get_autocommit(st->db))
+        st->depth = 0;
+    return st->depth;
+}
+
 int store_begin(struct store *st, char *err, size_t errlen)
 {
-    return store_exec(st, "BEGIN IMMEDIATE", err, errlen);
+    if (store_exec(st, tx_depth(st) ? "SAVEPOINT nested" : "BEGIN IMMEDIATE", err, errlen) < 0)
+        return -1;
+    st->depth++;
+    return 0;
 }
 
 int store_commit(struct store *st, char *err, size_t errlen)
 {
+    if (tx_depth(st) > 1) {
+        if (store_exec(st, "RELEASE nested", err, errlen) < 0) {
+            store_rollback(st);
+            return -1;
+        }
+        st->depth--;
+        return 0;
+    }
+    st->depth = 0;
     if (store_exec(st, "COMMIT", err, errlen) < 0) {
         store_rollback(st);
         return -1;
@@ -180,6 +201,13 @@ int store_commit(struct store *st, char *err, size_t errlen)
 
 void store_rollback(struct store *st)
 {
+    if (tx_depth(st) > 1) {
+        /* Undoes this level only; the savepoint itself must then be released. */
+        sqlite3_exec(st->db, "ROLLBACK TO nested; RELEASE nested", NULL, NULL, NULL);
+        st->depth--;
+        return;
+    }
+    st->depth = 0;
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }

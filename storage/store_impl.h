@@ -16,6 +16,7 @@
 struct store {
     sqlite3 *db; /* owned */
     char *path;  /* owned copy of the path given to store_open */
+    int depth;   /* transaction levels open (store_begin), see store_begin */
 };
 
 /* One schema step. Steps run in order inside one transaction at open; a database at version
@@ -38,7 +39,9 @@ int store_sql_err(struct store *st, char *err, size_t errlen, const char *what);
 
 int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
 /* BEGIN IMMEDIATE: policy writers take the write lock up front, so a transaction never fails
- * half way on a lock upgrade. */
+ * half way on a lock upgrade. Inside an open transaction (store_change_begin) it opens a
+ * savepoint instead: store_commit then keeps the work for the outer commit and store_rollback
+ * undoes only this level, so every change function can run alone or as part of a group. */
 int store_begin(struct store *st, char *err, size_t errlen);
 int store_commit(struct store *st, char *err, size_t errlen);
 void store_rollback(struct store *st);

@@ -676,3 +676,111 @@ fail:
     free(v);
     return -1;
 }
+
+/* ---- The whole policy at one moment, and grouped changes ---- */
+
+void store_policy_free(struct store_policy *p)
+{
+    store_rules_free(p->rules, p->nrules);
+    for (size_t i = 0; p->lists && i < p->nlists; i++) {
+        for (size_t j = 0; j < p->lists[i].count; j++)
+            free(p->lists[i].domains[j]);
+        free(p->lists[i].domains);
+    }
+    free(p->lists);
+    memset(p, 0, sizeof(*p));
+}
+
+/* AUTOINCREMENT hands out one more than the largest id the table ever held. */
+static int next_rule_id(struct store *st, int *id, char *err, size_t errlen)
+{
+    int64_t v = 0;
+
+    if (exec_ints(st,
+                  "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'rules'), 0),"
+                  " coalesce((SELECT max(id) FROM rules), 0))",
+                  NULL, 0, &v, err, errlen) < 0)
+        return -1;
+    *id = (int)v + 1;
+    return 0;
+}
+
+int store_policy_read(struct store *st, struct store_policy *out, char *err, size_t errlen)
+{
+    struct store_list_info *infos = NULL;
+    size_t n = 0;
+
+    memset(out, 0, sizeof(*out));
+    /* A savepoint outside a transaction is a deferred BEGIN: every read below sees the
+     * database as of the first one. */
+    if (store_exec(st, "SAVEPOINT policy_read", err, errlen) < 0)
+        return -1;
+    out->version = store_policy_version(st);
+    if (out->version < 0) {
+        store_errf(err, errlen, "policy version: %s", sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    if (next_rule_id(st, &out->next_rule_id, err, errlen) < 0 ||
+        store_rules_list(st, &out->rules, &out->nrules, err, errlen) < 0 ||
+        store_lists(st, &infos, &n, err, errlen) < 0)
+        goto fail;
+    out->lists = calloc(n ? n : 1, sizeof(*out->lists));
+    if (!out->lists) {
+        store_errf(err, errlen, "lists: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct store_policy_list *l = &out->lists[i];
+
+        memcpy(l->name, infos[i].name, sizeof(l->name));
+        if (store_list_entries(st, l->name, &l->domains, &l->count, err, errlen) < 0)
+            goto fail;
+        out->nlists++;
+    }
+    free(infos);
+    return store_exec(st, "RELEASE policy_read", err, errlen) < 0 ? -1 : 0;
+fail:
+    free(infos);
+    store_policy_free(out);
+    sqlite3_exec(st->db, "ROLLBACK TO policy_read; RELEASE policy_read", NULL, NULL, NULL);
+    return -1;
+}
+
+int store_change_begin(struct store *st, int64_t if_version, char *err, size_t errlen)
+{
+    int64_t now;
+
+    if (store_begin(st, err, errlen) < 0)
+        return PX_ERR;
+    if (if_version < 0)
+        return PX_OK;
+    now = store_policy_version(st);
+    if (now == if_version)
+        return PX_OK;
+    store_rollback(st);
+    if (now < 0)
+        return store_errf(err, errlen, "policy version: cannot read it");
+    store_errf(err, errlen, "the policy changed meanwhile (version %lld, not %lld)", (long long)now,
+               (long long)if_version);
+    return PX_AGAIN;
+}
+
+int store_change_commit(struct store *st, int64_t *version, char *err, size_t errlen)
+{
+    int64_t v = store_policy_version(st);
+
+    if (v < 0) {
+        store_rollback(st);
+        return store_errf(err, errlen, "policy version: cannot read it");
+    }
+    if (store_commit(st, err, errlen) < 0)
+        return PX_ERR;
+    if (version)
+        *version = v;
+    return PX_OK;
+}
+
+void store_change_rollback(struct store *st)
+{
+    store_rollback(st);
+}

@@ -334,6 +334,108 @@ START_TEST(test_settings_round_trip)
 }
 END_TEST
 
+/* Audit rows there are now. */
+static size_t audit_count(void)
+{
+    struct store_audit *rows;
+    size_t n;
+
+    ck_assert_int_eq(store_audit_list(st, 0, 1000, &rows, &n, err, sizeof(err)), 0);
+    free(rows);
+    return n;
+}
+
+START_TEST(test_policy_read_is_one_moment_with_the_next_id)
+{
+    const char *domains[] = {"b.test", "a.test"};
+    struct store_policy p;
+    int a, b, c;
+
+    ck_assert_int_eq(store_policy_read(st, &p, err, sizeof(err)), 0);
+    ck_assert_int_eq(p.version, 0);
+    ck_assert_int_eq(p.next_rule_id, 1);
+    ck_assert_uint_eq(p.nrules, 0);
+    ck_assert_uint_eq(p.nlists, 0);
+    store_policy_free(&p);
+
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "t", &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny list ads", "", -1, "t", &b, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_list_replace(st, "ads", domains, 2, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_update(st, a, NULL, NULL, 0, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_policy_read(st, &p, err, sizeof(err)), 0);
+    ck_assert_int_eq(p.version, 4);
+    ck_assert_uint_eq(p.nrules, 2);
+    ck_assert_int_eq(p.rules[0].id, b);
+    ck_assert_int_eq(p.rules[1].id, a);
+    ck_assert(!p.rules[1].enabled);
+    ck_assert_uint_eq(p.nlists, 1);
+    ck_assert_str_eq(p.lists[0].name, "ads");
+    ck_assert_uint_eq(p.lists[0].count, 2);
+    ck_assert_str_eq(p.lists[0].domains[0], "a.test");
+    /* A deleted rule's id is never handed out again, so the next id is still past it. */
+    ck_assert_int_eq(store_rule_delete(st, b, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain c.test", "", 0, "t", &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(c, p.next_rule_id);
+    store_policy_free(&p);
+}
+END_TEST
+
+START_TEST(test_grouped_changes_commit_together_or_not_at_all)
+{
+    int64_t version = -1;
+    size_t audits;
+    int a, b, c;
+
+    /* Committed: three changes, three audit rows, three bumps. */
+    ck_assert_int_eq(store_change_begin(st, 0, err, sizeof(err)), PX_OK);
+    ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "t", &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(st, "deny domain b.test", "", 0, "t", &b, err, sizeof(err)), 0);
+    /* A change that fails inside the group undoes only itself. */
+    ck_assert_int_eq(store_rule_delete(st, 999, "t", err, sizeof(err)), -1);
+    ck_assert_int_eq(store_rule_move(st, b, -1, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_change_commit(st, &version, err, sizeof(err)), PX_OK);
+    ck_assert_int_eq(version, 3);
+    ck_assert_int_eq(store_policy_version(st), 3);
+    audits = audit_count();
+    ck_assert_uint_eq(audits, 3);
+
+    /* Rolled back: no rule, no audit row, no bump; the write lock is free again. */
+    ck_assert_int_eq(store_change_begin(st, -1, err, sizeof(err)), PX_OK);
+    ck_assert_int_eq(store_rule_add(st, "deny domain c.test", "", 0, "t", &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_delete(st, a, "t", err, sizeof(err)), 0);
+    store_change_rollback(st);
+    ck_assert_int_eq(store_policy_version(st), 3);
+    ck_assert_uint_eq(audit_count(), audits);
+    char got[256];
+    order(got, sizeof(got));
+    ck_assert_str_eq(got, "deny domain b.test,deny domain a.test");
+    ck_assert_int_eq(store_rule_add(st, "deny domain d.test", "", 0, "t", &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_policy_version(st), 4);
+}
+END_TEST
+
+START_TEST(test_group_at_a_version_that_moved_is_again)
+{
+    struct store *other = store_open(tmp.db, err, sizeof(err));
+    struct store_policy p;
+    int id;
+
+    ck_assert_ptr_nonnull(other);
+    ck_assert_int_eq(store_policy_read(st, &p, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rule_add(other, "deny domain x.test", "", 0, "t", &id, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_change_begin(st, p.version, err, sizeof(err)), PX_AGAIN);
+    ck_assert_msg(strstr(err, "changed") != NULL, "%s", err);
+    /* Nothing was left open: the other connection can still write, this one can begin. */
+    ck_assert_int_eq(store_rule_add(other, "deny domain y.test", "", 0, "t", &id, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_change_begin(st, p.version + 2, err, sizeof(err)), PX_OK);
+    ck_assert_int_eq(store_change_commit(st, NULL, err, sizeof(err)), PX_OK);
+    store_policy_free(&p);
+    store_close(other);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_policy");
@@ -351,6 +453,9 @@ int main(void)
     tcase_add_test(tc, test_list_replace_100k_entries_in_one_transaction);
     tcase_add_test(tc, test_bad_list_names_are_refused);
     tcase_add_test(tc, test_settings_round_trip);
+    tcase_add_test(tc, test_policy_read_is_one_moment_with_the_next_id);
+    tcase_add_test(tc, test_grouped_changes_commit_together_or_not_at_all);
+    tcase_add_test(tc, test_group_at_a_version_that_moved_is_again);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
