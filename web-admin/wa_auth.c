@@ -16,7 +16,7 @@
 #include <sodium.h>
 
 #include "base/clock.h"
-#include "web-admin/wa_internal.h"
+#include "web-admin/wa_auth.h"
 
 #define WA_SESSIONS 256
 #define WA_SESSION_MS (12LL * 3600 * 1000)
@@ -32,24 +32,35 @@ struct wa_session {
 };
 
 struct wa_auth {
-    pthread_mutex_t mu; /* guards sessions and the counters */
+    char token[WA_TOKEN_HEX + 1]; /* the bearer token (admin.token), read-only after start */
+    pthread_mutex_t mu;           /* guards sessions and the counters */
     struct wa_session sessions[WA_SESSIONS];
     struct store_throttle *throttle; /* owned; locks itself */
     uint64_t failed, throttled;
 };
 
-struct wa_auth *wa_auth_new(const struct store_throttle_opts *throttle)
+static int token_load(struct wa_auth *a, const char *data_dir, char *err, size_t errlen);
+
+struct wa_auth *wa_auth_new(const char *data_dir, const struct store_throttle_opts *throttle,
+                            char *err, size_t errlen)
 {
     struct wa_auth *a = calloc(1, sizeof(*a));
 
-    if (!a)
-        return NULL;
-    a->throttle = store_throttle_new(throttle); /* NULL: 5 failures, 1 s doubling to 5 min */
-    if (!a->throttle) {
-        free(a);
+    if (!a) {
+        snprintf(err, errlen, "admin server: out of memory");
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
+    a->throttle = store_throttle_new(throttle); /* NULL: 5 failures, 1 s doubling to 5 min */
+    if (!a->throttle) {
+        snprintf(err, errlen, "admin server: out of memory");
+        wa_auth_free(a);
+        return NULL;
+    }
+    if (token_load(a, data_dir, err, errlen) < 0) {
+        wa_auth_free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -87,23 +98,24 @@ static bool token_char_ok(char c)
            c == '_';
 }
 
-int wa_token_load(struct wa_server *srv, char *err, size_t errlen)
+/* Reads <data_dir>/admin.token into a->token, creating it (0600) if missing. */
+static int token_load(struct wa_auth *a, const char *data_dir, char *err, size_t errlen)
 {
     char path[4096], buf[256];
     ssize_t n;
     size_t len;
     int fd;
 
-    if (snprintf(path, sizeof(path), "%s/admin.token", srv->data_dir) >= (int)sizeof(path)) {
-        snprintf(err, errlen, "%s: data folder path too long", srv->data_dir);
+    if (snprintf(path, sizeof(path), "%s/admin.token", data_dir) >= (int)sizeof(path)) {
+        snprintf(err, errlen, "%s: data folder path too long", data_dir);
         return -1;
     }
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
         char line[WA_TOKEN_HEX + 2];
 
-        random_hex(srv->token);
-        snprintf(line, sizeof(line), "%s\n", srv->token);
+        random_hex(a->token);
+        snprintf(line, sizeof(line), "%s\n", a->token);
         len = strlen(line);
         n = write(fd, line, len);
         sodium_memzero(line, sizeof(line));
@@ -142,14 +154,14 @@ int wa_token_load(struct wa_server *srv, char *err, size_t errlen)
                  path);
         return -1;
     }
-    memcpy(srv->token, buf, len + 1);
+    memcpy(a->token, buf, len + 1);
     sodium_memzero(buf, sizeof(buf));
     return 0;
 }
 
-static int first_password_path(const struct wa_server *srv, char *path, size_t len)
+static int first_password_path(const char *data_dir, char *path, size_t len)
 {
-    return snprintf(path, len, "%s/" WA_FIRST_PASSWORD_FILE, srv->data_dir) < (int)len ? 0 : -1;
+    return snprintf(path, len, "%s/" WA_FIRST_PASSWORD_FILE, data_dir) < (int)len ? 0 : -1;
 }
 
 /* Writes pw and a newline to path, readable by proxyd's user only. A file left from an
@@ -184,7 +196,8 @@ static int first_password_write(const char *path, const char *pw, char *err, siz
     return 0;
 }
 
-int wa_first_admin(struct wa_server *srv, bool *created, char *err, size_t errlen)
+int wa_auth_first_admin(struct store_pool *pool, const char *data_dir, bool *created, char *err,
+                        size_t errlen)
 {
     /* No look-alikes (0/O, 1/l/I) so the password survives being read off a terminal. */
     static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -195,23 +208,23 @@ int wa_first_admin(struct wa_server *srv, bool *created, char *err, size_t errle
     int rc;
 
     *created = false;
-    if (first_password_path(srv, path, sizeof(path)) < 0) {
-        snprintf(err, errlen, "%s: data folder path too long", srv->data_dir);
+    if (first_password_path(data_dir, path, sizeof(path)) < 0) {
+        snprintf(err, errlen, "%s: data folder path too long", data_dir);
         return -1;
     }
-    st = store_pool_get(srv->pool, err, errlen);
+    st = store_pool_get(pool, err, errlen);
     if (!st)
         return -1;
     if (store_account_names(st, STORE_ADMIN, &names, &n) < 0) {
         snprintf(err, errlen, "admin accounts: cannot read the database");
-        store_pool_put(srv->pool, st);
+        store_pool_put(pool, st);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
     if (n > 0) { /* not the first run: a password file still there is still wanted */
-        store_pool_put(srv->pool, st);
+        store_pool_put(pool, st);
         return 0;
     }
     for (size_t i = 0; i < 16; i++)
@@ -221,7 +234,7 @@ int wa_first_admin(struct wa_server *srv, bool *created, char *err, size_t errle
     rc = first_password_write(path, pw, err, errlen);
     if (rc == 0)
         rc = store_admin_first(st, WA_FIRST_ADMIN, pw, err, errlen);
-    store_pool_put(srv->pool, st);
+    store_pool_put(pool, st);
     sodium_memzero(pw, sizeof(pw));
     if (rc <= 0) /* failed, or another process created an admin meanwhile */
         unlink(path);
@@ -229,11 +242,11 @@ int wa_first_admin(struct wa_server *srv, bool *created, char *err, size_t errle
     return rc < 0 ? -1 : 0;
 }
 
-void wa_first_password_forget(struct wa_server *srv)
+void wa_auth_first_password_forget(const char *data_dir)
 {
     char path[4096];
 
-    if (first_password_path(srv, path, sizeof(path)) == 0)
+    if (first_password_path(data_dir, path, sizeof(path)) == 0)
         unlink(path);
 }
 
@@ -271,7 +284,7 @@ static struct wa_session *session_slot(struct wa_auth *a, int64_t now)
     return oldest;
 }
 
-void wa_sessions_drop_user(struct wa_auth *a, const char *user)
+void wa_auth_sessions_drop(struct wa_auth *a, const char *user)
 {
     pthread_mutex_lock(&a->mu);
     for (size_t i = 0; i < WA_SESSIONS; i++)
@@ -280,7 +293,7 @@ void wa_sessions_drop_user(struct wa_auth *a, const char *user)
     pthread_mutex_unlock(&a->mu);
 }
 
-void wa_sessions_password_changed(struct wa_auth *a, const char *user)
+void wa_auth_sessions_password_changed(struct wa_auth *a, const char *user)
 {
     pthread_mutex_lock(&a->mu);
     for (size_t i = 0; i < WA_SESSIONS; i++)
@@ -297,7 +310,7 @@ void wa_auth_check(struct wa_req *r)
     h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h) {
         /* A presented but wrong token is a failure, never a fallback to the cookie. */
-        if (strncasecmp(h, "Bearer ", 7) == 0 && secret_eq(h + 7, r->srv->token)) {
+        if (strncasecmp(h, "Bearer ", 7) == 0 && secret_eq(h + 7, r->ctx->auth->token)) {
             r->authed = true;
             snprintf(r->actor, sizeof(r->actor), "token");
         }
@@ -306,8 +319,8 @@ void wa_auth_check(struct wa_req *r)
     sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
     if (!sid || strlen(sid) != WA_TOKEN_HEX)
         return;
-    pthread_mutex_lock(&r->srv->auth->mu);
-    s = session_find(r->srv->auth, sid, clock_mono_ms());
+    pthread_mutex_lock(&r->ctx->auth->mu);
+    s = session_find(r->ctx->auth, sid, clock_mono_ms());
     if (s) {
         r->authed = true;
         r->via_session = true;
@@ -315,10 +328,10 @@ void wa_auth_check(struct wa_req *r)
         snprintf(r->actor, sizeof(r->actor), "%s", s->user);
         memcpy(r->csrf, s->csrf, sizeof(r->csrf));
     }
-    pthread_mutex_unlock(&r->srv->auth->mu);
+    pthread_mutex_unlock(&r->ctx->auth->mu);
 }
 
-bool wa_csrf_bad(struct wa_req *r)
+bool wa_auth_csrf_bad(struct wa_req *r)
 {
     const char *h;
 
@@ -340,10 +353,10 @@ void wa_auth_counters(struct wa_auth *a, uint64_t *failed, uint64_t *throttled)
 
 /* ---- handlers ---- */
 
-enum MHD_Result wa_api_login(struct wa_req *r)
+enum MHD_Result wa_auth_login(struct wa_req *r)
 {
     char cookie[160];
-    struct wa_auth *a = r->srv->auth;
+    struct wa_auth *a = r->ctx->auth;
     struct wa_session *s;
     json_t *body, *ans;
     const char *user, *pw;
@@ -422,23 +435,23 @@ enum MHD_Result wa_api_login(struct wa_req *r)
     return wa_reply_json(r, 200, ans);
 }
 
-enum MHD_Result wa_api_logout(struct wa_req *r)
+enum MHD_Result wa_auth_logout(struct wa_req *r)
 {
     const char *sid;
 
     if (r->via_session) {
         sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
-        pthread_mutex_lock(&r->srv->auth->mu);
-        struct wa_session *s = sid ? session_find(r->srv->auth, sid, clock_mono_ms()) : NULL;
+        pthread_mutex_lock(&r->ctx->auth->mu);
+        struct wa_session *s = sid ? session_find(r->ctx->auth, sid, clock_mono_ms()) : NULL;
         if (s)
             sodium_memzero(s, sizeof(*s));
-        pthread_mutex_unlock(&r->srv->auth->mu);
+        pthread_mutex_unlock(&r->ctx->auth->mu);
         r->set_cookie = "pxsid=" WA_COOKIE_ATTRS "; Max-Age=0";
     }
     return wa_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 }
 
-enum MHD_Result wa_api_session(struct wa_req *r)
+enum MHD_Result wa_auth_session(struct wa_req *r)
 {
     return wa_reply_json(r, 200,
                          json_pack("{s:s,s:s,s:b}", "user", r->actor, "csrf",

@@ -1,13 +1,13 @@
 /* web-admin server: start and stop of the libmicrohttpd daemon, the listen address and its
- * loopback guard, the Host check against DNS rebinding, request bodies and their limits, routing of
- * /api/, /proxy.pac and the pages and the reply helpers (security headers on every answer).
+ * loopback guard, connection limits, the Host check against DNS rebinding, request bodies
+ * and their limits, and the gate every request passes before its route runs: credentials,
+ * CSRF token and first-run password as the route's flags (wa_routes.c) ask.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,213 +17,31 @@
 
 #include "base/addr.h"
 #include "base/status.h"
-#include "web-admin/wa_internal.h"
+#include "web-admin/wa_auth.h"
+#include "web-admin/wa_routes.h"
+#include "web-admin/wa_static.h"
 
-#define WA_CSP                                                                                     \
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+#define WA_STORE_IDLE 4     /* idle store connections kept */
+#define WA_CONN_MAX 1024    /* HTTP connections at once, all addresses */
+#define WA_CONN_PER_ADDR 32 /* ... from one client address */
+#define WA_CONN_IDLE_S 10   /* a connection silent this long is closed */
 
-struct store *wa_store(struct wa_req *r)
-{
-    char err[256];
+struct wa_server {
+    struct wa_options opts; /* strings below are owned copies; the rest borrowed */
+    char *listen, *data_dir, *db_path, *static_dir, *pac_proxy;
+    struct wa_ctx ctx; /* what the handlers reach (ctx.opts is &opts) */
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    struct sockaddr_storage listen_addr;
+    char **hosts; /* owned: names allowed in Host besides addresses, lower case, no final dot */
+    size_t nhosts;
+};
 
-    if (r->st)
-        return r->st;
-    r->st = store_pool_get(r->srv->pool, err, sizeof(err));
-    if (!r->st)
-        wa_reply_error(r, 500, NULL, "database: %s", err);
-    return r->st;
-}
-
-int wa_policy_hook(struct wa_server *srv, char *err, size_t errlen)
-{
-    err[0] = '\0';
-    if (!srv->opts.policy_changed)
-        return 0;
-    if (srv->opts.policy_changed(srv->opts.hook_arg, err, errlen) == 0)
-        return 0;
-    if (!err[0])
-        snprintf(err, errlen, "the proxy refused the new policy");
-    return -1;
-}
-
-/* ---- replies ---- */
-
-void wa_headers_add(struct MHD_Response *resp, const char *cache)
-{
-    MHD_add_response_header(resp, "Content-Security-Policy", WA_CSP);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Cache-Control", cache ? cache : "no-store");
-}
-
-enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *ctype,
-                              const char *cache, const void *data, size_t len)
-{
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-
-    resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return MHD_NO;
-    wa_headers_add(resp, cache);
-    if (ctype)
-        MHD_add_response_header(resp, "Content-Type", ctype);
-    if (r->set_cookie)
-        MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
-    if (r->retry_after_s > 0) {
-        char secs[24];
-
-        snprintf(secs, sizeof(secs), "%lld", (long long)r->retry_after_s);
-        MHD_add_response_header(resp, "Retry-After", secs);
-    }
-    ret = MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    r->answered = true;
-    return ret;
-}
-
-json_t *wa_json_text(const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t len = strlen(s), bad, o = 0;
-    json_t *j;
-    char *out;
-
-    if (acl_utf8_valid(s, len, &bad))
-        return json_string(s);
-    out = malloc(len * 4 + 1);
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len;) {
-        if (acl_utf8_valid(s + i, len - i, &bad)) {
-            memcpy(out + o, s + i, len - i);
-            o += len - i;
-            break;
-        }
-        memcpy(out + o, s + i, bad);
-        o += bad;
-        i += bad;
-        out[o++] = '\\';
-        out[o++] = 'x';
-        out[o++] = hex[(unsigned char)s[i] >> 4];
-        out[o++] = hex[(unsigned char)s[i] & 15];
-        i++;
-    }
-    out[o] = '\0';
-    j = json_string(out);
-    free(out);
-    return j;
-}
-
-/* JSON only has '<', '>' and '&' inside strings, so escaping them there keeps the document
- * equal while making it inert if something ever sniffs it as HTML. */
-static char *json_html_safe(const char *s)
-{
-    size_t extra = 0;
-    const char *p;
-    char *out, *o;
-
-    for (p = s; *p; p++)
-        if (*p == '<' || *p == '>' || *p == '&')
-            extra += 5;
-    out = malloc(strlen(s) + extra + 1);
-    if (!out)
-        return NULL;
-    for (p = s, o = out; *p; p++) {
-        if (*p == '<' || *p == '>' || *p == '&') {
-            o += sprintf(o, "\\u%04x", (unsigned)*p);
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj)
-{
-    char *text, *safe;
-    enum MHD_Result ret;
-
-    if (!obj)
-        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}", 25);
-    text = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-    safe = text ? json_html_safe(text) : NULL;
-    free(text);
-    if (!safe)
-        return wa_reply_data(r, 500, "application/json", NULL, "{\"error\":\"out of memory\"}", 25);
-    ret = wa_reply_data(r, status, "application/json", NULL, safe, strlen(safe));
-    free(safe);
-    return ret;
-}
-
-enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *field,
-                               const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    json_t *o;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    /* msg may quote what a client sent, or be cut inside a character. */
-    o = json_pack("{s:o}", "error", wa_json_text(msg));
-    if (o && field)
-        json_object_set_new(o, "field", json_string(field));
-    return wa_reply_json(r, status, o);
-}
-
-/* ---- request helpers ---- */
-
-json_t *wa_body_json(struct wa_req *r)
-{
-    json_error_t jerr;
-    json_t *o;
-
-    if (r->len == 0) {
-        wa_reply_error(r, 400, NULL, "a JSON object body is required");
-        return NULL;
-    }
-    o = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!o) {
-        wa_reply_error(r, 400, NULL, "invalid JSON at line %d column %d: %s", jerr.line,
-                       jerr.column, jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(o)) {
-        json_decref(o);
-        wa_reply_error(r, 400, NULL, "the body must be a JSON object");
-        return NULL;
-    }
-    return o;
-}
-
-const char *wa_query(struct wa_req *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-int wa_query_int(struct wa_req *r, const char *key, int64_t *out)
-{
-    const char *v = wa_query(r, key);
-    char *end;
-    long long n;
-
-    if (!v || !*v)
-        return 0;
-    errno = 0;
-    n = strtoll(v, &end, 10);
-    if (errno || *end) {
-        wa_reply_error(r, 400, key, "%s: not an integer", key);
-        return -1;
-    }
-    *out = n;
-    return 1;
-}
+/* One request and its route, from its first header until MHD reports it complete. */
+struct request {
+    struct wa_req r;
+    struct wa_match m;
+};
 
 /* ---- listen address ---- */
 
@@ -421,132 +239,55 @@ static void client_text(struct MHD_Connection *conn, char *out, size_t outlen)
     }
 }
 
-/* ---- routing ---- */
+/* ---- the gate and the request's life ---- */
 
-static bool is_method(struct wa_req *r, const char *m)
+/* Enforces what the route's flags ask (wa_routes.h). True if the request may go on; else it
+ * has been answered. An unknown path is 404 for anyone, a known one with another method 405
+ * for anyone who may use the path at all. */
+static bool gate(struct wa_req *r, const struct wa_match *m)
 {
-    return strcmp(r->method, m) == 0;
-}
+    unsigned f = m->flags;
 
-static enum MHD_Result not_allowed(struct wa_req *r)
-{
-    return wa_reply_error(r, 405, NULL, "method %s not allowed here", r->method);
-}
-
-/* path is the part after "/api/"; *rest is set to what follows name ("" or "/..."). */
-static bool seg_is(const char *path, const char *name, const char **rest)
-{
-    size_t n = strlen(name);
-
-    if (strncmp(path, name, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+    if ((!m->route && !m->allow[0]) || (f & WA_PUBLIC))
+        return true;
+    if (f & WA_PAGE) {
+        /* Pages hold no data, but a browser without a session belongs on the login page, and
+         * one that must replace a first-run password too (the page then asks for it). */
+        if (!m->route || (r->authed && !r->must_change))
+            return true;
+        wa_reply_redirect(r, WA_LOGIN_PAGE);
         return false;
-    *rest = path + n;
+    }
+    if (!r->authed) {
+        wa_reply_error(r, 401, NULL, "authentication required");
+        return false;
+    }
+    if (wa_auth_csrf_bad(r)) {
+        wa_reply_error(r, 403, NULL, "missing or wrong X-CSRF-Token header");
+        return false;
+    }
+    /* A first-run password opens nothing but the way to replace it. */
+    if (r->must_change &&
+        !((f & WA_FIRST_RUN) && (!r->param[0] || strcmp(r->param, r->actor) == 0))) {
+        wa_reply_error(r, 403, "password", "choose a new password first (PUT /api/admins/%s)",
+                       r->actor);
+        return false;
+    }
     return true;
 }
 
-/* The largest body a request may send, and what to say when it is larger. The whole body is
- * held, parsed and compiled in memory, several times its size at the peak: imports are where
- * that counts. */
-static size_t body_limit(const char *method, const char *url, const char **hint)
+/* The largest body a route takes, and what to say when one is larger. The whole body is held,
+ * parsed and compiled in memory, several times its size at the peak: imports are where that
+ * counts. */
+static size_t body_limit(unsigned flags, const char **hint)
 {
-    if (strcmp(method, "PUT") == 0 && strcmp(url, "/api/policy") == 0) {
+    *hint = "";
+    if (flags & WA_BODY_POLICY) {
         *hint = "; put long lists of domains in a list (PUT /api/lists/NAME, up to 32 MiB) "
                 "and name it in one rule";
         return WA_POLICY_LIMIT;
     }
-    *hint = "";
-    if (strcmp(method, "PUT") == 0 && strncmp(url, "/api/lists/", 11) == 0)
-        return WA_LIST_LIMIT;
-    return WA_BODY_LIMIT;
-}
-
-static bool needs_auth(const char *url)
-{
-    if (strncmp(url, "/api/", 5) != 0)
-        return false;
-    return strcmp(url, "/api/health") != 0 && strcmp(url, "/api/login") != 0;
-}
-
-static bool is_own_password_change(struct wa_req *r, const char *p)
-{
-    const char *rest;
-
-    return is_method(r, "PUT") && seg_is(p, "admins", &rest) && rest[0] == '/' &&
-           strcmp(rest + 1, r->actor) == 0;
-}
-
-static enum MHD_Result route_api(struct wa_req *r, const char *p)
-{
-    const char *rest;
-
-    if (strcmp(p, "health") == 0)
-        return is_method(r, "GET") ? wa_api_health(r) : not_allowed(r);
-    if (strcmp(p, "login") == 0)
-        return is_method(r, "POST") ? wa_api_login(r) : not_allowed(r);
-    if (!r->authed)
-        return wa_reply_error(r, 401, NULL, "authentication required");
-    if (wa_csrf_bad(r))
-        return wa_reply_error(r, 403, NULL, "missing or wrong X-CSRF-Token header");
-    /* A first-run password opens nothing but the way to replace it. */
-    if (r->must_change && strcmp(p, "logout") != 0 && strcmp(p, "session") != 0 &&
-        !is_own_password_change(r, p))
-        return wa_reply_error(r, 403, "password",
-                              "choose a new password first (PUT /api/admins/%s)", r->actor);
-
-    if (strcmp(p, "logout") == 0)
-        return is_method(r, "POST") ? wa_api_logout(r) : not_allowed(r);
-    if (strcmp(p, "session") == 0)
-        return is_method(r, "GET") ? wa_api_session(r) : not_allowed(r);
-    if (seg_is(p, "rules", &rest))
-        return wa_api_rules(r, rest);
-    if (strcmp(p, "block") == 0)
-        return is_method(r, "POST") ? wa_api_block(r, "deny") : not_allowed(r);
-    if (strcmp(p, "allow") == 0)
-        return is_method(r, "POST") ? wa_api_block(r, "allow") : not_allowed(r);
-    if (strcmp(p, "unblock") == 0)
-        return is_method(r, "POST") ? wa_api_unblock(r) : not_allowed(r);
-    if (strcmp(p, "policy") == 0)
-        return wa_api_policy(r);
-    if (strcmp(p, "test") == 0)
-        return is_method(r, "POST") ? wa_api_test(r) : not_allowed(r);
-    if (strcmp(p, "reload") == 0)
-        return is_method(r, "POST") ? wa_api_reload(r) : not_allowed(r);
-    if (seg_is(p, "lists", &rest))
-        return wa_api_lists(r, *rest ? rest + 1 : NULL);
-    if (seg_is(p, "users", &rest))
-        return wa_api_users(r, *rest ? rest + 1 : NULL, STORE_PROXY_USER);
-    if (seg_is(p, "admins", &rest))
-        return wa_api_users(r, *rest ? rest + 1 : NULL, STORE_ADMIN);
-    if (strcmp(p, "logs") == 0)
-        return is_method(r, "GET") ? wa_api_logs(r) : not_allowed(r);
-    if (strcmp(p, "top") == 0)
-        return is_method(r, "GET") ? wa_api_top(r) : not_allowed(r);
-    if (strcmp(p, "series") == 0)
-        return is_method(r, "GET") ? wa_api_series(r) : not_allowed(r);
-    if (strcmp(p, "stats") == 0)
-        return is_method(r, "GET") ? wa_api_stats(r) : not_allowed(r);
-    if (strcmp(p, "settings") == 0)
-        return wa_api_settings(r);
-    if (strcmp(p, "audit") == 0)
-        return is_method(r, "GET") ? wa_api_audit(r) : not_allowed(r);
-    return wa_reply_error(r, 404, NULL, "no such endpoint");
-}
-
-static enum MHD_Result route(struct wa_req *r)
-{
-    enum MHD_Result ret;
-    bool found;
-
-    if (strncmp(r->url, "/api/", 5) == 0)
-        return route_api(r, r->url + 5);
-    if (strcmp(r->url, "/proxy.pac") == 0)
-        return is_method(r, "GET") || is_method(r, "HEAD") ? wa_pac(r) : not_allowed(r);
-    if (!is_method(r, "GET") && !is_method(r, "HEAD"))
-        return not_allowed(r);
-    ret = wa_static_serve(r, &found);
-    if (found)
-        return ret;
-    return wa_reply_data(r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
+    return flags & WA_BODY_LIST ? WA_LIST_LIMIT : WA_BODY_LIMIT;
 }
 
 static enum MHD_Result too_large(struct wa_req *r)
@@ -555,50 +296,64 @@ static enum MHD_Result too_large(struct wa_req *r)
                           r->limit >> 20, r->limit, r->limit_hint);
 }
 
+/* The first call for a request: its headers are in, its body is not. Everything that needs
+ * only the headers is decided here, since answering before the body arrives makes MHD
+ * discard the body and close. */
+static enum MHD_Result request_begin(struct wa_server *srv, struct request *req,
+                                     struct MHD_Connection *conn, const char *url,
+                                     const char *method)
+{
+    struct wa_req *r = &req->r;
+    const char *cl, *host;
+
+    r->ctx = &srv->ctx;
+    r->conn = conn;
+    r->method = method;
+    r->url = url;
+    wa_route_find(method, url, &req->m);
+    memcpy(r->param, req->m.param, sizeof(r->param));
+    r->limit = body_limit(req->m.flags, &r->limit_hint);
+    client_text(conn, r->client, sizeof(r->client));
+    host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!host_allowed(srv, conn_port(conn), host))
+        return wa_reply_error(r, 421, NULL,
+                              "this admin server does not answer to the name '%.100s'; "
+                              "add it with --admin-host",
+                              host ? host : "");
+    wa_auth_check(r);
+    if (!gate(r, &req->m))
+        return MHD_YES;
+    cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > r->limit)
+        return too_large(r);
+    /* Known length: one buffer of that size, not a doubling one (which copies the body a few
+     * times and leaves freed pieces behind). */
+    if (cl && strtoull(cl, NULL, 10) > 0) {
+        r->cap = (size_t)strtoull(cl, NULL, 10) + 1;
+        r->body = malloc(r->cap);
+        if (!r->body)
+            return MHD_NO;
+        r->body[0] = '\0';
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
-    struct wa_server *srv = cls;
-    struct wa_req *r = *con_cls;
+    struct request *req = *con_cls;
+    struct wa_req *r;
 
-    if (!r) {
-        const char *cl, *host;
-
-        r = calloc(1, sizeof(*r));
-        if (!r)
+    (void)version;
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
             return MHD_NO;
-        *con_cls = r;
-        r->srv = srv;
-        r->conn = conn;
-        r->method = method;
-        r->url = url;
-        r->limit = body_limit(method, url, &r->limit_hint);
-        client_text(conn, r->client, sizeof(r->client));
-        host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-        if (!host_allowed(srv, conn_port(conn), host))
-            return wa_reply_error(r, 421, NULL,
-                                  "this admin server does not answer to the name '%.100s'; "
-                                  "add it with --admin-host",
-                                  host ? host : "");
-        wa_auth_check(r);
-        /* Answering before the body arrives makes MHD discard it and close. */
-        if (needs_auth(url) && !r->authed)
-            return wa_reply_error(r, 401, NULL, "authentication required");
-        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > r->limit)
-            return too_large(r);
-        /* Known length: one buffer of that size, not a doubling one (which copies the body
-         * a few times and leaves freed pieces behind). */
-        if (cl && strtoull(cl, NULL, 10) > 0) {
-            r->cap = (size_t)strtoull(cl, NULL, 10) + 1;
-            r->body = malloc(r->cap);
-            if (!r->body)
-                return MHD_NO;
-            r->body[0] = '\0';
-        }
-        return MHD_YES;
+        *con_cls = req;
+        return request_begin(cls, req, conn, url, method);
     }
+    r = &req->r;
     if (r->answered) {
         *upload_size = 0;
         return MHD_YES;
@@ -607,25 +362,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_size;
 
         *upload_size = 0;
-        if (r->too_big || r->len + n > r->limit) {
-            r->too_big = true;
-            return MHD_YES;
-        }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
-            char *nb;
-            while (cap < r->len + n + 1)
-                cap *= 2;
-            nb = realloc(r->body, cap);
-            if (!nb)
-                return MHD_NO;
-            r->body = nb;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        r->body[r->len] = '\0';
-        return MHD_YES;
+        return wa_body_append(r, upload_data, n) == PX_OK ? MHD_YES : MHD_NO;
     }
     if (r->too_big)
         return too_large(r);
@@ -634,23 +371,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r->body)
             return MHD_NO;
     }
-    return route(r);
+    return wa_route_run(r, &req->m);
 }
 
 static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    struct wa_req *r = *con_cls;
+    struct wa_server *srv = cls;
+    struct request *req = *con_cls;
 
-    if (!r)
+    (void)conn;
+    (void)toe;
+    if (!req)
         return;
-    store_pool_put(r->srv->pool, r->st);
-    free(r->body);
+    store_pool_put(srv->ctx.pool, req->r.st);
+    free(req->r.body);
     /* An import's parsing and compiling freed many times its size: hand the free pages back
      * (proxyd trims again once the workers let go of the old rule set). */
-    if (r->cap >= WA_BODY_LIMIT)
+    if (req->r.cap >= WA_BODY_LIMIT)
         malloc_trim(0);
-    free(r);
+    free(req);
     *con_cls = NULL;
 }
 
@@ -667,10 +407,10 @@ void wa_stop(struct wa_server *srv)
         return;
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
-    store_pool_free(srv->pool);
-    wa_auth_free(srv->auth);
-    wa_static_free(srv->files);
-    pthread_mutex_destroy(&srv->policy_mu);
+    store_pool_free(srv->ctx.pool);
+    wa_auth_free(srv->ctx.auth);
+    wa_static_free(srv->ctx.files);
+    pthread_mutex_destroy(&srv->ctx.policy_mu);
     free(srv->listen);
     free(srv->data_dir);
     free(srv->db_path);
@@ -718,16 +458,15 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
         snprintf(err, errlen, "admin server: out of memory");
         return NULL;
     }
-    pthread_mutex_init(&srv->policy_mu, NULL);
+    pthread_mutex_init(&srv->ctx.policy_mu, NULL);
+    srv->ctx.opts = &srv->opts;
     srv->opts = *opts;
     srv->listen = dup_opt(opts->listen);
     srv->data_dir = dup_opt(opts->data_dir);
     srv->db_path = dup_opt(opts->db_path);
     srv->static_dir = dup_opt(opts->static_dir ? opts->static_dir : PX_STATIC_DIR);
     srv->pac_proxy = dup_opt(opts->pac_proxy ? opts->pac_proxy : "127.0.0.1:3128");
-    srv->auth = wa_auth_new(opts->login_throttle);
-    if (!srv->listen || !srv->data_dir || !srv->db_path || !srv->static_dir || !srv->pac_proxy ||
-        !srv->auth) {
+    if (!srv->listen || !srv->data_dir || !srv->db_path || !srv->static_dir || !srv->pac_proxy) {
         snprintf(err, errlen, "admin server: out of memory");
         goto fail;
     }
@@ -738,22 +477,23 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     srv->opts.pac_proxy = srv->pac_proxy;
     srv->opts.hosts = NULL; /* srv->hosts holds them */
     srv->opts.nhosts = 0;
+    srv->opts.max_request_line = opts->max_request_line ? opts->max_request_line : 8192;
     srv->listen_addr = ss;
-    srv->max_request_line = opts->max_request_line ? opts->max_request_line : 8192;
     if (hosts_copy(srv, opts, err, errlen) < 0)
         goto fail;
 
-    if (wa_token_load(srv, err, errlen) < 0)
+    srv->ctx.auth = wa_auth_new(srv->data_dir, opts->login_throttle, err, errlen);
+    if (!srv->ctx.auth)
         goto fail;
-    srv->pool = store_pool_new(srv->db_path, WA_STORE_IDLE, err, errlen);
-    if (!srv->pool)
+    srv->ctx.pool = store_pool_new(srv->db_path, WA_STORE_IDLE, err, errlen);
+    if (!srv->ctx.pool)
         goto fail;
-    st = store_pool_get(srv->pool, err, errlen); /* opens the database: migrations run here */
+    st = store_pool_get(srv->ctx.pool, err, errlen); /* opens the database: migrations run here */
     if (!st)
         goto fail;
-    store_pool_put(srv->pool, st);
-    srv->files = wa_static_load(srv->static_dir, err, errlen);
-    if (!srv->files)
+    store_pool_put(srv->ctx.pool, st);
+    srv->ctx.files = wa_static_load(srv->static_dir, err, errlen);
+    if (!srv->ctx.files)
         goto fail;
 
     if (ss.ss_family == AF_INET6)
@@ -775,7 +515,7 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
     /* Last, so a start that fails never creates an admin whose password nobody saw. */
-    if (wa_first_admin(srv, first_run, err, errlen) < 0)
+    if (wa_auth_first_admin(srv->ctx.pool, srv->data_dir, first_run, err, errlen) < 0)
         goto fail;
     return srv;
 fail:

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "web-admin/wa_internal.h"
+#include "web-admin/wa_static.h"
 
 #define STATIC_MAX_FILES 128
 #define STATIC_MAX_BYTES (4 << 20)
@@ -45,21 +45,13 @@ static const struct {
 
 #define LAYOUT_FILE "_layout.html"
 
-/* Page paths and the file behind each. A page with an id is wrapped in the layout: the id names
- * its script (/static/<id>.js), its nav item and body[data-page]; the title heads the page. The
- * login page has no nav and is a whole document of its own. */
+/* Page paths and the file behind each (wa_static.h). A page with an id is wrapped in the
+ * layout: the id names its script (/static/<id>.js), its nav item and body[data-page]; the
+ * title heads the page. The login page has no nav and is a whole document of its own. */
+#define PAGE_ENTRY(path, file, id, title) {path, file, id, title},
 static const struct {
     const char *path, *file, *id, *title;
-} pages[] = {
-    {"/", "index.html", "dashboard", "Dashboard"},
-    {"/login", "login.html", NULL, NULL},
-    {"/log", "log.html", "log", "Live log"},
-    {"/policy", "policy.html", "policy", "Policy"},
-    {"/lists", "lists.html", "lists", "Lists"},
-    {"/users", "users.html", "users", "Users"},
-    {"/audit", "audit.html", "audit", "Audit"},
-    {"/settings", "settings.html", "settings", "Settings"},
-};
+} pages[] = {{WA_LOGIN_PAGE, "login.html", NULL, NULL}, WA_PAGES(PAGE_ENTRY)};
 
 static const char *type_of(const char *name)
 {
@@ -282,41 +274,24 @@ static const char *page_file(const char *path)
     return NULL;
 }
 
-bool wa_static_is_page(const char *path)
+enum MHD_Result wa_static_page(struct wa_req *r)
 {
-    return page_file(path) != NULL;
+    const char *name = page_file(r->url);
+    const struct static_file *f = name ? find(r->ctx->files, name) : NULL;
+
+    if (!f)
+        return wa_reply_data(r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
+    return wa_reply_data(r, 200, f->ctype, "no-store", f->data, f->len);
 }
 
-enum MHD_Result wa_static_serve(struct wa_req *r, bool *found)
+enum MHD_Result wa_static_asset(struct wa_req *r)
 {
     const struct static_file *f = NULL;
-    const char *page = page_file(r->url);
 
-    *found = false;
-    if (page) {
-        /* Pages hold no data, but a browser without a session belongs on the login page, and
-         * one that must replace a first-run password too (the page then asks for it). */
-        if ((!r->authed || r->must_change) && strcmp(r->url, "/login") != 0) {
-            struct MHD_Response *resp =
-                MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-            enum MHD_Result ret;
-            if (!resp)
-                return MHD_NO;
-            wa_headers_add(resp, NULL);
-            MHD_add_response_header(resp, "Location", "/login");
-            ret = MHD_queue_response(r->conn, MHD_HTTP_SEE_OTHER, resp);
-            MHD_destroy_response(resp);
-            r->answered = true;
-            *found = true;
-            return ret;
-        }
-        f = find(r->srv->files, page);
-    } else if (!strncmp(r->url, "/static/", 8) && plain_name(r->url + 8) && r->url[8] != '_') {
-        /* _layout.html is only a part of pages, never served on its own */
-        f = find(r->srv->files, r->url + 8);
-    }
+    /* _layout.html is only a part of pages, never served on its own */
+    if (plain_name(r->param) && r->param[0] != '_')
+        f = find(r->ctx->files, r->param);
     if (!f)
-        return MHD_NO;
-    *found = true;
-    return wa_reply_data(r, 200, f->ctype, page ? "no-store" : "no-cache", f->data, f->len);
+        return wa_reply_data(r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
+    return wa_reply_data(r, 200, f->ctype, "no-cache", f->data, f->len);
 }

@@ -554,8 +554,8 @@ START_TEST(test_login_guesses_from_rotating_addresses_are_throttled)
     for (int i = 0; i < 20; i++) {
         snprintf(ip, sizeof(ip), "127.0.7.%d", i + 1);
         src_ip = ip;
-        struct res *r = http("POST", "/api/login",
-                             "{\"user\":\"victim\",\"password\":\"guess\"}", AUTH_NONE, NULL);
+        struct res *r = http("POST", "/api/login", "{\"user\":\"victim\",\"password\":\"guess\"}",
+                             AUTH_NONE, NULL);
         char retry[32];
         if (r->status == 429) {
             refused++;
@@ -578,8 +578,7 @@ START_TEST(test_login_guesses_from_rotating_addresses_are_throttled)
     /* from a new address the account's delay holds, right password or not */
     src_ip = "127.0.8.1";
     ck_assert_int_eq(http("POST", "/api/login",
-                          "{\"user\":\"victim\",\"password\":\"victim-password\"}", AUTH_NONE,
-                          NULL)
+                          "{\"user\":\"victim\",\"password\":\"victim-password\"}", AUTH_NONE, NULL)
                          ->status,
                      429);
     /* other admins are not affected */
@@ -1497,8 +1496,7 @@ START_TEST(test_foreign_host_is_421_on_every_path)
 
         ck_assert_msg(http("GET", "/proxy.pac", NULL, AUTH_NONE, h)->status == 200, "%s", good[g]);
         ck_assert_msg(http("GET", "/login", NULL, AUTH_NONE, h)->status == 200, "%s", good[g]);
-        ck_assert_msg(http("GET", "/api/rules", NULL, AUTH_TOKEN, h)->status == 200, "%s",
-                      good[g]);
+        ck_assert_msg(http("GET", "/api/rules", NULL, AUTH_TOKEN, h)->status == 200, "%s", good[g]);
     }
 }
 END_TEST
@@ -1585,6 +1583,45 @@ START_TEST(test_health_and_reload)
     json_decref(j);
     json_decref(api("GET", "/api/reload", NULL, 405));
     json_decref(api("GET", "/api/nonsense", NULL, 404));
+}
+END_TEST
+
+/* The route table answers what it does not hold: a known path with another method 405 with
+ * the path's methods in Allow (after the credentials the path needs), an unknown path 404. */
+START_TEST(test_unknown_method_is_405_with_allow_and_unknown_path_404)
+{
+    static const struct {
+        const char *method, *path;
+        enum auth auth;
+        long status;
+        const char *allow;
+    } cases[] = {
+        {"DELETE", "/api/rules", AUTH_TOKEN, 405, "GET, HEAD, POST"},
+        {"DELETE", "/api/rules", AUTH_NONE, 401, NULL},
+        {"GET", "/api/rules/check", AUTH_TOKEN, 405, "POST"},
+        {"PUT", "/api/rules/1/move", AUTH_TOKEN, 405, "POST"},
+        {"POST", "/api/health", AUTH_NONE, 405, "GET, HEAD"},
+        {"GET", "/api/login", AUTH_NONE, 405, "POST"},
+        {"PUT", "/proxy.pac", AUTH_NONE, 405, "GET, HEAD"},
+        {"POST", "/log", AUTH_NONE, 405, "GET, HEAD"},
+        {"GET", "/api/nonsense", AUTH_TOKEN, 404, NULL},
+        {"GET", "/api/nonsense", AUTH_NONE, 401, NULL},
+        {"GET", "/nothing", AUTH_NONE, 404, NULL},
+        {"POST", "/nothing", AUTH_TOKEN, 404, NULL},
+        {"HEAD", "/api/health", AUTH_NONE, 200, NULL},
+    };
+    char v[128];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct res *r = http(cases[i].method, cases[i].path, NULL, cases[i].auth, NULL);
+
+        ck_assert_msg(r->status == cases[i].status, "%s %s: %ld", cases[i].method, cases[i].path,
+                      r->status);
+        if (cases[i].allow)
+            ck_assert_str_eq(header(r, "Allow", v, sizeof(v)), cases[i].allow);
+        else
+            ck_assert_ptr_null(header(r, "Allow", v, sizeof(v)));
+    }
 }
 END_TEST
 
@@ -1888,6 +1925,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_idle_connections_from_one_address_leave_room_for_others);
     tcase_add_test(api_tc, test_proxy_pac_and_settings);
     tcase_add_test(api_tc, test_health_and_reload);
+    tcase_add_test(api_tc, test_unknown_method_is_405_with_allow_and_unknown_path_404);
     tcase_add_test(api_tc, test_bodies_are_bounded);
     tcase_add_test(api_tc, test_imports_are_bounded_with_a_clear_413);
     tcase_add_test(api_tc, test_static_files_and_traversal);

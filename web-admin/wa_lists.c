@@ -1,0 +1,197 @@
+/* web-admin lists: named domain lists (hosts files, plain lists, adblock domains) that rules
+ * use with `list NAME`: GET /api/lists, GET, PUT (import) and DELETE /api/lists/NAME.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web-admin/wa_change.h"
+#include "web-admin/wa_lists.h"
+
+static void names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* 1 if list `name` exists, 0 if not, -1 on error. */
+static int list_exists(struct store *st, const char *name)
+{
+    struct store_list_info *lists;
+    size_t n;
+    char err[256];
+    int found = 0;
+
+    if (store_lists(st, &lists, &n, err, sizeof(err)) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(lists[i].name, name))
+            found = 1;
+    free(lists);
+    return found;
+}
+
+static enum MHD_Result lists_get_all(struct wa_req *r, struct store *st)
+{
+    struct store_list_info *lists;
+    size_t n;
+    char err[256];
+    json_t *arr = json_array();
+
+    if (store_lists(st, &lists, &n, err, sizeof(err)) < 0) {
+        json_decref(arr);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:I,s:I}", "name", lists[i].name, "entries",
+                                             (json_int_t)lists[i].entries, "updated_ms",
+                                             (json_int_t)lists[i].updated_ms));
+    free(lists);
+    return wa_reply_json(r, 200, json_pack("{s:o}", "lists", arr));
+}
+
+/* Puts list `name` back as it was: its old entries, or no list at all. */
+static void list_restore(struct wa_req *r, struct store *st, const char *name, int existed,
+                         char **old, size_t n_old)
+{
+    char err[256];
+
+    if (existed)
+        store_list_replace(st, name, (const char *const *)old, n_old, r->actor, err, sizeof(err));
+    else
+        store_list_delete(st, name, r->actor, err, sizeof(err));
+}
+
+static enum MHD_Result list_put(struct wa_req *r, struct store *st, const char *name)
+{
+    struct wa_ctx *ctx = r->ctx;
+    struct acl_list_stats stats;
+    char **domains = NULL, **old = NULL, err[512];
+    size_t n = 0, n_old = 0;
+    int existed;
+    json_t *o;
+
+    memset(&stats, 0, sizeof(stats));
+    if (acl_list_parse(r->body, r->len, &domains, &n, &stats) < 0)
+        return wa_reply_error(r, 500, NULL, "out of memory while parsing the list");
+    pthread_mutex_lock(&ctx->policy_mu);
+    existed = list_exists(st, name);
+    if (existed < 0 ||
+        (existed && store_list_entries(st, name, &old, &n_old, err, sizeof(err)) < 0)) {
+        pthread_mutex_unlock(&ctx->policy_mu);
+        acl_list_free(domains, n);
+        return wa_reply_error(r, 500, NULL, "cannot read list %s", name);
+    }
+    if (store_list_replace(st, name, (const char *const *)domains, n, r->actor, err, sizeof(err)) <
+        0) {
+        pthread_mutex_unlock(&ctx->policy_mu);
+        acl_list_free(domains, n);
+        names_free(old, n_old);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
+    acl_list_free(domains, n);
+    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
+        list_restore(r, st, name, existed, old, n_old);
+        pthread_mutex_unlock(&ctx->policy_mu);
+        names_free(old, n_old);
+        return wa_reply_error(r, 409, NULL, "%s", err);
+    }
+    pthread_mutex_unlock(&ctx->policy_mu);
+    names_free(old, n_old);
+    o = json_pack("{s:s,s:I,s:I,s:I,s:i,s:s}", "name", name, "added", (json_int_t)stats.added,
+                  "duplicates", (json_int_t)stats.duplicates, "skipped", (json_int_t)stats.skipped,
+                  "first_skipped_line", stats.first_skipped_line, "first_skipped_reason",
+                  stats.first_skipped_reason);
+    return wa_reply_json(r, 200, o);
+}
+
+static enum MHD_Result list_get(struct wa_req *r, struct store *st, const char *name)
+{
+    char **domains, err[256];
+    size_t n;
+    json_t *arr;
+
+    if (store_list_entries(st, name, &domains, &n, err, sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_string(domains[i]));
+    names_free(domains, n);
+    return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "name", name, "entries", arr));
+}
+
+static enum MHD_Result list_delete(struct wa_req *r, struct store *st, const char *name)
+{
+    struct wa_ctx *ctx = r->ctx;
+    char **old = NULL, err[512];
+    size_t n_old = 0;
+
+    pthread_mutex_lock(&ctx->policy_mu);
+    if (store_list_entries(st, name, &old, &n_old, err, sizeof(err)) < 0 ||
+        store_list_delete(st, name, r->actor, err, sizeof(err)) < 0) {
+        pthread_mutex_unlock(&ctx->policy_mu);
+        names_free(old, n_old);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
+    /* A rule still naming the list makes the compile fail: the hook's refusal undoes it. */
+    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
+        list_restore(r, st, name, 1, old, n_old);
+        pthread_mutex_unlock(&ctx->policy_mu);
+        names_free(old, n_old);
+        return wa_reply_error(r, 409, NULL, "%s", err);
+    }
+    pthread_mutex_unlock(&ctx->policy_mu);
+    names_free(old, n_old);
+    return wa_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
+}
+
+/* The store connection for the list named in the path, or NULL after answering: 400 for a
+ * name that cannot be a list's, 404 (when must_exist) for a list that is not there. */
+static struct store *named_list(struct wa_req *r, bool must_exist)
+{
+    struct store *st;
+    int exists;
+
+    if (!wa_name_ok(r->param)) {
+        wa_reply_error(r, 400, "name", "list names are 1-63 letters, digits, '.', '_', '-'");
+        return NULL;
+    }
+    st = wa_store(r);
+    if (!st || !must_exist)
+        return st;
+    exists = list_exists(st, r->param);
+    if (exists < 0)
+        wa_reply_error(r, 500, NULL, "cannot read the lists");
+    else if (!exists)
+        wa_reply_error(r, 404, NULL, "no list %s", r->param);
+    return exists > 0 ? st : NULL;
+}
+
+enum MHD_Result wa_lists_list(struct wa_req *r)
+{
+    struct store *st = wa_store(r);
+
+    return st ? lists_get_all(r, st) : MHD_YES;
+}
+
+enum MHD_Result wa_lists_get(struct wa_req *r)
+{
+    struct store *st = named_list(r, true);
+
+    return st ? list_get(r, st, r->param) : MHD_YES;
+}
+
+enum MHD_Result wa_lists_put(struct wa_req *r)
+{
+    struct store *st = named_list(r, false);
+
+    return st ? list_put(r, st, r->param) : MHD_YES;
+}
+
+enum MHD_Result wa_lists_delete(struct wa_req *r)
+{
+    struct store *st = named_list(r, true);
+
+    return st ? list_delete(r, st, r->param) : MHD_YES;
+}

@@ -1,0 +1,206 @@
+/* web-admin access log: the search behind the live log page (GET /api/logs) and the
+ * dashboard's top lists and time series (GET /api/top, GET /api/series).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "web-admin/wa_log.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+#define WA_SEARCH_MAX 1024 /* bytes of a log search text */
+
+static json_t *log_row_json(const struct store_log_row *row)
+{
+    const struct store_access *a = &row->a;
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "id", json_integer(row->id));
+    json_object_set_new(o, "time_ms", json_integer(a->time_ms));
+    json_object_set_new(o, "client", json_string(a->client));
+    json_object_set_new(o, "user", json_string(a->user));
+    json_object_set_new(o, "method", json_string(a->method));
+    json_object_set_new(o, "scheme", json_string(a->scheme));
+    json_object_set_new(o, "host", json_string(a->host));
+    json_object_set_new(o, "port", json_integer(a->port));
+    json_object_set_new(o, "path", json_string(a->path));
+    json_object_set_new(o, "status", json_integer(a->status));
+    json_object_set_new(o, "bytes_up", json_integer((json_int_t)a->bytes_up));
+    json_object_set_new(o, "bytes_down", json_integer((json_int_t)a->bytes_down));
+    json_object_set_new(o, "duration_ms", json_integer(a->duration_ms));
+    json_object_set_new(o, "decision",
+                        json_string(a->decision < STORE_DECISION_COUNT
+                                        ? store_decision_str((enum store_decision)a->decision)
+                                        : "?"));
+    json_object_set_new(o, "rule_id", json_integer(a->rule_id));
+    json_object_set_new(o, "error", json_string(a->error));
+    return o;
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* Search text no longer than a logged host or path can match (the log keeps paths to 1 KB):
+ * longer would only reach SQLite's LIKE pattern limit (50,000 bytes) and fail. NULL when
+ * absent or empty; sets *bad after answering 400 naming key. */
+static const char *query_search(struct wa_req *r, const char *key, bool *bad)
+{
+    const char *v = nonempty(wa_query(r, key));
+
+    if (v && strlen(v) > WA_SEARCH_MAX) {
+        wa_reply_error(r, 400, key, "%s: search text longer than %d bytes", key, WA_SEARCH_MAX);
+        *bad = true;
+    }
+    return v;
+}
+
+enum MHD_Result wa_log_search(struct wa_req *r)
+{
+    struct store_log_filter f;
+    struct store_log_row *rows;
+    struct store *st;
+    const char *dec;
+    int64_t v, limit;
+    size_t n;
+    char err[256];
+    json_t *arr, *o;
+    bool bad = false;
+
+    memset(&f, 0, sizeof(f));
+    f.decision = -1;
+    if (wa_query_int(r, "since", &f.since_ms) < 0 || wa_query_int(r, "until", &f.until_ms) < 0 ||
+        wa_query_int(r, "before", &f.before_id) < 0 || wa_query_int(r, "after", &f.after_id) < 0)
+        return MHD_YES;
+    v = 0;
+    if (wa_query_int(r, "status", &v) < 0)
+        return MHD_YES;
+    if (v < 0 || v > 999)
+        return wa_reply_error(r, 400, "status", "status must be an HTTP status code");
+    f.status = (int)v;
+    limit = wa_query_limit(r, 100);
+    if (limit < 0)
+        return MHD_YES;
+    f.limit = (size_t)limit;
+    f.client = query_search(r, "client", &bad);
+    if (!bad)
+        f.host_like = query_search(r, "host", &bad);
+    if (!bad)
+        f.text_like = query_search(r, "q", &bad);
+    if (bad)
+        return MHD_YES;
+    dec = nonempty(wa_query(r, "decision"));
+    if (dec) {
+        for (int d = 0; d < STORE_DECISION_COUNT; d++)
+            if (!strcmp(dec, store_decision_str((enum store_decision)d)))
+                f.decision = d;
+        if (f.decision < 0)
+            return wa_reply_error(r, 400, "decision", "decision is allow, deny or auth");
+    }
+    st = wa_store(r);
+    if (!st)
+        return MHD_YES;
+    if (store_log_search(st, &f, &rows, &n, err, sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    arr = json_array();
+    int64_t oldest = 0;
+    for (size_t i = 0; arr && i < n; i++) {
+        json_array_append_new(arr, log_row_json(&rows[i]));
+        if (oldest == 0 || rows[i].id < oldest)
+            oldest = rows[i].id;
+    }
+    free(rows);
+    o = json_pack("{s:o}", "rows", arr);
+    if (o)
+        json_object_set_new(o, "next_before",
+                            n == f.limit && oldest > 0 ? json_integer(oldest) : json_null());
+    return wa_reply_json(r, 200, o);
+}
+
+/* since/until query parameters: default the last 24 h. -1 after answering 400. */
+static int query_range(struct wa_req *r, int64_t *since, int64_t *until)
+{
+    *until = clock_wall_ms();
+    *since = *until - DAY_MS;
+    if (wa_query_int(r, "since", since) < 0 || wa_query_int(r, "until", until) < 0)
+        return -1;
+    if (*until < *since) {
+        wa_reply_error(r, 400, "until", "until is before since");
+        return -1;
+    }
+    return 0;
+}
+
+enum MHD_Result wa_log_top(struct wa_req *r)
+{
+    static const char *const kinds[STORE_TOP_COUNT] = {"hosts", "clients", "blocked"};
+    const char *kind = nonempty(wa_query(r, "kind"));
+    struct store_top_row *rows;
+    struct store *st;
+    int64_t since, until, limit;
+    int k = -1;
+    size_t n;
+    char err[256];
+    json_t *arr;
+
+    if (!kind)
+        kind = "hosts";
+    for (int i = 0; i < STORE_TOP_COUNT; i++)
+        if (!strcmp(kind, kinds[i]))
+            k = i;
+    if (k < 0)
+        return wa_reply_error(r, 400, "kind", "kind is hosts, clients or blocked");
+    if (query_range(r, &since, &until) < 0)
+        return MHD_YES;
+    limit = wa_query_limit(r, 10);
+    if (limit < 0)
+        return MHD_YES;
+    st = wa_store(r);
+    if (!st)
+        return MHD_YES;
+    if (store_top(st, (enum store_top_kind)k, since, until, (size_t)limit, &rows, &n, err,
+                  sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:I,s:I}", "key", rows[i].key, "requests",
+                                             (json_int_t)rows[i].requests, "bytes",
+                                             (json_int_t)rows[i].bytes));
+    free(rows);
+    return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "kind", kinds[k], "rows", arr));
+}
+
+enum MHD_Result wa_log_series(struct wa_req *r)
+{
+    struct store_series_point *pts;
+    struct store *st;
+    int64_t since, until, bucket = 3600 * 1000;
+    size_t n;
+    char err[256];
+    json_t *arr;
+
+    if (query_range(r, &since, &until) < 0 || wa_query_int(r, "bucket", &bucket) < 0)
+        return MHD_YES;
+    if (bucket < 1000)
+        return wa_reply_error(r, 400, "bucket", "bucket must be at least 1000 ms");
+    if ((until - since) / bucket > 10000)
+        return wa_reply_error(r, 400, "bucket", "more than 10000 buckets; use a larger bucket");
+    st = wa_store(r);
+    if (!st)
+        return MHD_YES;
+    if (store_series(st, since, until, bucket, &pts, &n, err, sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_pack("{s:I,s:I,s:I,s:I}", "t", (json_int_t)pts[i].bucket_ms,
+                                             "requests", (json_int_t)pts[i].requests, "blocked",
+                                             (json_int_t)pts[i].blocked, "bytes",
+                                             (json_int_t)pts[i].bytes));
+    free(pts);
+    return wa_reply_json(r, 200,
+                         json_pack("{s:o,s:I}", "points", arr, "bucket", (json_int_t)bucket));
+}

@@ -1,0 +1,349 @@
+/* web-admin policy as a whole: export and import as a policy file (GET, PUT /api/policy),
+ * "which rule decides this URL" (POST /api/test) and reload (POST /api/reload).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "web-admin/wa_change.h"
+#include "web-admin/wa_policy.h"
+#include "web-admin/wa_rules.h"
+
+/* Comments go after '#' on the rule's line: keep them on one line. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = ' ';
+}
+
+/* ---- export and import ---- */
+
+enum MHD_Result wa_policy_export(struct wa_req *r)
+{
+    struct store *st = wa_store(r);
+    struct store_rule *rules;
+    size_t n, len = 0;
+    char err[256], *buf = NULL;
+    FILE *f;
+    enum MHD_Result ret;
+
+    if (!st)
+        return MHD_YES;
+    if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    f = open_memstream(&buf, &len);
+    if (!f) {
+        store_rules_free(rules, n);
+        return wa_reply_error(r, 500, NULL, "out of memory");
+    }
+    fprintf(f, "# proxyd policy: %zu rules, version %lld. First match wins.\n", n,
+            (long long)store_policy_version(st));
+    for (size_t i = 0; i < n; i++) {
+        one_line(rules[i].comment);
+        fprintf(f, "%s%s", rules[i].enabled ? "" : "# disabled: ", rules[i].text);
+        if (rules[i].comment[0])
+            fprintf(f, "  # %s", rules[i].comment);
+        fputc('\n', f);
+    }
+    fclose(f);
+    store_rules_free(rules, n);
+    ret = wa_reply_data(r, 200, "text/plain; charset=utf-8", NULL, buf, len);
+    free(buf);
+    return ret;
+}
+
+enum MHD_Result wa_policy_import(struct wa_req *r)
+{
+    struct wa_ctx *ctx = r->ctx;
+    struct store *st = wa_store(r);
+    struct acl_policy pol = {0};
+    struct acl_error aerr;
+    struct store_rule *old;
+    const char **texts, **old_texts;
+    size_t n_old;
+    char err[512], uerr[256];
+
+    if (!st)
+        return MHD_YES;
+    memset(&aerr, 0, sizeof(aerr));
+    if (acl_policy_parse(r->body, r->len, &pol, &aerr) < 0) {
+        json_t *o = json_object();
+        char msg[400];
+        if (aerr.line > 0 && strncmp(aerr.msg, "line", 4) != 0)
+            snprintf(msg, sizeof(msg), "line %d: %s", aerr.line, aerr.msg);
+        else
+            snprintf(msg, sizeof(msg), "%s", aerr.msg);
+        json_object_set_new(o, "error", json_string(msg));
+        json_object_set_new(o, "field", json_string("policy"));
+        json_object_set_new(o, "line", json_integer(aerr.line));
+        return wa_reply_json(r, 400, o);
+    }
+    if (store_rules_list(st, &old, &n_old, err, sizeof(err)) < 0) {
+        acl_policy_free(&pol);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
+    texts = calloc(pol.nrules ? pol.nrules : 1, sizeof(*texts));
+    old_texts = calloc(n_old ? n_old : 1, sizeof(*old_texts));
+    if (!texts || !old_texts) {
+        free(texts);
+        free(old_texts);
+        acl_policy_free(&pol);
+        store_rules_free(old, n_old);
+        return wa_reply_error(r, 500, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < pol.nrules; i++)
+        texts[i] = pol.rules[i].text;
+    for (size_t i = 0; i < n_old; i++)
+        old_texts[i] = old[i].text;
+
+    pthread_mutex_lock(&ctx->policy_mu);
+    if (store_rules_replace(st, texts, pol.nrules, r->actor, err, sizeof(err)) < 0) {
+        pthread_mutex_unlock(&ctx->policy_mu);
+        free(texts);
+        free(old_texts);
+        acl_policy_free(&pol);
+        store_rules_free(old, n_old);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
+    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
+        struct store_rule *now;
+        size_t n_now;
+
+        store_rules_replace(st, old_texts, n_old, r->actor, uerr, sizeof(uerr));
+        /* The replace took only texts: put comments and disabled flags back by position. */
+        if (store_rules_list(st, &now, &n_now, uerr, sizeof(uerr)) == 0) {
+            for (size_t i = 0; i < n_now && i < n_old; i++)
+                if (old[i].comment[0] || !old[i].enabled)
+                    store_rule_update(st, now[i].id, NULL, old[i].comment, old[i].enabled, r->actor,
+                                      uerr, sizeof(uerr));
+            store_rules_free(now, n_now);
+        }
+        pthread_mutex_unlock(&ctx->policy_mu);
+        free(texts);
+        free(old_texts);
+        acl_policy_free(&pol);
+        store_rules_free(old, n_old);
+        return wa_reply_error(r, 400, "policy", "%s", err);
+    }
+    pthread_mutex_unlock(&ctx->policy_mu);
+    free(texts);
+    free(old_texts);
+    store_rules_free(old, n_old);
+    json_t *o = json_pack("{s:i}", "rules", (int)pol.nrules);
+    acl_policy_free(&pol);
+    return wa_reply_json(r, 200, o);
+}
+
+/* ---- test a URL ---- */
+
+struct test_url {
+    const char *scheme;
+    struct acl_host host; /* canonical, as proxyd's parser makes it */
+    uint16_t port;
+    char *path;        /* owned, whole: path and query as the proxy would see them */
+    size_t target_len; /* the request-target a browser would send: the URL with a scheme */
+};
+
+/* http://host[:port]/path, https://host[:port]/..., or a bare host[:port][/path] (http).
+ * 0 (free u->path afterwards), or -1 with *why if it cannot be read. */
+static int parse_test_url(const char *url, struct test_url *u, const char **why)
+{
+    const char *s = url, *e, *hs, *he, *p;
+    unsigned long port;
+    char *end;
+
+    memset(u, 0, sizeof(*u));
+    u->scheme = "http";
+    u->port = 80;
+    if (!strncasecmp(s, "http://", 7)) {
+        s += 7;
+    } else if (!strncasecmp(s, "https://", 8)) {
+        s += 8;
+        u->scheme = "https";
+        u->port = 443;
+    } else if (strstr(s, "://")) {
+        return -1;
+    }
+    e = s + strcspn(s, "/?#");
+    for (p = s; p < e; p++) /* userinfo */
+        if (*p == '@')
+            s = p + 1;
+    /* What a browser sends: "http://" + the URL from its host to its fragment, or for https
+     * a CONNECT to "host:port" */
+    u->target_len = strcmp(u->scheme, "https") ? 7 + strcspn(s, "#") : (size_t)(e - s) + 6;
+    if (*s == '[') {
+        hs = s + 1;
+        he = memchr(hs, ']', (size_t)(e - hs));
+        if (!he)
+            return -1;
+        p = he + 1;
+    } else {
+        hs = s;
+        he = memchr(s, ':', (size_t)(e - s));
+        if (!he)
+            he = e;
+        p = he;
+    }
+    if (acl_host_parse(hs, (size_t)(he - hs), &u->host, why) != 0)
+        return -1;
+    if (p < e) {
+        if (*p != ':' || p + 1 == e)
+            return -1;
+        port = strtoul(p + 1, &end, 10);
+        if (end != e || port == 0 || port > 65535)
+            return -1;
+        u->port = (uint16_t)port;
+    }
+    if (!strcmp(u->scheme, "https")) {
+        u->path = strdup(""); /* a CONNECT has no path */
+        return u->path ? 0 : -1;
+    }
+    p = e;
+    e = p + strcspn(p, "#");
+    /* No cut: a rule may match at the very end of a long path. */
+    if (asprintf(&u->path, "%s%.*s", e > p && *p == '/' ? "" : "/", (int)(e - p), p) < 0) {
+        u->path = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_client(const char *text, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, text, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+        ss->ss_family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+        ss->ss_family = AF_INET6;
+        return 0;
+    }
+    return -1;
+}
+
+enum MHD_Result wa_policy_test(struct wa_req *r)
+{
+    struct acl_live *live = r->ctx->opts->acl;
+    json_t *body, *o, *jrule = NULL;
+    const char *url, *client, *user, *method;
+    struct test_url u;
+    struct sockaddr_storage ss;
+    struct acl_request req;
+    struct acl_decision dec;
+    struct acl_scratch *scratch;
+    const struct acl_set *set;
+    struct tm tm;
+    time_t now = time(NULL);
+    uint64_t gen;
+
+    body = wa_body_json(r);
+    if (!body)
+        return MHD_YES;
+    url = json_string_value(json_object_get(body, "url"));
+    client = json_string_value(json_object_get(body, "client"));
+    user = json_string_value(json_object_get(body, "user"));
+    method = json_string_value(json_object_get(body, "method"));
+    const char *why = NULL;
+    if (!url || parse_test_url(url, &u, &why) < 0) {
+        json_decref(body);
+        free(u.path);
+        if (why) /* proxyd answers such a request 400 too */
+            return wa_reply_error(r, 400, "url", "bad host: %s", why);
+        return wa_reply_error(r, 400, "url", "expected http://host[:port]/path or https://host");
+    }
+    if (!client || !*client)
+        client = r->client;
+    if (parse_client(client, &ss) < 0) {
+        enum MHD_Result ret = wa_reply_error(r, 400, "client", "not an IP address: %.100s", client);
+        json_decref(body);
+        free(u.path);
+        return ret;
+    }
+    if (!method || !*method)
+        method = strcmp(u.scheme, "https") ? "GET" : "CONNECT";
+    /* "METHOD target HTTP/1.1": longer than the proxy's limit, it never gets to the rules. */
+    size_t line_len = strlen(method) + 1 + u.target_len + 9,
+           line_max = r->ctx->opts->max_request_line;
+    if (line_len > line_max) {
+        json_decref(body);
+        free(u.path);
+        return wa_reply_error(r, 414, "url",
+                              "the request line would be %zu bytes; the proxy answers longer "
+                              "than %zu (max-request-line) with 414 and applies no rule",
+                              line_len, line_max);
+    }
+    if (!live) {
+        json_decref(body);
+        free(u.path);
+        return wa_reply_error(r, 503, NULL, "no rule set in force");
+    }
+    scratch = acl_scratch_new();
+    if (!scratch) {
+        json_decref(body);
+        free(u.path);
+        return wa_reply_error(r, 500, NULL, "out of memory");
+    }
+    localtime_r(&now, &tm);
+    memset(&req, 0, sizeof(req));
+    req.scheme = u.scheme;
+    req.host = &u.host;
+    req.port = u.port;
+    req.path = u.path;
+    req.path_len = strlen(u.path);
+    req.method = method;
+    req.method_len = strlen(method);
+    req.client = (const struct sockaddr *)&ss;
+    req.user = user && *user ? user : NULL;
+    req.clock.wday = tm.tm_wday;
+    req.clock.minute = tm.tm_hour * 60 + tm.tm_min;
+    memset(&dec, 0, sizeof(dec));
+    set = acl_live_acquire(live, &gen);
+    acl_eval(set, &req, scratch, &dec);
+    acl_live_release(live, set);
+    acl_scratch_free(scratch);
+
+    if (dec.rule_id > 0) {
+        struct store *st = wa_store(r);
+        if (!st) {
+            json_decref(body);
+            free(u.path);
+            return MHD_YES;
+        }
+        jrule = wa_rules_json_of(st, dec.rule_id);
+    }
+    /* The reason quotes rule text and may be cut inside a character; the path too. */
+    o = json_pack("{s:s,s:i,s:o,s:o,s:i,s:b,s:I,s:{s:s,s:s,s:i,s:o,s:s,s:s,s:s?}}", "action",
+                  acl_action_str(dec.action), "rule_id", dec.rule_id, "reason",
+                  wa_json_text(dec.reason), "rule", jrule ? jrule : json_null(),
+                  "undecided_rule_id", dec.undecided_rule_id, "dest_pending", dec.dest_pending,
+                  "generation", (json_int_t)gen, "request", "scheme", u.scheme, "host", u.host.text,
+                  "port", (int)u.port, "path", wa_json_text(u.path), "method", method, "client",
+                  client, "user", req.user);
+    json_decref(body);
+    free(u.path);
+    return wa_reply_json(r, 200, o);
+}
+
+/* ---- reload ---- */
+
+enum MHD_Result wa_policy_reload(struct wa_req *r)
+{
+    struct wa_ctx *ctx = r->ctx;
+    char err[512];
+    int rc;
+
+    pthread_mutex_lock(&ctx->policy_mu);
+    rc = wa_change_hook(ctx, err, sizeof(err));
+    pthread_mutex_unlock(&ctx->policy_mu);
+    if (rc < 0)
+        return wa_reply_error(r, 409, NULL, "%s", err);
+    return wa_reply_json(
+        r, 200,
+        json_pack("{s:I}", "generation",
+                  (json_int_t)(ctx->opts->acl ? acl_live_generation(ctx->opts->acl) : 0)));
+}

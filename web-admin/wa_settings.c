@@ -1,0 +1,126 @@
+/* web-admin settings: GET and PUT /api/settings, the keys an admin may set at run time,
+ * each with its check and help text.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web-admin/wa_change.h"
+#include "web-admin/wa_settings.h"
+
+bool wa_settings_hostport_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    size_t n = strlen(s);
+
+    if (!colon || colon == s || n > 255 || !colon[1] ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") == n;
+}
+
+struct setting_def {
+    const char *key;
+    bool (*valid)(const char *value);
+    const char *expect;
+    bool policy; /* proxyd compiles it into the rule set */
+};
+
+static const struct setting_def settings[] = {
+    {"pac_proxy", wa_settings_hostport_ok, "host:port handed out by /proxy.pac", false},
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static enum MHD_Result settings_reply(struct wa_req *r, struct store *st)
+{
+    json_t *o = json_object(), *help = json_object();
+
+    for (size_t i = 0; o && help && i < NSETTINGS; i++) {
+        char *v = store_setting_get(st, settings[i].key);
+        json_object_set_new(o, settings[i].key, v && *v ? json_string(v) : json_null());
+        json_object_set_new(help, settings[i].key, json_string(settings[i].expect));
+        free(v);
+    }
+    return wa_reply_json(r, 200, json_pack("{s:o,s:o}", "settings", o, "help", help));
+}
+
+static enum MHD_Result settings_put(struct wa_req *r, struct store *st)
+{
+    struct wa_ctx *ctx = r->ctx;
+    json_t *body = wa_body_json(r), *val;
+    const char *key;
+    char *old[NSETTINGS] = {0}, err[512];
+    bool touched[NSETTINGS] = {0}, policy = false;
+    enum MHD_Result ret;
+
+    if (!body)
+        return MHD_YES;
+    json_object_foreach(body, key, val)
+    {
+        size_t i;
+        for (i = 0; i < NSETTINGS && strcmp(settings[i].key, key); i++)
+            ;
+        if (i == NSETTINGS) {
+            ret = wa_reply_error(r, 400, key, "unknown setting %.64s", key);
+            json_decref(body); /* key lives in body */
+            return ret;
+        }
+        if (json_is_null(val) || (json_is_string(val) && !*json_string_value(val)))
+            continue; /* unset */
+        if (!json_is_string(val) || !settings[i].valid(json_string_value(val))) {
+            ret = wa_reply_error(r, 400, settings[i].key, "%s: expected %s", settings[i].key,
+                                 settings[i].expect);
+            json_decref(body);
+            return ret;
+        }
+    }
+    pthread_mutex_lock(&ctx->policy_mu);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *v;
+
+        val = json_object_get(body, settings[i].key);
+        if (!val)
+            continue;
+        v = json_is_string(val) ? json_string_value(val) : "";
+        old[i] = store_setting_get(st, settings[i].key);
+        touched[i] = true;
+        policy |= settings[i].policy;
+        if (store_setting_set(st, settings[i].key, v, r->actor, err, sizeof(err)) < 0) {
+            ret = wa_reply_error(r, 500, NULL, "%s", err);
+            goto undo;
+        }
+    }
+    if (policy && wa_change_hook(ctx, err, sizeof(err)) < 0) {
+        ret = wa_reply_error(r, 409, NULL, "%s", err);
+        goto undo;
+    }
+    pthread_mutex_unlock(&ctx->policy_mu);
+    for (size_t i = 0; i < NSETTINGS; i++)
+        free(old[i]);
+    json_decref(body);
+    return settings_reply(r, st);
+undo:
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        if (touched[i])
+            store_setting_set(st, settings[i].key, old[i] ? old[i] : "", r->actor, err,
+                              sizeof(err));
+        free(old[i]);
+    }
+    pthread_mutex_unlock(&ctx->policy_mu);
+    json_decref(body);
+    return ret;
+}
+
+enum MHD_Result wa_settings_get(struct wa_req *r)
+{
+    struct store *st = wa_store(r);
+
+    return st ? settings_reply(r, st) : MHD_YES;
+}
+
+enum MHD_Result wa_settings_put(struct wa_req *r)
+{
+    struct store *st = wa_store(r);
+
+    return st ? settings_put(r, st) : MHD_YES;
+}

@@ -1,0 +1,16 @@
+/* web-admin settings: GET and PUT /api/settings, the keys an admin may set at run time. */
+#ifndef PX_WA_SETTINGS_H
+#define PX_WA_SETTINGS_H
+
+#include <stdbool.h>
+
+#include "web-admin/wa_http.h"
+
+/* True if s is "host:port" or "[v6]:port" with nothing that could break out of the PAC
+ * file's JavaScript string (the pac_proxy setting). */
+bool wa_settings_hostport_ok(const char *s);
+
+enum MHD_Result wa_settings_get(struct wa_req *r);
+enum MHD_Result wa_settings_put(struct wa_req *r);
+
+#endif
