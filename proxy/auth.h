@@ -121,19 +121,27 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct s
  * dropped if it has not started. NULL is ignored. */
 void auth_cancel(struct auth_query *q);
 
+/* What the checks did, one table: the fields of struct auth_counters and their names in
+ * /api/stats ("proxy.auth"). X(name, what it counts) */
+#define AUTH_COUNTER_TABLE                                                                         \
+    X(hits_ok, "answered AUTH_OK from the cache")                                                  \
+    X(hits_denied, "answered AUTH_DENIED from the cache")                                          \
+    X(queued, "AUTH_PENDING answers (coalesced ones included)")                                    \
+    X(coalesced, "... of which joined a verification already queued")                              \
+    X(verifications, "Argon2 checks run against the store")                                        \
+    X(store_errors, "... of which the store could not answer (AUTH_BUSY)")                         \
+    X(throttled, "denied without a check: the user or the address must wait")                      \
+    X(malformed, "Proxy-Authorization values that are not Basic credentials")                      \
+    X(busy, "AUTH_BUSY from auth_check: queue full or out of memory")                              \
+    X(posted, "answers handed to a loop by ev_post()")                                             \
+    X(post_full, "ev_post() refused (loop queue full): retried every 5 ms")
+
 struct auth_counters {
-    uint64_t hits_ok;       /* answered AUTH_OK from the cache */
-    uint64_t hits_denied;   /* answered AUTH_DENIED from the cache */
-    uint64_t queued;        /* AUTH_PENDING answers (coalesced ones included) */
-    uint64_t coalesced;     /* ... of which joined a verification already queued */
-    uint64_t verifications; /* Argon2 checks run against the store */
-    uint64_t store_errors;  /* ... of which the store could not answer (AUTH_BUSY) */
-    uint64_t throttled;     /* denied without a check: the user or the address must wait */
-    uint64_t malformed;
-    uint64_t busy;      /* AUTH_BUSY from auth_check: queue full or out of memory */
-    uint64_t posted;    /* answers handed to a loop by ev_post() */
-    uint64_t post_full; /* ev_post() refused (loop queue full): retried every 5 ms */
+#define X(name, what) uint64_t name;
+    AUTH_COUNTER_TABLE
+#undef X
 };
+/* A snapshot of a's counters. Any thread. */
 void auth_counters(struct auth *a, struct auth_counters *out);
 
 #endif

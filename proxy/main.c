@@ -120,31 +120,69 @@ static int hook_policy_changed(void *arg, char *err, size_t errlen)
     return rc < 0 ? -1 : 0;
 }
 
+/* ---- counters for the admin server (base/stats.h) ---- */
+
+_Static_assert(REFUSE_COUNT <= WA_MAX_COUNTERS, "refusal reasons exceed wa_counter_set");
+_Static_assert(CLOSE_COUNT <= WA_MAX_COUNTERS, "close reasons exceed wa_counter_set");
+#define X(name, what) +1
+_Static_assert(0 AUTH_COUNTER_TABLE <= WA_MAX_COUNTERS, "auth counters exceed wa_counter_set");
+#undef X
+
+/* Adds n to counter i of set, named name (static). */
+static void counter_add(struct wa_counter_set *set, unsigned i, const char *name, uint64_t n)
+{
+    set->c[i].name = name;
+    set->c[i].value += n;
+    if (set->n <= i)
+        set->n = i + 1;
+}
+
+/* A close reason as a JSON key: the access log writes no error for a plain close. */
+static const char *close_key(enum conn_close why)
+{
+    const char *s = conn_close_str(why);
+    return *s ? s : "none";
+}
+
+/* Every worker's counters, summed. */
+static void sum_workers(const struct proxyd *p, struct wa_proxy_stats *out)
+{
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        const struct worker_stats *s = &p->workers[i].stats;
+#define X(name, what) out->name += atomic_load_explicit(&s->name, memory_order_relaxed);
+        STATS_WORKER_TABLE
+#undef X
+        for (unsigned r = 0; r < REFUSE_COUNT; r++)
+            counter_add(&out->connections_refused, r, listener_refuse_str((enum listener_refuse)r),
+                        atomic_load_explicit(&s->refused[r], memory_order_relaxed));
+        for (unsigned c = 0; c < CLOSE_COUNT; c++)
+            counter_add(&out->closes, c, close_key((enum conn_close)c),
+                        atomic_load_explicit(&s->closes[c], memory_order_relaxed));
+    }
+}
+
+static void sum_auth(struct auth *a, struct wa_counter_set *set)
+{
+    struct auth_counters ac;
+    unsigned i = 0;
+
+    auth_counters(a, &ac);
+#define X(name, what) counter_add(set, i++, #name, ac.name);
+    AUTH_COUNTER_TABLE
+#undef X
+}
+
 static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
 {
     struct proxyd *p = arg;
     memset(out, 0, sizeof(*out));
     out->started_ms = p->started_ms;
-    out->workers = p->nworkers;
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct worker_stats *s = &p->workers[i].stats;
-        out->connections_active += atomic_load(&s->connections_active);
-        out->connections_total += atomic_load(&s->connections_total);
-        out->requests_total += atomic_load(&s->requests_total);
-        out->requests_denied += atomic_load(&s->requests_denied);
-        out->tunnels_active += atomic_load(&s->tunnels_active);
-        out->bytes_up += atomic_load(&s->bytes_up);
-        out->bytes_down += atomic_load(&s->bytes_down);
-        out->errors_parse += atomic_load(&s->errors_parse);
-        out->errors_upstream += atomic_load(&s->errors_upstream);
-        for (int r = 0; r < REFUSE_COUNT && r < WA_MAX_COUNTERS; r++)
-            out->refused[r].value += atomic_load(&s->refused[r]);
-    }
-    for (int r = 0; r < REFUSE_COUNT && r < WA_MAX_COUNTERS; r++)
-        out->refused[r].name = listener_refuse_str((enum listener_refuse)r);
-    out->nrefused = REFUSE_COUNT < WA_MAX_COUNTERS ? REFUSE_COUNT : WA_MAX_COUNTERS;
+    sum_workers(p, out);
     out->dns_cache_entries = dns_cache_size(p->dns_cache);
     out->acl_generation = acl_live_generation(p->acl);
+    out->workers = p->nworkers;
+    if (p->auth)
+        sum_auth(p->auth, &out->auth);
     if (p->log)
         store_log_counters(p->log, &out->log);
 }

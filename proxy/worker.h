@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "acl/acl.h"
+#include "base/stats.h"
 #include "proxy/auth.h"
 #include "proxy/buf.h"
 #include "proxy/config.h"
@@ -62,11 +63,14 @@ struct proxy_shared {
     atomic_uint_fast64_t tunables_gen;
 };
 
+/* This worker's counters (base/stats.h), added to with relaxed atomics by the worker and
+ * read by the main thread's sum. */
 struct worker_stats {
-    atomic_uint_fast64_t connections_active, connections_total, requests_total, requests_denied,
-        tunnels_active, bytes_up, bytes_down, errors_parse, errors_upstream;
-    atomic_uint_fast64_t closes[CLOSE_COUNT];
-    atomic_uint_fast64_t refused[REFUSE_COUNT];
+#define X(name, what) atomic_uint_fast64_t name;
+    STATS_WORKER_TABLE
+#undef X
+    atomic_uint_fast64_t closes[CLOSE_COUNT];   /* "closes" */
+    atomic_uint_fast64_t refused[REFUSE_COUNT]; /* "connections_refused" */
 };
 
 struct origin_idle {

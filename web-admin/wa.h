@@ -14,32 +14,34 @@
 #include <stdint.h>
 
 #include "acl/acl.h"
+#include "base/stats.h"
 #include "storage/store.h"
 
-#define WA_MAX_COUNTERS 8
+#define WA_MAX_COUNTERS 32
 
-/* A counter proxyd names itself, so a new one needs no change here. */
+/* A counter proxyd names itself, so a new reason needs no change here. */
 struct wa_counter {
     const char *name; /* static, a JSON key */
     uint64_t value;
 };
 
-/* Counters proxyd exposes to the admin side (filled by a hook, any thread). */
+/* Counters by reason: one JSON object. */
+struct wa_counter_set {
+    struct wa_counter c[WA_MAX_COUNTERS];
+    unsigned n;
+};
+
+/* Counters proxyd exposes to the admin side (filled by a hook, any thread); the fields come
+ * from base/stats.h, which also makes their JSON. */
 struct wa_proxy_stats {
     int64_t started_ms;
-    uint64_t connections_active;
-    uint64_t connections_total;
-    uint64_t requests_total;
-    uint64_t requests_denied;
-    uint64_t tunnels_active;
-    uint64_t bytes_up, bytes_down;
-    uint64_t errors_parse;      /* 400/414/431 answered */
-    uint64_t errors_upstream;   /* 502/504 answered */
-    struct wa_counter refused[WA_MAX_COUNTERS]; /* connections closed unread, by reason */
-    unsigned nrefused;
-    uint64_t dns_cache_entries;
-    uint64_t acl_generation;
-    unsigned workers;
+#define X(name, what) uint64_t name;
+    STATS_WORKER_TABLE
+    STATS_PROCESS_TABLE
+#undef X
+#define X(name, what) struct wa_counter_set name;
+    STATS_GROUP_TABLE
+#undef X
     struct store_log_counters log;
 };
 

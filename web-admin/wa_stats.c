@@ -11,30 +11,40 @@
 
 #define DAY_MS (24LL * 3600 * 1000)
 
+static json_t *counter_set_json(const struct wa_counter_set *set)
+{
+    json_t *o = json_object();
+
+    for (unsigned i = 0; o && i < set->n && i < WA_MAX_COUNTERS; i++)
+        if (set->c[i].name)
+            json_object_set_new(o, set->c[i].name, json_integer((json_int_t)set->c[i].value));
+    return o;
+}
+
+/* The "proxy" object of GET /api/stats: every entry of base/stats.h's tables under its own
+ * name, then the access log's counters. */
 static json_t *proxy_stats_json(const struct wa_proxy_stats *p)
 {
     const struct store_log_counters *l = &p->log;
-    json_t *refused = json_object();
-    for (unsigned i = 0; refused && i < p->nrefused && i < WA_MAX_COUNTERS; i++)
-        if (p->refused[i].name)
-            json_object_set_new(refused, p->refused[i].name,
-                                json_integer((json_int_t)p->refused[i].value));
+    json_t *o = json_object();
 
-    return json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o,"
-        "s:{s:I,s:I,s:I,s:I,s:I,s:b,s:s}}",
-        "started_ms", (json_int_t)p->started_ms, "connections_active",
-        (json_int_t)p->connections_active, "connections_total", (json_int_t)p->connections_total,
-        "requests_total", (json_int_t)p->requests_total, "requests_denied",
-        (json_int_t)p->requests_denied, "tunnels_active", (json_int_t)p->tunnels_active, "bytes_up",
-        (json_int_t)p->bytes_up, "bytes_down", (json_int_t)p->bytes_down, "errors_parse",
-        (json_int_t)p->errors_parse, "errors_upstream", (json_int_t)p->errors_upstream,
-        "dns_cache_entries", (json_int_t)p->dns_cache_entries, "acl_generation",
-        (json_int_t)p->acl_generation, "workers", (int)p->workers, "connections_refused",
-        refused ? refused : json_null(), "log", "queued", (json_int_t)l->queued, "written",
-        (json_int_t)l->written, "dropped_queue_full", (json_int_t)l->dropped_queue_full,
-        "dropped_db_error", (json_int_t)l->dropped_db_error, "pending", (json_int_t)l->pending,
-        "db_ok", l->db_ok, "last_error", l->last_error);
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "started_ms", json_integer((json_int_t)p->started_ms));
+#define X(name, what) json_object_set_new(o, #name, json_integer((json_int_t)p->name));
+    STATS_WORKER_TABLE
+    STATS_PROCESS_TABLE
+#undef X
+#define X(name, what) json_object_set_new(o, #name, counter_set_json(&p->name));
+    STATS_GROUP_TABLE
+#undef X
+    json_object_set_new(
+        o, "log",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "queued", (json_int_t)l->queued, "written",
+                  (json_int_t)l->written, "dropped_queue_full", (json_int_t)l->dropped_queue_full,
+                  "dropped_db_error", (json_int_t)l->dropped_db_error, "pending",
+                  (json_int_t)l->pending, "db_ok", l->db_ok, "last_error", l->last_error));
+    return o;
 }
 
 enum MHD_Result wa_stats_get(struct wa_req *r)
