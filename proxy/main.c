@@ -110,14 +110,41 @@ static void collect_own_addresses(struct proxyd *p)
         s->own_ports[s->nown_ports++] = addr_port(&ss);
 }
 
-static int hook_policy_changed(void *arg, char *err, size_t errlen)
+/* The admin server's policy change: compiled here, committed by the admin server, then in
+ * force (policy_apply). */
+static int hook_policy_apply(void *arg, const struct acl_config *cand,
+                             int (*commit)(void *commit_arg, int64_t *version, char *err,
+                                           size_t errlen),
+                             void *commit_arg, char *err, size_t errlen)
+{
+    struct proxyd *p = arg;
+    int rc = policy_apply(&p->policy, cand, commit, commit_arg, err, errlen);
+
+    if (rc == PX_OK)
+        log_info("policy changed by the admin server (generation %llu)",
+                 (unsigned long long)acl_live_generation(p->acl));
+    return rc;
+}
+
+/* POST /api/reload */
+static int hook_policy_reload(void *arg, char *err, size_t errlen)
 {
     struct proxyd *p = arg;
     int rc = policy_reload(&p->policy, true, err, errlen);
-    auth_invalidate(p->auth); /* users or passwords may have changed */
+
+    auth_invalidate(p->auth);
     if (rc < 0)
-        log_warnx("new policy not in force, the previous one stays: %s", err);
+        log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
     return rc < 0 ? -1 : 0;
+}
+
+/* A proxy user was set or deleted: its cached password checks go; no recompile. */
+static void hook_users_changed(void *arg, int64_t from, int64_t to)
+{
+    struct proxyd *p = arg;
+
+    auth_invalidate(p->auth);
+    policy_unchanged(&p->policy, from, to);
 }
 
 /* ---- counters for the admin server (base/stats.h) ---- */
@@ -571,7 +598,9 @@ int main(int argc, char **argv)
             .static_dir = p.cfg.static_dir,
             .pac_proxy = pac,
             .acl = p.acl,
-            .policy_changed = hook_policy_changed,
+            .policy_apply = hook_policy_apply,
+            .policy_reload = hook_policy_reload,
+            .users_changed = hook_users_changed,
             .proxy_stats = hook_proxy_stats,
             .hook_arg = &p,
         };

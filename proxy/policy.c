@@ -28,8 +28,7 @@ void policy_loader_destroy(struct policy_loader *pl)
     memset(pl, 0, sizeof(*pl));
 }
 
-struct acl_set *policy_compile(struct policy_loader *pl, int64_t *version, char *err,
-                               size_t errlen)
+struct acl_set *policy_compile(struct policy_loader *pl, int64_t *version, char *err, size_t errlen)
 {
     struct store_rule *rules = NULL;
     size_t nrules = 0, nlists = 0;
@@ -104,6 +103,43 @@ int policy_reload(struct policy_loader *pl, bool force, char *err, size_t errlen
     }
     pthread_mutex_unlock(&pl->lock);
     return rc;
+}
+
+int policy_apply(struct policy_loader *pl, const struct acl_config *cand,
+                 int (*commit)(void *arg, int64_t *version, char *err, size_t errlen), void *arg,
+                 char *err, size_t errlen)
+{
+    struct acl_config cfg = *cand;
+    struct acl_error aerr = {0};
+    struct acl_set *set;
+    int64_t version = -1;
+    int rc;
+
+    pthread_mutex_lock(&pl->lock);
+    cfg.allowed_clients = pl->allowed_clients;
+    set = acl_set_compile(&cfg, &aerr);
+    if (!set) {
+        pthread_mutex_unlock(&pl->lock);
+        snprintf(err, errlen, "%s", aerr.msg);
+        return PX_ERR;
+    }
+    rc = commit(arg, &version, err, errlen);
+    if (rc == PX_OK) {
+        acl_live_publish(pl->live, set);
+        pl->version = version;
+    } else {
+        acl_set_free(set);
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return rc;
+}
+
+void policy_unchanged(struct policy_loader *pl, int64_t from, int64_t to)
+{
+    pthread_mutex_lock(&pl->lock);
+    if (from >= 0 && pl->version == from)
+        pl->version = to;
+    pthread_mutex_unlock(&pl->lock);
 }
 
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)

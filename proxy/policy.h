@@ -1,6 +1,6 @@
 /* policy: builds the rule set in force from the policy store (rules, lists) and publishes
- * it through the live ACL. Called by the main thread when the store's policy version moves
- * and by the admin server's hook right after a change; serialised by its own mutex. A set
+ * it through the live ACL. Called by the main thread when the store's policy version moves;
+ * the admin server's changes come compiled through policy_apply; serialised by its own mutex. A set
  * that does not compile is never published: the old one stays in force. */
 #ifndef PX_POLICY_H
 #define PX_POLICY_H
@@ -14,10 +14,10 @@
 
 struct policy_loader {
     pthread_mutex_t lock;
-    struct store *st;         /* owned: this loader's own connection */
-    struct acl_live *live;    /* borrowed */
-    char *allowed_clients;    /* owned, NULL = private networks */
-    int64_t version;          /* store version of the set in force */
+    struct store *st;      /* owned: this loader's own connection */
+    struct acl_live *live; /* borrowed */
+    char *allowed_clients; /* owned, NULL = private networks */
+    int64_t version;       /* store version of the set in force */
 };
 
 /* Opens the loader's store connection. Returns 0 or -1 with err filled. */
@@ -31,6 +31,20 @@ struct acl_set *policy_compile(struct policy_loader *pl, int64_t *version, char 
 /* Recompiles and publishes if the store's version moved (or always, with force). Returns 1
  * if a new set was published, 0 if nothing changed, -1 with err if it did not compile. */
 int policy_reload(struct policy_loader *pl, bool force, char *err, size_t errlen);
+/* Puts one change of the store in force, under the loader's lock so no reload comes between
+ * compile, commit and publish. cand is the policy the change would leave (rules and lists;
+ * the loader adds its allowed networks). It is compiled first: if that fails, returns PX_ERR
+ * with err naming the rule and the reason, and commit is never called. Else commit(arg,
+ * &version, ...) writes the change and returns PX_OK with the store's new policy version
+ * (then the set is published as that version), PX_AGAIN or PX_ERR (the set is dropped).
+ * Returns what commit returned. Any thread. */
+int policy_apply(struct policy_loader *pl, const struct acl_config *cand,
+                 int (*commit)(void *arg, int64_t *version, char *err, size_t errlen), void *arg,
+                 char *err, size_t errlen);
+/* The store's policy version moved from `from` to `to` through changes that leave the rule
+ * set as it is (proxy users): when the set in force was compiled at `from`, it is the set of
+ * `to` too, and the poll need not compile it again. from < 0: unknown, nothing changes. */
+void policy_unchanged(struct policy_loader *pl, int64_t from, int64_t to);
 /* Makes the stored rules equal to a policy file's (one transaction, audited), unless they
  * already are. Returns 0 or -1 with err "file:line: reason". */
 int policy_import_file(struct policy_loader *pl, const char *path, char *err, size_t errlen);

@@ -3,8 +3,8 @@
  * bearer token. proxyctl's source lives beside it (ctl_*.c), as a client of that API.
  *
  * Reads and writes the database through connections borrowed from a store_pool; asks the live
- * ACL set to explain decisions; tells proxyd about policy changes through a hook. Never
- * includes proxy/ headers.
+ * ACL set to explain decisions; hands proxyd every change of rules or lists to compile before
+ * it is committed (policy_apply). Never includes proxy/ headers.
  */
 #ifndef PX_WA_H
 #define PX_WA_H
@@ -15,6 +15,7 @@
 
 #include "acl/acl.h"
 #include "base/stats.h"
+#include "base/status.h"
 #include "storage/store.h"
 
 #define WA_MAX_COUNTERS 32
@@ -62,11 +63,28 @@ struct wa_options {
     /* Admin login throttle; NULL = 5 failures of an account or an address, then delays
      * from 1 s doubling to 5 minutes (store_throttle's defaults). Copied at start. */
     const struct store_throttle_opts *login_throttle;
-    /* Called after any committed policy change: proxyd recompiles from the database and
-     * publishes the new set at once. Returns 0 if the new policy is in force, or -1 with
-     * err filled (e.g. "rule 9: list ads: no such list"); the old set then stays in force
-     * and the admin server undoes its change and reports the error. */
-    int (*policy_changed)(void *arg, char *err, size_t errlen);
+    /* A change of rules or lists, compiled before it is committed (web-admin/wa_change.c).
+     * cand is the policy as the change would leave it. The hook compiles it as proxyd
+     * compiles the store's policy (adding its allowed networks). If that fails it returns
+     * PX_ERR with err naming the rule and the reason ("rule 9: list: no list named 'ads'")
+     * and does not call commit: nothing is written. Else it calls commit(commit_arg,
+     * &version, err, errlen), which writes the change in one transaction and returns PX_OK
+     * with the store's new policy version, PX_AGAIN when the store's policy moved since cand
+     * was read (nothing written), or PX_ERR with err. Only after PX_OK does the hook put the
+     * compiled set in force, as that version. Returns what commit returned. Called on an
+     * admin thread; proxyd's own reloads wait for it. NULL: the admin server compiles cand
+     * itself (default allowed networks) and publishes the set into acl. */
+    int (*policy_apply)(void *arg, const struct acl_config *cand,
+                        int (*commit)(void *commit_arg, int64_t *version, char *err, size_t errlen),
+                        void *commit_arg, char *err, size_t errlen);
+    /* POST /api/reload: compile the store's policy again and put it in force. 0, or -1 with
+     * err (the old set stays). NULL: nothing to do. */
+    int (*policy_reload)(void *arg, char *err, size_t errlen);
+    /* A proxy user was set or deleted: proxyd forgets the password checks it cached. The
+     * change moved the store's policy version from `from` to `to` without touching rules or
+     * lists, so a set compiled at `from` stands for `to` too; both are -1 when other changes
+     * may have come between. May be NULL. */
+    void (*users_changed)(void *arg, int64_t from, int64_t to);
     void (*proxy_stats)(void *arg, struct wa_proxy_stats *out);
     void *hook_arg;
 };

@@ -1,13 +1,62 @@
-/* web-admin policy changes: how a change of rules or lists reaches the rule set in force. */
+/* web-admin policy changes: a change of rules or lists is compiled before it is committed.
+ *
+ * wa_change_apply reads the store's policy at one moment (store_policy_read), applies the
+ * change to that copy in memory, and has the result compiled (proxyd's policy_apply hook,
+ * which adds its allowed networks). A result that does not compile is refused and never
+ * reaches the store: no version bump, no audit row, nothing to undo. One that compiles is
+ * written in one transaction that first checks the policy version is still the one the copy
+ * was read at (store_change_begin), so no change committed meanwhile, by this process or
+ * another, can slip between compile and commit; if one did, the whole thing runs again on
+ * a fresh copy. Only after the commit is the compiled set put in force.
+ *
+ * Changes that do not alter the rule set (proxy users, admins, settings) do not come here:
+ * they need no compile.
+ */
 #ifndef PX_WA_CHANGE_H
 #define PX_WA_CHANGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "web-admin/wa_http.h"
 
-/* Calls proxyd's policy hook (recompile from the store, publish) under ctx->policy_mu (the
- * caller holds it). 0, or -1 with err filled. */
-int wa_change_hook(struct wa_ctx *ctx, char *err, size_t errlen);
+enum wa_change_kind {
+    WA_RULE_ADD,      /* text, comment, before */
+    WA_RULE_UPDATE,   /* id, text (NULL: kept), comment (NULL: kept), enabled (-1: kept) */
+    WA_RULE_DELETE,   /* id */
+    WA_RULE_MOVE,     /* id, before */
+    WA_RULES_REPLACE, /* items: the new rule texts, all enabled, no comments */
+    WA_LIST_REPLACE,  /* list, items: its domains (created if missing) */
+    WA_LIST_DELETE,   /* list */
+    WA_CHANGE_KIND_COUNT
+};
+
+/* One change, as the store's functions take it (store.h). Strings are borrowed. */
+struct wa_change {
+    enum wa_change_kind kind;
+    int id;
+    int before; /* -1: top, 0: end, else before this rule */
+    const char *text;
+    const char *comment;
+    int enabled;
+    const char *list;
+    const char *const *items;
+    size_t nitems;
+};
+
+/* Applies the n changes in order, as one: all of them are in force, or none is stored.
+ * *added_id (if not NULL) gets the id of the last rule added. Uses r's store connection
+ * (wa_store must have given it). One change at a time per server (ctx->policy_mu). Any MHD
+ * thread.
+ *
+ * Returns true when the changes are in force: the caller answers. Else it has answered:
+ * refused_status (400 or 409) with field refused_field when the policy they would leave does
+ * not compile, naming the rule and the reason; 500 when the store failed or a rule or list
+ * a change names is gone. */
+bool wa_change_apply(struct wa_req *r, const struct wa_change *ch, size_t n, int *added_id,
+                     unsigned refused_status, const char *refused_field);
+
+/* POST /api/reload's work: proxyd compiles the store's policy again. 0, or -1 with err. */
+int wa_change_reload(struct wa_ctx *ctx, char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
 /* web-admin lists: named domain lists (hosts files, plain lists, adblock domains) that rules
  * use with `list NAME`: GET /api/lists, GET, PUT (import) and DELETE /api/lists/NAME.
+ * Imports and deletes go through wa_change_apply: compiled first, stored only if it compiles.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,54 +52,24 @@ static enum MHD_Result lists_get_all(struct wa_req *r, struct store *st)
     return wa_reply_json(r, 200, json_pack("{s:o}", "lists", arr));
 }
 
-/* Puts list `name` back as it was: its old entries, or no list at all. */
-static void list_restore(struct wa_req *r, struct store *st, const char *name, int existed,
-                         char **old, size_t n_old)
+static enum MHD_Result list_put(struct wa_req *r, const char *name)
 {
-    char err[256];
-
-    if (existed)
-        store_list_replace(st, name, (const char *const *)old, n_old, r->actor, err, sizeof(err));
-    else
-        store_list_delete(st, name, r->actor, err, sizeof(err));
-}
-
-static enum MHD_Result list_put(struct wa_req *r, struct store *st, const char *name)
-{
-    struct wa_ctx *ctx = r->ctx;
     struct acl_list_stats stats;
-    char **domains = NULL, **old = NULL, err[512];
-    size_t n = 0, n_old = 0;
-    int existed;
+    struct wa_change ch = {.kind = WA_LIST_REPLACE, .list = name};
+    char **domains = NULL;
+    size_t n = 0;
+    bool ok;
     json_t *o;
 
     memset(&stats, 0, sizeof(stats));
     if (acl_list_parse(r->body, r->len, &domains, &n, &stats) < 0)
         return wa_reply_error(r, 500, NULL, "out of memory while parsing the list");
-    pthread_mutex_lock(&ctx->policy_mu);
-    existed = list_exists(st, name);
-    if (existed < 0 ||
-        (existed && store_list_entries(st, name, &old, &n_old, err, sizeof(err)) < 0)) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        acl_list_free(domains, n);
-        return wa_reply_error(r, 500, NULL, "cannot read list %s", name);
-    }
-    if (store_list_replace(st, name, (const char *const *)domains, n, r->actor, err, sizeof(err)) <
-        0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        acl_list_free(domains, n);
-        names_free(old, n_old);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
+    ch.items = (const char *const *)domains;
+    ch.nitems = n;
+    ok = wa_change_apply(r, &ch, 1, NULL, 409, NULL);
     acl_list_free(domains, n);
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        list_restore(r, st, name, existed, old, n_old);
-        pthread_mutex_unlock(&ctx->policy_mu);
-        names_free(old, n_old);
-        return wa_reply_error(r, 409, NULL, "%s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
-    names_free(old, n_old);
+    if (!ok)
+        return MHD_YES;
     o = json_pack("{s:s,s:I,s:I,s:I,s:i,s:s}", "name", name, "added", (json_int_t)stats.added,
                   "duplicates", (json_int_t)stats.duplicates, "skipped", (json_int_t)stats.skipped,
                   "first_skipped_line", stats.first_skipped_line, "first_skipped_reason",
@@ -121,28 +92,13 @@ static enum MHD_Result list_get(struct wa_req *r, struct store *st, const char *
     return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "name", name, "entries", arr));
 }
 
-static enum MHD_Result list_delete(struct wa_req *r, struct store *st, const char *name)
+/* A rule still naming the list makes the result not compile: then nothing is deleted. */
+static enum MHD_Result list_delete(struct wa_req *r, const char *name)
 {
-    struct wa_ctx *ctx = r->ctx;
-    char **old = NULL, err[512];
-    size_t n_old = 0;
+    struct wa_change ch = {.kind = WA_LIST_DELETE, .list = name};
 
-    pthread_mutex_lock(&ctx->policy_mu);
-    if (store_list_entries(st, name, &old, &n_old, err, sizeof(err)) < 0 ||
-        store_list_delete(st, name, r->actor, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        names_free(old, n_old);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
-    /* A rule still naming the list makes the compile fail: the hook's refusal undoes it. */
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        list_restore(r, st, name, 1, old, n_old);
-        pthread_mutex_unlock(&ctx->policy_mu);
-        names_free(old, n_old);
-        return wa_reply_error(r, 409, NULL, "%s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
-    names_free(old, n_old);
+    if (!wa_change_apply(r, &ch, 1, NULL, 409, NULL))
+        return MHD_YES;
     return wa_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
 }
 
@@ -186,12 +142,12 @@ enum MHD_Result wa_lists_put(struct wa_req *r)
 {
     struct store *st = named_list(r, false);
 
-    return st ? list_put(r, st, r->param) : MHD_YES;
+    return st ? list_put(r, r->param) : MHD_YES;
 }
 
 enum MHD_Result wa_lists_delete(struct wa_req *r)
 {
     struct store *st = named_list(r, true);
 
-    return st ? list_delete(r, st, r->param) : MHD_YES;
+    return st ? list_delete(r, r->param) : MHD_YES;
 }

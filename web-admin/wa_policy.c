@@ -1,5 +1,6 @@
 /* web-admin policy as a whole: export and import as a policy file (GET, PUT /api/policy),
- * "which rule decides this URL" (POST /api/test) and reload (POST /api/reload).
+ * "which rule decides this URL" (POST /api/test) and reload (POST /api/reload). An import
+ * replaces every rule through wa_change_apply: compiled first, stored only if it compiles.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -58,14 +59,12 @@ enum MHD_Result wa_policy_export(struct wa_req *r)
 
 enum MHD_Result wa_policy_import(struct wa_req *r)
 {
-    struct wa_ctx *ctx = r->ctx;
     struct store *st = wa_store(r);
     struct acl_policy pol = {0};
     struct acl_error aerr;
-    struct store_rule *old;
-    const char **texts, **old_texts;
-    size_t n_old;
-    char err[512], uerr[256];
+    struct wa_change ch = {.kind = WA_RULES_REPLACE};
+    const char **texts;
+    bool ok;
 
     if (!st)
         return MHD_YES;
@@ -82,60 +81,21 @@ enum MHD_Result wa_policy_import(struct wa_req *r)
         json_object_set_new(o, "line", json_integer(aerr.line));
         return wa_reply_json(r, 400, o);
     }
-    if (store_rules_list(st, &old, &n_old, err, sizeof(err)) < 0) {
-        acl_policy_free(&pol);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
     texts = calloc(pol.nrules ? pol.nrules : 1, sizeof(*texts));
-    old_texts = calloc(n_old ? n_old : 1, sizeof(*old_texts));
-    if (!texts || !old_texts) {
-        free(texts);
-        free(old_texts);
+    if (!texts) {
         acl_policy_free(&pol);
-        store_rules_free(old, n_old);
         return wa_reply_error(r, 500, NULL, "out of memory");
     }
     for (size_t i = 0; i < pol.nrules; i++)
         texts[i] = pol.rules[i].text;
-    for (size_t i = 0; i < n_old; i++)
-        old_texts[i] = old[i].text;
-
-    pthread_mutex_lock(&ctx->policy_mu);
-    if (store_rules_replace(st, texts, pol.nrules, r->actor, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        free(texts);
-        free(old_texts);
-        acl_policy_free(&pol);
-        store_rules_free(old, n_old);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        struct store_rule *now;
-        size_t n_now;
-
-        store_rules_replace(st, old_texts, n_old, r->actor, uerr, sizeof(uerr));
-        /* The replace took only texts: put comments and disabled flags back by position. */
-        if (store_rules_list(st, &now, &n_now, uerr, sizeof(uerr)) == 0) {
-            for (size_t i = 0; i < n_now && i < n_old; i++)
-                if (old[i].comment[0] || !old[i].enabled)
-                    store_rule_update(st, now[i].id, NULL, old[i].comment, old[i].enabled, r->actor,
-                                      uerr, sizeof(uerr));
-            store_rules_free(now, n_now);
-        }
-        pthread_mutex_unlock(&ctx->policy_mu);
-        free(texts);
-        free(old_texts);
-        acl_policy_free(&pol);
-        store_rules_free(old, n_old);
-        return wa_reply_error(r, 400, "policy", "%s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
+    ch.items = texts;
+    ch.nitems = pol.nrules;
+    ok = wa_change_apply(r, &ch, 1, NULL, 400, "policy");
     free(texts);
-    free(old_texts);
-    store_rules_free(old, n_old);
-    json_t *o = json_pack("{s:i}", "rules", (int)pol.nrules);
     acl_policy_free(&pol);
-    return wa_reply_json(r, 200, o);
+    if (!ok)
+        return MHD_YES;
+    return wa_reply_json(r, 200, json_pack("{s:i}", "rules", (int)ch.nitems));
 }
 
 /* ---- test a URL ---- */
@@ -333,17 +293,12 @@ enum MHD_Result wa_policy_test(struct wa_req *r)
 
 enum MHD_Result wa_policy_reload(struct wa_req *r)
 {
-    struct wa_ctx *ctx = r->ctx;
+    struct acl_live *live = r->ctx->opts->acl;
     char err[512];
-    int rc;
 
-    pthread_mutex_lock(&ctx->policy_mu);
-    rc = wa_change_hook(ctx, err, sizeof(err));
-    pthread_mutex_unlock(&ctx->policy_mu);
-    if (rc < 0)
+    if (wa_change_reload(r->ctx, err, sizeof(err)) < 0)
         return wa_reply_error(r, 409, NULL, "%s", err);
     return wa_reply_json(
         r, 200,
-        json_pack("{s:I}", "generation",
-                  (json_int_t)(ctx->opts->acl ? acl_live_generation(ctx->opts->acl) : 0)));
+        json_pack("{s:I}", "generation", (json_int_t)(live ? acl_live_generation(live) : 0)));
 }

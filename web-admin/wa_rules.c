@@ -1,6 +1,8 @@
 /* web-admin rules: the rule list (GET, POST /api/rules), one rule (GET, PATCH, DELETE
  * /api/rules/ID, POST /api/rules/ID/move), the syntax check (POST /api/rules/check) and the
  * block/allow/unblock shortcuts for one domain.
+ *
+ * Every change goes through wa_change_apply: compiled first, stored only if it compiles.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -117,38 +119,13 @@ static int successor_of(struct store_rule *rules, size_t n, int id)
     return 0;
 }
 
-/* Re-adds old[i] for every gone[i], each before its old successor, so positions come back
- * (ids cannot). Walks backwards so each successor already exists. */
-static void restore_deleted(struct store *st, const struct store_rule *old, size_t n,
-                            const bool *gone, const char *actor)
-{
-    char err[256];
-    int next_id = 0;
-
-    for (size_t i = n; i-- > 0;) {
-        int id;
-
-        if (!gone[i]) {
-            next_id = old[i].id;
-            continue;
-        }
-        if (store_rule_add(st, old[i].text, old[i].comment, next_id, actor, &id, err, sizeof(err)) <
-            0)
-            continue;
-        if (!old[i].enabled)
-            store_rule_update(st, id, NULL, NULL, 0, actor, err, sizeof(err));
-        next_id = id;
-    }
-}
-
-/* Validates, commits, runs the hook, undoes on refusal. Answers 201 with the rule. */
+/* Validates and adds the rule. Answers 201 with it. */
 static enum MHD_Result add_rule(struct wa_req *r, const char *text, const char *comment, int before,
                                 const char *field)
 {
-    struct wa_ctx *ctx = r->ctx;
+    struct wa_change ch = {.kind = WA_RULE_ADD, .text = text, .comment = comment, .before = before};
     struct store *st;
-    char err[512];
-    int id;
+    int id = 0;
 
     if (check_text(r, text) < 0)
         return MHD_YES;
@@ -157,19 +134,8 @@ static enum MHD_Result add_rule(struct wa_req *r, const char *text, const char *
         return MHD_YES;
     if (before > 0 && !rule_exists(st, before))
         return wa_reply_error(r, 400, "before", "no rule %d", before);
-    pthread_mutex_lock(&ctx->policy_mu);
-    if (store_rule_add(st, text, comment ? comment : "", before, r->actor, &id, err, sizeof(err)) <
-        0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        char uerr[256];
-        store_rule_delete(st, id, r->actor, uerr, sizeof(uerr));
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return wa_reply_error(r, 400, field, "%s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
+    if (!wa_change_apply(r, &ch, 1, &id, 400, field))
+        return MHD_YES;
     return reply_rule(r, st, 201, id);
 }
 
@@ -198,11 +164,11 @@ static enum MHD_Result rules_post(struct wa_req *r)
 
 static enum MHD_Result rule_patch(struct wa_req *r, struct store *st, struct store_rule *old)
 {
-    struct wa_ctx *ctx = r->ctx;
     json_t *body = wa_body_json(r), *jt, *jc, *je;
     const char *text = NULL, *comment = NULL;
+    struct wa_change ch;
     int enabled = -1;
-    char err[512], uerr[256];
+    bool ok;
 
     if (!body)
         return MHD_YES;
@@ -229,63 +195,30 @@ static enum MHD_Result rule_patch(struct wa_req *r, struct store *st, struct sto
         json_decref(body);
         return MHD_YES;
     }
-    pthread_mutex_lock(&ctx->policy_mu);
-    if (store_rule_update(st, old->id, text, comment, enabled, r->actor, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        json_decref(body);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
+    ch = (struct wa_change){.kind = WA_RULE_UPDATE,
+                            .id = old->id,
+                            .text = text,
+                            .comment = comment,
+                            .enabled = enabled};
+    ok = wa_change_apply(r, &ch, 1, NULL, 400, text || !je ? "text" : "enabled");
     json_decref(body);
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        store_rule_update(st, old->id, old->text, old->comment, old->enabled, r->actor, uerr,
-                          sizeof(uerr));
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return wa_reply_error(r, 400, text || !je ? "text" : "enabled", "%s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
+    if (!ok)
+        return MHD_YES;
     return reply_rule(r, st, 200, old->id);
 }
 
-static enum MHD_Result rule_delete(struct wa_req *r, struct store *st, int id)
+static enum MHD_Result rule_delete(struct wa_req *r, int id)
 {
-    struct wa_ctx *ctx = r->ctx;
-    struct store_rule *rules;
-    size_t n;
-    bool *gone;
-    char err[512];
+    struct wa_change ch = {.kind = WA_RULE_DELETE, .id = id};
 
-    if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    gone = calloc(n ? n : 1, sizeof(*gone));
-    if (!gone) {
-        store_rules_free(rules, n);
-        return wa_reply_error(r, 500, NULL, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++)
-        gone[i] = rules[i].id == id;
-    pthread_mutex_lock(&ctx->policy_mu);
-    if (store_rule_delete(st, id, r->actor, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        store_rules_free(rules, n);
-        free(gone);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        restore_deleted(st, rules, n, gone, r->actor);
-        pthread_mutex_unlock(&ctx->policy_mu);
-        store_rules_free(rules, n);
-        free(gone);
-        return wa_reply_error(r, 409, NULL, "%s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
-    store_rules_free(rules, n);
-    free(gone);
+    if (!wa_change_apply(r, &ch, 1, NULL, 409, NULL))
+        return MHD_YES;
     return wa_reply_json(r, 200, json_pack("{s:i}", "deleted", id));
 }
 
 static enum MHD_Result rule_move(struct wa_req *r, struct store *st, int id)
 {
-    struct wa_ctx *ctx = r->ctx;
+    struct wa_change ch = {.kind = WA_RULE_MOVE, .id = id};
     struct store_rule *rules;
     size_t n;
     json_t *body, *jb;
@@ -321,18 +254,9 @@ static enum MHD_Result rule_move(struct wa_req *r, struct store *st, int id)
     store_rules_free(rules, n);
     if (before == id || before == back)
         return reply_rules(r, st); /* already there */
-    pthread_mutex_lock(&ctx->policy_mu);
-    if (store_rule_move(st, id, before, r->actor, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return wa_reply_error(r, 500, NULL, "%s", err);
-    }
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        char uerr[256];
-        store_rule_move(st, id, back, r->actor, uerr, sizeof(uerr));
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return wa_reply_error(r, 409, NULL, "%s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
+    ch.before = before;
+    if (!wa_change_apply(r, &ch, 1, NULL, 409, NULL))
+        return MHD_YES;
     return reply_rules(r, st);
 }
 
@@ -435,7 +359,7 @@ enum MHD_Result wa_rules_delete(struct wa_req *r)
 
     if (!st)
         return MHD_YES;
-    ret = rule_delete(r, st, rule.id);
+    ret = rule_delete(r, rule.id);
     rule_clear(&rule);
     return ret;
 }
@@ -455,9 +379,10 @@ enum MHD_Result wa_rules_move(struct wa_req *r)
 
 /* ---- block, allow, unblock ---- */
 
-/* A domain, or a URL whose host is taken, in canonical form (acl_host_parse, as rules and
- * requests are), without a leading "*.". 0, or -1 if it is not a host. */
-static int domain_norm(const char *in, char *out, size_t outlen)
+/* The host a domain or URL names, in canonical form, without a leading "*.": what
+ * block/allow/unblock compare. Normalising is acl_host_parse's, as for rules and requests;
+ * this only finds the host in what an admin pastes. 0, or -1 if it is not a host. */
+static int block_host(const char *in, char *out, size_t outlen)
 {
     const char *s = in, *e, *at, *p;
     struct acl_host h;
@@ -503,7 +428,7 @@ static const char *body_domain(struct wa_req *r, json_t **body, char *dom, size_
         wa_reply_error(r, 400, "domain", "domain (a string) is required");
         return NULL;
     }
-    if (domain_norm(d, dom, domlen) < 0) {
+    if (block_host(d, dom, domlen) < 0) {
         wa_reply_error(r, 400, "domain", "not a domain name: %.200s", d);
         return NULL;
     }
@@ -550,19 +475,18 @@ static bool is_deny_of(const char *text, const char *dom)
     }
     if (n != 3 || strcasecmp(tok[0], "deny") || strcasecmp(tok[1], "domain"))
         return false;
-    return domain_norm(tok[2], norm, sizeof(norm)) == 0 && strcmp(norm, dom) == 0 &&
+    return block_host(tok[2], norm, sizeof(norm)) == 0 && strcmp(norm, dom) == 0 &&
            strchr(tok[2], '/') == NULL;
 }
 
 enum MHD_Result wa_rules_unblock(struct wa_req *r)
 {
-    struct wa_ctx *ctx = r->ctx;
     char dom[256], err[512];
     json_t *body = NULL, *ids;
     struct store_rule *rules;
+    struct wa_change *ch;
     struct store *st;
     size_t n, hits = 0;
-    bool *gone;
 
     if (!body_domain(r, &body, dom, sizeof(dom))) {
         json_decref(body);
@@ -574,42 +498,31 @@ enum MHD_Result wa_rules_unblock(struct wa_req *r)
         return MHD_YES;
     if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    gone = calloc(n ? n : 1, sizeof(*gone));
+    ch = calloc(n ? n : 1, sizeof(*ch));
     ids = json_array();
-    if (!gone || !ids) {
+    if (!ch || !ids) {
         store_rules_free(rules, n);
-        free(gone);
+        free(ch);
         json_decref(ids);
         return wa_reply_error(r, 500, NULL, "out of memory");
     }
-    for (size_t i = 0; i < n; i++)
-        if (is_deny_of(rules[i].text, dom))
-            gone[i] = true, hits++;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_deny_of(rules[i].text, dom))
+            continue;
+        ch[hits++] = (struct wa_change){.kind = WA_RULE_DELETE, .id = rules[i].id};
+        json_array_append_new(ids, json_integer(rules[i].id));
+    }
+    store_rules_free(rules, n);
     if (hits == 0) {
-        store_rules_free(rules, n);
-        free(gone);
+        free(ch);
         json_decref(ids);
         return wa_reply_error(r, 404, "domain", "no rule \"deny domain %s\"", dom);
     }
-    pthread_mutex_lock(&ctx->policy_mu);
-    for (size_t i = 0; i < n; i++) {
-        if (!gone[i])
-            continue;
-        if (store_rule_delete(st, rules[i].id, r->actor, err, sizeof(err)) < 0)
-            gone[i] = false;
-        else
-            json_array_append_new(ids, json_integer(rules[i].id));
-    }
-    if (wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        restore_deleted(st, rules, n, gone, r->actor);
-        pthread_mutex_unlock(&ctx->policy_mu);
-        store_rules_free(rules, n);
-        free(gone);
+    if (!wa_change_apply(r, ch, hits, NULL, 409, NULL)) {
+        free(ch);
         json_decref(ids);
-        return wa_reply_error(r, 409, NULL, "%s", err);
+        return MHD_YES;
     }
-    pthread_mutex_unlock(&ctx->policy_mu);
-    store_rules_free(rules, n);
-    free(gone);
+    free(ch);
     return wa_reply_json(r, 200, json_pack("{s:o}", "deleted", ids));
 }

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "web-admin/wa_change.h"
 #include "web-admin/wa_settings.h"
 
 bool wa_settings_hostport_ok(const char *s)
@@ -19,15 +18,16 @@ bool wa_settings_hostport_ok(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") == n;
 }
 
+/* None is policy: the rule set is compiled from rules and lists alone, so a setting needs no
+ * compile. */
 struct setting_def {
     const char *key;
     bool (*valid)(const char *value);
     const char *expect;
-    bool policy; /* proxyd compiles it into the rule set */
 };
 
 static const struct setting_def settings[] = {
-    {"pac_proxy", wa_settings_hostport_ok, "host:port handed out by /proxy.pac", false},
+    {"pac_proxy", wa_settings_hostport_ok, "host:port handed out by /proxy.pac"},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -46,11 +46,9 @@ static enum MHD_Result settings_reply(struct wa_req *r, struct store *st)
 
 static enum MHD_Result settings_put(struct wa_req *r, struct store *st)
 {
-    struct wa_ctx *ctx = r->ctx;
     json_t *body = wa_body_json(r), *val;
     const char *key;
-    char *old[NSETTINGS] = {0}, err[512];
-    bool touched[NSETTINGS] = {0}, policy = false;
+    char err[512];
     enum MHD_Result ret;
 
     if (!body)
@@ -74,41 +72,25 @@ static enum MHD_Result settings_put(struct wa_req *r, struct store *st)
             return ret;
         }
     }
-    pthread_mutex_lock(&ctx->policy_mu);
+    /* All keys or none: one transaction. */
+    if (store_change_begin(st, -1, err, sizeof(err)) != PX_OK) {
+        json_decref(body);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
     for (size_t i = 0; i < NSETTINGS; i++) {
-        const char *v;
-
         val = json_object_get(body, settings[i].key);
-        if (!val)
-            continue;
-        v = json_is_string(val) ? json_string_value(val) : "";
-        old[i] = store_setting_get(st, settings[i].key);
-        touched[i] = true;
-        policy |= settings[i].policy;
-        if (store_setting_set(st, settings[i].key, v, r->actor, err, sizeof(err)) < 0) {
-            ret = wa_reply_error(r, 500, NULL, "%s", err);
-            goto undo;
+        if (val && store_setting_set(st, settings[i].key,
+                                     json_is_string(val) ? json_string_value(val) : "", r->actor,
+                                     err, sizeof(err)) < 0) {
+            store_change_rollback(st);
+            json_decref(body);
+            return wa_reply_error(r, 500, NULL, "%s", err);
         }
     }
-    if (policy && wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        ret = wa_reply_error(r, 409, NULL, "%s", err);
-        goto undo;
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
-    for (size_t i = 0; i < NSETTINGS; i++)
-        free(old[i]);
     json_decref(body);
+    if (store_change_commit(st, NULL, err, sizeof(err)) != PX_OK)
+        return wa_reply_error(r, 500, NULL, "%s", err);
     return settings_reply(r, st);
-undo:
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        if (touched[i])
-            store_setting_set(st, settings[i].key, old[i] ? old[i] : "", r->actor, err,
-                              sizeof(err));
-        free(old[i]);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
-    json_decref(body);
-    return ret;
 }
 
 enum MHD_Result wa_settings_get(struct wa_req *r)

@@ -1,13 +1,13 @@
 /* web-admin accounts: proxy users (who may pass the proxy with a password) and admins (who
  * may use this server): GET /api/users, PUT and DELETE /api/users/NAME, and the same under
- * /api/admins.
+ * /api/admins. Neither is policy the rule set is compiled from: a change here is stored
+ * at once, and proxyd is only told to forget the proxy password checks it cached.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "web-admin/wa_auth.h"
-#include "web-admin/wa_change.h"
 #include "web-admin/wa_users.h"
 
 static void names_free(char **names, size_t n)
@@ -36,6 +36,18 @@ static int account_exists(struct store *st, enum store_account kind, const char 
     return found;
 }
 
+/* Tells proxyd a proxy user changed: it forgets the password checks it cached. A change
+ * that moved the policy version by one, from `from` to `to`, was this change alone and left
+ * the rule set as it is, so proxyd need not compile it again. */
+static void users_changed(struct wa_ctx *ctx, int64_t from, int64_t to)
+{
+    if (!ctx->opts->users_changed)
+        return;
+    if (from < 0 || to != from + 1)
+        from = to = -1;
+    ctx->opts->users_changed(ctx->opts->hook_arg, from, to);
+}
+
 static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum store_account kind,
                                    const char *name)
 {
@@ -45,7 +57,8 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
     json_t *body;
     const char *pw;
     char err[512];
-    int existed;
+    int64_t from;
+    int rc;
 
     body = wa_body_json(r);
     if (!body)
@@ -55,24 +68,16 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
         json_decref(body);
         return wa_reply_error(r, 400, "password", "password must be %zu to 1024 characters", min);
     }
-    pthread_mutex_lock(&ctx->policy_mu);
-    existed = account_exists(st, kind, name, NULL);
-    if (existed < 0 || store_account_set(st, kind, name, pw, r->actor, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        json_decref(body);
-        return wa_reply_error(r, 500, NULL, "cannot save the account");
-    }
+    /* Not in a group transaction: the password is hashed (Argon2, tens of ms) before the
+     * store takes the write lock, and must stay so. The version read around it tells whether
+     * anything else changed meanwhile. */
+    from = store_policy_version(st);
+    rc = store_account_set(st, kind, name, pw, r->actor, err, sizeof(err));
     json_decref(body);
-    if (kind == STORE_PROXY_USER && wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        char uerr[256];
-        /* A new user can be taken back; a changed password hash cannot be restored. */
-        if (!existed)
-            store_account_delete(st, kind, name, r->actor, uerr, sizeof(uerr));
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return wa_reply_error(r, 409, NULL, "%s%s", err,
-                              existed ? " (the new password is saved)" : "");
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
+    if (rc < 0)
+        return wa_reply_error(r, 500, NULL, "cannot save the account");
+    if (kind == STORE_PROXY_USER)
+        users_changed(ctx, from, store_policy_version(st));
     /* Another admin's password changed: end their sessions (keep the caller's own). */
     if (kind == STORE_ADMIN && strcmp(name, r->actor) != 0)
         wa_auth_sessions_drop(ctx->auth, name);
@@ -84,37 +89,38 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
     return wa_reply_json(r, 200, json_pack("{s:s}", key, name));
 }
 
+/* The existence and last-admin checks and the delete are one transaction, so two admins
+ * deleting each other at once cannot leave none. */
 static enum MHD_Result account_delete(struct wa_req *r, struct store *st, enum store_account kind,
                                       const char *name)
 {
     struct wa_ctx *ctx = r->ctx;
     size_t count = 0;
     char err[512];
+    int64_t from, to;
     int exists;
 
-    pthread_mutex_lock(&ctx->policy_mu);
+    if (store_change_begin(st, -1, err, sizeof(err)) != PX_OK)
+        return wa_reply_error(r, 500, NULL, "%s", err);
     exists = account_exists(st, kind, name, &count);
-    if (exists <= 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return exists < 0 ? wa_reply_error(r, 500, NULL, "cannot read the accounts")
-                          : wa_reply_error(r, 404, NULL, "no %s %s",
-                                           kind == STORE_ADMIN ? "admin" : "user", name);
-    }
-    if (kind == STORE_ADMIN && count <= 1) {
-        pthread_mutex_unlock(&ctx->policy_mu);
+    if (exists <= 0 || (kind == STORE_ADMIN && count <= 1)) {
+        store_change_rollback(st);
+        if (exists < 0)
+            return wa_reply_error(r, 500, NULL, "cannot read the accounts");
+        if (!exists)
+            return wa_reply_error(r, 404, NULL, "no %s %s", kind == STORE_ADMIN ? "admin" : "user",
+                                  name);
         return wa_reply_error(r, 409, NULL, "%s is the last admin", name);
     }
+    from = store_policy_version(st);
     if (store_account_delete(st, kind, name, r->actor, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
+        store_change_rollback(st);
         return wa_reply_error(r, 500, NULL, "%s", err);
     }
-    /* The compiled set holds no user table, so a refusal here is not about this user and a
-     * deleted password hash could not be restored anyway: report it, undo nothing. */
-    if (kind == STORE_PROXY_USER && wa_change_hook(ctx, err, sizeof(err)) < 0) {
-        pthread_mutex_unlock(&ctx->policy_mu);
-        return wa_reply_error(r, 500, NULL, "user deleted, but the proxy did not reload: %s", err);
-    }
-    pthread_mutex_unlock(&ctx->policy_mu);
+    if (store_change_commit(st, &to, err, sizeof(err)) != PX_OK)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    if (kind == STORE_PROXY_USER)
+        users_changed(ctx, from, to);
     if (kind == STORE_ADMIN)
         wa_auth_sessions_drop(ctx->auth, name);
     if (kind == STORE_ADMIN && strcmp(name, WA_FIRST_ADMIN) == 0)

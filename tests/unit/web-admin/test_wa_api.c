@@ -3,8 +3,8 @@
  *
  * The server runs in the parent (an unchecked fixture per test case); each test is a
  * forked child that talks to it, so the tests share one database: each uses its own
- * domains and names. The policy hook compiles the store's rules and lists into an acl_live
- * exactly as proxyd would, so compile errors and undo are real.
+ * domains and names. The policy hooks compile and publish into an acl_live exactly as proxyd
+ * does, so compile errors are real.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -43,7 +43,7 @@ static const char *const admin_hosts[] = {"Admin.Test.", "pac.example, wpad.lan"
 /* The first delay is a minute, so no test depends on how fast requests follow each other. */
 static const struct store_throttle_opts login_throttle = {.delay_ms = 60000};
 
-/* The hook proxyd would install: rebuild the set from the store and publish it. */
+/* The store's policy compiled as proxyd compiles it (the first set, and reloads). */
 static struct acl_set *compile_from_store(const char *path, char *err, size_t errlen)
 {
     struct store *st = store_open(path, err, errlen);
@@ -92,7 +92,34 @@ out:
     return set;
 }
 
-static int hook_policy_changed(void *arg, char *err, size_t errlen)
+/* The hooks proxyd installs: compile the would-be policy, let the admin server commit it, then
+ * publish; recompile the store's policy on reload. */
+static int hook_policy_apply(void *arg, const struct acl_config *cand,
+                             int (*commit)(void *commit_arg, int64_t *version, char *err,
+                                           size_t errlen),
+                             void *commit_arg, char *err, size_t errlen)
+{
+    struct acl_error aerr;
+    struct acl_set *set;
+    int64_t version;
+    int rc;
+
+    (void)arg;
+    memset(&aerr, 0, sizeof(aerr));
+    set = acl_set_compile(cand, &aerr);
+    if (!set) {
+        snprintf(err, errlen, "%s", aerr.msg);
+        return PX_ERR;
+    }
+    rc = commit(commit_arg, &version, err, errlen);
+    if (rc == PX_OK)
+        acl_live_publish(live, set);
+    else
+        acl_set_free(set);
+    return rc;
+}
+
+static int hook_policy_reload(void *arg, char *err, size_t errlen)
 {
     struct acl_set *set = compile_from_store(arg, err, errlen);
 
@@ -149,7 +176,8 @@ static void server_up(void)
     o.login_throttle = &login_throttle;
     o.hosts = admin_hosts;
     o.nhosts = sizeof(admin_hosts) / sizeof(admin_hosts[0]);
-    o.policy_changed = hook_policy_changed;
+    o.policy_apply = hook_policy_apply;
+    o.policy_reload = hook_policy_reload;
     o.proxy_stats = hook_proxy_stats;
     o.hook_arg = tmp.db;
     srv = wa_start(&o, &first_run, err, sizeof(err));
@@ -728,6 +756,117 @@ START_TEST(test_rule_naming_missing_list_is_400_and_undone)
     ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "deny domain undo-edit.test");
     json_decref(j);
     json_decref(api("DELETE", path, NULL, 200));
+}
+END_TEST
+
+/* The store's policy version and how many audit rows it holds. */
+static void store_marks(int64_t *version, size_t *audits)
+{
+    char err[256];
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    struct store_audit *rows;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    *version = store_policy_version(st);
+    ck_assert_int_eq(store_audit_list(st, 0, 100000, &rows, audits, err, sizeof(err)), 0);
+    free(rows);
+    store_close(st);
+}
+
+/* The rule that decides url in the set in force, and that set's generation. */
+static int deciding_rule(const char *url, json_int_t *generation)
+{
+    char body[256];
+    json_t *j;
+    int id;
+
+    snprintf(body, sizeof(body), "{\"url\":\"%s\"}", url);
+    j = api("POST", "/api/test", body, 200);
+    id = (int)jint(j, "rule_id");
+    *generation = jint(j, "generation");
+    json_decref(j);
+    return id;
+}
+
+/* A change whose result does not compile is refused before anything is stored: the store's
+ * policy version and audit log stay as they were, the rule set in force stays (same
+ * generation, same decision), and the error names the rule and the reason. */
+START_TEST(test_change_that_does_not_compile_never_reaches_the_store)
+{
+    static const struct {
+        const char *method, *path; /* the rule kept in force's id follows when names_kept */
+        const char *body;
+        long status;
+        const char *field;
+        bool names_kept; /* the error names that rule; else a new one (a higher id) */
+    } cases[] = {
+        {"POST", "/api/rules", "{\"text\":\"deny list nc-missing\"}", 400, "text", false},
+        {"POST", "/api/rules", "{\"text\":\"allow list nc-missing\",\"before\":-1}", 400, "text",
+         false},
+        {"PATCH", "/api/rules/", "{\"text\":\"deny list nc-missing\"}", 400, "text", true},
+        {"PUT", "/api/policy", "deny domain nc-other.test\ndeny list nc-missing\n", 400, "policy",
+         false},
+        {"DELETE", "/api/lists/nc-used", NULL, 409, NULL, false},
+    };
+    int kept = add_rule("deny domain nc-kept.test", -1), list_rule, named;
+    int64_t version, v;
+    size_t audits, a;
+    json_int_t gen, g;
+    char path[64], rule_path[64], want[64];
+
+    json_decref(api("PUT", "/api/lists/nc-used", "nc-listed.test\n", 200));
+    list_rule = add_rule("deny list nc-used", 0);
+    store_marks(&version, &audits);
+    ck_assert_int_eq(deciding_rule("http://nc-kept.test/", &gen), kept);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j;
+        const char *e;
+
+        if (cases[i].names_kept)
+            snprintf(path, sizeof(path), "%s%d", cases[i].path, kept);
+        else
+            snprintf(path, sizeof(path), "%s", cases[i].path);
+        j = api(cases[i].method, path, cases[i].body, cases[i].status);
+        e = jstr(j, "error");
+        if (cases[i].field)
+            ck_assert_str_eq(jstr(j, "field"), cases[i].field);
+        /* "rule 12: list: no list named 'nc-missing'" */
+        ck_assert_msg(sscanf(e, "rule %d: ", &named) == 1, "%s", e);
+        ck_assert_msg(strstr(e, i < 4 ? "no list named 'nc-missing'" : "no list named 'nc-used'"),
+                      "%s", e);
+        if (i == 4)
+            ck_assert_int_eq(named, list_rule);
+        else if (cases[i].names_kept)
+            ck_assert_int_eq(named, kept);
+        else
+            ck_assert_int_gt(named, list_rule);
+        json_decref(j);
+
+        store_marks(&v, &a);
+        ck_assert_msg(v == version, "%s %s: policy version %lld, was %lld", cases[i].method, path,
+                      (long long)v, (long long)version);
+        ck_assert_msg(a == audits, "%s %s: %zu audit rows, were %zu", cases[i].method, path, a,
+                      audits);
+        ck_assert_int_eq(deciding_rule("http://nc-kept.test/", &g), kept);
+        ck_assert_int_eq(g, gen);
+    }
+    snprintf(rule_path, sizeof(rule_path), "/api/rules/%d", kept);
+    json_t *j = api("GET", rule_path, NULL, 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "deny domain nc-kept.test");
+    json_decref(j);
+    ck_assert_int_eq(rule_count_of("nc-missing"), 0);
+    ck_assert_int_eq(deciding_rule("http://nc-listed.test/", &g), list_rule);
+
+    /* A proxy user is no policy the rule set is made of: stored, never compiled. */
+    json_decref(api("PUT", "/api/users/nc-user", "{\"password\":\"pw\"}", 200));
+    json_decref(api("DELETE", "/api/users/nc-user", NULL, 200));
+    ck_assert_int_eq(deciding_rule("http://nc-kept.test/", &g), kept);
+    ck_assert_int_eq(g, gen);
+
+    snprintf(want, sizeof(want), "/api/rules/%d", list_rule);
+    json_decref(api("DELETE", want, NULL, 200));
+    json_decref(api("DELETE", "/api/lists/nc-used", NULL, 200));
+    json_decref(api("DELETE", rule_path, NULL, 200));
 }
 END_TEST
 
@@ -1935,6 +2074,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_rules_crud_move_and_positions);
     tcase_add_test(api_tc, test_bad_rule_is_400_with_acl_message);
     tcase_add_test(api_tc, test_rule_naming_missing_list_is_400_and_undone);
+    tcase_add_test(api_tc, test_change_that_does_not_compile_never_reaches_the_store);
     tcase_add_test(api_tc, test_block_unblock_allow);
     tcase_add_test(api_tc, test_policy_put_get_round_trip);
     tcase_add_test(api_tc, test_url_test_names_deciding_rule);
