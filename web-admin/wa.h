@@ -47,19 +47,19 @@ struct wa_proxy_stats {
 };
 
 struct wa_options {
-    const char *listen;      /* "127.0.0.1:8080" or "[::1]:8080" */
+    const char *listen; /* "127.0.0.1:8080" or "[::1]:8080" */
     /* Names the server answers to in the Host header, besides the listen address itself
      * (any IP literal when it listens on 0.0.0.0 or ::) and localhost, 127.0.0.1 and [::1];
      * every other Host gets 421, on every path. Each entry may be a comma list. Copied. */
     const char *const *hosts;
     size_t nhosts;
-    bool allow_remote;       /* permit a non-loopback listen address (no TLS: say so loudly) */
-    const char *data_dir;    /* holds admin.token (mode 0600) */
+    bool allow_remote;    /* permit a non-loopback listen address (no TLS: say so loudly) */
+    const char *data_dir; /* holds admin.token (mode 0600) */
     const char *db_path;
-    const char *static_dir;  /* web-admin/static */
-    const char *pac_proxy;   /* "host:port" handed out by /proxy.pac */
+    const char *static_dir;    /* web-admin/static */
+    const char *pac_proxy;     /* "host:port" handed out by /proxy.pac */
     unsigned max_request_line; /* the proxy's request-line limit (/api/test); 0 = 8192 */
-    struct acl_live *acl;    /* borrowed: rule set in force, for /api/test */
+    struct acl_live *acl;      /* borrowed: rule set in force, for /api/test */
     /* Admin login throttle; NULL = 5 failures of an account or an address, then delays
      * from 1 s doubling to 5 minutes (store_throttle's defaults). Copied at start. */
     const struct store_throttle_opts *login_throttle;
