@@ -125,7 +125,7 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
     if (r->has_users) {
         if (!req->user)
             needs_user = true;
-        else if (!acl_names_contains(&r->cond_users, req->user, strlen(req->user)))
+        else if (!acl_names_contains(&r->cond_users, req->user, strlen(req->user), false))
             return FIRE_NO;
     }
     if (!match_known) {
@@ -160,10 +160,12 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
             if (!req->user)
                 needs_user = ok = true;
             else
-                ok = acl_names_contains(&r->names, req->user, strlen(req->user));
+                ok = acl_names_contains(&r->names, req->user, strlen(req->user), false);
             break;
         case ACL_MATCH_METHOD:
-            ok = req->method && acl_names_contains(&r->names, req->method, req->method_len);
+            /* Methods are case-sensitive on the wire, but origins often fold them ("delete"
+             * acts as DELETE): a method rule matches every spelling of its names. */
+            ok = req->method && acl_names_contains(&r->names, req->method, req->method_len, true);
             break;
         case ACL_MATCH_PORT:
             ok = port_in(r, req->port);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const action_names[ACL_ACTION_COUNT] = {"allow", "deny", "auth"};
 
@@ -184,12 +185,12 @@ fail:
     return -1;
 }
 
-bool acl_names_contains(const struct acl_names *n, const char *name, size_t len)
+bool acl_names_contains(const struct acl_names *n, const char *name, size_t len, bool fold_case)
 {
     const char *p = n->buf;
     for (uint32_t i = 0; i < n->count; i++) {
         size_t l = strlen(p);
-        if (l == len && memcmp(p, name, len) == 0)
+        if (l == len && (fold_case ? strncasecmp(p, name, len) : memcmp(p, name, len)) == 0)
             return true;
         p += l + 1;
     }

@@ -115,6 +115,7 @@ bool acl_schedule_active(const struct acl_schedule *s, const struct acl_clock *c
 
 /* ---- Name lists ---- */
 
-bool acl_names_contains(const struct acl_names *n, const char *name, size_t len);
+/* Whether name[0..len) is one of n's names; fold_case compares ASCII letters without case. */
+bool acl_names_contains(const struct acl_names *n, const char *name, size_t len, bool fold_case);
 
 #endif

@@ -55,6 +55,41 @@ int acl_url_begin(char *buf, size_t cap, const char *scheme, const struct acl_ho
     return (int)pos;
 }
 
+/* Resolves the path's dot segments (RFC 3986 5.2.4) and collapses empty segments, in place,
+ * in path[0..len) which starts with '/' and ends before any query. Origins resolve "/a/../b",
+ * "/./b" and "//b" to "/b", so a rule written for "/b" must see "/b" too. Returns the new
+ * length (never longer). */
+static size_t remove_dot_segments(char *path, size_t len)
+{
+    size_t out = 0; /* path[0..out) is the resolved prefix, "" or "/seg/seg" */
+    size_t i = 0;
+    bool dir = false; /* the resolved path names a directory: ends with "/" */
+    while (i < len) {
+        size_t start = ++i; /* skip the '/' */
+        while (i < len && path[i] != '/')
+            i++;
+        size_t seg = i - start;
+        bool last = i == len;
+        if (seg == 0 || (seg == 1 && path[start] == '.')) {
+            dir = last || dir;
+            continue;
+        }
+        if (seg == 2 && path[start] == '.' && path[start + 1] == '.') {
+            while (out > 0 && path[--out] != '/')
+                ;
+            dir = true;
+            continue;
+        }
+        path[out++] = '/';
+        memmove(path + out, path + start, seg);
+        out += seg;
+        dir = false;
+    }
+    if (out == 0 || dir)
+        path[out++] = '/';
+    return out;
+}
+
 int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char *path,
                    size_t path_len)
 {
@@ -73,6 +108,7 @@ int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char 
         while (n > 0)
             buf[pos++] = digits[--n];
     }
+    size_t path_begin = pos;
     if (path_len == 0) {
         buf[pos++] = '/';
     } else {
@@ -94,6 +130,16 @@ int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char 
             }
             buf[pos++] = (char)c;
         }
+    }
+    /* Only the path holds segments: resolve up to the query or fragment. An origin-form
+     * path starts with '/'; anything else (an asterisk-form "*") is left as it is. */
+    if (buf[path_begin] == '/') {
+        size_t end = path_begin;
+        while (end < pos && buf[end] != '?' && buf[end] != '#')
+            end++;
+        size_t kept = remove_dot_segments(buf + path_begin, end - path_begin);
+        memmove(buf + path_begin + kept, buf + end, pos - end);
+        pos -= (end - path_begin) - kept;
     }
     buf[pos] = '\0';
     return (int)pos;

@@ -191,7 +191,7 @@ enum MHD_Result wa_policy_test(struct wa_req *r)
     struct acl_live *live = r->ctx->opts->acl;
     json_t *body, *o, *jrule = NULL;
     const char *url, *client, *user, *method;
-    struct test_url u;
+    struct test_url u = {0}; /* freed on every path, also when url is missing */
     struct sockaddr_storage ss;
     struct acl_request req;
     struct acl_decision dec;

@@ -1071,6 +1071,16 @@ START_TEST(test_url_test_judges_the_whole_url_up_to_the_request_line_limit)
 END_TEST
 
 /* /api/test reads the URL's host as proxyd's parser does: one canonical form, or a 400. */
+/* A url that is missing or not a string is a 400, never a crash of the whole proxyd. */
+START_TEST(test_url_test_without_a_string_url_is_400)
+{
+    static const char *const bodies[] = {"{}", "{\"url\":5}", "{\"url\":null}",
+                                         "{\"url\":[\"http://a.test/\"]}"};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        json_decref(api("POST", "/api/test", bodies[i], 400));
+}
+END_TEST
+
 START_TEST(test_url_test_uses_the_canonical_host)
 {
     static const struct {
@@ -2080,6 +2090,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_url_test_names_deciding_rule);
     tcase_add_test(api_tc, test_url_test_judges_the_whole_url_up_to_the_request_line_limit);
     tcase_add_test(api_tc, test_url_test_uses_the_canonical_host);
+    tcase_add_test(api_tc, test_url_test_without_a_string_url_is_400);
     tcase_add_test(api_tc, test_policy_not_utf8_is_refused_naming_line_and_old_policy_stays);
     tcase_add_test(api_tc, test_stored_rule_not_utf8_is_listed_escaped);
     tcase_add_test(api_tc, test_url_test_reason_cut_inside_a_character_is_json);
