@@ -431,14 +431,15 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
     log_info("settings reloaded");
 }
 
-int main(int argc, char **argv)
-{
-    static struct proxyd p;
-    char err[1024] = "";
-    p.started_ms = clock_wall_ms();
+/* ---- start-up, in order ---- */
 
-    config_defaults(&p.cfg);
-    switch (config_from_args(&p.cfg, argc, argv, err, sizeof(err))) {
+/* The settings. Returns -1 to run, else the exit status (--help, --version, a usage error). */
+static int settings_load(struct proxyd *p, int argc, char **argv)
+{
+    char err[1024] = "";
+
+    config_defaults(&p->cfg);
+    switch (config_from_args(&p->cfg, argc, argv, err, sizeof(err))) {
     case CONFIG_EXIT_HELP:
         config_usage(stdout);
         return 0;
@@ -451,224 +452,316 @@ int main(int argc, char **argv)
     case CONFIG_RUN:
         break;
     }
-    log_threshold_set((enum log_level)p.cfg.log_level);
+    log_threshold_set((enum log_level)p->cfg.log_level);
+    return -1;
+}
+
+/* Signals are taken by the main thread alone, with sigtimedwait: blocked before any thread
+ * starts, since threads inherit the mask (else SIGHUP's default kills). */
+static void signals_block(sigset_t *sigs)
+{
     signal(SIGPIPE, SIG_IGN);
-    /* Signals are taken by the main thread alone, with sigtimedwait: blocked before any
-     * thread starts, since threads inherit the mask (else SIGHUP's default kills). */
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+/* The data folder and the policy store in it. Returns 0, or -1 once the error is logged. */
+static int data_open(struct proxyd *p)
+{
+    static const char *const db_suffixes[] = {"", "-wal", "-shm"};
+    char err[1024] = "";
+
+    if (make_data_dir(p->cfg.data_dir, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (!p->cfg.db_path) {
+        size_t n = strlen(p->cfg.data_dir) + sizeof("/proxyd.db");
+        p->cfg.db_path = malloc(n);
+        snprintf(p->cfg.db_path, n, "%s/proxyd.db", p->cfg.data_dir);
+    }
+    const struct px_config *cfg = &p->cfg;
+    if (policy_loader_init(&p->policy, cfg->db_path, cfg->allow_clients, err, sizeof(err)) < 0) {
+        log_error("while opening the database: %s", err);
+        return -1;
+    }
+    warn_if_shared(p->cfg.data_dir);
+    for (size_t i = 0; i < sizeof(db_suffixes) / sizeof(db_suffixes[0]); i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s%s", p->cfg.db_path, db_suffixes[i]);
+        warn_if_shared(path);
+    }
+    return 0;
+}
+
+/* The first rule set. The store is the source; --policy makes it equal to a file first.
+ * Returns 0, or -1 once the error is logged. */
+static int policy_start(struct proxyd *p)
+{
+    char err[1024] = "";
+    int64_t version;
+
+    if (p->cfg.policy_file &&
+        policy_import_file(&p->policy, p->cfg.policy_file, err, sizeof(err)) < 0) {
+        log_error("policy not loaded: %s", err);
+        return -1;
+    }
+    struct acl_set *set = policy_compile(&p->policy, &version, err, sizeof(err));
+    if (!set) {
+        log_error("the stored policy does not compile: %s", err);
+        return -1;
+    }
+    p->acl = acl_live_new(set);
+    p->trimmed_gen = acl_live_generation(p->acl);
+    p->policy.live = p->acl;
+    p->policy.version = version;
+    return 0;
+}
+
+/* What the workers share and use: the access-log writer, the password verifiers, the DNS
+ * cache. Returns 0, or -1 once the error is logged. */
+static int services_start(struct proxyd *p)
+{
+    char err[1024] = "";
+
+    if (p->cfg.access_log) {
+        struct store_log_opts lo = {
+            .db_path = p->cfg.db_path,
+            .producers = p->nworkers,
+            .queue_capacity = 65536,
+            .flush_interval_ms = 100,
+            .squid_log_path = p->cfg.squid_log,
+            .retention_days = p->cfg.retention_days,
+            .retention_rows = p->cfg.retention_rows,
+        };
+        p->log = store_log_start(&lo, err, sizeof(err));
+        if (!p->log) {
+            log_error("while starting the access log: %s", err);
+            return -1;
+        }
+    }
+    p->auth = auth_new(p->cfg.db_path, err, sizeof(err));
+    if (!p->auth) {
+        log_error("while starting password checks: %s", err);
+        return -1;
+    }
+    p->dns_cache = dns_cache_new(65536, 30);
+    if (!p->dns_cache) {
+        log_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* struct proxy_shared, read by every worker. Returns 0, or -1 once the error is logged. */
+static int shared_fill(struct proxyd *p, int fd_limit)
+{
+    p->shared.acl = p->acl;
+    p->shared.log = p->log;
+    p->shared.auth = p->auth;
+    p->shared.dns_cache = p->dns_cache;
+    p->shared.dns_servers = (const char *const *)p->cfg.dns_servers;
+    p->shared.ndns_servers = p->cfg.ndns_servers;
+    p->shared.dns_timeout_ms = p->cfg.dns_timeout_ms;
+    pthread_mutex_init(&p->shared.tunables_lock, NULL);
+    tunables_from_config(&p->shared.tunables, &p->cfg);
+    collect_own_addresses(p);
+
+    check_fd_budget(fd_limit, p->nworkers, p->cfg.max_connections);
+    /* Every client holds a descriptor, so the table never needs more places than there are. */
+    uint64_t most = (uint64_t)p->nworkers * p->cfg.max_connections;
+    p->clients = client_limit_new(most < (uint64_t)fd_limit ? (size_t)most : (size_t)fd_limit);
+    if (!p->clients) {
+        log_error("out of memory");
+        return -1;
+    }
+    p->shared.clients = p->clients;
+    p->shared.fd_limit = fd_limit;
+    return 0;
+}
+
+/* The workers, each with its own listeners. Returns 0, or -1 once the error is logged. */
+static int workers_start(struct proxyd *p)
+{
+    char err[1024] = "";
+
+    p->workers = calloc(p->nworkers, sizeof(*p->workers));
+    if (!p->workers) {
+        log_error("out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        if (worker_init(&p->workers[i], i, &p->shared, p->listeners + i * p->cfg.nlisten,
+                        p->cfg.nlisten, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return -1;
+        }
+    }
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (worker_start(&p->workers[i]) < 0) {
+            log_error("cannot start worker %u", i);
+            return -1;
+        }
+    return 0;
+}
+
+/* What /proxy.pac hands out: --pac-proxy, else this machine's name (host, may be "") and
+ * the first listener's port. */
+static void pac_address(const struct proxyd *p, const char *host, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    unsigned port = 3128;
+
+    if (p->cfg.pac_proxy) {
+        snprintf(out, outlen, "%s", p->cfg.pac_proxy);
+        return;
+    }
+    if (addr_parse(p->cfg.listen[0], 0, &ss, &len) == PX_OK)
+        port = addr_port(&ss);
+    snprintf(out, outlen, "%s:%u", host[0] ? host : "127.0.0.1", port);
+}
+
+/* The admin server, unless --admin off. Returns 0, or -1 once the error is logged. */
+static int admin_start(struct proxyd *p)
+{
+    char err[1024] = "", pac[300], host[256] = "";
+    const char *hosts[CONFIG_MAX_ADMIN_HOSTS + 1];
+    size_t nhosts = 0;
+    bool first_run;
+
+    if (strcmp(p->cfg.admin, "off") == 0)
+        return 0;
+    gethostname(host, sizeof(host) - 1);
+    pac_address(p, host, pac, sizeof(pac));
+    /* The Host names the admin server answers to: --admin-host and this machine's own
+     * name (no rebinding page can own it; browsers fetch /proxy.pac by it). */
+    for (size_t i = 0; i < p->cfg.nadmin_hosts; i++)
+        hosts[nhosts++] = p->cfg.admin_hosts[i];
+    if (host[0])
+        hosts[nhosts++] = host;
+    struct wa_options wo = {
+        .listen = p->cfg.admin,
+        .hosts = hosts,
+        .nhosts = nhosts,
+        .max_request_line = p->cfg.max_request_line,
+        .allow_remote = p->cfg.admin_allow_remote,
+        .data_dir = p->cfg.data_dir,
+        .db_path = p->cfg.db_path,
+        .static_dir = p->cfg.static_dir,
+        .pac_proxy = pac,
+        .acl = p->acl,
+        .policy_apply = hook_policy_apply,
+        .policy_reload = hook_policy_reload,
+        .users_changed = hook_users_changed,
+        .proxy_stats = hook_proxy_stats,
+        .hook_arg = p,
+    };
+    p->admin = wa_start(&wo, &first_run, err, sizeof(err));
+    if (!p->admin) {
+        log_error("admin server: %s", err);
+        return -1;
+    }
+    if (first_run)
+        log_info("first run: admin user '%s', its password is in %s/%s (deleted once the "
+                 "password is changed; the first login asks for a new one)",
+                 WA_FIRST_ADMIN, p->cfg.data_dir, WA_FIRST_PASSWORD_FILE);
+    return 0;
+}
+
+/* ---- running and stopping ---- */
+
+/* The main thread's life: signals, the systemd status line and the policy poll, until
+ * SIGTERM or SIGINT. */
+static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char **argv)
+{
+    char err[1024] = "";
+
+    for (;;) {
+        struct timespec wait = {0, POLICY_POLL_MS * 1000000L};
+        int sig = sigtimedwait(sigs, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT)
+            return;
+        if (sig == SIGHUP) {
+            service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
+            reload_config(p, argc, argv);
+            service_notify("READY=1");
+            continue;
+        }
+        notify_tick(p);
+        int rc = policy_reload(&p->policy, false, err, sizeof(err));
+        if (rc != 0)
+            auth_invalidate(p->auth);
+        if (rc > 0)
+            log_info("policy reloaded (generation %llu)",
+                     (unsigned long long)acl_live_generation(p->acl));
+        else if (rc < 0)
+            log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
+        trim_after_policy_change(p);
+    }
+}
+
+/* Everything started, stopped in reverse order. */
+static void shut_down(struct proxyd *p)
+{
+    service_notify("STOPPING=1");
+    log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
+    if (p->admin)
+        wa_stop(p->admin);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        worker_drain(&p->workers[i], DRAIN_GRACE_MS);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        worker_join(&p->workers[i]);
+    /* Verifiers stop before the loops they post to are freed; queries stay cancellable
+     * until auth_free, and posted answers are freed when worker_destroy flushes the loops. */
+    auth_stop(p->auth);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        worker_destroy(&p->workers[i]);
+    auth_free(p->auth);
+    free(p->workers);
+    free(p->listeners);
+    if (p->log) {
+        store_log_stop(p->log);
+        log_info("access log flushed");
+    }
+    dns_cache_free(p->dns_cache);
+    client_limit_free(p->clients);
+    policy_loader_destroy(&p->policy);
+    acl_live_free(p->acl);
+    config_free(&p->cfg);
+    log_info("stopped");
+}
+
+int main(int argc, char **argv)
+{
+    static struct proxyd p;
+    char err[1024] = "";
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    int rc;
+
+    p.started_ms = clock_wall_ms();
+    rc = settings_load(&p, argc, argv);
+    if (rc >= 0)
+        return rc;
+    signals_block(&sigs);
     int fd_limit = raise_fd_limit();
     umask(077);
     if (open_listeners(&p, err, sizeof(err)) < 0 || drop_root(&p, err, sizeof(err)) < 0) {
         log_error("%s", err);
         return 1;
     }
-
-    if (make_data_dir(p.cfg.data_dir, err, sizeof(err)) < 0) {
-        log_error("%s", err);
+    if (data_open(&p) < 0 || policy_start(&p) < 0 || services_start(&p) < 0 ||
+        shared_fill(&p, fd_limit) < 0 || workers_start(&p) < 0 || admin_start(&p) < 0)
         return 1;
-    }
-    if (!p.cfg.db_path) {
-        size_t n = strlen(p.cfg.data_dir) + sizeof("/proxyd.db");
-        p.cfg.db_path = malloc(n);
-        snprintf(p.cfg.db_path, n, "%s/proxyd.db", p.cfg.data_dir);
-    }
-
-    /* Policy: the store is the source; --policy makes it equal to a file first. */
-    if (policy_loader_init(&p.policy, p.cfg.db_path, p.cfg.allow_clients, err, sizeof(err)) < 0) {
-        log_error("while opening the database: %s", err);
-        return 1;
-    }
-    warn_if_shared(p.cfg.data_dir);
-    static const char *const db_suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < sizeof(db_suffixes) / sizeof(db_suffixes[0]); i++) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s%s", p.cfg.db_path, db_suffixes[i]);
-        warn_if_shared(path);
-    }
-    if (p.cfg.policy_file &&
-        policy_import_file(&p.policy, p.cfg.policy_file, err, sizeof(err)) < 0) {
-        log_error("policy not loaded: %s", err);
-        return 1;
-    }
-    int64_t version;
-    struct acl_set *set = policy_compile(&p.policy, &version, err, sizeof(err));
-    if (!set) {
-        log_error("the stored policy does not compile: %s", err);
-        return 1;
-    }
-    p.acl = acl_live_new(set);
-    p.trimmed_gen = acl_live_generation(p.acl);
-    p.policy.live = p.acl;
-    p.policy.version = version;
-
-    if (p.cfg.access_log) {
-        struct store_log_opts lo = {
-            .db_path = p.cfg.db_path,
-            .producers = p.nworkers,
-            .queue_capacity = 65536,
-            .flush_interval_ms = 100,
-            .squid_log_path = p.cfg.squid_log,
-            .retention_days = p.cfg.retention_days,
-            .retention_rows = p.cfg.retention_rows,
-        };
-        p.log = store_log_start(&lo, err, sizeof(err));
-        if (!p.log) {
-            log_error("while starting the access log: %s", err);
-            return 1;
-        }
-    }
-    p.auth = auth_new(p.cfg.db_path, err, sizeof(err));
-    if (!p.auth) {
-        log_error("while starting password checks: %s", err);
-        return 1;
-    }
-    p.dns_cache = dns_cache_new(65536, 30);
-    if (!p.dns_cache) {
-        log_error("out of memory");
-        return 1;
-    }
-
-    p.shared.acl = p.acl;
-    p.shared.log = p.log;
-    p.shared.auth = p.auth;
-    p.shared.dns_cache = p.dns_cache;
-    p.shared.dns_servers = (const char *const *)p.cfg.dns_servers;
-    p.shared.ndns_servers = p.cfg.ndns_servers;
-    p.shared.dns_timeout_ms = p.cfg.dns_timeout_ms;
-    pthread_mutex_init(&p.shared.tunables_lock, NULL);
-    tunables_from_config(&p.shared.tunables, &p.cfg);
-    collect_own_addresses(&p);
-
-    check_fd_budget(fd_limit, p.nworkers, p.cfg.max_connections);
-    /* Every client holds a descriptor, so the table never needs more places than there are. */
-    uint64_t most = (uint64_t)p.nworkers * p.cfg.max_connections;
-    p.clients = client_limit_new(most < (uint64_t)fd_limit ? (size_t)most : (size_t)fd_limit);
-    if (!p.clients) {
-        log_error("out of memory");
-        return 1;
-    }
-    p.shared.clients = p.clients;
-    p.shared.fd_limit = fd_limit;
-    p.workers = calloc(p.nworkers, sizeof(*p.workers));
-    for (unsigned i = 0; i < p.nworkers; i++) {
-        if (worker_init(&p.workers[i], i, &p.shared, p.listeners + i * p.cfg.nlisten, p.cfg.nlisten,
-                        err, sizeof(err)) < 0) {
-            log_error("%s", err);
-            return 1;
-        }
-    }
-    for (unsigned i = 0; i < p.nworkers; i++)
-        if (worker_start(&p.workers[i]) < 0) {
-            log_error("cannot start worker %u", i);
-            return 1;
-        }
-
-    if (strcmp(p.cfg.admin, "off") != 0) {
-        char pac[300];
-        char host[256] = "";
-        gethostname(host, sizeof(host) - 1);
-        if (p.cfg.pac_proxy)
-            snprintf(pac, sizeof(pac), "%s", p.cfg.pac_proxy);
-        else {
-            const char *port = strrchr(p.cfg.listen[0], ':');
-            snprintf(pac, sizeof(pac), "%s:%s", host[0] ? host : "127.0.0.1",
-                     port ? port + 1 : "3128");
-        }
-        /* The Host names the admin server answers to: --admin-host and this machine's own
-         * name (no rebinding page can own it; browsers fetch /proxy.pac by it). */
-        const char *hosts[CONFIG_MAX_ADMIN_HOSTS + 1];
-        size_t nhosts = 0;
-        for (size_t i = 0; i < p.cfg.nadmin_hosts; i++)
-            hosts[nhosts++] = p.cfg.admin_hosts[i];
-        if (host[0])
-            hosts[nhosts++] = host;
-        struct wa_options wo = {
-            .listen = p.cfg.admin,
-            .hosts = hosts,
-            .nhosts = nhosts,
-            .max_request_line = p.cfg.max_request_line,
-            .allow_remote = p.cfg.admin_allow_remote,
-            .data_dir = p.cfg.data_dir,
-            .db_path = p.cfg.db_path,
-            .static_dir = p.cfg.static_dir,
-            .pac_proxy = pac,
-            .acl = p.acl,
-            .policy_apply = hook_policy_apply,
-            .policy_reload = hook_policy_reload,
-            .users_changed = hook_users_changed,
-            .proxy_stats = hook_proxy_stats,
-            .hook_arg = &p,
-        };
-        bool first_run;
-        p.admin = wa_start(&wo, &first_run, err, sizeof(err));
-        if (!p.admin) {
-            log_error("admin server: %s", err);
-            return 1;
-        }
-        if (first_run)
-            log_info("first run: admin user '%s', its password is in %s/%s (deleted once the "
-                     "password is changed; the first login asks for a new one)",
-                     WA_FIRST_ADMIN, p.cfg.data_dir, WA_FIRST_PASSWORD_FILE);
-    }
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         log_info("proxy listening on %s", p.cfg.listen[i]);
     log_info("proxyd %s: %u workers, admin %s, data in %s", PX_VERSION, p.nworkers, p.cfg.admin,
              p.cfg.data_dir);
     notify_status(&p, "READY=1\n");
-
-    for (;;) {
-        struct timespec wait = {0, POLICY_POLL_MS * 1000000L};
-        int sig = sigtimedwait(&sigs, NULL, &wait);
-        if (sig == SIGTERM || sig == SIGINT)
-            break;
-        if (sig == SIGHUP) {
-            service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
-            reload_config(&p, argc, argv);
-            service_notify("READY=1");
-            continue;
-        }
-        notify_tick(&p);
-        int rc = policy_reload(&p.policy, false, err, sizeof(err));
-        if (rc != 0)
-            auth_invalidate(p.auth);
-        if (rc > 0)
-            log_info("policy reloaded (generation %llu)",
-                     (unsigned long long)acl_live_generation(p.acl));
-        else if (rc < 0)
-            log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
-        trim_after_policy_change(&p);
-    }
-
-    service_notify("STOPPING=1");
-    log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
-    if (p.admin)
-        wa_stop(p.admin);
-    for (unsigned i = 0; i < p.nworkers; i++)
-        worker_drain(&p.workers[i], DRAIN_GRACE_MS);
-    for (unsigned i = 0; i < p.nworkers; i++)
-        worker_join(&p.workers[i]);
-    /* Verifiers stop before the loops they post to are freed; queries stay cancellable
-     * until auth_free, and posted answers are freed when worker_destroy flushes the loops. */
-    auth_stop(p.auth);
-    for (unsigned i = 0; i < p.nworkers; i++)
-        worker_destroy(&p.workers[i]);
-    auth_free(p.auth);
-    free(p.workers);
-    free(p.listeners);
-    if (p.log) {
-        store_log_stop(p.log);
-        log_info("access log flushed");
-    }
-    dns_cache_free(p.dns_cache);
-    client_limit_free(p.clients);
-    policy_loader_destroy(&p.policy);
-    acl_live_free(p.acl);
-    config_free(&p.cfg);
-    log_info("stopped");
+    signals_run(&p, &sigs, argc, argv);
+    shut_down(&p);
     return 0;
 }
