@@ -137,14 +137,74 @@ static bool parse_u64(const char *v, uint64_t max, uint64_t *out)
     return true;
 }
 
+static const struct opt *opt_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* OPT_UINT, OPT_MS and OPT_INT64 into base. 0, or -1 with err filled. */
+static int set_number(void *base, const struct opt *o, const char *value, const char *where,
+                      char *err, size_t errlen)
+{
+    uint64_t u;
+    switch (o->kind) {
+    case OPT_UINT:
+        if (!parse_u64(value, o->max, &u)) {
+            snprintf(err, errlen, "%s%s: expected a number up to %zu, got '%s'", where, o->name,
+                     o->max, value);
+            return -1;
+        }
+        *(unsigned *)base = (unsigned)u;
+        return 0;
+    case OPT_MS:
+        if (!parse_u64(value, 86400000, &u) || u == 0) {
+            snprintf(err, errlen, "%s%s: expected milliseconds (1..86400000), got '%s'", where,
+                     o->name, value);
+            return -1;
+        }
+        *(int *)base = (int)u;
+        return 0;
+    default: /* OPT_INT64 */
+        if (!parse_u64(value, INT64_MAX, &u)) {
+            snprintf(err, errlen, "%s%s: expected a number, got '%s'", where, o->name, value);
+            return -1;
+        }
+        *(int64_t *)base = (int64_t)u;
+        return 0;
+    }
+}
+
+/* OPT_PORTS: a list of ports separated by commas or spaces, replacing the old one. */
+static int set_ports(struct px_config *cfg, const struct opt *o, const char *value,
+                     const char *where, char *err, size_t errlen)
+{
+    uint16_t *ports = (uint16_t *)((char *)cfg + o->offset);
+    size_t *n = (size_t *)((char *)cfg + o->count_offset);
+    char *copy = strdup(value), *save = NULL;
+    uint64_t u;
+
+    *n = 0;
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!parse_u64(tok, 65535, &u) || u == 0 || *n >= o->max) {
+            snprintf(err, errlen, "%s%s: bad port '%s' (1..65535, at most %zu)", where, o->name,
+                     tok, o->max);
+            free(copy);
+            return -1;
+        }
+        ports[(*n)++] = (uint16_t)u;
+    }
+    free(copy);
+    return 0;
+}
+
 /* Sets one option; value is NULL for a bare boolean flag. "where" prefixes errors. */
 static int config_set(struct px_config *cfg, const char *name, const char *value,
                       const char *where, char *err, size_t errlen)
 {
-    const struct opt *o = NULL;
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-        if (strcmp(opts[i].name, name) == 0)
-            o = &opts[i];
+    const struct opt *o = opt_find(name);
     if (!o) {
         snprintf(err, errlen, "%sunknown option '%s' (see --help)", where, name);
         return -1;
@@ -154,7 +214,6 @@ static int config_set(struct px_config *cfg, const char *name, const char *value
         snprintf(err, errlen, "%s%s needs a value", where, name);
         return -1;
     }
-    uint64_t u;
     switch (o->kind) {
     case OPT_STR:
         free(*(char **)base);
@@ -176,28 +235,9 @@ static int config_set(struct px_config *cfg, const char *name, const char *value
         }
         return 0;
     case OPT_UINT:
-        if (!parse_u64(value, o->max, &u)) {
-            snprintf(err, errlen, "%s%s: expected a number up to %zu, got '%s'", where, name,
-                     o->max, value);
-            return -1;
-        }
-        *(unsigned *)base = (unsigned)u;
-        return 0;
     case OPT_MS:
-        if (!parse_u64(value, 86400000, &u) || u == 0) {
-            snprintf(err, errlen, "%s%s: expected milliseconds (1..86400000), got '%s'", where,
-                     name, value);
-            return -1;
-        }
-        *(int *)base = (int)u;
-        return 0;
     case OPT_INT64:
-        if (!parse_u64(value, INT64_MAX, &u)) {
-            snprintf(err, errlen, "%s%s: expected a number, got '%s'", where, name, value);
-            return -1;
-        }
-        *(int64_t *)base = (int64_t)u;
-        return 0;
+        return set_number(base, o, value, where, err, errlen);
     case OPT_LEVEL: {
         int level = log_level_parse(value);
         if (level < 0) {
@@ -208,22 +248,8 @@ static int config_set(struct px_config *cfg, const char *name, const char *value
         *(int *)base = level;
         return 0;
     }
-    case OPT_PORTS: {
-        size_t *n = (size_t *)((char *)cfg + o->count_offset);
-        *n = 0;
-        char *copy = strdup(value), *save = NULL;
-        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-            if (!parse_u64(tok, 65535, &u) || u == 0 || *n >= o->max) {
-                snprintf(err, errlen, "%s%s: bad port '%s' (1..65535, at most %zu)", where, name,
-                         tok, o->max);
-                free(copy);
-                return -1;
-            }
-            ((uint16_t *)base)[(*n)++] = (uint16_t)u;
-        }
-        free(copy);
-        return 0;
-    }
+    case OPT_PORTS:
+        return set_ports(cfg, o, value, where, err, errlen);
     }
     return -1;
 }
@@ -282,10 +308,8 @@ static const char *flag_value(const char *name, int argc, char **argv, int *i)
     char *eq = strchr(argv[*i], '=');
     if (eq)
         return eq + 1;
-    bool is_bool = false;
-    for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
-        if (strcmp(opts[k].name, name) == 0 && opts[k].kind == OPT_BOOL)
-            is_bool = true;
+    const struct opt *o = opt_find(name);
+    bool is_bool = o && o->kind == OPT_BOOL;
     bool dummy;
     if (is_bool && !(*i + 1 < argc && parse_bool(argv[*i + 1], &dummy)))
         return NULL;
