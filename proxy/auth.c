@@ -579,6 +579,57 @@ void auth_invalidate(struct auth *a)
     pthread_mutex_unlock(&a->lock);
 }
 
+/* A new verification of cr, or the one of the same credentials already queued, and a query
+ * waiting for it on loop. Returns AUTH_PENDING with *q set, or AUTH_BUSY (stopping, queue
+ * full, out of memory). Under a->lock. */
+static enum auth_status query_queue(struct auth *a, struct ev_loop *loop,
+                                    const struct credentials *cr, const uint8_t key[KEY_BYTES],
+                                    const char *addr, auth_cb cb, void *arg, struct auth_query **q)
+{
+    struct auth_job *job;
+    struct auth_query *nq = NULL;
+
+    if (a->stopping)
+        goto busy;
+    job = job_find(a, key);
+    if (!job && a->njobs >= a->opts.queue_max)
+        goto busy;
+    nq = calloc(1, sizeof(*nq));
+    if (!nq)
+        goto busy;
+    if (job) {
+        a->counters.coalesced++;
+    } else {
+        job = malloc(sizeof(*job));
+        if (!job)
+            goto busy;
+        link_init(&job->waiters);
+        memcpy(job->key, key, KEY_BYTES);
+        memcpy(job->addr, addr, sizeof(job->addr));
+        job->gen = a->gen;
+        job->running = false;
+        memcpy(job->user, cr->user, sizeof(job->user));
+        memcpy(job->password, cr->password, sizeof(job->password));
+        link_add_tail(&a->jobs, &job->link);
+        a->njobs++;
+        pthread_cond_signal(&a->cond);
+    }
+    nq->a = a;
+    nq->loop = loop;
+    nq->cb = cb;
+    nq->arg = arg;
+    nq->job = job;
+    nq->state = QUERY_WAITING;
+    link_add_tail(&job->waiters, &nq->link);
+    a->counters.queued++;
+    *q = nq;
+    return AUTH_PENDING;
+busy:
+    free(nq);
+    a->counters.busy++;
+    return AUTH_BUSY;
+}
+
 enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct sockaddr *client,
                             const char *value, size_t len, char user_out[AUTH_USER_MAX], auth_cb cb,
                             void *arg, struct auth_query **q)
@@ -587,8 +638,6 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct s
     uint8_t key[KEY_BYTES];
     char addr[INET6_ADDRSTRLEN];
     const struct cache_entry *e;
-    struct auth_job *job;
-    struct auth_query *nq;
     enum auth_status st;
     int64_t now;
 
@@ -624,47 +673,7 @@ enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct s
         st = AUTH_DENIED;
         goto unlock;
     }
-    if (a->stopping)
-        goto busy;
-    job = job_find(a, key);
-    if (!job && a->njobs >= a->opts.queue_max)
-        goto busy;
-    nq = calloc(1, sizeof(*nq));
-    if (!nq)
-        goto busy;
-    if (job) {
-        a->counters.coalesced++;
-    } else {
-        job = malloc(sizeof(*job));
-        if (!job) {
-            free(nq);
-            goto busy;
-        }
-        link_init(&job->waiters);
-        memcpy(job->key, key, KEY_BYTES);
-        memcpy(job->addr, addr, sizeof(job->addr));
-        job->gen = a->gen;
-        job->running = false;
-        memcpy(job->user, cr.user, sizeof(job->user));
-        memcpy(job->password, cr.password, sizeof(job->password));
-        link_add_tail(&a->jobs, &job->link);
-        a->njobs++;
-        pthread_cond_signal(&a->cond);
-    }
-    nq->a = a;
-    nq->loop = loop;
-    nq->cb = cb;
-    nq->arg = arg;
-    nq->job = job;
-    nq->state = QUERY_WAITING;
-    link_add_tail(&job->waiters, &nq->link);
-    a->counters.queued++;
-    *q = nq;
-    st = AUTH_PENDING;
-    goto unlock;
-busy:
-    a->counters.busy++;
-    st = AUTH_BUSY;
+    st = query_queue(a, loop, &cr, key, addr, cb, arg, q);
 unlock:
     pthread_mutex_unlock(&a->lock);
 out:
