@@ -357,26 +357,89 @@ static enum hdr_kind hdr_kind_of(struct h1_slice name)
     }
 }
 
+/* The Transfer-Encoding lines so far, read as one list of codings in order. */
+struct te_state {
+    bool chunked_seen, chunked_last, unknown_coding;
+};
+
+/* One Connection header's options into hi. Returns NULL, or what is wrong. */
+static const char *connection_scan(struct h1_slice v, struct head_info *hi)
+{
+    const char *p = v.p, *end = v.p + v.len;
+    struct h1_slice tok;
+
+    while (list_next(&p, end, &tok)) {
+        if (!is_token(tok))
+            return "invalid Connection header";
+        if (EQ_CI(tok, "close"))
+            hi->conn_close = true;
+        else if (EQ_CI(tok, "keep-alive"))
+            hi->conn_keep_alive = true;
+        else if (EQ_CI(tok, "upgrade"))
+            hi->conn_upgrade = true;
+    }
+    return NULL;
+}
+
+/* One Transfer-Encoding header's codings into te. Returns NULL, or what is wrong. */
+static const char *transfer_encoding_scan(struct h1_slice v, struct te_state *te)
+{
+    const char *p = v.p, *end = v.p + v.len;
+    struct h1_slice tok;
+
+    while (list_next(&p, end, &tok)) {
+        if (!is_token(tok))
+            return "invalid Transfer-Encoding";
+        if (EQ_CI(tok, "chunked")) {
+            if (te->chunked_seen)
+                return "chunked applied more than once";
+            te->chunked_seen = te->chunked_last = true;
+        } else {
+            te->chunked_last = false;
+            te->unknown_coding = true;
+        }
+    }
+    return NULL;
+}
+
+/* Whether the framing headers, all seen, can be read only one way. Returns NULL, or what is
+ * wrong with *status_hint set. */
+static const char *framing_judge(const struct head_info *hi, const struct te_state *te,
+                                 int *status_hint)
+{
+    if (hi->proxy_auths > 1)
+        return "multiple Proxy-Authorization headers";
+    if (hi->content_lengths > 1)
+        return "duplicate Content-Length";
+    if (!hi->te_seen)
+        return NULL;
+    if (hi->content_lengths)
+        return "Content-Length with Transfer-Encoding";
+    if (te->chunked_seen && !te->chunked_last)
+        return "chunked is not the final transfer coding";
+    if (te->unknown_coding) {
+        *status_hint = 501;
+        return "unsupported transfer coding";
+    }
+    if (!te->chunked_seen)
+        return "empty Transfer-Encoding";
+    return NULL;
+}
+
 /* Semantic pass shared by requests and responses. Returns NULL or the reason the head
  * is malformed (*status_hint set to 501 for an unknown transfer coding). */
 static const char *head_info_collect(const struct h1_header *hdrs, size_t n, struct head_info *hi,
                                      int *status_hint)
 {
-    struct h1_slice tok;
-    const char *p;
+    struct te_state te = {false, false, false};
+    const char *why = NULL;
 
     memset(hi, 0, sizeof(*hi));
     hi->content_length_idx = hi->te_idx = hi->expect_idx = -1;
     hi->upgrade_idx = hi->proxy_auth_idx = hi->host_idx = -1;
     *status_hint = 400;
 
-    /* Transfer codings across all Transfer-Encoding lines, in order. */
-    bool chunked_seen = false, chunked_last = false, unknown_coding = false;
-
-    for (size_t i = 0; i < n; i++) {
-        const struct h1_slice v = hdrs[i].value;
-        const char *end = v.p + v.len;
-
+    for (size_t i = 0; i < n && !why; i++) {
         switch (hdr_kind_of(hdrs[i].name)) {
         case HDR_HOST:
             hi->hosts++;
@@ -397,57 +460,18 @@ static const char *head_info_collect(const struct h1_header *hdrs, size_t n, str
             hi->content_length_idx = (int)i;
             break;
         case HDR_CONNECTION:
-            p = v.p;
-            while (list_next(&p, end, &tok)) {
-                if (!is_token(tok))
-                    return "invalid Connection header";
-                if (EQ_CI(tok, "close"))
-                    hi->conn_close = true;
-                else if (EQ_CI(tok, "keep-alive"))
-                    hi->conn_keep_alive = true;
-                else if (EQ_CI(tok, "upgrade"))
-                    hi->conn_upgrade = true;
-            }
+            why = connection_scan(hdrs[i].value, hi);
             break;
         case HDR_TRANSFER_ENCODING:
             hi->te_seen = true;
             hi->te_idx = (int)i;
-            p = v.p;
-            while (list_next(&p, end, &tok)) {
-                if (!is_token(tok))
-                    return "invalid Transfer-Encoding";
-                if (EQ_CI(tok, "chunked")) {
-                    if (chunked_seen)
-                        return "chunked applied more than once";
-                    chunked_seen = chunked_last = true;
-                } else {
-                    chunked_last = false;
-                    unknown_coding = true;
-                }
-            }
+            why = transfer_encoding_scan(hdrs[i].value, &te);
             break;
         default:
             break;
         }
     }
-
-    if (hi->proxy_auths > 1)
-        return "multiple Proxy-Authorization headers";
-    if (hi->content_lengths > 1)
-        return "duplicate Content-Length";
-    if (hi->te_seen) {
-        if (hi->content_lengths)
-            return "Content-Length with Transfer-Encoding";
-        if (chunked_seen && !chunked_last)
-            return "chunked is not the final transfer coding";
-        if (unknown_coding) {
-            *status_hint = 501;
-            return "unsupported transfer coding";
-        }
-        if (!chunked_seen)
-            return "empty Transfer-Encoding";
-    }
-    return NULL;
+    return why ? why : framing_judge(hi, &te, status_hint);
 }
 
 /* Content-Length = 1*DIGIT, no sign, no list; values past INT64_MAX are refused so that
@@ -700,30 +724,19 @@ static bool keep_alive_of(const struct head_info *hi, int minor_version)
     return minor_version == 1 ? !hi->conn_close : hi->conn_keep_alive && !hi->conn_close;
 }
 
-int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
-                     struct h1_request *req, struct h1_error *err)
+/* request-line = method SP request-target SP HTTP-version CRLF, from *pp. Sets *line_end
+ * where the version ends once it is complete (else leaves it NULL). */
+static enum scan_rc request_line_scan(const char **pp, const char *end, struct h1_request *req,
+                                      const char **line_end, const char **reason)
 {
-    struct h1_header *hdrs = req->headers;
-    bool head_cut;
-    const char *end = head_window(buf, len, lim, &head_cut);
-    const char *p = buf, *reason = NULL;
+    const char *line = *pp, *p = *pp;
     enum scan_rc rc;
-    int ret;
 
-    memset(req, 0, sizeof(*req));
-    req->headers = hdrs;
-
-    rc = skip_empty_lines(&p, end, &reason);
-    if (rc != SCAN_OK)
-        return syntax_fail(rc, reason, head_cut, false, &request_errs, err);
-
-    /* request-line = method SP request-target SP HTTP-version CRLF */
-    const char *line = p, *line_end = NULL;
     p = scan(p, end, C_TCHAR);
     if (p == end) {
         rc = SCAN_NEED;
     } else if (*p != ' ' || p == line) {
-        reason = bad_byte(*p, "invalid method");
+        *reason = bad_byte(*p, "invalid method");
         rc = SCAN_BAD;
     } else {
         req->method.p = line;
@@ -733,31 +746,29 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
         if (p == end) {
             rc = SCAN_NEED;
         } else if (*p != ' ' || p == target) {
-            reason =
+            *reason =
                 *p == '#' ? "fragment in request-target" : bad_byte(*p, "invalid request-target");
             rc = SCAN_BAD;
         } else {
             req->target.p = target;
             req->target.len = (size_t)(p - target);
             p++;
-            rc = scan_version(&p, end, &req->minor_version, &reason);
+            rc = scan_version(&p, end, &req->minor_version, reason);
             if (rc == SCAN_OK) {
-                line_end = p;
-                rc = scan_crlf(&p, end, "invalid request line", &reason);
+                *line_end = p;
+                rc = scan_crlf(&p, end, "invalid request line", reason);
             }
         }
     }
-    /* The line's length is known once the version is complete; until then, every byte
-     * so far counts. */
-    ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - line), head_cut, lim,
-                           &request_errs, err);
-    if (ret != PX_OK)
-        return ret;
-    ret = fields_scan(&p, end, head_cut, lim, &request_errs, hdrs, &req->num_headers, err);
-    if (ret != PX_OK)
-        return ret;
+    *pp = p;
+    return rc;
+}
 
-    /* The head is complete: now what it means. */
+/* The semantic pass of a complete request head: target, Host, framing, connection. Returns
+ * PX_OK, or PX_ERR with err filled. */
+static int request_meaning(struct h1_request *req, struct h1_error *err)
+{
+    const struct h1_header *hdrs = req->headers;
     const char *why = parse_target(req);
     if (why)
         return fail(err, 400, why);
@@ -792,70 +803,96 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
                              hi.upgrade_idx >= 0 && EQ_CI(hdrs[hi.upgrade_idx].value, "websocket");
     if (hi.proxy_auth_idx >= 0)
         req->proxy_authorization = hdrs[hi.proxy_auth_idx].value;
-    return (int)(p - buf);
+    return PX_OK;
 }
 
-int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
-                      bool request_was_head, struct h1_response *resp, struct h1_error *err)
+int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
+                     struct h1_request *req, struct h1_error *err)
 {
-    struct h1_header *hdrs = resp->headers;
+    struct h1_header *hdrs = req->headers;
     bool head_cut;
     const char *end = head_window(buf, len, lim, &head_cut);
-    const char *p = buf, *reason = NULL, *line_end = NULL;
+    const char *p = buf, *reason = NULL;
     enum scan_rc rc;
     int ret;
 
-    memset(resp, 0, sizeof(*resp));
-    resp->headers = hdrs;
+    memset(req, 0, sizeof(*req));
+    req->headers = hdrs;
 
-    /* status-line = HTTP-version SP 3DIGIT [ SP reason-phrase ] CRLF; a missing
-     * "SP reason" is tolerated because old servers send "HTTP/1.1 204\r\n". */
-    rc = scan_version(&p, end, &resp->minor_version, &reason);
-    if (rc == SCAN_OK) {
+    rc = skip_empty_lines(&p, end, &reason);
+    if (rc != SCAN_OK)
+        return syntax_fail(rc, reason, head_cut, false, &request_errs, err);
+
+    const char *line = p, *line_end = NULL;
+    rc = request_line_scan(&p, end, req, &line_end, &reason);
+    /* The line's length is known once the version is complete; until then, every byte
+     * so far counts. */
+    ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - line), head_cut, lim,
+                           &request_errs, err);
+    if (ret != PX_OK)
+        return ret;
+    ret = fields_scan(&p, end, head_cut, lim, &request_errs, hdrs, &req->num_headers, err);
+    if (ret != PX_OK)
+        return ret;
+    /* The head is complete: now what it means. */
+    ret = request_meaning(req, err);
+    return ret != PX_OK ? ret : (int)(p - buf);
+}
+
+/* status-line = HTTP-version SP 3DIGIT [ SP reason-phrase ] CRLF, from *pp; a missing
+ * "SP reason" is tolerated because old servers send "HTTP/1.1 204\r\n". Sets *line_end as
+ * request_line_scan does. */
+static enum scan_rc status_line_scan(const char **pp, const char *end, struct h1_response *resp,
+                                     const char **line_end, const char **reason)
+{
+    const char *p = *pp, *r;
+    int status = 0;
+    enum scan_rc rc = scan_version(&p, end, &resp->minor_version, reason);
+
+    if (rc != SCAN_OK)
+        goto out;
+    if (p == end) {
+        rc = SCAN_NEED;
+        goto out;
+    }
+    if (*p != ' ') {
+        *reason = bad_byte(*p, "invalid status line");
+        rc = SCAN_BAD;
+        goto out;
+    }
+    p++;
+    for (int i = 0; i < 3; i++) {
         if (p == end) {
             rc = SCAN_NEED;
-        } else if (*p != ' ') {
-            reason = bad_byte(*p, "invalid status line");
-            rc = SCAN_BAD;
-        } else {
-            p++;
-            int status = 0;
-            for (int i = 0; i < 3; i++) {
-                if (p == end) {
-                    rc = SCAN_NEED;
-                    break;
-                }
-                if (!IS(*p, C_DIGIT)) {
-                    reason = bad_byte(*p, "invalid status code");
-                    rc = SCAN_BAD;
-                    break;
-                }
-                status = status * 10 + (*p++ - '0');
-            }
-            if (rc == SCAN_OK) {
-                resp->status = status;
-                const char *r = p;
-                if (p < end && *p == ' ') {
-                    r = ++p;
-                    p = scan(p, end, C_FIELD);
-                }
-                resp->reason.p = r;
-                resp->reason.len = (size_t)(p - r);
-                line_end = p;
-                rc = scan_crlf(&p, end, "invalid reason phrase", &reason);
-            }
+            goto out;
         }
+        if (!IS(*p, C_DIGIT)) {
+            *reason = bad_byte(*p, "invalid status code");
+            rc = SCAN_BAD;
+            goto out;
+        }
+        status = status * 10 + (*p++ - '0');
     }
-    ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - buf), head_cut, lim,
-                           &response_errs, err);
-    if (ret != PX_OK)
-        return ret;
-    if (resp->status < 100 || resp->status > 599)
-        return fail(err, 502, "invalid status code");
-    ret = fields_scan(&p, end, head_cut, lim, &response_errs, hdrs, &resp->num_headers, err);
-    if (ret != PX_OK)
-        return ret;
+    resp->status = status;
+    r = p;
+    if (p < end && *p == ' ') {
+        r = ++p;
+        p = scan(p, end, C_FIELD);
+    }
+    resp->reason.p = r;
+    resp->reason.len = (size_t)(p - r);
+    *line_end = p;
+    rc = scan_crlf(&p, end, "invalid reason phrase", reason);
+out:
+    *pp = p;
+    return rc;
+}
 
+/* The semantic pass of a complete response head: framing and connection. Returns PX_OK, or
+ * PX_ERR with err filled (502). */
+static int response_meaning(struct h1_response *resp, bool request_was_head, struct h1_error *err)
+{
+    const struct h1_header *hdrs = resp->headers;
     struct head_info hi;
     int status;
     const char *why = head_info_collect(hdrs, resp->num_headers, &hi, &status);
@@ -884,7 +921,34 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
         resp->keep_alive = false;
     resp->upgrade_websocket = resp->status == 101 && hi.upgrade_idx >= 0 &&
                               EQ_CI(hdrs[hi.upgrade_idx].value, "websocket");
-    return (int)(p - buf);
+    return PX_OK;
+}
+
+int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
+                      bool request_was_head, struct h1_response *resp, struct h1_error *err)
+{
+    struct h1_header *hdrs = resp->headers;
+    bool head_cut;
+    const char *end = head_window(buf, len, lim, &head_cut);
+    const char *p = buf, *reason = NULL, *line_end = NULL;
+    enum scan_rc rc;
+    int ret;
+
+    memset(resp, 0, sizeof(*resp));
+    resp->headers = hdrs;
+
+    rc = status_line_scan(&p, end, resp, &line_end, &reason);
+    ret = start_line_check(rc, reason, (size_t)((line_end ? line_end : p) - buf), head_cut, lim,
+                           &response_errs, err);
+    if (ret != PX_OK)
+        return ret;
+    if (resp->status < 100 || resp->status > 599)
+        return fail(err, 502, "invalid status code");
+    ret = fields_scan(&p, end, head_cut, lim, &response_errs, hdrs, &resp->num_headers, err);
+    if (ret != PX_OK)
+        return ret;
+    ret = response_meaning(resp, request_was_head, err);
+    return ret != PX_OK ? ret : (int)(p - buf);
 }
 
 /* ---- chunked bodies ---- */
@@ -1030,6 +1094,57 @@ static int chunk_trailer_step(int s, char c, const char **reason)
     }
 }
 
+/* Counts one byte of state s against the line and trailer limits. Returns NULL, or which
+ * limit it exceeds. */
+static const char *chunk_budget(struct h1_chunked *st, int s)
+{
+    if (s <= CH_SIZE_LF) {
+        if (++st->line_bytes > CHUNK_LINE_MAX)
+            return "chunk size line too long";
+    } else if (s >= CH_TRAILER_START) {
+        if (++st->line_bytes > CHUNK_LINE_MAX)
+            return "trailer line too long";
+        /* a trailer section carries no data, so remaining counts its bytes */
+        if (++st->remaining > CHUNK_TRAILERS_MAX)
+            return "trailer section too large";
+    }
+    return NULL;
+}
+
+/* The state after byte c in state s (any but CH_DATA), or -1 with *reason set. */
+static int chunk_step(struct h1_chunked *st, int s, char c, const char **reason)
+{
+    if (s < CH_SIZE_LF) {
+        if (IS(c, C_HEX) && s <= CH_SIZE && st->line_bytes > CHUNK_SIZE_DIGITS) {
+            *reason = "chunk size too large";
+            return -1;
+        }
+        return chunk_size_step(s, c, &st->remaining, reason);
+    }
+    if (s == CH_SIZE_LF || s == CH_DATA_LF || s == CH_TRAILER_LF || s == CH_FINAL_LF) {
+        if (c != '\n') {
+            *reason = "bare CR";
+            return -1;
+        }
+        st->line_bytes = 0;
+        if (s == CH_SIZE_LF)
+            return st->remaining ? CH_DATA : CH_TRAILER_START;
+        if (s == CH_DATA_LF)
+            return CH_SIZE_FIRST;
+        if (s == CH_TRAILER_LF)
+            return CH_TRAILER_START;
+        return CH_DONE;
+    }
+    if (s == CH_DATA_CR) {
+        if (c != '\r') {
+            *reason = c == '\n' ? "bare LF" : bad_byte(c, "missing CRLF after chunk data");
+            return -1;
+        }
+        return CH_DATA_LF;
+    }
+    return chunk_trailer_step(s, c, reason);
+}
+
 int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *consumed,
                     struct h1_error *err)
 {
@@ -1042,8 +1157,6 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
                     s == CH_FAILED ? "chunked body already failed" : "invalid chunked state");
     }
     while (p < end && s != CH_DONE) {
-        const char c = *p;
-
         if (s == CH_DATA) {
             /* data is forwarded verbatim and never inspected: skip it in one step */
             size_t avail = (size_t)(end - p);
@@ -1054,56 +1167,10 @@ int h1_chunked_feed(struct h1_chunked *st, const char *buf, size_t len, size_t *
                 s = CH_DATA_CR;
             continue;
         }
-
-        if (s <= CH_SIZE_LF) {
-            if (++st->line_bytes > CHUNK_LINE_MAX) {
-                reason = "chunk size line too long";
-                break;
-            }
-        } else if (s >= CH_TRAILER_START) {
-            if (++st->line_bytes > CHUNK_LINE_MAX) {
-                reason = "trailer line too long";
-                break;
-            }
-            /* a trailer section carries no data, so remaining counts its bytes */
-            if (++st->remaining > CHUNK_TRAILERS_MAX) {
-                reason = "trailer section too large";
-                break;
-            }
-        }
-
-        int next;
-        if (s < CH_SIZE_LF) {
-            if (IS(c, C_HEX) && s <= CH_SIZE && st->line_bytes > CHUNK_SIZE_DIGITS) {
-                reason = "chunk size too large";
-                break;
-            }
-            next = chunk_size_step(s, c, &st->remaining, &reason);
-        } else if (s == CH_SIZE_LF || s == CH_DATA_LF || s == CH_TRAILER_LF || s == CH_FINAL_LF) {
-            if (c != '\n') {
-                reason = "bare CR";
-                break;
-            }
-            st->line_bytes = 0;
-            if (s == CH_SIZE_LF)
-                next = st->remaining ? CH_DATA : CH_TRAILER_START;
-            else if (s == CH_DATA_LF)
-                next = CH_SIZE_FIRST;
-            else if (s == CH_TRAILER_LF)
-                next = CH_TRAILER_START;
-            else
-                next = CH_DONE;
-        } else if (s == CH_DATA_CR) {
-            if (c != '\r') {
-                reason = bad_byte(c, "missing CRLF after chunk data");
-                if (c == '\n')
-                    reason = "bare LF";
-                break;
-            }
-            next = CH_DATA_LF;
-        } else {
-            next = chunk_trailer_step(s, c, &reason);
-        }
+        reason = chunk_budget(st, s);
+        if (reason)
+            break;
+        int next = chunk_step(st, s, *p, &reason);
         if (next < 0)
             break;
         s = next;
