@@ -397,7 +397,12 @@ void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,
     uint8_t addr[16];
     *out = *first;
     out->dest_pending = false;
-    if (!set || !set->has_deny_dest || !acl_addr_from_sockaddr(sa, addr))
+    if (!set) { /* no rule set to ask: deny, as acl_eval does */
+        out->action = ACL_DENY;
+        snprintf(out->reason, sizeof(out->reason), "no policy loaded");
+        return;
+    }
+    if (!set->has_deny_dest || !acl_addr_from_sockaddr(sa, addr))
         return;
     ev.has_client = acl_addr_from_sockaddr(req->client, ev.client);
     for (uint32_t k = 0; k < set->nlinear && set->linear[k] < first->order; k++) {

@@ -233,9 +233,11 @@ int store_admin_must_change(struct store *st, const char *name);
  * last failure, doubling with each further failure up to delay_max_ms; counts are
  * forgotten forget_ms after the last failure. The account's delay does not apply from an
  * address where that account logged in before (within 30 days), so a guesser cannot lock
- * the real user out; the address's delay always applies. A success clears its address's
- * count, never the account's (else a guesser on another address could wait for the real
- * user to log in and start afresh). IPv6 addresses count by their /64.
+ * the real user out; the address's delay always applies. A success clears no count: not the
+ * account's (a guesser on another address could wait for the real user to log in and start
+ * afresh), not the address's (the holder of one valid account could spray other names from
+ * one address, logging in between). Counts fade after forget_ms. IPv6 addresses count by
+ * their /64.
  *
  * Callers check store_throttle_wait_ms() before verifying and refuse the attempt unverified
  * while it is above 0 (the answer must not depend on whether the account exists: the

@@ -239,10 +239,7 @@ void store_throttle_note(struct store_throttle *t, const char *user, const char 
 
     pthread_mutex_lock(&t->mu);
     if (ok) {
-        struct fail_entry *e = fail_find(t, ka);
-
-        if (e)
-            memset(e, 0, sizeof(*e));
+        /* No count is cleared (see store.h): the pair becomes known, and that is all. */
         known_add(t, kk, now_ms);
     } else {
         fail_add(t, ka, now_ms);

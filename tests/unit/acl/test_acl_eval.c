@@ -582,6 +582,9 @@ START_TEST(test_deny_dest_applies_to_resolved_addresses)
     if (c->want_reason)
         ck_assert_msg(strstr(d.reason, c->want_reason), "case %d: reason '%s' lacks '%s'", _i,
                       d.reason, c->want_reason);
+    /* Without a rule set nothing can say the address is fine: deny, as acl_eval does. */
+    acl_eval_dest(NULL, &rb.req, &first, (const struct sockaddr *)&ss, &d);
+    ck_assert_int_eq(d.action, ACL_DENY);
 }
 END_TEST
 
