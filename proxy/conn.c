@@ -27,7 +27,8 @@
 #include "proxy/worker.h"
 
 static const char *const state_names[CONN_STATE_COUNT] = {
-    "idle", "read-head", "auth", "resolve", "connect", "relay", "tunnel", "reply", "linger", "closed",
+    "idle",  "read-head", "auth",  "resolve", "connect",
+    "relay", "tunnel",    "reply", "linger",  "closed",
 };
 
 const char *conn_state_str(enum conn_state s)
@@ -63,7 +64,8 @@ static void pipe_close(struct conn_pipe *p);
 /* Bytes kept free while a head is read, for what its rewrite adds. */
 #define HEAD_RESERVE 1024
 
-#define STAT_ADD(c, field, n) atomic_fetch_add_explicit(&(c)->w->stats.field, (n), memory_order_relaxed)
+#define STAT_ADD(c, field, n)                                                                      \
+    atomic_fetch_add_explicit(&(c)->w->stats.field, (n), memory_order_relaxed)
 
 static int64_t wall_ms(void)
 {
@@ -193,11 +195,21 @@ static size_t html_escape(char *out, size_t cap, const char *s, size_t len)
     for (size_t i = 0; i < len && n + 7 < cap; i++) {
         const char *rep = NULL;
         switch (s[i]) {
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '&': rep = "&amp;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
         }
         if (rep) {
             size_t r = strlen(rep);
@@ -216,17 +228,28 @@ static size_t html_escape(char *out, size_t cap, const char *s, size_t len)
 static const char *status_text(int status)
 {
     switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Error";
     }
 }
 
@@ -261,7 +284,10 @@ static void reply(struct conn *c, int status, const char *detail, bool keep)
                       c->rec.port, c->rec.path);
     else
         rl = snprintf(rawurl, sizeof(rawurl), "(unparsed request)");
-    html_escape(url, sizeof(url), rawurl, rl < 0 ? 0 : (size_t)rl < sizeof(rawurl) ? (size_t)rl : sizeof(rawurl) - 1);
+    html_escape(url, sizeof(url), rawurl,
+                rl < 0                        ? 0
+                : (size_t)rl < sizeof(rawurl) ? (size_t)rl
+                                              : sizeof(rawurl) - 1);
     html_escape(what, sizeof(what), detail, strlen(detail));
     html_escape(contact, sizeof(contact), w->tun.contact, strlen(w->tun.contact));
     time_t now = time(NULL);
@@ -278,17 +304,16 @@ static void reply(struct conn *c, int status, const char *detail, bool keep)
                         "</style></head><body>\n<h1>%d %s</h1>\n<p>%s</p>\n"
                         "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s"
                         "<hr><p><small>proxyd</small></p></body></html>\n",
-                        status, status_text(status), status, status_text(status), what, url,
-                        when, contact[0] ? "<p>Contact: " : "", contact,
-                        contact[0] ? "</p>\n" : "");
+                        status, status_text(status), status, status_text(status), what, url, when,
+                        contact[0] ? "<p>Contact: " : "", contact, contact[0] ? "</p>\n" : "");
     if (blen < 0 || (size_t)blen >= sizeof(w->scratch))
         blen = 0;
     const char *extra = status == 407 ? "Proxy-Authenticate: Basic realm=\"proxyd\"\r\n" : "";
-    int hlen = snprintf(c->down.data, BUF_SIZE,
-                        "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
-                        "Content-Length: %d\r\nCache-Control: no-store\r\n%s%s\r\n",
-                        status, status_text(status), blen, extra,
-                        keep ? "" : "Connection: close\r\n");
+    int hlen =
+        snprintf(c->down.data, BUF_SIZE,
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
+                 "Content-Length: %d\r\nCache-Control: no-store\r\n%s%s\r\n",
+                 status, status_text(status), blen, extra, keep ? "" : "Connection: close\r\n");
     size_t total = (size_t)hlen + (c->request_head ? 0 : (size_t)blen);
     if (hlen < 0 || total > BUF_SIZE) {
         conn_close(c, CLOSE_CLIENT_ERROR);
@@ -619,13 +644,11 @@ static bool addr_is_local(const struct worker *w, const struct sockaddr_storage 
         const struct sockaddr_storage *l = &w->shared->local_addrs[i];
         if (l->ss_family != ss->ss_family)
             continue;
-        if (ss->ss_family == AF_INET &&
-            ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
-                ((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+        if (ss->ss_family == AF_INET && ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
+                                            ((const struct sockaddr_in *)ss)->sin_addr.s_addr)
             return true;
-        if (ss->ss_family == AF_INET6 &&
-            !memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
-                    &((const struct sockaddr_in6 *)ss)->sin6_addr, 16))
+        if (ss->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
+                                                 &((const struct sockaddr_in6 *)ss)->sin6_addr, 16))
             return true;
     }
     return false;
@@ -722,8 +745,7 @@ static bool method_idempotent(const char *method)
  * its own, so that it never fails for a reason the client cannot recover from. */
 static bool may_take_kept_origin(const struct conn *c)
 {
-    return !c->is_connect && !c->retrying &&
-           (c->requests > 1 || method_idempotent(c->rec.method));
+    return !c->is_connect && !c->retrying && (c->requests > 1 || method_idempotent(c->rec.method));
 }
 
 /* Tries the resolved addresses in turn, starting at c->addr_next. */
@@ -775,8 +797,8 @@ static void start_connect(struct conn *c)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                 : sizeof(struct sockaddr_in6);
+        socklen_t len =
+            ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         c->ofd = fd;
         c->origin_addr = *ss;
         c->origin_in_use = true;
@@ -1161,8 +1183,8 @@ static bool relay_response_head(struct conn *c)
     }
     bool keep = c->client_keep_alive && resp.body != H1_BODY_CLOSE &&
                 !atomic_load_explicit(&w->draining, memory_order_relaxed);
-    long len = h1_response_rewrite(&resp, w->tun.via, keep || interim, w->scratch,
-                                   sizeof(w->scratch));
+    long len =
+        h1_response_rewrite(&resp, w->tun.via, keep || interim, w->scratch, sizeof(w->scratch));
     size_t rest = c->down.len - (size_t)n;
     if (len < 0 || (size_t)len + rest > BUF_SIZE) {
         relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a response head too large.");
@@ -1453,8 +1475,8 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
 
 static bool step_tunnel(struct conn *c)
 {
-    int up = tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable, &c->up,
-                              &c->upipe, &c->upf, true);
+    int up = tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable, &c->up, &c->upipe,
+                              &c->upf, true);
     if (up < 0)
         return false;
     int down = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,

@@ -46,11 +46,11 @@ struct conn_pipe {
 /* Framing of one direction of a relayed message. */
 struct conn_flow {
     enum h1_body body;
-    uint64_t remaining;     /* H1_BODY_LENGTH: body bytes not yet framed */
+    uint64_t remaining; /* H1_BODY_LENGTH: body bytes not yet framed */
     struct h1_chunked chunked;
-    size_t ready;           /* bytes at the buffer's head that are framed and may be sent */
-    bool done;              /* whole message framed */
-    bool eof;               /* the reading side reached EOF */
+    size_t ready; /* bytes at the buffer's head that are framed and may be sent */
+    bool done;    /* whole message framed */
+    bool eof;     /* the reading side reached EOF */
 };
 
 struct conn {
@@ -58,10 +58,10 @@ struct conn {
     struct worker *w;         /* borrowed */
     const struct listener *listener; /* borrowed: the one that accepted the connection */
     enum conn_state state;
-    int cfd;                  /* client socket, owned */
-    int ofd;                  /* origin socket, owned, -1 if none */
-    struct buf up;            /* client -> origin */
-    struct buf down;          /* origin -> client */
+    int cfd;         /* client socket, owned */
+    int ofd;         /* origin socket, owned, -1 if none */
+    struct buf up;   /* client -> origin */
+    struct buf down; /* origin -> client */
     struct conn_flow upf, downf;
     int64_t deadline_ms;
     /* Readiness as last reported by edge-triggered epoll; cleared by EAGAIN or a short read. */
@@ -69,11 +69,11 @@ struct conn {
     /* The peer's end of stream (or an error) was reported: its edge is spent, so a short read
      * no longer means "drained", and the socket stays readable until recv says 0. */
     bool c_hup, o_hup;
-    bool origin_in_use;       /* ofd serves the request in flight (else: kept idle, attached) */
-    bool origin_reused;       /* ofd carried an earlier request: the origin may have closed it
-                                 as idle while this one was on its way */
-    bool retrying;            /* the request goes out again, on a connection of its own */
-    unsigned requests;        /* requests begun on this client connection */
+    bool origin_in_use; /* ofd serves the request in flight (else: kept idle, attached) */
+    bool origin_reused; /* ofd carried an earlier request: the origin may have closed it
+                           as idle while this one was on its way */
+    bool retrying;      /* the request goes out again, on a connection of its own */
+    unsigned requests;  /* requests begun on this client connection */
     /* Sending the request again: up.data[0 .. up_sent) holds the bytes of it already sent
      * while up_intact (reading more of its body may overwrite them), and upf_start is its
      * framing as it began. */
@@ -85,34 +85,34 @@ struct conn {
                                  "" when they were wrong (the request goes on anonymous) */
     struct auth_query *authq; /* pending password check, owned by the auth module */
     char auth_user[64];
-    bool down_splice;         /* the response body goes origin -> client through dpipe */
-    struct conn_pipe dpipe;   /* origin -> client */
-    struct conn_pipe upipe;   /* client -> origin (tunnels) */
+    bool down_splice;                    /* the response body goes origin -> client through dpipe */
+    struct conn_pipe dpipe;              /* origin -> client */
+    struct conn_pipe upipe;              /* client -> origin (tunnels) */
     struct sockaddr_storage origin_addr; /* where ofd goes */
-    bool head_sent;           /* response bytes reached the client */
-    bool resp_head_done;      /* the final response head has been parsed */
+    bool head_sent;                      /* response bytes reached the client */
+    bool resp_head_done;                 /* the final response head has been parsed */
     bool client_keep_alive;
     bool origin_keep_alive;
-    bool request_head;        /* HEAD: response has no body */
+    bool request_head; /* HEAD: response has no body */
     bool websocket;
     bool is_connect;
     bool counted_tunnel;
 
     struct sockaddr_storage client_addr;
-    bool client_counted;      /* holds a place in w->shared->clients */
-    struct acl_host host;     /* the target's host, canonical: what the resolver looks up */
-    bool dest_pending;        /* the policy allowed the name but a `deny dest` rule waits for
-                                 its addresses (acl_eval_dest) */
-    uint32_t acl_order;       /* the decision's position in the set of generation acl_gen */
+    bool client_counted;  /* holds a place in w->shared->clients */
+    struct acl_host host; /* the target's host, canonical: what the resolver looks up */
+    bool dest_pending;    /* the policy allowed the name but a `deny dest` rule waits for
+                             its addresses (acl_eval_dest) */
+    uint32_t acl_order;   /* the decision's position in the set of generation acl_gen */
     uint64_t acl_gen;
-    struct dns_query *dnsq;   /* pending lookup, owned by the resolver */
+    struct dns_query *dnsq; /* pending lookup, owned by the resolver */
     struct dns_result addrs;
-    size_t addr_next;         /* next address to try */
-    size_t head_len;          /* bytes at the front of up that are the request's unsent head */
+    size_t addr_next; /* next address to try */
+    size_t head_len;  /* bytes at the front of up that are the request's unsent head */
 
     /* The access record of the request in flight, filled as facts become known. */
     struct store_access rec;
-    int64_t start_ms;         /* monotonic */
+    int64_t start_ms; /* monotonic */
     enum conn_close why;
 };
 
