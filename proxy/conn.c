@@ -6,11 +6,10 @@
  * Every handler runs on the worker's thread. conn_run() is the pump: it advances the
  * current state until the sockets would block, then sets the epoll interest from what the
  * state still needs. Bytes are never interpreted twice: a direction's "ready" count is the
- * framed prefix of its buffer that may be sent as it is. */
+ * framed prefix of its buffer that may be sent as it is. Tunnels and pipes: tunnel.c. */
 #include "proxy/conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -22,6 +21,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "base/clock.h"
+#include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
@@ -49,30 +50,13 @@ const char *conn_close_str(enum conn_close why)
 
 static void on_client(struct ev_loop *loop, int fd, unsigned events, void *arg);
 static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg);
-static void conn_run(struct conn *c);
-static void conn_close(struct conn *c, enum conn_close why);
 static void start_connect(struct conn *c);
-static void pipe_close(struct conn_pipe *p);
 
-/* Bodies at least this long (and tunnels) go through a pipe with splice(2). */
+/* Bodies at least this long go through a pipe with splice(2). */
 #define SPLICE_MIN (64 * 1024)
-#define PIPE_SIZE (1024 * 1024)
 
 /* Idle origin connections a worker keeps attached to their clients. */
 #define WORKER_MAX_ATTACHED 1024
-
-/* Bytes kept free while a head is read, for what its rewrite adds. */
-#define HEAD_RESERVE 1024
-
-#define STAT_ADD(c, field, n)                                                                      \
-    atomic_fetch_add_explicit(&(c)->w->stats.field, (n), memory_order_relaxed)
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void copy_field(char *dst, size_t cap, const char *src, size_t len)
 {
@@ -83,9 +67,59 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
-static void set_deadline(struct conn *c, int ms)
+void conn_set_deadline(struct conn *c, int ms)
 {
     c->deadline_ms = ev_now_ms(c->w->loop) + ms;
+}
+
+/* ---- byte pumps ---- */
+
+ssize_t conn_send(int fd, bool *writable, struct buf *b, size_t *ready)
+{
+    if (!*writable)
+        return PX_AGAIN;
+    size_t want = *ready;
+    ssize_t n = send(fd, buf_head(b), want, MSG_NOSIGNAL);
+    if (n > 0) {
+        buf_consume(b, (size_t)n);
+        *ready -= (size_t)n;
+        if ((size_t)n < want)
+            *writable = false;
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        *writable = false;
+        return PX_AGAIN;
+    }
+    if (n < 0 && errno == EINTR)
+        return PX_AGAIN;
+    return PX_ERR;
+}
+
+ssize_t conn_recv(int fd, bool *readable, bool hup, struct buf *b, size_t reserve)
+{
+    if (!*readable)
+        return PX_AGAIN;
+    size_t room = buf_room(b);
+    if (room <= reserve)
+        return PX_AGAIN;
+    room -= reserve;
+    ssize_t n = recv(fd, buf_tail(b), room, 0);
+    if (n > 0) {
+        b->len += (size_t)n;
+        if ((size_t)n < room && !hup)
+            *readable = false; /* drained: the next edge says when there is more */
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        *readable = false;
+        return PX_AGAIN;
+    }
+    if (errno == EINTR)
+        return PX_AGAIN;
+    return PX_ERR;
 }
 
 /* ---- the access record ---- */
@@ -324,7 +358,7 @@ static void reply(struct conn *c, int status, const char *detail, bool keep)
     c->down.len = total;
     c->client_keep_alive = keep && !atomic_load_explicit(&w->draining, memory_order_relaxed);
     c->state = CONN_REPLY;
-    set_deadline(c, w->tun.header_timeout_ms);
+    conn_set_deadline(c, w->tun.header_timeout_ms);
 }
 
 static void reply_denied(struct conn *c, const char *reason, int rule_id)
@@ -344,7 +378,7 @@ static void reply_denied(struct conn *c, const char *reason, int rule_id)
 static void start_request_record(struct conn *c)
 {
     memset(&c->rec, 0, sizeof(c->rec));
-    c->rec.time_ms = wall_ms();
+    c->rec.time_ms = clock_wall_coarse_ms();
     c->start_ms = ev_now_ms(c->w->loop);
     c->why = CLOSE_NONE;
     const struct sockaddr *sa = (const struct sockaddr *)&c->client_addr;
@@ -367,7 +401,7 @@ static void reset_request(struct conn *c)
     c->resp_head_done = false;
     c->auth_known = false;
     c->down_splice = false;
-    pipe_close(&c->dpipe);
+    tun_pipe_close(&c->dpipe);
     c->addr_next = 0;
     c->addrs.naddrs = 0;
     c->head_len = 0;
@@ -436,7 +470,7 @@ static bool request_user(struct conn *c, const struct h1_request *req, const cha
         return true;
     case AUTH_PENDING:
         c->state = CONN_AUTH;
-        set_deadline(c, w->tun.header_timeout_ms);
+        conn_set_deadline(c, w->tun.header_timeout_ms);
         return false;
     case AUTH_BUSY:
     case AUTH_STATUS_COUNT:
@@ -603,7 +637,7 @@ static bool step_read_head(struct conn *c)
                 c->c_readable = false;
             if (c->state == CONN_IDLE) {
                 c->state = CONN_READ_HEAD;
-                set_deadline(c, w->tun.header_timeout_ms);
+                conn_set_deadline(c, w->tun.header_timeout_ms);
             }
             c->up.len += (size_t)n;
             continue;
@@ -715,16 +749,11 @@ static void origin_connected(struct conn *c)
         c->down.off = 0;
         c->down.len = sizeof(established) - 1;
         c->rec.status = 200;
-        memset(&c->upf, 0, sizeof(c->upf));
-        memset(&c->downf, 0, sizeof(c->downf));
-        c->state = CONN_TUNNEL;
-        c->counted_tunnel = true;
-        STAT_ADD(c, tunnels_active, 1);
-        set_deadline(c, w->tun.tunnel_idle_ms);
+        tun_start(c);
         return;
     }
     c->state = CONN_RELAY;
-    set_deadline(c, w->tun.origin_timeout_ms);
+    conn_set_deadline(c, w->tun.origin_timeout_ms);
 }
 
 /* RFC 9110 9.2.2: methods whose effect is the same when a request is repeated. */
@@ -815,7 +844,7 @@ static void start_connect(struct conn *c)
         }
         if (errno == EINPROGRESS) {
             c->state = CONN_CONNECT;
-            set_deadline(c, w->tun.connect_timeout_ms);
+            conn_set_deadline(c, w->tun.connect_timeout_ms);
             return;
         }
         close_origin(c);
@@ -923,85 +952,6 @@ static void finish_connect(struct conn *c)
     start_connect(c);
 }
 
-/* ---- splicing ---- */
-
-static int pipe_open(struct conn_pipe *p)
-{
-    int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
-        return -1;
-    p->rd = fds[0];
-    p->wr = fds[1];
-    p->bytes = 0;
-    p->open = true;
-    int size = fcntl(p->wr, F_SETPIPE_SZ, PIPE_SIZE);
-    p->cap = size > 0 ? (size_t)size : 65536;
-    return 0;
-}
-
-static void pipe_close(struct conn_pipe *p)
-{
-    if (!p->open)
-        return;
-    close(p->rd);
-    close(p->wr);
-    p->open = false;
-    p->bytes = 0;
-}
-
-/* Moves bytes from -> pipe -> to. Takes at most *limit bytes from `from` (and lowers it),
- * sets *eof when `from` has ended. Returns the bytes delivered to `to`, -1 if reading
- * failed, -2 if writing failed. EAGAIN on the read side only proves the socket empty when
- * the pipe is empty too (a pipe can be full with fewer bytes than its size), so only then
- * is the readable flag cleared. */
-static ssize_t splice_pump(int from, bool *readable, int to, bool *writable, struct conn_pipe *p,
-                           uint64_t *limit, bool *eof)
-{
-    if (!p->open && pipe_open(p) < 0)
-        return -1;
-    ssize_t delivered = 0;
-    for (int round = 0; round < 8; round++) {
-        bool moved = false;
-        if (p->bytes > 0 && *writable) {
-            size_t want = p->bytes;
-            ssize_t n = splice(p->rd, NULL, to, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                p->bytes -= (size_t)n;
-                delivered += n;
-                moved = true;
-                if ((size_t)n < want)
-                    *writable = false;
-            } else if (n < 0 && errno == EAGAIN) {
-                *writable = false;
-            } else if (n < 0 && errno != EINTR) {
-                return -2;
-            }
-        }
-        if (*readable && !*eof && *limit > 0 && p->bytes < p->cap) {
-            size_t want = p->cap - p->bytes;
-            if (want > *limit)
-                want = (size_t)*limit;
-            ssize_t n = splice(from, NULL, p->wr, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                p->bytes += (size_t)n;
-                *limit -= (uint64_t)n;
-                moved = true;
-            } else if (n == 0) {
-                *eof = true;
-                moved = true;
-            } else if (errno == EAGAIN) {
-                if (p->bytes == 0)
-                    *readable = false;
-            } else if (errno != EINTR) {
-                return -1;
-            }
-        }
-        if (!moved)
-            break;
-    }
-    return delivered;
-}
-
 /* ---- relaying ---- */
 
 /* Frames the unframed bytes at the head of b: how many may be sent as they are. Returns
@@ -1036,61 +986,6 @@ static bool flow_frame(struct conn_flow *f, struct buf *b, struct h1_error *err)
         return true;
     }
     return true;
-}
-
-/* Sends up to f->ready bytes of b to fd. Returns bytes sent, 0 if it would block, -1 on
- * error. */
-static ssize_t flow_send(int fd, bool *writable, struct buf *b, size_t *ready)
-{
-    if (!*writable)
-        return 0;
-    size_t want = *ready;
-    ssize_t n = send(fd, buf_head(b), want, MSG_NOSIGNAL);
-    if (n > 0) {
-        buf_consume(b, (size_t)n);
-        *ready -= (size_t)n;
-        if ((size_t)n < want)
-            *writable = false;
-        return n;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        *writable = false;
-        return 0;
-    }
-    if (n < 0 && errno == EINTR)
-        return 0;
-    return -1;
-}
-
-/* Reads from fd into b, leaving reserve bytes free. hup: the peer's end of stream was
- * reported, so a short read leaves the socket readable (the 0 is still to come). Returns bytes
- * read, 0 if it would block, -1 on EOF or error (*eof says which). */
-static ssize_t fill(int fd, bool *readable, bool hup, struct buf *b, size_t reserve, bool *eof)
-{
-    if (!*readable)
-        return 0;
-    size_t room = buf_room(b);
-    if (room <= reserve)
-        return 0;
-    room -= reserve;
-    ssize_t n = recv(fd, buf_tail(b), room, 0);
-    if (n > 0) {
-        b->len += (size_t)n;
-        if ((size_t)n < room && !hup)
-            *readable = false; /* drained: the next edge says when there is more */
-        return n;
-    }
-    if (n == 0) {
-        *eof = true;
-        return -1;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        *readable = false;
-        return 0;
-    }
-    if (errno == EINTR)
-        return 0;
-    return -1;
 }
 
 /* Fails the request in flight: with a page if the client has seen nothing yet, else by
@@ -1201,12 +1096,7 @@ static bool relay_response_head(struct conn *c)
     }
     c->rec.status = (uint16_t)resp.status;
     if (upgrade) {
-        memset(&c->upf, 0, sizeof(c->upf));
-        memset(&c->downf, 0, sizeof(c->downf));
-        c->state = CONN_TUNNEL;
-        c->counted_tunnel = true;
-        STAT_ADD(c, tunnels_active, 1);
-        set_deadline(c, w->tun.tunnel_idle_ms);
+        tun_start(c);
         return true;
     }
     c->client_keep_alive = keep;
@@ -1239,7 +1129,7 @@ static void relay_complete(struct conn *c)
     reset_request(c);
     buf_detach(&w->bufs, &c->down);
     c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
-    set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
+    conn_set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
 }
 
 /* Frames the request bytes buffered so far. Returns false after failing the request (a
@@ -1265,8 +1155,8 @@ static bool step_relay(struct conn *c)
     if (!relay_frame_up(c))
         return true;
     if (c->upf.ready > 0) {
-        n = flow_send(c->ofd, &c->o_writable, &c->up, &c->upf.ready);
-        if (n < 0) {
+        n = conn_send(c->ofd, &c->o_writable, &c->up, &c->upf.ready);
+        if (n == PX_ERR) {
             origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
             return true;
         }
@@ -1283,12 +1173,11 @@ static bool step_relay(struct conn *c)
     if (!c->upf.done && c->upf.ready == 0 && !relay_frame_up(c))
         return true;
     if (!c->upf.done && c->up.len < BUF_SIZE) {
-        bool eof = false;
         if (c->up_sent > 0)
             c->up_intact = false; /* more body may land where the bytes already sent were */
-        n = fill(c->cfd, &c->c_readable, c->c_hup, &c->up, 0, &eof);
-        if (n < 0) {
-            conn_close(c, eof ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
+        n = conn_recv(c->cfd, &c->c_readable, c->c_hup, &c->up, 0);
+        if (n == 0 || n == PX_ERR) {
+            conn_close(c, n == 0 ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
             return false;
         }
         progress |= n > 0;
@@ -1298,11 +1187,11 @@ static bool step_relay(struct conn *c)
     if (c->down_splice) {
         uint64_t limit = c->downf.body == H1_BODY_LENGTH ? c->downf.remaining : UINT64_MAX;
         uint64_t before = limit;
-        bool was_eof = c->downf.eof;
-        n = splice_pump(c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->dpipe, &limit,
-                        &c->downf.eof);
-        if (n < 0) {
-            conn_close(c, n == -1 ? CLOSE_ORIGIN_ERROR : CLOSE_CLIENT_ERROR);
+        bool was_eof = c->downf.eof, to_failed;
+        n = tun_splice(&c->dpipe, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &limit,
+                       &c->downf.eof, &to_failed);
+        if (n == PX_ERR) {
+            conn_close(c, to_failed ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
             return false;
         }
         if (c->downf.body == H1_BODY_LENGTH) {
@@ -1324,17 +1213,19 @@ static bool step_relay(struct conn *c)
             return true;
         }
         if (progress)
-            set_deadline(c, w->tun.origin_timeout_ms);
+            conn_set_deadline(c, w->tun.origin_timeout_ms);
         return progress;
     }
     if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE) {
         /* Until the head is rewritten, keep room for what the rewrite adds. */
-        n = fill(c->ofd, &c->o_readable, c->o_hup, &c->down, c->resp_head_done ? 0 : HEAD_RESERVE,
-                 &c->downf.eof);
-        if (n < 0 && !c->downf.eof) {
+        n = conn_recv(c->ofd, &c->o_readable, c->o_hup, &c->down,
+                      c->resp_head_done ? 0 : HEAD_RESERVE);
+        if (n == PX_ERR) {
             origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
             return true;
         }
+        if (n == 0)
+            c->downf.eof = true;
         if (n > 0)
             progress = true;
         if (c->downf.eof) {
@@ -1362,8 +1253,8 @@ static bool step_relay(struct conn *c)
         }
     }
     if (c->downf.ready > 0) {
-        n = flow_send(c->cfd, &c->c_writable, &c->down, &c->downf.ready);
-        if (n < 0) {
+        n = conn_send(c->cfd, &c->c_writable, &c->down, &c->downf.ready);
+        if (n == PX_ERR) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;
         }
@@ -1403,93 +1294,13 @@ static bool step_relay(struct conn *c)
     if (c->resp_head_done && !c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
         (c->downf.body == H1_BODY_CLOSE ||
          (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN)) &&
-        (c->dpipe.open || pipe_open(&c->dpipe) == 0)) {
+        (c->dpipe.open || tun_pipe_open(&c->dpipe) == 0)) {
         c->down_splice = true;
         return true;
     }
     if (progress)
-        set_deadline(c, w->tun.origin_timeout_ms);
+        conn_set_deadline(c, w->tun.origin_timeout_ms);
     return progress;
-}
-
-/* One direction of a tunnel: bytes already buffered (sent along with the CONNECT or upgrade
- * head) go first, then everything moves through a pipe. Returns 1 on progress, 0 if none,
- * -1 after closing the connection. */
-static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bool *writable,
-                            struct buf *b, struct conn_pipe *p, struct conn_flow *f, bool up)
-{
-    bool progress = false;
-    ssize_t n;
-    if (b->len > 0) {
-        size_t ready = b->len;
-        n = flow_send(to, writable, b, &ready);
-        if (n < 0) {
-            conn_close(c, up ? CLOSE_ORIGIN_ERROR : CLOSE_CLIENT_ERROR);
-            return -1;
-        }
-        progress = n > 0;
-    } else if (!p->open && pipe_open(p) < 0) {
-        /* No descriptors for a pipe: the bytes go through the buffer, counted when sent. */
-        if (buf_attach(&c->w->bufs, b) < 0) {
-            conn_close(c, CLOSE_OVERLOAD);
-            return -1;
-        }
-        bool was_eof = f->eof;
-        n = fill(from, readable, up ? c->c_hup : c->o_hup, b, 0, &f->eof);
-        if (n < 0 && !f->eof) {
-            conn_close(c, up ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
-            return -1;
-        }
-        progress = n > 0 || f->eof != was_eof;
-        n = 0;
-        if (b->len == 0)
-            buf_detach(&c->w->bufs, b);
-    } else {
-        buf_detach(&c->w->bufs, b); /* an idle tunnel holds no buffer */
-        uint64_t limit = UINT64_MAX;
-        bool was_eof = f->eof;
-        n = splice_pump(from, readable, to, writable, p, &limit, &f->eof);
-        if (n < 0) {
-            bool reading = n == -1;
-            conn_close(c, reading == up ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
-            return -1;
-        }
-        progress = n > 0 || f->eof != was_eof;
-    }
-    if (n > 0) {
-        if (up) {
-            c->rec.bytes_up += (uint64_t)n;
-            STAT_ADD(c, bytes_up, (uint64_t)n);
-        } else {
-            c->rec.bytes_down += (uint64_t)n;
-            STAT_ADD(c, bytes_down, (uint64_t)n);
-        }
-    }
-    if (f->eof && b->len == 0 && p->bytes == 0 && !f->done) {
-        shutdown(to, SHUT_WR); /* pass the half-close on */
-        f->done = true;
-        progress = true;
-    }
-    return progress;
-}
-
-static bool step_tunnel(struct conn *c)
-{
-    int up = tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable, &c->up, &c->upipe,
-                              &c->upf, true);
-    if (up < 0)
-        return false;
-    int down = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
-                                &c->dpipe, &c->downf, false);
-    if (down < 0)
-        return false;
-    if (c->upf.done && c->downf.done) {
-        conn_close(c, CLOSE_NONE);
-        return false;
-    }
-    if (up || down)
-        set_deadline(c, c->w->tun.tunnel_idle_ms);
-    return up || down;
 }
 
 static bool step_reply(struct conn *c)
@@ -1497,12 +1308,12 @@ static bool step_reply(struct conn *c)
     struct worker *w = c->w;
     while (c->down.len > 0) {
         size_t ready = c->down.len;
-        ssize_t n = flow_send(c->cfd, &c->c_writable, &c->down, &ready);
-        if (n < 0) {
+        ssize_t n = conn_send(c->cfd, &c->c_writable, &c->down, &ready);
+        if (n == PX_ERR) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;
         }
-        if (n == 0)
+        if (n == PX_AGAIN)
             return false;
         c->rec.bytes_down += (uint64_t)n;
     }
@@ -1513,14 +1324,14 @@ static bool step_reply(struct conn *c)
         reset_request(c);
         buf_detach(&w->bufs, &c->down);
         c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
-        set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
+        conn_set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
         return true;
     }
     /* Half-close and drain what the client still sends, so our answer is not lost to a
      * reset caused by unread input. */
     shutdown(c->cfd, SHUT_WR);
     c->state = CONN_LINGER;
-    set_deadline(c, 2000);
+    conn_set_deadline(c, 2000);
     return true;
 }
 
@@ -1552,7 +1363,7 @@ static void conn_rerun(struct ev_loop *loop, void *arg)
     conn_run(c);
 }
 
-static void conn_run(struct conn *c)
+void conn_run(struct conn *c)
 {
     for (int rounds = 0;; rounds++) {
         if (rounds == 64) {
@@ -1583,7 +1394,7 @@ static void conn_run(struct conn *c)
             progress = step_relay(c);
             break;
         case CONN_TUNNEL:
-            progress = step_tunnel(c);
+            progress = tun_step(c);
             break;
         case CONN_REPLY:
             progress = step_reply(c);
@@ -1640,7 +1451,7 @@ static void free_conn(struct ev_loop *loop, void *arg)
     w->free_conns = c;
 }
 
-static void conn_close(struct conn *c, enum conn_close why)
+void conn_close(struct conn *c, enum conn_close why)
 {
     struct worker *w = c->w;
     if (c->state == CONN_CLOSED)
@@ -1660,8 +1471,8 @@ static void conn_close(struct conn *c, enum conn_close why)
     if (c->counted_tunnel)
         atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
     close_origin(c);
-    pipe_close(&c->dpipe);
-    pipe_close(&c->upipe);
+    tun_pipe_close(&c->dpipe);
+    tun_pipe_close(&c->upipe);
     ev_io_del(w->loop, c->cfd);
     close(c->cfd);
     c->cfd = -1;
@@ -1722,7 +1533,7 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     w->nconns++;
     atomic_fetch_add_explicit(&w->stats.connections_active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.connections_total, 1, memory_order_relaxed);
-    set_deadline(c, w->tun.header_timeout_ms);
+    conn_set_deadline(c, w->tun.header_timeout_ms);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->c_readable = c->c_writable = true; /* the request may be there already */

@@ -1,19 +1,25 @@
 /* conn: one client connection and everything it needs for the request in flight: both
  * sockets, one buffer each way, the parse and framing state, the deadline, and the facts of
- * the access record. A reader finds every state a connection can be in in enum conn_state;
- * each state has one handler in conn.c. */
+ * the access record. A reader finds every state a connection can be in in enum conn_state.
+ *
+ * One connection's life is split by concern, one file and header each:
+ *   conn.c     this struct, the pump (conn_run), socket events, timeouts, close
+ *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes
+ * Everything here runs on the thread of the worker that accepted the connection. */
 #ifndef PX_CONN_H
 #define PX_CONN_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "acl/acl.h"
 #include "proxy/buf.h"
 #include "proxy/conn_close.h"
 #include "proxy/dns.h"
 #include "proxy/h1_parse.h"
+#include "proxy/tunnel.h"
 #include "storage/store.h"
 
 struct listener;
@@ -35,14 +41,6 @@ enum conn_state {
 
 const char *conn_state_str(enum conn_state s);
 
-/* A kernel pipe that moves bytes socket to socket with splice(2), never through user space. */
-struct conn_pipe {
-    int rd, wr;   /* owned when open */
-    size_t bytes; /* in the pipe, not yet delivered */
-    size_t cap;
-    bool open;
-};
-
 /* Framing of one direction of a relayed message. */
 struct conn_flow {
     enum h1_body body;
@@ -54,8 +52,8 @@ struct conn_flow {
 };
 
 struct conn {
-    struct conn *next, *prev; /* worker's active list, or free list via next */
-    struct worker *w;         /* borrowed */
+    struct conn *next, *prev;        /* worker's active list, or free list via next */
+    struct worker *w;                /* borrowed */
     const struct listener *listener; /* borrowed: the one that accepted the connection */
     enum conn_state state;
     int cfd;         /* client socket, owned */
@@ -85,10 +83,10 @@ struct conn {
                                  "" when they were wrong (the request goes on anonymous) */
     struct auth_query *authq; /* pending password check, owned by the auth module */
     char auth_user[64];
-    bool down_splice;                    /* the response body goes origin -> client through dpipe */
-    struct conn_pipe dpipe;              /* origin -> client */
-    struct conn_pipe upipe;              /* client -> origin (tunnels) */
+    struct tun_pipe dpipe;               /* origin -> client (long bodies, tunnels) */
+    struct tun_pipe upipe;               /* client -> origin (tunnels) */
     struct sockaddr_storage origin_addr; /* where ofd goes */
+    bool down_splice;                    /* the response body goes origin -> client through dpipe */
     bool head_sent;                      /* response bytes reached the client */
     bool resp_head_done;                 /* the final response head has been parsed */
     bool client_keep_alive;
@@ -118,12 +116,42 @@ struct conn {
 
 /* Accepts fd, taken by listener l of w, as a new client connection (fd non-blocking).
  * counted: the connection is counted in w->shared->clients, and its close releases it.
- * Returns 0 or -1 (fd closed, count released). */
+ * Returns 0 or -1 (fd closed, count released). Worker thread. */
 int conn_accept(struct worker *w, const struct listener *l, int fd,
                 const struct sockaddr_storage *addr, bool counted);
-/* Checks the deadline of c against now; closes or answers 504 on expiry. */
+/* Checks the deadline of c against now; closes or answers 504 on expiry. Worker thread. */
 void conn_check_timeout(struct conn *c, int64_t now_ms);
 /* Closes c at once (shutdown, worker teardown), logging an unfinished request. */
 void conn_abort(struct conn *c, enum conn_close why);
+
+/* ---- for the files of one connection's life ---- */
+
+/* Bytes kept free while a head (request or response) is read, for what its rewrite adds. */
+#define HEAD_RESERVE 1024
+
+#define STAT_ADD(c, field, n)                                                                      \
+    atomic_fetch_add_explicit(&(c)->w->stats.field, (n), memory_order_relaxed)
+
+/* Advances c's state until its sockets would block; after 64 rounds it lets the other
+ * connections run and goes on after this loop iteration. For the callbacks that resume a
+ * parked connection (a lookup or a password check done). */
+void conn_run(struct conn *c);
+/* Ends c: why becomes the request's close reason unless one was recorded, an unfinished
+ * request is logged, sockets, pipes and buffers are let go, and c is freed after the loop
+ * iteration. A second call does nothing. */
+void conn_close(struct conn *c, enum conn_close why);
+/* The state in force times out ms from now (conn_check_timeout). */
+void conn_set_deadline(struct conn *c, int ms);
+/* The byte pumps between a socket and a buffer. readable/writable are c's readiness flags
+ * for fd: cleared when the socket proves drained or full (EAGAIN, or a short transfer). */
+
+/* Sends up to *ready bytes from the head of b, consuming them from b and *ready. Returns the
+ * bytes sent (> 0), PX_AGAIN when none could be sent now, PX_ERR on a failed send (errno). */
+ssize_t conn_send(int fd, bool *writable, struct buf *b, size_t *ready);
+/* Reads into the tail of b, leaving reserve bytes free. hup: the peer's end of stream was
+ * reported, so a short read leaves the socket readable (the 0 is still to come). Returns the
+ * bytes read (> 0), 0 at the end of stream, PX_AGAIN when nothing can be read now (not
+ * readable, or no room), PX_ERR on a failed read (errno). */
+ssize_t conn_recv(int fd, bool *readable, bool hup, struct buf *b, size_t reserve);
 
 #endif

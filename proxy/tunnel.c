@@ -1,0 +1,228 @@
+/* tunnel: CONNECT and WebSocket tunnels, and the kernel pipes that splice(2) bytes from socket
+ * to socket for them and for long response bodies. Worker thread only. */
+#include "proxy/tunnel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/status.h"
+#include "proxy/conn.h"
+#include "proxy/worker.h"
+
+/* A pipe this large lets one splice move a good part of a long transfer. */
+#define PIPE_SIZE (1024 * 1024)
+
+/* ---- pipes ---- */
+
+static int pipe_new(struct tun_pipe *p)
+{
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    p->rd = fds[0];
+    p->wr = fds[1];
+    int size = fcntl(p->wr, F_SETPIPE_SZ, PIPE_SIZE);
+    p->cap = size > 0 ? (size_t)size : 65536;
+    return 0;
+}
+
+static void pipe_free(struct tun_pipe *p)
+{
+    close(p->rd);
+    close(p->wr);
+}
+
+int tun_pipe_open(struct tun_pipe *p)
+{
+    if (pipe_new(p) < 0)
+        return -1;
+    p->bytes = 0;
+    p->open = true;
+    return 0;
+}
+
+void tun_pipe_close(struct tun_pipe *p)
+{
+    if (!p->open)
+        return;
+    pipe_free(p);
+    p->open = false;
+    p->bytes = 0;
+}
+
+/* Empties the pipe into to. Returns the bytes delivered, or PX_ERR. */
+static ssize_t pipe_drain(struct tun_pipe *p, int to, bool *writable)
+{
+    size_t want = p->bytes;
+    ssize_t n = splice(p->rd, NULL, to, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+        p->bytes -= (size_t)n;
+        if ((size_t)n < want)
+            *writable = false;
+        return n;
+    }
+    if (n < 0 && errno == EAGAIN)
+        *writable = false;
+    else if (n < 0 && errno != EINTR)
+        return PX_ERR;
+    return 0;
+}
+
+/* Fills the pipe from from, at most *limit bytes. Returns whether anything moved (bytes or
+ * the end of stream), or PX_ERR. EAGAIN proves the socket empty only when the pipe is empty
+ * too (a pipe can be full with fewer bytes than its size), so only then is the readable flag
+ * cleared. */
+static int pipe_fill(struct tun_pipe *p, int from, bool *readable, uint64_t *limit, bool *eof)
+{
+    size_t want = p->cap - p->bytes;
+    if (want > *limit)
+        want = (size_t)*limit;
+    ssize_t n = splice(from, NULL, p->wr, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+        p->bytes += (size_t)n;
+        *limit -= (uint64_t)n;
+        return 1;
+    }
+    if (n == 0) {
+        *eof = true;
+        return 1;
+    }
+    if (errno == EAGAIN) {
+        if (p->bytes == 0)
+            *readable = false;
+    } else if (errno != EINTR) {
+        return PX_ERR;
+    }
+    return 0;
+}
+
+ssize_t tun_splice(struct tun_pipe *p, int from, bool *readable, int to, bool *writable,
+                   uint64_t *limit, bool *eof, bool *to_failed)
+{
+    ssize_t delivered = 0;
+    *to_failed = false;
+    for (int round = 0; round < 8; round++) {
+        bool moved = false;
+        if (p->bytes > 0 && *writable) {
+            ssize_t n = pipe_drain(p, to, writable);
+            if (n == PX_ERR) {
+                *to_failed = true;
+                return PX_ERR;
+            }
+            delivered += n;
+            moved = n > 0;
+        }
+        if (*readable && !*eof && *limit > 0 && p->bytes < p->cap) {
+            int r = pipe_fill(p, from, readable, limit, eof);
+            if (r == PX_ERR)
+                return PX_ERR;
+            moved |= r > 0;
+        }
+        if (!moved)
+            break;
+    }
+    return delivered;
+}
+
+/* ---- tunnels ---- */
+
+void tun_start(struct conn *c)
+{
+    memset(&c->upf, 0, sizeof(c->upf));
+    memset(&c->downf, 0, sizeof(c->downf));
+    c->state = CONN_TUNNEL;
+    c->counted_tunnel = true;
+    STAT_ADD(c, tunnels_active, 1);
+    conn_set_deadline(c, c->w->tun.tunnel_idle_ms);
+}
+
+static void count_bytes(struct conn *c, bool up, ssize_t n)
+{
+    if (n <= 0)
+        return;
+    if (up) {
+        c->rec.bytes_up += (uint64_t)n;
+        STAT_ADD(c, bytes_up, (uint64_t)n);
+    } else {
+        c->rec.bytes_down += (uint64_t)n;
+        STAT_ADD(c, bytes_down, (uint64_t)n);
+    }
+}
+
+/* One direction of a tunnel: bytes already buffered (sent along with the CONNECT or upgrade
+ * head) go first, then everything moves through a pipe; without descriptors for a pipe, it
+ * goes on through the buffer. Returns 1 on progress, 0 if none, -1 after closing c. */
+static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bool *writable,
+                            struct buf *b, struct tun_pipe *p, struct conn_flow *f, bool up)
+{
+    struct worker *w = c->w;
+    bool progress = false;
+    ssize_t n = 0;
+    if (b->len > 0) {
+        size_t ready = b->len;
+        n = conn_send(to, writable, b, &ready);
+        if (n == PX_ERR) {
+            conn_close(c, up ? CLOSE_ORIGIN_ERROR : CLOSE_CLIENT_ERROR);
+            return -1;
+        }
+        progress = n > 0;
+        count_bytes(c, up, n);
+    } else if (!p->open && tun_pipe_open(p) < 0) {
+        /* The bytes go through the buffer, counted when sent. */
+        if (buf_attach(&w->bufs, b) < 0) {
+            conn_close(c, CLOSE_OVERLOAD);
+            return -1;
+        }
+        bool was_eof = f->eof;
+        n = conn_recv(from, readable, up ? c->c_hup : c->o_hup, b, 0);
+        if (n == PX_ERR) {
+            conn_close(c, up ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
+            return -1;
+        }
+        if (n == 0)
+            f->eof = true;
+        progress = n > 0 || f->eof != was_eof;
+        if (b->len == 0)
+            buf_detach(&w->bufs, b);
+    } else {
+        buf_detach(&w->bufs, b); /* an idle tunnel holds no buffer */
+        uint64_t limit = UINT64_MAX;
+        bool was_eof = f->eof, to_failed;
+        n = tun_splice(p, from, readable, to, writable, &limit, &f->eof, &to_failed);
+        if (n == PX_ERR) {
+            bool client_failed = up ? !to_failed : to_failed;
+            conn_close(c, client_failed ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
+            return -1;
+        }
+        progress = n > 0 || f->eof != was_eof;
+        count_bytes(c, up, n);
+    }
+    if (f->eof && b->len == 0 && p->bytes == 0 && !f->done) {
+        shutdown(to, SHUT_WR); /* pass the half-close on */
+        f->done = true;
+        progress = true;
+    }
+    return progress;
+}
+
+bool tun_step(struct conn *c)
+{
+    int up = tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable, &c->up, &c->upipe,
+                              &c->upf, true);
+    if (up < 0)
+        return false;
+    int down = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
+                                &c->dpipe, &c->downf, false);
+    if (down < 0)
+        return false;
+    if (c->upf.done && c->downf.done) {
+        conn_close(c, CLOSE_NONE);
+        return false;
+    }
+    if (up || down)
+        conn_set_deadline(c, c->w->tun.tunnel_idle_ms);
+    return up || down;
+}
