@@ -25,6 +25,7 @@
 #include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/log.h"
+#include "proxy/reply.h"
 #include "proxy/worker.h"
 
 static const char *const state_names[CONN_STATE_COUNT] = {
@@ -51,6 +52,9 @@ const char *conn_close_str(enum conn_close why)
 static void on_client(struct ev_loop *loop, int fd, unsigned events, void *arg);
 static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg);
 static void start_connect(struct conn *c);
+
+/* How long a connection that was answered and shut drains what its client still sends. */
+#define LINGER_MS 2000
 
 /* Bodies at least this long go through a pipe with splice(2). */
 #define SPLICE_MIN (64 * 1024)
@@ -129,8 +133,14 @@ static bool request_in_flight(const struct conn *c)
     return c->rec.time_ms != 0;
 }
 
-/* Hands the record of the request in flight to storage, exactly once. */
-static void finish_request(struct conn *c)
+void request_record_outcome(struct conn *c, enum conn_close why, const char *detail)
+{
+    c->why = why;
+    if (detail)
+        copy_field(c->rec.error, sizeof(c->rec.error), detail, strlen(detail));
+}
+
+void request_record_finish(struct conn *c)
 {
     if (!request_in_flight(c))
         return;
@@ -156,7 +166,7 @@ static int watch(struct conn *c, int fd, ev_io_cb cb)
     return ev_io_set(c->w->loop, fd, EV_READ | EV_WRITE | EV_EDGE, cb, c);
 }
 
-static void close_origin(struct conn *c)
+void origin_close(struct conn *c)
 {
     if (c->ofd < 0)
         return;
@@ -178,7 +188,7 @@ static void release_origin(struct conn *c, bool healthy)
         return;
     if (!healthy || w->norigins >= WORKER_ORIGIN_POOL ||
         atomic_load_explicit(&w->draining, memory_order_relaxed)) {
-        close_origin(c);
+        origin_close(c);
         return;
     }
     if (!c->origin_in_use)
@@ -223,154 +233,13 @@ static int take_origin(struct worker *w, const struct sockaddr_storage *addr)
 
 /* ---- our own responses ---- */
 
-static size_t html_escape(char *out, size_t cap, const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 7 < cap; i++) {
-        const char *rep = NULL;
-        switch (s[i]) {
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '&':
-            rep = "&amp;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        }
-        if (rep) {
-            size_t r = strlen(rep);
-            memcpy(out + n, rep, r);
-            n += r;
-        } else if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            out[n++] = '?';
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
-    return n;
-}
-
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 403:
-        return "Forbidden";
-    case 407:
-        return "Proxy Authentication Required";
-    case 408:
-        return "Request Timeout";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Error";
-    }
-}
-
-/* Answers the request in flight with a page of our own and ends it. keep says whether the
- * client connection may carry another request afterwards as far as this answer goes (an
- * unread body forbids it); the request's own decision (HTTP/1.0, "Connection: close") binds
- * every answer, ours included (RFC 9112 9.6). */
-static void reply(struct conn *c, int status, const char *detail, bool keep)
-{
-    struct worker *w = c->w;
-    keep = keep && c->client_keep_alive;
-    if (c->origin_in_use)
-        close_origin(c);
-    if (buf_attach(&w->bufs, &c->down) < 0) {
-        conn_close(c, CLOSE_OVERLOAD);
-        return;
-    }
-    c->down.off = c->down.len = 0;
-    c->rec.status = (uint16_t)status;
-    if (status >= 500)
-        STAT_ADD(c, errors_upstream, 1);
-    else if (status == 400 || status == 414 || status == 431 || status == 501)
-        STAT_ADD(c, errors_parse, 1);
-
-    char url[1200], what[400], when[64], contact[300];
-    char rawurl[1100];
-    int rl;
-    if (c->is_connect)
-        rl = snprintf(rawurl, sizeof(rawurl), "%s:%u", c->rec.host, c->rec.port);
-    else if (c->rec.host[0])
-        rl = snprintf(rawurl, sizeof(rawurl), "%s://%s:%u%s", c->rec.scheme, c->rec.host,
-                      c->rec.port, c->rec.path);
-    else
-        rl = snprintf(rawurl, sizeof(rawurl), "(unparsed request)");
-    html_escape(url, sizeof(url), rawurl,
-                rl < 0                        ? 0
-                : (size_t)rl < sizeof(rawurl) ? (size_t)rl
-                                              : sizeof(rawurl) - 1);
-    html_escape(what, sizeof(what), detail, strlen(detail));
-    html_escape(contact, sizeof(contact), w->tun.contact, strlen(w->tun.contact));
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
-
-    char *body = w->scratch;
-    int blen = snprintf(body, sizeof(w->scratch),
-                        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-                        "<meta name=\"viewport\" content=\"width=device-width\">"
-                        "<title>%d %s</title><style>body{font-family:sans-serif;max-width:40em;"
-                        "margin:3em auto;padding:0 1em;color:#222}code{word-break:break-all}"
-                        "</style></head><body>\n<h1>%d %s</h1>\n<p>%s</p>\n"
-                        "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s"
-                        "<hr><p><small>proxyd</small></p></body></html>\n",
-                        status, status_text(status), status, status_text(status), what, url, when,
-                        contact[0] ? "<p>Contact: " : "", contact, contact[0] ? "</p>\n" : "");
-    if (blen < 0 || (size_t)blen >= sizeof(w->scratch))
-        blen = 0;
-    const char *extra = status == 407 ? "Proxy-Authenticate: Basic realm=\"proxyd\"\r\n" : "";
-    int hlen =
-        snprintf(c->down.data, BUF_SIZE,
-                 "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
-                 "Content-Length: %d\r\nCache-Control: no-store\r\n%s%s\r\n",
-                 status, status_text(status), blen, extra, keep ? "" : "Connection: close\r\n");
-    size_t total = (size_t)hlen + (c->request_head ? 0 : (size_t)blen);
-    if (hlen < 0 || total > BUF_SIZE) {
-        conn_close(c, CLOSE_CLIENT_ERROR);
-        return;
-    }
-    if (!c->request_head)
-        memcpy(c->down.data + hlen, body, (size_t)blen);
-    c->down.len = total;
-    c->client_keep_alive = keep && !atomic_load_explicit(&w->draining, memory_order_relaxed);
-    c->state = CONN_REPLY;
-    conn_set_deadline(c, w->tun.header_timeout_ms);
-}
-
 static void reply_denied(struct conn *c, const char *reason, int rule_id)
 {
     c->rec.decision = STORE_DENY;
     c->rec.rule_id = rule_id;
     c->why = CLOSE_DENIED;
-    char detail[256];
-    snprintf(detail, sizeof(detail), "This request was blocked by the office's access policy (%s).",
-             reason);
     /* A request body we have not read would be taken for the next request. */
-    reply(c, 403, detail, c->upf.body == H1_BODY_NONE && !c->is_connect);
+    reply_blocked(c, reason, c->upf.body == H1_BODY_NONE && !c->is_connect);
 }
 
 /* ---- reading a request ---- */
@@ -390,24 +259,6 @@ static void start_request_record(struct conn *c)
                   sizeof(c->rec.client));
 }
 
-static void reset_request(struct conn *c)
-{
-    memset(&c->upf, 0, sizeof(c->upf));
-    memset(&c->downf, 0, sizeof(c->downf));
-    c->head_sent = c->request_head = c->websocket = c->is_connect = false;
-    c->retrying = c->up_intact = false;
-    c->up_sent = 0;
-    c->origin_keep_alive = false;
-    c->resp_head_done = false;
-    c->auth_known = false;
-    c->down_splice = false;
-    tun_pipe_close(&c->dpipe);
-    c->addr_next = 0;
-    c->addrs.naddrs = 0;
-    c->head_len = 0;
-    c->dest_pending = false;
-}
-
 static void handle_bad_request(struct conn *c, const struct h1_error *err)
 {
     if (!request_in_flight(c))
@@ -417,7 +268,7 @@ static void handle_bad_request(struct conn *c, const struct h1_error *err)
     c->rec.decision = STORE_DENY;
     c->why = CLOSE_BAD_REQUEST;
     c->head_len = 0;
-    reply(c, err->status, err->reason, false);
+    reply_page(c, err->status, err->reason, false);
 }
 
 static bool flow_start(struct conn_flow *f, enum h1_body body, uint64_t length)
@@ -440,7 +291,7 @@ static void on_auth_result(void *arg, enum auth_status st, const char *user)
         c->state = CONN_READ_HEAD; /* the head is still in up: parse it again, user known */
     } else {
         c->why = CLOSE_OVERLOAD;
-        reply(c, 503, "The proxy cannot check passwords right now; please try again.", false);
+        reply_page(c, 503, "The proxy cannot check passwords right now; please try again.", false);
     }
     conn_run(c);
 }
@@ -477,7 +328,7 @@ static bool request_user(struct conn *c, const struct h1_request *req, const cha
         break;
     }
     c->why = CLOSE_OVERLOAD;
-    reply(c, 503, "The proxy cannot check passwords right now; please try again.", false);
+    reply_page(c, 503, "The proxy cannot check passwords right now; please try again.", false);
     return false;
 }
 
@@ -503,10 +354,10 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
         c->rec.decision = STORE_DENY;
         c->why = CLOSE_BAD_REQUEST;
-        reply(c, 400,
-              "This is a proxy server: configure it as your browser's HTTP proxy "
-              "instead of opening it as a web site.",
-              false);
+        reply_page(c, 400,
+                   "This is a proxy server: configure it as your browser's HTTP proxy "
+                   "instead of opening it as a web site.",
+                   false);
         return;
     }
     /* The parser made the host canonical; everything after reads this one form. */
@@ -563,10 +414,11 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
     if (d.action == ACL_AUTH) {
         c->rec.decision = STORE_AUTH;
         c->why = CLOSE_AUTH_REQUIRED;
-        reply(c, 407,
-              req->proxy_authorization.len ? "The proxy user name or password is wrong."
-                                           : "This address needs a proxy user name and password.",
-              c->upf.body == H1_BODY_NONE);
+        reply_page(c, 407,
+                   req->proxy_authorization.len
+                       ? "The proxy user name or password is wrong."
+                       : "This address needs a proxy user name and password.",
+                   c->upf.body == H1_BODY_NONE);
         return;
     }
     c->rec.decision = STORE_ALLOW;
@@ -744,11 +596,7 @@ static void origin_connected(struct conn *c)
         return;
     }
     if (c->is_connect) {
-        static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-        memcpy(c->down.data, established, sizeof(established) - 1);
-        c->down.off = 0;
-        c->down.len = sizeof(established) - 1;
-        c->rec.status = 200;
+        reply_established(c);
         tun_start(c);
         return;
     }
@@ -808,7 +656,7 @@ static void start_connect(struct conn *c)
             c->o_readable = c->o_hup = false;
             c->o_writable = true;
             if (watch(c, fd, on_origin) < 0) {
-                close_origin(c);
+                origin_close(c);
                 continue;
             }
             origin_connected(c);
@@ -820,8 +668,8 @@ static void start_connect(struct conn *c)
             static struct log_ratelimit socket_rl = LOG_RATELIMIT_INIT(10000, 1);
             log_warn_limited(&socket_rl, "while connecting to %s: socket", c->rec.host);
             c->why = CLOSE_OVERLOAD;
-            reply(c, 503, "The proxy is short of resources right now; please try again.",
-                  c->upf.body == H1_BODY_NONE);
+            reply_page(c, 503, "The proxy is short of resources right now; please try again.",
+                       c->upf.body == H1_BODY_NONE);
             return;
         }
         int one = 1;
@@ -834,7 +682,7 @@ static void start_connect(struct conn *c)
         c->origin_reused = false;
         c->o_readable = c->o_writable = c->o_hup = false;
         if (watch(c, fd, on_origin) < 0) {
-            close_origin(c);
+            origin_close(c);
             break;
         }
         if (connect(fd, (const struct sockaddr *)ss, len) == 0) {
@@ -847,7 +695,7 @@ static void start_connect(struct conn *c)
             conn_set_deadline(c, w->tun.connect_timeout_ms);
             return;
         }
-        close_origin(c);
+        origin_close(c);
     }
     if (refusal && c->addr_next == c->addrs.naddrs && !c->origin_in_use && !c->rec.error[0]) {
         c->why = CLOSE_TARGET_FORBIDDEN;
@@ -856,8 +704,8 @@ static void start_connect(struct conn *c)
         return;
     }
     c->why = CLOSE_CONNECT_FAILED;
-    reply(c, 502, "The proxy could not connect to the web site's server.",
-          c->upf.body == H1_BODY_NONE);
+    reply_page(c, 502, "The proxy could not connect to the web site's server.",
+               c->upf.body == H1_BODY_NONE);
 }
 
 /* Applies `deny dest` rules to the name's addresses (acl_eval_dest), all of them: a name
@@ -891,8 +739,8 @@ static bool dest_allowed(struct conn *c, const struct dns_result *res)
         } else {
             c->rec.decision = STORE_AUTH;
             c->why = CLOSE_AUTH_REQUIRED;
-            reply(c, 407, "This address needs a proxy user name and password.",
-                  c->upf.body == H1_BODY_NONE && !c->is_connect);
+            reply_page(c, 407, "This address needs a proxy user name and password.",
+                       c->upf.body == H1_BODY_NONE && !c->is_connect);
         }
         return false;
     }
@@ -905,10 +753,10 @@ static void use_resolved(struct conn *c, const struct dns_result *res)
         c->why = res->status == DNS_NXDOMAIN  ? CLOSE_DNS_NXDOMAIN
                  : res->status == DNS_TIMEOUT ? CLOSE_DNS_TIMEOUT
                                               : CLOSE_DNS_FAILED;
-        reply(c, 502,
-              res->status == DNS_NXDOMAIN ? "The web site's name does not exist."
-                                          : "The web site's name could not be resolved.",
-              c->upf.body == H1_BODY_NONE);
+        reply_page(c, 502,
+                   res->status == DNS_NXDOMAIN ? "The web site's name does not exist."
+                                               : "The web site's name could not be resolved.",
+                   c->upf.body == H1_BODY_NONE);
     } else if (dest_allowed(c, res)) {
         if (res != &c->addrs)
             c->addrs = *res;
@@ -933,7 +781,7 @@ static void begin_resolve(struct conn *c)
         use_resolved(c, &c->addrs);
     } else if (r == PX_ERR) {
         c->why = CLOSE_DNS_FAILED;
-        reply(c, 502, "The web site's name could not be resolved.", false);
+        reply_page(c, 502, "The web site's name could not be resolved.", false);
     }
 }
 
@@ -948,7 +796,7 @@ static void finish_connect(struct conn *c)
         origin_connected(c);
         return;
     }
-    close_origin(c);
+    origin_close(c);
     start_connect(c);
 }
 
@@ -994,7 +842,7 @@ static void relay_fail(struct conn *c, enum conn_close why, int status, const ch
 {
     c->why = why;
     if (!c->head_sent && !c->resp_head_done) {
-        reply(c, status, detail, false);
+        reply_page(c, status, detail, false);
         return;
     }
     conn_close(c, why);
@@ -1031,7 +879,7 @@ static void origin_lost(struct conn *c, enum conn_close why, const char *detail)
         if (!c->retrying && method_idempotent(c->rec.method) && relay_rewind(c)) {
             log_debug("%s %s:%u: kept origin connection closed by the origin; sending again",
                       c->rec.method, c->rec.host, c->rec.port);
-            close_origin(c);
+            origin_close(c);
             memset(&c->downf, 0, sizeof(c->downf));
             c->down.off = c->down.len = 0;
             c->origin_keep_alive = false;
@@ -1112,7 +960,7 @@ static void relay_complete(struct conn *c)
 {
     struct worker *w = c->w;
     bool request_fully_sent = c->upf.done && c->upf.ready == 0;
-    finish_request(c);
+    request_record_finish(c);
     bool origin_healthy = c->origin_keep_alive && request_fully_sent && c->down.len == 0;
     if (origin_healthy && c->client_keep_alive && w->nattached < WORKER_MAX_ATTACHED &&
         !atomic_load_explicit(&w->draining, memory_order_relaxed)) {
@@ -1126,10 +974,7 @@ static void relay_complete(struct conn *c)
         conn_close(c, CLOSE_NONE);
         return;
     }
-    reset_request(c);
-    buf_detach(&w->bufs, &c->down);
-    c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
-    conn_set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
+    conn_next_request(c);
 }
 
 /* Frames the request bytes buffered so far. Returns false after failing the request (a
@@ -1303,36 +1148,35 @@ static bool step_relay(struct conn *c)
     return progress;
 }
 
-static bool step_reply(struct conn *c)
+/* ---- between requests, and the end ---- */
+
+void conn_next_request(struct conn *c)
 {
     struct worker *w = c->w;
-    while (c->down.len > 0) {
-        size_t ready = c->down.len;
-        ssize_t n = conn_send(c->cfd, &c->c_writable, &c->down, &ready);
-        if (n == PX_ERR) {
-            conn_close(c, CLOSE_CLIENT_ERROR);
-            return false;
-        }
-        if (n == PX_AGAIN)
-            return false;
-        c->rec.bytes_down += (uint64_t)n;
-    }
-    finish_request(c);
-    if (c->client_keep_alive) {
-        /* A request answered by us was never sent on: drop its head, keep what follows. */
-        buf_consume(&c->up, c->head_len < c->up.len ? c->head_len : c->up.len);
-        reset_request(c);
-        buf_detach(&w->bufs, &c->down);
-        c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
-        conn_set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
-        return true;
-    }
-    /* Half-close and drain what the client still sends, so our answer is not lost to a
-     * reset caused by unread input. */
+    memset(&c->upf, 0, sizeof(c->upf));
+    memset(&c->downf, 0, sizeof(c->downf));
+    c->resp_head_done = false;
+    c->down_splice = false;
+    c->head_sent = c->request_head = c->websocket = c->is_connect = false;
+    c->retrying = c->up_intact = false;
+    c->up_sent = 0;
+    c->origin_keep_alive = false;
+    c->auth_known = false;
+    tun_pipe_close(&c->dpipe);
+    c->addr_next = 0;
+    c->addrs.naddrs = 0;
+    c->head_len = 0;
+    c->dest_pending = false;
+    buf_detach(&w->bufs, &c->down);
+    c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
+    conn_set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
+}
+
+void conn_linger(struct conn *c)
+{
     shutdown(c->cfd, SHUT_WR);
     c->state = CONN_LINGER;
-    conn_set_deadline(c, 2000);
-    return true;
+    conn_set_deadline(c, LINGER_MS);
 }
 
 static bool step_linger(struct conn *c)
@@ -1397,7 +1241,7 @@ void conn_run(struct conn *c)
             progress = tun_step(c);
             break;
         case CONN_REPLY:
-            progress = step_reply(c);
+            progress = reply_step(c);
             break;
         case CONN_LINGER:
             progress = step_linger(c);
@@ -1430,7 +1274,7 @@ static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg)
     if (!c->origin_in_use) {
         /* A kept origin connection that speaks unasked or closes is of no more use. */
         if (events & (EV_READ | EV_ERROR))
-            close_origin(c);
+            origin_close(c);
         return;
     }
     if (c->state == CONN_CONNECT) {
@@ -1458,7 +1302,7 @@ void conn_close(struct conn *c, enum conn_close why)
         return;
     if (why != CLOSE_NONE && c->why == CLOSE_NONE)
         c->why = why;
-    finish_request(c);
+    request_record_finish(c);
     atomic_fetch_add_explicit(&w->stats.closes[c->why], 1, memory_order_relaxed);
     if (c->dnsq) {
         dns_cancel(c->dnsq);
@@ -1470,7 +1314,7 @@ void conn_close(struct conn *c, enum conn_close why)
     }
     if (c->counted_tunnel)
         atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
-    close_origin(c);
+    origin_close(c);
     tun_pipe_close(&c->dpipe);
     tun_pipe_close(&c->upipe);
     ev_io_del(w->loop, c->cfd);
@@ -1561,13 +1405,13 @@ void conn_check_timeout(struct conn *c, int64_t now_ms)
         start_request_record(c);
         copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
         c->why = CLOSE_CLIENT_TIMEOUT;
-        reply(c, 408, "The request took too long to arrive.", false);
+        reply_page(c, 408, "The request took too long to arrive.", false);
         break;
     case CONN_AUTH:
         auth_cancel(c->authq);
         c->authq = NULL;
         c->why = CLOSE_OVERLOAD;
-        reply(c, 503, "The proxy could not check the password in time.", false);
+        reply_page(c, 503, "The proxy could not check the password in time.", false);
         break;
     case CONN_RESOLVE:
         if (c->dnsq) {
@@ -1575,11 +1419,11 @@ void conn_check_timeout(struct conn *c, int64_t now_ms)
             c->dnsq = NULL;
         }
         c->why = CLOSE_DNS_TIMEOUT;
-        reply(c, 504, "The web site's name could not be resolved in time.", false);
+        reply_page(c, 504, "The web site's name could not be resolved in time.", false);
         break;
     case CONN_CONNECT:
         c->why = CLOSE_CONNECT_TIMEOUT;
-        reply(c, 504, "The web site's server did not accept a connection in time.", false);
+        reply_page(c, 504, "The web site's server did not accept a connection in time.", false);
         break;
     case CONN_RELAY:
         relay_fail(c, CLOSE_ORIGIN_TIMEOUT, 504, "The web site did not answer in time.");

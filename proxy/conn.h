@@ -5,6 +5,7 @@
  * One connection's life is split by concern, one file and header each:
  *   conn.c     this struct, the pump (conn_run), socket events, timeouts, close
  *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes
+ *   reply.c    our own answers: error and block pages, 407, 200 established
  * Everything here runs on the thread of the worker that accepted the connection. */
 #ifndef PX_CONN_H
 #define PX_CONN_H
@@ -142,6 +143,18 @@ void conn_run(struct conn *c);
 void conn_close(struct conn *c, enum conn_close why);
 /* The state in force times out ms from now (conn_check_timeout). */
 void conn_set_deadline(struct conn *c, int ms);
+/* The request in flight is over, its record handed on, and the client may send another:
+ * per-request state is cleared and c waits for the next head (already buffered, or idle). */
+void conn_next_request(struct conn *c);
+/* Our answer is out and the connection ends: shuts the write side and drains what the
+ * client still sends for a moment, so the answer is not lost to a reset. */
+void conn_linger(struct conn *c);
+
+/* In conn.c until request.c and origin.c take them. */
+void request_record_outcome(struct conn *c, enum conn_close why, const char *detail);
+void request_record_finish(struct conn *c);
+void origin_close(struct conn *c);
+
 /* The byte pumps between a socket and a buffer. readable/writable are c's readiness flags
  * for fd: cleared when the socket proves drained or full (EAGAIN, or a short transfer). */
 

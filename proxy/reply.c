@@ -1,0 +1,216 @@
+/* reply: our own answers (error and block pages, 407, 200 established) and CONN_REPLY. */
+#include "proxy/reply.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/status.h"
+#include "proxy/conn.h"
+#include "proxy/worker.h"
+
+static size_t html_escape(char *out, size_t cap, const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 7 < cap; i++) {
+        const char *rep = NULL;
+        switch (s[i]) {
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        }
+        if (rep) {
+            size_t r = strlen(rep);
+            memcpy(out + n, rep, r);
+            n += r;
+        } else if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            out[n++] = '?';
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Error";
+    }
+}
+
+/* The HTML page into out. Returns its length, 0 when it does not fit. */
+static size_t format_page(const struct reply_page *pg, char *out, size_t cap)
+{
+    char url[1200], what[400], when[64], contact[300];
+    struct tm tm;
+    html_escape(url, sizeof(url), pg->url, strlen(pg->url));
+    html_escape(what, sizeof(what), pg->detail, strlen(pg->detail));
+    html_escape(contact, sizeof(contact), pg->contact, strlen(pg->contact));
+    localtime_r(&pg->when, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+    const char *text = status_text(pg->status);
+    int n = snprintf(out, cap,
+                     "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width\">"
+                     "<title>%d %s</title><style>body{font-family:sans-serif;max-width:40em;"
+                     "margin:3em auto;padding:0 1em;color:#222}code{word-break:break-all}"
+                     "</style></head><body>\n<h1>%d %s</h1>\n<p>%s</p>\n"
+                     "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s"
+                     "<hr><p><small>proxyd</small></p></body></html>\n",
+                     pg->status, text, pg->status, text, what, url, when,
+                     contact[0] ? "<p>Contact: " : "", contact, contact[0] ? "</p>\n" : "");
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+long reply_format(const struct reply_page *pg, char *out, size_t cap, char *scratch,
+                  size_t scratch_cap)
+{
+    size_t blen = format_page(pg, scratch, scratch_cap);
+    const char *extra = pg->status == 407 ? "Proxy-Authenticate: Basic realm=\"proxyd\"\r\n" : "";
+    int hlen = snprintf(out, cap,
+                        "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
+                        "Content-Length: %zu\r\nCache-Control: no-store\r\n%s%s\r\n",
+                        pg->status, status_text(pg->status), blen, extra,
+                        pg->keep_alive ? "" : "Connection: close\r\n");
+    size_t total = (size_t)hlen + (pg->head_only ? 0 : blen);
+    if (hlen < 0 || total > cap)
+        return -1;
+    if (!pg->head_only)
+        memcpy(out + hlen, scratch, blen);
+    return (long)total;
+}
+
+/* The address the client asked for, as far as it was read (truncated to fit out). */
+static void request_url(const struct conn *c, char *out, size_t cap)
+{
+    int n;
+    if (c->is_connect)
+        n = snprintf(out, cap, "%s:%u", c->rec.host, c->rec.port);
+    else if (c->rec.host[0])
+        n = snprintf(out, cap, "%s://%s:%u%s", c->rec.scheme, c->rec.host, c->rec.port,
+                     c->rec.path);
+    else
+        n = snprintf(out, cap, "(unparsed request)");
+    if (n < 0)
+        out[0] = '\0';
+}
+
+void reply_page(struct conn *c, int status, const char *detail, bool keep)
+{
+    struct worker *w = c->w;
+    keep = keep && c->client_keep_alive;
+    if (c->origin_in_use)
+        origin_close(c);
+    if (buf_attach(&w->bufs, &c->down) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return;
+    }
+    c->down.off = c->down.len = 0;
+    c->rec.status = (uint16_t)status;
+    if (status >= 500)
+        STAT_ADD(c, errors_upstream, 1);
+    else if (status == 400 || status == 414 || status == 431 || status == 501)
+        STAT_ADD(c, errors_parse, 1);
+
+    char url[1100];
+    request_url(c, url, sizeof(url));
+    struct reply_page pg = {
+        .status = status,
+        .detail = detail,
+        .url = url,
+        .contact = w->tun.contact,
+        .when = time(NULL),
+        .keep_alive = keep,
+        .head_only = c->request_head,
+    };
+    long n = reply_format(&pg, c->down.data, BUF_SIZE, w->scratch, sizeof(w->scratch));
+    if (n < 0) {
+        conn_close(c, CLOSE_CLIENT_ERROR);
+        return;
+    }
+    c->down.len = (size_t)n;
+    c->client_keep_alive = keep && !atomic_load_explicit(&w->draining, memory_order_relaxed);
+    c->state = CONN_REPLY;
+    conn_set_deadline(c, w->tun.header_timeout_ms);
+}
+
+void reply_error(struct conn *c, enum conn_close why, int status, const char *detail, bool keep)
+{
+    request_record_outcome(c, why, NULL);
+    reply_page(c, status, detail, keep);
+}
+
+void reply_blocked(struct conn *c, const char *reason, bool keep)
+{
+    char detail[256];
+    snprintf(detail, sizeof(detail), "This request was blocked by the office's access policy (%s).",
+             reason);
+    reply_page(c, 403, detail, keep);
+}
+
+void reply_established(struct conn *c)
+{
+    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    memcpy(c->down.data, established, sizeof(established) - 1);
+    c->down.off = 0;
+    c->down.len = sizeof(established) - 1;
+    c->rec.status = 200;
+}
+
+bool reply_step(struct conn *c)
+{
+    while (c->down.len > 0) {
+        size_t ready = c->down.len;
+        ssize_t n = conn_send(c->cfd, &c->c_writable, &c->down, &ready);
+        if (n == PX_ERR) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        if (n == PX_AGAIN)
+            return false;
+        c->rec.bytes_down += (uint64_t)n;
+    }
+    request_record_finish(c);
+    if (c->client_keep_alive) {
+        /* A request answered by us was never sent on: drop its head, keep what follows. */
+        buf_consume(&c->up, c->head_len < c->up.len ? c->head_len : c->up.len);
+        conn_next_request(c);
+        return true;
+    }
+    conn_linger(c);
+    return true;
+}
