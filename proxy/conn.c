@@ -25,6 +25,7 @@
 #include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/log.h"
+#include "proxy/origin.h"
 #include "proxy/reply.h"
 #include "proxy/worker.h"
 
@@ -51,16 +52,12 @@ const char *conn_close_str(enum conn_close why)
 
 static void on_client(struct ev_loop *loop, int fd, unsigned events, void *arg);
 static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg);
-static void start_connect(struct conn *c);
 
 /* How long a connection that was answered and shut drains what its client still sends. */
 #define LINGER_MS 2000
 
 /* Bodies at least this long go through a pipe with splice(2). */
 #define SPLICE_MIN (64 * 1024)
-
-/* Idle origin connections a worker keeps attached to their clients. */
-#define WORKER_MAX_ATTACHED 1024
 
 static void copy_field(char *dst, size_t cap, const char *src, size_t len)
 {
@@ -166,74 +163,14 @@ static int watch(struct conn *c, int fd, ev_io_cb cb)
     return ev_io_set(c->w->loop, fd, EV_READ | EV_WRITE | EV_EDGE, cb, c);
 }
 
-void origin_close(struct conn *c)
+int conn_watch_origin(struct conn *c, int fd)
 {
-    if (c->ofd < 0)
-        return;
-    if (!c->origin_in_use)
-        c->w->nattached--;
-    ev_io_del(c->w->loop, c->ofd);
-    close(c->ofd);
-    c->ofd = -1;
-    c->origin_in_use = false;
-    c->o_hup = false;
-}
-
-/* Puts a healthy origin connection in the worker's pool, for any client's next request to the
- * same address; closes it otherwise. */
-static void release_origin(struct conn *c, bool healthy)
-{
-    struct worker *w = c->w;
-    if (c->ofd < 0)
-        return;
-    if (!healthy || w->norigins >= WORKER_ORIGIN_POOL ||
-        atomic_load_explicit(&w->draining, memory_order_relaxed)) {
-        origin_close(c);
-        return;
-    }
-    if (!c->origin_in_use)
-        w->nattached--;
-    ev_io_del(w->loop, c->ofd);
-    struct origin_idle *o = &w->origins[w->norigins++];
-    o->addr = c->origin_addr;
-    o->fd = c->ofd;
-    o->since_ms = ev_now_ms(w->loop);
-    c->ofd = -1;
-    c->origin_in_use = false;
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
-}
-
-/* Takes an idle origin connection to addr that the origin has not closed meanwhile. */
-static int take_origin(struct worker *w, const struct sockaddr_storage *addr)
-{
-    for (size_t i = w->norigins; i-- > 0;) {
-        if (!same_addr(&w->origins[i].addr, addr))
-            continue;
-        int fd = w->origins[i].fd;
-        w->origins[i] = w->origins[--w->norigins];
-        char probe;
-        ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return fd;
-        close(fd); /* closed by the origin, or it sent something unasked */
-    }
-    return -1;
+    return watch(c, fd, on_origin);
 }
 
 /* ---- our own responses ---- */
 
-static void reply_denied(struct conn *c, const char *reason, int rule_id)
+void reply_denied(struct conn *c, const char *reason, int rule_id)
 {
     c->rec.decision = STORE_DENY;
     c->rec.rule_id = rule_id;
@@ -346,6 +283,10 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
      * "Connection: keep-alive" echo we do not promise. */
     c->client_keep_alive = req->keep_alive && req->minor_version == 1;
     c->request_head = req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
+    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    c->idempotent = false;
+    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+        c->idempotent |= strcmp(c->rec.method, idempotent[i]) == 0;
     c->is_connect = req->form == H1_FORM_AUTHORITY;
     c->websocket = req->upgrade_websocket;
     flow_start(&c->upf, req->body, req->content_length);
@@ -522,196 +463,10 @@ static bool step_read_head(struct conn *c)
     }
 }
 
-/* ---- resolve and connect ---- */
-
-static bool addr_is_local(const struct worker *w, const struct sockaddr_storage *ss)
-{
-    for (size_t i = 0; i < w->shared->nlocal_addrs; i++) {
-        const struct sockaddr_storage *l = &w->shared->local_addrs[i];
-        if (l->ss_family != ss->ss_family)
-            continue;
-        if (ss->ss_family == AF_INET && ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
-                                            ((const struct sockaddr_in *)ss)->sin_addr.s_addr)
-            return true;
-        if (ss->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
-                                                 &((const struct sockaddr_in6 *)ss)->sin6_addr, 16))
-            return true;
-    }
-    return false;
-}
-
-/* The second ACL check, on every resolved address (defeats DNS rebinding): never a
- * link-local, unspecified or multicast target; loopback and this machine's own addresses
- * only when allowed, and never proxyd's own ports there. */
-static const char *target_refusal(const struct worker *w, const struct sockaddr_storage *ss)
-{
-    uint16_t port;
-    bool loopback = false, linklocal = false, unspec = false, multicast = false;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const void *)ss;
-        uint32_t a = ntohl(s4->sin_addr.s_addr);
-        port = ntohs(s4->sin_port);
-        loopback = (a >> 24) == 127;
-        linklocal = (a >> 16) == 0xa9fe;
-        unspec = (a >> 24) == 0;
-        multicast = (a >> 28) >= 0xe;
-    } else {
-        const struct sockaddr_in6 *s6 = (const void *)ss;
-        const uint8_t *b = s6->sin6_addr.s6_addr;
-        port = ntohs(s6->sin6_port);
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-            struct sockaddr_storage v4 = {0};
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&v4;
-            s4->sin_family = AF_INET;
-            s4->sin_port = s6->sin6_port;
-            memcpy(&s4->sin_addr, b + 12, 4);
-            return target_refusal(w, &v4);
-        }
-        loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
-        linklocal = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr);
-        unspec = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
-        multicast = IN6_IS_ADDR_MULTICAST(&s6->sin6_addr);
-    }
-    if (linklocal)
-        return "link-local target address";
-    if (unspec || multicast)
-        return "invalid target address";
-    bool local = loopback || addr_is_local(w, ss);
-    if (!local)
-        return NULL;
-    for (size_t i = 0; i < w->shared->nown_ports; i++)
-        if (w->shared->own_ports[i] == port)
-            return "target is the proxy itself";
-    if (!w->tun.allow_loopback_targets)
-        return loopback ? "loopback target address" : "target is this machine";
-    return NULL;
-}
-
-static void origin_connected(struct conn *c)
-{
-    struct worker *w = c->w;
-    c->origin_in_use = true;
-    if (buf_attach(&w->bufs, &c->down) < 0) {
-        conn_close(c, CLOSE_OVERLOAD);
-        return;
-    }
-    if (c->is_connect) {
-        reply_established(c);
-        tun_start(c);
-        return;
-    }
-    c->state = CONN_RELAY;
-    conn_set_deadline(c, w->tun.origin_timeout_ms);
-}
-
-/* RFC 9110 9.2.2: methods whose effect is the same when a request is repeated. */
-static bool method_idempotent(const char *method)
-{
-    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
-    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
-        if (strcmp(method, idempotent[i]) == 0)
-            return true;
-    return false;
-}
-
-/* May the request go out on a connection another client left in the pool? Such a connection
- * may turn out closed by the origin once the request is on its way (origin_lost). We then
- * repeat an idempotent request ourselves and leave any other to the client, which repeats
- * only what it sent on a connection it had used before (so browsers do, and HAProxy's
- * "http-reuse safe" relies on it). A first request we could not repeat gets a connection of
- * its own, so that it never fails for a reason the client cannot recover from. */
-static bool may_take_kept_origin(const struct conn *c)
-{
-    return !c->is_connect && !c->retrying && (c->requests > 1 || method_idempotent(c->rec.method));
-}
-
-/* Tries the resolved addresses in turn, starting at c->addr_next. */
-static void start_connect(struct conn *c)
-{
-    struct worker *w = c->w;
-    const char *refusal = NULL;
-    while (c->addr_next < c->addrs.naddrs) {
-        const struct sockaddr_storage *ss = &c->addrs.addrs[c->addr_next++];
-        const char *why = target_refusal(w, ss);
-        if (why) {
-            refusal = why;
-            continue;
-        }
-        /* A tunnel gets a fresh connection: an HTTP keep-alive one is not its to take. */
-        if (c->ofd >= 0 && !c->origin_in_use) {
-            if (!c->is_connect && !c->o_readable && same_addr(&c->origin_addr, ss)) {
-                w->nattached--;
-                c->origin_reused = true;
-                origin_connected(c);
-                return;
-            }
-            release_origin(c, !c->o_readable);
-        }
-        int fd = may_take_kept_origin(c) ? take_origin(w, ss) : -1;
-        if (fd >= 0) {
-            c->ofd = fd;
-            c->origin_addr = *ss;
-            c->origin_in_use = true;
-            c->origin_reused = true;
-            c->o_readable = c->o_hup = false;
-            c->o_writable = true;
-            if (watch(c, fd, on_origin) < 0) {
-                origin_close(c);
-                continue;
-            }
-            origin_connected(c);
-            return;
-        }
-        fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-        if (fd < 0) {
-            /* Out of descriptors (or memory): every request fails alike until some free up. */
-            static struct log_ratelimit socket_rl = LOG_RATELIMIT_INIT(10000, 1);
-            log_warn_limited(&socket_rl, "while connecting to %s: socket", c->rec.host);
-            c->why = CLOSE_OVERLOAD;
-            reply_page(c, 503, "The proxy is short of resources right now; please try again.",
-                       c->upf.body == H1_BODY_NONE);
-            return;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        socklen_t len =
-            ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-        c->ofd = fd;
-        c->origin_addr = *ss;
-        c->origin_in_use = true;
-        c->origin_reused = false;
-        c->o_readable = c->o_writable = c->o_hup = false;
-        if (watch(c, fd, on_origin) < 0) {
-            origin_close(c);
-            break;
-        }
-        if (connect(fd, (const struct sockaddr *)ss, len) == 0) {
-            c->o_writable = true;
-            origin_connected(c);
-            return;
-        }
-        if (errno == EINPROGRESS) {
-            c->state = CONN_CONNECT;
-            conn_set_deadline(c, w->tun.connect_timeout_ms);
-            return;
-        }
-        origin_close(c);
-    }
-    if (refusal && c->addr_next == c->addrs.naddrs && !c->origin_in_use && !c->rec.error[0]) {
-        c->why = CLOSE_TARGET_FORBIDDEN;
-        copy_field(c->rec.error, sizeof(c->rec.error), refusal, strlen(refusal));
-        reply_denied(c, refusal, c->rec.rule_id);
-        return;
-    }
-    c->why = CLOSE_CONNECT_FAILED;
-    reply_page(c, 502, "The proxy could not connect to the web site's server.",
-               c->upf.body == H1_BODY_NONE);
-}
-
 /* Applies `deny dest` rules to the name's addresses (acl_eval_dest), all of them: a name
  * that points into a denied network is denied, whichever address would be tried. Returns
  * false when the request was answered instead. */
-static bool dest_allowed(struct conn *c, const struct dns_result *res)
+bool dest_allowed(struct conn *c, const struct dns_result *res)
 {
     struct worker *w = c->w;
     if (!c->dest_pending)
@@ -745,59 +500,6 @@ static bool dest_allowed(struct conn *c, const struct dns_result *res)
         return false;
     }
     return true;
-}
-
-static void use_resolved(struct conn *c, const struct dns_result *res)
-{
-    if (res->status != DNS_OK) {
-        c->why = res->status == DNS_NXDOMAIN  ? CLOSE_DNS_NXDOMAIN
-                 : res->status == DNS_TIMEOUT ? CLOSE_DNS_TIMEOUT
-                                              : CLOSE_DNS_FAILED;
-        reply_page(c, 502,
-                   res->status == DNS_NXDOMAIN ? "The web site's name does not exist."
-                                               : "The web site's name could not be resolved.",
-                   c->upf.body == H1_BODY_NONE);
-    } else if (dest_allowed(c, res)) {
-        if (res != &c->addrs)
-            c->addrs = *res;
-        c->addr_next = 0;
-        start_connect(c);
-    }
-}
-
-static void on_resolved(void *arg, const struct dns_result *res)
-{
-    struct conn *c = arg;
-    c->dnsq = NULL;
-    use_resolved(c, res);
-    conn_run(c);
-}
-
-static void begin_resolve(struct conn *c)
-{
-    struct worker *w = c->w;
-    int r = dns_resolve(w->dns, &c->host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
-    if (r == PX_OK) {
-        use_resolved(c, &c->addrs);
-    } else if (r == PX_ERR) {
-        c->why = CLOSE_DNS_FAILED;
-        reply_page(c, 502, "The web site's name could not be resolved.", false);
-    }
-}
-
-static void finish_connect(struct conn *c)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(c->ofd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err == 0) {
-        c->o_writable = true;
-        origin_connected(c);
-        return;
-    }
-    origin_close(c);
-    start_connect(c);
 }
 
 /* ---- relaying ---- */
@@ -876,7 +578,7 @@ static void origin_lost(struct conn *c, enum conn_close why, const char *detail)
 {
     bool unanswered = !c->head_sent && !c->resp_head_done && c->down.len == 0;
     if (unanswered && c->origin_reused) {
-        if (!c->retrying && method_idempotent(c->rec.method) && relay_rewind(c)) {
+        if (!c->retrying && c->idempotent && relay_rewind(c)) {
             log_debug("%s %s:%u: kept origin connection closed by the origin; sending again",
                       c->rec.method, c->rec.host, c->rec.port);
             origin_close(c);
@@ -885,7 +587,7 @@ static void origin_lost(struct conn *c, enum conn_close why, const char *detail)
             c->origin_keep_alive = false;
             c->retrying = true;
             c->addr_next = 0;
-            start_connect(c);
+            origin_connect(c);
             return;
         }
         if (c->requests > 1) {
@@ -958,18 +660,9 @@ static bool relay_response_head(struct conn *c)
 /* The request in flight is over: log it, then either wait for the next one or close. */
 static void relay_complete(struct conn *c)
 {
-    struct worker *w = c->w;
     bool request_fully_sent = c->upf.done && c->upf.ready == 0;
     request_record_finish(c);
-    bool origin_healthy = c->origin_keep_alive && request_fully_sent && c->down.len == 0;
-    if (origin_healthy && c->client_keep_alive && w->nattached < WORKER_MAX_ATTACHED &&
-        !atomic_load_explicit(&w->draining, memory_order_relaxed)) {
-        /* The same client most likely asks the same origin next: keep it at hand. */
-        c->origin_in_use = false;
-        w->nattached++;
-    } else {
-        release_origin(c, origin_healthy);
-    }
+    origin_finish(c, c->origin_keep_alive && request_fully_sent && c->down.len == 0);
     if (!c->client_keep_alive || !request_fully_sent) {
         conn_close(c, CLOSE_NONE);
         return;
@@ -1228,7 +921,7 @@ void conn_run(struct conn *c)
         case CONN_RESOLVE:
             /* Every outcome of a lookup leaves this state, so no query means none started. */
             if (!c->dnsq) {
-                begin_resolve(c);
+                origin_resolve(c);
                 progress = c->state != CONN_RESOLVE;
             }
             break;
@@ -1280,7 +973,7 @@ static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg)
     if (c->state == CONN_CONNECT) {
         if (!(events & (EV_WRITE | EV_ERROR)))
             return;
-        finish_connect(c);
+        origin_connect_done(c);
     }
     conn_run(c);
 }

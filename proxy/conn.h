@@ -4,6 +4,7 @@
  *
  * One connection's life is split by concern, one file and header each:
  *   conn.c     this struct, the pump (conn_run), socket events, timeouts, close
+ *   origin.c   target refusal, resolve and connect, the idle-origin pool
  *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes
  *   reply.c    our own answers: error and block pages, 407, 200 established
  * Everything here runs on the thread of the worker that accepted the connection. */
@@ -93,6 +94,7 @@ struct conn {
     bool client_keep_alive;
     bool origin_keep_alive;
     bool request_head; /* HEAD: response has no body */
+    bool idempotent;   /* RFC 9110 9.2.2: the method may be repeated (origin_lost) */
     bool websocket;
     bool is_connect;
     bool counted_tunnel;
@@ -150,10 +152,15 @@ void conn_next_request(struct conn *c);
  * client still sends for a moment, so the answer is not lost to a reset. */
 void conn_linger(struct conn *c);
 
-/* In conn.c until request.c and origin.c take them. */
+/* In conn.c until request.c takes them. */
 void request_record_outcome(struct conn *c, enum conn_close why, const char *detail);
 void request_record_finish(struct conn *c);
-void origin_close(struct conn *c);
+void reply_denied(struct conn *c, const char *reason, int rule_id);
+bool dest_allowed(struct conn *c, const struct dns_result *res);
+
+/* Registers fd as c's origin socket with the loop (edge-triggered, both ways). Returns 0, or
+ * -1 (errno) when the loop refused it. */
+int conn_watch_origin(struct conn *c, int fd);
 
 /* The byte pumps between a socket and a buffer. readable/writable are c's readiness flags
  * for fd: cleared when the socket proves drained or full (EAGAIN, or a short transfer). */

@@ -58,14 +58,7 @@ static void on_tick(struct ev_loop *loop, void *arg)
     if (w->acl)
         worker_acl_refresh(w);
     listener_tick(w);
-    for (size_t i = 0; i < w->norigins;) {
-        if (now - w->origins[i].since_ms > ORIGIN_IDLE_MS) {
-            close(w->origins[i].fd);
-            w->origins[i] = w->origins[--w->norigins];
-        } else {
-            i++;
-        }
-    }
+    origin_pool_expire(&w->origins, now, ORIGIN_IDLE_MS);
     bool draining = atomic_load(&w->draining);
     if (draining && w->nlisten && w->listeners[0].fd >= 0) {
         listener_close_all(w);
@@ -172,9 +165,7 @@ void worker_destroy(struct worker *w)
         ev_flush_deferred(w->loop);
     }
     listener_detach(w);
-    for (size_t i = 0; i < w->norigins; i++)
-        close(w->origins[i].fd);
-    w->norigins = 0;
+    origin_pool_clear(&w->origins);
     if (w->dns)
         dns_resolver_free(w->dns);
     if (w->acl)

@@ -22,10 +22,10 @@
 #include "proxy/ev.h"
 #include "proxy/h1_parse.h"
 #include "proxy/listener.h"
+#include "proxy/origin.h"
 #include "storage/store.h"
 
 #define WORKER_MAX_HEADERS 256
-#define WORKER_ORIGIN_POOL 64
 #define WORKER_MAX_LOCAL_ADDRS 32
 
 /* Settings a worker reads on every request; replaced as a whole on SIGHUP. */
@@ -73,12 +73,6 @@ struct worker_stats {
     atomic_uint_fast64_t refused[REFUSE_COUNT]; /* "connections_refused" */
 };
 
-struct origin_idle {
-    struct sockaddr_storage addr;
-    int fd;
-    int64_t since_ms;
-};
-
 struct conn;
 struct client_limit;
 
@@ -98,8 +92,7 @@ struct worker {
     struct conn *free_conns; /* owned free list */
     struct conn *active;     /* intrusive list of live connections */
     size_t nconns;
-    struct origin_idle origins[WORKER_ORIGIN_POOL];
-    size_t norigins;
+    struct origin_pool origins; /* idle origin connections, any client's to take */
     size_t nattached;          /* idle origin connections kept by their client */
     const struct acl_set *acl; /* reference held from shared->acl */
     uint64_t acl_gen;

@@ -1,0 +1,410 @@
+/* origin: target refusal, resolve and connect, and idle origin connections (kept by their
+ * client, or pooled for any client of the worker). Worker thread, except the pure functions
+ * (refusal, pool) that origin.h marks. */
+#include "proxy/origin.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "base/status.h"
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/reply.h"
+#include "proxy/worker.h"
+
+/* Idle origin connections a worker keeps attached to their clients. */
+#define WORKER_MAX_ATTACHED 1024
+
+/* ---- target refusal ---- */
+
+struct origin_guard origin_guard_of(const struct worker *w)
+{
+    return (struct origin_guard){
+        .local_addrs = w->shared->local_addrs,
+        .nlocal_addrs = w->shared->nlocal_addrs,
+        .own_ports = w->shared->own_ports,
+        .nown_ports = w->shared->nown_ports,
+        .allow_loopback = w->tun.allow_loopback_targets,
+    };
+}
+
+static bool addr_is_local(const struct origin_guard *g, const struct sockaddr_storage *ss)
+{
+    for (size_t i = 0; i < g->nlocal_addrs; i++) {
+        const struct sockaddr_storage *l = &g->local_addrs[i];
+        if (l->ss_family != ss->ss_family)
+            continue;
+        if (ss->ss_family == AF_INET && ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
+                                            ((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+            return true;
+        if (ss->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
+                                                 &((const struct sockaddr_in6 *)ss)->sin6_addr, 16))
+            return true;
+    }
+    return false;
+}
+
+const char *origin_target_refusal(const struct origin_guard *g, const struct sockaddr_storage *ss)
+{
+    uint16_t port;
+    bool loopback = false, linklocal = false, unspec = false, multicast = false;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)ss;
+        uint32_t a = ntohl(s4->sin_addr.s_addr);
+        port = ntohs(s4->sin_port);
+        loopback = (a >> 24) == 127;
+        linklocal = (a >> 16) == 0xa9fe;
+        unspec = (a >> 24) == 0;
+        multicast = (a >> 28) >= 0xe;
+    } else {
+        const struct sockaddr_in6 *s6 = (const void *)ss;
+        const uint8_t *b = s6->sin6_addr.s6_addr;
+        port = ntohs(s6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            struct sockaddr_storage v4 = {0};
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&v4;
+            s4->sin_family = AF_INET;
+            s4->sin_port = s6->sin6_port;
+            memcpy(&s4->sin_addr, b + 12, 4);
+            return origin_target_refusal(g, &v4);
+        }
+        loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+        linklocal = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr);
+        unspec = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        multicast = IN6_IS_ADDR_MULTICAST(&s6->sin6_addr);
+    }
+    if (linklocal)
+        return "link-local target address";
+    if (unspec || multicast)
+        return "invalid target address";
+    bool local = loopback || addr_is_local(g, ss);
+    if (!local)
+        return NULL;
+    for (size_t i = 0; i < g->nown_ports; i++)
+        if (g->own_ports[i] == port)
+            return "target is the proxy itself";
+    if (!g->allow_loopback)
+        return loopback ? "loopback target address" : "target is this machine";
+    return NULL;
+}
+
+/* ---- the pool ---- */
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
+bool origin_pool_put(struct origin_pool *p, int fd, const struct sockaddr_storage *addr,
+                     int64_t now_ms)
+{
+    if (p->n >= ORIGIN_POOL_MAX)
+        return false;
+    p->idle[p->n++] = (struct origin_idle){.addr = *addr, .fd = fd, .since_ms = now_ms};
+    return true;
+}
+
+int origin_pool_take(struct origin_pool *p, const struct sockaddr_storage *addr)
+{
+    for (size_t i = p->n; i-- > 0;) {
+        if (!same_addr(&p->idle[i].addr, addr))
+            continue;
+        int fd = p->idle[i].fd;
+        p->idle[i] = p->idle[--p->n];
+        return fd;
+    }
+    return -1;
+}
+
+size_t origin_pool_expire(struct origin_pool *p, int64_t now_ms, int64_t max_idle_ms)
+{
+    size_t closed = 0;
+    for (size_t i = 0; i < p->n;) {
+        if (now_ms - p->idle[i].since_ms > max_idle_ms) {
+            close(p->idle[i].fd);
+            p->idle[i] = p->idle[--p->n];
+            closed++;
+        } else {
+            i++;
+        }
+    }
+    return closed;
+}
+
+void origin_pool_clear(struct origin_pool *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        close(p->idle[i].fd);
+    p->n = 0;
+}
+
+/* Takes a pooled connection to addr that the origin has not closed meanwhile. */
+static int take_live(struct origin_pool *p, const struct sockaddr_storage *addr)
+{
+    int fd;
+    while ((fd = origin_pool_take(p, addr)) >= 0) {
+        char probe;
+        ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fd;
+        close(fd); /* closed by the origin, or it sent something unasked */
+    }
+    return -1;
+}
+
+/* ---- a connection's origin socket ---- */
+
+void origin_close(struct conn *c)
+{
+    if (c->ofd < 0)
+        return;
+    if (!c->origin_in_use)
+        c->w->nattached--;
+    ev_io_del(c->w->loop, c->ofd);
+    close(c->ofd);
+    c->ofd = -1;
+    c->origin_in_use = false;
+    c->o_hup = false;
+}
+
+/* Puts a healthy origin connection in the worker's pool, for any client's next request to the
+ * same address; closes it otherwise. */
+static void release(struct conn *c, bool healthy)
+{
+    struct worker *w = c->w;
+    if (c->ofd < 0)
+        return;
+    if (!healthy || atomic_load_explicit(&w->draining, memory_order_relaxed)) {
+        origin_close(c);
+        return;
+    }
+    int fd = c->ofd;
+    if (!origin_pool_put(&w->origins, fd, &c->origin_addr, ev_now_ms(w->loop))) {
+        origin_close(c);
+        return;
+    }
+    if (!c->origin_in_use)
+        w->nattached--;
+    ev_io_del(w->loop, fd);
+    c->ofd = -1;
+    c->origin_in_use = false;
+}
+
+void origin_finish(struct conn *c, bool healthy)
+{
+    struct worker *w = c->w;
+    if (healthy && c->client_keep_alive && w->nattached < WORKER_MAX_ATTACHED &&
+        !atomic_load_explicit(&w->draining, memory_order_relaxed)) {
+        /* The same client most likely asks the same origin next: keep it at hand. */
+        c->origin_in_use = false;
+        w->nattached++;
+        return;
+    }
+    release(c, healthy);
+}
+
+/* ofd is connected: the request goes up, or the tunnel opens. */
+static void connected(struct conn *c)
+{
+    struct worker *w = c->w;
+    c->origin_in_use = true;
+    if (buf_attach(&w->bufs, &c->down) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return;
+    }
+    if (c->is_connect) {
+        reply_established(c);
+        tun_start(c);
+        return;
+    }
+    c->state = CONN_RELAY;
+    conn_set_deadline(c, w->tun.origin_timeout_ms);
+}
+
+/* May the request go out on a connection another client left in the pool? Such a connection
+ * may turn out closed by the origin once the request is on its way (origin_lost).
+ * We then repeat an idempotent request ourselves and leave any other to the client, which
+ * repeats only what it sent on a connection it had used before (so browsers do, and HAProxy's
+ * "http-reuse safe" relies on it). A first request we could not repeat gets a connection of
+ * its own, so that it never fails for a reason the client cannot recover from. */
+static bool may_take_kept_origin(const struct conn *c)
+{
+    return !c->is_connect && !c->retrying && (c->requests > 1 || c->idempotent);
+}
+
+/* What became of one address tried by origin_connect. */
+enum attempt {
+    ATTEMPT_DONE, /* c moved on: connected, connecting, or answered */
+    ATTEMPT_NONE, /* no idle connection to reuse: open a new one */
+    ATTEMPT_NEXT, /* this address failed: try the next */
+    ATTEMPT_STOP, /* try no more addresses: 502 */
+    ATTEMPT_COUNT
+};
+
+/* Uses an idle connection to ss: the one c keeps, or one from the pool. */
+static enum attempt reuse(struct conn *c, const struct sockaddr_storage *ss)
+{
+    struct worker *w = c->w;
+    /* A tunnel gets a fresh connection: an HTTP keep-alive one is not its to take. */
+    if (c->ofd >= 0 && !c->origin_in_use) {
+        if (!c->is_connect && !c->o_readable && same_addr(&c->origin_addr, ss)) {
+            w->nattached--;
+            c->origin_reused = true;
+            connected(c);
+            return ATTEMPT_DONE;
+        }
+        release(c, !c->o_readable);
+    }
+    int fd = may_take_kept_origin(c) ? take_live(&w->origins, ss) : -1;
+    if (fd < 0)
+        return ATTEMPT_NONE;
+    c->ofd = fd;
+    c->origin_addr = *ss;
+    c->origin_in_use = true;
+    c->origin_reused = true;
+    c->o_readable = c->o_hup = false;
+    c->o_writable = true;
+    if (conn_watch_origin(c, fd) < 0) {
+        origin_close(c);
+        return ATTEMPT_NEXT;
+    }
+    connected(c);
+    return ATTEMPT_DONE;
+}
+
+/* Opens a new connection to ss. */
+static enum attempt connect_new(struct conn *c, const struct sockaddr_storage *ss)
+{
+    struct worker *w = c->w;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) {
+        /* Out of descriptors (or memory): every request fails alike until some free up. */
+        static struct log_ratelimit socket_rl = LOG_RATELIMIT_INIT(10000, 1);
+        log_warn_limited(&socket_rl, "while connecting to %s: socket", c->rec.host);
+        reply_error(c, CLOSE_OVERLOAD, 503,
+                    "The proxy is short of resources right now; please try again.",
+                    c->upf.body == H1_BODY_NONE);
+        return ATTEMPT_DONE;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    socklen_t len =
+        ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    c->ofd = fd;
+    c->origin_addr = *ss;
+    c->origin_in_use = true;
+    c->origin_reused = false;
+    c->o_readable = c->o_writable = c->o_hup = false;
+    if (conn_watch_origin(c, fd) < 0) {
+        origin_close(c);
+        return ATTEMPT_STOP;
+    }
+    if (connect(fd, (const struct sockaddr *)ss, len) == 0) {
+        c->o_writable = true;
+        connected(c);
+        return ATTEMPT_DONE;
+    }
+    if (errno == EINPROGRESS) {
+        c->state = CONN_CONNECT;
+        conn_set_deadline(c, w->tun.connect_timeout_ms);
+        return ATTEMPT_DONE;
+    }
+    origin_close(c);
+    return ATTEMPT_NEXT;
+}
+
+void origin_connect(struct conn *c)
+{
+    struct origin_guard g = origin_guard_of(c->w);
+    const char *refusal = NULL;
+    while (c->addr_next < c->addrs.naddrs) {
+        const struct sockaddr_storage *ss = &c->addrs.addrs[c->addr_next++];
+        const char *why = origin_target_refusal(&g, ss);
+        if (why) {
+            refusal = why;
+            continue;
+        }
+        enum attempt a = reuse(c, ss);
+        if (a == ATTEMPT_NONE)
+            a = connect_new(c, ss);
+        if (a == ATTEMPT_DONE)
+            return;
+        if (a == ATTEMPT_STOP)
+            break;
+    }
+    if (refusal && c->addr_next == c->addrs.naddrs && !c->origin_in_use && !c->rec.error[0]) {
+        request_record_outcome(c, CLOSE_TARGET_FORBIDDEN, refusal);
+        reply_denied(c, refusal, c->rec.rule_id);
+        return;
+    }
+    reply_error(c, CLOSE_CONNECT_FAILED, 502,
+                "The proxy could not connect to the web site's server.",
+                c->upf.body == H1_BODY_NONE);
+}
+
+void origin_connect_done(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->ofd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == 0) {
+        c->o_writable = true;
+        connected(c);
+        return;
+    }
+    origin_close(c);
+    origin_connect(c);
+}
+
+/* ---- resolve ---- */
+
+static void use_resolved(struct conn *c, const struct dns_result *res)
+{
+    if (res->status != DNS_OK) {
+        enum conn_close why = res->status == DNS_NXDOMAIN  ? CLOSE_DNS_NXDOMAIN
+                              : res->status == DNS_TIMEOUT ? CLOSE_DNS_TIMEOUT
+                                                           : CLOSE_DNS_FAILED;
+        reply_error(c, why, 502,
+                    res->status == DNS_NXDOMAIN ? "The web site's name does not exist."
+                                                : "The web site's name could not be resolved.",
+                    c->upf.body == H1_BODY_NONE);
+        return;
+    }
+    if (!dest_allowed(c, res))
+        return;
+    if (res != &c->addrs)
+        c->addrs = *res;
+    c->addr_next = 0;
+    origin_connect(c);
+}
+
+static void on_resolved(void *arg, const struct dns_result *res)
+{
+    struct conn *c = arg;
+    c->dnsq = NULL;
+    use_resolved(c, res);
+    conn_run(c);
+}
+
+void origin_resolve(struct conn *c)
+{
+    struct worker *w = c->w;
+    int r = dns_resolve(w->dns, &c->host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
+    if (r == PX_OK)
+        use_resolved(c, &c->addrs);
+    else if (r == PX_ERR)
+        reply_error(c, CLOSE_DNS_FAILED, 502, "The web site's name could not be resolved.", false);
+}
