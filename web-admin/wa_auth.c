@@ -98,6 +98,42 @@ static bool token_char_ok(char c)
            c == '_';
 }
 
+/* Writes text and a newline to a new file at path (which must not exist), readable by
+ * proxyd's user only, never through a link, and synced before it counts as written; a file
+ * cut short is removed. The copy on the stack is wiped. 0, or -1 with err filled and errno
+ * EEXIST when path exists, another value otherwise. */
+static int secret_file_create(const char *path, const char *text, char *err, size_t errlen)
+{
+    char line[WA_TOKEN_HEX + 2];
+    size_t len;
+    ssize_t n;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        return -1;
+    }
+    if (snprintf(line, sizeof(line), "%s\n", text) >= (int)sizeof(line)) {
+        close(fd);
+        unlink(path);
+        snprintf(err, errlen, "%s: secret too long", path);
+        errno = EINVAL;
+        return -1;
+    }
+    len = strlen(line);
+    n = write(fd, line, len);
+    sodium_memzero(line, sizeof(line));
+    if (n != (ssize_t)len || fsync(fd) < 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        errno = EIO; /* not EEXIST: the caller must not take the file for an old one */
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 /* Reads <data_dir>/admin.token into a->token, creating it (0600) if missing. */
 static int token_load(struct wa_auth *a, const char *data_dir, char *err, size_t errlen)
 {
@@ -110,28 +146,11 @@ static int token_load(struct wa_auth *a, const char *data_dir, char *err, size_t
         snprintf(err, errlen, "%s: data folder path too long", data_dir);
         return -1;
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        char line[WA_TOKEN_HEX + 2];
-
-        random_hex(a->token);
-        snprintf(line, sizeof(line), "%s\n", a->token);
-        len = strlen(line);
-        n = write(fd, line, len);
-        sodium_memzero(line, sizeof(line));
-        if (n != (ssize_t)len || fsync(fd) < 0) {
-            snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-            close(fd);
-            unlink(path);
-            return -1;
-        }
-        close(fd);
+    random_hex(a->token);
+    if (secret_file_create(path, a->token, err, errlen) == 0)
         return 0;
-    }
-    if (errno != EEXIST) {
-        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+    if (errno != EEXIST) /* err says why */
         return -1;
-    }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
@@ -164,36 +183,15 @@ static int first_password_path(const char *data_dir, char *path, size_t len)
     return snprintf(path, len, "%s/" WA_FIRST_PASSWORD_FILE, data_dir) < (int)len ? 0 : -1;
 }
 
-/* Writes pw and a newline to path, readable by proxyd's user only. A file left from an
- * earlier database is replaced, never followed if it is a link. 0, or -1 with err filled. */
+/* Writes pw to path (see secret_file_create). A file left from an earlier database is
+ * replaced. 0, or -1 with err filled. */
 static int first_password_write(const char *path, const char *pw, char *err, size_t errlen)
 {
-    char line[32];
-    size_t len;
-    ssize_t n;
-    int fd;
-
     if (unlink(path) < 0 && errno != ENOENT) {
         snprintf(err, errlen, "%s: cannot replace: %s", path, strerror(errno));
         return -1;
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
-        return -1;
-    }
-    snprintf(line, sizeof(line), "%s\n", pw);
-    len = strlen(line);
-    n = write(fd, line, len);
-    sodium_memzero(line, sizeof(line));
-    if (n != (ssize_t)len || fsync(fd) < 0) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        close(fd);
-        unlink(path);
-        return -1;
-    }
-    close(fd);
-    return 0;
+    return secret_file_create(path, pw, err, errlen);
 }
 
 int wa_auth_first_admin(struct store_pool *pool, const char *data_dir, bool *created, char *err,
