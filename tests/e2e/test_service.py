@@ -126,7 +126,9 @@ class UserTest(unittest.TestCase):
                 self.assertNotIn("0", ids.get("Groups", []))
                 self.assertEqual(int(ids["CapEff"][0], 16), 0)
                 self.assertEqual(int(ids["CapPrm"][0], 16), 0)
-                # Everything proxyd created belongs to the user.
+                # Everything proxyd created belongs to the user. The first-run password is
+                # written a moment after the admin port listens: wait for it (first_password).
+                self.assertTrue(px.first_password)
                 for name in ("", "proxyd.db", "admin.token", "admin.password"):
                     st = os.stat(os.path.join(px.data_dir, name))
                     self.assertEqual(st.st_uid, nobody.pw_uid, name)
