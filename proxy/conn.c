@@ -26,6 +26,7 @@
 #include "proxy/client_limit.h"
 #include "proxy/log.h"
 #include "proxy/origin.h"
+#include "proxy/relay.h"
 #include "proxy/reply.h"
 #include "proxy/worker.h"
 
@@ -37,6 +38,17 @@ static const char *const state_names[CONN_STATE_COUNT] = {
 const char *conn_state_str(enum conn_state s)
 {
     return (unsigned)s < CONN_STATE_COUNT ? state_names[s] : "?";
+}
+
+static const char *const phase_names[RELAY_PHASE_COUNT] = {
+    [RELAY_HEAD] = "head",
+    [RELAY_BODY] = "body",
+    [RELAY_SPLICE] = "splice",
+};
+
+const char *relay_phase_str(enum relay_phase p)
+{
+    return (unsigned)p < RELAY_PHASE_COUNT ? phase_names[p] : "?";
 }
 
 static const char *const close_names[CLOSE_COUNT] = {
@@ -55,9 +67,6 @@ static void on_origin(struct ev_loop *loop, int fd, unsigned events, void *arg);
 
 /* How long a connection that was answered and shut drains what its client still sends. */
 #define LINGER_MS 2000
-
-/* Bodies at least this long go through a pipe with splice(2). */
-#define SPLICE_MIN (64 * 1024)
 
 static void copy_field(char *dst, size_t cap, const char *src, size_t len)
 {
@@ -208,15 +217,6 @@ static void handle_bad_request(struct conn *c, const struct h1_error *err)
     reply_page(c, err->status, err->reason, false);
 }
 
-static bool flow_start(struct conn_flow *f, enum h1_body body, uint64_t length)
-{
-    memset(f, 0, sizeof(*f));
-    f->body = body;
-    f->remaining = length;
-    f->done = body == H1_BODY_NONE || (body == H1_BODY_LENGTH && length == 0);
-    return true;
-}
-
 /* Acts on a complete request head at the front of c->up. */
 static void on_auth_result(void *arg, enum auth_status st, const char *user)
 {
@@ -289,7 +289,7 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         c->idempotent |= strcmp(c->rec.method, idempotent[i]) == 0;
     c->is_connect = req->form == H1_FORM_AUTHORITY;
     c->websocket = req->upgrade_websocket;
-    flow_start(&c->upf, req->body, req->content_length);
+    relay_flow_start(&c->upf, req->body, req->content_length);
 
     if (req->form == H1_FORM_ORIGIN || req->form == H1_FORM_ASTERISK) {
         copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
@@ -502,345 +502,6 @@ bool dest_allowed(struct conn *c, const struct dns_result *res)
     return true;
 }
 
-/* ---- relaying ---- */
-
-/* Frames the unframed bytes at the head of b: how many may be sent as they are. Returns
- * false on a malformed chunked body. */
-static bool flow_frame(struct conn_flow *f, struct buf *b, struct h1_error *err)
-{
-    if (f->done || f->ready > 0 || b->len == 0)
-        return true;
-    switch (f->body) {
-    case H1_BODY_LENGTH: {
-        size_t n = b->len < f->remaining ? b->len : (size_t)f->remaining;
-        f->remaining -= n;
-        f->ready = n;
-        f->done = f->remaining == 0;
-        return true;
-    }
-    case H1_BODY_CHUNKED: {
-        size_t used = 0;
-        int r = h1_chunked_feed(&f->chunked, buf_head(b), b->len, &used, err);
-        if (r == PX_ERR)
-            return false;
-        f->ready = used;
-        f->done = r == PX_OK;
-        return true;
-    }
-    case H1_BODY_CLOSE:
-        f->ready = b->len;
-        return true;
-    case H1_BODY_NONE:
-    case H1_BODY_COUNT:
-        f->done = true;
-        return true;
-    }
-    return true;
-}
-
-/* Fails the request in flight: with a page if the client has seen nothing yet, else by
- * closing (a half-sent response cannot be taken back). */
-static void relay_fail(struct conn *c, enum conn_close why, int status, const char *detail)
-{
-    c->why = why;
-    if (!c->head_sent && !c->resp_head_done) {
-        reply_page(c, status, detail, false);
-        return;
-    }
-    conn_close(c, why);
-}
-
-/* Puts the request in flight back at the front of c->up as it was before any byte of it was
- * sent, framing included. Returns false when that is no longer possible: bytes already sent
- * were overwritten by more of its body. */
-static bool relay_rewind(struct conn *c)
-{
-    /* Sending consumes from the front: off has moved by exactly what was sent, or the buffer
-     * emptied and off went back to 0 with the bytes still in place. */
-    if (!c->up_intact || (c->up.off != c->up_sent && (c->up.len != 0 || c->up.off != 0)))
-        return false;
-    c->up.len += c->up_sent;
-    c->up.off = 0;
-    c->rec.bytes_up -= c->up_sent < c->rec.bytes_up ? c->up_sent : c->rec.bytes_up;
-    c->up_sent = 0;
-    c->upf = c->upf_start;
-    c->head_len = c->upf_start.ready;
-    return true;
-}
-
-/* The origin connection failed (end of stream, reset, failed send) before any byte of an
- * answer. On a kept connection this is most likely the race of RFC 9112 9.3.1: the origin
- * closed it as idle while the request was on its way, and never saw the request. An
- * idempotent request is then sent again, once, on a connection of its own; any other is
- * answered as the origin answered, by closing, so that the client repeats it if it may (a
- * proxy MUST NOT). Everything else is a failure of the web site: 502. */
-static void origin_lost(struct conn *c, enum conn_close why, const char *detail)
-{
-    bool unanswered = !c->head_sent && !c->resp_head_done && c->down.len == 0;
-    if (unanswered && c->origin_reused) {
-        if (!c->retrying && c->idempotent && relay_rewind(c)) {
-            log_debug("%s %s:%u: kept origin connection closed by the origin; sending again",
-                      c->rec.method, c->rec.host, c->rec.port);
-            origin_close(c);
-            memset(&c->downf, 0, sizeof(c->downf));
-            c->down.off = c->down.len = 0;
-            c->origin_keep_alive = false;
-            c->retrying = true;
-            c->addr_next = 0;
-            origin_connect(c);
-            return;
-        }
-        if (c->requests > 1) {
-            conn_close(c, why);
-            return;
-        }
-    }
-    relay_fail(c, why, 502, detail);
-}
-
-/* Parses the response head at the front of c->down and puts the rewritten head there. */
-static bool relay_response_head(struct conn *c)
-{
-    struct worker *w = c->w;
-    struct h1_response resp = {.headers = w->headers};
-    struct h1_error err = {0};
-    struct h1_limits lim = w->tun.limits;
-    lim.max_head_bytes = BUF_SIZE - HEAD_RESERVE;
-    lim.max_request_line = BUF_SIZE - HEAD_RESERVE;
-    int n = h1_parse_response(buf_head(&c->down), c->down.len, &lim, c->request_head, &resp, &err);
-    if (n == PX_AGAIN) {
-        if (c->down.len >= BUF_SIZE - HEAD_RESERVE) {
-            relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a response head too large.");
-            return true;
-        }
-        return false;
-    }
-    if (n == PX_ERR) {
-        copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
-        relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a malformed response.");
-        return true;
-    }
-    bool interim = resp.status >= 100 && resp.status < 200;
-    bool upgrade = resp.status == 101 && c->websocket && resp.upgrade_websocket;
-    if (resp.status == 101 && !upgrade) {
-        relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site switched protocols unasked.");
-        return true;
-    }
-    bool keep = c->client_keep_alive && resp.body != H1_BODY_CLOSE &&
-                !atomic_load_explicit(&w->draining, memory_order_relaxed);
-    long len =
-        h1_response_rewrite(&resp, w->tun.via, keep || interim, w->scratch, sizeof(w->scratch));
-    size_t rest = c->down.len - (size_t)n;
-    if (len < 0 || (size_t)len + rest > BUF_SIZE) {
-        relay_fail(c, CLOSE_BAD_RESPONSE, 502, "The web site sent a response head too large.");
-        return true;
-    }
-    memmove(c->down.data + len, c->down.data + c->down.off + n, rest);
-    memcpy(c->down.data, w->scratch, (size_t)len);
-    c->down.off = 0;
-    c->down.len = (size_t)len + rest;
-    if (interim && !upgrade) {
-        /* 100 Continue and friends go to the client as they are; the final head follows. */
-        c->downf.ready = (size_t)len;
-        return true;
-    }
-    c->rec.status = (uint16_t)resp.status;
-    if (upgrade) {
-        tun_start(c);
-        return true;
-    }
-    c->client_keep_alive = keep;
-    c->origin_keep_alive = resp.keep_alive && resp.body != H1_BODY_CLOSE;
-    c->resp_head_done = true;
-    flow_start(&c->downf, resp.body, resp.content_length);
-    c->downf.ready = (size_t)len;
-    return true;
-}
-
-/* The request in flight is over: log it, then either wait for the next one or close. */
-static void relay_complete(struct conn *c)
-{
-    bool request_fully_sent = c->upf.done && c->upf.ready == 0;
-    request_record_finish(c);
-    origin_finish(c, c->origin_keep_alive && request_fully_sent && c->down.len == 0);
-    if (!c->client_keep_alive || !request_fully_sent) {
-        conn_close(c, CLOSE_NONE);
-        return;
-    }
-    conn_next_request(c);
-}
-
-/* Frames the request bytes buffered so far. Returns false after failing the request (a
- * malformed chunked body). */
-static bool relay_frame_up(struct conn *c)
-{
-    struct h1_error err = {0};
-    if (flow_frame(&c->upf, &c->up, &err))
-        return true;
-    copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
-    relay_fail(c, CLOSE_BAD_REQUEST, 400, err.reason);
-    return false;
-}
-
-static bool step_relay(struct conn *c)
-{
-    struct worker *w = c->w;
-    bool progress = false;
-    struct h1_error err = {0};
-    ssize_t n;
-
-    /* Up: client -> origin. */
-    if (!relay_frame_up(c))
-        return true;
-    if (c->upf.ready > 0) {
-        n = conn_send(c->ofd, &c->o_writable, &c->up, &c->upf.ready);
-        if (n == PX_ERR) {
-            origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
-            return true;
-        }
-        if (n > 0) {
-            c->up_sent += (size_t)n;
-            c->head_len -= (size_t)n < c->head_len ? (size_t)n : c->head_len;
-            c->rec.bytes_up += (uint64_t)n;
-            STAT_ADD(c, bytes_up, (uint64_t)n);
-            progress = true;
-        }
-    }
-    /* A body that came whole with the head is framed before any read, so nothing is read
-     * into the buffer and the request stays where a retry finds it (relay_rewind). */
-    if (!c->upf.done && c->upf.ready == 0 && !relay_frame_up(c))
-        return true;
-    if (!c->upf.done && c->up.len < BUF_SIZE) {
-        if (c->up_sent > 0)
-            c->up_intact = false; /* more body may land where the bytes already sent were */
-        n = conn_recv(c->cfd, &c->c_readable, c->c_hup, &c->up, 0);
-        if (n == 0 || n == PX_ERR) {
-            conn_close(c, n == 0 ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
-            return false;
-        }
-        progress |= n > 0;
-    }
-
-    /* Down: origin -> client. */
-    if (c->down_splice) {
-        uint64_t limit = c->downf.body == H1_BODY_LENGTH ? c->downf.remaining : UINT64_MAX;
-        uint64_t before = limit;
-        bool was_eof = c->downf.eof, to_failed;
-        n = tun_splice(&c->dpipe, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &limit,
-                       &c->downf.eof, &to_failed);
-        if (n == PX_ERR) {
-            conn_close(c, to_failed ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
-            return false;
-        }
-        if (c->downf.body == H1_BODY_LENGTH) {
-            c->downf.remaining = limit;
-            c->downf.done = limit == 0;
-        }
-        c->rec.bytes_down += (uint64_t)n;
-        STAT_ADD(c, bytes_down, (uint64_t)n);
-        progress |= n > 0 || limit != before || c->downf.eof != was_eof;
-        if (c->downf.eof && !c->downf.done) {
-            if (c->downf.body != H1_BODY_CLOSE) {
-                conn_close(c, CLOSE_ORIGIN_EOF);
-                return false;
-            }
-            c->downf.done = true;
-        }
-        if (c->downf.done && c->dpipe.bytes == 0) {
-            relay_complete(c);
-            return true;
-        }
-        if (progress)
-            conn_set_deadline(c, w->tun.origin_timeout_ms);
-        return progress;
-    }
-    if (!c->downf.done && !c->downf.eof && c->down.len < BUF_SIZE) {
-        /* Until the head is rewritten, keep room for what the rewrite adds. */
-        n = conn_recv(c->ofd, &c->o_readable, c->o_hup, &c->down,
-                      c->resp_head_done ? 0 : HEAD_RESERVE);
-        if (n == PX_ERR) {
-            origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
-            return true;
-        }
-        if (n == 0)
-            c->downf.eof = true;
-        if (n > 0)
-            progress = true;
-        if (c->downf.eof) {
-            progress = true;
-            if (!c->resp_head_done && c->down.len == 0) {
-                origin_lost(c, CLOSE_ORIGIN_EOF,
-                            "The web site closed the connection without answering.");
-                return true;
-            }
-        }
-    }
-    if (!c->resp_head_done && c->downf.ready == 0 && c->down.len > 0) {
-        if (relay_response_head(c))
-            return true;
-        if (c->downf.eof) {
-            relay_fail(c, CLOSE_ORIGIN_EOF, 502, "The web site's response was cut short.");
-            return true;
-        }
-    }
-    if (c->resp_head_done && c->downf.ready == 0) {
-        if (!flow_frame(&c->downf, &c->down, &err)) {
-            copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
-            conn_close(c, CLOSE_BAD_RESPONSE);
-            return false;
-        }
-    }
-    if (c->downf.ready > 0) {
-        n = conn_send(c->cfd, &c->c_writable, &c->down, &c->downf.ready);
-        if (n == PX_ERR) {
-            conn_close(c, CLOSE_CLIENT_ERROR);
-            return false;
-        }
-        if (n > 0) {
-            c->head_sent = true;
-            c->rec.bytes_down += (uint64_t)n;
-            STAT_ADD(c, bytes_down, (uint64_t)n);
-            progress = true;
-        }
-    }
-    /* Bytes that came with the end of stream are framed and sent before the end is judged:
-     * the head may have gone out in this same pass, with them still unframed behind it. */
-    if (c->resp_head_done && c->downf.eof && !c->downf.done && c->downf.ready == 0 &&
-        c->down.len > 0) {
-        if (!flow_frame(&c->downf, &c->down, &err)) {
-            copy_field(c->rec.error, sizeof(c->rec.error), err.reason, strlen(err.reason));
-            conn_close(c, CLOSE_BAD_RESPONSE);
-            return false;
-        }
-        if (c->downf.ready > 0)
-            return true;
-    }
-    if (c->resp_head_done && c->downf.eof && !c->downf.done && c->downf.ready == 0) {
-        if (c->downf.body == H1_BODY_CLOSE && c->down.len == 0) {
-            c->downf.done = true;
-        } else if (c->down.len == 0 || c->downf.body != H1_BODY_CLOSE) {
-            conn_close(c, CLOSE_ORIGIN_EOF);
-            return false;
-        }
-    }
-    if (c->resp_head_done && c->downf.done && c->downf.ready == 0) {
-        relay_complete(c);
-        return true;
-    }
-    /* A long body, once the head and what came with it are out, bypasses user space; without
-     * descriptors for a pipe it goes on through the buffer. */
-    if (c->resp_head_done && !c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
-        (c->downf.body == H1_BODY_CLOSE ||
-         (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN)) &&
-        (c->dpipe.open || tun_pipe_open(&c->dpipe) == 0)) {
-        c->down_splice = true;
-        return true;
-    }
-    if (progress)
-        conn_set_deadline(c, w->tun.origin_timeout_ms);
-    return progress;
-}
-
 /* ---- between requests, and the end ---- */
 
 void conn_next_request(struct conn *c)
@@ -848,8 +509,7 @@ void conn_next_request(struct conn *c)
     struct worker *w = c->w;
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
-    c->resp_head_done = false;
-    c->down_splice = false;
+    c->phase = RELAY_HEAD;
     c->head_sent = c->request_head = c->websocket = c->is_connect = false;
     c->retrying = c->up_intact = false;
     c->up_sent = 0;
@@ -928,7 +588,7 @@ void conn_run(struct conn *c)
         case CONN_CONNECT:
             break;
         case CONN_RELAY:
-            progress = step_relay(c);
+            progress = relay_step(c);
             break;
         case CONN_TUNNEL:
             progress = tun_step(c);

@@ -1,10 +1,12 @@
 /* conn: one client connection and everything it needs for the request in flight: both
  * sockets, one buffer each way, the parse and framing state, the deadline, and the facts of
- * the access record. A reader finds every state a connection can be in in enum conn_state.
+ * the access record. A reader finds every state a connection can be in in enum conn_state,
+ * and every phase of a relayed response in enum relay_phase.
  *
  * One connection's life is split by concern, one file and header each:
  *   conn.c     this struct, the pump (conn_run), socket events, timeouts, close
  *   origin.c   target refusal, resolve and connect, the idle-origin pool
+ *   relay.c    HTTP framing of both directions, long bodies spliced
  *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes
  *   reply.c    our own answers: error and block pages, 407, 200 established
  * Everything here runs on the thread of the worker that accepted the connection. */
@@ -33,7 +35,7 @@ enum conn_state {
     CONN_AUTH,      /* waiting for a verifier thread to check the proxy password */
     CONN_RESOLVE,   /* waiting for the origin's addresses */
     CONN_CONNECT,   /* origin connect in progress */
-    CONN_RELAY,     /* request going up, response coming down */
+    CONN_RELAY,     /* request going up, response coming down (phase: enum relay_phase) */
     CONN_TUNNEL,    /* CONNECT or WebSocket: opaque bytes both ways */
     CONN_REPLY,     /* sending a response of our own (error, block page, 407) */
     CONN_LINGER,    /* answer sent, write side shut: draining input so it is not reset */
@@ -42,6 +44,16 @@ enum conn_state {
 };
 
 const char *conn_state_str(enum conn_state s);
+
+/* The response side of CONN_RELAY (the request side is its framing, c->upf). */
+enum relay_phase {
+    RELAY_HEAD,   /* awaiting the final response head; interim (1xx) heads pass on as they come */
+    RELAY_BODY,   /* the body, framed through the buffer */
+    RELAY_SPLICE, /* a long body, origin -> pipe -> client with splice(2) */
+    RELAY_PHASE_COUNT
+};
+
+const char *relay_phase_str(enum relay_phase p);
 
 /* Framing of one direction of a relayed message. */
 struct conn_flow {
@@ -63,6 +75,7 @@ struct conn {
     struct buf up;   /* client -> origin */
     struct buf down; /* origin -> client */
     struct conn_flow upf, downf;
+    enum relay_phase phase; /* CONN_RELAY: where the response is */
     int64_t deadline_ms;
     /* Readiness as last reported by edge-triggered epoll; cleared by EAGAIN or a short read. */
     bool c_readable, c_writable, o_readable, o_writable;
@@ -88,9 +101,7 @@ struct conn {
     struct tun_pipe dpipe;               /* origin -> client (long bodies, tunnels) */
     struct tun_pipe upipe;               /* client -> origin (tunnels) */
     struct sockaddr_storage origin_addr; /* where ofd goes */
-    bool down_splice;                    /* the response body goes origin -> client through dpipe */
     bool head_sent;                      /* response bytes reached the client */
-    bool resp_head_done;                 /* the final response head has been parsed */
     bool client_keep_alive;
     bool origin_keep_alive;
     bool request_head; /* HEAD: response has no body */

@@ -234,7 +234,7 @@ static void connected(struct conn *c)
 }
 
 /* May the request go out on a connection another client left in the pool? Such a connection
- * may turn out closed by the origin once the request is on its way (origin_lost).
+ * may turn out closed by the origin once the request is on its way (origin_lost in relay.c).
  * We then repeat an idempotent request ourselves and leave any other to the client, which
  * repeats only what it sent on a connection it had used before (so browsers do, and HAProxy's
  * "http-reuse safe" relies on it). A first request we could not repeat gets a connection of
