@@ -5,6 +5,7 @@
  *
  * One connection's life is split by concern, one file and header each:
  *   conn.c     this struct, the pump (conn_run), socket events, timeouts, close
+ *   request.c  the head read and parsed, the access record, the decision, the rewritten head
  *   origin.c   target refusal, resolve and connect, the idle-origin pool
  *   relay.c    HTTP framing of both directions, long bodies spliced
  *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes
@@ -138,7 +139,7 @@ void conn_check_timeout(struct conn *c, int64_t now_ms);
 /* Closes c at once (shutdown, worker teardown), logging an unfinished request. */
 void conn_abort(struct conn *c, enum conn_close why);
 
-/* ---- for the files of one connection's life ---- */
+/* ---- for the files of one connection's life (request, origin, relay, tunnel, reply) ---- */
 
 /* Bytes kept free while a head (request or response) is read, for what its rewrite adds. */
 #define HEAD_RESERVE 1024
@@ -156,22 +157,15 @@ void conn_run(struct conn *c);
 void conn_close(struct conn *c, enum conn_close why);
 /* The state in force times out ms from now (conn_check_timeout). */
 void conn_set_deadline(struct conn *c, int ms);
+/* Registers fd as c's origin socket with the loop (edge-triggered, both ways). Returns 0, or
+ * -1 (errno) when the loop refused it. */
+int conn_watch_origin(struct conn *c, int fd);
 /* The request in flight is over, its record handed on, and the client may send another:
  * per-request state is cleared and c waits for the next head (already buffered, or idle). */
 void conn_next_request(struct conn *c);
 /* Our answer is out and the connection ends: shuts the write side and drains what the
  * client still sends for a moment, so the answer is not lost to a reset. */
 void conn_linger(struct conn *c);
-
-/* In conn.c until request.c takes them. */
-void request_record_outcome(struct conn *c, enum conn_close why, const char *detail);
-void request_record_finish(struct conn *c);
-void reply_denied(struct conn *c, const char *reason, int rule_id);
-bool dest_allowed(struct conn *c, const struct dns_result *res);
-
-/* Registers fd as c's origin socket with the loop (edge-triggered, both ways). Returns 0, or
- * -1 (errno) when the loop refused it. */
-int conn_watch_origin(struct conn *c, int fd);
 
 /* The byte pumps between a socket and a buffer. readable/writable are c's readiness flags
  * for fd: cleared when the socket proves drained or full (EAGAIN, or a short transfer). */

@@ -15,6 +15,7 @@
 #include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/reply.h"
+#include "proxy/request.h"
 #include "proxy/worker.h"
 
 /* Idle origin connections a worker keeps attached to their clients. */
@@ -327,15 +328,8 @@ static enum attempt connect_new(struct conn *c, const struct sockaddr_storage *s
 
 void origin_connect(struct conn *c)
 {
-    struct origin_guard g = origin_guard_of(c->w);
-    const char *refusal = NULL;
     while (c->addr_next < c->addrs.naddrs) {
         const struct sockaddr_storage *ss = &c->addrs.addrs[c->addr_next++];
-        const char *why = origin_target_refusal(&g, ss);
-        if (why) {
-            refusal = why;
-            continue;
-        }
         enum attempt a = reuse(c, ss);
         if (a == ATTEMPT_NONE)
             a = connect_new(c, ss);
@@ -343,11 +337,6 @@ void origin_connect(struct conn *c)
             return;
         if (a == ATTEMPT_STOP)
             break;
-    }
-    if (refusal && c->addr_next == c->addrs.naddrs && !c->origin_in_use && !c->rec.error[0]) {
-        request_record_outcome(c, CLOSE_TARGET_FORBIDDEN, refusal);
-        reply_denied(c, refusal, c->rec.rule_id);
-        return;
     }
     reply_error(c, CLOSE_CONNECT_FAILED, 502,
                 "The proxy could not connect to the web site's server.",
@@ -383,11 +372,14 @@ static void use_resolved(struct conn *c, const struct dns_result *res)
                     c->upf.body == H1_BODY_NONE);
         return;
     }
-    if (!dest_allowed(c, res))
-        return;
     if (res != &c->addrs)
         c->addrs = *res;
     c->addr_next = 0;
+    struct request_decision d;
+    if (request_decide_addrs(c, &d) != VERDICT_ALLOW) {
+        request_refuse(c, &d);
+        return;
+    }
     origin_connect(c);
 }
 

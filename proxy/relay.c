@@ -19,6 +19,7 @@
 #include "proxy/log.h"
 #include "proxy/origin.h"
 #include "proxy/reply.h"
+#include "proxy/request.h"
 #include "proxy/worker.h"
 
 /* Bodies at least this long go through a pipe with splice(2). */

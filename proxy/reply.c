@@ -6,6 +6,8 @@
 
 #include "base/status.h"
 #include "proxy/conn.h"
+#include "proxy/origin.h"
+#include "proxy/request.h"
 #include "proxy/worker.h"
 
 static size_t html_escape(char *out, size_t cap, const char *s, size_t len)

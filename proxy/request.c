@@ -1,0 +1,481 @@
+/* request: head -> access record -> port, password, policy decision -> rewritten head; the
+ * decision on the resolved addresses; the access record's outcome. Worker thread only. */
+#include "proxy/request.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "proxy/conn.h"
+#include "proxy/origin.h"
+#include "proxy/relay.h"
+#include "proxy/reply.h"
+#include "proxy/worker.h"
+
+static const char *const verdict_names[VERDICT_COUNT] = {
+    "allow", "deny", "auth", "wait", "unavailable",
+};
+
+const char *request_verdict_str(enum request_verdict v)
+{
+    return (unsigned)v < VERDICT_COUNT ? verdict_names[v] : "?";
+}
+
+static void copy_field(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    if (len) /* src may be NULL for an absent field */
+        memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* ---- the access record ---- */
+
+static bool request_in_flight(const struct conn *c)
+{
+    return c->rec.time_ms != 0;
+}
+
+static void record_start(struct conn *c)
+{
+    memset(&c->rec, 0, sizeof(c->rec));
+    c->rec.time_ms = clock_wall_coarse_ms();
+    c->start_ms = ev_now_ms(c->w->loop);
+    c->why = CLOSE_NONE;
+    const struct sockaddr *sa = (const struct sockaddr *)&c->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->rec.client,
+                  sizeof(c->rec.client));
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->rec.client,
+                  sizeof(c->rec.client));
+}
+
+void request_record_outcome(struct conn *c, enum conn_close why, const char *detail)
+{
+    c->why = why;
+    if (detail)
+        copy_field(c->rec.error, sizeof(c->rec.error), detail, strlen(detail));
+}
+
+void request_record_finish(struct conn *c)
+{
+    if (!request_in_flight(c))
+        return;
+    struct worker *w = c->w;
+    int64_t now = ev_now_ms(w->loop);
+    c->rec.duration_ms = (uint32_t)(now > c->start_ms ? now - c->start_ms : 0);
+    if (c->why != CLOSE_NONE && !c->rec.error[0]) {
+        const char *text = conn_close_str(c->why);
+        copy_field(c->rec.error, sizeof(c->rec.error), text, strlen(text));
+    }
+    if (w->shared->log)
+        store_log_push(w->shared->log, w->index, &c->rec);
+    if (c->rec.decision != STORE_ALLOW)
+        STAT_ADD(c, requests_denied, 1);
+    c->rec.time_ms = 0;
+}
+
+/* A request we cannot read (or forward) as it came: status, with the parser's reason. */
+static void bad_request(struct conn *c, int status, const char *reason)
+{
+    if (!request_in_flight(c))
+        record_start(c);
+    copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
+    c->rec.decision = STORE_DENY;
+    c->head_len = 0;
+    request_record_outcome(c, CLOSE_BAD_REQUEST, reason);
+    reply_page(c, status, reason, false);
+}
+
+void request_head_timeout(struct conn *c)
+{
+    record_start(c);
+    copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
+    reply_error(c, CLOSE_CLIENT_TIMEOUT, 408, "The request took too long to arrive.", false);
+}
+
+/* ---- the proxy password ---- */
+
+static const char auth_unavailable[] =
+    "The proxy cannot check passwords right now; please try again.";
+
+static void on_auth_result(void *arg, enum auth_status st, const char *user)
+{
+    struct conn *c = arg;
+    c->authq = NULL;
+    if (st == AUTH_OK || st == AUTH_DENIED) {
+        snprintf(c->auth_user, sizeof(c->auth_user), "%s", st == AUTH_OK ? user : "");
+        c->auth_known = true;
+        /* The head is still at the front of c->up: the pump parses it again, now with the
+         * user known. The first parse is gone: its header slices were written into the
+         * worker's one header array (w->headers), which the worker's other connections have
+         * parsed their own heads into while the verifier ran. Parsing again costs
+         * microseconds against the verifier's milliseconds and keeps no per-connection copy
+         * of a parse (8 KiB of headers) for the rare request that waits for a password. */
+        c->state = CONN_READ_HEAD;
+    } else {
+        reply_error(c, CLOSE_OVERLOAD, 503, auth_unavailable, false);
+    }
+    conn_run(c);
+}
+
+/* Who is asking: *user is the verified user, or NULL. Returns ALLOW when that is known,
+ * WAIT when a verifier was asked (state CONN_AUTH), UNAVAILABLE when none can be. */
+static enum request_verdict request_user(struct conn *c, const struct h1_request *req,
+                                         const char **user)
+{
+    struct worker *w = c->w;
+    *user = NULL;
+    if (c->auth_known) {
+        *user = c->auth_user[0] ? c->auth_user : NULL;
+        return VERDICT_ALLOW;
+    }
+    if (req->proxy_authorization.len == 0 || !w->shared->auth)
+        return VERDICT_ALLOW;
+    switch (auth_check(w->shared->auth, w->loop, (const struct sockaddr *)&c->client_addr,
+                       req->proxy_authorization.p, req->proxy_authorization.len, c->auth_user,
+                       on_auth_result, c, &c->authq)) {
+    case AUTH_OK:
+        *user = c->auth_user;
+        return VERDICT_ALLOW;
+    case AUTH_MALFORMED:
+    case AUTH_DENIED:
+        /* Wrong credentials count as none: the policy decides, and answers 407 where a rule
+         * needs a user. */
+        return VERDICT_ALLOW;
+    case AUTH_PENDING:
+        c->state = CONN_AUTH;
+        conn_set_deadline(c, w->tun.header_timeout_ms);
+        return VERDICT_WAIT;
+    case AUTH_BUSY:
+    case AUTH_STATUS_COUNT:
+        break;
+    }
+    return VERDICT_UNAVAILABLE;
+}
+
+/* ---- the decision ---- */
+
+static enum request_verdict decided(struct request_decision *d, enum request_verdict verdict,
+                                    enum conn_close why, int rule_id, bool keep, const char *reason)
+{
+    static const int status[VERDICT_COUNT] = {
+        [VERDICT_DENY] = 403, [VERDICT_AUTH] = 407, [VERDICT_UNAVAILABLE] = 503};
+    d->verdict = verdict;
+    d->status = status[verdict];
+    d->why = why;
+    d->rule_id = rule_id;
+    d->keep = keep;
+    copy_field(d->reason, sizeof(d->reason), reason, strlen(reason));
+    return verdict;
+}
+
+/* An answer of ours leaves the connection usable only when nothing unread follows the head:
+ * no request body, and for a denied CONNECT no tunnel bytes the client may have sent ahead. */
+static bool nothing_unread(const struct conn *c)
+{
+    return c->upf.body == H1_BODY_NONE && !c->is_connect;
+}
+
+static bool connect_port_allowed(const struct worker *w, uint16_t port)
+{
+    bool ok = false;
+    for (size_t i = 0; i < w->tun.nconnect_ports; i++)
+        ok |= w->tun.connect_ports[i] == port;
+    return ok;
+}
+
+/* The decision on what the request says: the CONNECT port, then (the password known) the
+ * policy. The port comes first so that a CONNECT to a port never allowed costs no password
+ * check. */
+static enum request_verdict decide(struct conn *c, const struct h1_request *req,
+                                   struct request_decision *d)
+{
+    struct worker *w = c->w;
+    if (c->is_connect && !connect_port_allowed(w, req->port)) {
+        char why[96];
+        snprintf(why, sizeof(why), "CONNECT to port %u is not allowed", req->port);
+        return decided(d, VERDICT_DENY, CLOSE_DENIED, 0, nothing_unread(c), why);
+    }
+    const char *user;
+    enum request_verdict v = request_user(c, req, &user);
+    if (v == VERDICT_WAIT)
+        return decided(d, v, CLOSE_NONE, 0, false, "");
+    if (v == VERDICT_UNAVAILABLE)
+        return decided(d, v, CLOSE_OVERLOAD, 0, false, auth_unavailable);
+    if (user)
+        copy_field(c->rec.user, sizeof(c->rec.user), user, strlen(user));
+
+    worker_acl_refresh(w);
+    struct acl_request ar = {
+        .scheme = c->rec.scheme,
+        .host = &c->host,
+        .port = req->port,
+        .path = req->path.p ? req->path.p : "",
+        .path_len = req->path.len,
+        .method = req->method.p,
+        .method_len = req->method.len,
+        .client = (const struct sockaddr *)&c->client_addr,
+        .user = user,
+        .clock = w->clock,
+        .brief = true, /* the reason is shown only on block pages */
+    };
+    struct acl_decision ad;
+    acl_eval(w->acl, &ar, w->acl_scratch, &ad);
+    c->rec.rule_id = ad.rule_id;
+    c->rec.undecided_rule_id = ad.undecided_rule_id;
+    c->dest_pending = ad.dest_pending;
+    c->acl_order = ad.order;
+    c->acl_gen = w->acl_gen;
+    if (ad.action == ACL_DENY)
+        return decided(d, VERDICT_DENY, CLOSE_DENIED, ad.rule_id, nothing_unread(c), ad.reason);
+    if (ad.action == ACL_AUTH)
+        /* Unlike a denial, a CONNECT asked for credentials keeps its connection: the client
+         * sends them on it next. */
+        return decided(
+            d, VERDICT_AUTH, CLOSE_AUTH_REQUIRED, ad.rule_id, c->upf.body == H1_BODY_NONE,
+            req->proxy_authorization.len ? "The proxy user name or password is wrong."
+                                         : "This address needs a proxy user name and password.");
+    c->rec.decision = STORE_ALLOW;
+    return decided(d, VERDICT_ALLOW, CLOSE_NONE, ad.rule_id, true, "");
+}
+
+/* `deny dest` rules on every address of the name (acl_eval_dest): a name that points into a
+ * denied network is denied, whichever address would be tried. */
+static enum request_verdict decide_dest(struct conn *c, struct request_decision *d)
+{
+    struct worker *w = c->w;
+    /* Another request on this worker may have moved to a newer set meanwhile: then every
+     * `deny dest` rule of that set applies. */
+    struct acl_decision first = {
+        .action = ACL_ALLOW,
+        .rule_id = c->rec.rule_id,
+        .order = c->acl_gen == w->acl_gen ? c->acl_order : UINT32_MAX,
+    };
+    struct acl_request ar = {
+        .client = (const struct sockaddr *)&c->client_addr,
+        .user = c->rec.user[0] ? c->rec.user : NULL,
+        .clock = w->clock,
+    };
+    for (size_t i = 0; i < c->addrs.naddrs; i++) {
+        struct acl_decision ad;
+        acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&c->addrs.addrs[i], &ad);
+        if (ad.action == ACL_DENY)
+            return decided(d, VERDICT_DENY, CLOSE_DENIED, ad.rule_id, nothing_unread(c), ad.reason);
+        if (ad.action == ACL_AUTH)
+            return decided(d, VERDICT_AUTH, CLOSE_AUTH_REQUIRED, ad.rule_id, nothing_unread(c),
+                           "This address needs a proxy user name and password.");
+    }
+    return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
+}
+
+enum request_verdict request_decide_addrs(struct conn *c, struct request_decision *d)
+{
+    if (c->dest_pending && decide_dest(c, d) != VERDICT_ALLOW)
+        return d->verdict;
+    /* Refused addresses are never tried; the request is refused when none is left. */
+    struct origin_guard g = origin_guard_of(c->w);
+    const char *refusal = NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < c->addrs.naddrs; i++) {
+        const char *why = origin_target_refusal(&g, &c->addrs.addrs[i]);
+        if (why)
+            refusal = why;
+        else
+            c->addrs.addrs[kept++] = c->addrs.addrs[i];
+    }
+    c->addrs.naddrs = kept;
+    if (kept == 0 && refusal)
+        return decided(d, VERDICT_DENY, CLOSE_TARGET_FORBIDDEN, c->rec.rule_id, nothing_unread(c),
+                       refusal);
+    return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
+}
+
+void request_refuse(struct conn *c, const struct request_decision *d)
+{
+    if (d->verdict == VERDICT_DENY || d->verdict == VERDICT_AUTH) {
+        c->rec.decision = d->verdict == VERDICT_DENY ? STORE_DENY : STORE_AUTH;
+        c->rec.rule_id = d->rule_id;
+    }
+    /* A refused address's own words say more in the log than "target-forbidden". */
+    request_record_outcome(c, d->why, d->why == CLOSE_TARGET_FORBIDDEN ? d->reason : NULL);
+    if (d->verdict == VERDICT_DENY)
+        reply_blocked(c, d->reason, d->keep);
+    else
+        reply_page(c, d->status, d->reason, d->keep);
+}
+
+/* ---- from head to decision ---- */
+
+/* A new request: counted (once: not again when its head is parsed after a password check),
+ * its record begun and what its head says about the connection noted. */
+static void begin(struct conn *c, const struct h1_request *req, size_t head_len)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    if (!c->auth_known) {
+        STAT_ADD(c, requests_total, 1);
+        c->requests++;
+    }
+    record_start(c);
+    c->head_len = head_len;
+    copy_field(c->rec.method, sizeof(c->rec.method), req->method.p, req->method.len);
+    /* Keep-alive is offered to HTTP/1.1 clients only: a 1.0 client would need a
+     * "Connection: keep-alive" echo we do not promise. */
+    c->client_keep_alive = req->keep_alive && req->minor_version == 1;
+    c->request_head = req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
+    c->idempotent = false;
+    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+        c->idempotent |= strcmp(c->rec.method, idempotent[i]) == 0;
+    c->is_connect = req->form == H1_FORM_AUTHORITY;
+    c->websocket = req->upgrade_websocket;
+    relay_flow_start(&c->upf, req->body, req->content_length);
+}
+
+/* The target as the record keeps it. The parser made the host canonical; everything after
+ * reads this one form. */
+static void record_target(struct conn *c, const struct h1_request *req)
+{
+    c->host = req->host;
+    copy_field(c->rec.host, sizeof(c->rec.host), c->host.text, c->host.len);
+    c->rec.port = req->port;
+    copy_field(c->rec.scheme, sizeof(c->rec.scheme), c->is_connect ? "https" : "http",
+               c->is_connect ? 5 : 4);
+    copy_field(c->rec.path, sizeof(c->rec.path), req->path.p, req->path.len);
+}
+
+/* Puts the head to send to the origin in place of the client's at the front of c->up.
+ * Returns false when it was answered instead (too large). req's slices die here. */
+static bool rewrite_head(struct conn *c, const struct h1_request *req, size_t head_len)
+{
+    struct worker *w = c->w;
+    long n = h1_request_rewrite(req, w->tun.via, w->scratch, sizeof(w->scratch));
+    size_t rest = c->up.len - head_len;
+    if (n < 0 || (size_t)n + rest > BUF_SIZE) {
+        bad_request(c, 431, "request head too large to forward");
+        return false;
+    }
+    memmove(c->up.data + n, c->up.data + c->up.off + head_len, rest);
+    memcpy(c->up.data, w->scratch, (size_t)n);
+    c->up.off = 0;
+    c->up.len = (size_t)n + rest;
+    c->upf.ready = (size_t)n;
+    c->head_len = (size_t)n;
+    c->upf_start = c->upf;
+    c->up_sent = 0;
+    c->up_intact = true;
+    return true;
+}
+
+/* Acts on a complete request head at the front of c->up. */
+static void handle_request(struct conn *c, struct h1_request *req, size_t head_len)
+{
+    begin(c, req, head_len);
+    if (req->form == H1_FORM_ORIGIN || req->form == H1_FORM_ASTERISK) {
+        copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
+        c->rec.decision = STORE_DENY;
+        reply_error(c, CLOSE_BAD_REQUEST, 400,
+                    "This is a proxy server: configure it as your browser's HTTP proxy "
+                    "instead of opening it as a web site.",
+                    false);
+        return;
+    }
+    record_target(c, req);
+    struct request_decision d;
+    switch (decide(c, req, &d)) {
+    case VERDICT_ALLOW:
+        break;
+    case VERDICT_WAIT:
+        return;
+    default:
+        request_refuse(c, &d);
+        return;
+    }
+    if (c->is_connect) {
+        buf_consume(&c->up, head_len);
+        c->head_len = 0;
+    } else if (!rewrite_head(c, req, head_len)) {
+        return;
+    }
+    /* The pump starts the lookup (origin_resolve) on its next round. */
+    c->state = CONN_RESOLVE;
+}
+
+/* ---- reading the head ---- */
+
+/* Parses what c->up holds. Returns whether the request was handled (complete or bad). */
+static bool parse_head(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct h1_request req = {.headers = w->headers};
+    struct h1_error err = {0};
+    int n = h1_parse_request(buf_head(&c->up), c->up.len, &w->tun.limits, &req, &err);
+    if (n > 0)
+        handle_request(c, &req, (size_t)n);
+    else if (n == PX_ERR)
+        bad_request(c, err.status, err.reason);
+    return n > 0 || n == PX_ERR;
+}
+
+bool request_step_read_head(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (!c->c_readable && c->up.len == 0)
+        return false;
+    if (buf_attach(&w->bufs, &c->up) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return false;
+    }
+    for (;;) {
+        if (c->up.len > 0 && parse_head(c))
+            return true;
+        /* Keep room for what the head rewrite adds (Host, Via). */
+        size_t room = buf_room(&c->up);
+        room = room > HEAD_RESERVE ? room - HEAD_RESERVE : 0;
+        if (room == 0) {
+            bad_request(c, 431, "request head too large");
+            return true;
+        }
+        if (!c->c_readable)
+            return false;
+        ssize_t n = recv(c->cfd, buf_tail(&c->up), room, 0);
+        if (n > 0) {
+            if ((size_t)n < room && !c->c_hup)
+                c->c_readable = false;
+            if (c->state == CONN_IDLE) {
+                c->state = CONN_READ_HEAD;
+                conn_set_deadline(c, w->tun.header_timeout_ms);
+            }
+            c->up.len += (size_t)n;
+            continue;
+        }
+        if (n == 0 && c->up.len > 0) {
+            /* The client ended in the middle of a head: say so rather than say nothing (it
+             * may still read), and do not wait for the header timeout. */
+            bad_request(c, 400, "request head cut short by the client's close");
+            return true;
+        }
+        if (n == 0) {
+            conn_close(c, CLOSE_NONE);
+            return false;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->c_readable = false;
+            if (c->up.len == 0) {
+                /* Nothing pending: an idle connection holds no buffer. */
+                buf_detach(&w->bufs, &c->up);
+                buf_detach(&w->bufs, &c->down);
+            }
+            return false;
+        }
+        if (errno == EINTR)
+            continue;
+        conn_close(c, CLOSE_CLIENT_ERROR);
+        return false;
+    }
+}

@@ -1,0 +1,60 @@
+/* request: a request from its head to the decision: the head read and parsed, the access
+ * record begun and, in one place, its outcome written; the proxy password asked for; the one
+ * decision whether the request may go on (CONNECT port, policy, and on the resolved
+ * addresses `deny dest` rules and target refusal); the head rewritten for the origin.
+ * Worker thread only. */
+#ifndef PX_REQUEST_H
+#define PX_REQUEST_H
+
+#include <stdbool.h>
+
+#include "proxy/conn_close.h"
+
+struct conn;
+
+enum request_verdict {
+    VERDICT_ALLOW,       /* the request goes on */
+    VERDICT_DENY,        /* 403 block page */
+    VERDICT_AUTH,        /* 407: a rule needs a user and the request has none */
+    VERDICT_WAIT,        /* a password check is running: the request resumes when it ends */
+    VERDICT_UNAVAILABLE, /* 503: the password cannot be checked now */
+    VERDICT_COUNT
+};
+
+const char *request_verdict_str(enum request_verdict v);
+
+/* Whether and how a request may go on; request_refuse answers every verdict but ALLOW and
+ * WAIT. */
+struct request_decision {
+    enum request_verdict verdict;
+    int status;          /* the answer: 403, 407, 503; 0 for ALLOW and WAIT */
+    int rule_id;         /* the deciding rule (0: the default action, or no rule decided) */
+    enum conn_close why; /* the close reason for the record: denied, target-forbidden, ... */
+    bool keep;           /* the client connection may carry another request after the answer
+                            (not with an unread body or tunnel bytes behind the head) */
+    char reason[160];    /* DENY: the policy's words for the block page; AUTH, UNAVAILABLE:
+                            the page's words */
+};
+
+/* The CONN_IDLE and CONN_READ_HEAD step: reads and parses the head; a complete one is
+ * decided and rewritten (state CONN_RESOLVE), a bad one answered. Returns whether the state
+ * moved on (false: waiting for more bytes, or closed). */
+bool request_step_read_head(struct conn *c);
+/* The decision on the resolved addresses in c->addrs, once the policy allowed the request:
+ * `deny dest` rules waiting for them (any denied address denies), then target refusal
+ * (origin_target_refusal), which removes refused addresses from c->addrs; none left: DENY.
+ * Fills d. Returns d->verdict: ALLOW, DENY or AUTH. */
+enum request_verdict request_decide_addrs(struct conn *c, struct request_decision *d);
+/* Records the decision d (not ALLOW or WAIT) in the access record and answers it. */
+void request_refuse(struct conn *c, const struct request_decision *d);
+
+/* The one writer of how the request in flight ended: why is its close reason (counted, and
+ * the access log's error column) and detail, when not NULL, the error column's text instead
+ * (a parser's or a refusal's own words). */
+void request_record_outcome(struct conn *c, enum conn_close why, const char *detail);
+/* Hands the record of the request in flight to storage, once (later calls do nothing). */
+void request_record_finish(struct conn *c);
+/* The head did not arrive in time: 408, or a quiet close when nothing of it came. */
+void request_head_timeout(struct conn *c);
+
+#endif
