@@ -3,26 +3,15 @@
  * through the chunked validator; parsed heads are rewritten. Invariants are checked with
  * abort() so they hold in release builds too.
  *
- * Built with -DH1_FUZZ_REPLAY it is a plain program instead, which runs the same checks on
- * every file (or every file in every directory) named on its command line: the seed corpus
- * is replayed by ctest in every build, with or without clang.
+ * Linked with fuzz_replay.c instead of libFuzzer, it replays the seed corpus in every build.
  */
 #include "proxy/h1_parse.h"
+#include "fuzz_check.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);      \
-            abort();                                                                          \
-        }                                                                                     \
-    } while (0)
 
 #define MAX_HEADERS 128
 
@@ -241,70 +230,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(buf);
     return 0;
 }
-
-#ifdef H1_FUZZ_REPLAY
-#include <dirent.h>
-#include <sys/stat.h>
-
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *data = malloc(cap);
-    size_t got;
-    while (data && (got = fread(data + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            uint8_t *bigger = realloc(data, cap *= 2);
-            if (!bigger)
-                free(data);
-            data = bigger;
-        }
-    }
-    fclose(f);
-    if (!data)
-        return -1;
-    LLVMFuzzerTestOneInput(data, n);
-    free(data);
-    return 0;
-}
-
-/* Replays every file named, descending one level into directories. */
-int main(int argc, char **argv)
-{
-    int files = 0;
-
-    for (int i = 1; i < argc; i++) {
-        struct stat sb;
-        if (stat(argv[i], &sb) != 0) {
-            perror(argv[i]);
-            return 1;
-        }
-        if (!S_ISDIR(sb.st_mode)) {
-            if (replay_file(argv[i]) != 0)
-                return 1;
-            files++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            char path[4096];
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-            if (replay_file(path) != 0)
-                return 1;
-            files++;
-        }
-        if (d)
-            closedir(d);
-    }
-    printf("replayed %d inputs\n", files);
-    return files > 0 ? 0 : 1;
-}
-#endif
