@@ -69,7 +69,8 @@ static void list_check(char **domains, size_t count, const struct acl_list_stats
 
     char **sorted = malloc((count ? count : 1) * sizeof(*sorted));
     CHECK(sorted);
-    memcpy(sorted, domains, count * sizeof(*sorted));
+    if (count)
+        memcpy(sorted, domains, count * sizeof(*sorted));
     qsort(sorted, count, sizeof(*sorted), str_cmp);
     for (size_t i = 1; i < count; i++)
         CHECK(strcmp(sorted[i - 1], sorted[i]) != 0);

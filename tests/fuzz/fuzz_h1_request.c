@@ -51,8 +51,7 @@ static bool host_canonical(const struct acl_host *h)
 static bool headers_ok(const struct h1_header *h, size_t n, const char *buf, size_t len)
 {
     for (size_t i = 0; i < n; i++)
-        if (h[i].name.len == 0 || !slice_ok(h[i].name, buf, len) ||
-            !slice_ok(h[i].value, buf, len))
+        if (h[i].name.len == 0 || !slice_ok(h[i].name, buf, len) || !slice_ok(h[i].value, buf, len))
             return false;
     return true;
 }
@@ -90,8 +89,7 @@ static void fuzz_chunked(const char *buf, size_t len, size_t split)
     }
 }
 
-static void fuzz_request(const char *buf, size_t len, const struct h1_limits *lim,
-                         unsigned knob)
+static void fuzz_request(const char *buf, size_t len, const struct h1_limits *lim, unsigned knob)
 {
     struct h1_header hdrs[MAX_HEADERS], hdrs2[MAX_HEADERS];
     struct h1_request req = {.headers = hdrs}, again = {.headers = hdrs2};
@@ -99,8 +97,7 @@ static void fuzz_request(const char *buf, size_t len, const struct h1_limits *li
 
     int rc = h1_parse_request(buf, len, lim, &req, &err);
     if (rc == PX_ERR) {
-        CHECK(err.status == 400 || err.status == 414 || err.status == 431 ||
-              err.status == 501);
+        CHECK(err.status == 400 || err.status == 414 || err.status == 431 || err.status == 501);
         CHECK(err.reason != NULL && err.reason[0] != '\0');
         return;
     }
@@ -171,15 +168,14 @@ static void fuzz_request(const char *buf, size_t len, const struct h1_limits *li
         CHECK(h >= 0);
         struct h1_slice hv = hdrs2[h].value;
         size_t hl = req.host.len + (req.host.kind == ACL_HOST_IPV6 ? 2 : 0);
-        CHECK(hv.len >= hl && memcmp(hv.p + (req.host.kind == ACL_HOST_IPV6), req.host.text,
-                                     req.host.len) == 0);
+        CHECK(hv.len >= hl &&
+              memcmp(hv.p + (req.host.kind == ACL_HOST_IPV6), req.host.text, req.host.len) == 0);
     }
     free(out);
     free(out2);
 }
 
-static void fuzz_response(const char *buf, size_t len, const struct h1_limits *lim,
-                          unsigned knob)
+static void fuzz_response(const char *buf, size_t len, const struct h1_limits *lim, unsigned knob)
 {
     struct h1_header hdrs[MAX_HEADERS];
     struct h1_response resp = {.headers = hdrs};
