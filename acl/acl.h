@@ -35,8 +35,8 @@ enum acl_action {
 const char *acl_action_str(enum acl_action a);
 
 struct acl_error {
-    int rule_id; /* id of the offending rule (0 if not about one rule) */
-    int line;    /* line in the policy/list text (0 if not from text) */
+    int rule_id;   /* id of the offending rule (0 if not about one rule) */
+    int line;      /* line in the policy/list text (0 if not from text) */
     char msg[256]; /* "rule 12: url-regex: missing ) at offset 4" */
 };
 
@@ -49,8 +49,8 @@ struct acl_rule_src {
 
 /* A named domain list (hosts file, plain list or adblock '||d^' entries), already parsed. */
 struct acl_list_src {
-    const char *name;            /* borrowed */
-    const char *const *domains;  /* borrowed, normalised by acl_list_parse */
+    const char *name;           /* borrowed */
+    const char *const *domains; /* borrowed, normalised by acl_list_parse */
     size_t count;
 };
 
@@ -160,9 +160,9 @@ void acl_policy_free(struct acl_policy *p);
 /* ---- Domain lists ---- */
 
 struct acl_list_stats {
-    size_t added;       /* distinct valid domains */
-    size_t duplicates;  /* valid but already present */
-    size_t skipped;     /* lines that are neither comment nor a usable domain */
+    size_t added;      /* distinct valid domains */
+    size_t duplicates; /* valid but already present */
+    size_t skipped;    /* lines that are neither comment nor a usable domain */
     int first_skipped_line;
     char first_skipped_reason[128];
 };
@@ -190,7 +190,7 @@ bool acl_utf8_valid(const char *s, size_t len, size_t *bad_off);
 struct acl_live;
 
 struct acl_live *acl_live_new(struct acl_set *initial); /* takes ownership of initial */
-void acl_live_free(struct acl_live *live);               /* all references must be released */
+void acl_live_free(struct acl_live *live);              /* all references must be released */
 /* Replaces the set in force (takes ownership). The old set is freed when its last reference
  * is released. Any thread. */
 void acl_live_publish(struct acl_live *live, struct acl_set *set);

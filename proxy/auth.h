@@ -51,15 +51,15 @@ const char *auth_status_str(enum auth_status st);
 struct auth;
 
 struct auth_opts {
-    const char *db_path;    /* the SQLite database of the store */
-    int threads;            /* verifier threads, 1 to 4; 0 = 2 (Argon2 uses 64 MiB each) */
-    int64_t ok_ttl_ms;      /* how long a good answer is trusted; 0 = 10 minutes */
-    int64_t denied_ttl_ms;  /* how long a wrong answer is repeated; 0 = 30 s */
-    unsigned fail_max;      /* failures of a user or an address before delays; 0 = 10 */
-    int64_t delay_ms;       /* first delay, doubling with each further failure; 0 = 1 s */
-    int64_t delay_max_ms;   /* longest delay; 0 = 60 s */
-    int64_t forget_ms;      /* failure counts reset this long after the last; 0 = 15 min */
-    size_t queue_max;       /* distinct verifications queued or running; 0 = 1024 */
+    const char *db_path;   /* the SQLite database of the store */
+    int threads;           /* verifier threads, 1 to 4; 0 = 2 (Argon2 uses 64 MiB each) */
+    int64_t ok_ttl_ms;     /* how long a good answer is trusted; 0 = 10 minutes */
+    int64_t denied_ttl_ms; /* how long a wrong answer is repeated; 0 = 30 s */
+    unsigned fail_max;     /* failures of a user or an address before delays; 0 = 10 */
+    int64_t delay_ms;      /* first delay, doubling with each further failure; 0 = 1 s */
+    int64_t delay_max_ms;  /* longest delay; 0 = 60 s */
+    int64_t forget_ms;     /* failure counts reset this long after the last; 0 = 15 min */
+    size_t queue_max;      /* distinct verifications queued or running; 0 = 1024 */
 };
 
 /* Opens one store per verifier thread on opts->db_path and starts the threads. Returns the
@@ -97,19 +97,17 @@ typedef void (*auth_cb)(void *arg, enum auth_status st, const char *user);
 struct auth_query;
 
 /* Checks the value of a Proxy-Authorization header (value, len: a slice, OWS removed, not
- * NUL-terminated) sent by client (its address, for the throttle; NULL if unknown). Strict: scheme "Basic" (any case), exactly one space, base64 of the
- * standard alphabet with its padding and nothing after, decoding to user ":" password with
- * a user of 1 to 63 printable non-space ASCII bytes and a password of 0 to 255 bytes
- * without NUL. Returns at once:
- *   AUTH_OK        good credentials cached; user_out holds the user name (NUL-terminated)
- *   AUTH_DENIED    wrong credentials cached, an empty password, or the user or the client's
- *                  address must wait (throttled; nothing is verified)
- *   AUTH_MALFORMED anything else than well-formed Basic credentials (NTLM, Bearer, ...)
- *   AUTH_BUSY      too many verifications queued, or out of memory
- *   AUTH_PENDING   a verification is queued: *q is set, and cb(arg, ...) will run once on
- *                  loop's thread via ev_post(), unless auth_cancel(*q) is called first
- * On every answer but AUTH_OK, user_out is "". Any worker thread; never blocks on the
- * database (it takes the module's mutex for a hash-table lookup). */
+ * NUL-terminated) sent by client (its address, for the throttle; NULL if unknown). Strict: scheme
+ * "Basic" (any case), exactly one space, base64 of the standard alphabet with its padding and
+ * nothing after, decoding to user ":" password with a user of 1 to 63 printable non-space ASCII
+ * bytes and a password of 0 to 255 bytes without NUL. Returns at once: AUTH_OK        good
+ * credentials cached; user_out holds the user name (NUL-terminated) AUTH_DENIED    wrong
+ * credentials cached, an empty password, or the user or the client's address must wait (throttled;
+ * nothing is verified) AUTH_MALFORMED anything else than well-formed Basic credentials (NTLM,
+ * Bearer, ...) AUTH_BUSY      too many verifications queued, or out of memory AUTH_PENDING   a
+ * verification is queued: *q is set, and cb(arg, ...) will run once on loop's thread via ev_post(),
+ * unless auth_cancel(*q) is called first On every answer but AUTH_OK, user_out is "". Any worker
+ * thread; never blocks on the database (it takes the module's mutex for a hash-table lookup). */
 enum auth_status auth_check(struct auth *a, struct ev_loop *loop, const struct sockaddr *client,
                             const char *value, size_t len, char user_out[AUTH_USER_MAX], auth_cb cb,
                             void *arg, struct auth_query **q);

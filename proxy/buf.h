@@ -18,7 +18,7 @@ struct buf {
 };
 
 struct buf_pool {
-    char **free;     /* owned: stack of free buffers */
+    char **free; /* owned: stack of free buffers */
     size_t nfree;
     size_t max_free; /* above this, released buffers are unmapped */
     size_t in_use;

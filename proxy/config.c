@@ -24,7 +24,8 @@ struct opt {
 static const struct opt opts[] = {
     {"listen", OPT_LIST, OFF(listen), OFF(nlisten), CONFIG_MAX_LISTEN,
      "ADDR:PORT  proxy listener, repeatable (default 0.0.0.0:3128 and [::]:3128)"},
-    {"admin", OPT_STR, OFF(admin), 0, 0, "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
+    {"admin", OPT_STR, OFF(admin), 0, 0,
+     "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,
      "          allow a non-loopback admin address (no TLS: put it behind one)"},
     {"admin-host", OPT_LIST, OFF(admin_hosts), OFF(nadmin_hosts), CONFIG_MAX_ADMIN_HOSTS,
@@ -33,14 +34,16 @@ static const struct opt opts[] = {
      "DIR  database and admin token (default " PX_DATA_DIR ")"},
     {"log-db", OPT_STR, OFF(db_path), 0, 0, "FILE  SQLite database (default DATA-DIR/proxyd.db)"},
     {"workers", OPT_UINT, OFF(workers), 0, 256, "N  worker threads (default: number of CPUs)"},
-    {"policy", OPT_STR, OFF(policy_file), 0, 0, "FILE  load this policy file into the store at start"},
+    {"policy", OPT_STR, OFF(policy_file), 0, 0,
+     "FILE  load this policy file into the store at start"},
     {"connect-ports", OPT_PORTS, OFF(connect_ports), OFF(nconnect_ports), CONFIG_MAX_PORTS,
      "LIST  ports CONNECT may reach (default 443)"},
     {"allow-loopback-targets", OPT_BOOL, OFF(allow_loopback_targets), 0, 0,
      "          let requests reach loopback origins (tests and benchmarks)"},
     {"dns-server", OPT_LIST, OFF(dns_servers), OFF(ndns_servers), CONFIG_MAX_DNS,
      "ADDR[:PORT]  DNS server, repeatable (default: /etc/resolv.conf)"},
-    {"log-level", OPT_LEVEL, OFF(log_level), 0, 0, "LEVEL  error, warn, info, debug (default info)"},
+    {"log-level", OPT_LEVEL, OFF(log_level), 0, 0,
+     "LEVEL  error, warn, info, debug (default info)"},
     {"allow-clients", OPT_STR, OFF(allow_clients), 0, 0,
      "CIDRS  clients allowed by default (default: loopback and private networks)"},
     {"via", OPT_STR, OFF(via), 0, 0, "NAME  pseudonym in Via headers (default proxyd)"},
@@ -54,19 +57,27 @@ static const struct opt opts[] = {
      "               whose unit sets the user)"},
     {"squid-log", OPT_STR, OFF(squid_log), 0, 0, "FILE  also write a Squid-format access.log"},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, "yes|no  SQLite access log (default yes)"},
-    {"retention-days", OPT_INT64, OFF(retention_days), 0, 0, "N  delete log rows older (default 90)"},
-    {"retention-rows", OPT_INT64, OFF(retention_rows), 0, 0, "N  keep at most N log rows (default 0: no limit)"},
+    {"retention-days", OPT_INT64, OFF(retention_days), 0, 0,
+     "N  delete log rows older (default 90)"},
+    {"retention-rows", OPT_INT64, OFF(retention_rows), 0, 0,
+     "N  keep at most N log rows (default 0: no limit)"},
     {"max-request-line", OPT_UINT, OFF(max_request_line), 0, 16384, "BYTES  (default 8192)"},
-    {"max-head-bytes", OPT_UINT, OFF(max_head_bytes), 0, 24576, "BYTES  request head limit (default 16384)"},
+    {"max-head-bytes", OPT_UINT, OFF(max_head_bytes), 0, 24576,
+     "BYTES  request head limit (default 16384)"},
     {"max-headers", OPT_UINT, OFF(max_headers), 0, 256, "N  (default 100)"},
-    {"max-connections", OPT_UINT, OFF(max_connections), 0, 1000000, "N  per worker (default 16384)"},
+    {"max-connections", OPT_UINT, OFF(max_connections), 0, 1000000,
+     "N  per worker (default 16384)"},
     {"max-conns-per-client", OPT_UINT, OFF(max_conns_per_client), 0, 1000000,
      "N  connections one client address may hold (default 256; 0: no limit)"},
-    {"header-timeout", OPT_MS, OFF(header_timeout_ms), 0, 0, "MS  to receive a request head (default 10000)"},
-    {"idle-timeout", OPT_MS, OFF(idle_timeout_ms), 0, 0, "MS  idle keep-alive client (default 60000)"},
+    {"header-timeout", OPT_MS, OFF(header_timeout_ms), 0, 0,
+     "MS  to receive a request head (default 10000)"},
+    {"idle-timeout", OPT_MS, OFF(idle_timeout_ms), 0, 0,
+     "MS  idle keep-alive client (default 60000)"},
     {"connect-timeout", OPT_MS, OFF(connect_timeout_ms), 0, 0, "MS  origin connect (default 5000)"},
-    {"origin-timeout", OPT_MS, OFF(origin_timeout_ms), 0, 0, "MS  origin silence mid-response (default 60000)"},
-    {"tunnel-idle", OPT_MS, OFF(tunnel_idle_ms), 0, 0, "MS  idle CONNECT/WebSocket tunnel (default 600000)"},
+    {"origin-timeout", OPT_MS, OFF(origin_timeout_ms), 0, 0,
+     "MS  origin silence mid-response (default 60000)"},
+    {"tunnel-idle", OPT_MS, OFF(tunnel_idle_ms), 0, 0,
+     "MS  idle CONNECT/WebSocket tunnel (default 600000)"},
     {"dns-timeout", OPT_MS, OFF(dns_timeout_ms), 0, 0, "MS  one name lookup (default 4000)"},
 };
 #undef OFF
@@ -201,8 +212,8 @@ static int set_ports(struct px_config *cfg, const struct opt *o, const char *val
 }
 
 /* Sets one option; value is NULL for a bare boolean flag. "where" prefixes errors. */
-static int config_set(struct px_config *cfg, const char *name, const char *value,
-                      const char *where, char *err, size_t errlen)
+static int config_set(struct px_config *cfg, const char *name, const char *value, const char *where,
+                      char *err, size_t errlen)
 {
     const struct opt *o = opt_find(name);
     if (!o) {

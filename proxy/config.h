@@ -18,13 +18,13 @@ struct px_config {
     char *config_file;
     char *listen[CONFIG_MAX_LISTEN]; /* "127.0.0.1:3128", "[::1]:3128" */
     size_t nlisten;
-    char *admin;                     /* "127.0.0.1:8080" or "off" */
+    char *admin; /* "127.0.0.1:8080" or "off" */
     bool admin_allow_remote;
     char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */
     size_t nadmin_hosts;
     char *data_dir;
-    char *db_path;                   /* default <data_dir>/proxyd.db */
-    unsigned workers;                /* 0 = number of CPUs */
+    char *db_path;    /* default <data_dir>/proxyd.db */
+    unsigned workers; /* 0 = number of CPUs */
     char *policy_file;
     uint16_t connect_ports[CONFIG_MAX_PORTS];
     size_t nconnect_ports;
@@ -32,22 +32,22 @@ struct px_config {
     char *dns_servers[CONFIG_MAX_DNS];
     size_t ndns_servers;
     int log_level;
-    char *allow_clients;             /* CIDR list for the default action; NULL = private nets */
-    char *via;                       /* pseudonym in Via headers */
-    char *contact;                   /* contact line on block pages */
-    char *pac_proxy;                 /* address /proxy.pac hands out */
-    char *static_dir;                /* admin pages and assets; NULL = PX_STATIC_DIR */
-    char *user;                      /* run as this user after binding, or NULL */
-    char *squid_log;                 /* classic access.log path, or NULL */
-    bool access_log;                 /* SQLite access log on */
+    char *allow_clients; /* CIDR list for the default action; NULL = private nets */
+    char *via;           /* pseudonym in Via headers */
+    char *contact;       /* contact line on block pages */
+    char *pac_proxy;     /* address /proxy.pac hands out */
+    char *static_dir;    /* admin pages and assets; NULL = PX_STATIC_DIR */
+    char *user;          /* run as this user after binding, or NULL */
+    char *squid_log;     /* classic access.log path, or NULL */
+    bool access_log;     /* SQLite access log on */
     int64_t retention_days;
     int64_t retention_rows;
     /* limits */
     unsigned max_request_line;
     unsigned max_head_bytes;
     unsigned max_headers;
-    unsigned max_connections;        /* per worker */
-    unsigned max_conns_per_client;   /* per client address, all workers; 0: no limit */
+    unsigned max_connections;      /* per worker */
+    unsigned max_conns_per_client; /* per client address, all workers; 0: no limit */
     /* timeouts, milliseconds */
     int header_timeout_ms;
     int idle_timeout_ms;

@@ -31,7 +31,7 @@ enum conn_close {
 #define X(e, s) e,
     CONN_CLOSE_TABLE
 #undef X
-    CLOSE_COUNT
+        CLOSE_COUNT
 };
 
 const char *conn_close_str(enum conn_close why);

@@ -76,7 +76,9 @@ struct log_ratelimit {
 };
 
 #define LOG_RATELIMIT_INIT(interval_ms, burst)                                                     \
-    {PTHREAD_MUTEX_INITIALIZER, (interval_ms), (burst), 0, 0, 0}
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, (interval_ms), (burst), 0, 0, 0                                 \
+    }
 
 /* Asks rl whether a line may be written at now_ms (any monotonic clock). Returns true, with
  * *suppressed set to the lines dropped since the last one that passed, or false (the line is

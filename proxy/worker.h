@@ -93,8 +93,8 @@ struct worker {
     struct conn *active;     /* intrusive list of live connections */
     size_t nconns;
     struct origin_pool origins; /* idle origin connections, any client's to take */
-    size_t nattached;          /* idle origin connections kept by their client */
-    const struct acl_set *acl; /* reference held from shared->acl */
+    size_t nattached;           /* idle origin connections kept by their client */
+    const struct acl_set *acl;  /* reference held from shared->acl */
     uint64_t acl_gen;
     struct acl_scratch *acl_scratch; /* owned */
     struct acl_clock clock;

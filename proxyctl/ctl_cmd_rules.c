@@ -102,9 +102,9 @@ enum ctl_status ctl_cmd_rules(struct ctl_ctx *ctx, const struct ctl_call *call)
     if (!out)
         return st;
     static const struct ctl_column cols[] = {
-        {"id", true, false},        {"pos", true, false},  {"on", false, false},
-        {"hits", true, false},      {"undecided", true, false},
-        {"text", false, true},      {"comment", false, true},
+        {"id", true, false},      {"pos", true, false},       {"on", false, false},
+        {"hits", true, false},    {"undecided", true, false}, {"text", false, true},
+        {"comment", false, true},
     };
     struct ctl_table *t = ctl_table_new(cols, 7);
     if (!t) {

@@ -5,7 +5,7 @@ set -euo pipefail
 want=(gcc make cmake pkg-config libmicrohttpd-dev libc-ares-dev libsqlite3-dev libpcre2-dev
       libsodium-dev libjansson-dev libcurl4-openssl-dev libsystemd-dev check python3)
 if [[ "${1:-build}" == test ]]; then
-  want+=(clang libclang-rt-14-dev chromium nodejs npm sqlite3 curl)
+  want+=(clang clang-format libclang-rt-14-dev chromium nodejs npm sqlite3 curl)
 fi
 missing=()
 for p in "${want[@]}"; do

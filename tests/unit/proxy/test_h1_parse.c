@@ -88,49 +88,51 @@ struct req_ok {
     const char *proxy_auth;
 };
 
-#define BROWSER_GET                                                                           \
-    "GET http://www.example.com/index.html?q=1&r=2 HTTP/1.1\r\n"                              \
-    "Host: www.example.com\r\n"                                                               \
-    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0\r\n"  \
-    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8\r\n"  \
-    "Accept-Language: en-US,en;q=0.5\r\n"                                                     \
-    "Accept-Encoding: gzip, deflate\r\n"                                                      \
-    "Proxy-Connection: keep-alive\r\n"                                                        \
-    "Cookie: session=0123456789abcdef; theme=dark\r\n"                                        \
-    "Upgrade-Insecure-Requests: 1\r\n"                                                        \
+#define BROWSER_GET                                                                                \
+    "GET http://www.example.com/index.html?q=1&r=2 HTTP/1.1\r\n"                                   \
+    "Host: www.example.com\r\n"                                                                    \
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0\r\n"       \
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8\r\n"       \
+    "Accept-Language: en-US,en;q=0.5\r\n"                                                          \
+    "Accept-Encoding: gzip, deflate\r\n"                                                           \
+    "Proxy-Connection: keep-alive\r\n"                                                             \
+    "Cookie: session=0123456789abcdef; theme=dark\r\n"                                             \
+    "Upgrade-Insecure-Requests: 1\r\n"                                                             \
     "\r\n"
 
 static const struct req_ok req_ok_cases[] = {
     {"browser_get", IN(BROWSER_GET), 0, NULL, "GET", H1_FORM_ABSOLUTE, "www.example.com", 80,
      "/index.html?q=1&r=2", 1, 8, H1_BODY_NONE, 0, true, false, false, NULL},
-    {"port_and_query", IN("GET http://example.com:8080/a/b?x=y HTTP/1.1\r\nHost: example.com:8080\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "example.com", 8080, "/a/b?x=y", 1, 1, H1_BODY_NONE, 0,
-     true, false, false, NULL},
-    {"scheme_case_insensitive", IN("GET HTTP://Example.COM/ HTTP/1.1\r\nHost: x\r\n\r\n"), 0, NULL,
-     "GET", H1_FORM_ABSOLUTE, "example.com", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
+    {"port_and_query",
+     IN("GET http://example.com:8080/a/b?x=y HTTP/1.1\r\nHost: example.com:8080\r\n\r\n"), 0, NULL,
+     "GET", H1_FORM_ABSOLUTE, "example.com", 8080, "/a/b?x=y", 1, 1, H1_BODY_NONE, 0, true, false,
      false, NULL},
+    {"scheme_case_insensitive", IN("GET HTTP://Example.COM/ HTTP/1.1\r\nHost: x\r\n\r\n"), 0, NULL,
+     "GET", H1_FORM_ABSOLUTE, "example.com", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false,
+     NULL},
     /* the host comes out canonical: one spelling per host, whatever the client wrote */
-    {"host_trailing_dot", IN("GET http://Blocked.Example./ HTTP/1.1\r\nHost: Blocked.Example.\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "blocked.example", 80, "/", 1, 1, H1_BODY_NONE, 0, true,
-     false, false, NULL},
+    {"host_trailing_dot",
+     IN("GET http://Blocked.Example./ HTTP/1.1\r\nHost: Blocked.Example.\r\n\r\n"), 0, NULL, "GET",
+     H1_FORM_ABSOLUTE, "blocked.example", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false, NULL},
     {"connect_trailing_dot", IN("CONNECT BLOCKED.example.:443 HTTP/1.1\r\nHost: x\r\n\r\n"), 0,
-     NULL, "CONNECT", H1_FORM_AUTHORITY, "blocked.example", 443, NULL, 1, 1, H1_BODY_NONE, 0,
-     true, false, false, NULL},
+     NULL, "CONNECT", H1_FORM_AUTHORITY, "blocked.example", 443, NULL, 1, 1, H1_BODY_NONE, 0, true,
+     false, false, NULL},
     {"host_underscore", IN("GET http://_dmarc.a-b.test/ HTTP/1.1\r\nHost: _dmarc.a-b.test\r\n\r\n"),
      0, NULL, "GET", H1_FORM_ABSOLUTE, "_dmarc.a-b.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true,
      false, false, NULL},
-    {"ipv4_mapped_is_ipv4", IN("GET http://[::FFFF:127.0.0.1]:81/ HTTP/1.1\r\nHost: [::ffff:7f00:1]:81\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "127.0.0.1", 81, "/", 1, 1, H1_BODY_NONE, 0, true, false,
-     false, NULL},
+    {"ipv4_mapped_is_ipv4",
+     IN("GET http://[::FFFF:127.0.0.1]:81/ HTTP/1.1\r\nHost: [::ffff:7f00:1]:81\r\n\r\n"), 0, NULL,
+     "GET", H1_FORM_ABSOLUTE, "127.0.0.1", 81, "/", 1, 1, H1_BODY_NONE, 0, true, false, false,
+     NULL},
     {"ipv6_canonical", IN("CONNECT [2001:DB8:0:0::0001]:443 HTTP/1.1\r\nHost: x\r\n\r\n"), 0, NULL,
      "CONNECT", H1_FORM_AUTHORITY, "2001:db8::1", 443, NULL, 1, 1, H1_BODY_NONE, 0, true, false,
      false, NULL},
     {"ipv4_trailing_dot", IN("GET http://127.0.0.1./ HTTP/1.1\r\nHost: 127.0.0.1.\r\n\r\n"), 0,
-     NULL, "GET", H1_FORM_ABSOLUTE, "127.0.0.1", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
-     false, NULL},
+     NULL, "GET", H1_FORM_ABSOLUTE, "127.0.0.1", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false,
+     NULL},
     {"digits_in_first_labels", IN("GET http://1.2.3.4.example/ HTTP/1.1\r\nHost: x\r\n\r\n"), 0,
-     NULL, "GET", H1_FORM_ABSOLUTE, "1.2.3.4.example", 80, "/", 1, 1, H1_BODY_NONE, 0, true,
-     false, false, NULL},
+     NULL, "GET", H1_FORM_ABSOLUTE, "1.2.3.4.example", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
+     false, NULL},
     {"host_header_empty_and_port_empty", IN("GET http://a.test/ HTTP/1.1\r\nHost:\r\n\r\n"), 0,
      NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false,
      NULL},
@@ -156,68 +158,85 @@ static const struct req_ok req_ok_cases[] = {
      H1_FORM_ASTERISK, NULL, 0, NULL, 1, 1, H1_BODY_NONE, 0, true, false, false, NULL},
     {"origin_form", IN("GET /proxy.pac HTTP/1.1\r\nHost: proxy:3128\r\n\r\n"), 0, NULL, "GET",
      H1_FORM_ORIGIN, NULL, 0, NULL, 1, 1, H1_BODY_NONE, 0, true, false, false, NULL},
-    {"post_content_length", IN("POST http://a.test/f HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello"),
-     5, NULL, "POST", H1_FORM_ABSOLUTE, "a.test", 80, "/f", 1, 2, H1_BODY_LENGTH, 5, true, false,
-     false, NULL},
-    {"content_length_leading_zeros", IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n"),
-     0, NULL, "POST", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_LENGTH, 7, true, false,
-     false, NULL},
-    {"content_length_max", IN("PUT http://a.test/ HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"),
-     0, NULL, "PUT", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_LENGTH,
-     9223372036854775807ULL, true, false, false, NULL},
-    {"post_chunked", IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    {"post_content_length",
+     IN("POST http://a.test/f HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello"), 5, NULL,
+     "POST", H1_FORM_ABSOLUTE, "a.test", 80, "/f", 1, 2, H1_BODY_LENGTH, 5, true, false, false,
+     NULL},
+    {"content_length_leading_zeros",
+     IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n"), 0, NULL, "POST",
+     H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_LENGTH, 7, true, false, false, NULL},
+    {"content_length_max",
+     IN("PUT http://a.test/ HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"), 0,
+     NULL, "PUT", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_LENGTH, 9223372036854775807ULL,
+     true, false, false, NULL},
+    {"post_chunked",
+     IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
      15, NULL, "POST", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_CHUNKED, 0, true, false,
      false, NULL},
-    {"chunked_case_and_ows", IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  ChUnKeD \t\r\n\r\n"),
-     0, NULL, "POST", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_CHUNKED, 0, true, false,
+    {"chunked_case_and_ows",
+     IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  ChUnKeD \t\r\n\r\n"), 0,
+     NULL, "POST", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_CHUNKED, 0, true, false,
      false, NULL},
     {"http10_defaults_to_close", IN("GET http://a.test/ HTTP/1.0\r\n\r\n"), 0, NULL, "GET",
      H1_FORM_ABSOLUTE, "a.test", 80, "/", 0, 0, H1_BODY_NONE, 0, false, false, false, NULL},
     {"http10_keep_alive", IN("GET http://a.test/ HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), 0,
      NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 0, 1, H1_BODY_NONE, 0, true, false, false,
      NULL},
-    {"http11_connection_close", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, false, false,
-     false, NULL},
-    {"close_wins_in_list", IN("GET http://a.test/ HTTP/1.0\r\nConnection: keep-alive, ,CLOSE\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 0, 1, H1_BODY_NONE, 0, false, false,
-     false, NULL},
-    {"expect_continue", IN("PUT http://a.test/ HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n"),
+    {"http11_connection_close",
+     IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), 0, NULL, "GET",
+     H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, false, false, false, NULL},
+    {"close_wins_in_list",
+     IN("GET http://a.test/ HTTP/1.0\r\nConnection: keep-alive, ,CLOSE\r\n\r\n"), 0, NULL, "GET",
+     H1_FORM_ABSOLUTE, "a.test", 80, "/", 0, 1, H1_BODY_NONE, 0, false, false, false, NULL},
+    {"expect_continue",
+     IN("PUT http://a.test/ HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: "
+        "3\r\n\r\n"),
      0, NULL, "PUT", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 3, H1_BODY_LENGTH, 3, true, true,
      false, NULL},
-    {"websocket", IN("GET http://a.test/chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n\r\n"),
+    {"websocket",
+     IN("GET http://a.test/chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: "
+        "WebSocket\r\n\r\n"),
      0, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/chat", 1, 3, H1_BODY_NONE, 0, true, false,
      true, NULL},
-    {"websocket_needs_get", IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
+    {"websocket_needs_get",
+     IN("POST http://a.test/ HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: "
+        "websocket\r\n\r\n"),
      0, NULL, "POST", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 3, H1_BODY_NONE, 0, true, false,
      false, NULL},
-    {"websocket_needs_connection_token", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, true, false,
-     false, NULL},
-    {"proxy_authorization", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic dTpw \r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, true, false,
-     false, "Basic dTpw"},
+    {"websocket_needs_connection_token",
+     IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"), 0, NULL, "GET",
+     H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, true, false, false, NULL},
+    {"proxy_authorization",
+     IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic dTpw \r\n\r\n"), 0,
+     NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, true, false, false,
+     "Basic dTpw"},
     {"leading_empty_lines", IN("\r\n\r\nGET http://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL,
      "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false, NULL},
-    {"empty_value_and_trimmed_ows", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Pad: \t a b \t\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 3, H1_BODY_NONE, 0, true, false,
-     false, NULL},
-    {"obs_text_in_value", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-Name: J\xc3\xbcrgen\r\n\r\n"),
-     0, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, true, false,
-     false, NULL},
-    {"pipelined_next_request", IN("GET http://a.test/1 HTTP/1.1\r\nHost: a\r\n\r\nGET http://a.test/2 HTTP/1.1\r\nHost: a\r\n\r\n"),
+    {"empty_value_and_trimmed_ows",
+     IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Pad: \t a b \t\r\n\r\n"), 0, NULL,
+     "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 3, H1_BODY_NONE, 0, true, false, false, NULL},
+    {"obs_text_in_value",
+     IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-Name: J\xc3\xbcrgen\r\n\r\n"), 0, NULL, "GET",
+     H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, true, false, false, NULL},
+    {"pipelined_next_request",
+     IN("GET http://a.test/1 HTTP/1.1\r\nHost: a\r\n\r\nGET http://a.test/2 HTTP/1.1\r\nHost: "
+        "a\r\n\r\n"),
      41, NULL, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/1", 1, 1, H1_BODY_NONE, 0, true, false,
      false, NULL},
-    {"line_exactly_at_limit", IN("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"), 0, &lim_line27,
-     "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false, NULL},
-    {"head_exactly_at_limit", IN("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"), 0, &lim_head45,
-     "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false, false, NULL},
+    {"line_exactly_at_limit", IN("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"), 0,
+     &lim_line27, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
+     false, NULL},
+    {"head_exactly_at_limit", IN("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"), 0,
+     &lim_head45, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 1, H1_BODY_NONE, 0, true, false,
+     false, NULL},
     {"headers_exactly_at_limit", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n"), 0,
      &lim_hdr2, "GET", H1_FORM_ABSOLUTE, "a.test", 80, "/", 1, 2, H1_BODY_NONE, 0, true, false,
      false, NULL},
 };
 
-static void check_request_fields(const struct req_ok *c, const char *buf, const struct h1_request *r)
+static void check_request_fields(const struct req_ok *c, const char *buf,
+                                 const struct h1_request *r)
 {
     ck_assert_msg(slice_is(r->method, c->method), "%s: method", c->name);
     ck_assert_msg(r->form == c->form, "%s: form %s", c->name, form_names[r->form]);
@@ -294,10 +313,14 @@ struct req_bad {
 
 static const struct req_bad req_bad_cases[] = {
     /* framing: anything two parties could read two ways */
-    {"cl_with_te", IN(POST_RL "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), NULL, 400},
-    {"te_with_cl", IN(POST_RL "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"), NULL, 400},
-    {"duplicate_identical_cl", IN(POST_RL "Content-Length: 5\r\nContent-Length: 5\r\n\r\n"), NULL, 400},
-    {"duplicate_differing_cl", IN(POST_RL "Content-Length: 5\r\nContent-Length: 6\r\n\r\n"), NULL, 400},
+    {"cl_with_te", IN(POST_RL "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), NULL,
+     400},
+    {"te_with_cl", IN(POST_RL "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"), NULL,
+     400},
+    {"duplicate_identical_cl", IN(POST_RL "Content-Length: 5\r\nContent-Length: 5\r\n\r\n"), NULL,
+     400},
+    {"duplicate_differing_cl", IN(POST_RL "Content-Length: 5\r\nContent-Length: 6\r\n\r\n"), NULL,
+     400},
     {"cl_comma_list", IN(POST_RL "Content-Length: 5, 5\r\n\r\n"), NULL, 400},
     {"cl_plus_sign", IN(POST_RL "Content-Length: +5\r\n\r\n"), NULL, 400},
     {"cl_minus_sign", IN(POST_RL "Content-Length: -1\r\n\r\n"), NULL, 400},
@@ -310,11 +333,13 @@ static const struct req_bad req_bad_cases[] = {
     {"te_identity", IN(POST_RL "Transfer-Encoding: identity\r\n\r\n"), NULL, 501},
     {"te_gzip_then_chunked", IN(POST_RL "Transfer-Encoding: gzip, chunked\r\n\r\n"), NULL, 501},
     {"te_chunked_chunked", IN(POST_RL "Transfer-Encoding: chunked, chunked\r\n\r\n"), NULL, 400},
-    {"te_chunked_on_two_lines", IN(POST_RL "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), NULL, 400},
+    {"te_chunked_on_two_lines",
+     IN(POST_RL "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), NULL, 400},
     {"te_chunked_not_last", IN(POST_RL "Transfer-Encoding: chunked, gzip\r\n\r\n"), NULL, 400},
     {"te_empty", IN(POST_RL "Transfer-Encoding: \r\n\r\n"), NULL, 400},
     {"te_with_parameter", IN(POST_RL "Transfer-Encoding: chunked;q=1\r\n\r\n"), NULL, 400},
-    {"te_in_http10", IN("POST http://a.test/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), NULL, 400},
+    {"te_in_http10", IN("POST http://a.test/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), NULL,
+     400},
     /* field syntax */
     {"obs_fold", IN(RL "Host: a.test\r\nX-A: 1\r\n folded\r\n\r\n"), NULL, 400},
     {"obs_fold_tab", IN(RL "Host: a.test\r\nX-A: 1\r\n\tfolded\r\n\r\n"), NULL, 400},
@@ -335,11 +360,13 @@ static const struct req_bad req_bad_cases[] = {
     {"field_name_not_token", IN(RL "Host: a.test\r\nX(A): b\r\n\r\n"), NULL, 400},
     {"field_without_colon", IN(RL "Host: a.test\r\nX-A\r\n\r\n"), NULL, 400},
     {"bad_connection_token", IN(RL "Host: a.test\r\nConnection: close;x\r\n\r\n"), NULL, 400},
-    {"two_proxy_authorizations", IN(RL "Host: a\r\nProxy-Authorization: a\r\nProxy-Authorization: b\r\n\r\n"), NULL, 400},
+    {"two_proxy_authorizations",
+     IN(RL "Host: a\r\nProxy-Authorization: a\r\nProxy-Authorization: b\r\n\r\n"), NULL, 400},
     /* Host */
     {"missing_host_http11", IN(RL "X-A: 1\r\n\r\n"), NULL, 400},
     {"two_hosts", IN(RL "Host: a.test\r\nHost: b.test\r\n\r\n"), NULL, 400},
-    {"two_hosts_http10", IN("GET http://a.test/ HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n"), NULL, 400},
+    {"two_hosts_http10", IN("GET http://a.test/ HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n"), NULL,
+     400},
     /* request-line and target */
     {"userinfo", IN("GET http://user:pw@a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"), NULL, 400},
     {"userinfo_connect", IN("CONNECT user@a.test:443 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
@@ -355,20 +382,29 @@ static const struct req_bad req_bad_cases[] = {
     {"ipv6_zone", IN("GET http://[fe80::1%25eth0]/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"bad_host_char", IN("GET http://a!b.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     /* host spellings a rule could be bypassed with (issue 10, item 1) */
-    {"double_trailing_dot", IN("GET http://blocked.example../ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
-    {"connect_double_trailing_dot", IN("CONNECT blocked.example..:443 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
-    {"empty_label_inside", IN("GET http://blocked..example/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"double_trailing_dot", IN("GET http://blocked.example../ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL,
+     400},
+    {"connect_double_trailing_dot", IN("CONNECT blocked.example..:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+     NULL, 400},
+    {"empty_label_inside", IN("GET http://blocked..example/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL,
+     400},
     {"leading_dot", IN("GET http://.blocked.example/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"only_dot", IN("GET http://./ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"only_dots", IN("CONNECT ...:443 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"percent_in_host", IN("GET http://blocked%2eexample/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"tilde_in_host", IN("GET http://a~b.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
-    {"label_64", IN("GET http://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
-    {"name_254", IN("GET http://"
+    {"label_64",
+     IN("GET http://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.test/ "
+        "HTTP/1.1\r\nHost: a\r\n\r\n"),
+     NULL, 400},
+    {"name_254",
+     IN("GET http://"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/ HTTP/1.1\r\nHost: "
+        "a\r\n\r\n"),
+     NULL, 400},
     /* address spellings other parsers read as 127.0.0.1 (item 2) */
     {"ipv4_leading_zero", IN("GET http://0127.0.0.1/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"ipv4_zero_padded", IN("GET http://127.000.000.001/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
@@ -379,8 +415,10 @@ static const struct req_bad req_bad_cases[] = {
     {"ipv4_five_parts", IN("GET http://1.2.3.4.5/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"ipv4_part_over_255", IN("GET http://1.2.3.256/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"number_last_label", IN("GET http://example.123/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
-    {"ipv6_mapped_leading_zero", IN("GET http://[::ffff:127.000.0.1]/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
-    {"ipv6_too_many_groups", IN("GET http://[1:2:3:4:5:6:7:8:9]/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"ipv6_mapped_leading_zero", IN("GET http://[::ffff:127.000.0.1]/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+     NULL, 400},
+    {"ipv6_too_many_groups", IN("GET http://[1:2:3:4:5:6:7:8:9]/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+     NULL, 400},
     /* a Host header must be a host too, though the target's host is the one used */
     {"host_header_empty_label", IN(RL "Host: a..test\r\n\r\n"), NULL, 400},
     {"host_header_legacy_ipv4", IN(RL "Host: 0x7f.1\r\n\r\n"), NULL, 400},
@@ -398,7 +436,8 @@ static const struct req_bad req_bad_cases[] = {
     {"asterisk_for_get", IN("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"connect_without_port", IN("CONNECT a.test HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"connect_port_zero", IN("CONNECT a.test:0 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
-    {"connect_absolute_form", IN("CONNECT http://a.test:443/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
+    {"connect_absolute_form", IN("CONNECT http://a.test:443/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL,
+     400},
     {"connect_origin_form", IN("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"version_1_2", IN("GET http://a.test/ HTTP/1.2\r\nHost: a\r\n\r\n"), NULL, 400},
     {"version_2_0", IN("GET http://a.test/ HTTP/2.0\r\nHost: a\r\n\r\n"), NULL, 400},
@@ -411,11 +450,16 @@ static const struct req_bad req_bad_cases[] = {
     {"ctl_in_target", IN("GET http://a.test/\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     {"tab_separator", IN("GET\thttp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n"), NULL, 400},
     /* limits */
-    {"line_one_over_limit", IN("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n"), &lim_line27, 414},
-    {"line_over_limit_incomplete", IN("GET http://a.test/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), &lim_line27, 414},
-    {"head_one_over_limit", IN("GET http://a.test/ HTTP/1.1\r\nHost: a.testx\r\n\r\n"), &lim_head45, 431},
-    {"head_over_limit_incomplete", IN("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX-Long: aaaaaaaaaaaa"), &lim_head45, 431},
-    {"too_many_headers", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nX-B: 2\r\n\r\n"), &lim_hdr2, 431},
+    {"line_one_over_limit", IN("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n"), &lim_line27,
+     414},
+    {"line_over_limit_incomplete", IN("GET http://a.test/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+     &lim_line27, 414},
+    {"head_one_over_limit", IN("GET http://a.test/ HTTP/1.1\r\nHost: a.testx\r\n\r\n"), &lim_head45,
+     431},
+    {"head_over_limit_incomplete",
+     IN("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX-Long: aaaaaaaaaaaa"), &lim_head45, 431},
+    {"too_many_headers", IN("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nX-B: 2\r\n\r\n"),
+     &lim_hdr2, 431},
 };
 
 START_TEST(test_malformed_request_is_refused_with_status)
@@ -510,17 +554,18 @@ static const struct resp_case resp_cases[] = {
      H1_BODY_CHUNKED, 0, true, false, 1},
     {"close_delimited", IN("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"), false, 0, 200,
      "OK", H1_BODY_CLOSE, 0, false, false, 1},
-    {"no_content", IN("HTTP/1.1 204 No Content\r\n\r\n"), false, 0, 204, "No Content",
-     H1_BODY_NONE, 0, true, false, 0},
+    {"no_content", IN("HTTP/1.1 204 No Content\r\n\r\n"), false, 0, 204, "No Content", H1_BODY_NONE,
+     0, true, false, 0},
     {"not_modified_with_length", IN("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"),
      false, 0, 304, "Not Modified", H1_BODY_NONE, 0, true, false, 1},
     {"continue", IN("HTTP/1.1 100 Continue\r\n\r\n"), false, 0, 100, "Continue", H1_BODY_NONE, 0,
      true, false, 0},
     {"head_response_with_length", IN("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n"), true, 0,
      200, "OK", H1_BODY_NONE, 0, true, false, 1},
-    {"head_response_chunked", IN("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), true,
-     0, 200, "OK", H1_BODY_NONE, 0, true, false, 1},
-    {"switching_to_websocket", IN("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+    {"head_response_chunked", IN("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), true, 0,
+     200, "OK", H1_BODY_NONE, 0, true, false, 1},
+    {"switching_to_websocket",
+     IN("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
      false, 0, 101, "Switching Protocols", H1_BODY_NONE, 0, true, true, 2},
     {"empty_reason", IN("HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n"), false, 0, 200, NULL,
      H1_BODY_LENGTH, 0, true, false, 1},
@@ -528,16 +573,18 @@ static const struct resp_case resp_cases[] = {
      false, 0},
     {"http10_close", IN("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n"), false, 0, 200, "OK",
      H1_BODY_LENGTH, 1, false, false, 1},
-    {"http10_keep_alive", IN("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n"),
-     false, 0, 200, "OK", H1_BODY_LENGTH, 1, true, false, 2},
+    {"http10_keep_alive",
+     IN("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n"), false, 0, 200,
+     "OK", H1_BODY_LENGTH, 1, true, false, 2},
     {"connection_close", IN("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n"),
      false, 0, 200, "OK", H1_BODY_LENGTH, 1, false, false, 2},
     {"cl_with_te", IN("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
      false, 502, 0, NULL, H1_BODY_NONE, 0, false, false, 0},
-    {"cl_with_te_on_204", IN("HTTP/1.1 204 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
-     false, 502, 0, NULL, H1_BODY_NONE, 0, false, false, 0},
-    {"duplicate_cl", IN("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
-     false, 502, 0, NULL, H1_BODY_NONE, 0, false, false, 0},
+    {"cl_with_te_on_204",
+     IN("HTTP/1.1 204 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), false, 502,
+     0, NULL, H1_BODY_NONE, 0, false, false, 0},
+    {"duplicate_cl", IN("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"), false,
+     502, 0, NULL, H1_BODY_NONE, 0, false, false, 0},
     {"bad_cl", IN("HTTP/1.1 200 OK\r\nContent-Length: 5a\r\n\r\n"), false, 502, 0, NULL,
      H1_BODY_NONE, 0, false, false, 0},
     {"te_gzip", IN("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), false, 502, 0, NULL,
@@ -546,8 +593,8 @@ static const struct resp_case resp_cases[] = {
      NULL, H1_BODY_NONE, 0, false, false, 0},
     {"obs_fold", IN("HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE,
      0, false, false, 0},
-    {"bare_lf", IN("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"), false, 502, 0, NULL,
-     H1_BODY_NONE, 0, false, false, 0},
+    {"bare_lf", IN("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE,
+     0, false, false, 0},
     {"status_not_digits", IN("HTTP/1.1 2x0 OK\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE, 0,
      false, false, 0},
     {"status_too_small", IN("HTTP/1.1 099 Odd\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE, 0,
@@ -558,10 +605,10 @@ static const struct resp_case resp_cases[] = {
      false, false, 0},
     {"reason_glued", IN("HTTP/1.1 200OK\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE, 0, false,
      false, 0},
-    {"version_2", IN("HTTP/2.0 200 OK\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE, 0, false,
+    {"version_2", IN("HTTP/2.0 200 OK\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE, 0, false, false,
+     0},
+    {"nul_in_reason", IN("HTTP/1.1 200 O\0K\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE, 0, false,
      false, 0},
-    {"nul_in_reason", IN("HTTP/1.1 200 O\0K\r\n\r\n"), false, 502, 0, NULL, H1_BODY_NONE, 0,
-     false, false, 0},
 };
 
 START_TEST(test_response_parses_or_is_refused_with_502)
@@ -615,10 +662,10 @@ START_TEST(test_response_limits_are_502)
     struct h1_error err = {0, NULL};
     const struct h1_limits lim = {20, 64, 2};
     static const char *const cases[] = {
-        "HTTP/1.1 200 A very long reason phrase\r\n\r\n",     /* status line > 20 */
-        "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",      /* 3 fields > 2 */
+        "HTTP/1.1 200 A very long reason phrase\r\n\r\n",  /* status line > 20 */
+        "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", /* 3 fields > 2 */
         "HTTP/1.1 200 OK\r\nA: 01234567890123456789012345678901234567890\r\n\r\n", /* 65 */
-        "HTTP/1.1 200 OK\r\nA: 0123456789012345678901234567890123456789012345", /* > 64 */
+        "HTTP/1.1 200 OK\r\nA: 0123456789012345678901234567890123456789012345",    /* > 64 */
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -887,8 +934,7 @@ static const struct rewrite_case req_rewrite_cases[] = {
     {"chunked_kept",
      "POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n",
      "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nVia: 1.1 proxyd\r\n\r\n"},
-    {"http10_client_empty_path",
-     "GET http://a.test HTTP/1.0\r\nUser-Agent: x\r\n\r\n",
+    {"http10_client_empty_path", "GET http://a.test HTTP/1.0\r\nUser-Agent: x\r\n\r\n",
      "GET / HTTP/1.0\r\nHost: a.test\r\nUser-Agent: x\r\nVia: 1.1 proxyd\r\n\r\n"},
     {"options_empty_path_becomes_asterisk",
      "OPTIONS http://a.test:81 HTTP/1.1\r\nHost: a.test:81\r\n\r\n",
@@ -896,11 +942,9 @@ static const struct rewrite_case req_rewrite_cases[] = {
     {"host_sent_canonical",
      "GET http://WWW.Example.COM.:8080/ HTTP/1.1\r\nHost: other.example\r\n\r\n",
      "GET / HTTP/1.1\r\nHost: www.example.com:8080\r\nVia: 1.1 proxyd\r\n\r\n"},
-    {"ipv4_mapped_sent_as_ipv4",
-     "GET http://[::ffff:10.1.2.3]/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    {"ipv4_mapped_sent_as_ipv4", "GET http://[::ffff:10.1.2.3]/ HTTP/1.1\r\nHost: x\r\n\r\n",
      "GET / HTTP/1.1\r\nHost: 10.1.2.3\r\nVia: 1.1 proxyd\r\n\r\n"},
-    {"origin_form_keeps_host",
-     "GET /proxy.pac HTTP/1.1\r\nAccept: */*\r\nHost: proxy:3128\r\n\r\n",
+    {"origin_form_keeps_host", "GET /proxy.pac HTTP/1.1\r\nAccept: */*\r\nHost: proxy:3128\r\n\r\n",
      "GET /proxy.pac HTTP/1.1\r\nAccept: */*\r\nHost: proxy:3128\r\nVia: 1.1 proxyd\r\n\r\n"},
 };
 
@@ -1023,8 +1067,8 @@ START_TEST(test_header_find_is_case_insensitive)
     struct h1_header hdrs[4];
     struct h1_request req = {.headers = hdrs};
     struct h1_error err;
-    static const char in[] =
-        "GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1\r\nx-forwarded-for: 2\r\n\r\n";
+    static const char in[] = "GET http://a.test/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: "
+                             "1\r\nx-forwarded-for: 2\r\n\r\n";
 
     ck_assert_int_gt(h1_parse_request(in, sizeof(in) - 1, &lim_default, &req, &err), 0);
     ck_assert_int_eq(h1_header_find(hdrs, req.num_headers, "HOST"), 0);
@@ -1061,8 +1105,7 @@ static Suite *h1_suite(void)
 
     tc = tcase_create("rewrite");
     tcase_add_loop_test(tc, test_request_rewrite_produces_exact_bytes, 0, N(req_rewrite_cases));
-    tcase_add_loop_test(tc, test_response_rewrite_produces_exact_bytes, 0,
-                        N(resp_rewrite_cases));
+    tcase_add_loop_test(tc, test_response_rewrite_produces_exact_bytes, 0, N(resp_rewrite_cases));
     tcase_add_test(tc, test_rewrite_refuses_via_that_could_inject);
     suite_add_tcase(s, tc);
     return s;

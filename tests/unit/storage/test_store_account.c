@@ -142,8 +142,8 @@ START_TEST(test_unknown_name_costs_one_argon2_run)
 
     ck_assert_int_eq(
         store_account_set(st, STORE_PROXY_USER, "alice", "s3cret", "t", err, sizeof(err)), 0);
-    ck_assert_int_eq(
-        store_account_set(st, STORE_PROXY_USER, "broken", "x", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_set(st, STORE_PROXY_USER, "broken", "x", "t", err, sizeof(err)),
+                     0);
     store_close(st);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
