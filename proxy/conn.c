@@ -127,7 +127,7 @@ void conn_next_request(struct conn *c)
     c->up_sent = 0;
     c->origin_keep_alive = false;
     c->auth_known = false;
-    tun_pipe_close(&c->dpipe);
+    tun_pipe_close(&w->pipes, &c->dpipe);
     c->addr_next = 0;
     c->addrs.naddrs = 0;
     c->head_len = 0;
@@ -284,8 +284,8 @@ static void release_all(struct conn *c)
     if (c->counted_tunnel)
         atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
     origin_close(c);
-    tun_pipe_close(&c->dpipe);
-    tun_pipe_close(&c->upipe);
+    tun_pipe_close(&w->pipes, &c->dpipe);
+    tun_pipe_close(&w->pipes, &c->upipe);
     buf_detach(&w->bufs, &c->up);
     buf_detach(&w->bufs, &c->down);
 }

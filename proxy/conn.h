@@ -8,7 +8,7 @@
  *   request.c  the head read and parsed, the access record, the decision, the rewritten head
  *   origin.c   target refusal, resolve and connect, the idle-origin pool
  *   relay.c    HTTP framing of both directions, long bodies spliced
- *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes
+ *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes and their per-worker pool
  *   reply.c    our own answers: error and block pages, 407, 200 established
  * Everything here runs on the thread of the worker that accepted the connection. */
 #ifndef PX_CONN_H

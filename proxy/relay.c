@@ -377,7 +377,7 @@ static bool down_body(struct conn *c, bool progress)
     if (!c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
         (c->downf.body == H1_BODY_CLOSE ||
          (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN)) &&
-        (c->dpipe.open || tun_pipe_open(&c->dpipe) == 0)) {
+        (c->dpipe.open || tun_pipe_open(&c->w->pipes, &c->dpipe) == 0)) {
         c->phase = RELAY_SPLICE;
         return true;
     }

@@ -1,10 +1,12 @@
 /* tunnel: CONNECT and WebSocket tunnels, and the kernel pipes that splice(2) bytes from socket
- * to socket for them and for long response bodies. Worker thread only. */
+ * to socket for them and for long response bodies (relay.c), with a per-worker pool of empty
+ * pipes. Worker thread only. */
 #include "proxy/tunnel.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,22 +37,36 @@ static void pipe_free(struct tun_pipe *p)
     close(p->wr);
 }
 
-int tun_pipe_open(struct tun_pipe *p)
+int tun_pipe_open(struct tun_pipe_pool *pool, struct tun_pipe *p)
 {
-    if (pipe_new(p) < 0)
+    if (pool->n > 0)
+        *p = pool->free[--pool->n];
+    else if (pipe_new(p) < 0)
         return -1;
     p->bytes = 0;
     p->open = true;
     return 0;
 }
 
-void tun_pipe_close(struct tun_pipe *p)
+void tun_pipe_close(struct tun_pipe_pool *pool, struct tun_pipe *p)
 {
     if (!p->open)
         return;
-    pipe_free(p);
     p->open = false;
+    /* Our count says empty; the kernel's must agree before another user gets the pipe. */
+    int queued = -1;
+    if (p->bytes == 0 && pool->n < TUN_PIPE_POOL && ioctl(p->rd, FIONREAD, &queued) == 0 &&
+        queued == 0)
+        pool->free[pool->n++] = *p;
+    else
+        pipe_free(p);
     p->bytes = 0;
+}
+
+void tun_pipe_pool_clear(struct tun_pipe_pool *pool)
+{
+    while (pool->n > 0)
+        pipe_free(&pool->free[--pool->n]);
 }
 
 /* Empties the pipe into to. Returns the bytes delivered, or PX_ERR. */
@@ -170,7 +186,7 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
         }
         progress = n > 0;
         count_bytes(c, up, n);
-    } else if (!p->open && tun_pipe_open(p) < 0) {
+    } else if (!p->open && tun_pipe_open(&w->pipes, p) < 0) {
         /* The bytes go through the buffer, counted when sent. */
         if (buf_attach(&w->bufs, b) < 0) {
             conn_close(c, CLOSE_OVERLOAD);

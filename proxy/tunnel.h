@@ -1,6 +1,8 @@
 /* tunnel: opaque bytes both ways once a CONNECT is established or a WebSocket upgrade is
  * answered, and the kernel pipes that move bytes socket to socket with splice(2), never
- * through user space (tunnels, and long response bodies). Worker thread only. */
+ * through user space (tunnels, and long response bodies for relay.c). Each worker keeps a few
+ * empty pipes for the next user, so a download or a tunnel does not pay for pipe2() and its
+ * resize. Worker thread only. */
 #ifndef PX_TUNNEL_H
 #define PX_TUNNEL_H
 
@@ -19,11 +21,22 @@ struct tun_pipe {
     bool open;
 };
 
-/* Opens p (closed): a new pipe sized for long transfers. Returns 0, or -1 (errno) when no
- * pipe can be had (out of descriptors). */
-int tun_pipe_open(struct tun_pipe *p);
-/* Closes p if open. */
-void tun_pipe_close(struct tun_pipe *p);
+#define TUN_PIPE_POOL 8
+
+/* Empty pipes a worker keeps for its next users (each holds two descriptors). */
+struct tun_pipe_pool {
+    struct tun_pipe free[TUN_PIPE_POOL];
+    size_t n;
+};
+
+/* Opens p (closed): an empty pipe from the pool, else a new one sized for long transfers.
+ * Returns 0, or -1 (errno) when no pipe can be had (out of descriptors). */
+int tun_pipe_open(struct tun_pipe_pool *pool, struct tun_pipe *p);
+/* Closes p if open: an empty pipe goes back to the pool while it has room; one that still
+ * holds bytes (a transfer cut short) is closed, so no byte ever reaches another user. */
+void tun_pipe_close(struct tun_pipe_pool *pool, struct tun_pipe *p);
+/* Closes every pipe of the pool (worker teardown). */
+void tun_pipe_pool_clear(struct tun_pipe_pool *pool);
 
 /* Moves bytes from -> p -> to; p must be open. Takes at most *limit bytes from `from` (and
  * lowers it) and sets *eof when `from` has ended. Returns the bytes delivered to `to` (0 when

@@ -166,6 +166,7 @@ void worker_destroy(struct worker *w)
     }
     listener_detach(w);
     origin_pool_clear(&w->origins);
+    tun_pipe_pool_clear(&w->pipes);
     if (w->dns)
         dns_resolver_free(w->dns);
     if (w->acl)

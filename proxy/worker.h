@@ -23,6 +23,7 @@
 #include "proxy/h1_parse.h"
 #include "proxy/listener.h"
 #include "proxy/origin.h"
+#include "proxy/tunnel.h"
 #include "storage/store.h"
 
 #define WORKER_MAX_HEADERS 256
@@ -93,6 +94,7 @@ struct worker {
     struct conn *active;     /* intrusive list of live connections */
     size_t nconns;
     struct origin_pool origins; /* idle origin connections, any client's to take */
+    struct tun_pipe_pool pipes; /* empty pipes for splice */
     size_t nattached;           /* idle origin connections kept by their client */
     const struct acl_set *acl;  /* reference held from shared->acl */
     uint64_t acl_gen;
