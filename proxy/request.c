@@ -172,7 +172,10 @@ static enum request_verdict decided(struct request_decision *d, enum request_ver
     d->why = why;
     d->rule_id = rule_id;
     d->keep = keep;
-    copy_field(d->reason, sizeof(d->reason), reason, strlen(reason));
+    if (verdict == VERDICT_ALLOW || verdict == VERDICT_WAIT)
+        d->reason[0] = '\0';
+    else
+        copy_field(d->reason, sizeof(d->reason), reason, strlen(reason));
     return verdict;
 }
 
@@ -313,11 +316,30 @@ void request_refuse(struct conn *c, const struct request_decision *d)
 
 /* ---- from head to decision ---- */
 
+/* RFC 9110 9.2.2: methods whose effect is the same when a request is repeated. Methods are
+ * case-sensitive. */
+static bool method_idempotent(const char *m, size_t len)
+{
+    switch (len) {
+    case 3:
+        return !memcmp(m, "GET", 3) || !memcmp(m, "PUT", 3);
+    case 4:
+        return !memcmp(m, "HEAD", 4);
+    case 5:
+        return !memcmp(m, "TRACE", 5);
+    case 6:
+        return !memcmp(m, "DELETE", 6);
+    case 7:
+        return !memcmp(m, "OPTIONS", 7);
+    default:
+        return false;
+    }
+}
+
 /* A new request: counted (once: not again when its head is parsed after a password check),
  * its record begun and what its head says about the connection noted. */
 static void begin(struct conn *c, const struct h1_request *req, size_t head_len)
 {
-    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
     if (!c->auth_known) {
         STAT_ADD(c, requests_total, 1);
         c->requests++;
@@ -329,9 +351,7 @@ static void begin(struct conn *c, const struct h1_request *req, size_t head_len)
      * "Connection: keep-alive" echo we do not promise. */
     c->client_keep_alive = req->keep_alive && req->minor_version == 1;
     c->request_head = req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
-    c->idempotent = false;
-    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
-        c->idempotent |= strcmp(c->rec.method, idempotent[i]) == 0;
+    c->idempotent = method_idempotent(req->method.p, req->method.len);
     c->is_connect = req->form == H1_FORM_AUTHORITY;
     c->websocket = req->upgrade_websocket;
     relay_flow_start(&c->upf, req->body, req->content_length);
