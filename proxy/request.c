@@ -280,7 +280,11 @@ static enum request_verdict decide_dest(struct conn *c, struct request_decision 
 
 enum request_verdict request_decide_addrs(struct conn *c, struct request_decision *d)
 {
-    if (c->dest_pending && decide_dest(c, d) != VERDICT_ALLOW)
+    /* A set published while the name was being resolved may hold `deny dest` rules that the
+     * set which decided did not: they apply too (decide_dest then asks all of them). */
+    worker_acl_refresh(c->w);
+    bool newer_set = c->acl_gen != c->w->acl_gen;
+    if ((c->dest_pending || newer_set) && decide_dest(c, d) != VERDICT_ALLOW)
         return d->verdict;
     /* Refused addresses are never tried; the request is refused when none is left. */
     struct origin_guard g = origin_guard_of(c->w);

@@ -4,6 +4,7 @@ so a rule on a name or an address holds for every way of writing it (docs/securi
 that cannot decide denying rather than letting the request through ("Rule evaluation").
 Every refused request is also checked not to have reached the origin."""
 import sqlite3
+import threading
 import time
 import unittest
 
@@ -164,6 +165,30 @@ class NamesTest(unittest.TestCase):
             return None
 
         self.assertTrue(wait_for(lambda: (undecided() or 0) >= 1, timeout=5))
+
+
+
+class PolicyChangeDuringLookupTest(unittest.TestCase):
+    def test_deny_dest_published_while_a_name_resolves_applies_to_it(self):
+        # The set that decided had no dest rule; one published while the name was being
+        # resolved must still hold for its addresses. The lookup is held long enough (a hang
+        # guard, not a speed bound) for the rule to be added after the question was asked.
+        with DnsStub({"late.example": "127.0.0.3"}, delays={"late.example": 15000}) as dns, \
+                Origin("127.0.0.3") as origin3:
+            with Proxyd(dns=dns, policy="deny domain blocked.example\n",
+                        extra_args=["--dns-timeout", "60000", "--header-timeout", "60000"]) as px:
+                result = {}
+                raw = ("GET http://late.example:%d/small HTTP/1.1\r\nHost: x\r\n\r\n"
+                       % origin3.port).encode()
+                t = threading.Thread(
+                    target=lambda: result.update(status=px.request(raw, timeout=120)[0]))
+                t.start()
+                self.assertTrue(wait_for(lambda: dns.queries["late.example"] > 0, timeout=60))
+                px.api("POST", "/api/rules", {"text": "deny dest 127.0.0.3/32", "before": -1})
+                t.join(180)
+                self.assertEqual(result.get("status"), 403)
+                with origin3.lock:
+                    self.assertEqual(origin3.requests, [])
 
 
 if __name__ == "__main__":
