@@ -52,7 +52,7 @@ class AuthTest(unittest.TestCase):
                     "SELECT user FROM access_log WHERE path = '/small?who=alice'")]
             finally:
                 db.close()
-        self.assertTrue(wait_for(lambda: users() == ["alice"] * 3, timeout=5), users())
+        self.assertTrue(wait_for(lambda: users() == ["alice"] * 3, timeout=60), users())
 
     def test_wrong_password_gets_407(self):
         status, _, _ = self.px.get(self.url, headers=[basic("alice", "wrong")])
@@ -76,7 +76,7 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.px.api("PUT", "/api/users/carol", {"password": "second-pass"})
         self.assertTrue(wait_for(lambda: self.px.get(self.url, headers=[basic("carol", "first-pass")])[0] == 407,
-                                 timeout=5))
+                                 timeout=60))
         status, _, _ = self.px.get(self.url, headers=[basic("carol", "second-pass")])
         self.assertEqual(status, 200)
 

@@ -57,7 +57,7 @@ class FirstRunTest(unittest.TestCase):
             self.assertEqual(len(password), 16)
             self.assertNotIn(password, px.log())
             # The log says where it is (the line may follow the listening sockets).
-            self.assertTrue(wait_for(lambda: px.first_password_path in px.log(), timeout=10),
+            self.assertTrue(wait_for(lambda: px.first_password_path in px.log(), timeout=60),
                             px.log())
             self.assertNotIn(password, px.log())
 

@@ -144,7 +144,7 @@ class NamesTest(unittest.TestCase):
             finally:
                 db.close()
 
-        self.assertEqual(wait_for(rows, timeout=5), [("www.blocked.example", 403)])
+        self.assertEqual(wait_for(rows, timeout=60), [("www.blocked.example", 403)])
 
     def test_regex_at_its_match_limit_denies_and_is_counted(self):
         before = self.origin_count()
@@ -164,7 +164,7 @@ class NamesTest(unittest.TestCase):
                     return r["undecided"]
             return None
 
-        self.assertTrue(wait_for(lambda: (undecided() or 0) >= 1, timeout=5))
+        self.assertTrue(wait_for(lambda: (undecided() or 0) >= 1, timeout=60))
 
 
 
