@@ -1,5 +1,5 @@
-"""End-to-end tests of proxyctl against a real proxyd: a block takes effect in the proxy
-within a second and an unblock undoes it, rules/test/move/import/export/logs do what the man
+"""End-to-end tests of proxyctl against a real proxyd: a block is in force in the proxy by
+the time proxyctl returns and an unblock undoes it, rules/test/move/import/export/logs do what the man
 page says, --json is JSON, and the exit codes (1 refused, 2 usage, 3 unreachable) hold."""
 import json
 import os
@@ -67,14 +67,15 @@ class ProxyctlTest(unittest.TestCase):
             f.write(text)
         return path
 
-    def test_block_denies_within_a_second_and_unblock_restores(self):
+    def test_block_denies_once_proxyctl_returns_and_unblock_restores(self):
         self.assertEqual(self.status(), 200)
         out, _ = self.ctl("block", "allowed.test")
         m = re.fullmatch(r"blocked allowed\.test: rule (\d+) \(in force\)\n", out)
         self.assertIsNotNone(m, out)
         rule_id = int(m.group(1))
-        self.assertTrue(wait_for(lambda: self.status() == 403, timeout=1.0),
-                        "still not 403 one second after proxyctl block")
+        # "(in force)" is the proxy's word that the new rule set is published: the very next
+        # request is judged by it, however slow the machine.
+        self.assertEqual(self.status(), 403, "not 403 after proxyctl block said in force")
 
         out, _ = self.ctl("rules")
         rows = [line.split() for line in out.splitlines()[1:]]
@@ -89,15 +90,14 @@ class ProxyctlTest(unittest.TestCase):
         def blocked_row():
             return [line for line in self.ctl("logs", "--blocked")[0].splitlines()
                     if "allowed.test" in line]
-        rows = wait_for(blocked_row, timeout=5.0)
+        rows = wait_for(blocked_row, timeout=60)
         self.assertTrue(rows, "logs --blocked does not show the blocked request")
         self.assertIn("403", rows[-1])
         self.assertIn("deny #%d" % rule_id, rows[-1])
 
         out, _ = self.ctl("unblock", "allowed.test")
         self.assertEqual(out, "unblocked allowed.test: deleted rule %d\n" % rule_id)
-        self.assertTrue(wait_for(lambda: self.status() == 200, timeout=1.0),
-                        "still not 200 one second after proxyctl unblock")
+        self.assertEqual(self.status(), 200, "not 200 after proxyctl unblock")
         _, err = self.ctl("unblock", "allowed.test", expect=1)
         self.assertIn("no such 'deny domain' rule for allowed.test", err)
 
@@ -158,7 +158,7 @@ class ProxyctlTest(unittest.TestCase):
         out, _ = self.ctl("import", path)
         self.assertEqual(out, "imported policy %s: 3 rules in force (they replace the previous "
                          "rules)\n" % path)
-        self.assertTrue(wait_for(lambda: self.status() == 403, timeout=1.0))
+        self.assertEqual(self.status(), 403)  # in force when import returns
         exported, _ = self.ctl("export")
         rules = [l.split("#")[0].split() for l in exported.splitlines()
                  if l.strip() and not l.startswith("#")]
@@ -197,7 +197,7 @@ class ProxyctlTest(unittest.TestCase):
         out, _ = self.ctl("import", path2, "--list", "local")
         self.assertIn("imported list local", out)
         out, _ = self.ctl("rules", "add", "deny", "list", "local")
-        self.assertTrue(wait_for(lambda: self.status() == 403, timeout=1.0))
+        self.assertEqual(self.status(), 403)  # in force when rules add returns
         self.ctl("rules", "del", re.search(r"added rule (\d+)", out).group(1))
         self.ctl("lists", "del", "local")
         self.ctl("lists", "del", "ads")
@@ -233,10 +233,10 @@ class ProxyctlTest(unittest.TestCase):
             # second can only come from polling.
             for path in ("/follow-me-1", "/follow-me-2"):
                 self.px.get("http://allowed.test:%d%s" % (self.origin.port, path))
-                self.assertTrue(wait_for(lambda: shows(path), timeout=5.0), b"".join(seen))
+                self.assertTrue(wait_for(lambda: shows(path), timeout=60), b"".join(seen))
             self.assertIsNone(p.poll(), "--follow ended by itself")
             p.send_signal(signal.SIGINT)
-            self.assertEqual(p.wait(timeout=5), 0, p.stderr.read())
+            self.assertEqual(p.wait(timeout=60), 0, p.stderr.read())
         finally:
             if p.poll() is None:
                 p.kill()
@@ -321,7 +321,7 @@ class ProxyctlTest(unittest.TestCase):
             data=json.dumps({"user": "admin", "password": "new-admin-pw-1"}).encode(),
             headers={"Content-Type": "application/json"})
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(req, timeout=10) as r:
+        with opener.open(req, timeout=60) as r:
             self.assertEqual(json.loads(r.read())["user"], "admin")
 
     def test_version_and_health(self):
