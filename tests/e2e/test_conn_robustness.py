@@ -4,8 +4,10 @@ end of stream that arrives together with the last bytes, origins that close kept
 connections, and our own error pages on connections the client wants closed.
 
 Waits are bounded well below the timeouts they tell apart from (an event that should happen
-at once is given 10 s where the old behaviour took 30 or 60 s); CPU and log size are
-measured only to tell a busy loop from an idle one."""
+at once is given 30 s, a hang guard for a loaded machine, where the old behaviour waited for
+a timeout these tests set to 10 minutes); CPU and log size are measured only to tell a busy
+loop from an idle one. Where a test needs proxyd to have reached a point (accepted the
+connection, read what came so far) before the next bytes go, it polls for that point."""
 import os
 import socket
 import threading
@@ -13,10 +15,11 @@ import time
 import unittest
 
 from harness import (DnsStub, Origin, Proxyd, header, pattern, read_head, read_response,
-                     wait_for)
+                     unread_by_peer, wait_for)
 
 RECORDS = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1"}
-PROMPT_S = 10  # "at once", against timeouts of 30 s and more
+PROMPT_S = 30  # "at once" on a loaded machine, against the timeouts of 600 s set below
+LONG_MS = "600000"
 
 
 def closed_without_answer(sock, timeout=PROMPT_S):
@@ -90,7 +93,7 @@ class DescriptorTest(unittest.TestCase):
         # a few dozen clients. Twice as many connect and stay silent.
         with DnsStub(RECORDS) as dns, Origin() as origin, \
                 Proxyd(dns=dns, rlimit_nofile=64,
-                       extra_args=["--header-timeout", "60000", "--log-level", "info"]) as px:
+                       extra_args=["--header-timeout", LONG_MS, "--log-level", "info"]) as px:
             url = "http://allowed.test:%d/small" % origin.port
             self.assertEqual(px.get(url)[0], 200)
             log_before = len(px.log())
@@ -118,7 +121,7 @@ class DescriptorTest(unittest.TestCase):
                 except OSError:
                     return False
 
-            self.assertTrue(wait_for(works, timeout=15), "no recovery once descriptors freed")
+            self.assertTrue(wait_for(works, timeout=PROMPT_S), "no recovery once descriptors freed")
             refused = px.api("GET", "/api/stats")["proxy"]["connections_refused"]
             self.assertGreater(refused["no_descriptors"], 0)
 
@@ -131,7 +134,7 @@ class DescriptorTest(unittest.TestCase):
         try:
             with DnsStub(RECORDS) as dns, Origin() as origin, \
                     Proxyd(dns=dns, rlimit_nofile=limit, workers=1,
-                           extra_args=["--header-timeout", "60000", "--log-level", "info",
+                           extra_args=["--header-timeout", LONG_MS, "--log-level", "info",
                                        "--connect-ports", str(echo.port)]) as px:
                 fds = lambda: len(os.listdir("/proc/%d/fd" % px.pid))  # noqa: E731
                 download = px.connect()
@@ -247,8 +250,8 @@ class EndOfStreamTest(unittest.TestCase):
         cls.origin = Origin().__enter__()
         cls.echo = EchoServer()
         cls.px = Proxyd(dns=cls.dns, extra_args=[
-            "--origin-timeout", "60000", "--header-timeout", "30000",
-            "--idle-timeout", "60000", "--tunnel-idle", "60000",
+            "--origin-timeout", LONG_MS, "--header-timeout", LONG_MS,
+            "--idle-timeout", LONG_MS, "--tunnel-idle", LONG_MS,
             "--connect-ports", str(cls.echo.port)]).__enter__()
         cls.base = "http://allowed.test:%d" % cls.origin.port
 
@@ -259,11 +262,23 @@ class EndOfStreamTest(unittest.TestCase):
         cls.origin.__exit__()
         cls.dns.__exit__()
 
+    def connect_watched(self):
+        """A connection that proxyd has accepted (and so watches) before anything is sent."""
+        total = lambda: self.px.api("GET", "/api/stats")["proxy"]["connections_total"]  # noqa: E731
+        before = total()
+        s = self.px.connect(timeout=PROMPT_S)
+        self.assertTrue(wait_for(lambda: total() > before, timeout=PROMPT_S), "never accepted")
+        return s
+
+    def wait_read(self, s):
+        """Until proxyd has read everything sent on s so far."""
+        self.assertTrue(wait_for(lambda: unread_by_peer(s) == 0, timeout=PROMPT_S),
+                        "proxyd left %r bytes unread" % unread_by_peer(s))
+
     def test_tunnel_passes_on_a_fin_that_came_with_the_connect(self):
         # The CONNECT head, the first bytes and the FIN in one segment: the bytes go up, the
         # FIN follows them, the echo answers and closes, and the tunnel ends.
-        with self.px.connect(timeout=PROMPT_S) as s:
-            time.sleep(0.2)  # accepted and watched before anything arrives
+        with self.connect_watched() as s:
             send_and_fin(s, ("CONNECT allowed.test:%d HTTP/1.1\r\nHost: x\r\n\r\nhello"
                              % self.echo.port).encode())
             data = read_to_eof(s)
@@ -281,8 +296,7 @@ class EndOfStreamTest(unittest.TestCase):
 
     def test_request_then_half_close_gets_the_answer_then_the_close(self):
         for _ in range(3):
-            with self.px.connect(timeout=PROMPT_S) as s:
-                time.sleep(0.2)  # accepted and watched before anything arrives
+            with self.connect_watched() as s:
                 send_and_fin(s, get_raw(self.base + "/small"))
                 status, _, body, rest = read_response(s)
                 self.assertEqual((status, len(body)), (200, 1024))
@@ -292,7 +306,7 @@ class EndOfStreamTest(unittest.TestCase):
         for _ in range(3):
             with self.px.connect(timeout=PROMPT_S) as s:
                 s.sendall(("GET %s/small HTTP/1.1\r\n" % self.base).encode())
-                time.sleep(0.2)  # the first part is read on its own
+                self.wait_read(s)  # the first part is read on its own
                 send_and_fin(s, b"Host: al")
                 data = read_to_eof(s)  # a timeout here means the 408 was awaited
                 self.assertNotIn(b"408", data[:12])
@@ -301,7 +315,7 @@ class EndOfStreamTest(unittest.TestCase):
         with self.px.connect(timeout=PROMPT_S) as s:
             s.sendall(("POST %s/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
                        % self.base).encode())
-            time.sleep(0.2)  # the head is read and sent on its own
+            self.wait_read(s)  # the head is read (and sent) on its own
             send_and_fin(s, b"only ten b")
             try:
                 data = read_to_eof(s)  # a timeout here means the origin timeout was awaited
@@ -383,7 +397,7 @@ class ReplyConnectionTest(unittest.TestCase):
         cls.dns = DnsStub(RECORDS).__enter__()
         cls.origin = Origin().__enter__()
         cls.px = Proxyd(dns=cls.dns, policy="deny domain blocked.test\n",
-                        extra_args=["--idle-timeout", "60000"]).__enter__()
+                        extra_args=["--idle-timeout", LONG_MS]).__enter__()
 
     @classmethod
     def tearDownClass(cls):
