@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char mixed[] =
     "# hosts part\n"                                              /* 1 */
@@ -122,7 +121,8 @@ START_TEST(test_unusable_line_is_skipped_with_reason)
 }
 END_TEST
 
-START_TEST(test_hundred_thousand_lines_parse_fast_and_dedupe)
+/* What parsing 100,000 lines does; how long it takes is bench/acl_bench's figure. */
+START_TEST(test_hundred_thousand_lines_parse_and_dedupe)
 {
     enum { N = 100000 };
     size_t cap = (size_t)N * 40 + 64;
@@ -132,18 +132,13 @@ START_TEST(test_hundred_thousand_lines_parse_fast_and_dedupe)
     for (int i = 0; i < N; i++) /* every tenth line repeats an earlier domain */
         len += (size_t)snprintf(text + len, cap - len, "0.0.0.0 host%d.list-%d.example\n",
                                 i % 10 == 9 ? i - 9 : i, (i % 10 == 9 ? i - 9 : i) % 97);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     char **d;
     size_t n;
     struct acl_list_stats st;
     ck_assert_int_eq(acl_list_parse(text, len, &d, &n, &st), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     ck_assert_uint_eq(n, N - N / 10);
     ck_assert_uint_eq(st.duplicates, N / 10);
     ck_assert_uint_eq(st.skipped, 0);
-    ck_assert_msg(ms < 2000, "took %.0f ms", ms);
 
     /* And the list compiles into a set that matches its domains and their subdomains. */
     struct acl_list_src l = {"big", (const char *const *)d, n};
@@ -198,7 +193,7 @@ int main(void)
     tcase_add_test(tc, test_mixed_list_keeps_domains_and_counts_the_rest);
     tcase_add_loop_test(tc, test_unusable_line_is_skipped_with_reason, 0,
                         (int)(sizeof(skip_cases) / sizeof(skip_cases[0])));
-    tcase_add_test(tc, test_hundred_thousand_lines_parse_fast_and_dedupe);
+    tcase_add_test(tc, test_hundred_thousand_lines_parse_and_dedupe);
     tcase_add_test(tc, test_empty_input_gives_empty_list);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
