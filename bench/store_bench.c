@@ -1,7 +1,8 @@
 /* store_bench: figures for storage/: (1) sustained access-log throughput through the real
  * writer thread, (2) database size per million rows, (3) admin query latency over those
  * rows spread across 24 hours, (4) imports of 100,000 rules and of a 100,000-entry list
- * (store_rules_replace, store_list_replace: one transaction each). Prints tables; never passes or fails on timing.
+ * (store_rules_replace, store_list_replace: one transaction each). Prints tables; never passes or
+ * fails on timing.
  *
  * usage: store_bench [OUTDIR]   (default /tmp; files store_bench_*.db are replaced)
  */

@@ -98,8 +98,7 @@ static bool wait_for(struct store_log *log,
 
 /* Pushes one record once the writer has taken enough out of the queue that it has room:
  * a push that found the ring full would be a drop the test did not ask for. */
-static void push_with_room(struct store_log *log, size_t capacity,
-                           const struct store_access *a)
+static void push_with_room(struct store_log *log, size_t capacity, const struct store_access *a)
 {
     struct store_log_counters c;
     double deadline = test_now_s() + WAIT_S;
