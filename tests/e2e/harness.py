@@ -319,7 +319,9 @@ class Proxyd:
         if workers is not None:  # None: proxyd's default, one per CPU
             self.args += ["--workers", str(workers)]
         if dns is not None:
-            self.args += ["--dns-server", "127.0.0.1:%d" % dns.port]
+            # The stub is a Python thread: on a loaded machine it may answer later than
+            # proxyd's default 4 s, so only a test about the DNS timeout sets a short one.
+            self.args += ["--dns-server", "127.0.0.1:%d" % dns.port, "--dns-timeout", "30000"]
         if policy is not None:
             path = os.path.join(self.tmp, "test.policy")
             with open(path, "w") as f:

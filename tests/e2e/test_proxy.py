@@ -223,9 +223,10 @@ class RelayTest(unittest.TestCase):
         self.assertIn(b"does not exist", body)
 
     def test_unanswered_dns_is_502_by_the_dns_timeout(self):
-        # The stub never answers: proxyd's own DNS timeout (4 s) ends the request with its
-        # page, long before the socket's hang guard.
-        status, _, body = self.px.get("http://never.test/", timeout=60)
+        # The stub never answers: proxyd's own DNS timeout (its default, 4 s, on a proxy of
+        # its own) ends the request with its page, long before the socket's hang guard.
+        with Proxyd(dns=self.dns, extra_args=["--dns-timeout", "4000"]) as px:
+            status, _, body = px.get("http://never.test/", timeout=60)
         self.assertIn(status, (502, 504))
         self.assertIn(b"could not be resolved", body)
 
