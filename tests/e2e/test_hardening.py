@@ -11,7 +11,7 @@ from harness import Proxyd, read_response, wait_for
 
 def admin_get(px, path, host):
     """GET path from the admin server with the given Host; returns (status, body)."""
-    s = socket.create_connection(("127.0.0.1", px.admin_port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", px.admin_port), timeout=60)
     try:
         s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                    % (path, host)).encode())

@@ -337,12 +337,12 @@ class LifecycleTest(unittest.TestCase):
     def test_help_version_and_bad_flag(self):
         import subprocess
         from harness import PROXYD
-        out = subprocess.run([PROXYD, "--help"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([PROXYD, "--help"], capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0)
         self.assertIn("--listen", out.stdout)
-        out = subprocess.run([PROXYD, "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([PROXYD, "--version"], capture_output=True, text=True, timeout=60)
         self.assertIn("proxyd", out.stdout)
-        out = subprocess.run([PROXYD, "--no-such-flag"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([PROXYD, "--no-such-flag"], capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 2)
         self.assertIn("no-such-flag", out.stderr)
 
@@ -355,7 +355,7 @@ class LifecycleTest(unittest.TestCase):
                                "proxy", "config.c")) as f:
             names = re.findall(r'^\s*\{"([a-z0-9-]+)", OPT_', f.read(), re.M)
         self.assertGreaterEqual(len(names), 30, names)
-        out = subprocess.run([PROXYD, "--help"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([PROXYD, "--help"], capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0)
         shown = re.findall(r"^  --([a-z0-9-]+) +\S", out.stdout, re.M)
         self.assertEqual([n for n in names if n not in shown], [])
@@ -369,7 +369,7 @@ class LifecycleTest(unittest.TestCase):
         with DnsStub(RECORDS) as dns, Proxyd(dns=dns) as px, tempfile.TemporaryDirectory() as d:
             out = subprocess.run([PROXYD, "--listen", "127.0.0.1:%d" % px.proxy_port,
                                   "--admin", "off", "--data-dir", d + "/var"],
-                                 capture_output=True, text=True, timeout=10)
+                                 capture_output=True, text=True, timeout=60)
             self.assertEqual(out.returncode, 1)
             self.assertIn("Address already in use", out.stderr)
 
@@ -383,7 +383,7 @@ class LifecycleTest(unittest.TestCase):
                 f.write("# comment\ndeny domain ok.test\ndeny url-regex ([\n")
             out = subprocess.run([PROXYD, "--policy", path, "--data-dir", d + "/var",
                                   "--admin", "off", "--listen", "127.0.0.1:0"],
-                                 capture_output=True, text=True, timeout=10)
+                                 capture_output=True, text=True, timeout=60)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("bad.policy:3", out.stderr)
 

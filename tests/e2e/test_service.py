@@ -26,7 +26,7 @@ class NotifySocket:
         self.path = os.path.join(self.dir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
-        self.sock.settimeout(20)
+        self.sock.settimeout(60)  # a hang guard per message
         return self
 
     def __exit__(self, *exc):
@@ -99,7 +99,7 @@ class UserTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             out = subprocess.run([PROXYD, "--user", "no-such-user-px", "--data-dir", d + "/var",
                                   "--admin", "off", "--listen", "127.0.0.1:0"],
-                                 capture_output=True, text=True, timeout=10)
+                                 capture_output=True, text=True, timeout=60)
             self.assertEqual(out.returncode, 1)
             self.assertIn("--user no-such-user-px: no such user", out.stderr)
             self.assertFalse(os.path.exists(d + "/var"))
@@ -143,7 +143,7 @@ class UserTest(unittest.TestCase):
             os.mkdir(d + "/var", 0o700)  # root's, and it stays root's
             out = subprocess.run([PROXYD, "--user", "nobody", "--data-dir", d + "/var",
                                   "--admin", "off", "--listen", "127.0.0.1:0"],
-                                 capture_output=True, text=True, timeout=10)
+                                 capture_output=True, text=True, timeout=60)
             self.assertEqual(out.returncode, 1)
             self.assertIn("not usable by user nobody", out.stderr)
             self.assertEqual(os.stat(d + "/var").st_uid, 0)
