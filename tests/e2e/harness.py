@@ -351,6 +351,10 @@ class Proxyd:
             sys.stderr.write("proxyd log kept in %s; tail:\n%s\n" % (self.log_path, self.log()[-3000:]))
 
     def start(self):
+        """Starts proxyd and returns once it has finished starting: its ports listen and it
+        has logged the line that ends its start-up (the admin server listens before it has
+        made the first-run account, which a test filling the disk at once could prevent)."""
+        logged_before = len(self.log())
         self.logf = open(self.log_path, "ab")
         preexec = None
         if self.rlimit_nofile is not None:
@@ -364,10 +368,11 @@ class Proxyd:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("proxyd exited with %s:\n%s" % (self.proc.returncode, self.log()))
-            if all(self._listening(p) for p in ports):
+            if (all(self._listening(p) for p in ports)
+                    and re.search(r"proxyd \S+: \d+ workers", self.log()[logged_before:])):
                 return
             time.sleep(0.05)
-        raise RuntimeError("proxyd did not start listening:\n" + self.log())
+        raise RuntimeError("proxyd did not finish starting:\n" + self.log())
 
     @staticmethod
     def _listening(port):

@@ -85,7 +85,6 @@ class StorageFailureTest(unittest.TestCase):
             url = "http://allowed.test:%d/small" % origin.port
             self.assertEqual(px.get(url)[0], 200)
             self.assertTrue(wait_for(lambda: count_rows(px.db_path) >= 1, timeout=60))
-            px.first_password  # the admin account is made (a write) before the lock is taken
             # Another process takes the write lock and holds it.
             holder = sqlite3.connect(px.db_path, timeout=60, isolation_level=None)
             holder.execute("BEGIN EXCLUSIVE")
