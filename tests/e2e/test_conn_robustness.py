@@ -118,7 +118,7 @@ class DescriptorTest(unittest.TestCase):
             def works():
                 try:
                     return px.get(url)[0] == 200
-                except OSError:
+                except (OSError, EOFError):  # refused or closed unanswered: not yet
                     return False
 
             self.assertTrue(wait_for(works, timeout=PROMPT_S), "no recovery once descriptors freed")
@@ -213,7 +213,7 @@ class DescriptorTest(unittest.TestCase):
             def fifth_ok():
                 try:
                     return px.get(url)[0] == 200
-                except OSError:
+                except (OSError, EOFError):  # refused or closed unanswered: not yet
                     return False
 
             self.assertTrue(wait_for(fifth_ok, timeout=PROMPT_S))
