@@ -53,7 +53,7 @@ class StatsTableTest(unittest.TestCase):
             url = "http://allowed.test:%d/small" % origin.port
             self.assertEqual(px.get(url)[0], 200)
             # a client that goes away without a request: counted as a close when it is seen
-            socket.create_connection(("127.0.0.1", px.proxy_port), timeout=5).close()
+            socket.create_connection(("127.0.0.1", px.proxy_port), timeout=60).close()
             proxy = px.api("GET", "/api/stats")["proxy"]
             for name in scalars:
                 self.assertIsInstance(proxy.get(name), int, name)
@@ -67,7 +67,7 @@ class StatsTableTest(unittest.TestCase):
                 closes = px.api("GET", "/api/stats")["proxy"]["closes"]
                 return sum(closes.values()) >= 1
 
-            self.assertTrue(wait_for(closed, timeout=10), "no close counted")
+            self.assertTrue(wait_for(closed, timeout=60), "no close counted")
 
 
 if __name__ == "__main__":
