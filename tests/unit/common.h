@@ -66,7 +66,8 @@ static inline void test_store_remove(struct test_tmpdir *t, struct store *st)
     test_tmpdir_remove(t);
 }
 
-/* Monotonic seconds, for the few tests that bound how long something may take. */
+/* Monotonic seconds, for the hang guards of tests that poll for a condition (never to bound
+ * how long something may take: a loaded machine decides that, not the code). */
 static inline double test_now_s(void)
 {
     struct timespec ts;
