@@ -60,9 +60,9 @@ static bool decimal(struct h1_slice v, uint64_t *out)
     if (v.len == 0)
         return false;
     for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9' || n > (uint64_t)(INT64_MAX - 9) / 10)
+        if (v.p[i] < '0' || v.p[i] > '9' || __builtin_mul_overflow(n, 10, &n) ||
+            __builtin_add_overflow(n, (uint64_t)(v.p[i] - '0'), &n) || n > INT64_MAX)
             return false;
-        n = n * 10 + (uint64_t)(v.p[i] - '0');
     }
     *out = n;
     return true;
