@@ -139,3 +139,29 @@ bool acl_cidr_list_contains(const struct acl_cidr *c, uint32_t n, const uint8_t 
     }
     return false;
 }
+
+bool acl_addr_embedded_v4(const uint8_t addr[16], uint8_t out[16])
+{
+    static const uint8_t nat64_wkp[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t zero[12] = {0};
+    const uint8_t *v4;
+
+    if (!memcmp(addr, nat64_wkp, 12))
+        v4 = addr + 12; /* 64:ff9b::a.b.c.d (RFC 6052) */
+    else if (addr[0] == 0x20 && addr[1] == 0x02)
+        v4 = addr + 2; /* 2002:AABB:CCDD::/48 (6to4, RFC 3056) */
+    else if (!memcmp(addr, zero, 12) && (addr[12] | addr[13] | addr[14]))
+        v4 = addr + 12; /* ::a.b.c.d (IPv4-compatible; :: and ::1 are not IPv4) */
+    else
+        return false;
+    memcpy(out, v4_mapped_prefix, 12);
+    memcpy(out + 12, v4, 4);
+    return true;
+}
+
+bool acl_dest_list_contains(const struct acl_cidr *c, uint32_t n, const uint8_t addr[16])
+{
+    uint8_t v4[16];
+    return acl_cidr_list_contains(c, n, addr) ||
+           (acl_addr_embedded_v4(addr, v4) && acl_cidr_list_contains(c, n, v4));
+}

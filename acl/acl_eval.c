@@ -143,11 +143,11 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
             ok = ev->has_client && acl_cidr_list_contains(r->cidrs, r->ncidrs, ev->client);
             break;
         case ACL_MATCH_DOMAIN: /* naming an address; names are reached through the index */
-            ok = ev->host_is_ip && acl_cidr_list_contains(r->cidrs, r->ncidrs, ev->host_addr);
+            ok = ev->host_is_ip && acl_dest_list_contains(r->cidrs, r->ncidrs, ev->host_addr);
             break;
         case ACL_MATCH_DEST:
             if (ev->host_is_ip) {
-                ok = acl_cidr_list_contains(r->cidrs, r->ncidrs, ev->host_addr);
+                ok = acl_dest_list_contains(r->cidrs, r->ncidrs, ev->host_addr);
             } else if (r->action == ACL_DENY) {
                 /* Only the name's addresses can tell (acl_eval_dest); an allow never waits
                  * for them: whoever answers for a name must not be able to allow it. */
@@ -408,7 +408,7 @@ void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,
     for (uint32_t k = 0; k < set->nlinear && set->linear[k] < first->order; k++) {
         const struct acl_rule *r = &set->rules[set->linear[k]];
         if (r->match != ACL_MATCH_DEST || r->action != ACL_DENY ||
-            !acl_cidr_list_contains(r->cidrs, r->ncidrs, addr))
+            !acl_dest_list_contains(r->cidrs, r->ncidrs, addr))
             continue;
         enum fire f = rule_fires(&ev, r, true);
         if (f == FIRE_NO)

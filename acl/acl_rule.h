@@ -104,6 +104,13 @@ int acl_cidr_parse_list(const char *s, size_t len, struct acl_cidr **out, uint32
 bool acl_addr_from_sockaddr(const struct sockaddr *sa, uint8_t out[16]);
 bool acl_cidr_contains(const struct acl_cidr *c, const uint8_t addr[16]);
 bool acl_cidr_list_contains(const struct acl_cidr *c, uint32_t n, const uint8_t addr[16]);
+/* The IPv4 address (IPv4-mapped) that an IPv6 address carries for a translator to reach:
+ * NAT64's well-known prefix 64:ff9b::/96, 6to4 2002::/16 and IPv4-compatible ::/96. false
+ * for any other address. */
+bool acl_addr_embedded_v4(const uint8_t addr[16], uint8_t out[16]);
+/* acl_cidr_list_contains for a destination: true also when the IPv4 address it embeds is in
+ * the list, so that "deny dest 10.0.0.0/8" holds for 64:ff9b::a00:1 and 2002:a00:1::. */
+bool acl_dest_list_contains(const struct acl_cidr *c, uint32_t n, const uint8_t addr[16]);
 
 /* ---- Schedules (acl_schedule.c) ---- */
 

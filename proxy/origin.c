@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "acl/acl_rule.h"
 #include "base/status.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
@@ -66,13 +67,18 @@ const char *origin_target_refusal(const struct origin_guard *g, const struct soc
         const struct sockaddr_in6 *s6 = (const void *)ss;
         const uint8_t *b = s6->sin6_addr.s6_addr;
         port = ntohs(s6->sin6_port);
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        uint8_t embedded[16];
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) || acl_addr_embedded_v4(b, embedded)) {
+            /* A translator (NAT64, 6to4) delivers these to the IPv4 address inside, so that
+             * address must pass too; a mapped address is nothing but its IPv4 address. */
             struct sockaddr_storage v4 = {0};
             struct sockaddr_in *s4 = (struct sockaddr_in *)&v4;
             s4->sin_family = AF_INET;
             s4->sin_port = s6->sin6_port;
-            memcpy(&s4->sin_addr, b + 12, 4);
-            return origin_target_refusal(g, &v4);
+            memcpy(&s4->sin_addr, IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? b + 12 : embedded + 12, 4);
+            const char *why = origin_target_refusal(g, &v4);
+            if (why || IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+                return why;
         }
         loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
         linklocal = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr);

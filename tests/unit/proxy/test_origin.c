@@ -91,6 +91,15 @@ static const struct refusal_case {
     {"::ffff:169.254.1.1", 80, true, LINK_LOCAL},
     {"::ffff:" OWN_V4, 80, false, MACHINE},
     {"::ffff:93.184.216.34", 80, false, NULL},
+    /* NAT64, 6to4 and IPv4-compatible addresses also answer for the IPv4 address inside. */
+    {"64:ff9b::127.0.0.1", 80, false, LOOPBACK},
+    {"64:ff9b::127.0.0.1", 80, true, NULL},
+    {"2002:a9fe:101::1", 80, true, LINK_LOCAL},
+    {"::127.0.0.1", 80, false, LOOPBACK},
+    {"64:ff9b::" OWN_V4, 80, false, MACHINE},
+    {"64:ff9b::93.184.216.34", 80, false, NULL},
+    {"2002:5db8:d822::1", 80, false, NULL},
+    {"2001:db8::7f00:1", 80, false, NULL},
 };
 
 START_TEST(test_target_refusal_table)
