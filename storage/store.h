@@ -260,6 +260,29 @@ int64_t store_throttle_wait_ms(struct store_throttle *t, const char *user, const
 void store_throttle_note(struct store_throttle *t, const char *user, const char *addr, bool ok,
                          int64_t now_ms);
 
+/* ---- Port forwards ---- */
+
+/* One stored forward, its parts as acl_forward_parse accepted them (the caller validates:
+ * the store keeps text). */
+struct store_forward {
+    int id;
+    char listen[64];
+    char target[264];
+    char clients[1536]; /* "" = no list of its own */
+    int64_t created_ms;
+};
+
+/* Every stored forward, by id. *out is owned by the caller (free()). 0, or -1 with err. */
+int store_forwards_list(struct store *st, struct store_forward **out, size_t *n, char *err,
+                        size_t errlen);
+/* Adds a forward and its audit row ("forward.add") in one transaction; sets *id. Returns 0;
+ * 1 when a forward already listens on that address (err says so); -1 with err. */
+int store_forward_add(struct store *st, const char *listen, const char *target, const char *clients,
+                      const char *actor, int *id, char *err, size_t errlen);
+/* Deletes forward id with its audit row ("forward.delete"). Returns 0; 1 when there
+ * is no such forward; -1 with err. */
+int store_forward_delete(struct store *st, int id, const char *actor, char *err, size_t errlen);
+
 /* ---- Settings and audit ---- */
 
 /* Returns an owned string, or NULL if unset. */

@@ -89,6 +89,15 @@ const struct store_migration store_migrations[] = {
     /* Times a rule's regex hit its match limit and could not decide: the admin sees a rule
      * that denies (or fails to allow) by timing out rather than by matching. */
     {6, "ALTER TABLE rule_hits ADD COLUMN undecided INTEGER NOT NULL DEFAULT 0;"},
+    /* Port forwards (proxyd opens a listener for each): a listen address is held by one
+     * forward at most, and a deleted forward's id is never reused, so an access-log row or
+     * an audit line never points at an unrelated new one. */
+    {8, "CREATE TABLE forwards("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " listen TEXT NOT NULL UNIQUE,"
+        " target TEXT NOT NULL,"
+        " clients TEXT NOT NULL DEFAULT '',"
+        " created_ms INTEGER NOT NULL);"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

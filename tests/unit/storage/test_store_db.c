@@ -45,7 +45,7 @@ START_TEST(test_fresh_database_has_every_table_at_current_version)
 {
     static const char *const tables[] = {
         "schema_version", "access_log", "rules",    "lists",          "list_entries", "users",
-        "admins",         "audit",      "settings", "policy_version", "rule_hits",
+        "admins",         "audit",      "settings", "policy_version", "rule_hits",    "forwards",
     };
     char err[256] = "";
     struct store *st = store_open(tmp.db, err, sizeof(err));

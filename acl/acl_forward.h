@@ -1,0 +1,48 @@
+/* acl_forward: a port forward as written by an admin, "LISTEN_ADDR:PORT TARGET_HOST:PORT
+ * [clients CIDR,...]", parsed once into the one form that the config file, the admin API,
+ * the policy store and the proxy's listeners all use: the listen address (numeric, as
+ * base/addr.h reads it), the target's canonical host (acl_host_parse) and port, and the
+ * networks whose clients may use it (none listed: any client the policy admits).
+ *
+ * Pure: no sockets, no allocation, any thread. */
+#ifndef PX_ACL_FORWARD_H
+#define PX_ACL_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "acl/acl_host.h"
+#include "acl/acl_rule.h"
+
+#define ACL_FORWARD_MAX_CLIENTS 32
+#define ACL_FORWARD_LISTEN_MAX 63    /* "[ffff:...:ffff]:65535" fits with room */
+#define ACL_FORWARD_TARGET_MAX 263   /* "[" host "]:" port */
+#define ACL_FORWARD_CLIENTS_MAX 1535 /* the client list as text */
+
+struct acl_forward {
+    char listen[ACL_FORWARD_LISTEN_MAX + 1]; /* as written, validated */
+    struct sockaddr_storage listen_addr;
+    struct acl_host target;                         /* canonical */
+    uint16_t target_port;                           /* 1..65535 */
+    char target_text[ACL_FORWARD_TARGET_MAX + 1];   /* canonical "host:port", "[v6]:port" */
+    char clients_text[ACL_FORWARD_CLIENTS_MAX + 1]; /* "" or "CIDR,CIDR" as written */
+    struct acl_cidr clients[ACL_FORWARD_MAX_CLIENTS];
+    uint32_t nclients; /* 0: no list of its own */
+};
+
+/* Parses the three parts (clients may be NULL or ""). Returns 0 with *out filled, or -1 with
+ * msg naming the part and what is wrong ("target '10.0.0.4': expected HOST:PORT"). */
+int acl_forward_parse(const char *listen, const char *target, const char *clients,
+                      struct acl_forward *out, char *msg, size_t msglen);
+
+/* Parses one line "LISTEN TARGET [clients CIDR,...]" (the config file's `forward` value).
+ * Returns 0, or -1 with msg. */
+int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg, size_t msglen);
+
+/* Whether client (AF_INET or AF_INET6) is one the forward's own list lets in: always when it
+ * has none. The policy's client rules are weighed separately. */
+bool acl_forward_client_allowed(const struct acl_forward *f, const struct sockaddr *client);
+
+#endif

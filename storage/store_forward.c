@@ -1,0 +1,145 @@
+/* store_forward: the stored port forwards. Each change is one transaction with its audit
+ * row; forwards are not part of the rule set, so no change bumps the policy version (proxyd
+ * reads the list itself, and the admin server's changes reach it directly).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "storage/store_impl.h"
+
+int store_forwards_list(struct store *st, struct store_forward **out, size_t *n, char *err,
+                        size_t errlen)
+{
+    sqlite3_stmt *s;
+    struct store_forward *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (store_prepare(st,
+                      "SELECT id, listen, target, clients, created_ms FROM forwards ORDER BY id",
+                      &s, err, errlen) < 0)
+        return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (store_array_reserve(&v, &cap, len, 8, sizeof(*v)) < 0) {
+            sqlite3_finalize(s);
+            free(v);
+            return store_errf(err, errlen, "forwards: out of memory");
+        }
+        struct store_forward *f = &v[len++];
+        f->id = sqlite3_column_int(s, 0);
+        snprintf(f->listen, sizeof(f->listen), "%s", (const char *)sqlite3_column_text(s, 1));
+        snprintf(f->target, sizeof(f->target), "%s", (const char *)sqlite3_column_text(s, 2));
+        snprintf(f->clients, sizeof(f->clients), "%s", (const char *)sqlite3_column_text(s, 3));
+        f->created_ms = sqlite3_column_int64(s, 4);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return store_sql_err(st, err, errlen, "forwards");
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+static void describe(char *detail, size_t cap, int id, const char *listen, const char *target,
+                     const char *clients)
+{
+    snprintf(detail, cap, "forward %d: %s -> %s%s%s", id, listen, target,
+             clients && *clients ? " clients " : "", clients ? clients : "");
+}
+
+static int commit_audited(struct store *st, const char *actor, const char *action,
+                          const char *detail, char *err, size_t errlen)
+{
+    if (store_audit_add(st, actor, action, detail, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st, err, errlen);
+}
+
+int store_forward_add(struct store *st, const char *listen, const char *target, const char *clients,
+                      const char *actor, int *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    char detail[512];
+
+    if (!listen || !*listen || !target || !*target)
+        return store_errf(err, errlen, "forward: listen address and target are required");
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_prepare(st,
+                      "INSERT INTO forwards(listen, target, clients, created_ms)"
+                      " VALUES (?, ?, ?, ?)",
+                      &s, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    sqlite3_bind_text(s, 1, listen, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, clients ? clients : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, clock_wall_ms());
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_CONSTRAINT) {
+        store_rollback(st);
+        store_errf(err, errlen, "a forward already listens on %s", listen);
+        return 1;
+    }
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "forward add");
+        store_rollback(st);
+        return -1;
+    }
+    *id = (int)sqlite3_last_insert_rowid(st->db);
+    describe(detail, sizeof(detail), *id, listen, target, clients);
+    return commit_audited(st, actor, "forward.add", detail, err, errlen);
+}
+
+int store_forward_delete(struct store *st, int id, const char *actor, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    char detail[512];
+
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_prepare(st, "SELECT listen, target, clients FROM forwards WHERE id = ?", &s, err,
+                      errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        describe(detail, sizeof(detail), id, (const char *)sqlite3_column_text(s, 0),
+                 (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2));
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE) {
+        store_rollback(st);
+        store_errf(err, errlen, "no forward %d", id);
+        return 1;
+    }
+    if (rc != SQLITE_ROW) {
+        store_sql_err(st, err, errlen, "forward delete");
+        store_rollback(st);
+        return -1;
+    }
+    if (store_prepare(st, "DELETE FROM forwards WHERE id = ?", &s, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    sqlite3_bind_int(s, 1, id);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "forward delete");
+        store_rollback(st);
+        return -1;
+    }
+    return commit_audited(st, actor, "forward.delete", detail, err, errlen);
+}
