@@ -7,16 +7,27 @@
 #include <string.h>
 #include <strings.h>
 
+#include "acl/acl_forward.h"
 #include "proxy/log.h"
 
-enum opt_kind { OPT_STR, OPT_LIST, OPT_BOOL, OPT_UINT, OPT_MS, OPT_INT64, OPT_PORTS, OPT_LEVEL };
+enum opt_kind {
+    OPT_STR,
+    OPT_LIST,
+    OPT_FORWARD,
+    OPT_BOOL,
+    OPT_UINT,
+    OPT_MS,
+    OPT_INT64,
+    OPT_PORTS,
+    OPT_LEVEL
+};
 
 struct opt {
     const char *name;
     enum opt_kind kind;
     size_t offset;
-    size_t count_offset; /* OPT_LIST: where the count lives */
-    size_t max;          /* OPT_LIST: capacity; OPT_UINT: upper bound */
+    size_t count_offset; /* OPT_LIST, OPT_FORWARD: where the count lives */
+    size_t max;          /* OPT_LIST, OPT_FORWARD: capacity; OPT_UINT: upper bound */
     const char *help;
 };
 
@@ -24,6 +35,9 @@ struct opt {
 static const struct opt opts[] = {
     {"listen", OPT_LIST, OFF(listen), OFF(nlisten), CONFIG_MAX_LISTEN,
      "ADDR:PORT  proxy listener, repeatable (default 0.0.0.0:3128 and [::]:3128)"},
+    {"forward", OPT_FORWARD, OFF(forwards), OFF(nforwards), CONFIG_MAX_FORWARDS,
+     "'ADDR:PORT HOST:PORT [clients CIDR,...]'  port forward: connections to ADDR:PORT\n"
+     "               relayed to HOST:PORT under the policy, repeatable (more: proxyctl forward)"},
     {"admin", OPT_STR, OFF(admin), 0, 0,
      "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,
@@ -112,7 +126,7 @@ void config_free(struct px_config *cfg)
         char *base = (char *)cfg + opts[i].offset;
         if (opts[i].kind == OPT_STR) {
             free(*(char **)base);
-        } else if (opts[i].kind == OPT_LIST) {
+        } else if (opts[i].kind == OPT_LIST || opts[i].kind == OPT_FORWARD) {
             size_t n = *(size_t *)((char *)cfg + opts[i].count_offset);
             for (size_t j = 0; j < n; j++)
                 free(((char **)base)[j]);
@@ -230,6 +244,15 @@ static int config_set(struct px_config *cfg, const char *name, const char *value
         free(*(char **)base);
         *(char **)base = strdup(value);
         return 0;
+    case OPT_FORWARD: {
+        struct acl_forward f;
+        char msg[300];
+        if (acl_forward_parse_line(value, &f, msg, sizeof(msg)) < 0) {
+            snprintf(err, errlen, "%s%s '%s': %s", where, name, value, msg);
+            return -1;
+        }
+        __attribute__((fallthrough)); /* kept as text, like any list */
+    }
     case OPT_LIST: {
         size_t *n = (size_t *)((char *)cfg + o->count_offset);
         if (*n >= o->max) {

@@ -13,11 +13,15 @@
 #define CONFIG_MAX_DNS 4
 #define CONFIG_MAX_PORTS 32
 #define CONFIG_MAX_ADMIN_HOSTS 16
+#define CONFIG_MAX_FORWARDS 16
 
 struct px_config {
     char *config_file;
     char *listen[CONFIG_MAX_LISTEN]; /* "127.0.0.1:3128", "[::1]:3128" */
     size_t nlisten;
+    /* "LISTEN TARGET [clients CIDR,...]" (acl_forward_parse_line), checked when read */
+    char *forwards[CONFIG_MAX_FORWARDS];
+    size_t nforwards;
     char *admin; /* "127.0.0.1:8080" or "off" */
     bool admin_allow_remote;
     char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */

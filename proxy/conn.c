@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/origin.h"
+#include "proxy/portfwd.h"
 #include "proxy/relay.h"
 #include "proxy/reply.h"
 #include "proxy/request.h"
@@ -366,6 +367,8 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
         conn_close(c, CLOSE_OVERLOAD);
         return -1;
     }
+    if (l->kind == LISTENER_PORTFWD)
+        portfwd_begin(c, l->fwd);
     conn_run(c);
     return 0;
 }

@@ -109,6 +109,7 @@ struct conn {
     bool idempotent;   /* RFC 9110 9.2.2: the method may be repeated (origin_lost) */
     bool websocket;
     bool is_connect;
+    bool is_forward; /* accepted by a port forward: raw bytes, no HTTP either way */
     bool counted_tunnel;
 
     struct sockaddr_storage client_addr;

@@ -14,6 +14,7 @@
 #include "proxy/client_limit.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
+#include "proxy/portfwd.h"
 #include "proxy/worker.h"
 
 #define ACCEPT_BATCH 64
@@ -107,11 +108,25 @@ int listener_open(struct listener *l, enum listener_kind kind, const char *text,
 
 static void on_accept(struct ev_loop *loop, int fd, unsigned events, void *arg);
 
+/* Listener i of w, its own ones first and then its forwards'; NULL for a free forward slot
+ * or past the end (i >= nlisten + PORTFWD_MAX). */
+static struct listener *listener_at(struct worker *w, size_t i)
+{
+    if (i < w->nlisten)
+        return &w->listeners[i];
+    i -= w->nlisten;
+    if (!w->fwd || i >= PORTFWD_MAX || w->fwd[i].id == 0)
+        return NULL;
+    return &w->fwd[i].l;
+}
+
 static void pause_accepting(struct worker *w)
 {
-    for (size_t i = 0; i < w->nlisten; i++)
-        if (w->listeners[i].fd >= 0)
-            ev_io_set(w->loop, w->listeners[i].fd, 0, on_accept, &w->listeners[i]);
+    for (size_t i = 0; i < w->nlisten + PORTFWD_MAX; i++) {
+        struct listener *l = listener_at(w, i);
+        if (l && l->fd >= 0)
+            ev_io_set(w->loop, l->fd, 0, on_accept, l);
+    }
     w->accept_paused = true;
 }
 
@@ -122,9 +137,11 @@ static void resume_accepting(struct worker *w)
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (w->reserve_fd < 0)
         return;
-    for (size_t i = 0; i < w->nlisten; i++)
-        if (w->listeners[i].fd >= 0)
-            ev_io_set(w->loop, w->listeners[i].fd, EV_READ, on_accept, &w->listeners[i]);
+    for (size_t i = 0; i < w->nlisten + PORTFWD_MAX; i++) {
+        struct listener *l = listener_at(w, i);
+        if (l && l->fd >= 0)
+            ev_io_set(w->loop, l->fd, EV_READ, on_accept, l);
+    }
     w->accept_paused = false;
 }
 
@@ -262,15 +279,30 @@ int listener_attach(struct worker *w, const struct listener *ls, size_t n, char 
     return 0;
 }
 
+int listener_watch(struct worker *w, struct listener *l)
+{
+    l->w = w;
+    /* Paused for want of descriptors, it waits like the others for the tick's resume. */
+    return ev_io_set(w->loop, l->fd, w->accept_paused ? 0 : EV_READ, on_accept, l);
+}
+
+void listener_unwatch(struct listener *l)
+{
+    if (l->fd < 0)
+        return;
+    ev_io_del(l->w->loop, l->fd);
+    close(l->fd);
+    l->fd = -1;
+}
+
 void listener_close_all(struct worker *w)
 {
-    for (size_t i = 0; i < w->nlisten; i++) {
-        struct listener *l = &w->listeners[i];
-        if (l->fd < 0)
-            continue;
-        ev_io_del(w->loop, l->fd);
-        close(l->fd);
-        l->fd = -1;
+    for (size_t i = 0; i < w->nlisten + PORTFWD_MAX; i++) {
+        struct listener *l = listener_at(w, i);
+        if (l && l->fd >= 0) {
+            l->w = w;
+            listener_unwatch(l);
+        }
     }
 }
 

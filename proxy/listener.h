@@ -16,14 +16,15 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* What a listener's connections are, and the setting that makes one. Only FORWARD is
- * implemented; the others are named so that settings, logs and code share one vocabulary
- * when they come (docs/architecture.md, "Listeners"). X(ENUM, name, setting) */
+/* What a listener's connections are, and the setting that makes one. FORWARD and PORTFWD
+ * (proxy/portfwd.h) are implemented; the others are named so that settings, logs and code
+ * share one vocabulary when they come (docs/architecture.md, "Listeners").
+ * X(ENUM, name, setting) */
 #define LISTENER_KIND_TABLE                                                                        \
     X(LISTENER_FORWARD, "forward", "listen")        /* browsers set to use the proxy */            \
     X(LISTENER_INTERCEPT, "intercept", "intercept") /* redirected here by the gateway */           \
     X(LISTENER_TLS, "tls", "listen-tls")            /* forward, TLS from client to proxy */        \
-    X(LISTENER_PORTFWD, "portfwd", "portfwd")       /* plain TCP relayed to one target */
+    X(LISTENER_PORTFWD, "portfwd", "forward")       /* plain TCP relayed to one target */
 
 enum listener_kind {
 #define X(e, name, setting) e,
@@ -54,15 +55,17 @@ enum listener_refuse {
 const char *listener_refuse_str(enum listener_refuse why);
 
 struct worker;
+struct acl_forward;
 
 /* One listening socket of one worker. Lives in its worker (struct worker's listeners), so a
  * connection may point at it for as long as the worker exists. */
 struct listener {
     int fd; /* owned; -1 once closed */
     enum listener_kind kind;
-    const char *address;          /* borrowed: the setting's text, as written ("[::1]:3128") */
-    struct sockaddr_storage addr; /* what it is bound to */
-    struct worker *w;             /* borrowed: whose loop accepts on it; NULL until attached */
+    const char *address;           /* borrowed: the setting's text, as written ("[::1]:3128") */
+    struct sockaddr_storage addr;  /* what it is bound to */
+    struct worker *w;              /* borrowed: whose loop accepts on it; NULL until attached */
+    const struct acl_forward *fwd; /* borrowed, PORTFWD only: the forward (the worker's copy) */
 };
 
 /* Binds text once without SO_REUSEPORT and lets go: fails (err filled) if any other socket
@@ -83,7 +86,14 @@ int listener_open(struct listener *l, enum listener_kind kind, const char *text,
 int listener_attach(struct worker *w, const struct listener *ls, size_t n, char *err,
                     size_t errlen);
 
-/* Stops accepting for good: every listener of w closed (draining). Worker thread. */
+/* Watches l (fd open, not yet watched) on w's loop, accepting as w's listeners do: a listener
+ * that comes while w runs (a port forward). Returns 0, or -1 (errno). Worker thread. */
+int listener_watch(struct worker *w, struct listener *l);
+/* Stops watching l and closes it. Worker thread. */
+void listener_unwatch(struct listener *l);
+
+/* Stops accepting for good: every listener of w closed, forwards' too (draining). Worker
+ * thread. */
 void listener_close_all(struct worker *w);
 
 /* The tick's part: accepting goes on after a pause (out of descriptors, or an accept error

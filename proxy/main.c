@@ -25,6 +25,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/policy.h"
+#include "proxy/portfwd.h"
 #include "proxy/service.h"
 #include "proxy/worker.h"
 #include "web-admin/wa.h"
@@ -48,6 +49,7 @@ struct proxyd {
     struct listener *listeners; /* nworkers x cfg.nlisten, opened before --user; then the
                                    workers' */
     struct policy_loader policy;
+    struct portfwd_table forwards;
     struct acl_live *acl;
     struct store_log *log;
     struct auth *auth;
@@ -108,6 +110,9 @@ static void collect_own_addresses(struct proxyd *p)
             s->own_ports[s->nown_ports++] = addr_port(&ss);
     if (strcmp(p->cfg.admin, "off") != 0 && addr_parse(p->cfg.admin, 0, &ss, &len) == PX_OK)
         s->own_ports[s->nown_ports++] = addr_port(&ss);
+    /* A forward to itself would loop until descriptors run out. */
+    for (size_t i = 0; i < p->forwards.n; i++)
+        s->own_ports[s->nown_ports++] = addr_port(&p->forwards.entries[i].def.listen_addr);
 }
 
 /* The admin server's policy change: compiled here, committed by the admin server, then in
@@ -145,6 +150,21 @@ static void hook_users_changed(void *arg, int64_t from, int64_t to)
 
     auth_invalidate(p->auth);
     policy_unchanged(&p->policy, from, to);
+}
+
+/* POST /api/forwards: bound and stored, or neither. */
+static int hook_forward_add(void *arg, const struct acl_forward *f, const char *actor, int *id,
+                            char *err, size_t errlen)
+{
+    struct proxyd *p = arg;
+    return portfwd_add(&p->forwards, f, actor, id, err, errlen);
+}
+
+/* DELETE /api/forwards/ID */
+static int hook_forward_delete(void *arg, int id, const char *actor, char *err, size_t errlen)
+{
+    struct proxyd *p = arg;
+    return portfwd_delete(&p->forwards, id, actor, err, errlen);
 }
 
 /* ---- counters for the admin server (base/stats.h) ---- */
@@ -291,6 +311,16 @@ static bool same_listen(const struct px_config *a, const struct px_config *b)
     return true;
 }
 
+static bool same_forwards(const struct px_config *a, const struct px_config *b)
+{
+    if (a->nforwards != b->nforwards)
+        return false;
+    for (size_t i = 0; i < a->nforwards; i++)
+        if (strcmp(a->forwards[i], b->forwards[i]) != 0)
+            return false;
+    return true;
+}
+
 /* Every worker's listeners, opened before anything else and before root is given up
  * (--user), so that a port below 1024 needs root only this long. Every --listen is a forward
  * listener; a later kind comes with a setting of its own (listener.h's table). */
@@ -312,7 +342,10 @@ static int open_listeners(struct proxyd *p, char *err, size_t errlen)
             if (listener_open(&p->listeners[w * n + i], LISTENER_FORWARD, p->cfg.listen[i], err,
                               errlen) < 0)
                 return -1;
-    return 0;
+    /* The config file's port forwards; stored ones are opened once the store is (and
+     * whenever they change), as the user proxyd runs as. */
+    portfwd_table_init(&p->forwards, p->nworkers);
+    return portfwd_table_add_config(&p->forwards, p->cfg.forwards, p->cfg.nforwards, err, errlen);
 }
 
 /* --user: right after the listeners and before the data folder is opened, so that every file
@@ -411,6 +444,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         const char *name;
     } start_only[] = {
         {!same_listen(&p->cfg, &fresh), "listen"},
+        {!same_forwards(&p->cfg, &fresh), "forward"},
         {workers_wanted(fresh.workers) != p->nworkers, "workers"},
         {!same_str(p->cfg.admin, fresh.admin), "admin"},
         {!same_str(p->cfg.data_dir, fresh.data_dir), "data-dir"},
@@ -579,6 +613,7 @@ static int shared_fill(struct proxyd *p, int fd_limit)
         return -1;
     }
     p->shared.clients = p->clients;
+    p->shared.forwards = &p->forwards;
     p->shared.fd_limit = fd_limit;
     return 0;
 }
@@ -605,6 +640,12 @@ static int workers_start(struct proxyd *p)
             log_error("cannot start worker %u", i);
             return -1;
         }
+    if (portfwd_table_open_store(&p->forwards, p->cfg.db_path, err, sizeof(err)) < 0) {
+        log_error("while opening the database for forwards: %s", err);
+        return -1;
+    }
+    portfwd_table_attach(&p->forwards, p->workers);
+    portfwd_poll(&p->forwards);
     return 0;
 }
 
@@ -658,6 +699,8 @@ static int admin_start(struct proxyd *p)
         .policy_reload = hook_policy_reload,
         .users_changed = hook_users_changed,
         .proxy_stats = hook_proxy_stats,
+        .forward_add = hook_forward_add,
+        .forward_delete = hook_forward_delete,
         .hook_arg = p,
     };
     p->admin = wa_start(&wo, &first_run, err, sizeof(err));
@@ -692,6 +735,7 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char *
             continue;
         }
         notify_tick(p);
+        portfwd_poll(&p->forwards);
         int rc = policy_reload(&p->policy, false, err, sizeof(err));
         if (rc != 0)
             auth_invalidate(p->auth);
@@ -721,6 +765,7 @@ static void shut_down(struct proxyd *p)
     for (unsigned i = 0; i < p->nworkers; i++)
         worker_destroy(&p->workers[i]);
     auth_free(p->auth);
+    portfwd_table_destroy(&p->forwards);
     free(p->workers);
     free(p->listeners);
     if (p->log) {
@@ -758,6 +803,8 @@ int main(int argc, char **argv)
         return 1;
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         log_info("proxy listening on %s", p.cfg.listen[i]);
+    for (size_t i = 0; i < p.cfg.nforwards; i++)
+        log_info("forward %s", p.cfg.forwards[i]);
     log_info("proxyd %s: %u workers, admin %s, data in %s", PX_VERSION, p.nworkers, p.cfg.admin,
              p.cfg.data_dir);
     notify_status(&p, "READY=1\n");

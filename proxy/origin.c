@@ -231,8 +231,9 @@ static void connected(struct conn *c)
         conn_close(c, CLOSE_OVERLOAD);
         return;
     }
-    if (c->is_connect) {
-        reply_established(c);
+    if (c->is_connect || c->is_forward) {
+        if (c->is_connect)
+            reply_established(c);
         tun_start(c);
         return;
     }
@@ -248,7 +249,7 @@ static void connected(struct conn *c)
  * its own, so that it never fails for a reason the client cannot recover from. */
 static bool may_take_kept_origin(const struct conn *c)
 {
-    return !c->is_connect && !c->retrying && (c->requests > 1 || c->idempotent);
+    return !c->is_connect && !c->is_forward && !c->retrying && (c->requests > 1 || c->idempotent);
 }
 
 /* What became of one address tried by origin_connect. */
@@ -266,7 +267,7 @@ static enum attempt reuse(struct conn *c, const struct sockaddr_storage *ss)
     struct worker *w = c->w;
     /* A tunnel gets a fresh connection: an HTTP keep-alive one is not its to take. */
     if (c->ofd >= 0 && !c->origin_in_use) {
-        if (!c->is_connect && !c->o_readable && same_addr(&c->origin_addr, ss)) {
+        if (!c->is_connect && !c->is_forward && !c->o_readable && same_addr(&c->origin_addr, ss)) {
             w->nattached--;
             c->origin_reused = true;
             connected(c);

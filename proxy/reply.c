@@ -134,6 +134,12 @@ static void request_url(const struct conn *c, char *out, size_t cap)
 void reply_page(struct conn *c, int status, const char *detail, bool keep)
 {
     struct worker *w = c->w;
+    if (c->is_forward) {
+        /* Raw bytes: a page would reach the forward's client as its server's first words.
+         * The outcome is recorded; the close is the answer. */
+        conn_close(c, CLOSE_NONE);
+        return;
+    }
     keep = keep && c->client_keep_alive;
     if (c->origin_in_use)
         origin_close(c);

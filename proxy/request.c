@@ -56,6 +56,11 @@ static void record_start(struct conn *c)
                   sizeof(c->rec.client));
 }
 
+void request_record_begin(struct conn *c)
+{
+    record_start(c);
+}
+
 void request_record_outcome(struct conn *c, enum conn_close why, const char *detail)
 {
     c->why = why;

@@ -48,6 +48,9 @@ enum request_verdict request_decide_addrs(struct conn *c, struct request_decisio
 /* Records the decision d (not ALLOW or WAIT) in the access record and answers it. */
 void request_refuse(struct conn *c, const struct request_decision *d);
 
+/* Begins the access record of a request that has no head (a forwarded connection): time,
+ * client, start of its duration. */
+void request_record_begin(struct conn *c);
 /* The one writer of how the request in flight ended: why is its close reason (counted, and
  * the access log's error column) and detail, when not NULL, the error column's text instead
  * (a parser's or a refusal's own words). */

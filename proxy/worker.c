@@ -57,6 +57,7 @@ static void on_tick(struct ev_loop *loop, void *arg)
     /* Let go of an old rule set even when no request comes to refresh it. */
     if (w->acl)
         worker_acl_refresh(w);
+    portfwd_worker_sync(w, false);
     listener_tick(w);
     origin_pool_expire(&w->origins, now, ORIGIN_IDLE_MS);
     bool draining = atomic_load(&w->draining);
@@ -81,6 +82,7 @@ static void on_tick(struct ev_loop *loop, void *arg)
 static void on_wake(struct ev_loop *loop, void *arg)
 {
     refresh_tunables(arg);
+    portfwd_worker_sync(arg, false);
 }
 
 int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
@@ -114,8 +116,14 @@ int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
                               shared->dns_timeout_ms, err, errlen);
     if (!w->dns)
         return -1;
+    w->fwd = calloc(PORTFWD_MAX, sizeof(*w->fwd));
+    if (!w->fwd) {
+        snprintf(err, errlen, "worker %u: out of memory", index);
+        return -1;
+    }
     if (listener_attach(w, listeners, nlisten, err, errlen) < 0)
         return -1;
+    portfwd_worker_sync(w, true);
     refresh_clock(w);
     ev_tick_set(w->loop, TICK_MS, on_tick, w);
     ev_wake_set(w->loop, on_wake, w);
@@ -165,6 +173,8 @@ void worker_destroy(struct worker *w)
         ev_flush_deferred(w->loop);
     }
     listener_detach(w);
+    free(w->fwd);
+    w->fwd = NULL;
     origin_pool_clear(&w->origins);
     tun_pipe_pool_clear(&w->pipes);
     if (w->dns)

@@ -23,6 +23,7 @@
 #include "proxy/h1_parse.h"
 #include "proxy/listener.h"
 #include "proxy/origin.h"
+#include "proxy/portfwd.h"
 #include "proxy/tunnel.h"
 #include "storage/store.h"
 
@@ -54,10 +55,11 @@ struct proxy_shared {
      * (listeners, admin): never proxied to. */
     struct sockaddr_storage local_addrs[WORKER_MAX_LOCAL_ADDRS];
     size_t nlocal_addrs;
-    uint16_t own_ports[CONFIG_MAX_LISTEN + 1];
+    uint16_t own_ports[CONFIG_MAX_LISTEN + CONFIG_MAX_FORWARDS + 1];
     size_t nown_ports;
-    struct client_limit *clients; /* borrowed: connections per client address */
-    int fd_limit;                 /* RLIMIT_NOFILE as raised at start: no descriptor is above */
+    struct client_limit *clients;   /* borrowed: connections per client address */
+    struct portfwd_table *forwards; /* borrowed: the port forwards in force */
+    int fd_limit;                   /* RLIMIT_NOFILE as raised at start: no descriptor is above */
 
     pthread_mutex_t tunables_lock;
     struct proxy_tunables tunables; /* under tunables_lock */
@@ -86,6 +88,8 @@ struct worker {
     uint64_t tun_gen;
     struct listener listeners[CONFIG_MAX_LISTEN]; /* connections point at these */
     size_t nlisten;
+    struct portfwd_slot *fwd; /* owned, PORTFWD_MAX: this worker's forward listeners */
+    uint64_t fwd_gen;         /* the forwards' table generation they match */
     bool accept_paused;       /* listeners ask for nothing until the next tick */
     int reserve_fd;           /* owned: a descriptor kept to be let go when out of them */
     struct dns_resolver *dns; /* owned */

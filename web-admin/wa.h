@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "acl/acl.h"
+#include "acl/acl_forward.h"
 #include "base/stats.h"
 #include "base/status.h"
 #include "storage/store.h"
@@ -86,6 +87,14 @@ struct wa_options {
      * may have come between. May be NULL. */
     void (*users_changed)(void *arg, int64_t from, int64_t to);
     void (*proxy_stats)(void *arg, struct wa_proxy_stats *out);
+    /* POST /api/forwards: proxyd binds f's listener on every worker and stores f (actor for
+     * the audit), or neither. 0 with *id set; 1 when refused with err saying why (the address
+     * cannot be bound, a forward holds it already, too many); -1 with err. DELETE
+     * /api/forwards/ID: stored forward id is deleted and its listeners close; 0, 1 when there
+     * is no such forward, -1 with err. NULL: forwards cannot be changed (503). */
+    int (*forward_add)(void *arg, const struct acl_forward *f, const char *actor, int *id,
+                       char *err, size_t errlen);
+    int (*forward_delete)(void *arg, int id, const char *actor, char *err, size_t errlen);
     void *hook_arg;
 };
 

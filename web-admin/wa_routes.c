@@ -10,6 +10,7 @@
 
 #include "web-admin/wa_audit.h"
 #include "web-admin/wa_auth.h"
+#include "web-admin/wa_forwards.h"
 #include "web-admin/wa_lists.h"
 #include "web-admin/wa_log.h"
 #include "web-admin/wa_pac.h"
@@ -63,6 +64,10 @@ const struct wa_route wa_routes[] = {
     {"GET", "/api/admins", 0, wa_admins_list},
     {"PUT", "/api/admins/{}", WA_FIRST_RUN, wa_admins_put},
     {"DELETE", "/api/admins/{}", 0, wa_admins_delete},
+
+    {"GET", "/api/forwards", 0, wa_forwards_list},
+    {"POST", "/api/forwards", 0, wa_forwards_add},
+    {"DELETE", "/api/forwards/{}", 0, wa_forwards_delete},
 
     {"GET", "/api/logs", 0, wa_log_search},
     {"GET", "/api/top", 0, wa_log_top},

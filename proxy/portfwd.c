@@ -1,0 +1,367 @@
+/* portfwd: the table of forwards in force, each worker's listeners for them, and the start of
+ * a forwarded connection (see portfwd.h). */
+#include "proxy/portfwd.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/status.h"
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/request.h"
+#include "proxy/worker.h"
+#include "storage/store.h"
+
+/* ---- the table (main thread, admin server) ---- */
+
+void portfwd_table_init(struct portfwd_table *t, unsigned nworkers)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->lock, NULL);
+    t->nworkers = nworkers;
+}
+
+static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
+static struct portfwd_entry *find(struct portfwd_table *t, int id)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->entries[i].id == id)
+            return &t->entries[i];
+    return NULL;
+}
+
+static void close_fds(struct portfwd_table *t, int *fds)
+{
+    for (unsigned i = 0; fds && i < t->nworkers; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+}
+
+/* Binds def's listener once per worker. Returns the sockets (owned), or NULL with err: the
+ * table is full, a forward in force holds the address, or it cannot be bound. */
+static int *bind_all(struct portfwd_table *t, const struct acl_forward *def, char *err,
+                     size_t errlen)
+{
+    if (t->n >= PORTFWD_MAX) {
+        snprintf(err, errlen, "forward %s: at most %d forwards", def->listen, PORTFWD_MAX);
+        return NULL;
+    }
+    for (size_t i = 0; i < t->n; i++)
+        if (same_sockaddr(&t->entries[i].def.listen_addr, &def->listen_addr)) {
+            snprintf(err, errlen, "a forward already listens on %s", def->listen);
+            return NULL;
+        }
+    /* Not shared by accident with another process (SO_REUSEPORT would let it). */
+    if (listener_probe(def->listen, err, errlen) < 0)
+        return NULL;
+    int *fds = malloc(t->nworkers * sizeof(*fds));
+    if (!fds) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (unsigned i = 0; i < t->nworkers; i++)
+        fds[i] = -1;
+    for (unsigned i = 0; i < t->nworkers; i++) {
+        struct listener l;
+        if (listener_open(&l, LISTENER_PORTFWD, def->listen, err, errlen) < 0) {
+            close_fds(t, fds);
+            return NULL;
+        }
+        fds[i] = l.fd;
+    }
+    return fds;
+}
+
+static void insert(struct portfwd_table *t, int id, const struct acl_forward *def, int *fds)
+{
+    struct portfwd_entry *e = &t->entries[t->n++];
+    e->id = id;
+    e->def = *def;
+    e->fds = fds;
+}
+
+static void remove_entry(struct portfwd_table *t, struct portfwd_entry *e)
+{
+    close_fds(t, e->fds);
+    *e = t->entries[--t->n];
+}
+
+/* After a change, under the lock: the workers look at the table again. */
+static void changed(struct portfwd_table *t)
+{
+    atomic_fetch_add_explicit(&t->gen, 1, memory_order_release);
+    for (unsigned i = 0; t->workers && i < t->nworkers; i++)
+        worker_notify(&t->workers[i]);
+}
+
+int portfwd_table_add_config(struct portfwd_table *t, char *const *lines, size_t n, char *err,
+                             size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct acl_forward def;
+        char msg[300];
+        if (acl_forward_parse_line(lines[i], &def, msg, sizeof(msg)) < 0) {
+            snprintf(err, errlen, "forward '%s': %s", lines[i], msg);
+            return -1;
+        }
+        int *fds = bind_all(t, &def, err, errlen);
+        if (!fds)
+            return -1;
+        insert(t, -(int)(i + 1), &def, fds);
+    }
+    atomic_fetch_add(&t->gen, 1);
+    return 0;
+}
+
+int portfwd_table_open_store(struct portfwd_table *t, const char *db_path, char *err, size_t errlen)
+{
+    t->st = store_open(db_path, err, errlen);
+    return t->st ? 0 : -1;
+}
+
+void portfwd_table_attach(struct portfwd_table *t, struct worker *workers)
+{
+    pthread_mutex_lock(&t->lock);
+    t->workers = workers;
+    pthread_mutex_unlock(&t->lock);
+}
+
+int portfwd_add(struct portfwd_table *t, const struct acl_forward *def, const char *actor, int *id,
+                char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->lock);
+    int *fds = bind_all(t, def, err, errlen);
+    int rc = 1;
+    if (fds) {
+        rc = store_forward_add(t->st, def->listen, def->target_text, def->clients_text, actor, id,
+                               err, errlen);
+        if (rc == 0) {
+            insert(t, *id, def, fds);
+            changed(t);
+        } else {
+            close_fds(t, fds);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (rc == 0)
+        log_info("forward %d: %s -> %s opened (by %s)", *id, def->listen, def->target_text, actor);
+    return rc;
+}
+
+int portfwd_delete(struct portfwd_table *t, int id, const char *actor, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->lock);
+    int rc = id > 0 ? store_forward_delete(t->st, id, actor, err, errlen) : 1;
+    if (id <= 0)
+        snprintf(err, errlen, "no forward %d", id);
+    if (rc == 0) {
+        struct portfwd_entry *e = find(t, id);
+        if (e)
+            remove_entry(t, e);
+        changed(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (rc == 0)
+        log_info("forward %d closed (by %s)", id, actor);
+    return rc;
+}
+
+static bool failed_before(struct portfwd_table *t, int id)
+{
+    for (size_t i = 0; i < t->nfailed; i++)
+        if (t->failed_ids[i] == id)
+            return true;
+    if (t->nfailed < PORTFWD_MAX)
+        t->failed_ids[t->nfailed++] = id;
+    return false;
+}
+
+void portfwd_poll(struct portfwd_table *t)
+{
+    static struct log_ratelimit list_rl = LOG_RATELIMIT_INIT(60000, 1);
+    struct store_forward *rows;
+    size_t n;
+    char err[300];
+    bool moved = false;
+
+    pthread_mutex_lock(&t->lock);
+    if (!t->st || store_forwards_list(t->st, &rows, &n, err, sizeof(err)) < 0) {
+        pthread_mutex_unlock(&t->lock);
+        if (t->st)
+            log_warnx_limited(&list_rl, "stored forwards not read: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < t->n;) {
+        bool kept = t->entries[i].id < 0;
+        for (size_t j = 0; !kept && j < n; j++)
+            kept = rows[j].id == t->entries[i].id;
+        if (kept) {
+            i++;
+            continue;
+        }
+        log_info("forward %d: %s closed (removed from the store)", t->entries[i].id,
+                 t->entries[i].def.listen);
+        remove_entry(t, &t->entries[i]);
+        moved = true;
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (find(t, rows[j].id))
+            continue;
+        struct acl_forward def;
+        int *fds = NULL;
+        if (acl_forward_parse(rows[j].listen, rows[j].target, rows[j].clients, &def, err,
+                              sizeof(err)) == 0)
+            fds = bind_all(t, &def, err, sizeof(err));
+        if (!fds) {
+            if (!failed_before(t, rows[j].id))
+                log_warnx("stored forward %d (%s -> %s) is not in force: %s", rows[j].id,
+                          rows[j].listen, rows[j].target, err);
+            continue;
+        }
+        insert(t, rows[j].id, &def, fds);
+        log_info("forward %d: %s -> %s opened", rows[j].id, def.listen, def.target_text);
+        moved = true;
+    }
+    if (moved)
+        changed(t);
+    pthread_mutex_unlock(&t->lock);
+    free(rows);
+}
+
+void portfwd_table_destroy(struct portfwd_table *t)
+{
+    while (t->n > 0)
+        remove_entry(t, &t->entries[t->n - 1]);
+    if (t->st)
+        store_close(t->st);
+    t->st = NULL;
+    pthread_mutex_destroy(&t->lock);
+}
+
+/* ---- a worker's listeners ---- */
+
+void portfwd_worker_sync(struct worker *w, bool force)
+{
+    struct portfwd_table *t = w->shared->forwards;
+    if (!t || !w->fwd)
+        return;
+    uint64_t gen = atomic_load_explicit(&t->gen, memory_order_acquire);
+    if (!force && gen == w->fwd_gen)
+        return;
+    bool draining = atomic_load(&w->draining);
+    pthread_mutex_lock(&t->lock);
+    w->fwd_gen = atomic_load(&t->gen);
+    for (size_t i = 0; i < PORTFWD_MAX; i++) {
+        struct portfwd_slot *s = &w->fwd[i];
+        if (s->id != 0 && !find(t, s->id)) {
+            listener_unwatch(&s->l);
+            s->id = 0;
+        }
+    }
+    /* Draining, a worker takes no new listener: the table closes what it keeps. */
+    for (size_t i = 0; i < t->n && !draining; i++) {
+        struct portfwd_entry *e = &t->entries[i];
+        struct portfwd_slot *free_slot = NULL;
+        bool have = false;
+        for (size_t j = 0; j < PORTFWD_MAX && !have; j++) {
+            have = w->fwd[j].id == e->id;
+            if (!free_slot && w->fwd[j].id == 0)
+                free_slot = &w->fwd[j];
+        }
+        if (have || !free_slot || e->fds[w->index] < 0)
+            continue;
+        free_slot->id = e->id;
+        free_slot->def = e->def;
+        struct listener *l = &free_slot->l;
+        memset(l, 0, sizeof(*l));
+        l->fd = e->fds[w->index];
+        e->fds[w->index] = -1;
+        l->kind = LISTENER_PORTFWD;
+        l->address = free_slot->def.listen;
+        l->addr = free_slot->def.listen_addr;
+        l->fwd = &free_slot->def;
+        if (listener_watch(w, l) < 0) {
+            log_warn("worker %u: forward %s: epoll", w->index, l->address);
+            close(l->fd);
+            free_slot->id = 0;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* ---- a forwarded connection ---- */
+
+static void set_field(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+}
+
+void portfwd_begin(struct conn *c, const struct acl_forward *f)
+{
+    struct worker *w = c->w;
+    c->is_forward = true;
+    c->requests++;
+    STAT_ADD(c, requests_total, 1);
+    request_record_begin(c);
+    set_field(c->rec.method, sizeof(c->rec.method), "FORWARD");
+    set_field(c->rec.scheme, sizeof(c->rec.scheme), "tcp");
+    set_field(c->rec.host, sizeof(c->rec.host), f->target.text);
+    c->rec.port = f->target_port;
+    c->host = f->target;
+    c->rec.decision = STORE_DENY;
+    if (!acl_forward_client_allowed(f, (const struct sockaddr *)&c->client_addr)) {
+        request_record_outcome(c, CLOSE_DENIED, "client not in the forward's client list");
+        conn_close(c, CLOSE_NONE);
+        return;
+    }
+    /* The policy decides as for a request to tcp://TARGET: client, domain, list, schedule
+     * and `deny dest` rules all apply. No credentials can come with raw bytes, so a rule
+     * that needs a user denies. */
+    worker_acl_refresh(w);
+    struct acl_request ar = {
+        .scheme = "tcp",
+        .host = &c->host,
+        .port = f->target_port,
+        .path = "",
+        .path_len = 0,
+        .method = "FORWARD",
+        .method_len = 7,
+        .client = (const struct sockaddr *)&c->client_addr,
+        .clock = w->clock,
+        .brief = true,
+    };
+    struct acl_decision ad;
+    acl_eval(w->acl, &ar, w->acl_scratch, &ad);
+    c->rec.rule_id = ad.rule_id;
+    c->rec.undecided_rule_id = ad.undecided_rule_id;
+    c->dest_pending = ad.dest_pending;
+    c->acl_order = ad.order;
+    c->acl_gen = w->acl_gen;
+    if (ad.action != ACL_ALLOW) {
+        c->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
+        request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
+        conn_close(c, CLOSE_NONE);
+        return;
+    }
+    c->rec.decision = STORE_ALLOW;
+    /* The pump resolves (origin_resolve), refuses targets like any request's, connects
+     * and, connected, splices (tun_start). */
+    c->state = CONN_RESOLVE;
+    conn_set_deadline(c, w->tun.connect_timeout_ms + w->shared->dns_timeout_ms);
+}

@@ -1,0 +1,270 @@
+"""End-to-end tests of port forwards: the real proxyd, an echoing TCP origin and a DNS stub on
+127.0.0.1. A forward from the config file and forwards added and removed through the admin
+API on the running proxy: byte-exact relay both ways, the client list, the policy, the SSRF
+refusal and its opt-in, one access-log row per connection. Every wait is a hang guard."""
+import hashlib
+import json
+import socket
+import sqlite3
+import threading
+import unittest
+import urllib.error
+
+from harness import DnsStub, Proxyd, free_port, pattern, wait_for
+
+MIB = 1 << 20
+
+
+class EchoOrigin:
+    """A TCP server on 127.0.0.1 that sends back every byte it gets, as it gets it, and
+    closes its side once the client has closed its own. Counts the connections it took."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        with c:
+            try:
+                while True:
+                    data = c.recv(1 << 16)
+                    if not data:
+                        break
+                    c.sendall(data)
+                c.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+def relay(port, payload, timeout=60):
+    """Sends payload through 127.0.0.1:port (then half-closes) while reading what comes back
+    until the end. Returns the bytes read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        def send():
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        got = bytearray()
+        while True:
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            got += data
+        t.join(timeout)
+        return bytes(got)
+
+
+def refused_or_closed(port, timeout=60):
+    """True when a connection to port is refused, or accepted and closed with nothing said."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"hello")
+            return s.recv(100) == b""
+    except ConnectionRefusedError:
+        return True
+    except ConnectionResetError:
+        return True
+
+
+def forward_rows(px):
+    db = sqlite3.connect("file:%s?mode=ro" % px.db_path, uri=True, timeout=5)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(
+            "SELECT client, method, scheme, host, port, bytes_up, bytes_down, duration_ms,"
+            " decision, error FROM access_log WHERE method = 'FORWARD' ORDER BY id")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def api_error(px, method, path, body=None):
+    """The admin API's error answer: (status, decoded JSON)."""
+    try:
+        px.api(method, path, body)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+    raise AssertionError("%s %s succeeded" % (method, path))
+
+
+class ConfigForwardTest(unittest.TestCase):
+    def test_large_payload_byte_exact_both_ways_and_one_row_per_connection(self):
+        port = free_port()
+        with EchoOrigin() as origin, Proxyd(extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d" % (port, origin.port)]) as px:
+            payload = pattern(24 * MIB)
+            got = relay(port, payload)
+            self.assertEqual(len(got), len(payload))
+            self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(payload).digest())
+            self.assertEqual(relay(port, b"second"), b"second")
+            rows = wait_for(lambda: len(forward_rows(px)) == 2 and forward_rows(px))
+            self.assertTrue(rows, forward_rows(px))
+            first, second = rows
+            self.assertEqual((first["scheme"], first["method"], first["host"], first["port"]),
+                             ("tcp", "FORWARD", "127.0.0.1", origin.port))
+            self.assertEqual((first["bytes_up"], first["bytes_down"]), (len(payload), len(payload)))
+            self.assertEqual((first["decision"], first["error"], first["client"]),
+                             (0, "", "127.0.0.1"))
+            self.assertEqual((second["bytes_up"], second["bytes_down"]), (6, 6))
+            self.assertEqual(origin.accepted, 2)
+
+    def test_client_outside_the_list_is_refused_and_logged(self):
+        port = free_port()
+        with EchoOrigin() as origin, Proxyd(extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d clients 10.0.0.0/8,192.168.0.0/16"
+                % (port, origin.port)]) as px:
+            self.assertTrue(refused_or_closed(port))
+            rows = wait_for(lambda: forward_rows(px))
+            self.assertEqual(len(rows), 1)
+            self.assertEqual((rows[0]["decision"], rows[0]["error"]),
+                             (1, "client not in the forward's client list"))
+            self.assertEqual(origin.accepted, 0)
+
+    def test_policy_decides_for_the_target_name_resolved_by_the_stub(self):
+        port_ok, port_denied = free_port(), free_port()
+        with EchoOrigin() as origin, \
+                DnsStub({"db.test": "127.0.0.1", "blocked.test": "127.0.0.1"}) as dns, \
+                Proxyd(dns=dns, policy="deny domain blocked.test\n", extra_args=[
+                    "--forward", "127.0.0.1:%d db.test:%d" % (port_ok, origin.port),
+                    "--forward", "127.0.0.1:%d blocked.test:%d" % (port_denied, origin.port)]) as px:
+            self.assertEqual(relay(port_ok, b"via the stub"), b"via the stub")
+            self.assertTrue(refused_or_closed(port_denied))
+            rows = wait_for(lambda: len(forward_rows(px)) == 2 and forward_rows(px))
+            self.assertTrue(rows, forward_rows(px))
+            by_host = {r["host"]: r for r in rows}
+            self.assertEqual(by_host["db.test"]["decision"], 0)
+            self.assertEqual((by_host["blocked.test"]["decision"], by_host["blocked.test"]["error"]),
+                             (1, "denied"))
+            self.assertEqual(origin.accepted, 1)
+
+    def test_loopback_target_needs_the_opt_in(self):
+        port = free_port()
+        with EchoOrigin() as origin:
+            px = Proxyd(extra_args=["--forward", "127.0.0.1:%d 127.0.0.1:%d" % (port, origin.port)])
+            px.args.remove("--allow-loopback-targets")
+            with px:
+                self.assertTrue(refused_or_closed(port))
+                rows = wait_for(lambda: forward_rows(px))
+                self.assertEqual(len(rows), 1)
+                self.assertEqual((rows[0]["decision"], rows[0]["error"]),
+                                 (1, "loopback target address"))
+            self.assertEqual(origin.accepted, 0)
+
+    def test_bad_forward_setting_is_refused_at_start(self):
+        px = Proxyd(extra_args=["--forward", "127.0.0.1:1 10.0.0.4:22 clients 10.0.0.1/8"])
+        with self.assertRaises(RuntimeError) as e:
+            px.start()
+        self.assertIn("bad CIDR '10.0.0.1/8'", str(e.exception))
+        px.stop()
+
+
+class LiveForwardTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = EchoOrigin().__enter__()
+        cls.px = Proxyd().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.origin.__exit__()
+
+    def add(self, port, **extra):
+        body = {"listen": "127.0.0.1:%d" % port, "target": "127.0.0.1:%d" % self.origin.port}
+        body.update(extra)
+        return self.px.api("POST", "/api/forwards", body)
+
+    def test_add_and_remove_live_while_another_connection_stays_up(self):
+        port_a, port_b = free_port(), free_port()
+        a = self.add(port_a)
+        self.assertEqual(a["listen"], "127.0.0.1:%d" % port_a)
+        # Open from the answer on: the listener was bound before the forward was stored.
+        self.assertEqual(relay(port_a, b"a1"), b"a1")
+        held = socket.create_connection(("127.0.0.1", port_a), timeout=60)
+        held.sendall(b"before")
+        self.assertEqual(held.recv(100), b"before")
+
+        b = self.add(port_b, clients="127.0.0.0/8")
+        listed = {f["id"]: f for f in self.px.api("GET", "/api/forwards")["forwards"]}
+        self.assertEqual(listed[b["id"]]["clients"], "127.0.0.0/8")
+        self.assertEqual(self.px.api("DELETE", "/api/forwards/%d" % a["id"]), {"deleted": a["id"]})
+        self.assertNotIn(a["id"], [f["id"] for f in self.px.api("GET", "/api/forwards")["forwards"]])
+        # The removed forward's listener is gone (every worker's) ...
+        self.assertTrue(wait_for(lambda: refused_or_closed(port_a) and refused_or_closed(port_a)))
+        # ... the connection it relayed goes on, and the other forward works.
+        held.sendall(b"after")
+        self.assertEqual(held.recv(100), b"after")
+        self.assertEqual(relay(port_b, b"b1"), b"b1")
+        held.shutdown(socket.SHUT_WR)
+        self.assertEqual(held.recv(100), b"")
+        held.close()
+        audit = [r["action"] for r in self.px.api("GET", "/api/audit")["rows"]]
+        self.assertIn("forward.add", audit)
+        self.assertIn("forward.delete", audit)
+        self.px.api("DELETE", "/api/forwards/%d" % b["id"])
+
+    def test_address_that_cannot_be_bound_is_an_error_and_nothing_is_stored(self):
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        try:
+            before = self.px.api("GET", "/api/forwards")["forwards"]
+            status, body = api_error(self.px, "POST", "/api/forwards", {
+                "listen": "127.0.0.1:%d" % holder.getsockname()[1],
+                "target": "127.0.0.1:%d" % self.origin.port})
+            self.assertEqual((status, body["field"]), (409, "listen"))
+            self.assertIn("Address already in use", body["error"])
+            self.assertEqual(self.px.api("GET", "/api/forwards")["forwards"], before)
+        finally:
+            holder.close()
+
+    def test_bad_input_is_refused_with_its_field(self):
+        for body, field in [({"listen": "nowhere:1", "target": "a.test:1"}, "listen"),
+                            ({"listen": "127.0.0.1:1", "target": "a.test"}, "target"),
+                            ({"listen": "127.0.0.1:1", "target": "a.test:1", "clients": "x"},
+                             "clients"),
+                            ({"listen": "127.0.0.1:1"}, "target")]:
+            status, answer = api_error(self.px, "POST", "/api/forwards", body)
+            self.assertEqual((status, answer.get("field")), (400, field), answer)
+        self.assertEqual(api_error(self.px, "DELETE", "/api/forwards/999999")[0], 404)
+        self.assertEqual(api_error(self.px, "DELETE", "/api/forwards/x")[0], 404)
+
+    def test_same_listen_address_twice_is_a_conflict(self):
+        port = free_port()
+        f = self.add(port)
+        try:
+            status, body = api_error(self.px, "POST", "/api/forwards", {
+                "listen": "127.0.0.1:%d" % port, "target": "127.0.0.1:9"})
+            self.assertEqual(status, 409)
+            self.assertIn("already listens", body["error"])
+        finally:
+            self.px.api("DELETE", "/api/forwards/%d" % f["id"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,113 @@
+/* web-admin port forwards: the stored list, and changes through proxyd's hooks, which open
+ * or close the listeners as they store (see wa_forwards.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl/acl_forward.h"
+#include "web-admin/wa.h"
+#include "web-admin/wa_forwards.h"
+
+static json_t *forward_json(const struct store_forward *f)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "id", json_integer(f->id));
+    json_object_set_new(o, "listen", wa_json_text(f->listen));
+    json_object_set_new(o, "target", wa_json_text(f->target));
+    json_object_set_new(o, "clients", wa_json_text(f->clients));
+    json_object_set_new(o, "created_ms", json_integer(f->created_ms));
+    return o;
+}
+
+enum MHD_Result wa_forwards_list(struct wa_req *r)
+{
+    struct store *st = wa_store(r);
+    struct store_forward *rows;
+    size_t n;
+    char err[256];
+
+    if (!st)
+        return MHD_YES;
+    if (store_forwards_list(st, &rows, &n, err, sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, forward_json(&rows[i]));
+    free(rows);
+    return wa_reply_json(r, 200, json_pack("{s:o}", "forwards", arr));
+}
+
+/* A string member of body, "" when absent; NULL (after answering 400) when not a string. */
+static const char *member(struct wa_req *r, json_t *body, const char *key, bool required)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v && !required)
+        return "";
+    if (!json_is_string(v)) {
+        wa_reply_error(r, 400, key, "%s (a string) is required", key);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+enum MHD_Result wa_forwards_add(struct wa_req *r)
+{
+    struct wa_ctx *ctx = r->ctx;
+    json_t *body = wa_body_json(r);
+    const char *listen, *target, *clients;
+    struct acl_forward f;
+    char err[512];
+    int id = 0;
+
+    if (!body)
+        return MHD_YES;
+    if (!(listen = member(r, body, "listen", true)) ||
+        !(target = member(r, body, "target", true)) ||
+        !(clients = member(r, body, "clients", false))) {
+        json_decref(body);
+        return MHD_YES;
+    }
+    if (acl_forward_parse(listen, target, clients, &f, err, sizeof(err)) < 0) {
+        json_decref(body);
+        const char *field = !strncmp(err, "listen", 6)   ? "listen"
+                            : !strncmp(err, "target", 6) ? "target"
+                                                         : "clients";
+        return wa_reply_error(r, 400, field, "%s", err);
+    }
+    json_decref(body);
+    if (!ctx->opts->forward_add)
+        return wa_reply_error(r, 503, NULL, "port forwards need proxyd");
+    int rc = ctx->opts->forward_add(ctx->opts->hook_arg, &f, r->actor, &id, err, sizeof(err));
+    if (rc > 0)
+        return wa_reply_error(r, 409, "listen", "%s", err);
+    if (rc < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    struct store_forward row = {.id = id};
+    snprintf(row.listen, sizeof(row.listen), "%s", f.listen);
+    snprintf(row.target, sizeof(row.target), "%s", f.target_text);
+    snprintf(row.clients, sizeof(row.clients), "%s", f.clients_text);
+    return wa_reply_json(r, 201, forward_json(&row));
+}
+
+enum MHD_Result wa_forwards_delete(struct wa_req *r)
+{
+    struct wa_ctx *ctx = r->ctx;
+    char err[256], *end;
+    long id;
+
+    errno = 0;
+    id = strtol(r->param, &end, 10);
+    if (errno || end == r->param || *end || id <= 0 || id > INT32_MAX)
+        return wa_reply_error(r, 404, NULL, "no forward %s", r->param);
+    if (!ctx->opts->forward_delete)
+        return wa_reply_error(r, 503, NULL, "port forwards need proxyd");
+    int rc = ctx->opts->forward_delete(ctx->opts->hook_arg, (int)id, r->actor, err, sizeof(err));
+    if (rc > 0)
+        return wa_reply_error(r, 404, NULL, "no forward %ld", id);
+    if (rc < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    return wa_reply_json(r, 200, json_pack("{s:I}", "deleted", (json_int_t)id));
+}
