@@ -9,8 +9,13 @@
 #          per idle keep-alive client connection (2000 held).
 # Ratios against direct (and proxyd-nolog / proxyd-bigpolicy against proxyd) follow.
 #
-# Usage: bench/proxy_bench.sh [--duration S] [--rows "direct proxyd ..."] [--no-pin]
-# Needs nginx-light, wrk, curl (apt-get install nginx-light wrk curl). As root it
+# With --profile DIR, the proxyd row is also profiled under the c64 load: DIR/perf.txt (perf
+# record -g: where the CPU goes, kernel and user space, by symbol) and DIR/syscalls.txt (strace
+# -c: system calls per request). docs/performance.md says how to read them.
+#
+# Usage: bench/proxy_bench.sh [--duration S] [--rows "direct proxyd ..."] [--no-pin] [--profile DIR]
+# Needs nginx-light, wrk, curl (apt-get install nginx-light wrk curl), and perf and strace for
+# --profile. As root it
 # runs in a private network namespace (loopback only). Prints figures; never pass/fail.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,17 +24,19 @@ PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
 DUR=8
 ROWS="direct proxyd proxyd-nolog proxyd-bigpolicy"
 PIN=1
+PROFILE=""
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DUR="$2"; shift 2 ;;
     --rows) ROWS="$2"; shift 2 ;;
     --no-pin) PIN=0; shift ;;
-    *) echo "usage: $0 [--duration S] [--rows LIST] [--no-pin]" >&2; exit 2 ;;
+    --profile) PROFILE="$(mkdir -p "$2" && cd "$2" && pwd)"; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--rows LIST] [--no-pin] [--profile DIR]" >&2; exit 2 ;;
   esac
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
-for t in wrk curl nginx python3 taskset; do
+for t in wrk curl nginx python3 taskset ${PROFILE:+perf strace}; do
   command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (apt-get install nginx-light wrk curl)" >&2; exit 1; }
 done
 if [[ $(id -u) == 0 && -z "${BENCH_IN_NETNS:-}" ]] && unshare -n true 2>/dev/null; then
@@ -99,11 +106,36 @@ start_proxyd() {  # NAME EXTRA-ARGS...
 }
 stop_proxyd() { kill -TERM "$PX_PID" 2>/dev/null; wait "$PX_PID" 2>/dev/null || true; }
 
-wrk_run() {  # PORT CONNS CLOSE -> "req/s p99 errors"
+wrk_run() {  # PORT CONNS CLOSE -> "req/s p99 errors requests"
   local port=$1 conns=$2 close=$3
   BENCH_URL=$ORIGIN/small BENCH_CLOSE=$close taskset -c "$CPU_LOAD" \
     wrk -t1 -c"$conns" -d"${DUR}s" --latency -s "$HERE/lib/absolute.lua" \
-    "http://127.0.0.1:$port/small" 2>/dev/null | awk '/^RESULT/ {print $2, $3, $4}'
+    "http://127.0.0.1:$port/small" 2>/dev/null | awk '/^RESULT/ {print $2, $3, $4, $5}'
+}
+
+# The running proxyd ($PX_PID) under the c64 keep-alive load: a perf profile, then system
+# calls per request (strace slows the proxy down, so it gets a run of its own).
+profile_proxyd() {
+  local r requests
+  perf record -q -g -F 2000 -p "$PX_PID" -o "$PROFILE/perf.data" -- sleep "$DUR" 2>/dev/null &
+  local perf_pid=$!
+  wrk_run $PX_PORT 64 0 >/dev/null
+  wait $perf_pid || true
+  { echo "# perf record -g -F 2000 on proxyd, small c64 keep-alive, $DUR s; shares by DSO:"
+    perf report -i "$PROFILE/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep '%'
+    echo "# by symbol (>= 0.5%):"
+    perf report -i "$PROFILE/perf.data" --stdio --no-children --sort dso,symbol \
+      --percent-limit 0.5 -g none 2>/dev/null | grep '%'
+  } > "$PROFILE/perf.txt"
+  strace -f -c -o "$PROFILE/strace.raw" -p "$PX_PID" 2>/dev/null &
+  local strace_pid=$!
+  sleep 1  # attached to every thread before the load starts
+  r=$(wrk_run $PX_PORT 64 0); requests=${r##* }
+  kill -INT $strace_pid; wait $strace_pid 2>/dev/null || true
+  awk -v n="$requests" 'BEGIN { printf "# system calls per request over %d requests (small c64 keep-alive, under strace)\n", n }
+    $NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%-16s %8.3f\n", $NF, $4 / n }' \
+    "$PROFILE/strace.raw" > "$PROFILE/syscalls.txt"
+  echo "profile: $PROFILE/perf.txt, $PROFILE/syscalls.txt" >&2
 }
 download() {  # CURL-ARGS... -> median MB/s of 3
   local i speeds=()
@@ -135,7 +167,9 @@ for row in $ROWS; do
   echo "measuring $row ..." >&2
   case $row in
     direct) PX_PID=0; measure direct 18080 ;;
-    proxyd) start_proxyd proxyd --policy "$T/small.policy"; measure proxyd $PX_PORT; stop_proxyd ;;
+    proxyd) start_proxyd proxyd --policy "$T/small.policy"; measure proxyd $PX_PORT
+            [[ -n $PROFILE ]] && profile_proxyd
+            stop_proxyd ;;
     proxyd-nolog) start_proxyd nolog --policy "$T/small.policy" --access-log no
                   measure proxyd-nolog $PX_PORT; stop_proxyd ;;
     proxyd-bigpolicy) start_proxyd big --policy "$T/big.policy"

@@ -33,26 +33,29 @@ void relay_flow_start(struct conn_flow *f, enum h1_body body, uint64_t length)
     f->done = body == H1_BODY_NONE || (body == H1_BODY_LENGTH && length == 0);
 }
 
-/* Frames the unframed bytes at the head of b: how many may be sent as they are. Returns
- * false on a malformed chunked body. */
+/* Frames the unframed bytes of b, those behind the f->ready bytes already framed (a head,
+ * or body framed before): how many more may be sent as they are. Framing behind a head lets
+ * the head and the body bytes that came with it go out in one send. Returns false on a
+ * malformed chunked body. */
 static bool flow_frame(struct conn_flow *f, struct buf *b, struct h1_error *err)
 {
-    if (f->done || f->ready > 0 || b->len == 0)
+    if (f->done || f->ready >= b->len)
         return true;
+    const size_t unframed = b->len - f->ready;
     switch (f->body) {
     case H1_BODY_LENGTH: {
-        size_t n = b->len < f->remaining ? b->len : (size_t)f->remaining;
+        size_t n = unframed < f->remaining ? unframed : (size_t)f->remaining;
         f->remaining -= n;
-        f->ready = n;
+        f->ready += n;
         f->done = f->remaining == 0;
         return true;
     }
     case H1_BODY_CHUNKED: {
         size_t used = 0;
-        int r = h1_chunked_feed(&f->chunked, buf_head(b), b->len, &used, err);
+        int r = h1_chunked_feed(&f->chunked, buf_head(b) + f->ready, unframed, &used, err);
         if (r == PX_ERR)
             return false;
-        f->ready = used;
+        f->ready += used;
         f->done = r == PX_OK;
         return true;
     }
@@ -361,7 +364,7 @@ static bool down_body(struct conn *c, bool progress)
     if (r == PX_ERR)
         return true;
     progress |= r > 0;
-    if (c->downf.ready == 0 && !frame_down(c))
+    if (!frame_down(c))
         return false;
     if (down_send(c, &progress) == PX_ERR)
         return false;
