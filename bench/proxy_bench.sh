@@ -122,7 +122,7 @@ profile_proxyd() {
   wrk_run $PX_PORT 64 0 >/dev/null
   wait $perf_pid || true
   { echo "# perf record -g -F 2000 on proxyd, small c64 keep-alive, $DUR s; shares by DSO:"
-    perf report -i "$PROFILE/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep '%'
+    perf report -i "$PROFILE/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep '%'
     echo "# by symbol (>= 0.5%):"
     perf report -i "$PROFILE/perf.data" --stdio --no-children --sort dso,symbol \
       --percent-limit 0.5 -g none 2>/dev/null | grep '%'
