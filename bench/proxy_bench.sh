@@ -13,7 +13,12 @@
 # record -g: where the CPU goes, kernel and user space, by symbol) and DIR/syscalls.txt (strace
 # -c: system calls per request). docs/performance.md says how to read them.
 #
+# The row proxyd-scale (not in the default rows) holds --scale N keep-alive client connections
+# (default 100,000, from several loopback source addresses) and prints proxyd's RSS growth per
+# connection and a fresh client's p99 latency with them held against without (bench/lib/conn_scale.py).
+#
 # Usage: bench/proxy_bench.sh [--duration S] [--rows "direct proxyd ..."] [--no-pin] [--profile DIR]
+#                             [--scale N]
 # Needs nginx-light, wrk, curl (apt-get install nginx-light wrk curl), and perf and strace for
 # --profile. As root it
 # runs in a private network namespace (loopback only). Prints figures; never pass/fail.
@@ -25,6 +30,7 @@ DUR=8
 ROWS="direct proxyd proxyd-nolog proxyd-bigpolicy"
 PIN=1
 PROFILE=""
+SCALE_N=100000
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -32,7 +38,8 @@ while [[ $# -gt 0 ]]; do
     --rows) ROWS="$2"; shift 2 ;;
     --no-pin) PIN=0; shift ;;
     --profile) PROFILE="$(mkdir -p "$2" && cd "$2" && pwd)"; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--rows LIST] [--no-pin] [--profile DIR]" >&2; exit 2 ;;
+    --scale) SCALE_N="$2"; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--rows LIST] [--no-pin] [--profile DIR] [--scale N]" >&2; exit 2 ;;
   esac
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
@@ -44,7 +51,13 @@ if [[ $(id -u) == 0 && -z "${BENCH_IN_NETNS:-}" ]] && unshare -n true 2>/dev/nul
 fi
 [[ -n "${BENCH_IN_NETNS:-}" ]] && ip link set lo up
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy no_proxy
-ulimit -n 16384 2>/dev/null || true
+# proxyd-scale: its N clients and the proxy's N descriptors are all in this process tree
+if [[ " $ROWS " == *" proxyd-scale "* ]]; then
+  ulimit -n $((SCALE_N + 1500)) 2>/dev/null ||
+    { echo "cannot raise the descriptor limit to $((SCALE_N + 1500)) (ulimit -Hn; fs.nr_open)" >&2; exit 1; }
+else
+  ulimit -n 16384 2>/dev/null || true
+fi
 
 if [[ $PIN == 1 ]]; then CPU_PROXY=1; CPU_LOAD=0; WORKERS=1; else CPU_PROXY=0-1; CPU_LOAD=0-1; WORKERS=2; fi
 T="$(mktemp -d /tmp/pxbench.XXXXXX)"
@@ -174,19 +187,25 @@ for row in $ROWS; do
                   measure proxyd-nolog $PX_PORT; stop_proxyd ;;
     proxyd-bigpolicy) start_proxyd big --policy "$T/big.policy"
                       measure proxyd-bigpolicy $PX_PORT; stop_proxyd ;;
+    proxyd-scale) start_proxyd scale --policy "$T/small.policy" \
+                    --max-connections $((SCALE_N + 4096)) --idle-timeout 900000
+                  SCALE=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/conn_scale.py" --port $PX_PORT \
+                    --pid "$PX_PID" --url $ORIGIN/small -n "$SCALE_N" | grep '^SCALE')
+                  stop_proxyd ;;
   esac
 done
 
 printf '\n| row | small c1 req/s | small c64 req/s | p99 c64 ms | conn-close c16 req/s | bulk MB/s | CONNECT MB/s | RSS KiB/idle conn |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for row in $ROWS; do
+  [[ $row == proxyd-scale ]] && continue
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$row" "${C1[$row]:-}" "${C64[$row]:-}" \
     "${P99[$row]:-}" "${CLOSE[$row]:-}" "${BULK[$row]:-}" "${TUNNEL[$row]:-}" "${RSS[$row]:--}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
 echo
 for row in $ROWS; do
-  [[ $row == direct ]] && continue
+  [[ $row == direct || $row == proxyd-scale ]] && continue
   if [[ " $ROWS " == *" direct "* ]]; then
     printf '%s / direct: c1 %s, c64 %s, conn-close %s, bulk %s, CONNECT vs direct bulk %s\n' "$row" \
       "$(ratio "${C1[$row]}" "${C1[direct]}")" "$(ratio "${C64[$row]}" "${C64[direct]}")" \
@@ -198,4 +217,11 @@ for row in $ROWS; do
       "$(ratio "${CLOSE[$row]}" "${CLOSE[proxyd]}")"
   fi
 done
+if [[ -n ${SCALE:-} ]]; then
+  field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$SCALE"; }
+  printf '\nproxyd-scale: %s of %s keep-alive client connections held; RSS %s -> %s MiB (+%s MiB, %s KiB per connection);\n' \
+    "$(field open)" "$(field n)" "$(field rss0_mib)" "$(field rss1_mib)" "$(field growth_mib)" "$(field per_conn_kib)"
+  printf 'a fresh client (new connection per request): p50/p99 %s/%s ms without them, %s/%s ms with them held (p99 x%s); opening took %s s\n' \
+    "$(field probe_p50_ms)" "$(field probe_p99_ms)" "$(field loaded_p50_ms)" "$(field loaded_p99_ms)" "$(field p99_ratio)" "$(field open_s)"
+fi
 echo "(pinning: proxy on CPU $CPU_PROXY, nginx/wrk/curl on CPU $CPU_LOAD; $DUR s per wrk run; workers $WORKERS)"
