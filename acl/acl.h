@@ -75,6 +75,11 @@ struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *
 void acl_set_free(struct acl_set *set);
 /* Approximate heap bytes held by the set (for stats and the benchmark). */
 size_t acl_set_memory(const struct acl_set *set);
+/* The policy version the set was compiled from, which the caller names once it knows it and
+ * before it publishes the set (the one change a set takes); 0 until then and for NULL. Each
+ * access row names the version that decided it. */
+void acl_set_version_set(struct acl_set *set, int64_t version);
+int64_t acl_set_version(const struct acl_set *set);
 
 /* Checks one rule's text in isolation (UTF-8, syntax, regex, CIDR, schedule). 0 or -1 with
  * *err. */

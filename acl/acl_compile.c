@@ -270,3 +270,13 @@ size_t acl_set_memory(const struct acl_set *set)
 {
     return set ? set->memory : 0;
 }
+
+void acl_set_version_set(struct acl_set *set, int64_t version)
+{
+    set->version = version;
+}
+
+int64_t acl_set_version(const struct acl_set *set)
+{
+    return set ? set->version : 0;
+}

@@ -34,6 +34,7 @@ struct acl_set {
     uint32_t *client_allows; /* owned */
     uint32_t nclient_allows;
     size_t memory;
+    int64_t version; /* the policy version compiled (acl_set_version) */
     /* Owned by acl_live and changed only under its mutex; not part of the rules. */
     unsigned long live_refs;
     bool live_retired;

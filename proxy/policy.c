@@ -30,57 +30,45 @@ void policy_loader_destroy(struct policy_loader *pl)
 
 struct acl_set *policy_compile(struct policy_loader *pl, int64_t *version, char *err, size_t errlen)
 {
-    struct store_rule *rules = NULL;
-    size_t nrules = 0, nlists = 0;
-    struct store_list_info *infos = NULL;
+    struct store_policy snap;
     struct acl_rule_src *srcs = NULL;
     struct acl_list_src *lists = NULL;
-    char ***entries = NULL;
-    size_t *counts = NULL;
     struct acl_set *set = NULL;
 
-    *version = store_policy_version(pl->st);
-    if (store_rules_list(pl->st, &rules, &nrules, err, errlen) < 0 ||
-        store_lists(pl->st, &infos, &nlists, err, errlen) < 0)
-        goto out;
-    srcs = calloc(nrules ? nrules : 1, sizeof(*srcs));
-    lists = calloc(nlists ? nlists : 1, sizeof(*lists));
-    entries = calloc(nlists ? nlists : 1, sizeof(*entries));
-    counts = calloc(nlists ? nlists : 1, sizeof(*counts));
-    if (!srcs || !lists || !entries || !counts) {
+    /* One read transaction: the version named on the set is the version of its rules. */
+    *version = -1;
+    if (store_policy_read(pl->st, &snap, err, errlen) < 0)
+        return NULL;
+    *version = snap.version;
+    srcs = calloc(snap.nrules ? snap.nrules : 1, sizeof(*srcs));
+    lists = calloc(snap.nlists ? snap.nlists : 1, sizeof(*lists));
+    if (!srcs || !lists) {
         snprintf(err, errlen, "out of memory compiling the policy");
         goto out;
     }
-    for (size_t i = 0; i < nrules; i++)
-        srcs[i] = (struct acl_rule_src){rules[i].id, rules[i].enabled, rules[i].text};
-    for (size_t i = 0; i < nlists; i++) {
-        if (store_list_entries(pl->st, infos[i].name, &entries[i], &counts[i], err, errlen) < 0)
-            goto out;
-        lists[i] = (struct acl_list_src){infos[i].name, (const char *const *)entries[i], counts[i]};
-    }
+    for (size_t i = 0; i < snap.nrules; i++)
+        srcs[i] =
+            (struct acl_rule_src){snap.rules[i].id, snap.rules[i].enabled, snap.rules[i].text};
+    for (size_t i = 0; i < snap.nlists; i++)
+        lists[i] = (struct acl_list_src){
+            snap.lists[i].name, (const char *const *)snap.lists[i].domains, snap.lists[i].count};
     struct acl_config cfg = {
         .rules = srcs,
-        .nrules = nrules,
+        .nrules = snap.nrules,
         .lists = lists,
-        .nlists = nlists,
+        .nlists = snap.nlists,
         .allowed_clients = pl->allowed_clients,
     };
     struct acl_error aerr = {0};
     set = acl_set_compile(&cfg, &aerr);
     if (!set)
         snprintf(err, errlen, "%s", aerr.msg);
+    else
+        acl_set_version_set(set, snap.version);
 out:
-    for (size_t i = 0; entries && i < nlists; i++) {
-        for (size_t j = 0; j < counts[i]; j++)
-            free(entries[i][j]);
-        free(entries[i]);
-    }
-    free(entries);
-    free(counts);
     free(lists);
     free(srcs);
-    free(infos);
-    store_rules_free(rules, nrules);
+    store_policy_free(&snap);
     return set;
 }
 
@@ -125,6 +113,7 @@ int policy_apply(struct policy_loader *pl, const struct acl_config *cand,
     }
     rc = commit(arg, &version, err, errlen);
     if (rc == PX_OK) {
+        acl_set_version_set(set, version);
         acl_live_publish(pl->live, set);
         pl->version = version;
     } else {

@@ -236,6 +236,7 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
     };
     struct acl_decision ad;
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
+    c->rec.policy_version = acl_set_version(w->acl);
     c->rec.rule_id = ad.rule_id;
     c->rec.undecided_rule_id = ad.undecided_rule_id;
     c->dest_pending = ad.dest_pending;
@@ -274,6 +275,8 @@ static enum request_verdict decide_dest(struct conn *c, struct request_decision 
     for (size_t i = 0; i < c->addrs.naddrs; i++) {
         struct acl_decision ad;
         acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&c->addrs.addrs[i], &ad);
+        if (ad.action != ACL_ALLOW)
+            c->rec.policy_version = acl_set_version(w->acl);
         if (ad.action == ACL_DENY)
             return decided(d, VERDICT_DENY, CLOSE_DENIED, ad.rule_id, nothing_unread(c), ad.reason);
         if (ad.action == ACL_AUTH)

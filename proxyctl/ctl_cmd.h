@@ -38,6 +38,7 @@ enum ctl_arg_type {
     ARG_NAME,     /* list or user name: letters, digits, '-', '.', '_', '@' */
     ARG_CHOICE,   /* one of spec->choices */
     ARG_METHOD,   /* HTTP method token */
+    ARG_NUMBER,   /* integer >= 0 (policy versions, log ids) */
     ARG_TYPE_COUNT
 };
 
@@ -91,7 +92,8 @@ struct ctl_ctx {
     const char *token_from; /* "--token", "PROXYCTL_TOKEN" or the token file's path */
     char token_path[4096];
     char token_buf[512];
-    bool json; /* --json: print the API's JSON */
+    bool json;           /* --json: print the API's JSON */
+    const char *message; /* --message: the policy version's message, or NULL */
     bool stdout_tty;
     const char *verb_name; /* "rules move", for messages */
     struct ctl_http *http; /* owned */
@@ -158,6 +160,13 @@ enum ctl_status ctl_cmd_export(struct ctl_ctx *ctx, const struct ctl_call *call)
 enum ctl_status ctl_cmd_lists(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_lists_show(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_lists_del(struct ctl_ctx *ctx, const struct ctl_call *call);
+
+/* ctl_cmd_versions.c */
+enum ctl_status ctl_cmd_policy_log(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_policy_show(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_policy_diff(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_policy_rollback(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_why(struct ctl_ctx *ctx, const struct ctl_call *call);
 
 /* ctl_cmd_users.c */
 enum ctl_status ctl_cmd_users(struct ctl_ctx *ctx, const struct ctl_call *call);

@@ -16,6 +16,7 @@
 /* ---- logs ---- */
 
 static const struct ctl_column log_cols[] = {
+    {"id", true, false}, /* what `proxyctl why` takes */
     {"time", false, false},   {"client", false, false}, {"user", false, false},
     {"method", false, false}, {"status", true, false},  {"decision", false, false},
     {"bytes", true, false},   {"ms", true, false},      {"url", false, true},
@@ -53,7 +54,8 @@ static long long add_log_rows(struct ctl_table *t, const json_t *rows, long long
             free(s);
             continue;
         }
-        char time[32], status[16], decision[48], bytes[32], ms[24], url[2048];
+        char idstr[24], time[32], status[16], decision[48], bytes[32], ms[24], url[2048];
+        snprintf(idstr, sizeof(idstr), "%lld", id);
         ctl_time_str(ctl_json_num(r, "time_ms"), time, sizeof(time));
         long long st = ctl_json_num(r, "status");
         snprintf(status, sizeof(status), st ? "%lld" : "-", st);
@@ -80,7 +82,8 @@ static long long add_log_rows(struct ctl_table *t, const json_t *rows, long long
                      ctl_json_str(r, "path"));
         if (*err)
             snprintf(url + strlen(url), sizeof(url) - strlen(url), " (%s)", err);
-        const char *cells[LOG_NCOLS] = {time,
+        const char *cells[LOG_NCOLS] = {idstr,
+                                        time,
                                         ctl_json_str(r, "client"),
                                         ctl_json_str(r, "user"),
                                         method,

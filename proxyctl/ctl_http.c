@@ -232,6 +232,18 @@ enum ctl_status ctl_api_send(struct ctl_ctx *ctx, const struct ctl_request *req,
     char url[8192];
     if ((size_t)snprintf(url, sizeof(url), "%s%s", ctx->url, req->path) >= sizeof(url))
         return ctl_fail(ctx, CTL_USAGE, "request URL too long");
+    /* --message names the policy version a change makes (docs/api.md): every request that
+     * may change something carries it, reads do not. */
+    if (ctx->message && strcmp(req->method, "GET") != 0) {
+        char *esc = curl_easy_escape(NULL, ctx->message, 0);
+        size_t len = strlen(url);
+        int n = esc ? snprintf(url + len, sizeof(url) - len, "%cmessage=%s",
+                               strchr(req->path, '?') ? '&' : '?', esc)
+                    : -1;
+        curl_free(esc);
+        if (n < 0 || (size_t)n >= sizeof(url) - len)
+            return ctl_fail(ctx, CTL_USAGE, "request URL too long");
+    }
 
     char *json_body = NULL;
     const char *body = req->body;

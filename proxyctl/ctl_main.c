@@ -109,6 +109,16 @@ static const struct ctl_verb verbs[] = {
      "who changed the policy, and when"},
     {"settings", NULL, {P_OPT_REST("KEY=VALUE", ARG_STRING)}, NO_OPTS, ctl_cmd_settings,
      "show the settings, or change them"},
+    {"policy", "log", NO_PARAMS, {O("--limit", ARG_COUNT, "N", "at most N versions")},
+     ctl_cmd_policy_log, "the policy versions: number, time, who, rules, message"},
+    {"policy", "show", {P("V", ARG_NUMBER)}, NO_OPTS, ctl_cmd_policy_show,
+     "print the rules of policy version V"},
+    {"policy", "diff", {P("V1", ARG_NUMBER), P("V2", ARG_NUMBER)}, NO_OPTS, ctl_cmd_policy_diff,
+     "the rules added, removed, changed and moved from version V1 to V2"},
+    {"policy", "rollback", {P("V", ARG_NUMBER)}, NO_OPTS, ctl_cmd_policy_rollback,
+     "put the rules of version V back in force (a new version)"},
+    {"why", NULL, {P("LOG_ID", ARG_NUMBER)}, NO_OPTS, ctl_cmd_why,
+     "the policy version and rule that decided logged request LOG_ID"},
 };
 /* clang-format on */
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -118,6 +128,7 @@ struct global_opts {
     const char *url;
     const char *token;
     const char *data_dir;
+    const char *message;
     bool json, help, version;
 };
 
@@ -150,6 +161,8 @@ const char *ctl_arg_type_str(enum ctl_arg_type t)
         return "one of";
     case ARG_METHOD:
         return "an HTTP method like GET";
+    case ARG_NUMBER:
+        return "a number";
     case ARG_TYPE_COUNT:
         break;
     }
@@ -401,6 +414,9 @@ static bool check_value(struct ctl_ctx *ctx, enum ctl_arg_type type, const char 
     case ARG_METHOD:
         ok = is_method(s);
         break;
+    case ARG_NUMBER:
+        ok = parse_number(s, 0, LLONG_MAX, num);
+        break;
     case ARG_CHOICE:
         for (int i = 0; choices[i]; i++)
             if (strcmp(choices[i], s) == 0) {
@@ -448,6 +464,7 @@ static const char global_usage[] =
     "  --token TOKEN    admin token (env PROXYCTL_TOKEN; default: DIR/admin.token)\n"
     "  --data-dir DIR   proxyd's data folder (env PROXYD_DATA_DIR, default " DEFAULT_DATA_DIR ")\n"
     "  --json           print the API's JSON answer\n"
+    "  --message MSG    the message of the policy version a change makes\n"
     "  -h, --help       help for proxyctl or for one verb\n"
     "  --version        print proxyctl's version\n"
     "exit status: 0 ok, 1 refused or not found, 2 usage error, 3 cannot reach proxyd\n";
@@ -512,7 +529,7 @@ static void sub_verbs_of(const char *name, char *buf, size_t len)
 static enum ctl_status take_globals(struct ctl_ctx *ctx, int argc, char **argv,
                                     struct global_opts *g, const char **words, int *nwords)
 {
-    static const char *const with_value[] = {"--url", "--token", "--data-dir"};
+    static const char *const with_value[] = {"--url", "--token", "--data-dir", "--message"};
     bool rest = false;
     *nwords = 0;
     for (int i = 1; i < argc; i++) {
@@ -553,8 +570,10 @@ static enum ctl_status take_globals(struct ctl_ctx *ctx, int argc, char **argv,
                 g->url = val;
             else if (k == 1)
                 g->token = val;
-            else
+            else if (k == 2)
                 g->data_dir = val;
+            else
+                g->message = val;
             taken = true;
         }
         if (taken)
@@ -777,6 +796,7 @@ int main(int argc, char **argv)
         ctx.token_from = "--token";
     }
     ctx.json = g.json;
+    ctx.message = g.message;
     ctx.stdout_tty = isatty(STDOUT_FILENO);
     ctx.http = ctl_http_new();
     if (!ctx.http)

@@ -73,8 +73,9 @@ struct store_access {
     char method[16];
     char scheme[8]; /* "http" or "https" (CONNECT) */
     char host[256];
-    char path[1024]; /* path and query; "" for CONNECT */
-    char error[48];  /* why it failed or closed early ("connect-refused"), "" if fine */
+    char path[1024];        /* path and query; "" for CONNECT */
+    char error[48];         /* why it failed or closed early ("connect-refused"), "" if fine */
+    int64_t policy_version; /* the policy version whose rules decided it; 0 = not known */
 };
 
 struct store_log_opts {
@@ -181,6 +182,36 @@ int store_change_begin(struct store *st, int64_t if_version, char *err, size_t e
 int store_change_commit(struct store *st, int64_t *version, char *err, size_t errlen);
 /* Drops the group: nothing of it is kept, no audit row, no version bump. */
 void store_change_rollback(struct store *st);
+
+/* The message of the version the current transaction will leave (store_change_begin, or a
+ * change function's own transaction: call it after store_begin's first change). Without one
+ * the message lists the audited changes ("rule.add rule 7: deny domain x.com"). */
+void store_change_message(struct store *st, const char *message);
+
+/* ---- Policy versions ----
+ *
+ * Each committed change that moves the policy version (rules, lists, proxy users) is a
+ * version: who, when, a message and the rules it left. */
+struct store_version {
+    int64_t version;
+    int64_t time_ms;
+    char actor[64];
+    char message[512];
+    int64_t rules; /* how many rules it held */
+};
+/* Versions older than before (0: the newest), newest first, at most limit (0: 100; at most
+ * 1000). *rows owned by the caller (free). */
+int store_versions_list(struct store *st, int64_t before, size_t limit, struct store_version **rows,
+                        size_t *n, char *err, size_t errlen);
+/* One version, and (rules not NULL) the rules it held in priority order, each with its id
+ * then; hits are 0 (free with store_rules_free). 0, 1 when there is no such version (err
+ * says so), -1 with err. */
+int store_version_get(struct store *st, int64_t version, struct store_version *info,
+                      struct store_rule **rules, size_t *n, char *err, size_t errlen);
+/* Replaces all rules with the rules of version (as store_version_get gave them), keeping
+ * their ids, comments and enabled flags: a rollback, itself a new version. */
+int store_rules_restore(struct store *st, int64_t version, const struct store_rule *rules, size_t n,
+                        const char *actor, char *err, size_t errlen);
 
 struct store_list_info {
     char name[64];

@@ -28,6 +28,7 @@ int store_audit_add(struct store *st, const char *actor, const char *action, con
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE)
         return store_sql_err(st, err, errlen, "audit");
+    store_version_note(st, actor, action, detail);
     return 0;
 }
 

@@ -98,6 +98,31 @@ const struct store_migration store_migrations[] = {
         " target TEXT NOT NULL,"
         " clients TEXT NOT NULL DEFAULT '',"
         " created_ms INTEGER NOT NULL);"},
+    /* Policy versions: who changed the policy when and why, and the rules each version
+     * held (rules_of: the version whose rows in policy_version_rules hold them, so a change
+     * of lists or users copies no rule). Each access row names the version that decided it.
+     * The policy as found at the upgrade becomes the first recorded version. */
+    {11, "ALTER TABLE access_log ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0;"
+         "CREATE TABLE policy_versions("
+         " version INTEGER PRIMARY KEY,"
+         " time_ms INTEGER NOT NULL,"
+         " actor TEXT NOT NULL,"
+         " message TEXT NOT NULL,"
+         " rules_of INTEGER NOT NULL);"
+         "CREATE TABLE policy_version_rules("
+         " version INTEGER NOT NULL,"
+         " position INTEGER NOT NULL,"
+         " rule_id INTEGER NOT NULL,"
+         " enabled INTEGER NOT NULL,"
+         " text TEXT NOT NULL,"
+         " comment TEXT NOT NULL,"
+         " PRIMARY KEY(version, rule_id)) WITHOUT ROWID;"
+         "INSERT INTO policy_versions(version, time_ms, actor, message, rules_of)"
+         " SELECT version, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'proxyd',"
+         " 'the policy as it was when versions began to be kept', version FROM policy_version;"
+         "INSERT INTO policy_version_rules(version, position, rule_id, enabled, text, comment)"
+         " SELECT (SELECT version FROM policy_version), position, id, enabled, text, comment"
+         " FROM rules;"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 
@@ -184,6 +209,10 @@ static int tx_depth(struct store *st)
 
 int store_begin(struct store *st, char *err, size_t errlen)
 {
+    if (tx_depth(st) == 0) {
+        st->version_pending = st->in_group = st->message_set = false;
+        st->version_actor[0] = st->version_message[0] = '\0';
+    }
     if (store_exec(st, tx_depth(st) ? "SAVEPOINT nested" : "BEGIN IMMEDIATE", err, errlen) < 0)
         return -1;
     st->depth++;
@@ -200,7 +229,12 @@ int store_commit(struct store *st, char *err, size_t errlen)
         st->depth--;
         return 0;
     }
+    if (st->version_pending && store_version_record(st, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
     st->depth = 0;
+    st->version_pending = st->in_group = false;
     if (store_exec(st, "COMMIT", err, errlen) < 0) {
         store_rollback(st);
         return -1;
@@ -217,6 +251,7 @@ void store_rollback(struct store *st)
         return;
     }
     st->depth = 0;
+    st->version_pending = st->in_group = false;
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }

@@ -17,6 +17,14 @@ struct store {
     sqlite3 *db; /* owned */
     char *path;  /* owned copy of the path given to store_open */
     int depth;   /* transaction levels open (store_begin), see store_begin */
+    /* The policy version being written (store_version.c): the outermost commit records it
+     * with who, when, a message and the rules it leaves. Reset by the outermost begin. */
+    bool version_pending;      /* the policy version moved in this transaction */
+    bool in_group;             /* inside store_change_begin: the group bumps the version once */
+    int64_t group_base;        /* the version the group started at */
+    bool message_set;          /* store_change_message gave the message */
+    char version_actor[64];    /* the last actor audited in this transaction */
+    char version_message[512]; /* the message, or the audited changes joined by "; " */
 };
 
 /* One schema step. Steps run in order inside one transaction at open; a database at version
@@ -61,6 +69,13 @@ int store_array_reserve(void *vp, size_t *cap, size_t len, size_t first, size_t 
 int store_audit_add(struct store *st, const char *actor, const char *action, const char *detail,
                     char *err, size_t errlen);
 int store_policy_bump(struct store *st, char *err, size_t errlen);
+/* The outermost commit of a transaction that moved the policy version calls this first:
+ * the version's row in policy_versions (who, when, message) and the rules it leaves. */
+int store_version_record(struct store *st, char *err, size_t errlen);
+/* Called for each audit row a transaction writes: its actor and action make the version's
+ * default message. */
+void store_version_note(struct store *st, const char *actor, const char *action,
+                        const char *detail);
 
 /* Per-rule counts gathered in memory (a batch of inserted or deleted log rows), then added
  * to table rule_hits in one upsert per rule: hits (rows the rule decided) and undecided

@@ -230,8 +230,8 @@ static void squid_flush(struct store_log *log)
 
 static const char insert_sql[] =
     "INSERT INTO access_log(time_ms, client, user, method, scheme, host, port, path, status,"
-    " bytes_up, bytes_down, duration_ms, decision, rule_id, error)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static void db_close(struct store_log *log)
 {
@@ -317,6 +317,7 @@ static int insert_row(struct store_log *log, const struct store_access *a)
     sqlite3_bind_int(s, 13, a->decision);
     sqlite3_bind_int(s, 14, a->rule_id);
     BIND_TEXT(s, 15, a->error);
+    sqlite3_bind_int64(s, 16, a->policy_version);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : -1;

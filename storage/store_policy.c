@@ -29,8 +29,23 @@ int64_t store_policy_version(struct store *st)
 
 int store_policy_bump(struct store *st, char *err, size_t errlen)
 {
-    return store_exec(st, "UPDATE policy_version SET version = version + 1 WHERE id = 1", err,
-                      errlen);
+    sqlite3_stmt *s;
+    int rc;
+
+    /* A group of changes is one version: each change sets base + 1, so a change undone by
+     * its savepoint leaves the others' bump in place. */
+    if (store_prepare(st,
+                      "UPDATE policy_version SET version = coalesce(?, version + 1) WHERE id = 1",
+                      &s, err, errlen) < 0)
+        return -1;
+    if (st->in_group)
+        sqlite3_bind_int64(s, 1, st->group_base + 1);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, err, errlen, "policy version");
+    st->version_pending = true;
+    return 0;
 }
 
 /* ---- Rule hit tally ---- */
@@ -752,10 +767,10 @@ int store_change_begin(struct store *st, int64_t if_version, char *err, size_t e
 
     if (store_begin(st, err, errlen) < 0)
         return PX_ERR;
-    if (if_version < 0)
-        return PX_OK;
     now = store_policy_version(st);
-    if (now == if_version)
+    st->in_group = now >= 0;
+    st->group_base = now;
+    if (if_version < 0 || now == if_version)
         return PX_OK;
     store_rollback(st);
     if (now < 0)

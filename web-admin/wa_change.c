@@ -185,6 +185,14 @@ static int candidate_edit(struct candidate *c, const struct wa_change *ch, char 
                             (struct acl_rule_src){c->next_id++, true, ch->items[i]}) < 0)
                 goto oom;
         return 0;
+    case WA_RULES_RESTORE:
+        c->nrules = 0;
+        for (size_t i = 0; i < ch->nitems; i++)
+            if (rule_insert(c, (long)c->nrules,
+                            (struct acl_rule_src){ch->rules[i].id, ch->rules[i].enabled,
+                                                  ch->rules[i].text}) < 0)
+                goto oom;
+        return 0;
     case WA_LIST_REPLACE:
         at = list_index(c, ch->list);
         if (at < 0) {
@@ -244,6 +252,8 @@ static int write_change(struct store *st, const struct wa_change *ch, const char
         return store_list_replace(st, ch->list, ch->items, ch->nitems, actor, err, errlen);
     case WA_LIST_DELETE:
         return store_list_delete(st, ch->list, actor, err, errlen);
+    case WA_RULES_RESTORE:
+        return store_rules_restore(st, ch->version, ch->rules, ch->nitems, actor, err, errlen);
     case WA_CHANGE_KIND_COUNT:
         break;
     }
@@ -281,6 +291,7 @@ static int commit_job(void *arg, int64_t *version, char *err, size_t errlen)
     rc = store_change_begin(job->st, job->cand->snap.version, err, errlen);
     if (rc != PX_OK)
         return rc;
+    store_change_message(job->st, wa_query(job->r, "message"));
     for (size_t i = 0; i < job->n; i++) {
         if (write_change(job->st, &job->ch[i], job->r->actor, &job->added_id, err, errlen) < 0) {
             store_change_rollback(job->st);
@@ -311,6 +322,8 @@ static int apply_here(struct wa_ctx *ctx, const struct acl_config *cand, struct 
         return PX_ERR;
     }
     rc = commit_job(job, &version, err, errlen);
+    if (rc == PX_OK)
+        acl_set_version_set(set, version);
     if (rc == PX_OK && ctx->opts->acl)
         acl_live_publish(ctx->opts->acl, set);
     else
@@ -375,8 +388,13 @@ static enum change_status apply(struct wa_req *r, const struct wa_change *ch, si
 bool wa_change_apply(struct wa_req *r, const struct wa_change *ch, size_t n, int *added_id,
                      unsigned refused_status, const char *refused_field)
 {
+    const char *message = wa_query(r, "message");
     char err[512];
 
+    if (message && strlen(message) > WA_MESSAGE_MAX) {
+        wa_reply_error(r, 400, "message", "a version message is at most %d bytes", WA_MESSAGE_MAX);
+        return false;
+    }
     switch (apply(r, ch, n, added_id, err, sizeof(err))) {
     case CHANGE_DONE:
         return true;

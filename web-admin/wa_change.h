@@ -20,6 +20,8 @@
 
 #include "web-admin/wa_http.h"
 
+#define WA_MESSAGE_MAX 500 /* bytes of a version message */
+
 enum wa_change_kind {
     WA_RULE_ADD,      /* text, comment, before */
     WA_RULE_UPDATE,   /* id, text (NULL: kept), comment (NULL: kept), enabled (-1: kept) */
@@ -28,6 +30,7 @@ enum wa_change_kind {
     WA_RULES_REPLACE, /* items: the new rule texts, all enabled, no comments */
     WA_LIST_REPLACE,  /* list, items: its domains (created if missing) */
     WA_LIST_DELETE,   /* list */
+    WA_RULES_RESTORE, /* version, rules: that version's rules, with their ids (a rollback) */
     WA_CHANGE_KIND_COUNT
 };
 
@@ -42,9 +45,13 @@ struct wa_change {
     const char *list;
     const char *const *items;
     size_t nitems;
+    int64_t version;
+    const struct store_rule *rules; /* nitems of them */
 };
 
-/* Applies the n changes in order, as one: all of them are in force, or none is stored.
+/* Applies the n changes in order, as one: all of them are in force, or none is stored. They
+ * are one policy version, whose message is the request's `message` query parameter if it has
+ * one (else the changes themselves).
  * *added_id (if not NULL) gets the id of the last rule added. Uses r's store connection
  * (wa_store must have given it). One change at a time per server (ctx->policy_mu). Any MHD
  * thread.

@@ -37,6 +37,7 @@ static json_t *log_row_json(const struct store_log_row *row)
                                         : "?"));
     json_object_set_new(o, "rule_id", json_integer(a->rule_id));
     json_object_set_new(o, "error", json_string(a->error));
+    json_object_set_new(o, "policy_version", json_integer(a->policy_version));
     return o;
 }
 

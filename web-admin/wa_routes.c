@@ -21,6 +21,7 @@
 #include "web-admin/wa_static.h"
 #include "web-admin/wa_stats.h"
 #include "web-admin/wa_users.h"
+#include "web-admin/wa_versions.h"
 
 static enum MHD_Result api_not_found(struct wa_req *r)
 {
@@ -53,6 +54,11 @@ const struct wa_route wa_routes[] = {
     {"POST", "/api/test", 0, wa_policy_test},
     {"POST", "/api/reload", 0, wa_policy_reload},
 
+    {"GET", "/api/versions", 0, wa_versions_list},
+    {"GET", "/api/versions/diff", 0, wa_versions_diff},
+    {"GET", "/api/versions/{}", 0, wa_versions_get},
+    {"POST", "/api/versions/{}/rollback", 0, wa_versions_rollback},
+
     {"GET", "/api/lists", 0, wa_lists_list},
     {"GET", "/api/lists/{}", 0, wa_lists_get},
     {"PUT", "/api/lists/{}", WA_BODY_LIST, wa_lists_put},
@@ -70,6 +76,7 @@ const struct wa_route wa_routes[] = {
     {"DELETE", "/api/forwards/{}", 0, wa_forwards_delete},
 
     {"GET", "/api/logs", 0, wa_log_search},
+    {"GET", "/api/logs/{}/why", 0, wa_versions_why},
     {"GET", "/api/top", 0, wa_log_top},
     {"GET", "/api/series", 0, wa_log_series},
     {"GET", "/api/stats", 0, wa_stats_get},

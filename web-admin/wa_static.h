@@ -18,6 +18,7 @@
     X("/policy", "policy.html", "policy", "Policy")                                                \
     X("/lists", "lists.html", "lists", "Lists")                                                    \
     X("/users", "users.html", "users", "Users")                                                    \
+    X("/versions", "versions.html", "versions", "Versions")                                        \
     X("/audit", "audit.html", "audit", "Audit")                                                    \
     X("/settings", "settings.html", "settings", "Settings")
 #define WA_LOGIN_PAGE "/login"

@@ -36,7 +36,8 @@ CHROMIUM = "/usr/bin/chromium"
 # Absolute: node runs in tests/e2e/browser, where a relative build folder means elsewhere.
 SHOTS = os.path.abspath(os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots")))
 SCREENSHOTS = ("first-login-password.png", "dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
-               "policy-desktop.png", "policy-phone.png")
+               "policy-desktop.png", "policy-phone.png", "log-why-desktop.png",
+               "versions-desktop.png", "versions-phone.png")
 
 # A query with markup in it; proxyd's parser takes any VCHAR but '#' in a request-target,
 # so it arrives raw and is logged as is. Chromium would percent-encode it, so Python sends it.
@@ -129,7 +130,11 @@ class BrowserTest(unittest.TestCase):
             self.assertNotIn(password, px.log())
             self.assertEqual(px.api("GET", "/api/admins")["admins"], ["admin"])
             rules = [r["text"] for r in px.api("GET", "/api/rules")["rules"]]
-            self.assertEqual(rules[0], "deny domain allowed.test")  # the one-click block
+            # The one-click block, then a rollback to the version before it.
+            self.assertNotIn("deny domain allowed.test", rules)
+            newest = px.api("GET", "/api/versions?limit=1")["rows"][0]
+            self.assertEqual(newest["message"], "undo the <b>one-click</b> block")
+            self.assertEqual(newest["actor"], "admin")
             self.assertIn("deny domain news.test", rules)
             self.assertFalse([t for t in rules if "evil" in t or "csrf" in t], rules)
             news = lambda: [r for r in px.api("GET", "/api/rules")["rules"]  # noqa: E731

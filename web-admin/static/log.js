@@ -35,6 +35,28 @@
     }
   }
 
+  /* The version and rule that decided row id, as plain text (textContent). */
+  async function why(id) {
+    const w = await api('GET', '/api/logs/' + id + '/why');
+    const lines = ['Request ' + w.id + ' at ' + fmtTime(w.time_ms) + ': ' + w.method + ' ' +
+                   url(w) + ' from ' + w.client + (w.user ? ' (user ' + w.user + ')' : ''),
+                   'Decision: ' + w.decision + ' (status ' + w.status + ')'];
+    if (!w.version) {
+      lines.push('Policy version: not recorded (logged before versions were kept)');
+    } else {
+      lines.push('Policy version ' + w.version.version + ', ' + fmtTime(w.version.time_ms) +
+                 ' by ' + w.version.actor + ': ' + w.version.message);
+      if (w.rule) lines.push('Rule ' + w.rule.id + ' (position ' + w.rule.position + '): ' + w.rule.text);
+      else if (!w.rule_id) lines.push('No rule matched: the default action decided.');
+      else lines.push('Rule ' + w.rule_id + ' is not in that version.');
+      lines.push('Trace (first match wins):');
+      for (const t of w.trace) lines.push('  ' + t.position + '  ' + t.result + '  ' + t.text);
+      if (w.trace_truncated) lines.push('  ... more rules not shown');
+    }
+    $('why').textContent = lines.join('\n');
+    $('why').scrollIntoView({block: 'nearest'});
+  }
+
   function row(r) {
     return el('tr', {class: r.decision, 'data-id': r.id, 'data-testid': 'log-row'},
       el('td', {text: fmtTime(r.time_ms)}),
@@ -53,7 +75,10 @@
                       text: 'Block domain', onclick: () => quick('block', r.host)}),
         ' ',
         el('button', {type: 'button', class: 'small secondary', 'data-testid': 'allow-btn',
-                      text: 'Allow domain', onclick: () => quick('allow', r.host)})));
+                      text: 'Allow domain', onclick: () => quick('allow', r.host)}),
+        ' ',
+        el('button', {type: 'button', class: 'small secondary', 'data-testid': 'why-btn',
+                      text: 'Why', onclick: () => why(r.id).catch(PX.showError)})));
   }
 
   function count() {

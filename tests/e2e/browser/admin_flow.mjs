@@ -257,6 +257,54 @@ async function checkOneClickBlock(page, tab) {
   log(`"Block domain" on a log row: allowed.test got 403 after ${ms} ms`);
 }
 
+// Why was allowed.test blocked (the log row names the version and its rule), what did the
+// one-click block change (versions page), and a rollback to the version before it, after
+// which the browser gets through again.
+async function checkVersions(page, tab) {
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  const rows = await searchLog(page, { host: 'allowed.test' }, 'allowed.test');
+  const denied = rows.filter({ hasText: '403' }).first();
+  await denied.getByTestId('why-btn').click();
+  const why = page.getByTestId('why');
+  await why.filter({ hasText: /Trace/ }).waitFor({ timeout: STEP_MS });
+  const text = await why.innerText();
+  check(/Policy version \d+, .* by admin: rule\.add rule \d+: deny domain allowed\.test/.test(text),
+        'the why panel does not name the version of the block: ' + text);
+  check(/Rule \d+ \(position 1\): deny domain allowed\.test/.test(text),
+        'the why panel does not name the deciding rule: ' + text);
+  await page.screenshot({ path: join(cfg.shots, 'log-why-desktop.png'), fullPage: true,
+                          timeout: STEP_MS });
+
+  await page.goto(ADMIN + '/versions', { timeout: STEP_MS });
+  const top = page.getByTestId('version-row').first();
+  await top.waitFor({ timeout: STEP_MS });
+  check((await top.innerText()).includes('(in force)'), 'the newest version is not marked in force');
+  await top.getByTestId('v-changes').click();
+  const added = page.locator('[data-testid="diff-row"][data-change="added"]');
+  await added.first().waitFor({ timeout: STEP_MS });
+  check((await added.first().innerText()).includes('deny domain allowed.test'),
+        'the changes of the newest version do not show the one-click block');
+  const second = page.getByTestId('version-row').nth(1);
+  const before = await second.getAttribute('data-version');
+  await page.getByTestId('v-message').fill('undo the <b>one-click</b> block');
+  await second.getByTestId('v-rollback').click();
+  await second.getByTestId('v-rollback').filter({ hasText: 'Sure?' }).click();
+  await page.getByTestId('flash').filter({ hasText: `The rules of version ${before} are in force again` })
+    .waitFor({ timeout: STEP_MS });
+  const removed = page.locator('[data-testid="diff-row"][data-change="removed"]');
+  await removed.first().waitFor({ timeout: STEP_MS });
+  check((await removed.first().innerText()).includes('deny domain allowed.test'),
+        'the rollback\'s changes do not show the block removed');
+  const newest = page.getByTestId('version-row').first();
+  await newest.filter({ hasText: 'undo the <b>one-click</b> block' }).waitFor({ timeout: STEP_MS });
+  check(await page.locator('#versions b').count() === 0, 'markup in a version message was rendered');
+  await page.screenshot({ path: join(cfg.shots, 'versions-desktop.png'), fullPage: true,
+                          timeout: STEP_MS });
+  const r = await visit(tab, proxied('allowed.test') + '?after-rollback=' + Date.now());
+  check(r.status === 200, `allowed.test is ${r.status} after the rollback, wanted 200`);
+  log(`versions: why names the rule, rollback to ${before} lets allowed.test through`);
+}
+
 // No part of the page may be wider than the screen (a phone must not scroll sideways to see
 // the page itself; wide tables scroll inside their own box).
 async function checkNoOverflow(page, what) {
@@ -315,12 +363,16 @@ async function screenshots(page) {
   await dashboard();
   await checkNoOverflow(page, 'dashboard 390x844');
   await shot('dashboard-phone.png');
-  for (const path of ['/log', '/policy']) {
+  for (const path of ['/log', '/policy', '/versions']) {
     await page.goto(ADMIN + path, { timeout: STEP_MS });
     await page.getByTestId('nav').waitFor({ timeout: STEP_MS });
     await page.waitForLoadState('networkidle', { timeout: STEP_MS });
     await checkNoOverflow(page, path + ' 390x844');
   }
+  await shot('versions-phone.png');
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  await page.getByTestId('nav').waitFor({ timeout: STEP_MS });
+  await page.waitForLoadState('networkidle', { timeout: STEP_MS });
   await shot('policy-phone.png');
   log('screenshots in ' + cfg.shots);
 }
@@ -363,6 +415,7 @@ async function main() {
     await checkLogXss(page);
     await checkCsrf(page, ctx);
     await checkOneClickBlock(page, tab);
+    await checkVersions(page, tab);
     await screenshots(page);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {

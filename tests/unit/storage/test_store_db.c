@@ -166,7 +166,17 @@ START_TEST(test_version_1_database_migrates_and_backfills_rule_hits)
     ck_assert_int_eq(rules[1].id, 9);
     ck_assert_int_eq(rules[1].hits, 1);
     store_rules_free(rules, n);
+    /* The policy found at the upgrade is the first version kept, with its rules; the old
+     * log rows name no version. */
+    struct store_version info;
+    ck_assert_int_eq(store_version_get(st, 0, &info, &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(rules[0].id, 7);
+    ck_assert_str_eq(rules[1].text, "allow all");
+    store_rules_free(rules, n);
     store_close(st);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM access_log WHERE policy_version = 0"),
+                     4);
     ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM access_log"), 4);
     ck_assert_int_eq(
         raw_int(tmp.db, "SELECT count(*) FROM sqlite_master WHERE name = 'access_log_time'"), 1);

@@ -372,7 +372,7 @@ START_TEST(test_grouped_changes_commit_together_or_not_at_all)
     size_t audits;
     int a, b, c;
 
-    /* Committed: three changes, three audit rows, three bumps. */
+    /* Committed: three changes, three audit rows, one version. */
     ck_assert_int_eq(store_change_begin(st, 0, err, sizeof(err)), PX_OK);
     ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "", 0, "t", &a, err, sizeof(err)), 0);
     ck_assert_int_eq(store_rule_add(st, "deny domain b.test", "", 0, "t", &b, err, sizeof(err)), 0);
@@ -380,8 +380,8 @@ START_TEST(test_grouped_changes_commit_together_or_not_at_all)
     ck_assert_int_eq(store_rule_delete(st, 999, "t", err, sizeof(err)), -1);
     ck_assert_int_eq(store_rule_move(st, b, -1, "t", err, sizeof(err)), 0);
     ck_assert_int_eq(store_change_commit(st, &version, err, sizeof(err)), PX_OK);
-    ck_assert_int_eq(version, 3);
-    ck_assert_int_eq(store_policy_version(st), 3);
+    ck_assert_int_eq(version, 1);
+    ck_assert_int_eq(store_policy_version(st), 1);
     audits = audit_count();
     ck_assert_uint_eq(audits, 3);
 
@@ -390,13 +390,90 @@ START_TEST(test_grouped_changes_commit_together_or_not_at_all)
     ck_assert_int_eq(store_rule_add(st, "deny domain c.test", "", 0, "t", &c, err, sizeof(err)), 0);
     ck_assert_int_eq(store_rule_delete(st, a, "t", err, sizeof(err)), 0);
     store_change_rollback(st);
-    ck_assert_int_eq(store_policy_version(st), 3);
+    ck_assert_int_eq(store_policy_version(st), 1);
     ck_assert_uint_eq(audit_count(), audits);
     char got[256];
     order(got, sizeof(got));
     ck_assert_str_eq(got, "deny domain b.test,deny domain a.test");
     ck_assert_int_eq(store_rule_add(st, "deny domain d.test", "", 0, "t", &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_policy_version(st), 2);
+}
+END_TEST
+
+START_TEST(test_versions_record_who_when_why_and_the_rules)
+{
+    struct store_version *vs, info;
+    struct store_rule *rules;
+    size_t n;
+    int a, b;
+    const char *const ads[] = {"ads.test"};
+
+    /* The migration recorded the empty policy as version 0. */
+    ck_assert_int_eq(store_versions_list(st, 0, 0, &vs, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(vs[0].version, 0);
+    free(vs);
+
+    ck_assert_int_eq(
+        store_rule_add(st, "deny domain a.test", "why", 0, "alice", &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_change_begin(st, -1, err, sizeof(err)), PX_OK);
+    store_change_message(st, "block b and disable a");
+    ck_assert_int_eq(store_rule_add(st, "deny domain b.test", "", -1, "bob", &b, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_rule_update(st, a, NULL, NULL, 0, "bob", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_change_commit(st, NULL, err, sizeof(err)), PX_OK);
+    /* A list change is a version too; its rules are the version before's. */
+    ck_assert_int_eq(store_list_replace(st, "ads", ads, 1, "carol", err, sizeof(err)), 0);
+
+    ck_assert_int_eq(store_versions_list(st, 0, 0, &vs, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(vs[0].version, 3);
+    ck_assert_str_eq(vs[0].actor, "carol");
+    ck_assert_str_eq(vs[0].message, "list.replace ads: 1 entries");
+    ck_assert_int_eq(vs[0].rules, 2);
+    ck_assert_int_eq(vs[1].version, 2);
+    ck_assert_str_eq(vs[1].actor, "bob");
+    ck_assert_str_eq(vs[1].message, "block b and disable a");
+    ck_assert_int_eq(vs[2].version, 1);
+    ck_assert_str_eq(vs[2].actor, "alice");
+    ck_assert_str_eq(vs[2].message, "rule.add rule 1: deny domain a.test");
+    ck_assert_int_eq(vs[2].rules, 1);
+    ck_assert_int_gt(vs[2].time_ms, 0);
+    free(vs);
+    /* Paging: older than 2. */
+    ck_assert_int_eq(store_versions_list(st, 2, 1, &vs, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(vs[0].version, 1);
+    free(vs);
+
+    ck_assert_int_eq(store_version_get(st, 3, &info, &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(rules[0].id, b);
+    ck_assert_int_eq(rules[1].id, a);
+    ck_assert(!rules[1].enabled);
+    ck_assert_str_eq(rules[1].comment, "why");
+    store_rules_free(rules, n);
+    ck_assert_int_eq(store_version_get(st, 99, &info, NULL, NULL, err, sizeof(err)), 1);
+    ck_assert_msg(strstr(err, "no such") != NULL, "%s", err);
+
+    /* Rolling back to version 1: the rule keeps its id, comment and flag; a new version. */
+    ck_assert_int_eq(store_version_get(st, 1, &info, &rules, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rules_restore(st, 1, rules, n, "dave", err, sizeof(err)), 0);
+    store_rules_free(rules, n);
     ck_assert_int_eq(store_policy_version(st), 4);
+    ck_assert_int_eq(store_rules_list(st, &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(rules[0].id, a);
+    ck_assert(rules[0].enabled);
+    ck_assert_str_eq(rules[0].comment, "why");
+    store_rules_free(rules, n);
+    ck_assert_int_eq(store_versions_list(st, 0, 1, &vs, &n, err, sizeof(err)), 0);
+    ck_assert_str_eq(vs[0].actor, "dave");
+    ck_assert_str_eq(vs[0].message, "policy.rollback version 1: 1 rules");
+    free(vs);
+    /* The next new rule still gets an id never used before. */
+    ck_assert_int_eq(store_rule_add(st, "deny domain c.test", "", 0, "t", &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(a, b + 1);
 }
 END_TEST
 
@@ -441,6 +518,7 @@ int main(void)
     tcase_add_test(tc, test_settings_round_trip);
     tcase_add_test(tc, test_policy_read_is_one_moment_with_the_next_id);
     tcase_add_test(tc, test_grouped_changes_commit_together_or_not_at_all);
+    tcase_add_test(tc, test_versions_record_who_when_why_and_the_rules);
     tcase_add_test(tc, test_group_at_a_version_that_moved_is_again);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

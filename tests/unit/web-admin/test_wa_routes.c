@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "web-admin/wa_routes.h"
+#include "web-admin/wa_static.h"
 
 #define MAX_DOC_ROUTES 128
 
@@ -207,7 +208,9 @@ START_TEST(test_pages_need_an_admin_and_assets_are_public)
         npages++;
         p = q + 1;
     }
-    ck_assert_uint_eq(npages, 7);
+#define COUNT_PAGE(path, file, id, title) +1
+    ck_assert_uint_eq(npages, 0 WA_PAGES(COUNT_PAGE)); /* the doc names every page */
+#undef COUNT_PAGE
     ck_assert_uint_eq(route_of("GET", "/static/app.css")->flags, WA_PUBLIC);
     ck_assert_uint_eq(route_of("GET", "/login")->flags, WA_PUBLIC);
 }

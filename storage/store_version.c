@@ -1,0 +1,280 @@
+/* store_version: the history of the policy. Each committed change that moves the policy
+ * version leaves one row in policy_versions (who, when, a message) and the rules that version
+ * held (policy_version_rules, shared with the version before when the rules did not change),
+ * so a version can be listed, compared with another and restored, and a logged request can
+ * be explained with the rules that decided it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "storage/store_impl.h"
+
+#define VERSIONS_DEFAULT_LIMIT 100
+#define VERSIONS_MAX_LIMIT 1000
+
+void store_version_note(struct store *st, const char *actor, const char *action, const char *detail)
+{
+    size_t len = strlen(st->version_message);
+
+    snprintf(st->version_actor, sizeof(st->version_actor), "%s", actor && *actor ? actor : "-");
+    if (st->message_set || len + 1 >= sizeof(st->version_message))
+        return;
+    snprintf(st->version_message + len, sizeof(st->version_message) - len, "%s%s %s",
+             len ? "; " : "", action, detail ? detail : "");
+}
+
+void store_change_message(struct store *st, const char *message)
+{
+    if (!message || !*message)
+        return;
+    snprintf(st->version_message, sizeof(st->version_message), "%s", message);
+    st->message_set = true;
+}
+
+/* Runs sql binding the integers args[0..nargs) and returns the first column of its first
+ * row in *out: 0, 1 when there is no row, -1 with err. */
+static int query_int(struct store *st, const char *sql, const int64_t *args, int nargs,
+                     int64_t *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(st, sql, &s, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < nargs; i++)
+        sqlite3_bind_int64(s, i + 1, args[i]);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        *out = sqlite3_column_int64(s, 0);
+        rc = 0;
+    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        rc = 1;
+    } else {
+        rc = store_sql_err(st, err, errlen, "policy versions");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_version_record(struct store *st, char *err, size_t errlen)
+{
+    int64_t v = store_policy_version(st), prev = 0, rules_of = 0, same = 0, exists;
+    sqlite3_stmt *s;
+    int rc;
+
+    st->version_pending = false;
+    if (v < 0)
+        return store_errf(err, errlen, "policy version: cannot read it");
+    rc = query_int(st, "SELECT 1 FROM policy_versions WHERE version = ?", &v, 1, &exists, err,
+                   errlen);
+    if (rc <= 0) /* recorded already (the bump was undone), or an error */
+        return rc;
+    rc = query_int(st, "SELECT max(version) FROM policy_versions WHERE version < ?", &v, 1, &prev,
+                   err, errlen);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        if (query_int(st, "SELECT rules_of FROM policy_versions WHERE version = ?", &prev, 1,
+                      &rules_of, err, errlen) < 0 ||
+            query_int(st,
+                      "SELECT (SELECT count(*) FROM rules) ="
+                      " (SELECT count(*) FROM policy_version_rules WHERE version = ?1)"
+                      " AND NOT EXISTS (SELECT position, id, enabled, text, comment FROM rules"
+                      " EXCEPT SELECT position, rule_id, enabled, text, comment"
+                      " FROM policy_version_rules WHERE version = ?1)",
+                      &rules_of, 1, &same, err, errlen) < 0)
+            return -1;
+    }
+    if (store_prepare(st,
+                      "INSERT INTO policy_versions(version, time_ms, actor, message, rules_of)"
+                      " VALUES (?, ?, ?, ?, ?)",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, v);
+    sqlite3_bind_int64(s, 2, clock_wall_ms());
+    sqlite3_bind_text(s, 3, st->version_actor[0] ? st->version_actor : "-", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, st->version_message, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, same ? rules_of : v);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, err, errlen, "policy versions");
+    if (same)
+        return 0;
+    if (store_prepare(st,
+                      "INSERT INTO policy_version_rules(version, position, rule_id, enabled, text,"
+                      " comment) SELECT ?, position, id, enabled, text, comment FROM rules",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, v);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "policy version rules");
+}
+
+#define VERSION_COLUMNS                                                                            \
+    "SELECT v.version, v.time_ms, v.actor, v.message,"                                             \
+    " (SELECT count(*) FROM policy_version_rules r WHERE r.version = v.rules_of)"                  \
+    " FROM policy_versions v"
+
+static void version_from_row(sqlite3_stmt *s, struct store_version *v)
+{
+    const char *actor = (const char *)sqlite3_column_text(s, 2);
+    const char *message = (const char *)sqlite3_column_text(s, 3);
+
+    memset(v, 0, sizeof(*v));
+    v->version = sqlite3_column_int64(s, 0);
+    v->time_ms = sqlite3_column_int64(s, 1);
+    snprintf(v->actor, sizeof(v->actor), "%s", actor ? actor : "");
+    snprintf(v->message, sizeof(v->message), "%s", message ? message : "");
+    v->rules = sqlite3_column_int64(s, 4);
+}
+
+int store_versions_list(struct store *st, int64_t before, size_t limit, struct store_version **rows,
+                        size_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    struct store_version *v;
+    size_t len = 0;
+    int rc;
+
+    *rows = NULL;
+    *n = 0;
+    if (limit == 0)
+        limit = VERSIONS_DEFAULT_LIMIT;
+    if (limit > VERSIONS_MAX_LIMIT)
+        limit = VERSIONS_MAX_LIMIT;
+    v = calloc(limit, sizeof(*v));
+    if (!v)
+        return store_errf(err, errlen, "policy versions: out of memory");
+    if (store_prepare(st, VERSION_COLUMNS " WHERE v.version < ? ORDER BY v.version DESC LIMIT ?",
+                      &s, err, errlen) < 0) {
+        free(v);
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int64(s, 2, (int64_t)limit);
+    while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        version_from_row(s, &v[len++]);
+    sqlite3_finalize(s);
+    if (len < limit && rc != SQLITE_DONE) {
+        free(v);
+        return store_sql_err(st, err, errlen, "policy versions");
+    }
+    *rows = v;
+    *n = len;
+    return 0;
+}
+
+int store_version_get(struct store *st, int64_t version, struct store_version *info,
+                      struct store_rule **rules, size_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    struct store_rule *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    if (rules) {
+        *rules = NULL;
+        *n = 0;
+    }
+    if (store_prepare(st, VERSION_COLUMNS " WHERE v.version = ?", &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, version);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        version_from_row(s, info);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE) {
+        store_errf(err, errlen, "version %lld: no such policy version", (long long)version);
+        return 1;
+    }
+    if (rc != SQLITE_ROW)
+        return store_sql_err(st, err, errlen, "policy versions");
+    if (!rules)
+        return 0;
+    if (store_prepare(st,
+                      "SELECT r.rule_id, r.position, r.enabled, r.text, r.comment"
+                      " FROM policy_versions v JOIN policy_version_rules r"
+                      " ON r.version = v.rules_of WHERE v.version = ? ORDER BY r.position",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, version);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_rule *r;
+
+        if (store_array_reserve(&v, &cap, len, 32, sizeof(*v)) < 0)
+            goto oom;
+        r = &v[len];
+        memset(r, 0, sizeof(*r));
+        r->id = sqlite3_column_int(s, 0);
+        r->position = sqlite3_column_int(s, 1);
+        r->enabled = sqlite3_column_int(s, 2) != 0;
+        r->text = strdup((const char *)sqlite3_column_text(s, 3));
+        r->comment = strdup((const char *)sqlite3_column_text(s, 4));
+        len++;
+        if (!r->text || !r->comment)
+            goto oom;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_rules_free(v, len);
+        return store_sql_err(st, err, errlen, "policy version rules");
+    }
+    *rules = v;
+    *n = len;
+    return 0;
+oom:
+    sqlite3_finalize(s);
+    store_rules_free(v, len);
+    return store_errf(err, errlen, "policy version rules: out of memory");
+}
+
+int store_rules_restore(struct store *st, int64_t version, const struct store_rule *rules, size_t n,
+                        const char *actor, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int64_t now = clock_wall_ms();
+    char detail[64];
+
+    for (size_t i = 0; i < n; i++)
+        if (!rules[i].text || !*rules[i].text || rules[i].id <= 0)
+            return store_errf(err, errlen, "rule %zu: empty text or no id", i + 1);
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    /* The rules keep their ids: their hit counts and the log rows that name them still
+     * point at them. An id is never handed out again (AUTOINCREMENT), so no other rule can
+     * hold it meanwhile. */
+    if (store_exec(st, "DELETE FROM rules", err, errlen) < 0 ||
+        store_prepare(st,
+                      "INSERT INTO rules(id, position, enabled, text, comment, created_ms,"
+                      " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      &s, err, errlen) < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int(s, 1, rules[i].id);
+        sqlite3_bind_int64(s, 2, (int64_t)i + 1);
+        sqlite3_bind_int(s, 3, rules[i].enabled);
+        sqlite3_bind_text(s, 4, rules[i].text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, rules[i].comment ? rules[i].comment : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, now);
+        sqlite3_bind_int64(s, 7, now);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            store_sql_err(st, err, errlen, "rules restore");
+            sqlite3_finalize(s);
+            goto fail;
+        }
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    snprintf(detail, sizeof(detail), "version %lld: %zu rules", (long long)version, n);
+    if (store_audit_add(st, actor, "policy.rollback", detail, err, errlen) < 0 ||
+        store_policy_bump(st, err, errlen) < 0)
+        goto fail;
+    return store_commit(st, err, errlen);
+fail:
+    store_rollback(st);
+    return -1;
+}

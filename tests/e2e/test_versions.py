@@ -1,0 +1,155 @@
+"""End-to-end tests of policy versions through a running proxyd: each change (API, proxyctl,
+policy import) is a numbered version with who, when and a message; `proxyctl policy log`,
+`policy diff`, `policy rollback` (itself a version, in force when it returns); each access
+row carries the version that decided it and `proxyctl why` prints that version's rule and
+the trace even after the rule has changed; a rollback that no longer compiles is refused."""
+import json
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+import urllib.error
+import urllib.parse
+
+from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
+
+RECORDS = {"a.test": "127.0.0.1", "b.test": "127.0.0.1"}
+
+
+class VersionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsStub(records=RECORDS)
+        cls.dns.__enter__()
+        cls.origin = Origin()
+        cls.origin.__enter__()
+        cls.px = Proxyd(dns=cls.dns)
+        cls.px.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.origin.__exit__(None, None, None)
+        cls.dns.__exit__(None, None, None)
+
+    def ctl(self, *args, expect=0):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXYCTL_", "PROXYD_"))}
+        r = subprocess.run([PROXYCTL, "--url", self.px.admin_url, "--data-dir", self.px.data_dir]
+                           + list(args), capture_output=True, text=True, timeout=60, env=env,
+                           cwd=tempfile.gettempdir())
+        self.assertEqual(r.returncode, expect, "proxyctl %s: exit %d\nstdout: %s\nstderr: %s"
+                         % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r.stdout, r.stderr
+
+    def status(self, host):
+        return self.px.get("http://%s:%d/small" % (host, self.origin.port))[0]
+
+    def current(self):
+        return self.px.api("GET", "/api/versions")["current"]
+
+    def logged(self, host, status):
+        """The newest access row for host with status (the writer is another thread)."""
+        def row():
+            rows = self.px.api("GET", "/api/logs?host=%s&limit=20" % host)["rows"]
+            rows = [r for r in rows if r["status"] == status]
+            return rows[0] if rows else None
+        r = wait_for(row, timeout=60)
+        self.assertIsNotNone(r, "no logged %d for %s" % (status, host))
+        return r
+
+    def test_versions_diff_rollback_and_why(self):
+        start = self.current()
+        out, _ = self.ctl("--message", "ticket 42: block a", "block", "a.test")
+        self.assertIn("(in force)", out)
+        v_block = self.current()
+        self.assertEqual(v_block, start + 1)
+        self.assertEqual(self.status("a.test"), 403)
+        denied = self.logged("a.test", 403)
+        self.assertEqual(denied["policy_version"], v_block)
+
+        # Several changes in one request (a policy import) are one version.
+        path = os.path.join(self.px.tmp, "p.policy")
+        with open(path, "w") as f:
+            f.write("deny domain b.test\nallow domain a.test  \n")
+        self.ctl("import", path)
+        v_import = self.current()
+        self.assertEqual(v_import, v_block + 1)
+        self.assertEqual(self.status("a.test"), 200)
+        self.assertEqual(self.status("b.test"), 403)
+
+        out, _ = self.ctl("policy", "log")
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^version +time +actor +rules +message")
+        self.assertRegex(lines[1], r"^ *%d\* .* token +2 +rules\.replace 2 rules$" % v_import)
+        self.assertRegex(lines[2], r"^ *%d .* token +1 +ticket 42: block a$" % v_block)
+
+        out, _ = self.ctl("policy", "diff", str(v_block), str(v_import))
+        self.assertIn("--- version %d\n+++ version %d\n" % (v_block, v_import), out)
+        self.assertRegex(out, r"(?m)^- +\d+ on +deny domain a\.test$")
+        self.assertRegex(out, r"(?m)^\+ +\d+ on +deny domain b\.test$")
+        self.assertRegex(out, r"(?m)^\+ +\d+ on +allow domain a\.test$")
+        out, _ = self.ctl("policy", "diff", str(v_import), str(v_import))
+        self.assertIn("(the rules are the same)", out)
+
+        # Why was a.test denied? Its row names the version, whose rule is gone from the
+        # rules in force now but not from the history.
+        out, _ = self.ctl("why", str(denied["id"]))
+        self.assertRegex(out, r"decision: deny \(status 403\)")
+        self.assertRegex(out, r"policy version %d, .* by token: ticket 42: block a" % v_block)
+        self.assertRegex(out, r"rule \d+ \(position 1\): deny domain a\.test")
+        self.assertRegex(out, r"(?m)^ +1 decided +deny domain a\.test$")
+        allowed = self.logged("a.test", 200)
+        self.assertEqual(allowed["policy_version"], v_import)
+        why = self.px.api("GET", "/api/logs/%d/why" % allowed["id"])
+        self.assertEqual(why["rule"]["text"], "allow domain a.test")
+        self.assertEqual([t["result"] for t in why["trace"]], ["did not decide", "decided"])
+
+        # Rollback: the rules of v_block in force when proxyctl returns, as a new version.
+        out, _ = self.ctl("policy", "rollback", str(v_block))
+        self.assertEqual(out, "rules of version %d in force again (1 rules): now version %d\n"
+                         % (v_block, v_import + 1))
+        self.assertEqual(self.status("a.test"), 403)
+        self.assertEqual(self.status("b.test"), 200)
+        rules = self.px.api("GET", "/api/rules")["rules"]
+        self.assertEqual([r["text"] for r in rules], ["deny domain a.test"])
+        self.assertEqual(rules[0]["id"], denied["rule_id"], "the restored rule lost its id")
+        log = self.px.api("GET", "/api/versions?limit=1")["rows"][0]
+        self.assertEqual(log["message"], "policy.rollback version %d: 1 rules" % v_block)
+        self.assertEqual(log["actor"], "token")
+
+        _, err = self.ctl("policy", "rollback", "99999", expect=1)
+        self.assertIn("no such policy version 99999", err)
+        _, err = self.ctl("policy", "diff", "x", "1", expect=2)
+        self.assertIn("V1 must be a number", err)
+        _, err = self.ctl("why", "99999999", expect=1)
+        self.assertIn("log row 99999999", err)
+
+    def test_rollback_that_no_longer_compiles_is_refused(self):
+        self.px.api("PUT", "/api/lists/ads", b"ads.test\n")
+        self.ctl("rules", "add", "deny", "list", "ads")
+        v_list = self.current()
+        rules = self.px.api("GET", "/api/rules")["rules"]
+        for r in rules:
+            self.px.api("DELETE", "/api/rules/%d" % r["id"])
+        self.px.api("DELETE", "/api/lists/ads")
+        before = self.current()
+        _, err = self.ctl("policy", "rollback", str(v_list), expect=1)
+        self.assertIn("no list named 'ads'", err)
+        self.assertEqual(self.current(), before, "a refused rollback made a version")
+
+    def test_message_is_bounded_and_escaped_as_given(self):
+        q = urllib.parse.quote("x" * 501)
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            self.px.api("POST", "/api/block?message=" + q, {"domain": "c.test"})
+        self.assertEqual(cm.exception.code, 400)
+        self.assertEqual(json.loads(cm.exception.read())["field"], "message")
+        msg = "<script>alert(1)</script> & \u00e9"
+        self.px.api("POST", "/api/block?message=" + urllib.parse.quote(msg), {"domain": "d.test"})
+        row = self.px.api("GET", "/api/versions?limit=1")["rows"][0]
+        self.assertEqual(row["message"], msg)
+        self.assertEqual(row["rules"], len(self.px.api("GET", "/api/rules")["rules"]))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,107 @@
+/* proxyd admin: policy versions, newest first: who changed the policy, when and why; a
+ * rule-level comparison of two versions; a rollback (itself a new version). */
+'use strict';
+
+(() => {
+  const {el, $, api, fmtTime} = PX;
+  let nextBefore = null;
+  let current = null;
+  let picked = null; /* the first version picked for a comparison */
+
+  const MARK = {added: '+', removed: '-', changed: '~', moved: '\u2195'};
+
+  function ruleCells(mark, kind, r, note) {
+    return el('tr', {class: 'diff-' + kind, 'data-testid': 'diff-row', 'data-change': kind},
+      el('td', {class: 'mono', text: mark}),
+      el('td', {class: 'num', text: r.id}),
+      el('td', {text: r.enabled ? 'on' : 'off'}),
+      el('td', {class: 'mono url', text: r.text + (note ? '  (' + note + ')' : '')}),
+      el('td', {text: r.comment}));
+  }
+
+  async function compare(from, to) {
+    const res = await api('GET', '/api/versions/diff' + PX.query({from, to}));
+    $('diff-title').textContent = 'Changes from version ' + from + ' to version ' + to;
+    const body = $('diff');
+    body.replaceChildren();
+    for (const c of res.changes) {
+      if (c.change === 'changed') {
+        body.append(ruleCells('-', 'removed', c.before));
+        body.append(ruleCells('+', 'added', c));
+      } else if (c.change === 'moved') {
+        body.append(ruleCells(MARK.moved, 'moved', c,
+          'moved from position ' + c.from_position + ' to ' + c.position));
+      } else {
+        body.append(ruleCells(MARK[c.change] || '?', c.change, c));
+      }
+    }
+    if (!res.changes.length)
+      body.append(el('tr', {}, el('td', {colspan: 5, class: 'muted', text: 'The rules are the same.'})));
+  }
+
+  function pick(v) {
+    if (picked === null || picked === v) {
+      picked = v;
+      PX.flash('Version ' + v + ' picked: click "Compare" on another version.');
+      return;
+    }
+    const [a, b] = [Math.min(picked, v), Math.max(picked, v)];
+    picked = null;
+    PX.flash('');
+    compare(a, b).catch(PX.showError);
+  }
+
+  /* Shows what the rollback changed: the version in force before it against the new one. */
+  async function rollback(v) {
+    const was = current;
+    const message = $('v-message').value.trim();
+    const res = await api('POST', '/api/versions/' + v + '/rollback' + PX.query({message}));
+    PX.flash('The rules of version ' + res.restored + ' are in force again: now version ' +
+             res.version + '.');
+    $('v-message').value = '';
+    await reload();
+    await compare(was, res.version);
+  }
+
+  function row(r, previous) {
+    const actions = el('td', {class: 'actions'},
+      el('button', {type: 'button', class: 'small secondary', 'data-testid': 'v-compare',
+                    text: 'Compare', onclick: () => pick(r.version)}));
+    if (previous !== null)
+      actions.append(' ', el('button', {type: 'button', class: 'small secondary',
+        'data-testid': 'v-changes', text: 'Changes',
+        onclick: () => compare(previous, r.version).catch(PX.showError)}));
+    if (r.version !== current)
+      actions.append(' ', PX.confirmButton('Roll back to this', 'v-rollback',
+        () => rollback(r.version).catch(PX.showError)));
+    return el('tr', {'data-testid': 'version-row', 'data-version': r.version},
+      el('td', {class: 'num', text: r.version + (r.version === current ? ' (in force)' : '')}),
+      el('td', {text: fmtTime(r.time_ms)}),
+      el('td', {text: r.actor}),
+      el('td', {class: 'num', text: r.rules}),
+      el('td', {class: 'url', text: r.message}),
+      actions);
+  }
+
+  async function page(before) {
+    const res = await api('GET', '/api/versions' + PX.query({before, limit: 50}));
+    current = res.current;
+    /* "Changes" compares with the version listed below it: the one before. */
+    for (let i = 0; i < res.rows.length; i++) {
+      const prev = i + 1 < res.rows.length ? res.rows[i + 1].version : null;
+      $('versions').append(row(res.rows[i], prev));
+    }
+    nextBefore = res.next_before;
+    $('v-older').disabled = nextBefore === null || nextBefore === undefined;
+  }
+
+  async function reload() {
+    $('versions').replaceChildren();
+    await page('');
+  }
+
+  PX.start(async () => {
+    $('v-older').addEventListener('click', () => page(nextBefore).catch(PX.showError));
+    await reload();
+  });
+})();
