@@ -348,6 +348,7 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
     };
     struct acl_decision ad;
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
+    c->rec.policy_version = acl_set_version(w->acl);
     c->rec.rule_id = ad.rule_id;
     c->rec.undecided_rule_id = ad.undecided_rule_id;
     c->dest_pending = ad.dest_pending;
