@@ -34,7 +34,15 @@ struct opt {
 #define OFF(f) offsetof(struct px_config, f)
 static const struct opt opts[] = {
     {"listen", OPT_LIST, OFF(listen), OFF(nlisten), CONFIG_MAX_LISTEN,
-     "ADDR:PORT  proxy listener, repeatable (default 0.0.0.0:3128 and [::]:3128)"},
+     "ADDR:PORT  proxy listener, repeatable (default 0.0.0.0:3128 and [::]:3128\n"
+     "               unless listen-tls is given)"},
+    {"listen-tls", OPT_LIST, OFF(listen_tls), OFF(nlisten_tls), CONFIG_MAX_LISTEN,
+     "ADDR:PORT  proxy listener over TLS (PAC: HTTPS host:port), repeatable"},
+    {"tls-cert", OPT_STR, OFF(tls_cert), 0, 0,
+     "FILE  PEM certificate (chain) of listen-tls (default: one made at\n"
+     "               first start, DATA-DIR/tls-cert.pem)"},
+    {"tls-key", OPT_STR, OFF(tls_key), 0, 0,
+     "FILE  its PEM private key (default DATA-DIR/tls-key.pem, made with it)"},
     {"forward", OPT_FORWARD, OFF(forwards), OFF(nforwards), CONFIG_MAX_FORWARDS,
      "'ADDR:PORT HOST:PORT [clients CIDR,...]'  port forward: connections to ADDR:PORT\n"
      "               relayed to HOST:PORT under the policy, repeatable (more: proxyctl forward)"},
@@ -396,7 +404,11 @@ enum config_parse config_from_args(struct px_config *cfg, int argc, char **argv,
         if (config_set(cfg, name, value, "", err, errlen) < 0)
             return CONFIG_EXIT_USAGE;
     }
-    if (cfg->nlisten == 0) {
+    if (!!cfg->tls_cert != !!cfg->tls_key) {
+        snprintf(err, errlen, "tls-cert and tls-key go together: give both or neither");
+        return CONFIG_EXIT_USAGE;
+    }
+    if (cfg->nlisten == 0 && cfg->nlisten_tls == 0) {
         cfg->listen[cfg->nlisten++] = strdup("0.0.0.0:3128");
         cfg->listen[cfg->nlisten++] = strdup("[::]:3128");
     }

@@ -10,6 +10,8 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_LISTEN 8
+/* Every listening address of every kind (listen, listen-tls). */
+#define CONFIG_MAX_LISTENERS (2 * CONFIG_MAX_LISTEN)
 #define CONFIG_MAX_DNS 4
 #define CONFIG_MAX_PORTS 32
 #define CONFIG_MAX_ADMIN_HOSTS 16
@@ -22,7 +24,11 @@ struct px_config {
     /* "LISTEN TARGET [clients CIDR,...]" (acl_forward_parse_line), checked when read */
     char *forwards[CONFIG_MAX_FORWARDS];
     size_t nforwards;
-    char *admin; /* "127.0.0.1:8080" or "off" */
+    char *listen_tls[CONFIG_MAX_LISTEN]; /* the proxy over TLS */
+    size_t nlisten_tls;
+    char *tls_cert; /* PEM files of the TLS listeners; */
+    char *tls_key;  /* NULL: the self-made pair in the data folder */
+    char *admin;    /* "127.0.0.1:8080" or "off" */
     bool admin_allow_remote;
     char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */
     size_t nadmin_hosts;

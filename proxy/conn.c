@@ -6,6 +6,7 @@
  * edge-triggered readiness flags honest. Worker thread only. */
 #include "proxy/conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +17,7 @@
 
 #include "base/status.h"
 #include "proxy/client_limit.h"
+#include "proxy/log.h"
 #include "proxy/origin.h"
 #include "proxy/portfwd.h"
 #include "proxy/relay.h"
@@ -27,10 +29,10 @@
 #define LINGER_MS 2000
 
 static const char *const state_names[CONN_STATE_COUNT] = {
-    [CONN_IDLE] = "idle",       [CONN_READ_HEAD] = "read-head", [CONN_AUTH] = "auth",
-    [CONN_RESOLVE] = "resolve", [CONN_CONNECT] = "connect",     [CONN_RELAY] = "relay",
-    [CONN_TUNNEL] = "tunnel",   [CONN_REPLY] = "reply",         [CONN_LINGER] = "linger",
-    [CONN_CLOSED] = "closed",
+    [CONN_IDLE] = "idle",     [CONN_HANDSHAKE] = "handshake", [CONN_READ_HEAD] = "read-head",
+    [CONN_AUTH] = "auth",     [CONN_RESOLVE] = "resolve",     [CONN_CONNECT] = "connect",
+    [CONN_RELAY] = "relay",   [CONN_TUNNEL] = "tunnel",       [CONN_REPLY] = "reply",
+    [CONN_LINGER] = "linger", [CONN_CLOSED] = "closed",
 };
 
 const char *conn_state_str(enum conn_state s)
@@ -115,6 +117,75 @@ ssize_t conn_recv(int fd, bool *readable, bool hup, struct buf *b, size_t reserv
     return PX_ERR;
 }
 
+ssize_t conn_client_recv(struct conn *c, struct buf *b, size_t reserve)
+{
+    if (!conn_client_tls(c))
+        return conn_recv(c->cfd, &c->c_readable, c->c_hup, b, reserve);
+    if (!c->c_readable)
+        return PX_AGAIN;
+    size_t room = buf_room(b);
+    if (room <= reserve)
+        return PX_AGAIN;
+    /* No short-read shortcut: GnuTLS may hold decrypted bytes the socket no longer shows, so
+     * only its "would block" clears the flag. */
+    ssize_t n =
+        tls_session_recv(&c->tls, buf_tail(b), room - reserve, &c->c_readable, &c->c_writable);
+    if (n > 0)
+        b->len += (size_t)n;
+    return n;
+}
+
+ssize_t conn_client_send(struct conn *c, struct buf *b, size_t *ready)
+{
+    if (!conn_client_tls(c))
+        return conn_send(c->cfd, &c->c_writable, b, ready);
+    if (!c->c_writable || *ready == 0)
+        return PX_AGAIN;
+    ssize_t n = tls_session_send(&c->tls, buf_head(b), *ready, &c->c_readable, &c->c_writable);
+    if (n > 0) {
+        buf_consume(b, (size_t)n);
+        *ready -= (size_t)n;
+    }
+    return n;
+}
+
+void conn_client_shutdown(struct conn *c)
+{
+    if (conn_client_tls(c))
+        tls_session_bye(&c->tls);
+    shutdown(c->cfd, SHUT_WR);
+}
+
+/* CONN_HANDSHAKE: a TLS client's handshake; then it is an idle connection like any other. */
+static bool step_handshake(struct conn *c)
+{
+    static struct log_ratelimit tls_rl = LOG_RATELIMIT_INIT(10000, 1);
+    int r = tls_session_handshake(&c->tls, &c->c_readable, &c->c_writable);
+    if (r == PX_AGAIN)
+        return false;
+    if (r == PX_ERR) {
+        char who[INET6_ADDRSTRLEN] = "?";
+        const struct sockaddr_storage *ss = &c->client_addr;
+        inet_ntop(ss->ss_family,
+                  ss->ss_family == AF_INET
+                      ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                      : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr,
+                  who, sizeof(who));
+        log_info_limited(&tls_rl, "client %s: TLS handshake failed: %s", who,
+                         tls_session_error(&c->tls));
+        /* Closed with its bytes unread, the socket would answer with a reset, and the alert
+         * GnuTLS sent would be lost: drain for a moment instead, like any answered client. */
+        c->why = CLOSE_TLS_HANDSHAKE;
+        conn_linger(c);
+        return true;
+    }
+    /* The first request may have come with the handshake's last flight and wait in GnuTLS. */
+    c->c_readable = true;
+    c->state = CONN_IDLE;
+    conn_set_deadline(c, c->w->tun.header_timeout_ms);
+    return true;
+}
+
 /* ---- between requests, and the end ---- */
 
 void conn_next_request(struct conn *c)
@@ -140,7 +211,7 @@ void conn_next_request(struct conn *c)
 
 void conn_linger(struct conn *c)
 {
-    shutdown(c->cfd, SHUT_WR);
+    conn_client_shutdown(c);
     c->state = CONN_LINGER;
     conn_set_deadline(c, LINGER_MS);
 }
@@ -177,6 +248,8 @@ static void conn_rerun(struct ev_loop *loop, void *arg)
 static bool step(struct conn *c)
 {
     switch (c->state) {
+    case CONN_HANDSHAKE:
+        return step_handshake(c);
     case CONN_IDLE:
     case CONN_READ_HEAD:
         return request_step_read_head(c);
@@ -301,6 +374,13 @@ void conn_close(struct conn *c, enum conn_close why)
     request_record_finish(c);
     atomic_fetch_add_explicit(&w->stats.closes[c->why], 1, memory_order_relaxed);
     release_all(c);
+    if (conn_client_tls(c)) {
+        /* A client at rest (idle timeout, shutdown) hears the end; otherwise it is gone. */
+        if (c->tls.state == TLS_OPEN &&
+            (c->why == CLOSE_NONE || c->why == CLOSE_IDLE_TIMEOUT || c->why == CLOSE_SHUTDOWN))
+            tls_session_bye(&c->tls);
+        tls_session_end(&c->tls);
+    }
     ev_io_del(w->loop, c->cfd);
     close(c->cfd);
     c->cfd = -1;
@@ -351,6 +431,18 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     c->client_addr = *addr;
     c->client_counted = counted;
     c->state = CONN_IDLE;
+    if (l->kind == LISTENER_TLS) {
+        if (!w->shared->tls || tls_session_start(&c->tls, w->shared->tls, fd) < 0) {
+            c->tls.state = TLS_NONE;
+            close(fd);
+            if (counted)
+                client_limit_release(w->shared->clients, (const struct sockaddr *)addr);
+            c->next = w->free_conns;
+            w->free_conns = c;
+            return -1;
+        }
+        c->state = CONN_HANDSHAKE;
+    }
     c->next = w->active;
     c->prev = NULL;
     if (w->active)
@@ -380,6 +472,9 @@ void conn_check_timeout(struct conn *c, int64_t now_ms)
     switch (c->state) {
     case CONN_IDLE:
         conn_close(c, CLOSE_IDLE_TIMEOUT);
+        return;
+    case CONN_HANDSHAKE:
+        conn_close(c, CLOSE_CLIENT_TIMEOUT);
         return;
     case CONN_READ_HEAD:
         if (c->up.len == 0) {

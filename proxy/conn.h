@@ -26,12 +26,14 @@
 #include "proxy/h1_parse.h"
 #include "proxy/tunnel.h"
 #include "storage/store.h"
+#include "tls/tls.h"
 
 struct listener;
 struct worker;
 
 enum conn_state {
     CONN_IDLE,      /* keep-alive between requests: no buffers held */
+    CONN_HANDSHAKE, /* a TLS listener's connection before its first request: the handshake */
     CONN_READ_HEAD, /* reading a request head */
     CONN_AUTH,      /* waiting for a verifier thread to check the proxy password */
     CONN_RESOLVE,   /* waiting for the origin's addresses */
@@ -71,10 +73,12 @@ struct conn {
     struct worker *w;                /* borrowed */
     const struct listener *listener; /* borrowed: the one that accepted the connection */
     enum conn_state state;
-    int cfd;         /* client socket, owned */
-    int ofd;         /* origin socket, owned, -1 if none */
-    struct buf up;   /* client -> origin */
-    struct buf down; /* origin -> client */
+    int cfd;                /* client socket, owned */
+    struct tls_session tls; /* TLS between client and proxy (TLS_NONE on plain listeners):
+                               every client byte goes through it, never spliced */
+    int ofd;                /* origin socket, owned, -1 if none */
+    struct buf up;          /* client -> origin */
+    struct buf down;        /* origin -> client */
     struct conn_flow upf, downf;
     enum relay_phase phase; /* CONN_RELAY: where the response is */
     int64_t deadline_ms;
@@ -140,6 +144,12 @@ void conn_check_timeout(struct conn *c, int64_t now_ms);
 /* Closes c at once (shutdown, worker teardown), logging an unfinished request. */
 void conn_abort(struct conn *c, enum conn_close why);
 
+/* Whether the client side of c is TLS: its bytes go through c->tls, never splice(2). */
+static inline bool conn_client_tls(const struct conn *c)
+{
+    return c->tls.state != TLS_NONE;
+}
+
 /* ---- for the files of one connection's life (request, origin, relay, tunnel, reply) ---- */
 
 /* Bytes kept free while a head (request or response) is read, for what its rewrite adds. */
@@ -179,5 +189,12 @@ ssize_t conn_send(int fd, bool *writable, struct buf *b, size_t *ready);
  * bytes read (> 0), 0 at the end of stream, PX_AGAIN when nothing can be read now (not
  * readable, or no room), PX_ERR on a failed read (errno). */
 ssize_t conn_recv(int fd, bool *readable, bool hup, struct buf *b, size_t reserve);
+
+/* The client side's pumps: conn_recv/conn_send on c->cfd, through c->tls when the client
+ * speaks TLS (same returns). */
+ssize_t conn_client_recv(struct conn *c, struct buf *b, size_t reserve);
+ssize_t conn_client_send(struct conn *c, struct buf *b, size_t *ready);
+/* Ends the client side's write direction: close_notify (TLS), then a TCP half-close. */
+void conn_client_shutdown(struct conn *c);
 
 #endif

@@ -10,6 +10,7 @@
     X(CLOSE_CLIENT_ERROR, "client-error")                                                          \
     X(CLOSE_CLIENT_TIMEOUT, "client-timeout")                                                      \
     X(CLOSE_IDLE_TIMEOUT, "idle-timeout")                                                          \
+    X(CLOSE_TLS_HANDSHAKE, "tls-handshake-failed")                                                 \
     X(CLOSE_BAD_REQUEST, "bad-request")                                                            \
     X(CLOSE_DENIED, "denied")                                                                      \
     X(CLOSE_AUTH_REQUIRED, "auth-required")                                                        \

@@ -267,7 +267,7 @@ int listener_attach(struct worker *w, const struct listener *ls, size_t n, char 
         snprintf(err, errlen, "worker %u: /dev/null: %s", w->index, strerror(errno));
         return -1;
     }
-    for (size_t i = 0; i < n && i < CONFIG_MAX_LISTEN; i++) {
+    for (size_t i = 0; i < n && i < CONFIG_MAX_LISTENERS; i++) {
         struct listener *l = &w->listeners[w->nlisten++];
         *l = ls[i];
         l->w = w;

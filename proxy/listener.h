@@ -16,7 +16,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* What a listener's connections are, and the setting that makes one. FORWARD and PORTFWD
+/* What a listener's connections are, and the setting that makes one. FORWARD, TLS (the same
+ * proxy, its connections beginning with a TLS handshake, conn.c) and PORTFWD
  * (proxy/portfwd.h) are implemented; the others are named so that settings, logs and code
  * share one vocabulary when they come (docs/architecture.md, "Listeners").
  * X(ENUM, name, setting) */

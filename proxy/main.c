@@ -28,6 +28,7 @@
 #include "proxy/portfwd.h"
 #include "proxy/service.h"
 #include "proxy/worker.h"
+#include "tls/tls.h"
 #include "web-admin/wa.h"
 
 #define DRAIN_GRACE_MS 10000
@@ -46,8 +47,10 @@ struct proxyd {
     struct proxy_shared shared;
     struct worker *workers;
     unsigned nworkers;
-    struct listener *listeners; /* nworkers x cfg.nlisten, opened before --user; then the
+    struct listener *listeners; /* nworkers x nlisteners, opened before --user; then the
                                    workers' */
+    size_t nlisteners;          /* per worker: --listen, then --listen-tls */
+    struct tls_cred *tls;       /* TLS listeners' credentials, NULL if unused */
     struct policy_loader policy;
     struct portfwd_table forwards;
     struct acl_live *acl;
@@ -107,6 +110,9 @@ static void collect_own_addresses(struct proxyd *p)
     socklen_t len;
     for (size_t i = 0; i < p->cfg.nlisten; i++)
         if (addr_parse(p->cfg.listen[i], 0, &ss, &len) == PX_OK)
+            s->own_ports[s->nown_ports++] = addr_port(&ss);
+    for (size_t i = 0; i < p->cfg.nlisten_tls; i++)
+        if (addr_parse(p->cfg.listen_tls[i], 0, &ss, &len) == PX_OK)
             s->own_ports[s->nown_ports++] = addr_port(&ss);
     if (strcmp(p->cfg.admin, "off") != 0 && addr_parse(p->cfg.admin, 0, &ss, &len) == PX_OK)
         s->own_ports[s->nown_ports++] = addr_port(&ss);
@@ -301,36 +307,45 @@ static bool same_str(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static bool same_listen(const struct px_config *a, const struct px_config *b)
+static bool same_list(char *const *a, size_t na, char *const *b, size_t nb)
 {
-    if (a->nlisten != b->nlisten)
+    if (na != nb)
         return false;
-    for (size_t i = 0; i < a->nlisten; i++)
-        if (strcmp(a->listen[i], b->listen[i]) != 0)
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
             return false;
     return true;
 }
 
-static bool same_forwards(const struct px_config *a, const struct px_config *b)
+/* The listening addresses of every kind, in the order each worker's listeners have. */
+static size_t listen_specs(const struct px_config *cfg, const char **texts,
+                           enum listener_kind *kinds)
 {
-    if (a->nforwards != b->nforwards)
-        return false;
-    for (size_t i = 0; i < a->nforwards; i++)
-        if (strcmp(a->forwards[i], b->forwards[i]) != 0)
-            return false;
-    return true;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nlisten; i++, n++) {
+        texts[n] = cfg->listen[i];
+        kinds[n] = LISTENER_FORWARD;
+    }
+    for (size_t i = 0; i < cfg->nlisten_tls; i++, n++) {
+        texts[n] = cfg->listen_tls[i];
+        kinds[n] = LISTENER_TLS;
+    }
+    return n;
 }
 
 /* Every worker's listeners, opened before anything else and before root is given up
- * (--user), so that a port below 1024 needs root only this long. Every --listen is a forward
- * listener; a later kind comes with a setting of its own (listener.h's table). */
+ * (--user), so that a port below 1024 needs root only this long. Each kind comes from a
+ * setting of its own (listener.h's table): --listen, --listen-tls. */
 static int open_listeners(struct proxyd *p, char *err, size_t errlen)
 {
-    size_t n = p->cfg.nlisten;
+    const char *texts[CONFIG_MAX_LISTENERS];
+    enum listener_kind kinds[CONFIG_MAX_LISTENERS];
+    size_t n = listen_specs(&p->cfg, texts, kinds);
 
+    p->nlisteners = n;
     p->nworkers = workers_wanted(p->cfg.workers);
     for (size_t i = 0; i < n; i++)
-        if (listener_probe(p->cfg.listen[i], err, errlen) < 0)
+        if (listener_probe(texts[i], err, errlen) < 0)
             return -1;
     p->listeners = calloc((size_t)p->nworkers * n, sizeof(*p->listeners));
     if (!p->listeners) {
@@ -339,8 +354,7 @@ static int open_listeners(struct proxyd *p, char *err, size_t errlen)
     }
     for (unsigned w = 0; w < p->nworkers; w++)
         for (size_t i = 0; i < n; i++)
-            if (listener_open(&p->listeners[w * n + i], LISTENER_FORWARD, p->cfg.listen[i], err,
-                              errlen) < 0)
+            if (listener_open(&p->listeners[w * n + i], kinds[i], texts[i], err, errlen) < 0)
                 return -1;
     /* The config file's port forwards; stored ones are opened once the store is (and
      * whenever they change), as the user proxyd runs as. */
@@ -443,8 +457,12 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         bool changed;
         const char *name;
     } start_only[] = {
-        {!same_listen(&p->cfg, &fresh), "listen"},
-        {!same_forwards(&p->cfg, &fresh), "forward"},
+        {!same_list(p->cfg.listen, p->cfg.nlisten, fresh.listen, fresh.nlisten), "listen"},
+        {!same_list(p->cfg.listen_tls, p->cfg.nlisten_tls, fresh.listen_tls, fresh.nlisten_tls),
+         "listen-tls"},
+        {!same_str(p->cfg.tls_cert, fresh.tls_cert) || !same_str(p->cfg.tls_key, fresh.tls_key),
+         "tls-cert/tls-key"},
+        {!same_list(p->cfg.forwards, p->cfg.nforwards, fresh.forwards, fresh.nforwards), "forward"},
         {workers_wanted(fresh.workers) != p->nworkers, "workers"},
         {!same_str(p->cfg.admin, fresh.admin), "admin"},
         {!same_str(p->cfg.data_dir, fresh.data_dir), "data-dir"},
@@ -555,6 +573,51 @@ static int policy_start(struct proxyd *p)
     return 0;
 }
 
+/* The TLS credentials, when a TLS listener needs them: given
+ * files, or the self-made pair kept in the data folder. Returns 0, or -1 once the error is
+ * logged. */
+static int tls_start(struct proxyd *p)
+{
+    char err[1024] = "";
+    const char *names[CONFIG_MAX_LISTENERS + 1];
+    size_t nnames = 0;
+    bool made;
+
+    if (p->cfg.nlisten_tls == 0)
+        return 0;
+    /* A self-made certificate also names the addresses it is reached at. */
+    for (size_t i = 0; i < p->cfg.nlisten_tls; i++) {
+        const char *text = p->cfg.listen_tls[i];
+        struct sockaddr_storage ss;
+        socklen_t len;
+        static char hosts[CONFIG_MAX_LISTENERS + 1][INET6_ADDRSTRLEN];
+        if (addr_parse(text, 0, &ss, &len) != PX_OK)
+            continue;
+        const void *a = ss.ss_family == AF_INET
+                            ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                            : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (inet_ntop(ss.ss_family, a, hosts[nnames], sizeof(hosts[0])))
+            names[nnames] = hosts[nnames], nnames++;
+    }
+    struct tls_cred_options o = {
+        .cert_file = p->cfg.tls_cert,
+        .key_file = p->cfg.tls_key,
+        .data_dir = p->cfg.data_dir,
+        .names = names,
+        .nnames = nnames,
+    };
+    p->tls = tls_cred_load(&o, &made, err, sizeof(err));
+    if (!p->tls) {
+        log_error("while loading the TLS certificate: %s", err);
+        return -1;
+    }
+    if (made)
+        log_info("made a TLS certificate for this proxy: %s (clients trust it to connect)",
+                 tls_cred_cert_path(p->tls));
+    p->shared.tls = p->tls;
+    return 0;
+}
+
 /* What the workers share and use: the access-log writer, the password verifiers, the DNS
  * cache. Returns 0, or -1 once the error is logged. */
 static int services_start(struct proxyd *p)
@@ -629,8 +692,8 @@ static int workers_start(struct proxyd *p)
         return -1;
     }
     for (unsigned i = 0; i < p->nworkers; i++) {
-        if (worker_init(&p->workers[i], i, &p->shared, p->listeners + i * p->cfg.nlisten,
-                        p->cfg.nlisten, err, sizeof(err)) < 0) {
+        if (worker_init(&p->workers[i], i, &p->shared, p->listeners + i * p->nlisteners,
+                        p->nlisteners, err, sizeof(err)) < 0) {
             log_error("%s", err);
             return -1;
         }
@@ -776,6 +839,7 @@ static void shut_down(struct proxyd *p)
     client_limit_free(p->clients);
     policy_loader_destroy(&p->policy);
     acl_live_free(p->acl);
+    tls_cred_free(p->tls);
     config_free(&p->cfg);
     log_info("stopped");
 }
@@ -798,11 +862,13 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
-    if (data_open(&p) < 0 || policy_start(&p) < 0 || services_start(&p) < 0 ||
+    if (data_open(&p) < 0 || tls_start(&p) < 0 || policy_start(&p) < 0 || services_start(&p) < 0 ||
         shared_fill(&p, fd_limit) < 0 || workers_start(&p) < 0 || admin_start(&p) < 0)
         return 1;
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         log_info("proxy listening on %s", p.cfg.listen[i]);
+    for (size_t i = 0; i < p.cfg.nlisten_tls; i++)
+        log_info("proxy listening on %s over TLS", p.cfg.listen_tls[i]);
     for (size_t i = 0; i < p.cfg.nforwards; i++)
         log_info("forward %s", p.cfg.forwards[i]);
     log_info("proxyd %s: %u workers, admin %s, data in %s", PX_VERSION, p.nworkers, p.cfg.admin,

@@ -182,7 +182,7 @@ static int relay_up(struct conn *c, bool *progress)
     if (!c->upf.done && c->up.len < BUF_SIZE) {
         if (c->up_sent > 0)
             c->up_intact = false; /* more body may land where the bytes already sent were */
-        ssize_t n = conn_recv(c->cfd, &c->c_readable, c->c_hup, &c->up, 0);
+        ssize_t n = conn_client_recv(c, &c->up, 0);
         if (n == 0 || n == PX_ERR) {
             conn_close(c, n == 0 ? CLOSE_CLIENT_EOF : CLOSE_CLIENT_ERROR);
             return PX_ERR;
@@ -215,7 +215,7 @@ static int down_send(struct conn *c, bool *progress)
 {
     if (c->downf.ready == 0)
         return PX_OK;
-    ssize_t n = conn_send(c->cfd, &c->c_writable, &c->down, &c->downf.ready);
+    ssize_t n = conn_client_send(c, &c->down, &c->downf.ready);
     if (n == PX_ERR) {
         conn_close(c, CLOSE_CLIENT_ERROR);
         return PX_ERR;
@@ -376,8 +376,8 @@ static bool down_body(struct conn *c, bool progress)
         return true;
     }
     /* A long body, once the head and what came with it are out, bypasses user space; without
-     * descriptors for a pipe it goes on through the buffer. */
-    if (!c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
+     * descriptors for a pipe, or to a TLS client, it goes on through the buffer. */
+    if (!conn_client_tls(c) && !c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
         (c->downf.body == H1_BODY_CLOSE ||
          (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN)) &&
         (c->dpipe.open || tun_pipe_open(&c->w->pipes, &c->dpipe) == 0)) {

@@ -203,7 +203,7 @@ bool reply_step(struct conn *c)
 {
     while (c->down.len > 0) {
         size_t ready = c->down.len;
-        ssize_t n = conn_send(c->cfd, &c->c_writable, &c->down, &ready);
+        ssize_t n = conn_client_send(c, &c->down, &ready);
         if (n == PX_ERR) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return false;

@@ -473,17 +473,12 @@ bool request_step_read_head(struct conn *c)
             bad_request(c, 431, "request head too large");
             return true;
         }
-        if (!c->c_readable)
-            return false;
-        ssize_t n = recv(c->cfd, buf_tail(&c->up), room, 0);
+        ssize_t n = conn_client_recv(c, &c->up, HEAD_RESERVE);
         if (n > 0) {
-            if ((size_t)n < room && !c->c_hup)
-                c->c_readable = false;
             if (c->state == CONN_IDLE) {
                 c->state = CONN_READ_HEAD;
                 conn_set_deadline(c, w->tun.header_timeout_ms);
             }
-            c->up.len += (size_t)n;
             continue;
         }
         if (n == 0 && c->up.len > 0) {
@@ -496,8 +491,7 @@ bool request_step_read_head(struct conn *c)
             conn_close(c, CLOSE_NONE);
             return false;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            c->c_readable = false;
+        if (n == PX_AGAIN) {
             if (c->up.len == 0) {
                 /* Nothing pending: an idle connection holds no buffer. */
                 buf_detach(&w->bufs, &c->up);
@@ -505,8 +499,6 @@ bool request_step_read_head(struct conn *c)
             }
             return false;
         }
-        if (errno == EINTR)
-            continue;
         conn_close(c, CLOSE_CLIENT_ERROR);
         return false;
     }

@@ -168,9 +168,21 @@ static void count_bytes(struct conn *c, bool up, ssize_t n)
     }
 }
 
+/* The pumps of one side of a tunnel: the client's may be TLS (conn_client_*). */
+static ssize_t side_recv(struct conn *c, bool client, struct buf *b)
+{
+    return client ? conn_client_recv(c, b, 0) : conn_recv(c->ofd, &c->o_readable, c->o_hup, b, 0);
+}
+
+static ssize_t side_send(struct conn *c, bool client, struct buf *b, size_t *ready)
+{
+    return client ? conn_client_send(c, b, ready) : conn_send(c->ofd, &c->o_writable, b, ready);
+}
+
 /* One direction of a tunnel: bytes already buffered (sent along with the CONNECT or upgrade
- * head) go first, then everything moves through a pipe; without descriptors for a pipe, it
- * goes on through the buffer. Returns 1 on progress, 0 if none, -1 after closing c. */
+ * head) go first, then everything moves through a pipe; without descriptors for a pipe, or
+ * with a TLS client (whose bytes must be decrypted), it goes on through the buffer. Returns 1
+ * on progress, 0 if none, -1 after closing c. */
 static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bool *writable,
                             struct buf *b, struct tun_pipe *p, struct conn_flow *f, bool up)
 {
@@ -179,21 +191,21 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
     ssize_t n = 0;
     if (b->len > 0) {
         size_t ready = b->len;
-        n = conn_send(to, writable, b, &ready);
+        n = side_send(c, !up, b, &ready);
         if (n == PX_ERR) {
             conn_close(c, up ? CLOSE_ORIGIN_ERROR : CLOSE_CLIENT_ERROR);
             return -1;
         }
         progress = n > 0;
         count_bytes(c, up, n);
-    } else if (!p->open && tun_pipe_open(&w->pipes, p) < 0) {
+    } else if (conn_client_tls(c) || (!p->open && tun_pipe_open(&w->pipes, p) < 0)) {
         /* The bytes go through the buffer, counted when sent. */
         if (buf_attach(&w->bufs, b) < 0) {
             conn_close(c, CLOSE_OVERLOAD);
             return -1;
         }
         bool was_eof = f->eof;
-        n = conn_recv(from, readable, up ? c->c_hup : c->o_hup, b, 0);
+        n = side_recv(c, up, b);
         if (n == PX_ERR) {
             conn_close(c, up ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
             return -1;
@@ -217,7 +229,10 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
         count_bytes(c, up, n);
     }
     if (f->eof && b->len == 0 && p->bytes == 0 && !f->done) {
-        shutdown(to, SHUT_WR); /* pass the half-close on */
+        if (up) /* pass the half-close on */
+            shutdown(to, SHUT_WR);
+        else
+            conn_client_shutdown(c);
         f->done = true;
         progress = true;
     }

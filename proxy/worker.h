@@ -55,10 +55,11 @@ struct proxy_shared {
      * (listeners, admin): never proxied to. */
     struct sockaddr_storage local_addrs[WORKER_MAX_LOCAL_ADDRS];
     size_t nlocal_addrs;
-    uint16_t own_ports[CONFIG_MAX_LISTEN + CONFIG_MAX_FORWARDS + 1];
+    uint16_t own_ports[CONFIG_MAX_LISTENERS + CONFIG_MAX_FORWARDS + 1];
     size_t nown_ports;
     struct client_limit *clients;   /* borrowed: connections per client address */
     struct portfwd_table *forwards; /* borrowed: the port forwards in force */
+    const struct tls_cred *tls;     /* borrowed: the TLS listeners' credentials, NULL if none */
     int fd_limit;                   /* RLIMIT_NOFILE as raised at start: no descriptor is above */
 
     pthread_mutex_t tunables_lock;
@@ -86,7 +87,7 @@ struct worker {
     struct proxy_shared *shared; /* borrowed */
     struct proxy_tunables tun;   /* this worker's copy */
     uint64_t tun_gen;
-    struct listener listeners[CONFIG_MAX_LISTEN]; /* connections point at these */
+    struct listener listeners[CONFIG_MAX_LISTENERS]; /* connections point at these */
     size_t nlisten;
     struct portfwd_slot *fwd; /* owned, PORTFWD_MAX: this worker's forward listeners */
     uint64_t fwd_gen;         /* the forwards' table generation they match */

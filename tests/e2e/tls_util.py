@@ -1,0 +1,79 @@
+"""TLS helpers of the end-to-end tests: certificates made with the openssl command, a TLS
+origin on 127.0.0.1, and a client socket to proxyd's TLS port."""
+import os
+import socket
+import ssl
+import subprocess
+import threading
+
+
+def make_cert(directory, name, days=2, san=None):
+    """Makes a self-signed ECDSA certificate for name in directory; returns (cert, key)
+    paths. san: the subjectAltName text (default DNS:name)."""
+    cert = os.path.join(directory, name + ".crt")
+    key = os.path.join(directory, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", str(days), "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=" + (san or "DNS:" + name),
+                    "-addext", "basicConstraints=critical,CA:FALSE"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class TlsOrigin:
+    """An HTTPS origin on 127.0.0.1: answers every request on a connection with 200 and
+    the body b"secure:" + the request target."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, raw):
+        raw.settimeout(60)
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as s:
+                buf = b""
+                while True:
+                    while b"\r\n\r\n" not in buf:
+                        data = s.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    target = head.split(b" ")[1]
+                    body = b"secure:" + target
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        except (OSError, ssl.SSLError):
+            pass
+
+
+def tls_connect(port, cafile, timeout=60, server_hostname="127.0.0.1"):
+    """A TLS client socket to proxyd's TLS port on 127.0.0.1, verifying it against cafile."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return ctx.wrap_socket(raw, server_hostname=server_hostname)

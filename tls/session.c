@@ -1,0 +1,139 @@
+/* tls session: a GnuTLS server session driven by an edge-triggered event loop. GnuTLS reads
+ * and writes the socket itself (gnutls_transport_set_int); when it would block it says which
+ * way (gnutls_record_get_direction), and only that readiness flag is cleared. */
+#include <errno.h>
+
+#include "base/status.h"
+#include "tls/tls.h"
+
+static const char *const state_names[TLS_STATE_COUNT] = {
+    [TLS_NONE] = "none", [TLS_HANDSHAKE] = "handshake", [TLS_OPEN] = "open",
+    [TLS_SHUT] = "shut", [TLS_FAILED] = "failed",
+};
+
+const char *tls_state_str(enum tls_state s)
+{
+    return (unsigned)s < TLS_STATE_COUNT ? state_names[s] : "?";
+}
+
+int tls_session_start(struct tls_session *t, const struct tls_cred *cred, int fd)
+{
+    static const gnutls_datum_t alpn = {(unsigned char *)"http/1.1", 8};
+    t->gs = NULL;
+    t->state = TLS_NONE;
+    t->error = gnutls_init(&t->gs, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+    if (t->error < 0) {
+        t->gs = NULL;
+        return PX_ERR;
+    }
+    if ((t->error = gnutls_priority_set(t->gs, cred->priority)) < 0 ||
+        (t->error = gnutls_credentials_set(t->gs, GNUTLS_CRD_CERTIFICATE, cred->x509)) < 0 ||
+        (t->error = gnutls_session_ticket_enable_server(t->gs, &cred->ticket_key)) < 0 ||
+        (t->error = gnutls_alpn_set_protocols(t->gs, &alpn, 1, 0)) < 0) {
+        gnutls_deinit(t->gs);
+        t->gs = NULL;
+        return PX_ERR;
+    }
+    gnutls_certificate_server_set_request(t->gs, GNUTLS_CERT_IGNORE);
+    gnutls_transport_set_int(t->gs, fd);
+    t->state = TLS_HANDSHAKE;
+    t->error = 0;
+    return PX_OK;
+}
+
+/* A call that returned r < 0: PX_AGAIN with the awaited flag cleared, or PX_ERR. */
+static int would_block(struct tls_session *t, int r, bool *readable, bool *writable)
+{
+    if (r == GNUTLS_E_AGAIN) {
+        if (gnutls_record_get_direction(t->gs) == 0)
+            *readable = false;
+        else
+            *writable = false;
+        return PX_AGAIN;
+    }
+    if (r == GNUTLS_E_INTERRUPTED)
+        return PX_AGAIN;
+    t->error = r;
+    t->state = TLS_FAILED;
+    return PX_ERR;
+}
+
+int tls_session_handshake(struct tls_session *t, bool *readable, bool *writable)
+{
+    if (t->state != TLS_HANDSHAKE)
+        return t->state == TLS_OPEN ? PX_OK : PX_ERR;
+    for (int i = 0; i < 8; i++) {
+        int r = gnutls_handshake(t->gs);
+        if (r == GNUTLS_E_SUCCESS) {
+            t->state = TLS_OPEN;
+            return PX_OK;
+        }
+        /* A warning alert (say, no SNI match) does not end the handshake. */
+        if (r == GNUTLS_E_WARNING_ALERT_RECEIVED || r == GNUTLS_E_GOT_APPLICATION_DATA)
+            continue;
+        if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED && gnutls_error_is_fatal(r)) {
+            /* Tell the peer why when the error has an alert (a plaintext request gets one
+             * too, which it cannot read, but a TLS client can); best effort. */
+            gnutls_alert_send_appropriate(t->gs, r);
+        }
+        return would_block(t, r, readable, writable);
+    }
+    return PX_AGAIN;
+}
+
+ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *readable, bool *writable)
+{
+    if (t->state != TLS_OPEN && t->state != TLS_SHUT)
+        return PX_ERR;
+    for (int i = 0; i < 8; i++) {
+        ssize_t n = gnutls_record_recv(t->gs, p, len);
+        if (n >= 0)
+            return n;
+        if (n == GNUTLS_E_PREMATURE_TERMINATION)
+            return 0;
+        /* Non-fatal: a warning alert, or a TLS 1.3 key update or ticket handled inside. */
+        if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && !gnutls_error_is_fatal((int)n))
+            continue;
+        return would_block(t, (int)n, readable, writable);
+    }
+    return PX_AGAIN;
+}
+
+ssize_t tls_session_send(struct tls_session *t, const void *p, size_t len, bool *readable,
+                         bool *writable)
+{
+    if (t->state != TLS_OPEN)
+        return PX_ERR;
+    ssize_t n = gnutls_record_send(t->gs, p, len);
+    if (n > 0)
+        return n;
+    if (n == 0) /* len was 0 */
+        return PX_AGAIN;
+    return would_block(t, (int)n, readable, writable);
+}
+
+int tls_session_bye(struct tls_session *t)
+{
+    if (t->state != TLS_OPEN)
+        return t->state == TLS_SHUT ? PX_OK : PX_ERR;
+    t->state = TLS_SHUT;
+    int r = gnutls_bye(t->gs, GNUTLS_SHUT_WR);
+    if (r < 0 && r != GNUTLS_E_AGAIN) {
+        t->error = r;
+        return PX_ERR;
+    }
+    return PX_OK;
+}
+
+void tls_session_end(struct tls_session *t)
+{
+    if (t->gs)
+        gnutls_deinit(t->gs);
+    t->gs = NULL;
+    t->state = TLS_NONE;
+}
+
+const char *tls_session_error(const struct tls_session *t)
+{
+    return t->error ? gnutls_strerror(t->error) : "";
+}

@@ -1,0 +1,108 @@
+/* tls: the TLS layer, on GnuTLS (docs/architecture.md says why GnuTLS). It owns two things:
+ *   - server credentials (struct tls_cred): a certificate and key given as files
+ *     (--tls-cert/--tls-key), or one made by proxyd at first start and kept in the data
+ *     folder (key 0600) for the next start; also handed to the admin server as PEM text;
+ *   - a non-blocking server session (struct tls_session) that a connection's event loop drives
+ *     with the readiness flags it already keeps: handshake, read, write, close_notify, each
+ *     returning the PX_ status vocabulary (base/status.h) instead of blocking.
+ * Nothing here prints or exits; errors come back as text in the caller's buffer. */
+#ifndef PX_TLS_H
+#define PX_TLS_H
+
+#include <gnutls/gnutls.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The kept self-made certificate and key, in the data folder. */
+#define TLS_SELF_CERT_FILE "tls-cert.pem"
+#define TLS_SELF_KEY_FILE "tls-key.pem"
+
+/* Shared read-only by every session once loaded. */
+struct tls_cred {
+    gnutls_certificate_credentials_t x509; /* owned */
+    gnutls_priority_t priority;            /* owned: the system's defaults */
+    gnutls_datum_t ticket_key;             /* owned: session tickets, this run only */
+    char *cert_pem, *key_pem;              /* owned, NUL-terminated */
+    char cert_path[4096];
+};
+
+struct tls_cred_options {
+    const char *cert_file; /* PEM certificate (chain), or NULL for the self-made one */
+    const char *key_file;  /* PEM private key; given together with cert_file or not at all */
+    const char *data_dir;  /* where the self-made pair is kept */
+    /* Names and addresses a self-made certificate is made for, besides localhost, 127.0.0.1,
+     * ::1 and this machine's name (only when it is made; a kept one is reused as it is). */
+    const char *const *names;
+    size_t nnames;
+};
+
+/* Loads the certificate and key of o, or the kept self-made pair, or makes and keeps a new
+ * one (also when the kept certificate has expired). *made says whether it made one.
+ * Returns the credentials (tls_cred_free), or NULL with err filled. Main thread, at start;
+ * the credentials are then read by any thread. */
+struct tls_cred *tls_cred_load(const struct tls_cred_options *o, bool *made, char *err,
+                               size_t errlen);
+void tls_cred_free(struct tls_cred *cred);
+/* The certificate (chain) and key as PEM text, borrowed from cred (libmicrohttpd's
+ * MHD_OPTION_HTTPS_MEM_CERT and _KEY). */
+const char *tls_cred_cert_pem(const struct tls_cred *cred);
+const char *tls_cred_key_pem(const struct tls_cred *cred);
+/* Where the certificate came from (a path), for the log and for clients to trust. */
+const char *tls_cred_cert_path(const struct tls_cred *cred);
+
+enum tls_state {
+    TLS_NONE,      /* no TLS on this connection */
+    TLS_HANDSHAKE, /* handshake under way */
+    TLS_OPEN,      /* records flow both ways */
+    TLS_SHUT,      /* our close_notify is sent (or tried): nothing more is written */
+    TLS_FAILED,    /* a fatal error: the session is of no more use */
+    TLS_STATE_COUNT
+};
+
+const char *tls_state_str(enum tls_state s);
+
+/* One server-side session on a connected socket. Lives inside its connection (no allocation
+ * of ours; GnuTLS allocates its own). A zeroed one is TLS_NONE. */
+struct tls_session {
+    gnutls_session_t gs; /* owned, NULL in TLS_NONE */
+    enum tls_state state;
+    int error; /* the last GnuTLS error, 0 if none */
+};
+
+/* Begins a server session on fd with cred (borrowed: must outlive the session), offering
+ * ALPN http/1.1 only. Returns PX_OK (state TLS_HANDSHAKE) or PX_ERR (out of memory; t stays
+ * TLS_NONE). */
+int tls_session_start(struct tls_session *t, const struct tls_cred *cred, int fd);
+
+/* The readiness arguments of the calls below are the connection's edge-triggered flags for
+ * fd: a call that would block clears the one GnuTLS waits for (the other is left alone), so
+ * the caller calls again once that one is set. */
+
+/* Moves the handshake on. Returns PX_OK once it is done (TLS_OPEN), PX_AGAIN when it waits
+ * for readiness, PX_ERR when it failed (TLS_FAILED; tls_session_error says why). */
+int tls_session_handshake(struct tls_session *t, bool *readable, bool *writable);
+
+/* Reads up to len bytes of plaintext. Returns the count (> 0), 0 at the peer's end (its
+ * close_notify, or the TCP end without one: the HTTP framing above tells whether that was
+ * early), PX_AGAIN, or PX_ERR (TLS_FAILED). */
+ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *readable,
+                         bool *writable);
+
+/* Sends up to len bytes (at most one record). After PX_AGAIN the caller keeps the same bytes
+ * at p and calls again with at least as many: GnuTLS has taken them and reports them sent
+ * once the record is out. Returns the count sent (> 0), PX_AGAIN, or PX_ERR (TLS_FAILED). */
+ssize_t tls_session_send(struct tls_session *t, const void *p, size_t len, bool *readable,
+                         bool *writable);
+
+/* Sends close_notify once, without waiting (best effort: a full socket drops it). Returns
+ * PX_OK, or PX_ERR when the session cannot send it. State TLS_SHUT either way. */
+int tls_session_bye(struct tls_session *t);
+
+/* Ends the session (not the socket): back to TLS_NONE. Safe on any state. */
+void tls_session_end(struct tls_session *t);
+
+/* The text of the last error, "" if none. */
+const char *tls_session_error(const struct tls_session *t);
+
+#endif
