@@ -175,6 +175,11 @@ enum ctl_status ctl_cmd_users_passwd(struct ctl_ctx *ctx, const struct ctl_call 
 enum ctl_status ctl_cmd_users_del(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_admin_passwd(struct ctl_ctx *ctx, const struct ctl_call *call);
 
+/* ctl_cmd_forward.c */
+enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_forward_del(struct ctl_ctx *ctx, const struct ctl_call *call);
+
 /* ctl_cmd_daemon.c */
 enum ctl_status ctl_cmd_reload(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_version(struct ctl_ctx *ctx, const struct ctl_call *call);

@@ -4,13 +4,17 @@ API on the running proxy: byte-exact relay both ways, the client list, the polic
 refusal and its opt-in, one access-log row per connection. Every wait is a hang guard."""
 import hashlib
 import json
+import os
+import re
 import socket
 import sqlite3
+import subprocess
+import tempfile
 import threading
 import unittest
 import urllib.error
 
-from harness import DnsStub, Proxyd, free_port, pattern, wait_for
+from harness import PROXYCTL, DnsStub, Proxyd, free_port, pattern, wait_for
 
 MIB = 1 << 20
 
@@ -264,6 +268,62 @@ class LiveForwardTest(unittest.TestCase):
             self.assertIn("already listens", body["error"])
         finally:
             self.px.api("DELETE", "/api/forwards/%d" % f["id"])
+
+
+class ProxyctlForwardTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = EchoOrigin().__enter__()
+        cls.px = Proxyd().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.origin.__exit__()
+
+    def ctl(self, *args, expect=0):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXYCTL_", "PROXYD_"))}
+        r = subprocess.run([PROXYCTL, "--url", self.px.admin_url, "--data-dir", self.px.data_dir]
+                           + list(args), capture_output=True, text=True, timeout=60, env=env,
+                           cwd=tempfile.gettempdir())
+        self.assertEqual(r.returncode, expect, "proxyctl %s: exit %d\nstdout: %s\nstderr: %s"
+                         % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r.stdout, r.stderr
+
+    def test_add_list_logs_del(self):
+        port = free_port()
+        listen, target = "127.0.0.1:%d" % port, "127.0.0.1:%d" % self.origin.port
+        out, _ = self.ctl("forward", "add", listen, target, "--clients", "127.0.0.0/8,::1")
+        m = re.match(r"forward (\d+): (\S+) -> (\S+) clients (\S+) \(listening\)\n$", out)
+        self.assertTrue(m, out)
+        fid = int(m.group(1))
+        self.assertEqual(m.groups()[1:], (listen, target, "127.0.0.0/8,::1"))
+        # In force when proxyctl returns.
+        self.assertEqual(relay(port, b"through proxyctl's forward"), b"through proxyctl's forward")
+
+        out, _ = self.ctl("forward", "list")
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split()[:4], ["id", "listen", "target", "clients"])
+        self.assertIn([str(fid), listen, target, "127.0.0.0/8,::1"],
+                      [l.split()[:4] for l in lines[1:]])
+        listed = json.loads(self.ctl("--json", "forward", "list")[0])["forwards"]
+        self.assertIn(fid, [f["id"] for f in listed])
+
+        _, err = self.ctl("forward", "add", listen, "127.0.0.1:9", expect=1)
+        self.assertIn("already listens on " + listen, err)
+        _, err = self.ctl("forward", "add", "127.0.0.1:1", "no-port.test", expect=1)
+        self.assertIn("target 'no-port.test': expected HOST:PORT", err)
+        _, err = self.ctl("forward", "add", listen, expect=2)
+        self.assertIn("missing TARGET", err)
+
+        self.assertTrue(wait_for(lambda: "FORWARD" in self.ctl("logs", "--host", "127.0.0.1")[0]))
+
+        out, _ = self.ctl("forward", "del", str(fid))
+        self.assertEqual(out, "deleted forward %d (its listener is closed)\n" % fid)
+        self.assertTrue(wait_for(lambda: refused_or_closed(port) and refused_or_closed(port)))
+        _, err = self.ctl("forward", "del", str(fid), expect=1)
+        self.assertIn("no such forward %d" % fid, err)
+        self.ctl("forward", "del", "zero", expect=2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+/* proxyctl verbs about port forwards: forward list, forward add, forward del. proxyd checks
+ * the addresses and binds the listener (docs/api.md, /api/forwards); its refusal is shown as
+ * it words it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_http.h"
+#include "proxyctl/ctl_table.h"
+
+enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/forwards", NULL, &out, NULL);
+    if (!out)
+        return st;
+    static const struct ctl_column cols[] = {{"id", true, false},
+                                             {"listen", false, false},
+                                             {"target", false, true},
+                                             {"clients", false, true},
+                                             {"added", false, false}};
+    struct ctl_table *t = ctl_table_new(cols, 5);
+    if (!t) {
+        json_decref(out);
+        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
+    }
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(out, "forwards"), i, r)
+    {
+        char id[24], added[32];
+        snprintf(id, sizeof(id), "%lld", ctl_json_num(r, "id"));
+        ctl_time_str(ctl_json_num(r, "created_ms"), added, sizeof(added));
+        const char *clients = ctl_json_str(r, "clients");
+        const char *cells[] = {id, ctl_json_str(r, "listen"), ctl_json_str(r, "target"),
+                               *clients ? clients : "(policy)", added};
+        ctl_table_add(t, cells);
+    }
+    ctl_table_print(t, "no forwards (add one with: proxyctl forward add LISTEN TARGET)");
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    const struct ctl_value *clients = ctl_call_opt(call, "--clients");
+    json_t *body = json_pack("{s:s,s:s,s:s}", "listen", call->words[0], "target", call->words[1],
+                             "clients", clients->set ? clients->str : "");
+    if (!body)
+        return ctl_usage(ctx, "the addresses are not valid UTF-8");
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "POST", "/api/forwards", body, &out, "forward");
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+    } else {
+        const char *cl = ctl_json_str(out, "clients");
+        printf("forward %lld: %s -> %s%s%s (listening)\n", ctl_json_num(out, "id"),
+               ctl_json_str(out, "listen"), ctl_json_str(out, "target"), *cl ? " clients " : "",
+               cl);
+    }
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_forward_del(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    char path[64], what[48];
+    snprintf(path, sizeof(path), "/api/forwards/%lld", call->word_num[0]);
+    snprintf(what, sizeof(what), "forward %lld", call->word_num[0]);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("deleted forward %lld (its listener is closed)\n", call->word_num[0]);
+    json_decref(out);
+    return CTL_OK;
+}
