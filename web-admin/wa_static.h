@@ -19,6 +19,7 @@
     X("/lists", "lists.html", "lists", "Lists")                                                    \
     X("/users", "users.html", "users", "Users")                                                    \
     X("/versions", "versions.html", "versions", "Versions")                                        \
+    X("/forwards", "forwards.html", "forwards", "Forwards")                                        \
     X("/audit", "audit.html", "audit", "Audit")                                                    \
     X("/settings", "settings.html", "settings", "Settings")
 #define WA_LOGIN_PAGE "/login"

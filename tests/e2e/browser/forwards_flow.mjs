@@ -1,0 +1,176 @@
+// The Forwards page in headless Chromium, driven by Playwright (playwright-core, the system's
+// /usr/bin/chromium). Run by tests/e2e/test_browser_forwards.py, which starts proxyd and an
+// echoing origin, sets the admin password, stores one forward with markup in every field
+// straight into the database, and passes one JSON config as argv[2]:
+//   {admin, password, originPort, keepPort, dropPort, shots, markup}
+// The page: adds two forwards through the form (one with a client list), is refused a bad
+// target with the server's words and the field focused, shows the stored markup as text,
+// deletes one forward with its two-click button, and is photographed on a desktop and a
+// phone (no sideways scrolling). Exits 0 when every expectation held; otherwise prints
+// "FAIL: <what>" and exits 1.
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const ADMIN = cfg.admin;
+const STEP_MS = 30000; // a hang guard per step, not a deadline
+
+class Failure extends Error {}
+
+function check(cond, what) {
+  if (!cond) throw new Failure(what);
+}
+
+function log(msg) {
+  process.stdout.write(`[forwards_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write('FAIL: forwards_flow did not finish within 300 s\n');
+  process.exit(1);
+}, 300000);
+
+async function login(page) {
+  await page.goto(ADMIN + '/forwards', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.getByTestId('login-user').fill('admin');
+  await page.getByTestId('login-password').fill(cfg.password);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  await page.getByTestId('nav-forwards').click();
+  await page.waitForURL(ADMIN + '/forwards', { timeout: STEP_MS });
+  await page.getByTestId('forward-row').first().waitFor({ timeout: STEP_MS });
+  log('logged in, on the Forwards page through its nav item');
+}
+
+async function addThroughForm(page, listen, clients) {
+  const target = `127.0.0.1:${cfg.originPort}`;
+  await page.getByTestId('forward-listen').fill(listen);
+  await page.getByTestId('forward-target').fill(target);
+  await page.getByTestId('forward-clients').fill(clients);
+  await page.getByTestId('forward-add').click();
+  const row = page.getByTestId('forward-row').filter({ hasText: listen });
+  await row.waitFor({ timeout: STEP_MS });
+  check((await row.getByTestId('forward-row-target').innerText()) === target,
+        `the row of ${listen} does not show its target`);
+  const shown = await row.getByTestId('forward-row-clients').innerText();
+  check(shown === (clients || 'any the policy allows'), `the row of ${listen} shows clients '${shown}'`);
+  await page.getByTestId('flash').filter({ hasText: `listening on ${listen}` })
+    .waitFor({ timeout: STEP_MS });
+  check((await page.getByTestId('forward-listen').inputValue()) === '', 'the form was not cleared');
+  log(`added ${listen} -> ${target} through the form`);
+}
+
+async function checkRefusal(page) {
+  await page.getByTestId('forward-listen').fill('127.0.0.1:1');
+  await page.getByTestId('forward-target').fill('no-port.test');
+  await page.getByTestId('forward-add').click();
+  await page.getByTestId('flash').filter({ hasText: "target 'no-port.test': expected HOST:PORT" })
+    .waitFor({ timeout: STEP_MS });
+  check(await page.evaluate(() => document.activeElement.id) === 'forward-target',
+        'the refused field is not focused');
+  check((await page.getByTestId('forward-row').filter({ hasText: '127.0.0.1:1' }).count()) === 0,
+        'a refused forward is listed');
+  await page.getByTestId('forward-form').evaluate((f) => f.reset());
+  log('a bad target is refused in the server\'s words, its field focused');
+}
+
+async function checkMarkup(page) {
+  const probe = await page.evaluate((m) => ({
+    xss: typeof window.__xss,
+    injected: document.querySelectorAll('#forwards img, #forwards script, #forwards b').length,
+    asText: document.getElementById('forwards').textContent.includes(m),
+  }), cfg.markup);
+  check(probe.xss === 'undefined', 'stored markup ran as script');
+  check(probe.injected === 0, `stored markup became ${probe.injected} element(s)`);
+  check(probe.asText, 'stored markup is not shown as literal text');
+  log('stored markup shows as text');
+}
+
+async function deleteForward(page, listen) {
+  const row = page.getByTestId('forward-row').filter({ hasText: listen });
+  const del = row.getByTestId('forward-delete');
+  await del.click();
+  check((await del.innerText()) === 'Sure?', 'the first click did not ask');
+  check((await row.count()) === 1, 'one click deleted the forward');
+  await del.click();
+  await row.waitFor({ state: 'detached', timeout: STEP_MS });
+  await page.getByTestId('flash').filter({ hasText: 'its listener is closed' })
+    .waitFor({ timeout: STEP_MS });
+  log(`deleted ${listen} with two clicks`);
+}
+
+async function screenshots(page) {
+  mkdirSync(cfg.shots, { recursive: true });
+  const shot = (name) => page.screenshot({ path: join(cfg.shots, name), fullPage: true,
+                                           timeout: STEP_MS });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await shot('forwards-desktop.png');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload({ timeout: STEP_MS });
+  await page.getByTestId('forward-row').first().waitFor({ timeout: STEP_MS });
+  const r = await page.evaluate(() => {
+    const vw = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('header, main, section, h1, h2, nav, form')]
+      .filter((e) => e.getBoundingClientRect().right > vw + 1)
+      .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''));
+    return { vw, sw: document.documentElement.scrollWidth, wide };
+  });
+  check(r.sw <= r.vw + 1 && r.wide.length === 0,
+        `forwards 390x844: page wider than the screen (${r.sw} px; ${r.wide.join(', ')})`);
+  await shot('forwards-phone.png');
+  log('screenshots in ' + cfg.shots);
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    timeout: STEP_MS,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
+           '--disable-component-update', '--disable-sync', '--no-first-run',
+           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+  });
+  let page;
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    ctx.setDefaultTimeout(STEP_MS);
+    page = await ctx.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+    });
+    await login(page);
+    await checkMarkup(page);
+    await addThroughForm(page, `127.0.0.1:${cfg.keepPort}`, '127.0.0.0/8');
+    await addThroughForm(page, `127.0.0.1:${cfg.dropPort}`, '');
+    await checkRefusal(page);
+    await screenshots(page);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await deleteForward(page, `127.0.0.1:${cfg.dropPort}`);
+    check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
+  } catch (e) {
+    if (page && cfg.shots) {
+      mkdirSync(cfg.shots, { recursive: true });
+      await page.screenshot({ path: join(cfg.shots, 'forwards-failure.png'), timeout: 3000 })
+        .catch(() => {});
+      process.stderr.write(`page at failure: ${page.url()} (screenshot forwards-failure.png)\n`);
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => {
+  clearTimeout(watchdog);
+  log('all checks passed');
+}, (e) => {
+  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
+  process.exit(1);
+});

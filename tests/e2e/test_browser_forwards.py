@@ -1,0 +1,71 @@
+"""The Forwards admin page in a real browser: headless Chromium (/usr/bin/chromium) driven by
+playwright-core (tests/e2e/browser/forwards_flow.mjs) against the real proxyd and an echoing
+origin on 127.0.0.1. The browser adds two forwards through the form, is refused a bad one,
+sees a stored forward full of markup shown as text, deletes one forward; then this test checks
+from outside that the kept forward relays and the deleted one's port is closed, and that the
+screenshots (desktop, phone) were taken. Skips like test_browser.py without Chromium or
+playwright-core. Screenshots go to $PX_BROWSER_SHOTS, else <build dir>/browser-shots."""
+import json
+import os
+import sqlite3
+import unittest
+
+from harness import BUILD_DIR, Proxyd, free_port, wait_for
+from test_browser import BROWSER_DIR, CHROMIUM, run_node
+from test_forward import EchoOrigin, refused_or_closed, relay
+
+SHOTS = os.path.abspath(os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots")))
+MARKUP = "<script>__xss=1</script><img src=x onerror=__xss=1><b>fwd</b>"  # fits every field
+PASSWORD = "forwards-page-test"
+
+
+class ForwardsPageTest(unittest.TestCase):
+    def setUp(self):
+        if not os.access(CHROMIUM, os.X_OK):
+            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
+                          % CHROMIUM)
+        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
+                          "(scripts/test.sh does)")
+
+    def test_forwards_page(self):
+        os.makedirs(SHOTS, exist_ok=True)
+        for name in ("forwards-desktop.png", "forwards-phone.png"):
+            if os.path.exists(os.path.join(SHOTS, name)):
+                os.unlink(os.path.join(SHOTS, name))
+        keep, drop = free_port(), free_port()
+        with EchoOrigin() as origin, Proxyd() as px:
+            px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
+            # A row the API would never take (it checks every field), as another tool or an
+            # older version could have left it: the page must still show it only as text.
+            db = sqlite3.connect(px.db_path, timeout=30)
+            with db:
+                db.execute("INSERT INTO forwards(listen, target, clients, created_ms)"
+                           " VALUES (?, ?, ?, 0)", (MARKUP, MARKUP, MARKUP))
+            db.close()
+            self.assertTrue(wait_for(lambda: "is not in force" in px.log()))
+            cfg = {"admin": px.admin_url, "password": PASSWORD, "originPort": origin.port,
+                   "keepPort": keep, "dropPort": drop, "shots": SHOTS, "markup": MARKUP}
+            code, out = run_node(["node", "forwards_flow.mjs", json.dumps(cfg)], timeout=330)
+            print(out)
+            self.assertIsNotNone(code, "forwards_flow.mjs did not finish in 330 s:\n" + out)
+            self.assertEqual(code, 0, "forwards_flow.mjs failed:\n" + out)
+
+            for name in ("forwards-desktop.png", "forwards-phone.png"):
+                path = os.path.join(SHOTS, name)
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", path)
+                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+
+            listed = {f["listen"]: f for f in px.api("GET", "/api/forwards")["forwards"]}
+            self.assertEqual(sorted(listed), sorted([MARKUP, "127.0.0.1:%d" % keep]))
+            self.assertEqual(listed["127.0.0.1:%d" % keep]["clients"], "127.0.0.0/8")
+            self.assertEqual(relay(keep, b"added in the browser"), b"added in the browser")
+            self.assertTrue(wait_for(lambda: refused_or_closed(drop) and refused_or_closed(drop)))
+            actions = [r["action"] for r in px.api("GET", "/api/audit")["rows"]]
+            self.assertEqual(actions.count("forward.add"), 2)
+            self.assertEqual(actions.count("forward.delete"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,57 @@
+/* proxyd admin: port forwards (list, add, delete). Every value shown comes through PX.el as
+ * text: a stored forward's fields are the admin's input. */
+'use strict';
+
+(() => {
+  const {el, $, api} = PX;
+
+  function render(forwards) {
+    const body = $('forwards');
+    body.replaceChildren();
+    for (const f of forwards) {
+      const del = PX.confirmButton('Delete', 'forward-delete', async () => {
+        try {
+          await api('DELETE', '/api/forwards/' + encodeURIComponent(f.id));
+          PX.flash('Deleted forward ' + f.id + ' (' + f.listen + '): its listener is closed');
+          await load();
+        } catch (e) {
+          PX.showError(e);
+        }
+      });
+      body.append(el('tr', {'data-id': f.id, 'data-testid': 'forward-row'},
+        el('td', {class: 'num', text: f.id}),
+        el('td', {class: 'mono', text: f.listen, 'data-testid': 'forward-row-listen'}),
+        el('td', {class: 'mono', text: f.target, 'data-testid': 'forward-row-target'}),
+        el('td', {class: f.clients ? 'mono' : 'muted', text: f.clients || 'any the policy allows',
+                  'data-testid': 'forward-row-clients'}),
+        el('td', {text: PX.fmtTime(f.created_ms)}),
+        el('td', {class: 'actions'}, del)));
+    }
+    if (!forwards.length)
+      body.append(el('tr', null, el('td', {colspan: 6, class: 'muted', text: 'no forwards'})));
+  }
+
+  async function load() {
+    render((await api('GET', '/api/forwards')).forwards);
+  }
+
+  PX.start(async () => {
+    $('forward-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const body = {listen: $('forward-listen').value.trim(),
+                    target: $('forward-target').value.trim(),
+                    clients: $('forward-clients').value.trim()};
+      try {
+        const f = await api('POST', '/api/forwards', body);
+        PX.flash('Forward ' + f.id + ' listening on ' + f.listen + ', to ' + f.target);
+        $('forward-form').reset();
+        await load();
+      } catch (e) {
+        PX.showError(e);
+        const input = e.field && $('forward-' + e.field);
+        if (input) input.focus();
+      }
+    });
+    await load();
+  });
+})();
