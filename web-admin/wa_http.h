@@ -18,12 +18,13 @@
 
 #include "web-admin/wa.h"
 
-#define WA_BODY_LIMIT (1u << 20)   /* JSON bodies */
-#define WA_POLICY_LIMIT (8u << 20) /* policy imports (WA_BODY_POLICY): about 250,000 rules */
-#define WA_LIST_LIMIT (32u << 20)  /* list imports (WA_BODY_LIST): over a million domains */
-#define WA_TOKEN_HEX 64            /* 32 random bytes in hex: token, session ids, CSRF tokens */
-#define WA_PARAM_MAX 256           /* longest path segment a route's {} takes */
-#define WA_ROWS_MAX 1000           /* most rows one listing answers (?limit=) */
+#define WA_BODY_LIMIT (1u << 20)         /* JSON bodies */
+#define WA_PUBLIC_BODY_LIMIT (16u << 10) /* bodies of requests without a login (the login form) */
+#define WA_POLICY_LIMIT (8u << 20)       /* policy imports (WA_BODY_POLICY): about 250,000 rules */
+#define WA_LIST_LIMIT (32u << 20)        /* list imports (WA_BODY_LIST): over a million domains */
+#define WA_TOKEN_HEX 64  /* 32 random bytes in hex: token, session ids, CSRF tokens */
+#define WA_PARAM_MAX 256 /* longest path segment a route's {} takes */
+#define WA_ROWS_MAX 1000 /* most rows one listing answers (?limit=) */
 
 struct wa_auth;   /* wa_auth.c: token, sessions, login throttle */
 struct wa_static; /* wa_static.c: pages and assets in memory */

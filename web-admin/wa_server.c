@@ -292,8 +292,10 @@ static size_t body_limit(unsigned flags, const char **hint)
 
 static enum MHD_Result too_large(struct wa_req *r)
 {
-    return wa_reply_error(r, 413, NULL, "request body larger than %zu MiB (%zu bytes)%s",
-                          r->limit >> 20, r->limit, r->limit_hint);
+    bool mib = r->limit >= (1u << 20);
+    return wa_reply_error(r, 413, NULL, "request body larger than %zu %s (%zu bytes)%s",
+                          r->limit >> (mib ? 20 : 10), mib ? "MiB" : "KiB", r->limit,
+                          r->limit_hint);
 }
 
 /* The first call for a request: its headers are in, its body is not. Everything that needs
@@ -323,6 +325,12 @@ static enum MHD_Result request_begin(struct wa_server *srv, struct request *req,
     wa_auth_check(r);
     if (!gate(r, &req->m))
         return MHD_YES;
+    /* Anyone who reaches the port may send to a public route: a login is a few hundred bytes,
+     * so no one without one makes the server hold a megabyte per connection. */
+    if (!r->authed && r->limit > WA_PUBLIC_BODY_LIMIT) {
+        r->limit = WA_PUBLIC_BODY_LIMIT;
+        r->limit_hint = "; log in first";
+    }
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > r->limit)
         return too_large(r);

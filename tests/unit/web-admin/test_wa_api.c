@@ -1812,6 +1812,13 @@ START_TEST(test_bodies_are_bounded)
     body[big - 1] = '}';
     struct res *r = http_raw("POST", "/api/rules", body, big, AUTH_TOKEN, NULL, false);
     ck_assert_int_eq(r->status, 413);
+    /* without a login, a public route takes 16 KiB, and says so */
+    r = http_raw("POST", "/api/login", body, (16u << 10) + 1, AUTH_NONE, NULL, false);
+    ck_assert_int_eq(r->status, 413);
+    ck_assert_ptr_nonnull(strstr(r->body, "16 KiB"));
+    ck_assert_ptr_nonnull(strstr(r->body, "log in first"));
+    r = http_raw("POST", "/api/login", body, 16u << 10, AUTH_NONE, NULL, false);
+    ck_assert_int_eq(r->status, 400); /* read in full, then refused as the bad login it is */
     /* imports may be larger */
     memset(body, '\n', big);
     memcpy(body, "a.big.test", 10);
