@@ -5,7 +5,9 @@
 #
 # Columns: small GET keep-alive req/s at 1 and 64 connections, p99 at 64, conn-close req/s
 #          at 16 (each a new forwarded connection: accept, policy, connect, splice, log row),
-#          bulk MB/s (median of 3 downloads of 64 MiB). Ratios forward / direct follow.
+#          bulk MB/s (median of 3 downloads of 64 MiB). Ratios forward / direct follow, and for
+#          scale the same download through a CONNECT tunnel of the same proxyd (the splice
+#          path forwards share).
 #
 # Usage: bench/forward_bench.sh [--duration S] [--no-pin]
 # Needs nginx-light, wrk, curl (apt-get install nginx-light wrk curl). As root it runs in a
@@ -67,7 +69,7 @@ for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18080/small && bre
 echo 'deny host-regex (^|\.)localhost$' > "$T/small.policy"
 FWD_PORT=18091
 taskset -c "$CPU_PROXY" "$PROXYD" --listen 127.0.0.1:18890 --admin off --data-dir "$T/var" \
-  --allow-loopback-targets --workers $WORKERS --log-level warn --max-conns-per-client 0 \
+  --allow-loopback-targets --connect-ports 18080 --workers $WORKERS --log-level warn --max-conns-per-client 0 \
   --policy "$T/small.policy" --forward "127.0.0.1:$FWD_PORT 127.0.0.1:18080" 2>"$T/proxyd.log" &
 PX_PID=$!
 PIDS+=($PX_PID)
@@ -86,10 +88,11 @@ wrk_run() {  # PORT CONNS CLOSE -> "req/s p99ms"
        /^ +99%/ {v = $2; if (v ~ /us$/) m = v / 1000; else if (v ~ /ms$/) m = v + 0; else m = v * 1000}
        END {printf "%.0f %.2f", r, m}' <<<"$out"
 }
-download() {  # PORT -> median MB/s of 3
-  local i speeds=()
+download() {  # PORT [CURL-ARGS...] -> median MB/s of 3
+  local i speeds=() port=$1
+  shift
   for i in 1 2 3; do
-    speeds+=("$(taskset -c "$CPU_LOAD" curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$1/big")")
+    speeds+=("$(taskset -c "$CPU_LOAD" curl -s -o /dev/null -w '%{speed_download}' "$@" "http://127.0.0.1:$port/big")")
   done
   printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk '{printf "%.1f", $1 / 1e6}'
 }
@@ -104,6 +107,8 @@ for row in direct forward; do
   r=$(wrk_run $port 16 1); CLOSE[$row]=${r%% *}
   BULK[$row]=$(download $port)
 done
+echo "measuring CONNECT ..." >&2
+TUNNEL=$(download 18080 -p -x 127.0.0.1:18890)
 # Stopped, proxyd's log writer has flushed: one row per forwarded connection.
 kill -TERM $PX_PID; wait $PX_PID 2>/dev/null || true
 rows=$(python3 -c 'import sqlite3, sys
@@ -121,5 +126,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; 
 printf '\nforward / direct: c1 %s, c64 %s, conn-close %s, bulk %s\n' \
   "$(ratio "${C1[forward]}" "${C1[direct]}")" "$(ratio "${C64[forward]}" "${C64[direct]}")" \
   "$(ratio "${CLOSE[forward]}" "${CLOSE[direct]}")" "$(ratio "${BULK[forward]}" "${BULK[direct]}")"
+echo "bulk through a CONNECT tunnel of the same proxyd: $TUNNEL MB/s ($(ratio "$TUNNEL" "${BULK[direct]}") of direct)"
 echo "access-log rows of forwarded connections: $rows"
 echo "(pinning: proxy on CPU $CPU_PROXY, nginx/wrk/curl on CPU $CPU_LOAD; $DUR s per wrk run; workers $WORKERS)"
