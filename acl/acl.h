@@ -7,7 +7,7 @@
  *
  * Rule text (one rule; see docs/policy.md):
  *   ACTION MATCH ARG [CONDITION ARG]...
- *   ACTION    allow | deny
+ *   ACTION    allow | deny | report
  *   MATCH     domain D | host-regex RE | url-regex RE | client CIDR | dest CIDR
  *             | user NAME | method M | port N | list NAME | any
  *   CONDITION clients CIDR[,CIDR...] | users NAME[,NAME...] | schedule DAYS HH:MM-HH:MM
@@ -27,11 +27,13 @@
 enum acl_action {
     ACL_ALLOW,
     ACL_DENY,
-    ACL_AUTH, /* a rule needs a user and the request carries none: answer 407 */
+    ACL_AUTH,   /* a rule needs a user and the request carries none: answer 407 */
+    ACL_REPORT, /* a rule's action only: it would deny, but the request goes on and is marked
+                   (acl_decision.report_rule_id); never the action of a decision */
     ACL_ACTION_COUNT
 };
 
-/* "allow", "deny", "auth" */
+/* "allow", "deny", "auth", "report" */
 const char *acl_action_str(enum acl_action a);
 
 struct acl_error {
@@ -123,6 +125,11 @@ struct acl_decision {
      * request and its networks can only be checked against the name's addresses. Ask
      * acl_eval_dest about each resolved address before connecting. */
     bool dest_pending;
+    /* ALLOW only: the first `report` rule above the deciding rule that holds for this request
+     * (the request would have been denied had it been a `deny` rule), 0 if none. A report
+     * rule never decides: it is skipped, and the rules below it decide as if it were not
+     * there. Its conditions must hold without asking for a user. */
+    int report_rule_id;
     uint32_t order; /* private to acl_eval_dest: position of the deciding rule in the set */
 };
 
@@ -142,7 +149,9 @@ bool acl_client_admitted(const struct acl_set *set, const struct sockaddr *clien
  * a request that acl_eval allowed with first->dest_pending: the first `deny dest` rule above
  * the deciding rule whose networks hold addr and whose conditions hold for req (client,
  * user, schedule; its host, path and method are not read) decides instead: out is DENY (or AUTH
- * when that rule needs a user and req has none), else out is first. set must be the set
+ * when that rule needs a user and req has none), else out is first, with report_rule_id set
+ * from the first `report dest` rule above the deciding rule that holds for addr when first
+ * had none. set must be the set
  * first came from; when the set in force has changed since, pass a first whose order is
  * UINT32_MAX and every `deny dest` rule of the new set applies. Allocates nothing. */
 void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,

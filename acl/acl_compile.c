@@ -133,7 +133,7 @@ static int build_regexes_and_linear(struct acl_set *set)
         bool in_domains = r->match == ACL_MATCH_LIST || (r->match == ACL_MATCH_DOMAIN && !r->cidrs);
         if (!in_domains && !indexed[i])
             set->linear[set->nlinear++] = i;
-        if (r->match == ACL_MATCH_DEST && r->action == ACL_DENY)
+        if (r->match == ACL_MATCH_DEST && r->action != ACL_ALLOW)
             set->has_deny_dest = true;
     }
     rc = 0;

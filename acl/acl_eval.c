@@ -9,6 +9,9 @@
  * A regex that hits its match or depth limit cannot say whether it matches. Such a rule is
  * "undecided": a deny rule then denies (a crafted URL must not slip past it by being slow to
  * match) and an allow rule does not allow. The decision names the rule, so it is counted.
+ *
+ * A `report` rule never decides: when it holds it is remembered (the lowest one) and the search
+ * goes on as if it were not there; the decision names it only when the request is allowed.
  */
 #include "acl/acl_set.h"
 
@@ -39,6 +42,7 @@ struct eval {
     const struct acl_domain_entry *best_key;
     uint32_t undecided;  /* lowest rule whose regex gave up at its limit */
     uint32_t dest_later; /* lowest `deny dest` rule that holds but needs the resolved address */
+    uint32_t report;     /* lowest `report` rule that holds */
     enum { GROUP_UNTRIED, GROUP_MATCHED, GROUP_MISSED } group[ACL_RX_COUNT];
 };
 
@@ -148,7 +152,7 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
         case ACL_MATCH_DEST:
             if (ev->host_is_ip) {
                 ok = acl_dest_list_contains(r->cidrs, r->ncidrs, ev->host_addr);
-            } else if (r->action == ACL_DENY) {
+            } else if (r->action != ACL_ALLOW) {
                 /* Only the name's addresses can tell (acl_eval_dest); an allow never waits
                  * for them: whoever answers for a name must not be able to allow it. */
                 uint32_t idx = (uint32_t)(r - ev->set->rules);
@@ -187,6 +191,12 @@ static bool take(struct eval *ev, uint32_t idx, bool match_known)
     enum fire f = rule_fires(ev, &ev->set->rules[idx], match_known);
     if (f == FIRE_NO)
         return false;
+    if (ev->set->rules[idx].action == ACL_REPORT) {
+        /* A report rule does not ask for a password: without a user it does not hold. */
+        if (f == FIRE_YES && idx < ev->report)
+            ev->report = idx;
+        return false;
+    }
     ev->best = idx;
     ev->best_auth = f == FIRE_AUTH;
     ev->best_key = NULL;
@@ -280,6 +290,8 @@ static void decide(struct eval *ev, struct acl_decision *out)
         out->rule_id = r->id;
         out->action = ev->best_auth ? ACL_AUTH : r->action;
         out->dest_pending = out->action == ACL_ALLOW && ev->dest_later < ev->best;
+        if (out->action == ACL_ALLOW && ev->report < ev->best)
+            out->report_rule_id = ev->set->rules[ev->report].id;
         if (ev->req->brief && out->action == ACL_ALLOW)
             return;
         if (ev->best_auth) {
@@ -302,6 +314,8 @@ static void decide(struct eval *ev, struct acl_decision *out)
         out->rule_id = 0;
         out->action = allowed ? ACL_ALLOW : ACL_DENY;
         out->dest_pending = allowed && ev->dest_later != NO_RULE;
+        if (allowed && ev->report != NO_RULE)
+            out->report_rule_id = ev->set->rules[ev->report].id;
         if (allowed && ev->req->brief)
             return;
         client_str(ev->req->client, who, sizeof(who));
@@ -309,6 +323,12 @@ static void decide(struct eval *ev, struct acl_decision *out)
                              allowed ? "default: client %s allowed"
                                      : "default: client %s not in allowed networks",
                              who);
+    }
+    if (out->report_rule_id && n < sizeof(out->reason)) {
+        const struct acl_rule *r = &ev->set->rules[ev->report];
+        n += (size_t)snprintf(out->reason + n, sizeof(out->reason) - n,
+                              "; rule %d would deny (report %s%s%s)", r->id,
+                              acl_match_str(r->match), r->arg[0] ? " " : "", r->arg);
     }
     if (!undecided || n >= sizeof(out->reason))
         return;
@@ -331,6 +351,7 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
         .best = NO_RULE,
         .undecided = NO_RULE,
         .dest_later = NO_RULE,
+        .report = NO_RULE,
     };
     memset(out, 0, sizeof(*out));
     out->action = ACL_DENY;
@@ -407,12 +428,17 @@ void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,
     ev.has_client = acl_addr_from_sockaddr(req->client, ev.client);
     for (uint32_t k = 0; k < set->nlinear && set->linear[k] < first->order; k++) {
         const struct acl_rule *r = &set->rules[set->linear[k]];
-        if (r->match != ACL_MATCH_DEST || r->action != ACL_DENY ||
+        if (r->match != ACL_MATCH_DEST || r->action == ACL_ALLOW ||
             !acl_dest_list_contains(r->cidrs, r->ncidrs, addr))
             continue;
         enum fire f = rule_fires(&ev, r, true);
         if (f == FIRE_NO)
             continue;
+        if (r->action == ACL_REPORT) {
+            if (f == FIRE_YES && !out->report_rule_id)
+                out->report_rule_id = r->id;
+            continue;
+        }
         char where[INET6_ADDRSTRLEN];
         struct in6_addr a6;
         memcpy(&a6, addr, 16);
@@ -423,6 +449,7 @@ void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,
         out->rule_id = r->id;
         out->order = set->linear[k];
         out->undecided_rule_id = 0;
+        out->report_rule_id = 0;
         if (f == FIRE_AUTH) {
             out->action = ACL_AUTH;
             snprintf(out->reason, sizeof(out->reason), "rule %d requires an authenticated user",

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const action_names[ACL_ACTION_COUNT] = {"allow", "deny", "auth"};
+static const char *const action_names[ACL_ACTION_COUNT] = {"allow", "deny", "auth", "report"};
 
 const char *acl_action_str(enum acl_action a)
 {
@@ -435,8 +435,11 @@ int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, si
         r->action = ACL_ALLOW;
     } else if (tok_is(&t, "deny")) {
         r->action = ACL_DENY;
+    } else if (tok_is(&t, "report")) {
+        r->action = ACL_REPORT;
     } else {
-        snprintf(msg, msglen, "unknown action '%.*s' (want allow or deny)", (int)t.len, t.s);
+        snprintf(msg, msglen, "unknown action '%.*s' (want allow, deny or report)", (int)t.len,
+                 t.s);
         return -1;
     }
 

@@ -53,7 +53,7 @@ struct acl_schedule {
 struct acl_rule {
     int id;
     bool enabled;
-    enum acl_action action; /* ACL_ALLOW or ACL_DENY */
+    enum acl_action action; /* ACL_ALLOW, ACL_DENY or ACL_REPORT */
     enum acl_match match;
     char *arg; /* owned: the match argument (domain canonical), for reasons; "" for any */
 

@@ -25,7 +25,7 @@ struct acl_set {
      * not match, none of them can, and a request pays one match instead of many. */
     pcre2_code *group[ACL_RX_COUNT]; /* owned; NULL if fewer than two could be joined */
     bool has_url_regex;              /* build the full URL only when some rule reads it */
-    bool has_deny_dest;              /* some `deny dest` rule may wait for resolved addresses */
+    bool has_deny_dest;              /* some `deny dest` or `report dest` rule may wait */
     struct acl_cidr *allowed;        /* owned; the default action's networks */
     uint32_t nallowed;
     /* For acl_client_admitted: some allow rule names no client at all (anyone may pass), and

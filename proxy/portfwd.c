@@ -361,6 +361,10 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
         return;
     }
     c->rec.decision = STORE_ALLOW;
+    if (ad.report_rule_id) { /* would have been denied: the row names the report rule */
+        c->rec.decision = STORE_REPORT;
+        c->rec.rule_id = ad.report_rule_id;
+    }
     /* The pump resolves (origin_resolve), refuses targets like any request's, connects
      * and, connected, splices (tun_start). */
     c->state = CONN_RESOLVE;

@@ -81,7 +81,7 @@ void request_record_finish(struct conn *c)
     }
     if (w->shared->log)
         store_log_push(w->shared->log, w->index, &c->rec);
-    if (c->rec.decision != STORE_ALLOW)
+    if (c->rec.decision == STORE_DENY || c->rec.decision == STORE_AUTH)
         STAT_ADD(c, requests_denied, 1);
     c->rec.time_ms = 0;
 }
@@ -252,6 +252,11 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
             req->proxy_authorization.len ? "The proxy user name or password is wrong."
                                          : "This address needs a proxy user name and password.");
     c->rec.decision = STORE_ALLOW;
+    if (ad.report_rule_id) {
+        /* Would have been denied: the row names the report rule, so it is counted. */
+        c->rec.decision = STORE_REPORT;
+        c->rec.rule_id = ad.report_rule_id;
+    }
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, ad.rule_id, true, "");
 }
 
@@ -282,6 +287,11 @@ static enum request_verdict decide_dest(struct conn *c, struct request_decision 
         if (ad.action == ACL_AUTH)
             return decided(d, VERDICT_AUTH, CLOSE_AUTH_REQUIRED, ad.rule_id, nothing_unread(c),
                            "This address needs a proxy user name and password.");
+        if (ad.report_rule_id && c->rec.decision == STORE_ALLOW) {
+            c->rec.decision = STORE_REPORT;
+            c->rec.rule_id = ad.report_rule_id;
+            first.report_rule_id = ad.report_rule_id;
+        }
     }
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
 }

@@ -197,9 +197,14 @@ enum ctl_status ctl_cmd_logs(struct ctl_ctx *ctx, const struct ctl_call *call)
 
 enum ctl_status ctl_cmd_top(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    static const char *const kinds[] = {"hosts", "clients", "blocked"};
-    static const char *const titles[] = {"domain", "client", "blocked domain"};
+    static const char *const kinds[] = {"hosts", "clients", "blocked", "reported"};
+    static const char *const titles[] = {"domain", "client", "blocked domain", "reported domain"};
     int k = call->nwords > 0 ? (int)call->word_num[0] : 0;
+    if (ctl_call_opt(call, "--report")->set) {
+        if (call->nwords > 0)
+            return ctl_usage(ctx, "--report lists domains: it takes no KIND");
+        k = 3;
+    }
     struct ctl_query q = {0};
     ctl_query_add(&q, "kind", kinds[k]);
     const struct ctl_value *since = ctl_call_opt(call, "--since");

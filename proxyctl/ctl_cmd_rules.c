@@ -1,6 +1,6 @@
 /* proxyctl verbs about rules: block, unblock, allow, rules (list, add, del, enable, disable,
- * move) and test. After block/allow/unblock they ask /api/test how the proxy now decides
- * about the domain, so "(in force)" is what the proxy says, not what proxyctl hopes. */
+ * report, enforce, move) and test. After block/allow/unblock they ask /api/test how the proxy now
+ * decides about the domain, so "(in force)" is what the proxy says, not what proxyctl hopes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +219,55 @@ enum ctl_status ctl_cmd_rules_disable(struct ctl_ctx *ctx, const struct ctl_call
     return set_enabled(ctx, call, false);
 }
 
+/* Rewrites rule ID's action word from `from` to `to` (report <-> deny). The rule keeps its id,
+ * place and hit counts: only its text changes. */
+static enum ctl_status switch_action(struct ctl_ctx *ctx, const struct ctl_call *call,
+                                     const char *from, const char *to)
+{
+    char path[64], what[64];
+    snprintf(path, sizeof(path), "/api/rules/%lld", call->word_num[0]);
+    snprintf(what, sizeof(what), "rule %lld", call->word_num[0]);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "GET", path, NULL, &out, what);
+    if (st != CTL_OK)
+        return st;
+    const char *text = ctl_json_str(json_object_get(out, "rule"), "text");
+    size_t n = strlen(from);
+    if (strncmp(text, from, n) != 0 || (text[n] != ' ' && text[n] != '\t')) {
+        enum ctl_status bad = ctl_fail(ctx, CTL_REFUSED, "rule %lld is not a '%s' rule: %s",
+                                       call->word_num[0], from, text);
+        json_decref(out);
+        return bad;
+    }
+    char *changed = malloc(strlen(to) + strlen(text + n) + 1);
+    if (!changed) {
+        json_decref(out);
+        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
+    }
+    sprintf(changed, "%s%s", to, text + n);
+    json_decref(out);
+    json_t *body = json_pack("{s:s}", "text", changed);
+    free(changed);
+    st = ctl_api_show(ctx, "PATCH", path, body, &out, what);
+    json_decref(body);
+    if (!out)
+        return st;
+    printf("rule %lld: %s\n", call->word_num[0],
+           ctl_json_str(json_object_get(out, "rule"), "text"));
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_rules_report(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return switch_action(ctx, call, "deny", "report");
+}
+
+enum ctl_status ctl_cmd_rules_enforce(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    return switch_action(ctx, call, "report", "deny");
+}
+
 static const json_t *find_rule(const json_t *rules, long long id)
 {
     size_t i;
@@ -301,6 +350,9 @@ enum ctl_status ctl_cmd_test(struct ctl_ctx *ctx, const struct ctl_call *call)
         printf("rule:   %lld\n", id);
     else
         printf("rule:   none (the default action)\n");
+    long long report = ctl_json_num(out, "report_rule_id");
+    if (report > 0)
+        printf("report: rule %lld would deny it\n", report);
     printf("reason: %s\n", ctl_json_str(out, "reason"));
     json_decref(out);
     return CTL_OK;

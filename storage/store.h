@@ -52,8 +52,9 @@ void store_pool_free(struct store_pool *pool);
 
 /* ---- Access log ---- */
 
-enum store_decision { STORE_ALLOW, STORE_DENY, STORE_AUTH, STORE_DECISION_COUNT };
-const char *store_decision_str(enum store_decision d); /* "allow", "deny", "auth" */
+/* STORE_REPORT: allowed, but a `report` rule (the row's rule_id) would have denied it. */
+enum store_decision { STORE_ALLOW, STORE_DENY, STORE_AUTH, STORE_REPORT, STORE_DECISION_COUNT };
+const char *store_decision_str(enum store_decision d); /* "allow", "deny", "auth", "report" */
 
 /* One finished request or tunnel. Fixed size, filled on a worker without formatting;
  * over-long strings are truncated by the filler. */
@@ -350,7 +351,14 @@ struct store_log_row {
 int store_log_search(struct store *st, const struct store_log_filter *f,
                      struct store_log_row **rows, size_t *n, char *err, size_t errlen);
 
-enum store_top_kind { STORE_TOP_HOSTS, STORE_TOP_CLIENTS, STORE_TOP_BLOCKED, STORE_TOP_COUNT };
+/* STORE_TOP_REPORTED: hosts of the rows a `report` rule would have denied. */
+enum store_top_kind {
+    STORE_TOP_HOSTS,
+    STORE_TOP_CLIENTS,
+    STORE_TOP_BLOCKED,
+    STORE_TOP_REPORTED,
+    STORE_TOP_COUNT
+};
 struct store_top_row {
     char key[256];
     int64_t requests;

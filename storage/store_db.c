@@ -406,7 +406,7 @@ int store_schema_version(struct store *st)
 
 const char *store_decision_str(enum store_decision d)
 {
-    static const char *const names[STORE_DECISION_COUNT] = {"allow", "deny", "auth"};
+    static const char *const names[STORE_DECISION_COUNT] = {"allow", "deny", "auth", "report"};
 
     if ((unsigned)d >= STORE_DECISION_COUNT)
         return "unknown";

@@ -135,7 +135,7 @@ static size_t format_squid(char *buf, const struct store_access *a)
 {
     int64_t end_ms = a->time_ms + a->duration_ms;
     bool tunnel = strncmp(a->method, "CONNECT", sizeof(a->method)) == 0;
-    bool denied = a->decision != STORE_ALLOW;
+    bool denied = a->decision == STORE_DENY || a->decision == STORE_AUTH;
     bool v6 = memchr(a->host, ':', strnlen(a->host, sizeof(a->host))) != NULL;
     const char *code = denied ? "TCP_DENIED" : tunnel ? "TCP_TUNNEL" : "TCP_MISS";
     char *p = buf;

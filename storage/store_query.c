@@ -395,13 +395,16 @@ int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int6
         limit = limit ? TOP_MAX_LIMIT : 10;
     if (resolve_range(st, since_ms, until_ms, &lo, &hi, &wide, err, errlen) < 0)
         return -1;
-    /* Blocked hosts come through the (decision, time_ms) index: only denied rows are read,
-     * whatever the range. */
+    _Static_assert(STORE_DENY == 1 && STORE_REPORT == 3, "the decision numbers below");
+    /* Blocked and reported hosts come through the (decision, time_ms) index: only those rows
+     * are read, whatever the range. */
+    const char *only = kind == STORE_TOP_BLOCKED    ? "decision = 1"
+                       : kind == STORE_TOP_REPORTED ? "decision = 3"
+                                                    : NULL;
     if (scan_range(st,
                    kind == STORE_TOP_CLIENTS ? "client, bytes_up + bytes_down"
                                              : "host, bytes_up + bytes_down",
-                   kind == STORE_TOP_BLOCKED ? "decision = 1" : NULL, lo, hi,
-                   kind == STORE_TOP_BLOCKED ? false : wide, top_row, &a, err, errlen) < 0)
+                   only, lo, hi, only ? false : wide, top_row, &a, err, errlen) < 0)
         goto fail;
     if (a.oom) {
         store_errf(err, errlen, "top: out of memory");

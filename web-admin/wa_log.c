@@ -100,7 +100,7 @@ enum MHD_Result wa_log_search(struct wa_req *r)
             if (!strcmp(dec, store_decision_str((enum store_decision)d)))
                 f.decision = d;
         if (f.decision < 0)
-            return wa_reply_error(r, 400, "decision", "decision is allow, deny or auth");
+            return wa_reply_error(r, 400, "decision", "decision is allow, deny, auth or report");
     }
     st = wa_store(r);
     if (!st)
@@ -138,7 +138,7 @@ static int query_range(struct wa_req *r, int64_t *since, int64_t *until)
 
 enum MHD_Result wa_log_top(struct wa_req *r)
 {
-    static const char *const kinds[STORE_TOP_COUNT] = {"hosts", "clients", "blocked"};
+    static const char *const kinds[STORE_TOP_COUNT] = {"hosts", "clients", "blocked", "reported"};
     const char *kind = nonempty(wa_query(r, "kind"));
     struct store_top_row *rows;
     struct store *st;
@@ -154,7 +154,7 @@ enum MHD_Result wa_log_top(struct wa_req *r)
         if (!strcmp(kind, kinds[i]))
             k = i;
     if (k < 0)
-        return wa_reply_error(r, 400, "kind", "kind is hosts, clients or blocked");
+        return wa_reply_error(r, 400, "kind", "kind is hosts, clients, blocked or reported");
     if (query_range(r, &since, &until) < 0)
         return MHD_YES;
     limit = wa_query_limit(r, 10);

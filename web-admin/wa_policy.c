@@ -277,13 +277,13 @@ enum MHD_Result wa_policy_test(struct wa_req *r)
         jrule = wa_rules_json_of(st, dec.rule_id);
     }
     /* The reason quotes rule text and may be cut inside a character; the path too. */
-    o = json_pack("{s:s,s:i,s:o,s:o,s:i,s:b,s:I,s:{s:s,s:s,s:i,s:o,s:s,s:s,s:s?}}", "action",
+    o = json_pack("{s:s,s:i,s:o,s:o,s:i,s:i,s:b,s:I,s:{s:s,s:s,s:i,s:o,s:s,s:s,s:s?}}", "action",
                   acl_action_str(dec.action), "rule_id", dec.rule_id, "reason",
                   wa_json_text(dec.reason), "rule", jrule ? jrule : json_null(),
-                  "undecided_rule_id", dec.undecided_rule_id, "dest_pending", dec.dest_pending,
-                  "generation", (json_int_t)gen, "request", "scheme", u.scheme, "host", u.host.text,
-                  "port", (int)u.port, "path", wa_json_text(u.path), "method", method, "client",
-                  client, "user", req.user);
+                  "undecided_rule_id", dec.undecided_rule_id, "report_rule_id", dec.report_rule_id,
+                  "dest_pending", dec.dest_pending, "generation", (json_int_t)gen, "request",
+                  "scheme", u.scheme, "host", u.host.text, "port", (int)u.port, "path",
+                  wa_json_text(u.path), "method", method, "client", client, "user", req.user);
     json_decref(body);
     free(u.path);
     return wa_reply_json(r, 200, o);

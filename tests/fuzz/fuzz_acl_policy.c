@@ -12,7 +12,9 @@
  *   - an accepted policy compiles, unless a rule names a list that does not exist;
  *   - fixed requests evaluated against the set: a valid action, a rule of the set (or 0),
  *     the same decision twice and when brief, the same decision as trying the rules one at a
- *     time in order (small sets), never ALLOW for a client acl_client_admitted refuses;
+ *     time in order (small sets), never ALLOW for a client acl_client_admitted refuses, and
+ *     the report rule named on an ALLOW is the first report rule above the decider that
+ *     holds on its own (report rules never decide);
  *   - list entries are canonical hosts, distinct, as many as counted, and the list written
  *     back as "||d^" lines parses to the same entries with nothing skipped;
  *   - a host that parses is canonical: its text parses to itself.
@@ -122,7 +124,8 @@ static void policy_check(const struct acl_policy *pol)
 static bool same_decision(const struct acl_decision *a, const struct acl_decision *b)
 {
     return a->action == b->action && a->rule_id == b->rule_id &&
-           a->undecided_rule_id == b->undecided_rule_id && a->dest_pending == b->dest_pending;
+           a->undecided_rule_id == b->undecided_rule_id && a->dest_pending == b->dest_pending &&
+           a->report_rule_id == b->report_rule_id;
 }
 
 static bool rule_of(const struct acl_config *cfg, int id)
@@ -139,15 +142,21 @@ static void one_by_one_check(const struct acl_config *cfg, const struct acl_requ
 {
     struct acl_decision ref = {.rule_id = 0};
     struct acl_error err;
+    int report = 0;
 
     for (size_t i = 0; i < cfg->nrules && ref.rule_id == 0; i++) {
         struct acl_config one = *cfg;
         one.rules = &cfg->rules[i];
         one.nrules = 1;
+        /* Every client allowed by default, so that a report rule that holds is named whatever
+         * the client (a rule that decides does so whatever the default). */
+        one.allowed_clients = "::/0";
         struct acl_set *set = acl_set_compile(&one, &err);
         CHECK(set);
         acl_eval(set, req, scratch, &ref);
         acl_set_free(set);
+        if (!report && ref.rule_id == 0)
+            report = ref.report_rule_id;
     }
     if (ref.rule_id == 0) {
         struct acl_config none = *cfg;
@@ -162,6 +171,7 @@ static void one_by_one_check(const struct acl_config *cfg, const struct acl_requ
                 acl_action_str(got->action), got->rule_id, got->reason, acl_action_str(ref.action),
                 ref.rule_id, ref.reason);
     CHECK(ref.rule_id == got->rule_id && ref.action == got->action);
+    CHECK(got->report_rule_id == (got->action == ACL_ALLOW ? report : 0));
 }
 
 static void eval_check(const struct acl_set *set, const struct acl_config *cfg,
@@ -172,7 +182,9 @@ static void eval_check(const struct acl_set *set, const struct acl_config *cfg,
     req->brief = false;
     acl_eval(set, req, scratch, &d);
     CHECK(d.action < ACL_ACTION_COUNT);
-    CHECK(rule_of(cfg, d.rule_id) && rule_of(cfg, d.undecided_rule_id));
+    CHECK(rule_of(cfg, d.rule_id) && rule_of(cfg, d.undecided_rule_id) &&
+          rule_of(cfg, d.report_rule_id));
+    CHECK(!d.report_rule_id || d.action == ACL_ALLOW);
     CHECK(memchr(d.reason, '\0', sizeof(d.reason)) && d.reason[0] != '\0');
     CHECK(!d.dest_pending || (d.action == ACL_ALLOW && !acl_host_is_ip(req->host)));
     if (d.action == ACL_ALLOW)

@@ -60,12 +60,13 @@
   async function load() {
     const until = Math.ceil(Date.now() / HOUR) * HOUR;
     const since = until - 24 * HOUR;
-    const [stats, series, hosts, clients, blocked] = await Promise.all([
+    const [stats, series, hosts, clients, blocked, reported] = await Promise.all([
       api('GET', '/api/stats'),
       api('GET', '/api/series' + PX.query({since, until, bucket: HOUR})),
       api('GET', '/api/top?kind=hosts&limit=10'),
       api('GET', '/api/top?kind=clients&limit=10'),
       api('GET', '/api/top?kind=blocked&limit=10'),
+      api('GET', '/api/top?kind=reported&limit=10'),
     ]);
     const t = stats.totals;
     $('card-requests').textContent = fmtNum(t.requests);
@@ -77,6 +78,7 @@
     fillTop('top-hosts', hosts.rows);
     fillTop('top-clients', clients.rows);
     fillTop('top-blocked', blocked.rows);
+    fillTop('top-reported', reported.rows);
     const ps = $('proxy-stats');
     ps.replaceChildren();
     const flat = (obj, prefix) => {

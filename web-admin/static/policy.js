@@ -71,7 +71,27 @@
           PX.showError(e);
         }
       });
-      const cls = (r.enabled ? '' : 'disabled') + (r.id === highlight ? ' highlight' : '');
+      /* deny <-> report rewrites only the action word: the rule keeps its id and hits. */
+      const action = r.text.split(/\s/, 1)[0];
+      let mode = null;
+      if (action === 'deny' || action === 'report') {
+        const to = action === 'deny' ? 'report' : 'deny';
+        mode = el('button', {type: 'button', class: 'small secondary',
+                             text: to === 'report' ? 'Report only' : 'Enforce',
+                             'data-testid': 'rule-' + (to === 'report' ? 'report' : 'enforce'),
+                             title: to === 'report' ? 'Let matching requests through and mark them in the log'
+                                                    : 'Deny matching requests again'});
+        mode.addEventListener('click', async () => {
+          try {
+            await api('PATCH', '/api/rules/' + r.id, {text: to + r.text.slice(action.length)});
+            await load(r.id);
+          } catch (e) {
+            PX.showError(e);
+          }
+        });
+      }
+      const cls = (r.enabled ? '' : 'disabled') + (action === 'report' ? ' report' : '') +
+                  (r.id === highlight ? ' highlight' : '');
       body.append(el('tr', {class: cls.trim() || null, 'data-id': r.id, 'data-testid': 'rule-row'},
         el('td', {class: 'num', text: r.position}),
         el('td', {class: 'num', text: r.id}),
@@ -83,7 +103,7 @@
             title: 'Requests its regex could not decide (match limit): a deny rule denied them, ' +
                    'an allow rule did not allow them. Simplify the regex.',
             text: fmtNum(r.undecided) + ' undecided'}) : null),
-        el('td', {class: 'actions'}, up, ' ', down, ' ', del)));
+        el('td', {class: 'actions'}, up, ' ', down, ' ', mode, mode ? ' ' : null, del)));
     });
     if (!rules.length)
       body.append(el('tr', null, el('td', {colspan: 7, class: 'muted',
@@ -142,6 +162,7 @@
       const res = await api('POST', '/api/test', body);
       out.textContent = res.action.toUpperCase() + ' by ' +
         (res.rule_id ? 'rule ' + res.rule_id + (res.rule ? ' (' + res.rule.text + ')' : '') : 'the default action') +
+        (res.report_rule_id ? '\nrule ' + res.report_rule_id + ' (report) would deny it' : '') +
         '\n' + res.reason;
       out.setAttribute('data-action', res.action);
       out.setAttribute('data-rule-id', String(res.rule_id));

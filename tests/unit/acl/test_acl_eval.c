@@ -417,7 +417,8 @@ static const char *const tlds[] = {"test", "example", "invalid"};
 
 static void random_rule(char *buf, size_t len)
 {
-    const char *act = rnd(2) ? "deny" : "allow";
+    static const char *const acts[] = {"allow", "deny", "deny", "report"};
+    const char *act = acts[rnd(4)];
     const char *w = words[rnd(8)];
     const char *t = tlds[rnd(3)];
     char cond[96] = "";
@@ -489,6 +490,9 @@ START_TEST(test_indexed_eval_agrees_with_rule_by_rule)
     struct acl_config cfg = {.rules = rules, .nrules = NRULES, .lists = ls, .nlists = 2};
     struct acl_set *all = acl_set_compile(&cfg, &err);
     ck_assert_msg(all != NULL, "%s", err.msg);
+    struct acl_config c0 = {.lists = ls, .nlists = 2};
+    struct acl_set *none = acl_set_compile(&c0, &err);
+    ck_assert_ptr_nonnull(none);
     struct acl_set *one[NRULES];
     for (int i = 0; i < NRULES; i++) {
         struct acl_config c1 = {.rules = &rules[i], .nrules = 1, .lists = ls, .nlists = 2};
@@ -513,22 +517,120 @@ START_TEST(test_indexed_eval_agrees_with_rule_by_rule)
         struct req_buf rb;
         req_make(&rb, line, client, rnd(3) ? user : NULL, (int)rnd(7), (int)rnd(1440));
         struct acl_decision got, ref = {.rule_id = 0};
+        int report = 0; /* the first report rule that holds on its own, above the decider */
         acl_eval(all, &rb.req, scratch, &got);
         for (int i = 0; i < NRULES; i++) {
             acl_eval(one[i], &rb.req, scratch, &ref);
             if (ref.rule_id != 0)
                 break;
+            if (!report)
+                report = ref.report_rule_id;
         }
-        if (ref.rule_id == 0)
-            acl_eval(one[0], &rb.req, scratch, &ref); /* any set gives the same default */
-        ck_assert_msg(got.rule_id == ref.rule_id && got.action == ref.action,
-                      "%s client %s: indexed %s rule %d, rule by rule %s rule %d", line, client,
-                      acl_action_str(got.action), got.rule_id, acl_action_str(ref.action),
-                      ref.rule_id);
+        if (ref.rule_id == 0) /* any set without a report rule gives the same default */
+            acl_eval(none, &rb.req, scratch, &ref);
+        if (ref.action != ACL_ALLOW)
+            report = 0;
+        ck_assert_msg(got.rule_id == ref.rule_id && got.action == ref.action &&
+                          got.report_rule_id == report,
+                      "%s client %s: indexed %s rule %d report %d, rule by rule %s rule %d "
+                      "report %d",
+                      line, client, acl_action_str(got.action), got.rule_id, got.report_rule_id,
+                      acl_action_str(ref.action), ref.rule_id, report);
     }
     for (int i = 0; i < NRULES; i++)
         acl_set_free(one[i]);
     acl_set_free(all);
+    acl_set_free(none);
+}
+END_TEST
+
+/* A report rule never decides: the request goes on to the rules below, and an allowed one
+ * names the first report rule that held. */
+static const char *const p_report[] = {
+    "report domain tiktok.test",
+    "report url-regex ^http://[^/]+/ads/",
+    "deny domain blocked.test",
+    "report domain blocked.test",
+    "report dest 10.1.0.0/16",
+    "report any users alice",
+    "allow domain ok.test",
+    "deny domain tiktok.test clients 10.7.0.0/16",
+    NULL,
+};
+
+static const struct {
+    const char *request, *client, *user;
+    enum acl_action want;
+    int want_rule, want_report;
+    const char *want_reason; /* substring when not brief, or NULL */
+} report_cases[] = {
+    {"GET http://tiktok.test/", LAN, NULL, ACL_ALLOW, 0, 1,
+     "rule 1 would deny (report domain tiktok.test)"},
+    {"GET http://www.tiktok.test/ads/x", LAN, NULL, ACL_ALLOW, 0, 1, NULL},
+    {"GET http://other.test/ads/x", LAN, NULL, ACL_ALLOW, 0, 2, NULL},
+    {"GET http://blocked.test/", LAN, NULL, ACL_DENY, 3, 0, "rule 3: deny domain blocked.test"},
+    {"GET http://10.1.2.3/", LAN, NULL, ACL_ALLOW, 0, 5, NULL},
+    {"GET http://other.test/", LAN, "alice", ACL_ALLOW, 0, 6, NULL},
+    {"GET http://other.test/", LAN, NULL, ACL_ALLOW, 0, 0, NULL}, /* never asks for a user */
+    {"GET http://ok.test/ads/", LAN, NULL, ACL_ALLOW, 7, 2, NULL},
+    {"GET http://ok.test/", LAN, NULL, ACL_ALLOW, 7, 0, NULL},
+    {"GET http://tiktok.test/", "10.7.0.1", NULL, ACL_DENY, 8, 0, NULL},
+    {"GET http://tiktok.test/", "8.8.8.8", NULL, ACL_DENY, 0, 0, "not in allowed networks"},
+};
+
+START_TEST(test_report_rules_never_decide)
+{
+    struct acl_rule_src rules[16];
+    size_t n = 0;
+    for (; p_report[n]; n++)
+        rules[n] = (struct acl_rule_src){.id = (int)n + 1, .enabled = true, .text = p_report[n]};
+    struct acl_config cfg = {.rules = rules, .nrules = n};
+    struct acl_error err;
+    struct acl_set *set = acl_set_compile(&cfg, &err);
+    ck_assert_msg(set != NULL, "%s", err.msg);
+    for (size_t i = 0; i < sizeof(report_cases) / sizeof(report_cases[0]); i++) {
+        struct req_buf rb;
+        struct acl_decision d, brief;
+        req_make(&rb, report_cases[i].request, report_cases[i].client, report_cases[i].user, MON,
+                 600);
+        acl_eval(set, &rb.req, scratch, &d);
+        ck_assert_msg(d.action == report_cases[i].want && d.rule_id == report_cases[i].want_rule &&
+                          d.report_rule_id == report_cases[i].want_report,
+                      "case %zu '%s': got %s rule %d report %d (%s)", i, report_cases[i].request,
+                      acl_action_str(d.action), d.rule_id, d.report_rule_id, d.reason);
+        if (report_cases[i].want_reason)
+            ck_assert_msg(strstr(d.reason, report_cases[i].want_reason), "case %zu: '%s'", i,
+                          d.reason);
+        rb.req.brief = true;
+        acl_eval(set, &rb.req, scratch, &brief);
+        ck_assert_int_eq(brief.report_rule_id, d.report_rule_id);
+    }
+
+    /* `report dest` on a name: its resolved addresses tell, as for `deny dest`. */
+    struct req_buf rb;
+    struct acl_decision first, d;
+    req_make(&rb, "GET http://name.test/", LAN, NULL, MON, 600);
+    acl_eval(set, &rb.req, scratch, &first);
+    ck_assert(first.action == ACL_ALLOW && first.dest_pending && first.report_rule_id == 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "10.1.9.9", &sin.sin_addr);
+    acl_eval_dest(set, &rb.req, &first, (const struct sockaddr *)&sin, &d);
+    ck_assert_int_eq(d.action, ACL_ALLOW);
+    ck_assert_int_eq(d.report_rule_id, 5);
+    inet_pton(AF_INET, "10.2.9.9", &sin.sin_addr);
+    acl_eval_dest(set, &rb.req, &first, (const struct sockaddr *)&sin, &d);
+    ck_assert_int_eq(d.action, ACL_ALLOW);
+    ck_assert_int_eq(d.report_rule_id, 0);
+    acl_set_free(set);
+
+    /* A report rule lets nobody in that the default action keeps out. */
+    struct acl_rule_src only = {.id = 1, .enabled = true, .text = "report any"};
+    struct acl_config c1 = {.rules = &only, .nrules = 1};
+    set = acl_set_compile(&c1, &err);
+    ck_assert_ptr_nonnull(set);
+    inet_pton(AF_INET, "8.8.8.8", &sin.sin_addr);
+    ck_assert(!acl_client_admitted(set, (const struct sockaddr *)&sin));
+    acl_set_free(set);
 }
 END_TEST
 
@@ -710,6 +812,7 @@ int main(void)
     tcase_add_test(tc, test_undecided_rule_is_named);
     tcase_add_test(tc, test_indexed_eval_agrees_with_rule_by_rule);
     tcase_add_test(tc, test_null_set_denies);
+    tcase_add_test(tc, test_report_rules_never_decide);
     tcase_add_test(tc, test_brief_request_leaves_allow_reason_empty_but_explains_denials);
     tcase_add_test(tc, test_memory_grows_with_rules);
     tcase_add_loop_test(tc, test_client_admitted_only_when_some_request_could_pass, 0,

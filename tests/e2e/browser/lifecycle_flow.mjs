@@ -1,0 +1,175 @@
+// The policy lifecycle's rule language in the admin UI, in headless Chromium driven by
+// playwright-core (as admin_flow.mjs, which says how the browser is wired to proxyd). Run by
+// tests/e2e/test_browser_lifecycle.py with one JSON config as argv[2]:
+//   {admin, password, newPassword, proxyPort, originPort, shots, reportRuleId}
+// where rule reportRuleId is `deny domain report.test`. The flow turns it into a report rule
+// with the policy page's button, visits report.test through proxyd (it passes), finds the
+// would-be block on the dashboard and in the log, enforces the rule again, and takes
+// screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const ADMIN = cfg.admin;
+const STEP_MS = 30000; // a hang guard per step, not a deadline
+
+class Failure extends Error {}
+
+function check(cond, what) {
+  if (!cond) throw new Failure(what);
+}
+
+function log(msg) {
+  process.stdout.write(`[lifecycle_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write('FAIL: lifecycle_flow did not finish within 300 s\n');
+  process.exit(1);
+}, 300000);
+
+const proxied = (host, path = '/small') => `http://${host}:${cfg.originPort}${path}`;
+
+async function login(page) {
+  await page.goto(ADMIN + '/', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.getByTestId('login-user').fill('admin');
+  await page.getByTestId('login-password').fill(cfg.password);
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('passwd-form').waitFor({ state: 'visible', timeout: STEP_MS });
+  await page.getByTestId('passwd-new').fill(cfg.newPassword);
+  await page.getByTestId('passwd-repeat').fill(cfg.newPassword);
+  await page.getByTestId('passwd-submit').click();
+  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  log('logged in');
+}
+
+function ruleRow(page) {
+  return page.locator(`tr[data-testid="rule-row"][data-id="${cfg.reportRuleId}"]`);
+}
+
+async function switchToReport(page) {
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  const row = ruleRow(page);
+  await row.waitFor({ timeout: STEP_MS });
+  check(/deny domain report\.test/.test(await row.innerText()), 'the deny rule is not shown');
+  check(await row.getByTestId('rule-enforce').count() === 0, 'a deny rule offers "Enforce"');
+  await row.getByTestId('rule-report').click();
+  await row.filter({ hasText: 'report domain report.test' }).waitFor({ timeout: STEP_MS });
+  await row.getByTestId('rule-enforce').waitFor({ timeout: STEP_MS });
+  log('rule switched to report: ' + (await row.innerText()).replace(/\s+/g, ' '));
+}
+
+async function visitPasses(tab) {
+  const r = await tab.goto(proxied('report.test') + '?t=' + Date.now(), { timeout: STEP_MS });
+  check(r && r.status() === 200, `report.test through proxyd: ${r && r.status()}, wanted 200`);
+  log('report.test passed through proxyd');
+}
+
+async function dashboardShowsWouldBeBlock(page) {
+  // The access log is written by another thread: reload until the row is counted.
+  const deadline = Date.now() + STEP_MS;
+  let text = '';
+  for (;;) {
+    await page.goto(ADMIN + '/', { timeout: STEP_MS });
+    const table = page.getByTestId('top-reported');
+    await table.locator('tbody tr').first().waitFor({ timeout: STEP_MS });
+    text = await table.innerText();
+    if (/report\.test/.test(text) || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  check(/report\.test\s+\d+/.test(text), 'the dashboard does not show the would-be block: ' + text);
+  const blocked = await page.getByTestId('top-blocked').innerText();
+  check(!/report\.test/.test(blocked), 'a reported request is counted as blocked');
+  await page.getByTestId('top-reported').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(cfg.shots, 'lifecycle-dashboard.png'), fullPage: true,
+                          timeout: STEP_MS });
+  log('dashboard: ' + text.replace(/\s+/g, ' '));
+}
+
+async function logShowsReport(page) {
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await page.getByTestId('f-decision').selectOption('report');
+  await page.getByTestId('f-search').click();
+  const row = page.getByTestId('log-row').filter({ hasText: 'report.test' }).first();
+  await row.waitFor({ timeout: STEP_MS });
+  const text = await row.innerText();
+  check(/\breport\b/.test(text) && new RegExp(`\\b${cfg.reportRuleId}\\b`).test(text),
+        'the log row lacks decision report and the rule id: ' + text);
+  const color = await row.locator('td.decision').evaluate((e) => getComputedStyle(e).color);
+  check(color === 'rgb(91, 63, 168)', 'the report decision is not highlighted: ' + color);
+  await page.screenshot({ path: join(cfg.shots, 'lifecycle-log.png'), fullPage: true,
+                          timeout: STEP_MS });
+  log('log row: ' + text.replace(/\s+/g, ' '));
+}
+
+async function enforceAgain(page, tab) {
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  const row = ruleRow(page);
+  await row.getByTestId('rule-enforce').waitFor({ timeout: STEP_MS });
+  await page.screenshot({ path: join(cfg.shots, 'lifecycle-policy.png'), fullPage: true,
+                          timeout: STEP_MS });
+  await row.getByTestId('rule-enforce').click();
+  await row.filter({ hasText: 'deny domain report.test' }).waitFor({ timeout: STEP_MS });
+  await row.getByTestId('rule-report').waitFor({ timeout: STEP_MS });
+  const r = await tab.goto(proxied('report.test') + '?t=' + Date.now(), { timeout: STEP_MS });
+  check(r && r.status() === 403, `report.test after Enforce: ${r && r.status()}, wanted 403`);
+  log('enforced again: 403');
+}
+
+async function main() {
+  mkdirSync(cfg.shots, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    timeout: STEP_MS,
+    args: [
+      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      `--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  });
+  let page;
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    ctx.setDefaultTimeout(STEP_MS);
+    page = await ctx.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+    });
+    const tab = await ctx.newPage();
+    await page.bringToFront();
+
+    await login(page);
+    await switchToReport(page);
+    await visitPasses(tab);
+    await dashboardShowsWouldBeBlock(page);
+    await logShowsReport(page);
+    await enforceAgain(page, tab);
+    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
+  } catch (e) {
+    if (page) {
+      await page.screenshot({ path: join(cfg.shots, 'lifecycle-failure.png'), timeout: 3000 })
+        .catch(() => {});
+      process.stderr.write(`page at failure: ${page.url()} (screenshot lifecycle-failure.png)\n`);
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => {
+  clearTimeout(watchdog);
+  log('all checks passed');
+}, (e) => {
+  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,67 @@
+"""The policy lifecycle's rule language in the admin UI, in a real browser (headless Debian
+Chromium driven by playwright-core: tests/e2e/browser/lifecycle_flow.mjs; test_browser.py
+says how it is wired and what it needs). A `deny` rule is made report-only with the policy
+page's button, the browser's visit through proxyd then passes, the dashboard's "Would be
+blocked" table and the log's report filter show it, and "Enforce" makes the rule deny again;
+the rule keeps its id and its hits throughout.
+
+Screenshots go to $PX_BROWSER_SHOTS/lifecycle, else <build dir>/browser-shots/lifecycle.
+"""
+import json
+import os
+import unittest
+
+from harness import BUILD_DIR, DnsStub, Origin, Proxyd, wait_for
+from test_browser import BROWSER_DIR, CHROMIUM, run_node
+
+SHOTS = os.path.join(os.path.abspath(os.environ.get(
+    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "lifecycle")
+SCREENSHOTS = ("lifecycle-dashboard.png", "lifecycle-log.png", "lifecycle-policy.png")
+
+
+class BrowserLifecycleTest(unittest.TestCase):
+    def setUp(self):
+        if not os.access(CHROMIUM, os.X_OK):
+            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
+                          % CHROMIUM)
+        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
+                          "(scripts/test.sh does)")
+
+    def test_report_rule_in_the_ui(self):
+        os.makedirs(SHOTS, exist_ok=True)
+        for name in os.listdir(SHOTS):
+            if name.endswith(".png"):
+                os.unlink(os.path.join(SHOTS, name))
+        with DnsStub(records={"report.test": "127.0.0.1"}) as dns, Origin() as origin, \
+                Proxyd(dns=dns) as px:
+            rule = px.api("POST", "/api/rules", {"text": "deny domain report.test"})["rule"]
+            cfg = {"admin": px.admin_url, "password": px.first_password,
+                   "newPassword": "lifecycle-browser", "proxyPort": px.proxy_port,
+                   "originPort": origin.port, "shots": SHOTS, "reportRuleId": rule["id"]}
+            code, out = run_node(["node", "lifecycle_flow.mjs", json.dumps(cfg)], timeout=330)
+            print(out)
+            self.assertIsNotNone(code, "lifecycle_flow.mjs did not finish in 330 s:\n" + out)
+            self.assertEqual(code, 0, "lifecycle_flow.mjs failed:\n" + out)
+            for name in SCREENSHOTS:
+                path = os.path.join(SHOTS, name)
+                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
+                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+
+            # Seen from the server: the same rule, denying again, with both visits counted.
+            rules = px.api("GET", "/api/rules")["rules"]
+            self.assertEqual([(r["id"], r["text"]) for r in rules],
+                             [(rule["id"], "deny domain report.test")])
+            self.assertTrue(wait_for(lambda: px.api("GET", "/api/rules/%d" % rule["id"])
+                                     ["rule"]["hits"] >= 2, timeout=60))
+            rows = px.api("GET", "/api/logs?host=report.test")["rows"]
+            # (Chromium asks for /favicon.ico too: a visit may be more than one row.)
+            self.assertEqual({r["decision"] for r in rows if r["rule_id"] == rule["id"]},
+                             {"deny", "report"})
+            audit = px.api("GET", "/api/audit")["rows"]
+            self.assertTrue(any("report domain report.test" in a["detail"] for a in audit),
+                            audit[:5])
+
+
+if __name__ == "__main__":
+    unittest.main()
