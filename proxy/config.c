@@ -39,7 +39,7 @@ static const struct opt opts[] = {
     {"listen-tls", OPT_LIST, OFF(listen_tls), OFF(nlisten_tls), CONFIG_MAX_LISTEN,
      "ADDR:PORT  proxy listener over TLS (PAC: HTTPS host:port), repeatable"},
     {"tls-cert", OPT_STR, OFF(tls_cert), 0, 0,
-     "FILE  PEM certificate (chain) of listen-tls (default: one made at\n"
+     "FILE  PEM certificate (chain) of listen-tls and admin-tls (default: one made at\n"
      "               first start, DATA-DIR/tls-cert.pem)"},
     {"tls-key", OPT_STR, OFF(tls_key), 0, 0,
      "FILE  its PEM private key (default DATA-DIR/tls-key.pem, made with it)"},
@@ -49,7 +49,9 @@ static const struct opt opts[] = {
     {"admin", OPT_STR, OFF(admin), 0, 0,
      "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,
-     "          allow a non-loopback admin address (no TLS: put it behind one)"},
+     "          allow a non-loopback admin address without admin-tls"},
+    {"admin-tls", OPT_BOOL, OFF(admin_tls), 0, 0,
+     "          the admin server over HTTPS only (tls-cert, tls-key); any admin address"},
     {"admin-host", OPT_LIST, OFF(admin_hosts), OFF(nadmin_hosts), CONFIG_MAX_ADMIN_HOSTS,
      "NAMES  more names the admin server answers to (Host; the /proxy.pac URL's), repeatable"},
     {"data-dir", OPT_STR, OFF(data_dir), 0, 0,
@@ -70,7 +72,8 @@ static const struct opt opts[] = {
      "CIDRS  clients allowed by default (default: loopback and private networks)"},
     {"via", OPT_STR, OFF(via), 0, 0, "NAME  pseudonym in Via headers (default proxyd)"},
     {"contact", OPT_STR, OFF(contact), 0, 0, "TEXT  contact line on block pages"},
-    {"pac-proxy", OPT_STR, OFF(pac_proxy), 0, 0, "HOST:PORT  proxy address in /proxy.pac"},
+    {"pac-proxy", OPT_STR, OFF(pac_proxy), 0, 0,
+     "HOST:PORT  proxy address in /proxy.pac (https://HOST:PORT: a listen-tls port)"},
     {"static-dir", OPT_STR, OFF(static_dir), 0, 0,
      "DIR  admin pages and assets (default " PX_STATIC_DIR ";\n"
      "               in a source tree: web-admin/static)"},

@@ -26,10 +26,11 @@ struct px_config {
     size_t nforwards;
     char *listen_tls[CONFIG_MAX_LISTEN]; /* the proxy over TLS */
     size_t nlisten_tls;
-    char *tls_cert; /* PEM files of the TLS listeners; */
+    char *tls_cert; /* PEM files of the TLS listeners and admin-tls; */
     char *tls_key;  /* NULL: the self-made pair in the data folder */
     char *admin;    /* "127.0.0.1:8080" or "off" */
     bool admin_allow_remote;
+    bool admin_tls; /* the admin server speaks HTTPS, with tls_cert/tls_key or the self-made */
     char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */
     size_t nadmin_hosts;
     char *data_dir;

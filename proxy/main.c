@@ -50,7 +50,7 @@ struct proxyd {
     struct listener *listeners; /* nworkers x nlisteners, opened before --user; then the
                                    workers' */
     size_t nlisteners;          /* per worker: --listen, then --listen-tls */
-    struct tls_cred *tls;       /* TLS listeners' credentials, NULL if unused */
+    struct tls_cred *tls;       /* TLS listeners' and admin's credentials, NULL if unused */
     struct policy_loader policy;
     struct portfwd_table forwards;
     struct acl_live *acl;
@@ -462,6 +462,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
          "listen-tls"},
         {!same_str(p->cfg.tls_cert, fresh.tls_cert) || !same_str(p->cfg.tls_key, fresh.tls_key),
          "tls-cert/tls-key"},
+        {fresh.admin_tls != p->cfg.admin_tls, "admin-tls"},
         {!same_list(p->cfg.forwards, p->cfg.nforwards, fresh.forwards, fresh.nforwards), "forward"},
         {workers_wanted(fresh.workers) != p->nworkers, "workers"},
         {!same_str(p->cfg.admin, fresh.admin), "admin"},
@@ -573,7 +574,7 @@ static int policy_start(struct proxyd *p)
     return 0;
 }
 
-/* The TLS credentials, when a TLS listener needs them: given
+/* The TLS credentials, when a TLS listener or the admin server over TLS needs them: given
  * files, or the self-made pair kept in the data folder. Returns 0, or -1 once the error is
  * logged. */
 static int tls_start(struct proxyd *p)
@@ -583,11 +584,11 @@ static int tls_start(struct proxyd *p)
     size_t nnames = 0;
     bool made;
 
-    if (p->cfg.nlisten_tls == 0)
+    if (p->cfg.nlisten_tls == 0 && !p->cfg.admin_tls)
         return 0;
     /* A self-made certificate also names the addresses it is reached at. */
-    for (size_t i = 0; i < p->cfg.nlisten_tls; i++) {
-        const char *text = p->cfg.listen_tls[i];
+    for (size_t i = 0; i < p->cfg.nlisten_tls + 1; i++) {
+        const char *text = i < p->cfg.nlisten_tls ? p->cfg.listen_tls[i] : p->cfg.admin;
         struct sockaddr_storage ss;
         socklen_t len;
         static char hosts[CONFIG_MAX_LISTENERS + 1][INET6_ADDRSTRLEN];
@@ -713,7 +714,7 @@ static int workers_start(struct proxyd *p)
 }
 
 /* What /proxy.pac hands out: --pac-proxy, else this machine's name (host, may be "") and
- * the first listener's port. */
+ * the first listener's port ("https://" first for a TLS one). */
 static void pac_address(const struct proxyd *p, const char *host, char *out, size_t outlen)
 {
     struct sockaddr_storage ss;
@@ -724,9 +725,12 @@ static void pac_address(const struct proxyd *p, const char *host, char *out, siz
         snprintf(out, outlen, "%s", p->cfg.pac_proxy);
         return;
     }
-    if (addr_parse(p->cfg.listen[0], 0, &ss, &len) == PX_OK)
+    /* The first plain listener; with none, the first TLS one (PAC "HTTPS"). */
+    bool tls = p->cfg.nlisten == 0;
+    const char *first = tls ? p->cfg.listen_tls[0] : p->cfg.listen[0];
+    if (addr_parse(first, 0, &ss, &len) == PX_OK)
         port = addr_port(&ss);
-    snprintf(out, outlen, "%s:%u", host[0] ? host : "127.0.0.1", port);
+    snprintf(out, outlen, "%s%s:%u", tls ? "https://" : "", host[0] ? host : "127.0.0.1", port);
 }
 
 /* The admin server, unless --admin off. Returns 0, or -1 once the error is logged. */
@@ -753,6 +757,8 @@ static int admin_start(struct proxyd *p)
         .nhosts = nhosts,
         .max_request_line = p->cfg.max_request_line,
         .allow_remote = p->cfg.admin_allow_remote,
+        .tls_cert_pem = p->cfg.admin_tls ? tls_cred_cert_pem(p->tls) : NULL,
+        .tls_key_pem = p->cfg.admin_tls ? tls_cred_key_pem(p->tls) : NULL,
         .data_dir = p->cfg.data_dir,
         .db_path = p->cfg.db_path,
         .static_dir = p->cfg.static_dir,

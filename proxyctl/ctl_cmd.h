@@ -88,6 +88,8 @@ struct ctl_http;
 /* One run of proxyctl. */
 struct ctl_ctx {
     const char *url;        /* admin API base, no trailing slash */
+    const char *cacert;     /* PEM file of the CAs an https:// url is checked against, or
+                               NULL for the system's */
     const char *token;      /* NULL until needed: see ctl_api_token() */
     const char *token_from; /* "--token", "PROXYCTL_TOKEN" or the token file's path */
     char token_path[4096];

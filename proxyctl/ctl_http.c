@@ -281,6 +281,8 @@ enum ctl_status ctl_api_send(struct ctl_ctx *ctx, const struct ctl_request *req,
     curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(curl, CURLOPT_PROXY, "");
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (ctx->cacert)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ctx->cacert);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
                      (req->flags & CTL_API_NO_TIMEOUT) ? 0L : TOTAL_TIMEOUT_MS);

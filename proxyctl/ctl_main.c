@@ -142,6 +142,7 @@ struct global_opts {
     const char *token;
     const char *data_dir;
     const char *message;
+    const char *cacert;
     bool json, help, version;
 };
 
@@ -476,6 +477,8 @@ static const char global_usage[] =
     "  --url URL        admin API of proxyd (default " DEFAULT_URL ", env PROXYCTL_URL)\n"
     "  --token TOKEN    admin token (env PROXYCTL_TOKEN; default: DIR/admin.token)\n"
     "  --data-dir DIR   proxyd's data folder (env PROXYD_DATA_DIR, default " DEFAULT_DATA_DIR ")\n"
+    "  --cacert FILE    certificate to trust for an https:// URL (env PROXYCTL_CACERT;\n"
+    "                   default: DIR/tls-cert.pem if it exists, else the system's CAs)\n"
     "  --json           print the API's JSON answer\n"
     "  --message MSG    the message of the policy version a change makes\n"
     "  -h, --help       help for proxyctl or for one verb\n"
@@ -542,7 +545,8 @@ static void sub_verbs_of(const char *name, char *buf, size_t len)
 static enum ctl_status take_globals(struct ctl_ctx *ctx, int argc, char **argv,
                                     struct global_opts *g, const char **words, int *nwords)
 {
-    static const char *const with_value[] = {"--url", "--token", "--data-dir", "--message"};
+    static const char *const with_value[] = {"--url", "--token", "--data-dir", "--message",
+                                             "--cacert"};
     bool rest = false;
     *nwords = 0;
     for (int i = 1; i < argc; i++) {
@@ -585,8 +589,10 @@ static enum ctl_status take_globals(struct ctl_ctx *ctx, int argc, char **argv,
                 g->token = val;
             else if (k == 2)
                 g->data_dir = val;
-            else
+            else if (k == 3)
                 g->message = val;
+            else
+                g->cacert = val;
             taken = true;
         }
         if (taken)
@@ -804,6 +810,16 @@ int main(int argc, char **argv)
     if (!dir || !*dir)
         dir = DEFAULT_DATA_DIR;
     snprintf(ctx.token_path, sizeof(ctx.token_path), "%s/admin.token", dir);
+    /* An admin server over TLS with proxyd's self-made certificate: trust that one. */
+    ctx.cacert = g.cacert ? g.cacert : getenv("PROXYCTL_CACERT");
+    if (ctx.cacert && !*ctx.cacert)
+        ctx.cacert = NULL;
+    if (!ctx.cacert && strncasecmp(ctx.url, "https://", 8) == 0) {
+        static char self_made[4096];
+        snprintf(self_made, sizeof(self_made), "%s/tls-cert.pem", dir);
+        if (access(self_made, R_OK) == 0)
+            ctx.cacert = self_made;
+    }
     if (g.token) {
         ctx.token = g.token;
         ctx.token_from = "--token";

@@ -54,7 +54,10 @@ struct wa_options {
      * every other Host gets 421, on every path. Each entry may be a comma list. Copied. */
     const char *const *hosts;
     size_t nhosts;
-    bool allow_remote;    /* permit a non-loopback listen address (no TLS: say so loudly) */
+    bool allow_remote; /* permit a non-loopback listen address without TLS (say so loudly) */
+    /* PEM certificate (chain) and private key: the server speaks HTTPS only, and any listen
+     * address is allowed. NULL: plain HTTP. Borrowed: must outlive the server. */
+    const char *tls_cert_pem, *tls_key_pem;
     const char *data_dir; /* holds admin.token (mode 0600) */
     const char *db_path;
     const char *static_dir;    /* web-admin/static */

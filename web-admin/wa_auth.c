@@ -21,6 +21,8 @@
 #define WA_SESSIONS 256
 #define WA_SESSION_MS (12LL * 3600 * 1000)
 #define WA_COOKIE_ATTRS "; HttpOnly; SameSite=Strict; Path=/"
+/* Over HTTPS the cookie is also Secure: a browser never sends it over plain HTTP. */
+#define WA_COOKIE_SECURE "; Secure"
 
 struct wa_session {
     bool used;
@@ -421,8 +423,8 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
     snprintf(s->user, sizeof(s->user), "%s", user);
     s->must_change = must_change == 1;
     s->expires_ms = clock_mono_ms() + WA_SESSION_MS;
-    snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "; Max-Age=%lld", s->id,
-             WA_SESSION_MS / 1000);
+    snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "%s; Max-Age=%lld", s->id,
+             r->ctx->opts->tls_cert_pem ? WA_COOKIE_SECURE : "", WA_SESSION_MS / 1000);
     memcpy(csrf, s->csrf, sizeof(csrf));
     pthread_mutex_unlock(&a->mu);
 
@@ -444,7 +446,9 @@ enum MHD_Result wa_auth_logout(struct wa_req *r)
         if (s)
             sodium_memzero(s, sizeof(*s));
         pthread_mutex_unlock(&r->ctx->auth->mu);
-        r->set_cookie = "pxsid=" WA_COOKIE_ATTRS "; Max-Age=0";
+        r->set_cookie = r->ctx->opts->tls_cert_pem ? "pxsid=" WA_COOKIE_ATTRS WA_COOKIE_SECURE
+                                                     "; Max-Age=0"
+                                                   : "pxsid=" WA_COOKIE_ATTRS "; Max-Age=0";
     }
     return wa_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 }

@@ -16,18 +16,20 @@ enum MHD_Result wa_pac_get(struct wa_req *r)
     enum MHD_Result ret;
 
     store_pool_put(r->ctx->pool, st);
-    if (set && wa_settings_hostport_ok(set))
+    if (set && wa_settings_pac_proxy_ok(set))
         proxy = set;
-    if (!wa_settings_hostport_ok(proxy))
+    if (!wa_settings_pac_proxy_ok(proxy))
         proxy = "127.0.0.1:3128";
+    /* The proxy over TLS: browsers speak TLS to it, and a proxy password never goes in clear. */
+    bool https = strncmp(proxy, "https://", 8) == 0;
     snprintf(pac, sizeof(pac),
              "function FindProxyForURL(url, host) {\n"
              "    if (isPlainHostName(host) || host == \"localhost\" || "
              "shExpMatch(host, \"127.*\"))\n"
              "        return \"DIRECT\";\n"
-             "    return \"PROXY %s\";\n"
+             "    return \"%s %s\";\n"
              "}\n",
-             proxy);
+             https ? "HTTPS" : "PROXY", https ? proxy + 8 : proxy);
     free(set);
     ret = wa_reply_data(r, 200, "application/x-ns-proxy-autoconfig", "no-cache", pac, strlen(pac));
     return ret;

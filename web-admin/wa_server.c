@@ -450,10 +450,11 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     }
     if (parse_listen(opts->listen, &ss, err, errlen) < 0)
         return NULL;
-    if (!is_loopback(&ss) && !opts->allow_remote) {
+    bool tls = opts->tls_cert_pem && opts->tls_key_pem;
+    if (!is_loopback(&ss) && !opts->allow_remote && !tls) {
         snprintf(err, errlen,
-                 "admin listen address %s is not loopback; set allow_remote "
-                 "(--admin-allow-remote) to expose it without TLS",
+                 "admin listen address %s is not loopback; use TLS (--admin-tls), or set "
+                 "allow_remote (--admin-allow-remote) to expose it without TLS",
                  opts->listen);
         return NULL;
     }
@@ -469,6 +470,8 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     pthread_mutex_init(&srv->ctx.policy_mu, NULL);
     srv->ctx.opts = &srv->opts;
     srv->opts = *opts;
+    if (!tls)
+        srv->opts.tls_cert_pem = srv->opts.tls_key_pem = NULL;
     srv->listen = dup_opt(opts->listen);
     srv->data_dir = dup_opt(opts->data_dir);
     srv->db_path = dup_opt(opts->db_path);
@@ -506,6 +509,8 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
 
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_DUAL_STACK;
+    if (tls)
+        flags |= MHD_USE_TLS;
     errno = 0;
     /* Connections that say nothing for WA_CONN_IDLE_S are closed; one address holds at most
      * WA_CONN_PER_ADDR, so it alone cannot take the WA_CONN_MAX that all share. */
@@ -514,7 +519,10 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)WA_CONN_IDLE_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)WA_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)WA_CONN_PER_ADDR, MHD_OPTION_NOTIFY_COMPLETED, on_done, srv, MHD_OPTION_END);
+        (unsigned)WA_CONN_PER_ADDR, MHD_OPTION_NOTIFY_COMPLETED, on_done, srv,
+        /* Read only with MHD_USE_TLS; an option of value NULL would end the list early. */
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, opts->tls_cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, opts->tls_key_pem, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "admin listen address %s: cannot listen%s%s", opts->listen,
                  errno ? ": " : "", errno ? strerror(errno) : "");

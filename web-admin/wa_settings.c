@@ -18,6 +18,11 @@ bool wa_settings_hostport_ok(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") == n;
 }
 
+bool wa_settings_pac_proxy_ok(const char *s)
+{
+    return wa_settings_hostport_ok(strncmp(s, "https://", 8) == 0 ? s + 8 : s);
+}
+
 /* None is policy: the rule set is compiled from rules and lists alone, so a setting needs no
  * compile. */
 struct setting_def {
@@ -27,7 +32,8 @@ struct setting_def {
 };
 
 static const struct setting_def settings[] = {
-    {"pac_proxy", wa_settings_hostport_ok, "host:port handed out by /proxy.pac"},
+    {"pac_proxy", wa_settings_pac_proxy_ok,
+     "host:port handed out by /proxy.pac (https://host:port: the proxy's TLS port)"},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 

@@ -9,6 +9,9 @@
 /* True if s is "host:port" or "[v6]:port" with nothing that could break out of the PAC
  * file's JavaScript string (the pac_proxy setting). */
 bool wa_settings_hostport_ok(const char *s);
+/* Whether s is what /proxy.pac may hand out: "host:port" (a plain proxy port, PAC "PROXY") or
+ * "https://host:port" (the proxy over TLS, PAC "HTTPS"). */
+bool wa_settings_pac_proxy_ok(const char *s);
 
 enum MHD_Result wa_settings_get(struct wa_req *r);
 enum MHD_Result wa_settings_put(struct wa_req *r);

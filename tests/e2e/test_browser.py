@@ -11,6 +11,10 @@ markup rendered as text, is refused state changes without the CSRF token and fro
 another site, blocks allowed.test with the log row's "Block domain" button (403 within 1 s),
 and takes screenshots of the dashboard (desktop and phone), log and policy pages.
 
+test_tls_flow (tests/e2e/browser/tls_flow.mjs): Chromium uses proxyd's TLS port as its HTTPS
+proxy, trusting proxyd's self-made certificate by its key, loads a page and a block page
+through it, and logs in to the admin pages over HTTPS (the session cookie is Secure).
+
 How Chromium is wired (admin_flow.mjs says more): --proxy-server=proxyd, and every name maps
 to NOTFOUND in Chromium's own resolver, so names only work through proxyd (which resolves
 them with the DNS stub); the admin pages on 127.0.0.1 go direct because Chromium bypasses
@@ -22,13 +26,15 @@ tests/e2e/browser/node_modules/playwright-core (npm ci in tests/e2e/browser; scr
 does it). playwright-core is pinned to 1.61.1, the last release that runs on Debian 12's
 Node.js 18 (1.62 and later require Node.js 20). CI installs both, so there the test runs.
 """
+import base64
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import unittest
 
-from harness import BUILD_DIR, DnsStub, Origin, Proxyd, wait_for
+from harness import BUILD_DIR, DnsStub, Origin, Proxyd, free_port, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER_DIR = os.path.join(HERE, "browser")
@@ -173,6 +179,53 @@ class BrowserTest(unittest.TestCase):
 
             # A clean stop after all that (with sanitizers: no error or leak report).
             self.assertEqual(px.stop(), 0, "proxyd did not stop cleanly:\n" + px.log()[-3000:])
+
+    def test_tls_flow(self):
+        """proxyd's TLS port as Chromium's HTTPS proxy (a page, a block page) and the admin
+        pages over HTTPS (tests/e2e/browser/tls_flow.mjs), trusting proxyd's self-made
+        certificate by its key."""
+        os.makedirs(SHOTS, exist_ok=True)
+        records = {"allowed.test": "127.0.0.1", "news.test": "127.0.0.1"}
+        tls_port = free_port()
+        with DnsStub(records=records) as dns, Origin() as origin, \
+                Proxyd(dns=dns, policy="deny domain news.test\n",
+                       extra_args=["--admin-tls", "--listen-tls", "127.0.0.1:%d" % tls_port]) as px:
+            cert = os.path.join(px.data_dir, "tls-cert.pem")
+            # The key's SHA-256, base64: what --ignore-certificate-errors-spki-list takes.
+            pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"],
+                                 capture_output=True, check=True, timeout=60).stdout
+            der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                                 capture_output=True, check=True, timeout=60).stdout
+            spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+            cfg = {"admin": "https://127.0.0.1:%d" % px.admin_port,
+                   "password": px.first_password, "tlsPort": tls_port,
+                   "originPort": origin.port, "spki": spki, "shots": SHOTS}
+            code, out = run_node(["node", "tls_flow.mjs", json.dumps(cfg)], timeout=330)
+            print(out)
+            self.assertIsNotNone(code, "tls_flow.mjs did not finish in 330 s:\n" + out)
+            self.assertEqual(code, 0, "tls_flow.mjs failed:\n" + out)
+            for name in ("tls-proxy-block-page.png", "tls-admin-login.png"):
+                with open(os.path.join(SHOTS, name), "rb") as f:
+                    self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+            # The browser's visits went through the TLS port and were logged.
+            def hosts():
+                return {r["host"] for r in self.admin_get(px, "/api/logs?limit=100")["rows"]}
+            self.assertTrue(wait_for(lambda: {"allowed.test", "news.test"} <= hosts(),
+                                     timeout=60), hosts())
+            self.assertEqual(px.stop(), 0, "proxyd did not stop cleanly:\n" + px.log()[-3000:])
+
+    @staticmethod
+    def admin_get(px, path):
+        """GET on the admin server over HTTPS with the token."""
+        import ssl
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=os.path.join(px.data_dir, "tls-cert.pem"))
+        req = urllib.request.Request("https://127.0.0.1:%d%s" % (px.admin_port, path),
+                                     headers={"Authorization": "Bearer " + px.token})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=ctx))
+        with opener.open(req, timeout=60) as r:
+            return json.loads(r.read())
 
 
 if __name__ == "__main__":

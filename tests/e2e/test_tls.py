@@ -233,5 +233,139 @@ class TlsCertificateTest(unittest.TestCase):
             self.assertIn(reason, (r.stdout + r.stderr).decode(), args)
 
 
+
+class AdminTlsTest(unittest.TestCase):
+    """The admin server over HTTPS (--admin-tls): pages, API, login cookie, proxyctl, PAC."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tls_port = free_port()
+        cls.px = Proxyd(extra_args=["--admin-tls", "--listen-tls", "127.0.0.1:%d" % cls.tls_port])
+        cls.px.__enter__()
+        cls.cacert = os.path.join(cls.px.data_dir, "tls-cert.pem")
+        cls.base = "https://127.0.0.1:%d" % cls.px.admin_port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+
+    def fetch(self, path, method="GET", body=None, headers=None, cafile=None):
+        """An HTTPS request to the admin server; returns (status, headers, body)."""
+        import json
+        import urllib.error
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=cafile or self.cacert)
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers=dict(headers or {}))
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=ctx))
+        try:
+            with opener.open(req, timeout=60) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def test_api_over_https_with_the_token(self):
+        import json
+        status, _, body = self.fetch("/api/stats",
+                                     headers={"Authorization": "Bearer " + self.px.token})
+        self.assertEqual(status, 200)
+        self.assertIn("proxy", json.loads(body))
+        status, _, _ = self.fetch("/api/stats")
+        self.assertEqual(status, 401)
+
+    def test_login_cookie_is_secure(self):
+        status, headers, _ = self.fetch("/api/login", "POST",
+                                        {"user": "admin", "password": self.px.first_password})
+        self.assertEqual(status, 200)
+        cookie = headers["Set-Cookie"]
+        self.assertIn("pxsid=", cookie)
+        self.assertIn("; Secure", cookie)
+        self.assertIn("HttpOnly", cookie)
+
+    def test_plain_http_gets_no_page(self):
+        with socket.create_connection(("127.0.0.1", self.px.admin_port), timeout=60) as s:
+            s.sendall(b"GET /proxy.pac HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            got = b""
+            try:
+                while True:
+                    data = s.recv(65536)
+                    if not data:
+                        break
+                    got += data
+            except ConnectionResetError:
+                pass
+        self.assertNotIn(b"FindProxyForURL", got)
+        self.assertFalse(got.startswith(b"HTTP/1.1 200"), got[:80])
+
+    def test_pac_can_hand_out_the_tls_port(self):
+        auth = {"Authorization": "Bearer " + self.px.token}
+        status, _, body = self.fetch("/proxy.pac")
+        self.assertEqual(status, 200)
+        self.assertIn(b'"PROXY ', body)  # a plain listener exists: it is the default
+        proxy = "127.0.0.1:%d" % self.tls_port
+        status, _, _ = self.fetch("/api/settings", "PUT", {"pac_proxy": "https://" + proxy},
+                                  headers=auth)
+        self.assertEqual(status, 200)
+        try:
+            status, _, body = self.fetch("/proxy.pac")
+            self.assertIn(('return "HTTPS %s";' % proxy).encode(), body)
+        finally:
+            self.fetch("/api/settings", "PUT", {"pac_proxy": None}, headers=auth)
+
+    def test_proxyctl_trusts_the_self_made_certificate(self):
+        from harness import PROXYCTL
+        base = [PROXYCTL, "--url", self.base, "--data-dir", self.px.data_dir]
+        r = subprocess.run(base + ["stats"], capture_output=True, timeout=60, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("connections_total", r.stdout)
+        # Told to trust only the system's CAs, it refuses the self-signed certificate.
+        r = subprocess.run(base + ["--cacert", "/etc/ssl/certs/ca-certificates.crt", "stats"],
+                           capture_output=True, timeout=60, text=True)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("certificate", r.stderr)
+
+
+class AdminTlsAddressTest(unittest.TestCase):
+    def test_non_loopback_admin_needs_tls_or_allow_remote(self):
+        port = free_port()
+        px = Proxyd(admin=False, extra_args=["--admin", "0.0.0.0:%d" % port])
+        r = subprocess.run(px.args, capture_output=True, timeout=60)
+        shutil.rmtree(px.tmp, ignore_errors=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"--admin-tls", r.stdout + r.stderr)
+        # With TLS it starts, and answers over HTTPS on every address (here: loopback).
+        px = Proxyd(admin=False, extra_args=["--admin", "0.0.0.0:%d" % port, "--admin-tls"])
+        with px:
+            ctx = ssl.create_default_context(cafile=os.path.join(px.data_dir, "tls-cert.pem"))
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    s.sendall(b"GET /proxy.pac HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port)
+                    status, _, body, _ = read_response(s)
+            self.assertEqual(status, 200)
+            self.assertIn(b"FindProxyForURL", body)
+
+    def test_tls_only_proxy_hands_out_its_tls_port(self):
+        tls_port = free_port()
+        px = Proxyd(extra_args=["--listen-tls", "127.0.0.1:%d" % tls_port])
+        i = px.args.index("--listen")
+        del px.args[i:i + 2]  # no plain listener
+        px.proxy_port = tls_port
+        with px:
+            status, _, body = self.pac(px)
+            self.assertEqual(status, 200)
+            self.assertRegex(body, rb'return "HTTPS [^":]+:%d";' % tls_port)
+
+    @staticmethod
+    def pac(px):
+        import urllib.request
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(px.admin_url + "/proxy.pac", timeout=60) as r:
+            return r.status, r.headers, r.read()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1606,16 +1606,18 @@ START_TEST(test_audit_rows_appear)
 }
 END_TEST
 
+/* proxy: what the PAC file returns after "PROXY" ("HTTPS" when it begins with https://). */
 static void pac_for(char *out, size_t outlen, const char *proxy)
 {
+    bool https = strncmp(proxy, "https://", 8) == 0;
     snprintf(out, outlen,
              "function FindProxyForURL(url, host) {\n"
              "    if (isPlainHostName(host) || host == \"localhost\" || "
              "shExpMatch(host, \"127.*\"))\n"
              "        return \"DIRECT\";\n"
-             "    return \"PROXY %s\";\n"
+             "    return \"%s %s\";\n"
              "}\n",
-             proxy);
+             https ? "HTTPS" : "PROXY", https ? proxy + 8 : proxy);
 }
 
 /* DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches this
@@ -1727,8 +1729,18 @@ START_TEST(test_proxy_pac_and_settings)
     pac_for(expect, sizeof(expect), "gw.test:8080");
     ck_assert_str_eq(r->body, expect);
 
+    /* The proxy's TLS port: the PAC file says HTTPS. */
+    json_decref(api("PUT", "/api/settings", "{\"pac_proxy\":\"https://gw.test:3129\"}", 200));
+    r = http("GET", "/proxy.pac", NULL, AUTH_NONE, NULL);
+    pac_for(expect, sizeof(expect), "https://gw.test:3129");
+    ck_assert_str_eq(r->body, expect);
+    ck_assert(strstr(r->body, "\"HTTPS gw.test:3129\"") != NULL);
+    json_decref(api("PUT", "/api/settings", "{\"pac_proxy\":\"gw.test:8080\"}", 200));
+
     j = api("PUT", "/api/settings", "{\"pac_proxy\":\"x\\\";alert(1)//:1\"}", 400);
     ck_assert_str_eq(jstr(j, "field"), "pac_proxy");
+    json_decref(j);
+    j = api("PUT", "/api/settings", "{\"pac_proxy\":\"http://gw.test:8080\"}", 400);
     json_decref(j);
     json_decref(api("PUT", "/api/settings", "{\"no_such_key\":\"1\"}", 400));
     j = api("GET", "/api/settings", NULL, 200);
@@ -1940,12 +1952,13 @@ START_TEST(test_non_loopback_listen_refused)
         const char *listen;
         const char *err;
     } cases[] = {
-        {"0.0.0.0:0", "admin listen address 0.0.0.0:0 is not loopback; set allow_remote "
-                      "(--admin-allow-remote) to expose it without TLS"},
-        {"192.0.2.1:8080", "admin listen address 192.0.2.1:8080 is not loopback; set allow_remote "
-                           "(--admin-allow-remote) to expose it without TLS"},
-        {"[::]:0", "admin listen address [::]:0 is not loopback; set allow_remote "
-                   "(--admin-allow-remote) to expose it without TLS"},
+        {"0.0.0.0:0", "admin listen address 0.0.0.0:0 is not loopback; use TLS (--admin-tls), "
+                      "or set allow_remote (--admin-allow-remote) to expose it without TLS"},
+        {"192.0.2.1:8080", "admin listen address 192.0.2.1:8080 is not loopback; use TLS "
+                           "(--admin-tls), or set allow_remote (--admin-allow-remote) to expose "
+                           "it without TLS"},
+        {"[::]:0", "admin listen address [::]:0 is not loopback; use TLS (--admin-tls), or "
+                   "set allow_remote (--admin-allow-remote) to expose it without TLS"},
         {"localhost:80", "admin listen address localhost:80: expected IP:PORT or [IPv6]:PORT"},
         {"127.0.0.1", "admin listen address 127.0.0.1: expected IP:PORT or [IPv6]:PORT"},
         {"127.0.0.1:99999", "admin listen address 127.0.0.1:99999: expected IP:PORT or "

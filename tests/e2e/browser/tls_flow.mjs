@@ -1,0 +1,104 @@
+// proxyd over TLS in headless Chromium (playwright-core, /usr/bin/chromium). Run by
+// tests/e2e/test_browser.py (test_tls_flow) with one JSON config as argv[2]:
+//   {admin, password, tlsPort, originPort, spki, shots}
+// Exits 0 when every expectation held; otherwise prints "FAIL: <what>" and exits 1.
+//
+// Chromium trusts proxyd's self-made certificate by its key alone
+// (--ignore-certificate-errors-spki-list with the key's SHA-256, computed by the test), and
+// nothing else; it uses proxyd's TLS port as an HTTPS proxy (--proxy-server=https://...)
+// and, as in admin_flow.mjs, can reach the test names only through proxyd. The admin pages
+// are loaded over HTTPS from 127.0.0.1 (direct: Chromium bypasses loopback).
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const STEP_MS = 30000; // a hang guard per step, not a deadline
+
+class Failure extends Error {}
+
+function check(cond, what) {
+  if (!cond) throw new Failure(what);
+}
+
+function log(msg) {
+  process.stdout.write(`[tls_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write('FAIL: tls_flow did not finish within 300 s\n');
+  process.exit(1);
+}, 300000);
+
+async function visit(tab, url) {
+  const r = await tab.goto(url, { timeout: STEP_MS });
+  check(r, `no response for ${url}`);
+  return { status: r.status(), text: await tab.locator('body').innerText({ timeout: STEP_MS }) };
+}
+
+async function main() {
+  mkdirSync(cfg.shots, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    timeout: STEP_MS,
+    args: [
+      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      `--proxy-server=https://127.0.0.1:${cfg.tlsPort}`,
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+      `--ignore-certificate-errors-spki-list=${cfg.spki}`,
+    ],
+  });
+  let page;
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    ctx.setDefaultTimeout(STEP_MS);
+    page = await ctx.newPage();
+
+    // Through the HTTPS proxy: a page, and the block page of a denied site.
+    const ok = await visit(page, `http://allowed.test:${cfg.originPort}/small`);
+    check(ok.status === 200, `allowed.test through the TLS port: status ${ok.status}`);
+    check(/^x{1024}$/.test(ok.text.trim()), 'allowed.test did not show the origin\'s body');
+    const blocked = await visit(page, `http://news.test:${cfg.originPort}/small`);
+    check(blocked.status === 403, `news.test through the TLS port: status ${blocked.status}`);
+    check(/deny domain news\.test/.test(blocked.text), 'the block page does not name the rule');
+    await page.screenshot({ path: join(cfg.shots, 'tls-proxy-block-page.png'), fullPage: true });
+    log('through the TLS proxy port: allowed.test 200, news.test 403 block page');
+
+    // The admin pages over HTTPS: login, a Secure session cookie.
+    await page.goto(cfg.admin + '/', { timeout: STEP_MS });
+    await page.waitForURL(cfg.admin + '/login', { timeout: STEP_MS });
+    check(cfg.admin.startsWith('https://'), 'the admin URL is not https');
+    await page.getByTestId('login-user').fill('admin');
+    await page.getByTestId('login-password').fill(cfg.password);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('passwd-form').waitFor({ state: 'visible', timeout: STEP_MS });
+    const cookies = await ctx.cookies(cfg.admin);
+    const sid = cookies.find((c) => c.name === 'pxsid');
+    check(sid && sid.secure && sid.httpOnly && sid.sameSite === 'Strict',
+          'the session cookie is not Secure, HttpOnly, SameSite=Strict: ' + JSON.stringify(sid));
+    await page.screenshot({ path: join(cfg.shots, 'tls-admin-login.png'), fullPage: true });
+    log('admin over HTTPS: first login shows the change-password form, cookie Secure');
+  } catch (e) {
+    if (page) {
+      await page.screenshot({ path: join(cfg.shots, 'tls-failure.png'), timeout: 3000 })
+        .catch(() => {});
+      process.stderr.write(`page at failure: ${page.url()} (screenshot tls-failure.png)\n`);
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => {
+  clearTimeout(watchdog);
+  log('all checks passed');
+}, (e) => {
+  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
+  process.exit(1);
+});
