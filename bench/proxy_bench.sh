@@ -163,8 +163,8 @@ measure() {  # NAME PORT
   local name=$1 port=$2 r
   r=$(wrk_run "$port" 64 0); sleep 0.2  # warm-up
   if [[ $name != direct ]]; then
-    RSS[$name]=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/idle_rss.py" --port "$port" --pid "$PX_PID" \
-      --url $ORIGIN/small -n 2000 | sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p')
+    RSS[$name]=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/conn_scale.py" --port "$port" --pid "$PX_PID" \
+      --url $ORIGIN/small -n 2000 --probes 0 | sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p')
   fi
   r=$(wrk_run "$port" 1 0); C1[$name]=${r%% *}
   r=$(wrk_run "$port" 64 0); C64[$name]=${r%% *}; P99[$name]=$(echo "$r" | cut -d' ' -f2)

@@ -142,7 +142,7 @@ def main():
     still = len(held) - len(closed)
     for s in held:
         s.close()
-    p99_idle, p99_loaded = pct(idle, 99), pct(loaded, 99)
+    p99_idle, p99_loaded = pct(idle, 99), pct(loaded, 99)  # nan with --probes 0
     print("SCALE n=%d open=%d rss0_mib=%.1f rss1_mib=%.1f growth_mib=%.1f per_conn_kib=%.2f "
           "probe_p50_ms=%.3f probe_p99_ms=%.3f loaded_p50_ms=%.3f loaded_p99_ms=%.3f "
           "p99_ratio=%.2f open_s=%.1f" %
