@@ -116,9 +116,7 @@ static void collect_own_addresses(struct proxyd *p)
             s->own_ports[s->nown_ports++] = addr_port(&ss);
     if (strcmp(p->cfg.admin, "off") != 0 && addr_parse(p->cfg.admin, 0, &ss, &len) == PX_OK)
         s->own_ports[s->nown_ports++] = addr_port(&ss);
-    /* A forward to itself would loop until descriptors run out. */
-    for (size_t i = 0; i < p->forwards.n; i++)
-        s->own_ports[s->nown_ports++] = addr_port(&p->forwards.entries[i].def.listen_addr);
+    /* The port forwards' ports come and go: each worker adds them (portfwd_worker_sync). */
 }
 
 /* The admin server's policy change: compiled here, committed by the admin server, then in

@@ -29,8 +29,8 @@ struct origin_guard origin_guard_of(const struct worker *w)
     return (struct origin_guard){
         .local_addrs = w->shared->local_addrs,
         .nlocal_addrs = w->shared->nlocal_addrs,
-        .own_ports = w->shared->own_ports,
-        .nown_ports = w->shared->nown_ports,
+        .own_ports = w->own_ports,
+        .nown_ports = w->nown_ports,
         .allow_loopback = w->tun.allow_loopback_targets,
     };
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/addr.h"
 #include "base/status.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
@@ -256,9 +257,30 @@ void portfwd_table_destroy(struct portfwd_table *t)
 
 /* ---- a worker's listeners ---- */
 
+/* w->own_ports: proxyd's fixed ones and the ports of w's forwards, each once. */
+static void own_ports_update(struct worker *w)
+{
+    const struct proxy_shared *s = w->shared;
+    w->nown_ports = 0;
+    for (size_t i = 0; i < s->nown_ports; i++)
+        w->own_ports[w->nown_ports++] = s->own_ports[i];
+    for (size_t i = 0; w->fwd && i < PORTFWD_MAX; i++) {
+        if (w->fwd[i].id == 0)
+            continue;
+        uint16_t port = addr_port(&w->fwd[i].def.listen_addr);
+        bool have = false;
+        for (size_t j = 0; j < w->nown_ports && !have; j++)
+            have = w->own_ports[j] == port;
+        if (!have)
+            w->own_ports[w->nown_ports++] = port;
+    }
+}
+
 void portfwd_worker_sync(struct worker *w, bool force)
 {
     struct portfwd_table *t = w->shared->forwards;
+    if (force)
+        own_ports_update(w);
     if (!t || !w->fwd)
         return;
     uint64_t gen = atomic_load_explicit(&t->gen, memory_order_acquire);
@@ -303,6 +325,7 @@ void portfwd_worker_sync(struct worker *w, bool force)
         }
     }
     pthread_mutex_unlock(&t->lock);
+    own_ports_update(w);
 }
 
 /* ---- a forwarded connection ---- */

@@ -52,10 +52,10 @@ struct proxy_shared {
     size_t ndns_servers;
     int dns_timeout_ms;
     /* Addresses that are this machine's own (interfaces) and ports that are proxyd's own
-     * (listeners, admin): never proxied to. */
+     * (listeners, admin; a worker adds its port forwards'): never proxied to. */
     struct sockaddr_storage local_addrs[WORKER_MAX_LOCAL_ADDRS];
     size_t nlocal_addrs;
-    uint16_t own_ports[CONFIG_MAX_LISTENERS + CONFIG_MAX_FORWARDS + 1];
+    uint16_t own_ports[CONFIG_MAX_LISTENERS + 1];
     size_t nown_ports;
     struct client_limit *clients;   /* borrowed: connections per client address */
     struct portfwd_table *forwards; /* borrowed: the port forwards in force */
@@ -91,6 +91,10 @@ struct worker {
     size_t nlisten;
     struct portfwd_slot *fwd; /* owned, PORTFWD_MAX: this worker's forward listeners */
     uint64_t fwd_gen;         /* the forwards' table generation they match */
+    /* proxyd's own ports as this worker knows them: shared's and its forwards' (a target on
+     * one of them, at this machine, would loop back into proxyd). */
+    uint16_t own_ports[CONFIG_MAX_LISTENERS + 1 + PORTFWD_MAX];
+    size_t nown_ports;
     bool accept_paused;       /* listeners ask for nothing until the next tick */
     int reserve_fd;           /* owned: a descriptor kept to be let go when out of them */
     struct dns_resolver *dns; /* owned */

@@ -258,6 +258,27 @@ class LiveForwardTest(unittest.TestCase):
         self.assertEqual(api_error(self.px, "DELETE", "/api/forwards/999999")[0], 404)
         self.assertEqual(api_error(self.px, "DELETE", "/api/forwards/x")[0], 404)
 
+    def test_a_forward_port_is_never_a_target(self):
+        # Through a forward or the proxy, a target on a forward's own port at this machine
+        # would loop back into proxyd (and past that forward's client list): refused as the
+        # proxy itself, even with --allow-loopback-targets.
+        port_a, port_b = free_port(), free_port()
+        a = self.add(port_a)
+        b = self.px.api("POST", "/api/forwards", {"listen": "127.0.0.1:%d" % port_b,
+                                                  "target": "127.0.0.1:%d" % port_a})
+        try:
+            self.assertTrue(refused_or_closed(port_b))
+            rows = wait_for(lambda: [r for r in forward_rows(self.px) if r["port"] == port_a])
+            self.assertTrue(rows)
+            self.assertEqual((rows[0]["decision"], rows[0]["error"]),
+                             (1, "target is the proxy itself"))
+            status, _, _ = self.px.get("http://127.0.0.1:%d/" % port_a)
+            self.assertEqual(status, 403)
+            self.assertEqual(relay(port_a, b"still fine"), b"still fine")
+        finally:
+            self.px.api("DELETE", "/api/forwards/%d" % a["id"])
+            self.px.api("DELETE", "/api/forwards/%d" % b["id"])
+
     def test_same_listen_address_twice_is_a_conflict(self):
         port = free_port()
         f = self.add(port)
