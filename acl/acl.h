@@ -11,6 +11,7 @@
  *   MATCH     domain D | host-regex RE | url-regex RE | client CIDR | dest CIDR
  *             | user NAME | method M | port N | list NAME | any
  *   CONDITION clients CIDR[,CIDR...] | users NAME[,NAME...] | schedule DAYS HH:MM-HH:MM
+ *             | expires YYYY-MM-DDTHH:MM[:SS][Z]
  * A policy file is rules one per line; '#' starts a comment; a line that starts with white
  * space continues the rule above it.
  */
@@ -86,15 +87,21 @@ int64_t acl_set_version(const struct acl_set *set);
 /* Checks one rule's text in isolation (UTF-8, syntax, regex, CIDR, schedule). 0 or -1 with
  * *err. */
 int acl_rule_check(const char *text, struct acl_error *err);
+/* The `expires` time of one rule's text, in seconds since the epoch: true with *expires set,
+ * false when the text has none or is not a rule. Text without the word is not parsed (a
+ * listing of many rules asks about each). */
+bool acl_rule_expiry(const char *text, int64_t *expires);
 
 /* Per-thread scratch space: PCRE2 match data and the URL normalisation buffer. */
 struct acl_scratch *acl_scratch_new(void);
 void acl_scratch_free(struct acl_scratch *s);
 
-/* Day and minute in local time, computed by the caller (once a second, not per request). */
+/* The time, computed by the caller (once a second, not per request). */
 struct acl_clock {
-    int wday;   /* 0 = Sunday .. 6 = Saturday */
-    int minute; /* 0 .. 1439 */
+    int wday;    /* local time: 0 = Sunday .. 6 = Saturday */
+    int minute;  /* local time: 0 .. 1439 */
+    int64_t now; /* seconds since the epoch: a rule whose `expires` time is not after it never
+                    matches. 0 (a caller that never sets it) leaves every rule unexpired. */
 };
 
 struct acl_request {

@@ -121,6 +121,8 @@ static enum fire rule_fires(struct eval *ev, const struct acl_rule *r, bool matc
     const struct acl_request *req = ev->req;
     bool needs_user = false;
 
+    if (r->has_expiry && req->clock.now != 0 && req->clock.now >= r->expires)
+        return FIRE_NO;
     if (r->has_clients &&
         (!ev->has_client || !acl_cidr_list_contains(r->cond_clients, r->ncond_clients, ev->client)))
         return FIRE_NO;

@@ -395,17 +395,30 @@ static int condition_parse(struct parser *ps, const struct token *kw, struct acl
         r->has_schedule = true;
         return 0;
     }
+    if (tok_is(kw, "expires")) {
+        if (r->has_expiry)
+            goto duplicate;
+        if (arg_next(ps, "expires", false, &t) != 0)
+            return -1;
+        if (acl_expiry_parse(t.s, t.len, &r->expires, why, sizeof(why)) != 0) {
+            snprintf(ps->msg, ps->msglen, "expires: %s", why);
+            return -1;
+        }
+        r->has_expiry = true;
+        return 0;
+    }
     for (int m = 0; m < ACL_MATCH_COUNT; m++) {
         if (tok_is(kw, match_names[m])) {
             snprintf(ps->msg, ps->msglen,
                      "'%s' after the match: a rule has one match (conditions: clients, users, "
-                     "schedule)",
+                     "schedule, expires)",
                      match_names[m]);
             return -1;
         }
     }
-    snprintf(ps->msg, ps->msglen, "unknown condition '%.*s' (want clients, users or schedule)",
-             (int)kw->len, kw->s);
+    snprintf(ps->msg, ps->msglen,
+             "unknown condition '%.*s' (want clients, users, schedule or expires)", (int)kw->len,
+             kw->s);
     return -1;
 duplicate:
     snprintf(ps->msg, ps->msglen, "duplicate condition '%.*s'", (int)kw->len, kw->s);
@@ -519,6 +532,18 @@ size_t acl_rule_memory(const struct acl_rule *r)
 bool acl_rule_needs_user(const struct acl_rule *r)
 {
     return r->match == ACL_MATCH_USER || r->has_users;
+}
+
+bool acl_rule_expiry(const char *text, int64_t *expires)
+{
+    struct acl_rule r;
+    char msg[256];
+    if (!text || !strstr(text, "expires") || acl_rule_parse(text, false, &r, msg, sizeof(msg)) != 0)
+        return false;
+    bool has = r.has_expiry;
+    *expires = r.expires;
+    acl_rule_clear(&r);
+    return has;
 }
 
 int acl_rule_check(const char *text, struct acl_error *err)

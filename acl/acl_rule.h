@@ -68,11 +68,12 @@ struct acl_rule {
     uint32_t nports;
 
     /* Conditions. */
-    bool has_clients, has_users, has_schedule;
+    bool has_clients, has_users, has_schedule, has_expiry;
     struct acl_cidr *cond_clients; /* owned */
     uint32_t ncond_clients;
     struct acl_names cond_users;
     struct acl_schedule schedule;
+    int64_t expires; /* has_expiry: seconds since the epoch from which the rule never matches */
 };
 
 /* Parses one rule's text into *r (zeroed first). jit: also JIT-compile regexes (for a rule
@@ -119,6 +120,9 @@ bool acl_dest_list_contains(const struct acl_cidr *c, uint32_t n, const uint8_t 
 int acl_schedule_parse(const char *days, size_t days_len, const char *times, size_t times_len,
                        struct acl_schedule *out, char *msg, size_t msglen);
 bool acl_schedule_active(const struct acl_schedule *s, const struct acl_clock *clock);
+/* Parses "2026-12-24T18:00", "2026-12-24T18:00:30" (local time) or the same with a final 'Z'
+ * (UTC) into seconds since the epoch. Returns 0, or -1 with a reason in msg. */
+int acl_expiry_parse(const char *s, size_t len, int64_t *out, char *msg, size_t msglen);
 
 /* ---- Name lists ---- */
 

@@ -86,6 +86,8 @@ static const struct opt opts[] = {
      "N  delete log rows older (default 90)"},
     {"retention-rows", OPT_INT64, OFF(retention_rows), 0, 0,
      "N  keep at most N log rows (default 0: no limit)"},
+    {"expired-rule-days", OPT_INT64, OFF(expired_rule_days), 0, 0,
+     "N  delete a rule N days after its `expires` time (default 7; 0: at once)"},
     {"max-request-line", OPT_UINT, OFF(max_request_line), 0, 16384, "BYTES  (default 8192)"},
     {"max-head-bytes", OPT_UINT, OFF(max_head_bytes), 0, 24576,
      "BYTES  request head limit (default 16384)"},
@@ -118,6 +120,7 @@ void config_defaults(struct px_config *cfg)
     cfg->via = strdup("proxyd");
     cfg->access_log = true;
     cfg->retention_days = 90;
+    cfg->expired_rule_days = 7;
     cfg->max_request_line = 8192;
     cfg->max_head_bytes = 16384;
     cfg->max_headers = 100;

@@ -52,6 +52,7 @@ struct px_config {
     char *squid_log;     /* classic access.log path, or NULL */
     bool access_log;     /* SQLite access log on */
     int64_t retention_days;
+    int64_t expired_rule_days; /* an expired rule is deleted this many days later */
     int64_t retention_rows;
     /* limits */
     unsigned max_request_line;

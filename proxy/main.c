@@ -478,6 +478,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
     p->cfg.allow_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
     p->cfg.retention_days = fresh.retention_days;
     p->cfg.retention_rows = fresh.retention_rows;
+    p->cfg.expired_rule_days = fresh.expired_rule_days;
     config_free(&fresh);
     log_info("settings reloaded");
 }
@@ -803,6 +804,13 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char *
         }
         notify_tick(p);
         portfwd_poll(&p->forwards);
+        int64_t keep_days = p->cfg.expired_rule_days;
+        int64_t keep_s = keep_days > 1000000 ? INT64_MAX / 2 : keep_days * 86400;
+        int expired = policy_expire(&p->policy, clock_wall_ms() / 1000, keep_s, err, sizeof(err));
+        if (expired > 0)
+            log_info("deleted %d expired rule%s", expired, expired == 1 ? "" : "s");
+        else if (expired < 0)
+            log_warnx("expired rules not deleted: %s", err);
         int rc = policy_reload(&p->policy, false, err, sizeof(err));
         if (rc != 0)
             auth_invalidate(p->auth);

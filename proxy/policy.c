@@ -16,6 +16,7 @@ int policy_loader_init(struct policy_loader *pl, const char *db_path, const char
         return -1;
     pl->allowed_clients = allowed_clients ? strdup(allowed_clients) : NULL;
     pl->version = -1;
+    pl->expire_version = -1;
     return 0;
 }
 
@@ -129,6 +130,49 @@ void policy_unchanged(struct policy_loader *pl, int64_t from, int64_t to)
     if (from >= 0 && pl->version == from)
         pl->version = to;
     pthread_mutex_unlock(&pl->lock);
+}
+
+int policy_expire(struct policy_loader *pl, int64_t now, int64_t keep_s, char *err, size_t errlen)
+{
+    struct store_rule *rules = NULL;
+    size_t n = 0;
+    int deleted = 0;
+
+    pthread_mutex_lock(&pl->lock);
+    int64_t version = store_policy_version(pl->st);
+    if (version == pl->expire_version && now < pl->expire_due) {
+        pthread_mutex_unlock(&pl->lock);
+        return 0;
+    }
+    if (store_rules_list(pl->st, &rules, &n, err, errlen) < 0) {
+        /* A busy or full database: say so once a minute, not on every poll. */
+        pl->expire_version = version;
+        pl->expire_due = now + 60;
+        pthread_mutex_unlock(&pl->lock);
+        return -1;
+    }
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        int64_t expires;
+        if (!acl_rule_expiry(rules[i].text, &expires))
+            continue;
+        int64_t at = expires > INT64_MAX - keep_s ? INT64_MAX : expires + keep_s;
+        if (at > now) {
+            if (at < due)
+                due = at;
+            continue;
+        }
+        if (store_rule_delete(pl->st, rules[i].id, "proxyd (expired)", err, errlen) < 0) {
+            deleted = -1;
+            break;
+        }
+        deleted++;
+    }
+    store_rules_free(rules, n);
+    pl->expire_version = deleted >= 0 ? store_policy_version(pl->st) : version;
+    pl->expire_due = deleted >= 0 ? due : now + 60;
+    pthread_mutex_unlock(&pl->lock);
+    return deleted;
 }
 
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)

@@ -18,6 +18,10 @@ struct policy_loader {
     struct acl_live *live; /* borrowed */
     char *allowed_clients; /* owned, NULL = private networks */
     int64_t version;       /* store version of the set in force */
+    /* policy_expire: the store version it last read the rules at, and when (seconds since
+     * the epoch) the first expired rule it kept is due for deletion (INT64_MAX: none). */
+    int64_t expire_version;
+    int64_t expire_due;
 };
 
 /* Opens the loader's store connection. Returns 0 or -1 with err filled. */
@@ -45,6 +49,12 @@ int policy_apply(struct policy_loader *pl, const struct acl_config *cand,
  * set as it is (proxy users): when the set in force was compiled at `from`, it is the set of
  * `to` too, and the poll need not compile it again. from < 0: unknown, nothing changes. */
 void policy_unchanged(struct policy_loader *pl, int64_t from, int64_t to);
+/* Deletes the rules whose `expires` time is keep_s seconds or more before now (an expired
+ * rule no longer matches; until then the admin pages show it as expired), each audited as a
+ * rule.delete by "proxyd (expired)". The next policy_reload publishes the result. Reads the
+ * rules only when the store's policy version moved or a kept rule fell due since the last
+ * call, so calling it on every poll is cheap. Returns the rules deleted, or -1 with err. */
+int policy_expire(struct policy_loader *pl, int64_t now, int64_t keep_s, char *err, size_t errlen);
 /* Makes the stored rules equal to a policy file's (one transaction, audited), unless they
  * already are. Returns 0 or -1 with err "file:line: reason". */
 int policy_import_file(struct policy_loader *pl, const char *path, char *err, size_t errlen);

@@ -24,6 +24,7 @@ static void refresh_clock(struct worker *w)
     localtime_r(&now, &tm);
     w->clock.wday = tm.tm_wday;
     w->clock.minute = tm.tm_hour * 60 + tm.tm_min;
+    w->clock.now = (int64_t)now;
 }
 
 static void refresh_tunables(struct worker *w)

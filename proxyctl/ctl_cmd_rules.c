@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "base/clock.h"
 #include "proxyctl/ctl_cmd.h"
 #include "proxyctl/ctl_http.h"
 #include "proxyctl/ctl_table.h"
@@ -36,7 +38,22 @@ static enum ctl_status add_domain_rule(struct ctl_ctx *ctx, const struct ctl_cal
                                        const char *path, const char *done)
 {
     const char *domain = call->words[0];
+    const struct ctl_value *dur = ctl_call_opt(call, "--for");
+    const struct ctl_value *until = ctl_call_opt(call, "--until");
+    if (dur->set && until->set)
+        return ctl_usage(ctx, "--for and --until exclude each other");
     json_t *body = json_pack("{s:s}", "domain", domain);
+    char when[32];
+    if (dur->set) {
+        /* Written in UTC, so the rule means the same whatever zone proxyd runs in. */
+        time_t t = (time_t)((clock_wall_ms() + dur->num) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_object_set_new(body, "expires", json_string(when));
+    } else if (until->set) {
+        json_object_set_new(body, "expires", json_string(until->str));
+    }
     json_t *out;
     enum ctl_status st = ctl_api_show(ctx, "POST", path, body, &out, NULL);
     json_decref(body);

@@ -39,12 +39,16 @@ static const char *const top_kinds[] = {"domains", "clients", "blocked", NULL};
 #define NO_OPTS {{0}}
 
 static const struct ctl_verb verbs[] = {
-    {"block", NULL, {P("DOMAIN", ARG_DOMAIN)}, NO_OPTS, ctl_cmd_block,
-     "deny DOMAIN and its subdomains (adds a rule at the top)"},
+    {"block", NULL, {P("DOMAIN", ARG_DOMAIN)},
+     {O("--for", ARG_DURATION, "DUR", "only for DUR from now (30m, 2h, 7d): the rule expires"),
+      O("--until", ARG_STRING, "TIME", "only until TIME (2026-12-24T18:00 local, or ...Z UTC)")},
+     ctl_cmd_block, "deny DOMAIN and its subdomains (adds a rule at the top)"},
     {"unblock", NULL, {P("DOMAIN", ARG_DOMAIN)}, NO_OPTS, ctl_cmd_unblock,
      "delete the 'deny domain DOMAIN' rules"},
-    {"allow", NULL, {P("DOMAIN", ARG_DOMAIN)}, NO_OPTS, ctl_cmd_allow,
-     "allow DOMAIN and its subdomains (adds a rule at the top)"},
+    {"allow", NULL, {P("DOMAIN", ARG_DOMAIN)},
+     {O("--for", ARG_DURATION, "DUR", "only for DUR from now (30m, 2h, 7d): the rule expires"),
+      O("--until", ARG_STRING, "TIME", "only until TIME (2026-12-24T18:00 local, or ...Z UTC)")},
+     ctl_cmd_allow, "allow DOMAIN and its subdomains (adds a rule at the top)"},
     {"rules", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_rules,
      "list the rules in priority order: id, position, on/off, hits, text, comment"},
     {"rules", "add", {P_REST("TEXT", ARG_STRING)},

@@ -261,6 +261,7 @@ enum MHD_Result wa_policy_test(struct wa_req *r)
     req.user = user && *user ? user : NULL;
     req.clock.wday = tm.tm_wday;
     req.clock.minute = tm.tm_hour * 60 + tm.tm_min;
+    req.clock.now = (int64_t)now;
     memset(&dec, 0, sizeof(dec));
     set = acl_live_acquire(live, &gen);
     acl_eval(set, &req, scratch, &dec);

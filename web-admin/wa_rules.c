@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "web-admin/wa_change.h"
 #include "web-admin/wa_rules.h"
@@ -19,10 +20,20 @@ static json_t *rule_json(const struct store_rule *rule)
 {
     /* Text that is not UTF-8 (stored before it was refused at input) is shown escaped: a
      * rule in force must never be missing from the listing. */
-    return json_pack("{s:i,s:i,s:b,s:o,s:o,s:I,s:I}", "id", rule->id, "position", rule->position,
-                     "enabled", rule->enabled, "text", wa_json_text(rule->text ? rule->text : ""),
-                     "comment", wa_json_text(rule->comment ? rule->comment : ""), "hits",
-                     (json_int_t)rule->hits, "undecided", (json_int_t)rule->undecided);
+    json_t *o =
+        json_pack("{s:i,s:i,s:b,s:o,s:o,s:I,s:I}", "id", rule->id, "position", rule->position,
+                  "enabled", rule->enabled, "text", wa_json_text(rule->text ? rule->text : ""),
+                  "comment", wa_json_text(rule->comment ? rule->comment : ""), "hits",
+                  (json_int_t)rule->hits, "undecided", (json_int_t)rule->undecided);
+    /* The same clock test as the proxy's: expired from its `expires` second on. */
+    int64_t expires;
+    bool has = o && acl_rule_expiry(rule->text, &expires);
+    if (o && (json_object_set_new(o, "expires", has ? json_integer(expires * 1000) : json_null()) ||
+              json_object_set_new(o, "expired", json_boolean(has && time(NULL) >= expires)))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 static void rule_clear(struct store_rule *rule)
@@ -437,16 +448,28 @@ static const char *body_domain(struct wa_req *r, json_t **body, char *dom, size_
 
 static enum MHD_Result block_or_allow(struct wa_req *r, const char *action)
 {
-    char dom[256], text[300];
-    json_t *body = NULL;
+    char dom[256], text[360];
+    json_t *body = NULL, *exp;
     enum MHD_Result ret;
 
     if (!body_domain(r, &body, dom, sizeof(dom))) {
         json_decref(body);
         return MHD_YES;
     }
-    snprintf(text, sizeof(text), "%s domain %s", action, dom);
-    ret = add_rule(r, text, json_string_value(json_object_get(body, "comment")), -1, "domain");
+    /* "expires": the rule's `expires` time as the policy language writes it. */
+    exp = json_object_get(body, "expires");
+    if (exp && !json_is_null(exp) &&
+        (!json_is_string(exp) || json_string_length(exp) == 0 || json_string_length(exp) > 32)) {
+        json_decref(body);
+        return wa_reply_error(r, 400, "expires", "expires is a time such as 2026-12-24T18:00Z");
+    }
+    if (json_is_string(exp))
+        snprintf(text, sizeof(text), "%s domain %s expires %s", action, dom,
+                 json_string_value(exp));
+    else
+        snprintf(text, sizeof(text), "%s domain %s", action, dom);
+    ret = add_rule(r, text, json_string_value(json_object_get(body, "comment")), -1,
+                   json_is_string(exp) ? "expires" : "domain");
     json_decref(body);
     return ret;
 }

@@ -3,12 +3,14 @@ Chromium driven by playwright-core: tests/e2e/browser/lifecycle_flow.mjs; test_b
 says how it is wired and what it needs). A `deny` rule is made report-only with the policy
 page's button, the browser's visit through proxyd then passes, the dashboard's "Would be
 blocked" table and the log's report filter show it, and "Enforce" makes the rule deny again;
-the rule keeps its id and its hits throughout.
+the rule keeps its id and its hits throughout. A rule past its `expires` time is marked
+expired, and the add form's "Expires after" field adds a rule that expires in 2 hours.
 
 Screenshots go to $PX_BROWSER_SHOTS/lifecycle, else <build dir>/browser-shots/lifecycle.
 """
 import json
 import os
+import time
 import unittest
 
 from harness import BUILD_DIR, DnsStub, Origin, Proxyd, wait_for
@@ -16,7 +18,8 @@ from test_browser import BROWSER_DIR, CHROMIUM, run_node
 
 SHOTS = os.path.join(os.path.abspath(os.environ.get(
     "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "lifecycle")
-SCREENSHOTS = ("lifecycle-dashboard.png", "lifecycle-log.png", "lifecycle-policy.png")
+SCREENSHOTS = ("lifecycle-dashboard.png", "lifecycle-log.png", "lifecycle-policy.png",
+               "lifecycle-expiry.png")
 
 
 class BrowserLifecycleTest(unittest.TestCase):
@@ -35,10 +38,15 @@ class BrowserLifecycleTest(unittest.TestCase):
                 os.unlink(os.path.join(SHOTS, name))
         with DnsStub(records={"report.test": "127.0.0.1"}) as dns, Origin() as origin, \
                 Proxyd(dns=dns) as px:
+            # Expired a minute ago: listed as expired (deleted only expired-rule-days later).
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+            old = px.api("POST", "/api/rules",
+                         {"text": "deny domain old.test expires " + when})["rule"]
             rule = px.api("POST", "/api/rules", {"text": "deny domain report.test"})["rule"]
             cfg = {"admin": px.admin_url, "password": px.first_password,
                    "newPassword": "lifecycle-browser", "proxyPort": px.proxy_port,
-                   "originPort": origin.port, "shots": SHOTS, "reportRuleId": rule["id"]}
+                   "originPort": origin.port, "shots": SHOTS, "reportRuleId": rule["id"],
+                   "expiredRuleId": old["id"]}
             code, out = run_node(["node", "lifecycle_flow.mjs", json.dumps(cfg)], timeout=330)
             print(out)
             self.assertIsNotNone(code, "lifecycle_flow.mjs did not finish in 330 s:\n" + out)
@@ -49,9 +57,12 @@ class BrowserLifecycleTest(unittest.TestCase):
                 self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
 
             # Seen from the server: the same rule, denying again, with both visits counted.
-            rules = px.api("GET", "/api/rules")["rules"]
-            self.assertEqual([(r["id"], r["text"]) for r in rules],
-                             [(rule["id"], "deny domain report.test")])
+            rules = {r["id"]: r for r in px.api("GET", "/api/rules")["rules"]}
+            self.assertEqual(rules[rule["id"]]["text"], "deny domain report.test")
+            self.assertTrue(rules[old["id"]]["expired"])
+            added = [r for r in rules.values() if r["text"].startswith("allow domain plain.test")]
+            self.assertEqual(len(added), 1)
+            self.assertFalse(added[0]["expired"])
             self.assertTrue(wait_for(lambda: px.api("GET", "/api/rules/%d" % rule["id"])
                                      ["rule"]["hits"] >= 2, timeout=60))
             rows = px.api("GET", "/api/logs?host=report.test")["rows"]

@@ -1,11 +1,15 @@
 """End-to-end tests of the policy lifecycle's rule language through a running proxyd: report
 rules let requests through and the access log marks them with the report rule (top --report,
 the API's reported kind), and a rule switched between report and deny with proxyctl keeps its
-id and hit counts."""
+id and hit counts; a rule with an `expires` time (policy text, proxyctl --for/--until) stops
+matching then without a new rule set, is listed as expired, and is deleted after
+expired-rule-days."""
+import calendar
 import os
 import re
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
@@ -119,6 +123,60 @@ class PolicyLifecycleTest(unittest.TestCase):
         self.assertTrue(rows, "report dest did not mark the request to a name in its network")
         self.assertEqual(rows[0]["rule_id"], rid)
 
+    def generation(self):
+        return self.px.api("GET", "/api/stats")["proxy"]["acl_generation"]
+
+    def test_allow_for_a_while_then_the_deny_below_is_back_without_a_reload(self):
+        self.add("deny domain plain.test")
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 403)
+        out, _ = self.ctl("allow", "plain.test", "--for", "2h")
+        self.assertRegex(out, r"^allowed plain\.test: rule \d+ \(in force\)\n$")
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 200)
+        rule = self.px.api("GET", "/api/rules")["rules"][0]
+        self.assertRegex(rule["text"], r"^allow domain plain\.test expires "
+                         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertFalse(rule["expired"])
+        # Two hours from when proxyctl ran, give or take the run itself.
+        self.assertLess(abs(rule["expires"] / 1000 - (time.time() + 7200)), 600)
+
+        # A rule that expires a few seconds from now: denied until then, and after it the
+        # deny below decides again, with the rule set in force unchanged (no reload).
+        at = int(time.time()) + 6
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+        out, _ = self.ctl("block", "report.test", "--until", when)
+        rid = int(re.search(r"rule (\d+)", out).group(1))
+        gen = self.generation()
+        status = self.px.get(self.url("report.test"))[0]
+        if time.time() < at - 1:  # a loaded machine may have taken longer than that
+            self.assertEqual(status, 403)
+        self.assertTrue(wait_for(lambda: self.px.get(self.url("report.test"))[0] == 200,
+                                 timeout=60), "the expired block still denies")
+        self.assertGreaterEqual(time.time(), at)
+        self.assertEqual(self.generation(), gen, "the expiry took a new rule set")
+        rule = self.rule(rid)
+        self.assertTrue(rule["expired"])
+        self.assertEqual(rule["expires"], at * 1000)
+        out, _ = self.ctl("test", self.url("report.test"))
+        self.assertIn("action: allow", out)
+        # Kept (default: 7 days) and listed as expired.
+        self.assertIn(rid, [r["id"] for r in self.px.api("GET", "/api/rules")["rules"]])
+
+    def test_expiry_in_policy_text_and_bad_times(self):
+        policy = ("allow domain plain.test expires 2020-01-01T00:00Z\n"
+                  "deny domain plain.test expires 2999-12-31T23:59\n")
+        self.px.api("PUT", "/api/policy", policy.encode())
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 403)
+        rules = self.px.api("GET", "/api/rules")["rules"]
+        self.assertEqual([r["expired"] for r in rules], [True, False])
+        self.assertEqual(rules[0]["expires"], calendar.timegm((2020, 1, 1, 0, 0, 0)) * 1000)
+        _, err = self.ctl("allow", "plain.test", "--until", "2026-12-24 18:00", expect=1)
+        self.assertIn("expires: bad time '2026-12-24'", err)
+        _, err = self.ctl("allow", "plain.test", "--for", "2h", "--until", "2999-01-01T00:00",
+                          expect=2)
+        self.assertIn("--for and --until exclude each other", err)
+        _, err = self.ctl("rules", "add", "deny", "any", "expires", "2026-02-29T00:00", expect=1)
+        self.assertIn("no such day", err)
+
     def test_policy_import_with_report_rules(self):
         policy = "report domain report.test\nallow any\n"
         self.px.api("PUT", "/api/policy", policy.encode())
@@ -127,6 +185,46 @@ class PolicyLifecycleTest(unittest.TestCase):
         out, _ = self.ctl("export")
         self.assertEqual([l for l in out.splitlines() if l and not l.startswith("#")],
                          ["report domain report.test", "allow any"])
+
+
+class ReportForwardTest(unittest.TestCase):
+    """A port forward's connection is decided like a request: a report rule marks it."""
+
+    def test_report_rule_marks_a_forwarded_connection(self):
+        from test_forward import EchoOrigin, forward_rows, free_port, relay
+        port = free_port()
+        with EchoOrigin() as origin, DnsStub({"db.test": "127.0.0.1"}) as dns, \
+                Proxyd(dns=dns, policy="report domain db.test\n", extra_args=[
+                    "--forward", "127.0.0.1:%d db.test:%d" % (port, origin.port)]) as px:
+            self.assertEqual(relay(port, b"marked"), b"marked")
+            rows = wait_for(lambda: forward_rows(px))
+            self.assertTrue(rows)
+            self.assertEqual((rows[0]["host"], rows[0]["decision"]), ("db.test", 3))
+            logged = px.api("GET", "/api/logs?decision=report")["rows"]
+            self.assertEqual([(r["host"], r["rule_id"]) for r in logged],
+                             [("db.test", px.api("GET", "/api/rules")["rules"][0]["id"])])
+
+
+class ExpiredRuleRetentionTest(unittest.TestCase):
+    """expired-rule-days 0: a rule is deleted as soon as it has expired, audited."""
+
+    def test_expired_rule_is_deleted_and_audited(self):
+        with DnsStub(records=RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, extra_args=["--expired-rule-days", "0"]) as px:
+            at = int(time.time()) + 3
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+            keep = px.api("POST", "/api/rules", {"text": "deny domain plain.test"})["rule"]
+            gone = px.api("POST", "/api/rules",
+                          {"text": "allow domain plain.test expires " + when})["rule"]
+            ids = lambda: [r["id"] for r in px.api("GET", "/api/rules")["rules"]]  # noqa: E731
+            self.assertTrue(wait_for(lambda: ids() == [keep["id"]], timeout=60), ids())
+            self.assertGreaterEqual(time.time(), at)
+            audit = px.api("GET", "/api/audit")["rows"]
+            self.assertTrue(any(a["actor"] == "proxyd (expired)" and a["action"] == "rule.delete"
+                                and "expires " + when in a["detail"] for a in audit), audit[:3])
+            self.assertIn("deleted 1 expired rule", px.log())
+            url = "http://plain.test:%d/small" % origin.port
+            self.assertEqual(px.get(url)[0], 403)
 
 
 if __name__ == "__main__":

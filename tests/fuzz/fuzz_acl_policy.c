@@ -213,9 +213,17 @@ struct fixed_request {
 };
 
 static const struct fixed_request fixed[] = {
-    {"GET", "http", "ads.example.com", "/x/../ads/a.js?q=1", "10.0.0.1", NULL, 80, {1, 600}},
-    {"CONNECT", "https", "2001:db8::1", "", "203.0.113.9", "alice", 443, {6, 1439}},
-    {"post", "http", "192.0.2.7", "/upload", "2001:db8:1::5", "bob", 8080, {0, 0}},
+    /* 2026-12-24T18:00:00Z: the second a rule `expires 2026-12-24T18:00Z` stops matching */
+    {"GET",
+     "http",
+     "ads.example.com",
+     "/x/../ads/a.js?q=1",
+     "10.0.0.1",
+     NULL,
+     80,
+     {1, 600, 1798135200}},
+    {"CONNECT", "https", "2001:db8::1", "", "203.0.113.9", "alice", 443, {6, 1439, 0}},
+    {"post", "http", "192.0.2.7", "/upload", "2001:db8:1::5", "bob", 8080, {0, 0, 1893456000}},
 };
 
 static void sockaddr_of(const char *ip, struct sockaddr_storage *ss)

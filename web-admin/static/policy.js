@@ -91,12 +91,20 @@
         });
       }
       const cls = (r.enabled ? '' : 'disabled') + (action === 'report' ? ' report' : '') +
-                  (r.id === highlight ? ' highlight' : '');
+                  (r.expired ? ' expired' : '') + (r.id === highlight ? ' highlight' : '');
+      /* The server says whether the rule's `expires` time has passed (it then never matches
+       * and is deleted after the retention period). */
+      const textCell = editCell(r, 'text', 'rule');
+      if (r.expires !== null && r.expires !== undefined)
+        textCell.append(' ', el('span', {class: 'badge' + (r.expired ? ' expired' : ''),
+          'data-testid': r.expired ? 'rule-expired' : 'rule-expires',
+          title: PX.fmtTime(r.expires),
+          text: r.expired ? 'expired' : 'expires ' + PX.fmtTime(r.expires)}));
       body.append(el('tr', {class: cls.trim() || null, 'data-id': r.id, 'data-testid': 'rule-row'},
         el('td', {class: 'num', text: r.position}),
         el('td', {class: 'num', text: r.id}),
         el('td', null, on),
-        editCell(r, 'text', 'rule'),
+        textCell,
         editCell(r, 'comment', 'comment'),
         el('td', {class: 'num'}, fmtNum(r.hits), r.undecided ? el('br') : null,
           r.undecided ? el('span', {class: 'undecided', 'data-testid': 'rule-undecided',
@@ -132,16 +140,25 @@
     }, 250);
   }
 
+  /* "expires <UTC time>" for the duration field, or '' when it is empty. */
+  function expiresClause() {
+    const n = Number($('rule-for').value);
+    if (!$('rule-for').value.trim() || !(n > 0)) return '';
+    const at = new Date(Date.now() + n * Number($('rule-for-unit').value) * 1000);
+    return ' expires ' + at.toISOString().slice(0, 19) + 'Z';
+  }
+
   async function add(ev) {
     ev.preventDefault();
     try {
       const res = await api('POST', '/api/rules', {
-        text: $('rule-text').value.trim(),
+        text: $('rule-text').value.trim() + expiresClause(),
         comment: $('rule-comment').value,
         before: Number($('rule-where').value),
       });
       $('rule-text').value = '';
       $('rule-comment').value = '';
+      $('rule-for').value = '';
       $('rule-error').textContent = '';
       PX.flash('Added rule ' + res.rule.id);
       await load(res.rule.id);

@@ -2,9 +2,11 @@
 // playwright-core (as admin_flow.mjs, which says how the browser is wired to proxyd). Run by
 // tests/e2e/test_browser_lifecycle.py with one JSON config as argv[2]:
 //   {admin, password, newPassword, proxyPort, originPort, shots, reportRuleId}
-// where rule reportRuleId is `deny domain report.test`. The flow turns it into a report rule
+// where rule reportRuleId is `deny domain report.test` and rule expiredRuleId has an `expires`
+// time in the past. The flow turns it into a report rule
 // with the policy page's button, visits report.test through proxyd (it passes), finds the
-// would-be block on the dashboard and in the log, enforces the rule again, and takes
+// would-be block on the dashboard and in the log, enforces the rule again, sees the expired
+// rule marked, adds a rule that expires in 2 hours with the form's duration field, and takes
 // screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
@@ -121,6 +123,31 @@ async function enforceAgain(page, tab) {
   log('enforced again: 403');
 }
 
+async function checkExpiry(page) {
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  const old = page.locator(`tr[data-testid="rule-row"][data-id="${cfg.expiredRuleId}"]`);
+  await old.getByTestId('rule-expired').waitFor({ timeout: STEP_MS });
+  check(/\bexpired\b/.test(await old.getAttribute('class')), 'the expired rule row is not marked');
+  await page.getByTestId('rule-text').fill('allow domain plain.test');
+  await page.getByTestId('rule-for').fill('2');
+  await page.getByTestId('rule-for-unit').selectOption('3600');
+  const before = Date.now();
+  await page.getByTestId('rule-add').click();
+  const row = page.getByTestId('rule-row').filter({ hasText: 'allow domain plain.test expires' });
+  await row.waitFor({ timeout: STEP_MS });
+  const text = await row.innerText();
+  const m = /expires (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)/.exec(text);
+  check(m, 'the added rule has no UTC expires time: ' + text);
+  const at = Date.parse(m[1]);
+  check(at >= Math.floor(before / 1000) * 1000 + 7200000 && at <= Date.now() + 7200000,
+        'the rule does not expire 2 hours after it was added: ' + m[1]);
+  await row.getByTestId('rule-expires').waitFor({ timeout: STEP_MS });
+  check(await page.getByTestId('rule-for').inputValue() === '', 'the duration field was kept');
+  await page.screenshot({ path: join(cfg.shots, 'lifecycle-expiry.png'), fullPage: true,
+                          timeout: STEP_MS });
+  log('expiring rule added: ' + text.replace(/\s+/g, ' '));
+}
+
 async function main() {
   mkdirSync(cfg.shots, { recursive: true });
   const browser = await chromium.launch({
@@ -153,6 +180,7 @@ async function main() {
     await dashboardShowsWouldBeBlock(page);
     await logShowsReport(page);
     await enforceAgain(page, tab);
+    await checkExpiry(page);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
     if (page) {

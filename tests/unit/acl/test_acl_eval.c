@@ -544,6 +544,46 @@ START_TEST(test_indexed_eval_agrees_with_rule_by_rule)
 }
 END_TEST
 
+/* An expired rule never matches: from its `expires` second on, by the caller's clock; a
+ * clock of 0 checks no expiry. */
+START_TEST(test_expired_rule_stops_matching_on_time)
+{
+    const char *texts[] = {"allow domain youtube.test expires 2026-12-24T18:00Z",
+                           "deny domain youtube.test",
+                           "deny domain old.test expires 2020-01-01T00:00Z"};
+    struct acl_rule_src rules[3];
+    for (int i = 0; i < 3; i++)
+        rules[i] = (struct acl_rule_src){.id = i + 1, .enabled = true, .text = texts[i]};
+    struct acl_config cfg = {.rules = rules, .nrules = 3};
+    struct acl_error err;
+    struct acl_set *set = acl_set_compile(&cfg, &err);
+    ck_assert_msg(set != NULL, "%s", err.msg);
+    const struct {
+        const char *host;
+        int64_t now;
+        enum acl_action want;
+        int rule;
+    } at[] = {
+        {"youtube.test", 1798135199, ACL_ALLOW, 1}, {"youtube.test", 1798135200, ACL_DENY, 2},
+        {"youtube.test", 1900000000, ACL_DENY, 2},  {"youtube.test", 0, ACL_ALLOW, 1},
+        {"old.test", 1798135199, ACL_ALLOW, 0},     {"old.test", 1577836799, ACL_DENY, 3},
+    };
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        char line[96];
+        struct req_buf rb;
+        struct acl_decision d;
+        snprintf(line, sizeof(line), "GET http://%s/", at[i].host);
+        req_make(&rb, line, LAN, NULL, MON, 600);
+        rb.req.clock.now = at[i].now;
+        acl_eval(set, &rb.req, scratch, &d);
+        ck_assert_msg(d.action == at[i].want && d.rule_id == at[i].rule,
+                      "case %zu: %s rule %d (%s)", i, acl_action_str(d.action), d.rule_id,
+                      d.reason);
+    }
+    acl_set_free(set);
+}
+END_TEST
+
 /* A report rule never decides: the request goes on to the rules below, and an allowed one
  * names the first report rule that held. */
 static const char *const p_report[] = {
@@ -813,6 +853,7 @@ int main(void)
     tcase_add_test(tc, test_indexed_eval_agrees_with_rule_by_rule);
     tcase_add_test(tc, test_null_set_denies);
     tcase_add_test(tc, test_report_rules_never_decide);
+    tcase_add_test(tc, test_expired_rule_stops_matching_on_time);
     tcase_add_test(tc, test_brief_request_leaves_allow_reason_empty_but_explains_denials);
     tcase_add_test(tc, test_memory_grows_with_rules);
     tcase_add_loop_test(tc, test_client_admitted_only_when_some_request_could_pass, 0,

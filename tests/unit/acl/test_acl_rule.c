@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct bad_case {
     const char *text;
@@ -63,6 +64,20 @@ static const struct bad_case bad_rules[] = {
     {"deny domain a.com weekdays", "unknown condition 'weekdays'"},
     {"deny domain a.com port 80", "'port' after the match"},
     {"deny any extra", "unknown condition 'extra'"},
+    {"deny any expires", "expires: missing argument"},
+    {"deny any expires 2026-12-24", "expires: bad time '2026-12-24'"},
+    {"deny any expires 2026-12-24 18:00", "expires: bad time '2026-12-24'"},
+    {"deny any expires 2026-13-01T00:00", "expires: bad time"},
+    {"deny any expires 2026-12-24T24:00", "expires: bad time"},
+    {"deny any expires 2026-12-24T18:60", "expires: bad time"},
+    {"deny any expires 2026-12-24T18:00:60", "expires: bad time"},
+    {"deny any expires 2026-12-24T18:00z", "expires: bad time"},
+    {"deny any expires 2026-12-24T18:00ZZ", "expires: bad time"},
+    {"deny any expires 1969-12-31T23:59Z", "expires: bad time"},
+    {"deny any expires +026-12-24T18:00", "expires: bad time"},
+    {"deny any expires 2026-02-29T00:00", "expires: bad time '2026-02-29T00:00' (no such day)"},
+    {"deny any expires 2026-04-31T00:00", "(no such day)"},
+    {"deny any expires 2026-12-24T18:00 expires 2027-01-01T00:00", "duplicate condition 'expires'"},
     /* domains take the one canonical host form requests are parsed into */
     {"deny domain bücher.example", "write an internationalised name in punycode"},
     {"deny domain a.com..", "bad domain 'a.com..' (empty label in host name)"},
@@ -138,6 +153,9 @@ static const char *const good_rules[] = {
     "deny domain a.com schedule fri-mon 9:30-10:00",
     "deny domain a.com schedule daily 23:59-00:01",
     "deny domain a.com schedule sat, sun 10:00-12:00",
+    "allow domain youtube.com expires 2026-12-24T18:00",
+    "allow domain youtube.com expires 2026-12-24T18:00:30Z clients 10.1.0.0/16",
+    "report any expires 2028-02-29T00:00 schedule daily 09:00-17:00",
 };
 
 START_TEST(test_good_rule_is_accepted)
@@ -267,6 +285,30 @@ START_TEST(test_utf8_validation_finds_the_first_bad_byte)
 }
 END_TEST
 
+/* UTC times are exact; local ones follow TZ, daylight saving included. */
+START_TEST(test_expiry_is_seconds_since_the_epoch)
+{
+    int64_t t = -1;
+    ck_assert(!acl_rule_expiry("allow any", &t));
+    ck_assert(!acl_rule_expiry("allow nothing expires 2026-12-24T18:00Z", &t));
+    ck_assert(!acl_rule_expiry("allow domain expires.test", &t));
+    ck_assert_int_eq(acl_rule_expiry("allow any expires 2026-12-24T18:00Z", &t), 1);
+    ck_assert_int_eq(t, 1798135200);
+    ck_assert_int_eq(acl_rule_expiry("allow any expires 1970-01-01T00:00:01Z", &t), 1);
+    ck_assert_int_eq(t, 1);
+    ck_assert_int_eq(acl_rule_expiry("allow any expires 2028-02-29T23:59:59Z", &t), 1);
+    ck_assert_int_eq(t, 1835481599);
+    setenv("TZ", "Europe/Berlin", 1);
+    tzset();
+    ck_assert_int_eq(acl_rule_expiry("allow any expires 2026-12-24T18:00", &t), 1);
+    ck_assert_int_eq(t, 1798135200 - 3600); /* CET, UTC+1 */
+    ck_assert_int_eq(acl_rule_expiry("allow any expires 2026-07-01T12:00", &t), 1);
+    ck_assert_int_eq(t, 1782907200 - 7200); /* CEST, UTC+2 */
+    unsetenv("TZ");
+    tzset();
+}
+END_TEST
+
 START_TEST(test_action_str_names_every_action)
 {
     ck_assert_str_eq(acl_action_str(ACL_ALLOW), "allow");
@@ -289,6 +331,7 @@ int main(void)
     tcase_add_test(tc, test_unknown_list_is_refused);
     tcase_add_test(tc, test_bad_allowed_clients_is_refused);
     tcase_add_test(tc, test_action_str_names_every_action);
+    tcase_add_test(tc, test_expiry_is_seconds_since_the_epoch);
     tcase_add_test(tc, test_domain_argument_is_canonical_in_reason);
     tcase_add_loop_test(tc, test_utf8_validation_finds_the_first_bad_byte, 0,
                         (int)(sizeof(utf8_cases) / sizeof(utf8_cases[0])));
