@@ -69,7 +69,8 @@ static void on_tick(struct ev_loop *loop, void *arg)
     struct conn *next;
     for (struct conn *c = w->active; c; c = next) {
         next = c->next;
-        if (draining && (c->state == CONN_IDLE || now >= w->drain_deadline_ms))
+        if (draining &&
+            (c->state == CONN_IDLE || c->state == CONN_HANDSHAKE || now >= w->drain_deadline_ms))
             conn_abort(c, CLOSE_SHUTDOWN);
         else
             conn_check_timeout(c, now);
