@@ -166,6 +166,16 @@ class ConfigForwardTest(unittest.TestCase):
                              (1, "denied"))
             self.assertEqual(origin.accepted, 1)
 
+    def test_a_method_forward_rule_decides_forwarded_connections(self):
+        port = free_port()
+        with EchoOrigin() as origin, Proxyd(policy="deny method FORWARD\n", extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d" % (port, origin.port)]) as px:
+            self.assertTrue(refused_or_closed(port))
+            rows = wait_for(lambda: forward_rows(px))
+            self.assertEqual(len(rows), 1)
+            self.assertEqual((rows[0]["decision"], rows[0]["error"]), (1, "denied"))
+            self.assertEqual(origin.accepted, 0)
+
     def test_loopback_target_needs_the_opt_in(self):
         port = free_port()
         with EchoOrigin() as origin:
