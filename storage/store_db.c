@@ -275,6 +275,54 @@ static int read_version(struct store *st, int *version, char *err, size_t errlen
     return 0;
 }
 
+/* Runs sql (one statement; ?1, if it has one, is v). Returns its first column's integer, 0 when it
+ * returns no row, or -1 with err. */
+static int step_query(struct store *st, const char *sql, int v, char *err, size_t errlen)
+{
+    sqlite3_stmt *stmt;
+    int rc, out = 0;
+
+    if (store_prepare(st, sql, &stmt, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int(stmt, 1, v);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        out = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_sql_err(st, err, errlen, "schema_steps");
+    return out;
+}
+
+/* Whether step v has run on this database: 1, 0, or -1 with err. */
+static int step_ran(struct store *st, int v, char *err, size_t errlen)
+{
+    return step_query(st, "SELECT count(*) FROM schema_steps WHERE version = ?1", v, err, errlen);
+}
+
+static int step_record(struct store *st, int v, char *err, size_t errlen)
+{
+    return step_query(st, "INSERT INTO schema_steps(version) VALUES (?1)", v, err, errlen);
+}
+
+/* The steps table, and for a database from before it was kept (none recorded, version > 0)
+ * the steps such a database has run: all up to its version. Returns 0 or -1 with err. */
+static int steps_begin(struct store *st, int version, char *err, size_t errlen)
+{
+    int recorded;
+
+    if (store_exec(st, "CREATE TABLE IF NOT EXISTS schema_steps(version INTEGER PRIMARY KEY)", err,
+                   errlen) < 0)
+        return -1;
+    recorded = step_query(st, "SELECT count(*) FROM schema_steps", 0, err, errlen);
+    if (recorded != 0)
+        return recorded < 0 ? -1 : 0;
+    for (size_t i = 0; i < store_migrations_count && store_migrations[i].version <= version; i++)
+        if (step_record(st, store_migrations[i].version, err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
 static int migrate(struct store *st, char *err, size_t errlen)
 {
     int version;
@@ -292,8 +340,16 @@ static int migrate(struct store *st, char *err, size_t errlen)
                    version, store_migrations[store_migrations_count - 1].version);
         goto fail;
     }
+    /* Steps are numbered ahead and may be added out of order (a step 9 after an 11), so each
+     * step run is recorded and any step not yet run runs, not only those above the highest.
+     * A database from before steps were recorded has run every step up to its version. */
+    if (steps_begin(st, version, err, errlen) < 0)
+        goto fail;
     for (size_t i = 0; i < store_migrations_count; i++) {
-        if (store_migrations[i].version <= version)
+        int ran = step_ran(st, store_migrations[i].version, err, errlen);
+        if (ran < 0)
+            goto fail;
+        if (ran)
             continue;
         /* Constant multi-statement DDL from the table above, never user input. */
         if (sqlite3_exec(st->db, store_migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -302,7 +358,10 @@ static int migrate(struct store *st, char *err, size_t errlen)
             sqlite3_free(msg);
             goto fail;
         }
-        version = store_migrations[i].version;
+        if (step_record(st, store_migrations[i].version, err, errlen) < 0)
+            goto fail;
+        if (store_migrations[i].version > version)
+            version = store_migrations[i].version;
     }
     if (store_exec(st, "DELETE FROM schema_version", err, errlen) < 0 ||
         store_prepare(st, "INSERT INTO schema_version(version) VALUES (?)", &stmt, err, errlen) < 0)

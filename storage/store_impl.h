@@ -27,8 +27,10 @@ struct store {
     char version_message[512]; /* the message, or the audited changes joined by "; " */
 };
 
-/* One schema step. Steps run in order inside one transaction at open; a database at version
- * v gets every step with version > v. Never edit a released step: add a new one. */
+/* One schema step. Steps run in order inside one transaction at open; each one run is
+ * recorded (schema_steps), so a database gets every step it has not run, also one numbered
+ * below its version (steps are numbered ahead and may land out of order). The array is sorted
+ * by version, each version once. Never edit a released step: add a new one. */
 struct store_migration {
     int version;
     const char *sql; /* constant DDL, no user input */

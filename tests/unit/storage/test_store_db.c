@@ -131,6 +131,51 @@ START_TEST(test_reopen_keeps_data_and_version)
 }
 END_TEST
 
+/* Steps are numbered ahead and land in any order: the array must stay sorted, each number
+ * once, or a step would run twice or in the wrong order. */
+START_TEST(test_migrations_are_sorted_each_version_once)
+{
+    ck_assert_uint_gt(store_migrations_count, 0);
+    ck_assert_int_gt(store_migrations[0].version, 0);
+    for (size_t i = 1; i < store_migrations_count; i++)
+        ck_assert_msg(store_migrations[i - 1].version < store_migrations[i].version,
+                      "store_migrations[%zu] (version %d) is not above the one before (%d)", i,
+                      store_migrations[i].version, store_migrations[i - 1].version);
+}
+END_TEST
+
+/* A step that lands after a higher-numbered one (a database made while step 8 was not yet
+ * in the program, at version 11) still runs at the next open. */
+START_TEST(test_step_numbered_below_the_version_runs_when_it_lands)
+{
+    char err[256] = "";
+    struct store *st = store_open(tmp.db, err, sizeof(err));
+    sqlite3 *db;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    store_close(st);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM schema_steps"),
+                     (int64_t)store_migrations_count);
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "DROP TABLE forwards;"
+                                  "DELETE FROM schema_steps WHERE version = 8;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM sqlite_master WHERE name = 'forwards'"),
+                     0);
+
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_schema_version(st), current_version());
+    store_close(st);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM sqlite_master WHERE name = 'forwards'"),
+                     1);
+    ck_assert_int_eq(raw_int(tmp.db, "SELECT count(*) FROM schema_steps WHERE version = 8"), 1);
+}
+END_TEST
+
 START_TEST(test_version_1_database_migrates_and_backfills_rule_hits)
 {
     char err[256] = "";
@@ -276,6 +321,8 @@ int main(void)
     tcase_add_test(tc, test_database_is_in_wal_mode);
     tcase_add_test(tc, test_database_files_are_private);
     tcase_add_test(tc, test_reopen_keeps_data_and_version);
+    tcase_add_test(tc, test_migrations_are_sorted_each_version_once);
+    tcase_add_test(tc, test_step_numbered_below_the_version_runs_when_it_lands);
     tcase_add_test(tc, test_version_1_database_migrates_and_backfills_rule_hits);
     tcase_add_test(tc, test_version_3_database_loses_client_index_keeps_rows);
     tcase_add_test(tc, test_newer_schema_is_refused_with_message);
