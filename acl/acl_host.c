@@ -1,5 +1,6 @@
 /* acl_host.c: parsing a host into its canonical form (acl_host.h). */
 #include "acl/acl_host.h"
+#include "base/addr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,8 +31,7 @@ static void set_ipv4(struct acl_host *out, const uint8_t a[4])
     out->kind = ACL_HOST_IPV4;
     memcpy(out->addr, v4_mapped_prefix, 12);
     memcpy(out->addr + 12, a, 4);
-    out->len =
-        (uint16_t)snprintf(out->text, sizeof(out->text), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+    out->len = (uint16_t)addr_ipv4_text(a, out->text);
 }
 
 static int refuse(struct acl_host *out, const char **why, const char *reason)

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
+#include "base/addr.h"
 #include "base/clock.h"
 #include "base/status.h"
 #include "proxy/conn.h"
@@ -48,9 +49,9 @@ static void record_start(struct conn *c)
     c->start_ms = ev_now_ms(c->w->loop);
     c->why = CLOSE_NONE;
     const struct sockaddr *sa = (const struct sockaddr *)&c->client_addr;
+    _Static_assert(sizeof(c->rec.client) >= 16, "room for a dotted quad");
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->rec.client,
-                  sizeof(c->rec.client));
+        addr_ipv4_text((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr, c->rec.client);
     else
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->rec.client,
                   sizeof(c->rec.client));

@@ -93,12 +93,30 @@ START_TEST(test_addr_parse_overlong_is_refused)
 }
 END_TEST
 
+/* addr_ipv4_text writes what inet_ntop writes, for every octet width in every position. */
+START_TEST(test_ipv4_text_matches_inet_ntop)
+{
+    static const uint8_t octets[] = {0, 1, 9, 10, 42, 99, 100, 127, 199, 200, 250, 255};
+    const size_t n = sizeof(octets);
+    for (size_t i = 0; i < n * n * n * n; i++) {
+        const uint8_t a[4] = {octets[i % n], octets[i / n % n], octets[i / (n * n) % n],
+                              octets[i / (n * n * n)]};
+        char want[INET_ADDRSTRLEN], got[16];
+        memset(got, 'x', sizeof(got));
+        ck_assert_ptr_nonnull(inet_ntop(AF_INET, a, want, sizeof(want)));
+        ck_assert_uint_eq(addr_ipv4_text(a, got), strlen(want));
+        ck_assert_str_eq(got, want);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("addr");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_addr_parse_table);
     tcase_add_test(tc, test_addr_parse_overlong_is_refused);
+    tcase_add_test(tc, test_ipv4_text_matches_inet_ntop);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
