@@ -88,3 +88,72 @@ uint16_t addr_port(const struct sockaddr_storage *ss)
         return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
     return 0;
 }
+
+int addr_net_parse(const char *text, struct addr_net *out)
+{
+    char ip[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(text, '/');
+    size_t n = slash ? (size_t)(slash - text) : strlen(text);
+    unsigned max, prefix = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (n == 0 || n >= sizeof(ip))
+        return PX_ERR;
+    memcpy(ip, text, n);
+    ip[n] = '\0';
+    if (inet_pton(AF_INET, ip, out->ip) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, ip, out->ip) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return PX_ERR;
+    }
+    if (!slash) {
+        prefix = max;
+    } else {
+        const char *d = slash + 1;
+        if (!*d || strlen(d) > 3)
+            return PX_ERR;
+        for (; *d; d++) {
+            if (*d < '0' || *d > '9')
+                return PX_ERR;
+            prefix = prefix * 10 + (unsigned)(*d - '0');
+        }
+        if (prefix > max)
+            return PX_ERR;
+    }
+    out->prefix = prefix;
+    for (unsigned bit = prefix; bit < max; bit++)
+        if (out->ip[bit / 8] & (0x80u >> (bit % 8)))
+            return PX_ERR;
+    return PX_OK;
+}
+
+bool addr_net_contains(const struct addr_net *net, const struct sockaddr *sa)
+{
+    const unsigned char *ip;
+    unsigned full, rest;
+
+    if (sa->sa_family == AF_INET) {
+        ip = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        if (net->family != AF_INET)
+            return false;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (net->family == AF_INET && IN6_IS_ADDR_V4MAPPED(a6))
+            ip = &a6->s6_addr[12];
+        else if (net->family == AF_INET6)
+            ip = a6->s6_addr;
+        else
+            return false;
+    } else {
+        return false;
+    }
+    full = net->prefix / 8;
+    rest = net->prefix % 8;
+    if (memcmp(ip, net->ip, full) != 0)
+        return false;
+    return rest == 0 || ((ip[full] ^ net->ip[full]) & (0xffu << (8 - rest)) & 0xffu) == 0;
+}

@@ -2,10 +2,12 @@
  * names one (proxy listeners, the admin server, DNS servers): "IPv4:PORT" and "[IPv6]:PORT",
  * and where the caller has a default port also "IPv4", "[IPv6]" and a bare IPv6 address
  * ("::1"). Only numeric addresses: a name would need a resolver, and a listener bound to
- * whatever a name meant at start-up is a surprise. Pure, any thread. */
+ * whatever a name meant at start-up is a surprise. Also networks as CIDR text, for settings
+ * that admit callers by address (--metrics-allow). Pure, any thread. */
 #ifndef PX_BASE_ADDR_H
 #define PX_BASE_ADDR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -38,5 +40,20 @@ static inline size_t addr_ipv4_text(const uint8_t a[4], char out[16])
     }
     return (size_t)(p - out - 1);
 }
+
+/* A network: "10.0.0.0/8", "fd00::/8", or one address ("192.0.2.7", "::1") as a /32 or
+ * /128. Host bits set below the prefix are refused, since "10.1.2.3/8" is most likely a
+ * typo for something narrower. */
+struct addr_net {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char ip[16];
+    unsigned prefix;
+};
+
+/* Parses one network (no spaces). Returns PX_OK, or PX_ERR (the caller words the error). */
+int addr_net_parse(const char *text, struct addr_net *out);
+/* True if sa (AF_INET or AF_INET6) lies in net; an IPv4 network also holds the IPv4-mapped
+ * IPv6 form of its addresses (a dual-stack socket's view of an IPv4 client). */
+bool addr_net_contains(const struct addr_net *net, const struct sockaddr *sa);
 
 #endif

@@ -54,6 +54,9 @@ static const struct opt opts[] = {
      "          the admin server over HTTPS only (tls-cert, tls-key); any admin address"},
     {"admin-host", OPT_LIST, OFF(admin_hosts), OFF(nadmin_hosts), CONFIG_MAX_ADMIN_HOSTS,
      "NAMES  more names the admin server answers to (Host; the /proxy.pac URL's), repeatable"},
+    {"metrics-allow", OPT_STR, OFF(metrics_allow), 0, 0,
+     "CIDRS  networks that read the admin server's /metrics without the token (loopback\n"
+     "               always may)"},
     {"data-dir", OPT_STR, OFF(data_dir), 0, 0,
      "DIR  database and admin token (default " PX_DATA_DIR ")"},
     {"log-db", OPT_STR, OFF(db_path), 0, 0, "FILE  SQLite database (default DATA-DIR/proxyd.db)"},

@@ -33,6 +33,7 @@ struct px_config {
     bool admin_tls; /* the admin server speaks HTTPS, with tls_cert/tls_key or the self-made */
     char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */
     size_t nadmin_hosts;
+    char *metrics_allow; /* CIDRs that read /metrics without the token, besides loopback */
     char *data_dir;
     char *db_path;    /* default <data_dir>/proxyd.db */
     unsigned workers; /* 0 = number of CPUs */

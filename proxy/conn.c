@@ -40,6 +40,32 @@ const char *conn_state_str(enum conn_state s)
     return (unsigned)s < CONN_STATE_COUNT ? state_names[s] : "?";
 }
 
+unsigned conn_status_class(unsigned status)
+{
+    return status >= 100 && status < 600 ? status / 100 : 0;
+}
+
+const char *conn_status_class_str(unsigned cls)
+{
+    static const char *const names[STATUS_CLASS_COUNT] = {"none", "1xx", "2xx",
+                                                          "3xx",  "4xx", "5xx"};
+    return cls < STATUS_CLASS_COUNT ? names[cls] : "?";
+}
+
+/* A closed connection is no longer open: it leaves the count when it enters CONN_CLOSED. */
+void conn_set_state(struct conn *c, enum conn_state s)
+{
+    struct worker_stats *st = &c->w->stats;
+
+    if (c->state == s)
+        return;
+    if (c->state != CONN_CLOSED)
+        atomic_fetch_sub_explicit(&st->conn_states[c->state], 1, memory_order_relaxed);
+    if (s != CONN_CLOSED)
+        atomic_fetch_add_explicit(&st->conn_states[s], 1, memory_order_relaxed);
+    c->state = s;
+}
+
 static const char *const phase_names[RELAY_PHASE_COUNT] = {
     [RELAY_HEAD] = "head",
     [RELAY_BODY] = "body",
@@ -181,7 +207,7 @@ static bool step_handshake(struct conn *c)
     }
     /* The first request may have come with the handshake's last flight and wait in GnuTLS. */
     c->c_readable = true;
-    c->state = CONN_IDLE;
+    conn_set_state(c, CONN_IDLE);
     conn_set_deadline(c, c->w->tun.header_timeout_ms);
     return true;
 }
@@ -205,14 +231,14 @@ void conn_next_request(struct conn *c)
     c->head_len = 0;
     c->dest_pending = false;
     buf_detach(&w->bufs, &c->down);
-    c->state = c->up.len ? CONN_READ_HEAD : CONN_IDLE;
+    conn_set_state(c, c->up.len ? CONN_READ_HEAD : CONN_IDLE);
     conn_set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
 }
 
 void conn_linger(struct conn *c)
 {
     conn_client_shutdown(c);
-    c->state = CONN_LINGER;
+    conn_set_state(c, CONN_LINGER);
     conn_set_deadline(c, LINGER_MS);
 }
 
@@ -387,7 +413,7 @@ void conn_close(struct conn *c, enum conn_close why)
     if (c->client_counted)
         client_limit_release(w->shared->clients, (const struct sockaddr *)&c->client_addr);
     c->client_counted = false;
-    c->state = CONN_CLOSED;
+    conn_set_state(c, CONN_CLOSED);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -430,7 +456,7 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     c->ofd = -1;
     c->client_addr = *addr;
     c->client_counted = counted;
-    c->state = CONN_IDLE;
+    c->state = CONN_CLOSED; /* not counted until conn_set_state below */
     if (l->kind == LISTENER_TLS) {
         if (!w->shared->tls || tls_session_start(&c->tls, w->shared->tls, fd) < 0) {
             c->tls.state = TLS_NONE;
@@ -441,7 +467,9 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
             w->free_conns = c;
             return -1;
         }
-        c->state = CONN_HANDSHAKE;
+        conn_set_state(c, CONN_HANDSHAKE);
+    } else {
+        conn_set_state(c, CONN_IDLE);
     }
     c->next = w->active;
     c->prev = NULL;

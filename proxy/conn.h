@@ -20,6 +20,8 @@
 #include <sys/types.h>
 
 #include "acl/acl.h"
+#include "base/clock.h"
+#include "base/stats.h"
 #include "proxy/buf.h"
 #include "proxy/conn_close.h"
 #include "proxy/dns.h"
@@ -47,6 +49,13 @@ enum conn_state {
 };
 
 const char *conn_state_str(enum conn_state s);
+
+/* A response status as /metrics labels it: 1..5 for 1xx..5xx, 0 ("none") for no status or
+ * one outside 100-599. */
+#define STATUS_CLASS_COUNT 6
+
+unsigned conn_status_class(unsigned status);
+const char *conn_status_class_str(unsigned cls); /* "none", "1xx" .. "5xx" */
 
 /* The response side of CONN_RELAY (the request side is its framing, c->upf). */
 enum relay_phase {
@@ -124,6 +133,7 @@ struct conn {
     uint32_t acl_order;   /* the decision's position in the set of generation acl_gen */
     uint64_t acl_gen;
     struct dns_query *dnsq; /* pending lookup, owned by the resolver */
+    int64_t dns_start_ns;   /* monotonic, when dnsq was sent (the lookup latency histogram) */
     struct dns_result addrs;
     size_t addr_next; /* next address to try */
     size_t head_len;  /* bytes at the front of up that are the request's unsent head */
@@ -133,6 +143,10 @@ struct conn {
     int64_t start_ms; /* monotonic */
     enum conn_close why;
 };
+
+/* Moves c to state s, keeping the worker's count of connections per state (only here: a
+ * plain assignment would leave the count wrong). Worker thread. */
+void conn_set_state(struct conn *c, enum conn_state s);
 
 /* Accepts fd, taken by listener l of w, as a new client connection (fd non-blocking).
  * counted: the connection is counted in w->shared->clients, and its close releases it.
@@ -157,6 +171,17 @@ static inline bool conn_client_tls(const struct conn *c)
 
 #define STAT_ADD(c, field, n)                                                                      \
     atomic_fetch_add_explicit(&(c)->w->stats.field, (n), memory_order_relaxed)
+
+/* Adds the duration since start_ns (clock_mono_ns) to histogram name of c's worker
+ * (base/stats.h: STATS_HISTOGRAM_TABLE). */
+#define STAT_OBSERVE(c, name, start_ns)                                                            \
+    do {                                                                                           \
+        int64_t d_ = clock_mono_ns() - (start_ns);                                                 \
+        uint64_t ns_ = d_ > 0 ? (uint64_t)d_ : 0;                                                  \
+        atomic_fetch_add_explicit(&(c)->w->stats.name##_buckets[stats_bucket(ns_)], 1,             \
+                                  memory_order_relaxed);                                           \
+        atomic_fetch_add_explicit(&(c)->w->stats.name##_sum_ns, ns_, memory_order_relaxed);        \
+    } while (0)
 
 /* Advances c's state until its sockets would block; after 64 rounds it lets the other
  * connections run and goes on after this loop iteration. For the callbacks that resume a

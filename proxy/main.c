@@ -63,6 +63,11 @@ struct proxyd {
     int64_t next_status_ms; /* monotonic */
     uint64_t trimmed_gen;   /* rule-set generation memory was last trimmed after */
     int64_t gen_seen_ms;    /* monotonic: when a newer generation was first seen; 0 = none */
+    _Atomic bool serving;   /* the workers run and listen (GET /readyz) */
+    /* Held by the admin hooks that reach into the workers (forwards) and by shut_down when
+     * it clears serving: the admin server outlives the workers' drain, and no hook may post
+     * to a loop that is ending. */
+    pthread_mutex_t serving_mu;
 };
 
 static void tunables_from_config(struct proxy_tunables *t, const struct px_config *cfg)
@@ -161,14 +166,30 @@ static int hook_forward_add(void *arg, const struct acl_forward *f, const char *
                             char *err, size_t errlen)
 {
     struct proxyd *p = arg;
-    return portfwd_add(&p->forwards, f, actor, id, err, errlen);
+    int rc = 1;
+
+    pthread_mutex_lock(&p->serving_mu);
+    if (atomic_load(&p->serving))
+        rc = portfwd_add(&p->forwards, f, actor, id, err, errlen);
+    else
+        snprintf(err, errlen, "proxyd is shutting down");
+    pthread_mutex_unlock(&p->serving_mu);
+    return rc;
 }
 
 /* DELETE /api/forwards/ID */
 static int hook_forward_delete(void *arg, int id, const char *actor, char *err, size_t errlen)
 {
     struct proxyd *p = arg;
-    return portfwd_delete(&p->forwards, id, actor, err, errlen);
+    int rc = -1;
+
+    pthread_mutex_lock(&p->serving_mu);
+    if (atomic_load(&p->serving))
+        rc = portfwd_delete(&p->forwards, id, actor, err, errlen);
+    else
+        snprintf(err, errlen, "proxyd is shutting down");
+    pthread_mutex_unlock(&p->serving_mu);
+    return rc;
 }
 
 /* ---- counters for the admin server (base/stats.h) ---- */
@@ -179,10 +200,31 @@ _Static_assert(CLOSE_COUNT <= WA_MAX_COUNTERS, "close reasons exceed wa_counter_
 _Static_assert(0 AUTH_COUNTER_TABLE <= WA_MAX_COUNTERS, "auth counters exceed wa_counter_set");
 #undef X
 
+_Static_assert(CONN_STATE_COUNT <= WA_MAX_COUNTERS, "connection states exceed wa_counter_set");
+_Static_assert(STORE_DECISION_COUNT *STATUS_CLASS_COUNT *LISTENER_KIND_COUNT <= WA_MAX_COUNTERS,
+               "requests_finished exceeds wa_counter_set");
+
 /* Adds n to counter i of set, named name (static). */
 static void counter_add(struct wa_counter_set *set, unsigned i, const char *name, uint64_t n)
 {
-    set->c[i].name = name;
+    set->c[i].label[0] = name;
+    set->c[i].value += n;
+    if (set->n <= i)
+        set->n = i + 1;
+}
+
+/* Adds n to requests_finished's counter of (decision, status class, listener kind). */
+static void finished_add(struct wa_counter_set *set, unsigned d, unsigned s, unsigned k, uint64_t n)
+{
+    unsigned i = (d * STATUS_CLASS_COUNT + s) * LISTENER_KIND_COUNT + k;
+
+    /* Most combinations never happen (a listener kind not configured, a deny with 2xx):
+     * they stay out of the JSON and /metrics until they do. */
+    if (n == 0)
+        return;
+    set->c[i].label[0] = store_decision_str((enum store_decision)d);
+    set->c[i].label[1] = conn_status_class_str(s);
+    set->c[i].label[2] = listener_kind_str((enum listener_kind)k);
     set->c[i].value += n;
     if (set->n <= i)
         set->n = i + 1;
@@ -200,9 +242,25 @@ static void sum_workers(const struct proxyd *p, struct wa_proxy_stats *out)
 {
     for (unsigned i = 0; i < p->nworkers; i++) {
         const struct worker_stats *s = &p->workers[i].stats;
-#define X(name, what) out->name += atomic_load_explicit(&s->name, memory_order_relaxed);
+#define X(name, kind, what) out->name += atomic_load_explicit(&s->name, memory_order_relaxed);
         STATS_WORKER_TABLE
 #undef X
+#define X(name, what)                                                                              \
+    for (unsigned b = 0; b < STATS_NBUCKETS; b++)                                                  \
+        out->name.buckets[b] += atomic_load_explicit(&s->name##_buckets[b], memory_order_relaxed); \
+    out->name.sum_ns += atomic_load_explicit(&s->name##_sum_ns, memory_order_relaxed);
+        STATS_HISTOGRAM_TABLE
+#undef X
+        for (unsigned st = 0; st < CONN_STATE_COUNT; st++)
+            if (st != CONN_CLOSED) /* no longer open: never counted */
+                counter_add(&out->connections_by_state, st, conn_state_str((enum conn_state)st),
+                            atomic_load_explicit(&s->conn_states[st], memory_order_relaxed));
+        for (unsigned d = 0; d < STORE_DECISION_COUNT; d++)
+            for (unsigned sc = 0; sc < STATUS_CLASS_COUNT; sc++)
+                for (unsigned k = 0; k < LISTENER_KIND_COUNT; k++)
+                    finished_add(&out->requests_finished, d, sc, k,
+                                 atomic_load_explicit(&s->requests_finished[d][sc][k],
+                                                      memory_order_relaxed));
         for (unsigned r = 0; r < REFUSE_COUNT; r++)
             counter_add(&out->connections_refused, r, listener_refuse_str((enum listener_refuse)r),
                         atomic_load_explicit(&s->refused[r], memory_order_relaxed));
@@ -232,10 +290,37 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
     out->dns_cache_entries = dns_cache_size(p->dns_cache);
     out->acl_generation = acl_live_generation(p->acl);
     out->workers = p->nworkers;
+    int64_t version = atomic_load(&p->policy.in_force_version);
+    int64_t since_ms = atomic_load(&p->policy.in_force_ms);
+    out->policy_version = version > 0 ? (uint64_t)version : 0;
+    out->policy_age_seconds = since_ms > 0 && clock_wall_ms() > since_ms
+                                  ? (uint64_t)(clock_wall_ms() - since_ms) / 1000
+                                  : 0;
     if (p->auth)
         sum_auth(p->auth, &out->auth);
     if (p->log)
         store_log_counters(p->log, &out->log);
+}
+
+/* Ready: the workers listen, a policy is in force and the access log's writer runs. */
+static bool hook_ready(void *arg, char *why, size_t whylen)
+{
+    struct proxyd *p = arg;
+
+    if (!atomic_load(&p->serving)) {
+        snprintf(why, whylen, "not listening yet (starting or shutting down)");
+        return false;
+    }
+    if (atomic_load(&p->policy.in_force_ms) == 0) {
+        snprintf(why, whylen, "no policy in force yet");
+        return false;
+    }
+    if (p->log && !store_log_alive(p->log)) {
+        snprintf(why, whylen, "the access log's writer has not run for %d s",
+                 STORE_LOG_STALL_MS / 1000);
+        return false;
+    }
+    return true;
 }
 
 static int make_data_dir(const char *dir, char *err, size_t errlen)
@@ -464,6 +549,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         {!same_list(p->cfg.forwards, p->cfg.nforwards, fresh.forwards, fresh.nforwards), "forward"},
         {workers_wanted(fresh.workers) != p->nworkers, "workers"},
         {!same_str(p->cfg.admin, fresh.admin), "admin"},
+        {!same_str(p->cfg.metrics_allow, fresh.metrics_allow), "metrics-allow"},
         {!same_str(p->cfg.data_dir, fresh.data_dir), "data-dir"},
         {fresh.access_log != p->cfg.access_log, "access-log"},
         {!same_str(p->cfg.user, fresh.user), "user"},
@@ -570,6 +656,7 @@ static int policy_start(struct proxyd *p)
     p->trimmed_gen = acl_live_generation(p->acl);
     p->policy.live = p->acl;
     p->policy.version = version;
+    policy_mark_in_force(&p->policy, version);
     return 0;
 }
 
@@ -709,6 +796,7 @@ static int workers_start(struct proxyd *p)
     }
     portfwd_table_attach(&p->forwards, p->workers);
     portfwd_poll(&p->forwards);
+    atomic_store(&p->serving, true);
     return 0;
 }
 
@@ -769,6 +857,8 @@ static int admin_start(struct proxyd *p)
         .proxy_stats = hook_proxy_stats,
         .forward_add = hook_forward_add,
         .forward_delete = hook_forward_delete,
+        .ready = hook_ready,
+        .metrics_allow = p->cfg.metrics_allow,
         .hook_arg = p,
     };
     p->admin = wa_start(&wo, &first_run, err, sizeof(err));
@@ -827,13 +917,19 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char *
 static void shut_down(struct proxyd *p)
 {
     service_notify("STOPPING=1");
+    pthread_mutex_lock(&p->serving_mu);
+    atomic_store(&p->serving, false);
+    pthread_mutex_unlock(&p->serving_mu);
     log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
-    if (p->admin)
-        wa_stop(p->admin);
+    /* The admin server stays up while connections drain, so that /readyz tells a load
+     * balancer to send no more (503) until proxyd is gone; its hooks read the workers,
+     * which live until worker_destroy. */
     for (unsigned i = 0; i < p->nworkers; i++)
         worker_drain(&p->workers[i], DRAIN_GRACE_MS);
     for (unsigned i = 0; i < p->nworkers; i++)
         worker_join(&p->workers[i]);
+    if (p->admin)
+        wa_stop(p->admin);
     /* Verifiers stop before the loops they post to are freed; queries stay cancellable
      * until auth_free, and posted answers are freed when worker_destroy flushes the loops. */
     auth_stop(p->auth);
@@ -864,6 +960,7 @@ int main(int argc, char **argv)
     int rc;
 
     p.started_ms = clock_wall_ms();
+    pthread_mutex_init(&p.serving_mu, NULL);
     rc = settings_load(&p, argc, argv);
     if (rc >= 0)
         return rc;

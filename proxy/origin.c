@@ -237,7 +237,7 @@ static void connected(struct conn *c)
         tun_start(c);
         return;
     }
-    c->state = CONN_RELAY;
+    conn_set_state(c, CONN_RELAY);
     conn_set_deadline(c, w->tun.origin_timeout_ms);
 }
 
@@ -325,7 +325,7 @@ static enum attempt connect_new(struct conn *c, const struct sockaddr_storage *s
         return ATTEMPT_DONE;
     }
     if (errno == EINPROGRESS) {
-        c->state = CONN_CONNECT;
+        conn_set_state(c, CONN_CONNECT);
         conn_set_deadline(c, w->tun.connect_timeout_ms);
         return ATTEMPT_DONE;
     }
@@ -370,6 +370,7 @@ void origin_connect_done(struct conn *c)
 static void use_resolved(struct conn *c, const struct dns_result *res)
 {
     if (res->status != DNS_OK) {
+        STAT_ADD(c, dns_failures, 1);
         enum conn_close why = res->status == DNS_NXDOMAIN  ? CLOSE_DNS_NXDOMAIN
                               : res->status == DNS_TIMEOUT ? CLOSE_DNS_TIMEOUT
                                                            : CLOSE_DNS_FAILED;
@@ -394,6 +395,7 @@ static void on_resolved(void *arg, const struct dns_result *res)
 {
     struct conn *c = arg;
     c->dnsq = NULL;
+    STAT_OBSERVE(c, dns_lookup, c->dns_start_ns);
     use_resolved(c, res);
     conn_run(c);
 }
@@ -401,9 +403,13 @@ static void on_resolved(void *arg, const struct dns_result *res)
 void origin_resolve(struct conn *c)
 {
     struct worker *w = c->w;
+    STAT_ADD(c, dns_lookups, 1);
+    c->dns_start_ns = clock_mono_ns();
     int r = dns_resolve(w->dns, &c->host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
-    if (r == PX_OK)
+    if (r == PX_OK) {
         use_resolved(c, &c->addrs);
-    else if (r == PX_ERR)
+    } else if (r == PX_ERR) {
+        STAT_ADD(c, dns_failures, 1);
         reply_error(c, CLOSE_DNS_FAILED, 502, "The web site's name could not be resolved.", false);
+    }
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 int policy_loader_init(struct policy_loader *pl, const char *db_path, const char *allowed_clients,
                        char *err, size_t errlen)
 {
@@ -73,6 +75,12 @@ out:
     return set;
 }
 
+void policy_mark_in_force(struct policy_loader *pl, int64_t version)
+{
+    atomic_store(&pl->in_force_version, version);
+    atomic_store(&pl->in_force_ms, clock_wall_ms());
+}
+
 int policy_reload(struct policy_loader *pl, bool force, char *err, size_t errlen)
 {
     pthread_mutex_lock(&pl->lock);
@@ -83,6 +91,7 @@ int policy_reload(struct policy_loader *pl, bool force, char *err, size_t errlen
         if (set) {
             acl_live_publish(pl->live, set);
             pl->version = version;
+            policy_mark_in_force(pl, version);
             rc = 1;
         } else {
             /* Remember the version so a broken policy is reported once, not every poll. */
@@ -117,6 +126,7 @@ int policy_apply(struct policy_loader *pl, const struct acl_config *cand,
         acl_set_version_set(set, version);
         acl_live_publish(pl->live, set);
         pl->version = version;
+        policy_mark_in_force(pl, version);
     } else {
         acl_set_free(set);
     }
@@ -127,8 +137,10 @@ int policy_apply(struct policy_loader *pl, const struct acl_config *cand,
 void policy_unchanged(struct policy_loader *pl, int64_t from, int64_t to)
 {
     pthread_mutex_lock(&pl->lock);
-    if (from >= 0 && pl->version == from)
+    if (from >= 0 && pl->version == from) {
         pl->version = to;
+        policy_mark_in_force(pl, to);
+    }
     pthread_mutex_unlock(&pl->lock);
 }
 

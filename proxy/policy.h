@@ -6,6 +6,7 @@
 #define PX_POLICY_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,7 +23,14 @@ struct policy_loader {
      * the epoch) the first expired rule it kept is due for deletion (INT64_MAX: none). */
     int64_t expire_version;
     int64_t expire_due;
+    /* The same version and the wall time it was put in force (0: none yet), for readers
+     * without the lock (/metrics, /readyz). */
+    _Atomic int64_t in_force_version, in_force_ms;
 };
+
+/* The set compiled at version was put in force now (policy_start's first set; the loader's
+ * own publications call it too). Any thread. */
+void policy_mark_in_force(struct policy_loader *pl, int64_t version);
 
 /* Opens the loader's store connection. Returns 0 or -1 with err filled. */
 int policy_loader_init(struct policy_loader *pl, const char *db_path, const char *allowed_clients,

@@ -370,8 +370,10 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
         .brief = true,
     };
     struct acl_decision ad;
+    int64_t eval_start_ns = clock_mono_ns();
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
     c->rec.policy_version = acl_set_version(w->acl);
+    STAT_OBSERVE(c, acl_eval, eval_start_ns);
     c->rec.rule_id = ad.rule_id;
     c->rec.undecided_rule_id = ad.undecided_rule_id;
     c->dest_pending = ad.dest_pending;
@@ -390,6 +392,6 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
     }
     /* The pump resolves (origin_resolve), refuses targets like any request's, connects
      * and, connected, splices (tun_start). */
-    c->state = CONN_RESOLVE;
+    conn_set_state(c, CONN_RESOLVE);
     conn_set_deadline(c, w->tun.connect_timeout_ms + w->shared->dns_timeout_ms);
 }

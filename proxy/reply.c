@@ -172,7 +172,7 @@ void reply_page(struct conn *c, int status, const char *detail, bool keep)
     }
     c->down.len = (size_t)n;
     c->client_keep_alive = keep && !atomic_load_explicit(&w->draining, memory_order_relaxed);
-    c->state = CONN_REPLY;
+    conn_set_state(c, CONN_REPLY);
     conn_set_deadline(c, w->tun.header_timeout_ms);
 }
 

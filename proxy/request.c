@@ -84,6 +84,11 @@ void request_record_finish(struct conn *c)
         store_log_push(w->shared->log, w->index, &c->rec);
     if (c->rec.decision == STORE_DENY || c->rec.decision == STORE_AUTH)
         STAT_ADD(c, requests_denied, 1);
+    if (c->rec.decision < STORE_DECISION_COUNT)
+        STAT_ADD(
+            c,
+            requests_finished[c->rec.decision][conn_status_class(c->rec.status)][c->listener->kind],
+            1);
     c->rec.time_ms = 0;
 }
 
@@ -124,7 +129,7 @@ static void on_auth_result(void *arg, enum auth_status st, const char *user)
          * parsed their own heads into while the verifier ran. Parsing again costs
          * microseconds against the verifier's milliseconds and keeps no per-connection copy
          * of a parse (8 KiB of headers) for the rare request that waits for a password. */
-        c->state = CONN_READ_HEAD;
+        conn_set_state(c, CONN_READ_HEAD);
     } else {
         reply_error(c, CLOSE_OVERLOAD, 503, auth_unavailable, false);
     }
@@ -156,7 +161,7 @@ static enum request_verdict request_user(struct conn *c, const struct h1_request
          * needs a user. */
         return VERDICT_ALLOW;
     case AUTH_PENDING:
-        c->state = CONN_AUTH;
+        conn_set_state(c, CONN_AUTH);
         conn_set_deadline(c, w->tun.header_timeout_ms);
         return VERDICT_WAIT;
     case AUTH_BUSY:
@@ -236,8 +241,10 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
         .brief = true, /* the reason is shown only on block pages */
     };
     struct acl_decision ad;
+    int64_t eval_start_ns = clock_mono_ns();
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
     c->rec.policy_version = acl_set_version(w->acl);
+    STAT_OBSERVE(c, acl_eval, eval_start_ns);
     c->rec.rule_id = ad.rule_id;
     c->rec.undecided_rule_id = ad.undecided_rule_id;
     c->dest_pending = ad.dest_pending;
@@ -446,7 +453,7 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         return;
     }
     /* The pump starts the lookup (origin_resolve) on its next round. */
-    c->state = CONN_RESOLVE;
+    conn_set_state(c, CONN_RESOLVE);
 }
 
 /* ---- reading the head ---- */
@@ -487,7 +494,7 @@ bool request_step_read_head(struct conn *c)
         ssize_t n = conn_client_recv(c, &c->up, HEAD_RESERVE);
         if (n > 0) {
             if (c->state == CONN_IDLE) {
-                c->state = CONN_READ_HEAD;
+                conn_set_state(c, CONN_READ_HEAD);
                 conn_set_deadline(c, w->tun.header_timeout_ms);
             }
             continue;

@@ -149,7 +149,7 @@ void tun_start(struct conn *c)
 {
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
-    c->state = CONN_TUNNEL;
+    conn_set_state(c, CONN_TUNNEL);
     c->counted_tunnel = true;
     STAT_ADD(c, tunnels_active, 1);
     conn_set_deadline(c, c->w->tun.tunnel_idle_ms);

@@ -17,6 +17,7 @@
 #include "proxy/auth.h"
 #include "proxy/buf.h"
 #include "proxy/config.h"
+#include "proxy/conn.h"
 #include "proxy/conn_close.h"
 #include "proxy/dns.h"
 #include "proxy/ev.h"
@@ -70,11 +71,19 @@ struct proxy_shared {
 /* This worker's counters (base/stats.h), added to with relaxed atomics by the worker and
  * read by the main thread's sum. */
 struct worker_stats {
-#define X(name, what) atomic_uint_fast64_t name;
+#define X(name, kind, what) atomic_uint_fast64_t name;
     STATS_WORKER_TABLE
 #undef X
-    atomic_uint_fast64_t closes[CLOSE_COUNT];   /* "closes" */
-    atomic_uint_fast64_t refused[REFUSE_COUNT]; /* "connections_refused" */
+    atomic_uint_fast64_t closes[CLOSE_COUNT];           /* "closes" */
+    atomic_uint_fast64_t refused[REFUSE_COUNT];         /* "connections_refused" */
+    atomic_uint_fast64_t conn_states[CONN_STATE_COUNT]; /* "connections_by_state" */
+    atomic_uint_fast64_t requests_finished[STORE_DECISION_COUNT][STATUS_CLASS_COUNT]
+                                          [LISTENER_KIND_COUNT]; /* "requests_finished" */
+#define X(name, what)                                                                              \
+    atomic_uint_fast64_t name##_buckets[STATS_NBUCKETS];                                           \
+    atomic_uint_fast64_t name##_sum_ns;
+    STATS_HISTOGRAM_TABLE
+#undef X
 };
 
 struct conn;

@@ -7,7 +7,7 @@ want=(gcc make cmake pkg-config libmicrohttpd-dev libc-ares-dev libsqlite3-dev l
       python3)
 if [[ "${1:-build}" == test ]]; then
   want+=(clang clang-format libclang-rt-14-dev chromium nodejs npm sqlite3 curl
-        openssl)
+        openssl python3-prometheus-client)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/stats.h"
 #include "base/status.h"
 
 /* ---- Opening ---- */
@@ -89,13 +90,13 @@ struct store_log_opts {
     int64_t retention_rows;     /* 0 = no row limit */
 };
 
+/* The numbers are base/stats.h's STATS_LOG_TABLE (queued, written, dropped_queue_full,
+ * dropped_db_error, pending, db_errors). */
 struct store_log_counters {
-    uint64_t queued;  /* records accepted by store_log_push */
-    uint64_t written; /* rows committed */
-    uint64_t dropped_queue_full;
-    uint64_t dropped_db_error; /* batches' rows lost to a database that refused them */
-    uint64_t pending;          /* accepted, not yet committed */
-    bool db_ok;                /* last write succeeded */
+#define X(name, kind, what) uint64_t name;
+    STATS_LOG_TABLE
+#undef X
+    bool db_ok; /* last write succeeded */
     char last_error[128];
 };
 
@@ -108,6 +109,10 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
  * The record is copied. */
 bool store_log_push(struct store_log *log, size_t producer, const struct store_access *rec);
 void store_log_counters(struct store_log *log, struct store_log_counters *out);
+/* True while the writer thread goes round its loop: it last woke less than
+ * STORE_LOG_STALL_MS ago (it wakes at least every flush interval). Any thread. */
+#define STORE_LOG_STALL_MS 10000
+bool store_log_alive(struct store_log *log);
 /* Replaces the retention limits (as in store_log_opts; 0 = none) of a running writer, which
  * applies them from its next wake-up on (SIGHUP). Any thread; never blocks. */
 void store_log_retention_set(struct store_log *log, int64_t days, int64_t rows);

@@ -36,7 +36,9 @@ struct store_log {
     _Atomic uint64_t written;
     _Atomic uint64_t dropped_db;
     _Atomic bool db_ok;
-    pthread_mutex_t err_lock; /* guards last_error only; never taken by producers */
+    _Atomic uint64_t db_errors; /* batches refused */
+    _Atomic int64_t beat_ms;    /* monotonic, the writer's last wake-up */
+    pthread_mutex_t err_lock;   /* guards last_error only; never taken by producers */
     char last_error[128];
     /* Set by store_log_retention_set from any thread, read by the writer. */
     _Atomic int64_t retention_days_set, retention_rows_set;
@@ -99,10 +101,16 @@ void store_log_counters(struct store_log *log, struct store_log_counters *out)
     out->dropped_queue_full = dropped_full;
     out->dropped_db_error = dropped_db;
     out->pending = queued - written - dropped_db;
+    out->db_errors = atomic_load(&log->db_errors);
     out->db_ok = atomic_load(&log->db_ok);
     pthread_mutex_lock(&log->err_lock);
     memcpy(out->last_error, log->last_error, sizeof(out->last_error));
     pthread_mutex_unlock(&log->err_lock);
+}
+
+bool store_log_alive(struct store_log *log)
+{
+    return clock_mono_ms() - atomic_load(&log->beat_ms) < STORE_LOG_STALL_MS;
 }
 
 /* ---- Squid native format ---- */
@@ -366,6 +374,7 @@ static void fail_batch(struct store_log *log, size_t rows, const char *why)
     int code = log->st ? sqlite3_errcode(log->st->db) : SQLITE_CANTOPEN;
 
     atomic_fetch_add(&log->dropped_db, rows);
+    atomic_fetch_add(&log->db_errors, 1);
     atomic_store(&log->db_ok, false);
     if (log->st) {
         set_error(log, "%s: %s: %s", log->db_path, why, sqlite3_errmsg(log->st->db));
@@ -458,6 +467,7 @@ static void *writer_main(void *arg)
         if (stopping)
             log->next_retry_ms = 0; /* one last attempt to write what is left */
 
+        atomic_store(&log->beat_ms, clock_mono_ms());
         if (!stopping)
             store_queue_wait(log->queue, log->flush_ms);
         while (store_queue_len(log->queue) > 0) {
@@ -530,6 +540,7 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
         }
     }
     atomic_store(&log->db_ok, true);
+    atomic_store(&log->beat_ms, clock_mono_ms());
     log->next_check_ms = clock_wall_ms() + RETRY_MS;
     if ((errno = pthread_create(&log->thread, NULL, writer_main, log)) != 0) {
         store_errf(err, errlen, "store_log_start: pthread_create: %s", strerror(errno));

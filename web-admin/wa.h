@@ -19,30 +19,43 @@
 #include "base/status.h"
 #include "storage/store.h"
 
-#define WA_MAX_COUNTERS 32
+#define WA_MAX_COUNTERS 128 /* requests_finished: decisions x status classes x listener kinds */
+#define WA_MAX_LABELS 3
 
 /* A counter proxyd names itself, so a new reason needs no change here. */
 struct wa_counter {
-    const char *name; /* static, a JSON key */
+    /* static: the values of the group's labels (base/stats.h), as many as it has; the JSON
+     * key is label[0], or the values joined with '/' */
+    const char *label[WA_MAX_LABELS];
     uint64_t value;
 };
 
-/* Counters by reason: one JSON object. */
+/* Counters by label: one JSON object, one labelled family in /metrics. */
 struct wa_counter_set {
     struct wa_counter c[WA_MAX_COUNTERS];
     unsigned n;
 };
 
+/* One latency histogram: counts per bucket of base/stats.h's STATS_BUCKETS_NS (not
+ * cumulative; the last is +Inf), and the total of the durations. */
+struct wa_histogram {
+    uint64_t buckets[STATS_NBUCKETS];
+    uint64_t sum_ns;
+};
+
 /* Counters proxyd exposes to the admin side (filled by a hook, any thread); the fields come
- * from base/stats.h, which also makes their JSON. */
+ * from base/stats.h, which also makes their JSON and /metrics text. */
 struct wa_proxy_stats {
     int64_t started_ms;
-#define X(name, what) uint64_t name;
+#define X(name, kind, what) uint64_t name;
     STATS_WORKER_TABLE
     STATS_PROCESS_TABLE
 #undef X
-#define X(name, what) struct wa_counter_set name;
+#define X(name, kind, labels, what) struct wa_counter_set name;
     STATS_GROUP_TABLE
+#undef X
+#define X(name, what) struct wa_histogram name;
+    STATS_HISTOGRAM_TABLE
 #undef X
     struct store_log_counters log;
 };
@@ -98,6 +111,12 @@ struct wa_options {
     int (*forward_add)(void *arg, const struct acl_forward *f, const char *actor, int *id,
                        char *err, size_t errlen);
     int (*forward_delete)(void *arg, int id, const char *actor, char *err, size_t errlen);
+    /* GET /readyz: true if proxyd serves (listening, a policy in force, the access log's
+     * writer running); else false with why saying what is missing. Any thread. NULL: ready. */
+    bool (*ready)(void *arg, char *why, size_t whylen);
+    /* Networks whose callers may read GET /metrics without credentials, besides loopback:
+     * comma-separated CIDRs ("10.0.0.0/8,fd00::/8"), or NULL. Copied. */
+    const char *metrics_allow;
     void *hook_arg;
 };
 

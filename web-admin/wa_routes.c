@@ -13,6 +13,7 @@
 #include "web-admin/wa_forwards.h"
 #include "web-admin/wa_lists.h"
 #include "web-admin/wa_log.h"
+#include "web-admin/wa_metrics.h"
 #include "web-admin/wa_pac.h"
 #include "web-admin/wa_policy.h"
 #include "web-admin/wa_routes.h"
@@ -86,6 +87,9 @@ const struct wa_route wa_routes[] = {
     /* Any other /api/ path: 404, but only to a caller with credentials. */
     {NULL, "/api/*", 0, api_not_found},
 
+    {"GET", "/metrics", WA_METRICS, wa_metrics_get},
+    {"GET", "/healthz", WA_PUBLIC, wa_metrics_healthz},
+    {"GET", "/readyz", WA_PUBLIC, wa_metrics_readyz},
     {"GET", "/proxy.pac", WA_PUBLIC, wa_pac_get},
     {"GET", "/static/{}", WA_PUBLIC, wa_static_asset},
     {"GET", WA_LOGIN_PAGE, WA_PUBLIC, wa_static_page},

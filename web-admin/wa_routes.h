@@ -21,6 +21,8 @@ enum wa_route_flag {
     WA_BODY_LIST = 1 << 3,   /* the body is a domain list: up to WA_LIST_LIMIT */
     WA_FIRST_RUN = 1 << 4,   /* open to a session whose first-run password is still to replace
                                 (with a {} in the path: only for its own name) */
+    WA_METRICS = 1 << 5,     /* public to loopback and the networks of --metrics-allow (a
+                                Prometheus scraper); anyone else needs credentials */
 };
 
 struct wa_route {

@@ -25,6 +25,7 @@
 #define WA_CONN_MAX 1024    /* HTTP connections at once, all addresses */
 #define WA_CONN_PER_ADDR 32 /* ... from one client address */
 #define WA_CONN_IDLE_S 10   /* a connection silent this long is closed */
+#define WA_METRICS_NETS 32  /* networks in --metrics-allow */
 
 struct wa_server {
     struct wa_options opts; /* strings below are owned copies; the rest borrowed */
@@ -35,6 +36,8 @@ struct wa_server {
     struct sockaddr_storage listen_addr;
     char **hosts; /* owned: names allowed in Host besides addresses, lower case, no final dot */
     size_t nhosts;
+    struct addr_net metrics_nets[WA_METRICS_NETS]; /* read /metrics without credentials */
+    size_t nmetrics_nets;
 };
 
 /* One request and its route, from its first header until MHD reports it complete. */
@@ -239,16 +242,77 @@ static void client_text(struct MHD_Connection *conn, char *out, size_t outlen)
     }
 }
 
+/* ---- who may read /metrics ---- */
+
+/* opts->metrics_allow, comma-separated CIDRs, into srv->metrics_nets. 0, or -1 with err. */
+static int metrics_nets_parse(struct wa_server *srv, const char *list, char *err, size_t errlen)
+{
+    const char *p = list;
+
+    while (p && *p) {
+        char one[64];
+        size_t n = strcspn(p, ",");
+
+        if (n == 0 || n >= sizeof(one) || srv->nmetrics_nets == WA_METRICS_NETS) {
+            snprintf(err, errlen,
+                     "metrics-allow: '%.*s' is not a network (at most %d, "
+                     "comma-separated, like 10.0.0.0/8)",
+                     (int)(n < 64 ? n : 64), p, WA_METRICS_NETS);
+            return -1;
+        }
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (addr_net_parse(one, &srv->metrics_nets[srv->nmetrics_nets]) != PX_OK) {
+            snprintf(err, errlen,
+                     "metrics-allow: '%s' is not a network (like 10.0.0.0/8 or fd00::/8, "
+                     "no host bits below the prefix)",
+                     one);
+            return -1;
+        }
+        srv->nmetrics_nets++;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* True if the caller is on loopback or in a network of --metrics-allow. */
+static bool metrics_open_to(const struct wa_server *srv, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct sockaddr_storage ss;
+    const struct sockaddr *sa;
+
+    if (!ci || !ci->client_addr)
+        return false;
+    sa = ci->client_addr;
+    memset(&ss, 0, sizeof(ss));
+    if (sa->sa_family == AF_INET)
+        memcpy(&ss, sa, sizeof(struct sockaddr_in));
+    else if (sa->sa_family == AF_INET6)
+        memcpy(&ss, sa, sizeof(struct sockaddr_in6));
+    else
+        return false;
+    if (is_loopback(&ss))
+        return true;
+    for (size_t i = 0; i < srv->nmetrics_nets; i++)
+        if (addr_net_contains(&srv->metrics_nets[i], sa))
+            return true;
+    return false;
+}
+
 /* ---- the gate and the request's life ---- */
 
 /* Enforces what the route's flags ask (wa_routes.h). True if the request may go on; else it
  * has been answered. An unknown path is 404 for anyone, a known one with another method 405
  * for anyone who may use the path at all. */
-static bool gate(struct wa_req *r, const struct wa_match *m)
+static bool gate(const struct wa_server *srv, struct wa_req *r, const struct wa_match *m)
 {
     unsigned f = m->flags;
 
     if ((!m->route && !m->allow[0]) || (f & WA_PUBLIC))
+        return true;
+    if ((f & WA_METRICS) && metrics_open_to(srv, r->conn))
         return true;
     if (f & WA_PAGE) {
         /* Pages hold no data, but a browser without a session belongs on the login page, and
@@ -323,7 +387,7 @@ static enum MHD_Result request_begin(struct wa_server *srv, struct request *req,
                               "add it with --admin-host",
                               host ? host : "");
     wa_auth_check(r);
-    if (!gate(r, &req->m))
+    if (!gate(srv, r, &req->m))
         return MHD_YES;
     /* Anyone who reaches the port may send to a public route: a login is a few hundred bytes,
      * so no one without one makes the server hold a megabyte per connection. */
@@ -492,6 +556,9 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     srv->listen_addr = ss;
     if (hosts_copy(srv, opts, err, errlen) < 0)
         goto fail;
+    if (metrics_nets_parse(srv, opts->metrics_allow, err, errlen) < 0)
+        goto fail;
+    srv->opts.metrics_allow = NULL; /* srv->metrics_nets holds them */
 
     srv->ctx.auth = wa_auth_new(srv->data_dir, opts->login_throttle, err, errlen);
     if (!srv->ctx.auth)

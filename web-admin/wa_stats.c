@@ -15,35 +15,59 @@ static json_t *counter_set_json(const struct wa_counter_set *set)
 {
     json_t *o = json_object();
 
-    for (unsigned i = 0; o && i < set->n && i < WA_MAX_COUNTERS; i++)
-        if (set->c[i].name)
-            json_object_set_new(o, set->c[i].name, json_integer((json_int_t)set->c[i].value));
+    for (unsigned i = 0; o && i < set->n && i < WA_MAX_COUNTERS; i++) {
+        const struct wa_counter *c = &set->c[i];
+        char key[256];
+        size_t len = 0;
+
+        if (!c->label[0])
+            continue;
+        for (unsigned k = 0; k < WA_MAX_LABELS && c->label[k] && len < sizeof(key); k++)
+            len +=
+                (size_t)snprintf(key + len, sizeof(key) - len, "%s%s", k ? "/" : "", c->label[k]);
+        json_object_set_new(o, key, json_integer((json_int_t)c->value));
+    }
     return o;
 }
 
+static json_t *histogram_json(const struct wa_histogram *h)
+{
+    uint64_t count = 0;
+
+    for (unsigned b = 0; b < STATS_NBUCKETS; b++)
+        count += h->buckets[b];
+    return json_pack("{s:I,s:I}", "count", (json_int_t)count, "sum_ns", (json_int_t)h->sum_ns);
+}
+
 /* The "proxy" object of GET /api/stats: every entry of base/stats.h's tables under its own
- * name, then the access log's counters. */
+ * name, the access log's counters under "log". */
 static json_t *proxy_stats_json(const struct wa_proxy_stats *p)
 {
     const struct store_log_counters *l = &p->log;
-    json_t *o = json_object();
+    json_t *o = json_object(), *log = json_object();
 
-    if (!o)
+    if (!o || !log) {
+        json_decref(o);
+        json_decref(log);
         return NULL;
+    }
     json_object_set_new(o, "started_ms", json_integer((json_int_t)p->started_ms));
-#define X(name, what) json_object_set_new(o, #name, json_integer((json_int_t)p->name));
+#define X(name, kind, what) json_object_set_new(o, #name, json_integer((json_int_t)p->name));
     STATS_WORKER_TABLE
     STATS_PROCESS_TABLE
 #undef X
-#define X(name, what) json_object_set_new(o, #name, counter_set_json(&p->name));
+#define X(name, kind, labels, what) json_object_set_new(o, #name, counter_set_json(&p->name));
     STATS_GROUP_TABLE
 #undef X
-    json_object_set_new(
-        o, "log",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "queued", (json_int_t)l->queued, "written",
-                  (json_int_t)l->written, "dropped_queue_full", (json_int_t)l->dropped_queue_full,
-                  "dropped_db_error", (json_int_t)l->dropped_db_error, "pending",
-                  (json_int_t)l->pending, "db_ok", l->db_ok, "last_error", l->last_error));
+#define X(name, what) json_object_set_new(o, #name, histogram_json(&p->name));
+    STATS_HISTOGRAM_TABLE
+#undef X
+#define X(name, kind, what) json_object_set_new(log, #name, json_integer((json_int_t)l->name));
+    STATS_LOG_TABLE
+#undef X
+    json_object_set_new(log, "db_ok", json_boolean(l->db_ok));
+    json_object_set_new(log, "last_error", json_string(l->last_error));
+    json_object_set_new(o, "log", log);
     return o;
 }
 

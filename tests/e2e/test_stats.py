@@ -40,12 +40,17 @@ class StatsTableTest(unittest.TestCase):
                    table("base/stats.h", "STATS_PROCESS_TABLE"))
         groups = table("base/stats.h", "STATS_GROUP_TABLE")
         self.assertIn("requests_total", scalars)
-        self.assertEqual(groups, ["connections_refused", "closes", "auth"])
+        self.assertEqual(groups, ["connections_refused", "closes", "auth",
+                                  "connections_by_state", "requests_finished"])
         want = {
             "connections_refused": table_texts("proxy/listener.h", "LISTENER_REFUSE_TABLE"),
             "closes": [t or "none" for t in table_texts("proxy/conn_close.h",
                                                         "CONN_CLOSE_TABLE")],
             "auth": table("proxy/auth.h", "AUTH_COUNTER_TABLE"),
+            "connections_by_state": ["idle", "handshake", "read-head", "auth", "resolve",
+                                     "connect", "relay", "tunnel", "reply", "linger"],
+            # a combination appears once it has counted: here the one GET so far
+            "requests_finished": ["allow/2xx/forward"],
         }
         self.assertIn("client-closed", want["closes"])
         self.assertIn("verifications", want["auth"])

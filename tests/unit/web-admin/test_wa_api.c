@@ -140,6 +140,19 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
     out->log.db_ok = true;
 }
 
+/* The readiness hook (GET /readyz) says not ready while this file exists: the server runs
+ * in the parent, the tests in forked children, so a variable would not reach it. */
+static char not_ready_path[512];
+
+static bool hook_ready(void *arg, char *why, size_t whylen)
+{
+    (void)arg;
+    if (access(not_ready_path, F_OK) != 0)
+        return true;
+    snprintf(why, whylen, "no policy in force yet");
+    return false;
+}
+
 /* Reads the one line of a file in the data folder dir into out; false if it is missing. */
 static bool read_line(const char *dir, const char *name, char *out, size_t outlen)
 {
@@ -180,6 +193,8 @@ static void server_up(void)
     o.policy_apply = hook_policy_apply;
     o.policy_reload = hook_policy_reload;
     o.proxy_stats = hook_proxy_stats;
+    o.ready = hook_ready;
+    snprintf(not_ready_path, sizeof(not_ready_path), "%s/not-ready", tmp.dir);
     o.hook_arg = tmp.db;
     srv = wa_start(&o, &first_run, err, sizeof(err));
     ck_assert_msg(srv != NULL, "wa_start: %s", err);
@@ -1454,13 +1469,21 @@ END_TEST
 START_TEST(test_stats_has_every_counter_of_the_table)
 {
     static const char *const scalars[] = {
-#define X(name, what) #name,
+#define X(name, kind, what) #name,
         STATS_WORKER_TABLE STATS_PROCESS_TABLE
 #undef X
     };
     static const char *const groups[] = {
-#define X(name, what) #name,
+#define X(name, kind, labels, what) #name,
         STATS_GROUP_TABLE
+#undef X
+#define X(name, what) #name,
+            STATS_HISTOGRAM_TABLE
+#undef X
+    };
+    static const char *const log_counters[] = {
+#define X(name, kind, what) #name,
+        STATS_LOG_TABLE
 #undef X
     };
     json_t *j = api("GET", "/api/stats", NULL, 200);
@@ -1472,7 +1495,47 @@ START_TEST(test_stats_has_every_counter_of_the_table)
         ck_assert_msg(json_is_object(json_object_get(p, groups[i])), "no object %s", groups[i]);
     ck_assert_int_eq(jint(p, "started_ms"), 0);
     ck_assert(json_is_object(json_object_get(p, "log")));
+    for (size_t i = 0; i < sizeof(log_counters) / sizeof(log_counters[0]); i++)
+        jint(json_object_get(p, "log"), log_counters[i]);
     json_decref(j);
+}
+END_TEST
+
+/* GET /metrics: the hook's numbers in the Prometheus text format, to loopback without
+ * credentials; the probes answer anyone, /readyz with the hook's reason. */
+START_TEST(test_metrics_text_and_probes)
+{
+    static const char *const lines[] = {
+        "# TYPE proxyd_requests_total counter\nproxyd_requests_total 1234\n",
+        "# TYPE proxyd_requests_denied_total counter\nproxyd_requests_denied_total 56\n",
+        "# TYPE proxyd_workers gauge\nproxyd_workers 3\n",
+        "# TYPE proxyd_log_written_total counter\nproxyd_log_written_total 77\n",
+        "# TYPE proxyd_log_pending gauge\nproxyd_log_pending 0\n",
+        "# TYPE proxyd_acl_eval_seconds histogram\n",
+        "proxyd_acl_eval_seconds_bucket{le=\"+Inf\"} 0\nproxyd_acl_eval_seconds_sum 0.000000000\n"
+        "proxyd_acl_eval_seconds_count 0\n",
+    };
+    char ctype[128];
+    struct res *r = http("GET", "/metrics", NULL, AUTH_NONE, NULL);
+
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_ptr_nonnull(header(r, "Content-Type", ctype, sizeof(ctype)));
+    ck_assert_str_eq(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        ck_assert_msg(strstr(r->body, lines[i]), "no %s in:\n%s", lines[i], r->body);
+    r = http("GET", "/healthz", NULL, AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_str_eq(r->body, "ok\n");
+    r = http("GET", "/readyz", NULL, AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_str_eq(r->body, "ready\n");
+    FILE *flag = fopen(not_ready_path, "w");
+    ck_assert_ptr_nonnull(flag);
+    fclose(flag);
+    r = http("GET", "/readyz", NULL, AUTH_NONE, NULL);
+    ck_assert_int_eq(r->status, 503);
+    ck_assert_str_eq(r->body, "not ready: no policy in force yet\n");
+    unlink(not_ready_path);
 }
 END_TEST
 
@@ -2129,6 +2192,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_list_import_summary_and_delete_guard);
     tcase_add_test(api_tc, test_users_and_admins);
     tcase_add_test(api_tc, test_stats_has_every_counter_of_the_table);
+    tcase_add_test(api_tc, test_metrics_text_and_probes);
     tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);
     tcase_add_test(api_tc, test_long_log_search_text_is_400_not_500);
     tcase_add_test(api_tc, test_audit_rows_appear);
