@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# instructions.sh - instructions proxyd executes per request, counted by callgrind: a figure
+# that does not depend on the machine's load (these machines are shared), for comparing two
+# builds of proxyd on the same requests. All threads count (the worker and the log writer).
+#
+# Rows: a new client connection per request (Connection: close) and keep-alive requests on
+# one connection, N of each (default 500), 1 KiB responses through a local origin
+# (python3 http.server, HTTP/1.0: one origin connection per request in both rows).
+#
+# Usage: bench/instructions.sh [--requests N] [--top K] [PROXYD [EXTRA-ARGS...]]
+#   PROXYD defaults to build/proxy/proxyd; --top K also lists the K costliest functions.
+# Needs valgrind (apt-get install valgrind). Only 127.0.0.1 is used.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+N=500
+TOP=0
+while [[ $# -gt 0 && $1 == --* ]]; do
+  case "$1" in
+    --requests) N="$2"; shift 2 ;;
+    --top) TOP="$2"; shift 2 ;;
+    *) echo "usage: $0 [--requests N] [--top K] [PROXYD [EXTRA-ARGS...]]" >&2; exit 2 ;;
+  esac
+done
+PROXYD="${1:-$ROOT/build/proxy/proxyd}"
+[[ $# -gt 0 ]] && shift
+command -v valgrind >/dev/null || { echo "missing valgrind (apt-get install valgrind)" >&2; exit 1; }
+[[ -x "$PROXYD" ]] || { echo "no proxyd at $PROXYD" >&2; exit 1; }
+
+T="$(mktemp -d /tmp/pxinstr.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+ORIGIN_PORT=18181 PX_PORT=18891
+
+mkdir -p "$T/www"
+head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"
+(cd "$T/www" && exec python3 -m http.server $ORIGIN_PORT --bind 127.0.0.1 >/dev/null 2>&1) &
+PIDS+=($!)
+echo 'deny host-regex (^|\.)localhost$' > "$T/p.policy"
+valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" --dump-instr=no "$PROXYD" \
+  --listen 127.0.0.1:$PX_PORT --admin off --data-dir "$T/var" --allow-loopback-targets \
+  --workers 1 --log-level warn --policy "$T/p.policy" "$@" 2>"$T/valgrind.log" &
+VG=$!
+PIDS+=($VG)
+URL=http://127.0.0.1:$ORIGIN_PORT/small
+for _ in $(seq 300); do
+  curl -sf -o /dev/null -x 127.0.0.1:$PX_PORT $URL && break
+  kill -0 $VG 2>/dev/null || { cat "$T/valgrind.log" >&2; exit 1; }
+  sleep 0.2
+done
+
+client() {  # close|keep: N requests through the proxy, each answered 200 in full
+  python3 - "$PX_PORT" "$N" "$1" "$URL" <<'EOF'
+import socket, sys
+port, n, mode, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+host = url.split("/")[2]
+req = ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (url, host,
+       "Connection: close\r\n" if mode == "close" else "")).encode()
+def answer(s):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = s.recv(65536)
+        if not data:
+            sys.exit("connection closed before the response head")
+        buf += data
+    head, body = buf.split(b"\r\n\r\n", 1)
+    if not head.startswith(b"HTTP/1.1 200"):
+        sys.exit("unexpected response: %r" % head[:80])
+    length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0][15:])
+    while len(body) < length:
+        body += s.recv(65536)
+if mode == "close":
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(req); answer(s)
+else:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        for _ in range(n):
+            s.sendall(req); answer(s)
+EOF
+}
+
+printf '| row | requests | instructions | per request |\n|---|---:|---:|---:|\n'
+for mode in close keep; do
+  callgrind_control -z $VG >/dev/null 2>&1
+  client $mode
+  callgrind_control -d $mode $VG >/dev/null 2>&1
+  f=$(ls -t "$T"/cg.out.* | head -1)
+  total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+  printf '| %s | %d | %d | %d |\n' "$mode" "$N" "$total" $((total / N))
+  if ((TOP > 0)); then
+    callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
+      grep -v -e 'PROGRAM TOTALS' -e 'clone.S' -e 'start_thread' -e 'worker_main' -e 'below main' -e 'libc-start' -e 'ld-linux' |
+      head -"$TOP" | sed 's/^/    /'
+  fi
+done
