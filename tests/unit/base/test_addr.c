@@ -106,82 +106,84 @@ START_TEST(test_ipv4_text_matches_inet_ntop)
         ck_assert_ptr_nonnull(inet_ntop(AF_INET, a, want, sizeof(want)));
         ck_assert_uint_eq(addr_ipv4_text(a, got), strlen(want));
         ck_assert_str_eq(got, want);
+    }
+}
+END_TEST
 
-        static struct sockaddr_storage sa_of(const char *ip)
-        {
-            struct sockaddr_storage ss;
+static struct sockaddr_storage sa_of(const char *ip)
+{
+    struct sockaddr_storage ss;
 
-            memset(&ss, 0, sizeof(ss));
-            if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-                ss.ss_family = AF_INET;
-            } else {
-                ck_assert_int_eq(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr),
-                                 1);
-                ss.ss_family = AF_INET6;
-            }
-            return ss;
-        }
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+        ss.ss_family = AF_INET;
+    } else {
+        ck_assert_int_eq(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+        ss.ss_family = AF_INET6;
+    }
+    return ss;
+}
 
-        /* Networks (--metrics-allow): which text parses, and which addresses each holds. */
-        START_TEST(test_addr_net_parse_and_contains_table)
-        {
-            static const struct {
-                const char *net;
-                int want;             /* PX_OK or PX_ERR */
-                const char *in, *out; /* an address inside, one outside (NULL: none to check) */
-            } nets[] = {
-                {"10.0.0.0/8", PX_OK, "10.255.1.2", "11.0.0.1"},
-                {"10.0.0.0/8", PX_OK, "::ffff:10.1.2.3", "::ffff:11.1.2.3"}, /* IPv4-mapped */
-                {"192.0.2.7", PX_OK, "192.0.2.7", "192.0.2.8"},              /* a host: /32 */
-                {"192.0.2.0/25", PX_OK, "192.0.2.127", "192.0.2.128"},
-                {"192.0.2.0/31", PX_OK, "192.0.2.1", "192.0.2.2"},
-                {"0.0.0.0/0", PX_OK, "203.0.113.9", "::1"}, /* every IPv4, no IPv6 */
-                {"fd00::/8", PX_OK, "fd12::1", "fe80::1"},
-                {"2001:db8::/33", PX_OK, "2001:db8:7fff::1", "2001:db8:8000::1"},
-                {"::1", PX_OK, "::1", "::2"},
-                {"::/0", PX_OK, "2001:db8::1", "10.0.0.1"},
-                {"10.1.2.3/8", PX_ERR, NULL, NULL}, /* host bits below the prefix */
-                {"10.0.0.0/33", PX_ERR, NULL, NULL},
-                {"fd00::/129", PX_ERR, NULL, NULL},
-                {"10.0.0.0/", PX_ERR, NULL, NULL},
-                {"10.0.0.0/+8", PX_ERR, NULL, NULL},
-                {"10.0.0.0/0008", PX_ERR, NULL, NULL},
-                {"/8", PX_ERR, NULL, NULL},
-                {"", PX_ERR, NULL, NULL},
-                {"example.com/8", PX_ERR, NULL, NULL},
-                {"10.0.0.0/8 ", PX_ERR, NULL, NULL},
-                {"[::1]/128", PX_ERR, NULL, NULL},
-                {"1111:2222:3333:4444:5555:6666:7777:8888:9999/64", PX_ERR, NULL, NULL},
-            };
+/* Networks (--metrics-allow): which text parses, and which addresses each holds. */
+START_TEST(test_addr_net_parse_and_contains_table)
+{
+    static const struct {
+        const char *net;
+        int want;             /* PX_OK or PX_ERR */
+        const char *in, *out; /* an address inside, one outside (NULL: none to check) */
+    } nets[] = {
+        {"10.0.0.0/8", PX_OK, "10.255.1.2", "11.0.0.1"},
+        {"10.0.0.0/8", PX_OK, "::ffff:10.1.2.3", "::ffff:11.1.2.3"}, /* IPv4-mapped */
+        {"192.0.2.7", PX_OK, "192.0.2.7", "192.0.2.8"},              /* a host: /32 */
+        {"192.0.2.0/25", PX_OK, "192.0.2.127", "192.0.2.128"},
+        {"192.0.2.0/31", PX_OK, "192.0.2.1", "192.0.2.2"},
+        {"0.0.0.0/0", PX_OK, "203.0.113.9", "::1"}, /* every IPv4, no IPv6 */
+        {"fd00::/8", PX_OK, "fd12::1", "fe80::1"},
+        {"2001:db8::/33", PX_OK, "2001:db8:7fff::1", "2001:db8:8000::1"},
+        {"::1", PX_OK, "::1", "::2"},
+        {"::/0", PX_OK, "2001:db8::1", "10.0.0.1"},
+        {"10.1.2.3/8", PX_ERR, NULL, NULL}, /* host bits below the prefix */
+        {"10.0.0.0/33", PX_ERR, NULL, NULL},
+        {"fd00::/129", PX_ERR, NULL, NULL},
+        {"10.0.0.0/", PX_ERR, NULL, NULL},
+        {"10.0.0.0/+8", PX_ERR, NULL, NULL},
+        {"10.0.0.0/0008", PX_ERR, NULL, NULL},
+        {"/8", PX_ERR, NULL, NULL},
+        {"", PX_ERR, NULL, NULL},
+        {"example.com/8", PX_ERR, NULL, NULL},
+        {"10.0.0.0/8 ", PX_ERR, NULL, NULL},
+        {"[::1]/128", PX_ERR, NULL, NULL},
+        {"1111:2222:3333:4444:5555:6666:7777:8888:9999/64", PX_ERR, NULL, NULL},
+    };
 
-            for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++) {
-                struct addr_net net;
-                int rc = addr_net_parse(nets[i].net, &net);
+    for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++) {
+        struct addr_net net;
+        int rc = addr_net_parse(nets[i].net, &net);
 
-                ck_assert_msg(rc == nets[i].want, "'%s': returned %d", nets[i].net, rc);
-                if (rc != PX_OK)
-                    continue;
-                struct sockaddr_storage in = sa_of(nets[i].in), out = sa_of(nets[i].out);
-                ck_assert_msg(addr_net_contains(&net, (struct sockaddr *)&in), "%s should hold %s",
-                              nets[i].net, nets[i].in);
-                ck_assert_msg(!addr_net_contains(&net, (struct sockaddr *)&out),
-                              "%s should not hold %s", nets[i].net, nets[i].out);
-            }
-        }
-        END_TEST
+        ck_assert_msg(rc == nets[i].want, "'%s': returned %d", nets[i].net, rc);
+        if (rc != PX_OK)
+            continue;
+        struct sockaddr_storage in = sa_of(nets[i].in), out = sa_of(nets[i].out);
+        ck_assert_msg(addr_net_contains(&net, (struct sockaddr *)&in), "%s should hold %s",
+                      nets[i].net, nets[i].in);
+        ck_assert_msg(!addr_net_contains(&net, (struct sockaddr *)&out), "%s should not hold %s",
+                      nets[i].net, nets[i].out);
+    }
+}
+END_TEST
 
-        int main(void)
-        {
-            Suite *s = suite_create("addr");
-            TCase *tc = tcase_create("parse");
-            tcase_add_test(tc, test_addr_parse_table);
-            tcase_add_test(tc, test_addr_parse_overlong_is_refused);
-            tcase_add_test(tc, test_ipv4_text_matches_inet_ntop);
-            tcase_add_test(tc, test_addr_net_parse_and_contains_table);
-            suite_add_tcase(s, tc);
-            SRunner *sr = srunner_create(s);
-            srunner_run_all(sr, CK_NORMAL);
-            int failed = srunner_ntests_failed(sr);
-            srunner_free(sr);
-            return failed ? 1 : 0;
-        }
+int main(void)
+{
+    Suite *s = suite_create("addr");
+    TCase *tc = tcase_create("parse");
+    tcase_add_test(tc, test_addr_parse_table);
+    tcase_add_test(tc, test_addr_parse_overlong_is_refused);
+    tcase_add_test(tc, test_ipv4_text_matches_inet_ntop);
+    tcase_add_test(tc, test_addr_net_parse_and_contains_table);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
