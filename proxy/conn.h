@@ -124,6 +124,9 @@ struct conn {
     bool is_connect;
     bool is_forward; /* accepted by a port forward: raw bytes, no HTTP either way */
     bool counted_tunnel;
+    bool hello_pending; /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
+                           until they prove not to be TLS, or a ClientHello whose server name
+                           the policy allows (tunnel.c) */
 
     struct sockaddr_storage client_addr;
     bool client_counted;  /* holds a place in w->shared->clients */

@@ -13,6 +13,8 @@
     X(CLOSE_TLS_HANDSHAKE, "tls-handshake-failed")                                                 \
     X(CLOSE_BAD_REQUEST, "bad-request")                                                            \
     X(CLOSE_DENIED, "denied")                                                                      \
+    X(CLOSE_SNI_DENIED, "sni-denied")                                                              \
+    X(CLOSE_BAD_HELLO, "bad-client-hello")                                                         \
     X(CLOSE_AUTH_REQUIRED, "auth-required")                                                        \
     X(CLOSE_DNS_NXDOMAIN, "dns-nxdomain")                                                          \
     X(CLOSE_DNS_FAILED, "dns-failed")                                                              \

@@ -4,6 +4,7 @@
 #include "proxy/origin.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -222,11 +223,27 @@ void origin_finish(struct conn *c, bool healthy)
     release(c, healthy);
 }
 
+/* "IP:PORT" or "[IPv6]:PORT" of ss into out (54 bytes). */
+static void format_dest(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    }
+}
+
 /* ofd is connected: the request goes up, or the tunnel opens. */
 static void connected(struct conn *c)
 {
     struct worker *w = c->w;
     c->origin_in_use = true;
+    format_dest(&c->origin_addr, c->rec.dest, sizeof(c->rec.dest));
     if (buf_attach(&w->bufs, &c->down) < 0) {
         conn_close(c, CLOSE_OVERLOAD);
         return;
@@ -234,7 +251,7 @@ static void connected(struct conn *c)
     if (c->is_connect || c->is_forward) {
         if (c->is_connect)
             reply_established(c);
-        tun_start(c);
+        tun_start(c, c->is_connect);
         return;
     }
     conn_set_state(c, CONN_RELAY);

@@ -301,7 +301,7 @@ static bool response_head(struct conn *c)
     }
     c->rec.status = (uint16_t)resp.status;
     if (upgrade)
-        tun_start(c);
+        tun_start(c, false);
     else
         response_begin(c, &resp, keep, (size_t)len);
     return true;

@@ -304,6 +304,35 @@ static enum request_verdict decide_dest(struct conn *c, struct request_decision 
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
 }
 
+enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *sni,
+                                        struct request_decision *d)
+{
+    struct worker *w = c->w;
+    worker_acl_refresh(w);
+    struct acl_request ar = {
+        .scheme = "https",
+        .host = sni,
+        .port = c->rec.port,
+        .path = "",
+        .path_len = 0,
+        .method = c->rec.method,
+        .method_len = strlen(c->rec.method),
+        .client = (const struct sockaddr *)&c->client_addr,
+        .user = c->rec.user[0] ? c->rec.user : NULL,
+        .clock = w->clock,
+        .brief = true,
+    };
+    struct acl_decision ad;
+    acl_eval(w->acl, &ar, w->acl_scratch, &ad);
+    if (ad.undecided_rule_id)
+        c->rec.undecided_rule_id = ad.undecided_rule_id;
+    if (ad.action == ACL_ALLOW)
+        return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
+    return decided(d, VERDICT_DENY, CLOSE_SNI_DENIED, ad.rule_id, false,
+                   ad.action == ACL_DENY ? ad.reason
+                                         : "the server name needs a proxy user name and password");
+}
+
 enum request_verdict request_decide_addrs(struct conn *c, struct request_decision *d)
 {
     /* A set published while the name was being resolved may hold `deny dest` rules that the

@@ -10,6 +10,7 @@
 
 #include "proxy/conn_close.h"
 
+struct acl_host;
 struct conn;
 
 enum request_verdict {
@@ -45,6 +46,13 @@ bool request_step_read_head(struct conn *c);
  * (origin_target_refusal), which removes refused addresses from c->addrs; none left: DENY.
  * Fills d. Returns d->verdict: ALLOW, DENY or AUTH. */
 enum request_verdict request_decide_addrs(struct conn *c, struct request_decision *d);
+/* The policy on the server name a tunnel's ClientHello asked for, when it is not the host the
+ * tunnel was allowed for: the same rules as for that host (scheme https, the tunnel's port,
+ * client and user). A rule that needs a user the tunnel did not bring denies: credentials
+ * cannot be asked for inside a tunnel. Addresses are not looked at again: the tunnel stays
+ * on the addresses already checked. Fills d. Returns d->verdict: ALLOW or DENY. */
+enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *sni,
+                                        struct request_decision *d);
 /* Records the decision d (not ALLOW or WAIT) in the access record and answers it. */
 void request_refuse(struct conn *c, const struct request_decision *d);
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -12,6 +13,9 @@
 
 #include "base/status.h"
 #include "proxy/conn.h"
+#include "proxy/origin.h"
+#include "proxy/request.h"
+#include "proxy/tls_hello.h"
 #include "proxy/worker.h"
 
 /* A pipe this large lets one splice move a good part of a long transfer. */
@@ -145,10 +149,11 @@ ssize_t tun_splice(struct tun_pipe *p, int from, bool *readable, int to, bool *w
 
 /* ---- tunnels ---- */
 
-void tun_start(struct conn *c)
+void tun_start(struct conn *c, bool read_hello)
 {
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
+    c->hello_pending = read_hello;
     conn_set_state(c, CONN_TUNNEL);
     c->counted_tunnel = true;
     STAT_ADD(c, tunnels_active, 1);
@@ -239,12 +244,114 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
     return progress;
 }
 
+/* ---- the client's first bytes ---- */
+
+/* TLS alert descriptions (RFC 8446 6.2) */
+#define ALERT_ACCESS_DENIED 49
+#define ALERT_DECODE_ERROR 50
+
+/* Ends the tunnel before any client byte went up: the origin is let go, and the client gets a
+ * fatal TLS alert after whatever of ours it has not had yet (the 200), then the close. When
+ * origin bytes are on their way to it, it gets the close alone (an alert among them would be
+ * out of order). */
+static void hello_refuse(struct conn *c, enum conn_close why, int rule_id, const char *detail,
+                         uint8_t alert)
+{
+    struct worker *w = c->w;
+    c->rec.decision = STORE_DENY;
+    c->rec.rule_id = rule_id;
+    request_record_outcome(c, why, detail);
+    origin_close(c);
+    if (c->dpipe.bytes > 0 || buf_attach(&w->bufs, &c->down) < 0 || buf_room(&c->down) < 7) {
+        conn_close(c, why);
+        return;
+    }
+    const uint8_t rec[7] = {21, 3, 3, 0, 2, 2 /* fatal */, alert};
+    memcpy(buf_tail(&c->down), rec, sizeof(rec));
+    c->down.len += sizeof(rec);
+    c->client_keep_alive = false;
+    conn_set_state(c, CONN_REPLY);
+}
+
+/* What the held bytes say, once they say enough. Returns whether the tunnel goes on (the
+ * bytes are then sent up as they are). */
+static bool hello_judge(struct conn *c, bool full)
+{
+    struct tls_hello h;
+    const char *why;
+    switch (tls_hello_parse((const uint8_t *)buf_head(&c->up), c->up.len, &h, &why)) {
+    case TLS_HELLO_NOT_TLS:
+        return true;
+    case TLS_HELLO_NEED_MORE:
+        if (!full)
+            return false;
+        why = "ClientHello longer than the proxy reads";
+        /* fall through */
+    case TLS_HELLO_MALFORMED:
+    case TLS_HELLO_RESULT_COUNT: {
+        /* A hello we cannot read may name anything: refused, as a denied name is. */
+        char detail[200]; /* cut to the error column by request_record_outcome */
+        snprintf(detail, sizeof(detail), "ClientHello: %s", why);
+        hello_refuse(c, CLOSE_BAD_HELLO, c->rec.rule_id, detail, ALERT_DECODE_ERROR);
+        return false;
+    }
+    case TLS_HELLO_PARSED:
+        break;
+    }
+    if (!h.has_sni)
+        return true;
+    memcpy(c->rec.sni, h.sni.text, h.sni.len + 1);
+    if (h.sni.len == c->host.len && memcmp(h.sni.text, c->host.text, h.sni.len) == 0)
+        return true;
+    struct request_decision d;
+    if (request_decide_sni(c, &h.sni, &d) == VERDICT_ALLOW)
+        return true;
+    hello_refuse(c, d.why, d.rule_id, NULL, ALERT_ACCESS_DENIED);
+    return false;
+}
+
+/* The client -> origin direction while hello_pending: reads into c->up until hello_judge
+ * decides. Returns 1 on progress, 0 if none, -1 after c left the tunnel (refused or closed). */
+static int hello_step(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (buf_attach(&w->bufs, &c->up) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return -1;
+    }
+    bool ended = false;
+    for (;;) {
+        ssize_t n = conn_client_recv(c, &c->up, 0);
+        if (n == PX_ERR) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return -1;
+        }
+        if (n == 0)
+            ended = true;
+        if (n <= 0)
+            break;
+    }
+    if (c->up.len == 0 && !ended) {
+        buf_detach(&w->bufs, &c->up); /* a quiet client holds no buffer */
+        return 0;
+    }
+    bool go = hello_judge(c, buf_room(&c->up) == 0);
+    if (c->state != CONN_TUNNEL)
+        return -1;
+    if (!go && !ended)
+        return 0;
+    /* Allowed, not TLS, or cut short by the client's end: the bytes go up as they came. */
+    c->hello_pending = false;
+    return 1;
+}
+
 bool tun_step(struct conn *c)
 {
-    int up = tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable, &c->up, &c->upipe,
-                              &c->upf, true);
+    int up = c->hello_pending ? hello_step(c)
+                              : tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable,
+                                                 &c->up, &c->upipe, &c->upf, true);
     if (up < 0)
-        return false;
+        return c->state == CONN_REPLY; /* a refused ClientHello: its alert goes out next */
     int down = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
                                 &c->dpipe, &c->downf, false);
     if (down < 0)

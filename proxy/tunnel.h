@@ -47,8 +47,12 @@ ssize_t tun_splice(struct tun_pipe *p, int from, bool *readable, int to, bool *w
                    uint64_t *limit, bool *eof, bool *to_failed);
 
 /* c becomes a tunnel (CONNECT established, or 101 Switching Protocols relayed): from now on
- * bytes go both ways unread until both sides have ended or it idles out. */
-void tun_start(struct conn *c);
+ * bytes go both ways unread until both sides have ended or it idles out. read_hello: the
+ * client's first bytes are read first (at most a buffer's worth, as long as the tunnel may
+ * idle); a TLS ClientHello's server name other than the tunnel's host is put to the policy,
+ * and a denied or unreadable one ends the tunnel with a TLS alert. The origin's bytes flow
+ * meanwhile (a protocol whose server speaks first is not held up). */
+void tun_start(struct conn *c, bool read_hello);
 /* The CONN_TUNNEL step: moves what it can both ways. Returns whether anything moved (false
  * also after closing c). */
 bool tun_step(struct conn *c);

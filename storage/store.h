@@ -78,6 +78,10 @@ struct store_access {
     char path[1024];        /* path and query; "" for CONNECT */
     char error[48];         /* why it failed or closed early ("connect-refused"), "" if fine */
     int64_t policy_version; /* the policy version whose rules decided it; 0 = not known */
+    char sni[256];          /* the server name of the ClientHello that began the tunnel,
+                               canonical; "" when none was read (not TLS, no name, no tunnel) */
+    char dest[54];          /* the address the request went to, "IP:PORT" or "[IPv6]:PORT";
+                               "" when it reached no origin */
 };
 
 struct store_log_opts {

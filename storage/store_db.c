@@ -89,6 +89,12 @@ const struct store_migration store_migrations[] = {
     /* Times a rule's regex hit its match limit and could not decide: the admin sees a rule
      * that denies (or fails to allow) by timing out rather than by matching. */
     {6, "ALTER TABLE rule_hits ADD COLUMN undecided INTEGER NOT NULL DEFAULT 0;"},
+    /* The server name a tunnel's ClientHello asked for: beside the CONNECT host, since the
+     * two may differ (a tunnel to an allowed host carrying a blocked name). The address the
+     * request went to: beside the host, since a name may point anywhere by the time it is
+     * looked up (and an intercepted connection goes where it was bound, whatever it names). */
+    {7, "ALTER TABLE access_log ADD COLUMN sni TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE access_log ADD COLUMN dest TEXT NOT NULL DEFAULT '';"},
     /* Port forwards (proxyd opens a listener for each): a listen address is held by one
      * forward at most, and a deleted forward's id is never reused, so an access-log row or
      * an audit line never points at an unrelated new one. */

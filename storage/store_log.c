@@ -238,8 +238,8 @@ static void squid_flush(struct store_log *log)
 
 static const char insert_sql[] =
     "INSERT INTO access_log(time_ms, client, user, method, scheme, host, port, path, status,"
-    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static void db_close(struct store_log *log)
 {
@@ -326,6 +326,8 @@ static int insert_row(struct store_log *log, const struct store_access *a)
     sqlite3_bind_int(s, 14, a->rule_id);
     BIND_TEXT(s, 15, a->error);
     sqlite3_bind_int64(s, 16, a->policy_version);
+    BIND_TEXT(s, 17, a->sni);
+    BIND_TEXT(s, 18, a->dest);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : -1;

@@ -38,6 +38,8 @@ static json_t *log_row_json(const struct store_log_row *row)
     json_object_set_new(o, "rule_id", json_integer(a->rule_id));
     json_object_set_new(o, "error", json_string(a->error));
     json_object_set_new(o, "policy_version", json_integer(a->policy_version));
+    json_object_set_new(o, "sni", json_string(a->sni));
+    json_object_set_new(o, "dest", json_string(a->dest));
     return o;
 }
 

@@ -321,7 +321,7 @@ class RelayTest(unittest.TestCase):
             db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
             try:
                 # Workers queue records separately: ids follow no order across them.
-                return db.execute("SELECT host, status, decision, bytes_down FROM access_log "
+                return db.execute("SELECT host, status, decision, bytes_down, dest FROM access_log "
                                   "WHERE path = ? ORDER BY host", (marker,)).fetchall()
             finally:
                 db.close()
@@ -331,6 +331,8 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(got[0][:3], ("allowed.test", 200, 0))
         self.assertGreater(got[0][3], 1024)
         self.assertEqual(got[1][:3], ("blocked.test", 403, 1))
+        # Where each went: the origin's address, or nowhere for the one we answered.
+        self.assertEqual((got[0][4], got[1][4]), ("127.0.0.1:%d" % self.origin.port, ""))
 
 
 class LifecycleTest(unittest.TestCase):
