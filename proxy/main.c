@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "proxy/client_limit.h"
+#include "proxy/access_req.h"
 #include "proxy/config.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
@@ -58,6 +59,7 @@ struct proxyd {
     struct auth *auth;
     struct dns_cache *dns_cache;
     struct client_limit *clients;
+    struct access_req_box access_req;
     struct wa_server *admin;
     int64_t started_ms;
     int64_t next_status_ms; /* monotonic */
@@ -764,6 +766,11 @@ static int shared_fill(struct proxyd *p, int fd_limit)
     }
     p->shared.clients = p->clients;
     p->shared.forwards = &p->forwards;
+    if (access_req_init(&p->access_req) < 0) {
+        log_error("libsodium could not start");
+        return -1;
+    }
+    p->shared.access_req = &p->access_req;
     p->shared.fd_limit = fd_limit;
     return 0;
 }
@@ -875,6 +882,32 @@ static int admin_start(struct proxyd *p)
 
 /* ---- running and stopping ---- */
 
+/* The setting access_requests ("on" shows the form on block pages), and the requests the
+ * workers queued, stored. On the policy loader's connection: the main thread's own. */
+static void access_requests_poll(struct proxyd *p)
+{
+    struct store_request rq[16];
+    char err[256];
+    size_t n;
+
+    pthread_mutex_lock(&p->policy.lock);
+    char *v = store_setting_get(p->policy.st, "access_requests");
+    atomic_store_explicit(&p->access_req.enabled, v && !strcmp(v, "on"), memory_order_relaxed);
+    free(v);
+    while ((n = access_req_take(&p->access_req, rq, sizeof(rq) / sizeof(rq[0]))) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t id;
+            if (store_request_add(p->policy.st, &rq[i], &id, err, sizeof(err)) < 0)
+                log_warnx("access request from %s for %s not stored: %s", rq[i].client, rq[i].host,
+                          err);
+            else
+                log_info("access request %lld from %s for %s", (long long)id, rq[i].client,
+                         rq[i].host);
+        }
+    }
+    pthread_mutex_unlock(&p->policy.lock);
+}
+
 /* The main thread's life: signals, the systemd status line and the policy poll, until
  * SIGTERM or SIGINT. */
 static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char **argv)
@@ -901,6 +934,7 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char *
             log_info("deleted %d expired rule%s", expired, expired == 1 ? "" : "s");
         else if (expired < 0)
             log_warnx("expired rules not deleted: %s", err);
+        access_requests_poll(p);
         int rc = policy_reload(&p->policy, false, err, sizeof(err));
         if (rc != 0)
             auth_invalidate(p->auth);
@@ -945,6 +979,8 @@ static void shut_down(struct proxyd *p)
     }
     dns_cache_free(p->dns_cache);
     client_limit_free(p->clients);
+    access_requests_poll(p); /* what was queued before the workers stopped */
+    access_req_destroy(&p->access_req);
     policy_loader_destroy(&p->policy);
     acl_live_free(p->acl);
     tls_cred_free(p->tls);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "proxy/access_req.h"
 #include "proxy/conn.h"
 #include "proxy/origin.h"
 #include "proxy/request.h"
@@ -51,6 +52,8 @@ static const char *status_text(int status)
     switch (status) {
     case 400:
         return "Bad Request";
+    case 202:
+        return "Accepted";
     case 403:
         return "Forbidden";
     case 407:
@@ -59,6 +62,8 @@ static const char *status_text(int status)
         return "Request Timeout";
     case 414:
         return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 501:
@@ -74,10 +79,31 @@ static const char *status_text(int status)
     }
 }
 
+/* The "request access" form: a GET to the reserved path on the page's own host (a relative
+ * action), which the browser sends through the proxy like the page. */
+static void format_form(const struct reply_page *pg, char *out, size_t cap)
+{
+    char token[ACCESS_REQ_TOKEN_LEN * 6];
+
+    out[0] = '\0';
+    if (!pg->form_token)
+        return;
+    html_escape(token, sizeof(token), pg->form_token, strlen(pg->form_token));
+    snprintf(out, cap,
+             "<form method=\"get\" action=\"" ACCESS_REQ_PATH "\">"
+             "<h2>Request access</h2>"
+             "<input type=\"hidden\" name=\"t\" value=\"%s\">"
+             "<p><label>Why do you need this address?<br><textarea name=\"reason\" "
+             "rows=\"3\" cols=\"50\" maxlength=\"%d\" required></textarea></label></p>"
+             "<p><label>Your name (optional)<br><input name=\"name\" maxlength=\"%d\">"
+             "</label></p><p><button type=\"submit\">Send the request</button></p></form>\n",
+             token, ACCESS_REQ_REASON_MAX, ACCESS_REQ_NAME_MAX);
+}
+
 /* The HTML page into out. Returns its length, 0 when it does not fit. */
 static size_t format_page(const struct reply_page *pg, char *out, size_t cap)
 {
-    char url[1200], what[400], when[64], contact[300];
+    char url[1200], what[400], when[64], contact[300], form[1024];
     struct tm tm;
     html_escape(url, sizeof(url), pg->url, strlen(pg->url));
     html_escape(what, sizeof(what), pg->detail, strlen(pg->detail));
@@ -85,16 +111,17 @@ static size_t format_page(const struct reply_page *pg, char *out, size_t cap)
     localtime_r(&pg->when, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
     const char *text = status_text(pg->status);
+    format_form(pg, form, sizeof(form));
     int n = snprintf(out, cap,
                      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                      "<meta name=\"viewport\" content=\"width=device-width\">"
                      "<title>%d %s</title><style>body{font-family:sans-serif;max-width:40em;"
                      "margin:3em auto;padding:0 1em;color:#222}code{word-break:break-all}"
                      "</style></head><body>\n<h1>%d %s</h1>\n<p>%s</p>\n"
-                     "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s"
+                     "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s%s"
                      "<hr><p><small>proxyd</small></p></body></html>\n",
                      pg->status, text, pg->status, text, what, url, when,
-                     contact[0] ? "<p>Contact: " : "", contact, contact[0] ? "</p>\n" : "");
+                     contact[0] ? "<p>Contact: " : "", contact, contact[0] ? "</p>\n" : "", form);
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
@@ -131,7 +158,8 @@ static void request_url(const struct conn *c, char *out, size_t cap)
         out[0] = '\0';
 }
 
-void reply_page(struct conn *c, int status, const char *detail, bool keep)
+static void page_send(struct conn *c, int status, const char *detail, bool keep,
+                      const char *form_token)
 {
     struct worker *w = c->w;
     if (c->is_forward) {
@@ -164,6 +192,7 @@ void reply_page(struct conn *c, int status, const char *detail, bool keep)
         .when = time(NULL),
         .keep_alive = keep,
         .head_only = c->request_head,
+        .form_token = form_token,
     };
     long n = reply_format(&pg, c->down.data, BUF_SIZE, w->scratch, sizeof(w->scratch));
     if (n < 0) {
@@ -176,18 +205,26 @@ void reply_page(struct conn *c, int status, const char *detail, bool keep)
     conn_set_deadline(c, w->tun.header_timeout_ms);
 }
 
+void reply_page(struct conn *c, int status, const char *detail, bool keep)
+{
+    page_send(c, status, detail, keep, NULL);
+}
+
 void reply_error(struct conn *c, enum conn_close why, int status, const char *detail, bool keep)
 {
     request_record_outcome(c, why, NULL);
     reply_page(c, status, detail, keep);
 }
 
-void reply_blocked(struct conn *c, const char *reason, bool keep)
+void reply_blocked(struct conn *c, const char *reason, bool keep, bool form)
 {
-    char detail[256];
+    char detail[256], token[ACCESS_REQ_TOKEN_LEN];
     snprintf(detail, sizeof(detail), "This request was blocked by the office's access policy (%s).",
              reason);
-    reply_page(c, 403, detail, keep);
+    if (form)
+        access_req_token(c->w->shared->access_req, c->rec.client, c->rec.host, c->rec.port,
+                         time(NULL), token);
+    page_send(c, 403, detail, keep, form ? token : NULL);
 }
 
 void reply_established(struct conn *c)

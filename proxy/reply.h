@@ -24,6 +24,9 @@ struct reply_page {
     time_t when;         /* shown in local time */
     bool keep_alive;     /* false: the answer says "Connection: close" */
     bool head_only;      /* an answer to HEAD: the head alone, with the page's Content-Length */
+    /* A block page's "request access" form (access_req.h), posting this token; NULL for
+     * none. */
+    const char *form_token;
 };
 
 /* Writes the whole answer (head and, unless head_only, the HTML page) into out[0 .. cap),
@@ -40,8 +43,10 @@ long reply_format(const struct reply_page *pg, char *out, size_t cap, char *scra
 void reply_page(struct conn *c, int status, const char *detail, bool keep);
 /* Records why as the request's outcome (request_record_outcome), then reply_page. */
 void reply_error(struct conn *c, enum conn_close why, int status, const char *detail, bool keep);
-/* The 403 block page, naming the policy's reason (e.g. "rule 7: deny domain example.com"). */
-void reply_blocked(struct conn *c, const char *reason, bool keep);
+/* The 403 block page, naming the policy's reason (e.g. "rule 7: deny domain example.com").
+ * With form set (a rule blocked a plain HTTP request and access requests are on) it carries
+ * the "request access" form. */
+void reply_blocked(struct conn *c, const char *reason, bool keep, bool form);
 /* Puts "HTTP/1.1 200 Connection established" in c->down (attached, empty) for a CONNECT. */
 void reply_established(struct conn *c);
 /* The CONN_REPLY step: sends the answer, then hands the record on and waits for the next

@@ -11,6 +11,7 @@
 #include "base/addr.h"
 #include "base/clock.h"
 #include "base/status.h"
+#include "proxy/access_req.h"
 #include "proxy/conn.h"
 #include "proxy/origin.h"
 #include "proxy/relay.h"
@@ -359,6 +360,86 @@ enum request_verdict request_decide_addrs(struct conn *c, struct request_decisio
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
 }
 
+/* A block page may offer the "request access" form: the setting is on and the request is a
+ * plain HTTP one (a browser shows no page for a refused CONNECT). */
+static bool access_requests_on(const struct conn *c)
+{
+    const struct access_req_box *b = c->w->shared->access_req;
+    return b && !c->is_connect && !c->is_forward &&
+           atomic_load_explicit(&b->enabled, memory_order_relaxed);
+}
+
+/* A GET of ACCESS_REQ_PATH, on any host: the form a block page carries. Returns the query's
+ * start (after '?', may be empty) or NULL. */
+static const char *access_request_query(const struct conn *c, const struct h1_request *req,
+                                        size_t *qlen)
+{
+    static const char path[] = ACCESS_REQ_PATH;
+    size_t n = sizeof(path) - 1;
+    if (!access_requests_on(c) || req->method.len != 3 || memcmp(req->method.p, "GET", 3) ||
+        req->path.len < n || memcmp(req->path.p, path, n) ||
+        (req->path.len > n && req->path.p[n] != '?'))
+        return NULL;
+    *qlen = req->path.len > n ? req->path.len - n - 1 : 0;
+    return req->path.p + n + (req->path.len > n);
+}
+
+/* Answers a submitted access request (the policy denied its host: there is something to ask
+ * for). The log row keeps the path without the query: the reason is the admin's to read in
+ * the queue, not in every log search. */
+static void access_request(struct conn *c, const struct h1_request *req, const char *q, size_t qlen,
+                           const struct request_decision *d)
+{
+    struct access_req_form f;
+    const char *why = NULL;
+    char detail[400];
+    static const int status[ACCESS_REQ_RESULT_COUNT] = {202, 400, 403, 429, 503};
+
+    (void)req;
+    copy_field(c->rec.path, sizeof(c->rec.path), ACCESS_REQ_PATH, sizeof(ACCESS_REQ_PATH) - 1);
+    c->rec.decision = STORE_DENY;
+    c->rec.rule_id = d->rule_id;
+    enum access_req_result res = ACCESS_REQ_BAD_FORM;
+    if (access_req_parse(q, qlen, &f, &why) == 0) {
+        struct store_request rq = {
+            .time_ms = clock_wall_ms(), .port = c->rec.port, .rule_id = d->rule_id};
+        snprintf(rq.client, sizeof(rq.client), "%s", c->rec.client);
+        snprintf(rq.user, sizeof(rq.user), "%s", c->rec.user);
+        snprintf(rq.host, sizeof(rq.host), "%s", c->rec.host);
+        res = access_req_submit(c->w->shared->access_req, &f, &rq, rq.time_ms);
+    }
+    switch (res) {
+    case ACCESS_REQ_QUEUED:
+        snprintf(detail, sizeof(detail),
+                 "Your request for %s was sent to the administrators. Once one approves it, "
+                 "the address opens for you without anything else to do.",
+                 c->rec.host);
+        break;
+    case ACCESS_REQ_BAD_FORM:
+        snprintf(detail, sizeof(detail), "The request was not sent: %s.", why);
+        break;
+    case ACCESS_REQ_BAD_TOKEN:
+        snprintf(detail, sizeof(detail),
+                 "The request was not sent: the form has expired or was not made for this "
+                 "computer. Open the blocked address again and send the form from there.");
+        break;
+    case ACCESS_REQ_RATE_LIMITED:
+        snprintf(detail, sizeof(detail),
+                 "The request was not sent: this computer has sent %d requests within the last "
+                 "hour. Please wait before sending another.",
+                 ACCESS_REQ_PER_CLIENT);
+        break;
+    default:
+        snprintf(detail, sizeof(detail),
+                 "The request was not sent: too many requests are waiting to be stored. Please "
+                 "try again in a minute.");
+        break;
+    }
+    request_record_outcome(c, res == ACCESS_REQ_QUEUED ? CLOSE_DENIED : CLOSE_BAD_REQUEST,
+                           res == ACCESS_REQ_QUEUED ? "access-request" : "access-request-refused");
+    reply_page(c, status[res], detail, d->keep);
+}
+
 void request_refuse(struct conn *c, const struct request_decision *d)
 {
     if (d->verdict == VERDICT_DENY || d->verdict == VERDICT_AUTH) {
@@ -368,7 +449,7 @@ void request_refuse(struct conn *c, const struct request_decision *d)
     /* A refused address's own words say more in the log than "target-forbidden". */
     request_record_outcome(c, d->why, d->why == CLOSE_TARGET_FORBIDDEN ? d->reason : NULL);
     if (d->verdict == VERDICT_DENY)
-        reply_blocked(c, d->reason, d->keep);
+        reply_blocked(c, d->reason, d->keep, access_requests_on(c) && d->rule_id > 0);
     else
         reply_page(c, d->status, d->reason, d->keep);
 }
@@ -466,10 +547,19 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
     }
     record_target(c, req);
     struct request_decision d;
+    const char *q;
+    size_t qlen;
     switch (decide(c, req, &d)) {
     case VERDICT_ALLOW:
         break;
     case VERDICT_WAIT:
+        return;
+    case VERDICT_DENY:
+        if (d.rule_id > 0 && (q = access_request_query(c, req, &qlen))) {
+            access_request(c, req, q, qlen, &d);
+            return;
+        }
+        request_refuse(c, &d);
         return;
     default:
         request_refuse(c, &d);

@@ -58,10 +58,11 @@ struct proxy_shared {
     size_t nlocal_addrs;
     uint16_t own_ports[CONFIG_MAX_LISTENERS + 1];
     size_t nown_ports;
-    struct client_limit *clients;   /* borrowed: connections per client address */
-    struct portfwd_table *forwards; /* borrowed: the port forwards in force */
-    const struct tls_cred *tls;     /* borrowed: the TLS listeners' credentials, NULL if none */
-    int fd_limit;                   /* RLIMIT_NOFILE as raised at start: no descriptor is above */
+    struct client_limit *clients;      /* borrowed: connections per client address */
+    struct portfwd_table *forwards;    /* borrowed: the port forwards in force */
+    const struct tls_cred *tls;        /* borrowed: the TLS listeners' credentials, NULL if none */
+    struct access_req_box *access_req; /* borrowed: block-page access requests */
+    int fd_limit; /* RLIMIT_NOFILE as raised at start: no descriptor is above */
 
     pthread_mutex_t tunables_lock;
     struct proxy_tunables tunables; /* under tunables_lock */
@@ -88,6 +89,7 @@ struct worker_stats {
 
 struct conn;
 struct client_limit;
+struct access_req_box;
 
 struct worker {
     unsigned index;

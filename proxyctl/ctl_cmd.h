@@ -172,6 +172,11 @@ enum ctl_status ctl_cmd_policy_diff(struct ctl_ctx *ctx, const struct ctl_call *
 enum ctl_status ctl_cmd_policy_rollback(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_why(struct ctl_ctx *ctx, const struct ctl_call *call);
 
+/* ctl_cmd_requests.c */
+enum ctl_status ctl_cmd_requests(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_requests_approve(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_requests_deny(struct ctl_ctx *ctx, const struct ctl_call *call);
+
 /* ctl_cmd_users.c */
 enum ctl_status ctl_cmd_users(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_users_add(struct ctl_ctx *ctx, const struct ctl_call *call);

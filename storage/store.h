@@ -239,6 +239,42 @@ int store_list_delete(struct store *st, const char *name, const char *actor, cha
 int store_list_entries(struct store *st, const char *name, char ***domains, size_t *n, char *err,
                        size_t errlen);
 
+/* ---- Access requests (asked for on the block page, decided by an admin) ---- */
+
+struct store_request {
+    int64_t id;
+    int64_t time_ms; /* when it was (last) asked */
+    char client[46];
+    char user[64]; /* the proxy user, "" if none */
+    char host[256];
+    uint16_t port;
+    int rule_id;      /* the rule that blocked it */
+    char reason[512]; /* what the user wrote */
+    char name[72];    /* the name the user gave, "" if none */
+    char status[12];  /* "pending", "approved", "denied" */
+    int64_t decided_ms;
+    char decided_by[64];
+    char note[512];      /* the admin's reason for a denial or note on an approval */
+    int granted_rule_id; /* the allow rule an approval made, 0 if none */
+};
+/* Adds a pending request, or, when the client already has one pending for that host and
+ * port, replaces its time, reason and name. *id: its id. */
+int store_request_add(struct store *st, const struct store_request *rq, int64_t *id, char *err,
+                      size_t errlen);
+/* Requests older than before (0: the newest), newest first, all or only pending ones; at most
+ * limit (0: 100; at most 1000). *rows owned by the caller (free). */
+int store_requests_list(struct store *st, bool pending_only, int64_t before, size_t limit,
+                        struct store_request **rows, size_t *n, char *err, size_t errlen);
+/* How many are pending, or -1. */
+int64_t store_requests_pending(struct store *st);
+/* 0, 1 when there is no such request (err says so), -1 with err. */
+int store_request_get(struct store *st, int64_t id, struct store_request *out, char *err,
+                      size_t errlen);
+/* Decides pending request id (-1 with err if it is not pending): approved with the rule made
+ * for it, or denied; note is the admin's words. Audited. Joins a store_change_begin group. */
+int store_request_decide(struct store *st, int64_t id, bool approved, const char *note,
+                         int granted_rule_id, const char *actor, char *err, size_t errlen);
+
 /* ---- Proxy users and admins (passwords hashed with libsodium's crypto_pwhash_str) ---- */
 
 enum store_account { STORE_PROXY_USER, STORE_ADMIN };

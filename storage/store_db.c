@@ -129,6 +129,24 @@ const struct store_migration store_migrations[] = {
          "INSERT INTO policy_version_rules(version, position, rule_id, enabled, text, comment)"
          " SELECT (SELECT version FROM policy_version), position, id, enabled, text, comment"
          " FROM rules;"},
+    /* Requests for access that users sent from the block page, and what an admin decided:
+     * the queue an admin works through (pending first, by time). */
+    {13, "CREATE TABLE access_requests("
+         " id INTEGER PRIMARY KEY,"
+         " time_ms INTEGER NOT NULL,"
+         " client TEXT NOT NULL,"
+         " user TEXT NOT NULL DEFAULT '',"
+         " host TEXT NOT NULL,"
+         " port INTEGER NOT NULL,"
+         " rule_id INTEGER NOT NULL DEFAULT 0,"
+         " reason TEXT NOT NULL,"
+         " name TEXT NOT NULL DEFAULT '',"
+         " status TEXT NOT NULL DEFAULT 'pending',"
+         " decided_ms INTEGER NOT NULL DEFAULT 0,"
+         " decided_by TEXT NOT NULL DEFAULT '',"
+         " note TEXT NOT NULL DEFAULT '',"
+         " granted_rule_id INTEGER NOT NULL DEFAULT 0);"
+         "CREATE INDEX access_requests_status ON access_requests(status, id);"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

@@ -16,6 +16,7 @@
 #include "web-admin/wa_metrics.h"
 #include "web-admin/wa_pac.h"
 #include "web-admin/wa_policy.h"
+#include "web-admin/wa_requests.h"
 #include "web-admin/wa_routes.h"
 #include "web-admin/wa_rules.h"
 #include "web-admin/wa_settings.h"
@@ -54,6 +55,10 @@ const struct wa_route wa_routes[] = {
     {"PUT", "/api/policy", WA_BODY_POLICY, wa_policy_import},
     {"POST", "/api/test", 0, wa_policy_test},
     {"POST", "/api/reload", 0, wa_policy_reload},
+
+    {"GET", "/api/requests", 0, wa_requests_list},
+    {"POST", "/api/requests/{}/approve", 0, wa_requests_approve},
+    {"POST", "/api/requests/{}/deny", 0, wa_requests_deny},
 
     {"GET", "/api/versions", 0, wa_versions_list},
     {"GET", "/api/versions/diff", 0, wa_versions_diff},

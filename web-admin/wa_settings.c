@@ -31,9 +31,16 @@ struct setting_def {
     const char *expect;
 };
 
+static bool on_off(const char *s)
+{
+    return !strcmp(s, "on") || !strcmp(s, "off");
+}
+
 static const struct setting_def settings[] = {
     {"pac_proxy", wa_settings_pac_proxy_ok,
      "host:port handed out by /proxy.pac (https://host:port: the proxy's TLS port)"},
+    {"access_requests", on_off,
+     "on: block pages offer a form to request access (queued under Requests); off (default)"},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 

@@ -20,6 +20,7 @@
     X("/users", "users.html", "users", "Users")                                                    \
     X("/versions", "versions.html", "versions", "Versions")                                        \
     X("/forwards", "forwards.html", "forwards", "Forwards")                                        \
+    X("/requests", "requests.html", "requests", "Requests")                                        \
     X("/audit", "audit.html", "audit", "Audit")                                                    \
     X("/settings", "settings.html", "settings", "Settings")
 #define WA_LOGIN_PAGE "/login"

@@ -43,7 +43,8 @@ CHROMIUM = "/usr/bin/chromium"
 SHOTS = os.path.abspath(os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots")))
 SCREENSHOTS = ("first-login-password.png", "dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
                "policy-desktop.png", "policy-phone.png", "log-why-desktop.png",
-               "versions-desktop.png", "versions-phone.png")
+               "versions-desktop.png", "versions-phone.png", "block-page-form.png",
+               "requests-desktop.png")
 
 # A query with markup in it; proxyd's parser takes any VCHAR but '#' in a request-target,
 # so it arrives raw and is logged as is. Chromium would percent-encode it, so Python sends it.
@@ -139,8 +140,14 @@ class BrowserTest(unittest.TestCase):
             # The one-click block, then a rollback to the version before it.
             self.assertNotIn("deny domain allowed.test", rules)
             newest = px.api("GET", "/api/versions?limit=1")["rows"][0]
-            self.assertEqual(newest["message"], "undo the <b>one-click</b> block")
             self.assertEqual(newest["actor"], "admin")
+            self.assertIn("undo the <b>one-click</b> block",
+                          [v["message"] for v in px.api("GET", "/api/versions")["rows"]])
+            # The access request the browser sent from news.test's block page, approved.
+            done = px.api("GET", "/api/requests?status=all")["rows"]
+            self.assertEqual([(r["host"], r["status"], r["name"]) for r in done],
+                             [("news.test", "approved", "Zo\u00e9 <i>")])
+            self.assertEqual(rules[0], "allow domain news.test clients 127.0.0.1")
             self.assertIn("deny domain news.test", rules)
             self.assertFalse([t for t in rules if "evil" in t or "csrf" in t], rules)
             news = lambda: [r for r in px.api("GET", "/api/rules")["rules"]  # noqa: E731
@@ -170,8 +177,11 @@ class BrowserTest(unittest.TestCase):
             self.assertFalse([r for r in rows if r["port"] == int(px.admin_url.rsplit(":", 1)[1])])
             # Chromium's own calls (autofill, accounts, updates) came to proxyd too and went
             # nowhere: the DNS stub knows only the test names, so nothing else answered.
+            # news.test answered once its access request was approved.
             answered = {r["host"] for r in rows if r["status"] < 400}
-            self.assertEqual(answered, {"allowed.test"}, answered)
+            self.assertEqual(answered, {"allowed.test", "news.test"}, answered)
+            self.assertTrue([r for r in rows if r["host"] == "news.test" and r["status"] == 202
+                             and r["path"] == "/.proxyd/request-access"], "no logged request")
 
             audit = px.api("GET", "/api/audit")["rows"]
             self.assertTrue(any(a["actor"] == "admin" and "news.test" in a["detail"]

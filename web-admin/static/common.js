@@ -117,6 +117,15 @@ const PX = (() => {
 
   function showError(e) { flash(e.message || String(e), true); }
 
+  /* The number of pending access requests beside "Requests" in the navigation. */
+  async function refreshBadge() {
+    const b = $('req-badge');
+    if (!b) return;
+    const res = await api('GET', '/api/requests?limit=1');
+    b.textContent = res.pending ? String(res.pending) : '';
+    b.hidden = !res.pending;
+  }
+
   /* Takes the user and CSRF token of a session (the login page's, which has no start()). */
   function useSession(s) {
     csrf = s.csrf;
@@ -131,6 +140,7 @@ const PX = (() => {
         return;
       }
       useSession(s);
+      refreshBadge().catch(() => { /* the badge is a hint; the page works without it */ });
       const who = $('whoami');
       if (who) who.textContent = user;
       const out = $('logout');
@@ -147,5 +157,5 @@ const PX = (() => {
   }
 
   return {el, $, api, flash, fmtTime, fmtBytes, fmtNum, query, confirmButton, showError, start,
-          useSession, get user() { return user; }};
+          useSession, refreshBadge, get user() { return user; }};
 })();

@@ -305,6 +305,56 @@ async function checkVersions(page, tab) {
   log(`versions: why names the rule, rollback to ${before} lets allowed.test through`);
 }
 
+// "Request access": the setting on (Settings page), the block page's form sent from the
+// browser through the proxy, the request in the queue with the badge, approved; the next
+// visit gets through.
+async function checkAccessRequest(page, tab) {
+  await page.goto(ADMIN + '/settings', { timeout: STEP_MS });
+  await page.getByTestId('setting-access_requests').fill('on');
+  await page.getByTestId('settings-save').click();
+  await page.getByTestId('flash').filter({ hasText: 'Saved' }).waitFor({ timeout: STEP_MS });
+  // proxyd reads the setting on its next poll.
+  const form = await poll(async () => {
+    const r = await visit(tab, proxied('news.test') + '?form=' + Date.now());
+    return r.status === 403 && (await tab.locator('form textarea[name="reason"]').count()) === 1;
+  }, STEP_MS, 100);
+  check(form, 'the block page of news.test has no request form with the setting on');
+  const reason = 'For the <b>press review</b> & "quotes"';
+  await tab.locator('textarea[name="reason"]').fill(reason);
+  await tab.locator('input[name="name"]').fill('Zoé <i>');
+  await tab.screenshot({ path: join(cfg.shots, 'block-page-form.png'), fullPage: true,
+                         timeout: STEP_MS });
+  await tab.locator('form button[type="submit"]').click();
+  await tab.waitForLoadState('load', { timeout: STEP_MS });
+  const sent = await tab.locator('body').innerText({ timeout: STEP_MS });
+  check(sent.includes('Your request for news.test was sent'), 'the form was not accepted: ' + sent);
+
+  // The badge counts the pending request (the main thread stores it on its next poll).
+  const badge = await poll(async () => {
+    await page.goto(ADMIN + '/requests', { timeout: STEP_MS });
+    const b = page.getByTestId('req-badge');
+    return (await b.isVisible()) && (await b.innerText()) === '1';
+  }, STEP_MS, 200);
+  check(badge, 'no badge with 1 pending request in the navigation');
+  const row = page.getByTestId('request-row').first();
+  await row.waitFor({ timeout: STEP_MS });
+  const text = await row.innerText();
+  check(text.includes(reason) && text.includes('Zoé <i>') && text.includes('news.test'),
+        'the request row does not show what was sent, as text: ' + text);
+  check(await page.locator('#requests b, #requests i').count() === 0,
+        'markup in a request was rendered');
+  await page.screenshot({ path: join(cfg.shots, 'requests-desktop.png'), fullPage: true,
+                          timeout: STEP_MS });
+  await row.getByTestId('req-note').fill('ok this week');
+  await row.getByTestId('req-approve').click();
+  await page.getByTestId('flash').filter({ hasText: /^Approved: rule \d+ \(allow domain news\.test clients 127\.0\.0\.1\)/ })
+    .waitFor({ timeout: STEP_MS });
+  check(await page.getByTestId('req-badge').isHidden(), 'the badge stayed after the approval');
+  const r = await visit(tab, proxied('news.test') + '?approved=' + Date.now());
+  check(r.status === 200, `news.test is ${r.status} after the approval, wanted 200`);
+  log('access request: form sent, queued with badge, approved, news.test gets through');
+}
+
 // No part of the page may be wider than the screen (a phone must not scroll sideways to see
 // the page itself; wide tables scroll inside their own box).
 async function checkNoOverflow(page, what) {
@@ -363,7 +413,7 @@ async function screenshots(page) {
   await dashboard();
   await checkNoOverflow(page, 'dashboard 390x844');
   await shot('dashboard-phone.png');
-  for (const path of ['/log', '/policy', '/versions']) {
+  for (const path of ['/log', '/policy', '/versions', '/requests']) {
     await page.goto(ADMIN + path, { timeout: STEP_MS });
     await page.getByTestId('nav').waitFor({ timeout: STEP_MS });
     await page.waitForLoadState('networkidle', { timeout: STEP_MS });
@@ -416,6 +466,7 @@ async function main() {
     await checkCsrf(page, ctx);
     await checkOneClickBlock(page, tab);
     await checkVersions(page, tab);
+    await checkAccessRequest(page, tab);
     await screenshots(page);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {

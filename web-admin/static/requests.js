@@ -1,0 +1,69 @@
+/* proxyd admin: access requests sent from block pages, newest first; approve (an allow rule
+ * for that client or user and host) or deny (with a reason). */
+'use strict';
+
+(() => {
+  const {el, $, api, fmtTime} = PX;
+  let nextBefore = null;
+
+  async function decide(r, action, text) {
+    const body = action === 'approve' ? {note: text} : {reason: text};
+    const res = await api('POST', '/api/requests/' + r.id + '/' + action, body);
+    PX.flash(action === 'approve'
+      ? 'Approved: rule ' + res.rule.id + ' (' + res.rule.text + ') is in force.'
+      : 'Denied the request for ' + r.host + '.');
+    await reload();
+    await PX.refreshBadge();
+  }
+
+  function decision(r) {
+    if (r.status === 'pending') return r.status;
+    let s = r.status + ' by ' + r.decided_by;
+    if (r.granted_rule_id) s += ' (rule ' + r.granted_rule_id + ')';
+    if (r.note) s += ': ' + r.note;
+    return s;
+  }
+
+  function row(r) {
+    const actions = el('td', {class: 'actions'});
+    if (r.status === 'pending') {
+      const text = el('input', {'data-testid': 'req-note', maxlength: 500, size: 16,
+                                placeholder: 'note / reason'});
+      actions.append(text, ' ',
+        el('button', {type: 'button', class: 'small', 'data-testid': 'req-approve',
+                      text: 'Approve', onclick: () => decide(r, 'approve', text.value.trim())
+                        .catch(PX.showError)}), ' ',
+        el('button', {type: 'button', class: 'small danger', 'data-testid': 'req-deny',
+                      text: 'Deny', onclick: () => decide(r, 'deny', text.value.trim())
+                        .catch(PX.showError)}));
+    }
+    return el('tr', {'data-testid': 'request-row', 'data-id': r.id, class: 'req-' + r.status},
+      el('td', {text: fmtTime(r.time_ms)}),
+      el('td', {text: r.client}),
+      el('td', {text: r.user}),
+      el('td', {class: 'url', text: r.host + ':' + r.port}),
+      el('td', {text: r.name}),
+      el('td', {class: 'url reason', text: r.reason}),
+      el('td', {'data-testid': 'req-status', text: decision(r)}),
+      actions);
+  }
+
+  async function page(before) {
+    const status = $('req-all').checked ? 'all' : 'pending';
+    const res = await api('GET', '/api/requests' + PX.query({status, before, limit: 100}));
+    for (const r of res.rows) $('requests').append(row(r));
+    nextBefore = res.next_before;
+    $('req-older').disabled = nextBefore === null || nextBefore === undefined;
+  }
+
+  async function reload() {
+    $('requests').replaceChildren();
+    await page('');
+  }
+
+  PX.start(async () => {
+    $('req-older').addEventListener('click', () => page(nextBefore).catch(PX.showError));
+    $('req-all').addEventListener('change', () => reload().catch(PX.showError));
+    await reload();
+  });
+})();
