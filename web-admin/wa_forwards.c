@@ -80,15 +80,26 @@ enum MHD_Result wa_forwards_add(struct wa_req *r)
     json_decref(body);
     if (!ctx->opts->forward_add)
         return wa_reply_error(r, 503, NULL, "port forwards need proxyd");
+    /* Taken first: the answer reads the stored row back (its time too). */
+    struct store *st = wa_store(r);
+    if (!st)
+        return MHD_YES;
     int rc = ctx->opts->forward_add(ctx->opts->hook_arg, &f, r->actor, &id, err, sizeof(err));
     if (rc > 0)
         return wa_reply_error(r, 409, "listen", "%s", err);
     if (rc < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    struct store_forward row = {.id = id};
+    /* The row as stored; should it be gone already, as added. */
+    struct store_forward *rows = NULL, row = {.id = id};
+    size_t n = 0;
     snprintf(row.listen, sizeof(row.listen), "%s", f.listen);
     snprintf(row.target, sizeof(row.target), "%s", f.target_text);
     snprintf(row.clients, sizeof(row.clients), "%s", f.clients_text);
+    if (store_forwards_list(st, &rows, &n, err, sizeof(err)) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (rows[i].id == id)
+                row = rows[i];
+    free(rows);
     return wa_reply_json(r, 201, forward_json(&row));
 }
 

@@ -217,6 +217,7 @@ class LiveForwardTest(unittest.TestCase):
         port_a, port_b = free_port(), free_port()
         a = self.add(port_a)
         self.assertEqual(a["listen"], "127.0.0.1:%d" % port_a)
+        self.assertGreater(a["created_ms"], 0)
         # Open from the answer on: the listener was bound before the forward was stored.
         self.assertEqual(relay(port_a, b"a1"), b"a1")
         held = socket.create_connection(("127.0.0.1", port_a), timeout=60)
@@ -288,6 +289,41 @@ class LiveForwardTest(unittest.TestCase):
         finally:
             self.px.api("DELETE", "/api/forwards/%d" % a["id"])
             self.px.api("DELETE", "/api/forwards/%d" % b["id"])
+
+    def test_ipv6_listener_and_a_name_resolved_to_ipv6(self):
+        six = socket.socket(socket.AF_INET6)
+        six.bind(("::1", 0))
+        six.listen(4)
+
+        def echo_once():
+            c, _ = six.accept()
+            with c:
+                while True:
+                    data = c.recv(1 << 16)
+                    if not data:
+                        break
+                    c.sendall(data)
+        t = threading.Thread(target=echo_once, daemon=True)
+        t.start()
+        port = free_port()
+        with DnsStub({"v6.test": "::1"}) as dns, Proxyd(dns=dns) as px:
+            f = px.api("POST", "/api/forwards", {"listen": "[::1]:%d" % port,
+                                                 "target": "V6.test.:%d" % six.getsockname()[1]})
+            self.assertEqual(f["target"], "v6.test:%d" % six.getsockname()[1])
+            with socket.create_connection(("::1", port), timeout=60) as s:
+                s.sendall(b"over six")
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    data = s.recv(100)
+                    if not data:
+                        break
+                    got += data
+            self.assertEqual(got, b"over six")
+            rows = wait_for(lambda: forward_rows(px))
+            self.assertEqual((rows[0]["client"], rows[0]["host"], rows[0]["bytes_up"]),
+                             ("::1", "v6.test", 8))
+        six.close()
 
     def test_same_listen_address_twice_is_a_conflict(self):
         port = free_port()
