@@ -1223,15 +1223,43 @@ static void put_uint(struct out *o, unsigned v)
     put(o, tmp + i, sizeof(tmp) - i);
 }
 
-/* Whether a Connection header lists name (RFC 9110 7.6.1). */
-static bool named_by_connection(const struct h1_header *hdrs, size_t n, struct h1_slice name)
-{
-    struct h1_slice tok;
+/* The Connection lines of a head, found once per rewrite: is_hop_by_hop asks them about every
+ * field, and looking for them again each time made a rewrite quadratic in the field count. */
+#define CONNECTION_LINES_MAX 8
 
+struct connection_lines {
+    const struct h1_header *line[CONNECTION_LINES_MAX];
+    size_t n;
+    bool many; /* more lines than fit: every field is looked at instead */
+    const struct h1_header *all;
+    size_t nall;
+};
+
+static void connection_lines_find(struct connection_lines *cl, const struct h1_header *hdrs,
+                                  size_t n)
+{
+    *cl = (struct connection_lines){.all = hdrs, .nall = n};
     for (size_t i = 0; i < n; i++) {
         if (hdr_kind_of(hdrs[i].name) != HDR_CONNECTION)
             continue;
-        const char *p = hdrs[i].value.p, *end = p + hdrs[i].value.len;
+        if (cl->n == CONNECTION_LINES_MAX)
+            cl->many = true;
+        else
+            cl->line[cl->n++] = &hdrs[i];
+    }
+}
+
+/* Whether a Connection header lists name (RFC 9110 7.6.1). */
+static bool named_by_connection(const struct connection_lines *cl, struct h1_slice name)
+{
+    struct h1_slice tok;
+    const size_t count = cl->many ? cl->nall : cl->n;
+
+    for (size_t i = 0; i < count; i++) {
+        const struct h1_header *h = cl->many ? &cl->all[i] : cl->line[i];
+        if (cl->many && hdr_kind_of(h->name) != HDR_CONNECTION)
+            continue;
+        const char *p = h->value.p, *end = p + h->value.len;
         while (list_next(&p, end, &tok)) {
             if (tok.len != name.len)
                 continue;
@@ -1248,8 +1276,8 @@ static bool named_by_connection(const struct h1_header *hdrs, size_t n, struct h
 /* Whether a field must not be forwarded. Framing fields stay whatever Connection names:
  * the body is relayed verbatim, and dropping its length would let the next hop read the
  * body as another message. */
-static bool is_hop_by_hop(const struct h1_header *hdrs, size_t n, struct h1_slice name,
-                          bool is_request, bool keep_upgrade)
+static bool is_hop_by_hop(const struct connection_lines *cl, struct h1_slice name, bool is_request,
+                          bool keep_upgrade)
 {
     switch (hdr_kind_of(name)) {
     case HDR_CONNECTION:
@@ -1268,7 +1296,7 @@ static bool is_hop_by_hop(const struct h1_header *hdrs, size_t n, struct h1_slic
     if (EQ_CI(name, "keep-alive") || EQ_CI(name, "proxy-connection") || EQ_CI(name, "te") ||
         EQ_CI(name, "trailer"))
         return true;
-    return named_by_connection(hdrs, n, name);
+    return named_by_connection(cl, name);
 }
 
 /* via ends up inside a header line: refuse anything that could end or fold that line. */
@@ -1320,11 +1348,13 @@ long h1_request_rewrite(const struct h1_request *req, const char *via, char *out
         PUT_LIT(&o, "\r\n");
     }
 
+    struct connection_lines cl;
+    connection_lines_find(&cl, req->headers, req->num_headers);
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct h1_header *h = &req->headers[i];
         if (host_from_target && hdr_kind_of(h->name) == HDR_HOST)
             continue;
-        if (is_hop_by_hop(req->headers, req->num_headers, h->name, true, req->upgrade_websocket))
+        if (is_hop_by_hop(&cl, h->name, true, req->upgrade_websocket))
             continue;
         put_slice(&o, h->name);
         PUT_LIT(&o, ": ");
@@ -1357,9 +1387,11 @@ long h1_response_rewrite(const struct h1_response *resp, const char *via, bool c
     put_slice(&o, resp->reason);
     PUT_LIT(&o, "\r\n");
 
+    struct connection_lines cl;
+    connection_lines_find(&cl, resp->headers, resp->num_headers);
     for (size_t i = 0; i < resp->num_headers; i++) {
         const struct h1_header *h = &resp->headers[i];
-        if (is_hop_by_hop(resp->headers, resp->num_headers, h->name, false, websocket))
+        if (is_hop_by_hop(&cl, h->name, false, websocket))
             continue;
         put_slice(&o, h->name);
         PUT_LIT(&o, ": ");
