@@ -3,8 +3,10 @@
 #include "base/addr.h"
 
 #include <arpa/inet.h>
+#include <idn2.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const kind_names[ACL_HOST_KIND_COUNT] = {"name", "ipv4", "ipv6"};
@@ -148,10 +150,38 @@ static int parse_name(const char *in, size_t len, struct acl_host *out, const ch
     return 0;
 }
 
+/* A name with bytes outside ASCII: UTF-8 U-labels, turned into their A-labels (punycode,
+ * "xn--") by libidn2 as browsers do (IDNA2008 with UTS #46 non-transitional mapping: case
+ * folded, NFC, "ß" kept), and then read as an ASCII name. */
+static int parse_idn(const char *in, size_t len, struct acl_host *out, const char **why)
+{
+    char u8[4 * ACL_HOST_MAX + 8];
+    char *ascii = NULL;
+
+    if (len >= sizeof(u8))
+        return refuse(out, why, "host name longer than 253 bytes");
+    if (memchr(in, '\0', len))
+        return refuse(out, why, "invalid character in host name");
+    memcpy(u8, in, len);
+    u8[len] = '\0';
+    if (idn2_to_ascii_8z(u8, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK)
+        return refuse(out, why, "invalid internationalised name (IDNA2008)");
+    size_t n = strlen(ascii);
+    int rc = -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)ascii[i] >= 0x80)
+            goto out;
+    rc = parse_name(ascii, n, out, why);
+out:
+    idn2_free(ascii);
+    return rc < 0 && !*why ? refuse(out, why, "invalid internationalised name (IDNA2008)") : rc;
+}
+
 int acl_host_parse(const char *in, size_t len, struct acl_host *out, const char **why)
 {
     /* Whole, so equal hosts are equal bytes (and nothing stale follows the text). */
     memset(out, 0, sizeof(*out));
+    *why = NULL;
     if (len >= 1 && in[0] == '[') {
         if (len < 2 || in[len - 1] != ']')
             return refuse(out, why, "invalid IPv6 address");
@@ -159,5 +189,23 @@ int acl_host_parse(const char *in, size_t len, struct acl_host *out, const char 
     }
     if (memchr(in, ':', len))
         return parse_v6(in, len, out, why);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)in[i] >= 0x80)
+            return parse_idn(in, len, out, why);
     return parse_name(in, len, out, why);
+}
+
+int acl_host_unicode(const char *host, char *out, size_t outlen)
+{
+    char *u8 = NULL;
+    const char *show = host;
+    /* Only names with an A-label need libidn2; a label that does not decode stays as is. */
+    if (strstr(host, "xn--") && idn2_to_unicode_8z8z(host, &u8, 0) == IDN2_OK)
+        show = u8;
+    size_t n = strlen(show);
+    int rc = n < outlen ? 0 : -1;
+    if (rc == 0)
+        memcpy(out, show, n + 1);
+    idn2_free(u8);
+    return rc;
 }

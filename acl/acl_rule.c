@@ -260,22 +260,15 @@ static int match_parse(struct parser *ps, struct acl_rule *r, bool jit)
 
     switch (r->match) {
     case ACL_MATCH_DOMAIN: {
-        /* The same canonical form as every request's host, so the two compare equal. */
+        /* The same canonical form as every request's host, so the two compare equal (an
+         * internationalised name in its A-labels, however it is written). */
         struct acl_host h;
         const char *why;
         if (acl_host_parse(t.s, t.len, &h, &why) != 0) {
-            bool high = false;
-            for (size_t i = 0; i < t.len; i++)
-                high |= (unsigned char)t.s[i] >= 0x80;
             if (t.len > 2 && t.s[0] == '*' && t.s[1] == '.')
                 snprintf(ps->msg, ps->msglen,
                          "domain: bad domain '%.*s' (write '%.*s': it covers subdomains)",
                          (int)t.len, t.s, (int)t.len - 2, t.s + 2);
-            else if (high)
-                snprintf(ps->msg, ps->msglen,
-                         "domain: bad domain '%.*s' (write an internationalised name in "
-                         "punycode, xn--...)",
-                         (int)t.len, t.s);
             else
                 snprintf(ps->msg, ps->msglen, "domain: bad domain '%.*s' (%s)", (int)t.len, t.s,
                          why);

@@ -11,6 +11,14 @@
 #define DAY_MS (24LL * 3600 * 1000)
 #define WA_SEARCH_MAX 1024 /* bytes of a log search text */
 
+/* A logged host as people read it: an internationalised name in Unicode (the row keeps the
+ * punycode the browser sent in "host"). */
+static json_t *host_display(const char *host)
+{
+    char u[1024];
+    return wa_json_text(acl_host_unicode(host, u, sizeof(u)) == 0 ? u : host);
+}
+
 static json_t *log_row_json(const struct store_log_row *row)
 {
     const struct store_access *a = &row->a;
@@ -25,6 +33,7 @@ static json_t *log_row_json(const struct store_log_row *row)
     json_object_set_new(o, "method", json_string(a->method));
     json_object_set_new(o, "scheme", json_string(a->scheme));
     json_object_set_new(o, "host", json_string(a->host));
+    json_object_set_new(o, "host_display", host_display(a->host));
     json_object_set_new(o, "port", json_integer(a->port));
     json_object_set_new(o, "path", json_string(a->path));
     json_object_set_new(o, "status", json_integer(a->status));
@@ -170,8 +179,10 @@ enum MHD_Result wa_log_top(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "%s", err);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:I,s:I}", "key", rows[i].key, "requests",
-                                             (json_int_t)rows[i].requests, "bytes",
+        json_array_append_new(arr, json_pack("{s:s,s:o,s:I,s:I}", "key", rows[i].key, "key_display",
+                                             k == STORE_TOP_CLIENTS ? json_string(rows[i].key)
+                                                                    : host_display(rows[i].key),
+                                             "requests", (json_int_t)rows[i].requests, "bytes",
                                              (json_int_t)rows[i].bytes));
     free(rows);
     return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "kind", kinds[k], "rows", arr));

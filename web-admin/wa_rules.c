@@ -16,6 +16,41 @@
 
 #define RULE_TEXT_MAX 8192
 
+/* text with each token that holds an A-label ("xn--") in Unicode; 0, or -1 if it does not
+ * fit. */
+static int display_text(const char *text, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const char *p = text; *p;) {
+        size_t sp = strspn(p, " \t"), tok = strcspn(p + sp, " \t");
+        char word[1024], shown[1024];
+        if (n + sp >= outlen)
+            return -1;
+        memcpy(out + n, p, sp);
+        n += sp;
+        p += sp;
+        if (tok == 0)
+            break;
+        const char *w = p;
+        size_t wl = tok;
+        if (tok < sizeof(word)) {
+            memcpy(word, p, tok);
+            word[tok] = '\0';
+            if (strstr(word, "xn--") && acl_host_unicode(word, shown, sizeof(shown)) == 0) {
+                w = shown;
+                wl = strlen(shown);
+            }
+        }
+        if (n + wl >= outlen)
+            return -1;
+        memcpy(out + n, w, wl);
+        n += wl;
+        p += tok;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
 static json_t *rule_json(const struct store_rule *rule)
 {
     /* Text that is not UTF-8 (stored before it was refused at input) is shown escaped: a
@@ -25,6 +60,15 @@ static json_t *rule_json(const struct store_rule *rule)
                   "enabled", rule->enabled, "text", wa_json_text(rule->text ? rule->text : ""),
                   "comment", wa_json_text(rule->comment ? rule->comment : ""), "hits",
                   (json_int_t)rule->hits, "undecided", (json_int_t)rule->undecided);
+    /* Names in punycode (a rule added from a log row) read in Unicode. */
+    if (o && rule->text && strstr(rule->text, "xn--")) {
+        char shown[RULE_TEXT_MAX + 1];
+        if (display_text(rule->text, shown, sizeof(shown)) == 0 &&
+            json_object_set_new(o, "text_display", wa_json_text(shown))) {
+            json_decref(o);
+            return NULL;
+        }
+    }
     /* The same clock test as the proxy's: expired from its `expires` second on. */
     int64_t expires;
     bool has = o && acl_rule_expiry(rule->text, &expires);

@@ -4,7 +4,9 @@ says how it is wired and what it needs). A `deny` rule is made report-only with 
 page's button, the browser's visit through proxyd then passes, the dashboard's "Would be
 blocked" table and the log's report filter show it, and "Enforce" makes the rule deny again;
 the rule keeps its id and its hits throughout. A rule past its `expires` time is marked
-expired, and the add form's "Expires after" field adds a rule that expires in 2 hours.
+expired, and the add form's "Expires after" field adds a rule that expires in 2 hours. A rule
+in punycode denies the browser's visit to bücher.test and both the rule and the log row show
+the name in Unicode.
 
 Screenshots go to $PX_BROWSER_SHOTS/lifecycle, else <build dir>/browser-shots/lifecycle.
 """
@@ -19,7 +21,7 @@ from test_browser import BROWSER_DIR, CHROMIUM, run_node
 SHOTS = os.path.join(os.path.abspath(os.environ.get(
     "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "lifecycle")
 SCREENSHOTS = ("lifecycle-dashboard.png", "lifecycle-log.png", "lifecycle-policy.png",
-               "lifecycle-expiry.png")
+               "lifecycle-expiry.png", "lifecycle-idn.png")
 
 
 class BrowserLifecycleTest(unittest.TestCase):
@@ -36,17 +38,19 @@ class BrowserLifecycleTest(unittest.TestCase):
         for name in os.listdir(SHOTS):
             if name.endswith(".png"):
                 os.unlink(os.path.join(SHOTS, name))
-        with DnsStub(records={"report.test": "127.0.0.1"}) as dns, Origin() as origin, \
+        with DnsStub(records={"report.test": "127.0.0.1",
+                              "xn--bcher-kva.test": "127.0.0.1"}) as dns, Origin() as origin, \
                 Proxyd(dns=dns) as px:
             # Expired a minute ago: listed as expired (deleted only expired-rule-days later).
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
             old = px.api("POST", "/api/rules",
                          {"text": "deny domain old.test expires " + when})["rule"]
+            idn = px.api("POST", "/api/block", {"domain": "xn--bcher-kva.test"})["rule"]
             rule = px.api("POST", "/api/rules", {"text": "deny domain report.test"})["rule"]
             cfg = {"admin": px.admin_url, "password": px.first_password,
                    "newPassword": "lifecycle-browser", "proxyPort": px.proxy_port,
                    "originPort": origin.port, "shots": SHOTS, "reportRuleId": rule["id"],
-                   "expiredRuleId": old["id"]}
+                   "expiredRuleId": old["id"], "idnRuleId": idn["id"]}
             code, out = run_node(["node", "lifecycle_flow.mjs", json.dumps(cfg)], timeout=330)
             print(out)
             self.assertIsNotNone(code, "lifecycle_flow.mjs did not finish in 330 s:\n" + out)

@@ -3,7 +3,8 @@ rules let requests through and the access log marks them with the report rule (t
 the API's reported kind), and a rule switched between report and deny with proxyctl keeps its
 id and hit counts; a rule with an `expires` time (policy text, proxyctl --for/--until) stops
 matching then without a new rule set, is listed as expired, and is deleted after
-expired-rule-days."""
+expired-rule-days; a domain rule written in Unicode matches the punycode a browser sends and
+the reverse, and the API shows logged names in Unicode."""
 import calendar
 import os
 import re
@@ -15,7 +16,8 @@ import urllib.error
 
 from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
 
-RECORDS = {"report.test": "127.0.0.1", "plain.test": "127.0.0.1", "dest.test": "127.0.0.1"}
+RECORDS = {"report.test": "127.0.0.1", "plain.test": "127.0.0.1", "dest.test": "127.0.0.1",
+           "xn--bcher-kva.test": "127.0.0.1", "xn--strae-oqa.test": "127.0.0.1"}
 
 
 class PolicyLifecycleTest(unittest.TestCase):
@@ -184,6 +186,41 @@ class PolicyLifecycleTest(unittest.TestCase):
         self.assertIn("--for and --until exclude each other", err)
         _, err = self.ctl("rules", "add", "deny", "any", "expires", "2026-02-29T00:00", expect=1)
         self.assertIn("no such day", err)
+
+    def test_unicode_rule_matches_punycode_request_and_the_reverse(self):
+        out, _ = self.ctl("block", "bücher.test")
+        self.assertRegex(out, r"^blocked bücher\.test: rule \d+ \(in force\)\n$")
+        rid = int(re.search(r"rule (\d+)", out).group(1))
+        self.assertEqual(self.rule(rid)["text"], "deny domain xn--bcher-kva.test")
+        self.assertEqual(self.rule(rid)["text_display"], "deny domain bücher.test")
+        # What a browser sends: the A-label, in the request target and Host.
+        self.assertEqual(self.px.get(self.url("xn--bcher-kva.test"))[0], 403)
+        self.assertEqual(self.px.get(self.url("www.XN--BCHER-KVA.test"))[0], 403)
+        rows = wait_for(lambda: [r for r in self.rows("xn--bcher-kva.test", "deny")
+                                 if r["host"] == "xn--bcher-kva.test"], timeout=60)
+        self.assertEqual(rows[0]["host_display"], "bücher.test")
+        self.assertEqual(rows[0]["rule_id"], rid)
+
+        # The reverse: a rule in punycode, a request whose name is written in UTF-8.
+        self.add("deny domain xn--strae-oqa.test")
+        # (On the wire a request's name is ASCII, RFC 9110: raw UTF-8 there is refused as
+        # malformed before any rule is asked.)
+        raw = ("GET http://straße.test:%d/small HTTP/1.1\r\nHost: straße.test:%d\r\n\r\n"
+               % (self.origin.port, self.origin.port)).encode()
+        self.assertEqual(self.px.request(raw)[0], 400)
+        out, _ = self.ctl("test", "http://STRASSE.test/")
+        self.assertIn("action: allow", out)  # non-transitional: ß is not ss
+        out, _ = self.ctl("test", "http://Straße.test/")
+        self.assertIn("action: deny", out)
+        self.assertIn("deny domain xn--strae-oqa.test", out)
+        # An allowed IDN goes through to the origin under its A-label.
+        self.ctl("rules", "add", "allow", "domain", "straße.test", "--top")
+        self.assertEqual(self.px.get(self.url("xn--strae-oqa.test"))[0], 200)
+        top = self.px.api("GET", "/api/top?kind=blocked")["rows"]
+        self.assertIn(("xn--bcher-kva.test", "bücher.test"),
+                      [(r["key"], r["key_display"]) for r in top])
+        _, err = self.ctl("block", "b\u200dcher.test", expect=1)  # not a valid IDN
+        self.assertIn("not a domain name: b\u200dcher.test", err)
 
     def test_policy_import_with_report_rules(self):
         policy = "report domain report.test\nallow any\n"

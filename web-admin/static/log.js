@@ -23,7 +23,7 @@
   function url(r) {
     if (r.scheme === 'https' && !r.path) return r.host + ':' + r.port;
     const port = (r.scheme === 'http' && r.port === 80) ? '' : ':' + r.port;
-    return r.scheme + '://' + r.host + port + r.path;
+    return r.scheme + '://' + (r.host_display || r.host) + port + r.path;
   }
 
   async function quick(action, host) {
@@ -63,7 +63,8 @@
       el('td', {text: r.client}),
       el('td', {text: r.user}),
       el('td', {text: r.method}),
-      el('td', {class: 'url', text: url(r)}),
+      el('td', {class: 'url', text: url(r),
+                title: r.host_display && r.host_display !== r.host ? r.host : null}),
       el('td', {class: 'num', text: r.status}),
       el('td', {class: 'decision', text: r.decision}),
       el('td', {class: 'num', text: r.rule_id || ''}),

@@ -7,7 +7,10 @@
   let rules = [];
 
   function editCell(rule, key, label) {
-    const td = el('td', {class: key === 'text' ? 'text mono url' : 'comment', text: rule[key]});
+    /* A name in punycode reads in Unicode; the punycode is the tooltip and what is edited. */
+    const shown = key === 'text' && rule.text_display ? rule.text_display : rule[key];
+    const td = el('td', {class: key === 'text' ? 'text mono url' : 'comment', text: shown,
+                         title: shown !== rule[key] ? rule[key] : null});
     const edit = el('button', {type: 'button', class: 'small secondary', text: 'Edit',
                                'data-testid': 'edit-' + key, title: 'Edit ' + label});
     edit.addEventListener('click', () => {

@@ -2,12 +2,13 @@
 // playwright-core (as admin_flow.mjs, which says how the browser is wired to proxyd). Run by
 // tests/e2e/test_browser_lifecycle.py with one JSON config as argv[2]:
 //   {admin, password, newPassword, proxyPort, originPort, shots, reportRuleId}
-// where rule reportRuleId is `deny domain report.test` and rule expiredRuleId has an `expires`
-// time in the past. The flow turns it into a report rule
+// where rule reportRuleId is `deny domain report.test`, rule expiredRuleId has an `expires`
+// time in the past and rule idnRuleId is `deny domain xn--bcher-kva.test`. The flow turns it into a report rule
 // with the policy page's button, visits report.test through proxyd (it passes), finds the
 // would-be block on the dashboard and in the log, enforces the rule again, sees the expired
-// rule marked, adds a rule that expires in 2 hours with the form's duration field, and takes
-// screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
+// rule marked, adds a rule that expires in 2 hours with the form's duration field, visits
+// bücher.test (Chromium sends punycode; the punycode rule denies it) and finds the name in
+// Unicode on the policy page and in the log, and takes screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -148,6 +149,28 @@ async function checkExpiry(page) {
   log('expiring rule added: ' + text.replace(/\s+/g, ' '));
 }
 
+async function checkIdn(page, tab) {
+  const r = await tab.goto(proxied('bücher.test') + '?t=' + Date.now(), { timeout: STEP_MS });
+  check(r && r.status() === 403, `bücher.test through proxyd: ${r && r.status()}, wanted 403`);
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  const cell = page.locator(`tr[data-testid="rule-row"][data-id="${cfg.idnRuleId}"] td.text`);
+  await cell.waitFor({ timeout: STEP_MS });
+  const text = await cell.innerText();
+  check(/deny domain bücher\.test/.test(text), 'the punycode rule is not shown in Unicode: ' + text);
+  check(await cell.getAttribute('title') === 'deny domain xn--bcher-kva.test',
+        'the punycode is not the tooltip');
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await page.getByTestId('f-host').fill('xn--bcher');
+  await page.getByTestId('f-search').click();
+  const row = page.getByTestId('log-row').first();
+  await row.waitFor({ timeout: STEP_MS });
+  const url = await row.locator('td.url').innerText();
+  check(/^http:\/\/bücher\.test:\d+\//.test(url), 'the log does not show the name in Unicode: ' + url);
+  await page.screenshot({ path: join(cfg.shots, 'lifecycle-idn.png'), fullPage: true,
+                          timeout: STEP_MS });
+  log('IDN: rule "' + text.replace(/\s+/g, ' ') + '", log ' + url);
+}
+
 async function main() {
   mkdirSync(cfg.shots, { recursive: true });
   const browser = await chromium.launch({
@@ -181,6 +204,7 @@ async function main() {
     await logShowsReport(page);
     await enforceAgain(page, tab);
     await checkExpiry(page);
+    await checkIdn(page, tab);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
     if (page) {

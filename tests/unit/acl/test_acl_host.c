@@ -19,6 +19,15 @@ static const struct host_ok ok_cases[] = {
     {"blocked.example.", ACL_HOST_NAME, "blocked.example"},
     {"_dmarc.a-b.example", ACL_HOST_NAME, "_dmarc.a-b.example"},
     {"xn--bcher-kva.example", ACL_HOST_NAME, "xn--bcher-kva.example"},
+    /* names in UTF-8: their A-labels (IDNA2008, UTS #46 non-transitional) */
+    {"caf\xc3\xa9.example", ACL_HOST_NAME, "xn--caf-dma.example"},
+    {"B\xc3\x9c"
+     "CHER.Example.",
+     ACL_HOST_NAME, "xn--bcher-kva.example"},
+    {"stra\xc3\x9f"
+     "e.example",
+     ACL_HOST_NAME, "xn--strae-oqa.example"},
+    {"\xe4\xbe\x8b\xe5\xad\x90.\xe6\xb5\x8b\xe8\xaf\x95", ACL_HOST_NAME, "xn--fsqu00a.xn--0zwm56d"},
     {"localhost", ACL_HOST_NAME, "localhost"},
     {"1.2.3.4.example", ACL_HOST_NAME, "1.2.3.4.example"},
     {"123.example", ACL_HOST_NAME, "123.example"},
@@ -95,7 +104,9 @@ static const struct host_bad bad_cases[] = {
     {"a b.example", "invalid character in host name"},
     {"a~b.example", "invalid character in host name"},
     {"a/b", "invalid character in host name"},
-    {"caf\xc3\xa9.example", "invalid character in host name"},
+    {"caf\xc3\xa9 .example", "invalid internationalised name (IDNA2008)"},
+    {"caf\xc3.example", "invalid internationalised name (IDNA2008)"},      /* not UTF-8 */
+    {"\xe2\x80\x8d.example", "invalid internationalised name (IDNA2008)"}, /* ZWJ alone */
     {"a\0b", "invalid character in host name"},
     {LABEL63 "a.example", "host name label longer than 63 bytes"},
     {LABEL63 "." LABEL63 "." LABEL63 "." LABEL63 "a", "host name longer than 253 bytes"},

@@ -101,9 +101,28 @@ static const struct skip_case skip_cases[] = {
     {"0.0.0.0 0x7f.1", "invalid domain"},
     {"0.0.0.0 0127.0.0.1", "invalid domain"},
     /* a line that is not UTF-8 is quoted escaped: the reason goes out as JSON */
-    {"caf\xc3\xa9.example", "invalid domain 'caf\\xc3\\xa9.example'"},
+    {"caf\xc3.example", "invalid domain 'caf\\xc3.example'"},
     {"bad\xff\x01.example", "invalid domain 'bad\\xff\\x01.example'"},
 };
+
+/* Entries written in Unicode are kept as the A-labels browsers send. */
+START_TEST(test_unicode_entries_become_a_labels)
+{
+    const char text[] = "0.0.0.0 b\xc3\xbc"
+                        "cher.example\n||stra\xc3\x9f"
+                        "e.example^\n"
+                        "xn--bcher-kva.example\n";
+    char **d;
+    size_t n;
+    struct acl_list_stats st;
+    ck_assert_int_eq(acl_list_parse(text, strlen(text), &d, &n, &st), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(st.duplicates, 1);
+    ck_assert_str_eq(d[0], "xn--bcher-kva.example");
+    ck_assert_str_eq(d[1], "xn--strae-oqa.example");
+    acl_list_free(d, n);
+}
+END_TEST
 
 START_TEST(test_unusable_line_is_skipped_with_reason)
 {
@@ -191,6 +210,7 @@ int main(void)
     TCase *tc = tcase_create("list");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_mixed_list_keeps_domains_and_counts_the_rest);
+    tcase_add_test(tc, test_unicode_entries_become_a_labels);
     tcase_add_loop_test(tc, test_unusable_line_is_skipped_with_reason, 0,
                         (int)(sizeof(skip_cases) / sizeof(skip_cases[0])));
     tcase_add_test(tc, test_hundred_thousand_lines_parse_and_dedupe);

@@ -79,7 +79,10 @@ static const struct bad_case bad_rules[] = {
     {"deny any expires 2026-04-31T00:00", "(no such day)"},
     {"deny any expires 2026-12-24T18:00 expires 2027-01-01T00:00", "duplicate condition 'expires'"},
     /* domains take the one canonical host form requests are parsed into */
-    {"deny domain bücher.example", "write an internationalised name in punycode"},
+    {"deny domain bü\xe2\x80\x8d"
+     "cher.example",
+     "(invalid internationalised name (IDNA2008))"},
+    {"deny domain xn--bcher-kva.ex\xc3\xa4mple..", "bad domain"},
     {"deny domain a.com..", "bad domain 'a.com..' (empty label in host name)"},
     {"deny domain .a.com", "(empty label in host name)"},
     {"deny domain ..", "(empty label in host name)"},
@@ -154,6 +157,9 @@ static const char *const good_rules[] = {
     "deny domain a.com schedule daily 23:59-00:01",
     "deny domain a.com schedule sat, sun 10:00-12:00",
     "allow domain youtube.com expires 2026-12-24T18:00",
+    "deny domain bücher.example",
+    "deny domain BÜCHER.example.",
+    "deny domain straße.example",
     "allow domain youtube.com expires 2026-12-24T18:00:30Z clients 10.1.0.0/16",
     "report any expires 2028-02-29T00:00 schedule daily 09:00-17:00",
 };
@@ -222,6 +228,13 @@ START_TEST(test_domain_argument_is_canonical_in_reason)
         {"deny domain FaceBook.COM.", "www.facebook.com", "rule 1: deny domain facebook.com"},
         {"deny domain ::FFFF:127.0.0.1", "127.0.0.1", "rule 1: deny domain 127.0.0.1"},
         {"deny domain [2001:DB8:0::1]", "[2001:db8::1]", "rule 1: deny domain 2001:db8::1"},
+        /* an IDN rule in Unicode matches the punycode browsers send, and the reverse */
+        {"deny domain Bücher.Example", "www.xn--bcher-kva.example",
+         "rule 1: deny domain xn--bcher-kva.example"},
+        {"deny domain xn--bcher-kva.example", "BÜCHER.example.",
+         "rule 1: deny domain xn--bcher-kva.example"},
+        {"deny domain straße.example", "xn--strae-oqa.example",
+         "rule 1: deny domain xn--strae-oqa.example"}, /* non-transitional: not strasse */
     };
     struct acl_scratch *s = acl_scratch_new();
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -246,6 +259,25 @@ START_TEST(test_domain_argument_is_canonical_in_reason)
         acl_set_free(set);
     }
     acl_scratch_free(s);
+}
+END_TEST
+
+START_TEST(test_host_unicode_turns_a_labels_back)
+{
+    char out[256];
+    ck_assert_int_eq(acl_host_unicode("www.xn--bcher-kva.example", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "www.bücher.example");
+    ck_assert_int_eq(acl_host_unicode("example.com", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "example.com");
+    ck_assert_int_eq(acl_host_unicode("xn--zz.example", out, sizeof(out)), 0); /* no decode */
+    ck_assert_str_eq(out, "xn--zz.example");
+    ck_assert_int_eq(acl_host_unicode("xn--bcher-kva.example", out, 10), -1);
+    struct acl_host h;
+    const char *why;
+    ck_assert_int_eq(acl_host_parse("bücher.example", strlen("bücher.example"), &h, &why), 0);
+    ck_assert_str_eq(h.text, "xn--bcher-kva.example");
+    ck_assert_int_eq(acl_host_parse("b\xc3", 2, &h, &why), -1); /* cut short */
+    ck_assert_str_eq(why, "invalid internationalised name (IDNA2008)");
 }
 END_TEST
 
@@ -333,6 +365,7 @@ int main(void)
     tcase_add_test(tc, test_action_str_names_every_action);
     tcase_add_test(tc, test_expiry_is_seconds_since_the_epoch);
     tcase_add_test(tc, test_domain_argument_is_canonical_in_reason);
+    tcase_add_test(tc, test_host_unicode_turns_a_labels_back);
     tcase_add_loop_test(tc, test_utf8_validation_finds_the_first_bad_byte, 0,
                         (int)(sizeof(utf8_cases) / sizeof(utf8_cases[0])));
     suite_add_tcase(s, tc);

@@ -902,10 +902,12 @@ START_TEST(test_block_unblock_allow)
         /* the canonical form of requests: an address blocks its every spelling */
         {"http://[::1]/", "deny domain ::1"},
         {"[::FFFF:127.0.0.9]:80", "deny domain 127.0.0.9"},
+        /* an internationalised name: its A-labels, as browsers send it */
+        {"B\u00dccher.test", "deny domain xn--bcher-kva.test"},
     };
     static const char *const bad[] = {"",      "exa mple.test",   "a..b",    "x;y.test",
                                       "a b",   "a.test..",        ".a.test", "0x7f.0.0.1",
-                                      "127.1", "b\u00fccher.test"};
+                                      "127.1", "b\u200dcher.test"};
     char body[256];
     json_t *j;
 
