@@ -59,6 +59,7 @@ struct ctl_opt {
     enum ctl_arg_type type;
     const char *metavar; /* "ID"; NULL for flags */
     const char *help;
+    const char *const *choices; /* ARG_CHOICE: NULL-terminated */
 };
 
 #define CTL_MAX_PARAMS 4

@@ -64,6 +64,7 @@ enum ctl_status ctl_cmd_requests_approve(struct ctl_ctx *ctx, const struct ctl_c
 {
     bool client = ctl_call_opt(call, "--client")->set, user = ctl_call_opt(call, "--user")->set;
     const struct ctl_value *note = ctl_call_opt(call, "--note");
+    const struct ctl_value *length = ctl_call_opt(call, "--for");
     if (client && user)
         return ctl_usage(ctx, "--client and --user exclude each other");
     json_t *body = json_object();
@@ -71,6 +72,8 @@ enum ctl_status ctl_cmd_requests_approve(struct ctl_ctx *ctx, const struct ctl_c
         json_object_set_new(body, "scope", json_string(client ? "client" : "user"));
     if (note->set)
         json_object_set_new(body, "note", json_string(note->str));
+    if (length->set)
+        json_object_set_new(body, "for", json_string(length->str));
     char path[64], what[48];
     snprintf(path, sizeof(path), "/api/requests/%lld/approve", call->word_num[0]);
     snprintf(what, sizeof(what), "access request %lld", call->word_num[0]);

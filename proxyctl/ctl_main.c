@@ -24,6 +24,7 @@
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define DEFAULT_DATA_DIR PX_DATA_DIR /* "var", or /var/lib/proxyd in the package */
 
+static const char *const grant_lengths[] = {"1h", "1d", "1w", "permanent", NULL};
 static const char *const top_kinds[] = {"domains", "clients", "blocked", NULL};
 
 /* The grammar reads best as a table, one verb per block. */
@@ -141,7 +142,9 @@ static const struct ctl_verb verbs[] = {
     {"requests", "approve", {P("ID", ARG_NUMBER)},
      {O_FLAG("--client", "allow the host for the request's client address"),
       O_FLAG("--user", "allow the host for the request's proxy user"),
-      O("--note", ARG_STRING, "TEXT", "a note kept with the decision and the rule")},
+      O("--note", ARG_STRING, "TEXT", "a note kept with the decision and the rule"),
+      {.name = "--for", .type = ARG_CHOICE, .metavar = "1h|1d|1w|permanent",
+       .help = "how long the rule lasts (default permanent)", .choices = grant_lengths}},
      ctl_cmd_requests_approve,
      "allow the host for the requester: adds 'allow domain HOST clients|users ...' at the top"},
     {"requests", "deny", {P("ID", ARG_NUMBER)},
@@ -695,7 +698,7 @@ static enum ctl_status parse_call(struct ctl_ctx *ctx, const struct ctl_verb *v,
         const char *s = eq ? eq + 1 : (i + 1 < nwords ? words[++i] : NULL);
         if (!s)
             return ctl_usage(ctx, "%s needs %s", o->name, ctl_arg_type_str(o->type));
-        if (!check_value(ctx, o->type, NULL, o->name, s, &val->num))
+        if (!check_value(ctx, o->type, o->choices, o->name, s, &val->num))
             return CTL_USAGE;
         val->set = true;
         val->str = s;

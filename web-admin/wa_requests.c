@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "web-admin/wa_change.h"
 #include "web-admin/wa_requests.h"
@@ -81,6 +82,12 @@ static int pending_request(struct wa_req *r, struct store *st, struct store_requ
     return 0;
 }
 
+/* The lengths of access an approval offers (docs/policy.md): 0 seconds is permanent. */
+static const struct {
+    const char *name;
+    int64_t seconds;
+} durations[] = {{"1h", 3600}, {"1d", 86400}, {"1w", 7 * 86400}, {"permanent", 0}};
+
 /* body[key] as a string of at most NOTE_MAX bytes ("" when absent). NULL after answering. */
 static const char *note_of(struct wa_req *r, json_t *body, const char *key)
 {
@@ -101,8 +108,9 @@ enum MHD_Result wa_requests_approve(struct wa_req *r)
     struct store_request q;
     struct wa_change ch = {.kind = WA_RULE_ADD, .before = -1};
     json_t *body, *rule;
-    const char *scope, *note;
-    char text[400], comment[600], err[256];
+    const char *scope, *note, *dur;
+    char text[400], comment[600], err[256], until[40] = "";
+    int64_t seconds = -1;
     int id = 0;
 
     if (!st || pending_request(r, st, &q) < 0)
@@ -116,6 +124,23 @@ enum MHD_Result wa_requests_approve(struct wa_req *r)
         json_decref(body);
         return MHD_YES;
     }
+    dur = json_string_value(json_object_get(body, "for"));
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++)
+        if (!strcmp(dur ? dur : "permanent", durations[i].name))
+            seconds = durations[i].seconds;
+    if (seconds < 0) {
+        json_decref(body);
+        return wa_reply_error(r, 400, "for", "for is 1h, 1d, 1w or permanent");
+    }
+    if (seconds > 0) {
+        /* The rule's own `expires` condition, in UTC: it stops matching then, without a
+         * reload, and is deleted after the retention of expired rules. */
+        time_t at = time(NULL) + (time_t)seconds;
+        struct tm tm;
+
+        gmtime_r(&at, &tm);
+        strftime(until, sizeof(until), " expires %Y-%m-%dT%H:%M:%SZ", &tm);
+    }
     if (!scope || !*scope)
         scope = q.user[0] ? "user" : "client";
     if (strcmp(scope, "client") && strcmp(scope, "user")) {
@@ -127,9 +152,9 @@ enum MHD_Result wa_requests_approve(struct wa_req *r)
         return wa_reply_error(r, 400, "scope", "the request came from no proxy user");
     }
     /* An allow rule above everything, for this host and only this client (or user). */
-    snprintf(text, sizeof(text), "allow domain %s %s %s", q.host,
+    snprintf(text, sizeof(text), "allow domain %s %s %s%s", q.host,
              !strcmp(scope, "user") ? "users" : "clients",
-             !strcmp(scope, "user") ? q.user : q.client);
+             !strcmp(scope, "user") ? q.user : q.client, until);
     snprintf(comment, sizeof(comment), "access request %lld%s%s", (long long)q.id,
              note[0] ? ": " : "", note);
     ch.text = text;

@@ -4,12 +4,15 @@ proxy; the request lands in the admin queue (API, proxyctl) with what the user w
 approving it makes an allow rule for that client and host, after which the next visit works;
 denying records why; the form's token is bound to host and port and a bad or missing one is
 refused; each client may send 5 an hour; the log row keeps no reason."""
+import calendar
 import html
 import os
 import re
 import subprocess
 import tempfile
+import time
 import unittest
+import urllib.error
 import urllib.parse
 
 from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
@@ -127,12 +130,25 @@ class AccessRequestsTest(unittest.TestCase):
         self.assertRegex(out, r"(?m)^ *%d .* 127\.0\.0\.1 +a\.test +pending " % row["id"])
 
         # Approve: the requester's next visit works, and the rule names the request.
-        out, _ = self.ctl("requests", "approve", str(row["id"]), "--note", "ok for Q4")
-        self.assertRegex(out, r"^approved request %d: rule \d+ \(in force\): allow domain a\.test "
-                         r"clients 127\.0\.0\.1\n$" % row["id"])
+        _, err = self.ctl("requests", "approve", str(row["id"]), "--for", "2w", expect=2)
+        self.assertIn("--for needs one of 1h, 1d, 1w, permanent", err)
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            self.px.api("POST", "/api/requests/%d/approve" % row["id"], {"for": "2w"})
+        self.assertEqual(cm.exception.code, 400)
+        before = time.time()
+        out, _ = self.ctl("requests", "approve", str(row["id"]), "--note", "ok for Q4",
+                          "--for", "1w")
+        m = re.fullmatch(r"approved request %d: rule \d+ \(in force\): allow domain a\.test "
+                         r"clients 127\.0\.0\.1 expires (\S+)Z\n" % row["id"], out)
+        self.assertIsNotNone(m, out)
+        until = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+        self.assertTrue(before + 7 * 86400 - 1 <= until <= time.time() + 7 * 86400, m.group(1))
         self.assertEqual(self.visit("a.test")[0], 200)
         rules = self.px.api("GET", "/api/rules")["rules"]
-        self.assertEqual(rules[0]["text"], "allow domain a.test clients 127.0.0.1")
+        self.assertEqual(rules[0]["text"], "allow domain a.test clients 127.0.0.1 expires %sZ"
+                         % m.group(1))
+        self.assertEqual(rules[0]["expires"], until * 1000)
+        self.assertFalse(rules[0]["expired"])
         self.assertEqual(rules[0]["comment"], "access request %d: ok for Q4" % row["id"])
         _, err = self.ctl("requests", "approve", str(row["id"]), expect=1)
         self.assertIn("was approved already", err)

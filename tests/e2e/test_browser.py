@@ -32,6 +32,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import unittest
 
 from harness import BUILD_DIR, DnsStub, Origin, Proxyd, free_port, wait_for
@@ -147,7 +148,12 @@ class BrowserTest(unittest.TestCase):
             done = px.api("GET", "/api/requests?status=all")["rows"]
             self.assertEqual([(r["host"], r["status"], r["name"]) for r in done],
                              [("news.test", "approved", "Zo\u00e9 <i>")])
-            self.assertEqual(rules[0], "allow domain news.test clients 127.0.0.1")
+            # For the hour chosen on the page: the rule expires within it.
+            self.assertRegex(rules[0], r"^allow domain news\.test clients 127\.0\.0\.1 expires "
+                             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+            granted = px.api("GET", "/api/rules")["rules"][0]
+            self.assertLessEqual(granted["expires"] / 1000, time.time() + 3600)
+            self.assertGreater(granted["expires"] / 1000, time.time() + 3000)
             self.assertIn("deny domain news.test", rules)
             self.assertFalse([t for t in rules if "evil" in t or "csrf" in t], rules)
             news = lambda: [r for r in px.api("GET", "/api/rules")["rules"]  # noqa: E731

@@ -6,14 +6,14 @@
   const {el, $, api, fmtTime} = PX;
   let nextBefore = null;
 
-  async function decide(r, action, text) {
-    const body = action === 'approve' ? {note: text} : {reason: text};
+  async function decide(r, action, text, length) {
+    const body = action === 'approve' ? {note: text, for: length} : {reason: text};
     const res = await api('POST', '/api/requests/' + r.id + '/' + action, body);
+    await reload();
+    await PX.refreshBadge();
     PX.flash(action === 'approve'
       ? 'Approved: rule ' + res.rule.id + ' (' + res.rule.text + ') is in force.'
       : 'Denied the request for ' + r.host + '.');
-    await reload();
-    await PX.refreshBadge();
   }
 
   function decision(r) {
@@ -29,10 +29,16 @@
     if (r.status === 'pending') {
       const text = el('input', {'data-testid': 'req-note', maxlength: 500, size: 16,
                                 placeholder: 'note / reason'});
-      actions.append(text, ' ',
+      const length = el('select', {'data-testid': 'req-for', title: 'how long the rule lasts'},
+        el('option', {value: '1h', text: '1 hour'}),
+        el('option', {value: '1d', text: '1 day', selected: true}),
+        el('option', {value: '1w', text: '1 week'}),
+        el('option', {value: 'permanent', text: 'permanent'}));
+      actions.append(text, ' ', length, ' ',
         el('button', {type: 'button', class: 'small', 'data-testid': 'req-approve',
-                      text: 'Approve', onclick: () => decide(r, 'approve', text.value.trim())
-                        .catch(PX.showError)}), ' ',
+                      text: 'Approve', onclick: () => decide(r, 'approve', text.value.trim(),
+                                                             length.value).catch(PX.showError)}),
+        ' ',
         el('button', {type: 'button', class: 'small danger', 'data-testid': 'req-deny',
                       text: 'Deny', onclick: () => decide(r, 'deny', text.value.trim())
                         .catch(PX.showError)}));

@@ -346,10 +346,13 @@ async function checkAccessRequest(page, tab) {
   await page.screenshot({ path: join(cfg.shots, 'requests-desktop.png'), fullPage: true,
                           timeout: STEP_MS });
   await row.getByTestId('req-note').fill('ok this week');
+  check(await row.getByTestId('req-for').inputValue() === '1d', 'the offered length is not 1 day');
+  await row.getByTestId('req-for').selectOption('1h');
   await row.getByTestId('req-approve').click();
-  await page.getByTestId('flash').filter({ hasText: /^Approved: rule \d+ \(allow domain news\.test clients 127\.0\.0\.1\)/ })
+  await page.getByTestId('flash')
+    .filter({ hasText: /^Approved: rule \d+ \(allow domain news\.test clients 127\.0\.0\.1 expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)/ })
     .waitFor({ timeout: STEP_MS });
-  check(await page.getByTestId('req-badge').isHidden(), 'the badge stayed after the approval');
+  await page.getByTestId('req-badge').waitFor({ state: 'hidden', timeout: STEP_MS });
   const r = await visit(tab, proxied('news.test') + '?approved=' + Date.now());
   check(r.status === 200, `news.test is ${r.status} after the approval, wanted 200`);
   log('access request: form sent, queued with badge, approved, news.test gets through');
