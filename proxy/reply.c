@@ -216,11 +216,15 @@ void reply_error(struct conn *c, enum conn_close why, int status, const char *de
     reply_page(c, status, detail, keep);
 }
 
-void reply_blocked(struct conn *c, const char *reason, bool keep, bool form)
+void reply_blocked(struct conn *c, int rule_id, const char *reason, bool keep, bool form)
 {
     char detail[256], token[ACCESS_REQ_TOKEN_LEN];
-    snprintf(detail, sizeof(detail), "This request was blocked by the office's access policy (%s).",
-             reason);
+    if (rule_id > 0)
+        snprintf(detail, sizeof(detail),
+                 "This request was blocked by the office's access policy (rule %d).", rule_id);
+    else
+        snprintf(detail, sizeof(detail),
+                 "This request was blocked by the office's access policy (%s).", reason);
     if (form)
         access_req_token(c->w->shared->access_req, c->rec.client, c->rec.host, c->rec.port,
                          time(NULL), token);

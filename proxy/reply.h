@@ -43,10 +43,12 @@ long reply_format(const struct reply_page *pg, char *out, size_t cap, char *scra
 void reply_page(struct conn *c, int status, const char *detail, bool keep);
 /* Records why as the request's outcome (request_record_outcome), then reply_page. */
 void reply_error(struct conn *c, enum conn_close why, int status, const char *detail, bool keep);
-/* The 403 block page, naming the policy's reason (e.g. "rule 7: deny domain example.com").
- * With form set (a rule blocked a plain HTTP request and access requests are on) it carries
- * the "request access" form. */
-void reply_blocked(struct conn *c, const char *reason, bool keep, bool form);
+/* The 403 block page. A rule's denial names the rule by number only: its text (a regex, a
+ * list's entry) is the admin's business, and the admin finds it by that number in the log.
+ * A denial without a rule (a refused CONNECT port, a client outside the allowed networks)
+ * says why in reason. With form set (a rule blocked a plain HTTP request and access requests
+ * are on) it carries the "request access" form. */
+void reply_blocked(struct conn *c, int rule_id, const char *reason, bool keep, bool form);
 /* Puts "HTTP/1.1 200 Connection established" in c->down (attached, empty) for a CONNECT. */
 void reply_established(struct conn *c);
 /* The CONN_REPLY step: sends the answer, then hands the record on and waits for the next

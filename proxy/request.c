@@ -446,10 +446,12 @@ void request_refuse(struct conn *c, const struct request_decision *d)
         c->rec.decision = d->verdict == VERDICT_DENY ? STORE_DENY : STORE_AUTH;
         c->rec.rule_id = d->rule_id;
     }
-    /* A refused address's own words say more in the log than "target-forbidden". */
-    request_record_outcome(c, d->why, d->why == CLOSE_TARGET_FORBIDDEN ? d->reason : NULL);
+    /* The decision's own words say more in the log than "denied" or "target-forbidden":
+     * the rule and what of the request it matched, or why no rule was needed (a refused
+     * CONNECT port, a client outside the allowed networks). */
+    request_record_outcome(c, d->why, d->verdict == VERDICT_DENY ? d->reason : NULL);
     if (d->verdict == VERDICT_DENY)
-        reply_blocked(c, d->reason, d->keep, access_requests_on(c) && d->rule_id > 0);
+        reply_blocked(c, d->rule_id, d->reason, d->keep, access_requests_on(c) && d->rule_id > 0);
     else
         reply_page(c, d->status, d->reason, d->keep);
 }

@@ -92,9 +92,10 @@ static enum ctl_status read_password(struct ctl_ctx *ctx, const struct ctl_call 
     return CTL_OK;
 }
 
-/* PUT {"password"} to path (/api/users/NAME or /api/admins/NAME). */
+/* PUT {"password"} to path (/api/users/NAME or /api/admins/NAME); with create, the server
+ * refuses (409) a name that exists, so two adds of one name cannot reset its password. */
 static enum ctl_status put_password(struct ctl_ctx *ctx, const struct ctl_call *call,
-                                    const char *kind, const char *name, json_t **out)
+                                    const char *kind, const char *name, bool create, json_t **out)
 {
     char esc[256], path[300], who[300];
     if (!ctl_path_escape(name, esc, sizeof(esc)))
@@ -107,7 +108,7 @@ static enum ctl_status put_password(struct ctl_ctx *ctx, const struct ctl_call *
         explicit_bzero(pw, sizeof(pw));
         return st;
     }
-    json_t *body = json_pack("{s:s}", "password", pw);
+    json_t *body = json_pack("{s:s,s:b}", "password", pw, "create", create);
     explicit_bzero(pw, sizeof(pw));
     if (!body)
         return ctl_usage(ctx, "the password is not valid UTF-8");
@@ -182,7 +183,7 @@ static enum ctl_status set_user_password(struct ctl_ctx *ctx, const struct ctl_c
     if (!create && !exists)
         return ctl_fail(ctx, CTL_REFUSED, "no such user %s", name);
     json_t *out = NULL;
-    st = put_password(ctx, call, "user", name, &out);
+    st = put_password(ctx, call, "user", name, create, &out);
     if (st != CTL_OK)
         return st;
     if (ctx->json)
@@ -228,7 +229,7 @@ enum ctl_status ctl_cmd_admin_passwd(struct ctl_ctx *ctx, const struct ctl_call 
 {
     const char *name = call->nwords > 0 ? call->words[0] : "admin";
     json_t *out = NULL;
-    enum ctl_status st = put_password(ctx, call, "admin", name, &out);
+    enum ctl_status st = put_password(ctx, call, "admin", name, false, &out);
     if (st != CTL_OK)
         return st;
     if (ctx->json)

@@ -75,8 +75,10 @@ struct store_access {
     char method[16];
     char scheme[8]; /* "http" or "https" (CONNECT) */
     char host[256];
-    char path[1024];        /* path and query; "" for CONNECT */
-    char error[48];         /* why it failed or closed early ("connect-refused"), "" if fine */
+    char path[1024]; /* path and query; "" for CONNECT */
+    /* Why it failed or closed early ("connect-refused"), or why it was denied ("rule 7:
+     * deny list ads (ads.example)", "CONNECT to port 25 is not allowed"); "" if fine. */
+    char error[96];
     int64_t policy_version; /* the policy version whose rules decided it; 0 = not known */
     char sni[256];          /* the server name of the ClientHello that began the tunnel,
                                canonical; "" when none was read (not TLS, no name, no tunnel) */

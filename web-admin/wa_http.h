@@ -38,6 +38,10 @@ struct wa_ctx {
     struct wa_auth *auth;          /* borrowed */
     struct wa_static *files;       /* borrowed */
     pthread_mutex_t policy_mu;     /* one policy change at a time (wa_change.c) */
+    /* The /proxy.pac URL other machines can fetch ("http://NAME:PORT/proxy.pac", NAME the
+     * first admin host name, or the listen address), "" when the server listens on loopback
+     * only and no other machine can reach it. */
+    char pac_url[320];
 };
 
 /* One HTTP request, from its first header to its answer. Lives on the MHD thread that

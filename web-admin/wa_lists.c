@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "web-admin/wa_change.h"
 #include "web-admin/wa_lists.h"
@@ -64,6 +65,21 @@ static enum MHD_Result list_put(struct wa_req *r, const char *name)
     memset(&stats, 0, sizeof(stats));
     if (acl_list_parse(r->body, r->len, &domains, &n, &stats) < 0)
         return wa_reply_error(r, 500, NULL, "out of memory while parsing the list");
+    /* Text with no domain in it is a mistake (an empty paste, the wrong file), never a wish
+     * to empty the list: that would quietly stop every rule using it. */
+    if (n == 0) {
+        acl_list_free(domains, n);
+        if (stats.skipped)
+            return wa_reply_error(r, 400, "text",
+                                  "list %s: no domains in the text (%zu lines skipped, the "
+                                  "first, line %d: %s); nothing changed",
+                                  name, (size_t)stats.skipped, stats.first_skipped_line,
+                                  stats.first_skipped_reason);
+        return wa_reply_error(r, 400, "text",
+                              "list %s: the text is empty; nothing changed (to remove the "
+                              "list, delete it)",
+                              name);
+    }
     ch.items = (const char *const *)domains;
     ch.nitems = n;
     ok = wa_change_apply(r, &ch, 1, NULL, 409, NULL);
@@ -92,11 +108,48 @@ static enum MHD_Result list_get(struct wa_req *r, struct store *st, const char *
     return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "name", name, "entries", arr));
 }
 
-/* A rule still naming the list makes the result not compile: then nothing is deleted. */
-static enum MHD_Result list_delete(struct wa_req *r, const char *name)
+/* Id of the first rule of the form "ACTION list NAME ...", 0 if none, -1 on error; its text
+ * goes to text. Disabled rules count: switching one on would then fail to compile. */
+static int list_user(struct store *st, const char *name, char *text, size_t textlen)
+{
+    struct store_rule *rules;
+    size_t n;
+    char err[256];
+    int id = 0;
+
+    if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
+        return -1;
+    for (size_t i = 0; i < n && !id; i++) {
+        char buf[512], *save = NULL, *tok[3] = {NULL, NULL, NULL};
+        size_t k = 0;
+
+        snprintf(buf, sizeof(buf), "%s", rules[i].text ? rules[i].text : "");
+        for (char *t = strtok_r(buf, " \t", &save); t && k < 3; t = strtok_r(NULL, " \t", &save))
+            tok[k++] = t;
+        if (k == 3 && !strcasecmp(tok[1], "list") && !strcmp(tok[2], name)) {
+            id = rules[i].id;
+            snprintf(text, textlen, "%s", rules[i].text);
+        }
+    }
+    store_rules_free(rules, n);
+    return id;
+}
+
+/* A rule still naming the list makes the result not compile: then nothing is deleted. The
+ * rule is named first, so the answer does not read as if the list were missing. */
+static enum MHD_Result list_delete(struct wa_req *r, struct store *st, const char *name)
 {
     struct wa_change ch = {.kind = WA_LIST_DELETE, .list = name};
+    char text[200];
+    int user = list_user(st, name, text, sizeof(text));
 
+    if (user < 0)
+        return wa_reply_error(r, 500, NULL, "cannot read the rules");
+    if (user > 0)
+        return wa_reply_error(r, 409, NULL,
+                              "list %s is used by rule %d (%s): delete or change that rule "
+                              "first; nothing changed",
+                              name, user, text);
     if (!wa_change_apply(r, &ch, 1, NULL, 409, NULL))
         return MHD_YES;
     return wa_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
@@ -149,5 +202,5 @@ enum MHD_Result wa_lists_delete(struct wa_req *r)
 {
     struct store *st = named_list(r, true);
 
-    return st ? list_delete(r, r->param) : MHD_YES;
+    return st ? list_delete(r, st, r->param) : MHD_YES;
 }

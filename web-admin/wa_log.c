@@ -19,8 +19,48 @@ static json_t *host_display(const char *host)
     return wa_json_text(acl_host_unicode(host, u, sizeof(u)) == 0 ? u : host);
 }
 
-static json_t *log_row_json(const struct store_log_row *row)
+/* The texts of the rules one page of rows names, each read once (a page names few rules;
+ * the policy may hold 100,000). Room for one per row: no page names more. */
+struct rule_texts {
+    struct rule_text {
+        int id;
+        char *text; /* owned; NULL: the rule is gone */
+    } * at;
+    size_t n;
+};
+
+/* The rule's text as it is now, for the row that names it: NULL once the rule is gone. */
+static const char *rule_text_of(struct store *st, struct rule_texts *rt, int id)
 {
+    struct store_rule rule;
+    char err[256];
+
+    if (id <= 0)
+        return NULL;
+    for (size_t i = 0; i < rt->n; i++)
+        if (rt->at[i].id == id)
+            return rt->at[i].text;
+    rt->at[rt->n].id = id;
+    rt->at[rt->n].text = NULL;
+    if (store_rule_get(st, id, &rule, err, sizeof(err)) == 0) {
+        rt->at[rt->n].text = strdup(rule.text ? rule.text : "");
+        free(rule.text);
+        free(rule.comment);
+    }
+    return rt->at[rt->n++].text;
+}
+
+static void rule_texts_free(struct rule_texts *rt)
+{
+    for (size_t i = 0; i < rt->n; i++)
+        free(rt->at[i].text);
+    free(rt->at);
+}
+
+static json_t *log_row_json(const struct store_log_row *row, struct store *st,
+                            struct rule_texts *rt)
+{
+    const char *rule_text;
     const struct store_access *a = &row->a;
     json_t *o = json_object();
 
@@ -45,6 +85,10 @@ static json_t *log_row_json(const struct store_log_row *row)
                                         ? store_decision_str((enum store_decision)a->decision)
                                         : "?"));
     json_object_set_new(o, "rule_id", json_integer(a->rule_id));
+    rule_text = rule_text_of(st, rt, a->rule_id);
+    json_object_set_new(o, "rule_text", rule_text ? wa_json_text(rule_text) : json_null());
+    /* For a denial: the decision's reason (the rule and what matched, or why no rule was
+     * needed); otherwise what went wrong, if anything. */
     json_object_set_new(o, "error", json_string(a->error));
     json_object_set_new(o, "policy_version", json_integer(a->policy_version));
     json_object_set_new(o, "sni", json_string(a->sni));
@@ -75,6 +119,7 @@ enum MHD_Result wa_log_search(struct wa_req *r)
 {
     struct store_log_filter f;
     struct store_log_row *rows;
+    struct rule_texts rt = {NULL, 0};
     struct store *st;
     const char *dec;
     int64_t v, limit;
@@ -118,14 +163,20 @@ enum MHD_Result wa_log_search(struct wa_req *r)
         return MHD_YES;
     if (store_log_search(st, &f, &rows, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
+    rt.at = calloc(n ? n : 1, sizeof(*rt.at));
+    if (!rt.at) {
+        free(rows);
+        return wa_reply_error(r, 500, NULL, "out of memory");
+    }
     arr = json_array();
     int64_t oldest = 0;
     for (size_t i = 0; arr && i < n; i++) {
-        json_array_append_new(arr, log_row_json(&rows[i]));
+        json_array_append_new(arr, log_row_json(&rows[i], st, &rt));
         if (oldest == 0 || rows[i].id < oldest)
             oldest = rows[i].id;
     }
     free(rows);
+    rule_texts_free(&rt);
     o = json_pack("{s:o}", "rows", arr);
     if (o)
         json_object_set_new(o, "next_before",

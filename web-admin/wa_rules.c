@@ -490,11 +490,50 @@ static const char *body_domain(struct wa_req *r, json_t **body, char *dom, size_
     return dom;
 }
 
+/* True if text is exactly "<action> domain <dom>", up to case, spacing and a trailing dot. */
+static bool is_domain_rule(const char *text, const char *action, const char *dom)
+{
+    char buf[RULE_TEXT_MAX + 1], *tok[4], *save = NULL, norm[256];
+    size_t n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", text);
+    for (char *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (n == 3)
+            return false;
+        tok[n++] = t;
+    }
+    if (n != 3 || strcasecmp(tok[0], action) || strcasecmp(tok[1], "domain"))
+        return false;
+    return block_host(tok[2], norm, sizeof(norm)) == 0 && strcmp(norm, dom) == 0 &&
+           strchr(tok[2], '/') == NULL;
+}
+
+/* Id of the first rule that is exactly "<action> domain <dom>": 0 if none, -1 on error. */
+static int domain_rule_find(struct store *st, const char *action, const char *dom)
+{
+    struct store_rule *rules;
+    size_t n;
+    char err[256];
+    int id = 0;
+
+    if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
+        return -1;
+    for (size_t i = 0; i < n && !id; i++)
+        if (is_domain_rule(rules[i].text, action, dom))
+            id = rules[i].id;
+    store_rules_free(rules, n);
+    return id;
+}
+
+/* A second click on "Block domain" (or a retried call) finds the rule the first one added:
+ * it answers 200 with that rule and "existing": true, and adds nothing. */
 static enum MHD_Result block_or_allow(struct wa_req *r, const char *action)
 {
     char dom[256], text[360];
     json_t *body = NULL, *exp;
     enum MHD_Result ret;
+    struct store *st;
+    int id;
 
     if (!body_domain(r, &body, dom, sizeof(dom))) {
         json_decref(body);
@@ -506,6 +545,29 @@ static enum MHD_Result block_or_allow(struct wa_req *r, const char *action)
         (!json_is_string(exp) || json_string_length(exp) == 0 || json_string_length(exp) > 32)) {
         json_decref(body);
         return wa_reply_error(r, 400, "expires", "expires is a time such as 2026-12-24T18:00Z");
+    }
+    st = wa_store(r);
+    if (!st) {
+        json_decref(body);
+        return MHD_YES;
+    }
+    /* A lasting rule that exists already is the answer (a timed one is a rule of its own). */
+    id = json_is_string(exp) ? 0 : domain_rule_find(st, action, dom);
+    if (id < 0) {
+        json_decref(body);
+        return wa_reply_error(r, 500, NULL, "cannot read the rules");
+    }
+    if (id > 0) {
+        struct store_rule rule;
+        char err[256];
+
+        json_decref(body);
+        if (store_rule_get(st, id, &rule, err, sizeof(err)) < 0)
+            return wa_reply_error(r, 500, NULL, "%s", err);
+        ret =
+            wa_reply_json(r, 200, json_pack("{s:o,s:b}", "rule", rule_json(&rule), "existing", 1));
+        rule_clear(&rule);
+        return ret;
     }
     if (json_is_string(exp))
         snprintf(text, sizeof(text), "%s domain %s expires %s", action, dom,
@@ -526,24 +588,6 @@ enum MHD_Result wa_rules_block(struct wa_req *r)
 enum MHD_Result wa_rules_allow(struct wa_req *r)
 {
     return block_or_allow(r, "allow");
-}
-
-/* True if text is exactly "deny domain <dom>", up to case, spacing and a trailing dot. */
-static bool is_deny_of(const char *text, const char *dom)
-{
-    char buf[RULE_TEXT_MAX + 1], *tok[4], *save = NULL, norm[256];
-    size_t n = 0;
-
-    snprintf(buf, sizeof(buf), "%s", text);
-    for (char *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
-        if (n == 3)
-            return false;
-        tok[n++] = t;
-    }
-    if (n != 3 || strcasecmp(tok[0], "deny") || strcasecmp(tok[1], "domain"))
-        return false;
-    return block_host(tok[2], norm, sizeof(norm)) == 0 && strcmp(norm, dom) == 0 &&
-           strchr(tok[2], '/') == NULL;
 }
 
 enum MHD_Result wa_rules_unblock(struct wa_req *r)
@@ -574,7 +618,7 @@ enum MHD_Result wa_rules_unblock(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        if (!is_deny_of(rules[i].text, dom))
+        if (!is_domain_rule(rules[i].text, "deny", dom))
             continue;
         ch[hits++] = (struct wa_change){.kind = WA_RULE_DELETE, .id = rules[i].id};
         json_array_append_new(ids, json_integer(rules[i].id));

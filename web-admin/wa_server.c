@@ -468,6 +468,33 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- start and stop ---- */
 
+/* srv->ctx.pac_url: a URL clients can use, never a loopback one (clients reach no loopback
+ * of ours). On every address: by the first name we answer to (--admin-host, else this
+ * machine's name), else none we could name. */
+static void pac_url_set(struct wa_server *srv)
+{
+    const struct sockaddr_storage *ls = &srv->listen_addr;
+    char ip[INET6_ADDRSTRLEN] = "";
+    const void *a = ls->ss_family == AF_INET
+                        ? (const void *)&((const struct sockaddr_in *)ls)->sin_addr
+                        : (const void *)&((const struct sockaddr_in6 *)ls)->sin6_addr;
+
+    srv->ctx.pac_url[0] = '\0';
+    if (is_loopback(ls))
+        return;
+    if (is_unspecified(ls)) {
+        if (srv->nhosts > 0)
+            snprintf(srv->ctx.pac_url, sizeof(srv->ctx.pac_url), "http://%s:%u/proxy.pac",
+                     srv->hosts[0], (unsigned)srv->port);
+        return;
+    }
+    if (!inet_ntop(ls->ss_family, a, ip, sizeof(ip)))
+        return;
+    snprintf(srv->ctx.pac_url, sizeof(srv->ctx.pac_url),
+             ls->ss_family == AF_INET6 ? "http://[%s]:%u/proxy.pac" : "http://%s:%u/proxy.pac", ip,
+             (unsigned)srv->port);
+}
+
 static char *dup_opt(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -597,6 +624,7 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     }
     di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
+    pac_url_set(srv);
     /* Last, so a start that fails never creates an admin whose password nobody saw. */
     if (wa_auth_first_admin(srv->ctx.pool, srv->data_dir, first_run, err, errlen) < 0)
         goto fail;

@@ -54,7 +54,11 @@ static enum MHD_Result settings_reply(struct wa_req *r, struct store *st)
         json_object_set_new(help, settings[i].key, json_string(settings[i].expect));
         free(v);
     }
-    return wa_reply_json(r, 200, json_pack("{s:o,s:o}", "settings", o, "help", help));
+    /* Where browsers get the PAC file: only a URL other machines can reach is offered. */
+    return wa_reply_json(
+        r, 200,
+        json_pack("{s:o,s:o,s:o}", "settings", o, "help", help, "pac_url",
+                  r->ctx->pac_url[0] ? json_string(r->ctx->pac_url) : json_null()));
 }
 
 static enum MHD_Result settings_put(struct wa_req *r, struct store *st)

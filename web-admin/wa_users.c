@@ -68,6 +68,21 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
         json_decref(body);
         return wa_reply_error(r, 400, "password", "password must be %zu to 1024 characters", min);
     }
+    /* {"create": true} (the Add forms, proxyctl users add) never touches an account that
+     * exists: adding a name twice must not reset the first one's password. */
+    if (json_is_true(json_object_get(body, "create"))) {
+        int exists = account_exists(st, kind, name, NULL);
+
+        if (exists != 0) {
+            json_decref(body);
+            if (exists < 0)
+                return wa_reply_error(r, 500, NULL, "cannot read the accounts");
+            return wa_reply_error(r, 409, "name",
+                                  "%s %s already exists; nothing changed (its row has Set "
+                                  "password)",
+                                  key, name);
+        }
+    }
     /* Not in a group transaction: the password is hashed (Argon2, tens of ms) before the
      * store takes the write lock, and must stay so. The version read around it tells whether
      * anything else changed meanwhile. */

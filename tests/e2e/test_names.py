@@ -116,13 +116,26 @@ class NamesTest(unittest.TestCase):
             self.assertEqual(self.status_of(raw), 400, bad)
         self.assertEqual(self.origin_count(), before)
 
+    def logged_reason(self, host, words, path=None):
+        """Whether a denial of host (at path) was logged with words in its reason."""
+        db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+        try:
+            rows = db.execute("SELECT path, error FROM access_log WHERE host = ? AND status = 403",
+                              (host,)).fetchall()
+        finally:
+            db.close()
+        return any(words in error and (path is None or p == path) for p, error in rows)
+
     def test_deny_dest_holds_for_the_addresses_a_name_resolves_to(self):
         p3 = self.origin3.port
         before = self.origin_count()
         status, _, body = self.px.request(
             ("GET http://internal.example:%d/small HTTP/1.1\r\nHost: x\r\n\r\n" % p3).encode())
         self.assertEqual(status, 403)
-        self.assertIn(b"deny dest 127.0.0.3/32 (address 127.0.0.3)", body)
+        # The page names the rule by number; the log holds its words.
+        self.assertRegex(body, rb"access policy \(rule \d+\)\.")
+        self.assertTrue(wait_for(lambda: self.logged_reason(
+            "internal.example", "deny dest 127.0.0.3/32 (address 127.0.0.3)"), timeout=60))
         self.assertEqual(self.connect_status("internal.example:%d" % p3), 403)
         self.assertEqual(self.get_status("127.0.0.3:%d" % p3), 403)
         self.assertEqual(self.get_status("[::ffff:127.0.0.3]:%d" % p3), 403)
@@ -153,7 +166,11 @@ class NamesTest(unittest.TestCase):
             ("GET http://slow.example:%d%s HTTP/1.1\r\nHost: x\r\n\r\n"
              % (self.origin.port, path)).encode())
         self.assertEqual(status, 403)
-        self.assertIn(b"undecided", body)
+        # The page names the rule by number; the log holds its words (the counter below
+        # says it was undecided).
+        self.assertRegex(body, rb"access policy \(rule \d+\)\.")
+        self.assertTrue(wait_for(lambda: self.logged_reason("slow.example", "deny url-regex", path),
+                                 timeout=60))
         self.assertEqual(self.origin_count(), before)
         # a URL the regex can decide on is not held up by it
         self.assertEqual(self.get_status("slow.example:%d" % self.origin.port, "/small"), 200)

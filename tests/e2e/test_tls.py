@@ -124,7 +124,7 @@ class TlsPortTest(unittest.TestCase):
     def test_block_page_over_tls(self):
         rc, status, body = self.curl("http://blocked.test:%d/small" % self.origin.port)
         self.assertEqual((rc, status), (0, 403))
-        self.assertIn(b"deny domain blocked.test", body)
+        self.assertRegex(body, rb"access policy \(rule \d+\)\.")
 
     def test_basic_auth_over_tls(self):
         url = "http://private.test:%d/small" % self.origin.port

@@ -36,7 +36,10 @@ const PX = (() => {
 
   function $(id) { return document.getElementById(id); }
 
-  async function api(method, path, body, asText) {
+  /* A POST that only asks (the live rule check): it leaves the page's message alone. */
+  function check(path, body) { return api('POST', path, body, false, true); }
+
+  async function api(method, path, body, asText, quiet) {
     const headers = {};
     let payload;
     if (body !== undefined) {
@@ -48,7 +51,11 @@ const PX = (() => {
         payload = JSON.stringify(body);
       }
     }
-    if (method !== 'GET') headers['X-CSRF-Token'] = csrf;
+    if (method !== 'GET') {
+      headers['X-CSRF-Token'] = csrf;
+      /* A new action: the last one's message would read as this one's answer. */
+      if (!quiet) flash('');
+    }
     const r = await fetch(path, {method, headers, body: payload, credentials: 'same-origin'});
     if (r.status === 401 && path !== '/api/login') {
       location.href = '/login';
@@ -63,11 +70,34 @@ const PX = (() => {
     return data;
   }
 
-  function flash(msg, isError) {
+  let flashTimer = null;
+  const FLASH_MS = 15000;
+
+  /* The page's one message line. A success message goes after FLASH_MS, or with the next
+   * action; an error stays until the next action. undo: {label, action} adds a button that
+   * takes the change back. */
+  function flash(msg, isError, undo) {
     const f = $('flash');
     if (!f) return;
-    f.textContent = msg || '';
+    clearTimeout(flashTimer);
+    f.replaceChildren();
     f.className = msg ? (isError ? 'flash error' : 'flash ok') : 'flash';
+    if (!msg) return;
+    f.append(el('span', {'data-testid': 'flash-text', text: msg}));
+    if (undo) {
+      const b = el('button', {type: 'button', class: 'small secondary', 'data-testid': 'flash-undo',
+                              text: undo.label || 'Undo'});
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        try {
+          await undo.action();
+        } catch (e) {
+          showError(e);
+        }
+      });
+      f.append(' ', b);
+    }
+    if (!isError) flashTimer = setTimeout(() => flash(''), FLASH_MS);
   }
 
   function fmtTime(ms) {
@@ -156,6 +186,6 @@ const PX = (() => {
     }
   }
 
-  return {el, $, api, flash, fmtTime, fmtBytes, fmtNum, query, confirmButton, showError, start,
+  return {el, $, api, check, flash, fmtTime, fmtBytes, fmtNum, query, confirmButton, showError, start,
           useSession, refreshBadge, get user() { return user; }};
 })();

@@ -26,13 +26,72 @@
     return r.scheme + '://' + (r.host_display || r.host) + port + r.path;
   }
 
-  async function quick(action, host) {
-    try {
-      const res = await api('POST', '/api/' + action, {domain: host});
-      PX.flash('Added rule ' + res.rule.id + ': ' + res.rule.text);
-    } catch (e) {
-      PX.showError(e);
+  /* The rows' one-click actions on a domain. Each says what it did and offers to take it
+   * back; a second click finds the rule the first added (the server adds nothing twice). */
+  async function addDomainRule(action, host) {
+    const res = await api('POST', '/api/' + action, {domain: host});
+    const what = action === 'block' ? 'blocked' : 'allowed';
+    if (res.existing) {
+      PX.flash(host + ' is already ' + what + ' by rule ' + res.rule.id + ': ' + res.rule.text);
+      return;
     }
+    PX.flash('Added rule ' + res.rule.id + ': ' + res.rule.text, false, {
+      label: 'Undo',
+      action: async () => {
+        await api('DELETE', '/api/rules/' + res.rule.id);
+        PX.flash('Removed rule ' + res.rule.id + ': ' + res.rule.text);
+      },
+    });
+  }
+
+  async function unblock(host) {
+    const res = await api('POST', '/api/unblock', {domain: host});
+    PX.flash('Unblocked ' + host + ' (removed rule ' + res.deleted.join(', ') + ')', false, {
+      label: 'Undo',
+      action: async () => {
+        const again = await api('POST', '/api/block', {domain: host});
+        PX.flash('Blocked ' + host + ' again: rule ' + again.rule.id);
+      },
+    });
+  }
+
+  /* A button that runs fn once at a time: disabled until its answer is in. */
+  function actionButton(label, cls, testid, fn) {
+    const b = el('button', {type: 'button', class: 'small ' + cls, 'data-testid': testid, text: label});
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      try {
+        await fn();
+      } catch (e) {
+        PX.showError(e);
+      } finally {
+        b.disabled = false;
+      }
+    });
+    return b;
+  }
+
+  /* What a row offers: an allowed request can be blocked; a denied one allowed, or, when a
+   * plain "deny domain" of its own host denied it, unblocked (that rule removed). */
+  function actions(r) {
+    if (!r.host) return [];
+    if (r.decision === 'allow')
+      return [actionButton('Block domain', 'danger', 'block-btn', () => addDomainRule('block', r.host))];
+    if (r.decision !== 'deny') return [];
+    const own = r.rule_text && /^deny\s+domain\s+(\S+)$/i.exec(r.rule_text.trim());
+    if (own && own[1].replace(/\.$/, '').toLowerCase() === r.host)
+      return [actionButton('Unblock', 'secondary', 'unblock-btn', () => unblock(r.host))];
+    if (!r.rule_id) return [];
+    return [actionButton('Allow domain', 'secondary', 'allow-btn', () => addDomainRule('allow', r.host))];
+  }
+
+  /* The rule that decided, by number and text (the text as the rule is now). */
+  function ruleCell(r) {
+    if (!r.rule_id) return el('td', {class: 'rule muted', 'data-testid': 'log-rule', text: r.decision === 'allow' ? '' : 'no rule'});
+    const text = r.rule_text === null ? '(rule since deleted)' : r.rule_text;
+    return el('td', {class: 'rule', 'data-testid': 'log-rule'},
+      el('a', {href: '/policy#rule-' + r.rule_id, text: '#' + r.rule_id}), ' ',
+      el('span', {class: 'mono', text: text}));
   }
 
   /* The version and rule that decided row id, as plain text (textContent). */
@@ -67,17 +126,11 @@
                 title: r.host_display && r.host_display !== r.host ? r.host : null}),
       el('td', {class: 'num', text: r.status}),
       el('td', {class: 'decision', text: r.decision}),
-      el('td', {class: 'num', text: r.rule_id || ''}),
+      ruleCell(r),
       el('td', {class: 'num', text: fmtBytes(r.bytes_down)}),
       el('td', {class: 'num', text: r.duration_ms}),
-      el('td', {text: r.error}),
-      el('td', {class: 'actions'},
-        el('button', {type: 'button', class: 'small danger', 'data-testid': 'block-btn',
-                      text: 'Block domain', onclick: () => quick('block', r.host)}),
-        ' ',
-        el('button', {type: 'button', class: 'small secondary', 'data-testid': 'allow-btn',
-                      text: 'Allow domain', onclick: () => quick('allow', r.host)}),
-        ' ',
+      el('td', {class: 'reason', 'data-testid': 'log-reason', text: r.error}),
+      el('td', {class: 'actions'}, ...actions(r), ' ',
         el('button', {type: 'button', class: 'small secondary', 'data-testid': 'why-btn',
                       text: 'Why', onclick: () => why(r.id).catch(PX.showError)})));
   }

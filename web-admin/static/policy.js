@@ -28,6 +28,17 @@
         }
       });
       cancel.addEventListener('click', () => render());
+      /* Enter saves, Escape puts the row back as it was. */
+      input.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Enter') {
+          ev.preventDefault();
+          save.click();
+        } else if (ev.key === 'Escape') {
+          ev.preventDefault();
+          render();
+        }
+      });
+      input.setAttribute('aria-label', label);
       td.replaceChildren(input, ' ', save, ' ', cancel, err);
       input.focus();
     });
@@ -103,7 +114,8 @@
           'data-testid': r.expired ? 'rule-expired' : 'rule-expires',
           title: PX.fmtTime(r.expires),
           text: r.expired ? 'expired' : 'expires ' + PX.fmtTime(r.expires)}));
-      body.append(el('tr', {class: cls.trim() || null, 'data-id': r.id, 'data-testid': 'rule-row'},
+      body.append(el('tr', {class: cls.trim() || null, id: 'rule-' + r.id, 'data-id': r.id,
+                            'data-testid': 'rule-row'},
         el('td', {class: 'num', text: r.position}),
         el('td', {class: 'num', text: r.id}),
         el('td', null, on),
@@ -127,16 +139,20 @@
     render(highlight);
   }
 
-  /* Live check of the rule being typed, against the same parser the server uses. */
+  /* Live check of the rule being typed, against the same parser the server uses. "Add" is
+   * enabled only for text the check has passed. */
   let checkTimer = null;
   function liveCheck() {
     clearTimeout(checkTimer);
     const text = $('rule-text').value.trim();
+    $('rule-add').disabled = true;
     if (!text) { $('rule-error').textContent = ''; return; }
     checkTimer = setTimeout(async () => {
       try {
-        await api('POST', '/api/rules/check', {text});
-        if ($('rule-text').value.trim() === text) $('rule-error').textContent = '';
+        await PX.check('/api/rules/check', {text});
+        if ($('rule-text').value.trim() !== text) return;
+        $('rule-error').textContent = '';
+        $('rule-add').disabled = false;
       } catch (e) {
         if ($('rule-text').value.trim() === text) $('rule-error').textContent = e.message;
       }
@@ -163,6 +179,7 @@
       $('rule-comment').value = '';
       $('rule-for').value = '';
       $('rule-error').textContent = '';
+      $('rule-add').disabled = true;
       PX.flash('Added rule ' + res.rule.id);
       await load(res.rule.id);
     } catch (e) {
@@ -224,6 +241,7 @@
   PX.start(async () => {
     $('add-rule').addEventListener('submit', add);
     $('rule-text').addEventListener('input', liveCheck);
+    $('rule-add').disabled = true;
     $('test-form').addEventListener('submit', test);
     $('export').addEventListener('click', () => exportPolicy().catch(PX.showError));
     $('download').addEventListener('click', download);
@@ -232,6 +250,8 @@
       const f = $('policy-file').files[0];
       if (f) $('policy-text').value = await f.text();
     });
-    await load();
+    const m = /^#rule-(\d+)$/.exec(location.hash);
+    await load(m ? Number(m[1]) : undefined);
+    if (m && $('rule-' + m[1])) $('rule-' + m[1]).scrollIntoView({block: 'center'});
   });
 })();

@@ -18,10 +18,15 @@
                        value: res.settings[k] === null ? '' : res.settings[k]})),
         el('span', {class: 'muted', text: (res.help && res.help[k]) || ''})));
     }
-    const pacUrl = location.origin + '/proxy.pac';
-    $('pac-url').textContent = pacUrl;
+    /* Only a URL other machines can reach: this page's own (often 127.0.0.1) is not one. */
     const r = await fetch('/proxy.pac', {credentials: 'same-origin'});
-    $('pac-text').textContent = await r.text();
+    const pac = await r.text();
+    $('pac-text').textContent = pac;
+    const proxy = (/PROXY ([^"]+)"/.exec(pac) || [])[1] || '';
+    $('pac-url').textContent = res.pac_url || '';
+    $('pac-url').hidden = !res.pac_url;
+    $('pac-none').hidden = !!res.pac_url;
+    $('pac-proxy-addr').textContent = proxy;
   }
 
   PX.start(async () => {

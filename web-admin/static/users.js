@@ -49,10 +49,11 @@
       ev.preventDefault();
       const name = $(id + '-name').value.trim();
       try {
+        /* create: an existing name is refused (409), never given a new password. */
         await api('PUT', '/api/' + kind + '/' + encodeURIComponent(name),
-                  {password: $(id + '-password').value});
+                  {password: $(id + '-password').value, create: true});
         $(id + '-password').value = '';
-        PX.flash('Saved ' + name);
+        PX.flash('Added ' + name);
         await load();
       } catch (e) {
         PX.showError(e);

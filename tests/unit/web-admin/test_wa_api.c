@@ -850,10 +850,17 @@ START_TEST(test_change_that_does_not_compile_never_reaches_the_store)
         e = jstr(j, "error");
         if (cases[i].field)
             ck_assert_str_eq(jstr(j, "field"), cases[i].field);
-        /* "rule 12: list: no list named 'nc-missing'" */
-        ck_assert_msg(sscanf(e, "rule %d: ", &named) == 1, "%s", e);
-        ck_assert_msg(strstr(e, i < 4 ? "no list named 'nc-missing'" : "no list named 'nc-used'"),
-                      "%s", e);
+        /* "rule 12: list: no list named 'nc-missing'"; a list delete names the rule that
+         * uses the list, not the list as missing */
+        if (i < 4) {
+            ck_assert_msg(sscanf(e, "rule %d: ", &named) == 1, "%s", e);
+            ck_assert_msg(strstr(e, "no list named 'nc-missing'"), "%s", e);
+        } else {
+            ck_assert_msg(
+                sscanf(e, "list nc-used is used by rule %d (deny list nc-used)", &named) == 1, "%s",
+                e);
+            ck_assert_msg(strstr(e, "nothing changed") && !strstr(e, "no list"), "%s", e);
+        }
         if (i == 4)
             ck_assert_int_eq(named, list_rule);
         else if (cases[i].names_kept)
@@ -927,8 +934,15 @@ START_TEST(test_block_unblock_allow)
         ck_assert_str_eq(jstr(j, "field"), "domain");
         json_decref(j);
     }
-    /* a second identical rule: unblock removes both */
-    json_decref(api("POST", "/api/block", "{\"domain\":\"ads.example.test\"}", 201));
+    /* Blocking a blocked domain again (a second click) adds nothing and names the rule. */
+    int before = rule_count();
+    j = api("POST", "/api/block", "{\"domain\":\"ADS.example.test\"}", 200);
+    ck_assert(json_is_true(json_object_get(j, "existing")));
+    ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "deny domain ads.example.test");
+    json_decref(j);
+    ck_assert_int_eq(rule_count(), before);
+    /* a second identical rule (added as a rule): unblock removes both */
+    json_decref(api("POST", "/api/rules", "{\"text\":\"deny domain ads.example.test\"}", 201));
     j = api("POST", "/api/unblock", "{\"domain\":\"ADS.example.test.\"}", 200);
     ck_assert_int_eq(json_array_size(json_object_get(j, "deleted")), 2);
     json_decref(j);
@@ -940,6 +954,10 @@ START_TEST(test_block_unblock_allow)
 
     j = api("POST", "/api/allow", "{\"domain\":\"good.test\"}", 201);
     ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "allow domain good.test");
+    json_t *again = api("POST", "/api/allow", "{\"domain\":\"good.test\"}", 200);
+    ck_assert_int_eq(jint(json_object_get(again, "rule"), "id"),
+                     jint(json_object_get(j, "rule"), "id"));
+    json_decref(again);
     /* unblock leaves allow rules alone */
     json_decref(api("POST", "/api/unblock", "{\"domain\":\"good.test\"}", 404));
     char path[64];
@@ -1308,7 +1326,22 @@ START_TEST(test_list_import_summary_and_delete_guard)
     j = api("POST", "/api/test", "{\"url\":\"http://x.b.ads.test/\"}", 200);
     ck_assert_int_eq(jint(j, "rule_id"), id);
     json_decref(j);
-    json_decref(api("DELETE", "/api/lists/ads", NULL, 409));
+    j = api("DELETE", "/api/lists/ads", NULL, 409);
+    char want[128];
+    snprintf(want, sizeof(want), "list ads is used by rule %d (deny list ads)", id);
+    ck_assert_msg(strstr(jstr(j, "error"), want), "%s", jstr(j, "error"));
+    json_decref(j);
+    /* Text without a domain (an empty paste, a file of comments) never empties the list. */
+    j = api("PUT", "/api/lists/ads", "", 400);
+    ck_assert_str_eq(
+        jstr(j, "error"),
+        "list ads: the text is empty; nothing changed (to remove the list, delete it)");
+    json_decref(j);
+    j = api("PUT", "/api/lists/ads", "# nothing here\nnot_a_domain$\n", 400);
+    ck_assert_msg(strstr(jstr(j, "error"), "list ads: no domains in the text (1 lines skipped, the "
+                                           "first, line 2: "),
+                  "%s", jstr(j, "error"));
+    json_decref(j);
     j = api("GET", "/api/lists/ads", NULL, 200);
     ck_assert_int_eq(json_array_size(json_object_get(j, "entries")), 3);
     json_decref(j);
@@ -1345,6 +1378,22 @@ static bool name_in(json_t *arr, const char *name)
     return false;
 }
 
+/* Audit rows whose detail or target mentions needle. */
+static size_t audit_rows_about(const char *needle)
+{
+    json_t *j = api("GET", "/api/audit?limit=1000", NULL, 200), *row;
+    size_t i, n = 0;
+
+    json_array_foreach(json_object_get(j, "rows"), i, row)
+    {
+        char *dump = json_dumps(row, 0);
+        n += dump && strstr(dump, needle);
+        free(dump);
+    }
+    json_decref(j);
+    return n;
+}
+
 START_TEST(test_users_and_admins)
 {
     json_t *j;
@@ -1356,6 +1405,19 @@ START_TEST(test_users_and_admins)
     ck_assert(name_in(json_object_get(j, "users"), "alice"));
     json_decref(j);
     json_decref(api("PUT", "/api/users/alice", "{\"password\":\"changed\"}", 200));
+    /* Adding a name that exists is refused, and its password stays (the audit shows no
+     * change). */
+    size_t audits = audit_rows_about("alice");
+    j = api("PUT", "/api/users/alice", "{\"password\":\"other\",\"create\":true}", 409);
+    ck_assert_str_eq(jstr(j, "field"), "name");
+    ck_assert_msg(strstr(jstr(j, "error"), "user alice already exists; nothing changed"), "%s",
+                  jstr(j, "error"));
+    json_decref(j);
+    ck_assert_uint_eq(audit_rows_about("alice"), audits);
+    json_decref(api("PUT", "/api/users/alice-2", "{\"password\":\"x\",\"create\":true}", 200));
+    json_decref(api("DELETE", "/api/users/alice-2", NULL, 200));
+    json_decref(
+        api("PUT", "/api/admins/admin", "{\"password\":\"long-enough-pw\",\"create\":true}", 409));
     json_decref(api("PUT", "/api/users/alice", "{}", 400));
     json_decref(api("PUT", "/api/users/bad%20name", "{\"password\":\"x\"}", 400));
     j = api("DELETE", "/api/users/alice", NULL, 200);
@@ -1424,6 +1486,62 @@ static void insert_rows(int64_t now)
     }
     store_log_stop(log);
 }
+
+/* A log row for host decided by rule (0: none) with reason, as proxyd writes one. */
+static void insert_decided(const char *host, int rule, const char *reason)
+{
+    struct store_log_opts o = {
+        .db_path = tmp.db, .producers = 1, .queue_capacity = 64, .flush_interval_ms = 10};
+    char err[256];
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+    struct store_access a;
+
+    ck_assert_msg(log != NULL, "%s", err);
+    memset(&a, 0, sizeof(a));
+    a.time_ms = (int64_t)time(NULL) * 1000;
+    a.status = 403;
+    a.port = 443;
+    a.rule_id = rule;
+    a.decision = STORE_DENY;
+    snprintf(a.client, sizeof(a.client), "10.9.1.1");
+    snprintf(a.method, sizeof(a.method), "CONNECT");
+    snprintf(a.scheme, sizeof(a.scheme), "https");
+    snprintf(a.host, sizeof(a.host), "%s", host);
+    snprintf(a.error, sizeof(a.error), "%s", reason);
+    ck_assert(store_log_push(log, 0, &a));
+    store_log_stop(log);
+}
+
+/* Each row says which rule decided it, with the rule's text as it is now (null once it is
+ * deleted), and the decision's reason. */
+START_TEST(test_log_rows_carry_rule_text_and_reason)
+{
+    int id = add_rule("deny host-regex ^ruletext[0-9]+[.]test$", 0);
+    json_t *j, *row;
+
+    insert_decided("ruletext1.test", id, "rule N: deny host-regex");
+    insert_decided("ruletext-port.test", 0, "CONNECT to port 25 is not allowed");
+    j = api("GET", "/api/logs?host=ruletext", NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "rows")), 2);
+    row = json_array_get(json_object_get(j, "rows"), 0); /* newest first */
+    ck_assert_str_eq(jstr(row, "host"), "ruletext-port.test");
+    ck_assert(json_is_null(json_object_get(row, "rule_text")));
+    ck_assert_str_eq(jstr(row, "error"), "CONNECT to port 25 is not allowed");
+    row = json_array_get(json_object_get(j, "rows"), 1);
+    ck_assert_int_eq(jint(row, "rule_id"), id);
+    ck_assert_str_eq(jstr(row, "rule_text"), "deny host-regex ^ruletext[0-9]+[.]test$");
+    json_decref(j);
+
+    char path[64];
+    snprintf(path, sizeof(path), "/api/rules/%d", id);
+    json_decref(api("DELETE", path, NULL, 200));
+    j = api("GET", "/api/logs?host=ruletext1", NULL, 200);
+    row = json_array_get(json_object_get(j, "rows"), 0);
+    ck_assert_int_eq(jint(row, "rule_id"), id);
+    ck_assert(json_is_null(json_object_get(row, "rule_text")));
+    json_decref(j);
+}
+END_TEST
 
 static size_t log_count(const char *query)
 {
@@ -1815,6 +1933,8 @@ START_TEST(test_proxy_pac_and_settings)
     json_decref(api("PUT", "/api/settings", "{\"no_such_key\":\"1\"}", 400));
     j = api("GET", "/api/settings", NULL, 200);
     ck_assert_str_eq(jstr(json_object_get(j, "settings"), "pac_proxy"), "gw.test:8080");
+    /* On loopback no other machine can fetch the PAC file: no URL is offered. */
+    ck_assert(json_is_null(json_object_get(j, "pac_url")));
     json_decref(j);
     json_decref(api("PUT", "/api/settings", "{\"pac_proxy\":null}", 200));
     r = http("GET", "/proxy.pac", NULL, AUTH_NONE, NULL);
@@ -2077,6 +2197,40 @@ START_TEST(test_non_loopback_listen_refused)
 }
 END_TEST
 
+/* Listening on every address, the PAC URL offered is one other machines can use: by the
+ * first admin host name, never a loopback address. (Port 0: only this test's requests, over
+ * 127.0.0.1, reach it.) */
+START_TEST(test_pac_url_names_a_reachable_host)
+{
+    static const char *const hosts[] = {"Proxy.Office.test, other.test"};
+    char err[256], want[128];
+    struct test_tmpdir t;
+    struct wa_options o;
+    bool first_run;
+    json_t *j;
+
+    test_tmpdir_make(&t);
+    memset(&o, 0, sizeof(o));
+    o.listen = "0.0.0.0:0";
+    o.allow_remote = true;
+    o.hosts = hosts;
+    o.nhosts = 1;
+    o.data_dir = t.dir;
+    o.db_path = t.db;
+    o.static_dir = PX_TEST_STATIC_DIR;
+    struct wa_server *s = wa_start(&o, &first_run, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)wa_port(s));
+    ck_assert(read_line(t.dir, "admin.token", token, sizeof(token)));
+    j = api("GET", "/api/settings", NULL, 200);
+    snprintf(want, sizeof(want), "http://proxy.office.test:%u/proxy.pac", (unsigned)wa_port(s));
+    ck_assert_str_eq(jstr(j, "pac_url"), want);
+    json_decref(j);
+    wa_stop(s);
+    test_tmpdir_remove(&t);
+}
+END_TEST
+
 START_TEST(test_first_login_must_change_password)
 {
     char err[256], path[128], pw[64], body[256];
@@ -2197,6 +2351,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_metrics_text_and_probes);
     tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);
     tcase_add_test(api_tc, test_long_log_search_text_is_400_not_500);
+    tcase_add_test(api_tc, test_log_rows_carry_rule_text_and_reason);
     tcase_add_test(api_tc, test_audit_rows_appear);
     tcase_add_test(api_tc, test_foreign_host_is_421_on_every_path);
     tcase_add_test(api_tc, test_idle_connections_from_one_address_leave_room_for_others);
@@ -2226,6 +2381,7 @@ static Suite *wa_suite(void)
     tcase_set_timeout(start, 60);
     tcase_add_test(start, test_non_loopback_listen_refused);
     tcase_add_test(start, test_first_login_must_change_password);
+    tcase_add_test(start, test_pac_url_names_a_reachable_host);
     suite_add_tcase(s, start);
     return s;
 }

@@ -1,0 +1,355 @@
+// The admin UI's one-click actions, messages and forms in headless Chromium (playwright-core,
+// /usr/bin/chromium), each checked where an admin would meet it, at 1366x768 and on a 390 px
+// phone. Run by tests/e2e/test_browser_defects.py, which starts the DNS stub, the origin and
+// proxyd, makes the traffic and rules below, and passes one JSON config as argv[2]:
+//   {admin, password, proxyPort, originPort, shots, regexRule, listRule}
+// Exits 0 when every expectation held; otherwise prints "FAIL: <what>" and exits 1.
+//
+// Chromium is wired as in admin_flow.mjs: --proxy-server=proxyd and every name NOTFOUND in
+// its own resolver, so a.test is reached only through proxyd; the admin pages on 127.0.0.1
+// go direct.
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const ADMIN = cfg.admin;
+const STEP_MS = 30000; // a hang guard per step, not a deadline
+
+class Failure extends Error {}
+
+function check(cond, what) {
+  if (!cond) throw new Failure(what);
+}
+
+function log(msg) {
+  process.stdout.write(`[admin_defects ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
+}
+
+async function poll(fn, timeoutMs, intervalMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() >= deadline) return v;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write('FAIL: admin_defects did not finish within 300 s\n');
+  process.exit(1);
+}, 300000);
+
+const proxied = (host) => `http://${host}:${cfg.originPort}/small?try=${Date.now()}`;
+
+async function visit(tab, url) {
+  const r = await tab.goto(url, { timeout: STEP_MS });
+  check(r, `no response for ${url}`);
+  return { status: r.status(), text: await tab.locator('body').innerText({ timeout: STEP_MS }) };
+}
+
+// The rules as the server has them now (the page's own session).
+async function rules(page) {
+  return page.evaluate(async () =>
+    (await (await fetch('/api/rules', { credentials: 'same-origin' })).json()).rules);
+}
+
+async function countRules(page, text) {
+  return (await rules(page)).filter((r) => r.text === text).length;
+}
+
+async function shot(page, name) {
+  mkdirSync(cfg.shots, { recursive: true });
+  await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
+}
+
+// No part of the page wider than the screen (wide tables scroll in their own box).
+async function checkNoOverflow(page, what) {
+  const r = await page.evaluate(() => {
+    const vw = document.documentElement.clientWidth;
+    return { vw, sw: document.documentElement.scrollWidth };
+  });
+  check(r.sw <= r.vw + 1, `${what}: page ${r.sw} px wide on a ${r.vw} px screen`);
+}
+
+async function login(page) {
+  await page.goto(ADMIN + '/', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.getByTestId('login-user').fill('admin');
+  await page.getByTestId('login-password').fill(cfg.password);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  await page.getByTestId('whoami').filter({ hasText: 'admin' }).waitFor({ timeout: STEP_MS });
+}
+
+// Searches the log for host and waits until rowText shows up in the fresh answer (proxyd
+// writes the log in batches). Returns the rows locator.
+async function searchLog(page, host, rowText) {
+  await page.getByTestId('f-host').fill(host);
+  const rows = page.getByTestId('log-row');
+  const found = await poll(async () => {
+    await page.evaluate(() => {
+      const tr = document.createElement('tr');
+      tr.setAttribute('data-stale', '');
+      document.getElementById('log-rows').append(tr);
+    });
+    await page.getByTestId('f-search').click();
+    await page.waitForFunction(() => !document.querySelector('#log-rows tr[data-stale]'), null,
+                               { timeout: STEP_MS });
+    return (await rows.filter({ hasText: rowText }).count()) > 0;
+  }, STEP_MS, 300);
+  check(found, `no log row with ${JSON.stringify(rowText)} for host ${host}`);
+  return rows;
+}
+
+async function flashText(page) {
+  return (await page.getByTestId('flash').innerText()).trim();
+}
+
+async function waitFlash(page, re) {
+  await page.getByTestId('flash-text').filter({ hasText: re }).waitFor({ timeout: STEP_MS });
+  return flashText(page);
+}
+
+// Block, Undo, a double click, a second Block, the block page, then Unblock from the denied row.
+async function blockUndoUnblock(page, tab) {
+  const RULE = 'deny domain a.test';
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await searchLog(page, 'a.test', 'a.test');
+  let row = page.locator('#log-rows tr.allow').first();
+  check(await row.getByTestId('allow-btn').count() === 0, 'an allowed row offers "Allow domain"');
+  check(await row.getByTestId('unblock-btn').count() === 0, 'an allowed row offers "Unblock"');
+
+  await row.getByTestId('block-btn').click();
+  await waitFlash(page, /^Added rule \d+: deny domain a\.test$/);
+  check(await countRules(page, RULE) === 1, 'Block did not add exactly one rule');
+  await page.getByTestId('flash-undo').click();
+  await waitFlash(page, /^Removed rule \d+: deny domain a\.test$/);
+  check(await countRules(page, RULE) === 0, 'Undo left the rule in place');
+  log('Block domain, then Undo: the rule came and went');
+
+  await row.getByTestId('block-btn').dblclick();
+  await waitFlash(page, /^Added rule \d+: deny domain a\.test$/);
+  await poll(async () => !(await row.getByTestId('block-btn').isDisabled()), STEP_MS);
+  await row.getByTestId('block-btn').click();
+  const again = await waitFlash(page, /already blocked/);
+  check(/^a\.test is already blocked by rule \d+: deny domain a\.test$/.test(again), again);
+  const n = await countRules(page, RULE);
+  check(n === 1, `a double click and a third click left ${n} "${RULE}" rules, wanted 1`);
+  const id = (await rules(page)).find((r) => r.text === RULE).id;
+  log(`double click + another click: one rule (${id}); the flash says it is already blocked`);
+
+  let last;
+  const blocked = await poll(async () => (last = await visit(tab, proxied('a.test'))).status === 403,
+                             STEP_MS);
+  check(blocked, `a.test still ${last.status} after Block`);
+  check(last.text.includes(`blocked by the office's access policy (rule ${id}).`),
+        'the block page does not name the rule by number: ' + last.text.slice(0, 300));
+  check(!last.text.includes('deny domain'), 'the block page shows the rule text');
+  await page.bringToFront();
+
+  // The row of the visit just made, denied by rule id (older rows name older rules).
+  const rows = await searchLog(page, 'a.test', `#${id} ${RULE}`);
+  row = rows.filter({ hasText: `#${id} ${RULE}` }).first();
+  check(await row.getByTestId('block-btn').count() === 0, 'a denied row offers "Block domain"');
+  check(await row.getByTestId('allow-btn').count() === 0,
+        'a row denied by its own "deny domain" rule offers "Allow domain" instead of "Unblock"');
+  const ruleCell = await row.getByTestId('log-rule').innerText();
+  check(ruleCell.includes(`#${id}`) && ruleCell.includes(RULE), 'the Rule column says: ' + ruleCell);
+  const reason = await row.getByTestId('log-reason').innerText();
+  check(reason.includes(`rule ${id}`), 'the Reason column says: ' + reason);
+  await shot(page, `log-${cfg.size}.png`);
+  await row.getByTestId('unblock-btn').click();
+  await waitFlash(page, new RegExp(`^Unblocked a\\.test \\(removed rule ${id}\\)$`));
+  check(await countRules(page, RULE) === 0, 'Unblock left the rule');
+  const open = await poll(async () => (last = await visit(tab, proxied('a.test'))).status === 200,
+                          STEP_MS);
+  check(open, `a.test still ${last.status} after Unblock`);
+  await page.bringToFront();
+  log('a.test blocked (page names rule by number), unblocked from its denied log row');
+}
+
+// A denial without a rule says why; one by a rule that is not a plain domain offers Allow.
+async function logExplains(page) {
+  let rows = await searchLog(page, 'b.test', 'b.test');
+  let row = rows.first();
+  const rule = await row.getByTestId('log-rule').innerText();
+  const reason = await row.getByTestId('log-reason').innerText();
+  check(rule.trim() === 'no rule', 'the Rule column of a CONNECT to port 25 says: ' + rule);
+  check(reason.includes('CONNECT to port 25 is not allowed'), 'its Reason column says: ' + reason);
+  check(await row.locator('[data-testid$="-btn"]:not([data-testid="why-btn"])').count() === 0,
+        'a denial without a rule offers a one-click action');
+
+  rows = await searchLog(page, 'secret1.test', 'secret1.test');
+  row = rows.first();
+  check((await row.getByTestId('log-rule').innerText()).includes(cfg.regexRule),
+        'the Rule column lacks the regex rule text');
+  check(await row.getByTestId('allow-btn').count() === 1, 'no "Allow domain" on a denied row');
+  check(await row.getByTestId('block-btn').count() === 0, '"Block domain" on a denied row');
+  log('CONNECT to port 25: "no rule", with the reason; the regex denial shows its rule, offers Allow');
+}
+
+async function policyForm(page) {
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  await page.getByTestId('rule-row').first().waitFor({ timeout: STEP_MS });
+  const add = page.getByTestId('rule-add');
+  check(await add.isDisabled(), '"Add" is enabled with no rule typed');
+  await page.getByTestId('rule-text').fill('deny nonsense x.test');
+  await page.getByTestId('rule-error').filter({ hasText: /./ }).waitFor({ timeout: STEP_MS });
+  check(await add.isDisabled(), '"Add" is enabled for an invalid rule');
+  await page.getByTestId('rule-text').fill('deny domain form.test');
+  await poll(async () => !(await add.isDisabled()), STEP_MS);
+  check(!(await add.isDisabled()), '"Add" stays disabled for a valid rule');
+  await add.click();
+  await waitFlash(page, /^Added rule \d+$/);
+  // The next action's answer replaces the message; a stale "Added" must not stay.
+  const row = page.getByTestId('rule-row').filter({ hasText: 'deny domain form.test' });
+  await row.getByTestId('rule-enabled').click();
+  await poll(async () => (await flashText(page)) === '', STEP_MS);
+  check((await flashText(page)) === '', 'the "Added rule" message outlived the next action');
+  // The message goes when the switch is sent; the answer may come a moment later.
+  const off = await poll(async () =>
+    !(await rules(page)).find((r) => r.text === 'deny domain form.test').enabled, STEP_MS);
+  check(off, 'the rule was not switched off');
+  await page.locator('#rules tr.disabled').filter({ hasText: 'deny domain form.test' })
+    .waitFor({ timeout: STEP_MS });
+
+  // Inline edit: Enter saves, Escape cancels.
+  await row.getByTestId('edit-comment').click();
+  await row.getByTestId('edit-comment-input').fill('saved with enter');
+  await row.getByTestId('edit-comment-input').press('Enter');
+  await page.getByTestId('rule-row').filter({ hasText: 'saved with enter' }).waitFor({ timeout: STEP_MS });
+  const r1 = (await rules(page)).find((r) => r.text === 'deny domain form.test');
+  check(r1.comment === 'saved with enter', 'Enter did not save the comment: ' + r1.comment);
+  await row.getByTestId('edit-comment').click();
+  await row.getByTestId('edit-comment-input').fill('dropped with escape');
+  await row.getByTestId('edit-comment-input').press('Escape');
+  await poll(async () => (await row.getByTestId('edit-comment-input').count()) === 0, STEP_MS);
+  check(await row.getByTestId('edit-comment-input').count() === 0, 'Escape left the edit box open');
+  check((await row.innerText()).includes('saved with enter'), 'Escape did not restore the row');
+  const r2 = (await rules(page)).find((r) => r.text === 'deny domain form.test');
+  check(r2.comment === 'saved with enter', 'Escape saved: ' + r2.comment);
+  await shot(page, `policy-${cfg.size}.png`);
+  await page.evaluate(async (id) => {
+    const s = await (await fetch('/api/session', { credentials: 'same-origin' })).json();
+    await fetch('/api/rules/' + id, { method: 'DELETE', credentials: 'same-origin',
+                                      headers: { 'X-CSRF-Token': s.csrf } });
+  }, r2.id);
+  log('policy: Add disabled until the rule checks; stale message gone; Enter saves, Escape cancels');
+}
+
+async function listsPage(page) {
+  await page.goto(ADMIN + '/lists', { timeout: STEP_MS });
+  await page.getByTestId('list-row').first().waitFor({ timeout: STEP_MS });
+  await page.getByTestId('list-name').fill('ads');
+  await page.getByTestId('list-text').fill('');
+  await page.getByTestId('list-import').click();
+  const err = page.getByTestId('list-summary').locator('.error-text');
+  await err.waitFor({ timeout: STEP_MS });
+  check((await err.innerText()).includes('the text is empty; nothing changed'),
+        'an empty import says: ' + (await err.innerText()));
+  const entries = await page.evaluate(async () =>
+    (await (await fetch('/api/lists/ads', { credentials: 'same-origin' })).json()).entries);
+  check(entries.length === 1, `the empty import left ${entries.length} entries, wanted 1`);
+  const del = page.getByTestId('list-row').filter({ hasText: 'ads' }).getByTestId('list-delete');
+  await del.click();
+  await del.click();
+  const msg = await page.getByTestId('flash').filter({ hasText: /used by rule/ }).innerText({ timeout: STEP_MS });
+  check(msg.includes(`list ads is used by rule ${cfg.listRule} (deny list ads)`) && !/no list/.test(msg),
+        'deleting a used list says: ' + msg);
+  await shot(page, `lists-${cfg.size}.png`);
+  log('lists: an empty re-import is refused; a used list names its rule');
+}
+
+async function usersPage(page, name) {
+  await page.goto(ADMIN + '/users', { timeout: STEP_MS });
+  await page.getByTestId('user-form').waitFor({ timeout: STEP_MS });
+  await page.getByTestId('user-name').fill(name);
+  await page.getByTestId('user-password').fill('first-password');
+  await page.getByTestId('user-save').click();
+  await waitFlash(page, new RegExp(`^Added ${name}$`));
+  await page.getByTestId('user-name').fill(name);
+  await page.getByTestId('user-password').fill('second-password');
+  await page.getByTestId('user-save').click();
+  const msg = await waitFlash(page, /already exists/);
+  check(msg.startsWith(`user ${name} already exists; nothing changed`), 'adding a second time says: ' + msg);
+  await shot(page, `users-${cfg.size}.png`);
+  log(`users: a second add of ${name} is refused`);
+}
+
+async function settingsPage(page) {
+  await page.goto(ADMIN + '/settings', { timeout: STEP_MS });
+  await page.getByTestId('pac-proxy-addr').filter({ hasText: /:\d+$/ }).waitFor({ timeout: STEP_MS });
+  check(await page.getByTestId('pac-url').isHidden(), 'a PAC URL is offered on a loopback-only server');
+  check(await page.getByTestId('pac-none').isVisible(), 'no word on why there is no PAC URL');
+  const body = await page.locator('main').innerText();
+  check(!/127\.0\.0\.1:\d+\/proxy\.pac/.test(body), 'Settings offers a loopback PAC URL');
+  await shot(page, `settings-${cfg.size}.png`);
+  log('settings: no loopback PAC URL; says how to serve one');
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    timeout: STEP_MS,
+    args: [
+      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      `--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  });
+  let page;
+  try {
+    const errors = [];
+    for (const [size, viewport] of [['desktop', { width: 1366, height: 768 }],
+                                    ['phone', { width: 390, height: 844 }]]) {
+      cfg.size = size;
+      const ctx = await browser.newContext({ viewport });
+      ctx.setDefaultTimeout(STEP_MS);
+      page = await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+      });
+      const tab = await ctx.newPage();
+      await page.bringToFront();
+      await login(page);
+      await blockUndoUnblock(page, tab);
+      await logExplains(page);
+      await policyForm(page);
+      await listsPage(page);
+      await usersPage(page, 'bob-' + size);
+      await settingsPage(page);
+      for (const path of ['/log', '/policy', '/lists', '/users', '/settings']) {
+        await page.goto(ADMIN + path, { timeout: STEP_MS });
+        await page.waitForLoadState('networkidle', { timeout: STEP_MS });
+        await checkNoOverflow(page, `${path} ${viewport.width}x${viewport.height}`);
+      }
+      await ctx.close();
+      log(`all checks passed at ${viewport.width}x${viewport.height}`);
+    }
+    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
+  } catch (e) {
+    if (page && cfg.shots) {
+      mkdirSync(cfg.shots, { recursive: true });
+      await page.screenshot({ path: join(cfg.shots, 'failure.png'), timeout: 3000 }).catch(() => {});
+      process.stderr.write(`page at failure: ${page.url()} (screenshot failure.png)\n`);
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => {
+  clearTimeout(watchdog);
+  log('all checks passed');
+}, (e) => {
+  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
+  process.exit(1);
+});
