@@ -827,6 +827,21 @@ static void pac_address(const struct proxyd *p, const char *host, char *out, siz
     snprintf(out, outlen, "%s%s:%u", tls ? "https://" : "", host[0] ? host : "127.0.0.1", port);
 }
 
+/* The admin server could not make the first-run admin (made false), or has made it since. */
+static void hook_first_admin(void *arg, bool made, const char *err)
+{
+    struct proxyd *p = arg;
+
+    if (made)
+        log_info("first run: admin user '%s', its password is in %s/%s (deleted once the "
+                 "password is changed; the first login asks for a new one)",
+                 WA_FIRST_ADMIN, p->cfg.data_dir, WA_FIRST_PASSWORD_FILE);
+    else
+        log_error("admin server: cannot create the first admin account: %s; proxying goes on, "
+                  "and it is tried again every %d s",
+                  err, WA_FIRST_ADMIN_RETRY_S);
+}
+
 /* The admin server, unless --admin off. Returns 0, or -1 once the error is logged. */
 static int admin_start(struct proxyd *p)
 {
@@ -866,6 +881,7 @@ static int admin_start(struct proxyd *p)
         .forward_delete = hook_forward_delete,
         .ready = hook_ready,
         .metrics_allow = p->cfg.metrics_allow,
+        .first_admin = hook_first_admin,
         .hook_arg = p,
     };
     p->admin = wa_start(&wo, &first_run, err, sizeof(err));
@@ -874,9 +890,7 @@ static int admin_start(struct proxyd *p)
         return -1;
     }
     if (first_run)
-        log_info("first run: admin user '%s', its password is in %s/%s (deleted once the "
-                 "password is changed; the first login asks for a new one)",
-                 WA_FIRST_ADMIN, p->cfg.data_dir, WA_FIRST_PASSWORD_FILE);
+        hook_first_admin(p, true, NULL);
     return 0;
 }
 

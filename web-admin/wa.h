@@ -117,6 +117,12 @@ struct wa_options {
     /* Networks whose callers may read GET /metrics without credentials, besides loopback:
      * comma-separated CIDRs ("10.0.0.0/8,fd00::/8"), or NULL. Copied. */
     const char *metrics_allow;
+    /* The first-run admin account could not be made at start (made false, err says why: a
+     * full disk, a locked database): the server runs without it, and a thread of its own
+     * tries again every WA_FIRST_ADMIN_RETRY_S seconds. Called again, with made true and
+     * err NULL, once it is made (its password file is then there). Never for a start that
+     * made it or found an admin. May be NULL. Any thread. */
+    void (*first_admin)(void *arg, bool made, const char *err);
     void *hook_arg;
 };
 
@@ -127,11 +133,15 @@ struct wa_server;
 #define WA_FIRST_ADMIN "admin"
 #define WA_FIRST_PASSWORD_FILE "admin.password"
 
+#define WA_FIRST_ADMIN_RETRY_S 5
+
 /* Starts the server. Creates the bearer token file if missing. On first run (no admin
  * account) creates admin WA_FIRST_ADMIN with a random password, written only to
  * <data_dir>/WA_FIRST_PASSWORD_FILE, and sets *first_run (the caller says where the file
  * is; false otherwise). That password must be replaced at its first login; the file is
- * deleted when it is. Returns NULL with err filled. */
+ * deleted when it is. If the account cannot be written, the server starts anyway and
+ * retries (opts->first_admin): a full disk or a locked database must not stop the proxy
+ * around it. Returns NULL with err filled. */
 struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char *err,
                            size_t errlen);
 void wa_stop(struct wa_server *srv);

@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -38,6 +40,12 @@ struct wa_server {
     size_t nhosts;
     struct addr_net metrics_nets[WA_METRICS_NETS]; /* read /metrics without credentials */
     size_t nmetrics_nets;
+    /* The first-run admin's retries (first_admin_retry), while it could not be made. */
+    pthread_t retry;
+    bool retrying;
+    pthread_mutex_t retry_mu;
+    pthread_cond_t retry_cv;
+    bool stopping; /* under retry_mu */
 };
 
 /* One request and its route, from its first header until MHD reports it complete. */
@@ -500,10 +508,70 @@ static char *dup_opt(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* The first-run admin, until it is made (or another process made an admin), every
+ * WA_FIRST_ADMIN_RETRY_S seconds; says so through the first_admin hook once it is. */
+static void *first_admin_retry(void *arg)
+{
+    struct wa_server *srv = arg;
+    char err[512];
+    bool created = false;
+
+    pthread_mutex_lock(&srv->retry_mu);
+    while (!srv->stopping) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += WA_FIRST_ADMIN_RETRY_S;
+        pthread_cond_timedwait(&srv->retry_cv, &srv->retry_mu, &until);
+        if (srv->stopping)
+            break;
+        pthread_mutex_unlock(&srv->retry_mu);
+        int rc = wa_auth_first_admin(srv->ctx.pool, srv->data_dir, &created, err, sizeof(err));
+        pthread_mutex_lock(&srv->retry_mu);
+        if (rc == 0)
+            break;
+    }
+    pthread_mutex_unlock(&srv->retry_mu);
+    if (created && srv->opts.first_admin)
+        srv->opts.first_admin(srv->opts.hook_arg, true, NULL);
+    return NULL;
+}
+
+/* The start could not make the first-run admin (err): report, and retry on a thread. */
+static int first_admin_later(struct wa_server *srv, const char *why, char *err, size_t errlen)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->retry_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&srv->retry_mu, NULL);
+    if (pthread_create(&srv->retry, NULL, first_admin_retry, srv) != 0) {
+        snprintf(err, errlen, "%s (and cannot start a thread to retry)", why);
+        pthread_cond_destroy(&srv->retry_cv);
+        pthread_mutex_destroy(&srv->retry_mu);
+        return -1;
+    }
+    srv->retrying = true;
+    if (srv->opts.first_admin)
+        srv->opts.first_admin(srv->opts.hook_arg, false, why);
+    return 0;
+}
+
 void wa_stop(struct wa_server *srv)
 {
     if (!srv)
         return;
+    if (srv->retrying) {
+        pthread_mutex_lock(&srv->retry_mu);
+        srv->stopping = true;
+        pthread_cond_signal(&srv->retry_cv);
+        pthread_mutex_unlock(&srv->retry_mu);
+        pthread_join(srv->retry, NULL);
+        pthread_cond_destroy(&srv->retry_cv);
+        pthread_mutex_destroy(&srv->retry_mu);
+    }
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
     store_pool_free(srv->ctx.pool);
@@ -625,8 +693,12 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
     pac_url_set(srv);
-    /* Last, so a start that fails never creates an admin whose password nobody saw. */
-    if (wa_auth_first_admin(srv->ctx.pool, srv->data_dir, first_run, err, errlen) < 0)
+    /* Last, so a start that fails never creates an admin whose password nobody saw. A
+     * failure here (a full disk, a locked database) is no reason to fail the start: proxyd
+     * would exit with it, and relaying must go on. */
+    char why[512];
+    if (wa_auth_first_admin(srv->ctx.pool, srv->data_dir, first_run, why, sizeof(why)) < 0 &&
+        first_admin_later(srv, why, err, errlen) < 0)
         goto fail;
     return srv;
 fail:

@@ -10,7 +10,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import PROXYCTL, Proxyd, wait_for
+from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
 
 
 class Admin:
@@ -107,3 +107,33 @@ class FirstRunTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FirstRunUnwritableTest(unittest.TestCase):
+    def test_first_admin_that_cannot_be_written_does_not_stop_the_proxy(self):
+        """The first-run account cannot be written (its password file cannot be: a folder
+        stands in its place, as a full disk would refuse it): proxyd starts anyway, relays,
+        says why, and makes the account once the way is clear."""
+        with DnsStub(records={"first.test": "127.0.0.1"}) as dns, Origin() as origin:
+            px = Proxyd(dns=dns)
+            os.makedirs(os.path.join(px.first_password_path, "in-the-way"))
+            with px:
+                self.assertTrue(wait_for(
+                    lambda: "cannot create the first admin account" in px.log(), timeout=60),
+                    px.log()[-2000:])
+                self.assertIsNone(px.proc.poll(), "proxyd exited:\n" + px.log()[-2000:])
+                status, _, _ = px.get("http://first.test:%d/small" % origin.port)
+                self.assertEqual(status, 200)
+                self.assertEqual(Admin(px).login("anything")[0], 401)
+                # The retry makes it once the way is clear, and says where the password is.
+                os.rmdir(os.path.join(px.first_password_path, "in-the-way"))
+                os.rmdir(px.first_password_path)
+                self.assertTrue(wait_for(lambda: "first run:" in px.log()
+                                         and os.path.isfile(px.first_password_path), timeout=60),
+                                px.log()[-2000:])
+                with open(px.first_password_path) as f:
+                    password = f.read().strip()
+                status, answer = Admin(px).login(password)
+                self.assertEqual(status, 200, answer)
+                self.assertTrue(answer["must_change_password"])
+                self.assertEqual(px.stop(), 0)
