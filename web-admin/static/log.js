@@ -71,11 +71,12 @@
     return b;
   }
 
-  /* What a row offers: an allowed request can be blocked; a denied one allowed, or, when a
-   * plain "deny domain" of its own host denied it, unblocked (that rule removed). */
+  /* What a row offers: an allowed request (or one a report rule only marked) can be
+   * blocked; a denied one allowed, or, when a plain "deny domain" of its own host denied it,
+   * unblocked (that rule removed). */
   function actions(r) {
     if (!r.host) return [];
-    if (r.decision === 'allow')
+    if (r.decision === 'allow' || r.decision === 'report')
       return [actionButton('Block domain', 'danger', 'block-btn', () => addDomainRule('block', r.host))];
     if (r.decision !== 'deny') return [];
     const own = r.rule_text && /^deny\s+domain\s+(\S+)$/i.exec(r.rule_text.trim());
