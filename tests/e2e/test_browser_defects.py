@@ -12,7 +12,8 @@ proxy user that exists is refused; Settings offers no loopback PAC URL; the poli
 is enabled only for a rule that checks; inline edits save on Enter and cancel on Escape; a
 success message does not outlive the next action.
 
-Screenshots go to $PX_BROWSER_SHOTS, else <build dir>/browser-shots (names below).
+Screenshots go to defects/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots (names
+below).
 Needs /usr/bin/chromium and tests/e2e/browser/node_modules/playwright-core (test_browser.py
 says how to get them).
 """
@@ -21,7 +22,11 @@ import os
 import unittest
 
 from harness import DnsStub, Origin, Proxyd, read_response
-from test_browser import BROWSER_DIR, CHROMIUM, SHOTS, run_node
+from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
+
+# A folder of its own: test_browser.py empties its folder of PNGs when it starts, and ctest
+# runs the two at once.
+SHOTS = os.path.join(ALL_SHOTS, "defects")
 
 PASSWORD = "defects-test-password"
 REGEX_RULE = r"deny host-regex ^secret[0-9]+[.]test$"
