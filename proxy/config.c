@@ -57,6 +57,8 @@ static const struct opt opts[] = {
     {"metrics-allow", OPT_STR, OFF(metrics_allow), 0, 0,
      "CIDRS  networks that read the admin server's /metrics without the token (loopback\n"
      "               always may)"},
+    {"node-name", OPT_STR, OFF(node_name), 0, 0,
+     "NAME  this proxyd in every access-log row, up to 63 bytes (default: the host name)"},
     {"data-dir", OPT_STR, OFF(data_dir), 0, 0,
      "DIR  database and admin token (default " PX_DATA_DIR ")"},
     {"log-db", OPT_STR, OFF(db_path), 0, 0, "FILE  SQLite database (default DATA-DIR/proxyd.db)"},

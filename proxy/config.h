@@ -34,6 +34,7 @@ struct px_config {
     char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */
     size_t nadmin_hosts;
     char *metrics_allow; /* CIDRs that read /metrics without the token, besides loopback */
+    char *node_name;     /* this node in every access row; NULL = the host name */
     char *data_dir;
     char *db_path;    /* default <data_dir>/proxyd.db */
     unsigned workers; /* 0 = number of CPUs */

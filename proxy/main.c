@@ -70,6 +70,7 @@ struct proxyd {
      * it clears serving: the admin server outlives the workers' drain, and no hook may post
      * to a loop that is ending. */
     pthread_mutex_t serving_mu;
+    char node_name[STORE_NODE_NAME_MAX + 1]; /* --node-name, or the host name */
 };
 
 static void tunables_from_config(struct proxy_tunables *t, const struct px_config *cfg)
@@ -552,6 +553,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         {workers_wanted(fresh.workers) != p->nworkers, "workers"},
         {!same_str(p->cfg.admin, fresh.admin), "admin"},
         {!same_str(p->cfg.metrics_allow, fresh.metrics_allow), "metrics-allow"},
+        {!same_str(p->cfg.node_name, fresh.node_name), "node-name"},
         {!same_str(p->cfg.data_dir, fresh.data_dir), "data-dir"},
         {fresh.access_log != p->cfg.access_log, "access-log"},
         {!same_str(p->cfg.user, fresh.user), "user"},
@@ -713,6 +715,15 @@ static int services_start(struct proxyd *p)
 {
     char err[1024] = "";
 
+    if (p->cfg.node_name) {
+        if (strlen(p->cfg.node_name) > STORE_NODE_NAME_MAX) {
+            log_error("node-name: longer than %d bytes", STORE_NODE_NAME_MAX);
+            return -1;
+        }
+        snprintf(p->node_name, sizeof(p->node_name), "%s", p->cfg.node_name);
+    } else if (gethostname(p->node_name, sizeof(p->node_name) - 1) != 0) {
+        p->node_name[0] = '\0';
+    }
     if (p->cfg.access_log) {
         struct store_log_opts lo = {
             .db_path = p->cfg.db_path,
@@ -722,6 +733,7 @@ static int services_start(struct proxyd *p)
             .squid_log_path = p->cfg.squid_log,
             .retention_days = p->cfg.retention_days,
             .retention_rows = p->cfg.retention_rows,
+            .node_name = p->node_name,
         };
         p->log = store_log_start(&lo, err, sizeof(err));
         if (!p->log) {

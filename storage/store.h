@@ -94,6 +94,7 @@ struct store_log_opts {
     const char *squid_log_path; /* also append Squid native-format lines here, or NULL */
     int64_t retention_days;     /* 0 = keep forever */
     int64_t retention_rows;     /* 0 = no row limit */
+    const char *node_name;      /* written in every row's node column (copied); NULL = "" */
 };
 
 /* The numbers are base/stats.h's STATS_LOG_TABLE (queued, written, dropped_queue_full,
@@ -391,9 +392,11 @@ struct store_log_filter {
     int64_t after_id;           /* follow: rows with id > after_id (0 = unused) */
     size_t limit;
 };
+#define STORE_NODE_NAME_MAX 63 /* bytes of a node name (--node-name) */
 struct store_log_row {
     int64_t id;
     struct store_access a;
+    char node[STORE_NODE_NAME_MAX + 1]; /* the node that wrote the row, "" for older rows */
 };
 int store_log_search(struct store *st, const struct store_log_filter *f,
                      struct store_log_row **rows, size_t *n, char *err, size_t errlen);

@@ -104,6 +104,9 @@ const struct store_migration store_migrations[] = {
         " target TEXT NOT NULL,"
         " clients TEXT NOT NULL DEFAULT '',"
         " created_ms INTEGER NOT NULL);"},
+    /* The proxyd node that relayed the request (--node-name), so that the rows of several
+     * nodes can share one log. Rows from before have none (''). */
+    {9, "ALTER TABLE access_log ADD COLUMN node TEXT NOT NULL DEFAULT '';"},
     /* Policy versions: who changed the policy when and why, and the rules each version
      * held (rules_of: the version whose rows in policy_version_rules hold them, so a change
      * of lists or users copies no rule). Each access row names the version that decided it.

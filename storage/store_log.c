@@ -47,6 +47,7 @@ struct store_log {
     pthread_t thread;
     char *db_path;    /* owned */
     char *squid_path; /* owned, or NULL */
+    char *node_name;  /* owned: every row's node column */
     int flush_ms;
     int64_t retention_days, retention_rows;
     struct store *st;     /* NULL while the database cannot be opened */
@@ -238,8 +239,8 @@ static void squid_flush(struct store_log *log)
 
 static const char insert_sql[] =
     "INSERT INTO access_log(time_ms, client, user, method, scheme, host, port, path, status,"
-    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest,"
+    " node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static void db_close(struct store_log *log)
 {
@@ -328,6 +329,7 @@ static int insert_row(struct store_log *log, const struct store_access *a)
     sqlite3_bind_int64(s, 16, a->policy_version);
     BIND_TEXT(s, 17, a->sni);
     BIND_TEXT(s, 18, a->dest);
+    sqlite3_bind_text(s, 19, log->node_name, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -499,6 +501,7 @@ static void log_free(struct store_log *log)
     free(log->squid_buf);
     free(log->db_path);
     free(log->squid_path);
+    free(log->node_name);
     free(log);
 }
 
@@ -524,7 +527,8 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
     atomic_store(&log->retention_rows_set, opts->retention_rows);
     log->db_path = strdup(opts->db_path);
     log->squid_path = opts->squid_log_path ? strdup(opts->squid_log_path) : NULL;
-    if (!log->db_path || (opts->squid_log_path && !log->squid_path)) {
+    log->node_name = strdup(opts->node_name ? opts->node_name : "");
+    if (!log->db_path || (opts->squid_log_path && !log->squid_path) || !log->node_name) {
         store_errf(err, errlen, "store_log_start: out of memory");
         goto fail;
     }

@@ -106,6 +106,7 @@ static void row_from_stmt(sqlite3_stmt *s, struct store_log_row *r)
     a->policy_version = sqlite3_column_int64(s, 16);
     COPY_COL(a->sni, s, 17);
     COPY_COL(a->dest, s, 18);
+    COPY_COL(r->node, s, 19);
 }
 
 int store_log_search(struct store *st, const struct store_log_filter *f,
@@ -130,7 +131,7 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     snprintf(sql, sizeof(sql),
              "SELECT id, time_ms, client, user, method, scheme, host, port, path, status,"
              " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni,"
-             " dest FROM access_log%s"
+             " dest, node FROM access_log%s"
              " WHERE 1",
              by_time ? " INDEXED BY access_log_time" : "");
 #define ADD(frag) strncat(sql, (frag), sizeof(sql) - strlen(sql) - 1)

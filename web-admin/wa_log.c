@@ -93,6 +93,7 @@ static json_t *log_row_json(const struct store_log_row *row, struct store *st,
     json_object_set_new(o, "policy_version", json_integer(a->policy_version));
     json_object_set_new(o, "sni", json_string(a->sni));
     json_object_set_new(o, "dest", json_string(a->dest));
+    json_object_set_new(o, "node", json_string(row->node));
     return o;
 }
 

@@ -164,6 +164,39 @@ START_TEST(test_records_from_two_producers_are_all_committed)
 }
 END_TEST
 
+/* Every row carries the writer's node name, and the log search returns it. */
+START_TEST(test_rows_carry_the_node_name)
+{
+    struct store_log_opts o = {
+        .db_path = tmp.db, .producers = 1, .queue_capacity = 64, .node_name = "edge-7"};
+    struct store_log_filter f;
+    struct store_log_row *rows;
+    char err[256] = "";
+    size_t n;
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+    struct store *st;
+
+    ck_assert_msg(log != NULL, "%s", err);
+    for (int i = 0; i < 3; i++) {
+        struct store_access a = record(1700000000000 + i, "example.com", 0);
+
+        ck_assert(store_log_push(log, 0, &a));
+    }
+    store_log_stop(log);
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    memset(&f, 0, sizeof(f));
+    f.decision = -1;
+    f.limit = 10;
+    ck_assert_int_eq(store_log_search(st, &f, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(rows[i].node, "edge-7");
+    free(rows);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_stop_writes_everything_still_queued)
 {
     /* A flush interval far longer than the test: only stop can write these. */
@@ -472,6 +505,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_records_from_two_producers_are_all_committed);
     tcase_add_test(tc, test_stop_writes_everything_still_queued);
+    tcase_add_test(tc, test_rows_carry_the_node_name);
     tcase_add_test(tc, test_full_queue_push_fails_fast_and_counts_drops);
     tcase_add_test(tc, test_locked_database_drops_batches_then_resumes);
     tcase_add_test(tc, test_removed_database_file_is_recreated);
