@@ -46,6 +46,15 @@ static const struct opt opts[] = {
     {"forward", OPT_FORWARD, OFF(forwards), OFF(nforwards), CONFIG_MAX_FORWARDS,
      "'ADDR:PORT HOST:PORT [clients CIDR,...]'  port forward: connections to ADDR:PORT\n"
      "               relayed to HOST:PORT under the policy, repeatable (more: proxyctl forward)"},
+    {"intercept", OPT_LIST, OFF(intercept), OFF(nintercept), CONFIG_MAX_LISTEN,
+     "ADDR:PORT  listener for connections the gateway redirects here (nftables/iptables\n"
+     "               redirect), repeatable; see docs/interception.md"},
+    {"tproxy", OPT_LIST, OFF(tproxy), OFF(ntproxy), CONFIG_MAX_LISTEN,
+     "ADDR:PORT  listener for connections the gateway diverts here with TPROXY (needs\n"
+     "               CAP_NET_ADMIN), repeatable"},
+    {"intercept-host-strict", OPT_BOOL, OFF(intercept_host_strict), 0, 0,
+     "          refuse (409) an intercepted HTTP request whose Host does not resolve to the\n"
+     "               address it was bound for"},
     {"admin", OPT_STR, OFF(admin), 0, 0,
      "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,

@@ -11,7 +11,7 @@
 
 #define CONFIG_MAX_LISTEN 8
 /* Every listening address of every kind (listen, listen-tls). */
-#define CONFIG_MAX_LISTENERS (2 * CONFIG_MAX_LISTEN)
+#define CONFIG_MAX_LISTENERS (4 * CONFIG_MAX_LISTEN) /* listen, listen-tls, intercept, tproxy */
 #define CONFIG_MAX_DNS 4
 #define CONFIG_MAX_PORTS 32
 #define CONFIG_MAX_ADMIN_HOSTS 16
@@ -21,6 +21,12 @@ struct px_config {
     char *config_file;
     char *listen[CONFIG_MAX_LISTEN]; /* "127.0.0.1:3128", "[::1]:3128" */
     size_t nlisten;
+    char *intercept[CONFIG_MAX_LISTEN]; /* listeners for connections redirected here */
+    size_t nintercept;
+    char *tproxy[CONFIG_MAX_LISTEN]; /* listeners for connections diverted here by TPROXY */
+    size_t ntproxy;
+    bool intercept_host_strict; /* refuse an intercepted request whose Host does not resolve to
+                                   the address it was bound for */
     /* "LISTEN TARGET [clients CIDR,...]" (acl_forward_parse_line), checked when read */
     char *forwards[CONFIG_MAX_FORWARDS];
     size_t nforwards;

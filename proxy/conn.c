@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "proxy/client_limit.h"
 #include "proxy/log.h"
+#include "proxy/intercept.h"
 #include "proxy/origin.h"
 #include "proxy/portfwd.h"
 #include "proxy/relay.h"
@@ -29,10 +30,10 @@
 #define LINGER_MS 2000
 
 static const char *const state_names[CONN_STATE_COUNT] = {
-    [CONN_IDLE] = "idle",     [CONN_HANDSHAKE] = "handshake", [CONN_READ_HEAD] = "read-head",
-    [CONN_AUTH] = "auth",     [CONN_RESOLVE] = "resolve",     [CONN_CONNECT] = "connect",
-    [CONN_RELAY] = "relay",   [CONN_TUNNEL] = "tunnel",       [CONN_REPLY] = "reply",
-    [CONN_LINGER] = "linger", [CONN_CLOSED] = "closed",
+    [CONN_IDLE] = "idle",           [CONN_HANDSHAKE] = "handshake", [CONN_PEEK] = "peek",
+    [CONN_READ_HEAD] = "read-head", [CONN_AUTH] = "auth",           [CONN_RESOLVE] = "resolve",
+    [CONN_CONNECT] = "connect",     [CONN_RELAY] = "relay",         [CONN_TUNNEL] = "tunnel",
+    [CONN_REPLY] = "reply",         [CONN_LINGER] = "linger",       [CONN_CLOSED] = "closed",
 };
 
 const char *conn_state_str(enum conn_state s)
@@ -276,6 +277,8 @@ static bool step(struct conn *c)
     switch (c->state) {
     case CONN_HANDSHAKE:
         return step_handshake(c);
+    case CONN_PEEK:
+        return intercept_step_peek(c);
     case CONN_IDLE:
     case CONN_READ_HEAD:
         return request_step_read_head(c);
@@ -489,6 +492,8 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     }
     if (l->kind == LISTENER_PORTFWD)
         portfwd_begin(c, l->fwd);
+    else if (l->kind == LISTENER_INTERCEPT || l->kind == LISTENER_TPROXY)
+        intercept_begin(c);
     conn_run(c);
     return 0;
 }
@@ -504,6 +509,9 @@ void conn_check_timeout(struct conn *c, int64_t now_ms)
     case CONN_HANDSHAKE:
         conn_close(c, CLOSE_CLIENT_TIMEOUT);
         return;
+    case CONN_PEEK:
+        intercept_peek_timeout(c);
+        break;
     case CONN_READ_HEAD:
         if (c->up.len == 0) {
             conn_close(c, CLOSE_IDLE_TIMEOUT);

@@ -36,6 +36,7 @@ struct worker;
 enum conn_state {
     CONN_IDLE,      /* keep-alive between requests: no buffers held */
     CONN_HANDSHAKE, /* a TLS listener's connection before its first request: the handshake */
+    CONN_PEEK,      /* intercepted: reading the first bytes to tell TLS, HTTP or other */
     CONN_READ_HEAD, /* reading a request head */
     CONN_AUTH,      /* waiting for a verifier thread to check the proxy password */
     CONN_RESOLVE,   /* waiting for the origin's addresses */
@@ -96,11 +97,12 @@ struct conn {
     /* The peer's end of stream (or an error) was reported: its edge is spent, so a short read
      * no longer means "drained", and the socket stays readable until recv says 0. */
     bool c_hup, o_hup;
-    bool origin_in_use; /* ofd serves the request in flight (else: kept idle, attached) */
-    bool origin_reused; /* ofd carried an earlier request: the origin may have closed it
-                           as idle while this one was on its way */
-    bool retrying;      /* the request goes out again, on a connection of its own */
-    unsigned requests;  /* requests begun on this client connection */
+    bool origin_in_use;    /* ofd serves the request in flight (else: kept idle, attached) */
+    bool origin_as_client; /* ofd is bound to the client's address (TPROXY): never pooled */
+    bool origin_reused;    /* ofd carried an earlier request: the origin may have closed it
+                              as idle while this one was on its way */
+    bool retrying;         /* the request goes out again, on a connection of its own */
+    unsigned requests;     /* requests begun on this client connection */
     /* Sending the request again: up.data[0 .. up_sent) holds the bytes of it already sent
      * while up_intact (reading more of its body may overwrite them), and upf_start is its
      * framing as it began. */
@@ -122,7 +124,12 @@ struct conn {
     bool idempotent;   /* RFC 9110 9.2.2: the method may be repeated (origin_lost) */
     bool websocket;
     bool is_connect;
-    bool is_forward; /* accepted by a port forward: raw bytes, no HTTP either way */
+    bool is_forward;  /* raw bytes, no HTTP either way: accepted by a port forward, or an
+                         intercepted connection that is not HTTP */
+    bool intercepted; /* accepted by an intercept or tproxy listener: every request goes to
+                         orig_dst, whatever it names */
+    bool tls_alert;   /* raw bytes that began with a ClientHello: a refusal is a TLS alert */
+    struct sockaddr_storage orig_dst; /* intercepted: where the client's connection was bound */
     bool counted_tunnel;
     bool hello_pending; /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
                            until they prove not to be TLS, or a ClientHello whose server name

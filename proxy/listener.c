@@ -93,6 +93,17 @@ int listener_open(struct listener *l, enum listener_kind kind, const char *text,
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    /* TPROXY hands over connections bound for other addresses: only a transparent socket
+     * may accept them. */
+    if (kind == LISTENER_TPROXY &&
+        (l->addr.ss_family == AF_INET
+             ? setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))
+             : setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))) < 0) {
+        snprintf(err, errlen, "tproxy %s: IP_TRANSPARENT: %s (needs CAP_NET_ADMIN)", text,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
     if (l->addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&l->addr, len) < 0 || listen(fd, 4096) < 0) {

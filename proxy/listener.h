@@ -16,14 +16,14 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* What a listener's connections are, and the setting that makes one. FORWARD, TLS (the same
- * proxy, its connections beginning with a TLS handshake, conn.c) and PORTFWD
- * (proxy/portfwd.h) are implemented; the others are named so that settings, logs and code
- * share one vocabulary when they come (docs/architecture.md, "Listeners").
+/* What a listener's connections are, and the setting that makes one: FORWARD, TLS (the same
+ * proxy, its connections beginning with a TLS handshake, conn.c), INTERCEPT and TPROXY
+ * (proxy/intercept.h) and PORTFWD (proxy/portfwd.h) (docs/architecture.md, "Listeners").
  * X(ENUM, name, setting) */
 #define LISTENER_KIND_TABLE                                                                        \
     X(LISTENER_FORWARD, "forward", "listen")        /* browsers set to use the proxy */            \
     X(LISTENER_INTERCEPT, "intercept", "intercept") /* redirected here by the gateway */           \
+    X(LISTENER_TPROXY, "tproxy", "tproxy")          /* diverted here by the gateway's TPROXY */    \
     X(LISTENER_TLS, "tls", "listen-tls")            /* forward, TLS from client to proxy */        \
     X(LISTENER_PORTFWD, "portfwd", "forward")       /* plain TCP relayed to one target */
 

@@ -90,6 +90,7 @@ static void tunables_from_config(struct proxy_tunables *t, const struct px_confi
     memcpy(t->connect_ports, cfg->connect_ports, sizeof(t->connect_ports));
     t->nconnect_ports = cfg->nconnect_ports;
     t->allow_loopback_targets = cfg->allow_loopback_targets;
+    t->intercept_host_strict = cfg->intercept_host_strict;
     snprintf(t->via, sizeof(t->via), "%s", cfg->via ? cfg->via : "proxyd");
     snprintf(t->contact, sizeof(t->contact), "%s", cfg->contact ? cfg->contact : "");
 }
@@ -121,6 +122,14 @@ static void collect_own_addresses(struct proxyd *p)
             s->own_ports[s->nown_ports++] = addr_port(&ss);
     for (size_t i = 0; i < p->cfg.nlisten_tls; i++)
         if (addr_parse(p->cfg.listen_tls[i], 0, &ss, &len) == PX_OK)
+            s->own_ports[s->nown_ports++] = addr_port(&ss);
+    /* A connection straight to an intercept port (not redirected) has itself as its
+     * original destination: refused as one of ours, not relayed in a loop. */
+    for (size_t i = 0; i < p->cfg.nintercept; i++)
+        if (addr_parse(p->cfg.intercept[i], 0, &ss, &len) == PX_OK)
+            s->own_ports[s->nown_ports++] = addr_port(&ss);
+    for (size_t i = 0; i < p->cfg.ntproxy; i++)
+        if (addr_parse(p->cfg.tproxy[i], 0, &ss, &len) == PX_OK)
             s->own_ports[s->nown_ports++] = addr_port(&ss);
     if (strcmp(p->cfg.admin, "off") != 0 && addr_parse(p->cfg.admin, 0, &ss, &len) == PX_OK)
         s->own_ports[s->nown_ports++] = addr_port(&ss);
@@ -416,12 +425,21 @@ static size_t listen_specs(const struct px_config *cfg, const char **texts,
         texts[n] = cfg->listen_tls[i];
         kinds[n] = LISTENER_TLS;
     }
+    for (size_t i = 0; i < cfg->nintercept; i++, n++) {
+        texts[n] = cfg->intercept[i];
+        kinds[n] = LISTENER_INTERCEPT;
+    }
+    for (size_t i = 0; i < cfg->ntproxy; i++, n++) {
+        texts[n] = cfg->tproxy[i];
+        kinds[n] = LISTENER_TPROXY;
+    }
     return n;
 }
 
 /* Every worker's listeners, opened before anything else and before root is given up
- * (--user), so that a port below 1024 needs root only this long. Each kind comes from a
- * setting of its own (listener.h's table): --listen, --listen-tls. */
+ * (--user), so that a port below 1024 (and TPROXY's IP_TRANSPARENT) needs root only this
+ * long. Each kind comes from a setting of its own (listener.h's table): --listen,
+ * --listen-tls, --intercept, --tproxy. */
 static int open_listeners(struct proxyd *p, char *err, size_t errlen)
 {
     const char *texts[CONFIG_MAX_LISTENERS];
@@ -550,6 +568,9 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
          "tls-cert/tls-key"},
         {fresh.admin_tls != p->cfg.admin_tls, "admin-tls"},
         {!same_list(p->cfg.forwards, p->cfg.nforwards, fresh.forwards, fresh.nforwards), "forward"},
+        {!same_list(p->cfg.intercept, p->cfg.nintercept, fresh.intercept, fresh.nintercept),
+         "intercept"},
+        {!same_list(p->cfg.tproxy, p->cfg.ntproxy, fresh.tproxy, fresh.ntproxy), "tproxy"},
         {workers_wanted(fresh.workers) != p->nworkers, "workers"},
         {!same_str(p->cfg.admin, fresh.admin), "admin"},
         {!same_str(p->cfg.metrics_allow, fresh.metrics_allow), "metrics-allow"},
@@ -1040,6 +1061,10 @@ int main(int argc, char **argv)
         log_info("proxy listening on %s", p.cfg.listen[i]);
     for (size_t i = 0; i < p.cfg.nlisten_tls; i++)
         log_info("proxy listening on %s over TLS", p.cfg.listen_tls[i]);
+    for (size_t i = 0; i < p.cfg.nintercept; i++)
+        log_info("intercepting connections redirected to %s", p.cfg.intercept[i]);
+    for (size_t i = 0; i < p.cfg.ntproxy; i++)
+        log_info("intercepting connections diverted (TPROXY) to %s", p.cfg.tproxy[i]);
     for (size_t i = 0; i < p.cfg.nforwards; i++)
         log_info("forward %s", p.cfg.forwards[i]);
     log_info("proxyd %s: %u workers, admin %s, data in %s", PX_VERSION, p.nworkers, p.cfg.admin,

@@ -194,7 +194,9 @@ static void release(struct conn *c, bool healthy)
     struct worker *w = c->w;
     if (c->ofd < 0)
         return;
-    if (!healthy || atomic_load_explicit(&w->draining, memory_order_relaxed)) {
+    /* A connection made from a client's address is that client's only. */
+    if (!healthy || c->origin_as_client ||
+        atomic_load_explicit(&w->draining, memory_order_relaxed)) {
         origin_close(c);
         return;
     }
@@ -223,8 +225,7 @@ void origin_finish(struct conn *c, bool healthy)
     release(c, healthy);
 }
 
-/* "IP:PORT" or "[IPv6]:PORT" of ss into out (54 bytes). */
-static void format_dest(const struct sockaddr_storage *ss, char *out, size_t cap)
+void origin_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN];
     if (ss->ss_family == AF_INET) {
@@ -243,7 +244,7 @@ static void connected(struct conn *c)
 {
     struct worker *w = c->w;
     c->origin_in_use = true;
-    format_dest(&c->origin_addr, c->rec.dest, sizeof(c->rec.dest));
+    origin_format_addr(&c->origin_addr, c->rec.dest, sizeof(c->rec.dest));
     if (buf_attach(&w->bufs, &c->down) < 0) {
         conn_close(c, CLOSE_OVERLOAD);
         return;
@@ -251,7 +252,9 @@ static void connected(struct conn *c)
     if (c->is_connect || c->is_forward) {
         if (c->is_connect)
             reply_established(c);
-        tun_start(c, c->is_connect);
+        /* An intercepted connection judged by its destination alone may still begin with a
+         * ClientHello: its name is judged when it comes. */
+        tun_start(c, c->is_connect || (c->intercepted && !c->tls_alert));
         return;
     }
     conn_set_state(c, CONN_RELAY);
@@ -266,7 +269,8 @@ static void connected(struct conn *c)
  * its own, so that it never fails for a reason the client cannot recover from. */
 static bool may_take_kept_origin(const struct conn *c)
 {
-    return !c->is_connect && !c->is_forward && !c->retrying && (c->requests > 1 || c->idempotent);
+    return !c->is_connect && !c->is_forward && !c->retrying && !c->intercepted &&
+           (c->requests > 1 || c->idempotent);
 }
 
 /* What became of one address tried by origin_connect. */
@@ -309,6 +313,24 @@ static enum attempt reuse(struct conn *c, const struct sockaddr_storage *ss)
     return ATTEMPT_DONE;
 }
 
+/* TPROXY: the origin sees the client's address, not proxyd's (the gateway routes its answers
+ * back here). Returns whether fd is bound so; if the kernel refuses, it goes from ours. */
+static bool bind_as_client(const struct conn *c, int fd, socklen_t len)
+{
+    int one = 1;
+    struct sockaddr_storage from = c->client_addr;
+    if (from.ss_family == AF_INET) {
+        ((struct sockaddr_in *)&from)->sin_port = 0;
+        if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
+            return false;
+    } else {
+        ((struct sockaddr_in6 *)&from)->sin6_port = 0;
+        if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0)
+            return false;
+    }
+    return bind(fd, (const struct sockaddr *)&from, len) == 0;
+}
+
 /* Opens a new connection to ss. */
 static enum attempt connect_new(struct conn *c, const struct sockaddr_storage *ss)
 {
@@ -327,6 +349,8 @@ static enum attempt connect_new(struct conn *c, const struct sockaddr_storage *s
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     socklen_t len =
         ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    c->origin_as_client = c->intercepted && c->listener->kind == LISTENER_TPROXY &&
+                          ss->ss_family == c->client_addr.ss_family && bind_as_client(c, fd, len);
     c->ofd = fd;
     c->origin_addr = *ss;
     c->origin_in_use = true;
@@ -384,8 +408,49 @@ void origin_connect_done(struct conn *c)
 
 /* ---- resolve ---- */
 
+/* Whether res holds the address (not the port) of ss. */
+static bool holds_address(const struct dns_result *res, const struct sockaddr_storage *ss)
+{
+    for (size_t i = 0; i < res->naddrs; i++) {
+        const struct sockaddr_storage *a = &res->addrs[i];
+        if (a->ss_family != ss->ss_family)
+            continue;
+        if (a->ss_family == AF_INET
+                ? ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+                      ((const struct sockaddr_in *)ss)->sin_addr.s_addr
+                : memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                         &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* An intercepted request goes to its original destination only. With --intercept-host-strict
+ * its Host was looked up first, and a Host that does not name that address is refused (a
+ * client cannot borrow an allowed name for another server). Returns false when answered. */
+static bool intercepted_addrs(struct conn *c, const struct dns_result *res)
+{
+    if (res && !(res->status == DNS_OK && holds_address(res, &c->orig_dst))) {
+        c->rec.decision = STORE_DENY;
+        request_record_outcome(c, CLOSE_DENIED, "host-mismatch");
+        reply_error(c, CLOSE_DENIED, 409,
+                    "The web site named in this request is not the server it was sent to.", false);
+        return false;
+    }
+    memset(&c->addrs, 0, sizeof(c->addrs));
+    c->addrs.status = DNS_OK;
+    c->addrs.naddrs = 1;
+    c->addrs.addrs[0] = c->orig_dst;
+    return true;
+}
+
 static void use_resolved(struct conn *c, const struct dns_result *res)
 {
+    if (c->intercepted) {
+        if (!intercepted_addrs(c, res))
+            return;
+        res = &c->addrs;
+    }
     if (res->status != DNS_OK) {
         STAT_ADD(c, dns_failures, 1);
         enum conn_close why = res->status == DNS_NXDOMAIN  ? CLOSE_DNS_NXDOMAIN
@@ -420,6 +485,10 @@ static void on_resolved(void *arg, const struct dns_result *res)
 void origin_resolve(struct conn *c)
 {
     struct worker *w = c->w;
+    if (c->intercepted && (c->is_forward || !w->tun.intercept_host_strict)) {
+        use_resolved(c, NULL);
+        return;
+    }
     STAT_ADD(c, dns_lookups, 1);
     c->dns_start_ns = clock_mono_ns();
     int r = dns_resolve(w->dns, &c->host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);

@@ -68,8 +68,12 @@ void origin_pool_clear(struct origin_pool *p);
 /* ---- a connection's origin (worker thread) ---- */
 
 /* The CONN_RESOLVE step: looks up c->host, or uses an answer at hand, and goes on to the
- * address decision and connect; a failed lookup is answered 502. */
+ * address decision and connect; a failed lookup is answered 502. An intercepted connection's
+ * only address is its original destination (with --intercept-host-strict an HTTP request's
+ * host is looked up first, and one that does not name that address is answered 409). */
 void origin_resolve(struct conn *c);
+/* "IP:PORT" or "[IPv6]:PORT" of ss into out (cap bytes; 54 hold any). */
+void origin_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
 /* Tries c->addrs from c->addr_next on: a kept connection to the address when that is safe,
  * else a new non-blocking connect (state CONN_CONNECT). Connected: state CONN_RELAY, or a
  * tunnel for CONNECT. No address left: 502 (503 when out of descriptors). */

@@ -60,6 +60,8 @@ static const char *status_text(int status)
         return "Proxy Authentication Required";
     case 408:
         return "Request Timeout";
+    case 409:
+        return "Conflict";
     case 414:
         return "URI Too Long";
     case 429:
@@ -164,8 +166,11 @@ static void page_send(struct conn *c, int status, const char *detail, bool keep,
     struct worker *w = c->w;
     if (c->is_forward) {
         /* Raw bytes: a page would reach the forward's client as its server's first words.
-         * The outcome is recorded; the close is the answer. */
-        conn_close(c, CLOSE_NONE);
+         * The outcome is recorded; the close is the answer, after an alert to a TLS client. */
+        if (c->tls_alert)
+            tun_tls_alert(c, TLS_ALERT_ACCESS_DENIED);
+        else
+            conn_close(c, CLOSE_NONE);
         return;
     }
     keep = keep && c->client_keep_alive;

@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "proxy/access_req.h"
 #include "proxy/conn.h"
+#include "proxy/intercept.h"
 #include "proxy/origin.h"
 #include "proxy/relay.h"
 #include "proxy/reply.h"
@@ -327,8 +328,14 @@ enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *s
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
     if (ad.undecided_rule_id)
         c->rec.undecided_rule_id = ad.undecided_rule_id;
-    if (ad.action == ACL_ALLOW)
+    if (ad.action == ACL_ALLOW) {
+        if (ad.report_rule_id && c->rec.decision == STORE_ALLOW) {
+            /* The name would have been denied: the row names the report rule. */
+            c->rec.decision = STORE_REPORT;
+            c->rec.rule_id = ad.report_rule_id;
+        }
         return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
+    }
     return decided(d, VERDICT_DENY, CLOSE_SNI_DENIED, ad.rule_id, false,
                    ad.action == ACL_DENY ? ad.reason
                                          : "the server name needs a proxy user name and password");
@@ -534,11 +541,41 @@ static bool rewrite_head(struct conn *c, const struct h1_request *req, size_t he
     return true;
 }
 
+/* The target of an intercepted request, which names only a path: the host from Host, the port
+ * and address from where the connection was bound (origin.c goes there only). req's port and
+ * path become those the decision reads; its host stays empty, so the rewrite keeps the
+ * client's Host. Returns false when answered. */
+static bool intercepted_target(struct conn *c, struct h1_request *req)
+{
+    const char *why;
+    copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
+    copy_field(c->rec.scheme, sizeof(c->rec.scheme), "http", 4);
+    origin_format_addr(&c->orig_dst, c->rec.dest, sizeof(c->rec.dest));
+    if (req->form != H1_FORM_ORIGIN) {
+        bad_request(c, 400, "an intercepted request must name only a path");
+        return false;
+    }
+    if (intercept_request_host(c, req, &c->host, &why) < 0) {
+        bad_request(c, 400, why);
+        return false;
+    }
+    copy_field(c->rec.host, sizeof(c->rec.host), c->host.text, c->host.len);
+    req->port = ntohs(c->orig_dst.ss_family == AF_INET
+                          ? ((const struct sockaddr_in *)&c->orig_dst)->sin_port
+                          : ((const struct sockaddr_in6 *)&c->orig_dst)->sin6_port);
+    req->path = req->target;
+    c->rec.port = req->port;
+    return true;
+}
+
 /* Acts on a complete request head at the front of c->up. */
 static void handle_request(struct conn *c, struct h1_request *req, size_t head_len)
 {
     begin(c, req, head_len);
-    if (req->form == H1_FORM_ORIGIN || req->form == H1_FORM_ASTERISK) {
+    if (c->intercepted) {
+        if (!intercepted_target(c, req))
+            return;
+    } else if (req->form == H1_FORM_ORIGIN || req->form == H1_FORM_ASTERISK) {
         copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
         c->rec.decision = STORE_DENY;
         reply_error(c, CLOSE_BAD_REQUEST, 400,
@@ -546,8 +583,9 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
                     "instead of opening it as a web site.",
                     false);
         return;
+    } else {
+        record_target(c, req);
     }
-    record_target(c, req);
     struct request_decision d;
     const char *q;
     size_t qlen;

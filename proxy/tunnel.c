@@ -246,24 +246,13 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
 
 /* ---- the client's first bytes ---- */
 
-/* TLS alert descriptions (RFC 8446 6.2) */
-#define ALERT_ACCESS_DENIED 49
-#define ALERT_DECODE_ERROR 50
-
-/* Ends the tunnel before any client byte went up: the origin is let go, and the client gets a
- * fatal TLS alert after whatever of ours it has not had yet (the 200), then the close. When
- * origin bytes are on their way to it, it gets the close alone (an alert among them would be
- * out of order). */
-static void hello_refuse(struct conn *c, enum conn_close why, int rule_id, const char *detail,
-                         uint8_t alert)
+void tun_tls_alert(struct conn *c, uint8_t alert)
 {
     struct worker *w = c->w;
-    c->rec.decision = STORE_DENY;
-    c->rec.rule_id = rule_id;
-    request_record_outcome(c, why, detail);
     origin_close(c);
+    /* An alert among origin bytes would be out of order. */
     if (c->dpipe.bytes > 0 || buf_attach(&w->bufs, &c->down) < 0 || buf_room(&c->down) < 7) {
-        conn_close(c, why);
+        conn_close(c, CLOSE_NONE);
         return;
     }
     const uint8_t rec[7] = {21, 3, 3, 0, 2, 2 /* fatal */, alert};
@@ -271,6 +260,16 @@ static void hello_refuse(struct conn *c, enum conn_close why, int rule_id, const
     c->down.len += sizeof(rec);
     c->client_keep_alive = false;
     conn_set_state(c, CONN_REPLY);
+}
+
+/* Ends the tunnel before any client byte went up, recorded as refused. */
+static void hello_refuse(struct conn *c, enum conn_close why, int rule_id, const char *detail,
+                         uint8_t alert)
+{
+    c->rec.decision = STORE_DENY;
+    c->rec.rule_id = rule_id;
+    request_record_outcome(c, why, detail);
+    tun_tls_alert(c, alert);
 }
 
 /* What the held bytes say, once they say enough. Returns whether the tunnel goes on (the
@@ -292,7 +291,7 @@ static bool hello_judge(struct conn *c, bool full)
         /* A hello we cannot read may name anything: refused, as a denied name is. */
         char detail[200]; /* cut to the error column by request_record_outcome */
         snprintf(detail, sizeof(detail), "ClientHello: %s", why);
-        hello_refuse(c, CLOSE_BAD_HELLO, c->rec.rule_id, detail, ALERT_DECODE_ERROR);
+        hello_refuse(c, CLOSE_BAD_HELLO, c->rec.rule_id, detail, TLS_ALERT_DECODE_ERROR);
         return false;
     }
     case TLS_HELLO_PARSED:
@@ -306,7 +305,7 @@ static bool hello_judge(struct conn *c, bool full)
     struct request_decision d;
     if (request_decide_sni(c, &h.sni, &d) == VERDICT_ALLOW)
         return true;
-    hello_refuse(c, d.why, d.rule_id, NULL, ALERT_ACCESS_DENIED);
+    hello_refuse(c, d.why, d.rule_id, NULL, TLS_ALERT_ACCESS_DENIED);
     return false;
 }
 

@@ -46,6 +46,14 @@ void tun_pipe_pool_clear(struct tun_pipe_pool *pool);
 ssize_t tun_splice(struct tun_pipe *p, int from, bool *readable, int to, bool *writable,
                    uint64_t *limit, bool *eof, bool *to_failed);
 
+/* Ends c with a fatal TLS alert (RFC 8446 6.2 description) after whatever of ours the client
+ * has not had yet, then the close; the origin, if any, is let go. When origin bytes are on
+ * their way to the client, or no buffer can be had, the close alone is the answer. The
+ * outcome must be recorded before. */
+void tun_tls_alert(struct conn *c, uint8_t alert);
+#define TLS_ALERT_ACCESS_DENIED 49
+#define TLS_ALERT_DECODE_ERROR 50
+
 /* c becomes a tunnel (CONNECT established, or 101 Switching Protocols relayed): from now on
  * bytes go both ways unread until both sides have ended or it idles out. read_hello: the
  * client's first bytes are read first (at most a buffer's worth, as long as the tunnel may

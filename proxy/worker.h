@@ -40,6 +40,7 @@ struct proxy_tunables {
     uint16_t connect_ports[CONFIG_MAX_PORTS];
     size_t nconnect_ports;
     bool allow_loopback_targets;
+    bool intercept_host_strict;
     char via[64];
     char contact[256];
 };

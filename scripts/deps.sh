@@ -7,7 +7,7 @@ want=(gcc make cmake pkg-config libmicrohttpd-dev libc-ares-dev libsqlite3-dev l
       libgnutls28-dev check python3)
 if [[ "${1:-build}" == test ]]; then
   want+=(clang clang-format libclang-rt-14-dev chromium nodejs npm sqlite3 curl
-        openssl python3-prometheus-client)
+        openssl python3-prometheus-client nftables iproute2)
 fi
 missing=()
 for p in "${want[@]}"; do

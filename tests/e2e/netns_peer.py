@@ -1,0 +1,218 @@
+"""The ends of test_intercept's network, run inside its namespaces (`ip netns exec NS python3
+netns_peer.py ...`): origins that say who they are and who called, and clients that print
+what they got as one JSON line. Python stdlib only.
+
+    origin --http ADDR:PORT ... --tls ADDR:PORT ... --echo ADDR:PORT ... --cert C --key K
+        HTTP: answers any request with a JSON body {"origin","peer","host","target","via"}
+        TLS: after the handshake reads "N\\n", sends a JSON line {"origin","peer"} and
+             N bytes of the pattern, then closes
+        echo: sends back what it reads until EOF
+        prints READY once every port listens; runs until killed
+    http DEST PORT HOST PATH           one GET (Connection: close): {"status","body"}
+    tls DEST PORT SNI N                {"info","exact"} or {"error"}
+    hello DEST PORT SNI                a ClientHello in four segments: {"got": hex of the answer}
+    echo DEST PORT TEXT                {"got": text}
+    connect PROXY PPORT HOST PORT SNI N   CONNECT, then as tls
+"""
+import json
+import socket
+import ssl
+import sys
+import threading
+import time
+
+PATTERN = bytes(range(256))
+
+
+def pattern(n):
+    return (PATTERN * (n // 256 + 1))[:n]
+
+
+def addr(text):
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
+
+
+def listen(text):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(addr(text))
+    s.listen(64)
+    return s
+
+
+def serve(sock, handler):
+    def loop():
+        while True:
+            c, peer = sock.accept()
+            c.settimeout(60)
+            threading.Thread(target=guarded, args=(handler, c, peer), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def guarded(handler, c, peer):
+    try:
+        handler(c, peer)
+    except (OSError, ValueError):
+        pass
+    finally:
+        c.close()
+
+
+def read_head(c):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = c.recv(4096)
+        if not got:
+            break
+        data += got
+    return data
+
+
+def http_handler(c, peer):
+    head = read_head(c).decode("latin-1")
+    lines = head.split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    me = c.getsockname()
+    body = json.dumps({"origin": "%s:%d" % me[:2], "peer": peer[0],
+                       "host": headers.get("host", ""), "target": lines[0].split(" ")[1],
+                       "via": headers.get("via", "")}).encode()
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+              % (len(body), body))
+
+
+def tls_handler(ctx):
+    def handler(c, peer):
+        with ctx.wrap_socket(c, server_side=True) as t:
+            line = b""
+            while not line.endswith(b"\n"):
+                got = t.recv(64)
+                if not got:
+                    return
+                line += got
+            me = t.getsockname()
+            info = {"origin": "%s:%d" % me[:2], "peer": peer[0]}
+            t.sendall(json.dumps(info).encode() + b"\n" + pattern(int(line)))
+    return handler
+
+
+def echo_handler(c, peer):
+    while True:
+        got = c.recv(65536)
+        if not got:
+            return
+        c.sendall(got)
+
+
+def origin(argv):
+    opts = {"--http": [], "--tls": [], "--echo": [], "--cert": [], "--key": []}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        opts[flag].append(value)
+    for a in opts["--http"]:
+        serve(listen(a), http_handler)
+    if opts["--tls"]:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(opts["--cert"][0], opts["--key"][0])
+        for a in opts["--tls"]:
+            serve(listen(a), tls_handler(ctx))
+    for a in opts["--echo"]:
+        serve(listen(a), echo_handler)
+    print("READY", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def connect(dest, port):
+    s = socket.create_connection((dest, int(port)), timeout=60)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_all(s):
+    data = b""
+    while True:
+        got = s.recv(65536)
+        if not got:
+            return data
+        data += got
+
+
+def tls_over(s, sni, n):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with ctx.wrap_socket(s, server_hostname=sni) as t:
+            t.sendall(b"%d\n" % n)
+            data = read_all(t)
+    except (ssl.SSLError, OSError) as e:
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+    line, _, rest = data.partition(b"\n")
+    return {"info": json.loads(line), "exact": rest == pattern(n)}
+
+
+def client_hello(name):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def main(argv):
+    cmd = argv[0]
+    if cmd == "origin":
+        return origin(argv[1:])
+    if cmd == "http":
+        dest, port, host, path = argv[1:5]
+        with connect(dest, port) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                       % (path, host)).encode())
+            data = read_all(s)
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/") else 0
+        out = {"status": status, "body": body.decode("latin-1")}
+    elif cmd == "tls":
+        dest, port, sni, n = argv[1:5]
+        out = tls_over(connect(dest, port), sni, int(n))
+    elif cmd == "hello":
+        dest, port, sni = argv[1:4]
+        hello = client_hello(sni)
+        with connect(dest, port) as s:
+            for part in (hello[:3], hello[3:40], hello[40:200], hello[200:]):
+                s.sendall(part)
+                time.sleep(0.05)  # separate segments
+            out = {"got": read_all(s).hex()}
+    elif cmd == "echo":
+        dest, port, text = argv[1:4]
+        with connect(dest, port) as s:
+            s.sendall(text.encode())
+            s.shutdown(socket.SHUT_WR)
+            out = {"got": read_all(s).decode("latin-1")}
+    elif cmd == "connect":
+        proxy, pport, host, port, sni, n = argv[1:7]
+        s = connect(proxy, pport)
+        s.sendall(("CONNECT %s:%s HTTP/1.1\r\nHost: %s:%s\r\n\r\n" % (host, port, host, port))
+                  .encode())
+        head = read_head(s)
+        if not head.startswith(b"HTTP/1.1 200"):
+            out = {"error": head.decode("latin-1")}
+        else:
+            out = tls_over(s, sni, int(n))
+    else:
+        raise SystemExit("unknown command " + cmd)
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

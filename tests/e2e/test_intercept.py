@@ -1,0 +1,306 @@
+"""End-to-end tests of interception through real kernel redirection: the test builds its own
+network in three namespaces it creates and always removes (a client, a gateway, origins;
+veth pairs, addresses in 10.200.x.0/24 that exist only inside them), puts nftables
+`redirect` and `tproxy` rules in the gateway, and runs proxyd there. The client does not know
+about the proxy: it connects to the origins' addresses, and the gateway sends its
+connections to proxyd's --intercept and --tproxy listeners.
+
+Needs root (CI runs as root); skips, saying why, only when the kernel refuses namespaces.
+Every wait is a hang guard."""
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from harness import HERE, Proxyd, wait_for
+
+PEER = os.path.join(HERE, "netns_peer.py")
+TAG = "px%05x" % (os.getpid() & 0xfffff)
+CLI, GW, ORG = TAG + "c", TAG + "g", TAG + "o"
+CLIENT, GW_CLI, GW_ORG, ORIGIN, OTHER = ("10.200.1.2", "10.200.1.1", "10.200.2.1",
+                                          "10.200.2.2", "10.200.2.3")
+INTERCEPT_PORT, TPROXY_PORT, PROXY_PORT, STRICT_PORT = 3129, 3130, 3128, 3131
+POLICY = "deny domain blocked.test\ndeny dest %s/32\n" % OTHER
+
+ALERT_ACCESS_DENIED = "15030300020231"
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
+
+
+def in_ns(ns, *cmd):
+    return ["ip", "netns", "exec", ns] + list(cmd)
+
+
+NFT_RULES = """
+table ip %(tag)s {
+  chain nat {
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "%(tag)sgc" tcp dport { 80, 443, 7 } redirect to :%(intercept)d
+    iifname "%(tag)sgc" tcp dport 81 redirect to :%(strict)d
+  }
+  chain mangle {
+    type filter hook prerouting priority mangle; policy accept;
+    meta l4proto tcp socket transparent 1 meta mark set 1 accept
+    iifname "%(tag)sgc" tcp dport 8443 tproxy to :%(tproxy)d meta mark set 1 accept
+  }
+}
+"""
+
+
+class Network:
+    """The three namespaces, their links, routes and the gateway's rules."""
+
+    def __init__(self):
+        self.made = []
+
+    def build(self):
+        for ns in (CLI, GW, ORG):
+            sh("ip", "netns", "add", ns)
+            self.made.append(ns)
+            sh(*in_ns(ns, "ip", "link", "set", "lo", "up"))
+        sh("ip", "link", "add", TAG + "cg", "netns", CLI, "type", "veth", "peer", "name",
+           TAG + "gc", "netns", GW)
+        sh("ip", "link", "add", TAG + "og", "netns", ORG, "type", "veth", "peer", "name",
+           TAG + "go", "netns", GW)
+        for ns, dev, a in ((CLI, TAG + "cg", CLIENT + "/24"), (GW, TAG + "gc", GW_CLI + "/24"),
+                           (GW, TAG + "go", GW_ORG + "/24"), (ORG, TAG + "og", ORIGIN + "/24"),
+                           (ORG, TAG + "og", OTHER + "/24")):
+            sh(*in_ns(ns, "ip", "addr", "add", a, "dev", dev))
+            sh(*in_ns(ns, "ip", "link", "set", dev, "up"))
+        sh(*in_ns(CLI, "ip", "route", "add", "default", "via", GW_CLI))
+        sh(*in_ns(ORG, "ip", "route", "add", "default", "via", GW_ORG))
+        sh(*in_ns(GW, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+        # TPROXY: marked packets (diverted, or answers to proxyd's transparent sockets) are
+        # delivered locally.
+        sh(*in_ns(GW, "ip", "rule", "add", "fwmark", "1", "lookup", "100"))
+        sh(*in_ns(GW, "ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100"))
+        subprocess.run(in_ns(GW, "nft", "-f", "-"), check=True, capture_output=True, timeout=60,
+                       text=True, input=NFT_RULES % {"tag": TAG, "intercept": INTERCEPT_PORT,
+                                                     "tproxy": TPROXY_PORT, "strict": STRICT_PORT})
+
+    def remove(self):
+        for ns in self.made:
+            sh("ip", "netns", "del", ns, check=False)  # its veths and rules go with it
+        self.made = []
+
+
+class GatewayProxyd(Proxyd):
+    """proxyd inside the gateway namespace. Its listeners are checked by its start-up line
+    only: the test's own namespace cannot reach them."""
+
+    def __init__(self, extra_args, policy):
+        super().__init__(extra_args=extra_args, policy=policy, admin=False)
+        self.args = in_ns(GW, *self.args)
+
+    @staticmethod
+    def _listening(port):
+        return True
+
+
+class InterceptTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root to create network namespaces")
+        probe = sh("ip", "netns", "add", TAG + "p", check=False)
+        if probe.returncode != 0:
+            raise unittest.SkipTest("the kernel refuses network namespaces: " + probe.stderr)
+        sh("ip", "netns", "del", TAG + "p", check=False)
+        cls.net = Network()
+        cls.addClassCleanup(cls.net.remove)
+        cls.procs = []
+        cls.addClassCleanup(cls.stop_procs)
+        cls.tmp = tempfile.mkdtemp(prefix="pxint.")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.net.build()
+        cert, key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
+        sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+           "/CN=allowed.test", "-keyout", key, "-out", cert)
+        args = ["origin", "--cert", cert, "--key", key]
+        for ip in (ORIGIN, OTHER):
+            args += ["--http", ip + ":80", "--http", ip + ":81", "--tls", ip + ":443", "--tls", ip + ":8443",
+                     "--echo", ip + ":7"]
+        cls.start(ORG, args)
+        dns = cls.start(GW, [], script=os.path.join(HERE, "dnsstub.py"), ready="PORT",
+                        extra=["--record", "other.test=" + OTHER, "--record",
+                               "origin.test=" + ORIGIN])
+        cls.px = GatewayProxyd(
+            ["--listen", "%s:%d" % (GW_CLI, PROXY_PORT),
+             "--intercept", "0.0.0.0:%d" % INTERCEPT_PORT,
+             "--tproxy", "0.0.0.0:%d" % TPROXY_PORT,
+             "--connect-ports", "443", "--dns-server", "127.0.0.1:%s" % dns,
+             "--dns-timeout", "30000"], POLICY)
+        cls.px.start()
+        cls.addClassCleanup(cls.px.__exit__, None, None, None)
+        # A second proxyd whose intercepted requests must name where they go.
+        cls.strict = GatewayProxyd(
+            ["--intercept", "0.0.0.0:%d" % STRICT_PORT, "--intercept-host-strict",
+             "--dns-server", "127.0.0.1:%s" % dns, "--dns-timeout", "30000"], POLICY)
+        cls.strict.start()
+        cls.addClassCleanup(cls.strict.__exit__, None, None, None)
+
+    @classmethod
+    def start(cls, ns, args, script=PEER, ready="READY", extra=()):
+        """Starts a peer (or the DNS stub) in ns; returns what its ready line says."""
+        p = subprocess.Popen(in_ns(ns, sys.executable, script, *args, *extra),
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        cls.procs.append(p)
+        line = p.stdout.readline()
+        if not line.startswith(ready):
+            raise RuntimeError("%s did not start: %r" % (script, line))
+        return line.split()[-1]
+
+    @classmethod
+    def stop_procs(cls):
+        for p in cls.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+    def client(self, *args):
+        out = subprocess.run(in_ns(CLI, sys.executable, PEER, *args), capture_output=True,
+                             text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def rows(self, where, params=()):
+        db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+        try:
+            return db.execute("SELECT scheme, method, host, port, path, status, decision, error,"
+                              " sni, dest FROM access_log WHERE " + where + " ORDER BY id",
+                              params).fetchall()
+        finally:
+            db.close()
+
+    def wait_rows(self, where, params=()):
+        got = wait_for(lambda: self.rows(where, params), timeout=60)
+        self.assertTrue(got, "no access-log row where " + where)
+        return got
+
+    # ---- HTTP ----
+
+    def test_http_goes_to_the_original_destination(self):
+        out = self.client("http", ORIGIN, "80", "origin.test", "/a?x=1")
+        self.assertEqual(out["status"], 200)
+        body = json.loads(out["body"])
+        self.assertEqual(body["origin"], ORIGIN + ":80")
+        self.assertEqual((body["host"], body["target"]), ("origin.test", "/a?x=1"))
+        self.assertIn("proxyd", body["via"])  # it went through proxyd
+        row = self.wait_rows("path = '/a?x=1'")[-1]
+        self.assertEqual(row[:7], ("http", "GET", "origin.test", 80, "/a?x=1", 200, 0))
+        self.assertEqual(row[9], ORIGIN + ":80")
+
+    def test_host_lie_is_not_followed_and_both_are_logged(self):
+        # Host names OTHER's name (which resolves to OTHER): the request still goes to ORIGIN.
+        out = self.client("http", ORIGIN, "80", "other.test", "/lie")
+        body = json.loads(out["body"])
+        self.assertEqual(body["origin"], ORIGIN + ":80")
+        row = self.wait_rows("path = '/lie'")[-1]
+        self.assertEqual((row[2], row[9]), ("other.test", ORIGIN + ":80"))
+
+    def test_denied_host_gets_the_block_page(self):
+        out = self.client("http", ORIGIN, "80", "blocked.test", "/blocked")
+        self.assertEqual(out["status"], 403)
+        self.assertIn("blocked", out["body"])
+        self.assertNotIn('"origin"', out["body"])  # the origin never answered
+        row = self.wait_rows("path = '/blocked'")[-1]
+        self.assertEqual(row[2:7], ("blocked.test", 80, "/blocked", 403, 1))
+
+    def test_denied_destination_is_refused_whatever_the_host(self):
+        out = self.client("http", OTHER, "80", "origin.test", "/other")
+        self.assertEqual(out["status"], 403)
+        self.assertEqual(self.wait_rows("path = '/other'")[-1][6], 1)
+
+    def test_strict_host_must_resolve_to_the_destination(self):
+        out = self.client("http", ORIGIN, "81", "other.test", "/strict-lie")
+        self.assertEqual(out["status"], 409)
+        self.assertNotIn('"origin"', out["body"])
+        out = self.client("http", ORIGIN, "81", "origin.test", "/strict-ok")
+        self.assertEqual(json.loads(out["body"])["origin"], ORIGIN + ":81")
+
+        def strict_rows(path):
+            db = sqlite3.connect("file:%s?mode=ro" % self.strict.db_path, uri=True, timeout=5)
+            try:
+                return db.execute("SELECT host, status, decision, error, dest FROM access_log"
+                                  " WHERE path = ?", (path,)).fetchall()
+            finally:
+                db.close()
+        lie = wait_for(lambda: strict_rows("/strict-lie"), timeout=60)
+        self.assertEqual(lie, [("other.test", 409, 1, "host-mismatch", ORIGIN + ":81")])
+        ok = wait_for(lambda: strict_rows("/strict-ok"), timeout=60)
+        self.assertEqual(ok, [("origin.test", 200, 0, "", ORIGIN + ":81")])
+
+    def test_straight_to_the_intercept_port_is_refused_not_looped(self):
+        out = self.client("http", GW_CLI, str(INTERCEPT_PORT), "origin.test", "/loop")
+        self.assertEqual(out["status"], 403)
+        row = self.wait_rows("path = '/loop'")[-1]
+        self.assertEqual((row[6], row[7]), (1, "target is the proxy itself"))
+
+    # ---- TLS ----
+
+    def test_tls_by_sni_passes_byte_exact(self):
+        out = self.client("tls", ORIGIN, "443", "allowed.test", "300000")
+        self.assertNotIn("error", out)
+        self.assertTrue(out["exact"])
+        self.assertEqual(out["info"]["origin"], ORIGIN + ":443")
+        row = self.wait_rows("sni = 'allowed.test' AND port = 443 AND method = 'TLS'")[-1]
+        self.assertEqual(row[:3], ("https", "TLS", "allowed.test"))
+        self.assertEqual((row[6], row[9]), (0, ORIGIN + ":443"))
+
+    def test_tls_denied_sni_is_closed_with_an_alert(self):
+        out = self.client("tls", ORIGIN, "443", "blocked.test", "10")
+        self.assertIn("ACCESS_DENIED", out.get("error", "").upper().replace(" ", "_"))
+        row = self.wait_rows("sni = 'blocked.test' AND method = 'TLS'")[-1]
+        self.assertEqual(row[6:8], (1, "denied"))
+
+    def test_tls_hello_split_over_segments_is_still_read(self):
+        out = self.client("hello", ORIGIN, "443", "Blocked.Test")
+        self.assertEqual(out["got"], ALERT_ACCESS_DENIED)
+
+    # ---- neither ----
+
+    def test_other_protocol_is_judged_by_destination(self):
+        self.assertEqual(self.client("echo", ORIGIN, "7", "ping\n")["got"], "ping\n")
+        row = self.wait_rows("scheme = 'tcp' AND host = ?", (ORIGIN,))[-1]
+        self.assertEqual((row[3], row[6], row[9]), (7, 0, ORIGIN + ":7"))
+        self.assertEqual(self.client("echo", OTHER, "7", "ping\n")["got"], "")
+        row = self.wait_rows("scheme = 'tcp' AND host = ?", (OTHER,))[-1]
+        self.assertEqual(row[6:8], (1, "denied"))
+
+    # ---- TPROXY ----
+
+    def test_tproxy_keeps_the_client_address(self):
+        out = self.client("tls", ORIGIN, "8443", "allowed.test", "5000")
+        self.assertNotIn("error", out)
+        self.assertTrue(out["exact"])
+        self.assertEqual(out["info"], {"origin": ORIGIN + ":8443", "peer": CLIENT})
+        row = self.wait_rows("port = 8443 AND sni = 'allowed.test'")[-1]
+        self.assertEqual(row[6], 0)
+        out = self.client("tls", ORIGIN, "8443", "blocked.test", "10")
+        self.assertIn("error", out)
+
+    # ---- explicit CONNECT ----
+
+    def test_connect_with_mismatched_sni_is_refused(self):
+        out = self.client("connect", GW_CLI, str(PROXY_PORT), ORIGIN, "443", "blocked.test",
+                          "10")
+        self.assertIn("ACCESS_DENIED", out.get("error", "").upper().replace(" ", "_"))
+        out = self.client("connect", GW_CLI, str(PROXY_PORT), ORIGIN, "443", "allowed.test",
+                          "1000")
+        self.assertTrue(out.get("exact"), out)
+        # Each tunnel's row is written when it closes, by either worker: wait for both.
+        rows = wait_for(lambda: len(self.rows("method = 'CONNECT' AND host = ?", (ORIGIN,))) == 2
+                        and self.rows("method = 'CONNECT' AND host = ?", (ORIGIN,)), timeout=60)
+        self.assertTrue(rows)
+        self.assertEqual(sorted((r[8], r[6]) for r in rows),
+                         [("allowed.test", 0), ("blocked.test", 1)])
+
+
+if __name__ == "__main__":
+    unittest.main()
