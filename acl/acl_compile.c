@@ -32,30 +32,104 @@ static int fail(struct acl_error *err, int rule_id, const char *what)
     return -1;
 }
 
+static const struct acl_rule *group_find(const struct acl_rule *all, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (all[i].is_group && strcmp(all[i].arg, name) == 0)
+            return &all[i];
+    return NULL;
+}
+
+/* Adds the networks and users of the groups r names (`clients @G`, `users @G`) to its
+ * conditions. A group that is off has no members. */
+static int resolve_groups(struct acl_rule *r, const struct acl_rule *all, size_t n, char *msg,
+                          size_t msglen)
+{
+    const char *name = r->cond_client_groups.buf;
+    for (uint32_t k = 0; k < r->cond_client_groups.count; k++, name += strlen(name) + 1) {
+        const struct acl_rule *g = group_find(all, n, name);
+        if (!g) {
+            snprintf(msg, msglen, "clients: no group named '%s'", name);
+            return -1;
+        }
+        if (!g->enabled || g->ncidrs == 0)
+            continue;
+        struct acl_cidr *c = realloc(r->cond_clients, (r->ncond_clients + g->ncidrs) * sizeof(*c));
+        if (!c) {
+            snprintf(msg, msglen, "out of memory");
+            return -1;
+        }
+        memcpy(c + r->ncond_clients, g->cidrs, g->ncidrs * sizeof(*c));
+        r->cond_clients = c;
+        r->ncond_clients += g->ncidrs;
+    }
+    name = r->cond_user_groups.buf;
+    for (uint32_t k = 0; k < r->cond_user_groups.count; k++, name += strlen(name) + 1) {
+        const struct acl_rule *g = group_find(all, n, name);
+        if (!g) {
+            snprintf(msg, msglen, "users: no group named '%s'", name);
+            return -1;
+        }
+        if (g->enabled && g->names.count && acl_names_append(&r->cond_users, &g->names) != 0) {
+            snprintf(msg, msglen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int parse_rules(struct acl_set *set, const struct acl_config *cfg, struct acl_error *err)
 {
     char msg[256];
-    set->rules = calloc(cfg->nrules ? cfg->nrules : 1, sizeof(*set->rules));
-    if (!set->rules)
+    int rc = -1;
+    size_t n = cfg->nrules;
+    /* All parsed first: a group may be defined anywhere in the policy. */
+    struct acl_rule *all = calloc(n ? n : 1, sizeof(*all));
+    set->rules = calloc(n ? n : 1, sizeof(*set->rules));
+    if (!all || !set->rules) {
+        free(all);
         return fail(err, 0, "out of memory");
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        const struct acl_rule_src *src = &cfg->rules[i];
-        struct acl_rule r;
-        if (!src->text || acl_rule_parse(src->text, src->enabled, &r, msg, sizeof(msg)) != 0)
-            return fail(err, src->id, src->text ? msg : "empty rule");
-        if (!src->enabled) {
-            acl_rule_clear(&r); /* validated; never matches */
-            continue;
-        }
-        r.id = src->id;
-        if (r.match == ACL_MATCH_LIST && !list_find(cfg, r.arg)) {
-            snprintf(msg, sizeof(msg), "list: no list named '%s'", r.arg);
-            acl_rule_clear(&r);
-            return fail(err, src->id, msg);
-        }
-        set->rules[set->nrules++] = r;
     }
-    return 0;
+    size_t parsed = 0;
+    for (; parsed < n; parsed++) {
+        const struct acl_rule_src *src = &cfg->rules[parsed];
+        if (!src->text ||
+            acl_rule_parse(src->text, src->enabled, &all[parsed], msg, sizeof(msg)) != 0) {
+            fail(err, src->id, src->text ? msg : "empty rule");
+            goto out;
+        }
+        all[parsed].id = src->id;
+        all[parsed].enabled = src->enabled;
+        if (all[parsed].is_group && group_find(all, parsed, all[parsed].arg)) {
+            snprintf(msg, sizeof(msg), "group: '%s' is defined twice", all[parsed].arg);
+            fail(err, src->id, msg);
+            parsed++;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct acl_rule *r = &all[i];
+        /* Validated, groups resolved; never matches. */
+        if (resolve_groups(r, all, n, msg, sizeof(msg)) != 0) {
+            fail(err, r->id, msg);
+            goto out;
+        }
+        if (r->is_group || !r->enabled)
+            continue;
+        if (r->match == ACL_MATCH_LIST && !list_find(cfg, r->arg)) {
+            snprintf(msg, sizeof(msg), "list: no list named '%s'", r->arg);
+            fail(err, r->id, msg);
+            goto out;
+        }
+        set->rules[set->nrules++] = *r;
+        memset(r, 0, sizeof(*r)); /* the set owns it now */
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < parsed; i++)
+        acl_rule_clear(&all[i]);
+    free(all);
+    return rc;
 }
 
 static int build_domains(struct acl_set *set, const struct acl_config *cfg)

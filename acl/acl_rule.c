@@ -197,6 +197,90 @@ bool acl_names_contains(const struct acl_names *n, const char *name, size_t len,
     return false;
 }
 
+/* Bytes of n's buffer, NULs included. */
+static size_t names_size(const struct acl_names *n)
+{
+    size_t len = 0;
+    for (uint32_t i = 0; i < n->count; i++)
+        len += strlen(n->buf + len) + 1;
+    return len;
+}
+
+int acl_names_append(struct acl_names *n, const struct acl_names *more)
+{
+    size_t a = names_size(n), b = names_size(more);
+    char *buf = malloc(a + b + 1);
+    if (!buf)
+        return -1;
+    if (a)
+        memcpy(buf, n->buf, a);
+    if (b)
+        memcpy(buf + a, more->buf, b);
+    buf[a + b] = '\0';
+    free(n->buf);
+    n->buf = buf;
+    n->count += more->count;
+    return 0;
+}
+
+static bool is_list_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
+/* Splits a comma list into its "@GROUP" elements (into groups) and the rest (written to
+ * rest[0..*rest_len), comma-separated). 0, or -1 with a message. */
+static int split_groups(const struct token *t, const char *kw, char *rest, size_t *rest_len,
+                        struct acl_names *groups, char *msg, size_t msglen)
+{
+    char names[1024];
+    size_t nlen = 0, rlen = 0;
+    const char *p = t->s, *end = t->s + t->len;
+    while (p <= end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end;
+        size_t len = (size_t)(e - p);
+        if (len == 0) {
+            snprintf(msg, msglen, "%s: empty name in '%.*s'", kw, (int)t->len, t->s);
+            return -1;
+        }
+        if (p[0] == '@') {
+            bool ok = len > 1;
+            for (size_t i = 1; i < len; i++)
+                ok &= is_list_name_char(p[i]);
+            if (!ok) {
+                snprintf(msg, msglen, "%s: bad group name '%.*s'", kw, (int)len, p);
+                return -1;
+            }
+            if (nlen + len >= sizeof(names)) {
+                snprintf(msg, msglen, "%s: list too long", kw);
+                return -1;
+            }
+            memcpy(names + nlen, p + 1, len - 1);
+            nlen += len - 1;
+            names[nlen++] = ',';
+        } else {
+            if (rlen + len + 1 >= 1024) {
+                snprintf(msg, msglen, "%s: list too long", kw);
+                return -1;
+            }
+            if (rlen)
+                rest[rlen++] = ',';
+            memcpy(rest + rlen, p, len);
+            rlen += len;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *rest_len = rlen;
+    if (nlen == 0)
+        return 0;
+    struct token g = {names, nlen - 1};
+    return names_parse(&g, false, groups, msg, msglen, kw);
+}
+
 static int port_number(const char *s, size_t len)
 {
     if (len == 0 || len > 5)
@@ -353,7 +437,13 @@ static int condition_parse(struct parser *ps, const struct token *kw, struct acl
             goto duplicate;
         if (arg_next(ps, "clients", true, &t) != 0)
             return -1;
-        if (acl_cidr_parse_list(t.s, t.len, &r->cond_clients, &r->ncond_clients, why,
+        char rest[1024];
+        size_t rest_len;
+        if (split_groups(&t, "clients", rest, &rest_len, &r->cond_client_groups, ps->msg,
+                         ps->msglen) != 0)
+            return -1;
+        if ((rest_len > 0 || r->cond_client_groups.count == 0) &&
+            acl_cidr_parse_list(rest, rest_len, &r->cond_clients, &r->ncond_clients, why,
                                 sizeof(why)) != 0) {
             snprintf(ps->msg, ps->msglen, "clients: %s", why);
             return -1;
@@ -366,7 +456,14 @@ static int condition_parse(struct parser *ps, const struct token *kw, struct acl
             goto duplicate;
         if (arg_next(ps, "users", true, &t) != 0)
             return -1;
-        if (names_parse(&t, false, &r->cond_users, ps->msg, ps->msglen, "users") != 0)
+        char rest[1024];
+        size_t rest_len;
+        if (split_groups(&t, "users", rest, &rest_len, &r->cond_user_groups, ps->msg, ps->msglen) !=
+            0)
+            return -1;
+        struct token names = {rest, rest_len};
+        if ((rest_len > 0 || r->cond_user_groups.count == 0) &&
+            names_parse(&names, false, &r->cond_users, ps->msg, ps->msglen, "users") != 0)
             return -1;
         r->has_users = true;
         return 0;
@@ -418,6 +515,71 @@ duplicate:
     return -1;
 }
 
+/* `group NAME MEMBER[,MEMBER...]`, after the word "group": members are CIDRs and
+ * "user:NAME". */
+static int group_parse(struct parser *ps, struct acl_rule *r)
+{
+    struct token t;
+    char why[160], cidrs[1024];
+    size_t clen = 0;
+    if (arg_next(ps, "group", false, &t) != 0)
+        return -1;
+    for (size_t i = 0; i < t.len; i++) {
+        if (!is_list_name_char(t.s[i])) {
+            snprintf(ps->msg, ps->msglen, "group: bad group name '%.*s'", (int)t.len, t.s);
+            return -1;
+        }
+    }
+    r->is_group = true;
+    r->arg = dup_token(&t);
+    if (!r->arg) {
+        snprintf(ps->msg, ps->msglen, "out of memory");
+        return -1;
+    }
+    if (arg_next(ps, "group", true, &t) != 0)
+        return -1;
+    char users[1024];
+    size_t ulen = 0;
+    const char *p = t.s, *end = t.s + t.len;
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end;
+        size_t len = (size_t)(e - p);
+        bool user = len > 5 && memcmp(p, "user:", 5) == 0;
+        char *buf = user ? users : cidrs;
+        size_t *n = user ? &ulen : &clen;
+        const char *v = user ? p + 5 : p;
+        size_t vlen = user ? len - 5 : len;
+        if (*n + vlen + 1 >= sizeof(cidrs)) {
+            snprintf(ps->msg, ps->msglen, "group: list too long");
+            return -1;
+        }
+        if (*n)
+            buf[(*n)++] = ',';
+        memcpy(buf + *n, v, vlen);
+        *n += vlen;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (clen && acl_cidr_parse_list(cidrs, clen, &r->cidrs, &r->ncidrs, why, sizeof(why)) != 0) {
+        snprintf(ps->msg, ps->msglen, "group: %s (a member is a CIDR or user:NAME)", why);
+        return -1;
+    }
+    struct token ut = {users, ulen};
+    if (ulen && names_parse(&ut, false, &r->names, ps->msg, ps->msglen, "group") != 0)
+        return -1;
+    int rc = lex_next(&ps->lx, &t);
+    if (rc != 0) {
+        snprintf(ps->msg, ps->msglen,
+                 rc < 0 ? "unterminated quote"
+                        : "group: '%.*s' after the members (a group has no conditions)",
+                 (int)t.len, t.s);
+        return -1;
+    }
+    return 0;
+}
+
 int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, size_t msglen)
 {
     struct parser ps = {.lx = {text, text + strlen(text)}, .msg = msg, .msglen = msglen};
@@ -443,9 +605,14 @@ int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, si
         r->action = ACL_DENY;
     } else if (tok_is(&t, "report")) {
         r->action = ACL_REPORT;
+    } else if (tok_is(&t, "group")) {
+        if (group_parse(&ps, r) == 0)
+            return 0;
+        acl_rule_clear(r);
+        return -1;
     } else {
-        snprintf(msg, msglen, "unknown action '%.*s' (want allow, deny or report)", (int)t.len,
-                 t.s);
+        snprintf(msg, msglen, "unknown action '%.*s' (want allow, deny or report, or group)",
+                 (int)t.len, t.s);
         return -1;
     }
 
@@ -494,6 +661,8 @@ void acl_rule_clear(struct acl_rule *r)
     free(r->ports);
     free(r->cond_clients);
     free(r->cond_users.buf);
+    free(r->cond_client_groups.buf);
+    free(r->cond_user_groups.buf);
     memset(r, 0, sizeof(*r));
 }
 

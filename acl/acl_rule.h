@@ -53,6 +53,9 @@ struct acl_schedule {
 struct acl_rule {
     int id;
     bool enabled;
+    /* `group NAME MEMBER[,MEMBER...]`: a definition, never a rule of a set. arg is NAME, cidrs
+     * its networks, names its users (members "user:NAME"). */
+    bool is_group;
     enum acl_action action; /* ACL_ALLOW, ACL_DENY or ACL_REPORT */
     enum acl_match match;
     char *arg; /* owned: the match argument (domain canonical), for reasons; "" for any */
@@ -72,6 +75,9 @@ struct acl_rule {
     struct acl_cidr *cond_clients; /* owned */
     uint32_t ncond_clients;
     struct acl_names cond_users;
+    /* `clients @G` and `users @G`: the groups named, resolved by the compiler, which adds
+     * their networks to cond_clients and their users to cond_users. */
+    struct acl_names cond_client_groups, cond_user_groups;
     struct acl_schedule schedule;
     int64_t expires; /* has_expiry: seconds since the epoch from which the rule never matches */
 };
@@ -128,5 +134,7 @@ int acl_expiry_parse(const char *s, size_t len, int64_t *out, char *msg, size_t 
 
 /* Whether name[0..len) is one of n's names; fold_case compares ASCII letters without case. */
 bool acl_names_contains(const struct acl_names *n, const char *name, size_t len, bool fold_case);
+/* Appends the names of more to n (a new buffer). 0, or -1 when out of memory (n unchanged). */
+int acl_names_append(struct acl_names *n, const struct acl_names *more);
 
 #endif

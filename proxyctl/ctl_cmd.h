@@ -150,6 +150,7 @@ enum ctl_status ctl_cmd_rules_enable(struct ctl_ctx *ctx, const struct ctl_call 
 enum ctl_status ctl_cmd_rules_disable(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_rules_report(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_rules_enforce(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_groups(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_rules_move(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_test(struct ctl_ctx *ctx, const struct ctl_call *call);
 

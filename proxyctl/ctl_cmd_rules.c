@@ -285,6 +285,45 @@ enum ctl_status ctl_cmd_rules_enforce(struct ctl_ctx *ctx, const struct ctl_call
     return switch_action(ctx, call, "report", "deny");
 }
 
+/* The `group NAME MEMBERS` lines of the policy: id, on/off, name, members. */
+enum ctl_status ctl_cmd_groups(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    (void)call;
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/rules", NULL, &out, NULL);
+    if (!out)
+        return st;
+    static const struct ctl_column cols[] = {{"id", true, false},
+                                             {"on", false, false},
+                                             {"group", false, true},
+                                             {"members", false, true}};
+    struct ctl_table *t = ctl_table_new(cols, 4);
+    if (!t) {
+        json_decref(out);
+        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
+    }
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(out, "rules"), i, r)
+    {
+        const char *text = ctl_json_str(r, "text");
+        if (strncmp(text, "group", 5) != 0 || (text[5] != ' ' && text[5] != '\t'))
+            continue;
+        const char *name = text + 5 + strspn(text + 5, " \t");
+        size_t nlen = strcspn(name, " \t");
+        char group[64], id[24];
+        snprintf(group, sizeof(group), "%.*s", (int)(nlen < 63 ? nlen : 63), name);
+        snprintf(id, sizeof(id), "%lld", ctl_json_num(r, "id"));
+        const char *members = name + nlen + strspn(name + nlen, " \t");
+        const char *cells[] = {id, json_is_false(json_object_get(r, "enabled")) ? "off" : "on",
+                               group, members};
+        ctl_table_add(t, cells);
+    }
+    ctl_table_print(t, "no groups (add one with: proxyctl rules add group NAME MEMBERS)");
+    json_decref(out);
+    return CTL_OK;
+}
+
 static const json_t *find_rule(const json_t *rules, long long id)
 {
     size_t i;

@@ -70,6 +70,8 @@ static const struct ctl_verb verbs[] = {
      {O("--before", ARG_RULE_ID, "ID", "move the rule just before this rule"),
       O_FLAG("--end", "move the rule to the end")},
      ctl_cmd_rules_move, "change the priority of rule ID"},
+    {"groups", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_groups,
+     "list the groups (policy lines 'group NAME MEMBERS'): id, on/off, name, members"},
     {"test", NULL, {P("URL", ARG_URL)},
      {O("--client", ARG_IP, "IP", "the client address to test as"),
       O("--user", ARG_STRING, "U", "the proxy user to test as"),

@@ -18,6 +18,7 @@
     X("/policy", "policy.html", "policy", "Policy")                                                \
     X("/lists", "lists.html", "lists", "Lists")                                                    \
     X("/users", "users.html", "users", "Users")                                                    \
+    X("/groups", "groups.html", "groups", "Groups")                                                \
     X("/versions", "versions.html", "versions", "Versions")                                        \
     X("/forwards", "forwards.html", "forwards", "Forwards")                                        \
     X("/requests", "requests.html", "requests", "Requests")                                        \

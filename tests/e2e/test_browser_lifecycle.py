@@ -6,7 +6,8 @@ blocked" table and the log's report filter show it, and "Enforce" makes the rule
 the rule keeps its id and its hits throughout. A rule past its `expires` time is marked
 expired, and the add form's "Expires after" field adds a rule that expires in 2 hours. A rule
 in punycode denies the browser's visit to bücher.test and both the rule and the log row show
-the name in Unicode.
+the name in Unicode. A group added on the Groups page and used by a rule takes effect on
+the browser's next visit when its members change.
 
 Screenshots go to $PX_BROWSER_SHOTS/lifecycle, else <build dir>/browser-shots/lifecycle.
 """
@@ -21,7 +22,7 @@ from test_browser import BROWSER_DIR, CHROMIUM, run_node
 SHOTS = os.path.join(os.path.abspath(os.environ.get(
     "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "lifecycle")
 SCREENSHOTS = ("lifecycle-dashboard.png", "lifecycle-log.png", "lifecycle-policy.png",
-               "lifecycle-expiry.png", "lifecycle-idn.png")
+               "lifecycle-expiry.png", "lifecycle-idn.png", "lifecycle-groups.png")
 
 
 class BrowserLifecycleTest(unittest.TestCase):
@@ -39,7 +40,8 @@ class BrowserLifecycleTest(unittest.TestCase):
             if name.endswith(".png"):
                 os.unlink(os.path.join(SHOTS, name))
         with DnsStub(records={"report.test": "127.0.0.1",
-                              "xn--bcher-kva.test": "127.0.0.1"}) as dns, Origin() as origin, \
+                              "xn--bcher-kva.test": "127.0.0.1",
+                              "grp.test": "127.0.0.1"}) as dns, Origin() as origin, \
                 Proxyd(dns=dns) as px:
             # Expired a minute ago: listed as expired (deleted only expired-rule-days later).
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
@@ -73,6 +75,8 @@ class BrowserLifecycleTest(unittest.TestCase):
             # (Chromium asks for /favicon.ico too: a visit may be more than one row.)
             self.assertEqual({r["decision"] for r in rows if r["rule_id"] == rule["id"]},
                              {"deny", "report"})
+            self.assertIn("group office 127.0.0.0/8, user:alice",
+                          [r["text"] for r in rules.values()])
             audit = px.api("GET", "/api/audit")["rows"]
             self.assertTrue(any("report domain report.test" in a["detail"] for a in audit),
                             audit[:5])

@@ -4,7 +4,8 @@ the API's reported kind), and a rule switched between report and deny with proxy
 id and hit counts; a rule with an `expires` time (policy text, proxyctl --for/--until) stops
 matching then without a new rule set, is listed as expired, and is deleted after
 expired-rule-days; a domain rule written in Unicode matches the punycode a browser sends and
-the reverse, and the API shows logged names in Unicode."""
+the reverse, and the API shows logged names in Unicode; named groups stand for clients and
+users in rules, and a group change is a policy change."""
 import calendar
 import os
 import re
@@ -37,7 +38,9 @@ class PolicyLifecycleTest(unittest.TestCase):
         cls.dns.__exit__(None, None, None)
 
     def setUp(self):
-        for rule in self.px.api("GET", "/api/rules")["rules"]:
+        # Groups last: a group that a rule still uses cannot be deleted.
+        rules = self.px.api("GET", "/api/rules")["rules"]
+        for rule in sorted(rules, key=lambda r: r["text"].startswith("group ")):
             try:
                 self.px.api("DELETE", "/api/rules/%d" % rule["id"])
             except urllib.error.HTTPError as e:  # an expired rule proxyd deleted meanwhile
@@ -221,6 +224,38 @@ class PolicyLifecycleTest(unittest.TestCase):
                       [(r["key"], r["key_display"]) for r in top])
         _, err = self.ctl("block", "b\u200dcher.test", expect=1)  # not a valid IDN
         self.assertIn("not a domain name: b\u200dcher.test", err)
+
+    def test_group_stands_for_clients_and_a_change_is_live_and_audited(self):
+        # The proxy sees the test as 127.0.0.1.
+        gid = self.add("group office 127.0.0.0/8, user:alice")
+        rid = self.add("deny domain plain.test clients @office")
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 403)
+        out, _ = self.ctl("groups")
+        self.assertRegex(out, r"\n *%d +on +office +127\.0\.0\.0/8, user:alice\n" % gid)
+        # Edit the group, not the rule: the rule no longer holds for 127.0.0.1.
+        self.px.api("PATCH", "/api/rules/%d" % gid, {"text": "group office 10.0.0.0/8"})
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 200)
+        out, _ = self.ctl("test", self.url("plain.test"), "--client", "10.1.2.3")
+        self.assertIn("action: deny", out)
+        self.assertRegex(out, r"rule: +%d " % rid)
+        audit = self.px.api("GET", "/api/audit")["rows"]
+        self.assertTrue(any("group office 10.0.0.0/8" in a["detail"] for a in audit), audit[:3])
+        # A group a rule uses cannot go, nor can a rule name a group that does not exist.
+        _, err = self.ctl("rules", "del", str(gid), expect=1)
+        self.assertIn("rule %d: clients: no group named 'office'" % rid, err)
+        _, err = self.ctl("rules", "add", "deny", "any", "users", "@nobody", expect=1)
+        self.assertIn("users: no group named 'nobody'", err)
+        _, err = self.ctl("rules", "add", "group", "office", "user:bob", expect=1)
+        self.assertIn("group: 'office' is defined twice", err)
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 200)  # old policy in force
+        # Exported and imported as policy text, wherever the group line stands.
+        out, _ = self.ctl("export")
+        lines = [l for l in out.splitlines() if l and not l.startswith("#")]
+        self.assertEqual(lines, ["group office 10.0.0.0/8",
+                                 "deny domain plain.test clients @office"])
+        self.px.api("PUT", "/api/policy",
+                    b"deny domain plain.test clients @lo\ngroup lo 127.0.0.1\n")
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 403)
 
     def test_policy_import_with_report_rules(self):
         policy = "report domain report.test\nallow any\n"

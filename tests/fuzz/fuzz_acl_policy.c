@@ -9,7 +9,8 @@
  * Invariants beyond "no crash":
  *   - every rule accepted is accepted again from its own text, and the rule texts one a line
  *     parse back to the same rules (what an export writes, an import reads);
- *   - an accepted policy compiles, unless a rule names a list that does not exist;
+ *   - an accepted policy compiles, unless a rule names a list or group that does not exist or
+ *     a group is defined twice;
  *   - fixed requests evaluated against the set: a valid action, a rule of the set (or 0),
  *     the same decision twice and when brief, the same decision as trying the rules one at a
  *     time in order (small sets), never ALLOW for a client acl_client_admitted refuses, and
@@ -136,6 +137,11 @@ static bool rule_of(const struct acl_config *cfg, int id)
     return id == 0;
 }
 
+static bool is_group(const char *text)
+{
+    return strncmp(text, "group", 5) == 0 && (text[5] == ' ' || text[5] == '\t');
+}
+
 /* The first rule that decides on its own is the rule that decides in the set. */
 static void one_by_one_check(const struct acl_config *cfg, const struct acl_request *req,
                              const struct acl_decision *got)
@@ -144,10 +150,17 @@ static void one_by_one_check(const struct acl_config *cfg, const struct acl_requ
     struct acl_error err;
     int report = 0;
 
+    /* Each rule with the policy's group definitions, which decide nothing themselves. */
+    struct acl_rule_src with_groups[ONE_BY_ONE_MAX + 1];
+    size_t ngroups = 0;
+    for (size_t i = 0; i < cfg->nrules; i++)
+        if (is_group(cfg->rules[i].text))
+            with_groups[ngroups++] = cfg->rules[i];
     for (size_t i = 0; i < cfg->nrules && ref.rule_id == 0; i++) {
         struct acl_config one = *cfg;
-        one.rules = &cfg->rules[i];
-        one.nrules = 1;
+        with_groups[ngroups] = cfg->rules[i];
+        one.rules = with_groups;
+        one.nrules = ngroups + !is_group(cfg->rules[i].text);
         /* Every client allowed by default, so that a report rule that holds is named whatever
          * the client (a rule that decides does so whatever the default). */
         one.allowed_clients = "::/0";
@@ -268,9 +281,11 @@ static void set_check(const struct acl_policy *pol, char **domains, size_t ndoma
     struct acl_set *set = acl_set_compile(&cfg, &err);
     if (!set) {
         CHECK(err.msg[0] != '\0' && memchr(err.msg, '\0', sizeof(err.msg)));
-        if (!strstr(err.msg, "no list named"))
+        bool names = strstr(err.msg, "no list named") || strstr(err.msg, "no group named") ||
+                     strstr(err.msg, "is defined twice");
+        if (!names)
             fprintf(stderr, "compile: %s\n", err.msg);
-        CHECK(strstr(err.msg, "no list named") != NULL);
+        CHECK(names);
         return;
     }
     CHECK(acl_set_memory(set) > 0);

@@ -8,7 +8,8 @@
 // would-be block on the dashboard and in the log, enforces the rule again, sees the expired
 // rule marked, adds a rule that expires in 2 hours with the form's duration field, visits
 // bücher.test (Chromium sends punycode; the punycode rule denies it) and finds the name in
-// Unicode on the policy page and in the log, and takes screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
+// Unicode on the policy page and in the log, adds a group on the Groups page, uses it in a
+// rule and changes its members (the visit to grp.test is then denied), and takes screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -171,6 +172,43 @@ async function checkIdn(page, tab) {
   log('IDN: rule "' + text.replace(/\s+/g, ' ') + '", log ' + url);
 }
 
+async function checkGroups(page, tab) {
+  await page.goto(ADMIN + '/groups', { timeout: STEP_MS });
+  await page.getByTestId('group-name').fill('office');
+  await page.getByTestId('group-members').fill('10.0.0.0/8, user:alice');
+  await page.getByTestId('group-add').click();
+  const row = page.locator('tr[data-testid="group-row"][data-name="office"]');
+  await row.waitFor({ timeout: STEP_MS });
+  check(/10\.0\.0\.0\/8, user:alice/.test(await row.innerText()), 'the group row lacks its members');
+  await page.getByTestId('group-name').fill('broken');
+  await page.getByTestId('group-members').fill('nonsense');
+  await page.getByTestId('group-add').click();
+  await page.getByTestId('group-error').filter({ hasText: "bad CIDR 'nonsense'" })
+    .waitFor({ timeout: STEP_MS });
+
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  await page.getByTestId('rule-text').fill('deny domain grp.test clients @office');
+  await page.getByTestId('rule-add').click();
+  await page.getByTestId('rule-row').filter({ hasText: 'clients @office' }).waitFor({ timeout: STEP_MS });
+  let r = await tab.goto(proxied('grp.test') + '?t=' + Date.now(), { timeout: STEP_MS });
+  check(r && r.status() === 200, `grp.test from outside the group: ${r && r.status()}, wanted 200`);
+
+  await page.goto(ADMIN + '/groups', { timeout: STEP_MS });
+  await row.waitFor({ timeout: STEP_MS });
+  check((await row.getByTestId('group-used-by').innerText()).trim() !== 'none',
+        'the group does not show the rule that uses it');
+  await row.getByTestId('group-edit').click();
+  await row.getByTestId('group-edit-input').fill('127.0.0.0/8, user:alice');
+  await row.getByTestId('group-save').click();
+  await page.getByTestId('flash').filter({ hasText: 'Group office changed' }).waitFor({ timeout: STEP_MS });
+  await row.filter({ hasText: '127.0.0.0/8' }).waitFor({ timeout: STEP_MS });
+  r = await tab.goto(proxied('grp.test') + '?t=' + Date.now(), { timeout: STEP_MS });
+  check(r && r.status() === 403, `grp.test once the group holds the client: ${r && r.status()}, wanted 403`);
+  await page.screenshot({ path: join(cfg.shots, 'lifecycle-groups.png'), fullPage: true,
+                          timeout: STEP_MS });
+  log('groups: ' + (await row.innerText()).replace(/\s+/g, ' '));
+}
+
 async function main() {
   mkdirSync(cfg.shots, { recursive: true });
   const browser = await chromium.launch({
@@ -205,6 +243,7 @@ async function main() {
     await enforceAgain(page, tab);
     await checkExpiry(page);
     await checkIdn(page, tab);
+    await checkGroups(page, tab);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
     if (page) {

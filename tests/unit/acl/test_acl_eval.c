@@ -584,6 +584,69 @@ START_TEST(test_expired_rule_stops_matching_on_time)
 }
 END_TEST
 
+/* A group's networks and users stand in for `clients @G` and `users @G`, wherever the group
+ * is defined; a group that is off has no members; unknown and twice-defined groups are
+ * refused at compile time naming the rule. */
+START_TEST(test_groups_expand_into_conditions)
+{
+    const char *texts[] = {
+        "deny domain video.test clients @sales",
+        "deny domain chat.test users @sales",
+        "allow any clients @staff, 192.0.2.9",
+        "group sales 10.1.0.0/16, user:alice, user:bob",
+        "group staff 203.0.113.0/24",
+        "deny domain off.test clients @off",
+        "group off 10.1.0.0/16",
+    };
+    struct acl_rule_src rules[7];
+    for (int i = 0; i < 7; i++)
+        rules[i] = (struct acl_rule_src){.id = i + 1, .enabled = i != 6, .text = texts[i]};
+    struct acl_config cfg = {.rules = rules, .nrules = 7};
+    struct acl_error err;
+    struct acl_set *set = acl_set_compile(&cfg, &err);
+    ck_assert_msg(set != NULL, "%s", err.msg);
+    const struct {
+        const char *req, *client, *user;
+        enum acl_action want;
+        int rule;
+    } at[] = {
+        {"GET http://video.test/", "10.1.2.3", NULL, ACL_DENY, 1},
+        {"GET http://video.test/", "10.2.2.3", NULL, ACL_ALLOW, 0},
+        {"GET http://chat.test/", "10.2.2.3", "bob", ACL_DENY, 2},
+        {"GET http://chat.test/", "10.2.2.3", "carol", ACL_ALLOW, 0},
+        {"GET http://chat.test/", "10.2.2.3", NULL, ACL_AUTH, 2},
+        {"GET http://x.test/", "203.0.113.7", NULL, ACL_ALLOW, 3},
+        {"GET http://x.test/", "192.0.2.9", NULL, ACL_ALLOW, 3},
+        {"GET http://x.test/", "198.51.100.1", NULL, ACL_DENY, 0},
+        {"GET http://off.test/", "10.1.2.3", NULL, ACL_ALLOW, 0}, /* group off: no members */
+    };
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        struct req_buf rb;
+        struct acl_decision d;
+        req_make(&rb, at[i].req, at[i].client, at[i].user, MON, 600);
+        acl_eval(set, &rb.req, scratch, &d);
+        ck_assert_msg(d.action == at[i].want && d.rule_id == at[i].rule,
+                      "case %zu: %s rule %d (%s)", i, acl_action_str(d.action), d.rule_id,
+                      d.reason);
+    }
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "203.0.113.7", &sin.sin_addr);
+    ck_assert(acl_client_admitted(set, (const struct sockaddr *)&sin));
+    inet_pton(AF_INET, "198.51.100.1", &sin.sin_addr);
+    ck_assert(!acl_client_admitted(set, (const struct sockaddr *)&sin));
+    acl_set_free(set);
+
+    struct acl_rule_src bad1[] = {{1, true, "deny any clients @nobody"}};
+    struct acl_config c1 = {.rules = bad1, .nrules = 1};
+    ck_assert_ptr_null(acl_set_compile(&c1, &err));
+    ck_assert_str_eq(err.msg, "rule 1: clients: no group named 'nobody'");
+    struct acl_rule_src bad2[] = {{4, true, "group g 10.0.0.0/8"}, {5, true, "group g user:x"}};
+    struct acl_config c2 = {.rules = bad2, .nrules = 2};
+    ck_assert_ptr_null(acl_set_compile(&c2, &err));
+    ck_assert_str_eq(err.msg, "rule 5: group: 'g' is defined twice");
+}
+END_TEST
+
 /* A report rule never decides: the request goes on to the rules below, and an allowed one
  * names the first report rule that held. */
 static const char *const p_report[] = {
@@ -853,6 +916,7 @@ int main(void)
     tcase_add_test(tc, test_indexed_eval_agrees_with_rule_by_rule);
     tcase_add_test(tc, test_null_set_denies);
     tcase_add_test(tc, test_report_rules_never_decide);
+    tcase_add_test(tc, test_groups_expand_into_conditions);
     tcase_add_test(tc, test_expired_rule_stops_matching_on_time);
     tcase_add_test(tc, test_brief_request_leaves_allow_reason_empty_but_explains_denials);
     tcase_add_test(tc, test_memory_grows_with_rules);
