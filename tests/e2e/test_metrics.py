@@ -226,15 +226,14 @@ class MetricsAccessTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         subprocess.run(["ip", "netns", "add", NS], check=True)
+        # A class cleanup runs even when the set-up below fails (tearDownClass would not):
+        # the namespace never outlives the test.
+        cls.addClassCleanup(subprocess.run, ["ip", "netns", "del", NS], check=False)
         for cmd in (["ip", "link", "set", "lo", "up"],
                     ["ip", "addr", "add", SERVER + "/32", "dev", "lo"],
                     ["ip", "addr", "add", ALLOWED + "/32", "dev", "lo"],
                     ["ip", "addr", "add", OTHER + "/32", "dev", "lo"]):
             subprocess.run(["ip", "netns", "exec", NS] + cmd, check=True)
-
-    @classmethod
-    def tearDownClass(cls):
-        subprocess.run(["ip", "netns", "del", NS], check=False)
 
     def status_from(self, px, src, token=""):
         r = ns_run(sys.executable, "-c", CLIENT, src, SERVER, str(px.admin_port), token)
