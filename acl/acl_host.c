@@ -197,15 +197,21 @@ int acl_host_parse(const char *in, size_t len, struct acl_host *out, const char 
 
 int acl_host_unicode(const char *host, char *out, size_t outlen)
 {
-    char *u8 = NULL;
+    char *u8 = NULL, *back = NULL;
     const char *show = host;
-    /* Only names with an A-label need libidn2; a label that does not decode stays as is. */
-    if (strstr(host, "xn--") && idn2_to_unicode_8z8z(host, &u8, 0) == IDN2_OK)
+    /* Only names with an A-label need libidn2. Decoding does not validate: "xn--" and any
+     * Punycode decode to any code points (a right-to-left override that shows the name
+     * backwards, controls). So the Unicode is shown only when it is itself a valid name that
+     * acl_host_parse turns back into these very A-labels; anything else stays as it is. */
+    if (strstr(host, "xn--") && idn2_to_unicode_8z8z(host, &u8, 0) == IDN2_OK &&
+        idn2_to_ascii_8z(u8, &back, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) == IDN2_OK &&
+        strcmp(back, host) == 0)
         show = u8;
     size_t n = strlen(show);
     int rc = n < outlen ? 0 : -1;
     if (rc == 0)
         memcpy(out, show, n + 1);
+    idn2_free(back);
     idn2_free(u8);
     return rc;
 }

@@ -50,7 +50,8 @@ struct acl_host {
 int acl_host_parse(const char *in, size_t len, struct acl_host *out, const char **why);
 
 /* A canonical host as people read it: its A-labels turned back into UTF-8 ("bücher.example");
- * any other host, or one that does not decode, as it is. Returns 0, or -1 when it does not fit
+ * any other host, or one whose Unicode is not a valid name with these same A-labels (a
+ * right-to-left override, a control), as it is. Returns 0, or -1 when it does not fit
  * in outlen. Allocates (libidn2): for the admin side, not the request path. */
 int acl_host_unicode(const char *host, char *out, size_t outlen);
 

@@ -156,6 +156,31 @@ START_TEST(test_bad_host_is_refused_with_reason)
 }
 END_TEST
 
+/* What the admin pages show for a logged host: Unicode only for a name that is valid in
+ * Unicode and has these same A-labels; a label that decodes to a right-to-left override
+ * (shown backwards) or to nothing valid is shown as sent. */
+static const struct {
+    const char *host, *shown;
+} unicode_cases[] = {
+    {"xn--bcher-kva.example", "b\303\274cher.example"},
+    {"www.xn--bcher-kva.example", "www.b\303\274cher.example"},
+    {"xn--strae-oqa.example", "stra\303\237e.example"},
+    {"example.com", "example.com"},
+    {"10.0.0.1", "10.0.0.1"},
+    {"xn--abcgpj-dm0c.test", "xn--abcgpj-dm0c.test"}, /* "abc" U+202E "gpj" */
+    {"xn--zz.example", "xn--zz.example"},
+    {"xn--.example", "xn--.example"},
+};
+
+START_TEST(test_unicode_shown_only_for_valid_names)
+{
+    char out[300];
+
+    ck_assert_int_eq(acl_host_unicode(unicode_cases[_i].host, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, unicode_cases[_i].shown);
+}
+END_TEST
+
 START_TEST(test_kind_names)
 {
     ck_assert_str_eq(acl_host_kind_str(ACL_HOST_NAME), "name");
@@ -175,6 +200,8 @@ int main(void)
     tcase_add_loop_test(tc, test_bad_host_is_refused_with_reason, 0,
                         (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     tcase_add_test(tc, test_kind_names);
+    tcase_add_loop_test(tc, test_unicode_shown_only_for_valid_names, 0,
+                        sizeof(unicode_cases) / sizeof(unicode_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
