@@ -91,7 +91,8 @@ def main():
         with open(os.path.join(tmp, "var", "admin.token")) as f:
             token = f.read().strip()
         body = body_of(a.kind, a.mb)
-        path = "/api/policy" if a.kind == "policy" else "/api/lists/big"
+        # Round 2 replaces the list round 1 made: the API wants that said (replace=1).
+        path = "/api/policy" if a.kind == "policy" else "/api/lists/big?replace=1"
         time.sleep(1)
         for round_ in (1, 2):
             before = status_kib(proc.pid, "VmRSS")

@@ -156,12 +156,12 @@ static enum ctl_status import_policy(struct ctl_ctx *ctx, const char *path, cons
 }
 
 static enum ctl_status import_list(struct ctl_ctx *ctx, const char *path, const char *name,
-                                   const char *text, size_t len)
+                                   const char *text, size_t len, bool replace)
 {
-    char esc[256], url[300];
+    char esc[256], url[320];
     if (!ctl_path_escape(name, esc, sizeof(esc)))
         return ctl_usage(ctx, "list name too long: %s", name);
-    snprintf(url, sizeof(url), "/api/lists/%s", esc);
+    snprintf(url, sizeof(url), "/api/lists/%s%s", esc, replace ? "?replace=1" : "");
     struct ctl_answer ans;
     enum ctl_status st = put_text(ctx, url, text, len, &ans);
     if (st != CTL_OK)
@@ -214,7 +214,12 @@ enum ctl_status ctl_cmd_import(struct ctl_ctx *ctx, const struct ctl_call *call)
             free(text);
             return ctl_usage(ctx, "cannot name a list after %s: give --list NAME", path);
         }
-        st = import_list(ctx, path, name, text, len);
+        st = import_list(ctx, path, name, text, len, ctl_call_opt(call, "--replace")->set);
+        if (st == CTL_REFUSED && !ctl_call_opt(call, "--replace")->set &&
+            strstr(ctx->err, "replace=1"))
+            /* The API's words name its parameter; ours name the option. */
+            ctl_fail(ctx, CTL_REFUSED, "list %s exists: give --replace to replace its entries",
+                     name);
     }
     free(text);
     return st;

@@ -80,6 +80,21 @@ static enum MHD_Result list_put(struct wa_req *r, const char *name)
                               "list, delete it)",
                               name);
     }
+    /* Replacing a list says so: an import of the wrong file under a name in use would
+     * otherwise swap out the list that rules rely on. */
+    const char *replace = wa_query(r, "replace");
+    if (!replace || strcmp(replace, "1") != 0) {
+        int exists = list_exists(wa_store(r), name);
+        if (exists != 0) {
+            acl_list_free(domains, n);
+            if (exists < 0)
+                return wa_reply_error(r, 500, NULL, "cannot read the lists");
+            return wa_reply_error(r, 409, "replace",
+                                  "list %s exists: import with replace=1 to replace its "
+                                  "entries",
+                                  name);
+        }
+    }
     ch.items = (const char *const *)domains;
     ch.nitems = n;
     ok = wa_change_apply(r, &ch, 1, NULL, 409, NULL);

@@ -192,6 +192,19 @@ class ProxyctlTest(unittest.TestCase):
         out, _ = self.ctl("lists", "show", "ads")
         self.assertEqual(sorted(out.split()), ["ads.allowed.test", "banner.test", "tracker.test"])
 
+        # Importing over a list needs --replace: the list is kept as it was until then.
+        path_again = self.write("ads2.txt", "other.test\n")
+        _, err = self.ctl("import", path_again, "--list", "ads", expect=1)
+        self.assertIn("list ads exists: give --replace to replace its entries", err)
+        self.assertEqual(sorted(self.ctl("lists", "show", "ads")[0].split()),
+                         ["ads.allowed.test", "banner.test", "tracker.test"])
+        self.ctl("import", path_again, "--list", "ads", "--replace")
+        self.assertEqual(self.ctl("lists", "show", "ads")[0].split(), ["other.test"])
+        junk = self.write("junk.txt", "not a domain line\n")
+        _, err = self.ctl("import", junk, "--list", "ads", "--replace", expect=1)
+        self.assertIn("no domains in the text", err)
+        self.assertEqual(self.ctl("lists", "show", "ads")[0].split(), ["other.test"])
+
         # --list names it; a list acts through a rule.
         path2 = self.write("hosts", "127.0.0.1 allowed.test\n")
         out, _ = self.ctl("import", path2, "--list", "local")

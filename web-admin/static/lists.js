@@ -49,15 +49,14 @@
       body.append(el('tr', null, el('td', {colspan: 4, class: 'muted', text: 'No lists yet.'})));
   }
 
-  async function importList(ev) {
-    ev.preventDefault();
-    const name = $('list-name').value.trim();
-    const file = $('list-file').files[0];
-    const text = file ? await file.text() : $('list-text').value;
+  /* Sends the list; replacing one that exists needs the admin's say-so first (the server
+   * answers 409 with field "replace"). */
+  async function send(name, text, replace) {
     const out = $('list-summary');
     out.replaceChildren();
     try {
-      const s = await api('PUT', '/api/lists/' + encodeURIComponent(name), text, true);
+      const s = await api('PUT', '/api/lists/' + encodeURIComponent(name) +
+                          (replace ? '?replace=1' : ''), text, true);
       out.append(el('p', {class: 'flash ok', text: 'List ' + s.name + ': ' + fmtNum(s.added) +
         ' domains, ' + fmtNum(s.duplicates) + ' duplicates, ' + fmtNum(s.skipped) + ' lines skipped.'}));
       if (s.skipped)
@@ -66,8 +65,22 @@
       $('list-file').value = '';
       await load();
     } catch (e) {
-      out.append(el('p', {class: 'error-text', text: e.message}));
+      const ask = e.status === 409 && e.field === 'replace';
+      out.append(el('p', {class: 'error-text', 'data-testid': 'list-error',
+        text: ask ? 'A list named ' + name + ' exists: importing again replaces its entries.'
+                  : e.message}));
+      if (ask)
+        out.append(el('p', null, PX.confirmButton('Replace list ' + name, 'list-replace',
+                                                  () => send(name, text, true))));
     }
+  }
+
+  async function importList(ev) {
+    ev.preventDefault();
+    const name = $('list-name').value.trim();
+    const file = $('list-file').files[0];
+    const text = file ? await file.text() : $('list-text').value;
+    await send(name, text, false);
   }
 
   PX.start(async () => {

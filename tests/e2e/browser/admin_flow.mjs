@@ -361,6 +361,34 @@ async function checkAccessRequest(page, tab) {
   log('access request: form sent, queued with badge, approved, news.test gets through');
 }
 
+// Importing over a list asks first: the list stays until "Replace" is clicked twice.
+async function checkListReplace(page) {
+  await page.goto(ADMIN + '/lists', { timeout: STEP_MS });
+  const importAs = async (text) => {
+    await page.getByTestId('list-name').fill('ads');
+    await page.getByTestId('list-text').fill(text);
+    await page.getByTestId('list-import').click();
+  };
+  await importAs('ads.test\ntracker.test\n');
+  await page.getByTestId('list-summary').filter({ hasText: 'List ads: 2 domains' })
+    .waitFor({ timeout: STEP_MS });
+  await importAs('news.test\n');
+  await page.getByTestId('list-error').filter({ hasText: 'A list named ads exists' })
+    .waitFor({ timeout: STEP_MS });
+  const entries = async () => (await page.evaluate(async () =>
+    (await (await fetch('/api/lists/ads', { credentials: 'same-origin' })).json()).entries));
+  check((await entries()).length === 2, 'the list changed before the replace was confirmed');
+  await page.screenshot({ path: join(cfg.shots, 'lists-replace.png'), fullPage: true,
+                          timeout: STEP_MS });
+  await page.getByTestId('list-replace').click();
+  await page.getByTestId('list-replace').filter({ hasText: 'Sure?' }).click();
+  await page.getByTestId('list-summary').filter({ hasText: 'List ads: 1 domains' })
+    .waitFor({ timeout: STEP_MS });
+  const now = await entries();
+  check(now.length === 1 && now[0] === 'news.test', 'the confirmed replace did not replace: ' + now);
+  log('lists: re-import asked first, replaced after the confirmation');
+}
+
 // No part of the page may be wider than the screen (a phone must not scroll sideways to see
 // the page itself; wide tables scroll inside their own box).
 async function checkNoOverflow(page, what) {
@@ -473,6 +501,7 @@ async function main() {
     await checkOneClickBlock(page, tab);
     await checkVersions(page, tab);
     await checkAccessRequest(page, tab);
+    await checkListReplace(page);
     await screenshots(page);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
