@@ -2,6 +2,7 @@
  * admins (admin passwd). Passwords come from the terminal without echo, typed twice, or
  * from one line of standard input when it is not a terminal or with --password-stdin;
  * never from the command line, where other local users could read them in ps. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +69,19 @@ static enum ctl_status read_password(struct ctl_ctx *ctx, const struct ctl_call 
                                      const char *who, char *pw, size_t len)
 {
     bool too_long = false;
+    const struct ctl_value *file = ctl_call_opt(call, "--password-file");
     bool from_stdin = ctl_call_opt(call, "--password-stdin")->set || !isatty(STDIN_FILENO);
-    if (from_stdin) {
+    if (file && file->set) {
+        /* Its first line; the file is the admin's to keep secret (mode 0600). */
+        FILE *f = fopen(file->str, "r");
+        if (!f)
+            return ctl_usage(ctx, "%s: %s", file->str, strerror(errno));
+        bool ok = read_line(f, pw, len, &too_long);
+        fclose(f);
+        if (!ok)
+            return too_long ? ctl_usage(ctx, "password longer than %zu bytes", len - 2)
+                            : ctl_usage(ctx, "%s: no password in it", file->str);
+    } else if (from_stdin) {
         if (!read_line(stdin, pw, len, &too_long))
             return too_long ? ctl_usage(ctx, "password longer than %zu bytes", len - 2)
                             : ctl_usage(ctx, "no password on standard input");
@@ -93,9 +105,11 @@ static enum ctl_status read_password(struct ctl_ctx *ctx, const struct ctl_call 
 }
 
 /* PUT {"password"} to path (/api/users/NAME or /api/admins/NAME); with create, the server
- * refuses (409) a name that exists, so two adds of one name cannot reset its password. */
+ * refuses (409) a name that exists, so two adds of one name cannot reset its password. role:
+ * an admin's, or NULL. */
 static enum ctl_status put_password(struct ctl_ctx *ctx, const struct ctl_call *call,
-                                    const char *kind, const char *name, bool create, json_t **out)
+                                    const char *kind, const char *name, bool create,
+                                    const char *role, json_t **out)
 {
     char esc[256], path[300], who[300];
     if (!ctl_path_escape(name, esc, sizeof(esc)))
@@ -109,6 +123,8 @@ static enum ctl_status put_password(struct ctl_ctx *ctx, const struct ctl_call *
         return st;
     }
     json_t *body = json_pack("{s:s,s:b}", "password", pw, "create", create);
+    if (body && role)
+        json_object_set_new(body, "role", json_string(role));
     explicit_bzero(pw, sizeof(pw));
     if (!body)
         return ctl_usage(ctx, "the password is not valid UTF-8");
@@ -183,7 +199,7 @@ static enum ctl_status set_user_password(struct ctl_ctx *ctx, const struct ctl_c
     if (!create && !exists)
         return ctl_fail(ctx, CTL_REFUSED, "no such user %s", name);
     json_t *out = NULL;
-    st = put_password(ctx, call, "user", name, create, &out);
+    st = put_password(ctx, call, "user", name, create, NULL, &out);
     if (st != CTL_OK)
         return st;
     if (ctx->json)
@@ -229,13 +245,74 @@ enum ctl_status ctl_cmd_admin_passwd(struct ctl_ctx *ctx, const struct ctl_call 
 {
     const char *name = call->nwords > 0 ? call->words[0] : "admin";
     json_t *out = NULL;
-    enum ctl_status st = put_password(ctx, call, "admin", name, false, &out);
+    enum ctl_status st = put_password(ctx, call, "admin", name, false, NULL, &out);
     if (st != CTL_OK)
         return st;
     if (ctx->json)
         ctl_print_json(out);
     else
         printf("set the password of admin %s\n", name);
+    json_decref(out);
+    return CTL_OK;
+}
+
+/* admin add NAME [--role ROLE] [--password-file F | --password-stdin]: a new dashboard
+ * admin; a name that exists is refused, its password kept. */
+enum ctl_status ctl_cmd_admin_add(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    const struct ctl_value *role = ctl_call_opt(call, "--role");
+    const char *r = role && role->set ? role->str : "admin";
+    if (strcmp(r, "admin") && strcmp(r, "operator") && strcmp(r, "viewer"))
+        return ctl_usage(ctx, "--role is admin, operator or viewer, not '%s'", r);
+    json_t *out = NULL;
+    enum ctl_status st = put_password(ctx, call, "admin", call->words[0], true, r, &out);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("added admin %s (role %s)\n", call->words[0], r);
+    json_decref(out);
+    return CTL_OK;
+}
+
+/* admin role NAME ROLE. */
+enum ctl_status ctl_cmd_admin_role(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    char esc[256], path[320], what[300];
+    if (!ctl_path_escape(call->words[0], esc, sizeof(esc)))
+        return ctl_usage(ctx, "name too long");
+    snprintf(path, sizeof(path), "/api/admins/%s/role", esc);
+    snprintf(what, sizeof(what), "admin %s", call->words[0]);
+    json_t *body = json_pack("{s:s}", "role", call->words[1]), *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "PUT", path, body, &out, what);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("admin %s now has the role %s\n", call->words[0], call->words[1]);
+    json_decref(out);
+    return CTL_OK;
+}
+
+/* admin del NAME. */
+enum ctl_status ctl_cmd_admin_del(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    char esc[256], path[300], what[300];
+    if (!ctl_path_escape(call->words[0], esc, sizeof(esc)))
+        return ctl_usage(ctx, "name too long");
+    snprintf(path, sizeof(path), "/api/admins/%s", esc);
+    snprintf(what, sizeof(what), "admin %s", call->words[0]);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("deleted admin %s\n", call->words[0]);
     json_decref(out);
     return CTL_OK;
 }

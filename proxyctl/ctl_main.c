@@ -25,6 +25,7 @@
 #define DEFAULT_DATA_DIR PX_DATA_DIR /* "var", or /var/lib/proxyd in the package */
 
 static const char *const grant_lengths[] = {"1h", "1d", "1w", "permanent", NULL};
+static const char *const roles[] = {"admin", "operator", "viewer", NULL};
 static const char *const top_kinds[] = {"domains", "clients", "blocked", NULL};
 
 /* The grammar reads best as a table, one verb per block. */
@@ -114,6 +115,16 @@ static const struct ctl_verb verbs[] = {
      "delete proxy user NAME"},
     {"admin", "passwd", {P_OPT("NAME", ARG_NAME)}, {O_PASSWORD_STDIN}, ctl_cmd_admin_passwd,
      "set the password of dashboard admin NAME (default admin)"},
+    {"admin", "add", {P("NAME", ARG_NAME)},
+     {O("--role", ARG_STRING, "ROLE", "admin (default), operator or viewer"),
+      O("--password-file", ARG_STRING, "F", "read the password from the first line of F"),
+      O_PASSWORD_STDIN},
+     ctl_cmd_admin_add, "add dashboard admin NAME with a role (refused if NAME exists)"},
+    {"admin", "role",
+     {P("NAME", ARG_NAME), {.metavar = "ROLE", .type = ARG_CHOICE, .choices = roles}}, NO_OPTS,
+     ctl_cmd_admin_role, "give admin NAME the role admin, operator or viewer"},
+    {"admin", "del", {P("NAME", ARG_NAME)}, NO_OPTS, ctl_cmd_admin_del,
+     "delete dashboard admin NAME (never the last with the admin role)"},
     {"forward", "list", NO_PARAMS, NO_OPTS, ctl_cmd_forward_list,
      "list the port forwards: id, listen address, target, clients, when added"},
     {"forward", "add", {P("LISTEN", ARG_STRING), P("TARGET", ARG_STRING)},

@@ -305,6 +305,22 @@ int store_admin_first(struct store *st, const char *name, const char *password, 
  * such admin), -1 on error. */
 int store_admin_must_change(struct store *st, const char *name);
 
+/* What an admin account may do through the admin API, least first: a role may do what
+ * every role before it may. */
+enum store_role { STORE_ROLE_VIEWER, STORE_ROLE_OPERATOR, STORE_ROLE_ADMIN, STORE_ROLE_COUNT };
+/* "viewer", "operator", "admin". */
+const char *store_role_str(enum store_role role);
+/* The role named s, or -1. */
+int store_role_parse(const char *s);
+/* The role of admin name: 0 with *role set, 1 if there is no such admin, -1 with err. */
+int store_admin_role(struct store *st, const char *name, enum store_role *role, char *err,
+                     size_t errlen);
+/* Gives admin name the role, with an audit row ("admin.role", "NAME: old -> new"). Refuses
+ * to leave no account with role admin. 0; 1 if there is no such admin; 2 if name is the
+ * last admin-role account and role is not admin (nothing changed); -1 with err. */
+int store_admin_role_set(struct store *st, const char *name, enum store_role role,
+                         const char *actor, char *err, size_t errlen);
+
 /* ---- Login throttle (in memory, no database; for proxyd's 407s and the admin login) ----
  *
  * Says how long a password attempt for an account from a source address must wait before
@@ -378,6 +394,10 @@ struct store_audit {
 };
 int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct store_audit **rows,
                      size_t *n, char *err, size_t errlen);
+/* An audit row of its own, for what is no change of stored state (a login, a failed login,
+ * a logout). 0, or -1 with err. */
+int store_audit_record(struct store *st, const char *actor, const char *action, const char *detail,
+                       char *err, size_t errlen);
 
 /* ---- Queries for the admin side ---- */
 

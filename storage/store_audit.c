@@ -32,6 +32,18 @@ int store_audit_add(struct store *st, const char *actor, const char *action, con
     return 0;
 }
 
+int store_audit_record(struct store *st, const char *actor, const char *action, const char *detail,
+                       char *err, size_t errlen)
+{
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_audit_add(st, actor, action, detail, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st, err, errlen);
+}
+
 int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct store_audit **rows,
                      size_t *n, char *err, size_t errlen)
 {

@@ -132,6 +132,9 @@ const struct store_migration store_migrations[] = {
          "INSERT INTO policy_version_rules(version, position, rule_id, enabled, text, comment)"
          " SELECT (SELECT version FROM policy_version), position, id, enabled, text, comment"
          " FROM rules;"},
+    /* Admin roles: admin (everything), operator (block, unblock, allow, lists, and what a
+     * viewer may), viewer (reads only). Accounts made before roles keep everything. */
+    {12, "ALTER TABLE admins ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';"},
     /* Requests for access that users sent from the block page, and what an admin decided:
      * the queue an admin works through (pending first, by time). */
     {13, "CREATE TABLE access_requests("

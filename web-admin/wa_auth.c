@@ -29,8 +29,9 @@ struct wa_session {
     char id[WA_TOKEN_HEX + 1];
     char csrf[WA_TOKEN_HEX + 1];
     char user[64];
-    bool must_change;   /* logged in with a first-run password: may only replace it */
-    int64_t expires_ms; /* monotonic */
+    bool must_change;     /* logged in with a first-run password: may only replace it */
+    enum store_role role; /* read at login; a role change ends the admin's sessions */
+    int64_t expires_ms;   /* monotonic */
 };
 
 struct wa_auth {
@@ -312,6 +313,7 @@ void wa_auth_check(struct wa_req *r)
         /* A presented but wrong token is a failure, never a fallback to the cookie. */
         if (strncasecmp(h, "Bearer ", 7) == 0 && secret_eq(h + 7, r->ctx->auth->token)) {
             r->authed = true;
+            r->role = STORE_ROLE_ADMIN;
             snprintf(r->actor, sizeof(r->actor), "token");
         }
         return;
@@ -325,6 +327,7 @@ void wa_auth_check(struct wa_req *r)
         r->authed = true;
         r->via_session = true;
         r->must_change = s->must_change;
+        r->role = s->role;
         snprintf(r->actor, sizeof(r->actor), "%s", s->user);
         memcpy(r->csrf, s->csrf, sizeof(r->csrf));
     }
@@ -364,6 +367,8 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
     struct store *st;
     int64_t wait_ms;
     int ok, must_change;
+    enum store_role role = STORE_ROLE_VIEWER;
+    char detail[128], err[256];
 
     body = wa_body_json(r);
     if (!body)
@@ -401,18 +406,26 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "cannot check the password");
     }
     store_throttle_note(a->throttle, user, r->client, ok == 1, clock_mono_ms());
+    snprintf(detail, sizeof(detail), "from %s", r->client);
     if (ok != 1) {
         pthread_mutex_lock(&a->mu);
         a->failed++;
         pthread_mutex_unlock(&a->mu);
+        /* Under the name tried (the throttle bounds how many such rows one can cause); a
+         * failure to write it does not change the answer. */
+        char tried[64];
+        snprintf(tried, sizeof(tried), "%s", user);
+        store_audit_record(st, tried, "login.failed", detail, err, sizeof(err));
         json_decref(body);
         return wa_reply_error(r, 401, NULL, "wrong user name or password");
     }
     must_change = store_admin_must_change(st, user);
-    if (must_change < 0) {
+    if (must_change < 0 || store_admin_role(st, user, &role, err, sizeof(err)) != 0) {
         json_decref(body);
         return wa_reply_error(r, 500, NULL, "cannot read the account");
     }
+    /* Recorded if it can be: on a full disk the admin must still get in to fix things. */
+    store_audit_record(st, user, "login", detail, err, sizeof(err));
 
     pthread_mutex_lock(&a->mu);
     s = session_slot(a, clock_mono_ms());
@@ -422,14 +435,15 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
     random_hex(s->csrf);
     snprintf(s->user, sizeof(s->user), "%s", user);
     s->must_change = must_change == 1;
+    s->role = role;
     s->expires_ms = clock_mono_ms() + WA_SESSION_MS;
     snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "%s; Max-Age=%lld", s->id,
              r->ctx->opts->tls_cert_pem ? WA_COOKIE_SECURE : "", WA_SESSION_MS / 1000);
     memcpy(csrf, s->csrf, sizeof(csrf));
     pthread_mutex_unlock(&a->mu);
 
-    ans = json_pack("{s:s,s:s,s:b}", "user", user, "csrf", csrf, "must_change_password",
-                    must_change == 1);
+    ans = json_pack("{s:s,s:s,s:b,s:s}", "user", user, "csrf", csrf, "must_change_password",
+                    must_change == 1, "role", store_role_str(role));
     json_decref(body);
     r->set_cookie = cookie;
     return wa_reply_json(r, 200, ans);
@@ -438,8 +452,16 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
 enum MHD_Result wa_auth_logout(struct wa_req *r)
 {
     const char *sid;
+    char detail[128], err[256];
+    struct store *st;
 
     if (r->via_session) {
+        /* Recorded if it can be: a full disk must not keep anyone logged in. */
+        snprintf(detail, sizeof(detail), "from %s", r->client);
+        st = store_pool_get(r->ctx->pool, err, sizeof(err));
+        if (st)
+            store_audit_record(st, r->actor, "logout", detail, err, sizeof(err));
+        store_pool_put(r->ctx->pool, st);
         sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
         pthread_mutex_lock(&r->ctx->auth->mu);
         struct wa_session *s = sid ? session_find(r->ctx->auth, sid, clock_mono_ms()) : NULL;
@@ -456,7 +478,7 @@ enum MHD_Result wa_auth_logout(struct wa_req *r)
 enum MHD_Result wa_auth_session(struct wa_req *r)
 {
     return wa_reply_json(r, 200,
-                         json_pack("{s:s,s:s,s:b}", "user", r->actor, "csrf",
+                         json_pack("{s:s,s:s,s:b,s:s}", "user", r->actor, "csrf",
                                    r->via_session ? r->csrf : "", "must_change_password",
-                                   r->must_change));
+                                   r->must_change, "role", store_role_str(r->role)));
 }

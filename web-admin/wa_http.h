@@ -60,6 +60,7 @@ struct wa_req {
     bool via_session;            /* a browser session (needs CSRF tokens) */
     bool must_change;            /* the session's admin must replace a first-run password */
     char actor[64];              /* admin name or "token" */
+    enum store_role role;        /* what the caller may do: the admin's role; the token: admin */
     char client[64];             /* requester's textual address */
     char csrf[WA_TOKEN_HEX + 1]; /* the session's CSRF token, when via_session */
     const char *set_cookie;      /* static or owned by the caller until the reply is queued */

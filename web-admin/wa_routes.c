@@ -32,33 +32,35 @@ static enum MHD_Result api_not_found(struct wa_req *r)
 
 #define PAGE_ROUTE(path, file, id, title) {"GET", path, WA_PAGE, wa_static_page},
 
-/* Order matters only where patterns overlap: "/api/rules/check" before "/api/rules/{}". */
+/* Flags say who may call (wa_routes.h): a method other than GET needs the admin role
+ * unless WA_OPERATOR or WA_ANY_ROLE says less.
+ * Order matters only where patterns overlap: "/api/rules/check" before "/api/rules/{}". */
 const struct wa_route wa_routes[] = {
     /* method, pattern, flags, handler */
     {"GET", "/api/health", WA_PUBLIC, wa_stats_health},
     {"POST", "/api/login", WA_PUBLIC, wa_auth_login},
-    {"POST", "/api/logout", WA_FIRST_RUN, wa_auth_logout},
+    {"POST", "/api/logout", WA_FIRST_RUN | WA_ANY_ROLE, wa_auth_logout},
     {"GET", "/api/session", WA_FIRST_RUN, wa_auth_session},
 
     {"GET", "/api/rules", 0, wa_rules_list},
     {"POST", "/api/rules", 0, wa_rules_add},
-    {"POST", "/api/rules/check", 0, wa_rules_check},
+    {"POST", "/api/rules/check", WA_ANY_ROLE, wa_rules_check},
     {"GET", "/api/rules/{}", 0, wa_rules_get},
     {"PATCH", "/api/rules/{}", 0, wa_rules_patch},
     {"DELETE", "/api/rules/{}", 0, wa_rules_delete},
     {"POST", "/api/rules/{}/move", 0, wa_rules_move},
-    {"POST", "/api/block", 0, wa_rules_block},
-    {"POST", "/api/allow", 0, wa_rules_allow},
-    {"POST", "/api/unblock", 0, wa_rules_unblock},
+    {"POST", "/api/block", WA_OPERATOR, wa_rules_block},
+    {"POST", "/api/allow", WA_OPERATOR, wa_rules_allow},
+    {"POST", "/api/unblock", WA_OPERATOR, wa_rules_unblock},
 
     {"GET", "/api/policy", 0, wa_policy_export},
     {"PUT", "/api/policy", WA_BODY_POLICY, wa_policy_import},
-    {"POST", "/api/test", 0, wa_policy_test},
+    {"POST", "/api/test", WA_ANY_ROLE, wa_policy_test},
     {"POST", "/api/reload", 0, wa_policy_reload},
 
     {"GET", "/api/requests", 0, wa_requests_list},
-    {"POST", "/api/requests/{}/approve", 0, wa_requests_approve},
-    {"POST", "/api/requests/{}/deny", 0, wa_requests_deny},
+    {"POST", "/api/requests/{}/approve", WA_OPERATOR, wa_requests_approve},
+    {"POST", "/api/requests/{}/deny", WA_OPERATOR, wa_requests_deny},
 
     {"GET", "/api/versions", 0, wa_versions_list},
     {"GET", "/api/versions/diff", 0, wa_versions_diff},
@@ -67,8 +69,8 @@ const struct wa_route wa_routes[] = {
 
     {"GET", "/api/lists", 0, wa_lists_list},
     {"GET", "/api/lists/{}", 0, wa_lists_get},
-    {"PUT", "/api/lists/{}", WA_BODY_LIST, wa_lists_put},
-    {"DELETE", "/api/lists/{}", 0, wa_lists_delete},
+    {"PUT", "/api/lists/{}", WA_BODY_LIST | WA_OPERATOR, wa_lists_put},
+    {"DELETE", "/api/lists/{}", WA_OPERATOR, wa_lists_delete},
 
     {"GET", "/api/users", 0, wa_users_list},
     {"PUT", "/api/users/{}", 0, wa_users_put},
@@ -76,6 +78,8 @@ const struct wa_route wa_routes[] = {
     {"GET", "/api/admins", 0, wa_admins_list},
     {"PUT", "/api/admins/{}", WA_FIRST_RUN, wa_admins_put},
     {"DELETE", "/api/admins/{}", 0, wa_admins_delete},
+    {"PUT", "/api/admins/{}/role", 0, wa_admins_role},
+    {"POST", "/api/account/password", WA_ANY_ROLE, wa_account_password},
 
     {"GET", "/api/forwards", 0, wa_forwards_list},
     {"POST", "/api/forwards", 0, wa_forwards_add},
@@ -90,7 +94,7 @@ const struct wa_route wa_routes[] = {
     {"PUT", "/api/settings", 0, wa_settings_put},
     {"GET", "/api/audit", 0, wa_audit_list},
     /* Any other /api/ path: 404, but only to a caller with credentials. */
-    {NULL, "/api/*", 0, api_not_found},
+    {NULL, "/api/*", WA_ANY_ROLE, api_not_found},
 
     {"GET", "/metrics", WA_METRICS, wa_metrics_get},
     {"GET", "/healthz", WA_PUBLIC, wa_metrics_healthz},

@@ -23,6 +23,12 @@ enum wa_route_flag {
                                 (with a {} in the path: only for its own name) */
     WA_METRICS = 1 << 5,     /* public to loopback and the networks of --metrics-allow (a
                                 Prometheus scraper); anyone else needs credentials */
+    /* Who may call it (store_role). GET and HEAD: every role. Any other method: the admin
+     * role, unless the route says less, so a route added without a thought is closed to the
+     * others (403). */
+    WA_ANY_ROLE = 1 << 6, /* every role: it changes nothing stored (a check, a test, a logout)
+                             or only the caller's own account */
+    WA_OPERATOR = 1 << 7, /* block, unblock, allow and lists: operators too */
 };
 
 struct wa_route {

@@ -311,6 +311,14 @@ static bool metrics_open_to(const struct wa_server *srv, struct MHD_Connection *
 
 /* ---- the gate and the request's life ---- */
 
+/* The least role that may call a route with this method (wa_routes.h). */
+static enum store_role route_role(const char *method, unsigned flags)
+{
+    if (!strcmp(method, "GET") || !strcmp(method, "HEAD") || (flags & WA_ANY_ROLE))
+        return STORE_ROLE_VIEWER;
+    return flags & WA_OPERATOR ? STORE_ROLE_OPERATOR : STORE_ROLE_ADMIN;
+}
+
 /* Enforces what the route's flags ask (wa_routes.h). True if the request may go on; else it
  * has been answered. An unknown path is 404 for anyone, a known one with another method 405
  * for anyone who may use the path at all. */
@@ -327,7 +335,15 @@ static bool gate(const struct wa_server *srv, struct wa_req *r, const struct wa_
          * one that must replace a first-run password too (the page then asks for it). */
         if (!m->route || (r->authed && !r->must_change))
             return true;
-        wa_reply_redirect(r, WA_LOGIN_PAGE);
+        /* The login page sends the browser back here afterwards (?next=, a plain path of
+         * ours: the login page takes nothing else). */
+        char to[160];
+        if (strcmp(r->url, "/") != 0 && strlen(r->url) < 100 &&
+            strspn(r->url, "abcdefghijklmnopqrstuvwxyz0123456789/-_") == strlen(r->url))
+            snprintf(to, sizeof(to), "%s?next=%s", WA_LOGIN_PAGE, r->url);
+        else
+            snprintf(to, sizeof(to), "%s", WA_LOGIN_PAGE);
+        wa_reply_redirect(r, to);
         return false;
     }
     if (!r->authed) {
@@ -343,6 +359,12 @@ static bool gate(const struct wa_server *srv, struct wa_req *r, const struct wa_
         !((f & WA_FIRST_RUN) && (!r->param[0] || strcmp(r->param, r->actor) == 0))) {
         wa_reply_error(r, 403, "password", "choose a new password first (PUT /api/admins/%s)",
                        r->actor);
+        return false;
+    }
+    if (r->role < route_role(r->method, f)) {
+        wa_reply_error(r, 403, NULL, "%s %s needs the %s role; %s has the %s role", r->method,
+                       r->url, store_role_str(route_role(r->method, f)), r->actor,
+                       store_role_str(r->role));
         return false;
     }
     return true;

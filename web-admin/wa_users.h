@@ -13,4 +13,7 @@ enum MHD_Result wa_admins_list(struct wa_req *r);
 enum MHD_Result wa_admins_put(struct wa_req *r);
 enum MHD_Result wa_admins_delete(struct wa_req *r);
 
+enum MHD_Result wa_admins_role(struct wa_req *r);
+enum MHD_Result wa_account_password(struct wa_req *r);
+
 #endif

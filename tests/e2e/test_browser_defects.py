@@ -10,7 +10,9 @@ with the port); the block page names the rule by number, never its text; an empt
 re-import is refused and the list kept; deleting a list a rule uses names that rule; adding a
 proxy user that exists is refused; Settings offers no loopback PAC URL; the policy form's Add
 is enabled only for a rule that checks; inline edits save on Enter and cancel on Escape; a
-success message does not outlive the next action.
+success message does not outlive the next action. Roles: a viewer added on the Users page,
+sent to log in from the log page, lands back on it, is refused a block by the API with the
+role it needs, and changes its own password (asked the current one).
 
 Screenshots go to defects/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots (names
 below).
@@ -20,6 +22,7 @@ says how to get them).
 import json
 import os
 import unittest
+import urllib.request
 
 from harness import DnsStub, Origin, Proxyd, read_response
 from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
@@ -31,7 +34,7 @@ SHOTS = os.path.join(ALL_SHOTS, "defects")
 PASSWORD = "defects-test-password"
 REGEX_RULE = r"deny host-regex ^secret[0-9]+[.]test$"
 SCREENSHOTS = ["%s-%s.png" % (page, size) for size in ("desktop", "phone")
-               for page in ("log", "policy", "lists", "users", "settings")]
+               for page in ("log", "policy", "lists", "users", "settings")] + ["users-viewer.png"]
 
 
 class BrowserDefectsTest(unittest.TestCase):
@@ -90,6 +93,17 @@ class BrowserDefectsTest(unittest.TestCase):
             self.assertEqual(px.api("GET", "/api/lists/ads")["entries"], ["ads1.test"])
             self.assertEqual(sorted(px.api("GET", "/api/users")["users"]),
                              ["bob-desktop", "bob-phone"])
+            # The viewer the browser added, with the password it chose under My account.
+            self.assertEqual(px.api("GET", "/api/admins")["roles"]["vera"], "viewer")
+            req = urllib.request.Request(
+                px.admin_url + "/api/login", method="POST",
+                data=json.dumps({"user": "vera", "password": "vera-password-2"}).encode(),
+                headers={"Content-Type": "application/json"})
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(req, timeout=60) as r:
+                self.assertEqual(json.loads(r.read())["role"], "viewer")
+            audit = px.api("GET", "/api/audit?limit=1000")["rows"]
+            self.assertTrue([a for a in audit if a["actor"] == "vera" and a["action"] == "login"])
             self.assertEqual(px.stop(), 0, "proxyd did not stop cleanly:\n" + px.log()[-3000:])
 
 

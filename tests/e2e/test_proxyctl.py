@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
@@ -314,6 +315,53 @@ class ProxyctlTest(unittest.TestCase):
         out, _ = self.ctl("health", env_extra={"http_proxy": proxy, "HTTP_PROXY": proxy,
                                                "ALL_PROXY": proxy})
         self.assertIn(": ok, database ok", out)
+
+    def test_admin_add_role_del(self):
+        """Dashboard admins with roles from the command line: the password from a file, a name
+        that exists refused, a role change, a viewer refused a block by the API, the last
+        admin-role account kept."""
+        pw_file = self.write("vic.pw", "vic-password-1\n")
+        os.chmod(pw_file, 0o600)
+        out, _ = self.ctl("admin", "add", "vic", "--role", "viewer", "--password-file", pw_file)
+        self.assertEqual(out, "added admin vic (role viewer)\n")
+        self.assertEqual(self.px.api("GET", "/api/admins")["roles"]["vic"], "viewer")
+        _, err = self.ctl("admin", "add", "vic", "--password-file", pw_file, expect=1)
+        self.assertIn("already exists", err)
+        _, err = self.ctl("admin", "add", "x", "--role", "root", "--password-file", pw_file,
+                          expect=2)
+        self.assertIn("--role is admin, operator or viewer", err)
+
+        def block_as_vic():
+            login = urllib.request.Request(
+                self.px.admin_url + "/api/login", method="POST",
+                data=json.dumps({"user": "vic", "password": "vic-password-1"}).encode(),
+                headers={"Content-Type": "application/json"})
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(login, timeout=60) as r:
+                cookie = r.headers["Set-Cookie"].split(";")[0]
+                csrf = json.loads(r.read())["csrf"]
+            req = urllib.request.Request(
+                self.px.admin_url + "/api/block", method="POST",
+                data=json.dumps({"domain": "vic.test"}).encode(),
+                headers={"Content-Type": "application/json", "Cookie": cookie,
+                         "X-CSRF-Token": csrf})
+            try:
+                with opener.open(req, timeout=60) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        self.assertEqual(block_as_vic(), 403)
+        out, _ = self.ctl("admin", "role", "vic", "operator")
+        self.assertEqual(out, "admin vic now has the role operator\n")
+        self.assertEqual(block_as_vic(), 201)
+        self.ctl("admin", "role", "vic", "boss", expect=2)
+        _, err = self.ctl("admin", "role", "admin", "viewer", expect=1)
+        self.assertIn("last admin with the admin role", err)
+        out, _ = self.ctl("admin", "del", "vic")
+        self.assertEqual(out, "deleted admin vic\n")
+        self.assertNotIn("vic", self.px.api("GET", "/api/admins")["admins"])
+        self.ctl("admin", "del", "vic", expect=1)
 
     def test_passwords_from_stdin(self):
         out, _ = self.ctl("users", "add", "alice", stdin="s3cret-pw\n")

@@ -14,6 +14,7 @@ class ApiError extends Error {
 const PX = (() => {
   let csrf = '';
   let user = '';
+  let role = '';
 
   /* el('td', {class: 'x', text: 'y', onclick: fn, 'data-testid': 'z'}, child, ...) */
   function el(tag, attrs, ...kids) {
@@ -58,7 +59,7 @@ const PX = (() => {
     }
     const r = await fetch(path, {method, headers, body: payload, credentials: 'same-origin'});
     if (r.status === 401 && path !== '/api/login') {
-      location.href = '/login';
+      location.href = '/login?next=' + encodeURIComponent(location.pathname);
       throw new ApiError('not logged in', 401);
     }
     const ct = r.headers.get('Content-Type') || '';
@@ -160,6 +161,7 @@ const PX = (() => {
   function useSession(s) {
     csrf = s.csrf;
     user = s.user;
+    role = s.role || '';
   }
 
   async function start(main) {
@@ -172,7 +174,8 @@ const PX = (() => {
       useSession(s);
       refreshBadge().catch(() => { /* the badge is a hint; the page works without it */ });
       const who = $('whoami');
-      if (who) who.textContent = user;
+      if (who) who.textContent = user + (role ? ' (' + role + ')' : '');
+      document.body.setAttribute('data-role', role);
       const out = $('logout');
       if (out) {
         out.addEventListener('click', async () => {
@@ -187,5 +190,5 @@ const PX = (() => {
   }
 
   return {el, $, api, check, flash, fmtTime, fmtBytes, fmtNum, query, confirmButton, showError, start,
-          useSession, refreshBadge, get user() { return user; }};
+          useSession, refreshBadge, get user() { return user; }, get role() { return role; }};
 })();

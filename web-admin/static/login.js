@@ -3,6 +3,13 @@
  * pages here). */
 'use strict';
 
+/* Where to go after logging in: the page that sent the browser here (?next=), if it is a
+ * plain path of this server, else the dashboard. */
+function nextPage() {
+  const next = new URLSearchParams(location.search).get('next') || '/';
+  return /^\/[A-Za-z0-9/_-]*$/.test(next) && !next.startsWith('//') ? next : '/';
+}
+
 function askNewPassword(session) {
   PX.useSession(session);
   PX.$('login-form').hidden = true;
@@ -22,7 +29,7 @@ PX.$('login-form').addEventListener('submit', async (ev) => {
       password: PX.$('login-password').value,
     });
     if (s.must_change_password) askNewPassword(s);
-    else location.href = '/';
+    else location.href = nextPage();
   } catch (e) {
     err.textContent = e.status === 429 ? 'Too many failed attempts: wait 5 minutes.' : e.message;
   } finally {
@@ -43,7 +50,7 @@ PX.$('passwd-form').addEventListener('submit', async (ev) => {
   btn.disabled = true;
   try {
     await PX.api('PUT', '/api/admins/' + encodeURIComponent(PX.user), {password});
-    location.href = '/';
+    location.href = nextPage();
   } catch (e) {
     err.textContent = e.message;
   } finally {

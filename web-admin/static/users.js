@@ -1,10 +1,30 @@
-/* proxyd admin: proxy users and administrators (add, set password, delete). */
+/* proxyd admin: proxy users and administrators (add, set password, role, delete), and the
+ * caller's own password (My account). */
 'use strict';
 
 (() => {
   const {el, $, api} = PX;
 
-  function table(kind, names) {
+  const ROLES = ['admin', 'operator', 'viewer'];
+
+  /* An admin's role, changed at once (the server ends that admin's sessions). */
+  function roleCell(name, role) {
+    const sel = el('select', {'data-testid': 'row-role', 'aria-label': 'role of ' + name});
+    for (const r of ROLES) sel.append(el('option', {value: r, selected: r === role, text: r}));
+    sel.addEventListener('change', async () => {
+      try {
+        await api('PUT', '/api/admins/' + encodeURIComponent(name) + '/role', {role: sel.value});
+        PX.flash(name + ' now has the role ' + sel.value);
+      } catch (e) {
+        sel.value = role;
+        PX.showError(e);
+      }
+      await load();
+    });
+    return el('td', null, sel);
+  }
+
+  function table(kind, names, roles) {
     const body = $(kind === 'users' ? 'users' : 'admins');
     body.replaceChildren();
     for (const name of names) {
@@ -30,18 +50,20 @@
           PX.showError(e);
         }
       });
+      pw.setAttribute('aria-label', 'new password of ' + name);
       body.append(el('tr', {'data-name': name, 'data-testid': kind + '-row'},
         el('td', {class: 'mono', text: name}),
+        roles ? roleCell(name, roles[name]) : null,
         el('td', {class: 'actions'}, pw, ' ', set, ' ', del)));
     }
     if (!names.length)
-      body.append(el('tr', null, el('td', {colspan: 2, class: 'muted', text: 'none'})));
+      body.append(el('tr', null, el('td', {colspan: roles ? 3 : 2, class: 'muted', text: 'none'})));
   }
 
   async function load() {
     const [u, a] = await Promise.all([api('GET', '/api/users'), api('GET', '/api/admins')]);
     table('users', u.users);
-    table('admins', a.admins);
+    table('admins', a.admins, a.roles || {});
   }
 
   function form(id, kind) {
@@ -50,8 +72,9 @@
       const name = $(id + '-name').value.trim();
       try {
         /* create: an existing name is refused (409), never given a new password. */
-        await api('PUT', '/api/' + kind + '/' + encodeURIComponent(name),
-                  {password: $(id + '-password').value, create: true});
+        const body = {password: $(id + '-password').value, create: true};
+        if (kind === 'admins') body.role = $('admin-role').value;
+        await api('PUT', '/api/' + kind + '/' + encodeURIComponent(name), body);
         $(id + '-password').value = '';
         PX.flash('Added ' + name);
         await load();
@@ -61,7 +84,24 @@
     });
   }
 
+  async function changeMine(ev) {
+    ev.preventDefault();
+    if ($('account-new').value !== $('account-repeat').value) {
+      PX.flash('The two new passwords differ.', true);
+      return;
+    }
+    try {
+      await api('POST', '/api/account/password',
+                {current: $('account-current').value, password: $('account-new').value});
+      for (const k of ['current', 'new', 'repeat']) $('account-' + k).value = '';
+      PX.flash('Your password is changed');
+    } catch (e) {
+      PX.showError(e);
+    }
+  }
+
   PX.start(async () => {
+    $('account-form').addEventListener('submit', changeMine);
     form('user', 'users');
     form('admin', 'admins');
     await load();

@@ -291,6 +291,53 @@ async function settingsPage(page) {
   log('settings: no loopback PAC URL; says how to serve one');
 }
 
+// Roles: the admin adds a viewer on the Users page; the viewer, sent to log in from the log
+// page, lands back on it, sees its role, is refused a block by the API (the message says
+// which role it needs), and changes its own password (My account), which asks the current.
+async function rolesFlow(browser, adminPage) {
+  await adminPage.goto(ADMIN + '/users', { timeout: STEP_MS });
+  await adminPage.getByTestId('admin-form').waitFor({ timeout: STEP_MS });
+  await adminPage.getByTestId('admin-name').fill('vera');
+  await adminPage.getByTestId('admin-password').fill('vera-password-1');
+  await adminPage.getByTestId('admin-role').selectOption('viewer');
+  await adminPage.getByTestId('admin-save').click();
+  await waitFlash(adminPage, /^Added vera$/);
+  const row = adminPage.getByTestId('admins-row').filter({ hasText: 'vera' });
+  check((await row.getByTestId('row-role').inputValue()) === 'viewer', 'vera is not listed as viewer');
+
+  const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  ctx.setDefaultTimeout(STEP_MS);
+  const page = await ctx.newPage();
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login?next=/log', { timeout: STEP_MS });
+  await page.getByTestId('login-user').fill('vera');
+  await page.getByTestId('login-password').fill('vera-password-1');
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL(ADMIN + '/log', { timeout: STEP_MS });
+  await page.getByTestId('whoami').filter({ hasText: 'vera (viewer)' }).waitFor({ timeout: STEP_MS });
+  await searchLog(page, 'a.test', 'a.test');
+  await page.locator('#log-rows tr.allow').first().getByTestId('block-btn').click();
+  const refused = await page.getByTestId('flash').filter({ hasText: /needs the operator role/ })
+    .innerText({ timeout: STEP_MS });
+  check(refused.includes('vera has the viewer role'), 'the refusal says: ' + refused);
+  check(await countRules(page, 'deny domain a.test') === 0, 'a viewer\'s Block added a rule');
+
+  await page.goto(ADMIN + '/users', { timeout: STEP_MS });
+  await page.getByTestId('account-form').waitFor({ timeout: STEP_MS });
+  await page.getByTestId('account-current').fill('not-my-password');
+  await page.getByTestId('account-new').fill('vera-password-2');
+  await page.getByTestId('account-repeat').fill('vera-password-2');
+  await page.getByTestId('account-save').click();
+  await page.getByTestId('flash').filter({ hasText: /current password is wrong/ }).waitFor({ timeout: STEP_MS });
+  await page.getByTestId('account-current').fill('vera-password-1');
+  await page.getByTestId('account-save').click();
+  await waitFlash(page, /^Your password is changed$/);
+  await shot(page, 'users-viewer.png');
+  await ctx.close();
+
+  log('roles: a viewer lands on the page it asked for, is refused a block (403), changes its own password');
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -325,6 +372,7 @@ async function main() {
       await listsPage(page);
       await usersPage(page, 'bob-' + size);
       await settingsPage(page);
+      if (size === 'desktop') await rolesFlow(browser, page);
       for (const path of ['/log', '/policy', '/lists', '/users', '/settings']) {
         await page.goto(ADMIN + path, { timeout: STEP_MS });
         await page.waitForLoadState('networkidle', { timeout: STEP_MS });

@@ -81,7 +81,7 @@ async function login(page) {
                           timeout: STEP_MS });
   // Other pages send this session back here, and the form is asked again.
   await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
-  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login?next=/policy', { timeout: STEP_MS });
   await page.getByTestId('passwd-form').waitFor({ state: 'visible', timeout: STEP_MS });
   await page.getByTestId('passwd-new').fill(cfg.newPassword);
   await page.getByTestId('passwd-repeat').fill(cfg.newPassword + 'x');
@@ -89,7 +89,8 @@ async function login(page) {
   await page.getByTestId('passwd-error').filter({ hasText: 'differ' }).waitFor({ timeout: STEP_MS });
   await page.getByTestId('passwd-repeat').fill(cfg.newPassword);
   await page.getByTestId('passwd-submit').click();
-  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  // The new password set, the browser lands on the page it asked for.
+  await page.waitForURL(ADMIN + '/policy', { timeout: STEP_MS });
   await page.getByTestId('whoami').filter({ hasText: 'admin' }).waitFor({ timeout: STEP_MS });
   log('logged in with the first-run password, chose a new one through the form');
   // The new password logs in straight to the dashboard.

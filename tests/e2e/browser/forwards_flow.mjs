@@ -36,11 +36,12 @@ const watchdog = setTimeout(() => {
 
 async function login(page) {
   await page.goto(ADMIN + '/forwards', { timeout: STEP_MS });
-  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login?next=/forwards', { timeout: STEP_MS });
   await page.getByTestId('login-user').fill('admin');
   await page.getByTestId('login-password').fill(cfg.password);
   await page.getByTestId('login-submit').click();
-  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  // Back on the page that sent the browser to log in.
+  await page.waitForURL(ADMIN + '/forwards', { timeout: STEP_MS });
   await page.getByTestId('nav-forwards').click();
   await page.waitForURL(ADMIN + '/forwards', { timeout: STEP_MS });
   await page.getByTestId('forward-row').first().waitFor({ timeout: STEP_MS });

@@ -1394,6 +1394,126 @@ static size_t audit_rows_about(const char *needle)
     return n;
 }
 
+/* A session of admin name (logged in with pw): its Cookie and X-CSRF-Token header lines. */
+struct as {
+    char hc[160], hx[160];
+    const char *hdrs[3];
+};
+
+static void as_login(struct as *a, const char *name, const char *pw)
+{
+    char sid[128], csrf[128];
+
+    login(name, pw, sid, sizeof(sid), csrf, sizeof(csrf));
+    snprintf(a->hc, sizeof(a->hc), "Cookie: pxsid=%s", sid);
+    snprintf(a->hx, sizeof(a->hx), "X-CSRF-Token: %s", csrf);
+    a->hdrs[0] = a->hc;
+    a->hdrs[1] = a->hx;
+    a->hdrs[2] = NULL;
+}
+
+static long as_call(struct as *a, const char *method, const char *path, const char *body)
+{
+    return http(method, path, body, AUTH_NONE, a->hdrs)->status;
+}
+
+/* Roles are enforced by the API: a viewer reads and tests but changes nothing (403), an
+ * operator blocks, unblocks, allows and manages lists but not rules, accounts or settings;
+ * a role change ends the admin's sessions; the last admin-role account keeps its role. */
+START_TEST(test_roles_are_enforced_by_the_api)
+{
+    struct as v, o;
+    json_t *j;
+
+    json_decref(api("PUT", "/api/admins/role-viewer",
+                    "{\"password\":\"viewer-password\",\"role\":\"viewer\",\"create\":true}", 200));
+    json_decref(api("PUT", "/api/admins/role-operator",
+                    "{\"password\":\"operator-password\",\"role\":\"operator\"}", 200));
+    json_decref(api("PUT", "/api/admins/role-bad",
+                    "{\"password\":\"whatever-pw\",\"role\":\"root\"}", 400));
+    j = api("GET", "/api/admins", NULL, 200);
+    ck_assert_str_eq(jstr(json_object_get(j, "roles"), "role-viewer"), "viewer");
+    ck_assert_str_eq(jstr(json_object_get(j, "roles"), "role-operator"), "operator");
+    ck_assert_str_eq(jstr(json_object_get(j, "roles"), "admin"), "admin");
+    ck_assert(name_in(json_object_get(j, "admins"), "role-viewer"));
+    json_decref(j);
+
+    as_login(&v, "role-viewer", "viewer-password");
+    j = json_loads(http("GET", "/api/session", NULL, AUTH_NONE, v.hdrs)->body, 0, NULL);
+    ck_assert_str_eq(jstr(j, "role"), "viewer");
+    json_decref(j);
+    static const struct {
+        const char *method, *path, *body;
+        long viewer, operator;
+    } calls[] = {
+        {"GET", "/api/rules", NULL, 200, 200},
+        {"GET", "/api/logs", NULL, 200, 200},
+        {"GET", "/api/audit", NULL, 200, 200},
+        {"POST", "/api/test", "{\"url\":\"http://roles.test/\"}", 200, 200},
+        {"POST", "/api/rules/check", "{\"text\":\"deny domain roles.test\"}", 200, 200},
+        {"POST", "/api/rules", "{\"text\":\"deny domain roles.test\"}", 403, 403},
+        {"PUT", "/api/policy", "deny domain roles.test\n", 403, 403},
+        {"POST", "/api/block", "{\"domain\":\"roles.test\"}", 403, 201},
+        {"POST", "/api/unblock", "{\"domain\":\"roles.test\"}", 403, 200},
+        {"PUT", "/api/lists/roles", "roles.test\n", 403, 200},
+        {"DELETE", "/api/lists/roles", NULL, 403, 200},
+        {"PUT", "/api/users/role-user", "{\"password\":\"x\"}", 403, 403},
+        {"PUT", "/api/settings", "{}", 403, 403},
+        {"PUT", "/api/admins/role-viewer/role", "{\"role\":\"admin\"}", 403, 403},
+        {"POST", "/api/nothing-here", "{}", 404, 404},
+    };
+    as_login(&o, "role-operator", "operator-password");
+    for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+        long got = as_call(&v, calls[i].method, calls[i].path, calls[i].body);
+        ck_assert_msg(got == calls[i].viewer, "viewer %s %s: %ld, want %ld", calls[i].method,
+                      calls[i].path, got, calls[i].viewer);
+        got = as_call(&o, calls[i].method, calls[i].path, calls[i].body);
+        ck_assert_msg(got == calls[i].operator, "operator %s %s: %ld, want %ld", calls[i].method,
+                      calls[i].path, got, calls[i].operator);
+    }
+    struct res *r =
+        http("POST", "/api/rules", "{\"text\":\"deny domain roles.test\"}", AUTH_NONE, v.hdrs);
+    ck_assert_msg(strstr(r->body, "needs the admin role; role-viewer has the viewer role"), "%s",
+                  r->body);
+    ck_assert_int_eq(rule_count_of("roles.test"), 0);
+
+    /* Any role changes its own password, knowing the current one. */
+    ck_assert_int_eq(as_call(&v, "POST", "/api/account/password",
+                             "{\"current\":\"wrong\",\"password\":\"viewer-password-2\"}"),
+                     403);
+    ck_assert_int_eq(
+        as_call(&v, "POST", "/api/account/password",
+                "{\"current\":\"viewer-password\",\"password\":\"viewer-password-2\"}"),
+        200);
+    ck_assert_int_eq(as_call(&v, "GET", "/api/rules", NULL), 200);
+    as_login(&v, "role-viewer", "viewer-password-2");
+
+    /* A role change ends the sessions; the next login has the new role. */
+    j = api("PUT", "/api/admins/role-viewer/role", "{\"role\":\"operator\"}", 200);
+    ck_assert_str_eq(jstr(j, "role"), "operator");
+    json_decref(j);
+    ck_assert_int_eq(as_call(&v, "GET", "/api/rules", NULL), 401);
+    as_login(&v, "role-viewer", "viewer-password-2");
+    ck_assert_int_eq(as_call(&v, "POST", "/api/block", "{\"domain\":\"roles2.test\"}"), 201);
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"roles2.test\"}", 200));
+    json_decref(api("PUT", "/api/admins/nobody-here/role", "{\"role\":\"viewer\"}", 404));
+    json_decref(api("PUT", "/api/admins/role-viewer/role", "{\"role\":\"king\"}", 400));
+
+    /* The last admin-role account keeps its role and cannot be deleted. */
+    j = api("PUT", "/api/admins/admin/role", "{\"role\":\"viewer\"}", 409);
+    ck_assert_str_eq(jstr(j, "field"), "role");
+    json_decref(j);
+    json_decref(api("PUT", "/api/admins/role-operator/role", "{\"role\":\"admin\"}", 200));
+    json_decref(api("PUT", "/api/admins/role-operator/role", "{\"role\":\"viewer\"}", 200));
+    json_decref(api("DELETE", "/api/admins/admin", NULL, 409));
+    /* The audit names who changed which role, from what to what, and the logins. */
+    ck_assert_uint_gt(audit_rows_about("role-operator: admin -> viewer"), 0);
+    ck_assert_uint_gt(audit_rows_about("\"login\""), 0);
+    json_decref(api("DELETE", "/api/admins/role-viewer", NULL, 200));
+    json_decref(api("DELETE", "/api/admins/role-operator", NULL, 200));
+}
+END_TEST
+
 START_TEST(test_users_and_admins)
 {
     json_t *j;
@@ -2101,8 +2221,10 @@ START_TEST(test_static_files_and_traversal)
         ck_assert_msg(r->status == cases[i].status, "%s: %ld", cases[i].path, r->status);
         if (cases[i].ctype)
             ck_assert_str_eq(header(r, "Content-Type", ctype, sizeof(ctype)), cases[i].ctype);
+        /* A page sends the browser to log in, and to come back afterwards. */
         if (r->status == 303)
-            ck_assert_str_eq(header(r, "Location", loc, sizeof(loc)), "/login");
+            ck_assert_str_eq(header(r, "Location", loc, sizeof(loc)),
+                             strcmp(cases[i].path, "/") ? "/login?next=/policy" : "/login");
         if (r->status == 404)
             ck_assert_ptr_null(strstr(r->body, "PX_WA_H"));
     }
@@ -2347,6 +2469,7 @@ static Suite *wa_suite(void)
     tcase_add_test(api_tc, test_list_import_not_utf8_line_is_quoted_escaped);
     tcase_add_test(api_tc, test_list_import_summary_and_delete_guard);
     tcase_add_test(api_tc, test_users_and_admins);
+    tcase_add_test(api_tc, test_roles_are_enforced_by_the_api);
     tcase_add_test(api_tc, test_stats_has_every_counter_of_the_table);
     tcase_add_test(api_tc, test_metrics_text_and_probes);
     tcase_add_test(api_tc, test_logs_search_filters_paging_and_escaping);
