@@ -83,7 +83,8 @@ struct store_access {
     char sni[256];          /* the server name of the ClientHello that began the tunnel,
                                canonical; "" when none was read (not TLS, no name, no tunnel) */
     char dest[54];          /* the address the request went to, "IP:PORT" or "[IPv6]:PORT";
-                               "" when it reached no origin */
+                               "" when it reached no origin; an intercepted connection's
+                               original destination, even when it was refused */
 };
 
 struct store_log_opts {
