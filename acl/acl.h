@@ -87,6 +87,10 @@ int64_t acl_set_version(const struct acl_set *set);
 /* Checks one rule's text in isolation (UTF-8, syntax, regex, CIDR, schedule). 0 or -1 with
  * *err. */
 int acl_rule_check(const char *text, struct acl_error *err);
+/* Whether text is a client name line `name ADDRESS LABEL` (a policy line that never matches:
+ * the admin pages show LABEL beside the address): true with addr (16 bytes, IPv4 as
+ * IPv4-mapped, as acl_host_parse gives it) and label set. */
+bool acl_client_name(const char *text, uint8_t addr[16], char *label, size_t labellen);
 /* The `expires` time of one rule's text, in seconds since the epoch: true with *expires set,
  * false when the text has none or is not a rule. Text without the word is not parsed (a
  * listing of many rules asks about each). */

@@ -114,7 +114,7 @@ static int parse_rules(struct acl_set *set, const struct acl_config *cfg, struct
             fail(err, r->id, msg);
             goto out;
         }
-        if (r->is_group || !r->enabled)
+        if (r->is_group || r->is_name || !r->enabled)
             continue;
         if (r->match == ACL_MATCH_LIST && !list_find(cfg, r->arg)) {
             snprintf(msg, sizeof(msg), "list: no list named '%s'", r->arg);

@@ -580,6 +580,59 @@ static int group_parse(struct parser *ps, struct acl_rule *r)
     return 0;
 }
 
+/* `name ADDRESS LABEL`, after the word "name". */
+static int name_parse(struct parser *ps, struct acl_rule *r)
+{
+    struct token a, l;
+    char why[160];
+    if (arg_next(ps, "name", false, &a) != 0)
+        return -1;
+    if (acl_cidr_parse_list(a.s, a.len, &r->cidrs, &r->ncidrs, why, sizeof(why)) != 0 ||
+        r->ncidrs != 1 || r->cidrs[0].prefix != 128 || memchr(a.s, '/', a.len)) {
+        snprintf(ps->msg, ps->msglen, "name: bad address '%.*s' (one client address)", (int)a.len,
+                 a.s);
+        return -1;
+    }
+    if (arg_next(ps, "name", false, &l) != 0)
+        return -1;
+    bool ok = l.len <= 63;
+    for (size_t i = 0; i < l.len; i++)
+        ok &= is_list_name_char(l.s[i]);
+    if (!ok) {
+        snprintf(ps->msg, ps->msglen, "name: bad client name '%.*s' (1-63 of A-Z a-z 0-9 . _ -)",
+                 (int)l.len, l.s);
+        return -1;
+    }
+    r->is_name = true;
+    r->arg = dup_token(&l);
+    if (!r->arg) {
+        snprintf(ps->msg, ps->msglen, "out of memory");
+        return -1;
+    }
+    int rc = lex_next(&ps->lx, &l);
+    if (rc != 0) {
+        snprintf(ps->msg, ps->msglen, rc < 0 ? "unterminated quote" : "name: '%.*s' after the name",
+                 (int)l.len, l.s);
+        return -1;
+    }
+    return 0;
+}
+
+bool acl_client_name(const char *text, uint8_t addr[16], char *label, size_t labellen)
+{
+    struct acl_rule r;
+    char msg[256];
+    if (!text || strncmp(text, "name", 4) != 0 || acl_rule_parse(text, false, &r, msg, sizeof(msg)))
+        return false;
+    bool is = r.is_name && strlen(r.arg) < labellen;
+    if (is) {
+        memcpy(addr, r.cidrs[0].addr, 16);
+        memcpy(label, r.arg, strlen(r.arg) + 1);
+    }
+    acl_rule_clear(&r);
+    return is;
+}
+
 int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, size_t msglen)
 {
     struct parser ps = {.lx = {text, text + strlen(text)}, .msg = msg, .msglen = msglen};
@@ -605,14 +658,15 @@ int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, si
         r->action = ACL_DENY;
     } else if (tok_is(&t, "report")) {
         r->action = ACL_REPORT;
-    } else if (tok_is(&t, "group")) {
-        if (group_parse(&ps, r) == 0)
+    } else if (tok_is(&t, "group") || tok_is(&t, "name")) {
+        if ((tok_is(&t, "group") ? group_parse(&ps, r) : name_parse(&ps, r)) == 0)
             return 0;
         acl_rule_clear(r);
         return -1;
     } else {
-        snprintf(msg, msglen, "unknown action '%.*s' (want allow, deny or report, or group)",
-                 (int)t.len, t.s);
+        snprintf(msg, msglen,
+                 "unknown action '%.*s' (want allow, deny or report, or group or name)", (int)t.len,
+                 t.s);
         return -1;
     }
 

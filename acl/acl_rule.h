@@ -56,6 +56,9 @@ struct acl_rule {
     /* `group NAME MEMBER[,MEMBER...]`: a definition, never a rule of a set. arg is NAME, cidrs
      * its networks, names its users (members "user:NAME"). */
     bool is_group;
+    /* `name ADDRESS LABEL`: what the admin pages call a client; never a rule of a set. arg is
+     * LABEL, cidrs[0] the address (a host route). */
+    bool is_name;
     enum acl_action action; /* ACL_ALLOW, ACL_DENY or ACL_REPORT */
     enum acl_match match;
     char *arg; /* owned: the match argument (domain canonical), for reasons; "" for any */

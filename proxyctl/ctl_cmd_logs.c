@@ -82,16 +82,12 @@ static long long add_log_rows(struct ctl_table *t, const json_t *rows, long long
                      ctl_json_str(r, "path"));
         if (*err)
             snprintf(url + strlen(url), sizeof(url) - strlen(url), " (%s)", err);
-        const char *cells[LOG_NCOLS] = {idstr,
-                                        time,
-                                        ctl_json_str(r, "client"),
-                                        ctl_json_str(r, "user"),
-                                        method,
-                                        status,
-                                        decision,
-                                        bytes,
-                                        ms,
-                                        url};
+        char client[128];
+        const char *cname = ctl_json_str(r, "client_name");
+        snprintf(client, sizeof(client), "%s%s%s", ctl_json_str(r, "client"), *cname ? " " : "",
+                 cname);
+        const char *cells[LOG_NCOLS] = {
+            idstr, time, client, ctl_json_str(r, "user"), method, status, decision, bytes, ms, url};
         ctl_table_add(t, cells);
     }
     free(sorted);
@@ -230,10 +226,12 @@ enum ctl_status ctl_cmd_top(struct ctl_ctx *ctx, const struct ctl_call *call)
     const json_t *r;
     json_array_foreach(json_object_get(out, "rows"), i, r)
     {
-        char req[24], bytes[32];
+        char req[24], bytes[32], key[320];
         snprintf(req, sizeof(req), "%lld", ctl_json_num(r, "requests"));
         ctl_bytes_str((double)ctl_json_num(r, "bytes"), bytes, sizeof(bytes));
-        const char *cells[] = {ctl_json_str(r, "key"), req, bytes};
+        const char *kname = ctl_json_str(r, "key_name"); /* a client's name */
+        snprintf(key, sizeof(key), "%s%s%s", ctl_json_str(r, "key"), *kname ? " " : "", kname);
+        const char *cells[] = {key, req, bytes};
         ctl_table_add(t, cells);
     }
     ctl_table_print(t, "no requests in that time");

@@ -19,6 +19,50 @@ static json_t *host_display(const char *host)
     return wa_json_text(acl_host_unicode(host, u, sizeof(u)) == 0 ? u : host);
 }
 
+/* The client names of the policy (`name ADDRESS LABEL` lines), read once per answer. */
+struct client_names {
+    struct client_name {
+        uint8_t addr[16];
+        char label[64];
+    } * v;
+    size_t n;
+};
+
+/* Without names (the store failed, or none): the rows go out with addresses only. */
+static void names_load(struct store *st, struct client_names *cn)
+{
+    struct store_rule *rules;
+    size_t n;
+    char err[256];
+    memset(cn, 0, sizeof(*cn));
+    if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct client_name c;
+        if (!acl_client_name(rules[i].text, c.addr, c.label, sizeof(c.label)))
+            continue;
+        struct client_name *v = realloc(cn->v, (cn->n + 1) * sizeof(*v));
+        if (!v)
+            break;
+        cn->v = v;
+        cn->v[cn->n++] = c;
+    }
+    store_rules_free(rules, n);
+}
+
+/* The name of a logged client address, as JSON (null: none). The first line naming it wins. */
+static json_t *name_of(const struct client_names *cn, const char *client)
+{
+    struct acl_host h;
+    const char *why;
+    if (cn->n == 0 || acl_host_parse(client, strlen(client), &h, &why) != 0 || !acl_host_is_ip(&h))
+        return json_null();
+    for (size_t i = 0; i < cn->n; i++)
+        if (memcmp(cn->v[i].addr, h.addr, 16) == 0)
+            return json_string(cn->v[i].label);
+    return json_null();
+}
+
 /* The texts of the rules one page of rows names, each read once (a page names few rules;
  * the policy may hold 100,000). Room for one per row: no page names more. */
 struct rule_texts {
@@ -58,7 +102,7 @@ static void rule_texts_free(struct rule_texts *rt)
 }
 
 static json_t *log_row_json(const struct store_log_row *row, struct store *st,
-                            struct rule_texts *rt)
+                            struct rule_texts *rt, const struct client_names *cn)
 {
     const char *rule_text;
     const struct store_access *a = &row->a;
@@ -69,6 +113,7 @@ static json_t *log_row_json(const struct store_log_row *row, struct store *st,
     json_object_set_new(o, "id", json_integer(row->id));
     json_object_set_new(o, "time_ms", json_integer(a->time_ms));
     json_object_set_new(o, "client", json_string(a->client));
+    json_object_set_new(o, "client_name", name_of(cn, a->client));
     json_object_set_new(o, "user", json_string(a->user));
     json_object_set_new(o, "method", json_string(a->method));
     json_object_set_new(o, "scheme", json_string(a->scheme));
@@ -164,20 +209,24 @@ enum MHD_Result wa_log_search(struct wa_req *r)
         return MHD_YES;
     if (store_log_search(st, &f, &rows, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
+    struct client_names cn;
+    names_load(st, &cn);
     rt.at = calloc(n ? n : 1, sizeof(*rt.at));
     if (!rt.at) {
         free(rows);
+        free(cn.v);
         return wa_reply_error(r, 500, NULL, "out of memory");
     }
     arr = json_array();
     int64_t oldest = 0;
     for (size_t i = 0; arr && i < n; i++) {
-        json_array_append_new(arr, log_row_json(&rows[i], st, &rt));
+        json_array_append_new(arr, log_row_json(&rows[i], st, &rt, &cn));
         if (oldest == 0 || rows[i].id < oldest)
             oldest = rows[i].id;
     }
     free(rows);
     rule_texts_free(&rt);
+    free(cn.v);
     o = json_pack("{s:o}", "rows", arr);
     if (o)
         json_object_set_new(o, "next_before",
@@ -229,13 +278,20 @@ enum MHD_Result wa_log_top(struct wa_req *r)
     if (store_top(st, (enum store_top_kind)k, since, until, (size_t)limit, &rows, &n, err,
                   sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
+    struct client_names cn = {0};
+    if (k == STORE_TOP_CLIENTS)
+        names_load(st, &cn);
     arr = json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:o,s:I,s:I}", "key", rows[i].key, "key_display",
-                                             k == STORE_TOP_CLIENTS ? json_string(rows[i].key)
-                                                                    : host_display(rows[i].key),
-                                             "requests", (json_int_t)rows[i].requests, "bytes",
-                                             (json_int_t)rows[i].bytes));
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *row =
+            json_pack("{s:s,s:o,s:I,s:I}", "key", rows[i].key, "key_display",
+                      k == STORE_TOP_CLIENTS ? json_string(rows[i].key) : host_display(rows[i].key),
+                      "requests", (json_int_t)rows[i].requests, "bytes", (json_int_t)rows[i].bytes);
+        if (row && k == STORE_TOP_CLIENTS)
+            json_object_set_new(row, "key_name", name_of(&cn, rows[i].key));
+        json_array_append_new(arr, row);
+    }
+    free(cn.v);
     free(rows);
     return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "kind", kinds[k], "rows", arr));
 }

@@ -2,7 +2,7 @@
 Chromium driven by playwright-core: tests/e2e/browser/lifecycle_flow.mjs; test_browser.py
 says how it is wired and what it needs). A `deny` rule is made report-only with the policy
 page's button, the browser's visit through proxyd then passes, the dashboard's "Would be
-blocked" table and the log's report filter show it, and "Enforce" makes the rule deny again;
+blocked" table and the log's report filter show it (the client under its name), and "Enforce" makes the rule deny again;
 the rule keeps its id and its hits throughout. A rule past its `expires` time is marked
 expired, and the add form's "Expires after" field adds a rule that expires in 2 hours. A rule
 in punycode denies the browser's visit to bücher.test and both the rule and the log row show
@@ -47,6 +47,7 @@ class BrowserLifecycleTest(unittest.TestCase):
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
             old = px.api("POST", "/api/rules",
                          {"text": "deny domain old.test expires " + when})["rule"]
+            px.api("POST", "/api/rules", {"text": "name 127.0.0.1 reception-pc"})
             idn = px.api("POST", "/api/block", {"domain": "xn--bcher-kva.test"})["rule"]
             rule = px.api("POST", "/api/rules", {"text": "deny domain report.test"})["rule"]
             cfg = {"admin": px.admin_url, "password": px.first_password,

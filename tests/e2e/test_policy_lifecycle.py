@@ -5,7 +5,8 @@ id and hit counts; a rule with an `expires` time (policy text, proxyctl --for/--
 matching then without a new rule set, is listed as expired, and is deleted after
 expired-rule-days; a domain rule written in Unicode matches the punycode a browser sends and
 the reverse, and the API shows logged names in Unicode; named groups stand for clients and
-users in rules, and a group change is a policy change."""
+users in rules, and a group change is a policy change; client names show beside the address
+in the log, the top clients and proxyctl."""
 import calendar
 import os
 import re
@@ -256,6 +257,24 @@ class PolicyLifecycleTest(unittest.TestCase):
         self.px.api("PUT", "/api/policy",
                     b"deny domain plain.test clients @lo\ngroup lo 127.0.0.1\n")
         self.assertEqual(self.px.get(self.url("plain.test"))[0], 403)
+
+    def test_client_name_beside_the_address(self):
+        nid = self.add("name 127.0.0.1 reception-pc")
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 200)  # a name never matches
+        rows = wait_for(lambda: self.rows("plain.test", "allow"), timeout=60)
+        self.assertEqual((rows[0]["client"], rows[0]["client_name"]),
+                         ("127.0.0.1", "reception-pc"))
+        top = self.px.api("GET", "/api/top?kind=clients")["rows"]
+        self.assertIn(("127.0.0.1", "reception-pc"), [(r["key"], r["key_name"]) for r in top])
+        out, _ = self.ctl("logs", "--host", "plain.test", "--limit", "1")
+        self.assertIn("127.0.0.1 reception-pc", out)
+        out, _ = self.ctl("top", "clients")
+        self.assertRegex(out, r"\n127\.0\.0\.1 reception-pc +\d+")
+        # Renamed: shown at once under the new name (it is read with each answer).
+        self.px.api("PATCH", "/api/rules/%d" % nid, {"text": "name 127.0.0.1 front-desk"})
+        self.assertEqual(self.rows("plain.test", "allow")[0]["client_name"], "front-desk")
+        _, err = self.ctl("rules", "add", "name", "10.0.0.0/8", "office", expect=1)
+        self.assertIn("name: bad address '10.0.0.0/8' (one client address)", err)
 
     def test_policy_import_with_report_rules(self):
         policy = "report domain report.test\nallow any\n"

@@ -10,7 +10,8 @@
     body.replaceChildren();
     if (!rows.length) body.append(el('tr', null, el('td', {colspan: 3, class: 'muted', text: 'nothing yet'})));
     for (const r of rows)
-      body.append(el('tr', null, el('td', {class: 'url', text: r.key_display || r.key,
+      body.append(el('tr', null, el('td', {class: 'url', text: (r.key_display || r.key) +
+                                                                  (r.key_name ? ' ' + r.key_name : ''),
                                             title: r.key_display !== r.key ? r.key : null}),
                      el('td', {class: 'num', text: fmtNum(r.requests)}),
                      el('td', {class: 'num', text: fmtBytes(r.bytes)})));

@@ -120,7 +120,8 @@
   function row(r) {
     return el('tr', {class: r.decision, 'data-id': r.id, 'data-testid': 'log-row'},
       el('td', {text: fmtTime(r.time_ms)}),
-      el('td', {text: r.client}),
+      el('td', {'data-testid': 'log-client'}, r.client,
+        r.client_name ? el('span', {class: 'client-name', text: ' ' + r.client_name}) : null),
       el('td', {text: r.user}),
       el('td', {text: r.method}),
       el('td', {class: 'url', text: url(r),

@@ -5,7 +5,7 @@
 // where rule reportRuleId is `deny domain report.test`, rule expiredRuleId has an `expires`
 // time in the past and rule idnRuleId is `deny domain xn--bcher-kva.test`. The flow turns it into a report rule
 // with the policy page's button, visits report.test through proxyd (it passes), finds the
-// would-be block on the dashboard and in the log, enforces the rule again, sees the expired
+// would-be block on the dashboard and in the log (the client under its name), enforces the rule again, sees the expired
 // rule marked, adds a rule that expires in 2 hours with the form's duration field, visits
 // bücher.test (Chromium sends punycode; the punycode rule denies it) and finds the name in
 // Unicode on the policy page and in the log, adds a group on the Groups page, uses it in a
@@ -87,6 +87,8 @@ async function dashboardShowsWouldBeBlock(page) {
     await new Promise((r) => setTimeout(r, 500));
   }
   check(/report\.test\s+\d+/.test(text), 'the dashboard does not show the would-be block: ' + text);
+  const clients = await page.getByTestId('top-clients').innerText();
+  check(/127\.0\.0\.1 reception-pc/.test(clients), 'the top clients lack the client name: ' + clients);
   const blocked = await page.getByTestId('top-blocked').innerText();
   check(!/report\.test/.test(blocked), 'a reported request is counted as blocked');
   await page.getByTestId('top-reported').scrollIntoViewIfNeeded();
@@ -104,6 +106,8 @@ async function logShowsReport(page) {
   const text = await row.innerText();
   check(/\breport\b/.test(text) && new RegExp(`\\b${cfg.reportRuleId}\\b`).test(text),
         'the log row lacks decision report and the rule id: ' + text);
+  const client = await row.getByTestId('log-client').innerText();
+  check(client === '127.0.0.1 reception-pc', 'the log row lacks the client name: ' + client);
   const color = await row.locator('td.decision').evaluate((e) => getComputedStyle(e).color);
   check(color === 'rgb(91, 63, 168)', 'the report decision is not highlighted: ' + color);
   await page.screenshot({ path: join(cfg.shots, 'lifecycle-log.png'), fullPage: true,

@@ -2,6 +2,7 @@
  * keyword and the reason; every good rule must be accepted. */
 #include "acl/acl.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,13 @@ static const struct bad_case bad_rules[] = {
     {"deny domain a.com port 80", "'port' after the match"},
     {"deny any extra", "unknown condition 'extra'"},
     {"deny any expires", "expires: missing argument"},
+    {"name", "name: missing argument"},
+    {"name 10.1.2.3", "name: missing argument"},
+    {"name 10.1.0.0/16 office", "name: bad address '10.1.0.0/16' (one client address)"},
+    {"name 10.1.2.3/32 pc", "name: bad address '10.1.2.3/32'"},
+    {"name pc 10.1.2.3", "name: bad address 'pc'"},
+    {"name 10.1.2.3 reception/pc", "name: bad client name 'reception/pc'"},
+    {"name 10.1.2.3 reception pc", "name: 'pc' after the name"},
     {"group", "group: missing argument"},
     {"group sales", "group: missing argument"},
     {"group sa/les 10.0.0.0/8", "group: bad group name 'sa/les'"},
@@ -169,6 +177,8 @@ static const char *const good_rules[] = {
     "allow domain youtube.com expires 2026-12-24T18:00",
     "deny domain bücher.example",
     "group sales 10.1.0.0/16, user:alice, user:bob",
+    "name 10.1.2.3 reception-pc",
+    "name 2001:db8::7 printer.floor2",
     "group staff user:carol",
     "deny any clients @sales",
     "deny any clients @sales, 10.9.0.0/16 users @staff, dave",
@@ -355,6 +365,32 @@ START_TEST(test_expiry_is_seconds_since_the_epoch)
 }
 END_TEST
 
+START_TEST(test_client_name_lines_are_read)
+{
+    uint8_t addr[16];
+    char label[64];
+    static const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3};
+    ck_assert(acl_client_name("name 10.1.2.3 reception-pc", addr, label, sizeof(label)));
+    ck_assert_str_eq(label, "reception-pc");
+    ck_assert_mem_eq(addr, v4, 16);
+    ck_assert(acl_client_name("name ::ffff:10.1.2.3 pc2", addr, label, sizeof(label)));
+    ck_assert_mem_eq(addr, v4, 16);
+    ck_assert(!acl_client_name("name 10.1.2.3 reception-pc", addr, label, 5));
+    ck_assert(!acl_client_name("allow client 10.1.2.3", addr, label, sizeof(label)));
+    ck_assert(!acl_client_name("name 10.1.2.0/24 net", addr, label, sizeof(label)));
+    /* a name line never matches: a policy of one allows nobody outside the default */
+    struct acl_rule_src r = {1, true, "name 8.8.8.8 outside"};
+    struct acl_config cfg = {.rules = &r, .nrules = 1};
+    struct acl_error err;
+    struct acl_set *set = acl_set_compile(&cfg, &err);
+    ck_assert_ptr_nonnull(set);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "8.8.8.8", &sin.sin_addr);
+    ck_assert(!acl_client_admitted(set, (const struct sockaddr *)&sin));
+    acl_set_free(set);
+}
+END_TEST
+
 START_TEST(test_action_str_names_every_action)
 {
     ck_assert_str_eq(acl_action_str(ACL_ALLOW), "allow");
@@ -378,6 +414,7 @@ int main(void)
     tcase_add_test(tc, test_bad_allowed_clients_is_refused);
     tcase_add_test(tc, test_action_str_names_every_action);
     tcase_add_test(tc, test_expiry_is_seconds_since_the_epoch);
+    tcase_add_test(tc, test_client_name_lines_are_read);
     tcase_add_test(tc, test_domain_argument_is_canonical_in_reason);
     tcase_add_test(tc, test_host_unicode_turns_a_labels_back);
     tcase_add_loop_test(tc, test_utf8_validation_finds_the_first_bad_byte, 0,
