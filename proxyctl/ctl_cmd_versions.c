@@ -159,8 +159,10 @@ enum ctl_status ctl_cmd_why(struct ctl_ctx *ctx, const struct ctl_call *call)
            ctl_json_str(v, "message"));
     const json_t *rule = json_object_get(out, "rule");
     if (json_is_object(rule))
-        printf("rule %lld (position %lld): %s\n", ctl_json_num(rule, "id"),
-               ctl_json_num(rule, "position"), ctl_json_str(rule, "text"));
+        printf("%s %lld (position %lld): %s\n",
+               strcmp(ctl_json_str(out, "decision"), "report") ? "rule" : "reported by rule",
+               ctl_json_num(rule, "id"), ctl_json_num(rule, "position"),
+               ctl_json_str(rule, "text"));
     else if (ctl_json_num(out, "rule_id") == 0)
         printf("rule: none matched; the default action decided\n");
     else

@@ -360,10 +360,12 @@ enum MHD_Result wa_versions_why(struct wa_req *r)
         bool decided = rules[i].id == a->rule_id;
         json_t *t = rule_json(&rules[i]);
 
+        /* A report rule only marks the request, which went on: it decided nothing. */
         json_object_set_new(t, "result",
-                            json_string(decided             ? "decided"
-                                        : !rules[i].enabled ? "disabled"
-                                                            : "did not decide"));
+                            json_string(decided && a->decision == STORE_REPORT ? "reported"
+                                        : decided                              ? "decided"
+                                        : !rules[i].enabled                    ? "disabled"
+                                                                               : "did not decide"));
         json_array_append_new(trace, t);
         if (decided) {
             json_decref(rule);

@@ -125,6 +125,19 @@ class VersionsTest(unittest.TestCase):
         _, err = self.ctl("why", "99999999", expect=1)
         self.assertIn("log row 99999999", err)
 
+    def test_why_of_a_reported_request(self):
+        self.px.api("PUT", "/api/policy", b"report domain b.test\n")
+        self.assertEqual(self.status("b.test"), 200)
+        def reported():
+            rows = self.px.api("GET", "/api/logs?host=b.test&decision=report&limit=5")["rows"]
+            return rows[0] if rows else None
+        row = wait_for(reported, timeout=60)
+        self.assertIsNotNone(row, "no logged report row for b.test")
+        out, _ = self.ctl("why", str(row["id"]))
+        self.assertIn("decision: report (status 200)", out)
+        self.assertRegex(out, r"reported by rule \d+ \(position 1\): report domain b\.test")
+        self.assertRegex(out, r"(?m)^ +1 reported +report domain b\.test$")
+
     def test_rollback_that_no_longer_compiles_is_refused(self):
         self.px.api("PUT", "/api/lists/ads", b"ads.test\n")
         self.ctl("rules", "add", "deny", "list", "ads")
