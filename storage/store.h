@@ -395,6 +395,12 @@ struct store_audit {
 };
 int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct store_audit **rows,
                      size_t *n, char *err, size_t errlen);
+#define STORE_AUDIT_SEARCH_MAX 256 /* bytes of search text; longer is cut there */
+/* store_audit_list of the rows by actor (exact; NULL or "": anyone) whose action or detail
+ * contains text (NULL or "": any). */
+int store_audit_search(struct store *st, int64_t before_ms, size_t limit, const char *actor,
+                       const char *text, struct store_audit **rows, size_t *n, char *err,
+                       size_t errlen);
 /* An audit row of its own, for what is no change of stored state (a login, a failed login,
  * a logout). 0, or -1 with err. */
 int store_audit_record(struct store *st, const char *actor, const char *action, const char *detail,

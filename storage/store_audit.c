@@ -47,6 +47,29 @@ int store_audit_record(struct store *st, const char *actor, const char *action, 
 int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct store_audit **rows,
                      size_t *n, char *err, size_t errlen)
 {
+    return store_audit_search(st, before_ms, limit, NULL, NULL, rows, n, err, errlen);
+}
+
+/* "%text%" for LIKE, with its own %, _ and \ escaped by \. */
+static void like_pattern(const char *text, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    out[o++] = '%';
+    for (const char *p = text; *p && o + 3 < outlen; p++) {
+        if (*p == '%' || *p == '_' || *p == '\\')
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '%';
+    out[o] = '\0';
+}
+
+int store_audit_search(struct store *st, int64_t before_ms, size_t limit, const char *actor,
+                       const char *text, struct store_audit **rows, size_t *n, char *err,
+                       size_t errlen)
+{
+    char pattern[2 * STORE_AUDIT_SEARCH_MAX + 3];
     sqlite3_stmt *s;
     struct store_audit *v;
     size_t len = 0;
@@ -62,15 +85,24 @@ int store_audit_list(struct store *st, int64_t before_ms, size_t limit, struct s
     if (!v)
         return store_errf(err, errlen, "audit: out of memory");
     /* Ids grow with time: walking the rowid backwards needs no index on time_ms. */
-    if (store_prepare(st,
-                      "SELECT time_ms, actor, action, detail FROM audit"
-                      " WHERE time_ms < ? ORDER BY id DESC LIMIT ?",
-                      &s, err, errlen) < 0) {
+    if (store_prepare(
+            st,
+            "SELECT time_ms, actor, action, detail FROM audit"
+            " WHERE time_ms < ?1 AND (?3 IS NULL OR actor = ?3)"
+            " AND (?4 IS NULL OR action LIKE ?4 ESCAPE '\\' OR detail LIKE ?4 ESCAPE '\\')"
+            " ORDER BY id DESC LIMIT ?2",
+            &s, err, errlen) < 0) {
         free(v);
         return -1;
     }
     sqlite3_bind_int64(s, 1, before_ms > 0 ? before_ms : INT64_MAX);
     sqlite3_bind_int64(s, 2, (int64_t)limit);
+    if (actor && *actor)
+        sqlite3_bind_text(s, 3, actor, -1, SQLITE_STATIC);
+    if (text && *text) {
+        like_pattern(text, pattern, sizeof(pattern));
+        sqlite3_bind_text(s, 4, pattern, -1, SQLITE_STATIC);
+    }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW && len < limit) {
         struct store_audit *a = &v[len++];
 

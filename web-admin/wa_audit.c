@@ -1,4 +1,5 @@
-/* web-admin audit: GET /api/audit, who changed what policy when, newest first.
+/* web-admin audit: GET /api/audit, who changed what policy when, newest first; filtered by
+ * actor (exact) and by text in the action or detail.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +24,16 @@ enum MHD_Result wa_audit_list(struct wa_req *r)
     limit = wa_query_limit(r, 100);
     if (limit < 0)
         return MHD_YES;
+    const char *actor = wa_query(r, "actor"), *q = wa_query(r, "q");
+    if (q && strlen(q) > STORE_AUDIT_SEARCH_MAX)
+        return wa_reply_error(r, 400, "q", "q: search text longer than %d bytes",
+                              STORE_AUDIT_SEARCH_MAX);
+    if (actor && strlen(actor) > 63)
+        return wa_reply_error(r, 400, "actor", "actor: names are at most 63 bytes");
     st = wa_store(r);
     if (!st)
         return MHD_YES;
-    if (store_audit_list(st, before, (size_t)limit, &rows, &n, err, sizeof(err)) < 0)
+    if (store_audit_search(st, before, (size_t)limit, actor, q, &rows, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)

@@ -34,7 +34,7 @@ SHOTS = os.path.join(ALL_SHOTS, "defects")
 PASSWORD = "defects-test-password"
 REGEX_RULE = r"deny host-regex ^secret[0-9]+[.]test$"
 SCREENSHOTS = ["%s-%s.png" % (page, size) for size in ("desktop", "phone")
-               for page in ("log", "policy", "lists", "users", "settings")] + ["users-viewer.png"]
+               for page in ("log", "policy", "lists", "users", "settings")] + ["users-viewer.png", "audit-filtered.png"]
 
 
 class BrowserDefectsTest(unittest.TestCase):

@@ -1,4 +1,5 @@
-/* proxyd admin: the audit trail, newest first, paged with "older". */
+/* proxyd admin: the audit trail, newest first, paged with "older", filtered by who and by
+ * text in the action or detail. */
 'use strict';
 
 (() => {
@@ -6,7 +7,8 @@
   let nextBefore = null;
 
   async function page(before) {
-    const res = await api('GET', '/api/audit' + PX.query({before, limit: 100}));
+    const res = await api('GET', '/api/audit' + PX.query({before, limit: 100,
+      actor: $('audit-actor').value.trim(), q: $('audit-q').value.trim()}));
     for (const r of res.rows)
       $('audit').append(el('tr', {'data-testid': 'audit-row'},
         el('td', {text: fmtTime(r.time_ms)}),
@@ -18,6 +20,11 @@
   }
 
   PX.start(async () => {
+    $('audit-filters').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      $('audit').replaceChildren();
+      page('').catch(PX.showError);
+    });
     $('audit-older').addEventListener('click', () => page(nextBefore).catch(PX.showError));
     await page('');
   });

@@ -338,6 +338,23 @@ async function rolesFlow(browser, adminPage) {
   await ctx.close();
 
   log('roles: a viewer lands on the page it asked for, is refused a block (403), changes its own password');
+
+  // The audit, filtered to vera: her login and her password change, nobody else's rows.
+  await adminPage.goto(ADMIN + '/audit', { timeout: STEP_MS });
+  await adminPage.getByTestId('audit-row').first().waitFor({ timeout: STEP_MS });
+  await adminPage.getByTestId('audit-actor').fill('vera');
+  await adminPage.getByTestId('audit-search').click();
+  const rows = adminPage.getByTestId('audit-row');
+  await poll(async () => {
+    const t = await rows.allInnerTexts();
+    return t.length > 0 && t.every((x) => x.includes('vera'));
+  }, STEP_MS);
+  const texts = await rows.allInnerTexts();
+  check(texts.length > 0 && texts.every((t) => /\tvera\t/.test(t)), 'the audit filter let others in: ' + texts.join(' | '));
+  check(texts.some((t) => /\blogin\b/.test(t)), 'vera\'s login is not in the audit');
+  check(texts.some((t) => /admin\.set/.test(t)), 'vera\'s password change is not in the audit');
+  await shot(adminPage, 'audit-filtered.png');
+  log('audit filtered to vera: her login and password change');
 }
 
 async function main() {

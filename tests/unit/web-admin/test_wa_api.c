@@ -1509,6 +1509,25 @@ START_TEST(test_roles_are_enforced_by_the_api)
     /* The audit names who changed which role, from what to what, and the logins. */
     ck_assert_uint_gt(audit_rows_about("role-operator: admin -> viewer"), 0);
     ck_assert_uint_gt(audit_rows_about("\"login\""), 0);
+    /* The audit filter: by who (exact) and by text in the action or detail. */
+    j = api("GET", "/api/audit?actor=role-viewer&limit=1000", NULL, 200);
+    json_t *row;
+    size_t i, logins = 0;
+    json_array_foreach(json_object_get(j, "rows"), i, row)
+    {
+        ck_assert_str_eq(jstr(row, "actor"), "role-viewer");
+        logins += !strcmp(jstr(row, "action"), "login");
+    }
+    ck_assert_uint_ge(logins, 3);
+    json_decref(j);
+    j = api("GET", "/api/audit?q=admin%20-%3E%20viewer&limit=1000", NULL, 200);
+    ck_assert_uint_ge(json_array_size(json_object_get(j, "rows")), 1);
+    json_array_foreach(json_object_get(j, "rows"), i, row)
+        ck_assert_ptr_nonnull(strstr(jstr(row, "detail"), "admin -> viewer"));
+    json_decref(j);
+    j = api("GET", "/api/audit?q=100%25_%5C&limit=10", NULL, 200); /* LIKE's own characters */
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "rows")), 0);
+    json_decref(j);
     json_decref(api("DELETE", "/api/admins/role-viewer", NULL, 200));
     json_decref(api("DELETE", "/api/admins/role-operator", NULL, 200));
 }
