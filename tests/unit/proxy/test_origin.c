@@ -135,6 +135,32 @@ START_TEST(test_target_refusal_without_own_addresses_still_knows_loopback)
 }
 END_TEST
 
+/* The address a request went to, as the access log shows it. */
+START_TEST(test_format_addr_as_logged)
+{
+    static const struct {
+        const char *addr;
+        uint16_t port;
+        const char *want;
+    } cases[] = {
+        {"0.0.0.0", 0, "0.0.0.0:0"},
+        {"127.0.0.1", 80, "127.0.0.1:80"},
+        {"10.20.30.40", 8080, "10.20.30.40:8080"},
+        {"255.255.255.255", 65535, "255.255.255.255:65535"},
+        {"192.0.2.1", 9, "192.0.2.1:9"},
+        {"::1", 443, "[::1]:443"},
+        {"2001:db8::5", 65535, "[2001:db8::5]:65535"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sockaddr_storage ss = addr_of(cases[i].addr, cases[i].port);
+        char out[54];
+        memset(out, 'x', sizeof(out));
+        origin_format_addr(&ss, out, sizeof(out));
+        ck_assert_str_eq(out, cases[i].want);
+    }
+}
+END_TEST
+
 /* ---- the pool ---- */
 
 static int fake_fd(void)
@@ -246,6 +272,7 @@ int main(void)
     Suite *s = suite_create("origin");
     TCase *tc = tcase_create("origin");
     tcase_add_test(tc, test_target_refusal_table);
+    tcase_add_test(tc, test_format_addr_as_logged);
     tcase_add_test(tc, test_target_refusal_without_own_addresses_still_knows_loopback);
     tcase_add_test(tc, test_pool_take_gives_back_what_was_put_for_that_address_only);
     tcase_add_test(tc, test_pool_take_prefers_the_most_recent);
