@@ -148,11 +148,16 @@ const PX = (() => {
 
   function showError(e) { flash(e.message || String(e), true); }
 
-  /* The number of pending access requests beside "Requests" in the navigation. */
+  /* The number of pending access requests beside "Requests" in the navigation. Answers can
+   * cross (the page's first refresh still on its way when an approval refreshes again): only
+   * the latest one asked for is shown. */
+  let badgeAsked = 0;
   async function refreshBadge() {
     const b = $('req-badge');
     if (!b) return;
+    const asked = ++badgeAsked;
     const res = await api('GET', '/api/requests?limit=1');
+    if (asked !== badgeAsked) return;
     b.textContent = res.pending ? String(res.pending) : '';
     b.hidden = !res.pending;
   }
