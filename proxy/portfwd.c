@@ -287,7 +287,13 @@ void portfwd_worker_sync(struct worker *w, bool force)
     if (!force && gen == w->fwd_gen)
         return;
     bool draining = atomic_load(&w->draining);
-    pthread_mutex_lock(&t->lock);
+    /* The admin server and the main thread hold the lock across store calls, which may wait
+     * out a busy database (seconds): a running worker does not wait with them, it looks
+     * again at its next tick or wake. */
+    if (force)
+        pthread_mutex_lock(&t->lock);
+    else if (pthread_mutex_trylock(&t->lock) != 0)
+        return;
     w->fwd_gen = atomic_load(&t->gen);
     for (size_t i = 0; i < PORTFWD_MAX; i++) {
         struct portfwd_slot *s = &w->fwd[i];

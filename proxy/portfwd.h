@@ -84,7 +84,9 @@ void portfwd_table_destroy(struct portfwd_table *t);
 /* ---- worker thread ---- */
 
 /* Takes the listeners of new forwards and closes those of removed ones, when the table's
- * generation moved (or always, with force). Worker thread, or before it runs. */
+ * generation moved (or always, with force). Without force it never waits for the table's
+ * lock: held elsewhere, the sync is left to the next call (the worker's tick). Worker
+ * thread, or (force) before it runs. */
 void portfwd_worker_sync(struct worker *w, bool force);
 /* A connection accepted on a forward's listener: its record begun, the policy asked, and on
  * its way to the target (state CONN_RESOLVE), or closed. */
