@@ -303,6 +303,21 @@ static char *rule_text(struct store *st, int id)
     return text;
 }
 
+/* Comment of rule id (owned) or NULL. */
+static char *rule_comment(struct store *st, int id)
+{
+    sqlite3_stmt *s;
+    char *c = NULL;
+
+    if (store_prepare(st, "SELECT comment FROM rules WHERE id = ?", &s, NULL, 0) < 0)
+        return NULL;
+    sqlite3_bind_int(s, 1, id);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        c = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return c;
+}
+
 int store_rule_add(struct store *st, const char *text, const char *comment, int before_id,
                    const char *actor, int *id, char *err, size_t errlen)
 {
@@ -344,7 +359,8 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
 {
     sqlite3_stmt *s;
     int64_t pos;
-    char *now_text;
+    char *now_text, *old_text = NULL, *old_comment = NULL, detail[512];
+    size_t n;
     int rc;
 
     if (text && !*text)
@@ -353,6 +369,9 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
         return -1;
     if (rule_position(st, id, &pos, err, errlen) != 0)
         goto fail;
+    /* What it was, for the audit's "before -> after". */
+    old_text = rule_text(st, id);
+    old_comment = comment ? rule_comment(st, id) : NULL;
     /* Each field keeps its value when its parameter is NULL. */
     if (store_prepare(st,
                       "UPDATE rules SET text = coalesce(?1, text), comment = coalesce(?2, comment),"
@@ -374,14 +393,23 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
     }
     sqlite3_finalize(s);
     now_text = rule_text(st, id);
-    rc = rule_change_commit(st, actor,
-                            enabled == 0 && !text  ? "rule.disable"
-                            : enabled > 0 && !text ? "rule.enable"
-                                                   : "rule.update",
-                            id, now_text, err, errlen);
+    n = (size_t)snprintf(detail, sizeof(detail), "rule %d: %s", id, now_text ? now_text : "");
+    if (text && old_text && now_text && strcmp(old_text, now_text) != 0)
+        n = (size_t)snprintf(detail, sizeof(detail), "rule %d: %s -> %s", id, old_text, now_text);
+    if (comment && old_comment && strcmp(old_comment, comment) != 0 && n < sizeof(detail))
+        snprintf(detail + n, sizeof(detail) - n, " (comment '%s' -> '%s')", old_comment, comment);
+    rc = change_commit(st, actor,
+                       enabled == 0 && !text  ? "rule.disable"
+                       : enabled > 0 && !text ? "rule.enable"
+                                              : "rule.update",
+                       detail, err, errlen);
     free(now_text);
+    free(old_text);
+    free(old_comment);
     return rc;
 fail:
+    free(old_text);
+    free(old_comment);
     store_rollback(st);
     return -1;
 }

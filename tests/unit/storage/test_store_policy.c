@@ -114,7 +114,7 @@ START_TEST(test_each_change_bumps_version_and_writes_audit)
         {"rule.delete", "deny domain b.test"},
         {"rule.move", "deny domain b.test"},
         {"rule.disable", "deny domain a2.test"},
-        {"rule.update", "deny domain a2.test"},
+        {"rule.update", "rule 1: deny domain a.test -> deny domain a2.test"}, /* before -> after */
         {"rule.add", "deny domain b.test"},
         {"rule.add", "deny domain a.test"},
     };
@@ -175,6 +175,14 @@ START_TEST(test_update_changes_only_given_fields)
     ck_assert_int_eq(store_rule_add(st, "deny domain a.test", "why", 0, "t", &id, err, sizeof(err)),
                      0);
     ck_assert_int_eq(store_rule_update(st, id, NULL, "new why", -1, "t", err, sizeof(err)), 0);
+    /* The audit says what the comment was and became. */
+    struct store_audit *rows;
+    size_t n;
+    ck_assert_int_eq(store_audit_list(st, 0, 1, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(rows[0].action, "rule.update");
+    ck_assert_str_eq(rows[0].detail, "rule 1: deny domain a.test (comment 'why' -> 'new why')");
+    free(rows);
     ck_assert_int_eq(store_rule_get(st, id, &r, err, sizeof(err)), 0);
     ck_assert_str_eq(r.text, "deny domain a.test");
     ck_assert_str_eq(r.comment, "new why");
