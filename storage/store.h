@@ -147,6 +147,10 @@ struct store_rule {
 int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, char *err,
                      size_t errlen);
 void store_rules_free(struct store_rule *rules, size_t n);
+/* The rules whose text starts with prefix ("name "), in priority order, as store_rules_list:
+ * the few lines of one kind without reading a policy of 100,000 rules into memory. */
+int store_rules_starting(struct store *st, const char *prefix, struct store_rule **rules, size_t *n,
+                         char *err, size_t errlen);
 int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, size_t errlen);
 /* Adds a rule before before_id (0: at the end; -1: at the top). The caller validated text.
  * Writes an audit row with actor. Sets *id. */

@@ -149,8 +149,10 @@ void store_rules_free(struct store_rule *rules, size_t n)
     free(rules);
 }
 
-int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, char *err,
-                     size_t errlen)
+/* The rules in priority order, all of them (prefix NULL) or those whose text starts with
+ * prefix. */
+static int rules_select(struct store *st, const char *prefix, struct store_rule **rules, size_t *n,
+                        char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     struct store_rule *v = NULL;
@@ -159,8 +161,14 @@ int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, cha
 
     *rules = NULL;
     *n = 0;
-    if (store_prepare(st, RULE_COLUMNS " ORDER BY r.position, r.id", &s, err, errlen) < 0)
+    if (store_prepare(st,
+                      prefix ? RULE_COLUMNS " WHERE substr(r.text, 1, length(?1)) = ?1"
+                                            " ORDER BY r.position, r.id"
+                             : RULE_COLUMNS " ORDER BY r.position, r.id",
+                      &s, err, errlen) < 0)
         return -1;
+    if (prefix)
+        sqlite3_bind_text(s, 1, prefix, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (store_array_reserve(&v, &cap, len, 32, sizeof(*v)) < 0)
             goto oom;
@@ -182,6 +190,18 @@ fail:
     sqlite3_finalize(s);
     store_rules_free(v, len);
     return -1;
+}
+
+int store_rules_list(struct store *st, struct store_rule **rules, size_t *n, char *err,
+                     size_t errlen)
+{
+    return rules_select(st, NULL, rules, n, err, errlen);
+}
+
+int store_rules_starting(struct store *st, const char *prefix, struct store_rule **rules, size_t *n,
+                         char *err, size_t errlen)
+{
+    return rules_select(st, prefix, rules, n, err, errlen);
 }
 
 int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, size_t errlen)

@@ -35,7 +35,7 @@ static void names_load(struct store *st, struct client_names *cn)
     size_t n;
     char err[256];
     memset(cn, 0, sizeof(*cn));
-    if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
+    if (store_rules_starting(st, "name", &rules, &n, err, sizeof(err)) < 0)
         return;
     for (size_t i = 0; i < n; i++) {
         struct client_name c;

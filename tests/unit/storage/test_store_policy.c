@@ -38,6 +38,32 @@ static void order(char *out, size_t size)
     store_rules_free(rules, n);
 }
 
+/* Only the lines that start with the prefix, in priority order; '%' and '_' are plain. */
+START_TEST(test_rules_starting_with_a_prefix)
+{
+    static const char *const texts[] = {"name 10.1.2.3 pc1", "deny domain a.test",
+                                        "name 10.1.2.4 pc2", "deny any clients @names",
+                                        "name% 1",           "allow any"};
+    int id;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        ck_assert_int_eq(store_rule_add(st, texts[i], "", 0, "alice", &id, err, sizeof(err)), 0);
+    struct store_rule *rules;
+    size_t n;
+    ck_assert_int_eq(store_rules_starting(st, "name ", &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(rules[0].text, "name 10.1.2.3 pc1");
+    ck_assert_str_eq(rules[1].text, "name 10.1.2.4 pc2");
+    store_rules_free(rules, n);
+    ck_assert_int_eq(store_rules_starting(st, "name%", &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(rules[0].text, "name% 1");
+    store_rules_free(rules, n);
+    ck_assert_int_eq(store_rules_starting(st, "group ", &rules, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 0);
+    store_rules_free(rules, n);
+}
+END_TEST
+
 enum op { ADD, MOVE, DELETE };
 
 START_TEST(test_positions_follow_add_move_delete)
@@ -517,6 +543,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_positions_follow_add_move_delete);
+    tcase_add_test(tc, test_rules_starting_with_a_prefix);
     tcase_add_test(tc, test_each_change_bumps_version_and_writes_audit);
     tcase_add_test(tc, test_update_changes_only_given_fields);
     tcase_add_test(tc, test_missing_rule_is_an_error_and_changes_nothing);
