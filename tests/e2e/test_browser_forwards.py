@@ -4,7 +4,7 @@ origin on 127.0.0.1. The browser adds two forwards through the form, is refused 
 sees a stored forward full of markup shown as text, deletes one forward; then this test checks
 from outside that the kept forward relays and the deleted one's port is closed, and that the
 screenshots (desktop, phone) were taken. Skips like test_browser.py without Chromium or
-playwright-core. Screenshots go to $PX_BROWSER_SHOTS, else <build dir>/browser-shots."""
+playwright-core. Screenshots go to forwards/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots."""
 import json
 import os
 import sqlite3
@@ -14,7 +14,10 @@ from harness import BUILD_DIR, Proxyd, free_port, wait_for
 from test_browser import BROWSER_DIR, CHROMIUM, run_node
 from test_forward import EchoOrigin, refused_or_closed, relay
 
-SHOTS = os.path.abspath(os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots")))
+# A folder of its own: test_browser.py empties browser-shots of PNGs as it starts, and ctest
+# runs the browser tests side by side.
+SHOTS = os.path.join(os.path.abspath(os.environ.get(
+    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "forwards")
 MARKUP = "<script>__xss=1</script><img src=x onerror=__xss=1><b>fwd</b>"  # fits every field
 PASSWORD = "forwards-page-test"
 
