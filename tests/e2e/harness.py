@@ -509,6 +509,14 @@ def unread_by_peer(sock):
     return None
 
 
+def in_netns(ns, *cmd):
+    """The command line that runs cmd in network namespace ns (made by `ip netns add`).
+    nsenter joins only the network namespace; `ip netns exec` also remounts /sys, which a
+    chroot (such as a fresh-machine check's) refuses. The command is exec'd: a Popen of this
+    line has the command's own PID."""
+    return ["nsenter", "--net=/run/netns/" + ns] + list(cmd)
+
+
 def wait_for(predicate, timeout=60.0, interval=0.05):
     """Polls predicate until it is true or timeout passes; returns its last value. The
     timeout is a hang guard, not a deadline: a loaded machine (sanitizers, other suites)

@@ -1,4 +1,4 @@
-"""The ends of test_intercept's network, run inside its namespaces (`ip netns exec NS python3
+"""The ends of test_intercept's network, run inside its namespaces (`nsenter --net=/run/netns/NS python3
 netns_peer.py ...`): origins that say who they are and who called, and clients that print
 what they got as one JSON line. Python stdlib only.
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import unittest
 
-from harness import HERE, Proxyd, wait_for
+from harness import HERE, Proxyd, in_netns, wait_for
 
 PEER = os.path.join(HERE, "netns_peer.py")
 TAG = "px%05x" % (os.getpid() & 0xfffff)
@@ -33,8 +33,7 @@ def sh(*cmd, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
 
 
-def in_ns(ns, *cmd):
-    return ["ip", "netns", "exec", ns] + list(cmd)
+in_ns = in_netns
 
 
 NFT_RULES = """

@@ -12,7 +12,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import DnsStub, Origin, Proxyd, read_head, wait_for
+from harness import DnsStub, Origin, Proxyd, in_netns, read_head, wait_for
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -202,8 +202,7 @@ print(data.split(b" ", 2)[1].decode())
 
 
 def ns_run(*cmd):
-    return subprocess.run(["ip", "netns", "exec", NS] + list(cmd), capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(in_netns(NS, *cmd), capture_output=True, text=True, timeout=60)
 
 
 class NamespacedProxyd(Proxyd):
@@ -213,7 +212,7 @@ class NamespacedProxyd(Proxyd):
         super().__init__(**kw)
         i = self.args.index("--admin")
         self.args[i + 1] = "0.0.0.0:%d" % self.admin_port
-        self.args = ["ip", "netns", "exec", NS] + self.args + ["--admin-allow-remote"]
+        self.args = in_netns(NS, *self.args) + ["--admin-allow-remote"]
 
     def _listening(self, port):
         return ns_run(sys.executable, "-c", "import socket; socket.create_connection("
@@ -233,7 +232,7 @@ class MetricsAccessTest(unittest.TestCase):
                     ["ip", "addr", "add", SERVER + "/32", "dev", "lo"],
                     ["ip", "addr", "add", ALLOWED + "/32", "dev", "lo"],
                     ["ip", "addr", "add", OTHER + "/32", "dev", "lo"]):
-            subprocess.run(["ip", "netns", "exec", NS] + cmd, check=True)
+            subprocess.run(in_netns(NS, *cmd), check=True)
 
     def status_from(self, px, src, token=""):
         r = ns_run(sys.executable, "-c", CLIENT, src, SERVER, str(px.admin_port), token)
