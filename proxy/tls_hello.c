@@ -172,6 +172,11 @@ static const char *read_server_name(struct rd ext, struct tls_hello *out)
             return "two host names in server_name";
         if (name.left == 0)
             return "empty host name in server_name";
+        /* RFC 6066 3: the name is ASCII, an IDN in A-labels. Raw UTF-8 here is no name any
+         * client sends: converting it would judge a name the server will not see. */
+        for (size_t i = 0; i < name.left; i++)
+            if (name.p[i] >= 0x80)
+                return "host name in server_name is not ASCII";
         const char *why;
         if (acl_host_parse((const char *)name.p, name.left, &out->sni, &why) != 0)
             return why;

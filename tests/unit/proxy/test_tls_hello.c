@@ -320,6 +320,7 @@ enum edit {
     EDIT_SNI_EMPTY_LIST,
     EDIT_SNI_EMPTY_NAME,
     EDIT_SNI_BAD_NAME,
+    EDIT_SNI_NOT_ASCII,
     EDIT_VERSIONS_ODD,
     EDIT_ALPN_EMPTY_NAME,
     EDIT_COUNT
@@ -345,6 +346,7 @@ static const char *const edit_why[EDIT_COUNT] = {
     [EDIT_SNI_EMPTY_LIST] = "server_name list empty or not filling its extension",
     [EDIT_SNI_EMPTY_NAME] = "empty host name in server_name",
     [EDIT_SNI_BAD_NAME] = "empty label in host name",
+    [EDIT_SNI_NOT_ASCII] = "host name in server_name is not ASCII",
     [EDIT_VERSIONS_ODD] = "supported_versions list empty, odd or not filling its extension",
     [EDIT_ALPN_EMPTY_NAME] = "ALPN protocol name empty or running past its list",
 };
@@ -410,6 +412,12 @@ static void make_edit(enum edit e, struct bytes *in)
         break;
     case EDIT_SNI_BAD_NAME:
         body_with_exts(&body, "\x00\x00\x00\x09\x00\x07\x00\x00\x04\x61..b", 13);
+        break;
+    case EDIT_SNI_NOT_ASCII: /* "bü" in UTF-8, not its A-label */
+        body_with_exts(&body,
+                       "\x00\x00\x00\x08\x00\x06\x00\x00\x03"
+                       "b\xc3\xbc",
+                       12);
         break;
     case EDIT_VERSIONS_ODD:
         body_with_exts(&body, "\x00\x2b\x00\x04\x03\x03\x04\x03", 8);
