@@ -8,41 +8,11 @@
 // Chromium is wired as in admin_flow.mjs: --proxy-server=proxyd and every name NOTFOUND in
 // its own resolver, so a.test is reached only through proxyd; the admin pages on 127.0.0.1
 // go direct.
-import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { chromium, cfg, STEP_MS, Failure, check, log, poll, run } from './flow.mjs';
 
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
-
-const cfg = JSON.parse(process.argv[2] || '{}');
 const ADMIN = cfg.admin;
-const STEP_MS = 30000; // a hang guard per step, not a deadline
-
-class Failure extends Error {}
-
-function check(cond, what) {
-  if (!cond) throw new Failure(what);
-}
-
-function log(msg) {
-  process.stdout.write(`[admin_defects ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
-}
-
-async function poll(fn, timeoutMs, intervalMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v || Date.now() >= deadline) return v;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-const watchdog = setTimeout(() => {
-  process.stderr.write('FAIL: admin_defects did not finish within 300 s\n');
-  process.exit(1);
-}, 300000);
-
 const proxied = (host) => `http://${host}:${cfg.originPort}/small?try=${Date.now()}`;
 
 async function visit(tab, url) {
@@ -413,10 +383,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  clearTimeout(watchdog);
-  log('all checks passed');
-}, (e) => {
-  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
-  process.exit(1);
-});
+run(main);

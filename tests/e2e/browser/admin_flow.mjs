@@ -12,46 +12,12 @@
 // bypasses loopback addresses by default. We do not pass --proxy-bypass-list=<-loopback>:
 // then the admin pages would go through proxyd too, which refuses to proxy to its own admin
 // port. test_browser.py checks proxyd's access log to show the name visits were proxied.
-import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { chromium, cfg, STEP_MS, Failure, check, log, poll, run } from './flow.mjs';
 
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
-
-const cfg = JSON.parse(process.argv[2] || '{}');
 const ADMIN = cfg.admin;
 const ORIGIN_PORT = cfg.originPort;
-// A hang guard per step, not a deadline: Chromium on a loaded machine (sanitizer builds,
-// other suites) can take many times longer than on an idle one.
-const STEP_MS = 30000;
-
-class Failure extends Error {}
-
-function check(cond, what) {
-  if (!cond) throw new Failure(what);
-}
-
-function log(msg) {
-  process.stdout.write(`[admin_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
-}
-
-// Calls fn until it returns a truthy value or timeoutMs passes; returns the last value.
-async function poll(fn, timeoutMs, intervalMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v || Date.now() >= deadline) return v;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-// The whole run is bounded even if something inside Playwright hangs.
-const watchdog = setTimeout(() => {
-  process.stderr.write('FAIL: admin_flow did not finish within 300 s\n');
-  process.exit(1);
-}, 300000);
-
 const proxied = (host, path = '/small') => `http://${host}:${ORIGIN_PORT}${path}`;
 
 // Visits url in tab; returns {status, text} of the page the browser shows.
@@ -518,10 +484,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  clearTimeout(watchdog);
-  log('all checks passed');
-}, (e) => {
-  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
-  process.exit(1);
-});
+run(main);

@@ -8,32 +8,11 @@
 // deletes one forward with its two-click button, and is photographed on a desktop and a
 // phone (no sideways scrolling). Exits 0 when every expectation held; otherwise prints
 // "FAIL: <what>" and exits 1.
-import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { chromium, cfg, STEP_MS, Failure, check, log, run } from './flow.mjs';
 
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
-
-const cfg = JSON.parse(process.argv[2] || '{}');
 const ADMIN = cfg.admin;
-const STEP_MS = 30000; // a hang guard per step, not a deadline
-
-class Failure extends Error {}
-
-function check(cond, what) {
-  if (!cond) throw new Failure(what);
-}
-
-function log(msg) {
-  process.stdout.write(`[forwards_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
-}
-
-const watchdog = setTimeout(() => {
-  process.stderr.write('FAIL: forwards_flow did not finish within 300 s\n');
-  process.exit(1);
-}, 300000);
-
 async function login(page) {
   await page.goto(ADMIN + '/forwards', { timeout: STEP_MS });
   await page.waitForURL(ADMIN + '/login?next=/forwards', { timeout: STEP_MS });
@@ -168,10 +147,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  clearTimeout(watchdog);
-  log('all checks passed');
-}, (e) => {
-  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
-  process.exit(1);
-});
+run(main);

@@ -10,32 +10,11 @@
 // bücher.test (Chromium sends punycode; the punycode rule denies it) and finds the name in
 // Unicode on the policy page and in the log, adds a group on the Groups page, uses it in a
 // rule and changes its members (the visit to grp.test is then denied), and takes screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
-import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { chromium, cfg, STEP_MS, Failure, check, log, run } from './flow.mjs';
 
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
-
-const cfg = JSON.parse(process.argv[2] || '{}');
 const ADMIN = cfg.admin;
-const STEP_MS = 30000; // a hang guard per step, not a deadline
-
-class Failure extends Error {}
-
-function check(cond, what) {
-  if (!cond) throw new Failure(what);
-}
-
-function log(msg) {
-  process.stdout.write(`[lifecycle_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
-}
-
-const watchdog = setTimeout(() => {
-  process.stderr.write('FAIL: lifecycle_flow did not finish within 300 s\n');
-  process.exit(1);
-}, 300000);
-
 const proxied = (host, path = '/small') => `http://${host}:${cfg.originPort}${path}`;
 
 async function login(page) {
@@ -263,10 +242,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  clearTimeout(watchdog);
-  log('all checks passed');
-}, (e) => {
-  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
-  process.exit(1);
-});
+run(main);

@@ -8,30 +8,9 @@
 // nothing else; it uses proxyd's TLS port as an HTTPS proxy (--proxy-server=https://...)
 // and, as in admin_flow.mjs, can reach the test names only through proxyd. The admin pages
 // are loaded over HTTPS from 127.0.0.1 (direct: Chromium bypasses loopback).
-import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
-
-const cfg = JSON.parse(process.argv[2] || '{}');
-const STEP_MS = 30000; // a hang guard per step, not a deadline
-
-class Failure extends Error {}
-
-function check(cond, what) {
-  if (!cond) throw new Failure(what);
-}
-
-function log(msg) {
-  process.stdout.write(`[tls_flow ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
-}
-
-const watchdog = setTimeout(() => {
-  process.stderr.write('FAIL: tls_flow did not finish within 300 s\n');
-  process.exit(1);
-}, 300000);
+import { chromium, cfg, STEP_MS, Failure, check, log, run } from './flow.mjs';
 
 async function visit(tab, url) {
   const r = await tab.goto(url, { timeout: STEP_MS });
@@ -96,10 +75,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  clearTimeout(watchdog);
-  log('all checks passed');
-}, (e) => {
-  process.stderr.write(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}\n`);
-  process.exit(1);
-});
+run(main);
