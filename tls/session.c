@@ -58,11 +58,24 @@ static int would_block(struct tls_session *t, int r, bool *readable, bool *writa
     return PX_ERR;
 }
 
+/* The loops below take at most MAX_EMPTY_RECORDS records that carry nothing for the caller
+ * (warning alerts, key updates) per call. A peer that sends more in a row fails: answering
+ * PX_AGAIN with its bytes still unread would leave the connection waiting for a readiness edge
+ * that never comes, until its timeout. */
+enum { MAX_EMPTY_RECORDS = 8 };
+
+static int too_many_empty_records(struct tls_session *t)
+{
+    t->error = GNUTLS_E_UNEXPECTED_PACKET;
+    t->state = TLS_FAILED;
+    return PX_ERR;
+}
+
 int tls_session_handshake(struct tls_session *t, bool *readable, bool *writable)
 {
     if (t->state != TLS_HANDSHAKE)
         return t->state == TLS_OPEN ? PX_OK : PX_ERR;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < MAX_EMPTY_RECORDS; i++) {
         int r = gnutls_handshake(t->gs);
         if (r == GNUTLS_E_SUCCESS) {
             t->state = TLS_OPEN;
@@ -78,14 +91,14 @@ int tls_session_handshake(struct tls_session *t, bool *readable, bool *writable)
         }
         return would_block(t, r, readable, writable);
     }
-    return PX_AGAIN;
+    return too_many_empty_records(t);
 }
 
 ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *readable, bool *writable)
 {
     if (t->state != TLS_OPEN && t->state != TLS_SHUT)
         return PX_ERR;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < MAX_EMPTY_RECORDS; i++) {
         ssize_t n = gnutls_record_recv(t->gs, p, len);
         if (n >= 0)
             return n;
@@ -96,7 +109,7 @@ ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *reada
             continue;
         return would_block(t, (int)n, readable, writable);
     }
-    return PX_AGAIN;
+    return too_many_empty_records(t);
 }
 
 ssize_t tls_session_send(struct tls_session *t, const void *p, size_t len, bool *readable,

@@ -546,6 +546,17 @@ static enum MHD_Result block_or_allow(struct wa_req *r, const char *action)
         json_decref(body);
         return wa_reply_error(r, 400, "expires", "expires is a time such as 2026-12-24T18:00Z");
     }
+    /* The value becomes part of the rule's text: anything but a time's characters (a space
+     * above all) would add words, and so conditions, to the rule. */
+    if (json_is_string(exp) &&
+        strspn(json_string_value(exp), "0123456789-:TZ") != json_string_length(exp)) {
+        ret = wa_reply_error(r, 400, "expires",
+                             "expires: bad time '%s' (want YYYY-MM-DDTHH:MM in local time, or "
+                             "ending in Z for UTC)",
+                             json_string_value(exp));
+        json_decref(body);
+        return ret;
+    }
     st = wa_store(r);
     if (!st) {
         json_decref(body);

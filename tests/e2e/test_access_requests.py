@@ -25,18 +25,10 @@ PATH = "/.proxyd/request-access"
 class AccessRequestsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dns = DnsStub(records=RECORDS)
-        cls.dns.__enter__()
-        cls.origin = Origin()
-        cls.origin.__enter__()
-        cls.px = Proxyd(dns=cls.dns)
-        cls.px.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.px.__exit__(None, None, None)
-        cls.origin.__exit__(None, None, None)
-        cls.dns.__exit__(None, None, None)
+        # Each one is stopped even when a later one fails to start.
+        cls.dns = cls.enterClassContext(DnsStub(records=RECORDS))
+        cls.origin = cls.enterClassContext(Origin())
+        cls.px = cls.enterClassContext(Proxyd(dns=cls.dns))
 
     def ctl(self, *args, expect=0):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXYCTL_", "PROXYD_"))}

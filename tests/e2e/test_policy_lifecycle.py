@@ -25,18 +25,10 @@ RECORDS = {"report.test": "127.0.0.1", "plain.test": "127.0.0.1", "dest.test": "
 class PolicyLifecycleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dns = DnsStub(records=RECORDS)
-        cls.dns.__enter__()
-        cls.origin = Origin()
-        cls.origin.__enter__()
-        cls.px = Proxyd(dns=cls.dns)
-        cls.px.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.px.__exit__(None, None, None)
-        cls.origin.__exit__(None, None, None)
-        cls.dns.__exit__(None, None, None)
+        # Each one is stopped even when a later one fails to start.
+        cls.dns = cls.enterClassContext(DnsStub(records=RECORDS))
+        cls.origin = cls.enterClassContext(Origin())
+        cls.px = cls.enterClassContext(Proxyd(dns=cls.dns))
 
     def setUp(self):
         # Groups last: a group that a rule still uses cannot be deleted.
@@ -184,7 +176,16 @@ class PolicyLifecycleTest(unittest.TestCase):
         self.assertEqual([r["expired"] for r in rules], [True, False])
         self.assertEqual(rules[0]["expires"], calendar.timegm(past) * 1000)
         _, err = self.ctl("allow", "plain.test", "--until", "2026-12-24 18:00", expect=1)
-        self.assertIn("expires: bad time '2026-12-24'", err)
+        self.assertIn("expires: bad time '2026-12-24 18:00'", err)
+        # The time is pasted into the rule's text: words after it would be conditions.
+        before = self.px.api("GET", "/api/rules")["rules"]
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            self.px.api("POST", "/api/allow",
+                        {"domain": "plain.test", "expires": "2999-01-01T00:00Z user bob"})
+        self.assertEqual(refused.exception.code, 400)
+        self.assertIn("bad time '2999-01-01T00:00Z user bob'",
+                      refused.exception.read().decode())
+        self.assertEqual(self.px.api("GET", "/api/rules")["rules"], before)
         _, err = self.ctl("allow", "plain.test", "--for", "2h", "--until", "2999-01-01T00:00",
                           expect=2)
         self.assertIn("--for and --until exclude each other", err)

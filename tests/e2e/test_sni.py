@@ -94,22 +94,19 @@ class SniTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="pxsni.")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.cert = os.path.join(cls.tmp, "cert.pem")
         cls.key = os.path.join(cls.tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                         "-subj", "/CN=allowed.test", "-keyout", cls.key, "-out", cls.cert],
                        check=True, capture_output=True, timeout=60)
+        # Each one is stopped even when a later one fails to start.
         cls.origin = TlsOrigin(cls.cert, cls.key)
-        cls.dns = DnsStub(RECORDS).__enter__()
-        cls.px = Proxyd(dns=cls.dns, policy=POLICY,
-                        extra_args=["--connect-ports", "443,%d" % cls.origin.port]).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.px.__exit__(None, None, None)
-        cls.dns.__exit__()
-        cls.origin.close()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.addClassCleanup(cls.origin.close)
+        cls.dns = cls.enterClassContext(DnsStub(RECORDS))
+        cls.px = cls.enterClassContext(Proxyd(dns=cls.dns, policy=POLICY,
+                                              extra_args=["--connect-ports",
+                                                          "443,%d" % cls.origin.port]))
 
     def tunnel(self, host):
         """A client socket with CONNECT host:origin established."""

@@ -33,27 +33,21 @@ class TlsPortTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="pxtls.")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.origin_cert, cls.origin_key = make_cert(cls.tmp, "secure.test")
         names = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1",
                  "private.test": "127.0.0.1", "secure.test": "127.0.0.1"}
-        cls.dns = DnsStub(names).__enter__()
-        cls.origin = Origin().__enter__()
-        cls.tls_origin = TlsOrigin(cls.origin_cert, cls.origin_key).__enter__()
+        # Each one is stopped even when a later one fails to start.
+        cls.dns = cls.enterClassContext(DnsStub(names))
+        cls.origin = cls.enterClassContext(Origin())
+        cls.tls_origin = cls.enterClassContext(TlsOrigin(cls.origin_cert, cls.origin_key))
         cls.tls_port = free_port()
-        cls.px = Proxyd(dns=cls.dns, policy=POLICY, extra_args=[
+        cls.px = cls.enterClassContext(Proxyd(dns=cls.dns, policy=POLICY, extra_args=[
             "--listen-tls", "127.0.0.1:%d" % cls.tls_port,
-            "--connect-ports", "443,%d,%d" % (cls.tls_origin.port, cls.origin.port)]).__enter__()
+            "--connect-ports", "443,%d,%d" % (cls.tls_origin.port, cls.origin.port)]))
         cls.px.api("PUT", "/api/users/alice", {"password": "alice-secret"})
         cls.cacert = os.path.join(cls.px.data_dir, "tls-cert.pem")
         cls.proxy = "https://127.0.0.1:%d" % cls.tls_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.px.__exit__(None, None, None)
-        cls.tls_origin.__exit__()
-        cls.origin.__exit__()
-        cls.dns.__exit__()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def curl(self, url, *args):
         """curl through the TLS port, trusting proxyd's self-made certificate; returns
@@ -240,14 +234,10 @@ class AdminTlsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tls_port = free_port()
-        cls.px = Proxyd(extra_args=["--admin-tls", "--listen-tls", "127.0.0.1:%d" % cls.tls_port])
-        cls.px.__enter__()
+        cls.px = cls.enterClassContext(
+            Proxyd(extra_args=["--admin-tls", "--listen-tls", "127.0.0.1:%d" % cls.tls_port]))
         cls.cacert = os.path.join(cls.px.data_dir, "tls-cert.pem")
         cls.base = "https://127.0.0.1:%d" % cls.px.admin_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.px.__exit__(None, None, None)
 
     def fetch(self, path, method="GET", body=None, headers=None, cafile=None):
         """An HTTPS request to the admin server; returns (status, headers, body)."""

@@ -318,6 +318,36 @@ START_TEST(test_handshake_waits_without_bytes)
 }
 END_TEST
 
+/* A peer that sends only records with nothing to read (warning alerts here) gets its session
+ * failed after a few in a row: left at PX_AGAIN with the socket still readable, the connection
+ * would wait for an edge that never comes until its timeout. */
+START_TEST(test_records_without_data_fail_the_session)
+{
+    struct pair p;
+    pair_open(&p);
+    ck_assert_int_eq(gnutls_priority_set_direct(p.client, "NORMAL:-VERS-TLS1.3", NULL), 0);
+    gnutls_datum_t proto = {(unsigned char *)"http/1.1", 8};
+    gnutls_alpn_set_protocols(p.client, &proto, 1, 0);
+    pair_handshake(&p);
+    for (int i = 0; i < 12; i++) {
+        int r;
+        for (int k = 0;
+             k < 100 && (r = gnutls_alert_send(p.client, GNUTLS_AL_WARNING,
+                                               GNUTLS_A_NO_RENEGOTIATION)) == GNUTLS_E_AGAIN;
+             k++)
+            ;
+        ck_assert_msg(r == 0, "alert %d: %s", i, gnutls_strerror(r));
+    }
+    char got[16];
+    p.readable = p.writable = true;
+    ssize_t n = tls_session_recv(&p.server, got, sizeof(got), &p.readable, &p.writable);
+    ck_assert_int_eq(n, PX_ERR);
+    ck_assert_int_eq(p.server.state, TLS_FAILED);
+    ck_assert_str_ne(tls_session_error(&p.server), "");
+    pair_close(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tls");
@@ -328,6 +358,7 @@ int main(void)
     tcase_add_test(tc, test_session_carries_bytes_both_ways_and_ends_with_close_notify);
     tcase_add_test(tc, test_peer_without_tls_fails_the_handshake);
     tcase_add_test(tc, test_handshake_waits_without_bytes);
+    tcase_add_test(tc, test_records_without_data_fail_the_session);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
