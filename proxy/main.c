@@ -912,6 +912,8 @@ static int admin_start(struct proxyd *p)
         .proxy_stats = hook_proxy_stats,
         .forward_add = hook_forward_add,
         .forward_delete = hook_forward_delete,
+        .config_forwards = p->cfg.forwards,
+        .nconfig_forwards = p->cfg.nforwards,
         .ready = hook_ready,
         .metrics_allow = p->cfg.metrics_allow,
         .first_admin = hook_first_admin,

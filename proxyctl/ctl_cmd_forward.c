@@ -26,17 +26,27 @@ enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call 
     }
     size_t i;
     const json_t *r;
+    const char *config_note = NULL;
     json_array_foreach(json_object_get(out, "forwards"), i, r)
     {
         char id[24], added[32];
-        snprintf(id, sizeof(id), "%lld", ctl_json_num(r, "id"));
-        ctl_time_str(ctl_json_num(r, "created_ms"), added, sizeof(added));
+        /* A config file's forward has no stored id to delete it by: its line is its name. */
+        if (!strcmp(ctl_json_str(r, "source"), "config")) {
+            config_note = ctl_json_str(r, "note");
+            snprintf(id, sizeof(id), "config");
+            snprintf(added, sizeof(added), "(config file)");
+        } else {
+            snprintf(id, sizeof(id), "%lld", ctl_json_num(r, "id"));
+            ctl_time_str(ctl_json_num(r, "created_ms"), added, sizeof(added));
+        }
         const char *clients = ctl_json_str(r, "clients");
         const char *cells[] = {id, ctl_json_str(r, "listen"), ctl_json_str(r, "target"),
                                *clients ? clients : "(policy)", added};
         ctl_table_add(t, cells);
     }
     ctl_table_print(t, "no forwards (add one with: proxyctl forward add LISTEN TARGET)");
+    if (config_note)
+        printf("config: %s\n", config_note);
     json_decref(out);
     return CTL_OK;
 }

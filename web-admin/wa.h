@@ -111,6 +111,11 @@ struct wa_options {
     int (*forward_add)(void *arg, const struct acl_forward *f, const char *actor, int *id,
                        char *err, size_t errlen);
     int (*forward_delete)(void *arg, int id, const char *actor, char *err, size_t errlen);
+    /* The config file's `forward` lines (acl_forward_parse_line), in force from the start:
+     * GET /api/forwards lists them too (ids -1, -2, ... as proxyd numbers them), marked as
+     * from the config and not deletable through the API. Borrowed: must outlive the server. */
+    char *const *config_forwards;
+    size_t nconfig_forwards;
     /* GET /readyz: true if proxyd serves (listening, a policy in force, the access log's
      * writer running); else false with why saying what is missing. Any thread. NULL: ready. */
     bool (*ready)(void *arg, char *why, size_t whylen);

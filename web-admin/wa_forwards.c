@@ -1,5 +1,5 @@
-/* web-admin port forwards: the stored list, and changes through proxyd's hooks, which open
- * or close the listeners as they store (see wa_forwards.h). */
+/* web-admin port forwards: the config file's forwards and the stored ones, and changes through
+ * proxyd's hooks, which open or close the listeners as they store (see wa_forwards.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,31 @@ static json_t *forward_json(const struct store_forward *f)
     json_object_set_new(o, "target", wa_json_text(f->target));
     json_object_set_new(o, "clients", wa_json_text(f->clients));
     json_object_set_new(o, "created_ms", json_integer(f->created_ms));
+    json_object_set_new(o, "source", json_string("api"));
+    return o;
+}
+
+/* Why the API cannot delete a config file's forward: the file would open it again at the
+ * next start, so a delete here would only last until then. */
+#define CONFIG_FORWARD_WHY                                                                         \
+    "from proxyd's config file: remove its forward line there and restart proxyd to close it"
+
+/* The config file's forward i (line as the config holds it), numbered as proxyd numbers it. */
+static json_t *config_forward_json(const char *line, size_t i)
+{
+    struct acl_forward f;
+    char msg[300];
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "id", json_integer(-(json_int_t)i - 1));
+    /* proxyd read the line at start; should it not parse now, the line itself is shown. */
+    bool ok = acl_forward_parse_line(line, &f, msg, sizeof(msg)) == 0;
+    json_object_set_new(o, "listen", wa_json_text(ok ? f.listen : line));
+    json_object_set_new(o, "target", wa_json_text(ok ? f.target_text : ""));
+    json_object_set_new(o, "clients", wa_json_text(ok ? f.clients_text : ""));
+    json_object_set_new(o, "source", json_string("config"));
+    json_object_set_new(o, "note", json_string(CONFIG_FORWARD_WHY));
     return o;
 }
 
@@ -33,7 +58,10 @@ enum MHD_Result wa_forwards_list(struct wa_req *r)
         return MHD_YES;
     if (store_forwards_list(st, &rows, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
+    const struct wa_options *o = r->ctx->opts;
     json_t *arr = json_array();
+    for (size_t i = 0; arr && i < o->nconfig_forwards; i++)
+        json_array_append_new(arr, config_forward_json(o->config_forwards[i], i));
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, forward_json(&rows[i]));
     free(rows);
@@ -111,6 +139,8 @@ enum MHD_Result wa_forwards_delete(struct wa_req *r)
 
     errno = 0;
     id = strtol(r->param, &end, 10);
+    if (!errno && end != r->param && !*end && id < 0 && id >= -(long)ctx->opts->nconfig_forwards)
+        return wa_reply_error(r, 409, NULL, "forward %ld is " CONFIG_FORWARD_WHY, id);
     if (errno || end == r->param || *end || id <= 0 || id > INT32_MAX)
         return wa_reply_error(r, 404, NULL, "no forward %s", r->param);
     if (!ctx->opts->forward_delete)

@@ -36,8 +36,9 @@ class ForwardsPageTest(unittest.TestCase):
         for name in ("forwards-desktop.png", "forwards-phone.png"):
             if os.path.exists(os.path.join(SHOTS, name)):
                 os.unlink(os.path.join(SHOTS, name))
-        keep, drop = free_port(), free_port()
-        with EchoOrigin() as origin, Proxyd() as px:
+        keep, drop, conf = free_port(), free_port(), free_port()
+        with EchoOrigin() as origin, Proxyd(extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d" % (conf, origin.port)]) as px:
             px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
             # A row the API would never take (it checks every field), as another tool or an
             # older version could have left it: the page must still show it only as text.
@@ -48,7 +49,8 @@ class ForwardsPageTest(unittest.TestCase):
             db.close()
             self.assertTrue(wait_for(lambda: "is not in force" in px.log()))
             cfg = {"admin": px.admin_url, "password": PASSWORD, "originPort": origin.port,
-                   "keepPort": keep, "dropPort": drop, "shots": SHOTS, "markup": MARKUP}
+                   "keepPort": keep, "dropPort": drop, "configPort": conf, "shots": SHOTS,
+                   "markup": MARKUP}
             code, out = run_node(["node", "forwards_flow.mjs", json.dumps(cfg)], timeout=330)
             print(out)
             self.assertIsNotNone(code, "forwards_flow.mjs did not finish in 330 s:\n" + out)
@@ -61,7 +63,9 @@ class ForwardsPageTest(unittest.TestCase):
                 self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
 
             listed = {f["listen"]: f for f in px.api("GET", "/api/forwards")["forwards"]}
-            self.assertEqual(sorted(listed), sorted([MARKUP, "127.0.0.1:%d" % keep]))
+            self.assertEqual(sorted(listed), sorted([MARKUP, "127.0.0.1:%d" % keep,
+                                                     "127.0.0.1:%d" % conf]))
+            self.assertEqual(listed["127.0.0.1:%d" % conf]["source"], "config")
             self.assertEqual(listed["127.0.0.1:%d" % keep]["clients"], "127.0.0.0/8")
             self.assertEqual(relay(keep, b"added in the browser"), b"added in the browser")
             self.assertTrue(wait_for(lambda: refused_or_closed(drop) and refused_or_closed(drop)))

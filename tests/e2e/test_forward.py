@@ -191,6 +191,40 @@ class ConfigForwardTest(unittest.TestCase):
                                  (1, "loopback target address"))
             self.assertEqual(origin.accepted, 0)
 
+    def test_config_forwards_are_listed_as_such_and_not_deleted_through_the_api(self):
+        port_a, port_b = free_port(), free_port()
+        with EchoOrigin() as origin, Proxyd(extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d" % (port_a, origin.port),
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d clients 127.0.0.0/8"
+                % (port_b, origin.port)]) as px:
+            stored = px.api("POST", "/api/forwards", {"listen": "127.0.0.1:%d" % free_port(),
+                                                      "target": "127.0.0.1:%d" % origin.port})
+            listed = px.api("GET", "/api/forwards")["forwards"]
+            self.assertEqual([(f["id"], f["listen"], f["clients"], f["source"]) for f in listed],
+                             [(-1, "127.0.0.1:%d" % port_a, "", "config"),
+                              (-2, "127.0.0.1:%d" % port_b, "127.0.0.0/8", "config"),
+                              (stored["id"], stored["listen"], "", "api")])
+            self.assertIn("config file", listed[0]["note"])
+            self.assertEqual(stored["source"], "api")
+            status, body = api_error(px, "DELETE", "/api/forwards/-2")
+            self.assertEqual(status, 409)
+            self.assertIn("forward -2 is from proxyd's config file", body["error"])
+            self.assertEqual(api_error(px, "DELETE", "/api/forwards/-3")[0], 404)
+            # Refused, so still open.
+            self.assertEqual(relay(port_b, b"still here"), b"still here")
+
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("PROXYCTL_", "PROXYD_"))}
+            out = subprocess.run([PROXYCTL, "--url", px.admin_url, "--data-dir", px.data_dir,
+                                  "forward", "list"], capture_output=True, text=True,
+                                 timeout=60, env=env, cwd=tempfile.gettempdir(), check=True).stdout
+            rows = [l.split() for l in out.splitlines()]
+            self.assertIn(["config", "127.0.0.1:%d" % port_b, "127.0.0.1:%d" % origin.port,
+                           "127.0.0.0/8", "(config", "file)"], rows)
+            self.assertIn(str(stored["id"]), [r[0] for r in rows])
+            self.assertTrue(out.splitlines()[-1].startswith("config: from proxyd's config file"),
+                            out)
+
     def test_bad_forward_setting_is_refused_at_start(self):
         px = Proxyd(extra_args=["--forward", "127.0.0.1:1 10.0.0.4:22 clients 10.0.0.1/8"])
         with self.assertRaises(RuntimeError) as e:

@@ -9,6 +9,18 @@
     const body = $('forwards');
     body.replaceChildren();
     for (const f of forwards) {
+      // A config file's forward is not the API's to delete: the row says why instead.
+      if (f.source === 'config') {
+        body.append(el('tr', {'data-id': f.id, 'data-testid': 'forward-row'},
+          el('td', {class: 'muted', text: 'config'}),
+          el('td', {class: 'mono', text: f.listen, 'data-testid': 'forward-row-listen'}),
+          el('td', {class: 'mono', text: f.target, 'data-testid': 'forward-row-target'}),
+          el('td', {class: f.clients ? 'mono' : 'muted', text: f.clients || 'any the policy allows',
+                    'data-testid': 'forward-row-clients'}),
+          el('td', {class: 'muted', text: 'config file'}),
+          el('td', {class: 'muted', text: f.note, 'data-testid': 'forward-row-config'})));
+        continue;
+      }
       const del = PX.confirmButton('Delete', 'forward-delete', async () => {
         try {
           await api('DELETE', '/api/forwards/' + encodeURIComponent(f.id));

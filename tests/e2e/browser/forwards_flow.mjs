@@ -2,7 +2,8 @@
 // /usr/bin/chromium). Run by tests/e2e/test_browser_forwards.py, which starts proxyd and an
 // echoing origin, sets the admin password, stores one forward with markup in every field
 // straight into the database, and passes one JSON config as argv[2]:
-//   {admin, password, originPort, keepPort, dropPort, shots, markup}
+//   {admin, password, originPort, keepPort, dropPort, configPort, shots, markup}
+// (configPort: a forward of proxyd's config file, which the page lists without a delete).
 // The page: adds two forwards through the form (one with a client list), is refused a bad
 // target with the server's words and the field focused, shows the stored markup as text,
 // deletes one forward with its two-click button, and is photographed on a desktop and a
@@ -71,6 +72,19 @@ async function checkMarkup(page) {
   log('stored markup shows as text');
 }
 
+async function checkConfigForward(page) {
+  const row = page.getByTestId('forward-row').filter({ hasText: `127.0.0.1:${cfg.configPort}` });
+  await row.waitFor({ timeout: STEP_MS });
+  check((await row.getByTestId('forward-row-target').innerText()) === `127.0.0.1:${cfg.originPort}`,
+        'the config file\'s forward does not show its target');
+  check((await row.getByTestId('forward-delete').count()) === 0,
+        'the config file\'s forward has a delete button');
+  const why = await row.getByTestId('forward-row-config').innerText();
+  check(why.includes('config file') && why.includes('restart'),
+        `the config file's forward does not say why it cannot be deleted here: '${why}'`);
+  log('the config file\'s forward is listed, without a delete, saying why');
+}
+
 async function deleteForward(page, listen) {
   const row = page.getByTestId('forward-row').filter({ hasText: listen });
   const del = row.getByTestId('forward-delete');
@@ -127,6 +141,7 @@ async function main() {
     });
     await login(page);
     await checkMarkup(page);
+    await checkConfigForward(page);
     await addThroughForm(page, `127.0.0.1:${cfg.keepPort}`, '127.0.0.0/8');
     await addThroughForm(page, `127.0.0.1:${cfg.dropPort}`, '');
     await checkRefusal(page);
