@@ -195,22 +195,171 @@ int acl_host_parse(const char *in, size_t len, struct acl_host *out, const char 
     return parse_name(in, len, out, why);
 }
 
+/* ---- Unicode for people, unless it could pass for another name ---- */
+
+/* The scripts that names are written in, by code point block (names are lower case and in
+ * NFC, so precomposed letters cover what people write). A code point in no range here is
+ * shown as punycode: rare scripts, symbols and lone combining marks are where lookalikes
+ * hide. */
+enum script {
+    SCRIPT_COMMON, /* digits and '-': go with any script */
+    SCRIPT_LATIN,
+    SCRIPT_GREEK,
+    SCRIPT_CYRILLIC,
+    SCRIPT_ARMENIAN,
+    SCRIPT_HEBREW,
+    SCRIPT_ARABIC,
+    SCRIPT_DEVANAGARI,
+    SCRIPT_BENGALI,
+    SCRIPT_THAI,
+    SCRIPT_GEORGIAN,
+    SCRIPT_HANGUL,
+    SCRIPT_HIRAGANA,
+    SCRIPT_KATAKANA,
+    SCRIPT_BOPOMOFO,
+    SCRIPT_HAN,
+    SCRIPT_UNKNOWN,
+};
+
+#define SCRIPT_BIT(s) (1u << (s))
+
+static const struct {
+    uint32_t lo, hi;
+    enum script script;
+} script_ranges[] = {
+    {'-', '-', SCRIPT_COMMON},         {'0', '9', SCRIPT_COMMON},
+    {'a', 'z', SCRIPT_LATIN},          {0xDF, 0xF6, SCRIPT_LATIN},
+    {0xF8, 0x24F, SCRIPT_LATIN},       {0x1E00, 0x1EFF, SCRIPT_LATIN},
+    {0x370, 0x3FF, SCRIPT_GREEK},      {0x1F00, 0x1FFF, SCRIPT_GREEK},
+    {0x400, 0x52F, SCRIPT_CYRILLIC},   {0x531, 0x58F, SCRIPT_ARMENIAN},
+    {0x591, 0x5FF, SCRIPT_HEBREW},     {0x600, 0x6FF, SCRIPT_ARABIC},
+    {0x750, 0x77F, SCRIPT_ARABIC},     {0x900, 0x97F, SCRIPT_DEVANAGARI},
+    {0x980, 0x9FF, SCRIPT_BENGALI},    {0xE00, 0xE7F, SCRIPT_THAI},
+    {0x10A0, 0x10FF, SCRIPT_GEORGIAN}, {0x1100, 0x11FF, SCRIPT_HANGUL},
+    {0x3130, 0x318F, SCRIPT_HANGUL},   {0xAC00, 0xD7AF, SCRIPT_HANGUL},
+    {0x3040, 0x309F, SCRIPT_HIRAGANA}, {0x30A0, 0x30FF, SCRIPT_KATAKANA},
+    {0x3100, 0x312F, SCRIPT_BOPOMOFO}, {0x3400, 0x4DBF, SCRIPT_HAN},
+    {0x4E00, 0x9FFF, SCRIPT_HAN},      {0x20000, 0x2A6DF, SCRIPT_HAN},
+};
+
+static enum script script_of(uint32_t cp)
+{
+    for (size_t i = 0; i < sizeof(script_ranges) / sizeof(script_ranges[0]); i++)
+        if (cp >= script_ranges[i].lo && cp <= script_ranges[i].hi)
+            return script_ranges[i].script;
+    return SCRIPT_UNKNOWN;
+}
+
+/* Latin mixed with one of these writes Japanese, Chinese or Korean names; Latin mixed with
+ * any other script (a Cyrillic "а" in "аpple") is how lookalikes are made (UTS #39's
+ * "highly restrictive" level, as browsers apply it). */
+static const unsigned cjk_mixes[] = {
+    SCRIPT_BIT(SCRIPT_HAN) | SCRIPT_BIT(SCRIPT_HIRAGANA) | SCRIPT_BIT(SCRIPT_KATAKANA),
+    SCRIPT_BIT(SCRIPT_HAN) | SCRIPT_BIT(SCRIPT_BOPOMOFO),
+    SCRIPT_BIT(SCRIPT_HAN) | SCRIPT_BIT(SCRIPT_HANGUL),
+};
+
+/* Letters of a script that read as Latin ones: a label of these alone ("аррӏе", all
+ * Cyrillic) passes for a Latin name under a Latin top-level domain. */
+static const struct {
+    enum script script;
+    const char *letters; /* UTF-8 */
+} latin_lookalikes[] = {
+    {SCRIPT_CYRILLIC, "аысԁеԍһіюјӏорԛѕԝхуъьҽпгѵѡк"},
+    {SCRIPT_GREEK, "αεικνορτυχω"},
+};
+
+static bool is_lookalike(enum script script, uint32_t cp)
+{
+    for (size_t i = 0; i < sizeof(latin_lookalikes) / sizeof(latin_lookalikes[0]); i++) {
+        if (latin_lookalikes[i].script != script)
+            continue;
+        for (const unsigned char *p = (const unsigned char *)latin_lookalikes[i].letters; *p;) {
+            /* The letters are two-byte UTF-8 sequences. */
+            uint32_t l = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+            if (l == cp)
+                return true;
+            p += 2;
+        }
+    }
+    return false;
+}
+
+/* The scripts of label[0..len), as SCRIPT_BIT()s without SCRIPT_COMMON. */
+static unsigned label_scripts(const uint32_t *label, size_t len)
+{
+    unsigned set = 0;
+    for (size_t i = 0; i < len; i++)
+        set |= SCRIPT_BIT(script_of(label[i]));
+    return set & ~SCRIPT_BIT(SCRIPT_COMMON);
+}
+
+static bool label_safe(const uint32_t *label, size_t len, unsigned tld_scripts)
+{
+    unsigned set = label_scripts(label, len);
+    if (set & SCRIPT_BIT(SCRIPT_UNKNOWN))
+        return false;
+    if (set & (set - 1)) { /* more than one script */
+        unsigned other = set & ~SCRIPT_BIT(SCRIPT_LATIN);
+        for (size_t i = 0; i < sizeof(cjk_mixes) / sizeof(cjk_mixes[0]); i++)
+            if ((other & cjk_mixes[i]) == other)
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(latin_lookalikes) / sizeof(latin_lookalikes[0]); i++) {
+        enum script script = latin_lookalikes[i].script;
+        if (set != SCRIPT_BIT(script) || (tld_scripts & SCRIPT_BIT(script)))
+            continue;
+        bool all = true;
+        for (size_t k = 0; k < len && all; k++)
+            all = script_of(label[k]) == SCRIPT_COMMON || is_lookalike(script, label[k]);
+        if (all)
+            return false;
+    }
+    return true;
+}
+
+/* True when every label of the name (UTF-32, '.' between labels) reads as itself. */
+static bool unicode_safe(const uint32_t *name)
+{
+    size_t n = 0, tld = 0;
+    while (name[n]) {
+        if (name[n] == '.')
+            tld = n + 1;
+        n++;
+    }
+    unsigned tld_scripts = label_scripts(name + tld, n - tld);
+    for (size_t start = 0; start <= n;) {
+        size_t end = start;
+        while (end < n && name[end] != '.')
+            end++;
+        if (!label_safe(name + start, end - start, tld_scripts))
+            return false;
+        start = end + 1;
+    }
+    return true;
+}
+
 int acl_host_unicode(const char *host, char *out, size_t outlen)
 {
     char *u8 = NULL, *back = NULL;
+    uint32_t *u32 = NULL;
     const char *show = host;
     /* Only names with an A-label need libidn2. Decoding does not validate: "xn--" and any
      * Punycode decode to any code points (a right-to-left override that shows the name
      * backwards, controls). So the Unicode is shown only when it is itself a valid name that
-     * acl_host_parse turns back into these very A-labels; anything else stays as it is. */
+     * acl_host_parse turns back into these very A-labels, and no label of it could pass for
+     * another name (mixed scripts, a Cyrillic "аррӏе"); anything else stays as it is. */
     if (strstr(host, "xn--") && idn2_to_unicode_8z8z(host, &u8, 0) == IDN2_OK &&
         idn2_to_ascii_8z(u8, &back, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) == IDN2_OK &&
-        strcmp(back, host) == 0)
+        strcmp(back, host) == 0 && idn2_to_unicode_8z4z(host, &u32, 0) == IDN2_OK &&
+        unicode_safe(u32))
         show = u8;
     size_t n = strlen(show);
     int rc = n < outlen ? 0 : -1;
     if (rc == 0)
         memcpy(out, show, n + 1);
+    idn2_free(u32);
     idn2_free(back);
     idn2_free(u8);
     return rc;

@@ -170,6 +170,16 @@ static const struct {
     {"xn--abcgpj-dm0c.test", "xn--abcgpj-dm0c.test"}, /* "abc" U+202E "gpj" */
     {"xn--zz.example", "xn--zz.example"},
     {"xn--.example", "xn--.example"},
+    /* Lookalikes stay in punycode: all-Cyrillic letters that read as Latin under a Latin
+     * top-level domain ("аррӏе.com"), Cyrillic mixed with Latin ("аpple.com"); the same
+     * letters under a Cyrillic top-level domain, other Cyrillic, Japanese and Greek read. */
+    {"xn--80ak6aa92e.com", "xn--80ak6aa92e.com"},
+    {"xn--pple-43d.com", "xn--pple-43d.com"},
+    {"xn--0xaaf.com", "xn--0xaaf.com"}, /* "ορο", Greek */
+    {"xn--n1aahb.xn--p1ai", "\321\201\320\276\321\201\320\276.\321\200\321\204"},
+    {"xn--e1afmkfd.com", "\320\277\321\200\320\270\320\274\320\265\321\200.com"},
+    {"xn--wgv71a119e.jp", "\346\227\245\346\234\254\350\252\236.jp"},
+    {"xn--mxacd.gr", "\316\261\316\262\316\263.gr"},
 };
 
 START_TEST(test_unicode_shown_only_for_valid_names)
