@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/status.h"
+#include "tls/file.h"
 #include "tls/tls.h"
 
 /* Days a self-made certificate is valid: the most browsers accept for a server certificate. */
@@ -51,78 +52,6 @@ void tls_cred_free(struct tls_cred *cred)
     free(cred->key_pem);
     free(cred->cert_pem);
     free(cred);
-}
-
-/* Reads path whole as a NUL-terminated string (PEM). Returns it (free) or NULL, errno set. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    size_t cap = 8192, len = 0;
-    char *s = malloc(cap);
-    while (s) {
-        size_t n = fread(s + len, 1, cap - len - 1, f);
-        len += n;
-        if (len < cap - 1) {
-            if (ferror(f)) {
-                free(s);
-                s = NULL;
-                errno = EIO;
-            }
-            break;
-        }
-        if (cap >= (1u << 20)) { /* no certificate chain is a megabyte */
-            free(s);
-            s = NULL;
-            errno = EFBIG;
-            break;
-        }
-        char *bigger = realloc(s, cap * 2);
-        if (!bigger) {
-            free(s);
-            s = NULL;
-            break;
-        }
-        s = bigger;
-        cap *= 2;
-    }
-    fclose(f);
-    if (s)
-        s[len] = '\0';
-    return s;
-}
-
-/* Writes text to path through a temporary file and a rename, with mode. Returns 0 or -1. */
-static int write_text(const char *path, const char *text, mode_t mode, char *err, size_t errlen)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(err, errlen, "%s: %s", tmp, strerror(n < 0 ? errno : EIO));
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        done += (size_t)n;
-    }
-    if (fchmod(fd, mode) < 0 || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 static int gnutls_fail(int r, const char *what, char *err, size_t errlen)
@@ -270,9 +199,9 @@ static int load_self(struct tls_cred *cred, const struct tls_cred_options *o, bo
     char key_path[4096];
     snprintf(cred->cert_path, sizeof(cred->cert_path), "%s/%s", o->data_dir, TLS_SELF_CERT_FILE);
     snprintf(key_path, sizeof(key_path), "%s/%s", o->data_dir, TLS_SELF_KEY_FILE);
-    cred->cert_pem = read_text(cred->cert_path);
+    cred->cert_pem = tls_file_read(cred->cert_path);
     int cert_errno = errno;
-    cred->key_pem = read_text(key_path);
+    cred->key_pem = tls_file_read(key_path);
     int key_errno = errno;
     if (cred->cert_pem && cred->key_pem && !expired(cred->cert_pem))
         return 0;
@@ -289,8 +218,8 @@ static int load_self(struct tls_cred *cred, const struct tls_cred_options *o, bo
     if (make_self(o, &cred->cert_pem, &cred->key_pem, err, errlen) < 0)
         return -1;
     /* The key first: a certificate on disk always has its key beside it. */
-    if (write_text(key_path, cred->key_pem, 0600, err, errlen) < 0 ||
-        write_text(cred->cert_path, cred->cert_pem, 0644, err, errlen) < 0)
+    if (tls_file_write(key_path, cred->key_pem, 0600, err, errlen) < 0 ||
+        tls_file_write(cred->cert_path, cred->cert_pem, 0644, err, errlen) < 0)
         return -1;
     *made = true;
     return 0;
@@ -312,12 +241,12 @@ struct tls_cred *tls_cred_load(const struct tls_cred_options *o, bool *made, cha
     }
     if (o->cert_file) {
         snprintf(cred->cert_path, sizeof(cred->cert_path), "%s", o->cert_file);
-        cred->cert_pem = read_text(o->cert_file);
+        cred->cert_pem = tls_file_read(o->cert_file);
         if (!cred->cert_pem) {
             snprintf(err, errlen, "tls-cert %s: %s", o->cert_file, strerror(errno));
             goto fail;
         }
-        cred->key_pem = read_text(o->key_file);
+        cred->key_pem = tls_file_read(o->key_file);
         if (!cred->key_pem) {
             snprintf(err, errlen, "tls-key %s: %s", o->key_file, strerror(errno));
             goto fail;

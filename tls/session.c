@@ -18,6 +18,12 @@ const char *tls_state_str(enum tls_state s)
 
 int tls_session_start(struct tls_session *t, const struct tls_cred *cred, int fd)
 {
+    return tls_session_start_x509(t, cred->x509, cred->priority, &cred->ticket_key, fd);
+}
+
+int tls_session_start_x509(struct tls_session *t, gnutls_certificate_credentials_t x509,
+                           gnutls_priority_t priority, const gnutls_datum_t *ticket_key, int fd)
+{
     static const gnutls_datum_t alpn = {(unsigned char *)"http/1.1", 8};
     t->gs = NULL;
     t->state = TLS_NONE;
@@ -26,9 +32,9 @@ int tls_session_start(struct tls_session *t, const struct tls_cred *cred, int fd
         t->gs = NULL;
         return PX_ERR;
     }
-    if ((t->error = gnutls_priority_set(t->gs, cred->priority)) < 0 ||
-        (t->error = gnutls_credentials_set(t->gs, GNUTLS_CRD_CERTIFICATE, cred->x509)) < 0 ||
-        (t->error = gnutls_session_ticket_enable_server(t->gs, &cred->ticket_key)) < 0 ||
+    if ((t->error = gnutls_priority_set(t->gs, priority)) < 0 ||
+        (t->error = gnutls_credentials_set(t->gs, GNUTLS_CRD_CERTIFICATE, x509)) < 0 ||
+        (t->error = gnutls_session_ticket_enable_server(t->gs, ticket_key)) < 0 ||
         (t->error = gnutls_alpn_set_protocols(t->gs, &alpn, 1, 0)) < 0) {
         gnutls_deinit(t->gs);
         t->gs = NULL;

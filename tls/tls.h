@@ -1,4 +1,6 @@
-/* tls: the TLS layer, on GnuTLS (docs/architecture.md says why GnuTLS). It owns two things:
+/* tls: the TLS layer, on GnuTLS (docs/architecture.md says why GnuTLS). Besides this header's
+ * two things below, the folder owns the office's local CA (tls/ca.h) and the per-host
+ * certificates it signs, cached (tls/mint.h). This header's:
  *   - server credentials (struct tls_cred): a certificate and key given as files
  *     (--tls-cert/--tls-key), or one made by proxyd at first start and kept in the data
  *     folder (key 0600) for the next start; also handed to the admin server as PEM text;
@@ -74,6 +76,10 @@ struct tls_session {
  * ALPN http/1.1 only. Returns PX_OK (state TLS_HANDSHAKE) or PX_ERR (out of memory; t stays
  * TLS_NONE). */
 int tls_session_start(struct tls_session *t, const struct tls_cred *cred, int fd);
+/* The same with credentials held elsewhere (a minted certificate, tls/mint.h): x509,
+ * priority and ticket_key borrowed for the session's life. */
+int tls_session_start_x509(struct tls_session *t, gnutls_certificate_credentials_t x509,
+                           gnutls_priority_t priority, const gnutls_datum_t *ticket_key, int fd);
 
 /* The readiness arguments of the calls below are the connection's edge-triggered flags for
  * fd: a call that would block clears the one GnuTLS waits for (the other is left alone), so
