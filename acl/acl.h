@@ -7,7 +7,7 @@
  *
  * Rule text (one rule; see docs/policy.md):
  *   ACTION MATCH ARG [CONDITION ARG]...
- *   ACTION    allow | deny | report
+ *   ACTION    allow | deny | report | inspect
  *   MATCH     domain D | host-regex RE | url-regex RE | client CIDR | dest CIDR
  *             | user NAME | method M | port N | list NAME | any
  *   CONDITION clients CIDR[,CIDR...] | users NAME[,NAME...] | schedule DAYS HH:MM-HH:MM
@@ -28,13 +28,15 @@
 enum acl_action {
     ACL_ALLOW,
     ACL_DENY,
-    ACL_AUTH,   /* a rule needs a user and the request carries none: answer 407 */
-    ACL_REPORT, /* a rule's action only: it would deny, but the request goes on and is marked
-                   (acl_decision.report_rule_id); never the action of a decision */
+    ACL_AUTH,    /* a rule needs a user and the request carries none: answer 407 */
+    ACL_REPORT,  /* a rule's action only: it would deny, but the request goes on and is marked
+                    (acl_decision.report_rule_id); never the action of a decision */
+    ACL_INSPECT, /* a rule's action only: a tunnel it holds for is decrypted when the request
+                    is allowed (acl_eval_inspect); never the action of a decision */
     ACL_ACTION_COUNT
 };
 
-/* "allow", "deny", "auth", "report" */
+/* "allow", "deny", "auth", "report", "inspect" */
 const char *acl_action_str(enum acl_action a);
 
 struct acl_error {
@@ -168,6 +170,29 @@ bool acl_client_admitted(const struct acl_set *set, const struct sockaddr *clien
 void acl_eval_dest(const struct acl_set *set, const struct acl_request *req,
                    const struct acl_decision *first, const struct sockaddr *addr,
                    struct acl_decision *out);
+
+/* ---- Which tunnels are decrypted ---- */
+
+/* The list whose domains are never inspected, whatever an inspect rule says (banks, health):
+ * a list of the policy like any other, which the admin edits. */
+#define ACL_NO_INSPECT_LIST "no-inspect"
+
+struct acl_inspect {
+    bool inspect;
+    int rule_id;      /* the first `inspect` rule that holds, 0 if none */
+    bool no_inspect;  /* the host is on the no-inspect list (then inspect is false) */
+    char reason[160]; /* "rule 9: inspect domain example.com", "no-inspect list (bank.example)
+                         beats rule 9", "no inspect rule" */
+};
+
+/* Whether a tunnel of req (scheme "https", method "CONNECT", path "") is to be decrypted.
+ * `inspect` rules are apart from allow and deny: they decide nothing about passing, and the
+ * first that holds (in policy order, wherever it stands among the others) says inspect,
+ * unless the host is on the no-inspect list, which always wins. A rule that names users
+ * holds only for a request that carries one. The caller asks only about a request acl_eval
+ * allowed. Allocates nothing; any thread with its own scratch. */
+void acl_eval_inspect(const struct acl_set *set, const struct acl_request *req,
+                      struct acl_scratch *s, struct acl_inspect *out);
 
 /* ---- Policy text ---- */
 

@@ -78,17 +78,29 @@ static int resolve_groups(struct acl_rule *r, const struct acl_rule *all, size_t
     return 0;
 }
 
-static int parse_rules(struct acl_set *set, const struct acl_config *cfg, struct acl_error *err)
+/* Parses cfg's rules into set: its inspect rules when inspect, else all others. The inspect
+ * set begins with `deny list no-inspect` (id 0) when cfg has that list. */
+static int parse_rules(struct acl_set *set, const struct acl_config *cfg, bool inspect,
+                       struct acl_error *err)
 {
     char msg[256];
     int rc = -1;
     size_t n = cfg->nrules;
     /* All parsed first: a group may be defined anywhere in the policy. */
     struct acl_rule *all = calloc(n ? n : 1, sizeof(*all));
-    set->rules = calloc(n ? n : 1, sizeof(*set->rules));
+    set->rules = calloc(n + 1, sizeof(*set->rules));
     if (!all || !set->rules) {
         free(all);
         return fail(err, 0, "out of memory");
+    }
+    if (inspect && list_find(cfg, ACL_NO_INSPECT_LIST)) {
+        if (acl_rule_parse("deny list " ACL_NO_INSPECT_LIST, true, &set->rules[0], msg,
+                           sizeof(msg)) != 0) {
+            free(all);
+            return fail(err, 0, msg);
+        }
+        set->nrules = 1;
+        set->no_inspect_first = true;
     }
     size_t parsed = 0;
     for (; parsed < n; parsed++) {
@@ -114,7 +126,7 @@ static int parse_rules(struct acl_set *set, const struct acl_config *cfg, struct
             fail(err, r->id, msg);
             goto out;
         }
-        if (r->is_group || r->is_name || !r->enabled)
+        if (r->is_group || r->is_name || !r->enabled || (r->action == ACL_INSPECT) != inspect)
             continue;
         if (r->match == ACL_MATCH_LIST && !list_find(cfg, r->arg)) {
             snprintf(msg, sizeof(msg), "list: no list named '%s'", r->arg);
@@ -275,24 +287,39 @@ static int build_client_allows(struct acl_set *set)
     return 0;
 }
 
-struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *err)
+static bool has_inspect_rules(const struct acl_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const char *t = cfg->rules[i].text;
+        while (t && (*t == ' ' || *t == '\t'))
+            t++;
+        if (t && strncmp(t, "inspect", 7) == 0)
+            return true;
+    }
+    return list_find(cfg, ACL_NO_INSPECT_LIST) != NULL;
+}
+
+/* The set of cfg's inspect rules (inspect) or of all its other rules. The inspect set has no
+ * allowed networks: a request no inspect rule holds for is not inspected. */
+static struct acl_set *compile(const struct acl_config *cfg, bool inspect, struct acl_error *err)
 {
     char msg[200];
-    memset(err, 0, sizeof(*err));
     struct acl_set *set = calloc(1, sizeof(*set));
     if (!set) {
         fail(err, 0, "out of memory");
         return NULL;
     }
     const char *allowed = cfg->allowed_clients ? cfg->allowed_clients : default_allowed;
-    if (acl_cidr_parse_list(allowed, strlen(allowed), &set->allowed, &set->nallowed, msg,
-                            sizeof(msg)) != 0) {
+    if (!inspect && acl_cidr_parse_list(allowed, strlen(allowed), &set->allowed, &set->nallowed,
+                                        msg, sizeof(msg)) != 0) {
         char what[240];
         snprintf(what, sizeof(what), "allowed clients: %s", msg);
         fail(err, 0, what);
         goto fail;
     }
-    if (parse_rules(set, cfg, err) != 0)
+    if (parse_rules(set, cfg, inspect, err) != 0)
+        goto fail;
+    if (!inspect && has_inspect_rules(cfg) && !(set->inspect = compile(cfg, true, err)))
         goto fail;
     if (build_domains(set, cfg) != 0 || build_client_allows(set) != 0 ||
         build_regexes_and_linear(set) != 0 || build_group(set, ACL_RX_HOST) != 0 ||
@@ -315,11 +342,17 @@ struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *
         if (set->group[k] && pcre2_pattern_info(set->group[k], PCRE2_INFO_JITSIZE, &jit) == 0)
             mem += jit;
     }
-    set->memory = mem;
+    set->memory = mem + acl_set_memory(set->inspect);
     return set;
 fail:
     acl_set_free(set);
     return NULL;
+}
+
+struct acl_set *acl_set_compile(const struct acl_config *cfg, struct acl_error *err)
+{
+    memset(err, 0, sizeof(*err));
+    return compile(cfg, false, err);
 }
 
 void acl_set_free(struct acl_set *set)
@@ -337,6 +370,7 @@ void acl_set_free(struct acl_set *set)
     }
     free(set->allowed);
     free(set->client_allows);
+    acl_set_free(set->inspect);
     free(set);
 }
 

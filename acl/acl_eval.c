@@ -193,6 +193,10 @@ static bool take(struct eval *ev, uint32_t idx, bool match_known)
     enum fire f = rule_fires(ev, &ev->set->rules[idx], match_known);
     if (f == FIRE_NO)
         return false;
+    /* An inspect rule does not ask for a password either: without a user it does not hold,
+     * and the inspect rules below it are tried. */
+    if (f == FIRE_AUTH && ev->set->rules[idx].action == ACL_INSPECT)
+        return false;
     if (ev->set->rules[idx].action == ACL_REPORT) {
         /* A report rule does not ask for a password: without a user it does not hold. */
         if (f == FIRE_YES && idx < ev->report)
@@ -343,10 +347,11 @@ static void decide(struct eval *ev, struct acl_decision *out)
                  out->undecided_rule_id);
 }
 
-void acl_eval(const struct acl_set *set, const struct acl_request *req, struct acl_scratch *s,
-              struct acl_decision *out)
+/* acl_eval, leaving in *ev what the evaluation found. */
+static void evaluate(struct eval *ev, const struct acl_set *set, const struct acl_request *req,
+                     struct acl_scratch *s, struct acl_decision *out)
 {
-    struct eval ev = {
+    *ev = (struct eval){
         .set = set,
         .req = req,
         .s = s,
@@ -369,8 +374,8 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
         int len = acl_url_finish(s->url, sizeof(s->url), (size_t)pos, req->port,
                                  req->path ? req->path : "", req->path ? req->path_len : 0);
         if (len >= 0) {
-            ev.url = s->url;
-            ev.url_len = (size_t)len;
+            ev->url = s->url;
+            ev->url_len = (size_t)len;
         } else {
             pos = -1;
         }
@@ -380,18 +385,56 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
         snprintf(out->reason, sizeof(out->reason), "request URL longer than %d bytes", ACL_URL_MAX);
         return;
     }
-    ev.host = s->url + host_off;
-    ev.host_len = req->host ? req->host->len : 0;
-    ev.host_is_ip = req->host && acl_host_is_ip(req->host);
-    if (ev.host_is_ip)
-        memcpy(ev.host_addr, req->host->addr, 16);
-    ev.has_client = acl_addr_from_sockaddr(req->client, ev.client);
+    ev->host = s->url + host_off;
+    ev->host_len = req->host ? req->host->len : 0;
+    ev->host_is_ip = req->host && acl_host_is_ip(req->host);
+    if (ev->host_is_ip)
+        memcpy(ev->host_addr, req->host->addr, 16);
+    ev->has_client = acl_addr_from_sockaddr(req->client, ev->client);
 
-    eval_domains(&ev);
-    eval_linear(&ev);
-    eval_regex_index(&ev, &set->rx[ACL_RX_HOST], ev.host, ev.host_len);
-    eval_regex_index(&ev, &set->rx[ACL_RX_URL], ev.url, ev.url_len);
-    decide(&ev, out);
+    eval_domains(ev);
+    eval_linear(ev);
+    eval_regex_index(ev, &set->rx[ACL_RX_HOST], ev->host, ev->host_len);
+    eval_regex_index(ev, &set->rx[ACL_RX_URL], ev->url, ev->url_len);
+    decide(ev, out);
+}
+
+void acl_eval(const struct acl_set *set, const struct acl_request *req, struct acl_scratch *s,
+              struct acl_decision *out)
+{
+    struct eval ev;
+    evaluate(&ev, set, req, s, out);
+}
+
+void acl_eval_inspect(const struct acl_set *set, const struct acl_request *req,
+                      struct acl_scratch *s, struct acl_inspect *out)
+{
+    struct acl_request r = *req;
+    struct acl_decision d;
+    struct eval ev;
+
+    memset(out, 0, sizeof(*out));
+    if (!set || !set->inspect || !s) {
+        snprintf(out->reason, sizeof(out->reason), "no inspect rule");
+        return;
+    }
+    r.brief = false;
+    evaluate(&ev, set->inspect, &r, s, &d);
+    if (ev.best == NO_RULE) {
+        /* No host looked at: the URL was too long, and d says so. */
+        snprintf(out->reason, sizeof(out->reason), "%s", ev.host ? "no inspect rule" : d.reason);
+        return;
+    }
+    if (ev.best == 0 && set->inspect->no_inspect_first) {
+        const struct acl_domain_entry *k = ev.best_key;
+        out->no_inspect = true;
+        snprintf(out->reason, sizeof(out->reason), "no-inspect list (%.*s)",
+                 k ? (int)k->key_len : 0, k ? set->inspect->domains.keys + k->key_off : "");
+        return;
+    }
+    out->rule_id = d.rule_id;
+    out->inspect = true;
+    snprintf(out->reason, sizeof(out->reason), "%s", d.reason);
 }
 
 bool acl_client_admitted(const struct acl_set *set, const struct sockaddr *client)

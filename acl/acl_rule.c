@@ -12,7 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const action_names[ACL_ACTION_COUNT] = {"allow", "deny", "auth", "report"};
+static const char *const action_names[ACL_ACTION_COUNT] = {"allow", "deny", "auth", "report",
+                                                           "inspect"};
 
 const char *acl_action_str(enum acl_action a)
 {
@@ -658,6 +659,8 @@ int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, si
         r->action = ACL_DENY;
     } else if (tok_is(&t, "report")) {
         r->action = ACL_REPORT;
+    } else if (tok_is(&t, "inspect")) {
+        r->action = ACL_INSPECT;
     } else if (tok_is(&t, "group") || tok_is(&t, "name")) {
         if ((tok_is(&t, "group") ? group_parse(&ps, r) : name_parse(&ps, r)) == 0)
             return 0;
@@ -665,8 +668,8 @@ int acl_rule_parse(const char *text, bool jit, struct acl_rule *r, char *msg, si
         return -1;
     } else {
         snprintf(msg, msglen,
-                 "unknown action '%.*s' (want allow, deny or report, or group or name)", (int)t.len,
-                 t.s);
+                 "unknown action '%.*s' (want allow, deny, report or inspect, or group or name)",
+                 (int)t.len, t.s);
         return -1;
     }
 

@@ -59,7 +59,7 @@ struct acl_rule {
     /* `name ADDRESS LABEL`: what the admin pages call a client; never a rule of a set. arg is
      * LABEL, cidrs[0] the address (a host route). */
     bool is_name;
-    enum acl_action action; /* ACL_ALLOW, ACL_DENY or ACL_REPORT */
+    enum acl_action action; /* ACL_ALLOW, ACL_DENY, ACL_REPORT or ACL_INSPECT */
     enum acl_match match;
     char *arg; /* owned: the match argument (domain canonical), for reasons; "" for any */
 

@@ -33,6 +33,11 @@ struct acl_set {
     bool open_allow;
     uint32_t *client_allows; /* owned */
     uint32_t nclient_allows;
+    /* The `inspect` rules, compiled as a set of their own (acl_eval_inspect), headed by the
+     * rule `deny list no-inspect` (id 0) when that list exists; NULL when there is neither.
+     * The set above holds no inspect rule. */
+    struct acl_set *inspect; /* owned */
+    bool no_inspect_first;   /* inspect->rules[0] is the no-inspect rule */
     size_t memory;
     int64_t version; /* the policy version compiled (acl_set_version) */
     /* Owned by acl_live and changed only under its mutex; not part of the rules. */

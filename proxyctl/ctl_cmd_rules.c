@@ -410,6 +410,11 @@ enum ctl_status ctl_cmd_test(struct ctl_ctx *ctx, const struct ctl_call *call)
     if (report > 0)
         printf("report: rule %lld would deny it\n", report);
     printf("reason: %s\n", ctl_json_str(out, "reason"));
+    const json_t *ins = json_object_get(out, "inspect");
+    if (json_is_object(ins))
+        printf("tunnel: %s (%s)\n",
+               json_is_true(json_object_get(ins, "inspect")) ? "inspected" : "spliced",
+               ctl_json_str(ins, "reason"));
     json_decref(out);
     return CTL_OK;
 }

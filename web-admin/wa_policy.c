@@ -265,6 +265,11 @@ enum MHD_Result wa_policy_test(struct wa_req *r)
     memset(&dec, 0, sizeof(dec));
     set = acl_live_acquire(live, &gen);
     acl_eval(set, &req, scratch, &dec);
+    /* A tunnel's bytes are decrypted or spliced: what an allowed CONNECT would get. */
+    struct acl_inspect ins = {0};
+    bool tunnel = !strcmp(u.scheme, "https");
+    if (tunnel)
+        acl_eval_inspect(set, &req, scratch, &ins);
     acl_live_release(live, set);
     acl_scratch_free(scratch);
 
@@ -285,6 +290,11 @@ enum MHD_Result wa_policy_test(struct wa_req *r)
                   "dest_pending", dec.dest_pending, "generation", (json_int_t)gen, "request",
                   "scheme", u.scheme, "host", u.host.text, "port", (int)u.port, "path",
                   wa_json_text(u.path), "method", method, "client", client, "user", req.user);
+    json_object_set_new(o, "inspect",
+                        tunnel ? json_pack("{s:b,s:i,s:b,s:o}", "inspect", ins.inspect, "rule_id",
+                                           ins.rule_id, "no_inspect", ins.no_inspect, "reason",
+                                           wa_json_text(ins.reason))
+                               : json_null());
     json_decref(body);
     free(u.path);
     return wa_reply_json(r, 200, o);

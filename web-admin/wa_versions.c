@@ -323,6 +323,12 @@ enum MHD_Result wa_versions_rollback(struct wa_req *r)
 
 /* ---- why ---- */
 
+static bool is_inspect_rule(const char *text)
+{
+    text += strspn(text, " \t");
+    return !strncmp(text, "inspect", 7) && (text[7] == ' ' || text[7] == '\t');
+}
+
 enum MHD_Result wa_versions_why(struct wa_req *r)
 {
     struct store *st = wa_store(r);
@@ -360,11 +366,13 @@ enum MHD_Result wa_versions_why(struct wa_req *r)
         bool decided = rules[i].id == a->rule_id;
         json_t *t = rule_json(&rules[i]);
 
-        /* A report rule only marks the request, which went on: it decided nothing. */
+        /* A report rule only marks the request, which went on: it decided nothing. An
+         * inspect rule decides whether a tunnel is decrypted, never whether it passes. */
         json_object_set_new(t, "result",
                             json_string(decided && a->decision == STORE_REPORT ? "reported"
                                         : decided                              ? "decided"
                                         : !rules[i].enabled                    ? "disabled"
+                                        : is_inspect_rule(rules[i].text)       ? "inspect rule"
                                                                                : "did not decide"));
         json_array_append_new(trace, t);
         if (decided) {

@@ -113,6 +113,31 @@ class ProxyctlTest(unittest.TestCase):
         self.assertIn("action: deny", out)
         self.assertRegex(out, r"rule: +%d .*deny client 10\.0\.0\.0/8" % client_rule)
 
+    def test_test_says_whether_a_tunnel_is_inspected(self):
+        self.ctl("rules", "add", "allow", "any")
+        out, _ = self.ctl("rules", "add", "inspect", "domain", "example.test")
+        rule = int(re.search(r"added rule (\d+)", out).group(1))
+        self.px.api("PUT", "/api/lists/no-inspect", b"bank.example.test\n")
+        try:
+            out, _ = self.ctl("test", "https://www.example.test/")
+            self.assertIn("action: allow", out)
+            self.assertIn("tunnel: inspected (rule %d: inspect domain example.test)" % rule, out)
+            # The no-inspect list beats the inspect rule.
+            out, _ = self.ctl("test", "https://bank.example.test/")
+            self.assertIn("tunnel: spliced (no-inspect list (bank.example.test))", out)
+            out, _ = self.ctl("test", "https://other.test/")
+            self.assertIn("tunnel: spliced (no inspect rule)", out)
+            # Plain HTTP has no tunnel to speak of.
+            out, _ = self.ctl("test", "http://www.example.test/")
+            self.assertNotIn("tunnel:", out)
+            got = json.loads(self.ctl("--json", "test", "https://www.example.test/")[0])
+            self.assertEqual(got["inspect"], {"inspect": True, "rule_id": rule,
+                                              "no_inspect": False,
+                                              "reason": "rule %d: inspect domain example.test"
+                                              % rule})
+        finally:
+            self.px.api("DELETE", "/api/lists/no-inspect")
+
     def test_rules_add_move_enable_del(self):
         ids = []
         for dom in ("a.test", "b.test", "c.test"):

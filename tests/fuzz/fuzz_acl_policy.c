@@ -15,7 +15,8 @@
  *     the same decision twice and when brief, the same decision as trying the rules one at a
  *     time in order (small sets), never ALLOW for a client acl_client_admitted refuses, and
  *     the report rule named on an ALLOW is the first report rule above the decider that
- *     holds on its own (report rules never decide);
+ *     holds on its own (report rules never decide); an inspect answer names a rule of the
+ *     policy, never with the no-inspect list, and is the same twice;
  *   - list entries are canonical hosts, distinct, as many as counted, and the list written
  *     back as "||d^" lines parses to the same entries with nothing skipped;
  *   - a host that parses is canonical: its text parses to itself.
@@ -217,6 +218,17 @@ static void eval_check(const struct acl_set *set, const struct acl_config *cfg,
     }
     if (cfg->nrules <= ONE_BY_ONE_MAX)
         one_by_one_check(cfg, req, &d);
+
+    /* Inspect rules: one of the policy's when it says inspect, none with the no-inspect
+     * list, and the same answer twice. */
+    struct acl_inspect in, in2;
+    acl_eval_inspect(set, req, scratch, &in);
+    acl_eval_inspect(set, req, scratch, &in2);
+    CHECK(memchr(in.reason, '\0', sizeof(in.reason)) && in.reason[0] != '\0');
+    CHECK(rule_of(cfg, in.rule_id) && (!in.inspect || in.rule_id > 0));
+    CHECK(!(in.inspect && in.no_inspect) && (!in.no_inspect || in.rule_id == 0));
+    CHECK(in.inspect == in2.inspect && in.rule_id == in2.rule_id &&
+          strcmp(in.reason, in2.reason) == 0);
 }
 
 struct fixed_request {

@@ -681,6 +681,104 @@ static const struct {
     {"GET http://tiktok.test/", "8.8.8.8", NULL, ACL_DENY, 0, 0, "not in allowed networks"},
 };
 
+/* Inspect rules say which tunnels are decrypted and nothing about passing; the no-inspect
+ * list beats every one of them. */
+static const char *const p_inspect[] = {
+    "deny domain blocked.test",
+    "inspect domain example.test",
+    "allow any",
+    "inspect list office clients 10.7.0.0/16",
+    "inspect any users alice",
+    "inspect url-regex ^https://regex\\.test/",
+    NULL,
+};
+
+static const char *const office_domains[] = {"office.test", "mybank.test"};
+static const char *const no_inspect_domains[] = {"bank.test", "mybank.test", "health.test"};
+
+static const struct {
+    const char *request, *client, *user;
+    bool want_inspect;
+    int want_rule;
+    const char *want_reason; /* substring */
+} inspect_cases[] = {
+    {"CONNECT example.test:443", LAN, NULL, true, 2, "rule 2: inspect domain example.test"},
+    {"CONNECT www.example.test:443", LAN, NULL, true, 2, NULL},
+    /* below an allow rule that decides the request: inspect rules stand apart */
+    {"CONNECT office.test:443", "10.7.0.1", NULL, true, 4, "rule 4: inspect list office"},
+    {"CONNECT office.test:443", LAN, NULL, false, 0, "no inspect rule"},
+    {"CONNECT other.test:443", LAN, "alice", true, 5, NULL},
+    {"CONNECT other.test:443", LAN, "bob", false, 0, "no inspect rule"},
+    {"CONNECT other.test:443", LAN, NULL, false, 0, "no inspect rule"},
+    {"CONNECT regex.test:443", LAN, NULL, true, 6, NULL},
+    /* the no-inspect list wins over every inspect rule */
+    {"CONNECT bank.test:443", LAN, "alice", false, 0, "no-inspect list (bank.test)"},
+    {"CONNECT www.mybank.test:443", "10.7.0.1", NULL, false, 0, "no-inspect list (mybank.test)"},
+    {"CONNECT health.test:8443", LAN, "alice", false, 0, NULL},
+};
+
+START_TEST(test_inspect_rules_and_the_no_inspect_list)
+{
+    struct acl_rule_src rules[16];
+    size_t n = 0;
+    for (; p_inspect[n]; n++)
+        rules[n] = (struct acl_rule_src){.id = (int)n + 1, .enabled = true, .text = p_inspect[n]};
+    struct acl_list_src ilists[] = {
+        {"office", office_domains, 2},
+        {ACL_NO_INSPECT_LIST, no_inspect_domains, 3},
+    };
+    struct acl_config cfg = {.rules = rules, .nrules = n, .lists = ilists, .nlists = 2};
+    struct acl_error err;
+    struct acl_set *set = acl_set_compile(&cfg, &err);
+    ck_assert_msg(set != NULL, "%s", err.msg);
+    for (size_t i = 0; i < sizeof(inspect_cases) / sizeof(inspect_cases[0]); i++) {
+        struct req_buf rb;
+        struct acl_inspect in;
+        struct acl_decision d;
+        req_make(&rb, inspect_cases[i].request, inspect_cases[i].client, inspect_cases[i].user, MON,
+                 600);
+        acl_eval_inspect(set, &rb.req, scratch, &in);
+        ck_assert_msg(in.inspect == inspect_cases[i].want_inspect &&
+                          in.rule_id == inspect_cases[i].want_rule,
+                      "case %zu '%s': got inspect %d rule %d (%s)", i, inspect_cases[i].request,
+                      in.inspect, in.rule_id, in.reason);
+        if (inspect_cases[i].want_reason)
+            ck_assert_msg(strstr(in.reason, inspect_cases[i].want_reason), "case %zu: '%s'", i,
+                          in.reason);
+        /* and an inspect rule never decides whether the request passes */
+        acl_eval(set, &rb.req, scratch, &d);
+        ck_assert_msg(d.action == ACL_ALLOW && d.rule_id == 3, "case %zu: %s rule %d", i,
+                      acl_action_str(d.action), d.rule_id);
+    }
+
+    /* Without the list, the same host is inspected. */
+    cfg.nlists = 1;
+    struct acl_set *bare = acl_set_compile(&cfg, &err);
+    ck_assert_msg(bare != NULL, "%s", err.msg);
+    struct req_buf rb;
+    struct acl_inspect in;
+    req_make(&rb, "CONNECT bank.test:443", LAN, "alice", MON, 600);
+    acl_eval_inspect(bare, &rb.req, scratch, &in);
+    ck_assert_msg(in.inspect && in.rule_id == 5, "%s", in.reason);
+    acl_set_free(bare);
+
+    /* A policy without inspect rules inspects nothing; a bad one names the rule. */
+    struct acl_rule_src plain[] = {{1, true, "allow any"}};
+    struct acl_config pc = {.rules = plain, .nrules = 1};
+    struct acl_set *ps = acl_set_compile(&pc, &err);
+    ck_assert_ptr_nonnull(ps);
+    acl_eval_inspect(ps, &rb.req, scratch, &in);
+    ck_assert(!in.inspect && in.rule_id == 0);
+    ck_assert_str_eq(in.reason, "no inspect rule");
+    acl_set_free(ps);
+    struct acl_rule_src bad[] = {{1, true, "allow any"}, {2, true, "inspect list nothere"}};
+    struct acl_config bc = {.rules = bad, .nrules = 2};
+    ck_assert_ptr_null(acl_set_compile(&bc, &err));
+    ck_assert_str_eq(err.msg, "rule 2: list: no list named 'nothere'");
+    acl_set_free(set);
+}
+END_TEST
+
 START_TEST(test_report_rules_never_decide)
 {
     struct acl_rule_src rules[16];
@@ -916,6 +1014,7 @@ int main(void)
     tcase_add_test(tc, test_indexed_eval_agrees_with_rule_by_rule);
     tcase_add_test(tc, test_null_set_denies);
     tcase_add_test(tc, test_report_rules_never_decide);
+    tcase_add_test(tc, test_inspect_rules_and_the_no_inspect_list);
     tcase_add_test(tc, test_groups_expand_into_conditions);
     tcase_add_test(tc, test_expired_rule_stops_matching_on_time);
     tcase_add_test(tc, test_brief_request_leaves_allow_reason_empty_but_explains_denials);

@@ -397,6 +397,7 @@ START_TEST(test_action_str_names_every_action)
     ck_assert_str_eq(acl_action_str(ACL_DENY), "deny");
     ck_assert_str_eq(acl_action_str(ACL_AUTH), "auth");
     ck_assert_str_eq(acl_action_str(ACL_REPORT), "report");
+    ck_assert_str_eq(acl_action_str(ACL_INSPECT), "inspect");
 }
 END_TEST
 
