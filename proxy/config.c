@@ -53,8 +53,8 @@ static const struct opt opts[] = {
      "ADDR:PORT  listener for connections the gateway diverts here with TPROXY (needs\n"
      "               CAP_NET_ADMIN), repeatable"},
     {"intercept-host-strict", OPT_BOOL, OFF(intercept_host_strict), 0, 0,
-     "          refuse (409) an intercepted HTTP request whose Host does not resolve to the\n"
-     "               address it was bound for"},
+     "          refuse an intercepted HTTP request (409) or TLS connection (alert) whose Host\n"
+     "               or server name does not resolve to the address it was bound for"},
     {"admin", OPT_STR, OFF(admin), 0, 0,
      "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,

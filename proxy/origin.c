@@ -19,6 +19,7 @@
 #include "proxy/log.h"
 #include "proxy/reply.h"
 #include "proxy/request.h"
+#include "proxy/tunnel.h"
 #include "proxy/worker.h"
 
 /* Idle origin connections a worker keeps attached to their clients. */
@@ -438,15 +439,21 @@ static bool holds_address(const struct dns_result *res, const struct sockaddr_st
 }
 
 /* An intercepted request goes to its original destination only. With --intercept-host-strict
- * its Host was looked up first, and a Host that does not name that address is refused (a
- * client cannot borrow an allowed name for another server). Returns false when answered. */
+ * the name it gave (Host, or the TLS server name) was looked up first, and a name that does
+ * not name that address is refused (a client cannot borrow an allowed name for another
+ * server): an HTTP request with a 409, a TLS connection with an access_denied alert. Returns
+ * false when answered. */
 static bool intercepted_addrs(struct conn *c, const struct dns_result *res)
 {
     if (res && !(res->status == DNS_OK && holds_address(res, &c->orig_dst))) {
         c->rec.decision = STORE_DENY;
         request_record_outcome(c, CLOSE_DENIED, "host-mismatch");
-        reply_error(c, CLOSE_DENIED, 409,
-                    "The web site named in this request is not the server it was sent to.", false);
+        if (c->tls_alert)
+            tun_tls_alert(c, TLS_ALERT_ACCESS_DENIED);
+        else
+            reply_error(c, CLOSE_DENIED, 409,
+                        "The web site named in this request is not the server it was sent to.",
+                        false);
         return false;
     }
     memset(&c->addrs, 0, sizeof(c->addrs));
@@ -494,10 +501,19 @@ static void on_resolved(void *arg, const struct dns_result *res)
     conn_run(c);
 }
 
+/* Whether an intercepted connection's name is looked up to check it against where the
+ * connection goes: with --intercept-host-strict, an HTTP request's Host and a TLS server name;
+ * never a connection that names nothing (TLS without a server name, other bytes), whose host
+ * is its destination's address. */
+static bool intercepted_name_checked(const struct conn *c)
+{
+    return c->w->tun.intercept_host_strict && (!c->is_forward || c->rec.sni[0] != '\0');
+}
+
 void origin_resolve(struct conn *c)
 {
     struct worker *w = c->w;
-    if (c->intercepted && (c->is_forward || !w->tun.intercept_host_strict)) {
+    if (c->intercepted && !intercepted_name_checked(c)) {
         use_resolved(c, NULL);
         return;
     }

@@ -41,7 +41,7 @@ table ip %(tag)s {
   chain nat {
     type nat hook prerouting priority dstnat; policy accept;
     iifname "%(tag)sgc" tcp dport { 80, 443, 7 } redirect to :%(intercept)d
-    iifname "%(tag)sgc" tcp dport 81 redirect to :%(strict)d
+    iifname "%(tag)sgc" tcp dport { 81, 444 } redirect to :%(strict)d
   }
   chain mangle {
     type filter hook prerouting priority mangle; policy accept;
@@ -123,7 +123,8 @@ class InterceptTest(unittest.TestCase):
            "/CN=allowed.test", "-keyout", key, "-out", cert)
         args = ["origin", "--cert", cert, "--key", key]
         for ip in (ORIGIN, OTHER):
-            args += ["--http", ip + ":80", "--http", ip + ":81", "--tls", ip + ":443", "--tls", ip + ":8443",
+            args += ["--http", ip + ":80", "--http", ip + ":81", "--tls", ip + ":443", "--tls", ip + ":444",
+                     "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
         cls.start(ORG, args)
         dns = cls.start(GW, [], script=os.path.join(HERE, "dnsstub.py"), ready="PORT",
@@ -234,6 +235,26 @@ class InterceptTest(unittest.TestCase):
         self.assertEqual(lie, [("other.test", 409, 1, "host-mismatch", ORIGIN + ":81")])
         ok = wait_for(lambda: strict_rows("/strict-ok"), timeout=60)
         self.assertEqual(ok, [("origin.test", 200, 0, "", ORIGIN + ":81")])
+
+    def test_strict_server_name_must_resolve_to_the_destination(self):
+        out = self.client("tls", ORIGIN, "444", "other.test", "10")
+        self.assertIn("ACCESS_DENIED", out.get("error", "").upper().replace(" ", "_"))
+        out = self.client("tls", ORIGIN, "444", "origin.test", "300000")
+        self.assertNotIn("error", out)
+        self.assertTrue(out["exact"])
+        self.assertEqual(out["info"]["origin"], ORIGIN + ":444")
+
+        def strict_rows(sni):
+            db = sqlite3.connect("file:%s?mode=ro" % self.strict.db_path, uri=True, timeout=5)
+            try:
+                return db.execute("SELECT host, decision, error, dest FROM access_log"
+                                  " WHERE sni = ? AND method = 'TLS'", (sni,)).fetchall()
+            finally:
+                db.close()
+        lie = wait_for(lambda: strict_rows("other.test"), timeout=60)
+        self.assertEqual(lie, [("other.test", 1, "host-mismatch", ORIGIN + ":444")])
+        ok = wait_for(lambda: strict_rows("origin.test"), timeout=60)
+        self.assertEqual(ok, [("origin.test", 0, "", ORIGIN + ":444")])
 
     def test_straight_to_the_intercept_port_is_refused_not_looped(self):
         out = self.client("http", GW_CLI, str(INTERCEPT_PORT), "origin.test", "/loop")
