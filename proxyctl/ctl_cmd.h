@@ -188,6 +188,9 @@ enum ctl_status ctl_cmd_admin_passwd(struct ctl_ctx *ctx, const struct ctl_call 
 enum ctl_status ctl_cmd_admin_add(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_admin_role(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_admin_del(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_token_add(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_token_list(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_token_del(struct ctl_ctx *ctx, const struct ctl_call *call);
 
 /* ctl_cmd_forward.c */
 enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call *call);

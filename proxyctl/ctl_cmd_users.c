@@ -1,7 +1,8 @@
 /* proxyctl verbs about accounts: proxy users (users, users add/passwd/del) and dashboard
- * admins (admin passwd). Passwords come from the terminal without echo, typed twice, or
- * from one line of standard input when it is not a terminal or with --password-stdin;
- * never from the command line, where other local users could read them in ps. */
+ * admins (admin add/role/del/passwd) and their API tokens (token add/list/del). Passwords
+ * come from the terminal without echo, typed twice, or from one line of standard input when
+ * it is not a terminal or with --password-stdin; never from the command line, where other
+ * local users could read them in ps. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "proxyctl/ctl_cmd.h"
 #include "proxyctl/ctl_http.h"
+#include "proxyctl/ctl_table.h"
 
 #define PASSWORD_MAX 256
 
@@ -313,6 +315,87 @@ enum ctl_status ctl_cmd_admin_del(struct ctl_ctx *ctx, const struct ctl_call *ca
         ctl_print_json(out);
     else
         printf("deleted admin %s\n", call->words[0]);
+    json_decref(out);
+    return CTL_OK;
+}
+
+/* token add NAME [--owner ADMIN]: the secret goes to stdout alone on its line (so
+ * `proxyctl token add ci > ci.token` keeps it), the note to stderr. */
+enum ctl_status ctl_cmd_token_add(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    const struct ctl_value *owner = ctl_call_opt(call, "--owner");
+    char what[300];
+    snprintf(what, sizeof(what), "token %s", call->words[0]);
+    json_t *body = json_pack("{s:s}", "name", call->words[0]), *out = NULL;
+    if (body && owner->set)
+        json_object_set_new(body, "owner", json_string(owner->str));
+    enum ctl_status st = ctl_api(ctx, "POST", "/api/tokens", body, &out, what);
+    json_decref(body);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json) {
+        ctl_print_json(out);
+    } else {
+        puts(ctl_json_str(out, "token"));
+        fprintf(stderr, "token %s acts for admin %s; this is the only time it is shown\n",
+                ctl_json_str(out, "name"), ctl_json_str(out, "owner"));
+    }
+    json_t *secret = json_object_get(out, "token");
+    const char *s = json_string_value(secret);
+    if (s)
+        explicit_bzero((char *)s, strlen(s));
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_token_list(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    (void)call;
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/tokens", NULL, &out, NULL);
+    if (!out)
+        return st;
+    static const struct ctl_column cols[] = {{"name", false, false},
+                                             {"owner", false, false},
+                                             {"created", false, false},
+                                             {"last used", false, false}};
+    struct ctl_table *t = ctl_table_new(cols, 4);
+    if (!t) {
+        json_decref(out);
+        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
+    }
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(out, "tokens"), i, r)
+    {
+        char created[32], used[32];
+        long long last = ctl_json_num(r, "last_used_ms");
+        const char *cells[] = {
+            ctl_json_str(r, "name"), ctl_json_str(r, "owner"),
+            ctl_time_str(ctl_json_num(r, "created_ms"), created, sizeof(created)),
+            last ? ctl_time_str(last, used, sizeof(used)) : "never"};
+        ctl_table_add(t, cells);
+    }
+    ctl_table_print(t, "no API tokens (make one with: proxyctl token add NAME)");
+    json_decref(out);
+    return CTL_OK;
+}
+
+enum ctl_status ctl_cmd_token_del(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    char esc[256], path[300], what[300];
+    if (!ctl_path_escape(call->words[0], esc, sizeof(esc)))
+        return ctl_usage(ctx, "name too long");
+    snprintf(path, sizeof(path), "/api/tokens/%s", esc);
+    snprintf(what, sizeof(what), "token %s", call->words[0]);
+    json_t *out = NULL;
+    enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
+    if (st != CTL_OK)
+        return st;
+    if (ctx->json)
+        ctl_print_json(out);
+    else
+        printf("revoked token %s\n", call->words[0]);
     json_decref(out);
     return CTL_OK;
 }

@@ -213,7 +213,7 @@ void store_change_message(struct store *st, const char *message);
 struct store_version {
     int64_t version;
     int64_t time_ms;
-    char actor[64];
+    char actor[160]; /* an admin, "OWNER/token:NAME", "token" or "proxyd" */
     char message[512];
     int64_t rules; /* how many rules it held */
 };
@@ -326,6 +326,37 @@ int store_admin_role(struct store *st, const char *name, enum store_role *role, 
 int store_admin_role_set(struct store *st, const char *name, enum store_role role,
                          const char *actor, char *err, size_t errlen);
 
+/* ---- Admin API tokens (named, per admin account; store_token.c) ---- */
+
+/* A token's secret: STORE_TOKEN_PREFIX and 64 hex digits (32 random bytes). */
+#define STORE_TOKEN_PREFIX "pxt_"
+#define STORE_TOKEN_LEN (4 + 64)
+
+struct store_token {
+    char name[64];
+    char owner[64]; /* the admin account it acts for */
+    int64_t created_ms;
+    int64_t last_used_ms; /* 0: never; kept to the minute */
+};
+/* Makes token name for admin owner: a fresh random secret into secret (NUL-terminated),
+ * of which only a BLAKE2b hash is stored; audit row "token.add" ("OWNER/token:NAME") by
+ * actor. 0; 1 when a token of that name exists; 2 when there is no admin owner (nothing
+ * written either way); -1 with err. */
+int store_token_add(struct store *st, const char *owner, const char *name, const char *actor,
+                    char secret[STORE_TOKEN_LEN + 1], char *err, size_t errlen);
+/* The token whose secret this is: 0 with owner, name and *role (the owner's role now) set,
+ * and its last use noted (at most once a minute, if the database takes the write); 1 when
+ * secret is no token's; -1 with err. Any thread with its own connection. */
+int store_token_check(struct store *st, const char *secret, char owner[64], char name[64],
+                      enum store_role *role, char *err, size_t errlen);
+/* Tokens by name, of owner (NULL: all); owned array. 0, or -1 with err. */
+int store_token_list(struct store *st, const char *owner, struct store_token **rows, size_t *n,
+                     char *err, size_t errlen);
+/* Revokes token name (only if owner holds it, when owner is not NULL), audit row
+ * "token.delete" by actor. 0; 1 when there is no such token (of owner); -1 with err. */
+int store_token_delete(struct store *st, const char *name, const char *owner, const char *actor,
+                       char *err, size_t errlen);
+
 /* ---- Login throttle (in memory, no database; for proxyd's 407s and the admin login) ----
  *
  * Says how long a password attempt for an account from a source address must wait before
@@ -393,7 +424,7 @@ int store_setting_set(struct store *st, const char *key, const char *value, cons
 
 struct store_audit {
     int64_t time_ms;
-    char actor[64];
+    char actor[160]; /* an admin, "OWNER/token:NAME", "token" or "proxyd" */
     char action[32]; /* "rule.add", "rule.delete", "list.replace", "user.set", ... */
     char detail[512];
 };

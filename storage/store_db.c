@@ -153,6 +153,16 @@ const struct store_migration store_migrations[] = {
          " note TEXT NOT NULL DEFAULT '',"
          " granted_rule_id INTEGER NOT NULL DEFAULT 0);"
          "CREATE INDEX access_requests_status ON access_requests(status, id);"},
+    /* Named API tokens of admin accounts (store_token.c): only a hash of each secret is kept,
+     * the secret itself is shown once. A token acts with its owner's role and goes with its
+     * owner. Names are unique across owners, so "token del NAME" needs no owner. */
+    {20, "CREATE TABLE admin_tokens("
+         " name TEXT PRIMARY KEY,"
+         " owner TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
+         " hash BLOB NOT NULL UNIQUE,"
+         " created_ms INTEGER NOT NULL,"
+         " last_used_ms INTEGER NOT NULL DEFAULT 0);"
+         "CREATE INDEX admin_tokens_owner ON admin_tokens(owner);"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

@@ -23,7 +23,7 @@ struct store {
     bool in_group;             /* inside store_change_begin: the group bumps the version once */
     int64_t group_base;        /* the version the group started at */
     bool message_set;          /* store_change_message gave the message */
-    char version_actor[64];    /* the last actor audited in this transaction */
+    char version_actor[160];   /* the last actor audited in this transaction */
     char version_message[512]; /* the message, or the audited changes joined by "; " */
 };
 

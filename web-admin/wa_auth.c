@@ -303,6 +303,30 @@ void wa_auth_sessions_password_changed(struct wa_auth *a, const char *user)
     pthread_mutex_unlock(&a->mu);
 }
 
+/* An admin's API token (store_token.c): it acts as its owner, with the owner's role now.
+ * A database that cannot answer is a 500 (answered here), not a 401 that reads as revoked. */
+static void token_check(struct wa_req *r, const char *secret)
+{
+    char owner[64], name[64], err[256];
+    enum store_role role;
+    struct store *st = wa_store(r);
+    int rc;
+
+    if (!st)
+        return;
+    rc = store_token_check(st, secret, owner, name, &role, err, sizeof(err));
+    if (rc < 0) {
+        wa_reply_error(r, 500, NULL, "cannot check the token: %s", err);
+        return;
+    }
+    if (rc == 1)
+        return;
+    r->authed = true;
+    r->role = role;
+    snprintf(r->admin, sizeof(r->admin), "%s", owner);
+    snprintf(r->actor, sizeof(r->actor), "%s/token:%s", owner, name);
+}
+
 void wa_auth_check(struct wa_req *r)
 {
     const char *h, *sid;
@@ -311,10 +335,14 @@ void wa_auth_check(struct wa_req *r)
     h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h) {
         /* A presented but wrong token is a failure, never a fallback to the cookie. */
-        if (strncasecmp(h, "Bearer ", 7) == 0 && secret_eq(h + 7, r->ctx->auth->token)) {
+        if (strncasecmp(h, "Bearer ", 7) != 0)
+            return;
+        if (secret_eq(h + 7, r->ctx->auth->token)) {
             r->authed = true;
             r->role = STORE_ROLE_ADMIN;
             snprintf(r->actor, sizeof(r->actor), "token");
+        } else if (strncmp(h + 7, STORE_TOKEN_PREFIX, strlen(STORE_TOKEN_PREFIX)) == 0) {
+            token_check(r, h + 7);
         }
         return;
     }
@@ -329,6 +357,7 @@ void wa_auth_check(struct wa_req *r)
         r->must_change = s->must_change;
         r->role = s->role;
         snprintf(r->actor, sizeof(r->actor), "%s", s->user);
+        snprintf(r->admin, sizeof(r->admin), "%s", s->user);
         memcpy(r->csrf, s->csrf, sizeof(r->csrf));
     }
     pthread_mutex_unlock(&r->ctx->auth->mu);

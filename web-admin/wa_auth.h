@@ -27,8 +27,10 @@ int wa_auth_first_admin(struct store_pool *pool, const char *data_dir, bool *cre
  * was deleted). A missing file is fine. Any thread. */
 void wa_auth_first_password_forget(const char *data_dir);
 
-/* Fills r->authed, actor, via_session, must_change and csrf from the bearer token or the
- * session cookie. Any MHD thread. */
+/* Fills r->authed, actor, admin, role, via_session, must_change and csrf from the bearer
+ * token (admin.token, or an admin's API token looked up in the database) or the session
+ * cookie. May answer r itself (500: the database cannot check a token); the caller then
+ * stops. Any MHD thread. */
 void wa_auth_check(struct wa_req *r);
 /* True if a state-changing request (not GET, HEAD or OPTIONS) made with a session lacks the
  * session's X-CSRF-Token. */

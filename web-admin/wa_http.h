@@ -59,8 +59,9 @@ struct wa_req {
     bool authed;                 /* bearer token or live session */
     bool via_session;            /* a browser session (needs CSRF tokens) */
     bool must_change;            /* the session's admin must replace a first-run password */
-    char actor[64];              /* admin name or "token" */
-    enum store_role role;        /* what the caller may do: the admin's role; the token: admin */
+    char actor[160];             /* audited: admin, "OWNER/token:NAME", "token" (admin.token) */
+    char admin[64];              /* admin account acting (session, API token); "" admin.token */
+    enum store_role role;        /* what the caller may do: the admin's (token owner's) role */
     char client[64];             /* requester's textual address */
     char csrf[WA_TOKEN_HEX + 1]; /* the session's CSRF token, when via_session */
     const char *set_cookie;      /* static or owned by the caller until the reply is queued */

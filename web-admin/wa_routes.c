@@ -22,6 +22,7 @@
 #include "web-admin/wa_settings.h"
 #include "web-admin/wa_static.h"
 #include "web-admin/wa_stats.h"
+#include "web-admin/wa_tokens.h"
 #include "web-admin/wa_users.h"
 #include "web-admin/wa_versions.h"
 
@@ -80,6 +81,9 @@ const struct wa_route wa_routes[] = {
     {"DELETE", "/api/admins/{}", 0, wa_admins_delete},
     {"PUT", "/api/admins/{}/role", 0, wa_admins_role},
     {"POST", "/api/account/password", WA_ANY_ROLE, wa_account_password},
+    {"GET", "/api/tokens", 0, wa_tokens_list},
+    {"POST", "/api/tokens", WA_ANY_ROLE, wa_tokens_add},
+    {"DELETE", "/api/tokens/{}", WA_ANY_ROLE, wa_tokens_delete},
 
     {"GET", "/api/forwards", 0, wa_forwards_list},
     {"POST", "/api/forwards", 0, wa_forwards_add},

@@ -417,7 +417,7 @@ static enum MHD_Result request_begin(struct wa_server *srv, struct request *req,
                               "add it with --admin-host",
                               host ? host : "");
     wa_auth_check(r);
-    if (!gate(srv, r, &req->m))
+    if (r->answered || !gate(srv, r, &req->m))
         return MHD_YES;
     /* Anyone who reaches the port may send to a public route: a login is a few hundred bytes,
      * so no one without one makes the server hold a megabyte per connection. */

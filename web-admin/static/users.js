@@ -1,5 +1,5 @@
-/* proxyd admin: proxy users and administrators (add, set password, role, delete), and the
- * caller's own password (My account). */
+/* proxyd admin: proxy users and administrators (add, set password, role, delete), the
+ * caller's own password (My account), and API tokens (make, list, revoke). */
 'use strict';
 
 (() => {
@@ -60,10 +60,53 @@
       body.append(el('tr', null, el('td', {colspan: roles ? 3 : 2, class: 'muted', text: 'none'})));
   }
 
+  /* Never a secret here: the list has names and times only. */
+  function tokenTable(tokens) {
+    const body = $('tokens');
+    body.replaceChildren();
+    for (const t of tokens) {
+      const revoke = PX.confirmButton('Revoke', 'token-revoke', async () => {
+        try {
+          await api('DELETE', '/api/tokens/' + encodeURIComponent(t.name));
+          PX.flash('Revoked token ' + t.name);
+          await load();
+        } catch (e) {
+          PX.showError(e);
+        }
+      });
+      body.append(el('tr', {'data-name': t.name, 'data-testid': 'tokens-row'},
+        el('td', {class: 'mono', text: t.name}),
+        el('td', {class: 'mono', text: t.owner}),
+        el('td', {text: PX.fmtTime(t.created_ms)}),
+        el('td', {text: t.last_used_ms ? PX.fmtTime(t.last_used_ms) : 'never'}),
+        el('td', {class: 'actions'}, revoke)));
+    }
+    if (!tokens.length)
+      body.append(el('tr', null, el('td', {colspan: 5, class: 'muted', text: 'none'})));
+  }
+
   async function load() {
-    const [u, a] = await Promise.all([api('GET', '/api/users'), api('GET', '/api/admins')]);
+    const [u, a, t] = await Promise.all([api('GET', '/api/users'), api('GET', '/api/admins'),
+                                         api('GET', '/api/tokens')]);
     table('users', u.users);
     table('admins', a.admins, a.roles || {});
+    tokenTable(t.tokens);
+  }
+
+  async function makeToken(ev) {
+    ev.preventDefault();
+    try {
+      const t = await api('POST', '/api/tokens', {name: $('token-name').value.trim()});
+      $('token-name').value = '';
+      $('token-new-name').textContent = t.name;
+      $('token-secret').value = t.token;
+      $('token-new').hidden = false;
+      $('token-secret').select();
+      PX.flash('Made token ' + t.name + '; copy it now, it is not shown again');
+      await load();
+    } catch (e) {
+      PX.showError(e);
+    }
   }
 
   function form(id, kind) {
@@ -102,6 +145,7 @@
 
   PX.start(async () => {
     $('account-form').addEventListener('submit', changeMine);
+    $('token-form').addEventListener('submit', makeToken);
     form('user', 'users');
     form('admin', 'admins');
     await load();

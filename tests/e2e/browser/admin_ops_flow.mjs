@@ -1,0 +1,90 @@
+// The admin's own tools in headless Chromium (playwright-core, /usr/bin/chromium) at 1366x768:
+// API tokens on the Users page (made, secret shown once, listed without it, revoked).
+// Run by tests/e2e/test_browser_ops.py, which starts proxyd and passes one JSON config as
+// argv[2]: {admin, password, shots}. Exits 0 when every expectation held; otherwise prints
+// "FAIL: <what>" and exits 1.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, cfg, STEP_MS, check, log, run } from './flow.mjs';
+
+const ADMIN = cfg.admin;
+
+async function shot(page, name) {
+  mkdirSync(cfg.shots, { recursive: true });
+  await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
+}
+
+async function login(page, user, password) {
+  await page.goto(ADMIN + '/', { timeout: STEP_MS });
+  await page.waitForURL(ADMIN + '/login', { timeout: STEP_MS });
+  await page.getByTestId('login-user').fill(user);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL(ADMIN + '/', { timeout: STEP_MS });
+  await page.getByTestId('whoami').filter({ hasText: user }).waitFor({ timeout: STEP_MS });
+}
+
+// Makes a token, reads its secret off the page once, uses it from outside the session,
+// sees it listed (never its secret), revokes it and sees it refused.
+async function tokens(page) {
+  await page.goto(ADMIN + '/users', { timeout: STEP_MS });
+  await page.getByTestId('token-name').fill('ci-bot');
+  await page.getByTestId('token-save').click();
+  await page.getByTestId('token-new').waitFor({ state: 'visible', timeout: STEP_MS });
+  const secret = await page.getByTestId('token-secret').inputValue();
+  check(/^pxt_[0-9a-f]{64}$/.test(secret), `no token secret on the page: ${secret}`);
+  const row = page.getByTestId('tokens-row').filter({ hasText: 'ci-bot' });
+  await row.waitFor({ timeout: STEP_MS });
+  check((await row.innerText()).includes('never'), 'a new token is not "never" used');
+  const status = await page.evaluate(async (s) =>
+    (await fetch('/api/stats', { headers: { Authorization: 'Bearer ' + s } })).status, secret);
+  check(status === 200, `the new token was refused: ${status}`);
+  await shot(page, 'tokens.png');
+  await page.reload();
+  await row.waitFor({ timeout: STEP_MS });
+  check(!(await page.locator('body').innerText()).includes(secret), 'the secret shown again');
+  check(await page.getByTestId('token-new').isHidden(), 'the new-token box outlives a reload');
+  await row.getByTestId('token-revoke').click();
+  await row.getByTestId('token-revoke').click(); // confirm
+  await row.waitFor({ state: 'detached', timeout: STEP_MS });
+  const after = await page.evaluate(async (s) =>
+    (await fetch('/api/stats', { headers: { Authorization: 'Bearer ' + s } })).status, secret);
+  check(after === 401, `a revoked token answered ${after}`);
+  log('tokens: made, shown once, used, listed, revoked');
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    timeout: STEP_MS,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
+           '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  let page;
+  try {
+    const errors = [];
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+    ctx.setDefaultTimeout(STEP_MS);
+    page = await ctx.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+    });
+    await login(page, 'admin', cfg.password);
+    await tokens(page);
+    await ctx.close();
+    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
+  } catch (e) {
+    if (page && cfg.shots) {
+      mkdirSync(cfg.shots, { recursive: true });
+      await page.screenshot({ path: join(cfg.shots, 'failure.png'), timeout: 3000 }).catch(() => {});
+      process.stderr.write(`page at failure: ${page.url()} (screenshot failure.png)\n`);
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+run(main);

@@ -1,0 +1,57 @@
+"""The admin's own tools in a real browser (headless Chromium driven by playwright-core,
+tests/e2e/browser/admin_ops_flow.mjs) against the real proxyd: API tokens on the Users page
+are made, their secret shown once and usable, listed without it, and revoked (then 401).
+
+Screenshots go to ops/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots.
+Needs /usr/bin/chromium and tests/e2e/browser/node_modules/playwright-core (test_browser.py
+says how to get them).
+"""
+import json
+import os
+import unittest
+
+from harness import Proxyd
+from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
+
+# A folder of its own: test_browser.py empties its folder of PNGs when it starts.
+SHOTS = os.path.join(ALL_SHOTS, "ops")
+PASSWORD = "ops-test-password"
+SCREENSHOTS = ["tokens.png"]
+
+
+class BrowserOpsTest(unittest.TestCase):
+    def setUp(self):
+        if not os.access(CHROMIUM, os.X_OK):
+            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
+                          % CHROMIUM)
+        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
+                          "(scripts/test.sh does)")
+
+    def test_ops(self):
+        os.makedirs(SHOTS, exist_ok=True)
+        for name in SCREENSHOTS + ["failure.png"]:
+            if os.path.exists(os.path.join(SHOTS, name)):
+                os.unlink(os.path.join(SHOTS, name))
+        with Proxyd() as px:
+            px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
+            cfg = {"admin": px.admin_url, "password": PASSWORD, "shots": SHOTS}
+            code, out = run_node(["node", "admin_ops_flow.mjs", json.dumps(cfg)], timeout=330)
+            print(out)
+            self.assertIsNotNone(code, "admin_ops_flow.mjs did not finish in 330 s:\n" + out)
+            self.assertEqual(code, 0, "admin_ops_flow.mjs failed:\n" + out)
+            for name in SCREENSHOTS:
+                path = os.path.join(SHOTS, name)
+                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
+                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+            # Seen from the server: made and revoked by the browser's admin, audited so.
+            audit = [(a["actor"], a["action"], a["detail"])
+                     for a in px.api("GET", "/api/audit?limit=1000")["rows"]]
+            self.assertIn(("admin", "token.add", "admin/token:ci-bot"), audit)
+            self.assertIn(("admin", "token.delete", "admin/token:ci-bot"), audit)
+            self.assertEqual(px.api("GET", "/api/tokens")["tokens"], [])
+            self.assertEqual(px.stop(), 0, "proxyd did not stop cleanly:\n" + px.log()[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
