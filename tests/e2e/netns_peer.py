@@ -3,6 +3,7 @@ netns_peer.py ...`): origins that say who they are and who called, and clients t
 what they got as one JSON line. Python stdlib only.
 
     origin --http ADDR:PORT ... --tls ADDR:PORT ... --echo ADDR:PORT ... --cert C --key K
+        (ADDR:PORT is IP:PORT or [IPv6]:PORT; DEST below an IPv4 or IPv6 address)
         HTTP: answers any request with a JSON body {"origin","peer","host","target","via"}
         TLS: after the handshake reads "N\\n", sends a JSON line {"origin","peer"} and
              N bytes of the pattern, then closes
@@ -29,12 +30,20 @@ def pattern(n):
 
 
 def addr(text):
+    """"IP:PORT" or "[IPv6]:PORT" -> (IP, port)."""
     host, port = text.rsplit(":", 1)
-    return host, int(port)
+    return host.strip("[]"), int(port)
+
+
+def name(sockname):
+    """A socket's address as proxyd logs it: "IP:PORT" or "[IPv6]:PORT"."""
+    host, port = sockname[:2]
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
 def listen(text):
-    s = socket.socket()
+    host, _ = addr(text)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(addr(text))
     s.listen(64)
@@ -77,8 +86,7 @@ def http_handler(c, peer):
         if ":" in line:
             k, v = line.split(":", 1)
             headers[k.strip().lower()] = v.strip()
-    me = c.getsockname()
-    body = json.dumps({"origin": "%s:%d" % me[:2], "peer": peer[0],
+    body = json.dumps({"origin": name(c.getsockname()), "peer": peer[0],
                        "host": headers.get("host", ""), "target": lines[0].split(" ")[1],
                        "via": headers.get("via", "")}).encode()
     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
@@ -94,8 +102,7 @@ def tls_handler(ctx):
                 if not got:
                     return
                 line += got
-            me = t.getsockname()
-            info = {"origin": "%s:%d" % me[:2], "peer": peer[0]}
+            info = {"origin": name(t.getsockname()), "peer": peer[0]}
             t.sendall(json.dumps(info).encode() + b"\n" + pattern(int(line)))
     return handler
 

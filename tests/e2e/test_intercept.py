@@ -1,6 +1,6 @@
 """End-to-end tests of interception through real kernel redirection: the test builds its own
 network in three namespaces it creates and always removes (a client, a gateway, origins;
-veth pairs, addresses in 10.200.x.0/24 that exist only inside them), puts nftables
+veth pairs, addresses in 10.200.x.0/24 and fd20:x::/64 that exist only inside them), puts nftables
 `redirect` and `tproxy` rules in the gateway, and runs proxyd there. The client does not know
 about the proxy: it connects to the origins' addresses, and the gateway sends its
 connections to proxyd's --intercept and --tproxy listeners.
@@ -23,8 +23,11 @@ TAG = "px%05x" % (os.getpid() & 0xfffff)
 CLI, GW, ORG = TAG + "c", TAG + "g", TAG + "o"
 CLIENT, GW_CLI, GW_ORG, ORIGIN, OTHER = ("10.200.1.2", "10.200.1.1", "10.200.2.1",
                                           "10.200.2.2", "10.200.2.3")
+# The same network in IPv6, on the same links (fd20::/16: unique local, only in here).
+CLIENT6, GW_CLI6, GW_ORG6, ORIGIN6, OTHER6 = ("fd20:1::2", "fd20:1::1", "fd20:2::1",
+                                              "fd20:2::2", "fd20:2::3")
 INTERCEPT_PORT, TPROXY_PORT, PROXY_PORT, STRICT_PORT = 3129, 3130, 3128, 3131
-POLICY = "deny domain blocked.test\ndeny dest %s/32\n" % OTHER
+POLICY = "deny domain blocked.test\ndeny dest %s/32\ndeny dest %s/128\n" % (OTHER, OTHER6)
 
 ALERT_ACCESS_DENIED = "15030300020231"
 
@@ -42,6 +45,17 @@ table ip %(tag)s {
     type nat hook prerouting priority dstnat; policy accept;
     iifname "%(tag)sgc" tcp dport { 80, 443, 7 } redirect to :%(intercept)d
     iifname "%(tag)sgc" tcp dport { 81, 444 } redirect to :%(strict)d
+  }
+  chain mangle {
+    type filter hook prerouting priority mangle; policy accept;
+    meta l4proto tcp socket transparent 1 meta mark set 1 accept
+    iifname "%(tag)sgc" tcp dport 8443 tproxy to :%(tproxy)d meta mark set 1 accept
+  }
+}
+table ip6 %(tag)s {
+  chain nat {
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "%(tag)sgc" tcp dport { 80, 443, 7 } redirect to :%(intercept)d
   }
   chain mangle {
     type filter hook prerouting priority mangle; policy accept;
@@ -72,13 +86,23 @@ class Network:
                            (ORG, TAG + "og", OTHER + "/24")):
             sh(*in_ns(ns, "ip", "addr", "add", a, "dev", dev))
             sh(*in_ns(ns, "ip", "link", "set", dev, "up"))
+        # nodad: usable at once, not after duplicate address detection.
+        for ns, dev, a in ((CLI, TAG + "cg", CLIENT6), (GW, TAG + "gc", GW_CLI6),
+                           (GW, TAG + "go", GW_ORG6), (ORG, TAG + "og", ORIGIN6),
+                           (ORG, TAG + "og", OTHER6)):
+            sh(*in_ns(ns, "ip", "-6", "addr", "add", a + "/64", "dev", dev, "nodad"))
         sh(*in_ns(CLI, "ip", "route", "add", "default", "via", GW_CLI))
         sh(*in_ns(ORG, "ip", "route", "add", "default", "via", GW_ORG))
+        sh(*in_ns(CLI, "ip", "-6", "route", "add", "default", "via", GW_CLI6))
+        sh(*in_ns(ORG, "ip", "-6", "route", "add", "default", "via", GW_ORG6))
         sh(*in_ns(GW, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+        sh(*in_ns(GW, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"))
         # TPROXY: marked packets (diverted, or answers to proxyd's transparent sockets) are
         # delivered locally.
         sh(*in_ns(GW, "ip", "rule", "add", "fwmark", "1", "lookup", "100"))
         sh(*in_ns(GW, "ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100"))
+        sh(*in_ns(GW, "ip", "-6", "rule", "add", "fwmark", "1", "lookup", "100"))
+        sh(*in_ns(GW, "ip", "-6", "route", "add", "local", "::/0", "dev", "lo", "table", "100"))
         subprocess.run(in_ns(GW, "nft", "-f", "-"), check=True, capture_output=True, timeout=60,
                        text=True, input=NFT_RULES % {"tag": TAG, "intercept": INTERCEPT_PORT,
                                                      "tproxy": TPROXY_PORT, "strict": STRICT_PORT})
@@ -126,6 +150,9 @@ class InterceptTest(unittest.TestCase):
             args += ["--http", ip + ":80", "--http", ip + ":81", "--tls", ip + ":443", "--tls", ip + ":444",
                      "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
+        for ip in ("[%s]" % ORIGIN6, "[%s]" % OTHER6):
+            args += ["--http", ip + ":80", "--tls", ip + ":443", "--tls", ip + ":8443",
+                     "--echo", ip + ":7"]
         cls.start(ORG, args)
         dns = cls.start(GW, [], script=os.path.join(HERE, "dnsstub.py"), ready="PORT",
                         extra=["--record", "other.test=" + OTHER, "--record",
@@ -134,6 +161,8 @@ class InterceptTest(unittest.TestCase):
             ["--listen", "%s:%d" % (GW_CLI, PROXY_PORT),
              "--intercept", "0.0.0.0:%d" % INTERCEPT_PORT,
              "--tproxy", "0.0.0.0:%d" % TPROXY_PORT,
+             "--intercept", "[::]:%d" % INTERCEPT_PORT,
+             "--tproxy", "[::]:%d" % TPROXY_PORT,
              "--connect-ports", "443", "--dns-server", "127.0.0.1:%s" % dns,
              "--dns-timeout", "30000"], POLICY)
         cls.px.start()
@@ -304,6 +333,50 @@ class InterceptTest(unittest.TestCase):
         self.assertEqual(row[6], 0)
         out = self.client("tls", ORIGIN, "8443", "blocked.test", "10")
         self.assertIn("error", out)
+
+    # ---- IPv6: IP6T_SO_ORIGINAL_DST, IPV6_TRANSPARENT ----
+
+    def test_ipv6_http_goes_to_the_original_destination(self):
+        out = self.client("http", ORIGIN6, "80", "origin.test", "/v6?x=1")
+        self.assertEqual(out["status"], 200, out)
+        body = json.loads(out["body"])
+        self.assertEqual(body["origin"], "[%s]:80" % ORIGIN6)
+        self.assertEqual((body["host"], body["target"]), ("origin.test", "/v6?x=1"))
+        self.assertIn("proxyd", body["via"])
+        row = self.wait_rows("path = '/v6?x=1'")[-1]
+        self.assertEqual(row[:7], ("http", "GET", "origin.test", 80, "/v6?x=1", 200, 0))
+        self.assertEqual(row[9], "[%s]:80" % ORIGIN6)
+
+    def test_ipv6_denied_destination_is_refused_whatever_the_host(self):
+        out = self.client("http", OTHER6, "80", "origin.test", "/v6-other")
+        self.assertEqual(out["status"], 403)
+        row = self.wait_rows("path = '/v6-other'")[-1]
+        self.assertEqual((row[6], row[9]), (1, "[%s]:80" % OTHER6))
+
+    def test_ipv6_tls_by_sni(self):
+        out = self.client("tls", ORIGIN6, "443", "allowed.test", "300000")
+        self.assertNotIn("error", out)
+        self.assertTrue(out["exact"])
+        self.assertEqual(out["info"]["origin"], "[%s]:443" % ORIGIN6)
+        row = self.wait_rows("sni = 'allowed.test' AND dest = ?", ("[%s]:443" % ORIGIN6,))[-1]
+        self.assertEqual(row[:3] + (row[6],), ("https", "TLS", "allowed.test", 0))
+        out = self.client("tls", ORIGIN6, "443", "blocked.test", "10")
+        self.assertIn("ACCESS_DENIED", out.get("error", "").upper().replace(" ", "_"))
+        row = self.wait_rows("sni = 'blocked.test' AND dest = ?", ("[%s]:443" % ORIGIN6,))[-1]
+        self.assertEqual(row[6:8], (1, "denied"))
+
+    def test_ipv6_other_protocol_is_judged_by_destination(self):
+        self.assertEqual(self.client("echo", ORIGIN6, "7", "ping6\n")["got"], "ping6\n")
+        row = self.wait_rows("scheme = 'tcp' AND host = ?", (ORIGIN6,))[-1]
+        self.assertEqual((row[3], row[6], row[9]), (7, 0, "[%s]:7" % ORIGIN6))
+
+    def test_ipv6_tproxy_keeps_the_client_address(self):
+        out = self.client("tls", ORIGIN6, "8443", "allowed.test", "5000")
+        self.assertNotIn("error", out)
+        self.assertTrue(out["exact"])
+        self.assertEqual(out["info"], {"origin": "[%s]:8443" % ORIGIN6, "peer": CLIENT6})
+        row = self.wait_rows("dest = ? AND sni = 'allowed.test'", ("[%s]:8443" % ORIGIN6,))[-1]
+        self.assertEqual(row[6], 0)
 
     # ---- explicit CONNECT ----
 
