@@ -99,8 +99,11 @@ int listener_open(struct listener *l, enum listener_kind kind, const char *text,
         (l->addr.ss_family == AF_INET
              ? setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))
              : setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))) < 0) {
-        snprintf(err, errlen, "tproxy %s: IP_TRANSPARENT: %s (needs CAP_NET_ADMIN)", text,
-                 strerror(errno));
+        snprintf(err, errlen,
+                 "tproxy %s: IP_TRANSPARENT: %s: --tproxy needs the capability CAP_NET_ADMIN "
+                 "(start proxyd as root, or give it AmbientCapabilities=CAP_NET_ADMIN in its "
+                 "systemd unit)",
+                 text, strerror(errno));
         close(fd);
         return -1;
     }

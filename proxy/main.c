@@ -474,10 +474,13 @@ static int drop_root(struct proxyd *p, char *err, size_t errlen)
 
     if (!p->cfg.user)
         return 0;
-    if (service_user_find(p->cfg.user, &u, err, errlen) < 0 ||
-        service_user_switch(&u, p->cfg.data_dir, err, errlen) < 0)
+    if (service_user_find(p->cfg.user, &u, err, errlen) < 0)
         return -1;
-    log_info("running as user %s (uid %u, gid %u)", u.name, (unsigned)getuid(), (unsigned)getgid());
+    u.keep_net_admin = p->cfg.ntproxy > 0;
+    if (service_user_switch(&u, p->cfg.data_dir, err, errlen) < 0)
+        return -1;
+    log_info("running as user %s (uid %u, gid %u%s)", u.name, (unsigned)getuid(),
+             (unsigned)getgid(), u.keep_net_admin ? ", keeping CAP_NET_ADMIN for --tproxy" : "");
     return 0;
 }
 

@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -35,6 +38,7 @@ int service_user_find(const char *name, struct service_user *u, char *err, size_
     snprintf(u->name, sizeof(u->name), "%s", pw.pw_name);
     u->uid = pw.pw_uid;
     u->gid = pw.pw_gid;
+    u->keep_net_admin = false;
     return 0;
 }
 
@@ -55,6 +59,19 @@ static int data_dir_create(const struct service_user *u, const char *dir, char *
     return 0;
 }
 
+/* After the switch with PR_SET_KEEPCAPS: of root's capabilities, CAP_NET_ADMIN alone stays
+ * permitted and effective (capset(2) directly: one capability does not need libcap). */
+static int keep_only_net_admin(void)
+{
+    struct __user_cap_header_struct head = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
+    data[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+    data[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+    if (syscall(SYS_capset, &head, data) < 0)
+        return -1;
+    return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+}
+
 int service_user_switch(const struct service_user *u, const char *data_dir, char *err,
                         size_t errlen)
 {
@@ -73,9 +90,19 @@ int service_user_switch(const struct service_user *u, const char *data_dir, char
         snprintf(err, errlen, "--user %s: setting its groups: %s", u->name, strerror(errno));
         return -1;
     }
+    if (u->keep_net_admin && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+        snprintf(err, errlen, "--user %s: keeping CAP_NET_ADMIN for --tproxy: %s", u->name,
+                 strerror(errno));
+        return -1;
+    }
     /* The group first: once the uid is gone, so is the right to change it. */
     if (setresgid(u->gid, u->gid, u->gid) < 0 || setresuid(u->uid, u->uid, u->uid) < 0) {
         snprintf(err, errlen, "--user %s: %s", u->name, strerror(errno));
+        return -1;
+    }
+    if (u->keep_net_admin && keep_only_net_admin() < 0) {
+        snprintf(err, errlen, "--user %s: keeping CAP_NET_ADMIN for --tproxy: %s", u->name,
+                 strerror(errno));
         return -1;
     }
     uid_t ruid, euid, suid;

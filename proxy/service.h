@@ -5,6 +5,7 @@
 #ifndef PX_SERVICE_H
 #define PX_SERVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -12,6 +13,9 @@ struct service_user {
     char name[64];
     uid_t uid;
     gid_t gid; /* the user's primary group */
+    /* --tproxy: CAP_NET_ADMIN is kept (and only it), so that connections to origins can
+     * still be made from the clients' addresses (IP_TRANSPARENT) after root is gone. */
+    bool keep_net_admin;
 };
 
 /* Looks up a user by name (or number). Returns 0, or -1 with err filled ("--user x: no such

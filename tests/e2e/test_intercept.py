@@ -27,6 +27,7 @@ CLIENT, GW_CLI, GW_ORG, ORIGIN, OTHER = ("10.200.1.2", "10.200.1.1", "10.200.2.1
 CLIENT6, GW_CLI6, GW_ORG6, ORIGIN6, OTHER6 = ("fd20:1::2", "fd20:1::1", "fd20:2::1",
                                               "fd20:2::2", "fd20:2::3")
 INTERCEPT_PORT, TPROXY_PORT, PROXY_PORT, STRICT_PORT = 3129, 3130, 3128, 3131
+TPROXY_USER_PORT = 3132  # a proxyd started as root that runs as nobody (--user)
 POLICY = "deny domain blocked.test\ndeny dest %s/32\ndeny dest %s/128\n" % (OTHER, OTHER6)
 
 ALERT_ACCESS_DENIED = "15030300020231"
@@ -50,6 +51,7 @@ table ip %(tag)s {
     type filter hook prerouting priority mangle; policy accept;
     meta l4proto tcp socket transparent 1 meta mark set 1 accept
     iifname "%(tag)sgc" tcp dport 8443 tproxy to :%(tproxy)d meta mark set 1 accept
+    iifname "%(tag)sgc" tcp dport 8444 tproxy to :%(tproxy_user)d meta mark set 1 accept
   }
 }
 table ip6 %(tag)s {
@@ -105,7 +107,8 @@ class Network:
         sh(*in_ns(GW, "ip", "-6", "route", "add", "local", "::/0", "dev", "lo", "table", "100"))
         subprocess.run(in_ns(GW, "nft", "-f", "-"), check=True, capture_output=True, timeout=60,
                        text=True, input=NFT_RULES % {"tag": TAG, "intercept": INTERCEPT_PORT,
-                                                     "tproxy": TPROXY_PORT, "strict": STRICT_PORT})
+                                                     "tproxy": TPROXY_PORT, "strict": STRICT_PORT,
+                                                     "tproxy_user": TPROXY_USER_PORT})
 
     def remove(self):
         for ns in self.made:
@@ -150,6 +153,7 @@ class InterceptTest(unittest.TestCase):
             args += ["--http", ip + ":80", "--http", ip + ":81", "--tls", ip + ":443", "--tls", ip + ":444",
                      "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
+        args += ["--tls", ORIGIN + ":8444"]
         for ip in ("[%s]" % ORIGIN6, "[%s]" % OTHER6):
             args += ["--http", ip + ":80", "--tls", ip + ":443", "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
@@ -173,6 +177,14 @@ class InterceptTest(unittest.TestCase):
              "--dns-server", "127.0.0.1:%s" % dns, "--dns-timeout", "30000"], POLICY)
         cls.strict.start()
         cls.addClassCleanup(cls.strict.__exit__, None, None, None)
+        # Started as root, running as nobody: it keeps CAP_NET_ADMIN to connect from the
+        # clients' addresses (without it the origins would see the gateway's).
+        cls.as_user = GatewayProxyd(
+            ["--tproxy", "0.0.0.0:%d" % TPROXY_USER_PORT, "--user", "nobody",
+             "--dns-server", "127.0.0.1:%s" % dns, "--dns-timeout", "30000"], POLICY)
+        os.chmod(cls.as_user.tmp, 0o755)  # nobody reads the policy file in it
+        cls.as_user.start()
+        cls.addClassCleanup(cls.as_user.__exit__, None, None, None)
 
     @classmethod
     def start(cls, ns, args, script=PEER, ready="READY", extra=()):
@@ -333,6 +345,12 @@ class InterceptTest(unittest.TestCase):
         self.assertEqual(row[6], 0)
         out = self.client("tls", ORIGIN, "8443", "blocked.test", "10")
         self.assertIn("error", out)
+
+    def test_tproxy_run_as_another_user_still_keeps_the_client_address(self):
+        out = self.client("tls", ORIGIN, "8444", "allowed.test", "5000")
+        self.assertNotIn("error", out)
+        self.assertTrue(out["exact"])
+        self.assertEqual(out["info"], {"origin": ORIGIN + ":8444", "peer": CLIENT})
 
     # ---- IPv6: IP6T_SO_ORIGINAL_DST, IPV6_TRANSPARENT ----
 

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BUILD_DIR, HERE, PROXYD, STATIC_DIR, DnsStub, Origin, Proxyd
+from harness import BUILD_DIR, HERE, PROXYD, STATIC_DIR, DnsStub, Origin, Proxyd, free_port
 
 RECORDS = {"allowed.test": "127.0.0.1"}
 SOURCE = os.path.join(HERE, "..", "..")
@@ -147,6 +147,34 @@ class UserTest(unittest.TestCase):
             self.assertEqual(out.returncode, 1)
             self.assertIn("not usable by user nobody", out.stderr)
             self.assertEqual(os.stat(d + "/var").st_uid, 0)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
+                         "needs root and setpriv (util-linux)")
+    def test_tproxy_without_cap_net_admin_is_a_start_up_error_naming_it(self):
+        # Root, but without the capabilities IP_TRANSPARENT takes (the kernel accepts either).
+        with tempfile.TemporaryDirectory() as d:
+            out = subprocess.run(["setpriv", "--bounding-set=-net_admin,-net_raw", PROXYD,
+                                  "--tproxy", "127.0.0.1:%d" % free_port(), "--data-dir",
+                                  d + "/var", "--admin", "off", "--listen", "127.0.0.1:0"],
+                                 capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("--tproxy needs the capability CAP_NET_ADMIN", out.stderr)
+        self.assertIn("AmbientCapabilities=CAP_NET_ADMIN", out.stderr)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_tproxy_with_user_keeps_cap_net_admin_and_nothing_else(self):
+        px = Proxyd(extra_args=["--user", "nobody", "--tproxy", "127.0.0.1:%d" % free_port()])
+        os.chmod(px.tmp, 0o755)
+        pages = os.path.join(px.tmp, "static")
+        shutil.copytree(STATIC_DIR, pages)
+        px.args += ["--static-dir", pages]
+        with px:
+            ids = proc_ids(px.pid)
+            self.assertEqual(ids["Uid"], [str(pwd.getpwnam("nobody").pw_uid)] * 4)
+            cap_net_admin = 1 << 12
+            self.assertEqual(int(ids["CapEff"][0], 16), cap_net_admin)
+            self.assertEqual(int(ids["CapPrm"][0], 16), cap_net_admin)
+            self.assertIn("keeping CAP_NET_ADMIN for --tproxy", px.log())
 
 
 class SampleConfigTest(unittest.TestCase):
