@@ -9,7 +9,8 @@
 # (python3 http.server, HTTP/1.0: one origin connection per request in both rows).
 #
 # Usage: bench/instructions.sh [--requests N] [--top K] [PROXYD [EXTRA-ARGS...]]
-#   PROXYD defaults to build/proxy/proxyd; --top K also lists the worker's K costliest functions.
+#   PROXYD defaults to build/proxy/proxyd; --top K also lists the K costliest functions of the
+#   worker and of the log writer.
 # Needs valgrind (apt-get install valgrind). Only 127.0.0.1 is used.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -85,23 +86,28 @@ EOF
 total_of() {  # a thread that ran nothing in the dump shows "." as its total
   callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print ($1 ~ /^[0-9]+$/) ? $1 : 0 }'
 }
-printf '| row | requests | worker thread, per request | all threads, per request |\n|---|---:|---:|---:|\n'
+printf '| row | requests | worker thread, per request | log writer thread, per request | all threads, per request |\n|---|---:|---:|---:|---:|\n'
 for mode in close keep; do
   callgrind_control -z $VG >/dev/null 2>&1
   client $mode
   rm -f "$T"/cg.out.*-*  # earlier dumps: only this one's files stay
   callgrind_control -d $mode $VG >/dev/null 2>&1
-  worker=0 all=0 worker_file=""
+  worker=0 writer=0 all=0 worker_file="" writer_file=""
   for f in "$T"/cg.out.*-*; do
     n=$(total_of "$f"); all=$((all + ${n:-0}))
     if callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -c worker_main >/dev/null; then
       worker=$((worker + ${n:-0})); worker_file=$f
+    elif callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -c writer_main >/dev/null; then
+      writer=$((writer + ${n:-0})); writer_file=$f
     fi
   done
-  printf '| %s | %d | %d | %d |\n' "$mode" "$N" $((worker / N)) $((all / N))
-  if ((TOP > 0)) && [[ -n $worker_file ]]; then
-    callgrind_annotate --threshold=100 "$worker_file" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
-      grep -v -e 'PROGRAM TOTALS' -e 'clone.S' -e 'start_thread' -e 'worker_main' -e 'below main' -e 'libc-start' -e 'ld-linux' |
+  printf '| %s | %d | %d | %d | %d |\n' "$mode" "$N" $((worker / N)) $((writer / N)) $((all / N))
+  for which in worker writer; do
+    file=${which}_file; file=${!file}
+    ((TOP > 0)) && [[ -n $file ]] || continue
+    echo "    $which thread:"
+    callgrind_annotate --threshold=100 "$file" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
+      grep -v -e 'PROGRAM TOTALS' -e 'clone.S' -e 'start_thread' -e 'worker_main' -e 'writer_main' -e 'below main' -e 'libc-start' -e 'ld-linux' |
       head -"$TOP" | sed 's/^/    /' || true  # head leaves early: not a failure
-  fi
+  done
 done

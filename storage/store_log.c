@@ -50,8 +50,9 @@ struct store_log {
     char *node_name;  /* owned: every row's node column */
     int flush_ms;
     int64_t retention_days, retention_rows;
-    struct store *st;     /* NULL while the database cannot be opened */
-    sqlite3_stmt *insert; /* prepared on st */
+    struct store *st;          /* NULL while the database cannot be opened */
+    sqlite3_stmt *insert;      /* prepared on st: one row */
+    sqlite3_stmt *insert_many; /* prepared on st: INSERT_ROWS rows */
     dev_t db_dev;
     ino_t db_ino;
     bool failing;
@@ -237,15 +238,46 @@ static void squid_flush(struct store_log *log)
 
 /* ---- Writer: database side ---- */
 
-static const char insert_sql[] =
-    "INSERT INTO access_log(time_ms, client, user, method, scheme, host, port, path, status,"
-    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest,"
-    " node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/* Rows per multi-row INSERT: one statement's start and end (cursors opened and closed on the
+ * table and its indexes, the statement's halt) cost about as much as binding and writing a
+ * row, so runs of rows share them; a run's remainder goes in one row at a time. */
+#define INSERT_ROWS 32
+#define INSERT_COLS 18 /* bound per row; the node, the same in every row, is ?1, bound once */
+#define INSERT_SQL_MAX (256 + INSERT_ROWS * (INSERT_COLS * 6 + 8))
+
+/* "INSERT ... VALUES (?2, ..., ?19, ?1), (?20, ..., ?37, ?1), ..." for rows rows. */
+static void insert_sql(char *sql, size_t rows)
+{
+    char *p = sql;
+
+    p += sprintf(p, "INSERT INTO access_log(time_ms, client, user, method, scheme, host, port,"
+                    " path, status, bytes_up, bytes_down, duration_ms, decision, rule_id, error,"
+                    " policy_version, sni, dest, node) VALUES ");
+    for (size_t r = 0; r < rows; r++) {
+        for (int c = 0; c < INSERT_COLS; c++)
+            p += sprintf(p, "%s?%zu", c ? ", " : r ? ", (" : "(", 2 + r * INSERT_COLS + (size_t)c);
+        p = stpcpy(p, ", ?1)");
+    }
+}
+
+static int prepare_insert(struct store_log *log, size_t rows, sqlite3_stmt **out, char *err,
+                          size_t errlen)
+{
+    char sql[INSERT_SQL_MAX];
+
+    insert_sql(sql, rows);
+    if (store_prepare(log->st, sql, out, err, errlen) < 0)
+        return -1;
+    /* Bindings outlive sqlite3_reset: the node is bound for the statement's life. */
+    sqlite3_bind_text(*out, 1, log->node_name, -1, SQLITE_STATIC);
+    return 0;
+}
 
 static void db_close(struct store_log *log)
 {
     sqlite3_finalize(log->insert);
-    log->insert = NULL;
+    sqlite3_finalize(log->insert_many);
+    log->insert = log->insert_many = NULL;
     store_close(log->st);
     log->st = NULL;
 }
@@ -257,9 +289,10 @@ static int db_open(struct store_log *log, char *err, size_t errlen)
     log->st = store_open_timeout(log->db_path, WRITER_BUSY_TIMEOUT_MS, err, errlen);
     if (!log->st)
         return -1;
-    if (store_prepare(log->st, insert_sql, &log->insert, err, errlen) < 0 ||
+    if (prepare_insert(log, 1, &log->insert, err, errlen) < 0 ||
+        prepare_insert(log, INSERT_ROWS, &log->insert_many, err, errlen) < 0 ||
         stat(log->db_path, &sb) < 0) {
-        if (log->insert)
+        if (log->insert_many)
             store_errf(err, errlen, "%s: %s", log->db_path, strerror(errno));
         db_close(log);
         return -1;
@@ -299,37 +332,40 @@ static void check_files(struct store_log *log)
 
 static void bind_text(sqlite3_stmt *s, int col, const char *field, size_t size)
 {
-    /* STATIC: the queue slot stays untouched until store_queue_drain's callback returns,
-     * after the step. */
+    /* STATIC: the queue slots stay untouched until store_queue_drain_runs's callback
+     * returns, after the step. */
     sqlite3_bind_text(s, col, field, (int)strnlen(field, size), SQLITE_STATIC);
 }
 
 #define BIND_TEXT(s, col, field) bind_text((s), (col), (field), sizeof(field))
 
-static int insert_row(struct store_log *log, const struct store_access *a)
+/* Inserts the n rows of a through s, a statement of n rows. 0 or -1. */
+static int insert_rows(sqlite3_stmt *s, const struct store_access *a, size_t n)
 {
-    sqlite3_stmt *s = log->insert;
     int rc;
 
-    sqlite3_bind_int64(s, 1, a->time_ms);
-    BIND_TEXT(s, 2, a->client);
-    BIND_TEXT(s, 3, a->user);
-    BIND_TEXT(s, 4, a->method);
-    BIND_TEXT(s, 5, a->scheme);
-    BIND_TEXT(s, 6, a->host);
-    sqlite3_bind_int(s, 7, a->port);
-    BIND_TEXT(s, 8, a->path);
-    sqlite3_bind_int(s, 9, a->status);
-    sqlite3_bind_int64(s, 10, (int64_t)a->bytes_up);
-    sqlite3_bind_int64(s, 11, (int64_t)a->bytes_down);
-    sqlite3_bind_int64(s, 12, a->duration_ms);
-    sqlite3_bind_int(s, 13, a->decision);
-    sqlite3_bind_int(s, 14, a->rule_id);
-    BIND_TEXT(s, 15, a->error);
-    sqlite3_bind_int64(s, 16, a->policy_version);
-    BIND_TEXT(s, 17, a->sni);
-    BIND_TEXT(s, 18, a->dest);
-    sqlite3_bind_text(s, 19, log->node_name, -1, SQLITE_STATIC);
+    for (size_t r = 0; r < n; r++, a++) {
+        int b = 1 + (int)r * INSERT_COLS; /* the parameter before this row's first */
+
+        sqlite3_bind_int64(s, b + 1, a->time_ms);
+        BIND_TEXT(s, b + 2, a->client);
+        BIND_TEXT(s, b + 3, a->user);
+        BIND_TEXT(s, b + 4, a->method);
+        BIND_TEXT(s, b + 5, a->scheme);
+        BIND_TEXT(s, b + 6, a->host);
+        sqlite3_bind_int(s, b + 7, a->port);
+        BIND_TEXT(s, b + 8, a->path);
+        sqlite3_bind_int(s, b + 9, a->status);
+        sqlite3_bind_int64(s, b + 10, (int64_t)a->bytes_up);
+        sqlite3_bind_int64(s, b + 11, (int64_t)a->bytes_down);
+        sqlite3_bind_int64(s, b + 12, a->duration_ms);
+        sqlite3_bind_int(s, b + 13, a->decision);
+        sqlite3_bind_int(s, b + 14, a->rule_id);
+        BIND_TEXT(s, b + 15, a->error);
+        sqlite3_bind_int64(s, b + 16, a->policy_version);
+        BIND_TEXT(s, b + 17, a->sni);
+        BIND_TEXT(s, b + 18, a->dest);
+    }
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -346,17 +382,26 @@ static int tally(struct store_log *log, int32_t rule_id, int64_t hits, int64_t u
     return 0;
 }
 
-/* store_queue_drain's callback: one record of the batch. After the first failed insert
- * the rest of the batch is only taken (and counted lost by the caller); Squid lines are
- * formatted either way. */
-static void take_record(void *arg, const struct store_access *a)
+/* store_queue_drain_runs's callback: n records of the batch, next to each other in a ring.
+ * After the first failed insert the rest of the batch is only taken (and counted lost by
+ * the caller); Squid lines are formatted either way. */
+static void take_run(void *arg, const struct store_access *recs, size_t n)
 {
     struct store_log *log = arg;
+    size_t i = 0;
 
-    if (log->batch_ok && (insert_row(log, a) < 0 || tally(log, a->rule_id, 1, 0) < 0 ||
-                          tally(log, a->undecided_rule_id, 0, 1) < 0))
-        log->batch_ok = false;
-    squid_add(log, a);
+    for (; log->batch_ok && n - i >= INSERT_ROWS; i += INSERT_ROWS)
+        if (insert_rows(log->insert_many, recs + i, INSERT_ROWS) < 0)
+            log->batch_ok = false;
+    for (; log->batch_ok && i < n; i++)
+        if (insert_rows(log->insert, recs + i, 1) < 0)
+            log->batch_ok = false;
+    for (i = 0; i < n; i++) {
+        if (log->batch_ok && (tally(log, recs[i].rule_id, 1, 0) < 0 ||
+                              tally(log, recs[i].undecided_rule_id, 0, 1) < 0))
+            log->batch_ok = false;
+        squid_add(log, &recs[i]);
+    }
 }
 
 /* Takes up to max records out of the queues. With ok, inserts each (stopping the inserts
@@ -367,7 +412,7 @@ static size_t drain(struct store_log *log, size_t max, bool *ok)
     size_t n;
 
     log->batch_ok = *ok;
-    n = store_queue_drain(log->queue, max, take_record, log);
+    n = store_queue_drain_runs(log->queue, max, take_run, log);
     *ok = log->batch_ok;
     return n;
 }

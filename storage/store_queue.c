@@ -196,3 +196,35 @@ size_t store_queue_drain(struct store_queue *q, size_t max,
     }
     return taken;
 }
+
+size_t store_queue_drain_runs(struct store_queue *q, size_t max,
+                              void (*fn)(void *arg, const struct store_access *recs, size_t n),
+                              void *arg)
+{
+    size_t taken = 0;
+
+    for (size_t i = 0; i < q->nrings && taken < max; i++) {
+        struct ring *r = &q->rings[i];
+        size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+
+        atomic_store_explicit(&r->kicked, false, memory_order_relaxed);
+        while (tail != head && taken < max) {
+            size_t at = tail & r->mask;
+            size_t n = head - tail;
+
+            /* A run stops at the ring's end (it wraps), at the cap and at max. */
+            if (n > r->mask + 1 - at)
+                n = r->mask + 1 - at;
+            if (n > STORE_QUEUE_RUN_MAX)
+                n = STORE_QUEUE_RUN_MAX;
+            if (n > max - taken)
+                n = max - taken;
+            fn(arg, &r->slots[at], n);
+            tail += n;
+            taken += n;
+            atomic_store_explicit(&r->tail, tail, memory_order_release);
+        }
+    }
+    return taken;
+}

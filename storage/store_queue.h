@@ -46,6 +46,13 @@ size_t store_queue_len(struct store_queue *q);
  * number of records taken. Consumer only. */
 size_t store_queue_drain(struct store_queue *q, size_t max,
                          void (*fn)(void *arg, const struct store_access *rec), void *arg);
+/* Like store_queue_drain, but hands fn runs of records that lie next to each other in a ring
+ * (at most STORE_QUEUE_RUN_MAX each), so a writer can insert several in one statement. recs
+ * stays valid until fn returns; each run's slots go back to the producer then. */
+#define STORE_QUEUE_RUN_MAX 64
+size_t store_queue_drain_runs(struct store_queue *q, size_t max,
+                              void (*fn)(void *arg, const struct store_access *recs, size_t n),
+                              void *arg);
 
 /* Wakes a sleeping store_queue_wait (used to stop the consumer). Any thread. */
 void store_queue_wake(struct store_queue *q);

@@ -197,6 +197,84 @@ START_TEST(test_rows_carry_the_node_name)
 }
 END_TEST
 
+/* Rows go in several to a statement (and the rest one at a time): each field of each row
+ * lands in its own row, whatever statement carried it. */
+START_TEST(test_every_field_of_every_row_is_stored)
+{
+    struct store_log_opts o = {
+        .db_path = tmp.db, .producers = 1, .queue_capacity = 256, .node_name = "n1"};
+    struct store_log_filter f;
+    struct store_log_row *rows;
+    char err[256] = "";
+    size_t n;
+    const int count = 101; /* runs of 64 and 37: several statements of each size */
+    struct store_access *want = calloc((size_t)count, sizeof(*want));
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+    struct store *st;
+
+    ck_assert_msg(log != NULL && want != NULL, "%s", err);
+    for (int i = 0; i < count; i++) {
+        struct store_access *a = &want[i];
+
+        a->time_ms = 1700000000000 + i * 7;
+        a->duration_ms = (uint32_t)i * 3;
+        a->status = (uint16_t)(200 + i);
+        a->port = (uint16_t)(1000 + i);
+        a->bytes_up = (uint64_t)i * 11;
+        a->bytes_down = (uint64_t)i * 13;
+        a->rule_id = i % 5;
+        a->decision = (uint8_t)(i % 4);
+        a->policy_version = 40 + i;
+        snprintf(a->client, sizeof(a->client), "10.0.%d.%d", i / 250, i % 250);
+        snprintf(a->user, sizeof(a->user), "user%d", i);
+        snprintf(a->method, sizeof(a->method), "M%d", i);
+        snprintf(a->scheme, sizeof(a->scheme), "s%d", i);
+        snprintf(a->host, sizeof(a->host), "h%d.example", i);
+        snprintf(a->path, sizeof(a->path), "/p/%d", i);
+        snprintf(a->error, sizeof(a->error), "e%d", i);
+        snprintf(a->sni, sizeof(a->sni), "sni%d.example", i);
+        snprintf(a->dest, sizeof(a->dest), "192.0.2.%d:%d", i % 250, 443 + i);
+        ck_assert(store_log_push(log, 0, a));
+    }
+    store_log_stop(log); /* writes everything queued, in one batch */
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    memset(&f, 0, sizeof(f));
+    f.decision = -1;
+    f.limit = 1000;
+    ck_assert_int_eq(store_log_search(st, &f, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, (size_t)count);
+    for (size_t k = 0; k < n; k++) {
+        const struct store_access *got = &rows[k].a,
+                                  *a = &want[count - 1 - (int)k]; /* newest first */
+
+        ck_assert_int_eq(rows[k].id, count - (int64_t)k);
+        ck_assert_int_eq(got->time_ms, a->time_ms);
+        ck_assert_uint_eq(got->duration_ms, a->duration_ms);
+        ck_assert_uint_eq(got->status, a->status);
+        ck_assert_uint_eq(got->port, a->port);
+        ck_assert_uint_eq(got->bytes_up, a->bytes_up);
+        ck_assert_uint_eq(got->bytes_down, a->bytes_down);
+        ck_assert_int_eq(got->rule_id, a->rule_id);
+        ck_assert_uint_eq(got->decision, a->decision);
+        ck_assert_int_eq(got->policy_version, a->policy_version);
+        ck_assert_str_eq(got->client, a->client);
+        ck_assert_str_eq(got->user, a->user);
+        ck_assert_str_eq(got->method, a->method);
+        ck_assert_str_eq(got->scheme, a->scheme);
+        ck_assert_str_eq(got->host, a->host);
+        ck_assert_str_eq(got->path, a->path);
+        ck_assert_str_eq(got->error, a->error);
+        ck_assert_str_eq(got->sni, a->sni);
+        ck_assert_str_eq(got->dest, a->dest);
+        ck_assert_str_eq(rows[k].node, "n1");
+    }
+    free(rows);
+    free(want);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_stop_writes_everything_still_queued)
 {
     /* A flush interval far longer than the test: only stop can write these. */
@@ -506,6 +584,7 @@ int main(void)
     tcase_add_test(tc, test_records_from_two_producers_are_all_committed);
     tcase_add_test(tc, test_stop_writes_everything_still_queued);
     tcase_add_test(tc, test_rows_carry_the_node_name);
+    tcase_add_test(tc, test_every_field_of_every_row_is_stored);
     tcase_add_test(tc, test_full_queue_push_fails_fast_and_counts_drops);
     tcase_add_test(tc, test_locked_database_drops_batches_then_resumes);
     tcase_add_test(tc, test_removed_database_file_is_recreated);

@@ -1,6 +1,6 @@
 /* test_store_queue: the per-producer record queues alone, without a writer or a database:
- * order, full rings and their drop count, capacity rounding, wrap-around, wake-ups, and one
- * producer thread racing the consumer. */
+ * order, runs of adjacent records, full rings and their drop count, capacity rounding, wrap-around,
+ * wake-ups, and one producer thread racing the consumer. */
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
@@ -82,6 +82,65 @@ START_TEST(test_drain_gives_each_ring_oldest_first)
     ck_assert_uint_eq(store_queue_len(q), 0);
     ck_assert_uint_eq(store_queue_drain(q, 100, collect, &s), 0);
     store_queue_free(q);
+}
+END_TEST
+
+/* What a run drain saw: each record as collect does, and each run's length. */
+struct runs {
+    struct seen s;
+    size_t n;
+    size_t len[SEEN_MAX];
+};
+
+static void collect_run(void *arg, const struct store_access *recs, size_t n)
+{
+    struct runs *r = arg;
+
+    ck_assert_uint_gt(n, 0);
+    ck_assert_uint_le(n, STORE_QUEUE_RUN_MAX);
+    r->len[r->n++] = n;
+    for (size_t i = 0; i < n; i++)
+        collect(&r->s, &recs[i]);
+}
+
+START_TEST(test_runs_are_contiguous_capped_and_split_at_the_wrap)
+{
+    static const size_t want[] = {28, 2, 64, 6, 64, 6};
+    struct store_queue *q = queue(2, 128);
+    struct store_access a;
+    struct runs *r = calloc(1, sizeof(*r));
+
+    /* Ring 0 holds 100 records from 28 slots before its end: a run to the wrap (28), then
+     * runs of at most the cap (64) after it; ring 1 holds 70: the cap, then the rest. The
+     * first drain stops at max, inside the second run. */
+    for (int64_t i = 0; i < 100; i++) {
+        a = record(0, i);
+        ck_assert(store_queue_push(q, 0, &a));
+    }
+    ck_assert_uint_eq(store_queue_drain(q, 100, collect, &r->s), 100);
+    r->s.n = 0;
+    for (int64_t i = 0; i < 100; i++) {
+        a = record(0, 100 + i);
+        ck_assert(store_queue_push(q, 0, &a));
+    }
+    for (int64_t i = 0; i < 70; i++) {
+        a = record(1, 1000 + i);
+        ck_assert(store_queue_push(q, 1, &a));
+    }
+    ck_assert_uint_eq(store_queue_drain_runs(q, 30, collect_run, r), 30);
+    ck_assert_uint_eq(store_queue_len(q), 140);
+    ck_assert_uint_eq(store_queue_drain_runs(q, 1000, collect_run, r), 140);
+    ck_assert_uint_eq(store_queue_len(q), 0);
+    ck_assert_uint_eq(r->n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < r->n; i++)
+        ck_assert_uint_eq(r->len[i], want[i]);
+    ck_assert_uint_eq(r->s.n, 170);
+    for (size_t i = 0; i < 170; i++) {
+        ck_assert_int_eq(r->s.producer[i], i < 100 ? 0 : 1);
+        ck_assert_int_eq(r->s.seq[i], i < 100 ? 100 + (int64_t)i : 1000 + (int64_t)i - 100);
+    }
+    store_queue_free(q);
+    free(r);
 }
 END_TEST
 
@@ -310,6 +369,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_drain_gives_each_ring_oldest_first);
     tcase_add_test(tc, test_push_copies_the_record);
+    tcase_add_test(tc, test_runs_are_contiguous_capped_and_split_at_the_wrap);
     tcase_add_test(tc, test_drain_stops_at_max_and_keeps_the_rest);
     tcase_add_test(tc, test_full_ring_refuses_and_counts_drops);
     tcase_add_loop_test(tc, test_capacity_rounds_up_to_a_power_of_two, 0,
