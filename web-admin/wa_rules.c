@@ -490,19 +490,22 @@ static const char *body_domain(struct wa_req *r, json_t **body, char *dom, size_
     return dom;
 }
 
-/* True if text is exactly "<action> domain <dom>", up to case, spacing and a trailing dot. */
-static bool is_domain_rule(const char *text, const char *action, const char *dom)
+/* True if text is exactly "<action> domain <dom>", up to case, spacing and a trailing dot,
+ * or (with_expiry) that followed by "expires T": what block/allow wrote, lasting or timed. */
+static bool is_domain_rule(const char *text, const char *action, const char *dom, bool with_expiry)
 {
-    char buf[RULE_TEXT_MAX + 1], *tok[4], *save = NULL, norm[256];
+    char buf[RULE_TEXT_MAX + 1], *tok[6], *save = NULL, norm[256];
     size_t n = 0;
 
     snprintf(buf, sizeof(buf), "%s", text);
     for (char *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
-        if (n == 3)
+        if (n == 5)
             return false;
         tok[n++] = t;
     }
-    if (n != 3 || strcasecmp(tok[0], action) || strcasecmp(tok[1], "domain"))
+    if (n == 5 && (!with_expiry || strcasecmp(tok[3], "expires")))
+        return false;
+    if ((n != 3 && n != 5) || strcasecmp(tok[0], action) || strcasecmp(tok[1], "domain"))
         return false;
     return block_host(tok[2], norm, sizeof(norm)) == 0 && strcmp(norm, dom) == 0 &&
            strchr(tok[2], '/') == NULL;
@@ -519,7 +522,7 @@ static int domain_rule_find(struct store *st, const char *action, const char *do
     if (store_rules_list(st, &rules, &n, err, sizeof(err)) < 0)
         return -1;
     for (size_t i = 0; i < n && !id; i++)
-        if (is_domain_rule(rules[i].text, action, dom))
+        if (is_domain_rule(rules[i].text, action, dom, false))
             id = rules[i].id;
     store_rules_free(rules, n);
     return id;
@@ -629,7 +632,8 @@ enum MHD_Result wa_rules_unblock(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        if (!is_domain_rule(rules[i].text, "deny", dom))
+        /* A timed block (`block --until`) is a block of that host too. */
+        if (!is_domain_rule(rules[i].text, "deny", dom, true))
             continue;
         ch[hits++] = (struct wa_change){.kind = WA_RULE_DELETE, .id = rules[i].id};
         json_array_append_new(ids, json_integer(rules[i].id));
@@ -638,7 +642,8 @@ enum MHD_Result wa_rules_unblock(struct wa_req *r)
     if (hits == 0) {
         free(ch);
         json_decref(ids);
-        return wa_reply_error(r, 404, "domain", "no rule \"deny domain %s\"", dom);
+        return wa_reply_error(r, 404, "domain",
+                              "no rule \"deny domain %s\" (with or without expires)", dom);
     }
     if (!wa_change_apply(r, ch, hits, NULL, 409, NULL)) {
         free(ch);

@@ -2,8 +2,8 @@
 rules let requests through and the access log marks them with the report rule (top --report,
 the API's reported kind), and a rule switched between report and deny with proxyctl keeps its
 id and hit counts; a rule with an `expires` time (policy text, proxyctl --for/--until) stops
-matching then without a new rule set, is listed as expired, and is deleted after
-expired-rule-days; a domain rule written in Unicode matches the punycode a browser sends and
+matching then without a new rule set, is listed as expired, is deleted after
+expired-rule-days, and proxyctl unblock removes a timed block like a lasting one; a domain rule written in Unicode matches the punycode a browser sends and
 the reverse, and the API shows logged names in Unicode; named groups stand for clients and
 users in rules, and a group change is a policy change; client names show beside the address
 in the log, the top clients and proxyctl."""
@@ -162,6 +162,23 @@ class PolicyLifecycleTest(unittest.TestCase):
         self.assertIn("action: allow", out)
         # Kept (default: 7 days) and listed as expired.
         self.assertIn(rid, [r["id"] for r in self.px.api("GET", "/api/rules")["rules"]])
+
+    def test_unblock_removes_a_timed_block_too(self):
+        # A block with --until is a block of that host: unblock lifts it (and a lasting one
+        # beside it) at once, not when it expires.
+        out, _ = self.ctl("block", "plain.test", "--until", "2999-01-01T00:00Z")
+        timed = int(re.search(r"rule (\d+)", out).group(1))
+        lasting = self.add("deny domain plain.test")
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 403)
+        out, _ = self.ctl("unblock", "plain.test")
+        self.assertEqual(out, "unblocked plain.test: deleted rules %d, %d\n" % (timed, lasting))
+        self.assertEqual(self.px.get(self.url("plain.test"))[0], 200)
+        ids = [r["id"] for r in self.px.api("GET", "/api/rules")["rules"]]
+        self.assertNotIn(timed, ids)
+        # A rule that only says more than that (other clients) is not unblock's to delete.
+        self.add("deny domain plain.test clients 10.0.0.0/8")
+        _, err = self.ctl("unblock", "plain.test", expect=1)
+        self.assertIn("no such 'deny domain' rule for plain.test", err)
 
     def test_expiry_in_policy_text_and_bad_times(self):
         # Expired a minute ago: kept and listed as expired (deleted expired-rule-days later;

@@ -72,14 +72,15 @@
   }
 
   /* What a row offers: an allowed request (or one a report rule only marked) can be
-   * blocked; a denied one allowed, or, when a plain "deny domain" of its own host denied it,
+   * blocked; a denied one allowed, or, when a plain "deny domain" of its own host denied it
+   * (lasting or with an expiry, as Block domain and proxyctl block --until write it),
    * unblocked (that rule removed). */
   function actions(r) {
     if (!r.host) return [];
     if (r.decision === 'allow' || r.decision === 'report')
       return [actionButton('Block domain', 'danger', 'block-btn', () => addDomainRule('block', r.host))];
     if (r.decision !== 'deny') return [];
-    const own = r.rule_text && /^deny\s+domain\s+(\S+)$/i.exec(r.rule_text.trim());
+    const own = r.rule_text && /^deny\s+domain\s+(\S+)(\s+expires\s+\S+)?$/i.exec(r.rule_text.trim());
     if (own && own[1].replace(/\.$/, '').toLowerCase() === r.host)
       return [actionButton('Unblock', 'secondary', 'unblock-btn', () => unblock(r.host))];
     if (!r.rule_id) return [];

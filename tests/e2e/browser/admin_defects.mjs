@@ -142,6 +142,27 @@ async function blockUndoUnblock(page, tab) {
   check(open, `a.test still ${last.status} after Unblock`);
   await page.bringToFront();
   log('a.test blocked (page names rule by number), unblocked from its denied log row');
+
+  // A timed block (proxyctl block --until, or the API's "expires") is unblocked the same way.
+  const timed = await page.evaluate(() =>
+    PX.api('POST', '/api/block', { domain: 'a.test', expires: '2999-01-01T00:00Z' }));
+  const tid = timed.rule.id;
+  const denied = await poll(async () => (last = await visit(tab, proxied('a.test'))).status === 403,
+                            STEP_MS);
+  check(denied, `a.test still ${last.status} after a timed block`);
+  await page.bringToFront();
+  const trows = await searchLog(page, 'a.test', `#${tid} ${timed.rule.text}`);
+  row = trows.filter({ hasText: `#${tid} ${timed.rule.text}` }).first();
+  check(await row.getByTestId('allow-btn').count() === 0,
+        'a row denied by a timed "deny domain" rule offers "Allow domain" instead of "Unblock"');
+  await row.getByTestId('unblock-btn').click();
+  await waitFlash(page, new RegExp(`^Unblocked a\\.test \\(removed rule ${tid}\\)$`));
+  check(!(await rules(page)).some((r) => r.id === tid), 'Unblock left the timed rule');
+  const reopened = await poll(async () => (last = await visit(tab, proxied('a.test'))).status === 200,
+                              STEP_MS);
+  check(reopened, `a.test still ${last.status} after Unblock of the timed block`);
+  await page.bringToFront();
+  log(`a timed block (rule ${tid}: ${timed.rule.text}) unblocked from its denied log row`);
 }
 
 // A denial without a rule says why; one by a rule that is not a plain domain offers Allow.

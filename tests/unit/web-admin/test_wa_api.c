@@ -951,6 +951,18 @@ START_TEST(test_block_unblock_allow)
     json_decref(api("POST", "/api/unblock", "{\"domain\":\"wild.test\"}", 200));
     json_decref(api("POST", "/api/unblock", "{\"domain\":\"::1\"}", 200));
     json_decref(api("POST", "/api/unblock", "{\"domain\":\"127.0.0.9\"}", 200));
+    /* a timed block is a block of the host too; a rule that says more is not unblock's */
+    json_decref(api("POST", "/api/block",
+                    "{\"domain\":\"timed.test\",\"expires\":\"2999-01-01T00:00Z\"}", 201));
+    j = api("POST", "/api/rules", "{\"text\":\"deny domain timed.test clients 10.0.0.0/8\"}", 201);
+    ck_assert_int_eq(rule_count_of("timed.test"), 2);
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"timed.test\"}", 200));
+    ck_assert_int_eq(rule_count_of("timed.test expires"), 0);
+    ck_assert_int_eq(rule_count_of("timed.test clients"), 1);
+    json_decref(api("POST", "/api/unblock", "{\"domain\":\"timed.test\"}", 404));
+    snprintf(body, sizeof(body), "/api/rules/%d", (int)jint(json_object_get(j, "rule"), "id"));
+    json_decref(j);
+    json_decref(api("DELETE", body, NULL, 200));
 
     j = api("POST", "/api/allow", "{\"domain\":\"good.test\"}", 201);
     ck_assert_str_eq(jstr(json_object_get(j, "rule"), "text"), "allow domain good.test");
