@@ -123,8 +123,17 @@ enum ctl_status ctl_cmd_policy_rollback(struct ctl_ctx *ctx, const struct ctl_ca
     enum ctl_status st = ctl_api_show(ctx, "POST", path, NULL, &out, what);
     if (!out)
         return st;
-    printf("rules of version %lld in force again (%lld rules): now version %lld\n",
-           ctl_json_num(out, "restored"), ctl_json_num(out, "rules"), ctl_json_num(out, "version"));
+    /* "lists" is null for a version from before versions kept lists: its lists stay. */
+    if (json_is_integer(json_object_get(out, "lists")))
+        printf("rules and lists of version %lld in force again (%lld rules, %lld lists): now "
+               "version %lld\n",
+               ctl_json_num(out, "restored"), ctl_json_num(out, "rules"),
+               ctl_json_num(out, "lists"), ctl_json_num(out, "version"));
+    else
+        printf("rules of version %lld in force again (%lld rules; lists unchanged, that version "
+               "did not keep them): now version %lld\n",
+               ctl_json_num(out, "restored"), ctl_json_num(out, "rules"),
+               ctl_json_num(out, "version"));
     json_decref(out);
     return CTL_OK;
 }

@@ -185,6 +185,8 @@ struct store_policy {
  * meanwhile mixes in. 0, or -1 with err (out then empty). Free with store_policy_free. */
 int store_policy_read(struct store *st, struct store_policy *out, char *err, size_t errlen);
 void store_policy_free(struct store_policy *p);
+/* Frees n lists (each one's domains, then the array). */
+void store_policy_lists_free(struct store_policy_list *lists, size_t n);
 
 /* Several changes committed as one, or not at all. Between store_change_begin and
  * store_change_commit every change function of this header (rules, lists, accounts,
@@ -209,13 +211,15 @@ void store_change_message(struct store *st, const char *message);
 /* ---- Policy versions ----
  *
  * Each committed change that moves the policy version (rules, lists, proxy users) is a
- * version: who, when, a message and the rules it left. */
+ * version: who, when, a message, the rules it left and the lists (all of them, with their
+ * entries) it left. */
 struct store_version {
     int64_t version;
     int64_t time_ms;
     char actor[160]; /* an admin, "OWNER/token:NAME", "token" or "proxyd" */
     char message[512];
     int64_t rules; /* how many rules it held */
+    int64_t lists; /* how many lists it held; -1: recorded before versions kept lists */
 };
 /* Versions older than before (0: the newest), newest first, at most limit (0: 100; at most
  * 1000). *rows owned by the caller (free). */
@@ -226,8 +230,14 @@ int store_versions_list(struct store *st, int64_t before, size_t limit, struct s
  * says so), -1 with err. */
 int store_version_get(struct store *st, int64_t version, struct store_version *info,
                       struct store_rule **rules, size_t *n, char *err, size_t errlen);
+/* The lists version held, by name, each with its entries in order (free with
+ * store_policy_lists_free). 0; 1 when there is no such version or it was recorded before
+ * versions kept lists (err says which; *lists NULL); -1 with err. */
+int store_version_lists(struct store *st, int64_t version, struct store_policy_list **lists,
+                        size_t *n, char *err, size_t errlen);
 /* Replaces all rules with the rules of version (as store_version_get gave them), keeping
- * their ids, comments and enabled flags: a rollback, itself a new version. */
+ * their ids, comments and enabled flags, and all lists with the lists version held (when it
+ * kept them; else the lists stay as they are): a rollback, itself a new version. */
 int store_rules_restore(struct store *st, int64_t version, const struct store_rule *rules, size_t n,
                         const char *actor, char *err, size_t errlen);
 

@@ -163,6 +163,32 @@ const struct store_migration store_migrations[] = {
          " created_ms INTEGER NOT NULL,"
          " last_used_ms INTEGER NOT NULL DEFAULT 0);"
          "CREATE INDEX admin_tokens_owner ON admin_tokens(owner);"},
+    /* Versions keep the lists as well as the rules, so a rollback brings back the entries
+     * the version's `list NAME` rules matched. policy_version_lists: the lists a version held,
+     * each with entries_of, the version whose rows in policy_version_list_entries hold its
+     * entries; a version that leaves a list as it was shares those rows, so a rule change
+     * copies no domain and a list import copies only that list. lists_kept marks the versions
+     * recorded since (older ones roll back their rules only). The lists found at the upgrade
+     * go with the version in force then. */
+    {22, "ALTER TABLE policy_versions ADD COLUMN lists_kept INTEGER NOT NULL DEFAULT 0;"
+         "CREATE TABLE policy_version_lists("
+         " version INTEGER NOT NULL,"
+         " name TEXT NOT NULL,"
+         " entries_of INTEGER NOT NULL,"
+         " PRIMARY KEY(version, name)) WITHOUT ROWID;"
+         "CREATE TABLE policy_version_list_entries("
+         " version INTEGER NOT NULL,"
+         " list TEXT NOT NULL,"
+         " domain TEXT NOT NULL,"
+         " PRIMARY KEY(version, list, domain)) WITHOUT ROWID;"
+         "UPDATE policy_versions SET lists_kept = 1"
+         " WHERE version = (SELECT version FROM policy_version);"
+         "INSERT INTO policy_version_lists(version, name, entries_of)"
+         " SELECT p.version, l.name, p.version FROM lists l, policy_version p"
+         " WHERE EXISTS (SELECT 1 FROM policy_versions v WHERE v.version = p.version);"
+         "INSERT INTO policy_version_list_entries(version, list, domain)"
+         " SELECT l.version, e.list, e.domain FROM list_entries e"
+         " JOIN policy_version_lists l ON l.name = e.list;"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 
@@ -250,7 +276,8 @@ static int tx_depth(struct store *st)
 int store_begin(struct store *st, char *err, size_t errlen)
 {
     if (tx_depth(st) == 0) {
-        st->version_pending = st->in_group = st->message_set = false;
+        st->version_pending = st->in_group = st->message_set = st->lists_changed = false;
+        st->lists_like = 0;
         st->version_actor[0] = st->version_message[0] = '\0';
     }
     if (store_exec(st, tx_depth(st) ? "SAVEPOINT nested" : "BEGIN IMMEDIATE", err, errlen) < 0)

@@ -25,6 +25,10 @@ struct store {
     bool message_set;          /* store_change_message gave the message */
     char version_actor[160];   /* the last actor audited in this transaction */
     char version_message[512]; /* the message, or the audited changes joined by "; " */
+    /* What the version keeps of the lists: unchanged (share the version before's), changed
+     * (compare each list with the version before's), or, after a rollback, lists_like's. */
+    bool lists_changed;
+    int64_t lists_like; /* a rollback restored the lists of this version; 0: none */
 };
 
 /* One schema step. Steps run in order inside one transaction at open; each one run is
@@ -72,7 +76,8 @@ int store_audit_add(struct store *st, const char *actor, const char *action, con
                     char *err, size_t errlen);
 int store_policy_bump(struct store *st, char *err, size_t errlen);
 /* The outermost commit of a transaction that moved the policy version calls this first:
- * the version's row in policy_versions (who, when, message) and the rules it leaves. */
+ * the version's row in policy_versions (who, when, message), the rules and the lists it
+ * leaves. */
 int store_version_record(struct store *st, char *err, size_t errlen);
 /* Called for each audit row a transaction writes: its actor and action make the version's
  * default message. */

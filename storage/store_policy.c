@@ -649,6 +649,8 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
     }
     sqlite3_finalize(s);
     s = NULL;
+    st->lists_changed = true;
+    st->lists_like = 0;
     snprintf(detail, sizeof(detail), "%s: %lld entries", name, (long long)added);
     free(sorted);
     return change_commit(st, actor, "list.replace", detail, err, errlen);
@@ -676,6 +678,8 @@ int store_list_delete(struct store *st, const char *name, const char *actor, cha
         store_errf(err, errlen, "list %s: no such list", name);
         goto fail;
     }
+    st->lists_changed = true;
+    st->lists_like = 0;
     snprintf(detail, sizeof(detail), "%s", name);
     return change_commit(st, actor, "list.delete", detail, err, errlen);
 fail:
@@ -742,15 +746,20 @@ fail:
 
 /* ---- The whole policy at one moment, and grouped changes ---- */
 
+void store_policy_lists_free(struct store_policy_list *lists, size_t n)
+{
+    for (size_t i = 0; lists && i < n; i++) {
+        for (size_t j = 0; j < lists[i].count; j++)
+            free(lists[i].domains[j]);
+        free(lists[i].domains);
+    }
+    free(lists);
+}
+
 void store_policy_free(struct store_policy *p)
 {
     store_rules_free(p->rules, p->nrules);
-    for (size_t i = 0; p->lists && i < p->nlists; i++) {
-        for (size_t j = 0; j < p->lists[i].count; j++)
-            free(p->lists[i].domains[j]);
-        free(p->lists[i].domains);
-    }
-    free(p->lists);
+    store_policy_lists_free(p->lists, p->nlists);
     memset(p, 0, sizeof(*p));
 }
 

@@ -33,10 +33,10 @@ void store_change_message(struct store *st, const char *message)
     st->message_set = true;
 }
 
-/* Runs sql binding the integers args[0..nargs) and returns the first column of its first
- * row in *out: 0, 1 when there is no row, -1 with err. */
-static int query_int(struct store *st, const char *sql, const int64_t *args, int nargs,
-                     int64_t *out, char *err, size_t errlen)
+/* Runs sql binding the integers args[0..nargs) and text (when not NULL) after them, and
+ * returns the first column of its first row in *out: 0, 1 when there is no row, -1 with err. */
+static int query_int_text(struct store *st, const char *sql, const int64_t *args, int nargs,
+                          const char *text, int64_t *out, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     int rc;
@@ -45,6 +45,8 @@ static int query_int(struct store *st, const char *sql, const int64_t *args, int
         return -1;
     for (int i = 0; i < nargs; i++)
         sqlite3_bind_int64(s, i + 1, args[i]);
+    if (text)
+        sqlite3_bind_text(s, nargs + 1, text, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
         *out = sqlite3_column_int64(s, 0);
@@ -56,6 +58,96 @@ static int query_int(struct store *st, const char *sql, const int64_t *args, int
     }
     sqlite3_finalize(s);
     return rc;
+}
+
+static int query_int(struct store *st, const char *sql, const int64_t *args, int nargs,
+                     int64_t *out, char *err, size_t errlen)
+{
+    return query_int_text(st, sql, args, nargs, NULL, out, err, errlen);
+}
+
+/* Runs sql binding the integers args[0..nargs) and text (when not NULL) after them, for no
+ * result. 0, or -1 with err. */
+static int exec_ints(struct store *st, const char *sql, const int64_t *args, int nargs,
+                     const char *text, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(st, sql, &s, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < nargs; i++)
+        sqlite3_bind_int64(s, i + 1, args[i]);
+    if (text)
+        sqlite3_bind_text(s, nargs + 1, text, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "policy version lists");
+}
+
+/* The lists version v leaves, in policy_version_lists: when this transaction changed none,
+ * the rows of prev (the version before) as they are; after a rollback, the rows of the
+ * version restored; else, for each list, the entries of prev's list of that name when they
+ * are the same, or a copy of its entries under v. 0, or -1 with err. */
+static int lists_record(struct store *st, int64_t v, int64_t prev, char *err, size_t errlen)
+{
+    int64_t kept = 0, args[2] = {v, prev};
+    sqlite3_stmt *s;
+    int rc;
+
+    if (query_int(st, "SELECT lists_kept FROM policy_versions WHERE version = ?", &prev, 1, &kept,
+                  err, errlen) < 0)
+        return -1;
+    if (st->lists_like > 0 || (!st->lists_changed && kept)) {
+        args[1] = st->lists_like > 0 ? st->lists_like : prev;
+        return exec_ints(
+            st,
+            "INSERT INTO policy_version_lists(version, name, entries_of)"
+            " SELECT ?1, name, entries_of FROM policy_version_lists WHERE version = ?2",
+            args, 2, NULL, err, errlen);
+    }
+    if (store_prepare(st, "SELECT name FROM lists ORDER BY name", &s, err, errlen) < 0)
+        return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        int64_t of = 0;
+
+        /* prev's entries of that name, if they are exactly the list's now */
+        rc = query_int_text(st,
+                            "SELECT l.entries_of FROM policy_version_lists l"
+                            " WHERE l.version = ?2 AND l.name = ?3"
+                            " AND (SELECT count(*) FROM list_entries WHERE list = ?3) ="
+                            " (SELECT count(*) FROM policy_version_list_entries"
+                            "  WHERE version = l.entries_of AND list = ?3)"
+                            " AND NOT EXISTS (SELECT domain FROM list_entries WHERE list = ?3"
+                            "  EXCEPT SELECT domain FROM policy_version_list_entries"
+                            "  WHERE version = l.entries_of AND list = ?3)",
+                            args, 2, name, &of, err, errlen);
+        if (rc < 0)
+            break;
+        if (rc == 1) {
+            of = v;
+            if (exec_ints(st,
+                          "INSERT INTO policy_version_list_entries(version, list, domain)"
+                          " SELECT ?1, list, domain FROM list_entries WHERE list = ?3",
+                          args, 2, name, err, errlen) < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        int64_t row[2] = {v, of};
+        if (exec_ints(st,
+                      "INSERT INTO policy_version_lists(version, entries_of, name)"
+                      " VALUES (?1, ?2, ?3)",
+                      row, 2, name, err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    return rc == -1 ? -1 : store_sql_err(st, err, errlen, "lists");
 }
 
 int store_version_record(struct store *st, char *err, size_t errlen)
@@ -88,8 +180,8 @@ int store_version_record(struct store *st, char *err, size_t errlen)
             return -1;
     }
     if (store_prepare(st,
-                      "INSERT INTO policy_versions(version, time_ms, actor, message, rules_of)"
-                      " VALUES (?, ?, ?, ?, ?)",
+                      "INSERT INTO policy_versions(version, time_ms, actor, message, rules_of,"
+                      " lists_kept) VALUES (?, ?, ?, ?, ?, 1)",
                       &s, err, errlen) < 0)
         return -1;
     sqlite3_bind_int64(s, 1, v);
@@ -101,6 +193,8 @@ int store_version_record(struct store *st, char *err, size_t errlen)
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE)
         return store_sql_err(st, err, errlen, "policy versions");
+    if (lists_record(st, v, prev, err, errlen) < 0)
+        return -1;
     if (same)
         return 0;
     if (store_prepare(st,
@@ -116,7 +210,9 @@ int store_version_record(struct store *st, char *err, size_t errlen)
 
 #define VERSION_COLUMNS                                                                            \
     "SELECT v.version, v.time_ms, v.actor, v.message,"                                             \
-    " (SELECT count(*) FROM policy_version_rules r WHERE r.version = v.rules_of)"                  \
+    " (SELECT count(*) FROM policy_version_rules r WHERE r.version = v.rules_of),"                 \
+    " CASE WHEN v.lists_kept THEN"                                                                 \
+    "  (SELECT count(*) FROM policy_version_lists l WHERE l.version = v.version) ELSE -1 END"      \
     " FROM policy_versions v"
 
 static void version_from_row(sqlite3_stmt *s, struct store_version *v)
@@ -130,6 +226,7 @@ static void version_from_row(sqlite3_stmt *s, struct store_version *v)
     snprintf(v->actor, sizeof(v->actor), "%s", actor ? actor : "");
     snprintf(v->message, sizeof(v->message), "%s", message ? message : "");
     v->rules = sqlite3_column_int64(s, 4);
+    v->lists = sqlite3_column_int64(s, 5);
 }
 
 int store_versions_list(struct store *st, int64_t before, size_t limit, struct store_version **rows,
@@ -232,12 +329,105 @@ oom:
     return store_errf(err, errlen, "policy version rules: out of memory");
 }
 
+/* Inside the caller's transaction: replaces every list with the lists version held, when
+ * it kept them. 0, 1 when the version predates kept lists (lists left as they are), -1 with
+ * err. */
+static int lists_restore(struct store *st, int64_t version, char *err, size_t errlen)
+{
+    int64_t kept = 0, args[2] = {version, clock_wall_ms()};
+
+    if (query_int(st, "SELECT lists_kept FROM policy_versions WHERE version = ?", &version, 1,
+                  &kept, err, errlen) < 0)
+        return -1;
+    if (!kept)
+        return 1;
+    if (store_exec(st, "DELETE FROM list_entries", err, errlen) < 0 ||
+        store_exec(st, "DELETE FROM lists", err, errlen) < 0 ||
+        exec_ints(st,
+                  "INSERT INTO lists(name, updated_ms)"
+                  " SELECT name, ?2 FROM policy_version_lists WHERE version = ?1",
+                  args, 2, NULL, err, errlen) < 0 ||
+        exec_ints(st,
+                  "INSERT INTO list_entries(list, domain)"
+                  " SELECT e.list, e.domain FROM policy_version_lists l"
+                  " JOIN policy_version_list_entries e"
+                  " ON e.version = l.entries_of AND e.list = l.name WHERE l.version = ?1",
+                  args, 1, NULL, err, errlen) < 0)
+        return -1;
+    st->lists_changed = true;
+    st->lists_like = version;
+    return 0;
+}
+
+int store_version_lists(struct store *st, int64_t version, struct store_policy_list **lists,
+                        size_t *n, char *err, size_t errlen)
+{
+    struct store_policy_list *v = NULL;
+    size_t len = 0, cap = 0, dcap = 0; /* dcap: room in the last list's domains */
+    int64_t kept = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *lists = NULL;
+    *n = 0;
+    rc = query_int(st, "SELECT lists_kept FROM policy_versions WHERE version = ?", &version, 1,
+                   &kept, err, errlen);
+    if (rc < 0)
+        return -1;
+    if (rc == 1 || !kept) {
+        store_errf(err, errlen, "version %lld: %s", (long long)version,
+                   rc == 1 ? "no such policy version" : "recorded before versions kept lists");
+        return 1;
+    }
+    if (store_prepare(st,
+                      "SELECT l.name, e.domain FROM policy_version_lists l"
+                      " LEFT JOIN policy_version_list_entries e"
+                      " ON e.version = l.entries_of AND e.list = l.name"
+                      " WHERE l.version = ? ORDER BY l.name, e.domain",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, version);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        const char *domain = (const char *)sqlite3_column_text(s, 1);
+        struct store_policy_list *l = len ? &v[len - 1] : NULL;
+
+        if (!l || strcmp(l->name, name) != 0) {
+            if (store_array_reserve(&v, &cap, len, 8, sizeof(*v)) < 0)
+                goto oom;
+            l = &v[len++];
+            memset(l, 0, sizeof(*l));
+            snprintf(l->name, sizeof(l->name), "%s", name);
+            dcap = 0;
+        }
+        if (!domain) /* a list without entries */
+            continue;
+        if (store_array_reserve(&l->domains, &dcap, l->count, 256, sizeof(*l->domains)) < 0 ||
+            !(l->domains[l->count] = strdup(domain)))
+            goto oom;
+        l->count++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_policy_lists_free(v, len);
+        return store_sql_err(st, err, errlen, "policy version lists");
+    }
+    *lists = v;
+    *n = len;
+    return 0;
+oom:
+    sqlite3_finalize(s);
+    store_policy_lists_free(v, len);
+    return store_errf(err, errlen, "policy version lists: out of memory");
+}
+
 int store_rules_restore(struct store *st, int64_t version, const struct store_rule *rules, size_t n,
                         const char *actor, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     int64_t now = clock_wall_ms();
-    char detail[64];
+    char detail[80];
+    int rc;
 
     for (size_t i = 0; i < n; i++)
         if (!rules[i].text || !*rules[i].text || rules[i].id <= 0)
@@ -269,7 +459,14 @@ int store_rules_restore(struct store *st, int64_t version, const struct store_ru
         sqlite3_reset(s);
     }
     sqlite3_finalize(s);
-    snprintf(detail, sizeof(detail), "version %lld: %zu rules", (long long)version, n);
+    rc = lists_restore(st, version, err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (rc == 0)
+        snprintf(detail, sizeof(detail), "version %lld: %zu rules and its lists",
+                 (long long)version, n);
+    else
+        snprintf(detail, sizeof(detail), "version %lld: %zu rules", (long long)version, n);
     if (store_audit_add(st, actor, "policy.rollback", detail, err, errlen) < 0 ||
         store_policy_bump(st, err, errlen) < 0)
         goto fail;

@@ -192,6 +192,14 @@ static int candidate_edit(struct candidate *c, const struct wa_change *ch, char 
                             (struct acl_rule_src){ch->rules[i].id, ch->rules[i].enabled,
                                                   ch->rules[i].text}) < 0)
                 goto oom;
+        if (ch->with_lists)
+            c->nlists = 0;
+        for (size_t i = 0; ch->with_lists && i < ch->nlists; i++) {
+            if (lists_room(c) < 0)
+                goto oom;
+            c->lists[c->nlists++] = (struct acl_list_src){
+                ch->lists[i].name, (const char *const *)ch->lists[i].domains, ch->lists[i].count};
+        }
         return 0;
     case WA_LIST_REPLACE:
         at = list_index(c, ch->list);

@@ -30,7 +30,8 @@ enum wa_change_kind {
     WA_RULES_REPLACE, /* items: the new rule texts, all enabled, no comments */
     WA_LIST_REPLACE,  /* list, items: its domains (created if missing) */
     WA_LIST_DELETE,   /* list */
-    WA_RULES_RESTORE, /* version, rules: that version's rules, with their ids (a rollback) */
+    WA_RULES_RESTORE, /* version, rules: that version's rules, with their ids, and (with_lists)
+                         lists: all its lists (a rollback) */
     WA_CHANGE_KIND_COUNT
 };
 
@@ -46,7 +47,10 @@ struct wa_change {
     const char *const *items;
     size_t nitems;
     int64_t version;
-    const struct store_rule *rules; /* nitems of them */
+    const struct store_rule *rules;        /* nitems of them */
+    const struct store_policy_list *lists; /* nlists of them */
+    size_t nlists;
+    bool with_lists;
 };
 
 /* Applies the n changes in order, as one: all of them are in force, or none is stored. They

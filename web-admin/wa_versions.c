@@ -29,11 +29,13 @@ static int parse_id(const char *s, int64_t *out)
     return 0;
 }
 
+/* "lists": how many lists the version kept, null for one from before versions kept them. */
 static json_t *version_json(const struct store_version *v)
 {
-    return json_pack("{s:I,s:I,s:o,s:o,s:I}", "version", (json_int_t)v->version, "time_ms",
+    return json_pack("{s:I,s:I,s:o,s:o,s:I,s:o}", "version", (json_int_t)v->version, "time_ms",
                      (json_int_t)v->time_ms, "actor", wa_json_text(v->actor), "message",
-                     wa_json_text(v->message), "rules", (json_int_t)v->rules);
+                     wa_json_text(v->message), "rules", (json_int_t)v->rules, "lists",
+                     v->lists < 0 ? json_null() : json_integer((json_int_t)v->lists));
 }
 
 static json_t *rule_json(const struct store_rule *r)
@@ -303,22 +305,38 @@ enum MHD_Result wa_versions_rollback(struct wa_req *r)
     struct store *st = wa_store(r);
     struct store_version info;
     struct store_rule *rules;
+    struct store_policy_list *lists = NULL;
     struct wa_change ch = {.kind = WA_RULES_RESTORE};
-    size_t n;
+    size_t n, nlists = 0;
+    char err[256];
+    int rc;
     bool ok;
 
     if (!st || version_load(r, st, r->param, NULL, &info, &rules, &n) < 0)
         return MHD_YES;
+    /* The lists too, when the version kept them: its `list NAME` rules then match what
+     * they matched. A version from before lists were kept restores its rules only. */
+    rc = store_version_lists(st, info.version, &lists, &nlists, err, sizeof(err));
+    if (rc < 0) {
+        store_rules_free(rules, n);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
     ch.version = info.version;
     ch.rules = rules;
     ch.nitems = n;
+    ch.lists = lists;
+    ch.nlists = nlists;
+    ch.with_lists = rc == 0;
     ok = wa_change_apply(r, &ch, 1, NULL, 409, NULL);
     store_rules_free(rules, n);
+    store_policy_lists_free(lists, nlists);
     if (!ok)
         return MHD_YES;
     return wa_reply_json(r, 200,
-                         json_pack("{s:I,s:I,s:i}", "version", (json_int_t)store_policy_version(st),
-                                   "restored", (json_int_t)info.version, "rules", (int)n));
+                         json_pack("{s:I,s:I,s:i,s:o}", "version",
+                                   (json_int_t)store_policy_version(st), "restored",
+                                   (json_int_t)info.version, "rules", (int)n, "lists",
+                                   rc == 0 ? json_integer((json_int_t)nlists) : json_null()));
 }
 
 /* ---- why ---- */

@@ -2,10 +2,12 @@
 policy import) is a numbered version with who, when and a message; `proxyctl policy log`,
 `policy diff`, `policy rollback` (itself a version, in force when it returns); each access
 row carries the version that decided it and `proxyctl why` prints that version's rule and
-the trace even after the rule has changed; a rollback that no longer compiles is refused."""
+the trace even after the rule has changed; a rollback brings back the version's lists too;
+a rollback that no longer compiles is refused."""
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import tempfile
 import unittest
@@ -14,7 +16,8 @@ import urllib.parse
 
 from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
 
-RECORDS = {"a.test": "127.0.0.1", "b.test": "127.0.0.1"}
+RECORDS = {"a.test": "127.0.0.1", "b.test": "127.0.0.1", "l1.test": "127.0.0.1",
+           "l2.test": "127.0.0.1"}
 
 
 class VersionsTest(unittest.TestCase):
@@ -99,15 +102,16 @@ class VersionsTest(unittest.TestCase):
 
         # Rollback: the rules of v_block in force when proxyctl returns, as a new version.
         out, _ = self.ctl("policy", "rollback", str(v_block))
-        self.assertEqual(out, "rules of version %d in force again (1 rules): now version %d\n"
-                         % (v_block, v_import + 1))
+        self.assertEqual(out, "rules and lists of version %d in force again (1 rules, 0 lists): "
+                         "now version %d\n" % (v_block, v_import + 1))
         self.assertEqual(self.status("a.test"), 403)
         self.assertEqual(self.status("b.test"), 200)
         rules = self.px.api("GET", "/api/rules")["rules"]
         self.assertEqual([r["text"] for r in rules], ["deny domain a.test"])
         self.assertEqual(rules[0]["id"], denied["rule_id"], "the restored rule lost its id")
         log = self.px.api("GET", "/api/versions?limit=1")["rows"][0]
-        self.assertEqual(log["message"], "policy.rollback version %d: 1 rules" % v_block)
+        self.assertEqual(log["message"], "policy.rollback version %d: 1 rules and its lists"
+                         % v_block)
         self.assertEqual(log["actor"], "token")
 
         _, err = self.ctl("policy", "rollback", "99999", expect=1)
@@ -130,7 +134,41 @@ class VersionsTest(unittest.TestCase):
         self.assertRegex(out, r"reported by rule \d+ \(position 1\): report domain b\.test")
         self.assertRegex(out, r"(?m)^ +1 reported +report domain b\.test$")
 
+    def clear(self):
+        for r in self.px.api("GET", "/api/rules")["rules"]:
+            self.px.api("DELETE", "/api/rules/%d" % r["id"])
+        for l in self.px.api("GET", "/api/lists")["lists"]:
+            self.px.api("DELETE", "/api/lists/" + l["name"])
+
+    def test_rollback_brings_back_the_lists_of_the_version(self):
+        # A list import after the version: rolling back brings the old entries back (and
+        # the list the version did not have goes), so its `list` rule matches what it did.
+        self.clear()
+        self.px.api("PUT", "/api/lists/listed", b"l1.test\n")
+        self.ctl("rules", "add", "deny", "list", "listed")
+        v_list = self.current()
+        self.assertEqual(self.status("l1.test"), 403)
+        self.assertEqual(self.status("l2.test"), 200)
+        self.px.api("PUT", "/api/lists/listed?replace=1", b"0.0.0.0 l2.test\n")
+        self.px.api("PUT", "/api/lists/extra", b"x.test\n")
+        self.assertEqual(self.status("l1.test"), 200)
+        self.assertEqual(self.status("l2.test"), 403)
+        self.assertEqual(self.px.api("GET", "/api/versions?limit=1")["rows"][0]["lists"], 2)
+
+        out, _ = self.ctl("policy", "rollback", str(v_list))
+        self.assertEqual(out, "rules and lists of version %d in force again (1 rules, 1 lists): "
+                         "now version %d\n" % (v_list, v_list + 3))
+        self.assertEqual(self.status("l1.test"), 403)
+        self.assertEqual(self.status("l2.test"), 200)
+        self.assertEqual(self.px.api("GET", "/api/lists/listed")["entries"], ["l1.test"])
+        self.assertEqual([l["name"] for l in self.px.api("GET", "/api/lists")["lists"]],
+                         ["listed"])
+        self.clear()
+
     def test_rollback_that_no_longer_compiles_is_refused(self):
+        # A version recorded before versions kept lists (made so here, as an upgraded
+        # database has them) rolls back its rules only: a rule naming a list deleted since
+        # no longer compiles, and nothing changes.
         self.px.api("PUT", "/api/lists/ads", b"ads.test\n")
         self.ctl("rules", "add", "deny", "list", "ads")
         v_list = self.current()
@@ -138,6 +176,10 @@ class VersionsTest(unittest.TestCase):
         for r in rules:
             self.px.api("DELETE", "/api/rules/%d" % r["id"])
         self.px.api("DELETE", "/api/lists/ads")
+        db = sqlite3.connect(self.px.db_path, timeout=30)
+        with db:
+            db.execute("UPDATE policy_versions SET lists_kept = 0 WHERE version = ?", (v_list,))
+        db.close()
         before = self.current()
         _, err = self.ctl("policy", "rollback", str(v_list), expect=1)
         self.assertIn("no list named 'ads'", err)

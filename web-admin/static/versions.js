@@ -56,8 +56,11 @@
     const was = current;
     const message = $('v-message').value.trim();
     const res = await api('POST', '/api/versions/' + v + '/rollback' + PX.query({message}));
-    PX.flash('The rules of version ' + res.restored + ' are in force again: now version ' +
-             res.version + '.');
+    /* lists is null for a version from before versions kept lists: the lists stayed. */
+    const lists = res.lists === null ? ' (lists unchanged: that version did not keep them)'
+      : ' with its ' + res.lists + (res.lists === 1 ? ' list' : ' lists');
+    PX.flash('The rules of version ' + res.restored + ' are in force again' + lists +
+             ': now version ' + res.version + '.');
     $('v-message').value = '';
     await reload();
     await compare(was, res.version);

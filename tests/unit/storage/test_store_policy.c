@@ -1,6 +1,7 @@
 /* test_store_policy: rule positions through add/move/delete/update, audit rows, the policy
  * version, whole-policy and 100k-entry list replacement, settings. */
 #include <check.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,11 +504,116 @@ START_TEST(test_versions_record_who_when_why_and_the_rules)
     store_rules_free(rules, n);
     ck_assert_int_eq(store_versions_list(st, 0, 1, &vs, &n, err, sizeof(err)), 0);
     ck_assert_str_eq(vs[0].actor, "dave");
-    ck_assert_str_eq(vs[0].message, "policy.rollback version 1: 1 rules");
+    ck_assert_str_eq(vs[0].message, "policy.rollback version 1: 1 rules and its lists");
     free(vs);
     /* The next new rule still gets an id never used before. */
     ck_assert_int_eq(store_rule_add(st, "deny domain c.test", "", 0, "t", &a, err, sizeof(err)), 0);
     ck_assert_int_eq(a, b + 1);
+}
+END_TEST
+
+/* A list's entries, joined by ",". */
+static void list_of(const struct store_policy_list *lists, size_t n, const char *name, char *out,
+                    size_t size)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(lists[i].name, name))
+            for (size_t j = 0; j < lists[i].count; j++)
+                snprintf(out + strlen(out), size - strlen(out), "%s%s", j ? "," : "",
+                         lists[i].domains[j]);
+}
+
+/* Rows of sql's count(*) on the database file itself. */
+static long long count_rows(const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    long long v;
+
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+    v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Versions keep the lists: each version's lists as they were, entries stored once per
+ * content (a rule change copies none), and a rollback brings the lists back; a version from
+ * before lists were kept rolls back its rules only. */
+START_TEST(test_versions_keep_lists_and_rollback_restores_them)
+{
+    const char *ab[] = {"b.test", "a.test"}, *c[] = {"c.test"}, *m[] = {"m.test"};
+    struct store_policy_list *lists;
+    struct store_version *vs;
+    struct store_version info;
+    struct store_rule *rules;
+    size_t n, nr;
+    char got[256];
+    int id;
+
+    ck_assert_int_eq(store_list_replace(st, "ads", ab, 2, "t", err, sizeof(err)), 0); /* v1 */
+    ck_assert_int_eq(store_rule_add(st, "deny list ads", "", 0, "t", &id, err, sizeof(err)),
+                     0);                                                              /* v2 */
+    ck_assert_int_eq(store_list_replace(st, "ads", c, 1, "t", err, sizeof(err)), 0);  /* v3 */
+    ck_assert_int_eq(store_list_replace(st, "more", m, 1, "t", err, sizeof(err)), 0); /* v4 */
+    ck_assert_int_eq(store_policy_version(st), 4);
+
+    ck_assert_int_eq(store_version_lists(st, 2, &lists, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    list_of(lists, n, "ads", got, sizeof(got));
+    ck_assert_str_eq(got, "a.test,b.test");
+    store_policy_lists_free(lists, n);
+    ck_assert_int_eq(store_version_lists(st, 4, &lists, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    list_of(lists, n, "ads", got, sizeof(got));
+    ck_assert_str_eq(got, "c.test");
+    list_of(lists, n, "more", got, sizeof(got));
+    ck_assert_str_eq(got, "m.test");
+    store_policy_lists_free(lists, n);
+    ck_assert_int_eq(store_versions_list(st, 0, 10, &vs, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(vs[0].lists, 2);
+    ck_assert_int_eq(vs[3].lists, 1);
+    free(vs);
+    /* a.test, b.test once (v1, shared by v2), c.test (v3, shared by v4), m.test (v4) */
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"), 4);
+
+    /* Back to version 2: its rule and its list; "more" goes. Nothing is copied again. */
+    ck_assert_int_eq(store_version_get(st, 2, &info, &rules, &nr, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_rules_restore(st, 2, rules, nr, "t", err, sizeof(err)), 0);
+    store_rules_free(rules, nr);
+    struct store_policy p;
+    ck_assert_int_eq(store_policy_read(st, &p, err, sizeof(err)), 0);
+    ck_assert_uint_eq(p.nlists, 1);
+    list_of(p.lists, p.nlists, "ads", got, sizeof(got));
+    ck_assert_str_eq(got, "a.test,b.test");
+    store_policy_free(&p);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"), 4);
+    ck_assert_int_eq(store_version_lists(st, 5, &lists, &n, err, sizeof(err)), 0);
+    list_of(lists, n, "ads", got, sizeof(got));
+    ck_assert_str_eq(got, "a.test,b.test");
+    store_policy_lists_free(lists, n);
+
+    /* A version recorded before versions kept lists: rules only, lists as they are. */
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 6);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "UPDATE policy_versions SET lists_kept = 0 WHERE version = 3", 0, 0, 0),
+        SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(store_version_lists(st, 3, &lists, &n, err, sizeof(err)), 1);
+    ck_assert_msg(strstr(err, "before versions kept lists") != NULL, "%s", err);
+    ck_assert_int_eq(store_version_get(st, 3, &info, &rules, &nr, err, sizeof(err)), 0);
+    ck_assert_int_eq(info.lists, -1);
+    ck_assert_int_eq(store_rules_restore(st, 3, rules, nr, "t", err, sizeof(err)), 0);
+    store_rules_free(rules, nr);
+    ck_assert_int_eq(store_policy_read(st, &p, err, sizeof(err)), 0);
+    list_of(p.lists, p.nlists, "ads", got, sizeof(got));
+    ck_assert_str_eq(got, "a.test,b.test");
+    store_policy_free(&p);
 }
 END_TEST
 
@@ -555,6 +661,7 @@ int main(void)
     tcase_add_test(tc, test_grouped_changes_commit_together_or_not_at_all);
     tcase_add_test(tc, test_versions_record_who_when_why_and_the_rules);
     tcase_add_test(tc, test_group_at_a_version_that_moved_is_again);
+    tcase_add_test(tc, test_versions_keep_lists_and_rollback_restores_them);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
