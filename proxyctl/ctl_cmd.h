@@ -166,6 +166,7 @@ enum ctl_status ctl_cmd_export(struct ctl_ctx *ctx, const struct ctl_call *call)
 enum ctl_status ctl_cmd_lists(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_lists_show(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_lists_del(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_lists_import(struct ctl_ctx *ctx, const struct ctl_call *call);
 
 /* ctl_cmd_versions.c */
 enum ctl_status ctl_cmd_policy_log(struct ctl_ctx *ctx, const struct ctl_call *call);

@@ -164,6 +164,14 @@ static enum ctl_status import_list(struct ctl_ctx *ctx, const char *path, const 
     snprintf(url, sizeof(url), "/api/lists/%s%s", esc, replace ? "?replace=1" : "");
     struct ctl_answer ans;
     enum ctl_status st = put_text(ctx, url, text, len, &ans);
+    const char *api_word = strstr(ctx->err, "confirm with replace=1");
+    if (st == CTL_REFUSED && api_word) {
+        /* The API's words name its parameter; ours name the option. */
+        char msg[sizeof(ctx->err)];
+        snprintf(msg, sizeof(msg), "%.*s%s", (int)(api_word - ctx->err), ctx->err,
+                 "give --replace to go ahead");
+        ctl_fail(ctx, CTL_REFUSED, "%s", msg);
+    }
     if (st != CTL_OK)
         return st;
     if (ctx->json && ans.json) {
@@ -200,7 +208,8 @@ enum ctl_status ctl_cmd_import(struct ctl_ctx *ctx, const struct ctl_call *call)
         return st;
     const char *line;
     size_t n;
-    if (!first_content_line(text, len, &line, &n)) {
+    /* With --list it is a list, whatever it holds: the daemon says what an empty one means. */
+    if (!first_content_line(text, len, &line, &n) && !list->set) {
         free(text);
         return ctl_usage(ctx, "%s holds no rules or domains (only blank lines or comments)", path);
     }
@@ -215,12 +224,20 @@ enum ctl_status ctl_cmd_import(struct ctl_ctx *ctx, const struct ctl_call *call)
             return ctl_usage(ctx, "cannot name a list after %s: give --list NAME", path);
         }
         st = import_list(ctx, path, name, text, len, ctl_call_opt(call, "--replace")->set);
-        if (st == CTL_REFUSED && !ctl_call_opt(call, "--replace")->set &&
-            strstr(ctx->err, "replace=1"))
-            /* The API's words name its parameter; ours name the option. */
-            ctl_fail(ctx, CTL_REFUSED, "list %s exists: give --replace to replace its entries",
-                     name);
     }
+    free(text);
+    return st;
+}
+
+enum ctl_status ctl_cmd_lists_import(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    const char *name = call->words[0], *path = call->words[1];
+    enum ctl_status st = CTL_OK;
+    size_t len = 0;
+    char *text = read_file(ctx, path, &len, &st);
+    if (!text)
+        return st;
+    st = import_list(ctx, path, name, text, len, ctl_call_opt(call, "--replace")->set);
     free(text);
     return st;
 }

@@ -65,33 +65,36 @@ static enum MHD_Result list_put(struct wa_req *r, const char *name)
     memset(&stats, 0, sizeof(stats));
     if (acl_list_parse(r->body, r->len, &domains, &n, &stats) < 0)
         return wa_reply_error(r, 500, NULL, "out of memory while parsing the list");
-    /* Text with no domain in it is a mistake (an empty paste, the wrong file), never a wish
-     * to empty the list: that would quietly stop every rule using it. */
-    if (n == 0) {
-        acl_list_free(domains, n);
-        if (stats.skipped)
-            return wa_reply_error(r, 400, "text",
-                                  "list %s: no domains in the text (%zu lines skipped, the "
-                                  "first, line %d: %s); nothing changed",
-                                  name, (size_t)stats.skipped, stats.first_skipped_line,
-                                  stats.first_skipped_reason);
-        return wa_reply_error(r, 400, "text",
-                              "list %s: the text is empty; nothing changed (to remove the "
-                              "list, delete it)",
-                              name);
-    }
-    /* Replacing a list says so: an import of the wrong file under a name in use would
-     * otherwise swap out the list that rules rely on. */
+    /* Text with no domain in it (an empty paste, the wrong file) and an import under a name
+     * in use are mistakes more often than wishes: one would quietly stop every rule using the
+     * list, the other swap out the list those rules rely on. Either waits for replace=1. */
     const char *replace = wa_query(r, "replace");
     if (!replace || strcmp(replace, "1") != 0) {
         int exists = list_exists(wa_store(r), name);
-        if (exists != 0) {
+        if (exists < 0) {
             acl_list_free(domains, n);
-            if (exists < 0)
-                return wa_reply_error(r, 500, NULL, "cannot read the lists");
+            return wa_reply_error(r, 500, NULL, "cannot read the lists");
+        }
+        if (n == 0) {
+            acl_list_free(domains, n);
+            if (stats.skipped)
+                return wa_reply_error(
+                    r, 409, "replace",
+                    "list %s: no domains in the text (%zu lines skipped, the first, line %d: "
+                    "%s): importing it %s; nothing changed: confirm with replace=1",
+                    name, (size_t)stats.skipped, stats.first_skipped_line,
+                    stats.first_skipped_reason,
+                    exists ? "empties the list" : "makes an empty list");
             return wa_reply_error(r, 409, "replace",
-                                  "list %s exists: import with replace=1 to replace its "
-                                  "entries",
+                                  "list %s: the text is empty: importing it %s; nothing changed: "
+                                  "confirm with replace=1",
+                                  name, exists ? "empties the list" : "makes an empty list");
+        }
+        if (exists) {
+            acl_list_free(domains, n);
+            return wa_reply_error(r, 409, "replace",
+                                  "list %s exists: importing replaces its entries; nothing "
+                                  "changed: confirm with replace=1",
                                   name);
         }
     }

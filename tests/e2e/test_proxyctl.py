@@ -221,15 +221,28 @@ class ProxyctlTest(unittest.TestCase):
         # Importing over a list needs --replace: the list is kept as it was until then.
         path_again = self.write("ads2.txt", "other.test\n")
         _, err = self.ctl("import", path_again, "--list", "ads", expect=1)
-        self.assertIn("list ads exists: give --replace to replace its entries", err)
+        self.assertEqual(err, "proxyctl: list ads exists: importing replaces its entries; nothing "
+                         "changed: give --replace to go ahead\n")
+        _, err = self.ctl("lists", "import", "ads", path_again, expect=1)
+        self.assertIn("list ads exists: importing replaces its entries", err)
         self.assertEqual(sorted(self.ctl("lists", "show", "ads")[0].split()),
                          ["ads.allowed.test", "banner.test", "tracker.test"])
         self.ctl("import", path_again, "--list", "ads", "--replace")
         self.assertEqual(self.ctl("lists", "show", "ads")[0].split(), ["other.test"])
+        # A file without domains would empty the list: it needs --replace too, on each path.
         junk = self.write("junk.txt", "not a domain line\n")
-        _, err = self.ctl("import", junk, "--list", "ads", "--replace", expect=1)
-        self.assertIn("no domains in the text", err)
-        self.assertEqual(self.ctl("lists", "show", "ads")[0].split(), ["other.test"])
+        empty = self.write("empty.txt", "# nothing\n")
+        for args in (["import", junk, "--list", "ads"], ["lists", "import", "ads", empty]):
+            _, err = self.ctl(*args, expect=1)
+            self.assertRegex(err, r"^proxyctl: list ads: (no domains in the text|the text is empty)"
+                             r".*: importing it empties the list; nothing changed: give --replace "
+                             r"to go ahead\n$")
+            self.assertEqual(self.ctl("lists", "show", "ads")[0].split(), ["other.test"])
+        out, _ = self.ctl("lists", "import", "ads", path_again, "--replace")
+        self.assertEqual(out, "imported list ads from %s: 1 added, 0 duplicates, 0 skipped\n"
+                         % path_again)
+        self.ctl("lists", "import", "ads", empty, "--replace")
+        self.assertEqual(self.ctl("lists", "show", "ads")[0], "")
 
         # --list names it; a list acts through a rule.
         path2 = self.write("hosts", "127.0.0.1 allowed.test\n")

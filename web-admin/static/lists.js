@@ -49,8 +49,29 @@
       body.append(el('tr', null, el('td', {colspan: 4, class: 'muted', text: 'No lists yet.'})));
   }
 
-  /* Sends the list; replacing one that exists needs the admin's say-so first (the server
-   * answers 409 with field "replace"). */
+  /* Asks in the page's dialog (not confirm(): that blocks the page and automation) whether
+   * to go ahead; resolves true for the OK button, false for Cancel or Escape. */
+  function ask(title, text, okLabel) {
+    const d = $('list-confirm');
+    $('list-confirm-title').textContent = title;
+    $('list-confirm-text').textContent = text;
+    $('list-confirm-ok').textContent = okLabel;
+    return new Promise((resolve) => {
+      const done = (yes) => {
+        $('list-confirm-ok').onclick = $('list-confirm-cancel').onclick = d.oncancel = null;
+        if (d.open) d.close();
+        resolve(yes);
+      };
+      $('list-confirm-ok').onclick = () => done(true);
+      $('list-confirm-cancel').onclick = () => done(false);
+      d.oncancel = () => done(false);
+      d.showModal();
+    });
+  }
+
+  /* Sends the list. Text without domains, or a name in use, needs the admin's say-so first:
+   * the server answers 409 with field "replace" and says which, and nothing changes until
+   * the list is sent again with replace=1. */
   async function send(name, text, replace) {
     const out = $('list-summary');
     out.replaceChildren();
@@ -65,13 +86,19 @@
       $('list-file').value = '';
       await load();
     } catch (e) {
-      const ask = e.status === 409 && e.field === 'replace';
-      out.append(el('p', {class: 'error-text', 'data-testid': 'list-error',
-        text: ask ? 'A list named ' + name + ' exists: importing again replaces its entries.'
-                  : e.message}));
-      if (ask)
-        out.append(el('p', null, PX.confirmButton('Replace list ' + name, 'list-replace',
-                                                  () => send(name, text, true))));
+      if (!(e.status === 409 && e.field === 'replace')) {
+        out.append(el('p', {class: 'error-text', 'data-testid': 'list-error', text: e.message}));
+        return;
+      }
+      /* The server's words, less the API parameter that the OK button stands for. */
+      const why = e.message.replace(/: confirm with replace=1$/, '.');
+      const empty = /no domains in the text|the text is empty/.test(why);
+      const yes = await ask(empty ? 'Import a list without domains?' : 'Replace list ' + name + '?',
+                            why, empty ? 'Import it empty' : 'Replace list ' + name);
+      if (yes)
+        await send(name, text, true);
+      else
+        out.append(el('p', {class: 'muted', 'data-testid': 'list-error', text: why}));
     }
   }
 

@@ -240,10 +240,12 @@ async function listsPage(page) {
   await page.getByTestId('list-name').fill('ads');
   await page.getByTestId('list-text').fill('');
   await page.getByTestId('list-import').click();
-  const err = page.getByTestId('list-summary').locator('.error-text');
-  await err.waitFor({ timeout: STEP_MS });
-  check((await err.innerText()).includes('the text is empty; nothing changed'),
-        'an empty import says: ' + (await err.innerText()));
+  await page.getByTestId('list-confirm').waitFor({ state: 'visible', timeout: STEP_MS });
+  const asked = await page.getByTestId('list-confirm-text').innerText();
+  check(asked.includes('the text is empty: importing it empties the list'),
+        'an empty import asks: ' + asked);
+  await page.getByTestId('list-confirm-cancel').click();
+  await page.getByTestId('list-confirm').waitFor({ state: 'hidden', timeout: STEP_MS });
   const entries = await page.evaluate(async () =>
     (await (await fetch('/api/lists/ads', { credentials: 'same-origin' })).json()).entries);
   check(entries.length === 1, `the empty import left ${entries.length} entries, wanted 1`);
@@ -254,7 +256,7 @@ async function listsPage(page) {
   check(msg.includes(`list ads is used by rule ${cfg.listRule} (deny list ads)`) && !/no list/.test(msg),
         'deleting a used list says: ' + msg);
   await shot(page, `lists-${cfg.size}.png`);
-  log('lists: an empty re-import is refused; a used list names its rule');
+  log('lists: an empty re-import asks first and Cancel keeps the list; a used list names its rule');
 }
 
 async function usersPage(page, name) {

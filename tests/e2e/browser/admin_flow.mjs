@@ -328,7 +328,8 @@ async function checkAccessRequest(page, tab) {
   log('access request: form sent, queued with badge, approved, news.test gets through');
 }
 
-// Importing over a list asks first: the list stays until "Replace" is clicked twice.
+// Importing over a list, or a text without domains, asks first in the page's dialog: the
+// list stays as it was until the admin confirms there (Cancel keeps it).
 async function checkListReplace(page) {
   await page.goto(ADMIN + '/lists', { timeout: STEP_MS });
   const importAs = async (text) => {
@@ -336,24 +337,43 @@ async function checkListReplace(page) {
     await page.getByTestId('list-text').fill(text);
     await page.getByTestId('list-import').click();
   };
+  const dialog = page.getByTestId('list-confirm');
   await importAs('ads.test\ntracker.test\n');
   await page.getByTestId('list-summary').filter({ hasText: 'List ads: 2 domains' })
     .waitFor({ timeout: STEP_MS });
   await importAs('news.test\n');
-  await page.getByTestId('list-error').filter({ hasText: 'A list named ads exists' })
-    .waitFor({ timeout: STEP_MS });
+  await dialog.waitFor({ state: 'visible', timeout: STEP_MS });
+  const asked = await page.getByTestId('list-confirm-text').innerText();
+  check(asked === 'list ads exists: importing replaces its entries; nothing changed.',
+        'the replace dialog says: ' + asked);
+  check((await page.getByTestId('list-confirm-title').innerText()) === 'Replace list ads?',
+        'the replace dialog is titled: ' + (await page.getByTestId('list-confirm-title').innerText()));
   const entries = async () => (await page.evaluate(async () =>
     (await (await fetch('/api/lists/ads', { credentials: 'same-origin' })).json()).entries));
   check((await entries()).length === 2, 'the list changed before the replace was confirmed');
   await page.screenshot({ path: join(cfg.shots, 'lists-replace.png'), fullPage: true,
                           timeout: STEP_MS });
-  await page.getByTestId('list-replace').click();
-  await page.getByTestId('list-replace').filter({ hasText: 'Sure?' }).click();
+  await page.getByTestId('list-confirm-ok').click();
   await page.getByTestId('list-summary').filter({ hasText: 'List ads: 1 domains' })
     .waitFor({ timeout: STEP_MS });
-  const now = await entries();
+  check(!(await dialog.isVisible()), 'the dialog stayed open after Replace');
+  let now = await entries();
   check(now.length === 1 && now[0] === 'news.test', 'the confirmed replace did not replace: ' + now);
-  log('lists: re-import asked first, replaced after the confirmation');
+
+  // An empty paste: asked about, cancelled, nothing changed and the page says why.
+  await importAs('# nothing but a comment\n');
+  await dialog.waitFor({ state: 'visible', timeout: STEP_MS });
+  const emptyAsked = await page.getByTestId('list-confirm-text').innerText();
+  check(emptyAsked.includes('importing it empties the list; nothing changed.'),
+        'the empty-import dialog says: ' + emptyAsked);
+  await page.screenshot({ path: join(cfg.shots, 'lists-empty.png'), fullPage: true,
+                          timeout: STEP_MS });
+  await page.getByTestId('list-confirm-cancel').click();
+  await page.getByTestId('list-error').filter({ hasText: 'importing it empties the list' })
+    .waitFor({ timeout: STEP_MS });
+  now = await entries();
+  check(now.length === 1 && now[0] === 'news.test', 'a cancelled empty import changed the list: ' + now);
+  log('lists: re-import and empty import asked in a dialog; replaced after OK, kept after Cancel');
 }
 
 // No part of the page may be wider than the screen (a phone must not scroll sideways to see

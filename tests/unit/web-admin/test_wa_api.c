@@ -1343,19 +1343,43 @@ START_TEST(test_list_import_summary_and_delete_guard)
     snprintf(want, sizeof(want), "list ads is used by rule %d (deny list ads)", id);
     ck_assert_msg(strstr(jstr(j, "error"), want), "%s", jstr(j, "error"));
     json_decref(j);
-    /* Text without a domain (an empty paste, a file of comments) never empties the list. */
-    j = api("PUT", "/api/lists/ads", "", 400);
-    ck_assert_str_eq(
-        jstr(j, "error"),
-        "list ads: the text is empty; nothing changed (to remove the list, delete it)");
+    /* Text without a domain (an empty paste, a file of comments) and an import under a name
+     * in use wait for replace=1 (409, field "replace"), the list kept as it was. */
+    static const struct {
+        const char *text;
+        const char *error;
+    } ask[] = {
+        {"", "list ads: the text is empty: importing it empties the list; nothing changed: "
+             "confirm with replace=1"},
+        {"# nothing here\nnot_a_domain$\n",
+         "list ads: no domains in the text (1 lines skipped, the first, line 2: "},
+        {"other.ads.test\n", "list ads exists: importing replaces its entries; nothing changed: "
+                             "confirm with replace=1"},
+    };
+    for (size_t k = 0; k < sizeof(ask) / sizeof(ask[0]); k++) {
+        j = api("PUT", "/api/lists/ads", ask[k].text, 409);
+        ck_assert_str_eq(jstr(j, "field"), "replace");
+        ck_assert_msg(strncmp(jstr(j, "error"), ask[k].error, strlen(ask[k].error)) == 0, "%s",
+                      jstr(j, "error"));
+        json_decref(j);
+    }
+    j = api("PUT", "/api/lists/fresh", "", 409);
+    ck_assert_str_eq(jstr(j, "error"), "list fresh: the text is empty: importing it makes an "
+                                       "empty list; nothing changed: confirm with replace=1");
     json_decref(j);
-    j = api("PUT", "/api/lists/ads", "# nothing here\nnot_a_domain$\n", 400);
-    ck_assert_msg(strstr(jstr(j, "error"), "list ads: no domains in the text (1 lines skipped, the "
-                                           "first, line 2: "),
-                  "%s", jstr(j, "error"));
-    json_decref(j);
+    json_decref(api("GET", "/api/lists/fresh", NULL, 404));
     j = api("GET", "/api/lists/ads", NULL, 200);
     ck_assert_int_eq(json_array_size(json_object_get(j, "entries")), 3);
+    json_decref(j);
+    /* Confirmed, an empty import empties the list (its rule still compiles: it matches nothing). */
+    j = api("PUT", "/api/lists/ads?replace=1", "# nothing here\n", 200);
+    ck_assert_int_eq(jint(j, "added"), 0);
+    json_decref(j);
+    j = api("GET", "/api/lists/ads", NULL, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "entries")), 0);
+    json_decref(j);
+    j = api("POST", "/api/test", "{\"url\":\"http://x.b.ads.test/\"}", 200);
+    ck_assert_int_eq(jint(j, "rule_id"), 0);
     json_decref(j);
     char path[64];
     snprintf(path, sizeof(path), "/api/rules/%d", id);
