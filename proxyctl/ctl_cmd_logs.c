@@ -1,5 +1,6 @@
 /* proxyctl verbs that read what the proxy did: logs (with --follow), top, stats, audit.
  * --follow polls GET /api/logs?after=<last id> once a second until SIGINT/SIGTERM. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,26 @@ static enum ctl_status fetch_logs(struct ctl_ctx *ctx, const struct ctl_query *f
     return ctl_api(ctx, "GET", path, NULL, out, NULL);
 }
 
+/* Every row the filters match, as the server streams it (GET /api/logs/export): to stdout as
+ * it arrives, so any size fits. */
+static enum ctl_status export_logs(struct ctl_ctx *ctx, const struct ctl_query *filters,
+                                   const char *format)
+{
+    struct ctl_query q = *filters;
+    if (!ctl_query_add(&q, "format", format))
+        return ctl_usage(ctx, "filters too long");
+    char path[sizeof(q.buf) + 24];
+    snprintf(path, sizeof(path), "/api/logs/export%s", q.buf);
+    struct ctl_request req = {
+        .method = "GET", .path = path, .flags = CTL_API_NO_TIMEOUT, .sink = stdout};
+    struct ctl_answer ans;
+    enum ctl_status st = ctl_api_send(ctx, &req, &ans);
+    ctl_answer_free(&ans);
+    if (st == CTL_OK && fflush(stdout) != 0)
+        return ctl_fail(ctx, CTL_REFUSED, "cannot write the export: %s", strerror(errno));
+    return st;
+}
+
 enum ctl_status ctl_cmd_logs(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
     struct ctl_query q = {0};
@@ -143,6 +164,12 @@ enum ctl_status ctl_cmd_logs(struct ctl_ctx *ctx, const struct ctl_call *call)
     if (limit->set && limit->num > 1000)
         return ctl_usage(ctx, "--limit is at most 1000, got %lld", limit->num);
     bool follow = ctl_call_opt(call, "--follow")->set;
+    /* --csv, or --json without --limit or --follow: the export, every matching row. */
+    bool csv = ctl_call_opt(call, "--csv")->set;
+    if (csv && (follow || limit->set))
+        return ctl_usage(ctx, "--csv prints every matching row: it takes no --limit or --follow");
+    if (csv || (ctx->json && !follow && !limit->set))
+        return export_logs(ctx, &q, csv ? "csv" : "json");
 
     json_t *out = NULL;
     enum ctl_status st = fetch_logs(ctx, &q, 0, limit->set ? limit->num : 0, &out);

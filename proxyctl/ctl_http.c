@@ -68,10 +68,25 @@ void ctl_answer_free(struct ctl_answer *ans)
     memset(ans, 0, sizeof(*ans));
 }
 
+/* Where an answer's body goes: the answer, or req->sink once the status says 2xx. */
+struct body_dest {
+    struct ctl_answer *ans;
+    FILE *sink;
+    CURL *curl;
+};
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-    struct ctl_answer *ans = arg;
+    struct body_dest *dest = arg;
+    struct ctl_answer *ans = dest->ans;
     size_t n = size * nmemb;
+    long status = 0;
+
+    if (dest->sink) {
+        curl_easy_getinfo(dest->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300)
+            return fwrite(data, 1, n, dest->sink) == n ? n : 0;
+    }
     if (ans->len + n + 1 > ANSWER_MAX_BYTES)
         return 0;
     char *p = realloc(ans->body, ans->len + n + 1);
@@ -289,8 +304,9 @@ enum ctl_status ctl_api_send(struct ctl_ctx *ctx, const struct ctl_request *req,
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "proxyctl/" PX_VERSION);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    struct body_dest dest = {ans, req->sink, curl};
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, ans);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &dest);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &pg);

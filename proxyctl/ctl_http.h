@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -28,6 +29,9 @@ struct ctl_request {
     const char *content_type; /* of the raw body; "text/plain" if NULL */
     unsigned flags;
     const char *what; /* names the thing on 404: "rule 12" -> "no such rule 12" */
+    /* A 2xx answer's body is written here as it arrives, not kept (an export of any size);
+     * NULL: kept in the answer. Other answers are kept either way, for their message. */
+    FILE *sink;
 };
 
 struct ctl_answer {

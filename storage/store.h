@@ -27,6 +27,9 @@ struct store;
  * filled ("var/proxyd.db: unable to open database file"). */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *st);
+/* store_open for one long read (an export of the whole log) that must not grow the process
+ * with what it reads: no memory map, a 2 MiB page cache. Close it with store_close. */
+struct store *store_open_lean(const char *path, char *err, size_t errlen);
 int store_schema_version(struct store *st);
 
 /* ---- Connection pool ----
@@ -460,7 +463,9 @@ struct store_log_filter {
     const char *text_like;      /* substring of host or path, or NULL */
     int decision;               /* enum store_decision, or -1 for any */
     int status;                 /* exact, or 0 for any */
-    int64_t before_id;          /* paging: rows with id < before_id (0 = newest) */
+    int64_t before_id;          /* paging: rows with id < before_id (0 = newest); with it
+                                   the ids are walked down from there, never the time index
+                                   (each page would re-read the whole window) */
     int64_t after_id;           /* follow: rows with id > after_id (0 = unused) */
     size_t limit;
 };

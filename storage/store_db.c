@@ -511,6 +511,21 @@ struct store *store_open(const char *path, char *err, size_t errlen)
     return store_open_timeout(path, ADMIN_BUSY_TIMEOUT_MS, err, errlen);
 }
 
+struct store *store_open_lean(const char *path, char *err, size_t errlen)
+{
+    struct store *st = store_open(path, err, errlen);
+
+    /* Pages read through the memory map count in the process's resident size: a read of
+     * the whole log would grow it by the size of the file. */
+    if (st && sqlite3_exec(st->db, "PRAGMA mmap_size=0; PRAGMA cache_size=-2048;", NULL, NULL,
+                           NULL) != SQLITE_OK) {
+        store_sql_err(st, err, errlen, "lean connection");
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
 void store_close(struct store *st)
 {
     if (!st)

@@ -65,6 +65,29 @@ enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *cty
     return ret;
 }
 
+enum MHD_Result wa_reply_stream(struct wa_req *r, const char *ctype, const char *filename,
+                                MHD_ContentReaderCallback read, void *cls,
+                                MHD_ContentReaderFreeCallback done)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    char disp[160];
+
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, WA_STREAM_BLOCK, read, cls, done);
+    if (!resp) {
+        done(cls);
+        return MHD_NO;
+    }
+    headers_add(resp, NULL);
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", filename);
+    MHD_add_response_header(resp, "Content-Disposition", disp);
+    ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    r->answered = true;
+    return ret;
+}
+
 json_t *wa_json_text(const char *s)
 {
     static const char hex[] = "0123456789abcdef";

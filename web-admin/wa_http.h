@@ -84,6 +84,14 @@ enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj); /
 /* {"error": message, "field": field (if not NULL)}. */
 enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *field,
                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* 200 with a body of unknown length made as it is sent (chunked): MHD calls read on this
+ * request's thread for each block of at most WA_STREAM_BLOCK bytes, and done(cls) once at
+ * the end, also when the client goes away or the reply cannot be queued. filename names the
+ * download (Content-Disposition), a constant of ours. */
+#define WA_STREAM_BLOCK (64u << 10)
+enum MHD_Result wa_reply_stream(struct wa_req *r, const char *ctype, const char *filename,
+                                MHD_ContentReaderCallback read, void *cls,
+                                MHD_ContentReaderFreeCallback done);
 /* 303 to location, no body. */
 enum MHD_Result wa_reply_redirect(struct wa_req *r, const char *location);
 

@@ -161,49 +161,61 @@ static const char *query_search(struct wa_req *r, const char *key, bool *bad)
     return v;
 }
 
+int wa_log_filter(struct wa_req *r, struct store_log_filter *f)
+{
+    const char *dec;
+    int64_t v = 0;
+    bool bad = false;
+
+    memset(f, 0, sizeof(*f));
+    f->decision = -1;
+    if (wa_query_int(r, "since", &f->since_ms) < 0 || wa_query_int(r, "until", &f->until_ms) < 0)
+        return -1;
+    if (wa_query_int(r, "status", &v) < 0)
+        return -1;
+    if (v < 0 || v > 999) {
+        wa_reply_error(r, 400, "status", "status must be an HTTP status code");
+        return -1;
+    }
+    f->status = (int)v;
+    f->client = query_search(r, "client", &bad);
+    if (!bad)
+        f->host_like = query_search(r, "host", &bad);
+    if (!bad)
+        f->text_like = query_search(r, "q", &bad);
+    if (bad)
+        return -1;
+    dec = nonempty(wa_query(r, "decision"));
+    if (dec) {
+        for (int d = 0; d < STORE_DECISION_COUNT; d++)
+            if (!strcmp(dec, store_decision_str((enum store_decision)d)))
+                f->decision = d;
+        if (f->decision < 0) {
+            wa_reply_error(r, 400, "decision", "decision is allow, deny, auth or report");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 enum MHD_Result wa_log_search(struct wa_req *r)
 {
     struct store_log_filter f;
     struct store_log_row *rows;
     struct rule_texts rt = {NULL, 0};
     struct store *st;
-    const char *dec;
-    int64_t v, limit;
+    int64_t limit;
     size_t n;
     char err[256];
     json_t *arr, *o;
-    bool bad = false;
 
-    memset(&f, 0, sizeof(f));
-    f.decision = -1;
-    if (wa_query_int(r, "since", &f.since_ms) < 0 || wa_query_int(r, "until", &f.until_ms) < 0 ||
-        wa_query_int(r, "before", &f.before_id) < 0 || wa_query_int(r, "after", &f.after_id) < 0)
+    if (wa_log_filter(r, &f) < 0 || wa_query_int(r, "before", &f.before_id) < 0 ||
+        wa_query_int(r, "after", &f.after_id) < 0)
         return MHD_YES;
-    v = 0;
-    if (wa_query_int(r, "status", &v) < 0)
-        return MHD_YES;
-    if (v < 0 || v > 999)
-        return wa_reply_error(r, 400, "status", "status must be an HTTP status code");
-    f.status = (int)v;
     limit = wa_query_limit(r, 100);
     if (limit < 0)
         return MHD_YES;
     f.limit = (size_t)limit;
-    f.client = query_search(r, "client", &bad);
-    if (!bad)
-        f.host_like = query_search(r, "host", &bad);
-    if (!bad)
-        f.text_like = query_search(r, "q", &bad);
-    if (bad)
-        return MHD_YES;
-    dec = nonempty(wa_query(r, "decision"));
-    if (dec) {
-        for (int d = 0; d < STORE_DECISION_COUNT; d++)
-            if (!strcmp(dec, store_decision_str((enum store_decision)d)))
-                f.decision = d;
-        if (f.decision < 0)
-            return wa_reply_error(r, 400, "decision", "decision is allow, deny, auth or report");
-    }
     st = wa_store(r);
     if (!st)
         return MHD_YES;

@@ -10,6 +10,7 @@
 
 #include "web-admin/wa_audit.h"
 #include "web-admin/wa_auth.h"
+#include "web-admin/wa_export.h"
 #include "web-admin/wa_forwards.h"
 #include "web-admin/wa_lists.h"
 #include "web-admin/wa_log.h"
@@ -90,6 +91,7 @@ const struct wa_route wa_routes[] = {
     {"DELETE", "/api/forwards/{}", 0, wa_forwards_delete},
 
     {"GET", "/api/logs", 0, wa_log_search},
+    {"GET", "/api/logs/export", 0, wa_export_logs},
     {"GET", "/api/logs/{}/why", 0, wa_versions_why},
     {"GET", "/api/top", 0, wa_log_top},
     {"GET", "/api/series", 0, wa_log_series},

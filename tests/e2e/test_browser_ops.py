@@ -1,6 +1,7 @@
 """The admin's own tools in a real browser (headless Chromium driven by playwright-core,
 tests/e2e/browser/admin_ops_flow.mjs) against the real proxyd: API tokens on the Users page
-are made, their secret shown once and usable, listed without it, and revoked (then 401).
+are made, their secret shown once and usable, listed without it, and revoked (then 401); the
+log page's Export CSV and Export JSON download exactly the rows its filters match.
 
 Screenshots go to ops/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots.
 Needs /usr/bin/chromium and tests/e2e/browser/node_modules/playwright-core (test_browser.py
@@ -8,6 +9,8 @@ says how to get them).
 """
 import json
 import os
+import sqlite3
+import time
 import unittest
 
 from harness import Proxyd
@@ -16,7 +19,24 @@ from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
 # A folder of its own: test_browser.py empties its folder of PNGs when it starts.
 SHOTS = os.path.join(ALL_SHOTS, "ops")
 PASSWORD = "ops-test-password"
-SCREENSHOTS = ["tokens.png"]
+SCREENSHOTS = ["tokens.png", "log-export.png"]
+EXPORT_HOST = "keep.example"
+
+
+def add_rows(db_path):
+    """Log rows of two hosts, one path a spreadsheet would run; returns how many are of
+    EXPORT_HOST."""
+    now = int(time.time() * 1000)
+    rows = [(now - i * 1000, "10.0.0.%d" % i, EXPORT_HOST if i % 3 else "other.example",
+             "=cmd|' /C calc'!A0" if i == 4 else "/p%d" % i) for i in range(1, 31)]
+    db = sqlite3.connect(db_path, timeout=60)
+    try:
+        with db:
+            db.executemany("INSERT INTO access_log(time_ms, client, method, scheme, host, port,"
+                           " path, status) VALUES (?, ?, 'GET', 'http', ?, 80, ?, 200)", rows)
+    finally:
+        db.close()
+    return sum(1 for r in rows if r[2] == EXPORT_HOST)
 
 
 class BrowserOpsTest(unittest.TestCase):
@@ -35,7 +55,9 @@ class BrowserOpsTest(unittest.TestCase):
                 os.unlink(os.path.join(SHOTS, name))
         with Proxyd() as px:
             px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
-            cfg = {"admin": px.admin_url, "password": PASSWORD, "shots": SHOTS}
+            n = add_rows(px.db_path)
+            cfg = {"admin": px.admin_url, "password": PASSWORD, "shots": SHOTS,
+                   "exportHost": EXPORT_HOST, "exportRows": n}
             code, out = run_node(["node", "admin_ops_flow.mjs", json.dumps(cfg)], timeout=330)
             print(out)
             self.assertIsNotNone(code, "admin_ops_flow.mjs did not finish in 330 s:\n" + out)

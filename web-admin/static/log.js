@@ -1,5 +1,5 @@
 /* proxyd admin: the live log (filters, paging with "older", auto-refresh that polls
- * after=<newest id>, one-click block/allow of a row's domain). */
+ * after=<newest id>, one-click block/allow of a row's domain, export under the filters). */
 'use strict';
 
 (() => {
@@ -198,6 +198,11 @@
     });
     $('older').addEventListener('click', () => older().catch(PX.showError));
     $('auto').addEventListener('change', auto);
+    /* The server streams every matching row as a download: the page stays as it is. */
+    for (const format of ['csv', 'json'])
+      $('export-' + format).addEventListener('click', () => {
+        window.location.href = '/api/logs/export' + PX.query({...filters(), format});
+      });
     await search();
   });
 })();

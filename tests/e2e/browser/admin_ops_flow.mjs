@@ -1,9 +1,10 @@
 // The admin's own tools in headless Chromium (playwright-core, /usr/bin/chromium) at 1366x768:
-// API tokens on the Users page (made, secret shown once, listed without it, revoked).
+// API tokens on the Users page (made, secret shown once, listed without it, revoked); the
+// log's Export buttons download what the filters on screen match.
 // Run by tests/e2e/test_browser_ops.py, which starts proxyd and passes one JSON config as
-// argv[2]: {admin, password, shots}. Exits 0 when every expectation held; otherwise prints
+// argv[2]: {admin, password, shots, exportHost, exportRows}. Exits 0 when every expectation held; otherwise prints
 // "FAIL: <what>" and exits 1.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, cfg, STEP_MS, check, log, run } from './flow.mjs';
 
@@ -53,6 +54,32 @@ async function tokens(page) {
   log('tokens: made, shown once, used, listed, revoked');
 }
 
+// The log filtered to one host; Export CSV and Export JSON download exactly its rows.
+async function exportLog(page) {
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await page.getByTestId('f-host').fill(cfg.exportHost);
+  await page.getByTestId('f-search').click();
+  await page.getByTestId('log-row').first().waitFor({ timeout: STEP_MS });
+  const shown = await page.getByTestId('log-row').count();
+  const [csvDl] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }),
+                                     page.getByTestId('export-csv').click()]);
+  check(csvDl.suggestedFilename() === 'proxyd-log.csv', `CSV file named ${csvDl.suggestedFilename()}`);
+  const csv = readFileSync(await csvDl.path(), 'utf8').trim().split('\r\n');
+  check(csv[0].startsWith('id,time,time_ms,client,'), `no CSV header: ${csv[0]}`);
+  check(csv.length - 1 === cfg.exportRows && shown === cfg.exportRows,
+        `CSV has ${csv.length - 1} rows, the page ${shown}, the filter matches ${cfg.exportRows}`);
+  check(csv.slice(1).every((l) => l.includes(cfg.exportHost)), 'a CSV row of another host');
+  check(csv.some((l) => l.includes('"\'=cmd|')), 'the formula path is not neutralised');
+  const [jsonDl] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }),
+                                      page.getByTestId('export-json').click()]);
+  const rows = JSON.parse(readFileSync(await jsonDl.path(), 'utf8'));
+  check(rows.length === cfg.exportRows && rows.every((r) => r.host === cfg.exportHost),
+        `JSON export: ${rows.length} rows, hosts ${[...new Set(rows.map((r) => r.host))]}`);
+  check(page.url() === ADMIN + '/log', `the page left the log: ${page.url()}`);
+  await shot(page, 'log-export.png');
+  log('export: CSV and JSON hold exactly the filtered rows');
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -73,6 +100,7 @@ async function main() {
     });
     await login(page, 'admin', cfg.password);
     await tokens(page);
+    await exportLog(page);
     await ctx.close();
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
