@@ -7,6 +7,32 @@
 #include "base/addr.h"
 #include "base/status.h"
 
+static const char *const TLS_WORDS[] = {
+#define X(e, word) [e] = word,
+    ACL_FORWARD_TLS_TABLE
+#undef X
+};
+
+const char *acl_forward_tls_str(enum acl_forward_tls t)
+{
+    return (unsigned)t < ACL_FORWARD_TLS_COUNT ? TLS_WORDS[t] : "?";
+}
+
+int acl_forward_tls_parse(const char *word, enum acl_forward_tls *out, char *msg, size_t msglen)
+{
+    for (unsigned i = 0; i < ACL_FORWARD_TLS_COUNT; i++)
+        if (!strcmp(word, TLS_WORDS[i])) {
+            *out = (enum acl_forward_tls)i;
+            return 0;
+        }
+    size_t n = (size_t)snprintf(msg, msglen, "tls '%.40s': expected", word);
+    for (unsigned i = 1; i < ACL_FORWARD_TLS_COUNT && n < msglen; i++)
+        n += (size_t)snprintf(msg + n, msglen - n, "%s '%s'", i > 1 ? " or" : "", TLS_WORDS[i]);
+    if (n < msglen)
+        snprintf(msg + n, msglen - n, " or nothing");
+    return -1;
+}
+
 /* "host:port" or "[v6]:port" into host[0..*hlen) and *port (1..65535). A bare IPv6 address
  * without brackets is refused: "::1:22" could be an address of its own. */
 static int split_target(const char *t, const char **host, size_t *hlen, uint16_t *port)
@@ -122,21 +148,27 @@ int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg,
 {
     char listen[ACL_FORWARD_LISTEN_MAX + 2], target[ACL_FORWARD_TARGET_MAX + 2], key[16];
     char clients[ACL_FORWARD_CLIENTS_MAX + 2] = "";
-    bool too_long = false;
+    bool too_long = false, have_clients = false, have_tls = false;
+    enum acl_forward_tls tls = ACL_FORWARD_TLS_NONE;
     const char *p = line;
     if (!next_word(&p, listen, sizeof(listen), &too_long) ||
         !next_word(&p, target, sizeof(target), &too_long)) {
-        snprintf(msg, msglen, "expected LISTEN_ADDR:PORT TARGET_HOST:PORT [clients CIDR,...]");
+        snprintf(msg, msglen,
+                 "expected LISTEN_ADDR:PORT TARGET_HOST:PORT [clients CIDR,...] [tls-listen]");
         return -1;
     }
-    if (next_word(&p, key, sizeof(key), &too_long)) {
-        if (strcmp(key, "clients") != 0 || !next_word(&p, clients, sizeof(clients), &too_long)) {
-            snprintf(msg, msglen, "after the target: expected 'clients CIDR,...'");
-            return -1;
-        }
-        char extra[2];
-        if (next_word(&p, extra, sizeof(extra), &too_long)) {
-            snprintf(msg, msglen, "unexpected text after the client list");
+    char tls_msg[2];
+    while (next_word(&p, key, sizeof(key), &too_long)) {
+        if (!strcmp(key, "clients") && !have_clients &&
+            next_word(&p, clients, sizeof(clients), &too_long)) {
+            have_clients = true;
+        } else if (*key && !have_tls && !too_long &&
+                   acl_forward_tls_parse(key, &tls, tls_msg, sizeof(tls_msg)) == 0) {
+            have_tls = true;
+        } else {
+            snprintf(msg, msglen,
+                     "after the target: expected 'clients CIDR,...' or 'tls-listen'"
+                     ", each once");
             return -1;
         }
     }
@@ -144,7 +176,10 @@ int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg,
         snprintf(msg, msglen, "a part of the forward is too long");
         return -1;
     }
-    return acl_forward_parse(listen, target, clients, out, msg, msglen);
+    if (acl_forward_parse(listen, target, clients, out, msg, msglen) < 0)
+        return -1;
+    out->tls = tls;
+    return 0;
 }
 
 bool acl_forward_client_allowed(const struct acl_forward *f, const struct sockaddr *client)

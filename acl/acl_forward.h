@@ -1,6 +1,6 @@
 /* acl_forward: a port forward as written by an admin, "LISTEN_ADDR:PORT TARGET_HOST:PORT
- * [clients CIDR,...]", parsed once into the one form that the config file, the admin API,
- * the policy store and the proxy's listeners all use: the listen address (numeric, as
+ * [clients CIDR,...] [tls-listen]", parsed once into the one form that the config file, the admin
+ * API, the policy store and the proxy's listeners all use: the listen address (numeric, as
  * base/addr.h reads it), the target's canonical host (acl_host_parse) and port, and the
  * networks whose clients may use it (none listed: any client the policy admits).
  *
@@ -21,6 +21,25 @@
 #define ACL_FORWARD_TARGET_MAX 263   /* "[" host "]:" port */
 #define ACL_FORWARD_CLIENTS_MAX 1535 /* the client list as text */
 
+/* Where a forward speaks TLS. The word is the same in the config line, the admin API's "tls"
+ * member, proxyctl and the store. */
+#define ACL_FORWARD_TLS_TABLE                                                                      \
+    X(ACL_FORWARD_TLS_NONE, "")             /* raw bytes both ways (spliced) */                    \
+    X(ACL_FORWARD_TLS_LISTEN, "tls-listen") /* clients speak TLS to proxyd (its certificate);      \
+                                               plain TCP to the target */
+
+enum acl_forward_tls {
+#define X(e, word) e,
+    ACL_FORWARD_TLS_TABLE
+#undef X
+        ACL_FORWARD_TLS_COUNT
+};
+
+/* The word of a TLS mode ("" for none); "?" for anything else. */
+const char *acl_forward_tls_str(enum acl_forward_tls t);
+/* The mode named by word ("" is none). Returns 0, or -1 with msg listing the words. */
+int acl_forward_tls_parse(const char *word, enum acl_forward_tls *out, char *msg, size_t msglen);
+
 struct acl_forward {
     char listen[ACL_FORWARD_LISTEN_MAX + 1]; /* as written, validated */
     struct sockaddr_storage listen_addr;
@@ -30,15 +49,17 @@ struct acl_forward {
     char clients_text[ACL_FORWARD_CLIENTS_MAX + 1]; /* "" or "CIDR,CIDR" as written */
     struct acl_cidr clients[ACL_FORWARD_MAX_CLIENTS];
     uint32_t nclients; /* 0: no list of its own */
+    enum acl_forward_tls tls;
 };
 
-/* Parses the three parts (clients may be NULL or ""). Returns 0 with *out filled, or -1 with
- * msg naming the part and what is wrong ("target '10.0.0.4': expected HOST:PORT"). */
+/* Parses the three parts (clients may be NULL or ""); out->tls is NONE (acl_forward_tls_parse
+ * sets it). Returns 0 with *out filled, or -1 with msg naming the part and what is wrong
+ * ("target '10.0.0.4': expected HOST:PORT"). */
 int acl_forward_parse(const char *listen, const char *target, const char *clients,
                       struct acl_forward *out, char *msg, size_t msglen);
 
-/* Parses one line "LISTEN TARGET [clients CIDR,...]" (the config file's `forward` value).
- * Returns 0, or -1 with msg. */
+/* Parses one line "LISTEN TARGET [clients CIDR,...] [tls-listen]" (the config file's
+ * `forward` value; the options in any order, each once). Returns 0, or -1 with msg. */
 int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg, size_t msglen);
 
 /* Whether client (AF_INET or AF_INET6) is one the forward's own list lets in: always when it

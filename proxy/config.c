@@ -44,8 +44,9 @@ static const struct opt opts[] = {
     {"tls-key", OPT_STR, OFF(tls_key), 0, 0,
      "FILE  its PEM private key (default DATA-DIR/tls-key.pem, made with it)"},
     {"forward", OPT_FORWARD, OFF(forwards), OFF(nforwards), CONFIG_MAX_FORWARDS,
-     "'ADDR:PORT HOST:PORT [clients CIDR,...]'  port forward: connections to ADDR:PORT\n"
-     "               relayed to HOST:PORT under the policy, repeatable (more: proxyctl forward)"},
+     "'ADDR:PORT HOST:PORT [clients CIDR,...] [tls-listen]'  port forward: connections to\n"
+     "               ADDR:PORT relayed to HOST:PORT under the policy, repeatable (tls-listen:\n"
+     "               clients speak TLS to ADDR:PORT; more: proxyctl forward)"},
     {"intercept", OPT_LIST, OFF(intercept), OFF(nintercept), CONFIG_MAX_LISTEN,
      "ADDR:PORT  listener for connections the gateway redirects here (nftables/iptables\n"
      "               redirect), repeatable; see docs/interception.md"},

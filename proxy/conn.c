@@ -183,7 +183,8 @@ void conn_client_shutdown(struct conn *c)
     shutdown(c->cfd, SHUT_WR);
 }
 
-/* CONN_HANDSHAKE: a TLS client's handshake; then it is an idle connection like any other. */
+/* CONN_HANDSHAKE: a TLS client's handshake; then it is an idle connection like any other, or
+ * a tls-listen forward's connection on its way to the target. */
 static bool step_handshake(struct conn *c)
 {
     static struct log_ratelimit tls_rl = LOG_RATELIMIT_INIT(10000, 1);
@@ -210,6 +211,8 @@ static bool step_handshake(struct conn *c)
     c->c_readable = true;
     conn_set_state(c, CONN_IDLE);
     conn_set_deadline(c, c->w->tun.header_timeout_ms);
+    if (c->listener->kind == LISTENER_PORTFWD)
+        portfwd_begin(c, c->listener->fwd);
     return true;
 }
 
@@ -460,8 +463,10 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     c->client_addr = *addr;
     c->client_counted = counted;
     c->state = CONN_CLOSED; /* not counted until conn_set_state below */
-    if (l->kind == LISTENER_TLS) {
-        if (!w->shared->tls || tls_session_start(&c->tls, w->shared->tls, fd) < 0) {
+    /* A tls-listen forward's clients speak TLS too; portfwd_begin follows the handshake. */
+    const struct tls_cred *cred = l->kind == LISTENER_TLS ? w->shared->tls : l->tls;
+    if (l->kind == LISTENER_TLS || (l->kind == LISTENER_PORTFWD && l->fwd->tls)) {
+        if (!cred || tls_session_start(&c->tls, cred, fd) < 0) {
             c->tls.state = TLS_NONE;
             close(fd);
             if (counted)
@@ -490,7 +495,7 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
         conn_close(c, CLOSE_OVERLOAD);
         return -1;
     }
-    if (l->kind == LISTENER_PORTFWD)
+    if (l->kind == LISTENER_PORTFWD && c->state != CONN_HANDSHAKE)
         portfwd_begin(c, l->fwd);
     else if (l->kind == LISTENER_INTERCEPT || l->kind == LISTENER_TPROXY)
         intercept_begin(c);

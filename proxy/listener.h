@@ -57,6 +57,7 @@ const char *listener_refuse_str(enum listener_refuse why);
 
 struct worker;
 struct acl_forward;
+struct tls_cred;
 
 /* One listening socket of one worker. Lives in its worker (struct worker's listeners), so a
  * connection may point at it for as long as the worker exists. */
@@ -67,6 +68,7 @@ struct listener {
     struct sockaddr_storage addr;  /* what it is bound to */
     struct worker *w;              /* borrowed: whose loop accepts on it; NULL until attached */
     const struct acl_forward *fwd; /* borrowed, PORTFWD only: the forward (the worker's copy) */
+    const struct tls_cred *tls;    /* borrowed, a tls-listen forward only: its certificate */
 };
 
 /* Binds text once without SO_REUSEPORT and lets go: fails (err filled) if any other socket

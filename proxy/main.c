@@ -698,8 +698,13 @@ static int tls_start(struct proxyd *p)
     size_t nnames = 0;
     bool made;
 
-    if (p->cfg.nlisten_tls == 0 && !p->cfg.admin_tls)
+    /* Forwards added later load one themselves (portfwd_table_tls). */
+    if (p->cfg.nlisten_tls == 0 && !p->cfg.admin_tls && !portfwd_table_wants_tls(&p->forwards)) {
+        struct tls_cred_options later = {
+            .cert_file = p->cfg.tls_cert, .key_file = p->cfg.tls_key, .data_dir = p->cfg.data_dir};
+        portfwd_table_tls(&p->forwards, NULL, &later);
         return 0;
+    }
     /* A self-made certificate also names the addresses it is reached at. */
     for (size_t i = 0; i < p->cfg.nlisten_tls + 1; i++) {
         const char *text = i < p->cfg.nlisten_tls ? p->cfg.listen_tls[i] : p->cfg.admin;
@@ -730,6 +735,7 @@ static int tls_start(struct proxyd *p)
         log_info("made a TLS certificate for this proxy: %s (clients trust it to connect)",
                  tls_cred_cert_path(p->tls));
     p->shared.tls = p->tls;
+    portfwd_table_tls(&p->forwards, p->tls, &o);
     return 0;
 }
 

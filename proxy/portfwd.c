@@ -54,6 +54,25 @@ static void close_fds(struct portfwd_table *t, int *fds)
     free(fds);
 }
 
+/* The certificate of the first tls-listen forward when proxyd had none loaded: --tls-cert and
+ * --tls-key, or the self-made pair of the data folder (made and kept when missing). */
+static int load_tls(struct portfwd_table *t, char *err, size_t errlen)
+{
+    bool made = false;
+    char why[512];
+    t->tls = tls_cred_load(&t->tls_opts, &made, why, sizeof(why));
+    if (!t->tls) {
+        snprintf(err, errlen, "tls-listen: %s", why);
+        return -1;
+    }
+    t->tls_owned = true;
+    if (made)
+        log_info("made a TLS certificate for this proxy: %s (clients of tls-listen forwards "
+                 "trust it)",
+                 tls_cred_cert_path(t->tls));
+    return 0;
+}
+
 /* Binds def's listener once per worker. Returns the sockets (owned), or NULL with err: the
  * table is full, a forward in force holds the address, or it cannot be bound. */
 static int *bind_all(struct portfwd_table *t, const struct acl_forward *def, char *err,
@@ -68,6 +87,10 @@ static int *bind_all(struct portfwd_table *t, const struct acl_forward *def, cha
             snprintf(err, errlen, "a forward already listens on %s", def->listen);
             return NULL;
         }
+    /* (A config file's forward comes before proxyd has said how: it loads them for it.) */
+    if (def->tls == ACL_FORWARD_TLS_LISTEN && !t->tls && t->tls_opts.data_dir &&
+        load_tls(t, err, errlen) < 0)
+        return NULL;
     /* Not shared by accident with another process (SO_REUSEPORT would let it). */
     if (listener_probe(def->listen, err, errlen) < 0)
         return NULL;
@@ -150,8 +173,8 @@ int portfwd_add(struct portfwd_table *t, const struct acl_forward *def, const ch
     int *fds = bind_all(t, def, err, errlen);
     int rc = 1;
     if (fds) {
-        rc = store_forward_add(t->st, def->listen, def->target_text, def->clients_text, actor, id,
-                               err, errlen);
+        rc = store_forward_add(t->st, def->listen, def->target_text, def->clients_text,
+                               acl_forward_tls_str(def->tls), actor, id, err, errlen);
         if (rc == 0) {
             insert(t, *id, def, fds);
             changed(t);
@@ -227,7 +250,8 @@ void portfwd_poll(struct portfwd_table *t)
         struct acl_forward def;
         int *fds = NULL;
         if (acl_forward_parse(rows[j].listen, rows[j].target, rows[j].clients, &def, err,
-                              sizeof(err)) == 0)
+                              sizeof(err)) == 0 &&
+            acl_forward_tls_parse(rows[j].tls, &def.tls, err, sizeof(err)) == 0)
             fds = bind_all(t, &def, err, sizeof(err));
         if (!fds) {
             if (!failed_before(t, rows[j].id))
@@ -245,10 +269,34 @@ void portfwd_poll(struct portfwd_table *t)
     free(rows);
 }
 
+bool portfwd_table_wants_tls(struct portfwd_table *t)
+{
+    bool wants = false;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n && !wants; i++)
+        wants = t->entries[i].def.tls == ACL_FORWARD_TLS_LISTEN;
+    pthread_mutex_unlock(&t->lock);
+    return wants;
+}
+
+void portfwd_table_tls(struct portfwd_table *t, struct tls_cred *cred,
+                       const struct tls_cred_options *opts)
+{
+    pthread_mutex_lock(&t->lock);
+    t->tls = cred;
+    t->tls_opts = *opts;
+    t->tls_opts.names = NULL; /* the caller's array is gone by the time they would be read */
+    t->tls_opts.nnames = 0;
+    pthread_mutex_unlock(&t->lock);
+}
+
 void portfwd_table_destroy(struct portfwd_table *t)
 {
     while (t->n > 0)
         remove_entry(t, &t->entries[t->n - 1]);
+    if (t->tls_owned)
+        tls_cred_free(t->tls);
+    t->tls = NULL;
     if (t->st)
         store_close(t->st);
     t->st = NULL;
@@ -324,6 +372,7 @@ void portfwd_worker_sync(struct worker *w, bool force)
         l->address = free_slot->def.listen;
         l->addr = free_slot->def.listen_addr;
         l->fwd = &free_slot->def;
+        l->tls = free_slot->def.tls == ACL_FORWARD_TLS_LISTEN ? t->tls : NULL;
         if (listener_watch(w, l) < 0) {
             log_warn("worker %u: forward %s: epoll", w->index, l->address);
             close(l->fd);

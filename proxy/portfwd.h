@@ -22,6 +22,7 @@
 
 #include "acl/acl_forward.h"
 #include "proxy/listener.h"
+#include "tls/tls.h"
 
 #define PORTFWD_MAX 64
 
@@ -47,6 +48,11 @@ struct portfwd_table {
     struct store *st;            /* owned: the stored forwards' own connection; NULL before */
     int failed_ids[PORTFWD_MAX]; /* stored forwards that could not be bound: said once */
     size_t nfailed;
+    /* The certificate tls-listen forwards present: proxyd's (borrowed), or loaded with
+     * tls_opts by the first such forward when proxyd had none (owned: tls_owned). */
+    struct tls_cred *tls;
+    bool tls_owned;
+    struct tls_cred_options tls_opts; /* its strings borrowed from the settings */
 };
 
 /* A worker's side of one forward: its listener and its copy of the forward. */
@@ -63,6 +69,14 @@ void portfwd_table_init(struct portfwd_table *t, unsigned nworkers);
  * workers run. Returns 0, or -1 with err naming the forward. */
 int portfwd_table_add_config(struct portfwd_table *t, char *const *lines, size_t n, char *err,
                              size_t errlen);
+/* The certificate for tls-listen forwards: cred (borrowed; NULL when proxyd loaded none),
+ * and how to load one when the first such forward comes (opts copied, its strings borrowed,
+ * names dropped). Before the workers run: the config file's tls-listen forwards, bound
+ * before this, take cred when the workers first sync, so proxyd loads one for them. */
+void portfwd_table_tls(struct portfwd_table *t, struct tls_cred *cred,
+                       const struct tls_cred_options *opts);
+/* Whether a forward in force (the config file's, at start) is tls-listen. */
+bool portfwd_table_wants_tls(struct portfwd_table *t);
 /* Opens the store's own connection for db_path. Returns 0 or -1 with err. */
 int portfwd_table_open_store(struct portfwd_table *t, const char *db_path, char *err,
                              size_t errlen);

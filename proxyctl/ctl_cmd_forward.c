@@ -14,12 +14,10 @@ enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call 
     enum ctl_status st = ctl_api_show(ctx, "GET", "/api/forwards", NULL, &out, NULL);
     if (!out)
         return st;
-    static const struct ctl_column cols[] = {{"id", true, false},
-                                             {"listen", false, false},
-                                             {"target", false, true},
-                                             {"clients", false, true},
-                                             {"added", false, false}};
-    struct ctl_table *t = ctl_table_new(cols, 5);
+    static const struct ctl_column cols[] = {{"id", true, false},     {"listen", false, false},
+                                             {"target", false, true}, {"clients", false, true},
+                                             {"tls", false, false},   {"added", false, false}};
+    struct ctl_table *t = ctl_table_new(cols, 6);
     if (!t) {
         json_decref(out);
         return ctl_fail(ctx, CTL_REFUSED, "out of memory");
@@ -40,8 +38,13 @@ enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call 
             ctl_time_str(ctl_json_num(r, "created_ms"), added, sizeof(added));
         }
         const char *clients = ctl_json_str(r, "clients");
-        const char *cells[] = {id, ctl_json_str(r, "listen"), ctl_json_str(r, "target"),
-                               *clients ? clients : "(policy)", added};
+        const char *tls = ctl_json_str(r, "tls");
+        const char *cells[] = {id,
+                               ctl_json_str(r, "listen"),
+                               ctl_json_str(r, "target"),
+                               *clients ? clients : "(policy)",
+                               *tls ? tls : "-",
+                               added};
         ctl_table_add(t, cells);
     }
     ctl_table_print(t, "no forwards (add one with: proxyctl forward add LISTEN TARGET)");
@@ -54,8 +57,10 @@ enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call 
 enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
     const struct ctl_value *clients = ctl_call_opt(call, "--clients");
-    json_t *body = json_pack("{s:s,s:s,s:s}", "listen", call->words[0], "target", call->words[1],
-                             "clients", clients->set ? clients->str : "");
+    const struct ctl_value *tls_listen = ctl_call_opt(call, "--tls-listen");
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s}", "listen", call->words[0], "target",
+                             call->words[1], "clients", clients->set ? clients->str : "", "tls",
+                             tls_listen->set ? "tls-listen" : "");
     if (!body)
         return ctl_usage(ctx, "the addresses are not valid UTF-8");
     json_t *out = NULL;
@@ -66,10 +71,10 @@ enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *
     if (ctx->json) {
         ctl_print_json(out);
     } else {
-        const char *cl = ctl_json_str(out, "clients");
-        printf("forward %lld: %s -> %s%s%s (listening)\n", ctl_json_num(out, "id"),
-               ctl_json_str(out, "listen"), ctl_json_str(out, "target"), *cl ? " clients " : "",
-               cl);
+        const char *cl = ctl_json_str(out, "clients"), *tls = ctl_json_str(out, "tls");
+        printf("forward %lld: %s -> %s%s%s%s%s (listening)\n", ctl_json_num(out, "id"),
+               ctl_json_str(out, "listen"), ctl_json_str(out, "target"), *cl ? " clients " : "", cl,
+               *tls ? " " : "", tls);
     }
     json_decref(out);
     return CTL_OK;

@@ -156,6 +156,8 @@ const struct store_migration store_migrations[] = {
     /* Named API tokens of admin accounts (store_token.c): only a hash of each secret is kept,
      * the secret itself is shown once. A token acts with its owner's role and goes with its
      * owner. Names are unique across owners, so "token del NAME" needs no owner. */
+    /* A port forward may speak TLS on one side (acl_forward.h's words: '' or 'tls-listen'). */
+    {16, "ALTER TABLE forwards ADD COLUMN tls TEXT NOT NULL DEFAULT '';"},
     {20, "CREATE TABLE admin_tokens("
          " name TEXT PRIMARY KEY,"
          " owner TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"

@@ -18,6 +18,7 @@ static json_t *forward_json(const struct store_forward *f)
     json_object_set_new(o, "listen", wa_json_text(f->listen));
     json_object_set_new(o, "target", wa_json_text(f->target));
     json_object_set_new(o, "clients", wa_json_text(f->clients));
+    json_object_set_new(o, "tls", wa_json_text(f->tls));
     json_object_set_new(o, "created_ms", json_integer(f->created_ms));
     json_object_set_new(o, "source", json_string("api"));
     return o;
@@ -42,6 +43,7 @@ static json_t *config_forward_json(const char *line, size_t i)
     json_object_set_new(o, "listen", wa_json_text(ok ? f.listen : line));
     json_object_set_new(o, "target", wa_json_text(ok ? f.target_text : ""));
     json_object_set_new(o, "clients", wa_json_text(ok ? f.clients_text : ""));
+    json_object_set_new(o, "tls", json_string(ok ? acl_forward_tls_str(f.tls) : ""));
     json_object_set_new(o, "source", json_string("config"));
     json_object_set_new(o, "note", json_string(CONFIG_FORWARD_WHY));
     return o;
@@ -85,7 +87,7 @@ enum MHD_Result wa_forwards_add(struct wa_req *r)
 {
     struct wa_ctx *ctx = r->ctx;
     json_t *body = wa_body_json(r);
-    const char *listen, *target, *clients;
+    const char *listen, *target, *clients, *tls;
     struct acl_forward f;
     char err[512];
     int id = 0;
@@ -94,14 +96,16 @@ enum MHD_Result wa_forwards_add(struct wa_req *r)
         return MHD_YES;
     if (!(listen = member(r, body, "listen", true)) ||
         !(target = member(r, body, "target", true)) ||
-        !(clients = member(r, body, "clients", false))) {
+        !(clients = member(r, body, "clients", false)) || !(tls = member(r, body, "tls", false))) {
         json_decref(body);
         return MHD_YES;
     }
-    if (acl_forward_parse(listen, target, clients, &f, err, sizeof(err)) < 0) {
+    if (acl_forward_parse(listen, target, clients, &f, err, sizeof(err)) < 0 ||
+        acl_forward_tls_parse(tls, &f.tls, err, sizeof(err)) < 0) {
         json_decref(body);
         const char *field = !strncmp(err, "listen", 6)   ? "listen"
                             : !strncmp(err, "target", 6) ? "target"
+                            : !strncmp(err, "tls", 3)    ? "tls"
                                                          : "clients";
         return wa_reply_error(r, 400, field, "%s", err);
     }
@@ -123,6 +127,7 @@ enum MHD_Result wa_forwards_add(struct wa_req *r)
     snprintf(row.listen, sizeof(row.listen), "%s", f.listen);
     snprintf(row.target, sizeof(row.target), "%s", f.target_text);
     snprintf(row.clients, sizeof(row.clients), "%s", f.clients_text);
+    snprintf(row.tls, sizeof(row.tls), "%s", acl_forward_tls_str(f.tls));
     if (store_forwards_list(st, &rows, &n, err, sizeof(err)) == 0)
         for (size_t i = 0; i < n; i++)
             if (rows[i].id == id)

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import sqlite3
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -220,7 +221,7 @@ class ConfigForwardTest(unittest.TestCase):
                                  timeout=60, env=env, cwd=tempfile.gettempdir(), check=True).stdout
             rows = [l.split() for l in out.splitlines()]
             self.assertIn(["config", "127.0.0.1:%d" % port_b, "127.0.0.1:%d" % origin.port,
-                           "127.0.0.0/8", "(config", "file)"], rows)
+                           "127.0.0.0/8", "-", "(config", "file)"], rows)
             self.assertIn(str(stored["id"]), [r[0] for r in rows])
             self.assertTrue(out.splitlines()[-1].startswith("config: from proxyd's config file"),
                             out)
@@ -371,6 +372,71 @@ class LiveForwardTest(unittest.TestCase):
             self.assertIn("already listens", body["error"])
         finally:
             self.px.api("DELETE", "/api/forwards/%d" % f["id"])
+
+
+def tls_relay(port, cafile, payload, timeout=60):
+    """As relay, through TLS to 127.0.0.1:port, checking its certificate against cafile for the
+    name 127.0.0.1. Returns the bytes read."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        got = bytearray()
+        for i in range(0, len(payload), 1 << 16):  # the echo answers as it reads
+            s.sendall(payload[i:i + (1 << 16)])
+            while len(got) < min(len(payload), i + (1 << 16)):
+                data = s.recv(1 << 16)
+                if not data:
+                    return bytes(got)
+                got += data
+        return bytes(got)
+
+
+class TlsListenForwardTest(unittest.TestCase):
+    """tls-listen: clients speak TLS to the forward (proxyd's self-made certificate), the target
+    gets the plain bytes."""
+
+    def test_config_forward_decrypts_byte_exact_and_refuses_plain_clients(self):
+        port = free_port()
+        with EchoOrigin() as origin, Proxyd(extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d tls-listen" % (port, origin.port)]) as px:
+            cafile = os.path.join(px.data_dir, "tls-cert.pem")
+            payload = pattern(3 * MIB)
+            got = tls_relay(port, cafile, payload)
+            self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(payload).digest())
+            rows = wait_for(lambda: forward_rows(px))
+            self.assertEqual([(r["scheme"], r["method"], r["decision"], r["bytes_up"],
+                               r["bytes_down"]) for r in rows],
+                             [("tcp", "FORWARD", 0, len(payload), len(payload))])
+            # A client that does not speak TLS gets a TLS alert at most, and nothing through:
+            # the origin sees no one.
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+                s.sendall(b"hello\r\n")
+                answer = s.recv(100)
+            self.assertTrue(answer == b"" or answer[0] == 0x15, answer)  # 0x15: an alert record
+            self.assertEqual(origin.accepted, 1)
+            listed = px.api("GET", "/api/forwards")["forwards"]
+            self.assertEqual([f["tls"] for f in listed], ["tls-listen"])
+
+    def test_added_live_with_proxyctl_and_its_certificate_made_then(self):
+        with EchoOrigin() as origin, Proxyd() as px:
+            self.assertFalse(os.path.exists(os.path.join(px.data_dir, "tls-cert.pem")))
+            port = free_port()
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("PROXYCTL_", "PROXYD_"))}
+            out = subprocess.run([PROXYCTL, "--url", px.admin_url, "--data-dir", px.data_dir,
+                                  "forward", "add", "127.0.0.1:%d" % port,
+                                  "127.0.0.1:%d" % origin.port, "--tls-listen"],
+                                 capture_output=True, text=True, timeout=60, env=env,
+                                 cwd=tempfile.gettempdir())
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertRegex(out.stdout, r"^forward \d+: 127.0.0.1:%d -> 127.0.0.1:%d tls-listen "
+                             r"\(listening\)\n$" % (port, origin.port))
+            cafile = os.path.join(px.data_dir, "tls-cert.pem")
+            self.assertEqual(tls_relay(port, cafile, b"over tls"), b"over tls")
+            status, body = api_error(px, "POST", "/api/forwards", {
+                "listen": "127.0.0.1:%d" % free_port(), "target": "127.0.0.1:1", "tls": "tls"})
+            self.assertEqual((status, body["field"]), (400, "tls"))
+            self.assertIn("expected 'tls-listen'", body["error"])
 
 
 class ProxyctlForwardTest(unittest.TestCase):

@@ -10,8 +10,9 @@
  *     bytes with a port, target port 1..65535 and its text at most ACL_FORWARD_TARGET_MAX
  *     bytes, at most ACL_FORWARD_MAX_CLIENTS networks whose text is at most
  *     ACL_FORWARD_CLIENTS_MAX bytes, no networks exactly when no client text;
- *   - it is canonical: its three parts as stored (listen, target_text, clients_text) parse to
- *     the same forward (what the admin API stores, the proxy's poll reads back).
+ *   - it is canonical: its parts as stored (listen, target_text, clients_text and the TLS
+ *     word) parse to the same forward (what the admin API stores, the proxy's poll reads
+ *     back); its TLS mode is one of acl_forward.h's table.
  *
  * Linked with fuzz_replay.c instead of libFuzzer, it replays the seed corpus in every build.
  */
@@ -53,5 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(again.nclients == f.nclients &&
           memcmp(again.clients, f.clients, f.nclients * sizeof(f.clients[0])) == 0);
     CHECK(strcmp(again.clients_text, f.clients_text) == 0);
+    CHECK((unsigned)f.tls < ACL_FORWARD_TLS_COUNT);
+    CHECK(acl_forward_tls_parse(acl_forward_tls_str(f.tls), &again.tls, msg, sizeof(msg)) == 0 &&
+          again.tls == f.tls);
     return 0;
 }

@@ -5,6 +5,13 @@
 (() => {
   const {el, $, api} = PX;
 
+  // The listen address, and the TLS word under it when clients speak TLS to it.
+  function listenCell(f) {
+    const td = el('td', {class: 'mono'}, el('span', {text: f.listen, 'data-testid': 'forward-row-listen'}));
+    if (f.tls) td.append(el('div', {class: 'muted', text: f.tls, 'data-testid': 'forward-row-tls'}));
+    return td;
+  }
+
   function render(forwards) {
     const body = $('forwards');
     body.replaceChildren();
@@ -13,7 +20,7 @@
       if (f.source === 'config') {
         body.append(el('tr', {'data-id': f.id, 'data-testid': 'forward-row'},
           el('td', {class: 'muted', text: 'config'}),
-          el('td', {class: 'mono', text: f.listen, 'data-testid': 'forward-row-listen'}),
+          listenCell(f),
           el('td', {class: 'mono', text: f.target, 'data-testid': 'forward-row-target'}),
           el('td', {class: f.clients ? 'mono' : 'muted', text: f.clients || 'any the policy allows',
                     'data-testid': 'forward-row-clients'}),
@@ -32,7 +39,7 @@
       });
       body.append(el('tr', {'data-id': f.id, 'data-testid': 'forward-row'},
         el('td', {class: 'num', text: f.id}),
-        el('td', {class: 'mono', text: f.listen, 'data-testid': 'forward-row-listen'}),
+        listenCell(f),
         el('td', {class: 'mono', text: f.target, 'data-testid': 'forward-row-target'}),
         el('td', {class: f.clients ? 'mono' : 'muted', text: f.clients || 'any the policy allows',
                   'data-testid': 'forward-row-clients'}),
@@ -52,7 +59,8 @@
       ev.preventDefault();
       const body = {listen: $('forward-listen').value.trim(),
                     target: $('forward-target').value.trim(),
-                    clients: $('forward-clients').value.trim()};
+                    clients: $('forward-clients').value.trim(),
+                    tls: $('forward-tls').value};
       try {
         const f = await api('POST', '/api/forwards', body);
         PX.flash('Forward ' + f.id + ' listening on ' + f.listen + ', to ' + f.target);

@@ -28,14 +28,20 @@ async function login(page) {
   log('logged in, on the Forwards page through its nav item');
 }
 
-async function addThroughForm(page, listen, clients) {
+async function addThroughForm(page, listen, clients, tls = '') {
   const target = `127.0.0.1:${cfg.originPort}`;
   await page.getByTestId('forward-listen').fill(listen);
   await page.getByTestId('forward-target').fill(target);
   await page.getByTestId('forward-clients').fill(clients);
+  await page.getByTestId('forward-tls').selectOption(tls);
   await page.getByTestId('forward-add').click();
   const row = page.getByTestId('forward-row').filter({ hasText: listen });
   await row.waitFor({ timeout: STEP_MS });
+  check((await row.getByTestId('forward-row-tls').count()) === (tls ? 1 : 0),
+        `the row of ${listen} does not show its TLS mode '${tls}'`);
+  if (tls)
+    check((await row.getByTestId('forward-row-tls').innerText()) === tls,
+          `the row of ${listen} shows another TLS mode`);
   check((await row.getByTestId('forward-row-target').innerText()) === target,
         `the row of ${listen} does not show its target`);
   const shown = await row.getByTestId('forward-row-clients').innerText();
@@ -143,7 +149,7 @@ async function main() {
     await checkMarkup(page);
     await checkConfigForward(page);
     await addThroughForm(page, `127.0.0.1:${cfg.keepPort}`, '127.0.0.0/8');
-    await addThroughForm(page, `127.0.0.1:${cfg.dropPort}`, '');
+    await addThroughForm(page, `127.0.0.1:${cfg.dropPort}`, '', 'tls-listen');
     await checkRefusal(page);
     await screenshots(page);
     await page.setViewportSize({ width: 1280, height: 800 });

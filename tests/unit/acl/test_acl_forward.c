@@ -27,6 +27,31 @@ START_TEST(test_line_with_clients)
 }
 END_TEST
 
+START_TEST(test_tls_word_in_any_place)
+{
+    ck_assert_int_eq(acl_forward_parse_line("0.0.0.0:9995 10.0.0.4:110", &f, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(f.tls, ACL_FORWARD_TLS_NONE);
+    ck_assert_int_eq(
+        acl_forward_parse_line("0.0.0.0:9995 10.0.0.4:110 tls-listen", &f, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(f.tls, ACL_FORWARD_TLS_LISTEN);
+    ck_assert_uint_eq(f.nclients, 0);
+    ck_assert_int_eq(
+        acl_forward_parse_line("0.0.0.0:9995 10.0.0.4:110 tls-listen clients 10.0.0.0/8", &f, msg,
+                               sizeof(msg)),
+        0);
+    ck_assert_int_eq(f.tls, ACL_FORWARD_TLS_LISTEN);
+    ck_assert_str_eq(f.clients_text, "10.0.0.0/8");
+    enum acl_forward_tls t;
+    ck_assert_int_eq(acl_forward_tls_parse("tls-listen", &t, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(acl_forward_tls_str(t), "tls-listen");
+    ck_assert_int_eq(acl_forward_tls_parse("", &t, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(t, ACL_FORWARD_TLS_NONE);
+    ck_assert_int_eq(acl_forward_tls_parse("TLS-listen", &t, msg, sizeof(msg)), -1);
+    ck_assert_str_eq(msg, "tls 'TLS-listen': expected 'tls-listen' or nothing");
+    ck_assert_str_eq(acl_forward_tls_str(ACL_FORWARD_TLS_COUNT), "?");
+}
+END_TEST
+
 START_TEST(test_names_and_ipv6_are_canonical)
 {
     ck_assert_int_eq(
@@ -62,7 +87,10 @@ START_TEST(test_bad_parts_are_named)
         {"0.0.0.0:2222 10.0.0.4:22 users 10.0.0.0/8", "expected 'clients CIDR,...'"},
         {"0.0.0.0:2222 10.0.0.4:22 clients 10.0.0.1/8", "bad CIDR '10.0.0.1/8'"},
         {"0.0.0.0:2222 10.0.0.4:22 clients 10.0.0.0/8,", "bad CIDR ''"},
-        {"0.0.0.0:2222 10.0.0.4:22 clients 10.0.0.0/8 extra", "unexpected text"},
+        {"0.0.0.0:2222 10.0.0.4:22 clients 10.0.0.0/8 extra", "expected 'clients CIDR,...'"},
+        {"0.0.0.0:2222 10.0.0.4:22 tls-listen tls-listen", "each once"},
+        {"0.0.0.0:2222 10.0.0.4:22 clients 10.0.0.0/8 clients 10.0.0.0/8", "each once"},
+        {"0.0.0.0:2222 10.0.0.4:22 tls", "or 'tls-listen'"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msg[0] = '\0';
@@ -119,6 +147,7 @@ int main(void)
     Suite *s = suite_create("acl_forward");
     TCase *tc = tcase_create("forward");
     tcase_add_test(tc, test_line_with_clients);
+    tcase_add_test(tc, test_tls_word_in_any_place);
     tcase_add_test(tc, test_names_and_ipv6_are_canonical);
     tcase_add_test(tc, test_bad_parts_are_named);
     tcase_add_test(tc, test_overlong_parts_are_refused_not_cut);
