@@ -310,7 +310,9 @@ class InterceptTest(unittest.TestCase):
         self.assertNotIn("error", out)
         self.assertTrue(out["exact"])
         self.assertEqual(out["info"]["origin"], ORIGIN + ":443")
-        row = self.wait_rows("sni = 'allowed.test' AND port = 443 AND method = 'TLS'")[-1]
+        # (The IPv6 test's row has the same name and port: told apart by dest.)
+        row = self.wait_rows("sni = 'allowed.test' AND method = 'TLS' AND dest = ?",
+                             (ORIGIN + ":443",))[-1]
         self.assertEqual(row[:3], ("https", "TLS", "allowed.test"))
         self.assertEqual((row[6], row[9]), (0, ORIGIN + ":443"))
 
