@@ -56,6 +56,9 @@ static const struct opt opts[] = {
     {"intercept-host-strict", OPT_BOOL, OFF(intercept_host_strict), 0, 0,
      "          refuse an intercepted HTTP request (409) or TLS connection (alert) whose Host\n"
      "               or server name does not resolve to the address it was bound for"},
+    {"https-block-page", OPT_BOOL, OFF(https_block_page), 0, 0,
+     "yes|no  with a local CA (proxyctl ca init), a denied HTTPS site gets the block page\n"
+     "               inside TLS (default yes; the admin setting https_block_page wins)"},
     {"admin", OPT_STR, OFF(admin), 0, 0,
      "ADDR:PORT  admin server, or 'off' (default 127.0.0.1:8080)"},
     {"admin-allow-remote", OPT_BOOL, OFF(admin_allow_remote), 0, 0,
@@ -134,6 +137,7 @@ void config_defaults(struct px_config *cfg)
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->via = strdup("proxyd");
     cfg->access_log = true;
+    cfg->https_block_page = true;
     cfg->retention_days = 90;
     cfg->expired_rule_days = 7;
     cfg->max_request_line = 8192;

@@ -27,6 +27,7 @@ struct px_config {
     size_t ntproxy;
     bool intercept_host_strict; /* refuse an intercepted request whose Host does not resolve to
                                    the address it was bound for */
+    bool https_block_page;      /* with a CA: denied CONNECTs get the block page inside TLS */
     /* "LISTEN TARGET [clients CIDR,...]" (acl_forward_parse_line), checked when read */
     char *forwards[CONFIG_MAX_FORWARDS];
     size_t nforwards;

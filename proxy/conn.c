@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/status.h"
+#include "proxy/bump.h"
 #include "proxy/client_limit.h"
 #include "proxy/log.h"
 #include "proxy/intercept.h"
@@ -30,10 +31,11 @@
 #define LINGER_MS 2000
 
 static const char *const state_names[CONN_STATE_COUNT] = {
-    [CONN_IDLE] = "idle",           [CONN_HANDSHAKE] = "handshake", [CONN_PEEK] = "peek",
-    [CONN_READ_HEAD] = "read-head", [CONN_AUTH] = "auth",           [CONN_RESOLVE] = "resolve",
-    [CONN_CONNECT] = "connect",     [CONN_RELAY] = "relay",         [CONN_TUNNEL] = "tunnel",
-    [CONN_REPLY] = "reply",         [CONN_LINGER] = "linger",       [CONN_CLOSED] = "closed",
+    [CONN_IDLE] = "idle",       [CONN_HANDSHAKE] = "handshake", [CONN_BUMP] = "bump",
+    [CONN_PEEK] = "peek",       [CONN_READ_HEAD] = "read-head", [CONN_AUTH] = "auth",
+    [CONN_RESOLVE] = "resolve", [CONN_CONNECT] = "connect",     [CONN_RELAY] = "relay",
+    [CONN_TUNNEL] = "tunnel",   [CONN_REPLY] = "reply",         [CONN_LINGER] = "linger",
+    [CONN_CLOSED] = "closed",
 };
 
 const char *conn_state_str(enum conn_state s)
@@ -280,6 +282,8 @@ static bool step(struct conn *c)
     switch (c->state) {
     case CONN_HANDSHAKE:
         return step_handshake(c);
+    case CONN_BUMP:
+        return bump_step(c);
     case CONN_PEEK:
         return intercept_step_peek(c);
     case CONN_IDLE:
@@ -413,6 +417,7 @@ void conn_close(struct conn *c, enum conn_close why)
             tls_session_bye(&c->tls);
         tls_session_end(&c->tls);
     }
+    bump_release(c); /* after the session that presented its certificate */
     ev_io_del(w->loop, c->cfd);
     close(c->cfd);
     c->cfd = -1;
@@ -512,6 +517,7 @@ void conn_check_timeout(struct conn *c, int64_t now_ms)
         conn_close(c, CLOSE_IDLE_TIMEOUT);
         return;
     case CONN_HANDSHAKE:
+    case CONN_BUMP:
         conn_close(c, CLOSE_CLIENT_TIMEOUT);
         return;
     case CONN_PEEK:

@@ -10,6 +10,7 @@
  *   relay.c    HTTP framing of both directions, long bodies spliced
  *   tunnel.c   CONNECT and WebSocket tunnels, kernel pipes and their per-worker pool
  *   reply.c    our own answers: error and block pages, 407, 200 established
+ *   bump.c     TLS toward the client as the host it asked for (HTTPS block page, inspection)
  * Everything here runs on the thread of the worker that accepted the connection. */
 #ifndef PX_CONN_H
 #define PX_CONN_H
@@ -36,6 +37,7 @@ struct worker;
 enum conn_state {
     CONN_IDLE,      /* keep-alive between requests: no buffers held */
     CONN_HANDSHAKE, /* a TLS listener's connection before its first request: the handshake */
+    CONN_BUMP,      /* TLS toward the client as the host it asked for (bump.c) */
     CONN_PEEK,      /* intercepted: reading the first bytes to tell TLS, HTTP or other */
     CONN_READ_HEAD, /* reading a request head */
     CONN_AUTH,      /* waiting for a verifier thread to check the proxy password */
@@ -131,6 +133,11 @@ struct conn {
     bool tls_alert;   /* raw bytes that began with a ClientHello: a refusal is a TLS alert */
     struct sockaddr_storage orig_dst; /* intercepted: where the client's connection was bound */
     bool counted_tunnel;
+    struct tls_mint *mint; /* bump.c: the mint of the certificate c->tls presents, or NULL */
+    void *mint_ref;        /* that certificate, held until the session ends */
+    gnutls_certificate_credentials_t mint_cred;
+    void (*bump_then)(struct conn *c); /* CONN_BUMP: what runs after the handshake */
+    bool block_inside;                 /* CONN_BUMP: the HTTPS block page reads the request */
     bool hello_pending; /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
                            until they prove not to be TLS, or a ClientHello whose server name
                            the policy allows (tunnel.c) */

@@ -12,6 +12,7 @@
 
 #include "acl/acl_host.h"
 #include "base/status.h"
+#include "proxy/bump.h"
 #include "proxy/conn.h"
 #include "proxy/origin.h"
 #include "proxy/request.h"
@@ -90,7 +91,7 @@ static void set_field(char *dst, size_t cap, const char *src)
  * the destination's address) and the destination's port, then on its way to the original
  * destination (CONN_RESOLVE) or refused. */
 static void raw_begin(struct conn *c, const char *scheme, const char *method,
-                      const struct acl_host *host)
+                      const struct acl_host *host, const struct acl_host *sni)
 {
     struct worker *w = c->w;
     c->is_forward = true;
@@ -100,6 +101,8 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
     set_field(c->rec.scheme, sizeof(c->rec.scheme), scheme);
     set_field(c->rec.method, sizeof(c->rec.method), method);
     set_field(c->rec.host, sizeof(c->rec.host), host->text);
+    if (sni)
+        memcpy(c->rec.sni, sni->text, sni->len + 1);
     origin_format_addr(&c->orig_dst, c->rec.dest, sizeof(c->rec.dest));
     c->rec.port = dest_port(c);
     c->host = *host;
@@ -128,6 +131,10 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
         /* No credentials come with raw bytes: a rule that needs a user denies. */
         c->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
         request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
+        /* A ClientHello with a name: the block page inside TLS as that name, when a CA and
+         * the setting allow; else (and without a name) the alert. */
+        if (c->tls_alert && c->rec.sni[0] && bump_block_page(c))
+            return;
         if (c->tls_alert)
             tun_tls_alert(c, TLS_ALERT_ACCESS_DENIED);
         else
@@ -153,16 +160,14 @@ static void tls_begin(struct conn *c, const struct tls_hello *h)
         host = h->sni;
     else
         dest_host(c, &host);
-    raw_begin(c, "https", "TLS", &host);
-    if (h->has_sni)
-        memcpy(c->rec.sni, h->sni.text, h->sni.len + 1);
+    raw_begin(c, "https", "TLS", &host, h->has_sni ? &h->sni : NULL);
 }
 
 static void other_begin(struct conn *c)
 {
     struct acl_host host;
     dest_host(c, &host);
-    raw_begin(c, "tcp", "TCP", &host);
+    raw_begin(c, "tcp", "TCP", &host, NULL);
 }
 
 static void bad_hello(struct conn *c, const char *why)
@@ -171,7 +176,7 @@ static void bad_hello(struct conn *c, const char *why)
     char detail[200]; /* cut to the error column by request_record_outcome */
     dest_host(c, &host);
     c->tls_alert = true;
-    raw_begin(c, "https", "TLS", &host);
+    raw_begin(c, "https", "TLS", &host, NULL);
     if (c->state == CONN_CLOSED || c->state == CONN_REPLY)
         return; /* refused anyway */
     /* A ClientHello that cannot be read may name anything: refused, as a denied name is. */

@@ -29,6 +29,7 @@
 #include "proxy/portfwd.h"
 #include "proxy/service.h"
 #include "proxy/worker.h"
+#include "proxy/ca_live.h"
 #include "tls/tls.h"
 #include "web-admin/wa.h"
 
@@ -60,6 +61,7 @@ struct proxyd {
     struct dns_cache *dns_cache;
     struct client_limit *clients;
     struct access_req_box access_req;
+    struct ca_live ca; /* the local CA and its mint (shared.mint) */
     struct wa_server *admin;
     int64_t started_ms;
     int64_t next_status_ms; /* monotonic */
@@ -593,6 +595,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
     p->cfg.retention_days = fresh.retention_days;
     p->cfg.retention_rows = fresh.retention_rows;
     p->cfg.expired_rule_days = fresh.expired_rule_days;
+    p->cfg.https_block_page = fresh.https_block_page;
     config_free(&fresh);
     log_info("settings reloaded");
 }
@@ -814,6 +817,9 @@ static int shared_fill(struct proxyd *p, int fd_limit)
     }
     p->shared.access_req = &p->access_req;
     p->shared.fd_limit = fd_limit;
+    atomic_store(&p->shared.https_block_page, p->cfg.https_block_page);
+    ca_live_init(&p->ca, p->cfg.data_dir, &p->shared.mint);
+    ca_live_poll(&p->ca);
     return 0;
 }
 
@@ -952,6 +958,12 @@ static void access_requests_poll(struct proxyd *p)
     char *v = store_setting_get(p->policy.st, "access_requests");
     atomic_store_explicit(&p->access_req.enabled, v && !strcmp(v, "on"), memory_order_relaxed);
     free(v);
+    /* https_block_page: the admin's setting when made, else the config's. */
+    v = store_setting_get(p->policy.st, "https_block_page");
+    atomic_store_explicit(&p->shared.https_block_page,
+                          v && *v ? !strcmp(v, "on") : p->cfg.https_block_page,
+                          memory_order_relaxed);
+    free(v);
     while ((n = access_req_take(&p->access_req, rq, sizeof(rq) / sizeof(rq[0]))) > 0) {
         for (size_t i = 0; i < n; i++) {
             int64_t id;
@@ -993,6 +1005,7 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char *
         else if (expired < 0)
             log_warnx("expired rules not deleted: %s", err);
         access_requests_poll(p);
+        ca_live_poll(&p->ca);
         int rc = policy_reload(&p->policy, false, err, sizeof(err));
         if (rc != 0)
             auth_invalidate(p->auth);
@@ -1042,6 +1055,7 @@ static void shut_down(struct proxyd *p)
     policy_loader_destroy(&p->policy);
     acl_live_free(p->acl);
     tls_cred_free(p->tls);
+    ca_live_free(&p->ca);
     config_free(&p->cfg);
     log_info("stopped");
 }

@@ -6,6 +6,7 @@
 
 #include "base/status.h"
 #include "proxy/access_req.h"
+#include "proxy/bump.h"
 #include "proxy/conn.h"
 #include "proxy/origin.h"
 #include "proxy/request.h"
@@ -223,6 +224,8 @@ void reply_error(struct conn *c, enum conn_close why, int status, const char *de
 
 void reply_blocked(struct conn *c, int rule_id, const char *reason, bool keep, bool form)
 {
+    if (c->is_connect && bump_block_page(c))
+        return; /* the same page, inside TLS as the host */
     char detail[256], token[ACCESS_REQ_TOKEN_LEN];
     if (rule_id > 0)
         snprintf(detail, sizeof(detail),

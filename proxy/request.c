@@ -367,12 +367,11 @@ enum request_verdict request_decide_addrs(struct conn *c, struct request_decisio
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
 }
 
-/* A block page may offer the "request access" form: the setting is on and the request is a
- * plain HTTP one (a browser shows no page for a refused CONNECT). */
-static bool access_requests_on(const struct conn *c)
+/* A browser shows no page for a refused CONNECT, unless it is answered inside TLS. */
+bool request_access_on(const struct conn *c)
 {
     const struct access_req_box *b = c->w->shared->access_req;
-    return b && !c->is_connect && !c->is_forward &&
+    return b && (c->mint_ref || (!c->is_connect && !c->is_forward)) &&
            atomic_load_explicit(&b->enabled, memory_order_relaxed);
 }
 
@@ -383,7 +382,7 @@ static const char *access_request_query(const struct conn *c, const struct h1_re
 {
     static const char path[] = ACCESS_REQ_PATH;
     size_t n = sizeof(path) - 1;
-    if (!access_requests_on(c) || req->method.len != 3 || memcmp(req->method.p, "GET", 3) ||
+    if (!request_access_on(c) || req->method.len != 3 || memcmp(req->method.p, "GET", 3) ||
         req->path.len < n || memcmp(req->path.p, path, n) ||
         (req->path.len > n && req->path.p[n] != '?'))
         return NULL;
@@ -394,22 +393,20 @@ static const char *access_request_query(const struct conn *c, const struct h1_re
 /* Answers a submitted access request (the policy denied its host: there is something to ask
  * for). The log row keeps the path without the query: the reason is the admin's to read in
  * the queue, not in every log search. */
-static void access_request(struct conn *c, const struct h1_request *req, const char *q, size_t qlen,
-                           const struct request_decision *d)
+void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_id, bool keep)
 {
     struct access_req_form f;
     const char *why = NULL;
     char detail[400];
     static const int status[ACCESS_REQ_RESULT_COUNT] = {202, 400, 403, 429, 503};
 
-    (void)req;
     copy_field(c->rec.path, sizeof(c->rec.path), ACCESS_REQ_PATH, sizeof(ACCESS_REQ_PATH) - 1);
     c->rec.decision = STORE_DENY;
-    c->rec.rule_id = d->rule_id;
+    c->rec.rule_id = rule_id;
     enum access_req_result res = ACCESS_REQ_BAD_FORM;
     if (access_req_parse(q, qlen, &f, &why) == 0) {
         struct store_request rq = {
-            .time_ms = clock_wall_ms(), .port = c->rec.port, .rule_id = d->rule_id};
+            .time_ms = clock_wall_ms(), .port = c->rec.port, .rule_id = rule_id};
         snprintf(rq.client, sizeof(rq.client), "%s", c->rec.client);
         snprintf(rq.user, sizeof(rq.user), "%s", c->rec.user);
         snprintf(rq.host, sizeof(rq.host), "%s", c->rec.host);
@@ -444,7 +441,7 @@ static void access_request(struct conn *c, const struct h1_request *req, const c
     }
     request_record_outcome(c, res == ACCESS_REQ_QUEUED ? CLOSE_DENIED : CLOSE_BAD_REQUEST,
                            res == ACCESS_REQ_QUEUED ? "access-request" : "access-request-refused");
-    reply_page(c, status[res], detail, d->keep);
+    reply_page(c, status[res], detail, keep);
 }
 
 void request_refuse(struct conn *c, const struct request_decision *d)
@@ -458,7 +455,7 @@ void request_refuse(struct conn *c, const struct request_decision *d)
      * CONNECT port, a client outside the allowed networks). */
     request_record_outcome(c, d->why, d->verdict == VERDICT_DENY ? d->reason : NULL);
     if (d->verdict == VERDICT_DENY)
-        reply_blocked(c, d->rule_id, d->reason, d->keep, access_requests_on(c) && d->rule_id > 0);
+        reply_blocked(c, d->rule_id, d->reason, d->keep, request_access_on(c) && d->rule_id > 0);
     else
         reply_page(c, d->status, d->reason, d->keep);
 }
@@ -596,7 +593,7 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         return;
     case VERDICT_DENY:
         if (d.rule_id > 0 && (q = access_request_query(c, req, &qlen))) {
-            access_request(c, req, q, qlen, &d);
+            request_access_submit(c, q, qlen, d.rule_id, d.keep);
             return;
         }
         request_refuse(c, &d);

@@ -7,6 +7,7 @@
 #define PX_REQUEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "proxy/conn_close.h"
 
@@ -55,6 +56,12 @@ enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *s
                                         struct request_decision *d);
 /* Records the decision d (not ALLOW or WAIT) in the access record and answers it. */
 void request_refuse(struct conn *c, const struct request_decision *d);
+/* Whether a block page for c may offer the "request access" form: the setting is on and c
+ * speaks HTTP the browser shows (plain HTTP, or inside TLS as the host: bump.c). */
+bool request_access_on(const struct conn *c);
+/* Answers a submitted access request q[0 .. qlen) (the query of ACCESS_REQ_PATH) for the
+ * request in flight, which rule rule_id denied: queued, or refused with the reason. */
+void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_id, bool keep);
 
 /* Begins the access record of a request that has no head (a forwarded connection): time,
  * client, start of its duration. */

@@ -63,6 +63,12 @@ struct proxy_shared {
     struct portfwd_table *forwards;    /* borrowed: the port forwards in force */
     const struct tls_cred *tls;        /* borrowed: the TLS listeners' credentials, NULL if none */
     struct access_req_box *access_req; /* borrowed: block-page access requests */
+    /* The local CA's certificates (tls/mint.h), NULL without a CA. Replaced (never freed
+     * while workers run) when a CA is made or imported on the running proxy. */
+    struct tls_mint *_Atomic mint;
+    /* A denied CONNECT gets the block page inside TLS when a CA exists (bump.c): the setting
+     * https_block_page, else --https-block-page. */
+    atomic_bool https_block_page;
     int fd_limit; /* RLIMIT_NOFILE as raised at start: no descriptor is above */
 
     pthread_mutex_t tunables_lock;

@@ -25,8 +25,8 @@ struct tls_mint;
  * from now (the longest browsers accept) or the CA's end, whichever is first. */
 #define TLS_MINT_DAYS 397
 
-/* Defaults for --mint-cache-entries / bytes sized for an office: every host its users reach
- * over HTTPS in a day fits, and the cache stays a few megabytes. */
+/* The cache's bounds as proxyd uses them: thousands of hosts (what an office reaches over
+ * HTTPS in a day), at most 32 MiB. */
 #define TLS_MINT_MAX_ENTRIES 10000
 #define TLS_MINT_MAX_BYTES (32u << 20)
 

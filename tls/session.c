@@ -2,6 +2,10 @@
  * and writes the socket itself (gnutls_transport_set_int); when it would block it says which
  * way (gnutls_record_get_direction), and only that readiness flag is cleared. */
 #include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "base/status.h"
 #include "tls/tls.h"
@@ -42,9 +46,55 @@ int tls_session_start_x509(struct tls_session *t, gnutls_certificate_credentials
     }
     gnutls_certificate_server_set_request(t->gs, GNUTLS_CERT_IGNORE);
     gnutls_transport_set_int(t->gs, fd);
+    t->fd = fd;
+    t->pre = NULL;
+    t->pre_len = 0;
     t->state = TLS_HANDSHAKE;
     t->error = 0;
     return PX_OK;
+}
+
+/* The pull side while a prefix is set: its bytes, then the socket's. */
+static ssize_t prefix_pull(gnutls_transport_ptr_t ptr, void *p, size_t len)
+{
+    struct tls_session *t = ptr;
+    if (t->pre_len > 0) {
+        size_t n = len < t->pre_len ? len : t->pre_len;
+        memcpy(p, t->pre, n);
+        t->pre += n;
+        t->pre_len -= n;
+        return (ssize_t)n;
+    }
+    ssize_t n = recv(t->fd, p, len, 0);
+    if (n < 0)
+        gnutls_transport_set_errno(t->gs, errno);
+    return n;
+}
+
+static int prefix_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
+{
+    struct tls_session *t = ptr;
+    if (t->pre_len > 0)
+        return 1;
+    struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
+    return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+void tls_session_prefix(struct tls_session *t, const void *p, size_t len)
+{
+    if (len == 0)
+        return;
+    t->pre = p;
+    t->pre_len = len;
+    /* Sending stays GnuTLS's own on the descriptor; only reading goes through us. */
+    gnutls_transport_set_ptr2(t->gs, t, (gnutls_transport_ptr_t)(intptr_t)t->fd);
+    gnutls_transport_set_pull_function(t->gs, prefix_pull);
+    gnutls_transport_set_pull_timeout_function(t->gs, prefix_pull_timeout);
+}
+
+size_t tls_session_prefix_left(const struct tls_session *t)
+{
+    return t->pre_len;
 }
 
 /* A call that returned r < 0: PX_AGAIN with the awaited flag cleared, or PX_ERR. */

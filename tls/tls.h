@@ -70,6 +70,10 @@ struct tls_session {
     gnutls_session_t gs; /* owned, NULL in TLS_NONE */
     enum tls_state state;
     int error; /* the last GnuTLS error, 0 if none */
+    /* tls_session_prefix: the client's bytes read before the session began, taken first */
+    int fd;
+    const unsigned char *pre;
+    size_t pre_len;
 };
 
 /* Begins a server session on fd with cred (borrowed: must outlive the session), offering
@@ -80,6 +84,15 @@ int tls_session_start(struct tls_session *t, const struct tls_cred *cred, int fd
  * priority and ticket_key borrowed for the session's life. */
 int tls_session_start_x509(struct tls_session *t, gnutls_certificate_credentials_t x509,
                            gnutls_priority_t priority, const gnutls_datum_t *ticket_key, int fd);
+
+/* Makes p[0 .. len) the first bytes the session reads, before the socket's: a ClientHello
+ * that was read to decide what to do with the connection (intercepted TLS, a tunnel's first
+ * bytes). Borrowed: p stays as it is until tls_session_prefix_left says 0 (the handshake
+ * reads all of it: a client sends nothing more before the server's answer). Right after
+ * tls_session_start*, before the handshake. */
+void tls_session_prefix(struct tls_session *t, const void *p, size_t len);
+/* Bytes of the prefix not read yet. */
+size_t tls_session_prefix_left(const struct tls_session *t);
 
 /* The readiness arguments of the calls below are the connection's edge-triggered flags for
  * fd: a call that would block clears the one GnuTLS waits for (the other is left alone), so

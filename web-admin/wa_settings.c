@@ -41,6 +41,9 @@ static const struct setting_def settings[] = {
      "host:port handed out by /proxy.pac (https://host:port: the proxy's TLS port)"},
     {"access_requests", on_off,
      "on: block pages offer a form to request access (queued under Requests); off (default)"},
+    {"https_block_page", on_off,
+     "on: with a local CA, a blocked HTTPS site shows the block page (clients must trust the "
+     "CA); off: the browser's own error; unset: --https-block-page (default on)"},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 

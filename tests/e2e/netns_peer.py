@@ -11,6 +11,8 @@ what they got as one JSON line. Python stdlib only.
         prints READY once every port listens; runs until killed
     http DEST PORT HOST PATH           one GET (Connection: close): {"status","body"}
     tls DEST PORT SNI N                {"info","exact"} or {"error"}
+    https DEST PORT SNI CAFILE         TLS trusting CAFILE only, name checked, one GET /:
+                                       {"status","body"} or {"error"}
     hello DEST PORT SNI                a ClientHello in four segments: {"got": hex of the answer}
     echo DEST PORT TEXT                {"got": text}
     connect PROXY PPORT HOST PORT SNI N   CONNECT, then as tls
@@ -191,6 +193,17 @@ def main(argv):
     elif cmd == "tls":
         dest, port, sni, n = argv[1:5]
         out = tls_over(connect(dest, port), sni, int(n))
+    elif cmd == "https":
+        dest, port, sni, cafile = argv[1:5]
+        ctx = ssl.create_default_context(cafile=cafile)
+        try:
+            with ctx.wrap_socket(connect(dest, port), server_hostname=sni) as t:
+                t.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % sni).encode())
+                data = read_all(t)
+            head, _, body = data.partition(b"\r\n\r\n")
+            out = {"status": int(head.split(b" ")[1]), "body": body.decode("latin-1")}
+        except (ssl.SSLError, OSError) as e:
+            out = {"error": "%s: %s" % (type(e).__name__, e)}
     elif cmd == "hello":
         dest, port, sni = argv[1:4]
         hello = client_hello(sni)

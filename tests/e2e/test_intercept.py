@@ -17,6 +17,7 @@ import tempfile
 import unittest
 
 from harness import HERE, Proxyd, in_netns, wait_for
+from test_https_block import make_ca
 
 PEER = os.path.join(HERE, "netns_peer.py")
 TAG = "px%05x" % (os.getpid() & 0xfffff)
@@ -29,6 +30,7 @@ CLIENT6, GW_CLI6, GW_ORG6, ORIGIN6, OTHER6 = ("fd20:1::2", "fd20:1::1", "fd20:2:
 INTERCEPT_PORT, TPROXY_PORT, PROXY_PORT, STRICT_PORT = 3129, 3130, 3128, 3131
 TPROXY_USER_PORT = 3132  # a proxyd started as root that runs as nobody (--user)
 POLICY = "deny domain blocked.test\ndeny dest %s/32\ndeny dest %s/128\n" % (OTHER, OTHER6)
+CA_PORT = 3133  # a proxyd with a local CA: the HTTPS block page
 
 ALERT_ACCESS_DENIED = "15030300020231"
 
@@ -46,6 +48,7 @@ table ip %(tag)s {
     type nat hook prerouting priority dstnat; policy accept;
     iifname "%(tag)sgc" tcp dport { 80, 443, 7 } redirect to :%(intercept)d
     iifname "%(tag)sgc" tcp dport { 81, 444 } redirect to :%(strict)d
+    iifname "%(tag)sgc" tcp dport 445 redirect to :%(ca)d
   }
   chain mangle {
     type filter hook prerouting priority mangle; policy accept;
@@ -108,7 +111,8 @@ class Network:
         subprocess.run(in_ns(GW, "nft", "-f", "-"), check=True, capture_output=True, timeout=60,
                        text=True, input=NFT_RULES % {"tag": TAG, "intercept": INTERCEPT_PORT,
                                                      "tproxy": TPROXY_PORT, "strict": STRICT_PORT,
-                                                     "tproxy_user": TPROXY_USER_PORT})
+                                                     "tproxy_user": TPROXY_USER_PORT,
+                                                     "ca": CA_PORT})
 
     def remove(self):
         for ns in self.made:
@@ -185,6 +189,13 @@ class InterceptTest(unittest.TestCase):
         os.chmod(cls.as_user.tmp, 0o755)  # nobody reads the policy file in it
         cls.as_user.start()
         cls.addClassCleanup(cls.as_user.__exit__, None, None, None)
+        # A third with a local CA: a denied name gets the block page inside TLS.
+        cls.with_ca = GatewayProxyd(
+            ["--intercept", "0.0.0.0:%d" % CA_PORT, "--dns-server", "127.0.0.1:%s" % dns,
+             "--dns-timeout", "30000"], POLICY)
+        cls.cacert = make_ca(cls.with_ca.data_dir)
+        cls.with_ca.start()
+        cls.addClassCleanup(cls.with_ca.__exit__, None, None, None)
 
     @classmethod
     def start(cls, ns, args, script=PEER, ready="READY", extra=()):
@@ -321,6 +332,19 @@ class InterceptTest(unittest.TestCase):
         self.assertIn("ACCESS_DENIED", out.get("error", "").upper().replace(" ", "_"))
         row = self.wait_rows("sni = 'blocked.test' AND method = 'TLS'")[-1]
         self.assertEqual(row[6:8], (1, "denied"))
+
+    def test_tls_denied_sni_gets_the_block_page_with_a_ca(self):
+        out = self.client("https", ORIGIN, "445", "blocked.test", self.cacert)
+        self.assertEqual(out.get("status"), 403, out)
+        self.assertIn("blocked by the office", out["body"])
+        db = sqlite3.connect("file:%s?mode=ro" % self.with_ca.db_path, uri=True, timeout=5)
+        try:
+            rows = wait_for(lambda: db.execute(
+                "SELECT method, decision, error, sni FROM access_log WHERE host = 'blocked.test'"
+            ).fetchall(), timeout=60)
+        finally:
+            db.close()
+        self.assertEqual(rows, [("TLS", 1, "denied", "blocked.test")])
 
     def test_tls_hello_split_over_segments_is_still_read(self):
         out = self.client("hello", ORIGIN, "443", "Blocked.Test")

@@ -47,7 +47,7 @@ class StatsTableTest(unittest.TestCase):
             "closes": [t or "none" for t in table_texts("proxy/conn_close.h",
                                                         "CONN_CLOSE_TABLE")],
             "auth": table("proxy/auth.h", "AUTH_COUNTER_TABLE"),
-            "connections_by_state": ["idle", "handshake", "peek", "read-head", "auth",
+            "connections_by_state": ["idle", "handshake", "bump", "peek", "read-head", "auth",
                                      "resolve", "connect", "relay", "tunnel", "reply", "linger"],
             # a combination appears once it has counted: here the one GET so far
             "requests_finished": ["allow/2xx/forward"],

@@ -437,7 +437,7 @@ END_TEST
 
 /* A client trusting only the CA, checking the name it asked for, completes a handshake with
  * a session started on minted credentials. */
-START_TEST(test_client_trusting_the_ca_accepts_the_minted_certificate)
+static void client_trusting_the_ca_accepts_the_minted_certificate(bool prefix)
 {
     struct test_tmpdir t;
     struct tls_ca *ca = make_ca(&t, NULL);
@@ -459,6 +459,17 @@ START_TEST(test_client_trusting_the_ca_accepts_the_minted_certificate)
     gnutls_server_name_set(client, GNUTLS_NAME_DNS, "blocked.example", 15);
     gnutls_session_set_verify_cert(client, "blocked.example", 0);
     gnutls_transport_set_int(client, sv[1]);
+    /* With prefix: the ClientHello is read before the session begins (as the peek does),
+     * and handed to it as its first bytes. */
+    unsigned char hello[16384];
+    ssize_t hello_len = 0;
+    if (prefix) {
+        ck_assert_int_eq(gnutls_handshake(client), GNUTLS_E_AGAIN);
+        hello_len = recv(sv[0], hello, sizeof(hello), 0);
+        ck_assert_int_gt(hello_len, 0);
+        tls_session_prefix(&server, hello, (size_t)hello_len);
+        ck_assert_uint_eq(tls_session_prefix_left(&server), (size_t)hello_len);
+    }
     int s = PX_AGAIN, c = GNUTLS_E_AGAIN;
     for (int i = 0; i < 1000 && (s != PX_OK || c != 0); i++) {
         if (c != 0) {
@@ -473,6 +484,19 @@ START_TEST(test_client_trusting_the_ca_accepts_the_minted_certificate)
     }
     ck_assert_int_eq(s, PX_OK);
     ck_assert_int_eq(c, 0);
+    ck_assert_uint_eq(tls_session_prefix_left(&server), 0);
+    /* A request and its answer through the session. */
+    ck_assert_int_eq(gnutls_record_send(client, "GET / HTTP/1.1\r\n\r\n", 18), 18);
+    char got[64];
+    bool rd = true, wr = true;
+    ssize_t n = tls_session_recv(&server, got, sizeof(got), &rd, &wr);
+    ck_assert_int_eq(n, 18);
+    ck_assert_mem_eq(got, "GET / HTTP/1.1\r\n\r\n", 18);
+    ck_assert_int_eq(tls_session_send(&server, "HTTP/1.1 403", 12, &rd, &wr), 12);
+    ssize_t back = GNUTLS_E_AGAIN;
+    for (int i = 0; i < 1000 && back == GNUTLS_E_AGAIN; i++)
+        back = gnutls_record_recv(client, got, sizeof(got));
+    ck_assert_int_eq(back, 12);
     tls_session_end(&server);
     gnutls_deinit(client);
     gnutls_certificate_free_credentials(ccred);
@@ -482,6 +506,17 @@ START_TEST(test_client_trusting_the_ca_accepts_the_minted_certificate)
     tls_mint_free(m);
     tls_ca_free(ca);
     test_tmpdir_remove(&t);
+}
+
+START_TEST(test_client_trusting_the_ca_accepts_the_minted_certificate)
+{
+    client_trusting_the_ca_accepts_the_minted_certificate(false);
+}
+END_TEST
+
+START_TEST(test_clienthello_read_before_the_session_is_its_first_input)
+{
+    client_trusting_the_ca_accepts_the_minted_certificate(true);
 }
 END_TEST
 
@@ -499,6 +534,7 @@ int main(void)
     tcase_add_test(tc, test_entry_bytes_match_the_heap);
     tcase_add_test(tc, test_threads_share_the_cache);
     tcase_add_test(tc, test_client_trusting_the_ca_accepts_the_minted_certificate);
+    tcase_add_test(tc, test_clienthello_read_before_the_session_is_its_first_input);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
