@@ -110,6 +110,25 @@ enum ctl_status ctl_cmd_policy_diff(struct ctl_ctx *ctx, const struct ctl_call *
     }
     if (json_array_size(changes) == 0)
         printf("(the rules are the same)\n");
+    /* The lists whose entries differ; null: one of the versions did not keep its lists. */
+    const json_t *lists = json_object_get(out, "lists");
+    json_array_foreach(lists, i, c)
+    {
+        const char *what = ctl_json_str(c, "change");
+        if (strcmp(what, "added") == 0)
+            printf("+ list %s (%lld entries)\n", ctl_json_str(c, "name"),
+                   ctl_json_num(c, "entries_to"));
+        else if (strcmp(what, "removed") == 0)
+            printf("- list %s (%lld entries)\n", ctl_json_str(c, "name"),
+                   ctl_json_num(c, "entries_from"));
+        else
+            printf("~ list %s: %lld -> %lld entries (%lld added, %lld removed)\n",
+                   ctl_json_str(c, "name"), ctl_json_num(c, "entries_from"),
+                   ctl_json_num(c, "entries_to"), ctl_json_num(c, "added"),
+                   ctl_json_num(c, "removed"));
+    }
+    if (json_is_array(lists) && json_array_size(lists) == 0)
+        printf("(the lists are the same)\n");
     json_decref(out);
     return CTL_OK;
 }

@@ -238,6 +238,18 @@ int store_version_get(struct store *st, int64_t version, struct store_version *i
  * versions kept lists (err says which; *lists NULL); -1 with err. */
 int store_version_lists(struct store *st, int64_t version, struct store_policy_list **lists,
                         size_t *n, char *err, size_t errlen);
+/* How a list differs between two versions: in one only (entries_from or entries_to is -1)
+ * or with other entries (added: in `to` only, removed: in `from` only). */
+struct store_list_change {
+    char name[64];
+    int64_t entries_from, entries_to; /* -1: the version had no such list */
+    int64_t added, removed;           /* entries */
+};
+/* The lists that differ between versions from and to, by name (*out owned by the caller,
+ * free). 0; 1 when either version does not exist or was recorded before versions kept lists
+ * (err says which; *out NULL); -1 with err. */
+int store_version_lists_diff(struct store *st, int64_t from, int64_t to,
+                             struct store_list_change **out, size_t *n, char *err, size_t errlen);
 /* Replaces all rules with the rules of version (as store_version_get gave them), keeping
  * their ids, comments and enabled flags, and all lists with the lists version held (when it
  * kept them; else the lists stay as they are): a rollback, itself a new version. */

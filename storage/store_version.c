@@ -421,6 +421,107 @@ oom:
     return store_errf(err, errlen, "policy version lists: out of memory");
 }
 
+/* Entries of list in version a's snapshot that version b's lacks ("" name: none). */
+static int entries_only_in(struct store *st, int64_t a_of, int64_t b_of, const char *name,
+                           int64_t *out, char *err, size_t errlen)
+{
+    int64_t args[2] = {a_of, b_of};
+
+    *out = 0;
+    return query_int_text(st,
+                          "SELECT count(*) FROM (SELECT domain FROM policy_version_list_entries"
+                          " WHERE version = ?1 AND list = ?3 EXCEPT SELECT domain"
+                          " FROM policy_version_list_entries WHERE version = ?2 AND list = ?3)",
+                          args, 2, name, out, err, errlen) < 0
+               ? -1
+               : 0;
+}
+
+int store_version_lists_diff(struct store *st, int64_t from, int64_t to,
+                             struct store_list_change **out, size_t *n, char *err, size_t errlen)
+{
+    struct store_list_change *v = NULL;
+    size_t len = 0, cap = 0;
+    int64_t kept, args[2] = {from, to};
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    for (int i = 0; i < 2; i++) {
+        kept = 0;
+        rc = query_int(st, "SELECT lists_kept FROM policy_versions WHERE version = ?", &args[i], 1,
+                       &kept, err, errlen);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 || !kept) {
+            store_errf(err, errlen, "version %lld: %s", (long long)args[i],
+                       rc == 1 ? "no such policy version" : "recorded before versions kept lists");
+            return 1;
+        }
+    }
+    /* Each name in either version, with where its entries are in each (NULL: not there);
+     * the same entries_of is the same content. */
+    if (store_prepare(st,
+                      "WITH a AS (SELECT name, entries_of FROM policy_version_lists"
+                      "  WHERE version = ?1),"
+                      " b AS (SELECT name, entries_of FROM policy_version_lists WHERE version = ?2)"
+                      " SELECT n.name, a.entries_of, b.entries_of FROM"
+                      " (SELECT name FROM a UNION SELECT name FROM b) n"
+                      " LEFT JOIN a ON a.name = n.name LEFT JOIN b ON b.name = n.name"
+                      " WHERE a.entries_of IS NOT b.entries_of ORDER BY n.name",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, from);
+    sqlite3_bind_int64(s, 2, to);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        bool in_a = sqlite3_column_type(s, 1) != SQLITE_NULL;
+        bool in_b = sqlite3_column_type(s, 2) != SQLITE_NULL;
+        int64_t a_of = sqlite3_column_int64(s, 1), b_of = sqlite3_column_int64(s, 2);
+        struct store_list_change c;
+
+        memset(&c, 0, sizeof(c));
+        snprintf(c.name, sizeof(c.name), "%s", name);
+        c.entries_from = c.entries_to = -1;
+        if ((in_a &&
+             (query_int_text(st,
+                             "SELECT count(*) FROM policy_version_list_entries"
+                             " WHERE version = ?1 AND list = ?2",
+                             &a_of, 1, name, &c.entries_from, err, errlen) < 0 ||
+              (in_b && entries_only_in(st, a_of, b_of, name, &c.removed, err, errlen) < 0))) ||
+            (in_b &&
+             (query_int_text(st,
+                             "SELECT count(*) FROM policy_version_list_entries"
+                             " WHERE version = ?1 AND list = ?2",
+                             &b_of, 1, name, &c.entries_to, err, errlen) < 0 ||
+              (in_a && entries_only_in(st, b_of, a_of, name, &c.added, err, errlen) < 0)))) {
+            rc = -1;
+            break;
+        }
+        if (!in_a)
+            c.added = c.entries_to;
+        if (!in_b)
+            c.removed = c.entries_from;
+        if (in_a && in_b && c.added == 0 && c.removed == 0)
+            continue; /* the same entries, stored twice (a list changed and changed back) */
+        if (store_array_reserve(&v, &cap, len, 8, sizeof(*v)) < 0) {
+            store_errf(err, errlen, "list diff: out of memory");
+            rc = -1;
+            break;
+        }
+        v[len++] = c;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return rc == -1 ? -1 : store_sql_err(st, err, errlen, "list diff");
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
 int store_rules_restore(struct store *st, int64_t version, const struct store_rule *rules, size_t n,
                         const char *actor, char *err, size_t errlen)
 {

@@ -1,5 +1,6 @@
 /* web-admin policy versions: the history (GET /api/versions), one version's rules
- * (GET /api/versions/{v}), a rule-level diff of two versions (GET /api/versions/diff), a
+ * (GET /api/versions/{v}), a rule-level diff of two versions with the lists that differ
+ * (GET /api/versions/diff), a
  * rollback (POST /api/versions/{v}/rollback, compiled before it is committed like any
  * change) and why a logged request was decided as it was (GET /api/logs/{id}/why).
  */
@@ -293,9 +294,33 @@ enum MHD_Result wa_versions_diff(struct wa_req *r)
     store_rules_free(rb, nb);
     if (!changes)
         return wa_reply_error(r, 500, NULL, "out of memory");
+    /* The lists too, by entries: null when either version did not keep its lists. */
+    struct store_list_change *lc;
+    size_t nlc;
+    char err[256];
+    int rc = store_version_lists_diff(st, va.version, vb.version, &lc, &nlc, err, sizeof(err));
+    if (rc < 0) {
+        json_decref(changes);
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
+    json_t *lists = rc == 0 ? json_array() : json_null();
+    for (size_t i = 0; rc == 0 && i < nlc; i++) {
+        const struct store_list_change *c = &lc[i];
+        const char *what = c->entries_from < 0 ? "added"
+                           : c->entries_to < 0 ? "removed"
+                                               : "changed";
+
+        json_array_append_new(
+            lists,
+            json_pack("{s:s,s:s,s:o,s:o,s:I,s:I}", "name", c->name, "change", what, "entries_from",
+                      c->entries_from < 0 ? json_null() : json_integer(c->entries_from),
+                      "entries_to", c->entries_to < 0 ? json_null() : json_integer(c->entries_to),
+                      "added", (json_int_t)c->added, "removed", (json_int_t)c->removed));
+    }
+    free(lc);
     return wa_reply_json(r, 200,
-                         json_pack("{s:o,s:o,s:o}", "from", version_json(&va), "to",
-                                   version_json(&vb), "changes", changes));
+                         json_pack("{s:o,s:o,s:o,s:o}", "from", version_json(&va), "to",
+                                   version_json(&vb), "changes", changes, "lists", lists));
 }
 
 /* ---- rollback ---- */

@@ -45,7 +45,8 @@ SHOTS = os.path.abspath(os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DI
 SCREENSHOTS = ("first-login-password.png", "dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
                "policy-desktop.png", "policy-phone.png", "log-why-desktop.png",
                "versions-desktop.png", "versions-phone.png", "block-page-form.png",
-               "requests-desktop.png", "lists-replace.png", "lists-empty.png")
+               "requests-desktop.png", "lists-replace.png", "lists-empty.png",
+               "versions-lists.png")
 
 # A query with markup in it; proxyd's parser takes any VCHAR but '#' in a request-target,
 # so it arrives raw and is logged as is. Chromium would percent-encode it, so Python sends it.

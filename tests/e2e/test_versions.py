@@ -154,6 +154,10 @@ class VersionsTest(unittest.TestCase):
         self.assertEqual(self.status("l1.test"), 200)
         self.assertEqual(self.status("l2.test"), 403)
         self.assertEqual(self.px.api("GET", "/api/versions?limit=1")["rows"][0]["lists"], 2)
+        out, _ = self.ctl("policy", "diff", str(v_list), str(v_list + 2))
+        self.assertIn("(the rules are the same)\n", out)
+        self.assertIn("+ list extra (1 entries)\n", out)
+        self.assertIn("~ list listed: 1 -> 1 entries (1 added, 1 removed)\n", out)
 
         out, _ = self.ctl("policy", "rollback", str(v_list))
         self.assertEqual(out, "rules and lists of version %d in force again (1 rules, 1 lists): "
@@ -163,6 +167,8 @@ class VersionsTest(unittest.TestCase):
         self.assertEqual(self.px.api("GET", "/api/lists/listed")["entries"], ["l1.test"])
         self.assertEqual([l["name"] for l in self.px.api("GET", "/api/lists")["lists"]],
                          ["listed"])
+        out, _ = self.ctl("policy", "diff", str(v_list), str(v_list + 3))
+        self.assertIn("(the lists are the same)\n", out)
         self.clear()
 
     def test_rollback_that_no_longer_compiles_is_refused(self):

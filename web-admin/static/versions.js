@@ -1,5 +1,6 @@
 /* proxyd admin: policy versions, newest first: who changed the policy, when and why; a
- * rule-level comparison of two versions; a rollback (itself a new version). */
+ * rule-level comparison of two versions, with the lists that differ; a rollback (itself a
+ * new version). */
 'use strict';
 
 (() => {
@@ -37,6 +38,18 @@
     }
     if (!res.changes.length)
       body.append(el('tr', {}, el('td', {colspan: 5, class: 'muted', text: 'The rules are the same.'})));
+    /* The lists whose entries differ (null: one side is from before versions kept lists). */
+    for (const l of res.lists || []) {
+      const what = l.change === 'added' ? 'list ' + l.name + ' added (' + l.entries_to + ' entries)'
+        : l.change === 'removed' ? 'list ' + l.name + ' removed (' + l.entries_from + ' entries)'
+        : 'list ' + l.name + ': ' + l.entries_from + ' \u2192 ' + l.entries_to + ' entries (' +
+          l.added + ' added, ' + l.removed + ' removed)';
+      body.append(el('tr', {class: 'diff-' + l.change, 'data-testid': 'diff-list', 'data-change': l.change},
+        el('td', {class: 'mono', text: MARK[l.change]}), el('td', {}), el('td', {}),
+        el('td', {class: 'mono url', text: what}), el('td', {})));
+    }
+    if (res.lists && !res.lists.length)
+      body.append(el('tr', {}, el('td', {colspan: 5, class: 'muted', text: 'The lists are the same.'})));
   }
 
   function pick(v) {

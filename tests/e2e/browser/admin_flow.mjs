@@ -374,6 +374,20 @@ async function checkListReplace(page) {
   now = await entries();
   check(now.length === 1 && now[0] === 'news.test', 'a cancelled empty import changed the list: ' + now);
   log('lists: re-import and empty import asked in a dialog; replaced after OK, kept after Cancel');
+
+  // The version the replace made shows which list changed and how (versions keep lists).
+  await page.goto(ADMIN + '/versions', { timeout: STEP_MS });
+  const top = page.getByTestId('version-row').first();
+  await top.waitFor({ timeout: STEP_MS });
+  await top.getByTestId('v-changes').click();
+  const changed = page.locator('[data-testid="diff-list"][data-change="changed"]');
+  await changed.first().waitFor({ timeout: STEP_MS });
+  const said = await changed.first().innerText();
+  check(said.includes('list ads: 2 \u2192 1 entries (1 added, 2 removed)'),
+        'the replace\'s changes say: ' + said);
+  await page.screenshot({ path: join(cfg.shots, 'versions-lists.png'), fullPage: true,
+                          timeout: STEP_MS });
+  log('versions: the list replace shows as ' + said.trim());
 }
 
 // No part of the page may be wider than the screen (a phone must not scroll sideways to see

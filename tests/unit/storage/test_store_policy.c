@@ -580,6 +580,24 @@ START_TEST(test_versions_keep_lists_and_rollback_restores_them)
     /* a.test, b.test once (v1, shared by v2), c.test (v3, shared by v4), m.test (v4) */
     ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"), 4);
 
+    /* What differs between 2 and 4: ads changed (c.test in, a and b out), more added. */
+    struct store_list_change *lc;
+    ck_assert_int_eq(store_version_lists_diff(st, 2, 4, &lc, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(lc[0].name, "ads");
+    ck_assert_int_eq(lc[0].entries_from, 2);
+    ck_assert_int_eq(lc[0].entries_to, 1);
+    ck_assert_int_eq(lc[0].added, 1);
+    ck_assert_int_eq(lc[0].removed, 2);
+    ck_assert_str_eq(lc[1].name, "more");
+    ck_assert_int_eq(lc[1].entries_from, -1);
+    ck_assert_int_eq(lc[1].added, 1);
+    free(lc);
+    ck_assert_int_eq(store_version_lists_diff(st, 1, 2, &lc, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 0);
+    free(lc);
+    ck_assert_int_eq(store_version_lists_diff(st, 1, 99, &lc, &n, err, sizeof(err)), 1);
+
     /* Back to version 2: its rule and its list; "more" goes. Nothing is copied again. */
     ck_assert_int_eq(store_version_get(st, 2, &info, &rules, &nr, err, sizeof(err)), 0);
     ck_assert_int_eq(store_rules_restore(st, 2, rules, nr, "t", err, sizeof(err)), 0);
@@ -595,6 +613,14 @@ START_TEST(test_versions_keep_lists_and_rollback_restores_them)
     list_of(lists, n, "ads", got, sizeof(got));
     ck_assert_str_eq(got, "a.test,b.test");
     store_policy_lists_free(lists, n);
+    /* 5 holds again what 2 held: 4 -> 5 is the reverse of 2 -> 4. */
+    ck_assert_int_eq(store_version_lists_diff(st, 4, 5, &lc, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(lc[0].added, 2);
+    ck_assert_int_eq(lc[0].removed, 1);
+    ck_assert_int_eq(lc[1].entries_to, -1);
+    ck_assert_int_eq(lc[1].removed, 1);
+    free(lc);
 
     /* A version recorded before versions kept lists: rules only, lists as they are. */
     ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 6);
