@@ -47,7 +47,9 @@
     X(dropped_queue_full, counter, "records dropped because their worker's queue was full")        \
     X(dropped_db_error, counter, "records dropped because the database refused their batch")       \
     X(pending, gauge, "records accepted and not yet committed (queue depth)")                      \
-    X(db_errors, counter, "access log batches the database refused")
+    X(db_errors, counter, "access log batches the database refused")                               \
+    X(syslog_sent, counter, "access records sent to the --syslog target")                          \
+    X(syslog_dropped, counter, "access records the --syslog target did not take at once (dropped)")
 
 /* Counters by label, each a JSON object whose keys the proxy names from its own tables
  * (listener.h's refusals and kinds, conn_close.h's close reasons, conn.h's states, auth.h's

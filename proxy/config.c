@@ -99,6 +99,9 @@ static const struct opt opts[] = {
      "NAME  started as root: bind the listeners, then run as this user (not under systemd,\n"
      "               whose unit sets the user)"},
     {"squid-log", OPT_STR, OFF(squid_log), 0, 0, "FILE  also write a Squid-format access.log"},
+    {"syslog", OPT_STR, OFF(syslog), 0, 0,
+     "TARGET  also send each access record as an RFC 5424 message to /dev/log (a local\n"
+     "               socket), udp://HOST:PORT or tcp://HOST:PORT"},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, "yes|no  SQLite access log (default yes)"},
     {"retention-days", OPT_INT64, OFF(retention_days), 0, 0,
      "N  delete log rows older (default 90)"},

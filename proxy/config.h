@@ -59,6 +59,7 @@ struct px_config {
     char *static_dir;    /* admin pages and assets; NULL = PX_STATIC_DIR */
     char *user;          /* run as this user after binding, or NULL */
     char *squid_log;     /* classic access.log path, or NULL */
+    char *syslog;        /* --syslog target, or NULL */
     bool access_log;     /* SQLite access log on */
     int64_t retention_days;
     int64_t expired_rule_days; /* an expired rule is deleted this many days later */

@@ -764,6 +764,7 @@ static int services_start(struct proxyd *p)
             .queue_capacity = 65536,
             .flush_interval_ms = 100,
             .squid_log_path = p->cfg.squid_log,
+            .syslog_target = p->cfg.syslog,
             .retention_days = p->cfg.retention_days,
             .retention_rows = p->cfg.retention_rows,
             .node_name = p->node_name,

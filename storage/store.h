@@ -99,6 +99,9 @@ struct store_log_opts {
     int64_t retention_days;     /* 0 = keep forever */
     int64_t retention_rows;     /* 0 = no row limit */
     const char *node_name;      /* written in every row's node column (copied); NULL = "" */
+    /* Also send each record as an RFC 5424 message to /path (a local datagram socket such
+     * as /dev/log), udp://HOST:PORT or tcp://HOST:PORT (octet counting), or NULL. */
+    const char *syslog_target;
 };
 
 /* The numbers are base/stats.h's STATS_LOG_TABLE (queued, written, dropped_queue_full,

@@ -5,7 +5,8 @@
  * The writer wakes every flush interval, or early when a queue passes half full. When the
  * database refuses a batch, the writer keeps draining (counting the rows as
  * dropped_db_error) and retries once a second, reopening the connection when the file was
- * removed or the connection broke.
+ * removed or the connection broke. With a syslog target each record also goes there
+ * (store_syslog.c), from this thread, never waiting.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +65,8 @@ struct store_log {
     ino_t squid_ino;
     char *squid_buf; /* owned, one batch of lines */
     size_t squid_len, squid_cap;
+    struct store_syslog *syslog; /* owned, or NULL */
+    _Atomic uint64_t syslog_sent, syslog_dropped;
     struct store_hit_tally tally;
     bool batch_ok; /* the current batch's inserts have all succeeded so far */
 };
@@ -104,6 +107,8 @@ void store_log_counters(struct store_log *log, struct store_log_counters *out)
     out->dropped_db_error = dropped_db;
     out->pending = queued - written - dropped_db;
     out->db_errors = atomic_load(&log->db_errors);
+    out->syslog_sent = atomic_load(&log->syslog_sent);
+    out->syslog_dropped = atomic_load(&log->syslog_dropped);
     out->db_ok = atomic_load(&log->db_ok);
     pthread_mutex_lock(&log->err_lock);
     memcpy(out->last_error, log->last_error, sizeof(out->last_error));
@@ -401,6 +406,8 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
                               tally(log, recs[i].undecided_rule_id, 0, 1) < 0))
             log->batch_ok = false;
         squid_add(log, &recs[i]);
+        if (log->syslog)
+            store_syslog_add(log->syslog, &recs[i], log->node_name);
     }
 }
 
@@ -505,6 +512,8 @@ static void housekeeping(struct store_log *log)
     log->next_retention_ms = now + (deleted == RETENTION_BATCH ? 0 : RETENTION_IDLE_MS);
 }
 
+static void syslog_flush(struct store_log *log);
+
 static void *writer_main(void *arg)
 {
     struct store_log *log = arg;
@@ -522,14 +531,28 @@ static void *writer_main(void *arg)
         while (store_queue_len(log->queue) > 0) {
             write_batch(log);
             squid_flush(log);
+            syslog_flush(log);
             if (!stopping && store_queue_len(log->queue) < MAX_BATCH)
                 break; /* the rest waits for the next wake-up, with the next arrivals */
         }
         if (stopping)
             break;
+        syslog_flush(log); /* a TCP collector back: what waited goes */
         housekeeping(log);
     }
     return NULL;
+}
+
+static void syslog_flush(struct store_log *log)
+{
+    uint64_t sent, dropped;
+
+    if (!log->syslog)
+        return;
+    store_syslog_flush(log->syslog);
+    store_syslog_counts(log->syslog, &sent, &dropped);
+    atomic_store(&log->syslog_sent, sent);
+    atomic_store(&log->syslog_dropped, dropped);
 }
 
 /* ---- Start and stop ---- */
@@ -544,6 +567,7 @@ static void log_free(struct store_log *log)
         close(log->squid_fd);
     pthread_mutex_destroy(&log->err_lock);
     free(log->squid_buf);
+    store_syslog_free(log->syslog);
     free(log->db_path);
     free(log->squid_path);
     free(log->node_name);
@@ -589,6 +613,11 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
             store_errf(err, errlen, "%s: %s", log->squid_path, strerror(errno));
             goto fail;
         }
+    }
+    if (opts->syslog_target) {
+        log->syslog = store_syslog_new(opts->syslog_target, log->node_name, err, errlen);
+        if (!log->syslog)
+            goto fail;
     }
     atomic_store(&log->db_ok, true);
     atomic_store(&log->beat_ms, clock_mono_ms());
