@@ -43,6 +43,9 @@ static const struct opt opts[] = {
      "               first start, DATA-DIR/tls-cert.pem)"},
     {"tls-key", OPT_STR, OFF(tls_key), 0, 0,
      "FILE  its PEM private key (default DATA-DIR/tls-key.pem, made with it)"},
+    {"upstream-ca", OPT_LIST, OFF(upstream_ca), OFF(nupstream_ca), CONFIG_MAX_UPSTREAM_CA,
+     "FILE  PEM CA certificate(s) an inspected tunnel's origin may be issued by, besides the\n"
+     "               system's store (an intranet's own CA), repeatable"},
     {"forward", OPT_FORWARD, OFF(forwards), OFF(nforwards), CONFIG_MAX_FORWARDS,
      "'ADDR:PORT HOST:PORT [clients CIDR,...] [tls-listen]'  port forward: connections to\n"
      "               ADDR:PORT relayed to HOST:PORT under the policy, repeatable (tls-listen:\n"

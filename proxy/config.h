@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_UPSTREAM_CA 16
 /* Every listening address of every kind (listen, listen-tls). */
 #define CONFIG_MAX_LISTENERS (4 * CONFIG_MAX_LISTEN) /* listen, listen-tls, intercept, tproxy */
 #define CONFIG_MAX_DNS 4
@@ -33,9 +34,12 @@ struct px_config {
     size_t nforwards;
     char *listen_tls[CONFIG_MAX_LISTEN]; /* the proxy over TLS */
     size_t nlisten_tls;
-    char *tls_cert; /* PEM files of the TLS listeners and admin-tls; */
-    char *tls_key;  /* NULL: the self-made pair in the data folder */
-    char *admin;    /* "127.0.0.1:8080" or "off" */
+    char *tls_cert;                            /* PEM files of the TLS listeners and admin-tls; */
+    char *tls_key;                             /* NULL: the self-made pair in the data folder */
+    char *upstream_ca[CONFIG_MAX_UPSTREAM_CA]; /* trusted for inspected origins, besides the
+                                                  system's store */
+    size_t nupstream_ca;
+    char *admin; /* "127.0.0.1:8080" or "off" */
     bool admin_allow_remote;
     bool admin_tls; /* the admin server speaks HTTPS, with tls_cert/tls_key or the self-made */
     char *admin_hosts[CONFIG_MAX_ADMIN_HOSTS]; /* names the admin server answers to (Host) */

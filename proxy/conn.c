@@ -33,9 +33,9 @@
 static const char *const state_names[CONN_STATE_COUNT] = {
     [CONN_IDLE] = "idle",       [CONN_HANDSHAKE] = "handshake", [CONN_BUMP] = "bump",
     [CONN_PEEK] = "peek",       [CONN_READ_HEAD] = "read-head", [CONN_AUTH] = "auth",
-    [CONN_RESOLVE] = "resolve", [CONN_CONNECT] = "connect",     [CONN_RELAY] = "relay",
-    [CONN_TUNNEL] = "tunnel",   [CONN_REPLY] = "reply",         [CONN_LINGER] = "linger",
-    [CONN_CLOSED] = "closed",
+    [CONN_RESOLVE] = "resolve", [CONN_CONNECT] = "connect",     [CONN_ORIGIN_TLS] = "origin-tls",
+    [CONN_RELAY] = "relay",     [CONN_TUNNEL] = "tunnel",       [CONN_REPLY] = "reply",
+    [CONN_LINGER] = "linger",   [CONN_CLOSED] = "closed",
 };
 
 const char *conn_state_str(enum conn_state s)
@@ -146,36 +146,63 @@ ssize_t conn_recv(int fd, bool *readable, bool hup, struct buf *b, size_t reserv
     return PX_ERR;
 }
 
-ssize_t conn_client_recv(struct conn *c, struct buf *b, size_t reserve)
+/* conn_recv through a TLS session t on the socket whose flags are readable/writable. */
+static ssize_t tls_recv(struct tls_session *t, bool *readable, bool *writable, struct buf *b,
+                        size_t reserve)
 {
-    if (!conn_client_tls(c))
-        return conn_recv(c->cfd, &c->c_readable, c->c_hup, b, reserve);
-    if (!c->c_readable)
+    if (!*readable)
         return PX_AGAIN;
     size_t room = buf_room(b);
     if (room <= reserve)
         return PX_AGAIN;
     /* No short-read shortcut: GnuTLS may hold decrypted bytes the socket no longer shows, so
      * only its "would block" clears the flag. */
-    ssize_t n =
-        tls_session_recv(&c->tls, buf_tail(b), room - reserve, &c->c_readable, &c->c_writable);
+    ssize_t n = tls_session_recv(t, buf_tail(b), room - reserve, readable, writable);
     if (n > 0)
         b->len += (size_t)n;
     return n;
+}
+
+/* conn_send through a TLS session t. */
+static ssize_t tls_send(struct tls_session *t, bool *readable, bool *writable, struct buf *b,
+                        size_t *ready)
+{
+    if (!*writable || *ready == 0)
+        return PX_AGAIN;
+    ssize_t n = tls_session_send(t, buf_head(b), *ready, readable, writable);
+    if (n > 0) {
+        buf_consume(b, (size_t)n);
+        *ready -= (size_t)n;
+    }
+    return n;
+}
+
+ssize_t conn_client_recv(struct conn *c, struct buf *b, size_t reserve)
+{
+    if (!conn_client_tls(c))
+        return conn_recv(c->cfd, &c->c_readable, c->c_hup, b, reserve);
+    return tls_recv(&c->tls, &c->c_readable, &c->c_writable, b, reserve);
 }
 
 ssize_t conn_client_send(struct conn *c, struct buf *b, size_t *ready)
 {
     if (!conn_client_tls(c))
         return conn_send(c->cfd, &c->c_writable, b, ready);
-    if (!c->c_writable || *ready == 0)
-        return PX_AGAIN;
-    ssize_t n = tls_session_send(&c->tls, buf_head(b), *ready, &c->c_readable, &c->c_writable);
-    if (n > 0) {
-        buf_consume(b, (size_t)n);
-        *ready -= (size_t)n;
-    }
-    return n;
+    return tls_send(&c->tls, &c->c_readable, &c->c_writable, b, ready);
+}
+
+ssize_t conn_origin_recv(struct conn *c, struct buf *b, size_t reserve)
+{
+    if (!conn_origin_tls(c))
+        return conn_recv(c->ofd, &c->o_readable, c->o_hup, b, reserve);
+    return tls_recv(&c->otls, &c->o_readable, &c->o_writable, b, reserve);
+}
+
+ssize_t conn_origin_send(struct conn *c, struct buf *b, size_t *ready)
+{
+    if (!conn_origin_tls(c))
+        return conn_send(c->ofd, &c->o_writable, b, ready);
+    return tls_send(&c->otls, &c->o_readable, &c->o_writable, b, ready);
 }
 
 void conn_client_shutdown(struct conn *c)
@@ -295,6 +322,8 @@ static bool step(struct conn *c)
             return false;
         origin_resolve(c);
         return c->state != CONN_RESOLVE;
+    case CONN_ORIGIN_TLS:
+        return origin_step_tls(c);
     case CONN_RELAY:
         return relay_step(c);
     case CONN_TUNNEL:
@@ -547,6 +576,11 @@ void conn_check_timeout(struct conn *c, int64_t now_ms)
     case CONN_CONNECT:
         reply_error(c, CLOSE_CONNECT_TIMEOUT, 504,
                     "The web site's server did not accept a connection in time.", false);
+        break;
+    case CONN_ORIGIN_TLS:
+        origin_close(c);
+        reply_error(c, CLOSE_CONNECT_TIMEOUT, 504,
+                    "The web site's server did not complete its TLS handshake in time.", false);
         break;
     case CONN_RELAY:
         relay_fail(c, CLOSE_ORIGIN_TIMEOUT, 504, "The web site did not answer in time.");

@@ -35,19 +35,21 @@ struct listener;
 struct worker;
 
 enum conn_state {
-    CONN_IDLE,      /* keep-alive between requests: no buffers held */
-    CONN_HANDSHAKE, /* a TLS listener's connection before its first request: the handshake */
-    CONN_BUMP,      /* TLS toward the client as the host it asked for (bump.c) */
-    CONN_PEEK,      /* intercepted: reading the first bytes to tell TLS, HTTP or other */
-    CONN_READ_HEAD, /* reading a request head */
-    CONN_AUTH,      /* waiting for a verifier thread to check the proxy password */
-    CONN_RESOLVE,   /* waiting for the origin's addresses */
-    CONN_CONNECT,   /* origin connect in progress */
-    CONN_RELAY,     /* request going up, response coming down (phase: enum relay_phase) */
-    CONN_TUNNEL,    /* CONNECT or WebSocket: opaque bytes both ways */
-    CONN_REPLY,     /* sending a response of our own (error, block page, 407) */
-    CONN_LINGER,    /* answer sent, write side shut: draining input so it is not reset */
-    CONN_CLOSED,    /* waiting for the end of the loop iteration to be freed */
+    CONN_IDLE,       /* keep-alive between requests: no buffers held */
+    CONN_HANDSHAKE,  /* a TLS listener's connection before its first request: the handshake */
+    CONN_BUMP,       /* TLS toward the client as the host it asked for (bump.c) */
+    CONN_PEEK,       /* intercepted: reading the first bytes to tell TLS, HTTP or other */
+    CONN_READ_HEAD,  /* reading a request head */
+    CONN_AUTH,       /* waiting for a verifier thread to check the proxy password */
+    CONN_RESOLVE,    /* waiting for the origin's addresses */
+    CONN_CONNECT,    /* origin connect in progress */
+    CONN_ORIGIN_TLS, /* an inspected tunnel's request: the TLS handshake with the origin and
+                        the check of its certificate */
+    CONN_RELAY,      /* request going up, response coming down (phase: enum relay_phase) */
+    CONN_TUNNEL,     /* CONNECT or WebSocket: opaque bytes both ways */
+    CONN_REPLY,      /* sending a response of our own (error, block page, 407) */
+    CONN_LINGER,     /* answer sent, write side shut: draining input so it is not reset */
+    CONN_CLOSED,     /* waiting for the end of the loop iteration to be freed */
     CONN_STATE_COUNT
 };
 
@@ -85,12 +87,14 @@ struct conn {
     struct worker *w;                /* borrowed */
     const struct listener *listener; /* borrowed: the one that accepted the connection */
     enum conn_state state;
-    int cfd;                /* client socket, owned */
-    struct tls_session tls; /* TLS between client and proxy (TLS_NONE on plain listeners):
-                               every client byte goes through it, never spliced */
-    int ofd;                /* origin socket, owned, -1 if none */
-    struct buf up;          /* client -> origin */
-    struct buf down;        /* origin -> client */
+    int cfd;                 /* client socket, owned */
+    struct tls_session tls;  /* TLS between client and proxy (TLS_NONE on plain listeners):
+                                every client byte goes through it, never spliced */
+    int ofd;                 /* origin socket, owned, -1 if none */
+    struct tls_session otls; /* TLS between proxy and origin (an inspected tunnel's), with ofd:
+                                every origin byte goes through it, never spliced */
+    struct buf up;           /* client -> origin */
+    struct buf down;         /* origin -> client */
     struct conn_flow upf, downf;
     enum relay_phase phase; /* CONN_RELAY: where the response is */
     int64_t deadline_ms;
@@ -138,9 +142,18 @@ struct conn {
     gnutls_certificate_credentials_t mint_cred;
     void (*bump_then)(struct conn *c); /* CONN_BUMP: what runs after the handshake */
     bool block_inside;                 /* CONN_BUMP: the HTTPS block page reads the request */
-    bool hello_pending; /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
-                           until they prove not to be TLS, or a ClientHello whose server name
-                           the policy allows (tunnel.c) */
+    /* An inspected tunnel (CONNECT, or an intercepted TLS connection): its requests are read
+     * from the client through tls with a minted certificate, go to tunnel_addr over otls, and
+     * are decided and logged one by one as https://tunnel_host/path. */
+    bool inspect;    /* decided for the CONNECT in flight: once it is established */
+    bool inspecting; /* the client's TLS is ours: requests inside the tunnel */
+    struct acl_host tunnel_host;
+    uint16_t tunnel_port;
+    struct sockaddr_storage tunnel_addr;
+    char tunnel_user[64]; /* the CONNECT's proxy user, "" if none: every request's */
+    bool hello_pending;   /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
+                             until they prove not to be TLS, or a ClientHello whose server name
+                             the policy allows (tunnel.c) */
 
     struct sockaddr_storage client_addr;
     bool client_counted;  /* holds a place in w->shared->clients */
@@ -179,6 +192,12 @@ void conn_abort(struct conn *c, enum conn_close why);
 static inline bool conn_client_tls(const struct conn *c)
 {
     return c->tls.state != TLS_NONE;
+}
+
+/* Whether the origin side of c is TLS: its bytes go through c->otls, never splice(2). */
+static inline bool conn_origin_tls(const struct conn *c)
+{
+    return c->otls.state != TLS_NONE;
 }
 
 /* ---- for the files of one connection's life (request, origin, relay, tunnel, reply) ---- */
@@ -236,6 +255,10 @@ ssize_t conn_recv(int fd, bool *readable, bool hup, struct buf *b, size_t reserv
  * speaks TLS (same returns). */
 ssize_t conn_client_recv(struct conn *c, struct buf *b, size_t reserve);
 ssize_t conn_client_send(struct conn *c, struct buf *b, size_t *ready);
+/* The origin side's pumps: conn_recv/conn_send on c->ofd, through c->otls when the origin
+ * speaks TLS (same returns). */
+ssize_t conn_origin_recv(struct conn *c, struct buf *b, size_t reserve);
+ssize_t conn_origin_send(struct conn *c, struct buf *b, size_t *ready);
 /* Ends the client side's write direction: close_notify (TLS), then a TCP half-close. */
 void conn_client_shutdown(struct conn *c);
 

@@ -89,7 +89,8 @@ static void set_field(char *dst, size_t cap, const char *src)
 
 /* A connection whose bytes are not HTTP: one record, the policy on host (a server name or
  * the destination's address) and the destination's port, then on its way to the original
- * destination (CONN_RESOLVE) or refused. */
+ * destination (CONN_RESOLVE) or refused. sni: host is a ClientHello's server name (the
+ * record keeps it, and an allowed one may be inspected). */
 static void raw_begin(struct conn *c, const char *scheme, const char *method,
                       const struct acl_host *host, const struct acl_host *sni)
 {
@@ -146,6 +147,9 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
         c->rec.decision = STORE_REPORT;
         c->rec.rule_id = ad.report_rule_id;
     }
+    /* A ClientHello's server name is what an inspected session is minted for. */
+    if (sni)
+        c->inspect = request_inspect_decide(c, &ar);
     /* origin_resolve takes the original destination as the only address, refuses it like
      * any target, connects, and splices (tun_start). */
     conn_set_state(c, CONN_RESOLVE);

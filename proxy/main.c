@@ -30,6 +30,7 @@
 #include "proxy/service.h"
 #include "proxy/worker.h"
 #include "proxy/ca_live.h"
+#include "tls/client.h"
 #include "tls/tls.h"
 #include "web-admin/wa.h"
 
@@ -53,6 +54,7 @@ struct proxyd {
                                    workers' */
     size_t nlisteners;          /* per worker: --listen, then --listen-tls */
     struct tls_cred *tls;       /* TLS listeners' and admin's credentials, NULL if unused */
+    struct tls_trust *trust;    /* what inspected tunnels' origins are verified against */
     struct policy_loader policy;
     struct portfwd_table forwards;
     struct acl_live *acl;
@@ -572,6 +574,8 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         {!same_str(p->cfg.tls_cert, fresh.tls_cert) || !same_str(p->cfg.tls_key, fresh.tls_key),
          "tls-cert/tls-key"},
         {fresh.admin_tls != p->cfg.admin_tls, "admin-tls"},
+        {!same_list(p->cfg.upstream_ca, p->cfg.nupstream_ca, fresh.upstream_ca, fresh.nupstream_ca),
+         "upstream-ca"},
         {!same_list(p->cfg.forwards, p->cfg.nforwards, fresh.forwards, fresh.nforwards), "forward"},
         {!same_list(p->cfg.intercept, p->cfg.nintercept, fresh.intercept, fresh.nintercept),
          "intercept"},
@@ -739,6 +743,24 @@ static int tls_start(struct proxyd *p)
                  tls_cred_cert_path(p->tls));
     p->shared.tls = p->tls;
     portfwd_table_tls(&p->forwards, p->tls, &o);
+    return 0;
+}
+
+/* The trust inspected tunnels' origins are verified against: the system's store and
+ * --upstream-ca. Loaded whether or not a CA exists yet (one may be made on the running proxy),
+ * so a bad --upstream-ca file stops the start at once. Returns 0, or -1 once logged. */
+static int trust_start(struct proxyd *p)
+{
+    char err[1024] = "";
+    p->trust = tls_trust_load((const char *const *)p->cfg.upstream_ca, p->cfg.nupstream_ca, err,
+                              sizeof(err));
+    if (!p->trust) {
+        log_error("while loading upstream-ca: %s", err);
+        return -1;
+    }
+    log_debug("inspected origins are verified against %u trusted certificates",
+              tls_trust_count(p->trust));
+    p->shared.trust = p->trust;
     return 0;
 }
 
@@ -1057,6 +1079,7 @@ static void shut_down(struct proxyd *p)
     acl_live_free(p->acl);
     tls_cred_free(p->tls);
     ca_live_free(&p->ca);
+    tls_trust_free(p->trust);
     config_free(&p->cfg);
     log_info("stopped");
 }
@@ -1080,8 +1103,9 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
-    if (data_open(&p) < 0 || tls_start(&p) < 0 || policy_start(&p) < 0 || services_start(&p) < 0 ||
-        shared_fill(&p, fd_limit) < 0 || workers_start(&p) < 0 || admin_start(&p) < 0)
+    if (data_open(&p) < 0 || tls_start(&p) < 0 || trust_start(&p) < 0 || policy_start(&p) < 0 ||
+        services_start(&p) < 0 || shared_fill(&p, fd_limit) < 0 || workers_start(&p) < 0 ||
+        admin_start(&p) < 0)
         return 1;
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         log_info("proxy listening on %s", p.cfg.listen[i]);

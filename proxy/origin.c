@@ -2,6 +2,7 @@
  * client, or pooled for any client of the worker). Worker thread, except the pure functions
  * (refusal, pool) that origin.h marks. */
 #include "proxy/origin.h"
+#include "tls/client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -180,6 +181,7 @@ void origin_close(struct conn *c)
 {
     if (c->ofd < 0)
         return;
+    tls_session_end(&c->otls);
     if (!c->origin_in_use)
         c->w->nattached--;
     ev_io_del(c->w->loop, c->ofd);
@@ -196,8 +198,9 @@ static void release(struct conn *c, bool healthy)
     struct worker *w = c->w;
     if (c->ofd < 0)
         return;
-    /* A connection made from a client's address is that client's only. */
-    if (!healthy || c->origin_as_client ||
+    /* A connection made from a client's address is that client's only; one that speaks TLS
+     * for an inspected tunnel is the tunnel's. */
+    if (!healthy || c->origin_as_client || conn_origin_tls(c) ||
         atomic_load_explicit(&w->draining, memory_order_relaxed)) {
         origin_close(c);
         return;
@@ -214,9 +217,21 @@ static void release(struct conn *c, bool healthy)
     c->origin_in_use = false;
 }
 
+/* A TLS origin at rest may still have sent records that carry no data (TLS 1.3 session
+ * tickets): they are read now, so that the origin socket shows readable later only when the
+ * origin speaks unasked or closes. False when it did either already. */
+static bool tls_origin_at_rest(struct conn *c)
+{
+    char sink[64];
+    ssize_t n = tls_session_recv(&c->otls, sink, sizeof(sink), &c->o_readable, &c->o_writable);
+    return n == PX_AGAIN;
+}
+
 void origin_finish(struct conn *c, bool healthy)
 {
     struct worker *w = c->w;
+    if (healthy && conn_origin_tls(c))
+        healthy = tls_origin_at_rest(c);
     if (healthy && c->client_keep_alive && w->nattached < WORKER_MAX_ATTACHED &&
         !atomic_load_explicit(&w->draining, memory_order_relaxed)) {
         /* The same client most likely asks the same origin next: keep it at hand. */
@@ -252,6 +267,13 @@ void origin_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap
     }
 }
 
+/* The request goes up: CONN_RELAY. */
+static void relay_begin(struct conn *c)
+{
+    conn_set_state(c, CONN_RELAY);
+    conn_set_deadline(c, c->w->tun.origin_timeout_ms);
+}
+
 /* ofd is connected: the request goes up, or the tunnel opens. */
 static void connected(struct conn *c)
 {
@@ -262,6 +284,20 @@ static void connected(struct conn *c)
         conn_close(c, CLOSE_OVERLOAD);
         return;
     }
+    if (c->inspect) {
+        tun_inspect_start(c);
+        return;
+    }
+    if (c->inspecting && !conn_origin_tls(c)) {
+        if (tls_client_start(&c->otls, w->shared->trust, c->tunnel_host.text, c->ofd) != PX_OK) {
+            reply_error(c, CLOSE_OVERLOAD, 503,
+                        "The proxy is short of resources right now; please try again.", false);
+            return;
+        }
+        conn_set_state(c, CONN_ORIGIN_TLS);
+        conn_set_deadline(c, w->tun.connect_timeout_ms);
+        return;
+    }
     if (c->is_connect || c->is_forward) {
         if (c->is_connect)
             reply_established(c);
@@ -270,8 +306,36 @@ static void connected(struct conn *c)
         tun_start(c, c->is_connect || (c->intercepted && !c->tls_alert));
         return;
     }
-    conn_set_state(c, CONN_RELAY);
-    conn_set_deadline(c, w->tun.origin_timeout_ms);
+    relay_begin(c);
+}
+
+bool origin_step_tls(struct conn *c)
+{
+    char why[160];
+    bool verify_failed;
+    int r = tls_client_handshake(&c->otls, c->tunnel_host.text, &c->o_readable, &c->o_writable, why,
+                                 sizeof(why), &verify_failed);
+    if (r == PX_AGAIN)
+        return false;
+    if (r == PX_OK) {
+        /* Records the origin's last flight may have brought wait in GnuTLS. */
+        c->o_readable = true;
+        relay_begin(c);
+        return true;
+    }
+    if (!verify_failed) {
+        origin_close(c);
+        reply_error(c, CLOSE_ORIGIN_ERROR, 502, why, false);
+        return true;
+    }
+    /* Never a silent pass: the user is told why, and the row is a denial with the reason. */
+    origin_close(c);
+    c->rec.decision = STORE_DENY;
+    request_record_outcome(c, CLOSE_DENIED, why);
+    char reason[256];
+    snprintf(reason, sizeof(reason), "the web site's certificate cannot be trusted: %s", why);
+    reply_blocked(c, 0, reason, false, false);
+    return true;
 }
 
 /* May the request go out on a connection another client left in the pool? Such a connection
@@ -282,7 +346,7 @@ static void connected(struct conn *c)
  * its own, so that it never fails for a reason the client cannot recover from. */
 static bool may_take_kept_origin(const struct conn *c)
 {
-    return !c->is_connect && !c->is_forward && !c->retrying && !c->intercepted &&
+    return !c->is_connect && !c->is_forward && !c->retrying && !c->intercepted && !c->inspecting &&
            (c->requests > 1 || c->idempotent);
 }
 
@@ -465,7 +529,14 @@ static bool intercepted_addrs(struct conn *c, const struct dns_result *res)
 
 static void use_resolved(struct conn *c, const struct dns_result *res)
 {
-    if (c->intercepted) {
+    if (c->inspecting) {
+        /* A request inside an inspected tunnel goes where the tunnel went. */
+        memset(&c->addrs, 0, sizeof(c->addrs));
+        c->addrs.status = DNS_OK;
+        c->addrs.naddrs = 1;
+        c->addrs.addrs[0] = c->tunnel_addr;
+        res = &c->addrs;
+    } else if (c->intercepted) {
         if (!intercepted_addrs(c, res))
             return;
         res = &c->addrs;
@@ -513,7 +584,7 @@ static bool intercepted_name_checked(const struct conn *c)
 void origin_resolve(struct conn *c)
 {
     struct worker *w = c->w;
-    if (c->intercepted && !intercepted_name_checked(c)) {
+    if (c->inspecting || (c->intercepted && !intercepted_name_checked(c))) {
         use_resolved(c, NULL);
         return;
     }

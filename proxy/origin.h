@@ -81,6 +81,11 @@ void origin_connect(struct conn *c);
 /* The origin socket of a connect in progress became writable: connected, or on to the next
  * address. */
 void origin_connect_done(struct conn *c);
+/* The CONN_ORIGIN_TLS step: the handshake with an inspected tunnel's origin, and the check of
+ * its certificate. Verified, the request goes up (CONN_RELAY); a certificate that cannot be
+ * trusted is answered with a page naming the reason and recorded as a denial with it (never
+ * a silent pass). Returns whether the state moved on. */
+bool origin_step_tls(struct conn *c);
 /* Closes c's origin socket, if any (in use or kept). */
 void origin_close(struct conn *c);
 /* The request in flight is done with its origin socket. healthy: it may carry another

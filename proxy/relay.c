@@ -162,7 +162,7 @@ static int relay_up(struct conn *c, bool *progress)
     if (!frame_up(c))
         return PX_ERR;
     if (c->upf.ready > 0) {
-        ssize_t n = conn_send(c->ofd, &c->o_writable, &c->up, &c->upf.ready);
+        ssize_t n = conn_origin_send(c, &c->up, &c->upf.ready);
         if (n == PX_ERR) {
             origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
             return PX_ERR;
@@ -200,7 +200,7 @@ static int down_read(struct conn *c, size_t reserve)
 {
     if (c->downf.done || c->downf.eof || c->down.len >= BUF_SIZE)
         return 0;
-    ssize_t n = conn_recv(c->ofd, &c->o_readable, c->o_hup, &c->down, reserve);
+    ssize_t n = conn_origin_recv(c, &c->down, reserve);
     if (n == PX_ERR) {
         origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
         return PX_ERR;
@@ -377,7 +377,8 @@ static bool down_body(struct conn *c, bool progress)
     }
     /* A long body, once the head and what came with it are out, bypasses user space; without
      * descriptors for a pipe, or to a TLS client, it goes on through the buffer. */
-    if (!conn_client_tls(c) && !c->downf.done && c->downf.ready == 0 && c->down.len == 0 &&
+    if (!conn_client_tls(c) && !conn_origin_tls(c) && !c->downf.done && c->downf.ready == 0 &&
+        c->down.len == 0 &&
         (c->downf.body == H1_BODY_CLOSE ||
          (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN)) &&
         (c->dpipe.open || tun_pipe_open(&c->w->pipes, &c->dpipe) == 0)) {

@@ -12,8 +12,10 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "proxy/access_req.h"
+#include "proxy/bump.h"
 #include "proxy/conn.h"
 #include "proxy/intercept.h"
+#include "proxy/log.h"
 #include "proxy/origin.h"
 #include "proxy/relay.h"
 #include "proxy/reply.h"
@@ -207,6 +209,26 @@ static bool connect_port_allowed(const struct worker *w, uint16_t port)
     return ok;
 }
 
+bool request_inspect_decide(struct conn *c, const struct acl_request *ar)
+{
+    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60000, 1);
+    struct worker *w = c->w;
+    struct acl_inspect in;
+    char note[sizeof(c->rec.error)];
+    acl_eval_inspect(w->acl, ar, w->acl_scratch, &in);
+    if (!in.inspect)
+        return false;
+    const char *unable = !bump_mint(c)        ? "no CA"
+                         : conn_client_tls(c) ? "the client's connection to the proxy is TLS"
+                                              : NULL;
+    bool inspect = tun_inspect_decide(&in, unable, note, sizeof(note));
+    if (note[0]) {
+        copy_field(c->rec.error, sizeof(c->rec.error), note, strlen(note));
+        log_warnx_limited(&rl, "CONNECT %s: %s", c->rec.host, note);
+    }
+    return inspect;
+}
+
 /* The decision on what the request says: the CONNECT port, then (the password known) the
  * policy. The port comes first so that a CONNECT to a port never allowed costs no password
  * check. */
@@ -267,6 +289,8 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
         c->rec.decision = STORE_REPORT;
         c->rec.rule_id = ad.report_rule_id;
     }
+    if (c->is_connect)
+        c->inspect = request_inspect_decide(c, &ar);
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, ad.rule_id, true, "");
 }
 
@@ -565,11 +589,52 @@ static bool intercepted_target(struct conn *c, struct h1_request *req)
     return true;
 }
 
+/* The target of a request inside an inspected tunnel, which names only a path: the tunnel's
+ * host and port, whatever Host says (a Host naming another host is refused: the tunnel's name
+ * is what was decided, minted for and verified). The user is the CONNECT's. req's port and
+ * path become those the decision reads; its host stays empty, so the rewrite keeps Host.
+ * Returns false when answered. */
+static bool inspected_target(struct conn *c, struct h1_request *req)
+{
+    const char *why;
+    struct acl_host named;
+    c->host = c->tunnel_host;
+    copy_field(c->rec.host, sizeof(c->rec.host), c->host.text, c->host.len);
+    copy_field(c->rec.scheme, sizeof(c->rec.scheme), "https", 5);
+    copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
+    copy_field(c->rec.user, sizeof(c->rec.user), c->tunnel_user, strlen(c->tunnel_user));
+    c->rec.port = c->tunnel_port;
+    if (req->form != H1_FORM_ORIGIN) {
+        bad_request(c, 400, "a request inside an HTTPS tunnel must name only a path");
+        return false;
+    }
+    if (intercept_request_host(c, req, &named, &why) < 0) {
+        bad_request(c, 400, why);
+        return false;
+    }
+    if (named.len && (named.len != c->host.len || memcmp(named.text, c->host.text, named.len))) {
+        c->rec.decision = STORE_DENY;
+        reply_error(c, CLOSE_DENIED, 421,
+                    "This request names another web site than the one its connection is for.",
+                    false);
+        return false;
+    }
+    req->port = c->tunnel_port;
+    req->path = req->target;
+    /* Credentials were the CONNECT's business: what a request inside says is not read. */
+    c->auth_known = true;
+    copy_field(c->auth_user, sizeof(c->auth_user), c->tunnel_user, strlen(c->tunnel_user));
+    return true;
+}
+
 /* Acts on a complete request head at the front of c->up. */
 static void handle_request(struct conn *c, struct h1_request *req, size_t head_len)
 {
     begin(c, req, head_len);
-    if (c->intercepted) {
+    if (c->inspecting) {
+        if (!inspected_target(c, req))
+            return;
+    } else if (c->intercepted) {
         if (!intercepted_target(c, req))
             return;
     } else if (req->form == H1_FORM_ORIGIN || req->form == H1_FORM_ASTERISK) {

@@ -12,6 +12,7 @@
 #include "proxy/conn_close.h"
 
 struct acl_host;
+struct acl_request;
 struct conn;
 
 enum request_verdict {
@@ -62,6 +63,12 @@ bool request_access_on(const struct conn *c);
 /* Answers a submitted access request q[0 .. qlen) (the query of ACCESS_REQ_PATH) for the
  * request in flight, which rule rule_id denied: queued, or refused with the reason. */
 void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_id, bool keep);
+/* Whether the allowed tunnel in flight (a CONNECT, or an intercepted ClientHello with a
+ * server name), decided on ar, is decrypted (tun_inspect_decide): an inspect rule says so,
+ * the no-inspect list does not forbid it, and this proxyd can (a CA to mint with, a client
+ * that does not speak TLS to us already). An inspect rule left unapplied is said in the row
+ * and, at most once a minute, in the log. */
+bool request_inspect_decide(struct conn *c, const struct acl_request *ar);
 
 /* Begins the access record of a request that has no head (a forwarded connection): time,
  * client, start of its duration. */

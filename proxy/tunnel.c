@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "base/status.h"
+#include "proxy/bump.h"
 #include "proxy/conn.h"
+#include "proxy/log.h"
 #include "proxy/origin.h"
 #include "proxy/request.h"
 #include "proxy/tls_hello.h"
@@ -147,6 +149,56 @@ ssize_t tun_splice(struct tun_pipe *p, int from, bool *readable, int to, bool *w
     return delivered;
 }
 
+/* ---- inspected tunnels ---- */
+
+bool tun_inspect_decide(const struct acl_inspect *in, const char *unable, char *note,
+                        size_t notelen)
+{
+    if (notelen)
+        note[0] = '\0';
+    if (!in->inspect)
+        return false;
+    if (unable) {
+        snprintf(note, notelen, "inspect rule %d not applied: %s", in->rule_id, unable);
+        return false;
+    }
+    return true;
+}
+
+/* bump_begin's then: the session is up, the requests inside are read like any client's. */
+static void inspect_then(struct conn *c)
+{
+    /* An intercepted connection was raw bytes until now: it is HTTP from here. */
+    c->is_forward = false;
+    c->tls_alert = false;
+    c->inspecting = true;
+    conn_next_request(c);
+    conn_set_deadline(c, c->w->tun.header_timeout_ms);
+}
+
+void tun_inspect_start(struct conn *c)
+{
+    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10000, 1);
+    struct worker *w = c->w;
+    char err[256];
+    c->inspect = false;
+    c->tunnel_host = c->host;
+    c->tunnel_port = c->rec.port;
+    c->tunnel_addr = c->origin_addr;
+    memcpy(c->tunnel_user, c->rec.user, sizeof(c->tunnel_user));
+    c->tunnel_user[sizeof(c->tunnel_user) - 1] = '\0';
+    /* The origin waits, kept by this client, for the first request inside. */
+    c->origin_in_use = false;
+    w->nattached++;
+    if (c->is_connect)
+        c->rec.status = 200;
+    request_record_finish(c);
+    if (bump_begin(c, c->tunnel_host.text, c->head_len, inspect_then, err, sizeof(err)) < 0) {
+        log_warnx_limited(&rl, "inspecting %s: %s", c->tunnel_host.text, err);
+        conn_close(c, CLOSE_OVERLOAD);
+    }
+}
+
 /* ---- tunnels ---- */
 
 void tun_start(struct conn *c, bool read_hello)
@@ -176,12 +228,12 @@ static void count_bytes(struct conn *c, bool up, ssize_t n)
 /* The pumps of one side of a tunnel: the client's may be TLS (conn_client_*). */
 static ssize_t side_recv(struct conn *c, bool client, struct buf *b)
 {
-    return client ? conn_client_recv(c, b, 0) : conn_recv(c->ofd, &c->o_readable, c->o_hup, b, 0);
+    return client ? conn_client_recv(c, b, 0) : conn_origin_recv(c, b, 0);
 }
 
 static ssize_t side_send(struct conn *c, bool client, struct buf *b, size_t *ready)
 {
-    return client ? conn_client_send(c, b, ready) : conn_send(c->ofd, &c->o_writable, b, ready);
+    return client ? conn_client_send(c, b, ready) : conn_origin_send(c, b, ready);
 }
 
 /* One direction of a tunnel: bytes already buffered (sent along with the CONNECT or upgrade
@@ -203,7 +255,8 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
         }
         progress = n > 0;
         count_bytes(c, up, n);
-    } else if (conn_client_tls(c) || (!p->open && tun_pipe_open(&w->pipes, p) < 0)) {
+    } else if (conn_client_tls(c) || conn_origin_tls(c) ||
+               (!p->open && tun_pipe_open(&w->pipes, p) < 0)) {
         /* The bytes go through the buffer, counted when sent. */
         if (buf_attach(&w->bufs, b) < 0) {
             conn_close(c, CLOSE_OVERLOAD);

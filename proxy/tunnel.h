@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct conn;
+struct acl_inspect;
 
 /* A kernel pipe from a socket to a socket. */
 struct tun_pipe {
@@ -54,6 +55,19 @@ void tun_tls_alert(struct conn *c, uint8_t alert);
 #define TLS_ALERT_ACCESS_DENIED 49
 #define TLS_ALERT_DECODE_ERROR 50
 
+/* Whether an allowed tunnel is decrypted, from the policy's answer (acl_eval_inspect) and
+ * unable: NULL when this proxyd can inspect this tunnel, else why not ("no CA"). True only
+ * when the policy says inspect and nothing stands in the way. note gets what the access row
+ * says about it: "inspect rule 9 not applied: no CA" when a rule asked and could not be
+ * followed, "" otherwise (nothing asked, or the no-inspect list said no). Pure. */
+bool tun_inspect_decide(const struct acl_inspect *in, const char *unable, char *note,
+                        size_t notelen);
+/* The CONNECT in flight, decided for inspection, has its origin connected: the CONNECT's
+ * record is handed on (200), the origin is kept by c for the requests inside, and the
+ * client's side becomes TLS as the tunnel's host (bump_begin); then the requests inside are
+ * read, decided and relayed one by one (c->inspecting). Closes c when that cannot begin (no
+ * CA any more: the client was promised nothing but the 200 it has not had). */
+void tun_inspect_start(struct conn *c);
 /* c becomes a tunnel (CONNECT established, or 101 Switching Protocols relayed): from now on
  * bytes go both ways unread until both sides have ended or it idles out. read_hello: the
  * client's first bytes are read first (at most a buffer's worth, as long as the tunnel may

@@ -62,6 +62,8 @@ struct proxy_shared {
     struct client_limit *clients;      /* borrowed: connections per client address */
     struct portfwd_table *forwards;    /* borrowed: the port forwards in force */
     const struct tls_cred *tls;        /* borrowed: the TLS listeners' credentials, NULL if none */
+    const struct tls_trust *trust;     /* borrowed: what inspected tunnels' origins are
+                                          verified against (system store, --upstream-ca) */
     struct access_req_box *access_req; /* borrowed: block-page access requests */
     /* The local CA's certificates (tls/mint.h), NULL without a CA. Replaced (never freed
      * while workers run) when a CA is made or imported on the running proxy. */
@@ -96,6 +98,7 @@ struct worker_stats {
 
 struct conn;
 struct client_limit;
+struct tls_trust;
 struct access_req_box;
 
 struct worker {

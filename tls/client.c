@@ -89,6 +89,9 @@ int tls_client_start(struct tls_session *t, const struct tls_trust *trust, const
         return PX_ERR;
     }
     gnutls_transport_set_int(t->gs, fd);
+    t->fd = fd;
+    t->pre = NULL;
+    t->pre_len = 0;
     t->state = TLS_HANDSHAKE;
     t->error = 0;
     return PX_OK;

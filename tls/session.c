@@ -150,6 +150,18 @@ int tls_session_handshake(struct tls_session *t, bool *readable, bool *writable)
     return too_many_empty_records(t);
 }
 
+/* Whether a read may find more now. GnuTLS answers GNUTLS_E_AGAIN also right after a TLS 1.3
+ * post-handshake message it handled (a session ticket, a key update), when the records that
+ * came with it are still in the socket: their readiness edge is spent, so clearing the flag
+ * then would wait for an edge that never comes. */
+static bool more_to_read(const struct tls_session *t)
+{
+    char byte;
+    if (gnutls_record_check_pending(t->gs) > 0 || t->pre_len > 0)
+        return true;
+    return recv(t->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0; /* bytes, or the end */
+}
+
 ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *readable, bool *writable)
 {
     if (t->state != TLS_OPEN && t->state != TLS_SHUT)
@@ -162,6 +174,8 @@ ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *reada
             return 0;
         /* Non-fatal: a warning alert, or a TLS 1.3 key update or ticket handled inside. */
         if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && !gnutls_error_is_fatal((int)n))
+            continue;
+        if (n == GNUTLS_E_AGAIN && more_to_read(t))
             continue;
         return would_block(t, (int)n, readable, writable);
     }

@@ -2,16 +2,44 @@
  * socket: a closed empty pipe is kept and handed out again, one that still holds bytes (by
  * our count or by the kernel's) never is, and the pool is bounded. */
 #include "proxy/tunnel.h"
+#include "acl/acl.h"
 
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 static bool is_open(int fd)
 {
     return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
 }
+
+/* deny / splice / inspect: the policy's answer, then whether this proxyd can follow it. The
+ * no-inspect list's "no" and a missing CA both splice; only the CA's absence is a note. */
+START_TEST(test_inspect_decision_no_inspect_wins_and_no_ca_never_inspects)
+{
+    static const struct {
+        struct acl_inspect in;
+        const char *unable;
+        bool want;
+        const char *want_note;
+    } cases[] = {
+        {{.inspect = true, .rule_id = 9}, NULL, true, ""},
+        {{.inspect = true, .rule_id = 9}, "no CA", false, "inspect rule 9 not applied: no CA"},
+        {{.inspect = false, .no_inspect = true}, NULL, false, ""},
+        {{.inspect = false, .no_inspect = true}, "no CA", false, ""},
+        {{.inspect = false}, NULL, false, ""},
+        {{.inspect = false}, "no CA", false, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char note[96] = "stale";
+        bool got = tun_inspect_decide(&cases[i].in, cases[i].unable, note, sizeof(note));
+        ck_assert_msg(got == cases[i].want, "case %zu", i);
+        ck_assert_str_eq(note, cases[i].want_note);
+    }
+}
+END_TEST
 
 START_TEST(test_closed_empty_pipe_is_handed_out_again)
 {
@@ -90,6 +118,7 @@ int main(void)
     tcase_add_test(tc, test_closed_empty_pipe_is_handed_out_again);
     tcase_add_test(tc, test_pipe_with_bytes_left_is_closed_not_kept);
     tcase_add_test(tc, test_pool_keeps_at_most_its_size);
+    tcase_add_test(tc, test_inspect_decision_no_inspect_wins_and_no_ca_never_inspects);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,279 @@
+"""End-to-end tests of inspected tunnels: proxyd with a CA in its data folder decrypts the
+CONNECTs an `inspect` rule names (never those on the no-inspect list): curl trusting the
+proxy's CA talks to a local HTTPS origin through the tunnel, each request inside is decided
+by the policy (a URL-regex deny of one path gives the block page, the other path passes) and
+logged like plain HTTP with scheme https and its full path, two requests share one tunnel
+and one origin connection, and an origin whose certificate is expired or for another name
+gets the block page naming the reason, logged as a denial with it. Certificates are made by
+the test with openssl: an "upstream" CA that the origins' certificates come from (given to
+proxyd with --upstream-ca) and the proxy's own CA."""
+import base64
+import hashlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import unittest
+
+from harness import DnsStub, Proxyd, wait_for
+from tls_util import TlsOrigin
+
+NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test")
+
+
+def openssl(*args, cwd=None):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60,
+                   cwd=cwd)
+
+
+def make_ca(directory, name):
+    """A CA certificate and key (EC P-256, PEM); returns (cert, key) paths."""
+    cert, key = os.path.join(directory, name + ".crt"), os.path.join(directory, name + ".key")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=" + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return cert, key
+
+
+def issue(directory, ca, name, san_name, start="-1d", end="+30d"):
+    """A server certificate for san_name signed by ca, valid from start to end (openssl ca
+    dates: YYYYMMDDHHMMSSZ, or the offsets -1d/+30d made into dates here); returns (cert,
+    key) paths."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def date(s):
+        if s[0] in "+-":
+            days = int(s[:-1])
+            return (now + datetime.timedelta(days=days)).strftime("%Y%m%d%H%M%SZ")
+        return s
+    work = os.path.join(directory, name + ".ca")
+    os.makedirs(work)
+    open(os.path.join(work, "index.txt"), "w").close()
+    with open(os.path.join(work, "serial"), "w") as f:
+        f.write("%02X\n" % (abs(hash(name)) % 200 + 16))
+    with open(os.path.join(work, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndir = %s\ndatabase = $dir/index.txt\n"
+                "new_certs_dir = $dir\nserial = $dir/serial\ndefault_md = sha256\n"
+                "policy = p\nunique_subject = no\ncopy_extensions = copy\n"
+                "[p]\ncommonName = supplied\n" % work)
+    key, csr = os.path.join(directory, name + ".key"), os.path.join(work, "req.csr")
+    cert = os.path.join(directory, name + ".crt")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=" + san_name,
+            "-addext", "subjectAltName=DNS:" + san_name,
+            "-addext", "basicConstraints=critical,CA:FALSE",
+            "-addext", "extendedKeyUsage=serverAuth")
+    openssl("ca", "-batch", "-config", os.path.join(work, "ca.cnf"), "-cert", ca[0],
+            "-keyfile", ca[1], "-in", csr, "-out", cert, "-notext",
+            "-startdate", date(start), "-enddate", date(end))
+    return cert, key
+
+
+class CountingOrigin(TlsOrigin):
+    """A TlsOrigin that counts the connections it accepted."""
+
+    def __init__(self, cert, key):
+        super().__init__(cert, key)
+        self.accepted = 0
+        self.lock = threading.Lock()
+
+    def _serve(self, raw):
+        with self.lock:
+            self.accepted += 1
+        super()._serve(raw)
+
+
+class HtmlOrigin(CountingOrigin):
+    """An HTTPS origin that answers every request with a small HTML page naming its path."""
+
+    def _serve(self, raw):
+        raw.settimeout(60)
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as s:
+                buf = b""
+                while True:
+                    while b"\r\n\r\n" not in buf:
+                        data = s.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    target = head.split(b" ")[1]
+                    body = (b"<!DOCTYPE html><title>shop</title><h1>inspected page %s</h1>"
+                            % target)
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        except (OSError, ssl.SSLError):
+            pass
+
+
+class InspectTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pxinspect.")
+        upstream = make_ca(cls.tmp, "upstream-ca")
+        cls.upstream_ca = upstream[0]
+        cls.origins = {
+            "origin.test": CountingOrigin(*issue(cls.tmp, upstream, "origin", "origin.test")),
+            "expired.test": CountingOrigin(*issue(cls.tmp, upstream, "expired", "expired.test",
+                                                  start="-30d", end="-2d")),
+            "wrongname.test": CountingOrigin(*issue(cls.tmp, upstream, "wrongname",
+                                                    "other.test")),
+            "bank.test": CountingOrigin(*issue(cls.tmp, upstream, "bank", "bank.test")),
+            "shop.test": HtmlOrigin(*issue(cls.tmp, upstream, "shop", "shop.test")),
+        }
+        cls.ports = {}
+        for name, o in cls.origins.items():
+            o.__enter__()
+            cls.ports[name] = o.port
+        cls.dns = DnsStub(records={n: "127.0.0.1" for n in NAMES})
+        cls.dns.__enter__()
+        cls.px = Proxyd(dns=cls.dns, policy="inspect any\ndeny url-regex ^https://[^/]+/blocked\n",
+                        extra_args=["--connect-ports",
+                                    ",".join(str(p) for p in cls.ports.values()),
+                                    "--upstream-ca", cls.upstream_ca])
+        # The proxy's CA, kept in its data folder as proxyd keeps one.
+        os.makedirs(cls.px.data_dir, mode=0o700)
+        ca = make_ca(cls.tmp, "proxy-ca")
+        cls.proxy_ca = os.path.join(cls.px.data_dir, "ca-cert.pem")
+        shutil.copy(ca[0], cls.proxy_ca)
+        shutil.copy(ca[1], os.path.join(cls.px.data_dir, "ca-key.pem"))
+        os.chmod(os.path.join(cls.px.data_dir, "ca-key.pem"), 0o600)
+        cls.px.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.dns.__exit__(None, None, None)
+        for o in cls.origins.values():
+            o.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def url(self, name, path):
+        return "https://%s:%d%s" % (name, self.ports[name], path)
+
+    def curl(self, *urls, cacert=None, expect_exit=0):
+        """curl through proxyd; returns stdout (bodies, each followed by its status line)."""
+        cmd = ["curl", "-sS", "--max-time", "60", "--proxy", "http://127.0.0.1:%d"
+               % self.px.proxy_port, "--cacert", cacert or self.proxy_ca, "--noproxy", ""]
+        for u in urls:
+            cmd += [u, "-w", "\n[%{http_code}]\n"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        self.assertEqual(r.returncode, expect_exit, "curl: %s\n%s" % (r.stderr, r.stdout))
+        return r.stdout
+
+    def rows(self, host):
+        """The rows for host: each test has hosts of its own."""
+        db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+        try:
+            return db.execute("SELECT method, scheme, host, path, status, decision, error"
+                              " FROM access_log WHERE host = ? ORDER BY id", (host,)).fetchall()
+        finally:
+            db.close()
+
+    def wait_rows(self, host, n):
+        """The rows for host once there are n (the writer batches them)."""
+        got = wait_for(lambda: len(self.rows(host)) >= n and self.rows(host), timeout=60)
+        self.assertTrue(got, "fewer than %d rows for %s: %s" % (n, host, self.rows(host)))
+        return got
+
+    def test_requests_inside_are_ruled_and_logged_with_their_path_over_one_connection(self):
+        name = "origin.test"
+        before = self.origins[name].accepted
+        out = self.curl(self.url(name, "/a?x=1"), self.url(name, "/blocked/page"),
+                        self.url(name, "/b"))
+        parts = out.split("\n[")
+        self.assertEqual(parts[0], "secure:/a?x=1")
+        self.assertTrue(parts[1].startswith("200]"), out)
+        self.assertIn("blocked by the office", parts[1])
+        self.assertTrue(parts[2].startswith("403]"), out)
+        self.assertTrue(parts[2].endswith("secure:/b"), out)
+        # One tunnel, one connection to the origin for all three requests.
+        self.assertEqual(self.origins[name].accepted - before, 1)
+        rows = self.wait_rows(name, 4)
+        connect, inside = rows[0], rows[1:]
+        self.assertEqual(connect[:2], ("CONNECT", "https"))
+        self.assertEqual(connect[4], 200)
+        self.assertEqual([r[:5] for r in inside],
+                         [("GET", "https", name, "/a?x=1", 200),
+                          ("GET", "https", name, "/blocked/page", 403),
+                          ("GET", "https", name, "/b", 200)])
+        self.assertEqual([r[5] for r in inside], [0, 1, 0])  # allow, deny, allow
+
+    def test_origin_certificate_failures_get_the_block_page_with_the_reason(self):
+        for name, reason in (("expired.test", "certificate expired"),
+                             ("wrongname.test", "certificate is for another name")):
+            out = self.curl(self.url(name, "/x"))
+            self.assertIn("[403]", out)
+            self.assertIn(reason, out)
+            rows = self.wait_rows(name, 2)
+            self.assertEqual(rows[-1][:5], ("GET", "https", name, "/x", 403))
+            self.assertEqual(rows[-1][5], 1)  # deny
+            self.assertIn(reason, rows[-1][6])
+
+    def test_client_without_the_ca_sees_a_certificate_error(self):
+        # curl's exit 60: the peer's certificate could not be verified. (A name of its own, at
+        # origin.test's port: the rows of origin.test stay the other test's.)
+        url = "https://nocert.test:%d/nope" % self.ports["origin.test"]
+        self.curl(url, cacert=self.upstream_ca, expect_exit=60)
+        rows = self.wait_rows("nocert.test", 1)
+        self.assertEqual(rows[0][:2], ("CONNECT", "https"))
+        self.assertEqual(len(rows), 1)  # nothing was asked inside
+
+    def test_no_inspect_list_wins_and_the_tunnel_is_spliced(self):
+        self.px.api("PUT", "/api/lists/no-inspect", b"bank.test\n")
+        try:
+            # The origin's own certificate reaches curl: only its CA verifies it.
+            out = self.curl(self.url("bank.test", "/private"), cacert=self.upstream_ca)
+            self.assertEqual(out, "secure:/private\n[200]\n")
+            rows = self.wait_rows("bank.test", 1)
+            self.assertEqual([r[:2] for r in rows], [("CONNECT", "https")])
+        finally:
+            self.px.api("DELETE", "/api/lists/no-inspect")
+
+    def test_chromium_loads_an_inspected_page_and_sees_the_block_page_inside(self):
+        from test_browser import BROWSER_DIR, CHROMIUM, SHOTS, run_node
+        if not os.access(CHROMIUM, os.X_OK):
+            self.skipTest("no %s: install Debian's chromium package" % CHROMIUM)
+        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser")
+        port = self.ports["shop.test"]
+        # Chromium trusts the certificate proxyd mints by its key: read it through proxyd.
+        raw = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
+        raw.sendall(b"CONNECT shop.test:%d HTTP/1.1\r\nHost: shop.test:%d\r\n\r\n" % (port, port))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += raw.recv(4096)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        ctx = ssl.create_default_context(cafile=self.proxy_ca)
+        with ctx.wrap_socket(raw, server_hostname="shop.test") as t:
+            der = t.getpeercert(binary_form=True)
+        pub = subprocess.run(["openssl", "x509", "-inform", "der", "-pubkey", "-noout"],
+                             input=der, capture_output=True, check=True, timeout=60).stdout
+        key = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                             capture_output=True, check=True, timeout=60).stdout
+        spki = base64.b64encode(hashlib.sha256(key).digest()).decode()
+        cfg = {"proxyPort": self.px.proxy_port, "originPort": port, "spki": spki,
+               "shots": SHOTS}
+        code, out = run_node(["node", "inspect_flow.mjs", json.dumps(cfg)], timeout=330)
+        print(out)
+        self.assertIsNotNone(code, "inspect_flow.mjs did not finish in 330 s:\n" + out)
+        self.assertEqual(code, 0, "inspect_flow.mjs failed:\n" + out)
+        for name in ("inspect-page.png", "inspect-blocked-path.png"):
+            with open(os.path.join(SHOTS, name), "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+        rows = self.wait_rows("shop.test", 3)
+        inside = [r[:5] for r in rows if r[0] != "CONNECT"]
+        self.assertIn(("GET", "https", "shop.test", "/welcome", 200), inside)
+        self.assertIn(("GET", "https", "shop.test", "/blocked/page", 403), inside)
+
+
+if __name__ == "__main__":
+    unittest.main()
