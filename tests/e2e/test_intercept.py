@@ -29,7 +29,8 @@ CLIENT6, GW_CLI6, GW_ORG6, ORIGIN6, OTHER6 = ("fd20:1::2", "fd20:1::1", "fd20:2:
                                               "fd20:2::2", "fd20:2::3")
 INTERCEPT_PORT, TPROXY_PORT, PROXY_PORT, STRICT_PORT = 3129, 3130, 3128, 3131
 TPROXY_USER_PORT = 3132  # a proxyd started as root that runs as nobody (--user)
-POLICY = "deny domain blocked.test\ndeny dest %s/32\ndeny dest %s/128\n" % (OTHER, OTHER6)
+POLICY = ("deny domain blocked.test\ndeny dest %s/32\ndeny dest %s/128\ninspect domain inspect.test\n"
+          % (OTHER, OTHER6))
 CA_PORT = 3133  # a proxyd with a local CA: the HTTPS block page
 
 ALERT_ACCESS_DENIED = "15030300020231"
@@ -157,7 +158,7 @@ class InterceptTest(unittest.TestCase):
             args += ["--http", ip + ":80", "--http", ip + ":81", "--tls", ip + ":443", "--tls", ip + ":444",
                      "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
-        args += ["--tls", ORIGIN + ":8444"]
+        args += ["--tls", ORIGIN + ":8444", "--tls", ORIGIN + ":445"]  # 445: inspected
         for ip in ("[%s]" % ORIGIN6, "[%s]" % OTHER6):
             args += ["--http", ip + ":80", "--tls", ip + ":443", "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
@@ -345,6 +346,23 @@ class InterceptTest(unittest.TestCase):
         finally:
             db.close()
         self.assertEqual(rows, [("TLS", 1, "denied", "blocked.test")])
+
+    def test_tls_inspected_by_sni_verifies_the_original_destination(self):
+        # The proxy with a CA decrypts inspect.test (the client trusts the CA): the request
+        # inside is read and goes to the original destination over TLS, whose self-signed
+        # certificate for another name fails verification: the block page says so.
+        out = self.client("https", ORIGIN, "445", "inspect.test", self.cacert)
+        self.assertEqual(out.get("status"), 403, out)
+        self.assertIn("certificate cannot be trusted", out["body"])
+        db = sqlite3.connect("file:%s?mode=ro" % self.with_ca.db_path, uri=True, timeout=5)
+        try:
+            rows = wait_for(lambda: db.execute(
+                "SELECT scheme, method, path, status, decision, error FROM access_log"
+                " WHERE host = 'inspect.test' AND method = 'GET'").fetchall(), timeout=60)
+        finally:
+            db.close()
+        self.assertEqual(rows[0][:5], ("https", "GET", "/", 403, 1))
+        self.assertIn("self-signed certificate", rows[0][5])
 
     def test_tls_hello_split_over_segments_is_still_read(self):
         out = self.client("hello", ORIGIN, "443", "Blocked.Test")

@@ -48,7 +48,7 @@ class StatsTableTest(unittest.TestCase):
                                                         "CONN_CLOSE_TABLE")],
             "auth": table("proxy/auth.h", "AUTH_COUNTER_TABLE"),
             "connections_by_state": ["idle", "handshake", "bump", "peek", "read-head", "auth",
-                                     "resolve", "connect", "relay", "tunnel", "reply", "linger"],
+                                     "resolve", "connect", "origin-tls", "relay", "tunnel", "reply", "linger"],
             # a combination appears once it has counted: here the one GET so far
             "requests_finished": ["allow/2xx/forward"],
         }
