@@ -6,6 +6,12 @@
  *
  * usage: store_bench [OUTDIR]   (default /tmp; files store_bench_*.db are replaced)
  *
+ * store_bench scale N [OUTDIR]: N synthetic rows over 30 days through the real writer (which
+ * keeps the rollups as it writes; about 200 bytes a row), then the dashboard's queries
+ * (totals, series, top lists over 24 h and 30 days, from the rollups) and log searches over
+ * them, and for reference the 24 h totals counted from the raw rows. store_bench scale-queries
+ * [OUTDIR] runs the queries again over what a scale run left.
+ *
  * store_bench writer N [OUTDIR]: N realistic rows pushed as fast as the writer takes them, one
  * producer; prints rows/s. Run under callgrind (--separate-threads=yes) it gives the writer
  * thread's instructions per row, a figure the machine's load does not move.
@@ -494,6 +500,144 @@ static void bench_policy_import(const char *dir)
     store_close(st);
 }
 
+/* ---- (5) scale: N rows over 30 days ---- */
+
+#define SCALE_DAYS 30
+
+static void build_scale(const char *path, int64_t now, int64_t rows)
+{
+    char err[256], wal[600];
+    struct store_log_opts o = {.db_path = path,
+                               .producers = 1,
+                               .queue_capacity = 65536,
+                               .flush_interval_ms = 100,
+                               .node_name = "bench-node"};
+    struct store_log *log;
+    struct store_access a;
+    uint64_t s = 42;
+    int64_t span = SCALE_DAYS * DAY_MS;
+    double t0 = now_s();
+    sqlite3 *db;
+
+    for (size_t k = 0; k < 3; k++) { /* a fresh database each run */
+        snprintf(wal, sizeof(wal), "%s%s", path, (const char *[]){"", "-wal", "-shm"}[k]);
+        unlink(wal);
+    }
+    log = store_log_start(&o, err, sizeof(err));
+    if (!log) {
+        fprintf(stderr, "store_log_start: %s\n", err);
+        exit(1);
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        fill(&a, &s, now - span + (int64_t)((double)i * (double)span / (double)rows));
+        while (!store_log_push(log, 0, &a))
+            sched_yield();
+        if (i > 0 && i % 10000000 == 0)
+            printf("  ... %lld rows, %.0f s\n", (long long)i, now_s() - t0);
+    }
+    store_log_stop(log);
+    printf("  inserted %lld rows through store_log (rollups kept as it writes) in %.1f s "
+           "(%.0f rows/s, loaded)\n",
+           (long long)rows, now_s() - t0, (double)rows / (now_s() - t0));
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    printf("  database %.1f MB + WAL %.1f MB = %.0f bytes/row\n", file_size(path) / 1e6,
+           file_size(wal) / 1e6, (double)(file_size(path) + file_size(wal)) / (double)rows);
+    sqlite3_close(db);
+}
+
+/* The 24 h totals the way store_totals computed them before the rollups: one pass over the
+ * rows of the range (SQL aggregates here, the old code summed in C), for reference. */
+static double raw_totals_ms(const char *path, int64_t now, int64_t *requests)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    double t0 = now_s();
+
+    sqlite3_open(path, &db);
+    sqlite3_prepare_v2(db,
+                       "SELECT count(*), sum(decision = 1), total(bytes_up), total(bytes_down)"
+                       " FROM access_log WHERE time_ms >= ? AND time_ms < ?",
+                       -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, now - DAY_MS);
+    sqlite3_bind_int64(s, 2, now);
+    *requests = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return (now_s() - t0) * 1000;
+}
+
+static void bench_scale(const char *path, int64_t now)
+{
+    struct query qs[] = {
+        {.name = "dashboard: totals 24 h", .kind = Q_TOTALS, .span_ms = DAY_MS},
+        {.name = "dashboard: series 24 h per hour",
+         .kind = Q_SERIES,
+         .span_ms = DAY_MS,
+         .bucket_ms = HOUR_MS},
+        {.name = "dashboard: series 1 h per minute",
+         .kind = Q_SERIES,
+         .span_ms = HOUR_MS,
+         .bucket_ms = 60000},
+        {.name = "top hosts 24 h", .kind = Q_TOP, .top = STORE_TOP_HOSTS, .span_ms = DAY_MS},
+        {.name = "top clients 24 h", .kind = Q_TOP, .top = STORE_TOP_CLIENTS, .span_ms = DAY_MS},
+        {.name = "top blocked 24 h", .kind = Q_TOP, .top = STORE_TOP_BLOCKED, .span_ms = DAY_MS},
+        {.name = "totals 30 days", .kind = Q_TOTALS, .span_ms = SCALE_DAYS * DAY_MS},
+        {.name = "top hosts 30 days",
+         .kind = Q_TOP,
+         .top = STORE_TOP_HOSTS,
+         .span_ms = SCALE_DAYS * DAY_MS},
+        {.name = "series 30 days per day",
+         .kind = Q_SERIES,
+         .span_ms = SCALE_DAYS * DAY_MS,
+         .bucket_ms = DAY_MS},
+        {.name = "search: newest page", .kind = Q_SEARCH, .f = {.decision = -1, .limit = 100}},
+        {.name = "search: host substring, last 1 h",
+         .kind = Q_SEARCH,
+         .f = {.host_like = "ads7",
+               .since_ms = now - HOUR_MS,
+               .until_ms = now,
+               .decision = -1,
+               .limit = 100}},
+        {.name = "search: client, 1 h 12 h ago",
+         .kind = Q_SEARCH,
+         .f = {.client = "10.0.0.20",
+               .since_ms = now - 13 * HOUR_MS,
+               .until_ms = now - 12 * HOUR_MS,
+               .decision = -1,
+               .limit = 100}},
+        {.name = "search: denied, last 1 h",
+         .kind = Q_SEARCH,
+         .f = {.since_ms = now - HOUR_MS, .until_ms = now, .decision = STORE_DENY, .limit = 100}},
+    };
+    char err[256];
+    struct store *st = store_open(path, err, sizeof(err));
+    int64_t raw_requests;
+    double raw[QUERY_RUNS];
+
+    if (!st) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    printf("  %-34s %9s %9s %9s %9s\n", "query", "median ms", "min ms", "max ms", "rows");
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        double t[QUERY_RUNS];
+
+        for (int r = 0; r < QUERY_RUNS; r++)
+            t[r] = run_query(st, &qs[i], now);
+        qsort(t, QUERY_RUNS, sizeof(t[0]), cmp_double);
+        printf("  %-34s %9.1f %9.1f %9.1f %9zu\n", qs[i].name, t[QUERY_RUNS / 2], t[0],
+               t[QUERY_RUNS - 1], qs[i].rows);
+    }
+    for (int r = 0; r < QUERY_RUNS; r++)
+        raw[r] = raw_totals_ms(path, now, &raw_requests);
+    qsort(raw, QUERY_RUNS, sizeof(raw[0]), cmp_double);
+    printf("  %-34s %9.1f %9.1f %9.1f %9lld\n", "reference: raw rows, totals 24 h",
+           raw[QUERY_RUNS / 2], raw[0], raw[QUERY_RUNS - 1], (long long)raw_requests);
+    store_close(st);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
@@ -501,6 +645,31 @@ int main(int argc, char **argv)
     int64_t now = wall_ms();
     double t0 = now_s();
 
+    if (argc > 1 && strcmp(argv[1], "scale-queries") == 0) {
+        /* The queries again over the rows a scale run left (a machine less loaded, say). */
+        snprintf(path, sizeof(path), "%s/store_bench_scale.db", argc > 2 ? argv[2] : "/tmp");
+        printf("(5) queries over %s, median of %d runs\n", path, QUERY_RUNS);
+        bench_scale(path, now);
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "scale") == 0) {
+        int64_t rows = strtoll(argv[2], NULL, 10);
+
+        dir = argc > 3 ? argv[3] : "/tmp";
+        if (rows <= 0) {
+            fprintf(stderr, "usage: store_bench scale ROWS [DIR]\n");
+            return 2;
+        }
+        snprintf(path, sizeof(path), "%s/store_bench_scale.db", dir);
+        printf("store_bench scale: SQLite %s, %lld rows over %d days in %s\n", sqlite3_libversion(),
+               (long long)rows, SCALE_DAYS, path);
+        printf("(5) build\n");
+        build_scale(path, now, rows);
+        printf("(5) queries, median of %d runs\n", QUERY_RUNS);
+        bench_scale(path, now);
+        printf("total %.0f s\n", now_s() - t0);
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "writer") == 0) {
         bench_writer(argc > 3 ? argv[3] : "/tmp", strtoll(argv[2], NULL, 10));
         return 0;

@@ -153,11 +153,35 @@ const struct store_migration store_migrations[] = {
          " note TEXT NOT NULL DEFAULT '',"
          " granted_rule_id INTEGER NOT NULL DEFAULT 0);"
          "CREATE INDEX access_requests_status ON access_requests(status, id);"},
+    /* A port forward may speak TLS on one side (acl_forward.h's words: '' or 'tls-listen'). */
+    {16, "ALTER TABLE forwards ADD COLUMN tls TEXT NOT NULL DEFAULT '';"},
+    /* Rollups (store_rollup.c): sums per minute, hour and day (level_ms) in total and by
+     * host, client, rule and node (dim 0-4), kept by the log writer, so the dashboard and
+     * top lists read them instead of the rows. The watermark starts at 0: the writer rolls
+     * up the rows already there as it starts, and readers count them raw until then. Top
+     * blocked/reported now read the rollups: the (decision, time_ms) index they used cost
+     * the writer a third of its instructions per row (docs/performance.md). */
+    {18, "CREATE TABLE access_rollup("
+         " level_ms INTEGER NOT NULL,"
+         " dim INTEGER NOT NULL,"
+         " bucket_ms INTEGER NOT NULL,"
+         " key TEXT NOT NULL,"
+         " requests INTEGER NOT NULL,"
+         " blocked INTEGER NOT NULL,"
+         " reported INTEGER NOT NULL,"
+         " bytes_up INTEGER NOT NULL,"
+         " bytes_down INTEGER NOT NULL,"
+         " blocked_bytes INTEGER NOT NULL,"
+         " reported_bytes INTEGER NOT NULL,"
+         " PRIMARY KEY(level_ms, dim, bucket_ms, key)) WITHOUT ROWID;"
+         "CREATE TABLE access_rollup_state("
+         " id INTEGER PRIMARY KEY CHECK (id = 1),"
+         " rolled_id INTEGER NOT NULL);"
+         "INSERT INTO access_rollup_state(id, rolled_id) VALUES (1, 0);"
+         "DROP INDEX IF EXISTS access_log_decision_time;"},
     /* Named API tokens of admin accounts (store_token.c): only a hash of each secret is kept,
      * the secret itself is shown once. A token acts with its owner's role and goes with its
      * owner. Names are unique across owners, so "token del NAME" needs no owner. */
-    /* A port forward may speak TLS on one side (acl_forward.h's words: '' or 'tls-listen'). */
-    {16, "ALTER TABLE forwards ADD COLUMN tls TEXT NOT NULL DEFAULT '';"},
     {20, "CREATE TABLE admin_tokens("
          " name TEXT PRIMARY KEY,"
          " owner TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"

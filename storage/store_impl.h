@@ -114,4 +114,70 @@ void store_syslog_add(struct store_syslog *s, const struct store_access *a, cons
 void store_syslog_flush(struct store_syslog *s);
 void store_syslog_counts(const struct store_syslog *s, uint64_t *sent, uint64_t *dropped);
 
+/* ---- Rollups (store_rollup.c) ----
+ * Table access_rollup: per bucket (a minute, an hour or a day: level_ms), dimension and key,
+ * the sums of the access rows of that bucket with that key. Every row with an id at or below
+ * the watermark (access_rollup_state.rolled_id) is in them, no other row; readers add the
+ * rows above it from the raw log (store_rollup_read), so a sum read equals a count of the
+ * rows. */
+#define STORE_ROLLUP_LEVELS 3 /* minute, hour, day */
+#define STORE_ROLLUP_KEY_MAX 255
+enum store_rollup_dim {
+    STORE_DIM_ALL, /* key "" */
+    STORE_DIM_HOST,
+    STORE_DIM_CLIENT,
+    STORE_DIM_RULE, /* key: the rule id in decimal, "0" for the default */
+    STORE_DIM_NODE,
+    STORE_ROLLUP_DIMS
+};
+struct store_rollup_sums {
+    int64_t requests, blocked, reported; /* blocked: decision deny; reported: report */
+    int64_t bytes_up, bytes_down, blocked_bytes, reported_bytes;
+};
+/* What of an access row the rollups need. */
+struct store_rollup_row {
+    int64_t time_ms;
+    const char *host, *client, *node;
+    int32_t rule_id;
+    int decision;
+    int64_t bytes_up, bytes_down;
+};
+/* Sums gathered in memory, applied with one upsert per (bucket, key) by store_rollup_flush.
+ * Holds at least keys (bucket, key) pairs (about 300 bytes each) before it says it is full. */
+struct store_rollup_acc;
+struct store_rollup_acc *store_rollup_new(size_t keys); /* NULL when out of memory */
+void store_rollup_free(struct store_rollup_acc *acc);
+void store_rollup_clear(struct store_rollup_acc *acc);
+bool store_rollup_empty(const struct store_rollup_acc *acc);
+/* Adds one row (sign 1) or takes one away (-1) at every level and dimension. Returns false,
+ * adding nothing, when the accumulator is full: flush it and add again. */
+bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_row *r, int sign);
+/* Applies acc inside the caller's transaction (a bucket left without requests is deleted),
+ * sets the watermark to rolled_id unless it is negative, and empties acc. 0, or -1 with err
+ * (acc emptied all the same: the caller rolls back). */
+int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t rolled_id, char *err,
+                       size_t errlen);
+/* The watermark, or -1 with err. */
+int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen);
+/* Inside the caller's transaction: rolls up at most max rows above the watermark (in id
+ * order, through acc, which it empties first) and moves the watermark past them; *done says
+ * it reached the newest row. Returns rows rolled up, or -1 with err. */
+int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
+                              bool *done, char *err, size_t errlen);
+/* The access_log columns the rollups need: selected from column first on, store_rollup_row_of
+ * reads one row (its strings valid until the next step). */
+#define STORE_ROLLUP_ROW_COLS "time_ms, host, client, rule_id, node, decision, bytes_up, bytes_down"
+void store_rollup_row_of(sqlite3_stmt *s, int first, struct store_rollup_row *r);
+/* Hands fn the sums of dim over [lo, hi): rollup rows for whole buckets (bucket_ms their
+ * start), one call per raw row (bucket_ms its time) for the partial minutes at the edges and
+ * for the rows above the watermark. Only buckets whose length divides unit_ms are used (0:
+ * any). only: a decision (STORE_DENY, STORE_REPORT) whose rows alone are handed over (rollup
+ * rows that have some; the caller reads their blocked or reported sums), or -1 for all. Call
+ * it inside a read transaction, so the watermark and the rows agree. 0, or -1 with err. */
+typedef void (*store_rollup_fn)(void *arg, int64_t bucket_ms, const char *key, size_t keylen,
+                                const struct store_rollup_sums *sums);
+int store_rollup_read(struct store *st, enum store_rollup_dim dim, int64_t lo, int64_t hi,
+                      int64_t unit_ms, int only, store_rollup_fn fn, void *arg, char *err,
+                      size_t errlen);
+
 #endif

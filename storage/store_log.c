@@ -1,6 +1,6 @@
 /* store_log: the SQLite access-log writer. One thread drains the per-worker record queues
- * (store_queue.c, backend-free) into SQLite, one transaction per batch, and optionally
- * appends Squid native lines.
+ * (store_queue.c, backend-free) into SQLite, one transaction per batch, keeps the rollups
+ * (store_rollup.c) as it writes, and optionally appends Squid native lines.
  *
  * The writer wakes every flush interval, or early when a queue passes half full. When the
  * database refuses a batch, the writer keeps draining (counting the rows as
@@ -29,6 +29,14 @@
 #define RETENTION_BATCH 5000
 #define RETENTION_IDLE_MS 2000 /* between retention steps once caught up */
 #define SQUID_LINE_MAX 1600    /* longest line format_squid can produce, with margin */
+/* Rollup sums wait in memory at most this long before a batch's transaction applies them:
+ * a bucket's upsert then covers two seconds of rows, not one batch's few, and readers count
+ * at most about that many rows raw (store_rollup_read). */
+#define ROLLUP_FLUSH_MS 2000
+/* Rows above the watermark rolled up per transaction while catching up (a log from before
+ * the rollups, or sums lost with a failed batch): short enough to keep draining the queues. */
+#define CATCH_UP_ROWS 20000
+#define ROLLUP_KEYS 8192 /* (bucket, key) pairs summed in memory before they must be applied */
 
 struct store_log {
     /* Shared with producers and store_log_counters callers. */
@@ -69,6 +77,13 @@ struct store_log {
     _Atomic uint64_t syslog_sent, syslog_dropped;
     struct store_hit_tally tally;
     bool batch_ok; /* the current batch's inserts have all succeeded so far */
+    /* The rows written since the rollups' watermark, summed (store_rollup.c); rolled_last is
+     * the id of the newest of them. While behind, the sums in memory are not kept: the rows
+     * above the watermark are rolled up from the table (catch-up) instead. */
+    struct store_rollup_acc *rollup; /* owned */
+    int64_t rolled_last;
+    bool rollup_behind;
+    int64_t next_rollup_ms; /* monotonic */
 };
 
 static void set_error(struct store_log *log, const char *fmt, ...)
@@ -387,6 +402,70 @@ static int tally(struct store_log *log, int32_t rule_id, int64_t hits, int64_t u
     return 0;
 }
 
+/* Adds a's row (id id) to the sums in memory, applying them first when they are full. */
+static int rollup_add(struct store_log *log, const struct store_access *a, int64_t id)
+{
+    struct store_rollup_row r = {
+        .time_ms = a->time_ms,
+        .host = a->host,
+        .client = a->client,
+        .node = log->node_name,
+        .rule_id = a->rule_id,
+        .decision = a->decision,
+        .bytes_up = (int64_t)a->bytes_up,
+        .bytes_down = (int64_t)a->bytes_down,
+    };
+
+    if (log->rollup_behind)
+        return 0;
+    if (!store_rollup_add(log->rollup, &r, 1)) {
+        if (store_rollup_flush(log->st, log->rollup, log->rolled_last, NULL, 0) < 0)
+            return -1;
+        store_rollup_add(log->rollup, &r, 1);
+    }
+    log->rolled_last = id;
+    return 0;
+}
+
+/* Inside the batch's transaction: a catch-up step while behind, else the sums in memory
+ * once they are due (or now, with force). 0 or -1. */
+static int rollup_step(struct store_log *log, bool force)
+{
+    int64_t now = clock_mono_ms();
+    bool done;
+
+    if (log->rollup_behind) {
+        if (store_rollup_catch_up(log->st, log->rollup, CATCH_UP_ROWS, &done, NULL, 0) < 0)
+            return -1;
+        log->rollup_behind = !done;
+        log->next_rollup_ms = now + ROLLUP_FLUSH_MS;
+        return 0;
+    }
+    if (store_rollup_empty(log->rollup) || (!force && now < log->next_rollup_ms))
+        return 0;
+    if (store_rollup_flush(log->st, log->rollup, log->rolled_last, NULL, 0) < 0)
+        return -1;
+    log->next_rollup_ms = now + ROLLUP_FLUSH_MS;
+    return 0;
+}
+
+/* Between batches: a transaction of its own for a catch-up step or for sums in memory that
+ * are due (or all of them, with force: retention deletes only rows the rollups hold). */
+static void rollup_idle(struct store_log *log, bool force)
+{
+    if (!log->st || log->failing ||
+        (!log->rollup_behind &&
+         (store_rollup_empty(log->rollup) || (!force && clock_mono_ms() < log->next_rollup_ms))))
+        return;
+    if (store_begin(log->st, NULL, 0) < 0)
+        return;
+    if (rollup_step(log, force) < 0 || store_commit(log->st, NULL, 0) < 0) {
+        store_rollback(log->st);
+        store_rollup_clear(log->rollup);
+        log->rollup_behind = true;
+    }
+}
+
 /* store_queue_drain_runs's callback: n records of the batch, next to each other in a ring.
  * After the first failed insert the rest of the batch is only taken (and counted lost by
  * the caller); Squid lines are formatted either way. */
@@ -394,6 +473,7 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
 {
     struct store_log *log = arg;
     size_t i = 0;
+    int64_t first_id;
 
     for (; log->batch_ok && n - i >= INSERT_ROWS; i += INSERT_ROWS)
         if (insert_rows(log->insert_many, recs + i, INSERT_ROWS) < 0)
@@ -401,9 +481,13 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
     for (; log->batch_ok && i < n; i++)
         if (insert_rows(log->insert, recs + i, 1) < 0)
             log->batch_ok = false;
+    /* The run's rows took consecutive ids, the last of them the newest. (No database when
+     * the batch is only being taken, to be dropped.) */
+    first_id = log->batch_ok ? sqlite3_last_insert_rowid(log->st->db) - (int64_t)n + 1 : 0;
     for (i = 0; i < n; i++) {
         if (log->batch_ok && (tally(log, recs[i].rule_id, 1, 0) < 0 ||
-                              tally(log, recs[i].undecided_rule_id, 0, 1) < 0))
+                              tally(log, recs[i].undecided_rule_id, 0, 1) < 0 ||
+                              rollup_add(log, &recs[i], first_id + (int64_t)i) < 0))
             log->batch_ok = false;
         squid_add(log, &recs[i]);
         if (log->syslog)
@@ -438,6 +522,10 @@ static void fail_batch(struct store_log *log, size_t rows, const char *why)
     }
     log->failing = true;
     log->next_retry_ms = clock_wall_ms() + RETRY_MS;
+    /* The sums in memory may hold rows that are now gone, or have been applied in the
+     * transaction just undone: start again from the watermark. */
+    store_rollup_clear(log->rollup);
+    log->rollup_behind = true;
     /* A lock held by someone else passes; anything else may be a broken connection or a
      * file that is gone: start from a fresh connection next time. */
     if (log->st && code != SQLITE_BUSY && code != SQLITE_LOCKED)
@@ -474,7 +562,8 @@ static size_t write_batch(struct store_log *log)
     store_tally_reset(&log->tally);
     n = drain(log, MAX_BATCH, &ok);
     if (ok)
-        ok = store_tally_flush(log->st, &log->tally, NULL, 0) == 0;
+        ok = store_tally_flush(log->st, &log->tally, NULL, 0) == 0 &&
+             rollup_step(log, atomic_load(&log->stopping)) == 0;
     if (!ok || store_commit(log->st, NULL, 0) < 0) {
         fail_batch(log, n, "insert");
         return n;
@@ -504,8 +593,11 @@ static void housekeeping(struct store_log *log)
         log->next_retention_ms = 0; /* new limits: the next step runs now */
     }
     if ((log->retention_days <= 0 && log->retention_rows <= 0) || !log->st || log->failing ||
-        now < log->next_retention_ms)
+        now < log->next_retention_ms) {
+        rollup_idle(log, false);
         return;
+    }
+    rollup_idle(log, true);
     deleted =
         store_retention_step(log->st, log->retention_days, log->retention_rows, RETENTION_BATCH);
     /* Still behind: go on after the next batch instead of waiting. */
@@ -535,8 +627,10 @@ static void *writer_main(void *arg)
             if (!stopping && store_queue_len(log->queue) < MAX_BATCH)
                 break; /* the rest waits for the next wake-up, with the next arrivals */
         }
-        if (stopping)
+        if (stopping) {
+            rollup_idle(log, true); /* the sums still in memory */
             break;
+        }
         syslog_flush(log); /* a TCP collector back: what waited goes */
         housekeeping(log);
     }
@@ -571,6 +665,7 @@ static void log_free(struct store_log *log)
     free(log->db_path);
     free(log->squid_path);
     free(log->node_name);
+    store_rollup_free(log->rollup);
     free(log);
 }
 
@@ -597,7 +692,11 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
     log->db_path = strdup(opts->db_path);
     log->squid_path = opts->squid_log_path ? strdup(opts->squid_log_path) : NULL;
     log->node_name = strdup(opts->node_name ? opts->node_name : "");
-    if (!log->db_path || (opts->squid_log_path && !log->squid_path) || !log->node_name) {
+    log->rollup = store_rollup_new(ROLLUP_KEYS);
+    /* Whatever the last writer left unapplied is rolled up from the table first. */
+    log->rollup_behind = true;
+    if (!log->db_path || (opts->squid_log_path && !log->squid_path) || !log->node_name ||
+        !log->rollup) {
         store_errf(err, errlen, "store_log_start: out of memory");
         goto fail;
     }

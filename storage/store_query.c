@@ -1,5 +1,6 @@
 /* store_query: the access-log questions the admin side asks: search with filters and id
- * paging, top hosts/clients/blocked hosts, a time series, and totals for a time range.
+ * paging (raw rows), top hosts/clients/blocked hosts, a time series, and totals for a time
+ * range (from the rollups, store_rollup.c).
  *
  * SQL is assembled only from the constant fragments in this file; every value (addresses,
  * substrings, times) is a bound parameter. Which index a query may use is chosen here, with
@@ -217,20 +218,39 @@ fail:
 
 /* ---- Aggregates over a time range ----
  *
- * top, series and totals read the rows of the range once and aggregate in C: SQLite's
- * GROUP BY and count(DISTINCT) sort through a temporary b-tree, which costs about five
- * times the scan itself over a million rows (docs/storage.md has the figures). */
+ * top, series and totals read the rollups (store_rollup.c) for the whole minutes, hours and
+ * days of the range and the raw rows only for the partial minutes at its edges and for the
+ * rows the rollups do not hold yet, and aggregate in C: SQLite's GROUP BY and
+ * count(DISTINCT) sort through a temporary b-tree (docs/storage.md has the figures). Each
+ * runs in one read transaction, so the rollups, their watermark and the rows agree. */
 
-/* Open bounds (0) become the oldest and newest times in the log; *lo == *hi when empty.
- * *wide says the range holds most of the log, so a plain scan beats the time index (each
- * index hit costs a second b-tree lookup into the table, about 3.5 times a scanned row). */
+/* A read transaction unless the caller has one open. */
+static bool read_begin(struct store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        return false;
+    return sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static void read_end(struct store *st, bool began)
+{
+    if (began)
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+}
+
+/* Open bounds (0) become the oldest and newest times in the log; *lo == *hi when empty. */
 static int resolve_range(struct store *st, int64_t since_ms, int64_t until_ms, int64_t *lo,
-                         int64_t *hi, bool *wide, char *err, size_t errlen)
+                         int64_t *hi, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     int64_t oldest = 0, newest = -1;
     int rc;
 
+    if (since_ms > 0 && until_ms > 0) {
+        *lo = since_ms;
+        *hi = until_ms < since_ms ? since_ms : until_ms;
+        return 0;
+    }
     /* Two subqueries, so each min/max is one probe of the time index. */
     if (store_prepare(st,
                       "SELECT (SELECT min(time_ms) FROM access_log),"
@@ -249,37 +269,6 @@ static int resolve_range(struct store *st, int64_t since_ms, int64_t until_ms, i
     *hi = until_ms > 0 ? until_ms : newest + 1;
     if (*hi < *lo)
         *hi = *lo;
-    {
-        int64_t a = *lo > oldest ? *lo : oldest, b = *hi < newest + 1 ? *hi : newest + 1;
-        double all = (double)(newest + 1 - oldest), part = b > a ? (double)(b - a) : 0;
-
-        *wide = all > 0 && part / all > 0.25;
-    }
-    return 0;
-}
-
-/* Runs "SELECT <cols> FROM access_log WHERE [<filter> AND] time in [lo, hi)" and hands each
- * row to fn. cols and filter are constants from this file. */
-static int scan_range(struct store *st, const char *cols, const char *filter, int64_t lo,
-                      int64_t hi, bool wide, void (*fn)(sqlite3_stmt *, void *), void *arg,
-                      char *err, size_t errlen)
-{
-    char sql[512];
-    sqlite3_stmt *s;
-    int rc;
-
-    snprintf(sql, sizeof(sql), "SELECT %s FROM access_log WHERE %s%s%s >= ?1 AND %s < ?2", cols,
-             filter ? filter : "", filter ? " AND " : "", wide ? "+time_ms" : "time_ms",
-             wide ? "+time_ms" : "time_ms");
-    if (store_prepare(st, sql, &s, err, errlen) < 0)
-        return -1;
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(s, arg);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_sql_err(st, err, errlen, "scan");
     return 0;
 }
 
@@ -328,35 +317,34 @@ static bool agg_grow(struct agg *a)
     return true;
 }
 
-/* Adds one row for key (column col of s). */
-static void agg_add(struct agg *a, sqlite3_stmt *s, int col, int64_t bytes)
+/* Adds requests and bytes to key's counts. */
+static void agg_add(struct agg *a, const char *key, size_t len, int64_t requests, int64_t bytes)
 {
-    const unsigned char *key = sqlite3_column_text(s, col);
-    size_t len = (size_t)sqlite3_column_bytes(s, col), i;
     uint64_t h;
+    size_t i;
 
-    if (!key || a->oom)
+    if (a->oom)
         return;
     if ((a->used + 1) * 2 > a->cap && !agg_grow(a)) {
         a->oom = true;
         return;
     }
-    h = hash_bytes(key, len);
+    h = hash_bytes((const unsigned char *)key, len);
     for (i = h & (a->cap - 1); a->slots[i].key; i = (i + 1) & (a->cap - 1)) {
-        if (a->slots[i].hash == h && strncmp(a->slots[i].key, (const char *)key, len) == 0 &&
+        if (a->slots[i].hash == h && strncmp(a->slots[i].key, key, len) == 0 &&
             a->slots[i].key[len] == '\0') {
-            a->slots[i].requests++;
+            a->slots[i].requests += requests;
             a->slots[i].bytes += bytes;
             return;
         }
     }
-    a->slots[i].key = strndup((const char *)key, len);
+    a->slots[i].key = strndup(key, len);
     if (!a->slots[i].key) {
         a->oom = true;
         return;
     }
     a->slots[i].hash = h;
-    a->slots[i].requests = 1;
+    a->slots[i].requests = requests;
     a->slots[i].bytes = bytes;
     a->used++;
 }
@@ -368,9 +356,25 @@ static void agg_free(struct agg *a)
     free(a->slots);
 }
 
-static void top_row(sqlite3_stmt *s, void *arg)
+static void top_all(void *arg, int64_t bucket_ms, const char *key, size_t len,
+                    const struct store_rollup_sums *sums)
 {
-    agg_add(arg, s, 0, sqlite3_column_int64(s, 1));
+    (void)bucket_ms;
+    agg_add(arg, key, len, sums->requests, sums->bytes_up + sums->bytes_down);
+}
+
+static void top_blocked(void *arg, int64_t bucket_ms, const char *key, size_t len,
+                        const struct store_rollup_sums *sums)
+{
+    (void)bucket_ms;
+    agg_add(arg, key, len, sums->blocked, sums->blocked_bytes);
+}
+
+static void top_reported(void *arg, int64_t bucket_ms, const char *key, size_t len,
+                         const struct store_rollup_sums *sums)
+{
+    (void)bucket_ms;
+    agg_add(arg, key, len, sums->reported, sums->reported_bytes);
 }
 
 /* Most requests first; ties by key so the answer is stable. */
@@ -389,8 +393,8 @@ int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int6
     struct agg a = {0};
     struct store_top_row *v;
     int64_t lo, hi;
-    bool wide;
     size_t len = 0;
+    bool began;
 
     *rows = NULL;
     *n = 0;
@@ -398,19 +402,20 @@ int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int6
         return store_errf(err, errlen, "top: bad kind %d", (int)kind);
     if (limit == 0 || limit > TOP_MAX_LIMIT)
         limit = limit ? TOP_MAX_LIMIT : 10;
-    if (resolve_range(st, since_ms, until_ms, &lo, &hi, &wide, err, errlen) < 0)
-        return -1;
-    _Static_assert(STORE_DENY == 1 && STORE_REPORT == 3, "the decision numbers below");
-    /* Blocked and reported hosts come through the (decision, time_ms) index: only those rows
-     * are read, whatever the range. */
-    const char *only = kind == STORE_TOP_BLOCKED    ? "decision = 1"
-                       : kind == STORE_TOP_REPORTED ? "decision = 3"
-                                                    : NULL;
-    if (scan_range(st,
-                   kind == STORE_TOP_CLIENTS ? "client, bytes_up + bytes_down"
-                                             : "host, bytes_up + bytes_down",
-                   only, lo, hi, only ? false : wide, top_row, &a, err, errlen) < 0)
+    began = read_begin(st);
+    if (resolve_range(st, since_ms, until_ms, &lo, &hi, err, errlen) < 0 ||
+        store_rollup_read(st, kind == STORE_TOP_CLIENTS ? STORE_DIM_CLIENT : STORE_DIM_HOST, lo, hi,
+                          0,
+                          kind == STORE_TOP_BLOCKED    ? STORE_DENY
+                          : kind == STORE_TOP_REPORTED ? STORE_REPORT
+                                                       : -1,
+                          kind == STORE_TOP_BLOCKED    ? top_blocked
+                          : kind == STORE_TOP_REPORTED ? top_reported
+                                                       : top_all,
+                          &a, err, errlen) < 0)
         goto fail;
+    read_end(st, began);
+    began = false;
     if (a.oom) {
         store_errf(err, errlen, "top: out of memory");
         goto fail;
@@ -440,6 +445,7 @@ int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int6
     *n = len;
     return 0;
 fail:
+    read_end(st, began);
     agg_free(&a);
     return -1;
 }
@@ -451,18 +457,21 @@ struct series_acc {
     int64_t bucket_ms;
 };
 
-static void series_row(sqlite3_stmt *s, void *arg)
+static void series_sums(void *arg, int64_t bucket_ms, const char *key, size_t len,
+                        const struct store_rollup_sums *sums)
 {
     struct series_acc *acc = arg;
-    int64_t b = sqlite3_column_int64(s, 0) / acc->bucket_ms - acc->first;
+    int64_t b = bucket_ms / acc->bucket_ms - acc->first;
     struct store_series_point *pt;
 
+    (void)key;
+    (void)len;
     if (b < 0 || b >= (int64_t)acc->len)
         return;
     pt = &acc->v[b];
-    pt->requests++;
-    pt->blocked += sqlite3_column_int(s, 1) == STORE_DENY;
-    pt->bytes += sqlite3_column_int64(s, 2);
+    pt->requests += sums->requests;
+    pt->blocked += sums->blocked;
+    pt->bytes += sums->bytes_up + sums->bytes_down;
 }
 
 int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
@@ -470,71 +479,94 @@ int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t b
 {
     struct series_acc acc = {.bucket_ms = bucket_ms};
     int64_t lo, hi, last;
-    bool wide;
+    bool began;
 
     *points = NULL;
     *n = 0;
     if (bucket_ms <= 0)
         return store_errf(err, errlen, "series: bucket must be positive");
-    if (resolve_range(st, since_ms, until_ms, &lo, &hi, &wide, err, errlen) < 0)
-        return -1;
-    if (hi <= lo)
+    began = read_begin(st);
+    if (resolve_range(st, since_ms, until_ms, &lo, &hi, err, errlen) < 0)
+        goto fail;
+    if (hi <= lo) {
+        read_end(st, began);
         return 0;
+    }
     acc.first = lo / bucket_ms;
     last = (hi - 1) / bucket_ms;
-    if (last - acc.first + 1 > SERIES_MAX_POINTS)
-        return store_errf(err, errlen, "series: more than %d buckets", SERIES_MAX_POINTS);
+    if (last - acc.first + 1 > SERIES_MAX_POINTS) {
+        store_errf(err, errlen, "series: more than %d buckets", SERIES_MAX_POINTS);
+        goto fail;
+    }
     acc.len = (size_t)(last - acc.first + 1);
     acc.v = calloc(acc.len, sizeof(*acc.v));
-    if (!acc.v)
-        return store_errf(err, errlen, "series: out of memory");
+    if (!acc.v) {
+        store_errf(err, errlen, "series: out of memory");
+        goto fail;
+    }
     for (size_t i = 0; i < acc.len; i++)
         acc.v[i].bucket_ms = (acc.first + (int64_t)i) * bucket_ms;
-    if (scan_range(st, "time_ms, decision, bytes_up + bytes_down", NULL, lo, hi, wide, series_row,
-                   &acc, err, errlen) < 0) {
-        free(acc.v);
-        return -1;
-    }
+    /* A rollup bucket counts whole only inside one point: bucket_ms a multiple of its
+     * length (points start at multiples of bucket_ms). */
+    if (store_rollup_read(st, STORE_DIM_ALL, lo, hi, bucket_ms, -1, series_sums, &acc, err,
+                          errlen) < 0)
+        goto fail;
+    read_end(st, began);
     *points = acc.v;
     *n = acc.len;
     return 0;
+fail:
+    read_end(st, began);
+    free(acc.v);
+    return -1;
 }
 
-struct totals_acc {
-    struct store_totals *t;
-    struct agg clients, hosts;
-};
-
-static void totals_row(sqlite3_stmt *s, void *arg)
+static void totals_sums(void *arg, int64_t bucket_ms, const char *key, size_t len,
+                        const struct store_rollup_sums *sums)
 {
-    struct totals_acc *acc = arg;
+    struct store_totals *t = arg;
 
-    acc->t->requests++;
-    acc->t->blocked += sqlite3_column_int(s, 2) == STORE_DENY;
-    acc->t->bytes_up += sqlite3_column_int64(s, 3);
-    acc->t->bytes_down += sqlite3_column_int64(s, 4);
-    agg_add(&acc->clients, s, 0, 0);
-    agg_add(&acc->hosts, s, 1, 0);
+    (void)bucket_ms;
+    (void)key;
+    (void)len;
+    t->requests += sums->requests;
+    t->blocked += sums->blocked;
+    t->bytes_up += sums->bytes_up;
+    t->bytes_down += sums->bytes_down;
+}
+
+static void distinct_keys(void *arg, int64_t bucket_ms, const char *key, size_t len,
+                          const struct store_rollup_sums *sums)
+{
+    (void)bucket_ms;
+    agg_add(arg, key, len, sums->requests, 0);
 }
 
 int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct store_totals *out,
                  char *err, size_t errlen)
 {
-    struct totals_acc acc = {.t = out};
+    struct agg clients = {0}, hosts = {0};
     int64_t lo, hi;
-    bool wide;
     int rc;
+    bool began;
 
     memset(out, 0, sizeof(*out));
-    if (resolve_range(st, since_ms, until_ms, &lo, &hi, &wide, err, errlen) < 0)
-        return -1;
-    rc = scan_range(st, "client, host, decision, bytes_up, bytes_down", NULL, lo, hi, wide,
-                    totals_row, &acc, err, errlen);
-    if (rc == 0 && (acc.clients.oom || acc.hosts.oom))
+    began = read_begin(st);
+    rc = resolve_range(st, since_ms, until_ms, &lo, &hi, err, errlen);
+    if (rc == 0)
+        rc = store_rollup_read(st, STORE_DIM_ALL, lo, hi, 0, -1, totals_sums, out, err, errlen);
+    if (rc == 0)
+        rc = store_rollup_read(st, STORE_DIM_CLIENT, lo, hi, 0, -1, distinct_keys, &clients, err,
+                               errlen);
+    if (rc == 0)
+        rc = store_rollup_read(st, STORE_DIM_HOST, lo, hi, 0, -1, distinct_keys, &hosts, err,
+                               errlen);
+    read_end(st, began);
+    if (rc == 0 && (clients.oom || hosts.oom))
         rc = store_errf(err, errlen, "totals: out of memory");
-    out->clients = (int64_t)acc.clients.used;
-    out->hosts = (int64_t)acc.hosts.used;
-    agg_free(&acc.clients);
-    agg_free(&acc.hosts);
+    out->clients = (int64_t)clients.used;
+    out->hosts = (int64_t)hosts.used;
+    agg_free(&clients);
+    agg_free(&hosts);
     return rc;
 }

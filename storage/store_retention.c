@@ -1,5 +1,7 @@
 /* store_retention: deleting old access-log rows in small steps, oldest first, by age and by
- * row count, keeping the rule hit counters equal to the rows that remain.
+ * row count, keeping the rule hit counters and the rollups equal to the rows that remain.
+ * Only rows the rollups hold (at or below their watermark) are deleted, so each deleted row
+ * is taken out of them; the writer applies its sums before each step.
  */
 #include <stdlib.h>
 
@@ -8,17 +10,29 @@
 
 #define DEFAULT_BATCH 5000
 #define DAY_MS (24 * 3600 * 1000LL)
+/* (bucket, key) pairs a step sums before applying them: deleted rows are the oldest, few
+ * buckets at a time, so a small accumulator seldom fills (and works when it does). */
+#define ROLLUP_KEYS 1024
 
-/* Deletes through `stmt` (a DELETE ... RETURNING rule_id) and takes the deleted rows off the
- * hit counters. Returns rows deleted or -1. */
-static int64_t delete_counted(struct store *st, sqlite3_stmt *stmt, struct store_hit_tally *t)
+/* Deletes through `stmt` (a DELETE ... RETURNING rule_id and the rollups' columns) and takes
+ * the deleted rows off the hit counters and the rollups. Returns rows deleted or -1. */
+static int64_t delete_counted(struct store *st, sqlite3_stmt *stmt, struct store_hit_tally *t,
+                              struct store_rollup_acc *acc)
 {
     int64_t n = 0;
     int rc;
 
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         int32_t rule_id = sqlite3_column_int(stmt, 0);
+        struct store_rollup_row r;
 
+        store_rollup_row_of(stmt, 1, &r);
+        /* As with the tally below: the delete is done before the first row comes back. */
+        if (!store_rollup_add(acc, &r, -1)) {
+            if (store_rollup_flush(st, acc, -1, NULL, 0) < 0)
+                return -1;
+            store_rollup_add(acc, &r, -1);
+        }
         n++;
         if (!store_tally_add(t, rule_id, -1, 0)) {
             /* RETURNING rows are computed before the first is returned: the delete is done,
@@ -34,6 +48,7 @@ static int64_t delete_counted(struct store *st, sqlite3_stmt *stmt, struct store
 int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, int64_t batch)
 {
     struct store_hit_tally *tally;
+    struct store_rollup_acc *acc;
     sqlite3_stmt *s = NULL;
     int64_t deleted = 0, n;
 
@@ -42,8 +57,10 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
     if (batch <= 0)
         batch = DEFAULT_BATCH;
     tally = calloc(1, sizeof(*tally));
-    if (!tally || store_begin(st, NULL, 0) < 0) {
+    acc = store_rollup_new(ROLLUP_KEYS);
+    if (!tally || !acc || store_begin(st, NULL, 0) < 0) {
         free(tally);
+        store_rollup_free(acc);
         return -1;
     }
     if (max_rows > 0) {
@@ -52,12 +69,14 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
         if (store_prepare(st,
                           "DELETE FROM access_log WHERE id <= min("
                           " (SELECT max(id) FROM access_log) - ?1,"
-                          " (SELECT min(id) FROM access_log) + ?2 - 1) RETURNING rule_id",
+                          " (SELECT min(id) FROM access_log) + ?2 - 1,"
+                          " (SELECT rolled_id FROM access_rollup_state)) RETURNING "
+                          "rule_id, " STORE_ROLLUP_ROW_COLS,
                           &s, NULL, 0) < 0)
             goto fail;
         sqlite3_bind_int64(s, 1, max_rows);
         sqlite3_bind_int64(s, 2, batch);
-        if ((n = delete_counted(st, s, tally)) < 0)
+        if ((n = delete_counted(st, s, tally, acc)) < 0)
             goto fail;
         deleted += n;
         sqlite3_finalize(s);
@@ -67,26 +86,29 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
         /* Walks the time index from its old end: cost is the rows deleted, not the table. */
         if (store_prepare(st,
                           "DELETE FROM access_log WHERE id IN (SELECT id FROM access_log"
-                          " WHERE time_ms < ? ORDER BY time_ms LIMIT ?) RETURNING rule_id",
+                          " WHERE time_ms < ? AND id <= (SELECT rolled_id FROM access_rollup_state)"
+                          " ORDER BY time_ms LIMIT ?) RETURNING rule_id, " STORE_ROLLUP_ROW_COLS,
                           &s, NULL, 0) < 0)
             goto fail;
         sqlite3_bind_int64(s, 1, clock_wall_ms() - days * DAY_MS);
         sqlite3_bind_int64(s, 2, batch - deleted);
-        if ((n = delete_counted(st, s, tally)) < 0)
+        if ((n = delete_counted(st, s, tally, acc)) < 0)
             goto fail;
         deleted += n;
         sqlite3_finalize(s);
         s = NULL;
     }
-    if (store_tally_flush(st, tally, NULL, 0) < 0 ||
+    if (store_tally_flush(st, tally, NULL, 0) < 0 || store_rollup_flush(st, acc, -1, NULL, 0) < 0 ||
         store_exec(st, "DELETE FROM rule_hits WHERE hits <= 0 AND undecided <= 0", NULL, 0) < 0 ||
         store_commit(st, NULL, 0) < 0)
         goto fail;
     free(tally);
+    store_rollup_free(acc);
     return deleted;
 fail:
     sqlite3_finalize(s);
     store_rollback(st);
     free(tally);
+    store_rollup_free(acc);
     return -1;
 }

@@ -1,0 +1,509 @@
+/* store_rollup: per-minute, per-hour and per-day sums of the access log (requests, blocked,
+ * reported, bytes) in total and by host, client, rule and node, so the dashboard and the top
+ * lists read a few rows per bucket instead of every access row; and the reader that answers a
+ * time range from them exactly.
+ *
+ * Exactness rests on one number, the watermark (access_rollup_state.rolled_id): every row
+ * with an id at or below it is in the sums, no row above it is. The log writer adds its rows
+ * up in memory and applies the sums, with the new watermark, inside the transaction of one of
+ * its batches (at most every ROLLUP flush interval, store_log.c); retention takes deleted rows
+ * back out in its own transaction. A reader adds the rows above the watermark from the raw
+ * log, so a dashboard equals a count over the raw rows at any moment, also after a crash
+ * lost the writer's unapplied sums (the writer then rolls those rows up from the table:
+ * store_rollup_catch_up, also the backfill of a log from before the rollups).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_impl.h"
+
+#define MINUTE_MS 60000LL
+#define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
+
+/* Finest first; each divides the next. */
+static const int64_t level_ms[STORE_ROLLUP_LEVELS] = {MINUTE_MS, HOUR_MS, DAY_MS};
+
+#define KEY_BYTES 64 /* key text per key held, on average; a key is at most 255 */
+
+struct slot {
+    uint64_t hash;     /* 0: free */
+    int64_t bucket_ms; /* start of the bucket */
+    uint32_t key_off;  /* in arena */
+    uint16_t key_len;
+    uint8_t level, dim;
+    struct store_rollup_sums sums;
+};
+
+struct store_rollup_acc {
+    struct slot *slots; /* owned, 2 * keys: at most half used */
+    uint32_t *used_at;  /* owned, keys: indexes of the used slots, to clear and to flush */
+    char *arena;        /* owned, keys * KEY_BYTES */
+    size_t keys, used, arena_len;
+};
+
+struct store_rollup_acc *store_rollup_new(size_t keys)
+{
+    struct store_rollup_acc *acc = calloc(1, sizeof(*acc));
+    size_t pow2 = 64;
+
+    while (pow2 < keys)
+        pow2 <<= 1;
+    if (acc) {
+        acc->keys = pow2;
+        acc->slots = calloc(2 * pow2, sizeof(*acc->slots));
+        acc->used_at = calloc(pow2, sizeof(*acc->used_at));
+        acc->arena = malloc(pow2 * KEY_BYTES);
+    }
+    if (!acc || !acc->slots || !acc->used_at || !acc->arena) {
+        store_rollup_free(acc);
+        return NULL;
+    }
+    return acc;
+}
+
+void store_rollup_free(struct store_rollup_acc *acc)
+{
+    if (!acc)
+        return;
+    free(acc->slots);
+    free(acc->used_at);
+    free(acc->arena);
+    free(acc);
+}
+
+void store_rollup_clear(struct store_rollup_acc *acc)
+{
+    for (size_t i = 0; i < acc->used; i++)
+        acc->slots[acc->used_at[i]].hash = 0;
+    acc->used = 0;
+    acc->arena_len = 0;
+}
+
+bool store_rollup_empty(const struct store_rollup_acc *acc)
+{
+    return acc->used == 0;
+}
+
+static uint64_t hash_text(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h ? h : 1; /* 0 marks a free slot */
+}
+
+static void sums_add(struct store_rollup_sums *to, const struct store_rollup_sums *d)
+{
+    to->requests += d->requests;
+    to->blocked += d->blocked;
+    to->reported += d->reported;
+    to->bytes_up += d->bytes_up;
+    to->bytes_down += d->bytes_down;
+    to->blocked_bytes += d->blocked_bytes;
+    to->reported_bytes += d->reported_bytes;
+}
+
+/* Room is checked by the caller. */
+static void slot_add(struct store_rollup_acc *acc, int level, int dim, int64_t bucket,
+                     const char *key, size_t key_len, uint64_t key_hash,
+                     const struct store_rollup_sums *d)
+{
+    uint64_t h = mix(mix(key_hash, (uint64_t)bucket), (uint64_t)(level * 8 + dim));
+    size_t mask = 2 * acc->keys - 1, i = h & mask;
+
+    for (;; i = (i + 1) & mask) {
+        struct slot *s = &acc->slots[i];
+
+        if (s->hash == 0) {
+            memset(s, 0, sizeof(*s));
+            s->hash = h;
+            s->bucket_ms = bucket;
+            s->level = (uint8_t)level;
+            s->dim = (uint8_t)dim;
+            s->key_off = (uint32_t)acc->arena_len;
+            s->key_len = (uint16_t)key_len;
+            memcpy(acc->arena + acc->arena_len, key, key_len);
+            acc->arena_len += key_len;
+            acc->used_at[acc->used++] = (uint32_t)i;
+            break;
+        }
+        if (s->hash == h && s->bucket_ms == bucket && s->level == level && s->dim == dim &&
+            s->key_len == key_len && memcmp(acc->arena + s->key_off, key, key_len) == 0)
+            break;
+    }
+    sums_add(&acc->slots[i].sums, d);
+}
+
+static int64_t floor_to(int64_t t, int64_t unit)
+{
+    return t - ((t % unit) + unit) % unit;
+}
+
+bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_row *r, int sign)
+{
+    bool deny = r->decision == STORE_DENY, report = r->decision == STORE_REPORT;
+    int64_t bytes = r->bytes_up + r->bytes_down;
+    struct store_rollup_sums d = {
+        .requests = sign,
+        .blocked = deny ? sign : 0,
+        .reported = report ? sign : 0,
+        .bytes_up = sign * r->bytes_up,
+        .bytes_down = sign * r->bytes_down,
+        .blocked_bytes = deny ? sign * bytes : 0,
+        .reported_bytes = report ? sign * bytes : 0,
+    };
+    char rule[12], *p = rule + sizeof(rule);
+    uint32_t id = r->rule_id < 0 ? 0 : (uint32_t)r->rule_id;
+    const char *keys[STORE_ROLLUP_DIMS];
+    size_t lens[STORE_ROLLUP_DIMS], need = 0;
+    uint64_t hashes[STORE_ROLLUP_DIMS];
+
+    /* The rule's key is its id in decimal. */
+    do {
+        *--p = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    keys[STORE_DIM_ALL] = "";
+    keys[STORE_DIM_HOST] = r->host;
+    keys[STORE_DIM_CLIENT] = r->client;
+    keys[STORE_DIM_RULE] = p;
+    keys[STORE_DIM_NODE] = r->node;
+    for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
+        lens[dim] = dim == STORE_DIM_RULE ? (size_t)(rule + sizeof(rule) - p)
+                                          : strnlen(keys[dim], STORE_ROLLUP_KEY_MAX);
+        hashes[dim] = hash_text(keys[dim], lens[dim]);
+        need += lens[dim];
+    }
+    /* Room for every slot this row may take, so a row is never half added. */
+    if (acc->used + STORE_ROLLUP_LEVELS * STORE_ROLLUP_DIMS > acc->keys ||
+        acc->arena_len + STORE_ROLLUP_LEVELS * need > acc->keys * KEY_BYTES)
+        return false;
+    for (int level = 0; level < STORE_ROLLUP_LEVELS; level++) {
+        int64_t bucket = floor_to(r->time_ms, level_ms[level]);
+
+        for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
+            slot_add(acc, level, dim, bucket, keys[dim], lens[dim], hashes[dim], &d);
+    }
+    return true;
+}
+
+static int set_watermark(struct store *st, int64_t rolled_id, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(st, "UPDATE access_rollup_state SET rolled_id = ?1 WHERE id = 1", &s, err,
+                      errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, rolled_id);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "rollup watermark");
+}
+
+int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int64_t v = -1;
+
+    if (store_prepare(st, "SELECT rolled_id FROM access_rollup_state WHERE id = 1", &s, err,
+                      errlen) < 0)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (v < 0)
+        store_sql_err(st, err, errlen, "rollup watermark");
+    return v;
+}
+
+int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t rolled_id, char *err,
+                       size_t errlen)
+{
+    sqlite3_stmt *up = NULL, *gone = NULL;
+    int rc = 0;
+
+    if (acc->used > 0 &&
+        (store_prepare(st,
+                       "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, requests, blocked,"
+                       " reported, bytes_up, bytes_down, blocked_bytes, reported_bytes)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                       " ON CONFLICT(level_ms, dim, bucket_ms, key) DO UPDATE SET"
+                       " requests = requests + excluded.requests,"
+                       " blocked = blocked + excluded.blocked,"
+                       " reported = reported + excluded.reported,"
+                       " bytes_up = bytes_up + excluded.bytes_up,"
+                       " bytes_down = bytes_down + excluded.bytes_down,"
+                       " blocked_bytes = blocked_bytes + excluded.blocked_bytes,"
+                       " reported_bytes = reported_bytes + excluded.reported_bytes",
+                       &up, err, errlen) < 0 ||
+         store_prepare(st,
+                       "DELETE FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
+                       " AND bucket_ms = ?3 AND key = ?4 AND requests <= 0",
+                       &gone, err, errlen) < 0))
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < acc->used; i++) {
+        const struct slot *s = &acc->slots[acc->used_at[i]];
+
+        if (s->sums.requests == 0)
+            continue; /* added and taken away again */
+        sqlite3_bind_int64(up, 1, level_ms[s->level]);
+        sqlite3_bind_int(up, 2, s->dim);
+        sqlite3_bind_int64(up, 3, s->bucket_ms);
+        sqlite3_bind_text(up, 4, acc->arena + s->key_off, s->key_len, SQLITE_STATIC);
+        sqlite3_bind_int64(up, 5, s->sums.requests);
+        sqlite3_bind_int64(up, 6, s->sums.blocked);
+        sqlite3_bind_int64(up, 7, s->sums.reported);
+        sqlite3_bind_int64(up, 8, s->sums.bytes_up);
+        sqlite3_bind_int64(up, 9, s->sums.bytes_down);
+        sqlite3_bind_int64(up, 10, s->sums.blocked_bytes);
+        sqlite3_bind_int64(up, 11, s->sums.reported_bytes);
+        if (sqlite3_step(up) != SQLITE_DONE)
+            rc = store_sql_err(st, err, errlen, "rollup");
+        sqlite3_reset(up);
+        /* Rows taken away (retention): a bucket left without requests is no longer a row. */
+        if (rc == 0 && s->sums.requests < 0) {
+            sqlite3_bind_int64(gone, 1, level_ms[s->level]);
+            sqlite3_bind_int(gone, 2, s->dim);
+            sqlite3_bind_int64(gone, 3, s->bucket_ms);
+            sqlite3_bind_text(gone, 4, acc->arena + s->key_off, s->key_len, SQLITE_STATIC);
+            if (sqlite3_step(gone) != SQLITE_DONE)
+                rc = store_sql_err(st, err, errlen, "rollup");
+            sqlite3_reset(gone);
+        }
+    }
+    sqlite3_finalize(up);
+    sqlite3_finalize(gone);
+    if (rc == 0 && rolled_id >= 0)
+        rc = set_watermark(st, rolled_id, err, errlen);
+    store_rollup_clear(acc);
+    return rc;
+}
+
+void store_rollup_row_of(sqlite3_stmt *s, int first, struct store_rollup_row *r)
+{
+    const char *host = (const char *)sqlite3_column_text(s, first + 1);
+    const char *client = (const char *)sqlite3_column_text(s, first + 2);
+    const char *node = (const char *)sqlite3_column_text(s, first + 4);
+
+    r->time_ms = sqlite3_column_int64(s, first);
+    r->host = host ? host : "";
+    r->client = client ? client : "";
+    r->rule_id = sqlite3_column_int(s, first + 3);
+    r->node = node ? node : "";
+    r->decision = sqlite3_column_int(s, first + 5);
+    r->bytes_up = sqlite3_column_int64(s, first + 6);
+    r->bytes_down = sqlite3_column_int64(s, first + 7);
+}
+
+int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
+                              bool *done, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int64_t mark = store_rollup_watermark(st, err, errlen), last, n = 0;
+    int rc;
+
+    *done = false;
+    if (mark < 0)
+        return -1;
+    last = mark;
+    store_rollup_clear(acc);
+    if (store_prepare(st,
+                      "SELECT id, " STORE_ROLLUP_ROW_COLS
+                      " FROM access_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, mark);
+    sqlite3_bind_int64(s, 2, max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_rollup_row r;
+
+        store_rollup_row_of(s, 1, &r);
+        if (!store_rollup_add(acc, &r, 1)) {
+            /* Full: what is summed so far goes in, up to the row before this one. The
+             * reading statement stays open: the upserts touch another table. */
+            if (store_rollup_flush(st, acc, last, err, errlen) < 0) {
+                sqlite3_finalize(s);
+                return -1;
+            }
+            store_rollup_add(acc, &r, 1);
+        }
+        last = sqlite3_column_int64(s, 0);
+        n++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_sql_err(st, err, errlen, "rollup catch-up");
+    if (store_rollup_flush(st, acc, last, err, errlen) < 0)
+        return -1;
+    *done = n < max;
+    return n;
+}
+
+/* ---- Reading a range ---- */
+
+static int64_t ceil_to(int64_t t, int64_t unit)
+{
+    int64_t f = floor_to(t, unit);
+
+    return f == t ? t : f + unit;
+}
+
+struct reader {
+    struct store *st;
+    enum store_rollup_dim dim;
+    int only; /* a decision whose rows alone count, or -1 */
+    store_rollup_fn fn;
+    void *arg;
+    char *err;
+    size_t errlen;
+};
+
+/* dim's rollup rows of one level with buckets in [lo, hi). */
+static int read_level(struct reader *rd, int level, int64_t lo, int64_t hi)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(rd->st,
+                      rd->only == STORE_DENY ? "SELECT bucket_ms, key, requests, blocked, reported,"
+                                               " bytes_up, bytes_down, blocked_bytes,"
+                                               " reported_bytes FROM access_rollup"
+                                               " WHERE level_ms = ?1 AND dim = ?2"
+                                               " AND bucket_ms >= ?3 AND bucket_ms < ?4"
+                                               " AND blocked > 0"
+                      : rd->only == STORE_REPORT
+                          ? "SELECT bucket_ms, key, requests, blocked, reported,"
+                            " bytes_up, bytes_down, blocked_bytes,"
+                            " reported_bytes FROM access_rollup"
+                            " WHERE level_ms = ?1 AND dim = ?2"
+                            " AND bucket_ms >= ?3 AND bucket_ms < ?4"
+                            " AND reported > 0"
+                          : "SELECT bucket_ms, key, requests, blocked, reported,"
+                            " bytes_up, bytes_down, blocked_bytes,"
+                            " reported_bytes FROM access_rollup"
+                            " WHERE level_ms = ?1 AND dim = ?2"
+                            " AND bucket_ms >= ?3 AND bucket_ms < ?4",
+                      &s, rd->err, rd->errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, level_ms[level]);
+    sqlite3_bind_int(s, 2, rd->dim);
+    sqlite3_bind_int64(s, 3, lo);
+    sqlite3_bind_int64(s, 4, hi);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_rollup_sums sums = {
+            .requests = sqlite3_column_int64(s, 2),
+            .blocked = sqlite3_column_int64(s, 3),
+            .reported = sqlite3_column_int64(s, 4),
+            .bytes_up = sqlite3_column_int64(s, 5),
+            .bytes_down = sqlite3_column_int64(s, 6),
+            .blocked_bytes = sqlite3_column_int64(s, 7),
+            .reported_bytes = sqlite3_column_int64(s, 8),
+        };
+        const char *key = (const char *)sqlite3_column_text(s, 1);
+
+        rd->fn(rd->arg, sqlite3_column_int64(s, 0), key ? key : "",
+               (size_t)sqlite3_column_bytes(s, 1), &sums);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_sql_err(rd->st, rd->err, rd->errlen, "rollup");
+}
+
+/* Raw rows with time in [lo, hi), each as the sums of one request; above_id > 0: only rows
+ * with a greater id (the rows the rollups do not hold yet), found by id, not by time. */
+static int read_raw(struct reader *rd, int64_t lo, int64_t hi, int64_t above_id)
+{
+    static const char *const key_col[STORE_ROLLUP_DIMS] = {"''", "host", "client", "rule_id",
+                                                           "node"};
+    char sql[320];
+    sqlite3_stmt *s;
+    int rc;
+
+    if (hi <= lo)
+        return 0;
+    snprintf(sql, sizeof(sql),
+             "SELECT time_ms, %s, decision, bytes_up, bytes_down FROM access_log"
+             " WHERE %s >= ?1 AND %s < ?2%s%s",
+             key_col[rd->dim], above_id >= 0 ? "+time_ms" : "time_ms",
+             above_id >= 0 ? "+time_ms" : "time_ms", above_id >= 0 ? " AND id > ?3" : "",
+             rd->only == STORE_DENY     ? " AND decision = 1"
+             : rd->only == STORE_REPORT ? " AND decision = 3"
+                                        : "");
+    if (store_prepare(rd->st, sql, &s, rd->err, rd->errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, lo);
+    sqlite3_bind_int64(s, 2, hi);
+    if (above_id >= 0)
+        sqlite3_bind_int64(s, 3, above_id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int decision = sqlite3_column_int(s, 2);
+        int64_t up = sqlite3_column_int64(s, 3), down = sqlite3_column_int64(s, 4);
+        bool deny = decision == STORE_DENY, report = decision == STORE_REPORT;
+        struct store_rollup_sums sums = {
+            .requests = 1,
+            .blocked = deny,
+            .reported = report,
+            .bytes_up = up,
+            .bytes_down = down,
+            .blocked_bytes = deny ? up + down : 0,
+            .reported_bytes = report ? up + down : 0,
+        };
+        const char *key = (const char *)sqlite3_column_text(s, 1);
+
+        rd->fn(rd->arg, sqlite3_column_int64(s, 0), key ? key : "",
+               (size_t)sqlite3_column_bytes(s, 1), &sums);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_sql_err(rd->st, rd->err, rd->errlen, "scan");
+}
+
+/* [lo, hi) from the coarsest level at or below level (whole buckets), the parts it does not
+ * cover from the finer levels, the partial minutes at the edges from raw rows. */
+static int read_span(struct reader *rd, int level, int64_t lo, int64_t hi)
+{
+    int64_t a, b;
+
+    if (hi <= lo)
+        return 0;
+    if (level < 0)
+        return read_raw(rd, lo, hi, -1);
+    a = ceil_to(lo, level_ms[level]);
+    b = floor_to(hi, level_ms[level]);
+    if (a >= b)
+        return read_span(rd, level - 1, lo, hi);
+    if (read_span(rd, level - 1, lo, a) < 0 || read_level(rd, level, a, b) < 0)
+        return -1;
+    return read_span(rd, level - 1, b, hi);
+}
+
+int store_rollup_read(struct store *st, enum store_rollup_dim dim, int64_t lo, int64_t hi,
+                      int64_t unit_ms, int only, store_rollup_fn fn, void *arg, char *err,
+                      size_t errlen)
+{
+    struct reader rd = {st, dim, only, fn, arg, err, errlen};
+    int level = STORE_ROLLUP_LEVELS - 1;
+    int64_t mark, a, b;
+
+    /* A bucket counts whole only inside one unit: its length must divide the unit. */
+    while (level >= 0 && unit_ms > 0 && unit_ms % level_ms[level] != 0)
+        level--;
+    if (level < 0)
+        return read_raw(&rd, lo, hi, -1);
+    if ((mark = store_rollup_watermark(st, err, errlen)) < 0)
+        return -1;
+    if (read_span(&rd, level, lo, hi) < 0)
+        return -1;
+    /* The whole minutes read from the rollups miss the rows above the watermark. */
+    a = ceil_to(lo, MINUTE_MS);
+    b = floor_to(hi, MINUTE_MS);
+    return a < b ? read_raw(&rd, a, b, mark) : 0;
+}
