@@ -133,7 +133,12 @@ if [[ $SQUID == 1 ]]; then
 http_port 127.0.0.1:18895 ssl-bump tls-cert=$T/squid/ca.pem generate-host-certificates=on dynamic_cert_mem_cache_size=16MB
 sslcrtd_program $CERTGEN -s $T/squid/ssl_db -M 16MB
 sslcrtd_children 4 startup=2 idle=1
+# Server-first, as Squid's own guide has it: the origin's certificate is mimicked (its
+# subjectAltName too, which a certificate for 127.0.0.1 needs).
+acl step1 at_step SslBump1
+ssl_bump peek step1
 ssl_bump bump all
+shutdown_lifetime 1 seconds
 tls_outgoing_options cafile=$T/squid/upstream-ca.crt
 acl denied dstdom_regex (^|\.)localhost$
 acl bench_ports port 18443
