@@ -1,7 +1,9 @@
 """The admin's own tools in a real browser (headless Chromium driven by playwright-core,
 tests/e2e/browser/admin_ops_flow.mjs) against the real proxyd: API tokens on the Users page
 are made, their secret shown once and usable, listed without it, and revoked (then 401); the
-log page's Export CSV and Export JSON download exactly the rows its filters match.
+log page's Export CSV and Export JSON download exactly the rows its filters match; a viewer
+sees no block/unblock buttons, no rule editing and no account controls but its own password,
+and a block it forces by hand is still 403 (nothing added).
 
 Screenshots go to ops/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots.
 Needs /usr/bin/chromium and tests/e2e/browser/node_modules/playwright-core (test_browser.py
@@ -19,7 +21,8 @@ from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
 # A folder of its own: test_browser.py empties its folder of PNGs when it starts.
 SHOTS = os.path.join(ALL_SHOTS, "ops")
 PASSWORD = "ops-test-password"
-SCREENSHOTS = ["tokens.png", "log-export.png"]
+SCREENSHOTS = ["tokens.png", "log-export.png", "log-viewer.png", "policy-viewer.png",
+               "users-viewer.png"]
 EXPORT_HOST = "keep.example"
 
 
@@ -56,8 +59,12 @@ class BrowserOpsTest(unittest.TestCase):
         with Proxyd() as px:
             px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
             n = add_rows(px.db_path)
+            px.api("PUT", "/api/admins/vera", {"password": "vera-password", "role": "viewer",
+                                               "create": True})
+            px.api("POST", "/api/rules", {"text": "deny domain other.example"})
             cfg = {"admin": px.admin_url, "password": PASSWORD, "shots": SHOTS,
-                   "exportHost": EXPORT_HOST, "exportRows": n}
+                   "exportHost": EXPORT_HOST, "exportRows": n, "viewer": "vera",
+                   "viewerPassword": "vera-password"}
             code, out = run_node(["node", "admin_ops_flow.mjs", json.dumps(cfg)], timeout=330)
             print(out)
             self.assertIsNotNone(code, "admin_ops_flow.mjs did not finish in 330 s:\n" + out)
@@ -72,6 +79,8 @@ class BrowserOpsTest(unittest.TestCase):
             self.assertIn(("admin", "token.add", "admin/token:ci-bot"), audit)
             self.assertIn(("admin", "token.delete", "admin/token:ci-bot"), audit)
             self.assertEqual(px.api("GET", "/api/tokens")["tokens"], [])
+            self.assertEqual([r["text"] for r in px.api("GET", "/api/rules")["rules"]],
+                             ["deny domain other.example"])
             self.assertEqual(px.stop(), 0, "proxyd did not stop cleanly:\n" + px.log()[-3000:])
 
 

@@ -57,7 +57,9 @@
 
   /* A button that runs fn once at a time: disabled until its answer is in. */
   function actionButton(label, cls, testid, fn) {
-    const b = el('button', {type: 'button', class: 'small ' + cls, 'data-testid': testid, text: label});
+    /* Every row action adds or removes a rule: operators and admins only. */
+    const b = el('button', {type: 'button', class: 'small ' + cls, 'data-testid': testid, text: label,
+                            'data-needs': 'operator'});
     b.addEventListener('click', async () => {
       b.disabled = true;
       try {

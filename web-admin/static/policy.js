@@ -12,7 +12,8 @@
     const td = el('td', {class: key === 'text' ? 'text mono url' : 'comment', text: shown,
                          title: shown !== rule[key] ? rule[key] : null});
     const edit = el('button', {type: 'button', class: 'small secondary', text: 'Edit',
-                               'data-testid': 'edit-' + key, title: 'Edit ' + label});
+                               'data-testid': 'edit-' + key, title: 'Edit ' + label,
+                               'data-needs': 'admin'});
     edit.addEventListener('click', () => {
       const input = el('input', {class: 'wide' + (key === 'text' ? ' mono' : ''), value: rule[key],
                                  'data-testid': 'edit-' + key + '-input'});
@@ -61,7 +62,7 @@
     body.replaceChildren();
     rules.forEach((r, i) => {
       const on = el('input', {type: 'checkbox', 'data-testid': 'rule-enabled', checked: r.enabled,
-                              title: 'enabled'});
+                              title: 'enabled', disabled: PX.role !== 'admin'});
       on.addEventListener('change', async () => {
         try {
           await api('PATCH', '/api/rules/' + r.id, {enabled: on.checked});
@@ -126,7 +127,7 @@
             title: 'Requests its regex could not decide (match limit): a deny rule denied them, ' +
                    'an allow rule did not allow them. Simplify the regex.',
             text: fmtNum(r.undecided) + ' undecided'}) : null),
-        el('td', {class: 'actions'}, up, ' ', down, ' ', mode, mode ? ' ' : null, del)));
+        el('td', {class: 'actions', 'data-needs': 'admin'}, up, ' ', down, ' ', mode, mode ? ' ' : null, del)));
     });
     if (!rules.length)
       body.append(el('tr', null, el('td', {colspan: 7, class: 'muted',

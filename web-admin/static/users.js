@@ -9,7 +9,8 @@
 
   /* An admin's role, changed at once (the server ends that admin's sessions). */
   function roleCell(name, role) {
-    const sel = el('select', {'data-testid': 'row-role', 'aria-label': 'role of ' + name});
+    const sel = el('select', {'data-testid': 'row-role', 'aria-label': 'role of ' + name,
+                              disabled: PX.role !== 'admin'});
     for (const r of ROLES) sel.append(el('option', {value: r, selected: r === role, text: r}));
     sel.addEventListener('change', async () => {
       try {
@@ -54,7 +55,7 @@
       body.append(el('tr', {'data-name': name, 'data-testid': kind + '-row'},
         el('td', {class: 'mono', text: name}),
         roles ? roleCell(name, roles[name]) : null,
-        el('td', {class: 'actions'}, pw, ' ', set, ' ', del)));
+        el('td', {class: 'actions', 'data-needs': 'admin'}, pw, ' ', set, ' ', del)));
     }
     if (!names.length)
       body.append(el('tr', null, el('td', {colspan: roles ? 3 : 2, class: 'muted', text: 'none'})));

@@ -1,8 +1,10 @@
 // The admin's own tools in headless Chromium (playwright-core, /usr/bin/chromium) at 1366x768:
 // API tokens on the Users page (made, secret shown once, listed without it, revoked); the
-// log's Export buttons download what the filters on screen match.
+// log's Export buttons download what the filters on screen match; a viewer sees no control
+// its role may not use (block/unblock, rule edits, account changes), and the API still
+// refuses it one forced by hand (403).
 // Run by tests/e2e/test_browser_ops.py, which starts proxyd and passes one JSON config as
-// argv[2]: {admin, password, shots, exportHost, exportRows}. Exits 0 when every expectation held; otherwise prints
+// argv[2]: {admin, password, shots, exportHost, exportRows, viewer, viewerPassword}. Exits 0 when every expectation held; otherwise prints
 // "FAIL: <what>" and exits 1.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -80,6 +82,54 @@ async function exportLog(page) {
   log('export: CSV and JSON hold exactly the filtered rows');
 }
 
+// How many of the matching elements a person can see.
+async function visible(page, selector) {
+  return page.locator(selector).evaluateAll((els) => els.filter((e) => e.offsetParent !== null).length);
+}
+
+async function viewerSeesNoControls(browser) {
+  const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  ctx.setDefaultTimeout(STEP_MS);
+  const page = await ctx.newPage();
+  await login(page, cfg.viewer, cfg.viewerPassword);
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await page.getByTestId('log-row').first().waitFor({ timeout: STEP_MS });
+  check(await page.getByTestId('block-btn').count() > 0, 'the log rows have no Block button at all');
+  const blocks = await visible(page, '[data-testid=block-btn], [data-testid=unblock-btn], [data-testid=allow-btn]');
+  check(blocks === 0, `a viewer sees ${blocks} block/unblock/allow buttons`);
+  check(await visible(page, '[data-testid=export-csv]') === 1, 'a viewer cannot export');
+  await shot(page, 'log-viewer.png');
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  await page.getByTestId('rule-row').first().waitFor({ timeout: STEP_MS });
+  for (const id of ['add-rule', 'edit-text', 'edit-comment', 'rule-up', 'rule-down', 'policy-import']) {
+    const n = await visible(page, `[data-testid=${id}]`);
+    check(n === 0, `a viewer sees ${n} ${id} on the policy page`);
+  }
+  check(await page.getByTestId('rule-enabled').first().isDisabled(), 'a viewer can switch a rule');
+  check(await visible(page, '[data-testid=test-form]') === 1, 'a viewer lost Test a URL');
+  await shot(page, 'policy-viewer.png');
+  await page.goto(ADMIN + '/users', { timeout: STEP_MS });
+  await page.getByTestId('admins-row').first().waitFor({ timeout: STEP_MS });
+  for (const id of ['user-form', 'admin-form', 'row-delete', 'row-set-password']) {
+    const n = await visible(page, `[data-testid=${id}]`);
+    check(n === 0, `a viewer sees ${n} ${id} on the users page`);
+  }
+  check(await page.getByTestId('row-role').first().isDisabled(), 'a viewer can change a role');
+  check(await visible(page, '[data-testid=account-form]') === 1, 'a viewer cannot change its password');
+  await shot(page, 'users-viewer.png');
+  // Hidden is not refused: forced by hand, the API says no.
+  const forced = await page.evaluate(async () => {
+    const s = await (await fetch('/api/session')).json();
+    const r = await fetch('/api/block', { method: 'POST', headers: {
+      'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf },
+      body: JSON.stringify({ domain: 'forced.example' }) });
+    return r.status;
+  });
+  check(forced === 403, `a viewer's forced block answered ${forced}`);
+  await ctx.close();
+  log('viewer: no block, edit or account controls shown; a forced block is 403');
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -102,6 +152,7 @@ async function main() {
     await tokens(page);
     await exportLog(page);
     await ctx.close();
+    await viewerSeesNoControls(browser);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
     if (page && cfg.shots) {
