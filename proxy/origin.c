@@ -284,7 +284,7 @@ static void connected(struct conn *c)
         conn_close(c, CLOSE_OVERLOAD);
         return;
     }
-    if (c->inspect) {
+    if (c->inspect && (c->is_connect || c->tls_alert)) {
         tun_inspect_start(c);
         return;
     }

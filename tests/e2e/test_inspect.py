@@ -20,10 +20,11 @@ import tempfile
 import threading
 import unittest
 
-from harness import DnsStub, Proxyd, wait_for
+from harness import DnsStub, Origin, Proxyd, free_port, read_head, wait_for
 from tls_util import TlsOrigin
 
-NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test")
+NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test",
+         "closed.test")
 
 
 def openssl(*args, cwd=None):
@@ -133,11 +134,15 @@ class InspectTest(unittest.TestCase):
         for name, o in cls.origins.items():
             o.__enter__()
             cls.ports[name] = o.port
+        cls.plain = Origin()  # plain HTTP
+        cls.plain.__enter__()
+        cls.closed_port = free_port()  # nothing listens there
         cls.dns = DnsStub(records={n: "127.0.0.1" for n in NAMES})
         cls.dns.__enter__()
         cls.px = Proxyd(dns=cls.dns, policy="inspect any\ndeny url-regex ^https://[^/]+/blocked\n",
                         extra_args=["--connect-ports",
-                                    ",".join(str(p) for p in cls.ports.values()),
+                                    ",".join(str(p) for p in
+                                             list(cls.ports.values()) + [cls.closed_port]),
                                     "--upstream-ca", cls.upstream_ca])
         # The proxy's CA, kept in its data folder as proxyd keeps one.
         os.makedirs(cls.px.data_dir, mode=0o700)
@@ -152,7 +157,7 @@ class InspectTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.px.__exit__(None, None, None)
         cls.dns.__exit__(None, None, None)
-        for o in cls.origins.values():
+        for o in list(cls.origins.values()) + [cls.plain]:
             o.__exit__(None, None, None)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
@@ -226,6 +231,26 @@ class InspectTest(unittest.TestCase):
         rows = self.wait_rows("nocert.test", 1)
         self.assertEqual(rows[0][:2], ("CONNECT", "https"))
         self.assertEqual(len(rows), 1)  # nothing was asked inside
+
+    def test_failed_inspected_connect_leaves_the_next_request_plain(self):
+        # The CONNECT is to be inspected but its origin refuses: a 502, and the connection
+        # goes on; the next request on it is plain HTTP, not the start of a tunnel.
+        s = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
+        with s:
+            s.sendall(b"CONNECT closed.test:%d HTTP/1.1\r\nHost: closed.test\r\n\r\n"
+                      % self.closed_port)
+            head, rest = read_head(s, b"")
+            self.assertTrue(head.startswith(b"HTTP/1.1 502"), head)
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(rest) < length:
+                rest += s.recv(65536)
+            s.sendall(b"GET http://closed.test:%d/small HTTP/1.1\r\nHost: closed.test\r\n\r\n"
+                      % self.plain.port)
+            head, body = read_head(s, rest[length:])
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            while len(body) < 1024:
+                body += s.recv(65536)
+            self.assertEqual(body, b"x" * 1024)
 
     def test_no_inspect_list_wins_and_the_tunnel_is_spliced(self):
         self.px.api("PUT", "/api/lists/no-inspect", b"bank.test\n")
