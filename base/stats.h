@@ -37,7 +37,12 @@
     X(acl_generation, counter, "rule sets published since start")                                  \
     X(workers, gauge, "worker threads")                                                            \
     X(policy_version, gauge, "the policy store's version of the rule set in force")                \
-    X(policy_age_seconds, gauge, "seconds since the rule set in force was put in force")
+    X(policy_age_seconds, gauge, "seconds since the rule set in force was put in force")           \
+    X(mint_cache_entries, gauge, "certificates the local CA signed, in the cache")                 \
+    X(mint_cache_bytes, gauge, "bytes the cached certificates are counted as")                     \
+    X(mint_cache_hits, counter, "certificates handed out from the cache (this CA)")                \
+    X(mint_cache_misses, counter, "certificates signed (this CA)")                                 \
+    X(mint_cache_evictions, counter, "certificates pushed out of the cache (this CA)")
 
 /* The access log writer's counters (storage/store.h: struct store_log_counters, summed by the
  * writer), under "log" in GET /api/stats and prefixed "proxyd_log_" in /metrics. */

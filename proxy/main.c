@@ -31,6 +31,7 @@
 #include "proxy/worker.h"
 #include "proxy/ca_live.h"
 #include "tls/client.h"
+#include "tls/mint.h"
 #include "tls/tls.h"
 #include "web-admin/wa.h"
 
@@ -312,6 +313,16 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
     out->policy_age_seconds = since_ms > 0 && clock_wall_ms() > since_ms
                                   ? (uint64_t)(clock_wall_ms() - since_ms) / 1000
                                   : 0;
+    struct tls_mint *mint = atomic_load_explicit(&p->shared.mint, memory_order_acquire);
+    if (mint) { /* a replaced one lives on until exit: safe to read */
+        struct tls_mint_stats ms;
+        tls_mint_stats(mint, &ms);
+        out->mint_cache_entries = ms.entries;
+        out->mint_cache_bytes = ms.bytes;
+        out->mint_cache_hits = ms.hits;
+        out->mint_cache_misses = ms.misses;
+        out->mint_cache_evictions = ms.evictions;
+    }
     if (p->auth)
         sum_auth(p->auth, &out->auth);
     if (p->log)

@@ -193,6 +193,15 @@ enum ctl_status ctl_cmd_token_add(struct ctl_ctx *ctx, const struct ctl_call *ca
 enum ctl_status ctl_cmd_token_list(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_token_del(struct ctl_ctx *ctx, const struct ctl_call *call);
 
+/* ctl_cmd_policy.c: reads the whole file (NUL-terminated, at most the API's largest import);
+ * NULL with ctx->err filled and *st set. */
+char *ctl_read_file(struct ctl_ctx *ctx, const char *path, size_t *len, enum ctl_status *st);
+
+/* ctl_cmd_ca.c */
+enum ctl_status ctl_cmd_ca_init(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_ca_import(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_ca_show(struct ctl_ctx *ctx, const struct ctl_call *call);
+
 /* ctl_cmd_forward.c */
 enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *call);

@@ -13,8 +13,7 @@
 
 #define IMPORT_MAX_BYTES (32LL * 1024 * 1024) /* the API's limit for lists (policies: 8 MiB) */
 
-/* Reads the whole file; returns NULL with ctx->err filled. */
-static char *read_file(struct ctl_ctx *ctx, const char *path, size_t *len, enum ctl_status *st)
+char *ctl_read_file(struct ctl_ctx *ctx, const char *path, size_t *len, enum ctl_status *st)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -203,7 +202,7 @@ enum ctl_status ctl_cmd_import(struct ctl_ctx *ctx, const struct ctl_call *call)
     const struct ctl_value *list = ctl_call_opt(call, "--list");
     enum ctl_status st = CTL_OK;
     size_t len = 0;
-    char *text = read_file(ctx, path, &len, &st);
+    char *text = ctl_read_file(ctx, path, &len, &st);
     if (!text)
         return st;
     const char *line;
@@ -234,7 +233,7 @@ enum ctl_status ctl_cmd_lists_import(struct ctl_ctx *ctx, const struct ctl_call 
     const char *name = call->words[0], *path = call->words[1];
     enum ctl_status st = CTL_OK;
     size_t len = 0;
-    char *text = read_file(ctx, path, &len, &st);
+    char *text = ctl_read_file(ctx, path, &len, &st);
     if (!text)
         return st;
     st = import_list(ctx, path, name, text, len, ctl_call_opt(call, "--replace")->set);

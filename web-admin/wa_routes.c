@@ -10,6 +10,7 @@
 
 #include "web-admin/wa_audit.h"
 #include "web-admin/wa_auth.h"
+#include "web-admin/wa_ca.h"
 #include "web-admin/wa_export.h"
 #include "web-admin/wa_forwards.h"
 #include "web-admin/wa_lists.h"
@@ -99,6 +100,9 @@ const struct wa_route wa_routes[] = {
     {"GET", "/api/settings", 0, wa_settings_get},
     {"PUT", "/api/settings", 0, wa_settings_put},
     {"GET", "/api/audit", 0, wa_audit_list},
+    {"GET", "/api/ca", 0, wa_ca_get},
+    {"POST", "/api/ca", 0, wa_ca_init},
+    {"POST", "/api/ca/import", 0, wa_ca_import},
     /* Any other /api/ path: 404, but only to a caller with credentials. */
     {NULL, "/api/*", WA_ANY_ROLE, api_not_found},
 
@@ -106,6 +110,7 @@ const struct wa_route wa_routes[] = {
     {"GET", "/healthz", WA_PUBLIC, wa_metrics_healthz},
     {"GET", "/readyz", WA_PUBLIC, wa_metrics_readyz},
     {"GET", "/proxy.pac", WA_PUBLIC, wa_pac_get},
+    {"GET", "/ca.crt", WA_PUBLIC, wa_ca_cert},
     {"GET", "/static/{}", WA_PUBLIC, wa_static_asset},
     {"GET", WA_LOGIN_PAGE, WA_PUBLIC, wa_static_page},
     WA_PAGES(PAGE_ROUTE)};

@@ -23,7 +23,8 @@
     X("/forwards", "forwards.html", "forwards", "Forwards")                                        \
     X("/requests", "requests.html", "requests", "Requests")                                        \
     X("/audit", "audit.html", "audit", "Audit")                                                    \
-    X("/settings", "settings.html", "settings", "Settings")
+    X("/settings", "settings.html", "settings", "Settings")                                        \
+    X("/ca", "ca.html", "ca", "Local CA")
 #define WA_LOGIN_PAGE "/login"
 
 /* Reads the files of dir with a known extension and a plain name into memory and wraps the
