@@ -4,13 +4,16 @@ certificate the CA signed for the host, and the first request inside gets the sa
 page plain HTTP gets. curl trusting the CA sees the page; curl without it fails on the
 certificate (no worse than the tunnel error it got before). The access log keeps one deny row.
 The setting https_block_page off brings back the plain 403 to the CONNECT."""
+import html
 import os
+import re
 import shutil
 import sqlite3
 import ssl
 import subprocess
 import tempfile
 import unittest
+import urllib.parse
 
 from harness import DnsStub, Proxyd, read_head, read_response, wait_for
 
@@ -39,6 +42,7 @@ class HttpsBlockPageTest(unittest.TestCase):
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.dns = cls.enterClassContext(DnsStub({"blocked.test": "127.0.0.1",
                                                  "page.blocked.test": "127.0.0.1",
+                                                 "form.blocked.test": "127.0.0.1",
                                                  "allowed.test": "127.0.0.1"}))
         px = Proxyd(dns=cls.dns, policy=POLICY)
         cls.cacert = make_ca(px.data_dir)  # there before the start: loaded at start
@@ -102,6 +106,30 @@ class HttpsBlockPageTest(unittest.TestCase):
             status, headers, body = read_response(t, head_request=True)[:3]
             self.assertEqual(status, 403)
             self.assertEqual(body, b"")
+
+    def test_request_access_form_works_inside_tls(self):
+        self.px.api("PUT", "/api/settings", {"access_requests": "on"})
+        try:
+            def page_with_form():
+                rc, status, body, err = self.curl("https://form.blocked.test/", "--cacert",
+                                                  self.cacert)
+                return status == 403 and re.search(rb'name="t" value="([^"]+)"', body)
+            m = wait_for(page_with_form, timeout=30)
+            self.assertTrue(m, "no request-access form on the HTTPS block page")
+            token = html.unescape(m.group(1).decode())
+            query = urllib.parse.urlencode({"t": token, "reason": "needed for work",
+                                            "name": "Tester"})
+            rc, status, body, err = self.curl(
+                "https://form.blocked.test/.proxyd/request-access?" + query, "--cacert",
+                self.cacert)
+            self.assertEqual((rc, status), (0, 202), (err, body))
+            self.assertIn(b"sent to the administrators", body)
+            reqs = wait_for(lambda: [r for r in self.px.api("GET", "/api/requests")["rows"]
+                                     if r["host"] == "form.blocked.test"], timeout=60)
+            self.assertTrue(reqs)
+            self.assertEqual(reqs[0]["reason"], "needed for work")
+        finally:
+            self.px.api("PUT", "/api/settings", {"access_requests": "off"})
 
     def test_setting_off_answers_the_connect_itself(self):
         self.px.api("PUT", "/api/settings", {"https_block_page": "off"})
