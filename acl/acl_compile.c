@@ -78,10 +78,11 @@ static int resolve_groups(struct acl_rule *r, const struct acl_rule *all, size_t
     return 0;
 }
 
-/* Parses cfg's rules into set: its inspect rules when inspect, else all others. The inspect
- * set begins with `deny list no-inspect` (id 0) when cfg has that list. */
+/* Parses cfg's rules into set: its inspect rules when inspect, else all others, saying in
+ * *saw_inspect whether an enabled inspect rule was left out. The inspect set begins with
+ * `deny list no-inspect` (id 0) when cfg has that list. */
 static int parse_rules(struct acl_set *set, const struct acl_config *cfg, bool inspect,
-                       struct acl_error *err)
+                       bool *saw_inspect, struct acl_error *err)
 {
     char msg[256];
     int rc = -1;
@@ -126,8 +127,12 @@ static int parse_rules(struct acl_set *set, const struct acl_config *cfg, bool i
             fail(err, r->id, msg);
             goto out;
         }
-        if (r->is_group || r->is_name || !r->enabled || (r->action == ACL_INSPECT) != inspect)
+        if (r->is_group || r->is_name || !r->enabled)
             continue;
+        if ((r->action == ACL_INSPECT) != inspect) {
+            *saw_inspect |= r->action == ACL_INSPECT;
+            continue;
+        }
         if (r->match == ACL_MATCH_LIST && !list_find(cfg, r->arg)) {
             snprintf(msg, sizeof(msg), "list: no list named '%s'", r->arg);
             fail(err, r->id, msg);
@@ -287,18 +292,6 @@ static int build_client_allows(struct acl_set *set)
     return 0;
 }
 
-static bool has_inspect_rules(const struct acl_config *cfg)
-{
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        const char *t = cfg->rules[i].text;
-        while (t && (*t == ' ' || *t == '\t'))
-            t++;
-        if (t && strncmp(t, "inspect", 7) == 0)
-            return true;
-    }
-    return list_find(cfg, ACL_NO_INSPECT_LIST) != NULL;
-}
-
 /* The set of cfg's inspect rules (inspect) or of all its other rules. The inspect set has no
  * allowed networks: a request no inspect rule holds for is not inspected. */
 static struct acl_set *compile(const struct acl_config *cfg, bool inspect, struct acl_error *err)
@@ -317,9 +310,12 @@ static struct acl_set *compile(const struct acl_config *cfg, bool inspect, struc
         fail(err, 0, what);
         goto fail;
     }
-    if (parse_rules(set, cfg, inspect, err) != 0)
+    /* Whether there are inspect rules is the parser's to say (a quoted "inspect" is one). */
+    bool saw_inspect = false;
+    if (parse_rules(set, cfg, inspect, &saw_inspect, err) != 0)
         goto fail;
-    if (!inspect && has_inspect_rules(cfg) && !(set->inspect = compile(cfg, true, err)))
+    if (!inspect && (saw_inspect || list_find(cfg, ACL_NO_INSPECT_LIST)) &&
+        !(set->inspect = compile(cfg, true, err)))
         goto fail;
     if (build_domains(set, cfg) != 0 || build_client_allows(set) != 0 ||
         build_regexes_and_linear(set) != 0 || build_group(set, ACL_RX_HOST) != 0 ||

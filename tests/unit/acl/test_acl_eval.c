@@ -771,6 +771,21 @@ START_TEST(test_inspect_rules_and_the_no_inspect_list)
     ck_assert(!in.inspect && in.rule_id == 0);
     ck_assert_str_eq(in.reason, "no inspect rule");
     acl_set_free(ps);
+    /* The action as the rule parser reads it, however the text spells it: quoted, or after
+     * a line break (an import's CRLF), it is an inspect rule all the same. */
+    struct acl_rule_src spelt[] = {{1, true, "allow any"},
+                                   {2, true, "\"inspect\" domain example.test"},
+                                   {3, true, "\r\ninspect domain other.test"}};
+    struct acl_config sc = {.rules = spelt, .nrules = 3};
+    struct acl_set *ss = acl_set_compile(&sc, &err);
+    ck_assert_msg(ss != NULL, "%s", err.msg);
+    req_make(&rb, "CONNECT example.test:443", LAN, NULL, MON, 600);
+    acl_eval_inspect(ss, &rb.req, scratch, &in);
+    ck_assert_msg(in.inspect && in.rule_id == 2, "%s", in.reason);
+    req_make(&rb, "CONNECT other.test:443", LAN, NULL, MON, 600);
+    acl_eval_inspect(ss, &rb.req, scratch, &in);
+    ck_assert_msg(in.inspect && in.rule_id == 3, "%s", in.reason);
+    acl_set_free(ss);
     struct acl_rule_src bad[] = {{1, true, "allow any"}, {2, true, "inspect list nothere"}};
     struct acl_config bc = {.rules = bad, .nrules = 2};
     ck_assert_ptr_null(acl_set_compile(&bc, &err));
