@@ -498,9 +498,13 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     c->client_addr = *addr;
     c->client_counted = counted;
     c->state = CONN_CLOSED; /* not counted until conn_set_state below */
-    /* A tls-listen forward's clients speak TLS too; portfwd_begin follows the handshake. */
+    /* A tls-listen forward's clients speak TLS too; portfwd_begin follows the handshake. A
+     * client outside the forward's list gets no handshake (a signature for anyone who asks,
+     * and the certificate): portfwd_begin refuses and logs it at once, as without TLS. */
     const struct tls_cred *cred = l->kind == LISTENER_TLS ? w->shared->tls : l->tls;
-    if (l->kind == LISTENER_TLS || (l->kind == LISTENER_PORTFWD && l->fwd->tls)) {
+    if (l->kind == LISTENER_TLS ||
+        (l->kind == LISTENER_PORTFWD && l->fwd->tls &&
+         acl_forward_client_allowed(l->fwd, (const struct sockaddr *)addr))) {
         if (!cred || tls_session_start(&c->tls, cred, fd) < 0) {
             c->tls.state = TLS_NONE;
             close(fd);

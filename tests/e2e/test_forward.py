@@ -417,6 +417,23 @@ class TlsListenForwardTest(unittest.TestCase):
             listed = px.api("GET", "/api/forwards")["forwards"]
             self.assertEqual([f["tls"] for f in listed], ["tls-listen"])
 
+    def test_client_outside_the_list_gets_no_handshake(self):
+        port = free_port()
+        with EchoOrigin() as origin, Proxyd(extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d clients 10.0.0.0/8 tls-listen"
+                % (port, origin.port)]) as px:
+            # No ServerHello, no certificate: the connection closes on the ClientHello.
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
+                with self.assertRaises((ssl.SSLError, ConnectionError)):
+                    ctx.wrap_socket(raw, server_hostname="127.0.0.1").close()
+            rows = wait_for(lambda: forward_rows(px))
+            self.assertEqual([(r["decision"], r["error"]) for r in rows],
+                             [(1, "client not in the forward's client list")])
+            self.assertEqual(origin.accepted, 0)
+
     def test_added_live_with_proxyctl_and_its_certificate_made_then(self):
         with EchoOrigin() as origin, Proxyd() as px:
             self.assertFalse(os.path.exists(os.path.join(px.data_dir, "tls-cert.pem")))
