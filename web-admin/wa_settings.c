@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "web-admin/wa_settings.h"
 
@@ -47,6 +48,20 @@ static const struct setting_def settings[] = {
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+/* The database's size on disk: the file and its write-ahead log (what a full disk counts). */
+static int64_t db_bytes(const char *db_path)
+{
+    char wal[4200];
+    struct stat sb;
+    int64_t total = 0;
+
+    if (stat(db_path, &sb) == 0)
+        total += sb.st_size;
+    if (snprintf(wal, sizeof(wal), "%s-wal", db_path) < (int)sizeof(wal) && stat(wal, &sb) == 0)
+        total += sb.st_size;
+    return total;
+}
+
 static enum MHD_Result settings_reply(struct wa_req *r, struct store *st)
 {
     json_t *o = json_object(), *help = json_object();
@@ -58,10 +73,11 @@ static enum MHD_Result settings_reply(struct wa_req *r, struct store *st)
         free(v);
     }
     /* Where browsers get the PAC file: only a URL other machines can reach is offered. */
-    return wa_reply_json(
-        r, 200,
-        json_pack("{s:o,s:o,s:o}", "settings", o, "help", help, "pac_url",
-                  r->ctx->pac_url[0] ? json_string(r->ctx->pac_url) : json_null()));
+    return wa_reply_json(r, 200,
+                         json_pack("{s:o,s:o,s:o,s:s,s:I}", "settings", o, "help", help, "pac_url",
+                                   r->ctx->pac_url[0] ? json_string(r->ctx->pac_url) : json_null(),
+                                   "version", PX_VERSION, "db_bytes",
+                                   (json_int_t)db_bytes(r->ctx->opts->db_path)));
 }
 
 static enum MHD_Result settings_put(struct wa_req *r, struct store *st)

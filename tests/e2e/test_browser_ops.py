@@ -1,7 +1,8 @@
 """The admin's own tools in a real browser (headless Chromium driven by playwright-core,
 tests/e2e/browser/admin_ops_flow.mjs) against the real proxyd: API tokens on the Users page
 are made, their secret shown once and usable, listed without it, and revoked (then 401); the
-log page's Export CSV and Export JSON download exactly the rows its filters match; a viewer
+log page's Export CSV and Export JSON download exactly the rows its filters match; Settings
+shows proxyd's version and the database's size; a viewer
 sees no block/unblock buttons, no rule editing and no account controls but its own password,
 and a block it forces by hand is still 403 (nothing added).
 
@@ -22,7 +23,7 @@ from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
 SHOTS = os.path.join(ALL_SHOTS, "ops")
 PASSWORD = "ops-test-password"
 SCREENSHOTS = ["tokens.png", "log-export.png", "log-viewer.png", "policy-viewer.png",
-               "users-viewer.png"]
+               "users-viewer.png", "settings-about.png"]
 EXPORT_HOST = "keep.example"
 
 
@@ -64,7 +65,8 @@ class BrowserOpsTest(unittest.TestCase):
             px.api("POST", "/api/rules", {"text": "deny domain other.example"})
             cfg = {"admin": px.admin_url, "password": PASSWORD, "shots": SHOTS,
                    "exportHost": EXPORT_HOST, "exportRows": n, "viewer": "vera",
-                   "viewerPassword": "vera-password"}
+                   "viewerPassword": "vera-password",
+                   "version": px.api("GET", "/api/health")["version"]}
             code, out = run_node(["node", "admin_ops_flow.mjs", json.dumps(cfg)], timeout=330)
             print(out)
             self.assertIsNotNone(code, "admin_ops_flow.mjs did not finish in 330 s:\n" + out)

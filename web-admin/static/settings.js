@@ -1,5 +1,5 @@
-/* proxyd admin: settings stored in the database (every key the server knows), and the
- * PAC URL for browsers. */
+/* proxyd admin: settings stored in the database (every key the server knows), the PAC URL
+ * for browsers, and proxyd's version and database size. */
 'use strict';
 
 (() => {
@@ -27,6 +27,8 @@
     $('pac-url').hidden = !res.pac_url;
     $('pac-none').hidden = !!res.pac_url;
     $('pac-proxy-addr').textContent = proxy;
+    $('about-version').textContent = res.version;
+    $('about-db').textContent = PX.fmtBytes(res.db_bytes);
   }
 
   PX.start(async () => {

@@ -130,6 +130,17 @@ async function viewerSeesNoControls(browser) {
   log('viewer: no block, edit or account controls shown; a forced block is 403');
 }
 
+// Settings shows proxyd's version and the database's size, as the server has them.
+async function about(page) {
+  await page.goto(ADMIN + '/settings', { timeout: STEP_MS });
+  const version = page.getByTestId('about-version');
+  await version.filter({ hasText: cfg.version }).waitFor({ timeout: STEP_MS });
+  const db = (await page.getByTestId('about-db').innerText()).trim();
+  check(/^[0-9.]+ (kB|MB)$/.test(db), `database size shown as "${db}"`);
+  await shot(page, 'settings-about.png');
+  log(`settings: version ${cfg.version}, database ${db}`);
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -151,6 +162,7 @@ async function main() {
     await login(page, 'admin', cfg.password);
     await tokens(page);
     await exportLog(page);
+    await about(page);
     await ctx.close();
     await viewerSeesNoControls(browser);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
