@@ -479,6 +479,7 @@ struct store_log_filter {
     const char *text_like;      /* substring of host or path, or NULL */
     int decision;               /* enum store_decision, or -1 for any */
     int status;                 /* exact, or 0 for any */
+    int rule_id;                /* the rule that decided, or 0 for any */
     int64_t before_id;          /* paging: rows with id < before_id (0 = newest); with it
                                    the ids are walked down from there, never the time index
                                    (each page would re-read the whole window) */
@@ -494,12 +495,14 @@ struct store_log_row {
 int store_log_search(struct store *st, const struct store_log_filter *f,
                      struct store_log_row **rows, size_t *n, char *err, size_t errlen);
 
-/* STORE_TOP_REPORTED: hosts of the rows a `report` rule would have denied. */
+/* STORE_TOP_REPORTED: hosts of the rows a `report` rule would have denied;
+ * STORE_TOP_BLOCKED_CLIENTS: clients of the denied rows. */
 enum store_top_kind {
     STORE_TOP_HOSTS,
     STORE_TOP_CLIENTS,
     STORE_TOP_BLOCKED,
     STORE_TOP_REPORTED,
+    STORE_TOP_BLOCKED_CLIENTS,
     STORE_TOP_COUNT
 };
 struct store_top_row {
@@ -509,6 +512,21 @@ struct store_top_row {
 };
 int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int64_t until_ms,
               size_t limit, struct store_top_row **rows, size_t *n, char *err, size_t errlen);
+
+/* Who asked for one host in a time range, per client or per user (STORE_VISITORS_*). */
+enum store_visitors_by { STORE_VISITORS_CLIENT, STORE_VISITORS_USER, STORE_VISITORS_COUNT };
+struct store_visitor {
+    char key[256]; /* the client address or the user name ("" for requests without one) */
+    int64_t requests, blocked;
+    int64_t first_ms, last_ms;
+};
+/* The rows of host (exact, as logged) from since to until (0: open), grouped by client or
+ * user, most requests first (ties by key), at most limit (1..1000; 0: 10) into *rows (owned,
+ * free()). The range's rows are read (there is no host index): a bounded range keeps it
+ * short. 0, or -1 with err. */
+int store_host_visitors(struct store *st, const char *host, enum store_visitors_by by,
+                        int64_t since_ms, int64_t until_ms, size_t limit,
+                        struct store_visitor **rows, size_t *n, char *err, size_t errlen);
 
 struct store_series_point {
     int64_t bucket_ms;

@@ -175,6 +175,10 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
         ADD(" AND status = ?");
         param_int(&p, f->status);
     }
+    if (f->rule_id > 0) {
+        ADD(" AND rule_id = ?");
+        param_int(&p, f->rule_id);
+    }
     if (f->before_id > 0) {
         ADD(" AND id < ?");
         param_int(&p, f->before_id);
@@ -402,14 +406,16 @@ int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int6
         return store_errf(err, errlen, "top: bad kind %d", (int)kind);
     if (limit == 0 || limit > TOP_MAX_LIMIT)
         limit = limit ? TOP_MAX_LIMIT : 10;
+    /* Blocked clients: the client rollups' blocked sums, as blocked hosts read the host ones. */
+    bool by_client = kind == STORE_TOP_CLIENTS || kind == STORE_TOP_BLOCKED_CLIENTS;
+    bool blocked = kind == STORE_TOP_BLOCKED || kind == STORE_TOP_BLOCKED_CLIENTS;
     began = read_begin(st);
     if (resolve_range(st, since_ms, until_ms, &lo, &hi, err, errlen) < 0 ||
-        store_rollup_read(st, kind == STORE_TOP_CLIENTS ? STORE_DIM_CLIENT : STORE_DIM_HOST, lo, hi,
-                          0,
-                          kind == STORE_TOP_BLOCKED    ? STORE_DENY
+        store_rollup_read(st, by_client ? STORE_DIM_CLIENT : STORE_DIM_HOST, lo, hi, 0,
+                          blocked                      ? STORE_DENY
                           : kind == STORE_TOP_REPORTED ? STORE_REPORT
                                                        : -1,
-                          kind == STORE_TOP_BLOCKED    ? top_blocked
+                          blocked                      ? top_blocked
                           : kind == STORE_TOP_REPORTED ? top_reported
                                                        : top_all,
                           &a, err, errlen) < 0)
@@ -448,6 +454,60 @@ fail:
     read_end(st, began);
     agg_free(&a);
     return -1;
+}
+
+int store_host_visitors(struct store *st, const char *host, enum store_visitors_by by,
+                        int64_t since_ms, int64_t until_ms, size_t limit,
+                        struct store_visitor **rows, size_t *n, char *err, size_t errlen)
+{
+    /* The groups are few (one per client or user of one host): SQLite's GROUP BY sorts only
+     * those, after the range's rows are filtered. */
+    static const char *const sql[STORE_VISITORS_COUNT] = {
+        "SELECT client, count(*), sum(decision = 1), min(time_ms), max(time_ms) FROM access_log"
+        " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY client"
+        " ORDER BY 2 DESC, 1 LIMIT ?4",
+        "SELECT user, count(*), sum(decision = 1), min(time_ms), max(time_ms) FROM access_log"
+        " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY user"
+        " ORDER BY 2 DESC, 1 LIMIT ?4",
+    };
+    struct store_visitor *v;
+    sqlite3_stmt *s;
+    size_t len = 0;
+    int rc;
+
+    *rows = NULL;
+    *n = 0;
+    if ((unsigned)by >= STORE_VISITORS_COUNT)
+        return store_errf(err, errlen, "visitors: bad grouping %d", (int)by);
+    if (limit == 0 || limit > TOP_MAX_LIMIT)
+        limit = limit ? TOP_MAX_LIMIT : 10;
+    v = calloc(limit, sizeof(*v));
+    if (!v)
+        return store_errf(err, errlen, "visitors: out of memory");
+    if (store_prepare(st, sql[by], &s, err, errlen) < 0) {
+        free(v);
+        return -1;
+    }
+    sqlite3_bind_text(s, 1, host, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, since_ms > 0 ? since_ms : INT64_MIN);
+    sqlite3_bind_int64(s, 3, until_ms > 0 ? until_ms : INT64_MAX);
+    sqlite3_bind_int64(s, 4, (int64_t)limit);
+    while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        COPY_COL(v[len].key, s, 0);
+        v[len].requests = sqlite3_column_int64(s, 1);
+        v[len].blocked = sqlite3_column_int64(s, 2);
+        v[len].first_ms = sqlite3_column_int64(s, 3);
+        v[len].last_ms = sqlite3_column_int64(s, 4);
+        len++;
+    }
+    sqlite3_finalize(s);
+    if (len < limit && rc != SQLITE_DONE) {
+        free(v);
+        return store_sql_err(st, err, errlen, "visitors");
+    }
+    *rows = v;
+    *n = len;
+    return 0;
 }
 
 struct series_acc {

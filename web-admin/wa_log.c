@@ -1,5 +1,6 @@
 /* web-admin access log: the search behind the live log page (GET /api/logs) and the
- * dashboard's top lists and time series (GET /api/top, GET /api/series).
+ * dashboard's top lists, time series and per-domain visitors (GET /api/top, GET /api/series,
+ * GET /api/visitors).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +179,14 @@ int wa_log_filter(struct wa_req *r, struct store_log_filter *f)
         return -1;
     }
     f->status = (int)v;
+    v = 0;
+    if (wa_query_int(r, "rule", &v) < 0)
+        return -1;
+    if (v < 0 || v > INT32_MAX) {
+        wa_reply_error(r, 400, "rule", "rule must be a rule id");
+        return -1;
+    }
+    f->rule_id = (int)v;
     f->client = query_search(r, "client", &bad);
     if (!bad)
         f->host_like = query_search(r, "host", &bad);
@@ -262,7 +271,8 @@ static int query_range(struct wa_req *r, int64_t *since, int64_t *until)
 
 enum MHD_Result wa_log_top(struct wa_req *r)
 {
-    static const char *const kinds[STORE_TOP_COUNT] = {"hosts", "clients", "blocked", "reported"};
+    static const char *const kinds[STORE_TOP_COUNT] = {"hosts", "clients", "blocked", "reported",
+                                                       "blocked_clients"};
     const char *kind = nonempty(wa_query(r, "kind"));
     struct store_top_row *rows;
     struct store *st;
@@ -278,7 +288,8 @@ enum MHD_Result wa_log_top(struct wa_req *r)
         if (!strcmp(kind, kinds[i]))
             k = i;
     if (k < 0)
-        return wa_reply_error(r, 400, "kind", "kind is hosts, clients, blocked or reported");
+        return wa_reply_error(r, 400, "kind",
+                              "kind is hosts, clients, blocked, reported or blocked_clients");
     if (query_range(r, &since, &until) < 0)
         return MHD_YES;
     limit = wa_query_limit(r, 10);
@@ -291,15 +302,16 @@ enum MHD_Result wa_log_top(struct wa_req *r)
                   sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     struct client_names cn = {0};
-    if (k == STORE_TOP_CLIENTS)
+    bool by_client = k == STORE_TOP_CLIENTS || k == STORE_TOP_BLOCKED_CLIENTS;
+    if (by_client)
         names_load(st, &cn);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
         json_t *row =
             json_pack("{s:s,s:o,s:I,s:I}", "key", rows[i].key, "key_display",
-                      k == STORE_TOP_CLIENTS ? json_string(rows[i].key) : host_display(rows[i].key),
-                      "requests", (json_int_t)rows[i].requests, "bytes", (json_int_t)rows[i].bytes);
-        if (row && k == STORE_TOP_CLIENTS)
+                      by_client ? json_string(rows[i].key) : host_display(rows[i].key), "requests",
+                      (json_int_t)rows[i].requests, "bytes", (json_int_t)rows[i].bytes);
+        if (row && by_client)
             json_object_set_new(row, "key_name", name_of(&cn, rows[i].key));
         json_array_append_new(arr, row);
     }
@@ -337,4 +349,70 @@ enum MHD_Result wa_log_series(struct wa_req *r)
     free(pts);
     return wa_reply_json(r, 200,
                          json_pack("{s:o,s:I}", "points", arr, "bucket", (json_int_t)bucket));
+}
+
+/* One grouping of GET /api/visitors as JSON rows; NULL after answering 500. */
+static json_t *visitors_json(struct wa_req *r, struct store *st, const char *host,
+                             enum store_visitors_by by, int64_t since, int64_t until, size_t limit,
+                             const struct client_names *cn)
+{
+    struct store_visitor *v;
+    size_t n;
+    char err[256];
+    json_t *arr;
+
+    if (store_host_visitors(st, host, by, since, until, limit, &v, &n, err, sizeof(err)) < 0) {
+        wa_reply_error(r, 500, NULL, "%s", err);
+        return NULL;
+    }
+    arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *row = json_pack(
+            "{s:s,s:I,s:I,s:I,s:I}", by == STORE_VISITORS_CLIENT ? "client" : "user", v[i].key,
+            "requests", (json_int_t)v[i].requests, "blocked", (json_int_t)v[i].blocked, "first_ms",
+            (json_int_t)v[i].first_ms, "last_ms", (json_int_t)v[i].last_ms);
+        if (row && by == STORE_VISITORS_CLIENT)
+            json_object_set_new(row, "client_name", name_of(cn, v[i].key));
+        json_array_append_new(arr, row);
+    }
+    free(v);
+    return arr;
+}
+
+enum MHD_Result wa_log_visitors(struct wa_req *r)
+{
+    const char *in = nonempty(wa_query(r, "host")), *why;
+    struct acl_host h;
+    struct store *st;
+    int64_t since, until, limit;
+    json_t *clients, *users;
+
+    if (!in)
+        return wa_reply_error(r, 400, "host", "host is required");
+    /* The log keeps hosts in acl_host_parse's form: ask in the same one. */
+    if (strlen(in) > 255 || acl_host_parse(in, strlen(in), &h, &why) != 0)
+        return wa_reply_error(r, 400, "host", "not a host name: %.200s", in);
+    if (query_range(r, &since, &until) < 0)
+        return MHD_YES;
+    limit = wa_query_limit(r, 20);
+    if (limit < 0)
+        return MHD_YES;
+    st = wa_store(r);
+    if (!st)
+        return MHD_YES;
+    struct client_names cn;
+    names_load(st, &cn);
+    clients = visitors_json(r, st, h.text, STORE_VISITORS_CLIENT, since, until, (size_t)limit, &cn);
+    free(cn.v);
+    if (!clients)
+        return MHD_YES;
+    users = visitors_json(r, st, h.text, STORE_VISITORS_USER, since, until, (size_t)limit, NULL);
+    if (!users) {
+        json_decref(clients);
+        return MHD_YES;
+    }
+    return wa_reply_json(r, 200,
+                         json_pack("{s:s,s:o,s:I,s:I,s:o,s:o}", "host", h.text, "host_display",
+                                   host_display(h.text), "since_ms", (json_int_t)since, "until_ms",
+                                   (json_int_t)until, "clients", clients, "users", users));
 }

@@ -96,6 +96,7 @@ const struct wa_route wa_routes[] = {
     {"GET", "/api/logs/{}/why", 0, wa_versions_why},
     {"GET", "/api/top", 0, wa_log_top},
     {"GET", "/api/series", 0, wa_log_series},
+    {"GET", "/api/visitors", 0, wa_log_visitors},
     {"GET", "/api/stats", 0, wa_stats_get},
     {"GET", "/api/settings", 0, wa_settings_get},
     {"PUT", "/api/settings", 0, wa_settings_put},

@@ -1,5 +1,6 @@
-/* web-admin stats and health: GET /api/stats (proxyd's counters through its hook, the last
- * 24 h of the access log, login counters) and GET /api/health.
+/* web-admin stats and health: GET /api/stats (proxyd's counters through its hook with what
+ * each one counts, the totals of a range of the access log (the last 24 h unless asked),
+ * login counters) and GET /api/health.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,16 +72,51 @@ static json_t *proxy_stats_json(const struct wa_proxy_stats *p)
     return o;
 }
 
+/* What each counter of the "proxy" object counts, from the tables that make them: the
+ * dashboard's Diagnostics panel shows these words beside the numbers. */
+static json_t *proxy_help_json(void)
+{
+    json_t *o = json_object(), *log = json_object();
+
+    if (!o || !log) {
+        json_decref(o);
+        json_decref(log);
+        return json_null();
+    }
+    json_object_set_new(o, "started_ms", json_string("when proxyd started"));
+#define X(name, kind, what) json_object_set_new(o, #name, json_string(what));
+    STATS_WORKER_TABLE
+    STATS_PROCESS_TABLE
+#undef X
+#define X(name, kind, labels, what) json_object_set_new(o, #name, json_string(what));
+    STATS_GROUP_TABLE
+#undef X
+#define X(name, what) json_object_set_new(o, #name, json_string(what));
+    STATS_HISTOGRAM_TABLE
+#undef X
+#define X(name, kind, what) json_object_set_new(log, #name, json_string(what));
+    STATS_LOG_TABLE
+#undef X
+    json_object_set_new(log, "db_ok", json_string("the database accepts the log's batches"));
+    json_object_set_new(log, "last_error", json_string("the database's last error"));
+    json_object_set_new(o, "log", log);
+    return o;
+}
+
 enum MHD_Result wa_stats_get(struct wa_req *r)
 {
     struct wa_proxy_stats ps;
     struct store_totals t;
     struct store *st;
-    int64_t now = clock_wall_ms();
+    int64_t until = clock_wall_ms(), since = until - DAY_MS;
     uint64_t failed, throttled;
     char err[256];
     json_t *proxy;
 
+    if (wa_query_int(r, "since", &since) < 0 || wa_query_int(r, "until", &until) < 0)
+        return MHD_YES;
+    if (until < since)
+        return wa_reply_error(r, 400, "until", "until is before since");
     memset(&ps, 0, sizeof(ps));
     if (r->ctx->opts->proxy_stats) {
         r->ctx->opts->proxy_stats(r->ctx->opts->hook_arg, &ps);
@@ -95,20 +131,21 @@ enum MHD_Result wa_stats_get(struct wa_req *r)
         return MHD_YES;
     }
     memset(&t, 0, sizeof(t));
-    if (store_totals(st, now - DAY_MS, now, &t, err, sizeof(err)) < 0) {
+    if (store_totals(st, since, until, &t, err, sizeof(err)) < 0) {
         json_decref(proxy);
         return wa_reply_error(r, 500, NULL, "%s", err);
     }
     wa_auth_counters(r->ctx->auth, &failed, &throttled);
     return wa_reply_json(
         r, 200,
-        json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:I,s:I,s:I}}", "proxy", proxy,
+        json_pack("{s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:I,s:I,s:I}}", "proxy", proxy,
+                  "proxy_help", r->ctx->opts->proxy_stats ? proxy_help_json() : json_null(),
                   "totals", "requests", (json_int_t)t.requests, "blocked", (json_int_t)t.blocked,
                   "bytes_up", (json_int_t)t.bytes_up, "bytes_down", (json_int_t)t.bytes_down,
                   "clients", (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms",
-                  (json_int_t)(now - DAY_MS), "until_ms", (json_int_t)now, "auth",
-                  "password_checks", (json_int_t)store_account_hash_runs(), "admin_logins_failed",
-                  (json_int_t)failed, "admin_logins_throttled", (json_int_t)throttled));
+                  (json_int_t)since, "until_ms", (json_int_t)until, "auth", "password_checks",
+                  (json_int_t)store_account_hash_runs(), "admin_logins_failed", (json_int_t)failed,
+                  "admin_logins_throttled", (json_int_t)throttled));
 }
 
 enum MHD_Result wa_stats_health(struct wa_req *r)

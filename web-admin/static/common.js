@@ -119,6 +119,64 @@ const PX = (() => {
 
   function fmtNum(n) { return Number(n || 0).toLocaleString('en-US'); }
 
+  /* A length of time in the largest unit that reads well: "350 ms", "10 min", "2 h 5 min". */
+  function fmtDuration(ms) {
+    ms = Number(ms) || 0;
+    if (ms < 1) return (ms * 1000).toFixed(0) + ' \u00b5s';
+    if (ms < 1000) return (ms < 10 ? ms.toFixed(1) : ms.toFixed(0)) + ' ms';
+    const s = Math.round(ms / 1000);
+    if (s < 60) return s + ' s';
+    const m = Math.floor(s / 60), h = Math.floor(m / 60), d = Math.floor(h / 24);
+    if (m < 60) return m + ' min';
+    if (h < 24) return h + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+    return d + ' d' + (h % 24 ? ' ' + (h % 24) + ' h' : '');
+  }
+
+  /* The time ranges the dashboard and the log offer, with the chart's bucket for each: about
+   * 60 to 170 bars, 10 minutes over a day as admins know it from Pi-hole. */
+  const MIN = 60 * 1000, HOUR = 60 * MIN, DAY = 24 * HOUR;
+  const RANGES = {
+    '1h': {ms: HOUR, bucket: MIN, label: 'last hour'},
+    '24h': {ms: DAY, bucket: 10 * MIN, label: 'last 24 hours'},
+    '7d': {ms: 7 * DAY, bucket: HOUR, label: 'last 7 days'},
+    '30d': {ms: 30 * DAY, bucket: 6 * HOUR, label: 'last 30 days'},
+  };
+
+  /* since/until (ms) of a range, until at the end of the bucket that holds now. */
+  function rangeBounds(name) {
+    const r = RANGES[name];
+    const until = Math.ceil((Date.now() + 1) / r.bucket) * r.bucket;
+    return {since: until - r.ms, until, bucket: r.bucket};
+  }
+
+  /* The range the address asks for (?range=7d), else def. */
+  function rangeFromUrl(def) {
+    const r = new URLSearchParams(location.search).get('range');
+    return r && Object.prototype.hasOwnProperty.call(RANGES, r) ? r : def;
+  }
+
+  /* A button per range in box, the current one pressed; choosing one puts it in the address
+   * (a reload or a shared link keeps it) and calls onchange(name). withNone adds "Any". */
+  function rangeButtons(box, current, onchange, withNone) {
+    const names = (withNone ? [''] : []).concat(Object.keys(RANGES));
+    const buttons = names.map((name) => el('button', {
+      type: 'button', class: 'small secondary', 'data-range': name, 'data-testid': 'range-' + (name || 'any'),
+      'aria-pressed': String(name === current), text: name ? name.replace(/(\d+)/, '$1 ').trim() : 'any time',
+      title: name ? RANGES[name].label : 'no time limit'}));
+    for (const b of buttons) {
+      b.addEventListener('click', () => {
+        for (const o of buttons) o.setAttribute('aria-pressed', String(o === b));
+        const u = new URL(location.href);
+        if (b.dataset.range) u.searchParams.set('range', b.dataset.range);
+        else u.searchParams.delete('range');
+        history.replaceState(null, '', u);
+        onchange(b.dataset.range);
+      });
+    }
+    box.replaceChildren(el('span', {class: 'muted', text: 'Time range'}), ...buttons);
+    return buttons;
+  }
+
   function query(params) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params))
@@ -194,6 +252,7 @@ const PX = (() => {
     }
   }
 
-  return {el, $, api, check, flash, fmtTime, fmtBytes, fmtNum, query, confirmButton, showError, start,
+  return {el, $, api, check, flash, fmtTime, fmtBytes, fmtNum, fmtDuration, RANGES, rangeBounds,
+          rangeFromUrl, rangeButtons, query, confirmButton, showError, start,
           useSession, refreshBadge, get user() { return user; }, get role() { return role; }};
 })();

@@ -1,4 +1,5 @@
-/* proxyd admin: the live log (filters, paging with "older", auto-refresh that polls
+/* proxyd admin: the live log (filters, also from the address: /log?host=ads.example&range=24h
+ * is what the dashboard's links open; paging with "older", auto-refresh that polls
  * after=<newest id>, one-click block/allow of a row's domain, export under the filters). */
 'use strict';
 
@@ -10,9 +11,11 @@
   let timer = null;
   let shown = 0;
 
+  const FIELDS = ['client', 'host', 'q', 'decision', 'status', 'rule'];
+
   function filters() {
     const f = {};
-    for (const k of ['client', 'host', 'q', 'decision', 'status']) f[k] = $('f-' + k).value.trim();
+    for (const k of FIELDS) f[k] = $('f-' + k).value.trim();
     for (const k of ['since', 'until']) {
       const v = $('f-' + k).value;
       f[k] = v ? String(new Date(v).getTime()) : '';
@@ -94,8 +97,10 @@
     if (!r.rule_id) return el('td', {class: 'rule muted', 'data-testid': 'log-rule', text: r.decision === 'allow' ? '' : 'no rule'});
     const text = r.rule_text === null ? '(rule since deleted)' : r.rule_text;
     return el('td', {class: 'rule', 'data-testid': 'log-rule'},
-      el('a', {href: '/policy#rule-' + r.rule_id, text: '#' + r.rule_id}), ' ',
-      el('span', {class: 'mono', text: text}));
+      el('a', {href: '/log' + PX.query({rule: r.rule_id}), text: '#' + r.rule_id,
+               title: 'every request rule ' + r.rule_id + ' decided', 'data-testid': 'log-rule-filter'}), ' ',
+      el('a', {href: '/policy#rule-' + r.rule_id, class: 'mono', text: text,
+               title: 'rule ' + r.rule_id + ' in the policy'}));
   }
 
   /* The version and rule that decided row id, as plain text (textContent). */
@@ -192,10 +197,51 @@
       timer = setInterval(() => poll().catch((e) => { PX.showError(e); }), 2000);
   }
 
+  /* The value a datetime-local input shows for ms, in local time. */
+  function localInput(ms) {
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+    return d.toISOString().slice(0, 16);
+  }
+
+  /* A preset fills From (and empties To): the dates stay visible and editable. */
+  function useRange(name) {
+    $('f-since').value = name ? localInput(Date.now() - PX.RANGES[name].ms) : '';
+    $('f-until').value = '';
+  }
+
+  /* The filters in the address, so a reload, the back button or a shared link shows the
+   * same rows. */
+  function keepInUrl() {
+    const u = new URL(location.href);
+    for (const k of FIELDS) {
+      const v = $('f-' + k).value.trim();
+      if (v) u.searchParams.set(k, v);
+      else u.searchParams.delete(k);
+    }
+    history.replaceState(null, '', u);
+  }
+
   PX.start(async () => {
+    const params = new URLSearchParams(location.search);
+    for (const k of FIELDS) if (params.has(k)) $('f-' + k).value = params.get(k);
+    const range = PX.rangeFromUrl('');
+    useRange(range);
+    const presets = PX.rangeButtons($('range'), range, (name) => {
+      useRange(name);
+      search().catch(PX.showError);
+    }, true);
+    /* Dates chosen by hand are no preset any more. */
+    for (const id of ['f-since', 'f-until'])
+      $(id).addEventListener('change', () => {
+        for (const b of presets) b.setAttribute('aria-pressed', 'false');
+        const u = new URL(location.href);
+        u.searchParams.delete('range');
+        history.replaceState(null, '', u);
+      });
     $('log-filters').addEventListener('submit', (ev) => {
       ev.preventDefault();
       PX.flash('');
+      keepInUrl();
       search().catch(PX.showError);
     });
     $('older').addEventListener('click', () => older().catch(PX.showError));

@@ -122,7 +122,10 @@
         el('td', null, on),
         textCell,
         editCell(r, 'comment', 'comment'),
-        el('td', {class: 'num'}, fmtNum(r.hits), r.undecided ? el('br') : null,
+        el('td', {class: 'num'}, el('a', {href: '/log?rule=' + r.id, text: fmtNum(r.hits),
+                                           'data-testid': 'rule-hits',
+                                           title: 'the logged requests rule ' + r.id + ' decided'}),
+          r.undecided ? el('br') : null,
           r.undecided ? el('span', {class: 'undecided', 'data-testid': 'rule-undecided',
             title: 'Requests its regex could not decide (match limit): a deny rule denied them, ' +
                    'an allow rule did not allow them. Simplify the regex.',

@@ -137,6 +137,8 @@ START_TEST(test_search_filters_paging_and_follow)
         {{.client = "10.0.0.2", .decision = STORE_DENY}, "4,3"},
         {{.client = "10.0.0.2", .since_ms = T + 60000, .until_ms = T + 70000, .decision = -1}, "4"},
         {{.decision = -1, .limit = 2}, "6,5"},
+        {{.rule_id = 5, .decision = -1}, "4,3"},
+        {{.rule_id = 4, .decision = -1}, ""},
     };
     char got[128];
 
@@ -184,6 +186,7 @@ START_TEST(test_top_hosts_clients_blocked)
         {STORE_TOP_BLOCKED, 0, "ads.test:2:0"},
         {STORE_TOP_HOSTS, T + 60000, "www.test:2:57,ads.test:1:0"},
         {STORE_TOP_BLOCKED, T + 62000, ""},
+        {STORE_TOP_BLOCKED_CLIENTS, 0, "10.0.0.2:2:0"},
     };
     struct store_top_row *r;
     size_t n;
@@ -203,6 +206,55 @@ START_TEST(test_top_hosts_clients_blocked)
     ck_assert_int_eq(store_top(st, STORE_TOP_HOSTS, 0, 0, 1, &r, &n, err, sizeof(err)), 0);
     ck_assert_uint_eq(n, 1);
     free(r);
+}
+END_TEST
+
+/* Who asked for one host: per client and per user, with blocked counts and first/last. */
+START_TEST(test_host_visitors_by_client_and_user)
+{
+    static const struct row more[] = {
+        {3000, "10.0.0.3", "ads.test", "/ok", STORE_ALLOW, 200, 0, 0, 0},
+        {4000, "10.0.0.2", "ads.test", "/b", STORE_DENY, 403, 0, 0, 5},
+        {5000, "10.0.0.4", "other.test", "/", STORE_ALLOW, 200, 0, 0, 0},
+    };
+    struct store_visitor *v;
+    size_t n;
+
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    push_rows(more, sizeof(more) / sizeof(more[0]), T);
+    ck_assert_int_eq(store_host_visitors(st, "ads.test", STORE_VISITORS_CLIENT, 0, 0, 10, &v, &n,
+                                         err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(v[0].key, "10.0.0.2");
+    ck_assert_int_eq(v[0].requests, 3);
+    ck_assert_int_eq(v[0].blocked, 3);
+    ck_assert_int_eq(v[0].first_ms, T + 2000);
+    ck_assert_int_eq(v[0].last_ms, T + 61000);
+    ck_assert_str_eq(v[1].key, "10.0.0.3");
+    ck_assert_int_eq(v[1].blocked, 0);
+    free(v);
+    /* The range bounds the rows: from T + 3000 on, 10.0.0.2 has two, 10.0.0.3 one. */
+    ck_assert_int_eq(store_host_visitors(st, "ads.test", STORE_VISITORS_CLIENT, T + 3000, 0, 1, &v,
+                                         &n, err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(v[0].requests, 2);
+    ck_assert_int_eq(v[0].first_ms, T + 4000);
+    free(v);
+    /* No user on these rows: one group, the empty name. */
+    ck_assert_int_eq(store_host_visitors(st, "ads.test", STORE_VISITORS_USER, 0, 0, 10, &v, &n, err,
+                                         sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(v[0].key, "");
+    ck_assert_int_eq(v[0].requests, 4);
+    free(v);
+    ck_assert_int_eq(store_host_visitors(st, "none.test", STORE_VISITORS_USER, 0, 0, 10, &v, &n,
+                                         err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(n, 0);
+    free(v);
 }
 END_TEST
 
@@ -310,6 +362,7 @@ int main(void)
     tcase_add_test(tc, test_search_filters_paging_and_follow);
     tcase_add_test(tc, test_search_returns_every_field);
     tcase_add_test(tc, test_top_hosts_clients_blocked);
+    tcase_add_test(tc, test_host_visitors_by_client_and_user);
     tcase_add_test(tc, test_series_buckets_include_empty_ones);
     tcase_add_test(tc, test_totals_count_requests_bytes_and_distinct);
     tcase_add_test(tc, test_retention_by_rows_keeps_newest_and_hits);

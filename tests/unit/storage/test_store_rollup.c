@@ -169,8 +169,10 @@ static void check_range(struct store *st, int64_t lo, int64_t hi)
         snprintf(sql, sizeof(sql),
                  "SELECT %s, count(*), sum(bytes_up + bytes_down) FROM access_log"
                  " WHERE time_ms >= %lld AND time_ms < %lld%s GROUP BY 1 ORDER BY 2 DESC, 1",
-                 kind == STORE_TOP_CLIENTS ? "client" : "host", (long long)lo, (long long)hi,
-                 kind == STORE_TOP_BLOCKED    ? " AND decision = 1"
+                 kind == STORE_TOP_CLIENTS || kind == STORE_TOP_BLOCKED_CLIENTS ? "client" : "host",
+                 (long long)lo, (long long)hi,
+                 kind == STORE_TOP_BLOCKED || kind == STORE_TOP_BLOCKED_CLIENTS
+                     ? " AND decision = 1"
                  : kind == STORE_TOP_REPORTED ? " AND decision = 3"
                                               : "");
         raw_text(db, sql, want, sizeof(want));
