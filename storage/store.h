@@ -475,15 +475,21 @@ int store_audit_record(struct store *st, const char *actor, const char *action, 
 struct store_log_filter {
     int64_t since_ms, until_ms; /* 0 = open */
     const char *client;         /* exact address, or NULL */
-    const char *host_like;      /* substring of host, or NULL */
-    const char *text_like;      /* substring of host or path, or NULL */
-    int decision;               /* enum store_decision, or -1 for any */
-    int status;                 /* exact, or 0 for any */
-    int rule_id;                /* the rule that decided, or 0 for any */
-    int64_t before_id;          /* paging: rows with id < before_id (0 = newest); with it
-                                   the ids are walked down from there, never the time index
-                                   (each page would re-read the whole window) */
-    int64_t after_id;           /* follow: rows with id > after_id (0 = unused) */
+    /* Kept by value, so a copy of the filter needs nothing else: */
+    char client_prefix[64]; /* the start of the address as logged ("10.0.0."), "" for any */
+    bool client_net_set;    /* only addresses in the network client_net/client_net_bits */
+    uint8_t client_net[16]; /* IPv4 as IPv4-mapped */
+    int client_net_bits;    /* 0..128 */
+    char user[64];          /* exact proxy user, "" for any */
+    const char *host_like;  /* substring of host, or NULL */
+    const char *text_like;  /* substring of host or path, or NULL */
+    int decision;           /* enum store_decision, or -1 for any */
+    int status;             /* exact, or 0 for any */
+    int rule_id;            /* the rule that decided, or 0 for any */
+    int64_t before_id;      /* paging: rows with id < before_id (0 = newest); with it
+                               the ids are walked down from there, never the time index
+                               (each page would re-read the whole window) */
+    int64_t after_id;       /* follow: rows with id > after_id (0 = unused) */
     size_t limit;
 };
 #define STORE_NODE_NAME_MAX 63 /* bytes of a node name (--node-name) */

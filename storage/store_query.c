@@ -7,6 +7,7 @@
  * a unary `+` switching an index off, because the planner has no statistics for how the
  * rows spread over time (docs/storage.md, "Indexes").
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,33 +24,41 @@
 #define SERIES_MAX_POINTS 100000
 #define TOP_MAX_LIMIT 1000
 
-/* Up to 16 parameters collected while the SQL text grows, bound in the same order. */
+/* Up to 24 parameters collected while the SQL text grows, bound in the same order. */
 struct params {
     int n;
     struct {
-        bool is_text;
+        enum { PARAM_INT, PARAM_TEXT, PARAM_BLOB16 } kind;
         int64_t i;
-        const char *t;
-    } v[16];
+        const void *t; /* text, or 16 bytes */
+    } v[24];
 };
 
 static void param_int(struct params *p, int64_t i)
 {
-    p->v[p->n].is_text = false;
+    p->v[p->n].kind = PARAM_INT;
     p->v[p->n++].i = i;
 }
 
 static void param_text(struct params *p, const char *t)
 {
-    p->v[p->n].is_text = true;
+    p->v[p->n].kind = PARAM_TEXT;
     p->v[p->n++].t = t;
+}
+
+static void param_blob16(struct params *p, const uint8_t *b)
+{
+    p->v[p->n].kind = PARAM_BLOB16;
+    p->v[p->n++].t = b;
 }
 
 static void params_bind(const struct params *p, sqlite3_stmt *s)
 {
     for (int i = 0; i < p->n; i++) {
-        if (p->v[i].is_text)
+        if (p->v[i].kind == PARAM_TEXT)
             sqlite3_bind_text(s, i + 1, p->v[i].t, -1, SQLITE_TRANSIENT);
+        else if (p->v[i].kind == PARAM_BLOB16)
+            sqlite3_bind_blob(s, i + 1, p->v[i].t, 16, SQLITE_TRANSIENT);
         else
             sqlite3_bind_int64(s, i + 1, p->v[i].i);
     }
@@ -110,10 +119,36 @@ static void row_from_stmt(sqlite3_stmt *s, struct store_log_row *r)
     COPY_COL(r->node, s, 19);
 }
 
+/* px_in_net(client, net, bits): 1 when the logged address text client lies in the network
+ * of 16 bytes net (IPv4 as IPv4-mapped) and bits, else 0 (also for text that is no address). */
+static void sql_in_net(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *client = (const char *)sqlite3_value_text(argv[0]);
+    const uint8_t *net = sqlite3_value_blob(argv[1]);
+    int bits = sqlite3_value_int(argv[2]);
+    uint8_t a[16] = {0};
+
+    (void)argc;
+    if (!client || !net || sqlite3_value_bytes(argv[1]) != 16 || bits < 0 || bits > 128) {
+        sqlite3_result_int(ctx, 0);
+        return;
+    }
+    if (inet_pton(AF_INET, client, a + 12) == 1) {
+        a[10] = a[11] = 0xff;
+    } else if (inet_pton(AF_INET6, client, a) != 1) {
+        sqlite3_result_int(ctx, 0);
+        return;
+    }
+    int whole = bits / 8, rest = bits % 8;
+    bool in = memcmp(a, net, (size_t)whole) == 0 &&
+              (rest == 0 || ((a[whole] ^ net[whole]) & (0xff << (8 - rest)) & 0xff) == 0);
+    sqlite3_result_int(ctx, in);
+}
+
 int store_log_search(struct store *st, const struct store_log_filter *f,
                      struct store_log_row **rows, size_t *n, char *err, size_t errlen)
 {
-    char sql[1024];
+    char sql[2048];
     struct params p = {0};
     char *host_pat = NULL, *text_pat = NULL;
     struct store_log_row *v = NULL;
@@ -153,6 +188,27 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     if (f->client) {
         ADD(" AND client = ?");
         param_text(&p, f->client);
+    }
+    /* A prefix or network of addresses may hold most of the log: no index (then a sort of
+     * all of it), the newest rows are read until the page is full. */
+    if (f->client_prefix[0]) {
+        ADD(" AND +client >= ? AND +client < ? || char(127)");
+        param_text(&p, f->client_prefix);
+        param_text(&p, f->client_prefix);
+    }
+    if (f->client_net_set) {
+        if (sqlite3_create_function(st->db, "px_in_net", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                    NULL, sql_in_net, NULL, NULL) != SQLITE_OK) {
+            store_sql_err(st, err, errlen, "log search");
+            goto fail;
+        }
+        ADD(" AND px_in_net(client, ?, ?)");
+        param_blob16(&p, f->client_net);
+        param_int(&p, f->client_net_bits);
+    }
+    if (f->user[0]) {
+        ADD(" AND user = ?");
+        param_text(&p, f->user);
     }
     if (f->host_like) {
         if (!(host_pat = like_pattern(f->host_like)))

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl/acl_rule.h"
 #include "base/clock.h"
 #include "web-admin/wa_log.h"
 
@@ -162,6 +163,47 @@ static const char *query_search(struct wa_req *r, const char *key, bool *bad)
     return v;
 }
 
+/* The client filter of the log into f: an address (exact, as logged), a network
+ * ("10.0.0.0/8", "fd00::/8"), or the start of the address as logged ("10.0.0.", "10.0.0.*").
+ * The network and the start are kept in f itself, so a copy of f (the export's) keeps them.
+ * -1 after answering 400. */
+static int client_filter(struct wa_req *r, const char *v, struct store_log_filter *f)
+{
+    size_t len = strlen(v);
+    struct acl_cidr cidr;
+    struct acl_host h;
+    const char *why;
+
+    if (strchr(v, '/')) {
+        if (acl_cidr_parse(v, len, &cidr) != 0) {
+            wa_reply_error(r, 400, "client",
+                           "client: '%.64s' is not a network (ADDRESS/BITS, host bits zero)", v);
+            return -1;
+        }
+        f->client_net_set = true;
+        memcpy(f->client_net, cidr.addr, sizeof(f->client_net));
+        f->client_net_bits = cidr.prefix;
+        return 0;
+    }
+    if (acl_host_parse(v, len, &h, &why) == 0 && acl_host_is_ip(&h)) {
+        f->client = v;
+        return 0;
+    }
+    if (len && v[len - 1] == '*')
+        len--;
+    if (len == 0 || len >= sizeof(f->client_prefix) ||
+        strspn(v, "0123456789abcdefABCDEF.:") < len) {
+        wa_reply_error(r, 400, "client",
+                       "client: '%.64s' is not an address, a network or the start of an address",
+                       v);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) /* addresses are logged in lower case */
+        f->client_prefix[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32 : v[i]);
+    f->client_prefix[len] = '\0';
+    return 0;
+}
+
 int wa_log_filter(struct wa_req *r, struct store_log_filter *f)
 {
     const char *dec;
@@ -187,7 +229,16 @@ int wa_log_filter(struct wa_req *r, struct store_log_filter *f)
         return -1;
     }
     f->rule_id = (int)v;
-    f->client = query_search(r, "client", &bad);
+    const char *client = query_search(r, "client", &bad);
+    if (!bad && client && client_filter(r, client, f) < 0)
+        return -1;
+    const char *user = bad ? NULL : query_search(r, "user", &bad);
+    if (user && strlen(user) >= sizeof(f->user)) {
+        wa_reply_error(r, 400, "user", "user: longer than a proxy user name");
+        return -1;
+    }
+    if (user)
+        memcpy(f->user, user, strlen(user) + 1);
     if (!bad)
         f->host_like = query_search(r, "host", &bad);
     if (!bad)

@@ -28,7 +28,7 @@ SHOTS = os.path.join(os.path.abspath(os.environ.get(
 SCREENSHOTS = ("dashboard-empty-desktop.png", "dashboard-empty-phone.png",
                "dashboard-24h-desktop.png", "dashboard-7d-desktop.png",
                "dashboard-who-desktop.png", "dashboard-24h-phone.png",
-               "log-filtered-desktop.png", "log-filtered-phone.png")
+               "log-filtered-desktop.png", "log-filtered-phone.png", "log-why-inline-desktop.png")
 POLICY = "deny domain ads.test\nname 127.0.0.3 reception-pc\n"
 MIN_MS = 60 * 1000
 BUCKET_MS = 10 * MIN_MS

@@ -3,6 +3,7 @@ chosen range (its totals count only that range) with what each proxy counter cou
 /api/top?kind=blocked_clients, and GET /api/visitors (who asked for one domain: per client,
 with the client's name, and per user). Requests come from several loopback addresses
 (127.0.0.2 ...), so each is its own client."""
+import base64
 import json
 import socket
 import time
@@ -74,6 +75,58 @@ class DashboardApiTest(unittest.TestCase):
                     px.api("GET", "/api/visitors" + bad)
                 self.assertEqual(e.exception.code, 400, bad)
                 self.assertIn("error", json.loads(e.exception.read()))
+
+            # The log's client filter: an address, the start of one, or a network; the user
+            # filter; the deciding rule.
+            def clients(query):
+                rows = px.api("GET", "/api/logs?" + query)["rows"]
+                return sorted(r["client"] for r in rows)
+            self.assertEqual(clients("client=127.0.0.2"), ["127.0.0.2"] * 3)
+            self.assertEqual(clients("client=127.0.0.*"), ["127.0.0.2"] * 3 + ["127.0.0.3",
+                                                                             "127.0.0.4"])
+            self.assertEqual(clients("client=127.0.0.2/31"), ["127.0.0.2"] * 3 + ["127.0.0.3"])
+            self.assertEqual(clients("client=127.0.0.4/32"), ["127.0.0.4"])
+            self.assertEqual(clients("client=::ffff:127.0.0.0/120"), clients("client=127."))
+            self.assertEqual(clients("client=10.0.0.0/8"), [])
+            self.assertEqual(clients("client=127.0.0.2/31&decision=allow"), ["127.0.0.2"])
+            self.assertEqual(clients("user=nobody"), [])
+            # The export takes the same filters (a copy of them, read page by page).
+            exported = px.api("GET", "/api/logs/export?format=json&client=127.0.0.2/31")
+            self.assertEqual(sorted(r["client"] for r in exported),
+                             ["127.0.0.2"] * 3 + ["127.0.0.3"])
+            self.assertEqual(px.api("GET", "/api/logs/export?format=json&client=127.0.0.*"
+                                    "&user=nobody"), [])
+            rule = [r for r in px.api("GET", "/api/rules")["rules"]
+                    if r["text"] == "deny domain ads.test"][0]["id"]
+            self.assertEqual(clients("rule=%d" % rule), ["127.0.0.2"] * 2 + ["127.0.0.3"])
+            for bad in ("client=127.0.0.1/33", "client=127.0.0.1/24", "client=office-pc",
+                        "rule=-1", "rule=x"):
+                with self.assertRaises(urllib.error.HTTPError) as e:
+                    px.api("GET", "/api/logs?" + bad)
+                self.assertEqual(e.exception.code, 400, bad)
+                self.assertIn(json.loads(e.exception.read())["field"], ("client", "rule"), bad)
+
+    def test_user_filter(self):
+        """Requests of proxy users: the log's user filter and who visited, per user."""
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, policy="allow domain allowed.test users alice\n"
+                                      "deny domain allowed.test\n") as px:
+            px.api("PUT", "/api/users/alice", {"password": "alice-secret"})
+            px.api("PUT", "/api/users/bob", {"password": "bob-secret-2"})
+            url = "http://allowed.test:%d/small" % origin.port
+            for user, password, status in [("alice", "alice-secret", 200),
+                                           ("alice", "alice-secret", 200),
+                                           ("bob", "bob-secret-2", 403)]:
+                auth = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+                got = px.get(url, headers=["Proxy-Authorization: Basic " + auth])[0]
+                self.assertEqual(got, status, user)
+            self.assertTrue(wait_for(lambda: len(px.api("GET", "/api/logs?user=bob")["rows"])
+                                     == 1, timeout=60))
+            rows = px.api("GET", "/api/logs?user=alice")["rows"]
+            self.assertEqual([(r["user"], r["status"]) for r in rows], [("alice", 200)] * 2)
+            v = px.api("GET", "/api/visitors?host=allowed.test")
+            self.assertEqual([(u["user"], u["requests"], u["blocked"]) for u in v["users"]],
+                             [("alice", 2, 0), ("bob", 1, 1)])
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@
   let nextBefore = null;
   let timer = null;
   let shown = 0;
+  let searches = 0;
 
-  const FIELDS = ['client', 'host', 'q', 'decision', 'status', 'rule'];
+  const FIELDS = ['client', 'user', 'host', 'q', 'decision', 'status', 'rule'];
 
   function filters() {
     const f = {};
@@ -121,8 +122,24 @@
       for (const t of w.trace) lines.push('  ' + t.position + '  ' + t.result + '  ' + t.text);
       if (w.trace_truncated) lines.push('  ... more rules not shown');
     }
-    $('why').textContent = lines.join('\n');
-    $('why').scrollIntoView({block: 'nearest'});
+    return lines.join('\n');
+  }
+
+  /* The trace of row tr in a row of its own under it; a second click closes it. One is open
+   * at a time. */
+  async function toggleWhy(tr, id, button) {
+    const open = $('why-row');
+    const same = open && open.previousElementSibling === tr;
+    if (open) open.remove();
+    for (const b of document.querySelectorAll('[data-testid="why-btn"]')) b.setAttribute('aria-expanded', 'false');
+    if (same) return;
+    const text = await why(id);
+    const cols = tr.children.length;
+    const row = el('tr', {id: 'why-row', class: 'why-row'},
+      el('td', {colspan: cols}, el('pre', {class: 'result', id: 'why', 'data-testid': 'why', text})));
+    tr.after(row);
+    button.setAttribute('aria-expanded', 'true');
+    row.scrollIntoView({block: 'nearest'});
   }
 
   function row(r) {
@@ -130,7 +147,7 @@
       el('td', {text: fmtTime(r.time_ms)}),
       el('td', {'data-testid': 'log-client'}, r.client,
         r.client_name ? el('span', {class: 'client-name', text: ' ' + r.client_name}) : null),
-      el('td', {text: r.user}),
+      el('td', {'data-testid': 'log-user', text: r.user}),
       el('td', {text: r.method}),
       el('td', {class: 'url', text: url(r),
                 title: r.host_display && r.host_display !== r.host ? r.host : null}),
@@ -142,7 +159,9 @@
       el('td', {class: 'reason', 'data-testid': 'log-reason', text: r.error}),
       el('td', {class: 'actions'}, ...actions(r), ' ',
         el('button', {type: 'button', class: 'small secondary', 'data-testid': 'why-btn',
-                      text: 'Why', onclick: () => why(r.id).catch(PX.showError)})));
+                      text: 'Why', 'aria-expanded': 'false', 'aria-label': 'Why: the rules that decided request ' + r.id,
+                      onclick: (ev) => toggleWhy(ev.currentTarget.closest('tr'), r.id, ev.currentTarget)
+                        .catch(PX.showError)})));
   }
 
   function count() {
@@ -163,6 +182,7 @@
     }
     nextBefore = res.next_before;
     count();
+    body.dataset.searched = String(++searches);  /* a test tells this answer from the last */
   }
 
   async function older() {

@@ -181,6 +181,68 @@ async function whoVisited(page) {
   log('who visited ads.test: ' + clients.replace(/\s+/g, ' '));
 }
 
+// Runs action (a search) and returns once the log shows its answer, not an earlier one.
+async function answered(page, action) {
+  const rows = page.getByTestId('log-rows');
+  const before = await rows.getAttribute('data-searched');
+  await action();
+  await poll(async () => (await rows.getAttribute('data-searched')) !== before, STEP_MS);
+}
+
+// The log explains itself and filters without typing dates: presets, client by prefix and
+// network, user, the trace of a row under it.
+async function logFilters(page) {
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await logRows(page);
+  const search = async (fields) => {
+    for (const [k, v] of Object.entries(fields)) {
+      if (k === 'decision') await page.getByTestId('f-decision').selectOption(v);
+      else await page.getByTestId('f-' + k).fill(v);
+    }
+    await answered(page, () => page.getByTestId('f-search').click());
+    return page.getByTestId('log-row').evaluateAll((rows) => rows.map((r) => ({
+      client: r.querySelector('[data-testid="log-client"]').textContent,
+      rule: r.querySelector('[data-testid="log-rule"]').textContent,
+      reason: r.querySelector('[data-testid="log-reason"]').textContent,
+      decision: r.querySelector('td.decision').textContent })));
+  };
+  let rows = await search({ client: '127.0.0.*' });
+  check(rows.length === 6 && rows.every((r) => r.client.startsWith('127.0.0.')),
+        'client 127.0.0.*: ' + rows.map((r) => r.client).join(', '));
+  check(new URL(page.url()).searchParams.get('client') === '127.0.0.*', 'the filter is not in the address');
+  rows = await search({ client: '127.0.0.2/31' });
+  check(rows.length === 4 && rows.every((r) => /^127\.0\.0\.[23]/.test(r.client)),
+        'client 127.0.0.2/31: ' + rows.map((r) => r.client).join(', '));
+  const denied = rows.filter((r) => r.decision === 'deny');
+  check(denied.length === 3 && denied.every((r) => /deny domain ads\.test/.test(r.rule) &&
+                                             /ads\.test/.test(r.reason)),
+        'a denied row lacks its rule or reason: ' + JSON.stringify(denied[0]));
+  rows = await search({ client: '', user: 'nobody' });
+  check(rows.length === 0, `user nobody: ${rows.length} rows`);
+  await search({ user: '', client: '10.0.0.1' });
+  // A preset fills the From date; the last hour holds only the live rows.
+  await answered(page, () => page.getByTestId('range-1h').click());
+  const since = await page.getByTestId('f-since').inputValue();
+  check(/^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(since), 'the 1 h preset left From as ' + since);
+  check(await page.getByTestId('log-row').count() === 0, '10.0.0.1 has rows in the last hour');
+  await answered(page, () => page.getByTestId('range-any').click());
+  check(await page.getByTestId('log-row').count() > 0, '"any time" shows no rows');
+  check(await page.getByTestId('f-since').inputValue() === '', '"any time" left a From date');
+  // Why opens the trace under its row, and closes it again.
+  await search({ client: '127.0.0.3', decision: 'deny' });
+  const row = page.getByTestId('log-row').first();
+  await row.getByTestId('why-btn').click();
+  const why = page.locator('tr[data-testid="log-row"] + tr.why-row [data-testid="why"]');
+  await why.filter({ hasText: /Trace/ }).waitFor({ timeout: STEP_MS });
+  const text = await why.innerText();
+  check(/decided\s+deny domain ads\.test/.test(text), 'the trace: ' + text);
+  check(await row.getByTestId('why-btn').getAttribute('aria-expanded') === 'true', 'Why is not expanded');
+  await shot(page, 'log-why-inline-desktop.png');
+  await row.getByTestId('why-btn').click();
+  await why.waitFor({ state: 'detached', timeout: STEP_MS });
+  log('log filters: prefix, network, user, presets and the trace under its row');
+}
+
 async function diagnostics(page) {
   await page.goto(ADMIN + '/', { timeout: STEP_MS });
   await cards(page);
@@ -222,6 +284,7 @@ async function fullPhase(page) {
   await chooseRange(page, '24h', 144);
 
   await topLinks(page);
+  await logFilters(page);
   await whoVisited(page);
   await diagnostics(page);
 

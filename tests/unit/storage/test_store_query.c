@@ -23,16 +23,17 @@ struct row {
     uint16_t status;
     uint64_t up, down;
     int rule_id;
+    const char *user; /* NULL: none */
 };
 
 /* Ids 1..6 in this order. */
 static const struct row rows[] = {
-    {0, "10.0.0.1", "a%b_c.test", "/x", STORE_ALLOW, 200, 10, 100, 0},
-    {1000, "10.0.0.1", "axbyc.test", "/quarterly", STORE_ALLOW, 200, 20, 200, 0},
-    {2000, "10.0.0.2", "ads.test", "/banner", STORE_DENY, 403, 0, 0, 5},
-    {61000, "10.0.0.2", "ads.test", "/banner", STORE_DENY, 403, 0, 0, 5},
-    {62000, "10.0.0.3", "www.test", "/a_b", STORE_ALLOW, 200, 5, 50, 0},
-    {120000, "10.0.0.1", "www.test", "/", STORE_ALLOW, 404, 1, 1, 0},
+    {0, "10.0.0.1", "a%b_c.test", "/x", STORE_ALLOW, 200, 10, 100, 0, NULL},
+    {1000, "10.0.0.1", "axbyc.test", "/quarterly", STORE_ALLOW, 200, 20, 200, 0, NULL},
+    {2000, "10.0.0.2", "ads.test", "/banner", STORE_DENY, 403, 0, 0, 5, NULL},
+    {61000, "10.0.0.2", "ads.test", "/banner", STORE_DENY, 403, 0, 0, 5, NULL},
+    {62000, "10.0.0.3", "www.test", "/a_b", STORE_ALLOW, 200, 5, 50, 0, "alice"},
+    {120000, "10.0.0.1", "www.test", "/", STORE_ALLOW, 404, 1, 1, 0, NULL},
 };
 
 static void push_rows(const struct row *r, size_t n, int64_t base)
@@ -57,6 +58,7 @@ static void push_rows(const struct row *r, size_t n, int64_t base)
         snprintf(a.host, sizeof(a.host), "%s", r[i].host);
         snprintf(a.path, sizeof(a.path), "%s", r[i].path);
         snprintf(a.method, sizeof(a.method), "GET");
+        snprintf(a.user, sizeof(a.user), "%s", r[i].user ? r[i].user : "");
         snprintf(a.scheme, sizeof(a.scheme), "http");
         ck_assert(store_log_push(log, 0, &a));
     }
@@ -109,6 +111,10 @@ static void search_ids(const struct store_log_filter *f, char *out, size_t size)
     free(r);
 }
 
+/* 10.0.0.2 as IPv4-mapped: with 127 bits 10.0.0.2-3, with 128 only .2. */
+#define NET_10_0_0_2                                                                               \
+    .client_net_set = true, .client_net = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2}
+
 START_TEST(test_search_filters_paging_and_follow)
 {
     const struct {
@@ -138,6 +144,15 @@ START_TEST(test_search_filters_paging_and_follow)
         {{.client = "10.0.0.2", .since_ms = T + 60000, .until_ms = T + 70000, .decision = -1}, "4"},
         {{.decision = -1, .limit = 2}, "6,5"},
         {{.rule_id = 5, .decision = -1}, "4,3"},
+        {{.client_prefix = "10.0.0.", .decision = -1}, "6,5,4,3,2,1"},
+        {{.client_prefix = "10.0.0.3", .decision = -1}, "5"},
+        {{.client_prefix = "10.0.1", .decision = -1}, ""},
+        {{NET_10_0_0_2, .client_net_bits = 127, .decision = -1}, "5,4,3"},
+        {{NET_10_0_0_2, .client_net_bits = 128, .decision = -1}, "4,3"},
+        {{NET_10_0_0_2, .client_net_bits = 0, .decision = -1}, "6,5,4,3,2,1"},
+        {{NET_10_0_0_2, .client_net_bits = 125, .decision = STORE_DENY}, "4,3"},
+        {{.user = "alice", .decision = -1}, "5"},
+        {{.user = "ALICE", .decision = -1}, ""},
         {{.rule_id = 4, .decision = -1}, ""},
     };
     char got[128];
@@ -213,9 +228,9 @@ END_TEST
 START_TEST(test_host_visitors_by_client_and_user)
 {
     static const struct row more[] = {
-        {3000, "10.0.0.3", "ads.test", "/ok", STORE_ALLOW, 200, 0, 0, 0},
-        {4000, "10.0.0.2", "ads.test", "/b", STORE_DENY, 403, 0, 0, 5},
-        {5000, "10.0.0.4", "other.test", "/", STORE_ALLOW, 200, 0, 0, 0},
+        {3000, "10.0.0.3", "ads.test", "/ok", STORE_ALLOW, 200, 0, 0, 0, NULL},
+        {4000, "10.0.0.2", "ads.test", "/b", STORE_DENY, 403, 0, 0, 5, NULL},
+        {5000, "10.0.0.4", "other.test", "/", STORE_ALLOW, 200, 0, 0, 0, NULL},
     };
     struct store_visitor *v;
     size_t n;
@@ -331,9 +346,9 @@ END_TEST
 START_TEST(test_retention_by_age_deletes_only_old_rows)
 {
     static const struct row old[] = {
-        {0, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5},
-        {1, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5},
-        {2, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5},
+        {0, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
+        {1, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
+        {2, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
     };
     struct store_totals t;
 

@@ -1746,8 +1746,10 @@ START_TEST(test_long_log_search_text_is_400_not_500)
             int n = snprintf(path, 64, "/api/logs?%s=", keys[k]);
             memset(path + n, 'x', lens[i]);
             path[n + lens[i]] = '\0';
-            j = api("GET", path, NULL, lens[i] <= 1024 ? 200 : 400);
-            if (lens[i] > 1024)
+            /* A client is an address, a network or the start of one: x... is none. */
+            bool ok = lens[i] <= 1024 && strcmp(keys[k], "client") != 0;
+            j = api("GET", path, NULL, ok ? 200 : 400);
+            if (!ok)
                 ck_assert_str_eq(jstr(j, "field"), keys[k]);
             else
                 ck_assert_int_eq(json_array_size(json_object_get(j, "rows")), 0);
