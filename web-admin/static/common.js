@@ -227,7 +227,56 @@ const PX = (() => {
     role = s.role || '';
   }
 
+  /* On a phone the navigation folds behind its Menu button; Escape folds it again and gives
+   * the focus back to the button. */
+  function navToggle() {
+    const b = $('nav-toggle');
+    if (!b) return;
+    const header = b.closest('header');
+    const set = (open) => {
+      header.classList.toggle('nav-open', open);
+      b.setAttribute('aria-expanded', String(open));
+    };
+    b.addEventListener('click', () => set(b.getAttribute('aria-expanded') !== 'true'));
+    header.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && header.classList.contains('nav-open')) {
+        set(false);
+        b.focus();
+      }
+    });
+  }
+
+  /* Each cell of a table with a header row carries its column's name (data-label), so a
+   * phone can show the rows as cards. Rows come and go: a new row is labelled as it is added. */
+  function labelCells(root) {
+    for (const table of root.querySelectorAll('table')) {
+      const head = table.tHead && table.tHead.rows[0];
+      if (!head) continue;
+      table.classList.add('as-cards');
+      const names = [...head.cells].map((th) => th.textContent.trim());
+      for (const body of table.tBodies)
+        for (const tr of body.rows)
+          [...tr.cells].forEach((td, i) => {
+            if (!td.hasAttribute('data-label') && names[i] && td.colSpan === 1) td.setAttribute('data-label', names[i]);
+          });
+    }
+  }
+
+  function watchTables() {
+    const main = document.querySelector('main');
+    if (!main) return;
+    labelCells(main);
+    let queued = false;
+    new MutationObserver(() => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => { queued = false; labelCells(main); });
+    }).observe(main, {childList: true, subtree: true});
+  }
+
   async function start(main) {
+    navToggle();
+    watchTables();
     try {
       const s = await api('GET', '/api/session');
       if (s.must_change_password) {

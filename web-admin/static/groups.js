@@ -26,7 +26,8 @@
       const edit = el('button', {type: 'button', class: 'small secondary', text: 'Edit',
                                  'data-testid': 'group-edit'});
       edit.addEventListener('click', () => {
-        const input = el('input', {class: 'wide mono', value: g.members, 'data-testid': 'group-edit-input'});
+        const input = el('input', {class: 'wide mono', value: g.members, 'data-testid': 'group-edit-input',
+                                   'aria-label': 'members of group ' + g.name});
         const err = el('div', {class: 'error-text', 'data-testid': 'group-edit-error'});
         const save = el('button', {type: 'button', class: 'small', text: 'Save', 'data-testid': 'group-save'});
         save.addEventListener('click', async () => {

@@ -16,6 +16,7 @@
                                'data-needs': 'admin'});
     edit.addEventListener('click', () => {
       const input = el('input', {class: 'wide' + (key === 'text' ? ' mono' : ''), value: rule[key],
+                                 'aria-label': label + ' of rule ' + rule.id,
                                  'data-testid': 'edit-' + key + '-input'});
       const err = el('div', {class: 'error-text', 'data-testid': 'edit-error'});
       const save = el('button', {type: 'button', class: 'small', text: 'Save', 'data-testid': 'edit-save'});
@@ -62,7 +63,8 @@
     body.replaceChildren();
     rules.forEach((r, i) => {
       const on = el('input', {type: 'checkbox', 'data-testid': 'rule-enabled', checked: r.enabled,
-                              title: 'enabled', disabled: PX.role !== 'admin'});
+                              title: 'enabled', 'aria-label': 'rule ' + r.id + ' on',
+                              disabled: PX.role !== 'admin'});
       on.addEventListener('change', async () => {
         try {
           await api('PATCH', '/api/rules/' + r.id, {enabled: on.checked});

@@ -28,8 +28,9 @@
     const actions = el('td', {class: 'actions'});
     if (r.status === 'pending') {
       const text = el('input', {'data-testid': 'req-note', maxlength: 500, size: 16,
-                                placeholder: 'note / reason'});
-      const length = el('select', {'data-testid': 'req-for', title: 'how long the rule lasts'},
+                                placeholder: 'note / reason', 'aria-label': 'note or reason for request ' + r.id});
+      const length = el('select', {'data-testid': 'req-for', title: 'how long the rule lasts',
+                                   'aria-label': 'how long the rule for request ' + r.id + ' lasts'},
         el('option', {value: '1h', text: '1 hour'}),
         el('option', {value: '1d', text: '1 day', selected: true}),
         el('option', {value: '1w', text: '1 week'}),

@@ -30,7 +30,7 @@
     body.replaceChildren();
     for (const name of names) {
       const pw = el('input', {type: 'password', placeholder: 'new password', autocomplete: 'new-password',
-                              'data-testid': 'row-password'});
+                              'data-testid': 'row-password', 'aria-label': 'new password for ' + name});
       const set = el('button', {type: 'button', class: 'small secondary', text: 'Set password',
                                 'data-testid': 'row-set-password'});
       set.addEventListener('click', async () => {

@@ -452,13 +452,13 @@ async function screenshots(page) {
   await shot('dashboard-phone.png');
   for (const path of ['/log', '/policy', '/versions', '/requests']) {
     await page.goto(ADMIN + path, { timeout: STEP_MS });
-    await page.getByTestId('nav').waitFor({ timeout: STEP_MS });
+    await page.getByTestId('nav').waitFor({ state: 'attached', timeout: STEP_MS });
     await page.waitForLoadState('networkidle', { timeout: STEP_MS });
     await checkNoOverflow(page, path + ' 390x844');
   }
   await shot('versions-phone.png');
   await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
-  await page.getByTestId('nav').waitFor({ timeout: STEP_MS });
+  await page.getByTestId('nav').waitFor({ state: 'attached', timeout: STEP_MS });  // behind Menu on a phone
   await page.waitForLoadState('networkidle', { timeout: STEP_MS });
   await shot('policy-phone.png');
   log('screenshots in ' + cfg.shots);
