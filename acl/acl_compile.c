@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "no_inspect_list.h" /* builtin_no_inspect: policies/lists/no-inspect.txt */
+
 #define LITERAL_MAX 128
 
 static const char default_allowed[] =
@@ -292,6 +294,38 @@ static int build_client_allows(struct acl_set *set)
     return 0;
 }
 
+static struct acl_set *compile(const struct acl_config *cfg, bool inspect, struct acl_error *err);
+
+/* The set of cfg's inspect rules. A policy without a list named no-inspect gets the shipped
+ * one, compiled in: banking, health and government tunnels stay undecrypted until the admin
+ * makes that list their own (import one of that name; an empty one inspects them too). */
+static struct acl_set *compile_inspect(const struct acl_config *cfg, struct acl_error *err)
+{
+    if (list_find(cfg, ACL_NO_INSPECT_LIST))
+        return compile(cfg, true, err);
+    char **domains = NULL;
+    size_t count = 0;
+    struct acl_list_stats stats;
+    struct acl_list_src *lists = calloc(cfg->nlists + 1, sizeof(*lists));
+    if (!lists || acl_list_parse((const char *)builtin_no_inspect, sizeof(builtin_no_inspect) - 1,
+                                 &domains, &count, &stats) != 0) {
+        free(lists);
+        fail(err, 0, "out of memory");
+        return NULL;
+    }
+    if (cfg->nlists)
+        memcpy(lists, cfg->lists, cfg->nlists * sizeof(*lists));
+    lists[cfg->nlists] =
+        (struct acl_list_src){ACL_NO_INSPECT_LIST, (const char *const *)domains, count};
+    struct acl_config with_builtin = *cfg;
+    with_builtin.lists = lists;
+    with_builtin.nlists = cfg->nlists + 1;
+    struct acl_set *set = compile(&with_builtin, true, err);
+    acl_list_free(domains, count);
+    free(lists);
+    return set;
+}
+
 /* The set of cfg's inspect rules (inspect) or of all its other rules. The inspect set has no
  * allowed networks: a request no inspect rule holds for is not inspected. */
 static struct acl_set *compile(const struct acl_config *cfg, bool inspect, struct acl_error *err)
@@ -315,7 +349,7 @@ static struct acl_set *compile(const struct acl_config *cfg, bool inspect, struc
     if (parse_rules(set, cfg, inspect, &saw_inspect, err) != 0)
         goto fail;
     if (!inspect && (saw_inspect || list_find(cfg, ACL_NO_INSPECT_LIST)) &&
-        !(set->inspect = compile(cfg, true, err)))
+        !(set->inspect = compile_inspect(cfg, err)))
         goto fail;
     if (build_domains(set, cfg) != 0 || build_client_allows(set) != 0 ||
         build_regexes_and_linear(set) != 0 || build_group(set, ACL_RX_HOST) != 0 ||

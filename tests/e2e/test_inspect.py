@@ -252,6 +252,19 @@ class InspectTest(unittest.TestCase):
                 body += s.recv(65536)
             self.assertEqual(body, b"x" * 1024)
 
+    def test_shipped_no_inspect_list_holds_until_the_policy_has_its_own(self):
+        def tunnel(url):
+            return self.px.api("POST", "/api/test", {"url": url, "method": "CONNECT"})["inspect"]
+        got = tunnel("https://www.paypal.com/")
+        self.assertEqual((got["inspect"], got["no_inspect"]), (False, True))
+        self.assertEqual(got["reason"], "no-inspect list (paypal.com)")
+        self.px.api("PUT", "/api/lists/no-inspect", b"bank.test\n")
+        try:
+            got = tunnel("https://www.paypal.com/")
+            self.assertEqual((got["inspect"], got["no_inspect"]), (True, False))
+        finally:
+            self.px.api("DELETE", "/api/lists/no-inspect")
+
     def test_no_inspect_list_wins_and_the_tunnel_is_spliced(self):
         self.px.api("PUT", "/api/lists/no-inspect", b"bank.test\n")
         try:

@@ -751,7 +751,9 @@ START_TEST(test_inspect_rules_and_the_no_inspect_list)
                       acl_action_str(d.action), d.rule_id);
     }
 
-    /* Without the list, the same host is inspected. */
+    /* Without the list, the same host is inspected; the shipped list (policies/lists/
+     * no-inspect.txt, compiled in) is in force instead, until the policy has a no-inspect
+     * list of its own, even an empty one. */
     cfg.nlists = 1;
     struct acl_set *bare = acl_set_compile(&cfg, &err);
     ck_assert_msg(bare != NULL, "%s", err.msg);
@@ -760,7 +762,19 @@ START_TEST(test_inspect_rules_and_the_no_inspect_list)
     req_make(&rb, "CONNECT bank.test:443", LAN, "alice", MON, 600);
     acl_eval_inspect(bare, &rb.req, scratch, &in);
     ck_assert_msg(in.inspect && in.rule_id == 5, "%s", in.reason);
+    req_make(&rb, "CONNECT www.paypal.com:443", LAN, "alice", MON, 600);
+    acl_eval_inspect(bare, &rb.req, scratch, &in);
+    ck_assert_msg(!in.inspect && in.no_inspect, "%s", in.reason);
+    ck_assert_str_eq(in.reason, "no-inspect list (paypal.com)");
     acl_set_free(bare);
+    struct acl_list_src emptied[] = {{"office", office_domains, 2}, {ACL_NO_INSPECT_LIST, NULL, 0}};
+    cfg.lists = emptied;
+    cfg.nlists = 2;
+    struct acl_set *own = acl_set_compile(&cfg, &err);
+    ck_assert_msg(own != NULL, "%s", err.msg);
+    acl_eval_inspect(own, &rb.req, scratch, &in);
+    ck_assert_msg(in.inspect && in.rule_id == 5, "%s", in.reason);
+    acl_set_free(own);
 
     /* A policy without inspect rules inspects nothing; a bad one names the rule. */
     struct acl_rule_src plain[] = {{1, true, "allow any"}};
