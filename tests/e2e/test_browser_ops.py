@@ -23,7 +23,7 @@ from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
 SHOTS = os.path.join(ALL_SHOTS, "ops")
 PASSWORD = "ops-test-password"
 SCREENSHOTS = ["tokens.png", "log-export.png", "log-viewer.png", "policy-viewer.png",
-               "users-viewer.png", "settings-about.png"]
+               "users-viewer.png", "settings-viewer.png", "settings-about.png"]
 EXPORT_HOST = "keep.example"
 
 
@@ -63,6 +63,7 @@ class BrowserOpsTest(unittest.TestCase):
             px.api("PUT", "/api/admins/vera", {"password": "vera-password", "role": "viewer",
                                                "create": True})
             px.api("POST", "/api/rules", {"text": "deny domain other.example"})
+            px.api("PUT", "/api/lists/ads", b"ads.example\n")
             cfg = {"admin": px.admin_url, "password": PASSWORD, "shots": SHOTS,
                    "exportHost": EXPORT_HOST, "exportRows": n, "viewer": "vera",
                    "viewerPassword": "vera-password",

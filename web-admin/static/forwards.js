@@ -28,7 +28,7 @@
           el('td', {class: 'muted', text: f.note, 'data-testid': 'forward-row-config'})));
         continue;
       }
-      const del = PX.confirmButton('Delete', 'forward-delete', async () => {
+      const del = el('span', {'data-needs': 'admin'}, PX.confirmButton('Delete', 'forward-delete', async () => {
         try {
           await api('DELETE', '/api/forwards/' + encodeURIComponent(f.id));
           PX.flash('Deleted forward ' + f.id + ' (' + f.listen + '): its listener is closed');
@@ -36,7 +36,7 @@
         } catch (e) {
           PX.showError(e);
         }
-      });
+      }));
       body.append(el('tr', {'data-id': f.id, 'data-testid': 'forward-row'},
         el('td', {class: 'num', text: f.id}),
         listenCell(f),

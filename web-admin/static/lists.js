@@ -27,7 +27,7 @@
     const body = $('lists');
     body.replaceChildren();
     for (const l of res.lists) {
-      const del = PX.confirmButton('Delete', 'list-delete', async () => {
+      const del = el('span', {'data-needs': 'operator'}, PX.confirmButton('Delete', 'list-delete', async () => {
         try {
           await api('DELETE', '/api/lists/' + encodeURIComponent(l.name));
           PX.flash('Deleted list ' + l.name);
@@ -36,7 +36,7 @@
         } catch (e) {
           PX.showError(e);
         }
-      });
+      }));
       body.append(el('tr', {'data-name': l.name, 'data-testid': 'list-row'},
         el('td', {class: 'mono', text: l.name}),
         el('td', {class: 'num', text: fmtNum(l.entries)}),

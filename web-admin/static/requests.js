@@ -35,14 +35,14 @@
         el('option', {value: '1d', text: '1 day', selected: true}),
         el('option', {value: '1w', text: '1 week'}),
         el('option', {value: 'permanent', text: 'permanent'}));
-      actions.append(text, ' ', length, ' ',
+      actions.append(el('span', {'data-needs': 'operator'}, text, ' ', length, ' ',
         el('button', {type: 'button', class: 'small', 'data-testid': 'req-approve',
                       text: 'Approve', onclick: () => decide(r, 'approve', text.value.trim(),
                                                              length.value).catch(PX.showError)}),
         ' ',
         el('button', {type: 'button', class: 'small danger', 'data-testid': 'req-deny',
                       text: 'Deny', onclick: () => decide(r, 'deny', text.value.trim())
-                        .catch(PX.showError)}));
+                        .catch(PX.showError)})));
     }
     return el('tr', {'data-testid': 'request-row', 'data-id': r.id, class: 'req-' + r.status},
       el('td', {text: fmtTime(r.time_ms)}),

@@ -88,8 +88,8 @@
         'data-testid': 'v-changes', text: 'Changes',
         onclick: () => compare(previous, r.version).catch(PX.showError)}));
     if (r.version !== current)
-      actions.append(' ', PX.confirmButton('Roll back to this', 'v-rollback',
-        () => rollback(r.version).catch(PX.showError)));
+      actions.append(' ', el('span', {'data-needs': 'admin'}, PX.confirmButton('Roll back to this',
+        'v-rollback', () => rollback(r.version).catch(PX.showError))));
     return el('tr', {'data-testid': 'version-row', 'data-version': r.version},
       el('td', {class: 'num', text: r.version + (r.version === current ? ' (in force)' : '')}),
       el('td', {text: fmtTime(r.time_ms)}),

@@ -118,6 +118,23 @@ async function viewerSeesNoControls(browser) {
   check(await page.getByTestId('row-role').first().isDisabled(), 'a viewer can change a role');
   check(await visible(page, '[data-testid=account-form]') === 1, 'a viewer cannot change its password');
   await shot(page, 'users-viewer.png');
+  // The other pages' changes: present in the page, shown to none but their roles.
+  const pages = [['/lists', 'list-row', ['list-form', 'list-delete']],
+                 ['/forwards', null, ['forward-form']],
+                 ['/versions', 'version-row', ['v-rollback']],
+                 ['/settings', null, ['settings-save']]];
+  for (const [path, wait, ids] of pages) {
+    await page.goto(ADMIN + path, { timeout: STEP_MS });
+    if (wait)
+      await page.getByTestId(wait).first().waitFor({ timeout: STEP_MS });
+    for (const id of ids) {
+      const there = await page.locator(`[data-testid=${id}]`).count();
+      check(there > 0, `no ${id} on ${path} at all: nothing to hide`);
+      const n = await visible(page, `[data-testid=${id}]`);
+      check(n === 0, `a viewer sees ${n} ${id} on ${path}`);
+    }
+  }
+  await shot(page, 'settings-viewer.png');
   // Hidden is not refused: forced by hand, the API says no.
   const forced = await page.evaluate(async () => {
     const s = await (await fetch('/api/session')).json();
