@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl/acl_rule.h"
 #include "web-admin/wa_change.h"
 #include "web-admin/wa_versions.h"
 
@@ -366,10 +367,16 @@ enum MHD_Result wa_versions_rollback(struct wa_req *r)
 
 /* ---- why ---- */
 
+/* The rule parser's answer, not a second reading of the text: a quoted "inspect", or one
+ * after a line break, is an inspect rule too. */
 static bool is_inspect_rule(const char *text)
 {
-    text += strspn(text, " \t");
-    return !strncmp(text, "inspect", 7) && (text[7] == ' ' || text[7] == '\t');
+    struct acl_rule rule;
+    char msg[160];
+    bool inspect =
+        acl_rule_parse(text, false, &rule, msg, sizeof(msg)) == 0 && rule.action == ACL_INSPECT;
+    acl_rule_clear(&rule);
+    return inspect;
 }
 
 enum MHD_Result wa_versions_why(struct wa_req *r)

@@ -134,6 +134,21 @@ class VersionsTest(unittest.TestCase):
         self.assertRegex(out, r"reported by rule \d+ \(position 1\): report domain b\.test")
         self.assertRegex(out, r"(?m)^ +1 reported +report domain b\.test$")
 
+    def test_why_names_inspect_rules_however_they_are_spelt(self):
+        # An inspect rule decides nothing about passing; quoted, it is one all the same.
+        self.px.api("PUT", "/api/policy",
+                    b'"inspect" domain a.test\ninspect domain b.test\ndeny domain b.test\n')
+        version = self.px.api("GET", "/api/versions?limit=1")["rows"][0]["version"]
+        self.assertEqual(self.status("b.test"), 403)
+        def denied():  # this policy's row, not another test's
+            rows = self.px.api("GET", "/api/logs?host=b.test&decision=deny&limit=5")["rows"]
+            return next((r for r in rows if r["policy_version"] == version), None)
+        row = wait_for(denied, timeout=60)
+        self.assertIsNotNone(row, "no logged deny row for b.test")
+        why = self.px.api("GET", "/api/logs/%d/why" % row["id"])
+        self.assertEqual([t["result"] for t in why["trace"]],
+                         ["inspect rule", "inspect rule", "decided"])
+
     def clear(self):
         for r in self.px.api("GET", "/api/rules")["rules"]:
             self.px.api("DELETE", "/api/rules/%d" % r["id"])
