@@ -353,8 +353,34 @@ class Proxyd:
     def start(self):
         """Starts proxyd and returns once it has finished starting: its ports listen and it
         has logged the line that ends its start-up (the admin server listens before it has
-        made the first-run account, which a test filling the disk at once could prevent)."""
-        logged_before = len(self.log())
+        made the first-run account, which a test filling the disk at once could prevent).
+        free_port() only finds a port that was free: a test running beside this one may take
+        it first. Then proxyd stops at once, and it is started again on other ports."""
+        for attempt in range(3):
+            logged_before = len(self.log())
+            try:
+                return self._start_once(logged_before)
+            except RuntimeError:
+                taken = [p for p in (self.proxy_port, self.admin_port) if p and re.search(
+                    r"127\.0\.0\.1:%d: (cannot listen: )?Address already in use" % p,
+                    self.log()[logged_before:])]
+                if not taken or attempt == 2 or self.proc.poll() is None:
+                    raise
+                self._move_ports()
+
+    def _move_ports(self):
+        old = {"--listen": self.proxy_port, "--admin": self.admin_port}
+        self.proxy_port = free_port()
+        if self.admin_port:
+            self.admin_port = free_port()
+            self.admin_url = "http://127.0.0.1:%d" % self.admin_port
+        new = {"--listen": self.proxy_port, "--admin": self.admin_port}
+        for i in range(len(self.args) - 1):
+            flag = self.args[i]
+            if flag in old and old[flag] and self.args[i + 1] == "127.0.0.1:%d" % old[flag]:
+                self.args[i + 1] = "127.0.0.1:%d" % new[flag]
+
+    def _start_once(self, logged_before):
         self.logf = open(self.log_path, "ab")
         preexec = None
         if self.rlimit_nofile is not None:
