@@ -43,6 +43,16 @@ sys.path.insert(0, HERE)
 import dnsstub  # noqa: E402  (tests/e2e/dnsstub.py)
 
 BUILD_DIR = os.environ.get("PX_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
+
+
+def sanitizer_build():
+    """True when BUILD_DIR was configured with PX_SANITIZE (ASan keeps freed memory in its
+    quarantine, so a process's peak memory says nothing about ours there)."""
+    try:
+        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
+            return "PX_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
 PROXYD = os.environ.get("PROXYD_BIN", os.path.join(BUILD_DIR, "proxy", "proxyd"))
 PROXYCTL = os.environ.get("PROXYCTL_BIN", os.path.join(BUILD_DIR, "proxyctl", "proxyctl"))
 # proxyd's compiled-in default is the installed copy; the tests use the source tree's.

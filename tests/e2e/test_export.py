@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
+from harness import PROXYCTL, DnsStub, Origin, Proxyd, sanitizer_build, wait_for
 
 COLS = ("time_ms, client, user, method, scheme, host, port, path, status, bytes_up, bytes_down,"
         " duration_ms, decision, rule_id, error, sni, dest, node, policy_version")
@@ -201,6 +201,8 @@ class ExportTest(unittest.TestCase):
                 self.assertEqual(json.loads(last.lstrip(b","))["id"], 1)
         after = hwm_kb(self.px.pid)
         print("VmHWM before %d kB, after %d kB (growth %d kB)" % (before, after, after - before))
+        if sanitizer_build():  # the rows are checked above; the memory bound in plain builds
+            self.skipTest("ASan's quarantine holds freed memory: the peak is not ours")
         self.assertLess(after - before, 20 * 1024,
                         "proxyd's peak memory grew by %d kB over the exports" % (after - before))
 
