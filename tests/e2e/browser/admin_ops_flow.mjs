@@ -8,7 +8,7 @@
 // "FAIL: <what>" and exits 1.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, poll, run } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 
@@ -62,6 +62,9 @@ async function exportLog(page) {
   await page.getByTestId('f-host').fill(cfg.exportHost);
   await page.getByTestId('f-search').click();
   await page.getByTestId('log-row').first().waitFor({ timeout: STEP_MS });
+  // The rows of the page's first, unfiltered load may still be there: wait for the search's.
+  await poll(async () => (await page.getByTestId('log-row').allInnerTexts())
+    .every((t) => t.includes(cfg.exportHost)), STEP_MS);
   const shown = await page.getByTestId('log-row').count();
   const [csvDl] = await Promise.all([page.waitForEvent('download', { timeout: STEP_MS }),
                                      page.getByTestId('export-csv').click()]);
