@@ -13,6 +13,9 @@ class ApiError extends Error {
 
 const PX = (() => {
   let csrf = '';
+  /* Set by the logout button: a poll answered 401 after the session ended must not send the
+     browser to /login?next=... ahead of the plain /login the button asked for. */
+  let loggingOut = false;
   let user = '';
   let role = '';
 
@@ -59,7 +62,7 @@ const PX = (() => {
     }
     const r = await fetch(path, {method, headers, body: payload, credentials: 'same-origin'});
     if (r.status === 401 && path !== '/api/login') {
-      location.href = '/login?next=' + encodeURIComponent(location.pathname);
+      if (!loggingOut) location.href = '/login?next=' + encodeURIComponent(location.pathname);
       throw new ApiError('not logged in', 401);
     }
     const ct = r.headers.get('Content-Type') || '';
@@ -291,6 +294,7 @@ const PX = (() => {
       const out = $('logout');
       if (out) {
         out.addEventListener('click', async () => {
+          loggingOut = true;
           try { await api('POST', '/api/logout'); } catch (e) { /* going anyway */ }
           location.href = '/login';
         });
