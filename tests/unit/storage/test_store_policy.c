@@ -90,7 +90,7 @@ START_TEST(test_positions_follow_add_move_delete)
         {DELETE, "a", NULL, "b,e"},
     };
     struct {
-        char text[8];
+        const char *text; /* a step's own string: steps[] is static */
         int id;
     } ids[8];
     size_t nids = 0;
@@ -111,7 +111,7 @@ START_TEST(test_positions_follow_add_move_delete)
         case ADD:
             ck_assert_int_eq(
                 store_rule_add(st, steps[i].rule, "", before, "alice", &id, err, sizeof(err)), 0);
-            snprintf(ids[nids].text, sizeof(ids[nids].text), "%s", steps[i].rule);
+            ids[nids].text = steps[i].rule;
             ids[nids++].id = id;
             break;
         case MOVE:
