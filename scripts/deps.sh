@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [build|test]   (test adds what the test suite needs)
 set -euo pipefail
 want=(gcc make cmake pkg-config libmicrohttpd-dev libc-ares-dev libsqlite3-dev libpcre2-dev
-      libidn2-dev libsodium-dev libjansson-dev libcurl4-openssl-dev libsystemd-dev
+      libidn2-dev libsodium-dev libjansson-dev libcurl4-gnutls-dev libsystemd-dev
       libgnutls28-dev check python3)
 if [[ "${1:-build}" == test ]]; then
   want+=(clang clang-format libclang-rt-14-dev chromium nodejs npm sqlite3 curl
