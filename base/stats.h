@@ -29,7 +29,8 @@
     X(errors_parse, counter, "requests answered 400, 414 or 431")                                  \
     X(errors_upstream, counter, "requests answered 502 or 504")                                    \
     X(dns_lookups, counter, "origin name lookups (IP literals and cache hits included)")           \
-    X(dns_failures, counter, "origin name lookups that found no address")
+    X(dns_failures, counter, "origin name lookups that found no address")                          \
+    X(buffers_in_use, gauge, "32 KiB I/O buffers held by connections now (none while idle)")
 
 /* Read once per snapshot from the process as a whole (the main thread's hook). */
 #define STATS_PROCESS_TABLE                                                                        \

@@ -6,9 +6,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-int buf_pool_init(struct buf_pool *pool, size_t max_free)
+int buf_pool_init(struct buf_pool *pool, size_t max_free, atomic_uint_fast64_t *in_use_gauge)
 {
     memset(pool, 0, sizeof(*pool));
+    pool->in_use_gauge = in_use_gauge;
     pool->free = calloc(max_free ? max_free : 1, sizeof(*pool->free));
     pool->max_free = max_free;
     return pool->free ? 0 : -1;
@@ -35,6 +36,8 @@ int buf_attach(struct buf_pool *pool, struct buf *b)
             return -1;
     }
     pool->in_use++;
+    if (pool->in_use_gauge)
+        atomic_fetch_add_explicit(pool->in_use_gauge, 1, memory_order_relaxed);
     b->data = mem;
     b->off = 0;
     b->len = 0;
@@ -50,6 +53,8 @@ void buf_detach(struct buf_pool *pool, struct buf *b)
     else
         munmap(b->data, BUF_SIZE);
     pool->in_use--;
+    if (pool->in_use_gauge)
+        atomic_fetch_sub_explicit(pool->in_use_gauge, 1, memory_order_relaxed);
     b->data = NULL;
     b->off = 0;
     b->len = 0;

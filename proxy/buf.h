@@ -5,6 +5,7 @@
 #ifndef PX_BUF_H
 #define PX_BUF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,9 +23,12 @@ struct buf_pool {
     size_t nfree;
     size_t max_free; /* above this, released buffers are unmapped */
     size_t in_use;
+    /* Mirrors in_use for readers on other threads (the /metrics gauge), or NULL. */
+    atomic_uint_fast64_t *in_use_gauge;
 };
 
-int buf_pool_init(struct buf_pool *pool, size_t max_free);
+/* in_use_gauge: see struct buf_pool; may be NULL. */
+int buf_pool_init(struct buf_pool *pool, size_t max_free, atomic_uint_fast64_t *in_use_gauge);
 void buf_pool_destroy(struct buf_pool *pool);
 
 /* Attaches a buffer to b if it has none. Returns 0, or -1 when memory is exhausted. */

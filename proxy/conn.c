@@ -265,6 +265,10 @@ void conn_next_request(struct conn *c)
     c->head_len = 0;
     c->dest_pending = false;
     buf_detach(&w->bufs, &c->down);
+    /* An idle keep-alive client holds no buffer: the pump's read-head step may not run (the
+     * client's readiness is spent), so the up buffer goes back here, not only on EAGAIN. */
+    if (c->up.len == 0)
+        buf_detach(&w->bufs, &c->up);
     conn_set_state(c, c->up.len ? CONN_READ_HEAD : CONN_IDLE);
     conn_set_deadline(c, c->up.len ? w->tun.header_timeout_ms : w->tun.idle_timeout_ms);
 }

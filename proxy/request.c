@@ -696,8 +696,10 @@ static bool parse_head(struct conn *c)
 bool request_step_read_head(struct conn *c)
 {
     struct worker *w = c->w;
-    if (!c->c_readable && c->up.len == 0)
+    if (!c->c_readable && c->up.len == 0) {
+        buf_detach(&w->bufs, &c->up); /* nothing pending: an idle connection holds no buffer */
         return false;
+    }
     if (buf_attach(&w->bufs, &c->up) < 0) {
         conn_close(c, CLOSE_OVERLOAD);
         return false;

@@ -105,7 +105,7 @@ int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
         snprintf(err, errlen, "worker %u: event loop: %s", index, strerror(errno));
         return -1;
     }
-    if (buf_pool_init(&w->bufs, 256) < 0) {
+    if (buf_pool_init(&w->bufs, 256, &w->stats.buffers_in_use) < 0) {
         snprintf(err, errlen, "worker %u: out of memory", index);
         return -1;
     }

@@ -12,7 +12,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import DnsStub, Origin, Proxyd, in_netns, read_head, wait_for
+from harness import DnsStub, Origin, Proxyd, in_netns, read_head, read_response, wait_for
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -171,6 +171,47 @@ class MetricsTest(unittest.TestCase):
             self.assertEqual(fetch(px.admin_url + "/healthz"), (200, "ok\n"))
             tunnel.close()
             self.assertEqual(px.proc.wait(60), 0)
+
+    def test_idle_keep_alive_connections_hold_no_buffers(self):
+        """Idle keep-alive clients hold a socket and a struct, no 32 KiB I/O buffer: after one
+        relayed request, one denied (our own 403) and one pipelined pair each, every buffer is
+        back in the pool (proxyd_buffers_in_use 0) while the connections stay open."""
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, policy=POLICY, workers=1) as px:
+            url = "http://allowed.test:%d/small" % origin.port
+            get = ("GET %s HTTP/1.1\r\nHost: allowed.test\r\n\r\n" % url).encode()
+            denied = ("GET http://blocked.test:%d/small HTTP/1.1\r\nHost: blocked.test\r\n\r\n"
+                      % origin.port).encode()
+            held = []
+            try:
+                for i in range(24):
+                    s = px.connect()
+                    held.append(s)
+                    raw = (get, denied, get + get)[i % 3]
+                    s.sendall(raw)
+                    rest = b""
+                    for _ in range(raw.count(b"GET ")):
+                        status, _, body, rest = read_response(s, rest)
+                        self.assertIn(status, (200, 403))
+                        self.assertEqual(status == 200, raw is not denied)
+
+                def all_idle_and_unbuffered():
+                    f = scrape(px)
+                    return (value(f, "proxyd_connections_by_state", state="idle") == 24
+                            and value(f, "proxyd_buffers_in_use") == 0)
+
+                ok = wait_for(all_idle_and_unbuffered, timeout=30)
+                f = scrape(px)
+                self.assertTrue(ok, "idle: %s, buffers in use: %s" % (
+                    value(f, "proxyd_connections_by_state", state="idle"),
+                    value(f, "proxyd_buffers_in_use")))
+                # Still usable: the next request on each gets a buffer again and answers.
+                for s in held[:3]:
+                    s.sendall(get)
+                    self.assertEqual(read_response(s)[0], 200)
+            finally:
+                for s in held:
+                    s.close()
 
     def test_metrics_bad_allow_network_refuses_to_start(self):
         px = Proxyd(extra_args=["--metrics-allow", "10.0.0.0/33"])
