@@ -130,6 +130,13 @@ static const struct opt opts[] = {
     {"tunnel-idle", OPT_MS, OFF(tunnel_idle_ms), 0, 0,
      "MS  idle CONNECT/WebSocket tunnel (default 600000)"},
     {"dns-timeout", OPT_MS, OFF(dns_timeout_ms), 0, 0, "MS  one name lookup (default 4000)"},
+    {"list-max-bytes", OPT_INT64, OFF(list_max_bytes), 0, 0,
+     "BYTES  a subscribed list's download at most (default 33554432)"},
+    {"list-fetch-timeout", OPT_MS, OFF(list_fetch_timeout_ms), 0, 0,
+     "MS  one subscribed list's download, redirects included (default 60000)"},
+    {"subscription-min-interval", OPT_INT64, OFF(sub_min_interval_s), 0, 0,
+     "SECONDS  the shortest interval of a list subscription (default 60; lower it only\n"
+     "               for tests)"},
 };
 #undef OFF
 
@@ -157,6 +164,9 @@ void config_defaults(struct px_config *cfg)
     cfg->origin_timeout_ms = 60000;
     cfg->tunnel_idle_ms = 600000;
     cfg->dns_timeout_ms = 4000;
+    cfg->list_max_bytes = 32 << 20;
+    cfg->list_fetch_timeout_ms = 60000;
+    cfg->sub_min_interval_s = 60;
 }
 
 void config_free(struct px_config *cfg)

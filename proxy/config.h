@@ -81,6 +81,10 @@ struct px_config {
     int origin_timeout_ms;
     int tunnel_idle_ms;
     int dns_timeout_ms;
+    /* list subscriptions (web-admin/wa_subs.c, proxy/fetch.c) */
+    int64_t list_max_bytes;     /* a fetched list's body at most */
+    int list_fetch_timeout_ms;  /* one whole fetch, redirects included */
+    int64_t sub_min_interval_s; /* the shortest interval a subscription may have */
 };
 
 enum config_parse { CONFIG_RUN, CONFIG_EXIT_HELP, CONFIG_EXIT_VERSION, CONFIG_EXIT_USAGE };

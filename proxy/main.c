@@ -23,6 +23,7 @@
 #include "proxy/client_limit.h"
 #include "proxy/access_req.h"
 #include "proxy/config.h"
+#include "proxy/fetch.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/policy.h"
@@ -154,6 +155,32 @@ static int hook_policy_apply(void *arg, const struct acl_config *cand,
     if (rc == PX_OK)
         log_info("policy changed by the admin server (generation %llu)",
                  (unsigned long long)acl_live_generation(p->acl));
+    return rc;
+}
+
+/* A list subscription's download (web-admin/wa_subs.c): through proxyd's resolver and its
+ * target refusal, as a request would go. */
+static int hook_list_fetch(void *arg, struct wa_fetch *f)
+{
+    struct proxyd *p = arg;
+    const struct proxy_shared *s = &p->shared;
+    struct fetch_env env = {
+        .cache = p->dns_cache,
+        .dns_servers = s->dns_servers,
+        .ndns_servers = s->ndns_servers,
+        .dns_timeout_ms = s->dns_timeout_ms,
+        .max_fds = s->fd_limit,
+        .guard = {.local_addrs = s->local_addrs,
+                  .nlocal_addrs = s->nlocal_addrs,
+                  .own_ports = s->own_ports,
+                  .nown_ports = s->nown_ports,
+                  .allow_loopback = p->cfg.allow_loopback_targets},
+        .timeout_ms = p->cfg.list_fetch_timeout_ms > 0 ? p->cfg.list_fetch_timeout_ms : 60000,
+    };
+    int rc = fetch_list(&env, f);
+
+    if (rc != PX_OK)
+        log_warnx("list subscription: %s: %s", f->url, f->err);
     return rc;
 }
 
@@ -966,6 +993,9 @@ static int admin_start(struct proxyd *p)
         .ready = hook_ready,
         .metrics_allow = p->cfg.metrics_allow,
         .first_admin = hook_first_admin,
+        .list_fetch = hook_list_fetch,
+        .list_max_bytes = p->cfg.list_max_bytes > 0 ? (size_t)p->cfg.list_max_bytes : 0,
+        .sub_min_every_s = p->cfg.sub_min_interval_s > 0 ? p->cfg.sub_min_interval_s : 1,
         .hook_arg = p,
     };
     p->admin = wa_start(&wo, &first_run, err, sizeof(err));
@@ -1108,6 +1138,10 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     signals_block(&sigs);
+    if (fetch_init() != PX_OK) {
+        log_error("libcurl failed to initialise");
+        return 1;
+    }
     int fd_limit = raise_fd_limit();
     umask(077);
     if (open_listeners(&p, err, sizeof(err)) < 0 || drop_root(&p, err, sizeof(err)) < 0) {

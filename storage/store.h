@@ -275,6 +275,39 @@ int store_list_delete(struct store *st, const char *name, const char *actor, cha
 int store_list_entries(struct store *st, const char *name, char ***domains, size_t *n, char *err,
                        size_t errlen);
 
+/* ---- List subscriptions (store_subs.c) ----
+ * A list proxyd fetches from a URL every every_s seconds and imports as a list change (the
+ * list's entries, versions and rollbacks are a list's like any other). Adding and removing
+ * one is audited (subscription.add / subscription.delete) without a new policy version;
+ * removing one keeps the list. Any thread, on its own connection. */
+#define STORE_SUB_URL_MAX 2048
+struct store_sub {
+    char name[64];
+    char url[STORE_SUB_URL_MAX + 1];
+    int64_t every_s;
+    int64_t next_ms;     /* the next fetch is due then (wall clock); 0: at once */
+    int64_t checked_ms;  /* the last fetch ended then; 0: never */
+    int64_t imported_ms; /* the last fetch that imported the list; 0: never */
+    int64_t entries;     /* entries of the list as last imported; -1: none yet */
+    int status;          /* HTTP status of the last answer; 0: none (no answer) */
+    char etag[256];      /* validators of the copy imported, sent with the next fetch */
+    char last_modified[64];
+    char error[512]; /* why the last fetch kept the list as it was; "" when it did not */
+};
+/* All subscriptions by name (*out owned, free). 0, or -1 with err. */
+int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *err, size_t errlen);
+/* 0 with *out; 1 when there is none; -1 with err. */
+int store_sub_get(struct store *st, const char *name, struct store_sub *out, char *err,
+                  size_t errlen);
+/* A subscription, due at once. 0; 1 when the list has one already (err says so); -1. */
+int store_sub_add(struct store *st, const char *name, const char *url, int64_t every_s,
+                  const char *actor, char *err, size_t errlen);
+/* 0; 1 when there is none (err says so); -1 with err. The list stays. */
+int store_sub_delete(struct store *st, const char *name, const char *actor, char *err,
+                     size_t errlen);
+/* Writes sub's fetch fields (next_ms to error) to the row of sub->name. 0, or -1 with err. */
+int store_sub_record(struct store *st, const struct store_sub *sub, char *err, size_t errlen);
+
 /* ---- Access requests (asked for on the block page, decided by an admin) ---- */
 
 struct store_request {

@@ -215,6 +215,23 @@ const struct store_migration store_migrations[] = {
          "INSERT INTO policy_version_list_entries(version, list, domain)"
          " SELECT l.version, e.list, e.domain FROM list_entries e"
          " JOIN policy_version_lists l ON l.name = e.list;"},
+    /* List subscriptions (store_subs.c): a list proxyd fetches from a URL on a schedule. The
+     * list itself stays a row of `lists` (its entries, versions and rollbacks are a list's);
+     * this row holds where it comes from, when it is next due, and how the last fetch went.
+     * No foreign key to lists: a subscription exists before its first import. */
+    {26, "CREATE TABLE list_subscriptions("
+         " name TEXT PRIMARY KEY,"
+         " url TEXT NOT NULL,"
+         " every_s INTEGER NOT NULL,"
+         " created_ms INTEGER NOT NULL,"
+         " next_ms INTEGER NOT NULL DEFAULT 0,"
+         " checked_ms INTEGER NOT NULL DEFAULT 0,"
+         " imported_ms INTEGER NOT NULL DEFAULT 0,"
+         " entries INTEGER NOT NULL DEFAULT -1,"
+         " status INTEGER NOT NULL DEFAULT 0,"
+         " etag TEXT NOT NULL DEFAULT '',"
+         " last_modified TEXT NOT NULL DEFAULT '',"
+         " error TEXT NOT NULL DEFAULT '');"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

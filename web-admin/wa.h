@@ -9,6 +9,7 @@
 #ifndef PX_WA_H
 #define PX_WA_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,21 @@ struct wa_proxy_stats {
     STATS_HISTOGRAM_TABLE
 #undef X
     struct store_log_counters log;
+};
+
+/* One download of a list subscription (wa_subs.c), which proxyd makes (list_fetch). */
+struct wa_fetch {
+    const char *url;           /* in: http:// or https:// */
+    const char *etag;          /* in: sent as If-None-Match unless "" */
+    const char *last_modified; /* in: sent as If-Modified-Since unless "" */
+    size_t max_bytes;          /* in: a longer body is refused */
+    const _Atomic bool *stop;  /* in: once true, the download ends (PX_ERR); may be NULL */
+    int status;                /* out: the last answer's HTTP status */
+    char *body;                /* out, owned by the caller (free): a 2xx answer's body */
+    size_t len;
+    char etag_out[256]; /* out: the answer's validators, "" when it had none */
+    char last_modified_out[64];
+    char err[512]; /* out: why there is no answer to use */
 };
 
 struct wa_options {
@@ -128,6 +144,15 @@ struct wa_options {
      * err NULL, once it is made (its password file is then there). Never for a start that
      * made it or found an admin. May be NULL. Any thread. */
     void (*first_admin)(void *arg, bool made, const char *err);
+    /* Downloads f->url for a list subscription as proxyd downloads anything: its own
+     * resolver, its target refusal (no loopback or private targets unless allowed) on every
+     * address and after every redirect (a few at most), http and https only, a timeout, at
+     * most f->max_bytes. PX_OK when an answer came (f->status, and the body of a 2xx); PX_ERR
+     * with f->err. Called on the subscription thread or an MHD thread. NULL: subscriptions
+     * are not fetched (503). */
+    int (*list_fetch)(void *arg, struct wa_fetch *f);
+    size_t list_max_bytes;   /* a subscription's list is at most this long; 0 = WA_LIST_LIMIT */
+    int64_t sub_min_every_s; /* the shortest subscription interval; 0 = 60 */
     void *hook_arg;
 };
 

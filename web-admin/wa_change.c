@@ -231,7 +231,8 @@ oom:
 /* ---- the commit, called back between compile and publish ---- */
 
 struct commit_job {
-    struct wa_req *r;
+    const char *actor;
+    const char *message; /* NULL: the changes make it */
     struct store *st;
     const struct wa_change *ch;
     size_t n;
@@ -299,9 +300,9 @@ static int commit_job(void *arg, int64_t *version, char *err, size_t errlen)
     rc = store_change_begin(job->st, job->cand->snap.version, err, errlen);
     if (rc != PX_OK)
         return rc;
-    store_change_message(job->st, wa_query(job->r, "message"));
+    store_change_message(job->st, job->message);
     for (size_t i = 0; i < job->n; i++) {
-        if (write_change(job->st, &job->ch[i], job->r->actor, &job->added_id, err, errlen) < 0) {
+        if (write_change(job->st, &job->ch[i], job->actor, &job->added_id, err, errlen) < 0) {
             store_change_rollback(job->st);
             return PX_ERR;
         }
@@ -346,22 +347,22 @@ enum change_status {
     CHANGE_STATUS_COUNT
 };
 
-static enum change_status apply(struct wa_req *r, const struct wa_change *ch, size_t n,
+static enum change_status apply(struct wa_ctx *ctx, struct store *st, const char *actor,
+                                const char *message, const struct wa_change *ch, size_t n,
                                 int *added_id, char *err, size_t errlen)
 {
-    const struct wa_options *opts = r->ctx->opts;
+    const struct wa_options *opts = ctx->opts;
     enum change_status status = CHANGE_FAILED;
-    struct store *st = r->st;
 
     err[0] = '\0';
     if (!st) {
         snprintf(err, errlen, "no database connection");
         return CHANGE_FAILED;
     }
-    pthread_mutex_lock(&r->ctx->policy_mu);
+    pthread_mutex_lock(&ctx->policy_mu);
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
         struct candidate c;
-        struct commit_job job = {r, st, ch, n, &c, 0, false};
+        struct commit_job job = {actor, message, st, ch, n, &c, 0, false};
         struct acl_config cfg;
         int rc = 0;
 
@@ -376,7 +377,7 @@ static enum change_status apply(struct wa_req *r, const struct wa_change *ch, si
         cfg = (struct acl_config){c.rules, c.nrules, c.lists, c.nlists, NULL};
         rc = opts->policy_apply
                  ? opts->policy_apply(opts->hook_arg, &cfg, commit_job, &job, err, errlen)
-                 : apply_here(r->ctx, &cfg, &job, err, errlen);
+                 : apply_here(ctx, &cfg, &job, err, errlen);
         candidate_free(&c);
         if (rc == PX_OK && added_id)
             *added_id = job.added_id;
@@ -385,7 +386,7 @@ static enum change_status apply(struct wa_req *r, const struct wa_change *ch, si
         status = rc == PX_OK ? CHANGE_DONE : job.called ? CHANGE_FAILED : CHANGE_REFUSED;
         break;
     }
-    pthread_mutex_unlock(&r->ctx->policy_mu);
+    pthread_mutex_unlock(&ctx->policy_mu);
     if (status != CHANGE_DONE && !err[0])
         snprintf(err, errlen, "%s",
                  status == CHANGE_REFUSED ? "the proxy refused the policy"
@@ -403,7 +404,7 @@ bool wa_change_apply(struct wa_req *r, const struct wa_change *ch, size_t n, int
         wa_reply_error(r, 400, "message", "a version message is at most %d bytes", WA_MESSAGE_MAX);
         return false;
     }
-    switch (apply(r, ch, n, added_id, err, sizeof(err))) {
+    switch (apply(r->ctx, r->st, r->actor, message, ch, n, added_id, err, sizeof(err))) {
     case CHANGE_DONE:
         return true;
     case CHANGE_REFUSED:
@@ -412,6 +413,19 @@ bool wa_change_apply(struct wa_req *r, const struct wa_change *ch, size_t n, int
     default:
         wa_reply_error(r, 500, NULL, "%s", err);
         return false;
+    }
+}
+
+int wa_change_apply_as(struct wa_ctx *ctx, struct store *st, const char *actor, const char *message,
+                       const struct wa_change *ch, size_t n, char *err, size_t errlen)
+{
+    switch (apply(ctx, st, actor, message, ch, n, NULL, err, errlen)) {
+    case CHANGE_DONE:
+        return 0;
+    case CHANGE_REFUSED:
+        return 1;
+    default:
+        return -1;
     }
 }
 

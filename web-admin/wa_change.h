@@ -67,6 +67,14 @@ struct wa_change {
 bool wa_change_apply(struct wa_req *r, const struct wa_change *ch, size_t n, int *added_id,
                      unsigned refused_status, const char *refused_field);
 
+/* wa_change_apply for work no request carries (a list subscription's import): the changes
+ * as actor, with message (NULL: the changes make it), on store connection st, which the
+ * caller holds. 0 when in force; 1 when refused (the result does not compile: err names the
+ * rule and the reason); -1 with err when the store failed. Any thread but an MHD thread
+ * inside wa_change_apply (one change at a time: ctx->policy_mu). */
+int wa_change_apply_as(struct wa_ctx *ctx, struct store *st, const char *actor, const char *message,
+                       const struct wa_change *ch, size_t n, char *err, size_t errlen);
+
 /* POST /api/reload's work: proxyd compiles the store's policy again. 0, or -1 with err. */
 int wa_change_reload(struct wa_ctx *ctx, char *err, size_t errlen);
 

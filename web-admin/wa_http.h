@@ -28,6 +28,7 @@
 
 struct wa_auth;   /* wa_auth.c: token, sessions, login throttle */
 struct wa_static; /* wa_static.c: pages and assets in memory */
+struct wa_subs;   /* wa_subs.c: the list subscriptions' thread */
 
 /* What every handler may reach besides its request. Set up by wa_start before the first
  * request and read-only afterwards, except policy_mu. Shared by the MHD threads. */
@@ -37,6 +38,7 @@ struct wa_ctx {
     struct store_pool *pool;       /* borrowed: the database connections */
     struct wa_auth *auth;          /* borrowed */
     struct wa_static *files;       /* borrowed */
+    struct wa_subs *subs;          /* borrowed: the subscription thread; NULL without fetches */
     pthread_mutex_t policy_mu;     /* one policy change at a time (wa_change.c) */
     /* The /proxy.pac URL other machines can fetch ("http://NAME:PORT/proxy.pac", NAME the
      * first admin host name, or the listen address), "" when the server listens on loopback

@@ -24,6 +24,7 @@
 #include "web-admin/wa_settings.h"
 #include "web-admin/wa_static.h"
 #include "web-admin/wa_stats.h"
+#include "web-admin/wa_subs.h"
 #include "web-admin/wa_tokens.h"
 #include "web-admin/wa_users.h"
 #include "web-admin/wa_versions.h"
@@ -74,6 +75,10 @@ const struct wa_route wa_routes[] = {
     {"GET", "/api/lists/{}", 0, wa_lists_get},
     {"PUT", "/api/lists/{}", WA_BODY_LIST | WA_OPERATOR, wa_lists_put},
     {"DELETE", "/api/lists/{}", WA_OPERATOR, wa_lists_delete},
+    {"GET", "/api/subscriptions", 0, wa_subs_list},
+    {"PUT", "/api/subscriptions/{}", WA_OPERATOR, wa_subs_put},
+    {"DELETE", "/api/subscriptions/{}", WA_OPERATOR, wa_subs_delete},
+    {"POST", "/api/subscriptions/{}/refresh", WA_OPERATOR, wa_subs_refresh},
 
     {"GET", "/api/users", 0, wa_users_list},
     {"PUT", "/api/users/{}", 0, wa_users_put},

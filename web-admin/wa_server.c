@@ -22,6 +22,7 @@
 #include "web-admin/wa_auth.h"
 #include "web-admin/wa_routes.h"
 #include "web-admin/wa_static.h"
+#include "web-admin/wa_subs.h"
 
 #define WA_STORE_IDLE 4     /* idle store connections kept */
 #define WA_CONN_MAX 1024    /* HTTP connections at once, all addresses */
@@ -594,8 +595,10 @@ void wa_stop(struct wa_server *srv)
         pthread_cond_destroy(&srv->retry_cv);
         pthread_mutex_destroy(&srv->retry_mu);
     }
+    wa_subs_cancel(srv->ctx.subs); /* a refresh on an MHD thread ends its download now */
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
+    wa_subs_stop(srv->ctx.subs); /* after MHD: a refresh may be using it */
     store_pool_free(srv->ctx.pool);
     wa_auth_free(srv->ctx.auth);
     wa_static_free(srv->ctx.files);
@@ -718,6 +721,11 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
     /* Last, so a start that fails never creates an admin whose password nobody saw. A
      * failure here (a full disk, a locked database) is no reason to fail the start: proxyd
      * would exit with it, and relaying must go on. */
+    if (srv->opts.list_fetch) {
+        srv->ctx.subs = wa_subs_start(&srv->ctx, err, errlen);
+        if (!srv->ctx.subs)
+            goto fail;
+    }
     char why[512];
     if (wa_auth_first_admin(srv->ctx.pool, srv->data_dir, first_run, why, sizeof(why)) < 0 &&
         first_admin_later(srv, why, err, errlen) < 0)

@@ -1,0 +1,186 @@
+/* store_subs: list subscriptions, the lists proxyd fetches from a URL on a schedule. Adding
+ * and removing one is audited but moves no policy version (the rule set is unchanged until a
+ * fetch imports the list, which is a list change of its own); a fetch's outcome is recorded
+ * without audit, as a log line would be.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "storage/store_impl.h"
+
+#define SUB_COLS                                                                                   \
+    "name, url, every_s, next_ms, checked_ms, imported_ms, entries, status, etag,"                 \
+    " last_modified, error"
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+
+    snprintf(dst, cap, "%s", t ? t : "");
+}
+
+static void sub_of(sqlite3_stmt *s, struct store_sub *o)
+{
+    memset(o, 0, sizeof(*o));
+    copy_col(o->name, sizeof(o->name), s, 0);
+    copy_col(o->url, sizeof(o->url), s, 1);
+    o->every_s = sqlite3_column_int64(s, 2);
+    o->next_ms = sqlite3_column_int64(s, 3);
+    o->checked_ms = sqlite3_column_int64(s, 4);
+    o->imported_ms = sqlite3_column_int64(s, 5);
+    o->entries = sqlite3_column_int64(s, 6);
+    o->status = sqlite3_column_int(s, 7);
+    copy_col(o->etag, sizeof(o->etag), s, 8);
+    copy_col(o->last_modified, sizeof(o->last_modified), s, 9);
+    copy_col(o->error, sizeof(o->error), s, 10);
+}
+
+int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *err, size_t errlen)
+{
+    struct store_sub *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (store_prepare(st, "SELECT " SUB_COLS " FROM list_subscriptions ORDER BY name", &s, err,
+                      errlen) < 0)
+        return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (store_array_reserve(&v, &cap, len, 4, sizeof(*v)) < 0) {
+            sqlite3_finalize(s);
+            free(v);
+            return store_errf(err, errlen, "subscriptions: out of memory");
+        }
+        sub_of(s, &v[len++]);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return store_sql_err(st, err, errlen, "subscriptions");
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int store_sub_get(struct store *st, const char *name, struct store_sub *out, char *err,
+                  size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(st, "SELECT " SUB_COLS " FROM list_subscriptions WHERE name = ?", &s, err,
+                      errlen) < 0)
+        return -1;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        sub_of(s, out);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE)
+        return 1;
+    return rc == SQLITE_ROW ? 0 : store_sql_err(st, err, errlen, "subscription");
+}
+
+static int commit_audited(struct store *st, const char *actor, const char *action,
+                          const char *detail, char *err, size_t errlen)
+{
+    if (store_audit_add(st, actor, action, detail, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st, err, errlen);
+}
+
+int store_sub_add(struct store *st, const char *name, const char *url, int64_t every_s,
+                  const char *actor, char *err, size_t errlen)
+{
+    char detail[STORE_SUB_URL_MAX + 128];
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!name || !*name || strlen(name) > 63 || !url || !*url || strlen(url) > STORE_SUB_URL_MAX ||
+        every_s <= 0)
+        return store_errf(err, errlen,
+                          "subscription: a name, a URL of at most %d bytes and an "
+                          "interval are required",
+                          STORE_SUB_URL_MAX);
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    /* next_ms 0: the first fetch is due at once. */
+    if (store_prepare(st,
+                      "INSERT INTO list_subscriptions(name, url, every_s, created_ms)"
+                      " VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                      &s, err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, url, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, every_s);
+    sqlite3_bind_int64(s, 4, clock_wall_ms());
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        store_sql_err(st, err, errlen, "subscription add");
+        store_rollback(st);
+        return -1;
+    }
+    if (sqlite3_changes(st->db) == 0) {
+        store_rollback(st);
+        store_errf(err, errlen, "list %s already has a subscription", name);
+        return 1;
+    }
+    snprintf(detail, sizeof(detail), "list %s: %s every %llds", name, url, (long long)every_s);
+    return commit_audited(st, actor, "subscription.add", detail, err, errlen);
+}
+
+int store_sub_delete(struct store *st, const char *name, const char *actor, char *err,
+                     size_t errlen)
+{
+    char detail[128];
+
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_exec_text(st, "DELETE FROM list_subscriptions WHERE name = ?", name,
+                        "subscription delete", err, errlen) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    if (sqlite3_changes(st->db) == 0) {
+        store_rollback(st);
+        store_errf(err, errlen, "list %s has no subscription", name);
+        return 1;
+    }
+    snprintf(detail, sizeof(detail), "list %s", name);
+    return commit_audited(st, actor, "subscription.delete", detail, err, errlen);
+}
+
+int store_sub_record(struct store *st, const struct store_sub *sub, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (store_prepare(st,
+                      "UPDATE list_subscriptions SET next_ms = ?, checked_ms = ?, imported_ms = ?,"
+                      " entries = ?, status = ?, etag = ?, last_modified = ?, error = ?"
+                      " WHERE name = ?",
+                      &s, err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, sub->next_ms);
+    sqlite3_bind_int64(s, 2, sub->checked_ms);
+    sqlite3_bind_int64(s, 3, sub->imported_ms);
+    sqlite3_bind_int64(s, 4, sub->entries);
+    sqlite3_bind_int(s, 5, sub->status);
+    sqlite3_bind_text(s, 6, sub->etag, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, sub->last_modified, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, sub->error, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, sub->name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "subscription record");
+}

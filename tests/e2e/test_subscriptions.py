@@ -1,0 +1,227 @@
+"""End-to-end tests of list subscriptions through a running proxyd: proxyd fetches a list
+from a local origin by a name the DNS stub answers, imports it as a policy version audited as
+subscription:NAME, sends the ETag back and keeps the list on a 304, imports a changed list,
+keeps the list (and says why) on a 500, an empty body and an over-size body, refuses a URL or
+a redirect that resolves to a refused target, and fetches on its schedule by itself, also
+after a restart."""
+import http.server
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import unittest
+import urllib.error
+
+from harness import PROXYCTL, DnsStub, Proxyd, wait_for
+
+MAX_BYTES = 4000
+
+
+class ListOrigin:
+    """An HTTP origin on 127.0.0.1 whose answers the test sets per path: (status, body,
+    etag). It answers 304 when If-None-Match is the path's ETag, and keeps each request's
+    path and headers."""
+
+    def __init__(self):
+        self.pages = {}
+        self.requests = []
+        self.lock = threading.Lock()
+        origin = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                with origin.lock:
+                    origin.requests.append((self.path, dict(self.headers)))
+                    page = origin.pages.get(self.path)
+                if page is None:
+                    status, body, extra = 404, b"", {}
+                else:
+                    status, body, extra = page
+                etag = extra.get("ETag")
+                if etag and self.headers.get("If-None-Match") == etag:
+                    status, body = 304, b""
+                self.send_response(status)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                if status != 304:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def set(self, path, status, body, **headers):
+        with self.lock:
+            self.pages[path] = (status, body, headers)
+
+    def hits(self, path):
+        with self.lock:
+            return [h for p, h in self.requests if p == path]
+
+
+class SubscriptionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = cls.enterClassContext(DnsStub(records={
+            "lists.test": "127.0.0.1", "meta.test": "169.254.169.254"}))
+        cls.origin = cls.enterClassContext(ListOrigin())
+        cls.px = cls.enterClassContext(Proxyd(dns=cls.dns, extra_args=[
+            "--subscription-min-interval", "1", "--list-max-bytes", str(MAX_BYTES)]))
+
+    def url(self, path):
+        return "http://lists.test:%d%s" % (self.origin.port, path)
+
+    def sub(self, name):
+        for s in self.px.api("GET", "/api/subscriptions")["subscriptions"]:
+            if s["name"] == name:
+                return s
+        return None
+
+    def fetched(self, name):
+        """The subscription once its first fetch has been recorded."""
+        s = wait_for(lambda: (self.sub(name) or {}).get("checked_ms", 0) > 0 and self.sub(name))
+        self.assertTrue(s, "no fetch of %s recorded" % name)
+        return s
+
+    def entries(self, name):
+        return sorted(self.px.api("GET", "/api/lists/%s" % name)["entries"])
+
+    def refresh(self, name):
+        return self.px.api("POST", "/api/subscriptions/%s/refresh" % name)
+
+    def current(self):
+        return self.px.api("GET", "/api/versions")["current"]
+
+    def api_error(self, method, path, body=None):
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            self.px.api(method, path, body)
+        return cm.exception.code, json.loads(cm.exception.read())
+
+    def test_fetch_etag_change_and_failures_keep_the_list(self):
+        self.origin.set("/ads.txt", 200, b"# ads\n0.0.0.0 ads.example\ntrack.example\n",
+                        ETag='"v1"')
+        before = self.current()
+        self.px.api("PUT", "/api/subscriptions/ads", {"url": self.url("/ads.txt"),
+                                                      "every_s": 86400})
+        s = self.fetched("ads")
+        self.assertEqual((s["status"], s["entries"], s["error"]), (200, 2, ""))
+        self.assertEqual(s["etag"], '"v1"')
+        self.assertEqual(self.entries("ads"), ["ads.example", "track.example"])
+        v1 = self.current()
+        self.assertEqual(v1, before + 1)
+        top = self.px.api("GET", "/api/versions?limit=1")["rows"][0]
+        self.assertEqual(top["actor"], "subscription:ads")
+        self.assertIn("2 entries", top["message"])
+        # The list works in a rule at once.
+        self.px.api("POST", "/api/rules", {"text": "deny list ads"})
+
+        # Unchanged: the ETag goes back, the 304 keeps the list and records the check.
+        s = self.refresh("ads")
+        self.assertEqual(self.origin.hits("/ads.txt")[-1].get("If-None-Match"), '"v1"')
+        self.assertEqual((s["status"], s["entries"], s["error"]), (304, 2, ""))
+        self.assertEqual(self.current(), v1 + 1)  # the rule only
+
+        # Changed: imported as a new version.
+        self.origin.set("/ads.txt", 200, b"ads.example\ntrack.example\nspy.example\n",
+                        ETag='"v2"')
+        s = self.refresh("ads")
+        self.assertEqual((s["status"], s["entries"], s["error"]), (200, 3, ""))
+        self.assertEqual(self.entries("ads"), ["ads.example", "spy.example", "track.example"])
+        self.assertEqual(self.current(), v1 + 2)
+        imported = s["imported_ms"]
+
+        # A 500, an empty body, an over-size body: the list stays, the reason is shown.
+        cases = [(500, b"oops", "HTTP status 500"),
+                 (200, b"", "download is empty"),
+                 (200, b"# only a comment\n", "download is empty"),
+                 (200, b"not a domain!\n", "no domains"),
+                 (200, b"x.example\n" * (MAX_BYTES // 10 + 1), "larger than %d bytes" % MAX_BYTES)]
+        for status, body, why in cases:
+            with self.subTest(status=status, why=why):
+                self.origin.set("/ads.txt", status, body, ETag='"bad"')
+                s = self.refresh("ads")
+                self.assertIn(why, s["error"])
+                self.assertIn("the list was kept", s["error"])
+                self.assertEqual(s["entries"], 3)
+                self.assertEqual(s["imported_ms"], imported)
+                self.assertEqual(s["etag"], '"v2"')  # the validators of the list kept
+                self.assertEqual(self.entries("ads"),
+                                 ["ads.example", "spy.example", "track.example"])
+                self.assertEqual(self.current(), v1 + 2)
+
+        # Unsubscribing keeps the list (a rule uses it).
+        self.assertEqual(self.px.api("DELETE", "/api/subscriptions/ads"), {"unsubscribed": "ads"})
+        self.assertIsNone(self.sub("ads"))
+        self.assertEqual(len(self.entries("ads")), 3)
+        audit = json.dumps(self.px.api("GET", "/api/audit?limit=50"))
+        self.assertIn("subscription.add", audit)
+        self.assertIn("subscription.delete", audit)
+
+    def test_refused_targets(self):
+        # A name resolving to a link-local address (a cloud's metadata service).
+        self.px.api("PUT", "/api/subscriptions/meta", {"url": "http://meta.test/list",
+                                                       "every_s": 86400})
+        s = self.fetched("meta")
+        self.assertIn("meta.test: target refused", s["error"])
+        self.assertEqual((s["status"], s["entries"]), (0, -1))
+        self.assertEqual(self.api_error("GET", "/api/lists/meta")[0], 404)
+        # proxyd's own admin port, even with loopback targets allowed.
+        self.px.api("PUT", "/api/subscriptions/self", {
+            "url": "http://127.0.0.1:%d/api/health" % self.px.admin_port, "every_s": 86400})
+        self.assertIn("target refused", self.fetched("self")["error"])
+        # A redirect is checked like the first URL.
+        self.origin.set("/away", 302, b"", Location="http://meta.test/list")
+        self.px.api("PUT", "/api/subscriptions/away", {"url": self.url("/away"),
+                                                       "every_s": 86400})
+        self.assertIn("meta.test: target refused", self.fetched("away")["error"])
+        self.origin.set("/there", 301, b"", Location="/there.txt")
+        self.origin.set("/there.txt", 200, b"there.example\n")
+        self.px.api("PUT", "/api/subscriptions/there", {"url": self.url("/there"),
+                                                        "every_s": 86400})
+        s = self.fetched("there")
+        self.assertEqual((s["status"], s["entries"], s["error"]), (200, 1, ""))
+        # Bad input is refused before anything is stored.
+        for body, field in [({"url": "ftp://lists.test/x", "every_s": 60}, "url"),
+                            ({"url": "file:///etc/passwd", "every_s": 60}, "url"),
+                            ({"url": self.url("/x"), "every_s": 0}, "every_s"),
+                            ({"url": self.url("/x")}, "every_s")]:
+            code, err = self.api_error("PUT", "/api/subscriptions/bad", body)
+            self.assertEqual((code, err.get("field")), (400, field), err)
+        code, err = self.api_error("PUT", "/api/subscriptions/there",
+                                   {"url": self.url("/x"), "every_s": 60})
+        self.assertEqual((code, err.get("field")), (409, "replace"))
+        self.assertIsNone(self.sub("bad"))
+
+    def test_schedule_fires_by_itself_and_survives_a_restart(self):
+        self.origin.set("/sched.txt", 200, b"sched.example\n")
+        self.px.api("PUT", "/api/subscriptions/sched", {"url": self.url("/sched.txt"),
+                                                        "every_s": 1})
+        self.assertTrue(wait_for(lambda: len(self.origin.hits("/sched.txt")) >= 3),
+                        "the schedule did not fire by itself")
+        self.px.stop()
+        self.px.start()
+        n = len(self.origin.hits("/sched.txt"))
+        self.assertTrue(wait_for(lambda: len(self.origin.hits("/sched.txt")) >= n + 2),
+                        "no fetch after the restart")
+        self.assertEqual(self.sub("sched")["entries"], 1)
+        self.px.api("DELETE", "/api/subscriptions/sched")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,430 @@
+/* web-admin list subscriptions: the API, and the thread that fetches due lists and imports
+ * them. See wa_subs.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "web-admin/wa_change.h"
+#include "web-admin/wa_subs.h"
+
+#define SUB_MIN_EVERY_S 60            /* default shortest interval: list hosts ask for hours */
+#define SUB_MAX_EVERY_S (366 * 86400) /* longest interval */
+#define SUB_POLL_S 1                  /* how often the thread looks for due subscriptions */
+
+struct wa_subs {
+    struct wa_ctx *ctx; /* borrowed */
+    pthread_t thread;
+    pthread_mutex_t mu; /* stopping, and the condition's */
+    pthread_cond_t cv;
+    bool stopping;
+    _Atomic bool stop;      /* ends a download in progress */
+    pthread_mutex_t run_mu; /* one fetch at a time: the thread's or a refresh's */
+};
+
+/* ---- one fetch ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* True when list `name` holds exactly the domains (any order; both free of duplicates). */
+static bool list_is(struct store *st, const char *name, char **domains, size_t n)
+{
+    char **have, err[256];
+    size_t nhave;
+    bool same;
+
+    if (store_list_entries(st, name, &have, &nhave, err, sizeof(err)) < 0)
+        return false;
+    same = nhave == n;
+    if (same && n) {
+        char **mine = malloc(n * sizeof(*mine));
+
+        if (!mine) {
+            same = false;
+        } else {
+            memcpy(mine, domains, n * sizeof(*mine));
+            qsort(mine, n, sizeof(*mine), cmp_str);
+            qsort(have, n, sizeof(*have), cmp_str);
+            for (size_t i = 0; same && i < n; i++)
+                same = strcmp(mine[i], have[i]) == 0;
+            free(mine);
+        }
+    }
+    for (size_t i = 0; i < nhave; i++)
+        free(have[i]);
+    free(have);
+    return same;
+}
+
+/* The list in the body of a 2xx answer: imported as a policy change, unless it is empty or
+ * the same as the list in force. Fills sub's outcome (error "" when the list is as fetched). */
+static void sub_import(struct wa_ctx *ctx, struct store *st, struct store_sub *sub,
+                       const struct wa_fetch *f)
+{
+    struct acl_list_stats stats;
+    char **domains = NULL, actor[96], message[WA_MESSAGE_MAX + 1], err[512];
+    size_t n = 0;
+
+    memset(&stats, 0, sizeof(stats));
+    if (acl_list_parse(f->body ? f->body : "", f->len, &domains, &n, &stats) < 0) {
+        snprintf(sub->error, sizeof(sub->error), "out of memory while parsing the list");
+        return;
+    }
+    if (n == 0) {
+        /* An empty answer is a broken mirror far more often than a wish to unblock all. */
+        if (stats.skipped)
+            snprintf(sub->error, sizeof(sub->error),
+                     "download has no domains (%zu lines skipped, the first, line %d: %s); the "
+                     "list was kept",
+                     (size_t)stats.skipped, stats.first_skipped_line, stats.first_skipped_reason);
+        else
+            snprintf(sub->error, sizeof(sub->error), "download is empty; the list was kept");
+    } else if (list_is(st, sub->name, domains, n)) {
+        sub->entries = (int64_t)n; /* nothing new: no version for it */
+    } else {
+        struct wa_change ch = {.kind = WA_LIST_REPLACE,
+                               .list = sub->name,
+                               .items = (const char *const *)domains,
+                               .nitems = n};
+        int rc;
+
+        snprintf(actor, sizeof(actor), "subscription:%s", sub->name);
+        snprintf(message, sizeof(message), "subscription %s: %zu entries from %.400s", sub->name, n,
+                 sub->url);
+        rc = wa_change_apply_as(ctx, st, actor, message, &ch, 1, err, sizeof(err));
+        if (rc == 0) {
+            sub->entries = (int64_t)n;
+            sub->imported_ms = clock_wall_ms();
+        } else {
+            snprintf(sub->error, sizeof(sub->error), "%s: %.400s; the list was kept",
+                     rc > 0 ? "not imported" : "cannot store it", err);
+        }
+    }
+    if (!sub->error[0]) {
+        snprintf(sub->etag, sizeof(sub->etag), "%s", f->etag_out);
+        snprintf(sub->last_modified, sizeof(sub->last_modified), "%s", f->last_modified_out);
+    }
+    acl_list_free(domains, n);
+}
+
+/* Fetches subscription `name` now and records how it went (into *out too, if not NULL).
+ * 0; 1 when there is no such subscription; -1 with err when the store failed. */
+static int sub_run(struct wa_subs *subs, struct store *st, const char *name, struct store_sub *out,
+                   char *err, size_t errlen)
+{
+    const struct wa_options *o = subs->ctx->opts;
+    struct store_sub sub;
+    struct wa_fetch f;
+    int rc;
+
+    pthread_mutex_lock(&subs->run_mu);
+    rc = store_sub_get(st, name, &sub, err, errlen);
+    if (rc != 0) {
+        pthread_mutex_unlock(&subs->run_mu);
+        return rc;
+    }
+    memset(&f, 0, sizeof(f));
+    f.url = sub.url;
+    f.etag = sub.etag;
+    f.last_modified = sub.last_modified;
+    f.max_bytes = o->list_max_bytes ? o->list_max_bytes : WA_LIST_LIMIT;
+    f.stop = &subs->stop;
+    sub.error[0] = '\0';
+    sub.status = 0;
+    if (o->list_fetch(o->hook_arg, &f) != PX_OK) {
+        snprintf(sub.error, sizeof(sub.error), "%.400s; the list was kept",
+                 f.err[0] ? f.err : "download failed");
+    } else {
+        sub.status = f.status;
+        if (f.status == 304)
+            ; /* not modified: the list and its validators stand */
+        else if (f.status < 200 || f.status > 299)
+            snprintf(sub.error, sizeof(sub.error), "HTTP status %d; the list was kept", f.status);
+        else
+            sub_import(subs->ctx, st, &sub, &f);
+    }
+    free(f.body);
+    sub.checked_ms = clock_wall_ms();
+    sub.next_ms = sub.checked_ms + sub.every_s * 1000;
+    rc = store_sub_record(st, &sub, err, errlen);
+    pthread_mutex_unlock(&subs->run_mu);
+    if (out)
+        *out = sub;
+    return rc;
+}
+
+/* ---- the thread ---- */
+
+static void run_due(struct wa_subs *subs)
+{
+    struct store_sub *rows;
+    struct store *st;
+    char err[512];
+    size_t n;
+
+    st = store_pool_get(subs->ctx->pool, err, sizeof(err));
+    if (!st)
+        return; /* a locked or missing database: the next round tries again */
+    if (store_subs_list(st, &rows, &n, err, sizeof(err)) == 0) {
+        int64_t now = clock_wall_ms();
+
+        for (size_t i = 0; i < n && !atomic_load(&subs->stop); i++)
+            if (rows[i].next_ms <= now)
+                sub_run(subs, st, rows[i].name, NULL, err, sizeof(err));
+        free(rows);
+    }
+    store_pool_put(subs->ctx->pool, st);
+}
+
+static void *subs_main(void *arg)
+{
+    struct wa_subs *subs = arg;
+
+    pthread_mutex_lock(&subs->mu);
+    while (!subs->stopping) {
+        struct timespec until;
+
+        pthread_mutex_unlock(&subs->mu);
+        run_due(subs);
+        pthread_mutex_lock(&subs->mu);
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += SUB_POLL_S;
+        while (!subs->stopping && pthread_cond_timedwait(&subs->cv, &subs->mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&subs->mu);
+    return NULL;
+}
+
+struct wa_subs *wa_subs_start(struct wa_ctx *ctx, char *err, size_t errlen)
+{
+    struct wa_subs *subs = calloc(1, sizeof(*subs));
+    pthread_condattr_t ca;
+
+    if (!subs) {
+        snprintf(err, errlen, "subscriptions: out of memory");
+        return NULL;
+    }
+    subs->ctx = ctx;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&subs->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&subs->mu, NULL);
+    pthread_mutex_init(&subs->run_mu, NULL);
+    atomic_init(&subs->stop, false);
+    if (pthread_create(&subs->thread, NULL, subs_main, subs) != 0) {
+        snprintf(err, errlen, "subscriptions: cannot start a thread");
+        pthread_cond_destroy(&subs->cv);
+        pthread_mutex_destroy(&subs->mu);
+        pthread_mutex_destroy(&subs->run_mu);
+        free(subs);
+        return NULL;
+    }
+    return subs;
+}
+
+void wa_subs_cancel(struct wa_subs *subs)
+{
+    if (subs)
+        atomic_store(&subs->stop, true);
+}
+
+void wa_subs_stop(struct wa_subs *subs)
+{
+    if (!subs)
+        return;
+    atomic_store(&subs->stop, true);
+    pthread_mutex_lock(&subs->mu);
+    subs->stopping = true;
+    pthread_cond_signal(&subs->cv);
+    pthread_mutex_unlock(&subs->mu);
+    pthread_join(subs->thread, NULL);
+    pthread_cond_destroy(&subs->cv);
+    pthread_mutex_destroy(&subs->mu);
+    pthread_mutex_destroy(&subs->run_mu);
+    free(subs);
+}
+
+/* ---- the API ---- */
+
+static json_t *sub_json(const struct store_sub *s)
+{
+    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:o,s:o}", "name", s->name, "url",
+                     wa_json_text(s->url), "every_s", (json_int_t)s->every_s, "next_ms",
+                     (json_int_t)s->next_ms, "checked_ms", (json_int_t)s->checked_ms, "imported_ms",
+                     (json_int_t)s->imported_ms, "entries", (json_int_t)s->entries, "status",
+                     s->status, "etag", wa_json_text(s->etag), "last_modified",
+                     wa_json_text(s->last_modified), "error", wa_json_text(s->error));
+}
+
+enum MHD_Result wa_subs_list(struct wa_req *r)
+{
+    struct store *st = wa_store(r);
+    struct store_sub *rows;
+    char err[256];
+    size_t n;
+    json_t *arr;
+
+    if (!st)
+        return MHD_YES;
+    if (store_subs_list(st, &rows, &n, err, sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, sub_json(&rows[i]));
+    free(rows);
+    return wa_reply_json(r, 200, json_pack("{s:o}", "subscriptions", arr));
+}
+
+/* An http or https URL with a host, in printable ASCII: the fetch parses it fully. */
+static bool url_ok(const char *url)
+{
+    size_t skip;
+
+    if (!strncasecmp(url, "http://", 7))
+        skip = 7;
+    else if (!strncasecmp(url, "https://", 8))
+        skip = 8;
+    else
+        return false;
+    if (!url[skip] || url[skip] == '/' || strlen(url) > STORE_SUB_URL_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return false;
+    return true;
+}
+
+/* 1 if list `name` exists, 0 if not, -1 on error. */
+static int list_exists(struct store *st, const char *name)
+{
+    struct store_list_info *lists;
+    size_t n;
+    char err[256];
+    int found = 0;
+
+    if (store_lists(st, &lists, &n, err, sizeof(err)) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(lists[i].name, name))
+            found = 1;
+    free(lists);
+    return found;
+}
+
+static struct store *named(struct wa_req *r)
+{
+    if (!wa_name_ok(r->param)) {
+        wa_reply_error(r, 400, "name", "list names are 1-63 letters, digits, '.', '_', '-'");
+        return NULL;
+    }
+    return wa_store(r);
+}
+
+enum MHD_Result wa_subs_put(struct wa_req *r)
+{
+    const struct wa_options *o = r->ctx->opts;
+    int64_t min_s = o->sub_min_every_s > 0 ? o->sub_min_every_s : SUB_MIN_EVERY_S;
+    struct store *st;
+    const char *url, *replace;
+    json_t *body, *every;
+    int64_t every_s;
+    char err[512];
+    int rc;
+
+    if (!r->ctx->subs)
+        return wa_reply_error(r, 503, NULL, "this proxyd fetches no lists");
+    st = named(r);
+    if (!st)
+        return MHD_YES;
+    body = wa_body_json(r);
+    if (!body)
+        return MHD_YES;
+    url = json_string_value(json_object_get(body, "url"));
+    every = json_object_get(body, "every_s");
+    if (!url || !url_ok(url)) {
+        json_decref(body);
+        return wa_reply_error(r, 400, "url",
+                              "url: an http:// or https:// URL with a host, printable ASCII, "
+                              "at most %d bytes",
+                              STORE_SUB_URL_MAX);
+    }
+    every_s = json_is_integer(every) ? (int64_t)json_integer_value(every) : -1;
+    if (every_s < min_s || every_s > SUB_MAX_EVERY_S) {
+        json_decref(body);
+        return wa_reply_error(r, 400, "every_s", "every_s: %lld to %lld seconds", (long long)min_s,
+                              (long long)SUB_MAX_EVERY_S);
+    }
+    /* A subscription replaces the list's entries at each fetch: over a list an admin
+     * imported, that is a replacement to confirm, as an import over it is. */
+    replace = wa_query(r, "replace");
+    if (!replace || strcmp(replace, "1") != 0) {
+        int exists = list_exists(st, r->param);
+
+        if (exists != 0) {
+            json_decref(body);
+            if (exists < 0)
+                return wa_reply_error(r, 500, NULL, "cannot read the lists");
+            return wa_reply_error(r, 409, "replace",
+                                  "list %s exists: each fetch replaces its entries; nothing "
+                                  "changed: confirm with replace=1",
+                                  r->param);
+        }
+    }
+    rc = store_sub_add(st, r->param, url, every_s, r->actor, err, sizeof(err));
+    json_decref(body);
+    if (rc < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    if (rc > 0)
+        return wa_reply_error(r, 409, NULL, "%s", err);
+    pthread_mutex_lock(&r->ctx->subs->mu);
+    pthread_cond_signal(&r->ctx->subs->cv); /* due at once */
+    pthread_mutex_unlock(&r->ctx->subs->mu);
+    struct store_sub sub;
+    if (store_sub_get(st, r->param, &sub, err, sizeof(err)) != 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    return wa_reply_json(r, 201, sub_json(&sub));
+}
+
+enum MHD_Result wa_subs_delete(struct wa_req *r)
+{
+    struct store *st = named(r);
+    char err[256];
+    int rc;
+
+    if (!st)
+        return MHD_YES;
+    rc = store_sub_delete(st, r->param, r->actor, err, sizeof(err));
+    if (rc < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    if (rc > 0)
+        return wa_reply_error(r, 404, NULL, "%s", err);
+    return wa_reply_json(r, 200, json_pack("{s:s}", "unsubscribed", r->param));
+}
+
+enum MHD_Result wa_subs_refresh(struct wa_req *r)
+{
+    struct store *st;
+    struct store_sub sub;
+    char err[512];
+    int rc;
+
+    if (!r->ctx->subs)
+        return wa_reply_error(r, 503, NULL, "this proxyd fetches no lists");
+    st = named(r);
+    if (!st)
+        return MHD_YES;
+    rc = sub_run(r->ctx->subs, st, r->param, &sub, err, sizeof(err));
+    if (rc < 0)
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    if (rc > 0)
+        return wa_reply_error(r, 404, NULL, "list %s has no subscription", r->param);
+    return wa_reply_json(r, 200, sub_json(&sub));
+}
