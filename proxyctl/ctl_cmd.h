@@ -168,6 +168,12 @@ enum ctl_status ctl_cmd_lists_show(struct ctl_ctx *ctx, const struct ctl_call *c
 enum ctl_status ctl_cmd_lists_del(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_lists_import(struct ctl_ctx *ctx, const struct ctl_call *call);
 
+/* ctl_cmd_subs.c */
+enum ctl_status ctl_cmd_lists_subscribe(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_lists_unsubscribe(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_lists_subscriptions(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_lists_refresh(struct ctl_ctx *ctx, const struct ctl_call *call);
+
 /* ctl_cmd_versions.c */
 enum ctl_status ctl_cmd_policy_log(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_policy_show(struct ctl_ctx *ctx, const struct ctl_call *call);

@@ -82,7 +82,7 @@ class SubscriptionsTest(unittest.TestCase):
             "lists.test": "127.0.0.1", "meta.test": "169.254.169.254"}))
         cls.origin = cls.enterClassContext(ListOrigin())
         cls.px = cls.enterClassContext(Proxyd(dns=cls.dns, extra_args=[
-            "--subscription-min-interval", "1", "--list-max-bytes", str(MAX_BYTES)]))
+            "--subscription-min-interval", "2", "--list-max-bytes", str(MAX_BYTES)]))
 
     def url(self, path):
         return "http://lists.test:%d%s" % (self.origin.port, path)
@@ -208,10 +208,50 @@ class SubscriptionsTest(unittest.TestCase):
         self.assertEqual((code, err.get("field")), (409, "replace"))
         self.assertIsNone(self.sub("bad"))
 
+    def ctl(self, *args, expect=0):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXYCTL_", "PROXYD_"))}
+        r = subprocess.run([PROXYCTL, "--url", self.px.admin_url, "--data-dir", self.px.data_dir]
+                           + list(args), capture_output=True, text=True, timeout=60, env=env,
+                           cwd=tempfile.gettempdir())
+        self.assertEqual(r.returncode, expect, "proxyctl %s: exit %d\nstdout: %s\nstderr: %s"
+                         % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r.stdout, r.stderr
+
+    def test_proxyctl_verbs(self):
+        self.origin.set("/ctl.txt", 200, b"one.example\ntwo.example\n", ETag='"c1"')
+        out, _ = self.ctl("lists", "subscribe", "ctl", self.url("/ctl.txt"), "--every", "12h")
+        self.assertIn("subscribed list ctl to %s every 12h" % self.url("/ctl.txt"), out)
+        self.fetched("ctl")
+        out, _ = self.ctl("lists", "subscriptions")
+        line = [l for l in out.splitlines() if l.startswith("ctl ")]
+        self.assertEqual(len(line), 1, out)
+        self.assertRegex(line[0], r"^ctl +12h +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +200 +2 +http://")
+        out, _ = self.ctl("lists", "refresh", "ctl")
+        self.assertEqual(out.strip(), "list ctl: not modified (2 entries)")
+        self.origin.set("/ctl.txt", 503, b"")
+        out, err = self.ctl("lists", "refresh", "ctl", expect=1)
+        self.assertIn("HTTP status 503; the list was kept", err)
+        out, _ = self.ctl("--json", "lists", "subscriptions")
+        row = [s for s in json.loads(out)["subscriptions"] if s["name"] == "ctl"][0]
+        self.assertEqual((row["status"], row["entries"]), (503, 2))
+        # Over a list that exists: --replace, or nothing changes.
+        self.ctl("lists", "import", "mine", os.devnull, "--replace")
+        _, err = self.ctl("lists", "subscribe", "mine", self.url("/ctl.txt"), expect=1)
+        self.assertIn("--replace", err)
+        self.assertIsNone(self.sub("mine"))
+        self.ctl("lists", "subscribe", "x", "ftp://lists.test/x", expect=2)
+        _, err = self.ctl("lists", "subscribe", "x", self.url("/x"), "--every", "1s", expect=1)
+        self.assertIn("every_s: 2 to", err)
+        self.ctl("lists", "unsubscribe", "ctl")
+        _, err = self.ctl("lists", "refresh", "ctl", expect=1)
+        self.assertIn("no such subscription ctl", err)
+        out, _ = self.ctl("lists", "show", "ctl")
+        self.assertEqual(out.split(), ["one.example", "two.example"])
+
     def test_schedule_fires_by_itself_and_survives_a_restart(self):
         self.origin.set("/sched.txt", 200, b"sched.example\n")
         self.px.api("PUT", "/api/subscriptions/sched", {"url": self.url("/sched.txt"),
-                                                        "every_s": 1})
+                                                        "every_s": 2})
         self.assertTrue(wait_for(lambda: len(self.origin.hits("/sched.txt")) >= 3),
                         "the schedule did not fire by itself")
         self.px.stop()
