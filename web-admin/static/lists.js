@@ -1,4 +1,5 @@
-/* proxyd admin: domain lists (import by upload or paste with its summary, view, delete). */
+/* proxyd admin: domain lists (import by upload or paste with its summary, view, delete) and
+ * list subscriptions (subscribe, refresh, unsubscribe, each with how its last fetch went). */
 'use strict';
 
 (() => {
@@ -102,6 +103,84 @@
     }
   }
 
+  function everyText(s) {
+    if (s % 86400 === 0) return (s / 86400) + (s === 86400 ? ' day' : ' days');
+    if (s % 3600 === 0) return (s / 3600) + (s === 3600 ? ' hour' : ' hours');
+    if (s % 60 === 0) return (s / 60) + ' min';
+    return s + ' s';
+  }
+
+  /* The subscriptions, each with how its last fetch went. */
+  async function loadSubs() {
+    const res = await api('GET', '/api/subscriptions');
+    const body = $('subs');
+    body.replaceChildren();
+    for (const s of res.subscriptions) {
+      const refresh = el('button', {type: 'button', class: 'small secondary', text: 'Refresh',
+        'data-testid': 'sub-refresh', 'data-needs': 'operator', onclick: async () => {
+          try {
+            const r = await api('POST', '/api/subscriptions/' + encodeURIComponent(s.name) + '/refresh');
+            if (r.error) PX.flash('List ' + r.name + ': ' + r.error, true);
+            else PX.flash('List ' + r.name + ': ' + (r.status === 304 ? 'not modified, ' : '') +
+                          fmtNum(r.entries) + ' entries');
+            await Promise.all([load(), loadSubs()]);
+          } catch (e) {
+            PX.showError(e);
+          }
+        }});
+      const del = el('span', {'data-needs': 'operator'}, PX.confirmButton('Unsubscribe', 'sub-delete', async () => {
+        try {
+          await api('DELETE', '/api/subscriptions/' + encodeURIComponent(s.name));
+          PX.flash('List ' + s.name + ' is no longer fetched; the list stays');
+          await loadSubs();
+        } catch (e) {
+          PX.showError(e);
+        }
+      }));
+      body.append(el('tr', {'data-name': s.name, 'data-testid': 'sub-row'},
+        el('td', {class: 'mono', text: s.name}),
+        el('td', {class: 'mono url', 'data-testid': 'sub-row-url', text: s.url}),
+        el('td', {class: 'time', text: everyText(s.every_s)}),
+        el('td', {class: 'time', 'data-testid': 'sub-row-checked', text: s.checked_ms ? fmtTime(s.checked_ms) : 'not yet'}),
+        el('td', {class: 'num', 'data-testid': 'sub-row-status', text: s.status ? String(s.status) : '–'}),
+        el('td', {class: 'num', 'data-testid': 'sub-row-entries', text: s.entries >= 0 ? fmtNum(s.entries) : '–'}),
+        el('td', {class: s.error ? 'error-text' : 'muted', 'data-testid': 'sub-row-error', text: s.error || 'none'}),
+        el('td', {class: 'actions'}, refresh, ' ', del)));
+    }
+    if (!res.subscriptions.length)
+      body.append(el('tr', null, el('td', {colspan: 8, class: 'muted', text: 'No subscriptions yet.'})));
+  }
+
+  /* Subscribing over a list that exists replaces it at every fetch: the server answers 409
+   * with field "replace", and the page asks before sending it again with replace=1. */
+  async function subscribe(ev, replace) {
+    if (ev) ev.preventDefault();
+    const name = $('sub-name').value.trim();
+    const body = {url: $('sub-url').value.trim(), every_s: Number($('sub-every').value)};
+    try {
+      await api('PUT', '/api/subscriptions/' + encodeURIComponent(name) + (replace ? '?replace=1' : ''), body);
+      PX.flash('Subscribed list ' + name + '; the first fetch follows within a second');
+      $('sub-name').value = $('sub-url').value = '';
+      await loadSubs();
+      /* Show the first fetch's outcome once it is in. */
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        const all = (await api('GET', '/api/subscriptions')).subscriptions;
+        const s = all.find((x) => x.name === name);
+        if (!s || s.checked_ms) break;
+      }
+      await Promise.all([load(), loadSubs()]);
+    } catch (e) {
+      if (!(e.status === 409 && e.field === 'replace') || replace)
+        return PX.showError(e);
+      const why = e.message.replace(/: confirm with replace=1$/, '.');
+      if (await ask('Subscribe over list ' + name + '?', why, 'Replace list ' + name + ' at each fetch'))
+        await subscribe(null, true);
+      else
+        PX.flash(why, true);
+    }
+  }
+
   async function importList(ev) {
     ev.preventDefault();
     const name = $('list-name').value.trim();
@@ -113,6 +192,7 @@
   PX.start(async () => {
     $('list-form').addEventListener('submit', importList);
     $('list-filter').addEventListener('input', renderView);
-    await load();
+    $('sub-form').addEventListener('submit', (ev) => subscribe(ev, false));
+    await Promise.all([load(), loadSubs()]);
   });
 })();
