@@ -33,6 +33,35 @@ int acl_forward_tls_parse(const char *word, enum acl_forward_tls *out, char *msg
     return -1;
 }
 
+int acl_forward_set_tls(struct acl_forward *f, const char *word, const char *name, char *msg,
+                        size_t msglen)
+{
+    const char *why = "";
+    if (acl_forward_tls_parse(word, &f->tls, msg, msglen) < 0)
+        return -1;
+    memset(&f->tls_name, 0, sizeof(f->tls_name));
+    if (name && *name) {
+        if (f->tls != ACL_FORWARD_TLS_TARGET) {
+            snprintf(msg, msglen, "tls-name: only with tls-target");
+            return -1;
+        }
+        if (acl_host_parse(name, strlen(name), &f->tls_name, &why) < 0) {
+            snprintf(msg, msglen, "tls-name '%.80s': %s", name, why);
+            return -1;
+        }
+    } else if (f->tls == ACL_FORWARD_TLS_TARGET && f->target.kind != ACL_HOST_NAME) {
+        snprintf(msg, msglen,
+                 "tls-target to an address: give tls-name NAME, the name its certificate bears");
+        return -1;
+    }
+    return 0;
+}
+
+const char *acl_forward_tls_host(const struct acl_forward *f)
+{
+    return f->tls_name.len ? f->tls_name.text : f->target.text;
+}
+
 /* "host:port" or "[v6]:port" into host[0..*hlen) and *port (1..65535). A bare IPv6 address
  * without brackets is refused: "::1:22" could be an address of its own. */
 static int split_target(const char *t, const char **host, size_t *hlen, uint16_t *port)
@@ -147,14 +176,15 @@ static bool next_word(const char **p, char *w, size_t cap, bool *too_long)
 int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg, size_t msglen)
 {
     char listen[ACL_FORWARD_LISTEN_MAX + 2], target[ACL_FORWARD_TARGET_MAX + 2], key[16];
-    char clients[ACL_FORWARD_CLIENTS_MAX + 2] = "";
-    bool too_long = false, have_clients = false, have_tls = false;
+    char clients[ACL_FORWARD_CLIENTS_MAX + 2] = "", name[ACL_HOST_MAX + 2] = "";
+    bool too_long = false, have_clients = false, have_tls = false, have_name = false;
     enum acl_forward_tls tls = ACL_FORWARD_TLS_NONE;
     const char *p = line;
     if (!next_word(&p, listen, sizeof(listen), &too_long) ||
         !next_word(&p, target, sizeof(target), &too_long)) {
         snprintf(msg, msglen,
-                 "expected LISTEN_ADDR:PORT TARGET_HOST:PORT [clients CIDR,...] [tls-listen]");
+                 "expected LISTEN_ADDR:PORT TARGET_HOST:PORT [clients CIDR,...] [tls-listen | "
+                 "tls-target [tls-name NAME]]");
         return -1;
     }
     char tls_msg[2];
@@ -162,13 +192,16 @@ int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg,
         if (!strcmp(key, "clients") && !have_clients &&
             next_word(&p, clients, sizeof(clients), &too_long)) {
             have_clients = true;
+        } else if (!strcmp(key, "tls-name") && !have_name &&
+                   next_word(&p, name, sizeof(name), &too_long)) {
+            have_name = true;
         } else if (*key && !have_tls && !too_long &&
                    acl_forward_tls_parse(key, &tls, tls_msg, sizeof(tls_msg)) == 0) {
             have_tls = true;
         } else {
             snprintf(msg, msglen,
-                     "after the target: expected 'clients CIDR,...' or 'tls-listen'"
-                     ", each once");
+                     "after the target: expected 'clients CIDR,...', 'tls-listen' or "
+                     "'tls-target', 'tls-name NAME', each once");
             return -1;
         }
     }
@@ -178,8 +211,7 @@ int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg,
     }
     if (acl_forward_parse(listen, target, clients, out, msg, msglen) < 0)
         return -1;
-    out->tls = tls;
-    return 0;
+    return acl_forward_set_tls(out, acl_forward_tls_str(tls), name, msg, msglen);
 }
 
 bool acl_forward_client_allowed(const struct acl_forward *f, const struct sockaddr *client)

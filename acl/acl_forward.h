@@ -1,8 +1,8 @@
 /* acl_forward: a port forward as written by an admin, "LISTEN_ADDR:PORT TARGET_HOST:PORT
- * [clients CIDR,...] [tls-listen]", parsed once into the one form that the config file, the admin
- * API, the policy store and the proxy's listeners all use: the listen address (numeric, as
- * base/addr.h reads it), the target's canonical host (acl_host_parse) and port, and the
- * networks whose clients may use it (none listed: any client the policy admits).
+ * [clients CIDR,...] [tls-listen | tls-target [tls-name NAME]]", parsed once into the one form that
+ * the config file, the admin API, the policy store and the proxy's listeners all use: the listen
+ * address (numeric, as base/addr.h reads it), the target's canonical host (acl_host_parse) and
+ * port, and the networks whose clients may use it (none listed: any client the policy admits).
  *
  * Pure: no sockets, no allocation, any thread. */
 #ifndef PX_ACL_FORWARD_H
@@ -26,7 +26,9 @@
 #define ACL_FORWARD_TLS_TABLE                                                                      \
     X(ACL_FORWARD_TLS_NONE, "")             /* raw bytes both ways (spliced) */                    \
     X(ACL_FORWARD_TLS_LISTEN, "tls-listen") /* clients speak TLS to proxyd (its certificate);      \
-                                               plain TCP to the target */
+                                               plain TCP to the target */                          \
+    X(ACL_FORWARD_TLS_TARGET, "tls-target") /* plain TCP from clients; proxyd speaks TLS to the    \
+                                               target and verifies its certificate */
 
 enum acl_forward_tls {
 #define X(e, word) e,
@@ -50,16 +52,29 @@ struct acl_forward {
     struct acl_cidr clients[ACL_FORWARD_MAX_CLIENTS];
     uint32_t nclients; /* 0: no list of its own */
     enum acl_forward_tls tls;
+    /* tls-target: the name the target's certificate must bear, when not the target's host
+     * (len 0). An address target has no name to verify: it needs one given. */
+    struct acl_host tls_name;
 };
 
-/* Parses the three parts (clients may be NULL or ""); out->tls is NONE (acl_forward_tls_parse
+/* Parses the three parts (clients may be NULL or ""); out->tls is NONE (acl_forward_set_tls
  * sets it). Returns 0 with *out filled, or -1 with msg naming the part and what is wrong
  * ("target '10.0.0.4': expected HOST:PORT"). */
 int acl_forward_parse(const char *listen, const char *target, const char *clients,
                       struct acl_forward *out, char *msg, size_t msglen);
 
-/* Parses one line "LISTEN TARGET [clients CIDR,...] [tls-listen]" (the config file's
- * `forward` value; the options in any order, each once). Returns 0, or -1 with msg. */
+/* Sets f's TLS mode from its word and the expected name ("" or NULL: the target's host), as
+ * the config line, the admin API and the store give them. Refused, with msg: an unknown word,
+ * a name that is no host (acl_host_parse) or comes without tls-target, and tls-target to an
+ * address without a name (nothing to verify its certificate for: fails closed). */
+int acl_forward_set_tls(struct acl_forward *f, const char *word, const char *name, char *msg,
+                        size_t msglen);
+/* The name a tls-target forward verifies its target's certificate for (and sends as SNI). */
+const char *acl_forward_tls_host(const struct acl_forward *f);
+
+/* Parses one line "LISTEN TARGET [clients CIDR,...] [tls-listen | tls-target] [tls-name NAME]"
+ * (the config file's `forward` value; the options in any order, each once). Returns 0, or -1
+ * with msg. */
 int acl_forward_parse_line(const char *line, struct acl_forward *out, char *msg, size_t msglen);
 
 /* Whether client (AF_INET or AF_INET6) is one the forward's own list lets in: always when it

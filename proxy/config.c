@@ -47,9 +47,10 @@ static const struct opt opts[] = {
      "FILE  PEM CA certificate(s) an inspected tunnel's origin may be issued by, besides the\n"
      "               system's store (an intranet's own CA), repeatable"},
     {"forward", OPT_FORWARD, OFF(forwards), OFF(nforwards), CONFIG_MAX_FORWARDS,
-     "'ADDR:PORT HOST:PORT [clients CIDR,...] [tls-listen]'  port forward: connections to\n"
-     "               ADDR:PORT relayed to HOST:PORT under the policy, repeatable (tls-listen:\n"
-     "               clients speak TLS to ADDR:PORT; more: proxyctl forward)"},
+     "'ADDR:PORT HOST:PORT [clients CIDR,...] [tls-listen|tls-target] [tls-name NAME]'  port\n"
+     "               forward: connections to ADDR:PORT relayed to HOST:PORT under the policy,\n"
+     "               repeatable (tls-listen: clients speak TLS to ADDR:PORT; tls-target: proxyd\n"
+     "               speaks TLS to HOST:PORT, verified for HOST or NAME; more: proxyctl forward)"},
     {"intercept", OPT_LIST, OFF(intercept), OFF(nintercept), CONFIG_MAX_LISTEN,
      "ADDR:PORT  listener for connections the gateway redirects here (nftables/iptables\n"
      "               redirect), repeatable; see docs/interception.md"},

@@ -507,7 +507,7 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
      * and the certificate): portfwd_begin refuses and logs it at once, as without TLS. */
     const struct tls_cred *cred = l->kind == LISTENER_TLS ? w->shared->tls : l->tls;
     if (l->kind == LISTENER_TLS ||
-        (l->kind == LISTENER_PORTFWD && l->fwd->tls &&
+        (l->kind == LISTENER_PORTFWD && l->fwd->tls == ACL_FORWARD_TLS_LISTEN &&
          acl_forward_client_allowed(l->fwd, (const struct sockaddr *)addr))) {
         if (!cred || tls_session_start(&c->tls, cred, fd) < 0) {
             c->tls.state = TLS_NONE;

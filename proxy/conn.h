@@ -43,8 +43,8 @@ enum conn_state {
     CONN_AUTH,       /* waiting for a verifier thread to check the proxy password */
     CONN_RESOLVE,    /* waiting for the origin's addresses */
     CONN_CONNECT,    /* origin connect in progress */
-    CONN_ORIGIN_TLS, /* an inspected tunnel's request: the TLS handshake with the origin and
-                        the check of its certificate */
+    CONN_ORIGIN_TLS, /* an inspected tunnel's request, or a tls-target forward's connection:
+                        the TLS handshake with the origin and the check of its certificate */
     CONN_RELAY,      /* request going up, response coming down (phase: enum relay_phase) */
     CONN_TUNNEL,     /* CONNECT or WebSocket: opaque bytes both ways */
     CONN_REPLY,      /* sending a response of our own (error, block page, 407) */

@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
+#include "proxy/portfwd.h"
 #include "proxy/reply.h"
 #include "proxy/request.h"
 #include "proxy/tunnel.h"
@@ -289,9 +290,21 @@ static void connected(struct conn *c)
         return;
     }
     if (c->inspecting && !conn_origin_tls(c)) {
-        if (tls_client_start(&c->otls, w->shared->trust, c->tunnel_host.text, c->ofd) != PX_OK) {
+        if (tls_client_start(&c->otls, w->shared->trust, c->tunnel_host.text, "http/1.1", c->ofd) !=
+            PX_OK) {
             reply_error(c, CLOSE_OVERLOAD, 503,
                         "The proxy is short of resources right now; please try again.", false);
+            return;
+        }
+        conn_set_state(c, CONN_ORIGIN_TLS);
+        conn_set_deadline(c, w->tun.connect_timeout_ms);
+        return;
+    }
+    /* A tls-target forward speaks TLS to its target before any client byte goes up. */
+    const char *fwd_name = c->is_forward ? portfwd_tls_name(c) : NULL;
+    if (fwd_name && !conn_origin_tls(c)) {
+        if (tls_client_start(&c->otls, w->shared->trust, fwd_name, NULL, c->ofd) != PX_OK) {
+            conn_close(c, CLOSE_OVERLOAD);
             return;
         }
         conn_set_state(c, CONN_ORIGIN_TLS);
@@ -313,14 +326,28 @@ bool origin_step_tls(struct conn *c)
 {
     char why[160];
     bool verify_failed;
-    int r = tls_client_handshake(&c->otls, c->tunnel_host.text, &c->o_readable, &c->o_writable, why,
-                                 sizeof(why), &verify_failed);
+    const char *fwd_name = c->is_forward ? portfwd_tls_name(c) : NULL;
+    int r = tls_client_handshake(&c->otls, fwd_name ? fwd_name : c->tunnel_host.text,
+                                 &c->o_readable, &c->o_writable, why, sizeof(why), &verify_failed);
     if (r == PX_AGAIN)
         return false;
     if (r == PX_OK) {
         /* Records the origin's last flight may have brought wait in GnuTLS. */
         c->o_readable = true;
-        relay_begin(c);
+        if (fwd_name)
+            tun_start(c, false);
+        else
+            relay_begin(c);
+        return true;
+    }
+    if (fwd_name) {
+        /* A forward's client gets no page: its connection closes, the row says why (a
+         * certificate that fails is a denial, as for an inspected site). */
+        origin_close(c);
+        if (verify_failed)
+            c->rec.decision = STORE_DENY;
+        request_record_outcome(c, verify_failed ? CLOSE_DENIED : CLOSE_ORIGIN_ERROR, why);
+        conn_close(c, CLOSE_NONE);
         return true;
     }
     if (!verify_failed) {

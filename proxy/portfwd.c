@@ -174,7 +174,8 @@ int portfwd_add(struct portfwd_table *t, const struct acl_forward *def, const ch
     int rc = 1;
     if (fds) {
         rc = store_forward_add(t->st, def->listen, def->target_text, def->clients_text,
-                               acl_forward_tls_str(def->tls), actor, id, err, errlen);
+                               acl_forward_tls_str(def->tls), def->tls_name.text, actor, id, err,
+                               errlen);
         if (rc == 0) {
             insert(t, *id, def, fds);
             changed(t);
@@ -251,7 +252,7 @@ void portfwd_poll(struct portfwd_table *t)
         int *fds = NULL;
         if (acl_forward_parse(rows[j].listen, rows[j].target, rows[j].clients, &def, err,
                               sizeof(err)) == 0 &&
-            acl_forward_tls_parse(rows[j].tls, &def.tls, err, sizeof(err)) == 0)
+            acl_forward_set_tls(&def, rows[j].tls, rows[j].tls_name, err, sizeof(err)) == 0)
             fds = bind_all(t, &def, err, sizeof(err));
         if (!fds) {
             if (!failed_before(t, rows[j].id))
@@ -449,4 +450,12 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
      * and, connected, splices (tun_start). */
     conn_set_state(c, CONN_RESOLVE);
     conn_set_deadline(c, w->tun.connect_timeout_ms + w->shared->dns_timeout_ms);
+}
+
+const char *portfwd_tls_name(const struct conn *c)
+{
+    const struct listener *l = c->listener;
+    if (l->kind != LISTENER_PORTFWD || l->fwd->tls != ACL_FORWARD_TLS_TARGET)
+        return NULL;
+    return acl_forward_tls_host(l->fwd);
 }

@@ -2,7 +2,10 @@
  * connection goes, as opaque bytes, to one target: the client checked against the forward's
  * own client list and the policy (as a request "FORWARD tcp://TARGET"), the target resolved
  * and refused like any proxy target (origin.h), the bytes spliced both ways (tunnel.c), and
- * one access-log row per connection.
+ * one access-log row per connection. A forward may speak TLS on one side: tls-listen takes it
+ * from its clients (conn.c's handshake before portfwd_begin), tls-target speaks it to its
+ * target, verified like an inspected site's origin (origin.c), a failure closing the client's
+ * connection with the reason in its row; either way the bytes go through the session.
  *
  * Forwards change while proxyd runs. The main thread (or the admin server, through a hook)
  * keeps the table of forwards in force: it binds one SO_REUSEPORT socket per worker for a new
@@ -105,5 +108,9 @@ void portfwd_worker_sync(struct worker *w, bool force);
 /* A connection accepted on a forward's listener: its record begun, the policy asked, and on
  * its way to the target (state CONN_RESOLVE), or closed. */
 void portfwd_begin(struct conn *c, const struct acl_forward *f);
+/* For a connection of a tls-target forward: the name its target's certificate is verified
+ * for (origin.c speaks TLS to the target, then the bytes flow through that session); NULL
+ * for any other connection. */
+const char *portfwd_tls_name(const struct conn *c);
 
 #endif

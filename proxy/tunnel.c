@@ -287,10 +287,13 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
         count_bytes(c, up, n);
     }
     if (f->eof && b->len == 0 && p->bytes == 0 && !f->done) {
-        if (up) /* pass the half-close on */
+        if (up) { /* pass the half-close on (a TLS target hears close_notify first) */
+            if (conn_origin_tls(c))
+                tls_session_bye(&c->otls);
             shutdown(to, SHUT_WR);
-        else
+        } else {
             conn_client_shutdown(c);
+        }
         f->done = true;
         progress = true;
     }

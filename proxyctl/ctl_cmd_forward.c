@@ -38,12 +38,14 @@ enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call 
             ctl_time_str(ctl_json_num(r, "created_ms"), added, sizeof(added));
         }
         const char *clients = ctl_json_str(r, "clients");
-        const char *tls = ctl_json_str(r, "tls");
+        const char *tls = ctl_json_str(r, "tls"), *name = ctl_json_str(r, "tls_name");
+        char tls_cell[300];
+        snprintf(tls_cell, sizeof(tls_cell), "%s%s%s", *tls ? tls : "-", *name ? " " : "", name);
         const char *cells[] = {id,
                                ctl_json_str(r, "listen"),
                                ctl_json_str(r, "target"),
                                *clients ? clients : "(policy)",
-                               *tls ? tls : "-",
+                               tls_cell,
                                added};
         ctl_table_add(t, cells);
     }
@@ -58,9 +60,16 @@ enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *
 {
     const struct ctl_value *clients = ctl_call_opt(call, "--clients");
     const struct ctl_value *tls_listen = ctl_call_opt(call, "--tls-listen");
-    json_t *body = json_pack("{s:s,s:s,s:s,s:s}", "listen", call->words[0], "target",
+    const struct ctl_value *tls_target = ctl_call_opt(call, "--tls-target");
+    const struct ctl_value *tls_name = ctl_call_opt(call, "--tls-name");
+    if (tls_listen->set && tls_target->set)
+        return ctl_usage(ctx, "--tls-listen or --tls-target, not both");
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:s}", "listen", call->words[0], "target",
                              call->words[1], "clients", clients->set ? clients->str : "", "tls",
-                             tls_listen->set ? "tls-listen" : "");
+                             tls_listen->set   ? "tls-listen"
+                             : tls_target->set ? "tls-target"
+                                               : "",
+                             "tls_name", tls_name->set ? tls_name->str : "");
     if (!body)
         return ctl_usage(ctx, "the addresses are not valid UTF-8");
     json_t *out = NULL;
@@ -72,9 +81,10 @@ enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *
         ctl_print_json(out);
     } else {
         const char *cl = ctl_json_str(out, "clients"), *tls = ctl_json_str(out, "tls");
-        printf("forward %lld: %s -> %s%s%s%s%s (listening)\n", ctl_json_num(out, "id"),
+        const char *name = ctl_json_str(out, "tls_name");
+        printf("forward %lld: %s -> %s%s%s%s%s%s%s (listening)\n", ctl_json_num(out, "id"),
                ctl_json_str(out, "listen"), ctl_json_str(out, "target"), *cl ? " clients " : "", cl,
-               *tls ? " " : "", tls);
+               *tls ? " " : "", tls, *name ? " tls-name " : "", name);
     }
     json_decref(out);
     return CTL_OK;

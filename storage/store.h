@@ -462,7 +462,8 @@ struct store_forward {
     char listen[64];
     char target[264];
     char clients[1536]; /* "" = no list of its own */
-    char tls[16];       /* "" or "tls-listen" (acl_forward_tls_str) */
+    char tls[16];       /* "", "tls-listen" or "tls-target" (acl_forward_tls_str) */
+    char tls_name[256]; /* tls-target: the name its certificate must bear; "" the target's */
     int64_t created_ms;
 };
 
@@ -472,7 +473,8 @@ int store_forwards_list(struct store *st, struct store_forward **out, size_t *n,
 /* Adds a forward and its audit row ("forward.add") in one transaction; sets *id. Returns 0;
  * 1 when a forward already listens on that address (err says so); -1 with err. */
 int store_forward_add(struct store *st, const char *listen, const char *target, const char *clients,
-                      const char *tls, const char *actor, int *id, char *err, size_t errlen);
+                      const char *tls, const char *tls_name, const char *actor, int *id, char *err,
+                      size_t errlen);
 /* Deletes forward id with its audit row ("forward.delete"). Returns 0; 1 when there
  * is no such forward; -1 with err. */
 int store_forward_delete(struct store *st, int id, const char *actor, char *err, size_t errlen);

@@ -232,6 +232,8 @@ const struct store_migration store_migrations[] = {
          " etag TEXT NOT NULL DEFAULT '',"
          " last_modified TEXT NOT NULL DEFAULT '',"
          " error TEXT NOT NULL DEFAULT '');"},
+    /* A tls-target forward's expected server name, when not its target's host ('': that). */
+    {28, "ALTER TABLE forwards ADD COLUMN tls_name TEXT NOT NULL DEFAULT '';"},
 };
 const size_t store_migrations_count = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

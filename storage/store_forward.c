@@ -19,9 +19,10 @@ int store_forwards_list(struct store *st, struct store_forward **out, size_t *n,
 
     *out = NULL;
     *n = 0;
-    if (store_prepare(
-            st, "SELECT id, listen, target, clients, created_ms, tls FROM forwards ORDER BY id", &s,
-            err, errlen) < 0)
+    if (store_prepare(st,
+                      "SELECT id, listen, target, clients, created_ms, tls, tls_name FROM forwards"
+                      " ORDER BY id",
+                      &s, err, errlen) < 0)
         return -1;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (store_array_reserve(&v, &cap, len, 8, sizeof(*v)) < 0) {
@@ -36,6 +37,7 @@ int store_forwards_list(struct store *st, struct store_forward **out, size_t *n,
         snprintf(f->clients, sizeof(f->clients), "%s", (const char *)sqlite3_column_text(s, 3));
         f->created_ms = sqlite3_column_int64(s, 4);
         snprintf(f->tls, sizeof(f->tls), "%s", (const char *)sqlite3_column_text(s, 5));
+        snprintf(f->tls_name, sizeof(f->tls_name), "%s", (const char *)sqlite3_column_text(s, 6));
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
@@ -48,11 +50,11 @@ int store_forwards_list(struct store *st, struct store_forward **out, size_t *n,
 }
 
 static void describe(char *detail, size_t cap, int id, const char *listen, const char *target,
-                     const char *clients, const char *tls)
+                     const char *clients, const char *tls, const char *tls_name)
 {
-    snprintf(detail, cap, "forward %d: %s -> %s%s%s%s%s", id, listen, target,
+    snprintf(detail, cap, "forward %d: %s -> %s%s%s%s%s%s%s", id, listen, target,
              clients && *clients ? " clients " : "", clients ? clients : "", tls && *tls ? " " : "",
-             tls ? tls : "");
+             tls ? tls : "", tls_name && *tls_name ? " tls-name " : "", tls_name ? tls_name : "");
 }
 
 static int commit_audited(struct store *st, const char *actor, const char *action,
@@ -66,7 +68,8 @@ static int commit_audited(struct store *st, const char *actor, const char *actio
 }
 
 int store_forward_add(struct store *st, const char *listen, const char *target, const char *clients,
-                      const char *tls, const char *actor, int *id, char *err, size_t errlen)
+                      const char *tls, const char *tls_name, const char *actor, int *id, char *err,
+                      size_t errlen)
 {
     sqlite3_stmt *s;
     char detail[512];
@@ -76,8 +79,8 @@ int store_forward_add(struct store *st, const char *listen, const char *target, 
     if (store_begin(st, err, errlen) < 0)
         return -1;
     if (store_prepare(st,
-                      "INSERT INTO forwards(listen, target, clients, created_ms, tls)"
-                      " VALUES (?, ?, ?, ?, ?)",
+                      "INSERT INTO forwards(listen, target, clients, created_ms, tls, tls_name)"
+                      " VALUES (?, ?, ?, ?, ?, ?)",
                       &s, err, errlen) < 0) {
         store_rollback(st);
         return -1;
@@ -87,6 +90,7 @@ int store_forward_add(struct store *st, const char *listen, const char *target, 
     sqlite3_bind_text(s, 3, clients ? clients : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, clock_wall_ms());
     sqlite3_bind_text(s, 5, tls ? tls : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, tls_name ? tls_name : "", -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
     if (rc == SQLITE_CONSTRAINT) {
@@ -100,7 +104,7 @@ int store_forward_add(struct store *st, const char *listen, const char *target, 
         return -1;
     }
     *id = (int)sqlite3_last_insert_rowid(st->db);
-    describe(detail, sizeof(detail), *id, listen, target, clients, tls);
+    describe(detail, sizeof(detail), *id, listen, target, clients, tls, tls_name);
     return commit_audited(st, actor, "forward.add", detail, err, errlen);
 }
 
@@ -111,8 +115,9 @@ int store_forward_delete(struct store *st, int id, const char *actor, char *err,
 
     if (store_begin(st, err, errlen) < 0)
         return -1;
-    if (store_prepare(st, "SELECT listen, target, clients, tls FROM forwards WHERE id = ?", &s, err,
-                      errlen) < 0) {
+    if (store_prepare(st,
+                      "SELECT listen, target, clients, tls, tls_name FROM forwards WHERE id = ?",
+                      &s, err, errlen) < 0) {
         store_rollback(st);
         return -1;
     }
@@ -121,7 +126,7 @@ int store_forward_delete(struct store *st, int id, const char *actor, char *err,
     if (rc == SQLITE_ROW)
         describe(detail, sizeof(detail), id, (const char *)sqlite3_column_text(s, 0),
                  (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
-                 (const char *)sqlite3_column_text(s, 3));
+                 (const char *)sqlite3_column_text(s, 3), (const char *)sqlite3_column_text(s, 4));
     sqlite3_finalize(s);
     if (rc == SQLITE_DONE) {
         store_rollback(st);

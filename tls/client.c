@@ -68,9 +68,10 @@ static bool is_address(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-int tls_client_start(struct tls_session *t, const struct tls_trust *trust, const char *host, int fd)
+int tls_client_start(struct tls_session *t, const struct tls_trust *trust, const char *host,
+                     const char *alpn, int fd)
 {
-    static const gnutls_datum_t alpn = {(unsigned char *)"http/1.1", 8};
+    const gnutls_datum_t proto = {(unsigned char *)alpn, alpn ? (unsigned)strlen(alpn) : 0};
     t->gs = NULL;
     t->state = TLS_NONE;
     t->error = gnutls_init(&t->gs, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
@@ -83,7 +84,7 @@ int tls_client_start(struct tls_session *t, const struct tls_trust *trust, const
         (t->error = gnutls_credentials_set(t->gs, GNUTLS_CRD_CERTIFICATE, trust->x509)) < 0 ||
         (!is_address(host) &&
          (t->error = gnutls_server_name_set(t->gs, GNUTLS_NAME_DNS, host, strlen(host))) < 0) ||
-        (t->error = gnutls_alpn_set_protocols(t->gs, &alpn, 1, 0)) < 0) {
+        (alpn && (t->error = gnutls_alpn_set_protocols(t->gs, &proto, 1, 0)) < 0)) {
         gnutls_deinit(t->gs);
         t->gs = NULL;
         return PX_ERR;

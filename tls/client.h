@@ -4,10 +4,10 @@
  *
  * The session is a struct tls_session (tls/tls.h) like the server's: the same handshake,
  * recv, send, bye and end calls drive it. The handshake offers the host as SNI (a DNS name;
- * none for an address) and ALPN http/1.1 only; once it is done the certificate is verified
- * for the host, and a failure comes back as a reason a person can read ("certificate expired",
- * "certificate is for another name", "unknown issuer", "self-signed certificate").
- * Nothing here prints or exits. */
+ * none for an address) and the caller's ALPN (http/1.1 for an inspected origin); once it is done
+ * the certificate is verified for the host, and a failure comes back as a reason a person can read
+ * ("certificate expired", "certificate is for another name", "unknown issuer", "self-signed
+ * certificate"). Nothing here prints or exits. */
 #ifndef PX_TLS_CLIENT_H
 #define PX_TLS_CLIENT_H
 
@@ -30,11 +30,12 @@ void tls_trust_free(struct tls_trust *trust);
 unsigned tls_trust_count(const struct tls_trust *trust);
 
 /* Begins a client session on the connected socket fd toward host (canonical: a DNS name or
- * an IP literal, NUL-terminated). trust is borrowed and must outlive the session.
+ * an IP literal, NUL-terminated), offering alpn as the one protocol (NULL: no ALPN, for a port
+ * forward whose protocol proxyd does not know). trust is borrowed and must outlive the session.
  * Returns PX_OK (state TLS_HANDSHAKE; drive it with tls_client_handshake) or PX_ERR (out of
  * memory; t stays TLS_NONE). */
 int tls_client_start(struct tls_session *t, const struct tls_trust *trust, const char *host,
-                     int fd);
+                     const char *alpn, int fd);
 
 /* Moves the handshake on, then verifies the origin's certificate for host. Returns PX_OK
  * (TLS_OPEN, verified), PX_AGAIN (waits for the readiness tls_session_handshake says), or

@@ -19,6 +19,7 @@ static json_t *forward_json(const struct store_forward *f)
     json_object_set_new(o, "target", wa_json_text(f->target));
     json_object_set_new(o, "clients", wa_json_text(f->clients));
     json_object_set_new(o, "tls", wa_json_text(f->tls));
+    json_object_set_new(o, "tls_name", wa_json_text(f->tls_name));
     json_object_set_new(o, "created_ms", json_integer(f->created_ms));
     json_object_set_new(o, "source", json_string("api"));
     return o;
@@ -44,6 +45,7 @@ static json_t *config_forward_json(const char *line, size_t i)
     json_object_set_new(o, "target", wa_json_text(ok ? f.target_text : ""));
     json_object_set_new(o, "clients", wa_json_text(ok ? f.clients_text : ""));
     json_object_set_new(o, "tls", json_string(ok ? acl_forward_tls_str(f.tls) : ""));
+    json_object_set_new(o, "tls_name", wa_json_text(ok ? f.tls_name.text : ""));
     json_object_set_new(o, "source", json_string("config"));
     json_object_set_new(o, "note", json_string(CONFIG_FORWARD_WHY));
     return o;
@@ -87,7 +89,7 @@ enum MHD_Result wa_forwards_add(struct wa_req *r)
 {
     struct wa_ctx *ctx = r->ctx;
     json_t *body = wa_body_json(r);
-    const char *listen, *target, *clients, *tls;
+    const char *listen, *target, *clients, *tls, *tls_name;
     struct acl_forward f;
     char err[512];
     int id = 0;
@@ -96,17 +98,19 @@ enum MHD_Result wa_forwards_add(struct wa_req *r)
         return MHD_YES;
     if (!(listen = member(r, body, "listen", true)) ||
         !(target = member(r, body, "target", true)) ||
-        !(clients = member(r, body, "clients", false)) || !(tls = member(r, body, "tls", false))) {
+        !(clients = member(r, body, "clients", false)) || !(tls = member(r, body, "tls", false)) ||
+        !(tls_name = member(r, body, "tls_name", false))) {
         json_decref(body);
         return MHD_YES;
     }
     if (acl_forward_parse(listen, target, clients, &f, err, sizeof(err)) < 0 ||
-        acl_forward_tls_parse(tls, &f.tls, err, sizeof(err)) < 0) {
+        acl_forward_set_tls(&f, tls, tls_name, err, sizeof(err)) < 0) {
         json_decref(body);
-        const char *field = !strncmp(err, "listen", 6)   ? "listen"
-                            : !strncmp(err, "target", 6) ? "target"
-                            : !strncmp(err, "tls", 3)    ? "tls"
-                                                         : "clients";
+        const char *field = !strncmp(err, "listen", 6)     ? "listen"
+                            : !strncmp(err, "target", 6)   ? "target"
+                            : !strncmp(err, "tls-name", 8) ? "tls_name"
+                            : !strncmp(err, "tls", 3)      ? "tls"
+                                                           : "clients";
         return wa_reply_error(r, 400, field, "%s", err);
     }
     json_decref(body);
@@ -128,6 +132,7 @@ enum MHD_Result wa_forwards_add(struct wa_req *r)
     snprintf(row.target, sizeof(row.target), "%s", f.target_text);
     snprintf(row.clients, sizeof(row.clients), "%s", f.clients_text);
     snprintf(row.tls, sizeof(row.tls), "%s", acl_forward_tls_str(f.tls));
+    snprintf(row.tls_name, sizeof(row.tls_name), "%s", f.tls_name.text);
     if (store_forwards_list(st, &rows, &n, err, sizeof(err)) == 0)
         for (size_t i = 0; i < n; i++)
             if (rows[i].id == id)

@@ -49,7 +49,8 @@ class ForwardsPageTest(unittest.TestCase):
             db.close()
             self.assertTrue(wait_for(lambda: "is not in force" in px.log()))
             cfg = {"admin": px.admin_url, "password": PASSWORD, "originPort": origin.port,
-                   "keepPort": keep, "dropPort": drop, "configPort": conf, "shots": SHOTS,
+                   "keepPort": keep, "dropPort": drop, "tlsTargetPort": free_port(),
+                   "configPort": conf, "shots": SHOTS,
                    "markup": MARKUP}
             code, out = run_node(["node", "forwards_flow.mjs", json.dumps(cfg)], timeout=330)
             print(out)
@@ -70,8 +71,11 @@ class ForwardsPageTest(unittest.TestCase):
             self.assertEqual(relay(keep, b"added in the browser"), b"added in the browser")
             self.assertTrue(wait_for(lambda: refused_or_closed(drop) and refused_or_closed(drop)))
             actions = [r["action"] for r in px.api("GET", "/api/audit")["rows"]]
-            self.assertEqual(actions.count("forward.add"), 2)
-            self.assertEqual(actions.count("forward.delete"), 1)
+            self.assertEqual(actions.count("forward.add"), 3)
+            self.assertEqual(actions.count("forward.delete"), 2)
+            added = [r["detail"] for r in px.api("GET", "/api/audit")["rows"]
+                     if r["action"] == "forward.add"]
+            self.assertTrue(any(d.endswith(" tls-target tls-name mail.test") for d in added), added)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import ssl
@@ -16,6 +17,7 @@ import unittest
 import urllib.error
 
 from harness import PROXYCTL, DnsStub, Proxyd, free_port, pattern, wait_for
+from tls_util import issue, make_ca
 
 MIB = 1 << 20
 
@@ -454,6 +456,146 @@ class TlsListenForwardTest(unittest.TestCase):
                 "listen": "127.0.0.1:%d" % free_port(), "target": "127.0.0.1:1", "tls": "tls"})
             self.assertEqual((status, body["field"]), (400, "tls"))
             self.assertIn("expected 'tls-listen'", body["error"])
+
+
+class TlsEchoOrigin(EchoOrigin):
+    """EchoOrigin over TLS with the certificate cert/key: echoes the plaintext. Counts the
+    plaintext bytes it received (none when the proxy refused its certificate)."""
+
+    def __init__(self, cert, key):
+        super().__init__()
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.received = 0
+        self.sni = []
+
+        def note_sni(sock, name, ctx):
+            with self.lock:
+                self.sni.append(name)
+        self.ctx.sni_callback = note_sni
+
+    def _echo(self, c):
+        c.settimeout(60)
+        try:
+            with self.ctx.wrap_socket(c, server_side=True) as s:
+                while True:
+                    data = s.recv(1 << 16)
+                    if not data:
+                        break
+                    with self.lock:
+                        self.received += len(data)
+                    s.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            c.close()
+
+
+class TlsTargetForwardTest(unittest.TestCase):
+    """tls-target: clients speak plain TCP to the forward, proxyd speaks TLS to the target and
+    verifies its certificate (system store plus --upstream-ca) for the target's name or the
+    forward's tls-name; a certificate that fails closes the client's connection, its row a
+    denial naming the reason."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pxtlstarget.")
+        ca = make_ca(cls.tmp, "office-ca")
+        cls.origins = {
+            "mail.test": TlsEchoOrigin(*issue(cls.tmp, ca, "mail", "mail.test")),
+            "expired.test": TlsEchoOrigin(*issue(cls.tmp, ca, "expired", "expired.test",
+                                                 start="-30d", end="-2d")),
+            "wrongname.test": TlsEchoOrigin(*issue(cls.tmp, ca, "wrongname", "other.test")),
+        }
+        for o in cls.origins.values():
+            o.__enter__()
+        cls.dns = DnsStub({name: "127.0.0.1" for name in cls.origins})
+        cls.dns.__enter__()
+        cls.ports = {name: free_port() for name in cls.origins}
+        cls.by_ip_port = free_port()
+        forwards = []
+        for name, port in cls.ports.items():
+            forwards += ["--forward", "127.0.0.1:%d %s:%d tls-target"
+                         % (port, name, cls.origins[name].port)]
+        # An address target verified for the name its certificate bears.
+        forwards += ["--forward", "127.0.0.1:%d 127.0.0.1:%d tls-target tls-name mail.test"
+                     % (cls.by_ip_port, cls.origins["mail.test"].port)]
+        cls.px = Proxyd(dns=cls.dns, extra_args=forwards + ["--upstream-ca", ca[0]])
+        cls.px.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.px.__exit__(None, None, None)
+        cls.dns.__exit__(None, None, None)
+        for o in cls.origins.values():
+            o.__exit__()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def rows_for(self, host, n):
+        rows = wait_for(lambda: [r for r in forward_rows(self.px) if r["host"] == host][n - 1:]
+                        and [r for r in forward_rows(self.px) if r["host"] == host])
+        self.assertEqual(len(rows), n, rows)
+        return rows
+
+    def test_valid_target_relays_byte_exact_both_ways(self):
+        origin = self.origins["mail.test"]
+        payload = pattern(3 * MIB)
+        got = relay(self.ports["mail.test"], payload)
+        self.assertEqual(len(got), len(payload))
+        self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(payload).digest())
+        rows = self.rows_for("mail.test", 1)
+        self.assertEqual([(r["scheme"], r["method"], r["decision"], r["bytes_up"],
+                           r["bytes_down"]) for r in rows],
+                         [("tcp", "FORWARD", 0, len(payload), len(payload))])
+        self.assertIn("mail.test", origin.sni)
+
+    def test_address_target_is_verified_for_its_tls_name(self):
+        self.assertEqual(relay(self.by_ip_port, b"by address"), b"by address")
+        rows = self.rows_for("127.0.0.1", 1)
+        self.assertEqual(rows[0]["decision"], 0)
+
+    def test_failed_certificates_close_the_client_and_log_the_reason(self):
+        for name, reason in (("expired.test", "certificate expired"),
+                             ("wrongname.test", "certificate is for another name (not "
+                                                "wrongname.test)")):
+            self.assertTrue(refused_or_closed(self.ports[name]))
+            rows = self.rows_for(name, 1)
+            self.assertEqual(rows[0]["decision"], 1)  # deny
+            self.assertIn(reason, rows[0]["error"])
+            self.assertEqual(rows[0]["bytes_up"], 0)
+            self.assertEqual(self.origins[name].received, 0)
+
+    def test_listed_and_added_with_proxyctl_and_bad_names_refused(self):
+        listed = [f for f in self.px.api("GET", "/api/forwards")["forwards"]
+                  if f["tls"] == "tls-target"]
+        self.assertEqual(sorted(f["tls_name"] for f in listed), ["", "", "", "mail.test"])
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXYCTL_", "PROXYD_"))}
+        out = subprocess.run([PROXYCTL, "--url", self.px.admin_url, "--data-dir",
+                              self.px.data_dir, "forward", "add", "127.0.0.1:%d" % port,
+                              "127.0.0.1:%d" % self.origins["mail.test"].port, "--tls-target",
+                              "--tls-name", "Mail.Test"],
+                             capture_output=True, text=True, timeout=60, env=env,
+                             cwd=tempfile.gettempdir())
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"^forward \d+: 127.0.0.1:%d -> 127.0.0.1:%d tls-target "
+                         r"tls-name mail.test \(listening\)\n$"
+                         % (port, self.origins["mail.test"].port))
+        self.assertEqual(relay(port, b"added live"), b"added live")
+        # An address without a name has nothing to be verified for: refused, nothing stored.
+        status, body = api_error(self.px, "POST", "/api/forwards", {
+            "listen": "127.0.0.1:%d" % free_port(), "target": "127.0.0.1:995",
+            "tls": "tls-target"})
+        self.assertEqual((status, body["field"]), (400, "tls"))
+        self.assertIn("give tls-name", body["error"])
+        status, body = api_error(self.px, "POST", "/api/forwards", {
+            "listen": "127.0.0.1:%d" % free_port(), "target": "mail.test:995",
+            "tls": "tls-listen", "tls_name": "mail.test"})
+        self.assertEqual((status, body["field"]), (400, "tls_name"))
+        status, body = api_error(self.px, "POST", "/api/forwards", {
+            "listen": "127.0.0.1:%d" % free_port(), "target": "mail.test:995",
+            "tls": "tls-target", "tls_name": "bad..name"})
+        self.assertEqual((status, body["field"]), (400, "tls_name"))
 
 
 class ProxyctlForwardTest(unittest.TestCase):

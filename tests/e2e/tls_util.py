@@ -1,5 +1,6 @@
-"""TLS helpers of the end-to-end tests: certificates made with the openssl command, a TLS
-origin on 127.0.0.1, and a client socket to proxyd's TLS port."""
+"""TLS helpers of the end-to-end tests: certificates made with the openssl command (self-signed,
+or a CA and the certificates it signs), a TLS origin on 127.0.0.1, and a client socket to
+proxyd's TLS port."""
 import os
 import socket
 import ssl
@@ -18,6 +19,56 @@ def make_cert(directory, name, days=2, san=None):
                     "-addext", "subjectAltName=" + (san or "DNS:" + name),
                     "-addext", "basicConstraints=critical,CA:FALSE"],
                    check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def openssl(*args, cwd=None):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60,
+                   cwd=cwd)
+
+
+def make_ca(directory, name):
+    """A CA certificate and key (EC P-256, PEM); returns (cert, key) paths."""
+    cert, key = os.path.join(directory, name + ".crt"), os.path.join(directory, name + ".key")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=" + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return cert, key
+
+
+def issue(directory, ca, name, san_name, start="-1d", end="+30d"):
+    """A server certificate for san_name signed by ca, valid from start to end (openssl ca
+    dates: YYYYMMDDHHMMSSZ, or the offsets -1d/+30d made into dates here); returns (cert,
+    key) paths."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def date(s):
+        if s[0] in "+-":
+            days = int(s[:-1])
+            return (now + datetime.timedelta(days=days)).strftime("%Y%m%d%H%M%SZ")
+        return s
+    work = os.path.join(directory, name + ".ca")
+    os.makedirs(work)
+    open(os.path.join(work, "index.txt"), "w").close()
+    with open(os.path.join(work, "serial"), "w") as f:
+        f.write("%02X\n" % (abs(hash(name)) % 200 + 16))
+    with open(os.path.join(work, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndir = %s\ndatabase = $dir/index.txt\n"
+                "new_certs_dir = $dir\nserial = $dir/serial\ndefault_md = sha256\n"
+                "policy = p\nunique_subject = no\ncopy_extensions = copy\n"
+                "[p]\ncommonName = supplied\n" % work)
+    key, csr = os.path.join(directory, name + ".key"), os.path.join(work, "req.csr")
+    cert = os.path.join(directory, name + ".crt")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=" + san_name,
+            "-addext", "subjectAltName=DNS:" + san_name,
+            "-addext", "basicConstraints=critical,CA:FALSE",
+            "-addext", "extendedKeyUsage=serverAuth")
+    openssl("ca", "-batch", "-config", os.path.join(work, "ca.cnf"), "-cert", ca[0],
+            "-keyfile", ca[1], "-in", csr, "-out", cert, "-notext",
+            "-startdate", date(start), "-enddate", date(end))
     return cert, key
 
 

@@ -11,8 +11,10 @@
  *     bytes, at most ACL_FORWARD_MAX_CLIENTS networks whose text is at most
  *     ACL_FORWARD_CLIENTS_MAX bytes, no networks exactly when no client text;
  *   - it is canonical: its parts as stored (listen, target_text, clients_text and the TLS
- *     word) parse to the same forward (what the admin API stores, the proxy's poll reads
- *     back); its TLS mode is one of acl_forward.h's table.
+ *     word and name) parse to the same forward (what the admin API stores, the proxy's poll
+ *     reads back); its TLS mode is one of acl_forward.h's table;
+ *   - a TLS name comes only with tls-target, and a tls-target forward to an address has one
+ *     (it fails closed without), so there is always a name to verify for.
  *
  * Linked with fuzz_replay.c instead of libFuzzer, it replays the seed corpus in every build.
  */
@@ -55,7 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           memcmp(again.clients, f.clients, f.nclients * sizeof(f.clients[0])) == 0);
     CHECK(strcmp(again.clients_text, f.clients_text) == 0);
     CHECK((unsigned)f.tls < ACL_FORWARD_TLS_COUNT);
-    CHECK(acl_forward_tls_parse(acl_forward_tls_str(f.tls), &again.tls, msg, sizeof(msg)) == 0 &&
+    CHECK(acl_forward_set_tls(&again, acl_forward_tls_str(f.tls), f.tls_name.text, msg,
+                              sizeof(msg)) == 0 &&
           again.tls == f.tls);
+    CHECK(again.tls_name.len == f.tls_name.len && !strcmp(again.tls_name.text, f.tls_name.text));
+    CHECK(f.tls_name.len == 0 || f.tls == ACL_FORWARD_TLS_TARGET);
+    CHECK(f.tls != ACL_FORWARD_TLS_TARGET || f.target.kind == ACL_HOST_NAME || f.tls_name.len > 0);
+    CHECK(strlen(acl_forward_tls_host(&f)) > 0);
     return 0;
 }

@@ -5,10 +5,15 @@
 (() => {
   const {el, $, api} = PX;
 
-  // The listen address, and the TLS word under it when clients speak TLS to it.
+  // The listen address, and under it the TLS word when one side speaks TLS (and the name a
+  // tls-target forward verifies, when given).
   function listenCell(f) {
     const td = el('td', {class: 'mono'}, el('span', {text: f.listen, 'data-testid': 'forward-row-listen'}));
     if (f.tls) td.append(el('div', {class: 'muted', text: f.tls, 'data-testid': 'forward-row-tls'}));
+    if (f.tls_name) {
+      td.append(el('div', {class: 'muted', text: 'name ' + f.tls_name,
+                           'data-testid': 'forward-row-tls-name'}));
+    }
     return td;
   }
 
@@ -60,7 +65,8 @@
       const body = {listen: $('forward-listen').value.trim(),
                     target: $('forward-target').value.trim(),
                     clients: $('forward-clients').value.trim(),
-                    tls: $('forward-tls').value};
+                    tls: $('forward-tls').value,
+                    tls_name: $('forward-tls-name').value.trim()};
       try {
         const f = await api('POST', '/api/forwards', body);
         PX.flash('Forward ' + f.id + ' listening on ' + f.listen + ', to ' + f.target);
@@ -68,7 +74,7 @@
         await load();
       } catch (e) {
         PX.showError(e);
-        const input = e.field && $('forward-' + e.field);
+        const input = e.field && $('forward-' + e.field.replace('_', '-'));
         if (input) input.focus();
       }
     });

@@ -2,7 +2,7 @@
 // /usr/bin/chromium). Run by tests/e2e/test_browser_forwards.py, which starts proxyd and an
 // echoing origin, sets the admin password, stores one forward with markup in every field
 // straight into the database, and passes one JSON config as argv[2]:
-//   {admin, password, originPort, keepPort, dropPort, configPort, shots, markup}
+//   {admin, password, originPort, keepPort, dropPort, tlsTargetPort, configPort, shots, markup}
 // (configPort: a forward of proxyd's config file, which the page lists without a delete).
 // The page: adds two forwards through the form (one with a client list), is refused a bad
 // target with the server's words and the field focused, shows the stored markup as text,
@@ -28,12 +28,13 @@ async function login(page) {
   log('logged in, on the Forwards page through its nav item');
 }
 
-async function addThroughForm(page, listen, clients, tls = '') {
+async function addThroughForm(page, listen, clients, tls = '', tlsName = '') {
   const target = `127.0.0.1:${cfg.originPort}`;
   await page.getByTestId('forward-listen').fill(listen);
   await page.getByTestId('forward-target').fill(target);
   await page.getByTestId('forward-clients').fill(clients);
   await page.getByTestId('forward-tls').selectOption(tls);
+  await page.getByTestId('forward-tls-name').fill(tlsName);
   await page.getByTestId('forward-add').click();
   const row = page.getByTestId('forward-row').filter({ hasText: listen });
   await row.waitFor({ timeout: STEP_MS });
@@ -42,6 +43,11 @@ async function addThroughForm(page, listen, clients, tls = '') {
   if (tls)
     check((await row.getByTestId('forward-row-tls').innerText()) === tls,
           `the row of ${listen} shows another TLS mode`);
+  check((await row.getByTestId('forward-row-tls-name').count()) === (tlsName ? 1 : 0),
+        `the row of ${listen} does not show its TLS name '${tlsName}'`);
+  if (tlsName)
+    check((await row.getByTestId('forward-row-tls-name').innerText()) === 'name ' + tlsName,
+          `the row of ${listen} shows another TLS name`);
   check((await row.getByTestId('forward-row-target').innerText()) === target,
         `the row of ${listen} does not show its target`);
   const shown = await row.getByTestId('forward-row-clients').innerText();
@@ -50,6 +56,18 @@ async function addThroughForm(page, listen, clients, tls = '') {
     .waitFor({ timeout: STEP_MS });
   check((await page.getByTestId('forward-listen').inputValue()) === '', 'the form was not cleared');
   log(`added ${listen} -> ${target} through the form`);
+}
+
+// A tls-target forward to an address without a name: refused, the name's field focused.
+async function checkTlsNameRefusal(page) {
+  await page.getByTestId('forward-listen').fill('127.0.0.1:1');
+  await page.getByTestId('forward-target').fill('127.0.0.1:995');
+  await page.getByTestId('forward-tls').selectOption('tls-target');
+  await page.getByTestId('forward-add').click();
+  await page.getByTestId('flash').filter({ hasText: 'give tls-name NAME' })
+    .waitFor({ timeout: STEP_MS });
+  await page.getByTestId('forward-tls').selectOption('');
+  log('tls-target to an address without a name is refused with the reason');
 }
 
 async function checkRefusal(page) {
@@ -150,10 +168,13 @@ async function main() {
     await checkConfigForward(page);
     await addThroughForm(page, `127.0.0.1:${cfg.keepPort}`, '127.0.0.0/8');
     await addThroughForm(page, `127.0.0.1:${cfg.dropPort}`, '', 'tls-listen');
+    await addThroughForm(page, `127.0.0.1:${cfg.tlsTargetPort}`, '', 'tls-target', 'mail.test');
+    await checkTlsNameRefusal(page);
     await checkRefusal(page);
     await screenshots(page);
     await page.setViewportSize({ width: 1280, height: 800 });
     await deleteForward(page, `127.0.0.1:${cfg.dropPort}`);
+    await deleteForward(page, `127.0.0.1:${cfg.tlsTargetPort}`);
     check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
   } catch (e) {
     if (page && cfg.shots) {

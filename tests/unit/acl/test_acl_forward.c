@@ -47,8 +47,32 @@ START_TEST(test_tls_word_in_any_place)
     ck_assert_int_eq(acl_forward_tls_parse("", &t, msg, sizeof(msg)), 0);
     ck_assert_int_eq(t, ACL_FORWARD_TLS_NONE);
     ck_assert_int_eq(acl_forward_tls_parse("TLS-listen", &t, msg, sizeof(msg)), -1);
-    ck_assert_str_eq(msg, "tls 'TLS-listen': expected 'tls-listen' or nothing");
+    ck_assert_str_eq(msg, "tls 'TLS-listen': expected 'tls-listen' or 'tls-target' or nothing");
     ck_assert_str_eq(acl_forward_tls_str(ACL_FORWARD_TLS_COUNT), "?");
+}
+END_TEST
+
+START_TEST(test_tls_target_names_what_it_verifies)
+{
+    /* The target's own host by default; a name given is canonical, and an address target
+     * is verified only for a name given. */
+    ck_assert_int_eq(
+        acl_forward_parse_line("0.0.0.0:9995 Mail.Test:995 tls-target", &f, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(f.tls, ACL_FORWARD_TLS_TARGET);
+    ck_assert_uint_eq(f.tls_name.len, 0);
+    ck_assert_str_eq(acl_forward_tls_host(&f), "mail.test");
+    ck_assert_int_eq(acl_forward_parse_line("0.0.0.0:9995 10.0.0.4:995 tls-name Mail.Corp.Test. "
+                                            "tls-target clients 10.0.0.0/8",
+                                            &f, msg, sizeof(msg)),
+                     0);
+    ck_assert_str_eq(acl_forward_tls_host(&f), "mail.corp.test");
+    ck_assert_str_eq(f.clients_text, "10.0.0.0/8");
+    ck_assert_int_eq(acl_forward_set_tls(&f, "tls-target", "", msg, sizeof(msg)), -1);
+    ck_assert_uint_eq(f.tls_name.len, 0);
+    ck_assert_int_eq(acl_forward_set_tls(&f, "", "", msg, sizeof(msg)), 0);
+    ck_assert_int_eq(f.tls, ACL_FORWARD_TLS_NONE);
+    ck_assert_int_eq(acl_forward_set_tls(&f, "tls-target", "10.0.0.4", msg, sizeof(msg)), 0);
+    ck_assert_str_eq(acl_forward_tls_host(&f), "10.0.0.4");
 }
 END_TEST
 
@@ -90,7 +114,15 @@ START_TEST(test_bad_parts_are_named)
         {"0.0.0.0:2222 10.0.0.4:22 clients 10.0.0.0/8 extra", "expected 'clients CIDR,...'"},
         {"0.0.0.0:2222 10.0.0.4:22 tls-listen tls-listen", "each once"},
         {"0.0.0.0:2222 10.0.0.4:22 clients 10.0.0.0/8 clients 10.0.0.0/8", "each once"},
-        {"0.0.0.0:2222 10.0.0.4:22 tls", "or 'tls-listen'"},
+        {"0.0.0.0:2222 10.0.0.4:22 tls", "'tls-listen' or 'tls-target'"},
+        {"0.0.0.0:2222 10.0.0.4:22 tls-target", "tls-target to an address: give tls-name"},
+        {"0.0.0.0:2222 [::1]:22 tls-target", "tls-target to an address: give tls-name"},
+        {"0.0.0.0:2222 db.test:22 tls-name db.test", "tls-name: only with tls-target"},
+        {"0.0.0.0:2222 db.test:22 tls-listen tls-name db.test", "tls-name: only with tls-target"},
+        {"0.0.0.0:2222 db.test:22 tls-target tls-name bad..name", "tls-name 'bad..name'"},
+        {"0.0.0.0:2222 db.test:22 tls-target tls-name", "each once"},
+        {"0.0.0.0:2222 db.test:22 tls-target tls-name a.test tls-name b.test", "each once"},
+        {"0.0.0.0:2222 db.test:22 tls-target tls-listen", "each once"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msg[0] = '\0';
@@ -148,6 +180,7 @@ int main(void)
     TCase *tc = tcase_create("forward");
     tcase_add_test(tc, test_line_with_clients);
     tcase_add_test(tc, test_tls_word_in_any_place);
+    tcase_add_test(tc, test_tls_target_names_what_it_verifies);
     tcase_add_test(tc, test_names_and_ipv6_are_canonical);
     tcase_add_test(tc, test_bad_parts_are_named);
     tcase_add_test(tc, test_overlong_parts_are_refused_not_cut);

@@ -42,15 +42,17 @@ START_TEST(test_add_list_delete_audited)
     int64_t version = store_policy_version(st);
 
     ck_assert_int_eq(store_forward_add(st, "0.0.0.0:2222", "10.0.0.4:22", "10.0.0.0/8",
-                                       "tls-listen", "alice", &a, err, sizeof(err)),
+                                       "tls-listen", "", "alice", &a, err, sizeof(err)),
                      0);
     last_audit(action, detail);
     ck_assert_str_eq(action, "forward.add");
     ck_assert_msg(strstr(detail, "0.0.0.0:2222 -> 10.0.0.4:22 clients 10.0.0.0/8 tls-listen"), "%s",
                   detail);
-    ck_assert_int_eq(
-        store_forward_add(st, "[::1]:8022", "db.test:5432", "", "", "bob", &b, err, sizeof(err)),
-        0);
+    ck_assert_int_eq(store_forward_add(st, "[::1]:8022", "db.test:5432", "", "tls-target",
+                                       "db.corp.test", "bob", &b, err, sizeof(err)),
+                     0);
+    last_audit(action, detail);
+    ck_assert_msg(strstr(detail, "db.test:5432 tls-target tls-name db.corp.test"), "%s", detail);
     ck_assert_int_gt(b, a);
 
     struct store_forward *f;
@@ -65,7 +67,9 @@ START_TEST(test_add_list_delete_audited)
     ck_assert_int_gt(f[0].created_ms, 0);
     ck_assert_str_eq(f[1].listen, "[::1]:8022");
     ck_assert_str_eq(f[1].clients, "");
-    ck_assert_str_eq(f[1].tls, "");
+    ck_assert_str_eq(f[1].tls, "tls-target");
+    ck_assert_str_eq(f[1].tls_name, "db.corp.test");
+    ck_assert_str_eq(f[0].tls_name, "");
     free(f);
 
     ck_assert_int_eq(store_forward_delete(st, a, "carol", err, sizeof(err)), 0);
@@ -85,13 +89,16 @@ START_TEST(test_one_forward_per_listen_address_and_ids_not_reused)
 {
     int a, b, c;
     ck_assert_int_eq(
-        store_forward_add(st, "127.0.0.1:9000", "a.test:1", "", "", "t", &a, err, sizeof(err)), 0);
+        store_forward_add(st, "127.0.0.1:9000", "a.test:1", "", "", "", "t", &a, err, sizeof(err)),
+        0);
     ck_assert_int_eq(
-        store_forward_add(st, "127.0.0.1:9000", "b.test:2", "", "", "t", &b, err, sizeof(err)), 1);
+        store_forward_add(st, "127.0.0.1:9000", "b.test:2", "", "", "", "t", &b, err, sizeof(err)),
+        1);
     ck_assert_msg(strstr(err, "already listens on 127.0.0.1:9000"), "%s", err);
     ck_assert_int_eq(store_forward_delete(st, a, "t", err, sizeof(err)), 0);
     ck_assert_int_eq(
-        store_forward_add(st, "127.0.0.1:9000", "b.test:2", "", "", "t", &c, err, sizeof(err)), 0);
+        store_forward_add(st, "127.0.0.1:9000", "b.test:2", "", "", "", "t", &c, err, sizeof(err)),
+        0);
     ck_assert_int_gt(c, a);
 }
 END_TEST

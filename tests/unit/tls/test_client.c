@@ -143,7 +143,7 @@ static int connect_to(struct fixture *f, struct made *leaf, const char *host, ch
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     struct tls_session server = {0}, client = {0};
     ck_assert_int_eq(tls_session_start(&server, cred, sv[0]), PX_OK);
-    ck_assert_int_eq(tls_client_start(&client, f->trust, host, sv[1]), PX_OK);
+    ck_assert_int_eq(tls_client_start(&client, f->trust, host, "http/1.1", sv[1]), PX_OK);
     ck_assert_int_eq(client.state, TLS_HANDSHAKE);
     int s = PX_AGAIN, c = PX_AGAIN;
     for (int i = 0; i < 1000 && c == PX_AGAIN; i++) {
