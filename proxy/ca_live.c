@@ -23,6 +23,7 @@ static void replace(struct ca_live *l, struct tls_ca *ca, struct tls_mint *mint)
 {
     atomic_store_explicit(l->publish, mint, memory_order_release);
     if (l->ca) {
+        tls_mint_retire(l->mint);
         struct ca_retired *r = malloc(sizeof(*r));
         if (r) {
             *r = (struct ca_retired){l->retired, l->ca, l->mint};

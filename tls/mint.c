@@ -397,6 +397,17 @@ gnutls_certificate_credentials_t tls_mint_get(struct tls_mint *m, const char *ho
     return e->cred;
 }
 
+void tls_mint_retire(struct tls_mint *m)
+{
+    struct mint_entry *dead = NULL;
+    pthread_mutex_lock(&m->lock);
+    m->max_entries = 1;
+    m->max_bytes = 1;
+    evict(m, NULL, &dead);
+    pthread_mutex_unlock(&m->lock);
+    free_dead(dead);
+}
+
 void tls_mint_release(struct tls_mint *m, void *ref)
 {
     struct mint_entry *e = ref;

@@ -53,6 +53,11 @@ gnutls_certificate_credentials_t tls_mint_get(struct tls_mint *m, const char *ho
                                               char *err, size_t errlen);
 void tls_mint_release(struct tls_mint *m, void *ref);
 
+/* For a mint replaced by a new CA's while connections may still hold its certificates: empties
+ * the cache (borrowed entries live until released) and caches at most one entry from now on,
+ * so that a retired mint kept until exit holds its leaf key and little else. */
+void tls_mint_retire(struct tls_mint *m);
+
 /* Begins a server session on fd presenting x509 (from tls_mint_get, held until the session
  * ends), ALPN http/1.1 only, like tls_session_start. Returns PX_OK or PX_ERR. */
 int tls_mint_session_start(struct tls_mint *m, struct tls_session *t,

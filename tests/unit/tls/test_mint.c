@@ -213,6 +213,43 @@ START_TEST(test_minted_certificate_verifies_names_the_host_and_ends_with_the_ca)
 }
 END_TEST
 
+/* A mint replaced by a new CA's keeps at most one host, and a borrowed certificate stays usable
+ * until released. */
+START_TEST(test_retired_mint_empties_its_cache)
+{
+    struct test_tmpdir t;
+    struct tls_ca *ca = make_ca(&t, NULL);
+    struct tls_mint *m = new_mint(ca, 10, 1u << 20);
+    void *held, *ref;
+    char err[256], host[32];
+    struct tls_mint_stats st;
+    ck_assert_ptr_nonnull(tls_mint_get(m, "held.example", &held, err, sizeof(err)));
+    for (int i = 0; i < 5; i++) {
+        snprintf(host, sizeof(host), "h%d.example", i);
+        ck_assert_msg(tls_mint_get(m, host, &ref, err, sizeof(err)) != NULL, "%s", err);
+        tls_mint_release(m, ref);
+    }
+    tls_mint_stats(m, &st);
+    ck_assert_uint_eq(st.entries, 6);
+    tls_mint_retire(m);
+    tls_mint_stats(m, &st);
+    ck_assert_uint_eq(st.entries, 0);
+    ck_assert_uint_eq(st.bytes, 0);
+    /* A worker that read the old mint before the switch still gets certificates. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(host, sizeof(host), "late%d.example", i);
+        ck_assert_msg(tls_mint_get(m, host, &ref, err, sizeof(err)) != NULL, "%s", err);
+        tls_mint_release(m, ref);
+    }
+    tls_mint_stats(m, &st);
+    ck_assert_uint_le(st.entries, 1);
+    tls_mint_release(m, held); /* freed here: uncached and no longer borrowed (ASan checks) */
+    tls_mint_free(m);
+    tls_ca_free(ca);
+    test_tmpdir_remove(&t);
+}
+END_TEST
+
 /* A CA that ends sooner than TLS_MINT_DAYS: the leaf ends with it, not after. */
 START_TEST(test_minted_certificate_ends_no_later_than_a_short_ca)
 {
@@ -531,6 +568,7 @@ int main(void)
     tcase_add_test(tc, test_cache_hits_misses_and_evicts_by_count);
     tcase_add_test(tc, test_cache_evicts_by_bytes);
     tcase_add_test(tc, test_borrowed_entry_outlives_its_eviction);
+    tcase_add_test(tc, test_retired_mint_empties_its_cache);
     tcase_add_test(tc, test_entry_bytes_match_the_heap);
     tcase_add_test(tc, test_threads_share_the_cache);
     tcase_add_test(tc, test_client_trusting_the_ca_accepts_the_minted_certificate);
