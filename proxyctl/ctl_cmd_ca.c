@@ -75,7 +75,8 @@ enum ctl_status ctl_cmd_ca_import(struct ctl_ctx *ctx, const struct ctl_call *ca
         free(cert);
         return st;
     }
-    json_t *body = json_pack("{s:s,s:s}", "cert", cert, "key", key);
+    json_t *body = json_pack("{s:s,s:s,s:b}", "cert", cert, "key", key, "replace",
+                             ctl_call_opt(call, "--replace")->set);
     memset(key, 0, klen);
     free(key);
     free(cert);

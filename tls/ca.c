@@ -208,6 +208,20 @@ struct tls_ca *tls_ca_load(const char *data_dir, char *err, size_t errlen)
     return ca;
 }
 
+char *tls_ca_cert_pem(const char *data_dir, char *err, size_t errlen)
+{
+    char cert_path[4200], key_path[4200];
+    ca_paths(data_dir, cert_path, sizeof(cert_path), key_path, sizeof(key_path));
+    char *cert = tls_file_read(cert_path);
+    if (!cert) {
+        if (errno == ENOENT)
+            snprintf(err, errlen, "%s", TLS_CA_NONE);
+        else
+            snprintf(err, errlen, "%s: %s", cert_path, strerror(errno));
+    }
+    return cert;
+}
+
 /* Writes a checked pair into data_dir: the key first (0600), so a certificate on disk always
  * has its key beside it. */
 static int ca_write(const char *data_dir, const char *cert_pem, const char *key_pem, char *err,
@@ -221,18 +235,25 @@ static int ca_write(const char *data_dir, const char *cert_pem, const char *key_
     return 0;
 }
 
-int tls_ca_import_pem(const char *data_dir, const char *cert_pem, const char *key_pem, char *err,
-                      size_t errlen)
+int tls_ca_import_pem(const char *data_dir, const char *cert_pem, const char *key_pem, bool replace,
+                      char *err, size_t errlen)
 {
     struct tls_ca *ca = ca_from_pem(cert_pem, key_pem, "import", err, errlen);
     if (!ca)
         return -1;
     tls_ca_free(ca);
+    if (!replace && tls_ca_present(data_dir)) {
+        snprintf(err, errlen,
+                 "a CA exists already in %s: every client that trusts it must then trust the "
+                 "new one (replace it on purpose)",
+                 data_dir);
+        return -2;
+    }
     return ca_write(data_dir, cert_pem, key_pem, err, errlen);
 }
 
-int tls_ca_import(const char *data_dir, const char *cert_file, const char *key_file, char *err,
-                  size_t errlen)
+int tls_ca_import(const char *data_dir, const char *cert_file, const char *key_file, bool replace,
+                  char *err, size_t errlen)
 {
     char *cert = tls_file_read(cert_file);
     if (!cert) {
@@ -245,7 +266,7 @@ int tls_ca_import(const char *data_dir, const char *cert_file, const char *key_f
         free(cert);
         return -1;
     }
-    int rc = tls_ca_import_pem(data_dir, cert, key, err, errlen);
+    int rc = tls_ca_import_pem(data_dir, cert, key, replace, err, errlen);
     free(cert);
     free_key_text(key);
     return rc;

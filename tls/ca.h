@@ -43,11 +43,15 @@ bool tls_ca_present(const char *data_dir);
 int tls_ca_init(const char *data_dir, const char *common_name, char *err, size_t errlen);
 /* Copies an existing CA into data_dir: cert_file (PEM, the CA's certificate: basic
  * constraints CA, may sign certificates, not expired) and key_file (its unencrypted PEM
- * key). Replaces a CA kept there. Returns 0, or -1 with err naming what is wrong. */
-int tls_ca_import(const char *data_dir, const char *cert_file, const char *key_file, char *err,
-                  size_t errlen);
+ * key). A CA kept there is replaced only when replace is set. Returns 0, -1 with err naming
+ * what is wrong, or -2 (the pair checked and good) when a CA is there and replace is not set. */
+int tls_ca_import(const char *data_dir, const char *cert_file, const char *key_file, bool replace,
+                  char *err, size_t errlen);
 /* The same from PEM text (the admin API receives the files' contents). */
-int tls_ca_import_pem(const char *data_dir, const char *cert_pem, const char *key_pem, char *err,
-                      size_t errlen);
+int tls_ca_import_pem(const char *data_dir, const char *cert_pem, const char *key_pem, bool replace,
+                      char *err, size_t errlen);
+/* The CA certificate's PEM text as kept in data_dir (no key read: /ca.crt serves it to anyone).
+ * Returns it (free) or NULL with err filled (TLS_CA_NONE when there is none). */
+char *tls_ca_cert_pem(const char *data_dir, char *err, size_t errlen);
 
 #endif

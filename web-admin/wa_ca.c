@@ -10,13 +10,13 @@
 enum MHD_Result wa_ca_cert(struct wa_req *r)
 {
     char err[512];
-    struct tls_ca *ca = tls_ca_load(r->ctx->opts->data_dir, err, sizeof(err));
-    if (!ca)
+    char *pem = tls_ca_cert_pem(r->ctx->opts->data_dir, err, sizeof(err));
+    if (!pem)
         return wa_reply_error(r, 404, NULL, "%s",
                               strcmp(err, TLS_CA_NONE) ? "the CA cannot be read" : "no CA");
-    enum MHD_Result ret = wa_reply_data(r, 200, "application/x-x509-ca-cert", "no-cache",
-                                        ca->cert_pem, strlen(ca->cert_pem));
-    tls_ca_free(ca);
+    enum MHD_Result ret =
+        wa_reply_data(r, 200, "application/x-x509-ca-cert", "no-cache", pem, strlen(pem));
+    free(pem);
     return ret;
 }
 
@@ -112,13 +112,21 @@ enum MHD_Result wa_ca_import(struct wa_req *r)
         return MHD_YES;
     const char *cert = json_string_value(json_object_get(body, "cert"));
     const char *key = json_string_value(json_object_get(body, "key"));
+    json_t *replace = json_object_get(body, "replace");
+    if (replace && !json_is_boolean(replace)) {
+        json_decref(body);
+        return wa_reply_error(r, 400, "replace", "replace: true or false");
+    }
     if (!cert || !key) {
         json_decref(body);
         return wa_reply_error(r, 400, cert ? "key" : "cert",
                               "cert and key (PEM text, strings) are required");
     }
-    int rc = tls_ca_import_pem(r->ctx->opts->data_dir, cert, key, err, sizeof(err));
+    int rc = tls_ca_import_pem(r->ctx->opts->data_dir, cert, key, json_is_true(replace), err,
+                               sizeof(err));
     json_decref(body);
+    if (rc == -2)
+        return wa_reply_error(r, 409, "replace", "%s", err);
     if (rc < 0)
         return wa_reply_error(r, 400, NULL, "%s", err);
     return made(r, "ca.import");

@@ -98,7 +98,14 @@ class CaTest(unittest.TestCase):
         code, out, err = self.ctl("ca", "import", server_cert, server_key)
         self.assertNotEqual(code, 0)
         self.assertIn("not a CA", err)
+        # test_1's CA is kept there: replacing it is done on purpose.
+        before = self.fetch("/ca.crt")[2]
         code, out, err = self.ctl("ca", "import", cert, os.path.join(office, "ca-key.pem"))
+        self.assertNotEqual(code, 0)
+        self.assertIn("exists already", err)
+        self.assertEqual(self.fetch("/ca.crt")[2], before)
+        code, out, err = self.ctl("ca", "import", "--replace", cert,
+                                  os.path.join(office, "ca-key.pem"))
         self.assertEqual(code, 0, err)
         self.assertIn("Test Office CA", out)
         self.assertTrue(wait_for(lambda: self.curl_blocked(cert) == (0, "403"), timeout=30),

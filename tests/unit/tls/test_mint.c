@@ -121,11 +121,12 @@ START_TEST(test_ca_import_takes_a_ca_and_refuses_what_cannot_sign)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         err[0] = '\0';
-        ck_assert_int_eq(tls_ca_import(dst.dir, cases[i].cert, cases[i].key, err, sizeof(err)), -1);
+        ck_assert_int_eq(
+            tls_ca_import(dst.dir, cases[i].cert, cases[i].key, false, err, sizeof(err)), -1);
         ck_assert_msg(strstr(err, cases[i].reason) != NULL, "case %zu: '%s'", i, err);
         ck_assert(!tls_ca_present(dst.dir));
     }
-    ck_assert_msg(tls_ca_import(dst.dir, a_cert, a_key, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(tls_ca_import(dst.dir, a_cert, a_key, false, err, sizeof(err)) == 0, "%s", err);
     struct tls_ca *got = tls_ca_load(dst.dir, err, sizeof(err));
     ck_assert_msg(got != NULL, "%s", err);
     ck_assert_str_eq(got->sha256, ca_a->sha256);
@@ -134,6 +135,18 @@ START_TEST(test_ca_import_takes_a_ca_and_refuses_what_cannot_sign)
     struct stat st;
     ck_assert_int_eq(stat(key, &st), 0);
     ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    tls_ca_free(got);
+    /* Another CA over the one kept: only on purpose. */
+    char b_cert[256];
+    snprintf(b_cert, sizeof(b_cert), "%s/%s", b.dir, TLS_CA_CERT_FILE);
+    ck_assert_int_eq(tls_ca_import(dst.dir, b_cert, b_key, false, err, sizeof(err)), -2);
+    ck_assert_msg(strstr(err, "exists already") != NULL, "%s", err);
+    got = tls_ca_load(dst.dir, err, sizeof(err));
+    ck_assert_str_eq(got->sha256, ca_a->sha256);
+    tls_ca_free(got);
+    ck_assert_msg(tls_ca_import(dst.dir, b_cert, b_key, true, err, sizeof(err)) == 0, "%s", err);
+    got = tls_ca_load(dst.dir, err, sizeof(err));
+    ck_assert_str_eq(got->sha256, ca_b->sha256);
     tls_ca_free(got);
     tls_cred_free(server);
     tls_ca_free(ca_a);
