@@ -12,6 +12,7 @@
  * per line (each after the first line starts with its comma), with the keys of /api/logs
  * rows; text that is not UTF-8 has its bytes as \xNN (wa_json_text).
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,11 @@
 /* Room for the longest row: every text field at its longest, each byte escaped (JSON's
  * \u00XX is 6 bytes), with the keys. */
 #define PIECE_MAX (24u << 10)
+/* Exports running at once: each holds a database connection and a page of rows for as long
+ * as the client takes to read, so a script looping on the URL must not exhaust either. */
+#define EXPORTS_MAX 4
+
+static atomic_int exports_running;
 
 enum export_format { EXPORT_CSV, EXPORT_JSON, EXPORT_FORMAT_COUNT };
 
@@ -59,6 +65,7 @@ static void export_free(void *cls)
     free(x->host);
     free(x->q);
     free(x);
+    atomic_fetch_sub(&exports_running, 1);
 }
 
 /* Appends s to x->line as one CSV field (see the top of the file). */
@@ -277,9 +284,17 @@ enum MHD_Result wa_export_logs(struct wa_req *r)
         return wa_reply_error(r, 400, "format", "format is csv or json");
     if (wa_log_filter(r, &f) < 0)
         return MHD_YES;
-    x = calloc(1, sizeof(*x));
-    if (!x)
+    if (atomic_fetch_add(&exports_running, 1) >= EXPORTS_MAX) {
+        atomic_fetch_sub(&exports_running, 1);
+        r->retry_after_s = 10;
+        return wa_reply_error(
+            r, 429, NULL, "%d exports are running: try again when one has finished", EXPORTS_MAX);
+    }
+    x = calloc(1, sizeof(*x)); /* from here export_free ends the export's count */
+    if (!x) {
+        atomic_fetch_sub(&exports_running, 1);
         return wa_reply_error(r, 500, NULL, "out of memory");
+    }
     x->format = (enum export_format)k;
     x->f = f;
     x->f.client = x->client = dup_or_null(f.client, &oom);

@@ -206,6 +206,42 @@ class ExportTest(unittest.TestCase):
         self.assertLess(after - before, 20 * 1024,
                         "proxyd's peak memory grew by %d kB over the exports" % (after - before))
 
+    def test_zzz_exports_running_at_once_are_capped(self):
+        # Enough rows that an export nobody reads stays open (test_zz's million, or these).
+        db = sqlite3.connect(self.px.db_path, timeout=60)
+        try:
+            have = db.execute("SELECT count(*) FROM access_log").fetchone()[0]
+        finally:
+            db.close()
+        if have < 200000:
+            self.insert(row(self.now - 7200 * 1000 + i // 100, path="/cap/%d" % i)
+                        for i in range(300000))
+        held = [open_export(self.px, {"format": "csv"}) for _ in range(4)]
+        try:
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                export(self.px, {"format": "csv"})
+            self.assertEqual(cm.exception.code, 429)
+            self.assertEqual(cm.exception.headers["Retry-After"], "10")
+            self.assertIn("4 exports are running", json.loads(cm.exception.read())["error"])
+        finally:
+            for r in held:
+                r.close()  # proxyd ends each export when its next write fails
+
+        # Every closed export gives its place back: four can run at once again.
+        def four_at_once():
+            again = []
+            try:
+                for _ in range(4):
+                    again.append(open_export(self.px, {"format": "csv"}))
+                return True
+            except urllib.error.HTTPError as e:
+                e.close()
+                return False
+            finally:
+                for r in again:
+                    r.close()
+        self.assertTrue(wait_for(four_at_once, timeout=30))
+
 
 if __name__ == "__main__":
     unittest.main()
