@@ -6,6 +6,7 @@ take is counted in /metrics; a bad target stops the start with a message naming 
 import re
 import socket
 import subprocess
+import tempfile
 import threading
 import unittest
 import urllib.request
@@ -179,9 +180,11 @@ class SyslogTest(unittest.TestCase):
         for target, words in (("ftp://x:1", "expected /path/to/socket"),
                               ("udp://127.0.0.1", "needs a port"),
                               ("tcp://127.0.0.1:99999", "needs a port")):
-            r = subprocess.run([PROXYD, "--listen", "127.0.0.1:0", "--admin", "off",
-                                "--data-dir", "/tmp/px-syslog-bad", "--syslog", target],
-                               capture_output=True, text=True, timeout=60)
+            # A data folder of its own: runs of other builds beside this one use their own.
+            with tempfile.TemporaryDirectory(prefix="pxsyslog.") as data:
+                r = subprocess.run([PROXYD, "--listen", "127.0.0.1:0", "--admin", "off",
+                                    "--data-dir", data, "--syslog", target],
+                                   capture_output=True, text=True, timeout=60)
             self.assertNotEqual(r.returncode, 0, target)
             self.assertIn(words, r.stderr, target)
 
