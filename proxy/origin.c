@@ -370,10 +370,13 @@ bool origin_step_tls(struct conn *c)
  * We then repeat an idempotent request ourselves and leave any other to the client, which
  * repeats only what it sent on a connection it had used before (so browsers do, and HAProxy's
  * "http-reuse safe" relies on it). A first request we could not repeat gets a connection of
- * its own, so that it never fails for a reason the client cannot recover from. */
+ * its own, so that it never fails for a reason the client cannot recover from. An intercepted
+ * request goes to its original destination, which is what the pool is keyed by; only TPROXY's
+ * must speak from its client's address, which no pooled connection has. */
 static bool may_take_kept_origin(const struct conn *c)
 {
-    return !c->is_connect && !c->is_forward && !c->retrying && !c->intercepted && !c->inspecting &&
+    bool as_client = c->intercepted && c->listener->kind == LISTENER_TPROXY;
+    return !c->is_connect && !c->is_forward && !c->retrying && !as_client && !c->inspecting &&
            (c->requests > 1 || c->idempotent);
 }
 

@@ -2,14 +2,18 @@
 netns_peer.py ...`): origins that say who they are and who called, and clients that print
 what they got as one JSON line. Python stdlib only.
 
-    origin --http ADDR:PORT ... --tls ADDR:PORT ... --echo ADDR:PORT ... --cert C --key K
+    origin --http ADDR:PORT ... --keepalive ADDR:PORT ... --tls ADDR:PORT ... --echo ADDR:PORT ...
+           --cert C --key K
         (ADDR:PORT is IP:PORT or [IPv6]:PORT; DEST below an IPv4 or IPv6 address)
         HTTP: answers any request with a JSON body {"origin","peer","host","target","via"}
+        keepalive: as HTTP, on persistent connections, and the body also says which of the
+             port's accepted connections carried it ("conn", a number of its own for each)
         TLS: after the handshake reads "N\\n", sends a JSON line {"origin","peer"} and
              N bytes of the pattern, then closes
         echo: sends back what it reads until EOF
         prints READY once every port listens; runs until killed
-    http DEST PORT HOST PATH           one GET (Connection: close): {"status","body"}
+    http DEST PORT HOST PATH [FROM]    one GET (Connection: close), from the address FROM if
+                                       given: {"status","body"}
     tls DEST PORT SNI N                {"info","exact"} or {"error"}
     https DEST PORT SNI CAFILE         TLS trusting CAFILE only, name checked, one GET /:
                                        {"status","body"} or {"error"}
@@ -95,6 +99,28 @@ def http_handler(c, peer):
               % (len(body), body))
 
 
+def keepalive_handler():
+    """A handler of its own per port, so that each counts its own connections."""
+    count, lock = [0], threading.Lock()
+
+    def handler(c, peer):
+        with lock:
+            count[0] += 1
+            conn = count[0]
+        while True:
+            head = read_head(c).decode("latin-1")
+            if not head:
+                return
+            lines = head.split("\r\n")
+            host = [v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+                    if k.strip().lower() == "host"]
+            body = json.dumps({"origin": name(c.getsockname()), "peer": peer[0],
+                               "host": host[0] if host else "", "target": lines[0].split(" ")[1],
+                               "conn": conn}).encode()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    return handler
+
+
 def tls_handler(ctx):
     def handler(c, peer):
         with ctx.wrap_socket(c, server_side=True) as t:
@@ -118,11 +144,13 @@ def echo_handler(c, peer):
 
 
 def origin(argv):
-    opts = {"--http": [], "--tls": [], "--echo": [], "--cert": [], "--key": []}
+    opts = {"--http": [], "--keepalive": [], "--tls": [], "--echo": [], "--cert": [], "--key": []}
     for flag, value in zip(argv[::2], argv[1::2]):
         opts[flag].append(value)
     for a in opts["--http"]:
         serve(listen(a), http_handler)
+    for a in opts["--keepalive"]:
+        serve(listen(a), keepalive_handler())
     if opts["--tls"]:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(opts["--cert"][0], opts["--key"][0])
@@ -135,8 +163,9 @@ def origin(argv):
         time.sleep(3600)
 
 
-def connect(dest, port):
-    s = socket.create_connection((dest, int(port)), timeout=60)
+def connect(dest, port, source=None):
+    s = socket.create_connection((dest, int(port)), timeout=60,
+                                 source_address=(source, 0) if source else None)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -183,7 +212,7 @@ def main(argv):
         return origin(argv[1:])
     if cmd == "http":
         dest, port, host, path = argv[1:5]
-        with connect(dest, port) as s:
+        with connect(dest, port, argv[5] if len(argv) > 5 else None) as s:
             s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                        % (path, host)).encode())
             data = read_all(s)

@@ -32,6 +32,9 @@ TPROXY_USER_PORT = 3132  # a proxyd started as root that runs as nobody (--user)
 POLICY = ("deny domain blocked.test\ndeny dest %s/32\ndeny dest %s/128\ninspect domain inspect.test\n"
           % (OTHER, OTHER6))
 CA_PORT = 3133  # a proxyd with a local CA: the HTTPS block page
+# A one-worker proxyd (so that every connection meets the same pool of origin connections):
+# port 82 is redirected to its intercept listener, but from CLIENT2 diverted by TPROXY.
+POOL_PORT, POOL_TPROXY_PORT, CLIENT2 = 3134, 3135, "10.200.1.3"
 
 ALERT_ACCESS_DENIED = "15030300020231"
 
@@ -50,12 +53,15 @@ table ip %(tag)s {
     iifname "%(tag)sgc" tcp dport { 80, 443, 7 } redirect to :%(intercept)d
     iifname "%(tag)sgc" tcp dport { 81, 444 } redirect to :%(strict)d
     iifname "%(tag)sgc" tcp dport 445 redirect to :%(ca)d
+    iifname "%(tag)sgc" ip saddr != %(client2)s tcp dport 82 redirect to :%(pool)d
   }
   chain mangle {
     type filter hook prerouting priority mangle; policy accept;
     meta l4proto tcp socket transparent 1 meta mark set 1 accept
     iifname "%(tag)sgc" tcp dport 8443 tproxy to :%(tproxy)d meta mark set 1 accept
     iifname "%(tag)sgc" tcp dport 8444 tproxy to :%(tproxy_user)d meta mark set 1 accept
+    iifname "%(tag)sgc" ip saddr %(client2)s tcp dport 82 tproxy to :%(pool_tproxy)d \
+      meta mark set 1 accept
   }
 }
 table ip6 %(tag)s {
@@ -87,7 +93,8 @@ class Network:
            TAG + "gc", "netns", GW)
         sh("ip", "link", "add", TAG + "og", "netns", ORG, "type", "veth", "peer", "name",
            TAG + "go", "netns", GW)
-        for ns, dev, a in ((CLI, TAG + "cg", CLIENT + "/24"), (GW, TAG + "gc", GW_CLI + "/24"),
+        for ns, dev, a in ((CLI, TAG + "cg", CLIENT + "/24"), (CLI, TAG + "cg", CLIENT2 + "/24"),
+                           (GW, TAG + "gc", GW_CLI + "/24"),
                            (GW, TAG + "go", GW_ORG + "/24"), (ORG, TAG + "og", ORIGIN + "/24"),
                            (ORG, TAG + "og", OTHER + "/24")):
             sh(*in_ns(ns, "ip", "addr", "add", a, "dev", dev))
@@ -113,7 +120,9 @@ class Network:
                        text=True, input=NFT_RULES % {"tag": TAG, "intercept": INTERCEPT_PORT,
                                                      "tproxy": TPROXY_PORT, "strict": STRICT_PORT,
                                                      "tproxy_user": TPROXY_USER_PORT,
-                                                     "ca": CA_PORT})
+                                                     "ca": CA_PORT, "pool": POOL_PORT,
+                                                     "pool_tproxy": POOL_TPROXY_PORT,
+                                                     "client2": CLIENT2})
 
     def remove(self):
         for ns in self.made:
@@ -159,6 +168,7 @@ class InterceptTest(unittest.TestCase):
                      "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
         args += ["--tls", ORIGIN + ":8444", "--tls", ORIGIN + ":445"]  # 445: inspected
+        args += ["--keepalive", ORIGIN + ":82"]
         for ip in ("[%s]" % ORIGIN6, "[%s]" % OTHER6):
             args += ["--http", ip + ":80", "--tls", ip + ":443", "--tls", ip + ":8443",
                      "--echo", ip + ":7"]
@@ -197,6 +207,13 @@ class InterceptTest(unittest.TestCase):
         cls.cacert = make_ca(cls.with_ca.data_dir)
         cls.with_ca.start()
         cls.addClassCleanup(cls.with_ca.__exit__, None, None, None)
+        cls.pooling = GatewayProxyd(
+            ["--intercept", "0.0.0.0:%d" % POOL_PORT,
+             "--tproxy", "0.0.0.0:%d" % POOL_TPROXY_PORT, "--workers", "1",
+             "--dns-server", "127.0.0.1:%s" % dns, "--dns-timeout", "30000"],
+            POLICY)
+        cls.pooling.start()
+        cls.addClassCleanup(cls.pooling.__exit__, None, None, None)
 
     @classmethod
     def start(cls, ns, args, script=PEER, ready="READY", extra=()):
@@ -314,6 +331,24 @@ class InterceptTest(unittest.TestCase):
         self.assertEqual(out["status"], 403)
         row = self.wait_rows("path = '/loop'")[-1]
         self.assertEqual((row[6], row[7]), (1, "target is the proxy itself"))
+
+    def test_intercepted_requests_share_origin_connections_but_tproxy_never(self):
+        def get(path, source=()):
+            out = self.client("http", ORIGIN, "82", "origin.test", path, *source)
+            self.assertEqual(out["status"], 200, out)
+            body = json.loads(out["body"])
+            self.assertEqual(body["target"], path)
+            return body
+        # Each client connection closes after its request; the origin connection stays in
+        # the pool for the next one to the same original destination.
+        first, second = get("/pool-1"), get("/pool-2")
+        self.assertEqual((first["peer"], second["peer"]), (GW_ORG, GW_ORG))
+        self.assertEqual(second["conn"], first["conn"])
+        # TPROXY speaks from its client's address: a connection of its own every time.
+        t1, t2 = get("/pool-t1", (CLIENT2,)), get("/pool-t2", (CLIENT2,))
+        self.assertEqual((t1["peer"], t2["peer"]), (CLIENT2, CLIENT2))
+        self.assertEqual(len({first["conn"], t1["conn"], t2["conn"]}), 3)
+        self.assertEqual(get("/pool-3")["conn"], first["conn"])
 
     # ---- TLS ----
 
