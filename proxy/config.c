@@ -111,6 +111,11 @@ static const struct opt opts[] = {
      "N  delete log rows older (default 90)"},
     {"retention-rows", OPT_INT64, OFF(retention_rows), 0, 0,
      "N  keep at most N log rows (default 0: no limit)"},
+    {"version-keep", OPT_INT64, OFF(version_keep), 0, 0,
+     "N  keep the newest N policy versions, and every one a logged request names (default\n"
+     "               100; 0: keep every version)"},
+    {"version-keep-days", OPT_INT64, OFF(version_keep_days), 0, 0,
+     "N  also keep every policy version younger than N days (default 30)"},
     {"expired-rule-days", OPT_INT64, OFF(expired_rule_days), 0, 0,
      "N  delete a rule N days after its `expires` time (default 7; 0: at once)"},
     {"max-request-line", OPT_UINT, OFF(max_request_line), 0, 16384, "BYTES  (default 8192)"},
@@ -168,6 +173,8 @@ void config_defaults(struct px_config *cfg)
     cfg->list_max_bytes = 32 << 20;
     cfg->list_fetch_timeout_ms = 60000;
     cfg->sub_min_interval_s = 60;
+    cfg->version_keep = 100;
+    cfg->version_keep_days = 30;
 }
 
 void config_free(struct px_config *cfg)

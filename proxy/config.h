@@ -85,6 +85,8 @@ struct px_config {
     int64_t list_max_bytes;     /* a fetched list's body at most */
     int list_fetch_timeout_ms;  /* one whole fetch, redirects included */
     int64_t sub_min_interval_s; /* the shortest interval a subscription may have */
+    int64_t version_keep;       /* policy versions kept: the newest N (0: all) ... */
+    int64_t version_keep_days;  /* ... and all younger than this */
 };
 
 enum config_parse { CONFIG_RUN, CONFIG_EXIT_HELP, CONFIG_EXIT_VERSION, CONFIG_EXIT_USAGE };

@@ -601,6 +601,12 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         log_info("access log retention now %lld days, %lld rows (0: no limit)",
                  (long long)fresh.retention_days, (long long)fresh.retention_rows);
     }
+    if (p->log && (fresh.version_keep != p->cfg.version_keep ||
+                   fresh.version_keep_days != p->cfg.version_keep_days)) {
+        store_log_versions_set(p->log, fresh.version_keep, fresh.version_keep_days);
+        log_info("policy versions kept now: the newest %lld (0: all), and %lld days",
+                 (long long)fresh.version_keep, (long long)fresh.version_keep_days);
+    }
     char restart[128] = "";
     const struct {
         bool changed;
@@ -636,6 +642,8 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
     p->cfg.allow_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
     p->cfg.retention_days = fresh.retention_days;
     p->cfg.retention_rows = fresh.retention_rows;
+    p->cfg.version_keep = fresh.version_keep;
+    p->cfg.version_keep_days = fresh.version_keep_days;
     p->cfg.expired_rule_days = fresh.expired_rule_days;
     p->cfg.https_block_page = fresh.https_block_page;
     config_free(&fresh);
@@ -827,6 +835,8 @@ static int services_start(struct proxyd *p)
             .syslog_target = p->cfg.syslog,
             .retention_days = p->cfg.retention_days,
             .retention_rows = p->cfg.retention_rows,
+            .version_keep = p->cfg.version_keep,
+            .version_keep_days = p->cfg.version_keep_days,
             .node_name = p->node_name,
         };
         p->log = store_log_start(&lo, err, sizeof(err));

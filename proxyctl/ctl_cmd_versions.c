@@ -176,6 +176,13 @@ enum ctl_status ctl_cmd_why(struct ctl_ctx *ctx, const struct ctl_call *call)
     printf("decision: %s (status %lld)\n", ctl_json_str(out, "decision"),
            ctl_json_num(out, "status"));
     const json_t *v = json_object_get(out, "version");
+    if (!json_is_object(v) && json_is_true(json_object_get(out, "version_pruned"))) {
+        printf("policy version %lld: pruned (no longer kept)\n",
+               ctl_json_num(out, "policy_version"));
+        printf("rule: %lld\n", ctl_json_num(out, "rule_id"));
+        json_decref(out);
+        return CTL_OK;
+    }
     if (!json_is_object(v)) {
         printf("policy version: not recorded (logged before versions were kept)\n");
         printf("rule: %lld\n", ctl_json_num(out, "rule_id"));

@@ -99,6 +99,10 @@ struct store_log_opts {
     int64_t retention_days;     /* 0 = keep forever */
     int64_t retention_rows;     /* 0 = no row limit */
     const char *node_name;      /* written in every row's node column (copied); NULL = "" */
+    /* Policy versions the retention job keeps (store_version_prune): the newest version_keep
+     * (0 = every version: nothing pruned) and all younger than version_keep_days. */
+    int64_t version_keep;
+    int64_t version_keep_days;
     /* Also send each record as an RFC 5424 message to /path (a local datagram socket such
      * as /dev/log), udp://HOST:PORT or tcp://HOST:PORT (octet counting), or NULL. */
     const char *syslog_target;
@@ -130,6 +134,8 @@ bool store_log_alive(struct store_log *log);
 /* Replaces the retention limits (as in store_log_opts; 0 = none) of a running writer, which
  * applies them from its next wake-up on (SIGHUP). Any thread; never blocks. */
 void store_log_retention_set(struct store_log *log, int64_t days, int64_t rows);
+/* The same for the versions kept (version_keep, version_keep_days). */
+void store_log_versions_set(struct store_log *log, int64_t keep, int64_t keep_days);
 /* Writes everything queued, stops the thread, frees. */
 void store_log_stop(struct store_log *log);
 
@@ -241,6 +247,16 @@ int store_version_get(struct store *st, int64_t version, struct store_version *i
  * versions kept lists (err says which; *lists NULL); -1 with err. */
 int store_version_lists(struct store *st, int64_t version, struct store_policy_list **lists,
                         size_t *n, char *err, size_t errlen);
+/* Prunes old policy versions, oldest first, at most batch (<= 0: 1000) in one transaction:
+ * a version goes when it is not the current one, not among the newest keep, older than
+ * keep_days (0: any age), and ended (the next version began) more than 10 minutes before
+ * the oldest access-log row, so every logged request's version stays for `why`. The rules
+ * and list entries it stored go with it unless a kept version shares them. Audited as
+ * version.prune by STORE_PRUNE_ACTOR. keep <= 0: nothing pruned. Returns how many went, or
+ * -1 with err. */
+#define STORE_PRUNE_ACTOR "proxyd (retention)"
+int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, int64_t batch,
+                            char *err, size_t errlen);
 /* How a list differs between two versions: in one only (entries_from or entries_to is -1)
  * or with other entries (added: in `to` only, removed: in `from` only). */
 struct store_list_change {

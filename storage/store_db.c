@@ -232,6 +232,10 @@ const struct store_migration store_migrations[] = {
          " etag TEXT NOT NULL DEFAULT '',"
          " last_modified TEXT NOT NULL DEFAULT '',"
          " error TEXT NOT NULL DEFAULT '');"},
+    /* Pruning old policy versions (store_version_prune) asks, for each version it deletes,
+     * whether a version left still shares its rules or a list's entries. */
+    {27, "CREATE INDEX policy_versions_rules_of ON policy_versions(rules_of);"
+         "CREATE INDEX policy_version_lists_entries_of ON policy_version_lists(entries_of, name);"},
     /* A tls-target forward's expected server name, when not its target's host ('': that). */
     {28, "ALTER TABLE forwards ADD COLUMN tls_name TEXT NOT NULL DEFAULT '';"},
 };

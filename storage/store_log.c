@@ -28,6 +28,8 @@
 #define MAX_BATCH 65536            /* rows per transaction, to bound its length */
 #define RETENTION_BATCH 5000
 #define RETENTION_IDLE_MS 2000 /* between retention steps once caught up */
+#define PRUNE_BATCH 100        /* policy versions pruned per transaction */
+#define PRUNE_IDLE_MS 5000     /* between version prunes once caught up */
 #define SQUID_LINE_MAX 1600    /* longest line format_squid can produce, with margin */
 /* Rollup sums wait in memory at most this long before a batch's transaction applies them:
  * a bucket's upsert then covers two seconds of rows, not one batch's few, and readers count
@@ -51,6 +53,7 @@ struct store_log {
     char last_error[128];
     /* Set by store_log_retention_set from any thread, read by the writer. */
     _Atomic int64_t retention_days_set, retention_rows_set;
+    _Atomic int64_t version_keep_set, version_keep_days_set;
 
     /* Writer thread only. */
     pthread_t thread;
@@ -68,6 +71,7 @@ struct store_log {
     int64_t next_retry_ms;
     int64_t next_check_ms;
     int64_t next_retention_ms;
+    int64_t next_prune_ms;
     int squid_fd;
     dev_t squid_dev;
     ino_t squid_ino;
@@ -585,6 +589,14 @@ static void housekeeping(struct store_log *log)
         check_files(log);
         log->next_check_ms = now + RETRY_MS;
     }
+    if (log->st && !log->failing && now >= log->next_prune_ms) {
+        char err[256];
+        int64_t pruned = store_version_prune(log->st, atomic_load(&log->version_keep_set),
+                                             atomic_load(&log->version_keep_days_set), PRUNE_BATCH,
+                                             err, sizeof(err));
+        /* A locked database or a full disk: the next round tries again, relaying goes on. */
+        log->next_prune_ms = now + (pruned == PRUNE_BATCH ? 0 : PRUNE_IDLE_MS);
+    }
     days = atomic_load(&log->retention_days_set);
     rows = atomic_load(&log->retention_rows_set);
     if (days != log->retention_days || rows != log->retention_rows) {
@@ -689,6 +701,8 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
     log->retention_rows = opts->retention_rows;
     atomic_store(&log->retention_days_set, opts->retention_days);
     atomic_store(&log->retention_rows_set, opts->retention_rows);
+    atomic_store(&log->version_keep_set, opts->version_keep);
+    atomic_store(&log->version_keep_days_set, opts->version_keep_days);
     log->db_path = strdup(opts->db_path);
     log->squid_path = opts->squid_log_path ? strdup(opts->squid_log_path) : NULL;
     log->node_name = strdup(opts->node_name ? opts->node_name : "");
@@ -735,6 +749,13 @@ void store_log_retention_set(struct store_log *log, int64_t days, int64_t rows)
 {
     atomic_store(&log->retention_days_set, days);
     atomic_store(&log->retention_rows_set, rows);
+    store_queue_wake(log->queue);
+}
+
+void store_log_versions_set(struct store_log *log, int64_t keep, int64_t keep_days)
+{
+    atomic_store(&log->version_keep_set, keep);
+    atomic_store(&log->version_keep_days_set, keep_days);
     store_queue_wake(log->queue);
 }
 

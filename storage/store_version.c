@@ -576,3 +576,156 @@ fail:
     store_rollback(st);
     return -1;
 }
+
+/* ---- pruning (the writer's retention job) ---- */
+
+/* A version ended this long before the oldest logged request may still be named by it: a
+ * node logs under the version it holds, which may lag another node's change a little. */
+#define PRUNE_LOG_SLACK_MS (10 * 60 * 1000LL)
+#define PRUNE_BATCH_MAX 1000
+#define DAY_MS (24 * 3600 * 1000LL)
+
+struct pruned_list {
+    char name[64];
+    int64_t entries_of;
+};
+
+/* The lists version v held, into *out (owned). 0, or -1 with err. */
+static int version_lists_of(struct store *st, int64_t v, struct pruned_list **out, size_t *n,
+                            char *err, size_t errlen)
+{
+    struct pruned_list *lists = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (store_prepare(st, "SELECT name, entries_of FROM policy_version_lists WHERE version = ?", &s,
+                      err, errlen) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, v);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (store_array_reserve(&lists, &cap, len, 8, sizeof(*lists)) < 0) {
+            sqlite3_finalize(s);
+            free(lists);
+            return store_errf(err, errlen, "prune: out of memory");
+        }
+        snprintf(lists[len].name, sizeof(lists[len].name), "%s",
+                 (const char *)sqlite3_column_text(s, 0));
+        lists[len++].entries_of = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(lists);
+        return store_sql_err(st, err, errlen, "prune");
+    }
+    *out = lists;
+    *n = len;
+    return 0;
+}
+
+/* Deletes version v and frees the rules and list entries no version left refers to. */
+static int version_drop(struct store *st, int64_t v, int64_t rules_of, char *err, size_t errlen)
+{
+    struct pruned_list *lists;
+    size_t n;
+    int rc = 0;
+
+    if (version_lists_of(st, v, &lists, &n, err, errlen) < 0)
+        return -1;
+    if (exec_ints(st, "DELETE FROM policy_versions WHERE version = ?1", &v, 1, NULL, err, errlen) <
+            0 ||
+        exec_ints(st, "DELETE FROM policy_version_lists WHERE version = ?1", &v, 1, NULL, err,
+                  errlen) < 0 ||
+        exec_ints(st,
+                  "DELETE FROM policy_version_rules WHERE version = ?1 AND NOT EXISTS"
+                  " (SELECT 1 FROM policy_versions WHERE rules_of = ?1)",
+                  &rules_of, 1, NULL, err, errlen) < 0)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = exec_ints(st,
+                       "DELETE FROM policy_version_list_entries WHERE version = ?1 AND list = ?2"
+                       " AND NOT EXISTS (SELECT 1 FROM policy_version_lists"
+                       " WHERE entries_of = ?1 AND name = ?2)",
+                       &lists[i].entries_of, 1, lists[i].name, err, errlen);
+    free(lists);
+    return rc;
+}
+
+int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, int64_t batch,
+                            char *err, size_t errlen)
+{
+    int64_t now = clock_wall_ms(), floor_v, oldest = 0, args[5], *found = NULL, pruned = 0;
+    size_t nfound = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    if (keep <= 0)
+        return 0;
+    if (batch <= 0 || batch > PRUNE_BATCH_MAX)
+        batch = PRUNE_BATCH_MAX;
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    args[0] = keep - 1;
+    rc = query_int(st, "SELECT version FROM policy_versions ORDER BY version DESC LIMIT 1 OFFSET ?",
+                   args, 1, &floor_v, err, errlen);
+    if (rc != 0) /* fewer than keep versions: nothing to prune */
+        goto done;
+    rc = query_int(st, "SELECT time_ms FROM access_log ORDER BY id LIMIT 1", NULL, 0, &oldest, err,
+                   errlen);
+    if (rc < 0)
+        goto done;
+    /* Oldest first, and only versions that ended before the oldest logged request began,
+     * so `why` finds the version of every request the log still holds. */
+    args[0] = floor_v;
+    args[1] = store_policy_version(st);
+    args[2] = keep_days > 0 ? now - keep_days * DAY_MS : now;
+    args[3] = rc == 1 ? INT64_MAX : oldest - PRUNE_LOG_SLACK_MS;
+    args[4] = batch;
+    if (store_prepare(st,
+                      "SELECT v.version, v.rules_of FROM policy_versions v"
+                      " WHERE v.version < ?1 AND v.version < ?2 AND v.time_ms < ?3"
+                      " AND (SELECT w.time_ms FROM policy_versions w WHERE w.version > v.version"
+                      "      ORDER BY w.version LIMIT 1) < ?4"
+                      " ORDER BY v.version LIMIT ?5",
+                      &s, err, errlen) < 0) {
+        rc = -1;
+        goto done;
+    }
+    for (int i = 0; i < 5; i++)
+        sqlite3_bind_int64(s, i + 1, args[i]);
+    found = malloc((size_t)batch * 2 * sizeof(*found));
+    while (found && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        found[nfound * 2] = sqlite3_column_int64(s, 0);
+        found[nfound * 2 + 1] = sqlite3_column_int64(s, 1);
+        nfound++;
+    }
+    sqlite3_finalize(s);
+    if (!found) {
+        rc = store_errf(err, errlen, "prune: out of memory");
+        goto done;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = store_sql_err(st, err, errlen, "prune");
+        goto done;
+    }
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < nfound; i++)
+        rc = version_drop(st, found[i * 2], found[i * 2 + 1], err, errlen);
+    if (rc == 0 && nfound) {
+        char detail[96];
+
+        snprintf(detail, sizeof(detail), "%zu versions, %lld to %lld", nfound, (long long)found[0],
+                 (long long)found[(nfound - 1) * 2]);
+        rc = store_audit_add(st, STORE_PRUNE_ACTOR, "version.prune", detail, err, errlen);
+    }
+    pruned = (int64_t)nfound;
+done:
+    free(found);
+    if (rc < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st, err, errlen) < 0 ? -1 : pruned;
+}

@@ -440,6 +440,9 @@ enum MHD_Result wa_versions_why(struct wa_req *r)
                   "policy_version", (json_int_t)a->policy_version, "version",
                   rc == 0 ? version_json(&info) : json_null(), "rule", rule, "trace", trace,
                   "trace_truncated", rc == 0 && n > TRACE_MAX && json_is_null(rule));
+    /* The retention job prunes only versions older than every logged request, so this is
+     * a row that outlived its version some other way (a log kept longer, an old node). */
+    json_object_set_new(o, "version_pruned", json_boolean(a->policy_version > 0 && rc == 1));
     store_rules_free(rules, n);
     free(row);
     return wa_reply_json(r, 200, o);

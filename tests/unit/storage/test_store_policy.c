@@ -665,6 +665,86 @@ START_TEST(test_group_at_a_version_that_moved_is_again)
 }
 END_TEST
 
+static void sql_run(const char *sql)
+{
+    sqlite3 *db;
+
+    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Pruning keeps the current version, the newest `keep`, those younger than keep_days and
+ * those a logged request may name; it frees the rules and list entries that only pruned
+ * versions held, and keeps those a kept version shares. */
+START_TEST(test_prune_keeps_what_is_needed_and_frees_the_rest)
+{
+    const char *a[] = {"a.test"}, *b[] = {"b.test"}, *c[] = {"c.test"}, *d[] = {"d.test"};
+    const char **sets[] = {a, b, c, d};
+    char text[64];
+    int id;
+
+    /* v0 (made when versions began), v1 list a, v2 rule r0, v3 list b, v4 r1, v5 list c,
+     * v6 r2, v7 list d, v8 r3 */
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(store_list_replace(st, "ads", sets[i], 1, "t", err, sizeof(err)), 0);
+        snprintf(text, sizeof(text), "deny domain r%d.test", i);
+        ck_assert_int_eq(store_rule_add(st, text, "", 0, "t", &id, err, sizeof(err)), 0);
+    }
+    ck_assert_int_eq(store_policy_version(st), 8);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"), 4);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_rules"), 1 + 2 + 3 + 4);
+    /* Version v came into force v hours after the epoch: all of them long ago. */
+    sql_run("UPDATE policy_versions SET time_ms = version * 3600000");
+
+    /* Nothing to do without a limit, or with as many versions as kept. */
+    ck_assert_int_eq(store_version_prune(st, 0, 0, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_version_prune(st, 9, 0, 0, err, sizeof(err)), 0); /* v0..v8 */
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 9);
+
+    /* The newest 3 stay; v6 still holds list c (stored with v5) and the rules of v6. */
+    ck_assert_int_eq(store_version_prune(st, 3, 30, 2, err, sizeof(err)), 2); /* a batch */
+    ck_assert_int_eq(store_version_prune(st, 3, 30, 0, err, sizeof(err)), 4);
+    ck_assert_int_eq(store_version_prune(st, 3, 30, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(count_rows("SELECT min(version) FROM policy_versions"), 6);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 3);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"), 2);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"
+                                " WHERE domain = 'c.test'"),
+                     1);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_rules"), 3 + 4);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM audit WHERE action = 'version.prune'"), 2);
+
+    /* A pruned version is gone for every reader. */
+    struct store_policy_list *pl;
+    size_t pn;
+    ck_assert_int_eq(store_version_lists(st, 2, &pl, &pn, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_version_lists(st, 6, &pl, &pn, err, sizeof(err)), 0);
+    store_policy_lists_free(pl, pn);
+
+    /* A request logged during v7 keeps v7 and later (and v6, ended just before it: the
+     * slack for nodes that lag). */
+    for (int i = 4; i < 8; i++) { /* v9..v12 */
+        snprintf(text, sizeof(text), "deny domain r%d.test", i);
+        ck_assert_int_eq(store_rule_add(st, text, "", 0, "t", &id, err, sizeof(err)), 0);
+    }
+    sql_run("UPDATE policy_versions SET time_ms = version * 3600000;"
+            "INSERT INTO access_log(time_ms, client, policy_version)"
+            " VALUES (7 * 3600000 + 1000, '10.0.0.1', 7)");
+    ck_assert_int_eq(store_version_prune(st, 1, 0, 0, err, sizeof(err)), 0);
+    sql_run("UPDATE access_log SET time_ms = 8 * 3600000 + 1000, policy_version = 8");
+    ck_assert_int_eq(store_version_prune(st, 1, 0, 0, err, sizeof(err)), 1); /* v6 */
+    ck_assert_int_eq(count_rows("SELECT min(version) FROM policy_versions"), 7);
+    /* Versions younger than keep_days stay whatever keep says. */
+    sql_run("DELETE FROM access_log; UPDATE policy_versions SET time_ms ="
+            " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)");
+    ck_assert_int_eq(store_version_prune(st, 1, 30, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 6);
+    ck_assert_int_eq(store_policy_version(st), 12);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_policy");
@@ -688,6 +768,7 @@ int main(void)
     tcase_add_test(tc, test_versions_record_who_when_why_and_the_rules);
     tcase_add_test(tc, test_group_at_a_version_that_moved_is_again);
     tcase_add_test(tc, test_versions_keep_lists_and_rollback_restores_them);
+    tcase_add_test(tc, test_prune_keeps_what_is_needed_and_frees_the_rest);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
