@@ -195,8 +195,10 @@ static void *subs_main(void *arg)
         pthread_mutex_lock(&subs->mu);
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += SUB_POLL_S;
-        while (!subs->stopping && pthread_cond_timedwait(&subs->cv, &subs->mu, &until) == 0)
-            ;
+        /* A new subscription signals, to be fetched at once; a spurious wake-up only looks
+         * for due subscriptions early. */
+        if (!subs->stopping)
+            pthread_cond_timedwait(&subs->cv, &subs->mu, &until);
     }
     pthread_mutex_unlock(&subs->mu);
     return NULL;
