@@ -40,10 +40,6 @@ int bump_begin(struct conn *c, const char *host, size_t skip, bump_then_fn *then
         snprintf(err, errlen, "no CA");
         return -1;
     }
-    if (conn_client_tls(c)) {
-        snprintf(err, errlen, "the client side is TLS already");
-        return -1;
-    }
     void *ref;
     gnutls_certificate_credentials_t cred = tls_mint_get(m, host, &ref, err, errlen);
     if (!cred)
@@ -87,11 +83,12 @@ bool bump_step(struct conn *c)
 {
     if (c->block_inside)
         return block_read_head(c);
-    if (c->tls.state == TLS_NONE) {
-        /* The plain 200 first (a CONNECT), then the session on the same socket. */
+    if (c->tls.state != TLS_HANDSHAKE) {
+        /* The 200 first (a CONNECT), then the session on the same socket, or inside the
+         * client's TLS to the proxy port (TLS inside TLS: only such a connection pays). */
         while (c->down.len > 0) {
             size_t ready = c->down.len;
-            ssize_t n = conn_send(c->cfd, &c->c_writable, &c->down, &ready);
+            ssize_t n = conn_client_send(c, &c->down, &ready);
             if (n == PX_ERR) {
                 conn_close(c, CLOSE_CLIENT_ERROR);
                 return false;
@@ -100,8 +97,11 @@ bool bump_step(struct conn *c)
                 return false;
         }
         buf_detach(&c->w->bufs, &c->down);
-        if (tls_mint_session_start(c->mint, &c->tls, c->mint_cred, c->cfd) != PX_OK) {
-            c->tls.state = TLS_NONE;
+        int r = conn_client_tls(c) ? tls_mint_session_nest(c->mint, &c->tls, c->mint_cred)
+                                   : tls_mint_session_start(c->mint, &c->tls, c->mint_cred, c->cfd);
+        if (r != PX_OK) {
+            if (!conn_client_tls(c))
+                c->tls.state = TLS_NONE;
             conn_close(c, CLOSE_OVERLOAD);
             return false;
         }
@@ -199,8 +199,9 @@ static void block_then(struct conn *c)
 
 bool bump_block_page(struct conn *c)
 {
+    /* (A page answered inside a session of ours already is sent there.) */
     if (!atomic_load_explicit(&c->w->shared->https_block_page, memory_order_relaxed) ||
-        conn_client_tls(c) || !bump_mint(c))
+        !bump_mint(c) || c->mint_ref)
         return false;
     size_t skip;
     if (c->is_connect)

@@ -218,9 +218,7 @@ bool request_inspect_decide(struct conn *c, const struct acl_request *ar)
     acl_eval_inspect(w->acl, ar, w->acl_scratch, &in);
     if (!in.inspect)
         return false;
-    const char *unable = !bump_mint(c)        ? "no CA"
-                         : conn_client_tls(c) ? "the client's connection to the proxy is TLS"
-                                              : NULL;
+    const char *unable = !bump_mint(c) ? "no CA" : NULL;
     bool inspect = tun_inspect_decide(&in, unable, note, sizeof(note));
     if (note[0]) {
         copy_field(c->rec.error, sizeof(c->rec.error), note, strlen(note));

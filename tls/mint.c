@@ -426,6 +426,12 @@ int tls_mint_session_start(struct tls_mint *m, struct tls_session *t,
     return tls_session_start_x509(t, x509, m->priority, &m->ticket_key, fd);
 }
 
+int tls_mint_session_nest(struct tls_mint *m, struct tls_session *t,
+                          gnutls_certificate_credentials_t x509)
+{
+    return tls_session_nest(t, x509, m->priority, &m->ticket_key);
+}
+
 void tls_mint_stats(struct tls_mint *m, struct tls_mint_stats *out)
 {
     pthread_mutex_lock(&m->lock);

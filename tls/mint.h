@@ -62,6 +62,10 @@ void tls_mint_retire(struct tls_mint *m);
  * ends), ALPN http/1.1 only, like tls_session_start. Returns PX_OK or PX_ERR. */
 int tls_mint_session_start(struct tls_mint *m, struct tls_session *t,
                            gnutls_certificate_credentials_t x509, int fd);
+/* The same inside t, an open session (the client's to the TLS proxy port): tls_session_nest.
+ * Returns PX_OK or PX_ERR (t unchanged). */
+int tls_mint_session_nest(struct tls_mint *m, struct tls_session *t,
+                          gnutls_certificate_credentials_t x509);
 
 /* The cache's figures now (for /metrics and the admin UI). */
 void tls_mint_stats(struct tls_mint *m, struct tls_mint_stats *out);

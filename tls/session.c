@@ -1,9 +1,12 @@
 /* tls session: a GnuTLS server session driven by an edge-triggered event loop. GnuTLS reads
  * and writes the socket itself (gnutls_transport_set_int); when it would block it says which
- * way (gnutls_record_get_direction), and only that readiness flag is cleared. */
+ * way (gnutls_record_get_direction), and only that readiness flag is cleared. A nested session
+ * (tls_session_nest) reads and writes through the session it replaced instead, which keeps the
+ * socket. */
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -54,17 +57,77 @@ int tls_session_start_x509(struct tls_session *t, gnutls_certificate_credentials
     return PX_OK;
 }
 
+/* The session a nested one travels in (owned by it), or NULL: GnuTLS's user pointer of the
+ * session, so that a session on a socket carries nothing more for it. */
+static struct tls_session *outer_of(const struct tls_session *t)
+{
+    return t->gs ? gnutls_session_get_ptr(t->gs) : NULL;
+}
+
+/* Takes len bytes of the prefix first, if any. Returns the count taken. */
+static size_t take_prefix(struct tls_session *t, void *p, size_t len)
+{
+    size_t n = len < t->pre_len ? len : t->pre_len;
+    memcpy(p, t->pre, n);
+    t->pre += n;
+    t->pre_len -= n;
+    return n;
+}
+
+/* A nested session's pull: the prefix, then the plaintext of the outer session, whose
+ * "would block" is the nested one's (the socket is empty, or full). */
+static ssize_t nested_pull(gnutls_transport_ptr_t ptr, void *p, size_t len)
+{
+    struct tls_session *t = ptr, *o = outer_of(t);
+    if (t->pre_len > 0)
+        return (ssize_t)take_prefix(t, p, len);
+    ssize_t n = 0;
+    for (int i = 0; i < 8; i++) { /* records that carry nothing: warning alerts, tickets */
+        n = gnutls_record_recv(o->gs, p, len);
+        if (n >= 0)
+            return n;
+        if (n == GNUTLS_E_PREMATURE_TERMINATION)
+            return 0;
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED || gnutls_error_is_fatal((int)n))
+            break;
+    }
+    int e = EAGAIN;
+    if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+        o->error = (int)n;
+        o->state = TLS_FAILED;
+        e = ECONNRESET;
+    }
+    gnutls_transport_set_errno(t->gs, e);
+    errno = e;
+    return -1;
+}
+
+/* A nested session's push: into the outer session (at most one record of it per call; GnuTLS
+ * sends the rest after a short count, the same bytes again after "would block", as the outer
+ * session wants them). */
+static ssize_t nested_push(gnutls_transport_ptr_t ptr, const void *p, size_t len)
+{
+    struct tls_session *t = ptr, *o = outer_of(t);
+    ssize_t n = gnutls_record_send(o->gs, p, len);
+    if (n >= 0)
+        return n;
+    int e = EAGAIN;
+    if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+        o->error = (int)n;
+        o->state = TLS_FAILED;
+        e = ECONNRESET;
+    }
+    gnutls_transport_set_errno(t->gs, e);
+    errno = e;
+    return -1;
+}
+
 /* The pull side while a prefix is set: its bytes, then the socket's. */
 static ssize_t prefix_pull(gnutls_transport_ptr_t ptr, void *p, size_t len)
 {
     struct tls_session *t = ptr;
-    if (t->pre_len > 0) {
-        size_t n = len < t->pre_len ? len : t->pre_len;
-        memcpy(p, t->pre, n);
-        t->pre += n;
-        t->pre_len -= n;
-        return (ssize_t)n;
-    }
+    if (t->pre_len > 0)
+        return (ssize_t)take_prefix(t, p, len);
     ssize_t n = recv(t->fd, p, len, 0);
     if (n < 0)
         gnutls_transport_set_errno(t->gs, errno);
@@ -74,10 +137,33 @@ static ssize_t prefix_pull(gnutls_transport_ptr_t ptr, void *p, size_t len)
 static int prefix_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 {
     struct tls_session *t = ptr;
-    if (t->pre_len > 0)
+    const struct tls_session *o = outer_of(t);
+    if (t->pre_len > 0 || (o && gnutls_record_check_pending(o->gs) > 0))
         return 1;
     struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
     return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+int tls_session_nest(struct tls_session *t, gnutls_certificate_credentials_t x509,
+                     gnutls_priority_t priority, const gnutls_datum_t *ticket_key)
+{
+    if (t->state != TLS_OPEN || outer_of(t))
+        return PX_ERR;
+    struct tls_session *o = malloc(sizeof(*o));
+    if (!o)
+        return PX_ERR;
+    *o = *t;
+    if (tls_session_start_x509(t, x509, priority, ticket_key, o->fd) != PX_OK) {
+        *t = *o;
+        free(o);
+        return PX_ERR;
+    }
+    gnutls_session_set_ptr(t->gs, o);
+    gnutls_transport_set_ptr(t->gs, t);
+    gnutls_transport_set_pull_function(t->gs, nested_pull);
+    gnutls_transport_set_pull_timeout_function(t->gs, prefix_pull_timeout);
+    gnutls_transport_set_push_function(t->gs, nested_push);
+    return PX_OK;
 }
 
 void tls_session_prefix(struct tls_session *t, const void *p, size_t len)
@@ -86,6 +172,8 @@ void tls_session_prefix(struct tls_session *t, const void *p, size_t len)
         return;
     t->pre = p;
     t->pre_len = len;
+    if (outer_of(t))
+        return; /* nested_pull takes the prefix first already */
     /* Sending stays GnuTLS's own on the descriptor; only reading goes through us. */
     gnutls_transport_set_ptr2(t->gs, t, (gnutls_transport_ptr_t)(intptr_t)t->fd);
     gnutls_transport_set_pull_function(t->gs, prefix_pull);
@@ -157,7 +245,9 @@ int tls_session_handshake(struct tls_session *t, bool *readable, bool *writable)
 static bool more_to_read(const struct tls_session *t)
 {
     char byte;
-    if (gnutls_record_check_pending(t->gs) > 0 || t->pre_len > 0)
+    const struct tls_session *o = outer_of(t);
+    if (gnutls_record_check_pending(t->gs) > 0 || t->pre_len > 0 ||
+        (o && gnutls_record_check_pending(o->gs) > 0))
         return true;
     return recv(t->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0; /* bytes, or the end */
 }
@@ -201,6 +291,10 @@ int tls_session_bye(struct tls_session *t)
         return t->state == TLS_SHUT ? PX_OK : PX_ERR;
     t->state = TLS_SHUT;
     int r = gnutls_bye(t->gs, GNUTLS_SHUT_WR);
+    /* Nested: the outer session ends its side too, after the inner's close_notify. */
+    struct tls_session *o = outer_of(t);
+    if (o)
+        tls_session_bye(o);
     if (r < 0 && r != GNUTLS_E_AGAIN) {
         t->error = r;
         return PX_ERR;
@@ -210,8 +304,13 @@ int tls_session_bye(struct tls_session *t)
 
 void tls_session_end(struct tls_session *t)
 {
+    struct tls_session *o = outer_of(t);
     if (t->gs)
         gnutls_deinit(t->gs);
+    if (o) {
+        tls_session_end(o);
+        free(o);
+    }
     t->gs = NULL;
     t->state = TLS_NONE;
 }

@@ -85,6 +85,16 @@ int tls_session_start(struct tls_session *t, const struct tls_cred *cred, int fd
 int tls_session_start_x509(struct tls_session *t, gnutls_certificate_credentials_t x509,
                            gnutls_priority_t priority, const gnutls_datum_t *ticket_key, int fd);
 
+/* TLS inside TLS: t, an open session, becomes a new server session (x509, priority and
+ * ticket_key borrowed as by tls_session_start_x509) whose records travel inside the open one
+ * instead of on the socket: the one open before is kept, owned by t, and ends with it
+ * (tls_session_bye and _end act on both). The same calls drive t as any session, with the
+ * socket's readiness flags. Returns PX_OK (state TLS_HANDSHAKE), or PX_ERR with t unchanged
+ * (not open, nested already, out of memory). Only a connection that takes it pays for it:
+ * the outer session is allocated here. */
+int tls_session_nest(struct tls_session *t, gnutls_certificate_credentials_t x509,
+                     gnutls_priority_t priority, const gnutls_datum_t *ticket_key);
+
 /* Makes p[0 .. len) the first bytes the session reads, before the socket's: a ClientHello
  * that was read to decide what to do with the connection (intercepted TLS, a tunnel's first
  * bytes). Borrowed: p stays as it is until tls_session_prefix_left says 0 (the handshake

@@ -15,7 +15,7 @@ import tempfile
 import unittest
 import urllib.parse
 
-from harness import DnsStub, Proxyd, read_head, read_response, wait_for
+from harness import DnsStub, Proxyd, free_port, read_head, read_response, wait_for
 
 POLICY = "deny domain blocked.test\n"
 
@@ -43,8 +43,11 @@ class HttpsBlockPageTest(unittest.TestCase):
         cls.dns = cls.enterClassContext(DnsStub({"blocked.test": "127.0.0.1",
                                                  "page.blocked.test": "127.0.0.1",
                                                  "form.blocked.test": "127.0.0.1",
+                                                 "tlsport.blocked.test": "127.0.0.1",
                                                  "allowed.test": "127.0.0.1"}))
-        px = Proxyd(dns=cls.dns, policy=POLICY)
+        cls.tls_port = free_port()
+        px = Proxyd(dns=cls.dns, policy=POLICY,
+                    extra_args=["--listen-tls", "127.0.0.1:%d" % cls.tls_port])
         cls.cacert = make_ca(px.data_dir)  # there before the start: loaded at start
         cls.px = cls.enterClassContext(px)
 
@@ -80,6 +83,23 @@ class HttpsBlockPageTest(unittest.TestCase):
         self.assertEqual(len(rows), 1, rows)
         self.assertEqual(rows[0][:3], ("CONNECT", 1, 403))
         self.assertEqual(rows[0][4], 1)
+
+    def test_tls_proxy_port_shows_the_page_inside_the_tunnel(self):
+        # The CONNECT comes over TLS to the proxy port: the 200 and the session as the host
+        # go inside that TLS (TLS inside TLS), and the page is the same. (Retried while the
+        # setting another test turned off and on again is read back, within a poll.)
+        def page():
+            got = self.curl("https://tlsport.blocked.test/inside", "--proxy",
+                            "https://127.0.0.1:%d" % self.tls_port, "--proxy-cacert",
+                            os.path.join(self.px.data_dir, "tls-cert.pem"), "--cacert",
+                            self.cacert)
+            return got[:2] == (0, 403) and got
+        got = wait_for(page, timeout=30)
+        self.assertTrue(got, "no block page inside the TLS proxy port's tunnel")
+        rc, status, body, err = got
+        self.assertIn(b"blocked by the office&#39;s access policy (rule 1)", body)
+        rows = wait_for(lambda: self.rows("tlsport.blocked.test"), timeout=60)
+        self.assertEqual(rows[-1][:3], ("CONNECT", 1, 403))
 
     def test_client_without_the_ca_gets_a_certificate_error(self):
         rc, status, body, err = self.curl("https://blocked.test/")

@@ -24,6 +24,7 @@ from harness import DnsStub, Origin, Proxyd, free_port, read_head, wait_for
 from tls_util import TlsOrigin, issue, make_ca
 
 NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test",
+         "tlsport.test",
          "closed.test")
 
 
@@ -79,6 +80,7 @@ class InspectTest(unittest.TestCase):
                                                     "other.test")),
             "bank.test": CountingOrigin(*issue(cls.tmp, upstream, "bank", "bank.test")),
             "shop.test": HtmlOrigin(*issue(cls.tmp, upstream, "shop", "shop.test")),
+            "tlsport.test": CountingOrigin(*issue(cls.tmp, upstream, "tlsport", "tlsport.test")),
         }
         cls.ports = {}
         for name, o in cls.origins.items():
@@ -93,7 +95,8 @@ class InspectTest(unittest.TestCase):
                         extra_args=["--connect-ports",
                                     ",".join(str(p) for p in
                                              list(cls.ports.values()) + [cls.closed_port]),
-                                    "--upstream-ca", cls.upstream_ca])
+                                    "--upstream-ca", cls.upstream_ca,
+                                    "--listen-tls", "127.0.0.1:%d" % free_port()])
         # The proxy's CA, kept in its data folder as proxyd keeps one.
         os.makedirs(cls.px.data_dir, mode=0o700)
         ca = make_ca(cls.tmp, "proxy-ca")
@@ -114,10 +117,14 @@ class InspectTest(unittest.TestCase):
     def url(self, name, path):
         return "https://%s:%d%s" % (name, self.ports[name], path)
 
-    def curl(self, *urls, cacert=None, expect_exit=0):
-        """curl through proxyd; returns stdout (bodies, each followed by its status line)."""
-        cmd = ["curl", "-sS", "--max-time", "60", "--proxy", "http://127.0.0.1:%d"
-               % self.px.proxy_port, "--cacert", cacert or self.proxy_ca, "--noproxy", ""]
+    def curl(self, *urls, cacert=None, expect_exit=0, proxy=None):
+        """curl through proxyd (its plain port, or proxy: its TLS port, trusting its self-made
+        certificate); returns stdout (bodies, each followed by its status line)."""
+        cmd = ["curl", "-sS", "--max-time", "60", "--proxy",
+               proxy or "http://127.0.0.1:%d" % self.px.proxy_port,
+               "--cacert", cacert or self.proxy_ca, "--noproxy", ""]
+        if proxy:
+            cmd += ["--proxy-cacert", os.path.join(self.px.data_dir, "tls-cert.pem")]
         for u in urls:
             cmd += [u, "-w", "\n[%{http_code}]\n"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
@@ -172,6 +179,21 @@ class InspectTest(unittest.TestCase):
             self.assertEqual(rows[-1][:5], ("GET", "https", name, "/x", 403))
             self.assertEqual(rows[-1][5], 1)  # deny
             self.assertIn(reason, rows[-1][6])
+
+    def test_tls_proxy_port_inspects_too(self):
+        # curl speaks TLS to the proxy port, and inside it to the host as proxyd minted it
+        # (TLS inside TLS): the requests inside are ruled and logged as on the plain port.
+        name = "tlsport.test"
+        tls_port = int(self.px.args[self.px.args.index("--listen-tls") + 1].rsplit(":", 1)[1])
+        out = self.curl(self.url(name, "/ok"), self.url(name, "/blocked/x"),
+                        proxy="https://127.0.0.1:%d" % tls_port)
+        self.assertIn("secure:/ok\n[200]", out)
+        self.assertIn("[403]", out)
+        rows = self.wait_rows(name, 3)
+        self.assertEqual([r[:5] for r in rows], [("CONNECT", "https", name, "", 200),
+                                                  ("GET", "https", name, "/ok", 200),
+                                                  ("GET", "https", name, "/blocked/x", 403)])
+        self.assertEqual(self.origins[name].accepted, 1)
 
     def test_client_without_the_ca_sees_a_certificate_error(self):
         # curl's exit 60: the peer's certificate could not be verified. (A name of its own, at
