@@ -73,7 +73,7 @@ static void handshake_failed(struct conn *c)
 {
     static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10000, 1);
     log_info_limited(&rl, "TLS as %s toward a client failed: %s (clients must trust the CA)",
-                     c->rec.host, tls_session_error(&c->tls));
+                     c->host.text, tls_session_error(&c->tls));
     conn_close(c, CLOSE_NONE);
 }
 
@@ -141,15 +141,15 @@ static void block_answer(struct conn *c, const struct h1_request *req)
     static const char path[] = ACCESS_REQ_PATH;
     size_t n = sizeof(path) - 1;
     const struct h1_slice *t = &req->target;
-    if (c->rec.rule_id > 0 && request_access_on(c) && req->method.len == 3 &&
+    if (c->req->rec.rule_id > 0 && request_access_on(c) && req->method.len == 3 &&
         !memcmp(req->method.p, "GET", 3) && t->len >= n && !memcmp(t->p, path, n) &&
         (t->len == n || t->p[n] == '?')) {
         size_t qlen = t->len > n ? t->len - n - 1 : 0;
-        request_access_submit(c, t->p + n + (t->len > n), qlen, c->rec.rule_id, false);
+        request_access_submit(c, t->p + n + (t->len > n), qlen, c->req->rec.rule_id, false);
         return;
     }
-    reply_blocked(c, c->rec.rule_id, c->rec.error, false,
-                  c->rec.rule_id > 0 && request_access_on(c));
+    reply_blocked(c, c->req->rec.rule_id, c->req->rec.error, false,
+                  c->req->rec.rule_id > 0 && request_access_on(c));
 }
 
 /* CONN_BUMP after the handshake of a block page: reads the first request's head. */
@@ -170,12 +170,12 @@ static bool block_read_head(struct conn *c)
                 return true;
             }
             if (n == PX_ERR) { /* not a request we read: the page anyway, it is all we say */
-                reply_blocked(c, c->rec.rule_id, c->rec.error, false, false);
+                reply_blocked(c, c->req->rec.rule_id, c->req->rec.error, false, false);
                 return true;
             }
         }
         if (buf_room(&c->up) == 0) {
-            reply_blocked(c, c->rec.rule_id, c->rec.error, false, false);
+            reply_blocked(c, c->req->rec.rule_id, c->req->rec.error, false, false);
             return true;
         }
         ssize_t n = conn_client_recv(c, &c->up, 0);
@@ -206,7 +206,7 @@ bool bump_block_page(struct conn *c)
     size_t skip;
     if (c->is_connect)
         skip = c->head_len;
-    else if (c->intercepted && c->tls_alert && c->rec.sni[0])
+    else if (c->intercepted && c->tls_alert && c->req->rec.sni[0])
         skip = 0; /* c->host is the ClientHello's name, and all of c->up is TLS */
     else
         return false;

@@ -261,7 +261,6 @@ void conn_next_request(struct conn *c)
     c->auth_known = false;
     tun_pipe_close(&w->pipes, &c->dpipe);
     c->addr_next = 0;
-    c->addrs.naddrs = 0;
     c->head_len = 0;
     c->dest_pending = false;
     buf_detach(&w->bufs, &c->down);
@@ -458,6 +457,7 @@ void conn_close(struct conn *c, enum conn_close why)
     if (c->client_counted)
         client_limit_release(w->shared->clients, (const struct sockaddr *)&c->client_addr);
     c->client_counted = false;
+    req_pool_unreserve(&w->reqs); /* request_record_finish gave back any slot */
     conn_set_state(c, CONN_CLOSED);
     if (c->prev)
         c->prev->next = c->next;
@@ -481,19 +481,22 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
                 const struct sockaddr_storage *addr, bool counted)
 {
     struct conn *c = w->free_conns;
-    if (c) {
+    if (req_pool_reserve(&w->reqs) < 0) {
+        c = NULL;
+    } else if (c) {
         w->free_conns = c->next;
     } else {
         c = malloc(sizeof(*c));
-        if (!c) {
-            close(fd);
-            if (counted)
-                client_limit_release(w->shared->clients, (const struct sockaddr *)addr);
-            return -1;
-        }
+        if (!c)
+            req_pool_unreserve(&w->reqs);
     }
-    memset(c, 0, offsetof(struct conn, rec));
-    c->rec.time_ms = 0; /* the record itself is cleared when a request starts */
+    if (!c) {
+        close(fd);
+        if (counted)
+            client_limit_release(w->shared->clients, (const struct sockaddr *)addr);
+        return -1;
+    }
+    memset(c, 0, sizeof(*c));
     c->why = CLOSE_NONE;
     c->w = w;
     c->listener = l;
@@ -512,6 +515,7 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
         if (!cred || tls_session_start(&c->tls, cred, fd) < 0) {
             c->tls.state = TLS_NONE;
             close(fd);
+            req_pool_unreserve(&w->reqs);
             if (counted)
                 client_limit_release(w->shared->clients, (const struct sockaddr *)addr);
             c->next = w->free_conns;

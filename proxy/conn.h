@@ -1,7 +1,9 @@
 /* conn: one client connection and everything it needs for the request in flight: both
- * sockets, one buffer each way, the parse and framing state, the deadline, and the facts of
- * the access record. A reader finds every state a connection can be in in enum conn_state,
- * and every phase of a relayed response in enum relay_phase.
+ * sockets, one buffer each way (held only while there are bytes to move), the parse and
+ * framing state, the deadline, and (in a slot of the worker's req_pool, held only while a
+ * request is in flight) the facts of the access record and the origin's addresses. A reader finds
+ * every state a connection can be in in enum conn_state, and every phase of a relayed response in
+ * enum relay_phase.
  *
  * One connection's life is split by concern, one file and header each:
  *   conn.c     this struct, the pump (conn_run), socket events, timeouts, close
@@ -27,6 +29,7 @@
 #include "proxy/conn_close.h"
 #include "proxy/dns.h"
 #include "proxy/h1_parse.h"
+#include "proxy/req_pool.h"
 #include "proxy/tunnel.h"
 #include "storage/store.h"
 #include "tls/tls.h"
@@ -164,12 +167,12 @@ struct conn {
     uint64_t acl_gen;
     struct dns_query *dnsq; /* pending lookup, owned by the resolver */
     int64_t dns_start_ns;   /* monotonic, when dnsq was sent (the lookup latency histogram) */
-    struct dns_result addrs;
-    size_t addr_next; /* next address to try */
-    size_t head_len;  /* bytes at the front of up that are the request's unsent head */
+    size_t addr_next;       /* next address of req->addrs to try */
+    size_t head_len;        /* bytes at the front of up that are the request's unsent head */
 
-    /* The access record of the request in flight, filled as facts become known. */
-    struct store_access rec;
+    /* The request in flight's access record (req->rec, filled as facts become known) and
+     * origin addresses (req->addrs), from w->reqs; NULL between requests. */
+    struct req_slot *req;
     int64_t start_ms; /* monotonic */
     enum conn_close why;
 };

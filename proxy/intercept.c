@@ -99,20 +99,20 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
     c->requests++;
     STAT_ADD(c, requests_total, 1);
     request_record_begin(c);
-    set_field(c->rec.scheme, sizeof(c->rec.scheme), scheme);
-    set_field(c->rec.method, sizeof(c->rec.method), method);
-    set_field(c->rec.host, sizeof(c->rec.host), host->text);
+    set_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), scheme);
+    set_field(c->req->rec.method, sizeof(c->req->rec.method), method);
+    set_field(c->req->rec.host, sizeof(c->req->rec.host), host->text);
     if (sni)
-        memcpy(c->rec.sni, sni->text, sni->len + 1);
-    origin_format_addr(&c->orig_dst, c->rec.dest, sizeof(c->rec.dest));
-    c->rec.port = dest_port(c);
+        memcpy(c->req->rec.sni, sni->text, sni->len + 1);
+    origin_format_addr(&c->orig_dst, c->req->rec.dest, sizeof(c->req->rec.dest));
+    c->req->rec.port = dest_port(c);
     c->host = *host;
-    c->rec.decision = STORE_DENY;
+    c->req->rec.decision = STORE_DENY;
     worker_acl_refresh(w);
     struct acl_request ar = {
         .scheme = scheme,
         .host = &c->host,
-        .port = c->rec.port,
+        .port = c->req->rec.port,
         .path = "",
         .path_len = 0,
         .method = method,
@@ -123,18 +123,18 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
     };
     struct acl_decision ad;
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
-    c->rec.rule_id = ad.rule_id;
-    c->rec.undecided_rule_id = ad.undecided_rule_id;
+    c->req->rec.rule_id = ad.rule_id;
+    c->req->rec.undecided_rule_id = ad.undecided_rule_id;
     c->dest_pending = ad.dest_pending;
     c->acl_order = ad.order;
     c->acl_gen = w->acl_gen;
     if (ad.action != ACL_ALLOW) {
         /* No credentials come with raw bytes: a rule that needs a user denies. */
-        c->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
+        c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
         request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
         /* A ClientHello with a name: the block page inside TLS as that name, when a CA and
          * the setting allow; else (and without a name) the alert. */
-        if (c->tls_alert && c->rec.sni[0] && bump_block_page(c))
+        if (c->tls_alert && c->req->rec.sni[0] && bump_block_page(c))
             return;
         if (c->tls_alert)
             tun_tls_alert(c, TLS_ALERT_ACCESS_DENIED);
@@ -142,10 +142,10 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
             conn_close(c, CLOSE_NONE);
         return;
     }
-    c->rec.decision = STORE_ALLOW;
+    c->req->rec.decision = STORE_ALLOW;
     if (ad.report_rule_id) { /* would have been denied: the row names the report rule */
-        c->rec.decision = STORE_REPORT;
-        c->rec.rule_id = ad.report_rule_id;
+        c->req->rec.decision = STORE_REPORT;
+        c->req->rec.rule_id = ad.report_rule_id;
     }
     /* A ClientHello's server name is what an inspected session is minted for. */
     if (sni)
@@ -184,7 +184,7 @@ static void bad_hello(struct conn *c, const char *why)
     if (c->state == CONN_CLOSED || c->state == CONN_REPLY)
         return; /* refused anyway */
     /* A ClientHello that cannot be read may name anything: refused, as a denied name is. */
-    c->rec.decision = STORE_DENY;
+    c->req->rec.decision = STORE_DENY;
     snprintf(detail, sizeof(detail), "ClientHello: %s", why);
     request_record_outcome(c, CLOSE_BAD_HELLO, detail);
     tun_tls_alert(c, TLS_ALERT_DECODE_ERROR);

@@ -280,7 +280,7 @@ static void connected(struct conn *c)
 {
     struct worker *w = c->w;
     c->origin_in_use = true;
-    origin_format_addr(&c->origin_addr, c->rec.dest, sizeof(c->rec.dest));
+    origin_format_addr(&c->origin_addr, c->req->rec.dest, sizeof(c->req->rec.dest));
     if (buf_attach(&w->bufs, &c->down) < 0) {
         conn_close(c, CLOSE_OVERLOAD);
         return;
@@ -345,7 +345,7 @@ bool origin_step_tls(struct conn *c)
          * certificate that fails is a denial, as for an inspected site). */
         origin_close(c);
         if (verify_failed)
-            c->rec.decision = STORE_DENY;
+            c->req->rec.decision = STORE_DENY;
         request_record_outcome(c, verify_failed ? CLOSE_DENIED : CLOSE_ORIGIN_ERROR, why);
         conn_close(c, CLOSE_NONE);
         return true;
@@ -357,7 +357,7 @@ bool origin_step_tls(struct conn *c)
     }
     /* Never a silent pass: the user is told why, and the row is a denial with the reason. */
     origin_close(c);
-    c->rec.decision = STORE_DENY;
+    c->req->rec.decision = STORE_DENY;
     request_record_outcome(c, CLOSE_DENIED, why);
     char reason[256];
     snprintf(reason, sizeof(reason), "the web site's certificate cannot be trusted: %s", why);
@@ -446,7 +446,7 @@ static enum attempt connect_new(struct conn *c, const struct sockaddr_storage *s
     if (fd < 0) {
         /* Out of descriptors (or memory): every request fails alike until some free up. */
         static struct log_ratelimit socket_rl = LOG_RATELIMIT_INIT(10000, 1);
-        log_warn_limited(&socket_rl, "while connecting to %s: socket", c->rec.host);
+        log_warn_limited(&socket_rl, "while connecting to %s: socket", c->req->rec.host);
         reply_error(c, CLOSE_OVERLOAD, 503,
                     "The proxy is short of resources right now; please try again.",
                     c->upf.body == H1_BODY_NONE);
@@ -483,8 +483,8 @@ static enum attempt connect_new(struct conn *c, const struct sockaddr_storage *s
 
 void origin_connect(struct conn *c)
 {
-    while (c->addr_next < c->addrs.naddrs) {
-        const struct sockaddr_storage *ss = &c->addrs.addrs[c->addr_next++];
+    while (c->addr_next < c->req->addrs.naddrs) {
+        const struct sockaddr_storage *ss = &c->req->addrs.addrs[c->addr_next++];
         enum attempt a = reuse(c, ss);
         if (a == ATTEMPT_NONE)
             a = connect_new(c, ss);
@@ -540,7 +540,7 @@ static bool holds_address(const struct dns_result *res, const struct sockaddr_st
 static bool intercepted_addrs(struct conn *c, const struct dns_result *res)
 {
     if (res && !(res->status == DNS_OK && holds_address(res, &c->orig_dst))) {
-        c->rec.decision = STORE_DENY;
+        c->req->rec.decision = STORE_DENY;
         request_record_outcome(c, CLOSE_DENIED, "host-mismatch");
         if (c->tls_alert)
             tun_tls_alert(c, TLS_ALERT_ACCESS_DENIED);
@@ -550,10 +550,10 @@ static bool intercepted_addrs(struct conn *c, const struct dns_result *res)
                         false);
         return false;
     }
-    memset(&c->addrs, 0, sizeof(c->addrs));
-    c->addrs.status = DNS_OK;
-    c->addrs.naddrs = 1;
-    c->addrs.addrs[0] = c->orig_dst;
+    memset(&c->req->addrs, 0, sizeof(c->req->addrs));
+    c->req->addrs.status = DNS_OK;
+    c->req->addrs.naddrs = 1;
+    c->req->addrs.addrs[0] = c->orig_dst;
     return true;
 }
 
@@ -561,15 +561,15 @@ static void use_resolved(struct conn *c, const struct dns_result *res)
 {
     if (c->inspecting) {
         /* A request inside an inspected tunnel goes where the tunnel went. */
-        memset(&c->addrs, 0, sizeof(c->addrs));
-        c->addrs.status = DNS_OK;
-        c->addrs.naddrs = 1;
-        c->addrs.addrs[0] = c->tunnel_addr;
-        res = &c->addrs;
+        memset(&c->req->addrs, 0, sizeof(c->req->addrs));
+        c->req->addrs.status = DNS_OK;
+        c->req->addrs.naddrs = 1;
+        c->req->addrs.addrs[0] = c->tunnel_addr;
+        res = &c->req->addrs;
     } else if (c->intercepted) {
         if (!intercepted_addrs(c, res))
             return;
-        res = &c->addrs;
+        res = &c->req->addrs;
     }
     if (res->status != DNS_OK) {
         STAT_ADD(c, dns_failures, 1);
@@ -582,8 +582,8 @@ static void use_resolved(struct conn *c, const struct dns_result *res)
                     c->upf.body == H1_BODY_NONE);
         return;
     }
-    if (res != &c->addrs)
-        c->addrs = *res;
+    if (res != &c->req->addrs)
+        c->req->addrs = *res;
     c->addr_next = 0;
     struct request_decision d;
     if (request_decide_addrs(c, &d) != VERDICT_ALLOW) {
@@ -608,7 +608,7 @@ static void on_resolved(void *arg, const struct dns_result *res)
  * is its destination's address. */
 static bool intercepted_name_checked(const struct conn *c)
 {
-    return c->w->tun.intercept_host_strict && (!c->is_forward || c->rec.sni[0] != '\0');
+    return c->w->tun.intercept_host_strict && (!c->is_forward || c->req->rec.sni[0] != '\0');
 }
 
 void origin_resolve(struct conn *c)
@@ -620,9 +620,10 @@ void origin_resolve(struct conn *c)
     }
     STAT_ADD(c, dns_lookups, 1);
     c->dns_start_ns = clock_mono_ns();
-    int r = dns_resolve(w->dns, &c->host, c->rec.port, on_resolved, c, &c->dnsq, &c->addrs);
+    int r =
+        dns_resolve(w->dns, &c->host, c->req->rec.port, on_resolved, c, &c->dnsq, &c->req->addrs);
     if (r == PX_OK) {
-        use_resolved(c, &c->addrs);
+        use_resolved(c, &c->req->addrs);
     } else if (r == PX_ERR) {
         STAT_ADD(c, dns_failures, 1);
         reply_error(c, CLOSE_DNS_FAILED, 502, "The web site's name could not be resolved.", false);

@@ -74,7 +74,7 @@ void origin_pool_clear(struct origin_pool *p);
 void origin_resolve(struct conn *c);
 /* "IP:PORT" or "[IPv6]:PORT" of ss into out (cap bytes; 54 hold any). */
 void origin_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
-/* Tries c->addrs from c->addr_next on: a kept connection to the address when that is safe,
+/* Tries c->req->addrs from c->addr_next on: a kept connection to the address when that is safe,
  * else a new non-blocking connect (state CONN_CONNECT). Connected: state CONN_RELAY, or a
  * tunnel for CONNECT. No address left: 502 (503 when out of descriptors). */
 void origin_connect(struct conn *c);

@@ -398,12 +398,12 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
     c->requests++;
     STAT_ADD(c, requests_total, 1);
     request_record_begin(c);
-    set_field(c->rec.method, sizeof(c->rec.method), "FORWARD");
-    set_field(c->rec.scheme, sizeof(c->rec.scheme), "tcp");
-    set_field(c->rec.host, sizeof(c->rec.host), f->target.text);
-    c->rec.port = f->target_port;
+    set_field(c->req->rec.method, sizeof(c->req->rec.method), "FORWARD");
+    set_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), "tcp");
+    set_field(c->req->rec.host, sizeof(c->req->rec.host), f->target.text);
+    c->req->rec.port = f->target_port;
     c->host = f->target;
-    c->rec.decision = STORE_DENY;
+    c->req->rec.decision = STORE_DENY;
     if (!acl_forward_client_allowed(f, (const struct sockaddr *)&c->client_addr)) {
         request_record_outcome(c, CLOSE_DENIED, "client not in the forward's client list");
         conn_close(c, CLOSE_NONE);
@@ -428,23 +428,23 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
     struct acl_decision ad;
     int64_t eval_start_ns = clock_mono_ns();
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
-    c->rec.policy_version = acl_set_version(w->acl);
+    c->req->rec.policy_version = acl_set_version(w->acl);
     STAT_OBSERVE(c, acl_eval, eval_start_ns);
-    c->rec.rule_id = ad.rule_id;
-    c->rec.undecided_rule_id = ad.undecided_rule_id;
+    c->req->rec.rule_id = ad.rule_id;
+    c->req->rec.undecided_rule_id = ad.undecided_rule_id;
     c->dest_pending = ad.dest_pending;
     c->acl_order = ad.order;
     c->acl_gen = w->acl_gen;
     if (ad.action != ACL_ALLOW) {
-        c->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
+        c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
         request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
         conn_close(c, CLOSE_NONE);
         return;
     }
-    c->rec.decision = STORE_ALLOW;
+    c->req->rec.decision = STORE_ALLOW;
     if (ad.report_rule_id) { /* would have been denied: the row names the report rule */
-        c->rec.decision = STORE_REPORT;
-        c->rec.rule_id = ad.report_rule_id;
+        c->req->rec.decision = STORE_REPORT;
+        c->req->rec.rule_id = ad.report_rule_id;
     }
     /* The pump resolves (origin_resolve), refuses targets like any request's, connects
      * and, connected, splices (tun_start). */

@@ -91,7 +91,7 @@ static bool relay_rewind(struct conn *c)
         return false;
     c->up.len += c->up_sent;
     c->up.off = 0;
-    c->rec.bytes_up -= c->up_sent < c->rec.bytes_up ? c->up_sent : c->rec.bytes_up;
+    c->req->rec.bytes_up -= c->up_sent < c->req->rec.bytes_up ? c->up_sent : c->req->rec.bytes_up;
     c->up_sent = 0;
     c->upf = c->upf_start;
     c->head_len = c->upf_start.ready;
@@ -110,7 +110,7 @@ static void origin_lost(struct conn *c, enum conn_close why, const char *detail)
     if (unanswered && c->origin_reused) {
         if (!c->retrying && c->idempotent && relay_rewind(c)) {
             log_debug("%s %s:%u: kept origin connection closed by the origin; sending again",
-                      c->rec.method, c->rec.host, c->rec.port);
+                      c->req->rec.method, c->req->rec.host, c->req->rec.port);
             origin_close(c);
             memset(&c->downf, 0, sizeof(c->downf));
             c->down.off = c->down.len = 0;
@@ -170,7 +170,7 @@ static int relay_up(struct conn *c, bool *progress)
         if (n > 0) {
             c->up_sent += (size_t)n;
             c->head_len -= (size_t)n < c->head_len ? (size_t)n : c->head_len;
-            c->rec.bytes_up += (uint64_t)n;
+            c->req->rec.bytes_up += (uint64_t)n;
             STAT_ADD(c, bytes_up, (uint64_t)n);
             *progress = true;
         }
@@ -222,7 +222,7 @@ static int down_send(struct conn *c, bool *progress)
     }
     if (n > 0) {
         c->head_sent = true;
-        c->rec.bytes_down += (uint64_t)n;
+        c->req->rec.bytes_down += (uint64_t)n;
         STAT_ADD(c, bytes_down, (uint64_t)n);
         *progress = true;
     }
@@ -299,7 +299,7 @@ static bool response_head(struct conn *c)
         c->downf.ready = (size_t)len;
         return true;
     }
-    c->rec.status = (uint16_t)resp.status;
+    c->req->rec.status = (uint16_t)resp.status;
     if (upgrade)
         tun_start(c, false);
     else
@@ -406,7 +406,7 @@ static bool down_splice(struct conn *c, bool progress)
         c->downf.remaining = limit;
         c->downf.done = limit == 0;
     }
-    c->rec.bytes_down += (uint64_t)n;
+    c->req->rec.bytes_down += (uint64_t)n;
     STAT_ADD(c, bytes_down, (uint64_t)n);
     progress |= n > 0 || limit != before || c->downf.eof != was_eof;
     if (c->downf.eof && !c->downf.done) {

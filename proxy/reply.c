@@ -151,10 +151,10 @@ static void request_url(const struct conn *c, char *out, size_t cap)
 {
     int n;
     if (c->is_connect)
-        n = snprintf(out, cap, "%s:%u", c->rec.host, c->rec.port);
-    else if (c->rec.host[0])
-        n = snprintf(out, cap, "%s://%s:%u%s", c->rec.scheme, c->rec.host, c->rec.port,
-                     c->rec.path);
+        n = snprintf(out, cap, "%s:%u", c->req->rec.host, c->req->rec.port);
+    else if (c->req->rec.host[0])
+        n = snprintf(out, cap, "%s://%s:%u%s", c->req->rec.scheme, c->req->rec.host,
+                     c->req->rec.port, c->req->rec.path);
     else
         n = snprintf(out, cap, "(unparsed request)");
     if (n < 0)
@@ -182,7 +182,7 @@ static void page_send(struct conn *c, int status, const char *detail, bool keep,
         return;
     }
     c->down.off = c->down.len = 0;
-    c->rec.status = (uint16_t)status;
+    c->req->rec.status = (uint16_t)status;
     if (status >= 500)
         STAT_ADD(c, errors_upstream, 1);
     else if (status == 400 || status == 414 || status == 431 || status == 501)
@@ -234,8 +234,8 @@ void reply_blocked(struct conn *c, int rule_id, const char *reason, bool keep, b
         snprintf(detail, sizeof(detail),
                  "This request was blocked by the office's access policy (%s).", reason);
     if (form)
-        access_req_token(c->w->shared->access_req, c->rec.client, c->rec.host, c->rec.port,
-                         time(NULL), token);
+        access_req_token(c->w->shared->access_req, c->req->rec.client, c->req->rec.host,
+                         c->req->rec.port, time(NULL), token);
     page_send(c, 403, detail, keep, form ? token : NULL);
 }
 
@@ -245,7 +245,7 @@ void reply_established(struct conn *c)
     memcpy(c->down.data, established, sizeof(established) - 1);
     c->down.off = 0;
     c->down.len = sizeof(established) - 1;
-    c->rec.status = 200;
+    c->req->rec.status = 200;
 }
 
 bool reply_step(struct conn *c)
@@ -259,7 +259,7 @@ bool reply_step(struct conn *c)
         }
         if (n == PX_AGAIN)
             return false;
-        c->rec.bytes_down += (uint64_t)n;
+        c->req->rec.bytes_down += (uint64_t)n;
     }
     request_record_finish(c);
     if (c->client_keep_alive) {

@@ -43,22 +43,29 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
 
 static bool request_in_flight(const struct conn *c)
 {
-    return c->rec.time_ms != 0;
+    return c->req != NULL;
 }
 
+/* Every connection holds a place in w->reqs (conn_accept), so a slot is always there. */
 static void record_start(struct conn *c)
 {
-    memset(&c->rec, 0, sizeof(c->rec));
-    c->rec.time_ms = clock_wall_coarse_ms();
+    if (!c->req) {
+        c->req = req_pool_take(&c->w->reqs);
+        c->req->addrs.status = DNS_OK;
+        c->req->addrs.naddrs = 0;
+    }
+    memset(&c->req->rec, 0, sizeof(c->req->rec));
+    c->req->rec.time_ms = clock_wall_coarse_ms();
     c->start_ms = ev_now_ms(c->w->loop);
     c->why = CLOSE_NONE;
     const struct sockaddr *sa = (const struct sockaddr *)&c->client_addr;
-    _Static_assert(sizeof(c->rec.client) >= 16, "room for a dotted quad");
+    _Static_assert(sizeof(c->req->rec.client) >= 16, "room for a dotted quad");
     if (sa->sa_family == AF_INET)
-        addr_ipv4_text((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr, c->rec.client);
+        addr_ipv4_text((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr,
+                       c->req->rec.client);
     else
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->rec.client,
-                  sizeof(c->rec.client));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->req->rec.client,
+                  sizeof(c->req->rec.client));
 }
 
 void request_record_begin(struct conn *c)
@@ -69,8 +76,8 @@ void request_record_begin(struct conn *c)
 void request_record_outcome(struct conn *c, enum conn_close why, const char *detail)
 {
     c->why = why;
-    if (detail)
-        copy_field(c->rec.error, sizeof(c->rec.error), detail, strlen(detail));
+    if (detail && c->req)
+        copy_field(c->req->rec.error, sizeof(c->req->rec.error), detail, strlen(detail));
 }
 
 void request_record_finish(struct conn *c)
@@ -79,21 +86,22 @@ void request_record_finish(struct conn *c)
         return;
     struct worker *w = c->w;
     int64_t now = ev_now_ms(w->loop);
-    c->rec.duration_ms = (uint32_t)(now > c->start_ms ? now - c->start_ms : 0);
-    if (c->why != CLOSE_NONE && !c->rec.error[0]) {
+    c->req->rec.duration_ms = (uint32_t)(now > c->start_ms ? now - c->start_ms : 0);
+    if (c->why != CLOSE_NONE && !c->req->rec.error[0]) {
         const char *text = conn_close_str(c->why);
-        copy_field(c->rec.error, sizeof(c->rec.error), text, strlen(text));
+        copy_field(c->req->rec.error, sizeof(c->req->rec.error), text, strlen(text));
     }
     if (w->shared->log)
-        store_log_push(w->shared->log, w->index, &c->rec);
-    if (c->rec.decision == STORE_DENY || c->rec.decision == STORE_AUTH)
+        store_log_push(w->shared->log, w->index, &c->req->rec);
+    if (c->req->rec.decision == STORE_DENY || c->req->rec.decision == STORE_AUTH)
         STAT_ADD(c, requests_denied, 1);
-    if (c->rec.decision < STORE_DECISION_COUNT)
-        STAT_ADD(
-            c,
-            requests_finished[c->rec.decision][conn_status_class(c->rec.status)][c->listener->kind],
-            1);
-    c->rec.time_ms = 0;
+    if (c->req->rec.decision < STORE_DECISION_COUNT)
+        STAT_ADD(c,
+                 requests_finished[c->req->rec.decision][conn_status_class(c->req->rec.status)]
+                                  [c->listener->kind],
+                 1);
+    req_pool_give(&w->reqs, c->req);
+    c->req = NULL;
 }
 
 /* A request we cannot read (or forward) as it came: status, with the parser's reason. */
@@ -101,8 +109,8 @@ static void bad_request(struct conn *c, int status, const char *reason)
 {
     if (!request_in_flight(c))
         record_start(c);
-    copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
-    c->rec.decision = STORE_DENY;
+    copy_field(c->req->rec.method, sizeof(c->req->rec.method), "-", 1);
+    c->req->rec.decision = STORE_DENY;
     c->head_len = 0;
     request_record_outcome(c, CLOSE_BAD_REQUEST, reason);
     reply_page(c, status, reason, false);
@@ -111,7 +119,7 @@ static void bad_request(struct conn *c, int status, const char *reason)
 void request_head_timeout(struct conn *c)
 {
     record_start(c);
-    copy_field(c->rec.method, sizeof(c->rec.method), "-", 1);
+    copy_field(c->req->rec.method, sizeof(c->req->rec.method), "-", 1);
     reply_error(c, CLOSE_CLIENT_TIMEOUT, 408, "The request took too long to arrive.", false);
 }
 
@@ -214,15 +222,15 @@ bool request_inspect_decide(struct conn *c, const struct acl_request *ar)
     static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60000, 1);
     struct worker *w = c->w;
     struct acl_inspect in;
-    char note[sizeof(c->rec.error)];
+    char note[sizeof(c->req->rec.error)];
     acl_eval_inspect(w->acl, ar, w->acl_scratch, &in);
     if (!in.inspect)
         return false;
     const char *unable = !bump_mint(c) ? "no CA" : NULL;
     bool inspect = tun_inspect_decide(&in, unable, note, sizeof(note));
     if (note[0]) {
-        copy_field(c->rec.error, sizeof(c->rec.error), note, strlen(note));
-        log_warnx_limited(&rl, "CONNECT %s: %s", c->rec.host, note);
+        copy_field(c->req->rec.error, sizeof(c->req->rec.error), note, strlen(note));
+        log_warnx_limited(&rl, "CONNECT %s: %s", c->req->rec.host, note);
     }
     return inspect;
 }
@@ -246,11 +254,11 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
     if (v == VERDICT_UNAVAILABLE)
         return decided(d, v, CLOSE_OVERLOAD, 0, false, auth_unavailable);
     if (user)
-        copy_field(c->rec.user, sizeof(c->rec.user), user, strlen(user));
+        copy_field(c->req->rec.user, sizeof(c->req->rec.user), user, strlen(user));
 
     worker_acl_refresh(w);
     struct acl_request ar = {
-        .scheme = c->rec.scheme,
+        .scheme = c->req->rec.scheme,
         .host = &c->host,
         .port = req->port,
         .path = req->path.p ? req->path.p : "",
@@ -265,10 +273,10 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
     struct acl_decision ad;
     int64_t eval_start_ns = clock_mono_ns();
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
-    c->rec.policy_version = acl_set_version(w->acl);
+    c->req->rec.policy_version = acl_set_version(w->acl);
     STAT_OBSERVE(c, acl_eval, eval_start_ns);
-    c->rec.rule_id = ad.rule_id;
-    c->rec.undecided_rule_id = ad.undecided_rule_id;
+    c->req->rec.rule_id = ad.rule_id;
+    c->req->rec.undecided_rule_id = ad.undecided_rule_id;
     c->dest_pending = ad.dest_pending;
     c->acl_order = ad.order;
     c->acl_gen = w->acl_gen;
@@ -281,11 +289,11 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
             d, VERDICT_AUTH, CLOSE_AUTH_REQUIRED, ad.rule_id, c->upf.body == H1_BODY_NONE,
             req->proxy_authorization.len ? "The proxy user name or password is wrong."
                                          : "This address needs a proxy user name and password.");
-    c->rec.decision = STORE_ALLOW;
+    c->req->rec.decision = STORE_ALLOW;
     if (ad.report_rule_id) {
         /* Would have been denied: the row names the report rule, so it is counted. */
-        c->rec.decision = STORE_REPORT;
-        c->rec.rule_id = ad.report_rule_id;
+        c->req->rec.decision = STORE_REPORT;
+        c->req->rec.rule_id = ad.report_rule_id;
     }
     if (c->is_connect)
         c->inspect = request_inspect_decide(c, &ar);
@@ -301,31 +309,31 @@ static enum request_verdict decide_dest(struct conn *c, struct request_decision 
      * `deny dest` rule of that set applies. */
     struct acl_decision first = {
         .action = ACL_ALLOW,
-        .rule_id = c->rec.rule_id,
+        .rule_id = c->req->rec.rule_id,
         .order = c->acl_gen == w->acl_gen ? c->acl_order : UINT32_MAX,
     };
     struct acl_request ar = {
         .client = (const struct sockaddr *)&c->client_addr,
-        .user = c->rec.user[0] ? c->rec.user : NULL,
+        .user = c->req->rec.user[0] ? c->req->rec.user : NULL,
         .clock = w->clock,
     };
-    for (size_t i = 0; i < c->addrs.naddrs; i++) {
+    for (size_t i = 0; i < c->req->addrs.naddrs; i++) {
         struct acl_decision ad;
-        acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&c->addrs.addrs[i], &ad);
+        acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&c->req->addrs.addrs[i], &ad);
         if (ad.action != ACL_ALLOW)
-            c->rec.policy_version = acl_set_version(w->acl);
+            c->req->rec.policy_version = acl_set_version(w->acl);
         if (ad.action == ACL_DENY)
             return decided(d, VERDICT_DENY, CLOSE_DENIED, ad.rule_id, nothing_unread(c), ad.reason);
         if (ad.action == ACL_AUTH)
             return decided(d, VERDICT_AUTH, CLOSE_AUTH_REQUIRED, ad.rule_id, nothing_unread(c),
                            "This address needs a proxy user name and password.");
-        if (ad.report_rule_id && c->rec.decision == STORE_ALLOW) {
-            c->rec.decision = STORE_REPORT;
-            c->rec.rule_id = ad.report_rule_id;
+        if (ad.report_rule_id && c->req->rec.decision == STORE_ALLOW) {
+            c->req->rec.decision = STORE_REPORT;
+            c->req->rec.rule_id = ad.report_rule_id;
             first.report_rule_id = ad.report_rule_id;
         }
     }
-    return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
+    return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->req->rec.rule_id, true, "");
 }
 
 enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *sni,
@@ -336,27 +344,27 @@ enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *s
     struct acl_request ar = {
         .scheme = "https",
         .host = sni,
-        .port = c->rec.port,
+        .port = c->req->rec.port,
         .path = "",
         .path_len = 0,
-        .method = c->rec.method,
-        .method_len = strlen(c->rec.method),
+        .method = c->req->rec.method,
+        .method_len = strlen(c->req->rec.method),
         .client = (const struct sockaddr *)&c->client_addr,
-        .user = c->rec.user[0] ? c->rec.user : NULL,
+        .user = c->req->rec.user[0] ? c->req->rec.user : NULL,
         .clock = w->clock,
         .brief = true,
     };
     struct acl_decision ad;
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
     if (ad.undecided_rule_id)
-        c->rec.undecided_rule_id = ad.undecided_rule_id;
+        c->req->rec.undecided_rule_id = ad.undecided_rule_id;
     if (ad.action == ACL_ALLOW) {
-        if (ad.report_rule_id && c->rec.decision == STORE_ALLOW) {
+        if (ad.report_rule_id && c->req->rec.decision == STORE_ALLOW) {
             /* The name would have been denied: the row names the report rule. */
-            c->rec.decision = STORE_REPORT;
-            c->rec.rule_id = ad.report_rule_id;
+            c->req->rec.decision = STORE_REPORT;
+            c->req->rec.rule_id = ad.report_rule_id;
         }
-        return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
+        return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->req->rec.rule_id, true, "");
     }
     return decided(d, VERDICT_DENY, CLOSE_SNI_DENIED, ad.rule_id, false,
                    ad.action == ACL_DENY ? ad.reason
@@ -375,18 +383,18 @@ enum request_verdict request_decide_addrs(struct conn *c, struct request_decisio
     struct origin_guard g = origin_guard_of(c->w);
     const char *refusal = NULL;
     size_t kept = 0;
-    for (size_t i = 0; i < c->addrs.naddrs; i++) {
-        const char *why = origin_target_refusal(&g, &c->addrs.addrs[i]);
+    for (size_t i = 0; i < c->req->addrs.naddrs; i++) {
+        const char *why = origin_target_refusal(&g, &c->req->addrs.addrs[i]);
         if (why)
             refusal = why;
         else
-            c->addrs.addrs[kept++] = c->addrs.addrs[i];
+            c->req->addrs.addrs[kept++] = c->req->addrs.addrs[i];
     }
-    c->addrs.naddrs = kept;
+    c->req->addrs.naddrs = kept;
     if (kept == 0 && refusal)
-        return decided(d, VERDICT_DENY, CLOSE_TARGET_FORBIDDEN, c->rec.rule_id, nothing_unread(c),
-                       refusal);
-    return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->rec.rule_id, true, "");
+        return decided(d, VERDICT_DENY, CLOSE_TARGET_FORBIDDEN, c->req->rec.rule_id,
+                       nothing_unread(c), refusal);
+    return decided(d, VERDICT_ALLOW, CLOSE_NONE, c->req->rec.rule_id, true, "");
 }
 
 /* A browser shows no page for a refused CONNECT, unless it is answered inside TLS. */
@@ -422,16 +430,17 @@ void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_
     char detail[400];
     static const int status[ACCESS_REQ_RESULT_COUNT] = {202, 400, 403, 429, 503};
 
-    copy_field(c->rec.path, sizeof(c->rec.path), ACCESS_REQ_PATH, sizeof(ACCESS_REQ_PATH) - 1);
-    c->rec.decision = STORE_DENY;
-    c->rec.rule_id = rule_id;
+    copy_field(c->req->rec.path, sizeof(c->req->rec.path), ACCESS_REQ_PATH,
+               sizeof(ACCESS_REQ_PATH) - 1);
+    c->req->rec.decision = STORE_DENY;
+    c->req->rec.rule_id = rule_id;
     enum access_req_result res = ACCESS_REQ_BAD_FORM;
     if (access_req_parse(q, qlen, &f, &why) == 0) {
         struct store_request rq = {
-            .time_ms = clock_wall_ms(), .port = c->rec.port, .rule_id = rule_id};
-        snprintf(rq.client, sizeof(rq.client), "%s", c->rec.client);
-        snprintf(rq.user, sizeof(rq.user), "%s", c->rec.user);
-        snprintf(rq.host, sizeof(rq.host), "%s", c->rec.host);
+            .time_ms = clock_wall_ms(), .port = c->req->rec.port, .rule_id = rule_id};
+        snprintf(rq.client, sizeof(rq.client), "%s", c->req->rec.client);
+        snprintf(rq.user, sizeof(rq.user), "%s", c->req->rec.user);
+        snprintf(rq.host, sizeof(rq.host), "%s", c->req->rec.host);
         res = access_req_submit(c->w->shared->access_req, &f, &rq, rq.time_ms);
     }
     switch (res) {
@@ -439,7 +448,7 @@ void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_
         snprintf(detail, sizeof(detail),
                  "Your request for %s was sent to the administrators. Once one approves it, "
                  "the address opens for you without anything else to do.",
-                 c->rec.host);
+                 c->req->rec.host);
         break;
     case ACCESS_REQ_BAD_FORM:
         snprintf(detail, sizeof(detail), "The request was not sent: %s.", why);
@@ -469,8 +478,8 @@ void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_
 void request_refuse(struct conn *c, const struct request_decision *d)
 {
     if (d->verdict == VERDICT_DENY || d->verdict == VERDICT_AUTH) {
-        c->rec.decision = d->verdict == VERDICT_DENY ? STORE_DENY : STORE_AUTH;
-        c->rec.rule_id = d->rule_id;
+        c->req->rec.decision = d->verdict == VERDICT_DENY ? STORE_DENY : STORE_AUTH;
+        c->req->rec.rule_id = d->rule_id;
     }
     /* The decision's own words say more in the log than "denied" or "target-forbidden":
      * the rule and what of the request it matched, or why no rule was needed (a refused
@@ -514,7 +523,7 @@ static void begin(struct conn *c, const struct h1_request *req, size_t head_len)
     }
     record_start(c);
     c->head_len = head_len;
-    copy_field(c->rec.method, sizeof(c->rec.method), req->method.p, req->method.len);
+    copy_field(c->req->rec.method, sizeof(c->req->rec.method), req->method.p, req->method.len);
     /* Keep-alive is offered to HTTP/1.1 clients only: a 1.0 client would need a
      * "Connection: keep-alive" echo we do not promise. */
     c->client_keep_alive = req->keep_alive && req->minor_version == 1;
@@ -530,11 +539,11 @@ static void begin(struct conn *c, const struct h1_request *req, size_t head_len)
 static void record_target(struct conn *c, const struct h1_request *req)
 {
     c->host = req->host;
-    copy_field(c->rec.host, sizeof(c->rec.host), c->host.text, c->host.len);
-    c->rec.port = req->port;
-    copy_field(c->rec.scheme, sizeof(c->rec.scheme), c->is_connect ? "https" : "http",
+    copy_field(c->req->rec.host, sizeof(c->req->rec.host), c->host.text, c->host.len);
+    c->req->rec.port = req->port;
+    copy_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), c->is_connect ? "https" : "http",
                c->is_connect ? 5 : 4);
-    copy_field(c->rec.path, sizeof(c->rec.path), req->path.p, req->path.len);
+    copy_field(c->req->rec.path, sizeof(c->req->rec.path), req->path.p, req->path.len);
 }
 
 /* Puts the head to send to the origin in place of the client's at the front of c->up.
@@ -567,9 +576,9 @@ static bool rewrite_head(struct conn *c, const struct h1_request *req, size_t he
 static bool intercepted_target(struct conn *c, struct h1_request *req)
 {
     const char *why;
-    copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
-    copy_field(c->rec.scheme, sizeof(c->rec.scheme), "http", 4);
-    origin_format_addr(&c->orig_dst, c->rec.dest, sizeof(c->rec.dest));
+    copy_field(c->req->rec.path, sizeof(c->req->rec.path), req->target.p, req->target.len);
+    copy_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), "http", 4);
+    origin_format_addr(&c->orig_dst, c->req->rec.dest, sizeof(c->req->rec.dest));
     if (req->form != H1_FORM_ORIGIN) {
         bad_request(c, 400, "an intercepted request must name only a path");
         return false;
@@ -578,12 +587,12 @@ static bool intercepted_target(struct conn *c, struct h1_request *req)
         bad_request(c, 400, why);
         return false;
     }
-    copy_field(c->rec.host, sizeof(c->rec.host), c->host.text, c->host.len);
+    copy_field(c->req->rec.host, sizeof(c->req->rec.host), c->host.text, c->host.len);
     req->port = ntohs(c->orig_dst.ss_family == AF_INET
                           ? ((const struct sockaddr_in *)&c->orig_dst)->sin_port
                           : ((const struct sockaddr_in6 *)&c->orig_dst)->sin6_port);
     req->path = req->target;
-    c->rec.port = req->port;
+    c->req->rec.port = req->port;
     return true;
 }
 
@@ -597,11 +606,11 @@ static bool inspected_target(struct conn *c, struct h1_request *req)
     const char *why;
     struct acl_host named;
     c->host = c->tunnel_host;
-    copy_field(c->rec.host, sizeof(c->rec.host), c->host.text, c->host.len);
-    copy_field(c->rec.scheme, sizeof(c->rec.scheme), "https", 5);
-    copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
-    copy_field(c->rec.user, sizeof(c->rec.user), c->tunnel_user, strlen(c->tunnel_user));
-    c->rec.port = c->tunnel_port;
+    copy_field(c->req->rec.host, sizeof(c->req->rec.host), c->host.text, c->host.len);
+    copy_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), "https", 5);
+    copy_field(c->req->rec.path, sizeof(c->req->rec.path), req->target.p, req->target.len);
+    copy_field(c->req->rec.user, sizeof(c->req->rec.user), c->tunnel_user, strlen(c->tunnel_user));
+    c->req->rec.port = c->tunnel_port;
     if (req->form != H1_FORM_ORIGIN) {
         bad_request(c, 400, "a request inside an HTTPS tunnel must name only a path");
         return false;
@@ -611,7 +620,7 @@ static bool inspected_target(struct conn *c, struct h1_request *req)
         return false;
     }
     if (named.len && (named.len != c->host.len || memcmp(named.text, c->host.text, named.len))) {
-        c->rec.decision = STORE_DENY;
+        c->req->rec.decision = STORE_DENY;
         reply_error(c, CLOSE_DENIED, 421,
                     "This request names another web site than the one its connection is for.",
                     false);
@@ -636,8 +645,8 @@ static void handle_request(struct conn *c, struct h1_request *req, size_t head_l
         if (!intercepted_target(c, req))
             return;
     } else if (req->form == H1_FORM_ORIGIN || req->form == H1_FORM_ASTERISK) {
-        copy_field(c->rec.path, sizeof(c->rec.path), req->target.p, req->target.len);
-        c->rec.decision = STORE_DENY;
+        copy_field(c->req->rec.path, sizeof(c->req->rec.path), req->target.p, req->target.len);
+        c->req->rec.decision = STORE_DENY;
         reply_error(c, CLOSE_BAD_REQUEST, 400,
                     "This is a proxy server: configure it as your browser's HTTP proxy "
                     "instead of opening it as a web site.",

@@ -43,9 +43,9 @@ struct request_decision {
  * decided and rewritten (state CONN_RESOLVE), a bad one answered. Returns whether the state
  * moved on (false: waiting for more bytes, or closed). */
 bool request_step_read_head(struct conn *c);
-/* The decision on the resolved addresses in c->addrs, once the policy allowed the request:
+/* The decision on the resolved addresses in c->req->addrs, once the policy allowed the request:
  * `deny dest` rules waiting for them (any denied address denies), then target refusal
- * (origin_target_refusal), which removes refused addresses from c->addrs; none left: DENY.
+ * (origin_target_refusal), which removes refused addresses from c->req->addrs; none left: DENY.
  * Fills d. Returns d->verdict: ALLOW, DENY or AUTH. */
 enum request_verdict request_decide_addrs(struct conn *c, struct request_decision *d);
 /* The policy on the server name a tunnel's ClientHello asked for, when it is not the host the

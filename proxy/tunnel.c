@@ -183,15 +183,15 @@ void tun_inspect_start(struct conn *c)
     char err[256];
     c->inspect = false;
     c->tunnel_host = c->host;
-    c->tunnel_port = c->rec.port;
+    c->tunnel_port = c->req->rec.port;
     c->tunnel_addr = c->origin_addr;
-    memcpy(c->tunnel_user, c->rec.user, sizeof(c->tunnel_user));
+    memcpy(c->tunnel_user, c->req->rec.user, sizeof(c->tunnel_user));
     c->tunnel_user[sizeof(c->tunnel_user) - 1] = '\0';
     /* The origin waits, kept by this client, for the first request inside. */
     c->origin_in_use = false;
     w->nattached++;
     if (c->is_connect)
-        c->rec.status = 200;
+        c->req->rec.status = 200;
     request_record_finish(c);
     if (bump_begin(c, c->tunnel_host.text, c->head_len, inspect_then, err, sizeof(err)) < 0) {
         log_warnx_limited(&rl, "inspecting %s: %s", c->tunnel_host.text, err);
@@ -217,10 +217,10 @@ static void count_bytes(struct conn *c, bool up, ssize_t n)
     if (n <= 0)
         return;
     if (up) {
-        c->rec.bytes_up += (uint64_t)n;
+        c->req->rec.bytes_up += (uint64_t)n;
         STAT_ADD(c, bytes_up, (uint64_t)n);
     } else {
-        c->rec.bytes_down += (uint64_t)n;
+        c->req->rec.bytes_down += (uint64_t)n;
         STAT_ADD(c, bytes_down, (uint64_t)n);
     }
 }
@@ -322,8 +322,8 @@ void tun_tls_alert(struct conn *c, uint8_t alert)
 static void hello_refuse(struct conn *c, enum conn_close why, int rule_id, const char *detail,
                          uint8_t alert)
 {
-    c->rec.decision = STORE_DENY;
-    c->rec.rule_id = rule_id;
+    c->req->rec.decision = STORE_DENY;
+    c->req->rec.rule_id = rule_id;
     request_record_outcome(c, why, detail);
     tun_tls_alert(c, alert);
 }
@@ -347,7 +347,7 @@ static bool hello_judge(struct conn *c, bool full)
         /* A hello we cannot read may name anything: refused, as a denied name is. */
         char detail[200]; /* cut to the error column by request_record_outcome */
         snprintf(detail, sizeof(detail), "ClientHello: %s", why);
-        hello_refuse(c, CLOSE_BAD_HELLO, c->rec.rule_id, detail, TLS_ALERT_DECODE_ERROR);
+        hello_refuse(c, CLOSE_BAD_HELLO, c->req->rec.rule_id, detail, TLS_ALERT_DECODE_ERROR);
         return false;
     }
     case TLS_HELLO_PARSED:
@@ -355,7 +355,7 @@ static bool hello_judge(struct conn *c, bool full)
     }
     if (!h.has_sni)
         return true;
-    memcpy(c->rec.sni, h.sni.text, h.sni.len + 1);
+    memcpy(c->req->rec.sni, h.sni.text, h.sni.len + 1);
     if (h.sni.len == c->host.len && memcmp(h.sni.text, c->host.text, h.sni.len) == 0)
         return true;
     struct request_decision d;

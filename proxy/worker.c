@@ -109,6 +109,11 @@ int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
         snprintf(err, errlen, "worker %u: out of memory", index);
         return -1;
     }
+    /* Every connection holds a descriptor: the limit bounds the places held at once. */
+    if (req_pool_init(&w->reqs, (size_t)shared->fd_limit) < 0) {
+        snprintf(err, errlen, "worker %u: out of memory", index);
+        return -1;
+    }
     w->acl_scratch = acl_scratch_new();
     if (!w->acl_scratch) {
         snprintf(err, errlen, "worker %u: out of memory", index);
@@ -190,6 +195,7 @@ void worker_destroy(struct worker *w)
         free(c);
     }
     buf_pool_destroy(&w->bufs);
+    req_pool_destroy(&w->reqs);
     ev_loop_free(w->loop);
     w->loop = NULL;
 }

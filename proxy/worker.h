@@ -17,6 +17,7 @@
 #include "proxy/auth.h"
 #include "proxy/buf.h"
 #include "proxy/config.h"
+#include "proxy/req_pool.h"
 #include "proxy/conn.h"
 #include "proxy/conn_close.h"
 #include "proxy/dns.h"
@@ -120,6 +121,7 @@ struct worker {
     int reserve_fd;           /* owned: a descriptor kept to be let go when out of them */
     struct dns_resolver *dns; /* owned */
     struct buf_pool bufs;
+    struct req_pool reqs;    /* a place per connection, a slot per request in flight */
     struct conn *free_conns; /* owned free list */
     struct conn *active;     /* intrusive list of live connections */
     size_t nconns;
