@@ -150,6 +150,7 @@ struct conn {
      * are decided and logged one by one as https://tunnel_host/path. */
     bool inspect;    /* decided for the CONNECT in flight: once it is established */
     bool inspecting; /* the client's TLS is ours: requests inside the tunnel */
+    /* Also a tls-target forward's name to verify (portfwd_begin). */
     struct acl_host tunnel_host;
     uint16_t tunnel_port;
     struct sockaddr_storage tunnel_addr;

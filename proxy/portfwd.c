@@ -403,6 +403,12 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
     set_field(c->req->rec.host, sizeof(c->req->rec.host), f->target.text);
     c->req->rec.port = f->target_port;
     c->host = f->target;
+    /* The name a tls-target forward verifies, kept with the connection: the listener's slot
+     * (and f with it) may be taken by another forward while the handshake is in flight. */
+    if (f->tls == ACL_FORWARD_TLS_TARGET)
+        c->tunnel_host = f->tls_name.len ? f->tls_name : f->target;
+    else
+        memset(&c->tunnel_host, 0, sizeof(c->tunnel_host));
     c->req->rec.decision = STORE_DENY;
     if (!acl_forward_client_allowed(f, (const struct sockaddr *)&c->client_addr)) {
         request_record_outcome(c, CLOSE_DENIED, "client not in the forward's client list");
@@ -454,8 +460,5 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
 
 const char *portfwd_tls_name(const struct conn *c)
 {
-    const struct listener *l = c->listener;
-    if (l->kind != LISTENER_PORTFWD || l->fwd->tls != ACL_FORWARD_TLS_TARGET)
-        return NULL;
-    return acl_forward_tls_host(l->fwd);
+    return c->listener->kind == LISTENER_PORTFWD && c->tunnel_host.len ? c->tunnel_host.text : NULL;
 }

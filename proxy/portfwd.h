@@ -109,8 +109,8 @@ void portfwd_worker_sync(struct worker *w, bool force);
  * its way to the target (state CONN_RESOLVE), or closed. */
 void portfwd_begin(struct conn *c, const struct acl_forward *f);
 /* For a connection of a tls-target forward: the name its target's certificate is verified
- * for (origin.c speaks TLS to the target, then the bytes flow through that session); NULL
- * for any other connection. */
+ * for (origin.c speaks TLS to the target, then the bytes flow through that session), as
+ * portfwd_begin recorded it in c->tunnel_host; NULL for any other connection. */
 const char *portfwd_tls_name(const struct conn *c);
 
 #endif

@@ -598,6 +598,64 @@ class TlsTargetForwardTest(unittest.TestCase):
         self.assertEqual((status, body["field"]), (400, "tls_name"))
 
 
+class GatedTlsEchoOrigin(TlsEchoOrigin):
+    """TlsEchoOrigin that takes the TCP connection at once but begins its TLS handshake only
+    once `gate` is set: the proxy's side of the handshake waits meanwhile."""
+
+    def __init__(self, cert, key):
+        super().__init__(cert, key)
+        self.gate = threading.Event()
+
+    def _echo(self, c):
+        self.gate.wait(60)
+        super()._echo(c)
+
+
+class TlsTargetForwardRemovedTest(unittest.TestCase):
+    """A tls-target connection whose forward is removed, and whose worker's listener slot a
+    new plain forward takes, while its handshake with the target is still in flight: it goes
+    on as the forward it was accepted by (TLS, verified for that forward's name), as a plain
+    forward's connection goes on after its removal."""
+
+    def test_handshake_in_flight_keeps_its_forwards_tls_after_the_slot_is_reused(self):
+        tmp = tempfile.mkdtemp(prefix="pxtlsreuse.")
+        try:
+            ca = make_ca(tmp, "office-ca")
+            with GatedTlsEchoOrigin(*issue(tmp, ca, "gate", "gate.test")) as gated, \
+                    EchoOrigin() as plain, \
+                    Proxyd(workers=1, extra_args=["--upstream-ca", ca[0]]) as px:
+                port_a, port_b = free_port(), free_port()
+                a = px.api("POST", "/api/forwards", {
+                    "listen": "127.0.0.1:%d" % port_a, "target": "127.0.0.1:%d" % gated.port,
+                    "tls": "tls-target", "tls_name": "gate.test"})
+                held = socket.create_connection(("127.0.0.1", port_a), timeout=60)
+                try:
+                    held.sendall(b"before the handshake")
+                    # proxyd has connected to the target and waits in its handshake.
+                    self.assertTrue(wait_for(lambda: gated.accepted == 1))
+                    px.api("DELETE", "/api/forwards/%d" % a["id"])
+                    self.assertTrue(wait_for(lambda: refused_or_closed(port_a)))
+                    b = px.api("POST", "/api/forwards", {
+                        "listen": "127.0.0.1:%d" % port_b,
+                        "target": "127.0.0.1:%d" % plain.port})
+                    # The one worker has taken forward b, into the slot a left.
+                    self.assertEqual(relay(port_b, b"plain"), b"plain")
+                    gated.gate.set()
+                    got = b""
+                    while len(got) < len(b"before the handshake"):
+                        data = held.recv(100)
+                        if not data:
+                            break
+                        got += data
+                    self.assertEqual(got, b"before the handshake")
+                    self.assertIn("gate.test", gated.sni)
+                finally:
+                    held.close()
+                px.api("DELETE", "/api/forwards/%d" % b["id"])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class ProxyctlForwardTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
