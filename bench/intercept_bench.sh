@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # intercept_bench.sh - intercepted HTTP and TLS against the same traffic routed straight through
-# the same gateway, and against explicit proxying, in one run. Three network namespaces (client,
-# gateway, origin; addresses 10.201.x.0/24 that exist only inside them): nginx in the origin on
-# ports 80 and 443 (redirected by the gateway's nftables rule to proxyd --intercept) and 8080
-# and 8443 (the same files, routed without interception: "direct"), proxyd in the gateway with
-# its access log on and one deny rule, wrk and curl in the client.
+# the same gateway, against the floor of any relay there, and against explicit proxying, in one
+# run. Three network namespaces (client, gateway, origin; addresses 10.201.x.0/24 that exist only
+# inside them): nginx in the origin on ports 80 and 443 (redirected by the gateway's nftables
+# rule to proxyd --intercept), 81 and 444 (redirected to the floor) and 8080 and 8443 (the same
+# files, routed without interception: "direct"), proxyd in the gateway with its access log on
+# and one deny rule, wrk and curl in the client.
 #
-# Rows:   direct         http://origin:8080, https://origin:8443 (routed by the gateway)
+# Rows:   direct         http://origin:8080, https://origin:8443 (routed by the gateway: one TCP
+#                        connection, forwarded by the gateway's kernel)
+#         floor          http://origin:81, https://origin:444, redirected to bench/relay_floor.c
+#                        (two TCP connections, bytes spliced unchanged: no parsing, rules or log),
+#                        what ending and re-opening the connection costs in this kernel path
 #         intercepted    http://origin:80, https://origin:443 (redirected to proxyd)
 #         explicit       http://origin:8080 through proxyd --listen (absolute-form), and
 #                        https://origin:8443 through CONNECT
 # Columns: small GET keep-alive req/s at 1 and 64 connections, p99 at 64 (ms), bulk MB/s
-#          (median of 3 downloads of 64 MiB), for HTTP and for TLS; then ratios to direct.
+#          (median of 3 downloads of 64 MiB), for HTTP and for TLS; then ratios to direct, to
+#          the floor and to explicit.
 #
 # Usage: bench/intercept_bench.sh [--duration S]      (root: it makes namespaces)
 # Needs nginx-light, wrk, curl, nftables, iproute2. Prints figures; never pass/fail. Every
@@ -20,6 +26,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
+FLOOR="$(dirname "$PROXYD")/../bench/relay_floor"  # built with proxyd, in the same tree
 DUR=8
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -29,6 +36,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $(id -u) == 0 ]] || { echo "run as root: the benchmark builds network namespaces" >&2; exit 1; }
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (cmake --build build)" >&2; exit 1; }
+[[ -x "$FLOOR" ]] || { echo "no $FLOOR: build the tree (cmake --build build)" >&2; exit 1; }
 for t in wrk curl nft ip openssl taskset; do
   command -v "$t" >/dev/null || { echo "missing $t (apt-get install nginx-light wrk curl nftables iproute2)" >&2; exit 1; }
 done
@@ -65,6 +73,7 @@ table ip $TAG {
   chain nat {
     type nat hook prerouting priority dstnat; policy accept;
     iifname "${TAG}gc" tcp dport { 80, 443 } redirect to :3130
+    iifname "${TAG}gc" tcp dport { 81, 444 } redirect to :3140
   }
 }
 EOF
@@ -88,8 +97,8 @@ http {
   uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
   ssl_certificate $T/nginx/cert.pem;
   ssl_certificate_key $T/nginx/key.pem;
-  server { listen $ORIGIN:80; listen $ORIGIN:8080; root $T/www; }
-  server { listen $ORIGIN:443 ssl; listen $ORIGIN:8443 ssl; root $T/www; }
+  server { listen $ORIGIN:80; listen $ORIGIN:81; listen $ORIGIN:8080; root $T/www; }
+  server { listen $ORIGIN:443 ssl; listen $ORIGIN:444 ssl; listen $ORIGIN:8443 ssl; root $T/www; }
 }
 EOF
 # Started without the in_ns function, so that $! is the server itself (ip netns exec execs it).
@@ -102,6 +111,8 @@ ip netns exec "$G" taskset -c 1 "$PROXYD" --listen $GW:3128 --intercept 0.0.0.0:
   --max-conns-per-client 0 --policy "$T/bench.policy" 2>"$T/proxyd.log" &
 PX_PID=$!
 PIDS+=($PX_PID)
+ip netns exec "$G" taskset -c 1 "$FLOOR" 0.0.0.0:3140 2>"$T/floor.log" &
+PIDS+=($!)
 for _ in $(seq 300); do
   in_ns "$C" curl -sf --max-time 10 -o /dev/null http://$ORIGIN/small && break
   kill -0 $PX_PID 2>/dev/null || { cat "$T/proxyd.log" >&2; exit 1; }
@@ -131,10 +142,11 @@ download() {  # URL [CURL-ARGS...] -> median MB/s of 3
 }
 
 declare -A H1 H64 HP99 HBULK S1 S64 SP99 SBULK
-for row in direct intercepted explicit; do
+for row in direct floor intercepted explicit; do
   echo "measuring $row ..." >&2
   case $row in
     direct) http=http://$ORIGIN:8080 https=https://$ORIGIN:8443 via=() mode= ;;
+    floor) http=http://$ORIGIN:81 https=https://$ORIGIN:444 via=() mode= ;;
     intercepted) http=http://$ORIGIN https=https://$ORIGIN via=() mode= ;;
     explicit) http=http://$ORIGIN:8080 https=https://$ORIGIN:8443 via=(-x http://$GW:3128) mode=proxy ;;
   esac
@@ -159,20 +171,24 @@ print(" ".join("%s=%d" % r for r in db.execute(
 
 printf '\n| row | HTTP c1 req/s | HTTP c64 req/s | HTTP p99 ms | HTTP bulk MB/s | TLS c1 req/s | TLS c64 req/s | TLS p99 ms | TLS bulk MB/s |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-for row in direct intercepted explicit; do
+for row in direct floor intercepted explicit; do
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' $row "${H1[$row]}" "${H64[$row]}" \
     "${HP99[$row]}" "${HBULK[$row]}" "${S1[$row]}" "${S64[$row]}" "${SP99[$row]}" "${SBULK[$row]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
 printf '\n| ratio | HTTP c1 | HTTP c64 | HTTP bulk | TLS c1 | TLS c64 | TLS bulk |\n|---|---:|---:|---:|---:|---:|---:|\n'
-for row in intercepted explicit; do
+for row in floor intercepted explicit; do
   printf '| %s / direct | %s | %s | %s | %s | %s | %s |\n' $row "$(ratio "${H1[$row]}" "${H1[direct]}")" \
     "$(ratio "${H64[$row]}" "${H64[direct]}")" "$(ratio "${HBULK[$row]}" "${HBULK[direct]}")" \
     "$(ratio "${S1[$row]}" "${S1[direct]}")" "$(ratio "${S64[$row]}" "${S64[direct]}")" \
     "$(ratio "${SBULK[$row]}" "${SBULK[direct]}")"
 done
+printf '| intercepted / floor | %s | %s | %s | %s | %s | %s |\n' \
+  "$(ratio "${H1[intercepted]}" "${H1[floor]}")" "$(ratio "${H64[intercepted]}" "${H64[floor]}")" \
+  "$(ratio "${HBULK[intercepted]}" "${HBULK[floor]}")" "$(ratio "${S1[intercepted]}" "${S1[floor]}")" \
+  "$(ratio "${S64[intercepted]}" "${S64[floor]}")" "$(ratio "${SBULK[intercepted]}" "${SBULK[floor]}")"
 printf '| intercepted / explicit | %s | %s | %s | | | %s |\n' \
   "$(ratio "${H1[intercepted]}" "${H1[explicit]}")" "$(ratio "${H64[intercepted]}" "${H64[explicit]}")" \
   "$(ratio "${HBULK[intercepted]}" "${HBULK[explicit]}")" "$(ratio "${SBULK[intercepted]}" "${SBULK[explicit]}")"
 printf '\naccess-log rows: %s\n' "$rows"
-printf 'proxyd pinned to CPU 1 (one worker), nginx, wrk and curl to CPU 0; %ss per wrk run.\n' "$DUR"
+printf 'proxyd and the floor pinned to CPU 1 (one worker), nginx, wrk and curl to CPU 0; %ss per wrk run.\n' "$DUR"
