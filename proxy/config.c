@@ -78,7 +78,9 @@ static const struct opt opts[] = {
      "NAME  this proxyd in every access-log row, up to 63 bytes (default: the host name)"},
     {"data-dir", OPT_STR, OFF(data_dir), 0, 0,
      "DIR  database and admin token (default " PX_DATA_DIR ")"},
-    {"log-db", OPT_STR, OFF(db_path), 0, 0, "FILE  SQLite database (default DATA-DIR/proxyd.db)"},
+    {"db", OPT_STR, OFF(db_path), 0, 0,
+     "DB  the database: an SQLite file (default DATA-DIR/proxyd.db), or PostgreSQL as a\n"
+     "               postgresql:// URI or a libpq conninfo (docs/storage.md)"},
     {"workers", OPT_UINT, OFF(workers), 0, 256, "N  worker threads (default: number of CPUs)"},
     {"policy", OPT_STR, OFF(policy_file), 0, 0,
      "FILE  load this policy file into the store at start"},

@@ -708,7 +708,9 @@ static int data_open(struct proxyd *p)
         return -1;
     }
     warn_if_shared(p->cfg.data_dir);
-    for (size_t i = 0; i < sizeof(db_suffixes) / sizeof(db_suffixes[0]); i++) {
+    for (size_t i = 0;
+         !store_path_is_pg(p->cfg.db_path) && i < sizeof(db_suffixes) / sizeof(db_suffixes[0]);
+         i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s%s", p->cfg.db_path, db_suffixes[i]);
         warn_if_shared(path);

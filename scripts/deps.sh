@@ -4,10 +4,10 @@
 set -euo pipefail
 want=(gcc make cmake pkg-config libmicrohttpd-dev libc-ares-dev libsqlite3-dev libpcre2-dev
       libidn2-dev libsodium-dev libjansson-dev libcurl4-gnutls-dev libsystemd-dev
-      libgnutls28-dev check python3)
+      libgnutls28-dev libpq-dev check python3)
 if [[ "${1:-build}" == test ]]; then
   want+=(clang clang-format libclang-rt-14-dev chromium nodejs npm sqlite3 curl
-        openssl python3-prometheus-client nftables iproute2)
+        openssl python3-prometheus-client nftables iproute2 postgresql)
 fi
 missing=()
 for p in "${want[@]}"; do

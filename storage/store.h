@@ -1,11 +1,13 @@
-/* storage: the SQLite database of proxyd. Schema and migrations, the access-log writer
- * thread fed by lock-free per-worker queues, the policy store (rules, lists, users, admins,
- * settings, audit), the queries the admin side needs and its connection pool.
+/* storage: the database of proxyd, SQLite or PostgreSQL (store_open's path). Schema and
+ * migrations, the access-log writer thread fed by lock-free per-worker queues, the policy
+ * store (rules, lists, users, admins, settings, audit), the queries the admin side needs and
+ * its connection pool.
  *
- * One struct store wraps one SQLite connection and is used by one thread at a time (open
- * one per thread that needs it, or borrow one from a store_pool; WAL mode lets them read
- * while the writer writes). Every statement is prepared; errors are returned with a message
- * in the caller's buffer, never printed. Never includes proxy/ or web-admin/ headers.
+ * One struct store wraps one connection (SQLite or libpq) and is used by one thread at a time
+ * (open one per thread that needs it, or borrow one from a store_pool; SQLite's WAL mode and
+ * PostgreSQL's MVCC let them read while the writer writes). Every statement is prepared;
+ * errors are returned with a message in the caller's buffer, never printed. Never includes
+ * proxy/ or web-admin/ headers.
  */
 #ifndef PX_STORE_H
 #define PX_STORE_H
@@ -20,6 +22,10 @@
 /* ---- Opening ---- */
 
 struct store;
+
+/* Whether path names a PostgreSQL database rather than an SQLite file: a postgresql:// or
+ * postgres:// URI, or a libpq key=value conninfo ("host=db1 dbname=proxyd"). */
+bool store_path_is_pg(const char *path);
 
 /* Opens (creating if needed, mode 0600, which its -wal and -shm files take over) the
  * database at path, sets WAL mode and a busy timeout, and runs migrations up to the current

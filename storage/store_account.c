@@ -115,17 +115,17 @@ static int hash_password(enum store_account kind, const char *name, const char *
 static int account_write(struct store *st, enum store_account kind, const char *sql,
                          const char *name, const char *hash, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(st, sql, &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, clock_wall_ms());
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, kind_name[kind]);
+    sql_bind_text(s, 1, name);
+    sql_bind_text(s, 2, hash);
+    sql_bind_int64(s, 3, clock_wall_ms());
+    rc = sql_step(s);
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, kind_name[kind]);
 }
 
 int store_account_set(struct store *st, enum store_account kind, const char *name,
@@ -148,7 +148,7 @@ int store_admin_first(struct store *st, const char *name, const char *password, 
                       size_t errlen)
 {
     char hash[crypto_pwhash_STRBYTES];
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t admins = -1;
 
     if (hash_password(STORE_ADMIN, name, password, hash, err, errlen) < 0)
@@ -159,9 +159,9 @@ int store_admin_first(struct store *st, const char *name, const char *password, 
         return -1;
     if (store_prepare(st, "SELECT count(*) FROM admins", &s, err, errlen) < 0)
         goto fail;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        admins = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    if (sql_step(s) == SQL_ROW)
+        admins = sql_col_int64(s, 0);
+    sql_finalize(s);
     if (admins < 0) {
         store_sql_err(st, err, errlen, "admins");
         goto fail;
@@ -182,16 +182,16 @@ fail:
 
 int store_admin_must_change(struct store *st, const char *name)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc, ret;
 
     if (!name ||
         store_prepare(st, "SELECT must_change FROM admins WHERE name = ?", &s, NULL, 0) < 0)
         return -1;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    ret = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) != 0 : rc == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(s);
+    sql_bind_text(s, 1, name);
+    rc = sql_step(s);
+    ret = rc == SQL_ROW ? sql_col_int(s, 0) != 0 : rc == SQL_DONE ? 0 : -1;
+    sql_finalize(s);
     return ret;
 }
 
@@ -217,21 +217,21 @@ int store_role_parse(const char *s)
 static int role_read(struct store *st, const char *name, enum store_role *role, char *err,
                      size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc, r;
 
     if (store_prepare(st, "SELECT role FROM admins WHERE name = ?", &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        r = store_role_parse((const char *)sqlite3_column_text(s, 0));
+    sql_bind_text(s, 1, name);
+    rc = sql_step(s);
+    if (rc == SQL_ROW) {
+        r = store_role_parse(sql_col_text(s, 0));
         *role = r < 0 ? STORE_ROLE_VIEWER : (enum store_role)r;
     }
-    sqlite3_finalize(s);
-    if (rc == SQLITE_ROW)
+    sql_finalize(s);
+    if (rc == SQL_ROW)
         return 0;
-    if (rc == SQLITE_DONE)
+    if (rc == SQL_DONE)
         return 1;
     return store_errf(err, errlen, "admin %s: cannot read its role", name);
 }
@@ -248,7 +248,7 @@ int store_admin_role_set(struct store *st, const char *name, enum store_role rol
                          const char *actor, char *err, size_t errlen)
 {
     enum store_role old;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char detail[160];
     int rc, admins = 0;
 
@@ -265,9 +265,9 @@ int store_admin_role_set(struct store *st, const char *name, enum store_role rol
             rc = -1;
             goto out;
         }
-        if (sqlite3_step(s) == SQLITE_ROW)
-            admins = sqlite3_column_int(s, 0);
-        sqlite3_finalize(s);
+        if (sql_step(s) == SQL_ROW)
+            admins = sql_col_int(s, 0);
+        sql_finalize(s);
         if (admins <= 1) {
             rc = 2;
             goto out;
@@ -277,12 +277,11 @@ int store_admin_role_set(struct store *st, const char *name, enum store_role rol
         rc = -1;
         goto out;
     }
-    sqlite3_bind_text(s, 1, role_names[role], -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s) == SQLITE_DONE
-             ? 0
-             : store_errf(err, errlen, "admin %s: %s", name, sqlite3_errmsg(st->db));
-    sqlite3_finalize(s);
+    sql_bind_text(s, 1, role_names[role]);
+    sql_bind_text(s, 2, name);
+    rc =
+        sql_step(s) == SQL_DONE ? 0 : store_errf(err, errlen, "admin %s: %s", name, sql_errmsg(st));
+    sql_finalize(s);
     if (rc < 0)
         goto out;
     snprintf(detail, sizeof(detail), "%s: %s -> %s", name, role_names[old], role_names[role]);
@@ -305,7 +304,7 @@ int store_account_delete(struct store *st, enum store_account kind, const char *
         return -1;
     if (store_exec_text(st, delete_sql[kind], name, kind_name[kind], err, errlen) < 0)
         goto fail;
-    if (sqlite3_changes(st->db) == 0) {
+    if (sql_changes(st) == 0) {
         store_errf(err, errlen, "%s %s: no such account", kind_name[kind], name);
         goto fail;
     }
@@ -332,7 +331,7 @@ int store_account_verify(struct store *st, enum store_account kind, const char *
                          const char *password)
 {
     char hash[crypto_pwhash_STRBYTES];
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     const char *h;
     int rc;
 
@@ -340,20 +339,20 @@ int store_account_verify(struct store *st, enum store_account kind, const char *
         return -1;
     if (store_prepare(st, hash_sql[kind], &s, NULL, 0) < 0)
         return -1;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) {
-        sqlite3_finalize(s);
+    sql_bind_text(s, 1, name);
+    rc = sql_step(s);
+    if (rc == SQL_DONE) {
+        sql_finalize(s);
         return verify_dummy(password);
     }
-    h = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+    h = rc == SQL_ROW ? sql_col_text(s, 0) : NULL;
     if (!h || strlen(h) >= sizeof(hash) || strncmp(h, "$argon2id$", 10) != 0) {
-        sqlite3_finalize(s);
+        sql_finalize(s);
         /* a malformed hash matches nothing */
-        return rc == SQLITE_ROW ? verify_dummy(password) : -1;
+        return rc == SQL_ROW ? verify_dummy(password) : -1;
     }
     memcpy(hash, h, strlen(h) + 1);
-    sqlite3_finalize(s);
+    sql_finalize(s);
     atomic_fetch_add(&hash_runs, 1);
     return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0 ? 1 : 0;
 }
@@ -365,7 +364,7 @@ uint64_t store_account_hash_runs(void)
 
 int store_account_names(struct store *st, enum store_account kind, char ***names, size_t *n)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char **v = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -374,15 +373,15 @@ int store_account_names(struct store *st, enum store_account kind, char ***names
     *n = 0;
     if (!kind_ok(kind) || store_prepare(st, names_sql[kind], &s, NULL, 0) < 0)
         return -1;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = sql_step(s)) == SQL_ROW) {
         if (store_array_reserve(&v, &cap, len, 16, sizeof(*v)) < 0)
             break;
-        if (!(v[len] = strdup((const char *)sqlite3_column_text(s, 0))))
+        if (!(v[len] = strdup(sql_col_text(s, 0))))
             break;
         len++;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         for (size_t i = 0; i < len; i++)
             free(v[i]);
         free(v);

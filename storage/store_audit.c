@@ -14,19 +14,19 @@
 int store_audit_add(struct store *st, const char *actor, const char *action, const char *detail,
                     char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(st, "INSERT INTO audit(time_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, clock_wall_ms());
-    sqlite3_bind_text(s, 2, actor && *actor ? actor : "-", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, detail ? detail : "", -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    sql_bind_int64(s, 1, clock_wall_ms());
+    sql_bind_text(s, 2, actor && *actor ? actor : "-");
+    sql_bind_text(s, 3, action);
+    sql_bind_text(s, 4, detail ? detail : "");
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return store_sql_err(st, err, errlen, "audit");
     store_version_note(st, actor, action, detail);
     return 0;
@@ -69,8 +69,8 @@ int store_audit_search(struct store *st, int64_t before_ms, size_t limit, const 
                        const char *text, struct store_audit **rows, size_t *n, char *err,
                        size_t errlen)
 {
-    char pattern[2 * STORE_AUDIT_SEARCH_MAX + 3];
-    sqlite3_stmt *s;
+    char pattern[2 * STORE_AUDIT_SEARCH_MAX + 3], sql[320];
+    struct sql_stmt *s;
     struct store_audit *v;
     size_t len = 0;
     int rc;
@@ -85,34 +85,35 @@ int store_audit_search(struct store *st, int64_t before_ms, size_t limit, const 
     if (!v)
         return store_errf(err, errlen, "audit: out of memory");
     /* Ids grow with time: walking the rowid backwards needs no index on time_ms. */
-    if (store_prepare(
-            st,
-            "SELECT time_ms, actor, action, detail FROM audit"
-            " WHERE time_ms < ?1 AND (?3 IS NULL OR actor = ?3)"
-            " AND (?4 IS NULL OR action LIKE ?4 ESCAPE '\\' OR detail LIKE ?4 ESCAPE '\\')"
-            " ORDER BY id DESC LIMIT ?2",
-            &s, err, errlen) < 0) {
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT time_ms, actor, action, detail FROM audit"
+        " WHERE time_ms < ?1 AND (CAST(?3 AS TEXT) IS NULL OR actor = ?3)"
+        " AND (CAST(?4 AS TEXT) IS NULL OR action %s ?4 ESCAPE '\\' OR detail %s ?4 ESCAPE '\\')"
+        " ORDER BY id DESC LIMIT ?2",
+        sql_frag(st, SQL_LIKE), sql_frag(st, SQL_LIKE));
+    if (store_prepare(st, sql, &s, err, errlen) < 0) {
         free(v);
         return -1;
     }
-    sqlite3_bind_int64(s, 1, before_ms > 0 ? before_ms : INT64_MAX);
-    sqlite3_bind_int64(s, 2, (int64_t)limit);
+    sql_bind_int64(s, 1, before_ms > 0 ? before_ms : INT64_MAX);
+    sql_bind_int64(s, 2, (int64_t)limit);
     if (actor && *actor)
-        sqlite3_bind_text(s, 3, actor, -1, SQLITE_STATIC);
+        sql_bind_text(s, 3, actor);
     if (text && *text) {
         like_pattern(text, pattern, sizeof(pattern));
-        sqlite3_bind_text(s, 4, pattern, -1, SQLITE_STATIC);
+        sql_bind_text(s, 4, pattern);
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && len < limit) {
+    while ((rc = sql_step(s)) == SQL_ROW && len < limit) {
         struct store_audit *a = &v[len++];
 
-        a->time_ms = sqlite3_column_int64(s, 0);
-        snprintf(a->actor, sizeof(a->actor), "%s", (const char *)sqlite3_column_text(s, 1));
-        snprintf(a->action, sizeof(a->action), "%s", (const char *)sqlite3_column_text(s, 2));
-        snprintf(a->detail, sizeof(a->detail), "%s", (const char *)sqlite3_column_text(s, 3));
+        a->time_ms = sql_col_int64(s, 0);
+        snprintf(a->actor, sizeof(a->actor), "%s", sql_col_text(s, 1));
+        snprintf(a->action, sizeof(a->action), "%s", sql_col_text(s, 2));
+        snprintf(a->detail, sizeof(a->detail), "%s", sql_col_text(s, 3));
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    sql_finalize(s);
+    if (rc != SQL_DONE && rc != SQL_ROW) {
         free(v);
         return store_sql_err(st, err, errlen, "audit");
     }
@@ -123,22 +124,22 @@ int store_audit_search(struct store *st, int64_t before_ms, size_t limit, const 
 
 char *store_setting_get(struct store *st, const char *key)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char *value = NULL;
 
     if (!key || store_prepare(st, "SELECT value FROM settings WHERE key = ?", &s, NULL, 0) < 0)
         return NULL;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        value = strdup((const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
+    sql_bind_text(s, 1, key);
+    if (sql_step(s) == SQL_ROW)
+        value = strdup(sql_col_text(s, 0));
+    sql_finalize(s);
     return value;
 }
 
 int store_setting_set(struct store *st, const char *key, const char *value, const char *actor,
                       char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char detail[512];
     int rc;
 
@@ -151,11 +152,11 @@ int store_setting_set(struct store *st, const char *key, const char *value, cons
                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                       &s, err, errlen) < 0)
         goto fail;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_bind_text(s, 1, key);
+    sql_bind_text(s, 2, value);
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "setting");
         goto fail;
     }

@@ -12,7 +12,7 @@
 int store_forwards_list(struct store *st, struct store_forward **out, size_t *n, char *err,
                         size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     struct store_forward *v = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -24,23 +24,23 @@ int store_forwards_list(struct store *st, struct store_forward **out, size_t *n,
                       " ORDER BY id",
                       &s, err, errlen) < 0)
         return -1;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = sql_step(s)) == SQL_ROW) {
         if (store_array_reserve(&v, &cap, len, 8, sizeof(*v)) < 0) {
-            sqlite3_finalize(s);
+            sql_finalize(s);
             free(v);
             return store_errf(err, errlen, "forwards: out of memory");
         }
         struct store_forward *f = &v[len++];
-        f->id = sqlite3_column_int(s, 0);
-        snprintf(f->listen, sizeof(f->listen), "%s", (const char *)sqlite3_column_text(s, 1));
-        snprintf(f->target, sizeof(f->target), "%s", (const char *)sqlite3_column_text(s, 2));
-        snprintf(f->clients, sizeof(f->clients), "%s", (const char *)sqlite3_column_text(s, 3));
-        f->created_ms = sqlite3_column_int64(s, 4);
-        snprintf(f->tls, sizeof(f->tls), "%s", (const char *)sqlite3_column_text(s, 5));
-        snprintf(f->tls_name, sizeof(f->tls_name), "%s", (const char *)sqlite3_column_text(s, 6));
+        f->id = sql_col_int(s, 0);
+        snprintf(f->listen, sizeof(f->listen), "%s", sql_col_text(s, 1));
+        snprintf(f->target, sizeof(f->target), "%s", sql_col_text(s, 2));
+        snprintf(f->clients, sizeof(f->clients), "%s", sql_col_text(s, 3));
+        f->created_ms = sql_col_int64(s, 4);
+        snprintf(f->tls, sizeof(f->tls), "%s", sql_col_text(s, 5));
+        snprintf(f->tls_name, sizeof(f->tls_name), "%s", sql_col_text(s, 6));
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         free(v);
         return store_sql_err(st, err, errlen, "forwards");
     }
@@ -71,7 +71,7 @@ int store_forward_add(struct store *st, const char *listen, const char *target, 
                       const char *tls, const char *tls_name, const char *actor, int *id, char *err,
                       size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char detail[512];
 
     if (!listen || !*listen || !target || !*target)
@@ -80,37 +80,38 @@ int store_forward_add(struct store *st, const char *listen, const char *target, 
         return -1;
     if (store_prepare(st,
                       "INSERT INTO forwards(listen, target, clients, created_ms, tls, tls_name)"
-                      " VALUES (?, ?, ?, ?, ?, ?)",
+                      " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(listen) DO NOTHING RETURNING id",
                       &s, err, errlen) < 0) {
         store_rollback(st);
         return -1;
     }
-    sqlite3_bind_text(s, 1, listen, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, target, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, clients ? clients : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, clock_wall_ms());
-    sqlite3_bind_text(s, 5, tls ? tls : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, tls_name ? tls_name : "", -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_CONSTRAINT) {
+    sql_bind_text(s, 1, listen);
+    sql_bind_text(s, 2, target);
+    sql_bind_text(s, 3, clients ? clients : "");
+    sql_bind_int64(s, 4, clock_wall_ms());
+    sql_bind_text(s, 5, tls ? tls : "");
+    sql_bind_text(s, 6, tls_name ? tls_name : "");
+    int rc = sql_step(s);
+    if (rc == SQL_ROW)
+        *id = sql_col_int(s, 0);
+    sql_finalize(s);
+    if (rc == SQL_DONE) {
         store_rollback(st);
         store_errf(err, errlen, "a forward already listens on %s", listen);
         return 1;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQL_ROW) {
         store_sql_err(st, err, errlen, "forward add");
         store_rollback(st);
         return -1;
     }
-    *id = (int)sqlite3_last_insert_rowid(st->db);
     describe(detail, sizeof(detail), *id, listen, target, clients, tls, tls_name);
     return commit_audited(st, actor, "forward.add", detail, err, errlen);
 }
 
 int store_forward_delete(struct store *st, int id, const char *actor, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char detail[512];
 
     if (store_begin(st, err, errlen) < 0)
@@ -121,19 +122,18 @@ int store_forward_delete(struct store *st, int id, const char *actor, char *err,
         store_rollback(st);
         return -1;
     }
-    sqlite3_bind_int(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        describe(detail, sizeof(detail), id, (const char *)sqlite3_column_text(s, 0),
-                 (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
-                 (const char *)sqlite3_column_text(s, 3), (const char *)sqlite3_column_text(s, 4));
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE) {
+    sql_bind_int64(s, 1, id);
+    int rc = sql_step(s);
+    if (rc == SQL_ROW)
+        describe(detail, sizeof(detail), id, sql_col_text(s, 0), sql_col_text(s, 1),
+                 sql_col_text(s, 2), sql_col_text(s, 3), sql_col_text(s, 4));
+    sql_finalize(s);
+    if (rc == SQL_DONE) {
         store_rollback(st);
         store_errf(err, errlen, "no forward %d", id);
         return 1;
     }
-    if (rc != SQLITE_ROW) {
+    if (rc != SQL_ROW) {
         store_sql_err(st, err, errlen, "forward delete");
         store_rollback(st);
         return -1;
@@ -142,10 +142,10 @@ int store_forward_delete(struct store *st, int id, const char *actor, char *err,
         store_rollback(st);
         return -1;
     }
-    sqlite3_bind_int(s, 1, id);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_bind_int64(s, 1, id);
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "forward delete");
         store_rollback(st);
         return -1;

@@ -8,15 +8,33 @@
 #ifndef PX_STORE_IMPL_H
 #define PX_STORE_IMPL_H
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 
 #include "storage/store.h"
 
+/* The two engines behind store.h. Every query is written once, in the SQL both accept; the
+ * few places where they differ are fragments of sql_dialect (store_sql.c), one per backend. */
+enum store_backend { STORE_SQLITE, STORE_PG };
+
 struct store {
-    sqlite3 *db; /* owned */
-    char *path;  /* owned copy of the path given to store_open */
-    int depth;   /* transaction levels open (store_begin), see store_begin */
+    enum store_backend backend;
+    sqlite3 *db; /* owned; SQLite only */
+    PGconn *pg;  /* owned; PostgreSQL only */
+    char *path;  /* owned copy of the path or conninfo given to store_open */
+    /* PostgreSQL: rows the last statement touched, and its error (SQLite keeps both itself). */
+    int64_t pg_changes;
+    char pg_err[256];
+    /* PostgreSQL: deferred statements sent in pipeline mode and not yet answered (sql_defer),
+     * and whether one of them failed (the transaction is then lost). */
+    bool pg_pipeline;
+    size_t pg_unsynced;
+    bool pg_pipeline_failed;
+    /* PostgreSQL: transactions leave the policy lock alone (the log writer: its batches
+     * never read policy, and must not wait behind an admin's change). */
+    bool no_policy_lock;
+    int depth; /* transaction levels open (store_begin), see store_begin */
     /* The policy version being written (store_version.c): the outermost commit records it
      * with who, when, a message and the rules it leaves. Reset by the outermost begin. */
     bool version_pending;      /* the policy version moved in this transaction */
@@ -41,9 +59,16 @@ struct store_migration {
 };
 extern const struct store_migration store_migrations[];
 extern const size_t store_migrations_count;
+/* The same step for PostgreSQL, for the steps whose SQL differs there. */
+extern const struct store_migration store_migrations_pg[];
+extern const size_t store_migrations_pg_count;
 
 /* Opens like store_open with a chosen busy timeout (the writer uses a short one). */
 struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen);
+
+/* The database as messages name it: the SQLite path, or "PostgreSQL" (a conninfo may hold
+ * a password). */
+const char *store_name(const struct store *st);
 
 /* Formats into err (if any) and returns -1, so error paths read `return store_errf(...)`. */
 int store_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -51,7 +76,75 @@ int store_errf(char *err, size_t errlen, const char *fmt, ...)
 /* "what: <sqlite message>" into err; returns -1. */
 int store_sql_err(struct store *st, char *err, size_t errlen, const char *what);
 
-int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
+/* ---- The driver: one prepared statement of either backend (store_sql.c) ----
+ *
+ * The calls mirror SQLite's (prepare, bind, step, column, reset, finalize), so every query is
+ * written once: `?` and `?N` parameters, which PostgreSQL gets as $N. Text bound by
+ * sql_bind_text must stay valid until the step that uses it. PostgreSQL runs a statement at
+ * its first step and hands its rows out one per step after that. */
+struct sql_stmt;
+enum { SQL_ROW = 100, SQL_DONE = 101 }; /* sql_step; anything else is an error */
+
+int store_prepare(struct store *st, const char *sql, struct sql_stmt **out, char *err,
+                  size_t errlen);
+void sql_bind_int64(struct sql_stmt *s, int i, int64_t v);
+void sql_bind_text(struct sql_stmt *s, int i, const char *v);
+/* len bytes of text at v (no NUL needed after them), valid until the step that uses them. */
+void sql_bind_textn(struct sql_stmt *s, int i, const char *v, size_t len);
+/* len bytes of binary (a BLOB; PostgreSQL: bytea), valid until the step that uses them. */
+void sql_bind_blob(struct sql_stmt *s, int i, const void *v, size_t len);
+/* A char array of size bytes holding text up to its first NUL, or all of it without one. */
+void sql_bind_field(struct sql_stmt *s, int i, const char *field, size_t size);
+int sql_step(struct sql_stmt *s);
+int64_t sql_col_int64(struct sql_stmt *s, int i); /* NULL reads as 0 */
+int sql_col_int(struct sql_stmt *s, int i);
+const char *sql_col_text(struct sql_stmt *s, int i); /* NULL for NULL */
+bool sql_col_null(struct sql_stmt *s, int i);
+/* Marks s as one whose steps need no answer before the next (bulk inserts in a loop): on
+ * PostgreSQL they are sent without waiting (libpq's pipeline mode), so a loop of them is not
+ * a round trip per row; an error shows at a later step, at sql_flush or at store_commit, and
+ * loses the transaction. SQLite steps it at once as ever. Statements with rows are never
+ * deferred. */
+void sql_defer(struct sql_stmt *s);
+/* Waits for every deferred statement sent on st: 0, or -1 (sql_errmsg says why). */
+int sql_flush(struct store *st);
+/* Ready to step again, with the same bindings. */
+void sql_reset(struct sql_stmt *s);
+void sql_finalize(struct sql_stmt *s); /* NULL does nothing */
+/* The id the last row inserted into access_log took (on PostgreSQL after the deferred
+ * statements are answered). */
+int64_t sql_last_log_id(struct store *st);
+/* Rows the last INSERT, UPDATE or DELETE touched. */
+int64_t sql_changes(struct store *st);
+const char *sql_errmsg(struct store *st);
+/* After an error: whether the connection itself is in doubt (reopen it) rather than a lock
+ * that someone else held. */
+bool sql_conn_lost(struct store *st);
+/* Runs constant SQL of one or more statements without results (migrations). 0, or -1 with
+ * the engine's message in err. */
+int sql_exec_script(struct store *st, const char *sql, char *err, size_t errlen);
+/* Whether the open transaction is lost: PostgreSQL aborts it at the first error (a COMMIT
+ * would then roll back and say so only in its command tag). */
+bool sql_tx_failed(struct store *st);
+/* Whether a transaction is open on st (also one PostgreSQL aborted after an error). */
+bool sql_in_transaction(struct store *st);
+
+/* What the engines spell differently. Each entry is written once, for both, in store_sql.c. */
+enum sql_fragment {
+    SQL_BEGIN_WRITE,     /* a transaction that changes policy: takes the write lock up front */
+    SQL_BEGIN_LOG,       /* a transaction of the log writer */
+    SQL_READ_BEGIN,      /* a read-only snapshot (store_policy_read) outside a transaction */
+    SQL_READ_END,        /* its end */
+    SQL_BEGIN_SNAPSHOT,  /* a read transaction whose statements all see one moment */
+    SQL_LIKE,            /* case-insensitive (ASCII) LIKE */
+    SQL_LEAST,           /* the smaller of two values */
+    SQL_INDEXED_BY_TIME, /* after "FROM access_log": read it by the time index */
+    SQL_NEXT_RULE_ID,    /* one more than the largest rule id ever handed out */
+    SQL_CLIENT_PREFIX,   /* " AND" the client starts with ?, given twice (no index used) */
+    SQL_FRAGMENT_COUNT
+};
+const char *sql_frag(const struct store *st, enum sql_fragment f);
+
 /* BEGIN IMMEDIATE: policy writers take the write lock up front, so a transaction never fails
  * half way on a lock upgrade. Inside an open transaction (store_change_begin) it opens a
  * savepoint instead: store_commit then keeps the work for the outer commit and store_rollback
@@ -167,7 +260,7 @@ int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, in
 /* The access_log columns the rollups need: selected from column first on, store_rollup_row_of
  * reads one row (its strings valid until the next step). */
 #define STORE_ROLLUP_ROW_COLS "time_ms, host, client, rule_id, node, decision, bytes_up, bytes_down"
-void store_rollup_row_of(sqlite3_stmt *s, int first, struct store_rollup_row *r);
+void store_rollup_row_of(struct sql_stmt *s, int first, struct store_rollup_row *r);
 /* Hands fn the sums of dim over [lo, hi): rollup rows for whole buckets (bucket_ms their
  * start), one call per raw row (bucket_ms its time) for the partial minutes at the edges and
  * for the rows above the watermark. Only buckets whose length divides unit_ms are used (0:

@@ -58,13 +58,14 @@ struct store_log {
     /* Writer thread only. */
     pthread_t thread;
     char *db_path;    /* owned */
+    bool is_pg;       /* db_path is a PostgreSQL conninfo: no file to watch */
     char *squid_path; /* owned, or NULL */
     char *node_name;  /* owned: every row's node column */
     int flush_ms;
     int64_t retention_days, retention_rows;
-    struct store *st;          /* NULL while the database cannot be opened */
-    sqlite3_stmt *insert;      /* prepared on st: one row */
-    sqlite3_stmt *insert_many; /* prepared on st: INSERT_ROWS rows */
+    struct store *st;             /* NULL while the database cannot be opened */
+    struct sql_stmt *insert;      /* prepared on st: one row */
+    struct sql_stmt *insert_many; /* prepared on st: INSERT_ROWS rows */
     dev_t db_dev;
     ino_t db_ino;
     bool failing;
@@ -274,7 +275,7 @@ static void insert_sql(char *sql, size_t rows)
 {
     char *p = sql;
 
-    p += sprintf(p, "INSERT INTO access_log(time_ms, client, user, method, scheme, host, port,"
+    p += sprintf(p, "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host, port,"
                     " path, status, bytes_up, bytes_down, duration_ms, decision, rule_id, error,"
                     " policy_version, sni, dest, node) VALUES ");
     for (size_t r = 0; r < rows; r++) {
@@ -284,7 +285,7 @@ static void insert_sql(char *sql, size_t rows)
     }
 }
 
-static int prepare_insert(struct store_log *log, size_t rows, sqlite3_stmt **out, char *err,
+static int prepare_insert(struct store_log *log, size_t rows, struct sql_stmt **out, char *err,
                           size_t errlen)
 {
     char sql[INSERT_SQL_MAX];
@@ -292,15 +293,17 @@ static int prepare_insert(struct store_log *log, size_t rows, sqlite3_stmt **out
     insert_sql(sql, rows);
     if (store_prepare(log->st, sql, out, err, errlen) < 0)
         return -1;
-    /* Bindings outlive sqlite3_reset: the node is bound for the statement's life. */
-    sqlite3_bind_text(*out, 1, log->node_name, -1, SQLITE_STATIC);
+    /* Bindings outlive sql_reset: the node is bound for the statement's life. A batch's
+     * statements go out without a round trip each (PostgreSQL). */
+    sql_bind_text(*out, 1, log->node_name);
+    sql_defer(*out);
     return 0;
 }
 
 static void db_close(struct store_log *log)
 {
-    sqlite3_finalize(log->insert);
-    sqlite3_finalize(log->insert_many);
+    sql_finalize(log->insert);
+    sql_finalize(log->insert_many);
     log->insert = log->insert_many = NULL;
     store_close(log->st);
     log->st = NULL;
@@ -308,14 +311,15 @@ static void db_close(struct store_log *log)
 
 static int db_open(struct store_log *log, char *err, size_t errlen)
 {
-    struct stat sb;
+    struct stat sb = {0};
 
     log->st = store_open_timeout(log->db_path, WRITER_BUSY_TIMEOUT_MS, err, errlen);
     if (!log->st)
         return -1;
+    log->st->no_policy_lock = true;
     if (prepare_insert(log, 1, &log->insert, err, errlen) < 0 ||
         prepare_insert(log, INSERT_ROWS, &log->insert_many, err, errlen) < 0 ||
-        stat(log->db_path, &sb) < 0) {
+        (!log->is_pg && stat(log->db_path, &sb) < 0)) {
         if (log->insert_many)
             store_errf(err, errlen, "%s: %s", log->db_path, strerror(errno));
         db_close(log);
@@ -332,7 +336,7 @@ static void check_files(struct store_log *log)
 {
     struct stat sb;
 
-    if (log->st &&
+    if (log->st && !log->is_pg &&
         (stat(log->db_path, &sb) < 0 || sb.st_dev != log->db_dev || sb.st_ino != log->db_ino)) {
         char err[128];
 
@@ -354,45 +358,40 @@ static void check_files(struct store_log *log)
     }
 }
 
-static void bind_text(sqlite3_stmt *s, int col, const char *field, size_t size)
-{
-    /* STATIC: the queue slots stay untouched until store_queue_drain_runs's callback
-     * returns, after the step. */
-    sqlite3_bind_text(s, col, field, (int)strnlen(field, size), SQLITE_STATIC);
-}
-
-#define BIND_TEXT(s, col, field) bind_text((s), (col), (field), sizeof(field))
+/* Bound in place: the queue slots stay untouched until store_queue_drain_runs's callback
+ * returns, after the step. */
+#define BIND_TEXT(s, col, field) sql_bind_field((s), (col), (field), sizeof(field))
 
 /* Inserts the n rows of a through s, a statement of n rows. 0 or -1. */
-static int insert_rows(sqlite3_stmt *s, const struct store_access *a, size_t n)
+static int insert_rows(struct sql_stmt *s, const struct store_access *a, size_t n)
 {
     int rc;
 
     for (size_t r = 0; r < n; r++, a++) {
         int b = 1 + (int)r * INSERT_COLS; /* the parameter before this row's first */
 
-        sqlite3_bind_int64(s, b + 1, a->time_ms);
+        sql_bind_int64(s, b + 1, a->time_ms);
         BIND_TEXT(s, b + 2, a->client);
         BIND_TEXT(s, b + 3, a->user);
         BIND_TEXT(s, b + 4, a->method);
         BIND_TEXT(s, b + 5, a->scheme);
         BIND_TEXT(s, b + 6, a->host);
-        sqlite3_bind_int(s, b + 7, a->port);
+        sql_bind_int64(s, b + 7, a->port);
         BIND_TEXT(s, b + 8, a->path);
-        sqlite3_bind_int(s, b + 9, a->status);
-        sqlite3_bind_int64(s, b + 10, (int64_t)a->bytes_up);
-        sqlite3_bind_int64(s, b + 11, (int64_t)a->bytes_down);
-        sqlite3_bind_int64(s, b + 12, a->duration_ms);
-        sqlite3_bind_int(s, b + 13, a->decision);
-        sqlite3_bind_int(s, b + 14, a->rule_id);
+        sql_bind_int64(s, b + 9, a->status);
+        sql_bind_int64(s, b + 10, (int64_t)a->bytes_up);
+        sql_bind_int64(s, b + 11, (int64_t)a->bytes_down);
+        sql_bind_int64(s, b + 12, a->duration_ms);
+        sql_bind_int64(s, b + 13, a->decision);
+        sql_bind_int64(s, b + 14, a->rule_id);
         BIND_TEXT(s, b + 15, a->error);
-        sqlite3_bind_int64(s, b + 16, a->policy_version);
+        sql_bind_int64(s, b + 16, a->policy_version);
         BIND_TEXT(s, b + 17, a->sni);
         BIND_TEXT(s, b + 18, a->dest);
     }
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : -1;
+    rc = sql_step(s);
+    sql_reset(s);
+    return rc == SQL_DONE ? 0 : -1;
 }
 
 /* Counts a row for rule_id (none for 0), flushing the tally when it is full. 0 or -1. */
@@ -487,7 +486,7 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
             log->batch_ok = false;
     /* The run's rows took consecutive ids, the last of them the newest. (No database when
      * the batch is only being taken, to be dropped.) */
-    first_id = log->batch_ok ? sqlite3_last_insert_rowid(log->st->db) - (int64_t)n + 1 : 0;
+    first_id = log->batch_ok ? sql_last_log_id(log->st) - (int64_t)n + 1 : 0;
     for (i = 0; i < n; i++) {
         if (log->batch_ok && (tally(log, recs[i].rule_id, 1, 0) < 0 ||
                               tally(log, recs[i].undecided_rule_id, 0, 1) < 0 ||
@@ -515,13 +514,11 @@ static size_t drain(struct store_log *log, size_t max, bool *ok)
 /* Counts a lost batch and schedules the retry. Rolls back the open transaction, if any. */
 static void fail_batch(struct store_log *log, size_t rows, const char *why)
 {
-    int code = log->st ? sqlite3_errcode(log->st->db) : SQLITE_CANTOPEN;
-
     atomic_fetch_add(&log->dropped_db, rows);
     atomic_fetch_add(&log->db_errors, 1);
     atomic_store(&log->db_ok, false);
     if (log->st) {
-        set_error(log, "%s: %s: %s", log->db_path, why, sqlite3_errmsg(log->st->db));
+        set_error(log, "%s: %s: %s", store_name(log->st), why, sql_errmsg(log->st));
         store_rollback(log->st);
     }
     log->failing = true;
@@ -532,7 +529,7 @@ static void fail_batch(struct store_log *log, size_t rows, const char *why)
     log->rollup_behind = true;
     /* A lock held by someone else passes; anything else may be a broken connection or a
      * file that is gone: start from a fresh connection next time. */
-    if (log->st && code != SQLITE_BUSY && code != SQLITE_LOCKED)
+    if (log->st && sql_conn_lost(log->st))
         db_close(log);
 }
 
@@ -704,6 +701,7 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
     atomic_store(&log->version_keep_set, opts->version_keep);
     atomic_store(&log->version_keep_days_set, opts->version_keep_days);
     log->db_path = strdup(opts->db_path);
+    log->is_pg = store_path_is_pg(opts->db_path);
     log->squid_path = opts->squid_log_path ? strdup(opts->squid_log_path) : NULL;
     log->node_name = strdup(opts->node_name ? opts->node_name : "");
     log->rollup = store_rollup_new(ROLLUP_KEYS);

@@ -16,20 +16,20 @@
 
 int64_t store_policy_version(struct store *st)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t v = -1;
 
     if (store_prepare(st, "SELECT version FROM policy_version WHERE id = 1", &s, NULL, 0) < 0)
         return -1;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    if (sql_step(s) == SQL_ROW)
+        v = sql_col_int64(s, 0);
+    sql_finalize(s);
     return v;
 }
 
 int store_policy_bump(struct store *st, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     /* A group of changes is one version: each change sets base + 1, so a change undone by
@@ -39,10 +39,10 @@ int store_policy_bump(struct store *st, char *err, size_t errlen)
                       &s, err, errlen) < 0)
         return -1;
     if (st->in_group)
-        sqlite3_bind_int64(s, 1, st->group_base + 1);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+        sql_bind_int64(s, 1, st->group_base + 1);
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return store_sql_err(st, err, errlen, "policy version");
     st->version_pending = true;
     return 0;
@@ -85,28 +85,29 @@ bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t hits, i
 
 int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc = 0;
 
     if (t->used == 0)
         return 0;
     if (store_prepare(st,
                       "INSERT INTO rule_hits(rule_id, hits, undecided) VALUES (?, ?, ?)"
-                      " ON CONFLICT(rule_id) DO UPDATE SET hits = hits + excluded.hits,"
-                      " undecided = undecided + excluded.undecided",
+                      " ON CONFLICT(rule_id) DO UPDATE SET hits = rule_hits.hits + excluded.hits,"
+                      " undecided = rule_hits.undecided + excluded.undecided",
                       &s, err, errlen) < 0)
         return -1;
+    sql_defer(s);
     for (size_t i = 0; i < STORE_TALLY_SLOTS && rc == 0; i++) {
         if (t->rule_id[i] == 0)
             continue;
-        sqlite3_bind_int(s, 1, t->rule_id[i]);
-        sqlite3_bind_int64(s, 2, t->count[i]);
-        sqlite3_bind_int64(s, 3, t->undecided[i]);
-        if (sqlite3_step(s) != SQLITE_DONE)
+        sql_bind_int64(s, 1, t->rule_id[i]);
+        sql_bind_int64(s, 2, t->count[i]);
+        sql_bind_int64(s, 3, t->undecided[i]);
+        if (sql_step(s) != SQL_DONE)
             rc = store_sql_err(st, err, errlen, "rule_hits");
-        sqlite3_reset(s);
+        sql_reset(s);
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     store_tally_reset(t);
     return rc;
 }
@@ -117,16 +118,16 @@ int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, si
     "SELECT r.id, r.position, r.enabled, r.text, r.comment, coalesce(h.hits, 0),"                  \
     " coalesce(h.undecided, 0) FROM rules r LEFT JOIN rule_hits h ON h.rule_id = r.id"
 
-static int rule_from_row(sqlite3_stmt *s, struct store_rule *r)
+static int rule_from_row(struct sql_stmt *s, struct store_rule *r)
 {
-    const char *text = (const char *)sqlite3_column_text(s, 3);
-    const char *comment = (const char *)sqlite3_column_text(s, 4);
+    const char *text = sql_col_text(s, 3);
+    const char *comment = sql_col_text(s, 4);
 
-    r->id = sqlite3_column_int(s, 0);
-    r->position = sqlite3_column_int(s, 1);
-    r->enabled = sqlite3_column_int(s, 2) != 0;
-    r->hits = sqlite3_column_int64(s, 5);
-    r->undecided = sqlite3_column_int64(s, 6);
+    r->id = sql_col_int(s, 0);
+    r->position = sql_col_int(s, 1);
+    r->enabled = sql_col_int(s, 2) != 0;
+    r->hits = sql_col_int64(s, 5);
+    r->undecided = sql_col_int64(s, 6);
     r->text = strdup(text ? text : "");
     r->comment = strdup(comment ? comment : "");
     if (!r->text || !r->comment) {
@@ -154,7 +155,7 @@ void store_rules_free(struct store_rule *rules, size_t n)
 static int rules_select(struct store *st, const char *prefix, struct store_rule **rules, size_t *n,
                         char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     struct store_rule *v = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -168,26 +169,26 @@ static int rules_select(struct store *st, const char *prefix, struct store_rule 
                       &s, err, errlen) < 0)
         return -1;
     if (prefix)
-        sqlite3_bind_text(s, 1, prefix, -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sql_bind_text(s, 1, prefix);
+    while ((rc = sql_step(s)) == SQL_ROW) {
         if (store_array_reserve(&v, &cap, len, 32, sizeof(*v)) < 0)
             goto oom;
         if (rule_from_row(s, &v[len]) < 0)
             goto oom;
         len++;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "rules");
         goto fail;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     *rules = v;
     *n = len;
     return 0;
 oom:
     store_errf(err, errlen, "rules: out of memory");
 fail:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     store_rules_free(v, len);
     return -1;
 }
@@ -206,21 +207,21 @@ int store_rules_starting(struct store *st, const char *prefix, struct store_rule
 
 int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     memset(out, 0, sizeof(*out));
     if (store_prepare(st, RULE_COLUMNS " WHERE r.id = ?", &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int(s, 1, id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    sql_bind_int64(s, 1, id);
+    rc = sql_step(s);
+    if (rc == SQL_ROW)
         rc = rule_from_row(s, out) == 0 ? 0 : store_errf(err, errlen, "rule: out of memory");
-    else if (rc == SQLITE_DONE)
+    else if (rc == SQL_DONE)
         rc = store_errf(err, errlen, "rule %d: no such rule", id);
     else
         rc = store_sql_err(st, err, errlen, "rule");
-    sqlite3_finalize(s);
+    sql_finalize(s);
     return rc;
 }
 
@@ -230,24 +231,24 @@ int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, 
 static int exec_ints(struct store *st, const char *sql, const int64_t *args, int nargs,
                      int64_t *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc, ret;
 
     if (store_prepare(st, sql, &s, err, errlen) < 0)
         return -1;
     for (int i = 0; i < nargs; i++)
-        sqlite3_bind_int64(s, i + 1, args[i]);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+        sql_bind_int64(s, i + 1, args[i]);
+    rc = sql_step(s);
+    if (rc == SQL_ROW) {
         if (out)
-            *out = sqlite3_column_int64(s, 0);
-        ret = out && sqlite3_column_type(s, 0) == SQLITE_NULL ? 1 : 0;
-    } else if (rc == SQLITE_DONE) {
+            *out = sql_col_int64(s, 0);
+        ret = out && sql_col_null(s, 0) ? 1 : 0;
+    } else if (rc == SQL_DONE) {
         ret = out ? 1 : 0;
     } else {
         ret = store_sql_err(st, err, errlen, "rules");
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     return ret;
 }
 
@@ -311,37 +312,37 @@ static int rule_change_commit(struct store *st, const char *actor, const char *a
 /* Text of rule id (owned) or NULL. */
 static char *rule_text(struct store *st, int id)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char *text = NULL;
 
     if (store_prepare(st, "SELECT text FROM rules WHERE id = ?", &s, NULL, 0) < 0)
         return NULL;
-    sqlite3_bind_int(s, 1, id);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        text = strdup((const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
+    sql_bind_int64(s, 1, id);
+    if (sql_step(s) == SQL_ROW)
+        text = strdup(sql_col_text(s, 0));
+    sql_finalize(s);
     return text;
 }
 
 /* Comment of rule id (owned) or NULL. */
 static char *rule_comment(struct store *st, int id)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char *c = NULL;
 
     if (store_prepare(st, "SELECT comment FROM rules WHERE id = ?", &s, NULL, 0) < 0)
         return NULL;
-    sqlite3_bind_int(s, 1, id);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        c = strdup((const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
+    sql_bind_int64(s, 1, id);
+    if (sql_step(s) == SQL_ROW)
+        c = strdup(sql_col_text(s, 0));
+    sql_finalize(s);
     return c;
 }
 
 int store_rule_add(struct store *st, const char *text, const char *comment, int before_id,
                    const char *actor, int *id, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t pos, now = clock_wall_ms();
 
     if (!text || !*text)
@@ -353,21 +354,21 @@ int store_rule_add(struct store *st, const char *text, const char *comment, int 
                   NULL, err, errlen) < 0 ||
         store_prepare(st,
                       "INSERT INTO rules(position, enabled, text, comment, created_ms,"
-                      " updated_ms) VALUES (?, 1, ?, ?, ?, ?)",
+                      " updated_ms) VALUES (?, 1, ?, ?, ?, ?) RETURNING id",
                       &s, err, errlen) < 0)
         goto fail;
-    sqlite3_bind_int64(s, 1, pos);
-    sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, comment ? comment : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, now);
-    sqlite3_bind_int64(s, 5, now);
-    if (sqlite3_step(s) != SQLITE_DONE) {
+    sql_bind_int64(s, 1, pos);
+    sql_bind_text(s, 2, text);
+    sql_bind_text(s, 3, comment ? comment : "");
+    sql_bind_int64(s, 4, now);
+    sql_bind_int64(s, 5, now);
+    if (sql_step(s) != SQL_ROW) {
         store_sql_err(st, err, errlen, "rule add");
-        sqlite3_finalize(s);
+        sql_finalize(s);
         goto fail;
     }
-    sqlite3_finalize(s);
-    *id = (int)sqlite3_last_insert_rowid(st->db);
+    *id = sql_col_int(s, 0);
+    sql_finalize(s);
     return rule_change_commit(st, actor, "rule.add", *id, text, err, errlen);
 fail:
     store_rollback(st);
@@ -377,7 +378,7 @@ fail:
 int store_rule_update(struct store *st, int id, const char *text, const char *comment, int enabled,
                       const char *actor, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t pos;
     char *now_text, *old_text = NULL, *old_comment = NULL, detail[512];
     size_t n;
@@ -399,19 +400,19 @@ int store_rule_update(struct store *st, int id, const char *text, const char *co
                       &s, err, errlen) < 0)
         goto fail;
     if (text)
-        sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+        sql_bind_text(s, 1, text);
     if (comment)
-        sqlite3_bind_text(s, 2, comment, -1, SQLITE_STATIC);
+        sql_bind_text(s, 2, comment);
     if (enabled >= 0)
-        sqlite3_bind_int(s, 3, enabled != 0);
-    sqlite3_bind_int64(s, 4, clock_wall_ms());
-    sqlite3_bind_int(s, 5, id);
-    if (sqlite3_step(s) != SQLITE_DONE) {
+        sql_bind_int64(s, 3, enabled != 0);
+    sql_bind_int64(s, 4, clock_wall_ms());
+    sql_bind_int64(s, 5, id);
+    if (sql_step(s) != SQL_DONE) {
         store_sql_err(st, err, errlen, "rule update");
-        sqlite3_finalize(s);
+        sql_finalize(s);
         goto fail;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     now_text = rule_text(st, id);
     n = (size_t)snprintf(detail, sizeof(detail), "rule %d: %s", id, now_text ? now_text : "");
     if (text && old_text && now_text && strcmp(old_text, now_text) != 0)
@@ -503,7 +504,7 @@ fail:
 int store_rules_replace(struct store *st, const char *const *texts, size_t n, const char *actor,
                         char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t now = clock_wall_ms();
     char detail[64];
 
@@ -518,19 +519,20 @@ int store_rules_replace(struct store *st, const char *const *texts, size_t n, co
                       " updated_ms) VALUES (?, 1, ?, '', ?, ?)",
                       &s, err, errlen) < 0)
         goto fail;
+    sql_defer(s);
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(s, 1, (int64_t)i + 1);
-        sqlite3_bind_text(s, 2, texts[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, now);
-        sqlite3_bind_int64(s, 4, now);
-        if (sqlite3_step(s) != SQLITE_DONE) {
+        sql_bind_int64(s, 1, (int64_t)i + 1);
+        sql_bind_text(s, 2, texts[i]);
+        sql_bind_int64(s, 3, now);
+        sql_bind_int64(s, 4, now);
+        if (sql_step(s) != SQL_DONE) {
             store_sql_err(st, err, errlen, "rules replace");
-            sqlite3_finalize(s);
+            sql_finalize(s);
             goto fail;
         }
-        sqlite3_reset(s);
+        sql_reset(s);
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     snprintf(detail, sizeof(detail), "%zu rules", n);
     return change_commit(st, actor, "rules.replace", detail, err, errlen);
 fail:
@@ -550,7 +552,7 @@ static int check_list_name(const char *name, char *err, size_t errlen)
 int store_lists(struct store *st, struct store_list_info **lists, size_t *n, char *err,
                 size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     struct store_list_info *v = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -563,28 +565,28 @@ int store_lists(struct store *st, struct store_list_info **lists, size_t *n, cha
                       " FROM lists l ORDER BY name",
                       &s, err, errlen) < 0)
         return -1;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        const char *name = sql_col_text(s, 0);
 
         if (store_array_reserve(&v, &cap, len, 16, sizeof(*v)) < 0) {
             store_errf(err, errlen, "lists: out of memory");
             goto fail;
         }
         snprintf(v[len].name, sizeof(v[len].name), "%s", name ? name : "");
-        v[len].updated_ms = sqlite3_column_int64(s, 1);
-        v[len].entries = sqlite3_column_int64(s, 2);
+        v[len].updated_ms = sql_col_int64(s, 1);
+        v[len].entries = sql_col_int64(s, 2);
         len++;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "lists");
         goto fail;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     *lists = v;
     *n = len;
     return 0;
 fail:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     free(v);
     return -1;
 }
@@ -599,7 +601,7 @@ static int cmp_str(const void *a, const void *b)
 int store_list_replace(struct store *st, const char *name, const char *const *domains, size_t n,
                        const char *actor, char *err, size_t errlen)
 {
-    sqlite3_stmt *s = NULL;
+    struct sql_stmt *s = NULL;
     const char **sorted;
     char detail[128];
     int64_t added = 0;
@@ -624,30 +626,32 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
                       " ON CONFLICT(name) DO UPDATE SET updated_ms = excluded.updated_ms",
                       &s, err, errlen) < 0)
         goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, clock_wall_ms());
-    if (sqlite3_step(s) != SQLITE_DONE)
+    sql_bind_text(s, 1, name);
+    sql_bind_int64(s, 2, clock_wall_ms());
+    if (sql_step(s) != SQL_DONE)
         goto sql_fail;
-    sqlite3_finalize(s);
+    sql_finalize(s);
     s = NULL;
     if (store_exec_text(st, "DELETE FROM list_entries WHERE list = ?", name, "list replace", err,
                         errlen) < 0 ||
-        store_prepare(st, "INSERT OR IGNORE INTO list_entries(list, domain) VALUES (?, ?)", &s, err,
-                      errlen) < 0)
+        store_prepare(st,
+                      "INSERT INTO list_entries(list, domain) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                      &s, err, errlen) < 0)
         goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sql_defer(s);
+    sql_bind_text(s, 1, name);
     for (size_t i = 0; i < n; i++) {
         if (!sorted[i] || !*sorted[i])
             continue;
         if (i > 0 && sorted[i - 1] && strcmp(sorted[i - 1], sorted[i]) == 0)
             continue;
-        sqlite3_bind_text(s, 2, sorted[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(s) != SQLITE_DONE)
+        sql_bind_text(s, 2, sorted[i]);
+        if (sql_step(s) != SQL_DONE)
             goto sql_fail;
-        sqlite3_reset(s);
+        sql_reset(s);
         added++;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     s = NULL;
     st->lists_changed = true;
     st->lists_like = 0;
@@ -657,7 +661,7 @@ int store_list_replace(struct store *st, const char *name, const char *const *do
 sql_fail:
     store_sql_err(st, err, errlen, "list replace");
 fail:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     free(sorted);
     store_rollback(st);
     return -1;
@@ -674,7 +678,7 @@ int store_list_delete(struct store *st, const char *name, const char *actor, cha
     if (store_exec_text(st, "DELETE FROM lists WHERE name = ?", name, "list delete", err, errlen) <
         0)
         goto fail;
-    if (sqlite3_changes(st->db) == 0) {
+    if (sql_changes(st) == 0) {
         store_errf(err, errlen, "list %s: no such list", name);
         goto fail;
     }
@@ -689,21 +693,21 @@ fail:
 
 static bool list_exists(struct store *st, const char *name)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     bool found;
 
     if (store_prepare(st, "SELECT 1 FROM lists WHERE name = ?", &s, NULL, 0) < 0)
         return false;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    found = sqlite3_step(s) == SQLITE_ROW;
-    sqlite3_finalize(s);
+    sql_bind_text(s, 1, name);
+    found = sql_step(s) == SQL_ROW;
+    sql_finalize(s);
     return found;
 }
 
 int store_list_entries(struct store *st, const char *name, char ***domains, size_t *n, char *err,
                        size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     char **v = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -713,19 +717,19 @@ int store_list_entries(struct store *st, const char *name, char ***domains, size
     if (store_prepare(st, "SELECT domain FROM list_entries WHERE list = ? ORDER BY domain", &s, err,
                       errlen) < 0)
         return -1;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sql_bind_text(s, 1, name);
+    while ((rc = sql_step(s)) == SQL_ROW) {
         if (store_array_reserve(&v, &cap, len, 256, sizeof(*v)) < 0)
             goto oom;
-        if (!(v[len] = strdup((const char *)sqlite3_column_text(s, 0))))
+        if (!(v[len] = strdup(sql_col_text(s, 0))))
             goto oom;
         len++;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "list entries");
         goto fail;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     s = NULL;
     if (len == 0 && !list_exists(st, name)) {
         store_errf(err, errlen, "list %s: no such list", name);
@@ -737,7 +741,7 @@ int store_list_entries(struct store *st, const char *name, char ***domains, size
 oom:
     store_errf(err, errlen, "list %s: out of memory", name);
 fail:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     for (size_t i = 0; i < len; i++)
         free(v[i]);
     free(v);
@@ -768,12 +772,9 @@ static int next_rule_id(struct store *st, int *id, char *err, size_t errlen)
 {
     int64_t v = 0;
 
-    if (exec_ints(st,
-                  "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'rules'), 0),"
-                  " coalesce((SELECT max(id) FROM rules), 0))",
-                  NULL, 0, &v, err, errlen) < 0)
+    if (exec_ints(st, sql_frag(st, SQL_NEXT_RULE_ID), NULL, 0, &v, err, errlen) < 0)
         return -1;
-    *id = (int)v + 1;
+    *id = (int)v;
     return 0;
 }
 
@@ -785,11 +786,11 @@ int store_policy_read(struct store *st, struct store_policy *out, char *err, siz
     memset(out, 0, sizeof(*out));
     /* A savepoint outside a transaction is a deferred BEGIN: every read below sees the
      * database as of the first one. */
-    if (store_exec(st, "SAVEPOINT policy_read", err, errlen) < 0)
+    if (store_exec(st, sql_frag(st, SQL_READ_BEGIN), err, errlen) < 0)
         return -1;
     out->version = store_policy_version(st);
     if (out->version < 0) {
-        store_errf(err, errlen, "policy version: %s", sqlite3_errmsg(st->db));
+        store_errf(err, errlen, "policy version: %s", sql_errmsg(st));
         goto fail;
     }
     if (next_rule_id(st, &out->next_rule_id, err, errlen) < 0 ||
@@ -810,11 +811,13 @@ int store_policy_read(struct store *st, struct store_policy *out, char *err, siz
         out->nlists++;
     }
     free(infos);
-    return store_exec(st, "RELEASE policy_read", err, errlen) < 0 ? -1 : 0;
+    return store_exec(st, sql_frag(st, SQL_READ_END), err, errlen) < 0 ? -1 : 0;
 fail:
     free(infos);
     store_policy_free(out);
-    sqlite3_exec(st->db, "ROLLBACK TO policy_read; RELEASE policy_read", NULL, NULL, NULL);
+    sql_exec_script(
+        st, st->backend == STORE_PG ? "ROLLBACK" : "ROLLBACK TO policy_read; RELEASE policy_read",
+        NULL, 0);
     return -1;
 }
 

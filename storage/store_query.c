@@ -52,15 +52,15 @@ static void param_blob16(struct params *p, const uint8_t *b)
     p->v[p->n++].t = b;
 }
 
-static void params_bind(const struct params *p, sqlite3_stmt *s)
+static void params_bind(const struct params *p, struct sql_stmt *s)
 {
     for (int i = 0; i < p->n; i++) {
         if (p->v[i].kind == PARAM_TEXT)
-            sqlite3_bind_text(s, i + 1, p->v[i].t, -1, SQLITE_TRANSIENT);
+            sql_bind_text(s, i + 1, p->v[i].t);
         else if (p->v[i].kind == PARAM_BLOB16)
-            sqlite3_bind_blob(s, i + 1, p->v[i].t, 16, SQLITE_TRANSIENT);
+            sql_bind_blob(s, i + 1, p->v[i].t, 16);
         else
-            sqlite3_bind_int64(s, i + 1, p->v[i].i);
+            sql_bind_int64(s, i + 1, p->v[i].i);
     }
 }
 
@@ -83,37 +83,37 @@ static char *like_pattern(const char *s)
     return out;
 }
 
-static void copy_col(char *dst, size_t size, sqlite3_stmt *s, int col)
+static void copy_col(char *dst, size_t size, struct sql_stmt *s, int col)
 {
-    const char *v = (const char *)sqlite3_column_text(s, col);
+    const char *v = sql_col_text(s, col);
 
     snprintf(dst, size, "%s", v ? v : "");
 }
 
 #define COPY_COL(field, s, col) copy_col((field), sizeof(field), (s), (col))
 
-static void row_from_stmt(sqlite3_stmt *s, struct store_log_row *r)
+static void row_from_stmt(struct sql_stmt *s, struct store_log_row *r)
 {
     struct store_access *a = &r->a;
 
     memset(r, 0, sizeof(*r));
-    r->id = sqlite3_column_int64(s, 0);
-    a->time_ms = sqlite3_column_int64(s, 1);
+    r->id = sql_col_int64(s, 0);
+    a->time_ms = sql_col_int64(s, 1);
     COPY_COL(a->client, s, 2);
     COPY_COL(a->user, s, 3);
     COPY_COL(a->method, s, 4);
     COPY_COL(a->scheme, s, 5);
     COPY_COL(a->host, s, 6);
-    a->port = (uint16_t)sqlite3_column_int(s, 7);
+    a->port = (uint16_t)sql_col_int(s, 7);
     COPY_COL(a->path, s, 8);
-    a->status = (uint16_t)sqlite3_column_int(s, 9);
-    a->bytes_up = (uint64_t)sqlite3_column_int64(s, 10);
-    a->bytes_down = (uint64_t)sqlite3_column_int64(s, 11);
-    a->duration_ms = (uint32_t)sqlite3_column_int64(s, 12);
-    a->decision = (uint8_t)sqlite3_column_int(s, 13);
-    a->rule_id = sqlite3_column_int(s, 14);
+    a->status = (uint16_t)sql_col_int(s, 9);
+    a->bytes_up = (uint64_t)sql_col_int64(s, 10);
+    a->bytes_down = (uint64_t)sql_col_int64(s, 11);
+    a->duration_ms = (uint32_t)sql_col_int64(s, 12);
+    a->decision = (uint8_t)sql_col_int(s, 13);
+    a->rule_id = sql_col_int(s, 14);
     COPY_COL(a->error, s, 15);
-    a->policy_version = sqlite3_column_int64(s, 16);
+    a->policy_version = sql_col_int64(s, 16);
     COPY_COL(a->sni, s, 17);
     COPY_COL(a->dest, s, 18);
     COPY_COL(r->node, s, 19);
@@ -145,14 +145,48 @@ static void sql_in_net(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int(ctx, in);
 }
 
+/* An IPv4 address in dotted quad, each part at most 255: PostgreSQL's inet takes it. */
+#define PG_IPV4_RE                                                                                 \
+    "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]" \
+    "?[0-9])$"
+
+/* PostgreSQL's terms for px_in_net's network (net, bits): v6 the network as inet text, which
+ * IPv6 clients are compared with; v4 the network IPv4 clients (px_in_net compares them as
+ * IPv4-mapped) lie in, as inet text, or "" when none does. -1 for bits out of 0..128. */
+static int pg_net_terms(const struct store_log_filter *f, char *v4, char *v6)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    int bits = f->client_net_bits;
+    char a[INET6_ADDRSTRLEN], a4[INET_ADDRSTRLEN];
+
+    if (bits < 0 || bits > 128 || !inet_ntop(AF_INET6, f->client_net, a, sizeof(a)))
+        return -1;
+    snprintf(v6, INET6_ADDRSTRLEN + 5, "%s/%d", a, bits);
+    v4[0] = '\0';
+    if (bits >= 96) {
+        if (memcmp(f->client_net, mapped, 12) == 0 &&
+            inet_ntop(AF_INET, f->client_net + 12, a4, sizeof(a4)))
+            snprintf(v4, INET_ADDRSTRLEN + 4, "%s/%d", a4, bits - 96);
+    } else {
+        /* Every IPv4 client or none: whether ::ffff:0:0/96 lies in the network. */
+        int whole = bits / 8, rest = bits % 8;
+        if (memcmp(f->client_net, mapped, (size_t)whole) == 0 &&
+            (rest == 0 ||
+             ((mapped[whole] ^ f->client_net[whole]) & (0xff << (8 - rest)) & 0xff) == 0))
+            strcpy(v4, "0.0.0.0/0");
+    }
+    return 0;
+}
+
 int store_log_search(struct store *st, const struct store_log_filter *f,
                      struct store_log_row **rows, size_t *n, char *err, size_t errlen)
 {
     char sql[2048];
+    char v4net[INET_ADDRSTRLEN + 4], v6net[INET6_ADDRSTRLEN + 5];
     struct params p = {0};
     char *host_pat = NULL, *text_pat = NULL;
     struct store_log_row *v = NULL;
-    sqlite3_stmt *s = NULL;
+    struct sql_stmt *s = NULL;
     size_t limit = f->limit ? f->limit : SEARCH_DEFAULT_LIMIT, len = 0;
     /* A later page (before_id) walks the ids down from where the last one ended: the time
      * index would read and sort the whole window again for each page of an export. */
@@ -167,11 +201,11 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     if (limit > SEARCH_MAX_LIMIT)
         limit = SEARCH_MAX_LIMIT;
     snprintf(sql, sizeof(sql),
-             "SELECT id, time_ms, client, user, method, scheme, host, port, path, status,"
+             "SELECT id, time_ms, client, \"user\", method, scheme, host, port, path, status,"
              " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni,"
              " dest, node FROM access_log%s"
-             " WHERE 1",
-             by_time ? " INDEXED BY access_log_time" : "");
+             " WHERE 1 = 1",
+             by_time ? sql_frag(st, SQL_INDEXED_BY_TIME) : "");
 #define ADD(frag) strncat(sql, (frag), sizeof(sql) - strlen(sql) - 1)
     if (f->since_ms > 0) {
         ADD(" AND ");
@@ -192,11 +226,27 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     /* A prefix or network of addresses may hold most of the log: no index (then a sort of
      * all of it), the newest rows are read until the page is full. */
     if (f->client_prefix[0]) {
-        ADD(" AND +client >= ? AND +client < ? || char(127)");
+        ADD(sql_frag(st, SQL_CLIENT_PREFIX));
         param_text(&p, f->client_prefix);
         param_text(&p, f->client_prefix);
     }
-    if (f->client_net_set) {
+    if (f->client_net_set && st->backend == STORE_PG) {
+        if (pg_net_terms(f, v4net, v6net) < 0) {
+            store_errf(err, errlen, "log search: bad network length %d", f->client_net_bits);
+            goto fail;
+        }
+        /* Only text that is an address is cast (a cast of anything else is an error). */
+        ADD(" AND CASE WHEN client ~ '" PG_IPV4_RE "' THEN ");
+        if (v4net[0]) {
+            ADD("client::inet <<= CAST(? AS inet)");
+            param_text(&p, v4net);
+        } else {
+            ADD("false");
+        }
+        ADD(" WHEN client ~ '^[0-9A-Fa-f:.]+$' AND strpos(client, ':') > 0"
+            " THEN client::inet <<= CAST(? AS inet) ELSE false END");
+        param_text(&p, v6net);
+    } else if (f->client_net_set) {
         if (sqlite3_create_function(st->db, "px_in_net", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                     NULL, sql_in_net, NULL, NULL) != SQLITE_OK) {
             store_sql_err(st, err, errlen, "log search");
@@ -207,19 +257,25 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
         param_int(&p, f->client_net_bits);
     }
     if (f->user[0]) {
-        ADD(" AND user = ?");
+        ADD(" AND \"user\" = ?");
         param_text(&p, f->user);
     }
     if (f->host_like) {
         if (!(host_pat = like_pattern(f->host_like)))
             goto oom;
-        ADD(" AND host LIKE ? ESCAPE '\\'");
+        ADD(" AND host ");
+        ADD(sql_frag(st, SQL_LIKE));
+        ADD(" ? ESCAPE '\\'");
         param_text(&p, host_pat);
     }
     if (f->text_like) {
         if (!(text_pat = like_pattern(f->text_like)))
             goto oom;
-        ADD(" AND (host LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\')");
+        ADD(" AND (host ");
+        ADD(sql_frag(st, SQL_LIKE));
+        ADD(" ? ESCAPE '\\' OR path ");
+        ADD(sql_frag(st, SQL_LIKE));
+        ADD(" ? ESCAPE '\\')");
         param_text(&p, text_pat);
         param_text(&p, text_pat);
     }
@@ -254,13 +310,13 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     if (store_prepare(st, sql, &s, err, errlen) < 0)
         goto fail;
     params_bind(&p, s);
-    while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    while (len < limit && (rc = sql_step(s)) == SQL_ROW)
         row_from_stmt(s, &v[len++]);
-    if (len < limit && rc != SQLITE_DONE) {
+    if (len < limit && rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "log search");
         goto fail;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     free(host_pat);
     free(text_pat);
     *rows = v;
@@ -269,7 +325,7 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
 oom:
     store_errf(err, errlen, "log search: out of memory");
 fail:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     free(host_pat);
     free(text_pat);
     free(v);
@@ -287,22 +343,22 @@ fail:
 /* A read transaction unless the caller has one open. */
 static bool read_begin(struct store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
+    if (sql_in_transaction(st))
         return false;
-    return sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    return sql_exec_script(st, sql_frag(st, SQL_BEGIN_SNAPSHOT), NULL, 0) == 0;
 }
 
 static void read_end(struct store *st, bool began)
 {
     if (began)
-        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+        sql_exec_script(st, "COMMIT", NULL, 0);
 }
 
 /* Open bounds (0) become the oldest and newest times in the log; *lo == *hi when empty. */
 static int resolve_range(struct store *st, int64_t since_ms, int64_t until_ms, int64_t *lo,
                          int64_t *hi, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t oldest = 0, newest = -1;
     int rc;
 
@@ -317,13 +373,13 @@ static int resolve_range(struct store *st, int64_t since_ms, int64_t until_ms, i
                       " (SELECT max(time_ms) FROM access_log)",
                       &s, err, errlen) < 0)
         return -1;
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-        oldest = sqlite3_column_int64(s, 0);
-        newest = sqlite3_column_int64(s, 1);
+    rc = sql_step(s);
+    if (rc == SQL_ROW && !sql_col_null(s, 0)) {
+        oldest = sql_col_int64(s, 0);
+        newest = sql_col_int64(s, 1);
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW)
+    sql_finalize(s);
+    if (rc != SQL_ROW)
         return store_sql_err(st, err, errlen, "time range");
     *lo = since_ms > 0 ? since_ms : oldest;
     *hi = until_ms > 0 ? until_ms : newest + 1;
@@ -517,19 +573,26 @@ int store_host_visitors(struct store *st, const char *host, enum store_visitors_
                         struct store_visitor **rows, size_t *n, char *err, size_t errlen)
 {
     /* The groups are few (one per client or user of one host): SQLite's GROUP BY sorts only
-     * those, after the range's rows are filtered. */
-    static const char *const sql[STORE_VISITORS_COUNT] = {
-        "SELECT client, count(*), sum(decision = 1), min(time_ms), max(time_ms) FROM access_log"
-        " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY client"
-        " ORDER BY 2 DESC, 1 LIMIT ?4",
-        "SELECT user, count(*), sum(decision = 1), min(time_ms), max(time_ms) FROM access_log"
-        " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY user"
-        " ORDER BY 2 DESC, 1 LIMIT ?4",
+     * those, after the range's rows are filtered. PostgreSQL orders the keys by their bytes
+     * too (COLLATE "C"), as SQLite does. */
+    static const char *const sql[2][STORE_VISITORS_COUNT] = {
+        {"SELECT client, count(*), sum(decision = 1), min(time_ms), max(time_ms) FROM access_log"
+         " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY client"
+         " ORDER BY 2 DESC, 1 LIMIT ?4",
+         "SELECT \"user\", count(*), sum(decision = 1), min(time_ms), max(time_ms)"
+         " FROM access_log WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY \"user\""
+         " ORDER BY 2 DESC, 1 LIMIT ?4"},
+        {"SELECT client, count(*), count(*) FILTER (WHERE decision = 1), min(time_ms),"
+         " max(time_ms) FROM access_log WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3"
+         " GROUP BY client ORDER BY 2 DESC, client COLLATE \"C\" LIMIT ?4",
+         "SELECT \"user\", count(*), count(*) FILTER (WHERE decision = 1), min(time_ms),"
+         " max(time_ms) FROM access_log WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3"
+         " GROUP BY \"user\" ORDER BY 2 DESC, \"user\" COLLATE \"C\" LIMIT ?4"},
     };
     struct store_visitor *v;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     size_t len = 0;
-    int rc;
+    int rc = SQL_DONE;
 
     *rows = NULL;
     *n = 0;
@@ -540,27 +603,29 @@ int store_host_visitors(struct store *st, const char *host, enum store_visitors_
     v = calloc(limit, sizeof(*v));
     if (!v)
         return store_errf(err, errlen, "visitors: out of memory");
-    if (store_prepare(st, sql[by], &s, err, errlen) < 0) {
+    if (store_prepare(st, sql[st->backend == STORE_PG][by], &s, err, errlen) < 0) {
         free(v);
         return -1;
     }
-    sqlite3_bind_text(s, 1, host, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, since_ms > 0 ? since_ms : INT64_MIN);
-    sqlite3_bind_int64(s, 3, until_ms > 0 ? until_ms : INT64_MAX);
-    sqlite3_bind_int64(s, 4, (int64_t)limit);
-    while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sql_bind_text(s, 1, host);
+    sql_bind_int64(s, 2, since_ms > 0 ? since_ms : INT64_MIN);
+    sql_bind_int64(s, 3, until_ms > 0 ? until_ms : INT64_MAX);
+    sql_bind_int64(s, 4, (int64_t)limit);
+    while (len < limit && (rc = sql_step(s)) == SQL_ROW) {
         COPY_COL(v[len].key, s, 0);
-        v[len].requests = sqlite3_column_int64(s, 1);
-        v[len].blocked = sqlite3_column_int64(s, 2);
-        v[len].first_ms = sqlite3_column_int64(s, 3);
-        v[len].last_ms = sqlite3_column_int64(s, 4);
+        v[len].requests = sql_col_int64(s, 1);
+        v[len].blocked = sql_col_int64(s, 2);
+        v[len].first_ms = sql_col_int64(s, 3);
+        v[len].last_ms = sql_col_int64(s, 4);
         len++;
     }
-    sqlite3_finalize(s);
-    if (len < limit && rc != SQLITE_DONE) {
+    if (len < limit && rc != SQL_DONE) {
+        store_sql_err(st, err, errlen, "visitors");
+        sql_finalize(s);
         free(v);
-        return store_sql_err(st, err, errlen, "visitors");
+        return -1;
     }
+    sql_finalize(s);
     *rows = v;
     *n = len;
     return 0;

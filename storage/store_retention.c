@@ -16,14 +16,14 @@
 
 /* Deletes through `stmt` (a DELETE ... RETURNING rule_id and the rollups' columns) and takes
  * the deleted rows off the hit counters and the rollups. Returns rows deleted or -1. */
-static int64_t delete_counted(struct store *st, sqlite3_stmt *stmt, struct store_hit_tally *t,
+static int64_t delete_counted(struct store *st, struct sql_stmt *stmt, struct store_hit_tally *t,
                               struct store_rollup_acc *acc)
 {
     int64_t n = 0;
     int rc;
 
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int32_t rule_id = sqlite3_column_int(stmt, 0);
+    while ((rc = sql_step(stmt)) == SQL_ROW) {
+        int32_t rule_id = sql_col_int(stmt, 0);
         struct store_rollup_row r;
 
         store_rollup_row_of(stmt, 1, &r);
@@ -42,14 +42,14 @@ static int64_t delete_counted(struct store *st, sqlite3_stmt *stmt, struct store
             store_tally_add(t, rule_id, -1, 0);
         }
     }
-    return rc == SQLITE_DONE ? n : -1;
+    return rc == SQL_DONE ? n : -1;
 }
 
 int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, int64_t batch)
 {
     struct store_hit_tally *tally;
     struct store_rollup_acc *acc;
-    sqlite3_stmt *s = NULL;
+    struct sql_stmt *s = NULL;
     int64_t deleted = 0, n;
 
     if (days <= 0 && max_rows <= 0)
@@ -66,20 +66,23 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
     if (max_rows > 0) {
         /* Rows leave only from the old end, so ids are contiguous and "beyond the newest
          * max_rows" is id <= max(id) - max_rows: two b-tree probes instead of a count. */
-        if (store_prepare(st,
-                          "DELETE FROM access_log WHERE id <= min("
-                          " (SELECT max(id) FROM access_log) - ?1,"
-                          " (SELECT min(id) FROM access_log) + ?2 - 1,"
-                          " (SELECT rolled_id FROM access_rollup_state)) RETURNING "
-                          "rule_id, " STORE_ROLLUP_ROW_COLS,
-                          &s, NULL, 0) < 0)
+        char sql[512];
+
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM access_log WHERE id <= %s("
+                 " (SELECT max(id) FROM access_log) - ?1,"
+                 " (SELECT min(id) FROM access_log) + ?2 - 1,"
+                 " (SELECT rolled_id FROM access_rollup_state)) RETURNING "
+                 "rule_id, " STORE_ROLLUP_ROW_COLS,
+                 sql_frag(st, SQL_LEAST));
+        if (store_prepare(st, sql, &s, NULL, 0) < 0)
             goto fail;
-        sqlite3_bind_int64(s, 1, max_rows);
-        sqlite3_bind_int64(s, 2, batch);
+        sql_bind_int64(s, 1, max_rows);
+        sql_bind_int64(s, 2, batch);
         if ((n = delete_counted(st, s, tally, acc)) < 0)
             goto fail;
         deleted += n;
-        sqlite3_finalize(s);
+        sql_finalize(s);
         s = NULL;
     }
     if (days > 0 && deleted < batch) {
@@ -90,12 +93,12 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
                           " ORDER BY time_ms LIMIT ?) RETURNING rule_id, " STORE_ROLLUP_ROW_COLS,
                           &s, NULL, 0) < 0)
             goto fail;
-        sqlite3_bind_int64(s, 1, clock_wall_ms() - days * DAY_MS);
-        sqlite3_bind_int64(s, 2, batch - deleted);
+        sql_bind_int64(s, 1, clock_wall_ms() - days * DAY_MS);
+        sql_bind_int64(s, 2, batch - deleted);
         if ((n = delete_counted(st, s, tally, acc)) < 0)
             goto fail;
         deleted += n;
-        sqlite3_finalize(s);
+        sql_finalize(s);
         s = NULL;
     }
     if (store_tally_flush(st, tally, NULL, 0) < 0 || store_rollup_flush(st, acc, -1, NULL, 0) < 0 ||
@@ -106,7 +109,7 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
     store_rollup_free(acc);
     return deleted;
 fail:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     store_rollback(st);
     free(tally);
     store_rollup_free(acc);

@@ -198,29 +198,29 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
 
 static int set_watermark(struct store *st, int64_t rolled_id, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(st, "UPDATE access_rollup_state SET rolled_id = ?1 WHERE id = 1", &s, err,
                       errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, rolled_id);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "rollup watermark");
+    sql_bind_int64(s, 1, rolled_id);
+    rc = sql_step(s);
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "rollup watermark");
 }
 
 int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t v = -1;
 
     if (store_prepare(st, "SELECT rolled_id FROM access_rollup_state WHERE id = 1", &s, err,
                       errlen) < 0)
         return -1;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    if (sql_step(s) == SQL_ROW)
+        v = sql_col_int64(s, 0);
+    sql_finalize(s);
     if (v < 0)
         store_sql_err(st, err, errlen, "rollup watermark");
     return v;
@@ -229,7 +229,7 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
 int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t rolled_id, char *err,
                        size_t errlen)
 {
-    sqlite3_stmt *up = NULL, *gone = NULL;
+    struct sql_stmt *up = NULL, *gone = NULL;
     int rc = 0;
 
     if (acc->used > 0 &&
@@ -238,13 +238,13 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
                        " reported, bytes_up, bytes_down, blocked_bytes, reported_bytes)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                        " ON CONFLICT(level_ms, dim, bucket_ms, key) DO UPDATE SET"
-                       " requests = requests + excluded.requests,"
-                       " blocked = blocked + excluded.blocked,"
-                       " reported = reported + excluded.reported,"
-                       " bytes_up = bytes_up + excluded.bytes_up,"
-                       " bytes_down = bytes_down + excluded.bytes_down,"
-                       " blocked_bytes = blocked_bytes + excluded.blocked_bytes,"
-                       " reported_bytes = reported_bytes + excluded.reported_bytes",
+                       " requests = access_rollup.requests + excluded.requests,"
+                       " blocked = access_rollup.blocked + excluded.blocked,"
+                       " reported = access_rollup.reported + excluded.reported,"
+                       " bytes_up = access_rollup.bytes_up + excluded.bytes_up,"
+                       " bytes_down = access_rollup.bytes_down + excluded.bytes_down,"
+                       " blocked_bytes = access_rollup.blocked_bytes + excluded.blocked_bytes,"
+                       " reported_bytes = access_rollup.reported_bytes + excluded.reported_bytes",
                        &up, err, errlen) < 0 ||
          store_prepare(st,
                        "DELETE FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
@@ -256,59 +256,59 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
 
         if (s->sums.requests == 0)
             continue; /* added and taken away again */
-        sqlite3_bind_int64(up, 1, level_ms[s->level]);
-        sqlite3_bind_int(up, 2, s->dim);
-        sqlite3_bind_int64(up, 3, s->bucket_ms);
-        sqlite3_bind_text(up, 4, acc->arena + s->key_off, s->key_len, SQLITE_STATIC);
-        sqlite3_bind_int64(up, 5, s->sums.requests);
-        sqlite3_bind_int64(up, 6, s->sums.blocked);
-        sqlite3_bind_int64(up, 7, s->sums.reported);
-        sqlite3_bind_int64(up, 8, s->sums.bytes_up);
-        sqlite3_bind_int64(up, 9, s->sums.bytes_down);
-        sqlite3_bind_int64(up, 10, s->sums.blocked_bytes);
-        sqlite3_bind_int64(up, 11, s->sums.reported_bytes);
-        if (sqlite3_step(up) != SQLITE_DONE)
+        sql_bind_int64(up, 1, level_ms[s->level]);
+        sql_bind_int64(up, 2, s->dim);
+        sql_bind_int64(up, 3, s->bucket_ms);
+        sql_bind_textn(up, 4, acc->arena + s->key_off, s->key_len);
+        sql_bind_int64(up, 5, s->sums.requests);
+        sql_bind_int64(up, 6, s->sums.blocked);
+        sql_bind_int64(up, 7, s->sums.reported);
+        sql_bind_int64(up, 8, s->sums.bytes_up);
+        sql_bind_int64(up, 9, s->sums.bytes_down);
+        sql_bind_int64(up, 10, s->sums.blocked_bytes);
+        sql_bind_int64(up, 11, s->sums.reported_bytes);
+        if (sql_step(up) != SQL_DONE)
             rc = store_sql_err(st, err, errlen, "rollup");
-        sqlite3_reset(up);
+        sql_reset(up);
         /* Rows taken away (retention): a bucket left without requests is no longer a row. */
         if (rc == 0 && s->sums.requests < 0) {
-            sqlite3_bind_int64(gone, 1, level_ms[s->level]);
-            sqlite3_bind_int(gone, 2, s->dim);
-            sqlite3_bind_int64(gone, 3, s->bucket_ms);
-            sqlite3_bind_text(gone, 4, acc->arena + s->key_off, s->key_len, SQLITE_STATIC);
-            if (sqlite3_step(gone) != SQLITE_DONE)
+            sql_bind_int64(gone, 1, level_ms[s->level]);
+            sql_bind_int64(gone, 2, s->dim);
+            sql_bind_int64(gone, 3, s->bucket_ms);
+            sql_bind_textn(gone, 4, acc->arena + s->key_off, s->key_len);
+            if (sql_step(gone) != SQL_DONE)
                 rc = store_sql_err(st, err, errlen, "rollup");
-            sqlite3_reset(gone);
+            sql_reset(gone);
         }
     }
-    sqlite3_finalize(up);
-    sqlite3_finalize(gone);
+    sql_finalize(up);
+    sql_finalize(gone);
     if (rc == 0 && rolled_id >= 0)
         rc = set_watermark(st, rolled_id, err, errlen);
     store_rollup_clear(acc);
     return rc;
 }
 
-void store_rollup_row_of(sqlite3_stmt *s, int first, struct store_rollup_row *r)
+void store_rollup_row_of(struct sql_stmt *s, int first, struct store_rollup_row *r)
 {
-    const char *host = (const char *)sqlite3_column_text(s, first + 1);
-    const char *client = (const char *)sqlite3_column_text(s, first + 2);
-    const char *node = (const char *)sqlite3_column_text(s, first + 4);
+    const char *host = sql_col_text(s, first + 1);
+    const char *client = sql_col_text(s, first + 2);
+    const char *node = sql_col_text(s, first + 4);
 
-    r->time_ms = sqlite3_column_int64(s, first);
+    r->time_ms = sql_col_int64(s, first);
     r->host = host ? host : "";
     r->client = client ? client : "";
-    r->rule_id = sqlite3_column_int(s, first + 3);
+    r->rule_id = sql_col_int(s, first + 3);
     r->node = node ? node : "";
-    r->decision = sqlite3_column_int(s, first + 5);
-    r->bytes_up = sqlite3_column_int64(s, first + 6);
-    r->bytes_down = sqlite3_column_int64(s, first + 7);
+    r->decision = sql_col_int(s, first + 5);
+    r->bytes_up = sql_col_int64(s, first + 6);
+    r->bytes_down = sql_col_int64(s, first + 7);
 }
 
 int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
                               bool *done, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t mark = store_rollup_watermark(st, err, errlen), last, n = 0;
     int rc;
 
@@ -322,9 +322,9 @@ int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, in
                       " FROM access_log WHERE id > ?1 ORDER BY id LIMIT ?2",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, mark);
-    sqlite3_bind_int64(s, 2, max);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sql_bind_int64(s, 1, mark);
+    sql_bind_int64(s, 2, max);
+    while ((rc = sql_step(s)) == SQL_ROW) {
         struct store_rollup_row r;
 
         store_rollup_row_of(s, 1, &r);
@@ -332,16 +332,16 @@ int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, in
             /* Full: what is summed so far goes in, up to the row before this one. The
              * reading statement stays open: the upserts touch another table. */
             if (store_rollup_flush(st, acc, last, err, errlen) < 0) {
-                sqlite3_finalize(s);
+                sql_finalize(s);
                 return -1;
             }
             store_rollup_add(acc, &r, 1);
         }
-        last = sqlite3_column_int64(s, 0);
+        last = sql_col_int64(s, 0);
         n++;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return store_sql_err(st, err, errlen, "rollup catch-up");
     if (store_rollup_flush(st, acc, last, err, errlen) < 0)
         return -1;
@@ -371,7 +371,7 @@ struct reader {
 /* dim's rollup rows of one level with buckets in [lo, hi). */
 static int read_level(struct reader *rd, int level, int64_t lo, int64_t hi)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(rd->st,
@@ -395,27 +395,26 @@ static int read_level(struct reader *rd, int level, int64_t lo, int64_t hi)
                             " AND bucket_ms >= ?3 AND bucket_ms < ?4",
                       &s, rd->err, rd->errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, level_ms[level]);
-    sqlite3_bind_int(s, 2, rd->dim);
-    sqlite3_bind_int64(s, 3, lo);
-    sqlite3_bind_int64(s, 4, hi);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sql_bind_int64(s, 1, level_ms[level]);
+    sql_bind_int64(s, 2, rd->dim);
+    sql_bind_int64(s, 3, lo);
+    sql_bind_int64(s, 4, hi);
+    while ((rc = sql_step(s)) == SQL_ROW) {
         struct store_rollup_sums sums = {
-            .requests = sqlite3_column_int64(s, 2),
-            .blocked = sqlite3_column_int64(s, 3),
-            .reported = sqlite3_column_int64(s, 4),
-            .bytes_up = sqlite3_column_int64(s, 5),
-            .bytes_down = sqlite3_column_int64(s, 6),
-            .blocked_bytes = sqlite3_column_int64(s, 7),
-            .reported_bytes = sqlite3_column_int64(s, 8),
+            .requests = sql_col_int64(s, 2),
+            .blocked = sql_col_int64(s, 3),
+            .reported = sql_col_int64(s, 4),
+            .bytes_up = sql_col_int64(s, 5),
+            .bytes_down = sql_col_int64(s, 6),
+            .blocked_bytes = sql_col_int64(s, 7),
+            .reported_bytes = sql_col_int64(s, 8),
         };
-        const char *key = (const char *)sqlite3_column_text(s, 1);
+        const char *key = sql_col_text(s, 1);
 
-        rd->fn(rd->arg, sqlite3_column_int64(s, 0), key ? key : "",
-               (size_t)sqlite3_column_bytes(s, 1), &sums);
+        rd->fn(rd->arg, sql_col_int64(s, 0), key ? key : "", key ? strlen(key) : 0, &sums);
     }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_sql_err(rd->st, rd->err, rd->errlen, "rollup");
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(rd->st, rd->err, rd->errlen, "rollup");
 }
 
 /* Raw rows with time in [lo, hi), each as the sums of one request; above_id > 0: only rows
@@ -425,7 +424,7 @@ static int read_raw(struct reader *rd, int64_t lo, int64_t hi, int64_t above_id)
     static const char *const key_col[STORE_ROLLUP_DIMS] = {"''", "host", "client", "rule_id",
                                                            "node"};
     char sql[320];
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (hi <= lo)
@@ -440,13 +439,13 @@ static int read_raw(struct reader *rd, int64_t lo, int64_t hi, int64_t above_id)
                                         : "");
     if (store_prepare(rd->st, sql, &s, rd->err, rd->errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
+    sql_bind_int64(s, 1, lo);
+    sql_bind_int64(s, 2, hi);
     if (above_id >= 0)
-        sqlite3_bind_int64(s, 3, above_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int decision = sqlite3_column_int(s, 2);
-        int64_t up = sqlite3_column_int64(s, 3), down = sqlite3_column_int64(s, 4);
+        sql_bind_int64(s, 3, above_id);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        int decision = sql_col_int(s, 2);
+        int64_t up = sql_col_int64(s, 3), down = sql_col_int64(s, 4);
         bool deny = decision == STORE_DENY, report = decision == STORE_REPORT;
         struct store_rollup_sums sums = {
             .requests = 1,
@@ -457,13 +456,12 @@ static int read_raw(struct reader *rd, int64_t lo, int64_t hi, int64_t above_id)
             .blocked_bytes = deny ? up + down : 0,
             .reported_bytes = report ? up + down : 0,
         };
-        const char *key = (const char *)sqlite3_column_text(s, 1);
+        const char *key = sql_col_text(s, 1);
 
-        rd->fn(rd->arg, sqlite3_column_int64(s, 0), key ? key : "",
-               (size_t)sqlite3_column_bytes(s, 1), &sums);
+        rd->fn(rd->arg, sql_col_int64(s, 0), key ? key : "", key ? strlen(key) : 0, &sums);
     }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_sql_err(rd->st, rd->err, rd->errlen, "scan");
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(rd->st, rd->err, rd->errlen, "scan");
 }
 
 /* [lo, hi) from the coarsest level at or below level (whole buckets), the parts it does not

@@ -14,24 +14,24 @@
     "name, url, every_s, next_ms, checked_ms, imported_ms, entries, status, etag,"                 \
     " last_modified, error"
 
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col)
+static void copy_col(char *dst, size_t cap, struct sql_stmt *s, int col)
 {
-    const char *t = (const char *)sqlite3_column_text(s, col);
+    const char *t = sql_col_text(s, col);
 
     snprintf(dst, cap, "%s", t ? t : "");
 }
 
-static void sub_of(sqlite3_stmt *s, struct store_sub *o)
+static void sub_of(struct sql_stmt *s, struct store_sub *o)
 {
     memset(o, 0, sizeof(*o));
     copy_col(o->name, sizeof(o->name), s, 0);
     copy_col(o->url, sizeof(o->url), s, 1);
-    o->every_s = sqlite3_column_int64(s, 2);
-    o->next_ms = sqlite3_column_int64(s, 3);
-    o->checked_ms = sqlite3_column_int64(s, 4);
-    o->imported_ms = sqlite3_column_int64(s, 5);
-    o->entries = sqlite3_column_int64(s, 6);
-    o->status = sqlite3_column_int(s, 7);
+    o->every_s = sql_col_int64(s, 2);
+    o->next_ms = sql_col_int64(s, 3);
+    o->checked_ms = sql_col_int64(s, 4);
+    o->imported_ms = sql_col_int64(s, 5);
+    o->entries = sql_col_int64(s, 6);
+    o->status = sql_col_int(s, 7);
     copy_col(o->etag, sizeof(o->etag), s, 8);
     copy_col(o->last_modified, sizeof(o->last_modified), s, 9);
     copy_col(o->error, sizeof(o->error), s, 10);
@@ -41,7 +41,7 @@ int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *e
 {
     struct store_sub *v = NULL;
     size_t len = 0, cap = 0;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     *out = NULL;
@@ -49,16 +49,16 @@ int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *e
     if (store_prepare(st, "SELECT " SUB_COLS " FROM list_subscriptions ORDER BY name", &s, err,
                       errlen) < 0)
         return -1;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = sql_step(s)) == SQL_ROW) {
         if (store_array_reserve(&v, &cap, len, 4, sizeof(*v)) < 0) {
-            sqlite3_finalize(s);
+            sql_finalize(s);
             free(v);
             return store_errf(err, errlen, "subscriptions: out of memory");
         }
         sub_of(s, &v[len++]);
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         free(v);
         return store_sql_err(st, err, errlen, "subscriptions");
     }
@@ -70,20 +70,20 @@ int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *e
 int store_sub_get(struct store *st, const char *name, struct store_sub *out, char *err,
                   size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(st, "SELECT " SUB_COLS " FROM list_subscriptions WHERE name = ?", &s, err,
                       errlen) < 0)
         return -1;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    sql_bind_text(s, 1, name);
+    rc = sql_step(s);
+    if (rc == SQL_ROW)
         sub_of(s, out);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE)
+    sql_finalize(s);
+    if (rc == SQL_DONE)
         return 1;
-    return rc == SQLITE_ROW ? 0 : store_sql_err(st, err, errlen, "subscription");
+    return rc == SQL_ROW ? 0 : store_sql_err(st, err, errlen, "subscription");
 }
 
 static int commit_audited(struct store *st, const char *actor, const char *action,
@@ -100,7 +100,7 @@ int store_sub_add(struct store *st, const char *name, const char *url, int64_t e
                   const char *actor, char *err, size_t errlen)
 {
     char detail[STORE_SUB_URL_MAX + 128];
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (!name || !*name || strlen(name) > 63 || !url || !*url || strlen(url) > STORE_SUB_URL_MAX ||
@@ -119,18 +119,18 @@ int store_sub_add(struct store *st, const char *name, const char *url, int64_t e
         store_rollback(st);
         return -1;
     }
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, url, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, every_s);
-    sqlite3_bind_int64(s, 4, clock_wall_ms());
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_bind_text(s, 1, name);
+    sql_bind_text(s, 2, url);
+    sql_bind_int64(s, 3, every_s);
+    sql_bind_int64(s, 4, clock_wall_ms());
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "subscription add");
         store_rollback(st);
         return -1;
     }
-    if (sqlite3_changes(st->db) == 0) {
+    if (sql_changes(st) == 0) {
         store_rollback(st);
         store_errf(err, errlen, "list %s already has a subscription", name);
         return 1;
@@ -151,7 +151,7 @@ int store_sub_delete(struct store *st, const char *name, const char *actor, char
         store_rollback(st);
         return -1;
     }
-    if (sqlite3_changes(st->db) == 0) {
+    if (sql_changes(st) == 0) {
         store_rollback(st);
         store_errf(err, errlen, "list %s has no subscription", name);
         return 1;
@@ -162,7 +162,7 @@ int store_sub_delete(struct store *st, const char *name, const char *actor, char
 
 int store_sub_record(struct store *st, const struct store_sub *sub, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(st,
@@ -171,16 +171,16 @@ int store_sub_record(struct store *st, const struct store_sub *sub, char *err, s
                       " WHERE name = ?",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, sub->next_ms);
-    sqlite3_bind_int64(s, 2, sub->checked_ms);
-    sqlite3_bind_int64(s, 3, sub->imported_ms);
-    sqlite3_bind_int64(s, 4, sub->entries);
-    sqlite3_bind_int(s, 5, sub->status);
-    sqlite3_bind_text(s, 6, sub->etag, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, sub->last_modified, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 8, sub->error, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 9, sub->name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "subscription record");
+    sql_bind_int64(s, 1, sub->next_ms);
+    sql_bind_int64(s, 2, sub->checked_ms);
+    sql_bind_int64(s, 3, sub->imported_ms);
+    sql_bind_int64(s, 4, sub->entries);
+    sql_bind_int64(s, 5, sub->status);
+    sql_bind_text(s, 6, sub->etag);
+    sql_bind_text(s, 7, sub->last_modified);
+    sql_bind_text(s, 8, sub->error);
+    sql_bind_text(s, 9, sub->name);
+    rc = sql_step(s);
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "subscription record");
 }

@@ -40,7 +40,7 @@ int store_token_add(struct store *st, const char *owner, const char *name, const
     unsigned char raw[32], hash[crypto_generichash_BYTES];
     char detail[160];
     enum store_role role;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (!owner || !name || !*name || strlen(name) > 63 || strlen(owner) > 63)
@@ -65,17 +65,17 @@ int store_token_add(struct store *st, const char *owner, const char *name, const
                       " ON CONFLICT(name) DO NOTHING",
                       &s, err, errlen) < 0)
         goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, hash, sizeof(hash), SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, clock_wall_ms());
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_bind_text(s, 1, name);
+    sql_bind_text(s, 2, owner);
+    sql_bind_blob(s, 3, hash, sizeof(hash));
+    sql_bind_int64(s, 4, clock_wall_ms());
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "token");
         goto fail;
     }
-    if (sqlite3_changes(st->db) == 0) {
+    if (sql_changes(st) == 0) {
         store_rollback(st);
         sodium_memzero(secret, STORE_TOKEN_LEN + 1);
         return 1;
@@ -98,7 +98,7 @@ int store_token_check(struct store *st, const char *secret, char owner[64], char
 {
     unsigned char hash[crypto_generichash_BYTES];
     int64_t last = 0, now = clock_wall_ms();
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc, r;
 
     if (!secret || !token_shape_ok(secret))
@@ -110,28 +110,28 @@ int store_token_check(struct store *st, const char *secret, char owner[64], char
                       " JOIN admins a ON a.name = t.owner WHERE t.hash = ?",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_blob(s, 1, hash, sizeof(hash), SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        snprintf(name, 64, "%s", (const char *)sqlite3_column_text(s, 0));
-        snprintf(owner, 64, "%s", (const char *)sqlite3_column_text(s, 1));
-        r = store_role_parse((const char *)sqlite3_column_text(s, 2));
+    sql_bind_blob(s, 1, hash, sizeof(hash));
+    rc = sql_step(s);
+    if (rc == SQL_ROW) {
+        snprintf(name, 64, "%s", sql_col_text(s, 0));
+        snprintf(owner, 64, "%s", sql_col_text(s, 1));
+        r = store_role_parse(sql_col_text(s, 2));
         *role = r < 0 ? STORE_ROLE_VIEWER : (enum store_role)r; /* unknown: fails closed */
-        last = sqlite3_column_int64(s, 3);
+        last = sql_col_int64(s, 3);
     }
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE)
+    sql_finalize(s);
+    if (rc == SQL_DONE)
         return 1;
-    if (rc != SQLITE_ROW)
+    if (rc != SQL_ROW)
         return store_sql_err(st, err, errlen, "token");
     /* Best effort: a locked or full database must not refuse a valid token. */
     if (now - last >= LAST_USED_STEP_MS &&
         store_prepare(st, "UPDATE admin_tokens SET last_used_ms = ? WHERE name = ?", &s, NULL, 0) ==
             0) {
-        sqlite3_bind_int64(s, 1, now);
-        sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-        sqlite3_step(s);
-        sqlite3_finalize(s);
+        sql_bind_int64(s, 1, now);
+        sql_bind_text(s, 2, name);
+        sql_step(s);
+        sql_finalize(s);
     }
     return 0;
 }
@@ -139,7 +139,7 @@ int store_token_check(struct store *st, const char *secret, char owner[64], char
 int store_token_list(struct store *st, const char *owner, struct store_token **rows, size_t *n,
                      char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     size_t cap = 0;
     int rc;
 
@@ -147,27 +147,27 @@ int store_token_list(struct store *st, const char *owner, struct store_token **r
     *n = 0;
     if (store_prepare(st,
                       "SELECT name, owner, created_ms, last_used_ms FROM admin_tokens"
-                      " WHERE ?1 IS NULL OR owner = ?1 ORDER BY name",
+                      " WHERE CAST(?1 AS TEXT) IS NULL OR owner = ?1 ORDER BY name",
                       &s, err, errlen) < 0)
         return -1;
     if (owner)
-        sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sql_bind_text(s, 1, owner);
+    while ((rc = sql_step(s)) == SQL_ROW) {
         if (store_array_reserve(rows, &cap, *n, 16, sizeof(**rows)) < 0) {
-            sqlite3_finalize(s);
+            sql_finalize(s);
             free(*rows);
             *rows = NULL;
             *n = 0;
             return store_errf(err, errlen, "tokens: out of memory");
         }
         struct store_token *t = &(*rows)[(*n)++];
-        snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(s, 0));
-        snprintf(t->owner, sizeof(t->owner), "%s", (const char *)sqlite3_column_text(s, 1));
-        t->created_ms = sqlite3_column_int64(s, 2);
-        t->last_used_ms = sqlite3_column_int64(s, 3);
+        snprintf(t->name, sizeof(t->name), "%s", sql_col_text(s, 0));
+        snprintf(t->owner, sizeof(t->owner), "%s", sql_col_text(s, 1));
+        t->created_ms = sql_col_int64(s, 2);
+        t->last_used_ms = sql_col_int64(s, 3);
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         free(*rows);
         *rows = NULL;
         *n = 0;
@@ -180,7 +180,7 @@ int store_token_delete(struct store *st, const char *name, const char *owner, co
                        char *err, size_t errlen)
 {
     char held_by[64] = "", detail[160];
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (!name)
@@ -189,16 +189,16 @@ int store_token_delete(struct store *st, const char *name, const char *owner, co
         return -1;
     if (store_prepare(st, "SELECT owner FROM admin_tokens WHERE name = ?", &s, err, errlen) < 0)
         goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        snprintf(held_by, sizeof(held_by), "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    sql_bind_text(s, 1, name);
+    rc = sql_step(s);
+    if (rc == SQL_ROW)
+        snprintf(held_by, sizeof(held_by), "%s", sql_col_text(s, 0));
+    sql_finalize(s);
+    if (rc != SQL_ROW && rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "token");
         goto fail;
     }
-    if (rc == SQLITE_DONE || (owner && strcmp(owner, held_by) != 0)) {
+    if (rc == SQL_DONE || (owner && strcmp(owner, held_by) != 0)) {
         store_rollback(st);
         return 1;
     }

@@ -38,25 +38,25 @@ void store_change_message(struct store *st, const char *message)
 static int query_int_text(struct store *st, const char *sql, const int64_t *args, int nargs,
                           const char *text, int64_t *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(st, sql, &s, err, errlen) < 0)
         return -1;
     for (int i = 0; i < nargs; i++)
-        sqlite3_bind_int64(s, i + 1, args[i]);
+        sql_bind_int64(s, i + 1, args[i]);
     if (text)
-        sqlite3_bind_text(s, nargs + 1, text, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-        *out = sqlite3_column_int64(s, 0);
+        sql_bind_text(s, nargs + 1, text);
+    rc = sql_step(s);
+    if (rc == SQL_ROW && !sql_col_null(s, 0)) {
+        *out = sql_col_int64(s, 0);
         rc = 0;
-    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+    } else if (rc == SQL_ROW || rc == SQL_DONE) {
         rc = 1;
     } else {
         rc = store_sql_err(st, err, errlen, "policy versions");
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     return rc;
 }
 
@@ -71,18 +71,18 @@ static int query_int(struct store *st, const char *sql, const int64_t *args, int
 static int exec_ints(struct store *st, const char *sql, const int64_t *args, int nargs,
                      const char *text, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (store_prepare(st, sql, &s, err, errlen) < 0)
         return -1;
     for (int i = 0; i < nargs; i++)
-        sqlite3_bind_int64(s, i + 1, args[i]);
+        sql_bind_int64(s, i + 1, args[i]);
     if (text)
-        sqlite3_bind_text(s, nargs + 1, text, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "policy version lists");
+        sql_bind_text(s, nargs + 1, text);
+    rc = sql_step(s);
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "policy version lists");
 }
 
 /* The lists version v leaves, in policy_version_lists: when this transaction changed none,
@@ -92,7 +92,7 @@ static int exec_ints(struct store *st, const char *sql, const int64_t *args, int
 static int lists_record(struct store *st, int64_t v, int64_t prev, char *err, size_t errlen)
 {
     int64_t kept = 0, args[2] = {v, prev};
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (query_int(st, "SELECT lists_kept FROM policy_versions WHERE version = ?", &prev, 1, &kept,
@@ -108,8 +108,8 @@ static int lists_record(struct store *st, int64_t v, int64_t prev, char *err, si
     }
     if (store_prepare(st, "SELECT name FROM lists ORDER BY name", &s, err, errlen) < 0)
         return -1;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        const char *name = sql_col_text(s, 0);
         int64_t of = 0;
 
         /* prev's entries of that name, if they are exactly the list's now */
@@ -144,8 +144,8 @@ static int lists_record(struct store *st, int64_t v, int64_t prev, char *err, si
             break;
         }
     }
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE)
+    sql_finalize(s);
+    if (rc == SQL_DONE)
         return 0;
     return rc == -1 ? -1 : store_sql_err(st, err, errlen, "lists");
 }
@@ -153,7 +153,7 @@ static int lists_record(struct store *st, int64_t v, int64_t prev, char *err, si
 int store_version_record(struct store *st, char *err, size_t errlen)
 {
     int64_t v = store_policy_version(st), prev = 0, rules_of = 0, same = 0, exists;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     st->version_pending = false;
@@ -184,14 +184,14 @@ int store_version_record(struct store *st, char *err, size_t errlen)
                       " lists_kept) VALUES (?, ?, ?, ?, ?, 1)",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, v);
-    sqlite3_bind_int64(s, 2, clock_wall_ms());
-    sqlite3_bind_text(s, 3, st->version_actor[0] ? st->version_actor : "-", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, st->version_message, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, same ? rules_of : v);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    sql_bind_int64(s, 1, v);
+    sql_bind_int64(s, 2, clock_wall_ms());
+    sql_bind_text(s, 3, st->version_actor[0] ? st->version_actor : "-");
+    sql_bind_text(s, 4, st->version_message);
+    sql_bind_int64(s, 5, same ? rules_of : v);
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
         return store_sql_err(st, err, errlen, "policy versions");
     if (lists_record(st, v, prev, err, errlen) < 0)
         return -1;
@@ -202,37 +202,37 @@ int store_version_record(struct store *st, char *err, size_t errlen)
                       " comment) SELECT ?, position, id, enabled, text, comment FROM rules",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, v);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_sql_err(st, err, errlen, "policy version rules");
+    sql_bind_int64(s, 1, v);
+    rc = sql_step(s);
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "policy version rules");
 }
 
 #define VERSION_COLUMNS                                                                            \
     "SELECT v.version, v.time_ms, v.actor, v.message,"                                             \
     " (SELECT count(*) FROM policy_version_rules r WHERE r.version = v.rules_of),"                 \
-    " CASE WHEN v.lists_kept THEN"                                                                 \
+    " CASE WHEN v.lists_kept <> 0 THEN"                                                            \
     "  (SELECT count(*) FROM policy_version_lists l WHERE l.version = v.version) ELSE -1 END"      \
     " FROM policy_versions v"
 
-static void version_from_row(sqlite3_stmt *s, struct store_version *v)
+static void version_from_row(struct sql_stmt *s, struct store_version *v)
 {
-    const char *actor = (const char *)sqlite3_column_text(s, 2);
-    const char *message = (const char *)sqlite3_column_text(s, 3);
+    const char *actor = sql_col_text(s, 2);
+    const char *message = sql_col_text(s, 3);
 
     memset(v, 0, sizeof(*v));
-    v->version = sqlite3_column_int64(s, 0);
-    v->time_ms = sqlite3_column_int64(s, 1);
+    v->version = sql_col_int64(s, 0);
+    v->time_ms = sql_col_int64(s, 1);
     snprintf(v->actor, sizeof(v->actor), "%s", actor ? actor : "");
     snprintf(v->message, sizeof(v->message), "%s", message ? message : "");
-    v->rules = sqlite3_column_int64(s, 4);
-    v->lists = sqlite3_column_int64(s, 5);
+    v->rules = sql_col_int64(s, 4);
+    v->lists = sql_col_int64(s, 5);
 }
 
 int store_versions_list(struct store *st, int64_t before, size_t limit, struct store_version **rows,
                         size_t *n, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     struct store_version *v;
     size_t len = 0;
     int rc;
@@ -251,12 +251,12 @@ int store_versions_list(struct store *st, int64_t before, size_t limit, struct s
         free(v);
         return -1;
     }
-    sqlite3_bind_int64(s, 1, before > 0 ? before : INT64_MAX);
-    sqlite3_bind_int64(s, 2, (int64_t)limit);
-    while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    sql_bind_int64(s, 1, before > 0 ? before : INT64_MAX);
+    sql_bind_int64(s, 2, (int64_t)limit);
+    while (len < limit && (rc = sql_step(s)) == SQL_ROW)
         version_from_row(s, &v[len++]);
-    sqlite3_finalize(s);
-    if (len < limit && rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (len < limit && rc != SQL_DONE) {
         free(v);
         return store_sql_err(st, err, errlen, "policy versions");
     }
@@ -268,7 +268,7 @@ int store_versions_list(struct store *st, int64_t before, size_t limit, struct s
 int store_version_get(struct store *st, int64_t version, struct store_version *info,
                       struct store_rule **rules, size_t *n, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     struct store_rule *v = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -279,16 +279,16 @@ int store_version_get(struct store *st, int64_t version, struct store_version *i
     }
     if (store_prepare(st, VERSION_COLUMNS " WHERE v.version = ?", &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, version);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    sql_bind_int64(s, 1, version);
+    rc = sql_step(s);
+    if (rc == SQL_ROW)
         version_from_row(s, info);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc == SQL_DONE) {
         store_errf(err, errlen, "version %lld: no such policy version", (long long)version);
         return 1;
     }
-    if (rc != SQLITE_ROW)
+    if (rc != SQL_ROW)
         return store_sql_err(st, err, errlen, "policy versions");
     if (!rules)
         return 0;
@@ -298,25 +298,25 @@ int store_version_get(struct store *st, int64_t version, struct store_version *i
                       " ON r.version = v.rules_of WHERE v.version = ? ORDER BY r.position",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, version);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sql_bind_int64(s, 1, version);
+    while ((rc = sql_step(s)) == SQL_ROW) {
         struct store_rule *r;
 
         if (store_array_reserve(&v, &cap, len, 32, sizeof(*v)) < 0)
             goto oom;
         r = &v[len];
         memset(r, 0, sizeof(*r));
-        r->id = sqlite3_column_int(s, 0);
-        r->position = sqlite3_column_int(s, 1);
-        r->enabled = sqlite3_column_int(s, 2) != 0;
-        r->text = strdup((const char *)sqlite3_column_text(s, 3));
-        r->comment = strdup((const char *)sqlite3_column_text(s, 4));
+        r->id = sql_col_int(s, 0);
+        r->position = sql_col_int(s, 1);
+        r->enabled = sql_col_int(s, 2) != 0;
+        r->text = strdup(sql_col_text(s, 3));
+        r->comment = strdup(sql_col_text(s, 4));
         len++;
         if (!r->text || !r->comment)
             goto oom;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         store_rules_free(v, len);
         return store_sql_err(st, err, errlen, "policy version rules");
     }
@@ -324,7 +324,7 @@ int store_version_get(struct store *st, int64_t version, struct store_version *i
     *n = len;
     return 0;
 oom:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     store_rules_free(v, len);
     return store_errf(err, errlen, "policy version rules: out of memory");
 }
@@ -365,7 +365,7 @@ int store_version_lists(struct store *st, int64_t version, struct store_policy_l
     struct store_policy_list *v = NULL;
     size_t len = 0, cap = 0, dcap = 0; /* dcap: room in the last list's domains */
     int64_t kept = 0;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     *lists = NULL;
@@ -386,10 +386,10 @@ int store_version_lists(struct store *st, int64_t version, struct store_policy_l
                       " WHERE l.version = ? ORDER BY l.name, e.domain",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, version);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
-        const char *domain = (const char *)sqlite3_column_text(s, 1);
+    sql_bind_int64(s, 1, version);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        const char *name = sql_col_text(s, 0);
+        const char *domain = sql_col_text(s, 1);
         struct store_policy_list *l = len ? &v[len - 1] : NULL;
 
         if (!l || strcmp(l->name, name) != 0) {
@@ -407,8 +407,8 @@ int store_version_lists(struct store *st, int64_t version, struct store_policy_l
             goto oom;
         l->count++;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         store_policy_lists_free(v, len);
         return store_sql_err(st, err, errlen, "policy version lists");
     }
@@ -416,7 +416,7 @@ int store_version_lists(struct store *st, int64_t version, struct store_policy_l
     *n = len;
     return 0;
 oom:
-    sqlite3_finalize(s);
+    sql_finalize(s);
     store_policy_lists_free(v, len);
     return store_errf(err, errlen, "policy version lists: out of memory");
 }
@@ -428,11 +428,12 @@ static int entries_only_in(struct store *st, int64_t a_of, int64_t b_of, const c
     int64_t args[2] = {a_of, b_of};
 
     *out = 0;
-    return query_int_text(st,
-                          "SELECT count(*) FROM (SELECT domain FROM policy_version_list_entries"
-                          " WHERE version = ?1 AND list = ?3 EXCEPT SELECT domain"
-                          " FROM policy_version_list_entries WHERE version = ?2 AND list = ?3)",
-                          args, 2, name, out, err, errlen) < 0
+    return query_int_text(
+               st,
+               "SELECT count(*) FROM (SELECT domain FROM policy_version_list_entries"
+               " WHERE version = ?1 AND list = ?3 EXCEPT SELECT domain"
+               " FROM policy_version_list_entries WHERE version = ?2 AND list = ?3) AS d",
+               args, 2, name, out, err, errlen) < 0
                ? -1
                : 0;
 }
@@ -443,7 +444,7 @@ int store_version_lists_diff(struct store *st, int64_t from, int64_t to,
     struct store_list_change *v = NULL;
     size_t len = 0, cap = 0;
     int64_t kept, args[2] = {from, to};
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     *out = NULL;
@@ -469,16 +470,16 @@ int store_version_lists_diff(struct store *st, int64_t from, int64_t to,
                       " SELECT n.name, a.entries_of, b.entries_of FROM"
                       " (SELECT name FROM a UNION SELECT name FROM b) n"
                       " LEFT JOIN a ON a.name = n.name LEFT JOIN b ON b.name = n.name"
-                      " WHERE a.entries_of IS NOT b.entries_of ORDER BY n.name",
+                      " WHERE a.entries_of IS DISTINCT FROM b.entries_of ORDER BY n.name",
                       &s, err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, from);
-    sqlite3_bind_int64(s, 2, to);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
-        bool in_a = sqlite3_column_type(s, 1) != SQLITE_NULL;
-        bool in_b = sqlite3_column_type(s, 2) != SQLITE_NULL;
-        int64_t a_of = sqlite3_column_int64(s, 1), b_of = sqlite3_column_int64(s, 2);
+    sql_bind_int64(s, 1, from);
+    sql_bind_int64(s, 2, to);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        const char *name = sql_col_text(s, 0);
+        bool in_a = !sql_col_null(s, 1);
+        bool in_b = !sql_col_null(s, 2);
+        int64_t a_of = sql_col_int64(s, 1), b_of = sql_col_int64(s, 2);
         struct store_list_change c;
 
         memset(&c, 0, sizeof(c));
@@ -512,8 +513,8 @@ int store_version_lists_diff(struct store *st, int64_t from, int64_t to,
         }
         v[len++] = c;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         free(v);
         return rc == -1 ? -1 : store_sql_err(st, err, errlen, "list diff");
     }
@@ -525,7 +526,7 @@ int store_version_lists_diff(struct store *st, int64_t from, int64_t to,
 int store_rules_restore(struct store *st, int64_t version, const struct store_rule *rules, size_t n,
                         const char *actor, char *err, size_t errlen)
 {
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int64_t now = clock_wall_ms();
     char detail[80];
     int rc;
@@ -544,22 +545,23 @@ int store_rules_restore(struct store *st, int64_t version, const struct store_ru
                       " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       &s, err, errlen) < 0)
         goto fail;
+    sql_defer(s);
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int(s, 1, rules[i].id);
-        sqlite3_bind_int64(s, 2, (int64_t)i + 1);
-        sqlite3_bind_int(s, 3, rules[i].enabled);
-        sqlite3_bind_text(s, 4, rules[i].text, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 5, rules[i].comment ? rules[i].comment : "", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 6, now);
-        sqlite3_bind_int64(s, 7, now);
-        if (sqlite3_step(s) != SQLITE_DONE) {
+        sql_bind_int64(s, 1, rules[i].id);
+        sql_bind_int64(s, 2, (int64_t)i + 1);
+        sql_bind_int64(s, 3, rules[i].enabled);
+        sql_bind_text(s, 4, rules[i].text);
+        sql_bind_text(s, 5, rules[i].comment ? rules[i].comment : "");
+        sql_bind_int64(s, 6, now);
+        sql_bind_int64(s, 7, now);
+        if (sql_step(s) != SQL_DONE) {
             store_sql_err(st, err, errlen, "rules restore");
-            sqlite3_finalize(s);
+            sql_finalize(s);
             goto fail;
         }
-        sqlite3_reset(s);
+        sql_reset(s);
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     rc = lists_restore(st, version, err, errlen);
     if (rc < 0)
         goto fail;
@@ -596,7 +598,7 @@ static int version_lists_of(struct store *st, int64_t v, struct pruned_list **ou
 {
     struct pruned_list *lists = NULL;
     size_t len = 0, cap = 0;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     *out = NULL;
@@ -604,19 +606,18 @@ static int version_lists_of(struct store *st, int64_t v, struct pruned_list **ou
     if (store_prepare(st, "SELECT name, entries_of FROM policy_version_lists WHERE version = ?", &s,
                       err, errlen) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, v);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    sql_bind_int64(s, 1, v);
+    while ((rc = sql_step(s)) == SQL_ROW) {
         if (store_array_reserve(&lists, &cap, len, 8, sizeof(*lists)) < 0) {
-            sqlite3_finalize(s);
+            sql_finalize(s);
             free(lists);
             return store_errf(err, errlen, "prune: out of memory");
         }
-        snprintf(lists[len].name, sizeof(lists[len].name), "%s",
-                 (const char *)sqlite3_column_text(s, 0));
-        lists[len++].entries_of = sqlite3_column_int64(s, 1);
+        snprintf(lists[len].name, sizeof(lists[len].name), "%s", sql_col_text(s, 0));
+        lists[len++].entries_of = sql_col_int64(s, 1);
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
         free(lists);
         return store_sql_err(st, err, errlen, "prune");
     }
@@ -658,7 +659,7 @@ int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, i
 {
     int64_t now = clock_wall_ms(), floor_v, oldest = 0, args[5], *found = NULL, pruned = 0;
     size_t nfound = 0;
-    sqlite3_stmt *s;
+    struct sql_stmt *s;
     int rc;
 
     if (keep <= 0)
@@ -694,19 +695,19 @@ int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, i
         goto done;
     }
     for (int i = 0; i < 5; i++)
-        sqlite3_bind_int64(s, i + 1, args[i]);
+        sql_bind_int64(s, i + 1, args[i]);
     found = malloc((size_t)batch * 2 * sizeof(*found));
-    while (found && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        found[nfound * 2] = sqlite3_column_int64(s, 0);
-        found[nfound * 2 + 1] = sqlite3_column_int64(s, 1);
+    while (found && (rc = sql_step(s)) == SQL_ROW) {
+        found[nfound * 2] = sql_col_int64(s, 0);
+        found[nfound * 2 + 1] = sql_col_int64(s, 1);
         nfound++;
     }
-    sqlite3_finalize(s);
+    sql_finalize(s);
     if (!found) {
         rc = store_errf(err, errlen, "prune: out of memory");
         goto done;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQL_DONE) {
         rc = store_sql_err(st, err, errlen, "prune");
         goto done;
     }

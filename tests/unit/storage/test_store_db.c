@@ -93,7 +93,7 @@ END_TEST
 START_TEST(test_database_files_are_private)
 {
     static const char *const suffixes[] = {"", "-wal", "-shm"};
-    char err[256], path[160];
+    char err[256], path[600];
     mode_t old = umask(022);
     struct store *st = store_open(tmp.db, err, sizeof(err));
     struct stat sb;
@@ -287,7 +287,7 @@ END_TEST
 START_TEST(test_unopenable_path_fills_err_with_path)
 {
     char err[256] = "";
-    char path[160];
+    char path[600];
 
     snprintf(path, sizeof(path), "%s/no/such/dir/x.db", tmp.dir);
     ck_assert_ptr_null(store_open(path, err, sizeof(err)));

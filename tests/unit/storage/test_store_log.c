@@ -47,18 +47,14 @@ static struct store_access record(int64_t time_ms, const char *host, int rule_id
 
 static int64_t count_rows(const char *path)
 {
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    int64_t n = -1;
+    char err[256] = "";
+    struct store *st = store_open(path, err, sizeof(err));
+    struct store_totals t;
 
-    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM access_log", -1, &s, NULL),
-                     SQLITE_OK);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return n;
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_msg(store_totals(st, 0, 0, &t, err, sizeof(err)) == 0, "%s", err);
+    store_close(st);
+    return t.requests;
 }
 
 static struct store_log *start(size_t producers, size_t capacity, int flush_ms, const char *squid)
@@ -127,20 +123,44 @@ static bool db_back(const struct store_log_counters *c, uint64_t n)
     return c->written >= n && c->db_ok && c->pending == 0;
 }
 
-/* Holds the write lock from another connection, as a long admin transaction would. */
-static sqlite3 *lock_db(void)
-{
+/* Holds the write lock from another connection, as a long admin transaction would (on
+ * PostgreSQL: the access log's table lock). */
+struct db_lock {
     sqlite3 *db;
+    PGconn *pg;
+};
 
-    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-    return db;
+static struct db_lock lock_db(void)
+{
+    struct db_lock l = {0};
+
+    if (test_pg()) {
+        PGresult *r;
+
+        l.pg = PQconnectdb(tmp.db);
+        ck_assert_msg(PQstatus(l.pg) == CONNECTION_OK, "%s", PQerrorMessage(l.pg));
+        r = PQexec(l.pg, "BEGIN; LOCK TABLE access_log IN ACCESS EXCLUSIVE MODE");
+        ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l.pg));
+        PQclear(r);
+        return l;
+    }
+    ck_assert_int_eq(sqlite3_open(tmp.db, &l.db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(l.db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    return l;
 }
 
-static void unlock_db(sqlite3 *db)
+static void unlock_db(struct db_lock l)
 {
-    ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    if (l.pg) {
+        PGresult *r = PQexec(l.pg, "COMMIT");
+
+        ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        PQfinish(l.pg);
+        return;
+    }
+    ck_assert_int_eq(sqlite3_exec(l.db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(l.db);
 }
 
 START_TEST(test_records_from_two_producers_are_all_committed)
@@ -294,7 +314,7 @@ START_TEST(test_full_queue_push_fails_fast_and_counts_drops)
 {
     struct store_log *log = start(1, 8, 60000, NULL);
     struct store_log_counters c;
-    sqlite3 *lock = lock_db();
+    struct db_lock lock = lock_db();
     struct store_access a = record(1700000000000, "example.com", 0);
     uint64_t refused = 0;
 
@@ -319,7 +339,7 @@ START_TEST(test_locked_database_drops_batches_then_resumes)
     const size_t capacity = 1024;
     struct store_log *log = start(1, capacity, 20, NULL);
     struct store_log_counters c;
-    sqlite3 *lock = lock_db();
+    struct db_lock lock = lock_db();
     struct store_access a = record(1700000000000, "example.com", 0);
     double deadline;
 
@@ -358,6 +378,8 @@ static bool file_exists(const char *path)
 
 START_TEST(test_removed_database_file_is_recreated)
 {
+    if (test_pg()) /* SQLite's own file: PostgreSQL has none to remove */
+        return;
     struct store_log *log = start(1, 1024, 20, NULL);
     struct store_log_counters c;
     struct store_access a = record(1700000000000, "example.com", 0);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/store.h"
 #include "tests/unit/common.h"
@@ -524,20 +525,10 @@ static void list_of(const struct store_policy_list *lists, size_t n, const char 
                          lists[i].domains[j]);
 }
 
-/* Rows of sql's count(*) on the database file itself. */
+/* Rows of sql's count(*) on the database itself. */
 static long long count_rows(const char *sql)
 {
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    long long v;
-
-    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-    v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
+    return test_db_int(&tmp, sql);
 }
 
 /* Versions keep the lists: each version's lists as they were, entries stored once per
@@ -624,12 +615,7 @@ START_TEST(test_versions_keep_lists_and_rollback_restores_them)
 
     /* A version recorded before versions kept lists: rules only, lists as they are. */
     ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 6);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
-    ck_assert_int_eq(
-        sqlite3_exec(db, "UPDATE policy_versions SET lists_kept = 0 WHERE version = 3", 0, 0, 0),
-        SQLITE_OK);
-    sqlite3_close(db);
+    test_db_exec(&tmp, "UPDATE policy_versions SET lists_kept = 0 WHERE version = 3");
     ck_assert_int_eq(store_version_lists(st, 3, &lists, &n, err, sizeof(err)), 1);
     ck_assert_msg(strstr(err, "before versions kept lists") != NULL, "%s", err);
     ck_assert_int_eq(store_version_get(st, 3, &info, &rules, &nr, err, sizeof(err)), 0);
@@ -667,12 +653,7 @@ END_TEST
 
 static void sql_run(const char *sql)
 {
-    sqlite3 *db;
-
-    ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    test_db_exec(&tmp, sql); /* either backend */
 }
 
 /* Pruning keeps the current version, the newest `keep`, those younger than keep_days and
@@ -737,8 +718,11 @@ START_TEST(test_prune_keeps_what_is_needed_and_frees_the_rest)
     ck_assert_int_eq(store_version_prune(st, 1, 0, 0, err, sizeof(err)), 1); /* v6 */
     ck_assert_int_eq(count_rows("SELECT min(version) FROM policy_versions"), 7);
     /* Versions younger than keep_days stay whatever keep says. */
-    sql_run("DELETE FROM access_log; UPDATE policy_versions SET time_ms ="
-            " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)");
+    char now_sql[128];
+    snprintf(now_sql, sizeof(now_sql),
+             "DELETE FROM access_log; UPDATE policy_versions SET time_ms = %lld",
+             (long long)time(NULL) * 1000); /* in either backend's SQL */
+    sql_run(now_sql);
     ck_assert_int_eq(store_version_prune(st, 1, 30, 0, err, sizeof(err)), 0);
     ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 6);
     ck_assert_int_eq(store_policy_version(st), 12);

@@ -1,0 +1,528 @@
+/* store_sql: the driver under every query, one prepared statement of SQLite or PostgreSQL
+ * (libpq) behind the same calls, and the few fragments of SQL the two spell differently.
+ *
+ * SQLite statements are SQLite's own, each call one branch away from it, so the embedded
+ * default pays nothing measurable. PostgreSQL statements keep the SQL with its parameters
+ * renumbered ($N) and run with PQexecParams at the first step: one round trip, no statement
+ * left on the server to deallocate, text parameters whose types the server infers.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_impl.h"
+
+/* PostgreSQL's own limit of parameters in a statement. */
+#define SQL_PARAMS_MAX 65535
+
+/* Parameter types sent with each statement: integers as int8 (so `SELECT ?` and
+ * `INSERT ... SELECT ?` know theirs), text left for the server to infer from its use, text
+ * for a number the SQL never uses (PostgreSQL refuses one it cannot type). */
+#define OID_UNKNOWN 0
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+
+struct sql_stmt {
+    struct store *st;
+    sqlite3_stmt *lite; /* SQLite; NULL for PostgreSQL */
+    /* PostgreSQL */
+    char *sql; /* owned, parameters as $N */
+    int nparams;
+    /* Each nparams long, owned, allocated at prepare (none while binding or stepping). */
+    const char **values;
+    char **owned; /* copies made by sql_bind_field and sql_bind_blob */
+    char (*num)[24];
+    Oid *types;
+    PGresult *res;
+    int row, nrows;
+    bool deferred; /* sql_defer */
+};
+
+/* Deferred statements answered at least this often, so neither side's buffer fills with
+ * results the other is not reading. */
+#define PIPELINE_SYNC_EVERY 512
+
+bool store_path_is_pg(const char *path)
+{
+    const char *p = path;
+
+    if (!path)
+        return false;
+    if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0)
+        return true;
+    /* key=value: a word of letters and underscores, then '=' (a file name could hold '=',
+     * but not right after a bare keyword with no '/' or '.' before it). */
+    while (*p == ' ')
+        p++;
+    if (!islower((unsigned char)*p))
+        return false;
+    while (islower((unsigned char)*p) || *p == '_')
+        p++;
+    while (*p == ' ')
+        p++;
+    return *p == '=';
+}
+
+static const char *const fragments[SQL_FRAGMENT_COUNT][2] = {
+    [SQL_BEGIN_WRITE] = {"BEGIN IMMEDIATE",
+                         /* Policy writers read positions and counts before they write:
+                          * one at a time across every node, as SQLite's write lock does
+                          * (a lock per schema: databases side by side in one do not meet). */
+                         "BEGIN; SELECT pg_advisory_xact_lock(7013, hashtext(current_schema()))"},
+    [SQL_BEGIN_LOG] = {"BEGIN IMMEDIATE", "BEGIN"},
+    [SQL_READ_BEGIN] = {"SAVEPOINT policy_read", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
+    [SQL_READ_END] = {"RELEASE policy_read", "COMMIT"},
+    [SQL_BEGIN_SNAPSHOT] = {"BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
+    [SQL_LIKE] = {"LIKE", "ILIKE"},
+    [SQL_LEAST] = {"min", "LEAST"},
+    /* PostgreSQL's planner takes no orders; its statistics find the index by themselves. */
+    [SQL_INDEXED_BY_TIME] = {" INDEXED BY access_log_time", ""},
+    [SQL_NEXT_RULE_ID] = {"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
+                          "'rules'), 0), coalesce((SELECT max(id) FROM rules), 0)) + 1",
+                          "SELECT GREATEST(CASE WHEN is_called THEN last_value + 1 ELSE last_value"
+                          " END, coalesce((SELECT max(id) FROM rules), 0) + 1) FROM rules_id_seq"},
+    /* Compared by bytes on both: a prefix's range is then exactly the text that starts with it
+     * (PostgreSQL's own collation may sort by other rules); unary + keeps SQLite off an
+     * index. */
+    [SQL_CLIENT_PREFIX] =
+        {" AND +client >= ? AND +client < ? || char(127)",
+         " AND client COLLATE \"C\" >= ? AND client COLLATE \"C\" < ? || chr(127)"},
+};
+
+const char *sql_frag(const struct store *st, enum sql_fragment f)
+{
+    return fragments[f][st->backend == STORE_PG];
+}
+
+static int pg_err(struct store *st, const PGresult *res)
+{
+    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(st->pg);
+    size_t n;
+
+    snprintf(st->pg_err, sizeof(st->pg_err), "%s", m && *m ? m : "PostgreSQL error");
+    n = strlen(st->pg_err);
+    while (n && (st->pg_err[n - 1] == '\n' || st->pg_err[n - 1] == ' '))
+        st->pg_err[--n] = '\0';
+    return -1;
+}
+
+/* `?N` becomes `$N`, a bare `?` the next number (as SQLite counts them); quoted text and
+ * names are copied as they are. */
+static char *pg_sql(const char *sql, int *nparams, unsigned char *used, size_t usedlen)
+{
+    size_t len = strlen(sql);
+    char *out = malloc(len * 2 + 1), *o = out;
+    int max = 0;
+    char quote = 0;
+
+    if (!out)
+        return NULL;
+    memset(used, 0, usedlen);
+    for (const char *p = sql; *p; p++) {
+        if (quote) {
+            if (*p == quote)
+                quote = 0;
+            *o++ = *p;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+            *o++ = *p;
+        } else if (*p == '?') {
+            int n = 0;
+
+            while (isdigit((unsigned char)p[1]))
+                n = n * 10 + (*++p - '0');
+            if (n == 0)
+                n = max + 1;
+            if (n > max)
+                max = n;
+            if ((size_t)n / 8 < usedlen)
+                used[n / 8] |= (unsigned char)(1u << (n % 8));
+            o += sprintf(o, "$%d", n);
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    *nparams = max;
+    return out;
+}
+
+int store_prepare(struct store *st, const char *sql, struct sql_stmt **out, char *err,
+                  size_t errlen)
+{
+    struct sql_stmt *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (!s)
+        return store_errf(err, errlen, "prepare: out of memory");
+    s->st = st;
+    if (st->backend == STORE_SQLITE) {
+        if (sqlite3_prepare_v2(st->db, sql, -1, &s->lite, NULL) != SQLITE_OK) {
+            free(s);
+            return store_sql_err(st, err, errlen, "prepare");
+        }
+    } else {
+        static _Thread_local unsigned char used[SQL_PARAMS_MAX / 8 + 1];
+        int n;
+
+        s->sql = pg_sql(sql, &s->nparams, used, sizeof(used));
+        n = s->nparams ? s->nparams : 1;
+        if (!s->sql || s->nparams > SQL_PARAMS_MAX ||
+            !(s->values = calloc((size_t)n, sizeof(*s->values))) ||
+            !(s->owned = calloc((size_t)n, sizeof(*s->owned))) ||
+            !(s->num = calloc((size_t)n, sizeof(*s->num))) ||
+            !(s->types = calloc((size_t)n, sizeof(*s->types)))) {
+            const char *why =
+                s->sql && s->nparams > SQL_PARAMS_MAX ? "too many parameters" : "out of memory";
+
+            sql_finalize(s);
+            return store_errf(err, errlen, "prepare: %s", why);
+        }
+        for (int i = 1; i <= s->nparams; i++)
+            s->types[i - 1] = used[i / 8] & (1u << (i % 8)) ? OID_UNKNOWN : OID_TEXT;
+    }
+    *out = s;
+    return 0;
+}
+
+static bool pg_index_ok(struct sql_stmt *s, int i)
+{
+    if (i < 1 || i > s->nparams)
+        return false;
+    free(s->owned[i - 1]);
+    s->owned[i - 1] = NULL;
+    s->types[i - 1] = OID_UNKNOWN;
+    return true;
+}
+
+void sql_bind_int64(struct sql_stmt *s, int i, int64_t v)
+{
+    if (s->lite) {
+        sqlite3_bind_int64(s->lite, i, v);
+    } else if (pg_index_ok(s, i)) {
+        snprintf(s->num[i - 1], sizeof(s->num[i - 1]), "%lld", (long long)v);
+        s->values[i - 1] = s->num[i - 1];
+        s->types[i - 1] = OID_INT8;
+    }
+}
+
+void sql_bind_text(struct sql_stmt *s, int i, const char *v)
+{
+    if (s->lite)
+        sqlite3_bind_text(s->lite, i, v, -1, SQLITE_STATIC);
+    else if (pg_index_ok(s, i))
+        s->values[i - 1] = v;
+}
+
+void sql_bind_textn(struct sql_stmt *s, int i, const char *v, size_t len)
+{
+    if (s->lite) {
+        sqlite3_bind_text(s->lite, i, v, (int)len, SQLITE_STATIC);
+    } else if (pg_index_ok(s, i)) {
+        s->owned[i - 1] = strndup(v, len); /* libpq reads up to a NUL */
+        s->values[i - 1] = s->owned[i - 1];
+    }
+}
+
+void sql_bind_blob(struct sql_stmt *s, int i, const void *v, size_t len)
+{
+    if (s->lite) {
+        sqlite3_bind_blob(s->lite, i, v, (int)len, SQLITE_STATIC);
+    } else if (pg_index_ok(s, i)) {
+        /* bytea's text form: \x and two hex digits a byte. */
+        static const char hex[] = "0123456789abcdef";
+        char *t = malloc(2 * len + 3);
+
+        if (t) {
+            t[0] = '\\';
+            t[1] = 'x';
+            for (size_t k = 0; k < len; k++) {
+                t[2 + 2 * k] = hex[((const unsigned char *)v)[k] >> 4];
+                t[3 + 2 * k] = hex[((const unsigned char *)v)[k] & 15];
+            }
+            t[2 + 2 * len] = '\0';
+        }
+        s->owned[i - 1] = t;
+        s->values[i - 1] = t; /* NULL when out of memory: the step then finds nothing */
+        s->types[i - 1] = OID_BYTEA;
+    }
+}
+
+void sql_bind_field(struct sql_stmt *s, int i, const char *field, size_t size)
+{
+    if (s->lite) {
+        sqlite3_bind_text(s->lite, i, field, (int)strnlen(field, size), SQLITE_STATIC);
+    } else if (pg_index_ok(s, i)) {
+        /* libpq reads text parameters up to their NUL: copy only a field that fills its
+         * array without one (the fillers truncate, so this is rare). */
+        if (memchr(field, '\0', size)) {
+            s->values[i - 1] = field;
+        } else {
+            s->owned[i - 1] = strndup(field, size);
+            s->values[i - 1] = s->owned[i - 1] ? s->owned[i - 1] : "";
+        }
+    }
+}
+
+void sql_defer(struct sql_stmt *s)
+{
+    s->deferred = true;
+}
+
+/* Sends a sync and reads every answer up to it. */
+static int pipeline_sync(struct store *st)
+{
+    int nulls = 0;
+
+    if (PQpipelineSync(st->pg) != 1)
+        return pg_err(st, NULL);
+    for (;;) {
+        PGresult *r = PQgetResult(st->pg);
+        ExecStatusType status;
+
+        if (!r) {
+            /* One NULL ends each statement's answer; more in a row means nothing is coming. */
+            if (++nulls > 2 || PQstatus(st->pg) != CONNECTION_OK) {
+                st->pg_pipeline_failed = true;
+                return pg_err(st, NULL);
+            }
+            continue;
+        }
+        nulls = 0;
+        status = PQresultStatus(r);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && !st->pg_pipeline_failed) {
+            st->pg_pipeline_failed = true;
+            if (status == PGRES_PIPELINE_ABORTED)
+                snprintf(st->pg_err, sizeof(st->pg_err), "a deferred statement failed");
+            else
+                pg_err(st, r);
+        }
+        PQclear(r);
+    }
+    st->pg_unsynced = 0;
+    return st->pg_pipeline_failed ? -1 : 0;
+}
+
+int sql_flush(struct store *st)
+{
+    int rc = 0;
+
+    if (st->backend != STORE_PG || !st->pg_pipeline)
+        return 0;
+    rc = pipeline_sync(st);
+    st->pg_pipeline = false;
+    if (PQexitPipelineMode(st->pg) != 1 && rc == 0)
+        rc = pg_err(st, NULL);
+    if (st->pg_pipeline_failed) {
+        st->pg_pipeline_failed = false;
+        rc = -1;
+    }
+    return rc;
+}
+
+static int pg_step_deferred(struct sql_stmt *s)
+{
+    struct store *st = s->st;
+
+    if (st->pg_pipeline_failed)
+        return -1;
+    if (!st->pg_pipeline) {
+        if (PQenterPipelineMode(st->pg) != 1)
+            return pg_err(st, NULL);
+        st->pg_pipeline = true;
+    }
+    if (PQsendQueryParams(st->pg, s->sql, s->nparams, s->types, s->values, NULL, NULL, 0) != 1) {
+        st->pg_pipeline_failed = true;
+        return pg_err(st, NULL);
+    }
+    if (++st->pg_unsynced >= PIPELINE_SYNC_EVERY && pipeline_sync(st) < 0)
+        return -1;
+    return SQL_DONE;
+}
+
+int sql_step(struct sql_stmt *s)
+{
+    struct store *st = s->st;
+    const char *tuples;
+
+    if (s->lite)
+        return sqlite3_step(s->lite);
+    if (s->deferred)
+        return pg_step_deferred(s);
+    /* Anything that waits for its answer first collects the deferred ones' (libpq runs
+     * nothing else in pipeline mode), and fails if one of them failed. */
+    if (sql_flush(st) < 0)
+        return -1;
+    if (s->res) {
+        if (++s->row < s->nrows)
+            return SQL_ROW;
+        return SQL_DONE;
+    }
+    s->res = PQexecParams(st->pg, s->sql, s->nparams, s->types, s->values, NULL, NULL, 0);
+    switch (PQresultStatus(s->res)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+        tuples = PQcmdTuples(s->res);
+        st->pg_changes = *tuples ? strtoll(tuples, NULL, 10) : 0;
+        s->row = 0;
+        s->nrows = PQntuples(s->res);
+        return s->nrows > 0 ? SQL_ROW : SQL_DONE;
+    default:
+        pg_err(st, s->res);
+        PQclear(s->res);
+        s->res = NULL;
+        return -1;
+    }
+}
+
+static const char *pg_value(struct sql_stmt *s, int i)
+{
+    if (!s->res || s->row >= s->nrows || i >= PQnfields(s->res) || PQgetisnull(s->res, s->row, i))
+        return NULL;
+    return PQgetvalue(s->res, s->row, i);
+}
+
+int64_t sql_col_int64(struct sql_stmt *s, int i)
+{
+    const char *v;
+
+    if (s->lite)
+        return sqlite3_column_int64(s->lite, i);
+    v = pg_value(s, i);
+    if (!v)
+        return 0;
+    if (*v == 't' || *v == 'f') /* a boolean expression: SQLite gives 1 or 0 */
+        return *v == 't';
+    return strtoll(v, NULL, 10);
+}
+
+int sql_col_int(struct sql_stmt *s, int i)
+{
+    return (int)sql_col_int64(s, i);
+}
+
+const char *sql_col_text(struct sql_stmt *s, int i)
+{
+    if (s->lite)
+        return (const char *)sqlite3_column_text(s->lite, i);
+    return pg_value(s, i);
+}
+
+bool sql_col_null(struct sql_stmt *s, int i)
+{
+    if (s->lite)
+        return sqlite3_column_type(s->lite, i) == SQLITE_NULL;
+    return pg_value(s, i) == NULL;
+}
+
+void sql_reset(struct sql_stmt *s)
+{
+    if (s->lite) {
+        sqlite3_reset(s->lite);
+        return;
+    }
+    PQclear(s->res);
+    s->res = NULL;
+}
+
+void sql_finalize(struct sql_stmt *s)
+{
+    if (!s)
+        return;
+    if (s->lite) {
+        sqlite3_finalize(s->lite);
+    } else {
+        PQclear(s->res);
+        for (int i = 0; s->owned && i < s->nparams; i++)
+            free(s->owned[i]);
+        free(s->owned);
+        free(s->values);
+        free(s->num);
+        free(s->types);
+        free(s->sql);
+    }
+    free(s);
+}
+
+int64_t sql_last_log_id(struct store *st)
+{
+    PGresult *res;
+    int64_t id = 0;
+
+    if (st->backend == STORE_SQLITE)
+        return sqlite3_last_insert_rowid(st->db);
+    if (sql_flush(st) < 0)
+        return 0;
+    res = PQexec(st->pg, "SELECT currval(pg_get_serial_sequence('access_log', 'id'))");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    else
+        pg_err(st, res);
+    PQclear(res);
+    return id;
+}
+
+int64_t sql_changes(struct store *st)
+{
+    return st->backend == STORE_SQLITE ? sqlite3_changes(st->db) : st->pg_changes;
+}
+
+const char *sql_errmsg(struct store *st)
+{
+    if (st->backend == STORE_SQLITE)
+        return sqlite3_errmsg(st->db);
+    return st->pg_err[0] ? st->pg_err : PQerrorMessage(st->pg);
+}
+
+bool sql_conn_lost(struct store *st)
+{
+    int code;
+
+    if (st->backend == STORE_PG)
+        return PQstatus(st->pg) != CONNECTION_OK;
+    code = sqlite3_errcode(st->db);
+    return code != SQLITE_BUSY && code != SQLITE_LOCKED;
+}
+
+int sql_exec_script(struct store *st, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    PGresult *res;
+    int rc = 0;
+
+    if (st->backend == STORE_SQLITE) {
+        if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            rc = store_errf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(st->db));
+            sqlite3_free(msg);
+        }
+        return rc;
+    }
+    /* The deferred statements' failure is this call's too; the script still runs (it may be
+     * the ROLLBACK that clears it). */
+    if (sql_flush(st) < 0)
+        rc = store_errf(err, errlen, "%s", st->pg_err);
+    res = PQexec(st->pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
+        rc == 0)
+        rc = store_errf(err, errlen, "%s", (pg_err(st, res), st->pg_err));
+    PQclear(res);
+    return rc;
+}
+
+bool sql_tx_failed(struct store *st)
+{
+    return st->backend == STORE_PG && PQtransactionStatus(st->pg) == PQTRANS_INERROR;
+}
+
+bool sql_in_transaction(struct store *st)
+{
+    if (st->backend == STORE_SQLITE)
+        return !sqlite3_get_autocommit(st->db);
+    return PQtransactionStatus(st->pg) != PQTRANS_IDLE;
+}

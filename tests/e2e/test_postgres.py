@@ -1,0 +1,84 @@
+"""--db postgresql://...: proxyd on PostgreSQL. Requests are logged into it, rules added through
+the admin API are in force and stored there, the log search filters, and the rows are in
+PostgreSQL's own table (read back with psql). Needs the pg fixture (tests/pg_fixture.sh), which
+ctest starts first and passes as PX_TEST_PG; each test makes a database of its own."""
+import glob
+import os
+import subprocess
+import unittest
+
+from harness import DnsStub, Origin, Proxyd, wait_for
+
+RECORDS = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1"}
+CONNINFO = os.environ.get("PX_TEST_PG", "")
+
+
+def psql(dbname, sql):
+    """sql run by psql on database dbname of the fixture; its output, unaligned."""
+    tools = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
+    exe = tools[-1] if tools else "psql"
+    out = subprocess.run([exe, "%s dbname=%s" % (CONNINFO, dbname), "-XAtq", "-v",
+                          "ON_ERROR_STOP=1", "-c", sql],
+                         check=True, capture_output=True, text=True, timeout=60)
+    return out.stdout.strip()
+
+
+def uri(dbname):
+    """The fixture's conninfo as a postgresql:// URI (what an admin writes in --db)."""
+    kv = dict(p.split("=", 1) for p in CONNINFO.split())
+    return "postgresql:///%s?host=%s&port=%s&user=%s" % (dbname, kv["host"], kv["port"],
+                                                          kv["user"])
+
+
+@unittest.skipUnless(CONNINFO, "needs PX_TEST_PG (the ctest fixture pg)")
+class PostgresTest(unittest.TestCase):
+
+    def setUp(self):
+        self.db = "pxe2e_%d" % os.getpid()
+        psql("postgres", "DROP DATABASE IF EXISTS %s" % self.db)
+        psql("postgres", "CREATE DATABASE %s" % self.db)
+
+    def tearDown(self):
+        psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
+
+    def test_logs_rules_and_search_on_postgres(self):
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, extra_args=["--db", uri(self.db), "--node-name", "pg-a"]) as px:
+            url = "http://%s:%d/small"
+            self.assertEqual(px.get(url % ("allowed.test", origin.port))[0], 200)
+            px.api("POST", "/api/block", {"domain": "blocked.test"})
+            # The block is in force within a second; poll with a hang guard only.
+            self.assertTrue(wait_for(
+                lambda: px.get(url % ("blocked.test", origin.port))[0] == 403, timeout=30))
+            for _ in range(3):
+                self.assertEqual(px.get(url % ("allowed.test", origin.port))[0], 200)
+
+            def logged():
+                rows = px.api("GET", "/api/logs?limit=100")["rows"]
+                return len(rows) >= 5 and rows
+
+            rows = wait_for(logged, timeout=60)
+            self.assertTrue(rows, "rows never reached the log")
+            self.assertEqual({r["node"] for r in rows}, {"pg-a"})
+            found = px.api("GET", "/api/logs?q=BLOCKED.test&limit=100")["rows"]
+            self.assertTrue(found)
+            self.assertEqual({r["host"] for r in found}, {"blocked.test"})
+            self.assertTrue(all(r["status"] == 403 for r in found))
+            # In PostgreSQL's own tables, not a file beside it.
+            self.assertEqual(int(psql(self.db, "SELECT count(*) FROM access_log"
+                                               " WHERE host = 'allowed.test'")), 4)
+            self.assertIn("blocked.test", psql(self.db, "SELECT text FROM rules"))
+            self.assertFalse(os.path.exists(os.path.join(px.data_dir, "proxyd.db")))
+
+    def test_unreachable_database_refuses_to_start_without_echoing_the_password(self):
+        bad = "postgresql://px:s3cr3t-word@127.0.0.1:1/nowhere"
+        px = Proxyd(extra_args=["--db", bad])
+        with self.assertRaises(RuntimeError):
+            px.start()
+        px.stop()
+        self.assertIn("PostgreSQL", px.log())
+        self.assertNotIn("s3cr3t-word", px.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
