@@ -198,6 +198,38 @@ START_TEST(test_bad_input_is_refused)
 }
 END_TEST
 
+/* API tokens on either backend: made, found by their secret (a hash lookup), listed by
+ * owner, refused once revoked, and gone with their owner. */
+START_TEST(test_api_tokens_add_check_list_delete)
+{
+    char secret[STORE_TOKEN_LEN + 1], other[STORE_TOKEN_LEN + 1], owner[64], name[64];
+    enum store_role role;
+    struct store_token *rows;
+    size_t n;
+
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "ann", "pw-ann-1", "t", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_token_add(st, "ann", "ci", "t", secret, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_add(st, "ann", "ci", "t", other, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_add(st, "nobody", "x", "t", other, err, sizeof(err)), 2);
+    ck_assert_int_eq(store_token_add(st, "ann", "cron", "t", other, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_check(st, secret, owner, name, &role, err, sizeof(err)), 0);
+    ck_assert_str_eq(owner, "ann");
+    ck_assert_str_eq(name, "ci");
+    ck_assert_int_eq(role, STORE_ROLE_ADMIN);
+    ck_assert_int_eq(store_token_list(st, "ann", &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(rows[0].name, "ci");
+    ck_assert_str_eq(rows[1].name, "cron");
+    free(rows);
+    ck_assert_int_eq(store_token_delete(st, "ci", "ann", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_check(st, secret, owner, name, &role, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_check(st, other, owner, name, &role, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_account_delete(st, STORE_ADMIN, "ann", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_check(st, other, owner, name, &role, err, sizeof(err)), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_account");
@@ -213,6 +245,7 @@ int main(void)
     tcase_add_test(tc, test_first_admin_must_change_until_a_password_is_set);
     tcase_add_test(tc, test_unknown_name_costs_one_argon2_run);
     tcase_add_test(tc, test_bad_input_is_refused);
+    tcase_add_test(tc, test_api_tokens_add_check_list_delete);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
