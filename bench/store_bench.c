@@ -5,6 +5,8 @@
  * fails on timing.
  *
  * usage: store_bench [OUTDIR]   (default /tmp; files store_bench_*.db are replaced)
+ *        store_bench --db CONNINFO [OUTDIR]   (1) only, into that PostgreSQL database (it
+ *        adds rows to its access_log) and, in the same run, into SQLite in OUTDIR
  *
  * store_bench scale N [OUTDIR]: N synthetic rows over 30 days through the real writer (which
  * keeps the rollups as it writes; about 200 bytes a row), then the dashboard's queries
@@ -133,7 +135,7 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static void bench_throughput(const char *dir, size_t producers)
+static void bench_throughput(const char *dir, const char *pg, size_t producers)
 {
     char path[512], err[256];
     struct store_log_opts o = {
@@ -146,8 +148,9 @@ static void bench_throughput(const char *dir, size_t producers)
     double t0, t1;
 
     snprintf(path, sizeof(path), "%s/store_bench_tput.db", dir);
-    unlink(path);
-    o.db_path = path;
+    if (!pg)
+        unlink(path);
+    o.db_path = pg ? pg : path;
     log = store_log_start(&o, err, sizeof(err));
     if (!log) {
         fprintf(stderr, "store_log_start: %s\n", err);
@@ -167,9 +170,10 @@ static void bench_throughput(const char *dir, size_t producers)
     for (size_t i = 0; i < producers; i++)
         pthread_join(th[i], NULL);
     store_log_stop(log);
-    printf("  %zu producer%s  %10.0f rows/s committed  %8.0f pushes/s refused (queue full)"
+    printf("  %-10s %zu producer%s  %10.0f rows/s committed  %8.0f pushes/s refused (queue full)"
            "  db errors %llu\n",
-           producers, producers > 1 ? "s" : " ", (double)(c1.written - c0.written) / (t1 - t0),
+           pg ? "PostgreSQL" : "SQLite", producers, producers > 1 ? "s" : " ",
+           (double)(c1.written - c0.written) / (t1 - t0),
            (double)(c1.dropped_queue_full - c0.dropped_queue_full) / (t1 - t0),
            (unsigned long long)c1.dropped_db_error);
 }
@@ -674,11 +678,23 @@ int main(int argc, char **argv)
         bench_writer(argc > 3 ? argv[3] : "/tmp", strtoll(argv[2], NULL, 10));
         return 0;
     }
+    if (argc > 2 && strcmp(argv[1], "--db") == 0) {
+        dir = argc > 3 ? argv[3] : "/tmp";
+        printf("store_bench: (1) only, PostgreSQL (%s) against SQLite %s in %s\n",
+               store_path_is_pg(argv[2]) ? "--db" : "not a conninfo", sqlite3_libversion(), dir);
+        printf("(1) sustained writer throughput, %d s, flush 100 ms, queue 16384/producer\n",
+               TPUT_SECONDS);
+        for (size_t producers = 1; producers <= 2; producers++) {
+            bench_throughput(dir, NULL, producers);
+            bench_throughput(dir, argv[2], producers);
+        }
+        return 0;
+    }
     printf("store_bench: SQLite %s, output in %s\n", sqlite3_libversion(), dir);
     printf("(1) sustained writer throughput, %d s, flush 100 ms, queue 16384/producer\n",
            TPUT_SECONDS);
-    bench_throughput(dir, 1);
-    bench_throughput(dir, 2);
+    bench_throughput(dir, NULL, 1);
+    bench_throughput(dir, NULL, 2);
     printf("(2) size of %d realistic rows over 24 h\n", ROWS);
     snprintf(path, sizeof(path), "%s/store_bench_day.db", dir);
     build_day(path, now);

@@ -129,6 +129,26 @@ bool sql_tx_failed(struct store *st);
 /* Whether a transaction is open on st (also one PostgreSQL aborted after an error). */
 bool sql_in_transaction(struct store *st);
 
+/* PostgreSQL's COPY FROM STDIN (text format), for the log writer: rows are formatted into one
+ * buffer (grown as needed and kept for the next batch) and sent as one COPY, which costs the
+ * server a fraction of an INSERT a row. */
+struct sql_copy {
+    char *buf; /* owned */
+    size_t len, cap;
+    bool oom; /* a row did not fit and memory ran out: the send fails */
+};
+/* Appends a text column: a char array of size bytes holding text up to its first NUL (or all
+ * of it), escaped for COPY, bytes that are not UTF-8 replaced by '?' (PostgreSQL refuses
+ * them and would refuse the whole COPY). */
+void sql_copy_text(struct sql_copy *c, const char *field, size_t size);
+void sql_copy_int(struct sql_copy *c, int64_t v);
+/* Ends the row. */
+void sql_copy_row_end(struct sql_copy *c);
+/* Runs copy_sql ("COPY t(cols) FROM STDIN") with the rows so far, inside the caller's
+ * transaction, and empties the buffer either way. 0, or -1 (sql_errmsg says why). */
+int sql_copy_send(struct store *st, struct sql_copy *c, const char *copy_sql);
+void sql_copy_free(struct sql_copy *c);
+
 /* What the engines spell differently. Each entry is written once, for both, in store_sql.c. */
 enum sql_fragment {
     SQL_BEGIN_WRITE,     /* a transaction that changes policy: takes the write lock up front */

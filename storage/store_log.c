@@ -66,6 +66,7 @@ struct store_log {
     struct store *st;             /* NULL while the database cannot be opened */
     struct sql_stmt *insert;      /* prepared on st: one row */
     struct sql_stmt *insert_many; /* prepared on st: INSERT_ROWS rows */
+    struct sql_copy copy;         /* PostgreSQL: the rows of the batch not yet sent */
     dev_t db_dev;
     ino_t db_ino;
     bool failing;
@@ -394,12 +395,52 @@ static int insert_rows(struct sql_stmt *s, const struct store_access *a, size_t 
     return rc == SQL_DONE ? 0 : -1;
 }
 
+/* PostgreSQL takes a batch as COPY (a fraction of an INSERT's cost a row): the columns of
+ * insert_sql, in its order. */
+static const char copy_sql[] =
+    "COPY access_log(time_ms, client, \"user\", method, scheme, host, port, path, status,"
+    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest,"
+    " node) FROM STDIN";
+
+/* Rows buffered for one COPY at most: a batch sends several, each a bounded buffer. */
+#define COPY_CHUNK (1 << 20)
+
+/* PostgreSQL: one row into the COPY buffer, sent when it is full. 0 or -1. */
+static int copy_row(struct store_log *log, const struct store_access *a)
+{
+    struct sql_copy *c = &log->copy;
+
+    sql_copy_int(c, a->time_ms);
+    sql_copy_text(c, a->client, sizeof(a->client));
+    sql_copy_text(c, a->user, sizeof(a->user));
+    sql_copy_text(c, a->method, sizeof(a->method));
+    sql_copy_text(c, a->scheme, sizeof(a->scheme));
+    sql_copy_text(c, a->host, sizeof(a->host));
+    sql_copy_int(c, a->port);
+    sql_copy_text(c, a->path, sizeof(a->path));
+    sql_copy_int(c, a->status);
+    sql_copy_int(c, (int64_t)a->bytes_up);
+    sql_copy_int(c, (int64_t)a->bytes_down);
+    sql_copy_int(c, a->duration_ms);
+    sql_copy_int(c, a->decision);
+    sql_copy_int(c, a->rule_id);
+    sql_copy_text(c, a->error, sizeof(a->error));
+    sql_copy_int(c, a->policy_version);
+    sql_copy_text(c, a->sni, sizeof(a->sni));
+    sql_copy_text(c, a->dest, sizeof(a->dest));
+    sql_copy_text(c, log->node_name, strlen(log->node_name) + 1);
+    sql_copy_row_end(c);
+    return c->len >= COPY_CHUNK ? sql_copy_send(log->st, c, copy_sql) : 0;
+}
+
 /* Counts a row for rule_id (none for 0), flushing the tally when it is full. 0 or -1. */
 static int tally(struct store_log *log, int32_t rule_id, int64_t hits, int64_t undecided)
 {
     if (rule_id == 0 || store_tally_add(&log->tally, rule_id, hits, undecided))
         return 0;
-    if (store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
+    /* PostgreSQL runs nothing else while a COPY is open: send the rows first. */
+    if ((log->is_pg && sql_copy_send(log->st, &log->copy, copy_sql) < 0) ||
+        store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
         return -1;
     store_tally_add(&log->tally, rule_id, hits, undecided);
     return 0;
@@ -478,6 +519,9 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
     size_t i = 0;
     int64_t first_id;
 
+    for (; log->batch_ok && log->is_pg && i < n; i++)
+        if (copy_row(log, recs + i) < 0)
+            log->batch_ok = false;
     for (; log->batch_ok && n - i >= INSERT_ROWS; i += INSERT_ROWS)
         if (insert_rows(log->insert_many, recs + i, INSERT_ROWS) < 0)
             log->batch_ok = false;
@@ -486,6 +530,9 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
             log->batch_ok = false;
     /* The run's rows took consecutive ids, the last of them the newest. (No database when
      * the batch is only being taken, to be dropped.) */
+    /* PostgreSQL: the run's rows are sent now, for the id their last one took. */
+    if (log->batch_ok && log->is_pg && sql_copy_send(log->st, &log->copy, copy_sql) < 0)
+        log->batch_ok = false;
     first_id = log->batch_ok ? sql_last_log_id(log->st) - (int64_t)n + 1 : 0;
     for (i = 0; i < n; i++) {
         if (log->batch_ok && (tally(log, recs[i].rule_id, 1, 0) < 0 ||
@@ -561,7 +608,10 @@ static size_t write_batch(struct store_log *log)
         return n;
     }
     store_tally_reset(&log->tally);
+    log->copy.len = 0;
     n = drain(log, MAX_BATCH, &ok);
+    if (ok && log->is_pg)
+        ok = sql_copy_send(log->st, &log->copy, copy_sql) == 0;
     if (ok)
         ok = store_tally_flush(log->st, &log->tally, NULL, 0) == 0 &&
              rollup_step(log, atomic_load(&log->stopping)) == 0;
@@ -671,6 +721,7 @@ static void log_free(struct store_log *log)
     pthread_mutex_destroy(&log->err_lock);
     free(log->squid_buf);
     store_syslog_free(log->syslog);
+    sql_copy_free(&log->copy);
     free(log->db_path);
     free(log->squid_path);
     free(log->node_name);

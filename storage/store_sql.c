@@ -7,6 +7,7 @@
  * left on the server to deallocate, text parameters whose types the server infers.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,4 +526,158 @@ bool sql_in_transaction(struct store *st)
     if (st->backend == STORE_SQLITE)
         return !sqlite3_get_autocommit(st->db);
     return PQtransactionStatus(st->pg) != PQTRANS_IDLE;
+}
+
+/* Room for add more bytes in c; false (and c->oom) when memory ran out. */
+static bool copy_room(struct sql_copy *c, size_t add)
+{
+    size_t cap;
+    char *nb;
+
+    if (c->oom)
+        return false;
+    if (c->cap - c->len >= add)
+        return true;
+    cap = c->cap ? c->cap : 1 << 20;
+    while (cap - c->len < add)
+        cap *= 2;
+    nb = realloc(c->buf, cap);
+    if (!nb) {
+        c->oom = true;
+        return false;
+    }
+    c->buf = nb;
+    c->cap = cap;
+    return true;
+}
+
+/* Length of the UTF-8 sequence at p (at most n bytes), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len, i;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xe0) == 0xc0)
+        len = 2, cp = p[0] & 0x1f;
+    else if ((p[0] & 0xf0) == 0xe0)
+        len = 3, cp = p[0] & 0x0f;
+    else if ((p[0] & 0xf8) == 0xf0)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    /* Overlong forms, surrogates and beyond U+10FFFF are not UTF-8 either. */
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    return len;
+}
+
+void sql_copy_text(struct sql_copy *c, const char *field, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)field;
+    size_t n = strnlen(field, size), i = 0;
+    char *o;
+
+    if (!copy_room(c, 2 * n + 1))
+        return;
+    o = c->buf + c->len;
+    while (i < n) {
+        size_t k = utf8_len(p + i, n - i);
+
+        if (k == 0) {
+            *o++ = '?';
+            i++;
+            continue;
+        }
+        if (k > 1) {
+            memcpy(o, p + i, k);
+            o += k;
+            i += k;
+            continue;
+        }
+        switch (p[i]) {
+        case '\\':
+            *o++ = '\\', *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = '\\', *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = '\\', *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = '\\', *o++ = 't';
+            break;
+        default:
+            *o++ = (char)p[i];
+        }
+        i++;
+    }
+    *o++ = '\t';
+    c->len = (size_t)(o - c->buf);
+}
+
+void sql_copy_int(struct sql_copy *c, int64_t v)
+{
+    if (copy_room(c, 24))
+        c->len += (size_t)snprintf(c->buf + c->len, 24, "%lld\t", (long long)v);
+}
+
+void sql_copy_row_end(struct sql_copy *c)
+{
+    if (!c->oom && c->len > 0)
+        c->buf[c->len - 1] = '\n'; /* the last column's tab */
+}
+
+int sql_copy_send(struct store *st, struct sql_copy *c, const char *copy_sql)
+{
+    PGresult *res;
+    int rc = 0;
+
+    if (c->oom) {
+        c->oom = false;
+        c->len = 0;
+        snprintf(st->pg_err, sizeof(st->pg_err), "COPY: out of memory");
+        return -1;
+    }
+    if (c->len == 0)
+        return 0;
+    if (sql_flush(st) < 0) {
+        c->len = 0;
+        return -1;
+    }
+    res = PQexec(st->pg, copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = pg_err(st, res);
+        PQclear(res);
+        c->len = 0;
+        return rc;
+    }
+    PQclear(res);
+    if (PQputCopyData(st->pg, c->buf, (int)c->len) != 1)
+        rc = pg_err(st, NULL);
+    if (PQputCopyEnd(st->pg, rc < 0 ? "client failed" : NULL) != 1 && rc == 0)
+        rc = pg_err(st, NULL);
+    while ((res = PQgetResult(st->pg))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
+            rc = pg_err(st, res);
+        PQclear(res);
+    }
+    c->len = 0;
+    return rc;
+}
+
+void sql_copy_free(struct sql_copy *c)
+{
+    free(c->buf);
+    memset(c, 0, sizeof(*c));
 }

@@ -295,6 +295,38 @@ START_TEST(test_every_field_of_every_row_is_stored)
 }
 END_TEST
 
+/* Fields come from the network: tabs, newlines and backslashes (COPY's own syntax on
+ * PostgreSQL) come back as they went in, and so does UTF-8; a byte that is no UTF-8 comes
+ * back as it went in on SQLite and as '?' on PostgreSQL (which refuses it, and would refuse
+ * the whole batch with it). A field that fills its array without a NUL is cut there. */
+START_TEST(test_awkward_bytes_come_back_as_logged)
+{
+    static const char path[] = "/a\tb\nc\\d\re \xc3\xa9 \xff\xfe end";
+    struct store_log *log = start(1, 64, 20, NULL);
+    struct store_log_counters c;
+    struct store_log_filter f = {.decision = -1, .limit = 10};
+    struct store_log_row *rows;
+    struct store_access a = record(1700000000000, "example.com", 0);
+    char err[256] = "";
+    size_t n;
+    struct store *st;
+
+    snprintf(a.path, sizeof(a.path), "%s", path);
+    memset(a.method, 'M', sizeof(a.method)); /* no NUL */
+    ck_assert(store_log_push(log, 0, &a));
+    ck_assert(wait_for(log, written_at_least, 1, &c));
+    store_log_stop(log);
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(store_log_search(st, &f, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(rows[0].a.path, test_pg() ? "/a\tb\nc\\d\re \xc3\xa9 ?? end" : path);
+    ck_assert_uint_eq(strlen(rows[0].a.method), sizeof(a.method) - 1); /* the row's array */
+    free(rows);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_stop_writes_everything_still_queued)
 {
     /* A flush interval far longer than the test: only stop can write these. */
@@ -606,6 +638,7 @@ int main(void)
     tcase_add_test(tc, test_records_from_two_producers_are_all_committed);
     tcase_add_test(tc, test_stop_writes_everything_still_queued);
     tcase_add_test(tc, test_rows_carry_the_node_name);
+    tcase_add_test(tc, test_awkward_bytes_come_back_as_logged);
     tcase_add_test(tc, test_every_field_of_every_row_is_stored);
     tcase_add_test(tc, test_full_queue_push_fails_fast_and_counts_drops);
     tcase_add_test(tc, test_locked_database_drops_batches_then_resumes);
