@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "storage/store.h"
 
@@ -87,15 +88,65 @@ enum { SQL_ROW = 100, SQL_DONE = 101 }; /* sql_step; anything else is an error *
 
 int store_prepare(struct store *st, const char *sql, struct sql_stmt **out, char *err,
                   size_t errlen);
-void sql_bind_int64(struct sql_stmt *s, int i, int64_t v);
 void sql_bind_text(struct sql_stmt *s, int i, const char *v);
 /* len bytes of text at v (no NUL needed after them), valid until the step that uses them. */
 void sql_bind_textn(struct sql_stmt *s, int i, const char *v, size_t len);
 /* len bytes of binary (a BLOB; PostgreSQL: bytea), valid until the step that uses them. */
 void sql_bind_blob(struct sql_stmt *s, int i, const void *v, size_t len);
+/* The calls a log batch makes for each row are inline: on SQLite they are SQLite's own
+ * behind one branch (the writer's cost per row stays SQLite's). The pg ones are store_sql.c's. */
+struct sql_stmt { /* store_sql.c; its fields are no one else's */
+    struct store *st;
+    sqlite3_stmt *lite; /* SQLite; NULL for PostgreSQL */
+    /* PostgreSQL */
+    char *sql; /* owned, parameters as $N */
+    int nparams;
+    /* Each nparams long, owned, allocated at prepare (none while binding or stepping). */
+    const char **values;
+    char **owned; /* copies made by sql_bind_field and sql_bind_blob */
+    char (*num)[24];
+    Oid *types;
+    PGresult *res;
+    int row, nrows;
+    bool deferred; /* sql_defer */
+};
+
+void sql_pg_bind_int64(struct sql_stmt *s, int i, int64_t v);
+void sql_pg_bind_field(struct sql_stmt *s, int i, const char *field, size_t size);
+int sql_pg_step(struct sql_stmt *s);
+void sql_pg_reset(struct sql_stmt *s);
+
+static inline void sql_bind_int64(struct sql_stmt *s, int i, int64_t v)
+{
+    if (s->lite)
+        sqlite3_bind_int64(s->lite, i, v);
+    else
+        sql_pg_bind_int64(s, i, v);
+}
+
 /* A char array of size bytes holding text up to its first NUL, or all of it without one. */
-void sql_bind_field(struct sql_stmt *s, int i, const char *field, size_t size);
-int sql_step(struct sql_stmt *s);
+static inline void sql_bind_field(struct sql_stmt *s, int i, const char *field, size_t size)
+{
+    if (s->lite)
+        sqlite3_bind_text(s->lite, i, field, (int)strnlen(field, size), SQLITE_STATIC);
+    else
+        sql_pg_bind_field(s, i, field, size);
+}
+
+static inline int sql_step(struct sql_stmt *s)
+{
+    return s->lite ? sqlite3_step(s->lite) : sql_pg_step(s);
+}
+
+/* Ready to step again, with the same bindings. */
+static inline void sql_reset(struct sql_stmt *s)
+{
+    if (s->lite)
+        sqlite3_reset(s->lite);
+    else
+        sql_pg_reset(s);
+}
+
 int64_t sql_col_int64(struct sql_stmt *s, int i); /* NULL reads as 0 */
 int sql_col_int(struct sql_stmt *s, int i);
 const char *sql_col_text(struct sql_stmt *s, int i); /* NULL for NULL */
@@ -108,8 +159,6 @@ bool sql_col_null(struct sql_stmt *s, int i);
 void sql_defer(struct sql_stmt *s);
 /* Waits for every deferred statement sent on st: 0, or -1 (sql_errmsg says why). */
 int sql_flush(struct store *st);
-/* Ready to step again, with the same bindings. */
-void sql_reset(struct sql_stmt *s);
 void sql_finalize(struct sql_stmt *s); /* NULL does nothing */
 /* The id the last row inserted into access_log took (on PostgreSQL after the deferred
  * statements are answered). */

@@ -25,22 +25,6 @@
 #define OID_INT8 20
 #define OID_TEXT 25
 
-struct sql_stmt {
-    struct store *st;
-    sqlite3_stmt *lite; /* SQLite; NULL for PostgreSQL */
-    /* PostgreSQL */
-    char *sql; /* owned, parameters as $N */
-    int nparams;
-    /* Each nparams long, owned, allocated at prepare (none while binding or stepping). */
-    const char **values;
-    char **owned; /* copies made by sql_bind_field and sql_bind_blob */
-    char (*num)[24];
-    Oid *types;
-    PGresult *res;
-    int row, nrows;
-    bool deferred; /* sql_defer */
-};
-
 /* Deferred statements answered at least this often, so neither side's buffer fills with
  * results the other is not reading. */
 #define PIPELINE_SYNC_EVERY 512
@@ -198,11 +182,9 @@ static bool pg_index_ok(struct sql_stmt *s, int i)
     return true;
 }
 
-void sql_bind_int64(struct sql_stmt *s, int i, int64_t v)
+void sql_pg_bind_int64(struct sql_stmt *s, int i, int64_t v)
 {
-    if (s->lite) {
-        sqlite3_bind_int64(s->lite, i, v);
-    } else if (pg_index_ok(s, i)) {
+    if (pg_index_ok(s, i)) {
         snprintf(s->num[i - 1], sizeof(s->num[i - 1]), "%lld", (long long)v);
         s->values[i - 1] = s->num[i - 1];
         s->types[i - 1] = OID_INT8;
@@ -251,11 +233,9 @@ void sql_bind_blob(struct sql_stmt *s, int i, const void *v, size_t len)
     }
 }
 
-void sql_bind_field(struct sql_stmt *s, int i, const char *field, size_t size)
+void sql_pg_bind_field(struct sql_stmt *s, int i, const char *field, size_t size)
 {
-    if (s->lite) {
-        sqlite3_bind_text(s->lite, i, field, (int)strnlen(field, size), SQLITE_STATIC);
-    } else if (pg_index_ok(s, i)) {
+    if (pg_index_ok(s, i)) {
         /* libpq reads text parameters up to their NUL: copy only a field that fills its
          * array without one (the fillers truncate, so this is rare). */
         if (memchr(field, '\0', size)) {
@@ -347,13 +327,11 @@ static int pg_step_deferred(struct sql_stmt *s)
     return SQL_DONE;
 }
 
-int sql_step(struct sql_stmt *s)
+int sql_pg_step(struct sql_stmt *s)
 {
     struct store *st = s->st;
     const char *tuples;
 
-    if (s->lite)
-        return sqlite3_step(s->lite);
     if (s->deferred)
         return pg_step_deferred(s);
     /* Anything that waits for its answer first collects the deferred ones' (libpq runs
@@ -422,12 +400,8 @@ bool sql_col_null(struct sql_stmt *s, int i)
     return pg_value(s, i) == NULL;
 }
 
-void sql_reset(struct sql_stmt *s)
+void sql_pg_reset(struct sql_stmt *s)
 {
-    if (s->lite) {
-        sqlite3_reset(s->lite);
-        return;
-    }
     PQclear(s->res);
     s->res = NULL;
 }
