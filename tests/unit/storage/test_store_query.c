@@ -115,6 +115,11 @@ static void search_ids(const struct store_log_filter *f, char *out, size_t size)
 #define NET_10_0_0_2                                                                               \
     .client_net_set = true, .client_net = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2}
 
+/* 2001:db8:: and 11.0.0.0 (IPv4-mapped): networks no client of the rows is in. */
+#define NET_2001_DB8 .client_net_set = true, .client_net = {0x20, 0x01, 0x0d, 0xb8}
+#define NET_11_0_0_0                                                                               \
+    .client_net_set = true, .client_net = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 11, 0, 0, 0}
+
 START_TEST(test_search_filters_paging_and_follow)
 {
     const struct {
@@ -151,6 +156,12 @@ START_TEST(test_search_filters_paging_and_follow)
         {{NET_10_0_0_2, .client_net_bits = 128, .decision = -1}, "4,3"},
         {{NET_10_0_0_2, .client_net_bits = 0, .decision = -1}, "6,5,4,3,2,1"},
         {{NET_10_0_0_2, .client_net_bits = 125, .decision = STORE_DENY}, "4,3"},
+        /* Networks wider than ::ffff:0:0/96 hold every IPv4 client or none (PostgreSQL's
+         * inet keeps the families apart: the store has to say which). */
+        {{NET_10_0_0_2, .client_net_bits = 96, .decision = -1}, "6,5,4,3,2,1"},
+        {{NET_10_0_0_2, .client_net_bits = 80, .decision = -1}, "6,5,4,3,2,1"},
+        {{NET_2001_DB8, .client_net_bits = 32, .decision = -1}, ""},
+        {{NET_11_0_0_0, .client_net_bits = 104, .decision = -1}, ""},
         {{.user = "alice", .decision = -1}, "5"},
         {{.user = "ALICE", .decision = -1}, ""},
         {{.rule_id = 4, .decision = -1}, ""},
