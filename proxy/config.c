@@ -382,6 +382,36 @@ static int config_read_file(struct px_config *cfg, const char *path, char *err, 
     return rc;
 }
 
+void config_value_text(const struct px_config *cfg, const char *name, char *out, size_t outlen)
+{
+    const struct opt *o = opt_find(name);
+    const char *base = o ? (const char *)cfg + o->offset : NULL;
+
+    out[0] = '\0';
+    if (!o)
+        return;
+    switch (o->kind) {
+    case OPT_STR:
+        snprintf(out, outlen, "%s", *(char *const *)base ? *(char *const *)base : "");
+        break;
+    case OPT_BOOL:
+        snprintf(out, outlen, "%s", *(const bool *)base ? "yes" : "no");
+        break;
+    case OPT_UINT:
+        snprintf(out, outlen, "%u", *(const unsigned *)base);
+        break;
+    case OPT_MS:
+    case OPT_LEVEL:
+        snprintf(out, outlen, "%d", *(const int *)base);
+        break;
+    case OPT_INT64:
+        snprintf(out, outlen, "%lld", (long long)*(const int64_t *)base);
+        break;
+    default: /* lists: not asked for (no setting has a list twin) */
+        break;
+    }
+}
+
 void config_usage(FILE *out)
 {
     fputs("usage: proxyd [options]\n"

@@ -99,6 +99,9 @@ void config_defaults(struct px_config *cfg);
 enum config_parse config_from_args(struct px_config *cfg, int argc, char **argv, char *err,
                                    size_t errlen);
 void config_free(struct px_config *cfg);
+/* Option `name`'s value in cfg as text: a string's ("" when unset), yes/no, a number;
+ * "" for an unknown name or a list. */
+void config_value_text(const struct px_config *cfg, const char *name, char *out, size_t outlen);
 /* Writes --help to out: one line per entry of the option table, so no option is left out. */
 void config_usage(FILE *out);
 bool config_connect_port_allowed(const struct px_config *cfg, uint16_t port);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl/acl_rule.h"
 #include "base/addr.h"
 #include "base/clock.h"
 #include "base/status.h"
@@ -28,6 +29,7 @@
 #include "proxy/log.h"
 #include "proxy/policy.h"
 #include "proxy/portfwd.h"
+#include "proxy/reply.h"
 #include "proxy/service.h"
 #include "proxy/worker.h"
 #include "proxy/ca_live.h"
@@ -35,6 +37,7 @@
 #include "tls/mint.h"
 #include "tls/tls.h"
 #include "web-admin/wa.h"
+#include "web-admin/wa_settings.h"
 
 #define DRAIN_GRACE_MS 10000
 #define POLICY_POLL_MS 250
@@ -46,6 +49,13 @@
 /* Above this, descriptor numbers are not watched (the loops' tables would be too large). */
 #define FD_LIMIT_MAX (1 << 20)
 #define STATUS_INTERVAL_MS 5000 /* systemd's status line */
+
+/* The values of the settings the admin may change live, as in force (setting, else config). */
+struct live_settings {
+    int64_t retention_days, retention_rows, expired_rule_days;
+    char contact[256];
+    char logo[REPLY_LOGO_URI_MAX];
+};
 
 struct proxyd {
     struct px_config cfg;
@@ -77,7 +87,19 @@ struct proxyd {
      * to a loop that is ending. */
     pthread_mutex_t serving_mu;
     char node_name[STORE_NODE_NAME_MAX + 1]; /* --node-name, or the host name */
+    /* The settings an admin changes on the running proxy (the settings table) override the
+     * config's twins while they are set (docs/admin.md, "Settings"). settings_mu serialises
+     * applying them (admin thread, main thread's poll, SIGHUP) and guards what follows and
+     * the config's live fields, which the admin server reads (hook_config_value). */
+    pthread_mutex_t settings_mu;
+    struct proxy_tunables tun_base; /* the config's tunables, before the settings' overlay */
+    struct live_settings applied;   /* what is in force */
 };
+
+static bool same_str(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
 
 static void tunables_from_config(struct proxy_tunables *t, const struct px_config *cfg)
 {
@@ -234,6 +256,188 @@ static int hook_forward_delete(void *arg, int id, const char *actor, char *err, 
         snprintf(err, errlen, "proxyd is shutting down");
     pthread_mutex_unlock(&p->serving_mu);
     return rc;
+}
+
+/* ---- settings changed on the running proxy ---- */
+
+_Static_assert(WA_SETTINGS_LOGO_BYTES <= REPLY_LOGO_BYTES && WA_SETTINGS_CONTACT_MAX < 256,
+               "the admin server stores a logo or contact line block pages cannot carry");
+
+/* The settings table's keys proxyd itself reads (the admin server's table, wa_settings.c,
+ * says what each means and checks what it stores). */
+enum live_key {
+    LIVE_ACCESS_REQUESTS,
+    LIVE_HTTPS_BLOCK_PAGE,
+    LIVE_RETENTION_DAYS,
+    LIVE_RETENTION_ROWS,
+    LIVE_EXPIRED_RULE_DAYS,
+    LIVE_BLOCK_CONTACT,
+    LIVE_BLOCK_LOGO,
+    LIVE_ALLOW_CLIENTS,
+    LIVE_COUNT
+};
+static const char *const live_keys[LIVE_COUNT] = {
+    [LIVE_ACCESS_REQUESTS] = "access_requests",
+    [LIVE_HTTPS_BLOCK_PAGE] = "https_block_page",
+    [LIVE_RETENTION_DAYS] = "retention_days",
+    [LIVE_RETENTION_ROWS] = "retention_rows",
+    [LIVE_EXPIRED_RULE_DAYS] = "expired_rule_days",
+    [LIVE_BLOCK_CONTACT] = "block_contact",
+    [LIVE_BLOCK_LOGO] = "block_logo",
+    [LIVE_ALLOW_CLIENTS] = "allow_clients",
+};
+
+/* A stored setting as a number 0 .. INT64_MAX, else fallback: unset, or not a number (the
+ * admin server checks what it stores; a hand-edited database may hold anything). */
+static int64_t setting_number(const char *v, int64_t fallback)
+{
+    char *end;
+    long long x;
+
+    if (!v || !*v || *v < '0' || *v > '9')
+        return fallback;
+    errno = 0;
+    x = strtoll(v, &end, 10);
+    return errno || *end ? fallback : (int64_t)x;
+}
+
+/* Whether v is a list of networks the rule set compiles with. */
+static bool networks_ok(const char *v)
+{
+    struct acl_cidr *nets = NULL;
+    uint32_t n = 0;
+    char msg[200];
+    bool ok = acl_cidr_parse_list(v, strlen(v), &nets, &n, msg, sizeof(msg)) == 0 && n > 0;
+
+    free(nets);
+    return ok;
+}
+
+/* The tunables the workers copy: the config's, with the contact line and logo in force.
+ * Under settings_mu. */
+static void tunables_publish(struct proxyd *p)
+{
+    pthread_mutex_lock(&p->shared.tunables_lock);
+    p->shared.tunables = p->tun_base;
+    memcpy(p->shared.tunables.contact, p->applied.contact, sizeof(p->applied.contact));
+    memcpy(p->shared.tunables.logo, p->applied.logo, sizeof(p->applied.logo));
+    atomic_fetch_add(&p->shared.tunables_gen, 1);
+    pthread_mutex_unlock(&p->shared.tunables_lock);
+    for (unsigned i = 0; p->workers && i < p->nworkers; i++)
+        worker_notify(&p->workers[i]);
+}
+
+/* Reads the settings table and puts in force what changed: each setting when set, else its
+ * config twin. Any thread (the admin server's hook, the main thread's poll and SIGHUP). A
+ * stored value proxyd cannot use is passed over for the config's, once logged. */
+static void settings_apply(struct proxyd *p)
+{
+    static struct log_ratelimit bad_rl = LOG_RATELIMIT_INIT(60000, 4);
+    char *v[LIVE_COUNT], err[1024];
+
+    pthread_mutex_lock(&p->policy.lock);
+    for (int i = 0; i < LIVE_COUNT; i++)
+        v[i] = store_setting_get(p->policy.st, live_keys[i]);
+    pthread_mutex_unlock(&p->policy.lock);
+    for (int i = 0; i < LIVE_COUNT; i++)
+        if (v[i] && !*v[i]) {
+            free(v[i]);
+            v[i] = NULL; /* unset */
+        }
+
+    pthread_mutex_lock(&p->settings_mu);
+    const struct px_config *cfg = &p->cfg;
+    atomic_store_explicit(&p->access_req.enabled,
+                          v[LIVE_ACCESS_REQUESTS] && !strcmp(v[LIVE_ACCESS_REQUESTS], "on"),
+                          memory_order_relaxed);
+    atomic_store_explicit(&p->shared.https_block_page,
+                          v[LIVE_HTTPS_BLOCK_PAGE] ? !strcmp(v[LIVE_HTTPS_BLOCK_PAGE], "on")
+                                                   : cfg->https_block_page,
+                          memory_order_relaxed);
+
+    int64_t days = setting_number(v[LIVE_RETENTION_DAYS], cfg->retention_days);
+    int64_t rows = setting_number(v[LIVE_RETENTION_ROWS], cfg->retention_rows);
+    if (days != p->applied.retention_days || rows != p->applied.retention_rows) {
+        p->applied.retention_days = days;
+        p->applied.retention_rows = rows;
+        if (p->log) {
+            store_log_retention_set(p->log, days, rows);
+            log_info("access log retention now %lld days, %lld rows (0: no limit)", (long long)days,
+                     (long long)rows);
+        }
+    }
+    p->applied.expired_rule_days =
+        setting_number(v[LIVE_EXPIRED_RULE_DAYS], cfg->expired_rule_days);
+
+    const char *contact = v[LIVE_BLOCK_CONTACT] ? v[LIVE_BLOCK_CONTACT]
+                          : cfg->contact        ? cfg->contact
+                                                : "";
+    const char *logo = v[LIVE_BLOCK_LOGO] ? v[LIVE_BLOCK_LOGO] : "";
+    if (*logo && !reply_logo_ok(logo)) {
+        log_warnx_limited(&bad_rl,
+                          "setting block_logo: not a PNG, JPEG or SVG data: URI of at "
+                          "most %d bytes; block pages show no logo",
+                          REPLY_LOGO_BYTES);
+        logo = "";
+    }
+    if (strncmp(contact, p->applied.contact, sizeof(p->applied.contact)) != 0 ||
+        strcmp(logo, p->applied.logo) != 0) {
+        snprintf(p->applied.contact, sizeof(p->applied.contact), "%s", contact);
+        snprintf(p->applied.logo, sizeof(p->applied.logo), "%s", logo);
+        tunables_publish(p);
+        log_info("block pages: contact line '%s', %s", p->applied.contact,
+                 p->applied.logo[0] ? "a logo" : "no logo");
+    }
+
+    const char *allow = v[LIVE_ALLOW_CLIENTS];
+    if (allow && !networks_ok(allow)) {
+        log_warnx_limited(&bad_rl,
+                          "setting allow_clients: not a list of networks ('%.80s'); "
+                          "the config's stay in force",
+                          allow);
+        allow = NULL;
+    }
+    if (!allow)
+        allow = cfg->allow_clients;
+    /* Only this function changes it (under settings_mu): read without the loader's lock. */
+    if (!same_str(allow, p->policy.allowed_clients)) {
+        char *fresh = allow ? strdup(allow) : NULL, *old;
+        pthread_mutex_lock(&p->policy.lock);
+        old = p->policy.allowed_clients;
+        p->policy.allowed_clients = fresh;
+        pthread_mutex_unlock(&p->policy.lock);
+        if (policy_reload(&p->policy, true, err, sizeof(err)) < 0) {
+            log_warnx("allowed client networks '%s' not applied: %s", allow ? allow : "(default)",
+                      err);
+            pthread_mutex_lock(&p->policy.lock);
+            p->policy.allowed_clients = old;
+            pthread_mutex_unlock(&p->policy.lock);
+            free(fresh);
+        } else {
+            log_info("allowed client networks now %s",
+                     allow ? allow : "loopback and private (default)");
+            free(old);
+        }
+    }
+    pthread_mutex_unlock(&p->settings_mu);
+    for (int i = 0; i < LIVE_COUNT; i++)
+        free(v[i]);
+}
+
+/* PUT /api/settings committed: in force before the admin server answers. */
+static void hook_settings_changed(void *arg)
+{
+    settings_apply(arg);
+}
+
+/* The config's value of option `name` as text, for the Settings page ("" when unset). */
+static void hook_config_value(void *arg, const char *name, char *out, size_t outlen)
+{
+    struct proxyd *p = arg;
+
+    pthread_mutex_lock(&p->settings_mu);
+    config_value_text(&p->cfg, name, out, outlen);
+    pthread_mutex_unlock(&p->settings_mu);
 }
 
 /* ---- counters for the admin server (base/stats.h) ---- */
@@ -439,11 +643,6 @@ static unsigned workers_wanted(unsigned workers)
     return cpus > 0 ? (unsigned)cpus : 1;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-    return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
 static bool same_list(char *const *a, size_t na, char *const *b, size_t nb)
 {
     if (na != nb)
@@ -581,26 +780,6 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         return;
     }
     log_threshold_set((enum log_level)fresh.log_level);
-    pthread_mutex_lock(&p->shared.tunables_lock);
-    tunables_from_config(&p->shared.tunables, &fresh);
-    atomic_fetch_add(&p->shared.tunables_gen, 1);
-    pthread_mutex_unlock(&p->shared.tunables_lock);
-    for (unsigned i = 0; i < p->nworkers; i++)
-        worker_notify(&p->workers[i]);
-    if (!same_str(p->cfg.allow_clients, fresh.allow_clients)) {
-        pthread_mutex_lock(&p->policy.lock);
-        free(p->policy.allowed_clients);
-        p->policy.allowed_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
-        pthread_mutex_unlock(&p->policy.lock);
-        if (policy_reload(&p->policy, true, err, sizeof(err)) < 0)
-            log_warnx("SIGHUP: allow-clients not applied: %s", err);
-    }
-    if (p->log && (fresh.retention_days != p->cfg.retention_days ||
-                   fresh.retention_rows != p->cfg.retention_rows)) {
-        store_log_retention_set(p->log, fresh.retention_days, fresh.retention_rows);
-        log_info("access log retention now %lld days, %lld rows (0: no limit)",
-                 (long long)fresh.retention_days, (long long)fresh.retention_rows);
-    }
     if (p->log && (fresh.version_keep != p->cfg.version_keep ||
                    fresh.version_keep_days != p->cfg.version_keep_days)) {
         store_log_versions_set(p->log, fresh.version_keep, fresh.version_keep_days);
@@ -638,15 +817,24 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
                      restart[0] ? ", " : "", start_only[i].name);
     if (restart[0])
         log_warnx("SIGHUP: changed %s: needs a restart (the old value stays until then)", restart);
+    /* What can change live, then the settings over it (which win while they are set). */
+    pthread_mutex_lock(&p->settings_mu);
+    tunables_from_config(&p->tun_base, &fresh);
+    /* Published even when the settings leave contact and logo as they are. */
+    tunables_publish(p);
     free(p->cfg.allow_clients);
     p->cfg.allow_clients = fresh.allow_clients ? strdup(fresh.allow_clients) : NULL;
+    free(p->cfg.contact);
+    p->cfg.contact = fresh.contact ? strdup(fresh.contact) : NULL;
     p->cfg.retention_days = fresh.retention_days;
     p->cfg.retention_rows = fresh.retention_rows;
     p->cfg.version_keep = fresh.version_keep;
     p->cfg.version_keep_days = fresh.version_keep_days;
     p->cfg.expired_rule_days = fresh.expired_rule_days;
     p->cfg.https_block_page = fresh.https_block_page;
+    pthread_mutex_unlock(&p->settings_mu);
     config_free(&fresh);
+    settings_apply(p);
     log_info("settings reloaded");
 }
 
@@ -871,7 +1059,12 @@ static int shared_fill(struct proxyd *p, int fd_limit)
     p->shared.ndns_servers = p->cfg.ndns_servers;
     p->shared.dns_timeout_ms = p->cfg.dns_timeout_ms;
     pthread_mutex_init(&p->shared.tunables_lock, NULL);
-    tunables_from_config(&p->shared.tunables, &p->cfg);
+    tunables_from_config(&p->tun_base, &p->cfg);
+    p->shared.tunables = p->tun_base;
+    snprintf(p->applied.contact, sizeof(p->applied.contact), "%s", p->tun_base.contact);
+    p->applied.retention_days = p->cfg.retention_days;
+    p->applied.retention_rows = p->cfg.retention_rows;
+    p->applied.expired_rule_days = p->cfg.expired_rule_days;
     collect_own_addresses(p);
 
     check_fd_budget(fd_limit, p->nworkers, p->cfg.max_connections);
@@ -893,6 +1086,7 @@ static int shared_fill(struct proxyd *p, int fd_limit)
     atomic_store(&p->shared.https_block_page, p->cfg.https_block_page);
     ca_live_init(&p->ca, p->cfg.data_dir, &p->shared.mint);
     ca_live_poll(&p->ca);
+    settings_apply(p); /* before the workers take their first request */
     return 0;
 }
 
@@ -1008,6 +1202,8 @@ static int admin_start(struct proxyd *p)
         .list_fetch = hook_list_fetch,
         .list_max_bytes = p->cfg.list_max_bytes > 0 ? (size_t)p->cfg.list_max_bytes : 0,
         .sub_min_every_s = p->cfg.sub_min_interval_s > 0 ? p->cfg.sub_min_interval_s : 1,
+        .settings_changed = hook_settings_changed,
+        .config_value = hook_config_value,
         .hook_arg = p,
     };
     p->admin = wa_start(&wo, &first_run, err, sizeof(err));
@@ -1022,8 +1218,8 @@ static int admin_start(struct proxyd *p)
 
 /* ---- running and stopping ---- */
 
-/* The setting access_requests ("on" shows the form on block pages), and the requests the
- * workers queued, stored. On the policy loader's connection: the main thread's own. */
+/* The access requests the workers queued, stored. On the policy loader's connection: the
+ * main thread's own. */
 static void access_requests_poll(struct proxyd *p)
 {
     struct store_request rq[16];
@@ -1031,15 +1227,6 @@ static void access_requests_poll(struct proxyd *p)
     size_t n;
 
     pthread_mutex_lock(&p->policy.lock);
-    char *v = store_setting_get(p->policy.st, "access_requests");
-    atomic_store_explicit(&p->access_req.enabled, v && !strcmp(v, "on"), memory_order_relaxed);
-    free(v);
-    /* https_block_page: the admin's setting when made, else the config's. */
-    v = store_setting_get(p->policy.st, "https_block_page");
-    atomic_store_explicit(&p->shared.https_block_page,
-                          v && *v ? !strcmp(v, "on") : p->cfg.https_block_page,
-                          memory_order_relaxed);
-    free(v);
     while ((n = access_req_take(&p->access_req, rq, sizeof(rq) / sizeof(rq[0]))) > 0) {
         for (size_t i = 0; i < n; i++) {
             int64_t id;
@@ -1073,13 +1260,14 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char *
         }
         notify_tick(p);
         portfwd_poll(&p->forwards);
-        int64_t keep_days = p->cfg.expired_rule_days;
+        int64_t keep_days = p->applied.expired_rule_days;
         int64_t keep_s = keep_days > 1000000 ? INT64_MAX / 2 : keep_days * 86400;
         int expired = policy_expire(&p->policy, clock_wall_ms() / 1000, keep_s, err, sizeof(err));
         if (expired > 0)
             log_info("deleted %d expired rule%s", expired, expired == 1 ? "" : "s");
         else if (expired < 0)
             log_warnx("expired rules not deleted: %s", err);
+        settings_apply(p);
         access_requests_poll(p);
         ca_live_poll(&p->ca);
         int rc = policy_reload(&p->policy, false, err, sizeof(err));
@@ -1146,6 +1334,7 @@ int main(int argc, char **argv)
 
     p.started_ms = clock_wall_ms();
     pthread_mutex_init(&p.serving_mu, NULL);
+    pthread_mutex_init(&p.settings_mu, NULL);
     rc = settings_load(&p, argc, argv);
     if (rc >= 0)
         return rc;

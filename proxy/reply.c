@@ -48,6 +48,12 @@ static size_t html_escape(char *out, size_t cap, const char *s, size_t len)
     return n;
 }
 
+/* Our pages load nothing but their inline style and a data: logo, and their form (the access
+ * request) goes to the page's own host. */
+#define REPLY_CSP                                                                                  \
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; "           \
+    "base-uri 'none'; frame-ancestors 'none'"
+
 static const char *status_text(int status)
 {
     switch (status) {
@@ -103,28 +109,52 @@ static void format_form(const struct reply_page *pg, char *out, size_t cap)
              token, ACCESS_REQ_REASON_MAX, ACCESS_REQ_NAME_MAX);
 }
 
+bool reply_logo_ok(const char *uri)
+{
+    static const char *const types[] = {"data:image/png;base64,", "data:image/jpeg;base64,",
+                                        "data:image/svg+xml;base64,"};
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+    size_t n = strnlen(uri, REPLY_LOGO_URI_MAX);
+
+    if (n == REPLY_LOGO_URI_MAX)
+        return false;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        size_t t = strlen(types[i]);
+        if (strncmp(uri, types[i], t) == 0)
+            return n > t && strspn(uri + t, b64) == n - t;
+    }
+    return false;
+}
+
 /* The HTML page into out. Returns its length, 0 when it does not fit. */
 static size_t format_page(const struct reply_page *pg, char *out, size_t cap)
 {
-    char url[1200], what[400], when[64], contact[300], form[1024];
+    /* Escaping at most sextuples a byte ("&quot;" for '"'). */
+    char url[1200], what[400], when[64], contact[6 * 256], form[1024];
     struct tm tm;
     html_escape(url, sizeof(url), pg->url, strlen(pg->url));
     html_escape(what, sizeof(what), pg->detail, strlen(pg->detail));
     html_escape(contact, sizeof(contact), pg->contact, strlen(pg->contact));
+    /* A data: URI alone (an SVG in an <img> runs no script and loads nothing), and the page's
+     * Content-Security-Policy allows no other image source. */
+    bool logo = pg->logo && *pg->logo && reply_logo_ok(pg->logo);
     localtime_r(&pg->when, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
     const char *text = status_text(pg->status);
     format_form(pg, form, sizeof(form));
-    int n = snprintf(out, cap,
-                     "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-                     "<meta name=\"viewport\" content=\"width=device-width\">"
-                     "<title>%d %s</title><style>body{font-family:sans-serif;max-width:40em;"
-                     "margin:3em auto;padding:0 1em;color:#222}code{word-break:break-all}"
-                     "</style></head><body>\n<h1>%d %s</h1>\n<p>%s</p>\n"
-                     "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s%s"
-                     "<hr><p><small>proxyd</small></p></body></html>\n",
-                     pg->status, text, pg->status, text, what, url, when,
-                     contact[0] ? "<p>Contact: " : "", contact, contact[0] ? "</p>\n" : "", form);
+    int n =
+        snprintf(out, cap,
+                 "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                 "<meta name=\"viewport\" content=\"width=device-width\">"
+                 "<title>%d %s</title><style>body{font-family:sans-serif;max-width:40em;"
+                 "margin:3em auto;padding:0 1em;color:#222}code{word-break:break-all}"
+                 "</style></head><body>\n%s%s%s<h1>%d %s</h1>\n<p>%s</p>\n"
+                 "<p>Address: <code>%s</code></p>\n<p>Time: %s</p>\n%s%s%s%s"
+                 "<hr><p><small>proxyd</small></p></body></html>\n",
+                 pg->status, text,
+                 logo ? "<p><img alt=\"\" style=\"max-height:5em;max-width:100%\" src=\"" : "",
+                 logo ? pg->logo : "", logo ? "\"></p>\n" : "", pg->status, text, what, url, when,
+                 contact[0] ? "<p>Contact: " : "", contact, contact[0] ? "</p>\n" : "", form);
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
@@ -135,7 +165,8 @@ long reply_format(const struct reply_page *pg, char *out, size_t cap, char *scra
     const char *extra = pg->status == 407 ? "Proxy-Authenticate: Basic realm=\"proxyd\"\r\n" : "";
     int hlen = snprintf(out, cap,
                         "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
-                        "Content-Length: %zu\r\nCache-Control: no-store\r\n%s%s\r\n",
+                        "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+                        "Content-Security-Policy: " REPLY_CSP "\r\n%s%s\r\n",
                         pg->status, status_text(pg->status), blen, extra,
                         pg->keep_alive ? "" : "Connection: close\r\n");
     size_t total = (size_t)hlen + (pg->head_only ? 0 : blen);
@@ -195,6 +226,7 @@ static void page_send(struct conn *c, int status, const char *detail, bool keep,
         .detail = detail,
         .url = url,
         .contact = w->tun.contact,
+        .logo = w->tun.logo,
         .when = time(NULL),
         .keep_alive = keep,
         .head_only = c->request_head,

@@ -21,13 +21,27 @@ struct reply_page {
     const char *detail;  /* what happened, in our words */
     const char *url;     /* the address the client asked for */
     const char *contact; /* whom to ask (--contact), "" for no such line */
-    time_t when;         /* shown in local time */
-    bool keep_alive;     /* false: the answer says "Connection: close" */
-    bool head_only;      /* an answer to HEAD: the head alone, with the page's Content-Length */
+    /* The office's logo as a data: URI ("data:image/png;base64,..."; the admin server checked
+     * its type and size), "" for none. Not escaped: only a URI of that form whose payload
+     * is base64 is shown, anything else is left out. */
+    const char *logo;
+    time_t when;     /* shown in local time */
+    bool keep_alive; /* false: the answer says "Connection: close" */
+    bool head_only;  /* an answer to HEAD: the head alone, with the page's Content-Length */
     /* A block page's "request access" form (access_req.h), posting this token; NULL for
      * none. */
     const char *form_token;
 };
+
+/* The largest logo a block page carries: REPLY_LOGO_BYTES of image, base64 in a data: URI
+ * with its media type (REPLY_LOGO_URI_MAX with the NUL). With the rest of the page it stays
+ * under BUF_SIZE, the buffer the page is built in. */
+#define REPLY_LOGO_BYTES 16384
+#define REPLY_LOGO_URI_MAX (40 + 4 * ((REPLY_LOGO_BYTES + 2) / 3))
+
+/* Whether uri is a logo the page may carry: data:image/png, image/jpeg or image/svg+xml,
+ * ";base64," and nothing but base64 after it, shorter than REPLY_LOGO_URI_MAX. */
+bool reply_logo_ok(const char *uri);
 
 /* Writes the whole answer (head and, unless head_only, the HTML page) into out[0 .. cap),
  * using scratch[0 .. scratch_cap) to build the page. A page that does not fit scratch is sent

@@ -26,6 +26,7 @@
 #include "proxy/listener.h"
 #include "proxy/origin.h"
 #include "proxy/portfwd.h"
+#include "proxy/reply.h"
 #include "proxy/tunnel.h"
 #include "storage/store.h"
 
@@ -44,6 +45,7 @@ struct proxy_tunables {
     bool intercept_host_strict;
     char via[64];
     char contact[256];
+    char logo[REPLY_LOGO_URI_MAX]; /* block pages' logo (reply.h), "" for none */
 };
 
 struct proxy_shared {

@@ -505,6 +505,7 @@ int store_forward_delete(struct store *st, int id, const char *actor, char *err,
 
 /* Returns an owned string, or NULL if unset. */
 char *store_setting_get(struct store *st, const char *key);
+/* Sets key to value ("" for unset), audited as setting.set "key: before -> after". */
 int store_setting_set(struct store *st, const char *key, const char *value, const char *actor,
                       char *err, size_t errlen);
 

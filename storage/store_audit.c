@@ -136,17 +136,34 @@ char *store_setting_get(struct store *st, const char *key)
     return value;
 }
 
+/* A setting's value in the audit: a long one (a logo) by its start and size. */
+static void audit_value(const char *v, char *out, size_t outlen)
+{
+    size_t n = v ? strlen(v) : 0;
+
+    if (!n)
+        snprintf(out, outlen, "(unset)");
+    else if (n > 120)
+        snprintf(out, outlen, "%.40s... (%zu bytes)", v, n);
+    else
+        snprintf(out, outlen, "%s", v);
+}
+
 int store_setting_set(struct store *st, const char *key, const char *value, const char *actor,
                       char *err, size_t errlen)
 {
     struct sql_stmt *s;
-    char detail[512];
+    char detail[512], before[200], after[200];
     int rc;
 
     if (!key || !*key || !value)
         return store_errf(err, errlen, "setting: key and value are required");
     if (store_begin(st, err, errlen) < 0)
         return -1;
+    char *old = store_setting_get(st, key);
+    audit_value(old, before, sizeof(before));
+    audit_value(value, after, sizeof(after));
+    free(old);
     if (store_prepare(st,
                       "INSERT INTO settings(key, value) VALUES (?, ?)"
                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -160,7 +177,7 @@ int store_setting_set(struct store *st, const char *key, const char *value, cons
         store_sql_err(st, err, errlen, "setting");
         goto fail;
     }
-    snprintf(detail, sizeof(detail), "%s=%s", key, value);
+    snprintf(detail, sizeof(detail), "%.100s: %s -> %s", key, before, after);
     if (store_audit_add(st, actor, "setting.set", detail, err, errlen) < 0)
         goto fail;
     return store_commit(st, err, errlen);

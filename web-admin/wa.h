@@ -153,6 +153,12 @@ struct wa_options {
     int (*list_fetch)(void *arg, struct wa_fetch *f);
     size_t list_max_bytes;   /* a subscription's list is at most this long; 0 = WA_LIST_LIMIT */
     int64_t sub_min_every_s; /* the shortest subscription interval; 0 = 60 */
+    /* PUT /api/settings committed a change: proxyd reads the settings again and puts them in
+     * force before the answer goes out. May be NULL. */
+    void (*settings_changed)(void *arg);
+    /* The config's value of option `name` (proxyd's option table: "retention-days") as text,
+     * "" when unset: the Settings page shows what a setting overrides. May be NULL. */
+    void (*config_value)(void *arg, const char *name, char *out, size_t outlen);
     void *hook_arg;
 };
 

@@ -44,6 +44,7 @@ class HttpsBlockPageTest(unittest.TestCase):
                                                  "page.blocked.test": "127.0.0.1",
                                                  "form.blocked.test": "127.0.0.1",
                                                  "tlsport.blocked.test": "127.0.0.1",
+                                                 "logo.blocked.test": "127.0.0.1",
                                                  "allowed.test": "127.0.0.1"}))
         cls.tls_port = free_port()
         px = Proxyd(dns=cls.dns, policy=POLICY,
@@ -150,6 +151,19 @@ class HttpsBlockPageTest(unittest.TestCase):
             self.assertEqual(reqs[0]["reason"], "needed for work")
         finally:
             self.px.api("PUT", "/api/settings", {"access_requests": "off"})
+
+    def test_block_page_inside_tls_carries_the_contact_line_and_logo(self):
+        png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4n"
+               "GNgYPj/HwADAgH/eL9GtQAAAABJRU5ErkJggg==")
+        self.px.api("PUT", "/api/settings", {"block_logo": png, "block_contact": "IT <desk>"})
+        try:
+            rc, status, body, err = self.curl("https://logo.blocked.test/", "--cacert",
+                                              self.cacert)
+            self.assertEqual((rc, status), (0, 403), err)
+            self.assertIn(('src="%s"' % png).encode(), body)
+            self.assertIn(b"Contact: IT &lt;desk&gt;", body)
+        finally:
+            self.px.api("PUT", "/api/settings", {"block_logo": None, "block_contact": None})
 
     def test_setting_off_answers_the_connect_itself(self):
         self.px.api("PUT", "/api/settings", {"https_block_page": "off"})

@@ -171,6 +171,59 @@ START_TEST(test_page_too_large_for_scratch_is_sent_empty)
 }
 END_TEST
 
+/* The largest logo with the longest contact line and address, all of quotes (escaped six
+ * times over), and the form still fit the buffer a page is built in. */
+START_TEST(test_largest_logo_fits_with_everything_else)
+{
+    static char logo[REPLY_LOGO_URI_MAX], url[1100], contact[256], token[200];
+    size_t n = (size_t)snprintf(logo, sizeof(logo), "data:image/svg+xml;base64,");
+    memset(logo + n, 'A', sizeof(logo) - 1 - n);
+    ck_assert(reply_logo_ok(logo));
+    memset(url, '"', sizeof(url) - 1);
+    memset(contact, '"', sizeof(contact) - 1);
+    memset(token, 'x', sizeof(token) - 1);
+    struct reply_page pg = {.status = 403,
+                            .detail = "d",
+                            .url = url,
+                            .contact = contact,
+                            .logo = logo,
+                            .form_token = token};
+    struct answer a = format(&pg);
+    ck_assert_int_eq(a.content_length, (long)a.body_len);
+    ck_assert_ptr_nonnull(strstr(a.body, logo));
+    ck_assert_ptr_nonnull(strstr(a.body, "Contact: &quot;"));
+    ck_assert(head_has(&a, "Content-Security-Policy: default-src 'none'; img-src data:;"));
+}
+END_TEST
+
+/* Only a data: URI of a PNG, JPEG or SVG in base64 is put in the page: nothing that could
+ * leave the attribute or load from elsewhere. */
+START_TEST(test_a_logo_that_is_not_a_data_uri_is_left_out)
+{
+    static const char *const bad[] = {
+        "",
+        "https://example.com/logo.png",
+        "data:image/png;base64,",
+        "data:image/png;base64,AAAA\"><script>alert(1)</script>",
+        "data:text/html;base64,PGI+",
+        "data:image/gif;base64,R0lGODlh",
+        "javascript:alert(1)",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct reply_page pg = {
+            .status = 403, .detail = "d", .url = "u", .contact = "", .logo = bad[i]};
+        ck_assert_msg(!reply_logo_ok(bad[i]), "case %zu", i);
+        struct answer a = format(&pg);
+        ck_assert_msg(!strstr(a.body, "<img"), "case %zu", i);
+    }
+    static char big[REPLY_LOGO_URI_MAX + 1];
+    size_t n = (size_t)snprintf(big, sizeof(big), "data:image/png;base64,");
+    memset(big + n, 'A', sizeof(big) - 1 - n);
+    ck_assert(!reply_logo_ok(big)); /* one byte too long */
+    ck_assert(reply_logo_ok("data:image/jpeg;base64,/9j/4AAQ"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reply");
@@ -180,6 +233,8 @@ int main(void)
     tcase_add_test(tc, test_no_contact_line_without_a_contact);
     tcase_add_test(tc, test_answer_too_large_for_out_is_refused);
     tcase_add_test(tc, test_page_too_large_for_scratch_is_sent_empty);
+    tcase_add_test(tc, test_largest_logo_fits_with_everything_else);
+    tcase_add_test(tc, test_a_logo_that_is_not_a_data_uri_is_left_out);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

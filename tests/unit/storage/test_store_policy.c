@@ -175,7 +175,7 @@ START_TEST(test_each_change_bumps_version_and_writes_audit)
     ck_assert_int_eq(store_audit_list(st, 0, 100, &rows, &n, err, sizeof(err)), 0);
     ck_assert_uint_eq(n, 11);
     ck_assert_str_eq(rows[0].action, "setting.set");
-    ck_assert_str_eq(rows[0].detail, "k=v");
+    ck_assert_str_eq(rows[0].detail, "k: (unset) -> v"); /* before -> after */
     ck_assert_str_eq(rows[1].action, "admin.set");
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         ck_assert_str_eq(rows[i + 2].action, want[i].action);
