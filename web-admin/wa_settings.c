@@ -278,6 +278,20 @@ static void config_of(struct wa_req *r, const struct setting_def *d, char *out, 
         snprintf(out, outlen, "%s", o->pac_proxy);
 }
 
+/* What the page shows for d: a switch, a number, networks, an image or a line of text. */
+static const char *kind_of(const struct setting_def *d)
+{
+    if (d->check == check_on_off)
+        return "switch";
+    if (d->check == check_days || d->check == check_rows)
+        return "number";
+    if (d->check == check_networks)
+        return "networks";
+    if (d->check == check_logo)
+        return "image";
+    return "text";
+}
+
 static enum MHD_Result settings_reply(struct wa_req *r, struct store *st, json_t *warnings)
 {
     json_t *o = json_object(), *help = json_object(), *fields = json_array();
@@ -291,9 +305,9 @@ static enum MHD_Result settings_reply(struct wa_req *r, struct store *st, json_t
         json_object_set_new(o, d->key, set ? json_string(v) : json_null());
         json_object_set_new(help, d->key, json_string(d->help));
         json_array_append_new(
-            fields, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:s}", "key", d->key, "group", d->group,
-                              "label", d->label, "help", d->help, "value",
-                              set ? json_string(v) : json_null(), "config_option",
+            fields, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:s}", "key", d->key, "kind",
+                              kind_of(d), "group", d->group, "label", d->label, "help", d->help,
+                              "value", set ? json_string(v) : json_null(), "config_option",
                               d->config ? json_string(d->config) : json_null(), "config_value",
                               d->config ? json_string(conf) : json_null(), "in_force",
                               set         ? v

@@ -44,7 +44,13 @@ class BrowserA11yTest(unittest.TestCase):
                 os.unlink(os.path.join(SHOTS, name))
         records = {"allowed.test": "127.0.0.1", "ads.test": "127.0.0.1"}
         with DnsStub(records=records) as dns, Origin() as origin, Proxyd(dns=dns) as px:
-            px.api("PUT", "/api/settings", {"access_requests": "on"})
+            # The Settings page with each kind of field filled, the logo's preview shown.
+            px.api("PUT", "/api/settings", {
+                "access_requests": "on", "block_contact": "IT desk, ext. 42",
+                "allow_clients": "127.0.0.0/8,10.0.0.0/8", "retention_days": "30",
+                "block_logo": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAIAAABvFa"
+                              "qvAAAAI0lEQVR42mNgME6jDho1aNSgQWvQfxLBSDRoNB2NGjRsDAIAJYPxUHPRP"
+                              "JEAAAAASUVORK5CYII="})
             px.api("POST", "/api/block", {"domain": "ads.test"})
             px.api("POST", "/api/rules", {"text": "name 127.0.0.1 reception-pc"})
             px.api("POST", "/api/rules", {"text": "report domain allowed.test", "before": 0})

@@ -280,7 +280,7 @@ async function checkVersions(page, tab) {
 // visit gets through.
 async function checkAccessRequest(page, tab) {
   await page.goto(ADMIN + '/settings', { timeout: STEP_MS });
-  await page.getByTestId('setting-access_requests').fill('on');
+  await page.getByTestId('setting-access_requests').selectOption('on');
   await page.getByTestId('settings-save').click();
   await page.getByTestId('flash').filter({ hasText: 'Saved' }).waitFor({ timeout: STEP_MS });
   // proxyd reads the setting on its next poll.
