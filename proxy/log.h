@@ -1,5 +1,6 @@
-/* log: the daemon's diagnostic channel (stderr). The level is checked before any
- * formatting, so a disabled log_debug costs one comparison. Access records do not go here:
+/* log: the daemon's diagnostic channel (stderr: under systemd, journal lines with their
+ * priority; and a sink, the --syslog target). The level is checked before any formatting, so
+ * a disabled log_debug costs one comparison. Access records do not go here:
  * they are fixed-size structs handed to storage (storage/store.h). Any thread. */
 #ifndef PX_LOG_H
 #define PX_LOG_H
@@ -31,6 +32,12 @@ static inline bool log_enabled(enum log_level level)
 {
     return (int)level <= atomic_load_explicit(&log_threshold, memory_order_relaxed);
 }
+
+/* Where every line written also goes, besides stderr: sink(arg, severity, text) with the
+ * line's syslog severity (3 error, 4 warning, 6 info, 7 debug) and its text (no time, no
+ * level, no newline), on the thread that logs; it must not wait. NULL: none. Set before other
+ * threads log, cleared after they stop. */
+void log_sink_set(void (*sink)(void *arg, int severity, const char *text), void *arg);
 
 /* Parses "error", "warn", "info", "debug"; returns -1 for anything else. */
 int log_level_parse(const char *name);

@@ -215,6 +215,9 @@ static int hook_policy_reload(void *arg, char *err, size_t errlen)
     auth_invalidate(p->auth);
     if (rc < 0)
         log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
+    else
+        log_info("policy reloaded on request (generation %llu)",
+                 (unsigned long long)acl_live_generation(p->acl));
     return rc < 0 ? -1 : 0;
 }
 
@@ -840,6 +843,60 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
 
 /* ---- start-up, in order ---- */
 
+/* proxyd's own lines also to the --syslog target: a sink of their own (the access log's
+ * writer has its socket), under a lock since any thread logs. */
+static struct {
+    pthread_mutex_t mu;
+    struct store_syslog *s;
+} daemon_syslog = {PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static void daemon_syslog_sink(void *arg, int severity, const char *text)
+{
+    (void)arg;
+    pthread_mutex_lock(&daemon_syslog.mu);
+    if (daemon_syslog.s)
+        store_syslog_event(daemon_syslog.s, severity, "daemon", text);
+    pthread_mutex_unlock(&daemon_syslog.mu);
+}
+
+/* Opens the sink when --syslog is set, before anything else is logged. Returns 0, or -1
+ * once the error is written (a target that cannot be used stops the start). */
+static int daemon_syslog_start(struct proxyd *p)
+{
+    char err[1024] = "", host[256] = "";
+
+    if (!p->cfg.syslog)
+        return 0;
+    if (!p->cfg.node_name && gethostname(host, sizeof(host) - 1) != 0)
+        host[0] = '\0';
+    daemon_syslog.s = store_syslog_new(p->cfg.syslog, p->cfg.node_name ? p->cfg.node_name : host,
+                                       err, sizeof(err));
+    if (!daemon_syslog.s) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_sink_set(daemon_syslog_sink, NULL);
+    return 0;
+}
+
+/* The last lines written: the sink goes once every other thread has stopped. */
+static void daemon_syslog_stop(void)
+{
+    log_sink_set(NULL, NULL);
+    pthread_mutex_lock(&daemon_syslog.mu);
+    store_syslog_free(daemon_syslog.s);
+    daemon_syslog.s = NULL;
+    pthread_mutex_unlock(&daemon_syslog.mu);
+}
+
+/* A TCP collector's frames that waited go when they can (the main thread's poll). */
+static void daemon_syslog_flush(void)
+{
+    pthread_mutex_lock(&daemon_syslog.mu);
+    store_syslog_flush(daemon_syslog.s);
+    pthread_mutex_unlock(&daemon_syslog.mu);
+}
+
 /* The settings. Returns -1 to run, else the exit status (--help, --version, a usage error). */
 static int settings_load(struct proxyd *p, int argc, char **argv)
 {
@@ -1259,6 +1316,7 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char *
             continue;
         }
         notify_tick(p);
+        daemon_syslog_flush();
         portfwd_poll(&p->forwards);
         int64_t keep_days = p->applied.expired_rule_days;
         int64_t keep_s = keep_days > 1000000 ? INT64_MAX / 2 : keep_days * 86400;
@@ -1323,6 +1381,7 @@ static void shut_down(struct proxyd *p)
     tls_trust_free(p->trust);
     config_free(&p->cfg);
     log_info("stopped");
+    daemon_syslog_stop();
 }
 
 int main(int argc, char **argv)
@@ -1338,6 +1397,8 @@ int main(int argc, char **argv)
     rc = settings_load(&p, argc, argv);
     if (rc >= 0)
         return rc;
+    if (daemon_syslog_start(&p) < 0)
+        return 1;
     signals_block(&sigs);
     if (fetch_init() != PX_OK) {
         log_error("libcurl failed to initialise");

@@ -501,6 +501,23 @@ int store_forward_add(struct store *st, const char *listen, const char *target, 
  * is no such forward; -1 with err. */
 int store_forward_delete(struct store *st, int id, const char *actor, char *err, size_t errlen);
 
+/* ---- Syslog (store_syslog.c) ----
+ * A sink for --syslog TARGET: /dev/log (a local datagram socket), udp://HOST:PORT or
+ * tcp://HOST:PORT (RFC 6587 octet counting); a name is looked up by new. Messages are RFC 5424,
+ * APP-NAME proxyd, facility daemon, HOSTNAME node. Sending never waits: a datagram goes at
+ * once or is dropped, TCP frames wait in a bounded buffer that flush writes (reconnecting at
+ * most once a second). The access-log writer has one for its records (MSGID "access", set up
+ * by store_log_start); proxyd's own lines go through another, with store_syslog_event. One
+ * thread at a time per sink. new returns NULL with err. */
+struct store_syslog;
+struct store_syslog *store_syslog_new(const char *target, const char *node, char *err,
+                                      size_t errlen);
+void store_syslog_free(struct store_syslog *s);
+void store_syslog_flush(struct store_syslog *s);
+/* One event of proxyd's own: MSGID msgid ("daemon"), severity 0..7 (3 error, 4 warning,
+ * 6 informational, 7 debug), text as the MSG (one line). */
+void store_syslog_event(struct store_syslog *s, int severity, const char *msgid, const char *text);
+
 /* ---- Settings and audit ---- */
 
 /* Returns an owned string, or NULL if unset. */

@@ -263,17 +263,10 @@ bool store_tally_add(struct store_hit_tally *t, int32_t rule_id, int64_t hits, i
 /* Applies the tally inside the caller's transaction and resets it. */
 int store_tally_flush(struct store *st, struct store_hit_tally *t, char *err, size_t errlen);
 
-/* The access-log writer's syslog sink (store_syslog.c), writer thread only. new: target as
- * --syslog takes it (/dev/log, udp://HOST:PORT, tcp://HOST:PORT; a name is looked up now),
- * node the HOSTNAME field; NULL with err. add formats one record and sends it, or queues it
- * (TCP), or drops it, never waiting; flush writes queued TCP frames, reconnecting at most
- * once a second. counts: messages sent and dropped so far. */
-struct store_syslog;
-struct store_syslog *store_syslog_new(const char *target, const char *node, char *err,
-                                      size_t errlen);
-void store_syslog_free(struct store_syslog *s);
+/* The access-log writer's syslog sink (store_syslog.c; new, free and flush in store.h),
+ * writer thread only. add formats one record and sends it, or queues it (TCP), or drops it,
+ * never waiting. counts: messages sent and dropped so far. */
 void store_syslog_add(struct store_syslog *s, const struct store_access *a, const char *node);
-void store_syslog_flush(struct store_syslog *s);
 void store_syslog_counts(const struct store_syslog *s, uint64_t *sent, uint64_t *dropped);
 
 /* ---- Rollups (store_rollup.c) ----

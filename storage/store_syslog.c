@@ -1,5 +1,6 @@
-/* store_syslog: the access-log writer's syslog sink (--syslog TARGET). Each record becomes
- * one RFC 5424 message whose structured data holds the record's fields, sent to a local
+/* store_syslog: the syslog sink of --syslog TARGET: the access-log writer's, where each record
+ * becomes one RFC 5424 message (MSGID "access") whose structured data holds the record's
+ * fields, and proxyd's own events' (MSGID "daemon", store_syslog_event), sent to a local
  * datagram socket (/dev/log), a UDP collector, or a TCP collector with RFC 6587 octet-counting
  * framing ("LEN SP MSG").
  *
@@ -322,10 +323,30 @@ static void tcp_connected(struct store_syslog *s)
     sock_close(s);
 }
 
-void store_syslog_add(struct store_syslog *s, const struct store_access *a, const char *node)
+/* An event of proxyd's own into s->msg: no structured data, the text as MSG (a control byte
+ * as '?', so that a line stays one line). Returns its length. */
+static size_t format_event(struct store_syslog *s, int severity, const char *msgid,
+                           const char *text)
 {
-    size_t len = format(s, a, node);
+    struct out o = {s->msg, s->msg + sizeof(s->msg) - 2};
+    int64_t now = clock_wall_ms();
+    time_t secs = (time_t)(now / 1000);
+    char head[512];
+    struct tm tm;
 
+    gmtime_r(&secs, &tm);
+    snprintf(head, sizeof(head), "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s proxyd %s %s - ",
+             FACILITY * 8 + (severity & 7), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000), s->hostname, s->procid, msgid);
+    put(&o, head);
+    for (; *text && o.p < o.end; text++)
+        *o.p++ = (unsigned char)*text < 0x20 || *text == 0x7f ? '?' : *text;
+    return (size_t)(o.p - s->msg);
+}
+
+/* Sends s->msg[0 .. len): a datagram at once or never, a TCP frame queued. */
+static void send_msg(struct store_syslog *s, size_t len)
+{
     sock_open(s);
     if (s->transport != SYSLOG_TCP) {
         if (s->fd >= 0 && send(s->fd, s->msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len) {
@@ -357,6 +378,17 @@ void store_syslog_add(struct store_syslog *s, const struct store_access *a, cons
     memcpy(s->pending + s->pending_len + (size_t)hl, s->msg, len);
     s->pending_len += (size_t)hl + len;
     s->pending_frames++;
+}
+
+void store_syslog_add(struct store_syslog *s, const struct store_access *a, const char *node)
+{
+    send_msg(s, format(s, a, node));
+}
+
+void store_syslog_event(struct store_syslog *s, int severity, const char *msgid, const char *text)
+{
+    send_msg(s, format_event(s, severity, msgid, text));
+    store_syslog_flush(s);
 }
 
 void store_syslog_flush(struct store_syslog *s)

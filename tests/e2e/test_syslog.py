@@ -2,8 +2,14 @@
 collector (RFC 6587 octet counting) as one RFC 5424 message, checked by a strict pattern for
 the header and structured data, with the fields of the traffic sent (escaping of ] " \\ in
 what the client chose); a dead collector never holds up the proxy, and what it could not
-take is counted in /metrics; a bad target stops the start with a message naming it."""
+take is counted in /metrics; a bad target stops the start with a message naming it.
+proxyd's own lines (start-up, policy reloads, SIGHUP, shutdown) reach the same collector as
+RFC 5424 messages of MSGID "daemon" with their severity; under systemd (JOURNAL_STREAM naming
+stderr) each stderr line starts with its syslog priority for the journal."""
+import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +25,15 @@ HEADER = re.compile(
     r'proxyd (?P<pid>\d+) access (?P<sd>\[access@32473(?: [!-~]+?="(?:[^"\\\]]|\\["\\\]])*")+\])'
     r'(?: (?P<msg>.*))?$', re.S)
 PARAM = re.compile(r' ([!-~]+?)="((?:[^"\\\]]|\\["\\\]])*)"')
+# proxyd's own events: no structured data, the line as MSG.
+DAEMON = re.compile(
+    r'^<(?P<pri>\d{1,3})>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?P<host>[!-~]{1,255}) '
+    r'proxyd (?P<pid>\d+) daemon - (?P<msg>[^\x00-\x1f]*)$')
+
+
+def access_msgs(col):
+    """The collector's access records (it gets proxyd's own lines too)."""
+    return [m for m in col.msgs if " access [" in m]
 
 
 def parse(msg):
@@ -57,7 +72,8 @@ class Collector:
                 continue
             except OSError:
                 return
-            self._read_frames(conn)
+            # proxyd holds two connections: its access records' and its own lines'.
+            threading.Thread(target=self._read_frames, args=(conn,), daemon=True).start()
 
     def _read_frames(self, conn):
         buf = b""
@@ -119,8 +135,9 @@ class SyslogTest(unittest.TestCase):
                 self.assertEqual(status, 200)
                 status, _, _ = px.get("http://blocked.test:%d/x" % self.origin.port)
                 self.assertEqual(status, 403)
-                self.assertTrue(wait_for(lambda: len(col.msgs) >= 2, timeout=60), col.msgs)
-                parsed = [parse(m) for m in col.msgs]
+                self.assertTrue(wait_for(lambda: len(access_msgs(col)) >= 2, timeout=60),
+                                col.msgs)
+                parsed = [parse(m) for m in access_msgs(col)]
                 by_host = {f["host"]: (m, f) for m, f in parsed}
                 m, f = by_host["allowed.test"]
                 self.assertEqual(int(m.group("pri")), 3 * 8 + 6)
@@ -138,7 +155,7 @@ class SyslogTest(unittest.TestCase):
                 self.assertNotEqual(f["rule_id"], "0")
                 self.assertEqual(m.group("msg"), "deny GET blocked.test:%d 403" % self.origin.port)
                 # The escapes themselves, as sent.
-                raw = [x for x in col.msgs if "allowed.test" in x][0]
+                raw = [x for x in access_msgs(col) if "allowed.test" in x][0]
                 self.assertIn(r'path="/small?q=\"a\]b\\c\""', raw)
                 self.assertTrue(wait_for(lambda: metric(px, "proxyd_log_syslog_sent") >= 2,
                                          timeout=60))
@@ -175,6 +192,64 @@ class SyslogTest(unittest.TestCase):
             self.assertTrue(wait_for(lambda: metric(px, "proxyd_log_syslog_dropped") >= 5,
                                      timeout=60))
             self.assertEqual(metric(px, "proxyd_log_syslog_sent"), 0)
+
+    def test_daemon_events_reach_the_collector(self):
+        col = Collector("udp")
+        try:
+            px = Proxyd(dns=self.dns, extra_args=["--syslog", col.target, "--node-name", "node-9"])
+            with px:
+                def daemon(words):
+                    for m in col.msgs:
+                        d = DAEMON.match(m)
+                        if d and words in d.group("msg"):
+                            return d
+                    return None
+                start = wait_for(lambda: daemon("workers, admin"), timeout=60)
+                self.assertTrue(start, "no start-up line among %r" % col.msgs)
+                self.assertEqual(int(start.group("pri")), 3 * 8 + 6)  # daemon.info
+                self.assertEqual(start.group("host"), "node-9")
+                self.assertEqual(int(start.group("pid")), px.pid)
+                self.assertRegex(start.group("msg"), r"^proxyd \S+: 2 workers, admin ")
+                # A policy reload asked for, a policy change, a SIGHUP.
+                px.api("POST", "/api/reload", {})
+                self.assertTrue(wait_for(lambda: daemon("policy reloaded on request"),
+                                         timeout=60), col.msgs)
+                px.api("POST", "/api/block", {"domain": "syslog.test"})
+                self.assertTrue(wait_for(lambda: daemon("policy changed by the admin server"),
+                                         timeout=60), col.msgs)
+                os.kill(px.pid, signal.SIGHUP)
+                self.assertTrue(wait_for(lambda: daemon("settings reloaded"), timeout=60))
+                # Every message from proxyd is one of the two kinds, none malformed.
+                for m in col.msgs:
+                    self.assertTrue(DAEMON.match(m) or HEADER.match(m), m)
+                self.assertEqual(px.stop(), 0)
+            self.assertTrue(wait_for(lambda: daemon("stopped"), timeout=60), col.msgs)
+        finally:
+            col.close()
+
+    def test_journal_lines_carry_their_priority(self):
+        px = Proxyd(dns=self.dns, extra_args=["--allow-clients", "not-a-network"])
+        with open(px.log_path, "ab"):
+            pass
+        sb = os.stat(px.log_path)
+        old = os.environ.get("JOURNAL_STREAM")
+        os.environ["JOURNAL_STREAM"] = "%d:%d" % (sb.st_dev, sb.st_ino)
+        try:
+            with self.assertRaises(RuntimeError):  # the bad networks stop the start
+                px.start()
+        finally:
+            if old is None:
+                del os.environ["JOURNAL_STREAM"]
+            else:
+                os.environ["JOURNAL_STREAM"] = old
+            px.stop()
+        lines = px.log().splitlines()
+        shutil.rmtree(px.tmp, ignore_errors=True)
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<[3467]>\S")  # no time stamp: the journal's own
+        self.assertTrue(any(line.startswith("<3>") and "not-a-network" in line for line in lines),
+                        lines)
 
     def test_bad_target_is_refused_at_start(self):
         for target, words in (("ftp://x:1", "expected /path/to/socket"),
