@@ -427,10 +427,17 @@ static void settings_apply(struct proxyd *p)
         free(v[i]);
 }
 
-/* PUT /api/settings committed: in force before the admin server answers. */
+/* PUT /api/settings committed: in force before the admin server answers. Not once the
+ * workers drain (their loops may be gone when the tunables would wake them): the change is
+ * stored, and read at the next start. */
 static void hook_settings_changed(void *arg)
 {
-    settings_apply(arg);
+    struct proxyd *p = arg;
+
+    pthread_mutex_lock(&p->serving_mu);
+    if (atomic_load(&p->serving))
+        settings_apply(p);
+    pthread_mutex_unlock(&p->serving_mu);
 }
 
 /* The config's value of option `name` as text, for the Settings page ("" when unset). */
