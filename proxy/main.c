@@ -185,7 +185,11 @@ static int hook_policy_apply(void *arg, const struct acl_config *cand,
 static int hook_list_fetch(void *arg, struct wa_fetch *f)
 {
     struct proxyd *p = arg;
-    const struct proxy_shared *s = &p->shared;
+    struct proxy_shared *s = &p->shared;
+    /* The opt-in as the workers have it now: SIGHUP changes the tunables, not p->cfg. */
+    pthread_mutex_lock(&s->tunables_lock);
+    bool allow_loopback = s->tunables.allow_loopback_targets;
+    pthread_mutex_unlock(&s->tunables_lock);
     struct fetch_env env = {
         .cache = p->dns_cache,
         .dns_servers = s->dns_servers,
@@ -196,7 +200,7 @@ static int hook_list_fetch(void *arg, struct wa_fetch *f)
                   .nlocal_addrs = s->nlocal_addrs,
                   .own_ports = s->own_ports,
                   .nown_ports = s->nown_ports,
-                  .allow_loopback = p->cfg.allow_loopback_targets},
+                  .allow_loopback = allow_loopback},
         .timeout_ms = p->cfg.list_fetch_timeout_ms > 0 ? p->cfg.list_fetch_timeout_ms : 60000,
     };
     int rc = fetch_list(&env, f);

@@ -263,5 +263,36 @@ class SubscriptionsTest(unittest.TestCase):
         self.px.api("DELETE", "/api/subscriptions/sched")
 
 
+class ReloadedSettingsTest(unittest.TestCase):
+    def test_loopback_targets_follow_a_reload_as_requests_do(self):
+        """allow-loopback-targets turned off by SIGHUP: the proxy refuses loopback targets at
+        once, and so does the next list fetch."""
+        with DnsStub(records={"lists.test": "127.0.0.1"}) as dns, ListOrigin() as origin, \
+                tempfile.TemporaryDirectory(prefix="pxsubsreload.") as d:
+            conf = os.path.join(d, "proxyd.conf")
+            with open(conf, "w") as f:
+                f.write("allow-loopback-targets yes\n")
+            px = Proxyd(dns=dns, extra_args=["--config", conf])
+            px.args.remove("--allow-loopback-targets")  # the config file's word decides
+            with px:
+                url = "http://lists.test:%d/l.txt" % origin.port
+                origin.set("/l.txt", 200, b"one.example\n")
+                px.api("PUT", "/api/subscriptions/l", {"url": url, "every_s": 86400})
+                s = wait_for(lambda: [s for s in px.api("GET", "/api/subscriptions")
+                                      ["subscriptions"] if s["checked_ms"]])
+                self.assertTrue(s, "no fetch recorded")
+                self.assertEqual((s[0]["status"], s[0]["entries"], s[0]["error"]), (200, 1, ""))
+                with open(conf, "w") as f:
+                    f.write("allow-loopback-targets no\n")
+                os.kill(px.pid, 1)
+                self.assertTrue(wait_for(lambda: "settings reloaded" in px.log()))
+                # A request to the same origin is refused now ...
+                self.assertTrue(wait_for(lambda: px.get(url)[0] == 403))
+                # ... and so is the list's next download.
+                s = px.api("POST", "/api/subscriptions/l/refresh")
+                self.assertIn("loopback target address", s["error"])
+                self.assertEqual(s["entries"], 1)
+
+
 if __name__ == "__main__":
     unittest.main()
