@@ -52,7 +52,7 @@
 
 /* The values of the settings the admin may change live, as in force (setting, else config). */
 struct live_settings {
-    int64_t retention_days, retention_rows, expired_rule_days;
+    int64_t retention_days, retention_rows, expired_rule_days, version_keep, version_keep_days;
     char contact[256];
     char logo[REPLY_LOGO_URI_MAX];
 };
@@ -278,6 +278,8 @@ enum live_key {
     LIVE_RETENTION_DAYS,
     LIVE_RETENTION_ROWS,
     LIVE_EXPIRED_RULE_DAYS,
+    LIVE_VERSION_KEEP,
+    LIVE_VERSION_KEEP_DAYS,
     LIVE_BLOCK_CONTACT,
     LIVE_BLOCK_LOGO,
     LIVE_ALLOW_CLIENTS,
@@ -289,6 +291,8 @@ static const char *const live_keys[LIVE_COUNT] = {
     [LIVE_RETENTION_DAYS] = "retention_days",
     [LIVE_RETENTION_ROWS] = "retention_rows",
     [LIVE_EXPIRED_RULE_DAYS] = "expired_rule_days",
+    [LIVE_VERSION_KEEP] = "version_keep",
+    [LIVE_VERSION_KEEP_DAYS] = "version_keep_days",
     [LIVE_BLOCK_CONTACT] = "block_contact",
     [LIVE_BLOCK_LOGO] = "block_logo",
     [LIVE_ALLOW_CLIENTS] = "allow_clients",
@@ -375,6 +379,17 @@ static void settings_apply(struct proxyd *p)
     }
     p->applied.expired_rule_days =
         setting_number(v[LIVE_EXPIRED_RULE_DAYS], cfg->expired_rule_days);
+    int64_t keep = setting_number(v[LIVE_VERSION_KEEP], cfg->version_keep);
+    int64_t keep_days = setting_number(v[LIVE_VERSION_KEEP_DAYS], cfg->version_keep_days);
+    if (keep != p->applied.version_keep || keep_days != p->applied.version_keep_days) {
+        p->applied.version_keep = keep;
+        p->applied.version_keep_days = keep_days;
+        if (p->log) {
+            store_log_versions_set(p->log, keep, keep_days);
+            log_info("policy versions kept now: the newest %lld (0: all), and %lld days",
+                     (long long)keep, (long long)keep_days);
+        }
+    }
 
     const char *contact = v[LIVE_BLOCK_CONTACT] ? v[LIVE_BLOCK_CONTACT]
                           : cfg->contact        ? cfg->contact
@@ -794,12 +809,6 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         return;
     }
     log_threshold_set((enum log_level)fresh.log_level);
-    if (p->log && (fresh.version_keep != p->cfg.version_keep ||
-                   fresh.version_keep_days != p->cfg.version_keep_days)) {
-        store_log_versions_set(p->log, fresh.version_keep, fresh.version_keep_days);
-        log_info("policy versions kept now: the newest %lld (0: all), and %lld days",
-                 (long long)fresh.version_keep, (long long)fresh.version_keep_days);
-    }
     char restart[128] = "";
     const struct {
         bool changed;
@@ -1133,6 +1142,8 @@ static int shared_fill(struct proxyd *p, int fd_limit)
     p->applied.retention_days = p->cfg.retention_days;
     p->applied.retention_rows = p->cfg.retention_rows;
     p->applied.expired_rule_days = p->cfg.expired_rule_days;
+    p->applied.version_keep = p->cfg.version_keep;
+    p->applied.version_keep_days = p->cfg.version_keep_days;
     collect_own_addresses(p);
 
     check_fd_budget(fd_limit, p->nworkers, p->cfg.max_connections);

@@ -229,6 +229,12 @@ static const struct setting_def settings[] = {
     {"expired_rule_days", "Log & retention", "Delete expired rules after (days)",
      "expired-rule-days", NULL, check_days,
      "A rule past its expires time is deleted this many days later (0: at once)."},
+    {"version_keep", "Log & retention", "Keep policy versions (newest)", "version-keep", NULL,
+     check_rows,
+     "The newest policy versions kept, besides every one a logged request names "
+     "(0: keep every version)."},
+    {"version_keep_days", "Log & retention", "Keep policy versions (days)", "version-keep-days",
+     NULL, check_days, "Every policy version younger than this is kept too."},
     {"pac_proxy", "PAC", "Proxy address in the PAC file", "pac-proxy", NULL, check_pac_proxy,
      "host:port browsers are told to use (https://host:port: the proxy's TLS port)."},
     {"access_requests", "Access requests", "Request-access form", NULL, "off", check_on_off,

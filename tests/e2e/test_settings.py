@@ -2,7 +2,8 @@
 each bad value is refused with a message naming the field and nothing is stored; each change
 is audited as before -> after; and each is in force through the running proxy at once, with
 no restart: the block page's contact line (escaped) and logo, the allowed client networks (a
-client outside them is refused, one inside is served), retention (rows are trimmed), and
+client outside them is refused, one inside is served), retention (rows are trimmed, old
+policy versions pruned), and
 unsetting a setting brings the config's value back (precedence: setting over config)."""
 import base64
 import json
@@ -75,6 +76,8 @@ class SettingsTest(unittest.TestCase):
             ({"retention_days": "-1"}, "retention_days", "whole number"),
             ({"retention_rows": "1e9"}, "retention_rows", "whole number"),
             ({"expired_rule_days": "99999"}, "expired_rule_days", "36500"),
+            ({"version_keep": "many"}, "version_keep", "whole number"),
+            ({"version_keep_days": "-3"}, "version_keep_days", "whole number"),
             ({"allow_clients": "10.0.0.0/33"}, "allow_clients", "10.0.0.0/33"),
             ({"allow_clients": "0.0.0.0/0"}, "allow_clients", "open proxy"),
             ({"allow_clients": "::/0"}, "allow_clients", "open proxy"),
@@ -188,6 +191,28 @@ class SettingsTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: "access log retention now 90 days, 0 rows"
                                  in self.px.log(), timeout=60))
 
+    def test_version_retention_prunes_old_policy_versions(self):
+        # A proxyd of its own without traffic: versions that logged requests name, and every
+        # later one, are always kept (test_version_prune.py), and this class's have traffic.
+        with Proxyd(dns=self.dns) as px:
+            def versions():
+                return [r["version"] for r in px.api("GET", "/api/versions?limit=1000")["rows"]]
+
+            for i in range(4):
+                px.api("POST", "/api/block", {"domain": "v%d.example" % i})
+            fields = {f["key"]: f for f in px.api("GET", "/api/settings")["fields"]}
+            self.assertEqual(fields["version_keep"]["config_value"], "100")
+            self.assertEqual(fields["version_keep_days"]["config_value"], "30")
+            self.assertGreater(len(versions()), 3)  # all young, and fewer than 100
+            px.api("PUT", "/api/settings", {"version_keep": "2", "version_keep_days": "0"})
+            current = px.api("GET", "/api/versions")["current"]
+            self.assertTrue(wait_for(lambda: versions() == [current, current - 1], timeout=60),
+                            versions())
+            self.assertIn("policy versions kept now: the newest 2 (0: all), and 0 days",
+                          px.log())
+            px.api("PUT", "/api/settings", {"version_keep": None, "version_keep_days": None})
+            self.assertTrue(wait_for(lambda: "policy versions kept now: the newest 100 (0: all), "
+                                     "and 30 days" in px.log(), timeout=60))
 
 if __name__ == "__main__":
     unittest.main()
