@@ -186,7 +186,15 @@ static int client_filter(struct wa_req *r, const char *v, struct store_log_filte
         return 0;
     }
     if (acl_host_parse(v, len, &h, &why) == 0 && acl_host_is_ip(&h)) {
-        f->client = v;
+        if (strcmp(h.text, v) == 0) {
+            f->client = v; /* as logged: the client column's index answers */
+        } else {
+            /* Another spelling of the address (::ffff:10.0.0.1, FD00::1, [::1]): the rows
+             * hold the canonical form, which the one-address network matches. */
+            f->client_net_set = true;
+            memcpy(f->client_net, h.addr, sizeof(f->client_net));
+            f->client_net_bits = 128;
+        }
         return 0;
     }
     if (len && v[len - 1] == '*')

@@ -82,6 +82,9 @@ class DashboardApiTest(unittest.TestCase):
                 rows = px.api("GET", "/api/logs?" + query)["rows"]
                 return sorted(r["client"] for r in rows)
             self.assertEqual(clients("client=127.0.0.2"), ["127.0.0.2"] * 3)
+            # Other spellings of the same address find the rows logged in canonical form.
+            self.assertEqual(clients("client=::ffff:127.0.0.2"), ["127.0.0.2"] * 3)
+            self.assertEqual(clients("client=::FFFF:7f00:2"), ["127.0.0.2"] * 3)
             self.assertEqual(clients("client=127.0.0.*"), ["127.0.0.2"] * 3 + ["127.0.0.3",
                                                                              "127.0.0.4"])
             self.assertEqual(clients("client=127.0.0.2/31"), ["127.0.0.2"] * 3 + ["127.0.0.3"])
