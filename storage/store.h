@@ -439,6 +439,11 @@ int store_token_list(struct store *st, const char *owner, struct store_token **r
  * "token.delete" by actor. 0; 1 when there is no such token (of owner); -1 with err. */
 int store_token_delete(struct store *st, const char *name, const char *owner, const char *actor,
                        char *err, size_t errlen);
+/* Revokes every token of owner (after another admin reset owner's password: whoever knew the
+ * old one may have made tokens with it), audit row "token.revoke" ("OWNER: N tokens") by actor
+ * when there were any. The number revoked, or -1 with err. */
+int store_token_revoke_owner(struct store *st, const char *owner, const char *actor, char *err,
+                             size_t errlen);
 
 /* ---- Login throttle (in memory, no database; for proxyd's 407s and the admin login) ----
  *

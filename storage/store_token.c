@@ -213,3 +213,30 @@ fail:
     store_rollback(st);
     return -1;
 }
+
+int store_token_revoke_owner(struct store *st, const char *owner, const char *actor, char *err,
+                             size_t errlen)
+{
+    char detail[160];
+    int n;
+
+    if (!owner)
+        return store_errf(err, errlen, "token: no owner");
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    if (store_exec_text(st, "DELETE FROM admin_tokens WHERE owner = ?", owner, "token", err,
+                        errlen) < 0)
+        goto fail;
+    n = (int)sql_changes(st);
+    if (n == 0) {
+        store_rollback(st);
+        return 0;
+    }
+    snprintf(detail, sizeof(detail), "%s: %d token%s", owner, n, n == 1 ? "" : "s");
+    if (store_audit_add(st, actor, "token.revoke", detail, err, errlen) < 0)
+        goto fail;
+    return store_commit(st, err, errlen) < 0 ? -1 : n;
+fail:
+    store_rollback(st);
+    return -1;
+}

@@ -131,10 +131,13 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
     }
     if (kind == STORE_PROXY_USER)
         users_changed(ctx, from, store_policy_version(st));
-    /* Another admin's password changed: end their sessions (keep the caller's own). */
-    if (kind == STORE_ADMIN && strcmp(name, r->actor) != 0)
+    /* Another admin's password changed: end their sessions (keep the caller's own) and their
+     * API tokens, which whoever knew the old password may have made. */
+    if (kind == STORE_ADMIN && strcmp(name, r->admin) != 0) {
         wa_auth_sessions_drop(ctx->auth, name);
-    else if (kind == STORE_ADMIN)
+        if (store_token_revoke_owner(st, name, r->actor, err, sizeof(err)) < 0)
+            return wa_reply_error(r, 500, NULL, "password saved, but its tokens stay: %s", err);
+    } else if (kind == STORE_ADMIN)
         wa_auth_sessions_password_changed(ctx->auth, name);
     /* The generated first-run password is void now: its file goes. */
     if (kind == STORE_ADMIN && strcmp(name, WA_FIRST_ADMIN) == 0)

@@ -157,6 +157,20 @@ class TokensTest(unittest.TestCase):
         finally:
             db.close()
 
+    def test_password_reset_by_another_admin_revokes_tokens(self):
+        pw = os.path.join(self.tmp.name, "pw")
+        self.ctl("admin", "add", "reset-me", "--role", "operator", "--password-file", pw)
+        secret = self.ctl("token", "add", "reset-t", "--owner", "reset-me")[0].strip()
+        self.assertEqual(call(self.px, "GET", "/api/rules", secret)[0], 200)
+        # Another admin sets its password (as after a lost or leaked one): its tokens go too.
+        status, body = call(self.px, "PUT", "/api/admins/reset-me", self.px.token,
+                            {"password": "a-new-password-2"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(call(self.px, "GET", "/api/rules", secret)[0], 401)
+        self.assertIn(("token", "reset-me: 1 token"), self.audit("token.revoke"))
+        out, _ = self.ctl("token", "list")
+        self.assertNotIn("reset-t", out)
+
 
 if __name__ == "__main__":
     unittest.main()

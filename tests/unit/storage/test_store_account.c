@@ -225,6 +225,18 @@ START_TEST(test_api_tokens_add_check_list_delete)
     ck_assert_int_eq(store_token_delete(st, "ci", "ann", "t", err, sizeof(err)), 0);
     ck_assert_int_eq(store_token_check(st, secret, owner, name, &role, err, sizeof(err)), 1);
     ck_assert_int_eq(store_token_check(st, other, owner, name, &role, err, sizeof(err)), 0);
+    /* Revoking an owner's tokens takes all of them, and only theirs. */
+    char bens[STORE_TOKEN_LEN + 1];
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "ben", "pw-ben-1", "t", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_token_add(st, "ben", "bens", "t", bens, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_add(st, "ann", "ci2", "t", secret, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_revoke_owner(st, "ann", "t", err, sizeof(err)), 2);
+    ck_assert_int_eq(store_token_check(st, other, owner, name, &role, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_check(st, secret, owner, name, &role, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_check(st, bens, owner, name, &role, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_revoke_owner(st, "ann", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_add(st, "ann", "cron", "t", other, err, sizeof(err)), 0);
     ck_assert_int_eq(store_account_delete(st, STORE_ADMIN, "ann", "t", err, sizeof(err)), 0);
     ck_assert_int_eq(store_token_check(st, other, owner, name, &role, err, sizeof(err)), 1);
 }
