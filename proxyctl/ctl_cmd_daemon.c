@@ -61,6 +61,8 @@ enum ctl_status ctl_cmd_health(struct ctl_ctx *ctx, const struct ctl_call *call)
     return CTL_OK;
 }
 
+#define SETTING_SHOWN_MAX 200 /* bytes of a value shown whole in the table */
+
 static void print_settings(const json_t *settings, const struct ctl_call *call)
 {
     static const struct ctl_column cols[] = {{"key", false, false}, {"value", false, true}};
@@ -81,6 +83,16 @@ static void print_settings(const json_t *settings, const struct ctl_call *call)
             continue;
         char *s = json_is_string(v) ? strdup(json_string_value(v))
                                     : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        /* A long value (the logo is a data: URI of up to 22 KB) by its start and size; --json
+         * has it whole. */
+        size_t len = s ? strlen(s) : 0;
+        if (len > SETTING_SHOWN_MAX) {
+            char *shown = NULL;
+            if (asprintf(&shown, "%.40s... (%zu bytes; --json shows it whole)", s, len) < 0)
+                shown = NULL;
+            free(s);
+            s = shown;
+        }
         const char *cells[] = {key, s ? s : "?"};
         ctl_table_add(t, cells);
         free(s);

@@ -11,12 +11,13 @@ import os
 import re
 import socket
 import sqlite3
+import subprocess
 import tempfile
 import unittest
 import urllib.error
 import urllib.request
 
-from harness import DnsStub, Origin, Proxyd, read_response, wait_for
+from harness import PROXYCTL, DnsStub, Origin, Proxyd, read_response, wait_for
 
 RECORDS = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1"}
 POLICY = "deny domain blocked.test\n"
@@ -136,6 +137,18 @@ class SettingsTest(unittest.TestCase):
         svg = data_uri("image/svg+xml", SVG + b"<!--" + b"-" * 200 + b"-->")
         self.put({"block_logo": svg})
         self.assertIn('src="%s"' % svg, self.block_page()[2])
+        # proxyctl's table shows a long value by its start and size; --json has it whole.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXYCTL_", "PROXYD_"))}
+        base = [PROXYCTL, "--url", self.px.admin_url, "--data-dir", self.px.data_dir]
+        r = subprocess.run(base + ["settings"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        line = [l for l in r.stdout.splitlines() if l.startswith("block_logo")]
+        self.assertEqual([l.split(None, 1)[1] for l in line],
+                         ["%s... (%d bytes; --json shows it whole)" % (svg[:40], len(svg))],
+                         r.stdout)
+        r = subprocess.run(base + ["--json", "settings"], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(json.loads(r.stdout)["settings"]["block_logo"], svg)
         self.assertEqual(self.audit()[0]["detail"], "block_logo: %s... (%d bytes) -> %s... (%d bytes)"
                          % (logo[:40], len(logo), svg[:40], len(svg)) if len(logo) > 120 else
                          "block_logo: %s -> %s... (%d bytes)" % (logo, svg[:40], len(svg)))
