@@ -256,13 +256,18 @@ int store_version_lists(struct store *st, int64_t version, struct store_policy_l
 /* Prunes old policy versions, oldest first, at most batch (<= 0: 1000) in one transaction:
  * a version goes when it is not the current one, not among the newest keep, older than
  * keep_days (0: any age), and ended (the next version began) more than 10 minutes before
- * the oldest access-log row, so every logged request's version stays for `why`. The rules
- * and list entries it stored go with it unless a kept version shares them. Audited as
- * version.prune by STORE_PRUNE_ACTOR. keep <= 0: nothing pruned. Returns how many went, or
- * -1 with err. */
+ * the oldest access-log row, so every logged request's version stays for `why`. Only the
+ * versions' own rows go here (a few each); the rules and list entries no version left refers
+ * to are freed by store_version_gc. Audited as version.prune by STORE_PRUNE_ACTOR. keep <= 0:
+ * nothing pruned. Returns how many went, or -1 with err. */
 #define STORE_PRUNE_ACTOR "proxyd (retention)"
 int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, int64_t batch,
                             char *err, size_t errlen);
+/* Frees at most max_rows (<= 0: 5000) rule or list-entry rows of pruned versions that no
+ * version left refers to, in one transaction, so a version that held a 100,000-entry list
+ * is freed in steps as short as a retention step. Returns rows freed (0: nothing left), or
+ * -1 with err. */
+int64_t store_version_gc(struct store *st, int64_t max_rows, char *err, size_t errlen);
 /* How a list differs between two versions: in one only (entries_from or entries_to is -1)
  * or with other entries (added: in `to` only, removed: in `from` only). */
 struct store_list_change {

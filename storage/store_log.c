@@ -638,11 +638,17 @@ static void housekeeping(struct store_log *log)
     }
     if (log->st && !log->failing && now >= log->next_prune_ms) {
         char err[256];
-        int64_t pruned = store_version_prune(log->st, atomic_load(&log->version_keep_set),
-                                             atomic_load(&log->version_keep_days_set), PRUNE_BATCH,
-                                             err, sizeof(err));
-        /* A locked database or a full disk: the next round tries again, relaying goes on. */
-        log->next_prune_ms = now + (pruned == PRUNE_BATCH ? 0 : PRUNE_IDLE_MS);
+        int64_t keep = atomic_load(&log->version_keep_set), pruned = 0, freed = 0;
+
+        if (keep > 0) {
+            pruned = store_version_prune(log->st, keep, atomic_load(&log->version_keep_days_set),
+                                         PRUNE_BATCH, err, sizeof(err));
+            freed = store_version_gc(log->st, RETENTION_BATCH, err, sizeof(err));
+        }
+        /* A locked database or a full disk: the next round tries again, relaying goes on.
+         * Still behind: go on at once, in steps as short as a retention step. */
+        log->next_prune_ms =
+            now + (pruned == PRUNE_BATCH || freed == RETENTION_BATCH ? 0 : PRUNE_IDLE_MS);
     }
     days = atomic_load(&log->retention_days_set);
     rows = atomic_load(&log->retention_rows_set);

@@ -585,73 +585,19 @@ fail:
  * node logs under the version it holds, which may lag another node's change a little. */
 #define PRUNE_LOG_SLACK_MS (10 * 60 * 1000LL)
 #define PRUNE_BATCH_MAX 1000
+#define PRUNE_ROWS_DEFAULT 5000
 #define DAY_MS (24 * 3600 * 1000LL)
 
-struct pruned_list {
-    char name[64];
-    int64_t entries_of;
-};
-
-/* The lists version v held, into *out (owned). 0, or -1 with err. */
-static int version_lists_of(struct store *st, int64_t v, struct pruned_list **out, size_t *n,
-                            char *err, size_t errlen)
+/* Deletes version v's own rows; what it stored (rules, list entries) stays for
+ * store_version_gc, which frees it in bounded steps once no version refers to it. */
+static int version_drop(struct store *st, int64_t v, char *err, size_t errlen)
 {
-    struct pruned_list *lists = NULL;
-    size_t len = 0, cap = 0;
-    struct sql_stmt *s;
-    int rc;
-
-    *out = NULL;
-    *n = 0;
-    if (store_prepare(st, "SELECT name, entries_of FROM policy_version_lists WHERE version = ?", &s,
-                      err, errlen) < 0)
-        return -1;
-    sql_bind_int64(s, 1, v);
-    while ((rc = sql_step(s)) == SQL_ROW) {
-        if (store_array_reserve(&lists, &cap, len, 8, sizeof(*lists)) < 0) {
-            sql_finalize(s);
-            free(lists);
-            return store_errf(err, errlen, "prune: out of memory");
-        }
-        snprintf(lists[len].name, sizeof(lists[len].name), "%s", sql_col_text(s, 0));
-        lists[len++].entries_of = sql_col_int64(s, 1);
-    }
-    sql_finalize(s);
-    if (rc != SQL_DONE) {
-        free(lists);
-        return store_sql_err(st, err, errlen, "prune");
-    }
-    *out = lists;
-    *n = len;
-    return 0;
-}
-
-/* Deletes version v and frees the rules and list entries no version left refers to. */
-static int version_drop(struct store *st, int64_t v, int64_t rules_of, char *err, size_t errlen)
-{
-    struct pruned_list *lists;
-    size_t n;
-    int rc = 0;
-
-    if (version_lists_of(st, v, &lists, &n, err, errlen) < 0)
-        return -1;
     if (exec_ints(st, "DELETE FROM policy_versions WHERE version = ?1", &v, 1, NULL, err, errlen) <
             0 ||
         exec_ints(st, "DELETE FROM policy_version_lists WHERE version = ?1", &v, 1, NULL, err,
-                  errlen) < 0 ||
-        exec_ints(st,
-                  "DELETE FROM policy_version_rules WHERE version = ?1 AND NOT EXISTS"
-                  " (SELECT 1 FROM policy_versions WHERE rules_of = ?1)",
-                  &rules_of, 1, NULL, err, errlen) < 0)
-        rc = -1;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = exec_ints(st,
-                       "DELETE FROM policy_version_list_entries WHERE version = ?1 AND list = ?2"
-                       " AND NOT EXISTS (SELECT 1 FROM policy_version_lists"
-                       " WHERE entries_of = ?1 AND name = ?2)",
-                       &lists[i].entries_of, 1, lists[i].name, err, errlen);
-    free(lists);
-    return rc;
+                  errlen) < 0)
+        return -1;
+    return 0;
 }
 
 int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, int64_t batch,
@@ -685,7 +631,7 @@ int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, i
     args[3] = rc == 1 ? INT64_MAX : oldest - PRUNE_LOG_SLACK_MS;
     args[4] = batch;
     if (store_prepare(st,
-                      "SELECT v.version, v.rules_of FROM policy_versions v"
+                      "SELECT v.version FROM policy_versions v"
                       " WHERE v.version < ?1 AND v.version < ?2 AND v.time_ms < ?3"
                       " AND (SELECT w.time_ms FROM policy_versions w WHERE w.version > v.version"
                       "      ORDER BY w.version LIMIT 1) < ?4"
@@ -696,12 +642,9 @@ int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, i
     }
     for (int i = 0; i < 5; i++)
         sql_bind_int64(s, i + 1, args[i]);
-    found = malloc((size_t)batch * 2 * sizeof(*found));
-    while (found && (rc = sql_step(s)) == SQL_ROW) {
-        found[nfound * 2] = sql_col_int64(s, 0);
-        found[nfound * 2 + 1] = sql_col_int64(s, 1);
-        nfound++;
-    }
+    found = malloc((size_t)batch * sizeof(*found));
+    while (found && (rc = sql_step(s)) == SQL_ROW)
+        found[nfound++] = sql_col_int64(s, 0);
     sql_finalize(s);
     if (!found) {
         rc = store_errf(err, errlen, "prune: out of memory");
@@ -713,12 +656,12 @@ int64_t store_version_prune(struct store *st, int64_t keep, int64_t keep_days, i
     }
     rc = 0;
     for (size_t i = 0; rc == 0 && i < nfound; i++)
-        rc = version_drop(st, found[i * 2], found[i * 2 + 1], err, errlen);
+        rc = version_drop(st, found[i], err, errlen);
     if (rc == 0 && nfound) {
         char detail[96];
 
         snprintf(detail, sizeof(detail), "%zu versions, %lld to %lld", nfound, (long long)found[0],
-                 (long long)found[(nfound - 1) * 2]);
+                 (long long)found[nfound - 1]);
         rc = store_audit_add(st, STORE_PRUNE_ACTOR, "version.prune", detail, err, errlen);
     }
     pruned = (int64_t)nfound;
@@ -729,4 +672,90 @@ done:
         return -1;
     }
     return store_commit(st, err, errlen) < 0 ? -1 : pruned;
+}
+
+/* The next key (version, and list for entries) after *v / list that holds rows of table
+ * `entries` (1) or rules (0). 0 with the key; 1 when there is none; -1 with err. */
+static int next_key(struct store *st, bool entries, int64_t *v, char *list, size_t listlen,
+                    char *err, size_t errlen)
+{
+    struct sql_stmt *s;
+    int rc;
+
+    if (store_prepare(st,
+                      entries ? "SELECT version, list FROM policy_version_list_entries"
+                                " WHERE version > ?1 OR (version = ?1 AND list > ?2)"
+                                " ORDER BY version, list LIMIT 1"
+                              : "SELECT version, '' FROM policy_version_rules WHERE version > ?1"
+                                " ORDER BY version LIMIT 1",
+                      &s, err, errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, *v);
+    if (entries)
+        sql_bind_text(s, 2, list);
+    rc = sql_step(s);
+    if (rc == SQL_ROW) {
+        *v = sql_col_int64(s, 0);
+        snprintf(list, listlen, "%s", sql_col_text(s, 1));
+    }
+    sql_finalize(s);
+    if (rc == SQL_DONE)
+        return 1;
+    return rc == SQL_ROW ? 0 : store_sql_err(st, err, errlen, "policy version gc");
+}
+
+/* Deletes at most max_rows rows of the first key no version refers to, in the caller's
+ * transaction. Rows deleted (0: no such key), or -1 with err. */
+static int64_t gc_one(struct store *st, bool entries, int64_t max_rows, char *err, size_t errlen)
+{
+    char list[256] = "";
+    int64_t v = -1, args[2], used;
+    int rc;
+
+    /* One index probe per key: there are about as many keys as versions kept that changed
+     * a list or the rules, so a pass that finds nothing to free stays cheap. */
+    while ((rc = next_key(st, entries, &v, list, sizeof(list), err, errlen)) == 0) {
+        args[0] = v;
+        rc = entries ? query_int_text(st,
+                                      "SELECT 1 FROM policy_version_lists"
+                                      " WHERE entries_of = ?1 AND name = ?2 LIMIT 1",
+                                      args, 1, list, &used, err, errlen)
+                     : query_int(st, "SELECT 1 FROM policy_versions WHERE rules_of = ?1 LIMIT 1",
+                                 args, 1, &used, err, errlen);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            continue; /* a version refers to it */
+        args[1] = max_rows;
+        if (exec_ints(st,
+                      entries ? "DELETE FROM policy_version_list_entries"
+                                " WHERE version = ?1 AND list = ?3 AND domain IN"
+                                " (SELECT domain FROM policy_version_list_entries"
+                                "  WHERE version = ?1 AND list = ?3 ORDER BY domain LIMIT ?2)"
+                              : "DELETE FROM policy_version_rules WHERE version = ?1 AND rule_id IN"
+                                " (SELECT rule_id FROM policy_version_rules WHERE version = ?1"
+                                "  ORDER BY rule_id LIMIT ?2)",
+                      args, 2, entries ? list : NULL, err, errlen) < 0)
+            return -1;
+        return sql_changes(st);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+int64_t store_version_gc(struct store *st, int64_t max_rows, char *err, size_t errlen)
+{
+    int64_t n;
+
+    if (max_rows <= 0)
+        max_rows = PRUNE_ROWS_DEFAULT;
+    if (store_begin(st, err, errlen) < 0)
+        return -1;
+    n = gc_one(st, true, max_rows, err, errlen);
+    if (n == 0)
+        n = gc_one(st, false, max_rows, err, errlen);
+    if (n < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st, err, errlen) < 0 ? -1 : n;
 }

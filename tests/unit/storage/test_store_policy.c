@@ -690,7 +690,16 @@ START_TEST(test_prune_keeps_what_is_needed_and_frees_the_rest)
     ck_assert_int_eq(store_version_prune(st, 3, 30, 0, err, sizeof(err)), 0);
     ck_assert_int_eq(count_rows("SELECT min(version) FROM policy_versions"), 6);
     ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_versions"), 3);
+    /* What they stored is freed afterwards, in steps of at most max_rows rows: lists a and
+     * b (one entry each), the rules of v2 (1) and v4 (2). */
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"), 4);
+    ck_assert_int_eq(store_version_gc(st, 1, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_version_gc(st, 1, err, sizeof(err)), 1);
     ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"), 2);
+    ck_assert_int_eq(store_version_gc(st, 1, err, sizeof(err)), 1); /* v2's rule */
+    ck_assert_int_eq(store_version_gc(st, 1, err, sizeof(err)), 1); /* v4's, one at a time */
+    ck_assert_int_eq(store_version_gc(st, 0, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_version_gc(st, 0, err, sizeof(err)), 0);
     ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"
                                 " WHERE domain = 'c.test'"),
                      1);
@@ -717,6 +726,13 @@ START_TEST(test_prune_keeps_what_is_needed_and_frees_the_rest)
     sql_run("UPDATE access_log SET time_ms = 8 * 3600000 + 1000, policy_version = 8");
     ck_assert_int_eq(store_version_prune(st, 1, 0, 0, err, sizeof(err)), 1); /* v6 */
     ck_assert_int_eq(count_rows("SELECT min(version) FROM policy_versions"), 7);
+    /* v6 held list c alone, but its rules are v7's too: only c goes. */
+    ck_assert_int_eq(store_version_gc(st, 0, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_version_gc(st, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_list_entries"
+                                " WHERE domain = 'c.test'"),
+                     0);
+    ck_assert_int_eq(count_rows("SELECT count(*) FROM policy_version_rules WHERE version = 6"), 3);
     /* Versions younger than keep_days stay whatever keep says. */
     char now_sql[128];
     snprintf(now_sql, sizeof(now_sql),
