@@ -206,8 +206,9 @@ bool bump_block_page(struct conn *c)
     size_t skip;
     if (c->is_connect)
         skip = c->head_len;
-    else if (c->intercepted && c->tls_alert && c->req->rec.sni[0])
-        skip = 0; /* c->host is the ClientHello's name, and all of c->up is TLS */
+    else if (c->intercepted && c->tls_alert)
+        skip = 0; /* c->host is the ClientHello's name (or the destination's address without
+                     one), and all of c->up is TLS; intercept.c asks only for a hello it read */
     else
         return false;
     const char *host = c->host.text;

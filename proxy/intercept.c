@@ -89,11 +89,14 @@ static void set_field(char *dst, size_t cap, const char *src)
 
 /* A connection whose bytes are not HTTP: one record, the policy on host (a server name or
  * the destination's address) and the destination's port, then on its way to the original
- * destination (CONN_RESOLVE) or refused. sni: host is a ClientHello's server name (the
- * record keeps it, and an allowed one may be inspected). */
+ * destination (CONN_RESOLVE) or refused. hello: the ClientHello read, NULL when there is none
+ * (or none that parsed). With one, host is what a session with the client is minted for (its
+ * server name, or without one the destination's address: an IP SAN), so a denied one may get
+ * the block page and an allowed one be inspected; the record keeps the server name. */
 static void raw_begin(struct conn *c, const char *scheme, const char *method,
-                      const struct acl_host *host, const struct acl_host *sni)
+                      const struct acl_host *host, const struct tls_hello *hello)
 {
+    const struct acl_host *sni = hello && hello->has_sni ? &hello->sni : NULL;
     struct worker *w = c->w;
     c->is_forward = true;
     c->requests++;
@@ -132,9 +135,9 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
         /* No credentials come with raw bytes: a rule that needs a user denies. */
         c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
         request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
-        /* A ClientHello with a name: the block page inside TLS as that name, when a CA and
-         * the setting allow; else (and without a name) the alert. */
-        if (c->tls_alert && c->req->rec.sni[0] && bump_block_page(c))
+        /* A ClientHello: the block page inside TLS as its host, when a CA and the setting
+         * allow; else the alert. */
+        if (hello && bump_block_page(c))
             return;
         if (c->tls_alert)
             tun_tls_alert(c, TLS_ALERT_ACCESS_DENIED);
@@ -147,8 +150,8 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
         c->req->rec.decision = STORE_REPORT;
         c->req->rec.rule_id = ad.report_rule_id;
     }
-    /* A ClientHello's server name is what an inspected session is minted for. */
-    if (sni)
+    /* A ClientHello's host is what an inspected session is minted for. */
+    if (hello)
         c->inspect = request_inspect_decide(c, &ar);
     /* origin_resolve takes the original destination as the only address, refuses it like
      * any target, connects, and splices (tun_start). */
@@ -164,7 +167,7 @@ static void tls_begin(struct conn *c, const struct tls_hello *h)
         host = h->sni;
     else
         dest_host(c, &host);
-    raw_begin(c, "https", "TLS", &host, h->has_sni ? &h->sni : NULL);
+    raw_begin(c, "https", "TLS", &host, h);
 }
 
 static void other_begin(struct conn *c)

@@ -223,14 +223,22 @@ def main(argv):
         dest, port, sni, n = argv[1:5]
         out = tls_over(connect(dest, port), sni, int(n))
     elif cmd == "https":
+        # sni "-": a ClientHello without a server name (the certificate is still verified
+        # against cafile; its names come back in "san" for the caller to check).
         dest, port, sni, cafile = argv[1:5]
         ctx = ssl.create_default_context(cafile=cafile)
+        if sni == "-":
+            ctx.check_hostname = False
         try:
-            with ctx.wrap_socket(connect(dest, port), server_hostname=sni) as t:
-                t.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % sni).encode())
+            with ctx.wrap_socket(connect(dest, port),
+                                 server_hostname=None if sni == "-" else sni) as t:
+                san = [list(n) for n in t.getpeercert().get("subjectAltName", ())]
+                t.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
+                           % (dest if sni == "-" else sni)).encode())
                 data = read_all(t)
             head, _, body = data.partition(b"\r\n\r\n")
-            out = {"status": int(head.split(b" ")[1]), "body": body.decode("latin-1")}
+            out = {"status": int(head.split(b" ")[1]), "body": body.decode("latin-1"),
+                   "san": san}
         except (ssl.SSLError, OSError) as e:
             out = {"error": "%s: %s" % (type(e).__name__, e)}
     elif cmd == "hello":

@@ -45,6 +45,7 @@ class HttpsBlockPageTest(unittest.TestCase):
                                                  "form.blocked.test": "127.0.0.1",
                                                  "tlsport.blocked.test": "127.0.0.1",
                                                  "logo.blocked.test": "127.0.0.1",
+                                                 "nosni.blocked.test": "127.0.0.1",
                                                  "allowed.test": "127.0.0.1"}))
         cls.tls_port = free_port()
         px = Proxyd(dns=cls.dns, policy=POLICY,
@@ -127,6 +128,22 @@ class HttpsBlockPageTest(unittest.TestCase):
             status, headers, body = read_response(t, head_request=True)[:3]
             self.assertEqual(status, 403)
             self.assertEqual(body, b"")
+
+    def test_client_hello_without_server_name_gets_the_page_for_the_connect_host(self):
+        s = self.px.connect()
+        s.sendall(b"CONNECT nosni.blocked.test:443 HTTP/1.1\r\nHost: nosni.blocked.test:443\r\n\r\n")
+        head, rest = read_head(s)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        ctx = ssl.create_default_context(cafile=self.cacert)
+        ctx.check_hostname = False  # no name sent: the CA's signature is still checked
+        with ctx.wrap_socket(s, server_hostname=None) as t:
+            self.assertEqual(t.getpeercert()["subjectAltName"], (("DNS", "nosni.blocked.test"),))
+            t.sendall(b"GET / HTTP/1.1\r\nHost: nosni.blocked.test\r\n\r\n")
+            status, headers, body = read_response(t)[:3]
+        self.assertEqual(status, 403)
+        self.assertIn(b"blocked by the office", body)
+        rows = wait_for(lambda: self.rows("nosni.blocked.test"), timeout=60)
+        self.assertEqual([r[:3] for r in rows], [("CONNECT", 1, 403)])
 
     def test_request_access_form_works_inside_tls(self):
         self.px.api("PUT", "/api/settings", {"access_requests": "on"})

@@ -20,12 +20,11 @@ import tempfile
 import threading
 import unittest
 
-from harness import DnsStub, Origin, Proxyd, free_port, read_head, wait_for
+from harness import DnsStub, Origin, Proxyd, free_port, read_head, read_response, wait_for
 from tls_util import TlsOrigin, issue, make_ca
 
 NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test",
-         "tlsport.test",
-         "closed.test")
+         "tlsport.test", "nosni.test", "closed.test")
 
 
 class CountingOrigin(TlsOrigin):
@@ -81,6 +80,7 @@ class InspectTest(unittest.TestCase):
             "bank.test": CountingOrigin(*issue(cls.tmp, upstream, "bank", "bank.test")),
             "shop.test": HtmlOrigin(*issue(cls.tmp, upstream, "shop", "shop.test")),
             "tlsport.test": CountingOrigin(*issue(cls.tmp, upstream, "tlsport", "tlsport.test")),
+            "nosni.test": CountingOrigin(*issue(cls.tmp, upstream, "nosni", "nosni.test")),
         }
         cls.ports = {}
         for name, o in cls.origins.items():
@@ -194,6 +194,25 @@ class InspectTest(unittest.TestCase):
                                                   ("GET", "https", name, "/ok", 200),
                                                   ("GET", "https", name, "/blocked/x", 403)])
         self.assertEqual(self.origins[name].accepted, 1)
+
+    def test_client_hello_without_server_name_is_inspected_as_the_connect_host(self):
+        name, port = "nosni.test", self.ports["nosni.test"]
+        s = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
+        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                  % (name.encode(), port, name.encode(), port))
+        head, rest = read_head(s)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        ctx = ssl.create_default_context(cafile=self.proxy_ca)
+        ctx.check_hostname = False  # no name sent: the CA's signature is still checked
+        with ctx.wrap_socket(s, server_hostname=None) as t:
+            self.assertEqual(t.getpeercert()["subjectAltName"], (("DNS", name),))
+            t.sendall(b"GET /nosni HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n"
+                      % (name.encode(), port))
+            status, headers, body = read_response(t)[:3]
+        self.assertEqual((status, body), (200, b"secure:/nosni"))
+        rows = self.wait_rows(name, 2)
+        self.assertEqual([r[:5] for r in rows], [("CONNECT", "https", name, "", 200),
+                                                  ("GET", "https", name, "/nosni", 200)])
 
     def test_client_without_the_ca_sees_a_certificate_error(self):
         # curl's exit 60: the peer's certificate could not be verified. (A name of its own, at

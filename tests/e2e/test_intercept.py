@@ -30,7 +30,7 @@ CLIENT6, GW_CLI6, GW_ORG6, ORIGIN6, OTHER6 = ("fd20:1::2", "fd20:1::1", "fd20:2:
 INTERCEPT_PORT, TPROXY_PORT, PROXY_PORT, STRICT_PORT = 3129, 3130, 3128, 3131
 TPROXY_USER_PORT = 3132  # a proxyd started as root that runs as nobody (--user)
 POLICY = ("deny domain blocked.test\ndeny dest %s/32\ndeny dest %s/128\ninspect domain inspect.test\n"
-          % (OTHER, OTHER6))
+          "inspect domain %s\n" % (OTHER, OTHER6, ORIGIN))
 CA_PORT = 3133  # a proxyd with a local CA: the HTTPS block page
 # A one-worker proxyd (so that every connection meets the same pool of origin connections):
 # port 82 is redirected to its intercept listener, but from CLIENT2 diverted by TPROXY.
@@ -398,6 +398,36 @@ class InterceptTest(unittest.TestCase):
             db.close()
         self.assertEqual(rows[0][:5], ("https", "GET", "/", 403, 1))
         self.assertIn("self-signed certificate", rows[0][5])
+
+    def test_tls_without_server_name_gets_the_block_page_for_the_address(self):
+        # No SNI: the certificate is minted for the original destination's address (an IP
+        # SAN), so a client trusting the CA sees the block page of a denied destination.
+        out = self.client("https", OTHER, "445", "-", self.cacert)
+        self.assertEqual(out.get("status"), 403, out)
+        self.assertIn("blocked by the office", out["body"])
+        self.assertEqual(out["san"], [["IP Address", OTHER]])
+        rows = self.with_ca_rows("SELECT method, host, decision, sni FROM access_log"
+                                 " WHERE host = ? AND method = 'TLS'", (OTHER,))
+        self.assertEqual(rows, [("TLS", OTHER, 1, "")])
+
+    def test_tls_without_server_name_is_inspected_for_the_address(self):
+        # An inspect rule for the destination's address: the session is minted for it, the
+        # request inside is read and goes to the original destination, verified for the
+        # address (its self-signed certificate for a name fails: the page says so).
+        out = self.client("https", ORIGIN, "445", "-", self.cacert)
+        self.assertEqual(out.get("status"), 403, out)
+        self.assertEqual(out["san"], [["IP Address", ORIGIN]])
+        self.assertIn("certificate cannot be trusted", out["body"])
+        rows = self.with_ca_rows("SELECT scheme, method, path, status, decision FROM access_log"
+                                 " WHERE host = ? AND method = 'GET'", (ORIGIN,))
+        self.assertEqual(rows[0], ("https", "GET", "/", 403, 1))
+
+    def with_ca_rows(self, sql, params=()):
+        db = sqlite3.connect("file:%s?mode=ro" % self.with_ca.db_path, uri=True, timeout=5)
+        try:
+            return wait_for(lambda: db.execute(sql, params).fetchall(), timeout=60)
+        finally:
+            db.close()
 
     def test_tls_hello_split_over_segments_is_still_read(self):
         out = self.client("hello", ORIGIN, "443", "Blocked.Test")
