@@ -241,7 +241,7 @@ static bool step_handshake(struct conn *c)
     conn_set_state(c, CONN_IDLE);
     conn_set_deadline(c, c->w->tun.header_timeout_ms);
     if (c->listener->kind == LISTENER_PORTFWD)
-        portfwd_begin(c, c->listener->fwd);
+        portfwd_begin_after_tls(c);
     return true;
 }
 
@@ -500,6 +500,7 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     c->why = CLOSE_NONE;
     c->w = w;
     c->listener = l;
+    c->fwd_id = portfwd_id(l);
     c->cfd = fd;
     c->ofd = -1;
     c->client_addr = *addr;

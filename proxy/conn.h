@@ -135,6 +135,7 @@ struct conn {
     bool is_connect;
     bool is_forward;  /* raw bytes, no HTTP either way: accepted by a port forward, or an
                          intercepted connection that is not HTTP */
+    int fwd_id;       /* the port forward that accepted it (portfwd_id), 0 for none */
     bool intercepted; /* accepted by an intercept or tproxy listener: every request goes to
                          orig_dst, whatever it names */
     bool tls_alert;   /* raw bytes that began with a ClientHello: a refusal is a TLS alert */

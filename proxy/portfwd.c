@@ -458,6 +458,30 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
     conn_set_deadline(c, w->tun.connect_timeout_ms + w->shared->dns_timeout_ms);
 }
 
+int portfwd_id(const struct listener *l)
+{
+    if (l->kind != LISTENER_PORTFWD)
+        return 0;
+    return ((const struct portfwd_slot *)((const char *)l - offsetof(struct portfwd_slot, l)))->id;
+}
+
+void portfwd_begin_after_tls(struct conn *c)
+{
+    if (portfwd_id(c->listener) == c->fwd_id) {
+        portfwd_begin(c, c->listener->fwd);
+        return;
+    }
+    c->is_forward = true;
+    c->requests++;
+    STAT_ADD(c, requests_total, 1);
+    request_record_begin(c);
+    set_field(c->req->rec.method, sizeof(c->req->rec.method), "FORWARD");
+    set_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), "tcp");
+    c->req->rec.decision = STORE_DENY;
+    request_record_outcome(c, CLOSE_DENIED, "forward removed during the TLS handshake");
+    conn_close(c, CLOSE_NONE);
+}
+
 const char *portfwd_tls_name(const struct conn *c)
 {
     return c->listener->kind == LISTENER_PORTFWD && c->tunnel_host.len ? c->tunnel_host.text : NULL;

@@ -108,6 +108,13 @@ void portfwd_worker_sync(struct worker *w, bool force);
 /* A connection accepted on a forward's listener: its record begun, the policy asked, and on
  * its way to the target (state CONN_RESOLVE), or closed. */
 void portfwd_begin(struct conn *c, const struct acl_forward *f);
+/* The id of the forward whose listener l is (its worker's slot holds it now), 0 when l is not
+ * a forward's. */
+int portfwd_id(const struct listener *l);
+/* portfwd_begin for a tls-listen connection once its client's handshake is done, by the
+ * forward that accepted it: one removed meanwhile (its slot may hold another forward now)
+ * closes the connection, its row saying so. */
+void portfwd_begin_after_tls(struct conn *c);
 /* For a connection of a tls-target forward: the name its target's certificate is verified
  * for (origin.c speaks TLS to the target, then the bytes flow through that session), as
  * portfwd_begin recorded it in c->tunnel_host; NULL for any other connection. */

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import unittest
 import urllib.error
+import urllib.request
 
 from harness import PROXYCTL, DnsStub, Proxyd, free_port, pattern, wait_for
 from tls_util import issue, make_ca
@@ -654,6 +655,58 @@ class TlsTargetForwardRemovedTest(unittest.TestCase):
                 px.api("DELETE", "/api/forwards/%d" % b["id"])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class TlsListenForwardRemovedTest(unittest.TestCase):
+    """A tls-listen connection whose forward is removed, and whose worker's listener slot a new
+    forward takes, while its client's handshake is still in flight: it never reaches the new
+    forward's target (which its client did not connect to); it closes, its row saying why."""
+
+    @staticmethod
+    def in_handshake(px):
+        with urllib.request.urlopen(px.admin_url + "/metrics", timeout=60) as r:
+            text = r.read().decode()
+        return re.search(r'^proxyd_connections_by_state\{state="handshake"\} 1$', text, re.M)
+
+    def test_handshake_in_flight_does_not_go_to_the_next_forward_of_its_slot(self):
+        with EchoOrigin() as origin_a, EchoOrigin() as origin_b, Proxyd(workers=1) as px:
+            port_a, port_b = free_port(), free_port()
+            a = px.api("POST", "/api/forwards", {
+                "listen": "127.0.0.1:%d" % port_a, "target": "127.0.0.1:%d" % origin_a.port,
+                "tls": "tls-listen"})
+            raw = socket.create_connection(("127.0.0.1", port_a), timeout=60)
+            try:
+                # Accepted, waiting for the client's ClientHello.
+                self.assertTrue(wait_for(lambda: self.in_handshake(px)))
+                px.api("DELETE", "/api/forwards/%d" % a["id"])
+                self.assertTrue(wait_for(lambda: refused_or_closed(port_a)))
+                b = px.api("POST", "/api/forwards", {
+                    "listen": "127.0.0.1:%d" % port_b, "target": "127.0.0.1:%d" % origin_b.port})
+                # The one worker has taken forward b, into the slot a left.
+                self.assertEqual(relay(port_b, b"plain"), b"plain")
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                got = b""
+                try:
+                    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                        s.sendall(b"after the handshake")
+                        while len(got) < len(b"after the handshake"):
+                            data = s.recv(100)
+                            if not data:
+                                break
+                            got += data
+                except (ssl.SSLError, ConnectionError):
+                    pass
+                self.assertEqual(got, b"")
+                self.assertEqual((origin_a.accepted, origin_b.accepted), (0, 1))
+                # Its row names no target: the forward that had one is gone.
+                rows = wait_for(lambda: [r for r in forward_rows(px) if r["host"] == ""])
+                self.assertEqual([(r["decision"], r["error"]) for r in rows],
+                                 [(1, "forward removed during the TLS handshake")])
+            finally:
+                raw.close()
+            px.api("DELETE", "/api/forwards/%d" % b["id"])
 
 
 class ProxyctlForwardTest(unittest.TestCase):
