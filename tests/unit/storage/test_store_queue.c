@@ -1,5 +1,6 @@
 /* test_store_queue: the per-producer record queues alone, without a writer or a database:
- * order, runs of adjacent records, full rings and their drop count, capacity rounding, wrap-around,
+ * order, runs of adjacent records, full rings (of slots or of bytes) and their drop count,
+ * capacity rounding, wrap-around, every member through the packing,
  * wake-ups, and one producer thread racing the consumer. */
 #include <check.h>
 #include <pthread.h>
@@ -56,6 +57,14 @@ static void collect(void *arg, const struct store_access *rec)
     ck_assert_msg(is_record(rec, rec->rule_id, rec->time_ms), "record %zu torn", s->n);
     s->producer[s->n] = rec->rule_id;
     s->seq[s->n] = rec->time_ms;
+    s->n++;
+}
+
+static void collect_any(void *arg, const struct store_access *rec)
+{
+    struct seen *s = arg;
+
+    (void)rec;
     s->n++;
 }
 
@@ -298,6 +307,99 @@ START_TEST(test_wake_and_half_full_push_end_a_wait)
 }
 END_TEST
 
+/* Every member survives the packing, strings at their longest (truncated by the filler to
+ * size - 1) and empty ones. */
+static struct store_access full_record(char fill)
+{
+    struct store_access a;
+
+    memset(&a, 0, sizeof(a));
+    a.time_ms = 1764547200123;
+    a.duration_ms = 4000000000u;
+    a.status = 503;
+    a.port = 65535;
+    a.bytes_up = UINT64_MAX - 1;
+    a.bytes_down = 1ull << 40;
+    a.rule_id = -7;
+    a.undecided_rule_id = 12;
+    a.decision = STORE_REPORT;
+    a.policy_version = INT64_MAX;
+#define FILL(f) memset(a.f, fill, sizeof(a.f) - 1)
+    FILL(client);
+    FILL(user);
+    FILL(method);
+    FILL(scheme);
+    FILL(host);
+    FILL(path);
+    FILL(error);
+    FILL(sni);
+    FILL(dest);
+#undef FILL
+    return a;
+}
+
+static struct store_access got;
+static void keep(void *arg, const struct store_access *rec)
+{
+    (void)arg;
+    got = *rec;
+}
+
+START_TEST(test_every_member_survives_the_packing)
+{
+    struct store_queue *q = queue(1, 4);
+    struct store_access a = full_record('h'), b;
+
+    for (int round = 0; round < 20; round++) { /* round the ring's bytes several times */
+        ck_assert(store_queue_push(q, 0, &a));
+        ck_assert_uint_eq(store_queue_drain(q, 1, keep, NULL), 1);
+        ck_assert(memcmp(&got, &a, sizeof(a)) == 0);
+    }
+    /* A string that fills its array without a NUL comes back so, and the next ones after it. */
+    b = full_record('y');
+    memset(b.method, 'M', sizeof(b.method));
+    memset(b.error, 'E', sizeof(b.error));
+    ck_assert(store_queue_push(q, 0, &b));
+    ck_assert_uint_eq(store_queue_drain(q, 1, keep, NULL), 1);
+    ck_assert(memcmp(&got, &b, sizeof(b)) == 0);
+    /* Short and empty strings come back NUL-padded, as a filled record is. */
+    b = record(3, 9);
+    b.sni[0] = '\0';
+    ck_assert(store_queue_push(q, 0, &b));
+    ck_assert_uint_eq(store_queue_drain(q, 1, keep, NULL), 1);
+    ck_assert(memcmp(&got, &b, sizeof(b)) == 0);
+    store_queue_free(q);
+}
+END_TEST
+
+START_TEST(test_long_records_fill_the_bytes_first)
+{
+    /* 64 records' worth of bytes (16 KiB) hold 8 of the longest rows (about 1.9 KiB each),
+     * though the ring has 64 slots; a drop is counted, and draining makes room. */
+    struct store_queue *q = queue(1, 64);
+    struct store_access a = full_record('x');
+    struct seen s = {0};
+    uint64_t pushed, dropped;
+    size_t n = 0;
+
+    while (n < 64 && store_queue_push(q, 0, &a))
+        n++;
+    ck_assert_uint_ge(n, 7);
+    ck_assert_uint_le(n, 8);
+    store_queue_counts(q, &pushed, &dropped);
+    ck_assert_uint_eq(pushed, n);
+    ck_assert_uint_eq(dropped, 1);
+    /* Short rows still fit in the slots and bytes that are left. */
+    struct store_access small = record(0, 1);
+    ck_assert(store_queue_push(q, 0, &small));
+    ck_assert_uint_eq(store_queue_drain(q, 100, keep, NULL), n + 1);
+    ck_assert_int_eq(got.time_ms, 1);
+    ck_assert(store_queue_push(q, 0, &a));
+    ck_assert_uint_eq(store_queue_drain(q, 100, collect_any, &s), 1);
+    store_queue_free(q);
+}
+END_TEST
+
 /* ---- one producer thread against the consumer ---- */
 
 #define RACE_RECORDS 200000
@@ -377,6 +479,8 @@ int main(void)
     tcase_add_test(tc, test_no_producers_is_refused_with_message);
     tcase_add_test(tc, test_wrap_around_keeps_order);
     tcase_add_test(tc, test_wake_and_half_full_push_end_a_wait);
+    tcase_add_test(tc, test_every_member_survives_the_packing);
+    tcase_add_test(tc, test_long_records_fill_the_bytes_first);
     tcase_add_test(tc, test_producer_thread_and_consumer_lose_nothing);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
