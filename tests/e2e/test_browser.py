@@ -30,18 +30,13 @@ import base64
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import time
 import unittest
 
-from harness import BUILD_DIR, DnsStub, Origin, Proxyd, free_port, wait_for
+from browser_case import SHOTS, BrowserCase
+from harness import DnsStub, Origin, Proxyd, free_port, wait_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BROWSER_DIR = os.path.join(HERE, "browser")
-CHROMIUM = "/usr/bin/chromium"
-# Absolute: node runs in tests/e2e/browser, where a relative build folder means elsewhere.
-SHOTS = os.path.abspath(os.environ.get("PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots")))
 SCREENSHOTS = ("first-login-password.png", "dashboard-desktop.png", "dashboard-phone.png", "log-desktop.png",
                "policy-desktop.png", "policy-phone.png", "log-why-desktop.png",
                "versions-desktop.png", "versions-phone.png", "block-page-form.png",
@@ -76,39 +71,9 @@ class CsrfOrigin(Origin):
 NEW_PASSWORD = "browser-chose-this"
 
 
-def run_node(args, timeout):
-    """Runs node; on timeout asks it to stop (Playwright closes Chromium on SIGTERM), then
-    kills it. Returns (returncode, output)."""
-    env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0")
-    proc = subprocess.Popen(args, cwd=BROWSER_DIR, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        return None, out
-    return proc.returncode, out
-
-
-class BrowserTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class BrowserTest(BrowserCase):
     def test_flow(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in os.listdir(SHOTS):
-            if name.endswith(".png"):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS)
         records = {"allowed.test": "127.0.0.1", "news.test": "127.0.0.1"}
         with DnsStub(records=records) as dns, CsrfOrigin() as origin, Proxyd(dns=dns) as px:
             origin.admin_url = px.admin_url
@@ -120,18 +85,9 @@ class BrowserTest(unittest.TestCase):
                    "proxyPort": px.proxy_port,
                    "originPort": origin.port, "shots": SHOTS, "xssPath": XSS_PATH,
                    "csrfPage": "http://allowed.test:%d/csrf-form" % origin.port}
-            code, out = run_node(["node", "admin_flow.mjs", json.dumps(cfg)], timeout=330)
-            print(out)
-            self.assertIsNotNone(code, "admin_flow.mjs did not finish in 330 s:\n" + out)
-            self.assertEqual(code, 0, "admin_flow.mjs failed:\n" + out)
+            self.run_flow("admin_flow.mjs", cfg)
 
-            for name in SCREENSHOTS:
-                path = os.path.join(SHOTS, name)
-                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
-                with open(path, "rb") as f:
-                    head = f.read(8)
-                self.assertEqual(head, b"\x89PNG\r\n\x1a\n", path + " is not a PNG")
-                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+            self.assert_shots(SHOTS, SCREENSHOTS)
 
             # What the browser did, seen from the server. The first-run password is void and
             # its file gone; the chosen one logs in without being asked to change it.
@@ -217,10 +173,7 @@ class BrowserTest(unittest.TestCase):
             cfg = {"admin": "https://127.0.0.1:%d" % px.admin_port,
                    "password": px.first_password, "tlsPort": tls_port,
                    "originPort": origin.port, "spki": spki, "shots": SHOTS}
-            code, out = run_node(["node", "tls_flow.mjs", json.dumps(cfg)], timeout=330)
-            print(out)
-            self.assertIsNotNone(code, "tls_flow.mjs did not finish in 330 s:\n" + out)
-            self.assertEqual(code, 0, "tls_flow.mjs failed:\n" + out)
+            self.run_flow("tls_flow.mjs", cfg)
             for name in ("tls-proxy-block-page.png", "tls-admin-login.png"):
                 with open(os.path.join(SHOTS, name), "rb") as f:
                     self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)

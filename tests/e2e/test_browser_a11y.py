@@ -12,36 +12,24 @@ Screenshots (every page, both widths, both schemes) go to $PX_BROWSER_SHOTS/a11y
 <build dir>/browser-shots/a11y.
 """
 import html
-import json
 import os
 import re
 import unittest
 import urllib.parse
 
-from harness import BUILD_DIR, DnsStub, Origin, Proxyd, free_port, wait_for
-from test_browser import BROWSER_DIR, CHROMIUM, run_node
+from harness import DnsStub, Origin, Proxyd, free_port, wait_for
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 
-SHOTS = os.path.join(os.path.abspath(os.environ.get(
-    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "a11y")
+SHOTS = os.path.join(ALL_SHOTS, "a11y")
 PAGES = ("dashboard", "log", "policy", "lists", "users", "groups", "versions", "forwards",
          "requests", "audit", "settings", "ca")
 
 
-class BrowserA11yTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        for pkg in ("playwright-core", "axe-core"):
-            if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", pkg)):
-                self.skipTest("no %s: run `npm ci` in tests/e2e/browser (scripts/test.sh does)"
-                              % pkg)
+class BrowserA11yTest(BrowserCase):
+    NODE_MODULES = ("playwright-core", "axe-core")
 
     def test_every_page_at_both_widths_light_and_dark(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in os.listdir(SHOTS):
-            if name.endswith(".png"):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS)
         records = {"allowed.test": "127.0.0.1", "ads.test": "127.0.0.1"}
         with DnsStub(records=records) as dns, Origin() as origin, Proxyd(dns=dns) as px:
             # The Settings page with each kind of field filled, the logo's preview shown.
@@ -75,10 +63,7 @@ class BrowserA11yTest(unittest.TestCase):
                                     % (origin.port, query))[0], 202)
             cfg = {"admin": px.admin_url, "password": px.first_password,
                    "newPassword": "a11y-browser", "shots": SHOTS}
-            code, out = run_node(["node", "a11y_flow.mjs", json.dumps(cfg)], timeout=600)
-            print(out)
-            self.assertIsNotNone(code, "a11y_flow.mjs did not finish in 600 s:\n" + out)
-            self.assertEqual(code, 0, "a11y_flow.mjs failed:\n" + out)
+            self.run_flow("a11y_flow.mjs", cfg, timeout=600)
             for page in PAGES:
                 for width in ("desktop", "phone"):
                     for scheme in ("light", "dark"):

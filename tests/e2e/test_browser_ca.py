@@ -7,18 +7,15 @@ without Chromium or playwright-core. Screenshots go to ca/ in $PX_BROWSER_SHOTS,
 <build dir>/browser-shots."""
 import base64
 import hashlib
-import json
 import os
-import socket
 import ssl
 import subprocess
 import unittest
 
-from harness import BUILD_DIR, DnsStub, Proxyd, read_head, wait_for
-from test_browser import BROWSER_DIR, CHROMIUM, run_node
+from harness import DnsStub, Proxyd, read_head, wait_for
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 
-SHOTS = os.path.join(os.path.abspath(os.environ.get(
-    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "ca")
+SHOTS = os.path.join(ALL_SHOTS, "ca")
 PASSWORD = "ca-page-test"
 
 
@@ -42,27 +39,13 @@ def minted_key_spki(px):
     return base64.b64encode(hashlib.sha256(key).digest()).decode()
 
 
-class CaPageTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class CaPageTest(BrowserCase):
     def node(self, cfg):
-        code, out = run_node(["node", "ca_flow.mjs", json.dumps(cfg)], timeout=330)
-        print(out)
-        self.assertIsNotNone(code, "ca_flow.mjs did not finish in 330 s:\n" + out)
-        self.assertEqual(code, 0, "ca_flow.mjs failed:\n" + out)
+        self.run_flow("ca_flow.mjs", cfg)
 
     def test_create_ca_and_see_the_https_block_page(self):
-        os.makedirs(SHOTS, exist_ok=True)
         names = ("ca-desktop.png", "ca-phone.png", "https-block-page.png")
-        for name in names:
-            if os.path.exists(os.path.join(SHOTS, name)):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS, names)
         with DnsStub({"blocked.test": "127.0.0.1"}) as dns, \
                 Proxyd(dns=dns, policy="deny domain blocked.test\n") as px:
             px.api("PUT", "/api/admins/admin", {"password": PASSWORD})

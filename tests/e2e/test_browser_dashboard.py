@@ -13,18 +13,16 @@ visited a domain, and the Diagnostics panel; at 1366x768 and 390 px wide.
 
 Screenshots go to $PX_BROWSER_SHOTS/dashboard, else <build dir>/browser-shots/dashboard.
 """
-import json
 import os
 import socket
 import sqlite3
 import time
 import unittest
 
-from harness import BUILD_DIR, DnsStub, Origin, Proxyd, read_response, wait_for
-from test_browser import BROWSER_DIR, CHROMIUM, run_node
+from harness import DnsStub, Origin, Proxyd, read_response, wait_for
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 
-SHOTS = os.path.join(os.path.abspath(os.environ.get(
-    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "dashboard")
+SHOTS = os.path.join(ALL_SHOTS, "dashboard")
 SCREENSHOTS = ("dashboard-empty-desktop.png", "dashboard-empty-phone.png",
                "dashboard-24h-desktop.png", "dashboard-7d-desktop.png",
                "dashboard-who-desktop.png", "dashboard-24h-phone.png",
@@ -75,26 +73,9 @@ def seed_history(db_path, now_ms):
     return marked, 37, 5, within_day, len(old)
 
 
-class BrowserDashboardTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
-    def run_flow(self, cfg):
-        code, out = run_node(["node", "dashboard_flow.mjs", json.dumps(cfg)], timeout=330)
-        print(out)
-        self.assertIsNotNone(code, "dashboard_flow.mjs did not finish in 330 s:\n" + out)
-        self.assertEqual(code, 0, "dashboard_flow.mjs failed:\n" + out)
-
+class BrowserDashboardTest(BrowserCase):
     def test_dashboard_and_log(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in os.listdir(SHOTS):
-            if name.endswith(".png"):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS)
         records = {"allowed.test": "127.0.0.1", "ads.test": "127.0.0.1"}
         with DnsStub(records=records) as dns, Origin() as origin, \
                 Proxyd(dns=dns, policy=POLICY) as px:
@@ -102,7 +83,7 @@ class BrowserDashboardTest(unittest.TestCase):
             base = {"admin": px.admin_url, "password": px.first_password,
                     "newPassword": "dashboard-browser", "proxyPort": px.proxy_port,
                     "originPort": origin.port, "shots": SHOTS}
-            self.run_flow(dict(base, phase="empty"))
+            self.run_flow("dashboard_flow.mjs", dict(base, phase="empty"))
 
             # Written while proxyd is stopped: its log writer rolls up every row above the
             # rollups' watermark when it starts, as it does for a log from before them.
@@ -120,14 +101,11 @@ class BrowserDashboardTest(unittest.TestCase):
             self.assertTrue(wait_for(lambda: len(px.api("GET", "/api/logs?host=ads.test&since=%d"
                                                         % (now - 1000))["rows"]) >= 3,
                                      timeout=60))
-            self.run_flow(dict(base, phase="full", markedBucket=marked,
+            self.run_flow("dashboard_flow.mjs", dict(base, phase="full", markedBucket=marked,
                                markedRequests=marked_requests, markedBlocked=marked_blocked,
                                dayRows=day_rows[0] + len(live), dayBlocked=day_rows[1] + 3,
                                oldRows=old_rows, listed=3))
-            for name in SCREENSHOTS:
-                path = os.path.join(SHOTS, name)
-                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
-                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+            self.assert_shots(SHOTS, SCREENSHOTS)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import unittest
 import urllib.request
 
 from harness import DnsStub, Origin, Proxyd, read_response
-from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 
 # A folder of its own: test_browser.py empties its folder of PNGs when it starts, and ctest
 # runs the two at once.
@@ -37,20 +37,9 @@ SCREENSHOTS = ["%s-%s.png" % (page, size) for size in ("desktop", "phone")
                for page in ("log", "policy", "lists", "users", "settings")] + ["users-viewer.png", "audit-filtered.png"]
 
 
-class BrowserDefectsTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class BrowserDefectsTest(BrowserCase):
     def test_defects(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in SCREENSHOTS + ["failure.png"]:
-            if os.path.exists(os.path.join(SHOTS, name)):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS, SCREENSHOTS)
         records = {"a.test": "127.0.0.1", "b.test": "127.0.0.1", "secret1.test": "127.0.0.1"}
         with DnsStub(records=records) as dns, Origin() as origin, Proxyd(dns=dns) as px:
             px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
@@ -77,14 +66,8 @@ class BrowserDefectsTest(unittest.TestCase):
             cfg = {"admin": px.admin_url, "password": PASSWORD, "proxyPort": px.proxy_port,
                    "originPort": origin.port, "shots": SHOTS, "regexRule": REGEX_RULE,
                    "listRule": listed}
-            code, out = run_node(["node", "admin_defects.mjs", json.dumps(cfg)], timeout=330)
-            print(out)
-            self.assertIsNotNone(code, "admin_defects.mjs did not finish in 330 s:\n" + out)
-            self.assertEqual(code, 0, "admin_defects.mjs failed:\n" + out)
-            for name in SCREENSHOTS:
-                path = os.path.join(SHOTS, name)
-                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
-                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+            self.run_flow("admin_defects.mjs", cfg)
+            self.assert_shots(SHOTS, SCREENSHOTS)
 
             # Seen from the server: no a.test rule left, the list kept, the users added once.
             texts = [r["text"] for r in px.api("GET", "/api/rules")["rules"]]

@@ -5,37 +5,24 @@ sees a stored forward full of markup shown as text, deletes one forward; then th
 from outside that the kept forward relays and the deleted one's port is closed, and that the
 screenshots (desktop, phone) were taken. Skips like test_browser.py without Chromium or
 playwright-core. Screenshots go to forwards/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots."""
-import json
 import os
 import sqlite3
 import unittest
 
-from harness import BUILD_DIR, Proxyd, free_port, wait_for
-from test_browser import BROWSER_DIR, CHROMIUM, run_node
+from harness import Proxyd, free_port, wait_for
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 from test_forward import EchoOrigin, refused_or_closed, relay
 
 # A folder of its own: test_browser.py empties browser-shots of PNGs as it starts, and ctest
 # runs the browser tests side by side.
-SHOTS = os.path.join(os.path.abspath(os.environ.get(
-    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "forwards")
+SHOTS = os.path.join(ALL_SHOTS, "forwards")
 MARKUP = "<script>__xss=1</script><img src=x onerror=__xss=1><b>fwd</b>"  # fits every field
 PASSWORD = "forwards-page-test"
 
 
-class ForwardsPageTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class ForwardsPageTest(BrowserCase):
     def test_forwards_page(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in ("forwards-desktop.png", "forwards-phone.png"):
-            if os.path.exists(os.path.join(SHOTS, name)):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS, ("forwards-desktop.png", "forwards-phone.png"))
         keep, drop, conf = free_port(), free_port(), free_port()
         with EchoOrigin() as origin, Proxyd(extra_args=[
                 "--forward", "127.0.0.1:%d 127.0.0.1:%d" % (conf, origin.port)]) as px:
@@ -52,10 +39,7 @@ class ForwardsPageTest(unittest.TestCase):
                    "keepPort": keep, "dropPort": drop, "tlsTargetPort": free_port(),
                    "configPort": conf, "shots": SHOTS,
                    "markup": MARKUP}
-            code, out = run_node(["node", "forwards_flow.mjs", json.dumps(cfg)], timeout=330)
-            print(out)
-            self.assertIsNotNone(code, "forwards_flow.mjs did not finish in 330 s:\n" + out)
-            self.assertEqual(code, 0, "forwards_flow.mjs failed:\n" + out)
+            self.run_flow("forwards_flow.mjs", cfg)
 
             for name in ("forwards-desktop.png", "forwards-phone.png"):
                 path = os.path.join(SHOTS, name)

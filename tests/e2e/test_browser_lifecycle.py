@@ -11,34 +11,21 @@ the browser's next visit when its members change.
 
 Screenshots go to $PX_BROWSER_SHOTS/lifecycle, else <build dir>/browser-shots/lifecycle.
 """
-import json
 import os
 import time
 import unittest
 
-from harness import BUILD_DIR, DnsStub, Origin, Proxyd, wait_for
-from test_browser import BROWSER_DIR, CHROMIUM, run_node
+from harness import DnsStub, Origin, Proxyd, wait_for
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 
-SHOTS = os.path.join(os.path.abspath(os.environ.get(
-    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "lifecycle")
+SHOTS = os.path.join(ALL_SHOTS, "lifecycle")
 SCREENSHOTS = ("lifecycle-dashboard.png", "lifecycle-log.png", "lifecycle-policy.png",
                "lifecycle-expiry.png", "lifecycle-idn.png", "lifecycle-groups.png")
 
 
-class BrowserLifecycleTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class BrowserLifecycleTest(BrowserCase):
     def test_report_rule_in_the_ui(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in os.listdir(SHOTS):
-            if name.endswith(".png"):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS)
         with DnsStub(records={"report.test": "127.0.0.1",
                               "xn--bcher-kva.test": "127.0.0.1",
                               "grp.test": "127.0.0.1"}) as dns, Origin() as origin, \
@@ -54,14 +41,8 @@ class BrowserLifecycleTest(unittest.TestCase):
                    "newPassword": "lifecycle-browser", "proxyPort": px.proxy_port,
                    "originPort": origin.port, "shots": SHOTS, "reportRuleId": rule["id"],
                    "expiredRuleId": old["id"], "idnRuleId": idn["id"]}
-            code, out = run_node(["node", "lifecycle_flow.mjs", json.dumps(cfg)], timeout=330)
-            print(out)
-            self.assertIsNotNone(code, "lifecycle_flow.mjs did not finish in 330 s:\n" + out)
-            self.assertEqual(code, 0, "lifecycle_flow.mjs failed:\n" + out)
-            for name in SCREENSHOTS:
-                path = os.path.join(SHOTS, name)
-                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
-                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+            self.run_flow("lifecycle_flow.mjs", cfg)
+            self.assert_shots(SHOTS, SCREENSHOTS)
 
             # Seen from the server: the same rule, denying again, with both visits counted.
             rules = {r["id"]: r for r in px.api("GET", "/api/rules")["rules"]}

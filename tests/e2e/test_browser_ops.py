@@ -10,14 +10,13 @@ Screenshots go to ops/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots.
 Needs /usr/bin/chromium and tests/e2e/browser/node_modules/playwright-core (test_browser.py
 says how to get them).
 """
-import json
 import os
 import sqlite3
 import time
 import unittest
 
 from harness import Proxyd
-from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 
 # A folder of its own: test_browser.py empties its folder of PNGs when it starts.
 SHOTS = os.path.join(ALL_SHOTS, "ops")
@@ -43,20 +42,9 @@ def add_rows(db_path):
     return sum(1 for r in rows if r[2] == EXPORT_HOST)
 
 
-class BrowserOpsTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class BrowserOpsTest(BrowserCase):
     def test_ops(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in SCREENSHOTS + ["failure.png"]:
-            if os.path.exists(os.path.join(SHOTS, name)):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS, SCREENSHOTS)
         with Proxyd() as px:
             px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
             n = add_rows(px.db_path)
@@ -68,14 +56,8 @@ class BrowserOpsTest(unittest.TestCase):
                    "exportHost": EXPORT_HOST, "exportRows": n, "viewer": "vera",
                    "viewerPassword": "vera-password",
                    "version": px.api("GET", "/api/health")["version"]}
-            code, out = run_node(["node", "admin_ops_flow.mjs", json.dumps(cfg)], timeout=330)
-            print(out)
-            self.assertIsNotNone(code, "admin_ops_flow.mjs did not finish in 330 s:\n" + out)
-            self.assertEqual(code, 0, "admin_ops_flow.mjs failed:\n" + out)
-            for name in SCREENSHOTS:
-                path = os.path.join(SHOTS, name)
-                self.assertTrue(os.path.isfile(path), "no screenshot " + path)
-                self.assertGreater(os.path.getsize(path), 5000, path + " is nearly empty")
+            self.run_flow("admin_ops_flow.mjs", cfg)
+            self.assert_shots(SHOTS, SCREENSHOTS)
             # Seen from the server: made and revoked by the browser's admin, audited so.
             audit = [(a["actor"], a["action"], a["detail"])
                      for a in px.api("GET", "/api/audit?limit=1000")["rows"]]

@@ -11,13 +11,12 @@ Needs /usr/bin/chromium and tests/e2e/browser/node_modules/playwright-core (test
 says how to get them).
 """
 import base64
-import json
 import os
 import tempfile
 import unittest
 
 from harness import DnsStub, Origin, Proxyd
-from test_browser import BROWSER_DIR, CHROMIUM, SHOTS as ALL_SHOTS, run_node
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 
 SHOTS = os.path.join(ALL_SHOTS, "settings")
 SCREENSHOTS = ["settings-1366.png", "settings-refused-1366.png", "settings-saved-1366.png",
@@ -28,20 +27,9 @@ LOGO = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAIAAABvFaqvAAAAI0lEQVR42mNgME6jDho1aNSgQWvQfxLBSDRoNB2NGjRsDAIAJYPxUHPRPJEAAAAASUVORK5CYII=")
 
 
-class BrowserSettingsTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class BrowserSettingsTest(BrowserCase):
     def test_settings_form(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in SCREENSHOTS + ["failure.png"]:
-            if os.path.exists(os.path.join(SHOTS, name)):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS, SCREENSHOTS)
         with tempfile.TemporaryDirectory(prefix="pxbset.") as tmp, \
                 DnsStub(records={"blocked.test": "127.0.0.1",
                                  "allowed.test": "127.0.0.1"}) as dns, Origin() as origin:
@@ -57,14 +45,8 @@ class BrowserSettingsTest(unittest.TestCase):
                 cfg = {"admin": px.admin_url, "password": "settings-browser", "shots": SHOTS,
                        "proxyPort": px.proxy_port, "originPort": origin.port, "logo": logo,
                        "configContact": CONTACT}
-                code, out = run_node(["node", "settings_flow.mjs", json.dumps(cfg)], timeout=330)
-                print(out)
-                self.assertIsNotNone(code, "settings_flow.mjs did not finish in 330 s:\n" + out)
-                self.assertEqual(code, 0, "settings_flow.mjs failed:\n" + out)
-                for name in SCREENSHOTS:
-                    path = os.path.join(SHOTS, name)
-                    self.assertTrue(os.path.isfile(path), "no screenshot " + path)
-                    self.assertGreater(os.path.getsize(path), 3000, path + " is nearly empty")
+                self.run_flow("settings_flow.mjs", cfg)
+                self.assert_shots(SHOTS, SCREENSHOTS, min_bytes=3000)
                 # What the browser set, as the server holds it.
                 s = px.api("GET", "/api/settings")["settings"]
                 self.assertEqual(s["block_contact"], 'IT desk <ext. 42> & "help"')

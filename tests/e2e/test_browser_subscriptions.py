@@ -6,33 +6,20 @@ over an existing list, refreshes, sees a stored URL full of markup as text, unsu
 then this test checks the stored state from outside and that the screenshots (desktop,
 phone) were taken. Skips like test_browser.py without Chromium or playwright-core.
 Screenshots go to subscriptions/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots."""
-import json
 import os
 import unittest
 
-from harness import BUILD_DIR, DnsStub, Proxyd
-from test_browser import BROWSER_DIR, CHROMIUM, run_node
+from harness import DnsStub, Proxyd
+from browser_case import BrowserCase, SHOTS as ALL_SHOTS
 from test_subscriptions import ListOrigin
 
-SHOTS = os.path.join(os.path.abspath(os.environ.get(
-    "PX_BROWSER_SHOTS", os.path.join(BUILD_DIR, "browser-shots"))), "subscriptions")
+SHOTS = os.path.join(ALL_SHOTS, "subscriptions")
 PASSWORD = "subscriptions-page-test"
 
 
-class SubscriptionsPageTest(unittest.TestCase):
-    def setUp(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            self.skipTest("no %s: install Debian's chromium package (scripts/deps.sh test)"
-                          % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser "
-                          "(scripts/test.sh does)")
-
+class SubscriptionsPageTest(BrowserCase):
     def test_subscriptions_on_the_lists_page(self):
-        os.makedirs(SHOTS, exist_ok=True)
-        for name in ("subscriptions-desktop.png", "subscriptions-phone.png"):
-            if os.path.exists(os.path.join(SHOTS, name)):
-                os.unlink(os.path.join(SHOTS, name))
+        self.clear_shots(SHOTS, ("subscriptions-desktop.png", "subscriptions-phone.png"))
         with DnsStub(records={"lists.test": "127.0.0.1"}) as dns, ListOrigin() as origin, \
                 Proxyd(dns=dns) as px:
             origin.set("/ads.txt", 200, b"ads.example\ntrack.example\n", ETag='"a1"')
@@ -44,10 +31,7 @@ class SubscriptionsPageTest(unittest.TestCase):
             px.api("PUT", "/api/subscriptions/markup", {"url": markup_url, "every_s": 86400})
             cfg = {"admin": px.admin_url, "password": PASSWORD, "origin": base,
                    "markupUrl": markup_url, "shots": SHOTS}
-            code, out = run_node(["node", "subs_flow.mjs", json.dumps(cfg)], timeout=330)
-            print(out)
-            self.assertIsNotNone(code, "subs_flow.mjs did not finish in 330 s:\n" + out)
-            self.assertEqual(code, 0, "subs_flow.mjs failed:\n" + out)
+            self.run_flow("subs_flow.mjs", cfg)
 
             for name in ("subscriptions-desktop.png", "subscriptions-phone.png"):
                 path = os.path.join(SHOTS, name)
