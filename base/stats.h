@@ -54,6 +54,8 @@
     X(dropped_db_error, counter, "records dropped because the database refused their batch")       \
     X(pending, gauge, "records accepted and not yet committed (queue depth)")                      \
     X(db_errors, counter, "access log batches the database refused")                               \
+    X(spilled, gauge, "records waiting in the log spill (memory, file) for PostgreSQL to return")  \
+    X(dropped_spill, counter, "records dropped because the log spill was full or unwritable")      \
     X(syslog_sent, counter, "access records sent to the --syslog target")                          \
     X(syslog_dropped, counter, "access records the --syslog target did not take at once (dropped)")
 

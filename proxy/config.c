@@ -118,6 +118,9 @@ static const struct opt opts[] = {
      "               100; 0: keep every version)"},
     {"version-keep-days", OPT_INT64, OFF(version_keep_days), 0, 0,
      "N  also keep every policy version younger than N days (default 30)"},
+    {"log-spill-max", OPT_UINT, OFF(log_spill_max_mb), 0, 1048576,
+     "MB  with a PostgreSQL --db: access-log rows it does not take wait in the data folder's\n"
+     "               log-spill file, up to this size (default 256; rows beyond it are dropped)"},
     {"expired-rule-days", OPT_INT64, OFF(expired_rule_days), 0, 0,
      "N  delete a rule N days after its `expires` time (default 7; 0: at once)"},
     {"max-request-line", OPT_UINT, OFF(max_request_line), 0, 16384, "BYTES  (default 8192)"},
@@ -161,6 +164,7 @@ void config_defaults(struct px_config *cfg)
     cfg->https_block_page = true;
     cfg->retention_days = 90;
     cfg->expired_rule_days = 7;
+    cfg->log_spill_max_mb = 256;
     cfg->max_request_line = 8192;
     cfg->max_head_bytes = 16384;
     cfg->max_headers = 100;

@@ -68,6 +68,7 @@ struct px_config {
     int64_t retention_days;
     int64_t expired_rule_days; /* an expired rule is deleted this many days later */
     int64_t retention_rows;
+    unsigned log_spill_max_mb; /* PostgreSQL: cap of the log spill file, MB */
     /* limits */
     unsigned max_request_line;
     unsigned max_head_bytes;

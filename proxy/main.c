@@ -832,6 +832,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
         {!same_str(p->cfg.node_name, fresh.node_name), "node-name"},
         {!same_str(p->cfg.data_dir, fresh.data_dir), "data-dir"},
         {fresh.access_log != p->cfg.access_log, "access-log"},
+        {fresh.log_spill_max_mb != p->cfg.log_spill_max_mb, "log-spill-max"},
         {!same_str(p->cfg.user, fresh.user), "user"},
     };
     for (size_t i = 0; i < sizeof(start_only) / sizeof(start_only[0]); i++)
@@ -1093,6 +1094,8 @@ static int services_start(struct proxyd *p)
         p->node_name[0] = '\0';
     }
     if (p->cfg.access_log) {
+        char spill[4096];
+        snprintf(spill, sizeof(spill), "%s/log-spill", p->cfg.data_dir);
         struct store_log_opts lo = {
             .db_path = p->cfg.db_path,
             .producers = p->nworkers,
@@ -1105,6 +1108,8 @@ static int services_start(struct proxyd *p)
             .version_keep = p->cfg.version_keep,
             .version_keep_days = p->cfg.version_keep_days,
             .node_name = p->node_name,
+            .spill_path = store_path_is_pg(p->cfg.db_path) ? spill : NULL,
+            .spill_max_bytes = (uint64_t)p->cfg.log_spill_max_mb << 20,
         };
         p->log = store_log_start(&lo, err, sizeof(err));
         if (!p->log) {

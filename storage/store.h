@@ -112,6 +112,11 @@ struct store_log_opts {
     /* Also send each record as an RFC 5424 message to /path (a local datagram socket such
      * as /dev/log), udp://HOST:PORT or tcp://HOST:PORT (octet counting), or NULL. */
     const char *syslog_target;
+    /* PostgreSQL: batches the database does not take wait in memory, then in this file (made
+     * 0600), at most spill_max_bytes in it, and are sent when it is back (store_spill.h);
+     * NULL: they are dropped and counted (dropped_db_error), as always on SQLite. */
+    const char *spill_path;
+    uint64_t spill_max_bytes;
 };
 
 /* The numbers are base/stats.h's STATS_LOG_TABLE (queued, written, dropped_queue_full,

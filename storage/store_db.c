@@ -9,10 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "storage/store_impl.h"
 
 /* Admin connections wait this long for the write lock: policy transactions are short. */
 #define ADMIN_BUSY_TIMEOUT_MS 2000
+#define PG_REVIVE_MS 1000      /* between attempts to reconnect to a PostgreSQL that went away */
+#define PG_CONNECT_TIMEOUT "5" /* seconds, see pg_connect */
 
 const struct store_migration store_migrations[] = {
     {1, "CREATE TABLE access_log("
@@ -215,6 +218,10 @@ const struct store_migration store_migrations[] = {
          "INSERT INTO policy_version_list_entries(version, list, domain)"
          " SELECT l.version, e.list, e.domain FROM list_entries e"
          " JOIN policy_version_lists l ON l.name = e.list;"},
+    /* The last access-log batch each writer (the id in its spill file's header, store_spill.h)
+     * committed on PostgreSQL: a batch sent again after its commit's answer was lost is
+     * known and not written twice (store_log.c). SQLite's writer does not use it. */
+    {23, "CREATE TABLE log_delivery(writer TEXT PRIMARY KEY, seq INTEGER NOT NULL);"},
     /* List subscriptions (store_subs.c): a list proxyd fetches from a URL on a schedule. The
      * list itself stays a row of `lists` (its entries, versions and rollbacks are a list's);
      * this row holds where it comes from, when it is next due, and how the last fetch went.
@@ -379,6 +386,7 @@ const struct store_migration store_migrations_pg[] = {
          "INSERT INTO policy_version_list_entries(version, list, domain)"
          " SELECT l.version, e.list, e.domain FROM list_entries e"
          " JOIN policy_version_lists l ON l.name = e.list;"},
+    {23, "CREATE TABLE log_delivery(writer TEXT PRIMARY KEY, seq BIGINT NOT NULL);"},
     {26, "CREATE TABLE list_subscriptions("
          " name TEXT PRIMARY KEY,"
          " url TEXT NOT NULL,"
@@ -474,6 +482,7 @@ static int tx_depth(struct store *st)
 int store_begin(struct store *st, char *err, size_t errlen)
 {
     if (tx_depth(st) == 0) {
+        store_pg_revive(st); /* BEGIN fails below if that did not help */
         st->version_pending = st->in_group = st->message_set = st->lists_changed = false;
         st->lists_like = 0;
         st->version_actor[0] = st->version_message[0] = '\0';
@@ -680,6 +689,65 @@ static void create_private(const char *path)
         close(fd);
 }
 
+/* The settings of a PostgreSQL session, at its start and again after a reconnection. */
+static int pg_session(struct store *st, char *err, size_t errlen)
+{
+    char set[128];
+
+    /* lock_timeout is SQLite's busy timeout: a lock held elsewhere fails the statement
+     * after that long instead of holding the caller (the log writer) indefinitely.
+     * Notices (a DROP ... CASCADE's) are not errors: nobody reads them. */
+    snprintf(set, sizeof(set),
+             "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET lock_timeout = %d",
+             st->busy_timeout_ms);
+    return sql_exec_script(st, set, err, errlen);
+}
+
+/* A server that does not answer (a host that is down, packets dropped) costs a caller at most
+ * PG_CONNECT_TIMEOUT seconds a try, not the system's TCP timeout of minutes; a connect_timeout
+ * in the conninfo wins (it comes after, libpq keeps the last). */
+static PGconn *pg_connect(const char *conninfo)
+{
+    static const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const values[] = {PG_CONNECT_TIMEOUT, conninfo, NULL};
+
+    return PQconnectdbParams(keys, values, 1);
+}
+
+static void pg_quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+int store_pg_revive(struct store *st)
+{
+    int64_t now = clock_mono_ms();
+
+    if (st->backend != STORE_PG || st->depth > 0 || st->pg_pipeline)
+        return 0;
+    /* An idle connection whose server went away shows it only once read: what the server
+     * said as it left (a shutdown's FATAL, the end of the stream) is read now, without
+     * waiting (libpq's socket never blocks), so this statement need not fail for it. */
+    /* Twice: the first read may take the server's last message, the second its end. */
+    for (int i = 0;
+         i < 2 && PQstatus(st->pg) == CONNECTION_OK && PQtransactionStatus(st->pg) == PQTRANS_IDLE;
+         i++)
+        PQconsumeInput(st->pg);
+    if (PQstatus(st->pg) == CONNECTION_OK)
+        return 0;
+    /* A server that is away costs each caller one attempt a second, not one a statement. */
+    if (now < st->pg_revive_ms)
+        return -1;
+    st->pg_revive_ms = now + PG_REVIVE_MS;
+    st->pg_pipeline = st->pg_pipeline_failed = false;
+    st->pg_unsynced = 0;
+    PQreset(st->pg);
+    if (PQstatus(st->pg) != CONNECTION_OK || pg_session(st, NULL, 0) < 0)
+        return -1;
+    return 0;
+}
+
 struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen)
 {
     struct store *st;
@@ -692,21 +760,17 @@ struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *er
         return NULL;
     }
     if (store_path_is_pg(path)) {
-        char set[128];
-
         st->backend = STORE_PG;
-        st->pg = PQconnectdb(path);
+        st->busy_timeout_ms = busy_timeout_ms;
+        st->pg = pg_connect(path);
         if (PQstatus(st->pg) != CONNECTION_OK) {
             store_errf(err, errlen, "PostgreSQL: %s", PQerrorMessage(st->pg));
             goto fail;
         }
-        /* lock_timeout is SQLite's busy timeout: a lock held elsewhere fails the statement
-         * after that long instead of holding the caller (the log writer) indefinitely.
-         * Notices (a DROP ... CASCADE's) are not errors: nobody reads them. */
-        snprintf(set, sizeof(set),
-                 "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET lock_timeout = %d",
-                 busy_timeout_ms);
-        if (sql_exec_script(st, set, err, errlen) < 0 || migrate(st, err, errlen) < 0)
+        /* What the server says outside an answer (a shutdown's FATAL) is not printed on
+         * proxyd's standard error: the failure it causes is reported where it matters. */
+        PQsetNoticeProcessor(st->pg, pg_quiet, NULL);
+        if (pg_session(st, err, errlen) < 0 || migrate(st, err, errlen) < 0)
             goto fail;
         return st;
     }
@@ -754,8 +818,9 @@ struct store *store_open_lean(const char *path, char *err, size_t errlen)
 
     /* Pages read through the memory map count in the process's resident size: a read of
      * the whole log would grow it by the size of the file. */
-    if (st && sqlite3_exec(st->db, "PRAGMA mmap_size=0; PRAGMA cache_size=-2048;", NULL, NULL,
-                           NULL) != SQLITE_OK) {
+    if (st && st->backend == STORE_SQLITE &&
+        sqlite3_exec(st->db, "PRAGMA mmap_size=0; PRAGMA cache_size=-2048;", NULL, NULL, NULL) !=
+            SQLITE_OK) {
         store_sql_err(st, err, errlen, "lean connection");
         store_close(st);
         return NULL;

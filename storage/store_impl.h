@@ -27,6 +27,8 @@ struct store {
     /* PostgreSQL: rows the last statement touched, and its error (SQLite keeps both itself). */
     int64_t pg_changes;
     char pg_err[256];
+    int busy_timeout_ms;  /* PostgreSQL: lock_timeout, set again on a new connection */
+    int64_t pg_revive_ms; /* PostgreSQL: monotonic, no reconnection attempt before */
     /* PostgreSQL: deferred statements sent in pipeline mode and not yet answered (sql_defer),
      * and whether one of them failed (the transaction is then lost). */
     bool pg_pipeline;
@@ -66,6 +68,11 @@ extern const size_t store_migrations_pg_count;
 
 /* Opens like store_open with a chosen busy timeout (the writer uses a short one). */
 struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen);
+
+/* PostgreSQL: a connection that broke (server restarted, network cut) is opened again,
+ * outside a transaction and at most once a second; every statement's prepare asks first.
+ * 0 when the connection is up (or SQLite, or inside a transaction), -1 while it is not. */
+int store_pg_revive(struct store *st);
 
 /* The database as messages name it: the SQLite path, or "PostgreSQL" (a conninfo may hold
  * a password). */
@@ -196,6 +203,8 @@ void sql_copy_row_end(struct sql_copy *c);
 /* Runs copy_sql ("COPY t(cols) FROM STDIN") with the rows so far, inside the caller's
  * transaction, and empties the buffer either way. 0, or -1 (sql_errmsg says why). */
 int sql_copy_send(struct store *st, struct sql_copy *c, const char *copy_sql);
+/* The same for len bytes of rows already in COPY's text format (each ending in a newline). */
+int sql_copy_send_text(struct store *st, const char *text, size_t len, const char *copy_sql);
 void sql_copy_free(struct sql_copy *c);
 
 /* What the engines spell differently. Each entry is written once, for both, in store_sql.c. */

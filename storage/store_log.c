@@ -1,12 +1,19 @@
-/* store_log: the SQLite access-log writer. One thread drains the per-worker record queues
- * (store_queue.c, backend-free) into SQLite, one transaction per batch, keeps the rollups
- * (store_rollup.c) as it writes, and optionally appends Squid native lines.
+/* store_log: the access-log writer. One thread drains the per-worker record queues
+ * (store_queue.c, backend-free) into the database, one transaction per batch, keeps the
+ * rollups (store_rollup.c) as it writes, and optionally appends Squid native lines.
  *
  * The writer wakes every flush interval, or early when a queue passes half full. When the
  * database refuses a batch, the writer keeps draining (counting the rows as
  * dropped_db_error) and retries once a second, reopening the connection when the file was
  * removed or the connection broke. With a syslog target each record also goes there
  * (store_syslog.c), from this thread, never waiting.
+ *
+ * PostgreSQL with a spill (store_log_opts.spill_path): a batch the database does not take
+ * is kept, as the COPY text it was sent as, in the spill (store_spill.c: memory, then a
+ * file) and sent again once it is back; while the spill holds anything, new batches join
+ * it, so batches reach the database in the order of their sequence numbers. Each batch's
+ * transaction also records its number in log_delivery (one row per spill file's writer id),
+ * so a batch whose COMMIT went through but whose answer was lost is not sent twice.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,11 +28,19 @@
 #include "base/clock.h"
 #include "storage/store_impl.h"
 #include "storage/store_queue.h"
+#include "storage/store_spill.h"
 
 #define DEFAULT_FLUSH_MS 100
 #define WRITER_BUSY_TIMEOUT_MS 250 /* longer than a normal policy transaction */
 #define RETRY_MS 1000              /* after a failure, and for the file checks */
 #define MAX_BATCH 65536            /* rows per transaction, to bound its length */
+/* PostgreSQL keeps a batch's text until its commit (for the spill): fewer rows bound it. */
+#define PG_MAX_BATCH 8192
+#define SPILL_MEM_MAX (16u << 20) /* spilled bytes kept in memory before the file */
+#define REPLAY_MS 500             /* spent sending spilled batches before the queues again */
+#define REPLAY_REFUSALS                                                                            \
+    3 /* a spilled batch refused this often over a working connection:                             \
+         dropped (the database will not take it; the rest must go) */
 #define RETENTION_BATCH 5000
 #define RETENTION_IDLE_MS 2000 /* between retention steps once caught up */
 #define PRUNE_BATCH 100        /* policy versions pruned per transaction */
@@ -66,7 +81,15 @@ struct store_log {
     struct store *st;             /* NULL while the database cannot be opened */
     struct sql_stmt *insert;      /* prepared on st: one row */
     struct sql_stmt *insert_many; /* prepared on st: INSERT_ROWS rows */
-    struct sql_copy copy;         /* PostgreSQL: the rows of the batch not yet sent */
+    struct sql_copy copy;         /* PostgreSQL: the batch's rows, as COPY text */
+    size_t copy_sent;             /* bytes of copy already sent in this batch */
+    bool spilling;                /* the batch being drained goes to the spill, not the db */
+    /* PostgreSQL with a spill: see the top of the file. */
+    struct store_spill *spill; /* owned, or NULL */
+    struct sql_stmt *deliver;  /* prepared on st: records a batch's sequence number */
+    int64_t seq;               /* the last sequence number given to a batch */
+    int64_t delivered;         /* the database's last for this writer (read at open) */
+    int refusals;              /* of the spill's oldest batch, see REPLAY_REFUSALS */
     dev_t db_dev;
     ino_t db_ino;
     bool failing;
@@ -128,6 +151,10 @@ void store_log_counters(struct store_log *log, struct store_log_counters *out)
     out->dropped_db_error = dropped_db;
     out->pending = queued - written - dropped_db;
     out->db_errors = atomic_load(&log->db_errors);
+    if (log->spill) {
+        store_spill_counts(log->spill, &out->spilled, &out->dropped_spill);
+        out->pending -= out->dropped_spill;
+    }
     out->syslog_sent = atomic_load(&log->syslog_sent);
     out->syslog_dropped = atomic_load(&log->syslog_dropped);
     out->db_ok = atomic_load(&log->db_ok);
@@ -301,11 +328,51 @@ static int prepare_insert(struct store_log *log, size_t rows, struct sql_stmt **
     return 0;
 }
 
+/* With a spill: the last batch number the database holds for this writer, and the upsert
+ * each batch records its own with. */
+static int delivery_open(struct store_log *log, char *err, size_t errlen)
+{
+    struct sql_stmt *s;
+    int rc;
+
+    if (store_prepare(log->st, "SELECT seq FROM log_delivery WHERE writer = ?1", &s, err, errlen) <
+        0)
+        return -1;
+    sql_bind_text(s, 1, store_spill_id(log->spill));
+    rc = sql_step(s);
+    log->delivered = rc == SQL_ROW ? sql_col_int64(s, 0) : 0;
+    sql_finalize(s);
+    if (rc != SQL_ROW && rc != SQL_DONE)
+        return store_sql_err(log->st, err, errlen, "log_delivery");
+    if (log->seq < log->delivered)
+        log->seq = log->delivered;
+    if (store_prepare(log->st,
+                      "INSERT INTO log_delivery(writer, seq) VALUES (?1, ?2)"
+                      " ON CONFLICT(writer) DO UPDATE SET seq = excluded.seq",
+                      &log->deliver, err, errlen) < 0)
+        return -1;
+    sql_bind_text(log->deliver, 1, store_spill_id(log->spill));
+    sql_defer(log->deliver);
+    return 0;
+}
+
+/* Inside a batch's transaction: records its number. 0 or -1. */
+static int deliver(struct store_log *log, int64_t seq)
+{
+    int rc;
+
+    sql_bind_int64(log->deliver, 2, seq);
+    rc = sql_step(log->deliver);
+    sql_reset(log->deliver);
+    return rc == SQL_DONE ? 0 : -1;
+}
+
 static void db_close(struct store_log *log)
 {
     sql_finalize(log->insert);
     sql_finalize(log->insert_many);
-    log->insert = log->insert_many = NULL;
+    sql_finalize(log->deliver);
+    log->insert = log->insert_many = log->deliver = NULL;
     store_close(log->st);
     log->st = NULL;
 }
@@ -328,6 +395,10 @@ static int db_open(struct store_log *log, char *err, size_t errlen)
     }
     log->db_dev = sb.st_dev;
     log->db_ino = sb.st_ino;
+    if (log->spill && delivery_open(log, err, errlen) < 0) {
+        db_close(log);
+        return -1;
+    }
     return 0;
 }
 
@@ -402,11 +473,8 @@ static const char copy_sql[] =
     " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest,"
     " node) FROM STDIN";
 
-/* Rows buffered for one COPY at most: a batch sends several, each a bounded buffer. */
-#define COPY_CHUNK (1 << 20)
-
-/* PostgreSQL: one row into the COPY buffer, sent when it is full. 0 or -1. */
-static int copy_row(struct store_log *log, const struct store_access *a)
+/* PostgreSQL: one row into the batch's COPY text (sent by copy_flush). */
+static void copy_row(struct store_log *log, const struct store_access *a)
 {
     struct sql_copy *c = &log->copy;
 
@@ -430,7 +498,29 @@ static int copy_row(struct store_log *log, const struct store_access *a)
     sql_copy_text(c, a->dest, sizeof(a->dest));
     sql_copy_text(c, log->node_name, strlen(log->node_name) + 1);
     sql_copy_row_end(c);
-    return c->len >= COPY_CHUNK ? sql_copy_send(log->st, c, copy_sql) : 0;
+}
+
+/* PostgreSQL: sends the batch's rows not sent yet, as one COPY; the text stays (for the
+ * spill, should the batch fail). 0 or -1. */
+static int copy_flush(struct store_log *log)
+{
+    int rc;
+
+    if (log->copy.oom) {
+        snprintf(log->st->pg_err, sizeof(log->st->pg_err), "COPY: out of memory");
+        return -1;
+    }
+    rc = sql_copy_send_text(log->st, log->copy.buf + log->copy_sent, log->copy.len - log->copy_sent,
+                            copy_sql);
+    log->copy_sent = log->copy.len;
+    return rc;
+}
+
+/* Empties the batch's COPY text. */
+static void copy_reset(struct store_log *log)
+{
+    log->copy.len = log->copy_sent = 0;
+    log->copy.oom = false;
 }
 
 /* Counts a row for rule_id (none for 0), flushing the tally when it is full. 0 or -1. */
@@ -439,8 +529,7 @@ static int tally(struct store_log *log, int32_t rule_id, int64_t hits, int64_t u
     if (rule_id == 0 || store_tally_add(&log->tally, rule_id, hits, undecided))
         return 0;
     /* PostgreSQL runs nothing else while a COPY is open: send the rows first. */
-    if ((log->is_pg && sql_copy_send(log->st, &log->copy, copy_sql) < 0) ||
-        store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
+    if ((log->is_pg && copy_flush(log) < 0) || store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
         return -1;
     store_tally_add(&log->tally, rule_id, hits, undecided);
     return 0;
@@ -519,9 +608,19 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
     size_t i = 0;
     int64_t first_id;
 
-    for (; log->batch_ok && log->is_pg && i < n; i++)
-        if (copy_row(log, recs + i) < 0)
-            log->batch_ok = false;
+    if (log->is_pg && (log->batch_ok || log->spill || log->spilling)) {
+        /* With a spill the text is kept even once the batch failed: it is what is spilled. */
+        for (; i < n; i++)
+            copy_row(log, recs + i);
+        if (log->spilling) {
+            for (i = 0; i < n; i++) {
+                squid_add(log, &recs[i]);
+                if (log->syslog)
+                    store_syslog_add(log->syslog, &recs[i], log->node_name);
+            }
+            return;
+        }
+    }
     for (; log->batch_ok && n - i >= INSERT_ROWS; i += INSERT_ROWS)
         if (insert_rows(log->insert_many, recs + i, INSERT_ROWS) < 0)
             log->batch_ok = false;
@@ -531,7 +630,7 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
     /* The run's rows took consecutive ids, the last of them the newest. (No database when
      * the batch is only being taken, to be dropped.) */
     /* PostgreSQL: the run's rows are sent now, for the id their last one took. */
-    if (log->batch_ok && log->is_pg && sql_copy_send(log->st, &log->copy, copy_sql) < 0)
+    if (log->batch_ok && log->is_pg && copy_flush(log) < 0)
         log->batch_ok = false;
     first_id = log->batch_ok ? sql_last_log_id(log->st) - (int64_t)n + 1 : 0;
     for (i = 0; i < n; i++) {
@@ -558,10 +657,9 @@ static size_t drain(struct store_log *log, size_t max, bool *ok)
     return n;
 }
 
-/* Counts a lost batch and schedules the retry. Rolls back the open transaction, if any. */
-static void fail_batch(struct store_log *log, size_t rows, const char *why)
+/* Counts a failed attempt and schedules the retry. Rolls back the open transaction, if any. */
+static void fail_db(struct store_log *log, const char *why)
 {
-    atomic_fetch_add(&log->dropped_db, rows);
     atomic_fetch_add(&log->db_errors, 1);
     atomic_store(&log->db_ok, false);
     if (log->st) {
@@ -580,45 +678,190 @@ static void fail_batch(struct store_log *log, size_t rows, const char *why)
         db_close(log);
 }
 
-/* Writes one batch of at most MAX_BATCH rows. Returns rows taken from the queues. */
+/* Counts a lost batch, as fail_db. */
+static void fail_batch(struct store_log *log, size_t rows, const char *why)
+{
+    atomic_fetch_add(&log->dropped_db, rows);
+    fail_db(log, why);
+}
+
+/* With a spill: the batch's text (rows rows) becomes the spill's newest batch. */
+static void spill_batch(struct store_log *log, size_t rows)
+{
+    char err[160];
+
+    if (rows == 0)
+        return;
+    if (log->copy.oom) {
+        atomic_fetch_add(&log->dropped_db, rows);
+        set_error(log, "log spill: out of memory");
+    } else if (!store_spill_add(log->spill, ++log->seq, log->copy.buf, log->copy.len, rows, err,
+                                sizeof(err))) {
+        set_error(log, "%s", err);
+    }
+    copy_reset(log);
+}
+
+/* A failed batch: spilled (with a spill) or counted lost, and the retry scheduled. */
+static void batch_failed(struct store_log *log, size_t rows, const char *why)
+{
+    if (log->spill) {
+        spill_batch(log, rows);
+        fail_db(log, why);
+    } else {
+        fail_batch(log, rows, why);
+    }
+}
+
+/* The column of rule_id in a COPY row (copy_sql's order, from 0). */
+#define RULE_ID_COL 13
+
+/* Inside a transaction: the rule hits of spilled rows, read from their text (a regex's
+ * undecided counts are not in it: those of spilled rows are not kept). 0 or -1. */
+static int tally_text(struct store_log *log, const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+
+    store_tally_reset(&log->tally);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *q = p;
+
+        if (!nl)
+            nl = end;
+        for (int tab = 0; q && tab < RULE_ID_COL; tab++) {
+            q = memchr(q, '\t', (size_t)(nl - q));
+            q = q ? q + 1 : NULL;
+        }
+        if (q) {
+            long id = strtol(q, NULL, 10);
+
+            if (id > 0 && id <= INT32_MAX && !store_tally_add(&log->tally, (int32_t)id, 1, 0)) {
+                if (store_tally_flush(log->st, &log->tally, NULL, 0) < 0)
+                    return -1;
+                store_tally_add(&log->tally, (int32_t)id, 1, 0);
+            }
+        }
+        p = nl + 1;
+    }
+    return store_tally_flush(log->st, &log->tally, NULL, 0);
+}
+
+/* One spilled batch in a transaction of its own, with its number. 0 or -1 (the caller's
+ * fail_db rolls back). */
+static int send_spilled(struct store_log *log, int64_t seq, const char *text, size_t len)
+{
+    if (store_begin(log->st, NULL, 0) < 0 || sql_copy_send_text(log->st, text, len, copy_sql) < 0 ||
+        tally_text(log, text, len) < 0 || deliver(log, seq) < 0 ||
+        store_commit(log->st, NULL, 0) < 0)
+        return -1;
+    /* Their sums are in no rollup yet: rolled up from the table (catch-up), with whatever
+     * the sums in memory held. */
+    store_rollup_clear(log->rollup);
+    log->rollup_behind = true;
+    return 0;
+}
+
+/* Sends the spilled batches, oldest first, for at most REPLAY_MS (the queues wait); a batch
+ * the database already holds (by its number: its commit's answer was lost) is only removed.
+ * Stops at the first failure, which schedules the retry. */
+static void replay(struct store_log *log)
+{
+    char err[160] = "";
+    int64_t seq, until = clock_mono_ms() + REPLAY_MS;
+    const char *text;
+    size_t len;
+    uint64_t rows;
+
+    if (!log->st && db_open(log, err, sizeof(err)) < 0) {
+        set_error(log, "%s", err);
+        fail_db(log, "open");
+        return;
+    }
+    while (clock_mono_ms() < until &&
+           store_spill_peek(log->spill, &seq, &text, &len, &rows, err, sizeof(err))) {
+        if (seq > log->delivered && send_spilled(log, seq, text, len) < 0) {
+            bool refused = !sql_conn_lost(log->st);
+
+            fail_db(log, "resend");
+            if (refused && ++log->refusals >= REPLAY_REFUSALS) {
+                set_error(log, "log spill: batch %lld refused %d times, dropped", (long long)seq,
+                          REPLAY_REFUSALS);
+                store_spill_drop(log->spill);
+                log->refusals = 0;
+            }
+            return;
+        }
+        if (seq > log->delivered)
+            log->delivered = seq;
+        store_spill_pop(log->spill);
+        log->refusals = 0;
+        atomic_fetch_add(&log->written, rows);
+    }
+    if (err[0])
+        set_error(log, "%s", err);
+    if (log->failing) {
+        log->failing = false;
+        atomic_store(&log->db_ok, true);
+    }
+}
+
+/* Writes one batch of at most MAX_BATCH rows (PG_MAX_BATCH on PostgreSQL). Returns rows
+ * taken from the queues. */
 static size_t write_batch(struct store_log *log)
 {
     char err[128];
-    size_t n;
+    size_t n, max = log->is_pg ? PG_MAX_BATCH : MAX_BATCH;
     bool ok = true;
+    bool waiting = log->failing && clock_wall_ms() < log->next_retry_ms;
 
-    if (log->failing && clock_wall_ms() < log->next_retry_ms) {
+    if (log->spill && (waiting || !store_spill_empty(log->spill))) {
+        /* The database is away, or batches wait for it: this one goes behind them. */
+        copy_reset(log);
+        log->spilling = true;
+        n = drain(log, max, &ok);
+        log->spilling = false;
+        spill_batch(log, n);
+        if (!waiting)
+            replay(log);
+        return n;
+    }
+    if (waiting) {
         /* Keep producers flowing while the database is away. */
         ok = false;
-        n = drain(log, MAX_BATCH, &ok);
+        n = drain(log, max, &ok);
         atomic_fetch_add(&log->dropped_db, n);
         return n;
     }
+    copy_reset(log);
     if (!log->st && db_open(log, err, sizeof(err)) < 0) {
         set_error(log, "%s", err);
         ok = false;
-        n = drain(log, MAX_BATCH, &ok);
-        fail_batch(log, n, "open");
+        n = drain(log, max, &ok);
+        batch_failed(log, n, "open");
         return n;
     }
     if (store_begin(log->st, NULL, 0) < 0) {
         ok = false;
-        n = drain(log, MAX_BATCH, &ok);
-        fail_batch(log, n, "begin");
+        n = drain(log, max, &ok);
+        batch_failed(log, n, "begin");
         return n;
     }
     store_tally_reset(&log->tally);
-    log->copy.len = 0;
-    n = drain(log, MAX_BATCH, &ok);
+    n = drain(log, max, &ok);
     if (ok && log->is_pg)
-        ok = sql_copy_send(log->st, &log->copy, copy_sql) == 0;
+        ok = copy_flush(log) == 0;
+    if (ok && log->spill && n > 0)
+        ok = deliver(log, log->seq + 1) == 0;
     if (ok)
         ok = store_tally_flush(log->st, &log->tally, NULL, 0) == 0 &&
              rollup_step(log, atomic_load(&log->stopping)) == 0;
     if (!ok || store_commit(log->st, NULL, 0) < 0) {
-        fail_batch(log, n, "insert");
+        batch_failed(log, n, "insert");
         return n;
     }
+    if (log->spill && n > 0)
+        log->delivered = ++log->seq;
     atomic_fetch_add(&log->written, n);
     if (log->failing) {
         log->failing = false;
@@ -692,6 +935,10 @@ static void *writer_main(void *arg)
             if (!stopping && store_queue_len(log->queue) < MAX_BATCH)
                 break; /* the rest waits for the next wake-up, with the next arrivals */
         }
+        /* Spilled batches go out also when nothing new arrives. */
+        if (log->spill && !store_spill_empty(log->spill) &&
+            !(log->failing && clock_wall_ms() < log->next_retry_ms))
+            replay(log);
         if (stopping) {
             rollup_idle(log, true); /* the sums still in memory */
             break;
@@ -721,6 +968,7 @@ static void log_free(struct store_log *log)
     if (!log)
         return;
     db_close(log);
+    store_spill_close(log->spill); /* what is still in memory goes to the file */
     store_queue_free(log->queue);
     if (log->squid_fd >= 0)
         close(log->squid_fd);
@@ -772,6 +1020,13 @@ struct store_log *store_log_start(const struct store_log_opts *opts, char *err, 
     log->queue = store_queue_new(opts->producers, opts->queue_capacity, err, errlen);
     if (!log->queue)
         goto fail;
+    if (log->is_pg && opts->spill_path) {
+        log->spill =
+            store_spill_open(opts->spill_path, SPILL_MEM_MAX, opts->spill_max_bytes, err, errlen);
+        if (!log->spill)
+            goto fail;
+        log->seq = store_spill_last_seq(log->spill); /* db_open: or the database's, if later */
+    }
     /* Open once here so a bad path is reported at start, not only in the counters. */
     if (db_open(log, err, errlen) < 0)
         goto fail;

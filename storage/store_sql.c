@@ -152,6 +152,7 @@ int store_prepare(struct store *st, const char *sql, struct sql_stmt **out, char
         static _Thread_local unsigned char used[SQL_PARAMS_MAX / 8 + 1];
         int n;
 
+        store_pg_revive(st); /* the statement fails at its step if that did not help */
         s->sql = pg_sql(sql, &s->nparams, used, sizeof(used));
         n = s->nparams ? s->nparams : 1;
         if (!s->sql || s->nparams > SQL_PARAMS_MAX ||
@@ -614,8 +615,7 @@ void sql_copy_row_end(struct sql_copy *c)
 
 int sql_copy_send(struct store *st, struct sql_copy *c, const char *copy_sql)
 {
-    PGresult *res;
-    int rc = 0;
+    int rc;
 
     if (c->oom) {
         c->oom = false;
@@ -623,22 +623,35 @@ int sql_copy_send(struct store *st, struct sql_copy *c, const char *copy_sql)
         snprintf(st->pg_err, sizeof(st->pg_err), "COPY: out of memory");
         return -1;
     }
-    if (c->len == 0)
+    rc = sql_copy_send_text(st, c->buf, c->len, copy_sql);
+    c->len = 0;
+    return rc;
+}
+
+int sql_copy_send_text(struct store *st, const char *text, size_t len, const char *copy_sql)
+{
+    PGresult *res;
+    int rc = 0;
+
+    if (len == 0)
         return 0;
-    if (sql_flush(st) < 0) {
-        c->len = 0;
+    if (sql_flush(st) < 0)
         return -1;
-    }
     res = PQexec(st->pg, copy_sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         rc = pg_err(st, res);
         PQclear(res);
-        c->len = 0;
         return rc;
     }
     PQclear(res);
-    if (PQputCopyData(st->pg, c->buf, (int)c->len) != 1)
-        rc = pg_err(st, NULL);
+    /* PQputCopyData takes an int: a long text goes in pieces (one COPY all the same). */
+    for (size_t off = 0; off < len && rc == 0;) {
+        size_t n = len - off < (1u << 30) ? len - off : (1u << 30);
+
+        if (PQputCopyData(st->pg, text + off, (int)n) != 1)
+            rc = pg_err(st, NULL);
+        off += n;
+    }
     if (PQputCopyEnd(st->pg, rc < 0 ? "client failed" : NULL) != 1 && rc == 0)
         rc = pg_err(st, NULL);
     while ((res = PQgetResult(st->pg))) {
@@ -646,7 +659,6 @@ int sql_copy_send(struct store *st, struct sql_copy *c, const char *copy_sql)
             rc = pg_err(st, res);
         PQclear(res);
     }
-    c->len = 0;
     return rc;
 }
 

@@ -1,0 +1,133 @@
+"""A PostgreSQL that goes away under traffic never stops the relay, and loses no log row: proxyd
+keeps answering while its database is stopped (its postmaster signalled by PID), the rows wait
+in the log spill (memory, then the data folder's log-spill file, 0600), and once the server is
+back every row is in the table exactly once (each request has a path of its own).
+
+Runs a PostgreSQL of its own (tests/pg_fixture.sh in a folder of this test), since it stops
+the server, which the other tests' shared one must not be."""
+import os
+import signal
+import stat
+import subprocess
+import tempfile
+import unittest
+import urllib.error
+import urllib.request
+
+from harness import DnsStub, Origin, Proxyd, wait_for
+import test_postgres
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURE = os.path.join(HERE, "..", "pg_fixture.sh")
+RECORDS = {"allowed.test": "127.0.0.1"}
+
+
+def fixture(cmd, folder):
+    subprocess.run([FIXTURE, cmd, folder], check=True, capture_output=True, text=True, timeout=120)
+
+
+def metric(px, name):
+    """The value of an unlabelled sample of GET /metrics (open to loopback; a counter's is
+    NAME_total), or None."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(px.admin_url + "/metrics", timeout=60) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "_total "):
+                return float(line.split()[1])
+    return None
+
+
+class PostgresOutageTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp(prefix="pxpg-outage.")
+        os.rmdir(cls.folder)  # pg_fixture.sh makes it, 0700
+        fixture("start", cls.folder)
+        conninfo = "host=%s port=5432 user=px" % cls.folder
+        cls.saved = test_postgres.CONNINFO
+        test_postgres.CONNINFO = conninfo  # its psql() and uri() talk to this server
+
+    @classmethod
+    def tearDownClass(cls):
+        test_postgres.CONNINFO = cls.saved
+        fixture("stop", cls.folder)
+
+    def postmaster(self):
+        with open(os.path.join(self.folder, "data", "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def stop_server(self):
+        """Stops PostgreSQL by its postmaster's PID (fast shutdown: sessions cut at once)."""
+        pid = self.postmaster()
+        os.kill(pid, signal.SIGINT)
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+                return False
+            except ProcessLookupError:
+                return True
+        self.assertTrue(wait_for(gone, timeout=60), "PostgreSQL did not stop")
+
+    def test_rows_of_an_outage_arrive_once_after_it(self):
+        db = "pxoutage_%d" % os.getpid()
+        test_postgres.psql("postgres", "CREATE DATABASE %s" % db)
+        url = "http://allowed.test:%d/small?req=%d"
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, extra_args=["--db", test_postgres.uri(db)]) as px:
+            sent = 0
+
+            def burst(n):
+                nonlocal sent
+                for _ in range(n):
+                    sent += 1
+                    status = px.get(url % (origin.port, sent))[0]
+                    self.assertEqual(status, 200, "request %d" % sent)
+
+            burst(20)
+            self.stop_server()
+            # The relay goes on; the rows wait in the spill.
+            burst(40)
+            self.assertTrue(wait_for(lambda: (metric(px, "proxyd_log_spilled") or 0) > 0,
+                                     timeout=60), "nothing reached the spill")
+            spill = os.path.join(px.data_dir, "log-spill")
+            self.assertEqual(stat.S_IMODE(os.stat(spill).st_mode), 0o600)
+            burst(10)
+            fixture("resume", self.folder)
+            burst(10)
+
+            def arrived():
+                out = test_postgres.psql(db, "SELECT count(*), count(DISTINCT path) FROM access_log"
+                                             " WHERE path LIKE '/small?req=%'")
+                total, distinct = (int(v) for v in out.split("|"))
+                return distinct == sent and (total, distinct)
+            counts = wait_for(arrived, timeout=60)
+            self.assertTrue(counts, "rows missing after the outage")
+            self.assertEqual(counts, (sent, sent), "a row written twice")
+            self.assertTrue(wait_for(lambda: metric(px, "proxyd_log_spilled") == 0, timeout=60))
+            self.assertEqual(metric(px, "proxyd_log_dropped_spill"), 0)
+            self.assertEqual(metric(px, "proxyd_log_dropped_db_error"), 0)
+            self.assertGreater(metric(px, "proxyd_log_db_errors"), 0)
+            # The policy connection came back too: a block made now is in force. (A connection
+            # that tried the server during the outage tries again a second after; until then
+            # a change is refused with an error, so the block is asked until it is taken.)
+            def block():
+                try:
+                    px.api("POST", "/api/block", {"domain": "allowed.test"})
+                    return True
+                except urllib.error.HTTPError as e:
+                    self.assertEqual(e.code, 500)
+                    return False
+            self.assertTrue(wait_for(block, timeout=30))
+            check = "http://allowed.test:%d/after-the-outage" % origin.port
+            self.assertTrue(wait_for(lambda: px.get(check)[0] == 403, timeout=30))
+            # Still exactly once, a while later (a late duplicate would show here).
+            self.assertEqual(test_postgres.psql(
+                db, "SELECT count(*) FROM (SELECT path FROM access_log WHERE path LIKE"
+                    " '/small?req=%' GROUP BY path HAVING count(*) > 1) d"), "0")
+        test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+
+
+if __name__ == "__main__":
+    unittest.main()
