@@ -1,8 +1,8 @@
 /* main: proxyd's start-up and shutdown, in this order: settings, data folder, policy store
  * and the rule set, access-log writer, DNS cache, workers, admin server. The main thread
  * then only waits for signals and polls the policy version (changes made to the database
- * by other means take effect within a second); SIGHUP re-reads the settings, SIGTERM and
- * SIGINT drain and exit. */
+ * by other means take effect within a second; on PostgreSQL another node's change wakes it
+ * at once, policy_watch.c); SIGHUP re-reads the settings, SIGTERM and SIGINT drain and exit. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -28,6 +28,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/policy.h"
+#include "proxy/policy_watch.h"
 #include "proxy/portfwd.h"
 #include "proxy/reply.h"
 #include "proxy/service.h"
@@ -68,6 +69,8 @@ struct proxyd {
     struct tls_cred *tls;       /* TLS listeners' and admin's credentials, NULL if unused */
     struct tls_trust *trust;    /* what inspected tunnels' origins are verified against */
     struct policy_loader policy;
+    struct policy_watch *watch; /* PostgreSQL: other nodes' changes at once; or NULL */
+    pthread_t main_thread;      /* takes the signals; woken by the watch */
     struct portfwd_table forwards;
     struct acl_live *acl;
     struct store_log *log;
@@ -950,6 +953,7 @@ static void signals_block(sigset_t *sigs)
     sigaddset(sigs, SIGTERM);
     sigaddset(sigs, SIGINT);
     sigaddset(sigs, SIGHUP);
+    sigaddset(sigs, SIGUSR2); /* policy_announced: read the policy version now */
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
 }
 
@@ -986,6 +990,15 @@ static int data_open(struct proxyd *p)
 
 /* The first rule set. The store is the source; --policy makes it equal to a file first.
  * Returns 0, or -1 once the error is logged. */
+/* The policy watch heard of another node's change (its thread): the main thread's poll runs
+ * now instead of at its next tick, so the change is in force here within milliseconds. */
+static void policy_announced(void *arg)
+{
+    struct proxyd *p = arg;
+
+    pthread_kill(p->main_thread, SIGUSR2);
+}
+
 static int policy_start(struct proxyd *p)
 {
     char err[1024] = "";
@@ -1006,6 +1019,14 @@ static int policy_start(struct proxyd *p)
     p->policy.live = p->acl;
     p->policy.version = version;
     policy_mark_in_force(&p->policy, version);
+    if (store_path_is_pg(p->cfg.db_path)) {
+        p->main_thread = pthread_self();
+        p->watch = policy_watch_start(p->cfg.db_path, policy_announced, p, err, sizeof(err));
+        if (!p->watch) {
+            log_error("%s", err);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -1375,6 +1396,7 @@ static void shut_down(struct proxyd *p)
     atomic_store(&p->serving, false);
     pthread_mutex_unlock(&p->serving_mu);
     log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
+    policy_watch_stop(p->watch);
     /* The admin server stays up while connections drain, so that /readyz tells a load
      * balancer to send no more (503) until proxyd is gone; its hooks read the workers,
      * which live until worker_destroy. */

@@ -154,6 +154,16 @@ void store_log_stop(struct store_log *log);
 
 /* Bumped by every change to rules, lists or users; proxyd recompiles when it moves. */
 int64_t store_policy_version(struct store *st);
+/* PostgreSQL: every commit that moves the policy version notifies this channel. */
+#define STORE_POLICY_CHANNEL "px_policy"
+/* PostgreSQL: waits up to timeout_ms on st (a connection of its own, used for nothing else)
+ * for another node's policy change, or until wake_fd (-1: none) is readable. LISTENs first,
+ * and again after the connection was opened anew. Returns 1 when a change was announced;
+ * 0 after timeout_ms or on wake_fd; -1 with err when the
+ * connection is down or this is SQLite (the caller waits a while itself, its version poll
+ * being the fallback). 2 instead of 1 when the wait began listening (a change may have
+ * come before). */
+int store_policy_wait(struct store *st, int wake_fd, int timeout_ms, char *err, size_t errlen);
 
 struct store_rule {
     int id;

@@ -509,7 +509,12 @@ int store_commit(struct store *st, char *err, size_t errlen)
         st->depth--;
         return 0;
     }
-    if (st->version_pending && store_version_record(st, err, errlen) < 0) {
+    /* PostgreSQL: the other nodes listening (store_policy_wait) hear of the new version as
+     * this commits (a NOTIFY goes out with its transaction, or not at all). */
+    if (st->version_pending &&
+        (store_version_record(st, err, errlen) < 0 ||
+         (st->backend == STORE_PG &&
+          store_exec(st, "NOTIFY " STORE_POLICY_CHANNEL, err, errlen) < 0))) {
         store_rollback(st);
         return -1;
     }
@@ -745,6 +750,7 @@ int store_pg_revive(struct store *st)
     PQreset(st->pg);
     if (PQstatus(st->pg) != CONNECTION_OK || pg_session(st, NULL, 0) < 0)
         return -1;
+    st->revived++;
     return 0;
 }
 

@@ -27,8 +27,11 @@ struct store {
     /* PostgreSQL: rows the last statement touched, and its error (SQLite keeps both itself). */
     int64_t pg_changes;
     char pg_err[256];
-    int busy_timeout_ms;  /* PostgreSQL: lock_timeout, set again on a new connection */
-    int64_t pg_revive_ms; /* PostgreSQL: monotonic, no reconnection attempt before */
+    int busy_timeout_ms;     /* PostgreSQL: lock_timeout, set again on a new connection */
+    int64_t pg_revive_ms;    /* PostgreSQL: monotonic, no reconnection attempt before */
+    uint64_t revived;        /* PostgreSQL: reconnections so far (LISTEN must be sent again) */
+    bool listening;          /* PostgreSQL: store_policy_wait sent LISTEN ... */
+    uint64_t listen_revived; /* ... on the connection of this many reconnections */
     /* PostgreSQL: deferred statements sent in pipeline mode and not yet answered (sql_defer),
      * and whether one of them failed (the transaction is then lost). */
     bool pg_pipeline;

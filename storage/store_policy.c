@@ -5,6 +5,8 @@
  * Every change is one transaction holding the change, its audit row and the version bump,
  * so proxyd never compiles a half-applied policy and the audit never misses a change.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,56 @@ int64_t store_policy_version(struct store *st)
         v = sql_col_int64(s, 0);
     sql_finalize(s);
     return v;
+}
+
+/* Takes the notifications libpq has read; whether there was one. */
+static bool pg_notified(struct store *st)
+{
+    PGnotify *n;
+    bool any = false;
+
+    while ((n = PQnotifies(st->pg))) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+int store_policy_wait(struct store *st, int wake_fd, int timeout_ms, char *err, size_t errlen)
+{
+    struct pollfd fds[2];
+    nfds_t nfds = 0;
+    int rc;
+
+    if (st->backend != STORE_PG)
+        return store_errf(err, errlen, "SQLite has no change notifications");
+    /* listening: the connection (counted by its reconnections) the LISTEN was sent on. */
+    if (PQstatus(st->pg) != CONNECTION_OK || !st->listening || st->listen_revived != st->revived) {
+        st->listening = false;
+        if (store_pg_revive(st) < 0 || PQstatus(st->pg) != CONNECTION_OK)
+            return store_errf(err, errlen, "PostgreSQL: not connected");
+        if (store_exec(st, "LISTEN " STORE_POLICY_CHANNEL, err, errlen) < 0)
+            return -1;
+        st->listening = true;
+        st->listen_revived = st->revived;
+        return 2;
+    }
+    if (PQconsumeInput(st->pg) != 1)
+        return store_errf(err, errlen, "PostgreSQL: %s", PQerrorMessage(st->pg));
+    if (pg_notified(st))
+        return 1;
+    fds[nfds++] = (struct pollfd){.fd = PQsocket(st->pg), .events = POLLIN};
+    if (wake_fd >= 0)
+        fds[nfds++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
+    rc = poll(fds, nfds, timeout_ms);
+    if (rc < 0 && errno != EINTR)
+        return store_errf(err, errlen, "poll: %s", strerror(errno));
+    if (rc <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        return 0;
+    /* The end of the stream shows here as an error: the connection is gone. */
+    if (PQconsumeInput(st->pg) != 1 || PQstatus(st->pg) != CONNECTION_OK)
+        return store_errf(err, errlen, "PostgreSQL: %s", PQerrorMessage(st->pg));
+    return pg_notified(st) ? 1 : 0;
 }
 
 int store_policy_bump(struct store *st, char *err, size_t errlen)

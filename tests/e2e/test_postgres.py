@@ -70,6 +70,40 @@ class PostgresTest(unittest.TestCase):
             self.assertIn("blocked.test", psql(self.db, "SELECT text FROM rules"))
             self.assertFalse(os.path.exists(os.path.join(px.data_dir, "proxyd.db")))
 
+    def test_a_change_on_one_node_is_in_force_on_the_other(self):
+        """Two proxyd on one database: a block made through node A's API is in force on node B
+        (403) without anything done on B; B heard of it by LISTEN/NOTIFY. With B's listening
+        connection cut by the server, a next change still reaches B (the poll, and B listens
+        again)."""
+        url = "http://%s:%d/small"
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                Proxyd(dns=dns, extra_args=["--db", uri(self.db), "--node-name", "a"]) as a, \
+                Proxyd(dns=dns, extra_args=["--db", uri(self.db), "--node-name", "b"]) as b:
+            self.assertEqual(b.get(url % ("allowed.test", origin.port))[0], 200)
+            self.assertEqual(b.get(url % ("blocked.test", origin.port))[0], 200)
+            a.api("POST", "/api/block", {"domain": "blocked.test"})
+            self.assertTrue(wait_for(
+                lambda: b.get(url % ("blocked.test", origin.port))[0] == 403, timeout=30))
+            self.assertTrue(wait_for(lambda: "policy change announced by PostgreSQL" in b.log(),
+                                     timeout=30), "B did not hear of it by NOTIFY")
+            self.assertEqual(b.get(url % ("allowed.test", origin.port))[0], 200)
+            # Cut every listening connection (both nodes'); the next change reaches B anyway.
+            cut = psql(self.db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                " WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+            self.assertEqual(cut, "2")
+            a.api("POST", "/api/block", {"domain": "allowed.test"})
+            self.assertTrue(wait_for(
+                lambda: b.get(url % ("allowed.test", origin.port))[0] == 403, timeout=30))
+            self.assertTrue(wait_for(lambda: "policy notifications: listening again" in b.log(),
+                                     timeout=30), "B did not listen again")
+            # Both nodes' rows are in the one log, each with its node name.
+            self.assertEqual(a.get(url % ("allowed.test", origin.port))[0], 403)
+
+            def both():
+                rows = a.api("GET", "/api/logs?limit=200")["rows"]
+                return {"a", "b"} <= {r["node"] for r in rows} or None
+            self.assertTrue(wait_for(both, timeout=60))
+
     def test_unreachable_database_refuses_to_start_without_echoing_the_password(self):
         bad = "postgresql://px:s3cr3t-word@127.0.0.1:1/nowhere"
         px = Proxyd(extra_args=["--db", bad])
