@@ -268,7 +268,7 @@ class InspectTest(unittest.TestCase):
             self.px.api("DELETE", "/api/lists/no-inspect")
 
     def test_chromium_loads_an_inspected_page_and_sees_the_block_page_inside(self):
-        from test_browser import BROWSER_DIR, CHROMIUM, SHOTS, run_node
+        from browser_case import BROWSER_DIR, CHROMIUM, SHOTS, run_node
         if not os.access(CHROMIUM, os.X_OK):
             self.skipTest("no %s: install Debian's chromium package" % CHROMIUM)
         if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
