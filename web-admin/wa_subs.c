@@ -14,6 +14,10 @@
 #define SUB_MIN_EVERY_S 60            /* default shortest interval: list hosts ask for hours */
 #define SUB_MAX_EVERY_S (366 * 86400) /* longest interval */
 #define SUB_POLL_S 1                  /* how often the thread looks for due subscriptions */
+/* After the store failed to record a fetch (a locked or unreachable database), the thread waits
+ * this long before fetching anything again: the subscription still looks due, and would
+ * otherwise be downloaded once a second until the database is back. */
+#define SUB_STORE_RETRY_MS 60000
 
 struct wa_subs {
     struct wa_ctx *ctx; /* borrowed */
@@ -22,6 +26,7 @@ struct wa_subs {
     pthread_cond_t cv;
     bool stopping;
     _Atomic bool stop;      /* ends a download in progress */
+    int64_t store_retry_ms; /* the thread's: no fetch before this (monotonic) */
     pthread_mutex_t run_mu; /* one fetch at a time: the thread's or a refresh's */
 };
 
@@ -168,6 +173,8 @@ static void run_due(struct wa_subs *subs)
     char err[512];
     size_t n;
 
+    if (clock_mono_ms() < subs->store_retry_ms)
+        return;
     st = store_pool_get(subs->ctx->pool, err, sizeof(err));
     if (!st)
         return; /* a locked or missing database: the next round tries again */
@@ -175,8 +182,11 @@ static void run_due(struct wa_subs *subs)
         int64_t now = clock_wall_ms();
 
         for (size_t i = 0; i < n && !atomic_load(&subs->stop); i++)
-            if (rows[i].next_ms <= now)
-                sub_run(subs, st, rows[i].name, NULL, err, sizeof(err));
+            if (rows[i].next_ms <= now &&
+                sub_run(subs, st, rows[i].name, NULL, err, sizeof(err)) < 0) {
+                subs->store_retry_ms = clock_mono_ms() + SUB_STORE_RETRY_MS;
+                break;
+            }
         free(rows);
     }
     store_pool_put(subs->ctx->pool, st);

@@ -7,9 +7,11 @@ after a restart."""
 import http.server
 import json
 import os
+import sqlite3
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 import urllib.error
 
@@ -292,6 +294,31 @@ class ReloadedSettingsTest(unittest.TestCase):
                 s = px.api("POST", "/api/subscriptions/l/refresh")
                 self.assertIn("loopback target address", s["error"])
                 self.assertEqual(s["entries"], 1)
+
+
+class LockedDatabaseTest(unittest.TestCase):
+    def test_a_fetch_the_store_cannot_record_is_not_repeated_every_second(self):
+        """While the database takes no write, a due subscription whose fetch could not be
+        recorded still looks due; the thread waits a minute instead of downloading it again
+        at every round (about every 3 s here: the 2 s busy timeout and the 1 s poll)."""
+        with DnsStub(records={"lists.test": "127.0.0.1"}) as dns, ListOrigin() as origin, \
+                Proxyd(dns=dns, extra_args=["--subscription-min-interval", "2"]) as px:
+            origin.set("/l.txt", 200, b"one.example\n", ETag='"v1"')
+            px.api("PUT", "/api/subscriptions/l", {"url": "http://lists.test:%d/l.txt"
+                                                   % origin.port, "every_s": 2})
+            self.assertTrue(wait_for(lambda: len(origin.hits("/l.txt")) >= 2),
+                            "the schedule did not fire")
+            db = sqlite3.connect(px.db_path, timeout=60, isolation_level=None)
+            try:
+                db.execute("BEGIN IMMEDIATE")  # other writers wait, then fail; readers go on
+                before = len(origin.hits("/l.txt"))
+                time.sleep(14)
+                during = len(origin.hits("/l.txt")) - before
+            finally:
+                db.execute("ROLLBACK")
+                db.close()
+            # One fetch whose record failed (and perhaps one already under way), not one a round.
+            self.assertLessEqual(during, 2, "%d downloads while the database was locked" % during)
 
 
 if __name__ == "__main__":
