@@ -141,8 +141,13 @@ async function topLinks(page) {
   const u = new URL(page.url());
   check(u.searchParams.get('host') === 'ads.test' && u.searchParams.get('decision') === 'deny' &&
         u.searchParams.get('range') === '24h', 'the top list opened ' + page.url());
+  // The log page's script fills its filters from the URL after 'load': wait for it.
+  const filled = await page.waitForFunction(
+    () => document.querySelector('[data-testid="f-host"]')?.value === 'ads.test' &&
+          document.querySelector('[data-testid="range-24h"]')?.getAttribute('aria-pressed') === 'true',
+    null, { timeout: STEP_MS }).then(() => true, () => false);
   check(await page.getByTestId('f-host').inputValue() === 'ads.test', 'the host filter is not filled');
-  check(await page.getByTestId('range-24h').getAttribute('aria-pressed') === 'true', 'the log range is not 24 h');
+  check(filled, 'the log range is not 24 h');
   const rows = await logRows(page);
   check(rows.length >= 3 && rows.every((r) => r.text.includes('ads.test') && r.decision === 'deny'),
         'the filtered log shows other rows: ' + rows.map((r) => r.text).slice(0, 3).join(' | '));
