@@ -18,6 +18,7 @@
  * this long before fetching anything again: the subscription still looks due, and would
  * otherwise be downloaded once a second until the database is back. */
 #define SUB_STORE_RETRY_MS 60000
+#define SUB_URL_SHOWN (STORE_SUB_URL_MAX + 8) /* a URL with "***@" or "?***" put in */
 
 struct wa_subs {
     struct wa_ctx *ctx; /* borrowed */
@@ -29,6 +30,21 @@ struct wa_subs {
     int64_t store_retry_ms; /* the thread's: no fetch before this (monotonic) */
     pthread_mutex_t run_mu; /* one fetch at a time: the thread's or a refresh's */
 };
+
+/* url into out (n bytes) without what may be a secret: the user and password before '@'
+ * always, and the query (a token in "?key=...") too when hide_query is set. */
+static void url_redacted(const char *url, bool hide_query, char *out, size_t n)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    size_t authority = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', authority);
+    const char *rest = at ? at + 1 : host;
+    size_t keep = hide_query ? strcspn(rest, "?#") : strlen(rest);
+
+    snprintf(out, n, "%.*s%s%.*s%s", (int)(host - url), url, at ? "***@" : "", (int)keep, rest,
+             rest[keep] ? "?***" : "");
+}
 
 /* ---- one fetch ---- */
 
@@ -99,9 +115,13 @@ static void sub_import(struct wa_ctx *ctx, struct store *st, struct store_sub *s
                                .nitems = n};
         int rc;
 
+        char shown[SUB_URL_SHOWN];
+
+        /* Versions and their messages are shown to every role: no credentials in them. */
+        url_redacted(sub->url, false, shown, sizeof(shown));
         snprintf(actor, sizeof(actor), "subscription:%s", sub->name);
         snprintf(message, sizeof(message), "subscription %s: %zu entries from %.400s", sub->name, n,
-                 sub->url);
+                 shown);
         rc = wa_change_apply_as(ctx, st, actor, message, &ch, 1, err, sizeof(err));
         if (rc == 0) {
             sub->entries = (int64_t)n;
@@ -266,10 +286,18 @@ void wa_subs_stop(struct wa_subs *subs)
 
 /* ---- the API ---- */
 
-static json_t *sub_json(const struct store_sub *s)
+/* A subscription as the API shows it: its URL whole to those who may change it, without
+ * credentials or query to a viewer. */
+static json_t *sub_json(const struct store_sub *s, enum store_role role)
 {
+    char shown[SUB_URL_SHOWN];
+
+    if (role == STORE_ROLE_VIEWER)
+        url_redacted(s->url, true, shown, sizeof(shown));
+    else
+        snprintf(shown, sizeof(shown), "%s", s->url);
     return json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:o,s:o}", "name", s->name, "url",
-                     wa_json_text(s->url), "every_s", (json_int_t)s->every_s, "next_ms",
+                     wa_json_text(shown), "every_s", (json_int_t)s->every_s, "next_ms",
                      (json_int_t)s->next_ms, "checked_ms", (json_int_t)s->checked_ms, "imported_ms",
                      (json_int_t)s->imported_ms, "entries", (json_int_t)s->entries, "status",
                      s->status, "etag", wa_json_text(s->etag), "last_modified",
@@ -290,7 +318,7 @@ enum MHD_Result wa_subs_list(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "%s", err);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, sub_json(&rows[i]));
+        json_array_append_new(arr, sub_json(&rows[i], r->role));
     free(rows);
     return wa_reply_json(r, 200, json_pack("{s:o}", "subscriptions", arr));
 }
@@ -402,7 +430,7 @@ enum MHD_Result wa_subs_put(struct wa_req *r)
     struct store_sub sub;
     if (store_sub_get(st, r->param, &sub, err, sizeof(err)) != 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    return wa_reply_json(r, 201, sub_json(&sub));
+    return wa_reply_json(r, 201, sub_json(&sub, r->role));
 }
 
 enum MHD_Result wa_subs_delete(struct wa_req *r)
@@ -438,5 +466,5 @@ enum MHD_Result wa_subs_refresh(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "%s", err);
     if (rc > 0)
         return wa_reply_error(r, 404, NULL, "list %s has no subscription", r->param);
-    return wa_reply_json(r, 200, sub_json(&sub));
+    return wa_reply_json(r, 200, sub_json(&sub, r->role));
 }

@@ -250,6 +250,29 @@ class SubscriptionsTest(unittest.TestCase):
         out, _ = self.ctl("lists", "show", "ctl")
         self.assertEqual(out.split(), ["one.example", "two.example"])
 
+    def test_credentials_in_the_url_are_shown_only_to_those_who_may_change_it(self):
+        self.origin.set("/secret.txt?token=t0k3n", 200, b"secret-list.example\n")
+        url = "http://reader:s3cr3t@lists.test:%d/secret.txt?token=t0k3n" % self.origin.port
+        self.px.api("PUT", "/api/subscriptions/secret", {"url": url, "every_s": 86400})
+        got = self.fetched("secret")
+        self.assertEqual((got["status"], got["error"]), (200, ""), got)
+        self.assertEqual(got["url"], url)  # the admin's own view
+        self.px.api("PUT", "/api/admins/viewer-v", {"password": "viewer-password-1",
+                                                    "role": "viewer", "create": True})
+        token = self.px.api("POST", "/api/tokens", {"name": "viewer-v-t",
+                                                    "owner": "viewer-v"})["token"]
+        seen = [s for s in self.px.api("GET", "/api/subscriptions", token=token)["subscriptions"]
+                if s["name"] == "secret"]
+        self.assertEqual([s["url"] for s in seen],
+                         ["http://***@lists.test:%d/secret.txt?***" % self.origin.port])
+        # The version it made is read by every role: no password, no query in its message.
+        messages = [v["message"] for v in self.px.api("GET", "/api/versions")["rows"]
+                    if v["actor"] == "subscription:secret"]
+        self.assertTrue(messages, "no version by subscription:secret")
+        self.assertNotIn("s3cr3t", " ".join(messages))
+        self.assertIn("***@lists.test", messages[0])
+        self.px.api("DELETE", "/api/subscriptions/secret")
+
     def test_schedule_fires_by_itself_and_survives_a_restart(self):
         self.origin.set("/sched.txt", 200, b"sched.example\n")
         self.px.api("PUT", "/api/subscriptions/sched", {"url": self.url("/sched.txt"),
