@@ -17,8 +17,7 @@ static void names_free(char **names, size_t n)
     free(names);
 }
 
-/* 1 if list `name` exists, 0 if not, -1 on error. */
-static int list_exists(struct store *st, const char *name)
+int wa_list_exists(struct store *st, const char *name)
 {
     struct store_list_info *lists;
     size_t n;
@@ -70,7 +69,7 @@ static enum MHD_Result list_put(struct wa_req *r, const char *name)
      * list, the other swap out the list those rules rely on. Either waits for replace=1. */
     const char *replace = wa_query(r, "replace");
     if (!replace || strcmp(replace, "1") != 0) {
-        int exists = list_exists(wa_store(r), name);
+        int exists = wa_list_exists(wa_store(r), name);
         if (exists < 0) {
             acl_list_free(domains, n);
             return wa_reply_error(r, 500, NULL, "cannot read the lists");
@@ -187,7 +186,7 @@ static struct store *named_list(struct wa_req *r, bool must_exist)
     st = wa_store(r);
     if (!st || !must_exist)
         return st;
-    exists = list_exists(st, r->param);
+    exists = wa_list_exists(st, r->param);
     if (exists < 0)
         wa_reply_error(r, 500, NULL, "cannot read the lists");
     else if (!exists)

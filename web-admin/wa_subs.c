@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "web-admin/wa_change.h"
+#include "web-admin/wa_lists.h"
 #include "web-admin/wa_subs.h"
 
 #define SUB_MIN_EVERY_S 60            /* default shortest interval: list hosts ask for hours */
@@ -342,23 +343,6 @@ static bool url_ok(const char *url)
     return true;
 }
 
-/* 1 if list `name` exists, 0 if not, -1 on error. */
-static int list_exists(struct store *st, const char *name)
-{
-    struct store_list_info *lists;
-    size_t n;
-    char err[256];
-    int found = 0;
-
-    if (store_lists(st, &lists, &n, err, sizeof(err)) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(lists[i].name, name))
-            found = 1;
-    free(lists);
-    return found;
-}
-
 static struct store *named(struct wa_req *r)
 {
     if (!wa_name_ok(r->param)) {
@@ -406,7 +390,7 @@ enum MHD_Result wa_subs_put(struct wa_req *r)
      * imported, that is a replacement to confirm, as an import over it is. */
     replace = wa_query(r, "replace");
     if (!replace || strcmp(replace, "1") != 0) {
-        int exists = list_exists(st, r->param);
+        int exists = wa_list_exists(st, r->param);
 
         if (exists != 0) {
             json_decref(body);
