@@ -98,6 +98,15 @@ def refused_or_closed(port, timeout=60):
         return True
 
 
+def connect_refused(port):
+    """True when a connection to port is refused; one that is taken is closed at once."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
 def forward_rows(px):
     db = sqlite3.connect("file:%s?mode=ro" % px.db_path, uri=True, timeout=5)
     try:
@@ -624,7 +633,11 @@ class TlsTargetForwardRemovedTest(unittest.TestCase):
             ca = make_ca(tmp, "office-ca")
             with GatedTlsEchoOrigin(*issue(tmp, ca, "gate", "gate.test")) as gated, \
                     EchoOrigin() as plain, \
-                    Proxyd(workers=1, extra_args=["--upstream-ca", ca[0]]) as px:
+                    Proxyd(workers=1, extra_args=[
+                        "--upstream-ca", ca[0],
+                        # The held handshake must outlast the steps below on a slow machine
+                        # (the target's deadline is the connect timeout, 5 s by default).
+                        "--connect-timeout", "60000"]) as px:
                 port_a, port_b = free_port(), free_port()
                 a = px.api("POST", "/api/forwards", {
                     "listen": "127.0.0.1:%d" % port_a, "target": "127.0.0.1:%d" % gated.port,
@@ -635,7 +648,9 @@ class TlsTargetForwardRemovedTest(unittest.TestCase):
                     # proxyd has connected to the target and waits in its handshake.
                     self.assertTrue(wait_for(lambda: gated.accepted == 1))
                     px.api("DELETE", "/api/forwards/%d" % a["id"])
-                    self.assertTrue(wait_for(lambda: refused_or_closed(port_a)))
+                    # Connect only: a probe that the closing listener still took would wait in
+                    # its own gated handshake (refused_or_closed reads an answer).
+                    self.assertTrue(wait_for(lambda: connect_refused(port_a)))
                     b = px.api("POST", "/api/forwards", {
                         "listen": "127.0.0.1:%d" % port_b,
                         "target": "127.0.0.1:%d" % plain.port})
