@@ -39,7 +39,7 @@ static void url_redacted(const char *url, bool hide_query, char *out, size_t n)
     const char *host = strstr(url, "://");
     host = host ? host + 3 : url;
     size_t authority = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', authority);
+    const char *at = memrchr(host, '@', authority); /* the last: a password may hold one */
     const char *rest = at ? at + 1 : host;
     size_t keep = hide_query ? strcspn(rest, "?#") : strlen(rest);
 

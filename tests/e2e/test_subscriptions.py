@@ -265,6 +265,14 @@ class SubscriptionsTest(unittest.TestCase):
                 if s["name"] == "secret"]
         self.assertEqual([s["url"] for s in seen],
                          ["http://***@lists.test:%d/secret.txt?***" % self.origin.port])
+        # A password holding an unencoded '@': nothing of it shows either.
+        self.px.api("PUT", "/api/subscriptions/secret2", {
+            "url": "http://reader:s3@cr3t@lists.test:%d/s2.txt" % self.origin.port,
+            "every_s": 86400})
+        seen = [s["url"] for s in self.px.api("GET", "/api/subscriptions", token=token)
+                ["subscriptions"] if s["name"] == "secret2"]
+        self.assertEqual(seen, ["http://***@lists.test:%d/s2.txt" % self.origin.port])
+        self.px.api("DELETE", "/api/subscriptions/secret2")
         # The version it made is read by every role: no password, no query in its message.
         messages = [v["message"] for v in self.px.api("GET", "/api/versions")["rows"]
                     if v["actor"] == "subscription:secret"]
