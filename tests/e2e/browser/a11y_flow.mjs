@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, run, checkNoOverflow } from './flow.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -63,11 +63,6 @@ async function settle(page) {
   await page.evaluate(() => document.fonts.ready);
 }
 
-async function noOverflow(page, what) {
-  const r = await page.evaluate(() => ({ vw: document.documentElement.clientWidth,
-                                         sw: document.documentElement.scrollWidth }));
-  check(r.sw <= r.vw + 1, `${what}: page ${r.sw} px wide on a ${r.vw} px screen`);
-}
 
 async function phoneLayout(page, path) {
   const nav = page.getByTestId('nav');
@@ -82,7 +77,7 @@ async function phoneLayout(page, path) {
   for (const c of cells)
     check(c.display === 'block' || c.display === 'grid' || c.display === 'flex',
           `${path}: a table cell is ${c.display}, not a card line`);
-  await noOverflow(page, path + ' 390');
+  await checkNoOverflow(page, path + ' 390');
   return cells.length;
 }
 

@@ -10,7 +10,9 @@
 // go direct.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, poll, run } from './flow.mjs';
+import {
+  chromium, cfg, STEP_MS, Failure, check, log, poll, run, checkNoOverflow, shot
+} from './flow.mjs';
 
 const ADMIN = cfg.admin;
 const proxied = (host) => `http://${host}:${cfg.originPort}/small?try=${Date.now()}`;
@@ -29,20 +31,6 @@ async function rules(page) {
 
 async function countRules(page, text) {
   return (await rules(page)).filter((r) => r.text === text).length;
-}
-
-async function shot(page, name) {
-  mkdirSync(cfg.shots, { recursive: true });
-  await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
-}
-
-// No part of the page wider than the screen (wide tables scroll in their own box).
-async function checkNoOverflow(page, what) {
-  const r = await page.evaluate(() => {
-    const vw = document.documentElement.clientWidth;
-    return { vw, sw: document.documentElement.scrollWidth };
-  });
-  check(r.sw <= r.vw + 1, `${what}: page ${r.sw} px wide on a ${r.vw} px screen`);
 }
 
 async function login(page) {

@@ -14,7 +14,9 @@
 // port. test_browser.py checks proxyd's access log to show the name visits were proxied.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, poll, run } from './flow.mjs';
+import {
+  chromium, cfg, STEP_MS, Failure, check, log, poll, run, checkNoOverflow, shot
+} from './flow.mjs';
 
 const ADMIN = cfg.admin;
 const ORIGIN_PORT = cfg.originPort;
@@ -388,20 +390,6 @@ async function checkListReplace(page) {
   await page.screenshot({ path: join(cfg.shots, 'versions-lists.png'), fullPage: true,
                           timeout: STEP_MS });
   log('versions: the list replace shows as ' + said.trim());
-}
-
-// No part of the page may be wider than the screen (a phone must not scroll sideways to see
-// the page itself; wide tables scroll inside their own box).
-async function checkNoOverflow(page, what) {
-  const r = await page.evaluate(() => {
-    const vw = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll('header, main, section, .card, h1, h2, nav')]
-      .filter((e) => e.getBoundingClientRect().right > vw + 1)
-      .map((e) => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''));
-    return { vw, sw: document.documentElement.scrollWidth, wide };
-  });
-  check(r.sw <= r.vw + 1 && r.wide.length === 0,
-        `${what}: page wider than the ${r.vw} px screen (${r.sw} px; ${r.wide.join(', ')})`);
 }
 
 async function screenshots(page) {

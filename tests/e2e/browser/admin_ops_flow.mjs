@@ -8,14 +8,9 @@
 // "FAIL: <what>" and exits 1.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, poll, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, poll, run, shot } from './flow.mjs';
 
 const ADMIN = cfg.admin;
-
-async function shot(page, name) {
-  mkdirSync(cfg.shots, { recursive: true });
-  await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
-}
 
 async function login(page, user, password) {
   await page.goto(ADMIN + '/', { timeout: STEP_MS });

@@ -10,7 +10,7 @@
 // Exits 0 when every expectation held; otherwise prints "FAIL: <what>" and exits 1.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, run, checkNoOverflow } from './flow.mjs';
 
 const BASE_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
@@ -41,8 +41,7 @@ async function caPage(browser) {
           `no instructions for ${os}`);
   await page.screenshot({ path: join(cfg.shots, 'ca-desktop.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
-  check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1),
-        'the CA page scrolls sideways on a phone');
+  await checkNoOverflow(page, 'the CA page 390x844');
   await page.screenshot({ path: join(cfg.shots, 'ca-phone.png'), fullPage: true });
   log(`created the CA in the page: ${subject}, ${sha}`);
 }

@@ -13,29 +13,16 @@
 // Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, poll, run } from './flow.mjs';
+import {
+  chromium, cfg, STEP_MS, check, log, poll, run, checkNoOverflow, shot, PHONE
+} from './flow.mjs';
 
 const ADMIN = cfg.admin;
 const DESKTOP = { width: 1366, height: 768 };
-const PHONE = { width: 390, height: 844 };
 
 const num = async (page, id) => Number((await page.getByTestId(id).innerText()).replace(/[, %]/g, ''));
 
-async function shot(page, name) {
-  await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
-}
 
-async function noOverflow(page, what) {
-  const r = await page.evaluate(() => {
-    const vw = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll('header, main, section, .card, h1, h2, nav, table')]
-      .filter((e) => e.getBoundingClientRect().right > vw + 1 && !e.closest('.scroll'))
-      .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''));
-    return { vw, sw: document.documentElement.scrollWidth, wide };
-  });
-  check(r.sw <= r.vw + 1 && r.wide.length === 0,
-        `${what}: page wider than the ${r.vw} px screen (${r.sw} px; ${r.wide.join(', ')})`);
-}
 
 async function login(page, first) {
   await page.goto(ADMIN + '/', { timeout: STEP_MS });
@@ -65,7 +52,7 @@ async function emptyPhase(page) {
   check(await num(page, 'card-requests') === 0, 'requests on an empty log');
   await shot(page, 'dashboard-empty-desktop.png');
   await page.setViewportSize(PHONE);
-  await noOverflow(page, 'empty dashboard 390');
+  await checkNoOverflow(page, 'empty dashboard 390');
   await shot(page, 'dashboard-empty-phone.png');
   log('empty dashboard explains the set-up: ' + (await empty.innerText()).replace(/\s+/g, ' '));
 }
@@ -296,7 +283,7 @@ async function fullPhase(page) {
   await page.setViewportSize(PHONE);
   await page.goto(ADMIN + '/?range=24h', { timeout: STEP_MS });
   await cards(page);
-  await noOverflow(page, 'dashboard 390');
+  await checkNoOverflow(page, 'dashboard 390');
   await shot(page, 'dashboard-24h-phone.png');
   await page.goto(ADMIN + '/log?host=ads.test&range=24h', { timeout: STEP_MS });
   await logRows(page);

@@ -2,8 +2,9 @@
 // its Python test; it imports these, writes its steps with log(), fails with check(), and
 // ends with run(main): "all checks passed" and exit 0, or "FAIL: <what>" and exit 1. A
 // watchdog bounds the whole run even if something inside Playwright hangs.
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 export const { chromium } = require('playwright-core');
@@ -33,6 +34,49 @@ export async function poll(fn, timeoutMs, intervalMs = 50) {
     if (v || Date.now() >= deadline) return v;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+
+// A full-page screenshot into the test's folder (cfg.shots), which the Python side checks.
+export async function shot(page, name) {
+  mkdirSync(cfg.shots, { recursive: true });
+  await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
+}
+
+// No part of the page is wider than the screen. A wide table may scroll in its own box, so
+// an element inside a box that clips or scrolls sideways does not count.
+export async function checkNoOverflow(page, what) {
+  const r = await page.evaluate(() => {
+    const vw = document.documentElement.clientWidth;
+    const boxed = (e) => {
+      for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+        if (getComputedStyle(a).overflowX !== 'visible') return true;
+      return false;
+    };
+    const wide = [...document.querySelectorAll('header, main, section, .card, h1, h2, nav, form, table')]
+      .filter((e) => e.getBoundingClientRect().right > vw + 1 && !boxed(e))
+      .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''));
+    return { vw, sw: document.documentElement.scrollWidth, wide };
+  });
+  check(r.sw <= r.vw + 1 && r.wide.length === 0,
+        `${what}: page wider than the ${r.vw} px screen (${r.sw} px; ${r.wide.join(', ')})`);
+}
+
+// The page at desktop and phone width: a screenshot of each (NAME-desktop.png,
+// NAME-phone.png) and no sideways scrolling on the phone. ready(page) waits until the
+// reloaded page has drawn what the shots are for. Leaves the page at desktop width.
+export async function twoWidths(page, name, ready) {
+  await page.setViewportSize(DESKTOP);
+  await shot(page, `${name}-desktop.png`);
+  await page.setViewportSize(PHONE);
+  await page.reload({ timeout: STEP_MS });
+  await ready(page);
+  await checkNoOverflow(page, `${name} ${PHONE.width}x${PHONE.height}`);
+  await shot(page, `${name}-phone.png`);
+  await page.setViewportSize(DESKTOP);
+  log('screenshots in ' + cfg.shots);
 }
 
 const watchdog = setTimeout(() => {

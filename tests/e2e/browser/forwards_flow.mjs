@@ -11,7 +11,7 @@
 // "FAIL: <what>" and exits 1.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, Failure, check, log, run, twoWidths } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 async function login(page) {
@@ -122,27 +122,6 @@ async function deleteForward(page, listen) {
   log(`deleted ${listen} with two clicks`);
 }
 
-async function screenshots(page) {
-  mkdirSync(cfg.shots, { recursive: true });
-  const shot = (name) => page.screenshot({ path: join(cfg.shots, name), fullPage: true,
-                                           timeout: STEP_MS });
-  await page.setViewportSize({ width: 1280, height: 800 });
-  await shot('forwards-desktop.png');
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.reload({ timeout: STEP_MS });
-  await page.getByTestId('forward-row').first().waitFor({ timeout: STEP_MS });
-  const r = await page.evaluate(() => {
-    const vw = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll('header, main, section, h1, h2, nav, form')]
-      .filter((e) => e.getBoundingClientRect().right > vw + 1)
-      .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''));
-    return { vw, sw: document.documentElement.scrollWidth, wide };
-  });
-  check(r.sw <= r.vw + 1 && r.wide.length === 0,
-        `forwards 390x844: page wider than the screen (${r.sw} px; ${r.wide.join(', ')})`);
-  await shot('forwards-phone.png');
-  log('screenshots in ' + cfg.shots);
-}
 
 async function main() {
   const browser = await chromium.launch({
@@ -171,8 +150,8 @@ async function main() {
     await addThroughForm(page, `127.0.0.1:${cfg.tlsTargetPort}`, '', 'tls-target', 'mail.test');
     await checkTlsNameRefusal(page);
     await checkRefusal(page);
-    await screenshots(page);
-    await page.setViewportSize({ width: 1280, height: 800 });
+    await twoWidths(page, 'forwards',
+                    (p) => p.getByTestId('forward-row').first().waitFor({ timeout: STEP_MS }));
     await deleteForward(page, `127.0.0.1:${cfg.dropPort}`);
     await deleteForward(page, `127.0.0.1:${cfg.tlsTargetPort}`);
     check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));

@@ -8,17 +8,11 @@
 // Run by tests/e2e/test_browser_settings.py, which starts proxyd and passes one JSON config as
 // argv[2]: {admin, password, shots, proxyPort, originPort, logo (a PNG file's path),
 // configContact}. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exit 1.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, poll, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, poll, run, shot, checkNoOverflow } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 const GROUPS = ['Block page', 'Clients', 'Log & retention', 'PAC', 'Access requests', 'TLS'];
-
-async function shot(page, name) {
-  mkdirSync(cfg.shots, { recursive: true });
-  await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
-}
 
 async function login(page) {
   await page.goto(ADMIN + '/settings', { timeout: STEP_MS });
@@ -62,8 +56,7 @@ async function layout(page) {
   check(src.includes('config file') && src.includes(cfg.configContact), `contact source: ${src}`);
   const days = await page.getByTestId('source-retention_days').innerText();
   check(days.includes('retention-days') && days.includes('90'), `retention source: ${days}`);
-  const over = await page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
-  check(over <= 0, `the page is ${over} px wider than the window`);
+  await checkNoOverflow(page, 'settings 1366x768');
 }
 
 async function desktop(browser) {
@@ -135,8 +128,7 @@ async function phone(browser) {
   const page = await ctx.newPage();
   await login(page);
   await page.getByTestId('logo-preview').waitFor({ state: 'attached', timeout: STEP_MS });
-  const over = await page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
-  check(over <= 0, `at 390 px the page is ${over} px wider than the screen`);
+  await checkNoOverflow(page, 'settings 390 px');
   const small = await page.locator('#settings-form input, #settings-form select, #settings-form textarea, #settings-form button')
     .evaluateAll((els) => els.filter((e) => e.offsetParent !== null)
       // A checkbox (18 px and a 3 px margin, app.css) counts with its label's row.

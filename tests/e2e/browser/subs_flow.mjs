@@ -11,7 +11,7 @@
 // otherwise prints "FAIL: <what>" and exits 1.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, run, twoWidths } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 
@@ -102,28 +102,6 @@ async function checkMarkup(page) {
   log('a stored URL full of markup shows as text');
 }
 
-async function screenshots(page) {
-  mkdirSync(cfg.shots, { recursive: true });
-  const shot = (name) => page.screenshot({ path: join(cfg.shots, name), fullPage: true,
-                                           timeout: STEP_MS });
-  await page.setViewportSize({ width: 1280, height: 800 });
-  await shot('subscriptions-desktop.png');
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.reload({ timeout: STEP_MS });
-  await page.getByTestId('sub-row').first().waitFor({ timeout: STEP_MS });
-  const r = await page.evaluate(() => {
-    const vw = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll('header, main, section, h1, h2, nav, form')]
-      .filter((e) => e.getBoundingClientRect().right > vw + 1)
-      .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''));
-    return { vw, sw: document.documentElement.scrollWidth, wide };
-  });
-  check(r.sw <= r.vw + 1 && r.wide.length === 0,
-        `lists 390x844: page wider than the screen (${r.sw} px; ${r.wide.join(', ')})`);
-  await shot('subscriptions-phone.png');
-  await page.setViewportSize({ width: 1280, height: 800 });
-  log('screenshots in ' + cfg.shots);
-}
 
 async function unsubscribe(page) {
   const r = row(page, 'broken');
@@ -161,7 +139,8 @@ async function main() {
     await overExisting(page);
     await refresh(page);
     await checkMarkup(page);
-    await screenshots(page);
+    await twoWidths(page, 'subscriptions',
+                    (p) => p.getByTestId('sub-row').first().waitFor({ timeout: STEP_MS }));
     await unsubscribe(page);
     check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
   } catch (e) {
