@@ -465,6 +465,37 @@ int store_token_delete(struct store *st, const char *name, const char *owner, co
 int store_token_revoke_owner(struct store *st, const char *owner, const char *actor, char *err,
                              size_t errlen);
 
+/* ---- Admin login sessions (store_session.c) ----
+ *
+ * A browser's login, kept in the database so that every node sharing it knows the session
+ * and a logout, role change, password reset or account delete on one node ends it on all of
+ * them at once. Only a BLAKE2b hash of the session id is stored: a copy of the database
+ * holds no usable session. The role and the must-change mark are the account's, read with
+ * each check. At most STORE_SESSIONS_PER_ADMIN live ones per admin (a new login ends the
+ * oldest beyond). Any thread with its own connection. */
+#define STORE_SESSION_ID_HEX 64 /* the id: 32 random bytes in lower-case hex */
+#define STORE_SESSIONS_PER_ADMIN 64
+struct store_session {
+    char admin[64];
+    enum store_role role;
+    bool must_change; /* the account must replace a first-run password */
+    int64_t expires_ms;
+};
+/* Records session id of admin until expires_ms (wall clock), and removes expired sessions.
+ * 0; 1 when there is no such admin; -1 with err. */
+int store_session_add(struct store *st, const char *id, const char *admin, int64_t expires_ms,
+                      char *err, size_t errlen);
+/* The live session id (not expired at now_ms): 0 with *out; 1 when there is none; -1 with err
+ * (the database could not answer: neither yes nor no). */
+int store_session_get(struct store *st, const char *id, int64_t now_ms, struct store_session *out,
+                      char *err, size_t errlen);
+/* Ends session id (logout). 0 (also when there was none), or -1 with err. */
+int store_session_delete(struct store *st, const char *id, char *err, size_t errlen);
+/* Ends every session of admin but keep_id's (NULL: all). The number ended, or -1 with err.
+ * store_admin_role_set and store_account_delete call it themselves. */
+int64_t store_sessions_end(struct store *st, const char *admin, const char *keep_id, char *err,
+                           size_t errlen);
+
 /* ---- Login throttle (in memory, no database; for proxyd's 407s and the admin login) ----
  *
  * Says how long a password attempt for an account from a source address must wait before

@@ -284,6 +284,11 @@ int store_admin_role_set(struct store *st, const char *name, enum store_role rol
     sql_finalize(s);
     if (rc < 0)
         goto out;
+    /* Its sessions end on every node: they were opened for the old role. */
+    if (old != role && store_sessions_end(st, name, NULL, err, errlen) < 0) {
+        rc = -1;
+        goto out;
+    }
     snprintf(detail, sizeof(detail), "%s: %s -> %s", name, role_names[old], role_names[role]);
     if (store_audit_add(st, actor, "admin.role", detail, err, errlen) < 0) {
         rc = -1;

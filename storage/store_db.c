@@ -245,6 +245,15 @@ const struct store_migration store_migrations[] = {
          "CREATE INDEX policy_version_lists_entries_of ON policy_version_lists(entries_of, name);"},
     /* A tls-target forward's expected server name, when not its target's host ('': that). */
     {28, "ALTER TABLE forwards ADD COLUMN tls_name TEXT NOT NULL DEFAULT '';"},
+    /* Admin login sessions (store_session.c), shared by the nodes on one database: the hash of
+     * the id, never the id; they go with their admin. */
+    {32, "CREATE TABLE admin_sessions("
+         " hash BLOB PRIMARY KEY,"
+         " admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
+         " created_ms INTEGER NOT NULL,"
+         " expires_ms INTEGER NOT NULL);"
+         "CREATE INDEX admin_sessions_admin ON admin_sessions(admin, created_ms);"
+         "CREATE INDEX admin_sessions_expires ON admin_sessions(expires_ms);"},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never
@@ -400,6 +409,13 @@ const struct store_migration store_migrations_pg[] = {
          " etag TEXT NOT NULL DEFAULT '',"
          " last_modified TEXT NOT NULL DEFAULT '',"
          " error TEXT NOT NULL DEFAULT '');"},
+    {32, "CREATE TABLE admin_sessions("
+         " hash BYTEA PRIMARY KEY,"
+         " admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
+         " created_ms BIGINT NOT NULL,"
+         " expires_ms BIGINT NOT NULL);"
+         "CREATE INDEX admin_sessions_admin ON admin_sessions(admin, created_ms);"
+         "CREATE INDEX admin_sessions_expires ON admin_sessions(expires_ms);"},
 };
 const size_t store_migrations_pg_count =
     sizeof(store_migrations_pg) / sizeof(store_migrations_pg[0]);

@@ -1,7 +1,8 @@
 /* web-admin authentication: the bearer token file, the first admin account and its password
- * file, login sessions (in memory, 12 h), their CSRF tokens, and login throttling per account
- * and per client address (storage's store_throttle: delays that double after 5 failures, up
- * to 5 minutes; an admin's own earlier addresses are spared the account's delay).
+ * file, login sessions (12 h, in the database: store_session.c, so every node sharing it
+ * knows them and sees them end), their CSRF tokens, and login throttling per account and per
+ * client address (storage's store_throttle, in this process: delays that double after 5
+ * failures, up to 5 minutes; an admin's own earlier addresses are spared the account's delay).
  *
  * Secrets are compared with sodium_memcmp so timing says nothing about how much matched.
  */
@@ -18,26 +19,14 @@
 #include "base/clock.h"
 #include "web-admin/wa_auth.h"
 
-#define WA_SESSIONS 256
 #define WA_SESSION_MS (12LL * 3600 * 1000)
 #define WA_COOKIE_ATTRS "; HttpOnly; SameSite=Strict; Path=/"
 /* Over HTTPS the cookie is also Secure: a browser never sends it over plain HTTP. */
 #define WA_COOKIE_SECURE "; Secure"
 
-struct wa_session {
-    bool used;
-    char id[WA_TOKEN_HEX + 1];
-    char csrf[WA_TOKEN_HEX + 1];
-    char user[64];
-    bool must_change;     /* logged in with a first-run password: may only replace it */
-    enum store_role role; /* read at login; a role change ends the admin's sessions */
-    int64_t expires_ms;   /* monotonic */
-};
-
 struct wa_auth {
-    char token[WA_TOKEN_HEX + 1]; /* the bearer token (admin.token), read-only after start */
-    pthread_mutex_t mu;           /* guards sessions and the counters */
-    struct wa_session sessions[WA_SESSIONS];
+    char token[WA_TOKEN_HEX + 1];    /* the bearer token (admin.token), read-only after start */
+    pthread_mutex_t mu;              /* guards the counters */
     struct store_throttle *throttle; /* owned; locks itself */
     uint64_t failed, throttled;
 };
@@ -253,54 +242,34 @@ void wa_auth_first_password_forget(const char *data_dir)
 
 /* ---- sessions ---- */
 
-/* Finds a live session by id; caller holds mu. Expired ones are cleared on the way. */
-static struct wa_session *session_find(struct wa_auth *a, const char *id, int64_t now)
+/* A session's CSRF token, derived from its id (a keyed BLAKE2b of a constant), so any node
+ * that knows the cookie knows the token without storing it, and the stored hash of the id
+ * does not give it. */
+static void session_csrf(const char *sid, char out[WA_TOKEN_HEX + 1])
 {
-    for (size_t i = 0; i < WA_SESSIONS; i++) {
-        struct wa_session *s = &a->sessions[i];
-        if (!s->used)
-            continue;
-        if (s->expires_ms <= now) {
-            sodium_memzero(s, sizeof(*s));
-            continue;
-        }
-        if (secret_eq(id, s->id))
-            return s;
-    }
-    return NULL;
+    static const char what[] = "proxyd csrf";
+    unsigned char raw[WA_TOKEN_HEX / 2];
+
+    crypto_generichash(raw, sizeof(raw), (const unsigned char *)what, sizeof(what) - 1,
+                       (const unsigned char *)sid, strlen(sid));
+    sodium_bin2hex(out, WA_TOKEN_HEX + 1, raw, sizeof(raw));
+    sodium_memzero(raw, sizeof(raw));
 }
 
-/* A free slot, or the one closest to expiry when all are taken; caller holds mu. */
-static struct wa_session *session_slot(struct wa_auth *a, int64_t now)
+static const char *session_cookie(struct wa_req *r)
 {
-    struct wa_session *oldest = &a->sessions[0];
+    const char *sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
 
-    for (size_t i = 0; i < WA_SESSIONS; i++) {
-        struct wa_session *s = &a->sessions[i];
-        if (!s->used || s->expires_ms <= now)
-            return s;
-        if (s->expires_ms < oldest->expires_ms)
-            oldest = s;
-    }
-    return oldest;
+    return sid && strlen(sid) == WA_TOKEN_HEX ? sid : NULL;
 }
 
-void wa_auth_sessions_drop(struct wa_auth *a, const char *user)
+int64_t wa_auth_sessions_end(struct wa_req *r, struct store *st, const char *admin, bool keep_own,
+                             char *err, size_t errlen)
 {
-    pthread_mutex_lock(&a->mu);
-    for (size_t i = 0; i < WA_SESSIONS; i++)
-        if (a->sessions[i].used && strcmp(a->sessions[i].user, user) == 0)
-            sodium_memzero(&a->sessions[i], sizeof(a->sessions[i]));
-    pthread_mutex_unlock(&a->mu);
-}
+    const char *own =
+        keep_own && r->via_session && strcmp(r->admin, admin) == 0 ? session_cookie(r) : NULL;
 
-void wa_auth_sessions_password_changed(struct wa_auth *a, const char *user)
-{
-    pthread_mutex_lock(&a->mu);
-    for (size_t i = 0; i < WA_SESSIONS; i++)
-        if (a->sessions[i].used && strcmp(a->sessions[i].user, user) == 0)
-            a->sessions[i].must_change = false;
-    pthread_mutex_unlock(&a->mu);
+    return store_sessions_end(st, admin, own, err, errlen);
 }
 
 /* An admin's API token (store_token.c): it acts as its owner, with the owner's role now.
@@ -330,7 +299,10 @@ static void token_check(struct wa_req *r, const char *secret)
 void wa_auth_check(struct wa_req *r)
 {
     const char *h, *sid;
-    struct wa_session *s;
+    struct store_session s;
+    struct store *st;
+    char err[256];
+    int rc;
 
     h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h) {
@@ -346,21 +318,26 @@ void wa_auth_check(struct wa_req *r)
         }
         return;
     }
-    sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
-    if (!sid || strlen(sid) != WA_TOKEN_HEX)
+    sid = session_cookie(r);
+    if (!sid)
         return;
-    pthread_mutex_lock(&r->ctx->auth->mu);
-    s = session_find(r->ctx->auth, sid, clock_mono_ms());
-    if (s) {
+    st = wa_store(r);
+    if (!st)
+        return;
+    rc = store_session_get(st, sid, clock_wall_ms(), &s, err, sizeof(err));
+    if (rc < 0) { /* not a 401, which would read as a logout */
+        wa_reply_error(r, 500, NULL, "cannot check the session: %s", err);
+        return;
+    }
+    if (rc == 0) {
         r->authed = true;
         r->via_session = true;
-        r->must_change = s->must_change;
-        r->role = s->role;
-        snprintf(r->actor, sizeof(r->actor), "%s", s->user);
-        snprintf(r->admin, sizeof(r->admin), "%s", s->user);
-        memcpy(r->csrf, s->csrf, sizeof(r->csrf));
+        r->must_change = s.must_change;
+        r->role = s.role;
+        snprintf(r->actor, sizeof(r->actor), "%s", s.admin);
+        snprintf(r->admin, sizeof(r->admin), "%s", s.admin);
+        session_csrf(sid, r->csrf);
     }
-    pthread_mutex_unlock(&r->ctx->auth->mu);
 }
 
 bool wa_auth_csrf_bad(struct wa_req *r)
@@ -389,10 +366,9 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
 {
     char cookie[160];
     struct wa_auth *a = r->ctx->auth;
-    struct wa_session *s;
     json_t *body, *ans;
     const char *user, *pw;
-    char csrf[WA_TOKEN_HEX + 1];
+    char csrf[WA_TOKEN_HEX + 1], sid[WA_TOKEN_HEX + 1];
     struct store *st;
     int64_t wait_ms;
     int ok, must_change;
@@ -456,20 +432,16 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
     /* Recorded if it can be: on a full disk the admin must still get in to fix things. */
     store_audit_record(st, user, "login", detail, err, sizeof(err));
 
-    pthread_mutex_lock(&a->mu);
-    s = session_slot(a, clock_mono_ms());
-    memset(s, 0, sizeof(*s));
-    s->used = true;
-    random_hex(s->id);
-    random_hex(s->csrf);
-    snprintf(s->user, sizeof(s->user), "%s", user);
-    s->must_change = must_change == 1;
-    s->role = role;
-    s->expires_ms = clock_mono_ms() + WA_SESSION_MS;
-    snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "%s; Max-Age=%lld", s->id,
+    random_hex(sid);
+    if (store_session_add(st, sid, user, clock_wall_ms() + WA_SESSION_MS, err, sizeof(err)) != 0) {
+        sodium_memzero(sid, sizeof(sid));
+        json_decref(body);
+        return wa_reply_error(r, 500, NULL, "cannot record the session: %s", err);
+    }
+    session_csrf(sid, csrf);
+    snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "%s; Max-Age=%lld", sid,
              r->ctx->opts->tls_cert_pem ? WA_COOKIE_SECURE : "", WA_SESSION_MS / 1000);
-    memcpy(csrf, s->csrf, sizeof(csrf));
-    pthread_mutex_unlock(&a->mu);
+    sodium_memzero(sid, sizeof(sid));
 
     ans = json_pack("{s:s,s:s,s:b,s:s}", "user", user, "csrf", csrf, "must_change_password",
                     must_change == 1, "role", store_role_str(role));
@@ -480,27 +452,25 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
 
 enum MHD_Result wa_auth_logout(struct wa_req *r)
 {
-    const char *sid;
     char detail[128], err[256];
     struct store *st;
 
-    if (r->via_session) {
-        /* Recorded if it can be: a full disk must not keep anyone logged in. */
-        snprintf(detail, sizeof(detail), "from %s", r->client);
-        st = store_pool_get(r->ctx->pool, err, sizeof(err));
-        if (st)
-            store_audit_record(st, r->actor, "logout", detail, err, sizeof(err));
-        store_pool_put(r->ctx->pool, st);
-        sid = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "pxsid");
-        pthread_mutex_lock(&r->ctx->auth->mu);
-        struct wa_session *s = sid ? session_find(r->ctx->auth, sid, clock_mono_ms()) : NULL;
-        if (s)
-            sodium_memzero(s, sizeof(*s));
-        pthread_mutex_unlock(&r->ctx->auth->mu);
-        r->set_cookie = r->ctx->opts->tls_cert_pem ? "pxsid=" WA_COOKIE_ATTRS WA_COOKIE_SECURE
-                                                     "; Max-Age=0"
-                                                   : "pxsid=" WA_COOKIE_ATTRS "; Max-Age=0";
-    }
+    if (!r->via_session)
+        return wa_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+    st = wa_store(r); /* wa_auth_check's: the session was just read through it */
+    if (!st)
+        return MHD_YES;
+    /* The browser forgets the cookie in any case. */
+    r->set_cookie = r->ctx->opts->tls_cert_pem ? "pxsid=" WA_COOKIE_ATTRS WA_COOKIE_SECURE
+                                                 "; Max-Age=0"
+                                               : "pxsid=" WA_COOKIE_ATTRS "; Max-Age=0";
+    /* Ended on every node. A database that cannot take the delete keeps the session alive
+     * elsewhere until it expires: say so rather than pretend. */
+    if (store_session_delete(st, session_cookie(r), err, sizeof(err)) != 0)
+        return wa_reply_error(r, 500, NULL, "cannot end the session: %s", err);
+    /* Recorded if it can be. */
+    snprintf(detail, sizeof(detail), "from %s", r->client);
+    store_audit_record(st, r->actor, "logout", detail, err, sizeof(err));
     return wa_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 }
 

@@ -38,10 +38,11 @@ bool wa_auth_csrf_bad(struct wa_req *r);
 
 /* Admin logins refused for a wrong name or password, and refused unverified (429). */
 void wa_auth_counters(struct wa_auth *a, uint64_t *failed, uint64_t *throttled);
-/* Ends every session of an admin (its password changed elsewhere, or it was deleted). */
-void wa_auth_sessions_drop(struct wa_auth *a, const char *user);
-/* The admin chose a new password: its sessions no longer have to. */
-void wa_auth_sessions_password_changed(struct wa_auth *a, const char *user);
+/* Ends admin's sessions on every node (its password changed), but the caller's own session
+ * when keep_own and it is admin's. The number ended, or -1 with err. A role change and an
+ * account's deletion end them in the store itself. */
+int64_t wa_auth_sessions_end(struct wa_req *r, struct store *st, const char *admin, bool keep_own,
+                             char *err, size_t errlen);
 
 /* POST /api/login, POST /api/logout, GET /api/session */
 enum MHD_Result wa_auth_login(struct wa_req *r);

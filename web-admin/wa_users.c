@@ -134,11 +134,15 @@ static enum MHD_Result account_put(struct wa_req *r, struct store *st, enum stor
     /* Another admin's password changed: end their sessions (keep the caller's own) and their
      * API tokens, which whoever knew the old password may have made. */
     if (kind == STORE_ADMIN && strcmp(name, r->admin) != 0) {
-        wa_auth_sessions_drop(ctx->auth, name);
+        if (wa_auth_sessions_end(r, st, name, false, err, sizeof(err)) < 0)
+            return wa_reply_error(r, 500, NULL, "password saved, but its sessions stay: %s", err);
         if (store_token_revoke_owner(st, name, r->actor, err, sizeof(err)) < 0)
             return wa_reply_error(r, 500, NULL, "password saved, but its tokens stay: %s", err);
-    } else if (kind == STORE_ADMIN)
-        wa_auth_sessions_password_changed(ctx->auth, name);
+    } else if (kind == STORE_ADMIN &&
+               wa_auth_sessions_end(r, st, name, true, err, sizeof(err)) < 0) {
+        /* One's own: the other sessions end, the one making the change stays. */
+        return wa_reply_error(r, 500, NULL, "password saved, but other sessions stay: %s", err);
+    }
     /* The generated first-run password is void now: its file goes. */
     if (kind == STORE_ADMIN && strcmp(name, WA_FIRST_ADMIN) == 0)
         wa_auth_first_password_forget(ctx->opts->data_dir);
@@ -179,8 +183,7 @@ static enum MHD_Result account_delete(struct wa_req *r, struct store *st, enum s
         return wa_reply_error(r, 500, NULL, "%s", err);
     if (kind == STORE_PROXY_USER)
         users_changed(ctx, from, to);
-    if (kind == STORE_ADMIN)
-        wa_auth_sessions_drop(ctx->auth, name);
+    /* An admin's sessions went with its row (admin_sessions' foreign key). */
     if (kind == STORE_ADMIN && strcmp(name, WA_FIRST_ADMIN) == 0)
         wa_auth_first_password_forget(ctx->opts->data_dir);
     return wa_reply_json(r, 200, json_pack("{s:s}", "deleted", name));
@@ -284,7 +287,7 @@ enum MHD_Result wa_admins_role(struct wa_req *r)
         return wa_reply_error(r, 409, "role", "%s is the last admin with the admin role", r->param);
     if (rc < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    wa_auth_sessions_drop(r->ctx->auth, r->param);
+    /* store_admin_role_set ended the admin's sessions on every node. */
     return wa_reply_json(
         r, 200,
         json_pack("{s:s,s:s}", "admin", r->param, "role", store_role_str((enum store_role)role)));
@@ -332,7 +335,9 @@ enum MHD_Result wa_account_password(struct wa_req *r)
     json_decref(body);
     if (ok < 0)
         return wa_reply_error(r, 500, NULL, "cannot save the password");
-    wa_auth_sessions_password_changed(r->ctx->auth, r->actor);
+    /* Its other sessions end on every node; this one stays, no longer bound to change it. */
+    if (wa_auth_sessions_end(r, st, r->admin, true, err, sizeof(err)) < 0)
+        return wa_reply_error(r, 500, NULL, "password saved, but other sessions stay: %s", err);
     if (strcmp(r->actor, WA_FIRST_ADMIN) == 0)
         wa_auth_first_password_forget(r->ctx->opts->data_dir);
     return wa_reply_json(r, 200, json_pack("{s:s}", "admin", r->actor));
