@@ -684,7 +684,17 @@ int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct st
                  char *err, size_t errlen);
 
 /* Deletes rows older than days and/or beyond the newest max_rows, at most batch rows per
- * call; returns rows deleted or -1. The writer thread calls it between batches. */
+ * call; returns rows deleted or -1. The writer thread calls it between batches. On PostgreSQL,
+ * where the log has a table per day (store_log_days_ensure), age drops whole days: a day's
+ * table goes once all of it is older than days (so up to a day more is kept), however many
+ * rows it holds (returned); only rows outside any day's table are deleted one by one. */
 int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, int64_t batch);
+
+/* PostgreSQL: makes the access log's table for each UTC day from since_ms to until_ms (at
+ * most 400 days), moving into it the rows of that day that were logged before it existed.
+ * Days that have a table are left alone, so any node may call it at any time (the calls of
+ * several nodes take turns). Returns the days made, 0 on SQLite, or -1 with err. */
+int store_log_days_ensure(struct store *st, int64_t since_ms, int64_t until_ms, char *err,
+                          size_t errlen);
 
 #endif

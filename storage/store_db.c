@@ -254,6 +254,9 @@ const struct store_migration store_migrations[] = {
          " expires_ms INTEGER NOT NULL);"
          "CREATE INDEX admin_sessions_admin ON admin_sessions(admin, created_ms);"
          "CREATE INDEX admin_sessions_expires ON admin_sessions(expires_ms);"},
+    /* PostgreSQL partitions the access log by day (store_migrations_pg); SQLite's stays one
+     * table, so the step does nothing here. */
+    {33, ""},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never
@@ -416,6 +419,53 @@ const struct store_migration store_migrations_pg[] = {
          " expires_ms BIGINT NOT NULL);"
          "CREATE INDEX admin_sessions_admin ON admin_sessions(admin, created_ms);"
          "CREATE INDEX admin_sessions_expires ON admin_sessions(expires_ms);"},
+    /* The access log partitioned by day (UTC) on time_ms, so retention by age drops a day's
+     * table instead of deleting its rows one by one (store_retention.c), and a time range
+     * reads only its days. A unique key must hold the partition column: (id, time_ms), which
+     * still finds a row by id (one probe per day). Identity columns cannot be partitioned
+     * here (PostgreSQL 15), so ids come from a sequence owned by the column, started above
+     * every id the old table gave. access_log_default takes the rows of a day that has no
+     * table (yet), so a row is never refused; access_log_add_day(day) makes a day's table,
+     * moving that day's rows out of the default, and does nothing if it exists (its name is
+     * written once, here; store_log_partitions_ensure calls it). The rows already logged
+     * move into a table per day. */
+    {33, "ALTER TABLE access_log RENAME TO access_log_unpartitioned;"
+         "ALTER INDEX access_log_time RENAME TO access_log_unpartitioned_time;"
+         "ALTER TABLE access_log_unpartitioned"
+         " RENAME CONSTRAINT access_log_pkey TO access_log_unpartitioned_pkey;"
+         "CREATE SEQUENCE access_log_ids;"
+         "SELECT setval('access_log_ids', greatest(coalesce(max(id), 0), coalesce("
+         "pg_sequence_last_value(pg_get_serial_sequence('access_log_unpartitioned', 'id')"
+         "::regclass), 0)) + 1, false) FROM access_log_unpartitioned;"
+         "ALTER TABLE access_log_unpartitioned ALTER COLUMN id DROP IDENTITY;"
+         "CREATE TABLE access_log (LIKE access_log_unpartitioned INCLUDING DEFAULTS)"
+         " PARTITION BY RANGE (time_ms);"
+         "ALTER TABLE access_log ALTER COLUMN id SET DEFAULT nextval('access_log_ids');"
+         "ALTER SEQUENCE access_log_ids OWNED BY access_log.id;"
+         "ALTER TABLE access_log ADD PRIMARY KEY (id, time_ms);"
+         "CREATE INDEX access_log_time ON access_log(time_ms);"
+         "CREATE TABLE access_log_default PARTITION OF access_log DEFAULT;"
+         "CREATE FUNCTION access_log_add_day(day BIGINT) RETURNS BOOLEAN LANGUAGE plpgsql AS $f$"
+         " DECLARE"
+         "  name TEXT := 'access_log_' || to_char(to_timestamp(day * 86400) AT TIME ZONE 'UTC',"
+         "   'YYYYMMDD');"
+         "  lo BIGINT := day * 86400000;"
+         " BEGIN"
+         "  IF to_regclass(quote_ident(name)) IS NOT NULL THEN RETURN false; END IF;"
+         "  EXECUTE format('CREATE TABLE %I (LIKE access_log INCLUDING DEFAULTS)', name);"
+         "  EXECUTE format('WITH moved AS (DELETE FROM access_log_default"
+         " WHERE time_ms >= %s AND time_ms < %s RETURNING *) INSERT INTO %I SELECT * FROM moved',"
+         "   lo, lo + 86400000, name);"
+         "  EXECUTE format('ALTER TABLE access_log ATTACH PARTITION %I"
+         " FOR VALUES FROM (%s) TO (%s)', name, lo, lo + 86400000);"
+         "  RETURN true;"
+         " END $f$;"
+         /* Days from 1970 to 9999 only: to_char's range; other times stay in the default. */
+         "SELECT access_log_add_day(d) FROM (SELECT DISTINCT time_ms / 86400000 AS d"
+         " FROM access_log_unpartitioned WHERE time_ms >= 0 AND time_ms < 253402300800000) t"
+         " ORDER BY d;"
+         "INSERT INTO access_log SELECT * FROM access_log_unpartitioned;"
+         "DROP TABLE access_log_unpartitioned;"},
 };
 const size_t store_migrations_pg_count =
     sizeof(store_migrations_pg) / sizeof(store_migrations_pg[0]);

@@ -331,6 +331,10 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen);
  * it reached the newest row. Returns rows rolled up, or -1 with err. */
 int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
                               bool *done, char *err, size_t errlen);
+/* Inside the caller's transaction: deletes every rollup row of every level and dimension
+ * whose bucket starts in [lo, hi), for rows leaving whole buckets at once (a day's table
+ * dropped). 0, or -1 with err. */
+int store_rollup_drop_range(struct store *st, int64_t lo, int64_t hi, char *err, size_t errlen);
 /* The access_log columns the rollups need: selected from column first on, store_rollup_row_of
  * reads one row (its strings valid until the next step). */
 #define STORE_ROLLUP_ROW_COLS "time_ms, host, client, rule_id, node, decision, bytes_up, bytes_down"

@@ -45,7 +45,12 @@
 #define RETENTION_IDLE_MS 2000 /* between retention steps once caught up */
 #define PRUNE_BATCH 100        /* policy versions pruned per transaction */
 #define PRUNE_IDLE_MS 5000     /* between version prunes once caught up */
-#define SQUID_LINE_MAX 1600    /* longest line format_squid can produce, with margin */
+/* PostgreSQL: how often the log's tables for today and tomorrow are made sure of (a day
+ * ahead, so many tries fit before a row needs one), and again after a failure. */
+#define LOG_DAYS_MS (600 * 1000)
+#define LOG_DAYS_RETRY_MS (60 * 1000)
+#define DAY_MS (24 * 3600 * 1000LL)
+#define SQUID_LINE_MAX 1600 /* longest line format_squid can produce, with margin */
 /* Rollup sums wait in memory at most this long before a batch's transaction applies them:
  * a bucket's upsert then covers two seconds of rows, not one batch's few, and readers count
  * at most about that many rows raw (store_rollup_read). */
@@ -97,6 +102,7 @@ struct store_log {
     int64_t next_check_ms;
     int64_t next_retention_ms;
     int64_t next_prune_ms;
+    int64_t next_days_ms; /* PostgreSQL: see LOG_DAYS_MS */
     int squid_fd;
     dev_t squid_dev;
     ino_t squid_ino;
@@ -377,6 +383,15 @@ static void db_close(struct store_log *log)
     log->st = NULL;
 }
 
+/* PostgreSQL: today's and tomorrow's tables of the log (store_log_days_ensure); a failure
+ * costs nothing now (rows go to the default table) and is tried again soon. */
+static void log_days(struct store_log *log, int64_t now)
+{
+    log->next_days_ms =
+        now + (store_log_days_ensure(log->st, now, now + DAY_MS, NULL, 0) < 0 ? LOG_DAYS_RETRY_MS
+                                                                              : LOG_DAYS_MS);
+}
+
 static int db_open(struct store_log *log, char *err, size_t errlen)
 {
     struct stat sb = {0};
@@ -399,6 +414,8 @@ static int db_open(struct store_log *log, char *err, size_t errlen)
         db_close(log);
         return -1;
     }
+    if (log->is_pg)
+        log_days(log, clock_wall_ms());
     return 0;
 }
 
@@ -893,6 +910,8 @@ static void housekeeping(struct store_log *log)
         log->next_prune_ms =
             now + (pruned == PRUNE_BATCH || freed == RETENTION_BATCH ? 0 : PRUNE_IDLE_MS);
     }
+    if (log->is_pg && log->st && !log->failing && now >= log->next_days_ms)
+        log_days(log, now);
     days = atomic_load(&log->retention_days_set);
     rows = atomic_load(&log->retention_rows_set);
     if (days != log->retention_days || rows != log->retention_rows) {

@@ -505,3 +505,28 @@ int store_rollup_read(struct store *st, enum store_rollup_dim dim, int64_t lo, i
     b = floor_to(hi, MINUTE_MS);
     return a < b ? read_raw(&rd, a, b, mark) : 0;
 }
+
+int store_rollup_drop_range(struct store *st, int64_t lo, int64_t hi, char *err, size_t errlen)
+{
+    struct sql_stmt *s;
+    int rc = SQL_DONE;
+
+    /* One range of the primary key per level and dimension. */
+    if (store_prepare(st,
+                      "DELETE FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
+                      " AND bucket_ms >= ?3 AND bucket_ms < ?4",
+                      &s, err, errlen) < 0)
+        return -1;
+    for (int level = 0; level < STORE_ROLLUP_LEVELS && rc == SQL_DONE; level++) {
+        for (int dim = 0; dim < STORE_ROLLUP_DIMS && rc == SQL_DONE; dim++) {
+            sql_bind_int64(s, 1, level_ms[level]);
+            sql_bind_int64(s, 2, dim);
+            sql_bind_int64(s, 3, lo);
+            sql_bind_int64(s, 4, hi);
+            rc = sql_step(s);
+            sql_reset(s);
+        }
+    }
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "rollup");
+}

@@ -1,11 +1,13 @@
 /* test_store_query: log search filters (LIKE metacharacters taken literally), paging and
- * following, top, series, totals, and retention by row count and by age. */
+ * following, top, series, totals, and retention by row count and by age; on PostgreSQL the
+ * log's table per day (made ahead, dropped whole by retention, made from an old log). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "storage/store.h"
+#include "storage/store_impl.h"
 #include "tests/unit/common.h"
 
 #define MIN_MS 60000LL
@@ -376,6 +378,121 @@ START_TEST(test_retention_by_age_deletes_only_old_rows)
 }
 END_TEST
 
+START_TEST(test_retention_by_age_drops_whole_days)
+{
+    /* Two days ten and nine days ago (whole UTC days), rule 5 denying every row. */
+    int64_t d0 = (T - 10 * DAY_MS) / DAY_MS * DAY_MS, d1 = d0 + DAY_MS;
+    static const struct row old[] = {
+        {3600000, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
+        {7200000, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
+        {7260000, "10.0.0.8", "older.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
+    };
+    struct store_totals t;
+    char ids[128];
+
+    /* The first day's rows come before its table (PostgreSQL keeps them in the default one
+     * until then), the second day's after. */
+    push_rows(old, 3, d0);
+    ck_assert_int_eq(store_log_days_ensure(st, d0, d1 + 1, err, sizeof(err)), test_pg() ? 2 : 0);
+    ck_assert_int_eq(store_log_days_ensure(st, d0, d1, err, sizeof(err)), 0); /* made already */
+    push_rows(old, 2, d1);
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    ck_assert_int_eq(hits_of(5), 7);
+    if (test_pg()) {
+        ck_assert_int_eq(
+            test_db_int(&tmp, "SELECT count(*) FROM access_log_default WHERE host LIKE 'old%'"), 0);
+        /* A day's table goes whole, bigger than the batch; then the next day's. */
+        ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 3);
+        ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+        ck_assert_int_eq(t.requests, 8);
+        ck_assert_int_eq(t.hosts, 5);
+        ck_assert_int_eq(hits_of(5), 4);
+        ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 2);
+    } else {
+        ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 2);
+        ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 2);
+        ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 1);
+    }
+    ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 0);
+    ck_assert_int_eq(hits_of(5), 2);
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 6);
+    ck_assert_int_eq(t.blocked, 2);
+    ck_assert_int_eq(t.hosts, 4);
+    ck_assert_int_eq(store_totals(st, d0, d1 + DAY_MS, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 0);
+    /* Rows are found by id as before. */
+    search_ids(&(struct store_log_filter){.decision = -1}, ids, sizeof(ids));
+    ck_assert_str_eq(ids, "11,10,9,8,7,6");
+    search_ids(&(struct store_log_filter){.decision = -1, .before_id = 8, .limit = 1}, ids,
+               sizeof(ids));
+    ck_assert_str_eq(ids, "7");
+    if (test_pg())
+        ck_assert_int_eq(test_db_int(&tmp, "SELECT count(*) FROM pg_inherits"
+                                           " WHERE inhparent = CAST('access_log' AS regclass)"),
+                         3); /* the default, today's, tomorrow's */
+}
+END_TEST
+
+/* PostgreSQL: a log from before the days (migration 33) keeps its rows and ids; each day gets
+ * its table, and new ids continue above every id the old table gave. */
+START_TEST(test_old_log_moves_into_days)
+{
+    struct test_tmpdir old;
+    struct store *o;
+    char sql[512], ids[128];
+    int64_t d0 = (T - 3 * DAY_MS) / DAY_MS * DAY_MS;
+    static const struct row one[] = {
+        {0, "10.0.0.1", "new.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL}};
+
+    if (!test_pg())
+        return;
+    test_tmpdir_make(&old);
+    /* The schema as it was at step 28 (every step to it recorded by the version). */
+    for (size_t i = 0; i < store_migrations_count && store_migrations[i].version <= 28; i++) {
+        const char *q = store_migrations[i].sql;
+
+        for (size_t k = 0; k < store_migrations_pg_count; k++)
+            if (store_migrations_pg[k].version == store_migrations[i].version)
+                q = store_migrations_pg[k].sql;
+        test_db_exec(&old, q);
+    }
+    test_db_exec(&old, "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                       "INSERT INTO schema_version VALUES (28)");
+    /* Ids 1-4 given, 4 deleted again: the new ids start at 5. One row before 1970. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO access_log(time_ms, client, host) VALUES (%lld, '10.0.0.1', 'a.test'),"
+             " (%lld, '10.0.0.1', 'b.test'), (-5, '10.0.0.1', 'c.test'),"
+             " (%lld, '10.0.0.1', 'd.test'); DELETE FROM access_log WHERE id = 4",
+             (long long)d0 + 5, (long long)(d0 + DAY_MS + 5), (long long)d0);
+    test_db_exec(&old, sql);
+    o = store_open(old.db, err, sizeof(err));
+    ck_assert_msg(o != NULL, "%s", err);
+    store_close(o);
+    ck_assert_int_eq(test_db_int(&old, "SELECT count(*) FROM pg_inherits"
+                                       " WHERE inhparent = CAST('access_log' AS regclass)"),
+                     3);
+    ck_assert_int_eq(test_db_int(&old, "SELECT count(*) FROM access_log_default"), 1);
+    ck_assert_int_eq(test_db_int(&old, "SELECT count(*) FROM access_log"), 3);
+    ck_assert_int_eq(test_db_int(&old, "SELECT id FROM access_log WHERE host = 'b.test'"), 2);
+    /* Through the store, by id, with a new row (the writer also makes today's table). */
+    snprintf(tmp.db, sizeof(tmp.db), "%s", old.db);
+    push_rows(one, 1, T);
+    o = store_open(old.db, err, sizeof(err));
+    ck_assert_msg(o != NULL, "%s", err);
+    store_close(st);
+    st = o;
+    search_ids(&(struct store_log_filter){.decision = -1}, ids, sizeof(ids));
+    ck_assert_str_eq(ids, "5,3,2,1");
+    ck_assert_int_eq(test_db_int(&old, "SELECT count(*) FROM pg_inherits"
+                                       " WHERE inhparent = CAST('access_log' AS regclass)"),
+                     5); /* and today's, tomorrow's */
+    store_close(st);
+    st = NULL;
+    test_tmpdir_remove(&old);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_query");
@@ -393,6 +510,8 @@ int main(void)
     tcase_add_test(tc, test_totals_count_requests_bytes_and_distinct);
     tcase_add_test(tc, test_retention_by_rows_keeps_newest_and_hits);
     tcase_add_test(tc, test_retention_by_age_deletes_only_old_rows);
+    tcase_add_test(tc, test_retention_by_age_drops_whole_days);
+    tcase_add_test(tc, test_old_log_moves_into_days);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
