@@ -15,7 +15,10 @@
 #
 # The row proxyd-scale (not in the default rows) holds --scale N keep-alive client connections
 # (default 100,000, from several loopback source addresses) and prints proxyd's RSS growth per
-# connection and a fresh client's p99 latency with them held against without (bench/lib/conn_scale.py).
+# connection and a fresh client's p99 latency with them held against without (bench/lib/conn_scale.py),
+# and proxyd's CPU while they idle. When the descriptor hard limit is below what N needs, it
+# measures the largest count the limit allows and says which limit stopped it; so does it when
+# the opening stops early (the proxy refusing, a client error).
 #
 # Usage: bench/proxy_bench.sh [--duration S] [--rows "direct proxyd ..."] [--no-pin] [--profile DIR]
 #                             [--scale N]
@@ -51,10 +54,23 @@ if [[ $(id -u) == 0 && -z "${BENCH_IN_NETNS:-}" ]] && unshare -n true 2>/dev/nul
 fi
 [[ -n "${BENCH_IN_NETNS:-}" ]] && ip link set lo up
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy no_proxy
-# proxyd-scale: its N clients and the proxy's N descriptors are all in this process tree
+# proxyd-scale: the client and proxyd each need a descriptor per connection, and spare ones
+# (proxyd: origin connections for a batch of 2,000 requests in flight, its own files). When the
+# hard limit is lower, the row measures the largest count it allows and says which limit.
+SCALE_SPARE=2500
+SCALE_ASKED=$SCALE_N
+SCALE_LIMIT=""
 if [[ " $ROWS " == *" proxyd-scale "* ]]; then
-  ulimit -n $((SCALE_N + 1500)) 2>/dev/null ||
-    { echo "cannot raise the descriptor limit to $((SCALE_N + 1500)) (ulimit -Hn; fs.nr_open)" >&2; exit 1; }
+  hard=$(ulimit -Hn)
+  if [[ $hard != unlimited ]] && ((hard < SCALE_N + SCALE_SPARE)); then
+    ((hard > SCALE_SPARE + 1000)) ||
+      { echo "descriptor hard limit $hard (ulimit -Hn) leaves no room for a scale run" >&2; exit 1; }
+    SCALE_N=$((hard - SCALE_SPARE))
+    SCALE_LIMIT="the descriptor hard limit (ulimit -Hn) is $hard, below the $((SCALE_ASKED + SCALE_SPARE)) that $SCALE_ASKED connections need; it cannot be raised without CAP_SYS_RESOURCE, so $SCALE_N were asked"
+    echo "proxyd-scale: $SCALE_LIMIT" >&2
+  fi
+  ulimit -n $((SCALE_N + SCALE_SPARE)) 2>/dev/null ||
+    { echo "cannot raise the descriptor limit to $((SCALE_N + SCALE_SPARE)) (ulimit -Hn; fs.nr_open)" >&2; exit 1; }
 else
   ulimit -n 16384 2>/dev/null || true
 fi
@@ -189,12 +205,16 @@ for row in $ROWS; do
                       measure proxyd-bigpolicy $PX_PORT; stop_proxyd ;;
     proxyd-scale) start_proxyd scale --policy "$T/small.policy" \
                     --max-connections $((SCALE_N + 4096)) --idle-timeout 900000
-                  SCALE=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/conn_scale.py" --port $PX_PORT \
-                    --pid "$PX_PID" --url $ORIGIN/small -n "$SCALE_N" | grep '^SCALE')
+                  SCALE_OUT=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/conn_scale.py" --port $PX_PORT \
+                    --pid "$PX_PID" --url $ORIGIN/small -n "$SCALE_N")
+                  SCALE=$(grep '^SCALE' <<<"$SCALE_OUT")
+                  SCALE_STOPPED=$(sed -n 's/^STOPPED //p' <<<"$SCALE_OUT")
+                  SCALE_PXLOG=$(grep -m1 'room for about' "$T/scale.log" || true)
                   stop_proxyd ;;
   esac
 done
 
+if [[ " $ROWS " != " proxyd-scale " ]]; then
 printf '\n| row | small c1 req/s | small c64 req/s | p99 c64 ms | conn-close c16 req/s | bulk MB/s | CONNECT MB/s | RSS KiB/idle conn |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for row in $ROWS; do
@@ -217,11 +237,16 @@ for row in $ROWS; do
       "$(ratio "${CLOSE[$row]}" "${CLOSE[proxyd]}")"
   fi
 done
+fi
 if [[ -n ${SCALE:-} ]]; then
   field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$SCALE"; }
   printf '\nproxyd-scale: %s of %s keep-alive client connections held; RSS %s -> %s MiB (+%s MiB, %s KiB per connection);\n' \
     "$(field open)" "$(field n)" "$(field rss0_mib)" "$(field rss1_mib)" "$(field growth_mib)" "$(field per_conn_kib)"
-  printf 'a fresh client (new connection per request): p50/p99 %s/%s ms without them, %s/%s ms with them held (p99 x%s); opening took %s s\n' \
-    "$(field probe_p50_ms)" "$(field probe_p99_ms)" "$(field loaded_p50_ms)" "$(field loaded_p99_ms)" "$(field p99_ratio)" "$(field open_s)"
+  printf 'a fresh client (new connection per request): p50/p99 %s/%s ms without them, %s/%s ms with them held (p99 x%s, goal <= x1.5); opening took %s s; proxyd CPU while they idle: %s%%\n' \
+    "$(field probe_p50_ms)" "$(field probe_p99_ms)" "$(field loaded_p50_ms)" "$(field loaded_p99_ms)" "$(field p99_ratio)" "$(field open_s)" "$(field idle_cpu_pct)"
+  awk -v k="$(field per_conn_kib)" -v a="$SCALE_ASKED" 'BEGIN { printf "at this rate %d connections would take %.0f MB of RSS growth (goal < 400 MB)\n", a, k * 1024 * a / 1e6 }'
+  [[ -n $SCALE_LIMIT ]] && printf 'limited: %s\n' "$SCALE_LIMIT"
+  [[ -n ${SCALE_STOPPED:-} ]] && printf 'stopped opening: %s\n' "$SCALE_STOPPED"
+  [[ -n ${SCALE_PXLOG:-} ]] && printf 'proxyd warned at start (its estimate counts an origin descriptor per client; idle ones hold none): %s\n' "${SCALE_PXLOG#*warn: }"
 fi
 echo "(pinning: proxy on CPU $CPU_PROXY, nginx/wrk/curl on CPU $CPU_LOAD; $DUR s per wrk run; workers $WORKERS)"

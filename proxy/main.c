@@ -1473,8 +1473,8 @@ int main(int argc, char **argv)
         log_info("intercepting connections diverted (TPROXY) to %s", p.cfg.tproxy[i]);
     for (size_t i = 0; i < p.cfg.nforwards; i++)
         log_info("forward %s", p.cfg.forwards[i]);
-    log_info("proxyd %s: %u workers, admin %s, data in %s", PX_VERSION, p.nworkers, p.cfg.admin,
-             p.cfg.data_dir);
+    log_info("proxyd %s: %u workers, admin %s, data in %s, descriptor limit %d", PX_VERSION,
+             p.nworkers, p.cfg.admin, p.cfg.data_dir, fd_limit);
     notify_status(&p, "READY=1\n");
     signals_run(&p, &sigs, argc, argv);
     shut_down(&p);

@@ -340,7 +340,8 @@ class Proxyd:
         self.args += list(extra_args)
         self.proc = None
         self.log_path = os.path.join(self.tmp, "proxyd.log")
-        self.rlimit_nofile = rlimit_nofile  # soft = hard, so proxyd cannot raise it
+        # n: soft = hard, so proxyd cannot raise it; or (soft, hard)
+        self.rlimit_nofile = rlimit_nofile
 
     def __enter__(self):
         self.start()
@@ -396,7 +397,8 @@ class Proxyd:
         if self.rlimit_nofile is not None:
             import resource
             n = self.rlimit_nofile
-            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # noqa: E731
+            lim = n if isinstance(n, tuple) else (n, n)
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, lim)  # noqa: E731
         self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=self.logf,
                                      preexec_fn=preexec)
         deadline = time.monotonic() + 60

@@ -88,6 +88,24 @@ def get_raw(url, version="1.1", extra=""):
 class DescriptorTest(unittest.TestCase):
     """Item: running out of descriptors, per-client limits, the allowlist at accept."""
 
+    def test_soft_limit_raised_to_the_hard_one_and_a_short_limit_said_at_start(self):
+        def open_files(pid):
+            with open("/proc/%d/limits" % pid) as f:
+                line = [l for l in f if l.startswith("Max open files")][0]
+            return line.split()[3:5]  # soft, hard
+
+        with Proxyd(rlimit_nofile=(256, 512), workers=1, admin=False,
+                    extra_args=["--max-connections", "1000"]) as px:
+            self.assertEqual(open_files(px.pid), ["512", "512"])
+            self.assertRegex(px.log(), r"proxyd \S+: 1 workers, .*descriptor limit 512\n")
+            # 1 worker x 1000 connections x 2 descriptors + 64 > 512: (512 - 64) / 2 fit
+            self.assertRegex(px.log(), r"descriptor limit 512: room for about 224 client "
+                                       r"connections, not 1000 .*LimitNOFILE")
+        with Proxyd(rlimit_nofile=(256, 512), workers=1, admin=False,
+                    extra_args=["--max-connections", "200"]) as px:
+            self.assertEqual(open_files(px.pid), ["512", "512"])
+            self.assertNotIn("room for about", px.log())
+
     def test_out_of_descriptors_neither_spins_nor_floods_the_log_and_recovers(self):
         # proxyd starts with about 25 descriptors open; 64 (soft and hard) leaves room for
         # a few dozen clients. Twice as many connect and stay silent.
