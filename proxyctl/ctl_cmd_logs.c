@@ -146,8 +146,8 @@ enum ctl_status ctl_cmd_logs(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
     struct ctl_query q = {0};
     static const char *const text_filters[][2] = {
-        {"--client", "client"}, {"--host", "host"}, {"--grep", "q"}};
-    for (size_t i = 0; i < 3; i++) {
+        {"--client", "client"}, {"--host", "host"}, {"--grep", "q"}, {"--node", "node"}};
+    for (size_t i = 0; i < sizeof(text_filters) / sizeof(text_filters[0]); i++) {
         const struct ctl_value *v = ctl_call_opt(call, text_filters[i][0]);
         if (v->set && !ctl_query_add(&q, text_filters[i][1], v->str))
             return ctl_usage(ctx, "%s is too long", text_filters[i][0]);

@@ -82,6 +82,7 @@ static const struct ctl_verb verbs[] = {
      {O("--client", ARG_STRING, "IP", "only requests from this client"),
       O("--host", ARG_STRING, "H", "only requests to this host"),
       O("--grep", ARG_STRING, "TEXT", "only requests whose URL contains TEXT"),
+      O("--node", ARG_STRING, "NAME", "only requests that node NAME relayed"),
       O_FLAG("--blocked", "only denied requests"),
       O("--status", ARG_STATUS, "N", "only answers with HTTP status N"),
       O("--since", ARG_DURATION, "DUR", "only the last DUR (30s, 15m, 1h, 2d)"),

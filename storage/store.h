@@ -603,6 +603,7 @@ int store_audit_record(struct store *st, const char *actor, const char *action, 
 
 /* ---- Queries for the admin side ---- */
 
+#define STORE_NODE_NAME_MAX 63 /* bytes of a node name (--node-name) */
 struct store_log_filter {
     int64_t since_ms, until_ms; /* 0 = open */
     const char *client;         /* exact address, or NULL */
@@ -622,8 +623,9 @@ struct store_log_filter {
                                (each page would re-read the whole window) */
     int64_t after_id;       /* follow: rows with id > after_id (0 = unused) */
     size_t limit;
+    /* The node that wrote the row, exact (kept by value too), "" for any: */
+    char node[STORE_NODE_NAME_MAX + 1];
 };
-#define STORE_NODE_NAME_MAX 63 /* bytes of a node name (--node-name) */
 struct store_log_row {
     int64_t id;
     struct store_access a;

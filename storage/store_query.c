@@ -260,6 +260,10 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
         ADD(" AND \"user\" = ?");
         param_text(&p, f->user);
     }
+    if (f->node[0]) {
+        ADD(" AND node = ?");
+        param_text(&p, f->node);
+    }
     if (f->host_like) {
         if (!(host_pat = like_pattern(f->host_like)))
             goto oom;

@@ -241,12 +241,19 @@ int wa_log_filter(struct wa_req *r, struct store_log_filter *f)
     if (!bad && client && client_filter(r, client, f) < 0)
         return -1;
     const char *user = bad ? NULL : query_search(r, "user", &bad);
-    if (user && strlen(user) >= sizeof(f->user)) {
+    if (!bad && user && strlen(user) >= sizeof(f->user)) {
         wa_reply_error(r, 400, "user", "user: longer than a proxy user name");
         return -1;
     }
-    if (user)
+    if (!bad && user)
         memcpy(f->user, user, strlen(user) + 1);
+    const char *node = bad ? NULL : query_search(r, "node", &bad);
+    if (!bad && node && strlen(node) >= sizeof(f->node)) {
+        wa_reply_error(r, 400, "node", "node: longer than a node name");
+        return -1;
+    }
+    if (!bad && node)
+        memcpy(f->node, node, strlen(node) + 1);
     if (!bad)
         f->host_like = query_search(r, "host", &bad);
     if (!bad)

@@ -103,6 +103,10 @@ class PostgresTest(unittest.TestCase):
                 rows = a.api("GET", "/api/logs?limit=200")["rows"]
                 return {"a", "b"} <= {r["node"] for r in rows} or None
             self.assertTrue(wait_for(both, timeout=60))
+            # Either node's API filters the fleet's log by node.
+            only_b = b.api("GET", "/api/logs?limit=200&node=b")["rows"]
+            self.assertTrue(only_b)
+            self.assertEqual({r["node"] for r in only_b}, {"b"})
 
     def test_unreachable_database_refuses_to_start_without_echoing_the_password(self):
         bad = "postgresql://px:s3cr3t-word@127.0.0.1:1/nowhere"

@@ -10,6 +10,7 @@ import tempfile
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from harness import PROXYCTL, DnsStub, Origin, Proxyd, wait_for
@@ -295,6 +296,22 @@ class ProxyctlTest(unittest.TestCase):
                 p.wait()
             p.stdout.close()
             p.stderr.close()
+
+    def test_logs_node_filter_keeps_only_that_nodes_rows(self):
+        self.px.get("http://allowed.test:%d/node-filter" % self.origin.port)
+        rows = lambda q: self.px.api("GET", "/api/logs?q=/node-filter" + q)["rows"]
+        self.assertTrue(wait_for(lambda: rows(""), timeout=60))
+        node = rows("")[0]["node"]
+        self.assertTrue(node)  # the host name when --node-name is not given
+        self.assertEqual(len(rows("&node=" + urllib.parse.quote(node))), 1)
+        self.assertEqual(rows("&node=another-node"), [])
+        out, _ = self.ctl("--json", "logs", "--grep", "/node-filter", "--node", node, "--limit", "5")
+        self.assertEqual([r["node"] for r in json.loads(out)["rows"]], [node])
+        out, _ = self.ctl("--json", "logs", "--grep", "/node-filter", "--node", "nope", "--limit", "5")
+        self.assertEqual(json.loads(out)["rows"], [])
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            self.px.api("GET", "/api/logs?node=" + "n" * 64)
+        self.assertEqual(e.exception.code, 400)
 
     def test_bad_arguments_exit_2_naming_the_argument(self):
         cases = [

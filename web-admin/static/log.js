@@ -12,7 +12,7 @@
   let shown = 0;
   let searches = 0;
 
-  const FIELDS = ['client', 'user', 'host', 'q', 'decision', 'status', 'rule'];
+  const FIELDS = ['client', 'user', 'host', 'q', 'decision', 'status', 'rule', 'node'];
 
   function filters() {
     const f = {};
