@@ -10,10 +10,21 @@
 # Columns: new HTTPS connections per second (bench/lib/tls_handshakes.py: one client, one at
 #          a time, each a CONNECT, a full TLS handshake with the certificate presented for
 #          the host, and one 1 KiB GET; through inspection that is two handshakes and a
-#          minted certificate from the cache for the proxy), and bulk MB/s (median of 3 curl
-#          downloads of 64 MiB over HTTPS). Ratios follow.
+#          minted certificate from the cache for the proxy); bulk MB/s (median of 3 curl
+#          downloads of 256 MiB over HTTPS; --bulk-mib N for another size: 64 MiB took about
+#          0.1 s at 700 MB/s, where 10 ms of scheduling delay is 10% of a row); and the
+#          proxy's CPU per MB over those downloads (milliseconds of CPU time of all its
+#          threads per MB, from /proc/PID/task/*/schedstat), which other work on the machine
+#          moves far less than MB/s. Ratios follow.
+# The row proxyd-inspect-tls is the inspected tunnel inside TLS to proxyd's --listen-tls port
+# (curl --proxy https://... --proxy-cacert; two sessions on the client's socket).
+# With --profile DIR, four more inspected downloads each through proxyd's plain port, its
+# TLS port and Squid run under perf record -g (DIR/perf-proxyd.txt, perf-proxyd-tls.txt,
+# perf-squid.txt: shares by library and by symbol), one more each under strace -c
+# (DIR/syscalls-*.txt: system calls per MB), and DIR/ciphers.txt has the suites negotiated on
+# each side.
 #
-# Usage: bench/inspect_bench.sh [--time S] [--no-pin] [--no-squid]
+# Usage: bench/inspect_bench.sh [--time S] [--bulk-mib N] [--no-pin] [--no-squid] [--profile DIR]
 # Needs nginx-light, curl, openssl, python3; Squid's row needs squid-openssl (Debian's
 # GnuTLS-flavoured squid has no ssl-bump): apt-get install squid-openssl (it replaces squid).
 # As root it runs in a private network namespace (loopback only). Prints figures; never
@@ -25,17 +36,21 @@ PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
 TIME=8
 PIN=1
 SQUID=1
+PROFILE=
+BULK_MIB=256
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --time) TIME="$2"; shift 2 ;;
     --no-pin) PIN=0; shift ;;
     --no-squid) SQUID=0; shift ;;
-    *) echo "usage: $0 [--time S] [--no-pin] [--no-squid]" >&2; exit 2 ;;
+    --bulk-mib) BULK_MIB="$2"; shift 2 ;;
+    --profile) PROFILE="$(mkdir -p "$2" && cd "$2" && pwd)"; shift 2 ;;
+    *) echo "usage: $0 [--time S] [--bulk-mib N] [--no-pin] [--no-squid] [--profile DIR]" >&2; exit 2 ;;
   esac
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
-for t in curl nginx openssl python3 taskset; do
+for t in curl nginx openssl python3 taskset ${PROFILE:+perf strace}; do
   command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (apt-get install nginx-light curl openssl)" >&2; exit 1; }
 done
 CERTGEN=/usr/lib/squid/security_file_certgen
@@ -74,7 +89,8 @@ openssl x509 -req -in "$T/origin.csr" -CA "$T/upstream-ca.crt" -CAkey "$T/upstre
 
 mkdir -p "$T/www" "$T/nginx"
 head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"
-head -c $((64 * 1024 * 1024)) /dev/urandom > "$T/www/big"
+BIG=$((BULK_MIB * 1024 * 1024))
+head -c $BIG /dev/urandom > "$T/www/big"
 cat > "$T/nginx/nginx.conf" <<NGINX
 worker_processes 1;
 pid $T/nginx/nginx.pid;
@@ -82,6 +98,7 @@ error_log $T/nginx/error.log error;
 events { worker_connections 16384; }
 http {
   access_log off;
+  log_format ciph '\$ssl_protocol \$ssl_cipher \$http_user_agent';
   keepalive_requests 10000000;
   keepalive_timeout 120s;
   sendfile on;
@@ -94,6 +111,7 @@ http {
     ssl_session_tickets off;
     ssl_session_cache off;
     root $T/www;
+    ${PROFILE:+access_log $T/nginx/ciphers.log ciph;}
   }
 }
 NGINX
@@ -101,7 +119,8 @@ taskset -c "$CPU_LOAD" /usr/sbin/nginx -c "$T/nginx/nginx.conf" -g 'daemon off;'
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf -o /dev/null --cacert "$T/upstream-ca.crt" https://127.0.0.1:18443/small && break; sleep 0.1; done
 
-start_proxyd() {  # PORT POLICY-TEXT
+declare -A PX_PID
+start_proxyd() {  # PORT POLICY-TEXT [PROXYD-ARGS...]
   local var="$T/var$1"
   mkdir -p "$var" && chmod 700 "$var"
   cp "$T/proxy-ca.crt" "$var/ca-cert.pem"
@@ -110,8 +129,9 @@ start_proxyd() {  # PORT POLICY-TEXT
   taskset -c "$CPU_PROXY" "$PROXYD" --listen "127.0.0.1:$1" --admin off --data-dir "$var" \
     --allow-loopback-targets --connect-ports 18443 --workers $WORKERS --log-level warn \
     --max-conns-per-client 0 --policy "$T/policy$1" --upstream-ca "$T/upstream-ca.crt" \
-    2>"$T/proxyd$1.log" &
+    "${@:3}" 2>"$T/proxyd$1.log" &
   PIDS+=($!)
+  PX_PID[$1]=$!
   for _ in $(seq 300); do
     curl -sf -o /dev/null --proxy "http://127.0.0.1:$1" --cacert "$T/both-ca.crt" \
       https://127.0.0.1:18443/small 2>/dev/null && return
@@ -122,7 +142,7 @@ start_proxyd() {  # PORT POLICY-TEXT
 DENY='deny host-regex (^|\.)localhost$'
 start_proxyd 18890 "$DENY"
 start_proxyd 18891 "$DENY
-inspect any"
+inspect any" --listen-tls 127.0.0.1:18892
 
 if [[ $SQUID == 1 ]]; then
   mkdir -p "$T/squid"
@@ -159,6 +179,7 @@ SQUIDCONF
   [[ $(id -u) == 0 ]] && chown -R proxy: "$T/squid" 2>/dev/null || true
   taskset -c "$CPU_PROXY" /usr/sbin/squid -N -f "$T/squid/squid.conf" 2>"$T/squid/stderr" &
   PIDS+=($!)
+  SQUID_PID=$!
   ok=0
   for _ in $(seq 300); do
     curl -sf -o /dev/null --proxy http://127.0.0.1:18895 --cacert "$T/proxy-ca.crt" \
@@ -172,44 +193,104 @@ SQUIDCONF
   fi
 fi
 
-handshakes() {  # CAFILE [--proxy H:P] -> new HTTPS connections per second
+handshakes() {  # CAFILE [--proxy H:P [--proxy-tls CAFILE]] -> new HTTPS connections per second
   taskset -c "$CPU_LOAD" python3 "$HERE/lib/tls_handshakes.py" 127.0.0.1 18443 /small "$TIME" \
     --cafile "$@"
 }
-download() {  # CURL-ARGS... -> median MB/s of 3
-  local i speeds=()
+cpu_ns() {  # PID -> nanoseconds on a CPU so far, all its threads
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
+}
+download() {  # PROXY-PID-OR-0 CURL-ARGS... -> "median-MB/s CPU-ms/MB" (CPU "-" without a proxy)
+  local i pid=$1 speeds=() c0 c1
+  shift
+  [[ $pid != 0 ]] && c0=$(cpu_ns "$pid")
   for i in 1 2 3; do
     speeds+=("$(taskset -c "$CPU_LOAD" curl -sf -o /dev/null -w '%{speed_download}' "$@" https://127.0.0.1:18443/big)")
   done
-  printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk '{printf "%.1f", $1 / 1e6}'
+  [[ $pid != 0 ]] && c1=$(cpu_ns "$pid")
+  printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk -v pid="$pid" -v c0="${c0:-0}" \
+    -v c1="${c1:-0}" -v mb=$((3 * BIG)) '{ printf "%.1f ", $1 / 1e6;
+      if (pid != 0) printf "%.3f", (c1 - c0) / 1e6 / (mb / 1e6); else printf "-" }'
 }
 
-declare -A HS BULK
-rows=(direct proxyd-splice proxyd-inspect)
+PXTLS_CA="$T/var18891/tls-cert.pem"  # the self-made certificate of the --listen-tls port
+declare -A HS BULK CPU
+rows=(direct proxyd-splice proxyd-inspect proxyd-inspect-tls)
 [[ $SQUID == 1 ]] && rows+=(squid-bump)
 for row in "${rows[@]}"; do
   echo "measuring $row ..." >&2
   case $row in
     direct) HS[$row]=$(handshakes "$T/upstream-ca.crt")
-      BULK[$row]=$(download --cacert "$T/upstream-ca.crt") ;;
+      r=$(download 0 --cacert "$T/upstream-ca.crt") ;;
     proxyd-splice) HS[$row]=$(handshakes "$T/upstream-ca.crt" --proxy 127.0.0.1:18890)
-      BULK[$row]=$(download --proxy http://127.0.0.1:18890 --cacert "$T/upstream-ca.crt") ;;
+      r=$(download "${PX_PID[18890]}" --proxy http://127.0.0.1:18890 --cacert "$T/upstream-ca.crt") ;;
     proxyd-inspect) HS[$row]=$(handshakes "$T/proxy-ca.crt" --proxy 127.0.0.1:18891)
-      BULK[$row]=$(download --proxy http://127.0.0.1:18891 --cacert "$T/proxy-ca.crt") ;;
+      r=$(download "${PX_PID[18891]}" --proxy http://127.0.0.1:18891 --cacert "$T/proxy-ca.crt") ;;
+    proxyd-inspect-tls) HS[$row]=$(handshakes "$T/proxy-ca.crt" --proxy 127.0.0.1:18892 --proxy-tls "$PXTLS_CA")
+      r=$(download "${PX_PID[18891]}" --proxy https://127.0.0.1:18892 --proxy-cacert "$PXTLS_CA" \
+        --cacert "$T/proxy-ca.crt") ;;
     squid-bump) HS[$row]=$(handshakes "$T/proxy-ca.crt" --proxy 127.0.0.1:18895)
-      BULK[$row]=$(download --proxy http://127.0.0.1:18895 --cacert "$T/proxy-ca.crt") ;;
+      r=$(download "$SQUID_PID" --proxy http://127.0.0.1:18895 --cacert "$T/proxy-ca.crt") ;;
   esac
+  BULK[$row]=${r% *}
+  CPU[$row]=${r#* }
 done
 
-printf '\n| row | new HTTPS conns/s | bulk MB/s |\n|---|---:|---:|\n'
-for row in "${rows[@]}"; do printf '| %s | %s | %s |\n' "$row" "${HS[$row]}" "${BULK[$row]}"; done
+printf '\n| row | new HTTPS conns/s | bulk MB/s | proxy CPU ms/MB |\n|---|---:|---:|---:|\n'
+for row in "${rows[@]}"; do printf '| %s | %s | %s | %s |\n' "$row" "${HS[$row]}" "${BULK[$row]}" "${CPU[$row]}"; done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 printf '\nproxyd-splice / direct: new conns %s, bulk %s\n' \
   "$(ratio "${HS[proxyd-splice]}" "${HS[direct]}")" "$(ratio "${BULK[proxyd-splice]}" "${BULK[direct]}")"
 printf 'proxyd-inspect / direct: new conns %s, bulk %s\n' \
   "$(ratio "${HS[proxyd-inspect]}" "${HS[direct]}")" "$(ratio "${BULK[proxyd-inspect]}" "${BULK[direct]}")"
+printf 'proxyd-inspect-tls / proxyd-inspect: new conns %s, bulk %s, CPU per MB %s\n' \
+  "$(ratio "${HS[proxyd-inspect-tls]}" "${HS[proxyd-inspect]}")" \
+  "$(ratio "${BULK[proxyd-inspect-tls]}" "${BULK[proxyd-inspect]}")" \
+  "$(ratio "${CPU[proxyd-inspect-tls]}" "${CPU[proxyd-inspect]}")"
 if [[ $SQUID == 1 ]]; then
-  printf 'proxyd-inspect / squid-bump: new conns %s, bulk %s\n' \
-    "$(ratio "${HS[proxyd-inspect]}" "${HS[squid-bump]}")" "$(ratio "${BULK[proxyd-inspect]}" "${BULK[squid-bump]}")"
+  printf 'proxyd-inspect / squid-bump: new conns %s, bulk %s, CPU per MB (squid / proxyd) %s\n' \
+    "$(ratio "${HS[proxyd-inspect]}" "${HS[squid-bump]}")" "$(ratio "${BULK[proxyd-inspect]}" "${BULK[squid-bump]}")" \
+    "$(ratio "${CPU[squid-bump]}" "${CPU[proxyd-inspect]}")"
 fi
-echo "(pinning: proxy on CPU $CPU_PROXY, nginx/curl/client on CPU $CPU_LOAD; $TIME s per handshake run; workers $WORKERS)"
+echo "(pinning: proxy on CPU $CPU_PROXY, nginx/curl/client on CPU $CPU_LOAD; $TIME s per handshake run; workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# One inspected download under perf record (the proxy only), and the suites on each side.
+profile() {  # NAME PID CURL-ARGS...
+  local name=$1 pid=$2
+  shift 2
+  perf record -q -g -F 4000 -p "$pid" -o "$PROFILE/perf-$name.data" 2>/dev/null &
+  local perf_pid=$!
+  sleep 1  # attached before the download starts
+  for _ in 1 2 3 4; do taskset -c "$CPU_LOAD" curl -sf -o /dev/null "$@" https://127.0.0.1:18443/big; done
+  kill -INT $perf_pid; wait $perf_pid 2>/dev/null || true
+  { echo "# perf record -g -F 4000 on $name, four inspected $BULK_MIB MiB downloads; shares by DSO:"
+    perf report -i "$PROFILE/perf-$name.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep '%'
+    echo "# by symbol (>= 0.3%):"
+    perf report -i "$PROFILE/perf-$name.data" --stdio --no-children --sort dso,symbol \
+      --percent-limit 0.3 -g none 2>/dev/null | grep '%'
+  } > "$PROFILE/perf-$name.txt"
+  # System calls per MB over another download (strace slows it: a run of its own).
+  strace -f -c -o "$PROFILE/strace-$name.raw" -p "$pid" 2>/dev/null &
+  local strace_pid=$!
+  sleep 1
+  taskset -c "$CPU_LOAD" curl -sf -o /dev/null "$@" https://127.0.0.1:18443/big
+  kill -INT $strace_pid; wait $strace_pid 2>/dev/null || true
+  awk -v mb="$(awk -v b="$BIG" 'BEGIN { print b / 1e6 }')" -v name="$name" 'BEGIN { printf "# system calls per MB on %s, one inspected %.0f MB download (under strace)\n", name, mb }
+    $NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" && $4 / mb >= 0.05 { printf "%-16s %8.2f\n", $NF, $4 / mb }' \
+    "$PROFILE/strace-$name.raw" > "$PROFILE/syscalls-$name.txt"
+}
+if [[ -n $PROFILE ]]; then
+  profile proxyd "${PX_PID[18891]}" --proxy http://127.0.0.1:18891 --cacert "$T/proxy-ca.crt"
+  profile proxyd-tls "${PX_PID[18891]}" --proxy https://127.0.0.1:18892 --proxy-cacert "$PXTLS_CA" \
+    --cacert "$T/proxy-ca.crt"
+  [[ $SQUID == 1 ]] && profile squid "$SQUID_PID" --proxy http://127.0.0.1:18895 --cacert "$T/proxy-ca.crt"
+  { echo "# the suite each side negotiated: client (curl) -> proxy from curl -v, proxy -> origin from nginx's log"
+    for p in 18891 18895; do
+      [[ $p == 18895 && $SQUID == 0 ]] && continue
+      printf 'client -> proxy %s: %s\n' $p "$(curl -sv -o /dev/null -A "via-$p" --proxy http://127.0.0.1:$p \
+        --cacert "$T/proxy-ca.crt" https://127.0.0.1:18443/small 2>&1 | sed -n 's/.*SSL connection using //p' | tail -1)"
+      printf 'proxy %s -> origin: %s\n' $p "$(grep "via-$p" "$T/nginx/ciphers.log" | tail -1)"
+    done
+  } > "$PROFILE/ciphers.txt"
+  echo "profile: $PROFILE/perf-*.txt, $PROFILE/syscalls-*.txt, $PROFILE/ciphers.txt" >&2
+fi

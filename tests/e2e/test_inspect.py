@@ -24,7 +24,14 @@ from harness import DnsStub, Origin, Proxyd, free_port, read_head, read_response
 from tls_util import TlsOrigin, issue, make_ca
 
 NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test",
-         "tlsport.test", "nosni.test", "closed.test")
+         "tlsport.test", "nosni.test", "closed.test", "echo.test")
+
+# The body each way of the two-way test: more than the socket buffers from the client to the
+# origin hold (Linux grows a loopback socket's to at most 4 MiB sending and 6 MiB receiving,
+# about 14 MiB over the two connections; the origin keeps 64 KiB), so a relay that stops
+# reading one way while the other is blocked stalls instead of passing by luck (checked: a
+# relay that reads no response before the request's end fails it after curl's 60 s).
+DUPLEX_BYTES = 24 * 1024 * 1024
 
 
 class CountingOrigin(TlsOrigin):
@@ -65,6 +72,40 @@ class HtmlOrigin(CountingOrigin):
             pass
 
 
+class EchoOrigin(CountingOrigin):
+    """An HTTPS origin that answers a request with a body by sending that body back as it
+    reads it: the response flows while the request body still does, and stops when the
+    origin's sending stops (small socket buffers of its own, so little hides in them)."""
+
+    def _serve(self, raw):
+        raw.settimeout(60)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as s:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:")))
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
+                left = length
+                while left > 0:
+                    if not buf:
+                        buf = s.recv(min(left, 65536))
+                        if not buf:
+                            return
+                    s.sendall(buf)
+                    left -= len(buf)
+                    buf = b""
+        except (OSError, ssl.SSLError):
+            pass
+
+
 class InspectTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -81,6 +122,7 @@ class InspectTest(unittest.TestCase):
             "shop.test": HtmlOrigin(*issue(cls.tmp, upstream, "shop", "shop.test")),
             "tlsport.test": CountingOrigin(*issue(cls.tmp, upstream, "tlsport", "tlsport.test")),
             "nosni.test": CountingOrigin(*issue(cls.tmp, upstream, "nosni", "nosni.test")),
+            "echo.test": EchoOrigin(*issue(cls.tmp, upstream, "echo", "echo.test")),
         }
         cls.ports = {}
         for name, o in cls.origins.items():
@@ -194,6 +236,37 @@ class InspectTest(unittest.TestCase):
                                                   ("GET", "https", name, "/ok", 200),
                                                   ("GET", "https", name, "/blocked/x", 403)])
         self.assertEqual(self.origins[name].accepted, 1)
+
+    def test_large_bodies_both_ways_at_once_through_tls_inside_tls(self):
+        # curl sends a body larger than the sockets on the way hold while the origin sends it
+        # back as it reads: through an inspected tunnel inside TLS to the proxy port (and on
+        # the plain port), both sessions of the client's socket read and write at once, and
+        # everything arrives (curl's --max-time is the hang guard).
+        name = "echo.test"
+        tls_port = int(self.px.args[self.px.args.index("--listen-tls") + 1].rsplit(":", 1)[1])
+        body = os.path.join(self.tmp, "duplex.bin")
+        with open(body, "wb") as f:
+            f.write(os.urandom(DUPLEX_BYTES))
+        with open(body, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        for proxy in ("https://127.0.0.1:%d" % tls_port, None):
+            with self.subTest(proxy=proxy or "plain port"):
+                out = os.path.join(self.tmp, "duplex.out")
+                cmd = ["curl", "-sS", "--max-time", "60", "--noproxy", "", "--cacert",
+                       self.proxy_ca, "-H", "Expect:", "-T", body, "-o", out, "-w", "%{http_code}",
+                       "--proxy", proxy or "http://127.0.0.1:%d" % self.px.proxy_port]
+                if proxy:
+                    cmd += ["--proxy-cacert", os.path.join(self.px.data_dir, "tls-cert.pem")]
+                r = subprocess.run(cmd + [self.url(name, "/echo")], capture_output=True,
+                                   text=True, timeout=90)
+                self.assertEqual((r.returncode, r.stdout), (0, "200"), r.stderr)
+                with open(out, "rb") as f:
+                    self.assertEqual(hashlib.sha256(f.read()).hexdigest(), digest)
+                os.unlink(out)
+        os.unlink(body)
+        rows = self.wait_rows(name, 4)
+        self.assertEqual([r[:5] for r in rows], [("CONNECT", "https", name, "", 200),
+                                                  ("PUT", "https", name, "/echo", 200)] * 2)
 
     def test_client_hello_without_server_name_is_inspected_as_the_connect_host(self):
         name, port = "nosni.test", self.ports["nosni.test"]

@@ -7,6 +7,8 @@
 #include "tls/tls.h"
 
 #include <check.h>
+#include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +283,149 @@ START_TEST(test_session_carries_bytes_both_ways_and_ends_with_close_notify)
 }
 END_TEST
 
+/* The client end of TLS inside TLS: its session's records travel inside the client's outer
+ * session (p->client), whose records are counted as they come off the socket. */
+struct nested_client {
+    struct pair *p;
+    gnutls_session_t inner;
+    unsigned char head[5]; /* the outer record header being read */
+    size_t head_got, body_left;
+    unsigned outer_records; /* application data records read on the socket */
+};
+
+static ssize_t counting_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+    struct nested_client *nc = ptr;
+    ssize_t n = recv(nc->p->cfd, buf, len, 0);
+    if (n < 0) {
+        gnutls_transport_set_errno(nc->p->client, errno);
+        return n;
+    }
+    for (const unsigned char *b = buf, *end = b + n; b < end;) {
+        if (nc->body_left > 0) {
+            size_t k = (size_t)(end - b) < nc->body_left ? (size_t)(end - b) : nc->body_left;
+            nc->body_left -= k;
+            b += k;
+            continue;
+        }
+        nc->head[nc->head_got++] = *b++;
+        if (nc->head_got == 5) {
+            nc->head_got = 0;
+            nc->body_left = (size_t)nc->head[3] << 8 | nc->head[4];
+            nc->outer_records += nc->head[0] == 23;
+        }
+    }
+    return n;
+}
+
+static ssize_t inner_push(gnutls_transport_ptr_t ptr, const void *buf, size_t len)
+{
+    struct nested_client *nc = ptr;
+    ssize_t n = gnutls_record_send(nc->p->client, buf, len);
+    if (n >= 0)
+        return n;
+    gnutls_transport_set_errno(nc->inner, EAGAIN);
+    return -1;
+}
+
+static ssize_t inner_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+    struct nested_client *nc = ptr;
+    ssize_t n = gnutls_record_recv(nc->p->client, buf, len);
+    if (n >= 0)
+        return n;
+    gnutls_transport_set_errno(nc->inner, EAGAIN);
+    return -1;
+}
+
+START_TEST(test_nested_session_carries_bytes_in_whole_outer_records)
+{
+    struct pair p;
+    pair_open(&p);
+    struct nested_client nc = {.p = &p};
+    gnutls_transport_set_ptr2(p.client, &nc, (gnutls_transport_ptr_t)(intptr_t)p.cfd);
+    gnutls_transport_set_pull_function(p.client, counting_pull);
+    gnutls_datum_t proto = {(unsigned char *)"http/1.1", 8};
+    gnutls_alpn_set_protocols(p.client, &proto, 1, 0);
+    pair_handshake(&p);
+    ck_assert_int_eq(
+        tls_session_nest(&p.server, p.cred->x509, p.cred->priority, &p.cred->ticket_key), PX_OK);
+    ck_assert_int_eq(gnutls_init(&nc.inner, GNUTLS_CLIENT | GNUTLS_NONBLOCK), 0);
+    ck_assert_int_eq(gnutls_set_default_priority(nc.inner), 0);
+    gnutls_credentials_set(nc.inner, GNUTLS_CRD_CERTIFICATE, p.client_cred);
+    gnutls_session_set_verify_cert(nc.inner, "localhost", 0);
+    gnutls_transport_set_ptr(nc.inner, &nc);
+    gnutls_transport_set_push_function(nc.inner, inner_push);
+    gnutls_transport_set_pull_function(nc.inner, inner_pull);
+    int s = PX_AGAIN, c = GNUTLS_E_AGAIN;
+    for (int i = 0; i < 1000 && (s != PX_OK || c != 0); i++) {
+        if (c != 0) {
+            c = gnutls_handshake(nc.inner);
+            ck_assert_msg(c == 0 || c == GNUTLS_E_AGAIN, "inner client: %s", gnutls_strerror(c));
+        }
+        if (s != PX_OK) {
+            p.readable = p.writable = true;
+            s = tls_session_handshake(&p.server, &p.readable, &p.writable);
+            ck_assert_msg(s != PX_ERR, "inner server: %s", tls_session_error(&p.server));
+        }
+    }
+    ck_assert_int_eq(s, PX_OK);
+    ck_assert_int_eq(c, 0);
+
+    /* Each full record of the nested session is one outer record, not one of 16 KiB and one
+     * of its last few bytes (130 records then). A few more are read here: the nested
+     * session's tickets, and the last short record. */
+    enum { DOWN = 1024 * 1024, RECORD = 16384 };
+    unsigned char *down = malloc(DOWN), *got = malloc(DOWN);
+    for (size_t i = 0; i < DOWN; i++)
+        down[i] = (unsigned char)(i * 11 + 3);
+    size_t sent = 0, recvd = 0;
+    unsigned before = nc.outer_records;
+    for (int i = 0; i < 100000 && recvd < DOWN; i++) {
+        if (sent < DOWN) {
+            p.readable = p.writable = true;
+            ssize_t n =
+                tls_session_send(&p.server, down + sent, DOWN - sent, &p.readable, &p.writable);
+            ck_assert_msg(n > 0 || n == PX_AGAIN, "send %zd", n);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        ssize_t n = gnutls_record_recv(nc.inner, got + recvd, DOWN - recvd);
+        ck_assert_msg(n > 0 || n == GNUTLS_E_AGAIN, "inner recv %zd", n);
+        if (n > 0)
+            recvd += (size_t)n;
+    }
+    ck_assert_uint_eq(recvd, DOWN);
+    ck_assert_mem_eq(got, down, DOWN);
+    unsigned records = nc.outer_records - before;
+    ck_assert_msg(records <= DOWN / (RECORD - 256) + 4, "%u outer records for %d bytes", records,
+                  DOWN);
+
+    /* And the other way, the client's records through both sessions. */
+    sent = recvd = 0;
+    for (int i = 0; i < 100000 && recvd < DOWN; i++) {
+        if (sent < DOWN) {
+            ssize_t n = gnutls_record_send(nc.inner, down + sent, DOWN - sent);
+            ck_assert(n > 0 || n == GNUTLS_E_AGAIN);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        p.readable = p.writable = true;
+        ssize_t n =
+            tls_session_recv(&p.server, got + recvd, DOWN - recvd, &p.readable, &p.writable);
+        ck_assert_msg(n > 0 || n == PX_AGAIN, "recv %zd", n);
+        if (n > 0)
+            recvd += (size_t)n;
+    }
+    ck_assert_uint_eq(recvd, DOWN);
+    ck_assert_mem_eq(got, down, DOWN);
+    free(down);
+    free(got);
+    gnutls_deinit(nc.inner);
+    pair_close(&p);
+}
+END_TEST
+
 START_TEST(test_peer_without_tls_fails_the_handshake)
 {
     static const char *const inputs[] = {
@@ -356,6 +501,7 @@ int main(void)
     tcase_add_test(tc, test_unusable_kept_certificate_is_remade);
     tcase_add_test(tc, test_bad_settings_give_a_reason);
     tcase_add_test(tc, test_session_carries_bytes_both_ways_and_ends_with_close_notify);
+    tcase_add_test(tc, test_nested_session_carries_bytes_in_whole_outer_records);
     tcase_add_test(tc, test_peer_without_tls_fails_the_handshake);
     tcase_add_test(tc, test_handshake_waits_without_bytes);
     tcase_add_test(tc, test_records_without_data_fail_the_session);
