@@ -327,10 +327,11 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
 /* The watermark, or -1 with err. */
 int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen);
 /* Inside the caller's transaction: rolls up at most max rows above the watermark (in id
- * order, through acc, which it empties first) and moves the watermark past them; *done says
- * it reached the newest row. Returns rows rolled up, or -1 with err. */
+ * order, whichever node wrote them, through acc, which it empties first) and moves the
+ * watermark past them (*rolled: where it left it); *done says it reached the newest row.
+ * Returns rows rolled up, or -1 with err. */
 int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
-                              bool *done, char *err, size_t errlen);
+                              bool *done, int64_t *rolled, char *err, size_t errlen);
 /* Inside the caller's transaction: deletes every rollup row of every level and dimension
  * whose bucket starts in [lo, hi), for rows leaving whole buckets at once (a day's table
  * dropped). 0, or -1 with err. */

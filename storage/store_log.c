@@ -14,6 +14,11 @@
  * it, so batches reach the database in the order of their sequence numbers. Each batch's
  * transaction also records its number in log_delivery (one row per spill file's writer id),
  * so a batch whose COMMIT went through but whose answer was lost is not sent twice.
+ *
+ * Several nodes writing into one database (a fleet on one PostgreSQL): each batch's rows take
+ * consecutive ids and the rows below a committed one are committed (SQLite: its write lock;
+ * PostgreSQL: the log writers' advisory lock taken at BEGIN, SQL_BEGIN_LOG), so the rollups'
+ * one watermark stays exact: see rollup_apply.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -112,11 +117,12 @@ struct store_log {
     _Atomic uint64_t syslog_sent, syslog_dropped;
     struct store_hit_tally tally;
     bool batch_ok; /* the current batch's inserts have all succeeded so far */
-    /* The rows written since the rollups' watermark, summed (store_rollup.c); rolled_last is
-     * the id of the newest of them. While behind, the sums in memory are not kept: the rows
-     * above the watermark are rolled up from the table (catch-up) instead. */
+    /* The rows written since the rollups' watermark, summed (store_rollup.c): those with ids
+     * in (rolled_base, rolled_last], every one of them this writer's, where rolled_base is
+     * the watermark as this writer last saw it. While behind, the sums in memory are not
+     * kept: the rows above the watermark are rolled up from the table (catch-up) instead. */
     struct store_rollup_acc *rollup; /* owned */
-    int64_t rolled_last;
+    int64_t rolled_base, rolled_last;
     bool rollup_behind;
     int64_t next_rollup_ms; /* monotonic */
 };
@@ -552,6 +558,35 @@ static int tally(struct store_log *log, int32_t rule_id, int64_t hits, int64_t u
     return 0;
 }
 
+/* Drops the sums in memory: the rows above the watermark are rolled up from the table. */
+static void rollup_fall_behind(struct store_log *log)
+{
+    store_rollup_clear(log->rollup);
+    log->rollup_behind = true;
+}
+
+/* Inside a transaction: applies the sums in memory and moves the watermark to rolled_last,
+ * if they follow the watermark without a gap. Another node's rows in between (their ids
+ * interleave with this writer's, batch by batch) or another writer's catch-up (it moved
+ * the watermark over rows these sums hold): the sums are dropped and the rows above the
+ * watermark rolled up from the table instead, so no row counts twice or not at all.
+ * 0 or -1. */
+static int rollup_apply(struct store_log *log)
+{
+    int64_t mark = store_rollup_watermark(log->st, NULL, 0);
+
+    if (mark < 0)
+        return -1;
+    if (mark != log->rolled_base) {
+        rollup_fall_behind(log);
+        return 0;
+    }
+    if (store_rollup_flush(log->st, log->rollup, log->rolled_last, NULL, 0) < 0)
+        return -1;
+    log->rolled_base = log->rolled_last;
+    return 0;
+}
+
 /* Adds a's row (id id) to the sums in memory, applying them first when they are full. */
 static int rollup_add(struct store_log *log, const struct store_access *a, int64_t id)
 {
@@ -568,9 +603,16 @@ static int rollup_add(struct store_log *log, const struct store_access *a, int64
 
     if (log->rollup_behind)
         return 0;
+    if (id != log->rolled_last + 1) {
+        /* Rows of another node since this writer's last: the sums no longer run unbroken. */
+        rollup_fall_behind(log);
+        return 0;
+    }
     if (!store_rollup_add(log->rollup, &r, 1)) {
-        if (store_rollup_flush(log->st, log->rollup, log->rolled_last, NULL, 0) < 0)
+        if (rollup_apply(log) < 0)
             return -1;
+        if (log->rollup_behind)
+            return 0;
         store_rollup_add(log->rollup, &r, 1);
     }
     log->rolled_last = id;
@@ -584,17 +626,19 @@ static int rollup_step(struct store_log *log, bool force)
     int64_t now = clock_mono_ms();
     bool done;
 
-    if (log->rollup_behind) {
-        if (store_rollup_catch_up(log->st, log->rollup, CATCH_UP_ROWS, &done, NULL, 0) < 0)
+    if (!log->rollup_behind) {
+        if (store_rollup_empty(log->rollup) || (!force && now < log->next_rollup_ms))
+            return 0;
+        if (rollup_apply(log) < 0)
             return -1;
-        log->rollup_behind = !done;
-        log->next_rollup_ms = now + ROLLUP_FLUSH_MS;
-        return 0;
     }
-    if (store_rollup_empty(log->rollup) || (!force && now < log->next_rollup_ms))
-        return 0;
-    if (store_rollup_flush(log->st, log->rollup, log->rolled_last, NULL, 0) < 0)
-        return -1;
+    if (log->rollup_behind) {
+        if (store_rollup_catch_up(log->st, log->rollup, CATCH_UP_ROWS, &done, &log->rolled_base,
+                                  NULL, 0) < 0)
+            return -1;
+        log->rolled_last = log->rolled_base;
+        log->rollup_behind = !done;
+    }
     log->next_rollup_ms = now + ROLLUP_FLUSH_MS;
     return 0;
 }

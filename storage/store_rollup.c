@@ -11,6 +11,11 @@
  * log, so a dashboard equals a count over the raw rows at any moment, also after a crash
  * lost the writer's unapplied sums (the writer then rolls those rows up from the table:
  * store_rollup_catch_up, also the backfill of a log from before the rollups).
+ *
+ * Several writers (proxyd nodes on one database) share the one watermark: a writer applies
+ * its sums only when they hold every row between the watermark it last saw and its newest
+ * row, and the watermark has not moved since; otherwise it drops them and catches up from
+ * the table, which holds every node's rows (store_log.c, rollup_apply).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,7 +311,7 @@ void store_rollup_row_of(struct sql_stmt *s, int first, struct store_rollup_row 
 }
 
 int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
-                              bool *done, char *err, size_t errlen)
+                              bool *done, int64_t *rolled, char *err, size_t errlen)
 {
     struct sql_stmt *s;
     int64_t mark = store_rollup_watermark(st, err, errlen), last, n = 0;
@@ -346,6 +351,7 @@ int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, in
     if (store_rollup_flush(st, acc, last, err, errlen) < 0)
         return -1;
     *done = n < max;
+    *rolled = last;
     return n;
 }
 

@@ -56,7 +56,13 @@ static const char *const fragments[SQL_FRAGMENT_COUNT][2] = {
                           * one at a time across every node, as SQLite's write lock does
                           * (a lock per schema: databases side by side in one do not meet). */
                          "BEGIN; SELECT pg_advisory_xact_lock(7013, hashtext(current_schema()))"},
-    [SQL_BEGIN_LOG] = {"BEGIN IMMEDIATE", "BEGIN"},
+    /* Log writers of all nodes one at a time, as SQLite's write lock does: a batch's rows
+     * then take consecutive ids and every row below a committed one is committed, which the
+     * rollups' watermark rests on (store_log.c). A wait of up to 2 s: another node's batch
+     * or catch-up may take that long; the policy lock's 250 ms would drop its rows. */
+    [SQL_BEGIN_LOG] = {"BEGIN IMMEDIATE",
+                       "BEGIN; SET LOCAL lock_timeout = 2000;"
+                       " SELECT pg_advisory_xact_lock(7014, hashtext(current_schema()))"},
     [SQL_READ_BEGIN] = {"SAVEPOINT policy_read", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
     [SQL_READ_END] = {"RELEASE policy_read", "COMMIT"},
     [SQL_BEGIN_SNAPSHOT] = {"BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},

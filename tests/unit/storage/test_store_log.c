@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "storage/store.h"
+#include "storage/store_impl.h"
 #include "tests/unit/common.h"
 
 static struct test_tmpdir tmp;
@@ -626,6 +627,111 @@ START_TEST(test_bad_options_are_refused_with_message)
 }
 END_TEST
 
+/* One integer out of the database at path (both backends). */
+static int64_t query_int(const char *path, const char *sql)
+{
+    char err[256] = "";
+    struct store *st = store_open(path, err, sizeof(err));
+    struct sql_stmt *s;
+    int64_t v;
+
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_msg(store_prepare(st, sql, &s, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(sql_step(s), SQL_ROW);
+    v = sql_col_int64(s, 0);
+    sql_finalize(s);
+    store_close(st);
+    return v;
+}
+
+/* The rollups hold exactly the rows at or below their watermark, each once, and the
+ * dashboard's total (rollups plus the rows above it) equals the rows' count. */
+static void check_rollups_exact(const char *when)
+{
+    int64_t rows = query_int(tmp.db, "SELECT count(*) FROM access_log");
+    int64_t summed = query_int(tmp.db, "SELECT coalesce(sum(requests), 0) FROM access_rollup"
+                                       " WHERE level_ms = 60000 AND dim = 0");
+    int64_t below = query_int(tmp.db, "SELECT count(*) FROM access_log WHERE id <="
+                                      " (SELECT rolled_id FROM access_rollup_state)");
+    int64_t per_node = query_int(tmp.db, "SELECT coalesce(sum(requests), 0) FROM access_rollup"
+                                         " WHERE level_ms = 60000 AND dim = 4");
+    int64_t total = count_rows(tmp.db);
+
+    ck_assert_msg(summed == below, "%s: the rollups hold %lld rows, the watermark covers %lld",
+                  when, (long long)summed, (long long)below);
+    ck_assert_msg(per_node == below, "%s: the node rollups hold %lld rows, the watermark %lld",
+                  when, (long long)per_node, (long long)below);
+    ck_assert_msg(total == rows, "%s: dashboard total %lld, rows %lld", when, (long long)total,
+                  (long long)rows);
+}
+
+static struct store_log *start_node(const char *node)
+{
+    struct store_log_opts o = {.db_path = tmp.db,
+                               .producers = 1,
+                               .queue_capacity = 4096,
+                               .flush_interval_ms = 5,
+                               .node_name = node};
+    char err[256] = "";
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+
+    ck_assert_msg(log != NULL, "%s", err);
+    return log;
+}
+
+/* Pushes n rows into log, whose writer has written done before, and waits for them. */
+static void write_burst(struct store_log *log, uint64_t done, size_t n, int64_t *t)
+{
+    struct store_log_counters c;
+
+    for (size_t i = 0; i < n; i++) {
+        struct store_access a = record((*t += 7), i % 3 ? "example.com" : "example.org", 0);
+
+        ck_assert(store_log_push(log, 0, &a));
+    }
+    ck_assert(wait_for(log, written_at_least, done + n, &c));
+}
+
+/* Two nodes writing into one database (issue 13: a fleet on one PostgreSQL): their rows'
+ * ids interleave batch by batch, and each writer sums its own rows in memory for a while
+ * before applying them. The rollups must still count each row once: whichever node stops
+ * first, and after a node starts again and rolls up what it finds above the watermark. */
+START_TEST(test_two_nodes_keep_the_rollups_exact)
+{
+    struct store_log *a = start_node("node-a"), *b = start_node("node-b");
+    int64_t t = 1700000000000;
+    uint64_t done = 0;
+
+    struct store_log_counters c;
+
+    for (int round = 0; round < 6; round++, done += 150) {
+        write_burst(a, done, 150, &t);
+        write_burst(b, done, 150, &t);
+    }
+    /* And both at once: their batches may then meet in the database. */
+    for (int i = 0; i < 2000; i++) {
+        struct store_access r = record((t += 3), "example.net", 0);
+
+        ck_assert(store_log_push(i % 2 ? a : b, 0, &r));
+        if (i % 400 == 399)
+            usleep(2000);
+    }
+    done += 1000;
+    ck_assert(wait_for(a, written_at_least, done, &c));
+    ck_assert(wait_for(b, written_at_least, done, &c));
+    check_rollups_exact("both running");
+    store_log_stop(b);
+    check_rollups_exact("node-b stopped");
+    store_log_stop(a);
+    check_rollups_exact("both stopped");
+    a = start_node("node-a");
+    write_burst(a, 0, 40, &t);
+    store_log_stop(a);
+    check_rollups_exact("node-a restarted");
+    ck_assert_int_eq(query_int(tmp.db, "SELECT count(*) FROM access_log"), 2 * 6 * 150 + 2040);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_log");
@@ -647,6 +753,7 @@ int main(void)
     tcase_add_test(tc, test_rule_hits_follow_logged_records);
     tcase_add_test(tc, test_retention_set_applies_to_a_running_writer);
     tcase_add_test(tc, test_undecided_rules_are_counted_per_rule);
+    tcase_add_test(tc, test_two_nodes_keep_the_rollups_exact);
     tcase_add_test(tc, test_bad_options_are_refused_with_message);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
