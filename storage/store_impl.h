@@ -309,7 +309,8 @@ struct store_rollup_row {
     int decision;
     int64_t bytes_up, bytes_down;
 };
-/* Sums gathered in memory, applied with one upsert per (bucket, key) by store_rollup_flush.
+/* Sums gathered in memory, applied by store_rollup_flush (an upsert per (bucket, key) on SQLite,
+ * one for them all on PostgreSQL).
  * Holds at least keys (bucket, key) pairs (about 300 bytes each) before it says it is full. */
 struct store_rollup_acc;
 struct store_rollup_acc *store_rollup_new(size_t keys); /* NULL when out of memory */

@@ -63,7 +63,7 @@
 /* Rows above the watermark rolled up per transaction while catching up (a log from before
  * the rollups, or sums lost with a failed batch): short enough to keep draining the queues. */
 #define CATCH_UP_ROWS 20000
-#define ROLLUP_KEYS 8192 /* (bucket, key) pairs summed in memory before they must be applied */
+#define ROLLUP_KEYS 32768 /* (bucket, key) pairs summed in memory before they must be applied */
 
 struct store_log {
     /* Shared with producers and store_log_counters callers. */
