@@ -174,16 +174,26 @@ download() {  # CURL-ARGS... -> median MB/s of 3
   printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk '{printf "%.1f", $1 / 1e6}'
 }
 
-declare -A C1 C64 P99 CLOSE BULK TUNNEL RSS
+# Nanoseconds proxyd's threads ($PX_PID) have run on a CPU so far (schedstat: exact, not ticks).
+cpu_ns() { { cat /proc/"$PX_PID"/task/*/schedstat 2>/dev/null || true; } | awk '{ s += $1 } END { printf "%.0f", s }'; }
+
+declare -A C1 C64 P99 CLOSE BULK TUNNEL RSS CPU
 measure() {  # NAME PORT
-  local name=$1 port=$2 r
+  local name=$1 port=$2 r cpu0
   r=$(wrk_run "$port" 64 0); sleep 0.2  # warm-up
   if [[ $name != direct ]]; then
     RSS[$name]=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/conn_scale.py" --port "$port" --pid "$PX_PID" \
       --url $ORIGIN/small -n 2000 --probes 0 | sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p')
   fi
   r=$(wrk_run "$port" 1 0); C1[$name]=${r%% *}
+  cpu0=$(cpu_ns)
   r=$(wrk_run "$port" 64 0); C64[$name]=${r%% *}; P99[$name]=$(echo "$r" | cut -d' ' -f2)
+  # CPU time per request (all of proxyd's threads, its log writer too): what the machine's
+  # load and wrk's speed do not move much, unlike req/s.
+  if [[ $name != direct ]]; then
+    CPU[$name]=$(awk -v a="$cpu0" -v b="$(cpu_ns)" -v n="${r##* }" \
+      'BEGIN { if (n > 0) printf "%.2f", (b - a) / 1000 / n; else printf "-" }')
+  fi
   r=$(wrk_run "$port" 16 1); CLOSE[$name]=${r%% *}
   if [[ $name == direct ]]; then
     BULK[$name]=$(download); TUNNEL[$name]=-
@@ -215,12 +225,12 @@ for row in $ROWS; do
 done
 
 if [[ " $ROWS " != " proxyd-scale " ]]; then
-printf '\n| row | small c1 req/s | small c64 req/s | p99 c64 ms | conn-close c16 req/s | bulk MB/s | CONNECT MB/s | RSS KiB/idle conn |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '\n| row | small c1 req/s | small c64 req/s | p99 c64 ms | CPU us/req c64 | conn-close c16 req/s | bulk MB/s | CONNECT MB/s | RSS KiB/idle conn |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for row in $ROWS; do
   [[ $row == proxyd-scale ]] && continue
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$row" "${C1[$row]:-}" "${C64[$row]:-}" \
-    "${P99[$row]:-}" "${CLOSE[$row]:-}" "${BULK[$row]:-}" "${TUNNEL[$row]:-}" "${RSS[$row]:--}"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$row" "${C1[$row]:-}" "${C64[$row]:-}" \
+    "${P99[$row]:-}" "${CPU[$row]:--}" "${CLOSE[$row]:-}" "${BULK[$row]:-}" "${TUNNEL[$row]:-}" "${RSS[$row]:--}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
 echo
@@ -233,8 +243,9 @@ for row in $ROWS; do
       "$(ratio "${TUNNEL[$row]}" "${BULK[direct]}")"
   fi
   if [[ $row != proxyd && " $ROWS " == *" proxyd "* ]]; then
-    printf '%s / proxyd: c64 %s, conn-close %s\n' "$row" "$(ratio "${C64[$row]}" "${C64[proxyd]}")" \
-      "$(ratio "${CLOSE[$row]}" "${CLOSE[proxyd]}")"
+    printf '%s / proxyd: c64 %s, conn-close %s, CPU us/req c64 %s\n' "$row" \
+      "$(ratio "${C64[$row]}" "${C64[proxyd]}")" "$(ratio "${CLOSE[$row]}" "${CLOSE[proxyd]}")" \
+      "$(ratio "${CPU[$row]}" "${CPU[proxyd]}")"
   fi
 done
 fi
