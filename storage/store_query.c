@@ -192,8 +192,10 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
      * index would read and sort the whole window again for each page of an export. */
     bool by_time = f->since_ms > 0 && f->until_ms > 0 && f->before_id == 0 &&
                    f->until_ms - f->since_ms <= NARROW_WINDOW_MS;
-    /* Unary + keeps an index out of the plan for that term. */
-    const char *tcol = by_time ? "time_ms" : "+time_ms";
+    /* Unary + keeps an index out of the plan for that term (SQLite). PostgreSQL plans with
+     * statistics, and needs the bare column to skip the days outside the window (its log is
+     * partitioned by day: store_retention.c). */
+    const char *tcol = by_time || st->backend == STORE_PG ? "time_ms" : "+time_ms";
     int rc;
 
     *rows = NULL;
