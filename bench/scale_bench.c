@@ -1,0 +1,500 @@
+/* scale_bench: the dashboard, the top lists and the log searches over a big access log,
+ * through the store calls the admin API makes, on SQLite or PostgreSQL.
+ *
+ * usage: scale_bench [--rows N] [--days D] [--runs R] [--queries-only] DB
+ *   DB: an SQLite file (created; it must not hold log rows yet) or a PostgreSQL conninfo
+ *   (bench/scale_bench.sh starts a PostgreSQL of its own, as tests/pg_fixture.sh does).
+ *
+ * The fill is generated inside the database, a day per statement (generate_series on
+ * PostgreSQL, a recursive CTE on SQLite): N rows (default 100,000,000) evenly over the D days
+ * (default 30) up to now, 2,000 hosts and 200 clients picked with a skew (a few dominate, as in
+ * an office), 5% denied by one of 20 rules, 60% of the rest tunnels, statuses 200/304/404/500.
+ * The rollups are summed from the rows by SQL, as the writer would have kept them (per minute,
+ * hour and day, in total and by host, client, rule and node), with their watermark and the rule
+ * hit counters. Then each query runs R times (default 5) on a fresh connection: median and max.
+ * Figures depend on the machine's load: the table prints the load average next to them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/store.h"
+#include "storage/store_impl.h"
+
+#define DAY_MS (24 * 3600 * 1000LL)
+#define HOUR_MS (3600 * 1000LL)
+#define MIN_MS 60000LL
+#define MAX_RUNS 101
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *loadavg(void)
+{
+    static char buf[64];
+    FILE *f = fopen("/proc/loadavg", "r");
+
+    buf[0] = '\0';
+    if (f) {
+        if (fgets(buf, sizeof(buf), f))
+            buf[strcspn(buf, " ")] = '\0'; /* the 1-minute figure only */
+        fclose(f);
+    }
+    return buf;
+}
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "scale_bench: %s: %s\n", what, err);
+    exit(1);
+}
+
+/* Runs sql with up to five integer parameters (?1..?5). */
+static void run(struct store *st, const char *what, const char *sql, int nargs, const int64_t *args)
+{
+    struct sql_stmt *s;
+    char err[512];
+    int rc;
+
+    if (store_prepare(st, sql, &s, err, sizeof(err)) < 0)
+        die(what, err);
+    for (int i = 0; i < nargs; i++)
+        sql_bind_int64(s, i + 1, args[i]);
+    while ((rc = sql_step(s)) == SQL_ROW)
+        ;
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
+        store_sql_err(st, err, sizeof(err), what);
+        die(what, err);
+    }
+}
+
+static int64_t query_int(struct store *st, const char *sql)
+{
+    struct sql_stmt *s;
+    char err[512];
+    int64_t v = 0;
+
+    if (store_prepare(st, sql, &s, err, sizeof(err)) < 0)
+        die(sql, err);
+    if (sql_step(s) == SQL_ROW)
+        v = sql_col_int64(s, 0);
+    sql_finalize(s);
+    return v;
+}
+
+/* Row i of the fill, from a column i of the numbers ?1 <= i < ?2; ?3 the first row's time,
+ * ?4 the span, ?5 the rows in all. Integer arithmetic only, so both engines make the same
+ * rows. Skew: x^3 of x uniform in [0, 9973). */
+#define FILL_ROWS                                                                                  \
+    "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host, port, path, status,"  \
+    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest,"     \
+    " node)"                                                                                       \
+    " SELECT t, '10.0.' || (c / 250) || '.' || (c % 250 + 1), '',"                                 \
+    " CASE WHEN tun = 1 THEN 'CONNECT' ELSE 'GET' END,"                                            \
+    " CASE WHEN tun = 1 THEN 'https' ELSE 'http' END, host, CASE WHEN tun = 1 THEN 443 ELSE 80"    \
+    " END, CASE WHEN tun = 1 THEN '' WHEN p = 0 THEN '/' WHEN p = 1 THEN '/index.html'"            \
+    " WHEN p = 2 THEN '/api/v1/items?page=2&sort=desc' WHEN p = 3 THEN '/static/js/app.4f3c2a.js'" \
+    " WHEN p = 4 THEN '/images/logo.png' WHEN p = 5 THEN '/search?q=quarterly+report'"             \
+    " WHEN p = 6 THEN '/ads/banner?id=18273' ELSE '/watch?v=dQw4w9WgXcQ' END,"                     \
+    " CASE WHEN dn = 1 THEN 403 WHEN tun = 1 THEN 200 WHEN s < 80 THEN 200 WHEN s < 90 THEN 304"   \
+    " WHEN s < 97 THEN 404 ELSE 500 END,"                                                          \
+    " CASE WHEN dn = 1 THEN 0 ELSE 300 + (i * 1103) % 2000 END,"                                   \
+    " CASE WHEN dn = 1 THEN 0 ELSE (i * 2089 + 5) % 200000 END, (i * 397) % 2000, dn,"             \
+    " CASE WHEN dn = 1 THEN 1 + (i * 31) % 20 WHEN (i * 131) % 4 = 0 THEN 21 ELSE 0 END, '', 0,"   \
+    " CASE WHEN tun = 1 THEN host ELSE '' END, '', 'bench-node'"                                   \
+    " FROM (SELECT i, t, c, dn, s, p, CASE WHEN dn = 0 AND tr < 60 THEN 1 ELSE 0 END AS tun,"      \
+    " (CASE WHEN h % 7 = 0 THEN 'ads' ELSE 'www' END) || h || '.example' || (h % 13) || '.com'"    \
+    " AS host"                                                                                     \
+    " FROM (SELECT i, CAST(?3 AS BIGINT) + i * CAST(?4 AS BIGINT) / CAST(?5 AS BIGINT) AS t,"      \
+    " (((i * 48271) % 9973) * ((i * 48271) % 9973) * ((i * 48271) % 9973) * 2000)"                 \
+    " / 991921850317 AS h,"                                                                        \
+    " (((i * 69621 + 7) % 9973) * ((i * 69621 + 7) % 9973) * ((i * 69621 + 7) % 9973) * 200)"      \
+    " / 991921850317 AS c,"                                                                        \
+    " CASE WHEN (i * 16807 + 3) % 100 < 5 THEN 1 ELSE 0 END AS dn, (i * 7919 + 11) % 100 AS tr,"   \
+    " (i * 104729 + 17) % 100 AS s, (i * 613) % 8 AS p FROM "
+
+#define NUMBERS_PG "generate_series(CAST(?1 AS BIGINT), CAST(?2 AS BIGINT) - 1) AS g(i)"
+#define NUMBERS_SQLITE                                                                             \
+    "(WITH RECURSIVE g(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM g WHERE i + 1 < ?2)"           \
+    " SELECT i FROM g)"
+
+/* The rollups' sums, of rows or of finer rollup rows. */
+#define SUMS_OF_ROWS                                                                               \
+    "count(*), sum(CASE WHEN decision = 1 THEN 1 ELSE 0 END),"                                     \
+    " sum(CASE WHEN decision = 3 THEN 1 ELSE 0 END), sum(bytes_up), sum(bytes_down),"              \
+    " sum(CASE WHEN decision = 1 THEN bytes_up + bytes_down ELSE 0 END),"                          \
+    " sum(CASE WHEN decision = 3 THEN bytes_up + bytes_down ELSE 0 END)"
+#define SUMS_OF_SUMS                                                                               \
+    "sum(requests), sum(blocked), sum(reported), sum(bytes_up), sum(bytes_down),"                  \
+    " sum(blocked_bytes), sum(reported_bytes)"
+#define ROLLUP_COLS                                                                                \
+    "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, requests, blocked, reported,"        \
+    " bytes_up, bytes_down, blocked_bytes, reported_bytes) "
+
+/* store_rollup.c's keys per dimension (enum store_rollup_dim order). */
+static const char *const dim_key[STORE_ROLLUP_DIMS] = {"''", "host", "client",
+                                                       "CAST(rule_id AS TEXT)", "node"};
+
+/* Rows [first, last) with times in one UTC day (or its part), then their rollups. */
+static void fill_day(struct store *st, int64_t first, int64_t last, int64_t start, int64_t span,
+                     int64_t rows, int64_t lo, int64_t hi, double *rows_s, double *rollup_s)
+{
+    char sql[4096];
+    double t0;
+    int64_t args[5] = {first, last, start, span, rows};
+
+    snprintf(sql, sizeof(sql), "%s%s) a) b", FILL_ROWS,
+             st->backend == STORE_PG ? NUMBERS_PG : NUMBERS_SQLITE);
+    t0 = now_s();
+    run(st, "fill", sql, 5, args);
+    *rows_s += now_s() - t0;
+    t0 = now_s();
+    args[0] = lo;
+    args[1] = hi;
+    for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
+        snprintf(sql, sizeof(sql),
+                 ROLLUP_COLS "SELECT 60000, %d, time_ms / 60000 * 60000, %s, " SUMS_OF_ROWS
+                             " FROM access_log WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 3, 4",
+                 dim, dim_key[dim]);
+        run(st, "rollup", sql, 2, args);
+        for (int level = 1; level < STORE_ROLLUP_LEVELS; level++) {
+            int64_t from = level == 1 ? MIN_MS : HOUR_MS, to = level == 1 ? HOUR_MS : DAY_MS;
+
+            snprintf(sql, sizeof(sql),
+                     ROLLUP_COLS "SELECT %lld, dim, bucket_ms / %lld * %lld, key, " SUMS_OF_SUMS
+                                 " FROM access_rollup WHERE level_ms = %lld AND dim = %d"
+                                 " AND bucket_ms >= ?1 AND bucket_ms < ?2 GROUP BY 2, 3, 4",
+                     (long long)to, (long long)to, (long long)to, (long long)from, dim);
+            run(st, "rollup", sql, 2, args);
+        }
+    }
+    *rollup_s += now_s() - t0;
+}
+
+static void fill(const char *db, int64_t rows, int days, int64_t now)
+{
+    char err[512];
+    struct store *st = store_open(db, err, sizeof(err));
+    int64_t span = days * DAY_MS, start = now - span, made = 0;
+    double t0 = now_s(), rows_s = 0, rollup_s = 0;
+
+    if (!st)
+        die(db, err);
+    if (query_int(st, "SELECT count(*) FROM (SELECT 1 FROM access_log LIMIT 1) x") != 0)
+        die(db, "the access log has rows already (the fill needs an empty one)");
+    if (st->backend == STORE_SQLITE &&
+        store_exec(st, "PRAGMA cache_size=-262144", err, sizeof(err)) < 0)
+        die("pragma", err);
+    if (store_log_days_ensure(st, start, now + DAY_MS, err, sizeof(err)) < 0)
+        die("days", err);
+    /* One UTC day a statement: its rollup buckets then hold rows of that statement only. */
+    for (int64_t day = start / DAY_MS * DAY_MS; day < now; day += DAY_MS) {
+        int64_t lo = day > start ? day : start, hi = day + DAY_MS < now ? day + DAY_MS : now;
+        /* The rows whose time start + i * span / rows lies in [lo, hi). */
+        int64_t first = ((lo - start) * rows + span - 1) / span;
+        int64_t last = ((hi - start) * rows + span - 1) / span;
+
+        if (last > rows)
+            last = rows;
+        if (first < last)
+            fill_day(st, first, last, start, span, rows, lo, hi, &rows_s, &rollup_s);
+        made = last;
+        printf("  ... %lld rows, %.0f s (rows %.0f s, rollups %.0f s), load %s\n", (long long)made,
+               now_s() - t0, rows_s, rollup_s, loadavg());
+        fflush(stdout);
+    }
+    run(st, "watermark",
+        "UPDATE access_rollup_state SET rolled_id = (SELECT coalesce(max(id), 0) FROM access_log)",
+        0, NULL);
+    run(st, "rule hits",
+        "INSERT INTO rule_hits(rule_id, hits) SELECT CAST(key AS INTEGER), sum(requests)"
+        " FROM access_rollup WHERE level_ms = 86400000 AND dim = 3 AND key <> '0' GROUP BY key",
+        0, NULL);
+    printf("  filled %lld rows over %d days in %.0f s (%.0f rows/s; load %s)\n", (long long)rows,
+           days, now_s() - t0, (double)rows / (now_s() - t0), loadavg());
+    if (st->backend == STORE_PG) {
+        /* What autovacuum would have done to a log written over days. */
+        t0 = now_s();
+        if (store_exec(st, "VACUUM ANALYZE", err, sizeof(err)) < 0)
+            die("vacuum", err);
+        printf("  VACUUM ANALYZE %.0f s\n", now_s() - t0);
+    }
+    {
+        /* The rollups agree with the rows: the dashboard's totals over all of them. */
+        struct store_totals t;
+
+        if (store_totals(st, 0, 0, &t, err, sizeof(err)) < 0)
+            die("totals", err);
+        printf("  totals from the rollups: %lld requests, %lld blocked\n", (long long)t.requests,
+               (long long)t.blocked);
+    }
+    printf("  rows %lld (blocked %lld), rollup rows %lld\n",
+           (long long)query_int(st, "SELECT count(*) FROM access_log"),
+           (long long)query_int(st, "SELECT count(*) FROM access_log WHERE decision = 1"),
+           (long long)query_int(st, "SELECT count(*) FROM access_rollup"));
+    store_close(st);
+}
+
+enum q_kind { Q_TOTALS, Q_SERIES, Q_TOP, Q_SEARCH, Q_VISITORS };
+
+struct query {
+    const char *name;
+    enum q_kind kind;
+    int64_t span_ms, bucket_ms; /* the range: the last span_ms, as the UI's range buttons */
+    enum store_top_kind top;
+    struct store_log_filter f;
+    size_t rows;
+};
+
+/* The range the UI asks for: until at the end of the bucket that holds now. */
+static void ui_range(const struct query *q, int64_t now, int64_t *since, int64_t *until)
+{
+    int64_t b = q->bucket_ms ? q->bucket_ms : MIN_MS;
+
+    *until = (now / b + 1) * b;
+    *since = *until - q->span_ms;
+}
+
+static double run_query(struct store *st, struct query *q, int64_t now)
+{
+    char err[256];
+    int64_t since, until;
+    double t0 = now_s();
+    int rc = 0;
+
+    ui_range(q, now, &since, &until);
+    switch (q->kind) {
+    case Q_TOTALS: {
+        struct store_totals t;
+
+        rc = store_totals(st, since, until, &t, err, sizeof(err));
+        q->rows = (size_t)t.requests;
+        break;
+    }
+    case Q_SERIES: {
+        struct store_series_point *p;
+
+        rc = store_series(st, since, until, q->bucket_ms, &p, &q->rows, err, sizeof(err));
+        if (rc == 0)
+            free(p);
+        break;
+    }
+    case Q_TOP: {
+        struct store_top_row *r;
+
+        rc = store_top(st, q->top, since, until, 10, &r, &q->rows, err, sizeof(err));
+        if (rc == 0)
+            free(r);
+        break;
+    }
+    case Q_VISITORS: {
+        struct store_visitor *v;
+
+        rc = store_host_visitors(st, "www1.example1.com", STORE_VISITORS_CLIENT, since, until, 10,
+                                 &v, &q->rows, err, sizeof(err));
+        if (rc == 0)
+            free(v);
+        break;
+    }
+    case Q_SEARCH: {
+        struct store_log_row *r;
+
+        rc = store_log_search(st, &q->f, &r, &q->rows, err, sizeof(err));
+        if (rc == 0)
+            free(r);
+        break;
+    }
+    }
+    if (rc < 0)
+        die(q->name, err);
+    return (now_s() - t0) * 1000;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void queries(const char *db, int runs, int64_t now)
+{
+    struct query qs[] = {
+        {.name = "dashboard 24 h: totals",
+         .kind = Q_TOTALS,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS},
+        {.name = "dashboard 24 h: series 10 min",
+         .kind = Q_SERIES,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS},
+        {.name = "dashboard 1 h: series 1 min",
+         .kind = Q_SERIES,
+         .span_ms = HOUR_MS,
+         .bucket_ms = MIN_MS},
+        {.name = "dashboard 30 d: totals",
+         .kind = Q_TOTALS,
+         .span_ms = 30 * DAY_MS,
+         .bucket_ms = 6 * HOUR_MS},
+        {.name = "dashboard 30 d: series 6 h",
+         .kind = Q_SERIES,
+         .span_ms = 30 * DAY_MS,
+         .bucket_ms = 6 * HOUR_MS},
+        {.name = "top hosts 24 h",
+         .kind = Q_TOP,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS,
+         .top = STORE_TOP_HOSTS},
+        {.name = "top clients 24 h",
+         .kind = Q_TOP,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS,
+         .top = STORE_TOP_CLIENTS},
+        {.name = "top blocked 24 h",
+         .kind = Q_TOP,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS,
+         .top = STORE_TOP_BLOCKED},
+        {.name = "top reported 24 h",
+         .kind = Q_TOP,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS,
+         .top = STORE_TOP_REPORTED},
+        {.name = "top blocked clients 24 h",
+         .kind = Q_TOP,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS,
+         .top = STORE_TOP_BLOCKED_CLIENTS},
+        {.name = "top hosts 30 d",
+         .kind = Q_TOP,
+         .span_ms = 30 * DAY_MS,
+         .bucket_ms = 6 * HOUR_MS,
+         .top = STORE_TOP_HOSTS},
+        {.name = "top clients 30 d",
+         .kind = Q_TOP,
+         .span_ms = 30 * DAY_MS,
+         .bucket_ms = 6 * HOUR_MS,
+         .top = STORE_TOP_CLIENTS},
+        {.name = "top blocked 30 d",
+         .kind = Q_TOP,
+         .span_ms = 30 * DAY_MS,
+         .bucket_ms = 6 * HOUR_MS,
+         .top = STORE_TOP_BLOCKED},
+        {.name = "visitors of a host 24 h",
+         .kind = Q_VISITORS,
+         .span_ms = DAY_MS,
+         .bucket_ms = 10 * MIN_MS},
+        {.name = "search: newest page", .kind = Q_SEARCH, .f = {.decision = -1, .limit = 100}},
+        {.name = "search: host substring",
+         .kind = Q_SEARCH,
+         .f = {.host_like = "ads7", .decision = -1}},
+        {.name = "search: host substring, rare",
+         .kind = Q_SEARCH,
+         .f = {.host_like = "www1999.", .decision = -1}},
+        {.name = "search: client", .kind = Q_SEARCH, .f = {.client = "10.0.0.20", .decision = -1}},
+        {.name = "search: status 500", .kind = Q_SEARCH, .f = {.status = 500, .decision = -1}},
+        {.name = "search: denied", .kind = Q_SEARCH, .f = {.decision = STORE_DENY}},
+        {.name = "search: 1 h, 12 h ago",
+         .kind = Q_SEARCH,
+         .f = {.since_ms = now - 13 * HOUR_MS, .until_ms = now - 12 * HOUR_MS, .decision = -1}},
+        {.name = "search: 1 h 20 d ago, client",
+         .kind = Q_SEARCH,
+         .f = {.since_ms = now - 20 * DAY_MS - HOUR_MS,
+               .until_ms = now - 20 * DAY_MS,
+               .client = "10.0.0.20",
+               .decision = -1}},
+        {.name = "search: 7 d window, status 404",
+         .kind = Q_SEARCH,
+         .f = {.since_ms = now - 14 * DAY_MS,
+               .until_ms = now - 7 * DAY_MS,
+               .status = 404,
+               .decision = -1}},
+        {.name = "search: page 2 of a host",
+         .kind = Q_SEARCH,
+         .f = {.host_like = "ads7", .decision = -1}},
+    };
+    size_t nq = sizeof(qs) / sizeof(qs[0]);
+    char err[512];
+    struct store *st;
+    double t[MAX_RUNS];
+
+    /* Page 2: below the first page's last id, as the log page's "older" link. */
+    {
+        struct store_log_row *r;
+        size_t n;
+
+        if (!(st = store_open(db, err, sizeof(err))))
+            die(db, err);
+        if (store_log_search(st, &qs[nq - 1].f, &r, &n, err, sizeof(err)) < 0)
+            die("page 1", err);
+        qs[nq - 1].f.before_id = n ? r[n - 1].id : 1;
+        free(r);
+        store_close(st);
+    }
+    printf("  %-34s %10s %10s %10s   (%d runs, load at start %s)\n", "query", "median ms", "max ms",
+           "rows", runs, loadavg());
+    for (size_t i = 0; i < nq; i++) {
+        /* A connection per query, as the admin API's requests take one from its pool. */
+        if (!(st = store_open(db, err, sizeof(err))))
+            die(db, err);
+        for (int r = 0; r < runs; r++)
+            t[r] = run_query(st, &qs[i], now);
+        store_close(st);
+        qsort(t, (size_t)runs, sizeof(t[0]), cmp_double);
+        printf("  %-34s %10.1f %10.1f %10zu\n", qs[i].name, t[runs / 2], t[runs - 1], qs[i].rows);
+        fflush(stdout);
+    }
+    printf("  load at end %s\n", loadavg());
+}
+
+int main(int argc, char **argv)
+{
+    int64_t rows = 100000000, now = wall_ms();
+    int days = 30, runs = 5;
+    bool queries_only = false;
+    const char *db = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
+            rows = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc)
+            days = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--queries-only") == 0)
+            queries_only = true;
+        else if (argv[i][0] != '-' && !db)
+            db = argv[i];
+        else
+            db = NULL, i = argc;
+    }
+    if (!db || rows <= 0 || days <= 0 || days > 365 || runs <= 0 || runs > MAX_RUNS) {
+        fprintf(stderr, "usage: scale_bench [--rows N] [--days D] [--runs R] [--queries-only] DB\n"
+                        "  DB: an SQLite file or a PostgreSQL conninfo\n");
+        return 2;
+    }
+    printf("scale_bench: %s, %s\n", store_path_is_pg(db) ? "PostgreSQL" : "SQLite",
+           queries_only ? "queries over the rows there" : "fill, then queries");
+    if (!queries_only) {
+        printf("fill: %lld rows over %d days\n", (long long)rows, days);
+        fill(db, rows, days, now);
+    }
+    printf("queries:\n");
+    queries(db, runs, now);
+    return 0;
+}
