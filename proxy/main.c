@@ -28,6 +28,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/policy.h"
+#include "proxy/node_beat.h"
 #include "proxy/policy_watch.h"
 #include "proxy/portfwd.h"
 #include "proxy/reply.h"
@@ -70,6 +71,7 @@ struct proxyd {
     struct tls_trust *trust;    /* what inspected tunnels' origins are verified against */
     struct policy_loader policy;
     struct policy_watch *watch; /* PostgreSQL: other nodes' changes at once; or NULL */
+    struct node_beat *beat;     /* this node's row in the nodes table */
     pthread_t main_thread;      /* takes the signals; woken by the watch */
     struct portfwd_table forwards;
     struct acl_live *acl;
@@ -1227,6 +1229,37 @@ static int workers_start(struct proxyd *p)
     return 0;
 }
 
+static int64_t running_version(void *arg)
+{
+    struct proxyd *p = arg;
+
+    return atomic_load(&p->policy.in_force_version);
+}
+
+/* This node's heartbeat in the nodes table (node_beat.h). Returns 0, or -1 once the error is
+ * logged. */
+static int beat_start(struct proxyd *p)
+{
+    struct store_node me = {.started_ms = p->started_ms};
+    char err[1024] = "";
+    size_t len = 0;
+
+    snprintf(me.name, sizeof(me.name), "%s", p->node_name);
+    snprintf(me.software, sizeof(me.software), "proxyd %s", PX_VERSION);
+    for (size_t i = 0; i < p->cfg.nlisten + p->cfg.nlisten_tls && len < sizeof(me.listen); i++) {
+        bool tls = i >= p->cfg.nlisten;
+        const char *a = tls ? p->cfg.listen_tls[i - p->cfg.nlisten] : p->cfg.listen[i];
+        len += (size_t)snprintf(me.listen + len, sizeof(me.listen) - len, "%s%s%s", len ? " " : "",
+                                tls ? "tls:" : "", a);
+    }
+    p->beat = node_beat_start(p->cfg.db_path, &me, running_version, p, err, sizeof(err));
+    if (!p->beat) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* What /proxy.pac hands out: --pac-proxy, else this machine's name (host, may be "") and
  * the first listener's port ("https://" first for a TLS one). */
 static void pac_address(const struct proxyd *p, const char *host, char *out, size_t outlen)
@@ -1289,6 +1322,7 @@ static int admin_start(struct proxyd *p)
         .tls_cert_pem = p->cfg.admin_tls ? tls_cred_cert_pem(p->tls) : NULL,
         .tls_key_pem = p->cfg.admin_tls ? tls_cred_key_pem(p->tls) : NULL,
         .data_dir = p->cfg.data_dir,
+        .node_name = p->node_name,
         .db_path = p->cfg.db_path,
         .static_dir = p->cfg.static_dir,
         .pac_proxy = pac,
@@ -1397,6 +1431,7 @@ static void shut_down(struct proxyd *p)
     pthread_mutex_unlock(&p->serving_mu);
     log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
     policy_watch_stop(p->watch);
+    node_beat_stop(p->beat);
     /* The admin server stays up while connections drain, so that /readyz tells a load
      * balancer to send no more (503) until proxyd is gone; its hooks read the workers,
      * which live until worker_destroy. */
@@ -1461,7 +1496,7 @@ int main(int argc, char **argv)
     }
     if (data_open(&p) < 0 || tls_start(&p) < 0 || trust_start(&p) < 0 || policy_start(&p) < 0 ||
         services_start(&p) < 0 || shared_fill(&p, fd_limit) < 0 || workers_start(&p) < 0 ||
-        admin_start(&p) < 0)
+        beat_start(&p) < 0 || admin_start(&p) < 0)
         return 1;
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         log_info("proxy listening on %s", p.cfg.listen[i]);

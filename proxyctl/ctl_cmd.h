@@ -217,6 +217,7 @@ enum ctl_status ctl_cmd_forward_del(struct ctl_ctx *ctx, const struct ctl_call *
 enum ctl_status ctl_cmd_reload(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_version(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_health(struct ctl_ctx *ctx, const struct ctl_call *call);
+enum ctl_status ctl_cmd_nodes(struct ctl_ctx *ctx, const struct ctl_call *call);
 enum ctl_status ctl_cmd_settings(struct ctl_ctx *ctx, const struct ctl_call *call);
 
 #endif

@@ -1,4 +1,4 @@
-/* proxyctl verbs about the daemon itself: reload, version, health, settings. */
+/* proxyctl verbs about the daemon itself: reload, version, health, nodes, settings. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +140,50 @@ enum ctl_status ctl_cmd_settings(struct ctl_ctx *ctx, const struct ctl_call *cal
         ctl_print_json(out);
     else
         print_settings(json_object_get(out, "settings"), call);
+    json_decref(out);
+    return CTL_OK;
+}
+
+/* The fleet: every proxyd on the database, lagging ones said so (GET /api/nodes). */
+enum ctl_status ctl_cmd_nodes(struct ctl_ctx *ctx, const struct ctl_call *call)
+{
+    (void)call;
+    json_t *out;
+    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/nodes", NULL, &out, NULL);
+    if (!out)
+        return st;
+    static const struct ctl_column cols[] = {{"node", false, false},    {"state", false, false},
+                                             {"policy", true, false},   {"seen", true, false},
+                                             {"started", false, false}, {"software", false, false},
+                                             {"listen", false, true},   {"why", false, true}};
+    struct ctl_table *t = ctl_table_new(cols, sizeof(cols) / sizeof(cols[0]));
+    if (!t) {
+        json_decref(out);
+        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
+    }
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(out, "nodes"), i, r)
+    {
+        char name[80], policy[24], seen[32], started[32];
+        snprintf(name, sizeof(name), "%s%s", ctl_json_str(r, "name"),
+                 json_is_true(json_object_get(r, "self")) ? " (this)" : "");
+        snprintf(policy, sizeof(policy), "%lld", ctl_json_num(r, "policy_version"));
+        snprintf(seen, sizeof(seen), "%lld s ago", ctl_json_num(r, "seen_ago_ms") / 1000);
+        ctl_time_str(ctl_json_num(r, "started_ms"), started, sizeof(started));
+        const char *cells[] = {name,
+                               ctl_json_str(r, "state"),
+                               policy,
+                               seen,
+                               started,
+                               ctl_json_str(r, "software"),
+                               ctl_json_str(r, "listen"),
+                               ctl_json_str(r, "why")};
+        ctl_table_add(t, cells);
+    }
+    ctl_table_print(t, "no nodes have reported yet");
+    printf("newest policy version %lld; %lld lagging\n", ctl_json_num(out, "newest_policy_version"),
+           ctl_json_num(out, "lagging"));
     json_decref(out);
     return CTL_OK;
 }

@@ -172,6 +172,8 @@ static const struct ctl_verb verbs[] = {
     {"version", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_version, "versions of proxyctl and proxyd"},
     {"health", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_health,
      "check that proxyd answers and its database works"},
+    {"nodes", NULL, NO_PARAMS, NO_OPTS, ctl_cmd_nodes,
+     "the proxyd nodes on this database, lagging ones marked"},
     {"audit", NULL, NO_PARAMS, {O("--limit", ARG_COUNT, "N", "at most N rows")}, ctl_cmd_audit,
      "who changed the policy, and when"},
     {"settings", NULL, {P_OPT_REST("KEY=VALUE", ARG_STRING)}, NO_OPTS, ctl_cmd_settings,

@@ -685,6 +685,37 @@ struct store_totals {
 int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct store_totals *out,
                  char *err, size_t errlen);
 
+/* ---- The nodes (store_node.c) ----
+ *
+ * Every proxyd on the database has a row, which its heartbeat thread writes every
+ * beat_every_ms and whenever the policy version it runs changes. A node is lagging when it
+ * was not heard of for more than 3 beats, or runs an older policy version than the newest
+ * stored; a node stopped cleanly says so and lags not. */
+struct store_node {
+    char name[STORE_NODE_NAME_MAX + 1];
+    char software[32];      /* "proxyd 1.2.3" */
+    char listen[256];       /* its proxy listeners, space-separated */
+    int64_t started_ms;     /* wall clock */
+    int64_t policy_version; /* the version it has in force (not the newest stored) */
+    int64_t beat_every_ms;  /* how often it beats */
+    /* Read back only (store_nodes_list), by the database's clock: */
+    int64_t beat_ms;    /* its last beat */
+    int64_t age_ms;     /* since then */
+    int64_t stopped_ms; /* when it stopped cleanly; 0: running */
+};
+/* Writes me's row (beat_ms now by the database's clock; stopped_ms 0) and forgets nodes not
+ * heard of for 7 days. 0, or -1 with err. */
+int store_node_beat(struct store *st, const struct store_node *me, char *err, size_t errlen);
+/* Marks node name as stopped cleanly. 0, or -1 with err. */
+int store_node_stop(struct store *st, const char *name, char *err, size_t errlen);
+/* Every node by name (*out owned, free) and the newest policy version stored. 0, or -1. */
+int store_nodes_list(struct store *st, struct store_node **out, size_t *n, int64_t *newest_version,
+                     char *err, size_t errlen);
+/* Whether node lags behind newest_version or its beats; why says how ("not seen for 41 s",
+ * "runs policy version 12, the newest is 14"), "" when it does not. */
+bool store_node_lagging(const struct store_node *node, int64_t newest_version, char *why,
+                        size_t whylen);
+
 /* Deletes rows older than days and/or beyond the newest max_rows, at most batch rows per
  * call; returns rows deleted or -1. The writer thread calls it between batches. On PostgreSQL,
  * where the log has a table per day (store_log_days_ensure), age drops whole days: a day's

@@ -245,6 +245,16 @@ const struct store_migration store_migrations[] = {
          "CREATE INDEX policy_version_lists_entries_of ON policy_version_lists(entries_of, name);"},
     /* A tls-target forward's expected server name, when not its target's host ('': that). */
     {28, "ALTER TABLE forwards ADD COLUMN tls_name TEXT NOT NULL DEFAULT '';"},
+    /* The nodes on this database (store_node.c): each proxyd's heartbeat row. */
+    {31, "CREATE TABLE nodes("
+         " name TEXT PRIMARY KEY,"
+         " started_ms INTEGER NOT NULL,"
+         " software TEXT NOT NULL,"
+         " listen TEXT NOT NULL,"
+         " policy_version INTEGER NOT NULL,"
+         " beat_ms INTEGER NOT NULL,"
+         " beat_every_ms INTEGER NOT NULL,"
+         " stopped_ms INTEGER NOT NULL DEFAULT 0);"},
     /* Admin login sessions (store_session.c), shared by the nodes on one database: the hash of
      * the id, never the id; they go with their admin. */
     {32, "CREATE TABLE admin_sessions("
@@ -412,6 +422,15 @@ const struct store_migration store_migrations_pg[] = {
          " etag TEXT NOT NULL DEFAULT '',"
          " last_modified TEXT NOT NULL DEFAULT '',"
          " error TEXT NOT NULL DEFAULT '');"},
+    {31, "CREATE TABLE nodes("
+         " name TEXT PRIMARY KEY,"
+         " started_ms BIGINT NOT NULL,"
+         " software TEXT NOT NULL,"
+         " listen TEXT NOT NULL,"
+         " policy_version BIGINT NOT NULL,"
+         " beat_ms BIGINT NOT NULL,"
+         " beat_every_ms BIGINT NOT NULL,"
+         " stopped_ms BIGINT NOT NULL DEFAULT 0);"},
     {32, "CREATE TABLE admin_sessions("
          " hash BYTEA PRIMARY KEY,"
          " admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"

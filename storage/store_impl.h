@@ -222,6 +222,7 @@ enum sql_fragment {
     SQL_INDEXED_BY_TIME, /* after "FROM access_log": read it by the time index */
     SQL_NEXT_RULE_ID,    /* one more than the largest rule id ever handed out */
     SQL_CLIENT_PREFIX,   /* " AND" the client starts with ?, given twice (no index used) */
+    SQL_NOW_MS,          /* the database's wall clock, ms since the epoch */
     SQL_FRAGMENT_COUNT
 };
 const char *sql_frag(const struct store *st, enum sql_fragment f);

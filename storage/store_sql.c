@@ -80,6 +80,9 @@ static const char *const fragments[SQL_FRAGMENT_COUNT][2] = {
     [SQL_CLIENT_PREFIX] =
         {" AND +client >= ? AND +client < ? || char(127)",
          " AND client COLLATE \"C\" >= ? AND client COLLATE \"C\" < ? || chr(127)"},
+    /* The server's clock on PostgreSQL, so nodes whose clocks differ agree on ages. */
+    [SQL_NOW_MS] = {"CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+                    "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"},
 };
 
 const char *sql_frag(const struct store *st, enum sql_fragment f)

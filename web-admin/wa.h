@@ -87,7 +87,8 @@ struct wa_options {
     /* PEM certificate (chain) and private key: the server speaks HTTPS only, and any listen
      * address is allowed. NULL: plain HTTP. Borrowed: must outlive the server. */
     const char *tls_cert_pem, *tls_key_pem;
-    const char *data_dir; /* holds admin.token (mode 0600) */
+    const char *data_dir;  /* holds admin.token (mode 0600) */
+    const char *node_name; /* this node's name in the nodes table (GET /api/nodes: "self") */
     const char *db_path;
     const char *static_dir;    /* web-admin/static */
     const char *pac_proxy;     /* "host:port" handed out by /proxy.pac */

@@ -16,6 +16,7 @@
 #include "web-admin/wa_lists.h"
 #include "web-admin/wa_log.h"
 #include "web-admin/wa_metrics.h"
+#include "web-admin/wa_nodes.h"
 #include "web-admin/wa_pac.h"
 #include "web-admin/wa_policy.h"
 #include "web-admin/wa_requests.h"
@@ -103,6 +104,7 @@ const struct wa_route wa_routes[] = {
     {"GET", "/api/series", 0, wa_log_series},
     {"GET", "/api/visitors", 0, wa_log_visitors},
     {"GET", "/api/stats", 0, wa_stats_get},
+    {"GET", "/api/nodes", 0, wa_nodes_list},
     {"GET", "/api/settings", 0, wa_settings_get},
     {"PUT", "/api/settings", 0, wa_settings_put},
     {"GET", "/api/audit", 0, wa_audit_list},

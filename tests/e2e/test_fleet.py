@@ -1,12 +1,22 @@
-"""Several proxyd nodes on one PostgreSQL (the pg fixture, tests/pg_fixture.sh): an admin's
-login session lives in the database, so it works on every node and its end (logout, role
-change, password reset) is seen by all of them."""
+"""Several proxyd nodes on one PostgreSQL (the pg fixture, tests/pg_fixture.sh): each node's
+row in the nodes table (GET /api/nodes, proxyctl nodes) with a frozen node reported lagging
+and recovering; an admin's login session lives in the database, so it works on every node
+and its end (logout, role change, password reset, delete) is seen by all of them; a node
+killed with -9 under traffic loses at most its last second of rows. On SQLite, the one node."""
+import itertools
+import json
 import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
 import unittest
 
-from harness import Proxyd
+from harness import DnsStub, Origin, Proxyd, read_response, wait_for
 from test_first_run import Admin
-from test_postgres import CONNINFO, psql, uri
+from test_postgres import CONNINFO, RECORDS, psql, uri
+from test_proxyctl import run_ctl
 
 
 def node(db, name, **kw):
@@ -62,6 +72,152 @@ class FleetTest(unittest.TestCase):
             b.api("DELETE", "/api/admins/alice")
             self.assertEqual(on_a.call("GET", "/api/session")[0], 401)
             self.assertEqual(psql(self.db, "SELECT count(*) FROM admin_sessions"), "0")
+
+    def test_a_stopped_node_is_reported_lagging_and_recovers(self):
+        """Node B frozen (SIGSTOP, by PID): node A's API reports it unseen and behind the
+        policy changed meanwhile; continued, it is in step again; stopped cleanly, it says so.
+        proxyctl nodes shows the same."""
+        with node(self.db, "a") as a, node(self.db, "b") as b:
+            def states():
+                return {n["name"]: n for n in a.api("GET", "/api/nodes")["nodes"]}
+
+            self.assertTrue(wait_for(lambda: {s["state"] for s in states().values()} == {"ok"}
+                                     and len(states()) == 2, timeout=60), states())
+            now = states()
+            self.assertTrue(now["a"]["self"])
+            self.assertFalse(now["b"]["self"])
+            self.assertEqual(now["b"]["listen"], "127.0.0.1:%d" % b.proxy_port)
+            self.assertTrue(now["b"]["software"].startswith("proxyd "))
+            os.kill(b.pid, signal.SIGSTOP)
+            try:
+                a.api("POST", "/api/block", {"domain": "frozen.test"})
+                newest = a.api("GET", "/api/nodes")["newest_policy_version"]
+                self.assertTrue(wait_for(lambda: states()["b"]["state"] == "unseen", timeout=60),
+                                states())
+                frozen = a.api("GET", "/api/nodes")
+                b_row = {n["name"]: n for n in frozen["nodes"]}["b"]
+                self.assertTrue(b_row["lagging"])
+                self.assertRegex(b_row["why"], r"^not seen for \d+ s$")
+                self.assertGreater(b_row["seen_ago_ms"], 3 * b_row["beat_every_ms"])
+                self.assertLess(b_row["policy_version"], newest)
+                self.assertGreaterEqual(b_row["behind"], 1)
+                self.assertEqual(frozen["lagging"], 1)
+                self.assertEqual(states()["a"]["state"], "ok")
+                code, out, err = run_ctl(["nodes"], a)
+                self.assertEqual(code, 0, err)
+                line = [l for l in out.splitlines() if l.startswith("b ")]
+                self.assertTrue(line and "unseen" in line[0] and "not seen for" in line[0], out)
+                self.assertIn("1 lagging", out)
+            finally:
+                os.kill(b.pid, signal.SIGCONT)
+            self.assertTrue(wait_for(lambda: states()["b"]["state"] == "ok", timeout=60),
+                            states())
+            self.assertEqual(states()["b"]["policy_version"],
+                             a.api("GET", "/api/nodes")["newest_policy_version"])
+            code, out, _ = run_ctl(["--json", "nodes"], a)
+            self.assertEqual(code, 0)
+            self.assertEqual(json.loads(out)["lagging"], 0)
+            self.assertEqual(b.stop(timeout=60), 0)  # a clean stop marks its row
+            self.assertEqual(states()["b"]["state"], "stopped")
+            self.assertFalse(states()["b"]["lagging"])
+
+    def test_kill_9_loses_at_most_the_last_second_of_rows(self):
+        kill_under_traffic(self, ["--db", uri(self.db), "--node-name", "k"],
+                           lambda px: psql(self.db, "SELECT path FROM access_log"
+                                                    " WHERE host = 'allowed.test'").split())
+
+
+def kill_under_traffic(test, extra_args, read_paths):
+    """proxyd killed with SIGKILL under traffic: every request answered more than a second
+    before the kill has its row in the database (the writer commits at least once a second),
+    no row is written twice, and no row is of a request never sent. The second is measured
+    here, against the answers the clients got: traffic goes on, answered, for at least a
+    second after the first 200 answers, so a slow machine only puts fewer requests in it.
+    The clients pace themselves (4 x at most 100 a second): what a crash loses is the point,
+    not the writer's top speed (a writer that falls behind loses its backlog, up to the
+    rings' capacity: docs/storage.md, "Durability")."""
+    with DnsStub(RECORDS) as dns, Origin() as origin, \
+            Proxyd(dns=dns, extra_args=extra_args) as px:
+        answered = {}  # request number -> monotonic time its response arrived
+        lock = threading.Lock()
+        stop = threading.Event()
+        next_id = itertools.count()
+        sent = set()
+
+        def client():
+            try:
+                with px.connect(timeout=60) as s:
+                    buf = b""
+                    while not stop.wait(0.01):
+                        n = next(next_id)
+                        with lock:
+                            sent.add(n)
+                        s.sendall(("GET http://allowed.test:%d/small?id=%d HTTP/1.1\r\n"
+                                   "Host: allowed.test:%d\r\n\r\n"
+                                   % (origin.port, n, origin.port)).encode())
+                        status, _, _, buf = read_response(s, buf)
+                        if status == 200:
+                            with lock:
+                                answered[n] = time.monotonic()
+            except (OSError, EOFError, ValueError):
+                pass  # the kill ends every connection
+
+        def newest_answer():
+            with lock:
+                return max(answered.values(), default=0.0)
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        test.assertTrue(wait_for(lambda: len(answered) >= 200, timeout=60))
+        mark = time.monotonic()
+        test.assertTrue(wait_for(lambda: newest_answer() - mark >= 1.0, timeout=60))
+        os.kill(px.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        px.proc.wait(60)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        ids = [int(p.rsplit("=", 1)[1]) for p in read_paths(px)]
+        test.assertEqual(len(ids), len(set(ids)), "a row written twice")
+        test.assertLessEqual(set(ids), sent)
+        with lock:
+            must = {n for n, t in answered.items() if t <= killed_at - 1.0}
+            gone = [n for n in answered if n not in set(ids)]
+            oldest_gone = max((killed_at - answered[n] for n in gone), default=0.0)
+        sys.stderr.write("kill -9: %d answered, %d rows, %d answered without a row (the oldest"
+                         " of them answered %.3f s before the kill)\n"
+                         % (len(answered), len(ids), len(gone), oldest_gone))
+        test.assertGreaterEqual(len(must), 200)
+        test.assertEqual(sorted(must - set(ids)), [],
+                         "rows of requests answered more than 1 s before the kill are missing")
+
+
+class SingleNodeTest(unittest.TestCase):
+    def test_sqlite_has_its_one_node(self):
+        with Proxyd() as px:
+            self.assertTrue(wait_for(lambda: px.api("GET", "/api/nodes")["nodes"], timeout=60))
+            got = px.api("GET", "/api/nodes")
+            self.assertEqual(len(got["nodes"]), 1)
+            me = got["nodes"][0]
+            self.assertTrue(me["self"])
+            self.assertEqual(me["state"], "ok")
+            self.assertEqual(me["policy_version"], got["newest_policy_version"])
+            self.assertEqual(me["beat_every_ms"], 5000)
+            # A change: the node's row follows within a check of its heartbeat thread.
+            px.api("POST", "/api/block", {"domain": "one.test"})
+            newest = px.api("GET", "/api/nodes")["newest_policy_version"]
+            self.assertTrue(wait_for(
+                lambda: px.api("GET", "/api/nodes")["nodes"][0]["policy_version"] == newest,
+                timeout=30))
+            self.assertEqual(px.api("GET", "/api/nodes")["lagging"], 0)
+
+    def test_kill_9_loses_at_most_the_last_second_of_rows(self):
+        def paths(px):
+            with sqlite3.connect(px.db_path, timeout=30) as db:
+                return [r[0] for r in db.execute(
+                    "SELECT path FROM access_log WHERE host = 'allowed.test'")]
+        kill_under_traffic(self, [], paths)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* proxyd admin: the dashboard (cards, the chart, top lists that open the log filtered to
- * their entry, who visited a domain, the proxy's counters under Diagnostics) for a chosen
- * time range, and what to do when no browser uses the proxy yet. */
+ * their entry, who visited a domain, the proxyd nodes on the database with lagging ones
+ * marked, the proxy's counters under Diagnostics) for a chosen time range, and what to do
+ * when no browser uses the proxy yet. */
 'use strict';
 
 (() => {
@@ -256,6 +257,39 @@
     if (visitorsHost) await showVisitors(visitorsHost);
   }
 
+  /* The proxyd nodes on this database: a lagging one (an older policy version than the
+   * newest, or no heartbeat for 3 intervals) is marked in words, not by colour alone. */
+  async function nodes() {
+    const a = await api('GET', '/api/nodes');
+    const body = $('nodes');
+    body.replaceChildren();
+    const count = a.nodes.length;
+    $('nodes-summary').textContent = count + (count === 1 ? ' node' : ' nodes') +
+      ' on this database, newest policy version ' + a.newest_policy_version + '; ' +
+      (a.lagging ? a.lagging + ' lagging' : 'none lagging') + '.';
+    const states = {ok: 'in step', behind: 'lagging', unseen: 'lagging', stopped: 'stopped'};
+    for (const n of a.nodes) {
+      const state = el('td', {'data-label': 'State', class: 'state', 'data-testid': 'node-state'},
+                       el('strong', {text: states[n.state] || n.state}));
+      if (n.why) state.append(': ' + n.why);
+      const seen = n.state === 'stopped' ? 'stopped ' + PX.fmtDuration(n.seen_ago_ms) + ' ago'
+                                         : PX.fmtDuration(Math.max(n.seen_ago_ms, 0)) + ' ago';
+      body.append(el('tr', {class: n.lagging ? 'lagging' : (n.state === 'stopped' ? 'stopped' : null),
+                            'data-testid': 'node-row', 'data-node': n.name, 'data-state': n.state},
+        el('td', {'data-label': 'Node'}, n.name,
+           n.self ? el('span', {class: 'muted', text: ' (this one)'}) : null),
+        state,
+        el('td', {class: 'num', 'data-label': 'Policy',
+                  text: n.policy_version + (n.behind ? ' (' + n.behind + ' behind)' : '')}),
+        el('td', {class: 'time', 'data-label': 'Last seen', text: seen}),
+        el('td', {class: 'time', 'data-label': 'Started', text: fmtTime(n.started_ms)}),
+        el('td', {'data-label': 'Software', text: n.software}),
+        el('td', {class: 'mono', 'data-label': 'Listens on', text: n.listen})));
+    }
+    if (!count)
+      body.append(el('tr', null, el('td', {colspan: 7, class: 'muted', text: 'no node has reported yet'})));
+  }
+
   PX.start(async () => {
     PX.rangeButtons($('range'), range, (r) => {
       range = r;
@@ -263,6 +297,8 @@
     });
     window.addEventListener('resize', () => { if (drawn) drawChart(drawn.points, drawn.bucket); });
     await load();
+    await nodes();
     setInterval(() => load().catch(PX.showError), 30000);
+    setInterval(() => nodes().catch(PX.showError), 5000);
   });
 })();

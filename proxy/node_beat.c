@@ -1,0 +1,116 @@
+/* node_beat: the thread that keeps this node's row in the nodes table (node_beat.h). */
+#include "proxy/node_beat.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "proxy/log.h"
+
+struct node_beat {
+    pthread_t thread;
+    struct store *st;     /* owned; the beat thread's alone */
+    struct store_node me; /* the beat thread's alone once started */
+    int wake_fd;          /* eventfd: node_beat_stop wakes the wait */
+    _Atomic bool stopping;
+    int64_t (*running_version)(void *arg);
+    void *arg;
+};
+
+static void *beat_main(void *arg)
+{
+    struct node_beat *b = arg;
+    int64_t next_ms = 0; /* monotonic; 0: at once */
+    int64_t sent_version = -1;
+    bool down = false;
+
+    while (!atomic_load(&b->stopping)) {
+        int64_t version = b->running_version(b->arg);
+        int64_t now = clock_mono_ms();
+
+        if (now >= next_ms || version != sent_version) {
+            char err[256] = "";
+
+            b->me.policy_version = version;
+            if (store_node_beat(b->st, &b->me, err, sizeof(err)) == 0) {
+                if (down)
+                    log_info("node heartbeat: written again");
+                down = false;
+                sent_version = version;
+            } else if (!down) {
+                log_warnx("node heartbeat: %s; relaying goes on, retrying every %d s", err,
+                          NODE_BEAT_MS / 1000);
+                down = true;
+            }
+            /* A failed beat is tried again at the next interval, not at the next check. */
+            if (down)
+                sent_version = version;
+            next_ms = clock_mono_ms() + NODE_BEAT_MS;
+        }
+        struct pollfd p = {.fd = b->wake_fd, .events = POLLIN};
+        poll(&p, 1, NODE_BEAT_CHECK_MS);
+    }
+    return NULL;
+}
+
+struct node_beat *node_beat_start(const char *db_path, const struct store_node *me,
+                                  int64_t (*running_version)(void *arg), void *arg, char *err,
+                                  size_t errlen)
+{
+    struct node_beat *b = calloc(1, sizeof(*b));
+
+    if (!b) {
+        snprintf(err, errlen, "node heartbeat: out of memory");
+        return NULL;
+    }
+    b->me = *me;
+    b->me.beat_every_ms = NODE_BEAT_MS;
+    b->running_version = running_version;
+    b->arg = arg;
+    b->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->wake_fd < 0) {
+        snprintf(err, errlen, "node heartbeat: eventfd: %s", strerror(errno));
+        free(b);
+        return NULL;
+    }
+    b->st = store_open(db_path, err, errlen);
+    if (!b->st)
+        goto fail;
+    if ((errno = pthread_create(&b->thread, NULL, beat_main, b)) != 0) {
+        snprintf(err, errlen, "node heartbeat: pthread_create: %s", strerror(errno));
+        goto fail;
+    }
+    return b;
+fail:
+    store_close(b->st);
+    close(b->wake_fd);
+    free(b);
+    return NULL;
+}
+
+void node_beat_stop(struct node_beat *b)
+{
+    uint64_t one = 1;
+    char err[256];
+
+    if (!b)
+        return;
+    atomic_store(&b->stopping, true);
+    if (write(b->wake_fd, &one, sizeof(one)) < 0) {
+        /* the wait ends within NODE_BEAT_CHECK_MS all the same */
+    }
+    pthread_join(b->thread, NULL);
+    if (store_node_stop(b->st, b->me.name, err, sizeof(err)) < 0)
+        log_warnx("node heartbeat: cannot mark this node stopped: %s", err);
+    store_close(b->st);
+    close(b->wake_fd);
+    free(b);
+}
