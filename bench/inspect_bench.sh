@@ -15,7 +15,9 @@
 #          0.1 s at 700 MB/s, where 10 ms of scheduling delay is 10% of a row); and the
 #          proxy's CPU per MB over those downloads (milliseconds of CPU time of all its
 #          threads per MB, from /proc/PID/task/*/schedstat), which other work on the machine
-#          moves far less than MB/s. Ratios follow.
+#          moves far less than MB/s; and how idle the CPU of curl and nginx was meanwhile
+#          (pinned: CPU 0, from /proc/stat): near 0% it, not the proxy, set the pace (on a
+#          quiet machine; other work fills it too). Ratios follow.
 # The row proxyd-inspect-tls is the inspected tunnel inside TLS to proxyd's --listen-tls port
 # (curl --proxy https://... --proxy-cacert; two sessions on the client's socket).
 # With --profile DIR, four more inspected downloads each through proxyd's plain port, its
@@ -200,21 +202,31 @@ handshakes() {  # CAFILE [--proxy H:P [--proxy-tls CAFILE]] -> new HTTPS connect
 cpu_ns() {  # PID -> nanoseconds on a CPU so far, all its threads
   cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
 }
-download() {  # PROXY-PID-OR-0 CURL-ARGS... -> "median-MB/s CPU-ms/MB" (CPU "-" without a proxy)
-  local i pid=$1 speeds=() c0 c1
+# The /proc/stat line of the CPU(s) curl and nginx run on: "cpu0", or "cpu" (all) unpinned.
+LOAD_STAT=cpu
+[[ $PIN == 1 ]] && LOAD_STAT=cpu$CPU_LOAD
+idle_ticks() {  # -> "idle-and-iowait total" ticks of $LOAD_STAT so far
+  awk -v c="$LOAD_STAT" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t }' /proc/stat
+}
+download() {  # PROXY-PID-OR-0 CURL-ARGS... -> "median-MB/s CPU-ms/MB idle-%" (CPU "-" without a proxy)
+  local i pid=$1 speeds=() c0 c1 i0 i1
   shift
   [[ $pid != 0 ]] && c0=$(cpu_ns "$pid")
+  i0=$(idle_ticks)
   for i in 1 2 3; do
     speeds+=("$(taskset -c "$CPU_LOAD" curl -sf -o /dev/null -w '%{speed_download}' "$@" https://127.0.0.1:18443/big)")
   done
+  i1=$(idle_ticks)
   [[ $pid != 0 ]] && c1=$(cpu_ns "$pid")
   printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk -v pid="$pid" -v c0="${c0:-0}" \
-    -v c1="${c1:-0}" -v mb=$((3 * BIG)) '{ printf "%.1f ", $1 / 1e6;
-      if (pid != 0) printf "%.3f", (c1 - c0) / 1e6 / (mb / 1e6); else printf "-" }'
+    -v c1="${c1:-0}" -v mb=$((3 * BIG)) -v i0="$i0" -v i1="$i1" '{ printf "%.1f ", $1 / 1e6;
+      if (pid != 0) printf "%.3f ", (c1 - c0) / 1e6 / (mb / 1e6); else printf "- ";
+      split(i0, a, " "); split(i1, b, " ");
+      if (b[2] > a[2]) printf "%.0f", 100 * (b[1] - a[1]) / (b[2] - a[2]); else printf "-" }'
 }
 
 PXTLS_CA="$T/var18891/tls-cert.pem"  # the self-made certificate of the --listen-tls port
-declare -A HS BULK CPU
+declare -A HS BULK CPU IDLE
 rows=(direct proxyd-splice proxyd-inspect proxyd-inspect-tls)
 [[ $SQUID == 1 ]] && rows+=(squid-bump)
 for row in "${rows[@]}"; do
@@ -232,12 +244,14 @@ for row in "${rows[@]}"; do
     squid-bump) HS[$row]=$(handshakes "$T/proxy-ca.crt" --proxy 127.0.0.1:18895)
       r=$(download "$SQUID_PID" --proxy http://127.0.0.1:18895 --cacert "$T/proxy-ca.crt") ;;
   esac
-  BULK[$row]=${r% *}
-  CPU[$row]=${r#* }
+  read -r BULK[$row] CPU[$row] IDLE[$row] <<< "$r"
 done
 
-printf '\n| row | new HTTPS conns/s | bulk MB/s | proxy CPU ms/MB |\n|---|---:|---:|---:|\n'
-for row in "${rows[@]}"; do printf '| %s | %s | %s | %s |\n' "$row" "${HS[$row]}" "${BULK[$row]}" "${CPU[$row]}"; done
+printf '\n| row | new HTTPS conns/s | bulk MB/s | proxy CPU ms/MB | idle %% of %s (curl, nginx) |\n|---|---:|---:|---:|---:|\n' \
+  "$([[ $PIN == 1 ]] && echo "CPU $CPU_LOAD" || echo "all CPUs")"
+for row in "${rows[@]}"; do
+  printf '| %s | %s | %s | %s | %s |\n' "$row" "${HS[$row]}" "${BULK[$row]}" "${CPU[$row]}" "${IDLE[$row]}"
+done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 printf '\nproxyd-splice / direct: new conns %s, bulk %s\n' \
   "$(ratio "${HS[proxyd-splice]}" "${HS[direct]}")" "$(ratio "${BULK[proxyd-splice]}" "${BULK[direct]}")"
