@@ -200,7 +200,8 @@ handshakes() {  # CAFILE [--proxy H:P [--proxy-tls CAFILE]] -> new HTTPS connect
     --cafile "$@"
 }
 cpu_ns() {  # PID -> nanoseconds on a CPU so far, all its threads
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
+  # %.0f: mawk's %d stops at 2^31 (2.1 s of CPU)
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
 }
 # The /proc/stat line of the CPU(s) curl and nginx run on: "cpu0", or "cpu" (all) unpinned.
 LOAD_STAT=cpu
