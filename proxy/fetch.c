@@ -47,6 +47,8 @@ struct wait {
     struct ev_loop *loop;
     struct dns_resolver *r;
     struct dns_result res;
+    const _Atomic bool *stop; /* the caller's: shutdown does not wait for a slow answer */
+    bool stopped;
 };
 
 static void on_resolved(void *arg, const struct dns_result *res)
@@ -59,19 +61,27 @@ static void on_resolved(void *arg, const struct dns_result *res)
 
 static void on_tick(struct ev_loop *loop, void *arg)
 {
-    (void)loop;
-    dns_resolver_tick(((struct wait *)arg)->r);
+    struct wait *w = arg;
+
+    if (w->stop && atomic_load(w->stop)) {
+        w->stopped = true;
+        ev_stop(loop); /* dns_resolver_free cancels the query */
+        return;
+    }
+    dns_resolver_tick(w->r);
 }
 
-/* The addresses of host:port into res. PX_OK, or PX_ERR with err. */
+/* The addresses of host:port into res. PX_OK, or PX_ERR with err (also when *stop is set
+ * while the answer is awaited). */
 static int resolve(const struct fetch_env *env, const struct acl_host *host, uint16_t port,
-                   struct dns_result *res, char *err, size_t errlen)
+                   const _Atomic bool *stop, struct dns_result *res, char *err, size_t errlen)
 {
     struct wait w;
     struct dns_query *q = NULL;
     int rc;
 
     memset(&w, 0, sizeof(w));
+    w.stop = stop;
     w.loop = ev_loop_new(env->max_fds);
     if (!w.loop) {
         snprintf(err, errlen, "%s: cannot make a resolver loop", host->text);
@@ -89,6 +99,10 @@ static int resolve(const struct fetch_env *env, const struct acl_host *host, uin
         rc = ev_run(w.loop) == 0 ? PX_OK : PX_ERR; /* dns_resolver_tick ends it in time */
     dns_resolver_free(w.r);
     ev_loop_free(w.loop);
+    if (w.stopped) {
+        snprintf(err, errlen, "%s: stopped while resolving", host->text);
+        return PX_ERR;
+    }
     if (rc != PX_OK) {
         snprintf(err, errlen, "%s: cannot resolve (out of memory)", host->text);
         return PX_ERR;
@@ -251,7 +265,7 @@ static int hop_targets(struct hop *h, const struct acl_host *host, uint16_t port
     const char *why = NULL;
     size_t off;
 
-    if (resolve(h->env, host, port, &res, err, errlen) != PX_OK)
+    if (resolve(h->env, host, port, h->f->stop, &res, err, errlen) != PX_OK)
         return PX_ERR;
     off = (size_t)snprintf(pin, pinlen, "%s:%u:", host->text, (unsigned)port);
     h->nallowed = 0;

@@ -352,5 +352,19 @@ class LockedDatabaseTest(unittest.TestCase):
             self.assertLessEqual(during, 2, "%d downloads while the database was locked" % during)
 
 
+class ShutdownTest(unittest.TestCase):
+    def test_stop_does_not_wait_for_a_download_s_slow_dns_answer(self):
+        """A list's name whose DNS answer never comes (a 5-minute lookup timeout): SIGTERM
+        ends proxyd without waiting for it (the 60 s guard is far below the lookup's)."""
+        with DnsStub(records={}, drops={"never.test"}) as dns:
+            px = Proxyd(dns=dns, extra_args=["--dns-timeout", "300000"])
+            with px:
+                px.api("PUT", "/api/subscriptions/slow", {"url": "http://never.test/l.txt",
+                                                          "every_s": 86400})
+                self.assertTrue(wait_for(lambda: dns.queries["never.test"] > 0),
+                                "the download did not ask for the name")
+                self.assertEqual(px.stop(timeout=60), 0, "proxyd did not stop while resolving")
+
+
 if __name__ == "__main__":
     unittest.main()
