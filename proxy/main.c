@@ -195,6 +195,10 @@ static int hook_list_fetch(void *arg, struct wa_fetch *f)
     pthread_mutex_lock(&s->tunables_lock);
     bool allow_loopback = s->tunables.allow_loopback_targets;
     pthread_mutex_unlock(&s->tunables_lock);
+    /* The forwards' listen ports too, as a worker's guard has them: with loopback targets
+     * allowed, a list URL could otherwise reach a forward's target through its port. */
+    uint16_t own_ports[CONFIG_MAX_LISTENERS + 1 + PORTFWD_MAX];
+    size_t nown_ports = portfwd_own_ports(s->forwards, s->own_ports, s->nown_ports, own_ports);
     struct fetch_env env = {
         .cache = p->dns_cache,
         .dns_servers = s->dns_servers,
@@ -203,8 +207,8 @@ static int hook_list_fetch(void *arg, struct wa_fetch *f)
         .max_fds = s->fd_limit,
         .guard = {.local_addrs = s->local_addrs,
                   .nlocal_addrs = s->nlocal_addrs,
-                  .own_ports = s->own_ports,
-                  .nown_ports = s->nown_ports,
+                  .own_ports = own_ports,
+                  .nown_ports = nown_ports,
                   .allow_loopback = allow_loopback},
         .timeout_ms = p->cfg.list_fetch_timeout_ms > 0 ? p->cfg.list_fetch_timeout_ms : 60000,
     };

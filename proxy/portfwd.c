@@ -304,6 +304,31 @@ void portfwd_table_destroy(struct portfwd_table *t)
     pthread_mutex_destroy(&t->lock);
 }
 
+/* Appends port to ports[0..*n) unless it is there already. */
+static void port_add_once(uint16_t *ports, size_t *n, uint16_t port)
+{
+    for (size_t j = 0; j < *n; j++)
+        if (ports[j] == port)
+            return;
+    ports[(*n)++] = port;
+}
+
+size_t portfwd_own_ports(struct portfwd_table *t, const uint16_t *fixed, size_t nfixed,
+                         uint16_t *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < nfixed; i++)
+        out[n++] = fixed[i];
+    if (!t)
+        return n;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n; i++)
+        port_add_once(out, &n, addr_port(&t->entries[i].def.listen_addr));
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
 /* ---- a worker's listeners ---- */
 
 /* w->own_ports: proxyd's fixed ones and the ports of w's forwards, each once. */
@@ -313,16 +338,9 @@ static void own_ports_update(struct worker *w)
     w->nown_ports = 0;
     for (size_t i = 0; i < s->nown_ports; i++)
         w->own_ports[w->nown_ports++] = s->own_ports[i];
-    for (size_t i = 0; w->fwd && i < PORTFWD_MAX; i++) {
-        if (w->fwd[i].id == 0)
-            continue;
-        uint16_t port = addr_port(&w->fwd[i].def.listen_addr);
-        bool have = false;
-        for (size_t j = 0; j < w->nown_ports && !have; j++)
-            have = w->own_ports[j] == port;
-        if (!have)
-            w->own_ports[w->nown_ports++] = port;
-    }
+    for (size_t i = 0; w->fwd && i < PORTFWD_MAX; i++)
+        if (w->fwd[i].id != 0)
+            port_add_once(w->own_ports, &w->nown_ports, addr_port(&w->fwd[i].def.listen_addr));
 }
 
 void portfwd_worker_sync(struct worker *w, bool force)

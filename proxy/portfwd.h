@@ -97,6 +97,12 @@ void portfwd_poll(struct portfwd_table *t);
 void portfwd_table_attach(struct portfwd_table *t, struct worker *workers);
 /* Closes what no worker took and the store. Teardown, no worker running. */
 void portfwd_table_destroy(struct portfwd_table *t);
+/* proxyd's own ports for a target check made outside the workers (a list download): the
+ * nfixed fixed ones and every forward's listen port, each once, into out (room for
+ * CONFIG_MAX_LISTENERS + 1 + PORTFWD_MAX). Returns how many. Takes the table's lock; any
+ * thread but a worker's. */
+size_t portfwd_own_ports(struct portfwd_table *t, const uint16_t *fixed, size_t nfixed,
+                         uint16_t *out);
 
 /* ---- worker thread ---- */
 

@@ -15,7 +15,7 @@ import time
 import unittest
 import urllib.error
 
-from harness import PROXYCTL, DnsStub, Proxyd, wait_for
+from harness import PROXYCTL, DnsStub, Proxyd, free_port, wait_for
 
 MAX_BYTES = 4000
 
@@ -187,6 +187,19 @@ class SubscriptionsTest(unittest.TestCase):
         self.px.api("PUT", "/api/subscriptions/self", {
             "url": "http://127.0.0.1:%d/api/health" % self.px.admin_port, "every_s": 86400})
         self.assertIn("target refused", self.fetched("self")["error"])
+        # A port forward's listen port is proxyd's own too: its target is not reached.
+        self.origin.set("/fwd.txt", 200, b"fwd.example\n")
+        fwd = self.px.api("POST", "/api/forwards", {"listen": "127.0.0.1:%d" % free_port(),
+                                                   "target": "127.0.0.1:%d" % self.origin.port})
+        try:
+            self.px.api("PUT", "/api/subscriptions/fwd", {
+                "url": "http://%s/fwd.txt" % fwd["listen"], "every_s": 86400})
+            s = self.fetched("fwd")
+            self.assertIn("target refused (target is the proxy itself)", s["error"])
+            self.assertEqual((s["status"], s["entries"]), (0, -1))
+            self.assertEqual(self.origin.hits("/fwd.txt"), [])
+        finally:
+            self.px.api("DELETE", "/api/forwards/%d" % fwd["id"])
         # A redirect is checked like the first URL.
         self.origin.set("/away", 302, b"", Location="http://meta.test/list")
         self.px.api("PUT", "/api/subscriptions/away", {"url": self.url("/away"),
