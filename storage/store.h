@@ -334,7 +334,8 @@ struct store_sub {
     int status;          /* HTTP status of the last answer; 0: none (no answer) */
     char etag[256];      /* validators of the copy imported, sent with the next fetch */
     char last_modified[64];
-    char error[512]; /* why the last fetch kept the list as it was; "" when it did not */
+    char error[512];    /* why the last fetch kept the list as it was; "" when it did not */
+    int64_t created_ms; /* when it was added: with the URL, tells it from one added again */
 };
 /* All subscriptions by name (*out owned, free). 0, or -1 with err. */
 int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *err, size_t errlen);
@@ -347,7 +348,15 @@ int store_sub_add(struct store *st, const char *name, const char *url, int64_t e
 /* 0; 1 when there is none (err says so); -1 with err. The list stays. */
 int store_sub_delete(struct store *st, const char *name, const char *actor, char *err,
                      size_t errlen);
-/* Writes sub's fetch fields (next_ms to error) to the row of sub->name. 0, or -1 with err. */
+/* Inside a policy change's transaction, before it imports a download as list `name`: sets
+ * the subscription's imported_ms to now, if it is still the one added at created_ms with
+ * url (one removed, or removed and added again, during the download must not get the list).
+ * The row is locked until the change commits, so a removal waits or went first. 0; 1 when
+ * it is not there (any more); -1 with err. */
+int store_sub_import_mark(struct store *st, const char *name, const char *url, int64_t created_ms,
+                          char *err, size_t errlen);
+/* Writes sub's fetch fields (next_ms to error) to the row of sub->name, if it is still the
+ * one added at sub->created_ms (else nothing). 0, or -1 with err. */
 int store_sub_record(struct store *st, const struct store_sub *sub, char *err, size_t errlen);
 
 /* ---- Access requests (asked for on the block page, decided by an admin) ---- */

@@ -12,7 +12,7 @@
 
 #define SUB_COLS                                                                                   \
     "name, url, every_s, next_ms, checked_ms, imported_ms, entries, status, etag,"                 \
-    " last_modified, error"
+    " last_modified, error, created_ms"
 
 static void copy_col(char *dst, size_t cap, struct sql_stmt *s, int col)
 {
@@ -35,6 +35,7 @@ static void sub_of(struct sql_stmt *s, struct store_sub *o)
     copy_col(o->etag, sizeof(o->etag), s, 8);
     copy_col(o->last_modified, sizeof(o->last_modified), s, 9);
     copy_col(o->error, sizeof(o->error), s, 10);
+    o->created_ms = sql_col_int64(s, 11);
 }
 
 int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *err, size_t errlen)
@@ -160,6 +161,30 @@ int store_sub_delete(struct store *st, const char *name, const char *actor, char
     return commit_audited(st, actor, "subscription.delete", detail, err, errlen);
 }
 
+int store_sub_import_mark(struct store *st, const char *name, const char *url, int64_t created_ms,
+                          char *err, size_t errlen)
+{
+    struct sql_stmt *s;
+    int rc;
+
+    /* An UPDATE, not a SELECT: it locks the row on PostgreSQL too, where a concurrent DELETE
+     * would otherwise commit between this check and the import's commit. */
+    if (store_prepare(st,
+                      "UPDATE list_subscriptions SET imported_ms = ?"
+                      " WHERE name = ? AND url = ? AND created_ms = ?",
+                      &s, err, errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, clock_wall_ms());
+    sql_bind_text(s, 2, name);
+    sql_bind_text(s, 3, url);
+    sql_bind_int64(s, 4, created_ms);
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
+        return store_sql_err(st, err, errlen, "subscription import");
+    return sql_changes(st) == 1 ? 0 : 1;
+}
+
 int store_sub_record(struct store *st, const struct store_sub *sub, char *err, size_t errlen)
 {
     struct sql_stmt *s;
@@ -168,7 +193,7 @@ int store_sub_record(struct store *st, const struct store_sub *sub, char *err, s
     if (store_prepare(st,
                       "UPDATE list_subscriptions SET next_ms = ?, checked_ms = ?, imported_ms = ?,"
                       " entries = ?, status = ?, etag = ?, last_modified = ?, error = ?"
-                      " WHERE name = ?",
+                      " WHERE name = ? AND created_ms = ?",
                       &s, err, errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, sub->next_ms);
@@ -180,6 +205,7 @@ int store_sub_record(struct store *st, const struct store_sub *sub, char *err, s
     sql_bind_text(s, 7, sub->last_modified);
     sql_bind_text(s, 8, sub->error);
     sql_bind_text(s, 9, sub->name);
+    sql_bind_int64(s, 10, sub->created_ms);
     rc = sql_step(s);
     sql_finalize(s);
     return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "subscription record");

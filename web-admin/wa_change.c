@@ -218,6 +218,8 @@ static int candidate_edit(struct candidate *c, const struct wa_change *ch, char 
         }
         c->lists[at] = c->lists[--c->nlists];
         return 0;
+    case WA_SUB_CURRENT:
+        return 0; /* the store's to check, at the commit */
     case WA_CHANGE_KIND_COUNT:
         break;
     }
@@ -263,6 +265,16 @@ static int write_change(struct store *st, const struct wa_change *ch, const char
         return store_list_delete(st, ch->list, actor, err, errlen);
     case WA_RULES_RESTORE:
         return store_rules_restore(st, ch->version, ch->rules, ch->nitems, actor, err, errlen);
+    case WA_SUB_CURRENT:
+        switch (store_sub_import_mark(st, ch->list, ch->text, ch->version, err, errlen)) {
+        case 0:
+            return 0;
+        case 1:
+            snprintf(err, errlen, "the subscription was removed or replaced during its download");
+            return -1;
+        default:
+            return -1;
+        }
     case WA_CHANGE_KIND_COUNT:
         break;
     }

@@ -32,6 +32,9 @@ enum wa_change_kind {
     WA_LIST_DELETE,   /* list */
     WA_RULES_RESTORE, /* version, rules: that version's rules, with their ids, and (with_lists)
                          lists: all its lists (a rollback) */
+    WA_SUB_CURRENT,   /* list, text (its URL), version (its created_ms): the list's subscription
+                         is still the one whose download this change imports (changes no rule;
+                         checked in the change's transaction, store_sub_import_mark) */
     WA_CHANGE_KIND_COUNT
 };
 

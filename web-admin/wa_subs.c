@@ -110,10 +110,18 @@ static void sub_import(struct wa_ctx *ctx, struct store *st, struct store_sub *s
     } else if (list_is(st, sub->name, domains, n)) {
         sub->entries = (int64_t)n; /* nothing new: no version for it */
     } else {
-        struct wa_change ch = {.kind = WA_LIST_REPLACE,
-                               .list = sub->name,
-                               .items = (const char *const *)domains,
-                               .nitems = n};
+        /* The subscription is checked in the import's own transaction: one removed during
+         * the download (which may take a minute) keeps its list as it is. */
+        struct wa_change ch[] = {
+            {.kind = WA_SUB_CURRENT,
+             .list = sub->name,
+             .text = sub->url,
+             .version = sub->created_ms},
+            {.kind = WA_LIST_REPLACE,
+             .list = sub->name,
+             .items = (const char *const *)domains,
+             .nitems = n},
+        };
         int rc;
 
         char shown[SUB_URL_SHOWN];
@@ -123,7 +131,8 @@ static void sub_import(struct wa_ctx *ctx, struct store *st, struct store_sub *s
         snprintf(actor, sizeof(actor), "subscription:%s", sub->name);
         snprintf(message, sizeof(message), "subscription %s: %zu entries from %.400s", sub->name, n,
                  shown);
-        rc = wa_change_apply_as(ctx, st, actor, message, &ch, 1, err, sizeof(err));
+        rc = wa_change_apply_as(ctx, st, actor, message, ch, sizeof(ch) / sizeof(ch[0]), err,
+                                sizeof(err));
         if (rc == 0) {
             sub->entries = (int64_t)n;
             sub->imported_ms = clock_wall_ms();

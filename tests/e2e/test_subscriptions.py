@@ -23,11 +23,12 @@ MAX_BYTES = 4000
 class ListOrigin:
     """An HTTP origin on 127.0.0.1 whose answers the test sets per path: (status, body,
     etag). It answers 304 when If-None-Match is the path's ETag, and keeps each request's
-    path and headers."""
+    path and headers. A held path's answer waits until release(path) (60 s at most)."""
 
     def __init__(self):
         self.pages = {}
         self.requests = []
+        self.holds = {}
         self.lock = threading.Lock()
         origin = self
 
@@ -40,6 +41,10 @@ class ListOrigin:
             def do_GET(self):
                 with origin.lock:
                     origin.requests.append((self.path, dict(self.headers)))
+                    hold = origin.holds.get(self.path)
+                if hold:
+                    hold.wait(60)
+                with origin.lock:
                     page = origin.pages.get(self.path)
                 if page is None:
                     status, body, extra = 404, b"", {}
@@ -71,6 +76,14 @@ class ListOrigin:
     def set(self, path, status, body, **headers):
         with self.lock:
             self.pages[path] = (status, body, headers)
+
+    def hold(self, path):
+        with self.lock:
+            self.holds[path] = threading.Event()
+
+    def release(self, path):
+        with self.lock:
+            self.holds.pop(path).set()
 
     def hits(self, path):
         with self.lock:
@@ -231,6 +244,30 @@ class SubscriptionsTest(unittest.TestCase):
         self.assertEqual(r.returncode, expect, "proxyctl %s: exit %d\nstdout: %s\nstderr: %s"
                          % (" ".join(args), r.returncode, r.stdout, r.stderr))
         return r.stdout, r.stderr
+
+    def test_a_subscription_removed_during_its_download_gets_no_import(self):
+        self.origin.set("/gone.txt", 200, b"gone.example\n")
+        self.origin.hold("/gone.txt")
+        try:
+            before = self.current()
+            self.px.api("PUT", "/api/subscriptions/gone", {"url": self.url("/gone.txt"),
+                                                           "every_s": 86400})
+            self.assertTrue(wait_for(lambda: self.origin.hits("/gone.txt")), "no download")
+            self.px.api("DELETE", "/api/subscriptions/gone")
+        finally:
+            self.origin.release("/gone.txt")
+        # The thread fetches one list at a time: once a later subscription's fetch is
+        # recorded, the removed one's download has been dealt with.
+        self.origin.set("/after.txt", 200, b"after.example\n")
+        self.px.api("PUT", "/api/subscriptions/after", {"url": self.url("/after.txt"),
+                                                        "every_s": 86400})
+        self.assertEqual(self.fetched("after")["entries"], 1)
+        self.assertEqual(self.api_error("GET", "/api/lists/gone")[0], 404)
+        self.assertIsNone(self.sub("gone"))
+        messages = [v["message"] for v in self.px.api("GET", "/api/versions?limit=50")["rows"]
+                    if v["version"] > before]
+        self.assertFalse([m for m in messages if "gone.txt" in m], messages)
+        self.px.api("DELETE", "/api/subscriptions/after")
 
     def test_proxyctl_verbs(self):
         self.origin.set("/ctl.txt", 200, b"one.example\ntwo.example\n", ETag='"c1"')

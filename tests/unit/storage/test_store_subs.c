@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "storage/store.h"
 #include "tests/unit/common.h"
 
@@ -103,6 +104,45 @@ START_TEST(test_add_record_get_delete)
 }
 END_TEST
 
+/* A download's import and record reach only the subscription it was made for: one removed, or
+ * removed and added again, meanwhile is not marked, and its record goes nowhere. */
+START_TEST(test_import_and_record_need_the_same_subscription)
+{
+    struct store_sub old, now;
+
+    ck_assert_int_eq(store_sub_add(st, "ads", "http://a.example/1", 3600, "t", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_sub_get(st, "ads", &old, err, sizeof(err)), 0);
+    ck_assert_int_gt(old.created_ms, 0);
+    ck_assert_int_eq(store_sub_import_mark(st, "ads", old.url, old.created_ms, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_sub_get(st, "ads", &now, err, sizeof(err)), 0);
+    ck_assert_int_gt(now.imported_ms, 0);
+    ck_assert_int_eq(
+        store_sub_import_mark(st, "ads", "http://a.example/2", old.created_ms, err, sizeof(err)),
+        1);
+    ck_assert_int_eq(
+        store_sub_import_mark(st, "ads", old.url, old.created_ms + 1, err, sizeof(err)), 1);
+
+    ck_assert_int_eq(store_sub_delete(st, "ads", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_sub_import_mark(st, "ads", old.url, old.created_ms, err, sizeof(err)),
+                     1);
+    /* Added again, later (created_ms moves). */
+    while (clock_wall_ms() <= old.created_ms)
+        ;
+    ck_assert_int_eq(store_sub_add(st, "ads", old.url, 3600, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_sub_import_mark(st, "ads", old.url, old.created_ms, err, sizeof(err)),
+                     1);
+    old.checked_ms = 1234;
+    old.entries = 7;
+    ck_assert_int_eq(store_sub_record(st, &old, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_sub_get(st, "ads", &now, err, sizeof(err)), 0);
+    ck_assert_int_eq(now.checked_ms, 0);
+    ck_assert_int_eq(now.entries, -1);
+    ck_assert_int_eq(now.imported_ms, 0);
+}
+END_TEST
+
 START_TEST(test_bad_input_is_refused)
 {
     char url[STORE_SUB_URL_MAX + 2];
@@ -130,6 +170,7 @@ int main(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_add_record_get_delete);
+    tcase_add_test(tc, test_import_and_record_need_the_same_subscription);
     tcase_add_test(tc, test_bad_input_is_refused);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
