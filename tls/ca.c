@@ -4,10 +4,12 @@
 #include "tls/ca.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,16 +225,40 @@ char *tls_ca_cert_pem(const char *data_dir, char *err, size_t errlen)
 }
 
 /* Writes a checked pair into data_dir: the key first (0600), so a certificate on disk always
- * has its key beside it. */
-static int ca_write(const char *data_dir, const char *cert_pem, const char *key_pem, char *err,
-                    size_t errlen)
+ * has its key beside it. Unless replace is set, only when data_dir holds no CA: the check and
+ * the writes are one step under an exclusive lock on the folder (flock, so two importers,
+ * threads of the admin server or processes, never both find it empty and mix their files).
+ * Returns 0, -1 with err, or -2 with err when a CA is there and replace is not set. */
+static int ca_write(const char *data_dir, const char *cert_pem, const char *key_pem, bool replace,
+                    char *err, size_t errlen)
 {
     char cert_path[4200], key_path[4200];
-    ca_paths(data_dir, cert_path, sizeof(cert_path), key_path, sizeof(key_path));
-    if (tls_file_write(key_path, key_pem, 0600, err, errlen) < 0 ||
-        tls_file_write(cert_path, cert_pem, 0644, err, errlen) < 0)
+    int rc = -1;
+    int dir = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (dir < 0) {
+        snprintf(err, errlen, "%s: %s", data_dir, strerror(errno));
         return -1;
-    return 0;
+    }
+    while (flock(dir, LOCK_EX) < 0)
+        if (errno != EINTR) {
+            snprintf(err, errlen, "%s: cannot lock: %s", data_dir, strerror(errno));
+            close(dir);
+            return -1;
+        }
+    ca_paths(data_dir, cert_path, sizeof(cert_path), key_path, sizeof(key_path));
+    if (!replace && tls_ca_present(data_dir)) {
+        snprintf(err, errlen,
+                 "a CA exists already in %s: every client that trusts it must then trust the "
+                 "new one (replace it on purpose)",
+                 data_dir);
+        rc = -2;
+    } else if (tls_file_write(key_path, key_pem, 0600, err, errlen) == 0 &&
+               tls_file_write(cert_path, cert_pem, 0644, err, errlen) == 0) {
+        rc = 0;
+    }
+    close(dir); /* and the lock with it */
+    return rc;
 }
 
 int tls_ca_import_pem(const char *data_dir, const char *cert_pem, const char *key_pem, bool replace,
@@ -242,14 +268,7 @@ int tls_ca_import_pem(const char *data_dir, const char *cert_pem, const char *ke
     if (!ca)
         return -1;
     tls_ca_free(ca);
-    if (!replace && tls_ca_present(data_dir)) {
-        snprintf(err, errlen,
-                 "a CA exists already in %s: every client that trusts it must then trust the "
-                 "new one (replace it on purpose)",
-                 data_dir);
-        return -2;
-    }
-    return ca_write(data_dir, cert_pem, key_pem, err, errlen);
+    return ca_write(data_dir, cert_pem, key_pem, replace, err, errlen);
 }
 
 int tls_ca_import(const char *data_dir, const char *cert_file, const char *key_file, bool replace,
@@ -339,8 +358,9 @@ int tls_ca_init(const char *data_dir, const char *common_name, char *err, size_t
     }
     char *cert_pem = strndup((const char *)c.data, c.size);
     char *key_pem = strndup((const char *)k.data, k.size);
+    /* Checked again with the write: another init or import may have made one meanwhile. */
     if (cert_pem && key_pem)
-        rc = ca_write(data_dir, cert_pem, key_pem, err, errlen);
+        rc = ca_write(data_dir, cert_pem, key_pem, false, err, errlen) == 0 ? 0 : -1;
     else
         snprintf(err, errlen, "out of memory");
     free(cert_pem);

@@ -43,7 +43,8 @@ bool tls_ca_present(const char *data_dir);
 int tls_ca_init(const char *data_dir, const char *common_name, char *err, size_t errlen);
 /* Copies an existing CA into data_dir: cert_file (PEM, the CA's certificate: basic
  * constraints CA, may sign certificates, not expired) and key_file (its unencrypted PEM
- * key). A CA kept there is replaced only when replace is set. Returns 0, -1 with err naming
+ * key). A CA kept there is replaced only when replace is set: the check and the writes are one
+ * step (of imports racing into an empty folder, one wins). Returns 0, -1 with err naming
  * what is wrong, or -2 (the pair checked and good) when a CA is there and replace is not set. */
 int tls_ca_import(const char *data_dir, const char *cert_file, const char *key_file, bool replace,
                   char *err, size_t errlen);

@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "tests/unit/common.h"
 #include "tls/ca.h"
+#include "tls/file.h"
 #include "tls/tls.h"
 
 static struct tls_ca *make_ca(struct test_tmpdir *t, const char *cn)
@@ -154,6 +155,81 @@ START_TEST(test_ca_import_takes_a_ca_and_refuses_what_cannot_sign)
     test_tmpdir_remove(&a);
     test_tmpdir_remove(&b);
     test_tmpdir_remove(&dst);
+}
+END_TEST
+
+/* Importers racing into an empty folder without replace: exactly one of them wins each time,
+ * and the folder holds its pair (the existence check and the writes are one step). */
+#define RACERS 6
+#define RACE_ROUNDS 8
+
+struct racer {
+    pthread_barrier_t *go;
+    const char *dir;
+    char *cert, *key;
+    int rc;
+};
+
+static void *race_import(void *arg)
+{
+    struct racer *r = arg;
+    char err[512];
+
+    pthread_barrier_wait(r->go);
+    r->rc = tls_ca_import_pem(r->dir, r->cert, r->key, false, err, sizeof(err));
+    return NULL;
+}
+
+START_TEST(test_concurrent_imports_without_replace_keep_one_pair)
+{
+    struct test_tmpdir src[RACERS];
+    struct tls_ca *made[RACERS];
+    struct racer racers[RACERS];
+    char path[4200], err[512];
+
+    for (int i = 0; i < RACERS; i++) {
+        made[i] = make_ca(&src[i], "racer");
+        snprintf(path, sizeof(path), "%s/%s", src[i].dir, TLS_CA_CERT_FILE);
+        racers[i].cert = tls_file_read(path);
+        snprintf(path, sizeof(path), "%s/%s", src[i].dir, TLS_CA_KEY_FILE);
+        racers[i].key = tls_file_read(path);
+        ck_assert(racers[i].cert && racers[i].key);
+    }
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        struct test_tmpdir dst;
+        pthread_barrier_t go;
+        pthread_t th[RACERS];
+        int winners = 0, winner = -1;
+
+        test_tmpdir_make(&dst);
+        pthread_barrier_init(&go, NULL, RACERS);
+        for (int i = 0; i < RACERS; i++) {
+            racers[i].go = &go;
+            racers[i].dir = dst.dir;
+            ck_assert_int_eq(pthread_create(&th[i], NULL, race_import, &racers[i]), 0);
+        }
+        for (int i = 0; i < RACERS; i++) {
+            pthread_join(th[i], NULL);
+            ck_assert_msg(racers[i].rc == 0 || racers[i].rc == -2, "rc %d", racers[i].rc);
+            if (racers[i].rc == 0) {
+                winners++;
+                winner = i;
+            }
+        }
+        pthread_barrier_destroy(&go);
+        ck_assert_int_eq(winners, 1);
+        struct tls_ca *got = tls_ca_load(dst.dir, err, sizeof(err));
+        ck_assert_msg(got != NULL, "round %d: %s", round, err);
+        ck_assert_str_eq(got->sha256, made[winner]->sha256);
+        tls_ca_free(got);
+        test_tmpdir_remove(&dst);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        free(racers[i].cert);
+        free(racers[i].key);
+        tls_ca_free(made[i]);
+        test_tmpdir_remove(&src[i]);
+    }
 }
 END_TEST
 
@@ -576,6 +652,7 @@ int main(void)
     TCase *tc = tcase_create("ca and mint");
     tcase_add_test(tc, test_ca_init_keeps_key_private_and_refuses_a_second);
     tcase_add_test(tc, test_ca_import_takes_a_ca_and_refuses_what_cannot_sign);
+    tcase_add_test(tc, test_concurrent_imports_without_replace_keep_one_pair);
     tcase_add_test(tc, test_minted_certificate_verifies_names_the_host_and_ends_with_the_ca);
     tcase_add_test(tc, test_minted_certificate_ends_no_later_than_a_short_ca);
     tcase_add_test(tc, test_cache_hits_misses_and_evicts_by_count);
