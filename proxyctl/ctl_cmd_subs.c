@@ -3,12 +3,17 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "proxyctl/ctl_cmd.h"
 #include "proxyctl/ctl_http.h"
 #include "proxyctl/ctl_table.h"
 
 #define DEFAULT_EVERY_S 86400
+/* How long `lists refresh` waits for the outcome: a download may take proxyd's
+ * list-fetch-timeout (60 s by default), and others asked for may run before it. */
+#define REFRESH_WAIT_S 300
+#define REFRESH_POLL_MS 250
 
 static enum ctl_status sub_request(struct ctl_ctx *ctx, const char *method, const char *name,
                                    const char *suffix, const json_t *body, json_t **out)
@@ -103,13 +108,59 @@ enum ctl_status ctl_cmd_lists_unsubscribe(struct ctl_ctx *ctx, const struct ctl_
     return CTL_OK;
 }
 
+/* The subscription `name` of GET /api/subscriptions (a new reference into *all, which the
+ * caller frees), or NULL with ctx->err when it is gone or the API failed (*st says how). */
+static json_t *sub_find(struct ctl_ctx *ctx, const char *name, json_t **all, enum ctl_status *st)
+{
+    const json_t *s;
+    size_t i;
+
+    *all = NULL;
+    *st = ctl_api(ctx, "GET", "/api/subscriptions", NULL, all, "subscriptions");
+    if (*st != CTL_OK)
+        return NULL;
+    json_array_foreach(json_object_get(*all, "subscriptions"), i, s)
+    {
+        if (strcmp(ctl_json_str(s, "name"), name) == 0)
+            return (json_t *)s;
+    }
+    *st = CTL_REFUSED;
+    snprintf(ctx->err, sizeof(ctx->err), "list %s has no subscription (any more)", name);
+    return NULL;
+}
+
+/* Asks proxyd to fetch now (answered at once), then polls the subscription until its fetch
+ * is recorded, for REFRESH_WAIT_S at most. */
 enum ctl_status ctl_cmd_lists_refresh(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out = NULL;
+    json_t *out = NULL, *all = NULL;
+    const json_t *s;
     enum ctl_status st = sub_request(ctx, "POST", call->words[0], "/refresh", NULL, &out);
+    struct timespec pause = {0, REFRESH_POLL_MS * 1000000L};
 
     if (st != CTL_OK)
         return st;
+    json_decref(out);
+    out = NULL;
+    for (int waited_ms = 0;; waited_ms += REFRESH_POLL_MS) {
+        s = sub_find(ctx, call->words[0], &all, &st);
+        if (!s) {
+            json_decref(all);
+            return st;
+        }
+        if (!json_is_true(json_object_get(s, "fetching")))
+            break;
+        json_decref(all);
+        all = NULL;
+        if (waited_ms >= REFRESH_WAIT_S * 1000)
+            return ctl_fail(ctx, CTL_REFUSED,
+                            "list %s: still fetching after %d s (proxyctl lists subscriptions "
+                            "shows the outcome once it is recorded)",
+                            call->words[0], REFRESH_WAIT_S);
+        nanosleep(&pause, NULL);
+    }
+    out = json_incref((json_t *)s);
+    json_decref(all);
     if (ctx->json)
         ctl_print_json(out);
     else

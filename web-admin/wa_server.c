@@ -595,10 +595,10 @@ void wa_stop(struct wa_server *srv)
         pthread_cond_destroy(&srv->retry_cv);
         pthread_mutex_destroy(&srv->retry_mu);
     }
-    wa_subs_cancel(srv->ctx.subs); /* a refresh on an MHD thread ends its download now */
+    wa_subs_cancel(srv->ctx.subs); /* the thread's download ends now, while MHD stops */
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
-    wa_subs_stop(srv->ctx.subs); /* after MHD: a refresh may be using it */
+    wa_subs_stop(srv->ctx.subs); /* after MHD: a request may be using it */
     store_pool_free(srv->ctx.pool);
     wa_auth_free(srv->ctx.auth);
     wa_static_free(srv->ctx.files);

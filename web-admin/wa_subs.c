@@ -20,16 +20,21 @@
  * otherwise be downloaded once a second until the database is back. */
 #define SUB_STORE_RETRY_MS 60000
 #define SUB_URL_SHOWN (STORE_SUB_URL_MAX + 8) /* a URL with "***@" or "?***" put in */
+#define SUB_WANTED_MAX 64                     /* refreshes asked for and not yet begun */
 
 struct wa_subs {
     struct wa_ctx *ctx; /* borrowed */
     pthread_t thread;
-    pthread_mutex_t mu; /* stopping, and the condition's */
+    pthread_mutex_t mu; /* stopping, wanted, running, and the condition's */
     pthread_cond_t cv;
     bool stopping;
     _Atomic bool stop;      /* ends a download in progress */
     int64_t store_retry_ms; /* the thread's: no fetch before this (monotonic) */
-    pthread_mutex_t run_mu; /* one fetch at a time: the thread's or a refresh's */
+    /* Refreshes asked for through the API, fetched by the thread before the due ones: the
+     * request is answered at once, never held for a download (which may take a minute). */
+    char wanted[SUB_WANTED_MAX][64];
+    size_t nwanted;
+    char running[64]; /* the subscription being fetched now; "" when none */
 };
 
 /* url into out (n bytes) without what may be a secret: the user and password before '@'
@@ -148,22 +153,20 @@ static void sub_import(struct wa_ctx *ctx, struct store *st, struct store_sub *s
     acl_list_free(domains, n);
 }
 
-/* Fetches subscription `name` now and records how it went (into *out too, if not NULL).
- * 0; 1 when there is no such subscription; -1 with err when the store failed. */
-static int sub_run(struct wa_subs *subs, struct store *st, const char *name, struct store_sub *out,
-                   char *err, size_t errlen)
+/* Fetches subscription `name` now and records how it went: the thread's alone, so one
+ * fetch at a time. 0; 1 when there is no such subscription; -1 with err when the store
+ * failed. */
+static int sub_run(struct wa_subs *subs, struct store *st, const char *name, char *err,
+                   size_t errlen)
 {
     const struct wa_options *o = subs->ctx->opts;
     struct store_sub sub;
     struct wa_fetch f;
     int rc;
 
-    pthread_mutex_lock(&subs->run_mu);
     rc = store_sub_get(st, name, &sub, err, errlen);
-    if (rc != 0) {
-        pthread_mutex_unlock(&subs->run_mu);
+    if (rc != 0)
         return rc;
-    }
     memset(&f, 0, sizeof(f));
     f.url = sub.url;
     f.etag = sub.etag;
@@ -187,11 +190,44 @@ static int sub_run(struct wa_subs *subs, struct store *st, const char *name, str
     free(f.body);
     sub.checked_ms = clock_wall_ms();
     sub.next_ms = sub.checked_ms + sub.every_s * 1000;
-    rc = store_sub_record(st, &sub, err, errlen);
-    pthread_mutex_unlock(&subs->run_mu);
-    if (out)
-        *out = sub;
-    return rc;
+    return store_sub_record(st, &sub, err, errlen);
+}
+
+/* subs->running: the subscription the thread fetches now ("" when none). */
+static void running_set(struct wa_subs *subs, const char *name)
+{
+    pthread_mutex_lock(&subs->mu);
+    snprintf(subs->running, sizeof(subs->running), "%s", name);
+    pthread_mutex_unlock(&subs->mu);
+}
+
+/* True when name is wanted or being fetched (the caller holds subs->mu). */
+static bool fetching_locked(const struct wa_subs *subs, const char *name)
+{
+    if (strcmp(subs->running, name) == 0)
+        return true;
+    for (size_t i = 0; i < subs->nwanted; i++)
+        if (strcmp(subs->wanted[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Takes the oldest wanted refresh into name (64 bytes), running from now on (in one step, so
+ * the API never sees it neither wanted nor running). False when none is wanted. */
+static bool wanted_take(struct wa_subs *subs, char *name)
+{
+    bool any;
+
+    pthread_mutex_lock(&subs->mu);
+    any = subs->nwanted > 0;
+    if (any) {
+        memcpy(name, subs->wanted[0], 64);
+        memcpy(subs->running, name, 64);
+        memmove(subs->wanted[0], subs->wanted[1], (subs->nwanted - 1) * sizeof(subs->wanted[0]));
+        subs->nwanted--;
+    }
+    pthread_mutex_unlock(&subs->mu);
+    return any;
 }
 
 /* ---- the thread ---- */
@@ -200,23 +236,43 @@ static void run_due(struct wa_subs *subs)
 {
     struct store_sub *rows;
     struct store *st;
-    char err[512];
+    char err[512], name[64];
+    bool wanted;
     size_t n;
 
-    if (clock_mono_ms() < subs->store_retry_ms)
+    pthread_mutex_lock(&subs->mu);
+    wanted = subs->nwanted > 0;
+    pthread_mutex_unlock(&subs->mu);
+    if (!wanted && clock_mono_ms() < subs->store_retry_ms)
         return;
     st = store_pool_get(subs->ctx->pool, err, sizeof(err));
     if (!st)
         return; /* a locked or missing database: the next round tries again */
+    /* Asked for by an admin: fetched even while a failed record holds the schedule back (the
+     * outcome, or the store's error, is what the admin waits for). */
+    while (!atomic_load(&subs->stop) && wanted_take(subs, name)) {
+        if (sub_run(subs, st, name, err, sizeof(err)) < 0)
+            subs->store_retry_ms = clock_mono_ms() + SUB_STORE_RETRY_MS;
+        running_set(subs, "");
+    }
+    if (clock_mono_ms() < subs->store_retry_ms) {
+        store_pool_put(subs->ctx->pool, st);
+        return;
+    }
     if (store_subs_list(st, &rows, &n, err, sizeof(err)) == 0) {
         int64_t now = clock_wall_ms();
 
-        for (size_t i = 0; i < n && !atomic_load(&subs->stop); i++)
-            if (rows[i].next_ms <= now &&
-                sub_run(subs, st, rows[i].name, NULL, err, sizeof(err)) < 0) {
+        for (size_t i = 0; i < n && !atomic_load(&subs->stop); i++) {
+            if (rows[i].next_ms > now)
+                continue;
+            running_set(subs, rows[i].name);
+            int rc = sub_run(subs, st, rows[i].name, err, sizeof(err));
+            running_set(subs, "");
+            if (rc < 0) {
                 subs->store_retry_ms = clock_mono_ms() + SUB_STORE_RETRY_MS;
                 break;
             }
+        }
         free(rows);
     }
     store_pool_put(subs->ctx->pool, st);
@@ -259,13 +315,11 @@ struct wa_subs *wa_subs_start(struct wa_ctx *ctx, char *err, size_t errlen)
     pthread_cond_init(&subs->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&subs->mu, NULL);
-    pthread_mutex_init(&subs->run_mu, NULL);
     atomic_init(&subs->stop, false);
     if (pthread_create(&subs->thread, NULL, subs_main, subs) != 0) {
         snprintf(err, errlen, "subscriptions: cannot start a thread");
         pthread_cond_destroy(&subs->cv);
         pthread_mutex_destroy(&subs->mu);
-        pthread_mutex_destroy(&subs->run_mu);
         free(subs);
         return NULL;
     }
@@ -290,28 +344,36 @@ void wa_subs_stop(struct wa_subs *subs)
     pthread_join(subs->thread, NULL);
     pthread_cond_destroy(&subs->cv);
     pthread_mutex_destroy(&subs->mu);
-    pthread_mutex_destroy(&subs->run_mu);
     free(subs);
 }
 
 /* ---- the API ---- */
 
 /* A subscription as the API shows it: its URL whole to those who may change it, without
- * credentials or query to a viewer. */
-static json_t *sub_json(const struct store_sub *s, enum store_role role)
+ * credentials or query to a viewer; "fetching" while a refresh is wanted or its download
+ * runs (subs NULL: never). */
+static json_t *sub_json(struct wa_subs *subs, const struct store_sub *s, enum store_role role)
 {
     char shown[SUB_URL_SHOWN];
+    bool fetching = false;
+
+    if (subs) {
+        pthread_mutex_lock(&subs->mu);
+        fetching = fetching_locked(subs, s->name);
+        pthread_mutex_unlock(&subs->mu);
+    }
 
     if (role == STORE_ROLE_VIEWER)
         url_redacted(s->url, true, shown, sizeof(shown));
     else
         snprintf(shown, sizeof(shown), "%s", s->url);
-    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:o,s:o}", "name", s->name, "url",
+    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:o,s:o,s:b}", "name", s->name, "url",
                      wa_json_text(shown), "every_s", (json_int_t)s->every_s, "next_ms",
                      (json_int_t)s->next_ms, "checked_ms", (json_int_t)s->checked_ms, "imported_ms",
                      (json_int_t)s->imported_ms, "entries", (json_int_t)s->entries, "status",
                      s->status, "etag", wa_json_text(s->etag), "last_modified",
-                     wa_json_text(s->last_modified), "error", wa_json_text(s->error));
+                     wa_json_text(s->last_modified), "error", wa_json_text(s->error), "fetching",
+                     fetching);
 }
 
 enum MHD_Result wa_subs_list(struct wa_req *r)
@@ -328,7 +390,7 @@ enum MHD_Result wa_subs_list(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "%s", err);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, sub_json(&rows[i], r->role));
+        json_array_append_new(arr, sub_json(r->ctx->subs, &rows[i], r->role));
     free(rows);
     return wa_reply_json(r, 200, json_pack("{s:o}", "subscriptions", arr));
 }
@@ -423,7 +485,7 @@ enum MHD_Result wa_subs_put(struct wa_req *r)
     struct store_sub sub;
     if (store_sub_get(st, r->param, &sub, err, sizeof(err)) != 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    return wa_reply_json(r, 201, sub_json(&sub, r->role));
+    return wa_reply_json(r, 201, sub_json(r->ctx->subs, &sub, r->role));
 }
 
 enum MHD_Result wa_subs_delete(struct wa_req *r)
@@ -442,22 +504,38 @@ enum MHD_Result wa_subs_delete(struct wa_req *r)
     return wa_reply_json(r, 200, json_pack("{s:s}", "unsubscribed", r->param));
 }
 
+/* 202 at once with the subscription as it stands ("fetching": true): the thread fetches it
+ * next, and GET /api/subscriptions shows the outcome once "fetching" is false again. A
+ * refresh already wanted or running is not asked for twice. */
 enum MHD_Result wa_subs_refresh(struct wa_req *r)
 {
+    struct wa_subs *subs = r->ctx->subs;
     struct store *st;
     struct store_sub sub;
     char err[512];
+    bool full = false;
     int rc;
 
-    if (!r->ctx->subs)
+    if (!subs)
         return wa_reply_error(r, 503, NULL, "this proxyd fetches no lists");
     st = named(r);
     if (!st)
         return MHD_YES;
-    rc = sub_run(r->ctx->subs, st, r->param, &sub, err, sizeof(err));
+    rc = store_sub_get(st, r->param, &sub, err, sizeof(err));
     if (rc < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     if (rc > 0)
         return wa_reply_error(r, 404, NULL, "list %s has no subscription", r->param);
-    return wa_reply_json(r, 200, sub_json(&sub, r->role));
+    pthread_mutex_lock(&subs->mu);
+    if (!fetching_locked(subs, sub.name)) {
+        full = subs->nwanted == SUB_WANTED_MAX;
+        if (!full)
+            snprintf(subs->wanted[subs->nwanted++], sizeof(subs->wanted[0]), "%s", sub.name);
+    }
+    pthread_cond_signal(&subs->cv);
+    pthread_mutex_unlock(&subs->mu);
+    if (full)
+        return wa_reply_error(r, 503, NULL, "%d refreshes are waiting already; try again later",
+                              SUB_WANTED_MAX);
+    return wa_reply_json(r, 202, sub_json(subs, &sub, r->role));
 }

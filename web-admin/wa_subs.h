@@ -4,8 +4,8 @@
  * neither relaying nor the admin server waits for a slow list host.
  *
  * API: GET /api/subscriptions; PUT (body {"url", "every_s"}) and DELETE
- * /api/subscriptions/NAME; POST /api/subscriptions/NAME/refresh (fetch now, answer the
- * outcome).
+ * /api/subscriptions/NAME; POST /api/subscriptions/NAME/refresh (202 at once: the thread
+ * fetches it next; the row says "fetching" until the outcome is recorded).
  */
 #ifndef PX_WA_SUBS_H
 #define PX_WA_SUBS_H

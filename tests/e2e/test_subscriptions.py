@@ -14,6 +14,7 @@ import threading
 import time
 import unittest
 import urllib.error
+import urllib.request
 
 from harness import PROXYCTL, DnsStub, Proxyd, free_port, wait_for
 
@@ -23,7 +24,9 @@ MAX_BYTES = 4000
 class ListOrigin:
     """An HTTP origin on 127.0.0.1 whose answers the test sets per path: (status, body,
     etag). It answers 304 when If-None-Match is the path's ETag, and keeps each request's
-    path and headers. A held path's answer waits until release(path) (60 s at most)."""
+    path and headers. A held path's answer waits until release(path) (60 s at most); a
+    client of the test (a browser flow) holds and releases PATH with GET /hold/PATH and
+    GET /release/PATH."""
 
     def __init__(self):
         self.pages = {}
@@ -39,6 +42,12 @@ class ListOrigin:
                 pass
 
             def do_GET(self):
+                for verb, act in (("/hold", origin.hold), ("/release", origin.release)):
+                    if self.path.startswith(verb + "/"):
+                        act(self.path[len(verb):])
+                        self.send_response(204)
+                        self.end_headers()
+                        return
                 with origin.lock:
                     origin.requests.append((self.path, dict(self.headers)))
                     hold = origin.holds.get(self.path)
@@ -90,6 +99,21 @@ class ListOrigin:
             return [h for p, h in self.requests if p == path]
 
 
+def refreshed(px, name):
+    """Asks for a refresh (answered at once, 202, the row "fetching") and returns the
+    subscription once its fetch is recorded."""
+    asked = px.api("POST", "/api/subscriptions/%s/refresh" % name)
+    assert asked["name"] == name and asked["fetching"] is True, asked
+
+    def done():
+        rows = [s for s in px.api("GET", "/api/subscriptions")["subscriptions"]
+                if s["name"] == name]
+        return rows and not rows[0]["fetching"] and rows[0]
+    s = wait_for(done)
+    assert s, "the refresh of %s did not end" % name
+    return s
+
+
 class SubscriptionsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -118,7 +142,7 @@ class SubscriptionsTest(unittest.TestCase):
         return sorted(self.px.api("GET", "/api/lists/%s" % name)["entries"])
 
     def refresh(self, name):
-        return self.px.api("POST", "/api/subscriptions/%s/refresh" % name)
+        return refreshed(self.px, name)
 
     def current(self):
         return self.px.api("GET", "/api/versions")["current"]
@@ -269,6 +293,43 @@ class SubscriptionsTest(unittest.TestCase):
         self.assertFalse([m for m in messages if "gone.txt" in m], messages)
         self.px.api("DELETE", "/api/subscriptions/after")
 
+    def test_slow_refreshes_leave_the_admin_server_free(self):
+        """Two refreshes whose downloads the origin holds (as a slow list host would, for
+        up to the 60 s list-fetch-timeout): each is answered 202 at once, /healthz,
+        /metrics and the API answer meanwhile, the rows say "fetching", and the outcome is
+        there once the origin lets go."""
+        names = ("slow1", "slow2")
+        for n in names:
+            self.origin.set("/%s.txt" % n, 200, b"%s.example\n" % n.encode())
+            self.px.api("PUT", "/api/subscriptions/" + n, {"url": self.url("/%s.txt" % n),
+                                                          "every_s": 86400})
+            self.fetched(n)
+        base = {n: len(self.origin.hits("/%s.txt" % n)) for n in names}
+        for n in names:
+            self.origin.hold("/%s.txt" % n)
+        try:
+            for n in names:
+                self.origin.set("/%s.txt" % n, 200, b"%s.example\nmore.example\n" % n.encode())
+                asked = self.px.api("POST", "/api/subscriptions/%s/refresh" % n)
+                self.assertTrue(asked["fetching"], asked)
+            self.assertTrue(wait_for(lambda: len(self.origin.hits("/slow1.txt")) > base["slow1"]),
+                            "the first refresh did not start")
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            for path in ("/healthz", "/metrics"):
+                with opener.open(self.px.admin_url + path, timeout=20) as r:
+                    self.assertEqual(r.status, 200, path)
+            rows = {s["name"]: s for s in self.px.api("GET", "/api/subscriptions")["subscriptions"]}
+            self.assertEqual([rows[n]["fetching"] for n in names], [True, True])
+        finally:
+            for n in names:
+                self.origin.release("/%s.txt" % n)
+        for n in names:
+            s = wait_for(lambda: (self.sub(n) or {}).get("entries") == 2 and
+                         not self.sub(n)["fetching"] and self.sub(n))
+            self.assertTrue(s, "the refresh of %s was not recorded" % n)
+            self.assertEqual((s["status"], s["error"]), (200, ""))
+            self.px.api("DELETE", "/api/subscriptions/" + n)
+
     def test_proxyctl_verbs(self):
         self.origin.set("/ctl.txt", 200, b"one.example\ntwo.example\n", ETag='"c1"')
         out, _ = self.ctl("lists", "subscribe", "ctl", self.url("/ctl.txt"), "--every", "12h")
@@ -372,7 +433,7 @@ class ReloadedSettingsTest(unittest.TestCase):
                 # A request to the same origin is refused now ...
                 self.assertTrue(wait_for(lambda: px.get(url)[0] == 403))
                 # ... and so is the list's next download.
-                s = px.api("POST", "/api/subscriptions/l/refresh")
+                s = refreshed(px, "l")
                 self.assertIn("loopback target address", s["error"])
                 self.assertEqual(s["entries"], 1)
 

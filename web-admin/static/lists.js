@@ -110,6 +110,18 @@
     return s + ' s';
   }
 
+  /* A refresh is answered at once (202) and fetched by proxyd's thread: the subscription
+   * once its row no longer says "fetching" (null when it is gone, or after five minutes:
+   * a download may take the list-fetch-timeout, and others asked for may come first). */
+  async function untilFetched(name) {
+    for (let waited = 0; waited < 300000; waited += 1000) {
+      const s = (await api('GET', '/api/subscriptions')).subscriptions.find((x) => x.name === name);
+      if (!s || !s.fetching) return s || null;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return null;
+  }
+
   /* The subscriptions, each with how its last fetch went. */
   async function loadSubs() {
     const res = await api('GET', '/api/subscriptions');
@@ -117,10 +129,13 @@
     body.replaceChildren();
     for (const s of res.subscriptions) {
       const refresh = el('button', {type: 'button', class: 'small secondary', text: 'Refresh',
-        'data-testid': 'sub-refresh', 'data-needs': 'operator', onclick: async () => {
+        'data-testid': 'sub-refresh', 'data-needs': 'operator', disabled: s.fetching, onclick: async () => {
           try {
-            const r = await api('POST', '/api/subscriptions/' + encodeURIComponent(s.name) + '/refresh');
-            if (r.error) PX.flash('List ' + r.name + ': ' + r.error, true);
+            await api('POST', '/api/subscriptions/' + encodeURIComponent(s.name) + '/refresh');
+            await loadSubs(); /* the row says "fetching…" */
+            const r = await untilFetched(s.name);
+            if (!r) PX.flash('List ' + s.name + ': no outcome yet (it is no longer subscribed, or still fetching)', true);
+            else if (r.error) PX.flash('List ' + r.name + ': ' + r.error, true);
             else PX.flash('List ' + r.name + ': ' + (r.status === 304 ? 'not modified, ' : '') +
                           fmtNum(r.entries) + ' entries');
             await Promise.all([load(), loadSubs()]);
@@ -141,7 +156,8 @@
         el('td', {class: 'mono', text: s.name}),
         el('td', {class: 'mono url', 'data-testid': 'sub-row-url', text: s.url}),
         el('td', {class: 'time', text: everyText(s.every_s)}),
-        el('td', {class: 'time', 'data-testid': 'sub-row-checked', text: s.checked_ms ? fmtTime(s.checked_ms) : 'not yet'}),
+        el('td', {class: 'time', 'data-testid': 'sub-row-checked',
+                  text: s.fetching ? 'fetching…' : s.checked_ms ? fmtTime(s.checked_ms) : 'not yet'}),
         el('td', {class: 'num', 'data-testid': 'sub-row-status', text: s.status ? String(s.status) : '–'}),
         el('td', {class: 'num', 'data-testid': 'sub-row-entries', text: s.entries >= 0 ? fmtNum(s.entries) : '–'}),
         el('td', {class: s.error ? 'error-text' : 'muted', 'data-testid': 'sub-row-error', text: s.error || 'none'}),

@@ -2,10 +2,12 @@
 // the system's /usr/bin/chromium). Run by tests/e2e/test_browser_subscriptions.py, which
 // starts proxyd, a DNS stub and a list origin, sets the admin password, imports a list
 // `mine` and subscribes `markup` to a URL full of markup through the API, and passes one
-// JSON config as argv[2]: {admin, password, origin, shots}.
+// JSON config as argv[2]: {admin, password, origin, hold, release, shots} (hold and release:
+// URLs of the origin that hold /ads.txt's answer and let it go).
 // The page: subscribes `ads` and sees its first fetch (status, entries, no error) and the
 // list it made; subscribes `broken` and sees why its list was kept; is asked before
-// subscribing over the list `mine` and cancels; refreshes `ads` (not modified); shows the
+// subscribing over the list `mine` and cancels; refreshes `ads` (the row says "fetching…"
+// while the origin holds the download; then not modified); shows the
 // stored markup as text; is photographed on a desktop and a phone (no sideways scrolling);
 // unsubscribes `broken` with its two-click button. Exits 0 when every expectation held;
 // otherwise prints "FAIL: <what>" and exits 1.
@@ -39,8 +41,9 @@ async function subscribe(page, name, path, every) {
     .waitFor({ timeout: STEP_MS });
   const r = row(page, name);
   await r.waitFor({ timeout: STEP_MS });
-  // The page shows the first fetch once it is in (within a second or so).
-  await r.getByTestId('sub-row-checked').filter({ hasNotText: 'not yet' })
+  // The page shows the first fetch once it is in (within a second or so; "fetching…" while
+  // its download runs).
+  await r.getByTestId('sub-row-checked').filter({ hasNotText: /not yet|fetching/ })
     .waitFor({ timeout: STEP_MS });
   return r;
 }
@@ -80,7 +83,19 @@ async function overExisting(page) {
 }
 
 async function refresh(page) {
+  check((await fetch(cfg.hold)).ok, 'the origin did not hold /ads.txt');
   await row(page, 'ads').getByTestId('sub-refresh').click();
+  // Answered at once: the row says so while proxyd's thread waits for the origin.
+  await row(page, 'ads').getByTestId('sub-row-checked').filter({ hasText: 'fetching…' })
+    .waitFor({ timeout: STEP_MS });
+  check(await row(page, 'ads').getByTestId('sub-refresh').isDisabled(),
+        'ads: Refresh is not disabled while fetching');
+  if (cfg.shots) {
+    mkdirSync(cfg.shots, { recursive: true });
+    await page.screenshot({ path: join(cfg.shots, 'subscriptions-fetching.png'), fullPage: true });
+  }
+  log('refresh: the row says fetching while the origin holds the download');
+  check((await fetch(cfg.release)).ok, 'the origin did not let /ads.txt go');
   await page.getByTestId('flash').filter({ hasText: 'List ads: not modified, 2 entries' })
     .waitFor({ timeout: STEP_MS });
   // The flash comes with the answer; the table is drawn again after it.
