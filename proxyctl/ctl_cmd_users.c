@@ -383,10 +383,12 @@ enum ctl_status ctl_cmd_token_list(struct ctl_ctx *ctx, const struct ctl_call *c
 
 enum ctl_status ctl_cmd_token_del(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    char esc[256], path[300], what[300];
-    if (!ctl_path_escape(call->words[0], esc, sizeof(esc)))
+    const struct ctl_value *owner = ctl_call_opt(call, "--owner");
+    char esc[256], owner_esc[256] = "", path[600], what[300];
+    if (!ctl_path_escape(call->words[0], esc, sizeof(esc)) ||
+        (owner->set && !ctl_path_escape(owner->str, owner_esc, sizeof(owner_esc))))
         return ctl_usage(ctx, "name too long");
-    snprintf(path, sizeof(path), "/api/tokens/%s", esc);
+    snprintf(path, sizeof(path), "/api/tokens/%s%s%s", esc, owner->set ? "?owner=" : "", owner_esc);
     snprintf(what, sizeof(what), "token %s", call->words[0]);
     json_t *out = NULL;
     enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);

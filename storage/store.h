@@ -452,8 +452,9 @@ struct store_token {
 };
 /* Makes token name for admin owner: a fresh random secret into secret (NUL-terminated),
  * of which only a BLAKE2b hash is stored; audit row "token.add" ("OWNER/token:NAME") by
- * actor. 0; 1 when a token of that name exists; 2 when there is no admin owner (nothing
- * written either way); -1 with err. */
+ * actor. Names are owner's own: another admin may have a token of the same name. 0; 1 when
+ * owner has a token of that name; 2 when there is no admin owner (nothing written either
+ * way); -1 with err. */
 int store_token_add(struct store *st, const char *owner, const char *name, const char *actor,
                     char secret[STORE_TOKEN_LEN + 1], char *err, size_t errlen);
 /* The token whose secret this is: 0 with owner, name and *role (the owner's role now) set,
@@ -461,11 +462,13 @@ int store_token_add(struct store *st, const char *owner, const char *name, const
  * secret is no token's; -1 with err. Any thread with its own connection. */
 int store_token_check(struct store *st, const char *secret, char owner[64], char name[64],
                       enum store_role *role, char *err, size_t errlen);
-/* Tokens by name, of owner (NULL: all); owned array. 0, or -1 with err. */
+/* Tokens by name and owner, of owner (NULL: all); owned array. 0, or -1 with err. */
 int store_token_list(struct store *st, const char *owner, struct store_token **rows, size_t *n,
                      char *err, size_t errlen);
-/* Revokes token name (only if owner holds it, when owner is not NULL), audit row
- * "token.delete" by actor. 0; 1 when there is no such token (of owner); -1 with err. */
+/* Revokes owner's token name (owner NULL: the token of that name, when only one admin has
+ * one), audit row "token.delete" by actor. 0; 1 when there is no such token (of owner); 2
+ * when owner is NULL and several admins have a token of that name (nothing revoked); -1
+ * with err. */
 int store_token_delete(struct store *st, const char *name, const char *owner, const char *actor,
                        char *err, size_t errlen);
 /* Revokes every token of owner (after another admin reset owner's password: whoever knew the

@@ -184,7 +184,7 @@ const struct store_migration store_migrations[] = {
          "DROP INDEX IF EXISTS access_log_decision_time;"},
     /* Named API tokens of admin accounts (store_token.c): only a hash of each secret is kept,
      * the secret itself is shown once. A token acts with its owner's role and goes with its
-     * owner. Names are unique across owners, so "token del NAME" needs no owner. */
+     * owner. (Names were unique across owners here; per owner since step 35.) */
     {20, "CREATE TABLE admin_tokens("
          " name TEXT PRIMARY KEY,"
          " owner TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
@@ -267,6 +267,19 @@ const struct store_migration store_migrations[] = {
     /* PostgreSQL partitions the access log by day (store_migrations_pg); SQLite's stays one
      * table, so the step does nothing here. */
     {33, ""},
+    /* Token names are unique per owner, not across owners: a refusal naming a taken name told
+     * one admin the names of another's tokens. SQLite changes a primary key by a copy. */
+    {35, "CREATE TABLE admin_tokens_35("
+         " owner TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
+         " name TEXT NOT NULL,"
+         " hash BLOB NOT NULL UNIQUE,"
+         " created_ms INTEGER NOT NULL,"
+         " last_used_ms INTEGER NOT NULL DEFAULT 0,"
+         " PRIMARY KEY (owner, name));"
+         "INSERT INTO admin_tokens_35(owner, name, hash, created_ms, last_used_ms)"
+         " SELECT owner, name, hash, created_ms, last_used_ms FROM admin_tokens;"
+         "DROP TABLE admin_tokens;"
+         "ALTER TABLE admin_tokens_35 RENAME TO admin_tokens;"},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never
@@ -485,6 +498,9 @@ const struct store_migration store_migrations_pg[] = {
          " ORDER BY d;"
          "INSERT INTO access_log SELECT * FROM access_log_unpartitioned;"
          "DROP TABLE access_log_unpartitioned;"},
+    {35, "ALTER TABLE admin_tokens DROP CONSTRAINT admin_tokens_pkey;"
+         "ALTER TABLE admin_tokens ADD PRIMARY KEY (owner, name);"
+         "DROP INDEX IF EXISTS admin_tokens_owner;"},
 };
 const size_t store_migrations_pg_count =
     sizeof(store_migrations_pg) / sizeof(store_migrations_pg[0]);

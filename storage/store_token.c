@@ -62,7 +62,7 @@ int store_token_add(struct store *st, const char *owner, const char *name, const
     }
     if (store_prepare(st,
                       "INSERT INTO admin_tokens(name, owner, hash, created_ms) VALUES (?, ?, ?, ?)"
-                      " ON CONFLICT(name) DO NOTHING",
+                      " ON CONFLICT(owner, name) DO NOTHING",
                       &s, err, errlen) < 0)
         goto fail;
     sql_bind_text(s, 1, name);
@@ -126,10 +126,10 @@ int store_token_check(struct store *st, const char *secret, char owner[64], char
         return store_sql_err(st, err, errlen, "token");
     /* Best effort: a locked or full database must not refuse a valid token. */
     if (now - last >= LAST_USED_STEP_MS &&
-        store_prepare(st, "UPDATE admin_tokens SET last_used_ms = ? WHERE name = ?", &s, NULL, 0) ==
+        store_prepare(st, "UPDATE admin_tokens SET last_used_ms = ? WHERE hash = ?", &s, NULL, 0) ==
             0) {
         sql_bind_int64(s, 1, now);
-        sql_bind_text(s, 2, name);
+        sql_bind_blob(s, 2, hash, sizeof(hash));
         sql_step(s);
         sql_finalize(s);
     }
@@ -147,7 +147,7 @@ int store_token_list(struct store *st, const char *owner, struct store_token **r
     *n = 0;
     if (store_prepare(st,
                       "SELECT name, owner, created_ms, last_used_ms FROM admin_tokens"
-                      " WHERE CAST(?1 AS TEXT) IS NULL OR owner = ?1 ORDER BY name",
+                      " WHERE CAST(?1 AS TEXT) IS NULL OR owner = ?1 ORDER BY name, owner",
                       &s, err, errlen) < 0)
         return -1;
     if (owner)
@@ -181,30 +181,44 @@ int store_token_delete(struct store *st, const char *name, const char *owner, co
 {
     char held_by[64] = "", detail[160];
     struct sql_stmt *s;
-    int rc;
+    int rc, held = 0;
 
     if (!name)
         return store_errf(err, errlen, "token: no name");
     if (store_begin(st, err, errlen) < 0)
         return -1;
-    if (store_prepare(st, "SELECT owner FROM admin_tokens WHERE name = ?", &s, err, errlen) < 0)
+    /* Without an owner: the one token of that name, if only one admin has one. */
+    if (store_prepare(st,
+                      "SELECT owner FROM admin_tokens"
+                      " WHERE name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR owner = ?2) LIMIT 2",
+                      &s, err, errlen) < 0)
         goto fail;
     sql_bind_text(s, 1, name);
-    rc = sql_step(s);
-    if (rc == SQL_ROW)
-        snprintf(held_by, sizeof(held_by), "%s", sql_col_text(s, 0));
+    if (owner)
+        sql_bind_text(s, 2, owner);
+    while ((rc = sql_step(s)) == SQL_ROW)
+        if (held++ == 0)
+            snprintf(held_by, sizeof(held_by), "%s", sql_col_text(s, 0));
     sql_finalize(s);
-    if (rc != SQL_ROW && rc != SQL_DONE) {
+    if (rc != SQL_DONE) {
         store_sql_err(st, err, errlen, "token");
         goto fail;
     }
-    if (rc == SQL_DONE || (owner && strcmp(owner, held_by) != 0)) {
+    if (held != 1) {
         store_rollback(st);
-        return 1;
+        return held == 0 ? 1 : 2;
     }
-    if (store_exec_text(st, "DELETE FROM admin_tokens WHERE name = ?", name, "token", err, errlen) <
-        0)
+    if (store_prepare(st, "DELETE FROM admin_tokens WHERE name = ? AND owner = ?", &s, err,
+                      errlen) < 0)
         goto fail;
+    sql_bind_text(s, 1, name);
+    sql_bind_text(s, 2, held_by);
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
+        store_sql_err(st, err, errlen, "token");
+        goto fail;
+    }
     snprintf(detail, sizeof(detail), "%s/token:%s", held_by, name);
     if (store_audit_add(st, actor, "token.delete", detail, err, errlen) < 0)
         goto fail;

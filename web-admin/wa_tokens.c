@@ -79,7 +79,7 @@ enum MHD_Result wa_tokens_add(struct wa_req *r)
         return MHD_YES;
     rc = store_token_add(st, owner, name, r->actor, secret, err, sizeof(err));
     if (rc == 1)
-        return wa_reply_error(r, 409, "name", "a token named %s exists", name);
+        return wa_reply_error(r, 409, "name", "%s has a token named %s already", owner, name);
     if (rc == 2)
         return wa_reply_error(r, 400, "owner", "no admin %s", owner);
     if (rc < 0)
@@ -89,10 +89,13 @@ enum MHD_Result wa_tokens_add(struct wa_req *r)
     return wa_reply_json(r, 201, ans);
 }
 
-/* DELETE /api/tokens/NAME: revoked at once (the next request with it is 401). A token of
+/* DELETE /api/tokens/NAME[?owner=ADMIN]: revoked at once (the next request with it is 401).
+ * Names are per owner: without owner, a caller without the admin role means its own token,
+ * one with it the token of that name if only one admin has one (409 otherwise). A token of
  * another admin is "no such token" to a caller without the admin role. */
 enum MHD_Result wa_tokens_delete(struct wa_req *r)
 {
+    const char *owner = wa_query(r, "owner");
     struct store *st;
     char err[256];
     int rc;
@@ -101,13 +104,20 @@ enum MHD_Result wa_tokens_delete(struct wa_req *r)
         return wa_reply_error(r, 404, NULL, "no token %s", r->param);
     if (r->role != STORE_ROLE_ADMIN && !r->admin[0])
         return wa_reply_error(r, 403, NULL, "no account to hold tokens");
+    if (owner && (!wa_name_ok(owner) || !may_manage(r, owner)))
+        return wa_reply_error(r, 404, NULL, "no token %s", r->param);
+    if (!owner && r->role != STORE_ROLE_ADMIN)
+        owner = r->admin;
     st = wa_store(r);
     if (!st)
         return MHD_YES;
-    rc = store_token_delete(st, r->param, r->role == STORE_ROLE_ADMIN ? NULL : r->admin, r->actor,
-                            err, sizeof(err));
+    rc = store_token_delete(st, r->param, owner, r->actor, err, sizeof(err));
     if (rc == 1)
         return wa_reply_error(r, 404, NULL, "no token %s", r->param);
+    if (rc == 2)
+        return wa_reply_error(r, 409, "owner",
+                              "several admins have a token named %s: name its owner (owner=ADMIN)",
+                              r->param);
     if (rc < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     return wa_reply_json(r, 200, json_pack("{s:s}", "deleted", r->param));

@@ -136,12 +136,36 @@ class TokensTest(unittest.TestCase):
         _, err = self.ctl("token", "add", "nobody", expect=1)
         self.assertIn("owner", err)
         self.ctl("token", "add", "dup", "--owner", "vera")
-        _, err = self.ctl("token", "add", "dup", "--owner", "otto", expect=1)
-        self.assertIn("exists", err)
+        _, err = self.ctl("token", "add", "dup", "--owner", "vera", expect=1)
+        self.assertIn("vera has a token named dup already", err)
         _, err = self.ctl("token", "add", "ghost-t", "--owner", "ghost", expect=1)
         self.assertIn("no admin ghost", err)
         for bad in ("pxt_" + "0" * 64, "pxt_short", "pxt_" + "g" * 64, "nonsense-token-value-xx"):
             self.assertEqual(call(self.px, "GET", "/api/rules", bad)[0], 401, bad)
+
+    def test_token_names_are_each_admin_s_own(self):
+        """Two admins may each have a token "ci": the second is made (a 409 told one admin
+        another's token names), each acts as its owner and is revoked as its owner's."""
+        vera = self.ctl("token", "add", "ci", "--owner", "vera")[0].strip()
+        status, body = call(self.px, "POST", "/api/tokens", vera, {"name": "ci"})
+        self.assertEqual(status, 409, body)
+        self.assertEqual(body["error"], "vera has a token named ci already")
+        otto = self.ctl("token", "add", "ci", "--owner", "otto")[0].strip()
+        self.assertEqual(call(self.px, "GET", "/api/tokens", otto)[1]["tokens"][0]["owner"], "otto")
+        # Each caller without the admin role revokes its own.
+        status, _ = call(self.px, "DELETE", "/api/tokens/ci?owner=vera", otto)
+        self.assertEqual(status, 404)
+        # The admin role names the owner when several have the name.
+        _, err = self.ctl("token", "del", "ci", expect=1)
+        self.assertIn("several admins have a token named ci", err)
+        self.assertEqual(call(self.px, "GET", "/api/rules", vera)[0], 200)
+        self.ctl("token", "del", "ci", "--owner", "vera")
+        self.assertEqual(call(self.px, "GET", "/api/rules", vera)[0], 401)
+        self.assertEqual(call(self.px, "GET", "/api/rules", otto)[0], 200)
+        self.assertIn(("token", "vera/token:ci"), self.audit("token.delete"))
+        status, body = call(self.px, "DELETE", "/api/tokens/ci", otto)
+        self.assertEqual((status, body), (200, {"deleted": "ci"}))
+        self.assertEqual(call(self.px, "GET", "/api/rules", otto)[0], 401)
 
     def test_tokens_go_with_their_owner(self):
         pw = os.path.join(self.tmp.name, "pw")

@@ -68,8 +68,9 @@
     for (const t of tokens) {
       const revoke = PX.confirmButton('Revoke', 'token-revoke', async () => {
         try {
-          await api('DELETE', '/api/tokens/' + encodeURIComponent(t.name));
-          PX.flash('Revoked token ' + t.name);
+          await api('DELETE', '/api/tokens/' + encodeURIComponent(t.name) +
+                    '?owner=' + encodeURIComponent(t.owner));
+          PX.flash('Revoked token ' + t.name + ' of ' + t.owner);
           await load();
         } catch (e) {
           PX.showError(e);

@@ -242,6 +242,47 @@ START_TEST(test_api_tokens_add_check_list_delete)
 }
 END_TEST
 
+/* Token names are each owner's own: two admins may both have "ci", each token is found and
+ * revoked as its owner's, and a revocation without an owner takes a name only one admin has. */
+START_TEST(test_token_names_are_per_owner)
+{
+    char ann_ci[STORE_TOKEN_LEN + 1], ben_ci[STORE_TOKEN_LEN + 1], ben_x[STORE_TOKEN_LEN + 1];
+    char owner[64], name[64];
+    enum store_role role;
+    struct store_token *rows;
+    size_t n;
+
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "ann", "pw-ann-1", "t", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "ben", "pw-ben-1", "t", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(store_token_add(st, "ann", "ci", "t", ann_ci, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_add(st, "ben", "ci", "t", ben_ci, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_add(st, "ben", "ci", "t", ben_x, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_add(st, "ben", "x", "t", ben_x, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_check(st, ben_ci, owner, name, &role, err, sizeof(err)), 0);
+    ck_assert_str_eq(owner, "ben");
+    ck_assert_str_eq(name, "ci");
+    ck_assert_int_eq(store_token_list(st, NULL, &rows, &n, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(rows[0].owner, "ann"); /* by name, then owner */
+    ck_assert_str_eq(rows[1].owner, "ben");
+    ck_assert_str_eq(rows[2].name, "x");
+    free(rows);
+    /* Without an owner, "ci" is ambiguous: nothing is revoked. */
+    ck_assert_int_eq(store_token_delete(st, "ci", NULL, "t", err, sizeof(err)), 2);
+    ck_assert_int_eq(store_token_check(st, ann_ci, owner, name, &role, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_delete(st, "x", "ann", "t", err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_delete(st, "x", NULL, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_check(st, ben_x, owner, name, &role, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_delete(st, "ci", "ben", "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_check(st, ben_ci, owner, name, &role, err, sizeof(err)), 1);
+    ck_assert_int_eq(store_token_check(st, ann_ci, owner, name, &role, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_delete(st, "ci", NULL, "t", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_token_check(st, ann_ci, owner, name, &role, err, sizeof(err)), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_account");
@@ -258,6 +299,7 @@ int main(void)
     tcase_add_test(tc, test_unknown_name_costs_one_argon2_run);
     tcase_add_test(tc, test_bad_input_is_refused);
     tcase_add_test(tc, test_api_tokens_add_check_list_delete);
+    tcase_add_test(tc, test_token_names_are_per_owner);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
