@@ -89,6 +89,22 @@ uint16_t addr_port(const struct sockaddr_storage *ss)
     return 0;
 }
 
+bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b, bool ports)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_addr.s_addr == y->sin_addr.s_addr && (!ports || x->sin_port == y->sin_port);
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return !memcmp(&x->sin6_addr, &y->sin6_addr, 16) &&
+               (!ports || x->sin6_port == y->sin6_port);
+    }
+    return false;
+}
+
 int addr_net_parse(const char *text, struct addr_net *out)
 {
     char ip[INET6_ADDRSTRLEN + 1];

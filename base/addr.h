@@ -23,6 +23,10 @@ int addr_parse(const char *text, uint16_t default_port, struct sockaddr_storage 
 /* The port of an AF_INET or AF_INET6 address in host order; 0 for other families. */
 uint16_t addr_port(const struct sockaddr_storage *ss);
 
+/* True when a and b are the same AF_INET or AF_INET6 address (same family: an IPv4-mapped
+ * IPv6 address is not its IPv4 address here), and with ports set also the same port. */
+bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b, bool ports);
+
 /* Writes the dotted quad of a (network order) and a NUL into out, returning its length (at
  * most 15). What inet_ntop(AF_INET) writes, at a twentieth of its cost: it runs for every
  * request (the client's address, an address as the target). */

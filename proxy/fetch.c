@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "base/addr.h"
 #include "base/status.h"
 #include "proxy/fetch.h"
 
@@ -117,18 +118,6 @@ static int resolve(const struct fetch_env *env, const struct acl_host *host, uin
 
 /* ---- curl's callbacks ---- */
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-    if (a->ss_family != b->sa_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_addr.s_addr == y->sin_addr.s_addr && x->sin_port == y->sin_port;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return !memcmp(&x->sin6_addr, &y->sin6_addr, 16) && x->sin6_port == y->sin6_port;
-}
-
 /* Only an address that passed refusal is connected to, whatever curl was told or found. */
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
@@ -144,7 +133,7 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
     memset(&ss, 0, sizeof(ss));
     memcpy(&ss, &a->addr, a->addrlen);
     for (size_t i = 0; i < h->nallowed && !ok; i++)
-        ok = same_addr(&h->allowed[i], (const struct sockaddr *)&ss);
+        ok = addr_same(&h->allowed[i], &ss, true);
     const char *why = origin_target_refusal(&h->env->guard, &ss);
     if (!ok || why) {
         h->vetoed = why ? why : "not an address the name resolved to";

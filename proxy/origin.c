@@ -42,17 +42,9 @@ struct origin_guard origin_guard_of(const struct worker *w)
 
 static bool addr_is_local(const struct origin_guard *g, const struct sockaddr_storage *ss)
 {
-    for (size_t i = 0; i < g->nlocal_addrs; i++) {
-        const struct sockaddr_storage *l = &g->local_addrs[i];
-        if (l->ss_family != ss->ss_family)
-            continue;
-        if (ss->ss_family == AF_INET && ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
-                                            ((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+    for (size_t i = 0; i < g->nlocal_addrs; i++)
+        if (addr_same(&g->local_addrs[i], ss, false))
             return true;
-        if (ss->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
-                                                 &((const struct sockaddr_in6 *)ss)->sin6_addr, 16))
-            return true;
-    }
     return false;
 }
 
@@ -107,18 +99,6 @@ const char *origin_target_refusal(const struct origin_guard *g, const struct soc
 
 /* ---- the pool ---- */
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
-}
-
 bool origin_pool_put(struct origin_pool *p, int fd, const struct sockaddr_storage *addr,
                      int64_t now_ms)
 {
@@ -131,7 +111,7 @@ bool origin_pool_put(struct origin_pool *p, int fd, const struct sockaddr_storag
 int origin_pool_take(struct origin_pool *p, const struct sockaddr_storage *addr)
 {
     for (size_t i = p->n; i-- > 0;) {
-        if (!same_addr(&p->idle[i].addr, addr))
+        if (!addr_same(&p->idle[i].addr, addr, true))
             continue;
         int fd = p->idle[i].fd;
         p->idle[i] = p->idle[--p->n];
@@ -395,7 +375,8 @@ static enum attempt reuse(struct conn *c, const struct sockaddr_storage *ss)
     struct worker *w = c->w;
     /* A tunnel gets a fresh connection: an HTTP keep-alive one is not its to take. */
     if (c->ofd >= 0 && !c->origin_in_use) {
-        if (!c->is_connect && !c->is_forward && !c->o_readable && same_addr(&c->origin_addr, ss)) {
+        if (!c->is_connect && !c->is_forward && !c->o_readable &&
+            addr_same(&c->origin_addr, ss, true)) {
             w->nattached--;
             c->origin_reused = true;
             connected(c);
@@ -518,17 +499,9 @@ void origin_connect_done(struct conn *c)
 /* Whether res holds the address (not the port) of ss. */
 static bool holds_address(const struct dns_result *res, const struct sockaddr_storage *ss)
 {
-    for (size_t i = 0; i < res->naddrs; i++) {
-        const struct sockaddr_storage *a = &res->addrs[i];
-        if (a->ss_family != ss->ss_family)
-            continue;
-        if (a->ss_family == AF_INET
-                ? ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-                      ((const struct sockaddr_in *)ss)->sin_addr.s_addr
-                : memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                         &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0)
+    for (size_t i = 0; i < res->naddrs; i++)
+        if (addr_same(&res->addrs[i], ss, false))
             return true;
-    }
     return false;
 }
 

@@ -26,18 +26,6 @@ void portfwd_table_init(struct portfwd_table *t, unsigned nworkers)
     t->nworkers = nworkers;
 }
 
-static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
-}
-
 static struct portfwd_entry *find(struct portfwd_table *t, int id)
 {
     for (size_t i = 0; i < t->n; i++)
@@ -83,7 +71,7 @@ static int *bind_all(struct portfwd_table *t, const struct acl_forward *def, cha
         return NULL;
     }
     for (size_t i = 0; i < t->n; i++)
-        if (same_sockaddr(&t->entries[i].def.listen_addr, &def->listen_addr)) {
+        if (addr_same(&t->entries[i].def.listen_addr, &def->listen_addr, true)) {
             snprintf(err, errlen, "a forward already listens on %s", def->listen);
             return NULL;
         }

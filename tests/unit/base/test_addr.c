@@ -93,6 +93,35 @@ START_TEST(test_addr_parse_overlong_is_refused)
 }
 END_TEST
 
+/* addr_same: family, address, and the port only when asked. */
+START_TEST(test_addr_same_table)
+{
+    static const struct {
+        const char *a, *b;
+        bool with_ports, without;
+    } pairs[] = {
+        {"10.0.0.1:80", "10.0.0.1:80", true, true},
+        {"10.0.0.1:80", "10.0.0.1:81", false, true},
+        {"10.0.0.1:80", "10.0.0.2:80", false, false},
+        {"[::1]:80", "[::1]:80", true, true},
+        {"[::1]:80", "[::1]:81", false, true},
+        {"[::1]:80", "[::2]:80", false, false},
+        {"[::ffff:10.0.0.1]:80", "10.0.0.1:80", false, false}, /* families differ */
+    };
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        struct sockaddr_storage a, b;
+        socklen_t len;
+
+        ck_assert_int_eq(addr_parse(pairs[i].a, 0, &a, &len), PX_OK);
+        ck_assert_int_eq(addr_parse(pairs[i].b, 0, &b, &len), PX_OK);
+        ck_assert_msg(addr_same(&a, &b, true) == pairs[i].with_ports, "%s %s ports", pairs[i].a,
+                      pairs[i].b);
+        ck_assert_msg(addr_same(&b, &a, false) == pairs[i].without, "%s %s", pairs[i].a,
+                      pairs[i].b);
+    }
+}
+END_TEST
+
 /* addr_ipv4_text writes what inet_ntop writes, for every octet width in every position. */
 START_TEST(test_ipv4_text_matches_inet_ntop)
 {
@@ -178,6 +207,7 @@ int main(void)
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_addr_parse_table);
     tcase_add_test(tc, test_addr_parse_overlong_is_refused);
+    tcase_add_test(tc, test_addr_same_table);
     tcase_add_test(tc, test_ipv4_text_matches_inet_ntop);
     tcase_add_test(tc, test_addr_net_parse_and_contains_table);
     suite_add_tcase(s, tc);
