@@ -327,6 +327,9 @@ static int hop_run(struct hop *h, const char *url, int timeout_ms, char **next)
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "proxyd-list-fetch");
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    /* Beside the system's store (curl's CA folder, which this leaves in place). */
+    if (h->env->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, h->env->ca_file);
     curl_easy_setopt(c, CURLOPT_RESOLVE, resolve_list);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);

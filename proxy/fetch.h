@@ -3,7 +3,9 @@
  * (its --dns-server, its cache), every address weighed by origin_target_refusal before
  * anything connects, and again after every redirect. libcurl (GnuTLS flavour) speaks HTTP and
  * TLS, pinned to those addresses (CURLOPT_RESOLVE), with any other address vetoed when it
- * opens a socket; http and https only; no proxy from the environment.
+ * opens a socket; http and https only; no proxy from the environment. An https server is
+ * verified against the system's store and env->ca_file (the --upstream-ca certificates, as
+ * an inspected origin is).
  */
 #ifndef PX_FETCH_H
 #define PX_FETCH_H
@@ -24,6 +26,7 @@ struct fetch_env {
     int max_fds;               /* descriptors of the process: the resolver's loop watches any */
     struct origin_guard guard; /* its arrays borrowed: what a target may not be */
     int timeout_ms;            /* the whole download, redirects included */
+    const char *ca_file;       /* CAs trusted beside the system's (--upstream-ca), or NULL */
 };
 
 /* curl_global_init's work: call once at start, before any other thread runs. PX_OK, or

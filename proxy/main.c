@@ -36,6 +36,7 @@
 #include "proxy/worker.h"
 #include "proxy/ca_live.h"
 #include "tls/client.h"
+#include "tls/file.h"
 #include "tls/mint.h"
 #include "tls/tls.h"
 #include "web-admin/wa.h"
@@ -69,6 +70,8 @@ struct proxyd {
     size_t nlisteners;          /* per worker: --listen, then --listen-tls */
     struct tls_cred *tls;       /* TLS listeners' and admin's credentials, NULL if unused */
     struct tls_trust *trust;    /* what inspected tunnels' origins are verified against */
+    char *fetch_ca_file;        /* --upstream-ca's certificates in one file for list downloads
+                                   (libcurl takes one CA file beside the system's), or NULL */
     struct policy_loader policy;
     struct policy_watch *watch; /* PostgreSQL: other nodes' changes at once; or NULL */
     struct node_beat *beat;     /* this node's row in the nodes table */
@@ -211,6 +214,7 @@ static int hook_list_fetch(void *arg, struct wa_fetch *f)
                   .nown_ports = nown_ports,
                   .allow_loopback = allow_loopback},
         .timeout_ms = p->cfg.list_fetch_timeout_ms > 0 ? p->cfg.list_fetch_timeout_ms : 60000,
+        .ca_file = p->fetch_ca_file,
     };
     int rc = fetch_list(&env, f);
 
@@ -1087,6 +1091,54 @@ static int tls_start(struct proxyd *p)
     return 0;
 }
 
+/* List downloads (libcurl) trust what an inspected origin is verified against: the system's
+ * store (curl's CA folder) and --upstream-ca, which libcurl takes as one file: the data
+ * folder's FETCH_CA_FILE, written anew at each start (removed without --upstream-ca).
+ * Returns 0, or -1 once logged. */
+#define FETCH_CA_FILE "upstream-ca-bundle.pem"
+static int fetch_ca_write(struct proxyd *p)
+{
+    char err[1024] = "";
+    size_t n = strlen(p->cfg.data_dir) + sizeof("/" FETCH_CA_FILE), len = 0;
+    char *path = malloc(n), *bundle = NULL;
+
+    if (!path) {
+        log_error("out of memory");
+        return -1;
+    }
+    snprintf(path, n, "%s/" FETCH_CA_FILE, p->cfg.data_dir);
+    if (p->cfg.nupstream_ca == 0) {
+        unlink(path);
+        free(path);
+        return 0;
+    }
+    for (size_t i = 0; i < p->cfg.nupstream_ca; i++) {
+        char *pem = tls_file_read(p->cfg.upstream_ca[i]);
+        char *more = pem ? realloc(bundle, len + strlen(pem) + 2) : NULL;
+
+        if (!more) {
+            log_error("upstream-ca %s: %s", p->cfg.upstream_ca[i],
+                      pem ? "out of memory" : strerror(errno));
+            free(pem);
+            free(bundle);
+            free(path);
+            return -1;
+        }
+        bundle = more;
+        len += (size_t)sprintf(bundle + len, "%s\n", pem);
+        free(pem);
+    }
+    if (tls_file_write(path, bundle, 0644, err, sizeof(err)) < 0) {
+        log_error("while writing the list downloads' CA file: %s", err);
+        free(bundle);
+        free(path);
+        return -1;
+    }
+    free(bundle);
+    p->fetch_ca_file = path;
+    return 0;
+}
+
 /* The trust inspected tunnels' origins are verified against: the system's store and
  * --upstream-ca. Loaded whether or not a CA exists yet (one may be made on the running proxy),
  * so a bad --upstream-ca file stops the start at once. Returns 0, or -1 once logged. */
@@ -1102,7 +1154,7 @@ static int trust_start(struct proxyd *p)
     log_debug("inspected origins are verified against %u trusted certificates",
               tls_trust_count(p->trust));
     p->shared.trust = p->trust;
-    return 0;
+    return fetch_ca_write(p);
 }
 
 /* What the workers share and use: the access-log writer, the password verifiers, the DNS
@@ -1467,6 +1519,7 @@ static void shut_down(struct proxyd *p)
     tls_cred_free(p->tls);
     ca_live_free(&p->ca);
     tls_trust_free(p->trust);
+    free(p->fetch_ca_file);
     config_free(&p->cfg);
     log_info("stopped");
     daemon_syslog_stop();

@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import sqlite3
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -17,6 +18,7 @@ import urllib.error
 import urllib.request
 
 from harness import PROXYCTL, DnsStub, Proxyd, free_port, wait_for
+from tls_util import issue, make_ca
 
 MAX_BYTES = 4000
 
@@ -26,9 +28,9 @@ class ListOrigin:
     etag). It answers 304 when If-None-Match is the path's ETag, and keeps each request's
     path and headers. A held path's answer waits until release(path) (60 s at most); a
     client of the test (a browser flow) holds and releases PATH with GET /hold/PATH and
-    GET /release/PATH."""
+    GET /release/PATH. With tls=(cert, key) it speaks HTTPS."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.pages = {}
         self.requests = []
         self.holds = {}
@@ -72,6 +74,10 @@ class ListOrigin:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
 
     def __enter__(self):
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -461,6 +467,31 @@ class LockedDatabaseTest(unittest.TestCase):
                 db.close()
             # One fetch whose record failed (and perhaps one already under way), not one a round.
             self.assertLessEqual(during, 2, "%d downloads while the database was locked" % during)
+
+
+class HttpsListTest(unittest.TestCase):
+    def test_https_lists_are_verified_against_the_upstream_ca_too(self):
+        """An HTTPS list host whose certificate an intranet CA signed: fetched when that CA
+        is given by --upstream-ca (as an inspected origin is verified), refused without it."""
+        with tempfile.TemporaryDirectory(prefix="pxsubsca.") as d:
+            ca = make_ca(d, "intranet-ca")
+            cert = issue(d, ca, "lists", "lists.test")
+            with DnsStub(records={"lists.test": "127.0.0.1"}) as dns, \
+                    ListOrigin(tls=cert) as origin:
+                origin.set("/l.txt", 200, b"intranet.example\n")
+                url = "https://lists.test:%d/l.txt" % origin.port
+                for extra, trusted in (([], False), (["--upstream-ca", ca[0]], True)):
+                    with Proxyd(dns=dns, extra_args=extra) as px:
+                        px.api("PUT", "/api/subscriptions/l", {"url": url, "every_s": 86400})
+                        s = wait_for(lambda: [s for s in px.api("GET", "/api/subscriptions")
+                                              ["subscriptions"] if s["checked_ms"]])
+                        self.assertTrue(s, "no fetch recorded")
+                        if trusted:
+                            self.assertEqual((s[0]["status"], s[0]["entries"], s[0]["error"]),
+                                             (200, 1, ""))
+                        else:
+                            self.assertEqual((s[0]["status"], s[0]["entries"]), (0, -1))
+                            self.assertIn("certificate", s[0]["error"])
 
 
 class ShutdownTest(unittest.TestCase):
