@@ -260,6 +260,8 @@ class SyslogTest(unittest.TestCase):
                 r = subprocess.run([PROXYD, "--listen", "127.0.0.1:0", "--admin", "off",
                                     "--data-dir", data, "--syslog", target],
                                    capture_output=True, text=True, timeout=60)
+                # Refused before anything is opened: no database, no token, nothing.
+                self.assertEqual(os.listdir(data), [], target)
             self.assertNotEqual(r.returncode, 0, target)
             self.assertIn(words, r.stderr, target)
 
