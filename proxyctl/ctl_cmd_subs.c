@@ -137,9 +137,11 @@ enum ctl_status ctl_cmd_lists_refresh(struct ctl_ctx *ctx, const struct ctl_call
     const json_t *s;
     enum ctl_status st = sub_request(ctx, "POST", call->words[0], "/refresh", NULL, &out);
     struct timespec pause = {0, REFRESH_POLL_MS * 1000000L};
+    long long checked_before;
 
     if (st != CTL_OK)
         return st;
+    checked_before = ctl_json_num(out, "checked_ms");
     json_decref(out);
     out = NULL;
     for (int waited_ms = 0;; waited_ms += REFRESH_POLL_MS) {
@@ -158,6 +160,13 @@ enum ctl_status ctl_cmd_lists_refresh(struct ctl_ctx *ctx, const struct ctl_call
                             "shows the outcome once it is recorded)",
                             call->words[0], REFRESH_WAIT_S);
         nanosleep(&pause, NULL);
+    }
+    if (ctl_json_num(s, "checked_ms") == checked_before) {
+        json_decref(all);
+        return ctl_fail(ctx, CTL_REFUSED,
+                        "list %s: the fetch ended but its outcome was not recorded (the "
+                        "database did not take it)",
+                        call->words[0]);
     }
     out = json_incref((json_t *)s);
     json_decref(all);

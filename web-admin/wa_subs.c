@@ -190,7 +190,11 @@ static int sub_run(struct wa_subs *subs, struct store *st, const char *name, cha
     free(f.body);
     sub.checked_ms = clock_wall_ms();
     sub.next_ms = sub.checked_ms + sub.every_s * 1000;
-    return store_sub_record(st, &sub, err, errlen);
+    /* The download is done: a lock held a moment too long elsewhere must not lose its
+     * outcome (a refresh's caller waits for it), so the record is tried again, twice. */
+    for (int tries = 0; (rc = store_sub_record(st, &sub, err, errlen)) < 0 && tries < 2; tries++)
+        ;
+    return rc;
 }
 
 /* subs->running: the subscription the thread fetches now ("" when none). */

@@ -117,6 +117,8 @@ def refreshed(px, name):
         return rows and not rows[0]["fetching"] and rows[0]
     s = wait_for(done)
     assert s, "the refresh of %s did not end" % name
+    assert s["checked_ms"] > asked["checked_ms"], "the refresh of %s was not recorded: %s" % (
+        name, s)
     return s
 
 

@@ -131,10 +131,12 @@
       const refresh = el('button', {type: 'button', class: 'small secondary', text: 'Refresh',
         'data-testid': 'sub-refresh', 'data-needs': 'operator', disabled: s.fetching, onclick: async () => {
           try {
-            await api('POST', '/api/subscriptions/' + encodeURIComponent(s.name) + '/refresh');
+            const asked = await api('POST', '/api/subscriptions/' + encodeURIComponent(s.name) + '/refresh');
             await loadSubs(); /* the row says "fetching…" */
             const r = await untilFetched(s.name);
             if (!r) PX.flash('List ' + s.name + ': no outcome yet (it is no longer subscribed, or still fetching)', true);
+            else if (r.checked_ms === asked.checked_ms)
+              PX.flash('List ' + s.name + ': the fetch ended but its outcome was not recorded (the database did not take it)', true);
             else if (r.error) PX.flash('List ' + r.name + ': ' + r.error, true);
             else PX.flash('List ' + r.name + ': ' + (r.status === 304 ? 'not modified, ' : '') +
                           fmtNum(r.entries) + ' entries');
