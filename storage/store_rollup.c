@@ -43,11 +43,22 @@ struct slot {
 
 #define FLUSH_COLS 11 /* level_ms, dim, bucket_ms, key and the seven sums */
 
+/* The slots a dimension's key took at each level for the last row, and that row's minute
+ * (the same minute: the same hour and day). Consecutive rows share most keys (one node, the
+ * client of a keep-alive connection, the default rule), which then skip the table. */
+struct last_key {
+    bool valid;
+    int64_t minute;
+    uint64_t key_hash;
+    uint32_t at[STORE_ROLLUP_LEVELS];
+};
+
 struct store_rollup_acc {
     struct slot *slots; /* owned, 2 * keys: at most half used */
     uint32_t *used_at;  /* owned, keys: indexes of the used slots, to clear and to flush */
     char *arena;        /* owned, keys * KEY_BYTES */
     size_t keys, used, arena_len;
+    struct last_key last[STORE_ROLLUP_DIMS];
     /* PostgreSQL: a flush's columns as array literals (flush_pg), kept between flushes. */
     char *col[FLUSH_COLS];
     size_t col_len[FLUSH_COLS], col_cap[FLUSH_COLS];
@@ -91,6 +102,8 @@ void store_rollup_clear(struct store_rollup_acc *acc)
         acc->slots[acc->used_at[i]].hash = 0;
     acc->used = 0;
     acc->arena_len = 0;
+    for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
+        acc->last[dim].valid = false;
 }
 
 bool store_rollup_empty(const struct store_rollup_acc *acc)
@@ -124,10 +137,10 @@ static void sums_add(struct store_rollup_sums *to, const struct store_rollup_sum
     to->reported_bytes += d->reported_bytes;
 }
 
-/* Room is checked by the caller. */
-static void slot_add(struct store_rollup_acc *acc, int level, int dim, int64_t bucket,
-                     const char *key, size_t key_len, uint64_t key_hash,
-                     const struct store_rollup_sums *d)
+/* Room is checked by the caller. Returns the slot's index. */
+static uint32_t slot_add(struct store_rollup_acc *acc, int level, int dim, int64_t bucket,
+                         const char *key, size_t key_len, uint64_t key_hash,
+                         const struct store_rollup_sums *d)
 {
     uint64_t h = mix(mix(key_hash, (uint64_t)bucket), (uint64_t)(level * 8 + dim));
     size_t mask = 2 * acc->keys - 1, i = h & mask;
@@ -153,6 +166,7 @@ static void slot_add(struct store_rollup_acc *acc, int level, int dim, int64_t b
             break;
     }
     sums_add(&acc->slots[i].sums, d);
+    return (uint32_t)i;
 }
 
 static int64_t floor_to(int64_t t, int64_t unit)
@@ -178,6 +192,7 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
     const char *keys[STORE_ROLLUP_DIMS];
     size_t lens[STORE_ROLLUP_DIMS], need = 0;
     uint64_t hashes[STORE_ROLLUP_DIMS];
+    int64_t minute;
 
     /* The rule's key is its id in decimal. */
     do {
@@ -199,11 +214,23 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
     if (acc->used + STORE_ROLLUP_LEVELS * STORE_ROLLUP_DIMS > acc->keys ||
         acc->arena_len + STORE_ROLLUP_LEVELS * need > acc->keys * KEY_BYTES)
         return false;
-    for (int level = 0; level < STORE_ROLLUP_LEVELS; level++) {
-        int64_t bucket = floor_to(r->time_ms, level_ms[level]);
+    minute = floor_to(r->time_ms, level_ms[0]);
+    for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
+        struct last_key *last = &acc->last[dim];
+        const struct slot *s = &acc->slots[last->at[0]];
 
-        for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
-            slot_add(acc, level, dim, bucket, keys[dim], lens[dim], hashes[dim], &d);
+        if (last->valid && last->minute == minute && last->key_hash == hashes[dim] &&
+            s->key_len == lens[dim] && memcmp(acc->arena + s->key_off, keys[dim], lens[dim]) == 0) {
+            for (int level = 0; level < STORE_ROLLUP_LEVELS; level++)
+                sums_add(&acc->slots[last->at[level]].sums, &d);
+            continue;
+        }
+        for (int level = 0; level < STORE_ROLLUP_LEVELS; level++)
+            last->at[level] = slot_add(acc, level, dim, floor_to(r->time_ms, level_ms[level]),
+                                       keys[dim], lens[dim], hashes[dim], &d);
+        last->valid = true;
+        last->minute = minute;
+        last->key_hash = hashes[dim];
     }
     return true;
 }
