@@ -18,7 +18,9 @@
  * Several nodes writing into one database (a fleet on one PostgreSQL): each batch's rows take
  * consecutive ids and the rows below a committed one are committed (SQLite: its write lock;
  * PostgreSQL: the log writers' advisory lock taken at BEGIN, SQL_BEGIN_LOG), so the rollups'
- * one watermark stays exact: see rollup_apply.
+ * one watermark stays exact: see rollup_apply. (This needs the ids' sequence to hand out one
+ * id at a time, as it does: with CACHE n each session would draw ids in blocks, and a batch
+ * committed later could hold lower ids than one committed before it.)
  */
 #include <errno.h>
 #include <fcntl.h>
