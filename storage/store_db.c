@@ -571,6 +571,46 @@ int store_array_reserve(void *vp, size_t *cap, size_t len, size_t first, size_t 
     return 0;
 }
 
+int store_rows_read(struct store *st, struct sql_stmt *s, store_row_fill fill, size_t elem,
+                    void *vp, size_t *n, const char *what, char *err, size_t errlen)
+{
+    char *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *n = 0;
+    memcpy(vp, &v, sizeof(v)); /* NULL until the rows are in */
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        if (store_array_reserve(&v, &cap, len, 8, elem) < 0) {
+            sql_finalize(s);
+            free(v);
+            return store_errf(err, errlen, "%s: out of memory", what);
+        }
+        fill(s, v + len++ * elem);
+    }
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
+        free(v);
+        return store_sql_err(st, err, errlen, what);
+    }
+    memcpy(vp, &v, sizeof(v));
+    *n = len;
+    return 0;
+}
+
+int store_row_read(struct store *st, struct sql_stmt *s, store_row_fill fill, void *out,
+                   const char *what, char *err, size_t errlen)
+{
+    int rc = sql_step(s);
+
+    if (rc == SQL_ROW)
+        fill(s, out);
+    sql_finalize(s);
+    if (rc == SQL_ROW || rc == SQL_DONE)
+        return rc == SQL_ROW ? 0 : 1;
+    return store_sql_err(st, err, errlen, what);
+}
+
 /* Open transaction levels on st: the outer BEGIN IMMEDIATE, then one savepoint per nested
  * store_begin. SQLite may end a transaction by itself after some errors: then none is open. */
 static int tx_depth(struct store *st)

@@ -9,13 +9,23 @@
 #include "base/clock.h"
 #include "storage/store_impl.h"
 
+static void forward_of(struct sql_stmt *s, void *element)
+{
+    struct store_forward *f = element;
+
+    f->id = sql_col_int(s, 0);
+    snprintf(f->listen, sizeof(f->listen), "%s", sql_col_text(s, 1));
+    snprintf(f->target, sizeof(f->target), "%s", sql_col_text(s, 2));
+    snprintf(f->clients, sizeof(f->clients), "%s", sql_col_text(s, 3));
+    f->created_ms = sql_col_int64(s, 4);
+    snprintf(f->tls, sizeof(f->tls), "%s", sql_col_text(s, 5));
+    snprintf(f->tls_name, sizeof(f->tls_name), "%s", sql_col_text(s, 6));
+}
+
 int store_forwards_list(struct store *st, struct store_forward **out, size_t *n, char *err,
                         size_t errlen)
 {
     struct sql_stmt *s;
-    struct store_forward *v = NULL;
-    size_t len = 0, cap = 0;
-    int rc;
 
     *out = NULL;
     *n = 0;
@@ -24,29 +34,7 @@ int store_forwards_list(struct store *st, struct store_forward **out, size_t *n,
                       " ORDER BY id",
                       &s, err, errlen) < 0)
         return -1;
-    while ((rc = sql_step(s)) == SQL_ROW) {
-        if (store_array_reserve(&v, &cap, len, 8, sizeof(*v)) < 0) {
-            sql_finalize(s);
-            free(v);
-            return store_errf(err, errlen, "forwards: out of memory");
-        }
-        struct store_forward *f = &v[len++];
-        f->id = sql_col_int(s, 0);
-        snprintf(f->listen, sizeof(f->listen), "%s", sql_col_text(s, 1));
-        snprintf(f->target, sizeof(f->target), "%s", sql_col_text(s, 2));
-        snprintf(f->clients, sizeof(f->clients), "%s", sql_col_text(s, 3));
-        f->created_ms = sql_col_int64(s, 4);
-        snprintf(f->tls, sizeof(f->tls), "%s", sql_col_text(s, 5));
-        snprintf(f->tls_name, sizeof(f->tls_name), "%s", sql_col_text(s, 6));
-    }
-    sql_finalize(s);
-    if (rc != SQL_DONE) {
-        free(v);
-        return store_sql_err(st, err, errlen, "forwards");
-    }
-    *out = v;
-    *n = len;
-    return 0;
+    return store_rows_read(st, s, forward_of, sizeof(**out), out, n, "forwards", err, errlen);
 }
 
 static void describe(char *detail, size_t cap, int id, const char *listen, const char *target,

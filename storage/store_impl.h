@@ -246,6 +246,18 @@ int store_exec_text(struct store *st, const char *sql, const char *arg, const ch
  * caller's array pointer (any type). Returns 0, or -1 when out of memory (array untouched). */
 int store_array_reserve(void *vp, size_t *cap, size_t len, size_t first, size_t elem);
 
+/* How a query's row becomes an element: fill(s, element) reads the columns into it. */
+typedef void (*store_row_fill)(struct sql_stmt *s, void *element);
+/* Every row of s (prepared and bound by the caller, finalized here) into a new array of elem
+ * bytes each, *(T **)vp (owned, free; NULL and *n 0 on failure). 0, or -1 with err naming
+ * what. */
+int store_rows_read(struct store *st, struct sql_stmt *s, store_row_fill fill, size_t elem,
+                    void *vp, size_t *n, const char *what, char *err, size_t errlen);
+/* The first row of s (finalized here) into out. 0; 1 when there is none; -1 with err naming
+ * what. */
+int store_row_read(struct store *st, struct sql_stmt *s, store_row_fill fill, void *out,
+                   const char *what, char *err, size_t errlen);
+
 /* Both run inside the caller's transaction. */
 int store_audit_add(struct store *st, const char *actor, const char *action, const char *detail,
                     char *err, size_t errlen);

@@ -73,8 +73,10 @@ static void copy_col(char *dst, size_t cap, struct sql_stmt *s, int col)
     "SELECT id, time_ms, client, \"user\", host, port, rule_id, reason, name, status, decided_ms," \
     " decided_by, note, granted_rule_id FROM access_requests"
 
-static void request_from_row(struct sql_stmt *s, struct store_request *r)
+static void request_from_row(struct sql_stmt *s, void *element)
 {
+    struct store_request *r = element;
+
     memset(r, 0, sizeof(*r));
     r->id = sql_col_int64(s, 0);
     r->time_ms = sql_col_int64(s, 1);
@@ -155,17 +157,10 @@ int store_request_get(struct store *st, int64_t id, struct store_request *out, c
     if (store_prepare(st, REQUEST_COLUMNS " WHERE id = ?", &s, err, errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, id);
-    rc = sql_step(s);
-    if (rc == SQL_ROW)
-        request_from_row(s, out);
-    sql_finalize(s);
-    if (rc == SQL_ROW)
-        return 0;
-    if (rc == SQL_DONE) {
+    rc = store_row_read(st, s, request_from_row, out, "access request", err, errlen);
+    if (rc == 1)
         store_errf(err, errlen, "access request %lld: no such request", (long long)id);
-        return 1;
-    }
-    return store_sql_err(st, err, errlen, "access request");
+    return rc;
 }
 
 int store_request_decide(struct store *st, int64_t id, bool approved, const char *note,

@@ -21,8 +21,10 @@ static void copy_col(char *dst, size_t cap, struct sql_stmt *s, int col)
     snprintf(dst, cap, "%s", t ? t : "");
 }
 
-static void sub_of(struct sql_stmt *s, struct store_sub *o)
+static void sub_of(struct sql_stmt *s, void *element)
 {
+    struct store_sub *o = element;
+
     memset(o, 0, sizeof(*o));
     copy_col(o->name, sizeof(o->name), s, 0);
     copy_col(o->url, sizeof(o->url), s, 1);
@@ -40,51 +42,26 @@ static void sub_of(struct sql_stmt *s, struct store_sub *o)
 
 int store_subs_list(struct store *st, struct store_sub **out, size_t *n, char *err, size_t errlen)
 {
-    struct store_sub *v = NULL;
-    size_t len = 0, cap = 0;
     struct sql_stmt *s;
-    int rc;
 
     *out = NULL;
     *n = 0;
     if (store_prepare(st, "SELECT " SUB_COLS " FROM list_subscriptions ORDER BY name", &s, err,
                       errlen) < 0)
         return -1;
-    while ((rc = sql_step(s)) == SQL_ROW) {
-        if (store_array_reserve(&v, &cap, len, 4, sizeof(*v)) < 0) {
-            sql_finalize(s);
-            free(v);
-            return store_errf(err, errlen, "subscriptions: out of memory");
-        }
-        sub_of(s, &v[len++]);
-    }
-    sql_finalize(s);
-    if (rc != SQL_DONE) {
-        free(v);
-        return store_sql_err(st, err, errlen, "subscriptions");
-    }
-    *out = v;
-    *n = len;
-    return 0;
+    return store_rows_read(st, s, sub_of, sizeof(**out), out, n, "subscriptions", err, errlen);
 }
 
 int store_sub_get(struct store *st, const char *name, struct store_sub *out, char *err,
                   size_t errlen)
 {
     struct sql_stmt *s;
-    int rc;
 
     if (store_prepare(st, "SELECT " SUB_COLS " FROM list_subscriptions WHERE name = ?", &s, err,
                       errlen) < 0)
         return -1;
     sql_bind_text(s, 1, name);
-    rc = sql_step(s);
-    if (rc == SQL_ROW)
-        sub_of(s, out);
-    sql_finalize(s);
-    if (rc == SQL_DONE)
-        return 1;
-    return rc == SQL_ROW ? 0 : store_sql_err(st, err, errlen, "subscription");
+    return store_row_read(st, s, sub_of, out, "subscription", err, errlen);
 }
 
 static int commit_audited(struct store *st, const char *actor, const char *action,

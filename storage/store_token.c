@@ -136,12 +136,20 @@ int store_token_check(struct store *st, const char *secret, char owner[64], char
     return 0;
 }
 
+static void token_of(struct sql_stmt *s, void *element)
+{
+    struct store_token *t = element;
+
+    snprintf(t->name, sizeof(t->name), "%s", sql_col_text(s, 0));
+    snprintf(t->owner, sizeof(t->owner), "%s", sql_col_text(s, 1));
+    t->created_ms = sql_col_int64(s, 2);
+    t->last_used_ms = sql_col_int64(s, 3);
+}
+
 int store_token_list(struct store *st, const char *owner, struct store_token **rows, size_t *n,
                      char *err, size_t errlen)
 {
     struct sql_stmt *s;
-    size_t cap = 0;
-    int rc;
 
     *rows = NULL;
     *n = 0;
@@ -152,28 +160,7 @@ int store_token_list(struct store *st, const char *owner, struct store_token **r
         return -1;
     if (owner)
         sql_bind_text(s, 1, owner);
-    while ((rc = sql_step(s)) == SQL_ROW) {
-        if (store_array_reserve(rows, &cap, *n, 16, sizeof(**rows)) < 0) {
-            sql_finalize(s);
-            free(*rows);
-            *rows = NULL;
-            *n = 0;
-            return store_errf(err, errlen, "tokens: out of memory");
-        }
-        struct store_token *t = &(*rows)[(*n)++];
-        snprintf(t->name, sizeof(t->name), "%s", sql_col_text(s, 0));
-        snprintf(t->owner, sizeof(t->owner), "%s", sql_col_text(s, 1));
-        t->created_ms = sql_col_int64(s, 2);
-        t->last_used_ms = sql_col_int64(s, 3);
-    }
-    sql_finalize(s);
-    if (rc != SQL_DONE) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-        return store_sql_err(st, err, errlen, "tokens");
-    }
-    return 0;
+    return store_rows_read(st, s, token_of, sizeof(**rows), rows, n, "tokens", err, errlen);
 }
 
 int store_token_delete(struct store *st, const char *name, const char *owner, const char *actor,
