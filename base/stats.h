@@ -43,7 +43,11 @@
     X(mint_cache_bytes, gauge, "bytes the cached certificates are counted as")                     \
     X(mint_cache_hits, counter, "certificates handed out from the cache (this CA)")                \
     X(mint_cache_misses, counter, "certificates signed (this CA)")                                 \
-    X(mint_cache_evictions, counter, "certificates pushed out of the cache (this CA)")
+    X(mint_cache_evictions, counter, "certificates pushed out of the cache (this CA)")             \
+    X(fleet_nodes, gauge,                                                                          \
+      "proxyd nodes on this database, as this node's heartbeat last read them")                    \
+    X(fleet_nodes_lagging, gauge,                                                                  \
+      "of them, lagging: behind the newest policy version, or silent for 3 heartbeats")
 
 /* The access log writer's counters (storage/store.h: struct store_log_counters, summed by the
  * writer), under "log" in GET /api/stats and prefixed "proxyd_log_" in /metrics. */

@@ -596,6 +596,7 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
         out->mint_cache_misses = ms.misses;
         out->mint_cache_evictions = ms.evictions;
     }
+    node_beat_fleet(p->beat, &out->fleet_nodes, &out->fleet_nodes_lagging);
     if (p->auth)
         sum_auth(p->auth, &out->auth);
     if (p->log)

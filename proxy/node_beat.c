@@ -23,7 +23,32 @@ struct node_beat {
     _Atomic bool stopping;
     int64_t (*running_version)(void *arg);
     void *arg;
+    _Atomic uint64_t nodes, lagging; /* node_beat_fleet */
 };
+
+/* Counts the nodes and the lagging ones for node_beat_fleet; a failed read keeps the last. */
+static void fleet_read(struct node_beat *b)
+{
+    struct store_node *rows;
+    int64_t newest;
+    uint64_t lagging = 0;
+    size_t n;
+    char why[128], err[256];
+
+    if (store_nodes_list(b->st, &rows, &n, &newest, err, sizeof(err)) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        lagging += store_node_lagging(&rows[i], newest, why, sizeof(why));
+    free(rows);
+    atomic_store(&b->nodes, n);
+    atomic_store(&b->lagging, lagging);
+}
+
+void node_beat_fleet(struct node_beat *b, uint64_t *nodes, uint64_t *lagging)
+{
+    *nodes = b ? atomic_load(&b->nodes) : 0;
+    *lagging = b ? atomic_load(&b->lagging) : 0;
+}
 
 static void *beat_main(void *arg)
 {
@@ -45,6 +70,7 @@ static void *beat_main(void *arg)
                     log_info("node heartbeat: written again");
                 down = false;
                 sent_version = version;
+                fleet_read(b);
             } else if (!down) {
                 log_warnx("node heartbeat: %s; relaying goes on, retrying every %d s", err,
                           NODE_BEAT_MS / 1000);

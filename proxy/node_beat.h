@@ -3,7 +3,7 @@
  * NODE_BEAT_CHECK_MS of a change of the policy version this node has in force, and marks it
  * stopped at a clean stop. A database that is locked, slow or unreachable only delays the
  * beat (the thread waits; no worker ever does), and the next one is tried at the next
- * interval. */
+ * interval. After each beat it reads the whole table back, for the fleet gauges of /metrics. */
 #ifndef PX_NODE_BEAT_H
 #define PX_NODE_BEAT_H
 
@@ -23,6 +23,9 @@ struct node_beat;
 struct node_beat *node_beat_start(const char *db_path, const struct store_node *me,
                                   int64_t (*running_version)(void *arg), void *arg, char *err,
                                   size_t errlen);
+/* The nodes on the database and how many of them lag, as the thread read them after its last
+ * beat (0 and 0 before it could). Any thread. */
+void node_beat_fleet(struct node_beat *b, uint64_t *nodes, uint64_t *lagging);
 /* Marks the row stopped (if the database takes it), stops the thread, closes, frees. NULL
  * does nothing. */
 void node_beat_stop(struct node_beat *b);

@@ -6,17 +6,28 @@ killed with -9 under traffic loses at most its last second of rows. On SQLite, t
 import itertools
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 from harness import DnsStub, Origin, Proxyd, read_response, wait_for
 from test_first_run import Admin
 from test_postgres import CONNINFO, RECORDS, psql, uri
 from test_proxyctl import run_ctl
+
+
+def fleet_gauges(px):
+    """(proxyd_fleet_nodes, proxyd_fleet_nodes_lagging) from px's /metrics."""
+    text = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        px.admin_url + "/metrics", timeout=60).read().decode()
+    found = dict(re.findall(r"^(proxyd_fleet_nodes(?:_lagging)?) (\d+)$", text, re.M))
+    return (int(found.get("proxyd_fleet_nodes", -1)),
+            int(found.get("proxyd_fleet_nodes_lagging", -1)))
 
 
 def node(db, name, **kw):
@@ -108,6 +119,9 @@ class FleetTest(unittest.TestCase):
                 line = [l for l in out.splitlines() if l.startswith("b ")]
                 self.assertTrue(line and "unseen" in line[0] and "not seen for" in line[0], out)
                 self.assertIn("1 lagging", out)
+                # /metrics of node A has it too (read by A's heartbeat, every 5 s).
+                self.assertTrue(wait_for(lambda: fleet_gauges(a) == (2, 1), timeout=60),
+                                fleet_gauges(a))
             finally:
                 os.kill(b.pid, signal.SIGCONT)
             self.assertTrue(wait_for(lambda: states()["b"]["state"] == "ok", timeout=60),
@@ -117,6 +131,8 @@ class FleetTest(unittest.TestCase):
             code, out, _ = run_ctl(["--json", "nodes"], a)
             self.assertEqual(code, 0)
             self.assertEqual(json.loads(out)["lagging"], 0)
+            self.assertTrue(wait_for(lambda: fleet_gauges(a) == (2, 0), timeout=60),
+                            fleet_gauges(a))
             self.assertEqual(b.stop(timeout=60), 0)  # a clean stop marks its row
             self.assertEqual(states()["b"]["state"], "stopped")
             self.assertFalse(states()["b"]["lagging"])
