@@ -93,7 +93,8 @@ const char *conn_close_str(enum conn_close why)
 
 void conn_set_deadline(struct conn *c, int ms)
 {
-    c->deadline_ms = ev_now_ms(c->w->loop) + ms;
+    if (c->cfd >= 0) /* closed: no deadline */
+        c->w->timers[c->cfd].deadline_ms = ev_now_ms(c->w->loop) + ms;
 }
 
 /* ---- byte pumps ---- */
@@ -452,6 +453,7 @@ void conn_close(struct conn *c, enum conn_close why)
     }
     bump_release(c); /* after the session that presented its certificate */
     ev_io_del(w->loop, c->cfd);
+    w->timers[c->cfd] = (struct conn_timer){0, NULL}; /* the tick lowers timers_end */
     close(c->cfd);
     c->cfd = -1;
     if (c->client_counted)
@@ -481,7 +483,8 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
                 const struct sockaddr_storage *addr, bool counted)
 {
     struct conn *c = w->free_conns;
-    if (req_pool_reserve(&w->reqs) < 0) {
+    /* Above the loop's table (a limit past FD_LIMIT_MAX): no place to watch it from. */
+    if (fd >= w->shared->fd_limit || req_pool_reserve(&w->reqs) < 0) {
         c = NULL;
     } else if (c) {
         w->free_conns = c->next;
@@ -527,6 +530,9 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
     } else {
         conn_set_state(c, CONN_IDLE);
     }
+    w->timers[fd].c = c; /* fd < shared->fd_limit: the kernel gives none above the limit */
+    if (fd >= w->timers_end)
+        w->timers_end = fd + 1;
     c->next = w->active;
     c->prev = NULL;
     if (w->active)
@@ -553,7 +559,7 @@ int conn_accept(struct worker *w, const struct listener *l, int fd,
 
 void conn_check_timeout(struct conn *c, int64_t now_ms)
 {
-    if (c->state == CONN_CLOSED || now_ms < c->deadline_ms)
+    if (c->state == CONN_CLOSED || now_ms < c->w->timers[c->cfd].deadline_ms)
         return;
     switch (c->state) {
     case CONN_IDLE:

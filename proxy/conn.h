@@ -100,7 +100,6 @@ struct conn {
     struct buf down;         /* origin -> client */
     struct conn_flow upf, downf;
     enum relay_phase phase; /* CONN_RELAY: where the response is */
-    int64_t deadline_ms;
     /* Readiness as last reported by edge-triggered epoll; cleared by EAGAIN or a short read. */
     bool c_readable, c_writable, o_readable, o_writable;
     /* The peer's end of stream (or an error) was reported: its edge is spent, so a short read

@@ -66,15 +66,27 @@ static void on_tick(struct ev_loop *loop, void *arg)
         listener_close_all(w);
         w->drain_deadline_ms = now + w->drain_grace_ms;
     }
-    struct conn *next;
-    for (struct conn *c = w->active; c; c = next) {
-        next = c->next;
-        if (draining &&
-            (c->state == CONN_IDLE || c->state == CONN_HANDSHAKE || now >= w->drain_deadline_ms))
-            conn_abort(c, CLOSE_SHUTDOWN);
-        else
-            conn_check_timeout(c, now);
+    if (draining) {
+        struct conn *next;
+        for (struct conn *c = w->active; c; c = next) {
+            next = c->next;
+            if (c->state == CONN_IDLE || c->state == CONN_HANDSHAKE || now >= w->drain_deadline_ms)
+                conn_abort(c, CLOSE_SHUTDOWN);
+        }
     }
+    /* Closing a connection only clears its own entry; the sweep sees the entries it passes
+     * as they are, and lowers timers_end to one past the last live one. */
+    int end = 0;
+    for (int fd = 0; fd < w->timers_end; fd++) {
+        const struct conn_timer *t = &w->timers[fd];
+        if (!t->c)
+            continue;
+        if (now >= t->deadline_ms)
+            conn_check_timeout(t->c, now);
+        if (t->c)
+            end = fd + 1;
+    }
+    w->timers_end = end;
     if (draining && w->nconns == 0)
         ev_stop(loop);
 }
@@ -106,6 +118,11 @@ int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
         return -1;
     }
     if (buf_pool_init(&w->bufs, 256, &w->stats.buffers_in_use) < 0) {
+        snprintf(err, errlen, "worker %u: out of memory", index);
+        return -1;
+    }
+    w->timers = calloc((size_t)shared->fd_limit, sizeof(*w->timers));
+    if (!w->timers) {
         snprintf(err, errlen, "worker %u: out of memory", index);
         return -1;
     }
@@ -141,6 +158,10 @@ int worker_init(struct worker *w, unsigned index, struct proxy_shared *shared,
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    /* Named for per-thread figures (top -H, bench/proxy_bench.sh's worker CPU column). */
+    char name[16];
+    snprintf(name, sizeof(name), "px-worker-%u", w->index);
+    pthread_setname_np(pthread_self(), name);
     if (ev_run(w->loop) < 0)
         log_warn("worker %u: event loop stopped", w->index);
     return NULL;
@@ -196,6 +217,8 @@ void worker_destroy(struct worker *w)
     }
     buf_pool_destroy(&w->bufs);
     req_pool_destroy(&w->reqs);
+    free(w->timers);
+    w->timers = NULL;
     ev_loop_free(w->loop);
     w->loop = NULL;
 }

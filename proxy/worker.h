@@ -101,6 +101,11 @@ struct worker_stats {
 
 struct conn;
 struct client_limit;
+
+struct conn_timer {
+    int64_t deadline_ms;
+    struct conn *c; /* NULL: no live connection on this descriptor */
+};
 struct tls_trust;
 struct access_req_box;
 
@@ -127,6 +132,12 @@ struct worker {
     struct conn *free_conns; /* owned free list */
     struct conn *active;     /* intrusive list of live connections */
     size_t nconns;
+    /* Each live connection's deadline, indexed by its client descriptor: the tick's sweep
+     * reads these 16 bytes a connection in order, not each connection's struct (at 17,500
+     * idle clients the list walk cost 1.5 ms a tick). timers_end: no live one at or above it
+     * (accept raises it, the sweep lowers it). */
+    struct conn_timer *timers; /* owned, shared->fd_limit entries */
+    int timers_end;
     struct origin_pool origins; /* idle origin connections, any client's to take */
     struct tun_pipe_pool pipes; /* empty pipes for splice */
     size_t nattached;           /* idle origin connections kept by their client */
