@@ -4,8 +4,9 @@
 # Rows:    direct (wrk/curl straight to nginx), proxyd (SQLite access log on, one deny rule),
 #          proxyd-nolog (access log off), proxyd-bigpolicy (100,000 domain rules + 1,000
 #          url-regex rules, log on).
-# Columns: small c1 / c64 req/s (keep-alive), conn-close c16 req/s, p99 at c64, bulk MB/s
-#          (median of 3 downloads of 64 MiB), CONNECT MB/s (same through a tunnel), RSS KiB
+# Columns: small c1 / c64 req/s (keep-alive), p99 at c1 and c64, CPU us/req at c64 (proxyd's
+#          threads from /proc, and of it its workers': the rest is mostly the log writer),
+#          conn-close c16 req/s, bulk MB/s (median of 3 downloads of 64 MiB), CONNECT MB/s (same through a tunnel), RSS KiB
 #          per idle keep-alive client connection (2000 held).
 # Ratios against direct (and proxyd-nolog / proxyd-bigpolicy against proxyd) follow.
 #
@@ -176,22 +177,33 @@ download() {  # CURL-ARGS... -> median MB/s of 3
 
 # Nanoseconds proxyd's threads ($PX_PID) have run on a CPU so far (schedstat: exact, not ticks).
 cpu_ns() { { cat /proc/"$PX_PID"/task/*/schedstat 2>/dev/null || true; } | awk '{ s += $1 } END { printf "%.0f", s }'; }
+# The same for its workers alone (threads named px-worker-N): the rest is mostly the log writer.
+worker_cpu_ns() {
+  local t s=0 n
+  for t in /proc/"$PX_PID"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == px-worker-* ]] || continue
+    n=$(cut -d' ' -f1 "$t/schedstat" 2>/dev/null) && s=$((s + n))
+  done
+  echo "$s"
+}
 
-declare -A C1 C64 P99 CLOSE BULK TUNNEL RSS CPU
+declare -A C1 C64 P99 P99C1 CLOSE BULK TUNNEL RSS CPU WCPU
 measure() {  # NAME PORT
-  local name=$1 port=$2 r cpu0
+  local name=$1 port=$2 r cpu0 wcpu0
   r=$(wrk_run "$port" 64 0); sleep 0.2  # warm-up
   if [[ $name != direct ]]; then
     RSS[$name]=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/conn_scale.py" --port "$port" --pid "$PX_PID" \
       --url $ORIGIN/small -n 2000 --probes 0 | sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p')
   fi
-  r=$(wrk_run "$port" 1 0); C1[$name]=${r%% *}
-  cpu0=$(cpu_ns)
+  r=$(wrk_run "$port" 1 0); C1[$name]=${r%% *}; P99C1[$name]=$(echo "$r" | cut -d' ' -f2)
+  cpu0=$(cpu_ns); wcpu0=$(worker_cpu_ns)
   r=$(wrk_run "$port" 64 0); C64[$name]=${r%% *}; P99[$name]=$(echo "$r" | cut -d' ' -f2)
   # CPU time per request (all of proxyd's threads, its log writer too): what the machine's
   # load and wrk's speed do not move much, unlike req/s.
   if [[ $name != direct ]]; then
     CPU[$name]=$(awk -v a="$cpu0" -v b="$(cpu_ns)" -v n="${r##* }" \
+      'BEGIN { if (n > 0) printf "%.2f", (b - a) / 1000 / n; else printf "-" }')
+    WCPU[$name]=$(awk -v a="$wcpu0" -v b="$(worker_cpu_ns)" -v n="${r##* }" \
       'BEGIN { if (n > 0) printf "%.2f", (b - a) / 1000 / n; else printf "-" }')
   fi
   r=$(wrk_run "$port" 16 1); CLOSE[$name]=${r%% *}
@@ -225,12 +237,13 @@ for row in $ROWS; do
 done
 
 if [[ " $ROWS " != " proxyd-scale " ]]; then
-printf '\n| row | small c1 req/s | small c64 req/s | p99 c64 ms | CPU us/req c64 | conn-close c16 req/s | bulk MB/s | CONNECT MB/s | RSS KiB/idle conn |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '\n| row | small c1 req/s | p99 c1 ms | small c64 req/s | p99 c64 ms | CPU us/req c64 | of it workers | conn-close c16 req/s | bulk MB/s | CONNECT MB/s | RSS KiB/idle conn |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for row in $ROWS; do
   [[ $row == proxyd-scale ]] && continue
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$row" "${C1[$row]:-}" "${C64[$row]:-}" \
-    "${P99[$row]:-}" "${CPU[$row]:--}" "${CLOSE[$row]:-}" "${BULK[$row]:-}" "${TUNNEL[$row]:-}" "${RSS[$row]:--}"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$row" "${C1[$row]:-}" \
+    "${P99C1[$row]:-}" "${C64[$row]:-}" "${P99[$row]:-}" "${CPU[$row]:--}" "${WCPU[$row]:--}" \
+    "${CLOSE[$row]:-}" "${BULK[$row]:-}" "${TUNNEL[$row]:-}" "${RSS[$row]:--}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
 echo
