@@ -169,6 +169,12 @@ static enum scan_rc scan_version(const char **pp, const char *end, int *minor, c
     static const char pat[] = "HTTP/d.d";
     const char *p = *pp;
 
+    /* Nearly every message says HTTP/1.1 or HTTP/1.0: what the loop below accepts, at once. */
+    if (end - p >= 8 && memcmp(p, "HTTP/1.", 7) == 0 && (p[7] == '1' || p[7] == '0')) {
+        *minor = p[7] - '0';
+        *pp = p + 8;
+        return SCAN_OK;
+    }
     for (size_t i = 0; i < 8; i++, p++) {
         if (p == end) {
             *pp = p;
