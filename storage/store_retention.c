@@ -157,6 +157,18 @@ static int64_t drop_old_day(struct store *st, int64_t cutoff)
         return -1;
     if (newest > mark)
         return 0; /* the writer rolls them up first */
+    /* Dropping a day's table locks the whole log (its parent) exclusively: a wait for it
+     * would hold this transaction, and the log writers' lock with it, while a long reader
+     * (a backup, a report) runs, and queue every new reader of the log behind it. So the
+     * lock is taken only if it is free at once; otherwise the day goes at a later step. */
+    snprintf(sql, sizeof(sql),
+             "LOCK TABLE ONLY access_log, ONLY %s IN ACCESS EXCLUSIVE MODE NOWAIT", name);
+    if (store_exec(st, "SAVEPOINT day_drop", NULL, 0) < 0)
+        return -1;
+    if (store_exec(st, sql, NULL, 0) < 0)
+        return store_exec(st, "ROLLBACK TO SAVEPOINT day_drop", NULL, 0) < 0 ? -1 : 0;
+    if (store_exec(st, "RELEASE day_drop", NULL, 0) < 0)
+        return -1;
     rows =
         query_int(st,
                   "SELECT coalesce(sum(requests), 0) FROM access_rollup"

@@ -434,6 +434,47 @@ START_TEST(test_retention_by_age_drops_whole_days)
 }
 END_TEST
 
+/* PostgreSQL: dropping a day's table locks the whole log, so a reader holding it (a backup,
+ * a long report) must not make the step wait: that wait held the log writers' lock and
+ * queued every new reader behind it, and ended in a failed step (-1) after lock_timeout,
+ * again every few seconds for as long as the reader ran. The day goes once it is free. */
+START_TEST(test_day_drop_does_not_wait_for_a_reader)
+{
+    int64_t d0 = (T - 10 * DAY_MS) / DAY_MS * DAY_MS;
+    static const struct row old[] = {
+        {3600000, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
+        {7200000, "10.0.0.9", "old.test", "/", STORE_DENY, 403, 0, 0, 5, NULL},
+    };
+    struct store_totals t;
+    PGconn *reader;
+    PGresult *r;
+
+    if (!test_pg())
+        return;
+    ck_assert_int_eq(store_log_days_ensure(st, d0, d0, err, sizeof(err)), 1);
+    push_rows(old, 2, d0);
+    push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
+    /* Another session reads the log and keeps its transaction open. */
+    reader = PQconnectdb(tmp.db);
+    ck_assert_msg(PQstatus(reader) == CONNECTION_OK, "%s", PQerrorMessage(reader));
+    r = PQexec(reader, "BEGIN; SELECT count(*) FROM access_log");
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(reader));
+    PQclear(r);
+    /* Nothing dropped, no failure; the rows and their counts stay as they are. */
+    ck_assert_int_eq(store_retention_step(st, 7, 0, 100), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 8);
+    ck_assert_int_eq(hits_of(5), 4);
+    /* The reader done, the day goes whole with its counts. */
+    PQclear(PQexec(reader, "COMMIT"));
+    PQfinish(reader);
+    ck_assert_int_eq(store_retention_step(st, 7, 0, 100), 2);
+    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(t.requests, 6);
+    ck_assert_int_eq(hits_of(5), 2);
+}
+END_TEST
+
 /* PostgreSQL: a log from before the days (migration 33) keeps its rows and ids; each day gets
  * its table, and new ids continue above every id the old table gave. */
 START_TEST(test_old_log_moves_into_days)
@@ -511,6 +552,7 @@ int main(void)
     tcase_add_test(tc, test_retention_by_rows_keeps_newest_and_hits);
     tcase_add_test(tc, test_retention_by_age_deletes_only_old_rows);
     tcase_add_test(tc, test_retention_by_age_drops_whole_days);
+    tcase_add_test(tc, test_day_drop_does_not_wait_for_a_reader);
     tcase_add_test(tc, test_old_log_moves_into_days);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
