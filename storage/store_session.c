@@ -44,6 +44,8 @@ int store_session_add(struct store *st, const char *id, const char *admin, int64
     if (store_begin(st, err, errlen) < 0)
         return -1;
     rc = store_admin_role(st, admin, &role, err, errlen);
+    if (rc > 0) /* deleted meanwhile: said, as the caller replies with err */
+        store_errf(err, errlen, "session: no admin %s", admin);
     if (rc != 0)
         goto out;
     rc = -1;

@@ -429,15 +429,15 @@ enum MHD_Result wa_auth_login(struct wa_req *r)
         json_decref(body);
         return wa_reply_error(r, 500, NULL, "cannot read the account");
     }
-    /* Recorded if it can be: on a full disk the admin must still get in to fix things. */
-    store_audit_record(st, user, "login", detail, err, sizeof(err));
-
     random_hex(sid);
     if (store_session_add(st, sid, user, clock_wall_ms() + WA_SESSION_MS, err, sizeof(err)) != 0) {
         sodium_memzero(sid, sizeof(sid));
         json_decref(body);
         return wa_reply_error(r, 500, NULL, "cannot record the session: %s", err);
     }
+    /* Only a login that happened is recorded (a database that refused the session refused
+     * the login). Recorded if it can be: the session stands either way. */
+    store_audit_record(st, user, "login", detail, err, sizeof(err));
     session_csrf(sid, csrf);
     snprintf(cookie, sizeof(cookie), "pxsid=%s" WA_COOKIE_ATTRS "%s; Max-Age=%lld", sid,
              r->ctx->opts->tls_cert_pem ? WA_COOKIE_SECURE : "", WA_SESSION_MS / 1000);

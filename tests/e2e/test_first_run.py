@@ -105,6 +105,29 @@ class FirstRunTest(unittest.TestCase):
             self.assertEqual((status, answer["must_change_password"]), (200, False))
 
 
+class LoginAuditTest(unittest.TestCase):
+    def test_a_login_the_database_refused_is_not_audited_as_one(self):
+        # The session is a row in the database: a database that refuses it refuses the login
+        # (500), and the audit log must not say the admin logged in.
+        import sqlite3
+        with Proxyd() as px:
+            px.api("PUT", "/api/admins/alice", {"password": "alice-pass-1", "role": "operator"})
+            db = sqlite3.connect(px.db_path, timeout=60, isolation_level=None)
+            db.execute("CREATE TRIGGER refuse_sessions BEFORE INSERT ON admin_sessions"
+                       " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+            self.assertEqual(Admin(px).login("alice-pass-1", user="alice")[0], 500)
+
+            def logins():
+                rows = px.api("GET", "/api/audit?limit=1000")["rows"]
+                return [a for a in rows if a["actor"] == "alice" and a["action"] == "login"]
+            self.assertEqual(logins(), [])
+            # Taken again, the login goes in and is audited once.
+            db.execute("DROP TRIGGER refuse_sessions")
+            db.close()
+            self.assertEqual(Admin(px).login("alice-pass-1", user="alice")[0], 200)
+            self.assertEqual(len(logins()), 1)
+
+
 if __name__ == "__main__":
     unittest.main()
 
