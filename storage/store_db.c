@@ -763,6 +763,35 @@ static const char *migration_sql(const struct store *st, const struct store_migr
     return m->sql;
 }
 
+/* Whether the database has run every step of this program and none newer, read without any
+ * lock: then opening a connection (pooled ones, reconnections, each thread's) takes no write
+ * lock. The check and the steps under the lock took the nodes' policy lock (PostgreSQL) or the
+ * write lock (SQLite) for a few dozen statements at every open, so a node stopped or cut off
+ * in the middle of one held policy changes on every node until its session ended. A step is
+ * recorded in the transaction that ran it, so what this reads as done is done. False for
+ * anything else (a fresh database, an error, another program's steps): the locked path
+ * decides and reports. */
+static bool steps_all_ran(struct store *st)
+{
+    struct sql_stmt *s;
+    int64_t version = -1, ran = -1;
+    int rc;
+
+    if (store_prepare(st,
+                      "SELECT (SELECT max(version) FROM schema_version),"
+                      " (SELECT count(*) FROM schema_steps)",
+                      &s, NULL, 0) < 0)
+        return false;
+    rc = sql_step(s);
+    if (rc == SQL_ROW) {
+        version = sql_col_int64(s, 0);
+        ran = sql_col_int64(s, 1);
+    }
+    sql_finalize(s);
+    return rc == SQL_ROW && version == store_migrations[store_migrations_count - 1].version &&
+           ran == (int64_t)store_migrations_count;
+}
+
 static int migrate(struct store *st, char *err, size_t errlen)
 {
     int version;
@@ -770,6 +799,8 @@ static int migrate(struct store *st, char *err, size_t errlen)
     const char *sql;
     struct sql_stmt *stmt;
 
+    if (steps_all_ran(st))
+        return 0;
     /* The version is read under the write lock so two processes opening a fresh file at
      * once do not both run step 1. */
     if (store_begin(st, err, errlen) < 0)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "storage/store.h"
+#include "storage/store_impl.h"
 #include "tests/unit/common.h"
 
 static struct test_tmpdir tmp;
@@ -43,6 +44,31 @@ START_TEST(test_first_get_creates_the_database)
     ck_assert_int_gt(store_schema_version(st), 0);
     store_pool_put(pool, st);
     store_pool_free(pool);
+}
+END_TEST
+
+/* A connection to a database whose steps have all run opens without the write lock: another
+ * session holding it (on PostgreSQL the nodes' policy lock, held by a node stopped or cut off
+ * in a transaction) must not keep connections from opening, as it did for the lock's timeout
+ * (each open read its steps under the lock, so a node frozen then held every node's policy
+ * changes). */
+START_TEST(test_a_migrated_database_opens_while_its_write_lock_is_held)
+{
+    struct store *first, *holder, *again;
+    char e2[256] = "";
+
+    first = store_open(tmp.db, err, sizeof(err)); /* makes and migrates it */
+    ck_assert_msg(first != NULL, "%s", err);
+    holder = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(holder != NULL, "%s", err);
+    ck_assert_msg(store_begin(holder, err, sizeof(err)) == 0, "%s", err);
+    again = store_open(tmp.db, e2, sizeof(e2));
+    ck_assert_msg(again != NULL, "opened while another session holds the write lock: %s", e2);
+    ck_assert_int_gt(store_schema_version(again), 0);
+    store_close(again);
+    store_rollback(holder);
+    store_close(holder);
+    store_close(first);
 }
 END_TEST
 
@@ -176,6 +202,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_first_get_creates_the_database);
+    tcase_add_test(tc, test_a_migrated_database_opens_while_its_write_lock_is_held);
     tcase_add_test(tc, test_given_back_connection_is_handed_out_again);
     tcase_add_test(tc, test_beyond_idle_max_is_closed_not_kept);
     tcase_add_test(tc, test_unopenable_path_fills_err);
