@@ -80,7 +80,10 @@ async function logShowsReport(page) {
   await page.goto(ADMIN + '/log', { timeout: STEP_MS });
   await page.getByTestId('f-decision').selectOption('report');
   await page.getByTestId('f-search').click();
-  const row = page.getByTestId('log-row').filter({ hasText: 'report.test' }).first();
+  // The page's own first search (no filter) may answer after this one and draw older rows
+  // of report.test, from before the report rule: wait for a row the rule decided.
+  const row = page.getByTestId('log-row').filter({ hasText: 'report.test' })
+    .filter({ has: page.locator('td.decision', { hasText: /^report$/ }) }).first();
   await row.waitFor({ timeout: STEP_MS });
   const text = await row.innerText();
   check(/\breport\b/.test(text) && new RegExp(`\\b${cfg.reportRuleId}\\b`).test(text),
