@@ -123,7 +123,7 @@ static int64_t query_int(struct store *st, const char *sql, int64_t lo, int64_t 
 static int64_t drop_old_day(struct store *st, int64_t cutoff)
 {
     struct sql_stmt *s;
-    char name[64], sql[128];
+    char name[64], sql[192];
     int64_t lo = 0, hi = 0, newest, mark, rows;
     const char *t;
     int rc;
