@@ -738,7 +738,8 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
 /* PostgreSQL: makes the access log's table for each UTC day from since_ms to until_ms (at
  * most 400 days), moving into it the rows of that day that were logged before it existed.
  * Days that have a table are left alone, so any node may call it at any time (the calls of
- * several nodes take turns). Returns the days made, 0 on SQLite, or -1 with err. */
+ * several nodes take turns). A day whose locks another session holds (a reader of the log) is
+ * left for a later call, not waited for. Returns the days made, 0 on SQLite, or -1 with err. */
 int store_log_days_ensure(struct store *st, int64_t since_ms, int64_t until_ms, char *err,
                           size_t errlen);
 

@@ -280,6 +280,9 @@ const struct store_migration store_migrations[] = {
          " SELECT owner, name, hash, created_ms, last_used_ms FROM admin_tokens;"
          "DROP TABLE admin_tokens;"
          "ALTER TABLE admin_tokens_35 RENAME TO admin_tokens;"},
+    /* PostgreSQL's day tables are made without waiting for a lock (store_migrations_pg);
+     * SQLite has none. */
+    {36, ""},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never
@@ -501,6 +504,32 @@ const struct store_migration store_migrations_pg[] = {
     {35, "ALTER TABLE admin_tokens DROP CONSTRAINT admin_tokens_pkey;"
          "ALTER TABLE admin_tokens ADD PRIMARY KEY (owner, name);"
          "DROP INDEX IF EXISTS admin_tokens_owner;"},
+    /* access_log_add_day (step 33) waited for its locks: attaching a day's table locks the
+     * default table exclusively, so a session reading it (a backup, a long report) held the
+     * writer, with the log writers' lock of every node, for lock_timeout, again at each try.
+     * Now it takes its locks only if they are free at once, and otherwise makes nothing
+     * (false): the writer tries again later, the day's rows wait in the default table. */
+    {36, "CREATE OR REPLACE FUNCTION access_log_add_day(day BIGINT) RETURNS BOOLEAN"
+         " LANGUAGE plpgsql AS $f$"
+         " DECLARE"
+         "  name TEXT := 'access_log_' || to_char(to_timestamp(day * 86400) AT TIME ZONE 'UTC',"
+         "   'YYYYMMDD');"
+         "  lo BIGINT := day * 86400000;"
+         " BEGIN"
+         "  IF to_regclass(quote_ident(name)) IS NOT NULL THEN RETURN false; END IF;"
+         "  BEGIN"
+         "   LOCK TABLE ONLY access_log IN SHARE UPDATE EXCLUSIVE MODE NOWAIT;"
+         "   LOCK TABLE ONLY access_log_default IN ACCESS EXCLUSIVE MODE NOWAIT;"
+         "  EXCEPTION WHEN lock_not_available THEN RETURN false;"
+         "  END;"
+         "  EXECUTE format('CREATE TABLE %I (LIKE access_log INCLUDING DEFAULTS)', name);"
+         "  EXECUTE format('WITH moved AS (DELETE FROM access_log_default"
+         " WHERE time_ms >= %s AND time_ms < %s RETURNING *) INSERT INTO %I SELECT * FROM moved',"
+         "   lo, lo + 86400000, name);"
+         "  EXECUTE format('ALTER TABLE access_log ATTACH PARTITION %I"
+         " FOR VALUES FROM (%s) TO (%s)', name, lo, lo + 86400000);"
+         "  RETURN true;"
+         " END $f$;"},
 };
 const size_t store_migrations_pg_count =
     sizeof(store_migrations_pg) / sizeof(store_migrations_pg[0]);

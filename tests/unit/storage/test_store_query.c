@@ -475,6 +475,30 @@ START_TEST(test_day_drop_does_not_wait_for_a_reader)
 }
 END_TEST
 
+/* PostgreSQL: attaching a day's table locks the default table exclusively, so a session
+ * reading the log (a backup, a long report) must not make the writer wait for it: the wait
+ * held the log writers' lock of every node for lock_timeout and then failed (-1), at every
+ * try. The day is left for a later call, made once the reader is done. */
+START_TEST(test_day_table_waits_for_no_reader)
+{
+    int64_t d0 = (T - 20 * DAY_MS) / DAY_MS * DAY_MS;
+    PGconn *reader;
+    PGresult *r;
+
+    if (!test_pg())
+        return;
+    reader = PQconnectdb(tmp.db);
+    ck_assert_msg(PQstatus(reader) == CONNECTION_OK, "%s", PQerrorMessage(reader));
+    r = PQexec(reader, "BEGIN; SELECT count(*) FROM access_log");
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(reader));
+    PQclear(r);
+    ck_assert_msg(store_log_days_ensure(st, d0, d0, err, sizeof(err)) == 0, "%s", err);
+    PQclear(PQexec(reader, "COMMIT"));
+    PQfinish(reader);
+    ck_assert_msg(store_log_days_ensure(st, d0, d0, err, sizeof(err)) == 1, "%s", err);
+}
+END_TEST
+
 /* PostgreSQL: a log from before the days (migration 33) keeps its rows and ids; each day gets
  * its table, and new ids continue above every id the old table gave. */
 START_TEST(test_old_log_moves_into_days)
@@ -553,6 +577,7 @@ int main(void)
     tcase_add_test(tc, test_retention_by_age_deletes_only_old_rows);
     tcase_add_test(tc, test_retention_by_age_drops_whole_days);
     tcase_add_test(tc, test_day_drop_does_not_wait_for_a_reader);
+    tcase_add_test(tc, test_day_table_waits_for_no_reader);
     tcase_add_test(tc, test_old_log_moves_into_days);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
