@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run, checkNoOverflow } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, run, checkNoOverflow, failureShot } from './flow.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -155,10 +155,7 @@ async function main() {
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
     log(`${checked} page views checked by axe-core; ${minor} minor or moderate findings`);
   } catch (e) {
-    if (page) {
-      await page.screenshot({ path: join(cfg.shots, 'a11y-failure.png'), timeout: 3000 }).catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot a11y-failure.png)\n`);
-    }
+    await failureShot(page, 'a11y-failure.png');
     throw e;
   } finally {
     await browser.close();

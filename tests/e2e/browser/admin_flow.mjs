@@ -15,7 +15,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  chromium, cfg, STEP_MS, Failure, check, log, poll, run, checkNoOverflow, shot
+  chromium, cfg, STEP_MS, Failure, check, log, poll, run, checkNoOverflow, shot, failureShot
 } from './flow.mjs';
 
 const ADMIN = cfg.admin;
@@ -496,12 +496,7 @@ async function main() {
     await screenshots(page);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
-    if (page && cfg.shots) {
-      mkdirSync(cfg.shots, { recursive: true });
-      await page.screenshot({ path: join(cfg.shots, 'failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot failure.png)\n`);
-    }
+    await failureShot(page, 'failure.png');
     throw e;
   } finally {
     await browser.close();

@@ -6,9 +6,9 @@
 // Run by tests/e2e/test_browser_ops.py, which starts proxyd and passes one JSON config as
 // argv[2]: {admin, password, shots, exportHost, exportRows, viewer, viewerPassword}. Exits 0 when every expectation held; otherwise prints
 // "FAIL: <what>" and exits 1.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, poll, run, shot } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, poll, run, shot, failureShot } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 
@@ -183,11 +183,7 @@ async function main() {
     await viewerSeesNoControls(browser);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
-    if (page && cfg.shots) {
-      mkdirSync(cfg.shots, { recursive: true });
-      await page.screenshot({ path: join(cfg.shots, 'failure.png'), timeout: 3000 }).catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot failure.png)\n`);
-    }
+    await failureShot(page, 'failure.png');
     throw e;
   } finally {
     await browser.close();

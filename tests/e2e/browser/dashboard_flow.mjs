@@ -14,7 +14,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  chromium, cfg, STEP_MS, check, log, poll, run, checkNoOverflow, shot, PHONE
+  chromium, cfg, STEP_MS, check, log, poll, run, checkNoOverflow, shot, PHONE, failureShot
 } from './flow.mjs';
 
 const ADMIN = cfg.admin;
@@ -313,11 +313,7 @@ async function main() {
     else await fullPhase(page);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
-    if (page) {
-      await page.screenshot({ path: join(cfg.shots, 'dashboard-failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot dashboard-failure.png)\n`);
-    }
+    await failureShot(page, 'dashboard-failure.png');
     throw e;
   } finally {
     await browser.close();

@@ -45,6 +45,15 @@ export async function shot(page, name) {
   await page.screenshot({ path: join(cfg.shots, name), fullPage: true, timeout: STEP_MS });
 }
 
+// After a failure: a screenshot of the page as it was (best effort, bounded) and its URL, for
+// the log. Only where the test gave a folder for shots.
+export async function failureShot(page, name) {
+  if (!page || !cfg.shots) return;
+  mkdirSync(cfg.shots, { recursive: true });
+  await page.screenshot({ path: join(cfg.shots, name), timeout: 3000 }).catch(() => {});
+  process.stderr.write(`page at failure: ${page.url()} (screenshot ${name})\n`);
+}
+
 // No part of the page is wider than the screen. A wide table may scroll in its own box, so
 // an element inside a box that clips or scrolls sideways does not count.
 export async function checkNoOverflow(page, what) {

@@ -9,9 +9,8 @@
 // deletes one forward with its two-click button, and is photographed on a desktop and a
 // phone (no sideways scrolling). Exits 0 when every expectation held; otherwise prints
 // "FAIL: <what>" and exits 1.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, run, twoWidths } from './flow.mjs';
+import { chromium, cfg, STEP_MS, Failure, check, log, run, twoWidths, failureShot } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 async function login(page) {
@@ -156,12 +155,7 @@ async function main() {
     await deleteForward(page, `127.0.0.1:${cfg.tlsTargetPort}`);
     check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
   } catch (e) {
-    if (page && cfg.shots) {
-      mkdirSync(cfg.shots, { recursive: true });
-      await page.screenshot({ path: join(cfg.shots, 'forwards-failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot forwards-failure.png)\n`);
-    }
+    await failureShot(page, 'forwards-failure.png');
     throw e;
   } finally {
     await browser.close();

@@ -9,7 +9,7 @@
 // path a URL rule denies: the block page, inside the same HTTPS site.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, run, failureShot } from './flow.mjs';
 
 async function visit(tab, url) {
   const r = await tab.goto(url, { timeout: STEP_MS });
@@ -48,11 +48,7 @@ async function main() {
     await page.screenshot({ path: join(cfg.shots, 'inspect-blocked-path.png'), fullPage: true });
     log('a URL rule inside the inspected site: 403 block page over HTTPS');
   } catch (e) {
-    if (page) {
-      await page.screenshot({ path: join(cfg.shots, 'inspect-failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot inspect-failure.png)\n`);
-    }
+    await failureShot(page, 'inspect-failure.png');
     throw e;
   } finally {
     await browser.close();

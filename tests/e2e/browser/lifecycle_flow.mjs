@@ -12,7 +12,7 @@
 // rule and changes its members (the visit to grp.test is then denied), and takes screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, Failure, check, log, run, failureShot } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 const proxied = (host, path = '/small') => `http://${host}:${cfg.originPort}${path}`;
@@ -234,11 +234,7 @@ async function main() {
     await checkGroups(page, tab);
     check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
   } catch (e) {
-    if (page) {
-      await page.screenshot({ path: join(cfg.shots, 'lifecycle-failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot lifecycle-failure.png)\n`);
-    }
+    await failureShot(page, 'lifecycle-failure.png');
     throw e;
   } finally {
     await browser.close();

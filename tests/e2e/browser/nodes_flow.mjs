@@ -7,9 +7,10 @@
 // two marked lagging in words with why; shows the markup name as text; is photographed at
 // 1366 and 390 px (no sideways scrolling on the phone). Exits 0 when every expectation
 // held; otherwise prints "FAIL: <what>" and exits 1.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, PHONE, check, checkNoOverflow, log, run, shot } from './flow.mjs';
+import {
+  chromium, cfg, STEP_MS, PHONE, check, checkNoOverflow, log, run, shot, failureShot
+} from './flow.mjs';
 
 const ADMIN = cfg.admin;
 const WIDE = { width: 1366, height: 768 };
@@ -85,12 +86,7 @@ async function main() {
     log('screenshots in ' + cfg.shots);
     check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
   } catch (e) {
-    if (page && cfg.shots) {
-      mkdirSync(cfg.shots, { recursive: true });
-      await page.screenshot({ path: join(cfg.shots, 'nodes-failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot nodes-failure.png)\n`);
-    }
+    await failureShot(page, 'nodes-failure.png');
     throw e;
   } finally {
     await browser.close();

@@ -13,7 +13,7 @@
 // otherwise prints "FAIL: <what>" and exits 1.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run, twoWidths } from './flow.mjs';
+import { chromium, cfg, STEP_MS, check, log, run, twoWidths, failureShot } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 
@@ -159,12 +159,7 @@ async function main() {
     await unsubscribe(page);
     check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
   } catch (e) {
-    if (page && cfg.shots) {
-      mkdirSync(cfg.shots, { recursive: true });
-      await page.screenshot({ path: join(cfg.shots, 'subscriptions-failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot subscriptions-failure.png)\n`);
-    }
+    await failureShot(page, 'subscriptions-failure.png');
     throw e;
   } finally {
     await browser.close();

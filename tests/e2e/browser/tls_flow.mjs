@@ -10,7 +10,7 @@
 // are loaded over HTTPS from 127.0.0.1 (direct: Chromium bypasses loopback).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, run } from './flow.mjs';
+import { chromium, cfg, STEP_MS, Failure, check, log, run, failureShot } from './flow.mjs';
 
 async function visit(tab, url) {
   const r = await tab.goto(url, { timeout: STEP_MS });
@@ -64,11 +64,7 @@ async function main() {
     await page.screenshot({ path: join(cfg.shots, 'tls-admin-login.png'), fullPage: true });
     log('admin over HTTPS: first login shows the change-password form, cookie Secure');
   } catch (e) {
-    if (page) {
-      await page.screenshot({ path: join(cfg.shots, 'tls-failure.png'), timeout: 3000 })
-        .catch(() => {});
-      process.stderr.write(`page at failure: ${page.url()} (screenshot tls-failure.png)\n`);
-    }
+    await failureShot(page, 'tls-failure.png');
     throw e;
   } finally {
     await browser.close();
