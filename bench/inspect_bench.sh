@@ -20,6 +20,13 @@
 #          quiet machine; other work fills it too). Ratios follow.
 # The row proxyd-inspect-tls is the inspected tunnel inside TLS to proxyd's --listen-tls port
 # (curl --proxy https://... --proxy-cacert; two sessions on the client's socket).
+# A second bulk table has the same rows with a lean client and origin instead of curl and
+# nginx (bench/tls_bulk.c on GnuTLS, origin on 127.0.0.1:18444: a static buffer out, each
+# record dropped where GnuTLS decrypted it): curl and nginx together use more CPU per MB than
+# proxyd, so on CPU 0 they, not the proxy, can set the curl table's pace. Both ends of it allow
+# TLS 1.3 with AES-128-GCM only, so every hop of every row uses that one cipher (the curl table
+# has each program's own choice). Columns: bulk MB/s (median of 3 downloads of the same size),
+# the proxy's, the client's and the origin's CPU ms per MB, and CPU 0's idle share.
 # With --profile DIR, four more inspected downloads each through proxyd's plain port, its
 # TLS port and Squid run under perf record -g (DIR/perf-proxyd.txt, perf-proxyd-tls.txt,
 # perf-squid.txt: shares by library and by symbol), one more each under strace -c
@@ -52,6 +59,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
+LEAN="$(dirname "$PROXYD")/../bench/tls_bulk"  # built with proxyd, in the same tree
+[[ -x "$LEAN" ]] || { echo "missing $LEAN (cmake --build on proxyd's tree builds it)" >&2; exit 1; }
 for t in curl nginx openssl python3 taskset ${PROFILE:+perf strace}; do
   command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (apt-get install nginx-light curl openssl)" >&2; exit 1; }
 done
@@ -120,6 +129,10 @@ NGINX
 taskset -c "$CPU_LOAD" /usr/sbin/nginx -c "$T/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf -o /dev/null --cacert "$T/upstream-ca.crt" https://127.0.0.1:18443/small && break; sleep 0.1; done
+taskset -c "$CPU_LOAD" "$LEAN" serve 127.0.0.1:18444 "$T/origin.crt" "$T/origin.key" 2>"$T/lean-origin.log" &
+PIDS+=($!)
+LEAN_ORIGIN_PID=$!
+for _ in $(seq 50); do "$LEAN" get 127.0.0.1:18444 1024 --count 1 --cafile "$T/upstream-ca.crt" >/dev/null 2>&1 && break; sleep 0.1; done
 
 declare -A PX_PID
 start_proxyd() {  # PORT POLICY-TEXT [PROXYD-ARGS...]
@@ -129,7 +142,7 @@ start_proxyd() {  # PORT POLICY-TEXT [PROXYD-ARGS...]
   install -m 600 "$T/proxy-ca.key" "$var/ca-key.pem"
   printf '%s\n' "$2" > "$T/policy$1"
   taskset -c "$CPU_PROXY" "$PROXYD" --listen "127.0.0.1:$1" --admin off --data-dir "$var" \
-    --allow-loopback-targets --connect-ports 18443 --workers $WORKERS --log-level warn \
+    --allow-loopback-targets --connect-ports 18443,18444 --workers $WORKERS --log-level warn \
     --max-conns-per-client 0 --policy "$T/policy$1" --upstream-ca "$T/upstream-ca.crt" \
     "${@:3}" 2>"$T/proxyd$1.log" &
   PIDS+=($!)
@@ -163,7 +176,7 @@ ssl_bump bump all
 shutdown_lifetime 1 seconds
 tls_outgoing_options cafile=$T/squid/upstream-ca.crt
 acl denied dstdom_regex (^|\.)localhost$
-acl bench_ports port 18443
+acl bench_ports port 18443 18444
 acl CONNECT method CONNECT
 http_access deny denied
 http_access deny CONNECT !bench_ports
@@ -226,6 +239,41 @@ download() {  # PROXY-PID-OR-0 CURL-ARGS... -> "median-MB/s CPU-ms/MB idle-%" (C
       if (b[2] > a[2]) printf "%.0f", 100 * (b[1] - a[1]) / (b[2] - a[2]); else printf "-" }'
 }
 
+# The lean table's download: 3 through tls_bulk get (median MB/s; its own CPU per MB), with
+# the proxy's and the lean origin's CPU per MB (the origin's reaped connection processes
+# included) and CPU 0's idle share over them.
+origin_ms() {  # -> the lean origin's CPU so far (its own and its reaped children's), in ms
+  local tck
+  tck=$(getconf CLK_TCK)
+  awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13 + $14 + $15) * 1000 / t }' /proc/$LEAN_ORIGIN_PID/stat
+}
+origin_idle() {  # waits (at most 5 s) until the origin's connection processes are gone
+  for _ in $(seq 50); do
+    [[ -z $(cat /proc/$LEAN_ORIGIN_PID/task/$LEAN_ORIGIN_PID/children 2>/dev/null) ]] && return
+    sleep 0.1
+  done
+}
+lean_download() {  # PROXY-PID-OR-0 TLS_BULK-GET-ARGS... -> "MB/s proxy-ms/MB client-ms/MB origin-ms/MB idle-%"
+  local pid=$1 c0 c1 i0 i1 o0 o1 out
+  shift
+  origin_idle
+  [[ $pid != 0 ]] && c0=$(cpu_ns "$pid")
+  o0=$(origin_ms)
+  i0=$(idle_ticks)
+  out=$(taskset -c "$CPU_LOAD" "$LEAN" get 127.0.0.1:18444 "$BIG" --count 3 "$@")
+  i1=$(idle_ticks)
+  [[ $pid != 0 ]] && c1=$(cpu_ns "$pid")
+  origin_idle
+  o1=$(origin_ms)
+  awk -v pid="$pid" -v c0="${c0:-0}" -v c1="${c1:-0}" -v o0="$o0" -v o1="$o1" -v i0="$i0" \
+    -v i1="$i1" -v out="$out" 'BEGIN { split(out, r, " "); mb = r[3];
+      printf "%s ", r[1];
+      if (pid != 0) printf "%.3f ", (c1 - c0) / 1e6 / mb; else printf "- ";
+      printf "%s %.3f ", r[2], (o1 - o0) / mb;
+      split(i0, a, " "); split(i1, b, " ");
+      if (b[2] > a[2]) printf "%.0f", 100 * (b[1] - a[1]) / (b[2] - a[2]); else printf "-" }'
+}
+
 PXTLS_CA="$T/var18891/tls-cert.pem"  # the self-made certificate of the --listen-tls port
 declare -A HS BULK CPU IDLE
 rows=(direct proxyd-splice proxyd-inspect proxyd-inspect-tls)
@@ -247,11 +295,31 @@ for row in "${rows[@]}"; do
   esac
   read -r BULK[$row] CPU[$row] IDLE[$row] <<< "$r"
 done
+declare -A LBULK LCPU LCLIENT LORIGIN LIDLE
+for row in "${rows[@]}"; do
+  echo "measuring $row with the lean client and origin ..." >&2
+  case $row in
+    direct) r=$(lean_download 0 --cafile "$T/upstream-ca.crt") ;;
+    proxyd-splice) r=$(lean_download "${PX_PID[18890]}" --proxy 127.0.0.1:18890 --cafile "$T/upstream-ca.crt") ;;
+    proxyd-inspect) r=$(lean_download "${PX_PID[18891]}" --proxy 127.0.0.1:18891 --cafile "$T/proxy-ca.crt") ;;
+    proxyd-inspect-tls) r=$(lean_download "${PX_PID[18891]}" --proxy 127.0.0.1:18892 --proxy-tls "$PXTLS_CA" \
+      --cafile "$T/proxy-ca.crt") ;;
+    squid-bump) r=$(lean_download "$SQUID_PID" --proxy 127.0.0.1:18895 --cafile "$T/proxy-ca.crt") ;;
+  esac
+  read -r LBULK[$row] LCPU[$row] LCLIENT[$row] LORIGIN[$row] LIDLE[$row] <<< "$r"
+done
 
 printf '\n| row | new HTTPS conns/s | bulk MB/s | proxy CPU ms/MB | idle %% of %s (curl, nginx) |\n|---|---:|---:|---:|---:|\n' \
   "$([[ $PIN == 1 ]] && echo "CPU $CPU_LOAD" || echo "all CPUs")"
 for row in "${rows[@]}"; do
   printf '| %s | %s | %s | %s | %s |\n' "$row" "${HS[$row]}" "${BULK[$row]}" "${CPU[$row]}" "${IDLE[$row]}"
+done
+printf '\nLean client and origin (bench/tls_bulk, TLS 1.3 AES-128-GCM on every hop), %s MiB downloads:\n' "$BULK_MIB"
+printf '\n| row | bulk MB/s | proxy CPU ms/MB | client CPU ms/MB | origin CPU ms/MB | idle %% of %s (client, origin) |\n|---|---:|---:|---:|---:|---:|\n' \
+  "$([[ $PIN == 1 ]] && echo "CPU $CPU_LOAD" || echo "all CPUs")"
+for row in "${rows[@]}"; do
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$row" "${LBULK[$row]}" "${LCPU[$row]}" "${LCLIENT[$row]}" \
+    "${LORIGIN[$row]}" "${LIDLE[$row]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 printf '\nproxyd-splice / direct: new conns %s, bulk %s\n' \
@@ -266,6 +334,14 @@ if [[ $SQUID == 1 ]]; then
   printf 'proxyd-inspect / squid-bump: new conns %s, bulk %s, CPU per MB (squid / proxyd) %s\n' \
     "$(ratio "${HS[proxyd-inspect]}" "${HS[squid-bump]}")" "$(ratio "${BULK[proxyd-inspect]}" "${BULK[squid-bump]}")" \
     "$(ratio "${CPU[squid-bump]}" "${CPU[proxyd-inspect]}")"
+fi
+printf 'lean: proxyd-splice / direct bulk %s; proxyd-inspect / direct bulk %s; proxyd-inspect-tls / proxyd-inspect bulk %s, CPU per MB %s\n' \
+  "$(ratio "${LBULK[proxyd-splice]}" "${LBULK[direct]}")" "$(ratio "${LBULK[proxyd-inspect]}" "${LBULK[direct]}")" \
+  "$(ratio "${LBULK[proxyd-inspect-tls]}" "${LBULK[proxyd-inspect]}")" \
+  "$(ratio "${LCPU[proxyd-inspect-tls]}" "${LCPU[proxyd-inspect]}")"
+if [[ $SQUID == 1 ]]; then
+  printf 'lean: proxyd-inspect / squid-bump bulk %s, CPU per MB (squid / proxyd) %s\n' \
+    "$(ratio "${LBULK[proxyd-inspect]}" "${LBULK[squid-bump]}")" "$(ratio "${LCPU[squid-bump]}" "${LCPU[proxyd-inspect]}")"
 fi
 echo "(pinning: proxy on CPU $CPU_PROXY, nginx/curl/client on CPU $CPU_LOAD; $TIME s per handshake run; workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
