@@ -7,6 +7,9 @@
  * usage: store_bench [OUTDIR]   (default /tmp; files store_bench_*.db are replaced)
  *        store_bench --db CONNINFO [OUTDIR]   (1) only, into that PostgreSQL database (it
  *        adds rows to its access_log) and, in the same run, into SQLite in OUTDIR
+ * (1) prints, beside rows/s, the CPU seconds per 100,000 rows committed of the writer thread
+ * and (PostgreSQL) of the server process serving its connection, from /proc: a figure the
+ * machine's load moves far less than rows/s (the server must run on this machine).
  *
  * store_bench scale N [OUTDIR]: N synthetic rows over 30 days through the real writer (which
  * keeps the rollups as it writes; about 200 bytes a row), then the dashboard's queries
@@ -18,6 +21,8 @@
  * producer; prints rows/s. Run under callgrind (--separate-threads=yes) it gives the writer
  * thread's instructions per row, a figure the machine's load does not move.
  */
+#include <dirent.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sqlite3.h>
@@ -113,8 +118,82 @@ struct producer {
     struct store_log *log;
     size_t index;
     _Atomic bool *stop;
+    _Atomic pid_t tid;
     uint64_t pushed, refused;
 };
+
+/* CPU seconds (user + system) of a process or thread from its /proc stat file, -1 if gone. */
+static double proc_cpu_s(const char *path)
+{
+    char buf[1024], *p;
+    unsigned long long ut, st;
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    /* After the command's closing parenthesis: state, then 10 fields before utime. */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* This process's threads other than the main one and the producers: the log writer. */
+static double writer_cpu_s(const struct producer *p, size_t producers)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    double sum = 0;
+
+    while (d && (e = readdir(d))) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        char path[64];
+        bool skip = tid <= 0 || tid == getpid();
+
+        for (size_t i = 0; i < producers; i++)
+            skip = skip || tid == atomic_load(&p[i].tid);
+        if (skip)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+        sum += proc_cpu_s(path);
+    }
+    if (d)
+        closedir(d);
+    return sum;
+}
+
+/* PostgreSQL: the server processes of the other client sessions (the writer's), by a
+ * connection of our own. Returns how many, at most max. */
+static int pg_backends(const char *conninfo, int *pids, int max)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *r = NULL;
+    int n = 0;
+
+    if (PQstatus(c) == CONNECTION_OK)
+        r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                      " AND pid <> pg_backend_pid() AND datname = current_database()");
+    for (int i = 0; r && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r) && n < max; i++)
+        pids[n++] = atoi(PQgetvalue(r, i, 0));
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
+static double pids_cpu_s(const int *pids, int n)
+{
+    double sum = 0;
+
+    for (int i = 0; i < n; i++) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", pids[i]);
+        sum += proc_cpu_s(path);
+    }
+    return sum;
+}
 
 static void *produce(void *arg)
 {
@@ -122,6 +201,7 @@ static void *produce(void *arg)
     struct store_access a;
     uint64_t s = 0x9e3779b97f4a7c15ull + p->index;
 
+    atomic_store(&p->tid, gettid());
     /* Stamped with the clock, as proxyd stamps a request: the rollups' keys are then those of
      * real traffic at this rate. (A millisecond a push, refused ones too, ran the rows' time
      * minutes ahead each second, and every flush summed a dozen minutes' keys.) */
@@ -147,7 +227,8 @@ static void bench_throughput(const char *dir, const char *pg, size_t producers)
     _Atomic bool stop = false;
     struct store_log_counters c0, c1;
     struct store_log *log;
-    double t0, t1;
+    double t0, t1, w0, w1, b0 = 0, b1 = 0, rows;
+    int pids[8], npids = 0;
 
     snprintf(path, sizeof(path), "%s/store_bench_tput.db", dir);
     if (!pg)
@@ -162,22 +243,33 @@ static void bench_throughput(const char *dir, const char *pg, size_t producers)
         p[i] = (struct producer){.log = log, .index = i, .stop = &stop};
         pthread_create(&th[i], NULL, produce, &p[i]);
     }
+    if (pg)
+        npids = pg_backends(pg, pids, 8);
     sleep(1); /* warm-up: the first second fills caches and the WAL */
     store_log_counters(log, &c0);
     t0 = now_s();
+    w0 = writer_cpu_s(p, producers);
+    b0 = pids_cpu_s(pids, npids);
     sleep(TPUT_SECONDS);
     store_log_counters(log, &c1);
     t1 = now_s();
+    w1 = writer_cpu_s(p, producers);
+    b1 = pids_cpu_s(pids, npids);
     atomic_store(&stop, true);
     for (size_t i = 0; i < producers; i++)
         pthread_join(th[i], NULL);
     store_log_stop(log);
+    /* CPU per 100,000 rows committed: what the load of other processes does not move. */
+    rows = (double)(c1.written - c0.written);
     printf("  %-10s %zu producer%s  %10.0f rows/s committed  %8.0f pushes/s refused (queue full)"
-           "  db errors %llu\n",
-           pg ? "PostgreSQL" : "SQLite", producers, producers > 1 ? "s" : " ",
-           (double)(c1.written - c0.written) / (t1 - t0),
+           "  db errors %llu  CPU s/100k rows: writer %.3f",
+           pg ? "PostgreSQL" : "SQLite", producers, producers > 1 ? "s" : " ", rows / (t1 - t0),
            (double)(c1.dropped_queue_full - c0.dropped_queue_full) / (t1 - t0),
-           (unsigned long long)c1.dropped_db_error);
+           (unsigned long long)c1.dropped_db_error, rows > 0 ? (w1 - w0) * 1e5 / rows : 0);
+    if (pg)
+        printf(" server %.3f (%d backend%s)", rows > 0 ? (b1 - b0) * 1e5 / rows : 0, npids,
+               npids == 1 ? "" : "s");
+    printf("\n");
 }
 
 /* N rows through the writer, batches as large as the queue allows. */

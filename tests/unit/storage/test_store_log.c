@@ -737,6 +737,35 @@ START_TEST(test_two_nodes_keep_the_rollups_exact)
 }
 END_TEST
 
+/* More (bucket, key) pairs than the writer sums in memory (32,768) within one flush
+ * interval: the sums are applied in the middle of a batch (on PostgreSQL before the batch's
+ * rows have been sent, so their ids are checked first). One node: with another one's rows in
+ * between, a writer rolls up from the table instead (test_two_nodes_keep_the_rollups_exact). */
+START_TEST(test_more_keys_than_the_sums_hold_stay_exact)
+{
+    struct store_log *a = start_node("node-a");
+    int64_t t = 1700000000000;
+    struct store_log_counters c;
+    enum { ROWS = 24000 };
+
+    for (int i = 0; i < ROWS; i++) {
+        char host[32];
+        struct store_access r;
+
+        snprintf(host, sizeof(host), "h%d.example", i);
+        r = record((t += 1), host, 0);
+        push_with_room(a, 4096, &r);
+    }
+    ck_assert(wait_for(a, written_at_least, ROWS, &c));
+    check_rollups_exact("running");
+    store_log_stop(a);
+    check_rollups_exact("stopped");
+    ck_assert_int_eq(query_int(tmp.db, "SELECT count(*) FROM access_rollup"
+                                       " WHERE dim = 1 AND level_ms = 86400000"),
+                     query_int(tmp.db, "SELECT count(DISTINCT host) FROM access_log"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_log");
@@ -759,6 +788,7 @@ int main(void)
     tcase_add_test(tc, test_retention_set_applies_to_a_running_writer);
     tcase_add_test(tc, test_undecided_rules_are_counted_per_rule);
     tcase_add_test(tc, test_two_nodes_keep_the_rollups_exact);
+    tcase_add_test(tc, test_more_keys_than_the_sums_hold_stay_exact);
     tcase_add_test(tc, test_bad_options_are_refused_with_message);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
