@@ -283,6 +283,9 @@ const struct store_migration store_migrations[] = {
     /* PostgreSQL's day tables are made without waiting for a lock (store_migrations_pg);
      * SQLite has none. */
     {36, ""},
+    /* PostgreSQL: room in the rollups' pages for updates (store_migrations_pg); SQLite's
+     * pages have no such setting. */
+    {37, ""},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never
@@ -530,6 +533,13 @@ const struct store_migration store_migrations_pg[] = {
          " FOR VALUES FROM (%s) TO (%s)', name, lo, lo + 86400000);"
          "  RETURN true;"
          " END $f$;"},
+    /* The writer adds to the rows of the current minute, hour and day at every rollup flush.
+     * With full pages (fillfactor 100) most of those updates could not stay on their page: each
+     * wrote a new index entry too, and the arbiter's lookups waded through dead versions
+     * (issue 13, docs/performance.md: upserts 20-70 us a key). With 30% of each new page
+     * left free they are HOT updates, which page pruning reclaims. Pages written before keep
+     * their fill; new buckets go to new pages. */
+    {37, "ALTER TABLE access_rollup SET (fillfactor = 70);"},
 };
 const size_t store_migrations_pg_count =
     sizeof(store_migrations_pg) / sizeof(store_migrations_pg[0]);
