@@ -107,7 +107,7 @@ struct node_beat *node_beat_start(const char *db_path, const struct store_node *
         free(b);
         return NULL;
     }
-    b->st = store_open(db_path, err, errlen);
+    b->st = store_open_for(db_path, STORE_FOR_NODE_BEAT, err, errlen);
     if (!b->st)
         goto fail;
     if ((errno = pthread_create(&b->thread, NULL, beat_main, b)) != 0) {

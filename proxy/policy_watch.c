@@ -75,7 +75,7 @@ struct policy_watch *policy_watch_start(const char *db_path, void (*changed)(voi
         free(w);
         return NULL;
     }
-    w->st = store_open(db_path, err, errlen);
+    w->st = store_open_for(db_path, STORE_FOR_POLICY_WATCH, err, errlen);
     if (!w->st)
         goto fail;
     if ((errno = pthread_create(&w->thread, NULL, watch_main, w)) != 0) {

@@ -32,6 +32,22 @@ bool store_path_is_pg(const char *path);
  * schema version. Returns the store, or NULL with err
  * filled ("var/proxyd.db: unable to open database file"). */
 struct store *store_open(const char *path, char *err, size_t errlen);
+/* What a connection is for. PostgreSQL gives each its own limits (store_db.c, pg_purposes):
+ * how long a statement may run, how long a transaction may sit idle (a frozen node must not
+ * hold the fleet's locks), and how long a lock is waited for; all of them with TCP keepalives,
+ * so a server that vanished is noticed in seconds, not in the system's minutes. What the
+ * conninfo sets itself (keepalives_idle=..., options='-c statement_timeout=...') wins. */
+enum store_purpose {
+    STORE_FOR_ADMIN,        /* admin requests, policy loads, auth, forwards: store_open */
+    STORE_FOR_EXPORT,       /* one long read of the whole log: store_open_lean */
+    STORE_FOR_LOG_WRITER,   /* the access-log writer (store_log.c) */
+    STORE_FOR_NODE_BEAT,    /* the node heartbeat */
+    STORE_FOR_POLICY_WATCH, /* the wait for other nodes' policy changes (LISTEN) */
+    STORE_PURPOSE_COUNT
+};
+/* store_open for a purpose (store_open is STORE_FOR_ADMIN). */
+struct store *store_open_for(const char *path, enum store_purpose purpose, char *err,
+                             size_t errlen);
 void store_close(struct store *st);
 /* store_open for one long read (an export of the whole log) that must not grow the process
  * with what it reads: no memory map, a 2 MiB page cache. Close it with store_close. */

@@ -905,28 +905,90 @@ static void create_private(const char *path)
         close(fd);
 }
 
-/* The settings of a PostgreSQL session, at its start and again after a reconnection. */
+/* A session setting's value unless the conninfo set it (its options or PGOPTIONS: the server
+ * gives the setting's source as "client"). */
+#define PG_SET_UNLESS_CLIENT                                                                       \
+    "SELECT set_config(v.name, v.value, false) FROM (VALUES %s) AS v(name, value)"                 \
+    " JOIN pg_settings s ON s.name = v.name WHERE s.source <> 'client'"
+
+/* The settings of a PostgreSQL session, at its start and again after a reconnection.
+ * lock_timeout is SQLite's busy timeout (the caller's): a lock held elsewhere fails the
+ * statement after that long instead of holding the caller (the log writer) indefinitely.
+ * Notices (a DROP ... CASCADE's) are not errors: nobody reads them. */
 static int pg_session(struct store *st, char *err, size_t errlen)
 {
-    char set[128];
+    char values[64], sql[512];
 
-    /* lock_timeout is SQLite's busy timeout: a lock held elsewhere fails the statement
-     * after that long instead of holding the caller (the log writer) indefinitely.
-     * Notices (a DROP ... CASCADE's) are not errors: nobody reads them. */
-    snprintf(set, sizeof(set),
-             "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET lock_timeout = %d",
-             st->busy_timeout_ms);
-    return sql_exec_script(st, set, err, errlen);
+    snprintf(values, sizeof(values), "('lock_timeout', '%d')", st->busy_timeout_ms);
+    snprintf(sql, sizeof(sql),
+             "SET client_min_messages = warning; SET TIME ZONE 'UTC'; " PG_SET_UNLESS_CLIENT,
+             values);
+    return sql_exec_script(st, sql, err, errlen);
+}
+
+/* Each purpose's limits, in ms (0: none), set after the migrations (which may take long and
+ * are not to be cut short). statement_timeout: a runaway query ends, and its caller (a thread
+ * that a stop waits for) gets its answer. idle_in_transaction_session_timeout: a node that
+ * freezes inside a transaction (stopped, swapped out, in a debugger) has it ended by the
+ * server, and with it the log writers' or policy writers' advisory lock it holds, so the
+ * other nodes go on. */
+static const struct pg_purpose {
+    int statement_ms;
+    int idle_in_transaction_ms;
+} pg_purposes[STORE_PURPOSE_COUNT] = {
+    /* Searches and dashboards read rollups and indexes, well under a second at 100M rows; a
+     * minute is for the rare full scan. Its transactions are a request's. */
+    [STORE_FOR_ADMIN] = {60000, 30000},
+    /* Streams the whole log through one query: as long as the download takes. */
+    [STORE_FOR_EXPORT] = {0, 30000},
+    /* A batch, a rollup step or a retention step each take well under a second; the writer
+     * never waits inside its transaction for anything but the database. */
+    [STORE_FOR_LOG_WRITER] = {60000, 10000},
+    /* One small upsert and one read every 5 s: more is a stuck server. */
+    [STORE_FOR_NODE_BEAT] = {10000, 10000},
+    /* LISTEN and a version read; the wait itself is outside any statement. */
+    [STORE_FOR_POLICY_WATCH] = {10000, 10000},
+};
+
+static int pg_limits(struct store *st, char *err, size_t errlen)
+{
+    const struct pg_purpose *p = &pg_purposes[st->purpose];
+    char values[160], sql[512];
+
+    snprintf(values, sizeof(values),
+             "('statement_timeout', '%d'), ('idle_in_transaction_session_timeout', '%d')",
+             p->statement_ms, p->idle_in_transaction_ms);
+    snprintf(sql, sizeof(sql), PG_SET_UNLESS_CLIENT, values);
+    return sql_exec_script(st, sql, err, errlen);
 }
 
 /* A server that does not answer (a host that is down, packets dropped) costs a caller at most
- * PG_CONNECT_TIMEOUT seconds a try, not the system's TCP timeout of minutes; a connect_timeout
- * in the conninfo wins (it comes after, libpq keeps the last). */
+ * PG_CONNECT_TIMEOUT seconds a try, not the system's TCP timeout of minutes; one that vanishes
+ * later is noticed by the keepalives (idle 10 s, then 3 probes 5 s apart) or, while data waits
+ * for its acknowledgement, after tcp_user_timeout. (A server that is frozen but whose host
+ * still answers TCP is noticed by none of them: the stop's bound is the callers' business,
+ * see proxyd's shutdown.) Whatever of these the conninfo gives wins: it comes after, libpq
+ * keeps the last. */
 static PGconn *pg_connect(const char *conninfo)
 {
-    static const char *const keys[] = {"connect_timeout", "dbname", NULL};
-    const char *const values[] = {PG_CONNECT_TIMEOUT, conninfo, NULL};
+    static const char *const defaults[][2] = {
+        {"connect_timeout", PG_CONNECT_TIMEOUT},
+        {"keepalives", "1"},
+        {"keepalives_idle", "10"},
+        {"keepalives_interval", "5"},
+        {"keepalives_count", "3"},
+        {"tcp_user_timeout", "30000"},
+    };
+    enum { N = sizeof(defaults) / sizeof(defaults[0]) };
+    const char *keys[N + 2], *values[N + 2];
 
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = defaults[i][0];
+        values[i] = defaults[i][1];
+    }
+    keys[N] = "dbname";
+    values[N] = conninfo;
+    keys[N + 1] = values[N + 1] = NULL;
     return PQconnectdbParams(keys, values, 1);
 }
 
@@ -959,13 +1021,15 @@ int store_pg_revive(struct store *st)
     st->pg_pipeline = st->pg_pipeline_failed = false;
     st->pg_unsynced = 0;
     PQreset(st->pg);
-    if (PQstatus(st->pg) != CONNECTION_OK || pg_session(st, NULL, 0) < 0)
+    if (PQstatus(st->pg) != CONNECTION_OK || pg_session(st, NULL, 0) < 0 ||
+        pg_limits(st, NULL, 0) < 0)
         return -1;
     st->revived++;
     return 0;
 }
 
-struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen)
+struct store *store_open_timeout(const char *path, enum store_purpose purpose, int busy_timeout_ms,
+                                 char *err, size_t errlen)
 {
     struct store *st;
     int rc;
@@ -979,6 +1043,7 @@ struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *er
     if (store_path_is_pg(path)) {
         st->backend = STORE_PG;
         st->busy_timeout_ms = busy_timeout_ms;
+        st->purpose = (unsigned)purpose < STORE_PURPOSE_COUNT ? purpose : STORE_FOR_ADMIN;
         st->pg = pg_connect(path);
         if (PQstatus(st->pg) != CONNECTION_OK) {
             store_errf(err, errlen, "PostgreSQL: %s", PQerrorMessage(st->pg));
@@ -987,7 +1052,8 @@ struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *er
         /* What the server says outside an answer (a shutdown's FATAL) is not printed on
          * proxyd's standard error: the failure it causes is reported where it matters. */
         PQsetNoticeProcessor(st->pg, pg_quiet, NULL);
-        if (pg_session(st, err, errlen) < 0 || migrate(st, err, errlen) < 0)
+        if (pg_session(st, err, errlen) < 0 || migrate(st, err, errlen) < 0 ||
+            pg_limits(st, err, errlen) < 0)
             goto fail;
         return st;
     }
@@ -1024,14 +1090,19 @@ fail:
     return NULL;
 }
 
+struct store *store_open_for(const char *path, enum store_purpose purpose, char *err, size_t errlen)
+{
+    return store_open_timeout(path, purpose, ADMIN_BUSY_TIMEOUT_MS, err, errlen);
+}
+
 struct store *store_open(const char *path, char *err, size_t errlen)
 {
-    return store_open_timeout(path, ADMIN_BUSY_TIMEOUT_MS, err, errlen);
+    return store_open_for(path, STORE_FOR_ADMIN, err, errlen);
 }
 
 struct store *store_open_lean(const char *path, char *err, size_t errlen)
 {
-    struct store *st = store_open(path, err, errlen);
+    struct store *st = store_open_for(path, STORE_FOR_EXPORT, err, errlen);
 
     /* Pages read through the memory map count in the process's resident size: a read of
      * the whole log would grow it by the size of the file. */

@@ -27,11 +27,12 @@ struct store {
     /* PostgreSQL: rows the last statement touched, and its error (SQLite keeps both itself). */
     int64_t pg_changes;
     char pg_err[256];
-    int busy_timeout_ms;     /* PostgreSQL: lock_timeout, set again on a new connection */
-    int64_t pg_revive_ms;    /* PostgreSQL: monotonic, no reconnection attempt before */
-    uint64_t revived;        /* PostgreSQL: reconnections so far (LISTEN must be sent again) */
-    bool listening;          /* PostgreSQL: store_policy_wait sent LISTEN ... */
-    uint64_t listen_revived; /* ... on the connection of this many reconnections */
+    int busy_timeout_ms;        /* PostgreSQL: lock_timeout, set again on a new connection */
+    enum store_purpose purpose; /* PostgreSQL: its session limits, set again likewise */
+    int64_t pg_revive_ms;       /* PostgreSQL: monotonic, no reconnection attempt before */
+    uint64_t revived;           /* PostgreSQL: reconnections so far (LISTEN must be sent again) */
+    bool listening;             /* PostgreSQL: store_policy_wait sent LISTEN ... */
+    uint64_t listen_revived;    /* ... on the connection of this many reconnections */
     /* PostgreSQL: deferred statements sent in pipeline mode and not yet answered (sql_defer),
      * and whether one of them failed (the transaction is then lost). */
     bool pg_pipeline;
@@ -69,8 +70,9 @@ extern const size_t store_migrations_count;
 extern const struct store_migration store_migrations_pg[];
 extern const size_t store_migrations_pg_count;
 
-/* Opens like store_open with a chosen busy timeout (the writer uses a short one). */
-struct store *store_open_timeout(const char *path, int busy_timeout_ms, char *err, size_t errlen);
+/* Opens like store_open_for with a chosen busy timeout (the writer uses a short one). */
+struct store *store_open_timeout(const char *path, enum store_purpose purpose, int busy_timeout_ms,
+                                 char *err, size_t errlen);
 
 /* PostgreSQL: a connection that broke (server restarted, network cut) is opened again,
  * outside a transaction and at most once a second; every statement's prepare asks first.

@@ -407,7 +407,8 @@ static int db_open(struct store_log *log, char *err, size_t errlen)
 {
     struct stat sb = {0};
 
-    log->st = store_open_timeout(log->db_path, WRITER_BUSY_TIMEOUT_MS, err, errlen);
+    log->st =
+        store_open_timeout(log->db_path, STORE_FOR_LOG_WRITER, WRITER_BUSY_TIMEOUT_MS, err, errlen);
     if (!log->st)
         return -1;
     log->st->no_policy_lock = true;

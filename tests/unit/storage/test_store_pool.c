@@ -3,6 +3,7 @@
  * holding the same connection at once. */
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -192,6 +193,87 @@ START_TEST(test_threads_share_one_pool)
 }
 END_TEST
 
+/* A session setting as the server shows it. */
+static const char *show(struct store *st, const char *name)
+{
+    static char value[64];
+    char sql[96];
+    struct sql_stmt *s;
+
+    snprintf(sql, sizeof(sql), "SHOW %s", name);
+    ck_assert_int_eq(store_prepare(st, sql, &s, err, sizeof(err)), 0);
+    ck_assert_int_eq(sql_step(s), SQL_ROW);
+    snprintf(value, sizeof(value), "%s", sql_col_text(s, 0));
+    sql_finalize(s);
+    return value;
+}
+
+/* A connection option as libpq uses it. */
+static const char *conn_option(struct store *st, const char *key)
+{
+    static char value[64];
+    PQconninfoOption *opts = PQconninfo(st->pg);
+
+    value[0] = '\0';
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0 && o->val)
+            snprintf(value, sizeof(value), "%s", o->val);
+    PQconninfoFree(opts);
+    return value;
+}
+
+START_TEST(test_pg_sessions_have_their_purposes_limits_unless_the_conninfo_sets_them)
+{
+    struct store *st;
+    char conninfo[768];
+
+    if (!test_pg())
+        return; /* PostgreSQL's own settings */
+    /* The log writer: its short lock wait, a minute a statement, 10 s idle in a transaction,
+     * and keepalives that notice a vanished server in seconds. */
+    st = store_open_timeout(tmp.db, STORE_FOR_LOG_WRITER, 250, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_str_eq(show(st, "lock_timeout"), "250ms");
+    ck_assert_str_eq(show(st, "statement_timeout"), "1min");
+    ck_assert_str_eq(show(st, "idle_in_transaction_session_timeout"), "10s");
+    ck_assert_str_eq(conn_option(st, "keepalives"), "1");
+    ck_assert_str_eq(conn_option(st, "keepalives_idle"), "10");
+    ck_assert_str_eq(conn_option(st, "keepalives_interval"), "5");
+    ck_assert_str_eq(conn_option(st, "keepalives_count"), "3");
+    ck_assert_str_eq(conn_option(st, "tcp_user_timeout"), "30000");
+    ck_assert_str_eq(conn_option(st, "connect_timeout"), "5");
+    /* They are set again on a reconnection. */
+    ck_assert_int_eq(sql_exec_script(st, "SET statement_timeout = 0", err, sizeof(err)), 0);
+    ck_assert_int_lt(
+        sql_exec_script(st, "SELECT pg_terminate_backend(pg_backend_pid())", err, sizeof(err)), 0);
+    ck_assert_int_eq(store_pg_revive(st), 0);
+    ck_assert_str_eq(show(st, "statement_timeout"), "1min");
+    ck_assert_str_eq(show(st, "lock_timeout"), "250ms");
+    store_close(st);
+    /* The node heartbeat: a stuck server is given 10 s. The export: no statement limit. */
+    st = store_open_for(tmp.db, STORE_FOR_NODE_BEAT, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_str_eq(show(st, "lock_timeout"), "2s");
+    ck_assert_str_eq(show(st, "statement_timeout"), "10s");
+    store_close(st);
+    st = store_open_lean(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_str_eq(show(st, "statement_timeout"), "0");
+    store_close(st);
+    /* What the admin wrote in the conninfo wins, the rest is still set. */
+    snprintf(conninfo, sizeof(conninfo),
+             "%s keepalives_idle=33 options='-csearch_path=%s -cstatement_timeout=1234'",
+             getenv("PX_TEST_PG"), tmp.pg_schema);
+    st = store_open_for(conninfo, STORE_FOR_LOG_WRITER, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_str_eq(show(st, "statement_timeout"), "1234ms");
+    ck_assert_str_eq(show(st, "idle_in_transaction_session_timeout"), "10s");
+    ck_assert_str_eq(conn_option(st, "keepalives_idle"), "33");
+    ck_assert_str_eq(conn_option(st, "keepalives_count"), "3");
+    store_close(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_pool");
@@ -207,6 +289,7 @@ int main(void)
     tcase_add_test(tc, test_beyond_idle_max_is_closed_not_kept);
     tcase_add_test(tc, test_unopenable_path_fills_err);
     tcase_add_test(tc, test_threads_share_one_pool);
+    tcase_add_test(tc, test_pg_sessions_have_their_purposes_limits_unless_the_conninfo_sets_them);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
