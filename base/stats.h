@@ -45,9 +45,11 @@
     X(mint_cache_misses, counter, "certificates signed (this CA)")                                 \
     X(mint_cache_evictions, counter, "certificates pushed out of the cache (this CA)")             \
     X(fleet_nodes, gauge,                                                                          \
-      "proxyd nodes on this database, as this node's heartbeat last read them")                    \
+      "proxyd nodes running on this database, as this node's heartbeat last read them")            \
     X(fleet_nodes_lagging, gauge,                                                                  \
-      "of them, lagging: behind the newest policy version, or silent for 3 heartbeats")
+      "of them, lagging: behind the newest policy version, silent for 3 heartbeats, or sharing "   \
+      "its name with another proxyd")                                                              \
+    X(fleet_nodes_stopped, gauge, "proxyd nodes stopped cleanly in the last 7 days")
 
 /* The access log writer's counters (storage/store.h: struct store_log_counters, summed by the
  * writer), under "log" in GET /api/stats and prefixed "proxyd_log_" in /metrics. */

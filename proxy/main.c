@@ -596,7 +596,8 @@ static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
         out->mint_cache_misses = ms.misses;
         out->mint_cache_evictions = ms.evictions;
     }
-    node_beat_fleet(p->beat, &out->fleet_nodes, &out->fleet_nodes_lagging);
+    node_beat_fleet(p->beat, &out->fleet_nodes, &out->fleet_nodes_lagging,
+                    &out->fleet_nodes_stopped);
     if (p->auth)
         sum_auth(p->auth, &out->auth);
     if (p->log)
@@ -1301,8 +1302,13 @@ static int beat_start(struct proxyd *p)
     char err[1024] = "";
     size_t len = 0;
 
+    char host[64] = "";
+
     snprintf(me.name, sizeof(me.name), "%s", p->node_name);
     snprintf(me.software, sizeof(me.software), "proxyd %s", PX_VERSION);
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "?");
+    snprintf(me.instance, sizeof(me.instance), "%s pid %ld", host, (long)getpid());
     for (size_t i = 0; i < p->cfg.nlisten + p->cfg.nlisten_tls && len < sizeof(me.listen); i++) {
         bool tls = i >= p->cfg.nlisten;
         const char *a = tls ? p->cfg.listen_tls[i - p->cfg.nlisten] : p->cfg.listen[i];

@@ -23,31 +23,65 @@ struct node_beat {
     _Atomic bool stopping;
     int64_t (*running_version)(void *arg);
     void *arg;
-    _Atomic uint64_t nodes, lagging; /* node_beat_fleet */
+    _Atomic uint64_t nodes, lagging, stopped;                 /* node_beat_fleet */
+    char rival_seen[sizeof(((struct store_node *)0)->rival)]; /* at the last beat, "" none */
+    int rival_missed; /* beats in a row without the rival in me.rival */
 };
 
-/* Counts the nodes and the lagging ones for node_beat_fleet; a failed read keeps the last. */
+/* Counts the nodes for node_beat_fleet; a failed read keeps the last. */
 static void fleet_read(struct node_beat *b)
 {
     struct store_node *rows;
     int64_t newest;
-    uint64_t lagging = 0;
+    uint64_t lagging = 0, stopped = 0;
     size_t n;
     char why[128], err[256];
 
     if (store_nodes_list(b->st, &rows, &n, &newest, err, sizeof(err)) < 0)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         lagging += store_node_lagging(&rows[i], newest, why, sizeof(why));
+        stopped += rows[i].stopped_ms > 0;
+    }
     free(rows);
-    atomic_store(&b->nodes, n);
+    atomic_store(&b->nodes, n - stopped);
     atomic_store(&b->lagging, lagging);
+    atomic_store(&b->stopped, stopped);
 }
 
-void node_beat_fleet(struct node_beat *b, uint64_t *nodes, uint64_t *lagging)
+void node_beat_fleet(struct node_beat *b, uint64_t *nodes, uint64_t *lagging, uint64_t *stopped)
 {
     *nodes = b ? atomic_load(&b->nodes) : 0;
     *lagging = b ? atomic_load(&b->lagging) : 0;
+    *stopped = b ? atomic_load(&b->stopped) : 0;
+}
+
+/* Another live run under this node's name, before each beat. The same rival at two beats in a
+ * row is one (a run killed without a clean stop still looks alive at its successor's first
+ * beat, never at its second); it goes into the row, for every node's admin side, and into the
+ * log once. It is gone when missed at two beats in a row (a policy change makes this node beat
+ * twice within a moment, the rival's beat perhaps not between). A failed read changes
+ * nothing. */
+static void rival_check(struct node_beat *b)
+{
+    char rival[sizeof(b->me.rival)], err[256];
+    int rc = store_node_rival(b->st, &b->me, rival, sizeof(rival), err, sizeof(err));
+
+    if (rc < 0)
+        return;
+    if (rc == 1 && strcmp(rival, b->rival_seen) == 0) {
+        if (strcmp(b->me.rival, rival) != 0)
+            log_warnx("node name: another proxyd (%s) runs as node '%s' on this database; "
+                      "give each node its own --node-name (their rows in the nodes table and "
+                      "the fleet's counts mix)",
+                      rival, b->me.name);
+        snprintf(b->me.rival, sizeof(b->me.rival), "%s", rival);
+        b->rival_missed = 0;
+    } else if (rc == 0 && b->me.rival[0] && ++b->rival_missed >= 2) {
+        log_info("node name: no other proxyd runs as node '%s' any more", b->me.name);
+        b->me.rival[0] = '\0';
+    }
+    snprintf(b->rival_seen, sizeof(b->rival_seen), "%s", rc == 1 ? rival : "");
 }
 
 static void *beat_main(void *arg)
@@ -65,6 +99,7 @@ static void *beat_main(void *arg)
             char err[256] = "";
 
             b->me.policy_version = version;
+            rival_check(b);
             if (store_node_beat(b->st, &b->me, err, sizeof(err)) == 0) {
                 if (down)
                     log_info("node heartbeat: written again");
@@ -134,7 +169,7 @@ void node_beat_stop(struct node_beat *b)
         /* the wait ends within NODE_BEAT_CHECK_MS all the same */
     }
     pthread_join(b->thread, NULL);
-    if (store_node_stop(b->st, b->me.name, err, sizeof(err)) < 0)
+    if (store_node_stop(b->st, &b->me, err, sizeof(err)) < 0)
         log_warnx("node heartbeat: cannot mark this node stopped: %s", err);
     store_close(b->st);
     close(b->wake_fd);

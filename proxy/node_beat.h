@@ -3,7 +3,8 @@
  * NODE_BEAT_CHECK_MS of a change of the policy version this node has in force, and marks it
  * stopped at a clean stop. A database that is locked, slow or unreachable only delays the
  * beat (the thread waits; no worker ever does), and the next one is tried at the next
- * interval. After each beat it reads the whole table back, for the fleet gauges of /metrics. */
+ * interval. Before each beat it looks for another run under its name (store_node_rival), and
+ * after it reads the whole table back, for the fleet gauges of /metrics. */
 #ifndef PX_NODE_BEAT_H
 #define PX_NODE_BEAT_H
 
@@ -18,14 +19,15 @@
 struct node_beat;
 
 /* Opens a connection to db_path and starts the thread. me: the row's fixed fields (name,
- * software, listen, started_ms; copied); running_version(arg) is asked for the policy
+ * software, listen, started_ms, instance; copied); running_version(arg) is asked for the policy
  * version in force (any thread may change it). NULL with err filled. */
 struct node_beat *node_beat_start(const char *db_path, const struct store_node *me,
                                   int64_t (*running_version)(void *arg), void *arg, char *err,
                                   size_t errlen);
-/* The nodes on the database and how many of them lag, as the thread read them after its last
- * beat (0 and 0 before it could). Any thread. */
-void node_beat_fleet(struct node_beat *b, uint64_t *nodes, uint64_t *lagging);
+/* The nodes running on the database (not stopped cleanly), how many of them lag, and the
+ * nodes stopped cleanly (kept for 7 days), as the thread read them after its last beat (0s
+ * before it could). Any thread. */
+void node_beat_fleet(struct node_beat *b, uint64_t *nodes, uint64_t *lagging, uint64_t *stopped);
 /* Marks the row stopped (if the database takes it), stops the thread, closes, frees. NULL
  * does nothing. */
 void node_beat_stop(struct node_beat *b);

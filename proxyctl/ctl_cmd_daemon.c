@@ -169,7 +169,11 @@ enum ctl_status ctl_cmd_nodes(struct ctl_ctx *ctx, const struct ctl_call *call)
         snprintf(name, sizeof(name), "%s%s", ctl_json_str(r, "name"),
                  json_is_true(json_object_get(r, "self")) ? " (this)" : "");
         snprintf(policy, sizeof(policy), "%lld", ctl_json_num(r, "policy_version"));
-        snprintf(seen, sizeof(seen), "%lld s ago", ctl_json_num(r, "seen_ago_ms") / 1000);
+        if (strcmp(ctl_json_str(r, "state"), "stopped") == 0)
+            snprintf(seen, sizeof(seen), "stopped %lld s ago",
+                     ctl_json_num(r, "stopped_ago_ms") / 1000);
+        else
+            snprintf(seen, sizeof(seen), "%lld s ago", ctl_json_num(r, "seen_ago_ms") / 1000);
         ctl_time_str(ctl_json_num(r, "started_ms"), started, sizeof(started));
         const char *cells[] = {name,
                                ctl_json_str(r, "state"),

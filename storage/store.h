@@ -726,21 +726,35 @@ struct store_node {
     int64_t started_ms;     /* wall clock */
     int64_t policy_version; /* the version it has in force (not the newest stored) */
     int64_t beat_every_ms;  /* how often it beats */
+    /* This run of it ("gw1 pid 4242"): with started_ms, what tells apart two processes that
+     * were given one name. */
+    char instance[80];
+    /* Another run that beats under the same name, as the heartbeat saw it (store_node_rival),
+     * "" when none: written with the beat, so every node's admin side shows it. */
+    char rival[80];
     /* Read back only (store_nodes_list), by the database's clock: */
-    int64_t beat_ms;    /* its last beat */
-    int64_t age_ms;     /* since then */
-    int64_t stopped_ms; /* when it stopped cleanly; 0: running */
+    int64_t beat_ms;        /* its last beat */
+    int64_t age_ms;         /* since then */
+    int64_t stopped_ms;     /* when it stopped cleanly; 0: running */
+    int64_t stopped_age_ms; /* since then; 0: running */
 };
+/* Whether another run of a node holds me's name and is alive (not stopped, heard of within
+ * 3 beats): 1 with its instance in rival, 0 when not, -1 with err. A run killed without a
+ * clean stop looks alive to its successor for one beat: the caller waits for a second. */
+int store_node_rival(struct store *st, const struct store_node *me, char *rival, size_t rivallen,
+                     char *err, size_t errlen);
 /* Writes me's row (beat_ms now by the database's clock; stopped_ms 0) and forgets nodes not
  * heard of for 7 days. 0, or -1 with err. */
 int store_node_beat(struct store *st, const struct store_node *me, char *err, size_t errlen);
-/* Marks node name as stopped cleanly. 0, or -1 with err. */
-int store_node_stop(struct store *st, const char *name, char *err, size_t errlen);
+/* Marks me's row as stopped cleanly (at the database's clock), unless another run of the name
+ * wrote it last. 0, or -1 with err. */
+int store_node_stop(struct store *st, const struct store_node *me, char *err, size_t errlen);
 /* Every node by name (*out owned, free) and the newest policy version stored. 0, or -1. */
 int store_nodes_list(struct store *st, struct store_node **out, size_t *n, int64_t *newest_version,
                      char *err, size_t errlen);
-/* Whether node lags behind newest_version or its beats; why says how ("not seen for 41 s",
- * "runs policy version 12, the newest is 14"), "" when it does not. */
+/* Whether node lags behind newest_version or its beats, or shares its name with another run;
+ * why says how ("not seen for 41 s", "runs policy version 12, the newest is 14", "another
+ * proxyd (gw2 pid 77) runs under this name"), "" when it does not. */
 bool store_node_lagging(const struct store_node *node, int64_t newest_version, char *why,
                         size_t whylen);
 

@@ -286,6 +286,10 @@ const struct store_migration store_migrations[] = {
     /* PostgreSQL: room in the rollups' pages for updates (store_migrations_pg); SQLite's
      * pages have no such setting. */
     {37, ""},
+    /* Which run of a node beats (store_node.c): two processes given one name are told apart,
+     * and the one that sees the other says so in its row. */
+    {44, "ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
+         "ALTER TABLE nodes ADD COLUMN rival TEXT NOT NULL DEFAULT '';"},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never

@@ -12,17 +12,19 @@ static json_t *node_json(const struct store_node *n, int64_t newest, const char 
     bool lagging = store_node_lagging(n, newest, why, sizeof(why));
     const char *state = n->stopped_ms > 0                  ? "stopped"
                         : !lagging                         ? "ok"
+                        : n->rival[0]                      ? "duplicate"
                         : n->age_ms > 3 * n->beat_every_ms ? "unseen"
                                                            : "behind";
 
-    return json_pack("{s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:b,s:s,s:b}", "name",
+    return json_pack("{s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:s,s:b,s:s,s:b}", "name",
                      wa_json_text(n->name), "software", wa_json_text(n->software), "listen",
                      wa_json_text(n->listen), "started_ms", (json_int_t)n->started_ms,
                      "policy_version", (json_int_t)n->policy_version, "behind",
                      (json_int_t)(newest > n->policy_version ? newest - n->policy_version : 0),
                      "beat_ms", (json_int_t)n->beat_ms, "seen_ago_ms", (json_int_t)n->age_ms,
-                     "beat_every_ms", (json_int_t)n->beat_every_ms, "state", state, "lagging",
-                     lagging, "why", why, "self", self && strcmp(self, n->name) == 0);
+                     "beat_every_ms", (json_int_t)n->beat_every_ms, "stopped_ago_ms",
+                     (json_int_t)n->stopped_age_ms, "rival", wa_json_text(n->rival), "state", state,
+                     "lagging", lagging, "why", why, "self", self && strcmp(self, n->name) == 0);
 }
 
 enum MHD_Result wa_nodes_list(struct wa_req *r)

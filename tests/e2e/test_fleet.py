@@ -30,6 +30,13 @@ def fleet_gauges(px):
             int(found.get("proxyd_fleet_nodes_lagging", -1)))
 
 
+def stopped_gauge(px):
+    text = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        px.admin_url + "/metrics", timeout=60).read().decode()
+    found = re.search(r"^proxyd_fleet_nodes_stopped (\d+)$", text, re.M)
+    return int(found.group(1)) if found else -1
+
+
 def node(db, name, **kw):
     return Proxyd(extra_args=["--db", uri(db), "--node-name", name], **kw)
 
@@ -136,6 +143,47 @@ class FleetTest(unittest.TestCase):
             self.assertEqual(b.stop(timeout=60), 0)  # a clean stop marks its row
             self.assertEqual(states()["b"]["state"], "stopped")
             self.assertFalse(states()["b"]["lagging"])
+
+    def test_two_nodes_given_one_name_say_so(self):
+        """Two proxyds started with the same --node-name: each finds the other's live run in
+        the row and says so in its log and in /api/nodes (state duplicate, the rival's host
+        and pid, lagging); once one stops, the other says it is alone again. The stopped
+        gauge and the stop time come from the clean stop."""
+        with node(self.db, "twin") as a, node(self.db, "other") as other:
+            with node(self.db, "twin") as b:
+                def twin():
+                    rows = [n for n in a.api("GET", "/api/nodes")["nodes"]
+                            if n["name"] == "twin"]
+                    return rows[0] if rows else {}
+                self.assertTrue(wait_for(lambda: twin().get("state") == "duplicate",
+                                         timeout=60), twin())
+                row = twin()
+                self.assertTrue(row["lagging"])
+                self.assertRegex(row["rival"], r"^\S+ pid (%d|%d)$" % (a.pid, b.pid))
+                self.assertIn("another proxyd (%s) runs under this name" % row["rival"],
+                              row["why"])
+                for px, rival in ((a, b), (b, a)):
+                    self.assertTrue(wait_for(
+                        lambda: re.search(r"another proxyd \(\S+ pid %d\) runs as node 'twin'"
+                                          % rival.pid, px.log()), timeout=60), px.log()[-2000:])
+                self.assertNotIn("another proxyd", other.log())
+                code, out, _ = run_ctl(["nodes"], other)
+                self.assertEqual(code, 0)
+                self.assertIn("runs under this name", out)
+            # b stopped cleanly: a is alone under the name again.
+            self.assertTrue(wait_for(lambda: twin().get("state") == "ok", timeout=60), twin())
+            self.assertTrue(wait_for(
+                lambda: "no other proxyd runs as node 'twin' any more" in a.log(), timeout=60))
+            self.assertEqual(fleet_gauges(a)[0], 2)
+            other.stop(timeout=60)
+            self.assertTrue(wait_for(lambda: fleet_gauges(a) == (1, 0), timeout=60),
+                            fleet_gauges(a))
+            self.assertTrue(wait_for(lambda: stopped_gauge(a) == 1, timeout=60))
+            gone = [n for n in a.api("GET", "/api/nodes")["nodes"] if n["name"] == "other"][0]
+            self.assertEqual(gone["state"], "stopped")
+            # The time since it stopped, not since its last heartbeat (up to 5 s before).
+            self.assertLessEqual(gone["stopped_ago_ms"], gone["seen_ago_ms"])
+            self.assertGreaterEqual(gone["stopped_ago_ms"], 0)
 
     def test_kill_9_loses_at_most_the_last_second_of_rows(self):
         kill_under_traffic(self, ["--db", uri(self.db), "--node-name", "k"],

@@ -267,12 +267,13 @@
     $('nodes-summary').textContent = count + (count === 1 ? ' node' : ' nodes') +
       ' on this database, newest policy version ' + a.newest_policy_version + '; ' +
       (a.lagging ? a.lagging + ' lagging' : 'none lagging') + '.';
-    const states = {ok: 'in step', behind: 'lagging', unseen: 'lagging', stopped: 'stopped'};
+    const states = {ok: 'in step', behind: 'lagging', unseen: 'lagging', stopped: 'stopped',
+                    duplicate: 'name used twice'};
     for (const n of a.nodes) {
       const state = el('td', {'data-label': 'State', class: 'state', 'data-testid': 'node-state'},
                        el('strong', {text: states[n.state] || n.state}));
       if (n.why) state.append(': ' + n.why);
-      const seen = n.state === 'stopped' ? 'stopped ' + PX.fmtDuration(n.seen_ago_ms) + ' ago'
+      const seen = n.state === 'stopped' ? 'stopped ' + PX.fmtDuration(n.stopped_ago_ms) + ' ago'
                                          : PX.fmtDuration(Math.max(n.seen_ago_ms, 0)) + ' ago';
       body.append(el('tr', {class: n.lagging ? 'lagging' : (n.state === 'stopped' ? 'stopped' : null),
                             'data-testid': 'node-row', 'data-node': n.name, 'data-state': n.state},

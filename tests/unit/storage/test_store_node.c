@@ -1,7 +1,8 @@
 /* test_store_node: the nodes table: a beat writes a node's row and a second one replaces it;
  * the list gives every node by name with the newest policy version, ages by the database's
  * clock; a node is lagging when behind the newest version or silent for more than 3 beats,
- * and not when stopped cleanly; a beat forgets nodes silent for 7 days. */
+ * and not when stopped cleanly; a beat forgets nodes silent for 7 days; two runs under one
+ * name are told apart by their instance and start, and the one that says so lags. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ static struct store_node me(const char *name, int64_t version)
     snprintf(n.name, sizeof(n.name), "%s", name);
     snprintf(n.software, sizeof(n.software), "proxyd 9.9");
     snprintf(n.listen, sizeof(n.listen), "127.0.0.1:3128 tls:[::1]:3129");
+    snprintf(n.instance, sizeof(n.instance), "gw1 pid %d", name[0]);
     return n;
 }
 
@@ -100,10 +102,14 @@ START_TEST(test_beat_list_lag_stop_forget)
     ck_assert_int_ge(rows[1].age_ms, 41000);
     free(rows);
 
-    /* Stopped cleanly: not lagging, however old. */
-    ck_assert_int_eq(store_node_stop(st, "b", err, sizeof(err)), 0);
+    /* Stopped cleanly: not lagging, however old; stopped just now, though last seen 41 s
+     * ago. */
+    ck_assert_int_eq(store_node_stop(st, &b, err, sizeof(err)), 0);
     rows = list(&n, &newest);
     ck_assert_int_gt(rows[1].stopped_ms, 0);
+    ck_assert_int_ge(rows[1].stopped_age_ms, 0);
+    ck_assert_int_lt(rows[1].stopped_age_ms, 41000);
+    ck_assert_int_ge(rows[1].age_ms, 41000);
     ck_assert(!store_node_lagging(&rows[1], newest, why, sizeof(why)));
     free(rows);
     /* Beating again: running. */
@@ -123,6 +129,49 @@ START_TEST(test_beat_list_lag_stop_forget)
 }
 END_TEST
 
+START_TEST(test_two_runs_under_one_name_are_told_apart)
+{
+    struct store_node a = me("a", 0), a2 = me("a", 0), *rows;
+    char rival[80], why[128];
+    int64_t newest;
+    size_t n;
+
+    snprintf(a2.instance, sizeof(a2.instance), "gw2 pid 77");
+    /* Nobody else under the name: none, and a run does not rival itself. */
+    ck_assert_int_eq(store_node_rival(st, &a, rival, sizeof(rival), err, sizeof(err)), 0);
+    ck_assert_int_eq(store_node_beat(st, &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_node_rival(st, &a, rival, sizeof(rival), err, sizeof(err)), 0);
+    ck_assert_str_eq(rival, "");
+    /* Another host's run: found, by its instance. */
+    ck_assert_int_eq(store_node_rival(st, &a2, rival, sizeof(rival), err, sizeof(err)), 1);
+    ck_assert_str_eq(rival, "gw1 pid 97");
+    /* The same host and pid started anew (a restart): another run too. */
+    a2 = a;
+    a2.started_ms++;
+    ck_assert_int_eq(store_node_rival(st, &a2, rival, sizeof(rival), err, sizeof(err)), 1);
+    /* The rival written with the beat: the row is lagging, and says why. */
+    snprintf(a2.rival, sizeof(a2.rival), "%s", rival);
+    ck_assert_int_eq(store_node_beat(st, &a2, err, sizeof(err)), 0);
+    rows = list(&n, &newest);
+    ck_assert_str_eq(rows[0].rival, "gw1 pid 97");
+    ck_assert(store_node_lagging(&rows[0], newest, why, sizeof(why)));
+    ck_assert_str_eq(why, "another proxyd (gw1 pid 97) runs under this name");
+    free(rows);
+    /* The first run's stop leaves the row of the one that wrote it last alone. */
+    ck_assert_int_eq(store_node_stop(st, &a, err, sizeof(err)), 0);
+    rows = list(&n, &newest);
+    ck_assert_int_eq(rows[0].stopped_ms, 0);
+    free(rows);
+    /* Silent for more than 3 beats, or stopped: no longer a rival. */
+    ck_assert_int_eq(store_node_rival(st, &a, rival, sizeof(rival), err, sizeof(err)), 1);
+    test_db_exec(&tmp, "UPDATE nodes SET beat_ms = beat_ms - 16000");
+    ck_assert_int_eq(store_node_rival(st, &a, rival, sizeof(rival), err, sizeof(err)), 0);
+    test_db_exec(&tmp, "UPDATE nodes SET beat_ms = beat_ms + 16000");
+    ck_assert_int_eq(store_node_stop(st, &a2, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_node_rival(st, &a, rival, sizeof(rival), err, sizeof(err)), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_node");
@@ -132,6 +181,7 @@ int main(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_beat_list_lag_stop_forget);
+    tcase_add_test(tc, test_two_runs_under_one_name_are_told_apart);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
