@@ -29,6 +29,7 @@
 #include "proxy/log.h"
 #include "proxy/policy.h"
 #include "proxy/node_beat.h"
+#include "proxy/origin.h"
 #include "proxy/policy_watch.h"
 #include "proxy/portfwd.h"
 #include "proxy/reply.h"
@@ -44,10 +45,9 @@
 
 #define DRAIN_GRACE_MS 10000
 #define POLICY_POLL_MS 250
-/* The descriptor budget: a client connection holds two (client, origin), and a long body or
- * a tunnel one or two pipes more when descriptors allow (else the bytes go through a buffer);
- * the database, the admin server, the resolvers and the loops hold about this many. */
-#define FDS_PER_CONNECTION 2
+/* The descriptor budget (check_fd_budget): the database, the admin server, the resolvers and
+ * the loops hold about FDS_BASE, each worker one in reserve (listener.c) and at most
+ * ORIGIN_POOL_MAX pooled origin connections. */
 #define FDS_BASE 64
 /* Above this, descriptor numbers are not watched (the loops' tables would be too large). */
 #define FD_LIMIT_MAX (1 << 20)
@@ -663,17 +663,29 @@ static int raise_fd_limit(void)
 }
 
 /* Says at start when max-connections cannot all be served: past the limit, connections are
- * refused as they come (worker.c) rather than failing later for want of an origin socket. */
+ * refused as they come (listener.c) rather than failing later for want of an origin socket.
+ * A client with a request in flight holds two descriptors (client, origin); an idle
+ * keep-alive client one, plus the origin connection kept for it while its worker keeps fewer
+ * than WORKER_MAX_ATTACHED; a long body or a tunnel takes a pipe only when descriptors are
+ * spare (else its bytes go through a buffer), so pipes are not counted. */
 static void check_fd_budget(int fd_limit, unsigned workers, unsigned max_connections)
 {
-    uint64_t need = (uint64_t)workers * max_connections * FDS_PER_CONNECTION + FDS_BASE;
-    if (need <= (uint64_t)fd_limit)
+    int64_t fixed = FDS_BASE + (int64_t)workers * (1 + ORIGIN_POOL_MAX);
+    int64_t avail = fd_limit > fixed ? fd_limit - fixed : 0;
+    int64_t attached = (int64_t)workers * WORKER_MAX_ATTACHED;
+    int64_t busy = avail / 2, idle = avail <= 2 * attached ? avail / 2 : avail - attached;
+    uint64_t wanted = (uint64_t)workers * max_connections;
+
+    if (wanted <= (uint64_t)busy)
         return;
-    log_warnx("descriptor limit %d: room for about %d client connections, not %llu (%u workers "
-              "x max-connections %u); beyond that new ones are refused. Raise the hard limit "
-              "(ulimit -Hn, systemd LimitNOFILE=) or lower max-connections",
-              fd_limit, fd_limit > FDS_BASE ? (fd_limit - FDS_BASE) / FDS_PER_CONNECTION : 0,
-              (unsigned long long)workers * max_connections, workers, max_connections);
+    log_warnx("descriptor limit %d: room for about %lld client connections with a request in "
+              "flight (2 descriptors each: client and origin), or %lld idle between requests "
+              "(1 each, and the origin connections kept for the first %lld), not %llu (%u "
+              "workers x max-connections %u); beyond that new ones are refused. This counts "
+              "%lld for the database, admin server, resolvers and pooled origin connections. "
+              "Raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower max-connections",
+              fd_limit, (long long)busy, (long long)idle, (long long)attached,
+              (unsigned long long)wanted, workers, max_connections, (long long)fixed);
 }
 
 /* The worker count a setting means: 0 is one per CPU. Computed the same way at start and
@@ -1159,11 +1171,42 @@ static int trust_start(struct proxyd *p)
     return fetch_ca_write(p);
 }
 
-/* What the workers share and use: the access-log writer, the password verifiers, the DNS
- * cache. Returns 0, or -1 once the error is logged. */
-static int services_start(struct proxyd *p)
+/* The admin address is free: a start that could not listen there stops before the database is
+ * made (the admin server itself starts last, on the database). Returns 0, or -1 with err. */
+static int admin_address_free(const struct proxyd *p, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd, one = 1, zero = 0;
+
+    if (strcmp(p->cfg.admin, "off") == 0 || addr_parse(p->cfg.admin, 0, &ss, &len) != PX_OK)
+        return 0; /* "off", or a bad address the admin server words itself */
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    /* As libmicrohttpd binds it: reusable, and dual-stack for IPv6. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        snprintf(err, errlen, "admin listen address %s: cannot listen: %s", p->cfg.admin,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* What can be checked before the database is created or migrated: the node name, the admin
+ * address, the TLS certificate and --upstream-ca (--syslog and the proxy ports were opened
+ * before). A bad flag leaves nothing behind: a data folder made here is removed again (it
+ * is empty then: certificates are written only once made whole). Returns 0, or -1 once
+ * logged. */
+static int checks_before_data(struct proxyd *p)
 {
     char err[1024] = "";
+    bool made_dir;
 
     if (p->cfg.node_name) {
         if (strlen(p->cfg.node_name) > STORE_NODE_NAME_MAX) {
@@ -1174,6 +1217,29 @@ static int services_start(struct proxyd *p)
     } else if (gethostname(p->node_name, sizeof(p->node_name) - 1) != 0) {
         p->node_name[0] = '\0';
     }
+    if (admin_address_free(p, err, sizeof(err)) < 0) {
+        log_error("admin server: %s", err);
+        return -1;
+    }
+    made_dir = mkdir(p->cfg.data_dir, 0700) == 0;
+    if (make_data_dir(p->cfg.data_dir, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (tls_start(p) < 0 || trust_start(p) < 0) {
+        if (made_dir)
+            rmdir(p->cfg.data_dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* What the workers share and use: the access-log writer, the password verifiers, the DNS
+ * cache. Returns 0, or -1 once the error is logged. */
+static int services_start(struct proxyd *p)
+{
+    char err[1024] = "";
+
     if (p->cfg.access_log) {
         char spill[4096];
         snprintf(spill, sizeof(spill), "%s/log-spill", p->cfg.data_dir);
@@ -1558,7 +1624,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
-    if (data_open(&p) < 0 || tls_start(&p) < 0 || trust_start(&p) < 0 || policy_start(&p) < 0 ||
+    if (checks_before_data(&p) < 0 || data_open(&p) < 0 || policy_start(&p) < 0 ||
         services_start(&p) < 0 || shared_fill(&p, fd_limit) < 0 || workers_start(&p) < 0 ||
         beat_start(&p) < 0 || admin_start(&p) < 0)
         return 1;

@@ -24,9 +24,6 @@
 #include "proxy/tunnel.h"
 #include "proxy/worker.h"
 
-/* Idle origin connections a worker keeps attached to their clients. */
-#define WORKER_MAX_ATTACHED 1024
-
 /* ---- target refusal ---- */
 
 struct origin_guard origin_guard_of(const struct worker *w)

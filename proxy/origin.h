@@ -40,6 +40,9 @@ const char *origin_target_refusal(const struct origin_guard *g, const struct soc
 /* ---- the pool of idle origin connections ---- */
 
 #define ORIGIN_POOL_MAX 64
+/* Idle origin connections a worker keeps attached to their clients (between a client's
+ * requests, for its next one). */
+#define WORKER_MAX_ATTACHED 1024
 
 struct origin_idle {
     struct sockaddr_storage addr;

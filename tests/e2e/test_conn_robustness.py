@@ -98,11 +98,23 @@ class DescriptorTest(unittest.TestCase):
                     extra_args=["--max-connections", "1000"]) as px:
             self.assertEqual(open_files(px.pid), ["512", "512"])
             self.assertRegex(px.log(), r"proxyd \S+: 1 workers, .*descriptor limit 512\n")
-            # 1 worker x 1000 connections x 2 descriptors + 64 > 512: (512 - 64) / 2 fit
-            self.assertRegex(px.log(), r"descriptor limit 512: room for about 224 client "
-                                       r"connections, not 1000 .*LimitNOFILE")
+            # 64 for the database and the rest, 1 in reserve and 64 pooled origin connections
+            # for the one worker: (512 - 129) / 2 with a request in flight; idle ones as many,
+            # since the origin connections kept for them (up to 1024) take the rest.
+            self.assertRegex(px.log(), r"descriptor limit 512: room for about 191 client "
+                                       r"connections with a request in flight \(2 descriptors "
+                                       r"each: client and origin\), or 191 idle between "
+                                       r"requests .*, not 1000 .*counts 129 .*LimitNOFILE")
+        with Proxyd(rlimit_nofile=4096, workers=1, admin=False,
+                    extra_args=["--max-connections", "4000"]) as px:
+            # 4096 - 129 = 3967: 1983 busy ones; idle, 1024 with their origin kept and the
+            # rest with their own descriptor only: 3967 - 1024.
+            self.assertRegex(px.log(), r"descriptor limit 4096: room for about 1983 client "
+                                       r"connections with a request in flight .*, or 2943 idle "
+                                       r"between requests \(1 each, and the origin connections "
+                                       r"kept for the first 1024\), not 4000 ")
         with Proxyd(rlimit_nofile=(256, 512), workers=1, admin=False,
-                    extra_args=["--max-connections", "200"]) as px:
+                    extra_args=["--max-connections", "190"]) as px:
             self.assertEqual(open_files(px.pid), ["512", "512"])
             self.assertNotIn("room for about", px.log())
 

@@ -375,6 +375,43 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(out.returncode, 1)
             self.assertIn("Address already in use", out.stderr)
 
+    def test_a_flag_that_fails_at_start_leaves_no_database_behind(self):
+        """The checks that can fail at start run before the database is made: a busy admin
+        address, a missing TLS certificate, an unreadable --upstream-ca, a too long node name
+        each stop proxyd with their message, and the data folder it would have made (with the
+        database in it) is not there."""
+        import socket
+        import subprocess
+        import tempfile
+        from harness import PROXYD
+        with socket.socket() as held, tempfile.TemporaryDirectory() as d:
+            held.bind(("127.0.0.1", 0))
+            held.listen(1)
+            busy = "127.0.0.1:%d" % held.getsockname()[1]
+            cases = [
+                (["--admin", busy], "admin listen address %s: cannot listen: Address already "
+                                    "in use" % busy),
+                (["--admin", "off", "--listen-tls", "127.0.0.1:0", "--tls-cert",
+                  d + "/none.pem", "--tls-key", d + "/none.key"],
+                 "while loading the TLS certificate"),
+                (["--admin", "off", "--upstream-ca", d + "/none-ca.pem"],
+                 "upstream-ca"),
+                (["--admin", "off", "--node-name", "n" * 64], "node-name: longer than 63 bytes"),
+            ]
+            for args, said in cases:
+                var = os.path.join(d, "var")
+                out = subprocess.run([PROXYD, "--listen", "127.0.0.1:0", "--data-dir", var]
+                                     + args, capture_output=True, text=True, timeout=60)
+                self.assertEqual(out.returncode, 1, out.stderr)
+                self.assertIn(said, out.stderr)
+                self.assertFalse(os.path.exists(var), (args, os.listdir(d)))
+            # The same with a data folder that exists: no database made in it.
+            os.mkdir(var, 0o700)
+            out = subprocess.run([PROXYD, "--listen", "127.0.0.1:0", "--data-dir", var,
+                                  "--admin", busy], capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 1, out.stderr)
+            self.assertEqual(os.listdir(var), [])
+
     def test_bad_policy_file_names_the_line(self):
         import subprocess
         import tempfile
