@@ -54,6 +54,39 @@ export async function failureShot(page, name) {
   process.stderr.write(`page at failure: ${page.url()} (screenshot ${name})\n`);
 }
 
+// A flow's body in a fresh headless Chromium (the system's /usr/bin/chromium, every name but
+// 127.0.0.1 unresolvable): body(page) gets a page of its own context at viewport; script
+// errors and console errors (other than failed loads) in it fail the flow once body is done.
+// On a failure, a screenshot named failure (failureShot). The browser is closed in any case.
+export async function inBrowser(failure, body, viewport = DESKTOP) {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    timeout: STEP_MS,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
+           '--disable-component-update', '--disable-sync', '--no-first-run',
+           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+  });
+  let page;
+  try {
+    const ctx = await browser.newContext({ viewport });
+    ctx.setDefaultTimeout(STEP_MS);
+    page = await ctx.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+    });
+    await body(page);
+    check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
+  } catch (e) {
+    await failureShot(page, failure);
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
 // No part of the page is wider than the screen. A wide table may scroll in its own box, so
 // an element inside a box that clips or scrolls sideways does not count.
 export async function checkNoOverflow(page, what) {

@@ -10,7 +10,7 @@
 // phone (no sideways scrolling). Exits 0 when every expectation held; otherwise prints
 // "FAIL: <what>" and exits 1.
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, run, twoWidths, failureShot } from './flow.mjs';
+import { cfg, STEP_MS, Failure, check, log, run, twoWidths, inBrowser } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 async function login(page) {
@@ -123,24 +123,7 @@ async function deleteForward(page, listen) {
 
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
-           '--disable-component-update', '--disable-sync', '--no-first-run',
-           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-    });
+  await inBrowser('forwards-failure.png', async (page) => {
     await login(page);
     await checkMarkup(page);
     await checkConfigForward(page);
@@ -153,13 +136,7 @@ async function main() {
                     (p) => p.getByTestId('forward-row').first().waitFor({ timeout: STEP_MS }));
     await deleteForward(page, `127.0.0.1:${cfg.dropPort}`);
     await deleteForward(page, `127.0.0.1:${cfg.tlsTargetPort}`);
-    check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'forwards-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
 run(main);

@@ -9,7 +9,7 @@
 // held; otherwise prints "FAIL: <what>" and exits 1.
 import { join } from 'node:path';
 import {
-  chromium, cfg, STEP_MS, PHONE, check, checkNoOverflow, log, run, shot, failureShot
+  cfg, STEP_MS, PHONE, check, checkNoOverflow, log, run, shot, inBrowser
 } from './flow.mjs';
 
 const ADMIN = cfg.admin;
@@ -28,24 +28,7 @@ async function ready(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
-           '--disable-component-update', '--disable-sync', '--no-first-run',
-           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: WIDE });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-    });
+  await inBrowser('nodes-failure.png', async (page) => {
     await page.goto(ADMIN + '/', { timeout: STEP_MS });
     await page.waitForURL(/\/login/, { timeout: STEP_MS });
     await page.getByTestId('login-user').fill('admin');
@@ -84,13 +67,7 @@ async function main() {
     await page.getByTestId('nodes-panel').scrollIntoViewIfNeeded();
     await shot(page, 'nodes-390.png');
     log('screenshots in ' + cfg.shots);
-    check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'nodes-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  }, WIDE);
 }
 
 run(main);

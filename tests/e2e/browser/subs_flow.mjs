@@ -13,7 +13,7 @@
 // otherwise prints "FAIL: <what>" and exits 1.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run, twoWidths, failureShot } from './flow.mjs';
+import { cfg, STEP_MS, check, log, run, twoWidths, inBrowser } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 
@@ -131,24 +131,7 @@ async function unsubscribe(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
-           '--disable-component-update', '--disable-sync', '--no-first-run',
-           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-    });
+  await inBrowser('subscriptions-failure.png', async (page) => {
     await login(page);
     await addAndFetch(page);
     await overExisting(page);
@@ -157,13 +140,7 @@ async function main() {
     await twoWidths(page, 'subscriptions',
                     (p) => p.getByTestId('sub-row').first().waitFor({ timeout: STEP_MS }));
     await unsubscribe(page);
-    check(errors.length === 0, 'errors in the page: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'subscriptions-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
 run(main);
