@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -733,27 +734,24 @@ static void take_run_pg(struct store_log *log, const struct store_access *recs, 
     }
 }
 
-/* store_queue_drain_runs's callback: n records of the batch, next to each other in a ring.
- * After the first failed insert the rest of the batch is only taken (and counted lost by
- * the caller); Squid lines are formatted either way. */
-static void take_run(void *arg, const struct store_access *recs, size_t n)
+/* SQLite: inserts n rows of recs (one INSERT_ROWS-row statement, or n one-row ones), then
+ * counts and sums them and formats their Squid lines. After the first failed insert the rest
+ * is only taken (and counted lost by the caller); Squid lines are formatted either way. */
+static void take_rows(struct store_log *log, const struct store_access *recs, size_t n)
 {
-    struct store_log *log = arg;
-    size_t i = 0;
     int64_t first_id;
+    size_t i = 0;
 
-    if (log->is_pg) {
-        take_run_pg(log, recs, n);
-        return;
-    }
-    for (; log->batch_ok && n - i >= INSERT_ROWS; i += INSERT_ROWS)
-        if (insert_rows(log->insert_many, recs + i, INSERT_ROWS) < 0)
+    if (n == INSERT_ROWS) {
+        if (log->batch_ok && insert_rows(log->insert_many, recs, INSERT_ROWS) < 0)
             log->batch_ok = false;
+        i = n;
+    }
     for (; log->batch_ok && i < n; i++)
         if (insert_rows(log->insert, recs + i, 1) < 0)
             log->batch_ok = false;
-    /* The run's rows took consecutive ids, the last of them the newest. (No database when
-     * the batch is only being taken, to be dropped.) */
+    /* The rows took consecutive ids, the last of them the newest. (No database when the batch
+     * is only being taken, to be dropped.) */
     first_id = log->batch_ok ? sql_last_log_id(log->st) - (int64_t)n + 1 : 0;
     for (i = 0; i < n; i++) {
         if (log->batch_ok && (tally(log, recs[i].rule_id, 1, 0) < 0 ||
@@ -763,6 +761,30 @@ static void take_run(void *arg, const struct store_access *recs, size_t n)
         squid_add(log, &recs[i]);
         if (log->syslog)
             store_syslog_add(log->syslog, &recs[i], log->node_name);
+    }
+}
+
+/* store_queue_drain_runs's callback: n records of the batch, next to each other in a ring.
+ *
+ * SQLite: the rows go INSERT_ROWS at a time, each chunk inserted and summed before the next,
+ * and between chunks the writer yields its CPU. A batch is 100 ms of traffic (thousands of
+ * rows, milliseconds of work); a worker on the same CPU (an admin may pin the proxy to one)
+ * that woke meanwhile would wait for all of it, as the scheduler lets a running thread finish
+ * its slice: that wait was the p99 of keep-alive requests (docs/performance.md, "Tail
+ * latency"). Now it waits for one chunk at most. The yield changes no share of the CPU: with
+ * nothing else ready it returns at once, a system call per INSERT_ROWS rows. */
+static void take_run(void *arg, const struct store_access *recs, size_t n)
+{
+    struct store_log *log = arg;
+
+    if (log->is_pg) {
+        take_run_pg(log, recs, n);
+        return;
+    }
+    for (size_t i = 0, k; i < n; i += k) {
+        k = n - i >= INSERT_ROWS ? INSERT_ROWS : n - i;
+        take_rows(log, recs + i, k);
+        sched_yield();
     }
 }
 
