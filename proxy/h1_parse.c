@@ -221,6 +221,50 @@ static enum scan_rc scan_crlf(const char **pp, const char *end, const char *othe
     return SCAN_OK;
 }
 
+enum hdr_kind {
+    HDR_OTHER,
+    HDR_HOST,
+    HDR_EXPECT,
+    HDR_UPGRADE,
+    HDR_CONNECTION,
+    HDR_CONTENT_LENGTH,
+    HDR_TRANSFER_ENCODING,
+    HDR_PROXY_AUTHORIZATION,
+    HDR_HOP_BY_HOP, /* Keep-Alive, Proxy-Connection, TE, Trailer: never forwarded */
+    HDR_KIND_COUNT
+};
+
+/* Classifies a field name by its length first, so most names cost one switch. */
+static enum hdr_kind hdr_kind_of(struct h1_slice name)
+{
+    switch (name.len) {
+    case 2:
+        return EQ_CI(name, "te") ? HDR_HOP_BY_HOP : HDR_OTHER;
+    case 4:
+        return EQ_CI(name, "host") ? HDR_HOST : HDR_OTHER;
+    case 6:
+        return EQ_CI(name, "expect") ? HDR_EXPECT : HDR_OTHER;
+    case 7:
+        return EQ_CI(name, "upgrade")   ? HDR_UPGRADE
+               : EQ_CI(name, "trailer") ? HDR_HOP_BY_HOP
+                                        : HDR_OTHER;
+    case 10:
+        return EQ_CI(name, "connection")   ? HDR_CONNECTION
+               : EQ_CI(name, "keep-alive") ? HDR_HOP_BY_HOP
+                                           : HDR_OTHER;
+    case 14:
+        return EQ_CI(name, "content-length") ? HDR_CONTENT_LENGTH : HDR_OTHER;
+    case 16:
+        return EQ_CI(name, "proxy-connection") ? HDR_HOP_BY_HOP : HDR_OTHER;
+    case 17:
+        return EQ_CI(name, "transfer-encoding") ? HDR_TRANSFER_ENCODING : HDR_OTHER;
+    case 19:
+        return EQ_CI(name, "proxy-authorization") ? HDR_PROXY_AUTHORIZATION : HDR_OTHER;
+    default:
+        return HDR_OTHER;
+    }
+}
+
 /* Syntax pass over the field lines from *pp to the empty line that ends the head.
  * On SCAN_OK *pp is just past the final CRLF. */
 static enum scan_rc scan_fields(const char **pp, const char *end, struct h1_header *hdrs,
@@ -263,6 +307,7 @@ static enum scan_rc scan_fields(const char **pp, const char *end, struct h1_head
         }
         hdrs[n].name.p = name;
         hdrs[n].name.len = (size_t)(p - name);
+        hdrs[n].kind = (unsigned char)hdr_kind_of(hdrs[n].name);
         p++;
 
         while (p < end && is_ows(*p))
@@ -327,41 +372,6 @@ struct head_info {
     bool conn_upgrade;
     bool te_seen;
 };
-
-enum hdr_kind {
-    HDR_OTHER,
-    HDR_HOST,
-    HDR_EXPECT,
-    HDR_UPGRADE,
-    HDR_CONNECTION,
-    HDR_CONTENT_LENGTH,
-    HDR_TRANSFER_ENCODING,
-    HDR_PROXY_AUTHORIZATION,
-    HDR_KIND_COUNT
-};
-
-/* Classifies a field name by its length first, so most names cost one switch. */
-static enum hdr_kind hdr_kind_of(struct h1_slice name)
-{
-    switch (name.len) {
-    case 4:
-        return EQ_CI(name, "host") ? HDR_HOST : HDR_OTHER;
-    case 6:
-        return EQ_CI(name, "expect") ? HDR_EXPECT : HDR_OTHER;
-    case 7:
-        return EQ_CI(name, "upgrade") ? HDR_UPGRADE : HDR_OTHER;
-    case 10:
-        return EQ_CI(name, "connection") ? HDR_CONNECTION : HDR_OTHER;
-    case 14:
-        return EQ_CI(name, "content-length") ? HDR_CONTENT_LENGTH : HDR_OTHER;
-    case 17:
-        return EQ_CI(name, "transfer-encoding") ? HDR_TRANSFER_ENCODING : HDR_OTHER;
-    case 19:
-        return EQ_CI(name, "proxy-authorization") ? HDR_PROXY_AUTHORIZATION : HDR_OTHER;
-    default:
-        return HDR_OTHER;
-    }
-}
 
 /* The Transfer-Encoding lines so far, read as one list of codings in order. */
 struct te_state {
@@ -446,7 +456,7 @@ static const char *head_info_collect(const struct h1_header *hdrs, size_t n, str
     *status_hint = 400;
 
     for (size_t i = 0; i < n && !why; i++) {
-        switch (hdr_kind_of(hdrs[i].name)) {
+        switch (hdrs[i].kind) {
         case HDR_HOST:
             hi->hosts++;
             hi->host_idx = (int)i;
@@ -1246,7 +1256,7 @@ static void connection_lines_find(struct connection_lines *cl, const struct h1_h
 {
     *cl = (struct connection_lines){.all = hdrs, .nall = n};
     for (size_t i = 0; i < n; i++) {
-        if (hdr_kind_of(hdrs[i].name) != HDR_CONNECTION)
+        if (hdrs[i].kind != HDR_CONNECTION)
             continue;
         if (cl->n == CONNECTION_LINES_MAX)
             cl->many = true;
@@ -1263,7 +1273,7 @@ static bool named_by_connection(const struct connection_lines *cl, struct h1_sli
 
     for (size_t i = 0; i < count; i++) {
         const struct h1_header *h = cl->many ? &cl->all[i] : cl->line[i];
-        if (cl->many && hdr_kind_of(h->name) != HDR_CONNECTION)
+        if (cl->many && h->kind != HDR_CONNECTION)
             continue;
         const char *p = h->value.p, *end = p + h->value.len;
         while (list_next(&p, end, &tok)) {
@@ -1282,11 +1292,12 @@ static bool named_by_connection(const struct connection_lines *cl, struct h1_sli
 /* Whether a field must not be forwarded. Framing fields stay whatever Connection names:
  * the body is relayed verbatim, and dropping its length would let the next hop read the
  * body as another message. */
-static bool is_hop_by_hop(const struct connection_lines *cl, struct h1_slice name, bool is_request,
-                          bool keep_upgrade)
+static bool is_hop_by_hop(const struct connection_lines *cl, const struct h1_header *h,
+                          bool is_request, bool keep_upgrade)
 {
-    switch (hdr_kind_of(name)) {
+    switch (h->kind) {
     case HDR_CONNECTION:
+    case HDR_HOP_BY_HOP:
         return true;
     case HDR_UPGRADE:
         return !keep_upgrade;
@@ -1299,10 +1310,7 @@ static bool is_hop_by_hop(const struct connection_lines *cl, struct h1_slice nam
     default:
         break;
     }
-    if (EQ_CI(name, "keep-alive") || EQ_CI(name, "proxy-connection") || EQ_CI(name, "te") ||
-        EQ_CI(name, "trailer"))
-        return true;
-    return named_by_connection(cl, name);
+    return named_by_connection(cl, h->name);
 }
 
 /* via ends up inside a header line: refuse anything that could end or fold that line. */
@@ -1358,9 +1366,9 @@ long h1_request_rewrite(const struct h1_request *req, const char *via, char *out
     connection_lines_find(&cl, req->headers, req->num_headers);
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct h1_header *h = &req->headers[i];
-        if (host_from_target && hdr_kind_of(h->name) == HDR_HOST)
+        if (host_from_target && h->kind == HDR_HOST)
             continue;
-        if (is_hop_by_hop(&cl, h->name, true, req->upgrade_websocket))
+        if (is_hop_by_hop(&cl, h, true, req->upgrade_websocket))
             continue;
         put_slice(&o, h->name);
         PUT_LIT(&o, ": ");
@@ -1397,7 +1405,7 @@ long h1_response_rewrite(const struct h1_response *resp, const char *via, bool c
     connection_lines_find(&cl, resp->headers, resp->num_headers);
     for (size_t i = 0; i < resp->num_headers; i++) {
         const struct h1_header *h = &resp->headers[i];
-        if (is_hop_by_hop(&cl, h->name, false, websocket))
+        if (is_hop_by_hop(&cl, h, false, websocket))
             continue;
         put_slice(&o, h->name);
         PUT_LIT(&o, ": ");

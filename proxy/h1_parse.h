@@ -35,6 +35,9 @@ struct h1_slice {
 struct h1_header {
     struct h1_slice name;  /* token characters only, case as received */
     struct h1_slice value; /* leading and trailing OWS removed */
+    /* What the name means to h1_parse.c (its own classes), set by the parser: the parse and
+     * the rewrite ask for each field several times, and the name is compared once. */
+    unsigned char kind;
 };
 
 struct h1_limits {

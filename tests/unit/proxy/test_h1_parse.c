@@ -903,6 +903,14 @@ static const struct rewrite_case req_rewrite_cases[] = {
      "Via: 1.0 other\r\n"
      "Via: 1.1 proxyd\r\n"
      "\r\n"},
+    /* the hop-by-hop names in any case, and names of the same lengths that are not them */
+    {"hop_by_hop_names_any_case_only_those",
+     "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
+     "KEEP-ALIVE: 1\r\nproxy-CONNECTION: x\r\ntE: trailers\r\nTRAILER: X\r\n"
+     "TF: kept\r\nTrailed: kept\r\nKeep-Alivf: kept\r\nProxy-Connectiom: kept\r\n\r\n",
+     "GET / HTTP/1.1\r\nHost: a.test\r\n"
+     "TF: kept\r\nTrailed: kept\r\nKeep-Alivf: kept\r\nProxy-Connectiom: kept\r\n"
+     "Via: 1.1 proxyd\r\n\r\n"},
     {"websocket_keeps_upgrade",
      "GET http://[::1]/chat HTTP/1.1\r\n"
      "Host: [::1]\r\n"
