@@ -73,6 +73,7 @@ static const char *const phase_names[RELAY_PHASE_COUNT] = {
     [RELAY_HEAD] = "head",
     [RELAY_BODY] = "body",
     [RELAY_SPLICE] = "splice",
+    [RELAY_PASS] = "pass",
 };
 
 const char *relay_phase_str(enum relay_phase p)

@@ -70,6 +70,8 @@ enum relay_phase {
     RELAY_HEAD,   /* awaiting the final response head; interim (1xx) heads pass on as they come */
     RELAY_BODY,   /* the body, framed through the buffer */
     RELAY_SPLICE, /* a long body, origin -> pipe -> client with splice(2) */
+    RELAY_PASS,   /* a long body between two TLS sessions, each record re-encrypted from where
+                     the origin's session decrypted it */
     RELAY_PHASE_COUNT
 };
 

@@ -6,6 +6,9 @@
  *   RELAY_BODY    frame and send the body through the buffer; a long one, once the buffer
  *                 is empty, goes on as RELAY_SPLICE
  *   RELAY_SPLICE  origin -> pipe -> client until the body is framed and the pipe empty
+ *   RELAY_PASS    between two TLS sessions (an inspected tunnel), a long body's records go
+ *                 from the origin's session to the client's without the buffer; a record
+ *                 with more than the body, and the origin's end, go back to RELAY_BODY
  *
  * A response is never "done" at rest: the pass that sends its last byte completes the
  * request (relay_complete). Bytes are never interpreted twice: a direction's "ready" count is
@@ -21,6 +24,7 @@
 #include "proxy/reply.h"
 #include "proxy/request.h"
 #include "proxy/worker.h"
+#include "tls/tls.h"
 
 /* Bodies at least this long go through a pipe with splice(2). */
 #define SPLICE_MIN (64 * 1024)
@@ -385,6 +389,79 @@ static bool down_body(struct conn *c, bool progress)
         c->phase = RELAY_SPLICE;
         return true;
     }
+    /* Between two TLS sessions the same body skips the buffer instead: each record is
+     * encrypted again from where the origin's session decrypted it (one copy of every byte
+     * fewer than through c->down). The buffer need not be empty, only all framed: the head
+     * and what came with it make the sends straddle the records, so it seldom empties. */
+    if (conn_client_tls(c) && conn_origin_tls(c) && !c->downf.done && !c->downf.eof &&
+        c->downf.ready == c->down.len &&
+        (c->downf.body == H1_BODY_CLOSE ||
+         (c->downf.body == H1_BODY_LENGTH && c->downf.remaining >= SPLICE_MIN))) {
+        c->phase = RELAY_PASS;
+        return true;
+    }
+    if (progress)
+        conn_set_deadline(c, c->w->tun.origin_timeout_ms);
+    return progress;
+}
+
+/* RELAY_PASS: what RELAY_BODY left in c->down (framed) goes first; then one record of the
+ * origin's session at a time is sent on by the client's, from GnuTLS's buffer
+ * (tls_session_recv_held). A record that holds more than is left of the body goes back to
+ * RELAY_BODY, which frames it as it does every body (c->down is empty by then, and one
+ * record, at most 16 KiB of plaintext, always fits it); so does a read that lent nothing (the
+ * origin's end, or a record without data), for RELAY_BODY's read to tell which. */
+static bool down_pass(struct conn *c, bool progress)
+{
+    if (c->down.len > 0) {
+        if (down_send(c, &progress) == PX_ERR)
+            return false;
+        if (c->down.len > 0) {
+            if (progress)
+                conn_set_deadline(c, c->w->tun.origin_timeout_ms);
+            return progress;
+        }
+    }
+    const unsigned char *p;
+    ssize_t n = tls_session_recv_held(&c->otls, &p, &c->o_readable, &c->o_writable);
+    if (n == PX_ERR) {
+        origin_lost(c, CLOSE_ORIGIN_ERROR, "The connection to the web site failed.");
+        return true;
+    }
+    if (n == 0 || (n > 0 && c->downf.body == H1_BODY_LENGTH && (uint64_t)n > c->downf.remaining)) {
+        if (n > 0) {
+            if (buf_room(&c->down) < (size_t)n) { /* cannot happen: the buffer is empty */
+                conn_close(c, CLOSE_OVERLOAD);
+                return false;
+            }
+            memcpy(buf_tail(&c->down), p, (size_t)n);
+            c->down.len += (size_t)n;
+            tls_session_release_held(&c->otls, (size_t)n);
+        }
+        c->phase = RELAY_BODY;
+        return true;
+    }
+    if (n > 0) {
+        ssize_t sent = tls_session_send(&c->tls, p, (size_t)n, &c->c_readable, &c->c_writable);
+        if (sent == PX_ERR) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        if (sent > 0) { /* after PX_AGAIN the record stays lent: the same bytes go again */
+            tls_session_release_held(&c->otls, (size_t)sent);
+            if (c->downf.body == H1_BODY_LENGTH) {
+                c->downf.remaining -= (uint64_t)sent;
+                c->downf.done = c->downf.remaining == 0;
+            }
+            c->req->rec.bytes_down += (uint64_t)sent;
+            STAT_ADD(c, bytes_down, (uint64_t)sent);
+            progress = true;
+        }
+    }
+    if (c->downf.done) {
+        relay_complete(c);
+        return true;
+    }
     if (progress)
         conn_set_deadline(c, c->w->tun.origin_timeout_ms);
     return progress;
@@ -437,6 +514,8 @@ bool relay_step(struct conn *c)
         return down_body(c, progress);
     case RELAY_SPLICE:
         return down_splice(c, progress);
+    case RELAY_PASS:
+        return down_pass(c, progress);
     case RELAY_PHASE_COUNT:
         break;
     }

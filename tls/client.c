@@ -93,6 +93,8 @@ int tls_client_start(struct tls_session *t, const struct tls_trust *trust, const
     t->fd = fd;
     t->pre = NULL;
     t->pre_len = 0;
+    t->held = NULL;
+    t->held_off = 0;
     t->state = TLS_HANDSHAKE;
     t->error = 0;
     return PX_OK;

@@ -52,6 +52,8 @@ int tls_session_start_x509(struct tls_session *t, gnutls_certificate_credentials
     t->fd = fd;
     t->pre = NULL;
     t->pre_len = 0;
+    t->held = NULL;
+    t->held_off = 0;
     t->state = TLS_HANDSHAKE;
     t->error = 0;
     return PX_OK;
@@ -290,6 +292,58 @@ ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *reada
     return too_many_empty_records(t);
 }
 
+ssize_t tls_session_recv_held(struct tls_session *t, const unsigned char **p, bool *readable,
+                              bool *writable)
+{
+    gnutls_datum_t d;
+    if (t->state != TLS_OPEN && t->state != TLS_SHUT)
+        return PX_ERR;
+    if (t->held) {
+        gnutls_packet_get(t->held, &d, NULL);
+        *p = d.data + t->held_off;
+        return (ssize_t)(d.size - t->held_off);
+    }
+    if (!*readable)
+        return PX_AGAIN;
+    for (int i = 0; i < MAX_EMPTY_RECORDS; i++) {
+        gnutls_packet_t packet = NULL;
+        ssize_t n = gnutls_record_recv_packet(t->gs, &packet);
+        if (n > 0 && packet) {
+            gnutls_packet_get(packet, &d, NULL);
+            t->held = packet;
+            t->held_off = 0;
+            *p = d.data;
+            return (ssize_t)d.size;
+        }
+        if (packet)
+            gnutls_packet_deinit(packet);
+        /* GnuTLS says 0 both at the end and after a record that carried no data (a TLS 1.3
+         * ticket): tls_session_recv tells them apart. */
+        if (n >= 0 || n == GNUTLS_E_PREMATURE_TERMINATION)
+            return 0;
+        if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && !gnutls_error_is_fatal((int)n))
+            continue;
+        if (n == GNUTLS_E_AGAIN && more_to_read(t))
+            continue;
+        return would_block(t, (int)n, readable, writable);
+    }
+    return too_many_empty_records(t);
+}
+
+void tls_session_release_held(struct tls_session *t, size_t n)
+{
+    gnutls_datum_t d;
+    if (!t->held)
+        return;
+    gnutls_packet_get(t->held, &d, NULL);
+    t->held_off += n;
+    if (t->held_off >= d.size) {
+        gnutls_packet_deinit(t->held);
+        t->held = NULL;
+        t->held_off = 0;
+    }
+}
+
 ssize_t tls_session_send(struct tls_session *t, const void *p, size_t len, bool *readable,
                          bool *writable)
 {
@@ -323,6 +377,10 @@ int tls_session_bye(struct tls_session *t)
 void tls_session_end(struct tls_session *t)
 {
     struct tls_session *o = outer_of(t);
+    if (t->held)
+        gnutls_packet_deinit(t->held);
+    t->held = NULL;
+    t->held_off = 0;
     if (t->gs)
         gnutls_deinit(t->gs);
     if (o) {

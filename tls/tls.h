@@ -74,6 +74,9 @@ struct tls_session {
     int fd;
     const unsigned char *pre;
     size_t pre_len;
+    /* tls_session_recv_held: a decrypted record lent by GnuTLS, and how much of it is taken */
+    gnutls_packet_t held;
+    size_t held_off;
 };
 
 /* Begins a server session on fd with cred (borrowed: must outlive the session), offering
@@ -117,6 +120,18 @@ int tls_session_handshake(struct tls_session *t, bool *readable, bool *writable)
  * early), PX_AGAIN, or PX_ERR (TLS_FAILED). */
 ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *readable,
                          bool *writable);
+
+/* Reads without a copy: *p is set to the plaintext of the next record (or what is left of the
+ * one lent before), left in GnuTLS's own buffer and lent to the caller until
+ * tls_session_release_held takes all of it (or the session ends), so that a relay can hand it
+ * to another session's tls_session_send as it is. Returns its length (> 0); 0 when no record
+ * is lent now, the end or a record that carried no data (a TLS 1.3 ticket): then read with
+ * tls_session_recv, which tells them apart; PX_AGAIN (at once when nothing is lent and
+ * *readable is false) or PX_ERR as tls_session_recv. */
+ssize_t tls_session_recv_held(struct tls_session *t, const unsigned char **p, bool *readable,
+                              bool *writable);
+/* n more bytes of the lent record are taken; once all are, it goes back to GnuTLS. */
+void tls_session_release_held(struct tls_session *t, size_t n);
 
 /* Sends up to len bytes (at most one record). After PX_AGAIN the caller keeps the same bytes
  * at p and calls again with at least as many: GnuTLS has taken them and reports them sent

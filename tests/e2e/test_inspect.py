@@ -24,7 +24,7 @@ from harness import DnsStub, Origin, Proxyd, free_port, read_head, read_response
 from tls_util import TlsOrigin, issue, make_ca
 
 NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test",
-         "tlsport.test", "nosni.test", "closed.test", "echo.test")
+         "tlsport.test", "nosni.test", "closed.test", "echo.test", "bulk.test")
 
 # The body each way of the two-way test: more than the socket buffers from the client to the
 # origin hold (Linux grows a loopback socket's to at most 4 MiB sending and 6 MiB receiving,
@@ -106,6 +106,50 @@ class EchoOrigin(CountingOrigin):
             pass
 
 
+def pattern(n):
+    """n bytes whose every offset below 251 * k differs from its neighbours'."""
+    return (bytes(range(251)) * (n // 251 + 1))[:n]
+
+
+class BulkOrigin(CountingOrigin):
+    """An HTTPS origin for long bodies, which an inspected tunnel relays record by record
+    without its buffer (RELAY_PASS), by path: /len/N N bytes with a Content-Length
+    (keep-alive); /close/N N bytes ended by the origin's close; /extra/N a Content-Length of N
+    with 1,000 bytes more behind it in the same write, so that the last record holds the end
+    of the body and more; /short/N a Content-Length of N but only half of them, then the
+    close."""
+
+    def _serve(self, raw):
+        with self.lock:
+            self.accepted += 1
+        raw.settimeout(60)
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as s:
+                buf = b""
+                while True:
+                    while b"\r\n\r\n" not in buf:
+                        data = s.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    _, kind, n = head.split(b" ")[1].split(b"/")
+                    body = pattern(int(n))
+                    if kind == b"close":
+                        s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+                        return
+                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                    if kind == b"extra":
+                        s.sendall(head + body + b"z" * 1000)
+                        return
+                    if kind == b"short":
+                        s.sendall(head + body[:len(body) // 2])
+                        return
+                    s.sendall(head + body)
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+
+
 class InspectTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -123,6 +167,7 @@ class InspectTest(unittest.TestCase):
             "tlsport.test": CountingOrigin(*issue(cls.tmp, upstream, "tlsport", "tlsport.test")),
             "nosni.test": CountingOrigin(*issue(cls.tmp, upstream, "nosni", "nosni.test")),
             "echo.test": EchoOrigin(*issue(cls.tmp, upstream, "echo", "echo.test")),
+            "bulk.test": BulkOrigin(*issue(cls.tmp, upstream, "bulk", "bulk.test")),
         }
         cls.ports = {}
         for name, o in cls.origins.items():
@@ -271,6 +316,66 @@ class InspectTest(unittest.TestCase):
         self.assertEqual(sorted(r[:5] for r in rows),
                          sorted([("CONNECT", "https", name, "", 200),
                                  ("PUT", "https", name, "/echo", 200)] * 2))
+
+    def test_long_bodies_pass_record_by_record_and_end_where_their_framing_says(self):
+        # Long bodies between the two sessions skip the relay's buffer (RELAY_PASS); its
+        # framing still decides where each ends: two Content-Length bodies on one tunnel and
+        # one origin connection, a body ended by the origin's close, a record holding the
+        # body's end and bytes past it (only the body reaches the client), and a body cut
+        # short (the client sees the cut, not a complete download). On the plain port and
+        # inside TLS to the TLS port, where each record is resent as two smaller ones.
+        name = "bulk.test"
+        tls_port = int(self.px.args[self.px.args.index("--listen-tls") + 1].rsplit(":", 1)[1])
+        sizes = (1024 * 1024 + 123, 300 * 1000)
+        for proxy in (None, "https://127.0.0.1:%d" % tls_port):
+            with self.subTest(proxy=proxy or "plain port"):
+                before = self.origins[name].accepted
+                outs = self.download([self.url(name, "/len/%d" % n) for n in sizes], proxy)
+                self.assertEqual(outs, [pattern(n) for n in sizes])
+                self.assertEqual(self.origins[name].accepted - before, 1)
+                self.assertEqual(self.download([self.url(name, "/close/200003")], proxy),
+                                 [pattern(200003)])
+                self.assertEqual(self.download([self.url(name, "/extra/500001")], proxy),
+                                 [pattern(500001)])
+                short = self.download([self.url(name, "/short/400000")], proxy, expect_ok=False)
+                self.assertLess(len(short[0]), 400000)
+                self.assertEqual(short[0], pattern(len(short[0])))
+        # curl stops at the Content-Length: a raw client sees whether anything came past it.
+        port = self.ports[name]
+        s = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
+        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                  % (name.encode(), port, name.encode(), port))
+        head, rest = read_head(s)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        ctx = ssl.create_default_context(cafile=self.proxy_ca)
+        with ctx.wrap_socket(s, server_hostname=name) as t:
+            t.sendall(b"GET /extra/500001 HTTP/1.1\r\nHost: %s\r\n\r\n" % name.encode())
+            status, _, body, rest = read_response(t)
+            self.assertEqual((status, body == pattern(500001)), (200, True))
+            t.sendall(b"GET /len/70000 HTTP/1.1\r\nHost: %s\r\n\r\n" % name.encode())
+            status, _, body, rest = read_response(t, rest)
+            self.assertEqual((status, body == pattern(70000), rest), (200, True, b""))
+
+    def download(self, urls, proxy, expect_ok=True):
+        """The bodies of urls fetched by one curl through proxyd (one tunnel)."""
+        cmd = ["curl", "-sS", "--max-time", "60", "--noproxy", "", "--cacert", self.proxy_ca,
+               "--proxy", proxy or "http://127.0.0.1:%d" % self.px.proxy_port]
+        if proxy:
+            cmd += ["--proxy-cacert", os.path.join(self.px.data_dir, "tls-cert.pem")]
+        files = [os.path.join(self.tmp, "bulk%d.out" % i) for i in range(len(urls))]
+        for u, f in zip(urls, files):
+            cmd += [u, "-o", f]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        if expect_ok:
+            self.assertEqual(r.returncode, 0, r.stderr)
+        else:
+            self.assertNotEqual(r.returncode, 0, "a cut body was taken as complete")
+        outs = []
+        for f in files:
+            with open(f, "rb") as fh:
+                outs.append(fh.read())
+            os.unlink(f)
+        return outs
 
     def test_client_hello_without_server_name_is_inspected_as_the_connect_host(self):
         name, port = "nosni.test", self.ports["nosni.test"]
