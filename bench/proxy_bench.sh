@@ -3,12 +3,17 @@
 #
 # Rows:    direct (wrk/curl straight to nginx), proxyd (SQLite access log on, one deny rule),
 #          proxyd-nolog (access log off), proxyd-bigpolicy (100,000 domain rules + 1,000
-#          url-regex rules, log on).
+#          url-regex rules, log on), proxyd-pg (as proxyd, the log in PostgreSQL: a server this
+#          script starts with tests/pg_fixture.sh, fsync off as in the tests).
 # Columns: small c1 / c64 req/s (keep-alive), p99 at c1 and c64, CPU us/req at c64 (proxyd's
 #          threads from /proc, and of it its workers': the rest is mostly the log writer),
 #          conn-close c16 req/s, bulk MB/s (median of 3 downloads of 64 MiB), CONNECT MB/s (same through a tunnel), RSS KiB
 #          per idle keep-alive client connection (2000 held).
 # Ratios against direct (and proxyd-nolog / proxyd-bigpolicy against proxyd) follow.
+# For the rows proxyd and proxyd-pg, a last line says whether the log writer keeps up with a
+# saturated proxy: a fresh proxyd takes one c64 run, is killed with -9 at its end, and the
+# rows its database holds are counted against the requests wrk counted (what a crash loses;
+# the requests in flight when wrk stops are answered and logged but not counted by wrk).
 #
 # With --profile DIR, the proxyd row is also profiled under the c64 load: DIR/perf.txt (perf
 # record -g: where the CPU goes, kernel and user space, by symbol) and DIR/syscalls.txt (strace
@@ -80,7 +85,12 @@ if [[ $PIN == 1 ]]; then CPU_PROXY=1; CPU_LOAD=0; WORKERS=1; else CPU_PROXY=0-1;
 T="$(mktemp -d /tmp/pxbench.XXXXXX)"
 chmod 755 "$T"  # nginx workers run as nobody
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
+PGP=""  # proxyd-pg: the PostgreSQL server's folder (its own: it runs as nobody when root)
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  [[ -n $PGP ]] && { "$ROOT/tests/pg_fixture.sh" stop "$PGP/pg" || true; rm -rf "$PGP"; }
+  rm -rf "$T"
+}
 trap cleanup EXIT INT TERM
 
 mkdir -p "$T/www" "$T/nginx"
@@ -135,6 +145,29 @@ start_proxyd() {  # NAME EXTRA-ARGS...
   echo "proxyd ($name) did not start (exit: $(kill -0 $PX_PID 2>&1 && echo running || echo gone)):" >&2; cat "$T/$name.log" >&2; curl -sv -x 127.0.0.1:$PX_PORT $ORIGIN/small 2>&1 | tail -5 >&2; return 1
 }
 stop_proxyd() { kill -TERM "$PX_PID" 2>/dev/null; wait "$PX_PID" 2>/dev/null || true; }
+
+pg_db() { echo "host=$PGP/pg port=5432 user=px dbname=postgres"; }
+pg_start() {
+  [[ -n $PGP ]] && return 0
+  PGP="$(mktemp -d /tmp/pxbench-pg.XXXXXX)"
+  chmod 711 "$PGP"  # the server runs as nobody when root
+  "$ROOT/tests/pg_fixture.sh" start "$PGP/pg" >/dev/null
+}
+# A fresh proxyd (NAME, database args) takes one c64 run and is killed with -9 at its end:
+# "requests answered, rows in its database" (start_proxyd's probe is one more request).
+declare -A KILLED
+kill_run() {  # NAME DB-ARGS...
+  local name=$1 r rows; shift
+  start_proxyd "$name" --policy "$T/small.policy" "$@"
+  r=$(wrk_run $PX_PORT 64 0)
+  kill -KILL "$PX_PID"; wait "$PX_PID" 2>/dev/null || true
+  if [[ $name == kill-pg ]]; then
+    rows=$(psql "$(pg_db)" -XAtc "SELECT count(*) FROM access_log")
+  else
+    rows=$(sqlite3 "$T/var-$name/proxyd.db" "SELECT count(*) FROM access_log")
+  fi
+  echo "$(( ${r##* } + 1 )) $rows"
+}
 
 wrk_run() {  # PORT CONNS CLOSE -> "req/s p99 errors requests"
   local port=$1 conns=$2 close=$3
@@ -225,6 +258,9 @@ for row in $ROWS; do
                   measure proxyd-nolog $PX_PORT; stop_proxyd ;;
     proxyd-bigpolicy) start_proxyd big --policy "$T/big.policy"
                       measure proxyd-bigpolicy $PX_PORT; stop_proxyd ;;
+    proxyd-pg) pg_start; start_proxyd pg --policy "$T/small.policy" --db "$(pg_db)"
+               measure proxyd-pg $PX_PORT; stop_proxyd
+               psql "$(pg_db)" -Xqc "TRUNCATE access_log" ;;
     proxyd-scale) start_proxyd scale --policy "$T/small.policy" \
                     --max-connections $((SCALE_N + 4096)) --idle-timeout 900000
                   SCALE_OUT=$(taskset -c "$CPU_LOAD" python3 "$HERE/lib/conn_scale.py" --port $PX_PORT \
@@ -273,4 +309,11 @@ if [[ -n ${SCALE:-} ]]; then
   [[ -n ${SCALE_STOPPED:-} ]] && printf 'stopped opening: %s\n' "$SCALE_STOPPED"
   [[ -n ${SCALE_PXLOG:-} ]] && printf 'proxyd warned at start (its estimate counts an origin descriptor per client; idle ones hold none): %s\n' "${SCALE_PXLOG#*warn: }"
 fi
+for row in proxyd proxyd-pg; do
+  [[ " $ROWS " == *" $row "* ]] || continue
+  if [[ $row == proxyd ]]; then k=$(kill_run kill-sqlite); else k=$(kill_run kill-pg --db "$(pg_db)"); fi
+  read -r asked kept <<<"$k"
+  printf '%s, killed -9 at the end of a c64 run: %s rows in its database for %s requests wrk counted (up to 64 more were in flight at its end): %s lost (the writer'"'"'s backlog)\n' \
+    "$row" "$kept" "$asked" "$((asked > kept ? asked - kept : 0))"
+done
 echo "(pinning: proxy on CPU $CPU_PROXY, nginx/wrk/curl on CPU $CPU_LOAD; $DUR s per wrk run; workers $WORKERS)"
