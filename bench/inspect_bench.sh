@@ -26,7 +26,10 @@
 # proxyd, so on CPU 0 they, not the proxy, can set the curl table's pace. Both ends of it allow
 # TLS 1.3 with AES-128-GCM only, so every hop of every row uses that one cipher (the curl table
 # has each program's own choice). Columns: bulk MB/s (median of 3 downloads of the same size),
-# the proxy's, the client's and the origin's CPU ms per MB, and CPU 0's idle share.
+# the proxy's, the client's and the origin's CPU ms per MB, and CPU 0's idle share. Pinned, it
+# has one more row, direct-2cpu: the client on CPU 0 and a second lean origin on the proxy's
+# CPU 1, so that each byte crosses between the CPUs once as it does through a proxy (direct
+# keeps both ends on CPU 0); splice / direct-2cpu is the proxy's share of the splice gap.
 # With --profile DIR, four more inspected downloads each through proxyd's plain port, its
 # TLS port and Squid run under perf record -g (DIR/perf-proxyd.txt, perf-proxyd-tls.txt,
 # perf-squid.txt: shares by library and by symbol), one more each under strace -c
@@ -133,6 +136,12 @@ taskset -c "$CPU_LOAD" "$LEAN" serve 127.0.0.1:18444 "$T/origin.crt" "$T/origin.
 PIDS+=($!)
 LEAN_ORIGIN_PID=$!
 for _ in $(seq 50); do "$LEAN" get 127.0.0.1:18444 1024 --count 1 --cafile "$T/upstream-ca.crt" >/dev/null 2>&1 && break; sleep 0.1; done
+if [[ $PIN == 1 ]]; then  # direct-2cpu's origin, on the proxy's CPU
+  taskset -c "$CPU_PROXY" "$LEAN" serve 127.0.0.1:18446 "$T/origin.crt" "$T/origin.key" 2>"$T/lean-origin2.log" &
+  PIDS+=($!)
+  LEAN_ORIGIN2_PID=$!
+  for _ in $(seq 50); do "$LEAN" get 127.0.0.1:18446 1024 --count 1 --cafile "$T/upstream-ca.crt" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 
 declare -A PX_PID
 start_proxyd() {  # PORT POLICY-TEXT [PROXYD-ARGS...]
@@ -242,29 +251,30 @@ download() {  # PROXY-PID-OR-0 CURL-ARGS... -> "median-MB/s CPU-ms/MB idle-%" (C
 # The lean table's download: 3 through tls_bulk get (median MB/s; its own CPU per MB), with
 # the proxy's and the lean origin's CPU per MB (the origin's reaped connection processes
 # included) and CPU 0's idle share over them.
-origin_ms() {  # -> the lean origin's CPU so far (its own and its reaped children's), in ms
+origin_ms() {  # ORIGIN-PID -> its CPU so far (its own and its reaped children's), in ms
   local tck
   tck=$(getconf CLK_TCK)
-  awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13 + $14 + $15) * 1000 / t }' /proc/$LEAN_ORIGIN_PID/stat
+  awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13 + $14 + $15) * 1000 / t }' /proc/$1/stat
 }
-origin_idle() {  # waits (at most 5 s) until the origin's connection processes are gone
+origin_idle() {  # ORIGIN-PID: waits (at most 5 s) until its connection processes are gone
   for _ in $(seq 50); do
-    [[ -z $(cat /proc/$LEAN_ORIGIN_PID/task/$LEAN_ORIGIN_PID/children 2>/dev/null) ]] && return
+    [[ -z $(cat /proc/$1/task/$1/children 2>/dev/null) ]] && return
     sleep 0.1
   done
 }
 lean_download() {  # PROXY-PID-OR-0 TLS_BULK-GET-ARGS... -> "MB/s proxy-ms/MB client-ms/MB origin-ms/MB idle-%"
-  local pid=$1 c0 c1 i0 i1 o0 o1 out
+  # (ORIGIN_PORT and ORIGIN_PID name another lean origin than the first)
+  local pid=$1 c0 c1 i0 i1 o0 o1 out opid=${ORIGIN_PID:-$LEAN_ORIGIN_PID}
   shift
-  origin_idle
+  origin_idle "$opid"
   [[ $pid != 0 ]] && c0=$(cpu_ns "$pid")
-  o0=$(origin_ms)
+  o0=$(origin_ms "$opid")
   i0=$(idle_ticks)
-  out=$(taskset -c "$CPU_LOAD" "$LEAN" get 127.0.0.1:18444 "$BIG" --count 3 "$@")
+  out=$(taskset -c "$CPU_LOAD" "$LEAN" get 127.0.0.1:"${ORIGIN_PORT:-18444}" "$BIG" --count 3 "$@")
   i1=$(idle_ticks)
   [[ $pid != 0 ]] && c1=$(cpu_ns "$pid")
-  origin_idle
-  o1=$(origin_ms)
+  origin_idle "$opid"
+  o1=$(origin_ms "$opid")
   awk -v pid="$pid" -v c0="${c0:-0}" -v c1="${c1:-0}" -v o0="$o0" -v o1="$o1" -v i0="$i0" \
     -v i1="$i1" -v out="$out" 'BEGIN { split(out, r, " "); mb = r[3];
       printf "%s ", r[1];
@@ -296,10 +306,14 @@ for row in "${rows[@]}"; do
   read -r BULK[$row] CPU[$row] IDLE[$row] <<< "$r"
 done
 declare -A LBULK LCPU LCLIENT LORIGIN LIDLE
-for row in "${rows[@]}"; do
+lean_rows=(direct)
+[[ $PIN == 1 ]] && lean_rows+=(direct-2cpu)
+lean_rows+=("${rows[@]:1}")
+for row in "${lean_rows[@]}"; do
   echo "measuring $row with the lean client and origin ..." >&2
   case $row in
     direct) r=$(lean_download 0 --cafile "$T/upstream-ca.crt") ;;
+    direct-2cpu) r=$(ORIGIN_PORT=18446 ORIGIN_PID=$LEAN_ORIGIN2_PID lean_download 0 --cafile "$T/upstream-ca.crt") ;;
     proxyd-splice) r=$(lean_download "${PX_PID[18890]}" --proxy 127.0.0.1:18890 --cafile "$T/upstream-ca.crt") ;;
     proxyd-inspect) r=$(lean_download "${PX_PID[18891]}" --proxy 127.0.0.1:18891 --cafile "$T/proxy-ca.crt") ;;
     proxyd-inspect-tls) r=$(lean_download "${PX_PID[18891]}" --proxy 127.0.0.1:18892 --proxy-tls "$PXTLS_CA" \
@@ -317,7 +331,7 @@ done
 printf '\nLean client and origin (bench/tls_bulk, TLS 1.3 AES-128-GCM on every hop), %s MiB downloads:\n' "$BULK_MIB"
 printf '\n| row | bulk MB/s | proxy CPU ms/MB | client CPU ms/MB | origin CPU ms/MB | idle %% of %s (client, origin) |\n|---|---:|---:|---:|---:|---:|\n' \
   "$([[ $PIN == 1 ]] && echo "CPU $CPU_LOAD" || echo "all CPUs")"
-for row in "${rows[@]}"; do
+for row in "${lean_rows[@]}"; do
   printf '| %s | %s | %s | %s | %s | %s |\n' "$row" "${LBULK[$row]}" "${LCPU[$row]}" "${LCLIENT[$row]}" \
     "${LORIGIN[$row]}" "${LIDLE[$row]}"
 done
@@ -335,6 +349,8 @@ if [[ $SQUID == 1 ]]; then
     "$(ratio "${HS[proxyd-inspect]}" "${HS[squid-bump]}")" "$(ratio "${BULK[proxyd-inspect]}" "${BULK[squid-bump]}")" \
     "$(ratio "${CPU[squid-bump]}" "${CPU[proxyd-inspect]}")"
 fi
+[[ $PIN == 1 ]] && printf 'lean: direct-2cpu / direct bulk %s; proxyd-splice / direct-2cpu bulk %s\n' \
+  "$(ratio "${LBULK[direct-2cpu]}" "${LBULK[direct]}")" "$(ratio "${LBULK[proxyd-splice]}" "${LBULK[direct-2cpu]}")"
 printf 'lean: proxyd-splice / direct bulk %s; proxyd-inspect / direct bulk %s; proxyd-inspect-tls / proxyd-inspect bulk %s, CPU per MB %s\n' \
   "$(ratio "${LBULK[proxyd-splice]}" "${LBULK[direct]}")" "$(ratio "${LBULK[proxyd-inspect]}" "${LBULK[direct]}")" \
   "$(ratio "${LBULK[proxyd-inspect-tls]}" "${LBULK[proxyd-inspect]}")" \
