@@ -286,6 +286,19 @@ const struct store_migration store_migrations[] = {
     /* PostgreSQL: room in the rollups' pages for updates (store_migrations_pg); SQLite's
      * pages have no such setting. */
     {37, ""},
+    /* The ids each minute's rows took (store_rollup.c keeps it with the rollups, for the rows
+     * at or below their watermark), so a log search turns a time window into an id range
+     * instead of walking every newer id (store_query.c). Made here from the rows already
+     * rolled up; the writer adds the rest as it catches up. */
+    {39, "CREATE TABLE access_log_minutes("
+         " minute_ms INTEGER PRIMARY KEY,"
+         " first_id INTEGER NOT NULL,"
+         " last_id INTEGER NOT NULL,"
+         " row_count INTEGER NOT NULL);"
+         "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
+         " SELECT time_ms - ((time_ms % 60000) + 60000) % 60000, min(id), max(id), count(*)"
+         " FROM access_log WHERE id <= (SELECT rolled_id FROM access_rollup_state WHERE id = 1)"
+         " GROUP BY 1;"},
     /* Which run of a node beats (store_node.c): two processes given one name are told apart,
      * and the one that sees the other says so in its row. */
     {44, "ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
@@ -544,6 +557,15 @@ const struct store_migration store_migrations_pg[] = {
      * left free they are HOT updates, which page pruning reclaims. Pages written before keep
      * their fill; new buckets go to new pages. */
     {37, "ALTER TABLE access_rollup SET (fillfactor = 70);"},
+    {39, "CREATE TABLE access_log_minutes("
+         " minute_ms BIGINT PRIMARY KEY,"
+         " first_id BIGINT NOT NULL,"
+         " last_id BIGINT NOT NULL,"
+         " row_count BIGINT NOT NULL);"
+         "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
+         " SELECT time_ms - ((time_ms % 60000) + 60000) % 60000, min(id), max(id), count(*)"
+         " FROM access_log WHERE id <= (SELECT rolled_id FROM access_rollup_state WHERE id = 1)"
+         " GROUP BY 1;"},
 };
 const size_t store_migrations_pg_count =
     sizeof(store_migrations_pg) / sizeof(store_migrations_pg[0]);

@@ -318,6 +318,7 @@ struct store_rollup_sums {
 };
 /* What of an access row the rollups need. */
 struct store_rollup_row {
+    int64_t id; /* > 0: added rows go into the minute's id range (access_log_minutes) */
     int64_t time_ms;
     const char *host, *client, *node;
     int32_t rule_id;
@@ -335,8 +336,10 @@ bool store_rollup_empty(const struct store_rollup_acc *acc);
 /* Adds one row (sign 1) or takes one away (-1) at every level and dimension. Returns false,
  * adding nothing, when the accumulator is full: flush it and add again. */
 bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_row *r, int sign);
-/* Applies acc inside the caller's transaction (a bucket left without requests is deleted),
- * sets the watermark to rolled_id unless it is negative, and empties acc. 0, or -1 with err
+/* Applies acc inside the caller's transaction (a bucket left without requests is deleted; the
+ * added rows' ids widen their minutes' id ranges in access_log_minutes, which thus cover
+ * every row at or below the watermark), sets the watermark to rolled_id unless it is
+ * negative, and empties acc. 0, or -1 with err
  * (acc emptied all the same: the caller rolls back). */
 int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t rolled_id, char *err,
                        size_t errlen);
@@ -349,8 +352,8 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen);
 int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
                               bool *done, int64_t *rolled, char *err, size_t errlen);
 /* Inside the caller's transaction: deletes every rollup row of every level and dimension
- * whose bucket starts in [lo, hi), for rows leaving whole buckets at once (a day's table
- * dropped). 0, or -1 with err. */
+ * whose bucket starts in [lo, hi), and those minutes' id ranges, for rows leaving whole
+ * buckets at once (a day's table dropped). 0, or -1 with err. */
 int store_rollup_drop_range(struct store *st, int64_t lo, int64_t hi, char *err, size_t errlen);
 /* The access_log columns the rollups need: selected from column first on, store_rollup_row_of
  * reads one row (its strings valid until the next step). */

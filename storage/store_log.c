@@ -615,9 +615,13 @@ static int rollup_apply(struct store_log *log)
     return 0;
 }
 
-static struct store_rollup_row rollup_row(const struct store_log *log, const struct store_access *a)
+/* id: the row's id, or the one it will take (PostgreSQL: checked by rollup_confirm, which drops
+ * the sums when it differs). */
+static struct store_rollup_row rollup_row(const struct store_log *log, const struct store_access *a,
+                                          int64_t id)
 {
     return (struct store_rollup_row){
+        .id = id,
         .time_ms = a->time_ms,
         .host = a->host,
         .client = a->client,
@@ -632,7 +636,7 @@ static struct store_rollup_row rollup_row(const struct store_log *log, const str
 /* Adds a's row (id id) to the sums in memory, applying them first when they are full. */
 static int rollup_add(struct store_log *log, const struct store_access *a, int64_t id)
 {
-    struct store_rollup_row r = rollup_row(log, a);
+    struct store_rollup_row r = rollup_row(log, a, id);
 
     if (log->rollup_behind)
         return 0;
@@ -656,7 +660,8 @@ static int rollup_add(struct store_log *log, const struct store_access *a, int64
  * full, the rows before it are sent and their ids checked, and the sums applied first. */
 static int rollup_add_pg(struct store_log *log, const struct store_access *a)
 {
-    struct store_rollup_row r = rollup_row(log, a);
+    /* The id it takes if no other node's rows come in between (rollup_confirm checks). */
+    struct store_rollup_row r = rollup_row(log, a, log->rolled_last + log->unconfirmed + 1);
 
     if (log->rollup_behind)
         return 0;
@@ -665,6 +670,7 @@ static int rollup_add_pg(struct store_log *log, const struct store_access *a)
             return -1;
         if (log->rollup_behind)
             return 0;
+        r.id = log->rolled_last + log->unconfirmed + 1;
         store_rollup_add(log->rollup, &r, 1);
     }
     log->unconfirmed++;

@@ -16,10 +16,11 @@
 
 #define SEARCH_DEFAULT_LIMIT 100
 #define SEARCH_MAX_LIMIT 1000
-/* A bounded window at most this long is read through the time index, then sorted by id
- * (also with a client filter: there is no client index); longer or open windows walk the
- * ids from the newest end, which meets the window at once for the usual "last hour / last
- * day" and needs no sort. */
+/* Without the minutes' id ranges (PostgreSQL, or rows out of time order): a bounded window
+ * at most this long is read through the time index, then sorted by id (also with a client
+ * filter: there is no client index); longer or open windows walk the ids from the newest
+ * end, which meets the window at once for the usual "last hour / last day" and needs no
+ * sort. */
 #define NARROW_WINDOW_MS (6 * 3600 * 1000LL)
 #define SERIES_MAX_POINTS 100000
 #define TOP_MAX_LIMIT 1000
@@ -178,6 +179,87 @@ static int pg_net_terms(const struct store_log_filter *f, char *v4, char *v6)
     return 0;
 }
 
+/* A read transaction unless the caller has one open. */
+static bool read_begin(struct store *st)
+{
+    if (sql_in_transaction(st))
+        return false;
+    return sql_exec_script(st, sql_frag(st, SQL_BEGIN_SNAPSHOT), NULL, 0) == 0;
+}
+
+static void read_end(struct store *st, bool began)
+{
+    if (began)
+        sql_exec_script(st, "COMMIT", NULL, 0);
+}
+
+/* SQLite: the ids that hold the rows of a window [since, until) (0: open) at or below the
+ * rollups' watermark, from the id range of each minute of it (access_log_minutes, kept with
+ * the rollups): *lo_id > *hi_id when none does. The rows above the watermark are few and the
+ * newest. false when the range is far wider than the rows it holds (rows written out of time
+ * order, e.g. a spill sent late, would make it read much of the log): the caller then keeps
+ * to the time index. */
+#define ID_RANGE_SLACK 100000
+static bool window_ids(struct store *st, int64_t since, int64_t until, int64_t *mark,
+                       int64_t *lo_id, int64_t *hi_id, char *err, size_t errlen, int *rc)
+{
+    struct sql_stmt *s;
+    int64_t rows = 0;
+
+    *rc = 0;
+    *lo_id = 1;
+    *hi_id = 0;
+    if ((*mark = store_rollup_watermark(st, err, errlen)) < 0) {
+        *rc = -1;
+        return false;
+    }
+    if (store_prepare(st,
+                      "SELECT min(first_id), max(last_id), sum(row_count) FROM access_log_minutes"
+                      " WHERE minute_ms >= ?1 AND minute_ms < ?2",
+                      &s, err, errlen) < 0) {
+        *rc = -1;
+        return false;
+    }
+    /* A minute that starts before since may hold rows of the window. */
+    sql_bind_int64(s, 1, since > 0 ? since - ((since % 60000) + 60000) % 60000 : INT64_MIN);
+    sql_bind_int64(s, 2, until > 0 ? until : INT64_MAX);
+    if (sql_step(s) != SQL_ROW) {
+        *rc = store_sql_err(st, err, errlen, "log search");
+        sql_finalize(s);
+        return false;
+    }
+    if (!sql_col_null(s, 0)) {
+        *lo_id = sql_col_int64(s, 0);
+        *hi_id = sql_col_int64(s, 1);
+        rows = sql_col_int64(s, 2);
+    }
+    sql_finalize(s);
+    if (*hi_id > *mark)
+        *hi_id = *mark;
+    return *lo_id > *hi_id || *hi_id - *lo_id <= 2 * rows + ID_RANGE_SLACK;
+}
+
+/* Appends the rows of sql (its parameters p, the limit last) to v[*len ...]; 0 or -1. */
+static int search_rows(struct store *st, const char *sql, const struct params *p,
+                       struct store_log_row *v, size_t *len, size_t limit, char *err, size_t errlen)
+{
+    struct sql_stmt *s;
+    int rc = SQL_DONE;
+
+    if (store_prepare(st, sql, &s, err, errlen) < 0)
+        return -1;
+    params_bind(p, s);
+    while (*len < limit && (rc = sql_step(s)) == SQL_ROW)
+        row_from_stmt(s, &v[(*len)++]);
+    if (*len < limit && rc != SQL_DONE) {
+        store_sql_err(st, err, errlen, "log search");
+        sql_finalize(s);
+        return -1;
+    }
+    sql_finalize(s);
+    return 0;
+}
+
 int store_log_search(struct store *st, const struct store_log_filter *f,
                      struct store_log_row **rows, size_t *n, char *err, size_t errlen)
 {
@@ -186,22 +268,35 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     struct params p = {0};
     char *host_pat = NULL, *text_pat = NULL;
     struct store_log_row *v = NULL;
-    struct sql_stmt *s = NULL;
-    size_t limit = f->limit ? f->limit : SEARCH_DEFAULT_LIMIT, len = 0;
+    size_t limit = f->limit ? f->limit : SEARCH_DEFAULT_LIMIT, len = 0, base_len;
+    int64_t mark = 0, lo_id = 1, hi_id = 0;
+    bool began = false;
+    int rc = 0;
     /* A later page (before_id) walks the ids down from where the last one ended: the time
      * index would read and sort the whole window again for each page of an export. */
     bool by_time = f->since_ms > 0 && f->until_ms > 0 && f->before_id == 0 &&
                    f->until_ms - f->since_ms <= NARROW_WINDOW_MS;
-    /* Unary + keeps an index out of the plan for that term (SQLite). PostgreSQL plans with
-     * statistics, and needs the bare column to skip the days outside the window (its log is
-     * partitioned by day: store_retention.c). */
-    const char *tcol = by_time || st->backend == STORE_PG ? "time_ms" : "+time_ms";
-    int rc;
+    /* SQLite, a window: its ids from the minutes' id ranges, walked down from the newest
+     * (the rows above the rollups' watermark first: they are newer than any below). Then
+     * neither a window's sort nor a walk over every newer id. (PostgreSQL skips the days
+     * outside the window: its log is partitioned by day, store_retention.c.) */
+    bool by_ids =
+        st->backend == STORE_SQLITE && f->after_id == 0 && (f->since_ms > 0 || f->until_ms > 0);
 
     *rows = NULL;
     *n = 0;
     if (limit > SEARCH_MAX_LIMIT)
         limit = SEARCH_MAX_LIMIT;
+    if (by_ids) {
+        began = read_begin(st);
+        by_ids = window_ids(st, f->since_ms, f->until_ms, &mark, &lo_id, &hi_id, err, errlen, &rc);
+        if (rc < 0)
+            goto fail;
+    }
+    by_time = by_time && !by_ids;
+    /* Unary + keeps an index out of the plan for that term (SQLite). PostgreSQL plans with
+     * statistics, and needs the bare column to skip the days outside the window. */
+    const char *tcol = by_time || st->backend == STORE_PG ? "time_ms" : "+time_ms";
     snprintf(sql, sizeof(sql),
              "SELECT id, time_ms, client, \"user\", method, scheme, host, port, path, status,"
              " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni,"
@@ -305,24 +400,38 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
         ADD(" AND id > ?");
         param_int(&p, f->after_id);
     }
-    /* Following (after_id) reads forward so the caller can resume from the last id. */
-    ADD(f->after_id > 0 ? " ORDER BY id ASC LIMIT ?" : " ORDER BY id DESC LIMIT ?");
-#undef ADD
-    param_int(&p, (int64_t)limit);
-
     v = calloc(limit, sizeof(*v));
     if (!v)
         goto oom;
-    if (store_prepare(st, sql, &s, err, errlen) < 0)
-        goto fail;
-    params_bind(&p, s);
-    while (len < limit && (rc = sql_step(s)) == SQL_ROW)
-        row_from_stmt(s, &v[len++]);
-    if (len < limit && rc != SQL_DONE) {
-        store_sql_err(st, err, errlen, "log search");
-        goto fail;
+    if (by_ids) {
+        /* Two ranges of ids, newest first: above the watermark, then the window's range. */
+        int base_n = p.n;
+
+        base_len = strlen(sql);
+        ADD(" AND id > ? ORDER BY id DESC LIMIT ?");
+        param_int(&p, mark);
+        param_int(&p, (int64_t)limit);
+        if (search_rows(st, sql, &p, v, &len, limit, err, errlen) < 0)
+            goto fail;
+        if (len < limit && lo_id <= hi_id) {
+            sql[base_len] = '\0';
+            p.n = base_n;
+            ADD(" AND id >= ? AND id <= ? ORDER BY id DESC LIMIT ?");
+            param_int(&p, lo_id);
+            param_int(&p, hi_id);
+            param_int(&p, (int64_t)(limit - len));
+            if (search_rows(st, sql, &p, v, &len, limit, err, errlen) < 0)
+                goto fail;
+        }
+    } else {
+        /* Following (after_id) reads forward so the caller can resume from the last id. */
+        ADD(f->after_id > 0 ? " ORDER BY id ASC LIMIT ?" : " ORDER BY id DESC LIMIT ?");
+        param_int(&p, (int64_t)limit);
+        if (search_rows(st, sql, &p, v, &len, limit, err, errlen) < 0)
+            goto fail;
     }
-    sql_finalize(s);
+#undef ADD
+    read_end(st, began);
     free(host_pat);
     free(text_pat);
     *rows = v;
@@ -331,7 +440,7 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
 oom:
     store_errf(err, errlen, "log search: out of memory");
 fail:
-    sql_finalize(s);
+    read_end(st, began);
     free(host_pat);
     free(text_pat);
     free(v);
@@ -345,20 +454,6 @@ fail:
  * rows the rollups do not hold yet, and aggregate in C: SQLite's GROUP BY and
  * count(DISTINCT) sort through a temporary b-tree (docs/storage.md has the figures). Each
  * runs in one read transaction, so the rollups, their watermark and the rows agree. */
-
-/* A read transaction unless the caller has one open. */
-static bool read_begin(struct store *st)
-{
-    if (sql_in_transaction(st))
-        return false;
-    return sql_exec_script(st, sql_frag(st, SQL_BEGIN_SNAPSHOT), NULL, 0) == 0;
-}
-
-static void read_end(struct store *st, bool began)
-{
-    if (began)
-        sql_exec_script(st, "COMMIT", NULL, 0);
-}
 
 /* Open bounds (0) become the oldest and newest times in the log; *lo == *hi when empty. */
 static int resolve_range(struct store *st, int64_t since_ms, int64_t until_ms, int64_t *lo,

@@ -43,6 +43,15 @@ struct slot {
 
 #define FLUSH_COLS 11 /* level_ms, dim, bucket_ms, key and the seven sums */
 
+/* Minutes whose id ranges one accumulator holds: rows come in time order, a flush holds a
+ * few minutes (a catch-up more; it flushes when they are full). */
+#define ACC_MINUTES 64
+
+/* The ids the added rows of one minute took (a row of access_log_minutes). */
+struct minute_ids {
+    int64_t minute_ms, first_id, last_id, rows;
+};
+
 /* The slots a dimension's key took at each level for the last row, and that row's minute
  * (the same minute: the same hour and day). Consecutive rows share most keys (one node, the
  * client of a keep-alive connection, the default rule), which then skip the table. */
@@ -59,6 +68,8 @@ struct store_rollup_acc {
     char *arena;        /* owned, keys * KEY_BYTES */
     size_t keys, used, arena_len;
     struct last_key last[STORE_ROLLUP_DIMS];
+    struct minute_ids minutes[ACC_MINUTES];
+    size_t n_minutes, last_minute; /* last_minute: the entry the last row went to */
     /* PostgreSQL: a flush's columns as array literals (flush_pg), kept between flushes. */
     char *col[FLUSH_COLS];
     size_t col_len[FLUSH_COLS], col_cap[FLUSH_COLS];
@@ -102,13 +113,35 @@ void store_rollup_clear(struct store_rollup_acc *acc)
         acc->slots[acc->used_at[i]].hash = 0;
     acc->used = 0;
     acc->arena_len = 0;
+    acc->n_minutes = 0;
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
         acc->last[dim].valid = false;
 }
 
 bool store_rollup_empty(const struct store_rollup_acc *acc)
 {
-    return acc->used == 0;
+    return acc->used == 0 && acc->n_minutes == 0;
+}
+
+/* The entry of minute in acc's id ranges, a new one when it has none; NULL when full. */
+static struct minute_ids *minute_entry(struct store_rollup_acc *acc, int64_t minute)
+{
+    struct minute_ids *m;
+
+    if (acc->n_minutes > 0 && acc->minutes[acc->last_minute].minute_ms == minute)
+        return &acc->minutes[acc->last_minute];
+    for (size_t i = 0; i < acc->n_minutes; i++) {
+        if (acc->minutes[i].minute_ms == minute) {
+            acc->last_minute = i;
+            return &acc->minutes[i];
+        }
+    }
+    if (acc->n_minutes == ACC_MINUTES)
+        return NULL;
+    acc->last_minute = acc->n_minutes++;
+    m = &acc->minutes[acc->last_minute];
+    *m = (struct minute_ids){.minute_ms = minute, .first_id = INT64_MAX, .last_id = INT64_MIN};
+    return m;
 }
 
 static uint64_t hash_text(const char *s, size_t len)
@@ -193,6 +226,7 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
     size_t lens[STORE_ROLLUP_DIMS], need = 0;
     uint64_t hashes[STORE_ROLLUP_DIMS];
     int64_t minute;
+    struct minute_ids *ids = NULL;
 
     /* The rule's key is its id in decimal. */
     do {
@@ -215,6 +249,15 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
         acc->arena_len + STORE_ROLLUP_LEVELS * need > acc->keys * KEY_BYTES)
         return false;
     minute = floor_to(r->time_ms, level_ms[0]);
+    /* Only added rows widen an id range: one taken away leaves a range wider than its rows,
+     * which still holds them all. */
+    if (sign > 0 && r->id > 0 && !(ids = minute_entry(acc, minute)))
+        return false;
+    if (ids) {
+        ids->first_id = r->id < ids->first_id ? r->id : ids->first_id;
+        ids->last_id = r->id > ids->last_id ? r->id : ids->last_id;
+        ids->rows++;
+    }
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
         struct last_key *last = &acc->last[dim];
         const struct slot *s = &acc->slots[last->at[0]];
@@ -367,6 +410,38 @@ static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, s
     return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "rollup");
 }
 
+/* The id ranges of acc's minutes into access_log_minutes, each widening what is there. */
+static int flush_minutes(struct store *st, struct store_rollup_acc *acc, char *err, size_t errlen)
+{
+    static const char *const sql[2] = {
+        "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
+        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(minute_ms) DO UPDATE SET"
+        " first_id = min(access_log_minutes.first_id, excluded.first_id),"
+        " last_id = max(access_log_minutes.last_id, excluded.last_id),"
+        " row_count = access_log_minutes.row_count + excluded.row_count",
+        "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
+        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(minute_ms) DO UPDATE SET"
+        " first_id = LEAST(access_log_minutes.first_id, excluded.first_id),"
+        " last_id = GREATEST(access_log_minutes.last_id, excluded.last_id),"
+        " row_count = access_log_minutes.row_count + excluded.row_count",
+    };
+    struct sql_stmt *s;
+    int rc = SQL_DONE;
+
+    if (store_prepare(st, sql[st->backend == STORE_PG], &s, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < acc->n_minutes && rc == SQL_DONE; i++) {
+        sql_bind_int64(s, 1, acc->minutes[i].minute_ms);
+        sql_bind_int64(s, 2, acc->minutes[i].first_id);
+        sql_bind_int64(s, 3, acc->minutes[i].last_id);
+        sql_bind_int64(s, 4, acc->minutes[i].rows);
+        rc = sql_step(s);
+        sql_reset(s);
+    }
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "minute ids");
+}
+
 int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t rolled_id, char *err,
                        size_t errlen)
 {
@@ -421,6 +496,8 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
     }
     sql_finalize(up);
     sql_finalize(gone);
+    if (rc == 0 && acc->n_minutes > 0)
+        rc = flush_minutes(st, acc, err, errlen);
     if (rc == 0 && rolled_id >= 0)
         rc = set_watermark(st, rolled_id, err, errlen);
     store_rollup_clear(acc);
@@ -433,6 +510,7 @@ void store_rollup_row_of(struct sql_stmt *s, int first, struct store_rollup_row 
     const char *client = sql_col_text(s, first + 2);
     const char *node = sql_col_text(s, first + 4);
 
+    r->id = 0;
     r->time_ms = sql_col_int64(s, first);
     r->host = host ? host : "";
     r->client = client ? client : "";
@@ -466,6 +544,7 @@ int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, in
         struct store_rollup_row r;
 
         store_rollup_row_of(s, 1, &r);
+        r.id = sql_col_int64(s, 0);
         if (!store_rollup_add(acc, &r, 1)) {
             /* Full: what is summed so far goes in, up to the row before this one. The
              * reading statement stays open: the upserts touch another table. */
@@ -667,5 +746,14 @@ int store_rollup_drop_range(struct store *st, int64_t lo, int64_t hi, char *err,
         }
     }
     sql_finalize(s);
-    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "rollup");
+    if (rc != SQL_DONE)
+        return store_sql_err(st, err, errlen, "rollup");
+    if (store_prepare(st, "DELETE FROM access_log_minutes WHERE minute_ms >= ?1 AND minute_ms < ?2",
+                      &s, err, errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, lo);
+    sql_bind_int64(s, 2, hi);
+    rc = sql_step(s);
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "minute ids");
 }

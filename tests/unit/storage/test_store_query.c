@@ -179,6 +179,146 @@ START_TEST(test_search_filters_paging_and_follow)
 }
 END_TEST
 
+/* Rows of test_search_windows: id, time after T, client. */
+struct win_row {
+    int64_t id, dt_ms;
+    const char *client;
+};
+
+/* The reference answer: the rows in [since, until) (0: open) of client (NULL: any) with ids
+ * below before (0: any), newest id first, at most limit, joined by ",". */
+static void window_ref(const struct win_row *w, size_t n, int64_t since, int64_t until,
+                       const char *client, int64_t before, size_t limit, char *out, size_t size)
+{
+    size_t got = 0;
+
+    out[0] = '\0';
+    for (int64_t id = 1000; id > 0 && got < limit; id--) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t t = T + w[i].dt_ms;
+
+            if (w[i].id != id || (since > 0 && t < since) || (until > 0 && t >= until) ||
+                (client && strcmp(client, w[i].client) != 0) || (before > 0 && id >= before))
+                continue;
+            snprintf(out + strlen(out), size - strlen(out), "%s%lld", got ? "," : "",
+                     (long long)id);
+            got++;
+        }
+    }
+}
+
+/* Time windows (SQLite reads them as id ranges, access_log_minutes): every edge of a minute,
+ * windows wider than 6 h, rows written out of time order, rows above the rollups' watermark
+ * (not in the minutes' ranges yet), a client filter and page 2, each against the rows. */
+START_TEST(test_search_windows)
+{
+    static const struct row first[] = {
+        {0, "10.0.0.1", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {59999, "10.0.0.2", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {60000, "10.0.0.1", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {90000, "10.0.0.2", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {119999, "10.0.0.1", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {120000, "10.0.0.2", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {3 * 3600000, "10.0.0.1", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {7 * 3600000, "10.0.0.2", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+    };
+    /* Written later with older times (a late node, a spill sent when the database came back). */
+    static const struct row late[] = {
+        {30000, "10.0.0.2", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+        {61000, "10.0.0.1", "a.test", "/", STORE_ALLOW, 200, 1, 1, 0, NULL},
+    };
+    static const struct win_row w[] = {
+        {1, 0, "10.0.0.1"},           {2, 59999, "10.0.0.2"},       {3, 60000, "10.0.0.1"},
+        {4, 90000, "10.0.0.2"},       {5, 119999, "10.0.0.1"},      {6, 120000, "10.0.0.2"},
+        {7, 3 * 3600000, "10.0.0.1"}, {8, 7 * 3600000, "10.0.0.2"}, {9, 30000, "10.0.0.2"},
+        {10, 61000, "10.0.0.1"},      {11, 45000, "10.0.0.2"},      {12, 120001, "10.0.0.1"},
+    };
+    const int64_t edges[] = {0,
+                             T - 1,
+                             T,
+                             T + 1,
+                             T + 59999,
+                             T + 60000,
+                             T + 60001,
+                             T + 119999,
+                             T + 120000,
+                             T + 120001,
+                             T + 3 * 3600000,
+                             T + 3 * 3600000 + 1,
+                             T + 7 * 3600000 + 1};
+    const size_t ne = sizeof(edges) / sizeof(edges[0]);
+    const char *clients[] = {NULL, "10.0.0.2"};
+    struct sql_stmt *s;
+    char got[256], want[256];
+
+    push_rows(first, sizeof(first) / sizeof(first[0]), T);
+    push_rows(late, sizeof(late) / sizeof(late[0]), T);
+    /* The writer kept each minute's ids with the rollups: minute 0 took ids 1, 2 and 9. */
+    ck_assert_int_eq(store_prepare(st,
+                                   "SELECT first_id, last_id, row_count FROM access_log_minutes"
+                                   " WHERE minute_ms = ?1",
+                                   &s, err, sizeof(err)),
+                     0);
+    sql_bind_int64(s, 1, T);
+    ck_assert_int_eq(sql_step(s), SQL_ROW);
+    ck_assert_int_eq(sql_col_int64(s, 0), 1);
+    ck_assert_int_eq(sql_col_int64(s, 1), 9);
+    ck_assert_int_eq(sql_col_int64(s, 2), 3);
+    sql_finalize(s);
+    /* Rows 11 and 12 above the watermark, as if the writer had not rolled them up yet. */
+    for (size_t i = 10; i < 12; i++) {
+        ck_assert_int_eq(
+            store_prepare(st,
+                          "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host,"
+                          " port, path, status, bytes_up, bytes_down, duration_ms, decision,"
+                          " rule_id, error, policy_version, sni, dest, node) VALUES (?1, ?2, '',"
+                          " 'GET', 'http', 'a.test', 80, '/', 200, 1, 1, 0, 0, 0, '', 0, '', '',"
+                          " '')",
+                          &s, err, sizeof(err)),
+            0);
+        sql_bind_int64(s, 1, T + w[i].dt_ms);
+        sql_bind_text(s, 2, w[i].client);
+        ck_assert_int_eq(sql_step(s), SQL_DONE);
+        sql_finalize(s);
+    }
+    ck_assert_int_eq(store_rollup_watermark(st, err, sizeof(err)), 10);
+    for (size_t a = 0; a < ne; a++) {
+        for (size_t b = 0; b < ne; b++) {
+            int64_t since = edges[a], until = edges[b];
+
+            if ((since == 0 && until == 0) || (since > 0 && until > 0 && until <= since))
+                continue;
+            for (size_t c = 0; c < 2; c++) {
+                struct store_log_filter f = {
+                    .since_ms = since, .until_ms = until, .client = clients[c], .decision = -1};
+                size_t comma = 0;
+
+                window_ref(w, 12, since, until, clients[c], 0, 100, want, sizeof(want));
+                search_ids(&f, got, sizeof(got));
+                ck_assert_msg(strcmp(got, want) == 0, "[%lld, %lld) %s: got '%s' want '%s'",
+                              (long long)(since ? since - T : -1),
+                              (long long)(until ? until - T : -1), clients[c] ? clients[c] : "",
+                              got, want);
+                /* Page 2 of pages of 2: below the first page's last id. */
+                f.limit = 2;
+                search_ids(&f, got, sizeof(got));
+                for (size_t i = 0; got[i]; i++)
+                    comma = got[i] == ',' ? i + 1 : comma;
+                if (strchr(got, ',') == NULL)
+                    continue;
+                f.before_id = strtoll(got + comma, NULL, 10);
+                window_ref(w, 12, since, until, clients[c], f.before_id, 2, want, sizeof(want));
+                search_ids(&f, got, sizeof(got));
+                ck_assert_msg(strcmp(got, want) == 0, "page 2 [%lld, %lld) %s: got '%s' want '%s'",
+                              (long long)(since ? since - T : -1),
+                              (long long)(until ? until - T : -1), clients[c] ? clients[c] : "",
+                              got, want);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_search_returns_every_field)
 {
     struct store_log_filter f = {.decision = -1, .limit = 1, .after_id = 2};
@@ -569,6 +709,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_search_filters_paging_and_follow);
     tcase_add_test(tc, test_search_returns_every_field);
+    tcase_add_test(tc, test_search_windows);
     tcase_add_test(tc, test_top_hosts_clients_blocked);
     tcase_add_test(tc, test_host_visitors_by_client_and_user);
     tcase_add_test(tc, test_series_buckets_include_empty_ones);
