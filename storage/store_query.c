@@ -260,6 +260,318 @@ static int search_rows(struct store *st, const char *sql, const struct params *p
     return 0;
 }
 
+/* ---- A host substring few rows match ----
+ *
+ * Without a host index (an index costs the writer a B-tree insert a row) a substring that
+ * few rows match read the whole log for a page. The rollups know every host of every day,
+ * hour and minute: the hosts that match come from the day rows, the minutes that hold them
+ * from exact probes down the hours, and only those minutes' rows are read (by their id
+ * range, access_log_minutes), newest first, until the page is full and no older minute
+ * holds a higher id. */
+#define RARE_HOSTS 32  /* more matching hosts than this: the walk over the newest ids */
+#define RARE_SHARE 100 /* matching rows fewer than 1 in this many of the window's: rare */
+#define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
+
+struct rare {
+    struct store *st;
+    const struct store_log_filter *f;
+    char *sql; /* the search's SQL so far (its filters), size 2048 */
+    struct params *p;
+    const char *tcol;
+    size_t base_len;
+    int base_n;
+    char keys[RARE_HOSTS][STORE_ROLLUP_KEY_MAX + 1];
+    int nkeys;
+    struct store_log_row *cand; /* owned, 2 * limit: the best rows of the minutes read */
+    size_t ncand, limit;
+    int64_t mark;
+    char *err;
+    size_t errlen;
+};
+
+static int cmp_row_id_desc(const void *pa, const void *pb)
+{
+    const struct store_log_row *a = pa, *b = pb;
+
+    return a->id > b->id ? -1 : a->id < b->id;
+}
+
+/* floor of t to unit (t may be negative) */
+static int64_t rare_floor(int64_t t, int64_t unit)
+{
+    return t - ((t % unit) + unit) % unit;
+}
+
+/* The children (hours of a day, minutes of an hour) of bucket `parent` whose rollup of key k
+ * has rows: bit i of *found for child i (at most 60). 0 or -1. */
+static int rare_children(struct rare *r, int64_t level, int n, int64_t parent, int k,
+                         uint64_t *found)
+{
+    char sql[512] = "SELECT bucket_ms FROM access_rollup WHERE level_ms = ? AND dim = ?"
+                    " AND key = ? AND bucket_ms IN (?";
+    struct sql_stmt *s;
+    int rc;
+
+    for (int i = 1; i < n; i++)
+        strcat(sql, ", ?");
+    strcat(sql, ")");
+    if (store_prepare(r->st, sql, &s, r->err, r->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, level);
+    sql_bind_int64(s, 2, STORE_DIM_HOST);
+    sql_bind_text(s, 3, r->keys[k]);
+    for (int i = 0; i < n; i++)
+        sql_bind_int64(s, 4 + i, parent + i * level);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        int64_t i = (sql_col_int64(s, 0) - parent) / level;
+
+        if (i >= 0 && i < n)
+            *found |= 1ull << i;
+    }
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(r->st, r->err, r->errlen, "log search");
+}
+
+/* The largest id of the rows at or below the watermark in the minutes before `minute`. */
+static int rare_older_max(struct rare *r, int64_t minute, int64_t *max_id)
+{
+    struct sql_stmt *s;
+    int rc;
+
+    *max_id = 0;
+    if (store_prepare(r->st, "SELECT max(last_id) FROM access_log_minutes WHERE minute_ms < ?1", &s,
+                      r->err, r->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, minute);
+    rc = sql_step(s);
+    if (rc == SQL_ROW && !sql_col_null(s, 0))
+        *max_id = sql_col_int64(s, 0);
+    sql_finalize(s);
+    return rc == SQL_ROW ? 0 : store_sql_err(r->st, r->err, r->errlen, "log search");
+}
+
+/* The matching rows of one minute at or below the watermark into the candidates, then the
+ * best limit of them kept. 1 when the page is settled (full, and no older minute holds a
+ * higher id), 0 to go on, -1. */
+static int rare_minute(struct rare *r, int64_t minute)
+{
+    struct sql_stmt *s;
+    int64_t lo = 1, hi = r->mark, older;
+    size_t got = 0;
+
+    if (store_prepare(r->st,
+                      "SELECT first_id, last_id FROM access_log_minutes WHERE minute_ms = ?1", &s,
+                      r->err, r->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, minute);
+    if (sql_step(s) == SQL_ROW) {
+        lo = sql_col_int64(s, 0);
+        hi = sql_col_int64(s, 1) < hi ? sql_col_int64(s, 1) : hi;
+    }
+    sql_finalize(s);
+    if (r->f->before_id > 0 && hi >= r->f->before_id)
+        hi = r->f->before_id - 1;
+    if (lo <= hi) {
+        r->sql[r->base_len] = '\0';
+        r->p->n = r->base_n;
+        strncat(r->sql, " AND ", 2047 - strlen(r->sql));
+        strncat(r->sql, r->tcol, 2047 - strlen(r->sql));
+        strncat(r->sql, " >= ? AND ", 2047 - strlen(r->sql));
+        strncat(r->sql, r->tcol, 2047 - strlen(r->sql));
+        strncat(r->sql, " < ? AND id >= ? AND id <= ? ORDER BY id DESC LIMIT ?",
+                2047 - strlen(r->sql));
+        param_int(r->p, minute);
+        param_int(r->p, minute + 60000);
+        param_int(r->p, lo);
+        param_int(r->p, hi);
+        param_int(r->p, (int64_t)r->limit);
+        if (search_rows(r->st, r->sql, r->p, r->cand + r->ncand, &got, r->limit, r->err,
+                        r->errlen) < 0)
+            return -1;
+        r->ncand += got;
+        if (got > 0 && r->ncand > 1)
+            qsort(r->cand, r->ncand, sizeof(*r->cand), cmp_row_id_desc);
+        if (r->ncand > r->limit)
+            r->ncand = r->limit;
+    }
+    if (r->ncand < r->limit)
+        return 0;
+    if (rare_older_max(r, minute, &older) < 0)
+        return -1;
+    return older <= r->cand[r->limit - 1].id;
+}
+
+/* Hosts matching the pattern in the window's day rollups, and whether they are rare there.
+ * 1 rare (r->keys filled), 0 not, -1. */
+static int rare_hosts(struct rare *r, const char *host_pat, int64_t day_lo, int64_t day_hi)
+{
+    char sql[400];
+    struct sql_stmt *s;
+    int64_t matching = 0, all = 0;
+    int rc;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT key, sum(requests) FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
+             " AND bucket_ms >= ?3 AND bucket_ms < ?4 AND key %s ?5 ESCAPE '\\' GROUP BY key",
+             sql_frag(r->st, SQL_LIKE));
+    if (store_prepare(r->st, sql, &s, r->err, r->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, DAY_MS);
+    sql_bind_int64(s, 2, STORE_DIM_HOST);
+    sql_bind_int64(s, 3, day_lo);
+    sql_bind_int64(s, 4, day_hi);
+    sql_bind_text(s, 5, host_pat);
+    r->nkeys = 0;
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        const char *k = sql_col_text(s, 0);
+
+        if (r->nkeys == RARE_HOSTS) {
+            sql_finalize(s);
+            return 0;
+        }
+        snprintf(r->keys[r->nkeys++], sizeof(r->keys[0]), "%s", k ? k : "");
+        matching += sql_col_int64(s, 1);
+    }
+    sql_finalize(s);
+    if (rc != SQL_DONE)
+        return store_sql_err(r->st, r->err, r->errlen, "log search");
+    if (store_prepare(r->st,
+                      "SELECT sum(requests) FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
+                      " AND bucket_ms >= ?3 AND bucket_ms < ?4",
+                      &s, r->err, r->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, DAY_MS);
+    sql_bind_int64(s, 2, STORE_DIM_ALL);
+    sql_bind_int64(s, 3, day_lo);
+    sql_bind_int64(s, 4, day_hi);
+    rc = sql_step(s);
+    if (rc == SQL_ROW && !sql_col_null(s, 0))
+        all = sql_col_int64(s, 0);
+    sql_finalize(s);
+    if (rc != SQL_ROW)
+        return store_sql_err(r->st, r->err, r->errlen, "log search");
+    return matching * RARE_SHARE <= all;
+}
+
+/* The page of a host substring search through the rollups when its hosts are rare: v[*len..]
+ * after the rows above the watermark. 1 answered, 0 not rare (nothing done), -1. */
+static int search_rare(struct rare *r, const char *host_pat, struct store_log_row *v, size_t *len)
+{
+    const struct store_log_filter *f = r->f;
+    int64_t since = f->since_ms > 0 ? f->since_ms : INT64_MIN / 2;
+    int64_t until = f->until_ms > 0 ? f->until_ms : INT64_MAX / 2;
+    int64_t day_lo = rare_floor(since, DAY_MS), day_hi = until;
+    struct sql_stmt *s;
+    int64_t *days = NULL;
+    uint32_t *day_keys = NULL;
+    size_t ndays = 0, cap = 0;
+    int rc;
+
+    if ((r->mark = store_rollup_watermark(r->st, r->err, r->errlen)) < 0)
+        return -1;
+    if ((rc = rare_hosts(r, host_pat, day_lo, day_hi)) <= 0)
+        return rc;
+    /* The days that hold a matching host, newest first, with which of the hosts. */
+    for (int k = 0; k < r->nkeys; k++) {
+        if (store_prepare(r->st,
+                          "SELECT bucket_ms FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
+                          " AND bucket_ms >= ?3 AND bucket_ms < ?4 AND key = ?5",
+                          &s, r->err, r->errlen) < 0)
+            goto fail;
+        sql_bind_int64(s, 1, DAY_MS);
+        sql_bind_int64(s, 2, STORE_DIM_HOST);
+        sql_bind_int64(s, 3, day_lo);
+        sql_bind_int64(s, 4, day_hi);
+        sql_bind_text(s, 5, r->keys[k]);
+        while ((rc = sql_step(s)) == SQL_ROW) {
+            int64_t d = sql_col_int64(s, 0);
+            size_t i;
+
+            for (i = 0; i < ndays && days[i] != d; i++)
+                ;
+            if (i == ndays) {
+                if (ndays == cap) {
+                    size_t nc = cap ? 2 * cap : 64;
+                    int64_t *nd = realloc(days, nc * sizeof(*nd));
+                    uint32_t *nk = nd ? realloc(day_keys, nc * sizeof(*nk)) : NULL;
+
+                    if (nd)
+                        days = nd;
+                    if (!nd || !nk) {
+                        sql_finalize(s);
+                        store_errf(r->err, r->errlen, "log search: out of memory");
+                        goto fail;
+                    }
+                    day_keys = nk;
+                    cap = nc;
+                }
+                days[ndays] = d;
+                day_keys[ndays++] = 0;
+            }
+            day_keys[i] |= 1u << k;
+        }
+        sql_finalize(s);
+        if (rc != SQL_DONE) {
+            store_sql_err(r->st, r->err, r->errlen, "log search");
+            goto fail;
+        }
+    }
+    /* The rows above the watermark first: their ids are above all the others. */
+    r->sql[r->base_len] = '\0';
+    r->p->n = r->base_n;
+    strncat(r->sql, " AND id > ? ORDER BY id DESC LIMIT ?", 2047 - strlen(r->sql));
+    param_int(r->p, r->mark);
+    param_int(r->p, (int64_t)r->limit);
+    if (search_rows(r->st, r->sql, r->p, v, len, r->limit, r->err, r->errlen) < 0)
+        goto fail;
+    r->limit -= *len;
+    for (size_t sorted = 0; sorted < ndays; sorted++) /* newest day first */
+        for (size_t j = sorted + 1; j < ndays; j++)
+            if (days[j] > days[sorted]) {
+                int64_t d = days[j];
+                uint32_t m = day_keys[j];
+
+                days[j] = days[sorted], day_keys[j] = day_keys[sorted];
+                days[sorted] = d, day_keys[sorted] = m;
+            }
+    rc = 0;
+    for (size_t d = 0; r->limit > 0 && rc == 0 && d < ndays; d++) {
+        uint64_t hours = 0;
+
+        for (int k = 0; k < r->nkeys; k++)
+            if ((day_keys[d] & (1u << k)) && rare_children(r, HOUR_MS, 24, days[d], k, &hours) < 0)
+                goto fail;
+        for (int h = 23; rc == 0 && h >= 0; h--) {
+            int64_t hour = days[d] + h * HOUR_MS;
+            uint64_t minutes = 0;
+
+            if (!(hours & (1ull << h)) || hour >= until || hour + HOUR_MS <= since)
+                continue;
+            for (int k = 0; k < r->nkeys; k++)
+                if ((day_keys[d] & (1u << k)) && rare_children(r, 60000, 60, hour, k, &minutes) < 0)
+                    goto fail;
+            for (int m = 59; rc == 0 && m >= 0; m--) {
+                int64_t minute = hour + m * 60000;
+
+                if ((minutes & (1ull << m)) && minute < until && minute + 60000 > since &&
+                    (rc = rare_minute(r, minute)) < 0)
+                    goto fail;
+            }
+        }
+    }
+    if (r->limit > 0)
+        for (size_t i = 0; i < r->ncand; i++)
+            v[(*len)++] = r->cand[i];
+    free(days);
+    free(day_keys);
+    return 1;
+fail:
+    free(days);
+    free(day_keys);
+    return -1;
+}
+
 int store_log_search(struct store *st, const struct store_log_filter *f,
                      struct store_log_row **rows, size_t *n, char *err, size_t errlen)
 {
@@ -287,8 +599,9 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     *n = 0;
     if (limit > SEARCH_MAX_LIMIT)
         limit = SEARCH_MAX_LIMIT;
-    if (by_ids) {
+    if (by_ids || f->host_like)
         began = read_begin(st);
+    if (by_ids) {
         by_ids = window_ids(st, f->since_ms, f->until_ms, &mark, &lo_id, &hi_id, err, errlen, &rc);
         if (rc < 0)
             goto fail;
@@ -403,7 +716,29 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
     v = calloc(limit, sizeof(*v));
     if (!v)
         goto oom;
-    if (by_ids) {
+    if (f->host_like && f->after_id == 0) {
+        struct rare r = {.st = st,
+                         .f = f,
+                         .sql = sql,
+                         .p = &p,
+                         .tcol = tcol,
+                         .base_len = strlen(sql),
+                         .base_n = p.n,
+                         .limit = limit,
+                         .err = err,
+                         .errlen = errlen};
+
+        r.cand = calloc(2 * limit, sizeof(*r.cand));
+        if (!r.cand)
+            goto oom;
+        rc = search_rare(&r, host_pat, v, &len);
+        free(r.cand);
+        if (rc < 0)
+            goto fail;
+    }
+    if (rc == 1) {
+        /* answered from the rollups' minutes */
+    } else if (by_ids) {
         /* Two ranges of ids, newest first: above the watermark, then the window's range. */
         int base_n = p.n;
 

@@ -41,7 +41,7 @@ static const struct row rows[] = {
 static void push_rows(const struct row *r, size_t n, int64_t base)
 {
     struct store_log_opts o = {
-        .db_path = tmp.db, .producers = 1, .queue_capacity = 64, .flush_interval_ms = 10};
+        .db_path = tmp.db, .producers = 1, .queue_capacity = 4096, .flush_interval_ms = 10};
     struct store_log *log = store_log_start(&o, err, sizeof(err));
 
     ck_assert_msg(log != NULL, "%s", err);
@@ -312,6 +312,132 @@ START_TEST(test_search_windows)
                 ck_assert_msg(strcmp(got, want) == 0, "page 2 [%lld, %lld) %s: got '%s' want '%s'",
                               (long long)(since ? since - T : -1),
                               (long long)(until ? until - T : -1), clients[c] ? clients[c] : "",
+                              got, want);
+            }
+        }
+    }
+}
+END_TEST
+
+/* Rows of test_search_rare_hosts: id, time, host, client. */
+struct rare_row {
+    int64_t id, time_ms;
+    char host[32];
+    const char *client;
+};
+
+#define RARE_ROWS 2405
+
+/* The reference: rows whose host holds sub (ASCII case-insensitive) in [since, until) (0:
+ * open) of client (NULL: any) below before (0: any), newest id first, at most limit. */
+static void rare_ref(const struct rare_row *w, const char *sub, int64_t since, int64_t until,
+                     const char *client, int64_t before, size_t limit, char *out, size_t size)
+{
+    size_t got = 0;
+
+    out[0] = '\0';
+    for (size_t i = RARE_ROWS; i-- > 0 && got < limit;) {
+        if (!strcasestr(w[i].host, sub) || (since > 0 && w[i].time_ms < since) ||
+            (until > 0 && w[i].time_ms >= until) || (client && strcmp(client, w[i].client)) ||
+            (before > 0 && w[i].id >= before))
+            continue;
+        snprintf(out + strlen(out), size - strlen(out), "%s%lld", got ? "," : "",
+                 (long long)w[i].id);
+        got++;
+    }
+}
+
+/* A host substring few rows match is answered from the rollups' minutes (store_query.c,
+ * search_rare): the same rows as a scan, with hosts only in old rows, rows written out of
+ * time order, rows above the watermark, windows, a client filter and page 2. */
+START_TEST(test_search_rare_hosts)
+{
+    static struct rare_row w[RARE_ROWS];
+    static struct row r[2400];
+    const char *subs[] = {"RARE", "old.rare", "nomatch", "common"};
+    const int64_t start = T - 3 * DAY_MS;
+    const int64_t edges[][2] = {{0, 0},
+                                {start + 600 * 120000, 0},
+                                {start + 300 * 120000 + 1, start + 2100 * 120000},
+                                {start + 900 * 120000, start + 900 * 120000 + 60000}};
+    struct sql_stmt *s;
+    char got[1024], want[1024];
+
+    /* 2,400 rows 2 minutes apart (3.3 days); a rare host every 300th and 450th row, one only
+     * in the oldest rows. */
+    for (size_t i = 0; i < 2400; i++) {
+        const char *host = i % 300 == 7    ? "rare1.test"
+                           : i % 450 == 11 ? "rare2.example"
+                           : i < 3         ? "old.rare.test"
+                                           : "common.test";
+
+        w[i].id = (int64_t)i + 1;
+        w[i].time_ms = start + (int64_t)i * 120000;
+        snprintf(w[i].host, sizeof(w[i].host), "%s", host);
+        w[i].client = i % 2 ? "10.0.0.2" : "10.0.0.1";
+        r[i] = (struct row){
+            w[i].time_ms - start, w[i].client, host, "/", STORE_ALLOW, 200, 1, 1, 0, NULL};
+    }
+    /* Three written late with old times, then two above the watermark (not rolled up). */
+    for (size_t i = 2400; i < RARE_ROWS; i++) {
+        w[i].id = (int64_t)i + 1;
+        w[i].time_ms = start + (int64_t)(i - 2400) * 7 * 3600000 + 30000;
+        snprintf(w[i].host, sizeof(w[i].host), "%s", "rare1.test");
+        w[i].client = "10.0.0.2";
+    }
+    push_rows(r, 2400, start);
+    for (size_t i = 2400; i < 2403; i++) {
+        struct row late = {
+            w[i].time_ms - start, w[i].client, w[i].host, "/", STORE_ALLOW, 200, 1, 1, 0, NULL};
+
+        push_rows(&late, 1, start);
+    }
+    for (size_t i = 2403; i < RARE_ROWS; i++) {
+        ck_assert_int_eq(
+            store_prepare(st,
+                          "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host,"
+                          " port, path, status, bytes_up, bytes_down, duration_ms, decision,"
+                          " rule_id, error, policy_version, sni, dest, node) VALUES (?1, ?2, '',"
+                          " 'GET', 'http', ?3, 80, '/', 200, 1, 1, 0, 0, 0, '', 0, '', '', '')",
+                          &s, err, sizeof(err)),
+            0);
+        sql_bind_int64(s, 1, w[i].time_ms);
+        sql_bind_text(s, 2, w[i].client);
+        sql_bind_text(s, 3, w[i].host);
+        ck_assert_int_eq(sql_step(s), SQL_DONE);
+        sql_finalize(s);
+    }
+    ck_assert_int_eq(store_rollup_watermark(st, err, sizeof(err)), 2403);
+    for (size_t u = 0; u < sizeof(subs) / sizeof(subs[0]); u++) {
+        for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++) {
+            for (size_t c = 0; c < 2; c++) {
+                struct store_log_filter f = {.host_like = subs[u],
+                                             .since_ms = edges[e][0],
+                                             .until_ms = edges[e][1],
+                                             .client = c ? "10.0.0.2" : NULL,
+                                             .decision = -1};
+                const char *last;
+
+                rare_ref(w, subs[u], f.since_ms, f.until_ms, f.client, 0, 100, want, sizeof(want));
+                search_ids(&f, got, sizeof(got));
+                ck_assert_msg(strcmp(got, want) == 0,
+                              "%s window %zu client %zu: got '%s' want '%s'", subs[u], e, c, got,
+                              want);
+                /* Pages of 3: page 2 below page 1's last id. */
+                f.limit = 3;
+                rare_ref(w, subs[u], f.since_ms, f.until_ms, f.client, 0, 3, want, sizeof(want));
+                search_ids(&f, got, sizeof(got));
+                ck_assert_msg(strcmp(got, want) == 0,
+                              "page 1 %s window %zu client %zu: got '%s' want '%s'", subs[u], e, c,
+                              got, want);
+                if (!(last = strrchr(got, ',')))
+                    continue;
+                f.before_id = strtoll(last + 1, NULL, 10);
+                rare_ref(w, subs[u], f.since_ms, f.until_ms, f.client, f.before_id, 3, want,
+                         sizeof(want));
+                search_ids(&f, got, sizeof(got));
+                ck_assert_msg(strcmp(got, want) == 0,
+                              "page 2 %s window %zu client %zu: got '%s' want '%s'", subs[u], e, c,
                               got, want);
             }
         }
@@ -710,6 +836,7 @@ int main(void)
     tcase_add_test(tc, test_search_filters_paging_and_follow);
     tcase_add_test(tc, test_search_returns_every_field);
     tcase_add_test(tc, test_search_windows);
+    tcase_add_test(tc, test_search_rare_hosts);
     tcase_add_test(tc, test_top_hosts_clients_blocked);
     tcase_add_test(tc, test_host_visitors_by_client_and_user);
     tcase_add_test(tc, test_series_buckets_include_empty_ones);
