@@ -270,6 +270,9 @@ static int search_rows(struct store *st, const char *sql, const struct params *p
  * holds a higher id. */
 #define RARE_HOSTS 32  /* more matching hosts than this: the walk over the newest ids */
 #define RARE_SHARE 100 /* matching rows fewer than 1 in this many of the window's: rare */
+/* ... and at most one in this many of its minutes: the walk reads about limit * RARE_SHARE
+ * rows, the minutes about limit minutes' rows and three statements a minute. */
+#define RARE_PER_MINUTE 4
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
 
@@ -408,7 +411,7 @@ static int rare_hosts(struct rare *r, const char *host_pat, int64_t day_lo, int6
 {
     char sql[400];
     struct sql_stmt *s;
-    int64_t matching = 0, all = 0;
+    int64_t matching = 0, all = 0, days = 0;
     int rc;
 
     snprintf(sql, sizeof(sql),
@@ -437,8 +440,8 @@ static int rare_hosts(struct rare *r, const char *host_pat, int64_t day_lo, int6
     if (rc != SQL_DONE)
         return store_sql_err(r->st, r->err, r->errlen, "log search");
     if (store_prepare(r->st,
-                      "SELECT sum(requests) FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
-                      " AND bucket_ms >= ?3 AND bucket_ms < ?4",
+                      "SELECT sum(requests), count(*) FROM access_rollup WHERE level_ms = ?1"
+                      " AND dim = ?2 AND bucket_ms >= ?3 AND bucket_ms < ?4",
                       &s, r->err, r->errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, DAY_MS);
@@ -446,12 +449,14 @@ static int rare_hosts(struct rare *r, const char *host_pat, int64_t day_lo, int6
     sql_bind_int64(s, 3, day_lo);
     sql_bind_int64(s, 4, day_hi);
     rc = sql_step(s);
-    if (rc == SQL_ROW && !sql_col_null(s, 0))
+    if (rc == SQL_ROW && !sql_col_null(s, 0)) {
         all = sql_col_int64(s, 0);
+        days = sql_col_int64(s, 1);
+    }
     sql_finalize(s);
     if (rc != SQL_ROW)
         return store_sql_err(r->st, r->err, r->errlen, "log search");
-    return matching * RARE_SHARE <= all;
+    return matching * RARE_SHARE <= all && matching * RARE_PER_MINUTE <= days * 1440;
 }
 
 /* The page of a host substring search through the rollups when its hosts are rare: v[*len..]
