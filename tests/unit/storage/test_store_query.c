@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "storage/store.h"
 #include "storage/store_impl.h"
@@ -62,7 +63,11 @@ static void push_rows(const struct row *r, size_t n, int64_t base)
         snprintf(a.method, sizeof(a.method), "GET");
         snprintf(a.user, sizeof(a.user), "%s", r[i].user ? r[i].user : "");
         snprintf(a.scheme, sizeof(a.scheme), "http");
-        ck_assert(store_log_push(log, 0, &a));
+        /* A full queue: the writer drains it (bounded: 60 s). */
+        for (int tries = 0; !store_log_push(log, 0, &a); tries++) {
+            ck_assert_int_lt(tries, 600000);
+            usleep(100);
+        }
     }
     store_log_stop(log);
 }
@@ -326,7 +331,9 @@ struct rare_row {
     const char *client;
 };
 
-#define RARE_ROWS 2405
+/* More rows than the search's first probe of the newest ids (RARE_PROBE_IDS, 20,000). */
+#define RARE_LOGGED 24000
+#define RARE_ROWS (RARE_LOGGED + 5)
 
 /* The reference: rows whose host holds sub (ASCII case-insensitive) in [since, until) (0:
  * open) of client (NULL: any) below before (0: any), newest id first, at most limit. */
@@ -353,46 +360,46 @@ static void rare_ref(const struct rare_row *w, const char *sub, int64_t since, i
 START_TEST(test_search_rare_hosts)
 {
     static struct rare_row w[RARE_ROWS];
-    static struct row r[2400];
+    static struct row r[RARE_LOGGED];
     const char *subs[] = {"RARE", "old.rare", "nomatch", "common"};
     const int64_t start = T - 3 * DAY_MS;
     const int64_t edges[][2] = {{0, 0},
-                                {start + 600 * 120000, 0},
-                                {start + 300 * 120000 + 1, start + 2100 * 120000},
-                                {start + 900 * 120000, start + 900 * 120000 + 60000}};
+                                {start + 600 * 10000, 0},
+                                {start + 300 * 10000 + 1, start + 2100 * 10000},
+                                {start + 900 * 10000, start + 900 * 10000 + 60000}};
     struct sql_stmt *s;
     char got[1024], want[1024];
 
-    /* 2,400 rows 2 minutes apart (3.3 days); a rare host every 300th and 450th row, one only
-     * in the oldest rows. */
-    for (size_t i = 0; i < 2400; i++) {
-        const char *host = i % 300 == 7    ? "rare1.test"
-                           : i % 450 == 11 ? "rare2.example"
-                           : i < 3         ? "old.rare.test"
-                                           : "common.test";
+    /* 24,000 rows 10 s apart (2.8 days); among the oldest 3,000 a rare host every 300th and
+     * 450th row, one only in the first three. */
+    for (size_t i = 0; i < RARE_LOGGED; i++) {
+        const char *host = i < 3000 && i % 300 == 7    ? "rare1.test"
+                           : i < 3000 && i % 450 == 11 ? "rare2.example"
+                           : i < 3                     ? "old.rare.test"
+                                                       : "common.test";
 
         w[i].id = (int64_t)i + 1;
-        w[i].time_ms = start + (int64_t)i * 120000;
+        w[i].time_ms = start + (int64_t)i * 10000;
         snprintf(w[i].host, sizeof(w[i].host), "%s", host);
         w[i].client = i % 2 ? "10.0.0.2" : "10.0.0.1";
         r[i] = (struct row){
             w[i].time_ms - start, w[i].client, host, "/", STORE_ALLOW, 200, 1, 1, 0, NULL};
     }
     /* Three written late with old times, then two above the watermark (not rolled up). */
-    for (size_t i = 2400; i < RARE_ROWS; i++) {
+    for (size_t i = RARE_LOGGED; i < RARE_ROWS; i++) {
         w[i].id = (int64_t)i + 1;
-        w[i].time_ms = start + (int64_t)(i - 2400) * 7 * 3600000 + 30000;
+        w[i].time_ms = start + (int64_t)(i - RARE_LOGGED) * 2 * 3600000 + 30000;
         snprintf(w[i].host, sizeof(w[i].host), "%s", "rare1.test");
         w[i].client = "10.0.0.2";
     }
-    push_rows(r, 2400, start);
-    for (size_t i = 2400; i < 2403; i++) {
+    push_rows(r, RARE_LOGGED, start);
+    for (size_t i = RARE_LOGGED; i < RARE_LOGGED + 3; i++) {
         struct row late = {
             w[i].time_ms - start, w[i].client, w[i].host, "/", STORE_ALLOW, 200, 1, 1, 0, NULL};
 
         push_rows(&late, 1, start);
     }
-    for (size_t i = 2403; i < RARE_ROWS; i++) {
+    for (size_t i = RARE_LOGGED + 3; i < RARE_ROWS; i++) {
         ck_assert_int_eq(
             store_prepare(st,
                           "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host,"
@@ -407,7 +414,7 @@ START_TEST(test_search_rare_hosts)
         ck_assert_int_eq(sql_step(s), SQL_DONE);
         sql_finalize(s);
     }
-    ck_assert_int_eq(store_rollup_watermark(st, err, sizeof(err)), 2403);
+    ck_assert_int_eq(store_rollup_watermark(st, err, sizeof(err)), RARE_LOGGED + 3);
     for (size_t u = 0; u < sizeof(subs) / sizeof(subs[0]); u++) {
         for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++) {
             for (size_t c = 0; c < 2; c++) {
@@ -423,9 +430,9 @@ START_TEST(test_search_rare_hosts)
                 ck_assert_msg(strcmp(got, want) == 0,
                               "%s window %zu client %zu: got '%s' want '%s'", subs[u], e, c, got,
                               want);
-                /* Pages of 3: page 2 below page 1's last id. */
-                f.limit = 3;
-                rare_ref(w, subs[u], f.since_ms, f.until_ms, f.client, 0, 3, want, sizeof(want));
+                /* Pages of 10: page 2 below page 1's last id. */
+                f.limit = 10;
+                rare_ref(w, subs[u], f.since_ms, f.until_ms, f.client, 0, 10, want, sizeof(want));
                 search_ids(&f, got, sizeof(got));
                 ck_assert_msg(strcmp(got, want) == 0,
                               "page 1 %s window %zu client %zu: got '%s' want '%s'", subs[u], e, c,
@@ -433,7 +440,7 @@ START_TEST(test_search_rare_hosts)
                 if (!(last = strrchr(got, ',')))
                     continue;
                 f.before_id = strtoll(last + 1, NULL, 10);
-                rare_ref(w, subs[u], f.since_ms, f.until_ms, f.client, f.before_id, 3, want,
+                rare_ref(w, subs[u], f.since_ms, f.until_ms, f.client, f.before_id, 10, want,
                          sizeof(want));
                 search_ids(&f, got, sizeof(got));
                 ck_assert_msg(strcmp(got, want) == 0,
