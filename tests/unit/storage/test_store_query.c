@@ -417,7 +417,7 @@ START_TEST(test_search_rare_hosts)
     ck_assert_int_eq(store_rollup_watermark(st, err, sizeof(err)), RARE_LOGGED + 3);
     for (size_t u = 0; u < sizeof(subs) / sizeof(subs[0]); u++) {
         for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++) {
-            for (size_t c = 0; c < 2; c++) {
+            for (size_t c = 0; c < (e == 0 ? 2 : 1); c++) { /* a client: in all the rows */
                 struct store_log_filter f = {.host_like = subs[u],
                                              .since_ms = edges[e][0],
                                              .until_ms = edges[e][1],
