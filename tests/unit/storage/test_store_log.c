@@ -766,6 +766,86 @@ START_TEST(test_more_keys_than_the_sums_hold_stay_exact)
 }
 END_TEST
 
+/* A writer whose flush interval is longer than the test wakes when one of its queues is half
+ * full (HALF records): the rows pushed until then are one batch. */
+enum { HALF = 2048 };
+
+/* Pushes n rows into queue ring of log: host and client distinct from row distinct_from on
+ * (six (bucket, key) pairs a row), or (-1) all one. */
+static void push_rows(struct store_log *log, size_t ring, int n, int64_t *t, int distinct_from)
+{
+    for (int i = 0; i < n; i++) {
+        struct store_access r = record((*t += 1), "example.com", 0);
+
+        if (distinct_from >= 0) {
+            snprintf(r.host, sizeof(r.host), "h%d.example", distinct_from + i);
+            snprintf(r.client, sizeof(r.client), "10.1.%d.%d", (distinct_from + i) / 250,
+                     (distinct_from + i) % 250);
+        }
+        ck_assert(store_log_push(log, ring, &r));
+    }
+}
+
+/* PostgreSQL sums a batch's rows before their ids are known. When the sums fill up in the
+ * middle of a batch and the rows sent so far do not follow the writer's last (here: another
+ * node's batch was undone, and PostgreSQL hands out no id twice), the sums are dropped and
+ * the rows above the watermark rolled up from the table. Dropped with them are the rows of
+ * earlier batches whose ids were checked but whose sums were not applied yet: the watermark
+ * must not pass over those. */
+START_TEST(test_sums_dropped_mid_batch_keep_the_watermark)
+{
+    struct store_log_opts o = {.db_path = tmp.db,
+                               .producers = 3,
+                               .queue_capacity = 2 * HALF,
+                               .flush_interval_ms = 3600 * 1000,
+                               .node_name = "node-a"};
+    char err[256] = "";
+    struct store_log *log = store_log_start(&o, err, sizeof(err));
+    struct store_log_counters c;
+    struct store *other;
+    int64_t t = 1700000000000;
+    uint64_t done = 0;
+
+    ck_assert_msg(log != NULL, "%s", err);
+    /* The first batch: rolled up from the table (a writer starts behind); the sums are due
+     * ROLLUP_FLUSH_MS later. */
+    push_rows(log, 0, HALF, &t, -1);
+    ck_assert(wait_for(log, written_at_least, done += HALF, &c));
+    /* A batch summed, not applied: the watermark below its rows. (A machine so slow that
+     * the sums came due takes another round.) */
+    for (int round = 0;; round++) {
+        push_rows(log, 0, HALF, &t, -1);
+        ck_assert(wait_for(log, written_at_least, done += HALF, &c));
+        if (query_int(tmp.db, "SELECT rolled_id FROM access_rollup_state") <
+            query_int(tmp.db, "SELECT max(id) FROM access_log"))
+            break;
+        ck_assert_msg(round < 50, "every batch's sums came due before the next batch");
+    }
+    other = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(other != NULL, "%s", err);
+    ck_assert_msg(store_begin(other, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(store_exec(other,
+                             "INSERT INTO access_log(time_ms, client, node)"
+                             " VALUES (1700000000000, '10.0.0.9', 'node-b')",
+                             err, sizeof(err)) == 0,
+                  "%s", err);
+    store_rollback(other);
+    store_close(other);
+    /* One batch of more pairs than the sums hold (32,768): queues 1 and 2 just under half
+     * full, then queue 0 half full. */
+    push_rows(log, 1, HALF - 1, &t, 0);
+    push_rows(log, 2, HALF - 1, &t, HALF);
+    push_rows(log, 0, HALF, &t, 2 * HALF);
+    ck_assert(wait_for(log, written_at_least, done += 3 * HALF - 2, &c));
+    check_rollups_exact("running");
+    store_log_stop(log);
+    check_rollups_exact("stopped");
+    ck_assert_int_eq(query_int(tmp.db, "SELECT sum(requests) FROM access_rollup WHERE dim = 0"
+                                       " AND level_ms = 86400000"),
+                     (int64_t)done);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_log");
@@ -789,6 +869,7 @@ int main(void)
     tcase_add_test(tc, test_undecided_rules_are_counted_per_rule);
     tcase_add_test(tc, test_two_nodes_keep_the_rollups_exact);
     tcase_add_test(tc, test_more_keys_than_the_sums_hold_stay_exact);
+    tcase_add_test(tc, test_sums_dropped_mid_batch_keep_the_watermark);
     tcase_add_test(tc, test_bad_options_are_refused_with_message);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
