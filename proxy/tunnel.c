@@ -50,6 +50,7 @@ int tun_pipe_open(struct tun_pipe_pool *pool, struct tun_pipe *p)
     else if (pipe_new(p) < 0)
         return -1;
     p->bytes = 0;
+    p->full = false;
     p->open = true;
     return 0;
 }
@@ -59,6 +60,7 @@ void tun_pipe_close(struct tun_pipe_pool *pool, struct tun_pipe *p)
     if (!p->open)
         return;
     p->open = false;
+    p->full = false;
     /* Our count says empty; the kernel's must agree before another user gets the pipe. */
     int queued = -1;
     if (p->bytes == 0 && pool->n < TUN_PIPE_POOL && ioctl(p->rd, FIONREAD, &queued) == 0 &&
@@ -82,6 +84,7 @@ static ssize_t pipe_drain(struct tun_pipe *p, int to, bool *writable)
     ssize_t n = splice(p->rd, NULL, to, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
         p->bytes -= (size_t)n;
+        p->full = false;
         if ((size_t)n < want)
             *writable = false;
         return n;
@@ -96,7 +99,8 @@ static ssize_t pipe_drain(struct tun_pipe *p, int to, bool *writable)
 /* Fills the pipe from from, at most *limit bytes. Returns whether anything moved (bytes or
  * the end of stream), or PX_ERR. EAGAIN proves the socket empty only when the pipe is empty
  * too (a pipe can be full with fewer bytes than its size), so only then is the readable flag
- * cleared. */
+ * cleared; with bytes in the pipe it is taken for a full pipe (readable stays set, so the
+ * next fill after a drain finds out). */
 static int pipe_fill(struct tun_pipe *p, int from, bool *readable, uint64_t *limit, bool *eof)
 {
     size_t want = p->cap - p->bytes;
@@ -115,6 +119,8 @@ static int pipe_fill(struct tun_pipe *p, int from, bool *readable, uint64_t *lim
     if (errno == EAGAIN) {
         if (p->bytes == 0)
             *readable = false;
+        else
+            p->full = true;
     } else if (errno != EINTR) {
         return PX_ERR;
     }
@@ -137,7 +143,7 @@ ssize_t tun_splice(struct tun_pipe *p, int from, bool *readable, int to, bool *w
             delivered += n;
             moved = n > 0;
         }
-        if (*readable && !*eof && *limit > 0 && p->bytes < p->cap) {
+        if (*readable && !*eof && *limit > 0 && p->bytes < p->cap && !p->full) {
             int r = pipe_fill(p, from, readable, limit, eof);
             if (r == PX_ERR)
                 return PX_ERR;

@@ -19,6 +19,10 @@ struct tun_pipe {
     int rd, wr;   /* owned when open */
     size_t bytes; /* in the pipe, not yet delivered */
     size_t cap;
+    /* A fill found no room: a pipe runs out of slots (one per page or socket fragment) before
+     * its bytes reach cap. No fill is tried until a drain has made room, so a source that
+     * keeps signalling new bytes costs no splice that cannot move any. */
+    bool full;
     bool open;
 };
 
