@@ -25,6 +25,10 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
+# shellcheck source=lib/bench.sh
+source "$HERE/lib/bench.sh"
+# shellcheck source=lib/netns.sh
+source "$HERE/lib/netns.sh"
 PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
 FLOOR="$(dirname "$PROXYD")/../bench/relay_floor"  # built with proxyd, in the same tree
 DUR=8
@@ -37,37 +41,13 @@ done
 [[ $(id -u) == 0 ]] || { echo "run as root: the benchmark builds network namespaces" >&2; exit 1; }
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (cmake --build build)" >&2; exit 1; }
 [[ -x "$FLOOR" ]] || { echo "no $FLOOR: build the tree (cmake --build build)" >&2; exit 1; }
-for t in wrk curl nft ip openssl taskset; do
-  command -v "$t" >/dev/null || { echo "missing $t (apt-get install nginx-light wrk curl nftables iproute2)" >&2; exit 1; }
-done
-[[ -x /usr/sbin/nginx ]] || { echo "missing nginx (apt-get install nginx-light)" >&2; exit 1; }
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy no_proxy
+bench_require wrk curl nft ip openssl taskset nginx
+bench_env
 
 TAG="pxb$$"
-C="${TAG}c" G="${TAG}g" O="${TAG}o"
-CLIENT=10.201.1.2 GW=10.201.1.1 GWO=10.201.2.1 ORIGIN=10.201.2.2
-T="$(mktemp -d /tmp/pxintbench.XXXXXX)"
-chmod 755 "$T"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for ns in "$C" "$G" "$O"; do ip netns del "$ns" 2>/dev/null || true; done
-  rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-
-for ns in "$C" "$G" "$O"; do ip netns add "$ns"; in_ns "$ns" ip link set lo up; done
-ip link add "${TAG}cg" netns "$C" type veth peer name "${TAG}gc" netns "$G"
-ip link add "${TAG}og" netns "$O" type veth peer name "${TAG}go" netns "$G"
-in_ns "$C" ip addr add $CLIENT/24 dev "${TAG}cg"; in_ns "$C" ip link set "${TAG}cg" up
-in_ns "$G" ip addr add $GW/24 dev "${TAG}gc"; in_ns "$G" ip link set "${TAG}gc" up
-in_ns "$G" ip addr add $GWO/24 dev "${TAG}go"; in_ns "$G" ip link set "${TAG}go" up
-in_ns "$O" ip addr add $ORIGIN/24 dev "${TAG}og"; in_ns "$O" ip link set "${TAG}og" up
-in_ns "$C" ip route add default via $GW
-in_ns "$O" ip route add default via $GWO
-in_ns "$G" sysctl -qw net.ipv4.ip_forward=1
+bench_tmp pxintbench
+netns_gateway "$TAG"
+C=$NS_C G=$NS_G O=$NS_O
 in_ns "$G" nft -f - <<EOF
 table ip $TAG {
   chain nat {
@@ -78,29 +58,14 @@ table ip $TAG {
 }
 EOF
 
-mkdir -p "$T/www" "$T/nginx"
-head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"
-head -c $((64 * 1024 * 1024)) /dev/urandom > "$T/www/big"
+bench_files "$T/www" 64
+mkdir -p "$T/nginx"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.test \
   -keyout "$T/nginx/key.pem" -out "$T/nginx/cert.pem" 2>/dev/null
-cat > "$T/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log error;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  sendfile on;
-  client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
-  uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
-  ssl_certificate $T/nginx/cert.pem;
-  ssl_certificate_key $T/nginx/key.pem;
-  server { listen $ORIGIN:80; listen $ORIGIN:81; listen $ORIGIN:8080; root $T/www; }
-  server { listen $ORIGIN:443 ssl; listen $ORIGIN:444 ssl; listen $ORIGIN:8443 ssl; root $T/www; }
-}
-EOF
+bench_nginx_conf "$T/nginx" \
+  "server { listen $ORIGIN:80; listen $ORIGIN:81; listen $ORIGIN:8080; root $T/www; }
+  server { listen $ORIGIN:443 ssl; listen $ORIGIN:444 ssl; listen $ORIGIN:8443 ssl; root $T/www; }" \
+  "ssl_certificate $T/nginx/cert.pem; ssl_certificate_key $T/nginx/key.pem;"
 # Started without the in_ns function, so that $! is the server itself (ip netns exec execs it).
 ip netns exec "$O" taskset -c 0 /usr/sbin/nginx -c "$T/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
@@ -127,18 +92,14 @@ wrk_run() {  # URL CONNS [proxy] -> "req/s p99ms"
     awk '/^RESULT/ {printf "%s %s", $2, $3}' <<<"$out"
     return
   fi
-  out=$(in_ns "$C" taskset -c 0 wrk -t1 -c"$conns" -d"${DUR}s" --latency "$url" 2>/dev/null)
-  awk '/^Requests\/sec/ {r = $2}
-       /^ +99%/ {v = $2; if (v ~ /us$/) m = v / 1000; else if (v ~ /ms$/) m = v + 0; else m = v * 1000}
-       END {printf "%.0f %.2f", r, m}' <<<"$out"
+  in_ns "$C" taskset -c 0 wrk -t1 -c"$conns" -d"${DUR}s" --latency "$url" 2>/dev/null | bench_wrk_figures
 }
 download() {  # URL [CURL-ARGS...] -> median MB/s of 3
-  local i speeds=() url=$1
+  local i url=$1
   shift
   for i in 1 2 3; do
-    speeds+=("$(in_ns "$C" taskset -c 0 curl -sk --max-time 300 -o /dev/null -w '%{speed_download}' "$@" "$url")")
-  done
-  printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk '{printf "%.1f", $1 / 1e6}'
+    in_ns "$C" taskset -c 0 curl -sk --max-time 300 -o /dev/null -w '%{speed_download}\n' "$@" "$url"
+  done | bench_median_mbs
 }
 
 declare -A H1 H64 HP99 HBULK S1 S64 SP99 SBULK
@@ -175,7 +136,7 @@ for row in direct floor intercepted explicit; do
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' $row "${H1[$row]}" "${H64[$row]}" \
     "${HP99[$row]}" "${HBULK[$row]}" "${S1[$row]}" "${S64[$row]}" "${SP99[$row]}" "${SBULK[$row]}"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
+ratio() { bench_ratio "$@"; }
 printf '\n| ratio | HTTP c1 | HTTP c64 | HTTP bulk | TLS c1 | TLS c64 | TLS bulk |\n|---|---:|---:|---:|---:|---:|---:|\n'
 for row in floor intercepted explicit; do
   printf '| %s / direct | %s | %s | %s | %s | %s | %s |\n' $row "$(ratio "${H1[$row]}" "${H1[direct]}")" \

@@ -19,6 +19,8 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
+# shellcheck source=lib/bench.sh
+source "$HERE/lib/bench.sh"
 PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
 TIME=8
 PIN=1
@@ -33,42 +35,15 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
-for t in curl nginx openssl python3 taskset; do
-  command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (apt-get install nginx-light curl openssl)" >&2; exit 1; }
-done
+bench_require curl nginx openssl python3 taskset
 [[ -x /usr/sbin/squid ]] || SQUID=0
-if [[ $(id -u) == 0 && -z "${BENCH_IN_NETNS:-}" ]] && unshare -n true 2>/dev/null; then
-  exec unshare -n env BENCH_IN_NETNS=1 bash "$0" "${ARGS[@]}"
-fi
-[[ -n "${BENCH_IN_NETNS:-}" ]] && ip link set lo up
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy no_proxy
-ulimit -n 16384 2>/dev/null || true
+bench_private_net "$0" "${ARGS[@]}"
+bench_env
+bench_pin $PIN
+bench_tmp pxtlsbench
 
-if [[ $PIN == 1 ]]; then CPU_PROXY=1; CPU_LOAD=0; WORKERS=1; else CPU_PROXY=0-1; CPU_LOAD=0-1; WORKERS=2; fi
-T="$(mktemp -d /tmp/pxtlsbench.XXXXXX)"
-chmod 755 "$T"  # nginx and squid workers may run as another user
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-
-mkdir -p "$T/www" "$T/nginx"
-head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"
-head -c $((64 * 1024 * 1024)) /dev/urandom > "$T/www/big"
-cat > "$T/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log error;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  sendfile on;
-  client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
-  uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
-  server { listen 127.0.0.1:18080; root $T/www; }
-}
-NGINX
+bench_files "$T/www" 64
+bench_nginx_conf "$T/nginx" "server { listen 127.0.0.1:18080; root $T/www; }"
 taskset -c "$CPU_LOAD" /usr/sbin/nginx -c "$T/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18080/small && break; sleep 0.1; done
