@@ -404,6 +404,13 @@ int conn_watch_origin(struct conn *c, int fd)
     return watch(c, fd, on_origin);
 }
 
+int conn_want_reads(struct conn *c, bool client, bool want)
+{
+    unsigned events = (want ? EV_READ : 0u) | EV_WRITE | EV_EDGE;
+    return ev_io_set(c->w->loop, client ? c->cfd : c->ofd, events, client ? on_client : on_origin,
+                     c);
+}
+
 /* ---- birth, death, timeouts ---- */
 
 static void free_conn(struct ev_loop *loop, void *arg)

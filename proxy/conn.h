@@ -238,6 +238,12 @@ void conn_set_deadline(struct conn *c, int ms);
 /* Registers fd as c's origin socket with the loop (edge-triggered, both ways). Returns 0, or
  * -1 (errno) when the loop refused it. */
 int conn_watch_origin(struct conn *c, int fd);
+/* Whether the loop reports that side's incoming bytes (its writability always is). A splice
+ * whose pipe is full turns them off for its source, which would otherwise wake the worker
+ * for every segment it cannot take, and on again once a drain has made room (epoll then
+ * reports at once what arrived meanwhile). No system call when nothing changes. Returns 0,
+ * or -1 when epoll refused. */
+int conn_want_reads(struct conn *c, bool client, bool want);
 /* The request in flight is over, its record handed on, and the client may send another:
  * per-request state is cleared and c waits for the next head (already buffered, or idle). */
 void conn_next_request(struct conn *c);

@@ -479,6 +479,10 @@ static bool down_splice(struct conn *c, bool progress)
         conn_close(c, to_failed ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
         return false;
     }
+    if (conn_want_reads(c, false, !c->dpipe.full) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return false;
+    }
     if (c->downf.body == H1_BODY_LENGTH) {
         c->downf.remaining = limit;
         c->downf.done = limit == 0;

@@ -289,6 +289,10 @@ static int tunnel_direction(struct conn *c, int from, bool *readable, int to, bo
             conn_close(c, client_failed ? CLOSE_CLIENT_ERROR : CLOSE_ORIGIN_ERROR);
             return -1;
         }
+        if (conn_want_reads(c, up, !p->full) < 0) {
+            conn_close(c, CLOSE_OVERLOAD);
+            return -1;
+        }
         progress = n > 0 || f->eof != was_eof;
         count_bytes(c, up, n);
     }

@@ -156,6 +156,38 @@ class ConfigForwardTest(unittest.TestCase):
             self.assertEqual((second["bytes_up"], second["bytes_down"]), (6, 6))
             self.assertEqual(origin.accepted, 2)
 
+    def test_slow_reader_gets_every_byte_and_the_half_close(self):
+        # The client takes the echo back 4 KiB at a time through a small receive buffer, so
+        # the pipe toward it fills again and again (proxyd then stops listening to the origin
+        # until a drain makes room), while its upload keeps the other pipe busy: every byte
+        # arrives in order both ways, and the origin's close comes after the last of them.
+        port = free_port()
+        with EchoOrigin() as origin, Proxyd(extra_args=[
+                "--forward", "127.0.0.1:%d 127.0.0.1:%d" % (port, origin.port)]) as px:
+            payload = pattern(16 * MIB + 3)
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                s.settimeout(60)
+                s.connect(("127.0.0.1", port))
+
+                def send():
+                    s.sendall(payload)
+                    s.shutdown(socket.SHUT_WR)
+                t = threading.Thread(target=send, daemon=True)
+                t.start()
+                got = bytearray()
+                while True:
+                    data = s.recv(4096)
+                    if not data:
+                        break
+                    got += data
+                t.join(60)
+            self.assertEqual(len(got), len(payload))
+            self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(payload).digest())
+            rows = wait_for(lambda: forward_rows(px))
+            self.assertEqual([(r["bytes_up"], r["bytes_down"]) for r in rows],
+                             [(len(payload), len(payload))])
+
     def test_client_outside_the_list_is_refused_and_logged(self):
         port = free_port()
         with EchoOrigin() as origin, Proxyd(extra_args=[

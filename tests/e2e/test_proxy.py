@@ -67,6 +67,29 @@ class RelayTest(unittest.TestCase):
         status, _, body = self.px.get(self.base + "/big?n=5000000", timeout=30)
         self.assertEqual(body, pattern(5000000))
 
+    def test_long_body_to_a_slow_reader_then_the_next_request_on_both_connections(self):
+        # A client that reads slowly fills the splice pipe again and again, and proxyd stops
+        # listening to the origin's bytes while it is full: the body must still arrive whole,
+        # and the kept origin and the client must be heard again afterwards (the second
+        # request on the same connections is answered).
+        n = 12 * 1024 * 1024 + 5
+        with self.px.connect() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.sendall(("GET %s/big?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (self.base, n)).encode())
+            head, buf = read_head(s, b"")
+            self.assertIsNotNone(head)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:40])
+            body = bytearray(buf)
+            while len(body) < n:
+                data = s.recv(4096)
+                self.assertTrue(data, "closed after %d of %d bytes" % (len(body), n))
+                body += data
+            self.assertEqual(len(body), n)
+            self.assertTrue(body == pattern(n), "the body differs")
+            s.sendall(("GET %s/small HTTP/1.1\r\nHost: x\r\n\r\n" % self.base).encode())
+            status, _, small, _ = read_response(s)
+            self.assertEqual((status, small), (200, b"x" * 1024))
+
     def test_empty_body_and_methods(self):
         for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
             status, _, body = self.px.get(self.base + "/echo", method=method, body=b"")
