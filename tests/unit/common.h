@@ -175,6 +175,24 @@ static inline void test_store_remove(struct test_tmpdir *t, struct store *st)
     test_tmpdir_remove(t);
 }
 
+/* The fixture of a test program whose every test runs on a fresh store: `st` (opened by
+ * store_setup, in the folder or schema `tmp`, closed and removed by store_teardown) and `err`
+ * for the calls' messages, emptied first. Used once at file level, after the includes; a
+ * program that wants more in its setup calls store_setup from a setup of its own. */
+#define TEST_STORE_FIXTURE                                                                         \
+    static struct test_tmpdir tmp;                                                                 \
+    static struct store *st;                                                                       \
+    static char err[256];                                                                          \
+    static void store_setup(void)                                                                  \
+    {                                                                                              \
+        err[0] = '\0';                                                                             \
+        st = test_store_make(&tmp);                                                                \
+    }                                                                                              \
+    static void store_teardown(void)                                                               \
+    {                                                                                              \
+        test_store_remove(&tmp, st);                                                               \
+    }
+
 /* Monotonic seconds, for the hang guards of tests that poll for a condition (never to bound
  * how long something may take: a loaded machine decides that, not the code). */
 static inline double test_now_s(void)

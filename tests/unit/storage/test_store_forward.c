@@ -8,20 +8,7 @@
 #include "storage/store.h"
 #include "tests/unit/common.h"
 
-static struct test_tmpdir tmp;
-static struct store *st;
-static char err[256];
-
-static void setup(void)
-{
-    err[0] = '\0';
-    st = test_store_make(&tmp);
-}
-
-static void teardown(void)
-{
-    test_store_remove(&tmp, st);
-}
+TEST_STORE_FIXTURE
 
 /* The newest audit row's action and detail. */
 static void last_audit(char *action, char *detail)
@@ -124,7 +111,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, store_setup, store_teardown);
     tcase_add_test(tc, test_add_list_delete_audited);
     tcase_add_test(tc, test_one_forward_per_listen_address_and_ids_not_reused);
     tcase_add_test(tc, test_missing_forward_is_reported_and_changes_nothing);

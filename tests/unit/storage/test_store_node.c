@@ -12,20 +12,7 @@
 #include "storage/store.h"
 #include "tests/unit/common.h"
 
-static struct test_tmpdir tmp;
-static struct store *st;
-static char err[256];
-
-static void setup(void)
-{
-    err[0] = '\0';
-    st = test_store_make(&tmp);
-}
-
-static void teardown(void)
-{
-    test_store_remove(&tmp, st);
-}
+TEST_STORE_FIXTURE
 
 static struct store_node me(const char *name, int64_t version)
 {
@@ -179,7 +166,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, store_setup, store_teardown);
     tcase_add_test(tc, test_beat_list_lag_stop_forget);
     tcase_add_test(tc, test_two_runs_under_one_name_are_told_apart);
     suite_add_tcase(s, tc);

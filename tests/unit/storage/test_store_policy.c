@@ -10,20 +10,7 @@
 #include "storage/store.h"
 #include "tests/unit/common.h"
 
-static struct test_tmpdir tmp;
-static struct store *st;
-static char err[256];
-
-static void setup(void)
-{
-    err[0] = '\0';
-    st = test_store_make(&tmp);
-}
-
-static void teardown(void)
-{
-    test_store_remove(&tmp, st);
-}
+TEST_STORE_FIXTURE
 
 /* Rule texts in priority order joined by ",", checking positions are 1..n. */
 static void order(char *out, size_t size)
@@ -752,7 +739,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, store_setup, store_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_positions_follow_add_move_delete);
     tcase_add_test(tc, test_rules_starting_with_a_prefix);

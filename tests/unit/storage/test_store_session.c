@@ -12,23 +12,16 @@
 #include "storage/store.h"
 #include "tests/unit/common.h"
 
-static struct test_tmpdir tmp;
-static struct store *st;
-static char err[256];
+TEST_STORE_FIXTURE
 
+/* Two admins to hold sessions. */
 static void setup(void)
 {
-    err[0] = '\0';
-    st = test_store_make(&tmp);
+    store_setup();
     ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "root", "adminpw1", "t", err, sizeof(err)),
                      0);
     ck_assert_int_eq(store_account_set(st, STORE_ADMIN, "ann", "annpw123", "t", err, sizeof(err)),
                      0);
-}
-
-static void teardown(void)
-{
-    test_store_remove(&tmp, st);
 }
 
 /* A session id: 64 hex digits made of c. */
@@ -168,7 +161,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, store_teardown);
     tcase_add_test(tc, test_found_with_the_account_as_it_is_now);
     tcase_add_test(tc, test_ends);
     tcase_add_test(tc, test_must_change_follows_the_account);

@@ -10,20 +10,7 @@
 #include "storage/store.h"
 #include "tests/unit/common.h"
 
-static struct test_tmpdir tmp;
-static struct store *st;
-static char err[256];
-
-static void setup(void)
-{
-    err[0] = '\0';
-    st = test_store_make(&tmp);
-}
-
-static void teardown(void)
-{
-    test_store_remove(&tmp, st);
-}
+TEST_STORE_FIXTURE
 
 static void last_audit(char *action, size_t alen, char *detail, size_t dlen)
 {
@@ -168,7 +155,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, store_setup, store_teardown);
     tcase_add_test(tc, test_add_record_get_delete);
     tcase_add_test(tc, test_import_and_record_need_the_same_subscription);
     tcase_add_test(tc, test_bad_input_is_refused);
