@@ -138,6 +138,14 @@ void ctl_print_json(const json_t *v);
  * else shows *out its own way and json_decref()s it. */
 enum ctl_status ctl_api_show(struct ctl_ctx *ctx, const char *method, const char *path,
                              const json_t *body, json_t **out, const char *what);
+struct ctl_column;
+struct ctl_table;
+/* ctl_api_show of a GET whose answer a verb shows as a table of ncols cols: *t is NULL when
+ * there is nothing to show (--json printed it, or a failure was said) and the verb returns
+ * the status; else *out is the answer and *t a new table, for the verb to fill from *out,
+ * print (ctl_table_print) and json_decref. */
+enum ctl_status ctl_api_table(struct ctl_ctx *ctx, const char *path, const struct ctl_column *cols,
+                              size_t ncols, json_t **out, struct ctl_table **t);
 
 /* ctl_cmd_rules.c */
 enum ctl_status ctl_cmd_block(struct ctl_ctx *ctx, const struct ctl_call *call);

@@ -148,19 +148,16 @@ enum ctl_status ctl_cmd_settings(struct ctl_ctx *ctx, const struct ctl_call *cal
 enum ctl_status ctl_cmd_nodes(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
     (void)call;
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/nodes", NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {{"node", false, false},    {"state", false, false},
                                              {"policy", true, false},   {"seen", true, false},
                                              {"started", false, false}, {"software", false, false},
                                              {"listen", false, true},   {"why", false, true}};
-    struct ctl_table *t = ctl_table_new(cols, sizeof(cols) / sizeof(cols[0]));
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st =
+        ctl_api_table(ctx, "/api/nodes", cols, sizeof(cols) / sizeof(cols[0]), &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "nodes"), i, r)

@@ -10,18 +10,14 @@
 
 enum ctl_status ctl_cmd_forward_list(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/forwards", NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {{"id", true, false},     {"listen", false, false},
                                              {"target", false, true}, {"clients", false, true},
                                              {"tls", false, false},   {"added", false, false}};
-    struct ctl_table *t = ctl_table_new(cols, 6);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, "/api/forwards", cols, 6, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     const char *config_note = NULL;

@@ -238,17 +238,13 @@ enum ctl_status ctl_cmd_top(struct ctl_ctx *ctx, const struct ctl_call *call)
         ctl_query_add_num(&q, "limit", limit->num);
     char path[sizeof(q.buf) + 16];
     snprintf(path, sizeof(path), "/api/top%s", q.buf);
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, &out, NULL);
-    if (!out)
-        return st;
     const struct ctl_column cols[] = {
         {titles[k], false, true}, {"requests", true, false}, {"bytes", true, false}};
-    struct ctl_table *t = ctl_table_new(cols, 3);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, path, cols, 3, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "rows"), i, r)
@@ -366,19 +362,15 @@ enum ctl_status ctl_cmd_audit(struct ctl_ctx *ctx, const struct ctl_call *call)
         ctl_query_add_num(&q, "limit", limit->num);
     char path[sizeof(q.buf) + 16];
     snprintf(path, sizeof(path), "/api/audit%s", q.buf);
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {{"time", false, false},
                                              {"actor", false, false},
                                              {"action", false, false},
                                              {"detail", false, true}};
-    struct ctl_table *t = ctl_table_new(cols, 4);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, path, cols, 4, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "rows"), i, r)

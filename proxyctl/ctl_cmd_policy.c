@@ -259,17 +259,13 @@ enum ctl_status ctl_cmd_export(struct ctl_ctx *ctx, const struct ctl_call *call)
 
 enum ctl_status ctl_cmd_lists(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/lists", NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {
         {"name", false, true}, {"entries", true, false}, {"updated", false, false}};
-    struct ctl_table *t = ctl_table_new(cols, 3);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, "/api/lists", cols, 3, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "lists"), i, r)

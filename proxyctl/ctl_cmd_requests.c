@@ -16,19 +16,15 @@ enum ctl_status ctl_cmd_requests(struct ctl_ctx *ctx, const struct ctl_call *cal
         ctl_query_add_num(&q, "limit", limit->num);
     char path[sizeof(q.buf) + 16];
     snprintf(path, sizeof(path), "/api/requests%s", q.buf);
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {
         {"id", true, false},    {"time", false, false},  {"client", false, false},
         {"user", false, false}, {"host", false, false},  {"status", false, false},
         {"name", false, true},  {"reason", false, true}, {"decision", false, true}};
-    struct ctl_table *t = ctl_table_new(cols, sizeof(cols) / sizeof(cols[0]));
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, path, cols, sizeof(cols) / sizeof(cols[0]), &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "rows"), i, r)

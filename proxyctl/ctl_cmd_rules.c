@@ -114,20 +114,16 @@ enum ctl_status ctl_cmd_unblock(struct ctl_ctx *ctx, const struct ctl_call *call
 
 enum ctl_status ctl_cmd_rules(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/rules", NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {
         {"id", true, false},      {"pos", true, false},       {"on", false, false},
         {"hits", true, false},    {"undecided", true, false}, {"text", false, true},
         {"comment", false, true},
     };
-    struct ctl_table *t = ctl_table_new(cols, 7);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, "/api/rules", cols, 7, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "rules"), i, r)
@@ -289,19 +285,15 @@ enum ctl_status ctl_cmd_rules_enforce(struct ctl_ctx *ctx, const struct ctl_call
 enum ctl_status ctl_cmd_groups(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
     (void)call;
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/rules", NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {{"id", true, false},
                                              {"on", false, false},
                                              {"group", false, true},
                                              {"members", false, true}};
-    struct ctl_table *t = ctl_table_new(cols, 4);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, "/api/rules", cols, 4, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "rules"), i, r)

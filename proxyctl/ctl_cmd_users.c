@@ -351,19 +351,15 @@ enum ctl_status ctl_cmd_token_add(struct ctl_ctx *ctx, const struct ctl_call *ca
 enum ctl_status ctl_cmd_token_list(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
     (void)call;
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/tokens", NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {{"name", false, false},
                                              {"owner", false, false},
                                              {"created", false, false},
                                              {"last used", false, false}};
-    struct ctl_table *t = ctl_table_new(cols, 4);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, "/api/tokens", cols, 4, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "tokens"), i, r)

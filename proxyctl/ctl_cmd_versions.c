@@ -16,20 +16,16 @@ enum ctl_status ctl_cmd_policy_log(struct ctl_ctx *ctx, const struct ctl_call *c
         ctl_query_add_num(&q, "limit", limit->num);
     char path[sizeof(q.buf) + 16];
     snprintf(path, sizeof(path), "/api/versions%s", q.buf);
-    json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, &out, NULL);
-    if (!out)
-        return st;
     static const struct ctl_column cols[] = {{"version", true, false},
                                              {"time", false, false},
                                              {"actor", false, false},
                                              {"rules", true, false},
                                              {"message", false, true}};
-    struct ctl_table *t = ctl_table_new(cols, 5);
-    if (!t) {
-        json_decref(out);
-        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
-    }
+    json_t *out;
+    struct ctl_table *t;
+    enum ctl_status st = ctl_api_table(ctx, path, cols, 5, &out, &t);
+    if (!t)
+        return st;
     size_t i;
     const json_t *r;
     json_array_foreach(json_object_get(out, "rows"), i, r)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "proxyctl/ctl_cmd.h"
+#include "proxyctl/ctl_table.h"
 #include "proxyctl/ctl_http.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
@@ -349,6 +350,23 @@ enum ctl_status ctl_api_show(struct ctl_ctx *ctx, const char *method, const char
         *out = NULL;
     }
     return st;
+}
+
+enum ctl_status ctl_api_table(struct ctl_ctx *ctx, const char *path, const struct ctl_column *cols,
+                              size_t ncols, json_t **out, struct ctl_table **t)
+{
+    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, out, NULL);
+
+    *t = NULL;
+    if (!*out)
+        return st;
+    *t = ctl_table_new(cols, ncols);
+    if (!*t) {
+        json_decref(*out);
+        *out = NULL;
+        return ctl_fail(ctx, CTL_REFUSED, "out of memory");
+    }
+    return CTL_OK;
 }
 
 /* ---- argument checks ---- */
