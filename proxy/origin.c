@@ -33,6 +33,8 @@ struct origin_guard origin_guard_of(const struct worker *w)
         .nlocal_addrs = w->shared->nlocal_addrs,
         .own_ports = w->own_ports,
         .nown_ports = w->nown_ports,
+        .claimed_ports = w->shared->forwards ? w->shared->forwards->claimed_ports : NULL,
+        .nclaimed_ports = w->shared->forwards ? PORTFWD_MAX : 0,
         .allow_loopback = w->tun.allow_loopback_targets,
     };
 }
@@ -88,6 +90,9 @@ const char *origin_target_refusal(const struct origin_guard *g, const struct soc
         return NULL;
     for (size_t i = 0; i < g->nown_ports; i++)
         if (g->own_ports[i] == port)
+            return "target is the proxy itself";
+    for (size_t i = 0; i < g->nclaimed_ports; i++)
+        if (atomic_load_explicit(&g->claimed_ports[i], memory_order_acquire) == port)
             return "target is the proxy itself";
     if (!g->allow_loopback)
         return loopback ? "loopback target address" : "target is this machine";

@@ -6,6 +6,7 @@
 #ifndef PX_ORIGIN_H
 #define PX_ORIGIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,10 @@ struct origin_guard {
     size_t nlocal_addrs;
     const uint16_t *own_ports;
     size_t nown_ports;
+    /* The forwards' ports as the table has them (0: none), read lock-free: a forward being
+     * added is here before it listens, while own_ports catch up at the worker's next sync. */
+    const atomic_uint_least16_t *claimed_ports;
+    size_t nclaimed_ports;
     bool allow_loopback;
 };
 

@@ -42,6 +42,31 @@ static void close_fds(struct portfwd_table *t, int *fds)
     free(fds);
 }
 
+static void claim_port(struct portfwd_table *t, uint16_t port)
+{
+    for (size_t i = 0; i < PORTFWD_MAX; i++)
+        if (atomic_load_explicit(&t->claimed_ports[i], memory_order_relaxed) == 0) {
+            atomic_store_explicit(&t->claimed_ports[i], port, memory_order_release);
+            return;
+        }
+}
+
+static void release_port(struct portfwd_table *t, uint16_t port)
+{
+    for (size_t i = 0; i < PORTFWD_MAX; i++)
+        if (atomic_load_explicit(&t->claimed_ports[i], memory_order_relaxed) == port) {
+            atomic_store_explicit(&t->claimed_ports[i], 0, memory_order_release);
+            return;
+        }
+}
+
+/* A forward's sockets closed and its port no longer claimed. */
+static void unbind_all(struct portfwd_table *t, const struct acl_forward *def, int *fds)
+{
+    close_fds(t, fds);
+    release_port(t, addr_port(&def->listen_addr));
+}
+
 /* The certificate of the first tls-listen forward when proxyd had none loaded: --tls-cert and
  * --tls-key, or the self-made pair of the data folder (made and kept when missing). */
 static int load_tls(struct portfwd_table *t, char *err, size_t errlen)
@@ -89,10 +114,11 @@ static int *bind_all(struct portfwd_table *t, const struct acl_forward *def, cha
     }
     for (unsigned i = 0; i < t->nworkers; i++)
         fds[i] = -1;
+    claim_port(t, addr_port(&def->listen_addr));
     for (unsigned i = 0; i < t->nworkers; i++) {
         struct listener l;
         if (listener_open(&l, LISTENER_PORTFWD, def->listen, err, errlen) < 0) {
-            close_fds(t, fds);
+            unbind_all(t, def, fds);
             return NULL;
         }
         fds[i] = l.fd;
@@ -110,7 +136,7 @@ static void insert(struct portfwd_table *t, int id, const struct acl_forward *de
 
 static void remove_entry(struct portfwd_table *t, struct portfwd_entry *e)
 {
-    close_fds(t, e->fds);
+    unbind_all(t, &e->def, e->fds);
     *e = t->entries[--t->n];
 }
 
@@ -168,7 +194,7 @@ int portfwd_add(struct portfwd_table *t, const struct acl_forward *def, const ch
             insert(t, *id, def, fds);
             changed(t);
         } else {
-            close_fds(t, fds);
+            unbind_all(t, def, fds);
         }
     }
     pthread_mutex_unlock(&t->lock);
@@ -308,12 +334,11 @@ size_t portfwd_own_ports(struct portfwd_table *t, const uint16_t *fixed, size_t 
 
     for (size_t i = 0; i < nfixed; i++)
         out[n++] = fixed[i];
-    if (!t)
-        return n;
-    pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < t->n; i++)
-        port_add_once(out, &n, addr_port(&t->entries[i].def.listen_addr));
-    pthread_mutex_unlock(&t->lock);
+    for (size_t i = 0; t && i < PORTFWD_MAX; i++) {
+        uint16_t port = atomic_load_explicit(&t->claimed_ports[i], memory_order_acquire);
+        if (port != 0)
+            port_add_once(out, &n, port);
+    }
     return n;
 }
 

@@ -46,6 +46,11 @@ struct portfwd_table {
     struct portfwd_entry entries[PORTFWD_MAX]; /* under lock */
     size_t n;                                  /* under lock */
     atomic_uint_fast64_t gen;                  /* moves with every change */
+    /* The listen ports of the forwards in force and of one being added (0: a free slot),
+     * published before its sockets listen: a worker's target guard reads them without the
+     * lock, so no request reaches a new forward's port in the time before that worker has
+     * taken the forward (its own_ports lag by up to a tick, longer while the lock is held). */
+    atomic_uint_least16_t claimed_ports[PORTFWD_MAX];
     unsigned nworkers;
     struct worker *workers;      /* borrowed: woken after each change; NULL until they run */
     struct store *st;            /* owned: the stored forwards' own connection; NULL before */
