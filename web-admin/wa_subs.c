@@ -541,5 +541,9 @@ enum MHD_Result wa_subs_refresh(struct wa_req *r)
     if (full)
         return wa_reply_error(r, 503, NULL, "%d refreshes are waiting already; try again later",
                               SUB_WANTED_MAX);
-    return wa_reply_json(r, 202, sub_json(subs, &sub, r->role));
+    /* Fetching as of the moment it was asked: a quick download may be over by the time the
+     * reply is made, which must not read as "not taken". */
+    json_t *j = sub_json(subs, &sub, r->role);
+    json_object_set_new(j, "fetching", json_true());
+    return wa_reply_json(r, 202, j);
 }
