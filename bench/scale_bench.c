@@ -10,10 +10,10 @@
  * (default 30) up to now, 2,000 hosts and 200 clients picked with a skew (a few dominate, as in
  * an office), 5% denied by one of 20 rules, 60% of the rest tunnels, statuses 200/304/404/500.
  * The rollups are summed from the rows by SQL, as the writer would have kept them (per minute,
- * hour and day, in total and by host, client, rule and node), with their watermark, the minutes'
- * id ranges and the rule hit counters. Then each query runs R times (default 5) on a fresh
- * connection: median and max. Figures depend on the machine's load: the table prints the load
- * average next to them.
+ * hour and day, in total and by host, client and rule, each per node), with their watermark,
+ * the minutes' id ranges and the rule hit counters. Then each query runs R times (default 5) on
+ * a fresh connection: median and max. Figures depend on the machine's load: the table prints
+ * the load average next to them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,12 +144,12 @@ static int64_t query_int(struct store *st, const char *sql)
     "sum(requests), sum(blocked), sum(reported), sum(bytes_up), sum(bytes_down),"                  \
     " sum(blocked_bytes), sum(reported_bytes)"
 #define ROLLUP_COLS                                                                                \
-    "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, requests, blocked, reported,"        \
+    "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, node, requests, blocked, reported,"  \
     " bytes_up, bytes_down, blocked_bytes, reported_bytes) "
 
 /* store_rollup.c's keys per dimension (enum store_rollup_dim order). */
 static const char *const dim_key[STORE_ROLLUP_DIMS] = {"''", "host", "client",
-                                                       "CAST(rule_id AS TEXT)", "node"};
+                                                       "CAST(rule_id AS TEXT)"};
 
 /* Rows [first, last) with times in one UTC day (or its part), then their rollups. */
 static void fill_day(struct store *st, int64_t first, int64_t last, int64_t start, int64_t span,
@@ -169,17 +169,19 @@ static void fill_day(struct store *st, int64_t first, int64_t last, int64_t star
     args[1] = hi;
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
         snprintf(sql, sizeof(sql),
-                 ROLLUP_COLS "SELECT 60000, %d, time_ms / 60000 * 60000, %s, " SUMS_OF_ROWS
-                             " FROM access_log WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 3, 4",
+                 ROLLUP_COLS "SELECT 60000, %d, time_ms / 60000 * 60000, %s, node, " SUMS_OF_ROWS
+                             " FROM access_log WHERE time_ms >= ?1 AND time_ms < ?2"
+                             " GROUP BY 3, 4, 5",
                  dim, dim_key[dim]);
         run(st, "rollup", sql, 2, args);
         for (int level = 1; level < STORE_ROLLUP_LEVELS; level++) {
             int64_t from = level == 1 ? MIN_MS : HOUR_MS, to = level == 1 ? HOUR_MS : DAY_MS;
 
             snprintf(sql, sizeof(sql),
-                     ROLLUP_COLS "SELECT %lld, dim, bucket_ms / %lld * %lld, key, " SUMS_OF_SUMS
-                                 " FROM access_rollup WHERE level_ms = %lld AND dim = %d"
-                                 " AND bucket_ms >= ?1 AND bucket_ms < ?2 GROUP BY 2, 3, 4",
+                     ROLLUP_COLS
+                     "SELECT %lld, dim, bucket_ms / %lld * %lld, key, node, " SUMS_OF_SUMS
+                     " FROM access_rollup WHERE level_ms = %lld AND dim = %d"
+                     " AND bucket_ms >= ?1 AND bucket_ms < ?2 GROUP BY 2, 3, 4, 5",
                      (long long)to, (long long)to, (long long)to, (long long)from, dim);
             run(st, "rollup", sql, 2, args);
         }
@@ -245,7 +247,7 @@ static void fill(const char *db, int64_t rows, int days, int64_t now)
         /* The rollups agree with the rows: the dashboard's totals over all of them. */
         struct store_totals t;
 
-        if (store_totals(st, 0, 0, &t, err, sizeof(err)) < 0)
+        if (store_totals(st, 0, 0, NULL, &t, err, sizeof(err)) < 0)
             die("totals", err);
         printf("  totals from the rollups: %lld requests, %lld blocked\n", (long long)t.requests,
                (long long)t.blocked);
@@ -289,14 +291,14 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     case Q_TOTALS: {
         struct store_totals t;
 
-        rc = store_totals(st, since, until, &t, err, sizeof(err));
+        rc = store_totals(st, since, until, NULL, &t, err, sizeof(err));
         q->rows = (size_t)t.requests;
         break;
     }
     case Q_SERIES: {
         struct store_series_point *p;
 
-        rc = store_series(st, since, until, q->bucket_ms, &p, &q->rows, err, sizeof(err));
+        rc = store_series(st, since, until, NULL, q->bucket_ms, &p, &q->rows, err, sizeof(err));
         if (rc == 0)
             free(p);
         break;
@@ -304,7 +306,7 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     case Q_TOP: {
         struct store_top_row *r;
 
-        rc = store_top(st, q->top, since, until, 10, &r, &q->rows, err, sizeof(err));
+        rc = store_top(st, q->top, since, until, NULL, 10, &r, &q->rows, err, sizeof(err));
         if (rc == 0)
             free(r);
         break;

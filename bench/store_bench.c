@@ -385,7 +385,8 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     case Q_TOP: {
         struct store_top_row *rows;
 
-        rc = store_top(st, q->top, now - q->span_ms, now, 10, &rows, &q->rows, err, sizeof(err));
+        rc = store_top(st, q->top, now - q->span_ms, now, NULL, 10, &rows, &q->rows, err,
+                       sizeof(err));
         if (rc == 0)
             free(rows);
         break;
@@ -393,8 +394,8 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     case Q_SERIES: {
         struct store_series_point *pts;
 
-        rc =
-            store_series(st, now - q->span_ms, now, q->bucket_ms, &pts, &q->rows, err, sizeof(err));
+        rc = store_series(st, now - q->span_ms, now, NULL, q->bucket_ms, &pts, &q->rows, err,
+                          sizeof(err));
         if (rc == 0)
             free(pts);
         break;
@@ -402,7 +403,7 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     case Q_TOTALS: {
         struct store_totals t;
 
-        rc = store_totals(st, now - q->span_ms, now, &t, err, sizeof(err));
+        rc = store_totals(st, now - q->span_ms, now, NULL, &t, err, sizeof(err));
         q->rows = (size_t)t.requests;
         break;
     }

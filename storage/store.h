@@ -677,8 +677,11 @@ struct store_top_row {
     int64_t requests;
     int64_t bytes;
 };
+/* Top, series and totals count the rows of every node (node NULL) or of the one node named
+ * (as stored in the rows' node column; a name no row has: nothing). */
 int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int64_t until_ms,
-              size_t limit, struct store_top_row **rows, size_t *n, char *err, size_t errlen);
+              const char *node, size_t limit, struct store_top_row **rows, size_t *n, char *err,
+              size_t errlen);
 
 /* Who asked for one host in a time range, per client or per user (STORE_VISITORS_*). */
 enum store_visitors_by { STORE_VISITORS_CLIENT, STORE_VISITORS_USER, STORE_VISITORS_COUNT };
@@ -704,14 +707,16 @@ struct store_series_point {
 /* One point per bucket_ms bucket from since to until, empty buckets included (zeros);
  * buckets align to multiples of bucket_ms since the epoch. An open bound (0) becomes the
  * oldest/newest row's time. At most 100,000 points, else -1. "blocked" = decision deny. */
-int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
-                 struct store_series_point **points, size_t *n, char *err, size_t errlen);
+int store_series(struct store *st, int64_t since_ms, int64_t until_ms, const char *node,
+                 int64_t bucket_ms, struct store_series_point **points, size_t *n, char *err,
+                 size_t errlen);
 
 struct store_totals {
     int64_t requests, blocked, bytes_up, bytes_down, clients, hosts;
 };
-int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct store_totals *out,
-                 char *err, size_t errlen);
+/* clients, hosts: distinct, each counted once however many nodes saw it. */
+int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, const char *node,
+                 struct store_totals *out, char *err, size_t errlen);
 
 /* ---- The nodes (store_node.c) ----
  *

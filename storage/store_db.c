@@ -303,6 +303,29 @@ const struct store_migration store_migrations[] = {
      * and the one that sees the other says so in its row. */
     {44, "ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
          "ALTER TABLE nodes ADD COLUMN rival TEXT NOT NULL DEFAULT '';"},
+    /* The rollups keyed by node as well (issue 13: the dashboard and top lists of one node),
+     * and dimension 4 (node) gone: a node's totals are its dimension-0 rows. Rows from before
+     * hold no node split, so the table starts empty and the watermark at 0: the writer rebuilds
+     * the sums from the log (store_rollup_catch_up, a bounded step a transaction) and readers
+     * count the rows above the watermark raw meanwhile, exact throughout. The minutes' id
+     * ranges (step 39) are kept with the sums: rebuilt with them, not counted twice. */
+    {46, "DROP TABLE access_rollup;"
+         "CREATE TABLE access_rollup("
+         " level_ms INTEGER NOT NULL,"
+         " dim INTEGER NOT NULL,"
+         " bucket_ms INTEGER NOT NULL,"
+         " key TEXT NOT NULL,"
+         " node TEXT NOT NULL,"
+         " requests INTEGER NOT NULL,"
+         " blocked INTEGER NOT NULL,"
+         " reported INTEGER NOT NULL,"
+         " bytes_up INTEGER NOT NULL,"
+         " bytes_down INTEGER NOT NULL,"
+         " blocked_bytes INTEGER NOT NULL,"
+         " reported_bytes INTEGER NOT NULL,"
+         " PRIMARY KEY(level_ms, dim, bucket_ms, key, node)) WITHOUT ROWID;"
+         "UPDATE access_rollup_state SET rolled_id = 0;"
+         "DELETE FROM access_log_minutes;"},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never
@@ -566,6 +589,24 @@ const struct store_migration store_migrations_pg[] = {
          " SELECT time_ms - ((time_ms % 60000) + 60000) % 60000, min(id), max(id), count(*)"
          " FROM access_log WHERE id <= (SELECT rolled_id FROM access_rollup_state WHERE id = 1)"
          " GROUP BY 1;"},
+    /* Made again with fillfactor 70, as step 37 set it for the table before. */
+    {46, "DROP TABLE access_rollup;"
+         "CREATE TABLE access_rollup("
+         " level_ms BIGINT NOT NULL,"
+         " dim INTEGER NOT NULL,"
+         " bucket_ms BIGINT NOT NULL,"
+         " key TEXT NOT NULL,"
+         " node TEXT NOT NULL,"
+         " requests BIGINT NOT NULL,"
+         " blocked BIGINT NOT NULL,"
+         " reported BIGINT NOT NULL,"
+         " bytes_up BIGINT NOT NULL,"
+         " bytes_down BIGINT NOT NULL,"
+         " blocked_bytes BIGINT NOT NULL,"
+         " reported_bytes BIGINT NOT NULL,"
+         " PRIMARY KEY(level_ms, dim, bucket_ms, key, node)) WITH (fillfactor = 70);"
+         "UPDATE access_rollup_state SET rolled_id = 0;"
+         "DELETE FROM access_log_minutes;"},
 };
 const size_t store_migrations_pg_count =
     sizeof(store_migrations_pg) / sizeof(store_migrations_pg[0]);

@@ -297,8 +297,9 @@ void store_syslog_add(struct store_syslog *s, const struct store_access *a, cons
 void store_syslog_counts(const struct store_syslog *s, uint64_t *sent, uint64_t *dropped);
 
 /* ---- Rollups (store_rollup.c) ----
- * Table access_rollup: per bucket (a minute, an hour or a day: level_ms), dimension and key,
- * the sums of the access rows of that bucket with that key. Every row with an id at or below
+ * Table access_rollup: per bucket (a minute, an hour or a day: level_ms), dimension, key and
+ * node, the sums of the access rows of that bucket with that key written by that node (a
+ * node's totals: its STORE_DIM_ALL rows). Every row with an id at or below
  * the watermark (access_rollup_state.rolled_id) is in them, no other row; readers add the
  * rows above it from the raw log (store_rollup_read), so a sum read equals a count of the
  * rows. */
@@ -309,7 +310,6 @@ enum store_rollup_dim {
     STORE_DIM_HOST,
     STORE_DIM_CLIENT,
     STORE_DIM_RULE, /* key: the rule id in decimal, "0" for the default */
-    STORE_DIM_NODE,
     STORE_ROLLUP_DIMS
 };
 struct store_rollup_sums {
@@ -325,9 +325,10 @@ struct store_rollup_row {
     int decision;
     int64_t bytes_up, bytes_down;
 };
-/* Sums gathered in memory, applied by store_rollup_flush (an upsert per (bucket, key) on SQLite,
- * one for them all on PostgreSQL).
- * Holds at least keys (bucket, key) pairs (about 300 bytes each) before it says it is full. */
+/* Sums gathered in memory, applied by store_rollup_flush (an upsert per (bucket, key, node) on
+ * SQLite, one for them all on PostgreSQL).
+ * Holds at least keys (bucket, key, node) triples (about 300 bytes each) before it says it is
+ * full. */
 struct store_rollup_acc;
 struct store_rollup_acc *store_rollup_new(size_t keys); /* NULL when out of memory */
 void store_rollup_free(struct store_rollup_acc *acc);
@@ -363,12 +364,14 @@ void store_rollup_row_of(struct sql_stmt *s, int first, struct store_rollup_row 
  * start), one call per raw row (bucket_ms its time) for the partial minutes at the edges and
  * for the rows above the watermark. Only buckets whose length divides unit_ms are used (0:
  * any). only: a decision (STORE_DENY, STORE_REPORT) whose rows alone are handed over (rollup
- * rows that have some; the caller reads their blocked or reported sums), or -1 for all. Call
- * it inside a read transaction, so the watermark and the rows agree. 0, or -1 with err. */
+ * rows that have some; the caller reads their blocked or reported sums), or -1 for all. node:
+ * the rows of that node only, or NULL for every node's (then a (bucket, key) may come once
+ * per node: fn adds them up, and counts a key once). Call it inside a read transaction, so
+ * the watermark and the rows agree. 0, or -1 with err. */
 typedef void (*store_rollup_fn)(void *arg, int64_t bucket_ms, const char *key, size_t keylen,
                                 const struct store_rollup_sums *sums);
 int store_rollup_read(struct store *st, enum store_rollup_dim dim, int64_t lo, int64_t hi,
-                      int64_t unit_ms, int only, store_rollup_fn fn, void *arg, char *err,
-                      size_t errlen);
+                      int64_t unit_ms, int only, const char *node, store_rollup_fn fn, void *arg,
+                      char *err, size_t errlen);
 
 #endif

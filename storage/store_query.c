@@ -983,7 +983,8 @@ static int cmp_top(const void *pa, const void *pb)
 }
 
 int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int64_t until_ms,
-              size_t limit, struct store_top_row **rows, size_t *n, char *err, size_t errlen)
+              const char *node, size_t limit, struct store_top_row **rows, size_t *n, char *err,
+              size_t errlen)
 {
     struct agg a = {0};
     struct store_top_row *v;
@@ -1006,6 +1007,7 @@ int store_top(struct store *st, enum store_top_kind kind, int64_t since_ms, int6
                           blocked                      ? STORE_DENY
                           : kind == STORE_TOP_REPORTED ? STORE_REPORT
                                                        : -1,
+                          node,
                           blocked                      ? top_blocked
                           : kind == STORE_TOP_REPORTED ? top_reported
                                                        : top_all,
@@ -1134,8 +1136,9 @@ static void series_sums(void *arg, int64_t bucket_ms, const char *key, size_t le
     pt->bytes += sums->bytes_up + sums->bytes_down;
 }
 
-int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t bucket_ms,
-                 struct store_series_point **points, size_t *n, char *err, size_t errlen)
+int store_series(struct store *st, int64_t since_ms, int64_t until_ms, const char *node,
+                 int64_t bucket_ms, struct store_series_point **points, size_t *n, char *err,
+                 size_t errlen)
 {
     struct series_acc acc = {.bucket_ms = bucket_ms};
     int64_t lo, hi, last;
@@ -1168,7 +1171,7 @@ int store_series(struct store *st, int64_t since_ms, int64_t until_ms, int64_t b
         acc.v[i].bucket_ms = (acc.first + (int64_t)i) * bucket_ms;
     /* A rollup bucket counts whole only inside one point: bucket_ms a multiple of its
      * length (points start at multiples of bucket_ms). */
-    if (store_rollup_read(st, STORE_DIM_ALL, lo, hi, bucket_ms, -1, series_sums, &acc, err,
+    if (store_rollup_read(st, STORE_DIM_ALL, lo, hi, bucket_ms, -1, node, series_sums, &acc, err,
                           errlen) < 0)
         goto fail;
     read_end(st, began);
@@ -1202,8 +1205,8 @@ static void distinct_keys(void *arg, int64_t bucket_ms, const char *key, size_t 
     agg_add(arg, key, len, sums->requests, 0);
 }
 
-int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct store_totals *out,
-                 char *err, size_t errlen)
+int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, const char *node,
+                 struct store_totals *out, char *err, size_t errlen)
 {
     struct agg clients = {0}, hosts = {0};
     int64_t lo, hi;
@@ -1214,12 +1217,14 @@ int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, struct st
     began = read_begin(st);
     rc = resolve_range(st, since_ms, until_ms, &lo, &hi, err, errlen);
     if (rc == 0)
-        rc = store_rollup_read(st, STORE_DIM_ALL, lo, hi, 0, -1, totals_sums, out, err, errlen);
-    if (rc == 0)
-        rc = store_rollup_read(st, STORE_DIM_CLIENT, lo, hi, 0, -1, distinct_keys, &clients, err,
+        rc = store_rollup_read(st, STORE_DIM_ALL, lo, hi, 0, -1, node, totals_sums, out, err,
                                errlen);
+    /* A key seen by several nodes comes once per node: the hash counts it once. */
     if (rc == 0)
-        rc = store_rollup_read(st, STORE_DIM_HOST, lo, hi, 0, -1, distinct_keys, &hosts, err,
+        rc = store_rollup_read(st, STORE_DIM_CLIENT, lo, hi, 0, -1, node, distinct_keys, &clients,
+                               err, errlen);
+    if (rc == 0)
+        rc = store_rollup_read(st, STORE_DIM_HOST, lo, hi, 0, -1, node, distinct_keys, &hosts, err,
                                errlen);
     read_end(st, began);
     if (rc == 0 && (clients.oom || hosts.oom))

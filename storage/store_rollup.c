@@ -1,7 +1,7 @@
 /* store_rollup: per-minute, per-hour and per-day sums of the access log (requests, blocked,
- * reported, bytes) in total and by host, client, rule and node, so the dashboard and the top
- * lists read a few rows per bucket instead of every access row; and the reader that answers a
- * time range from them exactly.
+ * reported, bytes) in total and by host, client and rule, each per node, so the dashboard and
+ * the top lists (of the fleet or of one node) read a few rows per bucket instead of every
+ * access row; and the reader that answers a time range from them exactly.
  *
  * Exactness rests on one number, the watermark (access_rollup_state.rolled_id): every row
  * with an id at or below it is in the sums, no row above it is. The log writer adds its rows
@@ -36,12 +36,14 @@ struct slot {
     uint64_t hash;     /* 0: free */
     int64_t bucket_ms; /* start of the bucket */
     uint32_t key_off;  /* in arena */
+    uint32_t node_off; /* in arena, shared by the slots of consecutive rows of one node */
     uint16_t key_len;
+    uint8_t node_len;
     uint8_t level, dim;
     struct store_rollup_sums sums;
 };
 
-#define FLUSH_COLS 11 /* level_ms, dim, bucket_ms, key and the seven sums */
+#define FLUSH_COLS 12 /* level_ms, dim, bucket_ms, key, node and the seven sums */
 
 /* Minutes whose id ranges one accumulator holds: rows come in time order, a flush holds a
  * few minutes (a catch-up more; it flushes when they are full). */
@@ -53,8 +55,9 @@ struct minute_ids {
 };
 
 /* The slots a dimension's key took at each level for the last row, and that row's minute
- * (the same minute: the same hour and day). Consecutive rows share most keys (one node, the
- * client of a keep-alive connection, the default rule), which then skip the table. */
+ * (the same minute: the same hour and day). Consecutive rows share most keys (the client of
+ * a keep-alive connection, the default rule), which then skip the table. Only while the rows
+ * are of one node: another node's row forgets them all. */
 struct last_key {
     bool valid;
     int64_t minute;
@@ -67,6 +70,10 @@ struct store_rollup_acc {
     uint32_t *used_at;  /* owned, keys: indexes of the used slots, to clear and to flush */
     char *arena;        /* owned, keys * KEY_BYTES */
     size_t keys, used, arena_len;
+    /* The node of the last row, in arena (node_len 0 and node_off past the end: none yet). */
+    uint32_t node_off;
+    uint8_t node_len;
+    uint64_t node_hash;
     struct last_key last[STORE_ROLLUP_DIMS];
     struct minute_ids minutes[ACC_MINUTES];
     size_t n_minutes, last_minute; /* last_minute: the entry the last row went to */
@@ -84,6 +91,7 @@ struct store_rollup_acc *store_rollup_new(size_t keys)
         pow2 <<= 1;
     if (acc) {
         acc->keys = pow2;
+        acc->node_off = UINT32_MAX;
         acc->slots = calloc(2 * pow2, sizeof(*acc->slots));
         acc->used_at = calloc(pow2, sizeof(*acc->used_at));
         acc->arena = malloc(pow2 * KEY_BYTES);
@@ -114,6 +122,8 @@ void store_rollup_clear(struct store_rollup_acc *acc)
     acc->used = 0;
     acc->arena_len = 0;
     acc->n_minutes = 0;
+    acc->node_off = UINT32_MAX;
+    acc->node_len = 0;
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
         acc->last[dim].valid = false;
 }
@@ -170,7 +180,15 @@ static void sums_add(struct store_rollup_sums *to, const struct store_rollup_sum
     to->reported_bytes += d->reported_bytes;
 }
 
-/* Room is checked by the caller. Returns the slot's index. */
+static bool node_is(const struct store_rollup_acc *acc, const struct slot *s)
+{
+    return s->node_off == acc->node_off ||
+           (s->node_len == acc->node_len &&
+            memcmp(acc->arena + s->node_off, acc->arena + acc->node_off, acc->node_len) == 0);
+}
+
+/* For the node of the last row (acc->node_off); room is checked by the caller. key_hash covers
+ * the node too. Returns the slot's index. */
 static uint32_t slot_add(struct store_rollup_acc *acc, int level, int dim, int64_t bucket,
                          const char *key, size_t key_len, uint64_t key_hash,
                          const struct store_rollup_sums *d)
@@ -189,13 +207,16 @@ static uint32_t slot_add(struct store_rollup_acc *acc, int level, int dim, int64
             s->dim = (uint8_t)dim;
             s->key_off = (uint32_t)acc->arena_len;
             s->key_len = (uint16_t)key_len;
+            s->node_off = acc->node_off;
+            s->node_len = acc->node_len;
             memcpy(acc->arena + acc->arena_len, key, key_len);
             acc->arena_len += key_len;
             acc->used_at[acc->used++] = (uint32_t)i;
             break;
         }
         if (s->hash == h && s->bucket_ms == bucket && s->level == level && s->dim == dim &&
-            s->key_len == key_len && memcmp(acc->arena + s->key_off, key, key_len) == 0)
+            s->key_len == key_len && memcmp(acc->arena + s->key_off, key, key_len) == 0 &&
+            node_is(acc, s))
             break;
     }
     sums_add(&acc->slots[i].sums, d);
@@ -223,10 +244,12 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
     char rule[12], *p = rule + sizeof(rule);
     uint32_t id = r->rule_id < 0 ? 0 : (uint32_t)r->rule_id;
     const char *keys[STORE_ROLLUP_DIMS];
-    size_t lens[STORE_ROLLUP_DIMS], need = 0;
+    size_t lens[STORE_ROLLUP_DIMS], need = 0, node_len = strnlen(r->node, STORE_NODE_NAME_MAX);
     uint64_t hashes[STORE_ROLLUP_DIMS];
     int64_t minute;
     struct minute_ids *ids = NULL;
+    bool same_node = acc->node_off != UINT32_MAX && acc->node_len == node_len &&
+                     memcmp(acc->arena + acc->node_off, r->node, node_len) == 0;
 
     /* The rule's key is its id in decimal. */
     do {
@@ -237,11 +260,23 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
     keys[STORE_DIM_HOST] = r->host;
     keys[STORE_DIM_CLIENT] = r->client;
     keys[STORE_DIM_RULE] = p;
-    keys[STORE_DIM_NODE] = r->node;
+    /* Another node than the last row's: its name goes into the arena once, for all the
+     * slots of its rows that follow, and the last row's slots are not this row's. */
+    if (!same_node) {
+        if (acc->arena_len + node_len > acc->keys * KEY_BYTES)
+            return false;
+        acc->node_off = (uint32_t)acc->arena_len;
+        acc->node_len = (uint8_t)node_len;
+        acc->node_hash = hash_text(r->node, node_len);
+        memcpy(acc->arena + acc->arena_len, r->node, node_len);
+        acc->arena_len += node_len;
+        for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
+            acc->last[dim].valid = false;
+    }
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
         lens[dim] = dim == STORE_DIM_RULE ? (size_t)(rule + sizeof(rule) - p)
                                           : strnlen(keys[dim], STORE_ROLLUP_KEY_MAX);
-        hashes[dim] = hash_text(keys[dim], lens[dim]);
+        hashes[dim] = mix(hash_text(keys[dim], lens[dim]), acc->node_hash);
         need += lens[dim];
     }
     /* Room for every slot this row may take, so a row is never half added. */
@@ -309,10 +344,10 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
 }
 
 #define ROLLUP_INSERT                                                                              \
-    "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, requests, blocked, reported,"        \
+    "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, node, requests, blocked, reported,"  \
     " bytes_up, bytes_down, blocked_bytes, reported_bytes) "
 #define ROLLUP_ADD_UP                                                                              \
-    " ON CONFLICT(level_ms, dim, bucket_ms, key) DO UPDATE SET"                                    \
+    " ON CONFLICT(level_ms, dim, bucket_ms, key, node) DO UPDATE SET"                              \
     " requests = access_rollup.requests + excluded.requests,"                                      \
     " blocked = access_rollup.blocked + excluded.blocked,"                                         \
     " reported = access_rollup.reported + excluded.reported,"                                      \
@@ -385,10 +420,11 @@ static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, s
         ok = col_int(acc, 0, level_ms[s->level]) && col_int(acc, 1, s->dim) &&
              col_int(acc, 2, s->bucket_ms) &&
              col_text(acc, 3, acc->arena + s->key_off, s->key_len) &&
-             col_int(acc, 4, s->sums.requests) && col_int(acc, 5, s->sums.blocked) &&
-             col_int(acc, 6, s->sums.reported) && col_int(acc, 7, s->sums.bytes_up) &&
-             col_int(acc, 8, s->sums.bytes_down) && col_int(acc, 9, s->sums.blocked_bytes) &&
-             col_int(acc, 10, s->sums.reported_bytes);
+             col_text(acc, 4, acc->arena + s->node_off, s->node_len) &&
+             col_int(acc, 5, s->sums.requests) && col_int(acc, 6, s->sums.blocked) &&
+             col_int(acc, 7, s->sums.reported) && col_int(acc, 8, s->sums.bytes_up) &&
+             col_int(acc, 9, s->sums.bytes_down) && col_int(acc, 10, s->sums.blocked_bytes) &&
+             col_int(acc, 11, s->sums.reported_bytes);
     }
     for (int c = 0; ok && c < FLUSH_COLS; c++)
         ok = col_put(acc, c, "}", 2); /* and the NUL */
@@ -398,8 +434,9 @@ static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, s
         return 0;
     if (store_prepare(st,
                       ROLLUP_INSERT "SELECT * FROM unnest(?1::bigint[], ?2::int[], ?3::bigint[],"
-                                    " ?4::text[], ?5::bigint[], ?6::bigint[], ?7::bigint[],"
-                                    " ?8::bigint[], ?9::bigint[], ?10::bigint[], ?11::bigint[])"
+                                    " ?4::text[], ?5::text[], ?6::bigint[], ?7::bigint[],"
+                                    " ?8::bigint[], ?9::bigint[], ?10::bigint[], ?11::bigint[],"
+                                    " ?12::bigint[])"
                                     " AS r" ROLLUP_ADD_UP,
                       &up, err, errlen) < 0)
         return -1;
@@ -455,11 +492,11 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
         ((!pg &&
           store_prepare(st,
                         ROLLUP_INSERT
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)" ROLLUP_ADD_UP,
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" ROLLUP_ADD_UP,
                         &up, err, errlen) < 0) ||
          store_prepare(st,
                        "DELETE FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
-                       " AND bucket_ms = ?3 AND key = ?4 AND requests <= 0",
+                       " AND bucket_ms = ?3 AND key = ?4 AND node = ?5 AND requests <= 0",
                        &gone, err, errlen) < 0))
         rc = -1;
     for (size_t i = 0; rc == 0 && i < acc->used; i++) {
@@ -472,13 +509,14 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
             sql_bind_int64(up, 2, s->dim);
             sql_bind_int64(up, 3, s->bucket_ms);
             sql_bind_textn(up, 4, acc->arena + s->key_off, s->key_len);
-            sql_bind_int64(up, 5, s->sums.requests);
-            sql_bind_int64(up, 6, s->sums.blocked);
-            sql_bind_int64(up, 7, s->sums.reported);
-            sql_bind_int64(up, 8, s->sums.bytes_up);
-            sql_bind_int64(up, 9, s->sums.bytes_down);
-            sql_bind_int64(up, 10, s->sums.blocked_bytes);
-            sql_bind_int64(up, 11, s->sums.reported_bytes);
+            sql_bind_textn(up, 5, acc->arena + s->node_off, s->node_len);
+            sql_bind_int64(up, 6, s->sums.requests);
+            sql_bind_int64(up, 7, s->sums.blocked);
+            sql_bind_int64(up, 8, s->sums.reported);
+            sql_bind_int64(up, 9, s->sums.bytes_up);
+            sql_bind_int64(up, 10, s->sums.bytes_down);
+            sql_bind_int64(up, 11, s->sums.blocked_bytes);
+            sql_bind_int64(up, 12, s->sums.reported_bytes);
             if (sql_step(up) != SQL_DONE)
                 rc = store_sql_err(st, err, errlen, "rollup");
             sql_reset(up);
@@ -489,6 +527,7 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
             sql_bind_int64(gone, 2, s->dim);
             sql_bind_int64(gone, 3, s->bucket_ms);
             sql_bind_textn(gone, 4, acc->arena + s->key_off, s->key_len);
+            sql_bind_textn(gone, 5, acc->arena + s->node_off, s->node_len);
             if (sql_step(gone) != SQL_DONE)
                 rc = store_sql_err(st, err, errlen, "rollup");
             sql_reset(gone);
@@ -579,44 +618,37 @@ static int64_t ceil_to(int64_t t, int64_t unit)
 struct reader {
     struct store *st;
     enum store_rollup_dim dim;
-    int only; /* a decision whose rows alone count, or -1 */
+    int only;         /* a decision whose rows alone count, or -1 */
+    const char *node; /* the node whose rows alone count, or NULL */
     store_rollup_fn fn;
     void *arg;
     char *err;
     size_t errlen;
 };
 
-/* dim's rollup rows of one level with buckets in [lo, hi). */
+/* dim's rollup rows of one level with buckets in [lo, hi), of every node or of rd->node. */
 static int read_level(struct reader *rd, int level, int64_t lo, int64_t hi)
 {
+    char sql[320];
     struct sql_stmt *s;
     int rc;
 
-    if (store_prepare(rd->st,
-                      rd->only == STORE_DENY ? "SELECT bucket_ms, key, requests, blocked, reported,"
-                                               " bytes_up, bytes_down, blocked_bytes,"
-                                               " reported_bytes FROM access_rollup"
-                                               " WHERE level_ms = ?1 AND dim = ?2"
-                                               " AND bucket_ms >= ?3 AND bucket_ms < ?4"
-                                               " AND blocked > 0"
-                      : rd->only == STORE_REPORT
-                          ? "SELECT bucket_ms, key, requests, blocked, reported,"
-                            " bytes_up, bytes_down, blocked_bytes,"
-                            " reported_bytes FROM access_rollup"
-                            " WHERE level_ms = ?1 AND dim = ?2"
-                            " AND bucket_ms >= ?3 AND bucket_ms < ?4"
-                            " AND reported > 0"
-                          : "SELECT bucket_ms, key, requests, blocked, reported,"
-                            " bytes_up, bytes_down, blocked_bytes,"
-                            " reported_bytes FROM access_rollup"
-                            " WHERE level_ms = ?1 AND dim = ?2"
-                            " AND bucket_ms >= ?3 AND bucket_ms < ?4",
-                      &s, rd->err, rd->errlen) < 0)
+    snprintf(sql, sizeof(sql),
+             "SELECT bucket_ms, key, requests, blocked, reported, bytes_up, bytes_down,"
+             " blocked_bytes, reported_bytes FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
+             " AND bucket_ms >= ?3 AND bucket_ms < ?4%s%s",
+             rd->only == STORE_DENY     ? " AND blocked > 0"
+             : rd->only == STORE_REPORT ? " AND reported > 0"
+                                        : "",
+             rd->node ? " AND node = ?5" : "");
+    if (store_prepare(rd->st, sql, &s, rd->err, rd->errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, level_ms[level]);
     sql_bind_int64(s, 2, rd->dim);
     sql_bind_int64(s, 3, lo);
     sql_bind_int64(s, 4, hi);
+    if (rd->node)
+        sql_bind_text(s, 5, rd->node);
     while ((rc = sql_step(s)) == SQL_ROW) {
         struct store_rollup_sums sums = {
             .requests = sql_col_int64(s, 2),
@@ -639,9 +671,8 @@ static int read_level(struct reader *rd, int level, int64_t lo, int64_t hi)
  * with a greater id (the rows the rollups do not hold yet), found by id, not by time. */
 static int read_raw(struct reader *rd, int64_t lo, int64_t hi, int64_t above_id)
 {
-    static const char *const key_col[STORE_ROLLUP_DIMS] = {"''", "host", "client", "rule_id",
-                                                           "node"};
-    char sql[320];
+    static const char *const key_col[STORE_ROLLUP_DIMS] = {"''", "host", "client", "rule_id"};
+    char sql[360];
     struct sql_stmt *s;
     int rc;
 
@@ -649,18 +680,23 @@ static int read_raw(struct reader *rd, int64_t lo, int64_t hi, int64_t above_id)
         return 0;
     snprintf(sql, sizeof(sql),
              "SELECT time_ms, %s, decision, bytes_up, bytes_down FROM access_log"
-             " WHERE %s >= ?1 AND %s < ?2%s%s",
+             " WHERE %s >= ?1 AND %s < ?2%s%s%s",
              key_col[rd->dim], above_id >= 0 ? "+time_ms" : "time_ms",
              above_id >= 0 ? "+time_ms" : "time_ms", above_id >= 0 ? " AND id > ?3" : "",
              rd->only == STORE_DENY     ? " AND decision = 1"
              : rd->only == STORE_REPORT ? " AND decision = 3"
-                                        : "");
+                                        : "",
+             !rd->node       ? ""
+             : above_id >= 0 ? " AND node = ?4"
+                             : " AND node = ?3");
     if (store_prepare(rd->st, sql, &s, rd->err, rd->errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, lo);
     sql_bind_int64(s, 2, hi);
     if (above_id >= 0)
         sql_bind_int64(s, 3, above_id);
+    if (rd->node)
+        sql_bind_text(s, above_id >= 0 ? 4 : 3, rd->node);
     while ((rc = sql_step(s)) == SQL_ROW) {
         int decision = sql_col_int(s, 2);
         int64_t up = sql_col_int64(s, 3), down = sql_col_int64(s, 4);
@@ -702,10 +738,10 @@ static int read_span(struct reader *rd, int level, int64_t lo, int64_t hi)
 }
 
 int store_rollup_read(struct store *st, enum store_rollup_dim dim, int64_t lo, int64_t hi,
-                      int64_t unit_ms, int only, store_rollup_fn fn, void *arg, char *err,
-                      size_t errlen)
+                      int64_t unit_ms, int only, const char *node, store_rollup_fn fn, void *arg,
+                      char *err, size_t errlen)
 {
-    struct reader rd = {st, dim, only, fn, arg, err, errlen};
+    struct reader rd = {st, dim, only, node, fn, arg, err, errlen};
     int level = STORE_ROLLUP_LEVELS - 1;
     int64_t mark, a, b;
 

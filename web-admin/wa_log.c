@@ -364,7 +364,7 @@ enum MHD_Result wa_log_top(struct wa_req *r)
     st = wa_store(r);
     if (!st)
         return MHD_YES;
-    if (store_top(st, (enum store_top_kind)k, since, until, (size_t)limit, &rows, &n, err,
+    if (store_top(st, (enum store_top_kind)k, since, until, NULL, (size_t)limit, &rows, &n, err,
                   sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     struct client_names cn = {0};
@@ -404,7 +404,7 @@ enum MHD_Result wa_log_series(struct wa_req *r)
     st = wa_store(r);
     if (!st)
         return MHD_YES;
-    if (store_series(st, since, until, bucket, &pts, &n, err, sizeof(err)) < 0)
+    if (store_series(st, since, until, NULL, bucket, &pts, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)

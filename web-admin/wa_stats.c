@@ -131,7 +131,7 @@ enum MHD_Result wa_stats_get(struct wa_req *r)
         return MHD_YES;
     }
     memset(&t, 0, sizeof(t));
-    if (store_totals(st, since, until, &t, err, sizeof(err)) < 0) {
+    if (store_totals(st, since, until, NULL, &t, err, sizeof(err)) < 0) {
         json_decref(proxy);
         return wa_reply_error(r, 500, NULL, "%s", err);
     }

@@ -39,10 +39,14 @@ static const struct row rows[] = {
     {120000, "10.0.0.1", "www.test", "/", STORE_ALLOW, 404, 1, 1, 0, NULL},
 };
 
-static void push_rows(const struct row *r, size_t n, int64_t base)
+/* Through a writer of node (NULL: ""). */
+static void push_rows_of(const char *node, const struct row *r, size_t n, int64_t base)
 {
-    struct store_log_opts o = {
-        .db_path = tmp.db, .producers = 1, .queue_capacity = 4096, .flush_interval_ms = 10};
+    struct store_log_opts o = {.db_path = tmp.db,
+                               .producers = 1,
+                               .queue_capacity = 4096,
+                               .flush_interval_ms = 10,
+                               .node_name = node};
     struct store_log *log = store_log_start(&o, err, sizeof(err));
 
     ck_assert_msg(log != NULL, "%s", err);
@@ -70,6 +74,11 @@ static void push_rows(const struct row *r, size_t n, int64_t base)
         }
     }
     store_log_stop(log);
+}
+
+static void push_rows(const struct row *r, size_t n, int64_t base)
+{
+    push_rows_of(NULL, r, n, base);
 }
 
 static void setup(void)
@@ -496,7 +505,7 @@ START_TEST(test_top_hosts_clients_blocked)
     push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ck_assert_int_eq(
-            store_top(st, cases[i].kind, cases[i].since, 0, 10, &r, &n, err, sizeof(err)), 0);
+            store_top(st, cases[i].kind, cases[i].since, 0, NULL, 10, &r, &n, err, sizeof(err)), 0);
         got[0] = '\0';
         for (size_t k = 0; k < n; k++)
             snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s:%lld:%lld", k ? "," : "",
@@ -504,7 +513,7 @@ START_TEST(test_top_hosts_clients_blocked)
         free(r);
         ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu: got '%s'", i, got);
     }
-    ck_assert_int_eq(store_top(st, STORE_TOP_HOSTS, 0, 0, 1, &r, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_top(st, STORE_TOP_HOSTS, 0, 0, NULL, 1, &r, &n, err, sizeof(err)), 0);
     ck_assert_uint_eq(n, 1);
     free(r);
 }
@@ -571,7 +580,8 @@ START_TEST(test_series_buckets_include_empty_ones)
     size_t n;
 
     push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
-    ck_assert_int_eq(store_series(st, T, T + 4 * MIN_MS, MIN_MS, &p, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_series(st, T, T + 4 * MIN_MS, NULL, MIN_MS, &p, &n, err, sizeof(err)),
+                     0);
     ck_assert_uint_eq(n, 4);
     for (size_t i = 0; i < n; i++) {
         ck_assert_int_eq(p[i].bucket_ms, T + want[i].bucket_ms);
@@ -581,10 +591,10 @@ START_TEST(test_series_buckets_include_empty_ones)
     }
     free(p);
     /* Open bounds: from the oldest to the newest row. */
-    ck_assert_int_eq(store_series(st, 0, 0, MIN_MS, &p, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_series(st, 0, 0, NULL, MIN_MS, &p, &n, err, sizeof(err)), 0);
     ck_assert_uint_eq(n, 3);
     free(p);
-    ck_assert_int_eq(store_series(st, T, T + MIN_MS, 0, &p, &n, err, sizeof(err)), -1);
+    ck_assert_int_eq(store_series(st, T, T + MIN_MS, NULL, 0, &p, &n, err, sizeof(err)), -1);
 }
 END_TEST
 
@@ -592,20 +602,141 @@ START_TEST(test_totals_count_requests_bytes_and_distinct)
 {
     struct store_totals t;
 
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 0);
     push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 6);
     ck_assert_int_eq(t.blocked, 2);
     ck_assert_int_eq(t.bytes_up, 36);
     ck_assert_int_eq(t.bytes_down, 351);
     ck_assert_int_eq(t.clients, 3);
     ck_assert_int_eq(t.hosts, 4);
-    ck_assert_int_eq(store_totals(st, T + 60000, T + 120000, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, T + 60000, T + 120000, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 2);
     ck_assert_int_eq(t.clients, 2);
     ck_assert_int_eq(t.hosts, 2);
+}
+END_TEST
+
+/* "key:requests:bytes,..." of a top list of node (NULL: all). */
+static void top_text(enum store_top_kind kind, const char *node, char *got, size_t size)
+{
+    struct store_top_row *r;
+    size_t n;
+
+    ck_assert_msg(store_top(st, kind, 0, 0, node, 10, &r, &n, err, sizeof(err)) == 0, "%s", err);
+    got[0] = '\0';
+    for (size_t k = 0; k < n; k++)
+        snprintf(got + strlen(got), size - strlen(got), "%s%s:%lld:%lld", k ? "," : "", r[k].key,
+                 (long long)r[k].requests, (long long)r[k].bytes);
+    free(r);
+}
+
+/* "requests:blocked:up:down:clients:hosts" of node (NULL: all) over the whole log. */
+static void totals_text(const char *node, char *got, size_t size)
+{
+    struct store_totals t;
+
+    ck_assert_msg(store_totals(st, 0, 0, node, &t, err, sizeof(err)) == 0, "%s", err);
+    snprintf(got, size, "%lld:%lld:%lld:%lld:%lld:%lld", (long long)t.requests,
+             (long long)t.blocked, (long long)t.bytes_up, (long long)t.bytes_down,
+             (long long)t.clients, (long long)t.hosts);
+}
+
+/* "requests:blocked:bytes,..." per minute of node (NULL: all) over the rows' three minutes. */
+static void series_text(const char *node, char *got, size_t size)
+{
+    struct store_series_point *p;
+    size_t n;
+
+    ck_assert_msg(store_series(st, T, T + 3 * MIN_MS, node, MIN_MS, &p, &n, err, sizeof(err)) == 0,
+                  "%s", err);
+    got[0] = '\0';
+    for (size_t k = 0; k < n; k++)
+        snprintf(got + strlen(got), size - strlen(got), "%s%lld:%lld:%lld", k ? "," : "",
+                 (long long)p[k].requests, (long long)p[k].blocked, (long long)p[k].bytes);
+    free(p);
+}
+
+/* Every figure of the dashboard for the fleet, for each node and for a node without rows. */
+static void check_by_node(const char *want_all, const char *want_a, const char *want_b)
+{
+    static const char *const nodes[] = {NULL, "node-a", "node-b", "node-c"};
+    const char *want[] = {want_all, want_a, want_b, "0:0:0:0:0:0"};
+    char got[512];
+
+    for (size_t i = 0; i < 4; i++) {
+        totals_text(nodes[i], got, sizeof(got));
+        ck_assert_msg(strcmp(got, want[i]) == 0, "totals of %s: got %s want %s",
+                      nodes[i] ? nodes[i] : "all", got, want[i]);
+    }
+}
+
+/* Issue 13: the dashboard and the top lists of one node or of the fleet, from the rollups
+ * (keyed by node), the rows above their watermark, and after step 46 emptied them (an
+ * upgrade): the writer then rebuilds them from the rows. A key two nodes saw counts once. */
+START_TEST(test_top_series_totals_by_node)
+{
+    static const char want_all[] = "6:2:36:351:3:4", want_a[] = "3:1:30:300:2:3",
+                      want_b[] = "3:1:6:51:3:2";
+    char got[512], sql[512];
+
+    push_rows_of("node-a", rows, 3, T);
+    push_rows_of("node-b", rows + 3, 3, T);
+    check_by_node(want_all, want_a, want_b);
+    top_text(STORE_TOP_HOSTS, NULL, got, sizeof(got));
+    ck_assert_str_eq(got, "ads.test:2:0,www.test:2:57,a%b_c.test:1:110,axbyc.test:1:220");
+    top_text(STORE_TOP_HOSTS, "node-a", got, sizeof(got));
+    ck_assert_str_eq(got, "a%b_c.test:1:110,ads.test:1:0,axbyc.test:1:220");
+    top_text(STORE_TOP_HOSTS, "node-b", got, sizeof(got));
+    ck_assert_str_eq(got, "www.test:2:57,ads.test:1:0");
+    top_text(STORE_TOP_CLIENTS, "node-a", got, sizeof(got));
+    ck_assert_str_eq(got, "10.0.0.1:2:330,10.0.0.2:1:0");
+    top_text(STORE_TOP_BLOCKED_CLIENTS, "node-b", got, sizeof(got));
+    ck_assert_str_eq(got, "10.0.0.2:1:0");
+    top_text(STORE_TOP_BLOCKED, "node-c", got, sizeof(got));
+    ck_assert_str_eq(got, "");
+    series_text(NULL, got, sizeof(got));
+    ck_assert_str_eq(got, "3:1:330,2:1:55,1:0:2");
+    series_text("node-a", got, sizeof(got));
+    ck_assert_str_eq(got, "3:1:330,0:0:0,0:0:0");
+    series_text("node-b", got, sizeof(got));
+    ck_assert_str_eq(got, "0:0:0,2:1:55,1:0:2");
+    /* A row the rollups do not hold yet (its writer's sums lost): counted raw, for its node. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO access_log(time_ms, client, host, decision, bytes_up, bytes_down, node)"
+             " VALUES (%lld, '10.0.0.9', 'raw.test', 0, 1, 2, 'node-b')",
+             (long long)(T + 130000));
+    test_db_exec(&tmp, sql);
+    check_by_node("7:2:37:353:4:5", want_a, "4:1:7:53:4:3");
+    series_text("node-b", got, sizeof(got));
+    ck_assert_str_eq(got, "0:0:0,2:1:55,2:0:5");
+    /* An upgrade to step 46: the rollups empty, the watermark 0, every figure still exact. */
+    test_db_exec(&tmp, "DELETE FROM schema_steps WHERE version = 46");
+    store_close(st);
+    st = store_open(tmp.db, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT count(*) FROM access_rollup"), 0);
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT rolled_id FROM access_rollup_state"), 0);
+    check_by_node("7:2:37:353:4:5", want_a, "4:1:7:53:4:3");
+    top_text(STORE_TOP_HOSTS, "node-b", got, sizeof(got));
+    ck_assert_str_eq(got, "www.test:2:57,ads.test:1:0,raw.test:1:3");
+    /* The next writer rolls every node's rows up again, each under its own node. */
+    push_rows_of("node-a", rows, 1, T + 3 * MIN_MS);
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT rolled_id FROM access_rollup_state"),
+                     test_db_int(&tmp, "SELECT max(id) FROM access_log"));
+    ck_assert_int_eq(test_db_int(&tmp,
+                                 "SELECT sum(requests) FROM access_rollup"
+                                 " WHERE level_ms = 86400000 AND dim = 0 AND node = 'node-b'"),
+                     4);
+    ck_assert_int_eq(test_db_int(&tmp,
+                                 "SELECT sum(requests) FROM access_rollup"
+                                 " WHERE level_ms = 86400000 AND dim = 0 AND node = 'node-a'"),
+                     4);
+    check_by_node("8:2:47:453:4:5", "4:1:40:400:2:3", "4:1:7:53:4:3");
+    top_text(STORE_TOP_HOSTS, "node-b", got, sizeof(got));
+    ck_assert_str_eq(got, "www.test:2:57,ads.test:1:0,raw.test:1:3");
 }
 END_TEST
 
@@ -617,14 +748,14 @@ START_TEST(test_retention_by_rows_keeps_newest_and_hits)
     ck_assert_int_eq(hits_of(5), 2);
     ck_assert_int_eq(store_retention_step(st, 0, 4, 100), 2);
     ck_assert_int_eq(store_retention_step(st, 0, 4, 100), 0);
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 4);
     ck_assert_int_eq(hits_of(5), 2);
     /* A small batch deletes at most that many per step. */
     ck_assert_int_eq(store_retention_step(st, 0, 1, 2), 2);
     ck_assert_int_eq(hits_of(5), 0);
     ck_assert_int_eq(store_retention_step(st, 0, 1, 2), 1);
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 1);
 }
 END_TEST
@@ -645,7 +776,7 @@ START_TEST(test_retention_by_age_deletes_only_old_rows)
     ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 1);
     ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 0);
     ck_assert_int_eq(hits_of(5), 2);
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 6);
     ck_assert_int_eq(store_retention_step(st, 0, 0, 100), 0); /* nothing configured */
 }
@@ -676,7 +807,7 @@ START_TEST(test_retention_by_age_drops_whole_days)
             test_db_int(&tmp, "SELECT count(*) FROM access_log_default WHERE host LIKE 'old%'"), 0);
         /* A day's table goes whole, bigger than the batch; then the next day's. */
         ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 3);
-        ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+        ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
         ck_assert_int_eq(t.requests, 8);
         ck_assert_int_eq(t.hosts, 5);
         ck_assert_int_eq(hits_of(5), 4);
@@ -688,11 +819,11 @@ START_TEST(test_retention_by_age_drops_whole_days)
     }
     ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 0);
     ck_assert_int_eq(hits_of(5), 2);
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 6);
     ck_assert_int_eq(t.blocked, 2);
     ck_assert_int_eq(t.hosts, 4);
-    ck_assert_int_eq(store_totals(st, d0, d1 + DAY_MS, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, d0, d1 + DAY_MS, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 0);
     /* Rows are found by id as before. */
     search_ids(&(struct store_log_filter){.decision = -1}, ids, sizeof(ids));
@@ -735,14 +866,14 @@ START_TEST(test_day_drop_does_not_wait_for_a_reader)
     PQclear(r);
     /* Nothing dropped, no failure; the rows and their counts stay as they are. */
     ck_assert_int_eq(store_retention_step(st, 7, 0, 100), 0);
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 8);
     ck_assert_int_eq(hits_of(5), 4);
     /* The reader done, the day goes whole with its counts. */
     PQclear(PQexec(reader, "COMMIT"));
     PQfinish(reader);
     ck_assert_int_eq(store_retention_step(st, 7, 0, 100), 2);
-    ck_assert_int_eq(store_totals(st, 0, 0, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
     ck_assert_int_eq(t.requests, 6);
     ck_assert_int_eq(hits_of(5), 2);
 }
@@ -848,6 +979,7 @@ int main(void)
     tcase_add_test(tc, test_host_visitors_by_client_and_user);
     tcase_add_test(tc, test_series_buckets_include_empty_ones);
     tcase_add_test(tc, test_totals_count_requests_bytes_and_distinct);
+    tcase_add_test(tc, test_top_series_totals_by_node);
     tcase_add_test(tc, test_retention_by_rows_keeps_newest_and_hits);
     tcase_add_test(tc, test_retention_by_age_deletes_only_old_rows);
     tcase_add_test(tc, test_retention_by_age_drops_whole_days);

@@ -1,7 +1,8 @@
 /* test_store_rollup: the dashboard's numbers (store_totals, store_top, store_series), read
  * from the rollups, equal a count over the raw rows, for ranges that do and do not fall on
  * minute, hour and day boundaries: rows written by the writer, rows the rollups do not hold
- * yet (as after a crash), after the writer catches up, and after retention deleted some. */
+ * yet (as after a crash), after the writer catches up, and after retention deleted some; for
+ * the rows of every node and of each node alone. */
 #include <check.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -60,13 +61,13 @@ static struct store_access random_row(int64_t base)
     return a;
 }
 
-static void write_rows(size_t n, int64_t base)
+static void write_rows_of(const char *node, size_t n, int64_t base)
 {
     struct store_log_opts o = {.db_path = tmp.db,
                                .producers = 1,
                                .queue_capacity = 4096,
                                .flush_interval_ms = 10,
-                               .node_name = "n1"};
+                               .node_name = node};
     struct store_log *log = store_log_start(&o, err, sizeof(err));
 
     ck_assert_msg(log != NULL, "%s", err);
@@ -76,6 +77,11 @@ static void write_rows(size_t n, int64_t base)
         ck_assert(store_log_push(log, 0, &a));
     }
     store_log_stop(log);
+}
+
+static void write_rows(size_t n, int64_t base)
+{
+    write_rows_of("n1", n, base);
 }
 
 /* Rows that reach the table without the writer (the sums for them lost, as in a crash). */
@@ -140,9 +146,10 @@ static void raw_text(sqlite3 *db, const char *sql, char *out, size_t size)
     sqlite3_finalize(s);
 }
 
-/* Every figure of the three calls over [lo, hi) against the raw rows. */
-static void check_range(struct store *st, int64_t lo, int64_t hi)
+/* Every figure of the three calls over [lo, hi) against the raw rows, of node (NULL: all). */
+static void check_range(struct store *st, int64_t lo, int64_t hi, const char *node)
 {
+    char only[64] = "";
     static const int64_t buckets[] = {MIN_MS, 5 * MIN_MS, HOUR_MS, DAY_MS, 30000, 7 * MIN_MS};
     static char sql[1024], want[65536], got[65536];
     struct store_totals t;
@@ -151,40 +158,44 @@ static void check_range(struct store *st, int64_t lo, int64_t hi)
     size_t n;
     sqlite3 *db;
 
+    if (node)
+        snprintf(only, sizeof(only), " AND node = '%s'", node);
     ck_assert_int_eq(sqlite3_open(tmp.db, &db), SQLITE_OK);
     snprintf(sql, sizeof(sql),
              "SELECT count(*), CAST(total(decision = 1) AS INTEGER),"
              " CAST(total(bytes_up) AS INTEGER), CAST(total(bytes_down) AS INTEGER),"
              " count(DISTINCT client), count(DISTINCT host) FROM access_log"
-             " WHERE time_ms >= %lld AND time_ms < %lld",
-             (long long)lo, (long long)hi);
+             " WHERE time_ms >= %lld AND time_ms < %lld%s",
+             (long long)lo, (long long)hi, only);
     raw_text(db, sql, want, sizeof(want));
-    ck_assert_int_eq(store_totals(st, lo, hi, &t, err, sizeof(err)), 0);
+    ck_assert_int_eq(store_totals(st, lo, hi, node, &t, err, sizeof(err)), 0);
     snprintf(got, sizeof(got), "%lld:%lld:%lld:%lld:%lld:%lld", (long long)t.requests,
              (long long)t.blocked, (long long)t.bytes_up, (long long)t.bytes_down,
              (long long)t.clients, (long long)t.hosts);
-    ck_assert_msg(strcmp(got, want) == 0, "totals [%lld, %lld): got %s want %s", (long long)lo,
-                  (long long)hi, got, want);
+    ck_assert_msg(strcmp(got, want) == 0, "totals [%lld, %lld) of %s: got %s want %s",
+                  (long long)lo, (long long)hi, node ? node : "all", got, want);
     for (int kind = 0; kind < STORE_TOP_COUNT; kind++) {
         snprintf(sql, sizeof(sql),
                  "SELECT %s, count(*), sum(bytes_up + bytes_down) FROM access_log"
-                 " WHERE time_ms >= %lld AND time_ms < %lld%s GROUP BY 1 ORDER BY 2 DESC, 1",
+                 " WHERE time_ms >= %lld AND time_ms < %lld%s%s GROUP BY 1 ORDER BY 2 DESC, 1",
                  kind == STORE_TOP_CLIENTS || kind == STORE_TOP_BLOCKED_CLIENTS ? "client" : "host",
                  (long long)lo, (long long)hi,
                  kind == STORE_TOP_BLOCKED || kind == STORE_TOP_BLOCKED_CLIENTS
                      ? " AND decision = 1"
                  : kind == STORE_TOP_REPORTED ? " AND decision = 3"
-                                              : "");
+                                              : "",
+                 only);
         raw_text(db, sql, want, sizeof(want));
         ck_assert_int_eq(
-            store_top(st, (enum store_top_kind)kind, lo, hi, 1000, &r, &n, err, sizeof(err)), 0);
+            store_top(st, (enum store_top_kind)kind, lo, hi, node, 1000, &r, &n, err, sizeof(err)),
+            0);
         got[0] = '\0';
         for (size_t k = 0; k < n; k++)
             snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s:%lld:%lld", k ? "," : "",
                      r[k].key, (long long)r[k].requests, (long long)r[k].bytes);
         free(r);
-        ck_assert_msg(strcmp(got, want) == 0, "top %d [%lld, %lld): got %s want %s", kind,
-                      (long long)lo, (long long)hi, got, want);
+        ck_assert_msg(strcmp(got, want) == 0, "top %d [%lld, %lld) of %s: got %s want %s", kind,
+                      (long long)lo, (long long)hi, node ? node : "all", got, want);
     }
     for (size_t b = 0; b < sizeof(buckets) / sizeof(buckets[0]); b++) {
         long long u = (long long)buckets[b];
@@ -196,10 +207,10 @@ static void check_range(struct store *st, int64_t lo, int64_t hi)
                  "SELECT time_ms - ((time_ms %% %lld) + %lld) %% %lld, count(*),"
                  " CAST(total(decision = 1) AS INTEGER),"
                  " CAST(total(bytes_up + bytes_down) AS INTEGER) FROM access_log"
-                 " WHERE time_ms >= %lld AND time_ms < %lld GROUP BY 1 ORDER BY 1",
-                 u, u, u, (long long)lo, (long long)hi);
+                 " WHERE time_ms >= %lld AND time_ms < %lld%s GROUP BY 1 ORDER BY 1",
+                 u, u, u, (long long)lo, (long long)hi, only);
         raw_text(db, sql, want, sizeof(want));
-        ck_assert_int_eq(store_series(st, lo, hi, buckets[b], &p, &n, err, sizeof(err)), 0);
+        ck_assert_int_eq(store_series(st, lo, hi, node, buckets[b], &p, &n, err, sizeof(err)), 0);
         got[0] = '\0';
         for (size_t k = 0; k < n; k++)
             if (p[k].requests != 0)
@@ -213,9 +224,12 @@ static void check_range(struct store *st, int64_t lo, int64_t hi)
     sqlite3_close(db);
 }
 
-/* Ranges on and off the minute, hour and day boundaries, short and long. */
+/* Ranges on and off the minute, hour and day boundaries, short and long; of every node and
+ * of each. */
 static void check_ranges(struct store *st)
 {
+    static const char *const nodes[] = {NULL, "n1", "n2", "n3"};
+
     const int64_t ranges[][2] = {
         {T0, T0 + 3 * DAY_MS},
         {T0 - DAY_MS, T0 + 5 * DAY_MS},
@@ -228,14 +242,18 @@ static void check_ranges(struct store *st)
     };
 
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-        check_range(st, ranges[i][0], ranges[i][1]);
+        for (size_t k = 0; k < sizeof(nodes) / sizeof(nodes[0]); k++)
+            check_range(st, ranges[i][0], ranges[i][1], nodes[k]);
 }
 
 START_TEST(test_dashboard_equals_raw_counts)
 {
     struct store *st;
 
-    write_rows(ROWS, T0);
+    /* Two nodes in turns: their rows share the buckets and most keys. */
+    write_rows(ROWS / 3, T0);
+    write_rows_of("n3", ROWS / 3, T0);
+    write_rows(ROWS / 3, T0);
     ck_assert_int_eq(raw_int("SELECT rolled_id FROM access_rollup_state"),
                      raw_int("SELECT max(id) FROM access_log"));
     st = store_open(tmp.db, err, sizeof(err));
@@ -263,7 +281,7 @@ START_TEST(test_rows_above_the_watermark_count_and_are_caught_up)
                      raw_int("SELECT max(id) FROM access_log"));
     /* The rows it caught up carry their own node. */
     ck_assert_int_eq(raw_int("SELECT sum(requests) FROM access_rollup WHERE level_ms = 86400000"
-                             " AND dim = 4 AND key = 'n2'"),
+                             " AND dim = 0 AND node = 'n2'"),
                      200);
     st = store_open(tmp.db, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
@@ -298,7 +316,7 @@ START_TEST(test_retention_takes_deleted_rows_out_of_the_rollups)
     while (store_retention_step(st, 0, 1, 1000) > 0)
         ;
     ck_assert_int_eq(raw_int("SELECT count(*) FROM access_log"), 1);
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM access_rollup"), 3 * 5);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM access_rollup"), 3 * 4);
     check_ranges(st);
     store_close(st);
 }
