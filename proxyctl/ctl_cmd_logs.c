@@ -236,6 +236,9 @@ enum ctl_status ctl_cmd_top(struct ctl_ctx *ctx, const struct ctl_call *call)
     const struct ctl_value *limit = ctl_call_opt(call, "--limit");
     if (limit->set)
         ctl_query_add_num(&q, "limit", limit->num);
+    const struct ctl_value *node = ctl_call_opt(call, "--node");
+    if (node->set && !ctl_query_add(&q, "node", node->str))
+        return ctl_usage(ctx, "--node is too long");
     char path[sizeof(q.buf) + 16];
     snprintf(path, sizeof(path), "/api/top%s", q.buf);
     const struct ctl_column cols[] = {
@@ -331,8 +334,14 @@ static void print_members(const json_t *obj, const char *prefix, int width)
 
 enum ctl_status ctl_cmd_stats(struct ctl_ctx *ctx, const struct ctl_call *call)
 {
+    struct ctl_query q = {0};
+    const struct ctl_value *node = ctl_call_opt(call, "--node");
+    if (node->set && !ctl_query_add(&q, "node", node->str))
+        return ctl_usage(ctx, "--node is too long");
+    char path[sizeof(q.buf) + 16];
+    snprintf(path, sizeof(path), "/api/stats%s", q.buf);
     json_t *out;
-    enum ctl_status st = ctl_api_show(ctx, "GET", "/api/stats", NULL, &out, NULL);
+    enum ctl_status st = ctl_api_show(ctx, "GET", path, NULL, &out, NULL);
     if (!out)
         return st;
     int width = 0;
@@ -345,7 +354,10 @@ enum ctl_status ctl_cmd_stats(struct ctl_ctx *ctx, const struct ctl_call *call)
         print_members(proxy, "", width);
     }
     if (json_is_object(totals)) {
-        printf("access log (last 24 h)\n");
+        if (node->set)
+            printf("access log of node %s (last 24 h)\n", node->str);
+        else
+            printf("access log (last 24 h)\n");
         print_members(totals, "", width);
     }
     json_decref(out);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "storage/store.h"
 #include "web-admin/wa_http.h"
 
 #define WA_CSP                                                                                     \
@@ -281,6 +282,19 @@ int64_t wa_query_limit(struct wa_req *r, int64_t def)
         return -1;
     }
     return v > WA_ROWS_MAX ? WA_ROWS_MAX : v;
+}
+
+int wa_query_node(struct wa_req *r, const char **node)
+{
+    const char *v = wa_query(r, "node");
+
+    *node = v && *v ? v : NULL;
+    if (*node && strlen(*node) > STORE_NODE_NAME_MAX) {
+        wa_reply_error(r, 400, "node", "node: longer than a node name (%d bytes)",
+                       STORE_NODE_NAME_MAX);
+        return -1;
+    }
+    return 0;
 }
 
 bool wa_name_ok(const char *name)

@@ -116,6 +116,10 @@ int wa_query_int(struct wa_req *r, const char *key, int64_t *out);
 /* The limit query parameter of a listing: def when absent, at most WA_ROWS_MAX; -1 after
  * answering 400 (not a positive integer). */
 int64_t wa_query_limit(struct wa_req *r, int64_t def);
+/* The node query parameter: a node name as the log stores it (--node-name, at most
+ * STORE_NODE_NAME_MAX bytes), *node NULL when absent or empty (every node). 0, or -1 after
+ * answering 400. A name no node has is valid: it selects no row. */
+int wa_query_node(struct wa_req *r, const char **node);
 /* True if name is a usable list, user or admin name: 1-63 of [A-Za-z0-9._-], not starting
  * with '.'. */
 bool wa_name_ok(const char *name);

@@ -247,11 +247,9 @@ int wa_log_filter(struct wa_req *r, struct store_log_filter *f)
     }
     if (!bad && user)
         memcpy(f->user, user, strlen(user) + 1);
-    const char *node = bad ? NULL : query_search(r, "node", &bad);
-    if (!bad && node && strlen(node) >= sizeof(f->node)) {
-        wa_reply_error(r, 400, "node", "node: longer than a node name");
+    const char *node;
+    if (!bad && wa_query_node(r, &node) < 0)
         return -1;
-    }
     if (!bad && node)
         memcpy(f->node, node, strlen(node) + 1);
     if (!bad)
@@ -342,6 +340,7 @@ enum MHD_Result wa_log_top(struct wa_req *r)
     const char *kind = nonempty(wa_query(r, "kind"));
     struct store_top_row *rows;
     struct store *st;
+    const char *node;
     int64_t since, until, limit;
     int k = -1;
     size_t n;
@@ -356,7 +355,7 @@ enum MHD_Result wa_log_top(struct wa_req *r)
     if (k < 0)
         return wa_reply_error(r, 400, "kind",
                               "kind is hosts, clients, blocked, reported or blocked_clients");
-    if (query_range(r, &since, &until) < 0)
+    if (query_range(r, &since, &until) < 0 || wa_query_node(r, &node) < 0)
         return MHD_YES;
     limit = wa_query_limit(r, 10);
     if (limit < 0)
@@ -364,7 +363,7 @@ enum MHD_Result wa_log_top(struct wa_req *r)
     st = wa_store(r);
     if (!st)
         return MHD_YES;
-    if (store_top(st, (enum store_top_kind)k, since, until, NULL, (size_t)limit, &rows, &n, err,
+    if (store_top(st, (enum store_top_kind)k, since, until, node, (size_t)limit, &rows, &n, err,
                   sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     struct client_names cn = {0};
@@ -383,19 +382,23 @@ enum MHD_Result wa_log_top(struct wa_req *r)
     }
     free(cn.v);
     free(rows);
-    return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "kind", kinds[k], "rows", arr));
+    return wa_reply_json(r, 200,
+                         json_pack("{s:s,s:o,s:o}", "kind", kinds[k], "node",
+                                   node ? json_string(node) : json_null(), "rows", arr));
 }
 
 enum MHD_Result wa_log_series(struct wa_req *r)
 {
     struct store_series_point *pts;
     struct store *st;
+    const char *node;
     int64_t since, until, bucket = 3600 * 1000;
     size_t n;
     char err[256];
     json_t *arr;
 
-    if (query_range(r, &since, &until) < 0 || wa_query_int(r, "bucket", &bucket) < 0)
+    if (query_range(r, &since, &until) < 0 || wa_query_int(r, "bucket", &bucket) < 0 ||
+        wa_query_node(r, &node) < 0)
         return MHD_YES;
     if (bucket < 1000)
         return wa_reply_error(r, 400, "bucket", "bucket must be at least 1000 ms");
@@ -404,7 +407,7 @@ enum MHD_Result wa_log_series(struct wa_req *r)
     st = wa_store(r);
     if (!st)
         return MHD_YES;
-    if (store_series(st, since, until, NULL, bucket, &pts, &n, err, sizeof(err)) < 0)
+    if (store_series(st, since, until, node, bucket, &pts, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
@@ -414,7 +417,8 @@ enum MHD_Result wa_log_series(struct wa_req *r)
                                              (json_int_t)pts[i].bytes));
     free(pts);
     return wa_reply_json(r, 200,
-                         json_pack("{s:o,s:I}", "points", arr, "bucket", (json_int_t)bucket));
+                         json_pack("{s:o,s:I,s:o}", "points", arr, "bucket", (json_int_t)bucket,
+                                   "node", node ? json_string(node) : json_null()));
 }
 
 /* One grouping of GET /api/visitors as JSON rows; NULL after answering 500. */

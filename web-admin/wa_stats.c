@@ -108,12 +108,14 @@ enum MHD_Result wa_stats_get(struct wa_req *r)
     struct wa_proxy_stats ps;
     struct store_totals t;
     struct store *st;
+    const char *node;
     int64_t until = clock_wall_ms(), since = until - DAY_MS;
     uint64_t failed, throttled;
     char err[256];
     json_t *proxy;
 
-    if (wa_query_int(r, "since", &since) < 0 || wa_query_int(r, "until", &until) < 0)
+    if (wa_query_int(r, "since", &since) < 0 || wa_query_int(r, "until", &until) < 0 ||
+        wa_query_node(r, &node) < 0)
         return MHD_YES;
     if (until < since)
         return wa_reply_error(r, 400, "until", "until is before since");
@@ -131,19 +133,20 @@ enum MHD_Result wa_stats_get(struct wa_req *r)
         return MHD_YES;
     }
     memset(&t, 0, sizeof(t));
-    if (store_totals(st, since, until, NULL, &t, err, sizeof(err)) < 0) {
+    if (store_totals(st, since, until, node, &t, err, sizeof(err)) < 0) {
         json_decref(proxy);
         return wa_reply_error(r, 500, NULL, "%s", err);
     }
     wa_auth_counters(r->ctx->auth, &failed, &throttled);
     return wa_reply_json(
         r, 200,
-        json_pack("{s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:I,s:I,s:I}}", "proxy", proxy,
-                  "proxy_help", r->ctx->opts->proxy_stats ? proxy_help_json() : json_null(),
+        json_pack("{s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "proxy",
+                  proxy, "proxy_help", r->ctx->opts->proxy_stats ? proxy_help_json() : json_null(),
                   "totals", "requests", (json_int_t)t.requests, "blocked", (json_int_t)t.blocked,
                   "bytes_up", (json_int_t)t.bytes_up, "bytes_down", (json_int_t)t.bytes_down,
                   "clients", (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms",
-                  (json_int_t)since, "until_ms", (json_int_t)until, "auth", "password_checks",
+                  (json_int_t)since, "until_ms", (json_int_t)until, "node",
+                  node ? json_string(node) : json_null(), "auth", "password_checks",
                   (json_int_t)store_account_hash_runs(), "admin_logins_failed", (json_int_t)failed,
                   "admin_logins_throttled", (json_int_t)throttled));
 }

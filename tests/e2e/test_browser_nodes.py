@@ -4,7 +4,9 @@ node itself, two more rows are written into its nodes table as other nodes would
 one that keeps beating (a thread here) but runs the policy version before the newest, and one
 last heard of 41 s ago, named with markup. The page must show this node in step and the two
 others lagging, in words; screenshots at 1366 and 390 px (nodes/ in $PX_BROWSER_SHOTS, else
-in <build dir>/browser-shots). Skips like test_browser.py without Chromium or playwright-core."""
+in <build dir>/browser-shots). Then the dashboard's node selector (issue 13): log rows of three
+nodes, the cards, chart and top lists of all of them and of the one chosen, the choice kept in
+the address. Skips like test_browser.py without Chromium or playwright-core."""
 import os
 import sqlite3
 import threading
@@ -22,7 +24,8 @@ UNSEEN = "<img src=x onerror=__xss=1>"
 
 class NodesPanelTest(BrowserCase):
     def test_lagging_nodes_are_marked(self):
-        names = ("nodes-1366.png", "nodes-390.png")
+        names = ("nodes-1366.png", "nodes-390.png", "nodes-filter-1366.png",
+                 "nodes-filter-390.png")
         self.clear_shots(SHOTS, names)
         with Proxyd(extra_args=["--node-name", "head-office"]) as px:
             px.api("PUT", "/api/admins/admin", {"password": PASSWORD})
@@ -40,6 +43,13 @@ class NodesPanelTest(BrowserCase):
             db.execute(row, (BEHIND, now - 3600000, "10.1.0.1:3128 tls:10.1.0.1:3129",
                              newest - 1, now))
             db.execute(row, (UNSEEN, now - 7200000, "10.2.0.1:3128", newest, now - 41000))
+            # Each node's requests of the last hour, as its writer would have logged them.
+            log = [("head-office", "head.test", 0)] * 4 + [(BEHIND, "branch.test", 0)] * 5 + \
+                [(BEHIND, "ads.test", 1)] * 2 + [(UNSEEN, "markup.test", 0)] * 3
+            db.executemany("INSERT INTO access_log(time_ms, client, method, scheme, host, port,"
+                           " path, status, bytes_down, decision, node)"
+                           " VALUES (?, '10.0.0.1', 'GET', 'http', ?, 80, '/', 200, 1000, ?, ?)",
+                           [(now - 600000 + i * 1000, h, d, n) for i, (n, h, d) in enumerate(log)])
             db.commit()
             beating = threading.Event()
 

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from harness import DnsStub, Origin, Proxyd, read_response, wait_for
@@ -184,6 +185,65 @@ class FleetTest(unittest.TestCase):
             # The time since it stopped, not since its last heartbeat (up to 5 s before).
             self.assertLessEqual(gone["stopped_ago_ms"], gone["seen_ago_ms"])
             self.assertGreaterEqual(gone["stopped_ago_ms"], 0)
+
+    def test_dashboard_and_top_lists_filter_by_node(self):
+        """Issue 13: any node's /api/stats, /api/series and /api/top show the fleet, or one
+        node's requests with node=NAME (proxyctl top/stats --node); a name no node has is an
+        empty answer, not an error."""
+        with DnsStub(RECORDS) as dns, Origin() as origin, \
+                node(self.db, "a", dns=dns) as a, node(self.db, "b", dns=dns) as b:
+            b.api("POST", "/api/block", {"domain": "blocked.test"})
+            for i in range(5):
+                self.assertEqual(a.get("http://allowed.test:%d/small?a=%d"
+                                       % (origin.port, i))[0], 200)
+            # Node A learns of the block within a second: asked until it answers 403.
+            answers = []
+            self.assertTrue(wait_for(lambda: answers.append(
+                a.get("http://blocked.test:%d/" % origin.port)[0]) or answers[-1] == 403,
+                timeout=30))
+            rows_a, blocked_on_a = 5 + len(answers), answers.count(403)
+            for i in range(3):
+                self.assertEqual(b.get("http://blocked.test:%d/x?b=%d"
+                                       % (origin.port, i))[0], 403)
+            self.assertEqual(b.get("http://allowed.test:%d/small" % origin.port)[0], 200)
+            self.assertTrue(wait_for(lambda: psql(self.db, "SELECT count(*) FROM access_log"
+                                                           " GROUP BY node ORDER BY node")
+                                     .split() == [str(rows_a), "4"], timeout=30))
+            for px in (a, b):  # either node answers for the fleet and for each node
+                totals = {n: px.api("GET", "/api/stats" + q)["totals"]
+                          for n, q in (("all", ""), ("a", "?node=a"), ("b", "?node=b"),
+                                       ("zz", "?node=zz"))}
+                self.assertEqual(totals["a"]["requests"], rows_a)
+                self.assertEqual(totals["a"]["blocked"], blocked_on_a)
+                self.assertEqual((totals["b"]["requests"], totals["b"]["blocked"]), (4, 3))
+                self.assertEqual(totals["all"]["requests"], rows_a + 4)
+                self.assertEqual(totals["all"]["clients"], 1)  # 127.0.0.1 on both: once
+                self.assertEqual(totals["zz"]["requests"], 0)
+                top = px.api("GET", "/api/top?kind=hosts&node=a")
+                self.assertEqual(top["node"], "a")
+                self.assertEqual(dict((r["key"], r["requests"]) for r in top["rows"]),
+                                 {"allowed.test": 5, "blocked.test": len(answers)})
+                top = px.api("GET", "/api/top?kind=blocked&node=b")["rows"]
+                self.assertEqual([(r["key"], r["requests"]) for r in top], [("blocked.test", 3)])
+                top = px.api("GET", "/api/top?kind=hosts")["rows"]
+                self.assertEqual(dict((r["key"], r["requests"]) for r in top),
+                                 {"allowed.test": 6, "blocked.test": 3 + len(answers)})
+                self.assertEqual(px.api("GET", "/api/top?kind=hosts&node=zz")["rows"], [])
+                series = px.api("GET", "/api/series?bucket=86400000&node=b")["points"]
+                self.assertEqual(sum(p["requests"] for p in series), 4)
+            try:
+                a.api("GET", "/api/top?node=" + "n" * 64)
+                self.fail("a node name longer than 63 bytes was accepted")
+            except urllib.error.HTTPError as e:
+                self.assertEqual(e.code, 400)
+                self.assertIn("node", json.loads(e.read())["error"])
+            code, out, err = run_ctl(["top", "blocked", "--node", "b"], a)
+            self.assertEqual(code, 0, err)
+            self.assertRegex(out, r"blocked\.test\s+3\b")
+            code, out, err = run_ctl(["stats", "--node", "b"], a)
+            self.assertEqual(code, 0, err)
+            self.assertIn("access log of node b (last 24 h)", out)
+            self.assertRegex(out, r"\brequests\s+4\b")
 
     def test_kill_9_loses_at_most_the_last_second_of_rows(self):
         kill_under_traffic(self, ["--db", uri(self.db), "--node-name", "k"],

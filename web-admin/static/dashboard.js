@@ -1,19 +1,20 @@
 /* proxyd admin: the dashboard (cards, the chart, top lists that open the log filtered to
  * their entry, who visited a domain, the proxyd nodes on the database with lagging ones
- * marked, the proxy's counters under Diagnostics) for a chosen time range, and what to do
- * when no browser uses the proxy yet. */
+ * marked, the proxy's counters under Diagnostics) for a chosen time range and for every
+ * node or one (the address keeps both), and what to do when no browser uses the proxy yet. */
 'use strict';
 
 (() => {
   const {el, $, api, fmtNum, fmtBytes, fmtTime} = PX;
 
   let range = PX.rangeFromUrl('24h');
+  let node = new URLSearchParams(location.search).get('node') || '';  /* '': every node */
   let drawn = null;  /* {points, bucket}: the chart last drawn, to redraw at a new width */
   let visitorsHost = null;
 
   /* The log page showing what one entry of a top list counted, in the same time range. */
   function logLink(params, text, title) {
-    return el('a', {href: '/log' + PX.query({...params, range}), text, title,
+    return el('a', {href: '/log' + PX.query({...params, node, range}), text, title,
                     'data-testid': 'top-link'});
   }
 
@@ -68,7 +69,8 @@
     const {since, until} = PX.rangeBounds(range);
     const v = await api('GET', '/api/visitors' + PX.query({host, since, until}));
     visitorsHost = v.host;
-    $('visitors-title').textContent = 'Who visited ' + v.host_display + ' (' + PX.RANGES[range].label + ')';
+    $('visitors-title').textContent = 'Who visited ' + v.host_display + ' (' + PX.RANGES[range].label +
+                                      (node ? ', all nodes' : '') + ')';
     $('visitors-hint').hidden = true;
     visitorRows('visitors-clients', v.clients, 'client');
     visitorRows('visitors-users', v.users, 'user');
@@ -229,10 +231,10 @@
   async function load() {
     const asked = ++loads;
     const {since, until, bucket} = PX.rangeBounds(range);
-    const top = (kind) => api('GET', '/api/top' + PX.query({kind, since, until, limit: 10}));
+    const top = (kind) => api('GET', '/api/top' + PX.query({kind, since, until, node, limit: 10}));
     const [stats, series, hosts, clients, blocked, blockedClients, reported, lists] = await Promise.all([
-      api('GET', '/api/stats' + PX.query({since, until})),
-      api('GET', '/api/series' + PX.query({since, until, bucket})),
+      api('GET', '/api/stats' + PX.query({since, until, node})),
+      api('GET', '/api/series' + PX.query({since, until, bucket, node})),
       top('hosts'), top('clients'), top('blocked'), top('blocked_clients'), top('reported'),
       api('GET', '/api/lists'),
     ]);
@@ -245,7 +247,10 @@
     $('card-clients').textContent = fmtNum(t.clients);
     $('card-bytes').textContent = fmtBytes(t.bytes_up + t.bytes_down);
     $('chart-title').textContent = 'Requests and blocks, ' + PX.RANGES[range].label +
-                                   ' (per ' + PX.fmtDuration(bucket) + ')';
+                                   ' (per ' + PX.fmtDuration(bucket) + ')' +
+                                   (node ? ', node ' + node : '');
+    $('node-shown').textContent = node ? 'cards, chart and top lists of node ' + node + ' only'
+                                       : 'cards, chart and top lists of every node';
     drawChart(series.points, bucket);
     fillTop('top-hosts', hosts.rows, 'host');
     fillTop('top-blocked', blocked.rows, 'host');
@@ -253,7 +258,8 @@
     fillTop('top-clients', clients.rows, 'client');
     fillTop('top-blocked-clients', blockedClients.rows, 'client');
     diagnostics(stats.proxy, stats.proxy_help);
-    await emptyState(t.requests === 0);
+    /* The set-up note is for a proxy nobody uses yet, not for a quiet node. */
+    await emptyState(t.requests === 0 && !node);
     if (visitorsHost) await showVisitors(visitorsHost);
   }
 
@@ -289,6 +295,19 @@
     }
     if (!count)
       body.append(el('tr', null, el('td', {colspan: 7, class: 'muted', text: 'no node has reported yet'})));
+    nodeChoices(a.nodes.map((n) => n.name));
+  }
+
+  /* The node selector: "All nodes", then each node on the database, and the node in the
+   * address even when no node has that name (it then shows nothing, not an error). */
+  function nodeChoices(names) {
+    const pick = $('node');
+    const want = ['', ...names];
+    if (node && !names.includes(node)) want.push(node);
+    const have = [...pick.options].map((o) => o.value);
+    if (have.join('\n') !== want.join('\n'))
+      pick.replaceChildren(...want.map((n) => el('option', {value: n, text: n || 'All nodes'})));
+    pick.value = node;
   }
 
   PX.start(async () => {
@@ -297,6 +316,15 @@
       load().catch(PX.showError);
     });
     window.addEventListener('resize', () => { if (drawn) drawChart(drawn.points, drawn.bucket); });
+    nodeChoices([]);
+    $('node').addEventListener('change', () => {
+      node = $('node').value;
+      const u = new URL(location.href);
+      if (node) u.searchParams.set('node', node);
+      else u.searchParams.delete('node');
+      history.replaceState(null, '', u);
+      load().catch(PX.showError);
+    });
     await load();
     await nodes();
     setInterval(() => load().catch(PX.showError), 30000);
