@@ -51,25 +51,11 @@ class CountingOrigin(TlsOrigin):
 class HtmlOrigin(CountingOrigin):
     """An HTTPS origin that answers every request with a small HTML page naming its path."""
 
-    def _serve(self, raw):
-        raw.settimeout(60)
-        try:
-            with self.ctx.wrap_socket(raw, server_side=True) as s:
-                buf = b""
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        data = s.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, buf = buf.split(b"\r\n\r\n", 1)
-                    target = head.split(b" ")[1]
-                    body = (b"<!DOCTYPE html><title>shop</title><h1>inspected page %s</h1>"
-                            % target)
-                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                              b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        except (OSError, ssl.SSLError):
-            pass
+    def _answer(self, s, target):
+        body = b"<!DOCTYPE html><title>shop</title><h1>inspected page %s</h1>" % target
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return True
 
 
 class EchoOrigin(CountingOrigin):
@@ -119,35 +105,24 @@ class BulkOrigin(CountingOrigin):
     of the body and more; /short/N a Content-Length of N but only half of them, then the
     close."""
 
-    def _serve(self, raw):
-        with self.lock:
-            self.accepted += 1
-        raw.settimeout(60)
+    def _answer(self, s, target):
         try:
-            with self.ctx.wrap_socket(raw, server_side=True) as s:
-                buf = b""
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        data = s.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, buf = buf.split(b"\r\n\r\n", 1)
-                    _, kind, n = head.split(b" ")[1].split(b"/")
-                    body = pattern(int(n))
-                    if kind == b"close":
-                        s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
-                        return
-                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
-                    if kind == b"extra":
-                        s.sendall(head + body + b"z" * 1000)
-                        return
-                    if kind == b"short":
-                        s.sendall(head + body[:len(body) // 2])
-                        return
-                    s.sendall(head + body)
-        except (OSError, ssl.SSLError, ValueError):
-            pass
+            _, kind, n = target.split(b"/")
+            body = pattern(int(n))
+        except ValueError:
+            return False
+        if kind == b"close":
+            s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+            return False
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+        if kind == b"extra":
+            s.sendall(head + body + b"z" * 1000)
+            return False
+        if kind == b"short":
+            s.sendall(head + body[:len(body) // 2])
+            return False
+        s.sendall(head + body)
+        return True
 
 
 class InspectTest(unittest.TestCase):

@@ -115,11 +115,16 @@ class TlsOrigin:
                             return
                         buf += data
                     head, buf = buf.split(b"\r\n\r\n", 1)
-                    target = head.split(b" ")[1]
-                    body = b"secure:" + target
-                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                    if not self._answer(s, head.split(b" ")[1]):
+                        return
         except (OSError, ssl.SSLError):
             pass
+
+    def _answer(self, s, target):
+        """Answers one request for target on s; False when the connection is to end."""
+        body = b"secure:" + target
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return True
 
 
 def tls_connect(port, cafile, timeout=60, server_hostname="127.0.0.1"):
