@@ -442,10 +442,11 @@ static int rare_hosts(struct rare *r, const char *host_pat, int64_t day_lo, int6
     sql_finalize(s);
     if (rc != SQL_DONE)
         return store_sql_err(r->st, r->err, r->errlen, "log search");
-    if (store_prepare(r->st,
-                      "SELECT sum(requests), count(*) FROM access_rollup WHERE level_ms = ?1"
-                      " AND dim = ?2 AND bucket_ms >= ?3 AND bucket_ms < ?4",
-                      &s, r->err, r->errlen) < 0)
+    if (store_prepare(
+            r->st,
+            "SELECT sum(requests), count(DISTINCT bucket_ms) FROM access_rollup WHERE level_ms = ?1"
+            " AND dim = ?2 AND bucket_ms >= ?3 AND bucket_ms < ?4",
+            &s, r->err, r->errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, DAY_MS);
     sql_bind_int64(s, 2, STORE_DIM_ALL);
