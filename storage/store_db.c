@@ -288,17 +288,14 @@ const struct store_migration store_migrations[] = {
     {37, ""},
     /* The ids each minute's rows took (store_rollup.c keeps it with the rollups, for the rows
      * at or below their watermark), so a log search turns a time window into an id range
-     * instead of walking every newer id (store_query.c). Made here from the rows already
-     * rolled up; the writer adds the rest as it catches up. */
+     * instead of walking every newer id (store_query.c). Made empty: step 46 sets the
+     * watermark back to 0, and the writer fills it as it rolls the log up again (a scan of
+     * the whole log here would be thrown away by step 46 on every upgrade). */
     {39, "CREATE TABLE access_log_minutes("
          " minute_ms INTEGER PRIMARY KEY,"
          " first_id INTEGER NOT NULL,"
          " last_id INTEGER NOT NULL,"
-         " row_count INTEGER NOT NULL);"
-         "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
-         " SELECT time_ms - ((time_ms % 60000) + 60000) % 60000, min(id), max(id), count(*)"
-         " FROM access_log WHERE id <= (SELECT rolled_id FROM access_rollup_state WHERE id = 1)"
-         " GROUP BY 1;"},
+         " row_count INTEGER NOT NULL);"},
     /* Which run of a node beats (store_node.c): two processes given one name are told apart,
      * and the one that sees the other says so in its row. */
     {44, "ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
@@ -584,11 +581,7 @@ const struct store_migration store_migrations_pg[] = {
          " minute_ms BIGINT PRIMARY KEY,"
          " first_id BIGINT NOT NULL,"
          " last_id BIGINT NOT NULL,"
-         " row_count BIGINT NOT NULL);"
-         "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
-         " SELECT time_ms - ((time_ms % 60000) + 60000) % 60000, min(id), max(id), count(*)"
-         " FROM access_log WHERE id <= (SELECT rolled_id FROM access_rollup_state WHERE id = 1)"
-         " GROUP BY 1;"},
+         " row_count BIGINT NOT NULL);"},
     /* Made again with fillfactor 70, as step 37 set it for the table before. */
     {46, "DROP TABLE access_rollup;"
          "CREATE TABLE access_rollup("
