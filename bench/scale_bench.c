@@ -314,8 +314,8 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     case Q_VISITORS: {
         struct store_visitor *v;
 
-        rc = store_host_visitors(st, "www1.example1.com", STORE_VISITORS_CLIENT, since, until, 10,
-                                 &v, &q->rows, err, sizeof(err));
+        rc = store_host_visitors(st, "www1.example1.com", NULL, STORE_VISITORS_CLIENT, since, until,
+                                 10, &v, &q->rows, err, sizeof(err));
         if (rc == 0)
             free(v);
         break;

@@ -690,12 +690,12 @@ struct store_visitor {
     int64_t requests, blocked;
     int64_t first_ms, last_ms;
 };
-/* The rows of host (exact, as logged) from since to until (0: open), grouped by client or
- * user, most requests first (ties by key), at most limit (1..1000; 0: 10) into *rows (owned,
- * free()). The range's rows are read (there is no host index): a bounded range keeps it
- * short. 0, or -1 with err. */
-int store_host_visitors(struct store *st, const char *host, enum store_visitors_by by,
-                        int64_t since_ms, int64_t until_ms, size_t limit,
+/* The rows of host (exact, as logged) from since to until (0: open) of every node (node
+ * NULL) or of the one named, grouped by client or user, most requests first (ties by key), at
+ * most limit (1..1000; 0: 10) into *rows (owned, free()). The range's rows are read (there is
+ * no host index): a bounded range keeps it short. 0, or -1 with err. */
+int store_host_visitors(struct store *st, const char *host, const char *node,
+                        enum store_visitors_by by, int64_t since_ms, int64_t until_ms, size_t limit,
                         struct store_visitor **rows, size_t *n, char *err, size_t errlen);
 
 struct store_series_point {

@@ -1050,27 +1050,16 @@ fail:
     return -1;
 }
 
-int store_host_visitors(struct store *st, const char *host, enum store_visitors_by by,
-                        int64_t since_ms, int64_t until_ms, size_t limit,
+int store_host_visitors(struct store *st, const char *host, const char *node,
+                        enum store_visitors_by by, int64_t since_ms, int64_t until_ms, size_t limit,
                         struct store_visitor **rows, size_t *n, char *err, size_t errlen)
 {
     /* The groups are few (one per client or user of one host): SQLite's GROUP BY sorts only
      * those, after the range's rows are filtered. PostgreSQL orders the keys by their bytes
      * too (COLLATE "C"), as SQLite does. */
-    static const char *const sql[2][STORE_VISITORS_COUNT] = {
-        {"SELECT client, count(*), sum(decision = 1), min(time_ms), max(time_ms) FROM access_log"
-         " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY client"
-         " ORDER BY 2 DESC, 1 LIMIT ?4",
-         "SELECT \"user\", count(*), sum(decision = 1), min(time_ms), max(time_ms)"
-         " FROM access_log WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3 GROUP BY \"user\""
-         " ORDER BY 2 DESC, 1 LIMIT ?4"},
-        {"SELECT client, count(*), count(*) FILTER (WHERE decision = 1), min(time_ms),"
-         " max(time_ms) FROM access_log WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3"
-         " GROUP BY client ORDER BY 2 DESC, client COLLATE \"C\" LIMIT ?4",
-         "SELECT \"user\", count(*), count(*) FILTER (WHERE decision = 1), min(time_ms),"
-         " max(time_ms) FROM access_log WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3"
-         " GROUP BY \"user\" ORDER BY 2 DESC, \"user\" COLLATE \"C\" LIMIT ?4"},
-    };
+    static const char *const key_col[STORE_VISITORS_COUNT] = {"client", "\"user\""};
+    bool pg = st->backend == STORE_PG;
+    char sql[400];
     struct store_visitor *v;
     struct sql_stmt *s;
     size_t len = 0;
@@ -1085,11 +1074,20 @@ int store_host_visitors(struct store *st, const char *host, enum store_visitors_
     v = calloc(limit, sizeof(*v));
     if (!v)
         return store_errf(err, errlen, "visitors: out of memory");
-    if (store_prepare(st, sql[st->backend == STORE_PG][by], &s, err, errlen) < 0) {
+    snprintf(sql, sizeof(sql),
+             "SELECT %s, count(*), %s, min(time_ms), max(time_ms) FROM access_log"
+             " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3%s GROUP BY %s"
+             " ORDER BY 2 DESC, %s%s LIMIT ?4",
+             key_col[by], pg ? "count(*) FILTER (WHERE decision = 1)" : "sum(decision = 1)",
+             node ? " AND node = ?5" : "", key_col[by], pg ? key_col[by] : "1",
+             pg ? " COLLATE \"C\"" : "");
+    if (store_prepare(st, sql, &s, err, errlen) < 0) {
         free(v);
         return -1;
     }
     sql_bind_text(s, 1, host);
+    if (node)
+        sql_bind_text(s, 5, node);
     sql_bind_int64(s, 2, since_ms > 0 ? since_ms : INT64_MIN);
     sql_bind_int64(s, 3, until_ms > 0 ? until_ms : INT64_MAX);
     sql_bind_int64(s, 4, (int64_t)limit);

@@ -422,7 +422,7 @@ enum MHD_Result wa_log_series(struct wa_req *r)
 }
 
 /* One grouping of GET /api/visitors as JSON rows; NULL after answering 500. */
-static json_t *visitors_json(struct wa_req *r, struct store *st, const char *host,
+static json_t *visitors_json(struct wa_req *r, struct store *st, const char *host, const char *node,
                              enum store_visitors_by by, int64_t since, int64_t until, size_t limit,
                              const struct client_names *cn)
 {
@@ -431,7 +431,8 @@ static json_t *visitors_json(struct wa_req *r, struct store *st, const char *hos
     char err[256];
     json_t *arr;
 
-    if (store_host_visitors(st, host, by, since, until, limit, &v, &n, err, sizeof(err)) < 0) {
+    if (store_host_visitors(st, host, node, by, since, until, limit, &v, &n, err, sizeof(err)) <
+        0) {
         wa_reply_error(r, 500, NULL, "%s", err);
         return NULL;
     }
@@ -454,6 +455,7 @@ enum MHD_Result wa_log_visitors(struct wa_req *r)
     const char *in = nonempty(wa_query(r, "host")), *why;
     struct acl_host h;
     struct store *st;
+    const char *node;
     int64_t since, until, limit;
     json_t *clients, *users;
 
@@ -462,7 +464,7 @@ enum MHD_Result wa_log_visitors(struct wa_req *r)
     /* The log keeps hosts in acl_host_parse's form: ask in the same one. */
     if (strlen(in) > 255 || acl_host_parse(in, strlen(in), &h, &why) != 0)
         return wa_reply_error(r, 400, "host", "not a host name: %.200s", in);
-    if (query_range(r, &since, &until) < 0)
+    if (query_range(r, &since, &until) < 0 || wa_query_node(r, &node) < 0)
         return MHD_YES;
     limit = wa_query_limit(r, 20);
     if (limit < 0)
@@ -472,17 +474,21 @@ enum MHD_Result wa_log_visitors(struct wa_req *r)
         return MHD_YES;
     struct client_names cn;
     names_load(st, &cn);
-    clients = visitors_json(r, st, h.text, STORE_VISITORS_CLIENT, since, until, (size_t)limit, &cn);
+    clients =
+        visitors_json(r, st, h.text, node, STORE_VISITORS_CLIENT, since, until, (size_t)limit, &cn);
     free(cn.v);
     if (!clients)
         return MHD_YES;
-    users = visitors_json(r, st, h.text, STORE_VISITORS_USER, since, until, (size_t)limit, NULL);
+    users =
+        visitors_json(r, st, h.text, node, STORE_VISITORS_USER, since, until, (size_t)limit, NULL);
     if (!users) {
         json_decref(clients);
         return MHD_YES;
     }
     return wa_reply_json(r, 200,
-                         json_pack("{s:s,s:o,s:I,s:I,s:o,s:o}", "host", h.text, "host_display",
+                         json_pack("{s:s,s:o,s:I,s:I,s:o,s:o,s:o}", "host", h.text, "host_display",
                                    host_display(h.text), "since_ms", (json_int_t)since, "until_ms",
-                                   (json_int_t)until, "clients", clients, "users", users));
+                                   (json_int_t)until, "node",
+                                   node ? json_string(node) : json_null(), "clients", clients,
+                                   "users", users));
 }

@@ -231,6 +231,10 @@ class FleetTest(unittest.TestCase):
                 self.assertEqual(px.api("GET", "/api/top?kind=hosts&node=zz")["rows"], [])
                 series = px.api("GET", "/api/series?bucket=86400000&node=b")["points"]
                 self.assertEqual(sum(p["requests"] for p in series), 4)
+                for q, want in (("", 3 + len(answers)), ("&node=a", len(answers)),
+                                ("&node=b", 3), ("&node=zz", 0)):
+                    who = px.api("GET", "/api/visitors?host=blocked.test" + q)
+                    self.assertEqual(sum(c["requests"] for c in who["clients"]), want, q)
             try:
                 a.api("GET", "/api/top?node=" + "n" * 64)
                 self.fail("a node name longer than 63 bytes was accepted")

@@ -67,10 +67,10 @@
 
   async function showVisitors(host) {
     const {since, until} = PX.rangeBounds(range);
-    const v = await api('GET', '/api/visitors' + PX.query({host, since, until}));
+    const v = await api('GET', '/api/visitors' + PX.query({host, since, until, node}));
     visitorsHost = v.host;
     $('visitors-title').textContent = 'Who visited ' + v.host_display + ' (' + PX.RANGES[range].label +
-                                      (node ? ', all nodes' : '') + ')';
+                                      (node ? ', node ' + node : '') + ')';
     $('visitors-hint').hidden = true;
     visitorRows('visitors-clients', v.clients, 'client');
     visitorRows('visitors-users', v.users, 'user');

@@ -532,8 +532,8 @@ START_TEST(test_host_visitors_by_client_and_user)
 
     push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
     push_rows(more, sizeof(more) / sizeof(more[0]), T);
-    ck_assert_int_eq(store_host_visitors(st, "ads.test", STORE_VISITORS_CLIENT, 0, 0, 10, &v, &n,
-                                         err, sizeof(err)),
+    ck_assert_int_eq(store_host_visitors(st, "ads.test", NULL, STORE_VISITORS_CLIENT, 0, 0, 10, &v,
+                                         &n, err, sizeof(err)),
                      0);
     ck_assert_uint_eq(n, 2);
     ck_assert_str_eq(v[0].key, "10.0.0.2");
@@ -545,23 +545,23 @@ START_TEST(test_host_visitors_by_client_and_user)
     ck_assert_int_eq(v[1].blocked, 0);
     free(v);
     /* The range bounds the rows: from T + 3000 on, 10.0.0.2 has two, 10.0.0.3 one. */
-    ck_assert_int_eq(store_host_visitors(st, "ads.test", STORE_VISITORS_CLIENT, T + 3000, 0, 1, &v,
-                                         &n, err, sizeof(err)),
+    ck_assert_int_eq(store_host_visitors(st, "ads.test", NULL, STORE_VISITORS_CLIENT, T + 3000, 0,
+                                         1, &v, &n, err, sizeof(err)),
                      0);
     ck_assert_uint_eq(n, 1);
     ck_assert_int_eq(v[0].requests, 2);
     ck_assert_int_eq(v[0].first_ms, T + 4000);
     free(v);
     /* No user on these rows: one group, the empty name. */
-    ck_assert_int_eq(store_host_visitors(st, "ads.test", STORE_VISITORS_USER, 0, 0, 10, &v, &n, err,
-                                         sizeof(err)),
+    ck_assert_int_eq(store_host_visitors(st, "ads.test", NULL, STORE_VISITORS_USER, 0, 0, 10, &v,
+                                         &n, err, sizeof(err)),
                      0);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(v[0].key, "");
     ck_assert_int_eq(v[0].requests, 4);
     free(v);
-    ck_assert_int_eq(store_host_visitors(st, "none.test", STORE_VISITORS_USER, 0, 0, 10, &v, &n,
-                                         err, sizeof(err)),
+    ck_assert_int_eq(store_host_visitors(st, "none.test", NULL, STORE_VISITORS_USER, 0, 0, 10, &v,
+                                         &n, err, sizeof(err)),
                      0);
     ck_assert_uint_eq(n, 0);
     free(v);
@@ -703,6 +703,22 @@ START_TEST(test_top_series_totals_by_node)
     ck_assert_str_eq(got, "3:1:330,0:0:0,0:0:0");
     series_text("node-b", got, sizeof(got));
     ck_assert_str_eq(got, "0:0:0,2:1:55,1:0:2");
+    /* Who visited ads.test: one request on each node, both in the fleet's answer. */
+    static const char *const nodes[] = {NULL, "node-a", "node-b", "node-c"};
+    static const int64_t want_visits[] = {2, 1, 1, 0};
+    for (size_t i = 0; i < 4; i++) {
+        struct store_visitor *v;
+        size_t n;
+        int64_t visits = 0;
+        ck_assert_int_eq(store_host_visitors(st, "ads.test", nodes[i], STORE_VISITORS_CLIENT, 0, 0,
+                                             10, &v, &n, err, sizeof(err)),
+                         0);
+        for (size_t k = 0; k < n; k++)
+            visits += v[k].requests;
+        free(v);
+        ck_assert_msg(visits == want_visits[i], "visitors of node %s: %lld",
+                      nodes[i] ? nodes[i] : "(all)", (long long)visits);
+    }
     /* A row the rollups do not hold yet (its writer's sums lost): counted raw, for its node. */
     snprintf(sql, sizeof(sql),
              "INSERT INTO access_log(time_ms, client, host, decision, bytes_up, bytes_down, node)"
