@@ -189,6 +189,15 @@ static int64_t drop_old_day(struct store *st, int64_t cutoff)
     return rows;
 }
 
+/* The minutes' id ranges (access_log_minutes) whose every row is gone: each ends below the
+ * oldest id left (rows leave from the old end). The time bound keeps the delete on the
+ * primary key's old end instead of reading every minute kept. */
+static const char minutes_gone_sql[] =
+    "DELETE FROM access_log_minutes WHERE minute_ms <= coalesce("
+    " (SELECT time_ms FROM access_log ORDER BY id LIMIT 1), minute_ms)"
+    " AND last_id < coalesce((SELECT min(id) FROM access_log),"
+    " (SELECT rolled_id FROM access_rollup_state) + 1)";
+
 int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, int64_t batch)
 {
     struct store_hit_tally *tally;
@@ -257,6 +266,7 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
     }
     if (store_tally_flush(st, tally, NULL, 0) < 0 || store_rollup_flush(st, acc, -1, NULL, 0) < 0 ||
         store_exec(st, "DELETE FROM rule_hits WHERE hits <= 0 AND undecided <= 0", NULL, 0) < 0 ||
+        (deleted > 0 && store_exec(st, minutes_gone_sql, NULL, 0) < 0) ||
         store_commit(st, NULL, 0) < 0)
         goto fail;
     free(tally);

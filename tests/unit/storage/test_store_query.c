@@ -785,11 +785,21 @@ START_TEST(test_retention_by_age_deletes_only_old_rows)
     };
     struct store_totals t;
 
+    char sql[160];
+
     push_rows(old, 3, T - 10 * DAY_MS);
     push_rows(rows, sizeof(rows) / sizeof(rows[0]), T);
     ck_assert_int_eq(hits_of(5), 5);
+    /* The old rows' minute in the minutes' id ranges until its rows are gone, then not. */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM access_log_minutes WHERE minute_ms < %lld",
+             (long long)(T - DAY_MS));
+    ck_assert_int_eq(test_db_int(&tmp, sql), 1);
+    int64_t minutes = test_db_int(&tmp, "SELECT count(*) FROM access_log_minutes");
     ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 2);
+    ck_assert_int_eq(test_db_int(&tmp, sql), 1); /* one of its rows is left */
     ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 1);
+    ck_assert_int_eq(test_db_int(&tmp, sql), 0);
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT count(*) FROM access_log_minutes"), minutes - 1);
     ck_assert_int_eq(store_retention_step(st, 7, 0, 2), 0);
     ck_assert_int_eq(hits_of(5), 2);
     ck_assert_int_eq(store_totals(st, 0, 0, NULL, &t, err, sizeof(err)), 0);
