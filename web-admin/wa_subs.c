@@ -205,11 +205,9 @@ static void running_set(struct wa_subs *subs, const char *name)
     pthread_mutex_unlock(&subs->mu);
 }
 
-/* True when name is wanted or being fetched (the caller holds subs->mu). */
-static bool fetching_locked(const struct wa_subs *subs, const char *name)
+/* True when name waits to be fetched (the caller holds subs->mu). */
+static bool wanted_locked(const struct wa_subs *subs, const char *name)
 {
-    if (strcmp(subs->running, name) == 0)
-        return true;
     for (size_t i = 0; i < subs->nwanted; i++)
         if (strcmp(subs->wanted[i], name) == 0)
             return true;
@@ -353,19 +351,44 @@ void wa_subs_stop(struct wa_subs *subs)
 
 /* ---- the API ---- */
 
+/* The subscriptions wanted or being fetched, as they were at one moment. Taken before the rows
+ * are read: a fetch the moment saw as done has its outcome in the rows read after it (the
+ * thread records before it lets go), so a row never reads as done with the outcome before. */
+struct fetching_now {
+    char names[SUB_WANTED_MAX + 1][64];
+    size_t n;
+};
+
+static void fetching_take(struct wa_subs *subs, struct fetching_now *now)
+{
+    now->n = 0;
+    if (!subs)
+        return;
+    pthread_mutex_lock(&subs->mu);
+    if (subs->running[0])
+        memcpy(now->names[now->n++], subs->running, sizeof(now->names[0]));
+    for (size_t i = 0; i < subs->nwanted; i++)
+        memcpy(now->names[now->n++], subs->wanted[i], sizeof(now->names[0]));
+    pthread_mutex_unlock(&subs->mu);
+}
+
+/* 4 KiB: off the admin thread's stack, one per thread that answers requests. */
+static _Thread_local struct fetching_now fetching_seen;
+
+static bool fetching_in(const struct fetching_now *now, const char *name)
+{
+    for (size_t i = 0; i < now->n; i++)
+        if (strcmp(now->names[i], name) == 0)
+            return true;
+    return false;
+}
+
 /* A subscription as the API shows it: its URL whole to those who may change it, without
  * credentials or query to a viewer; "fetching" while a refresh is wanted or its download
- * runs (subs NULL: never). */
-static json_t *sub_json(struct wa_subs *subs, const struct store_sub *s, enum store_role role)
+ * runs. */
+static json_t *sub_json(const struct store_sub *s, bool fetching, enum store_role role)
 {
     char shown[SUB_URL_SHOWN];
-    bool fetching = false;
-
-    if (subs) {
-        pthread_mutex_lock(&subs->mu);
-        fetching = fetching_locked(subs, s->name);
-        pthread_mutex_unlock(&subs->mu);
-    }
 
     if (role == STORE_ROLE_VIEWER)
         url_redacted(s->url, true, shown, sizeof(shown));
@@ -390,11 +413,13 @@ enum MHD_Result wa_subs_list(struct wa_req *r)
 
     if (!st)
         return MHD_YES;
+    fetching_take(r->ctx->subs, &fetching_seen);
     if (store_subs_list(st, &rows, &n, err, sizeof(err)) < 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, sub_json(r->ctx->subs, &rows[i], r->role));
+        json_array_append_new(
+            arr, sub_json(&rows[i], fetching_in(&fetching_seen, rows[i].name), r->role));
     free(rows);
     return wa_reply_json(r, 200, json_pack("{s:o}", "subscriptions", arr));
 }
@@ -487,9 +512,10 @@ enum MHD_Result wa_subs_put(struct wa_req *r)
     pthread_cond_signal(&r->ctx->subs->cv); /* due at once */
     pthread_mutex_unlock(&r->ctx->subs->mu);
     struct store_sub sub;
+    fetching_take(r->ctx->subs, &fetching_seen);
     if (store_sub_get(st, r->param, &sub, err, sizeof(err)) != 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
-    return wa_reply_json(r, 201, sub_json(r->ctx->subs, &sub, r->role));
+    return wa_reply_json(r, 201, sub_json(&sub, fetching_in(&fetching_seen, sub.name), r->role));
 }
 
 enum MHD_Result wa_subs_delete(struct wa_req *r)
@@ -510,7 +536,9 @@ enum MHD_Result wa_subs_delete(struct wa_req *r)
 
 /* 202 at once with the subscription as it stands ("fetching": true): the thread fetches it
  * next, and GET /api/subscriptions shows the outcome once "fetching" is false again. A
- * refresh already wanted or running is not asked for twice. */
+ * refresh already waiting is not asked for twice; one asked while a fetch runs follows it
+ * (that download may have begun before what the refresh is for, and may be done but for its
+ * record). */
 enum MHD_Result wa_subs_refresh(struct wa_req *r)
 {
     struct wa_subs *subs = r->ctx->subs;
@@ -531,7 +559,7 @@ enum MHD_Result wa_subs_refresh(struct wa_req *r)
     if (rc > 0)
         return wa_reply_error(r, 404, NULL, "list %s has no subscription", r->param);
     pthread_mutex_lock(&subs->mu);
-    if (!fetching_locked(subs, sub.name)) {
+    if (!wanted_locked(subs, sub.name)) {
         full = subs->nwanted == SUB_WANTED_MAX;
         if (!full)
             snprintf(subs->wanted[subs->nwanted++], sizeof(subs->wanted[0]), "%s", sub.name);
@@ -543,7 +571,5 @@ enum MHD_Result wa_subs_refresh(struct wa_req *r)
                               SUB_WANTED_MAX);
     /* Fetching as of the moment it was asked: a quick download may be over by the time the
      * reply is made, which must not read as "not taken". */
-    json_t *j = sub_json(subs, &sub, r->role);
-    json_object_set_new(j, "fetching", json_true());
-    return wa_reply_json(r, 202, j);
+    return wa_reply_json(r, 202, sub_json(&sub, true, r->role));
 }
