@@ -30,13 +30,20 @@
 # has one more row, direct-2cpu: the client on CPU 0 and a second lean origin on the proxy's
 # CPU 1, so that each byte crosses between the CPUs once as it does through a proxy (direct
 # keeps both ends on CPU 0); splice / direct-2cpu is the proxy's share of the splice gap.
+# A third table puts the un-inspected CONNECT (proxyd-splice) beside direct and beside the floor
+# (bench/relay_floor.c: a null relay on 127.0.0.1:18897 to nginx and 18898 to the lean origin,
+# pinned as proxyd is: two TCP connections spliced, no parsing, rules or log), with curl and with
+# the lean pair, in --rounds rounds of one download per row (default 5), so that the rows share
+# each minute's pace; it gives each row's median and each round's ratios. floor / direct is what
+# a relay in the middle costs in this layout whoever writes it; splice / floor is proxyd's share.
 # With --profile DIR, four more inspected downloads each through proxyd's plain port, its
 # TLS port and Squid run under perf record -g (DIR/perf-proxyd.txt, perf-proxyd-tls.txt,
 # perf-squid.txt: shares by library and by symbol), one more each under strace -c
 # (DIR/syscalls-*.txt: system calls per MB), and DIR/ciphers.txt has the suites negotiated on
 # each side.
 #
-# Usage: bench/inspect_bench.sh [--time S] [--bulk-mib N] [--no-pin] [--no-squid] [--profile DIR]
+# Usage: bench/inspect_bench.sh [--time S] [--bulk-mib N] [--rounds N] [--no-pin] [--no-squid]
+#                               [--profile DIR]
 # Needs nginx-light, curl, openssl, python3; Squid's row needs squid-openssl (Debian's
 # GnuTLS-flavoured squid has no ssl-bump): apt-get install squid-openssl (it replaces squid).
 # As root it runs in a private network namespace (loopback only). Prints figures; never
@@ -50,6 +57,7 @@ PIN=1
 SQUID=1
 PROFILE=
 BULK_MIB=256
+ROUNDS=5
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -57,12 +65,14 @@ while [[ $# -gt 0 ]]; do
     --no-pin) PIN=0; shift ;;
     --no-squid) SQUID=0; shift ;;
     --bulk-mib) BULK_MIB="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
     --profile) PROFILE="$(mkdir -p "$2" && cd "$2" && pwd)"; shift 2 ;;
-    *) echo "usage: $0 [--time S] [--bulk-mib N] [--no-pin] [--no-squid] [--profile DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--time S] [--bulk-mib N] [--rounds N] [--no-pin] [--no-squid] [--profile DIR]" >&2; exit 2 ;;
   esac
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
 LEAN="$(dirname "$PROXYD")/../bench/tls_bulk"  # built with proxyd, in the same tree
+FLOOR="$(dirname "$PROXYD")/../bench/relay_floor"
 [[ -x "$LEAN" ]] || { echo "missing $LEAN (cmake --build on proxyd's tree builds it)" >&2; exit 1; }
 for t in curl nginx openssl python3 taskset ${PROFILE:+perf strace}; do
   command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (apt-get install nginx-light curl openssl)" >&2; exit 1; }
@@ -142,6 +152,11 @@ if [[ $PIN == 1 ]]; then  # direct-2cpu's origin, on the proxy's CPU
   LEAN_ORIGIN2_PID=$!
   for _ in $(seq 50); do "$LEAN" get 127.0.0.1:18446 1024 --count 1 --cafile "$T/upstream-ca.crt" >/dev/null 2>&1 && break; sleep 0.1; done
 fi
+
+taskset -c "$CPU_PROXY" "$FLOOR" 127.0.0.1:18897 127.0.0.1:18443 2>"$T/floor.log" &
+PIDS+=($!)
+taskset -c "$CPU_PROXY" "$FLOOR" 127.0.0.1:18898 127.0.0.1:18444 2>"$T/floor-lean.log" &
+PIDS+=($!)
 
 declare -A PX_PID
 start_proxyd() {  # PORT POLICY-TEXT [PROXYD-ARGS...]
@@ -323,6 +338,36 @@ for row in "${lean_rows[@]}"; do
   read -r LBULK[$row] LCPU[$row] LCLIENT[$row] LORIGIN[$row] LIDLE[$row] <<< "$r"
 done
 
+# The splice rows in rounds: one curl and one lean download per row and round.
+declare -A RCURL RLEAN
+splice_rows=(direct floor proxyd-splice)
+echo "measuring direct, floor and proxyd-splice in $ROUNDS rounds ..." >&2
+for ((round = 1; round <= ROUNDS; round++)); do
+  for row in "${splice_rows[@]}"; do
+    case $row in
+      direct) url=https://127.0.0.1:18443/big lean=(127.0.0.1:18444) ;;
+      floor) url=https://127.0.0.1:18897/big lean=(127.0.0.1:18898) ;;
+      proxyd-splice) url=https://127.0.0.1:18443/big lean=(127.0.0.1:18444 --proxy 127.0.0.1:18890) ;;
+    esac
+    via=()
+    [[ $row == proxyd-splice ]] && via=(--proxy http://127.0.0.1:18890)
+    RCURL[$row]+=" $(taskset -c "$CPU_LOAD" curl -sf -o /dev/null -w '%{speed_download}' "${via[@]}" \
+      --cacert "$T/upstream-ca.crt" "$url" | awk '{ printf "%.1f", $1 / 1e6 }')"
+    origin_idle "$LEAN_ORIGIN_PID"
+    RLEAN[$row]+=" $(taskset -c "$CPU_LOAD" "$LEAN" get "${lean[0]}" "$BIG" --count 1 "${lean[@]:1}" \
+      --cafile "$T/upstream-ca.crt" | awk '{ print $1 }')"
+  done
+done
+median_of() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+rounds_ratio() {  # "a1 a2 ..." "b1 b2 ..." -> "a1/b1 a2/b2 ... (median m)"
+  local -a a b out=()
+  local i
+  read -ra a <<<"$1"
+  read -ra b <<<"$2"
+  for i in "${!a[@]}"; do out+=("$(awk -v x="${a[$i]}" -v y="${b[$i]:-0}" 'BEGIN { if (x > 0 && y > 0) printf "%.2f", x / y; else printf "-" }')"); done
+  printf '%s (median %s)' "${out[*]}" "$(median_of <<<"${out[*]}")"
+}
+
 printf '\n| row | new HTTPS conns/s | bulk MB/s | proxy CPU ms/MB | idle %% of %s (curl, nginx) |\n|---|---:|---:|---:|---:|\n' \
   "$([[ $PIN == 1 ]] && echo "CPU $CPU_LOAD" || echo "all CPUs")"
 for row in "${rows[@]}"; do
@@ -359,6 +404,16 @@ if [[ $SQUID == 1 ]]; then
   printf 'lean: proxyd-inspect / squid-bump bulk %s, CPU per MB (squid / proxyd) %s\n' \
     "$(ratio "${LBULK[proxyd-inspect]}" "${LBULK[squid-bump]}")" "$(ratio "${LCPU[squid-bump]}" "${LCPU[proxyd-inspect]}")"
 fi
+printf '\nUn-inspected CONNECT, direct and the floor in %s rounds of %s MiB (MB/s of each round):\n\n' "$ROUNDS" "$BULK_MIB"
+printf '| row | curl median MB/s | lean median MB/s | curl rounds | lean rounds |\n|---|---:|---:|---|---|\n'
+for row in "${splice_rows[@]}"; do
+  printf '| %s | %s | %s | %s | %s |\n' "$row" "$(median_of <<<"${RCURL[$row]}")" "$(median_of <<<"${RLEAN[$row]}")" \
+    "${RCURL[$row]# }" "${RLEAN[$row]# }"
+done
+for pair in proxyd-splice/direct floor/direct proxyd-splice/floor; do
+  printf '%s, round by round: curl %s; lean %s\n' "$pair" "$(rounds_ratio "${RCURL[${pair%/*}]}" "${RCURL[${pair#*/}]}")" \
+    "$(rounds_ratio "${RLEAN[${pair%/*}]}" "${RLEAN[${pair#*/}]}")"
+done
 echo "(pinning: proxy on CPU $CPU_PROXY, nginx/curl/client on CPU $CPU_LOAD; $TIME s per handshake run; workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
 # One inspected download under perf record (the proxy only), and the suites on each side.

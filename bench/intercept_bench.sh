@@ -16,10 +16,13 @@
 #         explicit       http://origin:8080 through proxyd --listen (absolute-form), and
 #                        https://origin:8443 through CONNECT
 # Columns: small GET keep-alive req/s at 1 and 64 connections, p99 at 64 (ms), bulk MB/s
-#          (median of 3 downloads of 64 MiB), for HTTP and for TLS; then ratios to direct, to
-#          the floor and to explicit.
+#          (median of --rounds downloads of --bulk-mib MiB), for HTTP and for TLS; then ratios
+#          to direct, to the floor and to explicit. The downloads go in rounds, each round one
+#          download per row, so that a row is never measured in another minute than direct
+#          (this shared machine's pace drifts by a quarter between minutes); the bulk ratios to
+#          direct are also given round by round, and their median.
 #
-# Usage: bench/intercept_bench.sh [--duration S]      (root: it makes namespaces)
+# Usage: bench/intercept_bench.sh [--duration S] [--rounds N] [--bulk-mib N]   (root: namespaces)
 # Needs nginx-light, wrk, curl, nftables, iproute2. Prints figures; never pass/fail. Every
 # namespace, process and file it makes is removed on exit.
 set -euo pipefail
@@ -31,11 +34,13 @@ source "$HERE/lib/bench.sh"
 source "$HERE/lib/netns.sh"
 PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
 FLOOR="$(dirname "$PROXYD")/../bench/relay_floor"  # built with proxyd, in the same tree
-DUR=8
+DUR=8 ROUNDS=5 BULK_MIB=256
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DUR="$2"; shift 2 ;;
-    *) echo "usage: $0 [--duration S]" >&2; exit 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --bulk-mib) BULK_MIB="$2"; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--rounds N] [--bulk-mib N]" >&2; exit 2 ;;
   esac
 done
 [[ $(id -u) == 0 ]] || { echo "run as root: the benchmark builds network namespaces" >&2; exit 1; }
@@ -58,7 +63,7 @@ table ip $TAG {
 }
 EOF
 
-bench_files "$T/www" 64
+bench_files "$T/www" "$BULK_MIB"
 mkdir -p "$T/nginx"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.test \
   -keyout "$T/nginx/key.pem" -out "$T/nginx/cert.pem" 2>/dev/null
@@ -94,37 +99,66 @@ wrk_run() {  # URL CONNS [proxy] -> "req/s p99ms"
   fi
   in_ns "$C" taskset -c 0 wrk -t1 -c"$conns" -d"${DUR}s" --latency "$url" 2>/dev/null | bench_wrk_figures
 }
-download() {  # URL [CURL-ARGS...] -> median MB/s of 3
-  local i url=$1
+download() {  # URL [CURL-ARGS...] -> MB/s of one download
+  local url=$1
   shift
-  for i in 1 2 3; do
-    in_ns "$C" taskset -c 0 curl -sk --max-time 300 -o /dev/null -w '%{speed_download}\n' "$@" "$url"
-  done | bench_median_mbs
+  in_ns "$C" taskset -c 0 curl -sk --max-time 300 -o /dev/null -w '%{speed_download}\n' "$@" "$url" |
+    awk '{ printf "%.1f", $1 / 1e6 }'
 }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 
-declare -A H1 H64 HP99 HBULK S1 S64 SP99 SBULK
-for row in direct floor intercepted explicit; do
+declare -A H1 H64 HP99 HBULK S1 S64 SP99 SBULK HURL SURL VIA
+rows=(direct floor intercepted explicit)
+for row in "${rows[@]}"; do
   echo "measuring $row ..." >&2
   case $row in
-    direct) http=http://$ORIGIN:8080 https=https://$ORIGIN:8443 via=() mode= ;;
-    floor) http=http://$ORIGIN:81 https=https://$ORIGIN:444 via=() mode= ;;
-    intercepted) http=http://$ORIGIN https=https://$ORIGIN via=() mode= ;;
-    explicit) http=http://$ORIGIN:8080 https=https://$ORIGIN:8443 via=(-x http://$GW:3128) mode=proxy ;;
+    direct) http=http://$ORIGIN:8080 https=https://$ORIGIN:8443 mode= ;;
+    floor) http=http://$ORIGIN:81 https=https://$ORIGIN:444 mode= ;;
+    intercepted) http=http://$ORIGIN https=https://$ORIGIN mode= ;;
+    explicit) http=http://$ORIGIN:8080 https=https://$ORIGIN:8443 mode=proxy ;;
   esac
+  HURL[$row]=$http/big SURL[$row]=$https/big VIA[$row]=${mode:+http://$GW:3128}
   wrk_run "$http/small" 64 $mode >/dev/null  # warm-up
   r=$(wrk_run "$http/small" 1 $mode); H1[$row]=${r%% *}
   r=$(wrk_run "$http/small" 64 $mode); H64[$row]=${r%% *}; HP99[$row]=${r##* }
-  HBULK[$row]=$(download "$http/big" "${via[@]}")
   if [[ $row == explicit ]]; then
     S1[$row]=-; S64[$row]=-; SP99[$row]=-  # wrk cannot tunnel through CONNECT
   else
     r=$(wrk_run "$https/small" 1); S1[$row]=${r%% *}
     r=$(wrk_run "$https/small" 64); S64[$row]=${r%% *}; SP99[$row]=${r##* }
   fi
-  SBULK[$row]=$(download "$https/big" "${via[@]}")
+done
+echo "bulk: $ROUNDS rounds of one $BULK_MIB MiB download per row and scheme ..." >&2
+for ((round = 1; round <= ROUNDS; round++)); do
+  for row in "${rows[@]}"; do
+    via=()
+    [[ -n ${VIA[$row]} ]] && via=(-x "${VIA[$row]}")
+    HBULK[$row]+=" $(download "${HURL[$row]}" "${via[@]}")"
+    SBULK[$row]+=" $(download "${SURL[$row]}" "${via[@]}")"
+  done
+done
+# Round by round: ROW SCHEME-ARRAY -> "r1 r2 ... (median m)" of ROW / direct.
+paired() {
+  local -n runs=$2
+  local -a a b
+  read -ra a <<<"${runs[$1]}"
+  read -ra b <<<"${runs[direct]}"
+  local i out=()
+  for i in "${!a[@]}"; do
+    out+=("$(bench_ratio "${a[$i]}" "${b[$i]}")")
+  done
+  printf '%s (median %s)' "${out[*]}" "$(median <<<"${out[*]}")"
+}
+declare -A HPAIR SPAIR HRAW SRAW
+for row in "${rows[@]}"; do
+  HPAIR[$row]=$(paired "$row" HBULK) SPAIR[$row]=$(paired "$row" SBULK)
+  HRAW[$row]=${HBULK[$row]} SRAW[$row]=${SBULK[$row]}
+done
+for row in "${rows[@]}"; do
+  HBULK[$row]=$(median <<<"${HBULK[$row]}") SBULK[$row]=$(median <<<"${SBULK[$row]}")
 done
 kill -TERM $PX_PID; wait $PX_PID 2>/dev/null || true
-rows=$(python3 -c 'import sqlite3, sys
+logrows=$(python3 -c 'import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 print(" ".join("%s=%d" % r for r in db.execute(
     "SELECT scheme || \"/\" || method, count(*) FROM access_log GROUP BY 1 ORDER BY 1")))' \
@@ -151,5 +185,12 @@ printf '| intercepted / floor | %s | %s | %s | %s | %s | %s |\n' \
 printf '| intercepted / explicit | %s | %s | %s | | | %s |\n' \
   "$(ratio "${H1[intercepted]}" "${H1[explicit]}")" "$(ratio "${H64[intercepted]}" "${H64[explicit]}")" \
   "$(ratio "${HBULK[intercepted]}" "${HBULK[explicit]}")" "$(ratio "${SBULK[intercepted]}" "${SBULK[explicit]}")"
-printf '\naccess-log rows: %s\n' "$rows"
+printf '\nBulk MB/s round by round (%s rounds of %s MiB), and / direct in the same round:\n' "$ROUNDS" "$BULK_MIB"
+for row in "${rows[@]}"; do
+  printf '  %-11s HTTP: %-40s TLS: %s\n' "$row" "${HRAW[$row]}" "${SRAW[$row]}"
+done
+for row in floor intercepted explicit; do
+  printf '  %-11s / direct HTTP: %s; TLS: %s\n' "$row" "${HPAIR[$row]}" "${SPAIR[$row]}"
+done
+printf '\naccess-log rows: %s\n' "$logrows"
 printf 'proxyd and the floor pinned to CPU 1 (one worker), nginx, wrk and curl to CPU 0; %ss per wrk run.\n' "$DUR"
