@@ -272,6 +272,24 @@ static bool more_to_read(const struct tls_session *t)
     return recv(t->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0; /* bytes, or the end */
 }
 
+enum { RECV_RETRY = 1 };
+
+/* What a record read that returned r < 0 means, for tls_session_recv and _recv_held alike:
+ * RECV_RETRY for a record that carried nothing for the caller (a warning alert, a TLS 1.3 key
+ * update or ticket handled inside) or "would block" with more already there (more_to_read);
+ * 0 for the peer's end without close_notify; else PX_AGAIN with the awaited flag cleared, or
+ * PX_ERR. */
+static int recv_failed(struct tls_session *t, int r, bool *readable, bool *writable)
+{
+    if (r == GNUTLS_E_PREMATURE_TERMINATION)
+        return 0;
+    if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED && !gnutls_error_is_fatal(r))
+        return RECV_RETRY;
+    if (r == GNUTLS_E_AGAIN && more_to_read(t))
+        return RECV_RETRY;
+    return would_block(t, r, readable, writable);
+}
+
 ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *readable, bool *writable)
 {
     if (t->state != TLS_OPEN && t->state != TLS_SHUT)
@@ -280,14 +298,9 @@ ssize_t tls_session_recv(struct tls_session *t, void *p, size_t len, bool *reada
         ssize_t n = gnutls_record_recv(t->gs, p, len);
         if (n >= 0)
             return n;
-        if (n == GNUTLS_E_PREMATURE_TERMINATION)
-            return 0;
-        /* Non-fatal: a warning alert, or a TLS 1.3 key update or ticket handled inside. */
-        if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && !gnutls_error_is_fatal((int)n))
-            continue;
-        if (n == GNUTLS_E_AGAIN && more_to_read(t))
-            continue;
-        return would_block(t, (int)n, readable, writable);
+        int r = recv_failed(t, (int)n, readable, writable);
+        if (r != RECV_RETRY)
+            return r;
     }
     return too_many_empty_records(t);
 }
@@ -319,13 +332,11 @@ ssize_t tls_session_recv_held(struct tls_session *t, const unsigned char **p, bo
             gnutls_packet_deinit(packet);
         /* GnuTLS says 0 both at the end and after a record that carried no data (a TLS 1.3
          * ticket): tls_session_recv tells them apart. */
-        if (n >= 0 || n == GNUTLS_E_PREMATURE_TERMINATION)
+        if (n >= 0)
             return 0;
-        if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && !gnutls_error_is_fatal((int)n))
-            continue;
-        if (n == GNUTLS_E_AGAIN && more_to_read(t))
-            continue;
-        return would_block(t, (int)n, readable, writable);
+        int r = recv_failed(t, (int)n, readable, writable);
+        if (r != RECV_RETRY)
+            return r;
     }
     return too_many_empty_records(t);
 }
