@@ -76,6 +76,23 @@ static size_t take_prefix(struct tls_session *t, void *p, size_t len)
     return n;
 }
 
+/* A nested session's transport after its outer session's call returned r < 0: the outer's
+ * "would block" is the nested one's; any other error fails the outer session (recorded there)
+ * and reads as a reset to the nested one. Returns -1 with errno set, as GnuTLS asks of a
+ * transport function. */
+static ssize_t outer_failed(struct tls_session *t, struct tls_session *o, ssize_t r)
+{
+    int e = EAGAIN;
+    if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED) {
+        o->error = (int)r;
+        o->state = TLS_FAILED;
+        e = ECONNRESET;
+    }
+    gnutls_transport_set_errno(t->gs, e);
+    errno = e;
+    return -1;
+}
+
 /* A nested session's pull: the prefix, then the plaintext of the outer session, whose
  * "would block" is the nested one's (the socket is empty, or full). */
 static ssize_t nested_pull(gnutls_transport_ptr_t ptr, void *p, size_t len)
@@ -93,15 +110,7 @@ static ssize_t nested_pull(gnutls_transport_ptr_t ptr, void *p, size_t len)
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED || gnutls_error_is_fatal((int)n))
             break;
     }
-    int e = EAGAIN;
-    if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
-        o->error = (int)n;
-        o->state = TLS_FAILED;
-        e = ECONNRESET;
-    }
-    gnutls_transport_set_errno(t->gs, e);
-    errno = e;
-    return -1;
+    return outer_failed(t, o, n);
 }
 
 /* A nested session's push: into the outer session (at most one record of it per call; GnuTLS
@@ -113,15 +122,7 @@ static ssize_t nested_push(gnutls_transport_ptr_t ptr, const void *p, size_t len
     ssize_t n = gnutls_record_send(o->gs, p, len);
     if (n >= 0)
         return n;
-    int e = EAGAIN;
-    if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
-        o->error = (int)n;
-        o->state = TLS_FAILED;
-        e = ECONNRESET;
-    }
-    gnutls_transport_set_errno(t->gs, e);
-    errno = e;
-    return -1;
+    return outer_failed(t, o, n);
 }
 
 /* The pull side while a prefix is set: its bytes, then the socket's. */
