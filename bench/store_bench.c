@@ -140,14 +140,15 @@ static double proc_cpu_s(const char *path)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* This process's threads other than the main one and the producers: the log writer. */
+/* This process's threads other than the main one and the producers: the log writer. -1 if
+ * one of them could not be read (or the list), so that no partial sum passes for the writer's. */
 static double writer_cpu_s(const struct producer *p, size_t producers)
 {
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
-    double sum = 0;
+    double sum = d ? 0 : -1;
 
-    while (d && (e = readdir(d))) {
+    while (d && sum >= 0 && (e = readdir(d))) {
         pid_t tid = (pid_t)atoi(e->d_name);
         char path[64];
         bool skip = tid <= 0 || tid == getpid();
@@ -157,7 +158,8 @@ static double writer_cpu_s(const struct producer *p, size_t producers)
         if (skip)
             continue;
         snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-        sum += proc_cpu_s(path);
+        double cpu = proc_cpu_s(path);
+        sum = cpu < 0 ? -1 : sum + cpu;
     }
     if (d)
         closedir(d);
@@ -182,6 +184,7 @@ static int pg_backends(const char *conninfo, int *pids, int max)
     return n;
 }
 
+/* The CPU seconds of these processes together, -1 if one of them could not be read (gone). */
 static double pids_cpu_s(const int *pids, int n)
 {
     double sum = 0;
@@ -190,9 +193,23 @@ static double pids_cpu_s(const int *pids, int n)
         char path[64];
 
         snprintf(path, sizeof(path), "/proc/%d/stat", pids[i]);
-        sum += proc_cpu_s(path);
+        double cpu = proc_cpu_s(path);
+        if (cpu < 0)
+            return -1;
+        sum += cpu;
     }
     return sum;
+}
+
+/* CPU seconds per 100,000 rows between two readings as text, "n/a" when either reading failed
+ * (a thread or process gone between them: its time is no longer in /proc). */
+static const char *per_100k_rows(char *buf, size_t len, double before, double after, double rows)
+{
+    if (before < 0 || after < 0)
+        snprintf(buf, len, "n/a");
+    else
+        snprintf(buf, len, "%.3f", rows > 0 ? (after - before) * 1e5 / rows : 0);
+    return buf;
 }
 
 static void *produce(void *arg)
@@ -229,6 +246,7 @@ static void bench_throughput(const char *dir, const char *pg, size_t producers)
     struct store_log *log;
     double t0, t1, w0, w1, b0 = 0, b1 = 0, rows;
     int pids[8], npids = 0;
+    char fig[32];
 
     snprintf(path, sizeof(path), "%s/store_bench_tput.db", dir);
     if (!pg)
@@ -262,12 +280,12 @@ static void bench_throughput(const char *dir, const char *pg, size_t producers)
     /* CPU per 100,000 rows committed: what the load of other processes does not move. */
     rows = (double)(c1.written - c0.written);
     printf("  %-10s %zu producer%s  %10.0f rows/s committed  %8.0f pushes/s refused (queue full)"
-           "  db errors %llu  CPU s/100k rows: writer %.3f",
+           "  db errors %llu  CPU s/100k rows: writer %s",
            pg ? "PostgreSQL" : "SQLite", producers, producers > 1 ? "s" : " ", rows / (t1 - t0),
            (double)(c1.dropped_queue_full - c0.dropped_queue_full) / (t1 - t0),
-           (unsigned long long)c1.dropped_db_error, rows > 0 ? (w1 - w0) * 1e5 / rows : 0);
+           (unsigned long long)c1.dropped_db_error, per_100k_rows(fig, sizeof(fig), w0, w1, rows));
     if (pg)
-        printf(" server %.3f (%d backend%s)", rows > 0 ? (b1 - b0) * 1e5 / rows : 0, npids,
+        printf(" server %s (%d backend%s)", per_100k_rows(fig, sizeof(fig), b0, b1, rows), npids,
                npids == 1 ? "" : "s");
     printf("\n");
 }
