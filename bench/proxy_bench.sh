@@ -41,6 +41,8 @@ PIN=1
 PROFILE=""
 SCALE_N=100000
 ARGS=("$@")
+# shellcheck source=lib/bench.sh
+source "$HERE/lib/bench.sh"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DUR="$2"; shift 2 ;;
@@ -52,13 +54,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -x "$PROXYD" ]] || { echo "build proxyd first (scripts/run.sh or cmake --build build)" >&2; exit 1; }
-for t in wrk curl nginx python3 taskset ${PROFILE:+perf strace}; do
-  command -v "$t" >/dev/null || [[ -x /usr/sbin/$t ]] || { echo "missing $t (apt-get install nginx-light wrk curl)" >&2; exit 1; }
-done
-if [[ $(id -u) == 0 && -z "${BENCH_IN_NETNS:-}" ]] && unshare -n true 2>/dev/null; then
-  exec unshare -n env BENCH_IN_NETNS=1 bash "$0" "${ARGS[@]}"
-fi
-[[ -n "${BENCH_IN_NETNS:-}" ]] && ip link set lo up
+bench_require wrk curl nginx python3 taskset ${PROFILE:+perf strace}
+bench_private_net "$0" "${ARGS[@]}"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy no_proxy
 # proxyd-scale: the client and proxyd each need a descriptor per connection, and spare ones
 # (proxyd: origin connections for a batch of 2,000 requests in flight, its own files). When the
@@ -81,7 +78,7 @@ else
   ulimit -n 16384 2>/dev/null || true
 fi
 
-if [[ $PIN == 1 ]]; then CPU_PROXY=1; CPU_LOAD=0; WORKERS=1; else CPU_PROXY=0-1; CPU_LOAD=0-1; WORKERS=2; fi
+bench_pin $PIN
 T="$(mktemp -d /tmp/pxbench.XXXXXX)"
 chmod 755 "$T"  # nginx workers run as nobody
 PIDS=()
@@ -93,24 +90,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-mkdir -p "$T/www" "$T/nginx"
-head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"
-head -c $((64 * 1024 * 1024)) /dev/urandom > "$T/www/big"
-cat > "$T/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log error;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  sendfile on;
-  client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
-  uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
-  server { listen 127.0.0.1:18080; root $T/www; }
-}
-EOF
+bench_files "$T/www" 64
+bench_nginx_conf "$T/nginx" "server { listen 127.0.0.1:18080; root $T/www; }"
 taskset -c "$CPU_LOAD" /usr/sbin/nginx -c "$T/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 ORIGIN=http://127.0.0.1:18080
