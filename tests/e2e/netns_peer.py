@@ -1,6 +1,6 @@
 """The ends of test_intercept's network, run inside its namespaces (`nsenter --net=/run/netns/NS python3
 netns_peer.py ...`): origins that say who they are and who called, and clients that print
-what they got as one JSON line. Python stdlib only.
+what they got as one JSON line. Python stdlib and tls_util (beside it) only.
 
     origin --http ADDR:PORT ... --keepalive ADDR:PORT ... --tls ADDR:PORT ... --echo ADDR:PORT ...
            --cert C --key K
@@ -27,6 +27,8 @@ import ssl
 import sys
 import threading
 import time
+
+from tls_util import client_hello
 
 PATTERN = bytes(range(256))
 
@@ -191,19 +193,6 @@ def tls_over(s, sni, n):
         return {"error": "%s: %s" % (type(e).__name__, e)}
     line, _, rest = data.partition(b"\n")
     return {"info": json.loads(line), "exact": rest == pattern(n)}
-
-
-def client_hello(name):
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname=name)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return out.read()
 
 
 def main(argv):

@@ -2,18 +2,16 @@
 origin (Python ssl with a certificate made for the test by openssl) and real TLS clients, all
 on 127.0.0.1. A tunnel allowed for one host may not carry a ClientHello naming a host the
 policy denies; every wait is a hang guard."""
-import os
 import shutil
 import socket
 import sqlite3
 import ssl
-import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
 from harness import DnsStub, Proxyd, pattern, read_head, wait_for
+from tls_util import TlsOrigin, client_hello, make_cert
 
 RECORDS = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1", "other.test": "127.0.0.1"}
 POLICY = "deny domain blocked.test\n"
@@ -22,63 +20,21 @@ ALERT_ACCESS_DENIED = bytes([21, 3, 3, 0, 2, 2, 49])
 ALERT_DECODE_ERROR = bytes([21, 3, 3, 0, 2, 2, 50])
 
 
-class TlsOrigin:
-    """A TLS server on 127.0.0.1: each connection that completes a handshake is answered with
-    N bytes of the pattern for a line 'N\\n' it reads, then closed. The server names clients
-    asked for (as the origin saw them) are kept in .names."""
+class PatternOrigin(TlsOrigin):
+    """A TLS origin that answers a line 'N\\n' with N bytes of the pattern, then closes."""
 
-    def __init__(self, certfile, keyfile):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(certfile, keyfile)
-        self.names = []
-        self.ctx.sni_callback = lambda sock, name, ctx: self.names.append(name) and None
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
+    def _converse(self, s):
+        line = b""
+        while not line.endswith(b"\n"):
+            got = s.recv(64)
+            if not got:
                 return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(60)
+            line += got
         try:
-            with self.ctx.wrap_socket(c, server_side=True) as t:
-                line = b""
-                while not line.endswith(b"\n"):
-                    got = t.recv(64)
-                    if not got:
-                        return
-                    line += got
-                t.sendall(pattern(int(line)))
-        except (OSError, ValueError):
-            c.close()
-
-    def close(self):
-        self.stopping = True
-        self.sock.close()
-
-
-def client_hello(name):
-    """The ClientHello bytes Python's TLS client sends for server name `name`."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname=name)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return out.read()
+            n = int(line)
+        except ValueError:
+            return
+        s.sendall(pattern(n))
 
 
 def read_until_close(s):
@@ -95,14 +51,9 @@ class SniTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="pxsni.")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        cls.cert = os.path.join(cls.tmp, "cert.pem")
-        cls.key = os.path.join(cls.tmp, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=allowed.test", "-keyout", cls.key, "-out", cls.cert],
-                       check=True, capture_output=True, timeout=60)
+        cls.cert, cls.key = make_cert(cls.tmp, "allowed.test")
         # Each one is stopped even when a later one fails to start.
-        cls.origin = TlsOrigin(cls.cert, cls.key)
-        cls.addClassCleanup(cls.origin.close)
+        cls.origin = cls.enterClassContext(PatternOrigin(cls.cert, cls.key))
         cls.dns = cls.enterClassContext(DnsStub(RECORDS))
         cls.px = cls.enterClassContext(Proxyd(dns=cls.dns, policy=POLICY,
                                               extra_args=["--connect-ports",

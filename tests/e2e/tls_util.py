@@ -74,11 +74,16 @@ def issue(directory, ca, name, san_name, start="-1d", end="+30d"):
 
 class TlsOrigin:
     """An HTTPS origin on 127.0.0.1: answers every request on a connection with 200 and
-    the body b"secure:" + the request target."""
+    the body b"secure:" + the request target. The server names clients asked for (as the
+    origin saw them, None for none) are kept in .names. A subclass changes what a request is
+    answered with (_answer), or what is said over a connection once its handshake is done
+    (_converse)."""
 
     def __init__(self, cert, key):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
+        self.names = []
+        self.ctx.sni_callback = lambda sock, name, ctx: self.names.append(name) and None
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -107,24 +112,43 @@ class TlsOrigin:
         raw.settimeout(60)
         try:
             with self.ctx.wrap_socket(raw, server_side=True) as s:
-                buf = b""
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        data = s.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, buf = buf.split(b"\r\n\r\n", 1)
-                    if not self._answer(s, head.split(b" ")[1]):
-                        return
+                self._converse(s)
         except (OSError, ssl.SSLError):
             pass
+
+    def _converse(self, s):
+        """HTTP/1.1 on s: each request head read is answered (_answer) until the client ends
+        the connection or _answer says to end it."""
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = s.recv(65536)
+                if not data:
+                    return
+                buf += data
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            if not self._answer(s, head.split(b" ")[1]):
+                return
 
     def _answer(self, s, target):
         """Answers one request for target on s; False when the connection is to end."""
         body = b"secure:" + target
         s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         return True
+
+
+def client_hello(name):
+    """The ClientHello bytes Python's TLS client sends for server name `name`."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
 
 
 def tls_connect(port, cafile, timeout=60, server_hostname="127.0.0.1"):
