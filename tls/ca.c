@@ -14,15 +14,10 @@
 #include <unistd.h>
 
 #include "tls/file.h"
+#include "tls/x509.h"
 
 /* A made CA lasts ten years: clients trust it by hand, once. */
 #define CA_DAYS 3650
-
-static int fail(int r, const char *what, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "%s: %s", what, gnutls_strerror(r));
-    return -1;
-}
 
 static void ca_paths(const char *dir, char *cert, size_t certlen, char *key, size_t keylen)
 {
@@ -56,7 +51,7 @@ static int fingerprints(struct tls_ca *ca, char *err, size_t errlen)
     size_t mdlen = sizeof(md);
     int r = gnutls_x509_crt_get_fingerprint(ca->crt, GNUTLS_DIG_SHA256, md, &mdlen);
     if (r < 0)
-        return fail(r, "CA fingerprint", err, errlen);
+        return tls_x509_fail(r, "CA fingerprint", err, errlen);
     size_t o = 0;
     for (size_t i = 0; i < mdlen; i++)
         o += (size_t)snprintf(ca->sha256 + o, sizeof(ca->sha256) - o, i ? ":%02X" : "%02X", md[i]);
@@ -70,14 +65,14 @@ static int fingerprints(struct tls_ca *ca, char *err, size_t errlen)
         gnutls_free(spki.data);
         if (pub)
             gnutls_pubkey_deinit(pub);
-        return fail(r, "CA public key", err, errlen);
+        return tls_x509_fail(r, "CA public key", err, errlen);
     }
     gnutls_datum_t d = {md, 32};
     r = gnutls_base64_encode2(&d, &b64);
     gnutls_free(spki.data);
     gnutls_pubkey_deinit(pub);
     if (r < 0)
-        return fail(r, "CA public key", err, errlen);
+        return tls_x509_fail(r, "CA public key", err, errlen);
     snprintf(ca->spki_sha256, sizeof(ca->spki_sha256), "%.*s", (int)b64.size, b64.data);
     gnutls_free(b64.data);
     return 0;
@@ -97,7 +92,7 @@ static struct tls_ca *ca_from_pem(const char *cert_pem, const char *key_pem, con
     gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
     int r;
     if ((r = gnutls_x509_crt_init(&ca->crt)) < 0) {
-        fail(r, what, err, errlen);
+        tls_x509_fail(r, what, err, errlen);
         goto bad;
     }
     if ((r = gnutls_x509_crt_import(ca->crt, &c, GNUTLS_X509_FMT_PEM)) < 0) {
@@ -106,7 +101,7 @@ static struct tls_ca *ca_from_pem(const char *cert_pem, const char *key_pem, con
         goto bad;
     }
     if ((r = gnutls_privkey_init(&ca->key)) < 0) {
-        fail(r, what, err, errlen);
+        tls_x509_fail(r, what, err, errlen);
         goto bad;
     }
     if ((r = gnutls_privkey_import_x509_raw(ca->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
@@ -149,7 +144,7 @@ static struct tls_ca *ca_from_pem(const char *cert_pem, const char *key_pem, con
         (r = gnutls_pubkey_get_key_id(pub, 0, id2, &n2)) < 0) {
         if (pub)
             gnutls_pubkey_deinit(pub);
-        fail(r, what, err, errlen);
+        tls_x509_fail(r, what, err, errlen);
         goto bad;
     }
     gnutls_pubkey_deinit(pub);
@@ -319,58 +314,30 @@ int tls_ca_init(const char *data_dir, const char *common_name, char *err, size_t
     }
     gnutls_x509_privkey_t key = NULL;
     gnutls_x509_crt_t crt = NULL;
-    gnutls_datum_t c = {NULL, 0}, k = {NULL, 0};
-    unsigned char serial[16], keyid[64];
+    char *cert_pem = NULL, *key_pem = NULL;
+    unsigned char keyid[64];
     size_t keyidlen = sizeof(keyid);
     int r, rc = -1;
-    if ((r = gnutls_x509_privkey_init(&key)) < 0 ||
-        (r = gnutls_x509_privkey_generate(
-             key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0) {
-        fail(r, "making the CA key", err, errlen);
+    if ((r = tls_x509_key_new(&key)) < 0) {
+        tls_x509_fail(r, "making the CA key", err, errlen);
         goto out;
     }
-    if ((r = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial))) < 0) {
-        fail(r, "random serial", err, errlen);
-        goto out;
-    }
-    serial[0] &= 0x7f; /* a positive number */
-    serial[0] |= 0x01; /* of full length */
-    time_t now = time(NULL);
-    if ((r = gnutls_x509_crt_init(&crt)) < 0 || (r = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
-        (r = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
-        (r = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
-        (r = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)CA_DAYS * 86400)) < 0 ||
-        (r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, "proxyd",
-                                           6)) < 0 ||
-        (r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
-                                           (unsigned)strlen(cn))) < 0 ||
+    if ((r = tls_x509_crt_new(&crt, cn, time(NULL) + (time_t)CA_DAYS * 86400)) < 0 ||
         (r = gnutls_x509_crt_set_key(crt, key)) < 0 ||
         (r = gnutls_x509_crt_set_basic_constraints(crt, 1, 0)) < 0 ||
         (r = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN |
                                                     GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
         (r = gnutls_x509_crt_get_key_id(crt, 0, keyid, &keyidlen)) < 0 ||
         (r = gnutls_x509_crt_set_subject_key_id(crt, keyid, keyidlen)) < 0 ||
-        (r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0 ||
-        (r = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &c)) < 0 ||
-        (r = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &k)) < 0) {
-        fail(r, "making the CA certificate", err, errlen);
+        (r = tls_x509_self_signed_pem(crt, key, &cert_pem, &key_pem)) < 0) {
+        tls_x509_fail(r, "making the CA certificate", err, errlen);
         goto out;
     }
-    char *cert_pem = strndup((const char *)c.data, c.size);
-    char *key_pem = strndup((const char *)k.data, k.size);
     /* Checked again with the write: another init or import may have made one meanwhile. */
-    if (cert_pem && key_pem)
-        rc = ca_write(data_dir, cert_pem, key_pem, false, err, errlen) == 0 ? 0 : -1;
-    else
-        snprintf(err, errlen, "out of memory");
+    rc = ca_write(data_dir, cert_pem, key_pem, false, err, errlen) == 0 ? 0 : -1;
+out:
     free(cert_pem);
     free_key_text(key_pem);
-out:
-    if (k.data) {
-        gnutls_memset(k.data, 0, k.size);
-        gnutls_free(k.data);
-    }
-    gnutls_free(c.data);
     if (crt)
         gnutls_x509_crt_deinit(crt);
     if (key)

@@ -2,7 +2,6 @@
  * ECDSA P-256 key (the cheapest handshake to sign) and a certificate for this machine's names,
  * written to the data folder with the key 0600 so that clients told to trust it once keep
  * trusting it across restarts. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
@@ -17,6 +16,7 @@
 #include "base/status.h"
 #include "tls/file.h"
 #include "tls/tls.h"
+#include "tls/x509.h"
 
 /* Days a self-made certificate is valid: the most browsers accept for a server certificate. */
 #define SELF_DAYS 397
@@ -54,26 +54,6 @@ void tls_cred_free(struct tls_cred *cred)
     free(cred);
 }
 
-static int gnutls_fail(int r, const char *what, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "%s: %s", what, gnutls_strerror(r));
-    return -1;
-}
-
-/* Adds name to crt as a subject alternative name: an IP address when it reads as one. */
-static int add_name(gnutls_x509_crt_t crt, const char *name)
-{
-    unsigned char ip[16];
-    if (inet_pton(AF_INET, name, ip) == 1)
-        return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4,
-                                                    GNUTLS_FSAN_APPEND);
-    if (inet_pton(AF_INET6, name, ip) == 1)
-        return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
-                                                    GNUTLS_FSAN_APPEND);
-    return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name,
-                                                (unsigned)strlen(name), GNUTLS_FSAN_APPEND);
-}
-
 /* Whether name may go into a certificate as written: a host name or an address, not a
  * wildcard bind address. */
 static bool usable_name(const char *name)
@@ -94,49 +74,32 @@ static int make_self(const struct tls_cred_options *o, char **cert_pem, char **k
 {
     gnutls_x509_privkey_t key = NULL;
     gnutls_x509_crt_t crt = NULL;
-    gnutls_datum_t c = {NULL, 0}, k = {NULL, 0};
-    unsigned char serial[16];
     char host[256] = "";
     int r, rc = -1;
 
     gethostname(host, sizeof(host) - 1);
     const char *cn = usable_name(host) ? host : "localhost";
-    if ((r = gnutls_x509_privkey_init(&key)) < 0 ||
-        (r = gnutls_x509_privkey_generate(
-             key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0) {
-        gnutls_fail(r, "making a key", err, errlen);
+    if ((r = tls_x509_key_new(&key)) < 0) {
+        tls_x509_fail(r, "making a key", err, errlen);
         goto out;
     }
-    if ((r = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial))) < 0) {
-        gnutls_fail(r, "random serial", err, errlen);
-        goto out;
-    }
-    serial[0] &= 0x7f; /* a positive number */
-    serial[0] |= 0x01; /* of full length */
-    time_t now = time(NULL);
-    if ((r = gnutls_x509_crt_init(&crt)) < 0 || (r = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
-        (r = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
-        (r = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
-        (r = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)SELF_DAYS * 86400)) < 0 ||
-        (r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, "proxyd",
-                                           6)) < 0 ||
-        (r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
-                                           (unsigned)strlen(cn))) < 0 ||
+    if ((r = tls_x509_crt_new(&crt, cn, time(NULL) + (time_t)SELF_DAYS * 86400)) < 0 ||
         (r = gnutls_x509_crt_set_key(crt, key)) < 0 ||
         (r = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
         (r = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
         (r = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0) {
-        gnutls_fail(r, "making a certificate", err, errlen);
+        tls_x509_fail(r, "making a certificate", err, errlen);
         goto out;
     }
     static const char *const always[] = {"localhost", "127.0.0.1", "::1"};
     for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
-        if ((r = add_name(crt, always[i])) < 0) {
-            gnutls_fail(r, always[i], err, errlen);
+        if ((r = tls_x509_add_name(crt, always[i])) < 0) {
+            tls_x509_fail(r, always[i], err, errlen);
             goto out;
         }
-    if (usable_name(host) && strcmp(host, "localhost") != 0 && (r = add_name(crt, host)) < 0) {
-        gnutls_fail(r, host, err, errlen);
+    if (usable_name(host) && strcmp(host, "localhost") != 0 &&
+        (r = tls_x509_add_name(crt, host)) < 0) {
+        tls_x509_fail(r, host, err, errlen);
         goto out;
     }
     for (size_t i = 0; i < o->nnames; i++) {
@@ -145,33 +108,17 @@ static int make_self(const struct tls_cred_options *o, char **cert_pem, char **k
         bool dup = !strcmp(o->names[i], host);
         for (size_t j = 0; j < sizeof(always) / sizeof(always[0]); j++)
             dup |= !strcmp(o->names[i], always[j]);
-        if (!dup && (r = add_name(crt, o->names[i])) < 0) {
-            gnutls_fail(r, o->names[i], err, errlen);
+        if (!dup && (r = tls_x509_add_name(crt, o->names[i])) < 0) {
+            tls_x509_fail(r, o->names[i], err, errlen);
             goto out;
         }
     }
-    if ((r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0 ||
-        (r = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &c)) < 0 ||
-        (r = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &k)) < 0) {
-        gnutls_fail(r, "signing the certificate", err, errlen);
-        goto out;
-    }
-    *cert_pem = strndup((const char *)c.data, c.size);
-    *key_pem = strndup((const char *)k.data, k.size);
-    if (!*cert_pem || !*key_pem) {
-        free(*cert_pem);
-        free(*key_pem);
-        *cert_pem = *key_pem = NULL;
-        snprintf(err, errlen, "out of memory");
+    if ((r = tls_x509_self_signed_pem(crt, key, cert_pem, key_pem)) < 0) {
+        tls_x509_fail(r, "signing the certificate", err, errlen);
         goto out;
     }
     rc = 0;
 out:
-    if (k.data) {
-        gnutls_memset(k.data, 0, k.size);
-        gnutls_free(k.data);
-    }
-    gnutls_free(c.data);
     if (crt)
         gnutls_x509_crt_deinit(crt);
     if (key)
@@ -257,7 +204,7 @@ struct tls_cred *tls_cred_load(const struct tls_cred_options *o, bool *made, cha
     gnutls_datum_t c = {(unsigned char *)cred->cert_pem, (unsigned)strlen(cred->cert_pem)};
     gnutls_datum_t k = {(unsigned char *)cred->key_pem, (unsigned)strlen(cred->key_pem)};
     if ((r = gnutls_certificate_allocate_credentials(&cred->x509)) < 0) {
-        gnutls_fail(r, "TLS credentials", err, errlen);
+        tls_x509_fail(r, "TLS credentials", err, errlen);
         goto fail;
     }
     if ((r = gnutls_certificate_set_x509_key_mem(cred->x509, &c, &k, GNUTLS_X509_FMT_PEM)) < 0) {
@@ -266,7 +213,7 @@ struct tls_cred *tls_cred_load(const struct tls_cred_options *o, bool *made, cha
     }
     if ((r = gnutls_priority_init2(&cred->priority, NULL, NULL, 0)) < 0 ||
         (r = gnutls_session_ticket_key_generate(&cred->ticket_key)) < 0) {
-        gnutls_fail(r, "TLS settings", err, errlen);
+        tls_x509_fail(r, "TLS settings", err, errlen);
         goto fail;
     }
     return cred;

@@ -4,7 +4,6 @@
  * its last release frees it. */
 #include "tls/mint.h"
 
-#include <arpa/inet.h>
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 
 #include "base/status.h"
+#include "tls/x509.h"
 
 struct mint_entry {
     struct mint_entry *chain;         /* next in the bucket */
@@ -65,12 +65,6 @@ static uint32_t hash_host(const char *s)
     return h;
 }
 
-static int fail(int r, const char *what, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "%s: %s", what, gnutls_strerror(r));
-    return -1;
-}
-
 struct tls_mint *tls_mint_new(const struct tls_ca *ca, size_t max_entries, size_t max_bytes,
                               char *err, size_t errlen)
 {
@@ -99,16 +93,12 @@ struct tls_mint *tls_mint_new(const struct tls_ca *ca, size_t max_entries, size_
     int r;
     gnutls_privkey_t pk = NULL;
     m->leaf_key_id_len = sizeof(m->leaf_key_id);
-    if ((r = gnutls_x509_privkey_init(&m->leaf_key)) < 0 ||
-        (r = gnutls_x509_privkey_generate(m->leaf_key, GNUTLS_PK_ECDSA,
-                                          GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) <
-            0 ||
-        (r = gnutls_privkey_init(&pk)) < 0 ||
+    if ((r = tls_x509_key_new(&m->leaf_key)) < 0 || (r = gnutls_privkey_init(&pk)) < 0 ||
         (r = gnutls_privkey_import_x509(pk, m->leaf_key, 0)) < 0 ||
         (r = gnutls_pubkey_init(&m->leaf_pub)) < 0 ||
         (r = gnutls_pubkey_import_privkey(m->leaf_pub, pk, 0, 0)) < 0 ||
         (r = gnutls_pubkey_get_key_id(m->leaf_pub, 0, m->leaf_key_id, &m->leaf_key_id_len)) < 0) {
-        fail(r, "making the leaf key", err, errlen);
+        tls_x509_fail(r, "making the leaf key", err, errlen);
         if (pk)
             gnutls_privkey_deinit(pk);
         goto bad;
@@ -116,7 +106,7 @@ struct tls_mint *tls_mint_new(const struct tls_ca *ca, size_t max_entries, size_
     gnutls_privkey_deinit(pk); /* flags 0: the key itself stays */
     if ((r = gnutls_priority_init2(&m->priority, NULL, NULL, 0)) < 0 ||
         (r = gnutls_session_ticket_key_generate(&m->ticket_key)) < 0) {
-        fail(r, "TLS settings", err, errlen);
+        tls_x509_fail(r, "TLS settings", err, errlen);
         goto bad;
     }
     return m;
@@ -156,20 +146,6 @@ void tls_mint_free(struct tls_mint *m)
     free(m);
 }
 
-/* Adds host to crt as its subject alternative name: an IP address for an IP literal. */
-static int set_san(gnutls_x509_crt_t crt, const char *host)
-{
-    unsigned char ip[16];
-    if (inet_pton(AF_INET, host, ip) == 1)
-        return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4,
-                                                    GNUTLS_FSAN_SET);
-    if (inet_pton(AF_INET6, host, ip) == 1)
-        return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
-                                                    GNUTLS_FSAN_SET);
-    return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, host,
-                                                (unsigned)strlen(host), GNUTLS_FSAN_SET);
-}
-
 /* Makes the certificate for host and credentials holding it with the leaf key. Returns a new
  * entry (not cached, refs 0) or NULL with err filled. Called without m->lock. */
 static struct mint_entry *mint(struct tls_mint *m, const char *host, uint32_t hash, char *err,
@@ -191,47 +167,32 @@ static struct mint_entry *mint(struct tls_mint *m, const char *host, uint32_t ha
     gnutls_privkey_t key = NULL;
     gnutls_pcert_st pcert;
     bool pcert_made = false;
-    unsigned char serial[16];
     int r;
-    if ((r = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial))) < 0) {
-        fail(r, "random serial", err, errlen);
-        goto bad;
-    }
-    /* Unique per certificate: Firefox refuses two certificates of one issuer and serial. */
-    serial[0] &= 0x7f;
-    serial[0] |= 0x01;
-    time_t now = time(NULL);
-    time_t end = now + (time_t)TLS_MINT_DAYS * 86400;
+    time_t end = time(NULL) + (time_t)TLS_MINT_DAYS * 86400;
     if (end > m->ca->not_after)
         end = m->ca->not_after;
     e->not_after = end;
     /* A common name longer than 64 bytes is not allowed (RFC 5280 ub-common-name); the SAN
      * names the host either way, and it is what clients check. */
-    if ((r = gnutls_x509_crt_init(&crt)) < 0 || (r = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
-        (r = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
-        (r = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
-        (r = gnutls_x509_crt_set_expiration_time(crt, end)) < 0 ||
-        (r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, "proxyd",
-                                           6)) < 0 ||
-        (hlen <= 64 && (r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, host,
-                                                          (unsigned)hlen)) < 0) ||
-        (r = set_san(crt, host)) < 0 || (r = gnutls_x509_crt_set_pubkey(crt, m->leaf_pub)) < 0 ||
+    if ((r = tls_x509_crt_new(&crt, hlen <= 64 ? host : NULL, end)) < 0 ||
+        (r = tls_x509_add_name(crt, host)) < 0 ||
+        (r = gnutls_x509_crt_set_pubkey(crt, m->leaf_pub)) < 0 ||
         (r = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
         (r = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
         (r = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
         (r = gnutls_x509_crt_set_subject_key_id(crt, m->leaf_key_id, m->leaf_key_id_len)) < 0) {
-        fail(r, "making a certificate", err, errlen);
+        tls_x509_fail(r, "making a certificate", err, errlen);
         goto bad;
     }
     pthread_mutex_lock(&m->sign_lock);
     r = gnutls_x509_crt_privkey_sign(crt, m->ca->crt, m->ca->key, GNUTLS_DIG_SHA256, 0);
     pthread_mutex_unlock(&m->sign_lock);
     if (r < 0) {
-        fail(r, "signing a certificate", err, errlen);
+        tls_x509_fail(r, "signing a certificate", err, errlen);
         goto bad;
     }
     if ((r = gnutls_pcert_import_x509(&pcert, crt, 0)) < 0) {
-        fail(r, "a minted certificate", err, errlen);
+        tls_x509_fail(r, "a minted certificate", err, errlen);
         goto bad;
     }
     pcert_made = true;
@@ -240,12 +201,12 @@ static struct mint_entry *mint(struct tls_mint *m, const char *host, uint32_t ha
     if ((r = gnutls_privkey_init(&key)) < 0 ||
         (r = gnutls_privkey_import_x509(key, m->leaf_key, 0)) < 0 ||
         (r = gnutls_certificate_allocate_credentials(&e->cred)) < 0) {
-        fail(r, "credentials", err, errlen);
+        tls_x509_fail(r, "credentials", err, errlen);
         goto bad;
     }
     gnutls_certificate_set_flags(e->cred, GNUTLS_CERTIFICATE_SKIP_KEY_CERT_MATCH);
     if ((r = gnutls_certificate_set_key(e->cred, NULL, 0, &pcert, 1, key)) < 0) {
-        fail(r, "credentials", err, errlen);
+        tls_x509_fail(r, "credentials", err, errlen);
         goto bad;
     }
     /* Both belong to e->cred now. */
