@@ -15,7 +15,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  chromium, cfg, STEP_MS, Failure, check, log, poll, run, checkNoOverflow, shot, failureShot
+  cfg, STEP_MS, check, log, poll, run, checkNoOverflow, shot, inBrowser, viaProxy
 } from './flow.mjs';
 
 const ADMIN = cfg.admin;
@@ -453,31 +453,10 @@ async function screenshots(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    // Playwright gives every launch a fresh temporary profile (--user-data-dir) and removes
-    // it on close.
-    args: [
-      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      `--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    // Script errors only: refused requests (a wrong password, a bad rule, the CSRF probes)
-    // also log "Failed to load resource" and are expected.
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-    });
+  await inBrowser('failure.png', async (page) => {
+    // Refused requests (a wrong password, a bad rule, the CSRF probes) log "Failed to load
+    // resource", which inBrowser expects; script errors fail the flow.
+    const ctx = page.context();
     const tab = await ctx.newPage();  // visits through the proxy, beside the admin pages
     // The admin page stays in front: Chromium throttles a background page's timers and
     // animation frames, which slowed every click there to about a second.
@@ -494,13 +473,7 @@ async function main() {
     await checkAccessRequest(page, tab);
     await checkListReplace(page);
     await screenshots(page);
-    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  }, { args: viaProxy() });
 }
 
 run(main);

@@ -11,10 +11,8 @@
 //   range presets, the top lists' links into the log, top blocked clients, who visited
 //   ads.test, Diagnostics, the log's rule link; at 1366x768 and 390x844.
 // Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import {
-  chromium, cfg, STEP_MS, check, log, poll, run, checkNoOverflow, shot, PHONE, failureShot
+  cfg, STEP_MS, check, log, poll, run, checkNoOverflow, shot, PHONE, inBrowser
 } from './flow.mjs';
 
 const ADMIN = cfg.admin;
@@ -291,33 +289,10 @@ async function fullPhase(page) {
 }
 
 async function main() {
-  mkdirSync(cfg.shots, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
-           '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: DESKTOP });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-    });
+  await inBrowser('dashboard-failure.png', async (page) => {
     if (cfg.phase === 'empty') await emptyPhase(page);
     else await fullPhase(page);
-    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'dashboard-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  }, { viewport: DESKTOP });
 }
 
 run(main);

@@ -55,21 +55,25 @@ export async function failureShot(page, name) {
 }
 
 // A flow's body in a fresh headless Chromium (the system's /usr/bin/chromium, every name but
-// 127.0.0.1 unresolvable): body(page) gets a page of its own context at viewport; script
-// errors and console errors (other than failed loads) in it fail the flow once body is done.
-// On a failure, a screenshot named failure (failureShot). The browser is closed in any case.
-export async function inBrowser(failure, body, viewport = DESKTOP) {
+// 127.0.0.1 unresolvable): body(page) gets a page of its own context at opts.viewport
+// (DESKTOP by default; opts.context adds options of that context, opts.args Chromium
+// arguments, viaProxy's for one); script errors and console errors (other than failed loads)
+// in it fail the flow once body is done. A second tab is page.context().newPage(). On a
+// failure, a screenshot named failure (failureShot). The browser is closed in any case.
+// Playwright gives every launch a fresh temporary profile (--user-data-dir) and removes it on
+// close.
+export async function inBrowser(failure, body, { viewport = DESKTOP, context = {}, args = [] } = {}) {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
     timeout: STEP_MS,
     args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
            '--disable-component-update', '--disable-sync', '--no-first-run',
-           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1', ...args],
   });
   let page;
   try {
-    const ctx = await browser.newContext({ viewport });
+    const ctx = await browser.newContext({ viewport, ...context });
     ctx.setDefaultTimeout(STEP_MS);
     page = await ctx.newPage();
     const errors = [];
@@ -85,6 +89,13 @@ export async function inBrowser(failure, body, viewport = DESKTOP) {
   } finally {
     await browser.close();
   }
+}
+
+// The Chromium arguments for inBrowser that send every request through a proxy (proxyd's plain
+// port from the test's config by default; an https:// URL for its TLS port). QUIC is off: a
+// proxy relays TCP only.
+export function viaProxy(url = `http://127.0.0.1:${cfg.proxyPort}`) {
+  return ['--disable-quic', `--proxy-server=${url}`];
 }
 
 // No part of the page is wider than the screen. A wide table may scroll in its own box, so

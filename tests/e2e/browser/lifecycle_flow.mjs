@@ -10,9 +10,7 @@
 // bücher.test (Chromium sends punycode; the punycode rule denies it) and finds the name in
 // Unicode on the policy page and in the log, adds a group on the Groups page, uses it in a
 // rule and changes its members (the visit to grp.test is then denied), and takes screenshots. Exits 0 when every expectation held; otherwise prints "FAIL: <what>", exits 1.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, run, failureShot } from './flow.mjs';
+import { cfg, STEP_MS, check, log, run, shot, inBrowser, viaProxy } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 const proxied = (host, path = '/small') => `http://${host}:${cfg.originPort}${path}`;
@@ -71,8 +69,7 @@ async function dashboardShowsWouldBeBlock(page) {
   const blocked = await page.getByTestId('top-blocked').innerText();
   check(!/report\.test/.test(blocked), 'a reported request is counted as blocked');
   await page.getByTestId('top-reported').scrollIntoViewIfNeeded();
-  await page.screenshot({ path: join(cfg.shots, 'lifecycle-dashboard.png'), fullPage: true,
-                          timeout: STEP_MS });
+  await shot(page, 'lifecycle-dashboard.png');
   log('dashboard: ' + text.replace(/\s+/g, ' '));
 }
 
@@ -92,8 +89,7 @@ async function logShowsReport(page) {
   check(client === '127.0.0.1 reception-pc', 'the log row lacks the client name: ' + client);
   const color = await row.locator('td.decision').evaluate((e) => getComputedStyle(e).color);
   check(color === 'rgb(91, 63, 168)', 'the report decision is not highlighted: ' + color);
-  await page.screenshot({ path: join(cfg.shots, 'lifecycle-log.png'), fullPage: true,
-                          timeout: STEP_MS });
+  await shot(page, 'lifecycle-log.png');
   log('log row: ' + text.replace(/\s+/g, ' '));
 }
 
@@ -101,8 +97,7 @@ async function enforceAgain(page, tab) {
   await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
   const row = ruleRow(page);
   await row.getByTestId('rule-enforce').waitFor({ timeout: STEP_MS });
-  await page.screenshot({ path: join(cfg.shots, 'lifecycle-policy.png'), fullPage: true,
-                          timeout: STEP_MS });
+  await shot(page, 'lifecycle-policy.png');
   await row.getByTestId('rule-enforce').click();
   await row.filter({ hasText: 'deny domain report.test' }).waitFor({ timeout: STEP_MS });
   await row.getByTestId('rule-report').waitFor({ timeout: STEP_MS });
@@ -131,8 +126,7 @@ async function checkExpiry(page) {
         'the rule does not expire 2 hours after it was added: ' + m[1]);
   await row.getByTestId('rule-expires').waitFor({ timeout: STEP_MS });
   check(await page.getByTestId('rule-for').inputValue() === '', 'the duration field was kept');
-  await page.screenshot({ path: join(cfg.shots, 'lifecycle-expiry.png'), fullPage: true,
-                          timeout: STEP_MS });
+  await shot(page, 'lifecycle-expiry.png');
   log('expiring rule added: ' + text.replace(/\s+/g, ' '));
 }
 
@@ -155,8 +149,7 @@ async function checkIdn(page, tab) {
   await row.waitFor({ timeout: STEP_MS });
   const url = await row.locator('td.url').innerText();
   check(/^http:\/\/bücher\.test:\d+\//.test(url), 'the log does not show the name in Unicode: ' + url);
-  await page.screenshot({ path: join(cfg.shots, 'lifecycle-idn.png'), fullPage: true,
-                          timeout: STEP_MS });
+  await shot(page, 'lifecycle-idn.png');
   log('IDN: rule "' + text.replace(/\s+/g, ' ') + '", log ' + url);
 }
 
@@ -192,35 +185,13 @@ async function checkGroups(page, tab) {
   await row.filter({ hasText: '127.0.0.0/8' }).waitFor({ timeout: STEP_MS });
   r = await tab.goto(proxied('grp.test') + '?t=' + Date.now(), { timeout: STEP_MS });
   check(r && r.status() === 403, `grp.test once the group holds the client: ${r && r.status()}, wanted 403`);
-  await page.screenshot({ path: join(cfg.shots, 'lifecycle-groups.png'), fullPage: true,
-                          timeout: STEP_MS });
+  await shot(page, 'lifecycle-groups.png');
   log('groups: ' + (await row.innerText()).replace(/\s+/g, ' '));
 }
 
 async function main() {
-  mkdirSync(cfg.shots, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      `--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-    });
-    const tab = await ctx.newPage();
+  await inBrowser('lifecycle-failure.png', async (page) => {
+    const tab = await page.context().newPage();
     await page.bringToFront();
 
     await login(page);
@@ -232,13 +203,7 @@ async function main() {
     await checkExpiry(page);
     await checkIdn(page, tab);
     await checkGroups(page, tab);
-    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'lifecycle-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  }, { viewport: { width: 1280, height: 900 }, args: viaProxy() });
 }
 
 run(main);

@@ -118,7 +118,7 @@ async function main() {
     check(await page.evaluate(() => window.__xss === undefined), 'a node name ran as markup');
     log('the node selector filters the cards, chart and top lists and stays in the address');
     log('screenshots in ' + cfg.shots);
-  }, WIDE);
+  }, { viewport: WIDE });
 }
 
 run(main);
