@@ -5,15 +5,21 @@
  *   DB: an SQLite file (created; it must not hold log rows yet) or a PostgreSQL conninfo
  *   (bench/scale_bench.sh starts a PostgreSQL of its own, as tests/pg_fixture.sh does).
  *
- * The fill is generated inside the database, a day per statement (generate_series on
- * PostgreSQL, a recursive CTE on SQLite): N rows (default 100,000,000) evenly over the D days
- * (default 30) up to now, 2,000 hosts and 200 clients picked with a skew (a few dominate, as in
- * an office), 5% denied by one of 20 rules, 60% of the rest tunnels, statuses 200/304/404/500.
- * The rollups are summed from the rows by SQL, as the writer would have kept them (per minute,
- * hour and day, in total and by host, client and rule, each per node), with their watermark,
- * the minutes' id ranges and the rule hit counters. Then each query runs R times (default 5) on
- * a fresh connection: median and max. Figures depend on the machine's load: the table prints
- * the load average next to them.
+ * The fill is generated inside the database: N rows (default 100,000,000) evenly over D whole
+ * UTC days (default 30), the last one today's up to now; 2,000 hosts and 200 clients picked with
+ * a skew (a few dominate, as in an office), 5% denied by one of 20 rules, 60% of the rest
+ * tunnels, statuses 200/304/404/500. The oldest day is made by one statement (generate_series on
+ * PostgreSQL, a recursive CTE on SQLite) and its rollups summed from its rows by SQL, as the
+ * writer would have kept them (per minute, hour and day, in total and by host, client and rule,
+ * each per node), with the minutes' id ranges. Every other day is that day copied (INSERT ...
+ * SELECT) with its times and buckets shifted by whole days and its ids by whole days' rows, so
+ * only one day is summed by GROUP BY; today's buckets that end after now are summed from its
+ * copied rows. Then the watermark and the rule hit counters, and a check that the rollups'
+ * totals (all of them, and today's) equal a count of the rows. Each query then runs R times
+ * (default 5) on a fresh connection: median and max ms, and what its last run did whatever the
+ * load (SQLite: thousands of VM instructions; PostgreSQL: rows and index entries read). The
+ * "result" column is the rows returned (for totals, the requests counted). Wall-clock figures
+ * depend on the machine's load: the table prints the load average next to them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +70,7 @@ static void die(const char *what, const char *err)
     exit(1);
 }
 
-/* Runs sql with up to five integer parameters (?1..?5). */
+/* Runs sql with the integer parameters ?1..?nargs. */
 static void run(struct store *st, const char *what, const char *sql, int nargs, const int64_t *args)
 {
     struct sql_stmt *s;
@@ -151,22 +157,36 @@ static int64_t query_int(struct store *st, const char *sql)
 static const char *const dim_key[STORE_ROLLUP_DIMS] = {"''", "host", "client",
                                                        "CAST(rule_id AS TEXT)"};
 
-/* Rows [first, last) with times in one UTC day (or its part), then their rollups. */
-static void fill_day(struct store *st, int64_t first, int64_t last, int64_t start, int64_t span,
-                     int64_t rows, int64_t lo, int64_t hi, double *rows_s, double *rollup_s)
-{
-    char sql[4096];
-    double t0;
-    int64_t args[5] = {first, last, start, span, rows};
+/* The columns a copied row keeps as they are (FILL_ROWS's, after id and time_ms). */
+#define ROW_COLS                                                                                   \
+    "client, \"user\", method, scheme, host, port, path, status, bytes_up, bytes_down,"            \
+    " duration_ms, decision, rule_id, error, policy_version, sni, dest, node"
+#define SUM_COLS "requests, blocked, reported, bytes_up, bytes_down, blocked_bytes, reported_bytes"
 
-    snprintf(sql, sizeof(sql), "%s%s) a) b", FILL_ROWS,
-             st->backend == STORE_PG ? NUMBERS_PG : NUMBERS_SQLITE);
-    t0 = now_s();
-    run(st, "fill", sql, 5, args);
-    *rows_s += now_s() - t0;
-    t0 = now_s();
-    args[0] = lo;
-    args[1] = hi;
+/* The rollups of level `to` for the buckets in [lo, hi), summed from the rollup rows of the
+ * finer level `from` (every dimension). */
+static void rollup_from_finer(struct store *st, int64_t from, int64_t to, int64_t lo, int64_t hi)
+{
+    char sql[1024];
+    int64_t args[2] = {lo, hi};
+
+    /* A dimension a statement: each reads one range of the primary key. */
+    for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
+        snprintf(sql, sizeof(sql),
+                 ROLLUP_COLS "SELECT %lld, dim, bucket_ms / %lld * %lld, key, node, " SUMS_OF_SUMS
+                             " FROM access_rollup WHERE level_ms = %lld AND dim = %d"
+                             " AND bucket_ms >= ?1 AND bucket_ms < ?2 GROUP BY 2, 3, 4, 5",
+                 (long long)to, (long long)to, (long long)to, (long long)from, dim);
+        run(st, "rollup", sql, 2, args);
+    }
+}
+
+/* The minute rollups and the minutes' id ranges of the rows with time in [lo, hi). */
+static void rollup_rows(struct store *st, int64_t lo, int64_t hi)
+{
+    char sql[1024];
+    int64_t args[2] = {lo, hi};
+
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
         snprintf(sql, sizeof(sql),
                  ROLLUP_COLS "SELECT 60000, %d, time_ms / 60000 * 60000, %s, node, " SUMS_OF_ROWS
@@ -174,59 +194,115 @@ static void fill_day(struct store *st, int64_t first, int64_t last, int64_t star
                              " GROUP BY 3, 4, 5",
                  dim, dim_key[dim]);
         run(st, "rollup", sql, 2, args);
-        for (int level = 1; level < STORE_ROLLUP_LEVELS; level++) {
-            int64_t from = level == 1 ? MIN_MS : HOUR_MS, to = level == 1 ? HOUR_MS : DAY_MS;
-
-            snprintf(sql, sizeof(sql),
-                     ROLLUP_COLS
-                     "SELECT %lld, dim, bucket_ms / %lld * %lld, key, node, " SUMS_OF_SUMS
-                     " FROM access_rollup WHERE level_ms = %lld AND dim = %d"
-                     " AND bucket_ms >= ?1 AND bucket_ms < ?2 GROUP BY 2, 3, 4, 5",
-                     (long long)to, (long long)to, (long long)to, (long long)from, dim);
-            run(st, "rollup", sql, 2, args);
-        }
     }
-    /* The minutes' id ranges, as the writer keeps them with the rollups. */
     run(st, "minute ids",
         "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
         " SELECT time_ms / 60000 * 60000, min(id), max(id), count(*) FROM access_log"
         " WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 1",
         2, args);
-    *rollup_s += now_s() - t0;
+}
+
+/* The template: per_day rows of the UTC day d0 (ids [*base, *base + per_day)), with their
+ * rollups summed by SQL (from the rows, then from the finer rollups), as the writer would
+ * have kept them. */
+static void fill_template(struct store *st, int64_t d0, int64_t per_day, int64_t *base)
+{
+    char sql[4096];
+    int64_t args[5] = {0, per_day, d0, DAY_MS, per_day}, lo, hi;
+
+    snprintf(sql, sizeof(sql), "%s%s) a) b", FILL_ROWS,
+             st->backend == STORE_PG ? NUMBERS_PG : NUMBERS_SQLITE);
+    run(st, "fill", sql, 5, args);
+    lo = query_int(st, "SELECT min(id) FROM access_log");
+    hi = query_int(st, "SELECT max(id) FROM access_log");
+    if (hi - lo + 1 != per_day)
+        die("fill", "the template day's ids are not consecutive");
+    *base = lo;
+    rollup_rows(st, d0, d0 + DAY_MS);
+    rollup_from_finer(st, MIN_MS, HOUR_MS, d0, d0 + DAY_MS);
+    rollup_from_finer(st, HOUR_MS, DAY_MS, d0, d0 + DAY_MS);
+}
+
+/* Day k after the template: its rows, rollups and minutes copied with times (and buckets)
+ * k days later and ids k * per_day higher, up to cut (now, for today; the rollup buckets
+ * that end after cut are summed from the copied rows instead). */
+static void copy_day(struct store *st, int64_t d0, int64_t per_day, int64_t base, int64_t k,
+                     int64_t cut)
+{
+    static const int64_t level[STORE_ROLLUP_LEVELS] = {MIN_MS, HOUR_MS, DAY_MS};
+    int64_t shift = k * DAY_MS, ids = k * per_day, day = d0 + shift;
+    int64_t rows_args[5] = {ids, shift, base, base + per_day, cut};
+
+    run(st, "copy rows",
+        "INSERT INTO access_log(id, time_ms, " ROW_COLS ") SELECT id + ?1, time_ms + ?2, " ROW_COLS
+        " FROM access_log WHERE id >= ?3 AND id < ?4 AND time_ms + ?2 < ?5 ORDER BY id",
+        5, rows_args);
+    for (int l = 0; l < STORE_ROLLUP_LEVELS; l++) {
+        for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
+            int64_t args[6] = {shift, level[l], d0, d0 + DAY_MS, cut, dim};
+
+            run(st, "copy rollups",
+                ROLLUP_COLS "SELECT level_ms, dim, bucket_ms + ?1, key, node, " SUM_COLS
+                            " FROM access_rollup WHERE level_ms = ?2 AND dim = ?6"
+                            " AND bucket_ms >= ?3 AND bucket_ms < ?4 AND bucket_ms + ?1 + ?2 <= ?5",
+                6, args);
+        }
+    }
+    {
+        int64_t args[5] = {shift, ids, d0, d0 + DAY_MS, cut};
+
+        run(st, "copy minute ids",
+            "INSERT INTO access_log_minutes(minute_ms, first_id, last_id, row_count)"
+            " SELECT minute_ms + ?1, first_id + ?2, last_id + ?2, row_count"
+            " FROM access_log_minutes WHERE minute_ms >= ?3 AND minute_ms < ?4"
+            " AND minute_ms + ?1 + 60000 <= ?5",
+            5, args);
+    }
+    if (cut < day + DAY_MS) {
+        /* Today: the minute cut falls in, from its rows; its hour and its day from the
+         * finer rollups. */
+        int64_t minute = cut / MIN_MS * MIN_MS, hour = cut / HOUR_MS * HOUR_MS;
+
+        if (minute < cut)
+            rollup_rows(st, minute, cut);
+        rollup_from_finer(st, MIN_MS, HOUR_MS, hour, cut);
+        rollup_from_finer(st, HOUR_MS, DAY_MS, day, cut);
+    }
 }
 
 static void fill(const char *db, int64_t rows, int days, int64_t now)
 {
     char err[512];
     struct store *st = store_open(db, err, sizeof(err));
-    int64_t span = days * DAY_MS, start = now - span, made = 0;
-    double t0 = now_s(), rows_s = 0, rollup_s = 0;
+    /* Whole UTC days, the last one today's, up to now; the oldest is the template. */
+    int64_t today = now / DAY_MS * DAY_MS, d0 = today - (int64_t)(days - 1) * DAY_MS;
+    int64_t span = now - d0, per_day = rows * DAY_MS / span, base = 0, made;
+    double t0 = now_s(), t1;
 
     if (!st)
         die(db, err);
+    if (per_day < 1)
+        die("fill", "fewer rows than days");
     if (query_int(st, "SELECT count(*) FROM (SELECT 1 FROM access_log LIMIT 1) x") != 0)
         die(db, "the access log has rows already (the fill needs an empty one)");
     if (st->backend == STORE_SQLITE &&
         store_exec(st, "PRAGMA cache_size=-262144", err, sizeof(err)) < 0)
         die("pragma", err);
-    if (store_log_days_ensure(st, start, now + DAY_MS, err, sizeof(err)) < 0)
+    if (store_log_days_ensure(st, d0, now + DAY_MS, err, sizeof(err)) < 0)
         die("days", err);
-    /* One UTC day a statement: its rollup buckets then hold rows of that statement only. */
-    for (int64_t day = start / DAY_MS * DAY_MS; day < now; day += DAY_MS) {
-        int64_t lo = day > start ? day : start, hi = day + DAY_MS < now ? day + DAY_MS : now;
-        /* The rows whose time start + i * span / rows lies in [lo, hi). */
-        int64_t first = ((lo - start) * rows + span - 1) / span;
-        int64_t last = ((hi - start) * rows + span - 1) / span;
-
-        if (last > rows)
-            last = rows;
-        if (first < last)
-            fill_day(st, first, last, start, span, rows, lo, hi, &rows_s, &rollup_s);
-        made = last;
-        printf("  ... %lld rows, %.0f s (rows %.0f s, rollups %.0f s), load %s\n", (long long)made,
-               now_s() - t0, rows_s, rollup_s, loadavg());
+    fill_template(st, d0, per_day, &base);
+    t1 = now_s();
+    printf("  template day: %lld rows with their rollups, %.0f s, load %s\n", (long long)per_day,
+           t1 - t0, loadavg());
+    fflush(stdout);
+    for (int64_t k = 1; k < days; k++) {
+        copy_day(st, d0, per_day, base, k, now);
+        printf("  ... day %lld copied, %.0f s, load %s\n", (long long)k, now_s() - t0, loadavg());
         fflush(stdout);
     }
+    if (st->backend == STORE_PG)
+        run(st, "ids", "SELECT setval('access_log_ids', (SELECT max(id) FROM access_log))", 0,
+            NULL);
     run(st, "watermark",
         "UPDATE access_rollup_state SET rolled_id = (SELECT coalesce(max(id), 0) FROM access_log)",
         0, NULL);
@@ -234,8 +310,11 @@ static void fill(const char *db, int64_t rows, int days, int64_t now)
         "INSERT INTO rule_hits(rule_id, hits) SELECT CAST(key AS INTEGER), sum(requests)"
         " FROM access_rollup WHERE level_ms = 86400000 AND dim = 3 AND key <> '0' GROUP BY key",
         0, NULL);
-    printf("  filled %lld rows over %d days in %.0f s (%.0f rows/s; load %s)\n", (long long)rows,
-           days, now_s() - t0, (double)rows / (now_s() - t0), loadavg());
+    made = query_int(st, "SELECT count(*) FROM access_log");
+    printf("  filled %lld rows over %d days in %.0f s (template %.0f s, copies %.0f s;"
+           " %.0f rows/s; load %s)\n",
+           (long long)made, days, now_s() - t0, t1 - t0, now_s() - t1,
+           (double)made / (now_s() - t0), loadavg());
     if (st->backend == STORE_PG) {
         /* What autovacuum would have done to a log written over days. */
         t0 = now_s();
@@ -244,16 +323,36 @@ static void fill(const char *db, int64_t rows, int days, int64_t now)
         printf("  VACUUM ANALYZE %.0f s\n", now_s() - t0);
     }
     {
-        /* The rollups agree with the rows: the dashboard's totals over all of them. */
+        /* The rollups agree with the rows: the totals over all of them, and over today (a
+         * copied part and the part summed from its rows) against a count of the rows. */
         struct store_totals t;
+        int64_t args[2] = {today, now};
+        struct sql_stmt *s;
+        int64_t raw = -1;
 
         if (store_totals(st, 0, 0, NULL, &t, err, sizeof(err)) < 0)
             die("totals", err);
         printf("  totals from the rollups: %lld requests, %lld blocked\n", (long long)t.requests,
                (long long)t.blocked);
+        if (t.requests != made)
+            die("check", "the rollups' total is not the number of rows");
+        if (store_totals(st, today, now, NULL, &t, err, sizeof(err)) < 0)
+            die("totals", err);
+        if (store_prepare(st,
+                          "SELECT count(*) FROM access_log WHERE time_ms >= ?1 AND time_ms < ?2",
+                          &s, err, sizeof(err)) < 0)
+            die("check", err);
+        sql_bind_int64(s, 1, args[0]);
+        sql_bind_int64(s, 2, args[1]);
+        if (sql_step(s) == SQL_ROW)
+            raw = sql_col_int64(s, 0);
+        sql_finalize(s);
+        printf("  today: %lld requests from the rollups, %lld rows\n", (long long)t.requests,
+               (long long)raw);
+        if (t.requests != raw)
+            die("check", "today's rollups do not match its rows");
     }
-    printf("  rows %lld (blocked %lld), rollup rows %lld\n",
-           (long long)query_int(st, "SELECT count(*) FROM access_log"),
+    printf("  rows %lld (blocked %lld), rollup rows %lld\n", (long long)made,
            (long long)query_int(st, "SELECT count(*) FROM access_log WHERE decision = 1"),
            (long long)query_int(st, "SELECT count(*) FROM access_rollup"));
     store_close(st);
@@ -332,6 +431,53 @@ static double run_query(struct store *st, struct query *q, int64_t now)
     if (rc < 0)
         die(q->name, err);
     return (now_s() - t0) * 1000;
+}
+
+/* What a query did, independent of the machine's load: SQLite the thousands of virtual
+ * machine instructions its statements ran (a progress handler; the pager's cache counters miss
+ * the pages read through mmap), PostgreSQL the rows and index entries its scans returned in the
+ * open transaction (pg_stat_xact_*). A count since the handler was set (or the transaction
+ * began). */
+static int64_t vm_thousands;
+
+static int count_vm(void *arg)
+{
+    (void)arg;
+    vm_thousands++;
+    return 0;
+}
+
+static int64_t reads_so_far(struct store *st)
+{
+    if (st->backend == STORE_SQLITE)
+        return vm_thousands;
+    return query_int(st, "SELECT (SELECT coalesce(sum(seq_tup_read), 0)"
+                         " FROM pg_stat_xact_user_tables) + (SELECT coalesce(sum(idx_tup_read), 0)"
+                         " FROM pg_stat_xact_user_indexes)");
+}
+
+/* One run of q, its reads into *reads. */
+static double measured_query(struct store *st, struct query *q, int64_t now, int64_t *reads)
+{
+    char err[256];
+    bool pg = st->backend == STORE_PG;
+    int64_t before;
+    double ms;
+
+    /* PostgreSQL's per-transaction counts: the query runs in a transaction of the bench's. */
+    if (pg &&
+        store_exec(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, sizeof(err)) < 0)
+        die("begin", err);
+    if (!pg)
+        sqlite3_progress_handler(st->db, 1000, count_vm, NULL);
+    before = reads_so_far(st);
+    ms = run_query(st, q, now);
+    *reads = reads_so_far(st) - before;
+    if (!pg)
+        sqlite3_progress_handler(st->db, 0, NULL, NULL);
+    if (pg && store_exec(st, "COMMIT", err, sizeof(err)) < 0)
+        die("commit", err);
+    return ms;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -455,17 +601,20 @@ static void queries(const char *db, int runs, int64_t now)
         free(r);
         store_close(st);
     }
-    printf("  %-34s %10s %10s %10s   (%d runs, load at start %s)\n", "query", "median ms", "max ms",
-           "rows", runs, loadavg());
+    printf("  %-34s %10s %10s %10s %12s   (%d runs, load at start %s)\n", "query", "median ms",
+           "max ms", "result", store_path_is_pg(db) ? "rows read" : "kVM ops", runs, loadavg());
     for (size_t i = 0; i < nq; i++) {
+        int64_t reads = 0;
+
         /* A connection per query, as the admin API's requests take one from its pool. */
         if (!(st = store_open(db, err, sizeof(err))))
             die(db, err);
         for (int r = 0; r < runs; r++)
-            t[r] = run_query(st, &qs[i], now);
+            t[r] = measured_query(st, &qs[i], now, &reads);
         store_close(st);
         qsort(t, (size_t)runs, sizeof(t[0]), cmp_double);
-        printf("  %-34s %10.1f %10.1f %10zu\n", qs[i].name, t[runs / 2], t[runs - 1], qs[i].rows);
+        printf("  %-34s %10.1f %10.1f %10zu %12lld\n", qs[i].name, t[runs / 2], t[runs - 1],
+               qs[i].rows, (long long)reads);
         fflush(stdout);
     }
     printf("  load at end %s\n", loadavg());
