@@ -1,8 +1,10 @@
 /* main: proxyd's start-up and shutdown, in this order: settings, data folder, policy store
  * and the rule set, access-log writer, DNS cache, workers, admin server. The main thread
- * then only waits for signals and polls the policy version (changes made to the database
- * by other means take effect within a second; on PostgreSQL another node's change wakes it
- * at once, policy_watch.c); SIGHUP re-reads the settings, SIGTERM and SIGINT drain and exit. */
+ * then only waits for signals; the poll thread (poll_thread.c) polls the policy version
+ * (changes made to the database by other means take effect within a second; on PostgreSQL
+ * another node's change wakes it at once, policy_watch.c) and does the rest of the periodic
+ * database work, so that a database that does not answer never holds a signal; SIGHUP
+ * re-reads the settings, SIGTERM and SIGINT drain and exit. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -31,6 +33,7 @@
 #include "proxy/node_beat.h"
 #include "proxy/origin.h"
 #include "proxy/policy_watch.h"
+#include "proxy/poll_thread.h"
 #include "proxy/portfwd.h"
 #include "proxy/reply.h"
 #include "proxy/service.h"
@@ -44,6 +47,12 @@
 #include "web-admin/wa_settings.h"
 
 #define DRAIN_GRACE_MS 10000
+/* At a stop, the database threads' waits for a PostgreSQL that does not answer end this long
+ * after the stop asks (store_pg_give_up_at), and a thread is waited for at most
+ * DB_JOIN_MS (a reconnection in progress takes up to its connect_timeout, 5 s): one that is
+ * still in libpq then is left behind as the process exits. */
+#define DB_GIVE_UP_MS 5000
+#define DB_JOIN_MS 15000
 #define POLICY_POLL_MS 250
 /* The descriptor budget (check_fd_budget): the database, the admin server, the resolvers and
  * the loops hold about FDS_BASE, each worker one in reserve (listener.c) and at most
@@ -75,7 +84,9 @@ struct proxyd {
     struct policy_loader policy;
     struct policy_watch *watch; /* PostgreSQL: other nodes' changes at once; or NULL */
     struct node_beat *beat;     /* this node's row in the nodes table */
-    pthread_t main_thread;      /* takes the signals; woken by the watch */
+    struct poll_thread *poller; /* the periodic database work; woken by signals and the watch */
+    int argc;                   /* the command line, for a SIGHUP's reload on the poll thread */
+    char **argv;
     struct portfwd_table forwards;
     struct acl_live *acl;
     struct store_log *log;
@@ -977,7 +988,7 @@ static void signals_block(sigset_t *sigs)
     sigaddset(sigs, SIGTERM);
     sigaddset(sigs, SIGINT);
     sigaddset(sigs, SIGHUP);
-    sigaddset(sigs, SIGUSR2); /* policy_announced: read the policy version now */
+    sigaddset(sigs, SIGUSR2); /* read the policy version now */
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
 }
 
@@ -1014,13 +1025,13 @@ static int data_open(struct proxyd *p)
 
 /* The first rule set. The store is the source; --policy makes it equal to a file first.
  * Returns 0, or -1 once the error is logged. */
-/* The policy watch heard of another node's change (its thread): the main thread's poll runs
- * now instead of at its next tick, so the change is in force here within milliseconds. */
+/* The policy watch heard of another node's change (its thread): the poll runs now instead of
+ * at its next tick, so the change is in force here within milliseconds. */
 static void policy_announced(void *arg)
 {
     struct proxyd *p = arg;
 
-    pthread_kill(p->main_thread, SIGUSR2);
+    poll_thread_ask(p->poller, POLL_ASK_NOW);
 }
 
 static int policy_start(struct proxyd *p)
@@ -1044,7 +1055,6 @@ static int policy_start(struct proxyd *p)
     p->policy.version = version;
     policy_mark_in_force(&p->policy, version);
     if (store_path_is_pg(p->cfg.db_path)) {
-        p->main_thread = pthread_self();
         p->watch = policy_watch_start(p->cfg.db_path, policy_announced, p, err, sizeof(err));
         if (!p->watch) {
             log_error("%s", err);
@@ -1509,45 +1519,64 @@ static void access_requests_poll(struct proxyd *p)
     pthread_mutex_unlock(&p->policy.lock);
 }
 
-/* The main thread's life: signals, the systemd status line and the policy poll, until
- * SIGTERM or SIGINT. */
-static void signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char **argv)
+/* The poll thread's turn (every POLICY_POLL_MS, at once when asked): a SIGHUP's reload, then
+ * what the database may have changed. Every call here may wait for the database. */
+static void poll_turn(void *arg, unsigned asked)
 {
+    struct proxyd *p = arg;
     char err[1024] = "";
 
+    if (asked & POLL_ASK_RELOAD) {
+        service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
+        reload_config(p, p->argc, p->argv);
+        service_notify("READY=1");
+    }
+    portfwd_poll(&p->forwards);
+    int64_t keep_days = p->applied.expired_rule_days;
+    int64_t keep_s = keep_days > 1000000 ? INT64_MAX / 2 : keep_days * 86400;
+    int expired = policy_expire(&p->policy, clock_wall_ms() / 1000, keep_s, err, sizeof(err));
+    if (expired > 0)
+        log_info("deleted %d expired rule%s", expired, expired == 1 ? "" : "s");
+    else if (expired < 0)
+        log_warnx("expired rules not deleted: %s", err);
+    settings_apply(p);
+    access_requests_poll(p);
+    int rc = policy_reload(&p->policy, false, err, sizeof(err));
+    if (rc != 0)
+        auth_invalidate(p->auth);
+    if (rc > 0)
+        log_info("policy reloaded (generation %llu)",
+                 (unsigned long long)acl_live_generation(p->acl));
+    else if (rc < 0)
+        log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
+    trim_after_policy_change(p);
+}
+
+/* The main thread's life: signals, the systemd status line, the syslog and the local CA's
+ * file (nothing that waits for the database: the poll thread's), until SIGTERM or SIGINT. */
+static int signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char **argv)
+{
+    char err[256];
+
+    p->argc = argc;
+    p->argv = argv;
+    p->poller = poll_thread_start(poll_turn, p, POLICY_POLL_MS, err, sizeof(err));
+    if (!p->poller) {
+        log_error("%s", err);
+        return -1;
+    }
     for (;;) {
         struct timespec wait = {0, POLICY_POLL_MS * 1000000L};
         int sig = sigtimedwait(sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT)
-            return;
-        if (sig == SIGHUP) {
-            service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
-            reload_config(p, argc, argv);
-            service_notify("READY=1");
-            continue;
-        }
+            return 0;
+        if (sig == SIGHUP)
+            poll_thread_ask(p->poller, POLL_ASK_RELOAD);
+        else if (sig == SIGUSR2)
+            poll_thread_ask(p->poller, POLL_ASK_NOW);
         notify_tick(p);
         daemon_syslog_flush();
-        portfwd_poll(&p->forwards);
-        int64_t keep_days = p->applied.expired_rule_days;
-        int64_t keep_s = keep_days > 1000000 ? INT64_MAX / 2 : keep_days * 86400;
-        int expired = policy_expire(&p->policy, clock_wall_ms() / 1000, keep_s, err, sizeof(err));
-        if (expired > 0)
-            log_info("deleted %d expired rule%s", expired, expired == 1 ? "" : "s");
-        else if (expired < 0)
-            log_warnx("expired rules not deleted: %s", err);
-        settings_apply(p);
-        access_requests_poll(p);
         ca_live_poll(&p->ca);
-        int rc = policy_reload(&p->policy, false, err, sizeof(err));
-        if (rc != 0)
-            auth_invalidate(p->auth);
-        if (rc > 0)
-            log_info("policy reloaded (generation %llu)",
-                     (unsigned long long)acl_live_generation(p->acl));
-        else if (rc < 0)
-            log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
-        trim_after_policy_change(p);
     }
 }
 
@@ -1559,8 +1588,13 @@ static void shut_down(struct proxyd *p)
     atomic_store(&p->serving, false);
     pthread_mutex_unlock(&p->serving_mu);
     log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
-    policy_watch_stop(p->watch);
-    node_beat_stop(p->beat);
+    /* A PostgreSQL that does not answer holds none of the database threads past this. */
+    store_pg_give_up_at(clock_mono_ms() + DB_GIVE_UP_MS);
+    bool poller_gone = poll_thread_stop(p->poller, DB_JOIN_MS);
+    if (!poller_gone)
+        log_warnx("the poll thread is still waiting for the database: left behind");
+    policy_watch_stop(p->watch, DB_JOIN_MS);
+    node_beat_stop(p->beat, DB_JOIN_MS);
     /* The admin server stays up while connections drain, so that /readyz tells a load
      * balancer to send no more (503) until proxyd is gone; its hooks read the workers,
      * which live until worker_destroy. */
@@ -1573,27 +1607,37 @@ static void shut_down(struct proxyd *p)
     /* Verifiers stop before the loops they post to are freed; queries stay cancellable
      * until auth_free, and posted answers are freed when worker_destroy flushes the loops. */
     auth_stop(p->auth);
-    for (unsigned i = 0; i < p->nworkers; i++)
+    /* A poll thread left behind may still reach the workers, auth, forwards and policy once
+     * its wait ends: those stay for the process's exit. */
+    for (unsigned i = 0; poller_gone && i < p->nworkers; i++)
         worker_destroy(&p->workers[i]);
-    auth_free(p->auth);
-    portfwd_table_destroy(&p->forwards);
-    free(p->workers);
+    if (poller_gone) {
+        auth_free(p->auth);
+        portfwd_table_destroy(&p->forwards);
+        free(p->workers);
+    }
     free(p->listeners);
     if (p->log) {
+        /* Again from now: the writer's last batches had the drain's time to be sent. */
+        store_pg_give_up_at(clock_mono_ms() + DB_GIVE_UP_MS);
         store_log_stop(p->log);
         log_info("access log flushed");
     }
     dns_cache_free(p->dns_cache);
     client_limit_free(p->clients);
-    access_requests_poll(p); /* what was queued before the workers stopped */
+    if (poller_gone)
+        access_requests_poll(p); /* what was queued before the workers stopped */
     access_req_destroy(&p->access_req);
-    policy_loader_destroy(&p->policy);
-    acl_live_free(p->acl);
+    if (poller_gone) {
+        policy_loader_destroy(&p->policy);
+        acl_live_free(p->acl);
+    }
     tls_cred_free(p->tls);
     ca_live_free(&p->ca);
     tls_trust_free(p->trust);
     free(p->fetch_ca_file);
-    config_free(&p->cfg);
+    if (poller_gone)
+        config_free(&p->cfg);
     log_info("stopped");
     daemon_syslog_stop();
 }
@@ -1641,7 +1685,7 @@ int main(int argc, char **argv)
     log_info("proxyd %s: %u workers, admin %s, data in %s, descriptor limit %d", PX_VERSION,
              p.nworkers, p.cfg.admin, p.cfg.data_dir, fd_limit);
     notify_status(&p, "READY=1\n");
-    signals_run(&p, &sigs, argc, argv);
+    rc = signals_run(&p, &sigs, argc, argv);
     shut_down(&p);
-    return 0;
+    return rc < 0 ? 1 : 0;
 }

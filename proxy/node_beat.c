@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "proxy/log.h"
+#include "proxy/poll_thread.h"
 
 struct node_beat {
     pthread_t thread;
@@ -157,7 +158,7 @@ fail:
     return NULL;
 }
 
-void node_beat_stop(struct node_beat *b)
+void node_beat_stop(struct node_beat *b, int bound_ms)
 {
     uint64_t one = 1;
     char err[256];
@@ -168,7 +169,10 @@ void node_beat_stop(struct node_beat *b)
     if (write(b->wake_fd, &one, sizeof(one)) < 0) {
         /* the wait ends within NODE_BEAT_CHECK_MS all the same */
     }
-    pthread_join(b->thread, NULL);
+    if (!thread_join_within(b->thread, bound_ms)) {
+        log_warnx("node heartbeat: the thread is still waiting for the database: left behind");
+        return; /* the thread still uses b and its connection */
+    }
     if (store_node_stop(b->st, &b->me, err, sizeof(err)) < 0)
         log_warnx("node heartbeat: cannot mark this node stopped: %s", err);
     store_close(b->st);

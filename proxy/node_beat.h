@@ -28,8 +28,9 @@ struct node_beat *node_beat_start(const char *db_path, const struct store_node *
  * nodes stopped cleanly (kept for 7 days), as the thread read them after its last beat (0s
  * before it could). Any thread. */
 void node_beat_fleet(struct node_beat *b, uint64_t *nodes, uint64_t *lagging, uint64_t *stopped);
-/* Marks the row stopped (if the database takes it), stops the thread, closes, frees. NULL
- * does nothing. */
-void node_beat_stop(struct node_beat *b);
+/* Stops the thread, marks the row stopped (if the database takes it), closes, frees. NULL
+ * does nothing. A thread still in a wait for the database after bound_ms is left behind
+ * (detached, with its connection; the row is then not marked). */
+void node_beat_stop(struct node_beat *b, int bound_ms);
 
 #endif

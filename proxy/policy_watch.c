@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proxy/log.h"
+#include "proxy/poll_thread.h"
 #include "storage/store.h"
 
 /* The longest one wait lasts: how soon a stop is seen had the wake-up been missed, and how
@@ -90,7 +91,7 @@ fail:
     return NULL;
 }
 
-void policy_watch_stop(struct policy_watch *w)
+void policy_watch_stop(struct policy_watch *w, int bound_ms)
 {
     uint64_t one = 1;
 
@@ -100,7 +101,11 @@ void policy_watch_stop(struct policy_watch *w)
     if (write(w->wake_fd, &one, sizeof(one)) < 0) {
         /* the wait ends within WAIT_MS all the same */
     }
-    pthread_join(w->thread, NULL);
+    if (!thread_join_within(w->thread, bound_ms)) {
+        log_warnx(
+            "policy notifications: the thread is still waiting for the database: left behind");
+        return; /* the thread still uses w and its connection */
+    }
     store_close(w->st);
     close(w->wake_fd);
     free(w);

@@ -15,7 +15,8 @@ struct policy_watch;
  * filled. changed runs on the watcher's thread. */
 struct policy_watch *policy_watch_start(const char *db_path, void (*changed)(void *arg), void *arg,
                                         char *err, size_t errlen);
-/* Stops the thread, closes, frees. NULL does nothing. */
-void policy_watch_stop(struct policy_watch *w);
+/* Stops the thread, closes, frees. NULL does nothing. A thread still in a wait for the
+ * database after bound_ms is left behind (detached, with its connection). */
+void policy_watch_stop(struct policy_watch *w, int bound_ms);
 
 #endif

@@ -49,6 +49,11 @@ enum store_purpose {
 struct store *store_open_for(const char *path, enum store_purpose purpose, char *err,
                              size_t errlen);
 void store_close(struct store *st);
+/* PostgreSQL: from mono_ms on (clock_mono_ms), every wait of this process for the server ends
+ * at once, failing (its connection closed), whatever its own bound: a stop sets it so that
+ * threads in a statement to a frozen server can be joined. A later call moves it; 0 takes it
+ * back. Any thread. */
+void store_pg_give_up_at(int64_t mono_ms);
 /* store_open for one long read (an export of the whole log) that must not grow the process
  * with what it reads: no memory map, a 2 MiB page cache. Close it with store_close. */
 struct store *store_open_lean(const char *path, char *err, size_t errlen);

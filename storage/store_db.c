@@ -995,19 +995,27 @@ static int pg_session(struct store *st, char *err, size_t errlen)
 static const struct pg_purpose {
     int statement_ms;
     int idle_in_transaction_ms;
+    /* answer_ms: proxyd's own bound on one wait for the server (store_sql.c, pg_wait), for
+     * the server that cannot enforce the others: a frozen one (stopped, or packets dropped
+     * while TCP stays open) answers nothing and trips no keepalive. Past it the connection
+     * is closed and opened again at the next statement. A server that works ends a statement
+     * at statement_timeout, so the bound is that and 5 s more; the writer's is shorter (its
+     * batch then waits in the spill, and is sent once: log_delivery, store_log.c). */
+    int answer_ms;
 } pg_purposes[STORE_PURPOSE_COUNT] = {
     /* Searches and dashboards read rollups and indexes, well under a second at 100M rows; a
      * minute is for the rare full scan. Its transactions are a request's. */
-    [STORE_FOR_ADMIN] = {60000, 30000},
-    /* Streams the whole log through one query: as long as the download takes. */
-    [STORE_FOR_EXPORT] = {0, 30000},
+    [STORE_FOR_ADMIN] = {60000, 30000, 65000},
+    /* Streams the whole log through one query: as long as the download takes (each page a
+     * statement, each waited for within the admin's bound). */
+    [STORE_FOR_EXPORT] = {0, 30000, 65000},
     /* A batch, a rollup step or a retention step each take well under a second; the writer
      * never waits inside its transaction for anything but the database. */
-    [STORE_FOR_LOG_WRITER] = {60000, 10000},
+    [STORE_FOR_LOG_WRITER] = {60000, 10000, 15000},
     /* One small upsert and one read every 5 s: more is a stuck server. */
-    [STORE_FOR_NODE_BEAT] = {10000, 10000},
+    [STORE_FOR_NODE_BEAT] = {10000, 10000, 15000},
     /* LISTEN and a version read; the wait itself is outside any statement. */
-    [STORE_FOR_POLICY_WATCH] = {10000, 10000},
+    [STORE_FOR_POLICY_WATCH] = {10000, 10000, 15000},
 };
 
 static int pg_limits(struct store *st, char *err, size_t errlen)
@@ -1019,16 +1027,17 @@ static int pg_limits(struct store *st, char *err, size_t errlen)
              "('statement_timeout', '%d'), ('idle_in_transaction_session_timeout', '%d')",
              p->statement_ms, p->idle_in_transaction_ms);
     snprintf(sql, sizeof(sql), PG_SET_UNLESS_CLIENT, values);
+    st->answer_ms = p->answer_ms;
     return sql_exec_script(st, sql, err, errlen);
 }
 
-/* A server that does not answer (a host that is down, packets dropped) costs a caller at most
- * PG_CONNECT_TIMEOUT seconds a try, not the system's TCP timeout of minutes; one that vanishes
- * later is noticed by the keepalives (idle 10 s, then 3 probes 5 s apart) or, while data waits
- * for its acknowledgement, after tcp_user_timeout. (A server that is frozen but whose host
- * still answers TCP is noticed by none of them: the stop's bound is the callers' business,
- * see proxyd's shutdown.) Whatever of these the conninfo gives wins: it comes after, libpq
- * keeps the last. */
+/* A server that does not answer (a host that is down, packets dropped, a frozen postmaster)
+ * costs a caller at most PG_CONNECT_TIMEOUT seconds a try, not the system's TCP timeout of
+ * minutes; one that vanishes later is noticed by the keepalives (idle 10 s, then 3 probes 5 s
+ * apart) or, while data waits for its acknowledgement, after tcp_user_timeout. (A server that
+ * is frozen but whose host still answers TCP is noticed by none of them: the purpose's answer
+ * bound ends the wait, pg_purposes.) Whatever of these the conninfo gives wins: it comes after,
+ * libpq keeps the last. */
 static PGconn *pg_connect(const char *conninfo)
 {
     static const char *const defaults[][2] = {
@@ -1074,15 +1083,16 @@ int store_pg_revive(struct store *st)
         PQconsumeInput(st->pg);
     if (PQstatus(st->pg) == CONNECTION_OK)
         return 0;
-    /* A server that is away costs each caller one attempt a second, not one a statement. */
-    if (now < st->pg_revive_ms)
+    /* A server that is away costs each caller one attempt a second, not one a statement;
+     * none once a stop gave up on it. */
+    if (now < st->pg_revive_ms || store_pg_given_up())
         return -1;
     st->pg_revive_ms = now + PG_REVIVE_MS;
     st->pg_pipeline = st->pg_pipeline_failed = false;
     st->pg_unsynced = 0;
     PQreset(st->pg);
-    if (PQstatus(st->pg) != CONNECTION_OK || pg_session(st, NULL, 0) < 0 ||
-        pg_limits(st, NULL, 0) < 0)
+    if (PQstatus(st->pg) != CONNECTION_OK || PQsetnonblocking(st->pg, 1) != 0 ||
+        pg_session(st, NULL, 0) < 0 || pg_limits(st, NULL, 0) < 0)
         return -1;
     st->revived++;
     return 0;
@@ -1104,6 +1114,10 @@ struct store *store_open_timeout(const char *path, enum store_purpose purpose, i
         st->backend = STORE_PG;
         st->busy_timeout_ms = busy_timeout_ms;
         st->purpose = (unsigned)purpose < STORE_PURPOSE_COUNT ? purpose : STORE_FOR_ADMIN;
+        if (store_pg_given_up()) {
+            store_errf(err, errlen, "PostgreSQL: not connecting, proxyd is stopping");
+            goto fail;
+        }
         st->pg = pg_connect(path);
         if (PQstatus(st->pg) != CONNECTION_OK) {
             store_errf(err, errlen, "PostgreSQL: %s", PQerrorMessage(st->pg));
@@ -1112,6 +1126,11 @@ struct store *store_open_timeout(const char *path, enum store_purpose purpose, i
         /* What the server says outside an answer (a shutdown's FATAL) is not printed on
          * proxyd's standard error: the failure it causes is reported where it matters. */
         PQsetNoticeProcessor(st->pg, pg_quiet, NULL);
+        /* Every wait is then store_sql.c's, with its bound (pg_wait). */
+        if (PQsetnonblocking(st->pg, 1) != 0) {
+            store_errf(err, errlen, "PostgreSQL: %s", PQerrorMessage(st->pg));
+            goto fail;
+        }
         if (pg_session(st, err, errlen) < 0 || migrate(st, err, errlen) < 0 ||
             pg_limits(st, err, errlen) < 0)
             goto fail;

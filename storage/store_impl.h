@@ -29,6 +29,8 @@ struct store {
     char pg_err[256];
     int busy_timeout_ms;        /* PostgreSQL: lock_timeout, set again on a new connection */
     enum store_purpose purpose; /* PostgreSQL: its session limits, set again likewise */
+    int answer_ms;              /* PostgreSQL: the longest wait for an answer (0: none) */
+    uint64_t pg_unanswered;     /* PostgreSQL: connections closed for want of an answer */
     int64_t pg_revive_ms;       /* PostgreSQL: monotonic, no reconnection attempt before */
     uint64_t revived;           /* PostgreSQL: reconnections so far (LISTEN must be sent again) */
     bool listening;             /* PostgreSQL: store_policy_wait sent LISTEN ... */
@@ -78,6 +80,9 @@ struct store *store_open_timeout(const char *path, enum store_purpose purpose, i
  * outside a transaction and at most once a second; every statement's prepare asks first.
  * 0 when the connection is up (or SQLite, or inside a transaction), -1 while it is not. */
 int store_pg_revive(struct store *st);
+/* Whether the give-up time (store_pg_give_up_at) has passed: no connection is then made or
+ * made again (each attempt would cost its connect_timeout). */
+bool store_pg_given_up(void);
 
 /* The database as messages name it: the SQLite path, or "PostgreSQL" (a conninfo may hold
  * a password). */

@@ -3,15 +3,29 @@
  *
  * SQLite statements are SQLite's own, each call one branch away from it, so the embedded
  * default pays nothing measurable. PostgreSQL statements keep the SQL with its parameters
- * renumbered ($N) and run with PQexecParams at the first step: one round trip, no statement
- * left on the server to deallocate, text parameters whose types the server infers.
+ * renumbered ($N) and run at the first step: one round trip, no statement left on the server
+ * to deallocate, text parameters whose types the server infers.
+ *
+ * Every PostgreSQL connection is in libpq's nonblocking mode and every wait for the server is
+ * this file's (pg_wait): poll on its socket with a deadline, the connection's answer bound
+ * (st->answer_ms), or sooner the process's give-up time (store_pg_give_up_at, at a stop). A
+ * server that is frozen (stopped, or a network that drops packets while TCP stays open)
+ * answers nothing and is noticed by no keepalive: past the deadline its connection is shut,
+ * the call fails with a message saying so, and the connection is opened again like one the
+ * server cut (store_pg_revive). libpq's own blocking calls (PQexec, PQexecParams, PQgetResult
+ * while busy) are not used.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "base/clock.h"
 #include "storage/store_impl.h"
 
 /* PostgreSQL's own limit of parameters in a statement. */
@@ -90,6 +104,24 @@ const char *sql_frag(const struct store *st, enum sql_fragment f)
     return fragments[f][st->backend == STORE_PG];
 }
 
+/* Monotonic ms after which every wait on the server ends at once; 0: none. */
+static _Atomic int64_t give_up_ms;
+
+/* A wait is at most this long a poll, so a give-up set meanwhile is seen. */
+#define WAIT_SLICE_MS 250
+
+void store_pg_give_up_at(int64_t mono_ms)
+{
+    atomic_store(&give_up_ms, mono_ms);
+}
+
+bool store_pg_given_up(void)
+{
+    int64_t g = atomic_load(&give_up_ms);
+
+    return g > 0 && clock_mono_ms() >= g;
+}
+
 static int pg_err(struct store *st, const PGresult *res)
 {
     const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(st->pg);
@@ -100,6 +132,105 @@ static int pg_err(struct store *st, const PGresult *res)
     while (n && (st->pg_err[n - 1] == '\n' || st->pg_err[n - 1] == ' '))
         st->pg_err[--n] = '\0';
     return -1;
+}
+
+/* The server did not answer by the deadline: its connection is shut (libpq reads the end
+ * of the stream and marks it bad, so the next statement reconnects) and the error says so. */
+static int pg_cut(struct store *st, int64_t waited_ms)
+{
+    int fd = PQsocket(st->pg);
+
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    PQconsumeInput(st->pg);
+    st->pg_unanswered++;
+    snprintf(st->pg_err, sizeof(st->pg_err),
+             "PostgreSQL did not answer within %lld ms; connection closed", (long long)waited_ms);
+    return -1;
+}
+
+/* Until libpq has what was sent on its way and a result it can hand out without waiting
+ * (PQisBusy false): 0, or -1 with st->pg_err set (the connection failed, or no answer within
+ * the bound: then it is closed). */
+static int pg_wait(struct store *st)
+{
+    int64_t start = clock_mono_ms();
+
+    for (;;) {
+        int unsent = PQflush(st->pg);
+        struct pollfd p = {.fd = PQsocket(st->pg), .events = POLLIN};
+        int64_t now, until, g;
+        int rc;
+
+        if (unsent < 0)
+            return pg_err(st, NULL);
+        if (unsent == 0 && !PQisBusy(st->pg))
+            return 0;
+        if (PQstatus(st->pg) != CONNECTION_OK || p.fd < 0)
+            return pg_err(st, NULL);
+        now = clock_mono_ms();
+        until = st->answer_ms > 0 ? start + st->answer_ms : INT64_MAX;
+        g = atomic_load(&give_up_ms);
+        if (g > 0 && g < until)
+            until = g;
+        if (now >= until)
+            return pg_cut(st, now - start);
+        if (unsent)
+            p.events |= POLLOUT;
+        rc = poll(&p, 1, (int)(until - now < WAIT_SLICE_MS ? until - now : WAIT_SLICE_MS));
+        if (rc < 0 && errno != EINTR)
+            return pg_err(st, NULL);
+        if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->pg) != 1)
+            return pg_err(st, NULL);
+    }
+}
+
+/* The next result, waited for within the bound (NULL: none left, or the wait failed, which
+ * *failed tells). */
+static PGresult *pg_next(struct store *st, bool *failed)
+{
+    if (pg_wait(st) < 0) {
+        *failed = true;
+        return NULL;
+    }
+    return PQgetResult(st->pg);
+}
+
+/* PQexecParams (PQexec with no parameters, so that a script of several statements runs) within
+ * the bound: every result read, the first error kept or else the last result, as PQexec keeps;
+ * a COPY's start is handed back at once. NULL when nothing came back (st->pg_err says why). */
+static PGresult *pg_exec(struct store *st, const char *sql, int nparams, const Oid *types,
+                         const char *const *values)
+{
+    PGresult *last = NULL, *r;
+    bool failed = false;
+    int sent = nparams > 0 || types
+                   ? PQsendQueryParams(st->pg, sql, nparams, types, values, NULL, NULL, 0)
+                   : PQsendQuery(st->pg, sql);
+
+    if (sent != 1) {
+        pg_err(st, NULL);
+        return NULL;
+    }
+    while ((r = pg_next(st, &failed))) {
+        ExecStatusType status = PQresultStatus(r);
+
+        if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT) {
+            PQclear(last);
+            return r;
+        }
+        if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(last);
+        last = r;
+    }
+    if (failed) {
+        PQclear(last);
+        return NULL;
+    }
+    return last;
 }
 
 /* `?N` becomes `$N`, a bare `?` the next number (as SQLite counts them); quoted text and
@@ -270,9 +401,14 @@ static int pipeline_sync(struct store *st)
     if (PQpipelineSync(st->pg) != 1)
         return pg_err(st, NULL);
     for (;;) {
-        PGresult *r = PQgetResult(st->pg);
+        bool failed = false;
+        PGresult *r = pg_next(st, &failed);
         ExecStatusType status;
 
+        if (failed) {
+            st->pg_pipeline_failed = true;
+            return -1;
+        }
         if (!r) {
             /* One NULL ends each statement's answer; more in a row means nothing is coming. */
             if (++nulls > 2 || PQstatus(st->pg) != CONNECTION_OK) {
@@ -353,7 +489,11 @@ int sql_pg_step(struct sql_stmt *s)
             return SQL_ROW;
         return SQL_DONE;
     }
-    s->res = PQexecParams(st->pg, s->sql, s->nparams, s->types, s->values, NULL, NULL, 0);
+    /* types is never NULL: a statement without parameters still goes as one with them (the
+     * extended protocol, one statement). */
+    s->res = pg_exec(st, s->sql, s->nparams, s->types, s->values);
+    if (!s->res)
+        return -1;
     switch (PQresultStatus(s->res)) {
     case PGRES_TUPLES_OK:
     case PGRES_COMMAND_OK:
@@ -444,10 +584,10 @@ int64_t sql_last_log_id(struct store *st)
         return sqlite3_last_insert_rowid(st->db);
     if (sql_flush(st) < 0)
         return 0;
-    res = PQexec(st->pg, "SELECT currval(pg_get_serial_sequence('access_log', 'id'))");
+    res = pg_exec(st, "SELECT currval(pg_get_serial_sequence('access_log', 'id'))", 0, NULL, NULL);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    else
+    else if (res)
         pg_err(st, res);
     PQclear(res);
     return id;
@@ -492,10 +632,10 @@ int sql_exec_script(struct store *st, const char *sql, char *err, size_t errlen)
      * the ROLLBACK that clears it). */
     if (sql_flush(st) < 0)
         rc = store_errf(err, errlen, "%s", st->pg_err);
-    res = PQexec(st->pg, sql);
+    res = pg_exec(st, sql, 0, NULL, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
         rc == 0)
-        rc = store_errf(err, errlen, "%s", (pg_err(st, res), st->pg_err));
+        rc = store_errf(err, errlen, "%s", (res ? pg_err(st, res) : 0, st->pg_err));
     PQclear(res);
     return rc;
 }
@@ -646,29 +786,41 @@ int sql_copy_send_text(struct store *st, const char *text, size_t len, const cha
         return 0;
     if (sql_flush(st) < 0)
         return -1;
-    res = PQexec(st->pg, copy_sql);
+    res = pg_exec(st, copy_sql, 0, NULL, NULL);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        rc = pg_err(st, res);
+        rc = res ? pg_err(st, res) : -1;
         PQclear(res);
         return rc;
     }
     PQclear(res);
-    /* PQputCopyData takes an int: a long text goes in pieces (one COPY all the same). */
+    /* A megabyte at a time, each sent before the next is queued (nonblocking libpq would
+     * otherwise hold the whole text once more), every wait within the bound (pg_wait: in COPY
+     * it waits for the socket only). A wait that fails has closed the connection. */
     for (size_t off = 0; off < len && rc == 0;) {
-        size_t n = len - off < (1u << 30) ? len - off : (1u << 30);
+        size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+        int put = PQputCopyData(st->pg, text + off, (int)n);
 
-        if (PQputCopyData(st->pg, text + off, (int)n) != 1)
+        if (put < 0)
             rc = pg_err(st, NULL);
-        off += n;
+        else if (pg_wait(st) < 0)
+            return -1;
+        else if (put == 1)
+            off += n;
     }
-    if (PQputCopyEnd(st->pg, rc < 0 ? "client failed" : NULL) != 1 && rc == 0)
-        rc = pg_err(st, NULL);
-    while ((res = PQgetResult(st->pg))) {
+    for (int end = 0; end == 0;) {
+        end = PQputCopyEnd(st->pg, rc < 0 ? "client failed" : NULL);
+        if (end < 0 && rc == 0)
+            rc = pg_err(st, NULL);
+        if (end >= 0 && pg_wait(st) < 0)
+            return -1;
+    }
+    bool failed = false;
+    while ((res = pg_next(st, &failed))) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
             rc = pg_err(st, res);
         PQclear(res);
     }
-    return rc;
+    return failed ? -1 : rc;
 }
 
 void sql_copy_free(struct sql_copy *c)

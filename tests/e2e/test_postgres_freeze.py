@@ -1,0 +1,165 @@
+"""A PostgreSQL that freezes (every process of its cluster stopped with SIGSTOP: its socket
+still takes connections and bytes, nothing answers, no keepalive notices) never stops the
+relay, the admin's /healthz or proxyd's own stop: requests are answered while it is frozen,
+the log rows wait in the spill, /metrics shows the database errors, SIGTERM ends proxyd within
+a bound (each wait for the server ends DB_GIVE_UP_MS after the stop asks, proxy/main.c), and a
+proxyd started on the same data folder once the server runs again sends the spilled rows,
+each once. A server frozen before proxyd starts makes the start fail with a message naming
+PostgreSQL (the connection's connect_timeout), never a silent hang.
+
+Runs a PostgreSQL of its own (tests/pg_fixture.sh in a folder of this test), since it freezes
+the server, which the other tests' shared one must not be. Every process it stops it finds by
+the postmaster's PID and that process's children, and continues them in a finally."""
+import os
+import signal
+import subprocess
+import tempfile
+import unittest
+import urllib.request
+
+from harness import DnsStub, Origin, Proxyd, wait_for
+import test_postgres
+from test_postgres_outage import fixture, metric
+
+RECORDS = {"allowed.test": "127.0.0.1"}
+
+
+def children(pid):
+    """The PIDs whose parent is pid (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+class PostgresFreezeTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp(prefix="pxpg-freeze.")
+        os.rmdir(cls.folder)  # pg_fixture.sh makes it, 0700
+        fixture("start", cls.folder)
+        cls.saved = test_postgres.CONNINFO
+        test_postgres.CONNINFO = "host=%s port=5432 user=px" % cls.folder
+
+    @classmethod
+    def tearDownClass(cls):
+        test_postgres.CONNINFO = cls.saved
+        fixture("stop", cls.folder)
+
+    def setUp(self):
+        self.frozen = []
+
+    def tearDown(self):
+        self.thaw()
+
+    def freeze(self):
+        """SIGSTOP to the postmaster, then to each of its children (a child forked between
+        the two reads is stopped by the second round, as the postmaster forks no more)."""
+        with open(os.path.join(self.folder, "data", "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        os.kill(postmaster, signal.SIGSTOP)
+        self.frozen.append(postmaster)
+        for _ in range(2):
+            for pid in children(postmaster):
+                if pid not in self.frozen:
+                    os.kill(pid, signal.SIGSTOP)
+                    self.frozen.append(pid)
+
+    def thaw(self):
+        for pid in reversed(self.frozen):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.frozen = []
+
+    def healthz(self, px):
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(px.admin_url + "/healthz", timeout=30) as r:
+            return r.status
+
+    def test_a_frozen_server_holds_neither_relay_nor_stop(self):
+        db = "pxfreeze_%d" % os.getpid()
+        test_postgres.psql("postgres", "CREATE DATABASE %s" % db)
+        url = "http://allowed.test:%d/small?req=%d"
+        with DnsStub(RECORDS) as dns, Origin() as origin:
+            px = Proxyd(dns=dns, extra_args=["--db", test_postgres.uri(db)])
+            sent = 0
+
+            def burst(n):
+                nonlocal sent
+                for _ in range(n):
+                    sent += 1
+                    status = px.get(url % (origin.port, sent), timeout=60)[0]
+                    self.assertEqual(status, 200, "request %d" % sent)
+
+            def rows():
+                return test_postgres.psql(db, "SELECT count(*), count(DISTINCT path) FROM"
+                                              " access_log WHERE path LIKE '/small?req=%'")
+            try:
+                px.start()
+                burst(20)
+                self.assertTrue(wait_for(lambda: rows() == "20|20", timeout=60),
+                                "the first rows did not arrive")
+                self.freeze()
+                burst(40)
+                self.assertEqual(self.healthz(px), 200)
+                # The writer's wait ends at its bound (15 s), the batch goes to the spill.
+                self.assertTrue(wait_for(lambda: (metric(px, "proxyd_log_spilled") or 0) > 0,
+                                         timeout=60), "nothing reached the spill")
+                self.assertGreater(metric(px, "proxyd_log_db_errors"), 0)
+                burst(10)
+                self.assertEqual(self.healthz(px), 200)
+                # The stop is not held by the frozen server (a hang guard, not a timing).
+                os.kill(px.pid, signal.SIGTERM)
+                try:
+                    code = px.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    self.fail("proxyd did not stop within 60 s of SIGTERM while PostgreSQL was"
+                              " frozen:\n" + px.log()[-3000:])
+                self.assertEqual(code, 0, px.log()[-3000:])
+                self.assertIn("stopped", px.log())
+            finally:
+                self.thaw()
+                px.stop()
+            # A new run on the same data folder sends what the spill kept, each row once.
+            px.start()
+            try:
+                burst(5)
+
+                def arrived():
+                    total, distinct = (int(v) for v in rows().split("|"))
+                    return distinct == sent and (total, distinct)
+                counts = wait_for(arrived, timeout=60)
+                self.assertTrue(counts, "rows missing after the freeze: %s of %d" % (rows(), sent))
+                self.assertEqual(counts, (sent, sent), "a row written twice")
+                self.assertTrue(wait_for(lambda: metric(px, "proxyd_log_spilled") == 0,
+                                         timeout=60))
+            finally:
+                px.__exit__(None, None, None)
+        test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+
+    def test_a_server_frozen_at_start_is_refused_clearly(self):
+        px = Proxyd(extra_args=["--db", test_postgres.uri("postgres")])
+        self.freeze()
+        try:
+            with self.assertRaises(RuntimeError) as caught:
+                px.start()  # its own hang guard: 60 s
+        finally:
+            self.thaw()
+            px.stop()
+        self.assertIn("proxyd exited with 1", str(caught.exception))
+        self.assertRegex(px.log(), r"PostgreSQL: .*timeout")
+
+
+if __name__ == "__main__":
+    unittest.main()
