@@ -54,6 +54,10 @@ void store_close(struct store *st);
  * threads in a statement to a frozen server can be joined. A later call moves it; 0 takes it
  * back. Any thread. */
 void store_pg_give_up_at(int64_t mono_ms);
+/* After a failed call: whether it failed because the database is not reachable (PostgreSQL:
+ * its connection is down: the server cut it, could not be reached, or did not answer within
+ * the bound), rather than for what the call asked. NULL and SQLite: false. */
+bool store_unavailable(struct store *st);
 /* store_open for one long read (an export of the whole log) that must not grow the process
  * with what it reads: no memory map, a 2 MiB page cache. Close it with store_close. */
 struct store *store_open_lean(const char *path, char *err, size_t errlen);

@@ -30,7 +30,6 @@ struct store {
     int busy_timeout_ms;        /* PostgreSQL: lock_timeout, set again on a new connection */
     enum store_purpose purpose; /* PostgreSQL: its session limits, set again likewise */
     int answer_ms;              /* PostgreSQL: the longest wait for an answer (0: none) */
-    uint64_t pg_unanswered;     /* PostgreSQL: connections closed for want of an answer */
     int64_t pg_revive_ms;       /* PostgreSQL: monotonic, no reconnection attempt before */
     uint64_t revived;           /* PostgreSQL: reconnections so far (LISTEN must be sent again) */
     bool listening;             /* PostgreSQL: store_policy_wait sent LISTEN ... */

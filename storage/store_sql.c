@@ -107,8 +107,18 @@ const char *sql_frag(const struct store *st, enum sql_fragment f)
 /* Monotonic ms after which every wait on the server ends at once; 0: none. */
 static _Atomic int64_t give_up_ms;
 
+/* Monotonic ms at which a wait was cut for want of an answer, while no connection of this
+ * process has read a byte from the server since; 0: it answered since (or never failed). */
+static _Atomic int64_t unanswered_since_ms;
+
 /* A wait is at most this long a poll, so a give-up set meanwhile is seen. */
 #define WAIT_SLICE_MS 250
+/* While the server answers nothing on any connection (unanswered_since_ms), a wait ends this
+ * long after that was seen or after it began, whichever is later, not at its own bound: a
+ * frozen server then holds an admin request seconds, not a minute. Any byte from the server
+ * on any connection (the heartbeat's every 5 s, say) ends that, so a long query on a server
+ * that works keeps its own bound. */
+#define UNANSWERED_FOLLOW_MS 5000
 
 void store_pg_give_up_at(int64_t mono_ms)
 {
@@ -143,7 +153,8 @@ static int pg_cut(struct store *st, int64_t waited_ms)
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
     PQconsumeInput(st->pg);
-    st->pg_unanswered++;
+    int64_t none = 0;
+    atomic_compare_exchange_strong(&unanswered_since_ms, &none, clock_mono_ms());
     snprintf(st->pg_err, sizeof(st->pg_err),
              "PostgreSQL did not answer within %lld ms; connection closed", (long long)waited_ms);
     return -1;
@@ -173,6 +184,9 @@ static int pg_wait(struct store *st)
         g = atomic_load(&give_up_ms);
         if (g > 0 && g < until)
             until = g;
+        g = atomic_load_explicit(&unanswered_since_ms, memory_order_relaxed);
+        if (g > 0 && (g > start ? g : start) + UNANSWERED_FOLLOW_MS < until)
+            until = (g > start ? g : start) + UNANSWERED_FOLLOW_MS;
         if (now >= until)
             return pg_cut(st, now - start);
         if (unsent)
@@ -180,8 +194,12 @@ static int pg_wait(struct store *st)
         rc = poll(&p, 1, (int)(until - now < WAIT_SLICE_MS ? until - now : WAIT_SLICE_MS));
         if (rc < 0 && errno != EINTR)
             return pg_err(st, NULL);
-        if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->pg) != 1)
-            return pg_err(st, NULL);
+        if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+            if (PQconsumeInput(st->pg) != 1)
+                return pg_err(st, NULL);
+            if (atomic_load_explicit(&unanswered_since_ms, memory_order_relaxed))
+                atomic_store(&unanswered_since_ms, 0); /* the server answers again */
+        }
     }
 }
 
@@ -603,6 +621,11 @@ const char *sql_errmsg(struct store *st)
     if (st->backend == STORE_SQLITE)
         return sqlite3_errmsg(st->db);
     return st->pg_err[0] ? st->pg_err : PQerrorMessage(st->pg);
+}
+
+bool store_unavailable(struct store *st)
+{
+    return st && st->backend == STORE_PG && PQstatus(st->pg) != CONNECTION_OK;
 }
 
 bool sql_conn_lost(struct store *st)

@@ -11,6 +11,11 @@
 #include "storage/store.h"
 #include "web-admin/wa_http.h"
 
+/* Retry-After of a 503 for a database that is not reachable: its connection is tried again
+ * at most once a second (store_pg_revive), a frozen one's answer waited for 5 s at most once
+ * seen (store_sql.c). */
+#define WA_DB_RETRY_AFTER_S 5
+
 #define WA_CSP                                                                                     \
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -22,8 +27,10 @@ struct store *wa_store(struct wa_req *r)
     if (r->st)
         return r->st;
     r->st = store_pool_get(r->ctx->pool, err, sizeof(err));
-    if (!r->st)
-        wa_reply_error(r, 500, NULL, "database: %s", err);
+    if (!r->st) {
+        r->retry_after_s = WA_DB_RETRY_AFTER_S;
+        wa_reply_error(r, 503, NULL, "database unavailable: %s", err);
+    }
     return r->st;
 }
 
@@ -191,6 +198,13 @@ enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *fi
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* A failure of the request's connection (PostgreSQL down, or frozen past the bound) is
+     * the database's, not the request's: 503, to try again later. */
+    if (status == 500 && store_unavailable(r->st)) {
+        status = 503;
+        if (r->retry_after_s <= 0)
+            r->retry_after_s = WA_DB_RETRY_AFTER_S;
+    }
     /* msg may quote what a client sent, or be cut inside a character. */
     o = json_pack("{s:o}", "error", wa_json_text(msg));
     if (o && field)

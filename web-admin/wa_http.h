@@ -74,7 +74,7 @@ struct wa_req {
 };
 
 /* The request's store connection (from the pool, opened if needed), or NULL after answering
- * 500 itself; the caller then just returns MHD_YES. */
+ * 503 (database unavailable, Retry-After) itself; the caller then just returns MHD_YES. */
 struct store *wa_store(struct wa_req *r);
 
 /* Replies. Each queues exactly one answer, with the security headers (CSP, nosniff,
@@ -83,7 +83,8 @@ struct store *wa_store(struct wa_req *r);
 enum MHD_Result wa_reply_data(struct wa_req *r, unsigned status, const char *ctype,
                               const char *cache, const void *data, size_t len);
 enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj); /* steals obj */
-/* {"error": message, "field": field (if not NULL)}. */
+/* {"error": message, "field": field (if not NULL)}. A 500 after the request's connection
+ * went down (store_unavailable: PostgreSQL away or frozen) is sent as 503 with Retry-After. */
 enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *field,
                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* 200 with a body of unknown length made as it is sent (chunked): MHD calls read on this

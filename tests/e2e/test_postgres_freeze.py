@@ -14,7 +14,9 @@ import os
 import signal
 import subprocess
 import tempfile
+import json
 import unittest
+import urllib.error
 import urllib.request
 
 from harness import DnsStub, Origin, Proxyd, wait_for
@@ -117,6 +119,13 @@ class PostgresFreezeTest(unittest.TestCase):
                 self.assertTrue(wait_for(lambda: (metric(px, "proxyd_log_spilled") or 0) > 0,
                                          timeout=60), "nothing reached the spill")
                 self.assertGreater(metric(px, "proxyd_log_db_errors"), 0)
+                # A request that needs the database: 503 once the server has been seen not
+                # answering (the writer's cut above), within the hang guard.
+                with self.assertRaises(urllib.error.HTTPError) as caught:
+                    px.api("GET", "/api/rules")
+                self.assertEqual(caught.exception.code, 503)
+                self.assertIsNotNone(caught.exception.headers.get("Retry-After"))
+                self.assertIn("PostgreSQL", json.loads(caught.exception.read())["error"])
                 burst(10)
                 self.assertEqual(self.healthz(px), 200)
                 # The stop is not held by the frozen server (a hang guard, not a timing).
