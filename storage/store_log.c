@@ -311,8 +311,11 @@ static void squid_flush(struct store_log *log)
 
 /* Rows per multi-row INSERT: one statement's start and end (cursors opened and closed on the
  * table and its indexes, the statement's halt) cost about as much as binding and writing a
- * row, so runs of rows share them; a run's remainder goes in one row at a time. */
-#define INSERT_ROWS 32
+ * row, so runs of rows share them; a run's remainder goes in one row at a time. It is also
+ * the chunk after which the writer gives way (take_run), the longest a worker woken meanwhile
+ * may wait for it: 32 rows made that wait twice as long for 340 instructions a row less (of
+ * the writer's 20,000; docs/performance.md, "Smaller chunks"). */
+#define INSERT_ROWS 16
 #define INSERT_COLS 18 /* bound per row; the node, the same in every row, is ?1, bound once */
 #define INSERT_SQL_MAX (256 + INSERT_ROWS * (INSERT_COLS * 6 + 8))
 
@@ -780,10 +783,11 @@ static void take_rows(struct store_log *log, const struct store_access *recs, si
  * SQLite: the rows go INSERT_ROWS at a time, each chunk inserted and summed before the next,
  * and between chunks the writer yields its CPU. A batch is 100 ms of traffic (thousands of
  * rows, milliseconds of work); a worker on the same CPU (an admin may pin the proxy to one)
- * that woke meanwhile would wait for all of it, as the scheduler lets a running thread finish
- * its slice: that wait was the p99 of keep-alive requests (docs/performance.md, "Tail
- * latency"). Now it waits for one chunk at most. The yield changes no share of the CPU: with
- * nothing else ready it returns at once, a system call per INSERT_ROWS rows. */
+ * that woke meanwhile could wait for all of it: that wait was the p99 of keep-alive requests
+ * (docs/performance.md, "Tail latency"). Now it waits for one chunk at most (a shorter
+ * scheduler slice for the worker did not shorten that wait, measured). The yield changes no
+ * share of the CPU: with nothing else ready it returns at once, a system call per INSERT_ROWS
+ * rows. */
 static void take_run(void *arg, const struct store_access *recs, size_t n)
 {
     struct store_log *log = arg;
