@@ -1,13 +1,16 @@
 /* test_store_pool: connections handed out and given back: reuse of an idle one, the first
  * get creating the database, an unopenable path, and threads sharing one pool without ever
- * holding the same connection at once. */
+ * holding the same connection at once; on PostgreSQL, a connection whose server process is
+ * frozen (SIGSTOP) fails at its bound or at the give-up time, and comes back once it runs. */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "storage/store.h"
 #include "storage/store_impl.h"
 #include "tests/unit/common.h"
@@ -274,6 +277,75 @@ START_TEST(test_pg_sessions_have_their_purposes_limits_unless_the_conninfo_sets_
 }
 END_TEST
 
+/* SELECT's one integer on st, or -1 when the statement failed. */
+static long long one_int(struct store *st, const char *sql)
+{
+    struct sql_stmt *s;
+    long long v = -1;
+
+    if (store_prepare(st, sql, &s, err, sizeof(err)) < 0)
+        return -1;
+    if (sql_step(s) == SQL_ROW)
+        v = sql_col_int64(s, 0);
+    else
+        snprintf(err, sizeof(err), "%s", sql_errmsg(st));
+    sql_finalize(s);
+    return v;
+}
+
+START_TEST(test_pg_a_frozen_server_process_costs_a_statement_its_bound_then_the_give_up)
+{
+    struct store *st;
+    long long pid, got;
+    int64_t began, waited;
+    bool unavailable;
+    char why[256];
+
+    if (!test_pg())
+        return; /* a PostgreSQL server process to freeze */
+    /* The heartbeat's bound: 15 s an answer. */
+    st = store_open_for(tmp.db, STORE_FOR_NODE_BEAT, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    pid = one_int(st, "SELECT pg_backend_pid()");
+    ck_assert_int_gt(pid, 0);
+    /* Frozen: the socket stays open, nothing answers. Continued before any assertion (a
+     * failed one ends this process, and a stopped backend would hold the fixture's stop). */
+    ck_assert_int_eq(kill((pid_t)pid, SIGSTOP), 0);
+    began = clock_mono_ms();
+    got = one_int(st, "SELECT 1");
+    waited = clock_mono_ms() - began;
+    unavailable = store_unavailable(st);
+    snprintf(why, sizeof(why), "%s", err);
+    kill((pid_t)pid, SIGCONT);
+    ck_assert_int_eq(got, -1);
+    ck_assert_msg(strstr(why, "did not answer within"), "%s", why);
+    ck_assert_int_ge(waited, 15000); /* not before its bound (no upper limit: a loaded CI) */
+    ck_assert(unavailable);
+    /* A new connection once the server answers (at most one attempt a second). */
+    for (int i = 0; i < 300 && one_int(st, "SELECT 1") != 1; i++)
+        usleep(100 * 1000);
+    ck_assert_int_eq(one_int(st, "SELECT 1"), 1);
+    ck_assert(!store_unavailable(st));
+
+    /* At a stop the give-up time ends the wait before the bound, and no reconnection is
+     * tried after it. */
+    pid = one_int(st, "SELECT pg_backend_pid()");
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(kill((pid_t)pid, SIGSTOP), 0);
+    store_pg_give_up_at(clock_mono_ms() + 500);
+    got = one_int(st, "SELECT 1");
+    long long after = one_int(st, "SELECT 1");
+    kill((pid_t)pid, SIGCONT);
+    ck_assert_int_eq(got, -1);
+    ck_assert_int_eq(after, -1); /* failed at once: no reconnection after the give-up */
+    store_pg_give_up_at(0);
+    for (int i = 0; i < 300 && one_int(st, "SELECT 1") != 1; i++)
+        usleep(100 * 1000);
+    ck_assert_int_eq(one_int(st, "SELECT 1"), 1);
+    store_close(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_pool");
@@ -290,6 +362,8 @@ int main(void)
     tcase_add_test(tc, test_unopenable_path_fills_err);
     tcase_add_test(tc, test_threads_share_one_pool);
     tcase_add_test(tc, test_pg_sessions_have_their_purposes_limits_unless_the_conninfo_sets_them);
+    tcase_add_test(tc,
+                   test_pg_a_frozen_server_process_costs_a_statement_its_bound_then_the_give_up);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
