@@ -377,5 +377,14 @@ typedef void (*store_rollup_fn)(void *arg, int64_t bucket_ms, const char *key, s
 int store_rollup_read(struct store *st, enum store_rollup_dim dim, int64_t lo, int64_t hi,
                       int64_t unit_ms, int only, const char *node, store_rollup_fn fn, void *arg,
                       char *err, size_t errlen);
+/* Whether arg has seen key already. */
+typedef bool (*store_rollup_seen_fn)(void *arg, const char *key, size_t keylen);
+/* Hands fn every key of dim with rows in [lo, hi) (at least once; the sums are not the key's:
+ * for counting distinct keys), reading fewer rollup rows than store_rollup_read: in the
+ * partial hours at the range's edges only the keys seen asks about. Inside a read
+ * transaction. 0, or -1 with err. */
+int store_rollup_keys(struct store *st, enum store_rollup_dim dim, int64_t lo, int64_t hi,
+                      const char *node, store_rollup_fn fn, store_rollup_seen_fn seen, void *arg,
+                      char *err, size_t errlen);
 
 #endif

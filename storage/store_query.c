@@ -1204,6 +1204,21 @@ static void distinct_keys(void *arg, int64_t bucket_ms, const char *key, size_t 
     agg_add(arg, key, len, sums->requests, 0);
 }
 
+/* Whether key is in a (out of memory: says yes, and a->oom fails the caller). */
+static bool distinct_seen(void *arg, const char *key, size_t len)
+{
+    struct agg *a = arg;
+    uint64_t h = hash_bytes((const unsigned char *)key, len);
+
+    if (a->oom || a->cap == 0)
+        return a->oom;
+    for (size_t i = h & (a->cap - 1); a->slots[i].key; i = (i + 1) & (a->cap - 1))
+        if (a->slots[i].hash == h && strncmp(a->slots[i].key, key, len) == 0 &&
+            a->slots[i].key[len] == '\0')
+            return true;
+    return false;
+}
+
 int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, const char *node,
                  struct store_totals *out, char *err, size_t errlen)
 {
@@ -1220,11 +1235,11 @@ int store_totals(struct store *st, int64_t since_ms, int64_t until_ms, const cha
                                errlen);
     /* A key seen by several nodes comes once per node: the hash counts it once. */
     if (rc == 0)
-        rc = store_rollup_read(st, STORE_DIM_CLIENT, lo, hi, 0, -1, node, distinct_keys, &clients,
-                               err, errlen);
+        rc = store_rollup_keys(st, STORE_DIM_CLIENT, lo, hi, node, distinct_keys, distinct_seen,
+                               &clients, err, errlen);
     if (rc == 0)
-        rc = store_rollup_read(st, STORE_DIM_HOST, lo, hi, 0, -1, node, distinct_keys, &hosts, err,
-                               errlen);
+        rc = store_rollup_keys(st, STORE_DIM_HOST, lo, hi, node, distinct_keys, distinct_seen,
+                               &hosts, err, errlen);
     read_end(st, began);
     if (rc == 0 && (clients.oom || hosts.oom))
         rc = store_errf(err, errlen, "totals: out of memory");

@@ -760,6 +760,121 @@ int store_rollup_read(struct store *st, enum store_rollup_dim dim, int64_t lo, i
     return a < b ? read_raw(&rd, a, b, mark) : 0;
 }
 
+/* ---- Distinct keys of a range ----
+ *
+ * A count of the distinct hosts or clients needs no sums: only whether a key has a row in the
+ * range. The whole hours (and days) are read as store_rollup_read does; for the partial hour
+ * at each edge the keys of that hour's rollup row are read first, and only those not seen yet
+ * (few: a key of the edge hour was mostly active in the hours beside it) are looked up in the
+ * edge's minutes, instead of reading every minute row of up to two hours. */
+#define EDGE_PROBE_KEYS 64 /* more unseen keys than this in an edge hour: read its minutes */
+
+/* The keys of [x, y), which lies in one hour, not yet seen, to fn; mark: the watermark. */
+static int edge_keys(struct reader *rd, int64_t x, int64_t y, int64_t mark,
+                     store_rollup_seen_fn seen)
+{
+    static const struct store_rollup_sums none;
+    int64_t hour = floor_to(x, HOUR_MS), cm = ceil_to(x, MINUTE_MS), fm = floor_to(y, MINUTE_MS);
+    char *cand[EDGE_PROBE_KEYS];
+    int ncand = 0, rc;
+    bool many = false;
+    char sql[512 + 8 * (60 + EDGE_PROBE_KEYS)];
+    size_t used;
+    struct sql_stmt *s;
+
+    if (cm >= fm)
+        return read_raw(rd, x, y, -1);
+    /* The rows no rollup holds: the partial minutes, the rows above the watermark. */
+    if (read_raw(rd, x, cm, -1) < 0 || read_raw(rd, fm, y, -1) < 0 ||
+        read_raw(rd, cm, fm, mark) < 0)
+        return -1;
+    snprintf(sql, sizeof(sql),
+             "SELECT key FROM access_rollup WHERE level_ms = ?1 AND dim = ?2 AND bucket_ms = ?3%s",
+             rd->node ? " AND node = ?4" : "");
+    if (store_prepare(rd->st, sql, &s, rd->err, rd->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, HOUR_MS);
+    sql_bind_int64(s, 2, rd->dim);
+    sql_bind_int64(s, 3, hour);
+    if (rd->node)
+        sql_bind_text(s, 4, rd->node);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        const char *key = sql_col_text(s, 0);
+        size_t len = key ? strlen(key) : 0;
+
+        if (many || seen(rd->arg, key ? key : "", len))
+            continue;
+        if (ncand == EDGE_PROBE_KEYS || !(cand[ncand] = strndup(key ? key : "", len)))
+            many = true;
+        else
+            ncand++;
+    }
+    sql_finalize(s);
+    if (rc != SQL_DONE) {
+        rc = store_sql_err(rd->st, rd->err, rd->errlen, "rollup");
+        goto out;
+    }
+    rc = 0;
+    if (many) {
+        rc = read_level(rd, 0, cm, fm);
+        goto out;
+    }
+    if (ncand == 0)
+        goto out;
+    /* Those keys in the edge's whole minutes: one probe of the key per minute and key. */
+    used = (size_t)snprintf(sql, sizeof(sql),
+                            "SELECT bucket_ms, key FROM access_rollup WHERE level_ms = ?1"
+                            " AND dim = ?2%s AND bucket_ms IN (",
+                            rd->node ? " AND node = ?3" : " AND CAST(?3 AS TEXT) IS NULL");
+    for (int64_t m = cm, i = 0; m < fm; m += MINUTE_MS, i++)
+        used += (size_t)snprintf(sql + used, sizeof(sql) - used, "%s?%lld", i ? "," : "",
+                                 (long long)(4 + i));
+    used += (size_t)snprintf(sql + used, sizeof(sql) - used, ") AND key IN (");
+    for (int i = 0; i < ncand; i++)
+        used += (size_t)snprintf(sql + used, sizeof(sql) - used, "%s?%lld", i ? "," : "",
+                                 (long long)(4 + (fm - cm) / MINUTE_MS + i));
+    snprintf(sql + used, sizeof(sql) - used, ")");
+    if (store_prepare(rd->st, sql, &s, rd->err, rd->errlen) < 0) {
+        rc = -1;
+        goto out;
+    }
+    sql_bind_int64(s, 1, MINUTE_MS);
+    sql_bind_int64(s, 2, rd->dim);
+    sql_bind_text(s, 3, rd->node);
+    for (int64_t m = cm, i = 0; m < fm; m += MINUTE_MS, i++)
+        sql_bind_int64(s, (int)(4 + i), m);
+    for (int i = 0; i < ncand; i++)
+        sql_bind_text(s, (int)(4 + (fm - cm) / MINUTE_MS + i), cand[i]);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        const char *key = sql_col_text(s, 1);
+
+        rd->fn(rd->arg, sql_col_int64(s, 0), key ? key : "", key ? strlen(key) : 0, &none);
+    }
+    sql_finalize(s);
+    rc = rc == SQL_DONE ? 0 : store_sql_err(rd->st, rd->err, rd->errlen, "rollup");
+out:
+    for (int i = 0; i < ncand; i++)
+        free(cand[i]);
+    return rc;
+}
+
+int store_rollup_keys(struct store *st, enum store_rollup_dim dim, int64_t lo, int64_t hi,
+                      const char *node, store_rollup_fn fn, store_rollup_seen_fn seen, void *arg,
+                      char *err, size_t errlen)
+{
+    struct reader rd = {st, dim, -1, node, fn, arg, err, errlen};
+    int64_t a = ceil_to(lo, HOUR_MS), b = floor_to(hi, HOUR_MS), mark;
+
+    if (a >= b)
+        return store_rollup_read(st, dim, lo, hi, 0, -1, node, fn, arg, err, errlen);
+    if (store_rollup_read(st, dim, a, b, 0, -1, node, fn, arg, err, errlen) < 0 ||
+        (mark = store_rollup_watermark(st, err, errlen)) < 0)
+        return -1;
+    if (lo < a && edge_keys(&rd, lo, a, mark, seen) < 0)
+        return -1;
+    return b < hi ? edge_keys(&rd, b, hi, mark, seen) : 0;
+}
+
 int store_rollup_drop_range(struct store *st, int64_t lo, int64_t hi, char *err, size_t errlen)
 {
     struct sql_stmt *s;

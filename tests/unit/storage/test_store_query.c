@@ -568,6 +568,98 @@ START_TEST(test_host_visitors_by_client_and_user)
 }
 END_TEST
 
+#define EDGE_ROWS 120
+
+/* The totals' distinct hosts and clients read the partial hours at a range's edges by probing
+ * only the keys that hour holds and the whole hours did not (store_rollup_keys): the same
+ * counts as a scan, with keys only in an edge's whole minutes, in its partial minutes, in the
+ * edge hour but outside the range, above the watermark, and more keys than it probes. */
+START_TEST(test_totals_distinct_keys_at_the_edges)
+{
+    static struct row r[EDGE_ROWS];
+    static char hosts[EDGE_ROWS][32], clients[EDGE_ROWS][32];
+    static int64_t t[EDGE_ROWS + 1];
+    const int64_t H = 3600000, h1 = (T - 4 * H) / H * H;
+    struct store_totals tot;
+    struct sql_stmt *s;
+    size_t n = 0;
+
+#define EDGE_ROW(dt, host, client)                                                                 \
+    do {                                                                                           \
+        t[n] = (dt);                                                                               \
+        snprintf(hosts[n], sizeof(hosts[n]), "%s", (host));                                        \
+        snprintf(clients[n], sizeof(clients[n]), "%s", (client));                                  \
+        n++;                                                                                       \
+    } while (0)
+    for (int i = 0; i < 36; i++) /* every 5 minutes for 3 hours, from h1 - 1 h */
+        EDGE_ROW(-H + i * 300000, "core.test", "10.0.0.1");
+    EDGE_ROW(-50 * 60000, "hourmate.test", "10.0.1.1");     /* start hour, before the ranges */
+    EDGE_ROW(-30 * 60000, "e1.test", "10.0.1.2");           /* start edge, a whole minute */
+    EDGE_ROW(-45 * 60000 + 40000, "e2.test", "10.0.1.3");   /* start edge, a partial minute */
+    EDGE_ROW(-45 * 60000 + 10000, "out.test", "10.0.1.4");  /* just before the ranges */
+    EDGE_ROW(2 * H + 10 * 60000, "e3.test", "10.0.1.5");    /* end edge, a whole minute */
+    EDGE_ROW(2 * H + 40 * 60000, "after.test", "10.0.1.6"); /* end hour, after the ranges */
+    for (int i = 0; i < 70; i++) /* more than one edge probes: 70 new hosts, one client */
+        EDGE_ROW(2 * H + 5 * 60000 + i, "m", "10.0.1.7");
+    for (size_t i = n - 70; i < n; i++)
+        snprintf(hosts[i], sizeof(hosts[i]), "m%zu.test", i);
+    for (size_t i = 0; i < n; i++)
+        r[i] = (struct row){t[i], clients[i], hosts[i], "/", STORE_ALLOW, 200, 1, 1, 0, NULL};
+    push_rows(r, n, h1);
+    /* Above the watermark: a host and a client only there, in the end edge. */
+    ck_assert_int_eq(
+        store_prepare(st,
+                      "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host,"
+                      " port, path, status, bytes_up, bytes_down, duration_ms, decision,"
+                      " rule_id, error, policy_version, sni, dest, node) VALUES (?1, '10.0.1.8',"
+                      " '', 'GET', 'http', 'late.test', 80, '/', 200, 1, 1, 0, 0, 0, '', 0, '',"
+                      " '', '')",
+                      &s, err, sizeof(err)),
+        0);
+    t[n] = 2 * H + 12 * 60000;
+    sql_bind_int64(s, 1, h1 + t[n]);
+    ck_assert_int_eq(sql_step(s), SQL_DONE);
+    sql_finalize(s);
+    snprintf(hosts[n], sizeof(hosts[n]), "late.test");
+    snprintf(clients[n], sizeof(clients[n]), "10.0.1.8");
+    n++;
+    {
+        /* [since, until) relative to h1: edges inside hours, on hours, one hour only. */
+        const int64_t ranges[][2] = {{-45 * 60000 + 30000, 2 * H + 15 * 60000 + 1},
+                                     {-45 * 60000 + 30000, 2 * H + 6 * 60000},
+                                     {-31 * 60000, 2 * H + 11 * 60000},
+                                     {0, 2 * H},
+                                     {-H, 3 * H},
+                                     {2 * H + 60000, 2 * H + 13 * 60000}};
+
+        for (size_t g = 0; g < sizeof(ranges) / sizeof(ranges[0]); g++) {
+            int64_t want_hosts = 0, want_clients = 0;
+
+            for (size_t i = 0; i < n; i++) {
+                bool in = t[i] >= ranges[g][0] && t[i] < ranges[g][1], first_h = in, first_c = in;
+
+                for (size_t j = 0; in && j < i; j++) {
+                    if (t[j] >= ranges[g][0] && t[j] < ranges[g][1]) {
+                        first_h = first_h && strcmp(hosts[j], hosts[i]) != 0;
+                        first_c = first_c && strcmp(clients[j], clients[i]) != 0;
+                    }
+                }
+                want_hosts += first_h;
+                want_clients += first_c;
+            }
+            ck_assert_int_eq(store_totals(st, h1 + ranges[g][0], h1 + ranges[g][1], NULL, &tot, err,
+                                          sizeof(err)),
+                             0);
+            ck_assert_msg(tot.hosts == want_hosts && tot.clients == want_clients,
+                          "range %zu: hosts %lld want %lld, clients %lld want %lld", g,
+                          (long long)tot.hosts, (long long)want_hosts, (long long)tot.clients,
+                          (long long)want_clients);
+        }
+    }
+#undef EDGE_ROW
+}
+END_TEST
+
 START_TEST(test_series_buckets_include_empty_ones)
 {
     static const struct store_series_point want[] = {
@@ -1003,6 +1095,7 @@ int main(void)
     tcase_add_test(tc, test_search_rare_hosts);
     tcase_add_test(tc, test_top_hosts_clients_blocked);
     tcase_add_test(tc, test_host_visitors_by_client_and_user);
+    tcase_add_test(tc, test_totals_distinct_keys_at_the_edges);
     tcase_add_test(tc, test_series_buckets_include_empty_ones);
     tcase_add_test(tc, test_totals_count_requests_bytes_and_distinct);
     tcase_add_test(tc, test_top_series_totals_by_node);
