@@ -17,7 +17,8 @@
  * copied rows. Then the watermark and the rule hit counters, and a check that the rollups'
  * totals (all of them, and today's) equal a count of the rows. Each query then runs R times
  * (default 5) on a fresh connection: median and max ms, and what its last run did whatever the
- * load (SQLite: thousands of VM instructions; PostgreSQL: rows and index entries read). The
+ * load (SQLite: thousands of VM instructions; PostgreSQL: rows read by sequential scans and
+ * index entries returned, pg_stat_get_xact_tuples_returned). The
  * "result" column is the rows returned (for totals, the requests counted). Wall-clock figures
  * depend on the machine's load: the table prints the load average next to them.
  */
@@ -98,8 +99,11 @@ static int64_t query_int(struct store *st, const char *sql)
 
     if (store_prepare(st, sql, &s, err, sizeof(err)) < 0)
         die(sql, err);
-    if (sql_step(s) == SQL_ROW)
-        v = sql_col_int64(s, 0);
+    if (sql_step(s) != SQL_ROW) {
+        store_sql_err(st, err, sizeof(err), "query");
+        die(sql, err);
+    }
+    v = sql_col_int64(s, 0);
     sql_finalize(s);
     return v;
 }
@@ -436,8 +440,8 @@ static double run_query(struct store *st, struct query *q, int64_t now)
 /* What a query did, independent of the machine's load: SQLite the thousands of virtual
  * machine instructions its statements ran (a progress handler; the pager's cache counters miss
  * the pages read through mmap), PostgreSQL the rows and index entries its scans returned in the
- * open transaction (pg_stat_xact_*). A count since the handler was set (or the transaction
- * began). */
+ * open transaction (pg_stat_get_xact_tuples_returned). A count since the handler was set (or the
+ * transaction began). */
 static int64_t vm_thousands;
 
 static int count_vm(void *arg)
@@ -451,9 +455,10 @@ static int64_t reads_so_far(struct store *st)
 {
     if (st->backend == STORE_SQLITE)
         return vm_thousands;
-    return query_int(st, "SELECT (SELECT coalesce(sum(seq_tup_read), 0)"
-                         " FROM pg_stat_xact_user_tables) + (SELECT coalesce(sum(idx_tup_read), 0)"
-                         " FROM pg_stat_xact_user_indexes)");
+    /* Tables: rows their sequential scans read; indexes: entries their scans returned. */
+    return query_int(st, "SELECT coalesce(sum(pg_stat_get_xact_tuples_returned(c.oid)), 0)"
+                         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                         " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')");
 }
 
 /* One run of q, its reads into *reads. */
