@@ -138,6 +138,10 @@ void ctl_print_json(const json_t *v);
  * else shows *out its own way and json_decref()s it. */
 enum ctl_status ctl_api_show(struct ctl_ctx *ctx, const char *method, const char *path,
                              const json_t *body, json_t **out, const char *what);
+/* The end of a verb whose answer out (owned; freed here) says it was done: with --json the
+ * answer is printed, else the sentence fmt. Returns CTL_OK. */
+enum ctl_status ctl_print_done(struct ctl_ctx *ctx, json_t *out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 struct ctl_column;
 struct ctl_table;
 /* ctl_api_show of a GET whose answer a verb shows as a table of ncols cols: *t is NULL when

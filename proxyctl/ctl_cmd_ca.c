@@ -40,16 +40,12 @@ static void print_ca(const json_t *o)
 static enum ctl_status made(struct ctl_ctx *ctx, json_t *body, const char *path)
 {
     json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "POST", path, body, &out, "CA");
+    enum ctl_status st = ctl_api_show(ctx, "POST", path, body, &out, "CA");
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-    } else {
-        print_ca(out);
-        printf("clients trust it from http://ADMIN/ca.crt (the Settings page explains how)\n");
-    }
+    print_ca(out);
+    printf("clients trust it from http://ADMIN/ca.crt (the Settings page explains how)\n");
     json_decref(out);
     return CTL_OK;
 }

@@ -69,19 +69,15 @@ enum ctl_status ctl_cmd_forward_add(struct ctl_ctx *ctx, const struct ctl_call *
     if (!body)
         return ctl_usage(ctx, "the addresses are not valid UTF-8");
     json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "POST", "/api/forwards", body, &out, "forward");
+    enum ctl_status st = ctl_api_show(ctx, "POST", "/api/forwards", body, &out, "forward");
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-    } else {
-        const char *cl = ctl_json_str(out, "clients"), *tls = ctl_json_str(out, "tls");
-        const char *name = ctl_json_str(out, "tls_name");
-        printf("forward %lld: %s -> %s%s%s%s%s%s%s (listening)\n", ctl_json_num(out, "id"),
-               ctl_json_str(out, "listen"), ctl_json_str(out, "target"), *cl ? " clients " : "", cl,
-               *tls ? " " : "", tls, *name ? " tls-name " : "", name);
-    }
+    const char *cl = ctl_json_str(out, "clients"), *tls = ctl_json_str(out, "tls");
+    const char *name = ctl_json_str(out, "tls_name");
+    printf("forward %lld: %s -> %s%s%s%s%s%s%s (listening)\n", ctl_json_num(out, "id"),
+           ctl_json_str(out, "listen"), ctl_json_str(out, "target"), *cl ? " clients " : "", cl,
+           *tls ? " " : "", tls, *name ? " tls-name " : "", name);
     json_decref(out);
     return CTL_OK;
 }
@@ -95,10 +91,6 @@ enum ctl_status ctl_cmd_forward_del(struct ctl_ctx *ctx, const struct ctl_call *
     enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("deleted forward %lld (its listener is closed)\n", call->word_num[0]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "deleted forward %lld (its listener is closed)\n",
+                          call->word_num[0]);
 }

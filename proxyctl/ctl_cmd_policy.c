@@ -322,10 +322,5 @@ enum ctl_status ctl_cmd_lists_del(struct ctl_ctx *ctx, const struct ctl_call *ca
     enum ctl_status st = list_request(ctx, "DELETE", call->words[0], &out);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("deleted list %s\n", call->words[0]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "deleted list %s\n", call->words[0]);
 }

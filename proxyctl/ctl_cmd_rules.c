@@ -173,17 +173,14 @@ enum ctl_status ctl_cmd_rules_add(struct ctl_ctx *ctx, const struct ctl_call *ca
     char what[64];
     snprintf(what, sizeof(what), "rule %lld", before->num);
     json_t *out = NULL;
-    enum ctl_status st = ctl_api(ctx, "POST", "/api/rules", body, &out, before->set ? what : NULL);
+    enum ctl_status st =
+        ctl_api_show(ctx, "POST", "/api/rules", body, &out, before->set ? what : NULL);
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-    } else {
-        const json_t *r = json_object_get(out, "rule");
-        printf("added rule %lld at position %lld: %s\n", ctl_json_num(r, "id"),
-               ctl_json_num(r, "position"), ctl_json_str(r, "text"));
-    }
+    const json_t *r = json_object_get(out, "rule");
+    printf("added rule %lld at position %lld: %s\n", ctl_json_num(r, "id"),
+           ctl_json_num(r, "position"), ctl_json_str(r, "text"));
     json_decref(out);
     return CTL_OK;
 }
@@ -197,12 +194,7 @@ enum ctl_status ctl_cmd_rules_del(struct ctl_ctx *ctx, const struct ctl_call *ca
     enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("deleted rule %lld\n", call->word_num[0]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "deleted rule %lld\n", call->word_num[0]);
 }
 
 static enum ctl_status set_enabled(struct ctl_ctx *ctx, const struct ctl_call *call, bool on)
@@ -358,16 +350,12 @@ enum ctl_status ctl_cmd_rules_move(struct ctl_ctx *ctx, const struct ctl_call *c
     snprintf(what, sizeof(what), "rule %lld", id);
     json_t *body = json_pack("{s:I}", "before", (json_int_t)(end->set ? 0 : before->num));
     json_t *out = NULL;
-    st = ctl_api(ctx, "POST", path, body, &out, what);
+    st = ctl_api_show(ctx, "POST", path, body, &out, what);
     json_decref(body);
-    if (st != CTL_OK)
+    if (!out)
         return st;
-    if (ctx->json) {
-        ctl_print_json(out);
-    } else {
-        const json_t *r = find_rule(json_object_get(out, "rules"), id);
-        printf("moved rule %lld to position %lld\n", id, r ? ctl_json_num(r, "position") : 0);
-    }
+    const json_t *r = find_rule(json_object_get(out, "rules"), id);
+    printf("moved rule %lld to position %lld\n", id, r ? ctl_json_num(r, "position") : 0);
     json_decref(out);
     return CTL_OK;
 }

@@ -83,14 +83,11 @@ enum ctl_status ctl_cmd_lists_subscribe(struct ctl_ctx *ctx, const struct ctl_ca
                      call->words[0]);
         return st;
     }
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("subscribed list %s to %s every %s; the first fetch follows within a second "
-               "(proxyctl lists subscriptions)\n",
-               call->words[0], call->words[1], every_str(every_s, buf, sizeof(buf)));
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(
+        ctx, out,
+        "subscribed list %s to %s every %s; the first fetch follows within a second "
+        "(proxyctl lists subscriptions)\n",
+        call->words[0], call->words[1], every_str(every_s, buf, sizeof(buf)));
 }
 
 enum ctl_status ctl_cmd_lists_unsubscribe(struct ctl_ctx *ctx, const struct ctl_call *call)
@@ -100,12 +97,8 @@ enum ctl_status ctl_cmd_lists_unsubscribe(struct ctl_ctx *ctx, const struct ctl_
 
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("list %s is no longer fetched (the list stays)\n", call->words[0]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "list %s is no longer fetched (the list stays)\n",
+                          call->words[0]);
 }
 
 /* The subscription `name` of GET /api/subscriptions (a new reference into *all, which the

@@ -204,14 +204,8 @@ static enum ctl_status set_user_password(struct ctl_ctx *ctx, const struct ctl_c
     st = put_password(ctx, call, "user", name, create, NULL, &out);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else if (create)
-        printf("added user %s\n", name);
-    else
-        printf("changed the password of user %s\n", name);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out,
+                          create ? "added user %s\n" : "changed the password of user %s\n", name);
 }
 
 enum ctl_status ctl_cmd_users_add(struct ctl_ctx *ctx, const struct ctl_call *call)
@@ -235,12 +229,7 @@ enum ctl_status ctl_cmd_users_del(struct ctl_ctx *ctx, const struct ctl_call *ca
     enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("deleted user %s\n", call->words[0]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "deleted user %s\n", call->words[0]);
 }
 
 enum ctl_status ctl_cmd_admin_passwd(struct ctl_ctx *ctx, const struct ctl_call *call)
@@ -250,12 +239,7 @@ enum ctl_status ctl_cmd_admin_passwd(struct ctl_ctx *ctx, const struct ctl_call 
     enum ctl_status st = put_password(ctx, call, "admin", name, false, NULL, &out);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("set the password of admin %s\n", name);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "set the password of admin %s\n", name);
 }
 
 /* admin add NAME [--role ROLE] [--password-file F | --password-stdin]: a new dashboard
@@ -270,12 +254,7 @@ enum ctl_status ctl_cmd_admin_add(struct ctl_ctx *ctx, const struct ctl_call *ca
     enum ctl_status st = put_password(ctx, call, "admin", call->words[0], true, r, &out);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("added admin %s (role %s)\n", call->words[0], r);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "added admin %s (role %s)\n", call->words[0], r);
 }
 
 /* admin role NAME ROLE. */
@@ -291,12 +270,8 @@ enum ctl_status ctl_cmd_admin_role(struct ctl_ctx *ctx, const struct ctl_call *c
     json_decref(body);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("admin %s now has the role %s\n", call->words[0], call->words[1]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "admin %s now has the role %s\n", call->words[0],
+                          call->words[1]);
 }
 
 /* admin del NAME. */
@@ -311,12 +286,7 @@ enum ctl_status ctl_cmd_admin_del(struct ctl_ctx *ctx, const struct ctl_call *ca
     enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("deleted admin %s\n", call->words[0]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "deleted admin %s\n", call->words[0]);
 }
 
 /* token add NAME [--owner ADMIN]: the secret goes to stdout alone on its line (so
@@ -390,10 +360,5 @@ enum ctl_status ctl_cmd_token_del(struct ctl_ctx *ctx, const struct ctl_call *ca
     enum ctl_status st = ctl_api(ctx, "DELETE", path, NULL, &out, what);
     if (st != CTL_OK)
         return st;
-    if (ctx->json)
-        ctl_print_json(out);
-    else
-        printf("revoked token %s\n", call->words[0]);
-    json_decref(out);
-    return CTL_OK;
+    return ctl_print_done(ctx, out, "revoked token %s\n", call->words[0]);
 }

@@ -353,6 +353,20 @@ enum ctl_status ctl_api_show(struct ctl_ctx *ctx, const char *method, const char
     return st;
 }
 
+enum ctl_status ctl_print_done(struct ctl_ctx *ctx, json_t *out, const char *fmt, ...)
+{
+    if (ctx->json) {
+        ctl_print_json(out);
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+    }
+    json_decref(out);
+    return CTL_OK;
+}
+
 enum ctl_status ctl_api_table(struct ctl_ctx *ctx, const char *path, const struct ctl_column *cols,
                               size_t ncols, json_t **out, struct ctl_table **t)
 {
