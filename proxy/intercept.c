@@ -125,12 +125,7 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
         .brief = true,
     };
     struct acl_decision ad;
-    acl_eval(w->acl, &ar, w->acl_scratch, &ad);
-    c->req->rec.rule_id = ad.rule_id;
-    c->req->rec.undecided_rule_id = ad.undecided_rule_id;
-    c->dest_pending = ad.dest_pending;
-    c->acl_order = ad.order;
-    c->acl_gen = w->acl_gen;
+    request_eval(c, &ar, &ad);
     if (ad.action != ACL_ALLOW) {
         /* No credentials come with raw bytes: a rule that needs a user denies. */
         c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;

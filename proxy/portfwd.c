@@ -463,15 +463,7 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
         .brief = true,
     };
     struct acl_decision ad;
-    int64_t eval_start_ns = clock_mono_ns();
-    acl_eval(w->acl, &ar, w->acl_scratch, &ad);
-    c->req->rec.policy_version = acl_set_version(w->acl);
-    STAT_OBSERVE(c, acl_eval, eval_start_ns);
-    c->req->rec.rule_id = ad.rule_id;
-    c->req->rec.undecided_rule_id = ad.undecided_rule_id;
-    c->dest_pending = ad.dest_pending;
-    c->acl_order = ad.order;
-    c->acl_gen = w->acl_gen;
+    request_eval(c, &ar, &ad);
     if (ad.action != ACL_ALLOW) {
         c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
         request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);

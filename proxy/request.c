@@ -271,15 +271,7 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
         .brief = true, /* the reason is shown only on block pages */
     };
     struct acl_decision ad;
-    int64_t eval_start_ns = clock_mono_ns();
-    acl_eval(w->acl, &ar, w->acl_scratch, &ad);
-    c->req->rec.policy_version = acl_set_version(w->acl);
-    STAT_OBSERVE(c, acl_eval, eval_start_ns);
-    c->req->rec.rule_id = ad.rule_id;
-    c->req->rec.undecided_rule_id = ad.undecided_rule_id;
-    c->dest_pending = ad.dest_pending;
-    c->acl_order = ad.order;
-    c->acl_gen = w->acl_gen;
+    request_eval(c, &ar, &ad);
     if (ad.action == ACL_DENY)
         return decided(d, VERDICT_DENY, CLOSE_DENIED, ad.rule_id, nothing_unread(c), ad.reason);
     if (ad.action == ACL_AUTH)
@@ -298,6 +290,20 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
     if (c->is_connect)
         c->inspect = request_inspect_decide(c, &ar);
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, ad.rule_id, true, "");
+}
+
+void request_eval(struct conn *c, const struct acl_request *ar, struct acl_decision *ad)
+{
+    struct worker *w = c->w;
+    int64_t eval_start_ns = clock_mono_ns();
+    acl_eval(w->acl, ar, w->acl_scratch, ad);
+    c->req->rec.policy_version = acl_set_version(w->acl);
+    STAT_OBSERVE(c, acl_eval, eval_start_ns);
+    c->req->rec.rule_id = ad->rule_id;
+    c->req->rec.undecided_rule_id = ad->undecided_rule_id;
+    c->dest_pending = ad->dest_pending;
+    c->acl_order = ad->order;
+    c->acl_gen = w->acl_gen;
 }
 
 /* `deny dest` rules on every address of the name (acl_eval_dest): a name that points into a

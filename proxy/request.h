@@ -11,6 +11,7 @@
 
 #include "proxy/conn_close.h"
 
+struct acl_decision;
 struct acl_host;
 struct acl_request;
 struct conn;
@@ -69,6 +70,12 @@ void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_
  * that does not speak TLS to us already). An inspect rule left unapplied is said in the row
  * and, at most once a minute, in the log. */
 bool request_inspect_decide(struct conn *c, const struct acl_request *ar);
+
+/* Decides ar with the worker's rule set (refreshed by the caller) into *ad and records the
+ * decision on c: the row's policy version, rule and undecided rule, and what the later check
+ * of the resolved addresses needs (dest_pending, the decision's order in this set). The rest
+ * of the row (decision, outcome) is the caller's. Worker thread. */
+void request_eval(struct conn *c, const struct acl_request *ar, struct acl_decision *ad);
 
 /* Begins the access record of a request that has no head (a forwarded connection): time,
  * client, start of its duration. */

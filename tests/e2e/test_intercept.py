@@ -376,11 +376,12 @@ class InterceptTest(unittest.TestCase):
         db = sqlite3.connect("file:%s?mode=ro" % self.with_ca.db_path, uri=True, timeout=5)
         try:
             rows = wait_for(lambda: db.execute(
-                "SELECT method, decision, error, sni FROM access_log WHERE host = 'blocked.test'"
-            ).fetchall(), timeout=60)
+                "SELECT method, decision, error, sni, policy_version > 0 FROM access_log"
+                " WHERE host = 'blocked.test'").fetchall(), timeout=60)
         finally:
             db.close()
-        self.assertEqual(rows, [("TLS", 1, "denied", "blocked.test")])
+        # The row names the policy version that decided it, as a proxied request's does.
+        self.assertEqual(rows, [("TLS", 1, "denied", "blocked.test", 1)])
 
     def test_tls_inspected_by_sni_verifies_the_original_destination(self):
         # The proxy with a CA decrypts inspect.test (the client trusts the CA): the request
