@@ -6,10 +6,9 @@
 // navigation with a visible focus ring. Run by tests/e2e/test_browser_a11y.py with one JSON
 // config as argv[2]: {admin, password, newPassword, shots}. Exits 0 when every expectation
 // held; otherwise prints "FAIL: <what>", exits 1.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run, checkNoOverflow, failureShot } from './flow.mjs';
+import { cfg, STEP_MS, check, log, run, checkNoOverflow, shot, inBrowser } from './flow.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -118,19 +117,7 @@ async function keyboard(page) {
 }
 
 async function main() {
-  mkdirSync(cfg.shots, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium', headless: true, timeout: STEP_MS,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
-           '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: WIDTHS[0] });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
+  await inBrowser('a11y-failure.png', async (page) => {
     await login(page);
     await keyboard(page);
     let checked = 0, minor = 0;
@@ -144,22 +131,15 @@ async function main() {
           const what = `${path} ${w.name} ${scheme}`;
           if (w.name === 'phone') await phoneLayout(page, path);
           minor += await axe(page, what);
-          await page.screenshot({ path: join(cfg.shots, `${slug(path)}-${w.name}-${scheme}.png`),
-                                  fullPage: true, timeout: STEP_MS });
+          await shot(page, `${slug(path)}-${w.name}-${scheme}.png`);
           checked++;
         }
       }
       if (w.name === 'phone') await navMenu(page);
     }
     check(findings.length === 0, `${findings.length} serious or critical findings:\n` + findings.join('\n'));
-    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
     log(`${checked} page views checked by axe-core; ${minor} minor or moderate findings`);
-  } catch (e) {
-    await failureShot(page, 'a11y-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  }, { viewport: WIDTHS[0] });
 }
 
 run(main);

@@ -8,9 +8,8 @@
 // Chromium is wired as in admin_flow.mjs: --proxy-server=proxyd and every name NOTFOUND in
 // its own resolver, so a.test is reached only through proxyd; the admin pages on 127.0.0.1
 // go direct.
-import { join } from 'node:path';
 import {
-  chromium, cfg, STEP_MS, Failure, check, log, poll, run, checkNoOverflow, shot, failureShot
+  cfg, STEP_MS, check, log, poll, run, checkNoOverflow, shot, inBrowser, viaProxy
 } from './flow.mjs';
 
 const ADMIN = cfg.admin;
@@ -348,31 +347,11 @@ async function rolesFlow(browser, adminPage) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      `--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  });
-  let page;
-  try {
-    const errors = [];
-    for (const [size, viewport] of [['desktop', { width: 1366, height: 768 }],
-                                    ['phone', { width: 390, height: 844 }]]) {
-      cfg.size = size;
-      const ctx = await browser.newContext({ viewport });
-      ctx.setDefaultTimeout(STEP_MS);
-      page = await ctx.newPage();
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('console', (m) => {
-        if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-      });
-      const tab = await ctx.newPage();
+  for (const [size, viewport] of [['desktop', { width: 1366, height: 768 }],
+                                  ['phone', { width: 390, height: 844 }]]) {
+    cfg.size = size;
+    await inBrowser('failure.png', async (page) => {
+      const tab = await page.context().newPage();
       await page.bringToFront();
       await login(page);
       await blockUndoUnblock(page, tab);
@@ -381,21 +360,14 @@ async function main() {
       await listsPage(page);
       await usersPage(page, 'bob-' + size);
       await settingsPage(page);
-      if (size === 'desktop') await rolesFlow(browser, page);
+      if (size === 'desktop') await rolesFlow(page.context().browser(), page);
       for (const path of ['/log', '/policy', '/lists', '/users', '/settings']) {
         await page.goto(ADMIN + path, { timeout: STEP_MS });
         await page.waitForLoadState('networkidle', { timeout: STEP_MS });
         await checkNoOverflow(page, `${path} ${viewport.width}x${viewport.height}`);
       }
-      await ctx.close();
-      log(`all checks passed at ${viewport.width}x${viewport.height}`);
-    }
-    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'failure.png');
-    throw e;
-  } finally {
-    await browser.close();
+    }, { viewport, args: viaProxy() });
+    log(`all checks passed at ${viewport.width}x${viewport.height}`);
   }
 }
 

@@ -7,8 +7,7 @@
 // argv[2]: {admin, password, shots, exportHost, exportRows, viewer, viewerPassword}. Exits 0 when every expectation held; otherwise prints
 // "FAIL: <what>" and exits 1.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, poll, run, shot, failureShot } from './flow.mjs';
+import { cfg, STEP_MS, check, log, poll, run, shot, inBrowser } from './flow.mjs';
 
 const ADMIN = cfg.admin;
 
@@ -158,36 +157,13 @@ async function about(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
-           '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  let page;
-  try {
-    const errors = [];
-    const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 } });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
-    });
+  await inBrowser('failure.png', async (page) => {
     await login(page, 'admin', cfg.password);
     await tokens(page);
     await exportLog(page);
     await about(page);
-    await ctx.close();
-    await viewerSeesNoControls(browser);
-    check(errors.length === 0, 'errors in the admin pages: ' + errors.join(' | '));
-  } catch (e) {
-    await failureShot(page, 'failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+    await viewerSeesNoControls(page.context().browser());
+  }, { viewport: { width: 1366, height: 768 } });
 }
 
 run(main);

@@ -8,17 +8,9 @@
 //     (--ignore-certificate-errors-spki-list, the key computed by the test), opens
 //     https://blocked.test/ and sees the block page, photographed.
 // Exits 0 when every expectation held; otherwise prints "FAIL: <what>" and exits 1.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run, checkNoOverflow } from './flow.mjs';
+import { cfg, STEP_MS, check, log, run, checkNoOverflow, shot, inBrowser, viaProxy } from './flow.mjs';
 
-const BASE_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-gpu',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
-
-async function caPage(browser) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  ctx.setDefaultTimeout(STEP_MS);
-  const page = await ctx.newPage();
+async function caPage(page) {
   await page.goto(cfg.admin + '/settings', { timeout: STEP_MS });
   await page.waitForURL(cfg.admin + '/login?next=/settings', { timeout: STEP_MS });
   await page.getByTestId('login-user').fill('admin');
@@ -39,15 +31,14 @@ async function caPage(browser) {
   for (const os of ['Windows', 'macOS', 'Linux', 'Android', 'iOS', 'Firefox'])
     check((await page.getByTestId('ca-install').innerText()).includes(os),
           `no instructions for ${os}`);
-  await page.screenshot({ path: join(cfg.shots, 'ca-desktop.png'), fullPage: true });
+  await shot(page, 'ca-desktop.png');
   await page.setViewportSize({ width: 390, height: 844 });
   await checkNoOverflow(page, 'the CA page 390x844');
-  await page.screenshot({ path: join(cfg.shots, 'ca-phone.png'), fullPage: true });
+  await shot(page, 'ca-phone.png');
   log(`created the CA in the page: ${subject}, ${sha}`);
 }
 
-async function blockPage(browser) {
-  const page = await browser.newPage();
+async function blockPage(page) {
   const r = await page.goto('https://blocked.test/some/page', { timeout: STEP_MS });
   check(r, 'no response for https://blocked.test/');
   check(r.status() === 403, `https://blocked.test/: status ${r.status()}`);
@@ -55,24 +46,16 @@ async function blockPage(browser) {
   check(/blocked by the office's access policy \(rule \d+\)/.test(text),
         'the HTTPS block page does not say why');
   check(page.url() === 'https://blocked.test/some/page', `the address bar shows ${page.url()}`);
-  await page.screenshot({ path: join(cfg.shots, 'https-block-page.png'), fullPage: true });
+  await shot(page, 'https-block-page.png');
   log('https://blocked.test/ shows the block page inside TLS');
 }
 
 async function main() {
-  mkdirSync(cfg.shots, { recursive: true });
-  const args = [...BASE_ARGS];
   if (cfg.phase === 'block')
-    args.push(`--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
-              '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-              `--ignore-certificate-errors-spki-list=${cfg.spki}`);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
-                                          timeout: STEP_MS, args });
-  try {
-    await (cfg.phase === 'block' ? blockPage(browser) : caPage(browser));
-  } finally {
-    await browser.close();
-  }
+    await inBrowser('ca-block-failure.png', blockPage,
+                    { args: [...viaProxy(), `--ignore-certificate-errors-spki-list=${cfg.spki}`] });
+  else
+    await inBrowser('ca-failure.png', caPage, { viewport: { width: 1280, height: 900 } });
 }
 
 run(main);

@@ -7,9 +7,7 @@
 // its key (--ignore-certificate-errors-spki-list with the leaf key's SHA-256, which the test
 // read from proxyd). It loads a page of an HTTPS origin through the inspected tunnel, then a
 // path a URL rule denies: the block page, inside the same HTTPS site.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, check, log, run, failureShot } from './flow.mjs';
+import { cfg, STEP_MS, check, log, run, shot, inBrowser, viaProxy } from './flow.mjs';
 
 async function visit(tab, url) {
   const r = await tab.goto(url, { timeout: STEP_MS });
@@ -18,41 +16,20 @@ async function visit(tab, url) {
 }
 
 async function main() {
-  mkdirSync(cfg.shots, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      `--proxy-server=http://127.0.0.1:${cfg.proxyPort}`,
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      `--ignore-certificate-errors-spki-list=${cfg.spki}`,
-    ],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: { width: 1000, height: 600 } });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
+  await inBrowser('inspect-failure.png', async (page) => {
     const site = `https://shop.test:${cfg.originPort}`;
     const ok = await visit(page, `${site}/welcome`);
     check(ok.status === 200, `the inspected page: status ${ok.status}`);
     check(ok.text.includes('inspected page /welcome'), `the inspected page shows: ${ok.text}`);
-    await page.screenshot({ path: join(cfg.shots, 'inspect-page.png'), fullPage: true });
+    await shot(page, 'inspect-page.png');
     log('shop.test over HTTPS through inspection: 200, the origin\'s page');
     const blocked = await visit(page, `${site}/blocked/page`);
     check(blocked.status === 403, `the denied path: status ${blocked.status}`);
     check(/access policy \(rule \d+\)\./.test(blocked.text), 'the block page does not name the rule');
-    await page.screenshot({ path: join(cfg.shots, 'inspect-blocked-path.png'), fullPage: true });
+    await shot(page, 'inspect-blocked-path.png');
     log('a URL rule inside the inspected site: 403 block page over HTTPS');
-  } catch (e) {
-    await failureShot(page, 'inspect-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  }, { viewport: { width: 1000, height: 600 },
+       args: [...viaProxy(), `--ignore-certificate-errors-spki-list=${cfg.spki}`] });
 }
 
 run(main);

@@ -8,9 +8,7 @@
 // nothing else; it uses proxyd's TLS port as an HTTPS proxy (--proxy-server=https://...)
 // and, as in admin_flow.mjs, can reach the test names only through proxyd. The admin pages
 // are loaded over HTTPS from 127.0.0.1 (direct: Chromium bypasses loopback).
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, cfg, STEP_MS, Failure, check, log, run, failureShot } from './flow.mjs';
+import { cfg, STEP_MS, check, log, run, shot, inBrowser, viaProxy } from './flow.mjs';
 
 async function visit(tab, url) {
   const r = await tab.goto(url, { timeout: STEP_MS });
@@ -19,25 +17,7 @@ async function visit(tab, url) {
 }
 
 async function main() {
-  mkdirSync(cfg.shots, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_MS,
-    args: [
-      '--no-sandbox', '--disable-background-networking', '--disable-gpu',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      `--proxy-server=https://127.0.0.1:${cfg.tlsPort}`,
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      `--ignore-certificate-errors-spki-list=${cfg.spki}`,
-    ],
-  });
-  let page;
-  try {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    ctx.setDefaultTimeout(STEP_MS);
-    page = await ctx.newPage();
-
+  await inBrowser('tls-failure.png', async (page) => {
     // Through the HTTPS proxy: a page, and the block page of a denied site.
     const ok = await visit(page, `http://allowed.test:${cfg.originPort}/small`);
     check(ok.status === 200, `allowed.test through the TLS port: status ${ok.status}`);
@@ -46,7 +26,7 @@ async function main() {
     check(blocked.status === 403, `news.test through the TLS port: status ${blocked.status}`);
     // The rule by number: its text is for the admin (the log), not the employee.
     check(/access policy \(rule \d+\)\./.test(blocked.text), 'the block page does not name the rule');
-    await page.screenshot({ path: join(cfg.shots, 'tls-proxy-block-page.png'), fullPage: true });
+    await shot(page, 'tls-proxy-block-page.png');
     log('through the TLS proxy port: allowed.test 200, news.test 403 block page');
 
     // The admin pages over HTTPS: login, a Secure session cookie.
@@ -57,18 +37,14 @@ async function main() {
     await page.getByTestId('login-password').fill(cfg.password);
     await page.getByTestId('login-submit').click();
     await page.getByTestId('passwd-form').waitFor({ state: 'visible', timeout: STEP_MS });
-    const cookies = await ctx.cookies(cfg.admin);
+    const cookies = await page.context().cookies(cfg.admin);
     const sid = cookies.find((c) => c.name === 'pxsid');
     check(sid && sid.secure && sid.httpOnly && sid.sameSite === 'Strict',
           'the session cookie is not Secure, HttpOnly, SameSite=Strict: ' + JSON.stringify(sid));
-    await page.screenshot({ path: join(cfg.shots, 'tls-admin-login.png'), fullPage: true });
+    await shot(page, 'tls-admin-login.png');
     log('admin over HTTPS: first login shows the change-password form, cookie Secure');
-  } catch (e) {
-    await failureShot(page, 'tls-failure.png');
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  }, { args: [...viaProxy(`https://127.0.0.1:${cfg.tlsPort}`),
+              `--ignore-certificate-errors-spki-list=${cfg.spki}`] });
 }
 
 run(main);
