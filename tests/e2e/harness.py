@@ -156,24 +156,20 @@ def read_chunked(sock, buf):
         decoded += data[:-2]
 
 
-class Origin:
-    """A scripted HTTP/1.1 origin on 127.0.0.1 (threaded, keep-alive)."""
+class TcpServer:
+    """A TCP server on address (127.0.0.1 unless given) with a thread for each connection it
+    accepts, which a subclass's _serve(sock) handles; .accepted counts them (under .lock).
+    Serves from __enter__ until close() or __exit__."""
 
-    def __init__(self, address="127.0.0.1", requests_per_connection=None, extra_request="close"):
-        self.requests = []  # (head bytes, body bytes)
-        self.unanswered = []  # heads of requests closed on (requests_per_connection)
-        self.requests_per_connection = requests_per_connection
-        self.extra_request = extra_request
+    def __init__(self, address="127.0.0.1", backlog=64):
         self.lock = threading.Lock()
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.sock = socket.socket(family)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((address, 0))
-        self.sock.listen(256)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.streaming = 0  # /stream bodies begun and not finished
-        self.streamed = 0   # /stream bodies finished or broken off
+        self.accepted = 0
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
@@ -182,6 +178,9 @@ class Origin:
         return self
 
     def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
         self.stopping = True
         self.sock.close()
 
@@ -192,8 +191,24 @@ class Origin:
             except OSError:
                 return
             with self.lock:
-                self.connections += 1
+                self.accepted += 1
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        raise NotImplementedError
+
+
+class Origin(TcpServer):
+    """A scripted HTTP/1.1 origin on 127.0.0.1 (threaded, keep-alive)."""
+
+    def __init__(self, address="127.0.0.1", requests_per_connection=None, extra_request="close"):
+        super().__init__(address, backlog=256)
+        self.requests = []  # (head bytes, body bytes)
+        self.unanswered = []  # heads of requests closed on (requests_per_connection)
+        self.requests_per_connection = requests_per_connection
+        self.extra_request = extra_request
+        self.streaming = 0  # /stream bodies begun and not finished
+        self.streamed = 0   # /stream bodies finished or broken off
 
     def _serve(self, c):
         buf = b""

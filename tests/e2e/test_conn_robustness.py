@@ -10,12 +10,11 @@ loop from an idle one. Where a test needs proxyd to have reached a point (accept
 connection, read what came so far) before the next bytes go, it polls for that point."""
 import os
 import socket
-import threading
 import time
 import unittest
 
-from harness import (DnsStub, Origin, Proxyd, header, pattern, read_head, read_response,
-                     unread_by_peer, wait_for)
+from harness import (DnsStub, Origin, Proxyd, TcpServer, header, pattern, read_head,
+                     read_response, unread_by_peer, wait_for)
 
 RECORDS = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1"}
 PROMPT_S = 30  # "at once" on a loaded machine, against the timeouts of 600 s set below
@@ -46,26 +45,11 @@ def send_and_fin(sock, data):
     sock.shutdown(socket.SHUT_WR)
 
 
-class EchoServer:
+class EchoServer(TcpServer):
     """A TCP origin that sends back what it reads and closes after the client's FIN."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
     @staticmethod
-    def _echo(c):
+    def _serve(c):
         with c:
             c.settimeout(60)
             try:
@@ -76,9 +60,6 @@ class EchoServer:
                     c.sendall(data)
             except OSError:
                 pass
-
-    def close(self):
-        self.sock.close()
 
 
 def get_raw(url, version="1.1", extra=""):
@@ -160,7 +141,7 @@ class DescriptorTest(unittest.TestCase):
         # again for a tunnel: each gets its origin socket, and no pipe (two descriptors at
         # once) is to be had. One worker, so that its reserve alone decides what is accepted.
         limit = 64
-        echo = EchoServer()
+        echo = EchoServer().__enter__()
         try:
             with DnsStub(RECORDS) as dns, Origin() as origin, \
                     Proxyd(dns=dns, rlimit_nofile=limit, workers=1,
@@ -258,7 +239,7 @@ class DescriptorTest(unittest.TestCase):
             with px.connect() as s:
                 s.sendall(get_raw("http://allowed.test:%d/small" % origin.port))
                 self.assertTrue(closed_without_answer(s))
-            self.assertEqual(origin.connections, 0)
+            self.assertEqual(origin.accepted, 0)
             refused = px.api("GET", "/api/stats")["proxy"]["connections_refused"]
             self.assertGreaterEqual(refused["not_allowed"], 1)
 
@@ -278,7 +259,7 @@ class EndOfStreamTest(unittest.TestCase):
     def setUpClass(cls):
         cls.dns = DnsStub(RECORDS).__enter__()
         cls.origin = Origin().__enter__()
-        cls.echo = EchoServer()
+        cls.echo = EchoServer().__enter__()
         cls.px = Proxyd(dns=cls.dns, extra_args=[
             "--origin-timeout", LONG_MS, "--header-timeout", LONG_MS,
             "--idle-timeout", LONG_MS, "--tunnel-idle", LONG_MS,

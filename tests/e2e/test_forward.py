@@ -17,46 +17,23 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import PROXYCTL, DnsStub, Proxyd, free_port, pattern, wait_for
+from harness import PROXYCTL, DnsStub, Proxyd, TcpServer, free_port, pattern, wait_for
 from tls_util import issue, make_ca
 
 MIB = 1 << 20
 
 
-class EchoOrigin:
+class EchoOrigin(TcpServer):
     """A TCP server on 127.0.0.1 that sends back every byte it gets, as it gets it, and
     closes its side once the client has closed its own. Counts the connections it took and
     keeps the bytes it got (a stranger's connection, another test's probe of a port it took
     for unused, counts but says nothing of ours)."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
+        super().__init__()
         self.received = bytearray()
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    def _echo(self, c):
+    def _serve(self, c):
         with c:
             try:
                 while True:
@@ -520,7 +497,7 @@ class TlsEchoOrigin(EchoOrigin):
                 self.sni.append(name)
         self.ctx.sni_callback = note_sni
 
-    def _echo(self, c):
+    def _serve(self, c):
         c.settimeout(60)
         try:
             with self.ctx.wrap_socket(c, server_side=True) as s:
@@ -652,9 +629,9 @@ class GatedTlsEchoOrigin(TlsEchoOrigin):
         super().__init__(cert, key)
         self.gate = threading.Event()
 
-    def _echo(self, c):
+    def _serve(self, c):
         self.gate.wait(60)
-        super()._echo(c)
+        super()._serve(c)
 
 
 class TlsTargetForwardRemovedTest(unittest.TestCase):

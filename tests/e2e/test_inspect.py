@@ -17,7 +17,6 @@ import ssl
 import sqlite3
 import subprocess
 import tempfile
-import threading
 import unittest
 
 from harness import DnsStub, Origin, Proxyd, free_port, read_head, read_response, wait_for
@@ -34,21 +33,7 @@ NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.t
 DUPLEX_BYTES = 24 * 1024 * 1024
 
 
-class CountingOrigin(TlsOrigin):
-    """A TlsOrigin that counts the connections it accepted."""
-
-    def __init__(self, cert, key):
-        super().__init__(cert, key)
-        self.accepted = 0
-        self.lock = threading.Lock()
-
-    def _serve(self, raw):
-        with self.lock:
-            self.accepted += 1
-        super()._serve(raw)
-
-
-class HtmlOrigin(CountingOrigin):
+class HtmlOrigin(TlsOrigin):
     """An HTTPS origin that answers every request with a small HTML page naming its path."""
 
     def _answer(self, s, target):
@@ -58,7 +43,7 @@ class HtmlOrigin(CountingOrigin):
         return True
 
 
-class EchoOrigin(CountingOrigin):
+class EchoOrigin(TlsOrigin):
     """An HTTPS origin that answers a request with a body by sending that body back as it
     reads it: the response flows while the request body still does, and stops when the
     origin's sending stops (small socket buffers of its own, so little hides in them)."""
@@ -97,7 +82,7 @@ def pattern(n):
     return (bytes(range(251)) * (n // 251 + 1))[:n]
 
 
-class BulkOrigin(CountingOrigin):
+class BulkOrigin(TlsOrigin):
     """An HTTPS origin for long bodies, which an inspected tunnel relays record by record
     without its buffer (RELAY_PASS), by path: /len/N N bytes with a Content-Length
     (keep-alive); /close/N N bytes ended by the origin's close; /extra/N a Content-Length of N
@@ -132,15 +117,15 @@ class InspectTest(unittest.TestCase):
         upstream = make_ca(cls.tmp, "upstream-ca")
         cls.upstream_ca = upstream[0]
         cls.origins = {
-            "origin.test": CountingOrigin(*issue(cls.tmp, upstream, "origin", "origin.test")),
-            "expired.test": CountingOrigin(*issue(cls.tmp, upstream, "expired", "expired.test",
+            "origin.test": TlsOrigin(*issue(cls.tmp, upstream, "origin", "origin.test")),
+            "expired.test": TlsOrigin(*issue(cls.tmp, upstream, "expired", "expired.test",
                                                   start="-30d", end="-2d")),
-            "wrongname.test": CountingOrigin(*issue(cls.tmp, upstream, "wrongname",
+            "wrongname.test": TlsOrigin(*issue(cls.tmp, upstream, "wrongname",
                                                     "other.test")),
-            "bank.test": CountingOrigin(*issue(cls.tmp, upstream, "bank", "bank.test")),
+            "bank.test": TlsOrigin(*issue(cls.tmp, upstream, "bank", "bank.test")),
             "shop.test": HtmlOrigin(*issue(cls.tmp, upstream, "shop", "shop.test")),
-            "tlsport.test": CountingOrigin(*issue(cls.tmp, upstream, "tlsport", "tlsport.test")),
-            "nosni.test": CountingOrigin(*issue(cls.tmp, upstream, "nosni", "nosni.test")),
+            "tlsport.test": TlsOrigin(*issue(cls.tmp, upstream, "tlsport", "tlsport.test")),
+            "nosni.test": TlsOrigin(*issue(cls.tmp, upstream, "nosni", "nosni.test")),
             "echo.test": EchoOrigin(*issue(cls.tmp, upstream, "echo", "echo.test")),
             "bulk.test": BulkOrigin(*issue(cls.tmp, upstream, "bulk", "bulk.test")),
         }

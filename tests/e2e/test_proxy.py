@@ -562,7 +562,7 @@ class LifecycleTest(unittest.TestCase):
                     self.assertEqual(s.recv(1), b"")
                 except ConnectionResetError:
                     pass
-            self.assertEqual(origin.connections, 0)
+            self.assertEqual(origin.accepted, 0)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ import os
 import socket
 import ssl
 import subprocess
-import threading
+
+from harness import TcpServer
 
 
 def make_cert(directory, name, days=2, san=None):
@@ -72,7 +73,7 @@ def issue(directory, ca, name, san_name, start="-1d", end="+30d"):
     return cert, key
 
 
-class TlsOrigin:
+class TlsOrigin(TcpServer):
     """An HTTPS origin on 127.0.0.1: answers every request on a connection with 200 and
     the body b"secure:" + the request target. The server names clients asked for (as the
     origin saw them, None for none) are kept in .names. A subclass changes what a request is
@@ -80,33 +81,11 @@ class TlsOrigin:
     (_converse)."""
 
     def __init__(self, cert, key):
+        super().__init__()
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
         self.names = []
         self.ctx.sni_callback = lambda sock, name, ctx: self.names.append(name) and None
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        self.sock.close()
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
     def _serve(self, raw):
         raw.settimeout(60)
