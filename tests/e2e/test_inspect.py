@@ -49,32 +49,30 @@ class EchoOrigin(TlsOrigin):
     origin's sending stops (small socket buffers of its own, so little hides in them)."""
 
     def _serve(self, raw):
-        raw.settimeout(60)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        try:
-            with self.ctx.wrap_socket(raw, server_side=True) as s:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length:")))
-                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
-                left = length
-                while left > 0:
-                    if not buf:
-                        buf = s.recv(min(left, 65536))
-                        if not buf:
-                            return
-                    s.sendall(buf)
-                    left -= len(buf)
-                    buf = b""
-        except (OSError, ssl.SSLError):
-            pass
+        super()._serve(raw)
+
+    def _converse(self, s):
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            data = s.recv(65536)
+            if not data:
+                return
+            buf += data
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
+        left = length
+        while left > 0:
+            if not buf:
+                buf = s.recv(min(left, 65536))
+                if not buf:
+                    return
+            s.sendall(buf)
+            left -= len(buf)
+            buf = b""
 
 
 def pattern(n):
