@@ -1595,6 +1595,9 @@ static void shut_down(struct proxyd *p)
         log_warnx("the poll thread is still waiting for the database: left behind");
     policy_watch_stop(p->watch, DB_JOIN_MS);
     node_beat_stop(p->beat, DB_JOIN_MS);
+    /* The drain's own database work (proxy-user checks, admin pages) keeps its usual bounds
+     * on a server that answers: the give-up was for the threads just joined. */
+    store_pg_give_up_at(0);
     /* The admin server stays up while connections drain, so that /readyz tells a load
      * balancer to send no more (503) until proxyd is gone; its hooks read the workers,
      * which live until worker_destroy. */
@@ -1617,9 +1620,10 @@ static void shut_down(struct proxyd *p)
         free(p->workers);
     }
     free(p->listeners);
+    /* Again from now, for the writer's last batches (they had the drain's time to be sent)
+     * and the last access requests. */
+    store_pg_give_up_at(clock_mono_ms() + DB_GIVE_UP_MS);
     if (p->log) {
-        /* Again from now: the writer's last batches had the drain's time to be sent. */
-        store_pg_give_up_at(clock_mono_ms() + DB_GIVE_UP_MS);
         store_log_stop(p->log);
         log_info("access log flushed");
     }

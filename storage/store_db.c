@@ -1131,8 +1131,14 @@ struct store *store_open_timeout(const char *path, enum store_purpose purpose, i
             store_errf(err, errlen, "PostgreSQL: %s", PQerrorMessage(st->pg));
             goto fail;
         }
-        if (pg_session(st, err, errlen) < 0 || migrate(st, err, errlen) < 0 ||
-            pg_limits(st, err, errlen) < 0)
+        /* The session's settings wait within the purpose's bound (a server that froze just
+         * after the connection is not waited for without end); a migration may rightly take
+         * long, so it has none; pg_limits sets the bound for good. */
+        st->answer_ms = pg_purposes[st->purpose].answer_ms;
+        if (pg_session(st, err, errlen) < 0)
+            goto fail;
+        st->answer_ms = 0;
+        if (migrate(st, err, errlen) < 0 || pg_limits(st, err, errlen) < 0)
             goto fail;
         return st;
     }

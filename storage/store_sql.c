@@ -194,12 +194,13 @@ static int pg_wait(struct store *st)
         rc = poll(&p, 1, (int)(until - now < WAIT_SLICE_MS ? until - now : WAIT_SLICE_MS));
         if (rc < 0 && errno != EINTR)
             return pg_err(st, NULL);
-        if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
-            if (PQconsumeInput(st->pg) != 1)
-                return pg_err(st, NULL);
-            if (atomic_load_explicit(&unanswered_since_ms, memory_order_relaxed))
-                atomic_store(&unanswered_since_ms, 0); /* the server answers again */
-        }
+        /* Read at every wake, not only when the socket is readable: over TLS part of an
+         * answer may wait decrypted inside the TLS library, which poll does not see. */
+        if (rc >= 0 && PQconsumeInput(st->pg) != 1)
+            return pg_err(st, NULL);
+        if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) &&
+            atomic_load_explicit(&unanswered_since_ms, memory_order_relaxed))
+            atomic_store(&unanswered_since_ms, 0); /* the server answers again */
     }
 }
 
