@@ -1,27 +1,20 @@
 /* node_beat: the thread that keeps this node's row in the nodes table (node_beat.h). */
 #include "proxy/node_beat.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "base/clock.h"
 #include "proxy/log.h"
-#include "proxy/poll_thread.h"
+#include "proxy/wake_thread.h"
 
 struct node_beat {
-    pthread_t thread;
-    struct store *st;     /* owned; the beat thread's alone */
-    struct store_node me; /* the beat thread's alone once started */
-    int wake_fd;          /* eventfd: node_beat_stop wakes the wait */
-    _Atomic bool stopping;
+    struct wake_thread wt; /* node_beat_stop wakes the wait */
+    struct store *st;      /* owned; the beat thread's alone */
+    struct store_node me;  /* the beat thread's alone once started */
     int64_t (*running_version)(void *arg);
     void *arg;
     _Atomic uint64_t nodes, lagging, stopped;                 /* node_beat_fleet */
@@ -92,7 +85,7 @@ static void *beat_main(void *arg)
     int64_t sent_version = -1;
     bool down = false;
 
-    while (!atomic_load(&b->stopping)) {
+    while (!wake_thread_stopping(&b->wt)) {
         int64_t version = b->running_version(b->arg);
         int64_t now = clock_mono_ms();
 
@@ -117,8 +110,7 @@ static void *beat_main(void *arg)
                 sent_version = version;
             next_ms = clock_mono_ms() + NODE_BEAT_MS;
         }
-        struct pollfd p = {.fd = b->wake_fd, .events = POLLIN};
-        poll(&p, 1, NODE_BEAT_CHECK_MS);
+        wake_thread_wait(&b->wt, NODE_BEAT_CHECK_MS);
     }
     return NULL;
 }
@@ -137,45 +129,27 @@ struct node_beat *node_beat_start(const char *db_path, const struct store_node *
     b->me.beat_every_ms = NODE_BEAT_MS;
     b->running_version = running_version;
     b->arg = arg;
-    b->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (b->wake_fd < 0) {
-        snprintf(err, errlen, "node heartbeat: eventfd: %s", strerror(errno));
+    b->st = store_open_for(db_path, STORE_FOR_NODE_BEAT, err, errlen);
+    if (!b->st || wake_thread_start(&b->wt, beat_main, b, "node heartbeat", err, errlen) < 0) {
+        store_close(b->st);
         free(b);
         return NULL;
     }
-    b->st = store_open_for(db_path, STORE_FOR_NODE_BEAT, err, errlen);
-    if (!b->st)
-        goto fail;
-    if ((errno = pthread_create(&b->thread, NULL, beat_main, b)) != 0) {
-        snprintf(err, errlen, "node heartbeat: pthread_create: %s", strerror(errno));
-        goto fail;
-    }
     return b;
-fail:
-    store_close(b->st);
-    close(b->wake_fd);
-    free(b);
-    return NULL;
 }
 
 void node_beat_stop(struct node_beat *b, int bound_ms)
 {
-    uint64_t one = 1;
     char err[256];
 
     if (!b)
         return;
-    atomic_store(&b->stopping, true);
-    if (write(b->wake_fd, &one, sizeof(one)) < 0) {
-        /* the wait ends within NODE_BEAT_CHECK_MS all the same */
-    }
-    if (!thread_join_within(b->thread, bound_ms)) {
+    if (!wake_thread_stop(&b->wt, bound_ms)) {
         log_warnx("node heartbeat: the thread is still waiting for the database: left behind");
         return; /* the thread still uses b and its connection */
     }
     if (store_node_stop(b->st, &b->me, err, sizeof(err)) < 0)
         log_warnx("node heartbeat: cannot mark this node stopped: %s", err);
     store_close(b->st);
-    close(b->wake_fd);
     free(b);
 }

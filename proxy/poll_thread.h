@@ -2,11 +2,10 @@
  * the settings, expired rules, access requests, forwards, a SIGHUP's reload) for the main
  * thread, which alone takes the signals and so must never wait for the database: a frozen
  * PostgreSQL holds this thread (each of its waits within its bound, store_sql.c), never
- * SIGTERM. Also the bounded join the stop of every database thread uses. */
+ * SIGTERM. */
 #ifndef PX_POLL_THREAD_H
 #define PX_POLL_THREAD_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,8 +24,5 @@ void poll_thread_ask(struct poll_thread *t, unsigned what);
  * (a wait on the database) and is left behind, detached, with what it uses: the caller must
  * not free that either. */
 bool poll_thread_stop(struct poll_thread *t, int bound_ms);
-
-/* pthread_join within bound_ms; false: the thread still runs, and is detached. */
-bool thread_join_within(pthread_t thread, int bound_ms);
 
 #endif
