@@ -156,10 +156,13 @@ struct conn {
     struct acl_host tunnel_host;
     uint16_t tunnel_port;
     struct sockaddr_storage tunnel_addr;
-    char tunnel_user[64]; /* the CONNECT's proxy user, "" if none: every request's */
-    bool hello_pending;   /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
-                             until they prove not to be TLS, or a ClientHello whose server name
-                             the policy allows (tunnel.c) */
+    char tunnel_user[64];  /* the CONNECT's proxy user, "" if none: every request's */
+    bool hello_pending;    /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
+                              until they prove not to be TLS, or a ClientHello whose server name
+                              the policy allows (tunnel.c) */
+    bool first_bytes_late; /* intercepted, gone on by its destination alone after the peek
+                              window: a ClientHello or HTTP request that comes before the
+                              origin says anything is judged as if in time (intercept.c) */
 
     struct sockaddr_storage client_addr;
     bool client_counted;  /* holds a place in w->shared->clients */

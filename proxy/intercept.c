@@ -278,7 +278,58 @@ void intercept_peek_timeout(struct conn *c)
         bad_hello(c, why);
         return;
     }
+    c->first_bytes_late = true;
     other_begin(c);
+}
+
+/* Whether the origin has said anything: then the client's bytes are part of its protocol. */
+static bool origin_spoke(const struct conn *c)
+{
+    char b;
+    return c->req->rec.bytes_down > 0 || c->down.len > 0 || c->dpipe.bytes > 0 ||
+           recv(c->ofd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+int intercept_late_bytes(struct conn *c, bool ended)
+{
+    struct worker *w = c->w;
+    struct tls_hello h;
+    const char *why;
+    const char *p = buf_head(&c->up);
+    enum tls_hello_result tls = tls_hello_parse((const uint8_t *)p, c->up.len, &h, &why);
+    enum looks http = tls == TLS_HELLO_NOT_TLS ? looks_http(p, c->up.len) : LOOKS_NO;
+    if (tls == TLS_HELLO_NOT_TLS && http == LOOKS_NO) {
+        c->first_bytes_late = false;
+        return 1;
+    }
+    bool full = buf_room(&c->up) <= HEAD_RESERVE;
+    if ((tls == TLS_HELLO_NEED_MORE || http == LOOKS_MAYBE) && !ended && !full)
+        return 0;
+    c->first_bytes_late = false;
+    if (origin_spoke(c))
+        return 1;
+    /* Started over: the judgement by destination alone, its origin connection and its tunnel
+     * are dropped unrecorded (nothing moved); the bytes are judged as the peek judges them. */
+    c->hello_pending = false;
+    if (c->counted_tunnel)
+        atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
+    c->counted_tunnel = false;
+    origin_close(c);
+    c->o_readable = c->o_writable = false;
+    tun_pipe_close(&w->pipes, &c->dpipe);
+    tun_pipe_close(&w->pipes, &c->upipe);
+    buf_detach(&w->bufs, &c->down);
+    memset(&c->upf, 0, sizeof(c->upf));
+    memset(&c->downf, 0, sizeof(c->downf));
+    c->is_forward = false;
+    c->requests--;
+    atomic_fetch_sub_explicit(&w->stats.requests_total, 1, memory_order_relaxed);
+    req_pool_give(&w->reqs, c->req);
+    c->req = NULL;
+    c->why = CLOSE_NONE;
+    conn_set_state(c, CONN_PEEK);
+    intercept_step_peek(c);
+    return -1;
 }
 
 /* ---- intercepted HTTP ---- */

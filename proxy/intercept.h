@@ -41,6 +41,12 @@ bool intercept_step_peek(struct conn *c);
  * destination and spliced. */
 void intercept_peek_timeout(struct conn *c);
 
+/* The tunnel's reading of held first bytes on a first_bytes_late connection (tunnel.c
+ * hello_step): a ClientHello or an HTTP request, with nothing from the origin yet, starts the
+ * connection over as if the peek had seen it. Returns 1 when the bytes are the tunnel's to
+ * judge (first_bytes_late cleared), 0 to wait for more, -1 when c left the tunnel. */
+int intercept_late_bytes(struct conn *c, bool ended);
+
 /* The host of an intercepted origin-form request: Host's host, canonical, or the original
  * destination's address when the request has no Host (HTTP/1.0). Returns 0, or -1 with *why
  * set when Host names no host proxyd accepts. */

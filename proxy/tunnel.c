@@ -14,6 +14,7 @@
 #include "base/status.h"
 #include "proxy/bump.h"
 #include "proxy/conn.h"
+#include "proxy/intercept.h"
 #include "proxy/log.h"
 #include "proxy/origin.h"
 #include "proxy/request.h"
@@ -385,8 +386,10 @@ static int hello_step(struct conn *c)
         return -1;
     }
     bool ended = false;
+    /* Bytes that may start over as an HTTP request keep its head's reserve, as the peek does. */
+    size_t reserve = c->first_bytes_late ? HEAD_RESERVE : 0;
     for (;;) {
-        ssize_t n = conn_client_recv(c, &c->up, 0);
+        ssize_t n = conn_client_recv(c, &c->up, reserve);
         if (n == PX_ERR) {
             conn_close(c, CLOSE_CLIENT_ERROR);
             return -1;
@@ -399,6 +402,11 @@ static int hello_step(struct conn *c)
     if (c->up.len == 0 && !ended) {
         buf_detach(&w->bufs, &c->up); /* a quiet client holds no buffer */
         return 0;
+    }
+    if (c->first_bytes_late) {
+        int late = intercept_late_bytes(c, ended);
+        if (late <= 0)
+            return late;
     }
     bool go = hello_judge(c, buf_room(&c->up) == 0);
     if (c->state != CONN_TUNNEL)
@@ -415,8 +423,8 @@ bool tun_step(struct conn *c)
     int up = c->hello_pending ? hello_step(c)
                               : tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable,
                                                  &c->up, &c->upipe, &c->upf, true);
-    if (up < 0)
-        return c->state == CONN_REPLY; /* a refused ClientHello: its alert goes out next */
+    if (up < 0) /* a refused ClientHello's alert goes out next; a restarted one goes on */
+        return c->state != CONN_CLOSED;
     int down = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
                                 &c->dpipe, &c->downf, false);
     if (down < 0)

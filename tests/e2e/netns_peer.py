@@ -20,6 +20,8 @@ what they got as one JSON line. Python stdlib and tls_util (beside it) only.
     hello DEST PORT SNI                a ClientHello in four segments: {"got": hex of the answer}
     echo DEST PORT TEXT                {"got": text}
     connect PROXY PPORT HOST PORT SNI N   CONNECT, then as tls
+    --late S CLIENT-COMMAND...         a client that says nothing for S seconds after its
+                                       connection is made (past the proxy's wait for first bytes)
 """
 import json
 import socket
@@ -165,10 +167,14 @@ def origin(argv):
         time.sleep(3600)
 
 
+SILENT_FIRST = 0.0  # --late
+
+
 def connect(dest, port, source=None):
     s = socket.create_connection((dest, int(port)), timeout=60,
                                  source_address=(source, 0) if source else None)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    time.sleep(SILENT_FIRST)
     return s
 
 
@@ -196,6 +202,10 @@ def tls_over(s, sni, n):
 
 
 def main(argv):
+    global SILENT_FIRST
+    if argv[0] == "--late":
+        SILENT_FIRST = float(argv[1])
+        argv = argv[2:]
     cmd = argv[0]
     if cmd == "origin":
         return origin(argv[1:])
