@@ -227,6 +227,8 @@ static void fill_template(struct store *st, int64_t d0, int64_t per_day, int64_t
     rollup_from_finer(st, HOUR_MS, DAY_MS, d0, d0 + DAY_MS);
 }
 
+#define DAY_SLICES 24
+
 /* Day k after the template: its rows, rollups and minutes copied with times (and buckets)
  * k days later and ids k * per_day higher, up to cut (now, for today; the rollup buckets
  * that end after cut are summed from the copied rows instead). */
@@ -235,21 +237,36 @@ static void copy_day(struct store *st, int64_t d0, int64_t per_day, int64_t base
 {
     static const int64_t level[STORE_ROLLUP_LEVELS] = {MIN_MS, HOUR_MS, DAY_MS};
     int64_t shift = k * DAY_MS, ids = k * per_day, day = d0 + shift;
-    int64_t rows_args[5] = {ids, shift, base, base + per_day, cut};
 
-    run(st, "copy rows",
-        "INSERT INTO access_log(id, time_ms, " ROW_COLS ") SELECT id + ?1, time_ms + ?2, " ROW_COLS
-        " FROM access_log WHERE id >= ?3 AND id < ?4 AND time_ms + ?2 < ?5 ORDER BY id",
-        5, rows_args);
+    /* In slices of an hour's worth: on PostgreSQL a statement ends at the store's
+     * statement_timeout (a minute), which a whole day of 100M rows outlasts on a loaded
+     * machine. */
+    for (int64_t j = 0; j < DAY_SLICES; j++) {
+        int64_t rows_args[5] = {ids, shift, base + per_day * j / DAY_SLICES,
+                                base + per_day * (j + 1) / DAY_SLICES, cut};
+
+        run(st, "copy rows",
+            "INSERT INTO access_log(id, time_ms, " ROW_COLS
+            ") SELECT id + ?1, time_ms + ?2, " ROW_COLS
+            " FROM access_log WHERE id >= ?3 AND id < ?4 AND time_ms + ?2 < ?5 ORDER BY id",
+            5, rows_args);
+    }
     for (int l = 0; l < STORE_ROLLUP_LEVELS; l++) {
         for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
-            int64_t args[6] = {shift, level[l], d0, d0 + DAY_MS, cut, dim};
+            for (int64_t j = 0; j < DAY_SLICES; j++) {
+                int64_t args[6] = {shift,
+                                   level[l],
+                                   d0 + DAY_MS * j / DAY_SLICES,
+                                   d0 + DAY_MS * (j + 1) / DAY_SLICES,
+                                   cut,
+                                   dim};
 
-            run(st, "copy rollups",
-                ROLLUP_COLS "SELECT level_ms, dim, bucket_ms + ?1, key, node, " SUM_COLS
-                            " FROM access_rollup WHERE level_ms = ?2 AND dim = ?6"
-                            " AND bucket_ms >= ?3 AND bucket_ms < ?4 AND bucket_ms + ?1 + ?2 <= ?5",
-                6, args);
+                run(st, "copy rollups",
+                    ROLLUP_COLS "SELECT level_ms, dim, bucket_ms + ?1, key, node, " SUM_COLS
+                                " FROM access_rollup WHERE level_ms = ?2 AND dim = ?6 AND"
+                                " bucket_ms >= ?3 AND bucket_ms < ?4 AND bucket_ms + ?1 + ?2 <= ?5",
+                    6, args);
+            }
         }
     }
     {
