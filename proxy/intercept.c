@@ -298,7 +298,7 @@ int intercept_late_bytes(struct conn *c, bool ended)
     const char *p = buf_head(&c->up);
     enum tls_hello_result tls = tls_hello_parse((const uint8_t *)p, c->up.len, &h, &why);
     enum looks http = tls == TLS_HELLO_NOT_TLS ? looks_http(p, c->up.len) : LOOKS_NO;
-    if (tls == TLS_HELLO_NOT_TLS && http == LOOKS_NO) {
+    if (c->up.len == 0 || (tls == TLS_HELLO_NOT_TLS && http == LOOKS_NO)) {
         c->first_bytes_late = false;
         return 1;
     }
