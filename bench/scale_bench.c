@@ -206,28 +206,38 @@ static void rollup_rows(struct store *st, int64_t lo, int64_t hi)
         2, args);
 }
 
+/* Days are filled and copied in slices of an hour's worth: on PostgreSQL a statement ends at
+ * the store's statement_timeout (a minute), which a whole day of 100M rows outlasts on a loaded
+ * machine. */
+#define DAY_SLICES 24
+
 /* The template: per_day rows of the UTC day d0 (ids [*base, *base + per_day)), with their
  * rollups summed by SQL (from the rows, then from the finer rollups), as the writer would
  * have kept them. */
 static void fill_template(struct store *st, int64_t d0, int64_t per_day, int64_t *base)
 {
     char sql[4096];
-    int64_t args[5] = {0, per_day, d0, DAY_MS, per_day}, lo, hi;
+    int64_t lo, hi;
 
     snprintf(sql, sizeof(sql), "%s%s) a) b", FILL_ROWS,
              st->backend == STORE_PG ? NUMBERS_PG : NUMBERS_SQLITE);
-    run(st, "fill", sql, 5, args);
+    for (int64_t j = 0; j < DAY_SLICES; j++) {
+        int64_t args[5] = {per_day * j / DAY_SLICES, per_day * (j + 1) / DAY_SLICES, d0, DAY_MS,
+                           per_day};
+
+        run(st, "fill", sql, 5, args);
+    }
     lo = query_int(st, "SELECT min(id) FROM access_log");
     hi = query_int(st, "SELECT max(id) FROM access_log");
     if (hi - lo + 1 != per_day)
         die("fill", "the template day's ids are not consecutive");
     *base = lo;
-    rollup_rows(st, d0, d0 + DAY_MS);
-    rollup_from_finer(st, MIN_MS, HOUR_MS, d0, d0 + DAY_MS);
+    for (int64_t h = d0; h < d0 + DAY_MS; h += HOUR_MS) {
+        rollup_rows(st, h, h + HOUR_MS);
+        rollup_from_finer(st, MIN_MS, HOUR_MS, h, h + HOUR_MS);
+    }
     rollup_from_finer(st, HOUR_MS, DAY_MS, d0, d0 + DAY_MS);
 }
-
-#define DAY_SLICES 24
 
 /* Day k after the template: its rows, rollups and minutes copied with times (and buckets)
  * k days later and ids k * per_day higher, up to cut (now, for today; the rollup buckets
@@ -238,9 +248,6 @@ static void copy_day(struct store *st, int64_t d0, int64_t per_day, int64_t base
     static const int64_t level[STORE_ROLLUP_LEVELS] = {MIN_MS, HOUR_MS, DAY_MS};
     int64_t shift = k * DAY_MS, ids = k * per_day, day = d0 + shift;
 
-    /* In slices of an hour's worth: on PostgreSQL a statement ends at the store's
-     * statement_timeout (a minute), which a whole day of 100M rows outlasts on a loaded
-     * machine. */
     for (int64_t j = 0; j < DAY_SLICES; j++) {
         int64_t rows_args[5] = {ids, shift, base + per_day * j / DAY_SLICES,
                                 base + per_day * (j + 1) / DAY_SLICES, cut};
