@@ -6,7 +6,13 @@
  * costs is what the kernel costs for two TCP connections instead of one routed connection;
  * intercept_bench.sh measures it beside proxyd so that proxyd / floor shows proxyd's share.
  *
- *   relay_floor LISTEN_IP:PORT [TARGET_IP:PORT]      (IPv4; one thread; runs until killed)
+ *   relay_floor [--copy] LISTEN_IP:PORT [TARGET_IP:PORT]   (IPv4; one thread; until killed)
+ *
+ * --copy moves the bytes with read(2) and write(2) through a buffer of its own instead: the
+ * relay copies every byte, but the sender's socket pages go back to it as soon as they are
+ * read, where splice keeps them in flight (in the pipe, then in the client socket) until the
+ * far end has them. With both ends on this machine that is a difference in their CPU per byte
+ * (intercept_bench.sh shows it beside the splicing floor).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* splice, pipe2, accept4; the tree's build defines it already */
@@ -81,10 +87,43 @@ static struct half *half_new(int from, int to)
     return h;
 }
 
+static bool copy_mode;
+
+/* Waits for `to` to take more. False when it will not. */
+static bool wait_writable(int to)
+{
+    struct pollfd w = {.fd = to, .events = POLLOUT};
+    return poll(&w, 1, 60000) > 0;
+}
+
+/* relay() for --copy. */
+static bool relay_copy(struct half *h)
+{
+    static char buf[256 * 1024];
+    for (;;) {
+        ssize_t got = read(h->from, buf, sizeof(buf));
+        if (got == 0)
+            return false;
+        if (got < 0)
+            return errno == EAGAIN || errno == EINTR;
+        for (ssize_t off = 0; off < got;) {
+            ssize_t put = write(h->to, buf + off, (size_t)(got - off));
+            if (put > 0)
+                off += put;
+            else if (put < 0 && errno == EAGAIN && !wait_writable(h->to))
+                return false;
+            else if (put < 0 && errno != EAGAIN && errno != EINTR)
+                return false;
+        }
+    }
+}
+
 /* Moves what `from` has to `to`; a full `to` is waited for (one thread: the floor is measured
  * with one bulk transfer at a time). False when the connection is over. */
 static bool relay(struct half *h)
 {
+    if (copy_mode)
+        return relay_copy(h);
     for (;;) {
         ssize_t got =
             splice(h->from, NULL, h->pipe_wr, NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -98,8 +137,7 @@ static bool relay(struct half *h)
             if (put > 0) {
                 got -= put;
             } else if (put < 0 && errno == EAGAIN) {
-                struct pollfd w = {.fd = h->to, .events = POLLOUT};
-                if (poll(&w, 1, 60000) <= 0)
+                if (!wait_writable(h->to))
                     return false;
             } else if (put < 0 && errno != EINTR) {
                 return false;
@@ -152,9 +190,14 @@ static void accept_one(int ep, int listen_fd, const struct sockaddr_in *fixed)
 int main(int argc, char **argv)
 {
     struct sockaddr_in listen_addr, fixed;
+    if (argc > 1 && strcmp(argv[1], "--copy") == 0) {
+        copy_mode = true;
+        argv++;
+        argc--;
+    }
     if (argc < 2 || argc > 3 || !parse_addr(argv[1], &listen_addr) ||
         (argc == 3 && !parse_addr(argv[2], &fixed))) {
-        fprintf(stderr, "usage: relay_floor LISTEN_IP:PORT [TARGET_IP:PORT]\n");
+        fprintf(stderr, "usage: relay_floor [--copy] LISTEN_IP:PORT [TARGET_IP:PORT]\n");
         return 2;
     }
     int one = 1, listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
