@@ -192,14 +192,25 @@ static void bad_hello(struct conn *c, const char *why)
 
 enum looks { LOOKS_NO, LOOKS_MAYBE, LOOKS_YES };
 
-/* Whether p[0..len) begins like an HTTP request line: a method token of capitals, a space. */
+/* Leading line ends past which bytes are taken for HTTP whatever follows (the parser judges). */
+#define LEADING_EOL_MAX 8
+
+/* Whether p[0..len) begins like an HTTP request line: a method token of capitals, a space.
+ * Empty lines before it count as HTTP too: servers skip them (RFC 9112 2.2), as the parser
+ * does, so a request behind a CRLF must not pass for other bytes judged by destination. */
 static enum looks looks_http(const char *p, size_t len)
 {
+    size_t eol = 0;
+    while (eol < len && (p[eol] == '\r' || p[eol] == '\n'))
+        if (++eol > LEADING_EOL_MAX)
+            return LOOKS_YES;
+    p += eol;
+    len -= eol;
     for (size_t i = 0; i < len && i <= METHOD_MAX; i++) {
         if (p[i] == ' ')
             return i > 0 ? LOOKS_YES : LOOKS_NO;
         if (p[i] < 'A' || p[i] > 'Z')
-            return LOOKS_NO;
+            return eol > 0 ? LOOKS_YES : LOOKS_NO;
     }
     return len <= METHOD_MAX ? LOOKS_MAYBE : LOOKS_NO;
 }

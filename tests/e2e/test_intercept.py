@@ -291,6 +291,18 @@ class InterceptTest(unittest.TestCase):
         self.assertEqual(out["status"], 403)
         self.assertEqual(self.wait_rows("path = '/other'")[-1][6], 1)
 
+    def test_a_request_behind_empty_lines_is_still_http(self):
+        # Servers skip CRLFs before a request-line (RFC 9112 2.2): such a request is judged by
+        # its Host like any, not spliced as other bytes judged by the destination alone.
+        out = self.client("echo", ORIGIN, "80", "\r\n\r\nGET /crlf HTTP/1.1\r\n"
+                          "Host: crlf.blocked.test\r\nConnection: close\r\n\r\n")
+        self.assertTrue(out["got"].startswith("HTTP/1.1 403"), out["got"][:200])
+        row = self.wait_rows("path = '/crlf'")[-1]
+        self.assertEqual(row[:7], ("http", "GET", "crlf.blocked.test", 80, "/crlf", 403, 1))
+        # Line ends and then not a request: HTTP all the same, refused as malformed.
+        out = self.client("echo", ORIGIN, "80", "\r\n\x16\x03\x01 not a request\r\n\r\n")
+        self.assertTrue(out["got"].startswith("HTTP/1.1 400"), out["got"][:200])
+
     def test_first_bytes_after_the_peek_window_are_judged_as_in_time(self):
         # LATE seconds of silence outlast proxyd's wait for a connection's first bytes, after
         # which it goes on by its destination alone (a server-speaks-first protocol); the
