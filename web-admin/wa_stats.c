@@ -138,17 +138,21 @@ enum MHD_Result wa_stats_get(struct wa_req *r)
         return wa_reply_error(r, 500, NULL, "%s", err);
     }
     wa_auth_counters(r->ctx->auth, &failed, &throttled);
-    return wa_reply_json(
-        r, 200,
-        json_pack("{s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "proxy",
-                  proxy, "proxy_help", r->ctx->opts->proxy_stats ? proxy_help_json() : json_null(),
-                  "totals", "requests", (json_int_t)t.requests, "blocked", (json_int_t)t.blocked,
-                  "bytes_up", (json_int_t)t.bytes_up, "bytes_down", (json_int_t)t.bytes_down,
-                  "clients", (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms",
-                  (json_int_t)since, "until_ms", (json_int_t)until, "node",
-                  node ? json_string(node) : json_null(), "auth", "password_checks",
-                  (json_int_t)store_account_hash_runs(), "admin_logins_failed", (json_int_t)failed,
-                  "admin_logins_throttled", (json_int_t)throttled));
+    json_t *out = json_pack(
+        "{s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "proxy", proxy,
+        "proxy_help", r->ctx->opts->proxy_stats ? proxy_help_json() : json_null(), "totals",
+        "requests", (json_int_t)t.requests, "blocked", (json_int_t)t.blocked, "bytes_up",
+        (json_int_t)t.bytes_up, "bytes_down", (json_int_t)t.bytes_down, "clients",
+        (json_int_t)t.clients, "hosts", (json_int_t)t.hosts, "since_ms", (json_int_t)since,
+        "until_ms", (json_int_t)until, "node", node ? json_string(node) : json_null(), "auth",
+        "password_checks", (json_int_t)store_account_hash_runs(), "admin_logins_failed",
+        (json_int_t)failed, "admin_logins_throttled", (json_int_t)throttled);
+    /* "proxy" holds this node's counters only, whichever node's totals are asked for. */
+    if (out)
+        json_object_set_new(out, "answering_node",
+                            r->ctx->opts->node_name ? json_string(r->ctx->opts->node_name)
+                                                    : json_null());
+    return wa_reply_json(r, 200, out);
 }
 
 enum MHD_Result wa_stats_health(struct wa_req *r)

@@ -26,11 +26,13 @@ SHOTS = os.path.join(ALL_SHOTS, "dashboard")
 SCREENSHOTS = ("dashboard-empty-desktop.png", "dashboard-empty-phone.png",
                "dashboard-24h-desktop.png", "dashboard-7d-desktop.png",
                "dashboard-who-desktop.png", "dashboard-24h-phone.png",
-               "log-filtered-desktop.png", "log-filtered-phone.png", "log-why-inline-desktop.png")
+               "log-filtered-desktop.png", "log-filtered-phone.png", "log-why-inline-desktop.png",
+               "dashboard-diagnostics-desktop.png")
 POLICY = "deny domain ads.test\nname 127.0.0.3 reception-pc\n"
 MIN_MS = 60 * 1000
 BUCKET_MS = 10 * MIN_MS
 DENY = 1  # store_decision
+NODE = "front-desk"
 
 
 def get_from(px, source, url):
@@ -78,11 +80,11 @@ class BrowserDashboardTest(BrowserCase):
         self.clear_shots(SHOTS)
         records = {"allowed.test": "127.0.0.1", "ads.test": "127.0.0.1"}
         with DnsStub(records=records) as dns, Origin() as origin, \
-                Proxyd(dns=dns, policy=POLICY) as px:
+                Proxyd(dns=dns, policy=POLICY, extra_args=("--node-name", NODE)) as px:
             px.api("PUT", "/api/lists/trackers", b"t1.test\nt2.test\nt3.test\n")
             base = {"admin": px.admin_url, "password": px.first_password,
                     "newPassword": "dashboard-browser", "proxyPort": px.proxy_port,
-                    "originPort": origin.port, "shots": SHOTS}
+                    "originPort": origin.port, "shots": SHOTS, "nodeName": NODE}
             self.run_flow("dashboard_flow.mjs", dict(base, phase="empty"))
 
             # Written while proxyd is stopped: its log writer rolls up every row above the

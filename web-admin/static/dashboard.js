@@ -169,7 +169,11 @@
   }
 
   /* The proxy's counters with what each counts, in units people read. */
-  function diagnostics(proxy, help) {
+  function diagnostics(proxy, help, answering) {
+    /* Counters live in each node's memory: in a fleet, say whose these are. */
+    $('diagnostics-of').textContent = answering
+      ? 'node ' + answering + "'s own counters since it started (the node serving this page)"
+      : "the proxy's own counters since it started";
     const ps = $('proxy-stats');
     ps.replaceChildren();
     if (!proxy) {
@@ -257,7 +261,7 @@
     fillTop('top-reported', reported.rows, 'host');
     fillTop('top-clients', clients.rows, 'client');
     fillTop('top-blocked-clients', blockedClients.rows, 'client');
-    diagnostics(stats.proxy, stats.proxy_help);
+    diagnostics(stats.proxy, stats.proxy_help, stats.answering_node);
     /* The set-up note is for a proxy nobody uses yet, not for a quiet node. */
     await emptyState(t.requests === 0 && !node);
     if (visitorsHost) await showVisitors(visitorsHost);

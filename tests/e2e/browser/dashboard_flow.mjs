@@ -240,6 +240,8 @@ async function diagnostics(page) {
   check(!(await table.isVisible()), 'the counters are not tucked under Diagnostics');
   await page.getByTestId('diagnostics').locator('summary').click();
   await table.waitFor({ state: 'visible', timeout: STEP_MS });
+  const whose = await page.locator('#diagnostics-of').innerText();
+  check(whose.includes('node ' + cfg.nodeName + "'s own counters"), 'Diagnostics says whose: ' + whose);
   const down = await table.locator('tr[data-key="bytes_down"]').innerText();
   check(/bytes sent to clients/.test(down) && /\d+(\.\d)? (B|kB|MB)/.test(down), 'bytes_down: ' + down);
   const started = await table.locator('tr[data-key="started_ms"]').innerText();
@@ -247,6 +249,8 @@ async function diagnostics(page) {
   const dns = await table.locator('tr[data-key="dns_lookup"]').innerText();
   check(/on average/.test(dns), 'dns_lookup: ' + dns);
   log('diagnostics: ' + down.replace(/\s+/g, ' '));
+  await page.getByTestId('diagnostics').scrollIntoViewIfNeeded();
+  await shot(page, 'dashboard-diagnostics-desktop.png');
 }
 
 async function fullPhase(page) {
