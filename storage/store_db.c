@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1098,6 +1099,17 @@ int store_pg_revive(struct store *st)
     return 0;
 }
 
+static pthread_once_t sqlite_setup_once = PTHREAD_ONCE_INIT;
+/* SQLite's allocator keeps process-wide memory statistics behind a global mutex: a lock and
+ * an unlock around every allocation, six allocations a log row (cursors, records). Nothing
+ * reads those statistics (sqlite3_memory_used, sqlite3_status), so they are switched off
+ * before SQLite starts. Once only; if SQLite has already started (a caller opened a
+ * connection of its own first), the call is refused and everything works as before. */
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 struct store *store_open_timeout(const char *path, enum store_purpose purpose, int busy_timeout_ms,
                                  char *err, size_t errlen)
 {
@@ -1143,6 +1155,7 @@ struct store *store_open_timeout(const char *path, enum store_purpose purpose, i
         return st;
     }
     create_private(path);
+    pthread_once(&sqlite_setup_once, sqlite_setup);
     /* NOMUTEX: one struct store is used by one thread at a time (store.h). */
     rc = sqlite3_open_v2(path, &st->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

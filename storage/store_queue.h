@@ -44,9 +44,9 @@ void store_queue_wait(struct store_queue *q, int timeout_ms);
 /* Records pushed and not yet drained, over all rings. Consumer only. */
 size_t store_queue_len(struct store_queue *q);
 /* Calls fn on up to max queued records, ring after ring, each ring oldest first. rec is the
- * record unpacked (strings NUL-terminated and zero-padded) and stays valid until fn returns;
- * slots go back to producers in groups of 16 as fn returns, so a long drain frees room
- * early. Returns the number of records taken. Consumer only. */
+ * record unpacked (each string NUL-terminated or filling its array; the bytes after a NUL are
+ * not cleared) and stays valid until fn returns; slots go back to producers in groups of 16
+ * as fn returns, so a long drain frees room early. Returns the records taken. Consumer only. */
 size_t store_queue_drain(struct store_queue *q, size_t max,
                          void (*fn)(void *arg, const struct store_access *rec), void *arg);
 /* Like store_queue_drain, but hands fn runs of records that lie next to each other in a ring

@@ -345,6 +345,23 @@ static void keep(void *arg, const struct store_access *rec)
     got = *rec;
 }
 
+/* Every member of a equals b's; a string up to its NUL or its array's end (the bytes after a
+ * NUL are not part of it: unpack leaves them as an earlier record left them). */
+#define SAME(f) (a->f == b->f)
+#define SAME_TEXT(f) (strncmp(a->f, b->f, sizeof(a->f)) == 0)
+static bool same_record(const struct store_access *a, const struct store_access *b)
+{
+    bool numbers = SAME(time_ms) && SAME(duration_ms) && SAME(status) && SAME(port) &&
+                   SAME(bytes_up) && SAME(bytes_down) && SAME(rule_id) && SAME(undecided_rule_id) &&
+                   SAME(decision) && SAME(policy_version);
+
+    return numbers && SAME_TEXT(client) && SAME_TEXT(user) && SAME_TEXT(method) &&
+           SAME_TEXT(scheme) && SAME_TEXT(host) && SAME_TEXT(path) && SAME_TEXT(error) &&
+           SAME_TEXT(sni) && SAME_TEXT(dest);
+}
+#undef SAME
+#undef SAME_TEXT
+
 START_TEST(test_every_member_survives_the_packing)
 {
     struct store_queue *q = queue(1, 4);
@@ -362,12 +379,15 @@ START_TEST(test_every_member_survives_the_packing)
     ck_assert(store_queue_push(q, 0, &b));
     ck_assert_uint_eq(store_queue_drain(q, 1, keep, NULL), 1);
     ck_assert(memcmp(&got, &b, sizeof(b)) == 0);
-    /* Short and empty strings come back NUL-padded, as a filled record is. */
+    /* Short and empty strings after longer ones in the same scratch record end at their
+     * length: their NUL is written, whatever the earlier record left after it. */
     b = record(3, 9);
     b.sni[0] = '\0';
     ck_assert(store_queue_push(q, 0, &b));
     ck_assert_uint_eq(store_queue_drain(q, 1, keep, NULL), 1);
-    ck_assert(memcmp(&got, &b, sizeof(b)) == 0);
+    ck_assert(same_record(&got, &b));
+    ck_assert_str_eq(got.sni, "");
+    ck_assert_uint_eq(strnlen(got.host, sizeof(got.host)), strlen(b.host));
     store_queue_free(q);
 }
 END_TEST
