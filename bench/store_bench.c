@@ -20,6 +20,9 @@
  * store_bench writer N [OUTDIR]: N realistic rows pushed as fast as the writer takes them, one
  * producer; prints rows/s. Run under callgrind (--separate-threads=yes) it gives the writer
  * thread's instructions per row, a figure the machine's load does not move.
+ * store_bench writer-proxy N [OUTDIR]: the same with the rows of the proxy benches (one client
+ * fetching one 1 KiB file from one origin, keep-alive), what the writer sees at c64 in
+ * bench/proxy_bench.sh.
  */
 #include <dirent.h>
 #include <libpq-fe.h>
@@ -110,6 +113,25 @@ static void fill(struct store_access *a, uint64_t *s, int64_t time_ms)
     snprintf(a->host, sizeof(a->host), "%s%u.example%u.com", h % 7 == 0 ? "ads" : "www", h, h % 13);
     if (!tunnel)
         snprintf(a->path, sizeof(a->path), "%s", paths[rnd(s) % 8]);
+}
+
+/* A row of the proxy benches: one client, one origin, one 1 KiB file; only the times vary. */
+static void fill_proxy(struct store_access *a, uint64_t *s, int64_t time_ms)
+{
+    memset(a, 0, sizeof(*a));
+    a->time_ms = time_ms;
+    a->duration_ms = (uint32_t)(rnd(s) % 3);
+    a->decision = STORE_ALLOW;
+    a->status = 200;
+    a->port = 18181;
+    a->bytes_down = 1210;
+    a->policy_version = 1;
+    snprintf(a->client, sizeof(a->client), "127.0.0.1");
+    snprintf(a->method, sizeof(a->method), "GET");
+    snprintf(a->scheme, sizeof(a->scheme), "http");
+    snprintf(a->host, sizeof(a->host), "127.0.0.1");
+    snprintf(a->path, sizeof(a->path), "/small");
+    snprintf(a->dest, sizeof(a->dest), "127.0.0.1:18181");
 }
 
 /* ---- (1) throughput ---- */
@@ -290,8 +312,9 @@ static void bench_throughput(const char *dir, const char *pg, size_t producers)
     printf("\n");
 }
 
-/* N rows through the writer, batches as large as the queue allows. */
-static void bench_writer(const char *dir, int64_t rows)
+/* N rows through the writer, batches as large as the queue allows; proxy: fill_proxy's rows,
+ * else fill's. */
+static void bench_writer(const char *dir, int64_t rows, bool proxy)
 {
     char path[512], side[540], err[256];
     struct store_log_opts o = {
@@ -315,7 +338,10 @@ static void bench_writer(const char *dir, int64_t rows)
     }
     t0 = now_s();
     for (int64_t i = 0; i < rows; i++) {
-        fill(&a, &s, t++);
+        if (proxy)
+            fill_proxy(&a, &s, t++);
+        else
+            fill(&a, &s, t++);
         while (!store_log_push(log, 0, &a))
             sched_yield();
     }
@@ -787,8 +813,9 @@ int main(int argc, char **argv)
         printf("total %.0f s\n", now_s() - t0);
         return 0;
     }
-    if (argc > 2 && strcmp(argv[1], "writer") == 0) {
-        bench_writer(argc > 3 ? argv[3] : "/tmp", strtoll(argv[2], NULL, 10));
+    if (argc > 2 && (strcmp(argv[1], "writer") == 0 || strcmp(argv[1], "writer-proxy") == 0)) {
+        bench_writer(argc > 3 ? argv[3] : "/tmp", strtoll(argv[2], NULL, 10),
+                     strcmp(argv[1], "writer-proxy") == 0);
         return 0;
     }
     if (argc > 2 && strcmp(argv[1], "--db") == 0) {

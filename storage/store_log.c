@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,20 @@
 #define CATCH_UP_ROWS 20000
 #define ROLLUP_KEYS 32768 /* (bucket, key) pairs summed in memory before they must be applied */
 
+/* SQLite: a prepared INSERT of INSERT_ROWS rows that binds the columns in `shared` (bit c for
+ * column c of LOG_COLUMNS) once, from the first row, for all its rows (insert_sql). */
+struct insert_variant {
+    uint32_t shared;
+    uint32_t uses; /* chunks inserted with it, halved at each replacement */
+    struct sql_stmt *stmt;
+};
+/* Variants kept per connection: a chunk whose exact one is not among them uses the one that
+ * shares the most of its columns, and after VARIANT_MISSES such chunks its own replaces the
+ * least used. Preparing one costs about 740,000 instructions (callgrind), what about 70 rows
+ * cost to insert: at most one per 1,024 chunks is at most 45 instructions a row. */
+#define INSERT_VARIANTS 8
+#define VARIANT_MISSES 1024
+
 struct store_log {
     /* Shared with producers and store_log_counters callers. */
     struct store_queue *queue; /* owned */
@@ -91,12 +106,16 @@ struct store_log {
     char *node_name;  /* owned: every row's node column */
     int flush_ms;
     int64_t retention_days, retention_rows;
-    struct store *st;             /* NULL while the database cannot be opened */
-    struct sql_stmt *insert;      /* prepared on st: one row */
-    struct sql_stmt *insert_many; /* prepared on st: INSERT_ROWS rows */
-    struct sql_copy copy;         /* PostgreSQL: the batch's rows, as COPY text */
-    size_t copy_sent;             /* bytes of copy already sent in this batch */
-    bool spilling;                /* the batch being drained goes to the spill, not the db */
+    struct store *st;        /* NULL while the database cannot be opened */
+    struct sql_stmt *insert; /* SQLite, prepared on st: one row */
+    /* SQLite, prepared on st: INSERT_ROWS rows, by the columns they bind once (see
+     * insert_variant); [0] binds every column of every row. */
+    struct insert_variant variants[INSERT_VARIANTS];
+    size_t nvariants;
+    unsigned variant_misses; /* chunks since the last replacement that found no exact one */
+    struct sql_copy copy;    /* PostgreSQL: the batch's rows, as COPY text */
+    size_t copy_sent;        /* bytes of copy already sent in this batch */
+    bool spilling;           /* the batch being drained goes to the spill, not the db */
     /* PostgreSQL with a spill: see the top of the file. */
     struct store_spill *spill; /* owned, or NULL */
     struct sql_stmt *deliver;  /* prepared on st: records a batch's sequence number */
@@ -316,37 +335,129 @@ static void squid_flush(struct store_log *log)
  * may wait for it: 32 rows made that wait twice as long for 340 instructions a row less (of
  * the writer's 20,000; docs/performance.md, "Smaller chunks"). */
 #define INSERT_ROWS 16
-#define INSERT_COLS 18 /* bound per row; the node, the same in every row, is ?1, bound once */
-#define INSERT_SQL_MAX (256 + INSERT_ROWS * (INSERT_COLS * 6 + 8))
 
-/* "INSERT ... VALUES (?2, ..., ?19, ?1), (?20, ..., ?37, ?1), ..." for rows rows. */
-static void insert_sql(char *sql, size_t rows)
+/* The columns of a row, in the order the INSERT binds them and the COPY sends them: NUM for a
+ * number member of struct store_access, TEXT for a char array, each with its column's name as
+ * the statements spell it. The node, the same in every row, comes last, outside the list. */
+#define LOG_COLUMNS(NUM, TEXT)                                                                     \
+    NUM(time_ms, "time_ms")                                                                        \
+    TEXT(client, "client")                                                                         \
+    TEXT(user, "\"user\"")                                                                         \
+    TEXT(method, "method")                                                                         \
+    TEXT(scheme, "scheme")                                                                         \
+    TEXT(host, "host")                                                                             \
+    NUM(port, "port")                                                                              \
+    TEXT(path, "path")                                                                             \
+    NUM(status, "status")                                                                          \
+    NUM(bytes_up, "bytes_up")                                                                      \
+    NUM(bytes_down, "bytes_down")                                                                  \
+    NUM(duration_ms, "duration_ms")                                                                \
+    NUM(decision, "decision")                                                                      \
+    NUM(rule_id, "rule_id")                                                                        \
+    TEXT(error, "error")                                                                           \
+    NUM(policy_version, "policy_version")                                                          \
+    TEXT(sni, "sni")                                                                               \
+    TEXT(dest, "dest")
+#define COLUMN_INDEX(member, name) COLUMN_##member,
+enum { LOG_COLUMNS(COLUMN_INDEX, COLUMN_INDEX) INSERT_COLS };
+#undef COLUMN_INDEX
+#define COLUMN_NAME(member, name) name ", "
+#define COLUMN_NAMES LOG_COLUMNS(COLUMN_NAME, COLUMN_NAME) "node"
+_Static_assert(INSERT_COLS <= 32, "a variant's mask has a bit per column");
+#define INSERT_SQL_MAX (sizeof(COLUMN_NAMES) + 64 + INSERT_ROWS * (INSERT_COLS * 6 + 8))
+
+/* The columns whose value is the same in all n rows of recs, bit c for column c. */
+static uint32_t shared_columns(const struct store_access *recs, size_t n)
 {
-    char *p = sql;
+    uint32_t shared = 0;
+    size_t r;
 
-    p += sprintf(p, "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host, port,"
-                    " path, status, bytes_up, bytes_down, duration_ms, decision, rule_id, error,"
-                    " policy_version, sni, dest, node) VALUES ");
+#define NUM(m, name)                                                                               \
+    for (r = 1; r < n && recs[r].m == recs[0].m; r++)                                              \
+        ;                                                                                          \
+    shared |= (uint32_t)(r == n) << COLUMN_##m;
+#define TEXT(m, name)                                                                              \
+    for (r = 1; r < n && strncmp(recs[r].m, recs[0].m, sizeof(recs[0].m)) == 0; r++)               \
+        ;                                                                                          \
+    shared |= (uint32_t)(r == n) << COLUMN_##m;
+    LOG_COLUMNS(NUM, TEXT)
+#undef NUM
+#undef TEXT
+    return shared;
+}
+
+/* Row r's parameter for column c: ?2 .. ?(1 + INSERT_COLS) for the first row, and so on; a
+ * column in `shared` takes the first row's in every row. */
+static int param_of(size_t r, int c, uint32_t shared)
+{
+    return 2 + (int)((shared >> c) & 1 ? 0 : r) * INSERT_COLS + c;
+}
+
+/* "INSERT ... VALUES (?2, ..., ?19, ?1), (?20, ..., ?37, ?1), ..." for rows rows, with the
+ * first row's parameter in every row for the columns in shared. */
+static void insert_sql(char *sql, size_t rows, uint32_t shared)
+{
+    char *p = stpcpy(sql, "INSERT INTO access_log(" COLUMN_NAMES ") VALUES ");
+
     for (size_t r = 0; r < rows; r++) {
         for (int c = 0; c < INSERT_COLS; c++)
-            p += sprintf(p, "%s?%zu", c ? ", " : r ? ", (" : "(", 2 + r * INSERT_COLS + (size_t)c);
+            p += sprintf(p, "%s?%d", c ? ", " : r ? ", (" : "(", param_of(r, c, shared));
         p = stpcpy(p, ", ?1)");
     }
 }
 
-static int prepare_insert(struct store_log *log, size_t rows, struct sql_stmt **out, char *err,
-                          size_t errlen)
+static int prepare_insert(struct store_log *log, size_t rows, uint32_t shared,
+                          struct sql_stmt **out, char *err, size_t errlen)
 {
     char sql[INSERT_SQL_MAX];
 
-    insert_sql(sql, rows);
+    insert_sql(sql, rows, shared);
     if (store_prepare(log->st, sql, out, err, errlen) < 0)
         return -1;
-    /* Bindings outlive sql_reset: the node is bound for the statement's life. A batch's
-     * statements go out without a round trip each (PostgreSQL). */
+    /* Bindings outlive sql_reset: the node is bound for the statement's life. */
     sql_bind_text(*out, 1, log->node_name);
-    sql_defer(*out);
     return 0;
+}
+
+/* The statement for a chunk of INSERT_ROWS rows whose columns in want are the same in every
+ * row: its own if kept (or prepared now while there is room or VARIANT_MISSES chunks have
+ * gone without theirs), else the kept one that shares the most of them and no other. */
+static struct insert_variant *insert_variant(struct store_log *log, uint32_t want)
+{
+    struct insert_variant *best = &log->variants[0], *least = NULL, *slot;
+    struct sql_stmt *s;
+    char err[128];
+
+    for (size_t i = 0; i < log->nvariants; i++) {
+        struct insert_variant *v = &log->variants[i];
+
+        if (v->shared == want) {
+            v->uses++;
+            return v;
+        }
+        if ((v->shared & ~want) == 0 &&
+            __builtin_popcount(v->shared) > __builtin_popcount(best->shared))
+            best = v;
+        if (i > 0 && (!least || v->uses < least->uses))
+            least = v;
+    }
+    if (log->nvariants < INSERT_VARIANTS || ++log->variant_misses >= VARIANT_MISSES) {
+        slot = log->nvariants < INSERT_VARIANTS ? &log->variants[log->nvariants] : least;
+        /* A failed prepare (out of memory) leaves the kept ones; the chunk uses best. */
+        if (prepare_insert(log, INSERT_ROWS, want, &s, err, sizeof(err)) == 0) {
+            if (slot == &log->variants[log->nvariants])
+                log->nvariants++;
+            else
+                sql_finalize(slot->stmt);
+            for (size_t i = 0; i < log->nvariants; i++)
+                log->variants[i].uses /= 2;
+            *slot = (struct insert_variant){.shared = want, .uses = 1, .stmt = s};
+            log->variant_misses = 0;
+            return slot;
+        }
+    }
+    best->uses++;
+    return best;
 }
 
 /* With a spill: the last batch number the database holds for this writer, and the upsert
@@ -391,9 +502,12 @@ static int deliver(struct store_log *log, int64_t seq)
 static void db_close(struct store_log *log)
 {
     sql_finalize(log->insert);
-    sql_finalize(log->insert_many);
+    for (size_t i = 0; i < log->nvariants; i++)
+        sql_finalize(log->variants[i].stmt);
+    log->nvariants = 0;
+    log->variant_misses = 0;
     sql_finalize(log->deliver);
-    log->insert = log->insert_many = log->deliver = NULL;
+    log->insert = log->deliver = NULL;
     store_close(log->st);
     log->st = NULL;
 }
@@ -416,13 +530,19 @@ static int db_open(struct store_log *log, char *err, size_t errlen)
     if (!log->st)
         return -1;
     log->st->no_policy_lock = true;
-    if (prepare_insert(log, 1, &log->insert, err, errlen) < 0 ||
-        prepare_insert(log, INSERT_ROWS, &log->insert_many, err, errlen) < 0 ||
-        (!log->is_pg && stat(log->db_path, &sb) < 0)) {
-        if (log->insert_many)
+    /* PostgreSQL takes the rows as COPY (copy_row): no INSERT to prepare. */
+    if (!log->is_pg) {
+        if (prepare_insert(log, 1, 0, &log->insert, err, errlen) < 0 ||
+            prepare_insert(log, INSERT_ROWS, 0, &log->variants[0].stmt, err, errlen) < 0) {
+            db_close(log);
+            return -1;
+        }
+        log->nvariants = 1;
+        if (stat(log->db_path, &sb) < 0) {
             store_errf(err, errlen, "%s: %s", log->db_path, strerror(errno));
-        db_close(log);
-        return -1;
+            db_close(log);
+            return -1;
+        }
     }
     log->db_dev = sb.st_dev;
     log->db_ino = sb.st_ino;
@@ -463,37 +583,30 @@ static void check_files(struct store_log *log)
     }
 }
 
-/* Bound in place: the queue slots stay untouched until store_queue_drain_runs's callback
- * returns, after the step. */
-#define BIND_TEXT(s, col, field) sql_bind_field((s), (col), (field), sizeof(field))
+/* Binds a's columns as parameters base + column, but for those in skip. Bound in place: the
+ * queue's scratch records stay untouched until store_queue_drain_runs's callback returns,
+ * after the step. */
+static void bind_row(struct sql_stmt *s, int base, const struct store_access *a, uint32_t skip)
+{
+#define NUM(m, name)                                                                               \
+    if (!(skip & (1u << COLUMN_##m)))                                                              \
+        sql_bind_int64(s, base + COLUMN_##m, (int64_t)a->m);
+#define TEXT(m, name)                                                                              \
+    if (!(skip & (1u << COLUMN_##m)))                                                              \
+        sql_bind_field(s, base + COLUMN_##m, a->m, sizeof(a->m));
+    LOG_COLUMNS(NUM, TEXT)
+#undef NUM
+#undef TEXT
+}
 
-/* Inserts the n rows of a through s, a statement of n rows. 0 or -1. */
-static int insert_rows(struct sql_stmt *s, const struct store_access *a, size_t n)
+/* Inserts the n rows of a through s, a statement of n rows binding the columns in shared
+ * once (from a's first row: the same in all). 0 or -1. */
+static int insert_rows(struct sql_stmt *s, uint32_t shared, const struct store_access *a, size_t n)
 {
     int rc;
 
-    for (size_t r = 0; r < n; r++, a++) {
-        int b = 1 + (int)r * INSERT_COLS; /* the parameter before this row's first */
-
-        sql_bind_int64(s, b + 1, a->time_ms);
-        BIND_TEXT(s, b + 2, a->client);
-        BIND_TEXT(s, b + 3, a->user);
-        BIND_TEXT(s, b + 4, a->method);
-        BIND_TEXT(s, b + 5, a->scheme);
-        BIND_TEXT(s, b + 6, a->host);
-        sql_bind_int64(s, b + 7, a->port);
-        BIND_TEXT(s, b + 8, a->path);
-        sql_bind_int64(s, b + 9, a->status);
-        sql_bind_int64(s, b + 10, (int64_t)a->bytes_up);
-        sql_bind_int64(s, b + 11, (int64_t)a->bytes_down);
-        sql_bind_int64(s, b + 12, a->duration_ms);
-        sql_bind_int64(s, b + 13, a->decision);
-        sql_bind_int64(s, b + 14, a->rule_id);
-        BIND_TEXT(s, b + 15, a->error);
-        sql_bind_int64(s, b + 16, a->policy_version);
-        BIND_TEXT(s, b + 17, a->sni);
-        BIND_TEXT(s, b + 18, a->dest);
-    }
+    for (size_t r = 0; r < n; r++)
+        bind_row(s, param_of(r, 0, 0), &a[r], r ? shared : 0);
     rc = sql_step(s);
     sql_reset(s);
     return rc == SQL_DONE ? 0 : -1;
@@ -501,34 +614,18 @@ static int insert_rows(struct sql_stmt *s, const struct store_access *a, size_t 
 
 /* PostgreSQL takes a batch as COPY (a fraction of an INSERT's cost a row): the columns of
  * insert_sql, in its order. */
-static const char copy_sql[] =
-    "COPY access_log(time_ms, client, \"user\", method, scheme, host, port, path, status,"
-    " bytes_up, bytes_down, duration_ms, decision, rule_id, error, policy_version, sni, dest,"
-    " node) FROM STDIN";
+static const char copy_sql[] = "COPY access_log(" COLUMN_NAMES ") FROM STDIN";
 
 /* PostgreSQL: one row into the batch's COPY text (sent by copy_flush). */
 static void copy_row(struct store_log *log, const struct store_access *a)
 {
     struct sql_copy *c = &log->copy;
 
-    sql_copy_int(c, a->time_ms);
-    sql_copy_text(c, a->client, sizeof(a->client));
-    sql_copy_text(c, a->user, sizeof(a->user));
-    sql_copy_text(c, a->method, sizeof(a->method));
-    sql_copy_text(c, a->scheme, sizeof(a->scheme));
-    sql_copy_text(c, a->host, sizeof(a->host));
-    sql_copy_int(c, a->port);
-    sql_copy_text(c, a->path, sizeof(a->path));
-    sql_copy_int(c, a->status);
-    sql_copy_int(c, (int64_t)a->bytes_up);
-    sql_copy_int(c, (int64_t)a->bytes_down);
-    sql_copy_int(c, a->duration_ms);
-    sql_copy_int(c, a->decision);
-    sql_copy_int(c, a->rule_id);
-    sql_copy_text(c, a->error, sizeof(a->error));
-    sql_copy_int(c, a->policy_version);
-    sql_copy_text(c, a->sni, sizeof(a->sni));
-    sql_copy_text(c, a->dest, sizeof(a->dest));
+#define NUM(m, name) sql_copy_int(c, (int64_t)a->m);
+#define TEXT(m, name) sql_copy_text(c, a->m, sizeof(a->m));
+    LOG_COLUMNS(NUM, TEXT)
+#undef NUM
+#undef TEXT
     sql_copy_text(c, log->node_name, strlen(log->node_name) + 1);
     sql_copy_row_end(c);
 }
@@ -757,12 +854,16 @@ static void take_rows(struct store_log *log, const struct store_access *recs, si
     size_t i = 0;
 
     if (n == INSERT_ROWS) {
-        if (log->batch_ok && insert_rows(log->insert_many, recs, INSERT_ROWS) < 0)
-            log->batch_ok = false;
+        if (log->batch_ok) {
+            struct insert_variant *v = insert_variant(log, shared_columns(recs, n));
+
+            if (insert_rows(v->stmt, v->shared, recs, INSERT_ROWS) < 0)
+                log->batch_ok = false;
+        }
         i = n;
     }
     for (; log->batch_ok && i < n; i++)
-        if (insert_rows(log->insert, recs + i, 1) < 0)
+        if (insert_rows(log->insert, 0, recs + i, 1) < 0)
             log->batch_ok = false;
     /* The rows took consecutive ids, the last of them the newest. (No database when the batch
      * is only being taken, to be dropped.) */
@@ -872,7 +973,7 @@ static void batch_failed(struct store_log *log, size_t rows, const char *why)
 }
 
 /* The column of rule_id in a COPY row (copy_sql's order, from 0). */
-#define RULE_ID_COL 13
+#define RULE_ID_COL COLUMN_rule_id
 
 /* Inside a transaction: the rule hits of spilled rows, read from their text (a regex's
  * undecided counts are not in it: those of spilled rows are not kept). 0 or -1. */
