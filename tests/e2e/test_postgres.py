@@ -5,12 +5,14 @@ ctest starts first and passes as PX_TEST_PG; each test makes a database of its o
 import glob
 import os
 import subprocess
+import tempfile
 import unittest
 
 from harness import DnsStub, Origin, Proxyd, wait_for
 
 RECORDS = {"allowed.test": "127.0.0.1", "blocked.test": "127.0.0.1"}
 CONNINFO = os.environ.get("PX_TEST_PG", "")
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg_fixture.sh")
 
 
 def psql(dbname, sql):
@@ -28,6 +30,44 @@ def uri(dbname):
     kv = dict(p.split("=", 1) for p in CONNINFO.split())
     return "postgresql:///%s?host=%s&port=%s&user=%s" % (dbname, kv["host"], kv["port"],
                                                           kv["user"])
+
+
+class OwnServer:
+    """A PostgreSQL of a test class's own (tests/pg_fixture.sh in a fresh folder), for tests
+    that stop or freeze their server, which the shared fixture's must not be. Between start()
+    and stop(), CONNINFO names it, so psql() and uri() talk to it."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.folder = None
+        self.saved = None
+
+    def _fixture(self, cmd):
+        subprocess.run([FIXTURE, cmd, self.folder], check=True, capture_output=True, text=True,
+                       timeout=120)
+
+    def start(self):
+        global CONNINFO
+        self.folder = tempfile.mkdtemp(prefix=self.prefix)
+        os.rmdir(self.folder)  # pg_fixture.sh makes it, 0700
+        self._fixture("start")
+        self.saved = CONNINFO
+        CONNINFO = "host=%s port=5432 user=px" % self.folder
+
+    def stop(self):
+        """Stops the server and removes its folder; CONNINFO is as before start()."""
+        global CONNINFO
+        CONNINFO = self.saved
+        self._fixture("stop")
+
+    def resume(self):
+        """Starts the server again after a test stopped it by its postmaster's PID."""
+        self._fixture("resume")
+
+    def postmaster(self):
+        """The PID of the server's postmaster (its data folder's postmaster.pid)."""
+        with open(os.path.join(self.folder, "data", "postmaster.pid")) as f:
+            return int(f.readline())
 
 
 @unittest.skipUnless(CONNINFO, "needs PX_TEST_PG (the ctest fixture pg)")

@@ -7,13 +7,12 @@ proxyd started on the same data folder once the server runs again sends the spil
 each once. A server frozen before proxyd starts makes the start fail with a message naming
 PostgreSQL (the connection's connect_timeout), never a silent hang.
 
-Runs a PostgreSQL of its own (tests/pg_fixture.sh in a folder of this test), since it freezes
+Runs a PostgreSQL of its own (test_postgres.OwnServer), since it freezes
 the server, which the other tests' shared one must not be. Every process it stops it finds by
 the postmaster's PID and that process's children, and continues them in a finally."""
 import os
 import signal
 import subprocess
-import tempfile
 import json
 import unittest
 import urllib.error
@@ -21,7 +20,7 @@ import urllib.request
 
 from harness import DnsStub, Origin, Proxyd, wait_for
 import test_postgres
-from test_postgres_outage import fixture, metric
+from test_postgres_outage import metric
 
 RECORDS = {"allowed.test": "127.0.0.1"}
 
@@ -46,16 +45,12 @@ class PostgresFreezeTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.folder = tempfile.mkdtemp(prefix="pxpg-freeze.")
-        os.rmdir(cls.folder)  # pg_fixture.sh makes it, 0700
-        fixture("start", cls.folder)
-        cls.saved = test_postgres.CONNINFO
-        test_postgres.CONNINFO = "host=%s port=5432 user=px" % cls.folder
+        cls.pg = test_postgres.OwnServer("pxpg-freeze.")
+        cls.pg.start()
 
     @classmethod
     def tearDownClass(cls):
-        test_postgres.CONNINFO = cls.saved
-        fixture("stop", cls.folder)
+        cls.pg.stop()
 
     def setUp(self):
         self.frozen = []
@@ -66,8 +61,7 @@ class PostgresFreezeTest(unittest.TestCase):
     def freeze(self):
         """SIGSTOP to the postmaster, then to each of its children (a child forked between
         the two reads is stopped by the second round, as the postmaster forks no more)."""
-        with open(os.path.join(self.folder, "data", "postmaster.pid")) as f:
-            postmaster = int(f.readline())
+        postmaster = self.pg.postmaster()
         os.kill(postmaster, signal.SIGSTOP)
         self.frozen.append(postmaster)
         for _ in range(2):

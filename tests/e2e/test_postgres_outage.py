@@ -3,13 +3,11 @@ keeps answering while its database is stopped (its postmaster signalled by PID),
 in the log spill (memory, then the data folder's log-spill file, 0600), and once the server is
 back every row is in the table exactly once (each request has a path of its own).
 
-Runs a PostgreSQL of its own (tests/pg_fixture.sh in a folder of this test), since it stops
+Runs a PostgreSQL of its own (test_postgres.OwnServer), since it stops
 the server, which the other tests' shared one must not be."""
 import os
 import signal
 import stat
-import subprocess
-import tempfile
 import unittest
 import urllib.error
 import urllib.request
@@ -17,13 +15,7 @@ import urllib.request
 from harness import DnsStub, Origin, Proxyd, wait_for
 import test_postgres
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(HERE, "..", "pg_fixture.sh")
 RECORDS = {"allowed.test": "127.0.0.1"}
-
-
-def fixture(cmd, folder):
-    subprocess.run([FIXTURE, cmd, folder], check=True, capture_output=True, text=True, timeout=120)
 
 
 def metric(px, name):
@@ -41,25 +33,16 @@ class PostgresOutageTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.folder = tempfile.mkdtemp(prefix="pxpg-outage.")
-        os.rmdir(cls.folder)  # pg_fixture.sh makes it, 0700
-        fixture("start", cls.folder)
-        conninfo = "host=%s port=5432 user=px" % cls.folder
-        cls.saved = test_postgres.CONNINFO
-        test_postgres.CONNINFO = conninfo  # its psql() and uri() talk to this server
+        cls.pg = test_postgres.OwnServer("pxpg-outage.")
+        cls.pg.start()
 
     @classmethod
     def tearDownClass(cls):
-        test_postgres.CONNINFO = cls.saved
-        fixture("stop", cls.folder)
-
-    def postmaster(self):
-        with open(os.path.join(self.folder, "data", "postmaster.pid")) as f:
-            return int(f.readline())
+        cls.pg.stop()
 
     def stop_server(self):
         """Stops PostgreSQL by its postmaster's PID (fast shutdown: sessions cut at once)."""
-        pid = self.postmaster()
+        pid = self.pg.postmaster()
         os.kill(pid, signal.SIGINT)
 
         def gone():
@@ -94,7 +77,7 @@ class PostgresOutageTest(unittest.TestCase):
             spill = os.path.join(px.data_dir, "log-spill")
             self.assertEqual(stat.S_IMODE(os.stat(spill).st_mode), 0o600)
             burst(10)
-            fixture("resume", self.folder)
+            self.pg.resume()
             burst(10)
 
             def arrived():
