@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 
+import harness
 from tls_util import client_hello
 
 PATTERN = bytes(range(256))
@@ -79,13 +80,9 @@ def guarded(handler, c, peer):
 
 
 def read_head(c):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        got = c.recv(4096)
-        if not got:
-            break
-        data += got
-    return data
+    """The head on c through its blank line, or what came before the end if none did."""
+    head, rest = harness.read_head(c)
+    return rest if head is None else head
 
 
 def http_handler(c, peer):

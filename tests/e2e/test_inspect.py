@@ -54,13 +54,9 @@ class EchoOrigin(TlsOrigin):
         super()._serve(raw)
 
     def _converse(self, s):
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            data = s.recv(65536)
-            if not data:
-                return
-            buf += data
-        head, buf = buf.split(b"\r\n\r\n", 1)
+        head, buf = read_head(s)
+        if head is None:
+            return
         length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
                           if line.lower().startswith(b"content-length:")))
         s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
@@ -417,10 +413,8 @@ class InspectTest(unittest.TestCase):
         # Chromium trusts the certificate proxyd mints by its key: read it through proxyd.
         raw = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
         raw.sendall(b"CONNECT shop.test:%d HTTP/1.1\r\nHost: shop.test:%d\r\n\r\n" % (port, port))
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += raw.recv(4096)
-        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        head, _ = read_head(raw)
+        self.assertTrue(head and head.startswith(b"HTTP/1.1 200"), head)
         ctx = ssl.create_default_context(cafile=self.proxy_ca)
         with ctx.wrap_socket(raw, server_hostname="shop.test") as t:
             der = t.getpeercert(binary_form=True)

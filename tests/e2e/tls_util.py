@@ -6,7 +6,7 @@ import socket
 import ssl
 import subprocess
 
-from harness import TcpServer
+from harness import TcpServer, read_head
 
 
 def make_cert(directory, name, days=2, san=None):
@@ -100,13 +100,8 @@ class TlsOrigin(TcpServer):
         the connection or _answer says to end it."""
         buf = b""
         while True:
-            while b"\r\n\r\n" not in buf:
-                data = s.recv(65536)
-                if not data:
-                    return
-                buf += data
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            if not self._answer(s, head.split(b" ")[1]):
+            head, buf = read_head(s, buf)
+            if head is None or not self._answer(s, head.split(b" ")[1]):
                 return
 
     def _answer(self, s, target):
