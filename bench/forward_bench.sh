@@ -134,7 +134,7 @@ download() {  # RELAY-PID-OR-0 HOST:PORT [CURL-ARGS...] -> "median-MB/s relay-CP
   [[ $pid != 0 ]] && c1=$(bench_cpu_ns "$pid")
   awk -v mbs="$mbs" -v pid="$pid" -v c0="$c0" -v c1="$c1" -v mb=$((3 * BULK_MIB * 1048576)) \
     -v i0="$i0" -v i1="$i1" 'BEGIN { printf "%s ", mbs;
-      if (pid != 0) printf "%.3f ", (c1 - c0) / 1e6 / (mb / 1e6); else printf "- ";
+      if (pid != 0 && c0 != "-" && c1 != "-") printf "%.3f ", (c1 - c0) / 1e6 / (mb / 1e6); else printf "- ";
       split(i0, a, " "); split(i1, b, " ");
       if (b[2] > a[2]) printf "%.0f", 100 * (b[1] - a[1]) / (b[2] - a[2]); else printf "-" }'
 }

@@ -262,7 +262,7 @@ for row in $ROWS; do
     "${P99C1[$row]:-}" "${C64[$row]:-}" "${P99[$row]:-}" "${CPU[$row]:--}" "${WCPU[$row]:--}" \
     "${CLOSE[$row]:-}" "${BULK[$row]:-}" "${TUNNEL[$row]:-}" "${RSS[$row]:--}"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
+ratio() { bench_ratio "$@"; }
 echo
 for row in $ROWS; do
   [[ $row == direct || $row == proxyd-scale ]] && continue

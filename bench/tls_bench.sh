@@ -142,7 +142,7 @@ printf '|---|---:|---:|---:|---:|\n'
 for row in "${rows[@]}"; do
   printf '| %s | %s | %s | %s | %s |\n' "$row" "${HS[$row]}" "${KA[$row]}" "${BULK[$row]}" "${TUN[$row]}"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+ratio() { bench_ratio "$@"; }
 printf '\nproxyd-tls / proxyd-plain: keep-alive %s, bulk %s, CONNECT %s\n' \
   "$(ratio "${KA[proxyd-tls]}" "${KA[proxyd-plain]}")" "$(ratio "${BULK[proxyd-tls]}" "${BULK[proxyd-plain]}")" \
   "$(ratio "${TUN[proxyd-tls]}" "${TUN[proxyd-plain]}")"

@@ -94,9 +94,12 @@ bench_median_mbs() {
   sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", v[int((NR + 1) / 2)] / 1e6; else printf "-" }'
 }
 
-# PID -> nanoseconds of CPU all its threads have used (/proc/PID/task/*/schedstat).
+# PID -> nanoseconds of CPU all its threads have used (/proc/PID/task/*/schedstat), or "-"
+# when the process is gone (a figure missing, as bench_ratio reads it; never the end of a
+# `set -e` script).
 bench_cpu_ns() {
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
+  { cat /proc/"$1"/task/*/schedstat 2>/dev/null || true; } |
+    awk '{ s += $1 } END { if (NR) printf "%.0f", s; else printf "-" }'
 }
 
 # STAT-LINE ("cpu0", or "cpu" for all) -> "idle-and-iowait total" ticks of it so far.
@@ -104,7 +107,9 @@ bench_idle_ticks() {
   awk -v c="$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t }' /proc/stat
 }
 
-# A B -> A / B to two places, or "-" when either is missing.
+# A B -> A / B to two places (0 / B is 0.00), or "-" when B is 0 or either is missing (empty,
+# "-", or not a number).
 bench_ratio() {
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'
+  awk -v a="$1" -v b="$2" 'function num(x) { return x ~ /^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$/ }
+    BEGIN { if (num(a) && num(b) && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'
 }
