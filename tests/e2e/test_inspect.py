@@ -295,12 +295,7 @@ class InspectTest(unittest.TestCase):
                 self.assertLess(len(short[0]), 400000)
                 self.assertEqual(short[0], pattern(len(short[0])))
         # curl stops at the Content-Length: a raw client sees whether anything came past it.
-        port = self.ports[name]
-        s = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
-        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
-                  % (name.encode(), port, name.encode(), port))
-        head, rest = read_head(s)
-        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        s = self.tunnel(name)
         ctx = ssl.create_default_context(cafile=self.proxy_ca)
         with ctx.wrap_socket(s, server_hostname=name) as t:
             t.sendall(b"GET /extra/500001 HTTP/1.1\r\nHost: %s\r\n\r\n" % name.encode())
@@ -309,6 +304,16 @@ class InspectTest(unittest.TestCase):
             t.sendall(b"GET /len/70000 HTTP/1.1\r\nHost: %s\r\n\r\n" % name.encode())
             status, _, body, rest = read_response(t, rest)
             self.assertEqual((status, body == pattern(70000), rest), (200, True, b""))
+
+    def tunnel(self, name):
+        """A socket through proxyd to name's origin (a CONNECT answered 200), before TLS."""
+        port = self.ports[name]
+        s = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
+        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                  % (name.encode(), port, name.encode(), port))
+        head, _ = read_head(s)
+        self.assertTrue(head and head.startswith(b"HTTP/1.1 200"), head)
+        return s
 
     def download(self, urls, proxy, expect_ok=True):
         """The bodies of urls fetched by one curl through proxyd (one tunnel)."""
@@ -333,11 +338,7 @@ class InspectTest(unittest.TestCase):
 
     def test_client_hello_without_server_name_is_inspected_as_the_connect_host(self):
         name, port = "nosni.test", self.ports["nosni.test"]
-        s = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
-        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
-                  % (name.encode(), port, name.encode(), port))
-        head, rest = read_head(s)
-        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        s = self.tunnel(name)
         ctx = ssl.create_default_context(cafile=self.proxy_ca)
         ctx.check_hostname = False  # no name sent: the CA's signature is still checked
         with ctx.wrap_socket(s, server_hostname=None) as t:
@@ -411,10 +412,7 @@ class InspectTest(unittest.TestCase):
             self.skipTest("no playwright-core: run `npm ci` in tests/e2e/browser")
         port = self.ports["shop.test"]
         # Chromium trusts the certificate proxyd mints by its key: read it through proxyd.
-        raw = socket.create_connection(("127.0.0.1", self.px.proxy_port), timeout=60)
-        raw.sendall(b"CONNECT shop.test:%d HTTP/1.1\r\nHost: shop.test:%d\r\n\r\n" % (port, port))
-        head, _ = read_head(raw)
-        self.assertTrue(head and head.startswith(b"HTTP/1.1 200"), head)
+        raw = self.tunnel("shop.test")
         ctx = ssl.create_default_context(cafile=self.proxy_ca)
         with ctx.wrap_socket(raw, server_hostname="shop.test") as t:
             der = t.getpeercert(binary_form=True)
