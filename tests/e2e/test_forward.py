@@ -48,10 +48,16 @@ class EchoOrigin(TcpServer):
                 pass
 
 
-def relay(port, payload, timeout=60):
+def relay(port, payload, timeout=60, rcvbuf=None, read_size=1 << 16):
     """Sends payload through 127.0.0.1:port (then half-closes) while reading what comes back
-    until the end. Returns the bytes read."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    until the end, read_size bytes at a time; rcvbuf: the receive buffer, set before the
+    connect (None: the system's). Returns the bytes read."""
+    with socket.socket() as s:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+
         def send():
             s.sendall(payload)
             s.shutdown(socket.SHUT_WR)
@@ -59,7 +65,7 @@ def relay(port, payload, timeout=60):
         t.start()
         got = bytearray()
         while True:
-            data = s.recv(1 << 16)
+            data = s.recv(read_size)
             if not data:
                 break
             got += data
@@ -142,23 +148,7 @@ class ConfigForwardTest(unittest.TestCase):
         with EchoOrigin() as origin, Proxyd(extra_args=[
                 "--forward", "127.0.0.1:%d 127.0.0.1:%d" % (port, origin.port)]) as px:
             payload = pattern(16 * MIB + 3)
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-                s.settimeout(60)
-                s.connect(("127.0.0.1", port))
-
-                def send():
-                    s.sendall(payload)
-                    s.shutdown(socket.SHUT_WR)
-                t = threading.Thread(target=send, daemon=True)
-                t.start()
-                got = bytearray()
-                while True:
-                    data = s.recv(4096)
-                    if not data:
-                        break
-                    got += data
-                t.join(60)
+            got = relay(port, payload, rcvbuf=65536, read_size=4096)
             self.assertEqual(len(got), len(payload))
             self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(payload).digest())
             rows = wait_for(lambda: forward_rows(px))
