@@ -422,15 +422,21 @@ static void set_field(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src);
 }
 
-void portfwd_begin(struct conn *c, const struct acl_forward *f)
+/* The connection's one request: counted, and its access-log row begun as a forward's. */
+static void forward_record_begin(struct conn *c)
 {
-    struct worker *w = c->w;
     c->is_forward = true;
     c->requests++;
     STAT_ADD(c, requests_total, 1);
     request_record_begin(c);
     set_field(c->req->rec.method, sizeof(c->req->rec.method), "FORWARD");
     set_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), "tcp");
+}
+
+void portfwd_begin(struct conn *c, const struct acl_forward *f)
+{
+    struct worker *w = c->w;
+    forward_record_begin(c);
     set_field(c->req->rec.host, sizeof(c->req->rec.host), f->target.text);
     c->req->rec.port = f->target_port;
     c->host = f->target;
@@ -494,12 +500,7 @@ void portfwd_begin_after_tls(struct conn *c)
         portfwd_begin(c, c->listener->fwd);
         return;
     }
-    c->is_forward = true;
-    c->requests++;
-    STAT_ADD(c, requests_total, 1);
-    request_record_begin(c);
-    set_field(c->req->rec.method, sizeof(c->req->rec.method), "FORWARD");
-    set_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), "tcp");
+    forward_record_begin(c);
     c->req->rec.decision = STORE_DENY;
     request_record_outcome(c, CLOSE_DENIED, "forward removed during the TLS handshake");
     conn_close(c, CLOSE_NONE);
