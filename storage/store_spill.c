@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,8 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "storage/store_impl.h"
 
 #define MAGIC "proxyd-log-spill 1 "
 #define HEADER_LEN (sizeof(MAGIC) - 1 + STORE_SPILL_ID_LEN + 1)
@@ -46,21 +47,6 @@ struct store_spill {
     uint64_t peek_next, peek_rows;
     _Atomic uint64_t waiting, dropped;
 };
-
-static int spill_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int spill_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Reads "SEQ ROWS LEN\n" at p (avail bytes). Returns the header's length, or 0 when it is not
  * one (cut short or malformed). */
@@ -129,8 +115,8 @@ static int file_append(struct store_spill *s, const char *frame, size_t n, uint6
                        size_t errlen)
 {
     if (s->file_end + n > s->file_max)
-        return spill_err(err, errlen, "log spill file: full (%llu bytes)",
-                         (unsigned long long)s->file_max);
+        return store_errf(err, errlen, "log spill file: full (%llu bytes)",
+                          (unsigned long long)s->file_max);
     if (!write_all(s->fd, frame, n, s->file_end)) {
         int e = errno;
 
@@ -138,7 +124,7 @@ static int file_append(struct store_spill *s, const char *frame, size_t n, uint6
         if (ftruncate(s->fd, (off_t)s->file_end) < 0) {
             /* the next open cuts the file at the broken frame */
         }
-        return spill_err(err, errlen, "log spill file: %s", strerror(e ? e : EIO));
+        return store_errf(err, errlen, "log spill file: %s", strerror(e ? e : EIO));
     }
     s->file_end += n;
     s->file_rows += rows;
@@ -172,22 +158,22 @@ static int read_header(struct store_spill *s, const char *path, uint64_t size, c
         unsigned char raw[STORE_SPILL_ID_LEN / 2];
 
         if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-            return spill_err(err, errlen, "%s: getrandom: %s", path, strerror(errno));
+            return store_errf(err, errlen, "%s: getrandom: %s", path, strerror(errno));
         for (size_t i = 0; i < sizeof(raw); i++)
             snprintf(s->id + 2 * i, 3, "%02x", raw[i]);
         snprintf(h, sizeof(h), "%s%s\n", MAGIC, s->id);
         if (!write_all(s->fd, h, HEADER_LEN, 0))
-            return spill_err(err, errlen, "%s: %s", path, strerror(errno));
+            return store_errf(err, errlen, "%s: %s", path, strerror(errno));
         return 0;
     }
     if (size < HEADER_LEN || !read_all(s->fd, h, HEADER_LEN, 0) ||
         memcmp(h, MAGIC, sizeof(MAGIC) - 1) != 0 || h[HEADER_LEN - 1] != '\n')
-        return spill_err(err, errlen, "%s: not a log spill file", path);
+        return store_errf(err, errlen, "%s: not a log spill file", path);
     for (size_t i = 0; i < STORE_SPILL_ID_LEN; i++) {
         char c = h[sizeof(MAGIC) - 1 + i];
 
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return spill_err(err, errlen, "%s: not a log spill file", path);
+            return store_errf(err, errlen, "%s: not a log spill file", path);
         s->id[i] = c;
     }
     s->id[STORE_SPILL_ID_LEN] = '\0';
@@ -229,19 +215,19 @@ struct store_spill *store_spill_open(const char *path, size_t mem_max, uint64_t 
     struct stat sb;
 
     if (!s) {
-        spill_err(err, errlen, "%s: out of memory", path);
+        store_errf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
     s->mem_max = mem_max;
     s->file_max = file_max;
     s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (s->fd < 0) {
-        spill_err(err, errlen, "%s: %s", path, strerror(errno));
+        store_errf(err, errlen, "%s: %s", path, strerror(errno));
         free(s);
         return NULL;
     }
     if (fstat(s->fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        spill_err(err, errlen, "%s: not a regular file", path);
+        store_errf(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
     if (fchmod(s->fd, 0600) < 0 || read_header(s, path, (uint64_t)sb.st_size, err, errlen) < 0)
@@ -296,7 +282,7 @@ bool store_spill_add(struct store_spill *s, int64_t seq, const char *text, size_
 
         if (!frame) {
             count_drop(s, rows);
-            spill_err(err, errlen, "log spill: out of memory");
+            store_errf(err, errlen, "log spill: out of memory");
             return false;
         }
         memcpy(frame, head, (size_t)hl);
@@ -313,7 +299,7 @@ bool store_spill_add(struct store_spill *s, int64_t seq, const char *text, size_
 
         if (!m) {
             count_drop(s, rows);
-            spill_err(err, errlen, "log spill: out of memory");
+            store_errf(err, errlen, "log spill: out of memory");
             return false;
         }
         s->mem = m;
@@ -365,8 +351,8 @@ bool store_spill_peek(struct store_spill *s, int64_t *seq, const char **text, si
         }
         if (!hl || flen > left - hl || s->rbuf_cap < flen + 1 ||
             !read_all(s->fd, s->rbuf, (size_t)flen, s->file_head + hl)) {
-            spill_err(err, errlen, "log spill file: %s; its rows are dropped",
-                      errno ? strerror(errno) : "unreadable batch");
+            store_errf(err, errlen, "log spill file: %s; its rows are dropped",
+                       errno ? strerror(errno) : "unreadable batch");
             file_lost(s);
             return store_spill_peek(s, seq, text, len, rows, NULL, 0);
         }
