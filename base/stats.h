@@ -1,9 +1,9 @@
 /* base/stats.h: proxyd's counters, written once. The tables generate the worker's atomic
- * counters (proxy/worker.h: struct worker_stats), their sum over the workers (proxy/main.c:
- * hook_proxy_stats), the struct handed to the admin server (web-admin/wa.h: struct
- * wa_proxy_stats), the "proxy" object of GET /api/stats and the text of GET /metrics
- * (web-admin/wa_metrics.c), so a new counter is one line here and one STAT_ADD where it
- * happens.
+ * counters (proxy/worker.h: struct worker_stats), their sum over the workers
+ * (proxy/proxyd_stats.c: proxyd_stats_read), the struct handed to the admin server
+ * (web-admin/wa.h: struct wa_proxy_stats), the "proxy" object of GET /api/stats and the text
+ * of GET /metrics (web-admin/wa_metrics.c), so a new counter is one line here and one
+ * STAT_ADD where it happens.
  *
  * It lives in base/ because both ends must see it and neither may include the other's
  * folder: web-admin never includes proxy/, and the worker's own struct should not come from

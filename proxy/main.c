@@ -4,7 +4,8 @@
  * (changes made to the database by other means take effect within a second; on PostgreSQL
  * another node's change wakes it at once, policy_watch.c) and does the rest of the periodic
  * database work, so that a database that does not answer never holds a signal; SIGHUP
- * re-reads the settings, SIGTERM and SIGINT drain and exit. */
+ * re-reads the settings, SIGTERM and SIGINT drain and exit. Its state is struct proxyd
+ * (proxyd.h); what the admin server is told of the running proxy is proxyd_stats.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -35,6 +36,8 @@
 #include "proxy/policy_watch.h"
 #include "proxy/poll_thread.h"
 #include "proxy/portfwd.h"
+#include "proxy/proxyd.h"
+#include "proxy/proxyd_stats.h"
 #include "proxy/reply.h"
 #include "proxy/service.h"
 #include "proxy/worker.h"
@@ -61,59 +64,6 @@
 /* Above this, descriptor numbers are not watched (the loops' tables would be too large). */
 #define FD_LIMIT_MAX (1 << 20)
 #define STATUS_INTERVAL_MS 5000 /* systemd's status line */
-
-/* The values of the settings the admin may change live, as in force (setting, else config). */
-struct live_settings {
-    int64_t retention_days, retention_rows, expired_rule_days, version_keep, version_keep_days;
-    char contact[256];
-    char logo[REPLY_LOGO_URI_MAX];
-};
-
-struct proxyd {
-    struct px_config cfg;
-    struct proxy_shared shared;
-    struct worker *workers;
-    unsigned nworkers;
-    struct listener *listeners; /* nworkers x nlisteners, opened before --user; then the
-                                   workers' */
-    size_t nlisteners;          /* per worker: --listen, then --listen-tls */
-    struct tls_cred *tls;       /* TLS listeners' and admin's credentials, NULL if unused */
-    struct tls_trust *trust;    /* what inspected tunnels' origins are verified against */
-    char *fetch_ca_file;        /* --upstream-ca's certificates in one file for list downloads
-                                   (libcurl takes one CA file beside the system's), or NULL */
-    struct policy_loader policy;
-    struct policy_watch *watch; /* PostgreSQL: other nodes' changes at once; or NULL */
-    struct node_beat *beat;     /* this node's row in the nodes table */
-    struct poll_thread *poller; /* the periodic database work; woken by signals and the watch */
-    int argc;                   /* the command line, for a SIGHUP's reload on the poll thread */
-    char **argv;
-    struct portfwd_table forwards;
-    struct acl_live *acl;
-    struct store_log *log;
-    struct auth *auth;
-    struct dns_cache *dns_cache;
-    struct client_limit *clients;
-    struct access_req_box access_req;
-    struct ca_live ca; /* the local CA and its mint (shared.mint) */
-    struct wa_server *admin;
-    int64_t started_ms;
-    int64_t next_status_ms; /* monotonic */
-    uint64_t trimmed_gen;   /* rule-set generation memory was last trimmed after */
-    int64_t gen_seen_ms;    /* monotonic: when a newer generation was first seen; 0 = none */
-    _Atomic bool serving;   /* the workers run and listen (GET /readyz) */
-    /* Held by the admin hooks that reach into the workers (forwards) and by shut_down when
-     * it clears serving: the admin server outlives the workers' drain, and no hook may post
-     * to a loop that is ending. */
-    pthread_mutex_t serving_mu;
-    char node_name[STORE_NODE_NAME_MAX + 1]; /* --node-name, or the host name */
-    /* The settings an admin changes on the running proxy (the settings table) override the
-     * config's twins while they are set (docs/admin.md, "Settings"). settings_mu serialises
-     * applying them (admin thread, main thread's poll, SIGHUP) and guards what follows and
-     * the config's live fields, which the admin server reads (hook_config_value). */
-    pthread_mutex_t settings_mu;
-    struct proxy_tunables tun_base; /* the config's tunables, before the settings' overlay */
-    struct live_settings applied;   /* what is in force */
-};
 
 static bool same_str(const char *a, const char *b)
 {
@@ -493,149 +443,6 @@ static void hook_config_value(void *arg, const char *name, char *out, size_t out
     pthread_mutex_unlock(&p->settings_mu);
 }
 
-/* ---- counters for the admin server (base/stats.h) ---- */
-
-_Static_assert(REFUSE_COUNT <= WA_MAX_COUNTERS, "refusal reasons exceed wa_counter_set");
-_Static_assert(CLOSE_COUNT <= WA_MAX_COUNTERS, "close reasons exceed wa_counter_set");
-#define X(name, what) +1
-_Static_assert(0 AUTH_COUNTER_TABLE <= WA_MAX_COUNTERS, "auth counters exceed wa_counter_set");
-#undef X
-
-_Static_assert(CONN_STATE_COUNT <= WA_MAX_COUNTERS, "connection states exceed wa_counter_set");
-_Static_assert(STORE_DECISION_COUNT *STATUS_CLASS_COUNT *LISTENER_KIND_COUNT <= WA_MAX_COUNTERS,
-               "requests_finished exceeds wa_counter_set");
-
-/* Adds n to counter i of set, named name (static). */
-static void counter_add(struct wa_counter_set *set, unsigned i, const char *name, uint64_t n)
-{
-    set->c[i].label[0] = name;
-    set->c[i].value += n;
-    if (set->n <= i)
-        set->n = i + 1;
-}
-
-/* Adds n to requests_finished's counter of (decision, status class, listener kind). */
-static void finished_add(struct wa_counter_set *set, unsigned d, unsigned s, unsigned k, uint64_t n)
-{
-    unsigned i = (d * STATUS_CLASS_COUNT + s) * LISTENER_KIND_COUNT + k;
-
-    /* Most combinations never happen (a listener kind not configured, a deny with 2xx):
-     * they stay out of the JSON and /metrics until they do. */
-    if (n == 0)
-        return;
-    set->c[i].label[0] = store_decision_str((enum store_decision)d);
-    set->c[i].label[1] = conn_status_class_str(s);
-    set->c[i].label[2] = listener_kind_str((enum listener_kind)k);
-    set->c[i].value += n;
-    if (set->n <= i)
-        set->n = i + 1;
-}
-
-/* A close reason as a JSON key: the access log writes no error for a plain close. */
-static const char *close_key(enum conn_close why)
-{
-    const char *s = conn_close_str(why);
-    return *s ? s : "none";
-}
-
-/* Every worker's counters, summed. */
-static void sum_workers(const struct proxyd *p, struct wa_proxy_stats *out)
-{
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        const struct worker_stats *s = &p->workers[i].stats;
-#define X(name, kind, what) out->name += atomic_load_explicit(&s->name, memory_order_relaxed);
-        STATS_WORKER_TABLE
-#undef X
-#define X(name, what)                                                                              \
-    for (unsigned b = 0; b < STATS_NBUCKETS; b++)                                                  \
-        out->name.buckets[b] += atomic_load_explicit(&s->name##_buckets[b], memory_order_relaxed); \
-    out->name.sum_ns += atomic_load_explicit(&s->name##_sum_ns, memory_order_relaxed);
-        STATS_HISTOGRAM_TABLE
-#undef X
-        for (unsigned st = 0; st < CONN_STATE_COUNT; st++)
-            if (st != CONN_CLOSED) /* no longer open: never counted */
-                counter_add(&out->connections_by_state, st, conn_state_str((enum conn_state)st),
-                            atomic_load_explicit(&s->conn_states[st], memory_order_relaxed));
-        for (unsigned d = 0; d < STORE_DECISION_COUNT; d++)
-            for (unsigned sc = 0; sc < STATUS_CLASS_COUNT; sc++)
-                for (unsigned k = 0; k < LISTENER_KIND_COUNT; k++)
-                    finished_add(&out->requests_finished, d, sc, k,
-                                 atomic_load_explicit(&s->requests_finished[d][sc][k],
-                                                      memory_order_relaxed));
-        for (unsigned r = 0; r < REFUSE_COUNT; r++)
-            counter_add(&out->connections_refused, r, listener_refuse_str((enum listener_refuse)r),
-                        atomic_load_explicit(&s->refused[r], memory_order_relaxed));
-        for (unsigned c = 0; c < CLOSE_COUNT; c++)
-            counter_add(&out->closes, c, close_key((enum conn_close)c),
-                        atomic_load_explicit(&s->closes[c], memory_order_relaxed));
-    }
-}
-
-static void sum_auth(struct auth *a, struct wa_counter_set *set)
-{
-    struct auth_counters ac;
-    unsigned i = 0;
-
-    auth_counters(a, &ac);
-#define X(name, what) counter_add(set, i++, #name, ac.name);
-    AUTH_COUNTER_TABLE
-#undef X
-}
-
-static void hook_proxy_stats(void *arg, struct wa_proxy_stats *out)
-{
-    struct proxyd *p = arg;
-    memset(out, 0, sizeof(*out));
-    out->started_ms = p->started_ms;
-    sum_workers(p, out);
-    out->dns_cache_entries = dns_cache_size(p->dns_cache);
-    out->acl_generation = acl_live_generation(p->acl);
-    out->workers = p->nworkers;
-    int64_t version = atomic_load(&p->policy.in_force_version);
-    int64_t since_ms = atomic_load(&p->policy.in_force_ms);
-    out->policy_version = version > 0 ? (uint64_t)version : 0;
-    out->policy_age_seconds = since_ms > 0 && clock_wall_ms() > since_ms
-                                  ? (uint64_t)(clock_wall_ms() - since_ms) / 1000
-                                  : 0;
-    struct tls_mint *mint = atomic_load_explicit(&p->shared.mint, memory_order_acquire);
-    if (mint) { /* a replaced one lives on until exit: safe to read */
-        struct tls_mint_stats ms;
-        tls_mint_stats(mint, &ms);
-        out->mint_cache_entries = ms.entries;
-        out->mint_cache_bytes = ms.bytes;
-        out->mint_cache_hits = ms.hits;
-        out->mint_cache_misses = ms.misses;
-        out->mint_cache_evictions = ms.evictions;
-    }
-    node_beat_fleet(p->beat, &out->fleet_nodes, &out->fleet_nodes_lagging,
-                    &out->fleet_nodes_stopped);
-    if (p->auth)
-        sum_auth(p->auth, &out->auth);
-    if (p->log)
-        store_log_counters(p->log, &out->log);
-}
-
-/* Ready: the workers listen, a policy is in force and the access log's writer runs. */
-static bool hook_ready(void *arg, char *why, size_t whylen)
-{
-    struct proxyd *p = arg;
-
-    if (!atomic_load(&p->serving)) {
-        snprintf(why, whylen, "not listening yet (starting or shutting down)");
-        return false;
-    }
-    if (atomic_load(&p->policy.in_force_ms) == 0) {
-        snprintf(why, whylen, "no policy in force yet");
-        return false;
-    }
-    if (p->log && !store_log_alive(p->log)) {
-        snprintf(why, whylen, "the access log's writer has not run for %d s",
-                 STORE_LOG_STALL_MS / 1000);
-        return false;
-    }
-    return true;
-}
-
 static int make_data_dir(const char *dir, char *err, size_t errlen)
 {
     if (mkdir(dir, 0700) == 0 || errno == EEXIST)
@@ -798,7 +605,7 @@ static void notify_status(struct proxyd *p, const char *state)
 {
     struct wa_proxy_stats st;
 
-    hook_proxy_stats(p, &st);
+    proxyd_stats_read(p, &st);
     service_notify(
         "%sSTATUS=%llu requests (%llu denied), %llu connections open, %llu tunnels", state,
         (unsigned long long)st.requests_total, (unsigned long long)st.requests_denied,
@@ -1469,12 +1276,12 @@ static int admin_start(struct proxyd *p)
         .policy_apply = hook_policy_apply,
         .policy_reload = hook_policy_reload,
         .users_changed = hook_users_changed,
-        .proxy_stats = hook_proxy_stats,
+        .proxy_stats = proxyd_stats_read,
         .forward_add = hook_forward_add,
         .forward_delete = hook_forward_delete,
         .config_forwards = p->cfg.forwards,
         .nconfig_forwards = p->cfg.nforwards,
-        .ready = hook_ready,
+        .ready = proxyd_ready,
         .metrics_allow = p->cfg.metrics_allow,
         .first_admin = hook_first_admin,
         .list_fetch = hook_list_fetch,
