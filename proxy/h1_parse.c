@@ -351,6 +351,11 @@ static bool list_next(const char **pp, const char *end, struct h1_slice *out)
     return true;
 }
 
+bool h1_is_tchar(unsigned char c)
+{
+    return IS(c, C_TCHAR);
+}
+
 static bool is_token(struct h1_slice s)
 {
     return s.len > 0 && scan(s.p, s.p + s.len, C_TCHAR) == s.p + s.len;

@@ -147,6 +147,9 @@ long h1_request_rewrite(const struct h1_request *req, const char *via, char *out
 long h1_response_rewrite(const struct h1_response *resp, const char *via, bool client_keep_alive,
                          char *out, size_t cap);
 
+/* Whether c may appear in a token (RFC 9110 5.6.2): a method, a field name. */
+bool h1_is_tchar(unsigned char c);
+
 /* Case-insensitive search for a header; returns its index or -1. */
 int h1_header_find(const struct h1_header *headers, size_t n, const char *name);
 

@@ -14,6 +14,7 @@
 #include "base/status.h"
 #include "proxy/bump.h"
 #include "proxy/conn.h"
+#include "proxy/h1_parse.h"
 #include "proxy/origin.h"
 #include "proxy/request.h"
 #include "proxy/tls_hello.h"
@@ -31,9 +32,12 @@
  * judged (the tunnel reads it, tunnel.c). */
 #define PEEK_MS 2000
 
-/* The longest method token a first line is taken to begin with (RFC 9110 methods in use are
- * at most 7; WebDAV's at most 16). */
+/* The longest method of capitals a first line is taken to begin with whatever follows it
+ * (RFC 9110 methods in use are at most 7; WebDAV's at most 16). */
 #define METHOD_MAX 16
+/* A first line of a token and a space that has not ended by this many bytes is taken for an
+ * HTTP request-line (a target this long is the parser's to refuse, with 414). */
+#define LINE_GUESS_MAX 2048
 
 int intercept_original_dst(int fd, enum listener_kind kind, struct sockaddr_storage *out)
 {
@@ -195,9 +199,14 @@ enum looks { LOOKS_NO, LOOKS_MAYBE, LOOKS_YES };
 /* Leading line ends past which bytes are taken for HTTP whatever follows (the parser judges). */
 #define LEADING_EOL_MAX 8
 
-/* Whether p[0..len) begins like an HTTP request line: a method token of capitals, a space.
- * Empty lines before it count as HTTP too: servers skip them (RFC 9112 2.2), as the parser
- * does, so a request behind a CRLF must not pass for other bytes judged by destination. */
+/* Whether p[0..len) begins like an HTTP request-line, as any server that might read it would
+ * take one: a method token (not only capitals: "M-SEARCH", "get"), a space or tab, and a line
+ * that names an HTTP version; or, as before, a method of capitals and a space. Empty lines
+ * before it count as HTTP too: servers skip them (RFC 9112 2.2), as the parser does. What is
+ * taken for HTTP the parser judges (the rules, or 400); what is not is judged by destination
+ * alone and spliced, so the test leans to HTTP: a line of a token, a space and no end yet is
+ * waited for, and taken for HTTP past LINE_GUESS_MAX. A client-first text protocol's line
+ * ("get key" of memcached, "PING" of Redis) names no HTTP version and stays other bytes. */
 static enum looks looks_http(const char *p, size_t len)
 {
     size_t eol = 0;
@@ -206,13 +215,25 @@ static enum looks looks_http(const char *p, size_t len)
             return LOOKS_YES;
     p += eol;
     len -= eol;
-    for (size_t i = 0; i < len && i <= METHOD_MAX; i++) {
-        if (p[i] == ' ')
-            return i > 0 ? LOOKS_YES : LOOKS_NO;
-        if (p[i] < 'A' || p[i] > 'Z')
-            return eol > 0 ? LOOKS_YES : LOOKS_NO;
+    size_t m = 0;
+    bool capitals = true;
+    while (m < len && h1_is_tchar((unsigned char)p[m])) {
+        capitals &= p[m] >= 'A' && p[m] <= 'Z';
+        m++;
     }
-    return len <= METHOD_MAX ? LOOKS_MAYBE : LOOKS_NO;
+    if (m == len)
+        return len <= LINE_GUESS_MAX ? LOOKS_MAYBE : LOOKS_YES;
+    if (m == 0 || (p[m] != ' ' && p[m] != '\t'))
+        return eol > 0 ? LOOKS_YES : LOOKS_NO;
+    if (capitals && m <= METHOD_MAX && p[m] == ' ')
+        return LOOKS_YES;
+    const char *nl = memchr(p, '\n', len);
+    size_t line = nl ? (size_t)(nl - p) : len;
+    if (memmem(p, line, "HTTP/", 5))
+        return LOOKS_YES;
+    if (nl)
+        return eol > 0 ? LOOKS_YES : LOOKS_NO;
+    return len <= LINE_GUESS_MAX ? LOOKS_MAYBE : LOOKS_YES;
 }
 
 bool intercept_step_peek(struct conn *c)

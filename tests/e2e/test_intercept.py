@@ -303,6 +303,20 @@ class InterceptTest(unittest.TestCase):
         out = self.client("echo", ORIGIN, "80", "\r\n\x16\x03\x01 not a request\r\n\r\n")
         self.assertTrue(out["got"].startswith("HTTP/1.1 400"), out["got"][:200])
 
+    def test_any_request_line_a_server_would_take_is_http(self):
+        # Servers take methods that are not capitals (M-SEARCH, lower case, long ones) and tabs
+        # between the parts; such a line is judged as HTTP (the rules, or 400 from the parser),
+        # never spliced as other bytes past its Host's deny rule.
+        lines = ["M-SEARCH /ml HTTP/1.1", "get /ml HTTP/1.1", "GET\t/ml\tHTTP/1.1",
+                 "ABCDEFGHIJKLMNOPQ /ml HTTP/1.1", "PROPFIND  /ml  HTTP/1.1"]
+        for line in lines:
+            out = self.client("echo", ORIGIN, "80", line + "\r\nHost: ml.blocked.test\r\n"
+                              "Connection: close\r\n\r\n")
+            self.assertRegex(out["got"][:12], r"^HTTP/1\.1 4\d\d", line)
+            self.assertNotIn('"origin"', out["got"], line)
+        # A client-first text protocol's line names no HTTP version: its bytes go through.
+        self.assertEqual(self.client("echo", ORIGIN, "7", "get key\r\n")["got"], "get key\r\n")
+
     def test_first_bytes_after_the_peek_window_are_judged_as_in_time(self):
         # LATE seconds of silence outlast proxyd's wait for a connection's first bytes, after
         # which it goes on by its destination alone (a server-speaks-first protocol); the
