@@ -373,6 +373,13 @@ static void evaluate(struct eval *ev, const struct acl_set *set, const struct ac
     if (pos >= 0 && set->has_url_regex) {
         int len = acl_url_finish(s->url, sizeof(s->url), (size_t)pos, req->port,
                                  req->path ? req->path : "", req->path ? req->path_len : 0);
+        if (len == ACL_URL_AMBIGUOUS) {
+            /* Either reading could be the origin's: judging one lets the other past. */
+            snprintf(out->reason, sizeof(out->reason),
+                     "request path has an encoded slash in a dot segment (url-regex rules "
+                     "cannot judge it)");
+            return;
+        }
         if (len >= 0) {
             ev->url = s->url;
             ev->url_len = (size_t)len;

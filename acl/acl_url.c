@@ -90,6 +90,35 @@ static size_t remove_dot_segments(char *path, size_t len)
     return out;
 }
 
+/* Whether path[0..len), with escapes in upper case, holds an encoded slash or backslash and a
+ * "." or ".." segment when those count as separators too. */
+static bool encoded_slash_dot_segment(const char *path, size_t len)
+{
+    bool encoded = false;
+    for (size_t i = 0; i + 2 < len && !encoded; i++)
+        encoded =
+            path[i] == '%' && (memcmp(path + i, "%2F", 3) == 0 || memcmp(path + i, "%5C", 3) == 0);
+    if (!encoded)
+        return false;
+    size_t seg = 0; /* where the current segment starts */
+    for (size_t i = 0; i <= len; i++) {
+        size_t sep =
+            i == len         ? 1
+            : path[i] == '/' ? 1
+            : i + 2 < len && (memcmp(path + i, "%2F", 3) == 0 || memcmp(path + i, "%5C", 3) == 0)
+                ? 3
+                : 0;
+        if (!sep)
+            continue;
+        size_t n = i - seg;
+        if ((n == 1 && path[seg] == '.') || (n == 2 && path[seg] == '.' && path[seg + 1] == '.'))
+            return true;
+        i += sep - 1;
+        seg = i + 1;
+    }
+    return false;
+}
+
 int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char *path,
                    size_t path_len)
 {
@@ -137,6 +166,8 @@ int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char 
         size_t end = path_begin;
         while (end < pos && buf[end] != '?' && buf[end] != '#')
             end++;
+        if (encoded_slash_dot_segment(buf + path_begin, end - path_begin))
+            return ACL_URL_AMBIGUOUS;
         size_t kept = remove_dot_segments(buf + path_begin, end - path_begin);
         memmove(buf + path_begin + kept, buf + end, pos - end);
         pos -= (end - path_begin) - kept;

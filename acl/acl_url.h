@@ -24,7 +24,11 @@ int acl_url_begin(char *buf, size_t cap, const char *scheme, const struct acl_ho
                   size_t *host_off);
 
 /* Appends ":port" (unless default) and the normalised path at buf + pos. Returns the total
- * URL length, or -1 if it does not fit in cap. */
+ * URL length, -1 if it does not fit in cap, or ACL_URL_AMBIGUOUS for a path whose dot
+ * segments an encoded slash or backslash delimits ("/x/..%2Fadmin"): origins that decode
+ * it before resolving them ("/admin") and those that do not ("/x/..%2Fadmin") read different
+ * paths, so no one normalised form is what a rule would be judging. */
+#define ACL_URL_AMBIGUOUS (-2)
 int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char *path,
                    size_t path_len);
 
