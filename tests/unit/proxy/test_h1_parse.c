@@ -512,6 +512,9 @@ START_TEST(test_error_reasons_name_the_fault)
         {RL "Host: a\nX: 1\r\n\r\n", "bare LF"},
         {RL "X: 1\r\n\r\n", "missing Host header"},
         {RL "Host: a..b\r\n\r\n", "invalid Host header"},
+        /* The target's host (a.test) as the header's start: what follows still counts. */
+        {RL "Host: a.test..\r\n\r\n", "invalid Host header"},
+        {RL "Host: a.test:4x\r\n\r\n", "invalid Host header"},
         {"GET http://a..b/ HTTP/1.1\r\nHost: a\r\n\r\n", "empty label in host name"},
         {"GET http://127.1/ HTTP/1.1\r\nHost: a\r\n\r\n",
          "ambiguous IPv4 address (write four decimal parts without leading zeros)"},
