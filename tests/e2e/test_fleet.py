@@ -18,7 +18,7 @@ import urllib.request
 
 from harness import DnsStub, Origin, Proxyd, read_response, wait_for
 from test_first_run import Admin
-from test_postgres import CONNINFO, RECORDS, psql, uri
+from test_postgres import CONNINFO, RECORDS, FreshDatabase, psql, uri
 from test_proxyctl import run_ctl
 
 
@@ -43,15 +43,8 @@ def node(db, name, **kw):
 
 
 @unittest.skipUnless(CONNINFO, "needs PX_TEST_PG (the ctest fixture pg)")
-class FleetTest(unittest.TestCase):
-
-    def setUp(self):
-        self.db = "pxfleet_%d" % os.getpid()
-        psql("postgres", "DROP DATABASE IF EXISTS %s" % self.db)
-        psql("postgres", "CREATE DATABASE %s" % self.db)
-
-    def tearDown(self):
-        psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
+class FleetTest(FreshDatabase, unittest.TestCase):
+    db_prefix = "pxfleet"
 
     def test_a_session_works_on_every_node_and_ends_on_all(self):
         with node(self.db, "a") as a, node(self.db, "b") as b:

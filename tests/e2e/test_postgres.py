@@ -70,16 +70,23 @@ class OwnServer:
             return int(f.readline())
 
 
-@unittest.skipUnless(CONNINFO, "needs PX_TEST_PG (the ctest fixture pg)")
-class PostgresTest(unittest.TestCase):
+class FreshDatabase:
+    """A TestCase mixin: each test has a database of its own on the fixture's server, self.db
+    (db_prefix and this process's PID), made anew before it (one a killed run left is dropped
+    first) and dropped after it."""
+    db_prefix = "pxe2e"
 
     def setUp(self):
-        self.db = "pxe2e_%d" % os.getpid()
+        self.db = "%s_%d" % (self.db_prefix, os.getpid())
         psql("postgres", "DROP DATABASE IF EXISTS %s" % self.db)
         psql("postgres", "CREATE DATABASE %s" % self.db)
 
     def tearDown(self):
         psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
+
+
+@unittest.skipUnless(CONNINFO, "needs PX_TEST_PG (the ctest fixture pg)")
+class PostgresTest(FreshDatabase, unittest.TestCase):
 
     def test_logs_rules_and_search_on_postgres(self):
         with DnsStub(RECORDS) as dns, Origin() as origin, \
