@@ -11,10 +11,10 @@
  * tunnels, statuses 200/304/404/500. The oldest day is made by one statement (generate_series on
  * PostgreSQL, a recursive CTE on SQLite) and its rollups summed from its rows by SQL, as the
  * writer would have kept them (per minute, hour and day, in total and by host, client and rule,
- * each per node), with the minutes' id ranges. Every other day is that day copied (INSERT ...
- * SELECT) with its times and buckets shifted by whole days and its ids by whole days' rows, so
- * only one day is summed by GROUP BY; today's buckets that end after now are summed from its
- * copied rows. Then the watermark and the rule hit counters, and a check that the rollups'
+ * each per node), with the minutes' id ranges and the hourly visits. Every other day is that day
+ * copied (INSERT ... SELECT) with its times and buckets shifted by whole days and its ids by whole
+ * days' rows, so only one day is summed by GROUP BY; today's buckets that end after now are summed
+ * from its copied rows. Then the watermark and the rule hit counters, and a check that the rollups'
  * totals (all of them, and today's) equal a count of the rows. Each query then runs R times
  * (default 5) on a fresh connection: median and max ms, and what its last run did whatever the
  * load (SQLite: thousands of VM instructions; PostgreSQL: rows read by sequential scans and
@@ -206,6 +206,19 @@ static void rollup_rows(struct store *st, int64_t lo, int64_t hi)
         2, args);
 }
 
+/* The hourly visits (access_visits) of the rows with time in [lo, hi). */
+static void visits_of_rows(struct store *st, int64_t lo, int64_t hi)
+{
+    int64_t args[2] = {lo, hi};
+
+    run(st, "visits",
+        "INSERT INTO access_visits(level_ms, bucket_ms, host, client, \"user\", node, requests,"
+        " blocked, first_ms, last_ms) SELECT 3600000, time_ms / 3600000 * 3600000, host, client,"
+        " \"user\", node, count(*), sum(CASE WHEN decision = 1 THEN 1 ELSE 0 END), min(time_ms),"
+        " max(time_ms) FROM access_log WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY 2, 3, 4, 5, 6",
+        2, args);
+}
+
 /* Days are filled and copied in slices of an hour's worth: on PostgreSQL a statement ends at
  * the store's statement_timeout (a minute), which a whole day of 100M rows outlasts on a loaded
  * machine. */
@@ -236,6 +249,8 @@ static void fill_template(struct store *st, int64_t d0, int64_t per_day, int64_t
         rollup_rows(st, h, h + HOUR_MS);
         rollup_from_finer(st, MIN_MS, HOUR_MS, h, h + HOUR_MS);
     }
+    for (int64_t h = d0; h < d0 + DAY_MS; h += HOUR_MS)
+        visits_of_rows(st, h, h + HOUR_MS);
     rollup_from_finer(st, HOUR_MS, DAY_MS, d0, d0 + DAY_MS);
 }
 
@@ -286,13 +301,25 @@ static void copy_day(struct store *st, int64_t d0, int64_t per_day, int64_t base
             " AND minute_ms + ?1 + 60000 <= ?5",
             5, args);
     }
+    for (int64_t h = d0; h < d0 + DAY_MS; h += HOUR_MS) {
+        int64_t args[4] = {shift, h, h + HOUR_MS, cut};
+
+        run(st, "copy visits",
+            "INSERT INTO access_visits(level_ms, bucket_ms, host, client, \"user\", node,"
+            " requests, blocked, first_ms, last_ms) SELECT level_ms, bucket_ms + ?1, host,"
+            " client, \"user\", node, requests, blocked, first_ms + ?1, last_ms + ?1"
+            " FROM access_visits WHERE level_ms = 3600000 AND bucket_ms >= ?2 AND bucket_ms < ?3"
+            " AND bucket_ms + ?1 + 3600000 <= ?4",
+            4, args);
+    }
     if (cut < day + DAY_MS) {
         /* Today: the minute cut falls in, from its rows; its hour and its day from the
-         * finer rollups. */
+         * finer rollups; the visits of its hour from its rows. */
         int64_t minute = cut / MIN_MS * MIN_MS, hour = cut / HOUR_MS * HOUR_MS;
 
         if (minute < cut)
             rollup_rows(st, minute, cut);
+        visits_of_rows(st, hour, cut);
         rollup_from_finer(st, MIN_MS, HOUR_MS, hour, cut);
         rollup_from_finer(st, HOUR_MS, DAY_MS, day, cut);
     }
@@ -332,7 +359,7 @@ static void fill(const char *db, int64_t rows, int days, int64_t now)
         run(st, "ids", "SELECT setval('access_log_ids', (SELECT max(id) FROM access_log))", 0,
             NULL);
     run(st, "watermark",
-        "UPDATE access_rollup_state SET rolled_id = (SELECT coalesce(max(id), 0) FROM access_log)",
+        "UPDATE access_rollup_mark SET rolled_id = (SELECT coalesce(max(id), 0) FROM access_log)",
         0, NULL);
     run(st, "rule hits",
         "INSERT INTO rule_hits(rule_id, hits) SELECT CAST(key AS INTEGER), sum(requests)"

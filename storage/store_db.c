@@ -324,6 +324,30 @@ const struct store_migration store_migrations[] = {
          " PRIMARY KEY(level_ms, dim, bucket_ms, key, node)) WITHOUT ROWID;"
          "UPDATE access_rollup_state SET rolled_id = 0;"
          "DELETE FROM access_log_minutes;"},
+    /* Who visited a host, per hour (issue 13: store_host_visitors read every row of its range):
+     * kept by the writer with the rollups, under their watermark, keyed by bucket first so a
+     * range is one probe an hour and a day's table dropped is one range. The rows at or below
+     * the watermark hold no visits yet: the sums start again from 0 as in step 46 (rebuilt
+     * from the log a bounded step a transaction, readers exact meanwhile). The watermark's
+     * table takes a new name so that a proxyd from before this step still running on the
+     * database (another node of a fleet) fails its log batches instead of moving the
+     * watermark over rows whose visits it did not keep. */
+    {49, "CREATE TABLE access_visits("
+         " level_ms INTEGER NOT NULL,"
+         " bucket_ms INTEGER NOT NULL,"
+         " host TEXT NOT NULL,"
+         " client TEXT NOT NULL,"
+         " \"user\" TEXT NOT NULL,"
+         " node TEXT NOT NULL,"
+         " requests INTEGER NOT NULL,"
+         " blocked INTEGER NOT NULL,"
+         " first_ms INTEGER,"
+         " last_ms INTEGER,"
+         " PRIMARY KEY(level_ms, bucket_ms, host, client, \"user\", node)) WITHOUT ROWID;"
+         "DELETE FROM access_rollup;"
+         "ALTER TABLE access_rollup_state RENAME TO access_rollup_mark;"
+         "UPDATE access_rollup_mark SET rolled_id = 0;"
+         "DELETE FROM access_log_minutes;"},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never
@@ -600,6 +624,23 @@ const struct store_migration store_migrations_pg[] = {
          " reported_bytes BIGINT NOT NULL,"
          " PRIMARY KEY(level_ms, dim, bucket_ms, key, node)) WITH (fillfactor = 70);"
          "UPDATE access_rollup_state SET rolled_id = 0;"
+         "DELETE FROM access_log_minutes;"},
+    {49, "CREATE TABLE access_visits("
+         " level_ms BIGINT NOT NULL,"
+         " bucket_ms BIGINT NOT NULL,"
+         " host TEXT NOT NULL,"
+         " client TEXT NOT NULL,"
+         " \"user\" TEXT NOT NULL,"
+         " node TEXT NOT NULL,"
+         " requests BIGINT NOT NULL,"
+         " blocked BIGINT NOT NULL,"
+         " first_ms BIGINT,"
+         " last_ms BIGINT,"
+         " PRIMARY KEY(level_ms, bucket_ms, host, client, \"user\", node))"
+         " WITH (fillfactor = 70);"
+         "DELETE FROM access_rollup;"
+         "ALTER TABLE access_rollup_state RENAME TO access_rollup_mark;"
+         "UPDATE access_rollup_mark SET rolled_id = 0;"
          "DELETE FROM access_log_minutes;"},
 };
 const size_t store_migrations_pg_count =

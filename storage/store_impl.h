@@ -304,7 +304,7 @@ void store_syslog_counts(const struct store_syslog *s, uint64_t *sent, uint64_t 
  * Table access_rollup: per bucket (a minute, an hour or a day: level_ms), dimension, key and
  * node, the sums of the access rows of that bucket with that key written by that node (a
  * node's totals: its STORE_DIM_ALL rows). Every row with an id at or below
- * the watermark (access_rollup_state.rolled_id) is in them, no other row; readers add the
+ * the watermark (access_rollup_mark.rolled_id) is in them, no other row; readers add the
  * rows above it from the raw log (store_rollup_read), so a sum read equals a count of the
  * rows. */
 #define STORE_ROLLUP_LEVELS 3 /* minute, hour, day */
@@ -324,11 +324,16 @@ struct store_rollup_sums {
 struct store_rollup_row {
     int64_t id; /* > 0: added rows go into the minute's id range (access_log_minutes) */
     int64_t time_ms;
-    const char *host, *client, *node;
+    const char *host, *client, *user, *node;
     int32_t rule_id;
     int decision;
     int64_t bytes_up, bytes_down;
 };
+/* Table access_visits: per hour (level_ms, the hour only), host, client, user and node, the
+ * requests and denied requests of those rows and their first and last time (NULL once
+ * retention took a row of them away: the reader then asks the rows), under the same
+ * watermark: who visited a host reads these, not every row of the range. */
+#define STORE_VISIT_LEVEL_MS 3600000LL
 /* Sums gathered in memory, applied by store_rollup_flush (an upsert per (bucket, key, node) on
  * SQLite, one for them all on PostgreSQL).
  * Holds at least keys (bucket, key, node) triples (about 300 bytes each) before it says it is
@@ -338,7 +343,8 @@ struct store_rollup_acc *store_rollup_new(size_t keys); /* NULL when out of memo
 void store_rollup_free(struct store_rollup_acc *acc);
 void store_rollup_clear(struct store_rollup_acc *acc);
 bool store_rollup_empty(const struct store_rollup_acc *acc);
-/* Adds one row (sign 1) or takes one away (-1) at every level and dimension. Returns false,
+/* Adds one row (sign 1) or takes one away (-1) at every level and dimension, and to its
+ * hour's visit (access_visits). Returns false,
  * adding nothing, when the accumulator is full: flush it and add again. */
 bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_row *r, int sign);
 /* Applies acc inside the caller's transaction (a bucket left without requests is deleted; the
@@ -357,12 +363,13 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen);
 int64_t store_rollup_catch_up(struct store *st, struct store_rollup_acc *acc, int64_t max,
                               bool *done, int64_t *rolled, char *err, size_t errlen);
 /* Inside the caller's transaction: deletes every rollup row of every level and dimension
- * whose bucket starts in [lo, hi), and those minutes' id ranges, for rows leaving whole
- * buckets at once (a day's table dropped). 0, or -1 with err. */
+ * whose bucket starts in [lo, hi), those hours' visits and those minutes' id ranges, for rows
+ * leaving whole buckets at once (a day's table dropped). 0, or -1 with err. */
 int store_rollup_drop_range(struct store *st, int64_t lo, int64_t hi, char *err, size_t errlen);
 /* The access_log columns the rollups need: selected from column first on, store_rollup_row_of
  * reads one row (its strings valid until the next step). */
-#define STORE_ROLLUP_ROW_COLS "time_ms, host, client, rule_id, node, decision, bytes_up, bytes_down"
+#define STORE_ROLLUP_ROW_COLS                                                                      \
+    "time_ms, host, client, rule_id, node, decision, bytes_up, bytes_down, \"user\""
 void store_rollup_row_of(struct sql_stmt *s, int first, struct store_rollup_row *r);
 /* Hands fn the sums of dim over [lo, hi): rollup rows for whole buckets (bucket_ms their
  * start), one call per raw row (bucket_ms its time) for the partial minutes at the edges and

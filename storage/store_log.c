@@ -725,6 +725,7 @@ static struct store_rollup_row rollup_row(const struct store_log *log, const str
         .time_ms = a->time_ms,
         .host = a->host,
         .client = a->client,
+        .user = a->user,
         .node = log->node_name,
         .rule_id = a->rule_id,
         .decision = a->decision,

@@ -874,6 +874,7 @@ struct agg_slot {
     uint64_t hash;
     int64_t requests;
     int64_t bytes;
+    int64_t blocked, first_ms, last_ms; /* visitors only */
 };
 
 struct agg {
@@ -913,17 +914,18 @@ static bool agg_grow(struct agg *a)
     return true;
 }
 
-/* Adds requests and bytes to key's counts. */
-static void agg_add(struct agg *a, const char *key, size_t len, int64_t requests, int64_t bytes)
+/* Adds requests and bytes to key's counts; the slot, or NULL when out of memory. */
+static struct agg_slot *agg_add(struct agg *a, const char *key, size_t len, int64_t requests,
+                                int64_t bytes)
 {
     uint64_t h;
     size_t i;
 
     if (a->oom)
-        return;
+        return NULL;
     if ((a->used + 1) * 2 > a->cap && !agg_grow(a)) {
         a->oom = true;
-        return;
+        return NULL;
     }
     h = hash_bytes((const unsigned char *)key, len);
     for (i = h & (a->cap - 1); a->slots[i].key; i = (i + 1) & (a->cap - 1)) {
@@ -931,18 +933,21 @@ static void agg_add(struct agg *a, const char *key, size_t len, int64_t requests
             a->slots[i].key[len] == '\0') {
             a->slots[i].requests += requests;
             a->slots[i].bytes += bytes;
-            return;
+            return &a->slots[i];
         }
     }
     a->slots[i].key = strndup(key, len);
     if (!a->slots[i].key) {
         a->oom = true;
-        return;
+        return NULL;
     }
     a->slots[i].hash = h;
     a->slots[i].requests = requests;
     a->slots[i].bytes = bytes;
+    a->slots[i].first_ms = INT64_MAX;
+    a->slots[i].last_ms = INT64_MIN;
     a->used++;
+    return &a->slots[i];
 }
 
 static void agg_free(struct agg *a)
@@ -1050,20 +1055,159 @@ fail:
     return -1;
 }
 
+/* ---- Who visited a host ----
+ *
+ * From the writer's hourly visits (access_visits, store_rollup.c) for the whole hours of the
+ * range, one probe of the primary key an hour (bucket, then host), and from the rows for the
+ * partial hours at its edges, for the rows above the rollups' watermark, and for an hour whose
+ * first or last times retention made unknown. So its cost follows the host's visitors per
+ * hour and the rows of at most two hours, not the rows of the range. */
+#define VISIT_HOURS_PER_STMT 200
+
+struct visits {
+    struct store *st;
+    const char *host, *node;
+    enum store_visitors_by by;
+    struct agg agg;
+    char *err;
+    size_t errlen;
+};
+
+static void visit_add(struct visits *vs, const char *client, const char *user, int64_t requests,
+                      int64_t blocked, int64_t first_ms, int64_t last_ms)
+{
+    const char *key = vs->by == STORE_VISITORS_CLIENT ? client : user;
+    struct agg_slot *a = agg_add(&vs->agg, key ? key : "", key ? strlen(key) : 0, requests, 0);
+
+    if (!a)
+        return;
+    a->blocked += blocked;
+    a->first_ms = first_ms < a->first_ms ? first_ms : a->first_ms;
+    a->last_ms = last_ms > a->last_ms ? last_ms : a->last_ms;
+}
+
+/* The host's rows with time in [lo, hi); above_id >= 0: only those with a greater id, found by
+ * id (the rows the visits do not hold yet). 0 or -1. */
+static int visits_raw(struct visits *vs, int64_t lo, int64_t hi, int64_t above_id)
+{
+    char sql[320];
+    struct sql_stmt *s;
+    int rc;
+
+    if (hi <= lo)
+        return 0;
+    snprintf(sql, sizeof(sql),
+             "SELECT client, \"user\", decision, time_ms FROM access_log WHERE %s >= ?1"
+             " AND %s < ?2 AND host = ?3%s%s",
+             above_id >= 0 ? "+time_ms" : "time_ms", above_id >= 0 ? "+time_ms" : "time_ms",
+             above_id >= 0 ? " AND id > ?4" : "", vs->node ? " AND node = ?5" : "");
+    if (store_prepare(vs->st, sql, &s, vs->err, vs->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, lo);
+    sql_bind_int64(s, 2, hi);
+    sql_bind_text(s, 3, vs->host);
+    if (above_id >= 0)
+        sql_bind_int64(s, 4, above_id);
+    if (vs->node)
+        sql_bind_text(s, 5, vs->node);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        int64_t t = sql_col_int64(s, 3);
+
+        visit_add(vs, sql_col_text(s, 0), sql_col_text(s, 1), 1, sql_col_int(s, 2) == STORE_DENY, t,
+                  t);
+    }
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(vs->st, vs->err, vs->errlen, "visitors");
+}
+
+/* The hours hours[0..n) of the host's visits (unknown = 1: only those whose first or last
+ * time is unknown, each handed to *unknown_at; else every visit added up). 0 or -1. */
+static int visits_hours(struct visits *vs, const int64_t *hours, size_t n, bool unknown,
+                        int64_t *unknown_at, size_t *n_unknown)
+{
+    char sql[320 + VISIT_HOURS_PER_STMT * 6];
+    size_t used;
+    struct sql_stmt *s;
+    int rc;
+
+    used = (size_t)snprintf(sql, sizeof(sql),
+                            "SELECT %s FROM access_visits WHERE level_ms = ?1 AND host = ?2%s%s"
+                            " AND bucket_ms IN (",
+                            unknown ? "DISTINCT bucket_ms"
+                                    : "client, \"user\", requests, blocked, first_ms, last_ms",
+                            vs->node ? " AND node = ?3" : " AND CAST(?3 AS TEXT) IS NULL",
+                            unknown ? " AND (first_ms IS NULL OR last_ms IS NULL)" : "");
+    for (size_t i = 0; i < n && used < sizeof(sql); i++)
+        used += (size_t)snprintf(sql + used, sizeof(sql) - used, "%s?%zu", i ? "," : "", i + 4);
+    if (used + 2 > sizeof(sql))
+        return store_errf(vs->err, vs->errlen, "visitors: too many hours");
+    strcat(sql, ")");
+    if (store_prepare(vs->st, sql, &s, vs->err, vs->errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, STORE_VISIT_LEVEL_MS);
+    sql_bind_text(s, 2, vs->host);
+    sql_bind_text(s, 3, vs->node);
+    for (size_t i = 0; i < n; i++)
+        sql_bind_int64(s, 4 + (int)i, hours[i]);
+    while ((rc = sql_step(s)) == SQL_ROW) {
+        if (unknown)
+            unknown_at[(*n_unknown)++] = sql_col_int64(s, 0);
+        else
+            visit_add(vs, sql_col_text(s, 0), sql_col_text(s, 1), sql_col_int64(s, 2),
+                      sql_col_int64(s, 3), sql_col_int64(s, 4), sql_col_int64(s, 5));
+    }
+    sql_finalize(s);
+    return rc == SQL_DONE ? 0 : store_sql_err(vs->st, vs->err, vs->errlen, "visitors");
+}
+
+static int cmp_int64(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+
+    return a < b ? -1 : a > b;
+}
+
+/* The whole hours [a, b) of the range, VISIT_HOURS_PER_STMT at a time: the hours whose times
+ * retention made unknown from the rows, the others from the visits. 0 or -1. */
+static int visits_span(struct visits *vs, int64_t a, int64_t b)
+{
+    int64_t hours[VISIT_HOURS_PER_STMT], unknown[VISIT_HOURS_PER_STMT], known[VISIT_HOURS_PER_STMT];
+
+    for (int64_t h = a; h < b;) {
+        size_t n = 0, n_unknown = 0, n_known = 0;
+
+        while (h < b && n < VISIT_HOURS_PER_STMT) {
+            hours[n++] = h;
+            h += STORE_VISIT_LEVEL_MS;
+        }
+        if (visits_hours(vs, hours, n, true, unknown, &n_unknown) < 0)
+            return -1;
+        qsort(unknown, n_unknown, sizeof(unknown[0]), cmp_int64);
+        for (size_t i = 0; i < n; i++) {
+            if (bsearch(&hours[i], unknown, n_unknown, sizeof(unknown[0]), cmp_int64)) {
+                if (visits_raw(vs, hours[i], hours[i] + STORE_VISIT_LEVEL_MS, -1) < 0)
+                    return -1;
+            } else {
+                known[n_known++] = hours[i];
+            }
+        }
+        if (n_known > 0 && visits_hours(vs, known, n_known, false, NULL, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int store_host_visitors(struct store *st, const char *host, const char *node,
                         enum store_visitors_by by, int64_t since_ms, int64_t until_ms, size_t limit,
                         struct store_visitor **rows, size_t *n, char *err, size_t errlen)
 {
-    /* The groups are few (one per client or user of one host): SQLite's GROUP BY sorts only
-     * those, after the range's rows are filtered. PostgreSQL orders the keys by their bytes
-     * too (COLLATE "C"), as SQLite does. */
-    static const char *const key_col[STORE_VISITORS_COUNT] = {"client", "\"user\""};
-    bool pg = st->backend == STORE_PG;
-    char sql[400];
-    struct store_visitor *v;
-    struct sql_stmt *s;
+    struct visits vs = {
+        .st = st, .host = host, .node = node, .by = by, .err = err, .errlen = errlen};
+    struct store_visitor *v = NULL;
+    int64_t lo, hi, a, b, mark;
     size_t len = 0;
-    int rc = SQL_DONE;
+    bool began;
+    int rc;
 
     *rows = NULL;
     *n = 0;
@@ -1071,41 +1215,52 @@ int store_host_visitors(struct store *st, const char *host, const char *node,
         return store_errf(err, errlen, "visitors: bad grouping %d", (int)by);
     if (limit == 0 || limit > TOP_MAX_LIMIT)
         limit = limit ? TOP_MAX_LIMIT : 10;
-    v = calloc(limit, sizeof(*v));
-    if (!v)
-        return store_errf(err, errlen, "visitors: out of memory");
-    snprintf(sql, sizeof(sql),
-             "SELECT %s, count(*), %s, min(time_ms), max(time_ms) FROM access_log"
-             " WHERE host = ?1 AND time_ms >= ?2 AND time_ms < ?3%s GROUP BY %s"
-             " ORDER BY 2 DESC, %s%s LIMIT ?4",
-             key_col[by], pg ? "count(*) FILTER (WHERE decision = 1)" : "sum(decision = 1)",
-             node ? " AND node = ?5" : "", key_col[by], pg ? key_col[by] : "1",
-             pg ? " COLLATE \"C\"" : "");
-    if (store_prepare(st, sql, &s, err, errlen) < 0) {
-        free(v);
+    began = read_begin(st);
+    rc = resolve_range(st, since_ms, until_ms, &lo, &hi, err, errlen);
+    if (rc == 0 && lo < hi) {
+        a = rare_floor(lo + STORE_VISIT_LEVEL_MS - 1, STORE_VISIT_LEVEL_MS);
+        b = rare_floor(hi, STORE_VISIT_LEVEL_MS);
+        if (a >= b) {
+            rc = visits_raw(&vs, lo, hi, -1);
+        } else if ((mark = store_rollup_watermark(st, err, errlen)) < 0) {
+            rc = -1;
+        } else {
+            rc = visits_raw(&vs, lo, a, -1);
+            if (rc == 0)
+                rc = visits_span(&vs, a, b);
+            if (rc == 0)
+                rc = visits_raw(&vs, a, b, mark);
+            if (rc == 0)
+                rc = visits_raw(&vs, b, hi, -1);
+        }
+    }
+    read_end(st, began);
+    if (rc == 0 && vs.agg.oom)
+        rc = store_errf(err, errlen, "visitors: out of memory");
+    /* Most requests first, ties by key (bytes): the used slots to the front, sorted. */
+    if (rc == 0) {
+        for (size_t i = 0; i < vs.agg.cap; i++)
+            if (vs.agg.slots[i].key)
+                vs.agg.slots[len++] = vs.agg.slots[i];
+        for (size_t i = len; i < vs.agg.cap; i++)
+            vs.agg.slots[i].key = NULL;
+        if (len > 1)
+            qsort(vs.agg.slots, len, sizeof(*vs.agg.slots), cmp_top);
+    }
+    if (len > limit)
+        len = limit;
+    if (rc == 0 && !(v = calloc(len ? len : 1, sizeof(*v))))
+        rc = store_errf(err, errlen, "visitors: out of memory");
+    for (size_t i = 0; rc == 0 && i < len; i++) {
+        snprintf(v[i].key, sizeof(v[i].key), "%s", vs.agg.slots[i].key);
+        v[i].requests = vs.agg.slots[i].requests;
+        v[i].blocked = vs.agg.slots[i].blocked;
+        v[i].first_ms = vs.agg.slots[i].first_ms;
+        v[i].last_ms = vs.agg.slots[i].last_ms;
+    }
+    agg_free(&vs.agg);
+    if (rc < 0)
         return -1;
-    }
-    sql_bind_text(s, 1, host);
-    if (node)
-        sql_bind_text(s, 5, node);
-    sql_bind_int64(s, 2, since_ms > 0 ? since_ms : INT64_MIN);
-    sql_bind_int64(s, 3, until_ms > 0 ? until_ms : INT64_MAX);
-    sql_bind_int64(s, 4, (int64_t)limit);
-    while (len < limit && (rc = sql_step(s)) == SQL_ROW) {
-        COPY_COL(v[len].key, s, 0);
-        v[len].requests = sql_col_int64(s, 1);
-        v[len].blocked = sql_col_int64(s, 2);
-        v[len].first_ms = sql_col_int64(s, 3);
-        v[len].last_ms = sql_col_int64(s, 4);
-        len++;
-    }
-    if (len < limit && rc != SQL_DONE) {
-        store_sql_err(st, err, errlen, "visitors");
-        sql_finalize(s);
-        free(v);
-        return -1;
-    }
-    sql_finalize(s);
     *rows = v;
     *n = len;
     return 0;

@@ -3,7 +3,7 @@
  * the top lists (of the fleet or of one node) read a few rows per bucket instead of every
  * access row; and the reader that answers a time range from them exactly.
  *
- * Exactness rests on one number, the watermark (access_rollup_state.rolled_id): every row
+ * Exactness rests on one number, the watermark (access_rollup_mark.rolled_id): every row
  * with an id at or below it is in the sums, no row above it is. The log writer adds its rows
  * up in memory and applies the sums, with the new watermark, inside the transaction of one of
  * its batches (at most every ROLLUP flush interval, store_log.c); retention takes deleted rows
@@ -41,7 +41,13 @@ struct slot {
     uint8_t node_len;
     uint8_t level, dim;
     struct store_rollup_sums sums;
+    int64_t first_ms, last_ms; /* a visit's: of the rows added */
 };
+
+/* A visit (access_visits) is a slot of this pseudo-dimension at the hour level, its key
+ * "host\0client\0user" (none of them holds a NUL). */
+#define VISIT_DIM STORE_ROLLUP_DIMS
+#define VISIT_LEVEL 1
 
 #define FLUSH_COLS 12 /* level_ms, dim, bucket_ms, key, node and the seven sums */
 
@@ -75,6 +81,9 @@ struct store_rollup_acc {
     uint8_t node_len;
     uint64_t node_hash;
     struct last_key last[STORE_ROLLUP_DIMS];
+    /* The visit slot of the last row (minute: its hour), as last[] for the dimensions:
+     * a client's requests to one host mostly follow each other. */
+    struct last_key last_visit;
     struct minute_ids minutes[ACC_MINUTES];
     size_t n_minutes, last_minute; /* last_minute: the entry the last row went to */
     /* PostgreSQL: a flush's columns as array literals (flush_pg), kept between flushes. */
@@ -126,6 +135,7 @@ void store_rollup_clear(struct store_rollup_acc *acc)
     acc->node_len = 0;
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
         acc->last[dim].valid = false;
+    acc->last_visit.valid = false;
 }
 
 bool store_rollup_empty(const struct store_rollup_acc *acc)
@@ -209,6 +219,8 @@ static uint32_t slot_add(struct store_rollup_acc *acc, int level, int dim, int64
             s->key_len = (uint16_t)key_len;
             s->node_off = acc->node_off;
             s->node_len = acc->node_len;
+            s->first_ms = INT64_MAX;
+            s->last_ms = INT64_MIN;
             memcpy(acc->arena + acc->arena_len, key, key_len);
             acc->arena_len += key_len;
             acc->used_at[acc->used++] = (uint32_t)i;
@@ -217,6 +229,62 @@ static uint32_t slot_add(struct store_rollup_acc *acc, int level, int dim, int64
         if (s->hash == h && s->bucket_ms == bucket && s->level == level && s->dim == dim &&
             s->key_len == key_len && memcmp(acc->arena + s->key_off, key, key_len) == 0 &&
             node_is(acc, s))
+            break;
+    }
+    sums_add(&acc->slots[i].sums, d);
+    return (uint32_t)i;
+}
+
+/* Whether slot s's key is the visit key of parts p (host, client, user; lengths len). */
+static bool visit_is(const struct store_rollup_acc *acc, const struct slot *s, const char *const *p,
+                     const size_t *len)
+{
+    const char *k = acc->arena + s->key_off;
+
+    if (s->key_len != len[0] + len[1] + len[2] + 2)
+        return false;
+    for (int i = 0; i < 3; i++) {
+        if (memcmp(k, p[i], len[i]) != 0 || (i < 2 && k[len[i]] != '\0'))
+            return false;
+        k += len[i] + 1;
+    }
+    return true;
+}
+
+/* slot_add for a visit: its key from its parts, put together in the arena only for a new
+ * slot (room checked by the caller). Returns the slot's index. */
+static uint32_t visit_add(struct store_rollup_acc *acc, int64_t hour, const char *const *p,
+                          const size_t *len, uint64_t key_hash, const struct store_rollup_sums *d)
+{
+    uint64_t h = mix(mix(key_hash, (uint64_t)hour), (uint64_t)(VISIT_LEVEL * 8 + VISIT_DIM));
+    size_t mask = 2 * acc->keys - 1, i = h & mask;
+
+    for (;; i = (i + 1) & mask) {
+        struct slot *s = &acc->slots[i];
+
+        if (s->hash == 0) {
+            memset(s, 0, sizeof(*s));
+            s->hash = h;
+            s->bucket_ms = hour;
+            s->level = VISIT_LEVEL;
+            s->dim = VISIT_DIM;
+            s->key_off = (uint32_t)acc->arena_len;
+            s->key_len = (uint16_t)(len[0] + len[1] + len[2] + 2);
+            s->node_off = acc->node_off;
+            s->node_len = acc->node_len;
+            s->first_ms = INT64_MAX;
+            s->last_ms = INT64_MIN;
+            for (int k = 0; k < 3; k++) {
+                memcpy(acc->arena + acc->arena_len, p[k], len[k]);
+                acc->arena_len += len[k];
+                if (k < 2)
+                    acc->arena[acc->arena_len++] = '\0';
+            }
+            acc->used_at[acc->used++] = (uint32_t)i;
+            break;
+        }
+        if (s->hash == h && s->bucket_ms == hour && s->level == VISIT_LEVEL &&
+            s->dim == VISIT_DIM && visit_is(acc, s, p, len) && node_is(acc, s))
             break;
     }
     sums_add(&acc->slots[i].sums, d);
@@ -245,6 +313,12 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
     uint32_t id = r->rule_id < 0 ? 0 : (uint32_t)r->rule_id;
     const char *keys[STORE_ROLLUP_DIMS];
     size_t lens[STORE_ROLLUP_DIMS], need = 0, node_len = strnlen(r->node, STORE_NODE_NAME_MAX);
+    const char *visit[3];
+    size_t visit_lens[3];
+    uint64_t visit_hash;
+    int64_t hour;
+    struct last_key *lv = &acc->last_visit;
+    struct slot *vs;
     uint64_t hashes[STORE_ROLLUP_DIMS];
     int64_t minute;
     struct minute_ids *ids = NULL;
@@ -272,6 +346,7 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
         acc->arena_len += node_len;
         for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++)
             acc->last[dim].valid = false;
+        acc->last_visit.valid = false;
     }
     for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
         lens[dim] = dim == STORE_DIM_RULE ? (size_t)(rule + sizeof(rule) - p)
@@ -279,9 +354,21 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
         hashes[dim] = mix(hash_text(keys[dim], lens[dim]), acc->node_hash);
         need += lens[dim];
     }
+    /* The visit's key: host, client and user; its hash from the host's and the client's
+     * (which cover the node). */
+    visit[0] = r->host;
+    visit[1] = r->client;
+    visit[2] = r->user ? r->user : "";
+    visit_lens[0] = lens[STORE_DIM_HOST];
+    visit_lens[1] = lens[STORE_DIM_CLIENT];
+    visit_lens[2] = strnlen(visit[2], STORE_ROLLUP_KEY_MAX);
+    visit_hash = mix(mix(hashes[STORE_DIM_HOST], hashes[STORE_DIM_CLIENT]),
+                     hash_text(visit[2], visit_lens[2]));
     /* Room for every slot this row may take, so a row is never half added. */
-    if (acc->used + STORE_ROLLUP_LEVELS * STORE_ROLLUP_DIMS > acc->keys ||
-        acc->arena_len + STORE_ROLLUP_LEVELS * need > acc->keys * KEY_BYTES)
+    if (acc->used + STORE_ROLLUP_LEVELS * STORE_ROLLUP_DIMS + 1 > acc->keys ||
+        acc->arena_len + STORE_ROLLUP_LEVELS * need + visit_lens[0] + visit_lens[1] +
+                visit_lens[2] + 2 >
+            acc->keys * KEY_BYTES)
         return false;
     minute = floor_to(r->time_ms, level_ms[0]);
     /* Only added rows widen an id range: one taken away leaves a range wider than its rows,
@@ -310,6 +397,21 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
         last->minute = minute;
         last->key_hash = hashes[dim];
     }
+    hour = floor_to(r->time_ms, level_ms[VISIT_LEVEL]);
+    if (lv->valid && lv->minute == hour && lv->key_hash == visit_hash &&
+        visit_is(acc, &acc->slots[lv->at[0]], visit, visit_lens)) {
+        sums_add(&acc->slots[lv->at[0]].sums, &d);
+    } else {
+        lv->at[0] = visit_add(acc, hour, visit, visit_lens, visit_hash, &d);
+        lv->valid = true;
+        lv->minute = hour;
+        lv->key_hash = visit_hash;
+    }
+    vs = &acc->slots[lv->at[0]];
+    if (sign > 0) {
+        vs->first_ms = r->time_ms < vs->first_ms ? r->time_ms : vs->first_ms;
+        vs->last_ms = r->time_ms > vs->last_ms ? r->time_ms : vs->last_ms;
+    }
     return true;
 }
 
@@ -318,7 +420,7 @@ static int set_watermark(struct store *st, int64_t rolled_id, char *err, size_t 
     struct sql_stmt *s;
     int rc;
 
-    if (store_prepare(st, "UPDATE access_rollup_state SET rolled_id = ?1 WHERE id = 1", &s, err,
+    if (store_prepare(st, "UPDATE access_rollup_mark SET rolled_id = ?1 WHERE id = 1", &s, err,
                       errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, rolled_id);
@@ -332,7 +434,7 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
     struct sql_stmt *s;
     int64_t v = -1;
 
-    if (store_prepare(st, "SELECT rolled_id FROM access_rollup_state WHERE id = 1", &s, err,
+    if (store_prepare(st, "SELECT rolled_id FROM access_rollup_mark WHERE id = 1", &s, err,
                       errlen) < 0)
         return -1;
     if (sql_step(s) == SQL_ROW)
@@ -355,6 +457,37 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
     " bytes_down = access_rollup.bytes_down + excluded.bytes_down,"                                \
     " blocked_bytes = access_rollup.blocked_bytes + excluded.blocked_bytes,"                       \
     " reported_bytes = access_rollup.reported_bytes + excluded.reported_bytes"
+
+#define VISIT_INSERT                                                                               \
+    "INSERT INTO access_visits(level_ms, bucket_ms, host, client, \"user\", node, requests,"       \
+    " blocked, first_ms, last_ms) "
+/* A first or last time unknown (NULL: retention took a row away) stays unknown. */
+#define VISIT_ADD_UP                                                                               \
+    " ON CONFLICT(level_ms, bucket_ms, host, client, \"user\", node) DO UPDATE SET"                \
+    " requests = access_visits.requests + excluded.requests,"                                      \
+    " blocked = access_visits.blocked + excluded.blocked,"                                         \
+    " first_ms = CASE WHEN access_visits.first_ms IS NULL OR excluded.first_ms IS NULL THEN NULL"  \
+    " WHEN excluded.first_ms < access_visits.first_ms THEN excluded.first_ms"                      \
+    " ELSE access_visits.first_ms END,"                                                            \
+    " last_ms = CASE WHEN access_visits.last_ms IS NULL OR excluded.last_ms IS NULL THEN NULL"     \
+    " WHEN excluded.last_ms > access_visits.last_ms THEN excluded.last_ms"                         \
+    " ELSE access_visits.last_ms END"
+#define VISIT_COLS 10
+
+/* A visit slot's key parts: host, client, user (each within the slot's key). */
+static void visit_parts(const struct store_rollup_acc *acc, const struct slot *s, const char **p,
+                        size_t *len)
+{
+    const char *k = acc->arena + s->key_off, *end = k + s->key_len;
+
+    for (int i = 0; i < 3; i++) {
+        const char *nul = i < 2 ? memchr(k, '\0', (size_t)(end - k)) : NULL;
+
+        p[i] = k;
+        len[i] = nul ? (size_t)(nul - k) : (size_t)(end - k);
+        k = nul ? nul + 1 : end;
+    }
+}
 
 /* Appends n bytes to column c's literal. false: out of memory. */
 static bool col_put(struct store_rollup_acc *acc, int c, const char *s, size_t n)
@@ -414,8 +547,8 @@ static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, s
     for (size_t i = 0; ok && i < acc->used; i++) {
         const struct slot *s = &acc->slots[acc->used_at[i]];
 
-        if (s->sums.requests == 0)
-            continue; /* added and taken away again */
+        if (s->sums.requests == 0 || s->dim == VISIT_DIM)
+            continue; /* added and taken away again; a visit (flush_visits_pg) */
         rows++;
         ok = col_int(acc, 0, level_ms[s->level]) && col_int(acc, 1, s->dim) &&
              col_int(acc, 2, s->bucket_ms) &&
@@ -445,6 +578,60 @@ static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, s
     rc = sql_step(up);
     sql_finalize(up);
     return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "rollup");
+}
+
+/* PostgreSQL: acc's visits in one statement, as flush_pg. A first or last time is NULL for
+ * rows taken away. 0 or -1. */
+static int flush_visits_pg(struct store *st, struct store_rollup_acc *acc, char *err, size_t errlen)
+{
+    struct sql_stmt *up;
+    bool ok = true;
+    size_t rows = 0;
+    int rc;
+
+    for (int c = 0; c < VISIT_COLS; c++) {
+        acc->col_len[c] = 0;
+        ok = ok && col_put(acc, c, "{", 1);
+    }
+    for (size_t i = 0; ok && i < acc->used; i++) {
+        const struct slot *s = &acc->slots[acc->used_at[i]];
+        const char *part[3];
+        size_t len[3];
+        bool known = s->sums.requests > 0;
+
+        if (s->sums.requests == 0 || s->dim != VISIT_DIM)
+            continue;
+        rows++;
+        visit_parts(acc, s, part, len);
+        ok = col_int(acc, 0, level_ms[s->level]) && col_int(acc, 1, s->bucket_ms) &&
+             col_text(acc, 2, part[0], len[0]) && col_text(acc, 3, part[1], len[1]) &&
+             col_text(acc, 4, part[2], len[2]) &&
+             col_text(acc, 5, acc->arena + s->node_off, s->node_len) &&
+             col_int(acc, 6, s->sums.requests) && col_int(acc, 7, s->sums.blocked) &&
+             (known ? col_int(acc, 8, s->first_ms)
+                    : col_put(acc, 8, acc->col_len[8] > 1 ? ",NULL" : "NULL",
+                              acc->col_len[8] > 1 ? 5 : 4)) &&
+             (known ? col_int(acc, 9, s->last_ms)
+                    : col_put(acc, 9, acc->col_len[9] > 1 ? ",NULL" : "NULL",
+                              acc->col_len[9] > 1 ? 5 : 4));
+    }
+    for (int c = 0; ok && c < VISIT_COLS; c++)
+        ok = col_put(acc, c, "}", 2); /* and the NUL */
+    if (!ok)
+        return store_errf(err, errlen, "rollup: out of memory");
+    if (rows == 0)
+        return 0;
+    if (store_prepare(st,
+                      VISIT_INSERT "SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[],"
+                                   " ?4::text[], ?5::text[], ?6::text[], ?7::bigint[],"
+                                   " ?8::bigint[], ?9::bigint[], ?10::bigint[]) AS r" VISIT_ADD_UP,
+                      &up, err, errlen) < 0)
+        return -1;
+    for (int c = 0; c < VISIT_COLS; c++)
+        sql_bind_text(up, c + 1, acc->col[c]);
+    rc = sql_step(up);
+    sql_finalize(up);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "visits");
 }
 
 /* The id ranges of acc's minutes into access_log_minutes, each widening what is there. */
@@ -479,32 +666,86 @@ static int flush_minutes(struct store *st, struct store_rollup_acc *acc, char *e
     return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "minute ids");
 }
 
+/* A visit slot's upsert (SQLite) or, for rows taken away, the delete of a visit left without
+ * requests (both). 0 or -1. */
+static int flush_visit(struct store *st, const struct store_rollup_acc *acc, const struct slot *s,
+                       struct sql_stmt *up, struct sql_stmt *gone, char *err, size_t errlen)
+{
+    const char *part[3];
+    size_t len[3];
+    int rc = SQL_DONE;
+
+    visit_parts(acc, s, part, len);
+    if (up) {
+        sql_bind_int64(up, 1, level_ms[s->level]);
+        sql_bind_int64(up, 2, s->bucket_ms);
+        for (int k = 0; k < 3; k++)
+            sql_bind_textn(up, 3 + k, part[k], len[k]);
+        sql_bind_textn(up, 6, acc->arena + s->node_off, s->node_len);
+        sql_bind_int64(up, 7, s->sums.requests);
+        sql_bind_int64(up, 8, s->sums.blocked);
+        if (s->sums.requests > 0) {
+            sql_bind_int64(up, 9, s->first_ms);
+            sql_bind_int64(up, 10, s->last_ms);
+        } else {
+            sql_bind_text(up, 9, NULL); /* NULL */
+            sql_bind_text(up, 10, NULL);
+        }
+        rc = sql_step(up);
+        sql_reset(up);
+    }
+    if (rc == SQL_DONE && s->sums.requests < 0) {
+        sql_bind_int64(gone, 1, level_ms[s->level]);
+        sql_bind_int64(gone, 2, s->bucket_ms);
+        for (int k = 0; k < 3; k++)
+            sql_bind_textn(gone, 3 + k, part[k], len[k]);
+        sql_bind_textn(gone, 6, acc->arena + s->node_off, s->node_len);
+        rc = sql_step(gone);
+        sql_reset(gone);
+    }
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "visits");
+}
+
 int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t rolled_id, char *err,
                        size_t errlen)
 {
-    struct sql_stmt *up = NULL, *gone = NULL;
+    struct sql_stmt *up = NULL, *gone = NULL, *vup = NULL, *vgone = NULL;
     bool pg = st->backend == STORE_PG;
     int rc = 0;
 
     if (acc->used > 0 && pg)
         rc = flush_pg(st, acc, err, errlen);
+    if (rc == 0 && acc->used > 0 && pg)
+        rc = flush_visits_pg(st, acc, err, errlen);
     if (rc == 0 && acc->used > 0 &&
         ((!pg &&
-          store_prepare(st,
-                        ROLLUP_INSERT
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" ROLLUP_ADD_UP,
-                        &up, err, errlen) < 0) ||
+          (store_prepare(st,
+                         ROLLUP_INSERT
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" ROLLUP_ADD_UP,
+                         &up, err, errlen) < 0 ||
+           store_prepare(
+               st, VISIT_INSERT "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)" VISIT_ADD_UP,
+               &vup, err, errlen) < 0)) ||
          store_prepare(st,
                        "DELETE FROM access_rollup WHERE level_ms = ?1 AND dim = ?2"
                        " AND bucket_ms = ?3 AND key = ?4 AND node = ?5 AND requests <= 0",
-                       &gone, err, errlen) < 0))
+                       &gone, err, errlen) < 0 ||
+         store_prepare(st,
+                       "DELETE FROM access_visits WHERE level_ms = ?1 AND bucket_ms = ?2"
+                       " AND host = ?3 AND client = ?4 AND \"user\" = ?5 AND node = ?6"
+                       " AND requests <= 0",
+                       &vgone, err, errlen) < 0))
         rc = -1;
     for (size_t i = 0; rc == 0 && i < acc->used; i++) {
         const struct slot *s = &acc->slots[acc->used_at[i]];
 
         if (s->sums.requests == 0)
             continue; /* added and taken away again */
-        if (!pg) {    /* PostgreSQL: in flush_pg's statement */
+        if (s->dim == VISIT_DIM) {
+            rc = flush_visit(st, acc, s, vup, vgone, err, errlen);
+            continue;
+        }
+        if (!pg) { /* PostgreSQL: in flush_pg's statement */
             sql_bind_int64(up, 1, level_ms[s->level]);
             sql_bind_int64(up, 2, s->dim);
             sql_bind_int64(up, 3, s->bucket_ms);
@@ -535,6 +776,8 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
     }
     sql_finalize(up);
     sql_finalize(gone);
+    sql_finalize(vup);
+    sql_finalize(vgone);
     if (rc == 0 && acc->n_minutes > 0)
         rc = flush_minutes(st, acc, err, errlen);
     if (rc == 0 && rolled_id >= 0)
@@ -548,8 +791,10 @@ void store_rollup_row_of(struct sql_stmt *s, int first, struct store_rollup_row 
     const char *host = sql_col_text(s, first + 1);
     const char *client = sql_col_text(s, first + 2);
     const char *node = sql_col_text(s, first + 4);
+    const char *user = sql_col_text(s, first + 8);
 
     r->id = 0;
+    r->user = user ? user : "";
     r->time_ms = sql_col_int64(s, first);
     r->host = host ? host : "";
     r->client = client ? client : "";
@@ -899,6 +1144,18 @@ int store_rollup_drop_range(struct store *st, int64_t lo, int64_t hi, char *err,
     sql_finalize(s);
     if (rc != SQL_DONE)
         return store_sql_err(st, err, errlen, "rollup");
+    if (store_prepare(st,
+                      "DELETE FROM access_visits WHERE level_ms = ?1 AND bucket_ms >= ?2"
+                      " AND bucket_ms < ?3",
+                      &s, err, errlen) < 0)
+        return -1;
+    sql_bind_int64(s, 1, STORE_VISIT_LEVEL_MS);
+    sql_bind_int64(s, 2, lo);
+    sql_bind_int64(s, 3, hi);
+    rc = sql_step(s);
+    sql_finalize(s);
+    if (rc != SQL_DONE)
+        return store_sql_err(st, err, errlen, "visits");
     if (store_prepare(st, "DELETE FROM access_log_minutes WHERE minute_ms >= ?1 AND minute_ms < ?2",
                       &s, err, errlen) < 0)
         return -1;

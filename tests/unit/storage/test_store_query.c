@@ -660,6 +660,178 @@ START_TEST(test_totals_distinct_keys_at_the_edges)
 }
 END_TEST
 
+/* The visitors' reference, a scan of w[0..n) (rows with id below from_id gone): rows of host
+ * in [since, until) (0: open) of node (NULL: any), per client or user, most first, ties by key
+ * (bytes), at most limit, as "key:requests:blocked:first:last". */
+struct visit_row {
+    int64_t id, time_ms;
+    const char *client, *user, *node;
+    bool host, deny;
+};
+
+static void visitors_ref(const struct visit_row *w, size_t n, int64_t from_id, int64_t since,
+                         int64_t until, const char *node, enum store_visitors_by by, size_t limit,
+                         char *out, size_t size)
+{
+    struct visit_sum {
+        const char *key;
+        int64_t requests, blocked, first, last;
+    } k[16], swap;
+    size_t nk = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *key = by == STORE_VISITORS_CLIENT ? w[i].client : w[i].user;
+        size_t j;
+
+        if (!w[i].host || w[i].id < from_id || (since > 0 && w[i].time_ms < since) ||
+            (until > 0 && w[i].time_ms >= until) || (node && strcmp(node, w[i].node)))
+            continue;
+        for (j = 0; j < nk && strcmp(k[j].key, key); j++)
+            ;
+        if (j == nk) {
+            ck_assert_uint_lt(nk, 16);
+            k[nk++] = (struct visit_sum){key, 0, 0, INT64_MAX, INT64_MIN};
+        }
+        k[j].requests++;
+        k[j].blocked += w[i].deny;
+        k[j].first = w[i].time_ms < k[j].first ? w[i].time_ms : k[j].first;
+        k[j].last = w[i].time_ms > k[j].last ? w[i].time_ms : k[j].last;
+    }
+    for (size_t a = 0; a < nk; a++)
+        for (size_t b = a + 1; b < nk; b++)
+            if (k[b].requests > k[a].requests ||
+                (k[b].requests == k[a].requests && strcmp(k[b].key, k[a].key) < 0)) {
+                swap = k[a];
+                k[a] = k[b];
+                k[b] = swap;
+            }
+    out[0] = '\0';
+    for (size_t a = 0; a < nk && a < limit; a++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s:%lld:%lld:%lld:%lld", a ? "," : "",
+                 k[a].key, (long long)k[a].requests, (long long)k[a].blocked, (long long)k[a].first,
+                 (long long)k[a].last);
+}
+
+static void visitors_got(const char *node, enum store_visitors_by by, int64_t since, int64_t until,
+                         size_t limit, char *out, size_t size)
+{
+    struct store_visitor *v;
+    size_t n;
+
+    ck_assert_int_eq(
+        store_host_visitors(st, "v.test", node, by, since, until, limit, &v, &n, err, sizeof(err)),
+        0);
+    out[0] = '\0';
+    for (size_t a = 0; a < n; a++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s:%lld:%lld:%lld:%lld", a ? "," : "",
+                 v[a].key, (long long)v[a].requests, (long long)v[a].blocked,
+                 (long long)v[a].first_ms, (long long)v[a].last_ms);
+    free(v);
+}
+
+#define VISIT_LOGGED 3000
+#define VISIT_ROWS (VISIT_LOGGED + 6)
+
+/* Who visited a host is read from the writer's hourly visits for whole hours and from the rows
+ * for the rest (store_query.c): the same as a scan of the rows, for ranges with and without
+ * partial hours, per client and per user, of the fleet and of one node, with rows written out
+ * of time order and rows above the watermark; and after retention took away part of an hour
+ * (its visits' first and last times then come from the rows). */
+START_TEST(test_host_visitors_against_a_scan)
+{
+    static const char *const clients[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.10",
+                                          "10.0.0.11"};
+    static const char *const users[] = {"", "alice", "bob"};
+    static struct visit_row w[VISIT_ROWS];
+    static struct row r[VISIT_ROWS];
+    const int64_t start = T - 6 * 3600000 + 17000; /* not on an hour */
+    const int64_t H = 3600000, h0 = (start / H + 1) * H;
+    const int64_t ranges[][2] = {{0, 0},
+                                 {h0, h0 + 3 * H},
+                                 {h0 - 1, h0 + 2 * H + 1},
+                                 {start + 1000, 0},
+                                 {h0 + 600000, h0 + 1200000},
+                                 {h0 + H - 5000, h0 + 4 * H + 7000},
+                                 {T + DAY_MS, 0}};
+    const char *nodes[] = {NULL, "a", "b"};
+    struct sql_stmt *s;
+    char got[1024], want[1024];
+    int64_t from_id = 1;
+
+    /* 3,000 rows 6 s apart (5 h), a third of them of the host; the last 6 written late with old
+     * times (3) and put in above the watermark (3). */
+    for (size_t i = 0; i < VISIT_ROWS; i++) {
+        bool late = i >= VISIT_LOGGED;
+
+        w[i].id = (int64_t)i + 1;
+        w[i].time_ms =
+            late ? start + (int64_t)(i - VISIT_LOGGED) * 3700000 + 1234 : start + (int64_t)i * 6000;
+        w[i].client = clients[(i * 7 + i / 100) % 5];
+        w[i].user = users[(i / 3) % 3];
+        w[i].node = late || (i / 1000) % 2 == 0 ? "a" : "b";
+        w[i].host = late || i % 3 != 1;
+        w[i].deny = i % 5 == 0;
+        r[i] = (struct row){w[i].time_ms - start,
+                            w[i].client,
+                            w[i].host ? "v.test" : "o.test",
+                            "/",
+                            w[i].deny ? STORE_DENY : STORE_ALLOW,
+                            w[i].deny ? 403 : 200,
+                            1,
+                            1,
+                            0,
+                            w[i].user};
+    }
+    push_rows_of("a", r, 1000, start);
+    push_rows_of("b", r + 1000, 1000, start);
+    push_rows_of("a", r + 2000, 1003, start);
+    for (size_t i = VISIT_LOGGED + 3; i < VISIT_ROWS; i++) {
+        ck_assert_int_eq(
+            store_prepare(st,
+                          "INSERT INTO access_log(time_ms, client, \"user\", method, scheme, host,"
+                          " port, path, status, bytes_up, bytes_down, duration_ms, decision,"
+                          " rule_id, error, policy_version, sni, dest, node) VALUES (?1, ?2, ?3,"
+                          " 'GET', 'http', 'v.test', 80, '/', 200, 1, 1, 0, ?4, 0, '', 0, '', '',"
+                          " 'a')",
+                          &s, err, sizeof(err)),
+            0);
+        sql_bind_int64(s, 1, w[i].time_ms);
+        sql_bind_text(s, 2, w[i].client);
+        sql_bind_text(s, 3, w[i].user);
+        sql_bind_int64(s, 4, w[i].deny ? STORE_DENY : STORE_ALLOW);
+        ck_assert_int_eq(sql_step(s), SQL_DONE);
+        sql_finalize(s);
+    }
+    ck_assert_int_eq(store_rollup_watermark(st, err, sizeof(err)), VISIT_LOGGED + 3);
+    ck_assert_int_gt(test_db_int(&tmp, "SELECT count(*) FROM access_visits"), 0);
+    for (int round = 0; round < 2; round++) {
+        for (size_t g = 0; g < sizeof(ranges) / sizeof(ranges[0]); g++) {
+            for (size_t nd = 0; nd < 3; nd++) {
+                for (int by = 0; by < STORE_VISITORS_COUNT; by++) {
+                    size_t limit = g == 3 ? 2 : 10;
+
+                    visitors_ref(w, VISIT_ROWS, from_id, ranges[g][0], ranges[g][1], nodes[nd],
+                                 (enum store_visitors_by)by, limit, want, sizeof(want));
+                    visitors_got(nodes[nd], (enum store_visitors_by)by, ranges[g][0], ranges[g][1],
+                                 limit, got, sizeof(got));
+                    ck_assert_msg(strcmp(got, want) == 0,
+                                  "round %d range %zu node %s by %d: got '%s' want '%s'", round, g,
+                                  nodes[nd] ? nodes[nd] : "-", by, got, want);
+                }
+            }
+        }
+        /* Retention by rows takes the oldest 700 (into the second hour): the hour it leaves
+         * in part has visits whose first and last times are no longer known. */
+        while (store_retention_step(st, 0, VISIT_ROWS - 700, 100) > 0)
+            ;
+        from_id = test_db_int(&tmp, "SELECT min(id) FROM access_log");
+        ck_assert_int_eq(from_id, 701);
+        ck_assert_int_gt(
+            test_db_int(&tmp, "SELECT count(*) FROM access_visits WHERE first_ms IS NULL"), 0);
+    }
+}
+END_TEST
+
 START_TEST(test_series_buckets_include_empty_ones)
 {
     static const struct store_series_point want[] = {
@@ -820,19 +992,23 @@ START_TEST(test_top_series_totals_by_node)
     check_by_node("7:2:37:353:4:5", want_a, "4:1:7:53:4:3");
     series_text("node-b", got, sizeof(got));
     ck_assert_str_eq(got, "0:0:0,2:1:55,2:0:5");
-    /* An upgrade to step 46: the rollups empty, the watermark 0, every figure still exact. */
-    test_db_exec(&tmp, "DELETE FROM schema_steps WHERE version = 46");
+    /* An upgrade to step 49 (a database as a proxyd from before it left it: the rollups and
+     * their watermark, no visits): the rollups empty, the watermark 0, every figure still
+     * exact. */
+    test_db_exec(&tmp, "DROP TABLE access_visits");
+    test_db_exec(&tmp, "ALTER TABLE access_rollup_mark RENAME TO access_rollup_state");
+    test_db_exec(&tmp, "DELETE FROM schema_steps WHERE version = 49");
     store_close(st);
     st = store_open(tmp.db, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
     ck_assert_int_eq(test_db_int(&tmp, "SELECT count(*) FROM access_rollup"), 0);
-    ck_assert_int_eq(test_db_int(&tmp, "SELECT rolled_id FROM access_rollup_state"), 0);
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT rolled_id FROM access_rollup_mark"), 0);
     check_by_node("7:2:37:353:4:5", want_a, "4:1:7:53:4:3");
     top_text(STORE_TOP_HOSTS, "node-b", got, sizeof(got));
     ck_assert_str_eq(got, "www.test:2:57,ads.test:1:0,raw.test:1:3");
     /* The next writer rolls every node's rows up again, each under its own node. */
     push_rows_of("node-a", rows, 1, T + 3 * MIN_MS);
-    ck_assert_int_eq(test_db_int(&tmp, "SELECT rolled_id FROM access_rollup_state"),
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT rolled_id FROM access_rollup_mark"),
                      test_db_int(&tmp, "SELECT max(id) FROM access_log"));
     ck_assert_int_eq(test_db_int(&tmp,
                                  "SELECT sum(requests) FROM access_rollup"
@@ -845,6 +1021,9 @@ START_TEST(test_top_series_totals_by_node)
     check_by_node("8:2:47:453:4:5", "4:1:40:400:2:3", "4:1:7:53:4:3");
     top_text(STORE_TOP_HOSTS, "node-b", got, sizeof(got));
     ck_assert_str_eq(got, "www.test:2:57,ads.test:1:0,raw.test:1:3");
+    /* ... and the visits of every row, the older ones too. */
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT sum(requests) FROM access_visits"),
+                     test_db_int(&tmp, "SELECT count(*) FROM access_log"));
 }
 END_TEST
 
@@ -1096,6 +1275,7 @@ int main(void)
     tcase_add_test(tc, test_top_hosts_clients_blocked);
     tcase_add_test(tc, test_host_visitors_by_client_and_user);
     tcase_add_test(tc, test_totals_distinct_keys_at_the_edges);
+    tcase_add_test(tc, test_host_visitors_against_a_scan);
     tcase_add_test(tc, test_series_buckets_include_empty_ones);
     tcase_add_test(tc, test_totals_count_requests_bytes_and_distinct);
     tcase_add_test(tc, test_top_series_totals_by_node);
