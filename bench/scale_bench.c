@@ -1,26 +1,29 @@
 /* scale_bench: the dashboard, the top lists and the log searches over a big access log,
  * through the store calls the admin API makes, on SQLite or PostgreSQL.
  *
- * usage: scale_bench [--rows N] [--days D] [--runs R] [--queries-only] DB
+ * usage: scale_bench [--rows N] [--days D] [--runs R] [--mix office|independent]
+ *                    [--queries-only] DB
  *   DB: an SQLite file (created; it must not hold log rows yet) or a PostgreSQL conninfo
  *   (bench/scale_bench.sh starts a PostgreSQL of its own, as tests/pg_fixture.sh does).
  *
  * The fill is generated inside the database: N rows (default 100,000,000) evenly over D whole
- * UTC days (default 30), the last one today's up to now; 2,000 hosts and 200 clients picked with
- * a skew (a few dominate, as in an office), 5% denied by one of 20 rules, 60% of the rest
- * tunnels, statuses 200/304/404/500. The oldest day is made by one statement (generate_series on
- * PostgreSQL, a recursive CTE on SQLite) and its rollups summed from its rows by SQL, as the
- * writer would have kept them (per minute, hour and day, in total and by host, client and rule,
- * each per node), with the minutes' id ranges and the hourly visits. Every other day is that day
- * copied (INSERT ... SELECT) with its times and buckets shifted by whole days and its ids by whole
- * days' rows, so only one day is summed by GROUP BY; today's buckets that end after now are summed
- * from its copied rows. Then the watermark and the rule hit counters, and a check that the rollups'
- * totals (all of them, and today's) equal a count of the rows. Each query then runs R times
- * (default 5) on a fresh connection: median and max ms, and what its last run did whatever the
- * load (SQLite: thousands of VM instructions; PostgreSQL: rows read by sequential scans and
- * index entries returned, pg_stat_get_xact_tuples_returned). The
- * "result" column is the rows returned (for totals, the requests counted). Wall-clock figures
- * depend on the machine's load: the table prints the load average next to them.
+ * UTC days (default 30), the last one today's up to now; 200 clients picked with a skew (a few
+ * dominate, as in an office), each client's host from its own working set of 40 of the 2,000
+ * hosts (--mix office, the default; skewed, popular hosts in many sets) or, the worst case for
+ * the hourly visits, drawn apart from the client (--mix independent), 5% denied by one of 20 rules,
+ * 60% of the rest tunnels, statuses 200/304/404/500. The oldest day is made by one statement
+ * (generate_series on PostgreSQL, a recursive CTE on SQLite) and its rollups summed from its rows
+ * by SQL, as the writer would have kept them (per minute, hour and day, in total and by host,
+ * client and rule, each per node), with the minutes' id ranges and the hourly visits. Every other
+ * day is that day copied (INSERT ... SELECT) with its times and buckets shifted by whole days and
+ * its ids by whole days' rows, so only one day is summed by GROUP BY; today's buckets that end
+ * after now are summed from its copied rows. Then the watermark and the rule hit counters, and a
+ * check that the rollups' totals (all of them, and today's) equal a count of the rows. Each query
+ * then runs R times (default 5) on a fresh connection: median and max ms, and what its last run did
+ * whatever the load (SQLite: thousands of VM instructions; PostgreSQL: rows read by sequential
+ * scans and index entries returned, pg_stat_get_xact_tuples_returned). The "result" column is the
+ * rows returned (for totals, the requests counted). Wall-clock figures depend on the machine's
+ * load: the table prints the load average next to them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +111,22 @@ static int64_t query_int(struct store *st, const char *sql)
     return v;
 }
 
+/* Independent of the client: nearly every row of an hour a new (host, client) pair, the worst
+ * case for the hourly visits. */
+#define HOST_INDEPENDENT                                                                           \
+    "(((i * 48271) % 9973) * ((i * 48271) % 9973) * ((i * 48271) % 9973) * 2000) / 991921850317"
+/* An office: the client's k-th host of its working set of 40, k skewed; each of the set's
+ * hosts is skewed over all 2,000 (popular hosts are in many sets). */
+#define HOST_OFFICE                                                                                \
+    "(((c * 7537 + k * 2671 + 101) % 9973) * ((c * 7537 + k * 2671 + 101) % 9973)"                 \
+    " * ((c * 7537 + k * 2671 + 101) % 9973) * 2000) / 991921850317"
+#define WORKING_SET_K                                                                              \
+    "(((i * 40503 + 29) % 9973) * ((i * 40503 + 29) % 9973) * ((i * 40503 + 29) % 9973) * 40)"     \
+    " / 991921850317"
+
+enum mix { MIX_OFFICE, MIX_INDEPENDENT };
+static enum mix host_mix = MIX_OFFICE;
+
 /* Row i of the fill, from a column i of the numbers ?1 <= i < ?2; ?3 the first row's time,
  * ?4 the span, ?5 the rows in all. Integer arithmetic only, so both engines make the same
  * rows. Skew: x^3 of x uniform in [0, 9973). */
@@ -131,14 +150,15 @@ static int64_t query_int(struct store *st, const char *sql)
     " FROM (SELECT i, t, c, dn, s, p, CASE WHEN dn = 0 AND tr < 60 THEN 1 ELSE 0 END AS tun,"      \
     " (CASE WHEN h % 7 = 0 THEN 'ads' ELSE 'www' END) || h || '.example' || (h % 13) || '.com'"    \
     " AS host"                                                                                     \
-    " FROM (SELECT i, CAST(?3 AS BIGINT) + i * CAST(?4 AS BIGINT) / CAST(?5 AS BIGINT) AS t,"      \
-    " (((i * 48271) % 9973) * ((i * 48271) % 9973) * ((i * 48271) % 9973) * 2000)"                 \
-    " / 991921850317 AS h,"                                                                        \
+    " FROM (SELECT i, t, c, dn, tr, s, p, "
+/* ... then the host h of the mix (HOST_OFFICE or HOST_INDEPENDENT), FILL_ROWS_FROM, the
+ * numbers and ") a) b) m". */
+#define FILL_ROWS_FROM                                                                             \
+    " AS h FROM (SELECT i, CAST(?3 AS BIGINT) + i * CAST(?4 AS BIGINT) / CAST(?5 AS BIGINT) AS t," \
     " (((i * 69621 + 7) % 9973) * ((i * 69621 + 7) % 9973) * ((i * 69621 + 7) % 9973) * 200)"      \
     " / 991921850317 AS c,"                                                                        \
     " CASE WHEN (i * 16807 + 3) % 100 < 5 THEN 1 ELSE 0 END AS dn, (i * 7919 + 11) % 100 AS tr,"   \
-    " (i * 104729 + 17) % 100 AS s, (i * 613) % 8 AS p FROM "
-
+    " (i * 104729 + 17) % 100 AS s, (i * 613) % 8 AS p, " WORKING_SET_K " AS k FROM "
 #define NUMBERS_PG "generate_series(CAST(?1 AS BIGINT), CAST(?2 AS BIGINT) - 1) AS g(i)"
 #define NUMBERS_SQLITE                                                                             \
     "(WITH RECURSIVE g(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM g WHERE i + 1 < ?2)"           \
@@ -232,7 +252,8 @@ static void fill_template(struct store *st, int64_t d0, int64_t per_day, int64_t
     char sql[4096];
     int64_t lo, hi;
 
-    snprintf(sql, sizeof(sql), "%s%s) a) b", FILL_ROWS,
+    snprintf(sql, sizeof(sql), "%s%s%s%s) a) b) m", FILL_ROWS,
+             host_mix == MIX_OFFICE ? HOST_OFFICE : HOST_INDEPENDENT, FILL_ROWS_FROM,
              st->backend == STORE_PG ? NUMBERS_PG : NUMBERS_SQLITE);
     for (int64_t j = 0; j < DAY_SLICES; j++) {
         int64_t args[5] = {per_day * j / DAY_SLICES, per_day * (j + 1) / DAY_SLICES, d0, DAY_MS,
@@ -690,6 +711,12 @@ int main(int argc, char **argv)
             days = atoi(argv[++i]);
         else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
             runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--mix") == 0 && i + 1 < argc &&
+                 strcmp(argv[i + 1], "office") == 0)
+            host_mix = MIX_OFFICE, i++;
+        else if (strcmp(argv[i], "--mix") == 0 && i + 1 < argc &&
+                 strcmp(argv[i + 1], "independent") == 0)
+            host_mix = MIX_INDEPENDENT, i++;
         else if (strcmp(argv[i], "--queries-only") == 0)
             queries_only = true;
         else if (argv[i][0] != '-' && !db)
@@ -698,14 +725,16 @@ int main(int argc, char **argv)
             db = NULL, i = argc;
     }
     if (!db || rows <= 0 || days <= 0 || days > 365 || runs <= 0 || runs > MAX_RUNS) {
-        fprintf(stderr, "usage: scale_bench [--rows N] [--days D] [--runs R] [--queries-only] DB\n"
+        fprintf(stderr, "usage: scale_bench [--rows N] [--days D] [--runs R] [--mix "
+                        "office|independent] [--queries-only] DB\n"
                         "  DB: an SQLite file or a PostgreSQL conninfo\n");
         return 2;
     }
     printf("scale_bench: %s, %s\n", store_path_is_pg(db) ? "PostgreSQL" : "SQLite",
            queries_only ? "queries over the rows there" : "fill, then queries");
     if (!queries_only) {
-        printf("fill: %lld rows over %d days\n", (long long)rows, days);
+        printf("fill: %lld rows over %d days, %s mix\n", (long long)rows, days,
+               host_mix == MIX_OFFICE ? "office" : "independent");
         fill(db, rows, days, now);
     }
     printf("queries:\n");

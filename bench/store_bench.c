@@ -23,6 +23,10 @@
  * store_bench writer-proxy N [OUTDIR]: the same with the rows of the proxy benches (one client
  * fetching one 1 KiB file from one origin, keep-alive), what the writer sees at c64 in
  * bench/proxy_bench.sh.
+ *
+ * store_bench --mix independent ...: any of the above with host and client drawn apart (nearly
+ * every row a new (host, client) pair: the worst case for the writer's hourly visits) instead
+ * of the default office mix (a client's hosts from its own working set; see fill).
  */
 #include <dirent.h>
 #include <libpq-fe.h>
@@ -82,6 +86,24 @@ static unsigned skewed(uint64_t *s, unsigned n)
     return (unsigned)(u * u * u * n);
 }
 
+/* How rows pick their host. MIX_OFFICE: a client's host from its own working set of
+ * WORKING_SET hosts (each drawn skewed from all HOSTS, so popular hosts are in many sets),
+ * skewed too: an office's clients revisit the same few hosts, so an hour holds a few
+ * thousand (host, client) pairs. MIX_INDEPENDENT: host and client drawn independently, nearly
+ * every row a new pair: the worst case for the writer's hourly visits. */
+enum mix { MIX_OFFICE, MIX_INDEPENDENT };
+static enum mix row_mix = MIX_OFFICE;
+#define WORKING_SET 40 /* said in main's first line */
+
+static unsigned working_host(unsigned client, unsigned k)
+{
+    uint64_t x = ((uint64_t)client + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)k + 1) * 0xc2b2ae35ull;
+
+    rnd(&x);
+    rnd(&x);
+    return skewed(&x, HOSTS);
+}
+
 static void fill(struct store_access *a, uint64_t *s, int64_t time_ms)
 {
     static const char *const paths[] = {
@@ -94,10 +116,18 @@ static void fill(struct store_access *a, uint64_t *s, int64_t time_ms)
         "/ads/banner?id=18273",
         "/watch?v=dQw4w9WgXcQ",
     };
-    unsigned h = skewed(s, HOSTS), c = skewed(s, CLIENTS);
-    bool deny = rnd(s) % 100 < 5;
-    bool tunnel = !deny && rnd(s) % 100 < 60;
+    unsigned h, c;
+    bool deny, tunnel;
 
+    if (row_mix == MIX_INDEPENDENT) {
+        h = skewed(s, HOSTS);
+        c = skewed(s, CLIENTS);
+    } else {
+        c = skewed(s, CLIENTS);
+        h = working_host(c, skewed(s, WORKING_SET));
+    }
+    deny = rnd(s) % 100 < 5;
+    tunnel = !deny && rnd(s) % 100 < 60;
     memset(a, 0, sizeof(*a));
     a->time_ms = time_ms;
     a->duration_ms = (uint32_t)(rnd(s) % 2000);
@@ -783,10 +813,25 @@ static void bench_scale(const char *path, int64_t now)
 
 int main(int argc, char **argv)
 {
-    const char *dir = argc > 1 ? argv[1] : "/tmp";
+    const char *dir;
     char path[512];
     int64_t now = wall_ms();
     double t0 = now_s();
+
+    if (argc > 2 && strcmp(argv[1], "--mix") == 0) {
+        if (strcmp(argv[2], "independent") == 0) {
+            row_mix = MIX_INDEPENDENT;
+        } else if (strcmp(argv[2], "office") != 0) {
+            fprintf(stderr, "store_bench: --mix office|independent, not %s\n", argv[2]);
+            return 2;
+        }
+        argc -= 2;
+        argv += 2;
+    }
+    dir = argc > 1 ? argv[1] : "/tmp";
+    printf("store_bench: %s mix (hosts %s)\n", row_mix == MIX_OFFICE ? "office" : "independent",
+           row_mix == MIX_OFFICE ? "from each client's working set of 40"
+                                 : "drawn apart from clients");
 
     if (argc > 1 && strcmp(argv[1], "scale-queries") == 0) {
         /* The queries again over the rows a scale run left (a machine less loaded, say). */
