@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct conn;
+struct worker;
 struct acl_inspect;
 
 /* A kernel pipe from a socket to a socket. */
@@ -79,6 +80,12 @@ void tun_inspect_start(struct conn *c);
  * and a denied or unreadable one ends the tunnel with a TLS alert. The origin's bytes flow
  * meanwhile (a protocol whose server speaks first is not held up). */
 void tun_start(struct conn *c, bool read_hello);
+
+/* Judges every open tunnel of w again by the rule set now in force, as it was judged when it
+ * opened (its host, server name, port, client, user, connected address), and closes those it
+ * no longer allows: a tunnel outlives the rules that let it open (a browser keeps one to a
+ * site for minutes), and a block is for what is open too. Worker thread, after a new set. */
+void tun_rejudge(struct worker *w);
 /* The CONN_TUNNEL step: moves what it can both ways. Returns whether anything moved (false
  * also after closing c). */
 bool tun_step(struct conn *c);

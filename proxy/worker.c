@@ -13,6 +13,7 @@
 #include "proxy/conn.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/tunnel.h"
 
 #define TICK_MS 100
 #define ORIGIN_IDLE_MS 15000
@@ -55,9 +56,14 @@ static void on_tick(struct ev_loop *loop, void *arg)
     refresh_clock(w);
     refresh_tunables(w);
     dns_resolver_tick(w->dns);
-    /* Let go of an old rule set even when no request comes to refresh it. */
+    /* Let go of an old rule set even when no request comes to refresh it; a new one judges
+     * the open tunnels again. */
     if (w->acl)
         worker_acl_refresh(w);
+    if (w->acl && w->tunnels_judged_gen != w->acl_gen) {
+        w->tunnels_judged_gen = w->acl_gen;
+        tun_rejudge(w);
+    }
     portfwd_worker_sync(w, false);
     listener_tick(w);
     origin_pool_expire(&w->origins, now, ORIGIN_IDLE_MS);

@@ -143,6 +143,7 @@ struct worker {
     size_t nattached;           /* idle origin connections kept by their client */
     const struct acl_set *acl;  /* reference held from shared->acl */
     uint64_t acl_gen;
+    uint64_t tunnels_judged_gen;     /* the rule set the open tunnels were last judged by */
     struct acl_scratch *acl_scratch; /* owned */
     struct acl_clock clock;
     atomic_bool draining;

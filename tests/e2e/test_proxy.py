@@ -10,7 +10,7 @@ from harness import (DnsStub, Origin, Proxyd, header, parse_headers, pattern, re
                      read_response, wait_for)
 
 RECORDS = {"allowed.test": "127.0.0.1", "v6.test": "::1", "blocked.test": "127.0.0.1",
-           "rebind.test": "169.254.169.254"}
+           "rebind.test": "169.254.169.254", "tunnel.test": "127.0.0.1"}
 
 
 class RelayTest(unittest.TestCase):
@@ -305,6 +305,44 @@ class RelayTest(unittest.TestCase):
                 self.assertEqual((status, len(body)), (200, 1024))
             finally:
                 self.px.api("DELETE", "/api/rules/%d" % rule["rule"]["id"])
+
+    def test_a_policy_change_closes_the_open_tunnels_it_denies(self):
+        def tunnel(host):
+            s = self.px.connect()
+            s.sendall(("CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                       % (host, self.origin.port, host, self.origin.port)).encode())
+            head, rest = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            return s, rest
+
+        (doomed, _), (kept, rest) = tunnel("tunnel.test"), tunnel("allowed.test")
+        try:
+            rule = self.px.api("POST", "/api/rules", {"text": "deny domain tunnel.test", "before": -1})
+            try:
+                doomed.settimeout(60)  # hang guard: the rule is in force within a second
+                try:
+                    self.assertEqual(doomed.recv(1), b"")
+                except ConnectionResetError:
+                    pass
+                kept.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+                status, _, body, _ = read_response(kept, rest)
+                self.assertEqual((status, len(body)), (200, 1024))
+
+                def closed_rows():
+                    db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+                    try:
+                        return db.execute("SELECT decision, error FROM access_log WHERE method ="
+                                          " 'CONNECT' AND host = 'tunnel.test'").fetchall()
+                    finally:
+                        db.close()
+                rows = wait_for(closed_rows, timeout=60)
+                self.assertEqual(len(rows), 1, rows)
+                self.assertRegex(rows[0][1], r"^closed by a policy change: rule \d+: deny domain")
+            finally:
+                self.px.api("DELETE", "/api/rules/%d" % rule["rule"]["id"])
+        finally:
+            doomed.close()
+            kept.close()
 
     def test_slow_client_does_not_block_others(self):
         # A proxy of its own, and the hogs on an origin of their own that streams from one shared
