@@ -22,6 +22,7 @@ what they got as one JSON line. Python stdlib and tls_util (beside it) only.
     connect PROXY PPORT HOST PORT SNI N   CONNECT, then as tls
     --late S CLIENT-COMMAND...         a client that says nothing for S seconds after its
                                        connection is made (past the proxy's wait for first bytes)
+    --pause-after N S echo ...         echo's TEXT in two parts: N bytes, S seconds, the rest
 """
 import json
 import socket
@@ -165,6 +166,7 @@ def origin(argv):
 
 
 SILENT_FIRST = 0.0  # --late
+PAUSE_AFTER = None  # --pause-after: (bytes, seconds)
 
 
 def connect(dest, port, source=None):
@@ -199,10 +201,13 @@ def tls_over(s, sni, n):
 
 
 def main(argv):
-    global SILENT_FIRST
+    global SILENT_FIRST, PAUSE_AFTER
     if argv[0] == "--late":
         SILENT_FIRST = float(argv[1])
         argv = argv[2:]
+    if argv[0] == "--pause-after":
+        PAUSE_AFTER = (int(argv[1]), float(argv[2]))
+        argv = argv[3:]
     cmd = argv[0]
     if cmd == "origin":
         return origin(argv[1:])
@@ -248,7 +253,12 @@ def main(argv):
     elif cmd == "echo":
         dest, port, text = argv[1:4]
         with connect(dest, port) as s:
-            s.sendall(text.encode())
+            data = text.encode()
+            if PAUSE_AFTER:
+                s.sendall(data[:PAUSE_AFTER[0]])
+                time.sleep(PAUSE_AFTER[1])
+                data = data[PAUSE_AFTER[0]:]
+            s.sendall(data)
             s.shutdown(socket.SHUT_WR)
             out = {"got": read_all(s).decode("latin-1")}
     elif cmd == "connect":

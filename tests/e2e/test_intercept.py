@@ -314,6 +314,11 @@ class InterceptTest(unittest.TestCase):
                               "Connection: close\r\n\r\n")
             self.assertRegex(out["got"][:12], r"^HTTP/1\.1 4\d\d", line)
             self.assertNotIn('"origin"', out["got"], line)
+        # The start of a request, then silence past the peek's window: still read as one.
+        out = self.client("--pause-after", "2", LATE, "echo", ORIGIN, "80",
+                          "GET /ml-split HTTP/1.1\r\nHost: ml.blocked.test\r\n"
+                          "Connection: close\r\n\r\n")
+        self.assertTrue(out["got"].startswith("HTTP/1.1 403"), out["got"][:200])
         # A client-first text protocol's line names no HTTP version: its bytes go through.
         self.assertEqual(self.client("echo", ORIGIN, "7", "get key\r\n")["got"], "get key\r\n")
 
