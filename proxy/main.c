@@ -832,15 +832,6 @@ static int data_open(struct proxyd *p)
 
 /* The first rule set. The store is the source; --policy makes it equal to a file first.
  * Returns 0, or -1 once the error is logged. */
-/* The policy watch heard of another node's change (its thread): the poll runs now instead of
- * at its next tick, so the change is in force here within milliseconds. */
-static void policy_announced(void *arg)
-{
-    struct proxyd *p = arg;
-
-    poll_thread_ask(p->poller, POLL_ASK_NOW);
-}
-
 static int policy_start(struct proxyd *p)
 {
     char err[1024] = "";
@@ -861,13 +852,6 @@ static int policy_start(struct proxyd *p)
     p->policy.live = p->acl;
     p->policy.version = version;
     policy_mark_in_force(&p->policy, version);
-    if (store_path_is_pg(p->cfg.db_path)) {
-        p->watch = policy_watch_start(p->cfg.db_path, policy_announced, p, err, sizeof(err));
-        if (!p->watch) {
-            log_error("%s", err);
-            return -1;
-        }
-    }
     return 0;
 }
 
@@ -1359,11 +1343,22 @@ static void poll_turn(void *arg, unsigned asked)
     trim_after_policy_change(p);
 }
 
-/* The main thread's life: signals, the systemd status line, the syslog and the local CA's
- * file (nothing that waits for the database: the poll thread's), until SIGTERM or SIGINT. */
-static int signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char **argv)
+/* The policy watch heard of another node's change (its thread): the poll runs now instead of
+ * at its next tick, so the change is in force here within milliseconds. */
+static void policy_announced(void *arg)
 {
-    char err[256];
+    struct proxyd *p = arg;
+
+    poll_thread_ask(p->poller, POLL_ASK_NOW);
+}
+
+/* The poll thread, once everything its turn reaches runs, then on PostgreSQL the policy watch
+ * that wakes it: p->poller is set before the watch's thread exists, so no announcement is
+ * lost (the watch's first LISTEN wakes the poll too, for a change made before it). argc and
+ * argv: the command line, for a SIGHUP's reload. Returns 0, or -1 once the error is logged. */
+static int poll_start(struct proxyd *p, int argc, char **argv)
+{
+    char err[1024];
 
     p->argc = argc;
     p->argv = argv;
@@ -1372,11 +1367,25 @@ static int signals_run(struct proxyd *p, const sigset_t *sigs, int argc, char **
         log_error("%s", err);
         return -1;
     }
+    if (store_path_is_pg(p->cfg.db_path)) {
+        p->watch = policy_watch_start(p->cfg.db_path, policy_announced, p, err, sizeof(err));
+        if (!p->watch) {
+            log_error("%s", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The main thread's life: signals, the systemd status line, the syslog and the local CA's
+ * file (nothing that waits for the database: the poll thread's), until SIGTERM or SIGINT. */
+static void signals_run(struct proxyd *p, const sigset_t *sigs)
+{
     for (;;) {
         struct timespec wait = {0, POLICY_POLL_MS * 1000000L};
         int sig = sigtimedwait(sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT)
-            return 0;
+            return;
         if (sig == SIGHUP)
             poll_thread_ask(p->poller, POLL_ASK_RELOAD);
         else if (sig == SIGUSR2)
@@ -1397,11 +1406,11 @@ static void shut_down(struct proxyd *p)
     log_info("shutting down: draining connections (up to %d s)", DRAIN_GRACE_MS / 1000);
     /* A PostgreSQL that does not answer holds none of the database threads past this. */
     store_pg_give_up_at(clock_mono_ms() + DB_GIVE_UP_MS);
+    /* The watch before the poll thread it wakes (policy_announced). */
+    policy_watch_stop(p->watch, DB_JOIN_MS);
     bool poller_gone = poll_thread_stop(p->poller, DB_JOIN_MS);
     if (!poller_gone)
         log_warnx("the poll thread is still waiting for the database: left behind");
-    policy_watch_stop(p->watch, DB_JOIN_MS);
-    node_beat_stop(p->beat, DB_JOIN_MS);
     /* The drain's own database work (proxy-user checks, admin pages) keeps its usual bounds
      * on a server that answers: the give-up was for the threads just joined. */
     store_pg_give_up_at(0);
@@ -1417,8 +1426,9 @@ static void shut_down(struct proxyd *p)
     /* Verifiers stop before the loops they post to are freed; queries stay cancellable
      * until auth_free, and posted answers are freed when worker_destroy flushes the loops. */
     auth_stop(p->auth);
-    /* A poll thread left behind may still reach the workers, auth, forwards and policy once
-     * its wait ends: those stay for the process's exit. */
+    /* A poll thread left behind may still reach the workers, auth, forwards, policy, the
+     * access log's writer, the access requests, the TLS credentials and the settings once its
+     * wait ends (poll_turn): those stay for the process's exit. */
     for (unsigned i = 0; poller_gone && i < p->nworkers; i++)
         worker_destroy(&p->workers[i]);
     if (poller_gone) {
@@ -1430,20 +1440,27 @@ static void shut_down(struct proxyd *p)
     /* Again from now, for the writer's last batches (they had the drain's time to be sent)
      * and the last access requests. */
     store_pg_give_up_at(clock_mono_ms() + DB_GIVE_UP_MS);
+    /* The heartbeat only now: the admin server's /metrics read it while connections drained. */
+    node_beat_stop(p->beat, DB_JOIN_MS);
     if (p->log) {
-        store_log_stop(p->log);
-        log_info("access log flushed");
+        if (!store_log_halt(p->log, DB_JOIN_MS)) {
+            log_warnx("the access log's writer is still waiting for the database: left behind "
+                      "(the rows it holds are lost)");
+        } else {
+            log_info("access log flushed");
+            if (poller_gone)
+                store_log_free(p->log); /* else the poll's settings_apply may still set it */
+        }
     }
     dns_cache_free(p->dns_cache);
     client_limit_free(p->clients);
-    if (poller_gone)
-        access_requests_poll(p); /* what was queued before the workers stopped */
-    access_req_destroy(&p->access_req);
     if (poller_gone) {
+        access_requests_poll(p); /* what was queued before the workers stopped */
+        access_req_destroy(&p->access_req);
         policy_loader_destroy(&p->policy);
         acl_live_free(p->acl);
+        tls_cred_free(p->tls); /* a stored forward the poll opens may take it */
     }
-    tls_cred_free(p->tls);
     ca_live_free(&p->ca);
     tls_trust_free(p->trust);
     free(p->fetch_ca_file);
@@ -1481,7 +1498,7 @@ int main(int argc, char **argv)
     }
     if (checks_before_data(&p) < 0 || data_open(&p) < 0 || policy_start(&p) < 0 ||
         services_start(&p) < 0 || shared_fill(&p, fd_limit) < 0 || workers_start(&p) < 0 ||
-        beat_start(&p) < 0 || admin_start(&p) < 0)
+        beat_start(&p) < 0 || admin_start(&p) < 0 || poll_start(&p, argc, argv) < 0)
         return 1;
     for (size_t i = 0; i < p.cfg.nlisten; i++)
         log_info("proxy listening on %s", p.cfg.listen[i]);
@@ -1496,7 +1513,7 @@ int main(int argc, char **argv)
     log_info("proxyd %s: %u workers, admin %s, data in %s, descriptor limit %d", PX_VERSION,
              p.nworkers, p.cfg.admin, p.cfg.data_dir, fd_limit);
     notify_status(&p, "READY=1\n");
-    rc = signals_run(&p, &sigs, argc, argv);
+    signals_run(&p, &sigs);
     shut_down(&p);
-    return rc < 0 ? 1 : 0;
+    return 0;
 }

@@ -30,6 +30,9 @@ static void *watch_main(void *arg)
         char err[256] = "";
         int rc = store_policy_wait(w->st, w->wt.wake_fd, WAIT_MS, err, sizeof(err));
 
+        /* A wait that outlived the stop's bound returns to a caller that may be gone. */
+        if (wake_thread_stopping(&w->wt))
+            break;
         if (rc > 0) {
             if (down)
                 log_info("policy notifications: listening again");

@@ -16,7 +16,8 @@ struct policy_watch;
 struct policy_watch *policy_watch_start(const char *db_path, void (*changed)(void *arg), void *arg,
                                         char *err, size_t errlen);
 /* Stops the thread, closes, frees. NULL does nothing. A thread still in a wait for the
- * database after bound_ms is left behind (detached, with its connection). */
+ * database after bound_ms is left behind (detached, with its connection), and calls changed
+ * no more. */
 void policy_watch_stop(struct policy_watch *w, int bound_ms);
 
 #endif

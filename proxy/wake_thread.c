@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/status.h"
+#include "base/thread.h"
 
 int wake_thread_start(struct wake_thread *t, void *(*fn)(void *), void *arg, const char *what,
                       char *err, size_t errlen)
@@ -49,30 +49,11 @@ void wake_thread_wait(struct wake_thread *t, int timeout_ms)
     }
 }
 
-/* pthread_join within bound_ms; false: the thread still runs, and is detached. */
-static bool join_within(pthread_t thread, int bound_ms)
-{
-    struct timespec until;
-
-    /* pthread_timedjoin_np's deadline is by CLOCK_REALTIME. */
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += bound_ms / 1000;
-    until.tv_nsec += (long)(bound_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    if (pthread_timedjoin_np(thread, NULL, &until) == 0)
-        return true;
-    pthread_detach(thread);
-    return false;
-}
-
 bool wake_thread_stop(struct wake_thread *t, int bound_ms)
 {
     atomic_store(&t->stopping, true);
     wake_thread_wake(t);
-    if (!join_within(t->thread, bound_ms))
+    if (!thread_join_within(t->thread, bound_ms))
         return false;
     close(t->wake_fd);
     t->wake_fd = -1;

@@ -172,7 +172,14 @@ bool store_log_alive(struct store_log *log);
 void store_log_retention_set(struct store_log *log, int64_t days, int64_t rows);
 /* The same for the versions kept (version_keep, version_keep_days). */
 void store_log_versions_set(struct store_log *log, int64_t keep, int64_t keep_days);
-/* Writes everything queued, stops the thread, frees. */
+/* Writes everything queued and stops the thread, waiting for it at most bound_ms (<= 0:
+ * without a bound). true: it ended, and store_log_free may follow. false: it is still in a
+ * wait on the database (its own waits end at store_pg_give_up_at's time, a reconnection's at
+ * its connect_timeout): it is left behind, detached, and log must not be freed. The setters
+ * above stay safe on a halted writer (they set what it no longer reads). */
+bool store_log_halt(struct store_log *log, int bound_ms);
+void store_log_free(struct store_log *log);
+/* store_log_halt without a bound, then store_log_free. */
 void store_log_stop(struct store_log *log);
 
 /* ---- Policy store ---- */

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/thread.h"
 #include "storage/store_impl.h"
 #include "storage/store_queue.h"
 #include "storage/store_spill.h"
@@ -1334,12 +1335,24 @@ void store_log_versions_set(struct store_log *log, int64_t keep, int64_t keep_da
     store_queue_wake(log->queue);
 }
 
-void store_log_stop(struct store_log *log)
+bool store_log_halt(struct store_log *log, int bound_ms)
 {
     if (!log)
-        return;
+        return true;
     atomic_store(&log->stopping, true);
     store_queue_wake(log->queue);
-    pthread_join(log->thread, NULL);
+    if (bound_ms <= 0)
+        return pthread_join(log->thread, NULL) == 0;
+    return thread_join_within(log->thread, bound_ms);
+}
+
+void store_log_free(struct store_log *log)
+{
+    log_free(log);
+}
+
+void store_log_stop(struct store_log *log)
+{
+    store_log_halt(log, 0);
     log_free(log);
 }

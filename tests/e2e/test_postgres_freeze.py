@@ -151,6 +151,36 @@ class PostgresFreezeTest(unittest.TestCase):
                 px.__exit__(None, None, None)
         test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
 
+    def test_a_stop_while_reconnections_hang_leaves_them_behind(self):
+        """A reconnection to a frozen server waits in libpq up to connect_timeout (5 s) for each
+        host of the conninfo, past any give-up: with the host named eight times the poll
+        thread, the heartbeat and the log writer are still in one when the stop's bounded joins
+        end. They are left behind, and the stop frees nothing they still use (a sanitizer build
+        checks what they touch once their reconnection fails), nor waits for them."""
+        hosts = ",".join([self.pg.folder] * 8)
+        px = Proxyd(extra_args=["--db", "host=%s port=5432 user=px dbname=postgres" % hosts])
+        try:
+            px.start()
+            px.api("POST", "/api/block", {"domain": "before.test"})
+            self.freeze()
+            # A statement is cut at its bound (the threads' next ones reconnect, and each
+            # reconnection waits for all eight hosts).
+            self.assertTrue(wait_for(lambda: "did not answer within" in px.log()
+                                     or "no connection to the server" in px.log(), timeout=120),
+                            px.log()[-3000:])
+            os.kill(px.pid, signal.SIGTERM)
+            try:
+                code = px.proc.wait(240)
+            except subprocess.TimeoutExpired:
+                self.fail("proxyd did not stop within 240 s of SIGTERM while its reconnections"
+                          " to a frozen PostgreSQL hung:\n" + px.log()[-3000:])
+            self.assertEqual(code, 0, px.log()[-3000:])
+            self.assertIn("stopped", px.log())
+        finally:
+            self.thaw()
+            px.stop()
+        px.__exit__(None, None, None)  # a sanitizer build's findings fail the test
+
     def test_a_server_frozen_at_start_is_refused_clearly(self):
         px = Proxyd(extra_args=["--db", test_postgres.uri("postgres")])
         self.freeze()
