@@ -191,12 +191,19 @@ static int hook_policy_reload(void *arg, char *err, size_t errlen)
     int rc = policy_reload(&p->policy, true, err, errlen);
 
     auth_invalidate(p->auth);
-    if (rc < 0)
+    switch (rc) {
+    case POLICY_NOT_COMPILED:
         log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
-    else
+        return WA_RELOAD_REFUSED;
+    case POLICY_DB_DOWN:
+        return WA_RELOAD_DB_DOWN;
+    case POLICY_NOT_READ:
+        return WA_RELOAD_DB_FAILED;
+    default:
         log_info("policy reloaded on request (generation %llu)",
                  (unsigned long long)acl_live_generation(p->acl));
-    return rc < 0 ? -1 : 0;
+        return WA_RELOAD_DONE;
+    }
 }
 
 /* A proxy user was set or deleted: its cached password checks go; no recompile. */
@@ -1338,8 +1345,10 @@ static void poll_turn(void *arg, unsigned asked)
     if (rc > 0)
         log_info("policy reloaded (generation %llu)",
                  (unsigned long long)acl_live_generation(p->acl));
-    else if (rc < 0)
+    else if (rc == POLICY_NOT_COMPILED)
         log_warnx("stored policy does not compile, the previous one stays in force: %s", err);
+    else if (rc < 0)
+        log_warnx("stored policy not read, the one in force stays: %s", err);
     trim_after_policy_change(p);
 }
 

@@ -94,9 +94,13 @@ int policy_reload(struct policy_loader *pl, bool force, char *err, size_t errlen
             policy_mark_in_force(pl, version);
             rc = 1;
         } else {
-            /* Remember the version so a broken policy is reported once, not every poll. */
+            /* Remember the version so a broken policy is reported once, not every poll (-1
+             * when it could not be read: the version read fails alike until the store
+             * answers again). */
             pl->version = version;
-            rc = -1;
+            rc = version >= 0                ? POLICY_NOT_COMPILED
+                 : store_unavailable(pl->st) ? POLICY_DB_DOWN
+                                             : POLICY_NOT_READ;
         }
     }
     pthread_mutex_unlock(&pl->lock);

@@ -40,8 +40,14 @@ void policy_loader_destroy(struct policy_loader *pl);
  * naming the rule and reason. Sets *version to the version it read. */
 struct acl_set *policy_compile(struct policy_loader *pl, int64_t *version, char *err,
                                size_t errlen);
+/* What policy_reload returns when nothing was published, besides 0 (nothing changed). */
+enum policy_reload_failure {
+    POLICY_NOT_COMPILED = -1, /* err names the rule and reason */
+    POLICY_NOT_READ = -2,     /* the store failed: err says how */
+    POLICY_DB_DOWN = -3,      /* the database is not reachable (store_unavailable) */
+};
 /* Recompiles and publishes if the store's version moved (or always, with force). Returns 1
- * if a new set was published, 0 if nothing changed, -1 with err if it did not compile. */
+ * if a new set was published, 0 if nothing changed, else a policy_reload_failure with err. */
 int policy_reload(struct policy_loader *pl, bool force, char *err, size_t errlen);
 /* Puts one change of the store in force, under the loader's lock so no reload comes between
  * compile, commit and publish. cand is the policy the change would leave (rules and lists;

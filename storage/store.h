@@ -78,6 +78,10 @@ struct store_pool *store_pool_new(const char *path, size_t idle_max, char *err, 
  * to the caller until store_pool_put. Returns NULL with err filled when the database cannot
  * be opened. Any thread. */
 struct store *store_pool_get(struct store_pool *pool, char *err, size_t errlen);
+/* Whether the pool's database is a PostgreSQL server's (store_path_is_pg): a connection it
+ * cannot open is then the server's outage (not reachable, refusing, frozen), where an SQLite
+ * file that does not open is a fault of this machine's. */
+bool store_pool_is_pg(const struct store_pool *pool);
 /* Gives st back (NULL does nothing); it is closed instead when idle_max are already idle.
  * The caller must not have a transaction open on it. Any thread. */
 void store_pool_put(struct store_pool *pool, struct store *st);
@@ -216,6 +220,8 @@ void store_rules_free(struct store_rule *rules, size_t n);
  * the few lines of one kind without reading a policy of 100,000 rules into memory. */
 int store_rules_starting(struct store *st, const char *prefix, struct store_rule **rules, size_t *n,
                          char *err, size_t errlen);
+/* Rule id into *out (its text and comment are the caller's to free). 0; 1 with err when
+ * there is no such rule; -1 with err when the store failed. */
 int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, size_t errlen);
 /* Adds a rule before before_id (0: at the end; -1: at the top). The caller validated text.
  * Writes an audit row with actor. Sets *id. */

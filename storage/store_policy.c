@@ -269,9 +269,10 @@ int store_rule_get(struct store *st, int id, struct store_rule *out, char *err, 
     rc = sql_step(s);
     if (rc == SQL_ROW)
         rc = rule_from_row(s, out) == 0 ? 0 : store_errf(err, errlen, "rule: out of memory");
-    else if (rc == SQL_DONE)
-        rc = store_errf(err, errlen, "rule %d: no such rule", id);
-    else
+    else if (rc == SQL_DONE) {
+        store_errf(err, errlen, "rule %d: no such rule", id);
+        rc = 1;
+    } else
         rc = store_sql_err(st, err, errlen, "rule");
     sql_finalize(s);
     return rc;

@@ -48,6 +48,11 @@ struct store *store_pool_get(struct store_pool *pool, char *err, size_t errlen)
     return st;
 }
 
+bool store_pool_is_pg(const struct store_pool *pool)
+{
+    return store_path_is_pg(pool->path);
+}
+
 void store_pool_put(struct store_pool *pool, struct store *st)
 {
     if (!st)

@@ -76,6 +76,14 @@ struct wa_fetch {
     char err[512]; /* out: why there is no answer to use */
 };
 
+/* The outcomes of the policy_reload hook (POST /api/reload answers 200, 409, 500, 503). */
+enum wa_reload_status {
+    WA_RELOAD_DONE = 0,
+    WA_RELOAD_REFUSED = -1,   /* the stored policy does not compile */
+    WA_RELOAD_DB_FAILED = -2, /* the store failed */
+    WA_RELOAD_DB_DOWN = -3,   /* the database is not reachable */
+};
+
 struct wa_options {
     const char *listen; /* "127.0.0.1:8080" or "[::1]:8080" */
     /* Names the server answers to in the Host header, besides the listen address itself
@@ -111,8 +119,8 @@ struct wa_options {
     int (*policy_apply)(void *arg, const struct acl_config *cand,
                         int (*commit)(void *commit_arg, int64_t *version, char *err, size_t errlen),
                         void *commit_arg, char *err, size_t errlen);
-    /* POST /api/reload: compile the store's policy again and put it in force. 0, or -1 with
-     * err (the old set stays). NULL: nothing to do. */
+    /* POST /api/reload: compile the store's policy again and put it in force. A
+     * wa_reload_status, with err unless done (the old set stays). NULL: nothing to do. */
     int (*policy_reload)(void *arg, char *err, size_t errlen);
     /* A proxy user was set or deleted: proxyd forgets the password checks it cached. The
      * change moved the store's policy version from `from` to `to` without touching rules or

@@ -443,16 +443,17 @@ int wa_change_apply_as(struct wa_ctx *ctx, struct store *st, const char *actor, 
 
 int wa_change_reload(struct wa_ctx *ctx, char *err, size_t errlen)
 {
-    int rc = 0;
+    int rc;
 
     err[0] = '\0';
     if (!ctx->opts->policy_reload)
-        return 0;
+        return WA_RELOAD_DONE;
     pthread_mutex_lock(&ctx->policy_mu);
-    if (ctx->opts->policy_reload(ctx->opts->hook_arg, err, errlen) < 0)
-        rc = -1;
+    rc = ctx->opts->policy_reload(ctx->opts->hook_arg, err, errlen);
     pthread_mutex_unlock(&ctx->policy_mu);
-    if (rc < 0 && !err[0])
-        snprintf(err, errlen, "the proxy refused the stored policy");
+    if (rc != WA_RELOAD_DONE && !err[0])
+        snprintf(err, errlen, "%s",
+                 rc == WA_RELOAD_REFUSED ? "the proxy refused the stored policy"
+                                         : "the stored policy could not be read");
     return rc;
 }

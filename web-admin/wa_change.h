@@ -78,7 +78,8 @@ bool wa_change_apply(struct wa_req *r, const struct wa_change *ch, size_t n, int
 int wa_change_apply_as(struct wa_ctx *ctx, struct store *st, const char *actor, const char *message,
                        const struct wa_change *ch, size_t n, char *err, size_t errlen);
 
-/* POST /api/reload's work: proxyd compiles the store's policy again. 0, or -1 with err. */
+/* POST /api/reload's work: proxyd compiles the store's policy again. A wa_reload_status,
+ * with err unless done. */
 int wa_change_reload(struct wa_ctx *ctx, char *err, size_t errlen);
 
 #endif

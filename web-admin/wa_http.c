@@ -11,11 +11,6 @@
 #include "storage/store.h"
 #include "web-admin/wa_http.h"
 
-/* Retry-After of a 503 for a database that is not reachable: its connection is tried again
- * at most once a second (store_pg_revive), a frozen one's answer waited for 5 s at most once
- * seen (store_sql.c). */
-#define WA_DB_RETRY_AFTER_S 5
-
 #define WA_CSP                                                                                     \
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -27,11 +22,13 @@ struct store *wa_store(struct wa_req *r)
     if (r->st)
         return r->st;
     r->st = store_pool_get(r->ctx->pool, err, sizeof(err));
-    if (!r->st) {
-        r->retry_after_s = WA_DB_RETRY_AFTER_S;
-        wa_reply_error(r, 503, NULL, "database unavailable: %s", err);
-    }
-    return r->st;
+    if (r->st)
+        return r->st;
+    if (store_pool_is_pg(r->ctx->pool))
+        wa_reply_unavailable(r, "database unavailable: %s", err);
+    else
+        wa_reply_error(r, 500, NULL, "database: %s", err);
+    return NULL;
 }
 
 /* ---- replies ---- */
@@ -210,6 +207,19 @@ enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *fi
     if (o && field)
         json_object_set_new(o, "field", json_string(field));
     return wa_reply_json(r, status, o);
+}
+
+enum MHD_Result wa_reply_unavailable(struct wa_req *r, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (r->retry_after_s <= 0)
+        r->retry_after_s = WA_DB_RETRY_AFTER_S;
+    return wa_reply_json(r, 503, json_pack("{s:o}", "error", wa_json_text(msg)));
 }
 
 /* ---- requests ---- */

@@ -73,8 +73,15 @@ struct wa_req {
     bool answered;
 };
 
+/* Retry-After of a 503 for a database that is not reachable: its connection is tried again
+ * at most once a second (store_pg_revive), a frozen one's answer waited for 5 s at most once
+ * seen (store_sql.c). */
+#define WA_DB_RETRY_AFTER_S 5
+
 /* The request's store connection (from the pool, opened if needed), or NULL after answering
- * 503 (database unavailable, Retry-After) itself; the caller then just returns MHD_YES. */
+ * itself: 503 (database unavailable, Retry-After) when a PostgreSQL server's connection cannot
+ * be opened, 500 with the reason when an SQLite file cannot; the caller then just returns
+ * MHD_YES. */
 struct store *wa_store(struct wa_req *r);
 
 /* Replies. Each queues exactly one answer, with the security headers (CSP, nosniff,
@@ -87,6 +94,10 @@ enum MHD_Result wa_reply_json(struct wa_req *r, unsigned status, json_t *obj); /
  * went down (store_unavailable: PostgreSQL away or frozen) is sent as 503 with Retry-After. */
 enum MHD_Result wa_reply_error(struct wa_req *r, unsigned status, const char *field,
                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* 503 {"error": message} with Retry-After: the database is not reachable, whichever
+ * connection found it (the request's own, or proxyd's for the policy). */
+enum MHD_Result wa_reply_unavailable(struct wa_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* 200 with a body of unknown length made as it is sent (chunked): MHD calls read on this
  * request's thread for each block of at most WA_STREAM_BLOCK bytes, and done(cls) once at
  * the end, also when the client goes away or the reply cannot be queued. filename names the

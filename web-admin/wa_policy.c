@@ -307,8 +307,16 @@ enum MHD_Result wa_policy_reload(struct wa_req *r)
     struct acl_live *live = r->ctx->opts->acl;
     char err[512];
 
-    if (wa_change_reload(r->ctx, err, sizeof(err)) < 0)
+    switch (wa_change_reload(r->ctx, err, sizeof(err))) {
+    case WA_RELOAD_DONE:
+        break;
+    case WA_RELOAD_REFUSED:
         return wa_reply_error(r, 409, NULL, "%s", err);
+    case WA_RELOAD_DB_DOWN:
+        return wa_reply_unavailable(r, "%s", err);
+    default:
+        return wa_reply_error(r, 500, NULL, "%s", err);
+    }
     return wa_reply_json(
         r, 200,
         json_pack("{s:I}", "generation", (json_int_t)(live ? acl_live_generation(live) : 0)));

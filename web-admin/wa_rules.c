@@ -129,7 +129,7 @@ static enum MHD_Result reply_rule(struct wa_req *r, struct store *st, unsigned s
     char err[256];
     json_t *o;
 
-    if (store_rule_get(st, id, &rule, err, sizeof(err)) < 0)
+    if (store_rule_get(st, id, &rule, err, sizeof(err)) != 0)
         return wa_reply_error(r, 500, NULL, "%s", err);
     o = json_pack("{s:o}", "rule", rule_json(&rule));
     rule_clear(&rule);
@@ -154,15 +154,21 @@ static int check_text(struct wa_req *r, const char *text)
     return 0;
 }
 
-static bool rule_exists(struct store *st, int id)
+/* Whether rule `id` (a "before" field's) exists; false after answering: 400 naming the field
+ * when it does not, 500 (503 for a database that is down) when it could not be read. */
+static bool before_exists(struct wa_req *r, struct store *st, int id)
 {
     struct store_rule rule;
     char err[256];
+    int rc = store_rule_get(st, id, &rule, err, sizeof(err));
 
-    if (store_rule_get(st, id, &rule, err, sizeof(err)) < 0)
-        return false;
-    rule_clear(&rule);
-    return true;
+    if (rc > 0)
+        wa_reply_error(r, 400, "before", "no rule %d", id);
+    else if (rc < 0)
+        wa_reply_error(r, 500, NULL, "%s", err);
+    else
+        rule_clear(&rule);
+    return rc == 0;
 }
 
 /* Id of the rule after `id` in priority order (0 if last or absent): where it goes back. */
@@ -187,8 +193,8 @@ static enum MHD_Result add_rule(struct wa_req *r, const char *text, const char *
     st = wa_store(r);
     if (!st)
         return MHD_YES;
-    if (before > 0 && !rule_exists(st, before))
-        return wa_reply_error(r, 400, "before", "no rule %d", before);
+    if (before > 0 && !before_exists(r, st, before))
+        return MHD_YES;
     if (!wa_change_apply(r, &ch, 1, &id, 400, field))
         return MHD_YES;
     return reply_rule(r, st, 201, id);
@@ -297,9 +303,9 @@ static enum MHD_Result rule_move(struct wa_req *r, struct store *st, int id)
     if (before ==
         -1) /* the store knows "before a rule" and "at the end": top is before the first */
         before = n > 0 ? rules[0].id : 0;
-    if (before > 0 && !rule_exists(st, before)) {
+    if (before > 0 && !before_exists(r, st, before)) {
         store_rules_free(rules, n);
-        return wa_reply_error(r, 400, "before", "no rule %d", before);
+        return MHD_YES;
     }
     if (before < 0) {
         store_rules_free(rules, n);
@@ -321,7 +327,7 @@ json_t *wa_rules_json_of(struct store *st, int id)
     char err[256];
     json_t *j;
 
-    if (store_rule_get(st, id, &rule, err, sizeof(err)) < 0)
+    if (store_rule_get(st, id, &rule, err, sizeof(err)) != 0)
         return NULL;
     j = rule_json(&rule);
     rule_clear(&rule);
@@ -360,7 +366,8 @@ enum MHD_Result wa_rules_check(struct wa_req *r)
 }
 
 /* The rule whose id is the path's {}, read into *rule (clear it after), and the store; NULL
- * after answering 404. */
+ * after answering: 404 when there is no such rule, 500 (503 for a database that is down)
+ * when it could not be read. */
 static struct store *path_rule(struct wa_req *r, struct store_rule *rule)
 {
     struct store *st;
@@ -374,11 +381,12 @@ static struct store *path_rule(struct wa_req *r, struct store_rule *rule)
         return NULL;
     }
     st = wa_store(r);
-    if (st && store_rule_get(st, (int)id, rule, err, sizeof(err)) < 0) {
+    int rc = st ? store_rule_get(st, (int)id, rule, err, sizeof(err)) : 0;
+    if (rc > 0)
         wa_reply_error(r, 404, NULL, "no rule %ld", id);
-        return NULL;
-    }
-    return st;
+    else if (rc < 0)
+        wa_reply_error(r, 500, NULL, "%s", err);
+    return rc == 0 ? st : NULL;
 }
 
 enum MHD_Result wa_rules_get(struct wa_req *r)
@@ -576,7 +584,7 @@ static enum MHD_Result block_or_allow(struct wa_req *r, const char *action)
         char err[256];
 
         json_decref(body);
-        if (store_rule_get(st, id, &rule, err, sizeof(err)) < 0)
+        if (store_rule_get(st, id, &rule, err, sizeof(err)) != 0)
             return wa_reply_error(r, 500, NULL, "%s", err);
         ret =
             wa_reply_json(r, 200, json_pack("{s:o,s:b}", "rule", rule_json(&rule), "existing", 1));

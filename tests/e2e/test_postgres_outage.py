@@ -69,9 +69,19 @@ class PostgresOutageTest(unittest.TestCase):
                     self.assertEqual(status, 200, "request %d" % sent)
 
             burst(20)
+            rule = px.api("POST", "/api/block", {"domain": "before-the-outage.test"})["rule"]
             self.stop_server()
             # The relay goes on; the rows wait in the spill.
             burst(40)
+            # The admin's policy calls say the database is away (503, try again), whichever
+            # connection found it: the request's own (a rule that exists is not "no rule"),
+            # or proxyd's for the policy (a reload is not "does not compile", 409).
+            for method, path, body in (("PATCH", "/api/rules/%d" % rule["id"], {"comment": "c"}),
+                                       ("POST", "/api/reload", None)):
+                with self.assertRaises(urllib.error.HTTPError, msg=path) as caught:
+                    px.api(method, path, body)
+                self.assertEqual(caught.exception.code, 503, (path, caught.exception.read()))
+                self.assertIsNotNone(caught.exception.headers.get("Retry-After"), path)
             self.assertTrue(wait_for(lambda: (metric(px, "proxyd_log_spilled") or 0) > 0,
                                      timeout=60), "nothing reached the spill")
             spill = os.path.join(px.data_dir, "log-spill")

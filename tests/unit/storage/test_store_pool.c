@@ -122,6 +122,13 @@ START_TEST(test_unopenable_path_fills_err)
     ck_assert_msg(pool != NULL, "%s", err);
     ck_assert_ptr_null(store_pool_get(pool, err, sizeof(err)));
     ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+    /* An SQLite file that does not open is this machine's fault, not a server's outage: the
+     * admin server answers 500 with the reason, not 503 (wa_store). */
+    ck_assert(!store_pool_is_pg(pool));
+    store_pool_free(pool);
+    pool = store_pool_new("host=/nonexistent port=5432 user=px", 2, err, sizeof(err));
+    ck_assert_msg(pool != NULL, "%s", err);
+    ck_assert(store_pool_is_pg(pool));
     store_pool_free(pool);
 }
 END_TEST
