@@ -320,13 +320,14 @@ static void tunables_publish(struct proxyd *p)
 }
 
 /* Reads the settings table and puts in force what changed: each setting when set, else its
- * config twin. Any thread (the admin server's hook, the main thread's poll and SIGHUP). A
- * stored value proxyd cannot use is passed over for the config's, once logged. */
+ * config twin. The admin server's hook and the poll thread (also after a SIGHUP). A stored
+ * value proxyd cannot use is passed over for the config's, once logged. */
 static void settings_apply(struct proxyd *p)
 {
     static struct log_ratelimit bad_rl = LOG_RATELIMIT_INIT(60000, 4);
     char *v[LIVE_COUNT], err[1024];
 
+    pthread_mutex_lock(&p->apply_mu);
     pthread_mutex_lock(&p->policy.lock);
     for (int i = 0; i < LIVE_COUNT; i++)
         v[i] = store_setting_get(p->policy.st, live_keys[i]);
@@ -402,15 +403,21 @@ static void settings_apply(struct proxyd *p)
     }
     if (!allow)
         allow = cfg->allow_clients;
-    /* Only this function changes it (under settings_mu): read without the loader's lock. */
-    if (!same_str(allow, p->policy.allowed_clients)) {
-        char *fresh = allow ? strdup(allow) : NULL, *old;
+    /* A copy: a SIGHUP may replace the config's once settings_mu is let go, before the
+     * recompile below, which waits for the database. */
+    char *fresh = allow ? strdup(allow) : NULL;
+    pthread_mutex_unlock(&p->settings_mu);
+    for (int i = 0; i < LIVE_COUNT; i++)
+        free(v[i]);
+    /* Only this function changes it (under apply_mu): read without the loader's lock. */
+    if (!same_str(fresh, p->policy.allowed_clients)) {
+        char *old;
         pthread_mutex_lock(&p->policy.lock);
         old = p->policy.allowed_clients;
         p->policy.allowed_clients = fresh;
         pthread_mutex_unlock(&p->policy.lock);
         if (policy_reload(&p->policy, true, err, sizeof(err)) < 0) {
-            log_warnx("allowed client networks '%s' not applied: %s", allow ? allow : "(default)",
+            log_warnx("allowed client networks '%s' not applied: %s", fresh ? fresh : "(default)",
                       err);
             pthread_mutex_lock(&p->policy.lock);
             p->policy.allowed_clients = old;
@@ -418,13 +425,13 @@ static void settings_apply(struct proxyd *p)
             free(fresh);
         } else {
             log_info("allowed client networks now %s",
-                     allow ? allow : "loopback and private (default)");
+                     fresh ? fresh : "loopback and private (default)");
             free(old);
         }
+    } else {
+        free(fresh);
     }
-    pthread_mutex_unlock(&p->settings_mu);
-    for (int i = 0; i < LIVE_COUNT; i++)
-        free(v[i]);
+    pthread_mutex_unlock(&p->apply_mu);
 }
 
 /* PUT /api/settings committed: in force before the admin server answers. Not once the
@@ -649,7 +656,11 @@ static void notify_tick(struct proxyd *p)
         notify_status(p, "");
 }
 
-/* SIGHUP: re-read the settings; apply what can change live, name what needs a restart. */
+/* SIGHUP, on the main thread: re-read the settings; put in force at once what can change
+ * live and needs no database (the tunables, the log level), name what needs a restart. The
+ * settings table's overlay on the config's values, which reads the database, follows at the
+ * poll thread's next turn, asked for here: a database that does not answer delays that part
+ * alone. */
 static void reload_config(struct proxyd *p, int argc, char **argv)
 {
     struct px_config fresh;
@@ -710,7 +721,7 @@ static void reload_config(struct proxyd *p, int argc, char **argv)
     p->cfg.https_block_page = fresh.https_block_page;
     pthread_mutex_unlock(&p->settings_mu);
     config_free(&fresh);
-    settings_apply(p);
+    poll_thread_ask(p->poller, POLL_ASK_NOW);
     log_info("settings reloaded");
 }
 
@@ -1317,18 +1328,14 @@ static void access_requests_poll(struct proxyd *p)
     pthread_mutex_unlock(&p->policy.lock);
 }
 
-/* The poll thread's turn (every POLICY_POLL_MS, at once when asked): a SIGHUP's reload, then
- * what the database may have changed. Every call here may wait for the database. */
+/* The poll thread's turn (every POLICY_POLL_MS, at once when asked, after a SIGHUP too): what
+ * the database may have changed. Every call here may wait for the database. */
 static void poll_turn(void *arg, unsigned asked)
 {
     struct proxyd *p = arg;
     char err[1024] = "";
 
-    if (asked & POLL_ASK_RELOAD) {
-        service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
-        reload_config(p, p->argc, p->argv);
-        service_notify("READY=1");
-    }
+    (void)asked; /* POLL_ASK_NOW: a turn now is all */
     portfwd_poll(&p->forwards);
     int64_t keep_days = p->applied.expired_rule_days;
     int64_t keep_s = keep_days > 1000000 ? INT64_MAX / 2 : keep_days * 86400;
@@ -1395,9 +1402,11 @@ static void signals_run(struct proxyd *p, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT)
             return;
-        if (sig == SIGHUP)
-            poll_thread_ask(p->poller, POLL_ASK_RELOAD);
-        else if (sig == SIGUSR2)
+        if (sig == SIGHUP) {
+            service_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
+            reload_config(p, p->argc, p->argv);
+            service_notify("READY=1");
+        } else if (sig == SIGUSR2)
             poll_thread_ask(p->poller, POLL_ASK_NOW);
         notify_tick(p);
         daemon_syslog_flush();
@@ -1488,6 +1497,7 @@ int main(int argc, char **argv)
 
     p.started_ms = clock_wall_ms();
     pthread_mutex_init(&p.serving_mu, NULL);
+    pthread_mutex_init(&p.apply_mu, NULL);
     pthread_mutex_init(&p.settings_mu, NULL);
     rc = settings_load(&p, argc, argv);
     if (rc >= 0)

@@ -1,5 +1,5 @@
 /* poll_thread: the thread that does proxyd's periodic database work (the policy version poll,
- * the settings, expired rules, access requests, forwards, a SIGHUP's reload) for the main
+ * the settings, expired rules, access requests, forwards; after a SIGHUP too) for the main
  * thread, which alone takes the signals and so must never wait for the database: a frozen
  * PostgreSQL holds this thread (each of its waits within its bound, store_sql.c), never
  * SIGTERM. */
@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 /* What a wake-up asks for besides the work of every turn (bits of run's asked). */
-enum { POLL_ASK_NOW = 1, POLL_ASK_RELOAD = 2 };
+enum { POLL_ASK_NOW = 1 };
 
 struct poll_thread;
 

@@ -42,7 +42,7 @@ struct proxyd {
     struct policy_watch *watch; /* PostgreSQL: other nodes' changes at once; or NULL */
     struct node_beat *beat;     /* this node's row in the nodes table */
     struct poll_thread *poller; /* the periodic database work; woken by signals and the watch */
-    int argc;                   /* the command line, for a SIGHUP's reload on the poll thread */
+    int argc;                   /* the command line, for a SIGHUP's reload */
     char **argv;
     struct portfwd_table forwards;
     struct acl_live *acl;
@@ -64,9 +64,12 @@ struct proxyd {
     pthread_mutex_t serving_mu;
     char node_name[STORE_NODE_NAME_MAX + 1]; /* --node-name, or the host name */
     /* The settings an admin changes on the running proxy (the settings table) override the
-     * config's twins while they are set (docs/admin.md, "Settings"). settings_mu serialises
-     * applying them (admin thread, main thread's poll, SIGHUP) and guards what follows and
-     * the config's live fields, which the admin server reads (hook_config_value). */
+     * config's twins while they are set (docs/admin.md, "Settings"). apply_mu serialises
+     * applying them (admin thread, poll thread), database reads included; settings_mu guards
+     * what follows and the config's live fields, which the admin server reads
+     * (hook_config_value) and SIGHUP changes on the main thread, and is never held across a
+     * wait for the database. */
+    pthread_mutex_t apply_mu;
     pthread_mutex_t settings_mu;
     struct proxy_tunables tun_base; /* the config's tunables, before the settings' overlay */
     struct live_settings applied;   /* what is in force */

@@ -181,6 +181,37 @@ class PostgresFreezeTest(unittest.TestCase):
             px.stop()
         px.__exit__(None, None, None)  # a sanitizer build's findings fail the test
 
+    def test_a_sighup_does_not_wait_for_a_frozen_server(self):
+        """SIGHUP puts the config file's live settings in force on the main thread at once;
+        only the settings table's overlay waits for the poll thread, here held by reconnections
+        to a frozen server (the host named eight times: connect_timeout for each)."""
+        hosts = ",".join([self.pg.folder] * 8)
+        conf = os.path.join(self.pg.folder, "sighup.conf")
+        with open(conf, "w") as f:
+            f.write("max-request-line 8192\n")
+        with DnsStub(RECORDS) as dns, Origin() as origin:
+            px = Proxyd(dns=dns, extra_args=[
+                "--db", "host=%s port=5432 user=px dbname=postgres" % hosts, "--config", conf])
+            long_url = "http://allowed.test:%d/small?%s" % (origin.port, "q" * 3000)
+            try:
+                px.start()
+                self.assertEqual(px.get(long_url)[0], 200)
+                self.freeze()
+                self.assertTrue(wait_for(lambda: "did not answer within" in px.log()
+                                         or "no connection to the server" in px.log(),
+                                         timeout=120), px.log()[-3000:])
+                with open(conf, "w") as f:
+                    f.write("max-request-line 1000\n")
+                os.kill(px.pid, signal.SIGHUP)
+                # A hang guard: the poll thread stays in its reconnections far longer.
+                self.assertTrue(wait_for(lambda: px.get(long_url)[0] == 414, timeout=60),
+                                px.log()[-3000:])
+                self.assertIn("settings reloaded", px.log())
+            finally:
+                self.thaw()
+                px.stop()
+            px.__exit__(None, None, None)
+
     def test_a_server_frozen_at_start_is_refused_clearly(self):
         px = Proxyd(extra_args=["--db", test_postgres.uri("postgres")])
         self.freeze()
