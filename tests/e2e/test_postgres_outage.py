@@ -12,7 +12,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import DnsStub, Origin, Proxyd, wait_for
+from harness import DnsStub, Origin, Proxyd, read_response, wait_for
 import test_postgres
 
 RECORDS = {"allowed.test": "127.0.0.1"}
@@ -120,6 +120,56 @@ class PostgresOutageTest(unittest.TestCase):
             self.assertEqual(test_postgres.psql(
                 db, "SELECT count(*) FROM (SELECT path FROM access_log WHERE path LIKE"
                     " '/small?req=%' GROUP BY path HAVING count(*) > 1) d"), "0")
+        test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+
+    def test_rows_beyond_a_full_spill_are_dropped_and_counted(self):
+        """With no room for a spill file (--log-spill-max 0), rows the stopped server did not
+        take wait in memory only (16 MiB); those beyond are dropped, counted in /metrics
+        (proxyd_log_dropped_spill), and the relay goes on. Once the server is back, the rows
+        kept arrive, each once, and with the ones counted dropped they are every request sent."""
+        db = "pxspill_%d" % os.getpid()
+        test_postgres.psql("postgres", "CREATE DATABASE %s" % db)
+        path = "/" + "p" * 1000  # a row near the log's longest (path and query: 1024 bytes)
+        with Proxyd(extra_args=["--db", test_postgres.uri(db), "--log-spill-max", "0"],
+                    policy="deny domain blocked.test\n") as px:
+            sent = 0
+
+            def burst(n):
+                """n requests pipelined on one connection; proxyd answers each 403 itself."""
+                nonlocal sent
+                raw = b"".join(("GET http://blocked.test%s?%d HTTP/1.1\r\nHost: blocked.test"
+                                "\r\n\r\n" % (path, sent + i + 1)).encode() for i in range(n))
+                with px.connect() as s:
+                    s.sendall(raw)
+                    rest = b""
+                    for i in range(n):
+                        status, _, _, rest = read_response(s, rest)
+                        self.assertEqual(status, 403, "request %d" % (sent + i + 1))
+                sent += n
+
+            burst(10)
+            self.stop_server()
+            # 16 MiB of rows of about 1.1 kB: some 15,000 requests; at most 40,000 tried.
+            for _ in range(80):
+                burst(500)
+                if (metric(px, "proxyd_log_dropped_spill") or 0) > 0:
+                    break
+            self.assertGreater(metric(px, "proxyd_log_dropped_spill") or 0, 0,
+                               "the spill never filled")
+            burst(10)  # the relay goes on with the spill full
+            self.pg.resume()
+
+            def rows():
+                return int(test_postgres.psql(db, "SELECT count(DISTINCT path) FROM access_log"
+                                                  " WHERE host = 'blocked.test'"))
+            def dropped():
+                return sum(metric(px, "proxyd_log_dropped_" + why) or 0
+                           for why in ("spill", "queue_full", "db_error"))
+            self.assertTrue(wait_for(lambda: metric(px, "proxyd_log_spilled") == 0
+                                     and rows() + dropped() == sent, timeout=120),
+                            "rows %d + dropped %d != sent %d" % (rows(), dropped(), sent))
+            self.assertEqual(test_postgres.psql(
+                db, "SELECT count(*) FROM access_log WHERE host = 'blocked.test'"), str(rows()))
         test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
 
 
