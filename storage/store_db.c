@@ -1188,6 +1188,9 @@ struct store *store_open_timeout(const char *path, enum store_purpose purpose, i
          * after the connection is not waited for without end); a migration may rightly take
          * long, so it has none; pg_limits sets the bound for good. */
         st->answer_ms = pg_purposes[st->purpose].answer_ms;
+        st->cut_means_frozen =
+            pg_purposes[st->purpose].statement_ms > 0 &&
+            pg_purposes[st->purpose].answer_ms > pg_purposes[st->purpose].statement_ms;
         if (pg_session(st, err, errlen) < 0)
             goto fail;
         st->answer_ms = 0;

@@ -34,6 +34,9 @@ struct store {
     uint64_t revived;           /* PostgreSQL: reconnections so far (LISTEN must be sent again) */
     bool listening;             /* PostgreSQL: store_policy_wait sent LISTEN ... */
     uint64_t listen_revived;    /* ... on the connection of this many reconnections */
+    /* PostgreSQL: answer_ms is past the purpose's statement_timeout, so a wait cut at it met a
+     * server that does not answer, not a slow statement (store_sql.c, unanswered_since_ms). */
+    bool cut_means_frozen;
     /* PostgreSQL: deferred statements sent in pipeline mode and not yet answered (sql_defer),
      * and whether one of them failed (the transaction is then lost). */
     bool pg_pipeline;

@@ -107,17 +107,21 @@ const char *sql_frag(const struct store *st, enum sql_fragment f)
 /* Monotonic ms after which every wait on the server ends at once; 0: none. */
 static _Atomic int64_t give_up_ms;
 
-/* Monotonic ms at which a wait was cut for want of an answer, while no connection of this
- * process has read a byte from the server since; 0: it answered since (or never failed). */
+/* Monotonic ms at which a wait was cut for want of an answer on a connection whose bound is
+ * past its statement_timeout (st->cut_means_frozen), while no connection of this process has
+ * read a byte from the server since; 0: it answered since (or never failed). */
 static _Atomic int64_t unanswered_since_ms;
 
 /* A wait is at most this long a poll, so a give-up set meanwhile is seen. */
 #define WAIT_SLICE_MS 250
 /* While the server answers nothing on any connection (unanswered_since_ms), a wait ends this
  * long after that was seen or after it began, whichever is later, not at its own bound: a
- * frozen server then holds an admin request seconds, not a minute. Any byte from the server
- * on any connection (the heartbeat's every 5 s, say) ends that, so a long query on a server
- * that works keeps its own bound. */
+ * frozen server then holds an admin request seconds, not a minute. Only a cut that a server
+ * that works could not cause starts it: one at a bound past the connection's
+ * statement_timeout, which such a server would have answered first (the heartbeat's, the
+ * admin's); the writer's shorter bound also cuts a slow batch on a server that works, and a
+ * long admin read then keeps its own bound. Any byte from the server on any connection (the
+ * heartbeat's every 5 s, say) ends the rule. */
 #define UNANSWERED_FOLLOW_MS 5000
 
 void store_pg_give_up_at(int64_t mono_ms)
@@ -154,7 +158,8 @@ static int pg_cut(struct store *st, int64_t waited_ms)
         shutdown(fd, SHUT_RDWR);
     PQconsumeInput(st->pg);
     int64_t none = 0;
-    atomic_compare_exchange_strong(&unanswered_since_ms, &none, clock_mono_ms());
+    if (st->cut_means_frozen)
+        atomic_compare_exchange_strong(&unanswered_since_ms, &none, clock_mono_ms());
     snprintf(st->pg_err, sizeof(st->pg_err),
              "PostgreSQL did not answer within %lld ms; connection closed", (long long)waited_ms);
     return -1;

@@ -1,7 +1,8 @@
 /* test_store_pool: connections handed out and given back: reuse of an idle one, the first
  * get creating the database, an unopenable path, and threads sharing one pool without ever
  * holding the same connection at once; on PostgreSQL, a connection whose server process is
- * frozen (SIGSTOP) fails at its bound or at the give-up time, and comes back once it runs. */
+ * frozen (SIGSTOP) fails at its bound or at the give-up time, and comes back once it runs; a
+ * writer's cut on a server that works does not shorten an admin read. */
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
@@ -353,6 +354,30 @@ START_TEST(test_pg_a_frozen_server_process_costs_a_statement_its_bound_then_the_
 }
 END_TEST
 
+START_TEST(test_pg_a_writers_cut_on_a_server_that_works_leaves_an_admin_read_its_bound)
+{
+    struct store *writer, *admin;
+    long long got;
+
+    if (!test_pg())
+        return;
+    writer = store_open_for(tmp.db, STORE_FOR_LOG_WRITER, err, sizeof(err));
+    ck_assert_msg(writer != NULL, "%s", err);
+    admin = store_open_for(tmp.db, STORE_FOR_ADMIN, err, sizeof(err));
+    ck_assert_msg(admin != NULL, "%s", err);
+    /* A statement slower than the writer's bound (15 s), well within its statement_timeout
+     * (60 s): cut, on a server that works. */
+    ck_assert_int_eq(one_int(writer, "SELECT 1 FROM pg_sleep(16)"), -1);
+    ck_assert_msg(strstr(err, "did not answer within"), "%s", err);
+    /* An admin read longer than the 5 s that follow a cut of a frozen server, with nothing
+     * read from the server meanwhile: it gets its answer. */
+    got = one_int(admin, "SELECT 7 FROM pg_sleep(8)");
+    ck_assert_msg(got == 7, "%s", err);
+    store_close(admin);
+    store_close(writer);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_pool");
@@ -371,6 +396,7 @@ int main(void)
     tcase_add_test(tc, test_pg_sessions_have_their_purposes_limits_unless_the_conninfo_sets_them);
     tcase_add_test(tc,
                    test_pg_a_frozen_server_process_costs_a_statement_its_bound_then_the_give_up);
+    tcase_add_test(tc, test_pg_a_writers_cut_on_a_server_that_works_leaves_an_admin_read_its_bound);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
