@@ -1087,10 +1087,11 @@ static void visit_add(struct visits *vs, const char *client, const char *user, i
 }
 
 /* The host's rows with time in [lo, hi); above_id >= 0: only those with a greater id, found by
- * id (the rows the visits do not hold yet). 0 or -1. */
-static int visits_raw(struct visits *vs, int64_t lo, int64_t hi, int64_t above_id)
+ * id (the rows the visits do not hold yet); upto_id >= 0: only those with an id not greater
+ * (the rows the visits would hold: the others are read by the above_id pass). 0 or -1. */
+static int visits_raw(struct visits *vs, int64_t lo, int64_t hi, int64_t above_id, int64_t upto_id)
 {
-    char sql[320];
+    char sql[352];
     struct sql_stmt *s;
     int rc;
 
@@ -1098,9 +1099,10 @@ static int visits_raw(struct visits *vs, int64_t lo, int64_t hi, int64_t above_i
         return 0;
     snprintf(sql, sizeof(sql),
              "SELECT client, \"user\", decision, time_ms FROM access_log WHERE %s >= ?1"
-             " AND %s < ?2 AND host = ?3%s%s",
+             " AND %s < ?2 AND host = ?3%s%s%s",
              above_id >= 0 ? "+time_ms" : "time_ms", above_id >= 0 ? "+time_ms" : "time_ms",
-             above_id >= 0 ? " AND id > ?4" : "", vs->node ? " AND node = ?5" : "");
+             above_id >= 0 ? " AND id > ?4" : "", vs->node ? " AND node = ?5" : "",
+             upto_id >= 0 ? " AND id <= ?6" : "");
     if (store_prepare(vs->st, sql, &s, vs->err, vs->errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, lo);
@@ -1110,6 +1112,8 @@ static int visits_raw(struct visits *vs, int64_t lo, int64_t hi, int64_t above_i
         sql_bind_int64(s, 4, above_id);
     if (vs->node)
         sql_bind_text(s, 5, vs->node);
+    if (upto_id >= 0)
+        sql_bind_int64(s, 6, upto_id);
     while ((rc = sql_step(s)) == SQL_ROW) {
         int64_t t = sql_col_int64(s, 3);
 
@@ -1168,8 +1172,9 @@ static int cmp_int64(const void *pa, const void *pb)
 }
 
 /* The whole hours [a, b) of the range, VISIT_HOURS_PER_STMT at a time: the hours whose times
- * retention made unknown from the rows, the others from the visits. 0 or -1. */
-static int visits_span(struct visits *vs, int64_t a, int64_t b)
+ * retention made unknown from the rows up to the watermark mark, the others from the visits
+ * (the rows above mark are the caller's). 0 or -1. */
+static int visits_span(struct visits *vs, int64_t a, int64_t b, int64_t mark)
 {
     int64_t hours[VISIT_HOURS_PER_STMT], unknown[VISIT_HOURS_PER_STMT], known[VISIT_HOURS_PER_STMT];
 
@@ -1185,7 +1190,7 @@ static int visits_span(struct visits *vs, int64_t a, int64_t b)
         qsort(unknown, n_unknown, sizeof(unknown[0]), cmp_int64);
         for (size_t i = 0; i < n; i++) {
             if (bsearch(&hours[i], unknown, n_unknown, sizeof(unknown[0]), cmp_int64)) {
-                if (visits_raw(vs, hours[i], hours[i] + STORE_VISIT_LEVEL_MS, -1) < 0)
+                if (visits_raw(vs, hours[i], hours[i] + STORE_VISIT_LEVEL_MS, -1, mark) < 0)
                     return -1;
             } else {
                 known[n_known++] = hours[i];
@@ -1221,17 +1226,17 @@ int store_host_visitors(struct store *st, const char *host, const char *node,
         a = rare_floor(lo + STORE_VISIT_LEVEL_MS - 1, STORE_VISIT_LEVEL_MS);
         b = rare_floor(hi, STORE_VISIT_LEVEL_MS);
         if (a >= b) {
-            rc = visits_raw(&vs, lo, hi, -1);
+            rc = visits_raw(&vs, lo, hi, -1, -1);
         } else if ((mark = store_rollup_watermark(st, err, errlen)) < 0) {
             rc = -1;
         } else {
-            rc = visits_raw(&vs, lo, a, -1);
+            rc = visits_raw(&vs, lo, a, -1, -1);
             if (rc == 0)
-                rc = visits_span(&vs, a, b);
+                rc = visits_span(&vs, a, b, mark);
             if (rc == 0)
-                rc = visits_raw(&vs, a, b, mark);
+                rc = visits_raw(&vs, a, b, mark, -1);
             if (rc == 0)
-                rc = visits_raw(&vs, b, hi, -1);
+                rc = visits_raw(&vs, b, hi, -1, -1);
         }
     }
     read_end(st, began);
