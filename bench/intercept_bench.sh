@@ -122,8 +122,11 @@ download() {
         'BEGIN { printf "%.1f %.2f", s / 1e6, (b > 0 ? (c + n) / 1e6 / (b / 1e6) : 0) }'; }
 }
 ends_cpu_ns() {  # nginx's workers, all of them
-  local p sum=0
-  for p in $(pgrep -P "$NGINX_PID"); do sum=$((sum + $(bench_cpu_ns "$p"))); done
+  local p ns sum=0
+  for p in $(pgrep -P "$NGINX_PID"); do
+    ns=$(bench_cpu_ns "$p")
+    [[ $ns == - ]] || sum=$((sum + ns))  # a worker gone meanwhile
+  done
   echo $sum
 }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }

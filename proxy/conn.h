@@ -160,6 +160,9 @@ struct conn {
     bool hello_pending;    /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
                               until they prove not to be TLS, or a ClientHello whose server name
                               the policy allows (tunnel.c) */
+    bool recounted;        /* started over (intercept_late_bytes): its request was counted by
+                              the judgement it replaces, so the next one is not (counters
+                              only grow) */
     bool first_bytes_late; /* intercepted, gone on by its destination alone after the peek
                               window: a ClientHello or HTTP request that comes before the
                               origin says anything is judged as if in time (intercept.c) */

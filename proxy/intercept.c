@@ -103,8 +103,11 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
     const struct acl_host *sni = hello && hello->has_sni ? &hello->sni : NULL;
     struct worker *w = c->w;
     c->is_forward = true;
-    c->requests++;
-    STAT_ADD(c, requests_total, 1);
+    if (!c->recounted) {
+        c->requests++;
+        STAT_ADD(c, requests_total, 1);
+    }
+    c->recounted = false;
     request_record_begin(c);
     set_field(c->req->rec.scheme, sizeof(c->req->rec.scheme), scheme);
     set_field(c->req->rec.method, sizeof(c->req->rec.method), method);
@@ -354,8 +357,7 @@ int intercept_late_bytes(struct conn *c, bool ended)
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
     c->is_forward = false;
-    c->requests--;
-    atomic_fetch_sub_explicit(&w->stats.requests_total, 1, memory_order_relaxed);
+    c->recounted = true;
     req_pool_give(&w->reqs, c->req);
     c->req = NULL;
     c->why = CLOSE_NONE;

@@ -523,10 +523,11 @@ static bool method_idempotent(const char *m, size_t len)
  * its record begun and what its head says about the connection noted. */
 static void begin(struct conn *c, const struct h1_request *req, size_t head_len)
 {
-    if (!c->auth_known) {
+    if (!c->auth_known && !c->recounted) {
         STAT_ADD(c, requests_total, 1);
         c->requests++;
     }
+    c->recounted = false;
     record_start(c);
     c->head_len = head_len;
     copy_field(c->req->rec.method, sizeof(c->req->rec.method), req->method.p, req->method.len);
