@@ -11,8 +11,9 @@
  * --copy moves the bytes with read(2) and write(2) through a buffer of its own instead: the
  * relay copies every byte, but the sender's socket pages go back to it as soon as they are
  * read, where splice keeps them in flight (in the pipe, then in the client socket) until the
- * far end has them. With both ends on this machine that is a difference in their CPU per byte
- * (intercept_bench.sh shows it beside the splicing floor).
+ * far end has them. Whether that changes the ends' CPU per byte when both are on this machine
+ * is what intercept_bench.sh's floor-copy row measures beside the splicing floor (one quiet
+ * run: it did not lower it).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* splice, pipe2, accept4; the tree's build defines it already */
