@@ -529,21 +529,51 @@ static bool col_text(struct store_rollup_acc *acc, int c, const char *s, size_t 
     return ok && col_put(acc, c, "\"", 1);
 }
 
+/* PostgreSQL: starts n array literals in acc's columns (flush_pg, flush_visits_pg). False
+ * when out of memory. */
+static bool arrays_open(struct store_rollup_acc *acc, int n)
+{
+    bool ok = true;
+
+    for (int c = 0; c < n; c++) {
+        acc->col_len[c] = 0;
+        ok = ok && col_put(acc, c, "{", 1);
+    }
+    return ok;
+}
+
+/* Ends acc's n array literals and, when rows went in, runs sql with them as its parameters
+ * 1..n. ok: whether filling them went well. 0 or -1 (what names the step in the error). */
+static int arrays_run(struct store *st, struct store_rollup_acc *acc, int n, bool ok, size_t rows,
+                      const char *sql, const char *what, char *err, size_t errlen)
+{
+    struct sql_stmt *up;
+    int rc;
+
+    for (int c = 0; ok && c < n; c++)
+        ok = col_put(acc, c, "}", 2); /* and the NUL */
+    if (!ok)
+        return store_errf(err, errlen, "rollup: out of memory");
+    if (rows == 0)
+        return 0;
+    if (store_prepare(st, sql, &up, err, errlen) < 0)
+        return -1;
+    for (int c = 0; c < n; c++)
+        sql_bind_text(up, c + 1, acc->col[c]);
+    rc = sql_step(up);
+    sql_finalize(up);
+    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, what);
+}
+
 /* PostgreSQL: every (bucket, key) of acc with requests in one statement, each column an
  * array unnested into rows. A round trip and a statement per pair held the writer below a
  * few thousand rows/s with 2,000 hosts (issue 13, docs/performance.md). The keys of acc are
  * unique, as ON CONFLICT needs within one statement. 0 or -1. */
 static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, size_t errlen)
 {
-    struct sql_stmt *up;
-    bool ok = true;
+    bool ok = arrays_open(acc, FLUSH_COLS);
     size_t rows = 0;
-    int rc;
 
-    for (int c = 0; c < FLUSH_COLS; c++) {
-        acc->col_len[c] = 0;
-        ok = ok && col_put(acc, c, "{", 1);
-    }
     for (size_t i = 0; ok && i < acc->used; i++) {
         const struct slot *s = &acc->slots[acc->used_at[i]];
 
@@ -559,40 +589,22 @@ static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, s
              col_int(acc, 9, s->sums.bytes_down) && col_int(acc, 10, s->sums.blocked_bytes) &&
              col_int(acc, 11, s->sums.reported_bytes);
     }
-    for (int c = 0; ok && c < FLUSH_COLS; c++)
-        ok = col_put(acc, c, "}", 2); /* and the NUL */
-    if (!ok)
-        return store_errf(err, errlen, "rollup: out of memory");
-    if (rows == 0)
-        return 0;
-    if (store_prepare(st,
+    return arrays_run(st, acc, FLUSH_COLS, ok, rows,
                       ROLLUP_INSERT "SELECT * FROM unnest(?1::bigint[], ?2::int[], ?3::bigint[],"
                                     " ?4::text[], ?5::text[], ?6::bigint[], ?7::bigint[],"
                                     " ?8::bigint[], ?9::bigint[], ?10::bigint[], ?11::bigint[],"
                                     " ?12::bigint[])"
                                     " AS r" ROLLUP_ADD_UP,
-                      &up, err, errlen) < 0)
-        return -1;
-    for (int c = 0; c < FLUSH_COLS; c++)
-        sql_bind_text(up, c + 1, acc->col[c]);
-    rc = sql_step(up);
-    sql_finalize(up);
-    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "rollup");
+                      "rollup", err, errlen);
 }
 
 /* PostgreSQL: acc's visits in one statement, as flush_pg. A first or last time is NULL for
  * rows taken away. 0 or -1. */
 static int flush_visits_pg(struct store *st, struct store_rollup_acc *acc, char *err, size_t errlen)
 {
-    struct sql_stmt *up;
-    bool ok = true;
+    bool ok = arrays_open(acc, VISIT_COLS);
     size_t rows = 0;
-    int rc;
 
-    for (int c = 0; c < VISIT_COLS; c++) {
-        acc->col_len[c] = 0;
-        ok = ok && col_put(acc, c, "{", 1);
-    }
     for (size_t i = 0; ok && i < acc->used; i++) {
         const struct slot *s = &acc->slots[acc->used_at[i]];
         const char *part[3];
@@ -615,23 +627,11 @@ static int flush_visits_pg(struct store *st, struct store_rollup_acc *acc, char 
                     : col_put(acc, 9, acc->col_len[9] > 1 ? ",NULL" : "NULL",
                               acc->col_len[9] > 1 ? 5 : 4));
     }
-    for (int c = 0; ok && c < VISIT_COLS; c++)
-        ok = col_put(acc, c, "}", 2); /* and the NUL */
-    if (!ok)
-        return store_errf(err, errlen, "rollup: out of memory");
-    if (rows == 0)
-        return 0;
-    if (store_prepare(st,
+    return arrays_run(st, acc, VISIT_COLS, ok, rows,
                       VISIT_INSERT "SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[],"
                                    " ?4::text[], ?5::text[], ?6::text[], ?7::bigint[],"
                                    " ?8::bigint[], ?9::bigint[], ?10::bigint[]) AS r" VISIT_ADD_UP,
-                      &up, err, errlen) < 0)
-        return -1;
-    for (int c = 0; c < VISIT_COLS; c++)
-        sql_bind_text(up, c + 1, acc->col[c]);
-    rc = sql_step(up);
-    sql_finalize(up);
-    return rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "visits");
+                      "visits", err, errlen);
 }
 
 /* The id ranges of acc's minutes into access_log_minutes, each widening what is there. */
