@@ -11,6 +11,7 @@
   let timer = null;
   let shown = 0;
   let searches = 0;
+  let view = 0;         /* the filters' generation: an answer to an older one is dropped */
 
   const FIELDS = ['client', 'user', 'host', 'q', 'decision', 'status', 'rule', 'node'];
 
@@ -169,8 +170,13 @@
     $('older').disabled = nextBefore === null;
   }
 
+  /* A search answered after a later one (the page's first, unfiltered, can be slower than
+   * the user's) would draw rows the filters do not ask for; so would a poll or "older"
+   * sent under the filters it replaced. */
   async function search() {
+    const mine = ++view;
     const res = await api('GET', '/api/logs' + PX.query({...filters(), limit: PAGE}));
+    if (mine !== view) return;
     const body = $('log-rows');
     body.replaceChildren();
     shown = 0;
@@ -187,7 +193,9 @@
 
   async function older() {
     if (nextBefore === null) return;
+    const mine = view;
     const res = await api('GET', '/api/logs' + PX.query({...filters(), before: nextBefore, limit: PAGE}));
+    if (mine !== view) return;
     for (const r of res.rows) {
       $('log-rows').append(row(r));
       shown++;
@@ -200,7 +208,9 @@
   async function poll() {
     const f = filters();
     delete f.until;
+    const mine = view;
     const res = await api('GET', '/api/logs' + PX.query({...f, after: newest, limit: 1000}));
+    if (mine !== view) return;
     const body = $('log-rows');
     for (const r of res.rows) {
       body.prepend(row(r));

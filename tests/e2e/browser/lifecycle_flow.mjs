@@ -74,11 +74,32 @@ async function dashboardShowsWouldBeBlock(page) {
 }
 
 async function logShowsReport(page) {
+  // The page's own first search (no filter) is held until the filtered one has answered:
+  // the page must keep the filtered rows, not draw the late answer over them (it did, and
+  // the row under test was replaced as it was read).
+  let releaseFirst, heldDone;
+  const filteredAnswered = new Promise((r) => { releaseFirst = r; });
+  const heldServed = new Promise((r) => { heldDone = r; });
+  const atMostAStep = (p) => Promise.race([p, new Promise((r) => setTimeout(r, STEP_MS).unref())]);
+  const logsApi = (u) => u.pathname === '/api/logs';
+  await page.route(logsApi, async (route) => {
+    const filtered = new URL(route.request().url()).searchParams.get('decision') === 'report';
+    if (!filtered) await atMostAStep(filteredAnswered);
+    const response = await route.fetch();
+    await route.fulfill({ response });
+    if (filtered) setTimeout(releaseFirst, 100);
+    else heldDone();
+  });
   await page.goto(ADMIN + '/log', { timeout: STEP_MS });
   await page.getByTestId('f-decision').selectOption('report');
   await page.getByTestId('f-search').click();
-  // The page's own first search (no filter) may answer after this one and draw older rows
-  // of report.test, from before the report rule: wait for a row the rule decided.
+  await filteredAnswered;
+  await atMostAStep(heldServed);
+  await page.waitForTimeout(300);  // for the page's script to take the held answer
+  await page.unroute(logsApi);
+  const shownNow = await page.getByTestId('log-row').locator('td.decision').allInnerTexts();
+  check(shownNow.length > 0 && shownNow.every((d) => d === 'report'),
+        'a late answer to the unfiltered search replaced the filtered rows: ' + shownNow.join(','));
   const row = page.getByTestId('log-row').filter({ hasText: 'report.test' })
     .filter({ has: page.locator('td.decision', { hasText: /^report$/ }) }).first();
   await row.waitFor({ timeout: STEP_MS });
