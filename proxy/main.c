@@ -325,13 +325,27 @@ static void tunables_publish(struct proxyd *p)
 static void settings_apply(struct proxyd *p)
 {
     static struct log_ratelimit bad_rl = LOG_RATELIMIT_INIT(60000, 4);
+    static struct log_ratelimit unread_rl = LOG_RATELIMIT_INIT(60000, 4);
     char *v[LIVE_COUNT], err[1024];
 
     pthread_mutex_lock(&p->apply_mu);
     pthread_mutex_lock(&p->policy.lock);
+    int read = 0;
     for (int i = 0; i < LIVE_COUNT; i++)
-        v[i] = store_setting_get(p->policy.st, live_keys[i]);
+        v[i] = NULL;
+    for (int i = 0; i < LIVE_COUNT && read == 0; i++)
+        read = store_setting_read(p->policy.st, live_keys[i], &v[i], err, sizeof(err));
     pthread_mutex_unlock(&p->policy.lock);
+    /* A database that does not answer has not unset anything: taking its silence for the
+     * config's values would put, say, the config's wider allow_clients in force for the
+     * outage. */
+    if (read < 0) {
+        for (int i = 0; i < LIVE_COUNT; i++)
+            free(v[i]);
+        log_warnx_limited(&unread_rl, "settings not read, those in force stay: %s", err);
+        pthread_mutex_unlock(&p->apply_mu);
+        return;
+    }
     for (int i = 0; i < LIVE_COUNT; i++)
         if (v[i] && !*v[i]) {
             free(v[i]);

@@ -122,18 +122,30 @@ int store_audit_search(struct store *st, int64_t before_ms, size_t limit, const 
     return 0;
 }
 
-char *store_setting_get(struct store *st, const char *key)
+int store_setting_read(struct store *st, const char *key, char **value, char *err, size_t errlen)
 {
     struct sql_stmt *s;
-    char *value = NULL;
+    int rc;
 
-    if (!key || store_prepare(st, "SELECT value FROM settings WHERE key = ?", &s, NULL, 0) < 0)
-        return NULL;
+    *value = NULL;
+    if (store_prepare(st, "SELECT value FROM settings WHERE key = ?", &s, err, errlen) < 0)
+        return -1;
     sql_bind_text(s, 1, key);
-    if (sql_step(s) == SQL_ROW)
-        value = strdup(sql_col_text(s, 0));
+    rc = sql_step(s);
+    if (rc == SQL_ROW && !(*value = strdup(sql_col_text(s, 0)))) {
+        sql_finalize(s);
+        store_errf(err, errlen, "setting %s: out of memory", key);
+        return -1;
+    }
     sql_finalize(s);
-    return value;
+    return rc == SQL_ROW || rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "setting");
+}
+
+char *store_setting_get(struct store *st, const char *key)
+{
+    char *value;
+
+    return key && store_setting_read(st, key, &value, NULL, 0) == 0 ? value : NULL;
 }
 
 /* A setting's value in the audit: a long one (a logo) by its start and size. */

@@ -6,6 +6,7 @@ back every row is in the table exactly once (each request has a path of its own)
 Runs a PostgreSQL of its own (test_postgres.OwnServer), since it stops
 the server, which the other tests' shared one must not be."""
 import os
+import re
 import signal
 import stat
 import unittest
@@ -170,6 +171,37 @@ class PostgresOutageTest(unittest.TestCase):
                             "rows %d + dropped %d != sent %d" % (rows(), dropped(), sent))
             self.assertEqual(test_postgres.psql(
                 db, "SELECT count(*) FROM access_log WHERE host = 'blocked.test'"), str(rows()))
+        test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+
+    def test_settings_stay_in_force_while_the_server_is_away(self):
+        """A settings read the stopped server does not answer is not "unset": the block page
+        keeps the contact line set in the database, not the config's (none here). Before, every
+        poll turn of the outage put the config's values in force (and allow_clients too, had
+        the server come back between the settings read and the policy's)."""
+        db = "pxsettings_%d" % os.getpid()
+        test_postgres.psql("postgres", "CREATE DATABASE %s" % db)
+        with Proxyd(extra_args=["--db", test_postgres.uri(db)],
+                    policy="deny domain blocked.test\n") as px:
+            def block_page():
+                with px.connect() as s:
+                    s.sendall(b"GET http://blocked.test/ HTTP/1.1\r\nHost: blocked.test\r\n"
+                              b"Connection: close\r\n\r\n")
+                    status, _, body = read_response(s)[:3]
+                self.assertEqual(status, 403)
+                return body.decode("utf-8", "replace")
+
+            px.api("PUT", "/api/settings", {"block_contact": "Call desk 4242"})
+            self.assertIn("Call desk 4242", block_page())
+            logged_before = len(px.log())
+            self.stop_server()
+            try:
+                # A poll turn (every 250 ms) has read the settings, or tried to.
+                self.assertTrue(wait_for(lambda: re.search(
+                    r"settings not read|block pages: contact line ''", px.log()[logged_before:]),
+                    timeout=60), "no settings read during the outage")
+                self.assertIn("Call desk 4242", block_page())
+            finally:
+                self.pg.resume()
         test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
 
 
