@@ -44,6 +44,11 @@ struct wa_ctx {
      * first admin host name, or the listen address), "" when the server listens on loopback
      * only and no other machine can reach it. */
     char pac_url[320];
+    /* The pac_proxy setting as last read ("" unset), under pac_mu: a read the database does
+     * not answer serves it, not the config's (a browser sent elsewhere, or one that falls
+     * back to DIRECT on an error, would go round the proxy). */
+    pthread_mutex_t pac_mu;
+    char pac_last[8 + 256];
 };
 
 /* One HTTP request, from its first header to its answer. Lives on the MHD thread that

@@ -603,6 +603,7 @@ void wa_stop(struct wa_server *srv)
     wa_auth_free(srv->ctx.auth);
     wa_static_free(srv->ctx.files);
     pthread_mutex_destroy(&srv->ctx.policy_mu);
+    pthread_mutex_destroy(&srv->ctx.pac_mu);
     free(srv->listen);
     free(srv->data_dir);
     free(srv->db_path);
@@ -652,6 +653,7 @@ struct wa_server *wa_start(const struct wa_options *opts, bool *first_run, char 
         return NULL;
     }
     pthread_mutex_init(&srv->ctx.policy_mu, NULL);
+    pthread_mutex_init(&srv->ctx.pac_mu, NULL);
     srv->ctx.opts = &srv->opts;
     srv->opts = *opts;
     if (!tls)

@@ -301,11 +301,20 @@ static const char *kind_of(const struct setting_def *d)
 static enum MHD_Result settings_reply(struct wa_req *r, struct store *st, json_t *warnings)
 {
     json_t *o = json_object(), *help = json_object(), *fields = json_array();
-    char conf[4096];
+    char conf[4096], err[256];
 
     for (size_t i = 0; o && help && fields && i < NSETTINGS; i++) {
         const struct setting_def *d = &settings[i];
-        char *v = store_setting_get(st, d->key);
+        char *v;
+        /* Not "unset" when the database did not say: the page would show the config's
+         * values as in force. */
+        if (store_setting_read(st, d->key, &v, err, sizeof(err)) < 0) {
+            json_decref(o);
+            json_decref(help);
+            json_decref(fields);
+            json_decref(warnings);
+            return wa_reply_error(r, 500, NULL, "%s", err);
+        }
         bool set = v && *v;
         config_of(r, d, conf, sizeof(conf));
         json_object_set_new(o, d->key, set ? json_string(v) : json_null());
@@ -432,7 +441,11 @@ static enum MHD_Result settings_put(struct wa_req *r, struct store *st)
         char *old;
         if (!fixed[i])
             continue;
-        old = store_setting_get(st, settings[i].key);
+        if (store_setting_read(st, settings[i].key, &old, err, sizeof(err)) < 0) {
+            store_change_rollback(st);
+            ret = wa_reply_error(r, 500, NULL, "%s", err);
+            goto out;
+        }
         bool same = !strcmp(old ? old : "", fixed[i]);
         free(old);
         if (same)

@@ -175,9 +175,11 @@ class PostgresOutageTest(unittest.TestCase):
 
     def test_settings_stay_in_force_while_the_server_is_away(self):
         """A settings read the stopped server does not answer is not "unset": the block page
-        keeps the contact line set in the database, not the config's (none here). Before, every
-        poll turn of the outage put the config's values in force (and allow_clients too, had
-        the server come back between the settings read and the policy's)."""
+        keeps the contact line set in the database, not the config's (none here); /proxy.pac
+        names the proxy as last read; GET /api/settings is 503. Before, every poll turn of the
+        outage put the config's values in force (and allow_clients too, had the server come
+        back between the settings read and the policy's), the PAC file named the config's
+        proxy and the settings page showed every setting unset."""
         db = "pxsettings_%d" % os.getpid()
         test_postgres.psql("postgres", "CREATE DATABASE %s" % db)
         with Proxyd(extra_args=["--db", test_postgres.uri(db)],
@@ -190,8 +192,15 @@ class PostgresOutageTest(unittest.TestCase):
                 self.assertEqual(status, 403)
                 return body.decode("utf-8", "replace")
 
-            px.api("PUT", "/api/settings", {"block_contact": "Call desk 4242"})
+            def pac():
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                with opener.open(px.admin_url + "/proxy.pac", timeout=60) as r:
+                    return r.read().decode()
+
+            px.api("PUT", "/api/settings", {"block_contact": "Call desk 4242",
+                                            "pac_proxy": "proxy.office.test:3129"})
             self.assertIn("Call desk 4242", block_page())
+            self.assertIn("PROXY proxy.office.test:3129", pac())
             logged_before = len(px.log())
             self.stop_server()
             try:
@@ -200,6 +209,12 @@ class PostgresOutageTest(unittest.TestCase):
                     r"settings not read|block pages: contact line ''", px.log()[logged_before:]),
                     timeout=60), "no settings read during the outage")
                 self.assertIn("Call desk 4242", block_page())
+                # The PAC file as last read (not the config's proxy: browsers would go
+                # elsewhere), and the settings page says it cannot read them, not "unset".
+                self.assertIn("PROXY proxy.office.test:3129", pac())
+                with self.assertRaises(urllib.error.HTTPError) as caught:
+                    px.api("GET", "/api/settings")
+                self.assertEqual(caught.exception.code, 503, caught.exception.read())
             finally:
                 self.pg.resume()
         test_postgres.psql("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
