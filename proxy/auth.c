@@ -11,7 +11,9 @@
  * A query moves WAITING (on its job) -> READY (answered, on a->ready) -> POSTED (handed to
  * its loop by ev_post). Cancelling frees it in the first two states; in the third the loop
  * owns it and the posted call frees it without calling back. Results wait on a->ready only
- * when a loop's post queue is full; the verifiers retry them every few ms.
+ * when a loop's post queue is full; the verifiers retry them every few ms. An answer carries
+ * the generation its verification began in: one delivered after an invalidation is not used
+ * (the user may be gone since the store was read), the asker is told to ask again (auth_cb).
  *
  * struct auth itself lives until auth_free() ran and the last posted query was delivered,
  * because a posted call still reads a->closed, a->freed and a->posted. auth_stop() ends the
@@ -88,6 +90,7 @@ struct auth_query {
     enum query_state state;
     bool cancelled; /* POSTED and cancelled: the posted call only frees */
     enum auth_status result;
+    uint64_t gen; /* READY or POSTED: a->gen when the answer's verification began */
     char user[AUTH_USER_MAX];
 };
 
@@ -95,7 +98,8 @@ struct auth_job {
     struct link link;    /* in a->jobs, oldest first */
     struct link waiters; /* struct auth_query */
     uint8_t key[KEY_BYTES];
-    uint64_t gen; /* a->gen when queued: a later invalidation must not join it */
+    uint64_t gen;     /* a->gen when queued: a later invalidation must not join it */
+    uint64_t run_gen; /* a->gen when the verifier read the store (or refused it unread) */
     bool running;
     char user[AUTH_USER_MAX];
     char addr[INET6_ADDRSTRLEN];     /* the first asker's address, for the throttle */
@@ -301,6 +305,13 @@ static void query_deliver(struct ev_loop *loop, void *arg)
     pthread_mutex_lock(&a->lock);
     call = !q->cancelled && !a->closed;
     last = --a->posted == 0 && a->freed;
+    /* Users or policy changed since the store was read: a deleted user's check still running
+     * then must not let this request through. The asker checks again, and a new verification
+     * reads the store as it is now. */
+    if (call && q->gen != a->gen && (q->result == AUTH_OK || q->result == AUTH_DENIED)) {
+        a->counters.stale++;
+        q->result = AUTH_PENDING;
+    }
     pthread_mutex_unlock(&a->lock);
     if (call)
         q->cb(q->arg, q->result, q->result == AUTH_OK ? q->user : NULL);
@@ -349,6 +360,7 @@ static void job_finish(struct auth *a, struct auth_job *job, enum auth_status st
         q->job = NULL;
         q->state = QUERY_READY;
         q->result = st;
+        q->gen = job->run_gen;
         if (st == AUTH_OK)
             snprintf(q->user, sizeof(q->user), "%s", job->user);
         link_add_tail(&a->ready, &q->link);
@@ -412,6 +424,7 @@ static void *verifier_main(void *arg)
             continue;
         }
         /* Jobs queued before the user or address had to wait are refused like later ones. */
+        job->run_gen = a->gen;
         if (store_throttle_wait_ms(a->throttle, job->user, job->addr, clock_mono_ms()) > 0) {
             a->counters.throttled++;
             job_finish(a, job, AUTH_DENIED);
@@ -431,7 +444,7 @@ static void *verifier_main(void *arg)
             int64_t now = clock_mono_ms();
 
             st = rc == 1 ? AUTH_OK : AUTH_DENIED;
-            if (job->gen == a->gen)
+            if (job->run_gen == a->gen)
                 cache_put(a, job->key, job->user, rc == 1, now);
             store_throttle_note(a->throttle, job->user, job->addr, rc == 1, now);
         }
@@ -606,7 +619,7 @@ static enum auth_status query_queue(struct auth *a, struct ev_loop *loop,
         link_init(&job->waiters);
         memcpy(job->key, key, KEY_BYTES);
         memcpy(job->addr, addr, sizeof(job->addr));
-        job->gen = a->gen;
+        job->gen = job->run_gen = a->gen;
         job->running = false;
         memcpy(job->user, cr->user, sizeof(job->user));
         memcpy(job->password, cr->password, sizeof(job->password));

@@ -89,8 +89,10 @@ void auth_free(struct auth *a);
 void auth_invalidate(struct auth *a);
 
 /* Called on the loop given to auth_check(), from that loop's own thread, with AUTH_OK (user
- * is the verified name, valid during the call only), AUTH_DENIED or AUTH_BUSY (user NULL).
- * The query is freed when the callback returns: do not cancel it from the callback. */
+ * is the verified name, valid during the call only), AUTH_DENIED or AUTH_BUSY (user NULL), or
+ * AUTH_PENDING (user NULL) when the answer came from a store read before the latest
+ * auth_invalidate(): it is not an answer, call auth_check() again. The query is freed when
+ * the callback returns: do not cancel it from the callback. */
 typedef void (*auth_cb)(void *arg, enum auth_status st, const char *user);
 
 /* A verification a connection is waiting for; owned by this module. */
@@ -132,7 +134,8 @@ void auth_cancel(struct auth_query *q);
     X(malformed, "Proxy-Authorization values that are not Basic credentials")                      \
     X(busy, "AUTH_BUSY from auth_check: queue full or out of memory")                              \
     X(posted, "answers handed to a loop by ev_post()")                                             \
-    X(post_full, "ev_post() refused (loop queue full): retried every 5 ms")
+    X(post_full, "ev_post() refused (loop queue full): retried every 5 ms")                        \
+    X(stale, "answers from before an auth_invalidate(), not used: AUTH_PENDING, asked again")
 
 struct auth_counters {
 #define X(name, what) uint64_t name;

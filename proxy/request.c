@@ -142,6 +142,11 @@ static void on_auth_result(void *arg, enum auth_status st, const char *user)
          * microseconds against the verifier's milliseconds and keeps no per-connection copy
          * of a parse (8 KiB of headers) for the rare request that waits for a password. */
         conn_set_state(c, CONN_READ_HEAD);
+    } else if (st == AUTH_PENDING) {
+        /* Users or policy changed while the password was checked: the head is parsed again
+         * and its password checked anew, against the store as it is now. Counted once. */
+        c->recounted = true;
+        conn_set_state(c, CONN_READ_HEAD);
     } else {
         reply_error(c, CLOSE_OVERLOAD, 503, auth_unavailable, false);
     }

@@ -58,8 +58,10 @@ int __wrap_store_account_verify(struct store *store, enum store_account kind, co
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
 static bool gate_closed;
-static int gate_waiting; /* verifications held at the gate */
-static int gate_done;    /* verifications that went through and returned */
+static bool gate_after_closed; /* the second gate: after the store was read, before answering */
+static int gate_waiting;       /* verifications held at the gate */
+static int gate_done;          /* verifications that went through and returned */
+static int gate_read;          /* verifications that read the store (held at the second gate) */
 
 int __wrap_store_account_verify(struct store *store, enum store_account kind, const char *name,
                                 const char *password)
@@ -75,6 +77,10 @@ int __wrap_store_account_verify(struct store *store, enum store_account kind, co
     pthread_mutex_unlock(&gate_lock);
     rc = __real_store_account_verify(store, kind, name, password);
     pthread_mutex_lock(&gate_lock);
+    gate_read++;
+    pthread_cond_broadcast(&gate_cond);
+    while (gate_after_closed)
+        pthread_cond_wait(&gate_cond, &gate_lock);
     gate_done++;
     pthread_cond_broadcast(&gate_cond);
     pthread_mutex_unlock(&gate_lock);
@@ -85,6 +91,15 @@ static void gate_set(bool closed)
 {
     pthread_mutex_lock(&gate_lock);
     gate_closed = closed;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+/* The second gate holds a verification that read the store, as Argon2 runs (tens of ms). */
+static void gate_after_set(bool closed)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_after_closed = closed;
     pthread_cond_broadcast(&gate_cond);
     pthread_mutex_unlock(&gate_lock);
 }
@@ -197,6 +212,7 @@ static void setup(void)
 static void teardown(void)
 {
     gate_set(false); /* auth_free waits for the verifiers */
+    gate_after_set(false);
     auth_free(a);
     a = NULL;
     for (int i = 0; i < nloops; i++)
@@ -469,6 +485,7 @@ START_TEST(test_check_after_invalidate_does_not_join_older_verification)
     memset(r, 0, sizeof(r));
     gate_set(true); /* the first verification is under way until the second check */
     ck_assert_int_eq(check_creds(loop, "alice:secret", user, &r[0], &q), AUTH_PENDING);
+    gate_wait(&gate_waiting, 1, "first verification under way");
     auth_invalidate(a);
     ck_assert_uint_eq(counters().posted, 0);
     /* Asked after the invalidation: a verification of its own, not the older one. */
@@ -476,7 +493,7 @@ START_TEST(test_check_after_invalidate_does_not_join_older_verification)
     ck_assert_uint_eq(counters().coalesced, 0);
     gate_set(false);
     ck_assert_int_eq(loop_run(loop, 2, WAIT_MS), 2);
-    ck_assert_int_eq(r[0].st, AUTH_OK);
+    ck_assert_int_eq(r[0].st, AUTH_PENDING); /* begun before the invalidation: ask again */
     ck_assert_int_eq(r[1].st, AUTH_OK);
     ck_assert_uint_eq(counters().verifications, 2);
 }
@@ -491,13 +508,61 @@ START_TEST(test_answer_from_before_invalidate_is_not_cached)
 
     gate_set(true); /* the verification is under way when the invalidation comes */
     ck_assert_int_eq(check_creds(loop, "alice:secret", user, &r, &q), AUTH_PENDING);
+    gate_wait(&gate_waiting, 1, "verification under way");
     auth_invalidate(a);
     ck_assert_uint_eq(counters().posted, 0);
     gate_set(false);
     ck_assert_int_eq(loop_run(loop, 1, WAIT_MS), 1);
-    ck_assert_int_eq(r.st, AUTH_OK); /* the asker still gets its answer */
+    /* Begun before: not an answer, the asker asks again. */
+    ck_assert_int_eq(r.st, AUTH_PENDING);
+    ck_assert(r.user_null);
     memset(&r, 0, sizeof(r));
     ck_assert_int_eq(verify("alice:secret", &r), AUTH_OK); /* PENDING again: not cached */
+}
+END_TEST
+
+/* The admin deletes alice while her password is being checked (the store read, Argon2
+ * running): the answer must not let the request through as alice. */
+START_TEST(test_user_deleted_during_check_is_not_let_through)
+{
+    struct ev_loop *loop = loop_new();
+    struct result r = {0};
+    struct auth_query *q;
+    char user[AUTH_USER_MAX], err[256];
+
+    gate_after_set(true);
+    ck_assert_int_eq(check_creds(loop, "alice:secret", user, &r, &q), AUTH_PENDING);
+    gate_wait(&gate_read, 1, "store read");
+    ck_assert_int_eq(store_account_delete(st, STORE_PROXY_USER, "alice", "test", err, sizeof(err)),
+                     0);
+    auth_invalidate(a); /* what proxyd does once the deletion is stored */
+    gate_after_set(false);
+    ck_assert_int_eq(loop_run(loop, 1, WAIT_MS), 1);
+    ck_assert_int_ne(r.st, AUTH_OK);
+    ck_assert_int_eq(r.st, AUTH_PENDING);
+    ck_assert_uint_eq(counters().stale, 1);
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(verify("alice:secret", &r), AUTH_DENIED); /* asked again: she is gone */
+}
+END_TEST
+
+/* Same, with the deletion after the answer was posted but before its loop ran it. */
+START_TEST(test_user_deleted_before_answer_delivered_is_not_let_through)
+{
+    struct ev_loop *loop = loop_new();
+    struct result r = {0};
+    struct auth_query *q;
+    char user[AUTH_USER_MAX], err[256];
+
+    ck_assert_int_eq(check_creds(loop, "alice:secret", user, &r, &q), AUTH_PENDING);
+    wait_posted(1);
+    ck_assert_int_eq(store_account_delete(st, STORE_PROXY_USER, "alice", "test", err, sizeof(err)),
+                     0);
+    auth_invalidate(a);
+    ck_assert_int_eq(loop_run(loop, 1, WAIT_MS), 1);
+    ck_assert_int_eq(r.st, AUTH_PENDING);
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(verify("alice:secret", &r), AUTH_DENIED);
 }
 END_TEST
 
@@ -974,6 +1039,8 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, test_invalidate_forgets_cached_answers);
     tcase_add_test(tc, test_check_after_invalidate_does_not_join_older_verification);
     tcase_add_test(tc, test_answer_from_before_invalidate_is_not_cached);
+    tcase_add_test(tc, test_user_deleted_during_check_is_not_let_through);
+    tcase_add_test(tc, test_user_deleted_before_answer_delivered_is_not_let_through);
     tcase_add_test(tc, test_changed_password_is_denied_after_invalidate);
     tcase_add_test(tc, test_answers_expire_after_their_ttl);
     tcase_add_test(tc, test_concurrent_checks_share_one_verification);
