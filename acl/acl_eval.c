@@ -411,6 +411,37 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
 {
     struct eval ev;
     evaluate(&ev, set, req, s, out);
+    if (out->action != ACL_ALLOW || !set->has_url_regex || !req->path)
+        return;
+    /* Servers read ";parameters", "\\" and encoded slashes differently (acl_url.h): the
+     * request passes only if the loosest reading of its path passes too. */
+    int len = acl_url_loose_path(req->path, req->path_len, s->loose_path, sizeof(s->loose_path));
+    if (len == -1)
+        return;
+    struct acl_decision loose = {.action = ACL_DENY, .order = NO_RULE};
+    if (len < 0) {
+        snprintf(loose.reason, sizeof(loose.reason), "request URL longer than %d bytes",
+                 ACL_URL_MAX);
+    } else {
+        struct acl_request r = *req;
+        r.path = s->loose_path;
+        r.path_len = (size_t)len;
+        evaluate(&ev, set, &r, s, &loose);
+    }
+    if (loose.action != ACL_ALLOW) {
+        size_t n = strlen(loose.reason);
+        *out = loose;
+        if (n < sizeof(out->reason))
+            snprintf(out->reason + n, sizeof(out->reason) - n,
+                     " (path read without ;parameters, with \\ and %%2F as /)");
+        return;
+    }
+    /* Both allow: the later deciding rule has more `deny dest` rules above it to ask. */
+    if (loose.order > out->order)
+        out->order = loose.order;
+    out->dest_pending |= loose.dest_pending;
+    if (!out->report_rule_id)
+        out->report_rule_id = loose.report_rule_id;
 }
 
 void acl_eval_inspect(const struct acl_set *set, const struct acl_request *req,

@@ -55,6 +55,7 @@ struct acl_scratch {
     uint32_t seen[ACL_SEEN_MAX];
     uint32_t nseen;
     char url[ACL_URL_MAX];
+    char loose_path[ACL_URL_MAX]; /* the request's path as loose servers read it */
 };
 
 #endif

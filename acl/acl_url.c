@@ -175,3 +175,47 @@ int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char 
     buf[pos] = '\0';
     return (int)pos;
 }
+
+/* The length of the separator a loose server sees at path[i..end): "/", "\\", "%2F" or
+ * "%5C" in either case; 0 for none. */
+static size_t loose_separator(const char *path, size_t i, size_t end)
+{
+    if (path[i] == '/' || path[i] == '\\')
+        return 1;
+    if (path[i] != '%' || i + 2 >= end)
+        return 0;
+    char lo = (char)(path[i + 2] | 32);
+    return (path[i + 1] == '2' && lo == 'f') || (path[i + 1] == '5' && lo == 'c') ? 3 : 0;
+}
+
+int acl_url_loose_path(const char *path, size_t len, char *out, size_t cap)
+{
+    size_t end = 0;
+    bool other = false;
+    while (end < len && path[end] != '?') {
+        other |= path[end] == ';' || (path[end] != '/' && loose_separator(path, end, len));
+        end++;
+    }
+    if (!other)
+        return -1;
+    if (len >= cap)
+        return -2;
+    size_t o = 0;
+    bool param = false; /* inside a segment's ";parameters" */
+    for (size_t i = 0; i < end; i++) {
+        size_t sep = loose_separator(path, i, end);
+        if (sep) {
+            out[o++] = '/';
+            param = false;
+            i += sep - 1;
+        } else if (path[i] == ';') {
+            param = true;
+        } else if (!param) {
+            out[o++] = path[i];
+        }
+    }
+    memcpy(out + o, path + end, len - end);
+    o += len - end;
+    out[o] = '\0';
+    return (int)o;
+}

@@ -32,4 +32,12 @@ int acl_url_begin(char *buf, size_t cap, const char *scheme, const struct acl_ho
 int acl_url_finish(char *buf, size_t cap, size_t pos, uint16_t port, const char *path,
                    size_t path_len);
 
+/* The path as the servers that read it most loosely read it, written into out[0..cap): each
+ * segment's ";parameters" dropped (Tomcat and Jetty serve "/admin;x=1/" and "/a/..;/admin"
+ * as "/admin/" and "/admin"), "\" and "%5C" taken for "/" (IIS) and "%2F" too (nginx
+ * decodes it before it resolves the path). The query is copied as it is. Returns the
+ * length, -1 when the path holds none of these (it has that one reading), or -2 when out is
+ * too small. */
+int acl_url_loose_path(const char *path, size_t len, char *out, size_t cap);
+
 #endif

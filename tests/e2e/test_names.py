@@ -28,6 +28,7 @@ deny domain blocked.example
 deny host-regex ^rx-blocked\\.
 deny domain 127.0.0.1
 deny url-regex ^http://slow\\.example[^/]*/(a+)+$
+deny url-regex ^http://[^/]+/admin/
 """
 
 
@@ -183,6 +184,21 @@ class NamesTest(unittest.TestCase):
 
         self.assertTrue(wait_for(lambda: (undecided() or 0) >= 1, timeout=60))
 
+
+    def test_a_path_is_judged_as_loose_servers_read_it(self):
+        # Tomcat drops ";parameters" from a segment ("/x/..;/admin/" is "/admin/"), IIS takes
+        # "\\" for "/", nginx decodes "%2F": each is the denied /admin/ to such a server.
+        p = self.origin.port
+        before = self.origin_count()
+        for path in ("/admin;v=1/panel", "/x/..;/admin/panel", "/x\\..\\admin\\panel",
+                     "/admin%2Fpanel", "/admin%5cpanel"):
+            self.assertEqual(self.get_status("allowed.example:%d" % p, path), 403, path)
+        self.assertEqual(self.origin_count(), before)
+        self.assertTrue(wait_for(lambda: self.logged_reason(
+            "allowed.example", "path read without ;parameters", "/x/..;/admin/panel"), timeout=60))
+        # A parameter elsewhere is no reason to refuse.
+        self.assertNotEqual(self.get_status("allowed.example:%d" % p, "/small;jsessionid=A1"), 403)
+        self.assertEqual(self.origin_count(), before + 1)
 
 
 class PolicyChangeDuringLookupTest(unittest.TestCase):

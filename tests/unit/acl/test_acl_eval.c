@@ -82,6 +82,15 @@ static const char *const p_undecided[] = {
     NULL,
 };
 
+/* An allow list for one site and a deny rule for a path: what loose servers read must pass
+ * both. */
+static const char *const p_loose[] = {
+    "allow url-regex ^http://app\\.test/public/",
+    "deny url-regex ^http://app\\.test/",
+    "deny url-regex ^https?://[^/]+/admin(/|$)",
+    NULL,
+};
+
 static const char *const p_dest[] = {
     "allow domain intranet.test",
     "deny dest 10.0.0.0/8,fd00::/8",
@@ -93,10 +102,22 @@ static const char *const p_dest[] = {
     NULL,
 };
 
-enum { P_DOMAIN, P_URL, P_NET, P_SCHED, P_MIXED, P_AUTH, P_CUSTOM, P_UNDECIDED, P_DEST, P_COUNT };
+enum {
+    P_DOMAIN,
+    P_URL,
+    P_NET,
+    P_SCHED,
+    P_MIXED,
+    P_AUTH,
+    P_CUSTOM,
+    P_UNDECIDED,
+    P_DEST,
+    P_LOOSE,
+    P_COUNT
+};
 
 static const char *const *const policies[P_COUNT] = {
-    p_domain, p_url, p_net, p_sched, p_mixed, p_auth, p_custom, p_undecided, p_dest};
+    p_domain, p_url, p_net, p_sched, p_mixed, p_auth, p_custom, p_undecided, p_dest, p_loose};
 static struct acl_set *sets[P_COUNT];
 static struct acl_scratch *scratch;
 
@@ -275,6 +296,28 @@ static const struct eval_case cases[] = {
     {P_URL, "GET http://x.test/x/.%5cads/", LAN, NULL, MON, 600, ACL_DENY, 0, "encoded slash"},
     {P_URL, "GET http://x.test/a..%2fb/ads..", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
     {P_URL, "GET http://x.test/x?q=..%2f", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    /* Tomcat and Jetty drop a segment's ";parameters" ("/ads;v=1/" is "/ads/", "/x/..;/ads/"
+     * is "/ads/"), IIS takes "\\" and "%5C" for "/", nginx decodes "%2F": a path must pass
+     * as those servers read it too. */
+    {P_URL, "GET http://x.test/ads;v=1/x", LAN, NULL, MON, 600, ACL_DENY, 1,
+     "rule 1: deny url-regex ^https?://[^/]+/ads/ (path read without ;parameters"},
+    {P_URL, "GET http://x.test/pub/..;/ads/", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/pub/..;x=y/ads/", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/pub\\..\\ads\\", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/ads\\x", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/ads%5cx", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/ads%2Fx", LAN, NULL, MON, 600, ACL_DENY, 1, NULL},
+    {P_URL, "GET http://x.test/app;jsessionid=A1/ok", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_URL, "GET http://x.test/ad;s/", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_URL, "GET http://x.test/x?q=;/ads/\\", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    {P_LOOSE, "GET http://app.test/public/a;b=c", LAN, NULL, MON, 600, ACL_ALLOW, 1, NULL},
+    {P_LOOSE, "GET http://app.test/public/..;/secret", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_LOOSE, "GET http://app.test/public/..\\secret", LAN, NULL, MON, 600, ACL_DENY, 2, NULL},
+    {P_LOOSE, "GET http://app.test/public/..%2Fsecret", LAN, NULL, MON, 600, ACL_DENY, 0,
+     "encoded slash"},
+    {P_LOOSE, "GET http://other.test/admin;x", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_LOOSE, "GET http://other.test/admin%2Fx", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_LOOSE, "GET http://other.test/administrator;x", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
     {P_URL, "GET http://upper.test/%7euser/", LAN, NULL, MON, 600, ACL_DENY, 7, NULL},
     {P_URL, "GET http://space.test/a b", LAN, NULL, MON, 600, ACL_DENY, 8, NULL},
     {P_URL, "GET http://[2001:DB8::5]/v6", LAN, NULL, MON, 600, ACL_DENY, 10, NULL},
