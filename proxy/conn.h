@@ -160,9 +160,16 @@ struct conn {
     bool hello_pending;    /* CONN_TUNNEL after CONNECT: the client's first bytes are held in up
                               until they prove not to be TLS, or a ClientHello whose server name
                               the policy allows (tunnel.c) */
-    bool recounted;        /* started over (intercept_late_bytes): its request was counted by
-                              the judgement it replaces, so the next one is not (counters
-                              only grow) */
+    bool retry_watch;      /* CONN_TUNNEL: a ClientHello was allowed, and until the server's
+                              first answer proves it no HelloRetryRequest, or the client's
+                              second ClientHello was judged, the client's later bytes are held
+                              in up after up_judged (tunnel.c) */
+    bool retry_asked;      /* ... the server's answer was a HelloRetryRequest */
+    size_t up_judged;      /* while retry_watch: bytes at the front of up that may go up */
+    bool recounted;        /* started over (intercept_late_bytes, or a password checked again
+                              after a change of users): its request was counted by the
+                              judgement it replaces, so the next one is not (counters only
+                              grow) */
     bool first_bytes_late; /* intercepted, gone on by its destination alone after the peek
                               window: a ClientHello or HTTP request that comes before the
                               origin says anything is judged as if in time (intercept.c) */

@@ -270,6 +270,8 @@ void tun_start(struct conn *c, bool read_hello)
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
     c->hello_pending = read_hello;
+    c->retry_watch = c->retry_asked = false;
+    c->up_judged = 0;
     conn_set_state(c, CONN_TUNNEL);
     c->counted_tunnel = true;
     STAT_ADD(c, tunnels_active, 1);
@@ -421,16 +423,170 @@ static bool hello_judge(struct conn *c, bool full)
     case TLS_HELLO_PARSED:
         break;
     }
-    if (!h.has_sni)
-        return true;
-    memcpy(c->req->rec.sni, h.sni.text, h.sni.len + 1);
-    if (h.sni.len == c->host.len && memcmp(h.sni.text, c->host.text, h.sni.len) == 0)
-        return true;
-    struct request_decision d;
-    if (request_decide_sni(c, &h.sni, &d) == VERDICT_ALLOW)
-        return true;
-    hello_refuse(c, d.why, d.rule_id, NULL, TLS_ALERT_ACCESS_DENIED);
-    return false;
+    if (h.has_sni) {
+        memcpy(c->req->rec.sni, h.sni.text, h.sni.len + 1);
+        struct request_decision d;
+        if ((h.sni.len != c->host.len || memcmp(h.sni.text, c->host.text, h.sni.len) != 0) &&
+            request_decide_sni(c, &h.sni, &d) != VERDICT_ALLOW) {
+            hello_refuse(c, d.why, d.rule_id, NULL, TLS_ALERT_ACCESS_DENIED);
+            return false;
+        }
+    }
+    /* A server that answers with a HelloRetryRequest reads the client's second ClientHello
+     * as naming the server anew (OpenSSL switches to the name it gives): what follows this
+     * one waits until the server's answer shows whether there will be one to judge. */
+    c->retry_watch = true;
+    c->retry_asked = false;
+    c->up_judged = h.len;
+    return true;
+}
+
+/* Ends the tunnel after the client's second ClientHello, recorded as refused. */
+static int retry_refuse(struct conn *c, const char *what, const char *why)
+{
+    char detail[640]; /* cut to the error column by request_record_outcome */
+    snprintf(detail, sizeof(detail), "second ClientHello: %s%s", what, why ? why : "");
+    hello_refuse(c, CLOSE_BAD_HELLO, c->req->rec.rule_id, detail,
+                 why ? TLS_ALERT_DECODE_ERROR : TLS_ALERT_ACCESS_DENIED);
+    return -1;
+}
+
+/* After a HelloRetryRequest: the client's bytes after its first ClientHello must be a second
+ * one naming the same server (RFC 8446 4.1.2), after any change_cipher_spec (middlebox
+ * compatibility) or early data, which go up as they are. Returns 1 when bytes were judged, 0
+ * when more are needed, -1 after refusing. */
+static int retry_judge(struct conn *c)
+{
+    const uint8_t *p = (const uint8_t *)buf_head(&c->up);
+    size_t len = c->up.len, off = c->up_judged;
+    int judged = 0;
+    while (len - off >= 5 && (p[off] == 20 || p[off] == 23)) {
+        size_t rec = 5 + ((size_t)p[off + 3] << 8 | p[off + 4]);
+        if (len - off < rec)
+            return judged;
+        off += rec;
+        c->up_judged = off;
+        judged = 1;
+    }
+    if (len - off < 5)
+        return judged;
+    if (p[off] == 21) { /* an alert: the client gives up, and the rest goes as it is */
+        c->retry_watch = false;
+        return 1;
+    }
+    struct tls_hello h;
+    const char *why;
+    switch (tls_hello_parse(p + off, len - off, &h, &why)) {
+    case TLS_HELLO_NEED_MORE:
+        if (c->upf.eof || buf_room(&c->up) == 0)
+            return retry_refuse(c, "", c->upf.eof ? "cut short" : "longer than the proxy reads");
+        return judged;
+    case TLS_HELLO_NOT_TLS:
+        return retry_refuse(c, "", "not a ClientHello");
+    case TLS_HELLO_MALFORMED:
+    case TLS_HELLO_RESULT_COUNT:
+        return retry_refuse(c, "", why);
+    case TLS_HELLO_PARSED:
+        break;
+    }
+    const char *first = c->req->rec.sni;
+    if (h.has_sni ? strcmp(h.sni.text, first) != 0 : first[0] != '\0') {
+        char what[2 * sizeof(c->req->rec.sni) + 32];
+        snprintf(what, sizeof(what), "names %s, the first %s", h.has_sni ? h.sni.text : "no server",
+                 first[0] ? first : "none");
+        return retry_refuse(c, what, NULL);
+    }
+    c->retry_watch = false; /* the handshake goes on encrypted: nothing more to read */
+    return 1;
+}
+
+/* The client -> origin direction while retry_watch: the judged bytes go up, the others wait
+ * in c->up for the server's answer (retry_down_step) and, after a HelloRetryRequest, for
+ * retry_judge. Returns 1 on progress, 0 if none, -1 after c left the tunnel. */
+static int retry_up_step(struct conn *c)
+{
+    struct worker *w = c->w;
+    int progress = 0;
+    if (c->up_judged > 0) {
+        size_t ready = c->up_judged;
+        ssize_t n = conn_origin_send(c, &c->up, &ready);
+        if (n == PX_ERR) {
+            conn_close(c, CLOSE_ORIGIN_ERROR);
+            return -1;
+        }
+        if (n > 0) {
+            count_bytes(c, true, n);
+            c->up_judged = ready;
+            progress = 1;
+        }
+    }
+    if (!c->upf.eof) {
+        if (buf_attach(&w->bufs, &c->up) < 0) {
+            conn_close(c, CLOSE_OVERLOAD);
+            return -1;
+        }
+        ssize_t n = conn_client_recv(c, &c->up, 0);
+        if (n == PX_ERR) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return -1;
+        }
+        if (n == 0)
+            c->upf.eof = true;
+        if (n >= 0)
+            progress = 1;
+    }
+    if (c->retry_asked) {
+        int r = retry_judge(c);
+        if (r < 0)
+            return -1;
+        progress |= r;
+    }
+    if (c->up.len == 0)
+        buf_detach(&w->bufs, &c->up);
+    return progress;
+}
+
+/* The bytes of a ServerHello up to the end of its random, which tells a HelloRetryRequest
+ * (RFC 8446 4.1.3): record header, handshake header, legacy_version, random. */
+#define SERVER_HELLO_HEAD (5 + 4 + 2 + 32)
+
+/* The origin -> client direction while the server's first answer to an allowed ClientHello
+ * is unknown: read into c->down and passed on (tunnel_direction) once its head tells whether
+ * it is a HelloRetryRequest. Returns as tunnel_direction. */
+static int retry_down_step(struct conn *c)
+{
+    static const uint8_t hrr_random[32] = {0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11,
+                                           0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+                                           0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E,
+                                           0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C};
+    struct worker *w = c->w;
+    if (buf_attach(&w->bufs, &c->down) < 0) {
+        conn_close(c, CLOSE_OVERLOAD);
+        return -1;
+    }
+    ssize_t n = conn_origin_recv(c, &c->down, 0);
+    if (n == PX_ERR) {
+        conn_close(c, CLOSE_ORIGIN_ERROR);
+        return -1;
+    }
+    if (n == 0)
+        c->downf.eof = true;
+    const uint8_t *b = (const uint8_t *)buf_head(&c->down);
+    size_t len = c->down.len;
+    bool known = c->downf.eof || (len >= 1 && b[0] != 22) || (len >= 6 && b[5] != 2) ||
+                 len >= SERVER_HELLO_HEAD;
+    if (!known) {
+        if (len == 0)
+            buf_detach(&w->bufs, &c->down);
+        return n > 0;
+    }
+    c->retry_asked =
+        len >= SERVER_HELLO_HEAD && b[0] == 22 && b[5] == 2 && memcmp(b + 11, hrr_random, 32) == 0;
+    if (!c->retry_asked)
+        c->retry_watch = false; /* no second ClientHello: the held bytes go up as they are */
+    int sent = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
+                                &c->dpipe, &c->downf, false);
+    return sent < 0 ? -1 : 1;
 }
 
 /* The client -> origin direction while hello_pending: reads into c->up until hello_judge
@@ -478,12 +634,15 @@ static int hello_step(struct conn *c)
 bool tun_step(struct conn *c)
 {
     int up = c->hello_pending ? hello_step(c)
+             : c->retry_watch ? retry_up_step(c)
                               : tunnel_direction(c, c->cfd, &c->c_readable, c->ofd, &c->o_writable,
                                                  &c->up, &c->upipe, &c->upf, true);
     if (up < 0) /* a refused ClientHello's alert goes out next; a restarted one goes on */
         return c->state != CONN_CLOSED;
-    int down = tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
-                                &c->dpipe, &c->downf, false);
+    int down = c->retry_watch && !c->retry_asked
+                   ? retry_down_step(c)
+                   : tunnel_direction(c, c->ofd, &c->o_readable, c->cfd, &c->c_writable, &c->down,
+                                      &c->dpipe, &c->downf, false);
     if (down < 0)
         return false;
     if (c->upf.done && c->downf.done) {

@@ -2,10 +2,12 @@
 origin (Python ssl with a certificate made for the test by openssl) and real TLS clients, all
 on 127.0.0.1. A tunnel allowed for one host may not carry a ClientHello naming a host the
 policy denies; every wait is a hang guard."""
+import os
 import shutil
 import socket
 import sqlite3
 import ssl
+import struct
 import tempfile
 import time
 import unittest
@@ -37,6 +39,57 @@ class PatternOrigin(TlsOrigin):
         s.sendall(pattern(n))
 
 
+class RetryOrigin(PatternOrigin):
+    """A PatternOrigin whose only key-exchange group is P-384: a client that offers a key
+    share for another group (Python's offers X25519) is sent a HelloRetryRequest."""
+
+    def __init__(self, cert, key):
+        super().__init__(cert, key)
+        self.ctx.set_ecdh_curve("secp384r1")
+
+
+HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+
+
+def tls13_hello(name, key_share, rnd, sid):
+    """A TLS 1.3 ClientHello for `name` (None: no server_name) offering X25519, with that key
+    share (None: an empty key_share, which makes the server ask again)."""
+    def ext(kind, body):
+        return struct.pack("!HH", kind, len(body)) + body
+    exts = b""
+    if name:
+        n = name.encode()
+        entry = b"\x00" + struct.pack("!H", len(n)) + n
+        exts += ext(0, struct.pack("!H", len(entry)) + entry)
+    exts += ext(43, b"\x02\x03\x04")  # supported_versions: TLS 1.3
+    exts += ext(10, b"\x00\x02\x00\x1d")  # supported_groups: X25519
+    exts += ext(13, b"\x00\x04\x04\x03\x08\x04")  # signature_algorithms
+    exts += ext(45, b"\x01\x01")  # psk_key_exchange_modes
+    share = b"" if key_share is None else b"\x00\x1d" + struct.pack("!H", 32) + key_share
+    exts += ext(51, struct.pack("!H", len(share)) + share)
+    body = (b"\x03\x03" + rnd + bytes([len(sid)]) + sid + b"\x00\x02\x13\x01\x01\x00"
+            + struct.pack("!H", len(exts)) + exts)
+    msg = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(msg)) + msg
+
+
+def read_record(s):
+    """One TLS record from s: (type, body), or (None, b"") at the end."""
+    head = b""
+    while len(head) < 5:
+        got = s.recv(5 - len(head))
+        if not got:
+            return None, b""
+        head += got
+    body = b""
+    while len(body) < struct.unpack("!H", head[3:5])[0]:
+        got = s.recv(struct.unpack("!H", head[3:5])[0] - len(body))
+        if not got:
+            return None, b""
+        body += got
+    return head[0], body
+
+
 def read_until_close(s):
     got = b""
     while True:
@@ -54,16 +107,19 @@ class SniTest(unittest.TestCase):
         cls.cert, cls.key = make_cert(cls.tmp, "allowed.test")
         # Each one is stopped even when a later one fails to start.
         cls.origin = cls.enterClassContext(PatternOrigin(cls.cert, cls.key))
+        cls.retry_origin = cls.enterClassContext(RetryOrigin(cls.cert, cls.key))
         cls.dns = cls.enterClassContext(DnsStub(RECORDS))
-        cls.px = cls.enterClassContext(Proxyd(dns=cls.dns, policy=POLICY,
-                                              extra_args=["--connect-ports",
-                                                          "443,%d" % cls.origin.port]))
+        cls.px = cls.enterClassContext(
+            Proxyd(dns=cls.dns, policy=POLICY,
+                   extra_args=["--connect-ports",
+                               "443,%d,%d" % (cls.origin.port, cls.retry_origin.port)]))
 
-    def tunnel(self, host):
-        """A client socket with CONNECT host:origin established."""
+    def tunnel(self, host, port=None):
+        """A client socket with CONNECT host:origin (or host:port) established."""
+        port = port or self.origin.port
         s = self.px.connect()
         s.sendall(("CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
-                   % (host, self.origin.port, host, self.origin.port)).encode())
+                   % (host, port, host, port)).encode())
         head, rest = read_head(s)
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
         self.assertEqual(rest, b"")
@@ -118,6 +174,39 @@ class SniTest(unittest.TestCase):
         row = self.wait_row("allowed.test", "blocked.test")
         self.assertEqual(row[2:5], (1, "sni-denied", 0))  # nothing of it went up
         self.assertEqual(self.origin.names[names_before:], [])
+
+    def test_hello_retry_request_with_the_same_name_passes(self):
+        # The origin asks again (HelloRetryRequest): the client's second ClientHello is held
+        # until judged, and the handshake completes through the tunnel.
+        ctx, _ = self.tls_client("allowed.test")
+        names_before = len(self.retry_origin.names)
+        with self.tunnel("allowed.test", self.retry_origin.port) as raw:
+            with ctx.wrap_socket(raw, server_hostname="allowed.test") as t:
+                self.assertEqual(t.version(), "TLSv1.3")
+                t.sendall(b"100000\n")
+                self.assertEqual(read_until_close(t), pattern(100000))
+        self.assertEqual(self.retry_origin.names[names_before:],
+                         ["allowed.test", "allowed.test"])  # two ClientHellos, one name
+
+    def test_second_hello_naming_another_server_is_refused(self):
+        # RFC 8446 4.1.2 wants the same name in the second ClientHello, but OpenSSL's server
+        # takes the new one (its sni callback runs again): a crafted client would reach
+        # blocked.test through a tunnel whose first ClientHello named allowed.test.
+        names_before = len(self.origin.names)
+        rnd, sid = os.urandom(32), os.urandom(32)
+        with self.tunnel("allowed.test") as s:
+            s.sendall(tls13_hello("allowed.test", None, rnd, sid))
+            kind, body = read_record(s)
+            self.assertEqual((kind, body[0], body[6:38]), (22, 2, HRR_RANDOM))
+            s.sendall(b"\x14\x03\x03\x00\x01\x01"  # change_cipher_spec, then the second
+                      + tls13_hello("blocked.test", os.urandom(32), rnd, sid))
+            self.assertTrue(read_until_close(s).endswith(ALERT_ACCESS_DENIED))
+        got = wait_for(lambda: [r for r in self.rows("allowed.test")
+                                if "second ClientHello" in r[3]], timeout=60)
+        self.assertTrue(got, "no row for the refused second ClientHello")
+        self.assertEqual(got[-1][1:3], ("allowed.test", 1))
+        self.assertIn("names blocked.test", got[-1][3])
+        self.assertNotIn("blocked.test", self.origin.names[names_before:])
 
     def test_hello_split_over_segments_is_still_read(self):
         hello = client_hello("Blocked.Test.")
