@@ -250,8 +250,9 @@ void tun_rejudge(struct worker *w)
     struct conn *next;
     for (struct conn *c = w->active; c; c = next) {
         next = c->next;
-        /* An inspected tunnel's requests are each judged as they come. */
-        if (c->state != CONN_TUNNEL || c->inspecting || !c->req || c->ofd < 0)
+        /* An inspected tunnel's requests are each judged as they come; but a WebSocket
+         * inside one is a tunnel of its own, judged once, and lasts. */
+        if (c->state != CONN_TUNNEL || (c->inspecting && !c->websocket) || !c->req || c->ofd < 0)
             continue;
         struct acl_decision ad;
         if (still_allowed(c, &ad))

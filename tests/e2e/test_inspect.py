@@ -23,7 +23,7 @@ from harness import DnsStub, Origin, Proxyd, free_port, read_head, read_response
 from tls_util import TlsOrigin, issue, make_ca
 
 NAMES = ("origin.test", "expired.test", "wrongname.test", "bank.test", "nocert.test", "shop.test",
-         "tlsport.test", "nosni.test", "closed.test", "echo.test", "bulk.test")
+         "tlsport.test", "nosni.test", "closed.test", "echo.test", "bulk.test", "ws.test")
 
 # The body each way of the two-way test: more than the socket buffers from the client to the
 # origin hold (Linux grows a loopback socket's to at most 4 MiB sending and 6 MiB receiving,
@@ -69,6 +69,22 @@ class EchoOrigin(TlsOrigin):
             s.sendall(buf)
             left -= len(buf)
             buf = b""
+
+
+class WsOrigin(TlsOrigin):
+    """An HTTPS origin that answers a WebSocket upgrade with 101, then echoes what comes."""
+
+    def _converse(self, s):
+        head, buf = read_head(s)
+        if head is None:
+            return
+        s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n" + buf)
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return
+            s.sendall(data)
 
 
 def pattern(n):
@@ -122,6 +138,7 @@ class InspectTest(unittest.TestCase):
             "nosni.test": TlsOrigin(*issue(cls.tmp, upstream, "nosni", "nosni.test")),
             "echo.test": EchoOrigin(*issue(cls.tmp, upstream, "echo", "echo.test")),
             "bulk.test": BulkOrigin(*issue(cls.tmp, upstream, "bulk", "bulk.test")),
+            "ws.test": WsOrigin(*issue(cls.tmp, upstream, "ws", "ws.test")),
         }
         cls.ports = {}
         for name, o in cls.origins.items():
@@ -209,6 +226,40 @@ class InspectTest(unittest.TestCase):
                           ("GET", "https", name, "/blocked/page", 403),
                           ("GET", "https", name, "/b", 200)])
         self.assertEqual([r[5] for r in inside], [0, 1, 0])  # allow, deny, allow
+
+    def test_a_policy_change_closes_a_websocket_inside_an_inspected_tunnel(self):
+        # A WebSocket opened inside an inspected tunnel is a tunnel too: a rule added while it
+        # is open that denies it closes it, as it closes a plain CONNECT's.
+        name, port = "ws.test", self.ports["ws.test"]
+        raw = self.px.connect()
+        raw.sendall(("CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                     % (name, port, name, port)).encode())
+        head, _ = read_head(raw)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        ctx = ssl.create_default_context(cafile=self.proxy_ca)
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            s.sendall(("GET /ws HTTP/1.1\r\nHost: %s:%d\r\nConnection: Upgrade\r\n"
+                       "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n" % (name, port)).encode())
+            head, got = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            s.sendall(b"\x81\x05hello")
+            while len(got) < 7:
+                got += s.recv(100)
+            self.assertEqual(got, b"\x81\x05hello")
+            rule = self.px.api("POST", "/api/rules", {"text": "deny domain ws.test", "before": -1})
+            try:
+                s.settimeout(60)  # hang guard: the rule is in force within a second
+                try:
+                    self.assertEqual(s.recv(1), b"")
+                except (ConnectionResetError, ssl.SSLError):
+                    pass
+            finally:
+                self.px.api("DELETE", "/api/rules/%d" % rule["rule"]["id"])
+        rows = wait_for(lambda: [r for r in self.rows(name)
+                                 if r[6].startswith("closed by a policy change")], timeout=60)
+        self.assertTrue(rows, self.rows(name))
+        self.assertEqual(rows[-1][3], "/ws")
 
     def test_origin_certificate_failures_get_the_block_page_with_the_reason(self):
         for name, reason in (("expired.test", "certificate expired"),
