@@ -54,7 +54,7 @@ static void record_start(struct conn *c)
         c->req->addrs.status = DNS_OK;
         c->req->addrs.naddrs = 0;
     }
-    memset(&c->req->rec, 0, sizeof(c->req->rec));
+    store_access_clear(&c->req->rec);
     c->req->rec.time_ms = clock_wall_coarse_ms();
     c->start_ms = ev_now_ms(c->w->loop);
     c->why = CLOSE_NONE;

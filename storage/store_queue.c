@@ -213,6 +213,15 @@ static void unpack(struct store_access *rec, const unsigned char *p)
 
 /* ---- Producer side ---- */
 
+void store_access_clear(struct store_access *rec)
+{
+    memset(rec, 0, PACKED_NUMBERS);
+    rec->policy_version = 0;
+#define F(name) rec->name[0] = '\0';
+    STRING_FIELDS
+#undef F
+}
+
 bool store_queue_push(struct store_queue *q, size_t producer, const struct store_access *rec)
 {
     struct ring *r;
