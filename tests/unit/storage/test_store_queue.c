@@ -392,6 +392,27 @@ START_TEST(test_every_member_survives_the_packing)
 }
 END_TEST
 
+/* A worker reuses one record for each request on a slot and clears it with
+ * store_access_clear, which writes only each string's first byte: what the last request left
+ * behind the NULs must not reach the next one's row. */
+START_TEST(test_a_cleared_record_is_empty_whatever_it_held)
+{
+    struct store_queue *q = queue(1, 4);
+    struct store_access a = full_record('h'), empty;
+
+    memset(&empty, 0, sizeof(empty));
+    memset(a.error, 'E', sizeof(a.error)); /* one string without a NUL, as truncation allows */
+    store_access_clear(&a);
+    ck_assert(same_record(&a, &empty));
+    ck_assert(store_queue_push(q, 0, &a));
+    ck_assert_uint_eq(store_queue_drain(q, 1, keep, NULL), 1);
+    ck_assert(same_record(&got, &empty));
+    ck_assert_str_eq(got.host, "");
+    ck_assert_str_eq(got.error, "");
+    store_queue_free(q);
+}
+END_TEST
+
 START_TEST(test_long_records_fill_the_bytes_first)
 {
     /* 64 records' worth of bytes (16 KiB) hold 8 of the longest rows (about 1.9 KiB each),
@@ -500,6 +521,7 @@ int main(void)
     tcase_add_test(tc, test_wrap_around_keeps_order);
     tcase_add_test(tc, test_wake_and_half_full_push_end_a_wait);
     tcase_add_test(tc, test_every_member_survives_the_packing);
+    tcase_add_test(tc, test_a_cleared_record_is_empty_whatever_it_held);
     tcase_add_test(tc, test_long_records_fill_the_bytes_first);
     tcase_add_test(tc, test_producer_thread_and_consumer_lose_nothing);
     suite_add_tcase(s, tc);
