@@ -5,10 +5,17 @@
 (() => {
   const {el, $, api, fmtTime} = PX;
   let nextBefore = null;
+  /* The filters' generation: the page's first, unfiltered answer (or an "older" sent under
+   * the last filters) arriving after a new search would add rows the filters leave out. */
+  const view = PX.latest();
 
+  /* The rows from the start (before ''), or the next page under the same filters. */
   async function page(before) {
+    const mine = before ? view.now() : view.ask();
     const res = await api('GET', '/api/audit' + PX.query({before, limit: 100,
       actor: $('audit-actor').value.trim(), q: $('audit-q').value.trim()}));
+    if (view.stale(mine)) return;
+    if (!before) $('audit').replaceChildren();
     for (const r of res.rows)
       $('audit').append(el('tr', {'data-testid': 'audit-row'},
         el('td', {text: fmtTime(r.time_ms)}),
@@ -22,7 +29,6 @@
   PX.start(async () => {
     $('audit-filters').addEventListener('submit', (ev) => {
       ev.preventDefault();
-      $('audit').replaceChildren();
       page('').catch(PX.showError);
     });
     $('audit-older').addEventListener('click', () => page(nextBefore).catch(PX.showError));

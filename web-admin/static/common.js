@@ -209,16 +209,68 @@ const PX = (() => {
 
   function showError(e) { flash(e.message || String(e), true); }
 
-  /* The number of pending access requests beside "Requests" in the navigation. Answers can
-   * cross (the page's first refresh still on its way when an approval refreshes again): only
-   * the latest one asked for is shown. */
-  let badgeAsked = 0;
+  /* Answers can cross: the page's first load can answer after the user's filtered one, the
+   * entry clicked first after the one clicked next. What a page shows is asked for under a
+   * latest(): ask() starts a request and gives its ticket (a new filter, range, node or
+   * entry), now() the ticket of a follow-up under the same one (a poll, "older"), and
+   * stale(ticket) is true when something newer was asked meanwhile: its answer is then
+   * dropped, not drawn. <html data-dropped> counts the answers dropped (a test waits on it). */
+  function latest() {
+    let n = 0;
+    return {
+      ask: () => ++n,
+      now: () => n,
+      stale(ticket) {
+        if (ticket === n) return false;
+        const d = document.documentElement.dataset;
+        d.dropped = String(Number(d.dropped || 0) + 1);
+        return true;
+      },
+    };
+  }
+
+  /* fn, run once at a time: a call while the last one is being answered is dropped (a
+   * double-clicked Add would add the rule twice; an Approve clicked twice gets "approved
+   * already" over its success). */
+  function oneAtATime(fn) {
+    let busy = false;
+    return async (...args) => {
+      if (busy) return undefined;
+      busy = true;
+      try {
+        return await fn(...args);
+      } finally {
+        busy = false;
+      }
+    };
+  }
+
+  /* A form's submit runs fn(ev) once at a time (oneAtATime), the form marked aria-busy
+   * meanwhile; the browser's own submission never happens. */
+  function onSubmit(form, fn) {
+    const once = oneAtATime(async (ev) => {
+      form.setAttribute('aria-busy', 'true');
+      try {
+        await fn(ev);
+      } finally {
+        form.removeAttribute('aria-busy');
+      }
+    });
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      once(ev).catch(showError);
+    });
+  }
+
+  /* The number of pending access requests beside "Requests" in the navigation (the page's
+   * first refresh can still be on its way when an approval refreshes again). */
+  const badgeAsked = latest();
   async function refreshBadge() {
     const b = $('req-badge');
     if (!b) return;
-    const asked = ++badgeAsked;
+    const asked = badgeAsked.ask();
     const res = await api('GET', '/api/requests?limit=1');
-    if (asked !== badgeAsked) return;
+    if (badgeAsked.stale(asked)) return;
     b.textContent = res.pending ? String(res.pending) : '';
     b.hidden = !res.pending;
   }
@@ -306,6 +358,7 @@ const PX = (() => {
   }
 
   return {el, $, api, check, flash, fmtTime, fmtBytes, fmtNum, fmtDuration, RANGES, rangeBounds,
-          rangeFromUrl, rangeButtons, query, confirmButton, showError, start,
+          rangeFromUrl, rangeButtons, query, confirmButton, showError, start, latest, oneAtATime,
+          onSubmit,
           useSession, refreshBadge, get user() { return user; }, get role() { return role; }};
 })();

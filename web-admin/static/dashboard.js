@@ -11,6 +11,11 @@
   let node = new URLSearchParams(location.search).get('node') || '';  /* '': every node */
   let drawn = null;  /* {points, bucket}: the chart last drawn, to redraw at a new width */
   let visitorsHost = null;
+  /* Answers can cross: what the user chose last (a range, a node, the host of "Who") is
+   * what is drawn, not what answered last. */
+  const loaded = PX.latest();
+  const visitorsAsked = PX.latest();
+  const nodesAsked = PX.latest();
 
   /* The log page showing what one entry of a top list counted, in the same time range. */
   function logLink(params, text, title) {
@@ -66,11 +71,14 @@
   }
 
   async function showVisitors(host) {
-    const {since, until} = PX.rangeBounds(range);
-    const v = await api('GET', '/api/visitors' + PX.query({host, since, until, node}));
+    const asked = visitorsAsked.ask();
+    const [r, n] = [range, node];
+    const {since, until} = PX.rangeBounds(r);
+    const v = await api('GET', '/api/visitors' + PX.query({host, since, until, node: n}));
+    if (visitorsAsked.stale(asked)) return;
     visitorsHost = v.host;
-    $('visitors-title').textContent = 'Who visited ' + v.host_display + ' (' + PX.RANGES[range].label +
-                                      (node ? ', node ' + node : '') + ')';
+    $('visitors-title').textContent = 'Who visited ' + v.host_display + ' (' + PX.RANGES[r].label +
+                                      (n ? ', node ' + n : '') + ')';
     $('visitors-hint').hidden = true;
     visitorRows('visitors-clients', v.clients, 'client');
     visitorRows('visitors-users', v.users, 'user');
@@ -214,8 +222,9 @@
     walk(proxy, help, '');
   }
 
-  /* No requests in the range: how browsers get here (the same URL Settings offers). */
-  async function emptyState(show) {
+  /* No requests in the range: how browsers get here (the same URL Settings offers). stale()
+   * says whether the load that asked has been replaced meanwhile. */
+  async function emptyState(show, stale) {
     if (!show || $('empty').dataset.filled) {
       $('empty').hidden = !show;
       return;
@@ -223,6 +232,7 @@
     const res = await api('GET', '/api/settings');
     const r = await fetch('/proxy.pac', {credentials: 'same-origin'});
     const pac = await r.text();
+    if (stale()) return;
     $('empty-pac').textContent = res.pac_url || '';
     $('empty-pac').hidden = !res.pac_url;
     $('empty-pac-none').hidden = !!res.pac_url;
@@ -231,9 +241,8 @@
     $('empty').hidden = false;  /* shown once filled: half a set-up note would mislead */
   }
 
-  let loads = 0;
   async function load() {
-    const asked = ++loads;
+    const asked = loaded.ask();
     const {since, until, bucket} = PX.rangeBounds(range);
     const top = (kind) => api('GET', '/api/top' + PX.query({kind, since, until, node, limit: 10}));
     const [stats, series, hosts, clients, blocked, blockedClients, reported, lists] = await Promise.all([
@@ -242,7 +251,7 @@
       top('hosts'), top('clients'), top('blocked'), top('blocked_clients'), top('reported'),
       api('GET', '/api/lists'),
     ]);
-    if (asked !== loads) return;  /* a newer range was chosen meanwhile */
+    if (loaded.stale(asked)) return;  /* a newer range or node was chosen meanwhile */
     const t = stats.totals;
     $('card-requests').textContent = fmtNum(t.requests);
     $('card-blocked').textContent = fmtNum(t.blocked);
@@ -263,14 +272,16 @@
     fillTop('top-blocked-clients', blockedClients.rows, 'client');
     diagnostics(stats.proxy, stats.proxy_help, stats.answering_node);
     /* The set-up note is for a proxy nobody uses yet, not for a quiet node. */
-    await emptyState(t.requests === 0 && !node);
-    if (visitorsHost) await showVisitors(visitorsHost);
+    await emptyState(t.requests === 0 && !node, () => loaded.stale(asked));
+    if (visitorsHost && !loaded.stale(asked)) await showVisitors(visitorsHost);
   }
 
   /* The proxyd nodes on this database: a lagging one (an older policy version than the
    * newest, or no heartbeat for 3 intervals) is marked in words, not by colour alone. */
   async function nodes() {
+    const asked = nodesAsked.ask();
     const a = await api('GET', '/api/nodes');
+    if (nodesAsked.stale(asked)) return;
     const body = $('nodes');
     body.replaceChildren();
     const count = a.nodes.length;
@@ -317,6 +328,7 @@
   PX.start(async () => {
     PX.rangeButtons($('range'), range, (r) => {
       range = r;
+      visitorsAsked.ask();  /* a "Who" still on its way is of the range left */
       load().catch(PX.showError);
     });
     window.addEventListener('resize', () => { if (drawn) drawChart(drawn.points, drawn.bucket); });
@@ -327,6 +339,7 @@
       if (node) u.searchParams.set('node', node);
       else u.searchParams.delete('node');
       history.replaceState(null, '', u);
+      visitorsAsked.ask();
       load().catch(PX.showError);
     });
     await load();

@@ -60,8 +60,9 @@
   }
 
   PX.start(async () => {
-    $('forward-form').addEventListener('submit', async (ev) => {
-      ev.preventDefault();
+    /* Once at a time: a second Add before the answer would be refused (the port is taken)
+     * over the first one's success. */
+    PX.onSubmit($('forward-form'), async () => {
       const body = {listen: $('forward-listen').value.trim(),
                     target: $('forward-target').value.trim(),
                     clients: $('forward-clients').value.trim(),

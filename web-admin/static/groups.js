@@ -68,8 +68,8 @@
   }
 
   PX.start(async () => {
-    $('group-form').addEventListener('submit', async (ev) => {
-      ev.preventDefault();
+    /* Once at a time: a second Add before the answer would send the group line twice. */
+    PX.onSubmit($('group-form'), async () => {
       const name = $('group-name').value.trim();
       try {
         await api('POST', '/api/rules', {text: 'group ' + name + ' ' + $('group-members').value.trim(),

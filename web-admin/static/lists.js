@@ -5,6 +5,7 @@
 (() => {
   const {el, $, api, fmtNum, fmtTime} = PX;
   let viewEntries = [];
+  const viewAsked = PX.latest();  /* the list last asked to View is the one shown */
 
   function renderView() {
     const f = $('list-filter').value.trim().toLowerCase();
@@ -16,7 +17,9 @@
   }
 
   async function view(name) {
+    const asked = viewAsked.ask();
     const res = await api('GET', '/api/lists/' + encodeURIComponent(name));
+    if (viewAsked.stale(asked)) return;
     viewEntries = res.entries;
     $('list-view-title').textContent = 'List ' + res.name;
     $('list-view-panel').hidden = false;
@@ -32,6 +35,7 @@
         try {
           await api('DELETE', '/api/lists/' + encodeURIComponent(l.name));
           PX.flash('Deleted list ' + l.name);
+          viewAsked.ask();  /* a View still on its way is of a list now gone */
           $('list-view-panel').hidden = true;
           await load();
         } catch (e) {
@@ -199,8 +203,7 @@
     }
   }
 
-  async function importList(ev) {
-    ev.preventDefault();
+  async function importList() {
     const name = $('list-name').value.trim();
     const file = $('list-file').files[0];
     const text = file ? await file.text() : $('list-text').value;
@@ -208,9 +211,11 @@
   }
 
   PX.start(async () => {
-    $('list-form').addEventListener('submit', importList);
+    /* Once at a time: a second Import while the first is answered would ask to replace the
+     * list the first just made. */
+    PX.onSubmit($('list-form'), importList);
     $('list-filter').addEventListener('input', renderView);
-    $('sub-form').addEventListener('submit', (ev) => subscribe(ev, false));
+    PX.onSubmit($('sub-form'), () => subscribe(null, false));
     await Promise.all([load(), loadSubs()]);
   });
 })();

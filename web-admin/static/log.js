@@ -11,7 +11,8 @@
   let timer = null;
   let shown = 0;
   let searches = 0;
-  let view = 0;         /* the filters' generation: an answer to an older one is dropped */
+  const view = PX.latest();  /* the filters' generation: an answer to an older one is dropped */
+  const whyAsked = PX.latest();
 
   const FIELDS = ['client', 'user', 'host', 'q', 'decision', 'status', 'rule', 'node'];
 
@@ -133,8 +134,12 @@
     const same = open && open.previousElementSibling === tr;
     if (open) open.remove();
     for (const b of document.querySelectorAll('[data-testid="why-btn"]')) b.setAttribute('aria-expanded', 'false');
+    const asked = whyAsked.ask();
     if (same) return;
     const text = await why(id);
+    /* Why clicked on another row meanwhile, or a search redrew the rows: one trace open,
+     * the last one asked for. */
+    if (whyAsked.stale(asked) || !tr.isConnected) return;
     const cols = tr.children.length;
     const row = el('tr', {id: 'why-row', class: 'why-row'},
       el('td', {colspan: cols}, el('pre', {class: 'result', id: 'why', 'data-testid': 'why', text})));
@@ -174,9 +179,9 @@
    * the user's) would draw rows the filters do not ask for; so would a poll or "older"
    * sent under the filters it replaced. */
   async function search() {
-    const mine = ++view;
+    const mine = view.ask();
     const res = await api('GET', '/api/logs' + PX.query({...filters(), limit: PAGE}));
-    if (mine !== view) return;
+    if (view.stale(mine)) return;
     const body = $('log-rows');
     body.replaceChildren();
     shown = 0;
@@ -193,9 +198,9 @@
 
   async function older() {
     if (nextBefore === null) return;
-    const mine = view;
+    const mine = view.now();
     const res = await api('GET', '/api/logs' + PX.query({...filters(), before: nextBefore, limit: PAGE}));
-    if (mine !== view) return;
+    if (view.stale(mine)) return;
     for (const r of res.rows) {
       $('log-rows').append(row(r));
       shown++;
@@ -208,9 +213,9 @@
   async function poll() {
     const f = filters();
     delete f.until;
-    const mine = view;
+    const mine = view.now();
     const res = await api('GET', '/api/logs' + PX.query({...f, after: newest, limit: 1000}));
-    if (mine !== view) return;
+    if (view.stale(mine)) return;
     const body = $('log-rows');
     for (const r of res.rows) {
       body.prepend(row(r));

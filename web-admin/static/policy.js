@@ -5,6 +5,10 @@
 (() => {
   const {el, $, api, fmtNum} = PX;
   let rules = [];
+  /* Answers can cross: the rules as last asked for are drawn (two quick changes each reload
+   * them), and the test result of the URL tested last. */
+  const loaded = PX.latest();
+  const tested = PX.latest();
 
   function editCell(rule, key, label) {
     /* A name in punycode reads in Unicode; the punycode is the tooltip and what is edited. */
@@ -49,8 +53,10 @@
   }
 
   async function move(rule, before) {
+    const asked = loaded.ask();
     try {
       const res = await api('POST', '/api/rules/' + rule.id + '/move', {before});
+      if (loaded.stale(asked)) return;
       rules = res.rules;
       render();
     } catch (e) {
@@ -140,7 +146,9 @@
   }
 
   async function load(highlight) {
+    const asked = loaded.ask();
     const res = await api('GET', '/api/rules');
+    if (loaded.stale(asked)) return;
     rules = res.rules;
     render(highlight);
   }
@@ -201,8 +209,10 @@
       if (v) body[k] = v;
     }
     const out = $('test-result');
+    const asked = tested.ask();
     try {
       const res = await api('POST', '/api/test', body);
+      if (tested.stale(asked)) return;
       out.textContent = res.action.toUpperCase() + ' by ' +
         (res.rule_id ? 'rule ' + res.rule_id + (res.rule ? ' (' + res.rule.text + ')' : '') : 'the default action') +
         (res.report_rule_id ? '\nrule ' + res.report_rule_id + ' (report) would deny it' : '') +
@@ -211,6 +221,7 @@
       out.setAttribute('data-rule-id', String(res.rule_id));
       render(res.rule_id);
     } catch (e) {
+      if (tested.stale(asked)) return;
       out.textContent = e.message;
       out.removeAttribute('data-action');
     }
@@ -245,7 +256,9 @@
   }
 
   PX.start(async () => {
-    $('add-rule').addEventListener('submit', add);
+    /* Once at a time: Add clicked twice (or Enter pressed twice) before the answer would add
+     * the same rule twice (the server takes duplicates: rules are matched in order). */
+    PX.onSubmit($('add-rule'), add);
     $('rule-text').addEventListener('input', liveCheck);
     $('rule-add').disabled = true;
     $('test-form').addEventListener('submit', test);

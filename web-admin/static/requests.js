@@ -5,6 +5,9 @@
 (() => {
   const {el, $, api, fmtTime} = PX;
   let nextBefore = null;
+  /* What the list shows ("pending" or all): the first load answering after the box was
+   * ticked, or an "older" sent before, would add rows of the other choice, or twice. */
+  const view = PX.latest();
 
   async function decide(r, action, text, length) {
     const body = action === 'approve' ? {note: text, for: length} : {reason: text};
@@ -27,6 +30,8 @@
   function row(r) {
     const actions = el('td', {class: 'actions'});
     if (r.status === 'pending') {
+      /* Approve and Deny act once: a second click would be answered "approved already". */
+      const act = PX.oneAtATime((action, text, length) => decide(r, action, text, length));
       const text = el('input', {'data-testid': 'req-note', maxlength: 500, size: 16,
                                 placeholder: 'note / reason', 'aria-label': 'note or reason for request ' + r.id});
       const length = el('select', {'data-testid': 'req-for', title: 'how long the rule lasts',
@@ -37,11 +42,11 @@
         el('option', {value: 'permanent', text: 'permanent'}));
       actions.append(el('span', {'data-needs': 'operator'}, text, ' ', length, ' ',
         el('button', {type: 'button', class: 'small', 'data-testid': 'req-approve',
-                      text: 'Approve', onclick: () => decide(r, 'approve', text.value.trim(),
-                                                             length.value).catch(PX.showError)}),
+                      text: 'Approve', onclick: () => act('approve', text.value.trim(),
+                                                         length.value).catch(PX.showError)}),
         ' ',
         el('button', {type: 'button', class: 'small danger', 'data-testid': 'req-deny',
-                      text: 'Deny', onclick: () => decide(r, 'deny', text.value.trim())
+                      text: 'Deny', onclick: () => act('deny', text.value.trim())
                         .catch(PX.showError)})));
     }
     return el('tr', {'data-testid': 'request-row', 'data-id': r.id, class: 'req-' + r.status},
@@ -55,16 +60,19 @@
       actions);
   }
 
+  /* The rows from the start (before ''), or the next page of the same choice. */
   async function page(before) {
+    const mine = before ? view.now() : view.ask();
     const status = $('req-all').checked ? 'all' : 'pending';
     const res = await api('GET', '/api/requests' + PX.query({status, before, limit: 100}));
+    if (view.stale(mine)) return;
+    if (!before) $('requests').replaceChildren();
     for (const r of res.rows) $('requests').append(row(r));
     nextBefore = res.next_before;
     $('req-older').disabled = nextBefore === null || nextBefore === undefined;
   }
 
   async function reload() {
-    $('requests').replaceChildren();
     await page('');
   }
 

@@ -112,8 +112,9 @@
   }
 
   function form(id, kind) {
-    $(id + '-form').addEventListener('submit', async (ev) => {
-      ev.preventDefault();
+    /* Once at a time: a second Add before the answer would be refused (the name exists)
+     * over the first one's success. */
+    PX.onSubmit($(id + '-form'), async () => {
       const name = $(id + '-name').value.trim();
       try {
         /* create: an existing name is refused (409), never given a new password. */
@@ -146,8 +147,8 @@
   }
 
   PX.start(async () => {
-    $('account-form').addEventListener('submit', changeMine);
-    $('token-form').addEventListener('submit', makeToken);
+    PX.onSubmit($('account-form'), changeMine);
+    PX.onSubmit($('token-form'), makeToken);
     form('user', 'users');
     form('admin', 'admins');
     await load();

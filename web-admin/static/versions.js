@@ -8,6 +8,10 @@
   let nextBefore = null;
   let current = null;
   let picked = null; /* the first version picked for a comparison */
+  /* The list (a rollback reloads it while "older" may be on its way) and the comparison
+   * shown (the one asked for last, not the one answered last). */
+  const listed = PX.latest();
+  const compared = PX.latest();
 
   const MARK = {added: '+', removed: '-', changed: '~', moved: '\u2195'};
 
@@ -21,7 +25,9 @@
   }
 
   async function compare(from, to) {
+    const asked = compared.ask();
     const res = await api('GET', '/api/versions/diff' + PX.query({from, to}));
+    if (compared.stale(asked)) return;
     $('diff-title').textContent = 'Changes from version ' + from + ' to version ' + to;
     const body = $('diff');
     body.replaceChildren();
@@ -99,8 +105,12 @@
       actions);
   }
 
+  /* The rows from the start (before ''), or the next page. */
   async function page(before) {
+    const mine = before ? listed.now() : listed.ask();
     const res = await api('GET', '/api/versions' + PX.query({before, limit: 50}));
+    if (listed.stale(mine)) return;
+    if (!before) $('versions').replaceChildren();
     current = res.current;
     /* "Changes" compares with the version listed below it: the one before. */
     for (let i = 0; i < res.rows.length; i++) {
@@ -112,7 +122,6 @@
   }
 
   async function reload() {
-    $('versions').replaceChildren();
     await page('');
   }
 
