@@ -74,28 +74,37 @@ async function dashboardShowsWouldBeBlock(page) {
 }
 
 async function logShowsReport(page) {
-  // The page's own first search (no filter) is held until the filtered one has answered:
+  // The page's own first search (no filter) is held until the filtered one has been drawn:
   // the page must keep the filtered rows, not draw the late answer over them (it did, and
-  // the row under test was replaced as it was read).
-  let releaseFirst, heldDone;
-  const filteredAnswered = new Promise((r) => { releaseFirst = r; });
-  const heldServed = new Promise((r) => { heldDone = r; });
-  const atMostAStep = (p) => Promise.race([p, new Promise((r) => setTimeout(r, STEP_MS).unref())]);
+  // the row under test was replaced as it was read). Then the flow waits for the page to
+  // drop that answer (<html data-dropped>), or to draw it (the old page), not for a time.
+  let release, seen;
+  const gate = new Promise((r) => { release = r; });
+  const held = new Promise((r) => { seen = r; });
+  let first = true;
   const logsApi = (u) => u.pathname === '/api/logs';
   await page.route(logsApi, async (route) => {
     const filtered = new URL(route.request().url()).searchParams.get('decision') === 'report';
-    if (!filtered) await atMostAStep(filteredAnswered);
+    if (!filtered && first) {
+      first = false;
+      seen();
+      await gate;
+    }
     const response = await route.fetch();
     await route.fulfill({ response });
-    if (filtered) setTimeout(releaseFirst, 100);
-    else heldDone();
   });
   await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  await held;
   await page.getByTestId('f-decision').selectOption('report');
   await page.getByTestId('f-search').click();
-  await filteredAnswered;
-  await atMostAStep(heldServed);
-  await page.waitForTimeout(300);  // for the page's script to take the held answer
+  // Rows drawn now are the filtered answer's: the unfiltered one is held.
+  await page.getByTestId('log-row').first().waitFor({ timeout: STEP_MS });
+  const dropped = () => page.evaluate(() => Number(document.documentElement.dataset.dropped || 0));
+  const before = await dropped();
+  release();
+  await page.waitForFunction((d) => Number(document.documentElement.dataset.dropped || 0) > d ||
+    [...document.querySelectorAll('[data-testid="log-row"] td.decision')].some((td) => td.textContent !== 'report'),
+  before, { timeout: STEP_MS });
   await page.unroute(logsApi);
   const shownNow = await page.getByTestId('log-row').locator('td.decision').allInnerTexts();
   check(shownNow.length > 0 && shownNow.every((d) => d === 'report'),
