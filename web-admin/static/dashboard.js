@@ -113,9 +113,14 @@
     const slot = (W - L - R) / n;
     const y = (v) => (H - B) - (H - T - B) * v / max;
     svg.append(el('line', {class: 'grid', x1: L, y1: T, x2: W - R, y2: T}));
-    svg.append(el('line', {class: 'grid', x1: L, y1: (T + H - B) / 2, x2: W - R, y2: (T + H - B) / 2}));
     svg.append(el('text', {x: L - 6, y: T + 4, 'text-anchor': 'end', text: fmtNum(max)}));
-    svg.append(el('text', {x: L - 6, y: (T + H - B) / 2 + 4, 'text-anchor': 'end', text: fmtNum(Math.round(max / 2))}));
+    /* The middle line at a whole count, where that count is: half of 1 rounded read "1"
+     * halfway up an empty chart, under the top's "1". */
+    const mid = Math.floor(max / 2);
+    if (mid > 0) {
+      svg.append(el('line', {class: 'grid', x1: L, y1: y(mid), x2: W - R, y2: y(mid)}));
+      svg.append(el('text', {x: L - 6, y: y(mid) + 4, 'text-anchor': 'end', text: fmtNum(mid)}));
+    }
     svg.append(el('text', {x: L - 6, y: H - B + 4, 'text-anchor': 'end', text: '0'}));
     const bars = el('g');
     points.forEach((p, i) => {

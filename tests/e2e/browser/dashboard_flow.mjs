@@ -48,6 +48,9 @@ async function emptyPhase(page) {
   check(await page.getByTestId('empty-pac-none').isVisible(), 'no word on the PAC URL');
   check(/HTTPS/.test(await empty.innerText()), 'no HTTPS note');
   check(await num(page, 'card-requests') === 0, 'requests on an empty log');
+  // The axis of an empty chart counts 0 and 1, each once (its middle read "1" too).
+  const axis = await page.locator('#chart > text[text-anchor="end"]').allTextContents();
+  check(axis.length === new Set(axis).size, 'the empty chart\'s axis: ' + axis.join(', '));
   await shot(page, 'dashboard-empty-desktop.png');
   await page.setViewportSize(PHONE);
   await checkNoOverflow(page, 'empty dashboard 390');
