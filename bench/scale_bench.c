@@ -164,18 +164,18 @@ static enum mix host_mix = MIX_OFFICE;
     "(WITH RECURSIVE g(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM g WHERE i + 1 < ?2)"           \
     " SELECT i FROM g)"
 
-/* The rollups' sums, of rows or of finer rollup rows. */
+/* The rollups' sums and id ranges, of rows or of finer rollup rows. */
 #define SUMS_OF_ROWS                                                                               \
     "count(*), sum(CASE WHEN decision = 1 THEN 1 ELSE 0 END),"                                     \
     " sum(CASE WHEN decision = 3 THEN 1 ELSE 0 END), sum(bytes_up), sum(bytes_down),"              \
     " sum(CASE WHEN decision = 1 THEN bytes_up + bytes_down ELSE 0 END),"                          \
-    " sum(CASE WHEN decision = 3 THEN bytes_up + bytes_down ELSE 0 END)"
+    " sum(CASE WHEN decision = 3 THEN bytes_up + bytes_down ELSE 0 END), min(id), max(id)"
 #define SUMS_OF_SUMS                                                                               \
     "sum(requests), sum(blocked), sum(reported), sum(bytes_up), sum(bytes_down),"                  \
-    " sum(blocked_bytes), sum(reported_bytes)"
+    " sum(blocked_bytes), sum(reported_bytes), min(min_id), max(max_id)"
 #define ROLLUP_COLS                                                                                \
     "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, node, requests, blocked, reported,"  \
-    " bytes_up, bytes_down, blocked_bytes, reported_bytes) "
+    " bytes_up, bytes_down, blocked_bytes, reported_bytes, min_id, max_id) "
 
 /* store_rollup.c's keys per dimension (enum store_rollup_dim order). */
 static const char *const dim_key[STORE_ROLLUP_DIMS] = {"''", "host", "client",
@@ -297,18 +297,20 @@ static void copy_day(struct store *st, int64_t d0, int64_t per_day, int64_t base
     for (int l = 0; l < STORE_ROLLUP_LEVELS; l++) {
         for (int dim = 0; dim < STORE_ROLLUP_DIMS; dim++) {
             for (int64_t j = 0; j < DAY_SLICES; j++) {
-                int64_t args[6] = {shift,
+                int64_t args[7] = {shift,
                                    level[l],
                                    d0 + DAY_MS * j / DAY_SLICES,
                                    d0 + DAY_MS * (j + 1) / DAY_SLICES,
                                    cut,
-                                   dim};
+                                   dim,
+                                   ids};
 
                 run(st, "copy rollups",
                     ROLLUP_COLS "SELECT level_ms, dim, bucket_ms + ?1, key, node, " SUM_COLS
+                                ", min_id + ?7, max_id + ?7"
                                 " FROM access_rollup WHERE level_ms = ?2 AND dim = ?6 AND"
                                 " bucket_ms >= ?3 AND bucket_ms < ?4 AND bucket_ms + ?1 + ?2 <= ?5",
-                    6, args);
+                    7, args);
             }
         }
     }
@@ -344,6 +346,31 @@ static void copy_day(struct store *st, int64_t d0, int64_t per_day, int64_t base
         rollup_from_finer(st, MIN_MS, HOUR_MS, hour, cut);
         rollup_from_finer(st, HOUR_MS, DAY_MS, day, cut);
     }
+}
+
+/* The host rollups' id ranges of the minutes in [lo, hi) that do not name a row of their host
+ * and minute at both ends (a copy's ids shifted wrongly, or a range not summed); each day's
+ * total range that is not its minutes' (access_log_minutes). */
+static int64_t bad_ranges(struct store *st, int64_t lo, int64_t hi)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM access_rollup r WHERE level_ms = 60000 AND dim = 1"
+             " AND bucket_ms >= %lld AND bucket_ms < %lld AND (min_id IS NULL OR max_id IS NULL"
+             " OR NOT EXISTS (SELECT 1 FROM access_log l WHERE l.id = r.min_id AND l.host = r.key"
+             " AND l.time_ms >= r.bucket_ms AND l.time_ms < r.bucket_ms + 60000)"
+             " OR NOT EXISTS (SELECT 1 FROM access_log l WHERE l.id = r.max_id AND l.host = r.key"
+             " AND l.time_ms >= r.bucket_ms AND l.time_ms < r.bucket_ms + 60000))",
+             (long long)lo, (long long)hi);
+    return query_int(st, sql) +
+           query_int(st, "SELECT count(*) FROM (SELECT bucket_ms, min(min_id) AS lo,"
+                         " max(max_id) AS hi FROM access_rollup WHERE level_ms = 86400000"
+                         " AND dim = 0 GROUP BY bucket_ms) r WHERE lo IS NULL OR hi IS NULL"
+                         " OR lo <> (SELECT min(first_id) FROM access_log_minutes"
+                         " WHERE minute_ms >= r.bucket_ms AND minute_ms < r.bucket_ms + 86400000)"
+                         " OR hi <> (SELECT max(last_id) FROM access_log_minutes"
+                         " WHERE minute_ms >= r.bucket_ms AND minute_ms < r.bucket_ms + 86400000)");
 }
 
 static void fill(const char *db, int64_t rows, int days, int64_t now)
@@ -427,6 +454,13 @@ static void fill(const char *db, int64_t rows, int days, int64_t now)
                (long long)raw);
         if (t.requests != raw)
             die("check", "today's rollups do not match its rows");
+        /* The id ranges: an hour a day before (copied) and the last hour (copied and summed
+         * from the rows), and every day's total. */
+        if (bad_ranges(st, (now - DAY_MS) / HOUR_MS * HOUR_MS,
+                       (now - DAY_MS) / HOUR_MS * HOUR_MS + HOUR_MS) != 0 ||
+            bad_ranges(st, now - HOUR_MS, now) != 0)
+            die("check", "rollup id ranges do not name their rows");
+        printf("  rollup id ranges checked\n");
     }
     printf("  rows %lld (blocked %lld), rollup rows %lld\n", (long long)made,
            (long long)query_int(st, "SELECT count(*) FROM access_log WHERE decision = 1"),

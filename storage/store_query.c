@@ -264,20 +264,32 @@ static int search_rows(struct store *st, const char *sql, const struct params *p
  *
  * Without a host index (an index costs the writer a B-tree insert a row) a substring that
  * few rows match read the whole log for a page. The rollups know every host of every day,
- * hour and minute: the hosts that match come from the day rows, the minutes that hold them
- * from exact probes down the hours, and only those minutes' rows are read (by their id
- * range, access_log_minutes), newest first, until the page is full and no older minute
- * holds a higher id. */
+ * hour and minute, and each minute row the smallest and largest id of its host's rows there
+ * (min_id, max_id, step 50): the hosts that match come from the day rows, the minutes that
+ * hold them and their id ranges from exact probes down the hours, and only those ranges are
+ * read, an hour's in one statement, newest hour first, until the page is full and no older
+ * minute holds a higher id. A range not known (NULL: summed before step 50) is the minute's
+ * whole id range (access_log_minutes). Retention only takes rows away: a range stays a
+ * superset of its host's rows. */
 #define RARE_HOSTS 32  /* more matching hosts than this: the walk over the newest ids */
 #define RARE_SHARE 100 /* matching rows fewer than 1 in this many of the window's: rare */
 /* ... and at most one in this many of its minutes: the walk reads about limit * RARE_SHARE
- * rows, the minutes about limit minutes' rows and three statements a minute. */
+ * rows, the minutes about limit rows and a few statements an hour. */
 #define RARE_PER_MINUTE 4
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
 /* Ids read first below the cursor: a common substring fills its page there (ads7, about 1 row
  * in 110, in some 11,000), before the rollups are asked which hosts match. */
 #define RARE_PROBE_IDS 20000
+/* Id ranges one statement reads (as literals: the search's own parameters take most of the
+ * 24; the SQL stays within its buffer). */
+#define RARE_RANGES 32
+#define RARE_RANGE_SQL 48 /* " OR id BETWEEN <20 digits> AND <20 digits>" */
+
+/* A matching host's ids in one minute; lo 0 while not known. */
+struct rare_range {
+    int64_t minute, lo, hi;
+};
 
 struct rare {
     struct store *st;
@@ -291,6 +303,8 @@ struct rare {
     int nkeys;
     struct store_log_row *cand; /* owned, 2 * limit: the best rows of the minutes read */
     size_t ncand, limit;
+    struct rare_range *ranges; /* owned: the hour's */
+    size_t nranges, cap_ranges;
     int64_t mark;
     char *err;
     size_t errlen;
@@ -303,6 +317,13 @@ static int cmp_row_id_desc(const void *pa, const void *pb)
     return a->id > b->id ? -1 : a->id < b->id;
 }
 
+static int cmp_range_lo(const void *pa, const void *pb)
+{
+    const struct rare_range *a = pa, *b = pb;
+
+    return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
 /* floor of t to unit (t may be negative) */
 static int64_t rare_floor(int64_t t, int64_t unit)
 {
@@ -310,12 +331,13 @@ static int64_t rare_floor(int64_t t, int64_t unit)
 }
 
 /* The children (hours of a day, minutes of an hour) of bucket `parent` whose rollup of key k
- * has rows: bit i of *found for child i (at most 60). 0 or -1. */
+ * has rows: bit i of *found for child i (at most 60). Minutes also add their id ranges (one a
+ * node) to r->ranges. 0 or -1. */
 static int rare_children(struct rare *r, int64_t level, int n, int64_t parent, int k,
                          uint64_t *found)
 {
-    char sql[512] = "SELECT bucket_ms FROM access_rollup WHERE level_ms = ? AND dim = ?"
-                    " AND key = ? AND bucket_ms IN (?";
+    char sql[512] = "SELECT bucket_ms, min_id, max_id FROM access_rollup WHERE level_ms = ?"
+                    " AND dim = ? AND key = ? AND bucket_ms IN (?";
     struct sql_stmt *s;
     int rc;
 
@@ -331,9 +353,27 @@ static int rare_children(struct rare *r, int64_t level, int n, int64_t parent, i
         sql_bind_int64(s, 4 + i, parent + i * level);
     while ((rc = sql_step(s)) == SQL_ROW) {
         int64_t i = (sql_col_int64(s, 0) - parent) / level;
+        struct rare_range *g;
 
-        if (i >= 0 && i < n)
-            *found |= 1ull << i;
+        if (i < 0 || i >= n)
+            continue;
+        *found |= 1ull << i;
+        if (level != 60000)
+            continue;
+        if (r->nranges == r->cap_ranges) {
+            size_t nc = r->cap_ranges ? 2 * r->cap_ranges : 64;
+
+            if (!(g = realloc(r->ranges, nc * sizeof(*g)))) {
+                sql_finalize(s);
+                return store_errf(r->err, r->errlen, "log search: out of memory");
+            }
+            r->ranges = g;
+            r->cap_ranges = nc;
+        }
+        g = &r->ranges[r->nranges++];
+        g->minute = sql_col_int64(s, 0);
+        g->lo = sql_col_null(s, 1) || sql_col_null(s, 2) ? 0 : sql_col_int64(s, 1);
+        g->hi = g->lo ? sql_col_int64(s, 2) : 0;
     }
     sql_finalize(s);
     return rc == SQL_DONE ? 0 : store_sql_err(r->st, r->err, r->errlen, "log search");
@@ -357,53 +397,106 @@ static int rare_older_max(struct rare *r, int64_t minute, int64_t *max_id)
     return rc == SQL_ROW ? 0 : store_sql_err(r->st, r->err, r->errlen, "log search");
 }
 
-/* The matching rows of one minute at or below the watermark into the candidates, then the
- * best limit of them kept. 1 when the page is settled (full, and no older minute holds a
- * higher id), 0 to go on, -1. */
-static int rare_minute(struct rare *r, int64_t minute)
+/* The ranges not known (lo 0) of the hour from `hour` as their minutes' whole id ranges; a
+ * minute without one: every id (its time bounds the read). 0 or -1. */
+static int rare_unknown(struct rare *r, int64_t hour)
 {
     struct sql_stmt *s;
-    int64_t lo = 1, hi = r->mark, older;
-    size_t got = 0;
+    int rc;
 
+    for (size_t i = 0; i < r->nranges; i++)
+        if (r->ranges[i].lo == 0)
+            r->ranges[i].lo = 1, r->ranges[i].hi = INT64_MAX;
     if (store_prepare(r->st,
-                      "SELECT first_id, last_id FROM access_log_minutes WHERE minute_ms = ?1", &s,
-                      r->err, r->errlen) < 0)
+                      "SELECT minute_ms, first_id, last_id FROM access_log_minutes"
+                      " WHERE minute_ms >= ?1 AND minute_ms < ?2",
+                      &s, r->err, r->errlen) < 0)
         return -1;
-    sql_bind_int64(s, 1, minute);
-    if (sql_step(s) == SQL_ROW) {
-        lo = sql_col_int64(s, 0);
-        hi = sql_col_int64(s, 1) < hi ? sql_col_int64(s, 1) : hi;
-    }
+    sql_bind_int64(s, 1, hour);
+    sql_bind_int64(s, 2, hour + HOUR_MS);
+    while ((rc = sql_step(s)) == SQL_ROW)
+        for (size_t i = 0; i < r->nranges; i++)
+            if (r->ranges[i].hi == INT64_MAX && r->ranges[i].minute == sql_col_int64(s, 0)) {
+                r->ranges[i].lo = sql_col_int64(s, 1);
+                r->ranges[i].hi = sql_col_int64(s, 2);
+            }
     sql_finalize(s);
-    if (r->f->before_id > 0 && hi >= r->f->before_id)
-        hi = r->f->before_id - 1;
-    if (lo <= hi) {
-        r->sql[r->base_len] = '\0';
-        r->p->n = r->base_n;
-        strncat(r->sql, " AND ", 2047 - strlen(r->sql));
-        strncat(r->sql, r->tcol, 2047 - strlen(r->sql));
-        strncat(r->sql, " >= ? AND ", 2047 - strlen(r->sql));
-        strncat(r->sql, r->tcol, 2047 - strlen(r->sql));
-        strncat(r->sql, " < ? AND id >= ? AND id <= ? ORDER BY id DESC LIMIT ?",
-                2047 - strlen(r->sql));
-        param_int(r->p, minute);
-        param_int(r->p, minute + 60000);
-        param_int(r->p, lo);
-        param_int(r->p, hi);
-        param_int(r->p, (int64_t)r->limit);
-        if (search_rows(r->st, r->sql, r->p, r->cand + r->ncand, &got, r->limit, r->err,
-                        r->errlen) < 0)
-            return -1;
-        r->ncand += got;
-        if (got > 0 && r->ncand > 1)
-            qsort(r->cand, r->ncand, sizeof(*r->cand), cmp_row_id_desc);
-        if (r->ncand > r->limit)
-            r->ncand = r->limit;
+    return rc == SQL_DONE ? 0 : store_sql_err(r->st, r->err, r->errlen, "log search");
+}
+
+/* Reads ranges g[0..n) (disjoint) of the hour from `hour` into the candidates; 0 or -1. */
+static int rare_read(struct rare *r, int64_t hour, const struct rare_range *g, size_t n)
+{
+    char sql[2048 + RARE_RANGES * RARE_RANGE_SQL];
+    size_t len, got = 0;
+
+    r->sql[r->base_len] = '\0';
+    r->p->n = r->base_n;
+    len = (size_t)snprintf(sql, sizeof(sql), "%s AND %s >= ? AND %s < ? AND (", r->sql, r->tcol,
+                           r->tcol);
+    for (size_t i = 0; i < n && len < sizeof(sql); i++)
+        len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%sid BETWEEN %lld AND %lld",
+                                i ? " OR " : "", (long long)g[i].lo, (long long)g[i].hi);
+    if (len < sizeof(sql))
+        len += (size_t)snprintf(sql + len, sizeof(sql) - len, ") ORDER BY id DESC LIMIT ?");
+    if (len >= sizeof(sql))
+        return store_errf(r->err, r->errlen, "log search: statement too long");
+    param_int(r->p, hour);
+    param_int(r->p, hour + HOUR_MS);
+    param_int(r->p, (int64_t)r->limit);
+    if (search_rows(r->st, sql, r->p, r->cand + r->ncand, &got, r->limit, r->err, r->errlen) < 0)
+        return -1;
+    r->ncand += got;
+    if (got > 0 && r->ncand > 1)
+        qsort(r->cand, r->ncand, sizeof(*r->cand), cmp_row_id_desc);
+    if (r->ncand > r->limit)
+        r->ncand = r->limit;
+    return 0;
+}
+
+/* The matching rows at or below the watermark of the hour from `hour`, in its id ranges
+ * (r->ranges: its minutes in the window), into the candidates, then the best limit of them
+ * kept. 1 when the page is settled (full, and no older minute holds a higher id), 0 to go
+ * on, -1. */
+static int rare_hour(struct rare *r, int64_t hour)
+{
+    int64_t top = r->mark, older;
+    size_t n = 0;
+    bool unknown = false;
+
+    if (r->f->before_id > 0 && top >= r->f->before_id)
+        top = r->f->before_id - 1;
+    for (size_t i = 0; i < r->nranges; i++)
+        unknown = unknown || r->ranges[i].lo == 0;
+    if (unknown && rare_unknown(r, hour) < 0)
+        return -1;
+    /* At or below the top, sorted, and overlapping ones merged (nodes' ranges interleave; a
+     * row read twice would be on the page twice). */
+    for (size_t i = 0; i < r->nranges; i++) {
+        struct rare_range g = r->ranges[i];
+
+        g.hi = g.hi < top ? g.hi : top;
+        if (g.lo <= g.hi)
+            r->ranges[n++] = g;
     }
+    qsort(r->ranges, n, sizeof(*r->ranges), cmp_range_lo);
+    r->nranges = n;
+    n = 0;
+    for (size_t i = 0; i < r->nranges; i++) {
+        if (n > 0 && r->ranges[i].lo <= r->ranges[n - 1].hi + 1) {
+            if (r->ranges[i].hi > r->ranges[n - 1].hi)
+                r->ranges[n - 1].hi = r->ranges[i].hi;
+        } else {
+            r->ranges[n++] = r->ranges[i];
+        }
+    }
+    for (size_t i = 0; i < n; i += RARE_RANGES)
+        if (rare_read(r, hour, r->ranges + i, n - i < RARE_RANGES ? n - i : RARE_RANGES) < 0)
+            return -1;
+    r->nranges = 0;
     if (r->ncand < r->limit)
         return 0;
-    if (rare_older_max(r, minute, &older) < 0)
+    if (rare_older_max(r, hour, &older) < 0)
         return -1;
     return older <= r->cand[r->limit - 1].id;
 }
@@ -589,19 +682,21 @@ static int search_rare(struct rare *r, const char *host_pat, struct store_log_ro
         for (int h = 23; rc == 0 && h >= 0; h--) {
             int64_t hour = days[d] + h * HOUR_MS;
             uint64_t minutes = 0;
+            size_t kept = 0;
 
             if (!(hours & (1ull << h)) || hour >= until || hour + HOUR_MS <= since)
                 continue;
+            r->nranges = 0;
             for (int k = 0; k < r->nkeys; k++)
                 if ((day_keys[d] & (1u << k)) && rare_children(r, 60000, 60, hour, k, &minutes) < 0)
                     goto fail;
-            for (int m = 59; rc == 0 && m >= 0; m--) {
-                int64_t minute = hour + m * 60000;
-
-                if ((minutes & (1ull << m)) && minute < until && minute + 60000 > since &&
-                    (rc = rare_minute(r, minute)) < 0)
-                    goto fail;
-            }
+            /* The minutes in the window only: the others' rows are not on the page. */
+            for (size_t i = 0; i < r->nranges; i++)
+                if (r->ranges[i].minute < until && r->ranges[i].minute + 60000 > since)
+                    r->ranges[kept++] = r->ranges[i];
+            r->nranges = kept;
+            if (r->nranges > 0 && (rc = rare_hour(r, hour)) < 0)
+                goto fail;
         }
     }
     if (r->limit > 0)
@@ -777,6 +872,7 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
             goto oom;
         rc = search_rare(&r, host_pat, v, &len);
         free(r.cand);
+        free(r.ranges);
         if (rc < 0)
             goto fail;
     }

@@ -42,6 +42,11 @@ struct slot {
     uint8_t level, dim;
     struct store_rollup_sums sums;
     int64_t first_ms, last_ms; /* a visit's: of the rows added */
+    /* The smallest and largest id of the rows added (access_rollup.min_id, max_id): a reader
+     * of a minute's rows of one host reads that range only (store_query.c, search_rare).
+     * INT64_MAX and INT64_MIN while none was: a flush of rows only taken away then leaves
+     * the range there as it is. An id not known (0) makes it unknown: NULL. */
+    int64_t min_id, max_id;
 };
 
 /* A visit (access_visits) is a slot of this pseudo-dimension at the hour level, its key
@@ -49,7 +54,7 @@ struct slot {
 #define VISIT_DIM STORE_ROLLUP_DIMS
 #define VISIT_LEVEL 1
 
-#define FLUSH_COLS 12 /* level_ms, dim, bucket_ms, key, node and the seven sums */
+#define FLUSH_COLS 14 /* level_ms, dim, bucket_ms, key, node, the seven sums, min_id, max_id */
 
 /* Minutes whose id ranges one accumulator holds: rows come in time order, a flush holds a
  * few minutes (a catch-up more; it flushes when they are full). */
@@ -190,11 +195,38 @@ static void sums_add(struct store_rollup_sums *to, const struct store_rollup_sum
     to->reported_bytes += d->reported_bytes;
 }
 
+/* Widens slot s's id range to id (0: not known, which the range then is for good). */
+static void ids_add(struct slot *s, int64_t id)
+{
+    s->min_id = id < s->min_id ? id : s->min_id;
+    s->max_id = id > s->max_id ? id : s->max_id;
+}
+
 static bool node_is(const struct store_rollup_acc *acc, const struct slot *s)
 {
     return s->node_off == acc->node_off ||
            (s->node_len == acc->node_len &&
             memcmp(acc->arena + s->node_off, acc->arena + acc->node_off, acc->node_len) == 0);
+}
+
+/* A free slot s taken for a key of key_len bytes, which the caller puts at the arena's end,
+ * of the node of the last row (slot_add, visit_add). */
+static inline void slot_init(struct store_rollup_acc *acc, struct slot *s, uint64_t h, int level,
+                             int dim, int64_t bucket, size_t key_len)
+{
+    memset(s, 0, sizeof(*s));
+    s->hash = h;
+    s->bucket_ms = bucket;
+    s->level = (uint8_t)level;
+    s->dim = (uint8_t)dim;
+    s->key_off = (uint32_t)acc->arena_len;
+    s->key_len = (uint16_t)key_len;
+    s->node_off = acc->node_off;
+    s->node_len = acc->node_len;
+    s->first_ms = INT64_MAX;
+    s->last_ms = INT64_MIN;
+    s->min_id = INT64_MAX;
+    s->max_id = INT64_MIN;
 }
 
 /* For the node of the last row (acc->node_off); room is checked by the caller. key_hash covers
@@ -210,17 +242,7 @@ static uint32_t slot_add(struct store_rollup_acc *acc, int level, int dim, int64
         struct slot *s = &acc->slots[i];
 
         if (s->hash == 0) {
-            memset(s, 0, sizeof(*s));
-            s->hash = h;
-            s->bucket_ms = bucket;
-            s->level = (uint8_t)level;
-            s->dim = (uint8_t)dim;
-            s->key_off = (uint32_t)acc->arena_len;
-            s->key_len = (uint16_t)key_len;
-            s->node_off = acc->node_off;
-            s->node_len = acc->node_len;
-            s->first_ms = INT64_MAX;
-            s->last_ms = INT64_MIN;
+            slot_init(acc, s, h, level, dim, bucket, key_len);
             memcpy(acc->arena + acc->arena_len, key, key_len);
             acc->arena_len += key_len;
             acc->used_at[acc->used++] = (uint32_t)i;
@@ -263,17 +285,7 @@ static uint32_t visit_add(struct store_rollup_acc *acc, int64_t hour, const char
         struct slot *s = &acc->slots[i];
 
         if (s->hash == 0) {
-            memset(s, 0, sizeof(*s));
-            s->hash = h;
-            s->bucket_ms = hour;
-            s->level = VISIT_LEVEL;
-            s->dim = VISIT_DIM;
-            s->key_off = (uint32_t)acc->arena_len;
-            s->key_len = (uint16_t)(len[0] + len[1] + len[2] + 2);
-            s->node_off = acc->node_off;
-            s->node_len = acc->node_len;
-            s->first_ms = INT64_MAX;
-            s->last_ms = INT64_MIN;
+            slot_init(acc, s, h, VISIT_LEVEL, VISIT_DIM, hour, len[0] + len[1] + len[2] + 2);
             for (int k = 0; k < 3; k++) {
                 memcpy(acc->arena + acc->arena_len, p[k], len[k]);
                 acc->arena_len += len[k];
@@ -310,7 +322,8 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
         .reported_bytes = report ? sign * bytes : 0,
     };
     char rule[12], *p = rule + sizeof(rule);
-    uint32_t id = r->rule_id < 0 ? 0 : (uint32_t)r->rule_id;
+    uint32_t rule_id = r->rule_id < 0 ? 0 : (uint32_t)r->rule_id;
+    int64_t id = r->id > 0 ? r->id : 0;
     const char *keys[STORE_ROLLUP_DIMS];
     size_t lens[STORE_ROLLUP_DIMS], need = 0, node_len = strnlen(r->node, STORE_NODE_NAME_MAX);
     const char *visit[3];
@@ -327,9 +340,9 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
 
     /* The rule's key is its id in decimal. */
     do {
-        *--p = (char)('0' + id % 10);
-        id /= 10;
-    } while (id);
+        *--p = (char)('0' + rule_id % 10);
+        rule_id /= 10;
+    } while (rule_id);
     keys[STORE_DIM_ALL] = "";
     keys[STORE_DIM_HOST] = r->host;
     keys[STORE_DIM_CLIENT] = r->client;
@@ -388,14 +401,17 @@ bool store_rollup_add(struct store_rollup_acc *acc, const struct store_rollup_ro
             s->key_len == lens[dim] && memcmp(acc->arena + s->key_off, keys[dim], lens[dim]) == 0) {
             for (int level = 0; level < STORE_ROLLUP_LEVELS; level++)
                 sums_add(&acc->slots[last->at[level]].sums, &d);
-            continue;
+        } else {
+            for (int level = 0; level < STORE_ROLLUP_LEVELS; level++)
+                last->at[level] = slot_add(acc, level, dim, floor_to(r->time_ms, level_ms[level]),
+                                           keys[dim], lens[dim], hashes[dim], &d);
+            last->valid = true;
+            last->minute = minute;
+            last->key_hash = hashes[dim];
         }
-        for (int level = 0; level < STORE_ROLLUP_LEVELS; level++)
-            last->at[level] = slot_add(acc, level, dim, floor_to(r->time_ms, level_ms[level]),
-                                       keys[dim], lens[dim], hashes[dim], &d);
-        last->valid = true;
-        last->minute = minute;
-        last->key_hash = hashes[dim];
+        if (sign > 0) /* as the minutes' ranges: one taken away leaves a superset */
+            for (int level = 0; level < STORE_ROLLUP_LEVELS; level++)
+                ids_add(&acc->slots[last->at[level]], id);
     }
     hour = floor_to(r->time_ms, level_ms[VISIT_LEVEL]);
     if (lv->valid && lv->minute == hour && lv->key_hash == visit_hash &&
@@ -447,7 +463,9 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
 
 #define ROLLUP_INSERT                                                                              \
     "INSERT INTO access_rollup(level_ms, dim, bucket_ms, key, node, requests, blocked, reported,"  \
-    " bytes_up, bytes_down, blocked_bytes, reported_bytes) "
+    " bytes_up, bytes_down, blocked_bytes, reported_bytes, min_id, max_id) "
+/* An id range unknown (NULL: rows from before step 50) stays unknown. PostgreSQL's LEAST and
+ * GREATEST would skip the NULL: the CASE is spelled out. */
 #define ROLLUP_ADD_UP                                                                              \
     " ON CONFLICT(level_ms, dim, bucket_ms, key, node) DO UPDATE SET"                              \
     " requests = access_rollup.requests + excluded.requests,"                                      \
@@ -456,7 +474,13 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
     " bytes_up = access_rollup.bytes_up + excluded.bytes_up,"                                      \
     " bytes_down = access_rollup.bytes_down + excluded.bytes_down,"                                \
     " blocked_bytes = access_rollup.blocked_bytes + excluded.blocked_bytes,"                       \
-    " reported_bytes = access_rollup.reported_bytes + excluded.reported_bytes"
+    " reported_bytes = access_rollup.reported_bytes + excluded.reported_bytes,"                    \
+    " min_id = CASE WHEN access_rollup.min_id IS NULL OR excluded.min_id IS NULL THEN NULL"        \
+    " WHEN excluded.min_id < access_rollup.min_id THEN excluded.min_id"                            \
+    " ELSE access_rollup.min_id END,"                                                              \
+    " max_id = CASE WHEN access_rollup.max_id IS NULL OR excluded.max_id IS NULL THEN NULL"        \
+    " WHEN excluded.max_id > access_rollup.max_id THEN excluded.max_id"                            \
+    " ELSE access_rollup.max_id END"
 
 #define VISIT_INSERT                                                                               \
     "INSERT INTO access_visits(level_ms, bucket_ms, host, client, \"user\", node, requests,"       \
@@ -514,6 +538,14 @@ static bool col_int(struct store_rollup_acc *acc, int c, int64_t v)
     int n = snprintf(num, sizeof(num), "%s%lld", acc->col_len[c] > 1 ? "," : "", (long long)v);
 
     return col_put(acc, c, num, (size_t)n);
+}
+
+/* An array element: v, or NULL when not known. */
+static bool col_known(struct store_rollup_acc *acc, int c, bool known, int64_t v)
+{
+    return known ? col_int(acc, c, v)
+                 : col_put(acc, c, acc->col_len[c] > 1 ? ",NULL" : "NULL",
+                           acc->col_len[c] > 1 ? 5 : 4);
 }
 
 /* A key as an array element: quoted, with its quotes and backslashes escaped. */
@@ -587,13 +619,15 @@ static int flush_pg(struct store *st, struct store_rollup_acc *acc, char *err, s
              col_int(acc, 5, s->sums.requests) && col_int(acc, 6, s->sums.blocked) &&
              col_int(acc, 7, s->sums.reported) && col_int(acc, 8, s->sums.bytes_up) &&
              col_int(acc, 9, s->sums.bytes_down) && col_int(acc, 10, s->sums.blocked_bytes) &&
-             col_int(acc, 11, s->sums.reported_bytes);
+             col_int(acc, 11, s->sums.reported_bytes) &&
+             col_known(acc, 12, s->min_id > 0, s->min_id) &&
+             col_known(acc, 13, s->min_id > 0, s->max_id);
     }
     return arrays_run(st, acc, FLUSH_COLS, ok, rows,
                       ROLLUP_INSERT "SELECT * FROM unnest(?1::bigint[], ?2::int[], ?3::bigint[],"
                                     " ?4::text[], ?5::text[], ?6::bigint[], ?7::bigint[],"
                                     " ?8::bigint[], ?9::bigint[], ?10::bigint[], ?11::bigint[],"
-                                    " ?12::bigint[])"
+                                    " ?12::bigint[], ?13::bigint[], ?14::bigint[])"
                                     " AS r" ROLLUP_ADD_UP,
                       "rollup", err, errlen);
 }
@@ -620,12 +654,7 @@ static int flush_visits_pg(struct store *st, struct store_rollup_acc *acc, char 
              col_text(acc, 4, part[2], len[2]) &&
              col_text(acc, 5, acc->arena + s->node_off, s->node_len) &&
              col_int(acc, 6, s->sums.requests) && col_int(acc, 7, s->sums.blocked) &&
-             (known ? col_int(acc, 8, s->first_ms)
-                    : col_put(acc, 8, acc->col_len[8] > 1 ? ",NULL" : "NULL",
-                              acc->col_len[8] > 1 ? 5 : 4)) &&
-             (known ? col_int(acc, 9, s->last_ms)
-                    : col_put(acc, 9, acc->col_len[9] > 1 ? ",NULL" : "NULL",
-                              acc->col_len[9] > 1 ? 5 : 4));
+             col_known(acc, 8, known, s->first_ms) && col_known(acc, 9, known, s->last_ms);
     }
     return arrays_run(st, acc, VISIT_COLS, ok, rows,
                       VISIT_INSERT "SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[],"
@@ -719,10 +748,11 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
         rc = flush_visits_pg(st, acc, err, errlen);
     if (rc == 0 && acc->used > 0 &&
         ((!pg &&
-          (store_prepare(st,
-                         ROLLUP_INSERT
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)" ROLLUP_ADD_UP,
-                         &up, err, errlen) < 0 ||
+          (store_prepare(
+               st,
+               ROLLUP_INSERT
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)" ROLLUP_ADD_UP,
+               &up, err, errlen) < 0 ||
            store_prepare(
                st, VISIT_INSERT "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)" VISIT_ADD_UP,
                &vup, err, errlen) < 0)) ||
@@ -758,6 +788,13 @@ int store_rollup_flush(struct store *st, struct store_rollup_acc *acc, int64_t r
             sql_bind_int64(up, 10, s->sums.bytes_down);
             sql_bind_int64(up, 11, s->sums.blocked_bytes);
             sql_bind_int64(up, 12, s->sums.reported_bytes);
+            if (s->min_id > 0) {
+                sql_bind_int64(up, 13, s->min_id);
+                sql_bind_int64(up, 14, s->max_id);
+            } else {
+                sql_bind_text(up, 13, NULL); /* NULL: not known */
+                sql_bind_text(up, 14, NULL);
+            }
             if (sql_step(up) != SQL_DONE)
                 rc = store_sql_err(st, err, errlen, "rollup");
             sql_reset(up);

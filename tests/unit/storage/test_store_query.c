@@ -365,7 +365,8 @@ static void rare_ref(const struct rare_row *w, const char *sub, int64_t since, i
 
 /* A host substring few rows match is answered from the rollups' minutes (store_query.c,
  * search_rare): the same rows as a scan, with hosts only in old rows, rows written out of
- * time order, rows above the watermark, windows, a client filter and page 2. */
+ * time order, rows above the watermark, minutes whose id ranges are known and minutes whose
+ * ranges are not (NULL, from before step 50), windows, a client filter and page 2. */
 START_TEST(test_search_rare_hosts)
 {
     static struct rare_row w[RARE_ROWS];
@@ -378,6 +379,7 @@ START_TEST(test_search_rare_hosts)
                                 {start + 900 * 10000, start + 900 * 10000 + 60000}};
     struct sql_stmt *s;
     char got[1024], want[1024];
+    long long nulls;
 
     /* 24,000 rows 10 s apart (2.8 days); among the oldest 3,000 a rare host every 300th and
      * 450th row, one only in the first three. */
@@ -402,6 +404,25 @@ START_TEST(test_search_rare_hosts)
         w[i].client = "10.0.0.2";
     }
     push_rows(r, RARE_LOGGED, start);
+    /* Each rollup row of a rare host holds the smallest and largest id of its rows. */
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT count(*) FROM access_rollup r WHERE dim = 1"
+                                       " AND key <> 'common.test' AND (min_id IS NULL OR"
+                                       " min_id <> (SELECT min(id) FROM access_log l"
+                                       " WHERE l.host = r.key AND l.time_ms >= r.bucket_ms"
+                                       " AND l.time_ms < r.bucket_ms + r.level_ms) OR"
+                                       " max_id <> (SELECT max(id) FROM access_log l"
+                                       " WHERE l.host = r.key AND l.time_ms >= r.bucket_ms"
+                                       " AND l.time_ms < r.bucket_ms + r.level_ms))"),
+                     0);
+    /* Every other minute's ranges as rows summed before step 50 left them (NULL: the whole
+     * minute is read); the late rows' merges into them keep them NULL. */
+    test_db_exec(&tmp, "UPDATE access_rollup SET min_id = NULL, max_id = NULL"
+                       " WHERE level_ms = 60000 AND bucket_ms / 60000 % 2 = 0");
+    nulls = test_db_int(&tmp, "SELECT count(*) FROM access_rollup WHERE min_id IS NULL");
+    ck_assert_int_gt(nulls, 0);
+    ck_assert_int_gt(test_db_int(&tmp, "SELECT count(*) FROM access_rollup"
+                                       " WHERE level_ms = 60000 AND min_id IS NOT NULL"),
+                     0);
     for (size_t i = RARE_LOGGED; i < RARE_LOGGED + 3; i++) {
         struct row late = {
             w[i].time_ms - start, w[i].client, w[i].host, "/", STORE_ALLOW, 200, 1, 1, 0, NULL};
@@ -424,6 +445,8 @@ START_TEST(test_search_rare_hosts)
         sql_finalize(s);
     }
     ck_assert_int_eq(store_rollup_watermark(st, err, sizeof(err)), RARE_LOGGED + 3);
+    ck_assert_int_eq(test_db_int(&tmp, "SELECT count(*) FROM access_rollup WHERE min_id IS NULL"),
+                     nulls);
     for (size_t u = 0; u < sizeof(subs) / sizeof(subs[0]); u++) {
         for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++) {
             for (size_t c = 0; c < (e == 0 ? 2 : 1); c++) { /* a client: in all the rows */
