@@ -51,6 +51,8 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
+# shellcheck source=lib/bench.sh
+source "$HERE/lib/bench.sh"
 PROXYD="${PROXYD:-$ROOT/build/proxy/proxyd}"
 TIME=8
 PIN=1
@@ -236,29 +238,22 @@ handshakes() {  # CAFILE [--proxy H:P [--proxy-tls CAFILE]] -> new HTTPS connect
   taskset -c "$CPU_LOAD" python3 "$HERE/lib/tls_handshakes.py" 127.0.0.1 18443 /small "$TIME" \
     --cafile "$@"
 }
-cpu_ns() {  # PID -> nanoseconds on a CPU so far, all its threads
-  # %.0f: mawk's %d stops at 2^31 (2.1 s of CPU)
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
-}
 # The /proc/stat line of the CPU(s) curl and nginx run on: "cpu0", or "cpu" (all) unpinned.
 LOAD_STAT=cpu
 [[ $PIN == 1 ]] && LOAD_STAT=cpu$CPU_LOAD
-idle_ticks() {  # -> "idle-and-iowait total" ticks of $LOAD_STAT so far
-  awk -v c="$LOAD_STAT" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t }' /proc/stat
-}
 download() {  # PROXY-PID-OR-0 CURL-ARGS... -> "median-MB/s CPU-ms/MB idle-%" (CPU "-" without a proxy)
   local i pid=$1 speeds=() c0 c1 i0 i1
   shift
-  [[ $pid != 0 ]] && c0=$(cpu_ns "$pid")
-  i0=$(idle_ticks)
+  [[ $pid != 0 ]] && c0=$(bench_cpu_ns "$pid")
+  i0=$(bench_idle_ticks "$LOAD_STAT")
   for i in 1 2 3; do
     speeds+=("$(taskset -c "$CPU_LOAD" curl -sf -o /dev/null -w '%{speed_download}' "$@" https://127.0.0.1:18443/big)")
   done
-  i1=$(idle_ticks)
-  [[ $pid != 0 ]] && c1=$(cpu_ns "$pid")
+  i1=$(bench_idle_ticks "$LOAD_STAT")
+  [[ $pid != 0 ]] && c1=$(bench_cpu_ns "$pid")
   printf '%s\n' "${speeds[@]}" | sort -n | sed -n 2p | awk -v pid="$pid" -v c0="${c0:-0}" \
     -v c1="${c1:-0}" -v mb=$((3 * BIG)) -v i0="$i0" -v i1="$i1" '{ printf "%.1f ", $1 / 1e6;
-      if (pid != 0) printf "%.3f ", (c1 - c0) / 1e6 / (mb / 1e6); else printf "- ";
+      if (pid != 0 && c0 != "-" && c1 != "-") printf "%.3f ", (c1 - c0) / 1e6 / (mb / 1e6); else printf "- ";
       split(i0, a, " "); split(i1, b, " ");
       if (b[2] > a[2]) printf "%.0f", 100 * (b[1] - a[1]) / (b[2] - a[2]); else printf "-" }'
 }
@@ -282,18 +277,18 @@ lean_download() {  # PROXY-PID-OR-0 TLS_BULK-GET-ARGS... -> "MB/s proxy-ms/MB cl
   local pid=$1 c0 c1 i0 i1 o0 o1 out opid=${ORIGIN_PID:-$LEAN_ORIGIN_PID}
   shift
   origin_idle "$opid"
-  [[ $pid != 0 ]] && c0=$(cpu_ns "$pid")
+  [[ $pid != 0 ]] && c0=$(bench_cpu_ns "$pid")
   o0=$(origin_ms "$opid")
-  i0=$(idle_ticks)
+  i0=$(bench_idle_ticks "$LOAD_STAT")
   out=$(taskset -c "$CPU_LOAD" "$LEAN" get 127.0.0.1:"${ORIGIN_PORT:-18444}" "$BIG" --count 3 "$@")
-  i1=$(idle_ticks)
-  [[ $pid != 0 ]] && c1=$(cpu_ns "$pid")
+  i1=$(bench_idle_ticks "$LOAD_STAT")
+  [[ $pid != 0 ]] && c1=$(bench_cpu_ns "$pid")
   origin_idle "$opid"
   o1=$(origin_ms "$opid")
   awk -v pid="$pid" -v c0="${c0:-0}" -v c1="${c1:-0}" -v o0="$o0" -v o1="$o1" -v i0="$i0" \
     -v i1="$i1" -v out="$out" 'BEGIN { split(out, r, " "); mb = r[3];
       printf "%s ", r[1];
-      if (pid != 0) printf "%.3f ", (c1 - c0) / 1e6 / mb; else printf "- ";
+      if (pid != 0 && c0 != "-" && c1 != "-") printf "%.3f ", (c1 - c0) / 1e6 / mb; else printf "- ";
       printf "%s %.3f ", r[2], (o1 - o0) / mb;
       split(i0, a, " "); split(i1, b, " ");
       if (b[2] > a[2]) printf "%.0f", 100 * (b[1] - a[1]) / (b[2] - a[2]); else printf "-" }'
@@ -364,7 +359,7 @@ rounds_ratio() {  # "a1 a2 ..." "b1 b2 ..." -> "a1/b1 a2/b2 ... (median m)"
   local i
   read -ra a <<<"$1"
   read -ra b <<<"$2"
-  for i in "${!a[@]}"; do out+=("$(awk -v x="${a[$i]}" -v y="${b[$i]:-0}" 'BEGIN { if (x > 0 && y > 0) printf "%.2f", x / y; else printf "-" }')"); done
+  for i in "${!a[@]}"; do out+=("$(bench_ratio "${a[$i]}" "${b[$i]:-}")"); done
   printf '%s (median %s)' "${out[*]}" "$(median_of <<<"${out[*]}")"
 }
 
@@ -380,7 +375,7 @@ for row in "${lean_rows[@]}"; do
   printf '| %s | %s | %s | %s | %s | %s |\n' "$row" "${LBULK[$row]}" "${LCPU[$row]}" "${LCLIENT[$row]}" \
     "${LORIGIN[$row]}" "${LIDLE[$row]}"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+ratio() { bench_ratio "$@"; }
 printf '\nproxyd-splice / direct: new conns %s, bulk %s\n' \
   "$(ratio "${HS[proxyd-splice]}" "${HS[direct]}")" "$(ratio "${BULK[proxyd-splice]}" "${BULK[direct]}")"
 printf 'proxyd-inspect / direct: new conns %s, bulk %s\n' \
