@@ -249,9 +249,16 @@ static bool step_handshake(struct conn *c)
 
 /* ---- between requests, and the end ---- */
 
-void conn_next_request(struct conn *c)
+/* Clears what the request in flight set up on c: its framing both ways, the response's
+ * phase, pipe and buffer, its flags, and a tunnel (its count, the wait for a ClientHello, the
+ * client's pipe). The origin socket stays: kept for the next request, or the caller's to
+ * close (conn_drop_origin). The one list of per-request fields: a new one is cleared here. */
+static void clear_request(struct conn *c)
 {
     struct worker *w = c->w;
+    if (c->counted_tunnel)
+        atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
+    c->counted_tunnel = false;
     memset(&c->upf, 0, sizeof(c->upf));
     memset(&c->downf, 0, sizeof(c->downf));
     c->phase = RELAY_HEAD;
@@ -264,10 +271,24 @@ void conn_next_request(struct conn *c)
     c->origin_keep_alive = false;
     c->auth_known = false;
     tun_pipe_close(&w->pipes, &c->dpipe);
+    tun_pipe_close(&w->pipes, &c->upipe);
     c->addr_next = 0;
     c->head_len = 0;
     c->dest_pending = false;
     buf_detach(&w->bufs, &c->down);
+}
+
+void conn_drop_origin(struct conn *c)
+{
+    clear_request(c);
+    origin_close(c);
+    c->o_readable = c->o_writable = false;
+}
+
+void conn_next_request(struct conn *c)
+{
+    struct worker *w = c->w;
+    clear_request(c);
     /* An idle keep-alive client holds no buffer: the pump's read-head step may not run (the
      * client's readiness is spent), so the up buffer goes back here, not only on EAGAIN. */
     if (c->up.len == 0)
@@ -435,13 +456,8 @@ static void release_all(struct conn *c)
         auth_cancel(c->authq);
         c->authq = NULL;
     }
-    if (c->counted_tunnel)
-        atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
-    origin_close(c);
-    tun_pipe_close(&w->pipes, &c->dpipe);
-    tun_pipe_close(&w->pipes, &c->upipe);
+    conn_drop_origin(c);
     buf_detach(&w->bufs, &c->up);
-    buf_detach(&w->bufs, &c->down);
 }
 
 void conn_close(struct conn *c, enum conn_close why)

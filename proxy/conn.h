@@ -260,6 +260,12 @@ int conn_want_reads(struct conn *c, bool client, bool want);
 /* The request in flight is over, its record handed on, and the client may send another:
  * per-request state is cleared and c waits for the next head (already buffered, or idle). */
 void conn_next_request(struct conn *c);
+/* Lets go of c's origin and of all the request in flight set up to move bytes to and from
+ * it: the origin socket (closed, not pooled), a tunnel and its count, both pipes, the
+ * response's buffer, the framing and the per-request flags (conn_next_request clears the
+ * same). The record, the client's buffer and the state are the caller's. For a connection
+ * that ends (conn_close) or starts over (intercept_late_bytes). */
+void conn_drop_origin(struct conn *c);
 /* Our answer is out and the connection ends: shuts the write side and drains what the
  * client still sends for a moment, so the answer is not lost to a reset. */
 void conn_linger(struct conn *c);

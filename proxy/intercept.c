@@ -345,17 +345,7 @@ int intercept_late_bytes(struct conn *c, bool ended)
         return 1;
     /* Started over: the judgement by destination alone, its origin connection and its tunnel
      * are dropped unrecorded (nothing moved); the bytes are judged as the peek judges them. */
-    c->hello_pending = false;
-    if (c->counted_tunnel)
-        atomic_fetch_sub_explicit(&w->stats.tunnels_active, 1, memory_order_relaxed);
-    c->counted_tunnel = false;
-    origin_close(c);
-    c->o_readable = c->o_writable = false;
-    tun_pipe_close(&w->pipes, &c->dpipe);
-    tun_pipe_close(&w->pipes, &c->upipe);
-    buf_detach(&w->bufs, &c->down);
-    memset(&c->upf, 0, sizeof(c->upf));
-    memset(&c->downf, 0, sizeof(c->downf));
+    conn_drop_origin(c);
     c->is_forward = false;
     c->recounted = true;
     req_pool_give(&w->reqs, c->req);
