@@ -118,25 +118,8 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
     c->req->rec.port = dest_port(c);
     c->host = *host;
     c->req->rec.decision = STORE_DENY;
-    worker_acl_refresh(w);
-    struct acl_request ar = {
-        .scheme = scheme,
-        .host = &c->host,
-        .port = c->req->rec.port,
-        .path = "",
-        .path_len = 0,
-        .method = method,
-        .method_len = strlen(method),
-        .client = (const struct sockaddr *)&c->client_addr,
-        .clock = w->clock,
-        .brief = true,
-    };
-    struct acl_decision ad;
-    request_eval(c, &ar, &ad);
-    if (ad.action != ACL_ALLOW) {
-        /* No credentials come with raw bytes: a rule that needs a user denies. */
-        c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
-        request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
+    struct acl_request ar;
+    if (!request_judge_raw(c, &ar)) {
         /* A ClientHello: the block page inside TLS as its host, when a CA and the setting
          * allow; else the alert. */
         if (hello && bump_block_page(c))
@@ -146,11 +129,6 @@ static void raw_begin(struct conn *c, const char *scheme, const char *method,
         else
             conn_close(c, CLOSE_NONE);
         return;
-    }
-    c->req->rec.decision = STORE_ALLOW;
-    if (ad.report_rule_id) { /* would have been denied: the row names the report rule */
-        c->req->rec.decision = STORE_REPORT;
-        c->req->rec.rule_id = ad.report_rule_id;
     }
     /* A ClientHello's host is what an inspected session is minted for. */
     if (hello)

@@ -453,33 +453,11 @@ void portfwd_begin(struct conn *c, const struct acl_forward *f)
         return;
     }
     /* The policy decides as for a request to tcp://TARGET: client, domain, list, schedule
-     * and `deny dest` rules all apply. No credentials can come with raw bytes, so a rule
-     * that needs a user denies. */
-    worker_acl_refresh(w);
-    struct acl_request ar = {
-        .scheme = "tcp",
-        .host = &c->host,
-        .port = f->target_port,
-        .path = "",
-        .path_len = 0,
-        .method = "FORWARD",
-        .method_len = 7,
-        .client = (const struct sockaddr *)&c->client_addr,
-        .clock = w->clock,
-        .brief = true,
-    };
-    struct acl_decision ad;
-    request_eval(c, &ar, &ad);
-    if (ad.action != ACL_ALLOW) {
-        c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
-        request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
+     * and `deny dest` rules all apply. */
+    struct acl_request ar;
+    if (!request_judge_raw(c, &ar)) {
         conn_close(c, CLOSE_NONE);
         return;
-    }
-    c->req->rec.decision = STORE_ALLOW;
-    if (ad.report_rule_id) { /* would have been denied: the row names the report rule */
-        c->req->rec.decision = STORE_REPORT;
-        c->req->rec.rule_id = ad.report_rule_id;
     }
     /* The pump resolves (origin_resolve), refuses targets like any request's, connects
      * and, connected, splices (tun_start). */

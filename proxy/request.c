@@ -240,6 +240,17 @@ bool request_inspect_decide(struct conn *c, const struct acl_request *ar)
     return inspect;
 }
 
+/* The policy allowed the request in flight: the row says so, or names the report rule that
+ * would have denied it (report_rule_id, 0 for none), so it is counted. */
+static void record_allowed(struct conn *c, int report_rule_id)
+{
+    c->req->rec.decision = STORE_ALLOW;
+    if (report_rule_id) {
+        c->req->rec.decision = STORE_REPORT;
+        c->req->rec.rule_id = report_rule_id;
+    }
+}
+
 /* The decision on what the request says: the CONNECT port, then (the password known) the
  * policy. The port comes first so that a CONNECT to a port never allowed costs no password
  * check. */
@@ -262,19 +273,13 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
         copy_field(c->req->rec.user, sizeof(c->req->rec.user), user, strlen(user));
 
     worker_acl_refresh(w);
-    struct acl_request ar = {
-        .scheme = c->req->rec.scheme,
-        .host = &c->host,
-        .port = req->port,
-        .path = req->path.p ? req->path.p : "",
-        .path_len = req->path.len,
-        .method = req->method.p,
-        .method_len = req->method.len,
-        .client = (const struct sockaddr *)&c->client_addr,
-        .user = user,
-        .clock = w->clock,
-        .brief = true, /* the reason is shown only on block pages */
-    };
+    struct acl_request ar;
+    request_acl(c, &ar);
+    /* The head's own path and method: the record's copies may be cut short. */
+    ar.path = req->path.p ? req->path.p : "";
+    ar.path_len = req->path.len;
+    ar.method = req->method.p;
+    ar.method_len = req->method.len;
     struct acl_decision ad;
     request_eval(c, &ar, &ad);
     if (ad.action == ACL_DENY)
@@ -286,12 +291,7 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
             d, VERDICT_AUTH, CLOSE_AUTH_REQUIRED, ad.rule_id, c->upf.body == H1_BODY_NONE,
             req->proxy_authorization.len ? "The proxy user name or password is wrong."
                                          : "This address needs a proxy user name and password.");
-    c->req->rec.decision = STORE_ALLOW;
-    if (ad.report_rule_id) {
-        /* Would have been denied: the row names the report rule, so it is counted. */
-        c->req->rec.decision = STORE_REPORT;
-        c->req->rec.rule_id = ad.report_rule_id;
-    }
+    record_allowed(c, ad.report_rule_id);
     if (c->is_connect)
         c->inspect = request_inspect_decide(c, &ar);
     return decided(d, VERDICT_ALLOW, CLOSE_NONE, ad.rule_id, true, "");
@@ -311,6 +311,46 @@ void request_eval(struct conn *c, const struct acl_request *ar, struct acl_decis
     c->acl_gen = w->acl_gen;
 }
 
+void request_acl(const struct conn *c, struct acl_request *ar)
+{
+    const struct store_access *rec = &c->req->rec;
+    *ar = (struct acl_request){
+        .scheme = rec->scheme,
+        .host = &c->host,
+        .port = rec->port,
+        .path = rec->path,
+        .path_len = strlen(rec->path),
+        .method = rec->method,
+        .method_len = strlen(rec->method),
+        .client = (const struct sockaddr *)&c->client_addr,
+        .user = rec->user[0] ? rec->user : NULL,
+        .clock = c->w->clock,
+        .brief = true, /* the reason is read only when the request is not allowed */
+    };
+}
+
+bool request_judge_raw(struct conn *c, struct acl_request *ar)
+{
+    worker_acl_refresh(c->w);
+    request_acl(c, ar);
+    struct acl_decision ad;
+    request_eval(c, ar, &ad);
+    if (ad.action != ACL_ALLOW) {
+        c->req->rec.decision = ad.action == ACL_DENY ? STORE_DENY : STORE_AUTH;
+        request_record_outcome(c, ad.action == ACL_DENY ? CLOSE_DENIED : CLOSE_AUTH_REQUIRED, NULL);
+        return false;
+    }
+    record_allowed(c, ad.report_rule_id);
+    return true;
+}
+
+/* ar, a tunnel's request, as the server name its ClientHello asked for is judged. */
+static void sni_request(struct acl_request *ar, const struct acl_host *sni)
+{
+    ar->scheme = "https";
+    ar->host = sni;
+}
+
 /* `deny dest` rules on every address of the name (acl_eval_dest): a name that points into a
  * denied network is denied, whichever address would be tried. */
 static enum request_verdict decide_dest(struct conn *c, struct request_decision *d)
@@ -323,11 +363,8 @@ static enum request_verdict decide_dest(struct conn *c, struct request_decision 
         .rule_id = c->req->rec.rule_id,
         .order = c->acl_gen == w->acl_gen ? c->acl_order : UINT32_MAX,
     };
-    struct acl_request ar = {
-        .client = (const struct sockaddr *)&c->client_addr,
-        .user = c->req->rec.user[0] ? c->req->rec.user : NULL,
-        .clock = w->clock,
-    };
+    struct acl_request ar;
+    request_acl(c, &ar);
     for (size_t i = 0; i < c->req->addrs.naddrs; i++) {
         struct acl_decision ad;
         acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&c->req->addrs.addrs[i], &ad);
@@ -352,19 +389,9 @@ enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *s
 {
     struct worker *w = c->w;
     worker_acl_refresh(w);
-    struct acl_request ar = {
-        .scheme = "https",
-        .host = sni,
-        .port = c->req->rec.port,
-        .path = "",
-        .path_len = 0,
-        .method = c->req->rec.method,
-        .method_len = strlen(c->req->rec.method),
-        .client = (const struct sockaddr *)&c->client_addr,
-        .user = c->req->rec.user[0] ? c->req->rec.user : NULL,
-        .clock = w->clock,
-        .brief = true,
-    };
+    struct acl_request ar;
+    request_acl(c, &ar);
+    sni_request(&ar, sni);
     struct acl_decision ad;
     acl_eval(w->acl, &ar, w->acl_scratch, &ad);
     if (ad.undecided_rule_id)
@@ -380,6 +407,30 @@ enum request_verdict request_decide_sni(struct conn *c, const struct acl_host *s
     return decided(d, VERDICT_DENY, CLOSE_SNI_DENIED, ad.rule_id, false,
                    ad.action == ACL_DENY ? ad.reason
                                          : "the server name needs a proxy user name and password");
+}
+
+bool request_still_allowed(struct conn *c, struct acl_decision *ad)
+{
+    struct worker *w = c->w;
+    const char *name = c->req->rec.sni;
+    struct acl_request ar;
+    request_acl(c, &ar);
+    acl_eval(w->acl, &ar, w->acl_scratch, ad);
+    if (ad->action != ACL_ALLOW)
+        return false;
+    /* hello_judge put a server name other than the host to the policy (request_decide_sni). */
+    struct acl_host sni;
+    const char *why;
+    if (name[0] && strcmp(name, c->host.text) != 0 &&
+        acl_host_parse(name, strlen(name), &sni, &why) == 0) {
+        sni_request(&ar, &sni);
+        acl_eval(w->acl, &ar, w->acl_scratch, ad);
+        if (ad->action != ACL_ALLOW)
+            return false;
+    }
+    struct acl_decision first = *ad;
+    acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&c->origin_addr, ad);
+    return ad->action == ACL_ALLOW;
 }
 
 enum request_verdict request_decide_addrs(struct conn *c, struct request_decision *d)

@@ -71,6 +71,27 @@ void request_access_submit(struct conn *c, const char *q, size_t qlen, int rule_
  * and, at most once a minute, in the log. */
 bool request_inspect_decide(struct conn *c, const struct acl_request *ar);
 
+/* The request in flight on c as the policy reads it, from what stays with c while it is in
+ * flight: c's host and client, its record's scheme, port, method, path and user (the record is
+ * c's slot's, so nothing is borrowed from a buffer), the worker's clock, brief. A tunnel, a
+ * forward and raw bytes are judged on exactly this when they open, so tun_rejudge asks the
+ * same again (a CONNECT's, a forward's and raw bytes' path is ""). A request head's decision
+ * puts the head's own path and method in (the record keeps the first 1023 bytes of a path):
+ * a WebSocket whose path is longer is judged again on those. Worker thread. */
+void request_acl(const struct conn *c, struct acl_request *ar);
+/* The policy on the request in flight of raw bytes (a port forward's connection, an
+ * intercepted one that is not HTTP), as request_acl reads it from the record, with the rule
+ * set in force: the decision is recorded (request_eval), and the row's decision with it:
+ * allowed (or the report rule that would have denied it), else denied with its close reason.
+ * No credentials come with raw bytes, so a rule that needs a user denies. *ar is the request
+ * judged. Returns whether it is allowed; answering a refusal is the caller's. Worker thread. */
+bool request_judge_raw(struct conn *c, struct acl_request *ar);
+/* Whether the rule set in force still allows the open tunnel of c as it was judged: its
+ * request (request_acl), the other server name its ClientHello asked for (as
+ * request_decide_sni judged it), and the connected address (`deny dest`). *ad says why not.
+ * Records nothing. Worker thread. */
+bool request_still_allowed(struct conn *c, struct acl_decision *ad);
+
 /* Decides ar with the worker's rule set (refreshed by the caller) into *ad and records the
  * decision on c: the row's policy version, rule and undecided rule, and what the later check
  * of the resolved addresses needs (dest_pending, the decision's order in this set). The rest

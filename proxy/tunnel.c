@@ -208,43 +208,6 @@ void tun_inspect_start(struct conn *c)
 
 /* ---- tunnels ---- */
 
-/* Whether the rules in force still allow c's tunnel; *ad says why not. */
-static bool still_allowed(struct conn *c, struct acl_decision *ad)
-{
-    struct worker *w = c->w;
-    const struct store_access *rec = &c->req->rec;
-    /* A CONNECT or raw tunnel was judged without a path; a WebSocket with its request's. */
-    const char *path = c->websocket ? rec->path : "";
-    struct acl_request ar = {
-        .scheme = rec->scheme,
-        .host = &c->host,
-        .port = rec->port,
-        .path = path,
-        .path_len = strlen(path),
-        .method = rec->method,
-        .method_len = strlen(rec->method),
-        .client = (const struct sockaddr *)&c->client_addr,
-        .user = rec->user[0] ? rec->user : NULL,
-        .clock = w->clock,
-    };
-    acl_eval(w->acl, &ar, w->acl_scratch, ad);
-    if (ad->action != ACL_ALLOW)
-        return false;
-    /* A CONNECT whose ClientHello named another server had that name judged too. */
-    struct acl_host sni;
-    const char *why;
-    if (rec->sni[0] && strcmp(rec->sni, c->host.text) != 0 &&
-        acl_host_parse(rec->sni, strlen(rec->sni), &sni, &why) == 0) {
-        ar.host = &sni;
-        acl_eval(w->acl, &ar, w->acl_scratch, ad);
-        if (ad->action != ACL_ALLOW)
-            return false;
-    }
-    struct acl_decision first = *ad;
-    acl_eval_dest(w->acl, &ar, &first, (const struct sockaddr *)&c->origin_addr, ad);
-    return ad->action == ACL_ALLOW;
-}
-
 void tun_rejudge(struct worker *w)
 {
     struct conn *next;
@@ -255,7 +218,7 @@ void tun_rejudge(struct worker *w)
         if (c->state != CONN_TUNNEL || (c->inspecting && !c->websocket) || !c->req || c->ofd < 0)
             continue;
         struct acl_decision ad;
-        if (still_allowed(c, &ad))
+        if (request_still_allowed(c, &ad))
             continue;
         char detail[200]; /* cut to the error column by request_record_outcome */
         snprintf(detail, sizeof(detail), "closed by a policy change: %s", ad.reason);
