@@ -407,7 +407,7 @@ static void fill(const char *db, int64_t rows, int days, int64_t now)
         run(st, "ids", "SELECT setval('access_log_ids', (SELECT max(id) FROM access_log))", 0,
             NULL);
     run(st, "watermark",
-        "UPDATE access_rollup_mark SET rolled_id = (SELECT coalesce(max(id), 0) FROM access_log)",
+        "UPDATE access_rollup_watermark SET rolled_id = (SELECT coalesce(max(id), 0) FROM access_log)",
         0, NULL);
     run(st, "rule hits",
         "INSERT INTO rule_hits(rule_id, hits) SELECT CAST(key AS INTEGER), sum(requests)"

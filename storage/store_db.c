@@ -354,6 +354,11 @@ const struct store_migration store_migrations[] = {
      * merge with such a row: a reader then reads the whole minute's range, as before. */
     {50, "ALTER TABLE access_rollup ADD COLUMN min_id INTEGER;"
          "ALTER TABLE access_rollup ADD COLUMN max_id INTEGER;"},
+    /* A writer from before step 50 would still add to the rollup rows without widening their
+     * id ranges, and a rare host's search would then miss its rows: it has no watermark by
+     * this name, so it fails (its rows wait in its spill) until its node is upgraded, as after
+     * step 49. */
+    {51, "ALTER TABLE access_rollup_mark RENAME TO access_rollup_watermark;"},
 };
 /* The steps whose SQL PostgreSQL spells differently, by the same numbers (any step not here runs
  * the same SQL on both): 64-bit integers where SQLite's are, an identity for the ids (never

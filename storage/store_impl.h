@@ -307,7 +307,7 @@ void store_syslog_counts(const struct store_syslog *s, uint64_t *sent, uint64_t 
  * Table access_rollup: per bucket (a minute, an hour or a day: level_ms), dimension, key and
  * node, the sums of the access rows of that bucket with that key written by that node (a
  * node's totals: its STORE_DIM_ALL rows). Every row with an id at or below
- * the watermark (access_rollup_mark.rolled_id) is in them, no other row; readers add the
+ * the watermark (access_rollup_watermark.rolled_id) is in them, no other row; readers add the
  * rows above it from the raw log (store_rollup_read), so a sum read equals a count of the
  * rows. */
 #define STORE_ROLLUP_LEVELS 3 /* minute, hour, day */

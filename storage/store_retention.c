@@ -153,7 +153,7 @@ static int64_t drop_old_day(struct store *st, int64_t cutoff)
         return 0;
     snprintf(sql, sizeof(sql), "SELECT coalesce(max(id), 0) FROM %s", name);
     if ((newest = query_int(st, sql, 0, 0)) < 0 ||
-        (mark = query_int(st, "SELECT rolled_id FROM access_rollup_mark", 0, 0)) < 0)
+        (mark = query_int(st, "SELECT rolled_id FROM access_rollup_watermark", 0, 0)) < 0)
         return -1;
     if (newest > mark)
         return 0; /* the writer rolls them up first */
@@ -196,7 +196,7 @@ static const char minutes_gone_sql[] =
     "DELETE FROM access_log_minutes WHERE minute_ms <= coalesce("
     " (SELECT time_ms FROM access_log ORDER BY id LIMIT 1), minute_ms)"
     " AND last_id < coalesce((SELECT min(id) FROM access_log),"
-    " (SELECT rolled_id FROM access_rollup_mark) + 1)";
+    " (SELECT rolled_id FROM access_rollup_watermark) + 1)";
 
 int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, int64_t batch)
 {
@@ -225,7 +225,7 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
                  "DELETE FROM access_log WHERE id <= %s("
                  " (SELECT max(id) FROM access_log) - ?1,"
                  " (SELECT min(id) FROM access_log) + ?2 - 1,"
-                 " (SELECT rolled_id FROM access_rollup_mark)) RETURNING "
+                 " (SELECT rolled_id FROM access_rollup_watermark)) RETURNING "
                  "rule_id, " STORE_ROLLUP_ROW_COLS,
                  sql_frag(st, SQL_LEAST));
         if (store_prepare(st, sql, &s, NULL, 0) < 0)
@@ -250,7 +250,7 @@ int64_t store_retention_step(struct store *st, int64_t days, int64_t max_rows, i
          * PostgreSQL: only rows of no day table, the others leave with their day. */
         snprintf(sql, sizeof(sql),
                  "DELETE FROM %s WHERE id IN (SELECT id FROM %s"
-                 " WHERE time_ms < ? AND id <= (SELECT rolled_id FROM access_rollup_mark)"
+                 " WHERE time_ms < ? AND id <= (SELECT rolled_id FROM access_rollup_watermark)"
                  " ORDER BY time_ms LIMIT ?) RETURNING rule_id, " STORE_ROLLUP_ROW_COLS,
                  st->backend == STORE_PG ? "access_log_default" : "access_log",
                  st->backend == STORE_PG ? "access_log_default" : "access_log");

@@ -3,7 +3,7 @@
  * the top lists (of the fleet or of one node) read a few rows per bucket instead of every
  * access row; and the reader that answers a time range from them exactly.
  *
- * Exactness rests on one number, the watermark (access_rollup_mark.rolled_id): every row
+ * Exactness rests on one number, the watermark (access_rollup_watermark.rolled_id): every row
  * with an id at or below it is in the sums, no row above it is. The log writer adds its rows
  * up in memory and applies the sums, with the new watermark, inside the transaction of one of
  * its batches (at most every ROLLUP flush interval, store_log.c); retention takes deleted rows
@@ -436,7 +436,7 @@ static int set_watermark(struct store *st, int64_t rolled_id, char *err, size_t 
     struct sql_stmt *s;
     int rc;
 
-    if (store_prepare(st, "UPDATE access_rollup_mark SET rolled_id = ?1 WHERE id = 1", &s, err,
+    if (store_prepare(st, "UPDATE access_rollup_watermark SET rolled_id = ?1 WHERE id = 1", &s, err,
                       errlen) < 0)
         return -1;
     sql_bind_int64(s, 1, rolled_id);
@@ -450,7 +450,7 @@ int64_t store_rollup_watermark(struct store *st, char *err, size_t errlen)
     struct sql_stmt *s;
     int64_t v = -1;
 
-    if (store_prepare(st, "SELECT rolled_id FROM access_rollup_mark WHERE id = 1", &s, err,
+    if (store_prepare(st, "SELECT rolled_id FROM access_rollup_watermark WHERE id = 1", &s, err,
                       errlen) < 0)
         return -1;
     if (sql_step(s) == SQL_ROW)

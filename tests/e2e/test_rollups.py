@@ -78,7 +78,7 @@ class RollupTest(unittest.TestCase):
             # Once the writer has applied its sums (at most a second later), the same
             # numbers come from the rollups.
             def rolled():
-                return raw(px, "SELECT (SELECT rolled_id FROM access_rollup_mark)"
+                return raw(px, "SELECT (SELECT rolled_id FROM access_rollup_watermark)"
                            " = (SELECT max(id) FROM access_log)")[0][0] == 1
 
             self.assertTrue(wait_for(rolled, timeout=60), "sums never applied")

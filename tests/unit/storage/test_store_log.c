@@ -665,11 +665,11 @@ static void check_rollups_exact(const char *when)
     int64_t summed = query_int(tmp.db, "SELECT coalesce(sum(requests), 0) FROM access_rollup"
                                        " WHERE level_ms = 60000 AND dim = 0");
     int64_t below = query_int(tmp.db, "SELECT count(*) FROM access_log WHERE id <="
-                                      " (SELECT rolled_id FROM access_rollup_mark)");
+                                      " (SELECT rolled_id FROM access_rollup_watermark)");
     /* Each node's rows at or below the watermark, against its rollup rows. */
     int64_t nodes_off =
         query_int(tmp.db, "SELECT count(*) FROM (SELECT node, count(*) AS n FROM access_log"
-                          " WHERE id <= (SELECT rolled_id FROM access_rollup_mark)"
+                          " WHERE id <= (SELECT rolled_id FROM access_rollup_watermark)"
                           " GROUP BY node) r LEFT JOIN (SELECT node, sum(requests) AS s"
                           " FROM access_rollup WHERE level_ms = 60000 AND dim = 0"
                           " GROUP BY node) u ON u.node = r.node WHERE coalesce(u.s, 0) <> r.n");
@@ -834,7 +834,7 @@ START_TEST(test_sums_dropped_mid_batch_keep_the_watermark)
     for (int round = 0;; round++) {
         push_rows(log, 0, HALF, &t, -1);
         ck_assert(wait_for(log, written_at_least, done += HALF, &c));
-        if (query_int(tmp.db, "SELECT rolled_id FROM access_rollup_mark") <
+        if (query_int(tmp.db, "SELECT rolled_id FROM access_rollup_watermark") <
             query_int(tmp.db, "SELECT max(id) FROM access_log"))
             break;
         ck_assert_msg(round < 50, "every batch's sums came due before the next batch");

@@ -254,7 +254,7 @@ START_TEST(test_dashboard_equals_raw_counts)
     write_rows(ROWS / 3, T0);
     write_rows_of("n3", ROWS / 3, T0);
     write_rows(ROWS / 3, T0);
-    ck_assert_int_eq(raw_int("SELECT rolled_id FROM access_rollup_mark"),
+    ck_assert_int_eq(raw_int("SELECT rolled_id FROM access_rollup_watermark"),
                      raw_int("SELECT max(id) FROM access_log"));
     st = store_open(tmp.db, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
@@ -269,7 +269,7 @@ START_TEST(test_rows_above_the_watermark_count_and_are_caught_up)
 
     write_rows(ROWS / 2, T0);
     insert_raw(200, T0); /* not in the rollups */
-    ck_assert_int_lt(raw_int("SELECT rolled_id FROM access_rollup_mark"),
+    ck_assert_int_lt(raw_int("SELECT rolled_id FROM access_rollup_watermark"),
                      raw_int("SELECT max(id) FROM access_log"));
     st = store_open(tmp.db, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
@@ -277,7 +277,7 @@ START_TEST(test_rows_above_the_watermark_count_and_are_caught_up)
     store_close(st);
     /* A writer that starts rolls them up from the table, then goes on with its own. */
     write_rows(ROWS / 2, T0);
-    ck_assert_int_eq(raw_int("SELECT rolled_id FROM access_rollup_mark"),
+    ck_assert_int_eq(raw_int("SELECT rolled_id FROM access_rollup_watermark"),
                      raw_int("SELECT max(id) FROM access_log"));
     /* The rows it caught up carry their own node. */
     ck_assert_int_eq(raw_int("SELECT sum(requests) FROM access_rollup WHERE level_ms = 86400000"
