@@ -417,27 +417,32 @@ static int retry_refuse(struct conn *c, const char *what, const char *why)
 
 /* After a HelloRetryRequest: the client's bytes after its first ClientHello must be a second
  * one naming the same server (RFC 8446 4.1.2), after any change_cipher_spec (middlebox
- * compatibility) or early data, which go up as they are. Returns 1 when bytes were judged, 0
+ * compatibility), early data or alert, which go up as they are. An alert does not end the
+ * watch: OpenSSL's server reads past a user_canceled one, warning or fatal, to the next
+ * ClientHello. The watch ends with the client's end. Returns 1 when bytes were judged, 0
  * when more are needed, -1 after refusing. */
 static int retry_judge(struct conn *c)
 {
     const uint8_t *p = (const uint8_t *)buf_head(&c->up);
     size_t len = c->up.len, off = c->up_judged;
     int judged = 0;
-    while (len - off >= 5 && (p[off] == 20 || p[off] == 23)) {
+    bool partial = false;
+    while (len - off >= 5 && (p[off] == 20 || p[off] == 21 || p[off] == 23)) {
         size_t rec = 5 + ((size_t)p[off + 3] << 8 | p[off + 4]);
-        if (len - off < rec)
-            return judged;
+        if (len - off < rec) {
+            partial = true;
+            break;
+        }
         off += rec;
         c->up_judged = off;
         judged = 1;
     }
-    if (len - off < 5)
-        return judged;
-    if (p[off] == 21) { /* an alert: the client gives up, and the rest goes as it is */
+    if (c->upf.eof && len == off) { /* the client ended with no second ClientHello */
         c->retry_watch = false;
         return 1;
     }
+    if (partial || len - off < 5)
+        return c->upf.eof ? retry_refuse(c, "", "cut short") : judged;
     struct tls_hello h;
     const char *why;
     switch (tls_hello_parse(p + off, len - off, &h, &why)) {

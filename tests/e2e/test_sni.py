@@ -191,22 +191,27 @@ class SniTest(unittest.TestCase):
     def test_second_hello_naming_another_server_is_refused(self):
         # RFC 8446 4.1.2 wants the same name in the second ClientHello, but OpenSSL's server
         # takes the new one (its sni callback runs again): a crafted client would reach
-        # blocked.test through a tunnel whose first ClientHello named allowed.test.
-        names_before = len(self.origin.names)
-        rnd, sid = os.urandom(32), os.urandom(32)
-        with self.tunnel("allowed.test") as s:
-            s.sendall(tls13_hello("allowed.test", None, rnd, sid))
-            kind, body = read_record(s)
-            self.assertEqual((kind, body[0], body[6:38]), (22, 2, HRR_RANDOM))
-            s.sendall(b"\x14\x03\x03\x00\x01\x01"  # change_cipher_spec, then the second
-                      + tls13_hello("blocked.test", os.urandom(32), rnd, sid))
-            self.assertTrue(read_until_close(s).endswith(ALERT_ACCESS_DENIED))
-        got = wait_for(lambda: [r for r in self.rows("allowed.test")
-                                if "second ClientHello" in r[3]], timeout=60)
-        self.assertTrue(got, "no row for the refused second ClientHello")
-        self.assertEqual(got[-1][1:3], ("allowed.test", 1))
-        self.assertIn("names blocked.test", got[-1][3])
-        self.assertNotIn("blocked.test", self.origin.names[names_before:])
+        # blocked.test through a tunnel whose first ClientHello named allowed.test. Also after
+        # a user_canceled alert, which OpenSSL's server reads past (warning or fatal).
+        before = b"\x14\x03\x03\x00\x01\x01"  # change_cipher_spec
+        alert = b"\x15\x03\x03\x00\x02\x01\x5a"  # user_canceled, warning
+        for what, between in (("change_cipher_spec", before), ("alert", alert + before)):
+            with self.subTest(what):
+                names_before = len(self.origin.names)
+                rows_before = len(self.rows("allowed.test"))
+                rnd, sid = os.urandom(32), os.urandom(32)
+                with self.tunnel("allowed.test") as s:
+                    s.sendall(tls13_hello("allowed.test", None, rnd, sid))
+                    kind, body = read_record(s)
+                    self.assertEqual((kind, body[0], body[6:38]), (22, 2, HRR_RANDOM))
+                    s.sendall(between + tls13_hello("blocked.test", os.urandom(32), rnd, sid))
+                    self.assertTrue(read_until_close(s).endswith(ALERT_ACCESS_DENIED))
+                got = wait_for(lambda: [r for r in self.rows("allowed.test")[rows_before:]
+                                        if "second ClientHello" in r[3]], timeout=60)
+                self.assertTrue(got, "no row for the refused second ClientHello")
+                self.assertEqual(got[-1][1:3], ("allowed.test", 1))
+                self.assertIn("names blocked.test", got[-1][3])
+                self.assertNotIn("blocked.test", self.origin.names[names_before:])
 
     def test_hello_split_over_segments_is_still_read(self):
         hello = client_hello("Blocked.Test.")
