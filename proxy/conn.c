@@ -270,6 +270,7 @@ static void clear_request(struct conn *c)
     c->up_sent = 0;
     c->origin_keep_alive = false;
     c->auth_known = false;
+    c->auth_rechecks = 0;
     tun_pipe_close(&w->pipes, &c->dpipe);
     tun_pipe_close(&w->pipes, &c->upipe);
     c->addr_next = 0;

@@ -122,6 +122,7 @@ struct conn {
     bool rerun_queued;        /* the pump stopped at its fairness cap and continues later */
     bool auth_known;          /* the request's credentials were checked: user in auth_user, or
                                  "" when they were wrong (the request goes on anonymous) */
+    uint8_t auth_rechecks;    /* times users or policy changed during this request's check */
     struct auth_query *authq; /* pending password check, owned by the auth module */
     char auth_user[64];
     struct tun_pipe dpipe;               /* origin -> client (long bodies, tunnels) */

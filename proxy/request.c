@@ -125,6 +125,9 @@ void request_head_timeout(struct conn *c)
 
 /* ---- the proxy password ---- */
 
+/* Checks of one request a change of users or policy may start over. */
+#define AUTH_RECHECKS_MAX 4
+
 static const char auth_unavailable[] =
     "The proxy cannot check passwords right now; please try again.";
 
@@ -142,12 +145,12 @@ static void on_auth_result(void *arg, enum auth_status st, const char *user)
          * microseconds against the verifier's milliseconds and keeps no per-connection copy
          * of a parse (8 KiB of headers) for the rare request that waits for a password. */
         conn_set_state(c, CONN_READ_HEAD);
-    } else if (st == AUTH_PENDING) {
+    } else if (st == AUTH_PENDING && ++c->auth_rechecks <= AUTH_RECHECKS_MAX) {
         /* Users or policy changed while the password was checked: the head is parsed again
          * and its password checked anew, against the store as it is now. Counted once. */
         c->recounted = true;
         conn_set_state(c, CONN_READ_HEAD);
-    } else {
+    } else { /* (changes faster than checks: each would be asked again without end) */
         reply_error(c, CLOSE_OVERLOAD, 503, auth_unavailable, false);
     }
     conn_run(c);
