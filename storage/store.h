@@ -631,8 +631,6 @@ void store_syslog_event(struct store_syslog *s, int severity, const char *msgid,
 
 /* ---- Settings and audit ---- */
 
-/* Returns an owned string, or NULL if unset or not read. */
-char *store_setting_get(struct store *st, const char *key);
 /* *value: an owned string, or NULL if unset. -1 when the database did not answer (err): the
  * caller keeps what is in force rather than taking "unset" for an answer. */
 int store_setting_read(struct store *st, const char *key, char **value, char *err, size_t errlen);

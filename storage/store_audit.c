@@ -141,13 +141,6 @@ int store_setting_read(struct store *st, const char *key, char **value, char *er
     return rc == SQL_ROW || rc == SQL_DONE ? 0 : store_sql_err(st, err, errlen, "setting");
 }
 
-char *store_setting_get(struct store *st, const char *key)
-{
-    char *value;
-
-    return key && store_setting_read(st, key, &value, NULL, 0) == 0 ? value : NULL;
-}
-
 /* A setting's value in the audit: a long one (a logo) by its start and size. */
 static void audit_value(const char *v, char *out, size_t outlen)
 {
@@ -172,7 +165,9 @@ int store_setting_set(struct store *st, const char *key, const char *value, cons
         return store_errf(err, errlen, "setting: key and value are required");
     if (store_begin(st, err, errlen) < 0)
         return -1;
-    char *old = store_setting_get(st, key);
+    char *old;
+    if (store_setting_read(st, key, &old, err, errlen) < 0)
+        goto fail; /* not audited as a change from "(unset)" */
     audit_value(old, before, sizeof(before));
     audit_value(value, after, sizeof(after));
     free(old);

@@ -122,7 +122,7 @@ START_TEST(test_reopen_keeps_data_and_version)
     st = store_open(tmp.db, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
     ck_assert_int_eq(store_schema_version(st), current_version());
-    v = store_setting_get(st, "retention_days");
+    ck_assert_int_eq(store_setting_read(st, "retention_days", &v, err, sizeof(err)), 0);
     ck_assert_ptr_nonnull(v);
     ck_assert_str_eq(v, "30");
     free(v);

@@ -334,12 +334,13 @@ START_TEST(test_settings_round_trip)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ck_assert_int_eq(store_setting_set(st, cases[i].key, cases[i].value, "t", err, sizeof(err)),
                          0);
-        v = store_setting_get(st, cases[i].key);
+        ck_assert_int_eq(store_setting_read(st, cases[i].key, &v, err, sizeof(err)), 0);
         ck_assert_ptr_nonnull(v);
         ck_assert_str_eq(v, cases[i].value);
         free(v);
     }
-    ck_assert_ptr_null(store_setting_get(st, "unset"));
+    ck_assert_int_eq(store_setting_read(st, "unset", &v, err, sizeof(err)), 0);
+    ck_assert_ptr_null(v);
 }
 END_TEST
 
