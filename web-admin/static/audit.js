@@ -12,6 +12,8 @@
   /* The rows from the start (before ''), or the next page under the same filters. */
   async function page(before) {
     const mine = before ? view.now() : view.ask();
+    /* One page at a time, and none from the cursor of a list being replaced. */
+    $('audit-older').disabled = true;
     const res = await api('GET', '/api/audit' + PX.query({before, limit: 100,
       actor: $('audit-actor').value.trim(), q: $('audit-q').value.trim()}));
     if (view.stale(mine)) return;

@@ -180,6 +180,7 @@
    * sent under the filters it replaced. */
   async function search() {
     const mine = view.ask();
+    $('older').disabled = true; /* not from the cursor of the rows being replaced */
     const res = await api('GET', '/api/logs' + PX.query({...filters(), limit: PAGE}));
     if (view.stale(mine)) return;
     const body = $('log-rows');
@@ -199,6 +200,7 @@
   async function older() {
     if (nextBefore === null) return;
     const mine = view.now();
+    $('older').disabled = true; /* one page at a time */
     const res = await api('GET', '/api/logs' + PX.query({...filters(), before: nextBefore, limit: PAGE}));
     if (view.stale(mine)) return;
     for (const r of res.rows) {
@@ -213,9 +215,10 @@
   async function poll() {
     const f = filters();
     delete f.until;
-    const mine = view.now();
-    const res = await api('GET', '/api/logs' + PX.query({...f, after: newest, limit: 1000}));
-    if (view.stale(mine)) return;
+    const mine = view.now(), from = newest;
+    const res = await api('GET', '/api/logs' + PX.query({...f, after: from, limit: 1000}));
+    /* Rows drawn meanwhile (a search's answer, another poll's) may hold these already. */
+    if (view.stale(mine) || newest !== from) return;
     const body = $('log-rows');
     for (const r of res.rows) {
       body.prepend(row(r));

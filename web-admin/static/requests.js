@@ -63,6 +63,8 @@
   /* The rows from the start (before ''), or the next page of the same choice. */
   async function page(before) {
     const mine = before ? view.now() : view.ask();
+    /* One page at a time, and none from the cursor of a list being replaced. */
+    $('req-older').disabled = true;
     const status = $('req-all').checked ? 'all' : 'pending';
     const res = await api('GET', '/api/requests' + PX.query({status, before, limit: 100}));
     if (view.stale(mine)) return;

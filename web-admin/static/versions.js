@@ -108,6 +108,8 @@
   /* The rows from the start (before ''), or the next page. */
   async function page(before) {
     const mine = before ? listed.now() : listed.ask();
+    /* One page at a time, and none from the cursor of a list being replaced. */
+    $('v-older').disabled = true;
     const res = await api('GET', '/api/versions' + PX.query({before, limit: 50}));
     if (listed.stale(mine)) return;
     if (!before) $('versions').replaceChildren();
