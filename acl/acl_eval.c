@@ -414,34 +414,38 @@ void acl_eval(const struct acl_set *set, const struct acl_request *req, struct a
     if (out->action != ACL_ALLOW || !set->has_url_regex || !req->path)
         return;
     /* Servers read ";parameters", "\\" and encoded slashes differently (acl_url.h): the
-     * request passes only if the loosest reading of its path passes too. */
-    int len = acl_url_loose_path(req->path, req->path_len, s->loose_path, sizeof(s->loose_path));
-    if (len == -1)
-        return;
-    struct acl_decision loose = {.action = ACL_DENY, .order = NO_RULE};
-    if (len < 0) {
-        snprintf(loose.reason, sizeof(loose.reason), "request URL longer than %d bytes",
-                 ACL_URL_MAX);
-    } else {
-        struct acl_request r = *req;
-        r.path = s->loose_path;
-        r.path_len = (size_t)len;
-        evaluate(&ev, set, &r, s, &loose);
+     * request passes only if every reading of its path passes too. */
+    unsigned readings = acl_url_readings(req->path, req->path_len);
+    for (int k = 0; k < ACL_URL_READ_COUNT; k++) {
+        if (!(readings & 1u << k))
+            continue;
+        struct acl_decision loose = {.action = ACL_DENY, .order = NO_RULE};
+        int len = acl_url_read_path(req->path, req->path_len, (enum acl_url_reading)k,
+                                    s->loose_path, sizeof(s->loose_path));
+        if (len < 0) {
+            snprintf(loose.reason, sizeof(loose.reason), "request URL longer than %d bytes",
+                     ACL_URL_MAX);
+        } else {
+            struct acl_request r = *req;
+            r.path = s->loose_path;
+            r.path_len = (size_t)len;
+            evaluate(&ev, set, &r, s, &loose);
+        }
+        if (loose.action != ACL_ALLOW) {
+            size_t n = strlen(loose.reason);
+            *out = loose;
+            if (n < sizeof(out->reason))
+                snprintf(out->reason + n, sizeof(out->reason) - n, " (%s)",
+                         acl_url_reading_str((enum acl_url_reading)k));
+            return;
+        }
+        /* All allow: the later deciding rule has more `deny dest` rules above it to ask. */
+        if (loose.order > out->order)
+            out->order = loose.order;
+        out->dest_pending |= loose.dest_pending;
+        if (!out->report_rule_id)
+            out->report_rule_id = loose.report_rule_id;
     }
-    if (loose.action != ACL_ALLOW) {
-        size_t n = strlen(loose.reason);
-        *out = loose;
-        if (n < sizeof(out->reason))
-            snprintf(out->reason + n, sizeof(out->reason) - n,
-                     " (path read without ;parameters, with \\ and %%2F as /)");
-        return;
-    }
-    /* Both allow: the later deciding rule has more `deny dest` rules above it to ask. */
-    if (loose.order > out->order)
-        out->order = loose.order;
-    out->dest_pending |= loose.dest_pending;
-    if (!out->report_rule_id)
-        out->report_rule_id = loose.report_rule_id;
 }
 
 void acl_eval_inspect(const struct acl_set *set, const struct acl_request *req,

@@ -188,29 +188,62 @@ static size_t loose_separator(const char *path, size_t i, size_t end)
     return (path[i + 1] == '2' && lo == 'f') || (path[i + 1] == '5' && lo == 'c') ? 3 : 0;
 }
 
-int acl_url_loose_path(const char *path, size_t len, char *out, size_t cap)
+unsigned acl_url_readings(const char *path, size_t len)
 {
-    size_t end = 0;
-    bool other = false;
-    while (end < len && path[end] != '?') {
-        other |= path[end] == ';' || (path[end] != '/' && loose_separator(path, end, len));
-        end++;
+    bool param = false;         /* inside a ";parameter", which ends at a "/" */
+    bool semi = false;          /* a ";" */
+    bool sep_in_param = false;  /* a "\\", "%2F" or "%5C" inside a parameter */
+    bool sep_elsewhere = false; /* one outside */
+    for (size_t i = 0; i < len && path[i] != '?'; i++) {
+        if (path[i] == '/') {
+            param = false;
+        } else if (path[i] == ';') {
+            semi = param = true;
+        } else if (loose_separator(path, i, len)) {
+            sep_in_param |= param;
+            sep_elsewhere |= !param;
+        }
     }
-    if (!other)
-        return -1;
+    /* Each reading kept differs from the path as it is and from the others kept: without a
+     * ";" the two-step readings are SEPARATORS, without a separator they are PARAMS; with
+     * separators only inside parameters PARAMS_SEPARATORS is PARAMS, and with separators only
+     * outside them SEPARATORS_PARAMS is PARAMS_SEPARATORS. */
+    unsigned r = 0;
+    if (semi)
+        r |= 1u << ACL_URL_READ_PARAMS;
+    if (sep_in_param || sep_elsewhere)
+        r |= 1u << ACL_URL_READ_SEPARATORS;
+    if (semi && sep_elsewhere)
+        r |= 1u << ACL_URL_READ_PARAMS_SEPARATORS;
+    if (semi && sep_in_param)
+        r |= 1u << ACL_URL_READ_SEPARATORS_PARAMS;
+    return r;
+}
+
+int acl_url_read_path(const char *path, size_t len, enum acl_url_reading reading, char *out,
+                      size_t cap)
+{
     if (len >= cap)
-        return -2;
-    size_t o = 0;
-    bool param = false; /* inside a segment's ";parameters" */
+        return -1;
+    bool params = reading != ACL_URL_READ_SEPARATORS;
+    bool seps = reading != ACL_URL_READ_PARAMS;
+    bool param_ends_at_any = reading == ACL_URL_READ_SEPARATORS_PARAMS;
+    size_t end = 0;
+    while (end < len && path[end] != '?')
+        end++;
+    size_t o = 0;       /* each byte read writes at most one: o <= i < len < cap */
+    bool param = false; /* inside a segment's ";parameters", being dropped */
     for (size_t i = 0; i < end; i++) {
-        size_t sep = loose_separator(path, i, end);
+        size_t sep = path[i] == '/' ? 1 : seps ? loose_separator(path, i, end) : 0;
+        if (param && !(path[i] == '/' || (param_ends_at_any && sep)))
+            continue;
+        param = false;
         if (sep) {
             out[o++] = '/';
-            param = false;
             i += sep - 1;
-        } else if (path[i] == ';') {
+        } else if (params && path[i] == ';') {
             param = true;
-        } else if (!param) {
+        } else {
             out[o++] = path[i];
         }
     }
@@ -218,4 +251,17 @@ int acl_url_loose_path(const char *path, size_t len, char *out, size_t cap)
     o += len - end;
     out[o] = '\0';
     return (int)o;
+}
+
+const char *acl_url_reading_str(enum acl_url_reading reading)
+{
+    static const char *const str[ACL_URL_READ_COUNT] = {
+        [ACL_URL_READ_PARAMS] = "path read without ;parameters, as Tomcat and Jetty read it",
+        [ACL_URL_READ_SEPARATORS] = "path read with \\, %5C and %2F as /, as IIS and nginx read it",
+        [ACL_URL_READ_PARAMS_SEPARATORS] =
+            "path read without ;parameters, then with \\, %5C and %2F as /",
+        [ACL_URL_READ_SEPARATORS_PARAMS] =
+            "path read with \\, %5C and %2F as /, then without ;parameters",
+    };
+    return (unsigned)reading < ACL_URL_READ_COUNT ? str[reading] : "path read another way";
 }

@@ -190,8 +190,9 @@ class NamesTest(unittest.TestCase):
         # "\\" for "/", nginx decodes "%2F": each is the denied /admin/ to such a server.
         p = self.origin.port
         before = self.origin_count()
+        # Tomcat ends a ";parameter" at "/" only: "/admin;\\..\\/panel" is its "/admin/panel".
         for path in ("/admin;v=1/panel", "/x/..;/admin/panel", "/x\\..\\admin\\panel",
-                     "/admin%2Fpanel", "/admin%5cpanel"):
+                     "/admin%2Fpanel", "/admin%5cpanel", "/admin;\\..\\/panel"):
             self.assertEqual(self.get_status("allowed.example:%d" % p, path), 403, path)
         self.assertEqual(self.origin_count(), before)
         self.assertTrue(wait_for(lambda: self.logged_reason(

@@ -318,6 +318,26 @@ static const struct eval_case cases[] = {
     {P_LOOSE, "GET http://other.test/admin;x", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
     {P_LOOSE, "GET http://other.test/admin%2Fx", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
     {P_LOOSE, "GET http://other.test/administrator;x", LAN, NULL, MON, 600, ACL_ALLOW, 0, NULL},
+    /* Each reading on its own: Tomcat ends a ";parameter" at a "/" written as such, so to it
+     * "/admin;\\..\\" is "/admin" while IIS reads "/"; one reading ending parameters at "\\"
+     * too read "/" and let it past. */
+    {P_LOOSE, "GET http://other.test/admin;\\..\\", LAN, NULL, MON, 600, ACL_DENY, 3,
+     "(path read without ;parameters, as Tomcat and Jetty read it)"},
+    {P_LOOSE, "GET http://other.test/admin;x\\..\\..\\y", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_LOOSE, "GET http://app.test/public/..;\\..\\public\\/secret", LAN, NULL, MON, 600, ACL_DENY,
+     2, "without ;parameters, as Tomcat"},
+    /* A server reading the path one way in front of one that reads it the other way. */
+    {P_LOOSE, "GET http://other.test/x\\..;/admin", LAN, NULL, MON, 600, ACL_DENY, 3,
+     "without ;parameters, then with \\, %5C and %2F as /"},
+    {P_LOOSE, "GET http://other.test/x/..;\\admin", LAN, NULL, MON, 600, ACL_DENY, 3,
+     "with \\, %5C and %2F as /, then without ;parameters"},
+    /* Already denied otherwise: a dot segment between encoded backslashes, and the empty
+     * segment that ";" leaves, which every reading collapses. */
+    {P_LOOSE, "GET http://other.test/admin;%5C..%5C", LAN, NULL, MON, 600, ACL_DENY, 0,
+     "encoded slash"},
+    {P_LOOSE, "GET http://other.test/;/admin/", LAN, NULL, MON, 600, ACL_DENY, 3, NULL},
+    {P_LOOSE, "GET http://other.test/app;jsessionid=A1/a\\b%2Fc", LAN, NULL, MON, 600, ACL_ALLOW, 0,
+     NULL},
     {P_URL, "GET http://upper.test/%7euser/", LAN, NULL, MON, 600, ACL_DENY, 7, NULL},
     {P_URL, "GET http://space.test/a b", LAN, NULL, MON, 600, ACL_DENY, 8, NULL},
     {P_URL, "GET http://[2001:DB8::5]/v6", LAN, NULL, MON, 600, ACL_DENY, 10, NULL},
