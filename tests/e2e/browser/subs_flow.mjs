@@ -32,7 +32,15 @@ function row(page, name) {
   return page.getByTestId('sub-row').and(page.locator(`[data-name="${name}"]`));
 }
 
+// The form takes one submission at a time (PX.onSubmit: aria-busy until the last one's
+// answers are in, a click meanwhile is dropped): wait for it to be free.
+async function formFree(page) {
+  await page.locator('form[data-testid="sub-form"]:not([aria-busy])')
+    .waitFor({ timeout: STEP_MS });
+}
+
 async function subscribe(page, name, path, every) {
+  await formFree(page);
   await page.getByTestId('sub-name').fill(name);
   await page.getByTestId('sub-url').fill(cfg.origin + path);
   await page.getByTestId('sub-every').selectOption(every);
@@ -68,6 +76,7 @@ async function addAndFetch(page) {
 }
 
 async function overExisting(page) {
+  await formFree(page);
   await page.getByTestId('sub-name').fill('mine');
   await page.getByTestId('sub-url').fill(cfg.origin + '/ads.txt');
   await page.getByTestId('sub-add').click();
