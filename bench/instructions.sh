@@ -6,7 +6,10 @@
 #
 # Rows: a new client connection per request (Connection: close) and keep-alive requests on
 # one connection, N of each (default 500), 1 KiB responses through a local origin
-# (python3 http.server, HTTP/1.0: one origin connection per request in both rows).
+# (python3 http.server, HTTP/1.0: one origin connection per request in both rows); and
+# keep-reuse: keep-alive requests through a keep-alive origin (HTTP/1.1, an nginx-like head
+# and the body in one send), so proxyd reuses one origin connection as it does in
+# bench/proxy_bench.sh and peers.sh.
 #
 # Usage: bench/instructions.sh [--requests N] [--top K] [PROXYD [EXTRA-ARGS...]]
 #   PROXYD defaults to build/proxy/proxyd; --top K also lists the K costliest functions of the
@@ -33,11 +36,34 @@ T="$(mktemp -d /tmp/pxinstr.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
-ORIGIN_PORT=18181 PX_PORT=18891
+ORIGIN_PORT=18181 REUSE_PORT=18182 PX_PORT=18891
 
 mkdir -p "$T/www"
 head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"
 (cd "$T/www" && exec python3 -m http.server $ORIGIN_PORT --bind 127.0.0.1 >/dev/null 2>&1) &
+PIDS+=($!)
+python3 - $REUSE_PORT <<'EOF' &
+import socket, socketserver, sys
+BODY = b"x" * 1024
+HEAD = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Wed, 02 Dec 2026 03:00:00 GMT\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Length: 1024\r\n"
+        b"Last-Modified: Wed, 02 Dec 2026 02:00:00 GMT\r\nConnection: keep-alive\r\n"
+        b'ETag: "692e5a00-400"\r\nAccept-Ranges: bytes\r\n\r\n')
+class Origin(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                buf += data
+            buf = buf.split(b"\r\n\r\n", 1)[1]
+            self.request.sendall(HEAD + BODY)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), Origin).serve_forever()
+EOF
 PIDS+=($!)
 echo 'deny host-regex (^|\.)localhost$' > "$T/p.policy"
 valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" --dump-instr=no --separate-threads=yes "$PROXYD" \
@@ -52,8 +78,10 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 
-client() {  # close|keep: N requests through the proxy, each answered 200 in full
-  python3 - "$PX_PORT" "$N" "$1" "$URL" <<'EOF'
+client() {  # close|keep|keep-reuse: N requests through the proxy, each answered 200 in full
+  local url=$URL
+  [[ $1 == keep-reuse ]] && url=http://127.0.0.1:$REUSE_PORT/small
+  python3 - "$PX_PORT" "$N" "$1" "$url" <<'EOF'
 import socket, sys
 port, n, mode, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 host = url.split("/")[2]
@@ -93,7 +121,7 @@ drain_of() {  # the writer's instructions in store_queue_drain_runs and below: t
     awk '/:store_queue_drain_runs / && !done { gsub(",", "", $1); print $1; done = 1 }'
 }
 printf '| row | requests | worker thread, per request | log writer thread, per request | of which the rows (drain) | all threads, per request |\n|---|---:|---:|---:|---:|---:|\n'
-for mode in close keep; do
+for mode in close keep keep-reuse; do
   callgrind_control -z $VG >/dev/null 2>&1
   client $mode
   rm -f "$T"/cg.out.*-*  # earlier dumps: only this one's files stay

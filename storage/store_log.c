@@ -1184,6 +1184,8 @@ static void *writer_main(void *arg)
 {
     struct store_log *log = arg;
 
+    /* Named for per-thread figures (top -H, perf sched). */
+    pthread_setname_np(pthread_self(), "px-log-writer");
     for (;;) {
         /* Read before draining: everything pushed before store_log_stop is then written. */
         bool stopping = atomic_load(&log->stopping);
