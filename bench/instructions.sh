@@ -36,7 +36,12 @@ T="$(mktemp -d /tmp/pxinstr.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
-ORIGIN_PORT=18181 REUSE_PORT=18182 PX_PORT=18891
+# Ports the kernel hands out free, so two runs (two builds compared) can go side by side.
+read -r ORIGIN_PORT REUSE_PORT PX_PORT < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
 
 mkdir -p "$T/www"
 head -c 1024 /dev/zero | tr '\0' x > "$T/www/small"

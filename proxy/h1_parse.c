@@ -1251,52 +1251,67 @@ static void put_uint(struct out *o, unsigned v)
     put(o, tmp + i, sizeof(tmp) - i);
 }
 
-/* The Connection lines of a head, found once per rewrite: is_hop_by_hop asks them about every
- * field, and looking for them again each time made a rewrite quadratic in the field count. */
-#define CONNECTION_LINES_MAX 8
+/* The names the Connection lines of a head list, split once per rewrite: is_hop_by_hop asks
+ * them about every field, and splitting the lines again for each field cost more than the rest
+ * of a rewrite (nginx's "Connection: keep-alive" beside eight other fields). */
+#define CONNECTION_TOKENS_MAX 16
 
-struct connection_lines {
-    const struct h1_header *line[CONNECTION_LINES_MAX];
+struct connection_tokens {
+    struct h1_slice tok[CONNECTION_TOKENS_MAX];
     size_t n;
-    bool many; /* more lines than fit: every field is looked at instead */
+    bool many; /* more names than fit: every line is split again for each field instead */
     const struct h1_header *all;
     size_t nall;
 };
 
-static void connection_lines_find(struct connection_lines *cl, const struct h1_header *hdrs,
-                                  size_t n)
+static void connection_tokens_find(struct connection_tokens *ct, const struct h1_header *hdrs,
+                                   size_t n)
 {
-    *cl = (struct connection_lines){.all = hdrs, .nall = n};
-    for (size_t i = 0; i < n; i++) {
+    *ct = (struct connection_tokens){.all = hdrs, .nall = n};
+    for (size_t i = 0; i < n && !ct->many; i++) {
         if (hdrs[i].kind != HDR_CONNECTION)
             continue;
-        if (cl->n == CONNECTION_LINES_MAX)
-            cl->many = true;
-        else
-            cl->line[cl->n++] = &hdrs[i];
+        const char *p = hdrs[i].value.p, *end = p + hdrs[i].value.len;
+        struct h1_slice tok;
+        while (list_next(&p, end, &tok)) {
+            if (ct->n == CONNECTION_TOKENS_MAX) {
+                ct->many = true;
+                break;
+            }
+            ct->tok[ct->n++] = tok;
+        }
     }
 }
 
+static bool same_name(struct h1_slice a, struct h1_slice b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t k = 0; k < a.len; k++)
+        if (lower((unsigned char)a.p[k]) != lower((unsigned char)b.p[k]))
+            return false;
+    return true;
+}
+
 /* Whether a Connection header lists name (RFC 9110 7.6.1). */
-static bool named_by_connection(const struct connection_lines *cl, struct h1_slice name)
+static bool named_by_connection(const struct connection_tokens *ct, struct h1_slice name)
 {
     struct h1_slice tok;
-    const size_t count = cl->many ? cl->nall : cl->n;
 
-    for (size_t i = 0; i < count; i++) {
-        const struct h1_header *h = cl->many ? &cl->all[i] : cl->line[i];
-        if (cl->many && h->kind != HDR_CONNECTION)
+    if (!ct->many) {
+        for (size_t i = 0; i < ct->n; i++)
+            if (same_name(ct->tok[i], name))
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < ct->nall; i++) {
+        const struct h1_header *h = &ct->all[i];
+        if (h->kind != HDR_CONNECTION)
             continue;
         const char *p = h->value.p, *end = p + h->value.len;
-        while (list_next(&p, end, &tok)) {
-            if (tok.len != name.len)
-                continue;
-            size_t k = 0;
-            while (k < tok.len && lower((unsigned char)tok.p[k]) == lower((unsigned char)name.p[k]))
-                k++;
-            if (k == tok.len)
+        while (list_next(&p, end, &tok))
+            if (same_name(tok, name))
                 return true;
-        }
     }
     return false;
 }
@@ -1304,7 +1319,7 @@ static bool named_by_connection(const struct connection_lines *cl, struct h1_sli
 /* Whether a field must not be forwarded. Framing fields stay whatever Connection names:
  * the body is relayed verbatim, and dropping its length would let the next hop read the
  * body as another message. */
-static bool is_hop_by_hop(const struct connection_lines *cl, const struct h1_header *h,
+static bool is_hop_by_hop(const struct connection_tokens *ct, const struct h1_header *h,
                           bool is_request, bool keep_upgrade)
 {
     switch (h->kind) {
@@ -1322,7 +1337,7 @@ static bool is_hop_by_hop(const struct connection_lines *cl, const struct h1_hea
     default:
         break;
     }
-    return named_by_connection(cl, h->name);
+    return named_by_connection(ct, h->name);
 }
 
 /* via ends up inside a header line: refuse anything that could end or fold that line. */
@@ -1374,13 +1389,13 @@ long h1_request_rewrite(const struct h1_request *req, const char *via, char *out
         PUT_LIT(&o, "\r\n");
     }
 
-    struct connection_lines cl;
-    connection_lines_find(&cl, req->headers, req->num_headers);
+    struct connection_tokens ct;
+    connection_tokens_find(&ct, req->headers, req->num_headers);
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct h1_header *h = &req->headers[i];
         if (host_from_target && h->kind == HDR_HOST)
             continue;
-        if (is_hop_by_hop(&cl, h, true, req->upgrade_websocket))
+        if (is_hop_by_hop(&ct, h, true, req->upgrade_websocket))
             continue;
         put_slice(&o, h->name);
         PUT_LIT(&o, ": ");
@@ -1413,11 +1428,11 @@ long h1_response_rewrite(const struct h1_response *resp, const char *via, bool c
     put_slice(&o, resp->reason);
     PUT_LIT(&o, "\r\n");
 
-    struct connection_lines cl;
-    connection_lines_find(&cl, resp->headers, resp->num_headers);
+    struct connection_tokens ct;
+    connection_tokens_find(&ct, resp->headers, resp->num_headers);
     for (size_t i = 0; i < resp->num_headers; i++) {
         const struct h1_header *h = &resp->headers[i];
-        if (is_hop_by_hop(&cl, h, false, websocket))
+        if (is_hop_by_hop(&ct, h, false, websocket))
             continue;
         put_slice(&o, h->name);
         PUT_LIT(&o, ": ");

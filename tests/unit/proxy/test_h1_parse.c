@@ -955,7 +955,7 @@ static const struct rewrite_case req_rewrite_cases[] = {
      "GET / HTTP/1.1\r\nHost: www.example.com:8080\r\nVia: 1.1 proxyd\r\n\r\n"},
     {"ipv4_mapped_sent_as_ipv4", "GET http://[::ffff:10.1.2.3]/ HTTP/1.1\r\nHost: x\r\n\r\n",
      "GET / HTTP/1.1\r\nHost: 10.1.2.3\r\nVia: 1.1 proxyd\r\n\r\n"},
-    /* more Connection lines than the rewrite keeps track of: the last still names fields */
+    /* names on many Connection lines: the last still names fields */
     {"ten_connection_lines",
      "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
      "Connection: x-1\r\nConnection: x-2\r\nConnection: x-3\r\nConnection: x-4\r\n"
@@ -963,6 +963,13 @@ static const struct rewrite_case req_rewrite_cases[] = {
      "Connection: x-9\r\nConnection: keep-alive, X-10\r\n"
      "X-1: a\r\nX-8: b\r\nX-9: c\r\nX-10: d\r\nX-11: kept\r\n\r\n",
      "GET / HTTP/1.1\r\nHost: a.test\r\nX-11: kept\r\nVia: 1.1 proxyd\r\n\r\n"},
+    /* more names than the rewrite splits out once: the ones past them still name fields */
+    {"eighteen_connection_names",
+     "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
+     "Connection: x-1, x-2, x-3, x-4, x-5, x-6, x-7, x-8, x-9, x-10, x-11, x-12, x-13, x-14, x-15,"
+     " x-16, X-17\r\nConnection: x-18\r\n"
+     "X-1: a\r\nX-16: b\r\nX-17: c\r\nX-18: d\r\nX-19: kept\r\n\r\n",
+     "GET / HTTP/1.1\r\nHost: a.test\r\nX-19: kept\r\nVia: 1.1 proxyd\r\n\r\n"},
     {"origin_form_keeps_host", "GET /proxy.pac HTTP/1.1\r\nAccept: */*\r\nHost: proxy:3128\r\n\r\n",
      "GET /proxy.pac HTTP/1.1\r\nAccept: */*\r\nHost: proxy:3128\r\nVia: 1.1 proxyd\r\n\r\n"},
 };
