@@ -8,7 +8,7 @@
 // been answered, so the race happens every run: the page must draw what was asked last, not
 // what answered last (the audit's first, unfiltered page over the filtered one; "Who" of
 // the host clicked first; the list viewed first; the versions compared first; the Why of
-// the row clicked first), and a rule's Add clicked twice before its answer adds it once.
+// the row clicked first), and a rule's Add clicked twice before its answer adds it once, the button looking busy meanwhile.
 // <html data-dropped> counts the answers a page dropped: after a held answer is let go, the
 // flow waits for it to be dropped, or drawn (the old pages), then checks. Exits 0 when every
 // expectation held; otherwise prints "FAIL: <what>", exits 1.
@@ -162,6 +162,9 @@ async function addTwice(page) {
   await page.waitForFunction(() => !document.getElementById('rule-add').disabled, null, { timeout: STEP_MS });
   await add.click();
   await hold.held;
+  const looks = () => add.evaluate((b) => `${getComputedStyle(b).cursor} ${getComputedStyle(b).opacity}`);
+  const busyLook = await looks();
+  check(busyLook === 'progress 0.6', `Add while its rule is on its way looks "${busyLook}", not busy`);
   // A second click, then Enter in the rule's field, before the first is answered.
   await add.click({ timeout: STEP_MS });
   await page.locator('#rule-text').press('Enter');
@@ -172,6 +175,8 @@ async function addTwice(page) {
   const sent = hold.count();
   await hold.done();
   const shown = await page.getByTestId('rule-row').filter({ hasText: 'deny domain twice.test' }).count();
+  const idleLook = await looks();
+  check(idleLook !== busyLook, `Add still looks busy ("${idleLook}") after the answer`);
   check(sent === 1 && shown === 1, `Add clicked twice and Enter sent the rule ${sent} times; ${shown} rows show it`);
   log('policy: Add twice before the answer added the rule once');
 }
