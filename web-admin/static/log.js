@@ -171,7 +171,7 @@
   }
 
   function count() {
-    $('log-count').textContent = shown + ' rows shown';
+    $('log-count').textContent = shown + (shown === 1 ? ' row shown' : ' rows shown');
     $('older').disabled = nextBefore === null;
   }
 

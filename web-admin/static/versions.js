@@ -77,7 +77,7 @@
     const res = await api('POST', '/api/versions/' + v + '/rollback' + PX.query({message}));
     /* lists is null for a version from before versions kept lists: the lists stayed. */
     const lists = res.lists === null ? ' (lists unchanged: that version did not keep them)'
-      : ' with its ' + res.lists + (res.lists === 1 ? ' list' : ' lists');
+      : res.lists === 0 ? ' with no lists' : ' with its ' + res.lists + (res.lists === 1 ? ' list' : ' lists');
     PX.flash('The rules of version ' + res.restored + ' are in force again' + lists +
              ': now version ' + res.version + '.');
     $('v-message').value = '';

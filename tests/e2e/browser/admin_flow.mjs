@@ -135,7 +135,7 @@ async function searchLog(page, filters, rowText) {
 
 async function checkLogPage(page) {
   await page.goto(ADMIN + '/log', { timeout: STEP_MS });
-  await page.getByTestId('log-count').filter({ hasText: /rows shown/ }).waitFor({ timeout: STEP_MS });
+  await page.getByTestId('log-count').filter({ hasText: /rows? shown/ }).waitFor({ timeout: STEP_MS });
   const rows = await searchLog(page, { host: 'news.test' }, 'news.test');
   const texts = await rows.allInnerTexts();
   check(texts.every((t) => t.includes('news.test')), 'the host filter let other hosts through');
