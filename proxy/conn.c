@@ -263,6 +263,8 @@ static void clear_request(struct conn *c)
     memset(&c->downf, 0, sizeof(c->downf));
     c->phase = RELAY_HEAD;
     c->head_sent = c->request_head = c->websocket = c->is_connect = c->hello_pending = false;
+    free(c->ws_path);
+    c->ws_path = NULL;
     c->retry_watch = c->retry_asked = false;
     c->up_judged = 0;
     c->inspect = false; /* a CONNECT answered with an error leaves it set */

@@ -134,6 +134,8 @@ struct conn {
     bool request_head; /* HEAD: response has no body */
     bool idempotent;   /* RFC 9110 9.2.2: the method may be repeated (origin_lost) */
     bool websocket;
+    char *ws_path; /* a WebSocket's path when the record's copy is cut short: a policy change
+                      judges the open WebSocket on all of it (malloc'd; NULL otherwise) */
     bool is_connect;
     bool is_forward;  /* raw bytes, no HTTP either way: accepted by a port forward, or an
                          intercepted connection that is not HTTP */

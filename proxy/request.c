@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -294,6 +295,15 @@ static enum request_verdict decide(struct conn *c, const struct h1_request *req,
             d, VERDICT_AUTH, CLOSE_AUTH_REQUIRED, ad.rule_id, c->upf.body == H1_BODY_NONE,
             req->proxy_authorization.len ? "The proxy user name or password is wrong."
                                          : "This address needs a proxy user name and password.");
+    if (c->websocket && req->path.len >= sizeof(c->req->rec.path)) {
+        /* A policy change judges an open WebSocket again (tun_rejudge) on the record's path,
+         * which holds only the first bytes of this one: what a rule reads past them would go
+         * unread. Rare enough (a WebSocket path over 1 KiB) for a copy of its own. */
+        free(c->ws_path);
+        c->ws_path = strndup(req->path.p, req->path.len);
+        if (!c->ws_path)
+            return decided(d, VERDICT_UNAVAILABLE, CLOSE_OVERLOAD, 0, false, "out of memory");
+    }
     record_allowed(c, ad.report_rule_id);
     if (c->is_connect)
         c->inspect = request_inspect_decide(c, &ar);
@@ -317,12 +327,13 @@ void request_eval(struct conn *c, const struct acl_request *ar, struct acl_decis
 void request_acl(const struct conn *c, struct acl_request *ar)
 {
     const struct store_access *rec = &c->req->rec;
+    const char *path = c->ws_path ? c->ws_path : rec->path;
     *ar = (struct acl_request){
         .scheme = rec->scheme,
         .host = &c->host,
         .port = rec->port,
-        .path = rec->path,
-        .path_len = strlen(rec->path),
+        .path = path,
+        .path_len = strlen(path),
         .method = rec->method,
         .method_len = strlen(rec->method),
         .client = (const struct sockaddr *)&c->client_addr,

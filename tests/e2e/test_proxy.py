@@ -344,6 +344,38 @@ class RelayTest(unittest.TestCase):
             doomed.close()
             kept.close()
 
+    def test_a_policy_change_reads_all_of_an_open_websocket_path(self):
+        # The record keeps a path's first 1,023 bytes; a rule that matches past them must
+        # still close the WebSocket when it comes in force while the WebSocket is open.
+        query = "x=" + "a" * 1500 + "&room=closeme"
+        with self.px.connect() as s:
+            s.sendall(("GET %s/ws?%s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                       "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n" % (self.base, query)).encode())
+            head, _ = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            rule = self.px.api("POST", "/api/rules", {"text": "deny url-regex room=closeme$",
+                                                      "before": -1})
+            try:
+                s.settimeout(60)  # hang guard: the rule is in force within a second
+                try:
+                    self.assertEqual(s.recv(1), b"")
+                except ConnectionResetError:
+                    pass
+
+                def closed_rows():  # not the tunnel's idle timeout: the rule
+                    db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
+                    try:
+                        return db.execute("SELECT error FROM access_log WHERE path LIKE '/ws?x=%'"
+                                          " AND status = 101").fetchall()
+                    finally:
+                        db.close()
+                rows = wait_for(closed_rows, timeout=60)
+                self.assertEqual(len(rows), 1, rows)
+                self.assertRegex(rows[0][0], r"^closed by a policy change: rule \d+: deny url-regex")
+            finally:
+                self.px.api("DELETE", "/api/rules/%d" % rule["rule"]["id"])
+
     def test_slow_client_does_not_block_others(self):
         # A proxy of its own, and the hogs on an origin of their own that streams from one shared
         # buffer: neither a busy machine nor the hogs' origin can delay /small, so the
