@@ -5,7 +5,8 @@ answered, so the race happens every run: the audit's first, unfiltered page answ
 the filtered one; the access requests' first (pending) answer after the "all" one; "Who" on the dashboard, View on the lists page, Changes on the versions page
 and Why on the log, each clicked on one entry and then on another; a rule's Add clicked twice
 (and Enter pressed), and an access request's Approve twice, before the answer. The page shows
-what was asked last, the rule is added once, the request approved once.
+what was asked last, the rule is added once, the request approved once. And the log's "older"
+pages on the search whose rows are shown, not on a host typed since and not searched.
 
 Screenshots go to races/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots.
 """
@@ -33,6 +34,9 @@ class BrowserRacesTest(BrowserCase):
             for host in ("a.test", "b.test"):
                 status, _, _ = px.get("http://%s:%d/small" % (host, origin.port))
                 self.assertEqual(status, 200)
+            # More than a page of a.test after b.test's row, for "older" under a search.
+            for _ in range(100):
+                self.assertEqual(px.get("http://a.test:%d/small" % origin.port)[0], 200)
             px.api("PUT", "/api/lists/race-a", b"a1.test\n")
             px.api("PUT", "/api/lists/race-b", b"b1.test\nb2.test\n")
             px.api("POST", "/api/rules", {"text": "deny domain race-a.test"})
@@ -52,6 +56,8 @@ class BrowserRacesTest(BrowserCase):
                 self.assertEqual(px.get(url + ACCESS_FORM + "?" + query)[0], 202)
             # The dashboard's top hosts and the log, once the writer has the visits.
             self.assertTrue(wait_for(lambda: len(px.api("GET", "/api/top?kind=hosts")["rows"]) >= 2,
+                                     timeout=60))
+            self.assertTrue(wait_for(lambda: len(px.api("GET", "/api/logs?host=a.test&limit=200")["rows"]) == 101,
                                      timeout=60))
             cfg = {"admin": px.admin_url, "password": PASSWORD, "shots": SHOTS, "marker": "race-b"}
             self.run_flow("races_flow.mjs", cfg)

@@ -8,6 +8,8 @@
   const PAGE = 100;
   let newest = 0;       /* highest id shown: auto-refresh asks for rows after it */
   let nextBefore = null;
+  let applied = {};  /* the filters of the rows shown: "older" and the poll page on these, not
+                      * on what is typed in the fields and not yet searched */
   let timer = null;
   let shown = 0;
   let searches = 0;
@@ -181,8 +183,10 @@
   async function search() {
     const mine = view.ask();
     $('older').disabled = true; /* not from the cursor of the rows being replaced */
-    const res = await api('GET', '/api/logs' + PX.query({...filters(), limit: PAGE}));
+    const asked = filters();
+    const res = await api('GET', '/api/logs' + PX.query({...asked, limit: PAGE}));
     if (view.stale(mine)) return;
+    applied = asked;
     const body = $('log-rows');
     body.replaceChildren();
     shown = 0;
@@ -201,7 +205,7 @@
     if (nextBefore === null) return;
     const mine = view.now();
     $('older').disabled = true; /* one page at a time */
-    const res = await api('GET', '/api/logs' + PX.query({...filters(), before: nextBefore, limit: PAGE}));
+    const res = await api('GET', '/api/logs' + PX.query({...applied, before: nextBefore, limit: PAGE}));
     if (view.stale(mine)) return;
     for (const r of res.rows) {
       $('log-rows').append(row(r));
@@ -213,7 +217,7 @@
 
   /* Rows after `newest` come oldest first: put each on top. */
   async function poll() {
-    const f = filters();
+    const f = {...applied};
     delete f.until;
     const mine = view.now(), from = newest;
     const res = await api('GET', '/api/logs' + PX.query({...f, after: from, limit: 1000}));

@@ -153,6 +153,28 @@ async function why(page) {
   log(`log: one trace open, under row ${ids[1]}`);
 }
 
+// "Older" pages on the search whose rows are shown, not on a filter typed since and not
+// searched: a.test has 101 rows (a page is 100).
+async function olderKeepsItsSearch(page) {
+  await page.goto(ADMIN + '/log', { timeout: STEP_MS });
+  const searched = await page.getByTestId('log-rows').getAttribute('data-searched');
+  await page.locator('#f-host').fill('a.test');
+  await page.locator('#f-host').press('Enter');
+  await page.waitForFunction((n) => document.getElementById('log-rows').dataset.searched !== n &&
+    document.querySelectorAll('[data-testid="log-row"]').length === 100, searched, { timeout: STEP_MS });
+  await page.locator('#f-host').fill('b.test');
+  const asked = page.waitForRequest((r) => new URL(r.url()).pathname === '/api/logs' &&
+    new URL(r.url()).searchParams.has('before'), { timeout: STEP_MS });
+  await page.getByTestId('older').click();
+  const host = new URL((await asked).url()).searchParams.get('host');
+  check(host === 'a.test', `"older" after typing b.test (not searched) asked for host ${host}`);
+  await page.getByTestId('log-count').filter({ hasText: /^101 rows shown$/ }).waitFor({ timeout: STEP_MS });
+  const urls = await page.locator('[data-testid="log-row"] td.url').allInnerTexts();
+  const others = urls.filter((u) => !u.includes('a.test'));
+  check(others.length === 0, `"older" drew rows not of a.test: ${others.join(', ')}`);
+  log('log: "older" pages on the search shown, not on a filter typed since');
+}
+
 async function addTwice(page) {
   await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
   await page.getByTestId('rule-row').first().waitFor({ timeout: STEP_MS });
@@ -229,6 +251,7 @@ run(async () => {
     await listView(page);
     await versions(page);
     await why(page);
+    await olderKeepsItsSearch(page);
     await addTwice(page);
     await requestsAll(page);
     await approveTwice(page);
