@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -480,6 +481,14 @@ class Proxyd:
     def db_path(self):
         return os.path.join(self.data_dir, "proxyd.db")
 
+    def db_rows(self, sql, args=()):
+        """The rows of one query on the SQLite database, read-only beside the running proxyd."""
+        db = sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=5)
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
     def log(self):
         try:
             with open(self.log_path, "rb") as f:
@@ -580,3 +589,13 @@ def wait_for(predicate, timeout=60.0, interval=0.05):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def closed_by_peer(s, timeout=60):
+    """Whether the far end closed s (an end of stream or a reset) within timeout seconds;
+    a byte that arrives instead is False."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True

@@ -3,11 +3,10 @@
 import os
 import re
 import socket
-import sqlite3
 import unittest
 
-from harness import (DnsStub, Origin, Proxyd, header, parse_headers, pattern, read_head,
-                     read_response, wait_for)
+from harness import (DnsStub, Origin, Proxyd, closed_by_peer, header, parse_headers, pattern,
+                     read_head, read_response, wait_for)
 
 RECORDS = {"allowed.test": "127.0.0.1", "v6.test": "::1", "blocked.test": "127.0.0.1",
            "rebind.test": "169.254.169.254", "tunnel.test": "127.0.0.1"}
@@ -319,23 +318,15 @@ class RelayTest(unittest.TestCase):
         try:
             rule = self.px.api("POST", "/api/rules", {"text": "deny domain tunnel.test", "before": -1})
             try:
-                doomed.settimeout(60)  # hang guard: the rule is in force within a second
-                try:
-                    self.assertEqual(doomed.recv(1), b"")
-                except ConnectionResetError:
-                    pass
+                # The rule is in force within a second; 60 s is the hang guard.
+                self.assertTrue(closed_by_peer(doomed, 60))
                 kept.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
                 status, _, body, _ = read_response(kept, rest)
                 self.assertEqual((status, len(body)), (200, 1024))
 
-                def closed_rows():
-                    db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
-                    try:
-                        return db.execute("SELECT decision, error FROM access_log WHERE method ="
-                                          " 'CONNECT' AND host = 'tunnel.test'").fetchall()
-                    finally:
-                        db.close()
-                rows = wait_for(closed_rows, timeout=60)
+                rows = wait_for(lambda: self.px.db_rows(
+                    "SELECT decision, error FROM access_log WHERE method = 'CONNECT'"
+                    " AND host = 'tunnel.test'"), timeout=60)
                 self.assertEqual(len(rows), 1, rows)
                 self.assertRegex(rows[0][1], r"^closed by a policy change: rule \d+: deny domain")
             finally:
@@ -357,20 +348,11 @@ class RelayTest(unittest.TestCase):
             rule = self.px.api("POST", "/api/rules", {"text": "deny url-regex room=closeme$",
                                                       "before": -1})
             try:
-                s.settimeout(60)  # hang guard: the rule is in force within a second
-                try:
-                    self.assertEqual(s.recv(1), b"")
-                except ConnectionResetError:
-                    pass
-
-                def closed_rows():  # not the tunnel's idle timeout: the rule
-                    db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
-                    try:
-                        return db.execute("SELECT error FROM access_log WHERE path LIKE '/ws?x=%'"
-                                          " AND status = 101").fetchall()
-                    finally:
-                        db.close()
-                rows = wait_for(closed_rows, timeout=60)
+                self.assertTrue(closed_by_peer(s, 60))
+                # Closed by the rule, not by the tunnel's idle timeout.
+                rows = wait_for(lambda: self.px.db_rows(
+                    "SELECT error FROM access_log WHERE path LIKE '/ws?x=%' AND status = 101"),
+                    timeout=60)
                 self.assertEqual(len(rows), 1, rows)
                 self.assertRegex(rows[0][0], r"^closed by a policy change: rule \d+: deny url-regex")
             finally:
@@ -411,13 +393,9 @@ class RelayTest(unittest.TestCase):
         self.px.get("http://blocked.test:%d%s" % (self.origin.port, marker))
 
         def rows():
-            db = sqlite3.connect("file:%s?mode=ro" % self.px.db_path, uri=True, timeout=5)
-            try:
-                # Workers queue records separately: ids follow no order across them.
-                return db.execute("SELECT host, status, decision, bytes_down, dest FROM access_log "
-                                  "WHERE path = ? ORDER BY host", (marker,)).fetchall()
-            finally:
-                db.close()
+            # Workers queue records separately: ids follow no order across them.
+            return self.px.db_rows("SELECT host, status, decision, bytes_down, dest FROM access_log"
+                                   " WHERE path = ? ORDER BY host", (marker,))
 
         got = wait_for(lambda: len(rows()) == 2 and rows(), timeout=60)
         self.assertTrue(got, "two rows expected")
@@ -589,11 +567,7 @@ class LifecycleTest(unittest.TestCase):
                                             % (origin.port, i))[0], 200)
 
                 def rows():
-                    db = sqlite3.connect("file:%s?mode=ro" % px.db_path, uri=True, timeout=5)
-                    try:
-                        return db.execute("SELECT count(*) FROM access_log").fetchone()[0]
-                    finally:
-                        db.close()
+                    return px.db_rows("SELECT count(*) FROM access_log")[0][0]
 
                 self.assertTrue(wait_for(lambda: rows() == 5, timeout=60))
                 with open(conf, "w") as f:
