@@ -433,8 +433,10 @@ int64_t store_requests_pending(struct store *st);
 /* 0, 1 when there is no such request (err says so), -1 with err. */
 int store_request_get(struct store *st, int64_t id, struct store_request *out, char *err,
                       size_t errlen);
-/* Decides pending request id (-1 with err if it is not pending): approved with the rule made
- * for it, or denied; note is the admin's words. Audited. Joins a store_change_begin group. */
+/* Decides pending request id: approved with the rule made for it, or denied; note is the
+ * admin's words. Audited. Joins a store_change_begin group, where its UPDATE locks the row
+ * until the group commits: of two approvals at once (two admins, two nodes) one finds it
+ * decided. 0; 1 when it is not pending (any more; err says so); -1 with err. */
 int store_request_decide(struct store *st, int64_t id, bool approved, const char *note,
                          int granted_rule_id, const char *actor, char *err, size_t errlen);
 

@@ -191,8 +191,9 @@ int store_request_decide(struct store *st, int64_t id, bool approved, const char
                  note ? note : "");
     sql_finalize(s);
     if (rc == SQL_DONE) {
-        store_errf(err, errlen, "access request %lld: no such pending request", (long long)id);
-        goto fail;
+        store_rollback(st);
+        store_errf(err, errlen, "access request %lld was decided meanwhile", (long long)id);
+        return 1;
     }
     if (rc != SQL_ROW) {
         store_sql_err(st, err, errlen, "access request");

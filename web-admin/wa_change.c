@@ -219,6 +219,7 @@ static int candidate_edit(struct candidate *c, const struct wa_change *ch, char 
         c->lists[at] = c->lists[--c->nlists];
         return 0;
     case WA_SUB_CURRENT:
+    case WA_REQUEST_GRANT:
         return 0; /* the store's to check, at the commit */
     case WA_CHANGE_KIND_COUNT:
         break;
@@ -240,9 +241,12 @@ struct commit_job {
     size_t n;
     const struct candidate *cand;
     int added_id;
-    bool called; /* commit ran: a failure is the store's, not the compiler's */
+    bool called;   /* commit ran: a failure is the store's, not the compiler's */
+    bool conflict; /* what a change checks at the commit no longer holds: refused, not failed */
 };
 
+/* 0; 1 when a condition the change checks at the commit no longer holds (err says which);
+ * -1 with err. */
 static int write_change(struct store *st, const struct wa_change *ch, const char *actor,
                         int *added_id, char *err, size_t errlen)
 {
@@ -271,10 +275,12 @@ static int write_change(struct store *st, const struct wa_change *ch, const char
             return 0;
         case 1:
             snprintf(err, errlen, "the subscription was removed or replaced during its download");
-            return -1;
+            return 1;
         default:
             return -1;
         }
+    case WA_REQUEST_GRANT:
+        return store_request_decide(st, ch->id, true, ch->comment, *added_id, actor, err, errlen);
     case WA_CHANGE_KIND_COUNT:
         break;
     }
@@ -314,7 +320,9 @@ static int commit_job(void *arg, int64_t *version, char *err, size_t errlen)
         return rc;
     store_change_message(job->st, job->message);
     for (size_t i = 0; i < job->n; i++) {
-        if (write_change(job->st, &job->ch[i], job->actor, &job->added_id, err, errlen) < 0) {
+        rc = write_change(job->st, &job->ch[i], job->actor, &job->added_id, err, errlen);
+        if (rc != 0) {
+            job->conflict = rc > 0;
             store_change_rollback(job->st);
             return PX_ERR;
         }
@@ -374,7 +382,7 @@ static enum change_status apply(struct wa_ctx *ctx, struct store *st, const char
     pthread_mutex_lock(&ctx->policy_mu);
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
         struct candidate c;
-        struct commit_job job = {actor, message, st, ch, n, &c, 0, false};
+        struct commit_job job = {actor, message, st, ch, n, &c, 0, false, false};
         struct acl_config cfg;
         int rc = 0;
 
@@ -395,7 +403,9 @@ static enum change_status apply(struct wa_ctx *ctx, struct store *st, const char
             *added_id = job.added_id;
         if (rc == PX_AGAIN)
             continue;
-        status = rc == PX_OK ? CHANGE_DONE : job.called ? CHANGE_FAILED : CHANGE_REFUSED;
+        status = rc == PX_OK                   ? CHANGE_DONE
+                 : job.called && !job.conflict ? CHANGE_FAILED
+                                               : CHANGE_REFUSED;
         break;
     }
     pthread_mutex_unlock(&ctx->policy_mu);

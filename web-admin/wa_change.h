@@ -35,6 +35,9 @@ enum wa_change_kind {
     WA_SUB_CURRENT,   /* list, text (its URL), version (its created_ms): the list's subscription
                          is still the one whose download this change imports (changes no rule;
                          checked in the change's transaction, store_sub_import_mark) */
+    WA_REQUEST_GRANT, /* id (an access request), comment (the admin's note): the request, still
+                         pending, is approved with the rule the change's WA_RULE_ADD added
+                         (changes no rule; in the change's transaction, store_request_decide) */
     WA_CHANGE_KIND_COUNT
 };
 

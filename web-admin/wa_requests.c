@@ -1,5 +1,6 @@
 /* web-admin access requests. See wa_requests.h. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,15 +107,17 @@ enum MHD_Result wa_requests_approve(struct wa_req *r)
 {
     struct store *st = wa_store(r);
     struct store_request q;
-    struct wa_change ch = {.kind = WA_RULE_ADD, .before = -1};
+    struct wa_change ch[2] = {{.kind = WA_RULE_ADD, .before = -1}, {.kind = WA_REQUEST_GRANT}};
     json_t *body, *rule;
     const char *scope, *note, *dur;
-    char text[400], comment[600], err[256], until[40] = "";
+    char text[400], comment[600], until[40] = "";
     int64_t seconds = -1;
     int id = 0;
 
     if (!st || pending_request(r, st, &q) < 0)
         return MHD_YES;
+    if (q.id > INT_MAX) /* a change names its request by an int */
+        return wa_reply_error(r, 500, NULL, "access request id %lld out of range", (long long)q.id);
     body = r->len ? wa_body_json(r) : json_object();
     if (!body)
         return MHD_YES;
@@ -157,16 +160,15 @@ enum MHD_Result wa_requests_approve(struct wa_req *r)
              !strcmp(scope, "user") ? q.user : q.client, until);
     snprintf(comment, sizeof(comment), "access request %lld%s%s", (long long)q.id,
              note[0] ? ": " : "", note);
-    ch.text = text;
-    ch.comment = comment;
-    if (!wa_change_apply(r, &ch, 1, &id, 409, NULL)) {
+    ch[0].text = text;
+    ch[0].comment = comment;
+    /* The rule and the request's approval are one change: of two approvals at once, the one
+     * that finds the request decided adds no rule either (409). */
+    ch[1].id = (int)q.id;
+    ch[1].comment = note;
+    if (!wa_change_apply(r, ch, 2, &id, 409, NULL)) {
         json_decref(body);
         return MHD_YES;
-    }
-    if (store_request_decide(st, q.id, true, note, id, r->actor, err, sizeof(err)) < 0) {
-        json_decref(body);
-        return wa_reply_error(r, 500, NULL, "rule %d added, but the request was not marked: %s", id,
-                              err);
     }
     json_decref(body);
     rule = wa_rules_json_of(st, id);
@@ -193,9 +195,10 @@ enum MHD_Result wa_requests_deny(struct wa_req *r)
         json_decref(body);
         return MHD_YES;
     }
-    if (store_request_decide(st, q.id, false, reason, 0, r->actor, err, sizeof(err)) < 0) {
+    int rc = store_request_decide(st, q.id, false, reason, 0, r->actor, err, sizeof(err));
+    if (rc != 0) {
         json_decref(body);
-        return wa_reply_error(r, 409, NULL, "%s", err);
+        return wa_reply_error(r, rc > 0 ? 409 : 500, NULL, "%s", err);
     }
     json_decref(body);
     return wa_reply_json(r, 200,

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -187,6 +188,50 @@ class AccessRequestsTest(unittest.TestCase):
         status, page = self.submit("d.test", {"t": token_d, "reason": "x"})
         self.assertEqual(status, 403)
         self.assertIn("blocked by the office&#39;s access policy", page)
+
+    def test_two_approvals_at_once_add_one_rule(self):
+        # Two admins (or tabs) approving one request together: one approval, one rule; the
+        # other is told it was decided (409) and adds nothing. A proxyd of its own, so its
+        # four requests stay under the five an hour a client may send.
+        hosts = ("a.test", "b.test", "c.test", "d.test")
+        with Proxyd(dns=self.dns) as px:
+            px.api("PUT", "/api/settings", {"access_requests": "on"})
+            for host in hosts:
+                px.api("POST", "/api/block", {"domain": host})
+                url = "http://%s:%d/small" % (host, self.origin.port)
+
+                def form():
+                    page = px.get(url)[2].decode()
+                    return re.search(r'name="t" value="([^"]+)"', page)
+                token = wait_for(form, timeout=60)
+                self.assertTrue(token, "no request form on the block page of " + host)
+                query = urllib.parse.urlencode({"t": html.unescape(token.group(1)), "reason": "w"})
+                self.assertEqual(px.get(url.replace("/small", PATH) + "?" + query)[0], 202)
+            ids = wait_for(lambda: [r["id"] for r in px.api("GET", "/api/requests")["rows"]]
+                           if px.api("GET", "/api/requests")["pending"] == len(hosts) else None,
+                           timeout=60)
+            self.assertTrue(ids, "the requests were not stored")
+            for rid in ids:
+                start = threading.Barrier(2)
+                codes = []
+
+                def approve():
+                    start.wait(timeout=30)
+                    try:
+                        px.api("POST", "/api/requests/%d/approve" % rid, {})
+                        codes.append(200)
+                    except urllib.error.HTTPError as e:
+                        codes.append(e.code)
+                threads = [threading.Thread(target=approve) for _ in range(2)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=60)
+                self.assertEqual(sorted(codes), [200, 409], "request %d" % rid)
+            texts = [r["text"] for r in px.api("GET", "/api/rules")["rules"]]
+            for host in hosts:
+                self.assertEqual(texts.count("allow domain %s clients 127.0.0.1" % host), 1, texts)
+            self.assertEqual(px.stop(), 0, "proxyd did not stop cleanly:\n" + px.log()[-3000:])
 
     def test_allowed_hosts_pass_the_path_through(self):
         # Nothing is blocked: the reserved path is the origin's business.
