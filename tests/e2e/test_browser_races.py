@@ -6,7 +6,8 @@ the filtered one; the access requests' first (pending) answer after the "all" on
 and Why on the log, each clicked on one entry and then on another; a rule's Add clicked twice
 (and Enter pressed), and an access request's Approve twice, before the answer. The page shows
 what was asked last, the rule is added once, the request approved once. And the log's "older"
-pages on the search whose rows are shown, not on a host typed since and not searched.
+pages on the search whose rows are shown, not on a host typed since and not searched; a rule's
+down arrow clicked twice before the first move's answer moves it two places.
 
 Screenshots go to races/ in $PX_BROWSER_SHOTS, else in <build dir>/browser-shots.
 """

@@ -52,16 +52,23 @@
     return td;
   }
 
-  async function move(rule, before) {
-    const asked = loaded.ask();
-    try {
-      const res = await api('POST', '/api/rules/' + rule.id + '/move', {before});
+  /* Moves rule id one place up (-1) or down (+1) from where the rules last drawn have it.
+   * Clicks queue up, each run from the order its predecessor's answer drew: an arrow clicked
+   * twice before the first answer moves the rule two places, not once to where the page's
+   * old order put it. */
+  let moves = Promise.resolve();
+  function move(id, step) {
+    moves = moves.then(async () => {
+      const i = rules.findIndex((x) => x.id === id);
+      const j = i + step;
+      if (i < 0 || j < 0 || j >= rules.length) return;
+      const before = step < 0 ? rules[j].id : j + 1 < rules.length ? rules[j + 1].id : 0;
+      const asked = loaded.ask();
+      const res = await api('POST', '/api/rules/' + id + '/move', {before});
       if (loaded.stale(asked)) return;
       rules = res.rules;
       render();
-    } catch (e) {
-      PX.showError(e);
-    }
+    }).catch(PX.showError);
   }
 
   function render(highlight) {
@@ -82,10 +89,10 @@
       });
       const up = el('button', {type: 'button', class: 'small secondary', text: '\u2191', title: 'move up',
                                'data-testid': 'rule-up', disabled: i === 0,
-                               onclick: () => move(r, rules[i - 1].id)});
+                               onclick: () => move(r.id, -1)});
       const down = el('button', {type: 'button', class: 'small secondary', text: '\u2193', title: 'move down',
                                  'data-testid': 'rule-down', disabled: i === rules.length - 1,
-                                 onclick: () => move(r, i + 2 < rules.length ? rules[i + 2].id : 0)});
+                                 onclick: () => move(r.id, +1)});
       const del = PX.confirmButton('Delete', 'rule-delete', async () => {
         try {
           await api('DELETE', '/api/rules/' + r.id);

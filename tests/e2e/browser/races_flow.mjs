@@ -175,6 +175,31 @@ async function olderKeepsItsSearch(page) {
   log('log: "older" pages on the search shown, not on a filter typed since');
 }
 
+// A rule's down arrow clicked twice before the first move is answered moves it two places:
+// each move is worked out from the order the one before it drew.
+async function moveTwice(page) {
+  await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
+  const rows = page.getByTestId('rule-row');
+  await rows.nth(2).waitFor({ timeout: STEP_MS });
+  const order = () => page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid="rule-row"]')].map((tr) => tr.dataset.id));
+  const ids = await order();
+  const hold = await holdFirst(page, (r) => r.method() === 'POST' && /\/move$/.test(new URL(r.url()).pathname));
+  const down = rows.first().getByTestId('rule-down');
+  await down.click();
+  await hold.held;
+  await down.click({ timeout: STEP_MS });
+  hold.release();
+  // The old page settles with the rule one place down: the wait ends by its timeout there.
+  await page.waitForFunction((id) => [...document.querySelectorAll('[data-testid="rule-row"]')]
+    .findIndex((tr) => tr.dataset.id === id) === 2, ids[0], { timeout: STEP_MS }).catch(() => {});
+  const now = await order();
+  await hold.done();
+  check(now.indexOf(ids[0]) === 2,
+        `rule ${ids[0]}, down twice from the top, is at place ${now.indexOf(ids[0])} of ${now.join(', ')}`);
+  log(`policy: down clicked twice before the answer moved rule ${ids[0]} two places`);
+}
+
 async function addTwice(page) {
   await page.goto(ADMIN + '/policy', { timeout: STEP_MS });
   await page.getByTestId('rule-row').first().waitFor({ timeout: STEP_MS });
@@ -252,6 +277,7 @@ run(async () => {
     await versions(page);
     await why(page);
     await olderKeepsItsSearch(page);
+    await moveTwice(page);
     await addTwice(page);
     await requestsAll(page);
     await approveTwice(page);
