@@ -86,16 +86,8 @@ bool bump_step(struct conn *c)
     if (c->tls.state != TLS_HANDSHAKE) {
         /* The 200 first (a CONNECT), then the session on the same socket, or inside the
          * client's TLS to the proxy port (TLS inside TLS: only such a connection pays). */
-        while (c->down.len > 0) {
-            size_t ready = c->down.len;
-            ssize_t n = conn_client_send(c, &c->down, &ready);
-            if (n == PX_ERR) {
-                conn_close(c, CLOSE_CLIENT_ERROR);
-                return false;
-            }
-            if (n == PX_AGAIN)
-                return false;
-        }
+        if (!conn_client_flush(c, NULL))
+            return false;
         buf_detach(&c->w->bufs, &c->down);
         int r = conn_client_tls(c) ? tls_mint_session_nest(c->mint, &c->tls, c->mint_cred)
                                    : tls_mint_session_start(c->mint, &c->tls, c->mint_cred, c->cfd);

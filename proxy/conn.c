@@ -193,6 +193,23 @@ ssize_t conn_client_send(struct conn *c, struct buf *b, size_t *ready)
     return tls_send(&c->tls, &c->c_readable, &c->c_writable, b, ready);
 }
 
+bool conn_client_flush(struct conn *c, uint64_t *sent)
+{
+    while (c->down.len > 0) {
+        size_t ready = c->down.len;
+        ssize_t n = conn_client_send(c, &c->down, &ready);
+        if (n == PX_ERR) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+            return false;
+        }
+        if (n == PX_AGAIN)
+            return false;
+        if (sent)
+            *sent += (uint64_t)n;
+    }
+    return true;
+}
+
 ssize_t conn_origin_recv(struct conn *c, struct buf *b, size_t reserve)
 {
     if (!conn_origin_tls(c))

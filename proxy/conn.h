@@ -289,6 +289,10 @@ ssize_t conn_recv(int fd, bool *readable, bool hup, struct buf *b, size_t reserv
  * speaks TLS (same returns). */
 ssize_t conn_client_recv(struct conn *c, struct buf *b, size_t reserve);
 ssize_t conn_client_send(struct conn *c, struct buf *b, size_t *ready);
+/* Sends all of c->down to the client (a reply of ours, or a CONNECT's 200), adding what went to
+ * *sent if sent is not NULL. True once c->down is empty; false when the client cannot take more
+ * now (c waits to be writable) or the send failed (c is closed). */
+bool conn_client_flush(struct conn *c, uint64_t *sent);
 /* The origin side's pumps: conn_recv/conn_send on c->ofd, through c->otls when the origin
  * speaks TLS (same returns). */
 ssize_t conn_origin_recv(struct conn *c, struct buf *b, size_t reserve);

@@ -282,17 +282,8 @@ void reply_established(struct conn *c)
 
 bool reply_step(struct conn *c)
 {
-    while (c->down.len > 0) {
-        size_t ready = c->down.len;
-        ssize_t n = conn_client_send(c, &c->down, &ready);
-        if (n == PX_ERR) {
-            conn_close(c, CLOSE_CLIENT_ERROR);
-            return false;
-        }
-        if (n == PX_AGAIN)
-            return false;
-        c->req->rec.bytes_down += (uint64_t)n;
-    }
+    if (!conn_client_flush(c, &c->req->rec.bytes_down))
+        return false;
     request_record_finish(c);
     if (c->client_keep_alive) {
         /* A request answered by us was never sent on: drop its head, keep what follows. */
