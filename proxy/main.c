@@ -213,6 +213,7 @@ static void hook_users_changed(void *arg, int64_t from, int64_t to)
 
     auth_invalidate(p->auth);
     policy_unchanged(&p->policy, from, to);
+    atomic_store(&p->users_stale, true); /* read by the poll's next turn, within POLICY_POLL_MS */
 }
 
 /* POST /api/forwards: bound and stored, or neither. */
@@ -1121,6 +1122,8 @@ static int shared_fill(struct proxyd *p, int fd_limit)
     p->shared.ndns_servers = p->cfg.ndns_servers;
     p->shared.dns_timeout_ms = p->cfg.dns_timeout_ms;
     pthread_mutex_init(&p->shared.tunables_lock, NULL);
+    pthread_mutex_init(&p->shared.users_lock, NULL);
+    atomic_store(&p->users_stale, true); /* the poll's first turn reads them */
     tunables_from_config(&p->tun_base, &p->cfg);
     p->shared.tunables = p->tun_base;
     snprintf(p->applied.contact, sizeof(p->applied.contact), "%s", p->tun_base.contact);
@@ -1342,6 +1345,41 @@ static void access_requests_poll(struct proxyd *p)
     pthread_mutex_unlock(&p->policy.lock);
 }
 
+static int name_order(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The proxy users as the store has them now, for the workers to close the tunnels of those
+ * deleted (tun_users_check). Unread (the database away), the last list stays. */
+static void proxy_users_refresh(struct proxyd *p)
+{
+    char **names;
+    size_t n;
+
+    pthread_mutex_lock(&p->policy.lock);
+    int rc = store_account_names(p->policy.st, STORE_PROXY_USER, &names, &n);
+    pthread_mutex_unlock(&p->policy.lock);
+    if (rc < 0) {
+        atomic_store(&p->users_stale, true); /* again next turn */
+        log_warnx("proxy users not read from the database: their open tunnels are checked once "
+                  "they are");
+        return;
+    }
+    /* strcmp order for bsearch: PostgreSQL's ORDER BY follows its collation. */
+    qsort(names, n, sizeof(*names), name_order);
+    struct proxy_shared *s = &p->shared;
+    pthread_mutex_lock(&s->users_lock);
+    char **old = s->users;
+    size_t nold = s->nusers;
+    s->users = names;
+    s->nusers = n;
+    s->users_known = true;
+    atomic_fetch_add(&s->users_gen, 1);
+    pthread_mutex_unlock(&s->users_lock);
+    store_strings_free(old, nold);
+}
+
 /* The poll thread's turn (every POLICY_POLL_MS, at once when asked, after a SIGHUP too): what
  * the database may have changed. Every call here may wait for the database. */
 static void poll_turn(void *arg, unsigned asked)
@@ -1363,6 +1401,9 @@ static void poll_turn(void *arg, unsigned asked)
     int rc = policy_reload(&p->policy, false, err, sizeof(err));
     if (rc != 0)
         auth_invalidate(p->auth);
+    /* Another node's change of users moves the policy version too. */
+    if (atomic_exchange(&p->users_stale, false) || rc != 0)
+        proxy_users_refresh(p);
     if (rc > 0)
         log_info("policy reloaded (generation %llu)",
                  (unsigned long long)acl_live_generation(p->acl));
@@ -1491,6 +1532,7 @@ static void shut_down(struct proxyd *p)
         access_req_destroy(&p->access_req);
         policy_loader_destroy(&p->policy);
         acl_live_free(p->acl);
+        store_strings_free(p->shared.users, p->shared.nusers);
         tls_cred_free(p->tls); /* a stored forward the poll opens may take it */
     }
     ca_live_free(&p->ca);

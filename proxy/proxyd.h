@@ -54,10 +54,11 @@ struct proxyd {
     struct ca_live ca; /* the local CA and its mint (shared.mint) */
     struct wa_server *admin;
     int64_t started_ms;
-    int64_t next_status_ms; /* monotonic */
-    uint64_t trimmed_gen;   /* rule-set generation memory was last trimmed after */
-    int64_t gen_seen_ms;    /* monotonic: when a newer generation was first seen; 0 = none */
-    _Atomic bool serving;   /* the workers run and listen (GET /readyz) */
+    int64_t next_status_ms;   /* monotonic */
+    uint64_t trimmed_gen;     /* rule-set generation memory was last trimmed after */
+    int64_t gen_seen_ms;      /* monotonic: when a newer generation was first seen; 0 = none */
+    _Atomic bool serving;     /* the workers run and listen (GET /readyz) */
+    _Atomic bool users_stale; /* proxy users may have changed: the poll reads them again */
     /* Held by the admin hooks that reach into the workers (forwards) and by shut_down when
      * it clears serving: the admin server outlives the workers' drain, and no hook may post
      * to a loop that is ending. */

@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -227,6 +229,39 @@ void tun_rejudge(struct worker *w)
         request_record_outcome(c, CLOSE_DENIED, detail);
         conn_close(c, CLOSE_DENIED);
     }
+}
+
+static int name_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, *(char *const *)elem);
+}
+
+/* The proxy user c's tunnel was opened by, "" if none: an inspected tunnel's is the CONNECT's
+ * whatever request it carries now; a spliced one's or a WebSocket's is its record's. */
+static const char *tunnel_user_of(const struct conn *c)
+{
+    if (c->tunnel_user[0])
+        return c->tunnel_user;
+    return c->state == CONN_TUNNEL && c->req ? c->req->rec.user : "";
+}
+
+void tun_users_check(struct worker *w)
+{
+    struct proxy_shared *s = w->shared;
+    struct conn *next;
+    pthread_mutex_lock(&s->users_lock);
+    w->users_judged_gen = atomic_load(&s->users_gen);
+    for (struct conn *c = w->active; s->users_known && c; c = next) {
+        next = c->next;
+        const char *user = tunnel_user_of(c);
+        if (!user[0] || bsearch(user, s->users, s->nusers, sizeof(*s->users), name_cmp))
+            continue;
+        char detail[120]; /* cut to the error column by request_record_outcome */
+        snprintf(detail, sizeof(detail), "closed: proxy user %s was deleted", user);
+        request_record_outcome(c, CLOSE_DENIED, detail);
+        conn_close(c, CLOSE_DENIED);
+    }
+    pthread_mutex_unlock(&s->users_lock);
 }
 
 void tun_start(struct conn *c, bool read_hello)

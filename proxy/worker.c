@@ -64,6 +64,8 @@ static void on_tick(struct ev_loop *loop, void *arg)
         w->tunnels_judged_gen = w->acl_gen;
         tun_rejudge(w);
     }
+    if (w->users_judged_gen != atomic_load(&w->shared->users_gen))
+        tun_users_check(w);
     portfwd_worker_sync(w, false);
     listener_tick(w);
     origin_pool_expire(&w->origins, now, ORIGIN_IDLE_MS);

@@ -79,6 +79,15 @@ struct proxy_shared {
     pthread_mutex_t tunables_lock;
     struct proxy_tunables tunables; /* under tunables_lock */
     atomic_uint_fast64_t tunables_gen;
+
+    /* The proxy users in the store, names in strcmp order: the main thread reads them again
+     * after users may have changed (proxy_users_refresh), and the workers close the tunnels of
+     * users no longer there (tun_users_check). */
+    pthread_mutex_t users_lock;
+    char **users; /* under users_lock, owned */
+    size_t nusers;
+    bool users_known; /* under users_lock: read at least once (until then nothing is closed) */
+    atomic_uint_fast64_t users_gen;
 };
 
 /* This worker's counters (base/stats.h), added to with relaxed atomics by the worker and
@@ -144,6 +153,7 @@ struct worker {
     const struct acl_set *acl;  /* reference held from shared->acl */
     uint64_t acl_gen;
     uint64_t tunnels_judged_gen;     /* the rule set the open tunnels were last judged by */
+    uint64_t users_judged_gen;       /* the users the open tunnels were last checked against */
     struct acl_scratch *acl_scratch; /* owned */
     struct acl_clock clock;
     atomic_bool draining;

@@ -456,8 +456,10 @@ int store_account_verify(struct store *st, enum store_account kind, const char *
 /* Argon2 verifications store_account_verify ran in this process, real or dummy (tests and
  * counters). Any thread. */
 uint64_t store_account_hash_runs(void);
-/* Names, owned array of owned strings. */
+/* Names, owned array of owned strings (store_strings_free). */
 int store_account_names(struct store *st, enum store_account kind, char ***names, size_t *n);
+/* Frees an owned array of n owned strings, as store_account_names gives them. NULL is fine. */
+void store_strings_free(char **v, size_t n);
 /* Creates admin name with password, marked as having to change it at the first login, if
  * there is no admin yet (first run). Returns 1 if created, 0 if an admin exists (nothing
  * changed), -1 with err set. Setting an admin's password later clears the mark. */

@@ -362,6 +362,13 @@ int store_account_verify(struct store *st, enum store_account kind, const char *
     return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0 ? 1 : 0;
 }
 
+void store_strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 uint64_t store_account_hash_runs(void)
 {
     return atomic_load(&hash_runs);

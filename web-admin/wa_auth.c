@@ -210,9 +210,7 @@ int wa_auth_first_admin(struct store_pool *pool, const char *data_dir, bool *cre
         store_pool_put(pool, st);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    store_strings_free(names, n);
     if (n > 0) { /* not the first run: a password file still there is still wanted */
         store_pool_put(pool, st);
         return 0;

@@ -10,13 +10,6 @@
 #include "web-admin/wa_change.h"
 #include "web-admin/wa_lists.h"
 
-static void names_free(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
 int wa_list_exists(struct store *st, const char *name)
 {
     struct store_list_info *lists;
@@ -121,7 +114,7 @@ static enum MHD_Result list_get(struct wa_req *r, struct store *st, const char *
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, json_string(domains[i]));
-    names_free(domains, n);
+    store_strings_free(domains, n);
     return wa_reply_json(r, 200, json_pack("{s:s,s:o}", "name", name, "entries", arr));
 }
 

@@ -10,13 +10,6 @@
 #include "web-admin/wa_auth.h"
 #include "web-admin/wa_users.h"
 
-static void names_free(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
 /* 1 if the account exists, 0 if not; *count gets how many of that kind exist. -1 on error. */
 static int account_exists(struct store *st, enum store_account kind, const char *name,
                           size_t *count)
@@ -30,7 +23,7 @@ static int account_exists(struct store *st, enum store_account kind, const char 
     for (size_t i = 0; i < n; i++)
         if (!strcmp(names[i], name))
             found = 1;
-    names_free(names, n);
+    store_strings_free(names, n);
     if (count)
         *count = n;
     return found;
@@ -56,7 +49,7 @@ static bool last_admin_role(struct store *st, const char *name)
         else
             others++;
     }
-    names_free(names, n);
+    store_strings_free(names, n);
     return is_admin && others == 0;
 }
 
@@ -210,7 +203,7 @@ static enum MHD_Result accounts_list(struct wa_req *r, enum store_account kind)
         if (roles && store_admin_role(st, names[i], &role, err, sizeof(err)) == 0)
             json_object_set_new(roles, names[i], json_string(store_role_str(role)));
     }
-    names_free(names, n);
+    store_strings_free(names, n);
     if (roles) /* {"admins":[names], "roles":{name: role}}: the list stays a list of names */
         return wa_reply_json(r, 200, json_pack("{s:o,s:o}", "admins", arr, "roles", roles));
     return wa_reply_json(r, 200, json_pack("{s:o}", "users", arr));

@@ -4,7 +4,8 @@ import base64
 import sqlite3
 import unittest
 
-from harness import DnsStub, Origin, Proxyd, header, wait_for
+from harness import (DnsStub, Origin, Proxyd, closed_by_peer, header, read_head, read_response,
+                     wait_for)
 
 POLICY = """allow domain allowed.test users alice
 deny  domain allowed.test
@@ -20,7 +21,8 @@ class AuthTest(unittest.TestCase):
     def setUpClass(cls):
         cls.dns = DnsStub({"allowed.test": "127.0.0.1", "open.test": "127.0.0.1"}).__enter__()
         cls.origin = Origin().__enter__()
-        cls.px = Proxyd(dns=cls.dns, policy=POLICY).__enter__()
+        cls.px = Proxyd(dns=cls.dns, policy=POLICY,  # tunnels to the origin's port too
+                        extra_args=["--connect-ports", "443,%d" % cls.origin.port]).__enter__()
         cls.px.api("PUT", "/api/users/alice", {"password": "alice-secret"})
         cls.px.api("PUT", "/api/users/bob", {"password": "bob-secret"})
         cls.url = "http://allowed.test:%d/small" % cls.origin.port
@@ -91,6 +93,36 @@ class AuthTest(unittest.TestCase):
                                  timeout=60))
         status, _, _ = self.px.get(self.url, headers=[basic("carol", "second-pass")])
         self.assertEqual(status, 200)
+
+    def test_deleting_a_user_closes_their_open_tunnels(self):
+        # A tunnel's password was checked once, when it opened: deleting its user closes it;
+        # another user's tunnel stays.
+        self.px.api("PUT", "/api/users/dave", {"password": "dave-secret"})
+        rule = self.px.api("POST", "/api/rules", {"text": "allow domain allowed.test users dave",
+                                                  "before": -1})
+
+        def tunnel(user, password):
+            s = self.px.connect()
+            s.sendall(("CONNECT allowed.test:%d HTTP/1.1\r\nHost: allowed.test:%d\r\n%s\r\n\r\n"
+                       % (self.origin.port, self.origin.port, basic(user, password))).encode())
+            head, rest = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            return s, rest
+        (doomed, _), (kept, rest) = tunnel("dave", "dave-secret"), tunnel("alice", "alice-secret")
+        try:
+            self.px.api("DELETE", "/api/users/dave")
+            self.assertTrue(closed_by_peer(doomed, 60))
+            kept.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body, _ = read_response(kept, rest)
+            self.assertEqual((status, len(body)), (200, 1024))
+            rows = wait_for(lambda: self.px.db_rows(
+                "SELECT error FROM access_log WHERE method = 'CONNECT' AND user = 'dave'"),
+                timeout=60)
+            self.assertEqual(rows, [("closed: proxy user dave was deleted",)])
+        finally:
+            doomed.close()
+            kept.close()
+            self.px.api("DELETE", "/api/rules/%d" % rule["rule"]["id"])
 
 
 if __name__ == "__main__":
