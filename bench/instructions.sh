@@ -13,7 +13,8 @@
 #
 # Usage: bench/instructions.sh [--requests N] [--top K] [PROXYD [EXTRA-ARGS...]]
 #   PROXYD defaults to build/proxy/proxyd; --top K also lists the K costliest functions of the
-#   worker and of the log writer.
+#   worker, of the log writer and of the poll thread (the clock-driven reads: policy version,
+#   settings; it runs with the log off too).
 # Needs valgrind (apt-get install valgrind). Only 127.0.0.1 is used.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -125,13 +126,13 @@ drain_of() {  # the writer's instructions in store_queue_drain_runs and below: t
   callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null |
     awk '/:store_queue_drain_runs / && !done { gsub(",", "", $1); print $1; done = 1 }'
 }
-printf '| row | requests | worker thread, per request | log writer thread, per request | of which the rows (drain) | all threads, per request |\n|---|---:|---:|---:|---:|---:|\n'
+printf '| row | requests | worker thread, per request | log writer thread, per request | of which the rows (drain) | poll thread, per request | all threads, per request |\n|---|---:|---:|---:|---:|---:|---:|\n'
 for mode in close keep keep-reuse; do
   callgrind_control -z $VG >/dev/null 2>&1
   client $mode
   rm -f "$T"/cg.out.*-*  # earlier dumps: only this one's files stay
   callgrind_control -d $mode $VG >/dev/null 2>&1
-  worker=0 writer=0 drain=0 all=0 worker_file="" writer_file=""
+  worker=0 writer=0 drain=0 poll=0 all=0 worker_file="" writer_file="" poll_file=""
   for f in "$T"/cg.out.*-*; do
     n=$(total_of "$f"); all=$((all + ${n:-0}))
     if callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -c worker_main >/dev/null; then
@@ -139,15 +140,18 @@ for mode in close keep keep-reuse; do
     elif callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -c writer_main >/dev/null; then
       writer=$((writer + ${n:-0})); writer_file=$f
       d=$(drain_of "$f"); drain=$((drain + ${d:-0}))
+    elif callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -c poll_main >/dev/null; then
+      poll=$((poll + ${n:-0})); poll_file=$f
     fi
   done
-  printf '| %s | %d | %d | %d | %d | %d |\n' "$mode" "$N" $((worker / N)) $((writer / N)) $((drain / N)) $((all / N))
-  for which in worker writer; do
+  printf '| %s | %d | %d | %d | %d | %d | %d |\n' "$mode" "$N" $((worker / N)) $((writer / N)) $((drain / N)) \
+    $((poll / N)) $((all / N))
+  for which in worker writer poll; do
     file=${which}_file; file=${!file}
     ((TOP > 0)) && [[ -n $file ]] || continue
     echo "    $which thread:"
     callgrind_annotate --threshold=100 "$file" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
-      grep -v -e 'PROGRAM TOTALS' -e 'clone.S' -e 'start_thread' -e 'worker_main' -e 'writer_main' -e 'below main' -e 'libc-start' -e 'ld-linux' |
+      grep -v -e 'PROGRAM TOTALS' -e 'clone.S' -e 'start_thread' -e 'worker_main' -e 'writer_main' -e 'poll_main' -e 'below main' -e 'libc-start' -e 'ld-linux' |
       head -"$TOP" | sed 's/^/    /' || true  # head leaves early: not a failure
   done
 done

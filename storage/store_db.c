@@ -1276,10 +1276,13 @@ void store_close(struct store *st)
     if (!st)
         return;
     /* sqlite3_close_v2 would leave a zombie if a statement leaked; every path finalizes. */
+    store_kept_drop(st);
     if (st->pg)
         PQfinish(st->pg);
     else
         sqlite3_close(st->db);
+    free(st->retention_tally);
+    store_rollup_free(st->retention_acc);
     free(st->path);
     free(st);
 }

@@ -19,6 +19,18 @@
  * few places where they differ are fragments of sql_dialect (store_sql.c), one per backend. */
 enum store_backend { STORE_SQLITE, STORE_PG };
 
+/* SQLite statements kept between uses (store_sql.c): a prepare costs tens to hundreds of
+ * thousands of instructions, a reset hundreds, and what runs by the clock (the poll thread's
+ * reads, the writer's rollup flush and retention) prepares the same few texts every turn.
+ * Bounded, so texts that differ every time (placeholder lists of varying length) only churn
+ * the least recently used entries. */
+#define STORE_KEPT_STMTS 32
+struct store_kept_stmt {
+    struct sql_stmt *s; /* owned, reset and unbound; NULL: a free slot */
+    uint64_t hash;      /* of its SQL text (stmt_hash) */
+    uint64_t used;      /* st->kept_clock when it was put back: the lowest is evicted */
+};
+
 struct store {
     enum store_backend backend;
     sqlite3 *db; /* owned; SQLite only */
@@ -58,6 +70,12 @@ struct store {
      * (compare each list with the version before's), or, after a rollback, lists_like's. */
     bool lists_changed;
     int64_t lists_like; /* a rollback restored the lists of this version; 0: none */
+    struct store_kept_stmt kept[STORE_KEPT_STMTS]; /* SQLite only */
+    uint64_t kept_clock;
+    bool in_net_registered; /* SQLite: the log search's px_in_net() is on this connection */
+    /* store_retention_step's sums, kept for the next step (owned; NULL until the first). */
+    struct store_hit_tally *retention_tally;
+    struct store_rollup_acc *retention_acc;
 };
 
 /* One schema step. Steps run in order inside one transaction at open; each one run is
@@ -105,8 +123,14 @@ int store_sql_err(struct store *st, char *err, size_t errlen, const char *what);
 struct sql_stmt;
 enum { SQL_ROW = 100, SQL_DONE = 101 }; /* sql_step; anything else is an error */
 
+/* A statement for sql (owned by the caller until sql_finalize): on SQLite one kept from an
+ * earlier use of the same text if there is one, taken out so no two users share it. 0, or
+ * -1 with "prepare: <message>" in err. */
 int store_prepare(struct store *st, const char *sql, struct sql_stmt **out, char *err,
                   size_t errlen);
+/* Finalizes every kept statement (before the connection closes: SQLite refuses to close one
+ * with statements left). */
+void store_kept_drop(struct store *st);
 void sql_bind_text(struct sql_stmt *s, int i, const char *v);
 /* len bytes of text at v (no NUL needed after them), valid until the step that uses them. */
 void sql_bind_textn(struct sql_stmt *s, int i, const char *v, size_t len);
@@ -128,6 +152,7 @@ struct sql_stmt { /* store_sql.c; its fields are no one else's */
     PGresult *res;
     int row, nrows;
     bool deferred; /* sql_defer */
+    uint64_t hash; /* SQLite: of the text it was prepared from; 0: not to be kept */
 };
 
 void sql_pg_bind_int64(struct sql_stmt *s, int i, int64_t v);
@@ -178,7 +203,11 @@ bool sql_col_null(struct sql_stmt *s, int i);
 void sql_defer(struct sql_stmt *s);
 /* Waits for every deferred statement sent on st: 0, or -1 (sql_errmsg says why). */
 int sql_flush(struct store *st);
-void sql_finalize(struct sql_stmt *s); /* NULL does nothing */
+/* Ends the caller's use of s (NULL does nothing). A SQLite statement is reset, its bindings
+ * cleared, and kept for the next store_prepare of its text (store.h's thread rule holds: it
+ * stays with its connection); the least recently used one is finalized when all slots are
+ * taken. */
+void sql_finalize(struct sql_stmt *s);
 /* The id the last row inserted into access_log took (on PostgreSQL after the deferred
  * statements are answered). */
 int64_t sql_last_log_id(struct store *st);

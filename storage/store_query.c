@@ -809,11 +809,15 @@ int store_log_search(struct store *st, const struct store_log_filter *f,
             " THEN client::inet <<= CAST(? AS inet) ELSE false END");
         param_text(&p, v6net);
     } else if (f->client_net_set) {
-        if (sqlite3_create_function(st->db, "px_in_net", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+        /* Once per connection: registering a function again expires every prepared
+         * statement of the connection, the kept ones too (store_sql.c). */
+        if (!st->in_net_registered &&
+            sqlite3_create_function(st->db, "px_in_net", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                     NULL, sql_in_net, NULL, NULL) != SQLITE_OK) {
             store_sql_err(st, err, errlen, "log search");
             goto fail;
         }
+        st->in_net_registered = true;
         ADD(" AND px_in_net(client, ?, ?)");
         param_blob16(&p, f->client_net);
         param_int(&p, f->client_net_bits);

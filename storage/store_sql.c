@@ -298,41 +298,140 @@ static char *pg_sql(const char *sql, int *nparams, unsigned char *used, size_t u
     return out;
 }
 
-int store_prepare(struct store *st, const char *sql, struct sql_stmt **out, char *err,
-                  size_t errlen)
+/* FNV-1a: the kept statements' key, so a lookup compares whole texts only on a likely hit. */
+static uint64_t stmt_hash(const char *sql)
 {
-    struct sql_stmt *s = calloc(1, sizeof(*s));
+    uint64_t h = 14695981039346656037ULL;
 
-    *out = NULL;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h ? h : 1; /* 0: a statement not to be kept */
+}
+
+/* The slot of a kept statement of this text, or -1. sqlite3_sql() is the text it was
+ * prepared from (up to the end of its first statement: a script of several never matches). */
+static int kept_find(const struct store *st, uint64_t hash, const char *sql)
+{
+    for (int i = 0; i < STORE_KEPT_STMTS; i++) {
+        const struct store_kept_stmt *k = &st->kept[i];
+
+        if (k->s && k->hash == hash && strcmp(sqlite3_sql(k->s->lite), sql) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static void stmt_free(struct sql_stmt *s)
+{
+    if (s->lite) {
+        sqlite3_finalize(s->lite);
+    } else {
+        PQclear(s->res);
+        for (int i = 0; s->owned && i < s->nparams; i++)
+            free(s->owned[i]);
+        free(s->owned);
+        free(s->values);
+        free(s->num);
+        free(s->types);
+        free(s->sql);
+    }
+    free(s);
+}
+
+/* Puts a reset statement back: not if one of its text is kept already (the two were in use
+ * at once), else in a free slot or the least recently used one's. */
+static void kept_put(struct store *st, struct sql_stmt *s)
+{
+    int slot = 0;
+
+    if (s->hash == 0 || kept_find(st, s->hash, sqlite3_sql(s->lite)) >= 0) {
+        stmt_free(s);
+        return;
+    }
+    for (int i = 0; i < STORE_KEPT_STMTS; i++) {
+        if (!st->kept[i].s) {
+            slot = i;
+            break;
+        }
+        if (st->kept[i].used < st->kept[slot].used)
+            slot = i;
+    }
+    if (st->kept[slot].s)
+        stmt_free(st->kept[slot].s);
+    st->kept[slot] = (struct store_kept_stmt){.s = s, .hash = s->hash, .used = ++st->kept_clock};
+}
+
+void store_kept_drop(struct store *st)
+{
+    for (int i = 0; i < STORE_KEPT_STMTS; i++) {
+        if (st->kept[i].s)
+            stmt_free(st->kept[i].s);
+        st->kept[i].s = NULL;
+    }
+}
+
+/* PostgreSQL: the text with its parameters as $N, and their arrays. */
+static int pg_prepare(struct store *st, const char *sql, struct sql_stmt **out, char *err,
+                      size_t errlen)
+{
+    static _Thread_local unsigned char used[SQL_PARAMS_MAX / 8 + 1];
+    struct sql_stmt *s = calloc(1, sizeof(*s));
+    int n;
+
     if (!s)
         return store_errf(err, errlen, "prepare: out of memory");
     s->st = st;
-    if (st->backend == STORE_SQLITE) {
-        if (sqlite3_prepare_v2(st->db, sql, -1, &s->lite, NULL) != SQLITE_OK) {
-            free(s);
-            return store_sql_err(st, err, errlen, "prepare");
-        }
-    } else {
-        static _Thread_local unsigned char used[SQL_PARAMS_MAX / 8 + 1];
-        int n;
+    store_pg_revive(st); /* the statement fails at its step if that did not help */
+    s->sql = pg_sql(sql, &s->nparams, used, sizeof(used));
+    n = s->nparams ? s->nparams : 1;
+    if (!s->sql || s->nparams > SQL_PARAMS_MAX ||
+        !(s->values = calloc((size_t)n, sizeof(*s->values))) ||
+        !(s->owned = calloc((size_t)n, sizeof(*s->owned))) ||
+        !(s->num = calloc((size_t)n, sizeof(*s->num))) ||
+        !(s->types = calloc((size_t)n, sizeof(*s->types)))) {
+        const char *why =
+            s->sql && s->nparams > SQL_PARAMS_MAX ? "too many parameters" : "out of memory";
 
-        store_pg_revive(st); /* the statement fails at its step if that did not help */
-        s->sql = pg_sql(sql, &s->nparams, used, sizeof(used));
-        n = s->nparams ? s->nparams : 1;
-        if (!s->sql || s->nparams > SQL_PARAMS_MAX ||
-            !(s->values = calloc((size_t)n, sizeof(*s->values))) ||
-            !(s->owned = calloc((size_t)n, sizeof(*s->owned))) ||
-            !(s->num = calloc((size_t)n, sizeof(*s->num))) ||
-            !(s->types = calloc((size_t)n, sizeof(*s->types)))) {
-            const char *why =
-                s->sql && s->nparams > SQL_PARAMS_MAX ? "too many parameters" : "out of memory";
-
-            sql_finalize(s);
-            return store_errf(err, errlen, "prepare: %s", why);
-        }
-        for (int i = 1; i <= s->nparams; i++)
-            s->types[i - 1] = used[i / 8] & (1u << (i % 8)) ? OID_UNKNOWN : OID_TEXT;
+        stmt_free(s);
+        return store_errf(err, errlen, "prepare: %s", why);
     }
+    for (int i = 1; i <= s->nparams; i++)
+        s->types[i - 1] = used[i / 8] & (1u << (i % 8)) ? OID_UNKNOWN : OID_TEXT;
+    *out = s;
+    return 0;
+}
+
+int store_prepare(struct store *st, const char *sql, struct sql_stmt **out, char *err,
+                  size_t errlen)
+{
+    struct sql_stmt *s;
+    uint64_t hash;
+    int slot;
+
+    *out = NULL;
+    if (st->backend != STORE_SQLITE)
+        return pg_prepare(st, sql, out, err, errlen);
+    hash = stmt_hash(sql);
+    if ((slot = kept_find(st, hash, sql)) >= 0) {
+        *out = st->kept[slot].s;
+        st->kept[slot].s = NULL;
+        return 0;
+    }
+    if (!(s = calloc(1, sizeof(*s))))
+        return store_errf(err, errlen, "prepare: out of memory");
+    s->st = st;
+    s->hash = hash;
+    /* Persistent: kept statements stay off the connection's small lookaside pool, which
+     * one-shot work (sqlite3_exec's statements, schema reads) then has to itself. */
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->lite, NULL) !=
+        SQLITE_OK) {
+        free(s);
+        return store_sql_err(st, err, errlen, "prepare");
+    }
+    /* Kept only if a lookup can find it: not a script of several statements, whose text
+     * SQLite keeps up to the end of the first. */
+    if (!s->lite || strcmp(sqlite3_sql(s->lite), sql) != 0)
+        s->hash = 0;
     *out = s;
     return 0;
 }
@@ -584,19 +683,18 @@ void sql_finalize(struct sql_stmt *s)
 {
     if (!s)
         return;
-    if (s->lite) {
-        sqlite3_finalize(s->lite);
-    } else {
-        PQclear(s->res);
-        for (int i = 0; s->owned && i < s->nparams; i++)
-            free(s->owned[i]);
-        free(s->owned);
-        free(s->values);
-        free(s->num);
-        free(s->types);
-        free(s->sql);
+    if (!s->lite) {
+        stmt_free(s);
+        return;
     }
-    free(s);
+    /* The reset ends its read (a reader left open would hold back every checkpoint) and
+     * hands a failed step's error to the connection, as sqlite3_finalize does, for the
+     * caller's sql_errmsg after this call. The bindings cleared: bound text is the caller's,
+     * gone once it returns. */
+    sqlite3_reset(s->lite);
+    sqlite3_clear_bindings(s->lite);
+    s->deferred = false;
+    kept_put(s->st, s);
 }
 
 int64_t sql_last_log_id(struct store *st)
