@@ -125,6 +125,9 @@ struct conn {
     uint8_t auth_rechecks;    /* times users or policy changed during this request's check */
     struct auth_query *authq; /* pending password check, owned by the auth module */
     char auth_user[64];
+    /* Owned: a WebSocket's path when the record's copy is cut short (over 1 KiB, rare: the one
+     * allocation of a request), so a policy change judges the open WebSocket on all of it. */
+    char *ws_path;
     struct tun_pipe dpipe;               /* origin -> client (long bodies, tunnels) */
     struct tun_pipe upipe;               /* client -> origin (tunnels) */
     struct sockaddr_storage origin_addr; /* where ofd goes */
@@ -134,8 +137,6 @@ struct conn {
     bool request_head; /* HEAD: response has no body */
     bool idempotent;   /* RFC 9110 9.2.2: the method may be repeated (origin_lost) */
     bool websocket;
-    char *ws_path; /* a WebSocket's path when the record's copy is cut short: a policy change
-                      judges the open WebSocket on all of it (malloc'd; NULL otherwise) */
     bool is_connect;
     bool is_forward;  /* raw bytes, no HTTP either way: accepted by a port forward, or an
                          intercepted connection that is not HTTP */

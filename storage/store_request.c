@@ -192,7 +192,8 @@ int store_request_decide(struct store *st, int64_t id, bool approved, const char
     sql_finalize(s);
     if (rc == SQL_DONE) {
         store_rollback(st);
-        store_errf(err, errlen, "access request %lld was decided meanwhile", (long long)id);
+        store_errf(err, errlen, "access request %lld is not pending (decided meanwhile, or gone)",
+                   (long long)id);
         return 1;
     }
     if (rc != SQL_ROW) {

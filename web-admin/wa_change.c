@@ -280,7 +280,8 @@ static int write_change(struct store *st, const struct wa_change *ch, const char
             return -1;
         }
     case WA_REQUEST_GRANT:
-        return store_request_decide(st, ch->id, true, ch->comment, *added_id, actor, err, errlen);
+        return store_request_decide(st, ch->version, true, ch->comment, *added_id, actor, err,
+                                    errlen);
     case WA_CHANGE_KIND_COUNT:
         break;
     }
@@ -362,7 +363,8 @@ static int apply_here(struct wa_ctx *ctx, const struct acl_config *cand, struct 
 
 enum change_status {
     CHANGE_DONE,    /* committed and in force */
-    CHANGE_REFUSED, /* the result does not compile: err names the rule and the reason */
+    CHANGE_REFUSED, /* the result does not compile (err names the rule and the reason), or a
+                       condition a change checks at the commit no longer holds (err says which) */
     CHANGE_FAILED,  /* the store failed, or a rule or list a change names is gone */
     CHANGE_STATUS_COUNT
 };

@@ -35,9 +35,10 @@ enum wa_change_kind {
     WA_SUB_CURRENT,   /* list, text (its URL), version (its created_ms): the list's subscription
                          is still the one whose download this change imports (changes no rule;
                          checked in the change's transaction, store_sub_import_mark) */
-    WA_REQUEST_GRANT, /* id (an access request), comment (the admin's note): the request, still
-                         pending, is approved with the rule the change's WA_RULE_ADD added
-                         (changes no rule; in the change's transaction, store_request_decide) */
+    WA_REQUEST_GRANT, /* version (an access request's id), comment (the admin's note): the
+                         request, still pending, is approved with the rule the change's
+                         WA_RULE_ADD added (changes no rule; in the change's transaction,
+                         store_request_decide; its audit text joins the version's message) */
     WA_CHANGE_KIND_COUNT
 };
 
@@ -68,15 +69,17 @@ struct wa_change {
  *
  * Returns true when the changes are in force: the caller answers. Else it has answered:
  * refused_status (400 or 409) with field refused_field when the policy they would leave does
- * not compile, naming the rule and the reason; 500 when the store failed or a rule or list
- * a change names is gone. */
+ * not compile, naming the rule and the reason, or when a condition a change checks at the
+ * commit no longer holds (WA_SUB_CURRENT, WA_REQUEST_GRANT); 500 when the store failed or a
+ * rule or list a change names is gone. */
 bool wa_change_apply(struct wa_req *r, const struct wa_change *ch, size_t n, int *added_id,
                      unsigned refused_status, const char *refused_field);
 
 /* wa_change_apply for work no request carries (a list subscription's import): the changes
  * as actor, with message (NULL: the changes make it), on store connection st, which the
- * caller holds. 0 when in force; 1 when refused (the result does not compile: err names the
- * rule and the reason); -1 with err when the store failed. Any thread but an MHD thread
+ * caller holds. 0 when in force; 1 when refused (the result does not compile, err naming the
+ * rule and the reason, or a condition checked at the commit no longer holds); -1 with err
+ * when the store failed. Any thread but an MHD thread
  * inside wa_change_apply (one change at a time: ctx->policy_mu). */
 int wa_change_apply_as(struct wa_ctx *ctx, struct store *st, const char *actor, const char *message,
                        const struct wa_change *ch, size_t n, char *err, size_t errlen);

@@ -1,6 +1,5 @@
 /* web-admin access requests. See wa_requests.h. */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +115,6 @@ enum MHD_Result wa_requests_approve(struct wa_req *r)
 
     if (!st || pending_request(r, st, &q) < 0)
         return MHD_YES;
-    if (q.id > INT_MAX) /* a change names its request by an int */
-        return wa_reply_error(r, 500, NULL, "access request id %lld out of range", (long long)q.id);
     body = r->len ? wa_body_json(r) : json_object();
     if (!body)
         return MHD_YES;
@@ -164,7 +161,7 @@ enum MHD_Result wa_requests_approve(struct wa_req *r)
     ch[0].comment = comment;
     /* The rule and the request's approval are one change: of two approvals at once, the one
      * that finds the request decided adds no rule either (409). */
-    ch[1].id = (int)q.id;
+    ch[1].version = q.id;
     ch[1].comment = note;
     if (!wa_change_apply(r, ch, 2, &id, 409, NULL)) {
         json_decref(body);

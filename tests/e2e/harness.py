@@ -592,8 +592,9 @@ def wait_for(predicate, timeout=60.0, interval=0.05):
 
 
 def closed_by_peer(s, timeout=60):
-    """Whether the far end closed s (an end of stream or a reset) within timeout seconds;
-    a byte that arrives instead is False."""
+    """Whether s saw an end of stream or a reset within timeout seconds (a byte that arrives
+    instead is False). A half-close the proxy passes on from the origin counts too: a test
+    that means proxyd closed the connection checks its access-log row as well."""
     s.settimeout(timeout)
     try:
         return s.recv(1) == b""

@@ -217,6 +217,7 @@
 
   /* Rows after `newest` come oldest first: put each on top. */
   async function poll() {
+    if (!searches) return; /* no search answered yet: no filters shown to poll on */
     const f = {...applied};
     delete f.until;
     const mine = view.now(), from = newest;
