@@ -125,6 +125,7 @@ struct conn {
     uint8_t auth_rechecks;    /* times users or policy changed during this request's check */
     struct auth_query *authq; /* pending password check, owned by the auth module */
     char auth_user[64];
+    uint64_t user_read; /* proxy_shared.users_reads when the password was last checked */
     /* Owned: a WebSocket's path when the record's copy is cut short (over 1 KiB, rare: the one
      * allocation of a request), so a policy change judges the open WebSocket on all of it. */
     char *ws_path;

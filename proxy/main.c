@@ -1354,27 +1354,30 @@ static int name_order(const void *a, const void *b)
  * deleted (tun_users_check). Unread (the database away), the last list stays. */
 static void proxy_users_refresh(struct proxyd *p)
 {
+    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60000, 4);
+    struct proxy_shared *s = &p->shared;
     char **names;
     size_t n;
 
+    /* Before the read: a password checked from now on is judged by the next list. */
+    uint64_t read = atomic_fetch_add(&s->users_reads, 1) + 1;
     pthread_mutex_lock(&p->policy.lock);
     int rc = store_account_names(p->policy.st, STORE_PROXY_USER, &names, &n);
     pthread_mutex_unlock(&p->policy.lock);
     if (rc < 0) {
         atomic_store(&p->users_stale, true); /* again next turn */
-        log_warnx("proxy users not read from the database: their open tunnels are checked once "
-                  "they are");
+        log_warnx_limited(&rl, "proxy users not read from the database: their open tunnels "
+                               "are checked once they are");
         return;
     }
     /* strcmp order for bsearch: PostgreSQL's ORDER BY follows its collation. */
     qsort(names, n, sizeof(*names), name_order);
-    struct proxy_shared *s = &p->shared;
     pthread_mutex_lock(&s->users_lock);
     char **old = s->users;
     size_t nold = s->nusers;
     s->users = names;
     s->nusers = n;
-    s->users_known = true;
+    s->users_read = read;
     atomic_fetch_add(&s->users_gen, 1);
     pthread_mutex_unlock(&s->users_lock);
     store_strings_free(old, nold);

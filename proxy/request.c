@@ -138,6 +138,7 @@ static void on_auth_result(void *arg, enum auth_status st, const char *user)
     c->authq = NULL;
     if (st == AUTH_OK || st == AUTH_DENIED) {
         snprintf(c->auth_user, sizeof(c->auth_user), "%s", st == AUTH_OK ? user : "");
+        c->user_read = atomic_load(&c->w->shared->users_reads);
         c->auth_known = true;
         /* The head is still at the front of c->up: the pump parses it again, now with the
          * user known. The first parse is gone: its header slices were written into the
@@ -175,6 +176,7 @@ static enum request_verdict request_user(struct conn *c, const struct h1_request
                        on_auth_result, c, &c->authq)) {
     case AUTH_OK:
         *user = c->auth_user;
+        c->user_read = atomic_load(&w->shared->users_reads);
         return VERDICT_ALLOW;
     case AUTH_MALFORMED:
     case AUTH_DENIED:

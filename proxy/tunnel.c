@@ -236,13 +236,14 @@ static int name_cmp(const void *key, const void *elem)
     return strcmp(key, *(char *const *)elem);
 }
 
-/* The proxy user c's tunnel was opened by, "" if none: an inspected tunnel's is the CONNECT's
- * whatever request it carries now; a spliced one's or a WebSocket's is its record's. */
-static const char *tunnel_user_of(const struct conn *c)
+/* The proxy user whose password let c's tunnel or request in, "" if none: an inspected
+ * tunnel's is the CONNECT's whatever request it carries now; anything else's is its
+ * request's, in any state (a CONNECT still resolving or connecting becomes a tunnel later). */
+static const char *conn_user_of(const struct conn *c)
 {
     if (c->tunnel_user[0])
         return c->tunnel_user;
-    return c->state == CONN_TUNNEL && c->req ? c->req->rec.user : "";
+    return c->req ? c->req->rec.user : "";
 }
 
 void tun_users_check(struct worker *w)
@@ -251,10 +252,11 @@ void tun_users_check(struct worker *w)
     struct conn *next;
     pthread_mutex_lock(&s->users_lock);
     w->users_judged_gen = atomic_load(&s->users_gen);
-    for (struct conn *c = w->active; s->users_known && c; c = next) {
+    for (struct conn *c = w->active; s->users_read && c; c = next) {
         next = c->next;
-        const char *user = tunnel_user_of(c);
-        if (!user[0] || bsearch(user, s->users, s->nusers, sizeof(*s->users), name_cmp))
+        const char *user = conn_user_of(c);
+        if (!user[0] || c->user_read >= s->users_read ||
+            bsearch(user, s->users, s->nusers, sizeof(*s->users), name_cmp))
             continue;
         char detail[120]; /* cut to the error column by request_record_outcome */
         snprintf(detail, sizeof(detail), "closed: proxy user %s was deleted", user);

@@ -87,7 +87,8 @@ void tun_start(struct conn *c, bool read_hello);
  * site for minutes), and a block is for what is open too. Worker thread, after a new set. */
 void tun_rejudge(struct worker *w);
 /* Closes w's tunnels whose proxy user is no longer in the store (deleted), spliced or
- * inspected, and an upgraded WebSocket's: the password was checked once, when it opened.
+ * inspected, and an upgraded WebSocket's (the password was checked once, when it opened), and
+ * any request of such a user still in flight (a CONNECT resolving becomes a tunnel later).
  * Worker thread, after the main thread read the users again (proxy_shared.users_gen). */
 void tun_users_check(struct worker *w);
 /* The CONN_TUNNEL step: moves what it can both ways. Returns whether anything moved (false

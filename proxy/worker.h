@@ -82,12 +82,16 @@ struct proxy_shared {
 
     /* The proxy users in the store, names in strcmp order: the main thread reads them again
      * after users may have changed (proxy_users_refresh), and the workers close the tunnels of
-     * users no longer there (tun_users_check). */
+     * users no longer there (tun_users_check). users_reads counts the reads begun; a
+     * connection notes it when its password is checked (conn.user_read), so a list judges
+     * only users checked before it was read: one created meanwhile is not in it yet. */
     pthread_mutex_t users_lock;
     char **users; /* under users_lock, owned */
     size_t nusers;
-    bool users_known; /* under users_lock: read at least once (until then nothing is closed) */
-    atomic_uint_fast64_t users_gen;
+    uint64_t users_read; /* under users_lock: the users_reads value of the list's read, 0 for
+                            none yet (nothing is closed until one is) */
+    atomic_uint_fast64_t users_reads;
+    atomic_uint_fast64_t users_gen; /* bumped when a list is put in place */
 };
 
 /* This worker's counters (base/stats.h), added to with relaxed atomics by the worker and

@@ -19,7 +19,8 @@ def basic(user, password):
 class AuthTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dns = DnsStub({"allowed.test": "127.0.0.1", "open.test": "127.0.0.1"}).__enter__()
+        cls.dns = DnsStub({"allowed.test": "127.0.0.1", "open.test": "127.0.0.1",
+                           "slow.test": "127.0.0.1"}, delays={"slow.test": 3000}).__enter__()
         cls.origin = Origin().__enter__()
         cls.px = Proxyd(dns=cls.dns, policy=POLICY,  # tunnels to the origin's port too
                         extra_args=["--connect-ports", "443,%d" % cls.origin.port]).__enter__()
@@ -109,17 +110,27 @@ class AuthTest(unittest.TestCase):
             self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
             return s, rest
         (doomed, _), (kept, rest) = tunnel("dave", "dave-secret"), tunnel("alice", "alice-secret")
+        # And one still being set up (its name resolves in 3 s): it must not open afterwards.
+        pending = self.px.connect()
         try:
+            pending.sendall(("CONNECT slow.test:%d HTTP/1.1\r\nHost: slow.test:%d\r\n%s\r\n\r\n"
+                             % (self.origin.port, self.origin.port,
+                                basic("dave", "dave-secret"))).encode())
+            # Its password checked (a cached answer, from the tunnel above) before the delete.
+            self.assertTrue(wait_for(lambda: self.px.api("GET", "/api/stats")["proxy"]
+                                     ["connections_by_state"].get("resolve", 0) >= 1, timeout=60))
             self.px.api("DELETE", "/api/users/dave")
             self.assertTrue(closed_by_peer(doomed, 60))
+            self.assertTrue(closed_by_peer(pending, 60), "the pending CONNECT answered")
             kept.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
             status, _, body, _ = read_response(kept, rest)
             self.assertEqual((status, len(body)), (200, 1024))
             rows = wait_for(lambda: self.px.db_rows(
-                "SELECT error FROM access_log WHERE method = 'CONNECT' AND user = 'dave'"),
-                timeout=60)
-            self.assertEqual(rows, [("closed: proxy user dave was deleted",)])
+                "SELECT error FROM access_log WHERE method = 'CONNECT' AND user = 'dave'"
+                " ORDER BY host"), timeout=60)
+            self.assertEqual(rows, [("closed: proxy user dave was deleted",)] * 2)
         finally:
+            pending.close()
             doomed.close()
             kept.close()
             self.px.api("DELETE", "/api/rules/%d" % rule["rule"]["id"])
