@@ -1371,7 +1371,8 @@ static void proxy_users_refresh(struct proxyd *p)
         return;
     }
     /* strcmp order for bsearch: PostgreSQL's ORDER BY follows its collation. */
-    qsort(names, n, sizeof(*names), name_order);
+    if (n > 1) /* names is NULL when there are none, which qsort may not be given */
+        qsort(names, n, sizeof(*names), name_order);
     pthread_mutex_lock(&s->users_lock);
     char **old = s->users;
     size_t nold = s->nusers;

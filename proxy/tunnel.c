@@ -256,7 +256,7 @@ void tun_users_check(struct worker *w)
         next = c->next;
         const char *user = conn_user_of(c);
         if (!user[0] || c->user_read >= s->users_read ||
-            bsearch(user, s->users, s->nusers, sizeof(*s->users), name_cmp))
+            (s->nusers > 0 && bsearch(user, s->users, s->nusers, sizeof(*s->users), name_cmp)))
             continue;
         char detail[120]; /* cut to the error column by request_record_outcome */
         snprintf(detail, sizeof(detail), "closed: proxy user %s was deleted", user);
