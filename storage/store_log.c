@@ -971,8 +971,10 @@ static void spill_batch(struct store_log *log, size_t rows)
 static void batch_failed(struct store_log *log, size_t rows, const char *why)
 {
     if (log->spill) {
-        spill_batch(log, rows);
+        /* The failure counted first: whoever sees the batch in the spill (its counts, /metrics)
+         * sees the error that put it there. fail_db leaves the batch's text (log->copy). */
         fail_db(log, why);
+        spill_batch(log, rows);
     } else {
         fail_batch(log, rows, why);
     }
